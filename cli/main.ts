@@ -1,0 +1,58 @@
+// `uvt` dispatcher: finds subcommands in cli/commands/, prints help, turns user errors into one-line messages.
+import { readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { type Command, UsageError } from "./command.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+// Each subcommand lives in its own file so that adding one never touches a shared list.
+async function loadCommands(): Promise<Command[]> {
+  const dir = join(here, "commands");
+  const files = readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts")).sort();
+  const out: Command[] = [];
+  for (const f of files) {
+    const mod = (await import(pathToFileURL(join(dir, f)).href)) as { default?: Command };
+    if (mod.default) out.push(mod.default);
+  }
+  return out;
+}
+
+function usage(commands: Command[]): string {
+  const width = Math.max(...commands.map((c) => c.name.length), 4);
+  return [
+    "uvt: the ultravisor toolchain, simulator and QEMU runner",
+    "",
+    "Usage: uvt COMMAND [options]   (uvt COMMAND --help for details)",
+    "",
+    "Commands:",
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const commands = await loadCommands();
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage(commands));
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    console.error(`uvt: unknown command '${name}'. Run 'uvt --help' to list the commands.`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(cmd.help);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`uvt ${name}: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+}
