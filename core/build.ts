@@ -1,0 +1,156 @@
+// Builds out/core.wasm (+ out/core.wat) from every core/assembly/*.ts entry with asc, then verifies with binaryen
+// that the module stays inside the integer-only feature set of docs/specs/core-wasm.md. No-op when up to date.
+// Usage: npx tsx core/build.ts [--force]
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, "..");
+export const coreWasmPath = join(repoRoot, "out", "core.wasm");
+export const coreWatPath = join(repoRoot, "out", "core.wat");
+
+/** Where static data lands in linear memory (= host physical memory); see docs/specs/memory-layout.md. */
+export const MEMORY_BASE = 8 * 1024 * 1024;
+
+export class CoreBuildError extends Error {
+  override name = "CoreBuildError";
+}
+
+function sourcesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...sourcesUnder(p));
+    else if (e.name.endsWith(".ts")) out.push(p);
+  }
+  return out;
+}
+
+/** The entry files: every core/assembly/*.ts (not lib/), in a stable order. */
+export function coreEntries(): string[] {
+  const dir = join(repoRoot, "core", "assembly");
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile() && e.name.endsWith(".ts"))
+    .map((e) => join(dir, e.name))
+    .sort();
+}
+
+function isStale(): boolean {
+  if (!existsSync(coreWasmPath) || !existsSync(coreWatPath)) return true;
+  const built = Math.min(statSync(coreWasmPath).mtimeMs, statSync(coreWatPath).mtimeMs);
+  const inputs = [...sourcesUnder(join(repoRoot, "core", "assembly")), fileURLToPath(import.meta.url)];
+  // A deleted entry also makes the output stale; the directory's mtime changes when a file is removed.
+  inputs.push(join(repoRoot, "core", "assembly"));
+  return inputs.some((p) => statSync(p).mtimeMs > built);
+}
+
+/** asc command line; exported so docs and tests can show exactly what runs. */
+export function ascArgs(entries: string[], outWasm: string, outWat: string): string[] {
+  return [
+    ...entries.map((e) => relative(repoRoot, e)),
+    // The abort handler must be part of the program for --use to find it; it exports nothing.
+    "core/assembly/lib/panic.ts",
+    "--baseDir", repoRoot,
+    "--outFile", outWasm,
+    "--textFile", outWat,
+    "--runtime", "stub",
+    "--optimizeLevel", "3",
+    "--shrinkLevel", "0",
+    "--use", "abort=core/assembly/lib/panic/corePanic",
+    "--importMemory",
+    "--memoryBase", String(MEMORY_BASE),
+    "--disable", "bulk-memory,nontrapping-f2i",
+    "--noColors",
+  ];
+}
+
+async function compile(entries: string[], outWasm: string, outWat: string): Promise<void> {
+  const { default: asc } = await import("assemblyscript/asc");
+  let log = "";
+  const sink = { write(s: string | Uint8Array): boolean { log += typeof s === "string" ? s : Buffer.from(s).toString(); return true; } };
+  const { error } = await asc.main(ascArgs(entries, outWasm, outWat), { stdout: sink, stderr: sink });
+  if (error) throw new CoreBuildError(`asc failed to compile core/assembly:\n${log.trim() || error.message}`);
+  if (/WARNING/.test(log)) process.stderr.write(log);
+}
+
+/** Checks the built module against docs/specs/core-wasm.md; throws CoreBuildError naming what is wrong. */
+export async function verifyCoreWasm(bytes: Uint8Array): Promise<void> {
+  const { default: binaryen } = await import("binaryen");
+  const mod = binaryen.readBinary(bytes);
+  try {
+    const F = binaryen.Features;
+    mod.setFeatures(F.MVP | F.SignExt | F.MutableGlobals);
+    if (!mod.validate()) {
+      throw new CoreBuildError(
+        "core.wasm uses a wasm feature outside MVP + sign-extension + mutable-globals " +
+          "(binaryen validation failed; its messages are above). See docs/specs/core-wasm.md.",
+      );
+    }
+    const problems: string[] = [];
+    // Names ($…) and data strings may legitimately contain "f64"; strip them before looking for float types.
+    const text = mod.emitText();
+    const lines = text.split("\n");
+    let func = "(module)";
+    for (let i = 0; i < lines.length; i++) {
+      const raw = lines[i]!;
+      const m = /^\s*\(func \$(\S+)/.exec(raw);
+      if (m) func = m[1]!;
+      const line = raw.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\$[^\s()]+/g, "$");
+      const f = /\b(f32|f64|v128)\b/.exec(line);
+      if (f) problems.push(`${f[1]} in ${func} (core.wat line ${i + 1}): ${raw.trim().slice(0, 100)}`);
+      const bulk = /\b(memory\.(copy|fill|init)|data\.drop|table\.\w+|ref\.\w+)\b/.exec(line);
+      if (bulk) problems.push(`${bulk[1]} in ${func} (core.wat line ${i + 1})`);
+      const imp = /^\s*\(import "([^"]*)" "([^"]*)"/.exec(raw);
+      if (imp && imp[1] !== "hw" && !(imp[1] === "env" && imp[2] === "memory")) {
+        problems.push(`import ${imp[1]}.${imp[2]} is not from module "hw"`);
+      }
+    }
+    if (problems.length) {
+      throw new CoreBuildError(
+        `core.wasm is outside the integer-only feature set (docs/specs/core-wasm.md):\n  ${problems.slice(0, 20).join("\n  ")}`,
+      );
+    }
+  } finally {
+    mod.dispose();
+  }
+}
+
+/** Builds out/core.wasm if any source is newer; returns true when it rebuilt. */
+export async function buildCore(opts: { force?: boolean } = {}): Promise<boolean> {
+  if (!opts.force && !isStale()) return false;
+  const entries = coreEntries();
+  if (entries.length === 0) throw new CoreBuildError("no entry files in core/assembly/*.ts");
+  mkdirSync(dirname(coreWasmPath), { recursive: true });
+  // Compile to temporary names, verify, then rename: a failed build never leaves a half-good core.wasm behind.
+  const tmpWasm = `${coreWasmPath}.${process.pid}.tmp`;
+  const tmpWat = `${coreWatPath}.${process.pid}.tmp`;
+  await compile(entries, tmpWasm, tmpWat);
+  const { readFileSync, rmSync } = await import("node:fs");
+  try {
+    await verifyCoreWasm(readFileSync(tmpWasm));
+  } catch (e) {
+    rmSync(tmpWasm, { force: true });
+    rmSync(tmpWat, { force: true });
+    throw e;
+  }
+  renameSync(tmpWat, coreWatPath);
+  renameSync(tmpWasm, coreWasmPath);
+  return true;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const force = process.argv.includes("--force");
+  buildCore({ force }).then(
+    (rebuilt) => {
+      const size = statSync(coreWasmPath).size;
+      process.stdout.write(`${rebuilt ? "built" : "up to date:"} ${relative(process.cwd(), coreWasmPath)} (${size} bytes)\n`);
+    },
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
+// Kept for callers that want to write the .wat themselves.
+export { writeFileSync as _writeFileSync };

@@ -1,0 +1,81 @@
+// Loads out/core.wasm for TypeScript users (sim/, tests, benches): rebuilds it when stale, supplies the simulator's
+// model of the `hw` imports (docs/specs/core-wasm.md) and instantiates it in V8 over a caller-sized memory.
+import { readFileSync } from "node:fs";
+import { buildCore, coreWasmPath, MEMORY_BASE } from "./build.ts";
+import { WA, type WasmInstance, type WasmMemory, type WasmModule } from "./webassembly.ts";
+
+/** A fatal error raised by core.wasm through hw.panic: a bug in core or corrupted state, never bad input. */
+export class CorePanic extends Error {
+  override name = "CorePanic";
+}
+
+/** Thrown by a fault injector from inside an hw import to model a processor failure at that point. */
+export class InjectedFault extends Error {
+  override name = "InjectedFault";
+}
+
+export type HwImports = Record<string, unknown>;
+
+export interface LoadOptions {
+  /** Linear memory (= host physical memory from address 0). Default: just enough for core's static data. */
+  memory?: WasmMemory;
+  /** Replaces or adds `hw` imports (for example a `flush` that injects faults). */
+  hw?: HwImports;
+}
+
+export interface Core {
+  instance: WasmInstance;
+  memory: WasmMemory;
+  /** Every export of core.wasm, untyped; sim/ wraps the ones it uses with types. */
+  exports: Record<string, unknown>;
+}
+
+const WASM_PAGE = 65536;
+
+/** Pages of 64 KiB a memory needs so that core's static data (at MEMORY_BASE) fits. */
+export const MIN_MEMORY_PAGES = MEMORY_BASE / WASM_PAGE + 1;
+
+let compiled: WasmModule | undefined;
+
+/** Compiles core.wasm once per process (building it first if a source changed). */
+export async function coreModule(): Promise<WasmModule> {
+  if (!compiled) {
+    await buildCore();
+    compiled = new WA.Module(readFileSync(coreWasmPath));
+  }
+  return compiled as WasmModule;
+}
+
+/** Reads an AssemblyScript string (UTF-16LE, byte length in the u32 before it) out of linear memory. */
+export function readAsString(memory: WasmMemory, ptr: number): string | null {
+  if (ptr === 0) return null;
+  const buf = memory.buffer;
+  if (ptr < 4 || ptr > buf.byteLength) return `<bad string pointer ${ptr}>`;
+  const len = new DataView(buf).getUint32(ptr - 4, true);
+  if (ptr + len > buf.byteLength || len % 2 !== 0) return `<bad string at ${ptr}>`;
+  return Buffer.from(buf, ptr, len).toString("utf16le");
+}
+
+/** Instantiates core.wasm. Instantiation is synchronous after the first compile, so hosts can make many. */
+export async function loadCore(opts: LoadOptions = {}): Promise<Core> {
+  const module = await coreModule();
+  return instantiateCore(module, opts);
+}
+
+export function instantiateCore(module: WasmModule, opts: LoadOptions = {}): Core {
+  const memory = opts.memory ?? new WA.Memory({ initial: MIN_MEMORY_PAGES });
+  if (memory.buffer.byteLength < MIN_MEMORY_PAGES * WASM_PAGE) {
+    throw new RangeError(`core.wasm needs at least ${MIN_MEMORY_PAGES} wasm pages of memory (static data at ${MEMORY_BASE})`);
+  }
+  const hw: HwImports = {
+    panic(msg: number, file: number, line: number, col: number): never {
+      const text = readAsString(memory, msg >>> 0) ?? "panic";
+      const where = readAsString(memory, file >>> 0);
+      throw new CorePanic(where ? `${text} (${where}:${line}:${col})` : text);
+    },
+    flush(_addr: number, _len: number): void {},
+    ...opts.hw,
+  };
+  const instance = new WA.Instance(module, { env: { memory }, hw });
+  return { instance, memory, exports: instance.exports as Record<string, unknown> };
+}
