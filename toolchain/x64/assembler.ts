@@ -1,0 +1,564 @@
+// The typed x86-64 Assembler: one method per mnemonic over typed operands, labels with forward references and
+// automatic short/near branch selection, alignment, data directives, sections and symbols. `finish()` lays out each
+// section (iterating branch sizes until they settle), resolves what it can and returns an ObjectFile (object.ts) whose
+// relocations link.ts applies once section addresses are known. Instruction bytes come from encoder.ts only.
+import { assemble, describe, EncodeError, LOCK, type Operand, pending, REP, REPNE, Sink } from "./encoder.ts";
+import { type Condition, CONDITIONS, FORMS, LOCKABLE, REPEATABLE } from "./forms.ts";
+import type { ObjectFile, Relocation, SectionKind, SymbolDef } from "./object.ts";
+import { type Imm, Label, type Mem, SymRef } from "./operands.ts";
+import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
+
+export type Reg = Gpr;
+export type RM = Gpr | Mem;
+export type Src = Gpr | Mem | Imm;
+
+/** A relaxable item: a branch to a label (2 or 5/6 bytes) or an alignment gap. Occupies no bytes in the raw buffer. */
+interface Item {
+  pos: number;
+  /** 0: jmp, 1: jcc, 2: align. */
+  kind: 0 | 1 | 2;
+  cc: number;
+  label: Label | null;
+  size: number;
+  /** Branch: the final near form was forced (other section, unbound, or out of short range). */
+  near: boolean;
+  align: number;
+  fill: number;
+}
+
+interface Fixup {
+  pos: number;
+  item: number;
+  kind: "rel32" | "abs32" | "abs64";
+  label: Label;
+  addend: number;
+  tail: number;
+}
+
+class SectionState {
+  readonly sink = new Sink();
+  readonly items: Item[] = [];
+  readonly fixups: Fixup[] = [];
+  /** Prefix sums of item sizes after layout: final offset = raw pos + shift[items before]. */
+  shift: Int32Array = new Int32Array(1);
+  bssSize = 0;
+  constructor(
+    readonly name: string,
+    readonly kind: SectionKind,
+    public align: number,
+  ) {}
+}
+
+/** Where the assembler was at some moment; `Assembler.offsetOf(mark)` turns it into a final offset after finish(). */
+export interface Mark {
+  section: number;
+  pos: number;
+  item: number;
+}
+
+const KIND_BY_NAME: Record<string, SectionKind> = { ".text": "text", ".data": "data", ".rdata": "rdata", ".bss": "bss" };
+
+/** Recommended multi-byte NOP sequences (Intel SDM, "NOP" instruction), by length 1..9. */
+const NOPS: number[][] = [
+  [],
+  [0x90],
+  [0x66, 0x90],
+  [0x0f, 0x1f, 0x00],
+  [0x0f, 0x1f, 0x40, 0x00],
+  [0x0f, 0x1f, 0x44, 0x00, 0x00],
+  [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+  [0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+  [0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+  [0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+function writeNops(out: Uint8Array, at: number, n: number): void {
+  while (n > 0) {
+    const k = Math.min(n, 9);
+    out.set(NOPS[k]!, at);
+    at += k;
+    n -= k;
+  }
+}
+
+// The typed per-mnemonic methods are declared in the merged interface Assembler at the end of this file.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class Assembler {
+  private readonly sections: SectionState[] = [];
+  private cur!: SectionState;
+  private curIndex = 0;
+  private readonly labels = new Map<string, Label>();
+  private readonly allLabels: Label[] = [];
+  private nextId = 0;
+  private prefixes = 0;
+  private finished = false;
+
+  constructor() {
+    this.section(".text");
+  }
+
+  // ---- sections, labels, symbols -------------------------------------------------------------------------------
+
+  /** Switches to (creating if needed) a section. The kind defaults from the name (.text/.data/.rdata/.bss). */
+  section(name: string, kind?: SectionKind, align = 16): this {
+    if (name.length === 0 || name.length > 8) throw new Error(`section name '${name}' must be 1 to 8 bytes (a PE limit)`);
+    let i = this.sections.findIndex((s) => s.name === name);
+    if (i < 0) {
+      const k = kind ?? KIND_BY_NAME[name] ?? "data";
+      this.sections.push(new SectionState(name, k, align));
+      i = this.sections.length - 1;
+    } else if (kind && this.sections[i]!.kind !== kind) {
+      throw new Error(`section ${name} was created as ${this.sections[i]!.kind}, not ${kind}`);
+    }
+    this.curIndex = i;
+    this.cur = this.sections[i]!;
+    return this;
+  }
+
+  /** A new label, unbound. Named labels are symbols in the object file (and must be unique). */
+  label(name?: string): Label {
+    if (name !== undefined) {
+      if (this.labels.has(name)) throw new Error(`label '${name}' is already defined`);
+    }
+    const l = new Label(name ?? null, this.nextId++);
+    if (name !== undefined) this.labels.set(name, l);
+    this.allLabels.push(l);
+    return l;
+  }
+
+  /** The label called `name`, created unbound if it does not exist yet (forward references, external symbols). */
+  symbol(name: string): Label {
+    return this.labels.get(name) ?? this.label(name);
+  }
+
+  /** Binds a label to the current position. */
+  bind(l: Label): this {
+    if (l.bound) throw new Error(`label '${l}' is bound twice`);
+    l.section = this.curIndex;
+    l.pos = this.cur.sink.pos + this.cur.bssSize;
+    l.item = this.cur.items.length;
+    return this;
+  }
+
+  /** Creates a label and binds it here. */
+  here(name?: string): Label {
+    const l = this.label(name);
+    this.bind(l);
+    return l;
+  }
+
+  /** Marks a label as a global symbol. */
+  global(l: Label): this {
+    if (!l.name) throw new Error("only named labels can be global");
+    l.global = true;
+    return this;
+  }
+
+  mark(): Mark {
+    return { section: this.curIndex, pos: this.cur.sink.pos + this.cur.bssSize, item: this.cur.items.length };
+  }
+
+  /** Final offset of a mark within its section; valid after finish(). */
+  offsetOf(m: Mark): number {
+    return m.pos + this.sections[m.section]!.shift[m.item]!;
+  }
+
+  /** Final offset of a bound label within its section; valid after finish(). */
+  labelOffset(l: Label): number {
+    if (!l.bound) throw new Error(`label '${l}' is not bound`);
+    return l.pos + this.sections[l.section]!.shift[l.item]!;
+  }
+
+  // ---- prefixes -------------------------------------------------------------------------------------------------
+
+  /** The next instruction gets a lock prefix (checked: lockable instruction with a memory destination). */
+  lock(): this {
+    this.prefixes |= LOCK;
+    return this;
+  }
+  /** The next (string) instruction gets rep (F3). */
+  rep(): this {
+    this.prefixes |= REP;
+    return this;
+  }
+  repe(): this {
+    return this.rep();
+  }
+  repz(): this {
+    return this.rep();
+  }
+  /** The next (string) instruction gets repne (F2). */
+  repne(): this {
+    this.prefixes |= REPNE;
+    return this;
+  }
+  repnz(): this {
+    return this.repne();
+  }
+
+  // ---- the generic entry ------------------------------------------------------------------------------------------
+
+  /** Assembles one instruction by mnemonic (what the text front end calls); the typed methods below route here. */
+  emit(mnemonic: string, ...ops: Operand[]): this {
+    return this.ins(mnemonic, ops);
+  }
+
+  private ins(mnemonic: string, ops: Operand[]): this {
+    const sec = this.cur;
+    if (sec.kind === "bss") throw new Error(`${describe(mnemonic, ops)}: instructions cannot go in bss section ${sec.name}`);
+    const pfx = this.prefixes;
+    if (pfx) {
+      this.prefixes = 0;
+      if (pfx & LOCK && !(LOCKABLE.has(mnemonic) && typeof ops[0] === "object" && ops[0].k === K.Mem)) {
+        throw new EncodeError(`${describe(mnemonic, ops)}: lock needs one of ${[...LOCKABLE].join("/")} with a memory destination`);
+      }
+      if (pfx & (REP | REPNE) && !REPEATABLE.has(mnemonic)) {
+        throw new EncodeError(`${describe(mnemonic, ops)}: rep/repne only precede string instructions (movs/stos/lods/scas/cmps)`);
+      }
+    }
+    const s = sec.sink;
+    assemble(s, mnemonic, ops, pfx);
+    if (pending.ripAt >= 0) {
+      sec.fixups.push({ pos: pending.ripAt, item: sec.items.length, kind: "rel32", label: pending.ripLabel!, addend: pending.ripAddend, tail: pending.ripTail });
+    }
+    if (pending.symAt >= 0) {
+      const r = pending.symRef!;
+      sec.fixups.push({ pos: pending.symAt, item: sec.items.length, kind: pending.symSize === 8 ? "abs64" : "abs32", label: r.label, addend: r.addend, tail: 0 });
+    }
+    return this;
+  }
+
+  private branch(kind: 0 | 1, cc: number, target: Label, what: string): this {
+    if (this.prefixes) throw new EncodeError(`${what} ${target}: prefixes cannot precede a branch`);
+    if (this.cur.kind === "bss") throw new Error(`${what}: instructions cannot go in bss section ${this.cur.name}`);
+    this.cur.items.push({ pos: this.cur.sink.pos, kind, cc, label: target, size: 2, near: false, align: 0, fill: 0 });
+    return this;
+  }
+
+  // ---- control flow -------------------------------------------------------------------------------------------------
+
+  /** jmp label (short or near, chosen at finish), jmp reg64, jmp qword ptr [..]. */
+  jmp(target: Label | Gpr | Mem): this {
+    return target instanceof Label ? this.branch(0, 0, target, "jmp") : this.ins("jmp", [target]);
+  }
+  /** jcc by condition name: jcc("ne", loop). */
+  jcc(cc: Condition, target: Label): this {
+    const n = CONDITIONS.get(cc);
+    if (n === undefined) throw new EncodeError(`j${cc}: unknown condition '${cc}'`);
+    return this.branch(1, n, target, `j${cc}`);
+  }
+  /** call label (rel32; a relocation if the label is in another section or external), call reg64, call qword ptr [..]. */
+  call(target: Label | Gpr | Mem): this {
+    if (!(target instanceof Label)) return this.ins("call", [target]);
+    if (this.prefixes) throw new EncodeError(`call ${target}: prefixes cannot precede a branch`);
+    const s = this.cur.sink;
+    s.ensure(8);
+    s.buf[s.pos++] = 0xe8;
+    this.cur.fixups.push({ pos: s.pos, item: this.cur.items.length, kind: "rel32", label: target, addend: 0, tail: 0 });
+    s.buf.fill(0, s.pos, s.pos + 4);
+    s.pos += 4;
+    return this;
+  }
+  /** Far jump through a memory far pointer: fword (m16:32) or tbyte (m16:64, REX.W), for mode switches. */
+  jmpFar(m: Mem): this {
+    return this.ins("jmpfar", [m]);
+  }
+  callFar(m: Mem): this {
+    return this.ins("callfar", [m]);
+  }
+  ret(imm16?: number): this {
+    return this.ins("ret", imm16 === undefined ? [] : [imm16]);
+  }
+  setcc(cc: Condition, dst: RM): this {
+    return this.ins(`set${cc}`, [dst]);
+  }
+  cmovcc(cc: Condition, dst: Gpr, src: RM): this {
+    return this.ins(`cmov${cc}`, [dst, src]);
+  }
+
+  // ---- data ---------------------------------------------------------------------------------------------------------
+
+  private data(bytes: ArrayLike<number>): this {
+    if (this.cur.kind === "bss") throw new Error(`section ${this.cur.name} is bss: use zero() to reserve space`);
+    const s = this.cur.sink;
+    s.ensure(bytes.length);
+    s.buf.set(bytes, s.pos);
+    s.pos += bytes.length;
+    return this;
+  }
+
+  private ints(width: number, values: readonly (Imm | SymRef)[], what: string): this {
+    if (this.cur.kind === "bss") throw new Error(`section ${this.cur.name} is bss: use zero() to reserve space`);
+    const s = this.cur.sink;
+    s.ensure(values.length * width);
+    for (const v of values) {
+      if (v instanceof SymRef) {
+        if (width < 4) throw new Error(`${what} ${v}: a symbol address needs dd (abs32) or dq (abs64)`);
+        this.cur.fixups.push({ pos: s.pos, item: this.cur.items.length, kind: width === 8 ? "abs64" : "abs32", label: v.label, addend: v.addend, tail: 0 });
+        s.buf.fill(0, s.pos, s.pos + width);
+        s.pos += width;
+        continue;
+      }
+      let u = BigInt(v);
+      const bits = BigInt(width * 8);
+      if (u < -(1n << (bits - 1n)) || u >= 1n << bits) throw new Error(`${what} ${v}: value does not fit in ${width} byte(s)`);
+      u = BigInt.asUintN(width * 8, u);
+      for (let i = 0; i < width; i++) {
+        s.buf[s.pos++] = Number(u & 0xffn);
+        u >>= 8n;
+      }
+    }
+    return this;
+  }
+
+  /** Bytes: numbers (-128..255), strings (UTF-8) or byte arrays. */
+  db(...values: (number | string | Uint8Array)[]): this {
+    for (const v of values) {
+      if (typeof v === "string") this.data(new TextEncoder().encode(v));
+      else if (typeof v === "number") this.ints(1, [v], "db");
+      else this.data(v);
+    }
+    return this;
+  }
+  dw(...values: Imm[]): this {
+    return this.ints(2, values, "dw");
+  }
+  dd(...values: (Imm | SymRef)[]): this {
+    return this.ints(4, values, "dd");
+  }
+  dq(...values: (Imm | SymRef)[]): this {
+    return this.ints(8, values, "dq");
+  }
+  /** A string without terminator. */
+  ascii(text: string): this {
+    return this.data(new TextEncoder().encode(text));
+  }
+  /** A NUL-terminated string. */
+  asciz(text: string): this {
+    return this.data(new TextEncoder().encode(`${text}\0`));
+  }
+  /** n zero bytes (in bss: reserves n bytes). */
+  zero(n: number): this {
+    if (!Number.isInteger(n) || n < 0) throw new Error(`zero(${n}): the count must be a non-negative integer`);
+    if (this.cur.kind === "bss") {
+      this.cur.bssSize += n;
+      return this;
+    }
+    return this.data(new Uint8Array(n));
+  }
+  /**
+   * Pads to a multiple of `n` (a power of two). In text sections the padding is multi-byte NOPs unless `fill` is given.
+   * The section's own alignment is raised to n so the padding stays meaningful after linking.
+   */
+  align(n: number, fill?: number): this {
+    if (!Number.isInteger(n) || n < 1 || (n & (n - 1)) !== 0) throw new Error(`align ${n}: not a power of two`);
+    if (fill !== undefined && (!Number.isInteger(fill) || fill < 0 || fill > 255)) throw new Error(`align ${n}, ${fill}: the fill must be a byte`);
+    if (n > this.cur.align) this.cur.align = n;
+    if (this.cur.kind === "bss") {
+      this.cur.bssSize = (this.cur.bssSize + n - 1) & -n;
+      return this;
+    }
+    this.cur.items.push({ pos: this.cur.sink.pos, kind: 2, cc: 0, label: null, size: 0, near: false, align: n, fill: fill ?? (this.cur.kind === "text" ? -1 : 0) });
+    return this;
+  }
+  /** n bytes of recommended multi-byte NOPs. */
+  nops(n: number): this {
+    if (!Number.isInteger(n) || n < 0) throw new Error(`nops(${n}): the count must be a non-negative integer`);
+    const b = new Uint8Array(n);
+    writeNops(b, 0, n);
+    return this.data(b);
+  }
+
+  // ---- layout -------------------------------------------------------------------------------------------------------
+
+  private layout(sec: SectionState, index: number): void {
+    const items = sec.items;
+    const n = items.length;
+    const shift = new Int32Array(n + 1);
+    const target = (l: Label) => l.pos + shift[l.item]!;
+    for (const it of items) {
+      if (it.kind !== 2 && (it.label!.section !== index)) it.near = true;
+      if (it.near) it.size = it.kind === 0 ? 5 : 6;
+    }
+    for (let pass = 0; ; pass++) {
+      let changed = false;
+      let acc = 0;
+      for (let i = 0; i < n; i++) {
+        const it = items[i]!;
+        shift[i] = acc;
+        const at = it.pos + acc;
+        let size = it.size;
+        if (it.kind === 2) {
+          size = (it.align - (at % it.align)) % it.align;
+        } else if (!it.near) {
+          // Targets behind use this pass's shifts, targets ahead last pass's; branch sizes only grow, so this converges.
+          const rel = target(it.label!) - (at + 2);
+          if (rel < -128 || rel > 127) {
+            it.near = true;
+            size = it.kind === 0 ? 5 : 6;
+          }
+        }
+        if (size !== it.size) {
+          it.size = size;
+          changed = true;
+        }
+        acc += it.size;
+      }
+      shift[n] = acc;
+      if (!changed && pass > 0) break;
+      if (pass > 1000) throw new Error(`section ${sec.name}: branch layout did not settle`);
+    }
+    sec.shift = shift;
+  }
+
+  /** Lays out all sections and returns the object file. The assembler cannot be used afterwards. */
+  finish(): ObjectFile {
+    if (this.finished) throw new Error("finish() was already called");
+    if (this.prefixes) throw new Error("a lock/rep prefix is not followed by an instruction");
+    this.finished = true;
+    this.sections.forEach((s, i) => this.layout(s, i));
+    const relocations: Relocation[] = [];
+    const referenced = new Set<Label>();
+    const nameOf = (l: Label): string => {
+      if (!l.bound && !l.name) throw new Error(`label ${l} is used but never bound`);
+      referenced.add(l);
+      return String(l);
+    };
+    const sections = this.sections.map((sec, index) => {
+      const raw = sec.sink.bytes();
+      const total = sec.kind === "bss" ? sec.bssSize : raw.length + sec.shift[sec.items.length]!;
+      const out = new Uint8Array(total);
+      if (sec.kind !== "bss") {
+        let from = 0;
+        let at = 0;
+        for (let i = 0; i < sec.items.length; i++) {
+          const it = sec.items[i]!;
+          out.set(raw.subarray(from, it.pos), at);
+          at += it.pos - from;
+          from = it.pos;
+          if (it.kind === 2) {
+            if (it.fill < 0) writeNops(out, at, it.size);
+            else out.fill(it.fill, at, at + it.size);
+          } else {
+            const l = it.label!;
+            const end = at + it.size;
+            if (!it.near) {
+              out[at] = it.kind === 0 ? 0xeb : 0x70 + it.cc;
+              out[at + 1] = (this.labelOffset(l) - end) & 0xff;
+            } else {
+              if (it.kind === 0) out[at] = 0xe9;
+              else {
+                out[at] = 0x0f;
+                out[at + 1] = 0x80 + it.cc;
+              }
+              if (l.section === index) writeI32(out, end - 4, this.labelOffset(l) - end);
+              else relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(l), addend: 0 });
+            }
+          }
+          at += it.size;
+        }
+        out.set(raw.subarray(from), at);
+      }
+      for (const f of sec.fixups) {
+        const pos = f.pos + sec.shift[f.item]!;
+        if (f.kind === "rel32" && f.label.section === index) {
+          const v = this.labelOffset(f.label) + f.addend - (pos + 4 + f.tail);
+          writeI32(out, pos, v);
+        } else {
+          const r: Relocation = { section: index, offset: pos, kind: f.kind, target: nameOf(f.label), addend: f.addend };
+          if (f.tail) r.tail = f.tail;
+          relocations.push(r);
+        }
+      }
+      return { name: sec.name, kind: sec.kind, align: sec.align, bytes: out };
+    });
+    const symbols: SymbolDef[] = [];
+    for (const l of this.allLabels) {
+      if (!l.bound || (!l.name && !referenced.has(l))) continue;
+      symbols.push({ name: String(l), section: l.section, offset: this.labelOffset(l), global: l.global });
+    }
+    return { sections, symbols, relocations };
+  }
+}
+
+function writeI32(out: Uint8Array, at: number, v: number): void {
+  out[at] = v & 0xff;
+  out[at + 1] = (v >> 8) & 0xff;
+  out[at + 2] = (v >> 16) & 0xff;
+  out[at + 3] = (v >> 24) & 0xff;
+}
+
+// ---- one typed method per mnemonic -----------------------------------------------------------------------------------
+// Declared here (types) and installed on the prototype below from the opcode table, so the list cannot drift from it.
+
+type M0 = () => Assembler;
+type M1<A> = (a: A) => Assembler;
+type M2<A, B> = (a: A, b: B) => Assembler;
+type M3<A, B, C> = (a: A, b: B, c: C) => Assembler;
+type CC = Condition;
+
+type SetccMethods = { [K in CC as `set${K}`]: M1<RM> };
+type CmovMethods = { [K in CC as `cmov${K}`]: M2<Gpr, RM> };
+type JccMethods = { [K in CC as `j${K}`]: M1<Label> };
+
+export interface Instructions extends SetccMethods, CmovMethods, JccMethods {
+  add: M2<RM, Src>; or: M2<RM, Src>; adc: M2<RM, Src>; sbb: M2<RM, Src>; and: M2<RM, Src>; sub: M2<RM, Src>; xor: M2<RM, Src>; cmp: M2<RM, Src>;
+  /** mov in all its forms, including segment, control and debug registers and `mov r64, addr(label)` (abs64). */
+  mov: M2<RM | SegReg | CtrlReg | DbgReg, Src | SegReg | CtrlReg | DbgReg | SymRef>;
+  /** mov with a 64-bit immediate or a 64-bit absolute address (moffs) with al/ax/eax/rax. */
+  movabs: M2<Gpr | Mem, Gpr | Mem | Imm | SymRef>;
+  movzx: M2<Gpr, RM>; movsx: M2<Gpr, RM>; movsxd: M2<Gpr, RM>; lea: M2<Gpr, Mem>; test: M2<RM, Src>;
+  inc: M1<RM>; dec: M1<RM>; not: M1<RM>; neg: M1<RM>; mul: M1<RM>; div: M1<RM>; idiv: M1<RM>;
+  /** imul rm; imul r, rm; imul r, rm, imm; imul r, imm. */
+  imul: ((a: RM) => Assembler) & ((a: Gpr, b: RM | Imm) => Assembler) & ((a: Gpr, b: RM, c: Imm) => Assembler);
+  rol: M2<RM, Gpr | Imm>; ror: M2<RM, Gpr | Imm>; rcl: M2<RM, Gpr | Imm>; rcr: M2<RM, Gpr | Imm>;
+  shl: M2<RM, Gpr | Imm>; sal: M2<RM, Gpr | Imm>; shr: M2<RM, Gpr | Imm>; sar: M2<RM, Gpr | Imm>;
+  shld: M3<RM, Gpr, Gpr | Imm>; shrd: M3<RM, Gpr, Gpr | Imm>;
+  cbw: M0; cwde: M0; cdqe: M0; cwd: M0; cdq: M0; cqo: M0;
+  xchg: M2<RM, RM>; cmpxchg: M2<RM, Gpr>; xadd: M2<RM, Gpr>;
+  bt: M2<RM, Gpr | Imm>; bts: M2<RM, Gpr | Imm>; btr: M2<RM, Gpr | Imm>; btc: M2<RM, Gpr | Imm>;
+  bsf: M2<Gpr, RM>; bsr: M2<Gpr, RM>; lzcnt: M2<Gpr, RM>; tzcnt: M2<Gpr, RM>; popcnt: M2<Gpr, RM>; bswap: M1<Gpr>;
+  lretq: M0; iretq: M0;
+  push: M1<Gpr | Mem | Imm | SegReg>; pop: M1<Gpr | Mem | SegReg>;
+  leave: M0; int3: M0; ud2: M0; int: M1<number>;
+  /** nop, or the multi-byte `nop r/m` form. For n bytes of padding use nops(n). */
+  nop: (a?: RM) => Assembler;
+  movsb: M0; movsw: M0; movsd: M0; movsq: M0; stosb: M0; stosw: M0; stosd: M0; stosq: M0;
+  lodsb: M0; lodsw: M0; lodsd: M0; lodsq: M0; scasb: M0; scasw: M0; scasd: M0; scasq: M0;
+  cmpsb: M0; cmpsw: M0; cmpsd: M0; cmpsq: M0;
+  cli: M0; sti: M0; hlt: M0; pause: M0; cpuid: M0; rdtsc: M0; rdtscp: M0; rdmsr: M0; wrmsr: M0;
+  /** in al/ax/eax, imm8|dx. */
+  in: M2<Gpr, Gpr | number>;
+  /** out imm8|dx, al/ax/eax. */
+  out: M2<Gpr | number, Gpr>;
+  lgdt: M1<Mem>; lidt: M1<Mem>; sgdt: M1<Mem>; sidt: M1<Mem>; ltr: M1<RM>; lldt: M1<RM>; str: M1<RM>;
+  syscall: M0; sysretq: M0; swapgs: M0; invlpg: M1<Mem>; wbinvd: M0; clflush: M1<Mem>;
+  mfence: M0; lfence: M0; sfence: M0;
+  fxsave: M1<Mem>; fxrstor: M1<Mem>; fxsave64: M1<Mem>; fxrstor64: M1<Mem>;
+  xsave: M1<Mem>; xrstor: M1<Mem>; xsave64: M1<Mem>; xrstor64: M1<Mem>;
+  vmcall: M0; vmmcall: M0;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface Assembler extends Instructions {}
+
+const OWN = new Set(["jmp", "call", "ret", "jmpfar", "callfar"]);
+for (const mnemonic of FORMS.keys()) {
+  if (OWN.has(mnemonic)) continue;
+  Object.defineProperty(Assembler.prototype, mnemonic, {
+    value: function (this: Assembler, ...ops: Operand[]) {
+      return (this as unknown as { ins(m: string, o: Operand[]): Assembler }).ins(mnemonic, ops);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+for (const cc of CONDITIONS.keys()) {
+  Object.defineProperty(Assembler.prototype, `j${cc}`, {
+    value: function (this: Assembler, target: Label) {
+      return this.jcc(cc as Condition, target);
+    },
+    writable: true,
+    configurable: true,
+  });
+}

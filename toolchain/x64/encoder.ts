@@ -1,0 +1,359 @@
+// The instruction encoder: picks the first form of forms.ts that accepts the operands and writes its bytes (legacy
+// prefixes, REX, opcode, ModRM/SIB/displacement, immediate). The single place in the project that produces x86-64
+// instruction bytes; the Assembler (assembler.ts) owns the buffers, labels and relocations around it.
+import { type Form, FORMS, GPR, Imm, type Spec } from "./forms.ts";
+import { type Label, type Mem, SIZE_NAMES, type SymRef } from "./operands.ts";
+import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
+
+export type Operand = Gpr | SegReg | CtrlReg | DbgReg | Mem | Label | SymRef | number | bigint;
+
+/** A growable byte buffer; instructions are at most 15 bytes, so one `ensure(16)` per instruction suffices. */
+export class Sink {
+  buf: Uint8Array;
+  pos = 0;
+  constructor(capacity = 4096) {
+    this.buf = new Uint8Array(capacity);
+  }
+  ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.pos + n) cap *= 2;
+    const b = new Uint8Array(cap);
+    b.set(this.buf.subarray(0, this.pos));
+    this.buf = b;
+  }
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+/** Prefix flags requested by the caller (Assembler.lock()/rep()/repne()). */
+export const LOCK = 1, REP = 2, REPNE = 4;
+
+/**
+ * What the last encode() left for the caller to finish: a RIP-relative disp32 aimed at a label, and an immediate that is
+ * a symbol address. Reused between calls (no allocation per instruction).
+ */
+export const pending = {
+  ripAt: -1,
+  ripLabel: null as Label | null,
+  ripAddend: 0,
+  ripTail: 0,
+  symAt: -1,
+  symRef: null as SymRef | null,
+  symSize: 0,
+};
+
+export class EncodeError extends Error {
+  override name = "EncodeError";
+}
+
+export function describe(mnemonic: string, ops: readonly Operand[]): string {
+  return ops.length ? `${mnemonic} ${ops.map((o) => (typeof o === "bigint" ? `0x${o.toString(16)}` : String(o))).join(", ")}` : mnemonic;
+}
+
+const TWO63 = 2 ** 63, TWO64 = 2 ** 64;
+
+/** Value of an immediate as a signed integer of `osize` bytes, or NaN if it does not fit (signed or unsigned). */
+function signedAs(v: number, osize: number): number {
+  switch (osize) {
+    case 1: return v < -128 || v > 255 ? NaN : v > 127 ? v - 256 : v;
+    case 2: return v < -32768 || v > 65535 ? NaN : v > 32767 ? v - 65536 : v;
+    case 4: return v < -2147483648 || v > 4294967295 ? NaN : v > 2147483647 ? v - 4294967296 : v;
+    default: return v < -TWO63 || v >= TWO64 ? NaN : v >= TWO63 ? v - TWO64 : v;
+  }
+}
+
+function immFits(kind: Imm, osize: number, value: number | bigint): boolean {
+  let v: number;
+  if (typeof value === "bigint") {
+    if (value < -(1n << 63n) || value >= 1n << 64n) return false;
+    const s = BigInt.asIntN(64, value);
+    if (s < -(2n ** 53n) || s > 2n ** 53n) return kind === Imm.IO;
+    v = Number(osize === 8 ? s : value);
+  } else {
+    v = value;
+    if (!Number.isInteger(v)) return false;
+  }
+  switch (kind) {
+    case Imm.IB: return v >= -128 && v <= 255;
+    case Imm.UB: return v >= 0 && v <= 255;
+    case Imm.IBS: {
+      const s = signedAs(v, osize);
+      return s >= -128 && s <= 127;
+    }
+    case Imm.IW: return v >= -32768 && v <= 65535;
+    case Imm.UW: return v >= 0 && v <= 65535;
+    case Imm.IZ: {
+      if (osize === 8) {
+        const s = signedAs(v, 8);
+        return s >= -2147483648 && s <= 2147483647;
+      }
+      return !Number.isNaN(signedAs(v, osize === 2 ? 2 : 4));
+    }
+    case Imm.IO: return v >= -TWO63 && v < TWO64;
+    case Imm.ONE: return v === 1;
+    default: return false;
+  }
+}
+
+function matchOp(s: Spec, op: Operand, f: Form, ops: readonly Operand[]): boolean {
+  if (typeof op === "number" || typeof op === "bigint") return s.imm !== Imm.None && immFits(s.imm, f.osize, op);
+  switch (op.k) {
+    case K.Gpr:
+      return (s.mask & GPR) !== 0 && s.size === op.size && (s.num < 0 || s.num === op.num) && !(s.num >= 0 && op.noRex);
+    case K.Mem: {
+      if ((s.mask & K.Mem) === 0) return false;
+      if (s.moffs && (op.base || op.index || op.rip)) return false;
+      if (s.size === 0 || op.size === s.size) return true;
+      if (op.size !== 0) return false;
+      // An unsized memory operand takes the width of a register operand of the same instruction (mov [rax], ebx).
+      for (const o of ops) if (typeof o === "object" && o.k === K.Gpr && o.size === s.size) return true;
+      return false;
+    }
+    case K.Sreg:
+      return (s.mask & K.Sreg) !== 0 && (s.num < 0 || s.num === op.num);
+    case K.Creg:
+      return (s.mask & K.Creg) !== 0;
+    case K.Dreg:
+      return (s.mask & K.Dreg) !== 0;
+    case K.SymRef:
+      return s.imm === Imm.IO || (s.imm === Imm.IZ && f.osize === 4);
+    default:
+      return false;
+  }
+}
+
+/** The first form of `forms` accepting the operands, or null. */
+export function select(forms: readonly Form[], ops: readonly Operand[]): Form | null {
+  const n = ops.length;
+  outer: for (let i = 0; i < forms.length; i++) {
+    const f = forms[i]!;
+    if (f.ops.length !== n) continue;
+    for (let j = 0; j < n; j++) if (!matchOp(f.ops[j]!, ops[j]!, f, ops)) continue outer;
+    return f;
+  }
+  return null;
+}
+
+/** Why no form matched, in words a user can act on. */
+export function explain(mnemonic: string, ops: readonly Operand[]): string {
+  const forms = FORMS.get(mnemonic);
+  const what = describe(mnemonic, ops);
+  if (!forms) return `${what}: unknown instruction '${mnemonic}'`;
+  const objs = ops.filter((o): o is Exclude<Operand, number | bigint> => typeof o === "object");
+  if (objs.filter((o) => o.k === K.Mem).length > 1) return `${what}: two memory operands (memory-to-memory) cannot be encoded; load one into a register first`;
+  if (!forms.some((f) => f.ops.length === ops.length)) {
+    const counts = [...new Set(forms.map((f) => f.ops.length))].join(" or ");
+    return `${what}: takes ${counts} operand(s), got ${ops.length}`;
+  }
+  const gprSizes = new Set(objs.filter((o) => o.k === K.Gpr).map((o) => (o as Gpr).size));
+  const mem = objs.find((o) => o.k === K.Mem) as Mem | undefined;
+  const imm = ops.find((o) => typeof o === "number" || typeof o === "bigint");
+  if (mem && mem.size === 0 && gprSizes.size === 0 && forms.every((f) => f.ops.every((s) => s.size !== 0 || !(s.mask & K.Mem))))
+    return `${what}: operand size unknown; write byte/word/dword/qword ptr`;
+  if (imm !== undefined) {
+    // Would the instruction match with a small immediate? Then this one is out of range.
+    const probe = ops.map((o) => (o === imm ? 1 : o));
+    if (select(forms, probe)) {
+      if (typeof imm === "number" && !Number.isInteger(imm)) return `${what}: immediate ${imm} is not an integer`;
+      return `${what}: immediate ${typeof imm === "bigint" ? `0x${imm.toString(16)}` : imm} does not fit the instruction's immediate field`;
+    }
+  }
+  if (gprSizes.size > 1 || (mem && mem.size && gprSizes.size === 1 && !gprSizes.has(mem.size as 1)))
+    return `${what}: operand widths differ (${objs.map((o) => ("size" in o && o.size ? `${SIZE_NAMES[o.size]}` : "?")).join(" vs ")})`;
+  return `${what}: no encoding of '${mnemonic}' takes these operands`;
+}
+
+function emitImm(s: Sink, v: number | bigint, width: number): void {
+  const b = s.buf;
+  let p = s.pos;
+  if (typeof v === "bigint") {
+    let u = BigInt.asUintN(64, v);
+    for (let i = 0; i < width; i++) {
+      b[p++] = Number(u & 0xffn);
+      u >>= 8n;
+    }
+  } else if (width <= 4) {
+    for (let i = 0; i < width; i++) {
+      b[p++] = v & 0xff;
+      v >>= 8;
+    }
+  } else {
+    const lo = v >>> 0;
+    const hi = Math.floor(v / 4294967296) >>> 0;
+    b[p] = lo & 0xff; b[p + 1] = (lo >>> 8) & 0xff; b[p + 2] = (lo >>> 16) & 0xff; b[p + 3] = lo >>> 24;
+    b[p + 4] = hi & 0xff; b[p + 5] = (hi >>> 8) & 0xff; b[p + 6] = (hi >>> 16) & 0xff; b[p + 7] = hi >>> 24;
+    p += 8;
+  }
+  s.pos = p;
+}
+
+function immWidth(f: Form, spec: Spec): number {
+  switch (spec.imm) {
+    case Imm.IB: case Imm.IBS: case Imm.UB: return 1;
+    case Imm.IW: case Imm.UW: return 2;
+    case Imm.IZ: return f.osize === 2 ? 2 : 4;
+    case Imm.IO: return 8;
+    default: return 0;
+  }
+}
+
+const SEG_PREFIX = [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65];
+
+/** Encodes `ops` with form `f` into `s`. `prefixes` is a set of LOCK/REP/REPNE flags. */
+export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: number): void {
+  s.ensure(16);
+  pending.ripAt = -1;
+  pending.symAt = -1;
+  let rex = f.rexW ? 8 : 0;
+  let needRex = false;
+  let noRex = false;
+  let mem: Mem | null = null;
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i]!;
+    if (typeof o !== "object") continue;
+    if (o.k === K.Gpr) {
+      if (o.needsRex) needRex = true;
+      if (o.noRex) noRex = true;
+    } else if (o.k === K.Mem) mem = o;
+  }
+  // ModRM fields
+  let reg = 0, rmReg: Gpr | null = null;
+  if (f.modrm >= 0) {
+    if (f.modrm === 8) {
+      const r = ops[f.regOp] as Gpr | SegReg | CtrlReg | DbgReg;
+      reg = r.num;
+      const rm = ops[f.rmOp] as Gpr | Mem;
+      if (rm.k === K.Gpr) rmReg = rm;
+    } else if (f.modrm === 9) {
+      rmReg = ops[0] as Gpr;
+      reg = rmReg.num;
+    } else {
+      reg = f.modrm;
+      const rm = ops[f.rmOp] as Gpr | Mem;
+      if (rm.k === K.Gpr) rmReg = rm;
+    }
+    if (reg & 8) rex |= 4;
+    if (rmReg && rmReg.num & 8) rex |= 1;
+    if (mem && f.modrm >= 0 && ops[f.rmOp] === mem) {
+      if (mem.base && mem.base.num & 8) rex |= 1;
+      if (mem.index && mem.index.num & 8) rex |= 2;
+    }
+  }
+  let plus = 0;
+  if (f.plusR >= 0) {
+    const r = ops[f.plusR] as Gpr;
+    plus = r.num & 7;
+    if (r.num & 8) rex |= 1;
+  }
+  if (rex) needRex = true;
+  if (needRex && noRex) {
+    throw new EncodeError(`${describe(f.mnemonic, ops)}: ah/bh/ch/dh cannot be used in an instruction that needs a REX prefix (64-bit operand, r8-r15, spl/bpl/sil/dil)`);
+  }
+  const b = s.buf;
+  let p = s.pos;
+  if (mem && mem.seg) b[p++] = SEG_PREFIX[mem.seg.num]!;
+  if (f.o16) b[p++] = 0x66;
+  if (prefixes & REP) b[p++] = 0xf3;
+  else if (prefixes & REPNE) b[p++] = 0xf2;
+  if (f.mand) b[p++] = f.mand;
+  if (prefixes & LOCK) b[p++] = 0xf0;
+  if (needRex) b[p++] = 0x40 | rex;
+  const opc = f.opcode;
+  const last = opc.length - 1;
+  for (let i = 0; i < last; i++) b[p++] = opc[i]!;
+  b[p++] = opc[last]! + plus;
+  if (f.modrm >= 0) {
+    const r = reg & 7;
+    if (rmReg) {
+      b[p++] = 0xc0 | (r << 3) | (rmReg.num & 7);
+    } else {
+      const m = mem!;
+      const disp = m.disp;
+      if (m.rip) {
+        b[p++] = (r << 3) | 5;
+        if (m.label) {
+          pending.ripAt = p;
+          pending.ripLabel = m.label;
+          pending.ripAddend = disp;
+          pending.ripTail = f.immOp >= 0 ? immWidth(f, f.ops[f.immOp]!) : 0;
+          b[p] = b[p + 1] = b[p + 2] = b[p + 3] = 0;
+          p += 4;
+        } else {
+          b[p] = disp & 0xff; b[p + 1] = (disp >> 8) & 0xff; b[p + 2] = (disp >> 16) & 0xff; b[p + 3] = (disp >> 24) & 0xff;
+          p += 4;
+        }
+      } else if (!m.base) {
+        // No base: SIB with base=101 and a disp32 (absolute when there is no index either).
+        b[p++] = (r << 3) | 4;
+        const idx = m.index;
+        if (idx && (idx.num & 15) === 4) throw new EncodeError(`${describe(f.mnemonic, ops)}: rsp cannot be an index register`);
+        b[p++] = ((idx ? SCALE[m.scale]! : 0) << 6) | ((idx ? idx.num & 7 : 4) << 3) | 5;
+        b[p] = disp & 0xff; b[p + 1] = (disp >> 8) & 0xff; b[p + 2] = (disp >> 16) & 0xff; b[p + 3] = (disp >> 24) & 0xff;
+        p += 4;
+      } else {
+        const base = m.base.num & 7;
+        // mod 00 with base 101 means RIP/disp32, so rbp/r13 need an explicit disp8 of 0.
+        const mod = disp === 0 && base !== 5 ? 0 : disp >= -128 && disp <= 127 ? 1 : 2;
+        const idx = m.index;
+        if (idx || base === 4) {
+          if (idx && idx.num === 4) throw new EncodeError(`${describe(f.mnemonic, ops)}: rsp cannot be an index register`);
+          b[p++] = (mod << 6) | (r << 3) | 4;
+          b[p++] = ((idx ? SCALE[m.scale]! : 0) << 6) | ((idx ? idx.num & 7 : 4) << 3) | base;
+        } else {
+          b[p++] = (mod << 6) | (r << 3) | base;
+        }
+        if (mod === 1) b[p++] = disp & 0xff;
+        else if (mod === 2) {
+          b[p] = disp & 0xff; b[p + 1] = (disp >> 8) & 0xff; b[p + 2] = (disp >> 16) & 0xff; b[p + 3] = (disp >> 24) & 0xff;
+          p += 4;
+        }
+      }
+    }
+  }
+  s.pos = p;
+  if (f.immOp >= 0) {
+    const spec = f.ops[f.immOp]!;
+    const v = ops[f.immOp]!;
+    const w = spec.imm === Imm.ONE ? 0 : immWidth(f, spec);
+    if (typeof v === "object") {
+      pending.symAt = s.pos;
+      pending.symRef = v as SymRef;
+      pending.symSize = w;
+      s.buf.fill(0, s.pos, s.pos + w);
+      s.pos += w;
+    } else if (w) emitImm(s, v, w);
+  } else {
+    // moffs: the 64-bit absolute address follows the opcode.
+    for (let i = 0; i < f.ops.length; i++) {
+      if (f.ops[i]!.moffs) emitImm(s, (ops[i] as Mem).disp, 8);
+    }
+  }
+}
+
+const SCALE: Record<number, number> = { 1: 0, 2: 1, 4: 2, 8: 3 };
+
+/** Checks that a memory operand is encodable: 64-bit base/index registers, 32-bit displacement, valid scale. */
+export function checkMem(mnemonic: string, ops: readonly Operand[], m: Mem, moffs: boolean): void {
+  const bad = (why: string) => new EncodeError(`${describe(mnemonic, ops)}: ${why}`);
+  if (m.base && m.base.size !== 8) throw bad(`base register ${m.base.name} must be 64-bit (32-bit addressing is not supported)`);
+  if (m.index && m.index.size !== 8) throw bad(`index register ${m.index.name} must be 64-bit`);
+  if (m.index && m.index.num === 4) throw bad("rsp cannot be an index register");
+  if (!(m.scale in SCALE)) throw bad(`scale ${m.scale} is not 1, 2, 4 or 8`);
+  if (!Number.isInteger(m.disp)) throw bad(`displacement ${m.disp} is not an integer`);
+  if (!moffs && (m.disp < -2147483648 || m.disp > 2147483647)) throw bad(`displacement ${m.disp} does not fit in 32 bits (signed)`);
+}
+
+/** Encodes one instruction by mnemonic: select + checks + encode. Throws EncodeError with the instruction in the text. */
+export function assemble(s: Sink, mnemonic: string, ops: readonly Operand[], prefixes: number): Form {
+  const forms = FORMS.get(mnemonic);
+  const f = forms ? select(forms, ops) : null;
+  if (!f) throw new EncodeError(explain(mnemonic, ops));
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i];
+    if (typeof o === "object" && o.k === K.Mem) checkMem(mnemonic, ops, o, f.ops[i]!.moffs);
+  }
+  encode(s, f, ops, prefixes);
+  return f;
+}
