@@ -129,7 +129,7 @@ export function select(forms: readonly Form[], ops: readonly Operand[]): Form | 
   const n = ops.length;
   outer: for (let i = 0; i < forms.length; i++) {
     const f = forms[i]!;
-    if (f.ops.length !== n) continue;
+    if (f.ops.length !== n || (f.distinct && ops[0] === ops[1])) continue;
     for (let j = 0; j < n; j++) if (!matchOp(f.ops[j]!, ops[j]!, f, ops)) continue outer;
     return f;
   }
@@ -253,7 +253,12 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
   }
   const b = s.buf;
   let p = s.pos;
-  if (mem && mem.seg) b[p++] = SEG_PREFIX[mem.seg.num]!;
+  if (mem && mem.seg) {
+    // Like GNU as, drop an override that names the default segment of the addressing form (ss for rsp/rbp bases).
+    const ssBase = mem.base !== null && (mem.base.num === 4 || mem.base.num === 5);
+    const dflt = ssBase ? 2 : 3;
+    if (mem.seg.num !== dflt) b[p++] = SEG_PREFIX[mem.seg.num]!;
+  }
   if (f.o16) b[p++] = 0x66;
   if (prefixes & REP) b[p++] = 0xf3;
   else if (prefixes & REPNE) b[p++] = 0xf2;

@@ -6,7 +6,8 @@
 // Notation, "ENCODING : OPERANDS":
 //   ENCODING  hex opcode bytes; W = REX.W; o16 = 0x66 operand-size prefix; pF3/pF2 = mandatory prefix;
 //             +r = register number added to the last opcode byte; /r = ModRM with a register; /0../7 = ModRM
-//             with an opcode extension; /rr = ModRM whose reg and r/m are both operand 0 (imul r, imm).
+//             with an opcode extension; /rr = ModRM whose reg and r/m are both operand 0 (imul r, imm); ns = the
+//             32-bit variant needs two different registers.
 //   OPERANDS  r8 r16 r32 r64 | rm8..rm64 | m (any memory) m8..m64 m48 (fword) m80 (tbyte) | al ax eax rax | cl dx
 //             | sreg fs gs cr dr | mo (moffs) | ib (imm8) ibs (sign-extended imm8) ub (unsigned imm8) iw uw iz (imm16
 //             or imm32 by operand size, sign-extended to 64) io (imm64) one (the constant 1).
@@ -56,7 +57,9 @@ export interface Form {
   regOp: number;
   rmOp: number;
   immOp: number;
-  /** Encoded length without prefixes/REX/ModRM details; used only for messages and tests. */
+  /** The two operands must not be the same 32-bit register (xchg eax, eax is not the one-byte nop 90). */
+  distinct: boolean;
+  /** The table line the form came from (for messages and coverage reports). */
   text: string;
 }
 
@@ -91,7 +94,8 @@ const SOURCE: Record<string, string[]> = {
   and: alu(0x20, 4), sub: alu(0x28, 5), xor: alu(0x30, 6), cmp: alu(0x38, 7),
   mov: [
     "88 /r : rm8, r8", "89 /r : rmv, rv", "8a /r : r8, rm8", "8b /r : rv, rmv",
-    "8c /r : m16, sreg", "8c /r : rv, sreg", "8e /r : sreg, m16", "8e /r : sreg, rv",
+    "8c /r : m16, sreg", "o16 8c /r : r16, sreg", "8c /r : r32, sreg", "8c /r : r64, sreg",
+    "8e /r : sreg, m16", "8e /r : sreg, r16", "8e /r : sreg, r32", "8e /r : sreg, r64",
     "b0 +r : r8, ib", "b8 +r : rz, iz", "c6 /0 : rm8, ib", "c7 /0 : rmv, iz", "W b8 +r : r64, io",
     "0f 20 /r : r64, cr", "0f 22 /r : cr, r64", "0f 21 /r : r64, dr", "0f 23 /r : dr, r64",
   ],
@@ -108,7 +112,7 @@ const SOURCE: Record<string, string[]> = {
   shld: ["0f a4 /r : rmv, rv, ub", "0f a5 /r : rmv, rv, cl"],
   shrd: ["0f ac /r : rmv, rv, ub", "0f ad /r : rmv, rv, cl"],
   cbw: bare("o16 98"), cwde: bare("98"), cdqe: bare("W 98"), cwd: bare("o16 99"), cdq: bare("99"), cqo: bare("W 99"),
-  xchg: ["90 +r : av, rv", "90 +r : rv, av", "86 /r : rm8, r8", "86 /r : r8, rm8", "87 /r : rmv, rv", "87 /r : rv, rmv"],
+  xchg: ["90 : rax, rax", "ns 90 +r : av, rv", "ns 90 +r : rv, av", "86 /r : rm8, r8", "86 /r : r8, rm8", "87 /r : rmv, rv", "87 /r : rv, rmv"],
   cmpxchg: ["0f b0 /r : rm8, r8", "0f b1 /r : rmv, rv"],
   xadd: ["0f c0 /r : rm8, r8", "0f c1 /r : rmv, rv"],
   bt: bt("a3", 4), bts: bt("ab", 5), btr: bt("b3", 6), btc: bt("bb", 7),
@@ -131,7 +135,7 @@ const SOURCE: Record<string, string[]> = {
   in: ["e4 : al, ub", "e5 : az, ub", "ec : al, dx", "ed : az, dx"],
   out: ["e6 : ub, al", "e7 : ub, az", "ee : dx, al", "ef : dx, az"],
   lgdt: ["0f 01 /2 : m"], lidt: ["0f 01 /3 : m"], sgdt: ["0f 01 /0 : m"], sidt: ["0f 01 /1 : m"],
-  ltr: ["0f 00 /3 : rm16"], lldt: ["0f 00 /2 : rm16"], str: ["0f 00 /1 : m16", "0f 00 /1 : rv"],
+  ltr: ["0f 00 /3 : rm16"], lldt: ["0f 00 /2 : rm16"], str: ["0f 00 /1 : m16", "o16 0f 00 /1 : r16", "0f 00 /1 : r32", "0f 00 /1 : r64"],
   syscall: bare("0f 05"), sysretq: bare("W 0f 07"), swapgs: bare("0f 01 f8"), invlpg: ["0f 01 /7 : m"],
   wbinvd: bare("0f 09"), clflush: ["0f ae /7 : m8"],
   mfence: bare("0f ae f0"), lfence: bare("0f ae e8"), sfence: bare("0f ae f8"),
@@ -184,11 +188,12 @@ function parseForm(mnemonic: string, text: string): Form[] {
     const ops = opTokens.map((t) => spec(t, v));
     const f: Form = {
       mnemonic, ops, osize: 0, o16: v === 2, rexW: v === 8 && variant !== "x", mand: 0, opcode: [], plusR: -1, modrm: -1,
-      regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), text,
+      regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), distinct: false, text,
     };
     for (const tok of enc.split(/\s+/).filter(Boolean)) {
       if (tok === "W") f.rexW = true;
       else if (tok === "o16") f.o16 = true;
+      else if (tok === "ns") f.distinct = v === 4;
       else if (tok === "pF3") f.mand = 0xf3;
       else if (tok === "pF2") f.mand = 0xf2;
       else if (tok === "+r") f.plusR = ops.findIndex((o) => o.mask === GPR && o.num < 0);

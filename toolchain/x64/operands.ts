@@ -77,7 +77,7 @@ export class Mem {
     if (this.rip || this.label) parts.push("rip");
     if (this.label) parts.push(String(this.label));
     if (this.base) parts.push(this.base.name);
-    if (this.index) parts.push(this.scale === 1 ? this.index.name : `${this.index.name}*${this.scale}`);
+    if (this.index) parts.push(this.scale === 1 && this.base ? this.index.name : `${this.index.name}*${this.scale}`);
     let s = parts.join("+");
     if (this.disp || parts.length === 0) {
       const h = `0x${Math.abs(this.disp).toString(16)}`;
