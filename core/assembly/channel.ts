@@ -5,10 +5,12 @@
 @external("hw", "mfence")
 declare function hw_mfence(): void;
 
+import { chan_type_guid, chan_type_known } from "./channel_types";
+
 // ---- layout (docs/specs/channel-abi.md, sections 1-2) ----
-export const CH_SIGNATURE: u64 = 0x4c4e4345; // 'L'<<24 | 'N'<<16 | 'C'<<8 | 'E'
-export const CH_HEADER_SIZE: u32 = 128;
-export const Q_HEADER_SIZE: u32 = 128;
+const CH_SIGNATURE: u64 = 0x4c4e4345; // 'L'<<24 | 'N'<<16 | 'C'<<8 | 'E'
+const CH_HEADER_SIZE: u32 = 128;
+const Q_HEADER_SIZE: u32 = 128;
 
 // channel header
 const CH_SIG: u32 = 0;
@@ -54,21 +56,21 @@ const MAX_SIGNAL_SIZE: u32 = 65536;
 const MAX_SLOTS: u32 = 65536;
 
 // ---- status codes (section 3) ----
-export const CH_TRANSITION: i32 = 1;
-export const CH_OK: i32 = 0;
-export const CH_FULL_OR_EMPTY: i32 = -1;
-export const CH_BAD_CHANNEL: i32 = -2;
-export const CH_BAD_QUEUE: i32 = -3;
-export const CH_BAD_ARGUMENT: i32 = -4;
+const CH_TRANSITION: i32 = 1;
+const CH_OK: i32 = 0;
+const CH_FULL_OR_EMPTY: i32 = -1;
+const CH_BAD_CHANNEL: i32 = -2;
+const CH_BAD_QUEUE: i32 = -3;
+const CH_BAD_ARGUMENT: i32 = -4;
 
-export const SRV_UNINITIALIZED: u32 = 0;
-export const SRV_READY: u32 = 1;
-export const CLI_DETACHED: u32 = 0;
-export const CLI_DISABLED: u32 = 1;
-export const CLI_ATTACHING: u32 = 2;
-export const CLI_ATTACHED: u32 = 3;
-export const CLI_BUSY: u32 = 4;
-export const CLI_OWNED: u32 = 5;
+const SRV_UNINITIALIZED: u32 = 0;
+const SRV_READY: u32 = 1;
+const CLI_DETACHED: u32 = 0;
+const CLI_DISABLED: u32 = 1;
+const CLI_ATTACHING: u32 = 2;
+const CLI_ATTACHED: u32 = 3;
+const CLI_BUSY: u32 = 4;
+const CLI_OWNED: u32 = 5;
 
 /** Bytes `chan_format` needs for `nqueues` queues of `maxSlots` slots of `signalSize` bytes; 0 when over 4 GB. */
 export function chan_format_bytes(nqueues: u32, signalSize: u32, maxSlots: u32): u32 {
@@ -345,43 +347,5 @@ export function chan_client_state_set(base: usize, which: u32, state: u32): i32 
   const at = base + (which == 0 ? CH_CLI_BOOT : CH_CLI_OS);
   if (!chan_client_transition_ok(load<u32>(at), state)) return CH_BAD_ARGUMENT;
   store<u32>(at, state);
-  return CH_OK;
-}
-
-// ---- channel types (section 5); kept here because chan_format needs the GUIDs ----
-export const CHAN_TYPES: u32 = 9;
-
-export function chan_type_known(type: u32): bool {
-  return type < CHAN_TYPES;
-}
-
-/** Writes the 16 GUID bytes of channel type `type` at `dst` (EFI byte order). Returns CH_OK or CH_BAD_ARGUMENT. */
-export function chan_type_guid(type: u32, dst: usize): i32 {
-  if (type >= CHAN_TYPES) return CH_BAD_ARGUMENT;
-  if (type == 0) {
-    // 2b3c2d10-7ef5-4ad8-b966-3448b7386b3d (visorbus controlvm)
-    store<u32>(dst, 0x2b3c2d10);
-    store<u16>(dst + 4, 0x7ef5);
-    store<u16>(dst + 6, 0x4ad8);
-    store<u64>(dst + 8, 0x3d6b38b7483466b9); // bytes b9 66 34 48 b7 38 6b 3d
-  } else if (type == 4) {
-    // 414815ed-c58c-11da-95a9-00e08161165f (visorbus vhba)
-    store<u32>(dst, 0x414815ed);
-    store<u16>(dst + 4, 0xc58c);
-    store<u16>(dst + 6, 0x11da);
-    store<u64>(dst + 8, 0x5f166181e000a995);
-  } else if (type == 5) {
-    // 8cd5994d-c58e-11da-95a9-00e08161165f (visorbus vnic)
-    store<u32>(dst, 0x8cd5994d);
-    store<u16>(dst + 4, 0xc58e);
-    store<u16>(dst + 6, 0x11da);
-    store<u64>(dst + 8, 0x5f166181e000a995);
-  } else {
-    // 9a5d5c52-3b0e-4f0c-8e71-1c2f0d6a4bTT: the project's own types, TT = type code
-    store<u32>(dst, 0x9a5d5c52);
-    store<u16>(dst + 4, 0x3b0e);
-    store<u16>(dst + 6, 0x4f0c);
-    store<u64>(dst + 8, 0x004b6a0d2f1c718e | (<u64>type << 56));
-  }
   return CH_OK;
 }
