@@ -1,0 +1,235 @@
+// The AOT compiler's module driver: decode → validate (accepted subset) → one FunctionCompiler per body → trap stubs
+// and entry thunks, all through one toolchain/x64 Assembler. The result is an ObjectFile plus everything an embedder
+// needs to instantiate it (VM-context layout, globals, table and data initialisers, export offsets). host.ts runs it
+// on this machine; toolchain/image links it into the bare-metal image.
+import { Assembler, type Label, type ObjectFile, qword, r12, r13, r14, r15, rax, rbp, rbx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
+import { Ctx, type CtxLayout, Trap, ctxLayout } from "./abi.ts";
+import { type Module, ValType, decodeModule, funcName, funcType } from "./decode.ts";
+import { INTRINSICS, type Intrinsic } from "./intrinsics.ts";
+import { MacroAssembler, reg } from "./masm.ts";
+import { FunctionCompiler, type ModuleEnv } from "./visitor.ts";
+import { CompileError, UnsupportedError, validateModule } from "./validate.ts";
+
+export interface CompileOptions {
+  /** Emit System V entry thunks for every export (and the start function) plus the host trap handler. */
+  hostThunks?: boolean;
+  /** Lower non-hw imports as calls to external symbols `module.name` (images) instead of VM-context slots (host). */
+  importsAsSymbols?: boolean;
+  /** The most pages memory.grow may reach, below the module's own maximum. Default 1024 (64 MiB). */
+  maxPages?: number;
+  /** Prefix of every symbol this module defines (several modules can share one image). */
+  symbolPrefix?: string;
+}
+
+export interface ExportInfo {
+  name: string;
+  func: number;
+  params: number[];
+  results: number[];
+  /** Offset of the function's code in .text. */
+  offset: number;
+  /** Offset of its System V entry thunk (hostThunks only). */
+  thunk: number;
+}
+
+export interface ImportInfo {
+  module: string;
+  name: string;
+  func: number;
+  params: number[];
+  results: number[];
+  /** Byte offset of its code-pointer slot in the VM context (−1 for intrinsics). */
+  slot: number;
+  intrinsic: string | null;
+}
+
+export interface CompiledModule {
+  object: ObjectFile;
+  /** The .text bytes (what host.ts maps; position-independent unless imports are symbols). */
+  code: Uint8Array;
+  layout: CtxLayout;
+  /** Offset of each function in .text, by function index (imports: −1). */
+  funcOffsets: number[];
+  exports: ExportInfo[];
+  imports: ImportInfo[];
+  globals: { type: number; init: bigint }[];
+  memory: { minPages: number; maxPages: number } | null;
+  datas: { offset: number; bytes: Uint8Array }[];
+  /** Initial table: function index or null, and the signature id stored beside each entry. */
+  table: { func: number | null; sig: number }[];
+  /** Start function thunk offset (hostThunks) or −1. */
+  start: number;
+  /** Host trap handler offset (hostThunks) or −1. */
+  hostTrap: number;
+  /** Code-section bytes of the input (for throughput figures). */
+  inputCodeBytes: number;
+}
+
+/** Compiles a wasm binary (or an already decoded module). Throws CompileError / UnsupportedError / DecodeError. */
+export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {}): CompiledModule {
+  const m = input instanceof Uint8Array ? decodeModule(input) : input;
+  const infos = validateModule(m);
+  const prefix = opts.symbolPrefix ?? "wasm";
+  const a = new Assembler();
+  const trapLabels = new Map<Trap, Label>();
+  for (let t = Trap.Unreachable; t <= Trap.StackOverflow; t++) trapLabels.set(t, a.label(`${prefix}.trap.${t}`));
+  const masm = new MacroAssembler(a, trapLabels);
+
+  const funcImports = m.imports.filter((i) => i.desc.kind === "func");
+  const numImportSlots = funcImports.length;
+  const tableDecl = m.tables[0];
+  const tableSize = tableDecl ? tableDecl.limits.min : 0;
+  if (tableSize > 1 << 20) throw new CompileError(`table of ${tableSize} entries is too large (limit 2^20)`);
+  const layout = ctxLayout(m.globals.length, numImportSlots, tableSize);
+
+  const imports: ImportInfo[] = [];
+  const intrinsicOf: (Intrinsic | null)[] = [];
+  funcImports.forEach((imp, i) => {
+    const t = m.types[(imp.desc as { type: number }).type]!;
+    let intr: Intrinsic | null = null;
+    if (imp.module === "hw") {
+      intr = INTRINSICS.get(imp.name) ?? null;
+      if (!intr) throw new UnsupportedError(`import hw.${imp.name}`, `unknown hw intrinsic (known: ${[...INTRINSICS.keys()].join(", ")})`, 0);
+      if (intr.params.join() !== t.params.join() || intr.results.join() !== t.results.join()) {
+        throw new CompileError(`import hw.${imp.name}: signature (${t.params.map(tn)}) -> (${t.results.map(tn)}) does not match the intrinsic's (${intr.params.map(tn)}) -> (${intr.results.map(tn)}); see docs/specs/intrinsics.md`);
+      }
+    }
+    intrinsicOf.push(intr);
+    imports.push({ module: imp.module, name: imp.name, func: i, params: t.params, results: t.results, slot: intr ? -1 : layout.imports + 8 * i, intrinsic: intr ? intr.name : null });
+  });
+
+  const sigKey = (i: number) => `${m.types[i]!.params.join()}>${m.types[i]!.results.join()}`;
+  const canon = new Map<string, number>();
+  const sigIds = m.types.map((_, i) => {
+    const k = sigKey(i);
+    if (!canon.has(k)) canon.set(k, canon.size);
+    return canon.get(k)!;
+  });
+
+  const nf = m.numImportedFuncs + m.funcs.length;
+  const funcLabels: (Label | null)[] = [];
+  for (let f = 0; f < nf; f++) funcLabels.push(f < m.numImportedFuncs ? null : a.label(`${prefix}.f${f}`));
+  const symbolLabels = new Map<number, Label>();
+  const env: ModuleEnv = {
+    module: m, layout, funcLabels, sigIds, tableSize,
+    importLowering: (index) => {
+      const intr = intrinsicOf[index];
+      if (intr) return { intrinsic: intr };
+      let sym: Label | null = null;
+      if (opts.importsAsSymbols) {
+        sym = symbolLabels.get(index) ?? a.label(`${imports[index]!.module}.${imports[index]!.name}`);
+        symbolLabels.set(index, sym);
+      }
+      return { slot: imports[index]!.slot, symbol: sym };
+    },
+  };
+
+  for (let i = 0; i < m.bodies.length; i++) {
+    const f = m.numImportedFuncs + i;
+    a.align(16);
+    a.bind(funcLabels[f]!);
+    new FunctionCompiler(env, masm, f, funcName(m, f), infos[i]!).compile();
+  }
+
+  // Trap stubs: the handler never returns (the host one unwinds to the entry thunk; an image's halts or reports).
+  for (const [code, label] of trapLabels) {
+    a.bind(label);
+    a.mov(reg(7, 4), code);
+    a.xor(reg(6, 4), reg(6, 4));
+    a.call(masm.ctx(Ctx.TrapHandler));
+    a.ud2();
+  }
+
+  const exportFuncs = m.exports.filter((e) => e.kind === "func");
+  const thunkLabels = new Map<number, Label>();
+  let startLabel: Label | null = null;
+  let hostTrap: Label | null = null;
+  if (opts.hostThunks) {
+    const thunkFor = (fi: number): Label => {
+      let l = thunkLabels.get(fi);
+      if (l) return l;
+      l = a.label(`${prefix}.thunk.f${fi}`);
+      thunkLabels.set(fi, l);
+      emitHostThunk(a, l, fi, m, funcLabels, imports);
+      return l;
+    };
+    for (const e of exportFuncs) thunkFor(e.index);
+    if (m.start !== null) startLabel = thunkFor(m.start);
+    hostTrap = a.label(`${prefix}.host_trap`);
+    a.align(16);
+    a.bind(hostTrap);
+    // edi = trap code, esi = detail. Unwind to the entry thunk's frame and return the code to the caller.
+    a.mov(rsp, masm.ctx(Ctx.SavedRsp));
+    a.pop(rdx);
+    a.mov(qword(rdx), rsi);
+    a.mov(reg(0, 4), reg(7, 4));
+    for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
+    a.ret();
+  }
+
+  const object = a.finish();
+  const text = object.sections.find((s) => s.name === ".text")!;
+  const off = (l: Label | null | undefined): number => (l ? a.labelOffset(l) : -1);
+  const funcOffsets = funcLabels.map((l) => off(l));
+  const exports: ExportInfo[] = exportFuncs.map((e) => {
+    const t = funcType(m, e.index);
+    return { name: e.name, func: e.index, params: t.params, results: t.results, offset: funcOffsets[e.index]!, thunk: off(thunkLabels.get(e.index)) };
+  });
+  const memDecl = m.memories[0] ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits: { min: number; max: number | null } } | undefined)?.limits;
+  const cap = opts.maxPages ?? 1024;
+  const memory = memDecl ? { minPages: memDecl.min, maxPages: Math.min(memDecl.max ?? 65536, Math.max(cap, memDecl.min)) } : null;
+  const table: { func: number | null; sig: number }[] = Array.from({ length: tableSize }, () => ({ func: null, sig: -1 }));
+  for (const e of m.elems) {
+    if (e.mode !== "active" || e.offset?.op !== "i32.const") continue;
+    const base = e.offset.value >>> 0;
+    if (base + e.funcs.length > tableSize) throw new CompileError(`element segment at ${base} (+${e.funcs.length}) does not fit the table of ${tableSize} (instantiation would fail)`);
+    e.funcs.forEach((f, i) => {
+      if (f !== null && f < m.numImportedFuncs) throw new UnsupportedError(`element segment`, "imported function in a table", 0);
+      const typeIdx = f === null ? -1 : m.funcs[f - m.numImportedFuncs]!;
+      table[base + i] = { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
+    });
+  }
+  const datas = m.datas.map((d) => {
+    const o = d.offset!.op === "i32.const" ? (d.offset as { value: number }).value >>> 0 : 0;
+    if (memory && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
+    return { offset: o, bytes: d.bytes };
+  });
+  return {
+    object, code: text.bytes, layout, funcOffsets, exports, imports,
+    globals: m.globals.map((g) => ({ type: g.type, init: g.init.op === "i64.const" ? g.init.value : BigInt((g.init as { value: number }).value) })),
+    memory, datas, table, start: off(startLabel), hostTrap: off(hostTrap),
+    inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
+  };
+}
+
+const tn = (t: number): string => (t === ValType.I64 ? "i64" : t === ValType.I32 ? "i32" : `0x${t.toString(16)}`);
+
+/**
+ * `uint32_t thunk(vmctx *ctx, const uint64_t *args, uint64_t *result)`: saves the System V callee-saved registers,
+ * pins r14/r15, records rsp for the trap handler and the stack limit, pushes the arguments in the internal
+ * convention and calls the function. Returns 0, or the trap code when the trap handler unwound to here.
+ */
+function emitHostThunk(a: Assembler, l: Label, fi: number, m: Module, funcLabels: (Label | null)[], imports: ImportInfo[]): void {
+  const t = funcType(m, fi);
+  a.align(16);
+  a.bind(l);
+  for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
+  a.push(rdx);
+  a.mov(r14, rdi);
+  a.mov(r15, qword(r14, Ctx.MemBase));
+  a.mov(qword(r14, Ctx.SavedRsp), rsp);
+  a.mov(rax, rsp);
+  a.sub(rax, qword(r14, Ctx.StackBudget));
+  a.mov(qword(r14, Ctx.StackLimit), rax);
+  if (fi < m.numImportedFuncs) {
+    throw new CompileError(`export of imported function ${imports[fi]?.module}.${imports[fi]?.name} is not supported`);
+  }
+  t.params.forEach((_, i) => a.push(qword(rsi, 8 * i)));
+  a.call(funcLabels[fi]!);
+  if (t.params.length) a.add(rsp, 8 * t.params.length);
+  a.pop(rdx);
+  a.mov(qword(rdx), rax);
+  a.xor(reg(0, 4), reg(0, 4));
+  for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
+  a.ret();
+}

@@ -1,0 +1,215 @@
+// The code-generation context of one function: the compile-time model of the wasm value stack (each entry a
+// constant, a register or its spill slot), a small register allocator over the registers left after the pinned and
+// scratch ones, and the frame layout. The visitor (visitor.ts) pushes and pops through it; it emits only moves,
+// through the macro-assembler (masm.ts).
+//
+// Frame (rbp-based, grows down):
+//   [rbp + 16 + 8*(nparams-1-i)]  parameter i (pushed by the caller, first parameter highest)
+//   [rbp + 8] return address, [rbp] saved rbp
+//   [rbp - 8*(j+1)]               declared local j (zeroed by the prologue)
+//   [rbp - 8*(nlocals+1+k)]       home slot of value-stack entry k
+// Every stack entry has a fixed home slot, so spilling never reorders anything and control-flow merges need only
+// "everything is in its home slot" as the agreed state.
+import { type Mem } from "../x64/index.ts";
+import { type MacroAssembler, type Opnd, type Size, reg } from "./masm.ts";
+
+/** Registers handed out to values: everything except rsp, rbp, r14 (vmctx), r15 (memory) and the scratch set. */
+export const ALLOCATABLE = [3, 6, 7, 8, 9, 10, 12, 13];
+
+const enum Where {
+  Const,
+  Reg,
+  Slot,
+}
+
+export class Context {
+  private where: Where[] = [];
+  private regOf: number[] = [];
+  private constOf: bigint[] = [];
+  /** Value size per entry: 4 for i32, 8 for i64. */
+  private sizeOf: Size[] = [];
+  private free: number[] = [...ALLOCATABLE].reverse();
+
+  constructor(
+    readonly masm: MacroAssembler,
+    readonly numParams: number,
+    readonly numLocals: number,
+    /** Value type size of each local (params first). */
+    readonly localSizes: Size[],
+  ) {}
+
+  get height(): number {
+    return this.where.length;
+  }
+
+  /** The home slot of stack entry k. */
+  home(k: number, size: Size = 8): Mem {
+    return this.masm.frame(-8 * (this.numLocals + 1 + k), size);
+  }
+  /** The frame slot of local i. */
+  local(i: number): Mem {
+    const size = this.localSizes[i]!;
+    if (i < this.numParams) return this.masm.frame(16 + 8 * (this.numParams - 1 - i), size);
+    return this.masm.frame(-8 * (i - this.numParams + 1), size);
+  }
+  /** Bytes below rbp this function needs for locals and its deepest value stack. */
+  frameBytes(maxStack: number): number {
+    return 8 * (this.numLocals + maxStack);
+  }
+
+  sizeAt(k: number): Size {
+    return this.sizeOf[k]!;
+  }
+
+  pushConst(size: Size, v: bigint): void {
+    this.where.push(Where.Const);
+    this.regOf.push(-1);
+    this.constOf.push(v);
+    this.sizeOf.push(size);
+  }
+  pushReg(size: Size, r: number): void {
+    this.where.push(Where.Reg);
+    this.regOf.push(r);
+    this.constOf.push(0n);
+    this.sizeOf.push(size);
+  }
+  /** An entry whose value is in its home slot (block results, values left after a merge). */
+  pushSlot(size: Size): void {
+    this.where.push(Where.Slot);
+    this.regOf.push(-1);
+    this.constOf.push(0n);
+    this.sizeOf.push(size);
+  }
+
+  /** A free register, spilling the deepest register-held entry if none is free. */
+  alloc(): number {
+    const r = this.free.pop();
+    if (r !== undefined) return r;
+    for (let k = 0; k < this.where.length; k++) {
+      if (this.where[k] === Where.Reg) {
+        const x = this.regOf[k]!;
+        this.spillEntry(k);
+        this.free.pop();
+        return x;
+      }
+    }
+    throw new Error("register allocator: no register to spill");
+  }
+  release(r: number): void {
+    if (ALLOCATABLE.includes(r) && !this.free.includes(r)) this.free.push(r);
+  }
+
+  private spillEntry(k: number): void {
+    const w = this.where[k]!;
+    if (w === Where.Slot) return;
+    const size = this.sizeOf[k]!;
+    if (w === Where.Reg) {
+      this.masm.a.mov(this.home(k, 8), reg(this.regOf[k]!, 8));
+      this.release(this.regOf[k]!);
+    } else this.masm.storeTo(8, this.home(k, 8), { k: "imm", v: size === 4 ? BigInt.asUintN(32, this.constOf[k]!) : this.constOf[k]! });
+    this.where[k] = Where.Slot;
+    this.regOf[k] = -1;
+  }
+
+  /** Puts every entry in its home slot and frees all registers: the state agreed at every control-flow merge. */
+  spillAll(): void {
+    for (let k = 0; k < this.where.length; k++) this.spillEntry(k);
+  }
+
+  /** The top entry without popping: its constant, if it is one. */
+  peekConst(depth = 0): bigint | null {
+    const k = this.where.length - 1 - depth;
+    return this.where[k] === Where.Const ? this.constOf[k]! : null;
+  }
+
+  /** Pops the top entry into a register the caller then owns (and must release or push). */
+  popReg(): number {
+    const k = this.where.length - 1;
+    const w = this.where[k]!;
+    const size = this.sizeOf[k]!;
+    let r: number;
+    if (w === Where.Reg) r = this.regOf[k]!;
+    else {
+      this.truncate(k);
+      r = this.alloc();
+      if (w === Where.Const) this.masm.movImm(size, r, this.constOf[k]!);
+      else this.masm.a.mov(reg(r, size), this.home(k, size));
+      return r;
+    }
+    this.truncate(k);
+    return r;
+  }
+
+  /**
+   * Pops the top entry as an operand: a register (caller releases it with `done`), an immediate, or its home slot.
+   * A slot operand stays valid only until the next push, which may reuse the slot.
+   */
+  pop(): Opnd {
+    const k = this.where.length - 1;
+    const w = this.where[k]!;
+    const size = this.sizeOf[k]!;
+    let o: Opnd;
+    if (w === Where.Reg) o = { k: "reg", r: this.regOf[k]! };
+    else if (w === Where.Const) o = { k: "imm", v: this.constOf[k]! };
+    else o = { k: "mem", m: this.home(k, size) };
+    this.truncate(k);
+    return o;
+  }
+  done(o: Opnd): void {
+    if (o.k === "reg") this.release(o.r);
+  }
+
+  drop(): void {
+    const k = this.where.length - 1;
+    if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
+    this.truncate(k);
+  }
+
+  private truncate(k: number): void {
+    this.where.length = k;
+    this.regOf.length = k;
+    this.constOf.length = k;
+    this.sizeOf.length = k;
+  }
+
+  /** Forgets everything above `height` (dead code) and marks entries from `height` as slot-resident results. */
+  resetTo(height: number, sizes: Size[]): void {
+    for (let k = height; k < this.where.length; k++) if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
+    this.truncate(Math.min(height, this.where.length));
+    while (this.where.length < height) this.pushSlot(8);
+    for (const s of sizes) this.pushSlot(s);
+  }
+
+  /** Copies the top `n` entries into the home slots starting at `base` without changing the model (branch moves). */
+  moveTopTo(n: number, base: number): void {
+    const top = this.where.length - n;
+    for (let i = 0; i < n; i++) {
+      const k = top + i;
+      const dst = base + i;
+      const w = this.where[k]!;
+      if (w === Where.Slot && k === dst) continue;
+      const size = this.sizeOf[k]!;
+      if (w === Where.Reg) this.masm.a.mov(this.home(dst, 8), reg(this.regOf[k]!, 8));
+      else if (w === Where.Const) this.masm.storeTo(8, this.home(dst, 8), { k: "imm", v: size === 4 ? BigInt.asUintN(32, this.constOf[k]!) : this.constOf[k]! });
+      else {
+        this.masm.a.mov(reg(11, 8), this.home(k, 8));
+        this.masm.a.mov(this.home(dst, 8), reg(11, 8));
+      }
+    }
+  }
+
+  /** Loads the top entry into a specific scratch register without popping (return values, call arguments). */
+  loadTopInto(r: number, depth = 0): void {
+    const k = this.where.length - 1 - depth;
+    const size = this.sizeOf[k]!;
+    const w = this.where[k]!;
+    if (w === Where.Reg) this.masm.a.mov(reg(r, size), reg(this.regOf[k]!, size));
+    else if (w === Where.Const) this.masm.movImm(size, r, this.constOf[k]!);
+    else this.masm.a.mov(reg(r, size), this.home(k, size));
+  }
+
+  /** Registers currently held by stack entries (for assertions in tests). */
+  liveRegs(): number[] {
+    return this.regOf.filter((r) => r >= 0);
+  }
+}

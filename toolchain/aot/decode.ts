@@ -1,0 +1,470 @@
+// WebAssembly binary decoder: the first stage of the AOT compiler (decode → validate → compile → x64). Reads the MVP
+// module sections into plain objects and leaves function bodies as byte ranges that `CodeReader` walks opcode by
+// opcode during validation and code generation. Structural errors name the section and byte offset.
+
+export const enum ValType {
+  I32 = 0x7f,
+  I64 = 0x7e,
+  F32 = 0x7d,
+  F64 = 0x7c,
+  V128 = 0x7b,
+  FuncRef = 0x70,
+  ExternRef = 0x6f,
+}
+
+export function valTypeName(t: number): string {
+  switch (t) {
+    case ValType.I32: return "i32";
+    case ValType.I64: return "i64";
+    case ValType.F32: return "f32";
+    case ValType.F64: return "f64";
+    case ValType.V128: return "v128";
+    case ValType.FuncRef: return "funcref";
+    case ValType.ExternRef: return "externref";
+    default: return `type 0x${t.toString(16)}`;
+  }
+}
+
+export interface FuncType {
+  params: number[];
+  results: number[];
+}
+
+export interface Limits {
+  min: number;
+  max: number | null;
+}
+
+export type ImportDesc =
+  | { kind: "func"; type: number }
+  | { kind: "table"; elem: number; limits: Limits }
+  | { kind: "memory"; limits: Limits }
+  | { kind: "global"; type: number; mutable: boolean };
+
+export interface Import {
+  module: string;
+  name: string;
+  desc: ImportDesc;
+}
+
+/** A constant expression: the MVP forms (i32/i64.const, global.get of an import, ref.null/ref.func). */
+export type ConstExpr =
+  | { op: "i32.const"; value: number }
+  | { op: "i64.const"; value: bigint }
+  | { op: "global.get"; index: number }
+  | { op: "ref.null" }
+  | { op: "ref.func"; index: number }
+  | { op: "float"; value: number };
+
+export interface Global {
+  type: number;
+  mutable: boolean;
+  init: ConstExpr;
+}
+
+export interface Export {
+  name: string;
+  kind: "func" | "table" | "memory" | "global";
+  index: number;
+}
+
+export interface ElemSegment {
+  /** Active segments are written into `table` at `offset` during instantiation; others are dropped (MVP has none). */
+  mode: "active" | "passive" | "declarative";
+  table: number;
+  offset: ConstExpr | null;
+  funcs: (number | null)[];
+}
+
+export interface DataSegment {
+  mode: "active" | "passive";
+  memory: number;
+  offset: ConstExpr | null;
+  bytes: Uint8Array;
+}
+
+export interface FuncBody {
+  /** Declared locals after the parameters, expanded (one entry per local). */
+  locals: number[];
+  /** Byte range of the instruction sequence (after the local declarations) in `Module.bytes`. */
+  start: number;
+  end: number;
+}
+
+export interface Module {
+  bytes: Uint8Array;
+  types: FuncType[];
+  imports: Import[];
+  /** Type index of each defined (non-imported) function. */
+  funcs: number[];
+  tables: { elem: number; limits: Limits }[];
+  memories: Limits[];
+  globals: Global[];
+  exports: Export[];
+  start: number | null;
+  elems: ElemSegment[];
+  datas: DataSegment[];
+  bodies: FuncBody[];
+  /** Function names from the "name" custom section, by function index (imports included). */
+  names: Map<number, string>;
+  // Derived index spaces: imports come first in each.
+  numImportedFuncs: number;
+  numImportedGlobals: number;
+}
+
+export class DecodeError extends Error {
+  constructor(message: string, readonly offset: number) {
+    super(`wasm decode error at byte 0x${offset.toString(16)}: ${message}`);
+    this.name = "DecodeError";
+  }
+}
+
+/** A cursor over wasm bytes with LEB128 readers. Shared by the section decoder and the opcode reader. */
+export class Reader {
+  constructor(readonly bytes: Uint8Array, public pos = 0, public end = bytes.length) {}
+
+  fail(msg: string, at = this.pos): never {
+    throw new DecodeError(msg, at);
+  }
+  get done(): boolean {
+    return this.pos >= this.end;
+  }
+  u8(): number {
+    if (this.pos >= this.end) this.fail("unexpected end of data");
+    return this.bytes[this.pos++]!;
+  }
+  u32(): number {
+    let result = 0;
+    let shift = 0;
+    const at = this.pos;
+    for (;;) {
+      const b = this.u8();
+      if (shift === 28 && (b & 0x70) !== 0) this.fail("u32 LEB128 out of range", at);
+      result += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return result;
+      shift += 7;
+      if (shift > 28) this.fail("u32 LEB128 too long", at);
+    }
+  }
+  s32(): number {
+    let result = 0n;
+    let shift = 0n;
+    const at = this.pos;
+    let b: number;
+    do {
+      b = this.u8();
+      result |= BigInt(b & 0x7f) << shift;
+      shift += 7n;
+      if (shift > 35n) this.fail("s32 LEB128 too long", at);
+    } while (b & 0x80);
+    if (shift === 35n) {
+      // The unused bits of the last byte must be a sign extension of bit 31.
+      const hi = (b >> 3) & 0xf;
+      if (hi !== 0 && hi !== 0xf) this.fail("s32 LEB128 out of range", at);
+    }
+    if (b & 0x40) result -= 1n << shift;
+    return Number(BigInt.asIntN(32, result));
+  }
+  s64(): bigint {
+    let result = 0n;
+    let shift = 0n;
+    const at = this.pos;
+    let b: number;
+    do {
+      b = this.u8();
+      result |= BigInt(b & 0x7f) << shift;
+      shift += 7n;
+      if (shift > 70n) this.fail("s64 LEB128 too long", at);
+    } while (b & 0x80);
+    if (shift === 70n) {
+      const hi = (b >> 0) & 0x7f;
+      if (hi !== 0 && hi !== 0x7f) this.fail("s64 LEB128 out of range", at);
+    }
+    if (b & 0x40 && shift < 70n) result -= 1n << shift;
+    return BigInt.asIntN(64, result);
+  }
+  /** s33 block type: a value type byte, 0x40, or a non-negative type index. */
+  blockType(): number {
+    const b = this.bytes[this.pos];
+    if (b === 0x40 || b === 0x7f || b === 0x7e || b === 0x7d || b === 0x7c || b === 0x7b || b === 0x70 || b === 0x6f) {
+      this.pos++;
+      return -b;
+    }
+    const at = this.pos;
+    const v = this.s64();
+    if (v < 0n) this.fail("invalid block type", at);
+    return Number(v);
+  }
+  u32le(): number {
+    const b = this.take(4);
+    return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  }
+  take(n: number): Uint8Array {
+    if (this.pos + n > this.end) this.fail(`need ${n} bytes, ${this.end - this.pos} left`);
+    const out = this.bytes.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+  name(): string {
+    const n = this.u32();
+    const at = this.pos;
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(this.take(n));
+    } catch {
+      return this.fail("name is not valid UTF-8", at);
+    }
+  }
+  valType(): number {
+    const at = this.pos;
+    const t = this.u8();
+    if (![0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f].includes(t)) this.fail(`unknown value type 0x${t.toString(16)}`, at);
+    return t;
+  }
+  limits(): Limits {
+    const at = this.pos;
+    const flag = this.u8();
+    if (flag > 1) this.fail(`unsupported limits flag 0x${flag.toString(16)} (shared or 64-bit memories are not accepted)`, at);
+    const min = this.u32();
+    const max = flag === 1 ? this.u32() : null;
+    return { min, max };
+  }
+  constExpr(): ConstExpr {
+    const at = this.pos;
+    const op = this.u8();
+    let e: ConstExpr;
+    switch (op) {
+      case 0x41: e = { op: "i32.const", value: this.s32() }; break;
+      case 0x42: e = { op: "i64.const", value: this.s64() }; break;
+      case 0x43: this.take(4); e = { op: "float", value: 0 }; break;
+      case 0x44: this.take(8); e = { op: "float", value: 0 }; break;
+      case 0x23: e = { op: "global.get", index: this.u32() }; break;
+      case 0xd0: this.u8(); e = { op: "ref.null" }; break;
+      case 0xd2: e = { op: "ref.func", index: this.u32() }; break;
+      default: this.fail(`unsupported constant expression opcode 0x${op.toString(16)}`, at);
+    }
+    if (this.u8() !== 0x0b) this.fail("constant expression must end with `end`", at);
+    return e;
+  }
+}
+
+const SECTION_NAMES = ["custom", "type", "import", "function", "table", "memory", "global", "export", "start", "element", "code", "data", "datacount"];
+
+/** Decodes a whole module. Throws DecodeError naming the offending byte on malformed input. */
+export function decodeModule(bytes: Uint8Array): Module {
+  const r = new Reader(bytes);
+  if (bytes.length < 8 || r.u32le() !== 0x6d736100) r.fail("not a WebAssembly module (bad magic)", 0);
+  if (r.u32le() !== 1) r.fail("unsupported WebAssembly version (expected 1)", 4);
+  const m: Module = {
+    bytes, types: [], imports: [], funcs: [], tables: [], memories: [], globals: [], exports: [], start: null, elems: [],
+    datas: [], bodies: [], names: new Map(), numImportedFuncs: 0, numImportedGlobals: 0,
+  };
+  let lastId = 0;
+  const order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11];
+  while (!r.done) {
+    const idAt = r.pos;
+    const id = r.u8();
+    const size = r.u32();
+    const end = r.pos + size;
+    if (end > bytes.length) r.fail(`section ${SECTION_NAMES[id] ?? id} runs past the end of the module`, idAt);
+    const s = new Reader(bytes, r.pos, end);
+    if (id !== 0) {
+      if (id > 12) r.fail(`unknown section id ${id}`, idAt);
+      if (order.indexOf(id) <= order.indexOf(lastId)) r.fail(`section ${SECTION_NAMES[id]} out of order or repeated`, idAt);
+      lastId = id;
+    }
+    decodeSection(m, id, s);
+    if (s.pos !== end) s.fail(`section ${SECTION_NAMES[id]} has ${end - s.pos} trailing bytes`);
+    r.pos = end;
+  }
+  if (m.funcs.length !== m.bodies.length) {
+    throw new DecodeError(`function section declares ${m.funcs.length} functions but code section has ${m.bodies.length}`, bytes.length);
+  }
+  return m;
+}
+
+function vec<T>(r: Reader, f: (i: number) => T): T[] {
+  const n = r.u32();
+  if (n > r.end - r.pos) r.fail(`vector length ${n} exceeds the section`);
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(f(i));
+  return out;
+}
+
+function decodeSection(m: Module, id: number, r: Reader): void {
+  switch (id) {
+    case 0: {
+      const name = r.name();
+      if (name === "name") {
+        try {
+          decodeNames(m, r);
+        } catch {
+          // The name section is advisory; a malformed one is ignored, as engines do.
+        }
+      }
+      r.pos = r.end;
+      return;
+    }
+    case 1:
+      m.types = vec(r, () => {
+        const at = r.pos;
+        if (r.u8() !== 0x60) r.fail("expected function type (0x60)", at);
+        return { params: vec(r, () => r.valType()), results: vec(r, () => r.valType()) };
+      });
+      return;
+    case 2:
+      m.imports = vec(r, () => {
+        const module = r.name();
+        const name = r.name();
+        const at = r.pos;
+        const kind = r.u8();
+        let desc: ImportDesc;
+        if (kind === 0) {
+          desc = { kind: "func", type: r.u32() };
+          m.numImportedFuncs++;
+        } else if (kind === 1) desc = { kind: "table", elem: r.valType(), limits: r.limits() };
+        else if (kind === 2) desc = { kind: "memory", limits: r.limits() };
+        else if (kind === 3) {
+          desc = { kind: "global", type: r.valType(), mutable: r.u8() === 1 };
+          m.numImportedGlobals++;
+        } else r.fail(`unknown import kind ${kind}`, at);
+        return { module, name, desc };
+      });
+      return;
+    case 3:
+      m.funcs = vec(r, () => r.u32());
+      return;
+    case 4:
+      m.tables = vec(r, () => ({ elem: r.valType(), limits: r.limits() }));
+      return;
+    case 5:
+      m.memories = vec(r, () => r.limits());
+      return;
+    case 6:
+      m.globals = vec(r, () => {
+        const type = r.valType();
+        const at = r.pos;
+        const mut = r.u8();
+        if (mut > 1) r.fail("invalid global mutability", at);
+        return { type, mutable: mut === 1, init: r.constExpr() };
+      });
+      return;
+    case 7:
+      m.exports = vec(r, () => {
+        const name = r.name();
+        const at = r.pos;
+        const k = r.u8();
+        const kind = (["func", "table", "memory", "global"] as const)[k];
+        if (!kind) r.fail(`unknown export kind ${k}`, at);
+        return { name, kind, index: r.u32() };
+      });
+      return;
+    case 8:
+      m.start = r.u32();
+      return;
+    case 9:
+      m.elems = vec(r, () => decodeElem(r));
+      return;
+    case 10:
+      m.bodies = vec(r, () => {
+        const size = r.u32();
+        const end = r.pos + size;
+        if (end > r.end) r.fail("function body runs past the code section");
+        const locals: number[] = [];
+        const groups = vec(r, () => [r.u32(), r.valType()] as const);
+        let total = 0;
+        for (const [n, t] of groups) {
+          total += n;
+          if (total > 50000) r.fail("too many locals (limit 50000)");
+          for (let i = 0; i < n; i++) locals.push(t);
+        }
+        const body = { locals, start: r.pos, end };
+        r.pos = end;
+        return body;
+      });
+      return;
+    case 11:
+      m.datas = vec(r, () => {
+        const at = r.pos;
+        const flag = r.u32();
+        if (flag === 0) return { mode: "active" as const, memory: 0, offset: r.constExpr(), bytes: r.take(r.u32()) };
+        if (flag === 1) return { mode: "passive" as const, memory: 0, offset: null, bytes: r.take(r.u32()) };
+        if (flag === 2) {
+          const memory = r.u32();
+          return { mode: "active" as const, memory, offset: r.constExpr(), bytes: r.take(r.u32()) };
+        }
+        return r.fail(`unknown data segment flag ${flag}`, at);
+      });
+      return;
+    case 12:
+      r.u32();
+      return;
+  }
+}
+
+function decodeElem(r: Reader): ElemSegment {
+  const at = r.pos;
+  const flag = r.u32();
+  const funcIdx = (): (number | null)[] => vec(r, () => r.u32());
+  const exprs = (): (number | null)[] =>
+    vec(r, () => {
+      const e = r.constExpr();
+      if (e.op === "ref.func") return e.index;
+      if (e.op === "ref.null") return null;
+      return r.fail("element expression must be ref.func or ref.null");
+    });
+  switch (flag) {
+    case 0: return { mode: "active", table: 0, offset: r.constExpr(), funcs: funcIdx() };
+    case 1: r.u8(); return { mode: "passive", table: 0, offset: null, funcs: funcIdx() };
+    case 2: { const table = r.u32(); const offset = r.constExpr(); r.u8(); return { mode: "active", table, offset, funcs: funcIdx() }; }
+    case 3: r.u8(); return { mode: "declarative", table: 0, offset: null, funcs: funcIdx() };
+    case 4: return { mode: "active", table: 0, offset: r.constExpr(), funcs: exprs() };
+    case 5: r.valType(); return { mode: "passive", table: 0, offset: null, funcs: exprs() };
+    case 6: { const table = r.u32(); const offset = r.constExpr(); r.valType(); return { mode: "active", table, offset, funcs: exprs() }; }
+    case 7: r.valType(); return { mode: "declarative", table: 0, offset: null, funcs: exprs() };
+    default: return r.fail(`unknown element segment flag ${flag}`, at);
+  }
+}
+
+function decodeNames(m: Module, r: Reader): void {
+  while (!r.done) {
+    const id = r.u8();
+    const size = r.u32();
+    const end = r.pos + size;
+    if (id === 1) {
+      const n = r.u32();
+      for (let i = 0; i < n; i++) {
+        const idx = r.u32();
+        m.names.set(idx, r.name());
+      }
+    }
+    r.pos = end;
+  }
+}
+
+/** The signature of function `index` (imports first). */
+export function funcType(m: Module, index: number): FuncType {
+  let t: number | undefined;
+  if (index < m.numImportedFuncs) {
+    let k = 0;
+    for (const imp of m.imports) {
+      if (imp.desc.kind !== "func") continue;
+      if (k++ === index) t = imp.desc.type;
+    }
+  } else t = m.funcs[index - m.numImportedFuncs];
+  const ft = t === undefined ? undefined : m.types[t];
+  if (!ft) throw new DecodeError(`function index ${index} or its type index is out of range`, 0);
+  return ft;
+}
+
+/** A readable name for function `index`: its export or name-section name, else `func[N]`. */
+export function funcName(m: Module, index: number): string {
+  const n = m.names.get(index);
+  if (n) return `${n} (func ${index})`;
+  const e = m.exports.find((x) => x.kind === "func" && x.index === index);
+  if (e) return `"${e.name}" (func ${index})`;
+  if (index < m.numImportedFuncs) {
+    const imp = m.imports.filter((i) => i.desc.kind === "func")[index];
+    if (imp) return `${imp.module}.${imp.name} (func ${index})`;
+  }
+  return `func ${index}`;
+}

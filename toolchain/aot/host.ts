@@ -1,0 +1,126 @@
+// Runs an AOT-compiled module on this machine (Linux x86-64) for tests and benchmarks: maps the code with
+// toolchain/x64/native.ts, reserves linear memory up to its maximum, fills the VM context (globals, imports as koffi
+// callbacks, table, trap handler) and calls exports through their System V entry thunks. Not used by images.
+import koffi from "koffi";
+import { ExecRegion, HostBuffer } from "../x64/native.ts";
+import { Ctx, TRAP_NAMES } from "./abi.ts";
+import { type CompileOptions, type CompiledModule, compileWasm } from "./compile.ts";
+import { ValType } from "./decode.ts";
+
+export type HostImport = (...args: bigint[]) => bigint | number | void;
+
+export interface CallResult {
+  /** 0, or the trap code (abi.ts Trap). */
+  trap: number;
+  /** The result (i32 results as their unsigned 32-bit value), 0n when there is none or on a trap. */
+  value: bigint;
+  /** For hw.panic: the first argument (message pointer). */
+  detail: bigint;
+}
+
+export class HostTrap extends Error {
+  constructor(readonly code: number, readonly detail: bigint) {
+    super(`wasm trap ${code}: ${TRAP_NAMES[code] ?? "unknown"}`);
+  }
+}
+
+/** Bytes of native stack generated code may use below the entry thunk before calls trap (the call-depth limit). */
+const STACK_BUDGET = 512 * 1024;
+
+export class HostInstance {
+  readonly compiled: CompiledModule;
+  private readonly code: ExecRegion;
+  private readonly ctx: HostBuffer;
+  private readonly mem: HostBuffer | null;
+  private readonly scratch: HostBuffer;
+  private readonly callbacks: koffi.IKoffiRegisteredCallback[] = [];
+  private readonly exportsByName = new Map<string, CompiledModule["exports"][number]>();
+
+  constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}) {
+    const c = wasmOrCompiled instanceof Uint8Array ? compileWasm(wasmOrCompiled, { ...opts, hostThunks: true }) : wasmOrCompiled;
+    if (c.hostTrap < 0) throw new Error("HostInstance needs a module compiled with hostThunks: true");
+    this.compiled = c;
+    this.code = new ExecRegion(c.code.length).load(c.code);
+    const base = this.code.address;
+    this.ctx = new HostBuffer(c.layout.size);
+    this.scratch = new HostBuffer(8 * 64);
+    this.mem = c.memory ? new HostBuffer(Math.max(1, c.memory.maxPages) * 65536) : null;
+    const v = this.ctx.view;
+    v.setBigUint64(Ctx.MemBase, this.mem ? this.mem.address : 0n, true);
+    v.setBigUint64(Ctx.MemSize, BigInt((c.memory?.minPages ?? 0) * 65536), true);
+    v.setBigUint64(Ctx.MemMaxPages, BigInt(c.memory?.maxPages ?? 0), true);
+    v.setBigUint64(Ctx.TrapHandler, base + BigInt(c.hostTrap), true);
+    v.setBigUint64(Ctx.StackBudget, BigInt(STACK_BUDGET), true);
+    v.setBigUint64(Ctx.TableSize, BigInt(c.table.length), true);
+    c.globals.forEach((g, i) => v.setBigUint64(c.layout.globals + 8 * i, BigInt.asUintN(64, g.init), true));
+    c.table.forEach((e, i) => {
+      v.setBigUint64(c.layout.table + 16 * i, e.func === null ? 0n : base + BigInt(c.funcOffsets[e.func]!), true);
+      v.setBigInt64(c.layout.table + 16 * i + 8, BigInt(e.sig), true);
+    });
+    for (const imp of c.imports) {
+      if (imp.intrinsic) continue;
+      const fn = imports[imp.module]?.[imp.name];
+      if (!fn) throw new Error(`missing import ${imp.module}.${imp.name}`);
+      const ty = (t: number) => (t === ValType.I64 ? "uint64_t" : "uint32_t");
+      const proto = koffi.proto(`${imp.results.length ? ty(imp.results[0]!) : "void"} uv_import_${imp.func}(${imp.params.map(ty).join(", ")})`);
+      const cb = koffi.register((...args: (number | bigint)[]) => {
+        const r = fn(...args.map((x) => BigInt(x)));
+        if (!imp.results.length) return undefined;
+        const big = BigInt(r ?? 0);
+        return imp.results[0] === ValType.I64 ? BigInt.asUintN(64, big) : Number(BigInt.asUintN(32, big));
+      }, koffi.pointer(proto));
+      this.callbacks.push(cb);
+      v.setBigUint64(imp.slot, BigInt(koffi.address(cb)), true);
+    }
+    for (const e of c.exports) this.exportsByName.set(e.name, e);
+    if (this.mem) for (const d of c.datas) this.mem.bytes.set(d.bytes, d.offset);
+    if (c.start >= 0) {
+      const r = this.callThunk(c.start, []);
+      if (r.trap) throw new HostTrap(r.trap, r.detail);
+    }
+  }
+
+  /** The linear memory's current bytes (a live view, no copy). */
+  get memory(): Uint8Array {
+    if (!this.mem) return new Uint8Array(0);
+    const size = Number(this.ctx.view.getBigUint64(Ctx.MemSize, true));
+    return this.mem.bytes.subarray(0, size);
+  }
+
+  global(i: number): bigint {
+    return this.ctx.view.getBigUint64(this.compiled.layout.globals + 8 * i, true);
+  }
+
+  exportNames(): string[] {
+    return [...this.exportsByName.keys()];
+  }
+
+  /** Calls an export with integer arguments (numbers or bigints; i32 arguments are taken modulo 2^32). */
+  call(name: string, args: (number | bigint)[]): CallResult {
+    const e = this.exportsByName.get(name);
+    if (!e) throw new Error(`no exported function "${name}" (exports: ${this.exportNames().join(", ")})`);
+    if (args.length !== e.params.length) throw new Error(`${name} takes ${e.params.length} arguments, got ${args.length}`);
+    const r = this.callThunk(e.thunk, args.map((x, i) => (e.params[i] === ValType.I32 ? BigInt.asUintN(32, BigInt(x)) : BigInt.asUintN(64, BigInt(x)))));
+    if (r.trap === 0 && e.results[0] === ValType.I32) r.value = BigInt.asUintN(32, r.value);
+    if (r.trap === 0 && e.results.length === 0) r.value = 0n;
+    return r;
+  }
+
+  private callThunk(offset: number, args: bigint[]): CallResult {
+    if (args.length > 60) throw new Error("at most 60 arguments");
+    const v = this.scratch.view;
+    args.forEach((x, i) => v.setBigUint64(16 + 8 * i, x, true));
+    v.setBigUint64(0, 0n, true);
+    const trap = Number(this.code.call(offset, this.ctx.address, this.scratch.address + 16n, this.scratch.address));
+    const out = v.getBigUint64(0, true);
+    return trap ? { trap, value: 0n, detail: out } : { trap: 0, value: out, detail: 0n };
+  }
+
+  dispose(): void {
+    for (const cb of this.callbacks) koffi.unregister(cb);
+    this.code.dispose();
+    this.ctx.dispose();
+    this.scratch.dispose();
+    this.mem?.dispose();
+  }
+}

@@ -1,0 +1,352 @@
+// The macro-assembler: operations shaped like wasm instructions (binop, divide with its traps, bounds-checked load and
+// store, compare-and-set ...) lowered to x86-64 through the typed assembler in toolchain/x64, which is the only
+// writer of instruction bytes. Sits between the codegen context (context.ts) and the assembler; knows registers and
+// operands, but not the wasm value stack.
+import {
+  type Assembler, type Condition, GPR8, GPR16, GPR32, GPR64, type Gpr, type Label, type Mem, byte, dword, qword, word,
+} from "../x64/index.ts";
+import { Ctx, FP, MEMBASE, Trap, VMCTX } from "./abi.ts";
+
+export type Size = 4 | 8;
+/** Scratch registers that are never allocated to values: the lowering of one instruction may clobber them. */
+export const RAX = 0, RCX = 1, RDX = 2, R11 = 11;
+
+/** A source operand: a register number, an immediate, or a memory location. */
+export type Opnd = { k: "reg"; r: number } | { k: "imm"; v: bigint } | { k: "mem"; m: Mem };
+
+export function reg(n: number, size: Size | 1 | 2): Gpr {
+  return (size === 8 ? GPR64 : size === 4 ? GPR32 : size === 2 ? GPR16 : GPR8)[n]!;
+}
+
+function memSized(size: 1 | 2 | 4 | 8, base: Gpr, disp: number, index?: Gpr): Mem {
+  const a = index ? { base, index, disp } : { base, disp };
+  return size === 8 ? qword(a) : size === 4 ? dword(a) : size === 2 ? word(a) : byte(a);
+}
+
+const fitsI32 = (v: bigint): boolean => v >= -0x80000000n && v <= 0x7fffffffn;
+
+export type AluOp = "add" | "sub" | "and" | "or" | "xor";
+export type ShiftOp = "shl" | "sar" | "shr" | "rol" | "ror";
+
+export class MacroAssembler {
+  /** One label per trap code, bound by the module compiler to stubs that call the trap handler. */
+  constructor(readonly a: Assembler, readonly trapLabels: Map<Trap, Label>) {}
+
+  trap(code: Trap): Label {
+    const l = this.trapLabels.get(code);
+    if (!l) throw new Error(`no trap stub for code ${code}`);
+    return l;
+  }
+
+  /** `[rbp + disp]`, a frame slot. */
+  frame(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
+    return memSized(size, FP, disp);
+  }
+  ctx(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
+    return memSized(size, VMCTX, disp);
+  }
+
+  /** Materialises a constant: 32-bit values are written zero-extended. */
+  movImm(size: Size, dst: number, v: bigint): void {
+    if (size === 4) {
+      const u = Number(BigInt.asIntN(32, v));
+      if (u === 0) this.a.xor(reg(dst, 4), reg(dst, 4));
+      else this.a.mov(reg(dst, 4), u);
+      return;
+    }
+    v = BigInt.asIntN(64, v);
+    if (v === 0n) this.a.xor(reg(dst, 4), reg(dst, 4));
+    else if (v > 0n && v <= 0xffffffffn) this.a.mov(reg(dst, 4), Number(BigInt.asIntN(32, v)));
+    else if (fitsI32(v)) this.a.mov(reg(dst, 8), Number(v));
+    else this.a.mov(reg(dst, 8), v);
+  }
+
+  /** Loads an operand into register `dst` (width `size`; a 32-bit load zero-extends). */
+  load(size: Size, dst: number, src: Opnd): void {
+    if (src.k === "imm") this.movImm(size, dst, src.v);
+    else if (src.k === "reg") {
+      if (src.r !== dst) this.a.mov(reg(dst, size), reg(src.r, size));
+    } else this.a.mov(reg(dst, size), src.m);
+  }
+
+  /** Stores an operand into memory of width `size` (uses r11 for constants that do not fit an imm32). */
+  storeTo(size: 1 | 2 | 4 | 8, m: Mem, src: Opnd): void {
+    if (src.k === "reg") this.a.mov(m, reg(src.r, size));
+    else if (src.k === "imm") {
+      const v = src.v;
+      if (size === 8 && !fitsI32(BigInt.asIntN(64, v))) {
+        this.a.mov(reg(R11, 8), BigInt.asIntN(64, v));
+        this.a.mov(m, reg(R11, 8));
+      } else {
+        const bits = size * 8;
+        this.a.mov(m, Number(BigInt.asIntN(Math.min(bits, 32), v)));
+      }
+    } else {
+      this.a.mov(reg(R11, size), src.m);
+      this.a.mov(m, reg(R11, size));
+    }
+  }
+
+  /** Turns an operand into something an ALU instruction accepts as its source (imm32 or register or memory). */
+  private src(size: Size, s: Opnd): Gpr | Mem | number {
+    if (s.k === "reg") return reg(s.r, size);
+    if (s.k === "mem") return s.m;
+    const v = size === 4 ? BigInt.asIntN(32, s.v) : BigInt.asIntN(64, s.v);
+    if (fitsI32(v)) return Number(v);
+    this.a.mov(reg(R11, 8), v);
+    return reg(R11, 8);
+  }
+
+  alu(op: AluOp, size: Size, dst: number, s: Opnd): void {
+    this.a[op](reg(dst, size), this.src(size, s));
+  }
+
+  mul(size: Size, dst: number, s: Opnd): void {
+    const src = this.src(size, s);
+    if (typeof src === "number") this.a.imul(reg(dst, size), reg(dst, size), src);
+    else this.a.imul(reg(dst, size), src);
+  }
+
+  /** Integer division and remainder with wasm's traps: divide by zero, and INT_MIN / -1 for signed division. */
+  divRem(size: Size, signed: boolean, rem: boolean, dst: number, s: Opnd): void {
+    const a = this.a;
+    let divisor: Gpr | Mem;
+    if (s.k === "imm") {
+      const v = size === 4 ? BigInt.asIntN(32, s.v) : BigInt.asIntN(64, s.v);
+      if (v === 0n) {
+        a.jmp(this.trap(Trap.DivByZero));
+        return;
+      }
+      this.movImm(size, RCX, v);
+      divisor = reg(RCX, size);
+    } else {
+      divisor = s.k === "reg" ? reg(s.r, size) : s.m;
+      a.cmp(divisor, 0);
+      a.je(this.trap(Trap.DivByZero));
+    }
+    const done = a.label();
+    const mayBeMinusOne = s.k !== "imm" || BigInt.asIntN(size * 8, s.v) === -1n;
+    if (signed && mayBeMinusOne) {
+      const normal = a.label();
+      a.cmp(divisor, -1);
+      a.jne(normal);
+      if (rem) {
+        a.xor(reg(dst, 4), reg(dst, 4));
+      } else {
+        // x / -1 overflows only for INT_MIN; otherwise it is a negation.
+        if (size === 4) a.cmp(reg(dst, 4), -0x80000000);
+        else {
+          a.mov(reg(R11, 8), -(2n ** 63n));
+          a.cmp(reg(dst, 8), reg(R11, 8));
+        }
+        a.je(this.trap(Trap.IntOverflow));
+        a.neg(reg(dst, size));
+      }
+      a.jmp(done);
+      a.bind(normal);
+    }
+    a.mov(reg(RAX, size), reg(dst, size));
+    if (signed) {
+      if (size === 4) a.cdq();
+      else a.cqo();
+      a.idiv(divisor);
+    } else {
+      a.xor(reg(RDX, 4), reg(RDX, 4));
+      a.div(divisor);
+    }
+    a.mov(reg(dst, size), reg(rem ? RDX : RAX, size));
+    a.bind(done);
+  }
+
+  shift(op: ShiftOp, size: Size, dst: number, s: Opnd): void {
+    if (s.k === "imm") {
+      const n = Number(BigInt.asUintN(8, s.v)) & (size * 8 - 1);
+      if (n !== 0) this.a[op](reg(dst, size), n);
+      else if (size === 4) this.a.mov(reg(dst, 4), reg(dst, 4));
+      return;
+    }
+    this.load(4, RCX, s);
+    this.a[op](reg(dst, size), reg(RCX, 1));
+  }
+
+  /** dst = (dst <cc> s) ? 1 : 0, as an i32. */
+  compare(cc: Condition, size: Size, dst: number, s: Opnd): void {
+    this.a.cmp(reg(dst, size), this.src(size, s));
+    this.a.setcc(cc, reg(dst, 1));
+    this.a.movzx(reg(dst, 4), reg(dst, 1));
+  }
+
+  eqz(size: Size, dst: number): void {
+    this.a.test(reg(dst, size), reg(dst, size));
+    this.a.sete(reg(dst, 1));
+    this.a.movzx(reg(dst, 4), reg(dst, 1));
+  }
+
+  /** clz via bsr (no LZCNT dependency): bsr leaves ZF set for 0, which selects 2*width-1 so the xor yields width. */
+  clz(size: Size, dst: number): void {
+    const w = size * 8;
+    this.a.mov(reg(R11, 4), 2 * w - 1);
+    this.a.bsr(reg(RAX, size), reg(dst, size));
+    this.a.cmovz(reg(RAX, size), reg(R11, size));
+    this.a.xor(reg(RAX, 4), w - 1);
+    this.a.mov(reg(dst, 4), reg(RAX, 4));
+  }
+
+  ctz(size: Size, dst: number): void {
+    this.a.mov(reg(R11, 4), size * 8);
+    this.a.bsf(reg(RAX, size), reg(dst, size));
+    this.a.cmovz(reg(RAX, size), reg(R11, size));
+    this.a.mov(reg(dst, 4), reg(RAX, 4));
+  }
+
+  /** Population count by the SWAR bit trick, so the image does not depend on the POPCNT extension. */
+  popcnt(size: Size, dst: number): void {
+    const a = this.a;
+    const d = reg(dst, size);
+    const t = reg(RAX, size);
+    const m = reg(R11, size);
+    const k = (v: bigint) => (size === 8 ? v : v & 0xffffffffn);
+    const mask = (v: bigint) => {
+      if (size === 8) a.mov(m, BigInt.asIntN(64, v));
+      else a.mov(m, Number(BigInt.asIntN(32, v & 0xffffffffn)));
+    };
+    // d - ((d >> 1) & 0x55..)
+    a.mov(t, d);
+    a.shr(t, 1);
+    mask(k(0x5555555555555555n));
+    a.and(t, m);
+    a.sub(d, t);
+    // (d & 0x33..) + ((d >> 2) & 0x33..)
+    mask(k(0x3333333333333333n));
+    a.mov(t, d);
+    a.shr(t, 2);
+    a.and(d, m);
+    a.and(t, m);
+    a.add(d, t);
+    // (d + (d >> 4)) & 0x0f..
+    a.mov(t, d);
+    a.shr(t, 4);
+    a.add(d, t);
+    mask(k(0x0f0f0f0f0f0f0f0fn));
+    a.and(d, m);
+    // multiply by 0x0101.. and take the top byte
+    mask(k(0x0101010101010101n));
+    a.imul(d, m);
+    a.shr(d, size * 8 - 8);
+  }
+
+  /** Sign/zero extensions: from `bits` to `size`. */
+  extend(size: Size, dst: number, bits: 8 | 16 | 32, signed: boolean): void {
+    if (!signed) {
+      // Only i64.extend_i32_u: the value is already zero-extended in its register.
+      this.a.mov(reg(dst, 4), reg(dst, 4));
+      return;
+    }
+    if (bits === 32) this.a.movsxd(reg(dst, 8), reg(dst, 4));
+    else this.a.movsx(reg(dst, size), reg(dst, bits === 8 ? 1 : 2));
+  }
+
+  wrap(dst: number): void {
+    this.a.mov(reg(dst, 4), reg(dst, 4));
+  }
+
+  /** dst = cond ? dst : other. */
+  select(size: Size, dst: number, other: Opnd, cond: number): void {
+    this.a.test(reg(cond, 4), reg(cond, 4));
+    if (other.k === "imm") {
+      this.load(size, R11, other);
+      this.a.cmovz(reg(dst, size), reg(R11, size));
+    } else this.a.cmovz(reg(dst, size), other.k === "reg" ? reg(other.r, size) : other.m);
+  }
+
+  /**
+   * Bounds check then the address of a linear-memory access of `bytes` at addr + offset (addr: an i32 held
+   * zero-extended in a register). Memory is not guarded by page protection: the compare against the current size
+   * is the only check, so it must precede every access.
+   */
+  heapAddr(addr: number, offset: number, bytes: number, size: 1 | 2 | 4 | 8): Mem {
+    const a = this.a;
+    const end = offset + bytes;
+    if (end <= 0x7fffffff) a.lea(reg(R11, 8), qword({ base: reg(addr, 8), disp: end }));
+    else {
+      a.mov(reg(R11, 8), end);
+      a.add(reg(R11, 8), reg(addr, 8));
+    }
+    a.cmp(reg(R11, 8), this.ctx(Ctx.MemSize));
+    a.ja(this.trap(Trap.MemoryOutOfBounds));
+    if (offset <= 0x7fffffff) return memSized(size, MEMBASE, offset, reg(addr, 8));
+    a.mov(reg(R11, 8), offset);
+    a.add(reg(R11, 8), reg(addr, 8));
+    return memSized(size, MEMBASE, 0, reg(R11, 8));
+  }
+
+  loadHeap(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, addr: number, offset: number): void {
+    const m = this.heapAddr(addr, offset, bytes, bytes);
+    const a = this.a;
+    if (bytes === 8 || (bytes === 4 && !signed)) a.mov(reg(dst, bytes as Size), m);
+    else if (bytes === 4) a.movsxd(reg(dst, 8), m);
+    else if (signed) a.movsx(reg(dst, size), m);
+    else a.movzx(reg(dst, 4), m);
+  }
+
+  storeHeap(bytes: 1 | 2 | 4 | 8, value: Opnd, addr: number, offset: number): void {
+    if (value.k === "mem") {
+      this.a.mov(reg(RAX, bytes), value.m);
+      value = { k: "reg", r: RAX };
+    } else if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
+      this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
+      value = { k: "reg", r: RAX };
+    }
+    const m = this.heapAddr(addr, offset, bytes, bytes);
+    if (value.k === "reg") this.a.mov(m, reg(value.r, bytes));
+    else this.a.mov(m, Number(BigInt.asIntN(Math.min(bytes * 8, 32), value.v)));
+  }
+
+  memorySize(dst: number): void {
+    this.a.mov(reg(dst, 8), this.ctx(Ctx.MemSize));
+    this.a.shr(reg(dst, 8), 16);
+  }
+
+  /** memory.grow: the memory is reserved up to its maximum, so growing only moves the size; -1 past the maximum. */
+  memoryGrow(dst: number): void {
+    const a = this.a;
+    const fail = a.label();
+    const done = a.label();
+    a.mov(reg(RAX, 8), this.ctx(Ctx.MemSize));
+    a.shr(reg(RAX, 8), 16);
+    a.mov(reg(RCX, 8), this.ctx(Ctx.MemMaxPages));
+    a.sub(reg(RCX, 8), reg(RAX, 8));
+    a.cmp(reg(dst, 8), reg(RCX, 8));
+    a.ja(fail);
+    a.shl(reg(dst, 8), 16);
+    a.add(this.ctx(Ctx.MemSize), reg(dst, 8));
+    a.mov(reg(dst, 4), reg(RAX, 4));
+    a.jmp(done);
+    a.bind(fail);
+    a.mov(reg(dst, 4), -1);
+    a.bind(done);
+  }
+
+  jumpIfZero(r: number, target: Label): void {
+    this.a.test(reg(r, 4), reg(r, 4));
+    this.a.jz(target);
+  }
+  jumpIfNonZero(r: number, target: Label): void {
+    this.a.test(reg(r, 4), reg(r, 4));
+    this.a.jnz(target);
+  }
+
+  /** Frame setup: `frameBytes` below rbp, checked against the stack limit before anything is written there. */
+  prologue(frameBytes: number): void {
+    const a = this.a;
+    a.push(FP);
+    a.mov(FP, reg(4, 8));
+    if (frameBytes > 0) a.sub(reg(4, 8), frameBytes);
+    a.cmp(reg(4, 8), this.ctx(Ctx.StackLimit));
+    a.jb(this.trap(Trap.StackOverflow));
+  }
+  epilogue(): void {
+    this.a.leave();
+    this.a.ret();
+  }
+}

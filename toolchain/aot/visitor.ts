@@ -1,0 +1,476 @@
+// The per-function code generator: reads a validated body instruction by instruction and calls one small method per
+// opcode. Each method works on the value stack through the context (context.ts) and emits through the macro-assembler
+// (masm.ts). Control flow follows one rule: at every block boundary and branch every value is in its home slot, so
+// labels need no register state. Calls use this backend's internal convention (see ABI.md): arguments pushed on the
+// machine stack, first one first; result in rax; every allocatable register caller-saved.
+import { type Condition, type Label, dword, qword, rsp } from "../x64/index.ts";
+import { type Module, Reader, ValType, funcType } from "./decode.ts";
+import { type CtxLayout, Trap, VMCTX } from "./abi.ts";
+import { Context } from "./context.ts";
+import { type AluOp, type MacroAssembler, RAX, type ShiftOp, type Size, reg } from "./masm.ts";
+import { MEMORY, Op, newInstr, readInstr } from "./opcodes.ts";
+import { type FuncInfo, UnsupportedError, blockSig } from "./validate.ts";
+import { type Intrinsic } from "./intrinsics.ts";
+
+/** How the module compiler wants calls and imports lowered. */
+export interface ModuleEnv {
+  module: Module;
+  layout: CtxLayout;
+  /** Label of each defined function, by function index (imports map to null). */
+  funcLabels: (Label | null)[];
+  /** For imported functions: an inline intrinsic, or the vmctx slot / external symbol to call. */
+  importLowering: (index: number) => { intrinsic: Intrinsic } | { slot: number; symbol: Label | null };
+  /** Canonical signature id per type index (structurally equal types share an id). */
+  sigIds: number[];
+  tableSize: number;
+}
+
+interface Ctl {
+  op: number;
+  /** Stack height below the block's params. */
+  base: number;
+  params: Size[];
+  results: Size[];
+  /** Branch target: loop head, or the end of block/if. */
+  label: Label;
+  elseLabel: Label | null;
+  /** The function body: branches to it are returns. */
+  isFunction: boolean;
+}
+
+const sz = (t: number): Size => (t === ValType.I64 ? 8 : 4);
+
+const CMP: Record<number, Condition> = {
+  0: "e", 1: "ne", 2: "l", 3: "b", 4: "g", 5: "a", 6: "le", 7: "be", 8: "ge", 9: "ae",
+};
+
+export class FunctionCompiler {
+  private readonly cx: Context;
+  private readonly ctl: Ctl[] = [];
+  private dead = false;
+  private deadDepth = 0;
+  private readonly retLabel: Label;
+  private readonly resultSize: Size | null;
+
+  constructor(
+    private readonly env: ModuleEnv,
+    private readonly masm: MacroAssembler,
+    private readonly index: number,
+    private readonly name: string,
+    private readonly info: FuncInfo,
+  ) {
+    const m = env.module;
+    const t = funcType(m, index);
+    const body = m.bodies[index - m.numImportedFuncs]!;
+    const sizes = [...t.params, ...body.locals].map(sz);
+    this.cx = new Context(masm, t.params.length, body.locals.length, sizes);
+    this.retLabel = masm.a.label();
+    this.resultSize = t.results.length ? sz(t.results[0]!) : null;
+  }
+
+  compile(): void {
+    const m = this.env.module;
+    const body = m.bodies[this.index - m.numImportedFuncs]!;
+    const a = this.masm.a;
+    const cx = this.cx;
+    this.masm.prologue(cx.frameBytes(this.info.maxStack));
+    if (body.locals.length) {
+      a.xor(reg(RAX, 4), reg(RAX, 4));
+      for (let j = 0; j < body.locals.length; j++) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
+    }
+    this.ctl.push({
+      op: Op.Block, base: 0, params: [], results: this.resultSize ? [this.resultSize] : [], label: this.retLabel,
+      elseLabel: null, isFunction: true,
+    });
+    const r = new Reader(m.bytes, body.start, body.end);
+    const ins = newInstr();
+    while (this.ctl.length) {
+      readInstr(r, ins);
+      if (this.dead) {
+        if (ins.op === Op.Block || ins.op === Op.Loop || ins.op === Op.If) {
+          this.deadDepth++;
+          continue;
+        }
+        if (ins.op === Op.End && this.deadDepth > 0) {
+          this.deadDepth--;
+          continue;
+        }
+        if (ins.op !== Op.End && ins.op !== Op.Else) continue;
+        if (ins.op === Op.Else && this.deadDepth > 0) continue;
+      }
+      this.visit(ins.op, ins.a, ins.b, ins.i64, ins.targets, ins.at);
+    }
+    a.bind(this.retLabel);
+    this.masm.epilogue();
+  }
+
+  private unsupported(what: string, at: number): never {
+    throw new UnsupportedError(this.name, what, at);
+  }
+
+  private visit(op: number, a: number, b: number, i64: bigint, targets: number[] | null, at: number): void {
+    const acc = MEMORY.get(op);
+    if (acc) {
+      if (acc.store) this.store(acc.size, b);
+      else this.load(sz(acc.type), acc.size, acc.signed, b);
+      return;
+    }
+    if (op >= 0x46 && op <= 0x4f) return this.compare(4, CMP[op - 0x46]!);
+    if (op >= 0x51 && op <= 0x5a) return this.compare(8, CMP[op - 0x51]!);
+    if (op >= 0x67 && op <= 0x78) return this.arith(4, op - 0x67);
+    if (op >= 0x79 && op <= 0x8a) return this.arith(8, op - 0x79);
+    switch (op) {
+      case Op.Unreachable: return this.visitUnreachable();
+      case Op.Nop: return;
+      case Op.Block: return this.visitBlock(op, a, at);
+      case Op.Loop: return this.visitBlock(op, a, at);
+      case Op.If: return this.visitIf(a, at);
+      case Op.Else: return this.visitElse();
+      case Op.End: return this.visitEnd();
+      case Op.Br: return this.visitBr(a);
+      case Op.BrIf: return this.visitBrIf(a);
+      case Op.BrTable: return this.visitBrTable(targets!);
+      case Op.Return: return this.visitBr(this.ctl.length - 1);
+      case Op.Call: return this.visitCall(a);
+      case Op.CallIndirect: return this.visitCallIndirect(a);
+      case Op.Drop: return this.cx.drop();
+      case Op.Select: case Op.SelectT: return this.visitSelect();
+      case Op.LocalGet: return this.visitLocalGet(a);
+      case Op.LocalSet: return this.visitLocalSet(a, false);
+      case Op.LocalTee: return this.visitLocalSet(a, true);
+      case Op.GlobalGet: return this.visitGlobalGet(a);
+      case Op.GlobalSet: return this.visitGlobalSet(a);
+      case Op.MemorySize: return this.visitMemorySize();
+      case Op.MemoryGrow: return this.visitMemoryGrow();
+      case Op.I32Const: return this.cx.pushConst(4, BigInt(a));
+      case Op.I64Const: return this.cx.pushConst(8, i64);
+      case Op.I32Eqz: return this.unary(4, 4, (r) => this.masm.eqz(4, r));
+      case Op.I64Eqz: return this.unary(8, 4, (r) => this.masm.eqz(8, r));
+      case Op.I32WrapI64: return this.unary(8, 4, (r) => this.masm.wrap(r));
+      case Op.I64ExtendI32S: return this.unary(4, 8, (r) => this.masm.extend(8, r, 32, true));
+      case Op.I64ExtendI32U: return this.unary(4, 8, (r) => this.masm.extend(8, r, 32, false));
+      case Op.I32Extend8S: return this.unary(4, 4, (r) => this.masm.extend(4, r, 8, true));
+      case Op.I32Extend16S: return this.unary(4, 4, (r) => this.masm.extend(4, r, 16, true));
+      case Op.I64Extend8S: return this.unary(8, 8, (r) => this.masm.extend(8, r, 8, true));
+      case Op.I64Extend16S: return this.unary(8, 8, (r) => this.masm.extend(8, r, 16, true));
+      case Op.I64Extend32S: return this.unary(8, 8, (r) => this.masm.extend(8, r, 32, true));
+      default: return this.unsupported(`opcode 0x${op.toString(16)}`, at);
+    }
+  }
+
+  // ---- numeric ------------------------------------------------------------------------------------------------------
+
+  private unary(_in: Size, out: Size, f: (r: number) => void): void {
+    const r = this.cx.popReg();
+    f(r);
+    this.cx.pushReg(out, r);
+  }
+
+  private compare(size: Size, cc: Condition): void {
+    const rhs = this.cx.pop();
+    const lhs = this.cx.popReg();
+    this.masm.compare(cc, size, lhs, rhs);
+    this.cx.done(rhs);
+    this.cx.pushReg(4, lhs);
+  }
+
+  /** Opcodes clz..rotr, numbered from 0 within their width. */
+  private arith(size: Size, k: number): void {
+    const m = this.masm;
+    if (k <= 2) {
+      const f = k === 0 ? m.clz : k === 1 ? m.ctz : m.popcnt;
+      return this.unary(size, size, (r) => f.call(m, size, r));
+    }
+    const rhs = this.cx.pop();
+    const lhs = this.cx.popReg();
+    const alu: Record<number, AluOp> = { 3: "add", 4: "sub", 10: "and", 11: "or", 12: "xor" };
+    const shifts: Record<number, ShiftOp> = { 13: "shl", 14: "sar", 15: "shr", 16: "rol", 17: "ror" };
+    if (alu[k]) m.alu(alu[k], size, lhs, rhs);
+    else if (shifts[k]) m.shift(shifts[k], size, lhs, rhs);
+    else if (k === 5) m.mul(size, lhs, rhs);
+    else m.divRem(size, k === 6 || k === 8, k === 8 || k === 9, lhs, rhs);
+    this.cx.done(rhs);
+    this.cx.pushReg(size, lhs);
+  }
+
+  // ---- variables ----------------------------------------------------------------------------------------------------
+
+  private visitLocalGet(i: number): void {
+    const r = this.cx.alloc();
+    const m = this.cx.local(i);
+    this.masm.a.mov(reg(r, m.size as Size), m);
+    this.cx.pushReg(m.size as Size, r);
+  }
+
+  private visitLocalSet(i: number, tee: boolean): void {
+    const m = this.cx.local(i);
+    const size = m.size as Size;
+    if (tee) {
+      const r = this.cx.popReg();
+      this.masm.a.mov(m, reg(r, size));
+      this.cx.pushReg(size, r);
+      return;
+    }
+    const v = this.cx.pop();
+    this.masm.storeTo(size, m, v);
+    this.cx.done(v);
+  }
+
+  private globalSlot(i: number): { m: ReturnType<MacroAssembler["ctx"]>; size: Size } {
+    const size = sz(this.env.module.globals[i]!.type);
+    return { m: this.masm.ctx(this.env.layout.globals + 8 * i, size), size };
+  }
+
+  private visitGlobalGet(i: number): void {
+    const { m, size } = this.globalSlot(i);
+    const r = this.cx.alloc();
+    this.masm.a.mov(reg(r, size), m);
+    this.cx.pushReg(size, r);
+  }
+
+  private visitGlobalSet(i: number): void {
+    const { m, size } = this.globalSlot(i);
+    const v = this.cx.pop();
+    this.masm.storeTo(size, m, v);
+    this.cx.done(v);
+  }
+
+  // ---- memory -------------------------------------------------------------------------------------------------------
+
+  private load(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, offset: number): void {
+    const addr = this.cx.popReg();
+    this.masm.loadHeap(size, bytes, signed, addr, addr, offset);
+    this.cx.pushReg(size, addr);
+  }
+
+  private store(bytes: 1 | 2 | 4 | 8, offset: number): void {
+    const value = this.cx.pop();
+    const addr = this.cx.popReg();
+    this.masm.storeHeap(bytes, value, addr, offset);
+    this.cx.done(value);
+    this.cx.release(addr);
+  }
+
+  private visitMemorySize(): void {
+    const r = this.cx.alloc();
+    this.masm.memorySize(r);
+    this.cx.pushReg(4, r);
+  }
+
+  private visitMemoryGrow(): void {
+    const r = this.cx.popReg();
+    this.masm.memoryGrow(r);
+    this.cx.pushReg(4, r);
+  }
+
+  private visitSelect(): void {
+    const cond = this.cx.popReg();
+    const other = this.cx.pop();
+    const size = this.cx.sizeAt(this.cx.height - 1);
+    const dst = this.cx.popReg();
+    this.masm.select(size, dst, other, cond);
+    this.cx.release(cond);
+    this.cx.done(other);
+    this.cx.pushReg(size, dst);
+  }
+
+  // ---- control ------------------------------------------------------------------------------------------------------
+
+  private blockSizes(bt: number): { params: Size[]; results: Size[] } {
+    const s = blockSig(this.env.module, bt);
+    return { params: s.params.map(sz), results: s.results.map(sz) };
+  }
+
+  private visitBlock(op: number, bt: number, _at: number): void {
+    const { params, results } = this.blockSizes(bt);
+    this.cx.spillAll();
+    const label = this.masm.a.label();
+    if (op === Op.Loop) this.masm.a.bind(label);
+    this.ctl.push({ op, base: this.cx.height - params.length, params, results, label, elseLabel: null, isFunction: false });
+  }
+
+  private visitIf(bt: number, at: number): void {
+    const { params, results } = this.blockSizes(bt);
+    if (params.length) this.unsupported("if with block parameters", at);
+    const cond = this.cx.popReg();
+    this.cx.spillAll();
+    const elseLabel = this.masm.a.label();
+    this.masm.jumpIfZero(cond, elseLabel);
+    this.cx.release(cond);
+    this.ctl.push({ op: Op.If, base: this.cx.height, params, results, label: this.masm.a.label(), elseLabel, isFunction: false });
+  }
+
+  private visitElse(): void {
+    const f = this.ctl[this.ctl.length - 1]!;
+    if (!this.dead) {
+      this.cx.spillAll();
+      this.masm.a.jmp(f.label);
+    }
+    this.masm.a.bind(f.elseLabel!);
+    f.elseLabel = null;
+    f.op = Op.Else;
+    this.dead = false;
+    this.cx.resetTo(f.base, f.params);
+  }
+
+  private visitEnd(): void {
+    const f = this.ctl.pop()!;
+    if (f.isFunction) {
+      if (!this.dead && this.resultSize) this.cx.loadTopInto(RAX);
+      if (!this.dead) this.cx.resetTo(0, []);
+      this.dead = false;
+      return;
+    }
+    if (!this.dead) this.cx.spillAll();
+    if (f.elseLabel) this.masm.a.bind(f.elseLabel);
+    if (f.op !== Op.Loop) this.masm.a.bind(f.label);
+    this.dead = false;
+    this.cx.resetTo(f.base, f.results);
+  }
+
+  private target(depth: number): { f: Ctl; arity: number } {
+    const f = this.ctl[this.ctl.length - 1 - depth]!;
+    return { f, arity: f.op === Op.Loop ? f.params.length : f.results.length };
+  }
+
+  /** Emits the moves and jump of a taken branch; the value-stack model is left as it was. */
+  private branchTo(depth: number): void {
+    const { f, arity } = this.target(depth);
+    if (f.isFunction) {
+      if (this.resultSize) this.cx.loadTopInto(RAX);
+      this.masm.a.jmp(f.label);
+      return;
+    }
+    this.cx.moveTopTo(arity, f.base);
+    this.masm.a.jmp(f.label);
+  }
+
+  private markDead(): void {
+    this.dead = true;
+    this.deadDepth = 0;
+  }
+
+  private visitBr(depth: number): void {
+    this.branchTo(depth);
+    this.markDead();
+  }
+
+  private visitBrIf(depth: number): void {
+    const cond = this.cx.popReg();
+    const { f, arity } = this.target(depth);
+    this.cx.release(cond);
+    this.cx.spillAll();
+    if (arity === 0 && !f.isFunction) {
+      this.masm.jumpIfNonZero(cond, f.label);
+      return;
+    }
+    const skip = this.masm.a.label();
+    this.masm.jumpIfZero(cond, skip);
+    this.branchTo(depth);
+    this.masm.a.bind(skip);
+  }
+
+  private visitBrTable(targets: number[]): void {
+    const idx = this.cx.popReg();
+    this.cx.release(idx);
+    this.cx.spillAll();
+    const a = this.masm.a;
+    const n = targets.length - 1;
+    // A compare chain: binaryen's output keeps tables small; a jump table needs label-difference data (see ABI.md).
+    const stubs: { label: Label; depth: number }[] = [];
+    const labelFor = (depth: number): Label => {
+      const { f, arity } = this.target(depth);
+      if (!f.isFunction && (arity === 0 || f.base === this.cx.height - arity)) return f.label;
+      let s = stubs.find((x) => x.depth === depth);
+      if (!s) {
+        s = { label: a.label(), depth };
+        stubs.push(s);
+      }
+      return s.label;
+    };
+    for (let i = 0; i < n; i++) {
+      a.cmp(reg(idx, 4), i);
+      a.je(labelFor(targets[i]!));
+    }
+    a.jmp(labelFor(targets[n]!));
+    for (const s of stubs) {
+      a.bind(s.label);
+      this.branchTo(s.depth);
+    }
+    this.markDead();
+  }
+
+  private visitUnreachable(): void {
+    this.masm.a.jmp(this.masm.trap(Trap.Unreachable));
+    this.markDead();
+  }
+
+  // ---- calls --------------------------------------------------------------------------------------------------------
+
+  /** Pushes the top `n` entries (already spilled) as arguments, first argument first. */
+  private pushArgs(n: number): void {
+    const h = this.cx.height;
+    for (let i = 0; i < n; i++) this.masm.a.push(this.cx.home(h - n + i, 8));
+  }
+
+  private finishCall(nargs: number, results: number[]): void {
+    for (let i = 0; i < nargs; i++) this.cx.drop();
+    if (results.length) {
+      const size = sz(results[0]!);
+      const r = this.cx.alloc();
+      this.masm.a.mov(reg(r, size), reg(RAX, size));
+      this.cx.pushReg(size, r);
+    }
+  }
+
+  private visitCall(fi: number): void {
+    const t = funcType(this.env.module, fi);
+    const a = this.masm.a;
+    if (fi < this.env.module.numImportedFuncs) {
+      const low = this.env.importLowering(fi);
+      if ("intrinsic" in low) {
+        low.intrinsic.lower(this.masm, this.cx);
+        return;
+      }
+      this.cx.spillAll();
+      // System V call to the embedder: arguments in registers, stack aligned to 16; rbx is callee-saved there.
+      const argRegs = [7, 6, 2, 1, 8, 9];
+      const h = this.cx.height;
+      t.params.forEach((p, i) => a.mov(reg(argRegs[i]!, sz(p)), this.cx.home(h - t.params.length + i, sz(p))));
+      a.mov(reg(3, 8), rsp);
+      a.and(rsp, -16);
+      if (low.symbol) a.call(low.symbol);
+      else a.call(this.masm.ctx(low.slot));
+      a.mov(rsp, reg(3, 8));
+      this.finishCall(t.params.length, t.results);
+      return;
+    }
+    this.cx.spillAll();
+    this.pushArgs(t.params.length);
+    a.call(this.env.funcLabels[fi]!);
+    if (t.params.length) a.add(rsp, 8 * t.params.length);
+    this.finishCall(t.params.length, t.results);
+  }
+
+  private visitCallIndirect(typeIndex: number): void {
+    const t = this.env.module.types[typeIndex]!;
+    const a = this.masm.a;
+    const idx = this.cx.popReg();
+    this.cx.release(idx);
+    this.cx.spillAll();
+    // idx is no longer on the stack and spillAll only stores, so it still holds the index here.
+    a.cmp(reg(idx, 8), this.env.tableSize);
+    a.jae(this.masm.trap(Trap.TableOutOfBounds));
+    a.shl(reg(idx, 8), 4);
+    const entry = { base: VMCTX, index: reg(idx, 8), disp: this.env.layout.table };
+    a.mov(reg(RAX, 8), qword(entry));
+    a.test(reg(RAX, 8), reg(RAX, 8));
+    a.jz(this.masm.trap(Trap.NullFunction));
+    a.cmp(dword({ ...entry, disp: entry.disp + 8 }), this.env.sigIds[typeIndex]!);
+    a.jne(this.masm.trap(Trap.SignatureMismatch));
+    this.pushArgs(t.params.length);
+    a.call(reg(RAX, 8));
+    if (t.params.length) a.add(rsp, 8 * t.params.length);
+    this.finishCall(t.params.length, t.results);
+  }
+}
