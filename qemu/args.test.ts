@@ -1,0 +1,73 @@
+// Unit tests of the QEMU command line the harness builds (qemu/args.ts).
+import { describe, expect, it } from "vitest";
+import { buildQemuArgs, qemuEscape, shellQuote } from "./args.ts";
+
+const base = {
+  ovmf: { code: "/fw/OVMF_CODE_4M.fd", vars: "/fw/OVMF_VARS_4M.fd" },
+  varsCopy: "/tmp/run/vars.fd",
+  accel: "tcg" as const,
+  memMiB: 256,
+  smp: 2,
+  serialLog: "/tmp/run/serial.log",
+  qmpSocket: "/tmp/run/qmp.sock",
+};
+
+function valueOf(args: string[], flag: string): string[] {
+  const out: string[] = [];
+  args.forEach((a, i) => {
+    if (a === flag) out.push(args[i + 1]!);
+  });
+  return out;
+}
+
+describe("buildQemuArgs", () => {
+  it("boots q35 with OVMF on two pflash drives, the copy of VARS writable", () => {
+    const a = buildQemuArgs(base);
+    expect(valueOf(a, "-machine")).toEqual(["q35,accel=tcg"]);
+    expect(valueOf(a, "-drive")).toEqual([
+      "if=pflash,format=raw,unit=0,readonly=on,file=/fw/OVMF_CODE_4M.fd",
+      "if=pflash,format=raw,unit=1,file=/tmp/run/vars.fd",
+    ]);
+    expect(valueOf(a, "-m")).toEqual(["256M"]);
+    expect(valueOf(a, "-smp")).toEqual(["2"]);
+    expect(a).toContain("-nodefaults");
+    expect(valueOf(a, "-display")).toEqual(["none"]);
+  });
+
+  it("adds isa-debug-exit on port 0xf4, serial on stdio logged to a file, QMP on a unix socket", () => {
+    const a = buildQemuArgs(base);
+    expect(valueOf(a, "-device")).toContain("isa-debug-exit,iobase=0xf4,iosize=0x04");
+    expect(valueOf(a, "-chardev")).toEqual([
+      "stdio,id=serial0,signal=off,logfile=/tmp/run/serial.log",
+      "socket,id=qmp0,path=/tmp/run/qmp.sock,server=on,wait=off",
+    ]);
+    expect(valueOf(a, "-serial")).toEqual(["chardev:serial0"]);
+    expect(valueOf(a, "-mon")).toEqual(["chardev=qmp0,mode=control"]);
+  });
+
+  it("attaches the image as a raw virtio disk (not vvfat), first in boot order, snapshot by default", () => {
+    const a = buildQemuArgs({ ...base, image: "/out/esp.img" });
+    expect(valueOf(a, "-drive")[2]).toBe("if=none,id=esp0,format=raw,file=/out/esp.img,snapshot=on");
+    expect(valueOf(a, "-device")).toContain("virtio-blk-pci,drive=esp0,bootindex=0");
+    expect(a.join(" ")).not.toMatch(/vvfat|fat:/);
+    const rw = buildQemuArgs({ ...base, image: "/out/esp.img", snapshot: false });
+    expect(valueOf(rw, "-drive")[2]).toBe("if=none,id=esp0,format=raw,file=/out/esp.img");
+  });
+
+  it("uses the host CPU model under KVM and escapes commas in paths", () => {
+    const a = buildQemuArgs({ ...base, accel: "kvm", image: "/odd,dir/esp.img" });
+    expect(valueOf(a, "-cpu")).toEqual(["host"]);
+    expect(valueOf(a, "-machine")).toEqual(["q35,accel=kvm"]);
+    expect(valueOf(a, "-drive")[2]).toContain("file=/odd,,dir/esp.img,");
+    expect(qemuEscape("a,b,,c")).toBe("a,,b,,,,c");
+  });
+
+  it("rejects non-integer memory and CPU counts", () => {
+    expect(() => buildQemuArgs({ ...base, memMiB: 0 })).toThrow(/memMiB/);
+    expect(() => buildQemuArgs({ ...base, smp: 1.5 })).toThrow(/smp/);
+  });
+
+  it("quotes a command line so a shell gets the same argv back", () => {
+    expect(shellQuote(["qemu", "-m", "256M", "a b", "it's"])).toBe(`qemu -m 256M 'a b' 'it'\\''s'`);
+  });
+});

@@ -1,0 +1,69 @@
+// Builds QEMU's command line for one boot: q35, OVMF as two pflash drives, the ESP image as a raw virtio disk,
+// serial on stdio (QEMU also logs it to a file), QMP on a unix socket and isa-debug-exit. Pure, so it is unit-tested.
+import type { OvmfFiles } from "./ovmf.ts";
+
+export type Accel = "kvm" | "tcg";
+
+export interface QemuArgsInput {
+  ovmf: OvmfFiles;
+  /** This run's private copy of the VARS template (pflash unit 1 is writable). */
+  varsCopy: string;
+  accel: Accel;
+  memMiB: number;
+  smp: number;
+  /** Raw disk image holding the ESP; absent for firmware-only boots (the accelerator probe, the OVMF floor). */
+  image?: string;
+  /** Keep the image untouched: writes go to a throw-away overlay. */
+  snapshot?: boolean;
+  /** File QEMU copies the serial output into (independently of our stdio stream, so it survives our crash). */
+  serialLog: string;
+  qmpSocket: string;
+  /** Extra arguments appended verbatim (devices a test needs). */
+  extra?: string[];
+}
+
+/** The I/O port guests write their exit code to; the loader and the docs use the same number. */
+export const DEBUG_EXIT_PORT = 0xf4;
+
+/** Commas in QEMU option values are escaped by doubling them. */
+export function qemuEscape(value: string): string {
+  return value.replace(/,/g, ",,");
+}
+
+export function buildQemuArgs(i: QemuArgsInput): string[] {
+  if (!Number.isInteger(i.memMiB) || i.memMiB <= 0) throw new RangeError(`memMiB must be a positive integer, got ${i.memMiB}`);
+  if (!Number.isInteger(i.smp) || i.smp < 1) throw new RangeError(`smp must be a positive integer, got ${i.smp}`);
+  const a: string[] = [
+    // -nodefaults: no default NIC, CD-ROM or VGA, so OVMF's boot order has only the devices we add and does not spend
+    // seconds trying a PXE boot or an empty DVD drive before our disk.
+    "-nodefaults",
+    "-machine", `q35,accel=${i.accel}`,
+    "-cpu", i.accel === "kvm" ? "host" : "max",
+    "-m", `${i.memMiB}M`,
+    "-smp", String(i.smp),
+    "-display", "none",
+    // A triple fault must end the run, not reboot into the same fault forever.
+    "-no-reboot",
+    "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(i.ovmf.code)}`,
+    "-drive", `if=pflash,format=raw,unit=1,file=${qemuEscape(i.varsCopy)}`,
+    "-chardev", `stdio,id=serial0,signal=off,logfile=${qemuEscape(i.serialLog)}`,
+    "-serial", "chardev:serial0",
+    "-chardev", `socket,id=qmp0,path=${qemuEscape(i.qmpSocket)},server=on,wait=off`,
+    "-mon", "chardev=qmp0,mode=control",
+    "-device", `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`,
+  ];
+  if (i.image !== undefined) {
+    a.push(
+      "-drive", `if=none,id=esp0,format=raw,file=${qemuEscape(i.image)}${i.snapshot === false ? "" : ",snapshot=on"}`,
+      // bootindex puts the disk first in OVMF's boot order even when the VARS store remembers other entries.
+      "-device", "virtio-blk-pci,drive=esp0,bootindex=0",
+    );
+  }
+  if (i.extra) a.push(...i.extra);
+  return a;
+}
+
+/** The command line as one shell-pasteable string, for the artifacts folder and error messages. */
+export function shellQuote(argv: string[]): string {
+  return argv.map((s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)).join(" ");
+}

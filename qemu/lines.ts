@@ -1,0 +1,38 @@
+// Splits the guest's serial byte stream into lines for Machine.onLine/waitFor. Firmware output carries terminal
+// escapes (OVMF's ConOut speaks VT100 over the serial port) and CR/LF pairs; lines are delivered without them.
+
+/** Removes ANSI/VT100 escape sequences (CSI, OVMF's `ESC [=3h`, charset selects) and stray control characters. */
+export function stripTerminal(s: string): string {
+  /* eslint-disable no-control-regex -- matching terminal control characters is this function's job */
+  return s
+    .replace(/\x1b\[[0-9;=?]*[ -/]*[@-~]/g, "")
+    .replace(/\x1b[()][0-9A-Za-z]/g, "")
+    .replace(/\x1b[@-Z\\-_]/g, "")
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "");
+  /* eslint-enable no-control-regex */
+}
+
+/** Feed it chunks; it returns the complete lines they finish. `flush()` hands out the unterminated rest. */
+export class LineSplitter {
+  private rest = "";
+  private readonly decoder = new TextDecoder("utf-8", { fatal: false });
+
+  push(chunk: Uint8Array | string): string[] {
+    this.rest += typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true });
+    const parts = this.rest.split("\n");
+    this.rest = parts.pop()!;
+    return parts.map((l) => stripTerminal(l.replace(/\r+$/, "")));
+  }
+
+  /** The text after the last newline, cleaned, or undefined when there is none. */
+  flush(): string | undefined {
+    const r = this.rest + this.decoder.decode();
+    this.rest = "";
+    return r === "" ? undefined : stripTerminal(r.replace(/\r+$/, ""));
+  }
+
+  /** The current unterminated line, cleaned (for waitFor patterns on prompts that never end in a newline). */
+  peek(): string {
+    return stripTerminal(this.rest);
+  }
+}
