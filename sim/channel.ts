@@ -1,0 +1,131 @@
+// Typed TypeScript face of core.wasm's memory channels (the chan_* exports, docs/specs/channel-abi.md) for the
+// simulator, tests and benches: loading core with the hw imports channels need, decoding headers from linear memory
+// and small helpers to carve channel memory out of it.
+import { loadCore, type Core, type LoadOptions } from "../core/wasm.ts";
+
+type Fn = (...args: never[]) => unknown;
+
+/** The chan_* exports, typed. Addresses are linear-memory (= host physical) byte addresses. */
+export interface ChanExports {
+  chan_format_bytes(nqueues: number, signalSize: number, maxSlots: number): number;
+  chan_format(base: number, size: number, nqueues: number, signalSize: number, maxSlots: number, type: number): number;
+  chan_queue_init(base: number, q: number, sigBase: bigint, signalSize: number, maxSlots: number, role: number): number;
+  chan_check(base: number): number;
+  chan_insert(base: number, q: number, src: number): number;
+  chan_remove(base: number, q: number, dst: number): number;
+  chan_pending(base: number, q: number): number;
+  chan_irq_received(base: number, q: number): number;
+  chan_pump(base: number, q: number, src: number, dst: number, n: number): number;
+  chan_set_identity(base: number, partition: bigint, handle: bigint, partitionIndex: number, zone: number): number;
+  chan_set_features(base: number, features: bigint): number;
+  chan_set_misc(base: number, cliStr: number, characteristic: number, cmdCli: number, cmdSrv: number): number;
+  chan_set_errors(base: number, errBoot: number, errOs: number, recover: number): number;
+  chan_server_state_set(base: number, state: number): number;
+  chan_client_transition_ok(o: number, n: number): number;
+  chan_client_state_set(base: number, which: number, state: number): number;
+  chan_type_known(type: number): number;
+  chan_type_guid(type: number, dst: number): number;
+  chan_type_rule(type: number, role: number): number;
+  chan_type_zone(type: number): number;
+  chan_cardinality_check(role: number, types: number, n: number): number;
+  chan_effective(role: number, types: number, n: number, out: number): number;
+  chan_cdb_add_mdl(sig: number, signalSize: number, address: bigint, length: number): number;
+  chan_cdb_validate(sig: number, signalSize: number, ranges: number, nranges: number, outIndex: number): number;
+}
+
+const CHAN_EXPORTS = [
+  "chan_format_bytes", "chan_format", "chan_queue_init", "chan_check", "chan_insert", "chan_remove", "chan_pending",
+  "chan_irq_received", "chan_pump", "chan_set_identity", "chan_set_features", "chan_set_misc", "chan_set_errors",
+  "chan_server_state_set", "chan_client_transition_ok", "chan_client_state_set", "chan_type_known", "chan_type_guid",
+  "chan_type_rule", "chan_type_zone", "chan_cardinality_check", "chan_effective", "chan_cdb_add_mdl",
+  "chan_cdb_validate",
+] as const;
+
+/** Status codes of the queue exports (section 3). */
+export const Q = { TRANSITION: 1, OK: 0, FULL_OR_EMPTY: -1, BAD_CHANNEL: -2, BAD_QUEUE: -3, BAD_ARGUMENT: -4 } as const;
+
+/** Channel type codes (section 5). */
+export const ChannelType = {
+  control: 0, command: 1, boot: 2, console: 3, storage: 4, network: 5, power: 6, memory: 7, processor: 8,
+} as const;
+export type ChannelTypeName = keyof typeof ChannelType;
+
+/** The `hw` imports channel code needs beyond what core/wasm.ts supplies (docs/specs/core-wasm.md must list them). */
+export const channelHw = {
+  /** x86 MFENCE; V8 runs one thread per memory here, so program order already is the order other observers see. */
+  mfence(): void {},
+};
+
+export function chanExports(core: Core): ChanExports {
+  const missing = CHAN_EXPORTS.filter((n) => typeof core.exports[n] !== "function");
+  if (missing.length) throw new Error(`core.wasm lacks channel exports ${missing.join(", ")}: rebuild it (npx tsx core/build.ts --force)`);
+  return Object.fromEntries(CHAN_EXPORTS.map((n) => [n, core.exports[n] as Fn])) as unknown as ChanExports;
+}
+
+/** core.wasm with the channel hw imports; `hw` entries override (a test may spy on mfence). */
+export async function loadChannelCore(opts: LoadOptions = {}): Promise<{ core: Core; chan: ChanExports }> {
+  const core = await loadCore({ ...opts, hw: { ...channelHw, ...opts.hw } });
+  return { core, chan: chanExports(core) };
+}
+
+/** Fresh zeroed linear memory of at least `bytes`, taken by growing the memory: never overlaps core's own data. */
+export function carve(core: Core, bytes: number): number {
+  const pages = Math.max(1, Math.ceil(bytes / 65536));
+  const old = core.memory.grow(pages);
+  return old * 65536;
+}
+
+export interface QueueHeader {
+  version: number; chtype: number; size: bigint; sigBaseOffset: bigint; features: bigint; numSent: bigint;
+  numOverflows: bigint; signalSize: number; maxSlots: number; maxSignals: number; head: number;
+  numReceived: bigint; tail: number; numIrqReceived: bigint; numEmpty: bigint; errorflags: number;
+}
+
+export interface ChannelHeader {
+  signature: bigint; headerSize: number; size: bigint; features: bigint; chtype: string; partitionHandle: bigint;
+  handle: bigint; chSpaceOffset: bigint; versionId: number; partitionIndex: number; zone: string; cliStrOffset: number;
+  cliStateBoot: number; cmdStateCli: number; cliStateOs: number; characteristic: number; cmdStateSrv: number;
+  srvState: number; cliErrorBoot: number; cliErrorOs: number; recoverChannel: number;
+}
+
+/** Formats 16 GUID bytes (EFI byte order) as the usual text form. */
+export function guidText(b: Uint8Array): string {
+  const h = (i: number, n: number, rev: boolean): string => {
+    const s = Array.from(b.subarray(i, i + n), (x) => x.toString(16).padStart(2, "0"));
+    return (rev ? s.reverse() : s).join("");
+  };
+  return `${h(0, 4, true)}-${h(4, 2, true)}-${h(6, 2, true)}-${h(8, 2, false)}-${h(10, 6, false)}`;
+}
+
+/** Decodes the channel header at `base` (offsets of section 1). */
+export function readChannelHeader(buf: ArrayBuffer, base: number): ChannelHeader {
+  const v = new DataView(buf, base, 128);
+  const u8 = new Uint8Array(buf, base, 128);
+  return {
+    signature: v.getBigUint64(0, true), headerSize: v.getUint32(12, true), size: v.getBigUint64(16, true),
+    features: v.getBigUint64(24, true), chtype: guidText(u8.subarray(32, 48)), partitionHandle: v.getBigUint64(48, true),
+    handle: v.getBigUint64(56, true), chSpaceOffset: v.getBigUint64(64, true), versionId: v.getUint32(72, true),
+    partitionIndex: v.getUint32(76, true), zone: guidText(u8.subarray(80, 96)), cliStrOffset: v.getUint32(96, true),
+    cliStateBoot: v.getUint32(100, true), cmdStateCli: v.getUint32(104, true), cliStateOs: v.getUint32(108, true),
+    characteristic: v.getUint32(112, true), cmdStateSrv: v.getUint32(116, true), srvState: v.getUint32(120, true),
+    cliErrorBoot: v.getUint8(124), cliErrorOs: v.getUint8(125), recoverChannel: v.getUint8(127),
+  };
+}
+
+/** Channel offset of queue q's header. */
+export function queueOffset(buf: ArrayBuffer, base: number, q: number): number {
+  return Number(new DataView(buf, base, 128).getBigUint64(64, true)) + q * 128;
+}
+
+/** Decodes queue q's header (offsets of section 2). */
+export function readQueueHeader(buf: ArrayBuffer, base: number, q: number): QueueHeader {
+  const v = new DataView(buf, base + queueOffset(buf, base, q), 128);
+  return {
+    version: v.getUint32(0, true), chtype: v.getUint32(4, true), size: v.getBigUint64(8, true),
+    sigBaseOffset: v.getBigUint64(16, true), features: v.getBigUint64(24, true), numSent: v.getBigUint64(32, true),
+    numOverflows: v.getBigUint64(40, true), signalSize: v.getUint32(48, true), maxSlots: v.getUint32(52, true),
+    maxSignals: v.getUint32(56, true), head: v.getUint32(60, true), numReceived: v.getBigUint64(64, true),
+    tail: v.getUint32(72, true), numIrqReceived: v.getBigUint64(96, true), numEmpty: v.getBigUint64(104, true),
+    errorflags: v.getUint32(112, true),
+  };
+}
