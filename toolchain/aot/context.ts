@@ -130,9 +130,10 @@ export class Context {
     let r: number;
     if (w === Where.Reg) r = this.regOf[k]!;
     else {
+      const v = this.constOf[k]!;
       this.truncate(k);
       r = this.alloc();
-      if (w === Where.Const) this.masm.movImm(size, r, this.constOf[k]!);
+      if (w === Where.Const) this.masm.movImm(size, r, v);
       else this.masm.a.mov(reg(r, size), this.home(k, size));
       return r;
     }

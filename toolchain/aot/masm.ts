@@ -3,7 +3,7 @@
 // writer of instruction bytes. Sits between the codegen context (context.ts) and the assembler; knows registers and
 // operands, but not the wasm value stack.
 import {
-  type Assembler, type Condition, GPR8, GPR16, GPR32, GPR64, type Gpr, type Label, type Mem, byte, dword, qword, word,
+  type Assembler, type Condition, GPR8, GPR16, GPR32, GPR64, type Gpr, type Label, Mem, byte, dword, qword, word,
 } from "../x64/index.ts";
 import { Ctx, FP, MEMBASE, Trap, VMCTX } from "./abi.ts";
 
@@ -21,6 +21,11 @@ export function reg(n: number, size: Size | 1 | 2): Gpr {
 function memSized(size: 1 | 2 | 4 | 8, base: Gpr, disp: number, index?: Gpr): Mem {
   const a = index ? { base, index, disp } : { base, disp };
   return size === 8 ? qword(a) : size === 4 ? dword(a) : size === 2 ? word(a) : byte(a);
+}
+
+/** The same address with another access width. */
+export function resize(m: Mem, size: 1 | 2 | 4 | 8): Mem {
+  return m.size === size ? m : new Mem(size, m.base, m.index, m.scale, m.disp, m.label, m.rip, m.seg);
 }
 
 const fitsI32 = (v: bigint): boolean => v >= -0x80000000n && v <= 0x7fffffffn;
@@ -66,7 +71,7 @@ export class MacroAssembler {
     if (src.k === "imm") this.movImm(size, dst, src.v);
     else if (src.k === "reg") {
       if (src.r !== dst) this.a.mov(reg(dst, size), reg(src.r, size));
-    } else this.a.mov(reg(dst, size), src.m);
+    } else this.a.mov(reg(dst, size), resize(src.m, size));
   }
 
   /** Stores an operand into memory of width `size` (uses r11 for constants that do not fit an imm32). */
@@ -82,7 +87,7 @@ export class MacroAssembler {
         this.a.mov(m, Number(BigInt.asIntN(Math.min(bits, 32), v)));
       }
     } else {
-      this.a.mov(reg(R11, size), src.m);
+      this.a.mov(reg(R11, size), resize(src.m, size));
       this.a.mov(m, reg(R11, size));
     }
   }
@@ -252,9 +257,10 @@ export class MacroAssembler {
 
   /** dst = cond ? dst : other. */
   select(size: Size, dst: number, other: Opnd, cond: number): void {
+    // Materialise the constant first: movImm may use xor, which would clobber the flags of the test.
+    if (other.k === "imm") this.load(size, R11, other);
     this.a.test(reg(cond, 4), reg(cond, 4));
     if (other.k === "imm") {
-      this.load(size, R11, other);
       this.a.cmovz(reg(dst, size), reg(R11, size));
     } else this.a.cmovz(reg(dst, size), other.k === "reg" ? reg(other.r, size) : other.m);
   }
@@ -291,7 +297,7 @@ export class MacroAssembler {
 
   storeHeap(bytes: 1 | 2 | 4 | 8, value: Opnd, addr: number, offset: number): void {
     if (value.k === "mem") {
-      this.a.mov(reg(RAX, bytes), value.m);
+      this.a.mov(reg(RAX, bytes), resize(value.m, bytes));
       value = { k: "reg", r: RAX };
     } else if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
       this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
