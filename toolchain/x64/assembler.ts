@@ -210,10 +210,10 @@ export class Assembler {
     if (pfx) {
       this.prefixes = 0;
       if (pfx & LOCK && !(LOCKABLE.has(mnemonic) && typeof ops[0] === "object" && ops[0].k === K.Mem)) {
-        throw new EncodeError(`${describe(mnemonic, ops)}: lock needs one of ${[...LOCKABLE].join("/")} with a memory destination`);
+        throw new EncodeError(`lock ${describe(mnemonic, ops)}: lock needs one of ${[...LOCKABLE].join("/")} with a memory destination`);
       }
       if (pfx & (REP | REPNE) && !REPEATABLE.has(mnemonic)) {
-        throw new EncodeError(`${describe(mnemonic, ops)}: rep/repne only precede string instructions (movs/stos/lods/scas/cmps)`);
+        throw new EncodeError(`rep ${describe(mnemonic, ops)}: rep/repne only precede string instructions (movs/stos/lods/scas/cmps)`);
       }
     }
     const s = sec.sink;
@@ -380,33 +380,33 @@ export class Assembler {
       if (it.kind !== 2 && (it.label!.section !== index)) it.near = true;
       if (it.near) it.size = it.kind === 0 ? 5 : 6;
     }
+    // Least fixed point: lay out with the current sizes (alignment gaps exact for that layout), then grow every short
+    // branch whose target is out of rel8 range; repeat until nothing grows. Branches never shrink, so this ends.
     for (let pass = 0; ; pass++) {
-      let changed = false;
       let acc = 0;
       for (let i = 0; i < n; i++) {
         const it = items[i]!;
         shift[i] = acc;
-        const at = it.pos + acc;
-        let size = it.size;
         if (it.kind === 2) {
-          size = (it.align - (at % it.align)) % it.align;
-        } else if (!it.near) {
-          // Targets behind use this pass's shifts, targets ahead last pass's; branch sizes only grow, so this converges.
-          const rel = target(it.label!) - (at + 2);
-          if (rel < -128 || rel > 127) {
-            it.near = true;
-            size = it.kind === 0 ? 5 : 6;
-          }
-        }
-        if (size !== it.size) {
-          it.size = size;
-          changed = true;
+          const at = it.pos + acc;
+          it.size = (it.align - (at % it.align)) % it.align;
         }
         acc += it.size;
       }
       shift[n] = acc;
-      if (!changed && pass > 0) break;
-      if (pass > 1000) throw new Error(`section ${sec.name}: branch layout did not settle`);
+      let grew = false;
+      for (let i = 0; i < n; i++) {
+        const it = items[i]!;
+        if (it.kind === 2 || it.near) continue;
+        const rel = target(it.label!) - (it.pos + shift[i]! + 2);
+        if (rel < -128 || rel > 127) {
+          it.near = true;
+          it.size = it.kind === 0 ? 5 : 6;
+          grew = true;
+        }
+      }
+      if (!grew) break;
+      if (pass > 100000) throw new Error(`section ${sec.name}: branch layout did not settle`);
     }
     sec.shift = shift;
   }

@@ -1,0 +1,500 @@
+// The Intel-syntax text front end (`uvt asm`): GNU `.intel_syntax noprefix` dialect, one instruction per line, labels,
+// `#`/`;` comments, db/dw/dd/dq and the GNU data directives, .align, sections, `byte/word/dword/qword ptr`. It only
+// drives the typed Assembler (assembler.ts); it never produces bytes itself. Errors carry file:line:column.
+import { Assembler, type Mark } from "./assembler.ts";
+import { EncodeError, type Operand } from "./encoder.ts";
+import { CONDITIONS, type Condition, FORMS } from "./forms.ts";
+import { type Label, Mem, type MemSize, SymRef } from "./operands.ts";
+import { type Gpr, K, REGISTERS, type SegReg } from "./registers.ts";
+
+export class AsmSyntaxError extends Error {
+  override name = "AsmSyntaxError";
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly column: number,
+    readonly detail: string,
+  ) {
+    super(`${file}:${line}:${column}: ${detail}`);
+  }
+}
+
+/** One source line that produced output, for listings. */
+export interface LineSpan {
+  line: number;
+  text: string;
+  start: Mark;
+  end: Mark;
+}
+
+export interface ParseResult {
+  asm: Assembler;
+  spans: LineSpan[];
+}
+
+const PTR_SIZES: Record<string, MemSize> = { byte: 1, word: 2, dword: 4, fword: 6, qword: 8, tbyte: 10, xmmword: 16, oword: 16 };
+const PREFIXES = new Set(["lock", "rep", "repe", "repz", "repne", "repnz", "rex64"]);
+const DATA_WIDTH: Record<string, number> = { db: 1, ".byte": 1, dw: 2, ".word": 2, ".short": 2, ".value": 2, dd: 4, ".long": 4, ".int": 4, dq: 8, ".quad": 8 };
+
+const isIdStart = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 46 || c === 36;
+const isIdChar = (c: number) => isIdStart(c) || (c >= 48 && c <= 57);
+
+/** Parses and assembles `source`. With `spans`, records each emitting line's marks for a listing. */
+export function parseAsm(source: string, file = "<input>", opts: { spans?: boolean } = {}): ParseResult {
+  const a = new Assembler();
+  const spans: LineSpan[] = [];
+  const p = new LineParser(a, file);
+  let lineNo = 0;
+  let at = 0;
+  const n = source.length;
+  while (at <= n) {
+    let end = source.indexOf("\n", at);
+    if (end < 0) end = n;
+    lineNo++;
+    const text = source.charCodeAt(end - 1) === 13 ? source.slice(at, end - 1) : source.slice(at, end);
+    if (opts.spans) {
+      const start = a.mark();
+      p.line(text, lineNo);
+      const stop = a.mark();
+      if (stop.section === start.section && (stop.pos !== start.pos || stop.item !== start.item)) spans.push({ line: lineNo, text, start, end: stop });
+    } else p.line(text, lineNo);
+    at = end + 1;
+  }
+  return { asm: a, spans };
+}
+
+class LineParser {
+  private s = "";
+  private i = 0;
+  private lineNo = 0;
+  constructor(
+    private readonly a: Assembler,
+    private readonly file: string,
+  ) {}
+
+  private fail(msg: string, col = this.i): never {
+    throw new AsmSyntaxError(this.file, this.lineNo, col + 1, msg);
+  }
+
+  private ws(): void {
+    const s = this.s;
+    let i = this.i;
+    while (i < s.length) {
+      const c = s.charCodeAt(i);
+      if (c !== 32 && c !== 9) break;
+      i++;
+    }
+    this.i = i;
+  }
+
+  private atEnd(): boolean {
+    this.ws();
+    if (this.i >= this.s.length) return true;
+    const c = this.s.charCodeAt(this.i);
+    return c === 35 || c === 59; // # ;
+  }
+
+  private ident(): string {
+    const s = this.s;
+    const st = this.i;
+    let i = st;
+    while (i < s.length && isIdChar(s.charCodeAt(i))) i++;
+    this.i = i;
+    return s.slice(st, i);
+  }
+
+  line(text: string, lineNo: number): void {
+    this.s = text;
+    this.i = 0;
+    this.lineNo = lineNo;
+    for (;;) {
+      if (this.atEnd()) return;
+      const st = this.i;
+      const c = text.charCodeAt(st);
+      if (!isIdStart(c)) this.fail(`expected a label, directive or instruction, found '${text[st]}'`);
+      const word = this.ident();
+      this.ws();
+      if (text.charCodeAt(this.i) === 58 /* : */ && text.charCodeAt(this.i + 1) !== 58) {
+        this.i++;
+        this.defineLabel(word, st);
+        continue;
+      }
+      try {
+        this.statement(word.toLowerCase(), st);
+      } catch (e) {
+        if (e instanceof AsmSyntaxError) throw e;
+        if (e instanceof Error) this.fail(e.message, st);
+        throw e;
+      }
+      if (!this.atEnd()) this.fail(`unexpected '${text.slice(this.i).trim()}' after the statement`);
+      return;
+    }
+  }
+
+  private defineLabel(name: string, col: number): void {
+    const l = this.a.symbol(name);
+    if (l.bound) this.fail(`label '${name}' is defined twice`, col);
+    this.a.bind(l);
+  }
+
+  private statement(word: string, col: number): void {
+    const a = this.a;
+    if (word.charCodeAt(0) === 46 /* . */ || word in DATA_WIDTH) return this.directive(word, col);
+    let mn = word;
+    let rex64 = false;
+    while (PREFIXES.has(mn)) {
+      if (mn === "lock") a.lock();
+      else if (mn === "rep" || mn === "repe" || mn === "repz") a.rep();
+      else if (mn === "repne" || mn === "repnz") a.repne();
+      else rex64 = true;
+      if (this.atEnd()) this.fail(`'${mn}' must be followed by an instruction`);
+      const st = this.i;
+      mn = this.ident().toLowerCase();
+      if (!mn) this.fail("expected an instruction after the prefix", st);
+    }
+    const ops = this.operands();
+    // Branches: labels go to the relaxing jmp/jcc/call methods; far forms to jmpfar/callfar.
+    if (mn.charCodeAt(0) === 106 /* j */ && mn !== "jmp") {
+      const cc = mn.slice(1);
+      if (CONDITIONS.has(cc)) {
+        if (ops.length !== 1 || !isLabel(ops[0]!)) this.fail(`${mn} takes one label operand`, col);
+        a.jcc(cc as Condition, ops[0] as Label);
+        return;
+      }
+    }
+    if (mn === "jmp" || mn === "call") {
+      if (ops.length !== 1) this.fail(`${mn} takes one operand`, col);
+      const t = ops[0]!;
+      if (isLabel(t)) {
+        if (mn === "jmp") a.jmp(t);
+        else a.call(t);
+        return;
+      }
+      if (typeof t === "object" && t.k === K.Mem && (t.size === 6 || t.size === 10)) {
+        const far = rex64 && t.size === 6 ? new Mem(10, t.base, t.index, t.scale, t.disp, t.label, t.rip, t.seg) : t;
+        a.emit(mn === "jmp" ? "jmpfar" : "callfar", far);
+        return;
+      }
+    }
+    if (rex64) this.fail("rex64 is only supported before far jmp/call", col);
+    if (mn === "nop" && ops.length === 0) {
+      a.nop();
+      return;
+    }
+    if (!FORMS.has(mn) || mn === "jmpfar" || mn === "callfar") this.fail(`unknown instruction '${mn}'`, col);
+    a.emit(mn, ...ops);
+  }
+
+  private operands(): Operand[] {
+    const ops: Operand[] = [];
+    if (this.atEnd()) return ops;
+    for (;;) {
+      ops.push(this.operand());
+      this.ws();
+      if (this.s.charCodeAt(this.i) !== 44 /* , */) break;
+      this.i++;
+    }
+    return ops;
+  }
+
+  private operand(): Operand {
+    this.ws();
+    const s = this.s;
+    const st = this.i;
+    const c = s.charCodeAt(st);
+    if (c === 91 /* [ */) return this.memory(0, null);
+    if (isIdStart(c)) {
+      const word = this.ident();
+      const lw = word.toLowerCase();
+      const size = PTR_SIZES[lw];
+      if (size !== undefined) {
+        this.ws();
+        const save = this.i;
+        if (this.ident().toLowerCase() !== "ptr") this.i = save;
+        this.ws();
+        return this.memory(size, null);
+      }
+      if (lw === "offset") {
+        this.ws();
+        const t = this.ident();
+        if (!t) this.fail("expected a label after 'offset'");
+        return new SymRef(this.a.symbol(t), this.addend());
+      }
+      const reg = REGISTERS.get(lw);
+      if (reg) {
+        this.ws();
+        if (reg.k === K.Sreg && s.charCodeAt(this.i) === 58 /* : */) {
+          this.i++;
+          this.ws();
+          return this.memory(0, reg as SegReg);
+        }
+        return reg;
+      }
+      return this.a.symbol(word);
+    }
+    return this.number(true);
+  }
+
+  /** An optional +N/-N after a symbol. */
+  private addend(): number {
+    this.ws();
+    const c = this.s.charCodeAt(this.i);
+    if (c !== 43 && c !== 45) return 0;
+    return Number(this.number(true));
+  }
+
+  /** `[ ... ]`, after an optional size and segment. */
+  private memory(size: MemSize, seg: SegReg | null): Mem {
+    this.ws();
+    const s = this.s;
+    if (!seg) {
+      const save = this.i;
+      const w = this.ident().toLowerCase();
+      const r = REGISTERS.get(w);
+      this.ws();
+      if (r && r.k === K.Sreg && s.charCodeAt(this.i) === 58) {
+        this.i++;
+        this.ws();
+        seg = r as SegReg;
+      } else this.i = save;
+    }
+    if (s.charCodeAt(this.i) !== 91) this.fail("expected '[' to start a memory operand (labels as absolute memory are not supported: use [rip+label])");
+    this.i++;
+    let base: Gpr | null = null, index: Gpr | null = null, scale: 1 | 2 | 4 | 8 = 1, disp = 0;
+    let label: Label | null = null, rip = false;
+    let sign = 1;
+    let first = true;
+    for (;;) {
+      this.ws();
+      const st = this.i;
+      let c = s.charCodeAt(st);
+      if (!first) {
+        if (c === 93 /* ] */) {
+          this.i++;
+          break;
+        }
+        if (c === 43) sign = 1;
+        else if (c === 45) sign = -1;
+        else this.fail("expected '+', '-' or ']' in the memory operand");
+        this.i++;
+        this.ws();
+        c = s.charCodeAt(this.i);
+      } else if (c === 45) {
+        sign = -1;
+        this.i++;
+        this.ws();
+        c = s.charCodeAt(this.i);
+      }
+      first = false;
+      const tst = this.i;
+      if (isIdStart(c)) {
+        const w = this.ident();
+        const lw = w.toLowerCase();
+        if (lw === "rip") {
+          rip = true;
+          continue;
+        }
+        const r = REGISTERS.get(lw);
+        if (r) {
+          if (r.k !== K.Gpr || sign < 0) this.fail(`'${w}' cannot be used here in an address`, tst);
+          this.ws();
+          if (s.charCodeAt(this.i) === 42 /* * */) {
+            this.i++;
+            this.ws();
+            const sc = Number(this.number(false));
+            if (sc !== 1 && sc !== 2 && sc !== 4 && sc !== 8) this.fail(`scale ${sc} is not 1, 2, 4 or 8`);
+            if (index) this.fail("two index registers", tst);
+            index = r as Gpr;
+            scale = sc;
+          } else if (!base) base = r as Gpr;
+          else if (!index) index = r as Gpr;
+          else this.fail("too many registers in the address", tst);
+          continue;
+        }
+        if (label || sign < 0) this.fail(`symbol '${w}' cannot be used here in an address`, tst);
+        label = this.a.symbol(w);
+        continue;
+      }
+      const v = Number(this.number(false)) * sign;
+      this.ws();
+      if (s.charCodeAt(this.i) === 42) {
+        this.i++;
+        this.ws();
+        const rs = this.i;
+        const r = REGISTERS.get(this.ident().toLowerCase());
+        if (!r || r.k !== K.Gpr || index) this.fail("expected an index register after 'scale*'", rs);
+        if (v !== 1 && v !== 2 && v !== 4 && v !== 8) this.fail(`scale ${v} is not 1, 2, 4 or 8`, tst);
+        index = r as Gpr;
+        scale = v;
+        continue;
+      }
+      disp += v;
+    }
+    if (label && !rip) this.fail("a label in an address must be RIP-relative: write [rip+label]");
+    if (rip && (base || index)) this.fail("RIP-relative addresses take no base or index register");
+    return new Mem(size, base, index, scale, disp, label, rip, seg);
+  }
+
+  /** Integer literal, optionally signed: 123, 0x7f, 0b101, 0o17, 017, 'c', 10h. */
+  private number(signed: boolean): number | bigint {
+    this.ws();
+    const s = this.s;
+    let neg = false;
+    if (signed) {
+      while (s.charCodeAt(this.i) === 45 || s.charCodeAt(this.i) === 43) {
+        if (s.charCodeAt(this.i) === 45) neg = !neg;
+        this.i++;
+        this.ws();
+      }
+    }
+    const st = this.i;
+    if (s.charCodeAt(st) === 39 /* ' */) {
+      const ch = s.charCodeAt(st + 1);
+      if (s.charCodeAt(st + 2) !== 39 || Number.isNaN(ch)) this.fail("bad character constant");
+      this.i = st + 3;
+      return neg ? -ch : ch;
+    }
+    let i = st;
+    while (i < s.length && isIdChar(s.charCodeAt(i))) i++;
+    const tok = s.slice(st, i);
+    this.i = i;
+    if (!tok) this.fail(`expected a number, found '${s.slice(st, st + 10) || "end of line"}'`);
+    let v: bigint;
+    try {
+      const t = tok.toLowerCase();
+      if (/^[0-9][0-9a-f]*h$/.test(t)) v = BigInt(`0x${t.slice(0, -1)}`);
+      else if (/^0[0-7]+$/.test(t)) v = BigInt(`0o${t.slice(1)}`);
+      else if (/^(0x[0-9a-f]+|0b[01]+|0o[0-7]+|[0-9]+)$/.test(t)) v = BigInt(t);
+      else throw new Error();
+    } catch {
+      this.fail(`'${tok}' is not a number`, st);
+    }
+    if (neg) v = -v;
+    const small = v >= -(2n ** 53n) && v <= 2n ** 53n;
+    return small ? Number(v) : v;
+  }
+
+  private stringLit(): Uint8Array {
+    this.ws();
+    const s = this.s;
+    if (s.charCodeAt(this.i) !== 34) this.fail("expected a string in double quotes");
+    const out: number[] = [];
+    let i = this.i + 1;
+    for (;;) {
+      if (i >= s.length) this.fail("unterminated string");
+      const c = s.charCodeAt(i++);
+      if (c === 34) break;
+      if (c !== 92) {
+        if (c < 128) out.push(c);
+        else out.push(...new TextEncoder().encode(String.fromCodePoint(s.codePointAt(i - 1)!)));
+        if (c >= 0xd800 && c < 0xdc00) i++;
+        continue;
+      }
+      const e = s[i++];
+      const simple: Record<string, number> = { n: 10, t: 9, r: 13, "0": 0, "\\": 92, '"': 34, "'": 39, a: 7, b: 8, f: 12, v: 11 };
+      if (e === "x") {
+        const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(i));
+        if (!m) this.fail("bad \\x escape", i);
+        out.push(parseInt(m[0], 16));
+        i += m[0].length;
+      } else if (e !== undefined && simple[e] !== undefined) out.push(simple[e]);
+      else this.fail(`unknown escape '\\${e ?? ""}'`, i - 1);
+    }
+    this.i = i;
+    return new Uint8Array(out);
+  }
+
+  private list<T>(item: () => T): T[] {
+    const out: T[] = [];
+    if (this.atEnd()) return out;
+    for (;;) {
+      out.push(item());
+      this.ws();
+      if (this.s.charCodeAt(this.i) !== 44) break;
+      this.i++;
+    }
+    return out;
+  }
+
+  private directive(d: string, col: number): void {
+    const a = this.a;
+    const width = DATA_WIDTH[d];
+    if (width !== undefined) {
+      const vals = this.list(() => {
+        this.ws();
+        const c = this.s.charCodeAt(this.i);
+        if (width === 1 && c === 34) return this.stringLit();
+        if (isIdStart(c)) {
+          const name = this.ident();
+          return new SymRef(a.symbol(name), this.addend());
+        }
+        return this.number(true);
+      });
+      if (vals.length === 0) this.fail(`${d} needs at least one value`, col);
+      for (const v of vals) {
+        if (v instanceof Uint8Array) a.db(v);
+        else if (v instanceof SymRef) {
+          if (width === 8) a.dq(v);
+          else if (width === 4) a.dd(v);
+          else this.fail(`${d}: a symbol address needs dd/.long (abs32) or dq/.quad (abs64)`, col);
+        } else if (width === 1) a.db(Number(v));
+        else if (width === 2) a.dw(v);
+        else if (width === 4) a.dd(v);
+        else a.dq(v);
+      }
+      return;
+    }
+    switch (d) {
+      case ".intel_syntax":
+        if (!this.atEnd() && this.ident().toLowerCase() !== "noprefix") this.fail(".intel_syntax: only 'noprefix' is supported");
+        return;
+      case ".code64":
+        return;
+      case ".att_syntax":
+        this.fail("AT&T syntax is not supported; use .intel_syntax noprefix", col);
+        break;
+      case ".text": case ".data": case ".bss": case ".rdata":
+        a.section(d);
+        return;
+      case ".section": {
+        this.ws();
+        const name = this.ident();
+        if (!name) this.fail(".section needs a name");
+        while (!this.atEnd()) this.i++; // flags and types of GNU .section are accepted and ignored
+        a.section(name);
+        return;
+      }
+      case ".globl": case ".global":
+        for (const name of this.list(() => this.ident())) a.global(a.symbol(name));
+        return;
+      case ".align": case ".balign": case ".p2align": {
+        const args = this.list(() => Number(this.number(true)));
+        if (args.length < 1) this.fail(`${d} needs an alignment`, col);
+        const n = d === ".p2align" ? 2 ** args[0]! : args[0]!;
+        a.align(n, args[1]);
+        return;
+      }
+      case ".zero": case ".skip": case ".space": {
+        const args = this.list(() => Number(this.number(true)));
+        if (args.length < 1) this.fail(`${d} needs a count`, col);
+        if (args[1] !== undefined && args[1] !== 0) a.db(new Uint8Array(args[0]!).fill(args[1] & 0xff));
+        else a.zero(args[0]!);
+        return;
+      }
+      case ".ascii": case ".asciz": case ".string":
+        for (const b of this.list(() => this.stringLit())) {
+          a.db(b);
+          if (d !== ".ascii") a.db(0);
+        }
+        return;
+      default:
+        this.fail(`unknown directive '${d}'`, col);
+    }
+  }
+}
+
+function isLabel(o: Operand): o is Label {
+  return typeof o === "object" && o.k === K.Label;
+}
+
+export { EncodeError };
