@@ -149,14 +149,18 @@ export function sched_compute(
   }
 
   // Shared VCPUs, first-fit decreasing by duty; iterating the duties from 16 down keeps ties in request order.
-  for (let d: u32 = SCHED_QUANTA; d >= 1; d--) {
-    for (let i: u32 = 0; i < n; i++) {
-      const r = requests + i * REQ_SIZE;
-      if ((load<u8>(r + Q_FLAGS) & REQ_DEDICATED) != 0 || load<u8>(r + Q_CSTATE) != 0) continue;
-      if (<u32>load<u8>(r + Q_DUTY) != d) continue;
-      const p = choose(table, pcpus, r, d);
-      if (p == SCHED_NONE) return fail(table, i, SCHED_NO_ROOM);
-      place(table, p, r, d, placements + i * PLACE_SIZE);
+  // VCPUs with an affinity go first (pass 0) so that larger VCPUs without one cannot take their processor.
+  for (let pass: u32 = 0; pass < 2; pass++) {
+    for (let d: u32 = SCHED_QUANTA; d >= 1; d--) {
+      for (let i: u32 = 0; i < n; i++) {
+        const r = requests + i * REQ_SIZE;
+        if ((load<u8>(r + Q_FLAGS) & REQ_DEDICATED) != 0 || load<u8>(r + Q_CSTATE) != 0) continue;
+        if (<u32>load<u8>(r + Q_DUTY) != d) continue;
+        if ((load<u32>(r + Q_AFFINITY) < pcpus) != (pass == 0)) continue;
+        const p = choose(table, pcpus, r, d);
+        if (p == SCHED_NONE) return fail(table, i, SCHED_NO_ROOM);
+        place(table, p, r, d, placements + i * PLACE_SIZE);
+      }
     }
   }
 
