@@ -13,6 +13,9 @@ export const coreWatPath = join(repoRoot, "out", "core.wat");
 /** Where static data lands in linear memory (= host physical memory); see docs/specs/memory-layout.md. */
 export const MEMORY_BASE = 8 * 1024 * 1024;
 
+/** Bytes of static data allowed from MEMORY_BASE; core's scratch area follows. */
+export const STATIC_DATA_LIMIT = 0x4000;
+
 export class CoreBuildError extends Error {
   override name = "CoreBuildError";
 }
@@ -104,6 +107,16 @@ export async function verifyCoreWasm(bytes: Uint8Array): Promise<void> {
       const imp = /^\s*\(import "([^"]*)" "([^"]*)"/.exec(raw);
       if (imp && imp[1] !== "hw" && !(imp[1] === "env" && imp[2] === "memory")) {
         problems.push(`import ${imp[1]}.${imp[2]} is not from module "hw"`);
+      }
+    }
+    // Static data must stay below the scratch area of the private page (docs/specs/memory-layout.md §5).
+    for (let i = 0; i < mod.getNumMemorySegments(); i++) {
+      // binaryen 123's typings name this getMemorySegmentInfoByIndex; the runtime export takes the segment name.
+      const seg = (mod as unknown as { getMemorySegmentInfo(name: string): { offset: number; data: ArrayBuffer } })
+        .getMemorySegmentInfo(String(i));
+      const end = seg.offset + seg.data.byteLength;
+      if (seg.offset < MEMORY_BASE || end > MEMORY_BASE + STATIC_DATA_LIMIT) {
+        problems.push(`data segment ${i} at ${seg.offset}..${end} is outside [MEMORY_BASE, MEMORY_BASE+${STATIC_DATA_LIMIT})`);
       }
     }
     if (problems.length) {

@@ -1,0 +1,122 @@
+// Constants of the resource database's memory layout: the single AssemblyScript copy of the numbers in
+// docs/specs/memory-layout.md (page geometry, index page and descriptor offsets, log records, error codes).
+
+export const PAGE_SHIFT: u32 = 12;
+export const ENTRIES: u32 = 1024;
+export const REF_BIT: u32 = 0x8000_0000;
+export const US_BIT: u32 = 0x4000_0000;
+export const PN_MASK: u32 = 0x3fff_ffff;
+/** Database pages must lie in the first 4 GiB: page numbers below 2^20. */
+export const DB_PAGE_LIMIT: u32 = 1 << 20;
+
+// The ultravisor's private 4 MiB page [0,2,*].
+export const MEMORY_BASE: usize = 0x0080_0000;
+export const SCRATCH: usize = MEMORY_BASE + 0x4000; // 4096 u32: pages whose self-ownership the commit check re-examines
+export const SCRATCH_ENTRIES: u32 = 4096;
+export const REQUEST_BUFFER: usize = MEMORY_BASE + 0x8000;
+export const REQUEST_MAX: u32 = 0x8000;
+export const DIRECTORY: usize = MEMORY_BASE + 0x1_0000;
+export const PRIVATE_FIRST_PAGE: u32 = 0x800; // [0,2,0]
+export const PRIVATE_PAGES: u32 = 528; // static data, request buffer, directory
+export const PRIVATE_REGION_END_PAGE: u32 = 0xc00; // [0,3,0]
+export const DEFAULT_LOG_BASE: u32 = PRIVATE_FIRST_PAGE + PRIVATE_PAGES;
+export const DEFAULT_LOG_PAGES: u32 = PRIVATE_REGION_END_PAGE - DEFAULT_LOG_BASE;
+
+// Ultravisor Index page.
+export const UI_MAGIC: u32 = 0x5849_5655; // "UVIX"
+export const LAYOUT_VERSION: u32 = 0x0001_0000;
+export const UI_MAGIC_OFF: u32 = 0;
+export const UI_VERSION: u32 = 4;
+export const UI_MAP_HIGH: u32 = 8;
+export const UI_MAP_LOW: u32 = 12;
+export const UI_ORDER: u32 = 16;
+export const UI_INDEX: u32 = 20;
+export const UI_ULTRA: u32 = 24;
+export const UI_AVAIL: u32 = 28;
+export const UI_MISSING: u32 = 32;
+export const UI_IDLE: u32 = 36;
+export const UI_BOOT: u32 = 40;
+export const UI_LOG_BASE: u32 = 44;
+export const UI_LOG_PAGES: u32 = 48;
+export const UI_HOST_BYTES: u32 = 56;
+
+// Partition descriptor.
+export const PD_MAGIC: u32 = 0x4450_5655; // "UVPD"
+export const PD_SIZE: u32 = 64;
+export const PD_ME: u32 = 4;
+export const PD_KIND: u32 = 8;
+export const PD_FLAGS: u32 = 12;
+export const PD_NAME: u32 = 16;
+export const PD_PRINCIPAL: u32 = 32;
+export const PD_RESERVED: u32 = 48;
+export const KIND_MISSING: u32 = 1;
+export const KIND_AVAILABLE: u32 = 2;
+export const KIND_IDLE: u32 = 3;
+export const KIND_BOOT: u32 = 4;
+export const KIND_ULTRAVISOR: u32 = 5;
+export const KIND_GUEST: u32 = 16;
+
+// Audit log.
+export const LOG_MAGIC: u32 = 0x4c41_5655; // "UVAL"
+export const LOG_HEADER: u32 = 64;
+export const LH_CAPACITY: u32 = 4;
+export const LH_HEAD: u32 = 8;
+export const LH_COMMITTED: u32 = 12;
+export const LH_TXCOUNT: u32 = 16;
+export const LH_NEXTSEQ: u32 = 20;
+export const LH_BASESEQ: u32 = 24;
+export const LH_STATE: u32 = 28;
+
+// Records (log and request).
+export const REC_BEGIN: u32 = 0x01;
+export const REC_CHANGE_OWNER: u32 = 0x02;
+export const REC_INIT: u32 = 0x03;
+export const REC_DESTROY: u32 = 0x04;
+export const REC_SPLIT: u32 = 0x05;
+export const REC_MERGE: u32 = 0x06;
+export const REC_COMMIT: u32 = 0x0f;
+export const REQ_MAGIC: u32 = 0x5254_5655; // "UVTR"
+export const REQ_HEADER: u32 = 16;
+export const MAX_OPS: u32 = 1024;
+
+// Error codes (negative i32).
+export const E_MALFORMED: i32 = -1;
+export const E_UNKNOWN_OP: i32 = -2;
+export const E_INDEX_RANGE: i32 = -3;
+export const E_ADDRESS: i32 = -4;
+export const E_NOT_MAP_PAGE: i32 = -5;
+export const E_BAD_PARTITION: i32 = -6;
+export const E_NO_SUCH_PARTITION: i32 = -7;
+export const E_OWNER_MISMATCH: i32 = -8;
+export const E_NOT_UNIFORM: i32 = -9;
+export const E_NOT_ULTRAVISOR_PAGE: i32 = -10;
+export const E_PAGE_IN_USE: i32 = -11;
+export const E_PARTITION_EXISTS: i32 = -12;
+export const E_PROTECTED: i32 = -13;
+export const E_SCALE: i32 = -14;
+export const E_DESCRIPTOR_OWNER: i32 = -15;
+export const E_LOG_FULL: i32 = -16;
+export const E_NOT_ATTACHED: i32 = -17;
+export const E_LOG_CORRUPT: i32 = -18;
+export const E_TOO_LARGE: i32 = -19;
+export const E_CORRUPT: i32 = -20;
+
+/** Request length of an operation record, or 0 for an unknown type. */
+export function requestLength(type: u32): u32 {
+  if (type == REC_CHANGE_OWNER) return 32;
+  if (type == REC_INIT) return 80;
+  if (type == REC_DESTROY) return 16;
+  if (type == REC_SPLIT) return 24;
+  if (type == REC_MERGE) return 24;
+  return 0;
+}
+
+/** Log length of an operation record, or 0 for an unknown type. */
+export function logLength(type: u32): u32 {
+  if (type == REC_CHANGE_OWNER) return 32;
+  if (type == REC_INIT) return 144;
+  if (type == REC_DESTROY) return 80;
+  if (type == REC_SPLIT) return 4120;
+  if (type == REC_MERGE) return 32;
+  return 0;
+}

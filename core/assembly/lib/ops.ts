@@ -1,0 +1,252 @@
+// The five operations of a transaction on log records (docs/specs/memory-layout.md §5.2, §7): structural
+// validation of a request record, the precondition check against current bytes, apply, and undo from the
+// before-image. Every function returns an error code instead of trapping on bad input.
+import { hw_flush } from "./hw";
+import {
+  E_ADDRESS, E_BAD_PARTITION, E_DESCRIPTOR_OWNER, E_INDEX_RANGE, E_MALFORMED, E_NO_SUCH_PARTITION, E_NOT_MAP_PAGE,
+  E_NOT_ULTRAVISOR_PAGE, E_NOT_UNIFORM, E_OWNER_MISMATCH, E_PAGE_IN_USE, E_PARTITION_EXISTS, E_PROTECTED, E_SCALE,
+  E_TOO_LARGE, E_UNKNOWN_OP, ENTRIES, KIND_GUEST, PAGE_SHIFT, PD_FLAGS, PD_KIND, PD_MAGIC, PD_ME, PD_RESERVED,
+  PD_SIZE, REC_CHANGE_OWNER, REC_DESTROY, REC_INIT, REC_MERGE, REC_SPLIT, REF_BIT, SCRATCH, SCRATCH_ENTRIES,
+} from "./layout";
+import {
+  avail, boot, childDir, dirGet, dirLow, dirRegion, dirScale, dirSet, idle, isLive, isPartitionNumber, memoryPages,
+  missing, ownerOf, ownerScale, pageAddr, pageInUse, rangeInUse, ultra,
+} from "./state";
+
+// Record field offsets (after the 8-byte header).
+const F0: usize = 8;
+const F1: usize = 12;
+const F2: usize = 16;
+const F3: usize = 20;
+const F4: usize = 24;
+
+@inline function f(rec: usize, off: usize): u32 {
+  return load<u32>(rec + off);
+}
+
+@inline function pageOk(p: u32): bool {
+  return p != 0 && p < memoryPages();
+}
+
+/** Structural checks of a request record (no state consulted beyond memory size). */
+export function validateRequestOp(rec: usize, type: u32): i32 {
+  if (type == REC_CHANGE_OWNER) {
+    if (f(rec, 28) != 0) return E_MALFORMED;
+    if (!pageOk(f(rec, F0))) return E_ADDRESS;
+    if (f(rec, F1) > f(rec, F2) || f(rec, F2) >= ENTRIES) return E_INDEX_RANGE;
+    if (!isPartitionNumber(f(rec, F3)) || !isPartitionNumber(f(rec, F4))) return E_BAD_PARTITION;
+    return 0;
+  }
+  if (type == REC_INIT) {
+    const p = f(rec, F0);
+    if (f(rec, F1) != 0) return E_MALFORMED;
+    if (!isPartitionNumber(p)) return E_BAD_PARTITION;
+    if (!pageOk(p)) return E_ADDRESS;
+    const d = rec + F2;
+    if (load<u32>(d) != PD_MAGIC || load<u32>(d + PD_ME) != p || load<u32>(d + PD_FLAGS) != 0) return E_MALFORMED;
+    const kind = load<u32>(d + PD_KIND);
+    if (!((kind >= 1 && kind <= 8) || kind == KIND_GUEST)) return E_MALFORMED;
+    for (let o: usize = PD_RESERVED; o < PD_SIZE; o += 4) if (load<u32>(d + o) != 0) return E_MALFORMED;
+    return 0;
+  }
+  if (type == REC_DESTROY) {
+    const p = f(rec, F0);
+    if (f(rec, F1) != 0) return E_MALFORMED;
+    if (!isPartitionNumber(p)) return E_BAD_PARTITION;
+    if (!pageOk(p)) return E_ADDRESS;
+    return 0;
+  }
+  if (type == REC_SPLIT || type == REC_MERGE) {
+    if (!pageOk(f(rec, F0)) || !pageOk(f(rec, F2))) return E_ADDRESS;
+    if (f(rec, F1) >= ENTRIES) return E_INDEX_RANGE;
+    if (!isPartitionNumber(f(rec, F3))) return E_BAD_PARTITION;
+    return 0;
+  }
+  return E_UNKNOWN_OP;
+}
+
+// ---- pages whose "live descriptor ⇔ self-owned" rule the commit check re-examines ----
+let selfCount: u32 = 0;
+let selfOverflow: bool = false;
+
+export function resetSelfPages(): void {
+  selfCount = 0;
+  selfOverflow = false;
+}
+
+function noteSelfPage(p: u32): void {
+  if (selfCount >= SCRATCH_ENTRIES) {
+    selfOverflow = true;
+    return;
+  }
+  store<u32>(SCRATCH + (<usize>selfCount << 2), p);
+  selfCount++;
+}
+
+/** Every noted page: a live descriptor exactly when it owns itself. */
+export function commitCheck(): i32 {
+  if (selfOverflow) return E_TOO_LARGE;
+  for (let i: u32 = 0; i < selfCount; i++) {
+    const p = load<u32>(SCRATCH + (<usize>i << 2));
+    const selfOwned = ownerOf(<u64>p << PAGE_SHIFT) == <i32>p;
+    if (isLive(p) != selfOwned) return E_DESCRIPTOR_OWNER;
+  }
+  return 0;
+}
+
+function ultravisorSmallPage(p: u32): bool {
+  return ownerOf(<u64>p << PAGE_SHIFT) == <i32>ultra && ownerScale(<u64>p) == 1;
+}
+
+/** Preconditions of an operation against the current bytes. */
+export function checkOp(rec: usize, type: u32): i32 {
+  if (type == REC_CHANGE_OWNER) {
+    const map = f(rec, F0), first = f(rec, F1), last = f(rec, F2), from = f(rec, F3), to = f(rec, F4);
+    const d = dirGet(map);
+    if (d == 0) return E_NOT_MAP_PAGE;
+    if (!isLive(to)) return E_NO_SUCH_PARTITION;
+    const base = pageAddr(map);
+    for (let i = first; i <= last; i++) if (load<u32>(base + (<usize>i << 2)) != from) return E_OWNER_MISMATCH;
+    const s = dirScale(d);
+    if (s == 1) {
+      const r = dirRegion(d);
+      if (r >= 0) {
+        const p0 = <u32>r << 10;
+        for (let i = first; i <= last; i++) if (pageInUse(p0 + i)) return E_PAGE_IN_USE;
+      }
+    } else if (dirLow(d)) {
+      const shift = <u64>(10 * (s - 1));
+      if (rangeInUse(<u64>first << shift, <u64>(last + 1) << shift)) return E_PAGE_IN_USE;
+    }
+    return 0;
+  }
+  if (type == REC_INIT) {
+    const p = f(rec, F0);
+    if (isLive(p)) return E_PARTITION_EXISTS;
+    if (pageInUse(p)) return E_PAGE_IN_USE;
+    if (!ultravisorSmallPage(p)) return E_NOT_ULTRAVISOR_PAGE;
+    return 0;
+  }
+  if (type == REC_DESTROY) {
+    const p = f(rec, F0);
+    if (!isLive(p)) return E_NO_SUCH_PARTITION;
+    if (p == ultra || p == avail || p == missing || p == idle || p == boot) return E_PROTECTED;
+    if (ownerOf(<u64>p << PAGE_SHIFT) != <i32>ultra) return E_NOT_ULTRAVISOR_PAGE;
+    return 0;
+  }
+  if (type == REC_SPLIT) {
+    const map = f(rec, F0), index = f(rec, F1), into = f(rec, F2), owner = f(rec, F3);
+    const d = dirGet(map);
+    if (d == 0) return E_NOT_MAP_PAGE;
+    if (dirScale(d) < 2) return E_SCALE;
+    if (load<u32>(pageAddr(map) + (<usize>index << 2)) != owner) return E_OWNER_MISMATCH;
+    if (pageInUse(into) || isLive(into)) return E_PAGE_IN_USE;
+    if (!ultravisorSmallPage(into)) return E_NOT_ULTRAVISOR_PAGE;
+    return 0;
+  }
+  if (type == REC_MERGE) {
+    const map = f(rec, F0), index = f(rec, F1), from = f(rec, F2), owner = f(rec, F3);
+    const d = dirGet(map);
+    if (d == 0) return E_NOT_MAP_PAGE;
+    if (load<u32>(pageAddr(map) + (<usize>index << 2)) != (REF_BIT | from)) return E_OWNER_MISMATCH;
+    if (dirGet(from) == 0) return E_NOT_MAP_PAGE;
+    const base = pageAddr(from);
+    for (let i: u32 = 0; i < ENTRIES; i++) if (load<u32>(base + (<usize>i << 2)) != owner) return E_NOT_UNIFORM;
+    return 0;
+  }
+  return E_UNKNOWN_OP;
+}
+
+@inline function copy64(dst: usize, src: usize): void {
+  for (let o: usize = 0; o < PD_SIZE; o += 8) store<u64>(dst + o, load<u64>(src + o));
+}
+
+/** Copies the state this operation will overwrite into its log record (before the record is marked started). */
+export function captureBefore(rec: usize, type: u32): void {
+  if (type == REC_INIT) copy64(rec + 80, pageAddr(f(rec, F0)));
+  else if (type == REC_DESTROY) copy64(rec + F2, pageAddr(f(rec, F0)));
+  else if (type == REC_SPLIT) {
+    const src = pageAddr(f(rec, F2));
+    for (let o: usize = 0; o < 4096; o += 8) store<u64>(rec + F4 + o, load<u64>(src + o));
+  } else if (type == REC_MERGE) store<u32>(rec + F4, dirGet(f(rec, F2)));
+}
+
+/** Applies a checked operation and flushes what it changed. */
+export function applyOp(rec: usize, type: u32): void {
+  if (type == REC_CHANGE_OWNER) {
+    const map = f(rec, F0), first = f(rec, F1), last = f(rec, F2), from = f(rec, F3), to = f(rec, F4);
+    const base = pageAddr(map);
+    for (let i = first; i <= last; i++) store<u32>(base + (<usize>i << 2), to);
+    hw_flush(base + (<usize>first << 2), (last - first + 1) << 2);
+    const d = dirGet(map);
+    const r = dirRegion(d);
+    if (dirScale(d) == 1 && r >= 0) {
+      const p0 = <u32>r << 10;
+      for (let i = first; i <= last; i++) {
+        const p = p0 + i;
+        if (p == from || p == to) noteSelfPage(p);
+      }
+    }
+  } else if (type == REC_INIT) {
+    const p = f(rec, F0);
+    copy64(pageAddr(p), rec + F2);
+    hw_flush(pageAddr(p), PD_SIZE);
+    noteSelfPage(p);
+  } else if (type == REC_DESTROY) {
+    const p = f(rec, F0);
+    const a = pageAddr(p);
+    for (let o: usize = 0; o < PD_SIZE; o += 8) store<u64>(a + o, 0);
+    hw_flush(a, PD_SIZE);
+    noteSelfPage(p);
+  } else if (type == REC_SPLIT) {
+    const map = f(rec, F0), index = f(rec, F1), into = f(rec, F2), owner = f(rec, F3);
+    const a = pageAddr(into);
+    const pair = (<u64>owner << 32) | <u64>owner;
+    for (let o: usize = 0; o < 4096; o += 8) store<u64>(a + o, pair);
+    hw_flush(a, 4096);
+    dirSet(into, childDir(dirGet(map), index));
+    const e = pageAddr(map) + (<usize>index << 2);
+    store<u32>(e, REF_BIT | into);
+    hw_flush(e, 4);
+  } else if (type == REC_MERGE) {
+    const map = f(rec, F0), index = f(rec, F1), from = f(rec, F2), owner = f(rec, F3);
+    const e = pageAddr(map) + (<usize>index << 2);
+    store<u32>(e, owner);
+    hw_flush(e, 4);
+    dirSet(from, 0);
+  }
+}
+
+/** Restores the before-image of a started operation. */
+export function undoOp(rec: usize, type: u32): void {
+  if (type == REC_CHANGE_OWNER) {
+    const map = f(rec, F0), first = f(rec, F1), last = f(rec, F2), from = f(rec, F3);
+    const base = pageAddr(map);
+    for (let i = first; i <= last; i++) store<u32>(base + (<usize>i << 2), from);
+    hw_flush(base + (<usize>first << 2), (last - first + 1) << 2);
+  } else if (type == REC_INIT) {
+    const a = pageAddr(f(rec, F0));
+    copy64(a, rec + 80);
+    hw_flush(a, PD_SIZE);
+  } else if (type == REC_DESTROY) {
+    const a = pageAddr(f(rec, F0));
+    copy64(a, rec + F2);
+    hw_flush(a, PD_SIZE);
+  } else if (type == REC_SPLIT) {
+    const map = f(rec, F0), index = f(rec, F1), into = f(rec, F2), owner = f(rec, F3);
+    const e = pageAddr(map) + (<usize>index << 2);
+    store<u32>(e, owner);
+    hw_flush(e, 4);
+    const a = pageAddr(into);
+    for (let o: usize = 0; o < 4096; o += 8) store<u64>(a + o, load<u64>(rec + F4 + o));
+    hw_flush(a, 4096);
+    dirSet(into, 0);
+  } else if (type == REC_MERGE) {
+    const map = f(rec, F0), index = f(rec, F1), from = f(rec, F2);
+    const e = pageAddr(map) + (<usize>index << 2);
+    store<u32>(e, REF_BIT | from);
+    hw_flush(e, 4);
+    dirSet(from, load<u32>(rec + F4));
+  }
+}
+
