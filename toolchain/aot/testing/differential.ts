@@ -49,7 +49,16 @@ export interface Pair {
 export function instantiateBoth(wasm: Uint8Array, imports: Record<string, Record<string, HostImport>> = {}, maxPages?: number): Pair {
   const wm = new WebAssembly.Module(wasm);
   const v8Imports: WebAssembly.Imports = {};
+  const aot = new HostInstance(wasm, imports, maxPages === undefined ? {} : { maxPages });
+  let imported: WebAssembly.Memory | null = null;
   for (const d of WebAssembly.Module.imports(wm)) {
+    if (d.kind === "memory") {
+      // Give V8 the same limits the AOT instance got, so memory.grow agrees.
+      const lim = aot.compiled.memory!;
+      imported = new WebAssembly.Memory({ initial: lim.minPages, maximum: lim.maxPages });
+      (v8Imports[d.module] ??= {})[d.name] = imported;
+      continue;
+    }
     if (d.kind !== "function") continue;
     const fn = imports[d.module]?.[d.name];
     if (!fn) throw new Error(`missing import ${d.module}.${d.name}`);
@@ -59,8 +68,7 @@ export function instantiateBoth(wasm: Uint8Array, imports: Record<string, Record
     };
   }
   const v8 = new WebAssembly.Instance(wm, v8Imports);
-  const mem = Object.values(v8.exports).find((x) => x instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined;
-  const aot = new HostInstance(wasm, imports, maxPages === undefined ? {} : { maxPages });
+  const mem = imported ?? (Object.values(v8.exports).find((x) => x instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined);
   return { aot, v8, v8Memory: mem ?? null };
 }
 

@@ -339,12 +339,12 @@ class FuncGen {
         this.loops++;
         this.mult *= trips;
         this.stmts(d, 3);
-        this.mult /= trips;
-        this.loops--;
         if (r.chance(0.3)) {
           this.expr(I32, d);
           this.emit(op.brIf(1));
         }
+        this.mult /= trips;
+        this.loops--;
         this.emit(op.get(c), op.i32(1), [0x6b], op.tee(c), op.brIf(0));
         this.labels.pop();
         this.labels.pop();
