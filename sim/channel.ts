@@ -129,3 +129,46 @@ export function readQueueHeader(buf: ArrayBuffer, base: number, q: number): Queu
     errorflags: v.getUint32(112, true),
   };
 }
+
+const RULE_NAMES = ["all of zero or more", "all of one or more", "exactly one", "zero or one",
+  "highest rank of zero or more", "highest rank of one or more"];
+
+/**
+ * Enforces the cardinality rules of docs/specs/channel-abi.md section 5 on a partition definition's channel list
+ * (in channel-number order) through core's chan_cardinality_check; throws a ChannelDefinitionError naming the type,
+ * the rule and what is wrong.
+ */
+export function checkCardinality(core: Core, chan: ChanExports, role: "guest" | "host", types: ChannelTypeName[]): void {
+  const codes = types.map((t) => {
+    const c = ChannelType[t];
+    if (c === undefined) throw new ChannelDefinitionError(`unknown channel type "${String(t)}"; known: ${Object.keys(ChannelType).join(", ")}`);
+    return c;
+  });
+  const at = carveScratch(core, Math.max(1, codes.length));
+  new Uint8Array(core.memory.buffer).set(codes, at);
+  const r = chan.chan_cardinality_check(role === "guest" ? 0 : 1, at, codes.length);
+  if (r === 0) return;
+  const kind = r & 0xff;
+  const type = (r >> 8) & 0xff;
+  const name = Object.keys(ChannelType)[type] ?? String(type);
+  const rule = RULE_NAMES[chan.chan_type_rule(type, role === "guest" ? 0 : 1)] ?? "?";
+  const count = codes.filter((c) => c === type).length;
+  if (kind === 1) throw new ChannelDefinitionError(`a ${role} needs ${rule} ${name} channel, and the definition has ${count}`);
+  if (kind === 2) throw new ChannelDefinitionError(`a ${role} may have ${rule} ${name} channel, and the definition has ${count}`);
+  throw new ChannelDefinitionError(`core rejected the channel list (code ${r})`);
+}
+
+export class ChannelDefinitionError extends Error {
+  override name = "ChannelDefinitionError";
+}
+
+const scratchByCore = new WeakMap<Core, { at: number; size: number }>();
+
+/** A reusable scratch buffer in core memory for short-lived arguments. */
+function carveScratch(core: Core, bytes: number): number {
+  const s = scratchByCore.get(core);
+  if (s && s.size >= bytes) return s.at;
+  const at = carve(core, bytes);
+  scratchByCore.set(core, { at, size: Math.ceil(bytes / 65536) * 65536 });
+  return at;
+}

@@ -4,7 +4,7 @@
 // any reclaim while a server still maps the pages, so a wrong order fails loudly.
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../core/wasm.ts";
-import { carve, loadChannelCore, type ChanExports } from "./channel.ts";
+import { carve, checkCardinality, loadChannelCore, type ChanExports } from "./channel.ts";
 import { ChannelBus, ChannelError, consoleRequests, consoleText, type Channel, type ChannelMemory } from "./channel_bus.ts";
 
 let core: Core;
@@ -115,5 +115,14 @@ describe("channel bus", () => {
     expect(new DataView(core.memory.buffer).getUint32(a.base + 120, true)).toBe(0); // srv_state UNINITIALIZED
     expect(() => bus.send(a, 0, "X", Uint8Array.of(1))).toThrow(/not connected/);
     expect(bus.send(c, 0, "Z", Uint8Array.of(1))).toBe(true);
+  });
+});
+
+describe("partition definitions", () => {
+  it("enforce the cardinality rules with a message naming type and rule", () => {
+    expect(() => checkCardinality(core, chan, "guest", ["control", "console", "storage", "storage", "memory"])).not.toThrow();
+    expect(() => checkCardinality(core, chan, "guest", ["console"])).toThrow("a guest needs exactly one control channel, and the definition has 0");
+    expect(() => checkCardinality(core, chan, "guest", ["control", "boot", "boot"])).toThrow("a guest may have zero or one boot channel, and the definition has 2");
+    expect(() => checkCardinality(core, chan, "host", ["power"])).toThrow(/exactly one command channel/);
   });
 });
