@@ -1,0 +1,211 @@
+// Per-opcode edge cases of the AOT compiler, each checked against V8: every integer binary and unary operator on edge
+// values (with the right operand in a register and as an immediate, which take different code paths), INT_MIN / -1,
+// shifts and rotates by ≥ the width, clz/ctz of 0, memory accesses at the bounds, br_table defaults and out-of-range
+// indices, deep nesting, call_indirect traps, memory.grow past the maximum and the call-depth limit.
+import { describe, expect, it } from "vitest";
+import { Trap } from "./abi.ts";
+import { HostInstance } from "./host.ts";
+import { compareCall, describeMismatch, instantiateBoth } from "./testing/differential.ts";
+import { I32, I64, ModuleBuilder, op } from "./testing/wasm-builder.ts";
+
+const E32 = [0n, 1n, 2n, 3n, 31n, 32n, 33n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0xfffffffen, 0x12345678n, 0x80000001n];
+const E64 = [0n, 1n, 2n, 63n, 64n, 65n, 0x7fffffffffffffffn, 0x8000000000000000n, 0xffffffffffffffffn, 0xfffffffffffffffen, 0x123456789abcdef0n, 0xffffffffn, 0x100000000n];
+
+function checkAll(wasm: Uint8Array, calls: { name: string; args: bigint[] }[]): void {
+  const pair = instantiateBoth(wasm, {}, 4);
+  try {
+    const bad: string[] = [];
+    for (const c of calls) {
+      const m = compareCall(pair, c, 256);
+      if (m) bad.push(describeMismatch(m));
+    }
+    expect(bad.slice(0, 10)).toEqual([]);
+  } finally {
+    pair.aot.dispose();
+  }
+}
+
+describe("per-opcode edge values", () => {
+  it("every i32/i64 binary operator and comparison, register and immediate right operands", () => {
+    for (const [t, edges, binops] of [
+      [I32, E32, [...range(0x46, 0x4f), ...range(0x6a, 0x78)]],
+      [I64, E64, [...range(0x51, 0x5a), ...range(0x7c, 0x8a)]],
+    ] as const) {
+      const b = new ModuleBuilder();
+      const calls: { name: string; args: bigint[] }[] = [];
+      const res = (o: number) => ((o >= 0x46 && o <= 0x5a) ? I32 : t);
+      const cst = (v: bigint) => (t === I64 ? op.i64(v) : op.i32(v));
+      for (const o of binops) {
+        b.func([t, t], [res(o)], [], [...op.get(0), ...op.get(1), o], `r${o}`);
+        for (const x of edges) for (const y of edges) calls.push({ name: `r${o}`, args: [x, y] });
+        edges.forEach((c, k) => {
+          b.func([t], [res(o)], [], [...op.get(0), ...cst(c), o], `i${o}_${k}`);
+          b.func([t], [res(o)], [], [...cst(c), ...op.get(0), o], `l${o}_${k}`);
+          for (const x of edges) {
+            calls.push({ name: `i${o}_${k}`, args: [x] });
+            calls.push({ name: `l${o}_${k}`, args: [x] });
+          }
+        });
+      }
+      checkAll(b.build(), calls);
+    }
+  });
+
+  it("unary operators and conversions on edge values", () => {
+    const b = new ModuleBuilder();
+    const calls: { name: string; args: bigint[] }[] = [];
+    const un = [
+      [I32, I32, [0x45, 0x67, 0x68, 0x69, 0xc0, 0xc1]], [I64, I32, [0x50, 0xa7]], [I64, I64, [0x79, 0x7a, 0x7b, 0xc2, 0xc3, 0xc4]],
+      [I32, I64, [0xac, 0xad]],
+    ] as const;
+    for (const [pt, rt, ops] of un) {
+      for (const o of ops) {
+        b.func([pt], [rt], [], [...op.get(0), o], `u${o}`);
+        for (const x of pt === I64 ? E64 : E32) calls.push({ name: `u${o}`, args: [x] });
+      }
+    }
+    checkAll(b.build(), calls);
+  });
+
+  it("loads and stores of every width at the memory bounds, with offsets", () => {
+    const b = new ModuleBuilder();
+    b.setMemory(1, 1);
+    const loads = [0x28, 0x29, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0x34, 0x35];
+    const stores = [[0x36, I32], [0x37, I64], [0x3a, I32], [0x3b, I32], [0x3c, I64], [0x3d, I64], [0x3e, I64]] as const;
+    const calls: { name: string; args: bigint[] }[] = [];
+    const addrs = [0n, 65528n, 65529n, 65532n, 65533n, 65534n, 65535n, 65536n, 0xfffffff0n, 0xffffffffn];
+    for (const off of [0, 1, 8, 0x7fffffff, 0xffffffff]) {
+      for (const o of loads) {
+        const rt = o === 0x28 || (o >= 0x2c && o <= 0x2f) ? I32 : I64;
+        b.func([I32], [rt], [], [...op.get(0), ...op.mem(o, off)], `ld${o}_${off}`);
+        for (const a of addrs) calls.push({ name: `ld${o}_${off}`, args: [a] });
+      }
+      for (const [o, t] of stores) {
+        b.func([I32, t], [], [], [...op.get(0), ...op.get(1), ...op.mem(o, off)], `st${o}_${off}`);
+        for (const a of addrs) calls.push({ name: `st${o}_${off}`, args: [a, t === I64 ? 0x1122334455667788n : 0xa1b2c3d4n] });
+      }
+    }
+    // Constant values stored (immediate paths), including 64-bit constants that do not fit in 32 bits.
+    b.func([I32], [], [], [...op.get(0), ...op.i64(-2n), ...op.mem(0x37, 0)], "stc1");
+    b.func([I32], [], [], [...op.get(0), ...op.i64(0x123456789n), ...op.mem(0x37, 0)], "stc2");
+    b.func([I32], [], [], [...op.get(0), ...op.i32(-1), ...op.mem(0x3a, 3)], "stc3");
+    for (const n of ["stc1", "stc2", "stc3"]) for (const a of [0n, 100n, 65530n, 65535n]) calls.push({ name: n, args: [a] });
+    checkAll(b.build(), calls);
+  });
+
+  it("br_table: default, out-of-range and huge indices; deep nesting", () => {
+    const b = new ModuleBuilder();
+    const body: number[] = [];
+    const depth = 300;
+    for (let i = 0; i < depth; i++) body.push(...op.block());
+    body.push(...op.get(0), ...op.brTable([0, 1, 2, 5, 100, 299], 3));
+    for (let i = 0; i < depth; i++) body.push(...op.end, ...op.i32(i), ...op.gset(0));
+    const g = b.global(I32, true, -1);
+    void g;
+    b.func([I32], [I32], [], [...body, ...op.gget(0)], "table");
+    // value-carrying br_table into a block with a result
+    b.func([I32], [I64], [], [
+      ...op.block(I64), ...op.block(I64), ...op.i64(7), ...op.get(0), ...op.brTable([0], 1), ...op.end, ...op.i64(5), 0x7c, ...op.end,
+    ], "value");
+    const calls = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 1000n, 0x7fffffffn, 0x80000000n, 0xffffffffn].flatMap((i) => [
+      { name: "table", args: [i] }, { name: "value", args: [i] },
+    ]);
+    checkAll(b.build(), calls);
+  });
+
+  it("call_indirect: in range, null entry, signature mismatch, out of range", () => {
+    const b = new ModuleBuilder();
+    const t = b.type([I32], [I32]);
+    const f0 = b.func([I32], [I32], [], [...op.get(0), ...op.i32(1), 0x6a]);
+    const f1 = b.func([I64], [I64], [], [...op.get(0)]);
+    b.setTable(4);
+    b.elem(0, [f0, f1]);
+    b.func([I32, I32], [I32], [], [...op.get(1), ...op.get(0), ...op.callIndirect(t)], "ci");
+    const pair = instantiateBoth(b.build(), {}, 1);
+    try {
+      const codes = [0n, 1n, 2n, 3n, 4n, 0xffffffffn].map((i) => pair.aot.call("ci", [i, 41n]));
+      expect(codes.map((c) => c.trap)).toEqual([0, Trap.SignatureMismatch, Trap.NullFunction, Trap.NullFunction, Trap.TableOutOfBounds, Trap.TableOutOfBounds]);
+      expect(codes[0]!.value).toBe(42n);
+      for (const i of [0n, 1n, 2n, 4n, 0xffffffffn]) expect(compareCall(pair, { name: "ci", args: [i, 41n] })).toBeNull();
+    } finally {
+      pair.aot.dispose();
+    }
+  });
+
+  it("memory.grow up to the maximum, then -1; grown pages are zero and addressable", () => {
+    const b = new ModuleBuilder();
+    b.setMemory(1, 3);
+    b.func([I32], [I32], [], [...op.get(0), 0x40, 0], "grow");
+    b.func([I32], [I32], [], [...op.get(0), ...op.mem(0x28, 0)], "ld");
+    b.func([I32, I32], [], [], [...op.get(0), ...op.get(1), ...op.mem(0x36, 0)], "st");
+    const calls = [
+      { name: "ld", args: [70000n] }, { name: "grow", args: [0n] }, { name: "grow", args: [1n] }, { name: "ld", args: [70000n] },
+      { name: "st", args: [131068n, 7n] }, { name: "st", args: [131069n, 7n] }, { name: "grow", args: [5n] }, { name: "grow", args: [0xffffffffn] },
+      { name: "grow", args: [1n] }, { name: "grow", args: [1n] }, { name: "st", args: [196604n, 9n] }, { name: "ld", args: [196604n] },
+    ];
+    checkAll(b.build(), calls);
+    // The embedder's own maximum (here 2 pages) caps growth below the module's maximum.
+    const inst = new HostInstance(b.build(), {}, { maxPages: 2 });
+    try {
+      expect([1n, 1n, 0n].map((d) => inst.call("grow", [d]).value)).toEqual([1n, 0xffffffffn, 2n]);
+    } finally {
+      inst.dispose();
+    }
+  });
+
+  it("unbounded recursion traps with the call-depth limit and the host survives", () => {
+    const b = new ModuleBuilder();
+    b.func([I32], [I32], [], [...op.get(0), ...op.i32(1), 0x6a, ...op.call(0)], "down");
+    b.func([I32], [I32], [], [...op.get(0), ...op.i32(1), 0x6a], "ok");
+    const inst = new HostInstance(b.build());
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(inst.call("down", [0]).trap).toBe(Trap.StackOverflow);
+        expect(inst.call("ok", [41]).value).toBe(42n);
+      }
+    } finally {
+      inst.dispose();
+    }
+    const pair = instantiateBoth(b.build());
+    try {
+      expect(compareCall(pair, { name: "down", args: [0n] })).toBeNull();
+    } finally {
+      pair.aot.dispose();
+    }
+  });
+
+  it("unreachable, select on every type, globals, start function", () => {
+    const b = new ModuleBuilder();
+    b.setMemory(1, 1);
+    const g64 = b.global(I64, true, -5n);
+    const gi = b.global(I32, false, 0x7fffffff);
+    b.func([I32], [I32], [], [...op.get(0), ...op.if(), 0x00, ...op.end, ...op.i32(3)], "unr");
+    b.func([I64, I64, I32], [I64], [], [...op.get(0), ...op.get(1), ...op.get(2), 0x1b], "sel64");
+    b.func([I32], [I32], [], [...op.i32(-1), ...op.i32(0), ...op.get(0), 0x1c, 1, I32], "selc");
+    b.func([I64], [I64], [], [...op.gget(g64), ...op.get(0), 0x7c, ...op.gset(g64), ...op.gget(g64)], "acc");
+    b.func([], [I32], [], [...op.gget(gi)], "imm");
+    const st = b.func([], [], [], [...op.i32(8), ...op.i64(-1n), ...op.mem(0x37, 0)]);
+    b.start(st);
+    b.func([], [I64], [], [...op.i32(8), ...op.mem(0x29, 0)], "seed");
+    const calls = [
+      { name: "unr", args: [0n] }, { name: "unr", args: [1n] }, { name: "sel64", args: [1n, 2n, 0n] }, { name: "sel64", args: [1n, 2n, 5n] },
+      { name: "selc", args: [0n] }, { name: "selc", args: [9n] }, { name: "acc", args: [5n] }, { name: "acc", args: [2n ** 64n - 1n] },
+      { name: "imm", args: [] }, { name: "seed", args: [] },
+    ];
+    checkAll(b.build(), calls);
+  });
+
+  it("register pressure: expressions deeper than the register file spill and reload correctly", () => {
+    const b = new ModuleBuilder();
+    const body: number[] = [];
+    const n = 40;
+    for (let i = 0; i < n; i++) body.push(...op.get(0), ...op.i64(i * 7919), 0x7c);
+    for (let i = 0; i < n - 1; i++) body.push(i % 2 ? 0x85 : 0x7e);
+    b.func([I64], [I64], [], body, "deep");
+    checkAll(b.build(), E64.map((x) => ({ name: "deep", args: [x] })));
+  });
+});
+
+function range(a: number, b: number): number[] {
+  return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+}

@@ -1,0 +1,105 @@
+// hw.* intrinsics: the unprivileged ones run on the host (rdtsc, pause, mfence, flush with its bounds check, panic
+// through the trap handler); the privileged ones are checked by disassembling their inline sequence with objdump. Also
+// checks that docs/specs/intrinsics.md lists exactly the intrinsics the table implements.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Trap } from "./abi.ts";
+import { compileWasm } from "./compile.ts";
+import { HostInstance } from "./host.ts";
+import { INTRINSICS } from "./intrinsics.ts";
+import { I32, I64, ModuleBuilder, op } from "./testing/wasm-builder.ts";
+
+function withIntrinsic(name: string, params: number[], results: number[], args: number[][]): Uint8Array {
+  const b = new ModuleBuilder();
+  b.importFunc("hw", name, params, results);
+  b.setMemory(1, 1);
+  b.func([I32, I32], results, [], [...args.flat(), ...op.call(0)], "f");
+  return b.build();
+}
+
+describe("hw intrinsics on the host", () => {
+  it("rdtsc returns an increasing 64-bit counter; pause and mfence run", () => {
+    const b = new ModuleBuilder();
+    b.importFunc("hw", "rdtsc", [], [I64]);
+    b.importFunc("hw", "pause", [], []);
+    b.importFunc("hw", "mfence", [], []);
+    b.func([], [I64], [], [...op.call(0), ...op.call(1), ...op.call(2), ...op.call(0), 0x7d], "elapsed_neg");
+    b.func([], [I64], [], [...op.call(0)], "tsc");
+    const inst = new HostInstance(b.build());
+    try {
+      const a = inst.call("tsc", []).value;
+      const c = inst.call("tsc", []).value;
+      expect(c).toBeGreaterThan(a);
+      const d = BigInt.asIntN(64, inst.call("elapsed_neg", []).value);
+      expect(d).toBeLessThan(0n);
+    } finally {
+      inst.dispose();
+    }
+  });
+
+  it("flush writes back a range of linear memory and traps outside it", () => {
+    const inst = new HostInstance(withIntrinsic("flush", [I32, I32], [], [op.get(0), op.get(1)]));
+    try {
+      expect(inst.call("f", [0, 65536]).trap).toBe(0);
+      expect(inst.call("f", [100, 5000]).trap).toBe(0);
+      expect(inst.call("f", [65000, 537]).trap).toBe(Trap.MemoryOutOfBounds);
+      expect(inst.call("f", [0xffffffff, 2]).trap).toBe(Trap.MemoryOutOfBounds);
+    } finally {
+      inst.dispose();
+    }
+  });
+
+  it("panic reaches the trap handler with code Panic and the message pointer", () => {
+    const inst = new HostInstance(withIntrinsic("panic", [I32, I32, I32, I32], [], [op.get(0), op.get(1), op.i32(7), op.i32(9)]));
+    try {
+      const r = inst.call("f", [1234, 5]);
+      expect(r.trap).toBe(Trap.Panic);
+      expect(r.detail & 0xffffffffn).toBe(1234n);
+    } finally {
+      inst.dispose();
+    }
+  });
+});
+
+describe("privileged intrinsics (disassembly)", () => {
+  const cases: [string, number[], number[], string[]][] = [
+    ["outb", [I32, I32], [], ["out dx,al"]],
+    ["ind", [I32], [I32], ["in eax,dx"]],
+    ["rdmsr", [I32], [I64], ["rdmsr", "shl rdx,0x20"]],
+    ["wrmsr", [I32, I64], [], ["wrmsr", "shr rdx,0x20"]],
+    ["read_cr3", [], [I64], ["mov rax,cr3"]],
+    ["write_cr3", [I64], [], ["mov cr3,rax"]],
+    ["invlpg", [I64], [], ["invlpg"]],
+    ["hlt", [], [], ["hlt"]],
+    ["vmcall", [I64, I64, I64], [I64], ["vmcall"]],
+  ];
+  for (const [name, params, results, want] of cases) {
+    it(`hw.${name} lowers inline to ${want.join("; ")}`, () => {
+      const b = new ModuleBuilder();
+      b.importFunc("hw", name, params, results);
+      b.func([], results, [], [...params.flatMap((t) => (t === I64 ? op.i64(3) : op.i32(3))), ...op.call(0)], "f");
+      const c = compileWasm(b.build());
+      const dir = mkdtempSync(join(tmpdir(), "aot-intr-"));
+      try {
+        writeFileSync(join(dir, "f.bin"), c.code);
+        const text = execFileSync("objdump", ["-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", join(dir, "f.bin")], { encoding: "utf8" });
+        for (const w of want) expect(text.replace(/ +/g, " ")).toContain(w);
+        // Inline: the only calls in the code are the trap stubs' calls of the handler at [r14+0x20].
+        const calls = text.split("\n").filter((l) => /\tcall /.test(l));
+        expect(calls.every((l) => l.includes("[r14+0x20]"))).toBe(true);
+        expect(c.imports[0]!.intrinsic).toBe(name);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  it("docs/specs/intrinsics.md lists every intrinsic of the table", () => {
+    const doc = readFileSync(join(import.meta.dirname, "../../docs/specs/intrinsics.md"), "utf8");
+    const listed = [...doc.matchAll(/^\| `hw\.([a-z0-9_]+)`/gm)].map((m) => m[1]).sort();
+    expect(listed).toEqual([...INTRINSICS.keys()].sort());
+  });
+});
