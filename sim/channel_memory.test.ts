@@ -1,0 +1,71 @@
+// Channels on the simulated host's real resource database (sim/channel_memory.ts + sim/channel_bus.ts): the channel
+// pages become the client's by transaction, only the client's pages can be mapped into a server, and stopping the
+// client evicts its VCPUs from the schedule at once but gives its memory back only after the last server disconnects.
+import { beforeAll, describe, expect, it } from "vitest";
+import { Host } from "./host.ts";
+import { KIND } from "./notation.ts";
+import { chanExports } from "./channel.ts";
+import { ChannelBus, type Channel } from "./channel_bus.ts";
+import { ChannelMemoryError, HostChannelMemory } from "./channel_memory.ts";
+import { ScheduleControl, Scheduler } from "./schedule.ts";
+
+let host: Host;
+
+beforeAll(async () => {
+  host = await Host.create({ memory: 64n << 20n });
+});
+
+function definePartition(name: string, kind: number): number {
+  const p = host.freeDbPage();
+  const ui = host.db.indexPage();
+  const take = host.takeForUltravisor(p);
+  const leaf = host.view.leaf(BigInt(p) * 4096n);
+  host.submit({
+    ops: [
+      ...take,
+      { op: "initialize", partition: p, descriptor: { kind, name, principal: "" } },
+      { op: "changeOwner", map: leaf.map, first: leaf.index, last: leaf.index, from: ui.ultra, to: p },
+    ],
+  }, `define ${name}`);
+  return p;
+}
+
+describe("channels on the resource database", () => {
+  it("assign channel pages to the client, map them into the server, reclaim after the last disconnect", () => {
+    const names = new Map([["X", definePartition("X", KIND.Guest)], ["IOa", definePartition("IOa", KIND.IO)], ["IOb", definePartition("IOb", KIND.IO)]]);
+    const X = names.get("X")!;
+    const ui = host.db.indexPage();
+    // the schedule: X's VCPU shares PCPU 0 with nobody else; the idle partition fills the rest
+    const s = new Scheduler(host.core, 2, 4);
+    const ctl = new ScheduleControl(s.sched, host.core);
+    const { table } = s.compute([{ vcpu: 1, partition: X, duty: 8 }], 2, { partition: ui.idle, vcpuBase: 100 });
+    ctl.install(table, 0n);
+    const mem = new HostChannelMemory(host, names, (p) => s.sched.sched_evict(ctl.tableAt(0n), p));
+    const bus = new ChannelBus(host.core, chanExports(host.core), mem);
+
+    const net = bus.create({ client: "X", server: "IOa", type: "network", slots: 16, signalSize: 256 });
+    const disk = bus.create({ client: "X", server: "IOb", type: "storage", slots: 64, signalSize: 256 });
+    for (const ch of [net, disk]) {
+      for (let a = ch.base; a < ch.base + ch.bytes; a += 4096) expect(host.db.owner(BigInt(a))).toBe(X);
+    }
+    expect(disk.bytes).toBe(Math.ceil((128 + 2 * (128 + 64 * 256)) / 4096) * 4096);
+    expect(mem.serversMapping("X").sort()).toEqual(["IOa", "IOb"]);
+    expect(bus.send(net, 0, "X", Uint8Array.of(7))).toBe(true);
+
+    // a server may not map memory that is not a client's (here: the ultravisor's private page)
+    expect(() => mem.mapIntoServer("IOa", 0x800000, 4096)).toThrow(ChannelMemoryError);
+
+    const later: Channel[] = [];
+    bus.stopClient("X", (ch) => (ch.server === "IOb" ? later.push(ch) : bus.disconnect(ch)));
+    expect(ctl.lookup(0, 0n)).toBe(100); // processors reclaimed at once: the idle VCPU of PCPU 0 runs
+    expect(host.db.owner(BigInt(disk.base))).toBe(X); // IOb still has it mapped: memory stays
+    expect(() => mem.reclaimClient("X")).toThrow(/still mapped by IOb/);
+    bus.disconnect(later[0]!);
+    for (const ch of [net, disk]) {
+      for (let a = ch.base; a < ch.base + ch.bytes; a += 4096) expect(host.db.owner(BigInt(a))).toBe(ui.avail);
+    }
+    expect(host.db.owner(BigInt(X) * 4096n)).toBe(X); // the descriptor page stays until the partition is destroyed
+    expect(mem.journal.filter((j) => j.startsWith("reclaim"))).toHaveLength(1);
+    expect(mem.journal.indexOf("evict processors of X")).toBeLessThan(mem.journal.findIndex((j) => j.startsWith("reclaim")));
+  });
+});
