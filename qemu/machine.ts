@@ -225,7 +225,8 @@ export class Machine {
       const exit = await Promise.race([m.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000))]);
       const err = qemuErrorLine(m.stderr);
       const detail = exit ? `${describeExit(exit)}${err && exit.kind !== "error" ? `: ${err}` : ""}` : (e as Error).message;
-      m.failWith(`QEMU did not start: ${detail}`);
+      // The thrown BootError names the artifacts folder; announcing it as well would say it twice.
+      m.failWith(`QEMU did not start: ${detail}`, false);
       await m.close();
       throw new BootError(`QEMU did not start: ${detail}`, m.artifacts);
     }
@@ -311,7 +312,7 @@ export class Machine {
    * Records a failure of this boot: keeps serial log, stderr and command line under the artifacts folder (once) and
    * prints where. Tests call it when the guest's behaviour, not the harness, is wrong.
    */
-  failWith(reason: string): string | undefined {
+  failWith(reason: string, announce = true): string | undefined {
     if (this.artifacts || !this.keepOnFailure) return this.artifacts;
     try {
       this.artifacts = keepArtifacts(this.artifactsRoot, {
@@ -321,7 +322,7 @@ export class Machine {
         stderr: this.stderr,
         serialLog: this.serialLogPath,
       });
-      this.log(`${this.name}: ${reason}; logs kept in ${this.artifacts}`);
+      if (announce) this.log(`${this.name}: ${reason}; logs kept in ${this.artifacts}`);
     } catch (e) {
       this.log(`${this.name}: ${reason}; could not keep logs: ${(e as Error).message}`);
     }
@@ -372,7 +373,8 @@ export class Machine {
     try {
       m = await Machine.spawn({ name: "kvm-probe", log: () => undefined, keepArtifactsOnFailure: false }, qemu, ovmf, "kvm", 128, 1, KVM_PROBE_TIMEOUT_MS + 5000);
     } catch (e) {
-      return { kvm: false, reason: `KVM probe: ${(e as Error).message}` };
+      // The message is "QEMU did not start: <how it ended>: <QEMU's error line>"; the last part is the news.
+      return { kvm: false, reason: `KVM unusable: ${(e as Error).message.replace(/^.*?QEMU did not start: /, "")}` };
     }
     try {
       return await new Promise<ProbeResult>((resolve) => {

@@ -31,7 +31,7 @@ describe("Machine on real QEMU + OVMF", () => {
     } finally {
       await m.close();
     }
-  });
+  }, 150_000);
 
   it("keeps serial log, stderr and command line when a waited-for line never comes", async () => {
     const m = await Machine.start({ ...quiet, name: "hw-never", mem: "128M", timeoutMs: 60_000 });
@@ -46,7 +46,7 @@ describe("Machine on real QEMU + OVMF", () => {
     } finally {
       await m.close();
     }
-  });
+  }, 150_000);
 
   it("kills QEMU when the boot runs past its time limit", async () => {
     const m = await Machine.start({ ...quiet, name: "hw-timeout", mem: "128M", timeoutMs: 1_000 });
@@ -56,7 +56,7 @@ describe("Machine on real QEMU + OVMF", () => {
     } finally {
       await m.close();
     }
-  });
+  }, 150_000);
 
   it("auto picks KVM exactly when a KVM boot really works on this host", async () => {
     const qemu = findQemu();
@@ -80,7 +80,7 @@ describe("Machine on real QEMU + OVMF", () => {
     }
     expect(choice.accel).toBe(works ? "kvm" : "tcg");
     expect(choice.source).toBe("probe");
-  });
+  }, 150_000);
 
   it("turns bad input into one-line errors saying what to install or pass", async () => {
     await expect(Machine.start({ ...quiet, image: join(scratch, "missing.img") })).rejects.toThrow(/image not found: .*uvt build/);
@@ -89,5 +89,5 @@ describe("Machine on real QEMU + OVMF", () => {
     await expect(Machine.start({ ...quiet, smp: 0 })).rejects.toThrow(/--smp/);
     await expect(Machine.start({ ...quiet, qemu: join(scratch, "no-qemu") })).rejects.toThrow(/apt-get install qemu-system-x86/);
     await expect(Machine.start({ ...quiet, ovmf: { dirs: [scratch] } })).rejects.toThrow(HarnessError);
-  });
+  }, 150_000);
 });
