@@ -17,6 +17,8 @@ export interface ChannelMemory {
   reclaimClient(client: string): void;
   /** The client's processors leave the schedule ([0186]: "processor resources can be reclaimed immediately"). */
   reclaimProcessors(client: string): void;
+  /** Partition number [G,M,K] of a partition, written into the channel header's partition_handle. */
+  partitionNumber?(name: string): number;
 }
 
 /** A side of a channel that takes interrupts: called once per empty -> non-empty transition of queue `q`. */
@@ -86,7 +88,8 @@ export class ChannelBus {
     const r = this.chan.chan_format(base, bytes, full.queues, full.signalSize, full.slots, type);
     if (r !== Q.OK) throw new ChannelError(`chan_format failed (${r}) for ${full.type} channel of ${full.client}`);
     const ch = new Channel(this.nextId++, full, base, bytes);
-    this.chan.chan_set_identity(base, 0n, BigInt(base), ch.id, 0);
+    const owner = this.memory.partitionNumber?.(full.client) ?? 0;
+    this.chan.chan_set_identity(base, BigInt(owner), BigInt(base), ch.id, 0);
     this.chan.chan_set_features(base, 1n); // ENABLE_INTS: both sides take transition interrupts
     this.channels.set(ch.id, ch);
     this.events.push(`create ${ch.id} ${full.type} client=${full.client}`);

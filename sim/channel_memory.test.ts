@@ -50,6 +50,7 @@ describe("channels on the resource database", () => {
     }
     expect(disk.bytes).toBe(Math.ceil((128 + 2 * (128 + 64 * 256)) / 4096) * 4096);
     expect(mem.serversMapping("X").sort()).toEqual(["IOa", "IOb"]);
+    expect(new DataView(host.memory.buffer).getBigUint64(net.base + 48, true)).toBe(BigInt(X)); // partition_handle
     expect(bus.send(net, 0, "X", Uint8Array.of(7))).toBe(true);
 
     // a server may not map memory that is not a client's (here: the ultravisor's private page)

@@ -28,6 +28,10 @@ export class HostChannelMemory implements ChannelMemory {
     private readonly evictProcessors: (partition: number) => void = () => {},
   ) {}
 
+  partitionNumber(name: string): number {
+    return this.number(name);
+  }
+
   private number(name: string): number {
     const p = this.partitions.get(name);
     if (p === undefined) throw new ChannelMemoryError(`no partition named "${name}" on this host`);
