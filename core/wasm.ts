@@ -74,8 +74,16 @@ export function instantiateCore(module: WasmModule, opts: LoadOptions = {}): Cor
       throw new CorePanic(where ? `${text} (${where}:${line}:${col})` : text);
     },
     flush(_addr: number, _len: number): void {},
+    // Store ordering for channel queues: V8 runs one thread over this memory, so program order already holds.
+    mfence(): void {},
     ...opts.hw,
   };
+  const missing = WA.Module.imports(module)
+    .filter((i) => i.module === "hw" && !(i.name in hw))
+    .map((i) => `hw.${i.name}`);
+  if (missing.length) {
+    throw new Error(`core.wasm imports ${missing.join(", ")}, which core/wasm.ts does not model yet; add it there and to docs/specs/core-wasm.md`);
+  }
   const instance = new WA.Instance(module, { env: { memory }, hw });
   return { instance, memory, exports: instance.exports as Record<string, unknown> };
 }

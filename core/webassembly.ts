@@ -15,7 +15,7 @@ export type WasmImportValue = WasmMemory | ((...args: never[]) => unknown) | num
 
 interface WasmApi {
   Memory: new (desc: { initial: number; maximum?: number }) => WasmMemory;
-  Module: new (bytes: Uint8Array) => WasmModule;
+  Module: { new (bytes: Uint8Array): WasmModule; imports(m: WasmModule): Array<{ module: string; name: string; kind: string }> };
   Instance: new (module: WasmModule, imports: Record<string, Record<string, unknown>>) => WasmInstance;
 }
 

@@ -1,0 +1,313 @@
+// Typed access to the resource database inside core.wasm (docs/specs/memory-layout.md): encodes transactions into
+// the binary request format, calls db_submit, decodes the audit log back into transactions, and reads the map.
+// Logic stays in core; this file only moves bytes between TypeScript objects and linear memory.
+import type { Core } from "../core/wasm.ts";
+import type { WasmMemory } from "../core/webassembly.ts";
+import { KIND, type Descriptor, type Op, type Transaction, pn } from "./notation.ts";
+
+export const PAGE = 4096;
+export const MEMORY_BASE = 0x800000;
+export const REQUEST_BUFFER = MEMORY_BASE + 0x8000;
+export const REQUEST_MAX = 0x8000;
+export const PRIVATE_REGION_END_PAGE = 0xc00;
+export const DEFAULT_LOG_BASE = 0x800 + 528;
+export const DEFAULT_LOG_PAGES = PRIVATE_REGION_END_PAGE - DEFAULT_LOG_BASE;
+export const REF_BIT = 0x80000000;
+export const PN_MASK = 0x3fffffff;
+
+const REC = { begin: 1, changeOwner: 2, initialize: 3, destroy: 4, split: 5, merge: 6, commit: 15 } as const;
+const LOG_LEN: Record<number, number> = { 2: 32, 3: 144, 4: 80, 5: 4120, 6: 32 };
+
+export const ERRORS: Record<number, { name: string; text: string }> = {
+  [-1]: { name: "MALFORMED", text: "malformed request or record" },
+  [-2]: { name: "UNKNOWN_OP", text: "unknown operation type" },
+  [-3]: { name: "INDEX_RANGE", text: "index outside 0..1023 or first > last" },
+  [-4]: { name: "ADDRESS", text: "page or address outside memory or outside the map's order" },
+  [-5]: { name: "NOT_MAP_PAGE", text: "the page named as a map is not a live map page" },
+  [-6]: { name: "BAD_PARTITION", text: "not a valid partition number" },
+  [-7]: { name: "NO_SUCH_PARTITION", text: "no live descriptor for that partition number" },
+  [-8]: { name: "OWNER_MISMATCH", text: "precondition failed: the entry does not hold the stated before-image" },
+  [-9]: { name: "NOT_UNIFORM", text: "merge: the 1024 entries do not all have the stated owner" },
+  [-10]: { name: "NOT_ULTRAVISOR_PAGE", text: "the page is not a 4 KiB page owned by the ultravisor" },
+  [-11]: { name: "PAGE_IN_USE", text: "the page holds a live map, index, log, private page or descriptor" },
+  [-12]: { name: "PARTITION_EXISTS", text: "the partition is already initialized" },
+  [-13]: { name: "PROTECTED", text: "a partition named by the Ultravisor Index cannot be destroyed" },
+  [-14]: { name: "SCALE", text: "a 4 KiB entry cannot be split" },
+  [-15]: { name: "DESCRIPTOR_OWNER", text: "a live descriptor page must own itself (and only a live one may)" },
+  [-16]: { name: "LOG_FULL", text: "the audit log is full: take a backup" },
+  [-17]: { name: "NOT_ATTACHED", text: "no valid Ultravisor Index attached" },
+  [-18]: { name: "LOG_CORRUPT", text: "the audit log is malformed" },
+  [-19]: { name: "TOO_LARGE", text: "request too large" },
+  [-20]: { name: "CORRUPT", text: "the map is inconsistent" },
+};
+
+export function errorName(code: number): string {
+  return ERRORS[code]?.name ?? `ERROR(${code})`;
+}
+
+/** A transaction core rejected: the code, its name and which operation failed. */
+export class DbError extends Error {
+  override name = "DbError";
+  constructor(readonly code: number, readonly opIndex: number, context: string) {
+    const e = ERRORS[code];
+    super(`${context}: ${e ? `${e.name}: ${e.text}` : `error ${code}`}${opIndex >= 0 ? ` (operation ${opIndex + 1})` : ""}`);
+  }
+}
+
+export interface LogHeader {
+  capacity: number;
+  head: number;
+  committedEnd: number;
+  txCount: number;
+  nextSeq: number;
+  baseSeq: number;
+  inFlight: boolean;
+}
+
+export interface IndexPage {
+  mapHigh: number;
+  top: number;
+  order: number;
+  index: number;
+  ultra: number;
+  avail: number;
+  missing: number;
+  idle: number;
+  boot: number;
+  logBase: number;
+  logPages: number;
+  hostBytes: bigint;
+}
+
+type Fn = (...a: number[]) => number;
+
+export class Database {
+  private readonly fn: Record<string, Fn>;
+
+  constructor(readonly core: Core) {
+    this.fn = core.exports as Record<string, Fn>;
+  }
+
+  get memory(): WasmMemory {
+    return this.core.memory;
+  }
+
+  private view(): DataView {
+    return new DataView(this.core.memory.buffer);
+  }
+
+  /** Map entries as Int32 over all of linear memory (recreate after memory grows). */
+  i32(): Int32Array {
+    return new Int32Array(this.core.memory.buffer);
+  }
+
+  attach(ui: number): void {
+    const rc = this.fn.db_attach!(ui);
+    if (rc < 0) throw new DbError(rc, -1, `attach Ultravisor Index ${pn(ui)}`);
+  }
+
+  /** Encodes the transaction as a request (memory-layout.md §5.3) into the request buffer; returns its length. */
+  encode(tx: Transaction, at = REQUEST_BUFFER): number {
+    const v = this.view();
+    let off = 16;
+    const need = 16 + tx.ops.reduce((n, op) => n + requestLength(op), 0);
+    if (need > REQUEST_MAX) throw new RangeError(`request of ${need} bytes exceeds ${REQUEST_MAX}`);
+    new Uint8Array(this.core.memory.buffer, at, need).fill(0);
+    for (const op of tx.ops) {
+      const r = at + off;
+      const len = requestLength(op);
+      v.setUint8(r, REC[op.op]);
+      v.setUint32(r + 4, len, true);
+      switch (op.op) {
+        case "changeOwner":
+          v.setUint32(r + 8, op.map, true);
+          v.setUint32(r + 12, op.first, true);
+          v.setUint32(r + 16, op.last, true);
+          v.setUint32(r + 20, op.from >>> 0, true);
+          v.setUint32(r + 24, op.to >>> 0, true);
+          break;
+        case "initialize":
+          v.setUint32(r + 8, op.partition >>> 0, true);
+          writeDescriptor(v, r + 16, op.partition, op.descriptor);
+          break;
+        case "destroy":
+          v.setUint32(r + 8, op.partition >>> 0, true);
+          break;
+        case "split":
+          v.setUint32(r + 8, op.map, true);
+          v.setUint32(r + 12, op.index, true);
+          v.setUint32(r + 16, op.into, true);
+          v.setUint32(r + 20, op.owner >>> 0, true);
+          break;
+        case "merge":
+          v.setUint32(r + 8, op.map, true);
+          v.setUint32(r + 12, op.index, true);
+          v.setUint32(r + 16, op.from, true);
+          v.setUint32(r + 20, op.owner >>> 0, true);
+          break;
+      }
+      off += len;
+    }
+    v.setUint32(at, 0x52545655, true);
+    v.setUint32(at + 4, need, true);
+    v.setUint32(at + 8, tx.ops.length, true);
+    v.setUint32(at + 12, 0, true);
+    return need;
+  }
+
+  /** Runs the transaction; returns 0 or the negative error code (see ERRORS, failedOp()). */
+  trySubmit(tx: Transaction): number {
+    this.encode(tx);
+    return this.fn.db_submit!(REQUEST_BUFFER);
+  }
+
+  /** Submits a request already placed at `at` (raw bytes, for malformed-input tests and benches). */
+  submitRaw(at: number): number {
+    return this.fn.db_submit!(at);
+  }
+
+  failedOp(): number {
+    return this.fn.db_failed_op!();
+  }
+
+  recover(): number {
+    const rc = this.fn.db_recover!();
+    if (rc < 0) throw new DbError(rc, -1, "recover");
+    return rc;
+  }
+
+  truncateLog(): void {
+    const rc = this.fn.db_log_truncate!();
+    if (rc < 0) throw new DbError(rc, -1, "truncate log");
+  }
+
+  replay(): number {
+    const rc = this.fn.db_replay!();
+    if (rc < 0) throw new DbError(rc, this.failedOp(), "replay");
+    return rc;
+  }
+
+  /** GetMemOwner ([0210]) of a byte address; negative = error code. */
+  owner(addr: bigint): number {
+    return this.fn.db_get_owner!(Number(addr & 0xffffffffn) | 0, Number(addr >> 32n) | 0);
+  }
+
+  ownerBatch(addrs: number, n: number, out: number): number {
+    return this.fn.db_get_owner_batch!(addrs, n, out);
+  }
+
+  bootstrap(paramsAddr: number): number {
+    return this.fn.db_bootstrap!(paramsAddr);
+  }
+
+  indexPage(): IndexPage {
+    const a = this.fn.db_ui_address!() >>> 0;
+    if (a === 0) throw new DbError(-17, -1, "read index page");
+    const v = this.view();
+    const u = (o: number): number => v.getUint32(a + o, true);
+    return {
+      mapHigh: u(8), top: u(12), order: u(16), index: u(20), ultra: u(24), avail: u(28), missing: u(32), idle: u(36),
+      boot: u(40), logBase: u(44), logPages: u(48), hostBytes: v.getBigUint64(a + 56, true),
+    };
+  }
+
+  logAddress(): number {
+    return this.fn.db_log_address!() >>> 0;
+  }
+
+  logHeader(): LogHeader {
+    const a = this.logAddress();
+    const v = this.view();
+    const u = (o: number): number => v.getUint32(a + o, true);
+    return { capacity: u(4), head: u(8), committedEnd: u(12), txCount: u(16), nextSeq: u(20), baseSeq: u(24), inFlight: u(28) !== 0 };
+  }
+
+  /** The committed transactions in the audit log (since the last backup), decoded. */
+  readLog(): Transaction[] {
+    const h = this.logHeader();
+    const v = this.view();
+    const base = this.logAddress() + 64;
+    const txs: Transaction[] = [];
+    let off = 0;
+    while (off < h.committedEnd) {
+      if (v.getUint8(base + off) !== REC.begin) throw new Error(`audit log: expected BEGIN at offset ${off}`);
+      const seq = v.getUint32(base + off + 8, true);
+      const n = v.getUint32(base + off + 12, true);
+      off += 16;
+      const ops: Op[] = [];
+      for (let k = 0; k < n; k++) {
+        const r = base + off;
+        ops.push(decodeOp(v, r));
+        off += LOG_LEN[v.getUint8(r)] ?? 0;
+      }
+      if (v.getUint8(base + off) !== REC.commit) throw new Error(`audit log: expected COMMIT at offset ${off}`);
+      off += 16;
+      txs.push({ ops, seq });
+    }
+    return txs;
+  }
+
+  readDescriptor(p: number): (Descriptor & { me: number }) | undefined {
+    const a = p * PAGE;
+    if (a + 64 > this.core.memory.buffer.byteLength) return undefined;
+    const v = this.view();
+    if (v.getUint32(a, true) !== 0x44505655 || v.getUint32(a + 4, true) !== p) return undefined;
+    return { me: p, kind: v.getUint32(a + 8, true), name: readAscii(v, a + 16), principal: readAscii(v, a + 32) };
+  }
+}
+
+export function requestLength(op: Op): number {
+  switch (op.op) {
+    case "changeOwner": return 32;
+    case "initialize": return 80;
+    case "destroy": return 16;
+    case "split": return 24;
+    case "merge": return 24;
+  }
+}
+
+function writeAscii(v: DataView, at: number, s: string, what: string): void {
+  if (s.length > 16 || !/^[\x20-\x7e]*$/.test(s)) throw new RangeError(`${what} "${s}" must be at most 16 printable ASCII characters`);
+  for (let i = 0; i < s.length; i++) v.setUint8(at + i, s.charCodeAt(i));
+}
+
+function readAscii(v: DataView, at: number): string {
+  let s = "";
+  for (let i = 0; i < 16; i++) {
+    const c = v.getUint8(at + i);
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+function writeDescriptor(v: DataView, at: number, p: number, d: Descriptor): void {
+  v.setUint32(at, 0x44505655, true);
+  v.setUint32(at + 4, p >>> 0, true);
+  v.setUint32(at + 8, d.kind, true);
+  writeAscii(v, at + 16, d.name, "partition name");
+  writeAscii(v, at + 32, d.principal, "principal");
+}
+
+function decodeOp(v: DataView, r: number): Op {
+  const u = (o: number): number => v.getUint32(r + o, true);
+  switch (v.getUint8(r)) {
+    case REC.changeOwner:
+      return { op: "changeOwner", map: u(8), first: u(12), last: u(16), from: u(20), to: u(24) };
+    case REC.initialize:
+      return {
+        op: "initialize", partition: u(8),
+        descriptor: { kind: u(24), name: readAscii(v, r + 32), principal: readAscii(v, r + 48) },
+      };
+    case REC.destroy:
+      return { op: "destroy", partition: u(8) };
+    case REC.split:
+      return { op: "split", map: u(8), index: u(12), into: u(16), owner: u(20) };
+    case REC.merge:
+      return { op: "merge", map: u(8), index: u(12), from: u(16), owner: u(20) };
+    default:
+      throw new Error(`audit log: unknown record type ${v.getUint8(r)} at ${r}`);
+  }
+}
+
+export const GUEST_KIND = KIND.Guest;

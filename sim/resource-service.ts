@@ -1,0 +1,282 @@
+// The command partition's resource service for one simulated host ([0090]–[0092], [0174]–[0177], [0204]): turns
+// requests such as "create partition X of 4 GB" into the transactions of [0222]–[0224] and sends them to the
+// ultravisor (core.wasm). It chooses memory; core checks and applies. Placement policy, documented in
+// docs/spec-notes.md: database pages lowest-first in the first 4 GiB, partition memory highest-first, largest pages
+// first, and the first 4 GiB last (it is where core can place descriptors).
+import { DbError } from "./database.ts";
+import type { Host } from "./host.ts";
+import { span } from "./mapview.ts";
+import { KIND, type Op, pn } from "./notation.ts";
+
+export interface Run {
+  map: number;
+  first: number;
+  last: number;
+}
+
+export interface CreateRequest {
+  name: string;
+  principal?: string;
+  kind?: number;
+  /** Bytes; a multiple of 4 MiB unless `at` places the memory explicitly. */
+  size?: bigint;
+  /** Explicit placement: these entries (all Available) become the partition's. */
+  at?: Run[];
+}
+
+const FOUR_GB = 1n << 32n;
+const FOUR_MB = 1n << 22n;
+
+export class ResourceService {
+  private readonly byName = new Map<string, number>();
+  private pkmHint = new Map<number, number>();
+  private highHint = new Map<number, number>();
+
+  constructor(readonly host: Host) {
+    for (const m of host.view.maps()) {
+      if (m.scale !== 1) continue;
+      for (let i = 0; i < 1024; i++) {
+        const p = Number(m.base / 4096n) + i;
+        if (host.view.entry(m.page, i) === p) {
+          const d = host.db.readDescriptor(p);
+          if (d && d.name) this.byName.set(d.name, p);
+        }
+      }
+    }
+  }
+
+  private get ui() {
+    return this.host.db.indexPage();
+  }
+
+  /** Partition number of a name or of "[G,M,K]". */
+  resolve(who: string | number): number {
+    if (typeof who === "number") return who;
+    const p = this.byName.get(who);
+    if (p !== undefined) return p;
+    const m = /^\[(\d+),(\d+),(\d+)\]$/.exec(who.replace(/\s+/g, ""));
+    if (m) return (Number(m[1]) * 1024 + Number(m[2])) * 1024 + Number(m[3]);
+    throw new Error(`no partition named "${who}" (known: ${[...this.byName.keys()].join(", ") || "none"})`);
+  }
+
+  names(): ReadonlyMap<string, number> {
+    return this.byName;
+  }
+
+  // ------------------------------------------------------------------------------------------ database pages
+
+  private lowPkms() {
+    return this.host.view.maps().filter((m) => m.scale === 1 && m.base < FOUR_GB);
+  }
+
+  /** Lowest Available 4 KiB pages among the PKMs of the first 4 GiB, at most `want` of them. */
+  private freeSmallPages(want: number): Array<{ page: number; map: number; index: number }> {
+    const avail = this.ui.avail;
+    const out: Array<{ page: number; map: number; index: number }> = [];
+    const mem = this.host.db.i32();
+    for (const m of this.lowPkms()) {
+      const at = m.page * 1024;
+      const first = Number(m.base / 4096n);
+      for (let i = this.pkmHint.get(m.page) ?? 0; i < 1024; i++) {
+        if (mem[at + i] === avail && first + i !== avail) {
+          if (out.length === 0) this.pkmHint.set(m.page, i);
+          out.push({ page: first + i, map: m.page, index: i });
+          if (out.length >= want) return out;
+        }
+      }
+      if (out.length === 0) this.pkmHint.set(m.page, 1024);
+    }
+    return out;
+  }
+
+  /**
+   * A free 4 KiB page for a descriptor or map page. Keeps one spare: when only one is left it becomes a new PKM
+   * that divides the lowest Available 4 MiB page of the first 4 GiB ([0202]: large pages are divided into small
+   * pages for ultravisor data structures).
+   */
+  allocDbPage(): { page: number; map: number; index: number } {
+    let free = this.freeSmallPages(2);
+    if (free.length < 2) {
+      if (free.length === 0) throw new Error("no Available 4 KiB page left for database structures");
+      const low = this.host.view.maps().find((m) => m.scale === 2 && m.base === 0n);
+      const mem = this.host.db.i32();
+      let j = -1;
+      if (low) for (let i = 0; i < 1024 && j < 0; i++) if (mem[low.page * 1024 + i] === this.ui.avail) j = i;
+      if (!low || j < 0) throw new Error("no Available 4 MiB page in the first 4 GiB to hold more database pages");
+      const into = free[0]!;
+      this.host.ensurePage((j + 1) * 1024 - 1);
+      this.host.submit({ ops: [
+        { op: "changeOwner", map: into.map, first: into.index, last: into.index, from: this.ui.avail, to: this.ui.ultra },
+        { op: "split", map: low.page, index: j, into: into.page, owner: this.ui.avail },
+      ] }, `grow database pages into ${pn(low.page)} entry ${j}`);
+      free = this.freeSmallPages(2);
+    }
+    const f = free[0]!;
+    this.host.ensurePage(f.page);
+    return f;
+  }
+
+  // ------------------------------------------------------------------------------------------ partition memory
+
+  /** Highest Available entry of scale s whose range starts at or above minBase, not in `taken`. */
+  private highestAvail(s: number, minBase: bigint, taken: Set<number>): { map: number; index: number } | undefined {
+    const avail = this.ui.avail;
+    const mem = this.host.db.i32();
+    const maps = this.host.view.maps().filter((m) => m.scale === s).sort((a, b) => (a.base < b.base ? 1 : a.base > b.base ? -1 : 0));
+    const sp = span(s);
+    for (const m of maps) {
+      if (m.base + sp * 1024n <= minBase) continue;
+      const at = m.page * 1024;
+      for (let i = this.highHint.get(m.page) ?? 1023; i >= 0; i--) {
+        if (m.base + BigInt(i) * sp < minBase) break;
+        if (mem[at + i] === avail && !taken.has(at + i)) {
+          this.highHint.set(m.page, i);
+          return { map: m.page, index: i };
+        }
+      }
+      if (minBase === 0n) this.highHint.set(m.page, -1);
+    }
+    return undefined;
+  }
+
+  /** Splits the smallest-scale, highest Available entry above minBase whose pages are larger than 4 MiB. */
+  private splitOne(minBase: bigint, taken: Set<number>): boolean {
+    for (let s = 3; s <= this.host.order; s++) {
+      const e = this.highestAvail(s, minBase, taken);
+      if (!e) continue;
+      const into = this.allocDbPage();
+      this.host.submit({ ops: [
+        { op: "changeOwner", map: into.map, first: into.index, last: into.index, from: this.ui.avail, to: this.ui.ultra },
+        { op: "split", map: e.map, index: e.index, into: into.page, owner: this.ui.avail },
+      ] }, `split ${pn(e.map)} entry ${e.index} for partition memory`);
+      this.highHint.clear();
+      return true;
+    }
+    return false;
+  }
+
+  /** Chooses Available entries covering `bytes`: largest pages first, highest addresses first, first 4 GiB last. */
+  allocMemory(bytes: bigint): Run[] {
+    if (bytes <= 0n || bytes % FOUR_MB !== 0n) throw new RangeError(`partition size ${bytes} must be a positive multiple of 4 MB`);
+    const taken = new Set<number>();
+    const picks: Array<{ map: number; index: number }> = [];
+    let remaining = bytes;
+    for (const minBase of [FOUR_GB, 0n]) {
+      while (remaining > 0n) {
+        for (let s = this.host.order; s >= 2 && remaining > 0n; s--) {
+          const sp = span(s);
+          while (remaining >= sp) {
+            const e = this.highestAvail(s, minBase, taken);
+            if (!e) break;
+            taken.add(e.map * 1024 + e.index);
+            picks.push(e);
+            remaining -= sp;
+          }
+        }
+        if (remaining === 0n || !this.splitOne(minBase, taken)) break;
+      }
+    }
+    this.highHint.clear();
+    if (remaining > 0n) throw new Error(`not enough Available memory: ${remaining} bytes of ${bytes} could not be placed`);
+    return toRuns(picks);
+  }
+
+  // ------------------------------------------------------------------------------------------ requests
+
+  /** "create partition X of N bytes": the transaction of [0223]. Returns the new partition number. */
+  create(req: CreateRequest): number {
+    if (this.byName.has(req.name)) throw new Error(`a partition named "${req.name}" exists already (${pn(this.byName.get(req.name)!)})`);
+    const runs = req.at ?? this.allocMemory(req.size ?? 0n);
+    const d = this.allocDbPage();
+    const ui = this.ui;
+    const ops: Op[] = [
+      { op: "changeOwner", map: d.map, first: d.index, last: d.index, from: ui.avail, to: ui.ultra },
+      { op: "initialize", partition: d.page, descriptor: { kind: req.kind ?? KIND.Guest, name: req.name, principal: req.principal ?? `User${req.name}` } },
+      { op: "changeOwner", map: d.map, first: d.index, last: d.index, from: ui.ultra, to: d.page },
+      ...runs.map((r): Op => ({ op: "changeOwner", map: r.map, first: r.first, last: r.last, from: ui.avail, to: d.page })),
+    ];
+    this.submitOrReset(ops, `create ${req.name}`);
+    this.byName.set(req.name, d.page);
+    return d.page;
+  }
+
+  /** The transaction of [0224]: give back the memory, then retire the descriptor. */
+  destroy(who: string | number): void {
+    const p = this.resolve(who);
+    const ui = this.ui;
+    const desc = this.host.view.leaf(BigInt(p) * 4096n);
+    if (desc.owner !== p || desc.scale !== 1) throw new Error(`${pn(p)} is not a live partition`);
+    const runs: Run[] = [];
+    for (const r of this.host.view.runsOwnedBy(p)) {
+      if (r.map === desc.map && r.first <= desc.index && desc.index <= r.last) {
+        if (r.first < desc.index) runs.push({ map: r.map, first: r.first, last: desc.index - 1 });
+        if (desc.index < r.last) runs.push({ map: r.map, first: desc.index + 1, last: r.last });
+      } else runs.push(r);
+    }
+    const ops: Op[] = [
+      ...runs.map((r): Op => ({ op: "changeOwner", map: r.map, first: r.first, last: r.last, from: p, to: ui.avail })),
+      { op: "changeOwner", map: desc.map, first: desc.index, last: desc.index, from: p, to: ui.ultra },
+      { op: "destroy", partition: p },
+      { op: "changeOwner", map: desc.map, first: desc.index, last: desc.index, from: ui.ultra, to: ui.avail },
+    ];
+    this.submitOrReset(ops, `destroy ${pn(p)}`);
+    for (const [n, q] of this.byName) if (q === p) this.byName.delete(n);
+  }
+
+  /** Merge of [0222]: one owner for all 1024 entries below `index` becomes the entry's owner; the map page is freed. */
+  merge(map: number, index: number): void {
+    const v = this.host.view.entry(map, index);
+    if (v >= 0) throw new Error(`Map${pn(map)} Index(${index}) is not subdivided (it holds ${pn(v)})`);
+    const from = v & 0x3fffffff;
+    const owner = this.host.view.entry(from, 0);
+    const page = this.host.view.leaf(BigInt(from) * 4096n);
+    this.submitOrReset([
+      { op: "merge", map, index, from, owner },
+      { op: "changeOwner", map: page.map, first: page.index, last: page.index, from: this.ui.ultra, to: this.ui.avail },
+    ], `merge Map${pn(map)} Index(${index})`);
+  }
+
+  /** Split of [0222]: a fresh map page divides the entry into 1024 entries of the same owner. */
+  split(map: number, index: number, into?: number): number {
+    const owner = this.host.view.entry(map, index);
+    if (owner < 0) throw new Error(`Map${pn(map)} Index(${index}) is already subdivided`);
+    const page = into ?? this.allocDbPage().page;
+    this.host.ensurePage(page);
+    this.submitOrReset([...this.host.takeForUltravisor(page), { op: "split", map, index, into: page, owner }], `split Map${pn(map)} Index(${index})`);
+    return page;
+  }
+
+  private submitOrReset(ops: Op[], what: string): void {
+    try {
+      this.host.submit({ ops }, what);
+    } catch (e) {
+      if (e instanceof DbError) {
+        this.pkmHint.clear();
+        this.highHint.clear();
+      }
+      throw e;
+    } finally {
+      // Frees move the lowest free page down; any transaction may have freed something.
+      if (ops.some((o) => o.op === "changeOwner" && o.to === this.ui.avail)) {
+        this.pkmHint.clear();
+        this.highHint.clear();
+      }
+    }
+  }
+}
+
+function toRuns(picks: Array<{ map: number; index: number }>): Run[] {
+  const byMap = new Map<number, number[]>();
+  for (const p of picks) byMap.set(p.map, [...(byMap.get(p.map) ?? []), p.index]);
+  const runs: Run[] = [];
+  for (const [map, idx] of byMap) {
+    idx.sort((a, b) => a - b);
+    for (let i = 0; i < idx.length; i++) {
+      let j = i;
+      while (j + 1 < idx.length && idx[j + 1] === idx[j]! + 1) j++;
+      runs.push({ map, first: idx[i]!, last: idx[j]! });
+      i = j;
+    }
+  }
+  return runs;
+}
