@@ -49,7 +49,8 @@ const sampleFiles: FatFile[] = [
   { path: "/EFI/ultravisor/résumé.txt", data: text("non-ASCII name") },
   { path: "/EFI/ultravisor/a.b.c.d", data: text("dots") },
   { path: "/EFI/ultravisor/x+y=z;[1].txt", data: text("lossy characters") },
-  { path: "/EFI/ultravisor/A name of exactly twenty-six", data: bytes(4097, 2) }, // three LFN entries
+  { path: "/EFI/ultravisor/twenty-six characters.long", data: bytes(4097, 2) }, // 2 full LFN entries, no terminator
+  { path: "/EFI/ultravisor/thirteen.char", data: bytes(13, 4) }, // exactly one full LFN entry
   { path: "/EFI/ultravisor/" + "n".repeat(255), data: bytes(10, 3) }, // the longest name
   { path: "/README.TXT", data: text("short only") },
 ];
