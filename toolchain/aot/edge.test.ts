@@ -195,6 +195,36 @@ describe("per-opcode edge values", () => {
     checkAll(b.build(), calls);
   });
 
+  it("non-hw imports are System V calls to embedder functions (six arguments, i32 and i64, misaligned caller stack)", () => {
+    const b = new ModuleBuilder();
+    b.importFunc("env", "mix", [I32, I64, I32, I64, I32, I64], [I64]);
+    b.importFunc("env", "note", [I32], []);
+    // Called at different stack depths so the 16-byte realignment is exercised both ways.
+    b.func([I32, I64], [I64], [], [
+      ...op.get(0), ...op.call(1),
+      ...op.get(0), ...op.get(1), ...op.i32(3), ...op.i64(-4n), ...op.i32(-5), ...op.get(1), ...op.call(0),
+      ...op.i64(1n), ...op.get(0), ...op.get(1), ...op.i32(7), ...op.i64(8n), ...op.i32(9), ...op.i64(10n), ...op.call(0), 0x7c, 0x7c,
+    ], "f");
+    const seen: bigint[] = [];
+    const imports = {
+      env: {
+        mix: (a: bigint, b2: bigint, c: bigint, d: bigint, e: bigint, f: bigint) =>
+          BigInt.asUintN(64, a * 3n + b2 * 5n - c * 7n + d * 11n + e * 13n - BigInt.asIntN(64, f) * 17n),
+        note: (x: bigint) => void seen.push(x),
+      },
+    };
+    const pair = instantiateBoth(b.build(), imports);
+    try {
+      for (const [x, y] of [[0n, 0n], [1n, 2n], [0xffffffffn, 0xffffffffffffffffn], [0x80000000n, 0x8000000000000000n]] as const) {
+        const m = compareCall(pair, { name: "f", args: [x, y] });
+        expect(m && describeMismatch(m)).toBeNull();
+      }
+      expect(seen.length).toBe(8);
+    } finally {
+      pair.aot.dispose();
+    }
+  });
+
   it("register pressure: expressions deeper than the register file spill and reload correctly", () => {
     const b = new ModuleBuilder();
     const body: number[] = [];

@@ -33,7 +33,7 @@ export class HostInstance {
   private readonly ctx: HostBuffer;
   private readonly mem: HostBuffer | null;
   private readonly scratch: HostBuffer;
-  private readonly callbacks: koffi.IKoffiRegisteredCallback[] = [];
+  private readonly callbacks: unknown[] = [];
   private readonly exportsByName = new Map<string, CompiledModule["exports"][number]>();
 
   constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}) {
@@ -70,7 +70,7 @@ export class HostInstance {
         return imp.results[0] === ValType.I64 ? BigInt.asUintN(64, big) : Number(BigInt.asUintN(32, big));
       }, koffi.pointer(proto));
       this.callbacks.push(cb);
-      v.setBigUint64(imp.slot, BigInt(koffi.address(cb)), true);
+      v.setBigUint64(imp.slot, BigInt(koffi.address(cb as never)), true);
     }
     for (const e of c.exports) this.exportsByName.set(e.name, e);
     if (this.mem) for (const d of c.datas) this.mem.bytes.set(d.bytes, d.offset);
@@ -117,7 +117,7 @@ export class HostInstance {
   }
 
   dispose(): void {
-    for (const cb of this.callbacks) koffi.unregister(cb);
+    for (const cb of this.callbacks) koffi.unregister(cb as never);
     this.code.dispose();
     this.ctx.dispose();
     this.scratch.dispose();

@@ -4,6 +4,7 @@
 import { Trap } from "../abi.ts";
 import { type HostImport, HostInstance } from "../host.ts";
 import { ValType } from "../decode.ts";
+import { WA, type WasmInstance, type WasmMemory } from "../../../core/webassembly.ts";
 
 export interface Call {
   name: string;
@@ -41,34 +42,38 @@ const sameTrap = (a: number, b: number): boolean =>
 
 export interface Pair {
   aot: HostInstance;
-  v8: WebAssembly.Instance;
-  v8Memory: WebAssembly.Memory | null;
+  v8: WasmInstance;
+  v8Memory: WasmMemory | null;
 }
 
 /** Instantiates both engines. `imports` are given as bigint functions and adapted for V8. */
 export function instantiateBoth(wasm: Uint8Array, imports: Record<string, Record<string, HostImport>> = {}, maxPages?: number): Pair {
-  const wm = new WebAssembly.Module(wasm);
-  const v8Imports: WebAssembly.Imports = {};
+  const wm = new WA.Module(wasm);
+  const v8Imports: Record<string, Record<string, unknown>> = {};
   const aot = new HostInstance(wasm, imports, maxPages === undefined ? {} : { maxPages });
-  let imported: WebAssembly.Memory | null = null;
-  for (const d of WebAssembly.Module.imports(wm)) {
+  let imported: WasmMemory | null = null;
+  for (const d of WA.Module.imports(wm)) {
     if (d.kind === "memory") {
       // Give V8 the same limits the AOT instance got, so memory.grow agrees.
       const lim = aot.compiled.memory!;
-      imported = new WebAssembly.Memory({ initial: lim.minPages, maximum: lim.maxPages });
+      imported = new WA.Memory({ initial: lim.minPages, maximum: lim.maxPages });
       (v8Imports[d.module] ??= {})[d.name] = imported;
       continue;
     }
     if (d.kind !== "function") continue;
     const fn = imports[d.module]?.[d.name];
     if (!fn) throw new Error(`missing import ${d.module}.${d.name}`);
+    // Both engines hand the import the same unsigned view of its arguments (koffi passes uint32/uint64).
+    const sig = aot.compiled.imports.find((i) => i.module === d.module && i.name === d.name);
+    const bits = (i: number) => (sig?.params[i] === ValType.I64 ? 64 : 32);
     (v8Imports[d.module] ??= {})[d.name] = (...args: (number | bigint)[]) => {
-      const r = fn(...args.map((x) => BigInt(x)));
-      return typeof r === "bigint" ? BigInt.asIntN(64, r) : r;
+      const r = fn(...args.map((x, i) => BigInt.asUintN(bits(i), BigInt(x))));
+      if (r === undefined || !sig?.results.length) return undefined;
+      return sig.results[0] === ValType.I64 ? BigInt.asIntN(64, BigInt(r)) : Number(BigInt.asIntN(32, BigInt(r)));
     };
   }
-  const v8 = new WebAssembly.Instance(wm, v8Imports);
-  const mem = imported ?? (Object.values(v8.exports).find((x) => x instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined);
+  const v8 = new WA.Instance(wm, v8Imports);
+  const mem = imported ?? (Object.values(v8.exports).find((x) => x instanceof WA.Memory) as WasmMemory | undefined);
   return { aot, v8, v8Memory: mem ?? null };
 }
 
