@@ -14,19 +14,19 @@ const bench: Bench = {
     const src = base + size + 64;
     const dst = src + 128;
     const n = 2_000_000;
-    chan.chan_pump(base, 0, src, dst, 100_000); // warm up
+    chan.chan_pump(base, size, 0, src, dst, 100_000); // warm up
     const batch = await bestOf(5, () => {
-      if (chan.chan_pump(base, 0, src, dst, n) !== n) throw new Error("chan_pump stopped early");
+      if (chan.chan_pump(base, size, 0, src, dst, n) !== n) throw new Error("chan_pump stopped early");
     });
     const calls = 1_000_000;
     for (let i = 0; i < 100_000; i++) {
-      chan.chan_insert(base, 1, src);
-      chan.chan_remove(base, 1, dst);
+      chan.chan_insert(base, size, 1, src);
+      chan.chan_remove(base, size, 1, dst);
     }
     const perCall = await bestOf(5, () => {
       for (let i = 0; i < calls; i++) {
-        chan.chan_insert(base, 1, src);
-        chan.chan_remove(base, 1, dst);
+        chan.chan_insert(base, size, 1, src);
+        chan.chan_remove(base, size, 1, dst);
       }
     });
     const batchRate = n / batch;

@@ -15,6 +15,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const specPath = resolve(here, "../docs/specs/channel-abi.md");
 let dir: string;
 let oracle: string;
+// Length of the caller's mapping of every channel below: each lives in its own 64 KiB carved from core memory.
+const MAP = 65536;
 let core: Core;
 let chan: ChanExports;
 
@@ -104,7 +106,7 @@ describe("channel ABI: signals between core.wasm and C through a shared file", (
     const src = base + 8192;
     for (let i = 0; i < 3; i++) {
       new Uint8Array(core.memory.buffer).set(pattern(5, i, ss), src);
-      expect(chan.chan_insert(base, 0, src)).toBe(i === 0 ? Q.TRANSITION : Q.OK);
+      expect(chan.chan_insert(base, MAP, 0, src)).toBe(i === 0 ? Q.TRANSITION : Q.OK);
     }
     const file = toFile(base);
     const lines = oracleRun("remove", file, "0", "5").trim().split("\n");
@@ -113,8 +115,8 @@ describe("channel ABI: signals between core.wasm and C through a shared file", (
     fromFile(file, base);
     const h = readQueueHeader(core.memory.buffer, base, 0);
     expect([h.numSent, h.numReceived, h.numEmpty, h.head, h.tail]).toEqual([3n, 3n, 2n, 3, 3]);
-    expect(chan.chan_pending(base, 0)).toBe(0);
-    expect(chan.chan_remove(base, 0, src)).toBe(Q.FULL_OR_EMPTY);
+    expect(chan.chan_pending(base, MAP, 0)).toBe(0);
+    expect(chan.chan_remove(base, MAP, 0, src)).toBe(Q.FULL_OR_EMPTY);
   });
 
   it("C inserts (overflowing), core removes", () => {
@@ -129,10 +131,10 @@ describe("channel ABI: signals between core.wasm and C through a shared file", (
     expect([h.numSent, h.numOverflows, h.head, h.tail]).toEqual([5n, 2n, 5, 0]);
     const dst = base + 8192;
     for (let i = 0; i < 5; i++) {
-      expect(chan.chan_remove(base, 1, dst)).toBe(i === 4 ? Q.TRANSITION : Q.OK);
+      expect(chan.chan_remove(base, MAP, 1, dst)).toBe(i === 4 ? Q.TRANSITION : Q.OK);
       expect(Array.from(new Uint8Array(core.memory.buffer, dst, ss))).toEqual(pattern(9, i, ss));
     }
-    expect(chan.chan_remove(base, 1, dst)).toBe(Q.FULL_OR_EMPTY);
+    expect(chan.chan_remove(base, MAP, 1, dst)).toBe(Q.FULL_OR_EMPTY);
     h = readQueueHeader(core.memory.buffer, base, 1);
     expect([h.numReceived, h.numEmpty]).toEqual([5n, 1n]);
     // and back to C: the ring wraps across the two implementations
@@ -141,7 +143,7 @@ describe("channel ABI: signals between core.wasm and C through a shared file", (
     fromFile(file2, base);
     expect(readQueueHeader(core.memory.buffer, base, 1).head).toBe(1); // 5 -> 0 -> 1
     for (let i = 0; i < 2; i++) {
-      expect(chan.chan_remove(base, 1, dst)).toBeGreaterThanOrEqual(0);
+      expect(chan.chan_remove(base, MAP, 1, dst)).toBeGreaterThanOrEqual(0);
       expect(Array.from(new Uint8Array(core.memory.buffer, dst, ss))).toEqual(pattern(11, i, ss));
     }
   });
@@ -152,6 +154,6 @@ describe("channel ABI: signals between core.wasm and C through a shared file", (
     new DataView(core.memory.buffer).setUint32(base + 128 + 60, 99, true); // head = 99
     const file = toFile(base);
     expect(oracleRun("remove", file, "0", "1").trim()).toBe("remove 0 -3");
-    expect(chan.chan_remove(base, 0, base + 8192)).toBe(Q.BAD_QUEUE);
+    expect(chan.chan_remove(base, MAP, 0, base + 8192)).toBe(Q.BAD_QUEUE);
   });
 });

@@ -7,6 +7,8 @@ import fc from "fast-check";
 import type { Core } from "./wasm.ts";
 import { carve, ChannelType, loadChannelCore, Q, readQueueHeader, type ChanExports } from "../sim/channel.ts";
 
+// Length of the caller's mapping of every channel below: each lives in its own 64 KiB carved from core memory.
+const MAP = 65536;
 let core: Core;
 let chan: ChanExports;
 let mem: () => DataView;
@@ -67,13 +69,13 @@ describe("channel header and queue header bytes (sections 1-2)", () => {
     expect(chan.chan_format(base, 8192, 2, 32, 4, ChannelType.console)).toBe(Q.OK);
     const zone = base + 4096;
     bytes().set(Array.from({ length: 16 }, (_, i) => 0xa0 + i), zone);
-    expect(chan.chan_set_identity(base, 0x1122334455n, 0xdeadbeef00n, 7, zone)).toBe(Q.OK);
-    expect(chan.chan_set_features(base, 1n)).toBe(Q.OK);
-    expect(chan.chan_set_misc(base, 2000, 0x55, 0x66, 0x77)).toBe(Q.OK);
-    expect(chan.chan_set_errors(base, 0x12, 0x34, 1)).toBe(Q.OK);
-    expect(chan.chan_server_state_set(base, 1)).toBe(Q.OK);
-    expect(chan.chan_client_state_set(base, 0, 3)).toBe(Q.OK); // boot client DETACHED -> ATTACHED
-    expect(chan.chan_client_state_set(base, 1, 5)).toBe(Q.OK); // OS client DETACHED -> OWNED
+    expect(chan.chan_set_identity(base, MAP, 0x1122334455n, 0xdeadbeef00n, 7, zone)).toBe(Q.OK);
+    expect(chan.chan_set_features(base, MAP, 1n)).toBe(Q.OK);
+    expect(chan.chan_set_misc(base, MAP, 2000, 0x55, 0x66, 0x77)).toBe(Q.OK);
+    expect(chan.chan_set_errors(base, MAP, 0x12, 0x34, 1)).toBe(Q.OK);
+    expect(chan.chan_server_state_set(base, MAP, 1)).toBe(Q.OK);
+    expect(chan.chan_client_state_set(base, MAP, 0, 3)).toBe(Q.OK); // boot client DETACHED -> ATTACHED
+    expect(chan.chan_client_state_set(base, MAP, 1, 5)).toBe(Q.OK); // OS client DETACHED -> OWNED
     expect(u64(base + 24)).toBe(1n); // features
     expect(u64(base + 48)).toBe(0x1122334455n); // partition_handle
     expect(u64(base + 56)).toBe(0xdeadbeef00n); // handle
@@ -90,7 +92,7 @@ describe("channel header and queue header bytes (sections 1-2)", () => {
     expect(bytes()[base + 125]).toBe(0x34); // cli_error_os
     expect(bytes()[base + 126]).toBe(0); // filler
     expect(bytes()[base + 127]).toBe(1); // recover_channel
-    expect(chan.chan_set_misc(base, 8192, 0, 0, 0)).toBe(Q.BAD_ARGUMENT); // string offset outside the channel
+    expect(chan.chan_set_misc(base, MAP, 8192, 0, 0, 0)).toBe(Q.BAD_ARGUMENT); // string offset outside the channel
   });
 
   it("refuses geometry that does not fit and leaves memory untouched", () => {
@@ -117,26 +119,26 @@ describe("queue algorithm (section 3)", () => {
     const sent: number[][] = [];
     for (let i = 0; i < slots - 1; i++) {
       sent.push(fill(src, ss, i));
-      expect(chan.chan_insert(base, q, src)).toBe(i === 0 ? Q.TRANSITION : Q.OK);
+      expect(chan.chan_insert(base, MAP, q, src)).toBe(i === 0 ? Q.TRANSITION : Q.OK);
       // the signal went to slot head = i+1, at ch_space_offset + q·128 + sig_base_offset + s·signal_size
       const slot = qh + Number(u64(qh + 16)) + (i + 1) * ss;
       expect(Array.from(bytes().subarray(slot, slot + ss))).toEqual(sent[i]);
       expect(u32(qh + 60)).toBe(i + 1);
     }
-    expect(chan.chan_pending(base, q)).toBe(slots - 1);
-    expect(chan.chan_insert(base, q, src)).toBe(Q.FULL_OR_EMPTY);
-    expect(chan.chan_insert(base, q, src)).toBe(Q.FULL_OR_EMPTY);
+    expect(chan.chan_pending(base, MAP, q)).toBe(slots - 1);
+    expect(chan.chan_insert(base, MAP, q, src)).toBe(Q.FULL_OR_EMPTY);
+    expect(chan.chan_insert(base, MAP, q, src)).toBe(Q.FULL_OR_EMPTY);
     let h = readQueueHeader(core.memory.buffer, base, q);
     expect([h.numSent, h.numOverflows, h.head, h.tail]).toEqual([4n, 2n, 4, 0]);
     for (let i = 0; i < slots - 1; i++) {
-      expect(chan.chan_remove(base, q, dst)).toBe(i === slots - 2 ? Q.TRANSITION : Q.OK);
+      expect(chan.chan_remove(base, MAP, q, dst)).toBe(i === slots - 2 ? Q.TRANSITION : Q.OK);
       expect(Array.from(bytes().subarray(dst, dst + ss))).toEqual(sent[i]);
     }
-    expect(chan.chan_remove(base, q, dst)).toBe(Q.FULL_OR_EMPTY);
+    expect(chan.chan_remove(base, MAP, q, dst)).toBe(Q.FULL_OR_EMPTY);
     h = readQueueHeader(core.memory.buffer, base, q);
     expect([h.numReceived, h.numEmpty, h.head, h.tail]).toEqual([4n, 1n, 4, 4]);
     // the ring wraps: head goes 4 -> 0
-    expect(chan.chan_insert(base, q, src)).toBe(Q.TRANSITION);
+    expect(chan.chan_insert(base, MAP, q, src)).toBe(Q.TRANSITION);
     expect(u32(qh + 60)).toBe(0);
     // queue 0 was never touched
     expect(readQueueHeader(core.memory.buffer, base, 0).numSent).toBe(0n);
@@ -154,14 +156,14 @@ describe("queue algorithm (section 3)", () => {
       seen.push({ head: u32(qh + 60), sent: u64(qh + 32), slot: Array.from(bytes().subarray(slot, slot + 64)) });
     };
     try {
-      expect(chan.chan_insert(base, 0, src)).toBe(Q.TRANSITION);
+      expect(chan.chan_insert(base, MAP, 0, src)).toBe(Q.TRANSITION);
       expect(seen).toEqual([{ head: 0, sent: 0n, slot: payload }]); // slot in place, head and counter not yet
       expect(u32(qh + 60)).toBe(1);
       seen.length = 0;
       const fences: { tail: number; received: bigint; dst: number[] }[] = [];
       const dst = base + 12288;
       onFence = () => fences.push({ tail: u32(qh + 72), received: u64(qh + 64), dst: Array.from(bytes().subarray(dst, dst + 64)) });
-      expect(chan.chan_remove(base, 0, dst)).toBe(Q.TRANSITION);
+      expect(chan.chan_remove(base, MAP, 0, dst)).toBe(Q.TRANSITION);
       expect(fences).toEqual([{ tail: 0, received: 0n, dst: payload }]); // read done, tail not yet handed back
       expect(u32(qh + 72)).toBe(1);
     } finally {
@@ -177,13 +179,13 @@ describe("queue algorithm (section 3)", () => {
     let interrupts = 0;
     for (let burst = 0; burst < 3; burst++) {
       for (let i = 0; i < 10; i++) {
-        if (chan.chan_insert(base, 0, src) === Q.TRANSITION) {
+        if (chan.chan_insert(base, MAP, 0, src) === Q.TRANSITION) {
           interrupts++;
-          chan.chan_irq_received(base, 0); // the server's ISR counts it
+          chan.chan_irq_received(base, MAP, 0); // the server's ISR counts it
         }
       }
       let r: number;
-      do r = chan.chan_remove(base, 0, dst);
+      do r = chan.chan_remove(base, MAP, 0, dst);
       while (r === Q.OK);
       expect(r).toBe(Q.TRANSITION);
     }
@@ -208,19 +210,23 @@ describe("queue algorithm (section 3)", () => {
       ["huge signal_size", () => mem().setUint32(qh + 48, 0x10000000, true), Q.BAD_QUEUE],
       ["bad signature", () => mem().setUint8(base + 3, 0x4d), Q.BAD_CHANNEL],
       ["size larger than 4 GB", () => mem().setBigUint64(base + 16, 1n << 40n, true), Q.BAD_CHANNEL],
+      ["size beyond the caller's mapping", () => mem().setBigUint64(base + 16, BigInt(MAP + 4096), true), Q.BAD_CHANNEL],
       ["ch_space_offset past the end", () => mem().setBigUint64(base + 64, 5000n, true), Q.BAD_CHANNEL],
     ];
     for (const [what, corrupt, code] of cases) {
       expect(chan.chan_format(base, size, 1, 64, 8, 0)).toBe(Q.OK);
       corrupt();
       const before = snapshot();
-      expect([what, chan.chan_insert(base, 0, src)]).toEqual([what, code]);
-      expect([what, chan.chan_remove(base, 0, src + 1024)]).toEqual([what, code]);
+      expect([what, chan.chan_insert(base, MAP, 0, src)]).toEqual([what, code]);
+      expect([what, chan.chan_remove(base, MAP, 0, src + 1024)]).toEqual([what, code]);
       expect(Buffer.compare(snapshot(), before)).toBe(0);
     }
     // a queue index past the channel's end
     expect(chan.chan_format(base, size, 1, 64, 8, 0)).toBe(Q.OK);
-    expect(chan.chan_insert(base, 40, src)).toBe(Q.BAD_QUEUE);
+    expect(chan.chan_insert(base, MAP, 40, src)).toBe(Q.BAD_QUEUE);
+    // a mapping length the memory does not have, or shorter than a header
+    expect(chan.chan_insert(base, 0x7fff_0000, 0, src)).toBe(Q.BAD_CHANNEL);
+    expect(chan.chan_insert(base, 64, 0, src)).toBe(Q.BAD_CHANNEL);
   });
 
   it("matches a model ring under random insert/remove sequences (fast-check)", () => {
@@ -239,7 +245,7 @@ describe("queue algorithm (section 3)", () => {
           for (const ins of ops) {
             if (ins) {
               const payload = fill(src, ss, seq++);
-              const r = chan.chan_insert(base, 1, src);
+              const r = chan.chan_insert(base, MAP, 1, src);
               if (model.length === slots - 1) {
                 expect(r).toBe(Q.FULL_OR_EMPTY);
                 over++;
@@ -249,7 +255,7 @@ describe("queue algorithm (section 3)", () => {
                 sent++;
               }
             } else {
-              const r = chan.chan_remove(base, 1, dst);
+              const r = chan.chan_remove(base, MAP, 1, dst);
               if (model.length === 0) {
                 expect(r).toBe(Q.FULL_OR_EMPTY);
                 empty++;
@@ -259,7 +265,7 @@ describe("queue algorithm (section 3)", () => {
                 recv++;
               }
             }
-            expect(chan.chan_pending(base, 1)).toBe(model.length);
+            expect(chan.chan_pending(base, MAP, 1)).toBe(model.length);
           }
           const h = readQueueHeader(core.memory.buffer, base, 1);
           expect([h.numSent, h.numOverflows, h.numReceived, h.numEmpty]).toEqual(
@@ -276,11 +282,11 @@ describe("queue algorithm (section 3)", () => {
   it("chan_queue_init accepts a custom layout inside the channel and refuses one outside", () => {
     const base = carve(core, 65536);
     expect(chan.chan_format(base, 8192, 1, 16, 2, 0)).toBe(Q.OK);
-    expect(chan.chan_queue_init(base, 0, 1024n, 100, 10, 7)).toBe(Q.OK);
+    expect(chan.chan_queue_init(base, MAP, 0, 1024n, 100, 10, 7)).toBe(Q.OK);
     const h = readQueueHeader(core.memory.buffer, base, 0);
     expect([h.sigBaseOffset, h.signalSize, h.maxSlots, h.maxSignals, h.chtype, h.size]).toEqual([1024n, 100, 10, 9, 7, 1000n]);
-    expect(chan.chan_queue_init(base, 0, 8000n, 100, 10, 0)).toBe(Q.BAD_ARGUMENT);
-    expect(chan.chan_queue_init(base, 63, 128n, 8, 2, 0)).toBe(Q.BAD_ARGUMENT);
+    expect(chan.chan_queue_init(base, MAP, 0, 8000n, 100, 10, 0)).toBe(Q.BAD_ARGUMENT);
+    expect(chan.chan_queue_init(base, MAP, 63, 128n, 8, 2, 0)).toBe(Q.BAD_ARGUMENT);
   });
 });
 
@@ -301,7 +307,7 @@ describe("client states (section 1)", () => {
     expect(chan.chan_client_transition_ok(6, 0)).toBe(0);
     const base = carve(core, 65536);
     chan.chan_format(base, 4096, 1, 64, 4, 0);
-    expect(chan.chan_client_state_set(base, 1, 4)).toBe(Q.BAD_ARGUMENT); // DETACHED -> BUSY refused
+    expect(chan.chan_client_state_set(base, MAP, 1, 4)).toBe(Q.BAD_ARGUMENT); // DETACHED -> BUSY refused
     expect(u32(base + 108)).toBe(0);
   });
 });

@@ -89,8 +89,8 @@ export class ChannelBus {
     if (r !== Q.OK) throw new ChannelError(`chan_format failed (${r}) for ${full.type} channel of ${full.client}`);
     const ch = new Channel(this.nextId++, full, base, bytes);
     const owner = this.memory.partitionNumber?.(full.client) ?? 0;
-    this.chan.chan_set_identity(base, BigInt(owner), BigInt(base), ch.id, 0);
-    this.chan.chan_set_features(base, 1n); // ENABLE_INTS: both sides take transition interrupts
+    this.chan.chan_set_identity(base, bytes, BigInt(owner), BigInt(base), ch.id, 0);
+    this.chan.chan_set_features(base, bytes, 1n); // ENABLE_INTS: both sides take transition interrupts
     this.channels.set(ch.id, ch);
     this.events.push(`create ${ch.id} ${full.type} client=${full.client}`);
     this.connect(ch);
@@ -101,8 +101,8 @@ export class ChannelBus {
     const server = ch.spec.server;
     this.memory.mapIntoServer(server, ch.base, ch.bytes);
     ch.server = server;
-    this.check(this.chan.chan_server_state_set(ch.base, 1), "server READY");
-    this.check(this.chan.chan_client_state_set(ch.base, 1, 3), "client ATTACHED");
+    this.check(this.chan.chan_server_state_set(ch.base, ch.bytes, 1), "server READY");
+    this.check(this.chan.chan_client_state_set(ch.base, ch.bytes, 1, 3), "client ATTACHED");
     this.events.push(`connect ${ch.id} server=${server}`);
   }
 
@@ -123,7 +123,7 @@ export class ChannelBus {
     const buf = new Uint8Array(this.core.memory.buffer, scratch, ch.spec.signalSize);
     buf.fill(0);
     buf.set(payload);
-    const r = this.chan.chan_insert(ch.base, q, scratch);
+    const r = this.chan.chan_insert(ch.base, ch.bytes, q, scratch);
     if (r === Q.FULL_OR_EMPTY) return false;
     this.check(r, `insert into channel ${ch.id}`);
     if (r === Q.TRANSITION) {
@@ -135,7 +135,7 @@ export class ChannelBus {
 
   private interrupt(ch: Channel, q: number, receiver: string): void {
     this.interrupts.set(receiver, (this.interrupts.get(receiver) ?? 0) + 1);
-    this.chan.chan_irq_received(ch.base, q);
+    this.chan.chan_irq_received(ch.base, ch.bytes, q);
     this.handlers.get(receiver)?.(ch, q);
   }
 
@@ -144,7 +144,7 @@ export class ChannelBus {
     const out: Uint8Array[] = [];
     const scratch = this.scratch(ch.spec.signalSize);
     for (;;) {
-      const r = this.chan.chan_remove(ch.base, q, scratch);
+      const r = this.chan.chan_remove(ch.base, ch.bytes, q, scratch);
       if (r === Q.FULL_OR_EMPTY) break;
       this.check(r, `remove from channel ${ch.id}`);
       out.push(new Uint8Array(this.core.memory.buffer, scratch, ch.spec.signalSize).slice());
@@ -172,7 +172,7 @@ export class ChannelBus {
   disconnect(ch: Channel): void {
     if (ch.server === null) return;
     const server = ch.server;
-    this.check(this.chan.chan_server_state_set(ch.base, 0), "server UNINITIALIZED");
+    this.check(this.chan.chan_server_state_set(ch.base, ch.bytes, 0), "server UNINITIALIZED");
     this.memory.unmapFromServer(server, ch.base, ch.bytes);
     ch.server = null;
     ch.closed = true;

@@ -97,6 +97,7 @@ function copy(dst: usize, src: usize, n: u32): void {
  * `chtype`. Queue q gets role q (0 request, 1 response, 2 error, ...). Nothing is written when the geometry fails.
  */
 export function chan_format(base: usize, size: u32, nqueues: u32, signalSize: u32, maxSlots: u32, type: u32): i32 {
+  if (<u64>base + <u64>size > (<u64>memory.size() << 16)) return CH_BAD_ARGUMENT;
   if (size < CH_HEADER_SIZE || signalSize == 0 || signalSize > MAX_SIGNAL_SIZE) return CH_BAD_ARGUMENT;
   if (maxSlots < 2 || maxSlots > MAX_SLOTS || nqueues > 1024) return CH_BAD_ARGUMENT;
   if (!chan_type_known(type)) return CH_BAD_ARGUMENT;
@@ -134,8 +135,8 @@ function writeQueue(qh: usize, sigBase: u64, signalSize: u32, maxSlots: u32, rol
 }
 
 /** Initialises queue `q` of an existing channel with any geometry (type-specific layouts). */
-export function chan_queue_init(base: usize, q: u32, sigBase: u64, signalSize: u32, maxSlots: u32, role: u32): i32 {
-  const hdr = checkChannel(base);
+export function chan_queue_init(base: usize, len: u32, q: u32, sigBase: u64, signalSize: u32, maxSlots: u32, role: u32): i32 {
+  const hdr = checkChannel(base, len);
   if (hdr < 0) return hdr;
   if (signalSize == 0 || signalSize > MAX_SIGNAL_SIZE || maxSlots < 2 || maxSlots > MAX_SLOTS) return CH_BAD_ARGUMENT;
   const size = load<u64>(base + CH_SIZE);
@@ -148,19 +149,24 @@ export function chan_queue_init(base: usize, q: u32, sigBase: u64, signalSize: u
   return CH_OK;
 }
 
-/** Checks the channel header; returns CH_OK or CH_BAD_CHANNEL. */
-function checkChannel(base: usize): i32 {
+/**
+ * Checks the channel header; returns CH_OK or CH_BAD_CHANNEL. `len` is the length of the caller's own mapping of the
+ * channel (the ultravisor's channel record, never a field the peer can write): the header's `size` may not exceed
+ * it, so a client that rewrites `size` cannot stretch the channel over the server's other memory.
+ */
+function checkChannel(base: usize, len: u32): i32 {
+  if (len < CH_HEADER_SIZE || <u64>base + <u64>len > (<u64>memory.size() << 16)) return CH_BAD_CHANNEL;
   if (load<u64>(base + CH_SIG) != CH_SIGNATURE) return CH_BAD_CHANNEL;
   if (load<u32>(base + CH_HDRSIZE) != CH_HEADER_SIZE) return CH_BAD_CHANNEL;
   const size = load<u64>(base + CH_SIZE);
-  if (size < <u64>CH_HEADER_SIZE || size > 0xffff_ffff) return CH_BAD_CHANNEL;
+  if (size < <u64>CH_HEADER_SIZE || size > <u64>len) return CH_BAD_CHANNEL;
   const space = load<u64>(base + CH_SPACE);
   if (space < <u64>CH_HEADER_SIZE || space > size) return CH_BAD_CHANNEL;
   return CH_OK;
 }
 
-export function chan_check(base: usize): i32 {
-  return checkChannel(base);
+export function chan_check(base: usize, len: u32): i32 {
+  return checkChannel(base, len);
 }
 
 // Queue header address of a validated queue, or BAD_CHANNEL_ADDR / BAD_QUEUE_ADDR (a queue header is never below
@@ -170,8 +176,8 @@ export function chan_check(base: usize): i32 {
 const BAD_CHANNEL_ADDR: usize = 2;
 const BAD_QUEUE_ADDR: usize = 3;
 
-function queue(base: usize, q: u32): usize {
-  if (checkChannel(base) < 0) return BAD_CHANNEL_ADDR;
+function queue(base: usize, len: u32, q: u32): usize {
+  if (checkChannel(base, len) < 0) return BAD_CHANNEL_ADDR;
   const size = load<u64>(base + CH_SIZE);
   const qoff: u64 = load<u64>(base + CH_SPACE) + <u64>q * Q_HEADER_SIZE;
   if (qoff + Q_HEADER_SIZE > size) return BAD_QUEUE_ADDR;
@@ -198,8 +204,8 @@ function queue(base: usize, q: u32): usize {
  * Inserts the `signal_size` bytes at `src` into queue `q`. Returns 1 when the queue was empty (the caller signals
  * the other side: that is the only time it should), 0 when it was not, -1 when full (num_overflows counted).
  */
-export function chan_insert(base: usize, q: u32, src: usize): i32 {
-  const qh = queue(base, q);
+export function chan_insert(base: usize, len: u32, q: u32, src: usize): i32 {
+  const qh = queue(base, len, q);
   if (qh < CH_HEADER_SIZE) return -<i32>qh;
   const slots = load<u32>(qh + Q_MAX_SLOTS);
   const head = load<u32>(qh + Q_HEAD);
@@ -222,8 +228,8 @@ export function chan_insert(base: usize, q: u32, src: usize): i32 {
  * Removes the oldest signal of queue `q` into `dst` (`signal_size` bytes). Returns 1 when this drained the queue,
  * 0 when signals remain, -1 when it was empty (num_empty counted).
  */
-export function chan_remove(base: usize, q: u32, dst: usize): i32 {
-  const qh = queue(base, q);
+export function chan_remove(base: usize, len: u32, q: u32, dst: usize): i32 {
+  const qh = queue(base, len, q);
   if (qh < CH_HEADER_SIZE) return -<i32>qh;
   const head = load<u32>(qh + Q_HEAD);
   const tail = load<u32>(qh + Q_TAIL);
@@ -242,8 +248,8 @@ export function chan_remove(base: usize, q: u32, dst: usize): i32 {
 }
 
 /** Signals waiting in queue `q`, or a negative status for an invalid channel. */
-export function chan_pending(base: usize, q: u32): i32 {
-  const qh = queue(base, q);
+export function chan_pending(base: usize, len: u32, q: u32): i32 {
+  const qh = queue(base, len, q);
   if (qh < CH_HEADER_SIZE) return -<i32>qh;
   const slots = load<u32>(qh + Q_MAX_SLOTS);
   const head = load<u32>(qh + Q_HEAD);
@@ -252,8 +258,8 @@ export function chan_pending(base: usize, q: u32): i32 {
 }
 
 /** The receiving side took an interrupt for queue `q` (num_irq_received += 1). */
-export function chan_irq_received(base: usize, q: u32): i32 {
-  const qh = queue(base, q);
+export function chan_irq_received(base: usize, len: u32, q: u32): i32 {
+  const qh = queue(base, len, q);
   if (qh < CH_HEADER_SIZE) return -<i32>qh;
   store<u64>(qh + Q_NUM_IRQ, load<u64>(qh + Q_NUM_IRQ) + 1);
   return CH_OK;
@@ -263,11 +269,11 @@ export function chan_irq_received(base: usize, q: u32): i32 {
  * `n` insert + remove pairs on queue `q` inside the module (one JS call for the lot): the benchmark's path and a
  * model of a server draining a busy queue. Returns the number of pairs that completed.
  */
-export function chan_pump(base: usize, q: u32, src: usize, dst: usize, n: u32): u32 {
+export function chan_pump(base: usize, len: u32, q: u32, src: usize, dst: usize, n: u32): u32 {
   let done: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    if (chan_insert(base, q, src) < 0) break;
-    if (chan_remove(base, q, dst) < 0) break;
+    if (chan_insert(base, len, q, src) < 0) break;
+    if (chan_remove(base, len, q, dst) < 0) break;
     done++;
   }
   return done;
@@ -276,8 +282,8 @@ export function chan_pump(base: usize, q: u32, src: usize, dst: usize, n: u32): 
 // ---- identity and states (section 1) ----
 
 /** Fills the identity fields the ultravisor owns. `zone` points at 16 GUID bytes, or is 0 for none. */
-export function chan_set_identity(base: usize, partition: u64, handle: u64, partitionIndex: u32, zone: usize): i32 {
-  const e = checkChannel(base);
+export function chan_set_identity(base: usize, len: u32, partition: u64, handle: u64, partitionIndex: u32, zone: usize): i32 {
+  const e = checkChannel(base, len);
   if (e < 0) return e;
   store<u64>(base + CH_PARTITION, partition);
   store<u64>(base + CH_HANDLE, handle);
@@ -287,16 +293,16 @@ export function chan_set_identity(base: usize, partition: u64, handle: u64, part
   return CH_OK;
 }
 
-export function chan_set_features(base: usize, features: u64): i32 {
-  const e = checkChannel(base);
+export function chan_set_features(base: usize, len: u32, features: u64): i32 {
+  const e = checkChannel(base, len);
   if (e < 0) return e;
   store<u64>(base + CH_FEATURES, features);
   return CH_OK;
 }
 
 /** Sets the client-string offset (a NUL-terminated string inside the channel), the characteristic and command states. */
-export function chan_set_misc(base: usize, cliStr: u32, characteristic: u32, cmdCli: u32, cmdSrv: u32): i32 {
-  const e = checkChannel(base);
+export function chan_set_misc(base: usize, len: u32, cliStr: u32, characteristic: u32, cmdCli: u32, cmdSrv: u32): i32 {
+  const e = checkChannel(base, len);
   if (e < 0) return e;
   if (<u64>cliStr >= load<u64>(base + CH_SIZE)) return CH_BAD_ARGUMENT;
   store<u32>(base + CH_CLI_STR, cliStr);
@@ -307,8 +313,8 @@ export function chan_set_misc(base: usize, cliStr: u32, characteristic: u32, cmd
 }
 
 /** Error bits of the boot (which = 0) or OS (which = 1) client, and the recovery flag. */
-export function chan_set_errors(base: usize, errBoot: u32, errOs: u32, recover: u32): i32 {
-  const e = checkChannel(base);
+export function chan_set_errors(base: usize, len: u32, errBoot: u32, errOs: u32, recover: u32): i32 {
+  const e = checkChannel(base, len);
   if (e < 0) return e;
   if (errBoot > 255 || errOs > 255 || recover > 1) return CH_BAD_ARGUMENT;
   store<u8>(base + CH_ERR_BOOT, <u8>errBoot);
@@ -317,8 +323,8 @@ export function chan_set_errors(base: usize, errBoot: u32, errOs: u32, recover: 
   return CH_OK;
 }
 
-export function chan_server_state_set(base: usize, state: u32): i32 {
-  const e = checkChannel(base);
+export function chan_server_state_set(base: usize, len: u32, state: u32): i32 {
+  const e = checkChannel(base, len);
   if (e < 0) return e;
   if (state > SRV_READY) return CH_BAD_ARGUMENT;
   hw_mfence(); // queue initialisation is visible before READY
@@ -340,8 +346,8 @@ export function chan_client_transition_ok(o: u32, n: u32): bool {
 }
 
 /** Moves the boot client (which = 0) or the OS client (which = 1) to `state` if the transition is allowed. */
-export function chan_client_state_set(base: usize, which: u32, state: u32): i32 {
-  const e = checkChannel(base);
+export function chan_client_state_set(base: usize, len: u32, which: u32, state: u32): i32 {
+  const e = checkChannel(base, len);
   if (e < 0) return e;
   if (which > 1) return CH_BAD_ARGUMENT;
   const at = base + (which == 0 ? CH_CLI_BOOT : CH_CLI_OS);
