@@ -124,6 +124,16 @@ describe("swap at the wrap ([0147]) and eviction ([0153])", () => {
     expect(ctl.tableAt(80n)).toBe(t2);
   });
 
+  it("never computes into a table a monitor may be reading", () => {
+    const ctl = new ScheduleControl(s.sched, core);
+    const one = [{ vcpu: 1, partition: 10, duty: 16 }];
+    const active = s.compute(one, 1, IDLE, ctl).table;
+    ctl.install(active, 0n);
+    const pending = s.compute(one, 1, IDLE, ctl).table;
+    ctl.install(pending, 5n);
+    for (let i = 0; i < 6; i++) expect([active, pending]).not.toContain(s.compute(one, 1, IDLE, ctl).table);
+  });
+
   it("a newer schedule replaces a pending one; the swap point stays at the wrap", () => {
     const ctl = new ScheduleControl(s.sched, core);
     const t1 = s.compute([{ vcpu: 1, partition: 10, duty: 16 }], 1, IDLE).table;

@@ -123,11 +123,20 @@ export class Scheduler {
     });
   }
 
-  /** Runs sched_compute over the last `encode`d requests into the next table buffer; returns its address. */
-  computeEncoded(n: number, pcpus: number, idlePartition: number, idleVcpuBase: number): number {
+  /**
+   * Runs sched_compute over the last `encode`d requests into the next free table buffer; returns its address.
+   * Buffers in `inUse` (the active and pending tables of a ScheduleControl) are never overwritten: monitors may be
+   * reading them.
+   */
+  computeEncoded(n: number, pcpus: number, idlePartition: number, idleVcpuBase: number, inUse: number[] = []): number {
     if (pcpus > this.maxPcpus) throw new RangeError(`${pcpus} PCPUs exceed this scheduler's ${this.maxPcpus}`);
-    const table = this.tables[this.next]!;
-    this.next = (this.next + 1) % this.tables.length;
+    let table = -1;
+    for (let k = 0; k < this.tables.length && table < 0; k++) {
+      const cand = this.tables[this.next]!;
+      this.next = (this.next + 1) % this.tables.length;
+      if (!inUse.includes(cand)) table = cand;
+    }
+    if (table < 0) throw new RangeError(`all ${this.tables.length} schedule buffers are in use; create the Scheduler with more`);
     const r = this.sched.sched_compute(table, this.capacity, pcpus, this.req, n, idlePartition, idleVcpuBase, this.place);
     if (r !== 0) {
       const idx = new DataView(this.core.memory.buffer).getUint32(table + 36, true);
@@ -137,9 +146,14 @@ export class Scheduler {
     return table;
   }
 
-  compute(vcpus: VcpuRequest[], pcpus: number, idle: { partition: number; vcpuBase: number }): { table: number; placements: Placement[] } {
+  compute(
+    vcpus: VcpuRequest[],
+    pcpus: number,
+    idle: { partition: number; vcpuBase: number },
+    ctl?: ScheduleControl,
+  ): { table: number; placements: Placement[] } {
     this.encode(vcpus);
-    const table = this.computeEncoded(vcpus.length, pcpus, idle.partition, idle.vcpuBase);
+    const table = this.computeEncoded(vcpus.length, pcpus, idle.partition, idle.vcpuBase, ctl?.inUse() ?? []);
     const d = new DataView(this.core.memory.buffer);
     const placements = vcpus.map((_, i) => {
       const p = this.place + i * 8;
@@ -178,7 +192,9 @@ export function readSchedule(buf: ArrayBuffer, table: number): ScheduleTable {
 /** The control block through which monitors find the schedule in effect ([0147]). */
 export class ScheduleControl {
   readonly ctl: number;
+  private readonly mem: Core["memory"];
   constructor(private readonly sched: SchedExports, core: Core) {
+    this.mem = core.memory;
     this.ctl = carve(core, 32);
     sched.sched_ctl_init(this.ctl);
   }
@@ -190,5 +206,10 @@ export class ScheduleControl {
   }
   lookup(pcpu: number, now: bigint): number {
     return this.sched.sched_lookup(this.ctl, pcpu, now) >>> 0;
+  }
+  /** Tables monitors may be reading: the active one and the pending one (0 entries left out). */
+  inUse(): number[] {
+    const d = new DataView(this.mem.buffer);
+    return [d.getUint32(this.ctl, true), d.getUint32(this.ctl + 4, true)].filter((t) => t !== 0);
   }
 }
