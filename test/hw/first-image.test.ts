@@ -13,8 +13,12 @@ import { buildFirstImage } from "../../toolchain/image/first-image.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-first-"));
 let image: string;
+/** A second build with another banner and exit code, so both options are seen to reach the guest. */
+let custom: string;
+const CUSTOM = { banner: "custom banner for the 1 GiB boot", exitCode: 77 };
 beforeAll(async () => {
-  image = (await writeEfiImage(scratch, buildFirstImage())).esp;
+  image = (await writeEfiImage(join(scratch, "default"), buildFirstImage())).esp;
+  custom = (await writeEfiImage(join(scratch, "custom"), buildFirstImage(CUSTOM))).esp;
 });
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -31,9 +35,9 @@ function allowedMiB(mem: number): [number, number] {
   return [mem - 64 - mem / 16, mem - 8];
 }
 
-function checkOutput(lines: string[], mem: number): void {
-  expect(lines).toContain(FIRST_IMAGE_LINES.banner("COM1", DEFAULT_BANNER));
-  expect(lines).toContain(FIRST_IMAGE_LINES.banner("ConOut", DEFAULT_BANNER));
+function checkOutput(lines: string[], mem: number, banner = DEFAULT_BANNER): void {
+  expect(lines).toContain(FIRST_IMAGE_LINES.banner("COM1", banner));
+  expect(lines).toContain(FIRST_IMAGE_LINES.banner("ConOut", banner));
   const memLines = lines.map((l) => FIRST_IMAGE_LINES.memory.exec(l)).filter((m) => m !== null);
   expect(memLines.map((m) => m[1]).sort()).toEqual(["COM1", "ConOut"]);
   const [, , mib, pages, descriptors] = memLines[0]!;
@@ -48,15 +52,15 @@ function checkOutput(lines: string[], mem: number): void {
 }
 
 describe("first image on OVMF", () => {
-  it("boots at 1 GiB: banner on ConOut and COM1, memory within the firmware's reservations, exit code", async () => {
-    const m = await Machine.start({ name: "hw-first-1G", image, mem: "1G", timeoutMs: 90_000, log: () => undefined });
+  it("boots at 1 GiB: chosen banner on ConOut and COM1, memory within the firmware's reservations, chosen exit code", async () => {
+    const m = await Machine.start({ name: "hw-first-1G", image: custom, mem: "1G", timeoutMs: 90_000, log: () => undefined });
     try {
       await m.waitFor(FIRST_IMAGE_LINES.exit, 80_000);
       const exit = await m.wait();
       const lines = m.lines.map((l) => l.text);
       try {
-        checkOutput(lines, 1024);
-        expect(exit).toEqual({ kind: "guest", code: FIRST_IMAGE_EXIT_CODE });
+        checkOutput(lines, 1024, CUSTOM.banner);
+        expect(exit).toEqual({ kind: "guest", code: CUSTOM.exitCode });
       } catch (e) {
         m.failWith(`first image output wrong: ${(e as Error).message.split("\n")[0]}`);
         throw e;

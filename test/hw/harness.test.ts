@@ -33,6 +33,20 @@ describe("Machine on real QEMU + OVMF", () => {
     }
   }, 150_000);
 
+  it("sends system_powerdown (QEMU reports the POWERDOWN event) and quits over QMP", async () => {
+    const m = await Machine.start({ ...quiet, name: "hw-qmp", mem: "128M", timeoutMs: 60_000 });
+    try {
+      const seen = new Promise<string>((resolve) => m.qmp!.onEvent((e) => e.event === "POWERDOWN" && resolve(e.event)));
+      await m.qmp!.systemPowerdown();
+      expect(await seen).toBe("POWERDOWN");
+      await m.qmp!.quit();
+      expect(await m.wait()).toEqual({ kind: "shutdown" });
+      expect(m.qmp!.events.map((e) => e.event)).toContain("SHUTDOWN");
+    } finally {
+      await m.close();
+    }
+  }, 150_000);
+
   it("keeps serial log, stderr and command line when a waited-for line never comes", async () => {
     const m = await Machine.start({ ...quiet, name: "hw-never", mem: "128M", timeoutMs: 60_000 });
     try {

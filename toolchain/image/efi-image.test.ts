@@ -1,0 +1,58 @@
+// Tests of the image pipeline (toolchain/image) against GNU binutils and mtools: the symbol map agrees with what
+// objdump reads from BOOTX64.EFI (entry point, section ranges, the DIR64 relocations of the first image's two
+// pointers), and the ESP holds the very same file at the boot path.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { objdumpPrivate, objdumpSections } from "../pe/objdump.ts";
+import { BOOT_PATH, writeEfiImage, type WrittenImage } from "./efi-image.ts";
+import { buildFirstImage, type FirstImage } from "./first-image.ts";
+import { parseSymbolMap } from "./symbol-map.ts";
+
+let dir: string;
+let img: FirstImage;
+let out: WrittenImage;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "uv-image-test-"));
+  img = buildFirstImage();
+  out = await writeEfiImage(dir, img);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("first image files", () => {
+  it("is an EFI application whose entry point is the map's efi_main", () => {
+    const p = objdumpPrivate(out.efi);
+    const map = parseSymbolMap(readFileSync(out.map, "utf8"));
+    const base = p.fields.get("ImageBase")!;
+    expect(p.fields.get("Subsystem")).toBe(10n);
+    expect(base + p.fields.get("AddressOfEntryPoint")!).toBe(map.find((s) => s.name === "efi_main")!.address);
+  });
+
+  it("places every mapped symbol inside the section objdump reports for it", () => {
+    const sections = objdumpSections(out.efi);
+    const map = parseSymbolMap(readFileSync(out.map, "utf8"));
+    expect(map.length).toBe(img.symbols.length);
+    for (const s of map) {
+      const sec = sections.find((x) => x.name === s.section);
+      expect(sec, s.name).toBeDefined();
+      expect(s.address >= sec!.vma && s.address < sec!.vma + BigInt(sec!.size), `${s.name} in ${s.section}`).toBe(true);
+    }
+    // Sorted by address, as the format promises.
+    for (let i = 1; i < map.length; i++) expect(map[i]!.address >= map[i - 1]!.address).toBe(true);
+  });
+
+  it("carries DIR64 base relocations exactly at the two pointers the code loads at run time", () => {
+    const p = objdumpPrivate(out.efi);
+    const map = parseSymbolMap(readFileSync(out.map, "utf8"));
+    const base = p.fields.get("ImageBase")!;
+    const rvaOf = (n: string): number => Number(map.find((s) => s.name === n)!.address - base);
+    expect(p.relocations.filter((r) => r.type === "DIR64").map((r) => r.rva).sort()).toEqual([rvaOf("banner_ptr"), rvaOf("print_ptr")].sort());
+  });
+
+  it("puts the same BOOTX64.EFI on the ESP at the removable-media boot path (read back with mtools)", () => {
+    const fromDisk = execFileSync("mtype", ["-i", `${out.esp}@@${img.espInfo.partitionOffset}`, `::${BOOT_PATH}`]);
+    expect(Buffer.compare(fromDisk, Buffer.from(readFileSync(out.efi)))).toBe(0);
+  });
+});
