@@ -19,7 +19,23 @@ export interface ChannelMemory {
   reclaimProcessors(client: string): void;
   /** Partition number [G,M,K] of a partition, written into the channel header's partition_handle. */
   partitionNumber?(name: string): number;
+  /** The client's owned memory as sorted, disjoint `[base, length]` ranges (for MDL validation). */
+  ownedRanges?(client: string): Array<[bigint, bigint]>;
 }
+
+/** Outcome of validating a request's MDL against its client's memory (docs/specs/channel-abi.md section 4). */
+export interface RequestCheck {
+  ok: boolean;
+  code: number;
+  name: string;
+  /** MDL entry that failed, when the failure is an entry's. */
+  entry: number | null;
+}
+
+const CDB_NAMES: Record<number, string> = {
+  0: "CDB_OK", [-1]: "CDB_MALFORMED", [-2]: "CDB_ZERO_LENGTH", [-3]: "CDB_WRAPS", [-4]: "CDB_OUTSIDE_CLIENT",
+  [-5]: "CDB_TOTAL_MISMATCH", [-6]: "CDB_BAD_RANGES",
+};
 
 /** A side of a channel that takes interrupts: called once per empty -> non-empty transition of queue `q`. */
 export type InterruptHandler = (channel: Channel, q: number) => void;
@@ -153,6 +169,30 @@ export class ChannelBus {
     return out;
   }
 
+  /**
+   * The server's check of a request received on `ch` ([0228], claims 18, 20, 21): every MDL address must lie in
+   * memory the client owns according to the resource database, or the request is rejected.
+   */
+  validateRequest(ch: Channel, sig: Uint8Array): RequestCheck {
+    if (!this.memory.ownedRanges) throw new ChannelError("this host's ChannelMemory cannot list a client's memory");
+    const ranges = this.memory.ownedRanges(ch.client);
+    const need = ch.spec.signalSize + ranges.length * 16 + 8;
+    const at = this.scratch(need);
+    const bytes = new Uint8Array(this.core.memory.buffer, at, need);
+    bytes.fill(0);
+    bytes.set(sig.subarray(0, ch.spec.signalSize));
+    const d = new DataView(this.core.memory.buffer);
+    const r0 = at + ch.spec.signalSize;
+    ranges.forEach(([b, l], i) => {
+      d.setBigUint64(r0 + i * 16, b, true);
+      d.setBigUint64(r0 + i * 16 + 8, l, true);
+    });
+    const out = r0 + ranges.length * 16;
+    const code = this.chan.chan_cdb_validate(at, ch.spec.signalSize, r0, ranges.length, out);
+    const idx = d.getUint32(out, true);
+    return { ok: code === 0, code, name: CDB_NAMES[code] ?? String(code), entry: idx === 0xffffffff ? null : idx };
+  }
+
   counters(ch: Channel, q: number): ReturnType<typeof readQueueHeader> {
     return readQueueHeader(this.core.memory.buffer, ch.base, q);
   }
@@ -244,4 +284,35 @@ export function consoleText(sig: Uint8Array): string | null {
   const n = d.getUint16(20, true);
   if (64 + n > sig.length) return null;
   return Buffer.from(sig.subarray(64, 64 + n)).toString("utf8");
+}
+
+/** Encodes a request (section 4): CDB header, inline data padded to 8, then the MDL entries. */
+export function cdbRequest(
+  r: { opcode: number; flags?: number; requestId: bigint; cdb?: number[]; inline?: Uint8Array; mdl?: Array<[bigint, number]> },
+  signalSize: number,
+): Uint8Array {
+  const inline = r.inline ?? new Uint8Array(0);
+  const mdl = r.mdl ?? [];
+  const start = 64 + Math.ceil(inline.length / 8) * 8;
+  const need = start + 16 * mdl.length;
+  if (need > signalSize) throw new ChannelError(`request needs ${need} bytes; the channel's signals hold ${signalSize}`);
+  if ((r.cdb ?? []).length > 16) throw new ChannelError("a CDB holds at most 16 bytes");
+  const sig = new Uint8Array(signalSize);
+  const d = new DataView(sig.buffer);
+  d.setUint32(0, r.opcode, true);
+  d.setUint32(4, r.flags ?? 0, true);
+  d.setBigUint64(8, r.requestId, true);
+  d.setUint16(20, inline.length, true);
+  d.setUint16(22, mdl.length, true);
+  d.setUint8(24, (r.cdb ?? []).length);
+  sig.set(r.cdb ?? [], 32);
+  sig.set(inline, 64);
+  let total = 0n;
+  mdl.forEach(([addr, len], i) => {
+    d.setBigUint64(start + i * 16, addr, true);
+    d.setUint32(start + i * 16 + 8, len, true);
+    total += BigInt(len);
+  });
+  d.setBigUint64(48, total, true);
+  return sig;
 }

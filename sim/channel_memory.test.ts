@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
 import { KIND } from "./notation.ts";
 import { chanExports } from "./channel.ts";
-import { ChannelBus, type Channel } from "./channel_bus.ts";
+import { cdbRequest, ChannelBus, type Channel } from "./channel_bus.ts";
 import { ChannelMemoryError, HostChannelMemory } from "./channel_memory.ts";
 import { ScheduleControl, Scheduler } from "./schedule.ts";
 
@@ -68,5 +68,26 @@ describe("channels on the resource database", () => {
     expect(host.db.owner(BigInt(X) * 4096n)).toBe(X); // the descriptor page stays until the partition is destroyed
     expect(mem.journal.filter((j) => j.startsWith("reclaim"))).toHaveLength(1);
     expect(mem.journal.indexOf("evict processors of X")).toBeLessThan(mem.journal.findIndex((j) => j.startsWith("reclaim")));
+  });
+
+  it("the server rejects a request whose MDL reaches outside the client's memory (claims 18, 20, 21)", () => {
+    const names = new Map([["A", definePartition("A", KIND.Guest)], ["B", definePartition("B", KIND.Guest)], ["IO", definePartition("IO", KIND.IO)]]);
+    const mem = new HostChannelMemory(host, names);
+    const bus = new ChannelBus(host.core, chanExports(host.core), mem);
+    const ch = bus.create({ client: "A", server: "IO", type: "storage", signalSize: 256 });
+    const bufA = mem.allocateForClient("A", 16384); // A's I/O buffers
+    const bufB = mem.allocateForClient("B", 8192);
+    const read = (mdl: Array<[bigint, number]>) => cdbRequest({ opcode: 0x28, flags: 2, requestId: 9n, cdb: [0x28, 0, 0, 0, 0, 8], mdl }, 256);
+    expect(bus.validateRequest(ch, read([[BigInt(bufA), 4096], [BigInt(bufA + 8192), 8192]]))).toEqual({ ok: true, code: 0, name: "CDB_OK", entry: null });
+    expect(bus.validateRequest(ch, read([[BigInt(bufA), 512], [BigInt(bufB), 512]]))).toMatchObject({ ok: false, name: "CDB_OUTSIDE_CLIENT", entry: 1 });
+    expect(bus.validateRequest(ch, read([[BigInt(bufA + 12288), 8192]]))).toMatchObject({ ok: false, name: "CDB_OUTSIDE_CLIENT", entry: 0 });
+    const descriptorOfA = BigInt(names.get("A")!) * 4096n;
+    expect(bus.validateRequest(ch, read([[descriptorOfA, 64]]))).toMatchObject({ ok: false, name: "CDB_OUTSIDE_CLIENT", entry: 0 });
+    // B's own request for its buffer holds until B is stopped and its memory goes back to Available
+    const chB = bus.create({ client: "B", server: "IO", type: "storage", signalSize: 256 });
+    expect(bus.validateRequest(chB, read([[BigInt(bufB), 8192]])).ok).toBe(true);
+    bus.stopClient("B");
+    expect(host.db.owner(BigInt(bufB))).toBe(host.db.indexPage().avail);
+    expect(bus.validateRequest(chB, read([[BigInt(bufB), 8192]]))).toMatchObject({ ok: false, name: "CDB_OUTSIDE_CLIENT" });
   });
 });

@@ -3,6 +3,7 @@
 // server "maps" only pages the database says the client owns (the monitors' page tables are modelled as a table
 // here), and the client's memory goes back to Available only when no server maps any of it ([0182], [0186]).
 import type { Host } from "./host.ts";
+import { span } from "./mapview.ts";
 import { pn, type Op } from "./notation.ts";
 import type { ChannelMemory } from "./channel_bus.ts";
 
@@ -141,6 +142,28 @@ export class HostChannelMemory implements ChannelMemory {
     }
     if (ops.length) this.host.submit({ ops }, `reclaim memory of ${client}`);
     this.journal.push(`reclaim ${client} (${ops.length} run(s))`);
+  }
+
+  /**
+   * The client's owned memory as sorted `[base, length]` byte ranges, for MDL validation (claims 18, 20, 21): every
+   * map entry the database gives the partition, except its descriptor page, which is database, not I/O buffer.
+   */
+  ownedRanges(client: string): Array<[bigint, bigint]> {
+    const p = this.number(client);
+    const maps = new Map(this.host.view.maps().map((m) => [m.page, m]));
+    const out: Array<[bigint, bigint]> = [];
+    const descriptor = BigInt(p) * 4096n;
+    for (const r of this.host.view.runsOwnedBy(p)) {
+      const m = maps.get(r.map)!;
+      const sp = span(m.scale);
+      const lo = m.base + BigInt(r.first) * sp;
+      const hi = m.base + BigInt(r.last + 1) * sp;
+      if (descriptor >= lo && descriptor < hi) {
+        if (descriptor > lo) out.push([lo, descriptor - lo]);
+        if (descriptor + 4096n < hi) out.push([descriptor + 4096n, hi - descriptor - 4096n]);
+      } else out.push([lo, hi - lo]);
+    }
+    return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   }
 
   reclaimProcessors(client: string): void {
