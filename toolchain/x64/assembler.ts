@@ -2,11 +2,17 @@
 // automatic short/near branch selection, alignment, data directives, sections and symbols. `finish()` lays out each
 // section (iterating branch sizes until they settle), resolves what it can and returns an ObjectFile (object.ts) whose
 // relocations link.ts applies once section addresses are known. Instruction bytes come from encoder.ts only.
-import { assemble, describe, EncodeError, LOCK, type Operand, pending, REP, REPNE, Sink } from "./encoder.ts";
-import { type Condition, CONDITIONS, FORMS, LOCKABLE, REPEATABLE } from "./forms.ts";
+import { assemble as assembleImport, describe, EncodeError, LOCK, type Operand, pending as pendingImport, REP, REPNE, Sink } from "./encoder.ts";
+import { type Condition, CONDITIONS, type Form, FORMS, LOCKABLE, REPEATABLE } from "./forms.ts";
 import type { ObjectFile, Relocation, SectionKind, SymbolDef } from "./object.ts";
 import { type Imm, Label, type Mem, SymRef } from "./operands.ts";
-import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
+import type { CtrlReg, DbgReg, Gpr, SegReg } from "./registers.ts";
+
+/** Operand tag of memory operands (registers.ts K.Mem), local so the hot path avoids a cross-module lookup. */
+const KMEM = 2;
+// Module-local references for the per-instruction path (imported bindings may be getters after transpilation).
+const assemble = assembleImport;
+const pending = pendingImport;
 
 export type Reg = Gpr;
 export type RM = Gpr | Mem;
@@ -200,16 +206,25 @@ export class Assembler {
 
   /** Assembles one instruction by mnemonic (what the text front end calls); the typed methods below route here. */
   emit(mnemonic: string, ...ops: Operand[]): this {
-    return this.ins(mnemonic, ops);
+    return this.ins(FORMS.get(mnemonic), mnemonic, ops);
   }
 
-  private ins(mnemonic: string, ops: Operand[]): this {
+  /** Like emit, with the operands as an array (which is not kept). */
+  emitOps(mnemonic: string, ops: Operand[]): this {
+    return this.ins(FORMS.get(mnemonic), mnemonic, ops);
+  }
+
+  /** The typed methods pass a reused operand array (no allocation per instruction); ins must not keep it. */
+  private ins(forms: readonly Form[] | undefined, mnemonic: string, ops: Operand[]): this {
     const sec = this.cur;
-    if (sec.kind === "bss") throw new Error(`${describe(mnemonic, ops)}: instructions cannot go in bss section ${sec.name}`);
+    if (sec.kind === "bss" || this.finished) {
+      throw new Error(`${describe(mnemonic, ops)}: ${this.finished ? "the assembler is finished" : `instructions cannot go in bss section ${sec.name}`}`);
+    }
     const pfx = this.prefixes;
     if (pfx) {
       this.prefixes = 0;
-      if (pfx & LOCK && !(LOCKABLE.has(mnemonic) && typeof ops[0] === "object" && ops[0].k === K.Mem)) {
+      const first = ops[0];
+      if (pfx & LOCK && !(LOCKABLE.has(mnemonic) && typeof first === "object" && first.k === KMEM)) {
         throw new EncodeError(`lock ${describe(mnemonic, ops)}: lock needs one of ${[...LOCKABLE].join("/")} with a memory destination`);
       }
       if (pfx & (REP | REPNE) && !REPEATABLE.has(mnemonic)) {
@@ -217,7 +232,7 @@ export class Assembler {
       }
     }
     const s = sec.sink;
-    assemble(s, mnemonic, ops, pfx);
+    assemble(s, forms, mnemonic, ops, pfx);
     if (pending.ripAt >= 0) {
       sec.fixups.push({ pos: pending.ripAt, item: sec.items.length, kind: "rel32", label: pending.ripLabel!, addend: pending.ripAddend, tail: pending.ripTail });
     }
@@ -239,7 +254,7 @@ export class Assembler {
 
   /** jmp label (short or near, chosen at finish), jmp reg64, jmp qword ptr [..]. */
   jmp(target: Label | Gpr | Mem): this {
-    return target instanceof Label ? this.branch(0, 0, target, "jmp") : this.ins("jmp", [target]);
+    return target instanceof Label ? this.branch(0, 0, target, "jmp") : this.emit("jmp", target);
   }
   /** jcc by condition name: jcc("ne", loop). */
   jcc(cc: Condition, target: Label): this {
@@ -249,7 +264,7 @@ export class Assembler {
   }
   /** call label (rel32; a relocation if the label is in another section or external), call reg64, call qword ptr [..]. */
   call(target: Label | Gpr | Mem): this {
-    if (!(target instanceof Label)) return this.ins("call", [target]);
+    if (!(target instanceof Label)) return this.emit("call", target);
     if (this.prefixes) throw new EncodeError(`call ${target}: prefixes cannot precede a branch`);
     const s = this.cur.sink;
     s.ensure(8);
@@ -261,19 +276,19 @@ export class Assembler {
   }
   /** Far jump through a memory far pointer: fword (m16:32) or tbyte (m16:64, REX.W), for mode switches. */
   jmpFar(m: Mem): this {
-    return this.ins("jmpfar", [m]);
+    return this.emit("jmpfar", m);
   }
   callFar(m: Mem): this {
-    return this.ins("callfar", [m]);
+    return this.emit("callfar", m);
   }
   ret(imm16?: number): this {
-    return this.ins("ret", imm16 === undefined ? [] : [imm16]);
+    return imm16 === undefined ? this.emit("ret") : this.emit("ret", imm16);
   }
   setcc(cc: Condition, dst: RM): this {
-    return this.ins(`set${cc}`, [dst]);
+    return this.emit(`set${cc}`, dst);
   }
   cmovcc(cc: Condition, dst: Gpr, src: RM): this {
-    return this.ins(`cmov${cc}`, [dst, src]);
+    return this.emit(`cmov${cc}`, dst, src);
   }
 
   // ---- data ---------------------------------------------------------------------------------------------------------
@@ -316,7 +331,8 @@ export class Assembler {
     for (const v of values) {
       if (typeof v === "string") this.data(new TextEncoder().encode(v));
       else if (typeof v === "number") this.ints(1, [v], "db");
-      else this.data(v);
+      else if (v instanceof Uint8Array) this.data(v);
+      else throw new Error(`db ${String(v)}: only numbers, strings and byte arrays (a symbol address needs dd or dq)`);
     }
     return this;
   }
@@ -543,11 +559,20 @@ export interface Instructions extends SetccMethods, CmovMethods, JccMethods {
 export interface Assembler extends Instructions {}
 
 const OWN = new Set(["jmp", "call", "ret", "jmpfar", "callfar"]);
-for (const mnemonic of FORMS.keys()) {
+// Reused operand arrays by arity: the typed methods allocate nothing per instruction (encode() does not keep them).
+const SCRATCH: Operand[][] = [[], [0], [0, 0], [0, 0, 0]];
+type Ins = (forms: readonly Form[] | undefined, mnemonic: string, ops: Operand[]) => Assembler;
+for (const [mnemonic, forms] of FORMS) {
   if (OWN.has(mnemonic)) continue;
   Object.defineProperty(Assembler.prototype, mnemonic, {
-    value: function (this: Assembler, ...ops: Operand[]) {
-      return (this as unknown as { ins(m: string, o: Operand[]): Assembler }).ins(mnemonic, ops);
+    value: function (this: Assembler, a?: Operand, b?: Operand, c?: Operand) {
+      const n = arguments.length;
+      if (n > 3) throw new EncodeError(`${mnemonic}: at most 3 operands, got ${n}`);
+      const ops = SCRATCH[n]!;
+      if (n > 0) ops[0] = a!;
+      if (n > 1) ops[1] = b!;
+      if (n > 2) ops[2] = c!;
+      return ((this as unknown as { ins: Ins }).ins).call(this, forms, mnemonic, ops);
     },
     writable: true,
     configurable: true,

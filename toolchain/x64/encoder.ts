@@ -1,7 +1,7 @@
 // The instruction encoder: picks the first form of forms.ts that accepts the operands and writes its bytes (legacy
 // prefixes, REX, opcode, ModRM/SIB/displacement, immediate). The single place in the project that produces x86-64
 // instruction bytes; the Assembler (assembler.ts) owns the buffers, labels and relocations around it.
-import { type Form, FORMS, GPR, Imm, type Spec } from "./forms.ts";
+import { type Form, FORMS, type Imm, type Spec } from "./forms.ts";
 import { type Label, type Mem, SIZE_NAMES, type SymRef } from "./operands.ts";
 import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
 
@@ -54,6 +54,11 @@ export function describe(mnemonic: string, ops: readonly Operand[]): string {
 
 const TWO63 = 2 ** 63, TWO64 = 2 ** 64;
 
+// Local copies of the operand tags (registers.ts K) and immediate kinds (forms.ts Imm): the hot path must not pay for a
+// cross-module enum lookup per operand (tsx/esbuild do not inline enums across files).
+const KGPR = 1, KMEM = 2, KSREG = 8, KCREG = 16, KDREG = 32, KSYM = 128;
+const IB = 1, IBS = 2, UB = 3, IW = 4, UW = 5, IZ = 6, IO = 7, ONE = 8;
+
 /** Value of an immediate as a signed integer of `osize` bytes, or NaN if it does not fit (signed or unsigned). */
 function signedAs(v: number, osize: number): number {
   switch (osize) {
@@ -69,67 +74,74 @@ function immFits(kind: Imm, osize: number, value: number | bigint): boolean {
   if (typeof value === "bigint") {
     if (value < -(1n << 63n) || value >= 1n << 64n) return false;
     const s = BigInt.asIntN(64, value);
-    if (s < -(2n ** 53n) || s > 2n ** 53n) return kind === Imm.IO;
+    if (s < -(2n ** 53n) || s > 2n ** 53n) return kind === IO;
     v = Number(osize === 8 ? s : value);
   } else {
     v = value;
     if (!Number.isInteger(v)) return false;
   }
   switch (kind) {
-    case Imm.IB: return v >= -128 && v <= 255;
-    case Imm.UB: return v >= 0 && v <= 255;
-    case Imm.IBS: {
+    case IB: return v >= -128 && v <= 255;
+    case UB: return v >= 0 && v <= 255;
+    case IBS: {
       const s = signedAs(v, osize);
       return s >= -128 && s <= 127;
     }
-    case Imm.IW: return v >= -32768 && v <= 65535;
-    case Imm.UW: return v >= 0 && v <= 65535;
-    case Imm.IZ: {
+    case IW: return v >= -32768 && v <= 65535;
+    case UW: return v >= 0 && v <= 65535;
+    case IZ: {
       if (osize === 8) {
         const s = signedAs(v, 8);
         return s >= -2147483648 && s <= 2147483647;
       }
       return !Number.isNaN(signedAs(v, osize === 2 ? 2 : 4));
     }
-    case Imm.IO: return v >= -TWO63 && v < TWO64;
-    case Imm.ONE: return v === 1;
+    case IO: return v >= -TWO63 && v < TWO64;
+    case ONE: return v === 1;
     default: return false;
   }
 }
 
 function matchOp(s: Spec, op: Operand, f: Form, ops: readonly Operand[]): boolean {
-  if (typeof op === "number" || typeof op === "bigint") return s.imm !== Imm.None && immFits(s.imm, f.osize, op);
+  if (typeof op === "number" || typeof op === "bigint") return s.imm !== 0 && immFits(s.imm, f.osize, op);
   switch (op.k) {
-    case K.Gpr:
-      return (s.mask & GPR) !== 0 && s.size === op.size && (s.num < 0 || s.num === op.num) && !(s.num >= 0 && op.noRex);
-    case K.Mem: {
-      if ((s.mask & K.Mem) === 0) return false;
+    case KGPR:
+      return (s.mask & KGPR) !== 0 && s.size === op.size && (s.num < 0 || s.num === op.num) && !(s.num >= 0 && op.noRex);
+    case KMEM: {
+      if ((s.mask & KMEM) === 0) return false;
       if (s.moffs && (op.base || op.index || op.rip)) return false;
       if (s.size === 0 || op.size === s.size) return true;
       if (op.size !== 0) return false;
       // An unsized memory operand takes the width of a register operand of the same instruction (mov [rax], ebx).
-      for (const o of ops) if (typeof o === "object" && o.k === K.Gpr && o.size === s.size) return true;
+      for (const o of ops) if (typeof o === "object" && o.k === KGPR && o.size === s.size) return true;
       return false;
     }
-    case K.Sreg:
-      return (s.mask & K.Sreg) !== 0 && (s.num < 0 || s.num === op.num);
-    case K.Creg:
-      return (s.mask & K.Creg) !== 0;
-    case K.Dreg:
-      return (s.mask & K.Dreg) !== 0;
-    case K.SymRef:
-      return s.imm === Imm.IO || (s.imm === Imm.IZ && f.osize === 4);
+    case KSREG:
+      return (s.mask & KSREG) !== 0 && (s.num < 0 || s.num === op.num);
+    case KCREG:
+      return (s.mask & KCREG) !== 0;
+    case KDREG:
+      return (s.mask & KDREG) !== 0;
+    case KSYM:
+      return s.imm === IO || (s.imm === IZ && f.osize === 4);
     default:
       return false;
   }
 }
 
+const C_IMM_LOCAL = 1 << 12;
+const clsOf = (o: Operand | undefined): number => (o === undefined ? 0 : typeof o === "object" ? o.cls : C_IMM_LOCAL);
+
 /** The first form of `forms` accepting the operands, or null. */
 export function select(forms: readonly Form[], ops: readonly Operand[]): Form | null {
   const n = ops.length;
+  const c0 = clsOf(ops[0]), c1 = clsOf(ops[1]), c2 = clsOf(ops[2]);
   outer: for (let i = 0; i < forms.length; i++) {
     const f = forms[i]!;
-    if (f.ops.length !== n || (f.distinct && ops[0] === ops[1])) continue;
+    if (f.ops.length !== n) continue;
+    const acc = f.acc;
+    if (n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0))))) continue;
+    if (f.distinct && ops[0] === ops[1]) continue;
     for (let j = 0; j < n; j++) if (!matchOp(f.ops[j]!, ops[j]!, f, ops)) continue outer;
     return f;
   }
@@ -191,10 +203,10 @@ function emitImm(s: Sink, v: number | bigint, width: number): void {
 
 function immWidth(f: Form, spec: Spec): number {
   switch (spec.imm) {
-    case Imm.IB: case Imm.IBS: case Imm.UB: return 1;
-    case Imm.IW: case Imm.UW: return 2;
-    case Imm.IZ: return f.osize === 2 ? 2 : 4;
-    case Imm.IO: return 8;
+    case IB: case IBS: case UB: return 1;
+    case IW: case UW: return 2;
+    case IZ: return f.osize === 2 ? 2 : 4;
+    case IO: return 8;
     default: return 0;
   }
 }
@@ -213,10 +225,10 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
   for (let i = 0; i < ops.length; i++) {
     const o = ops[i]!;
     if (typeof o !== "object") continue;
-    if (o.k === K.Gpr) {
+    if (o.k === KGPR) {
       if (o.needsRex) needRex = true;
       if (o.noRex) noRex = true;
-    } else if (o.k === K.Mem) mem = o;
+    } else if (o.k === KMEM) mem = o;
   }
   // ModRM fields
   let reg = 0, rmReg: Gpr | null = null;
@@ -225,14 +237,14 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
       const r = ops[f.regOp] as Gpr | SegReg | CtrlReg | DbgReg;
       reg = r.num;
       const rm = ops[f.rmOp] as Gpr | Mem;
-      if (rm.k === K.Gpr) rmReg = rm;
+      if (rm.k === KGPR) rmReg = rm;
     } else if (f.modrm === 9) {
       rmReg = ops[0] as Gpr;
       reg = rmReg.num;
     } else {
       reg = f.modrm;
       const rm = ops[f.rmOp] as Gpr | Mem;
-      if (rm.k === K.Gpr) rmReg = rm;
+      if (rm.k === KGPR) rmReg = rm;
     }
     if (reg & 8) rex |= 4;
     if (rmReg && rmReg.num & 8) rex |= 1;
@@ -321,7 +333,7 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
   if (f.immOp >= 0) {
     const spec = f.ops[f.immOp]!;
     const v = ops[f.immOp]!;
-    const w = spec.imm === Imm.ONE ? 0 : immWidth(f, spec);
+    const w = spec.imm === ONE ? 0 : immWidth(f, spec);
     if (typeof v === "object") {
       pending.symAt = s.pos;
       pending.symRef = v as SymRef;
@@ -341,23 +353,26 @@ const SCALE: Record<number, number> = { 1: 0, 2: 1, 4: 2, 8: 3 };
 
 /** Checks that a memory operand is encodable: 64-bit base/index registers, 32-bit displacement, valid scale. */
 export function checkMem(mnemonic: string, ops: readonly Operand[], m: Mem, moffs: boolean): void {
-  const bad = (why: string) => new EncodeError(`${describe(mnemonic, ops)}: ${why}`);
-  if (m.base && m.base.size !== 8) throw bad(`base register ${m.base.name} must be 64-bit (32-bit addressing is not supported)`);
-  if (m.index && m.index.size !== 8) throw bad(`index register ${m.index.name} must be 64-bit`);
-  if (m.index && m.index.num === 4) throw bad("rsp cannot be an index register");
-  if (!(m.scale in SCALE)) throw bad(`scale ${m.scale} is not 1, 2, 4 or 8`);
-  if (!Number.isInteger(m.disp)) throw bad(`displacement ${m.disp} is not an integer`);
-  if (!moffs && (m.disp < -2147483648 || m.disp > 2147483647)) throw bad(`displacement ${m.disp} does not fit in 32 bits (signed)`);
+  let why = "";
+  if (m.base && m.base.size !== 8) why = `base register ${m.base.name} must be 64-bit (32-bit addressing is not supported)`;
+  else if (m.index && m.index.size !== 8) why = `index register ${m.index.name} must be 64-bit`;
+  else if (m.index && m.index.num === 4) why = "rsp cannot be an index register";
+  else if (m.scale !== 1 && m.scale !== 2 && m.scale !== 4 && m.scale !== 8) why = `scale ${m.scale} is not 1, 2, 4 or 8`;
+  else if (!Number.isInteger(m.disp)) why = `displacement ${m.disp} is not an integer`;
+  else if (!moffs && (m.disp < -2147483648 || m.disp > 2147483647)) why = `displacement ${m.disp} does not fit in 32 bits (signed)`;
+  if (why) throw new EncodeError(`${describe(mnemonic, ops)}: ${why}`);
 }
 
-/** Encodes one instruction by mnemonic: select + checks + encode. Throws EncodeError with the instruction in the text. */
-export function assemble(s: Sink, mnemonic: string, ops: readonly Operand[], prefixes: number): Form {
-  const forms = FORMS.get(mnemonic);
+/**
+ * Encodes one instruction: select + checks + encode. `forms` is FORMS.get(mnemonic) (callers cache it). Throws an
+ * EncodeError naming the instruction and its operands.
+ */
+export function assemble(s: Sink, forms: readonly Form[] | undefined, mnemonic: string, ops: readonly Operand[], prefixes: number): Form {
   const f = forms ? select(forms, ops) : null;
   if (!f) throw new EncodeError(explain(mnemonic, ops));
   for (let i = 0; i < ops.length; i++) {
-    const o = ops[i];
-    if (typeof o === "object" && o.k === K.Mem) checkMem(mnemonic, ops, o, f.ops[i]!.moffs);
+    const o = ops[i]!;
+    if (typeof o === "object" && o.k === KMEM) checkMem(mnemonic, ops, o, f.ops[i]!.moffs);
   }
   encode(s, f, ops, prefixes);
   return f;

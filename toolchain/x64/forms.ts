@@ -14,6 +14,8 @@
 //   A `v` suffix (rv, rmv, mv, av, mov) expands the form into 16/32/64-bit variants (o16 / none / W); `y` into 32/64;
 //   `x` into 16/64 with 64 as the default size (push/pop); `z` into 16/32.
 
+import { C_CREG, C_DREG, C_GPR, C_IMM, C_MEM, C_MEM_ANY, C_SREG, C_SYM } from "./registers.ts";
+
 export const enum Imm {
   None = 0,
   IB = 1,
@@ -59,6 +61,8 @@ export interface Form {
   immOp: number;
   /** The two operands must not be the same 32-bit register (xchg eax, eax is not the one-byte nop 90). */
   distinct: boolean;
+  /** Per operand, the operand classes (registers.ts C_*) it can possibly accept: a cheap filter before matchOp. */
+  acc: number[];
   /** The table line the form came from (for messages and coverage reports). */
   text: string;
 }
@@ -178,6 +182,17 @@ function spec(text: string, v: number): Spec {
   }
 }
 
+function accepts(s: Spec): number {
+  let m = 0;
+  if (s.mask & GPR) m |= C_GPR[s.size] ?? 0;
+  if (s.mask & MEM) m |= s.size === 0 ? C_MEM_ANY : C_MEM[s.size]! | C_MEM[0]!;
+  if (s.mask & IMM) m |= C_IMM | (s.imm === Imm.IO || s.imm === Imm.IZ ? C_SYM : 0);
+  if (s.mask & SREG) m |= C_SREG;
+  if (s.mask & CREG) m |= C_CREG;
+  if (s.mask & DREG) m |= C_DREG;
+  return m;
+}
+
 function parseForm(mnemonic: string, text: string): Form[] {
   const [enc = "", opsText = ""] = text.split(":").map((p) => p.trim());
   const opTokens = opsText ? opsText.split(",").map((t) => t.trim()) : [];
@@ -188,7 +203,7 @@ function parseForm(mnemonic: string, text: string): Form[] {
     const ops = opTokens.map((t) => spec(t, v));
     const f: Form = {
       mnemonic, ops, osize: 0, o16: v === 2, rexW: v === 8 && variant !== "x", mand: 0, opcode: [], plusR: -1, modrm: -1,
-      regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), distinct: false, text,
+      regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), distinct: false, acc: [], text,
     };
     for (const tok of enc.split(/\s+/).filter(Boolean)) {
       if (tok === "W") f.rexW = true;
@@ -203,6 +218,7 @@ function parseForm(mnemonic: string, text: string): Form[] {
       else if (/^[0-9a-f]{2}$/.test(tok)) f.opcode.push(parseInt(tok, 16));
       else throw new Error(`forms.ts: bad token '${tok}' in ${mnemonic}: ${text}`);
     }
+    f.acc = ops.map(accepts);
     f.osize = v || Math.max(0, ...ops.filter((o) => o.mask & (GPR | MEM)).map((o) => o.size)) || 8;
     if (f.modrm === 8) {
       // The memory-capable operand goes in r/m; with two register-only operands the general register does, because the

@@ -1,6 +1,10 @@
 // Memory, label, immediate and symbol-address operands of the typed x86-64 assembler, and their constructors
 // (qword(rax, 8), dword({ base: rbx, index: rcx, scale: 4 }), qword(label) for RIP-relative). Consumed by encoder.ts.
-import { type Gpr, K, type SegReg } from "./registers.ts";
+import { C_LABEL, C_MEM as C_MEM_IMPORT, C_SYM, type Gpr, K, type SegReg } from "./registers.ts";
+
+// Per-object constants read at construction: module-local so creating a Mem costs no cross-module lookups.
+const C_MEM = C_MEM_IMPORT;
+const KMEM = K.Mem as const;
 
 /** Memory operand widths in bytes: 6 is m16:32 (fword, far pointers), 10 is m16:64 or m80 (tbyte). 0: unsized. */
 export type MemSize = 0 | 1 | 2 | 4 | 6 | 8 | 10 | 16;
@@ -8,6 +12,7 @@ export type MemSize = 0 | 1 | 2 | 4 | 6 | 8 | 10 | 16;
 /** A place in the output: a jump target, a RIP-relative data address, a symbol. Create with Assembler.label(). */
 export class Label {
   readonly k = K.Label;
+  readonly cls = C_LABEL;
   /** Section index once bound, -1 while unbound. */
   section = -1;
   /** Offset in the section's raw (pre-relaxation) buffer. */
@@ -34,6 +39,7 @@ export type Imm = number | bigint;
 /** The absolute address of a label plus an addend, as an immediate (mov r64, imm64 / dq / dd): becomes a relocation. */
 export class SymRef {
   readonly k = K.SymRef;
+  readonly cls = C_SYM;
   constructor(readonly label: Label, readonly addend: number) {}
   toString(): string {
     return this.addend ? `${this.label}${this.addend > 0 ? "+" : ""}${this.addend}` : String(this.label);
@@ -60,7 +66,8 @@ export interface Address {
 }
 
 export class Mem {
-  readonly k = K.Mem;
+  readonly k = KMEM;
+  readonly cls: number;
   constructor(
     readonly size: MemSize,
     readonly base: Gpr | null,
@@ -71,7 +78,9 @@ export class Mem {
     readonly label: Label | null,
     readonly rip: boolean,
     readonly seg: SegReg | null,
-  ) {}
+  ) {
+    this.cls = C_MEM[size] ?? 0;
+  }
   toString(): string {
     const parts: string[] = [];
     if (this.rip || this.label) parts.push("rip");

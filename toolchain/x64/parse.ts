@@ -3,9 +3,17 @@
 // drives the typed Assembler (assembler.ts); it never produces bytes itself. Errors carry file:line:column.
 import { Assembler, type Mark } from "./assembler.ts";
 import { EncodeError, type Operand } from "./encoder.ts";
-import { CONDITIONS, type Condition, FORMS } from "./forms.ts";
+import { CONDITIONS, type Condition, FORMS as FORMS_IMPORT } from "./forms.ts";
 import { type Label, Mem, type MemSize, SymRef } from "./operands.ts";
-import { type Gpr, K, REGISTERS, type SegReg } from "./registers.ts";
+import { type Gpr, REGISTERS as REGISTERS_IMPORT, type SegReg } from "./registers.ts";
+
+// Module-local copies of what the per-line path reads (imported bindings can be getters after transpilation), and
+// local operand tags (registers.ts K).
+const FORMS = FORMS_IMPORT;
+const REGISTERS = REGISTERS_IMPORT;
+const KGPR = 1, KMEM = 2, KSREG = 8, KLABEL = 64;
+/** jcc mnemonics by name (je, jnz, ...) → condition name. */
+const JCC = new Map([...CONDITIONS.keys()].map((c) => [`j${c}`, c as Condition]));
 
 export class AsmSyntaxError extends Error {
   override name = "AsmSyntaxError";
@@ -32,7 +40,7 @@ export interface ParseResult {
   spans: LineSpan[];
 }
 
-const PTR_SIZES: Record<string, MemSize> = { byte: 1, word: 2, dword: 4, fword: 6, qword: 8, tbyte: 10, xmmword: 16, oword: 16 };
+const PTR_SIZES = new Map<string, MemSize>([["byte", 1], ["word", 2], ["dword", 4], ["fword", 6], ["qword", 8], ["tbyte", 10], ["xmmword", 16], ["oword", 16]]);
 const PREFIXES = new Set(["lock", "rep", "repe", "repz", "repne", "repnz", "rex64"]);
 const DATA_WIDTH: Record<string, number> = { db: 1, ".byte": 1, dw: 2, ".word": 2, ".short": 2, ".value": 2, dd: 4, ".long": 4, ".int": 4, dq: 8, ".quad": 8 };
 
@@ -47,39 +55,48 @@ export function parseAsm(source: string, file = "<input>", opts: { spans?: boole
   let lineNo = 0;
   let at = 0;
   const n = source.length;
+  p.s = source;
   while (at <= n) {
     let end = source.indexOf("\n", at);
     if (end < 0) end = n;
     lineNo++;
-    const text = source.charCodeAt(end - 1) === 13 ? source.slice(at, end - 1) : source.slice(at, end);
+    const stop = source.charCodeAt(end - 1) === 13 ? end - 1 : end;
     if (opts.spans) {
       const start = a.mark();
-      p.line(text, lineNo);
-      const stop = a.mark();
-      if (stop.section === start.section && (stop.pos !== start.pos || stop.item !== start.item)) spans.push({ line: lineNo, text, start, end: stop });
-    } else p.line(text, lineNo);
+      p.line(at, stop, lineNo);
+      const after = a.mark();
+      if (after.section === start.section && (after.pos !== start.pos || after.item !== start.item)) {
+        spans.push({ line: lineNo, text: source.slice(at, stop), start, end: after });
+      }
+    } else p.line(at, stop, lineNo);
     at = end + 1;
   }
   return { asm: a, spans };
 }
 
+/** Parses one line at a time in place in the whole source (no per-line strings); `i` is an absolute index. */
 class LineParser {
-  private s = "";
+  s = "";
   private i = 0;
+  private end = 0;
+  private base = 0;
   private lineNo = 0;
+  /** Reused operand array: the assembler does not keep it. */
+  private readonly ops: Operand[] = [];
   constructor(
     private readonly a: Assembler,
     private readonly file: string,
   ) {}
 
   private fail(msg: string, col = this.i): never {
-    throw new AsmSyntaxError(this.file, this.lineNo, col + 1, msg);
+    throw new AsmSyntaxError(this.file, this.lineNo, col - this.base + 1, msg);
   }
 
   private ws(): void {
     const s = this.s;
+    const end = this.end;
     let i = this.i;
-    while (i < s.length) {
+    while (i < end) {
       const c = s.charCodeAt(i);
       if (c !== 32 && c !== 9) break;
       i++;
@@ -89,7 +106,7 @@ class LineParser {
 
   private atEnd(): boolean {
     this.ws();
-    if (this.i >= this.s.length) return true;
+    if (this.i >= this.end) return true;
     const c = this.s.charCodeAt(this.i);
     return c === 35 || c === 59; // # ;
   }
@@ -97,15 +114,18 @@ class LineParser {
   private ident(): string {
     const s = this.s;
     const st = this.i;
+    const end = this.end;
     let i = st;
-    while (i < s.length && isIdChar(s.charCodeAt(i))) i++;
+    while (i < end && isIdChar(s.charCodeAt(i))) i++;
     this.i = i;
     return s.slice(st, i);
   }
 
-  line(text: string, lineNo: number): void {
-    this.s = text;
-    this.i = 0;
+  line(start: number, end: number, lineNo: number): void {
+    const text = this.s;
+    this.i = start;
+    this.base = start;
+    this.end = end;
     this.lineNo = lineNo;
     for (;;) {
       if (this.atEnd()) return;
@@ -114,19 +134,19 @@ class LineParser {
       if (!isIdStart(c)) this.fail(`expected a label, directive or instruction, found '${text[st]}'`);
       const word = this.ident();
       this.ws();
-      if (text.charCodeAt(this.i) === 58 /* : */ && text.charCodeAt(this.i + 1) !== 58) {
+      if (this.i < end && text.charCodeAt(this.i) === 58 /* : */ && text.charCodeAt(this.i + 1) !== 58) {
         this.i++;
         this.defineLabel(word, st);
         continue;
       }
       try {
-        this.statement(word.toLowerCase(), st);
+        this.statement(lower(word), st);
       } catch (e) {
         if (e instanceof AsmSyntaxError) throw e;
         if (e instanceof Error) this.fail(e.message, st);
         throw e;
       }
-      if (!this.atEnd()) this.fail(`unexpected '${text.slice(this.i).trim()}' after the statement`);
+      if (!this.atEnd()) this.fail(`unexpected '${text.slice(this.i, end).trim()}' after the statement`);
       return;
     }
   }
@@ -139,10 +159,10 @@ class LineParser {
 
   private statement(word: string, col: number): void {
     const a = this.a;
-    if (word.charCodeAt(0) === 46 /* . */ || word in DATA_WIDTH) return this.directive(word, col);
+    if (word.charCodeAt(0) === 46 /* . */ || (word.length === 2 && DATA_WIDTH[word] !== undefined)) return this.directive(word, col);
     let mn = word;
     let rex64 = false;
-    while (PREFIXES.has(mn)) {
+    while (mn.length >= 3 && mn.length <= 6 && PREFIXES.has(mn)) {
       if (mn === "lock") a.lock();
       else if (mn === "rep" || mn === "repe" || mn === "repz") a.rep();
       else if (mn === "repne" || mn === "repnz") a.repne();
@@ -154,13 +174,11 @@ class LineParser {
     }
     const ops = this.operands();
     // Branches: labels go to the relaxing jmp/jcc/call methods; far forms to jmpfar/callfar.
-    if (mn.charCodeAt(0) === 106 /* j */ && mn !== "jmp") {
-      const cc = mn.slice(1);
-      if (CONDITIONS.has(cc)) {
-        if (ops.length !== 1 || !isLabel(ops[0]!)) this.fail(`${mn} takes one label operand`, col);
-        a.jcc(cc as Condition, ops[0] as Label);
-        return;
-      }
+    const cc = mn.charCodeAt(0) === 106 /* j */ ? JCC.get(mn) : undefined;
+    if (cc !== undefined) {
+      if (ops.length !== 1 || !isLabel(ops[0]!)) this.fail(`${mn} takes one label operand`, col);
+      a.jcc(cc, ops[0] as Label);
+      return;
     }
     if (mn === "jmp" || mn === "call") {
       if (ops.length !== 1) this.fail(`${mn} takes one operand`, col);
@@ -170,7 +188,7 @@ class LineParser {
         else a.call(t);
         return;
       }
-      if (typeof t === "object" && t.k === K.Mem && (t.size === 6 || t.size === 10)) {
+      if (typeof t === "object" && t.k === KMEM && (t.size === 6 || t.size === 10)) {
         const far = rex64 && t.size === 6 ? new Mem(10, t.base, t.index, t.scale, t.disp, t.label, t.rip, t.seg) : t;
         a.emit(mn === "jmp" ? "jmpfar" : "callfar", far);
         return;
@@ -182,11 +200,12 @@ class LineParser {
       return;
     }
     if (!FORMS.has(mn) || mn === "jmpfar" || mn === "callfar") this.fail(`unknown instruction '${mn}'`, col);
-    a.emit(mn, ...ops);
+    a.emitOps(mn, ops);
   }
 
   private operands(): Operand[] {
-    const ops: Operand[] = [];
+    const ops = this.ops;
+    ops.length = 0;
     if (this.atEnd()) return ops;
     for (;;) {
       ops.push(this.operand());
@@ -205,8 +224,20 @@ class LineParser {
     if (c === 91 /* [ */) return this.memory(0, null);
     if (isIdStart(c)) {
       const word = this.ident();
-      const lw = word.toLowerCase();
-      const size = PTR_SIZES[lw];
+      const lw = lower(word);
+      const reg = REGISTERS.get(lw);
+      if (reg) {
+        if (reg.k === KSREG) {
+          this.ws();
+          if (s.charCodeAt(this.i) === 58 /* : */) {
+            this.i++;
+            this.ws();
+            return this.memory(0, reg as SegReg);
+          }
+        }
+        return reg;
+      }
+      const size = PTR_SIZES.get(lw);
       if (size !== undefined) {
         this.ws();
         const save = this.i;
@@ -219,16 +250,6 @@ class LineParser {
         const t = this.ident();
         if (!t) this.fail("expected a label after 'offset'");
         return new SymRef(this.a.symbol(t), this.addend());
-      }
-      const reg = REGISTERS.get(lw);
-      if (reg) {
-        this.ws();
-        if (reg.k === K.Sreg && s.charCodeAt(this.i) === 58 /* : */) {
-          this.i++;
-          this.ws();
-          return this.memory(0, reg as SegReg);
-        }
-        return reg;
       }
       return this.a.symbol(word);
     }
@@ -249,10 +270,10 @@ class LineParser {
     const s = this.s;
     if (!seg) {
       const save = this.i;
-      const w = this.ident().toLowerCase();
+      const w = lower(this.ident());
       const r = REGISTERS.get(w);
       this.ws();
-      if (r && r.k === K.Sreg && s.charCodeAt(this.i) === 58) {
+      if (r && r.k === KSREG && s.charCodeAt(this.i) === 58) {
         this.i++;
         this.ws();
         seg = r as SegReg;
@@ -289,14 +310,14 @@ class LineParser {
       const tst = this.i;
       if (isIdStart(c)) {
         const w = this.ident();
-        const lw = w.toLowerCase();
+        const lw = lower(w);
         if (lw === "rip") {
           rip = true;
           continue;
         }
         const r = REGISTERS.get(lw);
         if (r) {
-          if (r.k !== K.Gpr || sign < 0) this.fail(`'${w}' cannot be used here in an address`, tst);
+          if (r.k !== KGPR || sign < 0) this.fail(`'${w}' cannot be used here in an address`, tst);
           this.ws();
           if (s.charCodeAt(this.i) === 42 /* * */) {
             this.i++;
@@ -322,7 +343,7 @@ class LineParser {
         this.ws();
         const rs = this.i;
         const r = REGISTERS.get(this.ident().toLowerCase());
-        if (!r || r.k !== K.Gpr || index) this.fail("expected an index register after 'scale*'", rs);
+        if (!r || r.k !== KGPR || index) this.fail("expected an index register after 'scale*'", rs);
         if (v !== 1 && v !== 2 && v !== 4 && v !== 8) this.fail(`scale ${v} is not 1, 2, 4 or 8`, tst);
         index = r as Gpr;
         scale = v;
@@ -355,10 +376,31 @@ class LineParser {
       return neg ? -ch : ch;
     }
     let i = st;
-    while (i < s.length && isIdChar(s.charCodeAt(i))) i++;
-    const tok = s.slice(st, i);
+    while (i < this.end && isIdChar(s.charCodeAt(i))) i++;
     this.i = i;
-    if (!tok) this.fail(`expected a number, found '${s.slice(st, st + 10) || "end of line"}'`);
+    // Fast path: short decimal or 0x-hex literals (nearly all of them) without regexes or BigInt.
+    const len = i - st;
+    if (len > 0 && len <= 15) {
+      let v = 0;
+      let ok = true;
+      if (len > 2 && s.charCodeAt(st) === 48 && (s.charCodeAt(st + 1) | 32) === 120) {
+        for (let j = st + 2; j < i; j++) {
+          const c = s.charCodeAt(j) | 32;
+          const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+          if (d < 0) { ok = false; break; }
+          v = v * 16 + d;
+        }
+      } else if (len === 1 || s.charCodeAt(st) !== 48) {
+        for (let j = st; j < i; j++) {
+          const d = s.charCodeAt(j) - 48;
+          if (d < 0 || d > 9) { ok = false; break; }
+          v = v * 10 + d;
+        }
+      } else ok = false;
+      if (ok) return neg ? -v : v;
+    }
+    const tok = s.slice(st, i);
+    if (!tok) this.fail(`expected a number, found '${s.slice(st, Math.min(st + 10, this.end)) || "end of line"}'`);
     let v: bigint;
     try {
       const t = tok.toLowerCase();
@@ -381,7 +423,7 @@ class LineParser {
     const out: number[] = [];
     let i = this.i + 1;
     for (;;) {
-      if (i >= s.length) this.fail("unterminated string");
+      if (i >= this.end) this.fail("unterminated string");
       const c = s.charCodeAt(i++);
       if (c === 34) break;
       if (c !== 92) {
@@ -393,7 +435,7 @@ class LineParser {
       const e = s[i++];
       const simple: Record<string, number> = { n: 10, t: 9, r: 13, "0": 0, "\\": 92, '"': 34, "'": 39, a: 7, b: 8, f: 12, v: 11 };
       if (e === "x") {
-        const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(i));
+        const m = /^[0-9a-fA-F]{1,2}/.exec(s.slice(i, this.end));
         if (!m) this.fail("bad \\x escape", i);
         out.push(parseInt(m[0], 16));
         i += m[0].length;
@@ -460,8 +502,17 @@ class LineParser {
         this.ws();
         const name = this.ident();
         if (!name) this.fail(".section needs a name");
-        while (!this.atEnd()) this.i++; // flags and types of GNU .section are accepted and ignored
-        a.section(name);
+        // GNU flags: "x" executable → text, "w" writable → data, otherwise read-only data; no flags: by name.
+        let kind: "text" | "data" | "rdata" | undefined;
+        this.ws();
+        if (this.s.charCodeAt(this.i) === 44) {
+          this.i++;
+          const flags = this.stringLit();
+          const f = new TextDecoder().decode(flags);
+          kind = f.includes("x") ? "text" : f.includes("w") ? "data" : "rdata";
+          while (!this.atEnd()) this.i++; // section types (@progbits ...) are accepted and ignored
+        }
+        a.section(name, name === ".bss" ? "bss" : kind);
         return;
       }
       case ".globl": case ".global":
@@ -493,8 +544,17 @@ class LineParser {
   }
 }
 
+/** Lower-cases only when needed (sources are nearly always lower case already). */
+function lower(w: string): string {
+  for (let i = 0; i < w.length; i++) {
+    const c = w.charCodeAt(i);
+    if (c >= 65 && c <= 90) return w.toLowerCase();
+  }
+  return w;
+}
+
 function isLabel(o: Operand): o is Label {
-  return typeof o === "object" && o.k === K.Label;
+  return typeof o === "object" && o.k === KLABEL;
 }
 
 export { EncodeError };

@@ -15,8 +15,19 @@ export const enum K {
 
 export type Width = 1 | 2 | 4 | 8;
 
+/**
+ * Operand class bits for the encoder's quick form filter (forms.ts `acc`): general registers by width (bits 0-3),
+ * memory by width (bits 4-11: unsized, 1, 2, 4, 6, 8, 10, 16 bytes), immediates (12), segment (13), control (14),
+ * debug (15) registers, symbol addresses (16), labels (17).
+ */
+export const C_GPR: Record<number, number> = { 1: 1, 2: 2, 4: 4, 8: 8 };
+export const C_MEM: Record<number, number> = { 0: 1 << 4, 1: 1 << 5, 2: 1 << 6, 4: 1 << 7, 6: 1 << 8, 8: 1 << 9, 10: 1 << 10, 16: 1 << 11 };
+export const C_MEM_ANY = 0xff0;
+export const C_IMM = 1 << 12, C_SREG = 1 << 13, C_CREG = 1 << 14, C_DREG = 1 << 15, C_SYM = 1 << 16, C_LABEL = 1 << 17;
+
 export class Gpr {
   readonly k = K.Gpr;
+  readonly cls: number;
   constructor(
     readonly name: string,
     /** Width in bytes. */
@@ -27,7 +38,9 @@ export class Gpr {
     readonly needsRex: boolean,
     /** ah/ch/dh/bh: the instruction must not have a REX prefix. */
     readonly noRex: boolean,
-  ) {}
+  ) {
+    this.cls = C_GPR[size]!;
+  }
   toString(): string {
     return this.name;
   }
@@ -35,6 +48,7 @@ export class Gpr {
 
 export class SegReg {
   readonly k = K.Sreg;
+  readonly cls = C_SREG;
   readonly size = 2;
   constructor(readonly name: string, readonly num: number) {}
   toString(): string {
@@ -44,6 +58,7 @@ export class SegReg {
 
 export class CtrlReg {
   readonly k = K.Creg;
+  readonly cls = C_CREG;
   readonly size = 8;
   constructor(readonly name: string, readonly num: number) {}
   toString(): string {
@@ -53,6 +68,7 @@ export class CtrlReg {
 
 export class DbgReg {
   readonly k = K.Dreg;
+  readonly cls = C_DREG;
   readonly size = 8;
   constructor(readonly name: string, readonly num: number) {}
   toString(): string {
