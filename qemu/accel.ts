@@ -3,7 +3,7 @@
 // QEMU then stops with "KVM internal error" instead of failing to start. The verdict is cached per process and in a
 // small file keyed on the QEMU binary and the firmware, so only the first boot on a machine pays for the probe.
 import { accessSync, constants, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, release, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Accel } from "./args.ts";
@@ -40,7 +40,10 @@ export function kvmDeviceProblem(device = "/dev/kvm"): string | undefined {
   }
 }
 
-/** Identity of a (QEMU, firmware) pair: paths plus size and mtime, so an upgrade of either re-runs the probe. */
+/**
+ * Identity of what the verdict depends on: the QEMU binary and firmware (path, size, mtime: an upgrade of either
+ * re-runs the probe), and the host and kernel (KVM's abilities come from them; node_modules may be shared).
+ */
 export function probeKey(qemuBinary: string, ovmfCode: string): string {
   const id = (p: string): string => {
     try {
@@ -50,7 +53,7 @@ export function probeKey(qemuBinary: string, ovmfCode: string): string {
       return `${p}:?`;
     }
   };
-  return `${id(qemuBinary)}|${id(ovmfCode)}`;
+  return `${id(qemuBinary)}|${id(ovmfCode)}|${hostname()}|${release()}`;
 }
 
 /** node_modules/.cache/ultravisor when the project has node_modules (like other tools' caches), else the temp dir. */

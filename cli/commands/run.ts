@@ -20,6 +20,9 @@ Options:
   --image PATH   raw disk image to boot (default ${DEFAULT_IMAGE})
   --help         this text
 
+The KVM verdict of --accel auto is cached in node_modules/.cache/ultravisor/accel-probe.json (delete it to probe
+again after a host change).
+
 Exit status: the guest's isa-debug-exit code; 0 when QEMU shuts down normally; 124 on timeout; 1 when QEMU fails.
 Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).
 
