@@ -167,10 +167,13 @@ export class Context {
   }
 
   private truncate(k: number): void {
-    this.where.length = k;
-    this.regOf.length = k;
-    this.constOf.length = k;
-    this.sizeOf.length = k;
+    // pop() rather than `length = k`: V8 makes shrinking by length assignment far slower, and k is usually top − 1.
+    while (this.where.length > k) {
+      this.where.pop();
+      this.regOf.pop();
+      this.constOf.pop();
+      this.sizeOf.pop();
+    }
   }
 
   /** Forgets everything above `height` (dead code) and marks entries from `height` as slot-resident results. */

@@ -147,23 +147,24 @@ export class Reader {
     }
   }
   s32(): number {
-    let result = 0n;
-    let shift = 0n;
+    // In doubles (exact below 2^53), not BigInt: this runs for every i32.const.
     const at = this.pos;
-    let b: number;
-    do {
-      b = this.u8();
-      result |= BigInt(b & 0x7f) << shift;
-      shift += 7n;
-      if (shift > 35n) this.fail("s32 LEB128 too long", at);
-    } while (b & 0x80);
-    if (shift === 35n) {
-      // The unused bits of the last byte must be a sign extension of bit 31.
-      const hi = (b >> 3) & 0xf;
-      if (hi !== 0 && hi !== 0xf) this.fail("s32 LEB128 out of range", at);
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 5; i++) {
+      const b = this.u8();
+      result += (b & 0x7f) * mul;
+      mul *= 128;
+      if ((b & 0x80) === 0) {
+        if (i === 4) {
+          const hi = (b >> 3) & 0xf;
+          if (hi !== 0 && hi !== 0xf) this.fail("s32 LEB128 out of range", at);
+        }
+        if (b & 0x40) result -= mul;
+        return result | 0;
+      }
     }
-    if (b & 0x40) result -= 1n << shift;
-    return Number(BigInt.asIntN(32, result));
+    return this.fail("s32 LEB128 too long", at);
   }
   s64(): bigint {
     let result = 0n;

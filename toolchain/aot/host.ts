@@ -87,6 +87,15 @@ export class HostInstance {
     return this.mem.bytes.subarray(0, size);
   }
 
+  /** memory.grow from the embedder's side: returns the old page count, or −1 past the maximum. */
+  growMemory(pages: number): number {
+    const v = this.ctx.view;
+    const old = Number(v.getBigUint64(Ctx.MemSize, true)) / 65536;
+    if (!this.compiled.memory || old + pages > this.compiled.memory.maxPages) return -1;
+    v.setBigUint64(Ctx.MemSize, BigInt((old + pages) * 65536), true);
+    return old;
+  }
+
   global(i: number): bigint {
     return this.ctx.view.getBigUint64(this.compiled.layout.globals + 8 * i, true);
   }
