@@ -1,6 +1,9 @@
 // Hardware tests of the first image: built by our toolchain alone (assembler → PE writer → ESP writer), booted by
 // OVMF in QEMU from a raw GPT disk. Asserts the banner on both paths (ConOut and COM1), the memory figure against the
 // --mem given, and the isa-debug-exit code; one of the two boots goes through the `uvt run` command line.
+// Relocation is exercised on every boot: the preferred base 0x140000000 (5 GiB) lies beyond these guests' RAM, so
+// OVMF must load the image elsewhere and apply its DIR64 entries; the banner is reached only through the two
+// relocated pointers in .data (a stale one would fault or print garbage, and the banner assertions would fail).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
