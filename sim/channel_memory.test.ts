@@ -90,4 +90,16 @@ describe("channels on the resource database", () => {
     expect(host.db.owner(BigInt(bufB))).toBe(host.db.indexPage().avail);
     expect(bus.validateRequest(chB, read([[BigInt(bufB), 8192]]))).toMatchObject({ ok: false, name: "CDB_OUTSIDE_CLIENT" });
   });
+
+  it("splits an Available 4 MiB entry when no 4 KiB run is long enough", () => {
+    const names = new Map([["Big", definePartition("Big", KIND.Guest)]]);
+    const mem = new HostChannelMemory(host, names);
+    const base = mem.allocateForClient("Big", 4 << 20); // 1024 pages: only a freshly split 4 MiB entry has them
+    expect(base % (4 << 20)).toBe(0);
+    expect(mem.journal[0]).toMatch(/^split /);
+    for (const a of [base, base + (2 << 20), base + (4 << 20) - 4096]) expect(host.db.owner(BigInt(a))).toBe(names.get("Big"));
+    expect(host.db.owner(BigInt(base + (4 << 20)))).not.toBe(names.get("Big"));
+    expect(() => mem.allocateForClient("Big", (4 << 20) + 4096)).toThrow(/exceeds one 4 MiB map page/);
+  });
 });
+
