@@ -50,7 +50,7 @@ export const ChannelType = {
 } as const;
 export type ChannelTypeName = keyof typeof ChannelType;
 
-/** The `hw` imports channel code needs beyond what core/wasm.ts supplies (docs/specs/core-wasm.md must list them). */
+/** The `hw` imports channel code uses; core/wasm.ts supplies the same defaults, tests override them (a fence spy). */
 export const channelHw = {
   /** x86 MFENCE; V8 runs one thread per memory here, so program order already is the order other observers see. */
   mfence(): void {},
