@@ -2,7 +2,7 @@
 // and entry thunks, all through one toolchain/x64 Assembler. The result is an ObjectFile plus everything an embedder
 // needs to instantiate it (VM-context layout, globals, table and data initialisers, export offsets). host.ts runs it
 // on this machine; toolchain/image links it into the bare-metal image.
-import { Assembler, type Label, type ObjectFile, qword, r12, r13, r14, r15, rax, rbp, rbx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
+import { Assembler, type Label, type ObjectFile, qword, r8, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
 import { Ctx, type CtxLayout, Trap, ctxLayout } from "./abi.ts";
 import { type Module, ValType, decodeModule, funcName, funcType } from "./decode.ts";
 import { INTRINSICS, type Intrinsic } from "./intrinsics.ts";
@@ -13,6 +13,11 @@ import { CompileError, UnsupportedError, validateModule } from "./validate.ts";
 export interface CompileOptions {
   /** Emit System V entry thunks for every export (and the start function) plus the host trap handler. */
   hostThunks?: boolean;
+  /**
+   * Emit Microsoft x64 entry thunks (the UEFI calling convention the image's loader and monitor use), with the same
+   * `uint32_t thunk(vmctx *ctx, const uint64_t *args, uint64_t *result)` contract as the System V ones.
+   */
+  msThunks?: boolean;
   /** Lower non-hw imports as calls to external symbols `module.name` (images) instead of VM-context slots (host). */
   importsAsSymbols?: boolean;
   /** The most pages memory.grow may reach, below the module's own maximum. Default 1024 (64 MiB). */
@@ -28,8 +33,10 @@ export interface ExportInfo {
   results: number[];
   /** Offset of the function's code in .text. */
   offset: number;
-  /** Offset of its System V entry thunk (hostThunks only). */
+  /** Offset of its System V entry thunk (hostThunks/msThunks), else −1. */
   thunk: number;
+  /** Offset of its Microsoft x64 entry thunk (msThunks), else −1. */
+  msThunk: number;
 }
 
 export interface ImportInfo {
@@ -61,6 +68,8 @@ export interface CompiledModule {
   start: number;
   /** Host trap handler offset (hostThunks) or −1. */
   hostTrap: number;
+  /** hostThunks + msThunks: a System V function `adapter(fn, ctx, args, result)` that calls an MS x64 thunk (tests). */
+  msAdapter: number;
   /** Code-section bytes of the input (for throughput figures). */
   inputCodeBytes: number;
 }
@@ -143,8 +152,10 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
   const exportFuncs = m.exports.filter((e) => e.kind === "func");
   const thunkLabels = new Map<number, Label>();
   let startLabel: Label | null = null;
+  const msLabels = new Map<number, Label>();
   let hostTrap: Label | null = null;
-  if (opts.hostThunks) {
+  let msAdapter: Label | null = null;
+  if (opts.hostThunks || opts.msThunks) {
     const thunkFor = (fi: number): Label => {
       let l = thunkLabels.get(fi);
       if (l) return l;
@@ -155,6 +166,46 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
     };
     for (const e of exportFuncs) thunkFor(e.index);
     if (m.start !== null) startLabel = thunkFor(m.start);
+  }
+  if (opts.msThunks) {
+    for (const e of exportFuncs) {
+      if (msLabels.has(e.index)) continue;
+      const l = a.label(`${prefix}.ms.${e.name}`);
+      a.global(l);
+      msLabels.set(e.index, l);
+      a.align(16);
+      a.bind(l);
+      // MS x64: rcx, rdx, r8 carry the three pointers; rdi and rsi are callee-saved there, so keep them around the
+      // System V thunk (whose frame the host trap handler knows how to unwind).
+      a.push(rdi);
+      a.push(rsi);
+      a.mov(rdi, rcx);
+      a.mov(rsi, rdx);
+      a.mov(rdx, r8);
+      a.sub(rsp, 8);
+      a.call(thunkLabels.get(e.index)!);
+      a.add(rsp, 8);
+      a.pop(rsi);
+      a.pop(rdi);
+      a.ret();
+    }
+    if (opts.hostThunks) {
+      msAdapter = a.label(`${prefix}.ms_adapter`);
+      a.align(16);
+      a.bind(msAdapter);
+      // System V (fn, ctx, args, result) → MS x64 fn(ctx, args, result) with its 32-byte shadow space.
+      a.push(rbx);
+      a.mov(rax, rdi);
+      a.mov(r8, rcx);
+      a.mov(rcx, rsi);
+      a.sub(rsp, 32);
+      a.call(rax);
+      a.add(rsp, 32);
+      a.pop(rbx);
+      a.ret();
+    }
+  }
+  if (opts.hostThunks) {
     hostTrap = a.label(`${prefix}.host_trap`);
     a.align(16);
     a.bind(hostTrap);
@@ -173,7 +224,7 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
   const funcOffsets = funcLabels.map((l) => off(l));
   const exports: ExportInfo[] = exportFuncs.map((e) => {
     const t = funcType(m, e.index);
-    return { name: e.name, func: e.index, params: t.params, results: t.results, offset: funcOffsets[e.index]!, thunk: off(thunkLabels.get(e.index)) };
+    return { name: e.name, func: e.index, params: t.params, results: t.results, offset: funcOffsets[e.index]!, thunk: off(thunkLabels.get(e.index)), msThunk: off(msLabels.get(e.index)) };
   });
   const memDecl = m.memories[0] ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits: { min: number; max: number | null } } | undefined)?.limits;
   const cap = opts.maxPages ?? 1024;
@@ -197,7 +248,7 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
   return {
     object, code: text.bytes, layout, funcOffsets, exports, imports,
     globals: m.globals.map((g) => ({ type: g.type, init: g.init.op === "i64.const" ? g.init.value : BigInt((g.init as { value: number }).value) })),
-    memory, datas, table, start: off(startLabel), hostTrap: off(hostTrap),
+    memory, datas, table, start: off(startLabel), hostTrap: off(hostTrap), msAdapter: off(msAdapter),
     inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
   };
 }

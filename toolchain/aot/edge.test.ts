@@ -225,6 +225,27 @@ describe("per-opcode edge values", () => {
     }
   });
 
+  it("Microsoft x64 entry thunks (the image's UEFI convention) agree with the System V ones, traps included", () => {
+    const b = new ModuleBuilder();
+    b.setMemory(1, 1);
+    b.func([I32, I64, I32, I64, I32], [I64], [], [
+      ...op.get(0), 0xad, ...op.get(1), 0x7e, ...op.get(2), 0xac, 0x7c, ...op.get(3), 0x85, ...op.get(4), ...op.mem(0x28, 0), 0xad, 0x7c,
+    ], "f");
+    const inst = new HostInstance(b.build(), {}, { msThunks: true });
+    try {
+      expect(inst.compiled.exports[0]!.msThunk).toBeGreaterThan(0);
+      expect(inst.compiled.object.symbols.some((x) => x.name === "wasm.ms.f" && x.global)).toBe(true);
+      for (const args of [[3n, 5n, 7n, 9n, 0n], [0xffffffffn, 2n ** 64n - 1n, 0x80000000n, 1n, 65532n], [1n, 1n, 1n, 1n, 65533n]]) {
+        const sysv = inst.call("f", args);
+        const ms = inst.call("f", args, "ms");
+        expect(ms).toEqual(sysv);
+      }
+      expect(inst.call("f", [1n, 1n, 1n, 1n, 65533n], "ms").trap).toBe(Trap.MemoryOutOfBounds);
+    } finally {
+      inst.dispose();
+    }
+  });
+
   it("register pressure: expressions deeper than the register file spill and reload correctly", () => {
     const b = new ModuleBuilder();
     const body: number[] = [];

@@ -104,23 +104,31 @@ export class HostInstance {
     return [...this.exportsByName.keys()];
   }
 
-  /** Calls an export with integer arguments (numbers or bigints; i32 arguments are taken modulo 2^32). */
-  call(name: string, args: (number | bigint)[]): CallResult {
+  /**
+   * Calls an export with integer arguments (numbers or bigints; i32 arguments are taken modulo 2^32). `abi: "ms"`
+   * enters through the Microsoft x64 thunk (module compiled with msThunks) via the module's test adapter.
+   */
+  call(name: string, args: (number | bigint)[], abi: "sysv" | "ms" = "sysv"): CallResult {
     const e = this.exportsByName.get(name);
     if (!e) throw new Error(`no exported function "${name}" (exports: ${this.exportNames().join(", ")})`);
     if (args.length !== e.params.length) throw new Error(`${name} takes ${e.params.length} arguments, got ${args.length}`);
-    const r = this.callThunk(e.thunk, args.map((x, i) => (e.params[i] === ValType.I32 ? BigInt.asUintN(32, BigInt(x)) : BigInt.asUintN(64, BigInt(x)))));
+    if (abi === "ms" && (e.msThunk < 0 || this.compiled.msAdapter < 0)) throw new Error(`${name}: compiled without msThunks`);
+    const r = this.callThunk(abi === "ms" ? e.msThunk : e.thunk, args.map((x, i) => (e.params[i] === ValType.I32 ? BigInt.asUintN(32, BigInt(x)) : BigInt.asUintN(64, BigInt(x)))), abi === "ms");
     if (r.trap === 0 && e.results[0] === ValType.I32) r.value = BigInt.asUintN(32, r.value);
     if (r.trap === 0 && e.results.length === 0) r.value = 0n;
     return r;
   }
 
-  private callThunk(offset: number, args: bigint[]): CallResult {
+  private callThunk(offset: number, args: bigint[], ms = false): CallResult {
     if (args.length > 60) throw new Error("at most 60 arguments");
     const v = this.scratch.view;
     args.forEach((x, i) => v.setBigUint64(16 + 8 * i, x, true));
     v.setBigUint64(0, 0n, true);
-    const trap = Number(this.code.call(offset, this.ctx.address, this.scratch.address + 16n, this.scratch.address));
+    const trap = Number(
+      ms
+        ? this.code.call(this.compiled.msAdapter, this.code.address + BigInt(offset), this.ctx.address, this.scratch.address + 16n, this.scratch.address)
+        : this.code.call(offset, this.ctx.address, this.scratch.address + 16n, this.scratch.address),
+    );
     const out = v.getBigUint64(0, true);
     return trap ? { trap, value: 0n, detail: out } : { trap: 0, value: out, detail: 0n };
   }
