@@ -56,9 +56,9 @@ function checkOutput(lines: string[], mem: number, banner = DEFAULT_BANNER): voi
 
 describe("first image on OVMF", () => {
   it("boots at 1 GiB: chosen banner on ConOut and COM1, memory within the firmware's reservations, chosen exit code", async () => {
-    const m = await Machine.start({ name: "hw-first-1G", image: custom, mem: "1G", timeoutMs: 90_000, log: () => undefined });
+    const m = await Machine.start({ name: "hw-first-1G", image: custom, mem: "1G", timeoutMs: 120_000, log: () => undefined });
     try {
-      await m.waitFor(FIRST_IMAGE_LINES.exit, 80_000);
+      await m.waitFor(FIRST_IMAGE_LINES.exit, 110_000);
       const exit = await m.wait();
       const lines = m.lines.map((l) => l.text);
       try {
@@ -75,7 +75,7 @@ describe("first image on OVMF", () => {
 
   it("boots at 256 MiB through `uvt run`, which streams the serial console and exits with the guest's code", async () => {
     const root = resolve(import.meta.dirname, "../..");
-    const r = await execa("node", [join(root, "cli/uvt.js"), "run", "--image", image, "--mem", "256M", "--timeout", "90"], { cwd: scratch, reject: false, timeout: 120_000 });
+    const r = await execa("node", [join(root, "cli/uvt.js"), "run", "--image", image, "--mem", "256M", "--timeout", "120"], { cwd: scratch, reject: false, timeout: 140_000 });
     const lines = r.stdout.split("\n");
     expect(r.exitCode, `stderr: ${r.stderr}`).toBe(FIRST_IMAGE_EXIT_CODE);
     checkOutput(lines, 256);

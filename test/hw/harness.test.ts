@@ -14,9 +14,9 @@ const quiet = { log: () => undefined, artifactsDir: join(scratch, "artifacts") }
 
 describe("Machine on real QEMU + OVMF", () => {
   it("boots the firmware, answers QMP, reads the reset vector, and decodes an isa-debug-exit code", async () => {
-    const m = await Machine.start({ ...quiet, name: "hw-firmware", mem: "128M", timeoutMs: 60_000 });
+    const m = await Machine.start({ ...quiet, name: "hw-firmware", mem: "128M", timeoutMs: 120_000 });
     try {
-      const hit = await m.waitFor(/BdsDxe: (loading|starting) Boot\d+/, 45_000);
+      const hit = await m.waitFor(/BdsDxe: (loading|starting) Boot\d+/, 110_000);
       expect(hit[0]).toMatch(/^BdsDxe/);
       expect(await m.qmp!.queryStatus()).toMatchObject({ status: "running", running: true });
       // pflash unit 0 ends at 4 GiB, so its last 16 bytes are what the CPU fetches at reset (0xFFFFFFF0).
