@@ -1,8 +1,8 @@
 // Benchmarks of the typed x86-64 assembler (toolchain/x64): (a) encoding throughput of the typed API on a generated
 // 1M-instruction program; (b) `uvt asm` on the same program as text against GNU as, both as whole processes (startup
 // included), measured in the same run.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,7 +12,7 @@ import { GAS_PROLOGUE } from "../toolchain/x64/gas.ts";
 import { Mem } from "../toolchain/x64/operands.ts";
 import { GPR32, GPR64, GPR8 } from "../toolchain/x64/registers.ts";
 import { gasLine } from "../toolchain/x64/samples.ts";
-import { type Bench, bestOf, round } from "./bench.ts";
+import { type Bench, bestOf, type Figure, round } from "./bench.ts";
 
 const N = 1_000_000;
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -80,6 +80,14 @@ export function text(steps: Step[]): string {
   return out.join("");
 }
 
+/** CPU seconds (user+sys) of a child process, via GNU time; the machine is shared, so CPU time is the steadier figure. */
+function childCpu(cmd: string, args: string[]): number {
+  const r = spawnSync("/usr/bin/time", ["-f", "%U %S", cmd, ...args], { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"] });
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
+  const [u, sy] = r.stderr.trim().split("\n").pop()!.split(" ").map(Number);
+  return u! + sy!;
+}
+
 const bench: Bench = {
   name: "x64",
   async run() {
@@ -87,18 +95,34 @@ const bench: Bench = {
     const steps = program(N);
     const count = encodeAll(steps); // warm-up
     const t = await bestOf(3, () => encodeAll(steps));
+    let cpu = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const c0 = process.cpuUsage();
+      encodeAll(steps);
+      const c = process.cpuUsage(c0);
+      cpu = Math.min(cpu, (c.user + c.system) / 1e6);
+    }
     const dir = mkdtempSync(join(tmpdir(), "uvt-bench-x64-"));
     try {
       const src = join(dir, "prog.s");
       writeFileSync(src, text(steps));
       process.stderr.write("x64: uvt asm vs GNU as on the same 1M-line file\n");
-      const uvt = await bestOf(2, () => execFileSync(process.execPath, [join(root, "cli/uvt.js"), "asm", src, "-o", join(dir, "ours.bin")], { stdio: ["ignore", "ignore", "inherit"] }));
-      const gas = await bestOf(2, () => execFileSync("as", ["--64", "-o", join(dir, "gas.o"), src]));
-      return [
+      const uvtArgs = [join(root, "cli/uvt.js"), "asm", src, "-o", join(dir, "ours.bin")];
+      const gasArgs = ["--64", "-o", join(dir, "gas.o"), src];
+      const uvt = await bestOf(2, () => execFileSync(process.execPath, uvtArgs, { stdio: ["ignore", "ignore", "inherit"] }));
+      const gas = await bestOf(2, () => execFileSync("as", gasArgs));
+      const figures: Figure[] = [
         { bench: "x64.encode.typed", value: round(count / t / 1e6, 2), unit: "M instructions/s" },
+        { bench: "x64.encode.typed.cpu", value: round(count / cpu / 1e6, 2), unit: "M instructions/CPU-s" },
         { bench: "x64.asm.text_1M", value: round(uvt, 3), unit: "s", vs: "GNU as", ratio: round(uvt / gas, 3) },
         { bench: "x64.gas.text_1M", value: round(gas, 3), unit: "s" },
       ];
+      if (existsSync("/usr/bin/time")) {
+        const uc = Math.min(childCpu(process.execPath, uvtArgs), childCpu(process.execPath, uvtArgs));
+        const gc = Math.min(childCpu("as", gasArgs), childCpu("as", gasArgs));
+        figures.push({ bench: "x64.asm.text_1M.cpu", value: round(uc, 3), unit: "CPU-s", vs: "GNU as", ratio: round(uc / gc, 3) });
+      }
+      return figures;
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -81,8 +81,8 @@ class LineParser {
   private end = 0;
   private base = 0;
   private lineNo = 0;
-  /** Reused operand array: the assembler does not keep it. */
-  private readonly ops: Operand[] = [];
+  /** Reused operand arrays by arity: the assembler does not keep them. */
+  private readonly scratch: Operand[][] = [[], [0], [0, 0], [0, 0, 0]];
   constructor(
     private readonly a: Assembler,
     private readonly file: string,
@@ -203,16 +203,26 @@ class LineParser {
     a.emitOps(mn, ops);
   }
 
+  /** Parses the operand list into a reused array of the exact arity (no allocation, no length writes). */
   private operands(): Operand[] {
-    const ops = this.ops;
-    ops.length = 0;
-    if (this.atEnd()) return ops;
+    if (this.atEnd()) return this.scratch[0]!;
+    let n = 0;
+    let o0: Operand = 0, o1: Operand = 0, o2: Operand = 0;
     for (;;) {
-      ops.push(this.operand());
+      const o = this.operand();
+      if (n === 0) o0 = o;
+      else if (n === 1) o1 = o;
+      else if (n === 2) o2 = o;
+      else this.fail("too many operands (at most 3)");
+      n++;
       this.ws();
-      if (this.s.charCodeAt(this.i) !== 44 /* , */) break;
+      if (this.i >= this.end || this.s.charCodeAt(this.i) !== 44 /* , */) break;
       this.i++;
     }
+    const ops = this.scratch[n]!;
+    if (n > 0) ops[0] = o0;
+    if (n > 1) ops[1] = o1;
+    if (n > 2) ops[2] = o2;
     return ops;
   }
 
