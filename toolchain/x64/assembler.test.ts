@@ -1,5 +1,9 @@
 // Unit tests of the Assembler's bookkeeping around the encoder: labels and symbols, sections (bss included), alignment,
 // relocation records for external and cross-section references, prefixes and misuse errors.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Assembler } from "./assembler.ts";
 import { addr, dword, qword } from "./operands.ts";
@@ -60,6 +64,29 @@ describe("Assembler", () => {
     expect(obj.sections[1]!.bytes.length).toBe(33);
     expect(obj.sections[1]!.bytes[31]).toBe(0xaa);
     expect(obj.sections[1]!.align).toBe(32);
+  });
+
+  it("pads with multi-byte NOPs that objdump decodes as NOPs of the requested total length", () => {
+    const a = new Assembler();
+    const lens = Array.from({ length: 20 }, (_, i) => i + 1);
+    for (const n of lens) a.nops(n).int3();
+    const bytes = a.finish().sections[0]!.bytes;
+    const dir = mkdtempSync(join(tmpdir(), "uvt-nops-"));
+    try {
+      writeFileSync(join(dir, "n.bin"), bytes);
+      const dump = execFileSync("objdump", ["-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", join(dir, "n.bin")], { encoding: "utf8" });
+      const insns = dump.split("\n").map((l) => l.split("\t")).filter((f) => f.length >= 3 && /^\s+[0-9a-f]+:$/.test(f[0]!)).map((f) => f[2]!.trim().split(/\s+/)[0]!);
+      // Between int3s only nop/xchg ax,ax (66 90) appear, and the runs have the requested byte lengths.
+      expect(insns.filter((m) => m !== "int3" && m !== "nop" && m !== "xchg" && m !== "data16")).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    let at = 0;
+    for (const n of lens) {
+      at += n;
+      expect(bytes[at]).toBe(0xcc);
+      at++;
+    }
   });
 
   it("refuses misuse with messages that say what to do", () => {

@@ -4,7 +4,7 @@
 import { describe as group, expect, it } from "vitest";
 import { Assembler } from "./assembler.ts";
 import { describe, EncodeError, type Operand, select } from "./encoder.ts";
-import { type Form, FORMS } from "./forms.ts";
+import { type Form, FORMS, LOCKABLE, REPEATABLE } from "./forms.ts";
 import { GAS_PROLOGUE, gasAssemble, gasErrors, hex } from "./gas.ts";
 import { byte, dword, ptr, qword, word } from "./operands.ts";
 import { ah, al, ax, bh, bl, bx, ch, cl, cr0, dil, ds, dx, eax, ecx, r8, r8b, rax, rbx, rsp, sil, spl } from "./registers.ts";
@@ -45,6 +45,23 @@ group("encoder vs GNU as", () => {
       accepted.push(c);
       ours.push({ start, end: a.mark() });
     }
+    // Prefixed forms: lock before every lockable instruction with a memory destination, rep/repe/repne before every
+    // string instruction. They join the same batch.
+    const prefixed: { text: string; run: () => void }[] = [];
+    for (const mn of LOCKABLE) {
+      const withMem = accepted.filter((c) => c.mnemonic === mn && typeof c.ops[0] === "object" && (c.ops[0] as { k: number }).k === 2);
+      for (const c of withMem.filter((_, i) => i % 37 === 0)) prefixed.push({ text: `lock ${c.text}`, run: () => a.lock().emit(c.mnemonic, ...c.ops) });
+    }
+    for (const mn of REPEATABLE) {
+      prefixed.push({ text: `rep ${mn}`, run: () => a.rep().emit(mn) }, { text: `repne ${mn}`, run: () => a.repne().emit(mn) });
+    }
+    expect(prefixed.length).toBeGreaterThan(200);
+    for (const p of prefixed) {
+      const start = a.mark();
+      p.run();
+      accepted.push({ mnemonic: "(prefixed)", ops: [], text: p.text, form: accepted[0]!.form });
+      ours.push({ start, end: a.mark() });
+    }
     a.bind(tgt).nop();
     const ourText = a.finish().sections[0]!.bytes;
     const source = GAS_PROLOGUE + accepted.map((c, i) => `c${i}: ${c.text}\n`).join("") + "tgt: nop\n";
@@ -76,6 +93,7 @@ group("encoder vs GNU as", () => {
     const unused = [...FORMS.values()].flat().filter((f) => !used.has(f)).map((f) => `${f.mnemonic}: ${f.text} (osize ${f.osize})`);
     expect(unused).toEqual([]);
     const covered = new Set(accepted.map((c) => c.mnemonic));
+    expect(accepted.some((c) => c.text.startsWith("lock ") && c.text.includes("cmpxchg"))).toBe(true);
     expect(ISSUE_MNEMONICS.filter((m) => !covered.has(m))).toEqual([]);
     // Rejected high-byte combinations must be rejected by GNU as as well (one batch).
     const errSource = GAS_PROLOGUE + rejected.map((t) => `${t}\n`).join("");

@@ -211,4 +211,20 @@ describe("native execution of generated code", () => {
     expect(sizes.every((n) => n < 1024)).toBe(true);
     expect(runNative(new Uint8Array([0x48, 0x8d, 0x04, 0x37, 0xc3]), 40n, 2n)).toBe(42n); // lea rax, [rdi+rsi]
   });
+
+  it("native.ts: six System V arguments, number or bigint, and misuse errors", () => {
+    const a = new Assembler();
+    a.mov(rax, rdi).add(rax, rsi).add(rax, rdx).add(rax, rcx).add(rax, r8).add(rax, r9).ret();
+    const code = a.finish().sections[0]!.bytes;
+    expect(runNative(code, 1, 2, 3n, 4, 5n, -1)).toBe(14n);
+    const r = new ExecRegion(code.length);
+    expect(() => r.call(0)).toThrow(/load\(\) the code first/);
+    r.load(code);
+    expect(() => r.load(code)).toThrow(/already loaded/);
+    expect(() => r.call(0, 1, 2, 3, 4, 5, 6, 7)).toThrow(/at most 6/);
+    expect(r.call(0, 0xffffffffffffffffn, 1)).toBe(0n);
+    r.dispose();
+    expect(() => r.call(0)).toThrow(/dispose/);
+    expect(() => new ExecRegion(4).load(new Uint8Array(5))).toThrow(/do not fit/);
+  });
 });
