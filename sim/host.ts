@@ -41,6 +41,8 @@ export interface HostConfig {
   reserve?: Array<[number, number]>;
   /** Entries split at boot ([0219] entry 15 of the example). */
   presplit?: Array<{ map: number; index: number; into: number }>;
+  /** Keep a copy of the database at each backup (for replay checks). Default true; large hosts may turn it off. */
+  keepBackup?: boolean;
 }
 
 /** Smallest order whose top page covers `bytes`. */
@@ -77,6 +79,7 @@ export class Host {
   faultAtFlush: number | undefined;
   flushCount = 0;
   private backupBytes: Uint8Array | undefined;
+  private keepBackup = true;
 
   private constructor(readonly core: Core, order: number, installed: bigint) {
     this.db = new Database(core);
@@ -111,6 +114,7 @@ export class Host {
     });
     const host = new Host(core, order, firmware.filter((r) => r.type === "usable").reduce((n, r) => n + r.length, 0n));
     hostRef.h = host;
+    host.keepBackup = cfg.keepBackup ?? true;
     host.bootstrap(order, layout, cfg.memory);
     host.boot(cfg, firmware, layout);
     host.backup();
@@ -162,6 +166,7 @@ export class Host {
   /** Saves the database (all of linear memory) as the backup and empties the audit log ([0099]). */
   backup(): void {
     this.db.truncateLog();
+    if (!this.keepBackup) return;
     const src = new Uint8Array(this.memory.buffer);
     if (!this.backupBytes || this.backupBytes.length !== src.length) this.backupBytes = new Uint8Array(src.length);
     this.backupBytes.set(src);
@@ -169,7 +174,7 @@ export class Host {
 
   /** Restores the last backup into a fresh host memory, replays the live log there and returns those bytes. */
   async replayFromBackup(): Promise<Uint8Array> {
-    if (!this.backupBytes) throw new Error("no backup taken");
+    if (!this.backupBytes) throw new Error("no backup kept (HostConfig.keepBackup is false)");
     const live = new Uint8Array(this.memory.buffer);
     const mem = new WA.Memory({ initial: live.length / WASM_PAGE, maximum: MAX_WASM_PAGES });
     const bytes = new Uint8Array(mem.buffer);

@@ -30,12 +30,24 @@ export interface Leaf {
 
 export class MapView {
   private cache: MapPage[] | undefined;
+  private byScale: Map<number, MapPage[]> | undefined;
 
   constructor(readonly db: Database) {}
 
   /** Forget the cached walk: call after a transaction that may split or merge. */
   invalidate(): void {
     this.cache = undefined;
+    this.byScale = undefined;
+  }
+
+  /** Map pages of one scale, highest address first (cached with the walk). */
+  mapsOfScaleDesc(scale: number): MapPage[] {
+    if (!this.byScale) {
+      this.byScale = new Map();
+      for (const m of this.maps()) this.byScale.set(m.scale, [...(this.byScale.get(m.scale) ?? []), m]);
+      for (const list of this.byScale.values()) list.sort((a, b) => (a.base < b.base ? 1 : a.base > b.base ? -1 : 0));
+    }
+    return this.byScale.get(scale) ?? [];
   }
 
   /** Every live map page, depth-first from the top, in address order. */
@@ -89,6 +101,19 @@ export class MapView {
       }
     }
     return sizes;
+  }
+
+  /**
+   * Installed and missing bytes by the map: everything not owned by Missing is installed, and so is the Missing
+   * pseudo partition's own descriptor page (it owns itself, so its entry holds Missing's number).
+   */
+  accounting(): { installed: bigint; missing: bigint } {
+    const ui = this.db.indexPage();
+    const sizes = this.ownedBytes();
+    let installed = 0n;
+    for (const [p, b] of sizes) if (p !== ui.missing) installed += b;
+    const missing = (sizes.get(ui.missing) ?? 0n) - 4096n;
+    return { installed: installed + 4096n, missing };
   }
 
   /** Runs of entries owned by partition p, in address order: what a destroy must give back. */

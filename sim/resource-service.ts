@@ -66,7 +66,7 @@ export class ResourceService {
   // ------------------------------------------------------------------------------------------ database pages
 
   private lowPkms() {
-    return this.host.view.maps().filter((m) => m.scale === 1 && m.base < FOUR_GB);
+    return this.host.view.mapsOfScaleDesc(1).filter((m) => m.base < FOUR_GB).reverse();
   }
 
   /** Lowest Available 4 KiB pages among the PKMs of the first 4 GiB, at most `want` of them. */
@@ -122,19 +122,21 @@ export class ResourceService {
   private highestAvail(s: number, minBase: bigint, taken: Set<number>): { map: number; index: number } | undefined {
     const avail = this.ui.avail;
     const mem = this.host.db.i32();
-    const maps = this.host.view.maps().filter((m) => m.scale === s).sort((a, b) => (a.base < b.base ? 1 : a.base > b.base ? -1 : 0));
+    const maps = this.host.view.mapsOfScaleDesc(s);
     const sp = span(s);
     for (const m of maps) {
-      if (m.base + sp * 1024n <= minBase) continue;
+      const hint = this.highHint.get(m.page) ?? 1023;
+      if (hint < 0 || m.base + sp * 1024n <= minBase) continue;
+      const lowest = m.base >= minBase ? 0 : Number((minBase - m.base + sp - 1n) / sp);
       const at = m.page * 1024;
-      for (let i = this.highHint.get(m.page) ?? 1023; i >= 0; i--) {
-        if (m.base + BigInt(i) * sp < minBase) break;
+      for (let i = hint; i >= lowest; i--) {
         if (mem[at + i] === avail && !taken.has(at + i)) {
           this.highHint.set(m.page, i);
           return { map: m.page, index: i };
         }
       }
-      if (minBase === 0n) this.highHint.set(m.page, -1);
+      // Nothing Available from here down: remember it, unless the scan stopped early at minBase.
+      if (lowest === 0) this.highHint.set(m.page, -1);
     }
     return undefined;
   }
@@ -176,8 +178,10 @@ export class ResourceService {
         if (remaining === 0n || !this.splitOne(minBase, taken)) break;
       }
     }
-    this.highHint.clear();
-    if (remaining > 0n) throw new Error(`not enough Available memory: ${remaining} bytes of ${bytes} could not be placed`);
+    if (remaining > 0n) {
+      this.highHint.clear();
+      throw new Error(`not enough Available memory: ${remaining} bytes of ${bytes} could not be placed`);
+    }
     return toRuns(picks);
   }
 
