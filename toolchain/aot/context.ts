@@ -28,7 +28,8 @@ export class Context {
   private constOf: bigint[] = [];
   /** Value size per entry: 4 for i32, 8 for i64. */
   private sizeOf: Size[] = [];
-  private free: number[] = [...ALLOCATABLE].reverse();
+  private free: number[];
+  private readonly pool: number[];
 
   constructor(
     readonly masm: MacroAssembler,
@@ -36,7 +37,12 @@ export class Context {
     readonly numLocals: number,
     /** Value type size of each local (params first). */
     readonly localSizes: Size[],
-  ) {}
+    /** Register pinned to each local, or −1 (the local then lives only in its frame slot). */
+    readonly pinned: number[] = [],
+  ) {
+    this.pool = ALLOCATABLE.filter((r) => !pinned.includes(r));
+    this.free = [...this.pool].reverse();
+  }
 
   get height(): number {
     return this.where.length;
@@ -96,7 +102,7 @@ export class Context {
     throw new Error("register allocator: no register to spill");
   }
   release(r: number): void {
-    if (ALLOCATABLE.includes(r) && !this.free.includes(r)) this.free.push(r);
+    if (this.pool.includes(r) && !this.free.includes(r)) this.free.push(r);
   }
 
   private spillEntry(k: number): void {

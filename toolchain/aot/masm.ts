@@ -174,6 +174,11 @@ export class MacroAssembler {
     this.a[op](reg(dst, size), reg(RCX, 1));
   }
 
+  /** Sets the flags for `dst <cc> s` (the fused compare-and-branch path). */
+  cmp(size: Size, dst: number, s: Opnd): void {
+    this.a.cmp(reg(dst, size), this.src(size, s));
+  }
+
   /** dst = (dst <cc> s) ? 1 : 0, as an i32. */
   compare(cc: Condition, size: Size, dst: number, s: Opnd): void {
     this.a.cmp(reg(dst, size), this.src(size, s));

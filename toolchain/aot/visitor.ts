@@ -44,6 +44,8 @@ const CMP: Record<number, Condition> = {
   0: "e", 1: "ne", 2: "l", 3: "b", 4: "g", 5: "a", 6: "le", 7: "be", 8: "ge", 9: "ae",
 };
 
+const NEGATE: Record<string, Condition> = { e: "ne", ne: "e", l: "ge", ge: "l", g: "le", le: "g", b: "ae", ae: "b", a: "be", be: "a" };
+
 export class FunctionCompiler {
   private readonly cx: Context;
   private readonly ctl: Ctl[] = [];
@@ -51,6 +53,8 @@ export class FunctionCompiler {
   private deadDepth = 0;
   private readonly retLabel: Label;
   private readonly resultSize: Size | null;
+  /** Set by fuseCompare: the condition the next br_if/if tests is in the flags. */
+  private flags: Condition | null = null;
 
   constructor(
     private readonly env: ModuleEnv,
@@ -63,7 +67,7 @@ export class FunctionCompiler {
     const t = funcType(m, index);
     const body = m.bodies[index - m.numImportedFuncs]!;
     const sizes = [...t.params, ...body.locals].map(sz);
-    this.cx = new Context(masm, t.params.length, body.locals.length, sizes);
+    this.cx = new Context(masm, t.params.length, body.locals.length, sizes, pickPinned(m, body.start, body.end, sizes.length));
     this.retLabel = masm.a.label();
     this.resultSize = t.results.length ? sz(t.results[0]!) : null;
   }
@@ -74,10 +78,17 @@ export class FunctionCompiler {
     const a = this.masm.a;
     const cx = this.cx;
     this.masm.prologue(cx.frameBytes(this.info.maxStack));
-    if (body.locals.length) {
+    const np = cx.numParams;
+    const inMemory = body.locals.map((_, j) => j).filter((j) => cx.pinned[np + j]! < 0);
+    if (inMemory.length) {
       a.xor(reg(RAX, 4), reg(RAX, 4));
-      for (let j = 0; j < body.locals.length; j++) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
+      for (const j of inMemory) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
     }
+    cx.pinned.forEach((r, i) => {
+      if (r < 0) return;
+      if (i < np) a.mov(reg(r, cx.localSizes[i]!), cx.local(i));
+      else a.xor(reg(r, 4), reg(r, 4));
+    });
     this.ctl.push({
       op: Op.Block, base: 0, params: [], results: this.resultSize ? [this.resultSize] : [], label: this.retLabel,
       elseLabel: null, isFunction: true,
@@ -97,6 +108,10 @@ export class FunctionCompiler {
         }
         if (ins.op !== Op.End && ins.op !== Op.Else) continue;
         if (ins.op === Op.Else && this.deadDepth > 0) continue;
+      }
+      if (((ins.op >= 0x45 && ins.op <= 0x5a)) && (m.bytes[r.pos] === Op.BrIf || m.bytes[r.pos] === Op.If)) {
+        this.fuseCompare(ins.op);
+        continue;
       }
       this.visit(ins.op, ins.a, ins.b, ins.i64, ins.targets, ins.at);
     }
@@ -196,6 +211,14 @@ export class FunctionCompiler {
   // ---- variables ----------------------------------------------------------------------------------------------------
 
   private visitLocalGet(i: number): void {
+    const p = this.cx.pinned[i]!;
+    if (p >= 0) {
+      const size = this.cx.localSizes[i]!;
+      const r = this.cx.alloc();
+      this.masm.a.mov(reg(r, size), reg(p, size));
+      this.cx.pushReg(size, r);
+      return;
+    }
     const r = this.cx.alloc();
     const m = this.cx.local(i);
     this.masm.a.mov(reg(r, m.size as Size), m);
@@ -203,6 +226,20 @@ export class FunctionCompiler {
   }
 
   private visitLocalSet(i: number, tee: boolean): void {
+    const p = this.cx.pinned[i]!;
+    if (p >= 0) {
+      const size = this.cx.localSizes[i]!;
+      if (tee) {
+        const r = this.cx.popReg();
+        this.masm.a.mov(reg(p, size), reg(r, size));
+        this.cx.pushReg(size, r);
+        return;
+      }
+      const v = this.cx.pop();
+      this.masm.load(size, p, v);
+      this.cx.done(v);
+      return;
+    }
     const m = this.cx.local(i);
     const size = m.size as Size;
     if (tee) {
@@ -289,14 +326,48 @@ export class FunctionCompiler {
     this.ctl.push({ op, base: this.cx.height - params.length, params, results, label, elseLabel: null, isFunction: false });
   }
 
+  /**
+   * A comparison directly followed by br_if or if: emit only the cmp/test and leave the condition in the flags for
+   * that branch (no setcc/movzx/test). Everything emitted in between is mov, which leaves the flags alone.
+   */
+  private fuseCompare(op: number): void {
+    const eqz = op === Op.I32Eqz || op === Op.I64Eqz;
+    const size: Size = op >= Op.I64Eqz ? 8 : 4;
+    if (eqz) {
+      const r = this.cx.popReg();
+      this.masm.a.test(reg(r, size), reg(r, size));
+      this.cx.release(r);
+      this.flags = "e";
+      return;
+    }
+    const rhs = this.cx.pop();
+    const lhs = this.cx.popReg();
+    this.masm.cmp(size, lhs, rhs);
+    this.cx.done(rhs);
+    this.cx.release(lhs);
+    this.flags = CMP[op - (size === 8 ? 0x51 : 0x46)]!;
+  }
+
+  /** Jumps to `target` when the pending branch condition is false (flags from fuseCompare, or a popped i32). */
+  private jumpIfFalse(target: Label, cond: number): void {
+    if (this.flags) this.masm.a.jcc(NEGATE[this.flags]!, target);
+    else this.masm.jumpIfZero(cond, target);
+    this.flags = null;
+  }
+  private jumpIfTrue(target: Label, cond: number): void {
+    if (this.flags) this.masm.a.jcc(this.flags, target);
+    else this.masm.jumpIfNonZero(cond, target);
+    this.flags = null;
+  }
+
   private visitIf(bt: number, at: number): void {
     const { params, results } = this.blockSizes(bt);
     if (params.length) this.unsupported("if with block parameters", at);
-    const cond = this.cx.popReg();
+    const cond = this.flags ? -1 : this.cx.popReg();
     this.cx.spillAll();
     const elseLabel = this.masm.a.label();
-    this.masm.jumpIfZero(cond, elseLabel);
-    this.cx.release(cond);
+    this.jumpIfFalse(elseLabel, cond);
+    if (cond >= 0) this.cx.release(cond);
     this.ctl.push({ op: Op.If, base: this.cx.height, params, results, label: this.masm.a.label(), elseLabel, isFunction: false });
   }
 
@@ -356,16 +427,16 @@ export class FunctionCompiler {
   }
 
   private visitBrIf(depth: number): void {
-    const cond = this.cx.popReg();
+    const cond = this.flags ? -1 : this.cx.popReg();
     const { f, arity } = this.target(depth);
-    this.cx.release(cond);
+    if (cond >= 0) this.cx.release(cond);
     this.cx.spillAll();
     if (arity === 0 && !f.isFunction) {
-      this.masm.jumpIfNonZero(cond, f.label);
+      this.jumpIfTrue(f.label, cond);
       return;
     }
     const skip = this.masm.a.label();
-    this.masm.jumpIfZero(cond, skip);
+    this.jumpIfFalse(skip, cond);
     this.branchTo(depth);
     this.masm.a.bind(skip);
   }
@@ -407,6 +478,18 @@ export class FunctionCompiler {
 
   // ---- calls --------------------------------------------------------------------------------------------------------
 
+  /** Wasm callees may use every allocatable register, so pinned locals go to their frame slots around calls. */
+  private savePinned(): void {
+    this.cx.pinned.forEach((r, i) => {
+      if (r >= 0) this.masm.a.mov(this.cx.local(i), reg(r, this.cx.localSizes[i]!));
+    });
+  }
+  private reloadPinned(): void {
+    this.cx.pinned.forEach((r, i) => {
+      if (r >= 0) this.masm.a.mov(reg(r, this.cx.localSizes[i]!), this.cx.local(i));
+    });
+  }
+
   /** Pushes the top `n` entries (already spilled) as arguments, first argument first. */
   private pushArgs(n: number): void {
     const h = this.cx.height;
@@ -437,18 +520,23 @@ export class FunctionCompiler {
       const argRegs = [7, 6, 2, 1, 8, 9];
       const h = this.cx.height;
       t.params.forEach((p, i) => a.mov(reg(argRegs[i]!, sz(p)), this.cx.home(h - t.params.length + i, sz(p))));
-      a.mov(reg(3, 8), rsp);
+      // Keep the old rsp on the aligned stack itself: rbx/r12/r13 may hold pinned locals.
+      a.mov(reg(11, 8), rsp);
       a.and(rsp, -16);
+      a.sub(rsp, 8);
+      a.push(reg(11, 8));
       if (low.symbol) a.call(low.symbol);
       else a.call(this.masm.ctx(low.slot));
-      a.mov(rsp, reg(3, 8));
+      a.pop(rsp);
       this.finishCall(t.params.length, t.results);
       return;
     }
     this.cx.spillAll();
+    this.savePinned();
     this.pushArgs(t.params.length);
     a.call(this.env.funcLabels[fi]!);
     if (t.params.length) a.add(rsp, 8 * t.params.length);
+    this.reloadPinned();
     this.finishCall(t.params.length, t.results);
   }
 
@@ -468,9 +556,45 @@ export class FunctionCompiler {
     a.jz(this.masm.trap(Trap.NullFunction));
     a.cmp(dword({ ...entry, disp: entry.disp + 8 }), this.env.sigIds[typeIndex]!);
     a.jne(this.masm.trap(Trap.SignatureMismatch));
+    this.savePinned();
     this.pushArgs(t.params.length);
     a.call(reg(RAX, 8));
     if (t.params.length) a.add(rsp, 8 * t.params.length);
+    this.reloadPinned();
     this.finishCall(t.params.length, t.results);
   }
+}
+
+/** Registers that hold the most-used locals for the whole function (callee-saved under System V, see ABI.md). */
+export const PINNED = [3, 12, 13];
+
+/**
+ * Chooses the locals to keep in PINNED registers: those with the most local.get/set/tee, weighting uses inside loops
+ * by 8 per nesting level. Returns the register per local, or −1.
+ */
+function pickPinned(m: Module, start: number, end: number, numLocals: number): number[] {
+  const weight = new Float64Array(numLocals);
+  const r = new Reader(m.bytes, start, end);
+  const ins = newInstr();
+  const nest: number[] = [];
+  let loops = 0;
+  while (!r.done) {
+    readInstr(r, ins);
+    const op = ins.op;
+    if (op === Op.Block || op === Op.Loop || op === Op.If) {
+      nest.push(op);
+      if (op === Op.Loop) loops++;
+    } else if (op === Op.End) {
+      if (nest.pop() === Op.Loop) loops--;
+    } else if (op === Op.LocalGet || op === Op.LocalSet || op === Op.LocalTee) {
+      weight[ins.a] = weight[ins.a]! + 8 ** Math.min(loops, 5);
+    }
+  }
+  const order = Array.from({ length: numLocals }, (_, i) => i)
+    .filter((i) => weight[i]! >= 2)
+    .sort((x, y) => weight[y]! - weight[x]! || x - y)
+    .slice(0, PINNED.length);
+  const out = new Array<number>(numLocals).fill(-1);
+  order.forEach((l, k) => (out[l] = PINNED[k]!));
+  return out;
 }
