@@ -565,9 +565,10 @@ type Ins = (forms: readonly Form[] | undefined, mnemonic: string, ops: Operand[]
 for (const [mnemonic, forms] of FORMS) {
   if (OWN.has(mnemonic)) continue;
   Object.defineProperty(Assembler.prototype, mnemonic, {
-    value: function (this: Assembler, a?: Operand, b?: Operand, c?: Operand) {
-      const n = arguments.length;
-      if (n > 3) throw new EncodeError(`${mnemonic}: at most 3 operands, got ${n}`);
+    value: function (this: Assembler, a?: Operand, b?: Operand, c?: Operand, d?: Operand) {
+      // Arity from the defined arguments (no `arguments` object): operands are never undefined.
+      if (d !== undefined) throw new EncodeError(`${mnemonic}: at most 3 operands`);
+      const n = c !== undefined ? 3 : b !== undefined ? 2 : a !== undefined ? 1 : 0;
       const ops = SCRATCH[n]!;
       if (n > 0) ops[0] = a!;
       if (n > 1) ops[1] = b!;
