@@ -7,7 +7,7 @@ import {
   Database, DbError, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, PAGE, PRIVATE_REGION_END_PAGE, REQUEST_BUFFER,
 } from "./database.ts";
 import { MapView, span } from "./mapview.ts";
-import { type Op, type Transaction, gmk, pn } from "./notation.ts";
+import { formatTransaction, type Op, type Transaction, gmk, pn } from "./notation.ts";
 
 export interface FirmwareRegion {
   base: bigint;
@@ -217,6 +217,11 @@ export class Host {
       i = Math.max(i, to);
     }
     return undefined;
+  }
+
+  /** The audit log since the last backup, in patent notation. */
+  formatLog(): string[] {
+    return this.db.readLog().flatMap(formatTransaction);
   }
 
   /** Live database bytes (a copy). */
