@@ -5,15 +5,62 @@ import { Assembler, type Mark } from "./assembler.ts";
 import { EncodeError, type Operand } from "./encoder.ts";
 import { CONDITIONS, type Condition, FORMS as FORMS_IMPORT } from "./forms.ts";
 import { type Label, Mem, type MemSize, SymRef } from "./operands.ts";
-import { type Gpr, REGISTERS as REGISTERS_IMPORT, type SegReg } from "./registers.ts";
+import { type CtrlReg, type DbgReg, type Gpr, REGISTERS as REGISTERS_IMPORT, type SegReg } from "./registers.ts";
 
 // Module-local copies of what the per-line path reads (imported bindings can be getters after transpilation), and
 // local operand tags (registers.ts K).
 const FORMS = FORMS_IMPORT;
 const REGISTERS = REGISTERS_IMPORT;
 const KGPR = 1, KMEM = 2, KSREG = 8, KLABEL = 64;
+const PTR_SIZES = new Map<string, MemSize>([["byte", 1], ["word", 2], ["dword", 4], ["fword", 6], ["qword", 8], ["tbyte", 10], ["xmmword", 16], ["oword", 16]]);
+const PREFIXES = new Set(["lock", "rep", "repe", "repz", "repne", "repnz", "rex64"]);
 /** jcc mnemonics by name (je, jnz, ...) → condition name. */
 const JCC = new Map([...CONDITIONS.keys()].map((c) => [`j${c}`, c as Condition]));
+
+/** What an identifier is, when it is not a label: looked up without creating a string for short words. */
+const enum WK {
+  Reg = 1, Size, Ptr, Offset, Rip, Insn, Jcc, Prefix, Data, Branch,
+}
+interface Word {
+  kind: WK;
+  name: string;
+  reg: Gpr | SegReg | CtrlReg | DbgReg | null;
+  size: MemSize;
+  cc: Condition | null;
+}
+const WORDS = new Map<string, Word>();
+/** Words of at most 5 letters/digits by their base-37 packed value (a small integer: no string hashing). */
+const PACKED = new Map<number, Word>();
+
+function packWord(w: string): number {
+  let key = 0;
+  for (let i = 0; i < w.length; i++) {
+    const c = w.charCodeAt(i);
+    if (c >= 97 && c <= 122) key = key * 37 + (c - 96);
+    else if (c >= 48 && c <= 57) key = key * 37 + (c - 21);
+    else return -1;
+  }
+  return w.length <= 5 ? key : -1;
+}
+
+function addWord(name: string, kind: WK, extra: Partial<Word> = {}): void {
+  if (WORDS.has(name)) return;
+  const w: Word = { kind, name, reg: null, size: 0, cc: null, ...extra };
+  WORDS.set(name, w);
+  const key = packWord(name);
+  if (key >= 0) PACKED.set(key, w);
+}
+for (const [name, reg] of REGISTERS) addWord(name, WK.Reg, { reg });
+for (const [name, size] of PTR_SIZES) addWord(name, WK.Size, { size });
+addWord("ptr", WK.Ptr);
+addWord("offset", WK.Offset);
+addWord("rip", WK.Rip);
+for (const p of PREFIXES) addWord(p, WK.Prefix);
+for (const d of ["db", "dw", "dd", "dq"]) addWord(d, WK.Data);
+for (const [name, cc] of JCC) addWord(name, WK.Jcc, { cc });
+addWord("jmp", WK.Branch);
+addWord("call", WK.Branch);
+for (const name of FORMS.keys()) if (name !== "jmpfar" && name !== "callfar") addWord(name, WK.Insn);
 
 export class AsmSyntaxError extends Error {
   override name = "AsmSyntaxError";
@@ -40,8 +87,6 @@ export interface ParseResult {
   spans: LineSpan[];
 }
 
-const PTR_SIZES = new Map<string, MemSize>([["byte", 1], ["word", 2], ["dword", 4], ["fword", 6], ["qword", 8], ["tbyte", 10], ["xmmword", 16], ["oword", 16]]);
-const PREFIXES = new Set(["lock", "rep", "repe", "repz", "repne", "repnz", "rex64"]);
 const DATA_WIDTH: Record<string, number> = { db: 1, ".byte": 1, dw: 2, ".word": 2, ".short": 2, ".value": 2, dd: 4, ".long": 4, ".int": 4, dq: 8, ".quad": 8 };
 
 const isIdStart = (c: number) => (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 46 || c === 36;
@@ -121,6 +166,38 @@ class LineParser {
     return s.slice(st, i);
   }
 
+  /** Start of the identifier word() last scanned, for slicing its text when it is a label. */
+  private wStart = 0;
+
+  /** Scans an identifier; returns its keyword entry, or null for a label/unknown name (text: s.slice(wStart, i)). */
+  private word(): Word | null {
+    const s = this.s;
+    const st = this.i;
+    const end = this.end;
+    let i = st;
+    let key = 0;
+    let packable = true;
+    while (i < end) {
+      const c = s.charCodeAt(i);
+      if (c >= 97 && c <= 122) key = key * 37 + (c - 96);
+      else if (c >= 65 && c <= 90) key = key * 37 + (c - 64);
+      else if (c >= 48 && c <= 57) key = key * 37 + (c - 21);
+      else if (c === 95 || c === 46 || c === 36) packable = false;
+      else break;
+      i++;
+    }
+    this.wStart = st;
+    this.i = i;
+    const len = i - st;
+    if (packable && len <= 5) return len ? (PACKED.get(key) ?? null) : null;
+    if (len > 12) return null;
+    return WORDS.get(lower(s.slice(st, i))) ?? null;
+  }
+
+  private wordText(): string {
+    return this.s.slice(this.wStart, this.i);
+  }
+
   line(start: number, end: number, lineNo: number): void {
     const text = this.s;
     this.i = start;
@@ -132,15 +209,16 @@ class LineParser {
       const st = this.i;
       const c = text.charCodeAt(st);
       if (!isIdStart(c)) this.fail(`expected a label, directive or instruction, found '${text[st]}'`);
-      const word = this.ident();
+      const w = this.word();
+      const wEnd = this.i;
       this.ws();
       if (this.i < end && text.charCodeAt(this.i) === 58 /* : */ && text.charCodeAt(this.i + 1) !== 58) {
         this.i++;
-        this.defineLabel(word, st);
+        this.defineLabel(text.slice(st, wEnd), st);
         continue;
       }
       try {
-        this.statement(lower(word), st);
+        this.statement(w, text.slice(st, wEnd), st);
       } catch (e) {
         if (e instanceof AsmSyntaxError) throw e;
         if (e instanceof Error) this.fail(e.message, st);
@@ -157,30 +235,39 @@ class LineParser {
     this.a.bind(l);
   }
 
-  private statement(word: string, col: number): void {
+  private statement(first: Word | null, text: string, col: number): void {
     const a = this.a;
-    if (word.charCodeAt(0) === 46 /* . */ || (word.length === 2 && DATA_WIDTH[word] !== undefined)) return this.directive(word, col);
-    let mn = word;
-    let rex64 = false;
-    while (mn.length >= 3 && mn.length <= 6 && PREFIXES.has(mn)) {
-      if (mn === "lock") a.lock();
-      else if (mn === "rep" || mn === "repe" || mn === "repz") a.rep();
-      else if (mn === "repne" || mn === "repnz") a.repne();
-      else rex64 = true;
-      if (this.atEnd()) this.fail(`'${mn}' must be followed by an instruction`);
-      const st = this.i;
-      mn = this.ident().toLowerCase();
-      if (!mn) this.fail("expected an instruction after the prefix", st);
+    if (!first || first.kind === WK.Data) {
+      const name = lower(text);
+      if (name.charCodeAt(0) === 46 /* . */ || first) return this.directive(name, col);
+      this.fail(`unknown instruction '${name}'`, col);
     }
+    let w: Word = first;
+    let rex64 = false;
+    while (w.kind === WK.Prefix) {
+      const p = w.name;
+      if (p === "lock") a.lock();
+      else if (p === "rep" || p === "repe" || p === "repz") a.rep();
+      else if (p === "repne" || p === "repnz") a.repne();
+      else rex64 = true;
+      if (this.atEnd()) this.fail(`'${p}' must be followed by an instruction`);
+      const st = this.i;
+      const next = this.word();
+      if (!next || (next.kind !== WK.Insn && next.kind !== WK.Jcc && next.kind !== WK.Branch && next.kind !== WK.Prefix)) {
+        this.fail(`expected an instruction after '${p}', found '${this.wordText() || this.s[st]}'`, st);
+      }
+      w = next;
+    }
+    if (w.kind !== WK.Insn && w.kind !== WK.Jcc && w.kind !== WK.Branch) this.fail(`unknown instruction '${lower(text)}'`, col);
+    const mn = w.name;
     const ops = this.operands();
     // Branches: labels go to the relaxing jmp/jcc/call methods; far forms to jmpfar/callfar.
-    const cc = mn.charCodeAt(0) === 106 /* j */ ? JCC.get(mn) : undefined;
-    if (cc !== undefined) {
+    if (w.kind === WK.Jcc) {
       if (ops.length !== 1 || !isLabel(ops[0]!)) this.fail(`${mn} takes one label operand`, col);
-      a.jcc(cc, ops[0] as Label);
+      a.jcc(w.cc!, ops[0] as Label);
       return;
     }
-    if (mn === "jmp" || mn === "call") {
+    if (w.kind === WK.Branch) {
       if (ops.length !== 1) this.fail(`${mn} takes one operand`, col);
       const t = ops[0]!;
       if (isLabel(t)) {
@@ -195,11 +282,6 @@ class LineParser {
       }
     }
     if (rex64) this.fail("rex64 is only supported before far jmp/call", col);
-    if (mn === "nop" && ops.length === 0) {
-      a.nop();
-      return;
-    }
-    if (!FORMS.has(mn) || mn === "jmpfar" || mn === "callfar") this.fail(`unknown instruction '${mn}'`, col);
     a.emitOps(mn, ops);
   }
 
@@ -229,39 +311,39 @@ class LineParser {
   private operand(): Operand {
     this.ws();
     const s = this.s;
-    const st = this.i;
-    const c = s.charCodeAt(st);
+    const c = s.charCodeAt(this.i);
     if (c === 91 /* [ */) return this.memory(0, null);
     if (isIdStart(c)) {
-      const word = this.ident();
-      const lw = lower(word);
-      const reg = REGISTERS.get(lw);
-      if (reg) {
-        if (reg.k === KSREG) {
-          this.ws();
-          if (s.charCodeAt(this.i) === 58 /* : */) {
-            this.i++;
+      const w = this.word();
+      if (w) {
+        if (w.kind === WK.Reg) {
+          const reg = w.reg!;
+          if (reg.k === KSREG) {
             this.ws();
-            return this.memory(0, reg as SegReg);
+            if (s.charCodeAt(this.i) === 58 /* : */ && this.i < this.end) {
+              this.i++;
+              this.ws();
+              return this.memory(0, reg as SegReg);
+            }
           }
+          return reg;
         }
-        return reg;
+        if (w.kind === WK.Size) {
+          this.ws();
+          const save = this.i;
+          const p = this.word();
+          if (!p || p.kind !== WK.Ptr) this.i = save;
+          this.ws();
+          return this.memory(w.size, null);
+        }
+        if (w.kind === WK.Offset) {
+          this.ws();
+          const t = this.ident();
+          if (!t) this.fail("expected a label after 'offset'");
+          return new SymRef(this.a.symbol(t), this.addend());
+        }
       }
-      const size = PTR_SIZES.get(lw);
-      if (size !== undefined) {
-        this.ws();
-        const save = this.i;
-        if (this.ident().toLowerCase() !== "ptr") this.i = save;
-        this.ws();
-        return this.memory(size, null);
-      }
-      if (lw === "offset") {
-        this.ws();
-        const t = this.ident();
-        if (!t) this.fail("expected a label after 'offset'");
-        return new SymRef(this.a.symbol(t), this.addend());
-      }
-      return this.a.symbol(word);
+      return this.a.symbol(this.wordText());
     }
     return this.number(true);
   }
@@ -278,15 +360,14 @@ class LineParser {
   private memory(size: MemSize, seg: SegReg | null): Mem {
     this.ws();
     const s = this.s;
-    if (!seg) {
+    if (!seg && isIdStart(s.charCodeAt(this.i))) {
       const save = this.i;
-      const w = lower(this.ident());
-      const r = REGISTERS.get(w);
+      const w = this.word();
       this.ws();
-      if (r && r.k === KSREG && s.charCodeAt(this.i) === 58) {
+      if (w && w.kind === WK.Reg && w.reg!.k === KSREG && s.charCodeAt(this.i) === 58 && this.i < this.end) {
         this.i++;
         this.ws();
-        seg = r as SegReg;
+        seg = w.reg as SegReg;
       } else this.i = save;
     }
     if (s.charCodeAt(this.i) !== 91) this.fail("expected '[' to start a memory operand (labels as absolute memory are not supported: use [rip+label])");
@@ -319,13 +400,13 @@ class LineParser {
       first = false;
       const tst = this.i;
       if (isIdStart(c)) {
-        const w = this.ident();
-        const lw = lower(w);
-        if (lw === "rip") {
+        const word = this.word();
+        if (word && word.kind === WK.Rip) {
           rip = true;
           continue;
         }
-        const r = REGISTERS.get(lw);
+        const w = this.wordText();
+        const r = word && word.kind === WK.Reg ? word.reg! : null;
         if (r) {
           if (r.k !== KGPR || sign < 0) this.fail(`'${w}' cannot be used here in an address`, tst);
           this.ws();
@@ -352,7 +433,8 @@ class LineParser {
         this.i++;
         this.ws();
         const rs = this.i;
-        const r = REGISTERS.get(this.ident().toLowerCase());
+        const rw = this.word();
+        const r = rw && rw.kind === WK.Reg ? rw.reg! : null;
         if (!r || r.k !== KGPR || index) this.fail("expected an index register after 'scale*'", rs);
         if (v !== 1 && v !== 2 && v !== 4 && v !== 8) this.fail(`scale ${v} is not 1, 2, 4 or 8`, tst);
         index = r as Gpr;
