@@ -112,7 +112,8 @@ export class Host {
         },
       },
     });
-    const host = new Host(core, order, firmware.filter((r) => r.type === "usable").reduce((n, r) => n + r.length, 0n));
+    // Firmware-reserved memory is installed too (it belongs to Boot); only what no region lists is Missing.
+    const host = new Host(core, order, firmware.reduce((n, r) => n + r.length, 0n));
     hostRef.h = host;
     host.keepBackup = cfg.keepBackup ?? true;
     host.bootstrap(order, layout, cfg.memory);

@@ -167,12 +167,29 @@ const UNITS = ["B", "KB", "MB", "GB", "TB", "PB", "EB"];
 /** "4 GB", "64 GB", "3 GB + 1020 MB" style binary sizes (the spec's SI prefixes are base-two, [0208]). */
 export function formatBytes(n: bigint): string {
   if (n === 0n) return "0";
+  if (n % 1024n !== 0n || n >= 1n << 30n) {
+    // Not a whole number of some unit that reads well: largest unit with two decimals, plus the exact count.
+    let u = 0;
+    let scaled = Number(n);
+    while (u < UNITS.length - 1 && scaled >= 1024) {
+      scaled /= 1024;
+      u++;
+    }
+    const exact = exactUnit(n);
+    if (exact) return exact;
+    return `${scaled.toFixed(2)} ${UNITS[u]} (${n} bytes)`;
+  }
+  return exactUnit(n) ?? `${n} B`;
+}
+
+function exactUnit(n: bigint): string | undefined {
   let u = 0;
   while (u < UNITS.length - 1 && n % 1024n === 0n && n >= 1024n) {
     n /= 1024n;
     u++;
   }
-  return `${n} ${UNITS[u]}`;
+  // "2088972 KB" is exact but unreadable; callers fall back to a decimal form for such values.
+  return n < 4096n || u === UNITS.length - 1 ? `${n} ${UNITS[u]}` : undefined;
 }
 
 /** Parses "64 GB", "4TB", "1 GiB", "4096" (bytes) into bytes; throws RangeError. */

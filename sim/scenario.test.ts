@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { execa } from "execa";
 import { join } from "node:path";
-import { parseScenario, ScenarioError } from "./scenario.ts";
+import { loadScenario, parseScenario, ScenarioError } from "./scenario.ts";
+import { runScenario } from "./run-scenario.ts";
 import { formatOp, parseOp, parsePn, pn } from "./notation.ts";
 
 function errorOf(text: string): ScenarioError {
@@ -48,6 +49,16 @@ describe("scenario validation", () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/package\.json:\d+: \(top\)\.\w+: unknown field/);
   }, 60_000);
+});
+
+describe("shipped examples", () => {
+  it("firmware-map.json: holes, a reserved range, an odd-sized top, a rejected stale request", async () => {
+    const printed: string[] = [];
+    const r = await runScenario(loadScenario(join(import.meta.dirname, "..", "examples", "firmware-map.json")), (l) => printed.push(l));
+    expect(r.failures).toEqual([]);
+    expect(printed.join("\n")).toContain("rejected: transaction: OWNER_MISMATCH");
+    expect(r.host.view.accounting().installed).toBe(r.host.installed);
+  });
 });
 
 describe("patent notation", () => {
