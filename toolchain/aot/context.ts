@@ -20,6 +20,8 @@ const enum Where {
   Const,
   Reg,
   Slot,
+  /** A read of a pinned local, not yet copied: the value is in the local's register until the local is written. */
+  Local,
 }
 
 export class Context {
@@ -28,6 +30,8 @@ export class Context {
   private constOf: bigint[] = [];
   /** Value size per entry: 4 for i32, 8 for i64. */
   private sizeOf: Size[] = [];
+  /** For Local entries: the local index. */
+  private localOf: number[] = [];
   private free: number[];
   private readonly pool: number[];
 
@@ -67,17 +71,45 @@ export class Context {
     return this.sizeOf[k]!;
   }
 
+  /** Pushes a pinned local by reference (see Where.Local). */
+  pushLocal(size: Size, local: number): void {
+    this.where.push(Where.Local);
+    this.regOf.push(this.pinned[local]!);
+    this.constOf.push(0n);
+    this.sizeOf.push(size);
+    this.localOf.push(local);
+  }
+
+  /** Before pinned local `local` is written: entries still referring to its register get their own copy. */
+  materializeLocal(local: number): void {
+    for (let k = 0; k < this.where.length; k++) {
+      if (this.where[k] !== Where.Local || this.localOf[k] !== local) continue;
+      const r = this.alloc();
+      this.masm.a.mov(reg(r, 8), reg(this.regOf[k]!, 8));
+      this.where[k] = Where.Reg;
+      this.regOf[k] = r;
+    }
+  }
+
+  /** The top entry's register if it is a pinned-local reference (usable read-only), else −1. */
+  topPinned(): number {
+    const k = this.where.length - 1;
+    return this.where[k] === Where.Local ? this.regOf[k]! : -1;
+  }
+
   pushConst(size: Size, v: bigint): void {
     this.where.push(Where.Const);
     this.regOf.push(-1);
     this.constOf.push(v);
     this.sizeOf.push(size);
+    this.localOf.push(-1);
   }
   pushReg(size: Size, r: number): void {
     this.where.push(Where.Reg);
     this.regOf.push(r);
     this.constOf.push(0n);
     this.sizeOf.push(size);
+    this.localOf.push(-1);
   }
   /** An entry whose value is in its home slot (block results, values left after a merge). */
   pushSlot(size: Size): void {
@@ -85,6 +117,7 @@ export class Context {
     this.regOf.push(-1);
     this.constOf.push(0n);
     this.sizeOf.push(size);
+    this.localOf.push(-1);
   }
 
   /** A free register, spilling the deepest register-held entry if none is free. */
@@ -109,7 +142,7 @@ export class Context {
     const w = this.where[k]!;
     if (w === Where.Slot) return;
     const size = this.sizeOf[k]!;
-    if (w === Where.Reg) {
+    if (w === Where.Reg || w === Where.Local) {
       this.masm.a.mov(this.home(k, 8), reg(this.regOf[k]!, 8));
       this.release(this.regOf[k]!);
     } else this.masm.storeTo(8, this.home(k, 8), { k: "imm", v: size === 4 ? BigInt.asUintN(32, this.constOf[k]!) : this.constOf[k]! });
@@ -135,7 +168,13 @@ export class Context {
     const size = this.sizeOf[k]!;
     let r: number;
     if (w === Where.Reg) r = this.regOf[k]!;
-    else {
+    else if (w === Where.Local) {
+      const p = this.regOf[k]!;
+      this.truncate(k);
+      r = this.alloc();
+      this.masm.a.mov(reg(r, size), reg(p, size));
+      return r;
+    } else {
       const v = this.constOf[k]!;
       this.truncate(k);
       r = this.alloc();
@@ -156,7 +195,7 @@ export class Context {
     const w = this.where[k]!;
     const size = this.sizeOf[k]!;
     let o: Opnd;
-    if (w === Where.Reg) o = { k: "reg", r: this.regOf[k]! };
+    if (w === Where.Reg || w === Where.Local) o = { k: "reg", r: this.regOf[k]! };
     else if (w === Where.Const) o = { k: "imm", v: this.constOf[k]! };
     else o = { k: "mem", m: this.home(k, size) };
     this.truncate(k);
@@ -179,6 +218,7 @@ export class Context {
       this.regOf.pop();
       this.constOf.pop();
       this.sizeOf.pop();
+      this.localOf.pop();
     }
   }
 
@@ -199,7 +239,7 @@ export class Context {
       const w = this.where[k]!;
       if (w === Where.Slot && k === dst) continue;
       const size = this.sizeOf[k]!;
-      if (w === Where.Reg) this.masm.a.mov(this.home(dst, 8), reg(this.regOf[k]!, 8));
+      if (w === Where.Reg || w === Where.Local) this.masm.a.mov(this.home(dst, 8), reg(this.regOf[k]!, 8));
       else if (w === Where.Const) this.masm.storeTo(8, this.home(dst, 8), { k: "imm", v: size === 4 ? BigInt.asUintN(32, this.constOf[k]!) : this.constOf[k]! });
       else {
         this.masm.a.mov(reg(11, 8), this.home(k, 8));
@@ -213,7 +253,7 @@ export class Context {
     const k = this.where.length - 1 - depth;
     const size = this.sizeOf[k]!;
     const w = this.where[k]!;
-    if (w === Where.Reg) this.masm.a.mov(reg(r, size), reg(this.regOf[k]!, size));
+    if (w === Where.Reg || w === Where.Local) this.masm.a.mov(reg(r, size), reg(this.regOf[k]!, size));
     else if (w === Where.Const) this.masm.movImm(size, r, this.constOf[k]!);
     else this.masm.a.mov(reg(r, size), this.home(k, size));
   }

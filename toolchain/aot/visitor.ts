@@ -213,10 +213,7 @@ export class FunctionCompiler {
   private visitLocalGet(i: number): void {
     const p = this.cx.pinned[i]!;
     if (p >= 0) {
-      const size = this.cx.localSizes[i]!;
-      const r = this.cx.alloc();
-      this.masm.a.mov(reg(r, size), reg(p, size));
-      this.cx.pushReg(size, r);
+      this.cx.pushLocal(this.cx.localSizes[i]!, i);
       return;
     }
     const r = this.cx.alloc();
@@ -229,15 +226,11 @@ export class FunctionCompiler {
     const p = this.cx.pinned[i]!;
     if (p >= 0) {
       const size = this.cx.localSizes[i]!;
-      if (tee) {
-        const r = this.cx.popReg();
-        this.masm.a.mov(reg(p, size), reg(r, size));
-        this.cx.pushReg(size, r);
-        return;
-      }
       const v = this.cx.pop();
+      this.cx.materializeLocal(i);
       this.masm.load(size, p, v);
       this.cx.done(v);
+      if (tee) this.cx.pushLocal(size, i);
       return;
     }
     const m = this.cx.local(i);
@@ -275,6 +268,15 @@ export class FunctionCompiler {
   // ---- memory -------------------------------------------------------------------------------------------------------
 
   private load(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, offset: number): void {
+    const pinned = this.cx.topPinned();
+    if (pinned >= 0) {
+      // Address straight from a pinned local's register; the result needs a register of its own.
+      this.cx.drop();
+      const dst = this.cx.alloc();
+      this.masm.loadHeap(size, bytes, signed, dst, pinned, offset);
+      this.cx.pushReg(size, dst);
+      return;
+    }
     const addr = this.cx.popReg();
     this.masm.loadHeap(size, bytes, signed, addr, addr, offset);
     this.cx.pushReg(size, addr);
@@ -282,7 +284,9 @@ export class FunctionCompiler {
 
   private store(bytes: 1 | 2 | 4 | 8, offset: number): void {
     const value = this.cx.pop();
-    const addr = this.cx.popReg();
+    const pinned = this.cx.topPinned();
+    const addr = pinned >= 0 ? pinned : this.cx.popReg();
+    if (pinned >= 0) this.cx.drop();
     this.masm.storeHeap(bytes, value, addr, offset);
     this.cx.done(value);
     this.cx.release(addr);
@@ -334,7 +338,9 @@ export class FunctionCompiler {
     const eqz = op === Op.I32Eqz || op === Op.I64Eqz;
     const size: Size = op >= Op.I64Eqz ? 8 : 4;
     if (eqz) {
-      const r = this.cx.popReg();
+      const pinned = this.cx.topPinned();
+      if (pinned >= 0) this.cx.drop();
+      const r = pinned >= 0 ? pinned : this.cx.popReg();
       this.masm.a.test(reg(r, size), reg(r, size));
       this.cx.release(r);
       this.flags = "e";
