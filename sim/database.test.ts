@@ -39,6 +39,8 @@ describe("resource database: preconditions and bad input", () => {
       ["Split Map[0,1,18], Index(30), Into Map[0,1,2], {For[0,1,20]}", "SCALE"],
       ["Split Map[0,1,0], Index(3), Into Map[0,1,30], {For[0,1,20]}", "NOT_ULTRAVISOR_PAGE"],
       ["Split Map[0,1,0], Index(3), Into Map[0,1,18], {For[0,1,20]}", "PAGE_IN_USE"],
+      // The database's PKM holds self-owned descriptor pages, so it is never uniform.
+      ["Change Owner Map[0,1,18], IndexRange(25,1023), from [0,1,20], to [0,1,24]\nMerge Map[0,1,1], Index(1), {From Map[0,1,18], For[0,1,24]}", "NOT_UNIFORM"],
       ["Destroy Partition[0,1,20]", "PROTECTED"],
       ["Destroy Partition[0,1,30]", "NO_SUCH_PARTITION"],
       ['Initialize Partition[0,1,30] ("Q", UserQ, ...)', "NOT_ULTRAVISOR_PAGE"],
@@ -50,6 +52,18 @@ describe("resource database: preconditions and bad input", () => {
     ];
     for (const [text, want] of cases) expect([text, rejectName(h, tx(text))]).toEqual([text, want]);
     expect(h.db.readLog()).toEqual([]);
+  });
+
+  it("refuses to merge a map page whose memory holds a live map page into one large entry", async () => {
+    const h = await Host.create(FIG8);
+    h.ensurePage(gmk(0, 5, 1023));
+    h.submit(tx("Change Owner Map[0,1,18], Index(30), from [0,1,20], to [0,1,24]\nSplit Map[0,1,1], Index(5), Into Map[0,1,30], {For[0,1,20]}"));
+    h.submit(tx("Change Owner Map[0,1,30], IndexRange(0,1023), from [0,1,20], to [0,1,24]"));
+    h.submit(tx("Split Map[0,1,0], Index(3), Into Map[0,5,0], {For[0,1,20]}"));
+    expect(rejectName(h, tx("Merge Map[0,1,1], Index(5), {From Map[0,1,30], For[0,1,24]}"))).toBe("PAGE_IN_USE");
+    // Without the live map page inside, the same merge is accepted.
+    h.submit(tx("Merge Map[0,1,0], Index(3), {From Map[0,5,0], For[0,1,20]}"));
+    expect(rejectName(h, tx("Merge Map[0,1,1], Index(5), {From Map[0,1,30], For[0,1,24]}"))).toBe("OK");
   });
 
   it("rejects structurally bad requests with codes, never a trap", async () => {

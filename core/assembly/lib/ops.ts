@@ -149,9 +149,19 @@ export function checkOp(rec: usize, type: u32): i32 {
     const d = dirGet(map);
     if (d == 0) return E_NOT_MAP_PAGE;
     if (load<u32>(pageAddr(map) + (<usize>index << 2)) != (REF_BIT | from)) return E_OWNER_MISMATCH;
-    if (dirGet(from) == 0) return E_NOT_MAP_PAGE;
+    const fd = dirGet(from);
+    if (fd == 0) return E_NOT_MAP_PAGE;
     const base = pageAddr(from);
     for (let i: u32 = 0; i < ENTRIES; i++) if (load<u32>(base + (<usize>i << 2)) != owner) return E_NOT_UNIFORM;
+    // Database structures live in 4 KiB pages; a merge must not fold one into a larger entry, where a later
+    // ChangeOwner of that entry could hand it out.
+    if (dirScale(fd) >= 2 && dirLow(fd)) return E_PAGE_IN_USE;
+    const r = dirRegion(fd);
+    if (dirScale(fd) == 1 && r >= 0) {
+      const p0 = <u32>r << 10;
+      if (owner >> 10 == <u32>r) return E_PAGE_IN_USE; // the owner's own descriptor page is in this 4 MiB
+      for (let i: u32 = 0; i < ENTRIES; i++) if (pageInUse(p0 + i)) return E_PAGE_IN_USE;
+    }
     return 0;
   }
   return E_UNKNOWN_OP;
