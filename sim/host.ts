@@ -73,7 +73,7 @@ export class Host {
   readonly memory: WasmMemory;
   readonly order: number;
   readonly installed: bigint;
-  /** Called with every committed transaction (the scenario runner prints them). */
+  /** Called with every committed transaction, read back from the audit log (the scenario runner prints them). */
   listeners: TxListener[] = [];
   /** When set, hw.flush throws InjectedFault on the flush with this number (1-based); then it resets. */
   faultAtFlush: number | undefined;
@@ -161,7 +161,13 @@ export class Host {
     }
     if (rc < 0) throw new DbError(rc, this.db.failedOp(), what);
     if (tx.ops.some((o) => o.op === "split" || o.op === "merge")) this.view.invalidate();
-    for (const l of this.listeners) l(tx);
+    if (this.listeners.length) {
+      // Listeners get the transaction as core's audit log holds it (decoded from the binary records), not the
+      // request as it was sent: what `uvt sim` prints is the log.
+      const logged = this.db.readLog().at(-1);
+      if (!logged) throw new Error("committed transaction missing from the audit log");
+      for (const l of this.listeners) l(logged);
+    }
   }
 
   /** Saves the database (all of linear memory) as the backup and empties the audit log ([0099]). */
