@@ -1,7 +1,7 @@
 // The instruction encoder: picks the first form of forms.ts that accepts the operands and writes its bytes (legacy
 // prefixes, REX, opcode, ModRM/SIB/displacement, immediate). The single place in the project that produces x86-64
 // instruction bytes; the Assembler (assembler.ts) owns the buffers, labels and relocations around it.
-import { type Form, FORMS, type Imm, type Spec } from "./forms.ts";
+import { type Form, type FormList, FORMS, type Imm, type Spec } from "./forms.ts";
 import { type Label, type Mem, SIZE_NAMES, type SymRef } from "./operands.ts";
 import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
 
@@ -132,15 +132,30 @@ function matchOp(s: Spec, op: Operand, f: Form, ops: readonly Operand[]): boolea
 const C_IMM_LOCAL = 1 << 12;
 const clsOf = (o: Operand | undefined): number => (o === undefined ? 0 : typeof o === "object" ? o.cls : C_IMM_LOCAL);
 
+/** Index 0..17 of an operand class bit (0 for no operand). */
+const bitIndex = (c: number): number => (c === 0 ? 0 : 32 - Math.clz32(c));
+
 /** The first form of `forms` accepting the operands, or null. */
 export function select(forms: readonly Form[], ops: readonly Operand[]): Form | null {
   const n = ops.length;
   const c0 = clsOf(ops[0]), c1 = clsOf(ops[1]), c2 = clsOf(ops[2]);
-  outer: for (let i = 0; i < forms.length; i++) {
-    const f = forms[i]!;
-    if (f.ops.length !== n) continue;
-    const acc = f.acc;
-    if (n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0))))) continue;
+  const cache = (forms as FormList).byClass;
+  let cands: readonly Form[] | undefined;
+  let key = 0;
+  if (cache !== undefined) {
+    key = ((n * 32 + bitIndex(c0)) * 32 + bitIndex(c1)) * 32 + bitIndex(c2);
+    cands = cache.get(key);
+  }
+  if (cands === undefined) {
+    cands = forms.filter((f) => {
+      if (f.ops.length !== n) return false;
+      const acc = f.acc;
+      return !(n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0)))));
+    });
+    if (cache !== undefined) cache.set(key, cands);
+  }
+  outer: for (let i = 0; i < cands.length; i++) {
+    const f = cands[i]!;
     if (f.distinct && ops[0] === ops[1]) continue;
     for (let j = 0; j < n; j++) if (!matchOp(f.ops[j]!, ops[j]!, f, ops)) continue outer;
     return f;
