@@ -1,0 +1,152 @@
+// The boot partition's loader of the bare-metal ultravisor (generated code, EFI side): reads the UEFI memory map,
+// allocates almost all conventional memory below 4 GiB (leaving a pool for the firmware), keeps the largest range as
+// the ultravisor region, leaves boot services with the map-key retry and jumps to the lead monitor (uv_main in
+// monitor-gen/lead.ts). Offsets: docs/specs/efi-abi.md; layout decisions: docs/specs/image-layout.md.
+import { Assembler, type Label, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { kline } from "../monitor-gen/console.ts";
+import { EXIT } from "../monitor-gen/layout.ts";
+import { emitExit } from "../monitor-gen/paging.ts";
+
+export const LOADER_ENTRY = "efi_main";
+/** Pages left free for the firmware until ExitBootServices (event callbacks still allocate). */
+export const FIRMWARE_POOL_PAGES = 1024;
+/** Conventional ranges smaller than this are left alone (not worth a descriptor in the database). */
+const MIN_RANGE_PAGES = 16;
+const MAP_BUFFER = 64 * 1024;
+const EBS_TRIES = 4;
+
+const ST_BOOT_SERVICES = 96;
+const BS = { allocatePages: 40, getMemoryMap: 56, allocatePool: 64, exitBootServices: 232 } as const;
+const MD = { type: 0, start: 8, pages: 24 } as const;
+const CONVENTIONAL = 7;
+const LOADER_DATA = 2;
+const ALLOCATE_ADDRESS = 2;
+
+export const LOADER_LINES = {
+  started: "ultravisor: loader started",
+  allocated: /^ultravisor: allocated (\d+) pages in (\d+) ranges; region (0x[0-9a-f]+) of (\d+) pages; firmware pool (\d+) pages$/,
+  entered: /^ultravisor: entered: boot services exited after (\d+) ExitBootServices call\(s\)/,
+};
+
+export function emitLoader(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".bss");
+  a.align(8);
+  for (const n of ["g_image", "g_systab", "g_bs", "g_map_size", "g_map_key", "g_desc_size", "g_desc_ver", "g_map_buf", "g_region", "g_region_pages", "g_alloc_pages", "g_alloc_ranges", "g_budget", "g_addr"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
+  a.section(".text");
+
+  const main = L(LOADER_ENTRY);
+  a.global(main);
+  a.bind(main);
+  a.push(rbp).mov(rbp, rsp);
+  for (const r of [rbx, rsi, rdi, r12, r13, r14, r15]) a.push(r);
+  a.sub(rsp, 0x38); // keeps calls 16-aligned with shadow space and a fifth argument slot at [rsp+32]
+  a.mov(qword(L("g_image")), rcx).mov(qword(L("g_systab")), rdx);
+  a.mov(rax, qword(rdx, ST_BOOT_SERVICES)).mov(qword(L("g_bs")), rax);
+  a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_tsc_entry")), rax);
+  a.mov(qword(L("g_direct")), 1);
+  kline(a, "ultravisor: loader started");
+  const fail = a.label();
+  a.lea(rax, ptr(main)).shr(rax, 32);
+  const low = a.label();
+  a.jz(low);
+  kline(a, "ultravisor: error: image above 4 GiB; the ultravisor needs its code identity-mapped below 4 GiB");
+  a.mov(rax, 1).jmp(fail);
+  a.bind(low);
+
+  // The map buffer: pool memory of fixed size, reused by every GetMemoryMap call below.
+  a.mov(rbx, qword(L("g_bs")));
+  a.mov(ecx, LOADER_DATA).mov(edx, MAP_BUFFER).lea(r8, ptr(L("g_map_buf")));
+  a.call(qword(rbx, BS.allocatePool));
+  a.test(rax, rax).jnz(fail);
+  a.call(L("get_map"));
+  a.test(rax, rax).jnz(fail);
+
+  // Pass 1: conventional pages in usable ranges. Pass 2: allocate them, all but the firmware pool.
+  const eachRange = (body: () => void): void => {
+    a.mov(r12, qword(L("g_map_buf")));
+    a.mov(r13, r12).add(r13, qword(L("g_map_size")));
+    const loop = a.here();
+    const skip = a.label();
+    const done = a.label();
+    a.cmp(r12, r13).jae(done);
+    a.cmp(dword(r12, MD.type), CONVENTIONAL).jne(skip);
+    a.mov(r14, qword(r12, MD.start)).mov(r15, qword(r12, MD.pages));
+    a.cmp(r14, 0x100000).jb(skip);
+    a.cmp(r15, MIN_RANGE_PAGES).jb(skip);
+    a.mov(rax, r15).shl(rax, 12).add(rax, r14);
+    a.mov(rcx, 0x1_0000_0000n).cmp(rax, rcx).ja(skip);
+    body();
+    a.bind(skip);
+    a.add(r12, qword(L("g_desc_size"))).jmp(loop);
+    a.bind(done);
+  };
+  a.mov(qword(L("g_budget")), 0);
+  eachRange(() => a.add(qword(L("g_budget")), r15));
+  a.sub(qword(L("g_budget")), FIRMWARE_POOL_PAGES);
+  const noBudget = a.label();
+  a.cmp(qword(L("g_budget")), 0).jg(noBudget);
+  kline(a, "ultravisor: error: not enough conventional memory below 4 GiB");
+  a.mov(rax, 2).jmp(fail);
+  a.bind(noBudget);
+  eachRange(() => {
+    const take = a.label();
+    const none = a.label();
+    a.mov(rax, qword(L("g_budget")));
+    a.test(rax, rax).jle(none);
+    a.cmp(r15, rax).jbe(take);
+    a.mov(r15, rax);
+    a.bind(take);
+    a.mov(qword(L("g_addr")), r14);
+    a.mov(ecx, ALLOCATE_ADDRESS).mov(edx, LOADER_DATA).mov(r8, r15).lea(r9, ptr(L("g_addr")));
+    a.call(qword(rbx, BS.allocatePages));
+    a.test(rax, rax).jnz(none); // a range the firmware refuses stays the firmware's
+    a.sub(qword(L("g_budget")), r15);
+    a.add(qword(L("g_alloc_pages")), r15);
+    a.inc(qword(L("g_alloc_ranges")));
+    a.cmp(r15, qword(L("g_region_pages"))).jbe(none);
+    a.mov(qword(L("g_region_pages")), r15).mov(qword(L("g_region")), r14);
+    a.bind(none);
+  });
+  kline(a, "ultravisor: allocated ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_pages"))) }, " pages in ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_ranges"))) },
+    " ranges; region ", { hex: (x) => x.mov(rdi, qword(L("g_region"))) }, " of ", { dec: (x) => x.mov(rdi, qword(L("g_region_pages"))) },
+    ` pages; firmware pool ${FIRMWARE_POOL_PAGES} pages`);
+  a.mov(rax, qword(L("g_region"))).mov(qword(L("g_next")), rax);
+  a.mov(rcx, qword(L("g_region_pages"))).shl(rcx, 12).add(rax, rcx).mov(qword(L("g_end")), rax);
+
+  // ExitBootServices with the map-key retry: a stale key (the map changed since GetMemoryMap) fails with
+  // EFI_INVALID_PARAMETER; fetch the map again and retry. Nothing may print through the firmware in between.
+  a.mov(r12d, 0);
+  const retry = a.here();
+  const exited = a.label();
+  a.inc(r12);
+  a.call(L("get_map"));
+  a.test(rax, rax).jnz(fail);
+  a.mov(rcx, qword(L("g_image"))).mov(rdx, qword(L("g_map_key")));
+  a.call(qword(rbx, BS.exitBootServices));
+  a.test(rax, rax).jz(exited);
+  a.cmp(r12, EBS_TRIES).jb(retry);
+  a.jmp(fail);
+  a.bind(exited);
+  a.cli();
+  a.mov(qword(L("g_ebs_tries")), r12);
+  a.jmp(L("uv_main"));
+
+  // Failure while boot services may still be up: report on COM1 and leave QEMU.
+  a.bind(fail);
+  a.mov(rbx, rax);
+  kline(a, "ultravisor: error: loader failed with status ", { hex: (x) => x.mov(rdi, rbx) });
+  emitExit(a, EXIT.loaderFailed);
+
+  // get_map → rax = EFI status; fills g_map_size (bytes), g_map_key, g_desc_size.
+  a.bind(L("get_map"));
+  a.sub(rsp, 0x38);
+  a.mov(qword(L("g_map_size")), MAP_BUFFER);
+  a.lea(rcx, ptr(L("g_map_size"))).mov(rdx, qword(L("g_map_buf"))).lea(r8, ptr(L("g_map_key"))).lea(r9, ptr(L("g_desc_size")));
+  a.lea(rax, ptr(L("g_desc_ver"))).mov(qword(rsp, 32), rax);
+  a.mov(rax, qword(L("g_bs"))).call(qword(rax, BS.getMemoryMap));
+  a.add(rsp, 0x38).ret();
+}

@@ -1,0 +1,291 @@
+// The monitor (generated ring-0 code): interrupt stubs, the common entry that finds the running partition's monitor
+// state page from the IST stack, the quantum timer following the schedule table, hypercalls, fault containment,
+// the context switch, the idle loop and the end-of-run summary. One copy of this code serves every partition; each
+// partition has its own state page (docs/specs/image-layout.md), which is what [0063]–[0070] call its monitor.
+import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { kline } from "./console.ts";
+import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
+import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR } from "./layout.ts";
+import { emitExit } from "./paging.ts";
+
+export interface MonitorConfig {
+  /** Local APIC timer initial count per quantum (divide-by-1). */
+  quantumTicks: number;
+  /** Stop after this many quanta, print the summary and exit QEMU; 0 runs for ever. */
+  runQuanta: number;
+  exitCode: number;
+  /** Window addresses [lo, hi) of the I/O partition's line writer: the monitor's log waits while it is in there. */
+  ioEmit: { lo: bigint; hi: bigint } | null;
+}
+
+/** Largest partition number the dispatcher's lookup array holds. */
+export const MAX_NUMBER = 64;
+const KSTACK = 16384;
+
+export const VECTORS = [...Array.from({ length: 32 }, (_, v) => v), TIMER_VECTOR, HYPERCALL_VECTOR, SPURIOUS_VECTOR];
+const PUSH_ORDER = [...FRAME_REGS].reverse(); // rax first … r15 last, so r15 sits lowest (SP.frame)
+const REGS = { rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 };
+
+export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".bss");
+  a.align(8);
+  for (const n of ["g_current", "g_idle", "g_io", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
+  a.bind(L("g_by_number"));
+  a.zero(8 * MAX_NUMBER);
+  a.align(16);
+  a.zero(KSTACK);
+  a.bind(L("g_kstack_top"));
+  a.zero(16);
+  a.section(".text");
+
+  // ---- stubs: make every vector's frame the same shape (error code slot, vector) ----------------------------------
+  for (const v of VECTORS) {
+    a.bind(L(`stub_${v}`));
+    if (!HAS_ERROR_CODE.has(v)) a.push(0);
+    a.push(v);
+    a.jmp(L("k_entry"));
+  }
+
+  a.bind(L("k_entry"));
+  for (const r of PUSH_ORDER) a.push(REGS[r]);
+  a.mov(rbp, rsp).and(rbp, -4096); // the IST stack is the top of the running partition's state page
+  // No cld (toolchain/x64 has no cld/std yet): a partition may enter with DF=1, so nothing after the first dispatch
+  // uses string instructions; the boot path runs with the DF=0 that the UEFI calling convention guarantees.
+  a.lea(rsp, ptr(L("g_kstack_top")));
+  a.mov(rax, qword(rbp, FR.vector));
+  a.cmp(eax, TIMER_VECTOR).je(L("on_timer"));
+  a.cmp(eax, HYPERCALL_VECTOR).je(L("on_hypercall"));
+  a.cmp(eax, SPURIOUS_VECTOR).je(L("resume_current"));
+  a.test(byte(rbp, FR.cs), 3).jz(L("on_panic"));
+  a.jmp(L("on_fault"));
+
+  a.bind(L("resume_current"));
+  a.mov(rdi, rbp);
+  // resume(rdi = state page): reload the saved frame and return to the partition.
+  a.bind(L("resume"));
+  a.lea(rsp, qword(rdi, SP.frame));
+  for (const r of FRAME_REGS) a.pop(REGS[r]);
+  a.add(rsp, 16).iretq();
+
+  // switch_to(rdi = state page): IST 1, COM1 bitmap byte, CR3 (only when it changes), dispatch time, then resume.
+  a.bind(L("switch_to"));
+  {
+    a.mov(qword(L("g_current")), rdi);
+    a.lea(rax, qword(rdi, 4096));
+    a.lea(rcx, ptr(L("g_tss")));
+    a.mov(qword(rcx, TSS.ist1), rax);
+    a.mov(al, 0xff);
+    const deny = a.label();
+    a.test(byte(rdi, SP.flags), FLAG.com1).jz(deny);
+    a.xor(eax, eax);
+    a.bind(deny);
+    a.mov(byte(rcx, TSS_COM1_BYTE), al);
+    a.mov(rax, qword(rdi, SP.cr3)).mov(rcx, cr3);
+    const same = a.label();
+    a.cmp(rax, rcx).je(same);
+    a.mov(cr3, rax);
+    a.bind(same);
+    a.rdtsc().shl(rdx, 32).or(rax, rdx);
+    a.mov(qword(rdi, SP.tscDispatch), rax);
+    a.inc(qword(rdi, SP.quanta));
+    a.jmp(L("resume"));
+  }
+
+  const account = (): void => {
+    a.rdtsc().shl(rdx, 32).or(rax, rdx);
+    a.sub(rax, qword(rbp, SP.tscDispatch));
+    a.add(qword(rbp, SP.tscUsed), rax);
+  };
+
+  // ---- timer: end of a quantum ------------------------------------------------------------------------------------
+  a.bind(L("on_timer"));
+  {
+    a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0); // EOI
+    account();
+    a.inc(qword(L("g_quantum")));
+    a.call(L("maybe_flush"));
+    if (cfg.runQuanta > 0) {
+      a.cmp(qword(L("g_quantum")), cfg.runQuanta).jae(L("on_finish"));
+    }
+    a.bind(L("dispatch"));
+    const idle = a.label();
+    a.mov(rax, qword(L("g_quantum"))).and(eax, 15);
+    a.lea(rcx, ptr(L("g_schedule")));
+    a.mov(eax, dword({ base: rcx, index: rax, scale: 8, disp: 64 + 16 })); // row 0, entry k: u32 partition
+    a.cmp(eax, MAX_NUMBER).jae(idle);
+    a.lea(rcx, ptr(L("g_by_number")));
+    a.mov(rdi, qword({ base: rcx, index: rax, scale: 8 }));
+    a.test(rdi, rdi).jz(idle);
+    a.cmp(dword(rdi, SP.state), STATE.failed).je(idle);
+    a.jmp(L("switch_to"));
+    a.bind(idle);
+    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+  }
+
+  // maybe_flush: the ultravisor's own log reaches COM1 only between the I/O partition's lines.
+  a.bind(L("maybe_flush"));
+  {
+    const flush = a.label();
+    const done = a.label();
+    a.cmp(qword(L("g_loglen")), 0).je(done);
+    if (cfg.ioEmit) {
+      a.mov(rax, qword(L("g_io")));
+      a.test(rax, rax).jz(flush);
+      a.cmp(dword(rax, SP.state), STATE.failed).je(flush);
+      a.mov(rcx, qword(rax, FR.rip));
+      a.mov(rdx, cfg.ioEmit.lo).cmp(rcx, rdx).jb(flush);
+      a.mov(rdx, cfg.ioEmit.hi).cmp(rcx, rdx).jae(flush);
+      a.ret();
+    }
+    a.bind(flush);
+    a.jmp(L("k_flush"));
+    a.bind(done).ret();
+  }
+
+  // ---- hypercalls (docs/specs/hypercall-abi.md) -------------------------------------------------------------------
+  a.bind(L("on_hypercall"));
+  {
+    const ret = (value: number): void => {
+      a.mov(qword(rbp, FR.reg("rax")), value);
+    };
+    const back = a.label();
+    const yieldL = a.label(), signal = a.label(), time = a.label(), command = a.label(), poll = a.label(), unknown = a.label();
+    a.inc(qword(rbp, SP.hypercalls));
+    a.mov(rax, qword(rbp, FR.reg("rax")));
+    a.cmp(rax, HC.time).je(time);
+    a.cmp(rax, HC.yield).je(yieldL);
+    a.cmp(rax, HC.signal).je(signal);
+    a.cmp(rax, HC.poll).je(poll);
+    a.cmp(rax, HC.command).je(command);
+    a.bind(unknown);
+    ret(HC_ERR.unknown);
+    a.jmp(back);
+
+    a.bind(time);
+    a.mov(rax, qword(L("g_quantum"))).mov(qword(rbp, FR.reg("rax")), rax);
+    a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(rbp, FR.reg("rdx")), rax);
+    a.bind(back);
+    a.mov(rdi, rbp).jmp(L("resume"));
+
+    a.bind(yieldL);
+    ret(0);
+    account();
+    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+
+    a.bind(signal);
+    a.mov(rcx, qword(rbp, FR.reg("rcx"))).call(L("do_signal"));
+    a.mov(qword(rbp, FR.reg("rax")), rax).jmp(back);
+
+    a.bind(poll);
+    a.xor(eax, eax).xchg(rax, qword(rbp, SP.pending));
+    a.mov(qword(rbp, FR.reg("rax")), rax).jmp(back);
+
+    a.bind(command);
+    const denied = a.label();
+    a.test(byte(rbp, SP.flags), FLAG.command).jz(denied);
+    a.mov(rcx, qword(rbp, FR.reg("rcx"))).call(L("do_signal"));
+    a.mov(qword(rbp, FR.reg("rax")), rax);
+    kline(a, "ultravisor: command channel submitted by partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) });
+    a.jmp(back);
+    a.bind(denied);
+    ret(HC_ERR.denied);
+    kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": command channel submission refused");
+    a.jmp(back);
+  }
+
+  // do_signal(rbp = caller's state page, rcx = slot) → rax: sets the peer's pending bit for its slot of the channel.
+  a.bind(L("do_signal"));
+  {
+    const bad = a.label();
+    a.cmp(rcx, 8).jae(bad);
+    a.shl(rcx, 4);
+    a.mov(rax, qword({ base: rbp, index: rcx, scale: 1, disp: SP.slots }));
+    a.test(rax, rax).jz(bad);
+    a.mov(rcx, qword({ base: rbp, index: rcx, scale: 1, disp: SP.slots + 8 }));
+    a.mov(edx, 1).shl(rdx, cl);
+    a.or(qword(rax, SP.pending), rdx);
+    a.xor(eax, eax).ret();
+    a.bind(bad);
+    a.mov(rax, HC_ERR.badArgument).ret();
+  }
+
+  // ---- an exception at CPL 3 stops that partition alone ------------------------------------------------------------
+  a.bind(L("on_fault"));
+  {
+    a.mov(dword(rbp, SP.state), STATE.failed);
+    a.mov(r12, qword(rbp, FR.vector));
+    a.mov(r13, qword(rbp, FR.rip));
+    a.mov(r14, r13);
+    const notPf = a.label();
+    a.cmp(r12, 14).jne(notPf);
+    a.mov(r14, cr2);
+    a.bind(notPf);
+    kline(a, "partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": fault vector ", { dec: (x) => x.mov(rdi, r12) },
+      " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) });
+    account();
+    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+  }
+
+  // ---- an exception at CPL 0 is an ultravisor bug ------------------------------------------------------------------
+  a.bind(L("on_panic"));
+  {
+    a.mov(qword(L("g_direct")), 1);
+    a.call(L("k_flush"));
+    a.mov(r12, cr2);
+    kline(a, "ultravisor: panic: vector ", { dec: (x) => x.mov(rdi, qword(rbp, FR.vector)) }, " rip ", { hex: (x) => x.mov(rdi, qword(rbp, FR.rip)) },
+      " cr2 ", { hex: (x) => x.mov(rdi, r12) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, FR.error)) });
+    emitExit(a, EXIT.panic);
+  }
+
+  // ---- end of a finite run: summary, then isa-debug-exit -----------------------------------------------------------
+  a.bind(L("on_finish"));
+  {
+    if (cfg.ioEmit) {
+      // The I/O partition may have been stopped in the middle of a line: end it before the summary.
+      const clean = a.label();
+      a.mov(rax, qword(L("g_io"))).test(rax, rax).jz(clean);
+      a.mov(rcx, qword(rax, FR.rip));
+      a.mov(rdx, cfg.ioEmit.lo).cmp(rcx, rdx).jb(clean);
+      a.mov(rdx, cfg.ioEmit.hi).cmp(rcx, rdx).jae(clean);
+      for (const ch of [13, 10]) {
+        a.mov(dx, COM1).mov(al, ch).out(dx, al);
+      }
+      a.bind(clean);
+    }
+    a.mov(qword(L("g_direct")), 1);
+    a.call(L("k_flush"));
+    kline(a, "ultravisor: summary after ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, " quanta of ", String(cfg.quantumTicks), " APIC timer ticks");
+    a.xor(r12d, r12d);
+    const next = a.here();
+    const done = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
+    a.mov(rax, r12).shl(rax, 6).lea(rbx, ptr(L("g_partitions"))).add(rbx, rax);
+    a.mov(r13, qword(rbx, 40));
+    const stated = a.label();
+    a.lea(r14, ptr(L("s_ready")));
+    a.cmp(dword(r13, SP.state), STATE.failed).jne(stated);
+    a.lea(r14, ptr(L("s_failed")));
+    a.bind(stated);
+    kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " number ", { dec: (x) => x.mov(edi, dword(rbx, 32)) },
+      " state ", { str: (x) => x.mov(rdi, r14) }, " quanta ", { dec: (x) => x.mov(rdi, qword(r13, SP.quanta)) },
+      " tsc ", { dec: (x) => x.mov(rdi, qword(r13, SP.tscUsed)) }, " hypercalls ", { dec: (x) => x.mov(rdi, qword(r13, SP.hypercalls)) });
+    a.inc(r12).jmp(next);
+    a.bind(done);
+    kline(a, `ultravisor: stopping: isa-debug-exit code ${cfg.exitCode}`);
+    emitExit(a, cfg.exitCode);
+  }
+  a.section(".rdata");
+  a.bind(L("s_ready"));
+  a.asciz("ready");
+  a.bind(L("s_failed"));
+  a.asciz("failed");
+  a.section(".text");
+
+  // ---- the idle partition's only code: halt until the next quantum -------------------------------------------------
+  a.bind(L("idle_loop"));
+  a.sti().hlt().jmp(L("idle_loop"));
+}

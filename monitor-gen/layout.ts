@@ -1,0 +1,75 @@
+// Numbers shared by the ring-0 code generators (monitor-gen/), the loader (loader-efi/ultravisor.ts), the partition
+// programs (partitions/) and the image builder: selectors, the monitor state page, the saved frame, the partition
+// window and the hypercall numbers. Normative text: docs/specs/image-layout.md and docs/specs/hypercall-abi.md.
+
+export const PAGE = 4096;
+
+// ---- GDT selectors ------------------------------------------------------------------------------------------------
+export const SEL = { kcode: 0x08, kdata: 0x10, udata: 0x18 | 3, ucode: 0x20 | 3, tss: 0x28 } as const;
+
+// ---- monitor state page -------------------------------------------------------------------------------------------
+export const SP = {
+  cr3: 0x00,
+  state: 0x08,
+  flags: 0x0c,
+  pending: 0x10,
+  quanta: 0x18,
+  tscUsed: 0x20,
+  tscDispatch: 0x28,
+  hypercalls: 0x30,
+  name: 0x38,
+  index: 0x40,
+  window: 0x48,
+  /** Slot k: u64 peer state page (0 = empty), u64 peer slot. */
+  slots: 0x80,
+  frame: 0xf50,
+} as const;
+export const STATE = { ready: 0, failed: 2 } as const;
+export const FLAG = { com1: 1, command: 2, idle: 4 } as const;
+
+/** Offsets inside the saved frame (from SP.frame): 15 registers pushed by the stub, then vector, error, CPU frame. */
+export const FRAME_REGS = ["r15", "r14", "r13", "r12", "r11", "r10", "r9", "r8", "rbp", "rdi", "rsi", "rdx", "rcx", "rbx", "rax"] as const;
+export const FR = {
+  reg: (name: (typeof FRAME_REGS)[number]): number => SP.frame + 8 * FRAME_REGS.indexOf(name),
+  vector: SP.frame + 15 * 8,
+  error: SP.frame + 16 * 8,
+  rip: SP.frame + 17 * 8,
+  cs: SP.frame + 18 * 8,
+  rflags: SP.frame + 19 * 8,
+  rsp: SP.frame + 20 * 8,
+  ss: SP.frame + 21 * 8,
+} as const;
+
+// ---- partition window (virtual, CPL 3) ---------------------------------------------------------------------------
+export const WINDOW = 0x0000_0080_0000_0000n;
+export const WIN = {
+  info: 0x0000,
+  image: 0x1000,
+  imageMax: 0x7000,
+  stackTop: 0xc000,
+  /** Pages of the window blob: info page + image + stack. */
+  pages: 0xc000 / PAGE,
+  slot: (k: number): number => 0x10000 + k * PAGE,
+  maxSlots: 8,
+} as const;
+export const INFO = { number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32 } as const;
+
+// ---- hypercalls ---------------------------------------------------------------------------------------------------
+export const HYPERCALL_VECTOR = 0x80;
+export const HC = { yield: 0, signal: 1, time: 2, command: 3, poll: 4 } as const;
+export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3 } as const;
+
+// ---- interrupts ---------------------------------------------------------------------------------------------------
+export const TIMER_VECTOR = 0x20;
+export const SPURIOUS_VECTOR = 0xff;
+/** Exceptions for which the CPU pushes an error code. */
+export const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
+
+// ---- ports --------------------------------------------------------------------------------------------------------
+export const COM1 = 0x3f8;
+export const DEBUG_EXIT_PORT = 0xf4;
+/** isa-debug-exit codes of the ultravisor. */
+export const EXIT = { done: 0x21, panic: 126, loaderFailed: 125 } as const;
+
+// ---- channels (console and command) -------------------------------------------------------------------------------
+export const CHAN = { signalSize: 128, maxSlots: 16, maxText: 64, opText: 1, opDefine: 2 } as const;

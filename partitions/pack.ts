@@ -1,0 +1,75 @@
+// Turns an assembled partition program into its window blob (docs/specs/image-layout.md): the info page, then the
+// program's sections linked at their window addresses (.text, .rdata, .data, .bss in that order), zero-filled up to
+// the stack. The loader copies the blob into the partition's own pages and maps them at the window; nothing in it is
+// relocated at boot.
+import { Assembler } from "../toolchain/x64/index.ts";
+import { link } from "../toolchain/x64/link.ts";
+import type { ObjectFile, SectionKind } from "../toolchain/x64/object.ts";
+import { INFO, PAGE, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { PROGRAM_ENTRY } from "./programs.ts";
+
+export interface SlotInfo {
+  role: "client" | "server";
+  /** The partition at the other end (the client's name on the server side: the I/O partition tags lines with it). */
+  peer: string;
+}
+
+export interface PackedPartition {
+  /** Info page + linked image (the window's first pages; the loader zero-fills the rest). */
+  blob: Uint8Array;
+  entry: bigint;
+  symbols: Map<string, bigint>;
+  /** Window address range of the linked image. */
+  image: { start: bigint; end: bigint };
+}
+
+const ORDER: SectionKind[] = ["text", "rdata", "data", "bss"];
+const NAME_BYTES = 16;
+
+function asciiName(name: string, what: string): Uint8Array {
+  if (!/^[\x21-\x7e]{1,15}$/.test(name)) throw new RangeError(`${what} '${name}' must be 1–15 printable ASCII characters without spaces`);
+  const b = new Uint8Array(NAME_BYTES);
+  b.set(Buffer.from(name, "ascii"));
+  return b;
+}
+
+export function packPartition(program: Assembler | ObjectFile, info: { name: string; number: number; slots: SlotInfo[] }): PackedPartition {
+  const obj = program instanceof Assembler ? program.finish() : program;
+  if (info.slots.length > WIN.maxSlots) throw new RangeError(`partition ${info.name}: ${info.slots.length} channel slots, at most ${WIN.maxSlots}`);
+  const order = obj.sections.map((s, i) => ({ s, i })).sort((x, y) => ORDER.indexOf(x.s.kind) - ORDER.indexOf(y.s.kind) || x.i - y.i);
+  const bases = new Array<bigint>(obj.sections.length);
+  let at = WIN.image;
+  for (const { s, i } of order) {
+    const align = Math.max(s.align, 16);
+    at = Math.ceil(at / align) * align;
+    bases[i] = WINDOW + BigInt(at);
+    at += s.bytes.length;
+  }
+  if (at > WIN.image + WIN.imageMax) {
+    throw new RangeError(`partition ${info.name}: image is ${at - WIN.image} bytes, more than the window's ${WIN.imageMax} (docs/specs/image-layout.md)`);
+  }
+  const linked = link(obj, bases);
+  const entry = linked.symbols.get(PROGRAM_ENTRY);
+  if (entry === undefined) throw new Error(`partition ${info.name}: program has no ${PROGRAM_ENTRY} symbol`);
+  const blob = new Uint8Array(Math.ceil(at / PAGE) * PAGE);
+  for (const { s, i } of order) if (s.kind !== "bss") blob.set(linked.sections[i]!, Number(bases[i]! - WINDOW));
+  const d = new DataView(blob.buffer);
+  d.setBigUint64(INFO.number, BigInt(info.number), true);
+  d.setBigUint64(INFO.slots, BigInt(info.slots.length), true);
+  blob.set(asciiName(info.name, "partition name"), INFO.name);
+  d.setBigUint64(INFO.ownedBytes, BigInt(WIN.stackTop), true);
+  info.slots.forEach((slot, k) => {
+    const o = INFO.slot(k);
+    d.setBigUint64(o, WINDOW + BigInt(WIN.slot(k)), true);
+    d.setUint8(o + 8, slot.role === "client" ? 0 : 1);
+    blob.set(asciiName(slot.peer, "peer name"), o + 16);
+  });
+  return { blob, entry, symbols: linked.symbols, image: { start: WINDOW + BigInt(WIN.image), end: WINDOW + BigInt(at) } };
+}
+
+/** FNV-1a (32-bit) — the checksum the guests print over their own code and constants. */
+export function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h >>> 0;
+}

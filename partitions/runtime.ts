@@ -1,0 +1,200 @@
+// Code every ring-3 partition program carries (generated with the typed assembler, linked into the partition's
+// window): hypercalls, the client and server halves of the channel queue algorithm of docs/specs/channel-abi.md
+// (insert with the barrier before publishing head; peek/pop with the untrusted-peer checks before touching a slot),
+// console lines through the console channel in slot 0, and text formatting. Register roles: arguments in rdi, rsi,
+// rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
+import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rax, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
+import { CHAN, HC, HYPERCALL_VECTOR, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
+
+export const LINE_MAX = CHAN.maxText;
+const SIGNATURE = 0x4c4e4345;
+const Q0 = 128; // queue 0's header: right after the channel header
+
+/** `int 0x80` with rax = nr (rcx, rdx as set by the caller). */
+export function hypercall(a: Assembler, nr: number): void {
+  a.mov(eax, nr).int(HYPERCALL_VECTOR);
+}
+
+export function windowAddress(offset: number): bigint {
+  return WINDOW + BigInt(offset);
+}
+
+/** A piece of a console line: literal text, a number in rax (decimal or hex), or a NUL-terminated string at rsi. */
+export type LinePart = string | { dec: (a: Assembler) => void } | { hex: (a: Assembler) => void } | { str: (a: Assembler) => void };
+
+let lit = 0;
+/** Emits code that formats the parts into the line buffer and writes the line through the console channel. */
+export function consoleLine(a: Assembler, ...parts: LinePart[]): void {
+  a.lea(rdi, ptr(a.symbol("p_line")));
+  for (const p of parts) {
+    if (typeof p === "string") {
+      const l = a.label(`p_str_${lit++}`);
+      a.section(".rdata");
+      a.bind(l);
+      a.asciz(p);
+      a.section(".text");
+      a.lea(rsi, ptr(l)).call(a.symbol("fmt_str"));
+    } else if ("dec" in p) {
+      p.dec(a);
+      a.call(a.symbol("fmt_dec"));
+    } else if ("hex" in p) {
+      p.hex(a);
+      a.call(a.symbol("fmt_hex"));
+    } else {
+      p.str(a);
+      a.call(a.symbol("fmt_str"));
+    }
+  }
+  a.mov(rcx, rdi).lea(rsi, ptr(a.symbol("p_line"))).sub(rcx, rsi);
+  a.call(a.symbol("con_line"));
+}
+
+export function emitRuntime(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".bss");
+  a.align(16);
+  a.bind(L("p_line"));
+  a.zero(256);
+  a.bind(L("p_reqid"));
+  a.zero(8);
+  a.section(".text");
+
+  // fmt_str(rsi → rdi): copies a NUL-terminated string (without the NUL), at most to the end of the line buffer.
+  a.bind(L("fmt_str"));
+  {
+    const next = a.here();
+    const done = a.label();
+    a.mov(al, byte(rsi)).test(al, al).jz(done);
+    a.mov(byte(rdi), al).inc(rdi).inc(rsi).jmp(next);
+    a.bind(done).ret();
+  }
+  // fmt_dec(rax → rdi)
+  a.bind(L("fmt_dec"));
+  {
+    a.mov(r8d, 10).xor(ecx, ecx);
+    const div = a.here();
+    a.xor(edx, edx).div(r8).push(rdx).inc(ecx);
+    a.test(rax, rax).jnz(div);
+    const out = a.here();
+    a.pop(rax).add(al, 0x30).mov(byte(rdi), al).inc(rdi);
+    a.dec(ecx).jnz(out);
+    a.ret();
+  }
+  // fmt_hex(rax → rdi): "0x" and eight digits (checksums are 32-bit).
+  a.bind(L("fmt_hex"));
+  {
+    a.mov(word(rdi), 0x7830).add(rdi, 2); // "0x"
+    a.mov(ecx, 8);
+    a.shl(rax, 32);
+    const d = a.here();
+    a.rol(rax, 4).mov(edx, eax).and(edx, 15);
+    a.lea(r8, ptr(L("p_hexdigits")));
+    a.mov(dl, byte({ base: r8, index: rdx, scale: 1 }));
+    a.mov(byte(rdi), dl).inc(rdi);
+    a.dec(ecx).jnz(d);
+    a.ret();
+  }
+  a.section(".rdata");
+  a.bind(L("p_hexdigits"));
+  a.ascii("0123456789abcdef");
+  a.section(".text");
+
+  // chan_insert(rdi = channel, rsi = data, rcx = length ≤ 64, edx = opcode) → rax: 1 inserted into an empty
+  // queue (signal the server), 0 inserted, −1 full (num_overflows counted). Queue 0, client side.
+  a.bind(L("chan_insert"));
+  {
+    const room = a.label();
+    const wrapped = a.label();
+    a.push(rbx);
+    a.lea(r8, qword(rdi, Q0));
+    a.mov(eax, dword(r8, 60)); // head
+    a.lea(r9d, dword({ base: rax, disp: 1 }));
+    a.cmp(r9d, dword(r8, 52)).jb(wrapped);
+    a.xor(r9d, r9d);
+    a.bind(wrapped);
+    a.cmp(r9d, dword(r8, 72)).jne(room);
+    a.inc(qword(r8, 40));
+    a.mov(rax, -1).pop(rbx).ret();
+    a.bind(room);
+    a.xor(ebx, ebx);
+    a.cmp(eax, dword(r8, 72)).sete(bl); // was empty
+    // slot = queue header + sig_base_offset + h'·signal_size
+    a.mov(r10d, dword(r8, 48)).mov(eax, r9d).imul(rax, r10);
+    a.add(rax, qword(r8, 16)).add(rax, r8);
+    a.mov(r11, rax);
+    a.xor(eax, eax);
+    for (let o = 0; o < 64 + LINE_MAX; o += 8) a.mov(qword(r11, o), rax);
+    a.mov(dword(r11, 0), edx);
+    a.mov(dword(r11, 4), 1); // TO_SERVER
+    a.inc(qword(L("p_reqid"))).mov(rax, qword(L("p_reqid"))).mov(qword(r11, 8), rax);
+    const short = a.label();
+    a.cmp(rcx, LINE_MAX).jbe(short);
+    a.mov(ecx, LINE_MAX);
+    a.bind(short);
+    a.mov(word(r11, 20), cx);
+    a.lea(rdi, qword(r11, 64));
+    a.rep().movsb();
+    a.mfence(); // the slot is visible before the new head
+    a.inc(qword(r8, 32));
+    a.mov(dword(r8, 60), r9d);
+    a.mov(eax, ebx).pop(rbx).ret();
+  }
+
+  // chan_peek(rdi = channel) → rax: address of the oldest request, 0 when empty (num_empty counted), −1 when the
+  // channel fails the checks. Server side: every field the client could have rewritten is checked first.
+  a.bind(L("chan_peek"));
+  {
+    const bad = a.label();
+    const full = a.label();
+    a.cmp(dword(rdi, 0), SIGNATURE).jne(bad);
+    a.cmp(qword(rdi, 64), Q0).jne(bad);
+    a.lea(r8, qword(rdi, Q0));
+    a.cmp(dword(r8, 52), CHAN.maxSlots).jne(bad);
+    a.cmp(dword(r8, 48), CHAN.signalSize).jne(bad);
+    a.mov(r9, qword(r8, 16));
+    a.cmp(r9, 4096 - Q0 - CHAN.maxSlots * CHAN.signalSize).ja(bad);
+    a.mov(eax, dword(r8, 60)).cmp(eax, CHAN.maxSlots).jae(bad);
+    a.mov(ecx, dword(r8, 72)).cmp(ecx, CHAN.maxSlots).jae(bad);
+    a.cmp(eax, ecx).jne(full);
+    a.inc(qword(r8, 104));
+    a.xor(eax, eax).ret();
+    a.bind(full);
+    a.inc(ecx).and(ecx, CHAN.maxSlots - 1);
+    a.shl(rcx, 7); // · signal_size (128)
+    a.lea(rax, qword({ base: r8, index: r9, scale: 1 })).add(rax, rcx);
+    a.ret();
+    a.bind(bad);
+    a.mov(rax, -1).ret();
+  }
+
+  // chan_pop(rdi = channel): hands the oldest slot back after the barrier (call only after chan_peek found one).
+  a.bind(L("chan_pop"));
+  {
+    a.lea(r8, qword(rdi, Q0));
+    a.mfence(); // the slot has been read before it is handed back
+    a.inc(qword(r8, 64));
+    a.mov(ecx, dword(r8, 72)).inc(ecx).and(ecx, CHAN.maxSlots - 1);
+    a.mov(dword(r8, 72), ecx);
+    a.ret();
+  }
+
+  // con_line(rsi = text, rcx = length): one console request through slot 0; SIGNAL only on the empty → non-empty
+  // transition ([0120]). A full queue drops the line (the I/O partition is behind); the overflow is counted.
+  a.bind(L("con_line"));
+  {
+    const done = a.label();
+    a.mov(rdi, windowAddress(WIN.slot(0)));
+    a.mov(edx, CHAN.opText);
+    a.call(L("chan_insert"));
+    a.cmp(rax, 1).jne(done);
+    a.xor(ecx, ecx);
+    hypercall(a, HC.signal);
+    a.bind(done).ret();
+  }
+}
+
+/** Window address of info-page field `offset`. */
+export function infoAddress(offset: number): bigint {
+  return WINDOW + BigInt(WIN.info + offset);
+}
+export { INFO };

@@ -1,0 +1,173 @@
+// Hardware tests of the bare-metal ultravisor (loader-efi/ultravisor.ts, monitor-gen/, partitions/) under OVMF in
+// QEMU through qemu/'s Machine. Two boots, several checks from each boot's serial log:
+//  1. the Figure 1 host: the loader's stages up to "ultravisor: entered", every partition's console lines tagged by
+//     the I/O partition, each guest's checksum equal to FNV-1a of its linked bytes computed here, the command channel
+//     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
+//  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
+//     and logged with the right vector while the others keep printing.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { Machine } from "../../qemu/index.ts";
+import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
+import { buildUltravisorImage, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
+import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
+import { fnv1a } from "../../partitions/pack.ts";
+import { OUTSIDE_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
+import { WINDOW } from "../../monitor-gen/layout.ts";
+import { readSchedule } from "../../sim/schedule.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+interface Boot {
+  img: UltravisorImage;
+  lines: string[];
+  exit: unknown;
+}
+
+async function boot(name: string, config: UltravisorConfig): Promise<Boot> {
+  const img = await buildUltravisorImage({ config });
+  const out = await writeEfiImage(join(scratch, name), img);
+  const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
+  try {
+    const exit = await m.wait();
+    return { img, lines: m.lines.map((l) => l.text), exit };
+  } finally {
+    await m.close();
+  }
+}
+
+/** Lines the I/O partition wrote for partition `name` (it tags each with the client's name). */
+const linesOf = (b: Boot, name: string): string[] => b.lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
+const TICK = /^tick (\d+) quantum (\d+) work (\d+) checksum 0x([0-9a-f]{8})$/;
+const SUMMARY = /^ultravisor: partition (\S+) number (\d+) state (ready|failed) quanta (\d+) tsc (\d+) hypercalls (\d+)$/;
+
+function summary(b: Boot): Map<string, { state: string; quanta: number; tsc: number }> {
+  const m = new Map<string, { state: string; quanta: number; tsc: number }>();
+  for (const l of b.lines) {
+    const s = SUMMARY.exec(l);
+    if (s) m.set(s[1]!, { state: s[3]!, quanta: Number(s[4]), tsc: Number(s[5]) });
+  }
+  return m;
+}
+
+function expectedChecksum(img: UltravisorImage, name: string): number {
+  const p = img.partitions.find((x) => x.spec.name === name)!.packed!;
+  const start = Number(p.symbols.get("p_image_start")! - WINDOW);
+  const end = Number(p.symbols.get("p_ro_end")! - WINDOW);
+  return fnv1a(p.blob.subarray(start, end));
+}
+
+describe("ultravisor on OVMF (TCG)", () => {
+  const fig1 = figure1Config();
+  let b: Boot;
+
+  it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
+    b = await boot("figure1", fig1);
+    const text = b.lines.join("\n");
+    try {
+      // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
+      expect(b.lines).toContain("ultravisor: loader started");
+      const alloc = b.lines.map((l) => /^ultravisor: allocated (\d+) pages in (\d+) ranges; region (0x[0-9a-f]+) of (\d+) pages; firmware pool 1024 pages$/.exec(l)).find(Boolean);
+      expect(alloc, "allocation line").toBeTruthy();
+      // 256 MiB guest: OVMF keeps roughly 50 MiB; we take all but the 4 MiB pool of the rest.
+      expect(Number(alloc![1]) * 4096).toBeGreaterThan(120 << 20);
+      expect(b.lines.some((l) => /^ultravisor: entered: boot services exited after [1-4] ExitBootServices call\(s\)/.test(l))).toBe(true);
+      expect(text).toContain("ultravisor: paging: own 4-level tables");
+      expect(b.lines.some((l) => /^ultravisor: 7 partitions and 6 channels built; ultravisor region used \d+ pages$/.test(l))).toBe(true);
+      expect(b.lines.some((l) => /^ultravisor: all partitions running \(\d+ TSC cycles since loader entry\)$/.test(l))).toBe(true);
+      // Every non-idle partition's lines, tagged with its name by the I/O partition.
+      expect(linesOf(b, "io")[0]).toMatch(/^serving console channels/);
+      expect(linesOf(b, "uv-partition")[0]).toBe("resource manager at CPL 3, serving the command channel");
+      expect(linesOf(b, "command")).toEqual(["applying 6 boot-time partition definitions", "command channel submitted, hypercall result 0"]);
+      // The command channel end to end: every definition, in order, received by the ultravisor partition.
+      expect(linesOf(b, "uv-partition").slice(1)).toEqual(["uv-partition", "io", "command", "X", "Y", "Z"].map((n, i) => `command ${i + 1}: define ${n}`));
+      expect(b.lines).toContain("ultravisor: command channel submitted by partition command");
+      // A guest may not submit the command channel: refused, audited.
+      expect(linesOf(b, "X")[0]).toBe("command hypercall refused: result -1");
+      expect(b.lines).toContain("ultravisor: audit: partition X: command channel submission refused");
+      for (const g of ["X", "Y", "Z"]) {
+        const ticks = linesOf(b, g).map((l) => TICK.exec(l)).filter((m) => m !== null);
+        expect(ticks.length, `${g} lines`).toBeGreaterThan(10);
+        ticks.forEach((m, i) => expect(Number(m[1]), `${g} counter`).toBe(i + 1));
+        for (const m of ticks) expect(parseInt(m[4]!, 16), `${g} checksum`).toBe(expectedChecksum(b.img, g));
+      }
+      // Shares: dispatches per partition equal the schedule table's entries per cycle × cycles.
+      const table = readSchedule(b.img.schedule.buffer as ArrayBuffer, 0);
+      const s = summary(b);
+      const cycles = fig1.runQuanta / 16;
+      fig1.partitions.forEach((p, i) => {
+        if (p.kind === "idle") return;
+        const perCycle = table.rows[0]!.entries.filter((e) => e.partition === i + 1).length;
+        expect(perCycle, `${p.name} in the table`).toBe(p.duty);
+        expect(s.get(p.name)?.state, p.name).toBe("ready");
+        // Guests never yield, so they are dispatched exactly their quanta; yielding partitions at least theirs.
+        if (p.kind === "guest") expect(s.get(p.name)!.quanta, `${p.name} quanta`).toBe(perCycle * cycles);
+      });
+      // Busy guests' processor time follows their duty (TSC measured by the monitor at each switch).
+      const tsc = (n: string): number => s.get(n)!.tsc;
+      expect(tsc("X") / tsc("Z")).toBeGreaterThan(1.5);
+      expect(tsc("X") / tsc("Z")).toBeLessThan(2.6);
+      expect(tsc("Y") / tsc("Z")).toBeGreaterThan(1.1);
+      expect(tsc("Y") / tsc("Z")).toBeLessThan(2.0);
+      expect(b.exit).toEqual({ kind: "guest", code: fig1.exitCode });
+    } catch (e) {
+      console.error(text);
+      throw e;
+    }
+  }, 150_000);
+
+  it("stops a guest that writes outside its memory or runs cli, hlt, out, mov cr3 — and only that guest", async () => {
+    const faults: FaultKind[] = ["write-outside", "cli", "hlt", "out", "cr3"];
+    const config: UltravisorConfig = {
+      ...fig1,
+      runQuanta: 480,
+      partitions: [
+        { name: "idle", kind: "idle", duty: 0 },
+        { name: "io", kind: "io", duty: 2 },
+        { name: "X", kind: "guest", duty: 3 },
+        { name: "Y", kind: "guest", duty: 3 },
+        ...faults.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, fault: f, faultAfter: 2 })),
+      ],
+    };
+    const c = await boot("containment", config);
+    const text = c.lines.join("\n");
+    try {
+      const s = summary(c);
+      let lastFault = -1;
+      for (const f of faults) {
+        const name = `bad-${f}`.slice(0, 15);
+        const p = c.img.partitions.find((x) => x.spec.name === name)!.packed!;
+        const idx = c.lines.findIndex((l) => l.startsWith(`partition ${name}: fault vector `));
+        expect(idx, `${name} fault line`).toBeGreaterThan(-1);
+        lastFault = Math.max(lastFault, idx);
+        const m = /^partition \S+: fault vector (\d+) at 0x([0-9a-f]+) rip 0x([0-9a-f]+)$/.exec(c.lines[idx]!)!;
+        expect(m, c.lines[idx]).toBeTruthy();
+        const rip = BigInt(`0x${m[3]}`);
+        expect(rip >= p.image.start && rip < p.image.end, `${name} rip inside its image`).toBe(true);
+        if (f === "write-outside") {
+          expect(Number(m[1])).toBe(14);
+          expect(BigInt(`0x${m[2]}`)).toBe(BigInt(OUTSIDE_ADDRESS));
+        } else {
+          expect(Number(m[1]), `${name} vector`).toBe(13);
+        }
+        expect(linesOf(c, name)).toContain(`about to fault: ${f}`);
+        expect(linesOf(c, name)).not.toContain("still running after the fault: containment failed");
+        expect(s.get(name)?.state).toBe("failed");
+      }
+      // The others keep printing after the last fault, and end in state ready.
+      for (const g of ["X", "Y"]) {
+        const after = c.lines.slice(lastFault + 1).filter((l) => l.startsWith(`${g}: tick `));
+        expect(after.length, `${g} lines after the last fault`).toBeGreaterThan(3);
+        expect(s.get(g)?.state).toBe("ready");
+      }
+      expect(s.get("io")?.state).toBe("ready");
+      expect(c.exit).toEqual({ kind: "guest", code: config.exitCode });
+    } catch (e) {
+      console.error(text);
+      throw e;
+    }
+  }, 150_000);
+});

@@ -1,0 +1,171 @@
+// Builds the bare-metal ultravisor image: the ring-0 program (loader-efi/ultravisor.ts, monitor-gen/*) and every
+// partition program (partitions/*) assembled with toolchain/x64, the partition windows packed (partitions/pack.ts),
+// the schedule table computed and the channel template formatted by core.wasm (the same code the simulator runs),
+// all embedded in one PE32+ file on an ESP (docs/specs/image-layout.md explains why embedded).
+import { Assembler, addr } from "../x64/index.ts";
+import { loadCore } from "../../core/wasm.ts";
+import { chanExports, ChannelType } from "../../sim/channel.ts";
+import { Scheduler } from "../../sim/schedule.ts";
+import { emitConsole } from "../../monitor-gen/console.ts";
+import { emitDescriptors } from "../../monitor-gen/descriptors.ts";
+import { emitMonitor } from "../../monitor-gen/entry.ts";
+import { CREC, emitLead, PREC } from "../../monitor-gen/lead.ts";
+import { CHAN, FLAG, PAGE } from "../../monitor-gen/layout.ts";
+import { emitPaging } from "../../monitor-gen/paging.ts";
+import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
+import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
+import { COMMAND_SLOT, IO_EMIT, assembleCommand, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
+import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
+import { type EfiImage, linkEfiImage } from "./efi-image.ts";
+
+export interface UltravisorImageOptions {
+  config?: UltravisorConfig;
+  espSizeMiB?: number;
+}
+
+export interface BuiltPartition {
+  spec: PartitionSpec;
+  number: number;
+  packed: PackedPartition | null;
+}
+
+export interface ChannelDef {
+  kind: "console" | "command";
+  client: number;
+  server: number;
+  clientSlot: number;
+  serverSlot: number;
+}
+
+export interface UltravisorImage extends EfiImage {
+  config: UltravisorConfig;
+  partitions: BuiltPartition[];
+  channels: ChannelDef[];
+  /** The schedule table bytes embedded (docs/specs/schedule.md), one PCPU. */
+  schedule: Uint8Array;
+  timings: EfiImage["timings"] & { assemble: number };
+}
+
+/** Partition numbers: 1-based position in the configuration (the schedule's partition field). */
+export const partitionNumber = (index: number): number => index + 1;
+const IDLE_VCPU_BASE = 1000;
+
+function planChannels(parts: PartitionSpec[]): ChannelDef[] {
+  const io = parts.findIndex((p) => p.kind === "io");
+  const out: ChannelDef[] = [];
+  let ioSlot = 0;
+  parts.forEach((p, i) => {
+    if (p.kind === "idle" || p.kind === "io") return;
+    out.push({ kind: "console", client: i, server: io, clientSlot: 0, serverSlot: ioSlot++ });
+  });
+  const cmd = parts.findIndex((p) => p.kind === "command");
+  const uv = parts.findIndex((p) => p.kind === "ultravisor");
+  if (cmd >= 0 && uv >= 0) out.push({ kind: "command", client: cmd, server: uv, clientSlot: COMMAND_SLOT, serverSlot: COMMAND_SLOT });
+  return out;
+}
+
+export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): Promise<UltravisorImage> {
+  const config = validateConfig(opts.config ?? figure1Config());
+  const t0 = performance.now();
+  const parts = config.partitions;
+  const channels = planChannels(parts);
+
+  // core.wasm: the schedule table and the channel template.
+  const core = await loadCore();
+  const sched = new Scheduler(core, 1, parts.length);
+  const idleIndex = parts.findIndex((p) => p.kind === "idle");
+  const vcpus = parts.flatMap((p, i) => (p.kind === "idle" ? [] : [{ vcpu: partitionNumber(i), partition: partitionNumber(i), duty: p.duty }]));
+  const { table } = sched.compute(vcpus, 1, { partition: partitionNumber(idleIndex), vcpuBase: IDLE_VCPU_BASE });
+  const schedule = new Uint8Array(core.memory.buffer, table, sched.sched.sched_table_bytes(1)).slice();
+  const chan = chanExports(core);
+  const tplBase = carvePage(core);
+  const r = chan.chan_format(tplBase, PAGE, 1, CHAN.signalSize, CHAN.maxSlots, ChannelType.console);
+  if (r !== 0) throw new Error(`core.wasm chan_format refused the console geometry (status ${r})`);
+  const template = new Uint8Array(core.memory.buffer, tplBase, PAGE).slice();
+  new DataView(template.buffer).setUint32(120, 1, true); // srv_state READY: the monitor maps the server before any partition runs
+
+  // Partition programs.
+  const definitions = parts.filter((p) => p.kind !== "idle").map((p) => p.name);
+  const built: BuiltPartition[] = parts.map((spec, i) => {
+    if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
+    const slots: SlotInfo[] = [];
+    for (const c of channels) {
+      if (c.client === i) slots[c.clientSlot] = { role: "client", peer: parts[c.server]!.name };
+      if (c.server === i) slots[c.serverSlot] = { role: "server", peer: parts[c.client]!.name };
+    }
+    for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
+    const program =
+      spec.kind === "io" ? assembleIo()
+      : spec.kind === "ultravisor" ? assembleUltravisorPartition()
+      : spec.kind === "command" ? assembleCommand(definitions)
+      : assembleGuest({
+          period: config.guestPeriod,
+          ...(spec.fault ? { fault: { kind: spec.fault, afterLines: spec.faultAfter ?? 2 } } : {}),
+          ...(spec.probeCommand ? { probeCommand: true } : {}),
+        });
+    return { spec, number: partitionNumber(i), packed: packPartition(program, { name: spec.name, number: partitionNumber(i), slots }) };
+  });
+  const io = built.find((b) => b.spec.kind === "io")!.packed!;
+
+  // Ring 0: loader, lead monitor, monitor, and the tables they read.
+  const a = new Assembler();
+  emitLoader(a);
+  emitConsole(a);
+  emitDescriptors(a);
+  emitPaging(a);
+  emitMonitor(a, {
+    quantumTicks: config.quantumTicks,
+    runQuanta: config.runQuanta,
+    exitCode: config.exitCode,
+    ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
+  });
+  emitLead(a, config.quantumTicks);
+  const L = (n: string) => a.symbol(n);
+  a.section(".rdata");
+  a.align(4096);
+  a.bind(L("g_chan_template"));
+  a.db(template);
+  a.align(64);
+  a.bind(L("g_schedule"));
+  a.db(schedule);
+  built.forEach((b, i) => {
+    a.align(16);
+    a.bind(L(`g_name_${i}`));
+    a.asciz(b.spec.name);
+    if (b.packed) {
+      a.align(4096);
+      a.bind(L(`g_blob_${i}`));
+      a.db(b.packed.blob);
+    }
+  });
+  a.section(".data");
+  a.align(64);
+  a.bind(L("g_partition_count"));
+  a.dq(built.length);
+  a.bind(L("g_channel_count"));
+  a.dq(channels.length);
+  a.align(64);
+  a.bind(L("g_partitions"));
+  built.forEach((b, i) => {
+    const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0);
+    a.dq(addr(L(`g_name_${i}`)));
+    a.dq(b.packed ? addr(L(`g_blob_${i}`)) : 0);
+    a.dq(b.packed ? b.packed.blob.length : 0);
+    a.dq(b.packed ? b.packed.entry : 0n);
+    a.dd(b.number, flags);
+    a.dq(0); // state page, filled in by the loader
+    a.zero(PREC.size - 48);
+  });
+  a.bind(L("g_channels"));
+  for (const c of channels) a.dd(c.client, c.server, c.serverSlot, c.clientSlot);
+  void CREC;
+  const obj = a.finish();
+  const t1 = performance.now();
+  const img = linkEfiImage(obj, { entry: LOADER_ENTRY, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
+  return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
+}
+
+function carvePage(core: Awaited<ReturnType<typeof loadCore>>): number {
+  const old = core.memory.grow(1);
+  return old * 65536;
+}
