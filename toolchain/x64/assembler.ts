@@ -573,7 +573,7 @@ for (const [mnemonic, forms] of FORMS) {
       if (n > 0) ops[0] = a!;
       if (n > 1) ops[1] = b!;
       if (n > 2) ops[2] = c!;
-      return ((this as unknown as { ins: Ins }).ins).call(this, forms, mnemonic, ops);
+      return (this as unknown as { ins: Ins }).ins(forms, mnemonic, ops);
     },
     writable: true,
     configurable: true,

@@ -12,3 +12,9 @@ export { CONDITIONS } from "./forms.ts";
 export type { ObjectFile, Relocation, Section, SectionKind, SymbolDef } from "./object.ts";
 export { link, LinkError } from "./link.ts";
 export type { Linked, LinkedSite } from "./link.ts";
+export { parseAsm, AsmSyntaxError } from "./parse.ts";
+export type { LineSpan, ParseResult } from "./parse.ts";
+export { flatten } from "./flat.ts";
+export type { FlatImage } from "./flat.ts";
+export { listing } from "./listing.ts";
+// native.ts (koffi) is imported directly by the code that runs generated code on the host: it loads a native addon.
