@@ -40,7 +40,8 @@ const command: Command = {
       written = await writeEfiImage(out, img);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      throw new UsageError(`cannot write into ${out}: ${err.code ?? ""} ${err.message}`.trim());
+      const why = err.code === "EEXIST" || err.code === "ENOTDIR" ? "a file of that name is in the way, pass another --out" : err.message;
+      throw new UsageError(`cannot write into ${out}: ${why}`);
     }
     const ms = performance.now() - t0;
     const t = img.timings;

@@ -1,8 +1,8 @@
 // Links an assembled program into an EFI application and packs it onto an ESP disk image: toolchain/x64 object →
 // toolchain/pe (layout, relocation, PE32+ with DIR64 base relocations) → toolchain/disk (GPT + FAT ESP). Also writes
 // the outputs of `uvt build` (BOOTX64.EFI, esp.img, symbol map) so that each file appears whole or not at all.
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { buildEspImage, type EspImageInfo } from "../disk/esp.ts";
 import type { SparseImage } from "../disk/sparse.ts";
 import { buildPe, type BuiltPe } from "../pe/build.ts";
@@ -54,7 +54,7 @@ export interface WrittenImage {
 
 /** Writes BOOTX64.EFI, esp.img and BOOTX64.map into `dir` (created if needed), each through a temp file + rename. */
 export async function writeEfiImage(dir: string, image: EfiImage): Promise<WrittenImage> {
-  mkdirSync(dir, { recursive: true });
+  makeDirs(dir);
   const out = { efi: join(dir, "BOOTX64.EFI"), esp: join(dir, "esp.img"), map: join(dir, "BOOTX64.map") };
   const atomic = (path: string, data: Uint8Array | string): void => {
     const tmp = `${path}.${process.pid}.tmp`;
@@ -65,4 +65,25 @@ export async function writeEfiImage(dir: string, image: EfiImage): Promise<Writt
   atomic(out.map, image.map);
   await image.esp.writeTo(out.esp);
   return out;
+}
+
+/**
+ * mkdir -p, one level at a time: Node 20's recursive mkdirSync never returns on some filesystems that refuse the
+ * directory (e.g. under /proc), and a build must fail with the reason instead of hanging.
+ */
+function makeDirs(dir: string): void {
+  const abs = resolve(dir);
+  let st;
+  try {
+    st = statSync(abs);
+  } catch {
+    st = undefined;
+  }
+  if (st) {
+    if (!st.isDirectory()) throw Object.assign(new Error(`${dir} exists and is not a directory`), { code: "ENOTDIR" });
+    return;
+  }
+  const parent = dirname(abs);
+  if (parent !== abs) makeDirs(parent);
+  mkdirSync(abs);
 }
