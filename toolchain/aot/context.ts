@@ -155,6 +155,29 @@ export class Context {
     for (let k = 0; k < this.where.length; k++) this.spillEntry(k);
   }
 
+  /** Spills every entry except the top `n` (call arguments, pushed straight from where they are). */
+  spillBelow(n: number): void {
+    for (let k = 0; k < this.where.length - n; k++) this.spillEntry(k);
+  }
+
+  /** Pushes the top `n` entries on the machine stack, deepest first, without popping them. */
+  pushTop(n: number): void {
+    const a = this.masm.a;
+    for (let k = this.where.length - n; k < this.where.length; k++) {
+      const w = this.where[k]!;
+      if (w === Where.Reg || w === Where.Local) a.push(reg(this.regOf[k]!, 8));
+      else if (w === Where.Slot) a.push(this.home(k, 8));
+      else {
+        const v = this.sizeOf[k] === 4 ? BigInt.asIntN(32, this.constOf[k]!) : BigInt.asIntN(64, this.constOf[k]!);
+        if (v >= -0x80000000n && v <= 0x7fffffffn) a.push(Number(v));
+        else {
+          a.mov(reg(11, 8), v);
+          a.push(reg(11, 8));
+        }
+      }
+    }
+  }
+
   /** The top entry without popping: its constant, if it is one. */
   peekConst(depth = 0): bigint | null {
     const k = this.where.length - 1 - depth;

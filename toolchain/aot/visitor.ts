@@ -496,12 +496,6 @@ export class FunctionCompiler {
     });
   }
 
-  /** Pushes the top `n` entries (already spilled) as arguments, first argument first. */
-  private pushArgs(n: number): void {
-    const h = this.cx.height;
-    for (let i = 0; i < n; i++) this.masm.a.push(this.cx.home(h - n + i, 8));
-  }
-
   private finishCall(nargs: number, results: number[]): void {
     for (let i = 0; i < nargs; i++) this.cx.drop();
     if (results.length) {
@@ -537,9 +531,9 @@ export class FunctionCompiler {
       this.finishCall(t.params.length, t.results);
       return;
     }
-    this.cx.spillAll();
+    this.cx.spillBelow(t.params.length);
     this.savePinned();
-    this.pushArgs(t.params.length);
+    this.cx.pushTop(t.params.length);
     a.call(this.env.funcLabels[fi]!);
     if (t.params.length) a.add(rsp, 8 * t.params.length);
     this.reloadPinned();
@@ -551,8 +545,8 @@ export class FunctionCompiler {
     const a = this.masm.a;
     const idx = this.cx.popReg();
     this.cx.release(idx);
-    this.cx.spillAll();
-    // idx is no longer on the stack and spillAll only stores, so it still holds the index here.
+    this.cx.spillBelow(t.params.length);
+    // idx is no longer on the stack and spilling only stores, so it still holds the index here.
     a.cmp(reg(idx, 8), this.env.tableSize);
     a.jae(this.masm.trap(Trap.TableOutOfBounds));
     a.shl(reg(idx, 8), 4);
@@ -563,7 +557,7 @@ export class FunctionCompiler {
     a.cmp(dword({ ...entry, disp: entry.disp + 8 }), this.env.sigIds[typeIndex]!);
     a.jne(this.masm.trap(Trap.SignatureMismatch));
     this.savePinned();
-    this.pushArgs(t.params.length);
+    this.cx.pushTop(t.params.length);
     a.call(reg(RAX, 8));
     if (t.params.length) a.add(rsp, 8 * t.params.length);
     this.reloadPinned();
