@@ -18,18 +18,53 @@ export type Reg = Gpr;
 export type RM = Gpr | Mem;
 export type Src = Gpr | Mem | Imm;
 
-/** A relaxable item: a branch to a label (2 or 5/6 bytes) or an alignment gap. Occupies no bytes in the raw buffer. */
-interface Item {
-  pos: number;
+/**
+ * The relaxable items of a section, as parallel arrays (a 1M-instruction program has ~100k of them, so no object per
+ * item): branches to a label (2 or 5/6 bytes) and alignment gaps. Items occupy no bytes in the raw buffer.
+ */
+class Items {
+  count = 0;
+  pos = new Int32Array(64);
   /** 0: jmp, 1: jcc, 2: align. */
-  kind: 0 | 1 | 2;
-  cc: number;
-  label: Label | null;
-  size: number;
-  /** Branch: the final near form was forced (other section, unbound, or out of short range). */
-  near: boolean;
-  align: number;
-  fill: number;
+  kind = new Uint8Array(64);
+  cc = new Uint8Array(64);
+  size = new Int32Array(64);
+  /** Branch: the near form is chosen (other section, unbound, or out of short range). */
+  near = new Uint8Array(64);
+  align = new Int32Array(64);
+  /** Align fill byte, or -1 for NOPs. */
+  fill = new Int16Array(64);
+  label: (Label | null)[] = [];
+
+  push(pos: number, kind: 0 | 1 | 2, cc: number, label: Label | null, size: number, align: number, fill: number): void {
+    const i = this.count;
+    if (i === this.pos.length) this.grow();
+    this.pos[i] = pos;
+    this.kind[i] = kind;
+    this.cc[i] = cc;
+    this.size[i] = size;
+    this.near[i] = 0;
+    this.align[i] = align;
+    this.fill[i] = fill;
+    this.label.push(label);
+    this.count = i + 1;
+  }
+
+  private grow(): void {
+    const n = this.pos.length * 2;
+    const g = <T extends Int32Array | Uint8Array | Int16Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.pos = g(this.pos, (k) => new Int32Array(k));
+    this.kind = g(this.kind, (k) => new Uint8Array(k));
+    this.cc = g(this.cc, (k) => new Uint8Array(k));
+    this.size = g(this.size, (k) => new Int32Array(k));
+    this.near = g(this.near, (k) => new Uint8Array(k));
+    this.align = g(this.align, (k) => new Int32Array(k));
+    this.fill = g(this.fill, (k) => new Int16Array(k));
+  }
 }
 
 interface Fixup {
@@ -43,7 +78,7 @@ interface Fixup {
 
 class SectionState {
   readonly sink = new Sink();
-  readonly items: Item[] = [];
+  readonly items = new Items();
   readonly fixups: Fixup[] = [];
   /** Prefix sums of item sizes after layout: final offset = raw pos + shift[items before]. */
   shift: Int32Array = new Int32Array(1);
@@ -142,7 +177,7 @@ export class Assembler {
     if (l.bound) throw new Error(`label '${l}' is bound twice`);
     l.section = this.curIndex;
     l.pos = this.cur.sink.pos + this.cur.bssSize;
-    l.item = this.cur.items.length;
+    l.item = this.cur.items.count;
     return this;
   }
 
@@ -161,7 +196,7 @@ export class Assembler {
   }
 
   mark(): Mark {
-    return { section: this.curIndex, pos: this.cur.sink.pos + this.cur.bssSize, item: this.cur.items.length };
+    return { section: this.curIndex, pos: this.cur.sink.pos + this.cur.bssSize, item: this.cur.items.count };
   }
 
   /** Final offset of a mark within its section; valid after finish(). */
@@ -234,11 +269,11 @@ export class Assembler {
     const s = sec.sink;
     assemble(s, forms, mnemonic, ops, pfx);
     if (pending.ripAt >= 0) {
-      sec.fixups.push({ pos: pending.ripAt, item: sec.items.length, kind: "rel32", label: pending.ripLabel!, addend: pending.ripAddend, tail: pending.ripTail });
+      sec.fixups.push({ pos: pending.ripAt, item: sec.items.count, kind: "rel32", label: pending.ripLabel!, addend: pending.ripAddend, tail: pending.ripTail });
     }
     if (pending.symAt >= 0) {
       const r = pending.symRef!;
-      sec.fixups.push({ pos: pending.symAt, item: sec.items.length, kind: pending.symSize === 8 ? "abs64" : "abs32", label: r.label, addend: r.addend, tail: 0 });
+      sec.fixups.push({ pos: pending.symAt, item: sec.items.count, kind: pending.symSize === 8 ? "abs64" : "abs32", label: r.label, addend: r.addend, tail: 0 });
     }
     return this;
   }
@@ -246,7 +281,7 @@ export class Assembler {
   private branch(kind: 0 | 1, cc: number, target: Label, what: string): this {
     if (this.prefixes) throw new EncodeError(`${what} ${target}: prefixes cannot precede a branch`);
     if (this.cur.kind === "bss") throw new Error(`${what}: instructions cannot go in bss section ${this.cur.name}`);
-    this.cur.items.push({ pos: this.cur.sink.pos, kind, cc, label: target, size: 2, near: false, align: 0, fill: 0 });
+    this.cur.items.push(this.cur.sink.pos, kind, cc, target, 2, 0, 0);
     return this;
   }
 
@@ -269,7 +304,7 @@ export class Assembler {
     const s = this.cur.sink;
     s.ensure(8);
     s.buf[s.pos++] = 0xe8;
-    this.cur.fixups.push({ pos: s.pos, item: this.cur.items.length, kind: "rel32", label: target, addend: 0, tail: 0 });
+    this.cur.fixups.push({ pos: s.pos, item: this.cur.items.count, kind: "rel32", label: target, addend: 0, tail: 0 });
     s.buf.fill(0, s.pos, s.pos + 4);
     s.pos += 4;
     return this;
@@ -309,7 +344,7 @@ export class Assembler {
     for (const v of values) {
       if (v instanceof SymRef) {
         if (width < 4) throw new Error(`${what} ${v}: a symbol address needs dd (abs32) or dq (abs64)`);
-        this.cur.fixups.push({ pos: s.pos, item: this.cur.items.length, kind: width === 8 ? "abs64" : "abs32", label: v.label, addend: v.addend, tail: 0 });
+        this.cur.fixups.push({ pos: s.pos, item: this.cur.items.count, kind: width === 8 ? "abs64" : "abs32", label: v.label, addend: v.addend, tail: 0 });
         s.buf.fill(0, s.pos, s.pos + width);
         s.pos += width;
         continue;
@@ -374,7 +409,7 @@ export class Assembler {
       this.cur.bssSize = (this.cur.bssSize + n - 1) & -n;
       return this;
     }
-    this.cur.items.push({ pos: this.cur.sink.pos, kind: 2, cc: 0, label: null, size: 0, near: false, align: n, fill: fill ?? (this.cur.kind === "text" ? -1 : 0) });
+    this.cur.items.push(this.cur.sink.pos, 2, 0, null, 0, n, fill ?? (this.cur.kind === "text" ? -1 : 0));
     return this;
   }
   /** n bytes of recommended multi-byte NOPs. */
@@ -388,36 +423,38 @@ export class Assembler {
   // ---- layout -------------------------------------------------------------------------------------------------------
 
   private layout(sec: SectionState, index: number): void {
-    const items = sec.items;
-    const n = items.length;
+    const it = sec.items;
+    const n = it.count;
+    const { pos, kind, size, near, align, label } = it;
     const shift = new Int32Array(n + 1);
-    const target = (l: Label) => l.pos + shift[l.item]!;
-    for (const it of items) {
-      if (it.kind !== 2 && (it.label!.section !== index)) it.near = true;
-      if (it.near) it.size = it.kind === 0 ? 5 : 6;
+    for (let i = 0; i < n; i++) {
+      if (kind[i] !== 2 && label[i]!.section !== index) {
+        near[i] = 1;
+        size[i] = kind[i] === 0 ? 5 : 6;
+      }
     }
     // Least fixed point: lay out with the current sizes (alignment gaps exact for that layout), then grow every short
     // branch whose target is out of rel8 range; repeat until nothing grows. Branches never shrink, so this ends.
     for (let pass = 0; ; pass++) {
       let acc = 0;
       for (let i = 0; i < n; i++) {
-        const it = items[i]!;
         shift[i] = acc;
-        if (it.kind === 2) {
-          const at = it.pos + acc;
-          it.size = (it.align - (at % it.align)) % it.align;
+        if (kind[i] === 2) {
+          const at = pos[i]! + acc;
+          const al = align[i]!;
+          size[i] = (al - (at % al)) % al;
         }
-        acc += it.size;
+        acc += size[i]!;
       }
       shift[n] = acc;
       let grew = false;
       for (let i = 0; i < n; i++) {
-        const it = items[i]!;
-        if (it.kind === 2 || it.near) continue;
-        const rel = target(it.label!) - (it.pos + shift[i]! + 2);
+        if (kind[i] === 2 || near[i]) continue;
+        const l = label[i]!;
+        const rel = l.pos + shift[l.item]! - (pos[i]! + shift[i]! + 2);
         if (rel < -128 || rel > 127) {
-          it.near = true;
-          it.size = it.kind === 0 ? 5 : 6;
+          near[i] = 1;
+          size[i] = kind[i] === 0 ? 5 : 6;
           grew = true;
         }
       }
@@ -442,36 +479,39 @@ export class Assembler {
     };
     const sections = this.sections.map((sec, index) => {
       const raw = sec.sink.bytes();
-      const total = sec.kind === "bss" ? sec.bssSize : raw.length + sec.shift[sec.items.length]!;
+      const total = sec.kind === "bss" ? sec.bssSize : raw.length + sec.shift[sec.items.count]!;
       const out = new Uint8Array(total);
       if (sec.kind !== "bss") {
         let from = 0;
         let at = 0;
-        for (let i = 0; i < sec.items.length; i++) {
-          const it = sec.items[i]!;
-          out.set(raw.subarray(from, it.pos), at);
-          at += it.pos - from;
-          from = it.pos;
-          if (it.kind === 2) {
-            if (it.fill < 0) writeNops(out, at, it.size);
-            else out.fill(it.fill, at, at + it.size);
+        const it = sec.items;
+        for (let i = 0; i < it.count; i++) {
+          const p = it.pos[i]!;
+          const size = it.size[i]!;
+          out.set(raw.subarray(from, p), at);
+          at += p - from;
+          from = p;
+          if (it.kind[i] === 2) {
+            const fill = it.fill[i]!;
+            if (fill < 0) writeNops(out, at, size);
+            else out.fill(fill, at, at + size);
           } else {
-            const l = it.label!;
-            const end = at + it.size;
-            if (!it.near) {
-              out[at] = it.kind === 0 ? 0xeb : 0x70 + it.cc;
+            const l = it.label[i]!;
+            const end = at + size;
+            if (!it.near[i]) {
+              out[at] = it.kind[i] === 0 ? 0xeb : 0x70 + it.cc[i]!;
               out[at + 1] = (this.labelOffset(l) - end) & 0xff;
             } else {
-              if (it.kind === 0) out[at] = 0xe9;
+              if (it.kind[i] === 0) out[at] = 0xe9;
               else {
                 out[at] = 0x0f;
-                out[at + 1] = 0x80 + it.cc;
+                out[at + 1] = 0x80 + it.cc[i]!;
               }
               if (l.section === index) writeI32(out, end - 4, this.labelOffset(l) - end);
               else relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(l), addend: 0 });
             }
           }
-          at += it.size;
+          at += size;
         }
         out.set(raw.subarray(from), at);
       }
