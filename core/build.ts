@@ -1,7 +1,7 @@
 // Builds out/core.wasm (+ out/core.wat) from every core/assembly/*.ts entry with asc, then verifies with binaryen
 // that the module stays inside the integer-only feature set of docs/specs/core-wasm.md. No-op when up to date.
 // Usage: npx tsx core/build.ts [--force]
-import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -139,7 +139,6 @@ export async function buildCore(opts: { force?: boolean } = {}): Promise<boolean
   const tmpWasm = `${coreWasmPath}.${process.pid}.tmp`;
   const tmpWat = `${coreWatPath}.${process.pid}.tmp`;
   await compile(entries, tmpWasm, tmpWat);
-  const { readFileSync, rmSync } = await import("node:fs");
   try {
     await verifyCoreWasm(readFileSync(tmpWasm));
   } catch (e) {
@@ -165,5 +164,3 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     },
   );
 }
-// Kept for callers that want to write the .wat themselves.
-export { writeFileSync as _writeFileSync };
