@@ -50,6 +50,8 @@ export interface SerialLine {
 
 interface Waiter {
   pattern: RegExp;
+  /** Also match the line still being written (prompts such as "Shell> " never end in a newline). */
+  partial: boolean;
   resolve: (m: RegExpMatchArray) => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -141,6 +143,7 @@ export class Machine {
     proc.stdout.on("data", (chunk: Buffer) => {
       for (const l of this.outputListeners) l(chunk);
       for (const text of this.splitter.push(chunk)) this.addLine(text);
+      for (const w of [...this.waiters]) if (w.partial) this.tryWaiter(w);
     });
     proc.stderr.setEncoding("utf8");
     proc.stderr.on("data", (s: string) => {
@@ -268,12 +271,14 @@ export class Machine {
    * Resolves with the match of the first serial line, not consumed by an earlier waitFor, that matches `pattern`.
    * Lines already received count, so a fast guest cannot race the caller. On timeout or QEMU exit the boot has
    * failed: logs are kept, QEMU is stopped, and the promise rejects with a BootError naming the artifacts folder.
+   * With `partial`, the unfinished last line is tried too; a match there consumes the lines before it, not itself.
    */
-  waitFor(pattern: RegExp | string, timeoutMs: number): Promise<RegExpMatchArray> {
+  waitFor(pattern: RegExp | string, timeoutMs: number, opts: { partial?: boolean } = {}): Promise<RegExpMatchArray> {
     const re = typeof pattern === "string" ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")) : pattern;
     return new Promise<RegExpMatchArray>((resolve, reject) => {
       const w: Waiter = {
         pattern: re,
+        partial: opts.partial ?? false,
         resolve,
         reject,
         timer: setTimeout(() => {
@@ -292,6 +297,16 @@ export class Machine {
       const m = w.pattern.exec(this.lines[i]!.text);
       if (m) {
         this.cursor = i + 1;
+        clearTimeout(w.timer);
+        this.waiters.delete(w);
+        w.resolve(m);
+        return true;
+      }
+    }
+    if (w.partial) {
+      const m = w.pattern.exec(this.splitter.peek());
+      if (m) {
+        this.cursor = this.lines.length;
         clearTimeout(w.timer);
         this.waiters.delete(w);
         w.resolve(m);

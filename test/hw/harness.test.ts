@@ -47,6 +47,21 @@ describe("Machine on real QEMU + OVMF", () => {
     }
   }, 150_000);
 
+  it("types into the serial console: the firmware's shell powers the machine off on `reset -s`", async () => {
+    const m = await Machine.start({ ...quiet, name: "hw-serial-input", mem: "128M", timeoutMs: 120_000 });
+    try {
+      // Any key skips the shell's 5-second startup.nsh countdown; the prompt has no newline, hence `partial`.
+      await m.waitFor(/Press ESC in \d+ seconds/, 110_000, { partial: true });
+      m.sendSerial("\r");
+      await m.waitFor(/Shell> $/, 30_000, { partial: true });
+      m.sendSerial("reset -s\r");
+      expect(await m.wait()).toEqual({ kind: "shutdown" });
+      expect(m.lines.some((l) => l.text.includes("reset -s"))).toBe(true); // the shell echoed what we typed
+    } finally {
+      await m.close();
+    }
+  }, 150_000);
+
   it("keeps serial log, stderr and command line when a waited-for line never comes", async () => {
     const m = await Machine.start({ ...quiet, name: "hw-never", mem: "128M", timeoutMs: 60_000 });
     try {
