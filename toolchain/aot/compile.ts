@@ -22,6 +22,11 @@ export interface CompileOptions {
   importsAsSymbols?: boolean;
   /** The most pages memory.grow may reach, below the module's own maximum. Default 1024 (64 MiB). */
   maxPages?: number;
+  /**
+   * Linear memory at a constant address below 2^31 (identity-mapped images: accesses become [addr + base + offset]
+   * and r15 is not needed). Default: the base is in r15, chosen by the embedder at run time.
+   */
+  memoryBase?: number;
   /** Prefix of every symbol this module defines (several modules can share one image). */
   symbolPrefix?: string;
 }
@@ -72,6 +77,8 @@ export interface CompiledModule {
   msAdapter: number;
   /** Code-section bytes of the input (for throughput figures). */
   inputCodeBytes: number;
+  /** The constant memory base compiled in, or null when it is taken from r15. */
+  memoryBase: number | null;
 }
 
 /** Compiles a wasm binary (or an already decoded module). Throws CompileError / UnsupportedError / DecodeError. */
@@ -82,7 +89,11 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
   const a = new Assembler();
   const trapLabels = new Map<Trap, Label>();
   for (let t = Trap.Unreachable; t <= Trap.StackOverflow; t++) trapLabels.set(t, a.label(`${prefix}.trap.${t}`));
-  const masm = new MacroAssembler(a, trapLabels);
+  const mb = opts.memoryBase;
+  if (mb !== undefined && (!Number.isInteger(mb) || mb < 0 || mb > 0x7fffffff)) {
+    throw new CompileError(`memoryBase ${mb} must be an integer in [0, 2^31) (it is encoded as a 32-bit displacement)`);
+  }
+  const masm = new MacroAssembler(a, trapLabels, mb ?? null);
 
   const funcImports = m.imports.filter((i) => i.desc.kind === "func");
   const numImportSlots = funcImports.length;
@@ -250,6 +261,7 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
     globals: m.globals.map((g) => ({ type: g.type, init: g.init.op === "i64.const" ? g.init.value : BigInt((g.init as { value: number }).value) })),
     memory, datas, table, start: off(startLabel), hostTrap: off(hostTrap), msAdapter: off(msAdapter),
     inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
+    memoryBase: mb ?? null,
   };
 }
 

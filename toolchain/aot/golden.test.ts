@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { compileWasm } from "./compile.ts";
+import { type CompileOptions, compileWasm } from "./compile.ts";
 import { I32, I64, ModuleBuilder, op } from "./testing/wasm-builder.ts";
 
 const DIR = join(import.meta.dirname, "golden");
@@ -18,6 +18,7 @@ interface Case {
   what: string;
   expect: string[];
   build(b: ModuleBuilder): void;
+  opts?: CompileOptions;
 }
 
 const CASES: Case[] = [
@@ -37,6 +38,16 @@ const CASES: Case[] = [
     name: "load_store",
     what: "i64.store then i32.load8_s with offsets: explicit bounds checks against the memory size in the VM context",
     expect: ["cmp", "ja", "movsx", "r15"],
+    build: (b) => {
+      b.setMemory(1, 1);
+      b.func([I32, I64], [I32], [], [...op.get(0), ...op.get(1), ...op.mem(0x37, 8), ...op.get(0), ...op.mem(0x2c, 3)], "f");
+    },
+  },
+  {
+    name: "load_store_identity",
+    what: "the same accesses with linear memory identity-mapped at the constant 0x200000 (images): no r15",
+    expect: ["+0x200008]", "+0x200003]"],
+    opts: { memoryBase: 0x200000 },
     build: (b) => {
       b.setMemory(1, 1);
       b.func([I32, I64], [I32], [], [...op.get(0), ...op.get(1), ...op.mem(0x37, 8), ...op.get(0), ...op.mem(0x2c, 3)], "f");
@@ -86,7 +97,7 @@ describe("golden disassembly", () => {
     it(c.name, () => {
       const b = new ModuleBuilder();
       c.build(b);
-      const compiled = compileWasm(b.build());
+      const compiled = compileWasm(b.build(), c.opts);
       const start = compiled.exports[0]!.offset;
       // The function runs up to the first trap stub, which follows all function bodies.
       const trapStart = Math.min(...compiled.object.symbols.filter((s) => s.name.includes(".trap.")).map((s) => s.offset));

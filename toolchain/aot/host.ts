@@ -39,6 +39,7 @@ export class HostInstance {
   constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}) {
     const c = wasmOrCompiled instanceof Uint8Array ? compileWasm(wasmOrCompiled, { ...opts, hostThunks: true }) : wasmOrCompiled;
     if (c.hostTrap < 0) throw new Error("HostInstance needs a module compiled with hostThunks: true");
+    if (c.memoryBase !== null) throw new Error("HostInstance runs modules with the memory base in r15; memoryBase is for identity-mapped images");
     this.compiled = c;
     this.code = new ExecRegion(c.code.length).load(c.code);
     const base = this.code.address;

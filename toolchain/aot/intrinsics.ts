@@ -84,8 +84,11 @@ const LIST: Intrinsic[] = [
       a.lea(reg(R11, 8), ptr({ base: reg(RAX, 8), index: reg(RDX, 8) }));
       a.cmp(reg(R11, 8), m.ctx(Ctx.MemSize));
       a.ja(m.trap(Trap.MemoryOutOfBounds));
-      a.add(reg(RAX, 8), MEMBASE);
-      a.add(reg(R11, 8), MEMBASE);
+      const base = m.memBase === null ? MEMBASE : m.memBase;
+      if (base !== 0) {
+        a.add(reg(RAX, 8), base);
+        a.add(reg(R11, 8), base);
+      }
       a.and(reg(RAX, 8), -64);
       const loop = a.label();
       const done = a.label();

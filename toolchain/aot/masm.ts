@@ -35,7 +35,12 @@ export type ShiftOp = "shl" | "sar" | "shr" | "rol" | "ror";
 
 export class MacroAssembler {
   /** One label per trap code, bound by the module compiler to stubs that call the trap handler. */
-  constructor(readonly a: Assembler, readonly trapLabels: Map<Trap, Label>) {}
+  constructor(
+    readonly a: Assembler,
+    readonly trapLabels: Map<Trap, Label>,
+    /** Linear memory at this constant address (identity-mapped images), or null for the base in r15. */
+    readonly memBase: number | null = null,
+  ) {}
 
   trap(code: Trap): Label {
     const l = this.trapLabels.get(code);
@@ -285,6 +290,14 @@ export class MacroAssembler {
     }
     a.cmp(reg(R11, 8), this.ctx(Ctx.MemSize));
     a.ja(this.trap(Trap.MemoryOutOfBounds));
+    if (this.memBase !== null) {
+      // Constant base: [addr + base + offset], or through r11 when that sum needs more than a disp32.
+      const disp = this.memBase + offset;
+      if (disp <= 0x7fffffff) return memSized(size, reg(addr, 8), disp);
+      a.mov(reg(R11, 8), disp);
+      a.add(reg(R11, 8), reg(addr, 8));
+      return memSized(size, reg(R11, 8), 0);
+    }
     if (offset <= 0x7fffffff) return memSized(size, MEMBASE, offset, reg(addr, 8));
     a.mov(reg(R11, 8), offset);
     a.add(reg(R11, 8), reg(addr, 8));

@@ -79,6 +79,13 @@ describe("accepted subset", () => {
     expect(compileWasm(mk("rdtsc", [], [I64])).imports[0]!.intrinsic).toBe("rdtsc");
   });
 
+  it("checks compile options: a constant memory base must fit a 32-bit displacement", () => {
+    const w = oneFunc([], [I32], op.i32(1));
+    expect(() => compileWasm(w, { memoryBase: 2 ** 31 })).toThrow(/memoryBase/);
+    expect(() => compileWasm(w, { memoryBase: -1 })).toThrow(/memoryBase/);
+    expect(compileWasm(w, { memoryBase: 0 }).memoryBase).toBe(0);
+  });
+
   it("rejects invalid code that V8 rejects too", () => {
     const cases = [
       [...op.i32(1), 0x7c /* i64.add on i32 */],
