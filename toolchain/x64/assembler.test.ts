@@ -55,6 +55,13 @@ describe("Assembler", () => {
     expect(obj.symbols).toEqual([]);
   });
 
+  it("routes emit() of branch mnemonics with a label to the relaxing branch methods", () => {
+    const a = new Assembler();
+    const l = a.here();
+    a.emit("jmp", l).emit("jne", l).emit("call", l);
+    expect(Array.from(a.finish().sections[0]!.bytes)).toEqual([0xeb, 0xfe, 0x75, 0xfc, 0xe8, 0xf7, 0xff, 0xff, 0xff]);
+  });
+
   it("aligns code with NOPs and data with the fill byte, raising the section alignment", () => {
     const a = new Assembler();
     a.ret().align(8).ret();

@@ -241,6 +241,14 @@ export class Assembler {
 
   /** Assembles one instruction by mnemonic (what the text front end calls); the typed methods below route here. */
   emit(mnemonic: string, ...ops: Operand[]): this {
+    const t = ops[0];
+    if (ops.length === 1 && t instanceof Label) {
+      // Branches to labels are not table forms: route them to the relaxing methods.
+      if (mnemonic === "jmp") return this.jmp(t);
+      if (mnemonic === "call") return this.call(t);
+      const cc = mnemonic.startsWith("j") ? mnemonic.slice(1) : "";
+      if (CONDITIONS.has(cc)) return this.jcc(cc as Condition, t);
+    }
     return this.ins(FORMS.get(mnemonic), mnemonic, ops);
   }
 
