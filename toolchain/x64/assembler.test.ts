@@ -29,11 +29,11 @@ describe("Assembler", () => {
     ]);
     expect(obj.symbols).toEqual([
       { name: "f", section: 0, offset: 0, global: true },
-      { name: `.L${anon.id}`, section: 0, offset: 305, global: false },
+      { name: `.L#${anon.id}`, section: 0, offset: 305, global: false },
       { name: "d", section: 1, offset: 0, global: false },
       { name: "z", section: 2, offset: 64, global: false },
     ]);
-    expect(obj.relocations).toEqual([{ section: 1, offset: 0, kind: "abs64", target: `.L${anon.id}`, addend: 0 }]);
+    expect(obj.relocations).toEqual([{ section: 1, offset: 0, kind: "abs64", target: `.L#${anon.id}`, addend: 0 }]);
     expect(a.labelOffset(d)).toBe(0);
     expect(a.labelOffset(z)).toBe(64);
     expect(obj.sections[0]!.bytes[0]).toBe(0xe9);

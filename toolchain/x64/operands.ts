@@ -29,7 +29,8 @@ export class Label {
     return this.section >= 0;
   }
   toString(): string {
-    return this.name ?? `.L${this.id}`;
+    // "#" cannot occur in a source label (it starts a comment), so generated names never collide with written ones.
+    return this.name ?? `.L#${this.id}`;
   }
 }
 
