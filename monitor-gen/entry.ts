@@ -16,7 +16,19 @@ export interface MonitorConfig {
   exitCode: number;
   /** Window addresses [lo, hi) of the I/O partition's line writer: the monitor's log waits while it is in there. */
   ioEmit: { lo: bigint; hi: bigint } | null;
+  /**
+   * Time-stamp probes on the timer → switch path (bench builds only: they add instructions to the hot path). Under
+   * QEMU `-icount shift=0` the TSC advances one per instruction, so the summary's probe figure is an instruction
+   * count (bench/README-ultravisor.md).
+   */
+  probes?: boolean;
 }
+
+/** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes and the six
+ * dispatch instructions of k_entry before on_timer; after the closing probe, jmp resume, lea, 15 pops, add, iretq. */
+export const SWITCH_PATH_OUTSIDE_PROBES = 3 + 15 + 6 + 1 + 1 + 15 + 1 + 1;
+/** Instructions the probes themselves contribute to a measured delta: shl, or, mov after the first rdtsc; the second rdtsc. */
+export const PROBE_OVERHEAD = 4;
 
 /** Largest partition number the dispatcher's lookup array holds. */
 export const MAX_NUMBER = 64;
@@ -30,7 +42,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
-  for (const n of ["g_current", "g_idle", "g_io", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries"]) {
+  for (const n of ["g_current", "g_idle", "g_io", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries", "g_probe_t0", "g_probe_min", "g_probe_sum", "g_probe_n"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -92,6 +104,18 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.rdtsc().shl(rdx, 32).or(rax, rdx);
     a.mov(qword(rdi, SP.tscDispatch), rax);
     a.inc(qword(rdi, SP.quanta));
+    if (cfg.probes) {
+      const skip = a.label();
+      const notMin = a.label();
+      a.cmp(qword(L("g_probe_t0")), 0).je(skip);
+      a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_probe_t0")));
+      a.cmp(rax, qword(L("g_probe_min"))).jae(notMin);
+      a.mov(qword(L("g_probe_min")), rax);
+      a.bind(notMin);
+      a.add(qword(L("g_probe_sum")), rax).inc(qword(L("g_probe_n")));
+      a.mov(qword(L("g_probe_t0")), 0);
+      a.bind(skip);
+    }
     a.jmp(L("resume"));
   }
 
@@ -104,6 +128,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   // ---- timer: end of a quantum ------------------------------------------------------------------------------------
   a.bind(L("on_timer"));
   {
+    if (cfg.probes) a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_probe_t0")), rax);
     a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0); // EOI
     account();
     a.inc(qword(L("g_quantum")));
@@ -258,6 +283,10 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     }
     a.mov(qword(L("g_direct")), 1);
     a.call(L("k_flush"));
+    if (cfg.probes) {
+      kline(a, "ultravisor: probe: timer switch between probes min ", { dec: (x) => x.mov(rdi, qword(L("g_probe_min"))) }, " sum ", { dec: (x) => x.mov(rdi, qword(L("g_probe_sum"))) },
+        " count ", { dec: (x) => x.mov(rdi, qword(L("g_probe_n"))) });
+    }
     kline(a, "ultravisor: summary after ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, " quanta of ", String(cfg.quantumTicks), " APIC timer ticks");
     a.xor(r12d, r12d);
     const next = a.here();

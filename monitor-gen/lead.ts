@@ -42,6 +42,7 @@ export function emitLead(a: Assembler, quantumTicks: number): void {
   kline(a, "ultravisor: all partitions running (", { dec: (x) => x.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_tsc_entry"))).mov(rdi, rax) }, " TSC cycles since loader entry)");
   a.mov(qword(L("g_direct")), 0);
   a.mov(qword(L("g_quantum")), 0);
+  a.mov(rax, -1).mov(qword(L("g_probe_min")), rax);
   a.jmp(L("dispatch"));
 
   // setup_partitions: state page, address space and window for every record of g_partitions.

@@ -17,6 +17,8 @@ export interface PartitionSpec {
   faultAfter?: number;
   /** Guests: try the command hypercall once and print the refusal. */
   probeCommand?: boolean;
+  /** Guests: measure this many TIME hypercall round trips at start (bench builds). */
+  benchHypercalls?: number;
 }
 
 export interface UltravisorConfig {
@@ -29,6 +31,8 @@ export interface UltravisorConfig {
   /** Quanta between two lines of a guest. */
   guestPeriod: number;
   exitCode: number;
+  /** Time-stamp probes on the monitor's timer → switch path (bench builds). */
+  probes?: boolean;
 }
 
 export function figure1Config(): UltravisorConfig {

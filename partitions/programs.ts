@@ -4,7 +4,7 @@
 // command partition (submits the boot-time definitions through the command channel) and the demo guests, which print
 // a counter and an FNV-1a checksum of their own code and constants every few quanta. A guest can be built to commit
 // one fault after a number of lines, for the containment tests.
-import { Assembler, type Label, al, byte, cr3, dx, eax, ecx, edx, ptr, qword, r8, r9, r11d, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rsi, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cr3, dx, eax, ecx, edx, ptr, qword, r8, r9, r11d, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
 import { CHAN, COM1, HC, INFO, WIN } from "../monitor-gen/layout.ts";
 import { consoleLine, emitRuntime, hypercall, infoAddress, windowAddress } from "./runtime.ts";
 
@@ -22,7 +22,15 @@ export interface GuestOptions {
   fault?: { kind: FaultKind; afterLines: number };
   /** Try the command hypercall once at start and print its (refused) result. */
   probeCommand?: boolean;
+  /**
+   * Measure `TIME` hypercall round trips in time-stamp counts this many times at start (keep the minimum), next to
+   * the same frame around 50 nops; under QEMU -icount shift=0 both are instruction counts (bench only).
+   */
+  benchHypercalls?: number;
 }
+
+/** Nops in the calibration frame of the hypercall bench. */
+export const BENCH_NOPS = 50;
 
 export function assembleGuest(opts: GuestOptions): Assembler {
   const a = new Assembler();
@@ -35,6 +43,26 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.xor(r14d, r14d); // work: loop iterations
   hypercall(a, HC.time);
   a.mov(r13, rax); // quantum of the last line
+  if (opts.benchHypercalls) {
+    const frame = (body: () => void): void => {
+      a.mov(r15, -1).mov(r13, opts.benchHypercalls!);
+      const again = a.here();
+      a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(rbx, rax);
+      body();
+      a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, rbx);
+      a.cmp(rax, r15).cmovb(r15, rax);
+      a.dec(r13).jnz(again);
+    };
+    frame(() => {
+      for (let i = 0; i < BENCH_NOPS; i++) a.nop();
+    });
+    a.mov(r14, r15);
+    frame(() => hypercall(a, HC.time));
+    consoleLine(a, `bench: ${BENCH_NOPS} nops `, { dec: (x) => x.mov(rax, r14) }, " hypercall ", { dec: (x) => x.mov(rax, r15) });
+    a.xor(r14d, r14d);
+    hypercall(a, HC.time);
+    a.mov(r13, rax);
+  }
   if (opts.probeCommand) {
     a.mov(ecx, 0);
     hypercall(a, HC.command);

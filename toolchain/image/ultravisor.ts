@@ -102,6 +102,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
           period: config.guestPeriod,
           ...(spec.fault ? { fault: { kind: spec.fault, afterLines: spec.faultAfter ?? 2 } } : {}),
           ...(spec.probeCommand ? { probeCommand: true } : {}),
+          ...(spec.benchHypercalls ? { benchHypercalls: spec.benchHypercalls } : {}),
         });
     return { spec, number: partitionNumber(i), packed: packPartition(program, { name: spec.name, number: partitionNumber(i), slots }) };
   });
@@ -118,6 +119,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     runQuanta: config.runQuanta,
     exitCode: config.exitCode,
     ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
+    probes: config.probes === true,
   });
   emitLead(a, config.quantumTicks);
   const L = (n: string) => a.symbol(n);
