@@ -1,0 +1,87 @@
+// Tests of the ultravisor image builder without booting: GNU objdump reads BOOTX64.EFI (an EFI application whose
+// entry is the loader) and disassembles the ring-0 code and the partition windows; the embedded schedule table is
+// the one core.wasm computes for the configured duties; the channel template is a visorbus channel header; each
+// window's info page names the partition and its channels. The booted behaviour is test/hw/ultravisor.test.ts.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { objdumpPrivate } from "../pe/objdump.ts";
+import { writeEfiImage } from "./efi-image.ts";
+import { buildUltravisorImage, type UltravisorImage } from "./ultravisor.ts";
+import { parseSymbolMap } from "./symbol-map.ts";
+import { readSchedule } from "../../sim/schedule.ts";
+import { INFO, WINDOW } from "../../monitor-gen/layout.ts";
+import { IO_EMIT } from "../../partitions/programs.ts";
+
+let dir: string;
+let img: UltravisorImage;
+let efi: string;
+let map: string;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "uv-image-"));
+  img = await buildUltravisorImage();
+  const out = await writeEfiImage(dir, img);
+  efi = out.efi;
+  map = readFileSync(out.map, "utf8");
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** objdump -d of raw x86-64 bytes placed at `vma`. */
+function disassemble(bytes: Uint8Array, vma: bigint): string {
+  const f = join(dir, `blob-${vma.toString(16)}.bin`);
+  writeFileSync(f, bytes);
+  return execFileSync("objdump", ["-D", "-b", "binary", "-m", "i386:x86-64", `--adjust-vma=0x${vma.toString(16)}`, f], { encoding: "utf8", maxBuffer: 64 << 20 });
+}
+
+describe("ultravisor image", () => {
+  it("is an EFI application entered at the loader, with the monitor's privileged instructions in its text", () => {
+    const p = objdumpPrivate(efi);
+    const syms = parseSymbolMap(map);
+    expect(p.fields.get("Subsystem")).toBe(10n);
+    expect(p.fields.get("ImageBase")! + p.fields.get("AddressOfEntryPoint")!).toBe(syms.find((s) => s.name === "efi_main")!.address);
+    const text = execFileSync("objdump", ["-d", efi], { encoding: "utf8", maxBuffer: 64 << 20 });
+    for (const insn of ["lgdt", "lidt", "ltr", "iretq", "lretq", "mov    %rax,%cr3", "wrmsr", "hlt"]) expect(text, insn).toContain(insn);
+  });
+
+  it("embeds the schedule core.wasm computes: each partition's duty in quanta, the idle partition in the rest", () => {
+    const t = readSchedule(img.schedule.buffer as ArrayBuffer, 0);
+    const entries = t.rows[0]!.entries;
+    img.config.partitions.forEach((p, i) => {
+      const n = entries.filter((e) => e.partition === i + 1).length;
+      expect(n, p.name).toBe(p.kind === "idle" ? 16 - img.config.partitions.reduce((s, q) => s + q.duty, 0) : p.duty);
+    });
+    // The table bytes are in the image, where the monitor reads them.
+    expect(Buffer.from(img.efi).indexOf(Buffer.from(img.schedule))).toBeGreaterThan(0);
+  });
+
+  it("windows carry an info page naming the partition and every channel's peer; the I/O partition serves all consoles", () => {
+    const io = img.partitions.find((p) => p.spec.kind === "io")!.packed!;
+    const d = new DataView(io.blob.buffer, io.blob.byteOffset);
+    const clients = img.config.partitions.filter((p) => p.kind !== "idle" && p.kind !== "io").map((p) => p.name);
+    expect(Number(d.getBigUint64(INFO.slots, true))).toBe(clients.length);
+    clients.forEach((name, k) => {
+      expect(d.getUint8(INFO.slot(k) + 8), `slot ${k} role`).toBe(1);
+      expect(Buffer.from(io.blob.subarray(INFO.slot(k) + 16, INFO.slot(k) + 32)).toString("ascii").replace(/\0+$/, "")).toBe(name);
+    });
+    // The line writer really writes to a port (so the TSS bitmap is what lets it), and guests reach the monitor by int 0x80.
+    const lo = io.symbols.get(IO_EMIT.start)!, hi = io.symbols.get(IO_EMIT.end)!;
+    const emit = disassemble(io.blob.subarray(Number(lo - WINDOW), Number(hi - WINDOW)), lo);
+    expect(emit).toMatch(/out\s+%al,\(%dx\)/);
+    expect(emit).toMatch(/in\s+\(%dx\),%al/);
+    const x = img.partitions.find((p) => p.spec.name === "X")!.packed!;
+    expect(disassemble(x.blob.subarray(0x1000, Number(x.image.end - WINDOW)), WINDOW + 0x1000n)).toContain("int    $0x80");
+  });
+
+  it("formats the channel template with core.wasm's chan_format: visorbus signature, one console queue, server ready", () => {
+    const bytes = Buffer.from(img.efi);
+    const at = bytes.indexOf(Buffer.from("ECNL\0\0\0\0", "latin1"));
+    expect(at).toBeGreaterThan(0);
+    expect(bytes.readUInt32LE(at + 12)).toBe(128); // header_size
+    expect(bytes.readBigUInt64LE(at + 64)).toBe(128n); // ch_space_offset
+    expect(bytes.readUInt32LE(at + 120)).toBe(1); // srv_state READY
+    expect(bytes.readUInt32LE(at + 128 + 48)).toBe(128); // signal_size
+    expect(bytes.readUInt32LE(at + 128 + 52)).toBe(16); // max_slots
+  });
+});
