@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { Trap } from "./abi.ts";
 import { ValType } from "./decode.ts";
 import { fuzz } from "./fuzz.ts";
 import { corpus } from "./testing/corpus.ts";
@@ -21,6 +22,11 @@ describe("AOT vs V8: random programs", () => {
     const r = fuzz(SEED, 100, 100, 3, false);
     expect(r.failures.slice(0, 5)).toEqual([]);
     expect(r.programs).toBeGreaterThanOrEqual(10_000);
+    // The generator must keep exercising both paths: most calls run to completion, and every trap kind occurs.
+    expect(r.outcomes[0]! / r.calls).toBeGreaterThan(0.4);
+    for (const t of [Trap.Unreachable, Trap.DivByZero, Trap.MemoryOutOfBounds, Trap.TableOutOfBounds, Trap.NullFunction, Trap.SignatureMismatch]) {
+      expect(r.outcomes[t] ?? 0, `trap ${t} never happened`).toBeGreaterThan(0);
+    }
   }, 120_000);
 });
 

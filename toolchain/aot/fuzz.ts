@@ -10,13 +10,14 @@ import { I64 } from "./testing/wasm-builder.ts";
 export interface FuzzResult {
   programs: number;
   calls: number;
-  traps: number;
+  /** Calls by outcome: 0 = returned, else the trap code. */
+  outcomes: Record<number, number>;
   failures: string[];
 }
 
 /** Runs `modules` generated modules of `functions` programs each starting at `seed`; returns every mismatch found. */
 export function fuzz(seed: number, modules: number, functions: number, callsPerFunction = 3, stopAtFirst = true): FuzzResult {
-  const res: FuzzResult = { programs: 0, calls: 0, traps: 0, failures: [] };
+  const res: FuzzResult = { programs: 0, calls: 0, outcomes: {}, failures: [] };
   for (let k = 0; k < modules; k++) {
     const s = seed + k;
     const g = generateModule(s, { functions, size: 40 });
@@ -35,7 +36,7 @@ export function fuzz(seed: number, modules: number, functions: number, callsPerF
         res.programs++;
         for (let c = 0; c < callsPerFunction; c++) {
           const args = e.params.map((t) => BigInt.asUintN(t === I64 ? 64 : 32, r.interesting(t)));
-          const m = compareCall(pair, { name: e.name, args }, MEM_WINDOW);
+          const m = compareCall(pair, { name: e.name, args }, MEM_WINDOW, res.outcomes);
           res.calls++;
           if (m) {
             res.failures.push(`seed ${s}: ${describeMismatch(m)}`);

@@ -90,8 +90,9 @@ export function callV8(pair: Pair, call: Call): Outcome {
 }
 
 /** Runs one call in both engines and compares the outcome and the first `window` bytes of memory (all if omitted). */
-export function compareCall(pair: Pair, call: Call, window?: number): Mismatch | null {
+export function compareCall(pair: Pair, call: Call, window?: number, tally?: Record<number, number>): Mismatch | null {
   const a = pair.aot.call(call.name, call.args);
+  if (tally) tally[a.trap] = (tally[a.trap] ?? 0) + 1;
   const v = callV8(pair, call);
   const aot = { trap: a.trap, value: a.value };
   if (!sameTrap(aot.trap, v.trap)) return { call, aot, v8: v, what: "trap" };

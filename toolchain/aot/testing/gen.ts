@@ -154,6 +154,8 @@ class FuncGen {
         this.expr(t, d);
         this.expr(t, d);
         const o = r.pick(BIN32);
+        // Divisors are usually forced odd (never zero, -1 still possible) so most programs run past the division.
+        if (o >= 0x6d && o <= 0x70 && r.chance(0.8)) this.emit(t === I64 ? op.i64(1) : op.i32(1), [t === I64 ? 0x84 : 0x72]);
         return this.emit([t === I64 ? o + 0x12 : o]);
       }
       case 4: {
@@ -238,7 +240,10 @@ class FuncGen {
         if (!cs.length) return this.expr(t, d);
         const c = r.pick(cs);
         for (const p of c.sig.params) this.expr(p, d);
-        if (r.chance(0.8)) this.emit(op.i32(r.int(this.indirectTypes.length + 2)));
+        // Mostly the matching slot (so programs keep running); sometimes a mismatched, null or out-of-range one.
+        const slot = this.indirectTypes.indexOf(c);
+        if (r.chance(0.85)) this.emit(op.i32(slot));
+        else if (r.chance(0.7)) this.emit(op.i32(r.int(this.indirectTypes.length + 2)));
         else this.expr(I32, d);
         return this.emit(op.callIndirect(c.type));
       }
@@ -370,9 +375,9 @@ class FuncGen {
       case 8: {
         // rarely: a guarded trap or early return
         this.expr(I32, d);
-        this.emit(op.i32(r.int(64)), [0x49], op.if());
+        this.emit(op.i32(r.int(16)), [0x46], op.if());
         this.labels.push({ type: null });
-        if (r.chance(0.5)) this.emit([0x00]);
+        if (r.chance(0.3)) this.emit([0x00]);
         else {
           if (this.result !== null) this.expr(this.result, d);
           this.emit([0x0f]);
