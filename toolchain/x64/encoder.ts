@@ -1,7 +1,7 @@
 // The instruction encoder: picks the first form of forms.ts that accepts the operands and writes its bytes (legacy
 // prefixes, REX, opcode, ModRM/SIB/displacement, immediate). The single place in the project that produces x86-64
 // instruction bytes; the Assembler (assembler.ts) owns the buffers, labels and relocations around it.
-import { type Form, type FormList, FORMS, type Imm, type Spec } from "./forms.ts";
+import { type Candidates, type Form, type FormList, FORMS, type Imm, type Spec } from "./forms.ts";
 import { type Label, type Mem, SIZE_NAMES, type SymRef } from "./operands.ts";
 import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
 
@@ -135,27 +135,47 @@ const clsOf = (o: Operand | undefined): number => (o === undefined ? 0 : typeof 
 /** Index 0..17 of an operand class bit (0 for no operand). */
 const bitIndex = (c: number): number => (c === 0 ? 0 : 32 - Math.clz32(c));
 
+/**
+ * Whether form f accepts any operands of these classes without looking at them: registers with no fixed register number,
+ * sized memory that is not a moffs. Immediates (ranges) and unsized memory always need matchOp.
+ */
+function alwaysMatches(f: Form, classes: readonly number[]): boolean {
+  if (f.distinct) return false;
+  for (let j = 0; j < f.ops.length; j++) {
+    const c = classes[j]!;
+    const s = f.ops[j]!;
+    const reg = c <= 8 || c === C_SREG_BIT || c === C_CREG_BIT || c === C_DREG_BIT;
+    const sizedMem = c > 0x10 && c <= 0x800;
+    if (reg ? s.num >= 0 : !sizedMem || s.moffs) return false;
+  }
+  return true;
+}
+const C_SREG_BIT = 1 << 13, C_CREG_BIT = 1 << 14, C_DREG_BIT = 1 << 15;
+
 /** The first form of `forms` accepting the operands, or null. */
 export function select(forms: readonly Form[], ops: readonly Operand[]): Form | null {
   const n = ops.length;
   const c0 = clsOf(ops[0]), c1 = clsOf(ops[1]), c2 = clsOf(ops[2]);
   const cache = (forms as FormList).byClass;
-  let cands: readonly Form[] | undefined;
+  let cands: Candidates | undefined;
   let key = 0;
   if (cache !== undefined) {
     key = ((n * 32 + bitIndex(c0)) * 32 + bitIndex(c1)) * 32 + bitIndex(c2);
     cands = cache.get(key);
   }
   if (cands === undefined) {
-    cands = forms.filter((f) => {
+    const list = forms.filter((f) => {
       if (f.ops.length !== n) return false;
       const acc = f.acc;
       return !(n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0)))));
     });
+    cands = { list, sure: list.length > 0 && alwaysMatches(list[0]!, [c0, c1, c2]) ? list[0]! : null };
     if (cache !== undefined) cache.set(key, cands);
   }
-  outer: for (let i = 0; i < cands.length; i++) {
-    const f = cands[i]!;
+  if (cands.sure !== null) return cands.sure;
+  const list = cands.list;
+  outer: for (let i = 0; i < list.length; i++) {
+    const f = list[i]!;
     if (f.distinct && ops[0] === ops[1]) continue;
     for (let j = 0; j < n; j++) if (!matchOp(f.ops[j]!, ops[j]!, f, ops)) continue outer;
     return f;

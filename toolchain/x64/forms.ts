@@ -237,13 +237,19 @@ function parseForm(mnemonic: string, text: string): Form[] {
  * A mnemonic's forms in preference order, with a cache of the candidate forms per combination of operand classes
  * (filled by encoder.ts select(): most instructions then try one or two forms instead of the whole list).
  */
-export type FormList = readonly Form[] & { readonly byClass: Map<number, readonly Form[]> };
+export type FormList = readonly Form[] & { readonly byClass: Map<number, Candidates> };
+
+/** The forms that can match one combination of operand classes; `sure` is set when the first always does. */
+export interface Candidates {
+  list: readonly Form[];
+  sure: Form | null;
+}
 
 /** The parsed table: mnemonic → forms in preference order. */
 export const FORMS: ReadonlyMap<string, FormList> = new Map(
   Object.entries(SOURCE).map(([mn, texts]) => {
     const list = texts.flatMap((t) => parseForm(mn, t));
-    Object.defineProperty(list, "byClass", { value: new Map<number, readonly Form[]>(), enumerable: false });
+    Object.defineProperty(list, "byClass", { value: new Map<number, Candidates>(), enumerable: false });
     return [mn, list as unknown as FormList];
   }),
 );
