@@ -2,7 +2,10 @@
 // automatic short/near branch selection, alignment, data directives, sections and symbols. `finish()` lays out each
 // section (iterating branch sizes until they settle), resolves what it can and returns an ObjectFile (object.ts) whose
 // relocations link.ts applies once section addresses are known. Instruction bytes come from encoder.ts only.
-import { assemble as assembleImport, describe, EncodeError, LOCK, type Operand, pending as pendingImport, REP, REPNE, Sink } from "./encoder.ts";
+import {
+  assemble as assembleImport, describe, encodeBranch, encodeCallRel32, EncodeError, LOCK, type Operand, pending as pendingImport, REP, REPNE,
+  Sink, writeI32, writeNops,
+} from "./encoder.ts";
 import { type Condition, CONDITIONS, type Form, FORMS, LOCKABLE, REPEATABLE } from "./forms.ts";
 import type { ObjectFile, Relocation, SectionKind, SymbolDef } from "./object.ts";
 import { type Imm, Label, type Mem, SymRef } from "./operands.ts";
@@ -99,28 +102,6 @@ export interface Mark {
 
 const KIND_BY_NAME: Record<string, SectionKind> = { ".text": "text", ".data": "data", ".rdata": "rdata", ".bss": "bss" };
 
-/** Recommended multi-byte NOP sequences (Intel SDM, "NOP" instruction), by length 1..9. */
-const NOPS: number[][] = [
-  [],
-  [0x90],
-  [0x66, 0x90],
-  [0x0f, 0x1f, 0x00],
-  [0x0f, 0x1f, 0x40, 0x00],
-  [0x0f, 0x1f, 0x44, 0x00, 0x00],
-  [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
-  [0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
-  [0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-  [0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
-];
-
-function writeNops(out: Uint8Array, at: number, n: number): void {
-  while (n > 0) {
-    const k = Math.min(n, 9);
-    out.set(NOPS[k]!, at);
-    at += k;
-    n -= k;
-  }
-}
 
 // The typed per-mnemonic methods are declared in the merged interface Assembler at the end of this file.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
@@ -309,12 +290,8 @@ export class Assembler {
   call(target: Label | Gpr | Mem): this {
     if (!(target instanceof Label)) return this.emit("call", target);
     if (this.prefixes) throw new EncodeError(`call ${target}: prefixes cannot precede a branch`);
-    const s = this.cur.sink;
-    s.ensure(8);
-    s.buf[s.pos++] = 0xe8;
-    this.cur.fixups.push({ pos: s.pos, item: this.cur.items.count, kind: "rel32", label: target, addend: 0, tail: 0 });
-    s.buf.fill(0, s.pos, s.pos + 4);
-    s.pos += 4;
+    const field = encodeCallRel32(this.cur.sink);
+    this.cur.fixups.push({ pos: field, item: this.cur.items.count, kind: "rel32", label: target, addend: 0, tail: 0 });
     return this;
   }
   /** Far jump through a memory far pointer: fword (m16:32) or tbyte (m16:64, REX.W), for mode switches. */
@@ -506,18 +483,9 @@ export class Assembler {
           } else {
             const l = it.label[i]!;
             const end = at + size;
-            if (!it.near[i]) {
-              out[at] = it.kind[i] === 0 ? 0xeb : 0x70 + it.cc[i]!;
-              out[at + 1] = (this.labelOffset(l) - end) & 0xff;
-            } else {
-              if (it.kind[i] === 0) out[at] = 0xe9;
-              else {
-                out[at] = 0x0f;
-                out[at + 1] = 0x80 + it.cc[i]!;
-              }
-              if (l.section === index) writeI32(out, end - 4, this.labelOffset(l) - end);
-              else relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(l), addend: 0 });
-            }
+            const local = l.section === index;
+            encodeBranch(out, at, it.kind[i] === 0 ? -1 : it.cc[i]!, it.near[i] === 1, local ? this.labelOffset(l) - end : 0);
+            if (!local) relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(l), addend: 0 });
           }
           at += size;
         }
@@ -545,12 +513,6 @@ export class Assembler {
   }
 }
 
-function writeI32(out: Uint8Array, at: number, v: number): void {
-  out[at] = v & 0xff;
-  out[at + 1] = (v >> 8) & 0xff;
-  out[at + 2] = (v >> 16) & 0xff;
-  out[at + 3] = (v >> 24) & 0xff;
-}
 
 // ---- one typed method per mnemonic -----------------------------------------------------------------------------------
 // Declared here (types) and installed on the prototype below from the opcode table, so the list cannot drift from it.

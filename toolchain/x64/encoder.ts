@@ -412,3 +412,64 @@ export function assemble(s: Sink, forms: readonly Form[] | undefined, mnemonic: 
   encode(s, f, ops, prefixes);
   return f;
 }
+
+// ---- bytes the Assembler places itself: relaxed branches, call rel32, NOP padding ------------------------------------
+
+/** Writes a little-endian 32-bit value. */
+export function writeI32(out: Uint8Array, at: number, v: number): void {
+  out[at] = v & 0xff;
+  out[at + 1] = (v >> 8) & 0xff;
+  out[at + 2] = (v >> 16) & 0xff;
+  out[at + 3] = (v >> 24) & 0xff;
+}
+
+/**
+ * A jmp (cc = -1) or jcc at `at`: short (eb/70+cc rel8) or near (e9/0f 80+cc rel32), with displacement `rel` from the
+ * end of the instruction (the Assembler's layout guarantees it fits).
+ */
+export function encodeBranch(out: Uint8Array, at: number, cc: number, near: boolean, rel: number): void {
+  if (!near) {
+    out[at] = cc < 0 ? 0xeb : 0x70 + cc;
+    out[at + 1] = rel & 0xff;
+  } else if (cc < 0) {
+    out[at] = 0xe9;
+    writeI32(out, at + 1, rel);
+  } else {
+    out[at] = 0x0f;
+    out[at + 1] = 0x80 + cc;
+    writeI32(out, at + 2, rel);
+  }
+}
+
+/** `call rel32` with a zero displacement; returns the offset of the rel32 field for the caller's fixup. */
+export function encodeCallRel32(s: Sink): number {
+  s.ensure(8);
+  s.buf[s.pos++] = 0xe8;
+  const field = s.pos;
+  s.buf.fill(0, field, field + 4);
+  s.pos = field + 4;
+  return field;
+}
+
+/** Recommended multi-byte NOP sequences (Intel SDM, "NOP" instruction), by length 1..9. */
+const NOPS: number[][] = [
+  [],
+  [0x90],
+  [0x66, 0x90],
+  [0x0f, 0x1f, 0x00],
+  [0x0f, 0x1f, 0x40, 0x00],
+  [0x0f, 0x1f, 0x44, 0x00, 0x00],
+  [0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+  [0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+  [0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+  [0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+export function writeNops(out: Uint8Array, at: number, n: number): void {
+  while (n > 0) {
+    const k = Math.min(n, 9);
+    out.set(NOPS[k]!, at);
+    at += k;
+    n -= k;
+  }
+}
