@@ -5,7 +5,7 @@
 import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
-import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR } from "./layout.ts";
+import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
 import { emitExit } from "./paging.ts";
 
 export interface MonitorConfig {
@@ -226,7 +226,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.bind(L("do_signal"));
   {
     const bad = a.label();
-    a.cmp(rcx, 8).jae(bad);
+    a.cmp(rcx, WIN.maxSlots).jae(bad);
     a.shl(rcx, 4);
     a.mov(rax, qword({ base: rbp, index: rcx, scale: 1, disp: SP.slots }));
     a.test(rax, rax).jz(bad);

@@ -50,7 +50,7 @@ export const WIN = {
   /** Pages of the window blob: info page + image + stack. */
   pages: 0xc000 / PAGE,
   slot: (k: number): number => 0x10000 + k * PAGE,
-  maxSlots: 8,
+  maxSlots: 16,
 } as const;
 export const INFO = { number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32 } as const;
 

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { FAULT_KINDS, type FaultKind } from "./programs.ts";
+import { WIN } from "../monitor-gen/layout.ts";
 
 export type PartitionKind = "idle" | "io" | "ultravisor" | "command" | "guest";
 
@@ -83,7 +84,7 @@ export function validateConfig(c: UltravisorConfig, where = "configuration"): Ul
   for (const k of ["ultravisor", "command"] as const) if (c.partitions.filter((p) => p.kind === k).length > 1) fail(`at most one partition of kind '${k}'`);
   if (c.partitions.some((p) => p.kind === "command") !== c.partitions.some((p) => p.kind === "ultravisor")) fail("the command partition and the ultravisor partition come together (the command channel joins them)");
   if (busy > 16) fail(`the duties add up to ${busy} sixteenths, more than one processor (16)`);
-  if (c.partitions.length - 1 > 8) fail(`${c.partitions.length - 1} partitions need console channels; the I/O partition serves at most 8`);
+  if (c.partitions.length - 2 > WIN.maxSlots) fail(`${c.partitions.length - 2} partitions need console channels; the I/O partition serves at most ${WIN.maxSlots}`);
   if (!Number.isInteger(c.quantumTicks) || c.quantumTicks < 10_000 || c.quantumTicks > 0xffff_ffff) fail("quantumTicks must be an integer from 10000 to 4294967295");
   if (!Number.isInteger(c.runQuanta) || c.runQuanta < 0) fail("runQuanta must be a non-negative integer (0 = run for ever)");
   if (!Number.isInteger(c.guestPeriod) || c.guestPeriod < 1) fail("guestPeriod must be a positive integer");

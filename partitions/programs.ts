@@ -5,13 +5,15 @@
 // a counter and an FNV-1a checksum of their own code and constants every few quanta. A guest can be built to commit
 // one fault after a number of lines, for the containment tests.
 import { Assembler, type Label, al, byte, cr3, dx, eax, ecx, edx, ptr, qword, r8, r9, r11d, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
-import { CHAN, COM1, HC, INFO, WIN } from "../monitor-gen/layout.ts";
+import { CHAN, COM1, HC, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { consoleLine, emitRuntime, hypercall, infoAddress, windowAddress } from "./runtime.ts";
 
-export type FaultKind = "write-outside" | "cli" | "hlt" | "out" | "cr3";
-export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "cli", "hlt", "out", "cr3"];
+export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3";
+export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
 /** A supervisor-only address (the identity map) a guest may not write: the write-outside fault's target. */
 export const OUTSIDE_ADDRESS = 0x200000;
+/** A window address with no page behind it (between the stack and the channel slots): write-unmapped's target. */
+export const UNMAPPED_WINDOW_ADDRESS = WINDOW + 0x3f000n;
 
 export const PROGRAM_ENTRY = "p_start";
 
@@ -85,6 +87,9 @@ export function assembleGuest(opts: GuestOptions): Assembler {
     switch (f.kind) {
       case "write-outside":
         a.mov(qword({ disp: OUTSIDE_ADDRESS }), r12);
+        break;
+      case "write-unmapped":
+        a.mov(rax, UNMAPPED_WINDOW_ADDRESS).mov(qword(rax), r12);
         break;
       case "cli":
         a.cli();

@@ -14,7 +14,7 @@ import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
 import { buildUltravisorImage, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
-import { OUTSIDE_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
+import { OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { WINDOW } from "../../monitor-gen/layout.ts";
 import { readSchedule } from "../../sim/schedule.ts";
 
@@ -119,8 +119,8 @@ describe("ultravisor on OVMF (TCG)", () => {
     }
   }, 150_000);
 
-  it("stops a guest that writes outside its memory or runs cli, hlt, out, mov cr3 — and only that guest", async () => {
-    const faults: FaultKind[] = ["write-outside", "cli", "hlt", "out", "cr3"];
+  it("stops a guest that writes outside its memory (supervisor page or unmapped window page) or runs cli, hlt, out, mov cr3 — and only that guest", async () => {
+    const faults: FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
     const config: UltravisorConfig = {
       ...fig1,
       runQuanta: 480,
@@ -147,9 +147,9 @@ describe("ultravisor on OVMF (TCG)", () => {
         expect(m, c.lines[idx]).toBeTruthy();
         const rip = BigInt(`0x${m[3]}`);
         expect(rip >= p.image.start && rip < p.image.end, `${name} rip inside its image`).toBe(true);
-        if (f === "write-outside") {
+        if (f === "write-outside" || f === "write-unmapped") {
           expect(Number(m[1])).toBe(14);
-          expect(BigInt(`0x${m[2]}`)).toBe(BigInt(OUTSIDE_ADDRESS));
+          expect(BigInt(`0x${m[2]}`)).toBe(f === "write-outside" ? BigInt(OUTSIDE_ADDRESS) : UNMAPPED_WINDOW_ADDRESS);
         } else {
           expect(Number(m[1]), `${name} vector`).toBe(13);
         }
