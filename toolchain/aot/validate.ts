@@ -3,7 +3,7 @@
 // rejects anything else with an error naming the function and the instruction. Also measures each function's
 // maximum operand-stack depth, which fixes its frame size before code generation starts.
 import { type FuncType, type Module, Reader, ValType, funcName, funcType, valTypeName } from "./decode.ts";
-import { MEMORY, NUMERIC, Op, newInstr, opName, readInstr } from "./opcodes.ts";
+import { MEMORY_BY_OP, NUMERIC_BY_OP, Op, newInstr, opName, readInstr } from "./opcodes.ts";
 
 export class CompileError extends Error {
   constructor(message: string) {
@@ -23,6 +23,8 @@ export class UnsupportedError extends CompileError {
 export interface FuncInfo {
   /** Maximum operand-stack depth, counting values of all enclosing blocks. */
   maxStack: number;
+  /** local.get/set/tee count per local, uses inside loops weighted by 8 per nesting level (register pinning). */
+  localWeights: Float64Array;
 }
 
 const isInt = (t: number): boolean => t === ValType.I32 || t === ValType.I64;
@@ -104,8 +106,10 @@ export function validateFunction(m: Module, index: number): FuncInfo {
   const body = m.bodies[index - m.numImportedFuncs]!;
   const locals = [...type.params, ...body.locals];
   for (const t of body.locals) if (!isInt(t)) throw new UnsupportedError(name, `${valTypeName(t)} local`, body.start);
-  const memCount = m.memories.length + m.imports.filter((i) => i.desc.kind === "memory").length;
+  const memCount = m.memories.length + (m.imports.length ? m.imports.filter((i) => i.desc.kind === "memory").length : 0);
   const nfuncs = m.numImportedFuncs + m.funcs.length;
+  const weights = new Float64Array(locals.length);
+  let loops = 0;
   const r = new Reader(m.bytes, body.start, body.end);
   const ins = newInstr();
   const stack: number[] = [];
@@ -148,13 +152,17 @@ export function validateFunction(m: Module, index: number): FuncInfo {
     if (r.done) bad("function body ends before its final `end`");
     readInstr(r, ins);
     const op = ins.op;
-    const num = NUMERIC.get(op);
+    const num = op < 256 ? NUMERIC_BY_OP[op] : undefined;
     if (num) {
-      popAll(num[0] as number[]);
+      const ins2 = num[0];
+      if (ins2.length === 2) {
+        pop(ins2[1]);
+        pop(ins2[0]);
+      } else pop(ins2[0]);
       push(num[1]);
       continue;
     }
-    const acc = MEMORY.get(op);
+    const acc = op < 256 ? MEMORY_BY_OP[op] : undefined;
     if (acc) {
       needMemory();
       if (2 ** ins.a > acc.size) bad(`alignment 2^${ins.a} exceeds the access size ${acc.size}`);
@@ -179,6 +187,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
         if (op === Op.If) pop(ValType.I32);
         popAll(sig.params);
         frames.push({ op, params: sig.params, results: sig.results, height: stack.length, unreachable: false });
+        if (op === Op.Loop) loops++;
         for (const t of sig.params) push(t);
         break;
       }
@@ -198,6 +207,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
         if (stack.length !== f.height) bad("values left on the stack at end of block");
         if (f.op === Op.If && f.params.join() !== f.results.join()) bad("if without else must have matching params and results");
         frames.pop();
+        if (f.op === Op.Loop) loops--;
         for (const t of f.results) push(t);
         break;
       }
@@ -266,6 +276,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
       case Op.LocalGet: case Op.LocalSet: case Op.LocalTee: {
         const t = locals[ins.a];
         if (t === undefined) return bad(`local ${ins.a} out of range`);
+        weights[ins.a] = weights[ins.a]! + 8 ** Math.min(loops, 5);
         if (op === Op.LocalGet) push(t);
         else {
           pop(t);
@@ -303,5 +314,5 @@ export function validateFunction(m: Module, index: number): FuncInfo {
     }
   }
   if (!r.done) bad("bytes after the function's final `end`");
-  return { maxStack: max };
+  return { maxStack: max, localWeights: weights };
 }

@@ -8,7 +8,7 @@ import { type Module, Reader, ValType, funcType } from "./decode.ts";
 import { type CtxLayout, Trap, VMCTX } from "./abi.ts";
 import { Context } from "./context.ts";
 import { type AluOp, type MacroAssembler, RAX, type ShiftOp, type Size, reg } from "./masm.ts";
-import { MEMORY, Op, newInstr, readInstr } from "./opcodes.ts";
+import { MEMORY_BY_OP, Op, newInstr, readInstr } from "./opcodes.ts";
 import { type FuncInfo, UnsupportedError, blockSig } from "./validate.ts";
 import { type Intrinsic } from "./intrinsics.ts";
 
@@ -67,7 +67,7 @@ export class FunctionCompiler {
     const t = funcType(m, index);
     const body = m.bodies[index - m.numImportedFuncs]!;
     const sizes = [...t.params, ...body.locals].map(sz);
-    this.cx = new Context(masm, t.params.length, body.locals.length, sizes, pickPinned(m, body.start, body.end, sizes.length));
+    this.cx = new Context(masm, t.params.length, body.locals.length, sizes, pickPinned(info.localWeights));
     this.retLabel = masm.a.label();
     this.resultSize = t.results.length ? sz(t.results[0]!) : null;
   }
@@ -124,7 +124,7 @@ export class FunctionCompiler {
   }
 
   private visit(op: number, a: number, b: number, i64: bigint, targets: number[] | null, at: number): void {
-    const acc = MEMORY.get(op);
+    const acc = op < 256 ? MEMORY_BY_OP[op] : undefined;
     if (acc) {
       if (acc.store) this.store(acc.size, b);
       else this.load(sz(acc.type), acc.size, acc.signed, b);
@@ -568,33 +568,14 @@ export class FunctionCompiler {
 /** Registers that hold the most-used locals for the whole function (callee-saved under System V, see ABI.md). */
 export const PINNED = [3, 12, 13];
 
-/**
- * Chooses the locals to keep in PINNED registers: those with the most local.get/set/tee, weighting uses inside loops
- * by 8 per nesting level. Returns the register per local, or −1.
- */
-function pickPinned(m: Module, start: number, end: number, numLocals: number): number[] {
-  const weight = new Float64Array(numLocals);
-  const r = new Reader(m.bytes, start, end);
-  const ins = newInstr();
-  const nest: number[] = [];
-  let loops = 0;
-  while (!r.done) {
-    readInstr(r, ins);
-    const op = ins.op;
-    if (op === Op.Block || op === Op.Loop || op === Op.If) {
-      nest.push(op);
-      if (op === Op.Loop) loops++;
-    } else if (op === Op.End) {
-      if (nest.pop() === Op.Loop) loops--;
-    } else if (op === Op.LocalGet || op === Op.LocalSet || op === Op.LocalTee) {
-      weight[ins.a] = weight[ins.a]! + 8 ** Math.min(loops, 5);
-    }
-  }
-  const order = Array.from({ length: numLocals }, (_, i) => i)
+/** Chooses the locals to keep in PINNED registers: the highest weights (see FuncInfo.localWeights), at least 2. */
+function pickPinned(weight: Float64Array): number[] {
+  const n = weight.length;
+  const order = Array.from({ length: n }, (_, i) => i)
     .filter((i) => weight[i]! >= 2)
     .sort((x, y) => weight[y]! - weight[x]! || x - y)
     .slice(0, PINNED.length);
-  const out = new Array<number>(numLocals).fill(-1);
+  const out = new Array<number>(n).fill(-1);
   order.forEach((l, k) => (out[l] = PINNED[k]!));
   return out;
 }
