@@ -28,7 +28,7 @@ describe("core.wasm database entry points", () => {
     expect(f.db_get_owner!(0, 0)).toBe(-17);
     expect(f.db_submit!(PARAMS)).toBe(-17);
     expect(f.db_recover!()).toBe(-17);
-    expect(f.db_replay!()).toBe(-17);
+    expect(f.db_replay!(0)).toBe(-17);
     expect(f.db_attach!(page(1, 23))).toBe(-17);
     expect(f.db_attach!(0xffffffff)).toBe(-17);
     const small = await fresh(129);
@@ -69,7 +69,7 @@ describe("core.wasm database entry points", () => {
     // A "committed" region that does not hold transactions.
     v.setUint32(log + 28, 0, true);
     v.setUint32(log + 12, 64, true);
-    expect(f.db_replay!()).toBe(-18);
+    expect(f.db_replay!(0)).toBe(-18);
     // A header that claims more than the log holds is refused at attach.
     v.setUint32(log + 8, 0x7fffffff, true);
     expect(f.db_attach!(f.db_ui_address!() / 4096)).toBe(-17);

@@ -181,8 +181,9 @@ export class Database {
     if (rc < 0) throw new DbError(rc, -1, "truncate log");
   }
 
-  replay(): number {
-    const rc = this.fn.db_replay!();
+  /** Re-applies the log's committed transactions with sequence ≥ fromSeq; returns how many. */
+  replay(fromSeq = 0): number {
+    const rc = this.fn.db_replay!(fromSeq);
     if (rc < 0) throw new DbError(rc, this.failedOp(), "replay");
     return rc;
   }

@@ -80,6 +80,8 @@ export class Host {
   flushCount = 0;
   private backupBytes: Uint8Array | undefined;
   private keepBackup = true;
+  /** Sequence number of the first transaction not in the backup. */
+  private backupSeq = 0;
 
   private constructor(readonly core: Core, order: number, installed: bigint) {
     this.db = new Database(core);
@@ -172,11 +174,15 @@ export class Host {
 
   /** Saves the database (all of linear memory) as the backup and empties the audit log ([0099]). */
   backup(): void {
+    // Copy first, then empty the log: an interruption in between leaves a log whose transactions the backup
+    // already holds, and replay skips them by sequence number.
+    if (this.keepBackup) {
+      const src = new Uint8Array(this.memory.buffer);
+      if (!this.backupBytes || this.backupBytes.length !== src.length) this.backupBytes = new Uint8Array(src.length);
+      this.backupBytes.set(src);
+      this.backupSeq = this.db.logHeader().nextSeq;
+    }
     this.db.truncateLog();
-    if (!this.keepBackup) return;
-    const src = new Uint8Array(this.memory.buffer);
-    if (!this.backupBytes || this.backupBytes.length !== src.length) this.backupBytes = new Uint8Array(src.length);
-    this.backupBytes.set(src);
   }
 
   /** Restores the last backup into a fresh host memory, replays the live log there and returns those bytes. */
@@ -191,7 +197,7 @@ export class Host {
     bytes.set(live.subarray(logStart, logStart + ui.logPages * PAGE), logStart);
     const other = new Database(instantiateCore(await coreModule(), { memory: mem }));
     other.attach(ui.index);
-    other.replay();
+    other.replay(this.backupSeq);
     return new Uint8Array(mem.buffer);
   }
 

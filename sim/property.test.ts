@@ -151,7 +151,8 @@ describe("resource database properties", () => {
                 h.view.invalidate();
                 // A create or split may have committed helper transactions before the failed one: compare with a
                 // fresh snapshot only when none did.
-                if (h.db.logHeader().nextSeq === txBefore) expect(h.diffDatabase(before, h.snapshot())).toBeUndefined();
+                // A backup is not a transaction: interrupted, it may or may not have emptied the log.
+                if (h.db.logHeader().nextSeq === txBefore && act.a !== "backup") expect(h.diffDatabase(before, h.snapshot())).toBeUndefined();
                 // The resource service's name table may now be ahead of the database: resynchronise it.
                 for (let i = names.length - 1; i >= 0; i--) {
                   try {

@@ -365,8 +365,11 @@ export function db_log_truncate(): i32 {
   return 0;
 }
 
-/** Re-applies the committed transactions of the log to a database restored from the last backup. */
-export function db_replay(): i32 {
+/**
+ * Re-applies the committed transactions of the log to a database restored from a backup; transactions with a
+ * sequence number below fromSeq are already in that backup and are skipped. Returns how many were applied.
+ */
+export function db_replay(fromSeq: u32): i32 {
   failedOp = -1;
   if (!attached) return E_NOT_ATTACHED;
   const end = committedEnd();
@@ -376,10 +379,12 @@ export function db_replay(): i32 {
     const n = scanTransaction(at, end, true);
     if (n < 0) return n;
     const begin = records() + at;
-    const rc = runOps(begin, <u32>n, false);
-    if (rc < 0) return rc;
+    if (load<u32>(begin + 8) >= fromSeq) {
+      const rc = runOps(begin, <u32>n, false);
+      if (rc < 0) return rc;
+      count++;
+    }
     at = <u32>(opRecord(begin, <u32>n) - records()) + 16;
-    count++;
   }
   return count;
 }
