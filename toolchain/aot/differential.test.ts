@@ -91,4 +91,44 @@ describe("AOT vs V8: core.wasm", () => {
     }
     expect(calls).toBe(pair.aot.compiled.exports.length * 25);
   }, 60_000);
+
+  it.skipIf(!existsSync(path))("channel workload: format, then random insert/remove/pump sequences leave identical memory", () => {
+    const wasm = new Uint8Array(readFileSync(path));
+    const hw = { panic: () => { throw new Error("panic"); }, flush: () => undefined, mfence: () => undefined };
+    fc.assert(
+      fc.property(
+        fc.record({
+          signal: fc.constantFrom(8, 16, 64, 100),
+          slots: fc.integer({ min: 2, max: 40 }),
+          ops: fc.array(fc.tuple(fc.constantFrom("insert", "remove", "pump"), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 50 })), { maxLength: 40 }),
+        }),
+        ({ signal, slots, ops }) => {
+          const pair = instantiateBoth(wasm, { hw }, 160);
+          try {
+            const v8 = pair.v8.exports as Record<string, (...a: number[]) => number>;
+            const old = pair.v8Memory!.grow(4);
+            expect(pair.aot.growMemory(4)).toBe(old);
+            const base = old * 65536;
+            const size = v8.chan_format_bytes!(2, signal, slots) >>> 0;
+            const same = (name: string, args: number[]) => {
+              const m = compareCall(pair, { name, args: args.map((x) => BigInt(x >>> 0)) });
+              if (m) throw new Error(describeMismatch(m));
+            };
+            same("chan_format", [base, size, 2, signal, slots, 4]);
+            expect(v8.chan_check!(base, size)).toBeGreaterThanOrEqual(0);
+            const src = base + size + 64;
+            const dst = src + 256;
+            for (const [op, q, n] of ops) {
+              if (op === "insert") same("chan_insert", [base, size, q, src + n]);
+              else if (op === "remove") same("chan_remove", [base, size, q, dst]);
+              else same("chan_pump", [base, size, q, src, dst, n]);
+            }
+          } finally {
+            pair.aot.dispose();
+          }
+        },
+      ),
+      { numRuns: 30, seed: SEED },
+    );
+  }, 60_000);
 });
