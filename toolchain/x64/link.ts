@@ -30,17 +30,23 @@ export function link(obj: ObjectFile, bases: readonly (bigint | number)[], exter
     throw new LinkError(`link: ${obj.sections.length} sections but ${bases.length} base addresses`);
   }
   const base = bases.map((b) => BigInt(b));
-  const symbols = new Map<string, bigint>();
-  for (const [name, v] of externals ?? []) symbols.set(name, BigInt(v));
   for (const s of obj.symbols) {
     if (s.section < 0 || s.section >= base.length) throw new LinkError(`link: symbol ${s.name} names section ${s.section}, which does not exist`);
-    symbols.set(s.name, base[s.section]! + BigInt(s.offset));
   }
+  // The full symbol table is built on first use: a flat link of a big program with no relocations should not pay for it.
+  let table: Map<string, bigint> | null = null;
+  const symbolTable = (): Map<string, bigint> => {
+    if (table) return table;
+    table = new Map<string, bigint>();
+    for (const [name, v] of externals ?? []) table.set(name, BigInt(v));
+    for (const s of obj.symbols) table.set(s.name, base[s.section]! + BigInt(s.offset));
+    return table;
+  };
   const sections = obj.sections.map((s) => (s.kind === "bss" ? s.bytes : s.bytes.slice()));
   const abs64: LinkedSite[] = [];
   const where = (r: Relocation) => `${obj.sections[r.section]?.name ?? `section ${r.section}`}+0x${r.offset.toString(16)}`;
   for (const r of obj.relocations) {
-    const target = symbols.get(r.target);
+    const target = symbolTable().get(r.target);
     if (target === undefined) throw new LinkError(`link: undefined symbol '${r.target}' referenced at ${where(r)}`);
     const bytes = sections[r.section];
     if (!bytes) throw new LinkError(`link: relocation at ${where(r)} names a section that does not exist`);
@@ -65,5 +71,11 @@ export function link(obj: ObjectFile, bases: readonly (bigint | number)[], exter
       value >>= 8n;
     }
   }
-  return { sections, abs64, symbols };
+  return {
+    sections,
+    abs64,
+    get symbols() {
+      return symbolTable();
+    },
+  };
 }
