@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "**/assembly/**", "out/**", "artifacts/**", "**/*.generated.*"] },
+  { ignores: ["node_modules/**", "**/.scratch/**", "**/assembly/**", "out/**", "artifacts/**", "**/*.generated.*"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["**/*.test.ts"],
-    exclude: ["node_modules/**", "**/assembly/**", "out/**", "artifacts/**"],
+    exclude: ["node_modules/**", "**/.scratch/**", "**/assembly/**", "out/**", "artifacts/**"],
     testTimeout: 30_000,
     hookTimeout: 120_000,
     // Two cores on CI: hardware tests boot QEMU and must not starve each other.
