@@ -54,8 +54,12 @@ export class Context {
 
   /** The home slot of stack entry k. */
   home(k: number, size: Size = 8): Mem {
-    return this.masm.frame(-8 * (this.numLocals + 1 + k), size);
+    // Cached: operands are immutable and spilling asks for the same slots over and over.
+    const cache = size === 8 ? this.homes8 : this.homes4;
+    return (cache[k] ??= this.masm.frame(-8 * (this.numLocals + 1 + k), size));
   }
+  private readonly homes8: Mem[] = [];
+  private readonly homes4: Mem[] = [];
   /** The frame slot of local i. */
   local(i: number): Mem {
     const size = this.localSizes[i]!;
