@@ -123,9 +123,10 @@ const bench: Bench = {
     const steps = program(N);
     const p = plan(steps);
     const count = encodeAll(p); // warm-up
-    const t = await bestOf(3, () => encodeAll(p));
+    // Best of 5: the machine is shared, and the best run is the closest to what the code costs.
+    const t = await bestOf(5, () => encodeAll(p));
     let cpu = Infinity;
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const c0 = process.cpuUsage();
       encodeAll(p);
       const c = process.cpuUsage(c0);
