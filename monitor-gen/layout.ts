@@ -45,11 +45,11 @@ export const WINDOW = 0x0000_0080_0000_0000n;
 export const WIN = {
   info: 0x0000,
   image: 0x1000,
-  imageMax: 0x7000,
-  stackTop: 0xc000,
-  /** Pages of the window blob: info page + image + stack. */
-  pages: 0xc000 / PAGE,
-  slot: (k: number): number => 0x10000 + k * PAGE,
+  imageMax: 0x2f000,
+  stackTop: 0x34000,
+  /** Pages of the window the partition owns: info page + image + stack. */
+  pages: 0x34000 / PAGE,
+  slot: (k: number): number => 0x40000 + k * PAGE,
   maxSlots: 16,
 } as const;
 export const INFO = { number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32 } as const;

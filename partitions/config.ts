@@ -18,6 +18,8 @@ export interface PartitionSpec {
   faultAfter?: number;
   /** Guests: try the command hypercall once and print the refusal. */
   probeCommand?: boolean;
+  /** Guests: "asm" (typed assembler, default) or "as" (partitions/assembly/guest.ts through asc and toolchain/aot). */
+  lang?: "asm" | "as";
   /** Guests: measure this many TIME hypercall round trips at start (bench builds). */
   benchHypercalls?: number;
 }
@@ -46,7 +48,7 @@ export function figure1Config(): UltravisorConfig {
       { name: "command", kind: "command", duty: 1 },
       { name: "X", kind: "guest", duty: 4, probeCommand: true },
       { name: "Y", kind: "guest", duty: 3 },
-      { name: "Z", kind: "guest", duty: 2 },
+      { name: "Z", kind: "guest", duty: 2, lang: "as" },
     ],
     quantumTicks: 2_000_000,
     runQuanta: 800,
@@ -79,6 +81,8 @@ export function validateConfig(c: UltravisorConfig, where = "configuration"): Ul
     } else if (!Number.isInteger(p.duty) || p.duty < 1 || p.duty > 16) fail(`${at}: duty must be 1–16 sixteenths of the processor`);
     busy += p.duty;
     if (p.fault !== undefined && (p.kind !== "guest" || !FAULT_KINDS.includes(p.fault))) fail(`${at}: fault must be one of ${FAULT_KINDS.join(", ")} and only on a guest`);
+    if (p.lang !== undefined && (p.kind !== "guest" || (p.lang !== "asm" && p.lang !== "as"))) fail(`${at}: lang must be asm or as, and only on a guest`);
+    if (p.lang === "as" && (p.fault || p.probeCommand || p.benchHypercalls)) fail(`${at}: fault, probeCommand and benchHypercalls exist only for asm guests`);
   }
   for (const k of ["idle", "io"] as const) if (c.partitions.filter((p) => p.kind === k).length !== 1) fail(`exactly one partition of kind '${k}' is required`);
   for (const k of ["ultravisor", "command"] as const) if (c.partitions.filter((p) => p.kind === k).length > 1) fail(`at most one partition of kind '${k}'`);

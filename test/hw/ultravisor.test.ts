@@ -1,7 +1,8 @@
 // Hardware tests of the bare-metal ultravisor (loader-efi/ultravisor.ts, monitor-gen/, partitions/) under OVMF in
 // QEMU through qemu/'s Machine. Two boots, several checks from each boot's serial log:
 //  1. the Figure 1 host: the loader's stages up to "ultravisor: entered", every partition's console lines tagged by
-//     the I/O partition, each guest's checksum equal to FNV-1a of its linked bytes computed here, the command channel
+//     the I/O partition, each guest's checksum equal to FNV-1a of its linked bytes computed here (guest Z is the
+//     AssemblyScript guest compiled by toolchain/aot: FNV-1a of its wasm data segments), the command channel
 //     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
 //  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
 //     and logged with the right vector while the others keep printing.
@@ -54,7 +55,9 @@ function summary(b: Boot): Map<string, { state: string; quanta: number; tsc: num
 }
 
 function expectedChecksum(img: UltravisorImage, name: string): number {
-  const p = img.partitions.find((x) => x.spec.name === name)!.packed!;
+  const b = img.partitions.find((x) => x.spec.name === name)!;
+  if (b.aot) return fnv1a(b.aot.memory.subarray(...b.aot.dataRange)); // the AssemblyScript guest: its static data
+  const p = b.packed!;
   const start = Number(p.symbols.get("p_image_start")! - WINDOW);
   const end = Number(p.symbols.get("p_ro_end")! - WINDOW);
   return fnv1a(p.blob.subarray(start, end));
@@ -106,12 +109,16 @@ describe("ultravisor on OVMF (TCG)", () => {
         // Guests never yield, so they are dispatched exactly their quanta; yielding partitions at least theirs.
         if (p.kind === "guest") expect(s.get(p.name)!.quanta, `${p.name} quanta`).toBe(perCycle * cycles);
       });
-      // Busy guests' processor time follows their duty (TSC measured by the monitor at each switch).
-      const tsc = (n: string): number => s.get(n)!.tsc;
-      expect(tsc("X") / tsc("Z")).toBeGreaterThan(1.5);
-      expect(tsc("X") / tsc("Z")).toBeLessThan(2.6);
-      expect(tsc("Y") / tsc("Z")).toBeGreaterThan(1.1);
-      expect(tsc("Y") / tsc("Z")).toBeLessThan(2.0);
+      // Busy guests' processor time follows their duty (TSC measured by the monitor at each switch): each guest's
+      // share of the guests' total within 40 % of its share of their quanta (TCG delivers the timer late at times).
+      const guests = fig1.partitions.filter((p) => p.kind === "guest");
+      const totalTsc = guests.reduce((n, p) => n + s.get(p.name)!.tsc, 0);
+      const totalDuty = guests.reduce((n, p) => n + p.duty, 0);
+      for (const p of guests) {
+        const share = s.get(p.name)!.tsc / totalTsc / (p.duty / totalDuty);
+        expect(share, `${p.name} processor share / duty share`).toBeGreaterThan(0.6);
+        expect(share, `${p.name} processor share / duty share`).toBeLessThan(1.4);
+      }
       expect(b.exit).toEqual({ kind: "guest", code: fig1.exitCode });
     } catch (e) {
       console.error(text);

@@ -16,6 +16,7 @@ import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, assembleCommand, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
+import { type AotGuest, assembleAotGuest, guestWasm } from "../../partitions/aot-guest.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface UltravisorImageOptions {
@@ -27,6 +28,8 @@ export interface BuiltPartition {
   spec: PartitionSpec;
   number: number;
   packed: PackedPartition | null;
+  /** AssemblyScript guests: the AOT compilation and the initial linear memory. */
+  aot?: AotGuest;
 }
 
 export interface ChannelDef {
@@ -86,6 +89,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
 
   // Partition programs.
   const definitions = parts.filter((p) => p.kind !== "idle").map((p) => p.name);
+  const asWasm = parts.some((p) => p.lang === "as") ? await guestWasm() : null;
   const built: BuiltPartition[] = parts.map((spec, i) => {
     if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
     const slots: SlotInfo[] = [];
@@ -94,6 +98,10 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       if (c.server === i) slots[c.serverSlot] = { role: "server", peer: parts[c.client]!.name };
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
+    if (spec.lang === "as") {
+      const aot = assembleAotGuest(asWasm!, config.guestPeriod);
+      return { spec, number: partitionNumber(i), aot, packed: packPartition(aot.object, { name: spec.name, number: partitionNumber(i), slots }) };
+    }
     const program =
       spec.kind === "io" ? assembleIo()
       : spec.kind === "ultravisor" ? assembleUltravisorPartition()
