@@ -205,6 +205,13 @@ describe("per-opcode edge values", () => {
       ...op.get(0), ...op.get(1), ...op.i32(3), ...op.i64(-4n), ...op.i32(-5), ...op.get(1), ...op.call(0),
       ...op.i64(1n), ...op.get(0), ...op.get(1), ...op.i32(7), ...op.i64(8n), ...op.i32(9), ...op.i64(10n), ...op.call(0), 0x7c, 0x7c,
     ], "f");
+    // Four hot locals (all pinned, r10 included) live across an import call.
+    const use4 = [...op.get(0), ...op.get(1), 0x7c, ...op.get(2), 0x7c, ...op.get(3), 0x7c];
+    b.func([I64, I64, I64, I64], [I64], [], [
+      ...op.get(3), ...op.get(0), 0x7c, ...op.set(3), ...op.get(2), ...op.i64(9n), 0x7e, ...op.set(2),
+      ...use4, ...op.i32(1), ...op.get(0), ...op.i32(2), ...op.get(1), ...op.i32(3), ...op.get(2), ...op.call(0), 0x7c,
+      ...op.i32(4), ...op.call(1), ...use4, 0x7e, ...op.get(3), 0x85,
+    ], "g");
     const seen: bigint[] = [];
     const imports = {
       env: {
@@ -219,7 +226,11 @@ describe("per-opcode edge values", () => {
         const m = compareCall(pair, { name: "f", args: [x, y] });
         expect(m && describeMismatch(m)).toBeNull();
       }
-      expect(seen.length).toBe(8);
+      for (const args of [[1n, 2n, 3n, 4n], [2n ** 64n - 1n, 5n, 2n ** 63n, 7n]]) {
+        const m = compareCall(pair, { name: "g", args });
+        expect(m && describeMismatch(m)).toBeNull();
+      }
+      expect(seen.length).toBe(12);
     } finally {
       pair.aot.dispose();
     }

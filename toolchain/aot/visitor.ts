@@ -516,7 +516,9 @@ export class FunctionCompiler {
         return;
       }
       this.cx.spillAll();
-      // System V call to the embedder: arguments in registers, stack aligned to 16; rbx is callee-saved there.
+      // r10 (a pinned register) is caller-saved under System V, so pinned locals go to their slots here too.
+      this.savePinned();
+      // System V call to the embedder: arguments in registers, stack aligned to 16.
       const argRegs = [7, 6, 2, 1, 8, 9];
       const h = this.cx.height;
       t.params.forEach((p, i) => a.mov(reg(argRegs[i]!, sz(p)), this.cx.home(h - t.params.length + i, sz(p))));
@@ -528,6 +530,7 @@ export class FunctionCompiler {
       if (low.symbol) a.call(low.symbol);
       else a.call(this.masm.ctx(low.slot));
       a.pop(rsp);
+      this.reloadPinned();
       this.finishCall(t.params.length, t.results);
       return;
     }
@@ -565,8 +568,8 @@ export class FunctionCompiler {
   }
 }
 
-/** Registers that hold the most-used locals for the whole function (callee-saved under System V, see ABI.md). */
-export const PINNED = [3, 12, 13];
+/** Registers that hold the most-used locals for the whole function (see ABI.md). */
+export const PINNED = [3, 12, 13, 10];
 
 /** Chooses the locals to keep in PINNED registers: the highest weights (see FuncInfo.localWeights), at least 2. */
 function pickPinned(weight: Float64Array): number[] {
