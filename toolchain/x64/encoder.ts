@@ -49,7 +49,8 @@ export class EncodeError extends Error {
 }
 
 export function describe(mnemonic: string, ops: readonly Operand[]): string {
-  return ops.length ? `${mnemonic} ${ops.map((o) => (typeof o === "bigint" ? `0x${o.toString(16)}` : String(o))).join(", ")}` : mnemonic;
+  const show = (o: Operand) => (typeof o === "bigint" ? (o < 0n ? `-0x${(-o).toString(16)}` : `0x${o.toString(16)}`) : String(o));
+  return ops.length ? `${mnemonic} ${ops.map(show).join(", ")}` : mnemonic;
 }
 
 const TWO63 = 2 ** 63, TWO64 = 2 ** 64;
@@ -204,7 +205,7 @@ export function explain(mnemonic: string, ops: readonly Operand[]): string {
     const probe = ops.map((o) => (o === imm ? 1 : o));
     if (select(forms, probe)) {
       if (typeof imm === "number" && !Number.isInteger(imm)) return `${what}: immediate ${imm} is not an integer`;
-      return `${what}: immediate ${typeof imm === "bigint" ? `0x${imm.toString(16)}` : imm} does not fit the instruction's immediate field`;
+      return `${what}: immediate ${typeof imm === "bigint" ? (imm < 0n ? `-0x${(-imm).toString(16)}` : `0x${imm.toString(16)}`) : imm} does not fit the instruction's immediate field`;
     }
   }
   if (gprSizes.size > 1 || (mem && mem.size && gprSizes.size === 1 && !gprSizes.has(mem.size as 1)))

@@ -76,7 +76,7 @@ function samples(s: Spec, f: Form, label: Label | null): Operand[] {
 
 /** The GNU as spelling of an operand. */
 export function gasOperand(o: Operand): string {
-  if (typeof o === "bigint") return `0x${BigInt.asUintN(64, o).toString(16)}`;
+  if (typeof o === "bigint") return o < 0n ? `-0x${(-o).toString(16)}` : `0x${o.toString(16)}`;
   if (typeof o === "number") return o < 0 ? `-0x${(-o).toString(16)}` : `0x${o.toString(16)}`;
   return String(o);
 }
