@@ -69,7 +69,11 @@ export function mergeObjects(a: ObjectFile, b: ObjectFile, tag: string, aliases:
   };
 }
 
-export function assembleAotGuest(wasm: Uint8Array, period: number): AotGuest {
+/**
+ * `outOfBounds` makes the checksum range run 64 bytes past the linear memory: the generated bounds check traps (code
+ * 4), the thunk returns it, and the partition ends with #UD — a wasm trap is contained like any other fault.
+ */
+export function assembleAotGuest(wasm: Uint8Array, period: number, outOfBounds = false): AotGuest {
   const compiled = compileWasm(wasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: "wasm" });
   const main = compiled.exports.find((e) => e.name === "main");
   if (!main || main.thunk < 0) throw new Error("the AssemblyScript guest must export main(period, dataStart, dataEnd)");
@@ -129,7 +133,7 @@ export function assembleAotGuest(wasm: Uint8Array, period: number): AotGuest {
   });
   for (const v of ctx) a.dq(v);
   a.bind(L("aot_args"));
-  a.dq(BigInt(period), BigInt(lo), BigInt(hi));
+  a.dq(BigInt(period), BigInt(lo), BigInt(outOfBounds ? memory.length + 64 : hi));
   a.bind(L("aot_result"));
   a.dq(0n);
   // The checksum range of the assembly guests ends here; this guest checksums its wasm data instead.

@@ -17,7 +17,7 @@ describe("ultravisor host definitions", () => {
 
   it("examples/ultravisor-containment.yaml loads, with one fault per faulty guest", () => {
     const c = loadConfig(join(root, "examples/ultravisor-containment.yaml"));
-    expect(c.partitions.filter((p) => p.fault).map((p) => p.fault)).toEqual(["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"]);
+    expect(c.partitions.filter((p) => p.fault).map((p) => p.fault)).toEqual(["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"]);
     expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
   });
 
@@ -33,11 +33,13 @@ describe("ultravisor host definitions", () => {
     bad((c) => (c.partitions[5]!.name = "X"), /partitions\[5\] \(X\): duplicate name/);
     bad((c) => (c.partitions[5]!.name = "a-very-long-name"), /partitions\[5\].*1–15 printable ASCII/);
     bad((c) => c.partitions.splice(2, 1), /exactly one partition of kind 'io'/);
-    bad((c) => (c.partitions[2]!.fault = "cli"), /partitions\[2\] \(io\): fault must be one of write-outside, write-unmapped, cli, hlt, out, cr3 and only on a guest/);
+    bad((c) => (c.partitions[2]!.fault = "cli"), /partitions\[2\] \(io\): fault must be one of write-outside, write-unmapped, cli, hlt, out, cr3, wasm-oob and only on a guest/);
     bad((c) => (c.partitions[0]!.duty = 2), /idle partition's duty must be 0/);
     bad((c) => c.partitions.splice(3, 1), /command partition and the ultravisor partition come together/);
     bad((c) => (c.quantumTicks = 5), /quantumTicks must be an integer from 10000/);
     bad((c) => (c.revision = 2), /revision 2 is not supported/);
+    bad((c) => (c.partitions[6]!.fault = "cli"), /partitions\[6\] \(Z\): an AssemblyScript guest's only fault is wasm-oob/);
+    bad((c) => (c.partitions[5]!.fault = "wasm-oob"), /partitions\[5\] \(Y\): an AssemblyScript guest's only fault is wasm-oob, and wasm-oob needs lang: as/);
   });
 
   it("names the file and the YAML problem when the file does not parse", () => {

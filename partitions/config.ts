@@ -82,7 +82,8 @@ export function validateConfig(c: UltravisorConfig, where = "configuration"): Ul
     busy += p.duty;
     if (p.fault !== undefined && (p.kind !== "guest" || !FAULT_KINDS.includes(p.fault))) fail(`${at}: fault must be one of ${FAULT_KINDS.join(", ")} and only on a guest`);
     if (p.lang !== undefined && (p.kind !== "guest" || (p.lang !== "asm" && p.lang !== "as"))) fail(`${at}: lang must be asm or as, and only on a guest`);
-    if (p.lang === "as" && (p.fault || p.probeCommand || p.benchHypercalls)) fail(`${at}: fault, probeCommand and benchHypercalls exist only for asm guests`);
+    if (p.lang === "as" && (p.probeCommand || p.benchHypercalls)) fail(`${at}: probeCommand and benchHypercalls exist only for asm guests`);
+    if ((p.fault === "wasm-oob") !== (p.fault !== undefined && p.lang === "as")) fail(`${at}: an AssemblyScript guest's only fault is wasm-oob, and wasm-oob needs lang: as`);
   }
   for (const k of ["idle", "io"] as const) if (c.partitions.filter((p) => p.kind === k).length !== 1) fail(`exactly one partition of kind '${k}' is required`);
   for (const k of ["ultravisor", "command"] as const) if (c.partitions.filter((p) => p.kind === k).length > 1) fail(`at most one partition of kind '${k}'`);

@@ -8,8 +8,9 @@ import { Assembler, type Label, al, byte, cr3, dx, eax, ecx, edx, ptr, qword, r8
 import { CHAN, COM1, HC, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { consoleLine, emitRuntime, hypercall, infoAddress, windowAddress } from "./runtime.ts";
 
-export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3";
-export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
+export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob";
+/** Faults of assembly guests; "wasm-oob" is the AssemblyScript guest's (a checksum range past its linear memory). */
+export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"];
 /** A supervisor-only address (the identity map) a guest may not write: the write-outside fault's target. */
 export const OUTSIDE_ADDRESS = 0x200000;
 /** A window address with no page behind it (between the stack and the channel slots): write-unmapped's target. */
@@ -85,6 +86,8 @@ export function assembleGuest(opts: GuestOptions): Assembler {
     a.cmp(r12, f.afterLines).jb(loop);
     consoleLine(a, `about to fault: ${f.kind}`);
     switch (f.kind) {
+      case "wasm-oob":
+        throw new RangeError("wasm-oob is a fault of AssemblyScript guests (lang: as)");
       case "write-outside":
         a.mov(qword({ disp: OUTSIDE_ADDRESS }), r12);
         break;

@@ -137,6 +137,7 @@ describe("ultravisor on OVMF (TCG)", () => {
         { name: "X", kind: "guest", duty: 3 },
         { name: "Y", kind: "guest", duty: 3 },
         ...faults.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, fault: f, faultAfter: 2 })),
+        { name: "bad-wasm", kind: "guest", duty: 1, lang: "as", fault: "wasm-oob" },
       ],
     };
     const c = await boot("containment", config);
@@ -164,6 +165,13 @@ describe("ultravisor on OVMF (TCG)", () => {
         expect(linesOf(c, name)).not.toContain("still running after the fault: containment failed");
         expect(s.get(name)?.state).toBe("failed");
       }
+      // The AssemblyScript guest's out-of-bounds read trapped in the generated bounds check (trap 4), came back out of
+      // the entry thunk and ended the partition with #UD (vector 6) — before it printed anything else.
+      expect(linesOf(c, "bad-wasm")).toEqual(["wasm trap 4; stopping with #UD"]);
+      const wasmFault = c.lines.findIndex((l) => /^partition bad-wasm: fault vector 6 at 0x[0-9a-f]+ rip 0x[0-9a-f]+$/.test(l));
+      expect(wasmFault, "bad-wasm fault line").toBeGreaterThan(-1);
+      lastFault = Math.max(lastFault, wasmFault);
+      expect(s.get("bad-wasm")?.state).toBe("failed");
       // The others keep printing after the last fault, and end in state ready.
       for (const g of ["X", "Y"]) {
         const after = c.lines.slice(lastFault + 1).filter((l) => l.startsWith(`${g}: tick `));

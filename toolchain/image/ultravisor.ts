@@ -99,7 +99,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
     if (spec.lang === "as") {
-      const aot = assembleAotGuest(asWasm!, config.guestPeriod);
+      const aot = assembleAotGuest(asWasm!, config.guestPeriod, spec.fault === "wasm-oob");
       return { spec, number: partitionNumber(i), aot, packed: packPartition(aot.object, { name: spec.name, number: partitionNumber(i), slots }) };
     }
     const program =
