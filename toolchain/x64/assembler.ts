@@ -102,7 +102,6 @@ export interface Mark {
 
 const KIND_BY_NAME: Record<string, SectionKind> = { ".text": "text", ".data": "data", ".rdata": "rdata", ".bss": "bss" };
 
-
 // The typed per-mnemonic methods are declared in the merged interface Assembler at the end of this file.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Assembler {
@@ -121,12 +120,12 @@ export class Assembler {
 
   // ---- sections, labels, symbols -------------------------------------------------------------------------------
 
-  /** Switches to (creating if needed) a section. The kind defaults from the name (.text/.data/.rdata/.bss). */
+  /** Switches to (creating if needed) a section. The kind defaults from the name (.text*, .bss*, .rdata; else data). */
   section(name: string, kind?: SectionKind, align = 16): this {
     if (name.length === 0 || name.length > 8) throw new Error(`section name '${name}' must be 1 to 8 bytes (a PE limit)`);
     let i = this.sections.findIndex((s) => s.name === name);
     if (i < 0) {
-      const k = kind ?? KIND_BY_NAME[name] ?? "data";
+      const k = kind ?? KIND_BY_NAME[name] ?? (name.startsWith(".text") ? "text" : name.startsWith(".bss") ? "bss" : "data");
       this.sections.push(new SectionState(name, k, align));
       i = this.sections.length - 1;
     } else if (kind && this.sections[i]!.kind !== kind) {
