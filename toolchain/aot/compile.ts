@@ -132,6 +132,7 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
   const symbolLabels = new Map<number, Label>();
   const env: ModuleEnv = {
     module: m, layout, funcLabels, sigIds, tableSize,
+    minMemoryBytes: 65536 * (m.memories[0]?.min ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits?: { min: number } } | undefined)?.limits?.min ?? 0),
     importLowering: (index) => {
       const intr = intrinsicOf[index];
       if (intr) return { intrinsic: intr };

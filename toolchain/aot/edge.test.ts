@@ -85,6 +85,15 @@ describe("per-opcode edge values", () => {
         for (const a of addrs) calls.push({ name: `st${o}_${off}`, args: [a, t === I64 ? 0x1122334455667788n : 0xa1b2c3d4n] });
       }
     }
+    // Constant addresses: inside the initial memory the bounds check is dropped; at and past its end it must stay.
+    for (const ca of [0, 65528, 65531, 65532, 65535, 65536, 0x7ffffffc, 0xfffffffc]) {
+      for (const off of [0, 4, 8]) {
+        b.func([], [I64], [], [...op.i32(ca), ...op.mem(0x29, off)], `cl${ca}_${off}`);
+        b.func([I64], [], [], [...op.i32(ca), ...op.get(0), ...op.mem(0x37, off)], `cs${ca}_${off}`);
+        b.func([], [], [], [...op.i32(ca), ...op.i32(-7), ...op.mem(0x3b, off)], `cc${ca}_${off}`);
+        calls.push({ name: `cs${ca}_${off}`, args: [0x0102030405060708n] }, { name: `cl${ca}_${off}`, args: [] }, { name: `cc${ca}_${off}`, args: [] });
+      }
+    }
     // Constant values stored (immediate paths), including 64-bit constants that do not fit in 32 bits.
     b.func([I32], [], [], [...op.get(0), ...op.i64(-2n), ...op.mem(0x37, 0)], "stc1");
     b.func([I32], [], [], [...op.get(0), ...op.i64(0x123456789n), ...op.mem(0x37, 0)], "stc2");

@@ -54,6 +54,15 @@ const CASES: Case[] = [
     },
   },
   {
+    name: "load_const_addr",
+    what: "constant addresses inside the initial memory need no bounds check; one past it keeps the check",
+    expect: ["[r15+0x108]", "ja"],
+    build: (b) => {
+      b.setMemory(1, 2);
+      b.func([], [I32], [], [...op.i32(0x100), ...op.mem(0x28, 8), ...op.i32(65534), ...op.mem(0x28, 0), 0x6a], "f");
+    },
+  },
+  {
     name: "loop_sum",
     what: "a counted loop with locals, br_if and a block result",
     expect: ["je ", "jmp"],

@@ -304,6 +304,42 @@ export class MacroAssembler {
     return memSized(size, MEMBASE, 0, reg(R11, 8));
   }
 
+  /** The operand for linear-memory address `ea`, known in bounds at compile time. */
+  private heapConst(ea: number, size: 1 | 2 | 4 | 8): Mem {
+    if (this.memBase === null) return memSized(size, MEMBASE, ea);
+    const disp = this.memBase + ea;
+    if (disp > 0x7fffffff) {
+      this.a.mov(reg(R11, 8), disp);
+      return memSized(size, reg(R11, 8), 0);
+    }
+    return new Mem(size, null, null, 1, disp, null, false, null);
+  }
+
+  loadHeapConst(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, ea: number): void {
+    this.loadFrom(size, bytes, signed, dst, this.heapConst(ea, bytes));
+  }
+
+  storeHeapConst(bytes: 1 | 2 | 4 | 8, value: Opnd, ea: number): void {
+    if (value.k === "mem") {
+      this.a.mov(reg(RAX, bytes), resize(value.m, bytes));
+      value = { k: "reg", r: RAX };
+    } else if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
+      this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
+      value = { k: "reg", r: RAX };
+    }
+    const m = this.heapConst(ea, bytes);
+    if (value.k === "reg") this.a.mov(m, reg(value.r, bytes));
+    else this.a.mov(m, Number(BigInt.asIntN(Math.min(bytes * 8, 32), value.v)));
+  }
+
+  private loadFrom(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, m: Mem): void {
+    const a = this.a;
+    if (bytes === 8 || (bytes === 4 && !signed)) a.mov(reg(dst, bytes as Size), m);
+    else if (bytes === 4) a.movsxd(reg(dst, 8), m);
+    else if (signed) a.movsx(reg(dst, size), m);
+    else a.movzx(reg(dst, 4), m);
+  }
+
   loadHeap(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, addr: number, offset: number): void {
     const m = this.heapAddr(addr, offset, bytes, bytes);
     const a = this.a;

@@ -23,6 +23,8 @@ export interface ModuleEnv {
   /** Canonical signature id per type index (structurally equal types share an id). */
   sigIds: number[];
   tableSize: number;
+  /** Bytes of linear memory that always exist (the initial size; memory never shrinks). */
+  minMemoryBytes: number;
 }
 
 interface Ctl {
@@ -267,7 +269,23 @@ export class FunctionCompiler {
 
   // ---- memory -------------------------------------------------------------------------------------------------------
 
+  /** A constant address whose access lies inside the initial memory needs no bounds check. */
+  private constAddress(depth: number, offset: number, bytes: number): number | null {
+    const c = this.cx.peekConst(depth);
+    if (c === null) return null;
+    const ea = Number(BigInt.asUintN(32, c)) + offset;
+    return ea + bytes <= this.env.minMemoryBytes && ea <= 0x7fffffff ? ea : null;
+  }
+
   private load(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, offset: number): void {
+    const ea = this.constAddress(0, offset, bytes);
+    if (ea !== null) {
+      this.cx.drop();
+      const dst = this.cx.alloc();
+      this.masm.loadHeapConst(size, bytes, signed, dst, ea);
+      this.cx.pushReg(size, dst);
+      return;
+    }
     const pinned = this.cx.topPinned();
     if (pinned >= 0) {
       // Address straight from a pinned local's register; the result needs a register of its own.
@@ -283,6 +301,14 @@ export class FunctionCompiler {
   }
 
   private store(bytes: 1 | 2 | 4 | 8, offset: number): void {
+    const ea = this.constAddress(1, offset, bytes);
+    if (ea !== null) {
+      const value = this.cx.pop();
+      this.cx.drop();
+      this.masm.storeHeapConst(bytes, value, ea);
+      this.cx.done(value);
+      return;
+    }
     const value = this.cx.pop();
     const pinned = this.cx.topPinned();
     const addr = pinned >= 0 ? pinned : this.cx.popReg();
