@@ -116,7 +116,13 @@ describe("per-opcode edge values", () => {
     b.func([I32], [I64], [], [
       ...op.block(I64), ...op.block(I64), ...op.i64(7), ...op.get(0), ...op.brTable([0], 1), ...op.end, ...op.i64(5), 0x7c, ...op.end,
     ], "value");
-    const calls = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 1000n, 0x7fffffffn, 0x80000000n, 0xffffffffn].flatMap((i) => [
+    // A 200-entry table (binary search) with a value carried to one of several result blocks.
+    const big: number[] = [...op.block(I32), ...op.block(I32), ...op.block(I32), ...op.i32(5), ...op.get(0)];
+    big.push(...op.brTable(Array.from({ length: 200 }, (_, i) => (i * 7) % 3), 2));
+    big.push(...op.end, ...op.i32(100), 0x6a, ...op.end, ...op.i32(1000), 0x6a, ...op.end);
+    b.func([I32], [I32], [], big, "big");
+    const calls = [0n, 1n, 2n, 3n, 4n, 5n, 6n, 7n, 100n, 198n, 199n, 200n, 201n, 1000n, 0x7fffffffn, 0x80000000n, 0xffffffffn].flatMap((i) => [
+      { name: "big", args: [i] },
       { name: "table", args: [i] }, { name: "value", args: [i] },
     ]);
     checkAll(b.build(), calls);

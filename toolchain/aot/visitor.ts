@@ -479,7 +479,8 @@ export class FunctionCompiler {
     this.cx.spillAll();
     const a = this.masm.a;
     const n = targets.length - 1;
-    // A compare chain: binaryen's output keeps tables small; a jump table needs label-difference data (see ABI.md).
+    // A binary search over the index (unsigned compares), linear at the leaves; a jump table would need
+    // label-difference data from the assembler (see ABI.md).
     const stubs: { label: Label; depth: number }[] = [];
     const labelFor = (depth: number): Label => {
       const { f, arity } = this.target(depth);
@@ -491,11 +492,31 @@ export class FunctionCompiler {
       }
       return s.label;
     };
-    for (let i = 0; i < n; i++) {
-      a.cmp(reg(idx, 4), i);
-      a.je(labelFor(targets[i]!));
+    const r32 = reg(idx, 4);
+    const search = (lo: number, hi: number): void => {
+      // Here lo <= idx < hi.
+      if (hi - lo <= 4) {
+        for (let i = lo; i < hi - 1; i++) {
+          a.cmp(r32, i);
+          a.je(labelFor(targets[i]!));
+        }
+        a.jmp(labelFor(targets[hi - 1]!));
+        return;
+      }
+      const mid = (lo + hi) >>> 1;
+      const left = a.label();
+      a.cmp(r32, mid);
+      a.jb(left);
+      search(mid, hi);
+      a.bind(left);
+      search(lo, mid);
+    };
+    if (n === 0) a.jmp(labelFor(targets[0]!));
+    else {
+      a.cmp(r32, n);
+      a.jae(labelFor(targets[n]!));
+      search(0, n);
     }
-    a.jmp(labelFor(targets[n]!));
     for (const s of stubs) {
       a.bind(s.label);
       this.branchTo(s.depth);
