@@ -6,14 +6,24 @@ import { type Command, UsageError } from "./command.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-// Each subcommand lives in its own file so that adding one never touches a shared list.
+// Each subcommand lives in its own file (cli/commands/NAME.ts) so that adding one never touches a shared list.
+const commandDir = join(here, "commands");
+
+function commandFiles(): string[] {
+  return readdirSync(commandDir).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts")).sort();
+}
+
+async function loadCommand(file: string): Promise<Command | undefined> {
+  const mod = (await import(pathToFileURL(join(commandDir, file)).href)) as { default?: Command };
+  return mod.default;
+}
+
+// Only `uvt --help` loads every command; a run loads just its own file, which keeps start-up short.
 async function loadCommands(): Promise<Command[]> {
-  const dir = join(here, "commands");
-  const files = readdirSync(dir).filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts")).sort();
   const out: Command[] = [];
-  for (const f of files) {
-    const mod = (await import(pathToFileURL(join(dir, f)).href)) as { default?: Command };
-    if (mod.default) out.push(mod.default);
+  for (const f of commandFiles()) {
+    const c = await loadCommand(f);
+    if (c) out.push(c);
   }
   return out;
 }
@@ -31,14 +41,14 @@ function usage(commands: Command[]): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const commands = await loadCommands();
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    console.log(usage(commands));
+    console.log(usage(await loadCommands()));
     return name === undefined ? 2 : 0;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
+  const file = commandFiles().find((f) => f === `${name}.ts`);
+  const cmd = file ? await loadCommand(file) : undefined;
+  if (!cmd || cmd.name !== name) {
     console.error(`uvt: unknown command '${name}'. Run 'uvt --help' to list the commands.`);
     return 2;
   }
