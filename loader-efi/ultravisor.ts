@@ -2,7 +2,7 @@
 // allocates almost all conventional memory below 4 GiB (leaving a pool for the firmware), keeps the largest range as
 // the ultravisor region, leaves boot services with the map-key retry and jumps to the lead monitor (uv_main in
 // monitor-gen/lead.ts). Offsets: docs/specs/efi-abi.md; layout decisions: docs/specs/image-layout.md.
-import { Assembler, type Label, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, eax, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "../monitor-gen/console.ts";
 import { EXIT } from "../monitor-gen/layout.ts";
 import { emitExit } from "../monitor-gen/paging.ts";
@@ -28,11 +28,18 @@ export const LOADER_LINES = {
   entered: /^ultravisor: entered: boot services exited after (\d+) ExitBootServices call\(s\)/,
 };
 
-export function emitLoader(a: Assembler): void {
+/** RAM descriptor types (they count towards the host's memory): loader, boot and runtime services, conventional, ACPI. */
+const RAM_TYPES = [1, 2, 3, 4, 5, 6, 7, 9, 10];
+
+/**
+ * `require`: physical ranges that must each lie inside one descriptor of the given types in the map the loader reads
+ * first (the core database's pages); g_core_ok says whether they all do.
+ */
+export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number; types: number[] }> = []): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
-  for (const n of ["g_image", "g_systab", "g_bs", "g_map_size", "g_map_key", "g_desc_size", "g_desc_ver", "g_map_buf", "g_region", "g_region_pages", "g_alloc_pages", "g_alloc_ranges", "g_budget", "g_addr"]) {
+  for (const n of ["g_image", "g_systab", "g_bs", "g_map_size", "g_map_key", "g_desc_size", "g_desc_ver", "g_map_buf", "g_region", "g_region_pages", "g_alloc_pages", "g_alloc_ranges", "g_budget", "g_addr", "g_ram_top", "g_core_ok", "g_core_need"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -65,6 +72,49 @@ export function emitLoader(a: Assembler): void {
   a.call(L("get_map"));
   a.test(rax, rax).jnz(fail);
 
+  // RAM top below 4 GiB (the host size the database is bootstrapped for) and the core database's page checks.
+  {
+    a.mov(r12, qword(L("g_map_buf")));
+    a.mov(r13, r12).add(r13, qword(L("g_map_size")));
+    a.mov(qword(L("g_core_ok")), require.length ? 1 : 0);
+    const flags = require.map(() => a.label());
+    const loop = a.here();
+    const done = a.label();
+    const notRam = a.label();
+    a.cmp(r12, r13).jae(done);
+    a.mov(r14, qword(r12, MD.start)).mov(r15, qword(r12, MD.pages)).shl(r15, 12).add(r15, r14); // [r14, r15)
+    a.mov(eax, dword(r12, MD.type));
+    const isRam = a.label();
+    for (const t of RAM_TYPES) a.cmp(eax, t).je(isRam);
+    a.jmp(notRam);
+    a.bind(isRam);
+    a.mov(rcx, 0x1_0000_0000n).cmp(r15, rcx).ja(notRam);
+    const lower = a.label();
+    a.cmp(r15, qword(L("g_ram_top"))).jbe(lower);
+    a.mov(qword(L("g_ram_top")), r15);
+    a.bind(lower);
+    a.bind(notRam);
+    require.forEach((r, i) => {
+      const no = a.label();
+      const typeOk = a.label();
+      for (const t of r.types) a.cmp(eax, t).je(typeOk);
+      a.jmp(no);
+      a.bind(typeOk);
+      a.cmp(r14, r.lo).ja(no);
+      a.cmp(r15, r.hi).jb(no);
+      a.or(qword(L("g_core_need")), 1 << i);
+      a.bind(no);
+      void flags;
+    });
+    a.add(r12, qword(L("g_desc_size"))).jmp(loop);
+    a.bind(done);
+    if (require.length) {
+      const all = a.label();
+      a.cmp(qword(L("g_core_need")), (1 << require.length) - 1).je(all);
+      a.mov(qword(L("g_core_ok")), 0);
+      a.bind(all);
+    }
+  }
   // Pass 1: conventional pages in usable ranges. Pass 2: allocate them, all but the firmware pool.
   const eachRange = (body: () => void): void => {
     a.mov(r12, qword(L("g_map_buf")));

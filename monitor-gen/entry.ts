@@ -32,7 +32,8 @@ export const PROBE_OVERHEAD = 4;
 
 /** Largest partition number the dispatcher's lookup array holds. */
 export const MAX_NUMBER = 64;
-const KSTACK = 16384;
+/** The ultravisor's own stack; the AOT-compiled core runs on it at boot with a 48 KiB budget. */
+const KSTACK = 64 * 1024;
 
 export const VECTORS = [...Array.from({ length: 32 }, (_, v) => v), TIMER_VECTOR, HYPERCALL_VECTOR, SPURIOUS_VECTOR];
 const PUSH_ORDER = [...FRAME_REGS].reverse(); // rax first … r15 last, so r15 sits lowest (SP.frame)

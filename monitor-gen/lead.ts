@@ -16,7 +16,7 @@ export const CREC = { client: 0, server: 4, serverSlot: 8, clientSlot: 12, size:
 
 const USER_PAGE = Number(PTE.P | PTE.W | PTE.U);
 
-export function emitLead(a: Assembler, quantumTicks: number): void {
+export function emitLead(a: Assembler, quantumTicks: number, withCore = false): void {
   const L = (n: string): Label => a.symbol(n);
 
   // uv_main: never returns. The loader jumps here with interrupts off and boot services exited.
@@ -33,6 +33,16 @@ export function emitLead(a: Assembler, quantumTicks: number): void {
   a.call(L("build_kernel_map"));
   a.mov(rax, qword(L("g_kpml4"))).mov(cr3, rax);
   kline(a, "ultravisor: paging: own 4-level tables, identity map of 4 GiB supervisor-only, cr3 ", { hex: (x) => x.mov(rdi, cr3) });
+  if (withCore) {
+    const skip = a.label();
+    const done = a.label();
+    a.cmp(qword(L("g_core_ok")), 0).je(skip);
+    a.call(L("uv_core_db"));
+    a.jmp(done);
+    a.bind(skip);
+    kline(a, "ultravisor: resource database skipped: the pages it needs are not usable RAM in this firmware's map");
+    a.bind(done);
+  }
   a.call(L("setup_partitions"));
   a.call(L("setup_channels"));
   kline(a, "ultravisor: ", { dec: (x) => x.mov(rdi, qword(L("g_partition_count"))) }, " partitions and ", { dec: (x) => x.mov(rdi, qword(L("g_channel_count"))) },

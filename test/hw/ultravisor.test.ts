@@ -4,6 +4,8 @@
 //     the I/O partition, each guest's checksum equal to FNV-1a of its linked bytes computed here (guest Z is the
 //     AssemblyScript guest compiled by toolchain/aot: FNV-1a of its wasm data segments), the command channel
 //     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
+//     and the resource database that the AOT-compiled core built at boot, read over QMP, equal byte for byte to
+//     the simulator's after the same db_bootstrap call;
 //  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
 //     and logged with the right vector while the others keep printing.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,7 +14,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
 import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
-import { buildUltravisorImage, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
+import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
+import { coreModule, instantiateCore } from "../../core/wasm.ts";
+import { WA } from "../../core/webassembly.ts";
+import { Database } from "../../sim/database.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
@@ -26,15 +31,22 @@ interface Boot {
   img: UltravisorImage;
   lines: string[];
   exit: unknown;
+  /** Physical memory read over QMP once all partitions run: address → bytes. */
+  reads: Map<number, Uint8Array>;
 }
 
-async function boot(name: string, config: UltravisorConfig): Promise<Boot> {
+async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = []): Promise<Boot> {
   const img = await buildUltravisorImage({ config });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
   try {
+    const reads = new Map<number, Uint8Array>();
+    if (read.length) {
+      await m.waitFor(/^ultravisor: all partitions running/, 90_000);
+      for (const [lo, hi] of read) reads.set(lo, await m.readPhysical(lo, hi - lo));
+    }
     const exit = await m.wait();
-    return { img, lines: m.lines.map((l) => l.text), exit };
+    return { img, lines: m.lines.map((l) => l.text), exit, reads };
   } finally {
     await m.close();
   }
@@ -63,12 +75,34 @@ function expectedChecksum(img: UltravisorImage, name: string): number {
   return fnv1a(p.blob.subarray(start, end));
 }
 
+/** What db_bootstrap writes: the database's 4 MiB page [0,1,*], the audit log and page 0x810 (CORE_DB_PLAN). */
+const DB_RANGES: Array<[number, number]> = [CORE_DB_PLAN.zero[0]!, CORE_DB_PLAN.zero[3]!, CORE_DB_PLAN.zero[4]!];
+
+/** The simulator's side: core.wasm in V8 over zeroed memory, the same bootstrap call. */
+async function simulatedBootstrap(hostBytes: bigint): Promise<Uint8Array> {
+  const memory = new WA.Memory({ initial: CORE_DB_PLAN.memoryBytes / 65536, maximum: 65536 });
+  const db = new Database(instantiateCore(await coreModule(), { memory }));
+  const v = new DataView(memory.buffer);
+  CORE_DB_PLAN.words.forEach((w, i) => v.setUint32(CORE_DB_PLAN.requestBuffer + 4 * i, w, true));
+  v.setBigUint64(CORE_DB_PLAN.requestBuffer + 56, hostBytes, true);
+  expect(db.bootstrap(CORE_DB_PLAN.requestBuffer), "simulator bootstrap status").toBe(0);
+  return new Uint8Array(memory.buffer);
+}
+
+/** First differing byte of `hw` (read at `base`) against the simulator's memory, as "address: hw vs sim". */
+function firstDifference(base: number, hw: Uint8Array, sim: Uint8Array): string | null {
+  for (let i = 0; i < hw.length; i++) {
+    if (hw[i] !== sim[base + i]) return `0x${(base + i).toString(16)}: hardware 0x${hw[i]!.toString(16)} vs simulator 0x${sim[base + i]!.toString(16)}`;
+  }
+  return null;
+}
+
 describe("ultravisor on OVMF (TCG)", () => {
   const fig1 = figure1Config();
   let b: Boot;
 
   it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
-    b = await boot("figure1", fig1);
+    b = await boot("figure1", fig1, DB_RANGES);
     const text = b.lines.join("\n");
     try {
       // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
@@ -125,6 +159,26 @@ describe("ultravisor on OVMF (TCG)", () => {
       throw e;
     }
   }, 150_000);
+
+  it("builds the resource database at boot with the AOT-compiled core: QMP bytes equal the simulator's, byte for byte", async () => {
+    const line = b.lines.map((l) => /^ultravisor: resource database bootstrapped by the AOT-compiled core: trap (\d+) status (0x[0-9a-f]+) host bytes (0x[0-9a-f]+)$/.exec(l)).find(Boolean);
+    expect(line, "bootstrap line").toBeTruthy();
+    expect(line![1], "trap code").toBe("0");
+    expect(line![2], "db_bootstrap status").toBe("0x0");
+    const sim = await simulatedBootstrap(BigInt(line![3]!));
+    for (const [lo, hi] of DB_RANGES) {
+      const hw = b.reads.get(lo)!;
+      expect(hw.length).toBe(hi - lo);
+      expect(firstDifference(lo, hw, sim), `database bytes [0x${lo.toString(16)}, 0x${hi.toString(16)})`).toBeNull();
+    }
+    // The comparison covers everything the bootstrap wrote: in the simulator, every byte outside those ranges and
+    // core's own static data and request buffer is still zero (so the firmware's ACPI NVS at 0x806000 is untouched).
+    const skip: Array<[number, number]> = [...DB_RANGES, [0x800000, 0x804000], [CORE_DB_PLAN.requestBuffer, CORE_DB_PLAN.requestBuffer + 0x8000]];
+    const nonzero = sim.findIndex((x, i) => x !== 0 && !skip.some(([lo, hi]) => i >= lo && i < hi));
+    expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
+    // And the database is not trivially empty: the index page and map pages hold data.
+    expect(b.reads.get(DB_RANGES[0]![0])!.some((x) => x !== 0)).toBe(true);
+  });
 
   it("stops a guest that writes outside its memory (supervisor page or unmapped window page) or runs cli, hlt, out, mov cr3 — and only that guest", async () => {
     const faults: FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];

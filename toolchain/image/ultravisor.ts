@@ -16,11 +16,18 @@ import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, assembleCommand, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
-import { type AotGuest, assembleAotGuest, guestWasm } from "../../partitions/aot-guest.ts";
+import { type AotGuest, assembleAotGuest, guestWasm, mergeObjects } from "../../partitions/aot-guest.ts";
+import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-gen/core-db.ts";
+import { coreWasmPath } from "../../core/build.ts";
+import { readFileSync } from "node:fs";
+import { defaultLayout } from "../../sim/host.ts";
+import { DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, PRIVATE_REGION_END_PAGE, REQUEST_BUFFER, REQUEST_MAX } from "../../sim/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface UltravisorImageOptions {
   config?: UltravisorConfig;
+  /** Build the resource database at boot with the AOT-compiled core (default true). */
+  coreDatabase?: boolean;
   espSizeMiB?: number;
 }
 
@@ -48,6 +55,32 @@ export interface UltravisorImage extends EfiImage {
   schedule: Uint8Array;
   timings: EfiImage["timings"] & { assemble: number };
 }
+
+/**
+ * The database the boot builds: an order-2 map (hosts up to 4 GiB) in Figure 8's placement (sim/host.ts
+ * defaultLayout), its log where the simulator puts it. Core's static data (8 MiB) and request buffer must be RAM;
+ * OVMF keeps ACPI NVS at [0x806000, 0x808000), inside core's scratch range, which is therefore neither zeroed nor
+ * required (the differential test checks that the bootstrap writes nothing there). The bootstrap also writes page
+ * 0x810 of core's private 4 MiB page, which OVMF reports as ACPI NVS ([0x810000, 0x900000)): it is zeroed and
+ * overwritten anyway (nothing here resumes from S3) — a conflict of the fixed core layout with this firmware that
+ * docs/specs/image-layout.md records.
+ */
+export const CORE_DB_PLAN: CoreDbPlan = (() => {
+  const l = defaultLayout(2);
+  const logLo = DEFAULT_LOG_BASE * PAGE, logHi = (DEFAULT_LOG_BASE + DEFAULT_LOG_PAGES) * PAGE;
+  const region = [l.region * 0x400000, (l.region + 1) * 0x400000] as const;
+  return {
+    words: [2, l.ui, l.missing, l.avail, l.idle, l.boot, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, l.region, l.top, ...l.chain],
+    requestBuffer: REQUEST_BUFFER,
+    memoryBytes: PRIVATE_REGION_END_PAGE * PAGE,
+    zero: [[region[0], region[1]], [0x800000, 0x804000], [REQUEST_BUFFER, REQUEST_BUFFER + REQUEST_MAX], [logLo, logHi], [0x810000, 0x811000]],
+    require: [
+      { lo: region[0], hi: 0x804000, types: [7] },
+      { lo: REQUEST_BUFFER, hi: REQUEST_BUFFER + REQUEST_MAX, types: [7] },
+      { lo: logLo, hi: logHi, types: [4, 7] },
+    ],
+  };
+})();
 
 /** Partition numbers: 1-based position in the configuration (the schedule's partition field). */
 export const partitionNumber = (index: number): number => index + 1;
@@ -118,7 +151,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
 
   // Ring 0: loader, lead monitor, monitor, and the tables they read.
   const a = new Assembler();
-  emitLoader(a);
+  const withCore = opts.coreDatabase ?? true;
+  const coreImage = withCore ? compileCoreForImage(new Uint8Array(readFileSync(coreWasmPath))) : null;
+  emitLoader(a, withCore ? CORE_DB_PLAN.require : []);
   emitConsole(a);
   emitDescriptors(a);
   emitPaging(a);
@@ -129,7 +164,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
     probes: config.probes === true,
   });
-  emitLead(a, config.quantumTicks);
+  emitLead(a, config.quantumTicks, withCore);
+  if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
   a.align(4096);
@@ -169,7 +205,16 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   a.bind(L("g_channels"));
   for (const c of channels) a.dd(c.client, c.server, c.serverSlot, c.clientSlot);
   void CREC;
-  const obj = a.finish();
+  let obj = a.finish();
+  if (coreImage) {
+    const c = coreImage.compiled;
+    const text = c.object.sections.findIndex((x) => x.name === ".text");
+    const thunk = c.exports.find((e) => e.name === "db_bootstrap")!.thunk;
+    obj = mergeObjects(obj, c.object, "core$", [
+      { name: "core_bootstrap_thunk", section: text, offset: thunk },
+      { name: "core_host_trap", section: text, offset: c.hostTrap },
+    ]);
+  }
   const t1 = performance.now();
   const img = linkEfiImage(obj, { entry: LOADER_ENTRY, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
   return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
