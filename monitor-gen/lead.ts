@@ -16,7 +16,7 @@ export const CREC = { client: 0, server: 4, serverSlot: 8, clientSlot: 12, size:
 
 const USER_PAGE = Number(PTE.P | PTE.W | PTE.U);
 
-export function emitLead(a: Assembler, quantumTicks: number, withCore = false): void {
+export function emitLead(a: Assembler, quantumTicks: number, withCore = false, scheduleText = ""): void {
   const L = (n: string): Label => a.symbol(n);
 
   // uv_main: never returns. The loader jumps here with interrupts off and boot services exited.
@@ -49,6 +49,7 @@ export function emitLead(a: Assembler, quantumTicks: number, withCore = false): 
     " channels built; ultravisor region used ", { dec: (x) => x.mov(rdi, qword(L("g_next"))).sub(rdi, qword(L("g_region"))).shr(rdi, 12) }, " pages");
   a.call(L("lapic_init"));
   kline(a, `ultravisor: local APIC timer: ${quantumTicks} ticks per quantum, 16 quanta per schedule cycle`);
+  if (scheduleText) kline(a, `ultravisor: schedule (PCPU 0, quanta 0-15): ${scheduleText}`);
   kline(a, "ultravisor: all partitions running (", { dec: (x) => x.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_tsc_entry"))).mov(rdi, rax) }, " TSC cycles since loader entry)");
   a.mov(qword(L("g_direct")), 0);
   a.mov(qword(L("g_quantum")), 0);

@@ -115,6 +115,7 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(text).toContain("ultravisor: paging: own 4-level tables");
       expect(b.lines.some((l) => /^ultravisor: 7 partitions and 6 channels built; ultravisor region used \d+ pages$/.test(l))).toBe(true);
       expect(b.lines.some((l) => /^ultravisor: all partitions running \(\d+ TSC cycles since loader entry\)$/.test(l))).toBe(true);
+      expect(b.lines).toContain("ultravisor: schedule (PCPU 0, quanta 0-15): X X X X Y Y Y io io Z Z uv-partition command idle idle idle");
       // Every non-idle partition's lines, tagged with its name by the I/O partition.
       expect(linesOf(b, "io")[0]).toMatch(/^serving console channels/);
       expect(linesOf(b, "uv-partition")[0]).toBe("resource manager at CPL 3, serving the command channel");

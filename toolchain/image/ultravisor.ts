@@ -5,7 +5,7 @@
 import { Assembler, addr } from "../x64/index.ts";
 import { loadCore } from "../../core/wasm.ts";
 import { chanExports, ChannelType } from "../../sim/channel.ts";
-import { Scheduler } from "../../sim/schedule.ts";
+import { readSchedule, Scheduler } from "../../sim/schedule.ts";
 import { emitConsole } from "../../monitor-gen/console.ts";
 import { emitDescriptors } from "../../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../../monitor-gen/entry.ts";
@@ -164,7 +164,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
     probes: config.probes === true,
   });
-  emitLead(a, config.quantumTicks, withCore);
+  const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
+  const scheduleText = rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" ");
+  emitLead(a, config.quantumTicks, withCore, scheduleText);
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
