@@ -25,6 +25,8 @@ export interface FuncInfo {
   maxStack: number;
   /** local.get/set/tee count per local, uses inside loops weighted by 8 per nesting level (register pinning). */
   localWeights: Float64Array;
+  /** Whether each local is ever written (local.set/tee): unwritten pinned locals need no save around calls. */
+  localWritten: Uint8Array;
 }
 
 const isInt = (t: number): boolean => t === ValType.I32 || t === ValType.I64;
@@ -109,6 +111,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
   const memCount = m.memories.length + (m.imports.length ? m.imports.filter((i) => i.desc.kind === "memory").length : 0);
   const nfuncs = m.numImportedFuncs + m.funcs.length;
   const weights = new Float64Array(locals.length);
+  const written = new Uint8Array(locals.length);
   let loops = 0;
   const r = new Reader(m.bytes, body.start, body.end);
   const ins = newInstr();
@@ -277,6 +280,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
         const t = locals[ins.a];
         if (t === undefined) return bad(`local ${ins.a} out of range`);
         weights[ins.a] = weights[ins.a]! + 8 ** Math.min(loops, 5);
+        if (op !== Op.LocalGet) written[ins.a] = 1;
         if (op === Op.LocalGet) push(t);
         else {
           pop(t);
@@ -314,5 +318,5 @@ export function validateFunction(m: Module, index: number): FuncInfo {
     }
   }
   if (!r.done) bad("bytes after the function's final `end`");
-  return { maxStack: max, localWeights: weights };
+  return { maxStack: max, localWeights: weights, localWritten: written };
 }

@@ -81,7 +81,8 @@ export class FunctionCompiler {
     const cx = this.cx;
     this.masm.prologue(cx.frameBytes(this.info.maxStack));
     const np = cx.numParams;
-    const inMemory = body.locals.map((_, j) => j).filter((j) => cx.pinned[np + j]! < 0);
+    // Slots of unpinned locals, and of pinned ones never written (reloaded after calls without being saved), start 0.
+    const inMemory = body.locals.map((_, j) => j).filter((j) => cx.pinned[np + j]! < 0 || !this.info.localWritten[np + j]);
     if (inMemory.length) {
       a.xor(reg(RAX, 4), reg(RAX, 4));
       for (const j of inMemory) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
@@ -534,7 +535,8 @@ export class FunctionCompiler {
   /** Wasm callees may use every allocatable register, so pinned locals go to their frame slots around calls. */
   private savePinned(): void {
     this.cx.pinned.forEach((r, i) => {
-      if (r >= 0) this.masm.a.mov(this.cx.local(i), reg(r, this.cx.localSizes[i]!));
+      // A local never written still has its initial value in its slot (parameter, or the prologue's zero).
+      if (r >= 0 && this.info.localWritten[i]) this.masm.a.mov(this.cx.local(i), reg(r, this.cx.localSizes[i]!));
     });
   }
   private reloadPinned(): void {
