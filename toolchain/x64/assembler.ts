@@ -472,8 +472,8 @@ export class Assembler {
         for (let i = 0; i < it.count; i++) {
           const p = it.pos[i]!;
           const size = it.size[i]!;
-          out.set(raw.subarray(from, p), at);
-          at += p - from;
+          // Runs between branches are short (a few instructions): a byte loop, not a subarray view per item.
+          for (let j = from; j < p; j++) out[at++] = raw[j]!;
           from = p;
           if (it.kind[i] === 2) {
             const fill = it.fill[i]!;

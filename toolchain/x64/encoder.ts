@@ -153,25 +153,34 @@ function alwaysMatches(f: Form, classes: readonly number[]): boolean {
 }
 const C_SREG_BIT = 1 << 13, C_CREG_BIT = 1 << 14, C_DREG_BIT = 1 << 15;
 
+/**
+ * The forms that can match operands of classes c0..c2, computed on a cache miss. A separate function on purpose: the
+ * filter closure captures the classes, and in select() that capture would make V8 allocate a context on every call.
+ */
+function candidates(forms: readonly Form[], n: number, c0: number, c1: number, c2: number): Candidates {
+  const list = forms.filter((f) => {
+    if (f.ops.length !== n) return false;
+    const acc = f.acc;
+    return !(n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0)))));
+  });
+  return { list, sure: list.length > 0 && alwaysMatches(list[0]!, [c0, c1, c2]) ? list[0]! : null };
+}
+
 /** The first form of `forms` accepting the operands, or null. */
 export function select(forms: readonly Form[], ops: readonly Operand[]): Form | null {
   const n = ops.length;
   const c0 = clsOf(ops[0]), c1 = clsOf(ops[1]), c2 = clsOf(ops[2]);
   const cache = (forms as FormList).byClass;
   let cands: Candidates | undefined;
-  let key = 0;
-  if (cache !== undefined) {
-    key = ((n * 32 + bitIndex(c0)) * 32 + bitIndex(c1)) * 32 + bitIndex(c2);
+  if (cache === undefined) cands = candidates(forms, n, c0, c1, c2);
+  else {
+    // 5 bits per class index (0..18) and the arity above them: always a small integer key.
+    const key = (n << 15) | (bitIndex(c0) << 10) | (bitIndex(c1) << 5) | bitIndex(c2);
     cands = cache.get(key);
-  }
-  if (cands === undefined) {
-    const list = forms.filter((f) => {
-      if (f.ops.length !== n) return false;
-      const acc = f.acc;
-      return !(n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0)))));
-    });
-    cands = { list, sure: list.length > 0 && alwaysMatches(list[0]!, [c0, c1, c2]) ? list[0]! : null };
-    if (cache !== undefined) cache.set(key, cands);
+    if (cands === undefined) {
+      cands = candidates(forms, n, c0, c1, c2);
+      cache.set(key, cands);
+    }
   }
   if (cands.sure !== null) return cands.sure;
   const list = cands.list;
