@@ -107,7 +107,8 @@ describe("Assembler", () => {
     expect(() => a.db(1)).toThrow(/use zero/);
     expect(() => a.section(".text").align(3)).toThrow(/power of two/);
     expect(() => a.dw(70000)).toThrow(/does not fit in 2 byte/);
-    expect(() => a.db(addr(l) as never)).toThrow();
+    expect(() => a.db(addr(l) as never)).toThrow(/db .*: only numbers, strings and byte arrays/);
+    expect(() => a.section(".text").jne(rax as never)).toThrow(/jne rax: a conditional jump takes a label/);
     const b = new Assembler();
     b.jmp(b.label());
     expect(() => b.finish()).toThrow(/used but never bound/);

@@ -268,6 +268,7 @@ export class Assembler {
 
   private branch(kind: 0 | 1, cc: number, target: Label, what: string): this {
     if (this.prefixes) throw new EncodeError(`${what} ${target}: prefixes cannot precede a branch`);
+    if (!(target instanceof Label)) throw new EncodeError(`${what} ${String(target)}: a conditional jump takes a label (jmp also takes a register or memory)`);
     if (this.cur.kind === "bss") throw new Error(`${what}: instructions cannot go in bss section ${this.cur.name}`);
     this.cur.items.push(this.cur.sink.pos, kind, cc, target, 2, 0, 0);
     return this;
@@ -588,10 +589,13 @@ for (const [mnemonic, forms] of FORMS) {
     configurable: true,
   });
 }
-for (const cc of CONDITIONS.keys()) {
-  Object.defineProperty(Assembler.prototype, `j${cc}`, {
+type Branch = (kind: 0 | 1, cc: number, target: Label, what: string) => Assembler;
+for (const [cc, n] of CONDITIONS) {
+  const what = `j${cc}`;
+  Object.defineProperty(Assembler.prototype, what, {
+    // The condition number is resolved here, once, not by a map lookup per branch.
     value: function (this: Assembler, target: Label) {
-      return this.jcc(cc as Condition, target);
+      return (this as unknown as { branch: Branch }).branch(1, n, target, what);
     },
     writable: true,
     configurable: true,
