@@ -1,9 +1,6 @@
-// Hand-made ObjectFiles for the PE tests, plus a tiny stand-in for the linker's abs64 step: it writes
-// imageBase + RVA(target) + addend into each abs64 field and reports the sites, which is all writePe needs. The real
-// relocation engine is x64/link.ts; this exists so the PE tests do not depend on it. Test support only.
+// Hand-made ObjectFiles for the PE tests: sections in an unusual order, abs64 fields placed at page edges, bss.
+// Test support only; the tests link them with x64/link.ts, the one place fixups are patched.
 import type { ObjectFile } from "../x64/object.ts";
-import type { LinkedContents, PeLayout } from "./layout.ts";
-import { symbolRva } from "./layout.ts";
 
 /** Deterministic filler so section contents are not all zero (objdump comparisons then mean something). */
 export function pattern(length: number, seed: number): Uint8Array {
@@ -44,18 +41,4 @@ export function sampleObject(): ObjectFile {
       { section: 1, offset: 0x12, kind: "abs64", target: "message", addend: 0 },
     ],
   };
-}
-
-/** Applies the object's abs64 relocations at the layout's addresses (stand-in for x64/link.ts in tests). */
-export function linkAbs64(obj: ObjectFile, layout: PeLayout): LinkedContents & { sections: Uint8Array[] } {
-  const sections = obj.sections.map((s) => s.bytes.slice());
-  const abs64: { section: number; offset: number }[] = [];
-  for (const r of obj.relocations) {
-    if (r.kind !== "abs64") throw new Error(`fixture linker handles abs64 only, not ${r.kind}`);
-    const value = layout.imageBase + BigInt(symbolRva(obj, layout, r.target) + r.addend);
-    const s = sections[r.section]!;
-    new DataView(s.buffer, s.byteOffset, s.byteLength).setBigUint64(r.offset, value, true);
-    abs64.push({ section: r.section, offset: r.offset });
-  }
-  return { sections, abs64 };
 }

@@ -6,8 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
+import { link } from "../x64/link.ts";
 import type { ObjectFile } from "../x64/object.ts";
-import { linkAbs64, pattern, sampleObject } from "./fixture.ts";
+import { pattern, sampleObject } from "./fixture.ts";
 import { layoutPe, peInputFromObject, rvaOf } from "./layout.ts";
 import { objdumpContents, objdumpPrivate, objdumpSections } from "./objdump.ts";
 import { readPe } from "./read.ts";
@@ -24,7 +25,7 @@ function save(bytes: Uint8Array): string {
 
 function build(obj: ObjectFile, imageBase?: bigint) {
   const layout = layoutPe(obj, imageBase === undefined ? {} : { imageBase });
-  const linked = linkAbs64(obj, layout);
+  const linked = link(obj, layout.sections.map((s) => s.address));
   const input = peInputFromObject(obj, layout, linked, "efi_main");
   return { layout, linked, input, file: writePe(input) };
 }
@@ -90,6 +91,14 @@ describe("writePe against objdump", () => {
     for (const name of [".text", ".rdata", ".data"]) {
       const i = obj.sections.findIndex((o) => o.name === name);
       expect(objdumpContents(path, name)).toEqual(linked.sections[i]);
+    }
+    // Each abs64 field holds its target's address where binutils places the target's section (plus the addend).
+    for (const r of obj.relocations) {
+      const sym = obj.symbols.find((x) => x.name === r.target)!;
+      const vma = sections.find((x) => x.name === obj.sections[sym.section]!.name)!.vma;
+      const bytes = objdumpContents(path, obj.sections[r.section]!.name);
+      const got = new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(r.offset, true);
+      expect(got, `${r.target}+${r.addend} at ${obj.sections[r.section]!.name}+0x${r.offset.toString(16)}`).toBe(vma + BigInt(sym.offset + r.addend));
     }
   });
 
