@@ -8,8 +8,11 @@ import { ChannelType, Q, readQueueHeader, type ChanExports, type ChannelTypeName
 
 /** What the channel table needs from the host's resource database and monitors. */
 export interface ChannelMemory {
-  /** Transaction 1 ([0132]): `bytes` of memory become the client's; returns their (host physical) address. */
-  allocateForClient(client: string, bytes: number): number;
+  /**
+   * Transaction 1 ([0132]): `bytes` of memory become the client's and the channel (of type code `type`) is defined;
+   * returns its (host physical) address.
+   */
+  allocateForClient(client: string, bytes: number, type?: number): number;
   /** Transaction 2: the server's monitor maps the client's channel pages. */
   mapIntoServer(server: string, base: number, bytes: number): void;
   unmapFromServer(server: string, base: number, bytes: number): void;
@@ -100,7 +103,7 @@ export class ChannelBus {
     if (type === undefined) throw new ChannelError(`unknown channel type ${String(full.type)}`);
     const bytes = Math.ceil(this.chan.chan_format_bytes(full.queues, full.signalSize, full.slots) / 4096) * 4096;
     if (bytes === 0) throw new ChannelError(`channel geometry ${full.queues}x${full.slots}x${full.signalSize} is too large`);
-    const base = this.memory.allocateForClient(full.client, bytes);
+    const base = this.memory.allocateForClient(full.client, bytes, type);
     const r = this.chan.chan_format(base, bytes, full.queues, full.signalSize, full.slots, type);
     if (r !== Q.OK) throw new ChannelError(`chan_format failed (${r}) for ${full.type} channel of ${full.client}`);
     const ch = new Channel(this.nextId++, full, base, bytes);

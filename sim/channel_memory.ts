@@ -5,6 +5,7 @@
 import type { Host } from "./host.ts";
 import { span } from "./mapview.ts";
 import { pn, type Op } from "./notation.ts";
+import { CHANNEL_SLOTS } from "./database.ts";
 import type { ChannelMemory } from "./channel_bus.ts";
 
 const PAGE = 4096;
@@ -23,11 +24,24 @@ export class HostChannelMemory implements ChannelMemory {
    * `partitions` maps the names the channel bus uses to partition numbers [G,M,K] live in the host's database.
    * `evictProcessors` takes a partition's VCPUs out of the schedule (sched_evict on the tables in effect).
    */
+  /**
+   * When set, reclaimClient hands the client over to this callback instead of reclaiming its memory itself: the
+   * platform's ultravisor then sends the resource service the event of [0186], and the resource service reclaims.
+   */
+  onRelease: ((client: string) => void) | undefined;
+
   constructor(
     private readonly host: Host,
-    private readonly partitions: Map<string, number>,
+    private readonly partitions: ReadonlyMap<string, number>,
     private readonly evictProcessors: (partition: number) => void = () => {},
   ) {}
+
+  /** Slot of the channel table that holds the channel at `base`. */
+  private slotAt(base: number): { slot: number; client: number; server: number } {
+    const s = this.host.db.channels().find((c) => c.base * PAGE === base);
+    if (!s) throw new ChannelMemoryError(`no channel at page ${pn(base / PAGE)} in the channel table`);
+    return s;
+  }
 
   partitionNumber(name: string): number {
     return this.number(name);
@@ -39,7 +53,7 @@ export class HostChannelMemory implements ChannelMemory {
     return p;
   }
 
-  allocateForClient(client: string, bytes: number): number {
+  allocateForClient(client: string, bytes: number, type = 0): number {
     const to = this.number(client);
     const pages = Math.ceil(bytes / PAGE);
     if (pages > 1024) throw new ChannelMemoryError(`a channel of ${bytes} bytes exceeds one 4 MiB map page`);
@@ -52,8 +66,15 @@ export class HostChannelMemory implements ChannelMemory {
     if (!run) throw new ChannelMemoryError(`no ${pages} contiguous Available pages for a channel of ${client}`);
     const first = run.firstPage;
     this.host.ensurePage(first + pages - 1);
+    const used = new Set(this.host.db.channels().map((c) => c.slot));
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    if (slot >= CHANNEL_SLOTS) throw new ChannelMemoryError(`the channel table is full (${CHANNEL_SLOTS} channels)`);
     this.host.submit(
-      { ops: [{ op: "changeOwner", map: run.map, first: run.index, last: run.index + pages - 1, from: ui.avail, to }] },
+      { ops: [
+        { op: "changeOwner", map: run.map, first: run.index, last: run.index + pages - 1, from: ui.avail, to },
+        { op: "defineChannel", slot, client: to, base: first, pages, type },
+      ] },
       `channel memory for ${client}`,
     );
     this.journal.push(`assign ${pages} page(s) at ${pn(first)} to ${client} ${pn(to)}`);
@@ -100,6 +121,10 @@ export class HostChannelMemory implements ChannelMemory {
         throw new ChannelMemoryError(`${server} may not map page ${pn(a / PAGE)}: it is not a client's channel memory (owner ${owner})`);
       }
     }
+    // Transaction 2 of [0132], sent by the client's monitor: core records the server in the channel table.
+    const slot = this.slotAt(base);
+    const srv = this.number(server);
+    this.host.submitInternal({ ops: [{ op: "assignServer", slot: slot.slot, client: slot.client, server: srv, from: slot.server }] }, `assign server ${server}`);
     for (let a = base; a < base + bytes; a += PAGE) {
       const p = a / PAGE;
       const set = this.mappings.get(p) ?? new Set<string>();
@@ -110,6 +135,10 @@ export class HostChannelMemory implements ChannelMemory {
   }
 
   unmapFromServer(server: string, base: number, bytes: number): void {
+    const slot = this.slotAt(base);
+    if (slot.server !== 0) {
+      this.host.submitInternal({ ops: [{ op: "assignServer", slot: slot.slot, client: slot.client, server: 0, from: slot.server }] }, `disconnect ${server}`);
+    }
     for (let a = base; a < base + bytes; a += PAGE) this.mappings.get(a / PAGE)?.delete(server);
     this.journal.push(`unmap ${pn(base / PAGE)} from ${server}`);
   }
@@ -128,8 +157,12 @@ export class HostChannelMemory implements ChannelMemory {
     const p = this.number(client);
     const still = this.serversMapping(client);
     if (still.length) throw new ChannelMemoryError(`memory of ${client} is still mapped by ${still.join(", ")}: disconnect them first ([0182])`);
+    if (this.onRelease) {
+      this.onRelease(client);
+      return;
+    }
     const ui = this.host.db.indexPage();
-    const ops: Op[] = [];
+    const ops: Op[] = this.removeChannelOps(p);
     for (const r of this.host.view.runsOwnedBy(p)) {
       // the descriptor page stays with the partition until it is destroyed
       const leafOfDescriptor = this.host.view.leaf(BigInt(p) * 4096n);
@@ -142,6 +175,11 @@ export class HostChannelMemory implements ChannelMemory {
     }
     if (ops.length) this.host.submit({ ops }, `reclaim memory of ${client}`);
     this.journal.push(`reclaim ${client} (${ops.length} run(s))`);
+  }
+
+  /** RemoveChannel for every channel of partition p in core's table (their servers have disconnected). */
+  removeChannelOps(p: number): Op[] {
+    return this.host.db.channels().filter((c) => c.client === p).map((c): Op => ({ op: "removeChannel", slot: c.slot, client: p }));
   }
 
   /**

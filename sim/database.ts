@@ -15,8 +15,15 @@ export const DEFAULT_LOG_PAGES = PRIVATE_REGION_END_PAGE - DEFAULT_LOG_BASE;
 export const REF_BIT = 0x80000000;
 export const PN_MASK = 0x3fffffff;
 
-const REC = { begin: 1, changeOwner: 2, initialize: 3, destroy: 4, split: 5, merge: 6, commit: 15 } as const;
-const LOG_LEN: Record<number, number> = { 2: 32, 3: 144, 4: 80, 5: 4120, 6: 32 };
+const REC = {
+  begin: 1, changeOwner: 2, initialize: 3, destroy: 4, split: 5, merge: 6, defineChannel: 7, assignServer: 8,
+  removeChannel: 9, setCommand: 10, rejected: 11, commit: 15,
+} as const;
+const LOG_LEN: Record<number, number> = { 2: 32, 3: 144, 4: 80, 5: 4120, 6: 32, 7: 24, 8: 24, 9: 24, 10: 16 };
+/** Index page offsets of memory-layout.md §3 and §11.2. */
+export const UI_COMMAND = 52;
+export const UI_CHANNELS = 1024;
+export const CHANNEL_SLOTS = 192;
 
 export const ERRORS: Record<number, { name: string; text: string }> = {
   [-1]: { name: "MALFORMED", text: "malformed request or record" },
@@ -39,6 +46,11 @@ export const ERRORS: Record<number, { name: string; text: string }> = {
   [-18]: { name: "LOG_CORRUPT", text: "the audit log is malformed" },
   [-19]: { name: "TOO_LARGE", text: "request too large" },
   [-20]: { name: "CORRUPT", text: "the map is inconsistent" },
+  [-21]: { name: "NOT_COMMAND", text: "after boot only the command partition may submit transactions" },
+  [-22]: { name: "WRONG_KIND", text: "the partition is not of the kind the operation needs" },
+  [-23]: { name: "CHANNEL_IN_USE", text: "a server is still connected to the channel, or the partition still has channels" },
+  [-24]: { name: "NO_SUCH_CHANNEL", text: "no channel of that client in that slot" },
+  [-25]: { name: "CHANNEL_EXISTS", text: "the channel slot is in use" },
 };
 
 export function errorName(code: number): string {
@@ -62,6 +74,26 @@ export interface LogHeader {
   nextSeq: number;
   baseSeq: number;
   inFlight: boolean;
+  /** Submissions refused by db_submit_as, ever (memory-layout.md §11.1). */
+  rejected: number;
+}
+
+/** An audited refusal (REJECTED record) found in the log. */
+export interface Rejection {
+  submitter: number;
+  code: number;
+  /** The sequence number the next transaction got: where in the history the refusal happened. */
+  nextSeq: number;
+}
+
+/** One slot of the channel table (memory-layout.md §11.2). */
+export interface ChannelSlot {
+  slot: number;
+  client: number;
+  server: number;
+  base: number;
+  pages: number;
+  type: number;
 }
 
 export interface IndexPage {
@@ -108,57 +140,48 @@ export class Database {
 
   /** Encodes the transaction as a request (memory-layout.md §5.3) into the request buffer; returns its length. */
   encode(tx: Transaction, at = REQUEST_BUFFER): number {
-    const v = this.view();
-    let off = 16;
-    const need = 16 + tx.ops.reduce((n, op) => n + requestLength(op), 0);
-    if (need > REQUEST_MAX) throw new RangeError(`request of ${need} bytes exceeds ${REQUEST_MAX}`);
-    new Uint8Array(this.core.memory.buffer, at, need).fill(0);
-    for (const op of tx.ops) {
-      const r = at + off;
-      const len = requestLength(op);
-      v.setUint8(r, REC[op.op]);
-      v.setUint32(r + 4, len, true);
-      switch (op.op) {
-        case "changeOwner":
-          v.setUint32(r + 8, op.map, true);
-          v.setUint32(r + 12, op.first, true);
-          v.setUint32(r + 16, op.last, true);
-          v.setUint32(r + 20, op.from >>> 0, true);
-          v.setUint32(r + 24, op.to >>> 0, true);
-          break;
-        case "initialize":
-          v.setUint32(r + 8, op.partition >>> 0, true);
-          writeDescriptor(v, r + 16, op.partition, op.descriptor);
-          break;
-        case "destroy":
-          v.setUint32(r + 8, op.partition >>> 0, true);
-          break;
-        case "split":
-          v.setUint32(r + 8, op.map, true);
-          v.setUint32(r + 12, op.index, true);
-          v.setUint32(r + 16, op.into, true);
-          v.setUint32(r + 20, op.owner >>> 0, true);
-          break;
-        case "merge":
-          v.setUint32(r + 8, op.map, true);
-          v.setUint32(r + 12, op.index, true);
-          v.setUint32(r + 16, op.from, true);
-          v.setUint32(r + 20, op.owner >>> 0, true);
-          break;
-      }
-      off += len;
-    }
-    v.setUint32(at, 0x52545655, true);
-    v.setUint32(at + 4, need, true);
-    v.setUint32(at + 8, tx.ops.length, true);
-    v.setUint32(at + 12, 0, true);
-    return need;
+    const bytes = encodeRequest(tx);
+    new Uint8Array(this.core.memory.buffer, at, bytes.length).set(bytes);
+    return bytes.length;
   }
 
   /** Runs the transaction; returns 0 or the negative error code (see ERRORS, failedOp()). */
   trySubmit(tx: Transaction): number {
     this.encode(tx);
     return this.fn.db_submit!(REQUEST_BUFFER);
+  }
+
+  /** The command channel's path (memory-layout.md §11.1): refused and audited unless `submitter` is the command partition. */
+  trySubmitAs(tx: Transaction, submitter: number): number {
+    this.encode(tx);
+    return this.fn.db_submit_as!(REQUEST_BUFFER, submitter >>> 0);
+  }
+
+  /** db_submit_as on a request already placed at `at` (the command channel's server copies requests there). */
+  submitRawAs(at: number, submitter: number): number {
+    return this.fn.db_submit_as!(at, submitter >>> 0);
+  }
+
+  /** The designated command partition, 0 while the host boots. */
+  commandPartition(): number {
+    const rc = this.fn.db_command!();
+    if (rc < 0) throw new DbError(rc, -1, "read the command partition");
+    return rc >>> 0;
+  }
+
+  /** The channel table's used slots. */
+  channels(): ChannelSlot[] {
+    const a = this.fn.db_ui_address!() >>> 0;
+    if (a === 0) throw new DbError(-17, -1, "read the channel table");
+    const v = this.view();
+    const out: ChannelSlot[] = [];
+    for (let s = 0; s < CHANNEL_SLOTS; s++) {
+      const e = a + UI_CHANNELS + s * 16;
+      const client = v.getUint32(e, true);
+      if (client === 0) continue;
+      out.push({ slot: s, client, server: v.getUint32(e + 4, true), base: v.getUint32(e + 8, true), pages: v.getUint16(e + 12, true), type: v.getUint8(e + 14) });
+    }
+    return out;
   }
 
   /** Submits a request already placed at `at` (raw bytes, for malformed-input tests and benches). */
@@ -220,17 +243,31 @@ export class Database {
     const a = this.logAddress();
     const v = this.view();
     const u = (o: number): number => v.getUint32(a + o, true);
-    return { capacity: u(4), head: u(8), committedEnd: u(12), txCount: u(16), nextSeq: u(20), baseSeq: u(24), inFlight: u(28) !== 0 };
+    return {
+      capacity: u(4), head: u(8), committedEnd: u(12), txCount: u(16), nextSeq: u(20), baseSeq: u(24), inFlight: u(28) !== 0,
+      rejected: u(32),
+    };
   }
 
   /** The committed transactions in the audit log (since the last backup), decoded. */
   readLog(): Transaction[] {
+    return this.readAudit().transactions;
+  }
+
+  /** The audit log since the last backup: committed transactions and audited refusals, each in log order. */
+  readAudit(): { transactions: Transaction[]; rejections: Rejection[] } {
     const h = this.logHeader();
     const v = this.view();
     const base = this.logAddress() + 64;
     const txs: Transaction[] = [];
+    const rejections: Rejection[] = [];
     let off = 0;
     while (off < h.committedEnd) {
+      if (v.getUint8(base + off) === REC.rejected) {
+        rejections.push({ submitter: v.getUint32(base + off + 8, true), code: v.getInt32(base + off + 12, true), nextSeq: v.getUint32(base + off + 16, true) });
+        off += 24;
+        continue;
+      }
       if (v.getUint8(base + off) !== REC.begin) throw new Error(`audit log: expected BEGIN at offset ${off}`);
       const seq = v.getUint32(base + off + 8, true);
       const n = v.getUint32(base + off + 12, true);
@@ -245,7 +282,7 @@ export class Database {
       off += 16;
       txs.push({ ops, seq });
     }
-    return txs;
+    return { transactions: txs, rejections };
   }
 
   readDescriptor(p: number): (Descriptor & { me: number }) | undefined {
@@ -257,6 +294,75 @@ export class Database {
   }
 }
 
+/** A transaction as the bytes of a request (memory-layout.md §5.3): what travels on the command channel. */
+export function encodeRequest(tx: Transaction): Uint8Array {
+  let off = 16;
+  const need = 16 + tx.ops.reduce((n, op) => n + requestLength(op), 0);
+  if (need > REQUEST_MAX) throw new RangeError(`request of ${need} bytes exceeds ${REQUEST_MAX}`);
+  const out = new Uint8Array(need);
+  const v = new DataView(out.buffer);
+  for (const op of tx.ops) {
+    const r = off;
+    const len = requestLength(op);
+    v.setUint8(r, REC[op.op]);
+    v.setUint32(r + 4, len, true);
+    switch (op.op) {
+      case "changeOwner":
+        v.setUint32(r + 8, op.map, true);
+        v.setUint32(r + 12, op.first, true);
+        v.setUint32(r + 16, op.last, true);
+        v.setUint32(r + 20, op.from >>> 0, true);
+        v.setUint32(r + 24, op.to >>> 0, true);
+        break;
+      case "initialize":
+        v.setUint32(r + 8, op.partition >>> 0, true);
+        writeDescriptor(v, r + 16, op.partition, op.descriptor);
+        break;
+      case "destroy":
+        v.setUint32(r + 8, op.partition >>> 0, true);
+        break;
+      case "split":
+        v.setUint32(r + 8, op.map, true);
+        v.setUint32(r + 12, op.index, true);
+        v.setUint32(r + 16, op.into, true);
+        v.setUint32(r + 20, op.owner >>> 0, true);
+        break;
+      case "merge":
+        v.setUint32(r + 8, op.map, true);
+        v.setUint32(r + 12, op.index, true);
+        v.setUint32(r + 16, op.from, true);
+        v.setUint32(r + 20, op.owner >>> 0, true);
+        break;
+      case "defineChannel":
+        v.setUint32(r + 8, op.slot, true);
+        v.setUint32(r + 12, op.client >>> 0, true);
+        v.setUint32(r + 16, op.base >>> 0, true);
+        v.setUint16(r + 20, op.pages, true);
+        v.setUint8(r + 22, op.type);
+        break;
+      case "assignServer":
+        v.setUint32(r + 8, op.slot, true);
+        v.setUint32(r + 12, op.client >>> 0, true);
+        v.setUint32(r + 16, op.server >>> 0, true);
+        v.setUint32(r + 20, op.from >>> 0, true);
+        break;
+      case "removeChannel":
+        v.setUint32(r + 8, op.slot, true);
+        v.setUint32(r + 12, op.client >>> 0, true);
+        break;
+      case "setCommand":
+        v.setUint32(r + 8, op.to >>> 0, true);
+        v.setUint32(r + 12, op.from >>> 0, true);
+        break;
+    }
+    off += len;
+  }
+  v.setUint32(0, 0x52545655, true);
+  v.setUint32(4, need, true);
+  v.setUint32(8, tx.ops.length, true);
+  return out;
+}
+
 export function requestLength(op: Op): number {
   switch (op.op) {
     case "changeOwner": return 32;
@@ -264,6 +370,10 @@ export function requestLength(op: Op): number {
     case "destroy": return 16;
     case "split": return 24;
     case "merge": return 24;
+    case "defineChannel": return 24;
+    case "assignServer": return 24;
+    case "removeChannel": return 24;
+    case "setCommand": return 16;
   }
 }
 
@@ -306,6 +416,14 @@ function decodeOp(v: DataView, r: number): Op {
       return { op: "split", map: u(8), index: u(12), into: u(16), owner: u(20) };
     case REC.merge:
       return { op: "merge", map: u(8), index: u(12), from: u(16), owner: u(20) };
+    case REC.defineChannel:
+      return { op: "defineChannel", slot: u(8), client: u(12), base: u(16), pages: v.getUint16(r + 20, true), type: v.getUint8(r + 22) };
+    case REC.assignServer:
+      return { op: "assignServer", slot: u(8), client: u(12), server: u(16), from: u(20) };
+    case REC.removeChannel:
+      return { op: "removeChannel", slot: u(8), client: u(12) };
+    case REC.setCommand:
+      return { op: "setCommand", to: u(8), from: u(12) };
     default:
       throw new Error(`audit log: unknown record type ${v.getUint8(r)} at ${r}`);
   }

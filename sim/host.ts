@@ -154,14 +154,36 @@ export class Host {
     this.memory.grow(pages);
   }
 
-  /** Runs a transaction; on a full log takes a backup and retries. Throws DbError when core rejects it. */
+  /**
+   * How the command partition's requests reach core. Unset: db_submit (the boot partition's and tests' direct path).
+   * The platform sets it to the command channel after boot (sim/command-channel.ts), so every request of the
+   * resource service travels through core's queues and db_submit_as.
+   */
+  transport: ((tx: Transaction) => number) | undefined;
+
+  /** Runs a transaction from the command partition (or, before a transport is set, the boot partition). */
   submit(tx: Transaction, what = "transaction"): void {
-    let rc = this.db.trySubmit(tx);
+    this.run(tx, what, this.transport ?? ((t) => this.db.trySubmit(t)));
+  }
+
+  /** Runs a transaction on the ultravisor's own path (a monitor's, [0132]): db_submit, never the command channel. */
+  submitInternal(tx: Transaction, what = "transaction"): void {
+    this.run(tx, what, (t) => this.db.trySubmit(t));
+  }
+
+  /** Runs a transaction; on a full log takes a backup and retries. Throws DbError when core rejects it. */
+  private run(tx: Transaction, what: string, send: (tx: Transaction) => number): void {
+    let rc = send(tx);
     if (rc === -16) {
       this.backup();
-      rc = this.db.trySubmit(tx);
+      rc = send(tx);
     }
     if (rc < 0) throw new DbError(rc, this.db.failedOp(), what);
+    this.committed(tx);
+  }
+
+  /** Bookkeeping after a transaction committed by any path: map cache, listeners. */
+  committed(tx: Transaction): void {
     if (tx.ops.some((o) => o.op === "split" || o.op === "merge")) this.view.invalidate();
     if (this.listeners.length) {
       // Listeners get the transaction as core's audit log holds it (decoded from the binary records), not the

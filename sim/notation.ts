@@ -31,7 +31,16 @@ export type Op =
   | { op: "initialize"; partition: number; descriptor: Descriptor }
   | { op: "destroy"; partition: number }
   | { op: "split"; map: number; index: number; into: number; owner: number }
-  | { op: "merge"; map: number; index: number; from: number; owner: number };
+  | { op: "merge"; map: number; index: number; from: number; owner: number }
+  // Channel table and command partition (docs/specs/memory-layout.md §11); the spec prints no log for these, so the
+  // notation below is ours, in the same style.
+  | { op: "defineChannel"; slot: number; client: number; base: number; pages: number; type: number }
+  | { op: "assignServer"; slot: number; client: number; server: number; from: number }
+  | { op: "removeChannel"; slot: number; client: number }
+  | { op: "setCommand"; to: number; from: number };
+
+/** Channel type names by code (docs/specs/channel-abi.md section 5). */
+export const CHANNEL_TYPE_NAMES = ["control", "command", "boot", "console", "storage", "network", "power", "memory", "processor"] as const;
 
 export interface Transaction {
   ops: Op[];
@@ -84,6 +93,14 @@ export function formatOp(op: Op): string {
       return `Split Map${pn(op.map)}, Index(${op.index}), Into Map${pn(op.into)}, {For${pn(op.owner)}}`;
     case "merge":
       return `Merge Map${pn(op.map)}, Index(${op.index}), {From Map${pn(op.from)}, For${pn(op.owner)}}`;
+    case "defineChannel":
+      return `Define Channel(${op.slot}) for ${pn(op.client)}, Pages ${pn(op.base)}+${op.pages}, ${CHANNEL_TYPE_NAMES[op.type] ?? `type ${op.type}`}`;
+    case "assignServer":
+      return `Assign Server Channel(${op.slot}) of ${pn(op.client)}, from ${pn(op.from)}, to ${pn(op.server)}`;
+    case "removeChannel":
+      return `Remove Channel(${op.slot}) of ${pn(op.client)}`;
+    case "setCommand":
+      return `Set Command Partition, from ${pn(op.from)}, to ${pn(op.to)}`;
   }
 }
 
@@ -123,6 +140,26 @@ const LINE_PATTERNS: Array<[RegExp, (m: RegExpExecArray) => Op]> = [
   [
     new RegExp(String.raw`^Merge\s+Map\s*(${PN})\s*,\s*Index\s*\(\s*(\d+)\s*\)\s*,\s*\{\s*From\s+Map\s*(${PN})\s*,\s*For\s*(${PN})\s*\}$`, "i"),
     (m) => ({ op: "merge", map: parsePn(m[1]!), index: Number(m[2]), from: parsePn(m[3]!), owner: parsePn(m[4]!) }),
+  ],
+  [
+    new RegExp(String.raw`^Define\s+Channel\s*\(\s*(\d+)\s*\)\s*for\s*(${PN})\s*,\s*Pages\s*(${PN})\s*\+\s*(\d+)\s*,\s*(\w+)$`, "i"),
+    (m) => {
+      const type = (CHANNEL_TYPE_NAMES as readonly string[]).indexOf(m[5]!.toLowerCase());
+      if (type < 0) throw new SyntaxError(`unknown channel type "${m[5]}" (known: ${CHANNEL_TYPE_NAMES.join(", ")})`);
+      return { op: "defineChannel", slot: Number(m[1]), client: parsePn(m[2]!), base: parsePn(m[3]!), pages: Number(m[4]), type };
+    },
+  ],
+  [
+    new RegExp(String.raw`^Assign\s+Server\s+Channel\s*\(\s*(\d+)\s*\)\s*of\s*(${PN})\s*,\s*from\s*(${PN})\s*,\s*to\s*(${PN})$`, "i"),
+    (m) => ({ op: "assignServer", slot: Number(m[1]), client: parsePn(m[2]!), from: parsePn(m[3]!), server: parsePn(m[4]!) }),
+  ],
+  [
+    new RegExp(String.raw`^Remove\s+Channel\s*\(\s*(\d+)\s*\)\s*of\s*(${PN})$`, "i"),
+    (m) => ({ op: "removeChannel", slot: Number(m[1]), client: parsePn(m[2]!) }),
+  ],
+  [
+    new RegExp(String.raw`^Set\s+Command\s+Partition\s*,\s*from\s*(${PN})\s*,\s*to\s*(${PN})$`, "i"),
+    (m) => ({ op: "setCommand", from: parsePn(m[1]!), to: parsePn(m[2]!) }),
   ],
 ];
 

@@ -204,8 +204,11 @@ export class ResourceService {
     return d.page;
   }
 
-  /** The transaction of [0224]: give back the memory, then retire the descriptor. */
-  destroy(who: string | number): void {
+  /**
+   * The transaction of [0224]: give back the memory, then retire the descriptor. `first` are operations to run at the
+   * start of the same transaction (RemoveChannel of the partition's channels, [0186]).
+   */
+  destroy(who: string | number, first: Op[] = []): void {
     const p = this.resolve(who);
     const ui = this.ui;
     const desc = this.host.view.leaf(BigInt(p) * 4096n);
@@ -218,6 +221,7 @@ export class ResourceService {
       } else runs.push(r);
     }
     const ops: Op[] = [
+      ...first,
       ...runs.map((r): Op => ({ op: "changeOwner", map: r.map, first: r.first, last: r.last, from: p, to: ui.avail })),
       { op: "changeOwner", map: desc.map, first: desc.index, last: desc.index, from: p, to: ui.ultra },
       { op: "destroy", partition: p },

@@ -7,6 +7,9 @@ import { formatBytes } from "./mapview.ts";
 import { formatTransaction, parseLog, pn, type Transaction } from "./notation.ts";
 import { ResourceService } from "./resource-service.ts";
 import type { Operation, Scenario } from "./scenario.ts";
+import { ChannelDefinitionError } from "./channel.ts";
+import { Platform, PlatformError } from "./platform.ts";
+import { TopologyError } from "./topology.ts";
 
 export interface RunResult {
   /** Failed expectations, each naming the scenario line. */
@@ -30,21 +33,71 @@ function describe(op: Operation): string {
       return "transaction";
     case "backup":
       return "backup";
+    case "define":
+      return `define ${op.def.kind ?? "Guest"} partition ${op.def.name} (${formatBytes(op.def.memory)}, ${op.def.vcpus.length} VCPU(s), ${(op.def.channels ?? []).map((c) => `${c.type}→${c.server}`).join(", ") || "no device channels"})`;
+    case "stop":
+      return `stop ${op.who}${op.inflight.length ? ` (in-flight I/O at ${op.inflight.join(", ")})` : ""}`;
+    case "ioComplete":
+      return `${op.server} completes its in-flight I/O`;
+    case "console":
+      return `${op.from} writes to its console`;
+    case "submit":
+      return `${op.from} submits a transaction`;
+    case "schedule":
+      return "schedule";
+    case "tick":
+      return `advance ${op.quanta} quanta`;
   }
 }
 
+/** The name an error is matched by in `expectError:`. */
+function codeOf(error: unknown): string | undefined {
+  if (!error) return undefined;
+  if (error instanceof DbError) return errorName(error.code);
+  if (error instanceof ChannelDefinitionError) return "CHANNEL_DEFINITION";
+  if (error instanceof TopologyError) return "NO_PROCESSOR";
+  if (error instanceof PlatformError) return "PLATFORM";
+  return "ERROR";
+}
+
 export async function runScenario(s: Scenario, print: (line: string) => void, opts: { map?: boolean } = {}): Promise<RunResult> {
-  const host = await Host.create(s.host);
-  const rs = new ResourceService(host);
+  const printed: string[] = [];
+  const out = (l: string): void => {
+    printed.push(l);
+    print(l);
+  };
+  let pf: Platform | undefined;
+  let host: Host;
+  if (s.platform) {
+    out(`Host: ${formatBytes(s.host.memory)}, ${s.platform.pcpus} processor(s)${s.platform.nodes ? ` in ${s.platform.nodes.length} nodes` : ""}${s.name ? ` — ${s.name}` : ""}`);
+    out("");
+    out("boot: the boot partition defines the command partition and its command channel, then designates it:");
+    pf = await Platform.boot(s.host, s.platform, out);
+    host = pf.host;
+    for (const tx of host.db.readLog()) {
+      out("");
+      for (const l of formatTransaction(tx)) out(l);
+    }
+  } else {
+    host = await Host.create(s.host);
+    out(`Host: ${formatBytes(host.installed)} installed, map order ${host.order}${s.name ? ` — ${s.name}` : ""}`);
+  }
+  const rs = pf ? pf.rs : new ResourceService(host);
   const failures: string[] = [];
   const logs: Transaction[][] = [];
   let current: Transaction[] = [];
-  host.listeners.push((tx) => current.push(tx));
-  print(`Host: ${formatBytes(host.installed)} installed, map order ${host.order}${s.name ? ` — ${s.name}` : ""}`);
+  host.listeners.push((tx) => {
+    current.push(tx);
+    // On a platform, transactions print as they commit, between the steps that cause them (teardown order).
+    if (pf) {
+      out("");
+      for (const l of formatTransaction(tx)) out(l);
+    }
+  });
   for (const op of s.operations) {
     current = [];
-    print("");
-    print(`${op.title ?? describe(op)}:`);
+    out("");
+    out(`${op.title ?? describe(op)}:`);
     let error: unknown;
     try {
       switch (op.kind) {
@@ -70,17 +123,50 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
         case "backup":
           host.backup();
           break;
+        case "define":
+          pf!.definePartition(op.def);
+          break;
+        case "stop":
+          pf!.stop(op.who, { inflight: op.inflight });
+          break;
+        case "ioComplete":
+          pf!.ioComplete(op.server);
+          break;
+        case "console":
+          pf!.console(op.from, op.text);
+          break;
+        case "submit": {
+          const before = host.db.readAudit().rejections.length;
+          try {
+            for (const tx of parseLog(op.text)) {
+              const rc = pf!.submitFrom(op.from, tx);
+              if (rc < 0) throw new DbError(rc, -1, `submission from ${op.from}`);
+            }
+          } finally {
+            for (const l of pf!.rejections().slice(before)) out(`  audit log: ${l}`);
+          }
+          break;
+        }
+        case "schedule":
+          for (const l of pf!.formatSchedule()) out(`  ${l}`);
+          break;
+        case "tick":
+          pf!.advance(BigInt(op.quanta));
+          out(`  now at quantum ${pf!.now}`);
+          break;
       }
     } catch (e) {
       error = e;
     }
-    for (const tx of current) {
-      print("");
-      for (const l of formatTransaction(tx)) print(l);
+    if (!pf) {
+      for (const tx of current) {
+        out("");
+        for (const l of formatTransaction(tx)) out(l);
+      }
     }
     logs.push(current);
-    const code = error instanceof DbError ? errorName(error.code) : error ? "ERROR" : undefined;
-    if (error) print(`  rejected: ${(error as Error).message}`);
+    const code = codeOf(error);
+    if (error) out(`  rejected: ${(error as Error).message}`);
     if (op.expectError !== undefined) {
       if (code !== op.expectError) failures.push(`${s.file}:${op.line}: expected error ${op.expectError}, got ${code ?? "success"}`);
     } else if (error) {
@@ -103,12 +189,25 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
     const n = host.view.maps().length;
     if (n !== s.expect.mapPages) failures.push(`${s.file}:${s.expect.mapPagesLine}: ${n} map pages, expected ${s.expect.mapPages}`);
   }
+  if (pf) {
+    out("");
+    const h = host.db.logHeader();
+    out(`audit log since the last backup: ${h.txCount} transaction(s); ${h.rejected} rejected submission(s) in all`);
+    for (const l of pf.rejections()) out(`  ${l}`);
+    out(`channel table: ${host.db.channels().map((c) => `${c.slot}:${pf!.nameOf(c.client)}→${c.server ? pf!.nameOf(c.server) : "-"}`).join(" ") || "empty"}`);
+  }
   if (opts.map !== false) {
-    print("");
-    print("Resulting memory map:");
+    out("");
+    out("Resulting memory map:");
     const names = new Map<number, string>();
     for (const [n, p] of rs.names()) names.set(p, n);
-    for (const l of host.view.format((p) => names.get(p) ?? host.db.readDescriptor(p)?.name)) print(l);
+    for (const l of host.view.format((p) => names.get(p) ?? host.db.readDescriptor(p)?.name)) out(l);
+  }
+  let at = 0;
+  for (const e of s.expect.output) {
+    const i = printed.findIndex((l, k) => k >= at && l.includes(e.text));
+    if (i < 0) failures.push(`${s.file}:${e.line}: expected output "${e.text}" ${at > 0 ? "after the previous expected line " : ""}was not printed`);
+    else at = i + 1;
   }
   return { failures, host, logs };
 }

@@ -7,6 +7,8 @@ import type { HostConfig } from "./host.ts";
 import { parseBytes } from "./mapview.ts";
 import { KIND, type KindName, parsePn, gmk } from "./notation.ts";
 import type { Run } from "./resource-service.ts";
+import type { ChannelDef, PartitionDef, PlatformConfig, VcpuDef } from "./platform.ts";
+import { ChannelType, type ChannelTypeName } from "./channel.ts";
 
 export class ScenarioError extends Error {
   override name = "ScenarioError";
@@ -22,6 +24,14 @@ export type Operation = { title?: string; expectError?: string; line: number } &
   | { kind: "split"; map: number; index: number; into?: number }
   | { kind: "transaction"; text: string }
   | { kind: "backup" }
+  // Platform operations (a host with `pcpus`): partitions end to end through the command channel.
+  | { kind: "define"; def: PartitionDef }
+  | { kind: "stop"; who: string; inflight: string[] }
+  | { kind: "ioComplete"; server: string }
+  | { kind: "console"; from: string; text: string }
+  | { kind: "submit"; from: string; text: string }
+  | { kind: "schedule" }
+  | { kind: "tick"; quanta: number }
 );
 
 export interface OwnerExpectation {
@@ -34,8 +44,14 @@ export interface Scenario {
   file: string;
   name?: string;
   host: HostConfig;
+  /** Present when the host has processors: the scenario runs on a booted platform (sim/platform.ts). */
+  platform?: PlatformConfig;
   operations: Operation[];
-  expect: { owners: OwnerExpectation[]; mapPages?: number; mapPagesLine?: number };
+  expect: {
+    owners: OwnerExpectation[]; mapPages?: number; mapPagesLine?: number;
+    /** Lines that must appear in the output, in this order (each a substring of a printed line). */
+    output: Array<{ text: string; line: number }>;
+  };
 }
 
 type N = YamlNode | null | undefined;
@@ -74,6 +90,11 @@ class Reader {
   str(node: N, field: string): string {
     if (!isScalar(node) || (typeof node.value !== "string" && typeof node.value !== "number")) this.fail(node, field, "expected a string");
     return String(node.value);
+  }
+
+  bool(node: N, field: string): boolean {
+    if (!isScalar(node) || typeof node.value !== "boolean") this.fail(node, field, "expected true or false");
+    return node.value as boolean;
   }
 
   int(node: N, field: string, min: number, max: number): number {
@@ -128,7 +149,37 @@ function parsePlacement(r: Reader, node: N, field: string): Run[] {
   });
 }
 
-const OP_KEYS = ["create", "destroy", "merge", "split", "transaction", "backup"];
+const OP_KEYS = ["create", "destroy", "merge", "split", "transaction", "backup", "define", "stop", "ioComplete", "console", "submit", "schedule", "tick"];
+const PLATFORM_OPS = ["define", "stop", "ioComplete", "console", "submit", "schedule", "tick"];
+const KINDS_DEFINABLE = ["Guest", "IO", "Command", "Operations"];
+
+function readVcpus(r: Reader, node: N, field: string): VcpuDef[] {
+  if (isScalar(node)) {
+    const n = r.int(node, field, 1, 64);
+    return Array.from({ length: n }, () => ({ duty: 16 }));
+  }
+  return r.seq(node, field).map((v, i) => {
+    const f = `${field}[${i}]`;
+    const m = r.map(v, f, ["duty", "dedicated", "cstate"]);
+    const dedicated = m.has("dedicated") ? r.bool(m.get("dedicated"), `${f}.dedicated`) : false;
+    if (!dedicated && !m.has("duty")) r.fail(v, `${f}.duty`, "give duty (sixteenths of a CPU, 1..16) or dedicated: true");
+    return {
+      duty: m.has("duty") ? r.int(m.get("duty"), `${f}.duty`, 1, 16) : 16,
+      ...(dedicated ? { dedicated } : {}),
+      ...(m.has("cstate") ? { cstate: r.int(m.get("cstate"), `${f}.cstate`, 0, 3) } : {}),
+    };
+  });
+}
+
+function readChannels(r: Reader, node: N, field: string): ChannelDef[] {
+  return r.seq(node, field).map((c, i) => {
+    const f = `${field}[${i}]`;
+    const m = r.map(c, f, ["type", "server"], ["type", "server"]);
+    const type = r.str(m.get("type"), `${f}.type`);
+    if (!(type in ChannelType)) r.fail(m.get("type"), `${f}.type`, `unknown channel type (known: ${Object.keys(ChannelType).join(", ")})`);
+    return { type: type as ChannelTypeName, server: r.str(m.get("server"), `${f}.server`) };
+  });
+}
 
 function readOperation(r: Reader, node: YamlNode, field: string): Operation {
   const m = r.map(node, field, [...OP_KEYS, "title", "expectError"]);
@@ -177,6 +228,44 @@ function readOperation(r: Reader, node: YamlNode, field: string): Operation {
     }
     case "transaction":
       return { ...common, kind: "transaction", text: r.str(v, f) };
+    case "define": {
+      const c = r.map(v, f, ["name", "kind", "user", "memory", "node", "vcpus", "channels"], ["name", "memory", "vcpus"]);
+      const name = r.str(c.get("name"), `${f}.name`);
+      if (!/^[A-Za-z0-9_.-]{1,16}$/.test(name) || name === "Ultravisor") r.fail(c.get("name"), `${f}.name`, "1 to 16 letters, digits, _ . - (and not Ultravisor)");
+      let kind: KindName | undefined;
+      if (c.has("kind")) {
+        kind = r.str(c.get("kind"), `${f}.kind`) as KindName;
+        if (!KINDS_DEFINABLE.includes(kind)) r.fail(c.get("kind"), `${f}.kind`, `expected one of ${KINDS_DEFINABLE.join(", ")}`);
+      }
+      const def: PartitionDef = {
+        name, memory: r.bytes(c.get("memory"), `${f}.memory`), vcpus: readVcpus(r, c.get("vcpus"), `${f}.vcpus`),
+        ...(kind ? { kind } : {}),
+        ...(c.has("user") ? { user: r.str(c.get("user"), `${f}.user`) } : {}),
+        ...(c.has("node") ? { node: r.int(c.get("node"), `${f}.node`, 0, 63) } : {}),
+        ...(c.has("channels") ? { channels: readChannels(r, c.get("channels"), `${f}.channels`) } : {}),
+      };
+      return { ...common, kind: "define", def };
+    }
+    case "stop": {
+      if (isScalar(v)) return { ...common, kind: "stop", who: r.str(v, f), inflight: [] };
+      const c = r.map(v, f, ["partition", "inflight"], ["partition"]);
+      const inflight = c.has("inflight") ? r.seq(c.get("inflight"), `${f}.inflight`).map((x, i) => r.str(x, `${f}.inflight[${i}]`)) : [];
+      return { ...common, kind: "stop", who: r.str(c.get("partition"), `${f}.partition`), inflight };
+    }
+    case "ioComplete":
+      return { ...common, kind: "ioComplete", server: r.str(v, f) };
+    case "console": {
+      const c = r.map(v, f, ["from", "text"], ["from", "text"]);
+      return { ...common, kind: "console", from: r.str(c.get("from"), `${f}.from`), text: r.str(c.get("text"), `${f}.text`) };
+    }
+    case "submit": {
+      const c = r.map(v, f, ["from", "transaction"], ["from", "transaction"]);
+      return { ...common, kind: "submit", from: r.str(c.get("from"), `${f}.from`), text: r.str(c.get("transaction"), `${f}.transaction`) };
+    }
+    case "schedule":
+      return { ...common, kind: "schedule" };
+    case "tick":
+      return { ...common, kind: "tick", quanta: r.int(v, f, 1, 1 << 30) };
     default:
       return { ...common, kind: "backup" };
   }
@@ -192,7 +281,7 @@ export function parseScenario(text: string, file: string): Scenario {
   }
   const r = new Reader(file, lc);
   const top = r.map(doc.contents as N, "(top)", ["name", "host", "operations", "expect"], ["host", "operations"]);
-  const h = r.map(top.get("host"), "host", ["memory", "order", "bootMemory", "reserve", "split", "firmware"], ["memory"]);
+  const h = r.map(top.get("host"), "host", ["memory", "order", "bootMemory", "reserve", "split", "firmware", "pcpus", "nodes", "command"], ["memory"]);
   const host: HostConfig = { memory: r.bytes(h.get("memory"), "host.memory") };
   if (host.memory < 12n << 20n) r.fail(h.get("memory"), "host.memory", "at least 12 MB (boot, database and ultravisor pages)");
   if (h.has("order")) host.order = r.int(h.get("order"), "host.order", 2, 5);
@@ -218,10 +307,41 @@ export function parseScenario(text: string, file: string): Scenario {
       return { base: r.bytes(s.get("base"), `${f}.base`), length: r.bytes(s.get("length"), `${f}.length`), type: type as "usable" | "reserved" };
     });
   }
+  let platform: PlatformConfig | undefined;
+  if (h.has("pcpus")) {
+    platform = { pcpus: r.int(h.get("pcpus"), "host.pcpus", 1, 4096) };
+    if (h.has("nodes")) {
+      platform.nodes = r.seq(h.get("nodes"), "host.nodes").map((n, i) => {
+        const f = `host.nodes[${i}]`;
+        const m = r.map(n, f, ["memory", "pcpus"], ["memory", "pcpus"]);
+        return { memory: r.bytes(m.get("memory"), `${f}.memory`), pcpus: r.int(m.get("pcpus"), `${f}.pcpus`, 1, 4096) };
+      });
+      const sum = platform.nodes.reduce((a, n) => a + n.pcpus, 0);
+      if (sum !== platform.pcpus) r.fail(h.get("nodes"), "host.nodes", `the nodes have ${sum} processors, host.pcpus says ${platform.pcpus}`);
+    }
+    if (h.has("command")) {
+      const f = "host.command";
+      const m = r.map(h.get("command"), f, ["name", "memory", "vcpus"]);
+      platform.command = {
+        ...(m.has("name") ? { name: r.str(m.get("name"), `${f}.name`) } : {}),
+        ...(m.has("memory") ? { memory: r.bytes(m.get("memory"), `${f}.memory`) } : {}),
+        ...(m.has("vcpus") ? { vcpus: readVcpus(r, m.get("vcpus"), `${f}.vcpus`) } : {}),
+      };
+    }
+  } else if (h.has("nodes") || h.has("command")) {
+    r.fail(h.get("nodes") ?? h.get("command"), "host", "nodes and command need host.pcpus (a host with processors)");
+  }
   const operations = r.seq(top.get("operations"), "operations").map((n, i) => readOperation(r, n, `operations[${i}]`));
-  const expect: Scenario["expect"] = { owners: [] };
+  if (!platform) {
+    const op = operations.find((o) => PLATFORM_OPS.includes(o.kind));
+    if (op) throw new ScenarioError(file, op.line, "host.pcpus", `operation ${op.kind} needs a host with processors: add host.pcpus`);
+  }
+  const expect: Scenario["expect"] = { owners: [], output: [] };
   if (top.has("expect")) {
-    const e = r.map(top.get("expect"), "expect", ["owners", "mapPages"]);
+    const e = r.map(top.get("expect"), "expect", ["owners", "mapPages", "output"]);
+    if (e.has("output")) {
+      expect.output = r.seq(e.get("output"), "expect.output").map((n, i) => ({ text: r.str(n, `expect.output[${i}]`), line: r.line(n) }));
+    }
     if (e.has("mapPages")) {
       expect.mapPages = r.int(e.get("mapPages"), "expect.mapPages", 1, 1 << 20);
       expect.mapPagesLine = r.line(e.get("mapPages"));
@@ -234,7 +354,7 @@ export function parseScenario(text: string, file: string): Scenario {
       });
     }
   }
-  return { file, ...(top.has("name") ? { name: r.str(top.get("name"), "name") } : {}), host, operations, expect };
+  return { file, ...(top.has("name") ? { name: r.str(top.get("name"), "name") } : {}), host, ...(platform ? { platform } : {}), operations, expect };
 }
 
 export function loadScenario(file: string): Scenario {

@@ -1,5 +1,7 @@
 // `uvt sim SCENARIO`: runs a scenario file (YAML or JSON) on a simulated host with the resource database in
-// core.wasm, printing each operation's transaction log in the spec's notation and the resulting map per scale.
+// core.wasm, printing each operation's transaction log in the spec's notation and the resulting map per scale. A host
+// with processors (host.pcpus) is booted with its command partition, and partitions are defined, run and stopped end
+// to end through the command channel (sim/platform.ts).
 import { existsSync } from "node:fs";
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
@@ -23,6 +25,10 @@ Scenario format:
     reserve: ["[0,1,2]", "[0,1,17]"]          (optional) pages of the database's 4 MB reserved for the ultravisor
     split: [{ map: "[0,1,0]", index: 15, into: "[0,1,16]" }]   (optional) entries divided at boot
     firmware: [{ base: 0, length: 64 GB, type: usable }]      (optional) firmware memory map
+    pcpus: 4                                  (optional) processors: boots the platform (command partition,
+                                              command channel, schedule) and enables the operations below
+    nodes: [{ memory: 32 GB, pcpus: 2 }, ...] (optional) NUMA nodes in address order (memory and pcpus add up)
+    command: { name: Command, memory: 64 MB, vcpus: [{ duty: 4 }] }   (optional) the command partition
   operations:                                 in order; each may have title: and expectError: ERROR_NAME
     - create: { name: X, user: UserX, size: 4 GB, at: "Map[0,1,0], Index(2)" }   (at: optional placement)
     - destroy: X
@@ -33,11 +39,30 @@ Scenario format:
         Change Owner Map[0,1,0], Index(3), from [0,1,20], to [0,1,25]
         Commit Transaction
     - backup: true                            back up the database and empty the audit log
+  operations on a host with pcpus:
+    - define: { name: X, kind: Guest, memory: 1 GB, node: 0,
+                vcpus: [{ duty: 8 }, { dedicated: true }, { duty: 4, cstate: 1 }],
+                channels: [{ type: console, server: IOa }, { type: storage, server: IOb }] }
+                                              descriptor, memory (contiguous first, fewest splits, node first),
+                                              channels (cardinality checked; a control channel to the ultravisor
+                                              is added), VCPUs and the schedule, all through the command channel
+    - console: { from: X, text: "hello" }     guest text to its console server, printed as "[X] hello"
+    - submit: { from: X, transaction: "..." } a transaction sent from X's channel to the ultravisor (refused and
+                                              audited unless X is the command partition)
+    - stop: X   or   stop: { partition: X, inflight: [IOb] }   [0186]; inflight servers disconnect at ioComplete
+    - ioComplete: IOb                         the server's in-flight I/O completes
+    - schedule: true                          print the per-CPU quanta table in effect
+    - tick: 16                                advance the quantum timer
   expect:                                     (optional)
     owners: [{ address: 8 GB, is: X }]
     mapPages: 4
+    output: ["[X] hello", "memory of X reclaimed"]   lines that must be printed, in this order
 
-Example: uvt sim examples/figure8.yaml`;
+Error names for expectError: the database's (NOT_COMMAND, CHANNEL_IN_USE, OWNER_MISMATCH, ...), and
+CHANNEL_DEFINITION (cardinality, servers), NO_PROCESSOR, PLATFORM.
+
+Examples: uvt sim examples/figure8.yaml
+          uvt sim examples/partition-lifecycle.yaml`;
 
 const command: Command = {
   name: "sim",

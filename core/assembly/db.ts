@@ -9,12 +9,13 @@ import {
   MAX_OPS, PD_KIND, PD_MAGIC, PD_ME, PD_NAME, PD_SIZE, PRIVATE_REGION_END_PAGE, REC_BEGIN, REC_COMMIT, REF_BIT,
   REQ_HEADER, REQ_MAGIC, REQUEST_MAX, requestLength, UI_AVAIL, UI_BOOT, UI_HOST_BYTES, UI_IDLE, UI_INDEX, UI_LOG_BASE,
   UI_LOG_PAGES, UI_MAGIC, UI_MAGIC_OFF, UI_MAP_HIGH, UI_MAP_LOW, UI_MISSING, UI_ORDER, UI_ULTRA, UI_VERSION,
+  E_NOT_COMMAND, LH_REJECTED, REC_REJECTED, REJECTED_LENGTH, UI_COMMAND,
 } from "./lib/layout";
 import { capacity, committedEnd, flushHeader, head, inFlight, lh, logHeader, records, setLh } from "./lib/log";
 import { applyOp, captureBefore, checkOp, commitCheck, resetSelfPages, undoOp, validateRequestOp } from "./lib/ops";
 import {
   attached, clearDirectory, dbPageOk, detach, isLive, memoryPages, order, ownerOf, pageAddr, rebuildDirectory,
-  setAttached, uiPage,
+  setAttached, uiPage, boot,
 } from "./lib/state";
 
 /** Linear memory needed before core can attach: the private 4 MiB page [0,2,*] must exist. */
@@ -376,6 +377,13 @@ export function db_replay(fromSeq: u32): i32 {
   let at: u32 = 0;
   let count: i32 = 0;
   while (at < end) {
+    const r = records() + at;
+    if (<u32>load<u8>(r) == REC_REJECTED) {
+      // An audited refusal between transactions (§11.1): nothing to apply.
+      if (load<u32>(r + 4) != REJECTED_LENGTH || at + REJECTED_LENGTH > end) return E_LOG_CORRUPT;
+      at += REJECTED_LENGTH;
+      continue;
+    }
     const n = scanTransaction(at, end, true);
     if (n < 0) return n;
     const begin = records() + at;
@@ -387,6 +395,53 @@ export function db_replay(fromSeq: u32): i32 {
     at = <u32>(opRecord(begin, <u32>n) - records()) + 16;
   }
   return count;
+}
+
+// ---------------------------------------------------------------------------------------------- command channel
+
+/** The index page's Command field: the partition whose submissions db_submit_as accepts (0 while booting). */
+export function db_command(): i32 {
+  if (!attached) return E_NOT_ATTACHED;
+  return <i32>load<u32>(pageAddr(uiPage) + UI_COMMAND);
+}
+
+/** Appends a REJECTED record at the committed end (memory-layout.md §11.1); 0 or LOG_FULL. */
+function logRejection(submitter: u32, code: i32): i32 {
+  if (head() + REJECTED_LENGTH > capacity()) return E_LOG_FULL;
+  const at = committedEnd();
+  const r = records() + at;
+  store<u32>(r, REC_REJECTED);
+  store<u32>(r + 4, REJECTED_LENGTH);
+  store<u32>(r + 8, submitter);
+  store<i32>(r + 12, code);
+  store<u32>(r + 16, lh(LH_NEXTSEQ));
+  store<u32>(r + 20, 0);
+  hw_flush(r, REJECTED_LENGTH);
+  setLh(LH_COMMITTED, at + REJECTED_LENGTH);
+  setLh(LH_HEAD, at + REJECTED_LENGTH);
+  setLh(LH_REJECTED, lh(LH_REJECTED) + 1);
+  flushHeader();
+  return 0;
+}
+
+/**
+ * The command channel's entry ([0090], [0174]): runs the request as db_submit does when `submitter` is the command
+ * partition (the boot partition while none is designated); anyone else is refused with NOT_COMMAND and audited.
+ */
+export function db_submit_as(req: usize, submitter: u32): i32 {
+  failedOp = -1;
+  if (!attached) return E_NOT_ATTACHED;
+  const cmd = load<u32>(pageAddr(uiPage) + UI_COMMAND);
+  const allowed = cmd != 0 ? cmd : boot;
+  if (submitter != allowed) {
+    if (inFlight()) {
+      const rc = db_recover();
+      if (rc < 0) return rc;
+    }
+    const rc = logRejection(submitter, E_NOT_COMMAND);
+    return rc < 0 ? rc : E_NOT_COMMAND;
+  }
+  return db_submit(req);
 }
 
 // ---------------------------------------------------------------------------------------------- GetMemOwner

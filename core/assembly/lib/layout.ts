@@ -38,7 +38,17 @@ export const UI_IDLE: u32 = 36;
 export const UI_BOOT: u32 = 40;
 export const UI_LOG_BASE: u32 = 44;
 export const UI_LOG_PAGES: u32 = 48;
+export const UI_COMMAND: u32 = 52;
 export const UI_HOST_BYTES: u32 = 56;
+/** The channel table (memory-layout.md §11.2): 192 slots of 16 bytes in the index page. */
+export const UI_CHANNELS: u32 = 1024;
+export const CHANNEL_SLOTS: u32 = 192;
+export const CS_CLIENT: u32 = 0;
+export const CS_SERVER: u32 = 4;
+export const CS_BASE: u32 = 8;
+export const CS_PAGES: u32 = 12;
+export const CS_TYPE: u32 = 14;
+export const CHANNEL_TYPE_MAX: u32 = 8;
 
 // Partition descriptor.
 export const PD_MAGIC: u32 = 0x4450_5655; // "UVPD"
@@ -54,6 +64,7 @@ export const KIND_AVAILABLE: u32 = 2;
 export const KIND_IDLE: u32 = 3;
 export const KIND_BOOT: u32 = 4;
 export const KIND_ULTRAVISOR: u32 = 5;
+export const KIND_COMMAND: u32 = 6;
 export const KIND_GUEST: u32 = 16;
 
 // Audit log.
@@ -66,6 +77,7 @@ export const LH_TXCOUNT: u32 = 16;
 export const LH_NEXTSEQ: u32 = 20;
 export const LH_BASESEQ: u32 = 24;
 export const LH_STATE: u32 = 28;
+export const LH_REJECTED: u32 = 32;
 
 // Records (log and request).
 export const REC_BEGIN: u32 = 0x01;
@@ -74,6 +86,12 @@ export const REC_INIT: u32 = 0x03;
 export const REC_DESTROY: u32 = 0x04;
 export const REC_SPLIT: u32 = 0x05;
 export const REC_MERGE: u32 = 0x06;
+export const REC_DEFINE_CHANNEL: u32 = 0x07;
+export const REC_ASSIGN_SERVER: u32 = 0x08;
+export const REC_REMOVE_CHANNEL: u32 = 0x09;
+export const REC_SET_COMMAND: u32 = 0x0a;
+export const REC_REJECTED: u32 = 0x0b;
+export const REJECTED_LENGTH: u32 = 24;
 export const REC_COMMIT: u32 = 0x0f;
 export const REQ_MAGIC: u32 = 0x5254_5655; // "UVTR"
 export const REQ_HEADER: u32 = 16;
@@ -100,6 +118,11 @@ export const E_NOT_ATTACHED: i32 = -17;
 export const E_LOG_CORRUPT: i32 = -18;
 export const E_TOO_LARGE: i32 = -19;
 export const E_CORRUPT: i32 = -20;
+export const E_NOT_COMMAND: i32 = -21;
+export const E_WRONG_KIND: i32 = -22;
+export const E_CHANNEL_IN_USE: i32 = -23;
+export const E_NO_SUCH_CHANNEL: i32 = -24;
+export const E_CHANNEL_EXISTS: i32 = -25;
 
 /** Request length of an operation record, or 0 for an unknown type. */
 export function requestLength(type: u32): u32 {
@@ -108,6 +131,8 @@ export function requestLength(type: u32): u32 {
   if (type == REC_DESTROY) return 16;
   if (type == REC_SPLIT) return 24;
   if (type == REC_MERGE) return 24;
+  if (type == REC_DEFINE_CHANNEL || type == REC_ASSIGN_SERVER || type == REC_REMOVE_CHANNEL) return 24;
+  if (type == REC_SET_COMMAND) return 16;
   return 0;
 }
 
@@ -118,5 +143,7 @@ export function logLength(type: u32): u32 {
   if (type == REC_DESTROY) return 80;
   if (type == REC_SPLIT) return 4120;
   if (type == REC_MERGE) return 32;
+  if (type == REC_DEFINE_CHANNEL || type == REC_ASSIGN_SERVER || type == REC_REMOVE_CHANNEL) return 24;
+  if (type == REC_SET_COMMAND) return 16;
   return 0;
 }

@@ -7,10 +7,13 @@ import {
   E_NOT_ULTRAVISOR_PAGE, E_NOT_UNIFORM, E_OWNER_MISMATCH, E_PAGE_IN_USE, E_PARTITION_EXISTS, E_PROTECTED, E_SCALE,
   E_TOO_LARGE, E_UNKNOWN_OP, ENTRIES, KIND_GUEST, PAGE_SHIFT, PD_FLAGS, PD_KIND, PD_MAGIC, PD_ME, PD_RESERVED,
   PD_SIZE, REC_CHANGE_OWNER, REC_DESTROY, REC_INIT, REC_MERGE, REC_SPLIT, REF_BIT, SCRATCH, SCRATCH_ENTRIES,
+  CHANNEL_SLOTS, CHANNEL_TYPE_MAX, CS_BASE, CS_CLIENT, CS_PAGES, CS_SERVER, CS_TYPE, DB_PAGE_LIMIT, E_CHANNEL_EXISTS,
+  E_CHANNEL_IN_USE, E_NO_SUCH_CHANNEL, E_WRONG_KIND, KIND_COMMAND, KIND_ULTRAVISOR, REC_ASSIGN_SERVER,
+  REC_DEFINE_CHANNEL, REC_REMOVE_CHANNEL, REC_SET_COMMAND, UI_CHANNELS, UI_COMMAND,
 } from "./layout";
 import {
   avail, boot, childDir, dirGet, dirLow, dirRegion, dirScale, dirSet, idle, isLive, isPartitionNumber, memoryPages,
-  missing, ownerOf, ownerScale, pageAddr, pageInUse, rangeInUse, ultra,
+  missing, ownerOf, ownerScale, pageAddr, pageInUse, rangeInUse, uiPage, ultra,
 } from "./state";
 
 // Record field offsets (after the 8-byte header).
@@ -62,8 +65,63 @@ export function validateRequestOp(rec: usize, type: u32): i32 {
     if (!isPartitionNumber(f(rec, F3))) return E_BAD_PARTITION;
     return 0;
   }
+  if (type == REC_DEFINE_CHANNEL || type == REC_ASSIGN_SERVER || type == REC_REMOVE_CHANNEL) {
+    if (f(rec, F0) >= CHANNEL_SLOTS) return E_INDEX_RANGE;
+    if (!isPartitionNumber(f(rec, F1))) return E_BAD_PARTITION;
+    if (type == REC_DEFINE_CHANNEL) {
+      const pages = <u32>load<u16>(rec + 20);
+      if (pages == 0 || pages > ENTRIES || <u32>load<u8>(rec + 22) > CHANNEL_TYPE_MAX || load<u8>(rec + 23) != 0) return E_MALFORMED;
+      if (f(rec, F2) == 0 || <u64>f(rec, F2) + <u64>pages > <u64>DB_PAGE_LIMIT) return E_ADDRESS;
+    } else if (type == REC_ASSIGN_SERVER) {
+      const server = f(rec, F2);
+      if (server != 0 && !isPartitionNumber(server)) return E_BAD_PARTITION;
+      if (f(rec, F3) != 0 && !isPartitionNumber(f(rec, F3))) return E_BAD_PARTITION;
+    }
+    return 0;
+  }
+  if (type == REC_SET_COMMAND) {
+    if (!isPartitionNumber(f(rec, F0))) return E_BAD_PARTITION;
+    if (f(rec, F1) != 0 && !isPartitionNumber(f(rec, F1))) return E_BAD_PARTITION;
+    return 0;
+  }
   return E_UNKNOWN_OP;
 }
+
+// ---- the channel table in the index page (memory-layout.md §11.2) ----
+@inline function slotAddr(slot: u32): usize {
+  return pageAddr(uiPage) + UI_CHANNELS + (<usize>slot << 4);
+}
+
+@inline function commandPartition(): u32 {
+  return load<u32>(pageAddr(uiPage) + UI_COMMAND);
+}
+
+/** Every page of [base, base+pages) is owned by `client`. */
+function pagesOwnedBy(base: u32, pages: u32, client: u32): bool {
+  for (let i: u32 = 0; i < pages; i++) if (ownerOf(<u64>(base + i) << PAGE_SHIFT) != <i32>client) return false;
+  return true;
+}
+
+/** A connected channel (server != 0) whose client is p. */
+function hasConnectedChannel(p: u32): bool {
+  for (let s: u32 = 0; s < CHANNEL_SLOTS; s++) {
+    const a = slotAddr(s);
+    if (load<u32>(a + CS_CLIENT) == p && load<u32>(a + CS_SERVER) != 0) return true;
+  }
+  return false;
+}
+
+/** p is the client or the server of some channel. */
+function inAnyChannel(p: u32): bool {
+  for (let s: u32 = 0; s < CHANNEL_SLOTS; s++) {
+    const a = slotAddr(s);
+    if (load<u32>(a + CS_CLIENT) == p || (load<u32>(a + CS_CLIENT) != 0 && load<u32>(a + CS_SERVER) == p)) return true;
+  }
+  return false;
+}
+
+/** Set when a ChangeOwner of this transaction took memory from a client with a connected channel. */
+let channelCheck: bool = false;
 
 // ---- pages whose "live descriptor ⇔ self-owned" rule the commit check re-examines ----
 let selfCount: u32 = 0;
@@ -72,6 +130,7 @@ let selfOverflow: bool = false;
 export function resetSelfPages(): void {
   selfCount = 0;
   selfOverflow = false;
+  channelCheck = false;
 }
 
 function noteSelfPage(p: u32): void {
@@ -90,6 +149,15 @@ export function commitCheck(): i32 {
     const p = load<u32>(SCRATCH + (<usize>i << 2));
     const selfOwned = ownerOf(<u64>p << PAGE_SHIFT) == <i32>p;
     if (isLive(p) != selfOwned) return E_DESCRIPTOR_OWNER;
+  }
+  // [0114], [0182]: the memory of a channel with a connected server stays its client's.
+  if (channelCheck) {
+    for (let s: u32 = 0; s < CHANNEL_SLOTS; s++) {
+      const a = slotAddr(s);
+      const client = load<u32>(a + CS_CLIENT);
+      if (client == 0 || load<u32>(a + CS_SERVER) == 0) continue;
+      if (!pagesOwnedBy(load<u32>(a + CS_BASE), <u32>load<u16>(a + CS_PAGES), client)) return E_CHANNEL_IN_USE;
+    }
   }
   return 0;
 }
@@ -130,8 +198,45 @@ export function checkOp(rec: usize, type: u32): i32 {
   if (type == REC_DESTROY) {
     const p = f(rec, F0);
     if (!isLive(p)) return E_NO_SUCH_PARTITION;
-    if (p == ultra || p == avail || p == missing || p == idle || p == boot) return E_PROTECTED;
+    if (p == ultra || p == avail || p == missing || p == idle || p == boot || p == commandPartition()) return E_PROTECTED;
+    if (inAnyChannel(p)) return E_CHANNEL_IN_USE;
     if (ownerOf(<u64>p << PAGE_SHIFT) != <i32>ultra) return E_NOT_ULTRAVISOR_PAGE;
+    return 0;
+  }
+  if (type == REC_DEFINE_CHANNEL) {
+    const a = slotAddr(f(rec, F0));
+    const client = f(rec, F1);
+    if (load<u32>(a + CS_CLIENT) != 0) return E_CHANNEL_EXISTS;
+    if (!isLive(client)) return E_NO_SUCH_PARTITION;
+    const kind = load<u32>(pageAddr(client) + PD_KIND);
+    if (kind <= KIND_ULTRAVISOR) return E_WRONG_KIND;
+    if (f(rec, F2) + <u32>load<u16>(rec + 20) > memoryPages()) return E_ADDRESS;
+    if (!pagesOwnedBy(f(rec, F2), <u32>load<u16>(rec + 20), client)) return E_OWNER_MISMATCH;
+    return 0;
+  }
+  if (type == REC_ASSIGN_SERVER) {
+    const a = slotAddr(f(rec, F0));
+    const client = f(rec, F1), server = f(rec, F2);
+    if (load<u32>(a + CS_CLIENT) != client) return E_NO_SUCH_CHANNEL;
+    if (load<u32>(a + CS_SERVER) != f(rec, F3)) return E_OWNER_MISMATCH;
+    if (server != 0) {
+      if (server == client) return E_BAD_PARTITION;
+      if (!isLive(server)) return E_NO_SUCH_PARTITION;
+      if (!pagesOwnedBy(load<u32>(a + CS_BASE), <u32>load<u16>(a + CS_PAGES), client)) return E_OWNER_MISMATCH;
+    }
+    return 0;
+  }
+  if (type == REC_REMOVE_CHANNEL) {
+    const a = slotAddr(f(rec, F0));
+    if (load<u32>(a + CS_CLIENT) != f(rec, F1)) return E_NO_SUCH_CHANNEL;
+    if (load<u32>(a + CS_SERVER) != 0) return E_CHANNEL_IN_USE;
+    return 0;
+  }
+  if (type == REC_SET_COMMAND) {
+    const to = f(rec, F0);
+    if (commandPartition() != f(rec, F1)) return E_OWNER_MISMATCH;
+    if (!isLive(to)) return E_NO_SUCH_PARTITION;
+    if (load<u32>(pageAddr(to) + PD_KIND) != KIND_COMMAND) return E_WRONG_KIND;
     return 0;
   }
   if (type == REC_SPLIT) {
@@ -179,6 +284,32 @@ export function captureBefore(rec: usize, type: u32): void {
     const src = pageAddr(f(rec, F2));
     for (let o: usize = 0; o < 4096; o += 8) store<u64>(rec + F4 + o, load<u64>(src + o));
   } else if (type == REC_MERGE) store<u32>(rec + F4, dirGet(f(rec, F2)));
+  else if (type == REC_REMOVE_CHANNEL) {
+    const a = slotAddr(f(rec, F0));
+    store<u32>(rec + F2, load<u32>(a + CS_BASE));
+    store<u32>(rec + F3, load<u32>(a + CS_PAGES)); // u16 pages, u8 type, u8 0
+  }
+}
+
+function writeSlot(slot: u32, client: u32, server: u32, base: u32, pagesAndType: u32): void {
+  const a = slotAddr(slot);
+  store<u32>(a + CS_CLIENT, client);
+  store<u32>(a + CS_SERVER, server);
+  store<u32>(a + CS_BASE, base);
+  store<u32>(a + CS_PAGES, pagesAndType);
+  hw_flush(a, 16);
+}
+
+function setServer(slot: u32, server: u32): void {
+  const a = slotAddr(slot);
+  store<u32>(a + CS_SERVER, server);
+  hw_flush(a + CS_SERVER, 4);
+}
+
+function setCommand(p: u32): void {
+  const a = pageAddr(uiPage) + UI_COMMAND;
+  store<u32>(a, p);
+  hw_flush(a, 4);
 }
 
 /** Applies a checked operation and flushes what it changed. */
@@ -197,6 +328,15 @@ export function applyOp(rec: usize, type: u32): void {
         if (p == from || p == to) noteSelfPage(p);
       }
     }
+    if (!channelCheck && hasConnectedChannel(from)) channelCheck = true;
+  } else if (type == REC_DEFINE_CHANNEL) {
+    writeSlot(f(rec, F0), f(rec, F1), 0, f(rec, F2), f(rec, F3));
+  } else if (type == REC_ASSIGN_SERVER) {
+    setServer(f(rec, F0), f(rec, F2));
+  } else if (type == REC_REMOVE_CHANNEL) {
+    writeSlot(f(rec, F0), 0, 0, 0, 0);
+  } else if (type == REC_SET_COMMAND) {
+    setCommand(f(rec, F0));
   } else if (type == REC_INIT) {
     const p = f(rec, F0);
     copy64(pageAddr(p), rec + F2);
@@ -257,6 +397,14 @@ export function undoOp(rec: usize, type: u32): void {
     store<u32>(e, REF_BIT | from);
     hw_flush(e, 4);
     dirSet(from, load<u32>(rec + F4));
+  } else if (type == REC_DEFINE_CHANNEL) {
+    writeSlot(f(rec, F0), 0, 0, 0, 0);
+  } else if (type == REC_ASSIGN_SERVER) {
+    setServer(f(rec, F0), f(rec, F3));
+  } else if (type == REC_REMOVE_CHANNEL) {
+    writeSlot(f(rec, F0), f(rec, F1), 0, f(rec, F2), f(rec, F3));
+  } else if (type == REC_SET_COMMAND) {
+    setCommand(f(rec, F1));
   }
 }
 

@@ -1,0 +1,377 @@
+// A booted simulated host with its service partitions: the boot partition builds the database and defines the
+// command partition with its command channel to the ultravisor, then designates it ([0090], [0174]); from then on
+// the command partition's resource service creates and stops partitions end to end through that channel:
+// descriptor and memory (placement with node affinity), channels to their servers ([0132], cardinality checked at
+// definition), VCPUs and the schedule ([0134]–[0153]), and the stop sequence of [0186]. I/O partitions are modelled
+// by their console servers, which print each guest's text tagged with its name.
+import { ChannelDefinitionError, chanExports, ChannelType, checkCardinality, type ChannelTypeName } from "./channel.ts";
+import { ChannelBus, consoleRequests, consoleText, type Channel } from "./channel_bus.ts";
+import { HostChannelMemory } from "./channel_memory.ts";
+import {
+  CMD, COMMAND_SIGNAL_SIZE, COMMAND_SLOTS, CommandClient, UltravisorCommandServer, type CommandSignal,
+} from "./command-channel.ts";
+import { DbError, errorName } from "./database.ts";
+import { Host, type HostConfig } from "./host.ts";
+import { formatBytes } from "./mapview.ts";
+import { KIND, kindName, pn, type KindName, type Transaction } from "./notation.ts";
+import { placeMemory } from "./placement.ts";
+import { ResourceService } from "./resource-service.ts";
+import { NONE, readSchedule, ScheduleControl, Scheduler } from "./schedule.ts";
+import { choosePcpus, Topology, type NodeConfig } from "./topology.ts";
+
+export interface VcpuDef {
+  /** Sixteenths of a physical CPU (1–16). */
+  duty: number;
+  dedicated?: boolean;
+  /** ACPI C-state; only C0 VCPUs are scheduled. */
+  cstate?: number;
+}
+
+export interface ChannelDef {
+  type: ChannelTypeName;
+  /** Name of the serving partition, or "Ultravisor". */
+  server: string;
+}
+
+export interface PartitionDef {
+  name: string;
+  kind?: KindName;
+  user?: string;
+  memory: bigint;
+  /** NUMA node to prefer for memory and processors (default 0). */
+  node?: number;
+  vcpus: VcpuDef[];
+  /** Channels in channel-number order; a control channel to the ultravisor is added first when none is listed. */
+  channels?: ChannelDef[];
+}
+
+export interface PlatformConfig {
+  pcpus: number;
+  nodes?: NodeConfig[];
+  /** The command partition (default: "Command", 64 MB, one VCPU at 4/16). */
+  command?: { name?: string; memory?: bigint; vcpus?: VcpuDef[] };
+}
+
+export class PlatformError extends Error {
+  override name = "PlatformError";
+}
+
+interface VcpuRecord {
+  id: number;
+  partition: number;
+  label: string;
+  duty: number;
+  dedicated: boolean;
+  cstate: number;
+  pcpu: number;
+}
+
+const IDLE_VCPU_BASE = 0x10000;
+const MAX_VCPUS = 4096;
+
+export class Platform {
+  readonly rs: ResourceService;
+  readonly bus: ChannelBus;
+  readonly memory: HostChannelMemory;
+  readonly topology: Topology;
+  readonly ultravisor: UltravisorCommandServer;
+  readonly scheduler: Scheduler;
+  readonly control: ScheduleControl;
+  /** Current quantum (the simulated timer). */
+  now = 0n;
+  /** Lines the platform's partitions printed or reported, in order (console text, stop steps). */
+  readonly events: string[] = [];
+  readonly commandName: string;
+  private command!: CommandClient;
+  private readonly clients = new Map<string, CommandClient>();
+  private readonly vcpus = new Map<string, VcpuRecord[]>();
+  private nextVcpu = 1;
+  /** Servers with in-flight I/O: their disconnects wait for ioComplete ([0182]). */
+  private readonly busyServers = new Set<string>();
+  private readonly deferred = new Map<string, Channel[]>();
+  private readonly stopping = new Set<string>();
+
+  private constructor(readonly host: Host, cfg: PlatformConfig, private readonly print: (line: string) => void) {
+    this.rs = new ResourceService(host);
+    this.topology = new Topology(host.installed, cfg.pcpus, cfg.nodes);
+    const core = host.core;
+    this.scheduler = new Scheduler(core, this.topology.pcpus, MAX_VCPUS);
+    this.control = new ScheduleControl(this.scheduler.sched, core);
+    this.memory = new HostChannelMemory(host, this.rs.names(), (p) => this.evict(p));
+    this.bus = new ChannelBus(core, chanExports(core), this.memory);
+    this.ultravisor = new UltravisorCommandServer(host, this.bus, { stop: (p) => this.stopRequested(p) });
+    this.commandName = cfg.command?.name ?? "Command";
+    this.memory.onRelease = (client) => this.released(client);
+    this.bus.onInterrupt("Ultravisor", (ch, q) => {
+      if (q === 0) this.ultravisor.onRequests(ch);
+    });
+  }
+
+  /** Boots a host: the boot partition's transactions, the command partition and its channel, SetCommand. */
+  static async boot(hostCfg: HostConfig, cfg: PlatformConfig, print: (line: string) => void = () => {}): Promise<Platform> {
+    const host = await Host.create(hostCfg);
+    const pf = new Platform(host, cfg, print);
+    const ui = host.db.indexPage();
+    // The boot partition submits through db_submit_as as Boot: core accepts it only while no command partition is set.
+    host.transport = (tx) => host.db.trySubmitAs(tx, ui.boot);
+    const cmd = cfg.command ?? {};
+    pf.definePartition({
+      name: pf.commandName, kind: "Command", user: "System", memory: cmd.memory ?? 64n << 20n,
+      vcpus: cmd.vcpus ?? [{ duty: 4 }], channels: [{ type: "command", server: "Ultravisor" }],
+    });
+    const p = pf.rs.resolve(pf.commandName);
+    host.submit({ ops: [{ op: "setCommand", to: p, from: 0 }] }, "designate the command partition");
+    // From here on the resource service's requests travel the command channel.
+    host.transport = (tx) => pf.command.submit(tx);
+    return pf;
+  }
+
+  /** Name of a partition number (for printing). */
+  nameOf(p: number): string {
+    for (const [n, q] of this.rs.names()) if (q === p) return n;
+    return pn(p);
+  }
+
+  private clientEnd(name: string, ch: Channel): CommandClient {
+    const c = new CommandClient(this.bus, ch, name, (e) => this.onEvent(e));
+    this.clients.set(name, c);
+    return c;
+  }
+
+  /** One interrupt handler per partition, dispatching by channel and queue. */
+  private listen(name: string): void {
+    this.bus.onInterrupt(name, (ch, q) => {
+      if (ch.client === name && q === 1) this.clients.get(name)?.onResponses();
+      else if (ch.server === name && q === 0) this.serve(name, ch);
+    });
+  }
+
+  /** A server partition's model: console channels print the client's text tagged with its name. */
+  private serve(server: string, ch: Channel): void {
+    for (const sig of this.bus.drain(ch, 0)) {
+      const check = this.bus.validateRequest(ch, sig);
+      if (!check.ok) {
+        this.report(`${server}: rejected a request on channel ${ch.id} from ${ch.client}: ${check.name}`);
+        continue;
+      }
+      const text = ch.spec.type === "console" ? consoleText(sig) : null;
+      if (text !== null) for (const line of text.replace(/\n$/, "").split("\n")) this.report(`[${ch.client}] ${line}`);
+    }
+  }
+
+  private report(line: string): void {
+    this.events.push(line);
+    this.print(`  ${line}`);
+  }
+
+  // ------------------------------------------------------------------------------------------ create
+
+  /** Defines and starts a partition end to end (the resource service's work, [0183]); returns its number. */
+  definePartition(def: PartitionDef): number {
+    if (this.rs.names().has(def.name)) throw new PlatformError(`a partition named "${def.name}" exists already`);
+    const kind = def.kind ?? "Guest";
+    if (!(kind in KIND) || KIND[kind] <= KIND.Ultravisor) throw new PlatformError(`partition kind ${kind} cannot be defined (Guest, IO, Command or Operations)`);
+    const channels = [...(def.channels ?? [])];
+    if (!channels.some((c) => c.type === "control")) channels.unshift({ type: "control", server: "Ultravisor" });
+    // Everything that can be refused is checked before the first transaction.
+    checkCardinality(this.host.core, chanExports(this.host.core), "guest", channels.map((c) => c.type));
+    for (const c of channels) {
+      if (c.server === def.name) throw new ChannelDefinitionError(`${def.name} cannot serve its own ${c.type} channel`);
+      if (c.server !== "Ultravisor" && !this.rs.names().has(c.server)) {
+        throw new ChannelDefinitionError(`the ${c.type} channel's server "${c.server}" is not a running partition`);
+      }
+      if (this.stopping.has(c.server)) throw new ChannelDefinitionError(`the ${c.type} channel's server "${c.server}" is stopping`);
+    }
+    if (def.vcpus.length === 0) throw new PlatformError(`${def.name} needs at least one VCPU`);
+    const node = def.node ?? 0;
+    const nodeInfo = this.topology.node(node);
+    // Only C0 VCPUs take processor time ([0139]); the others keep a nominal CPU for when they wake.
+    const c0 = def.vcpus.filter((v) => !v.cstate);
+    const chosen = choosePcpus(this.topology, node, this.load(), c0.map((v) => ({ duty: v.duty, dedicated: !!v.dedicated })), def.name);
+    const nodeCpu = nodeInfo.pcpus[0]!;
+    let k = 0;
+    const pcpus = def.vcpus.map((v) => (v.cstate ? nodeCpu : chosen[k++]!));
+    // Memory: contiguous first, then fewest splits, on the node first.
+    const placed = placeMemory(this.host, this.rs, def.memory, { base: nodeInfo.base, end: nodeInfo.end, name: `node ${node}` });
+    const p = this.rs.create({ name: def.name, kind: KIND[kind], principal: def.user ?? `User${def.name}`, at: placed.runs });
+    this.print(`  memory: ${formatBytes(def.memory)} ${placed.contiguous ? "contiguous" : `in ${placed.runs.length} runs`}, ${placed.splits} split(s), from ${placed.where}`);
+    this.listen(def.name);
+    for (const c of channels) {
+      const ch = this.bus.create({
+        client: def.name, server: c.server, type: c.type,
+        ...(c.type === "command" ? { signalSize: COMMAND_SIGNAL_SIZE, slots: COMMAND_SLOTS } : { signalSize: 256, slots: 16 }),
+      });
+      if (c.server === "Ultravisor") this.clientEnd(def.name, ch);
+      if (c.type === "command" && def.name === this.commandName) this.command = this.clients.get(def.name)!;
+      this.print(`  channel ${ch.id}: ${c.type} at ${pn(ch.base / 4096)}, ${ch.bytes / 4096} page(s), client ${def.name}, server ${c.server}`);
+    }
+    const recs = def.vcpus.map((v, i): VcpuRecord => ({
+      id: this.nextVcpu++, partition: p, label: `${def.name}.${i}`, duty: v.dedicated ? 16 : v.duty, dedicated: !!v.dedicated,
+      cstate: v.cstate ?? 0, pcpu: pcpus[i]!,
+    }));
+    this.vcpus.set(def.name, recs);
+    const where = (r: VcpuRecord): string => (r.cstate ? `in C${r.cstate}, not scheduled` : `on PCPU ${r.pcpu}`);
+    this.print(`  VCPUs: ${recs.map((r) => `${r.label} ${r.dedicated ? "dedicated" : `${r.duty}/16`} ${where(r)}`).join(", ")}`);
+    this.reschedule();
+    return p;
+  }
+
+  /** Quanta per cycle promised on each PCPU by the VCPUs defined so far. */
+  private load(): number[] {
+    const load = new Array<number>(this.topology.pcpus).fill(0);
+    for (const list of this.vcpus.values()) for (const v of list) if (v.cstate === 0) load[v.pcpu]! += v.duty;
+    return load;
+  }
+
+  /** Computes the schedule of every live VCPU and installs it; it takes effect when the current cycle wraps ([0147]). */
+  private reschedule(): void {
+    const all = [...this.vcpus.values()].flat();
+    const ui = this.host.db.indexPage();
+    const { table } = this.scheduler.compute(
+      all.map((v) => ({ vcpu: v.id, partition: v.partition, duty: v.duty, cstate: v.cstate, dedicated: v.dedicated, affinity: v.pcpu })),
+      this.topology.pcpus, { partition: ui.idle, vcpuBase: IDLE_VCPU_BASE }, this.control,
+    );
+    const gen = this.control.install(table, this.now);
+    const active = this.control.tableAt(this.now) === table;
+    this.print(`  schedule generation ${gen} ${active ? "in effect now" : `takes effect at quantum ${(this.now / 16n + 1n) * 16n}`}`);
+  }
+
+  /** [0153]: the partition's entries in the tables monitors read are given to the idle VCPUs at once. */
+  private evict(p: number): void {
+    let n = 0;
+    for (const t of this.control.inUse()) n += this.scheduler.sched.sched_evict(t, p);
+    this.report(`processors of ${this.nameOf(p)} reclaimed at once: ${n} quanta given to the idle partition`);
+  }
+
+  // ------------------------------------------------------------------------------------------ guests' actions
+
+  /** A guest writes text on its console channel. */
+  console(from: string, text: string): void {
+    const ch = this.bus.channelsOf(from).find((c) => c.client === from && c.spec.type === "console");
+    if (!ch) throw new PlatformError(`${from} has no console channel`);
+    for (const sig of consoleRequests(text, ch.spec.signalSize)) {
+      if (!this.bus.send(ch, 0, from, sig)) throw new PlatformError(`console channel of ${from} is full`);
+    }
+  }
+
+  /**
+   * Sends a transaction to the ultravisor from `from`, over its channel to the ultravisor (the command channel for
+   * the command partition, the control channel for anyone else). Returns core's status.
+   */
+  submitFrom(from: string, tx: Transaction): number {
+    const c = this.clients.get(from);
+    if (!c) throw new PlatformError(`${from} has no channel to the ultravisor`);
+    const rc = c.submit(tx);
+    if (rc === 0) this.host.committed(tx);
+    return rc;
+  }
+
+  // ------------------------------------------------------------------------------------------ stop ([0186])
+
+  /** The operations partition's "stop X": the command partition asks the ultravisor over the command channel. */
+  stop(name: string, opts: { inflight?: string[] } = {}): void {
+    const p = this.rs.resolve(name);
+    if (name === this.commandName) throw new PlatformError("the command partition cannot stop itself");
+    if (this.stopping.has(name)) throw new PlatformError(`${name} is stopping already`);
+    for (const s of opts.inflight ?? []) this.busyServers.add(s);
+    const rc = this.command.stop(p);
+    if (rc < 0) throw new DbError(rc, -1, `stop ${name}`);
+  }
+
+  /** The ultravisor's side of STOP_PARTITION. */
+  private stopRequested(p: number): number {
+    const name = this.nameOf(p);
+    if (!this.vcpus.has(name)) return -7;
+    this.stopping.add(name);
+    this.report(`polite shutdown request to ${name}'s operating system (control channel)`);
+    // [0182]: a server closes and disconnects the channels it serves first.
+    const served = [...this.bus.channelsOf(name)].filter((c) => c.server === name);
+    if (served.length) {
+      this.bus.stopServer(name);
+      this.report(`${name} closed the ${served.length} channel(s) it serves`);
+    }
+    this.bus.stopClient(name, (ch) => this.askDisconnect(ch));
+    // Processors are free now; the schedule without the partition replaces the old one when the cycle wraps.
+    this.vcpus.delete(name);
+    this.reschedule();
+    return 0;
+  }
+
+  private askDisconnect(ch: Channel): void {
+    const server = ch.server!;
+    if (this.busyServers.has(server)) {
+      this.deferred.set(server, [...(this.deferred.get(server) ?? []), ch]);
+      this.report(`${server} finishes in-flight I/O before disconnecting channel ${ch.id} of ${ch.client}`);
+      return;
+    }
+    this.report(`${server} disconnects channel ${ch.id} (${ch.spec.type}) of ${ch.client}`);
+    this.bus.disconnect(ch);
+  }
+
+  /** A server's in-flight I/O completed: it disconnects the channels it was asked to. */
+  ioComplete(server: string): void {
+    this.busyServers.delete(server);
+    const list = this.deferred.get(server) ?? [];
+    this.deferred.delete(server);
+    if (list.length === 0) this.report(`${server} had no disconnect pending`);
+    for (const ch of list) {
+      this.report(`${server} completed its in-flight I/O and disconnects channel ${ch.id} (${ch.spec.type}) of ${ch.client}`);
+      this.bus.disconnect(ch);
+    }
+  }
+
+  /** The last server disconnected: the ultravisor tells the resource service over the command channel. */
+  private released(client: string): void {
+    this.report(`last channel of ${client} disconnected: ultravisor sends PARTITION_RELEASED to the resource service`);
+    this.ultravisor.notify(this.command.channel, CMD.PARTITION_RELEASED, this.rs.resolve(client));
+  }
+
+  /** The resource service's reaction to events from the ultravisor. */
+  private onEvent(e: CommandSignal): void {
+    if (e.opcode !== CMD.PARTITION_RELEASED) return;
+    const name = this.nameOf(e.arg);
+    this.rs.destroy(e.arg, this.memory.removeChannelOps(e.arg));
+    this.stopping.delete(name);
+    this.clients.delete(name);
+    this.report(`memory of ${name} reclaimed; partition destroyed`);
+  }
+
+  // ------------------------------------------------------------------------------------------ schedule
+
+  advance(quanta: bigint): void {
+    this.now += quanta;
+    this.control.tableAt(this.now); // the first lookup past the switch point promotes the pending table
+  }
+
+  /** The per-CPU quanta table in effect now, one line per PCPU. */
+  formatSchedule(): string[] {
+    const table = this.control.tableAt(this.now);
+    const t = readSchedule(this.host.memory.buffer, table);
+    const labels = new Map<number, string>();
+    for (const list of this.vcpus.values()) for (const v of list) labels.set(v.id, v.label);
+    // Evicted partitions' VCPUs are no longer listed; a stale id can only be an idle VCPU after sched_evict.
+    const label = (vcpu: number): string => (vcpu >= IDLE_VCPU_BASE && vcpu !== NONE ? "idle" : labels.get(vcpu) ?? `v${vcpu}`);
+    const cells = t.rows.map((r) => r.entries.map((e) => label(e.vcpu)));
+    const w = Math.max(4, ...cells.flat().map((c) => c.length));
+    const out = [`schedule generation ${t.generation} at quantum ${this.now} (cycle of 16 quanta):`];
+    out.push(`  PCPU  ${Array.from({ length: 16 }, (_, k) => String(k).padEnd(w)).join(" ")}`.trimEnd());
+    t.rows.forEach((r, p) => {
+      const flags = r.flags & 1 ? " dedicated" : r.flags & 2 ? " idle" : "";
+      out.push(`  ${String(p).padStart(4)}  ${cells[p]!.map((c) => c.padEnd(w)).join(" ")}  busy ${r.busy}/16${flags}`);
+    });
+    return out;
+  }
+
+  /** Partition kinds by name, for summaries. */
+  describe(name: string): string {
+    const d = this.host.db.readDescriptor(this.rs.resolve(name));
+    return d ? `${name} ${pn(d.me)} ${kindName(d.kind) ?? d.kind}` : name;
+  }
+
+  /** The audit log's refusals, with names. */
+  rejections(): string[] {
+    return this.host.db.readAudit().rejections.map((r) => `rejected submission from ${this.nameOf(r.submitter)} ${pn(r.submitter)}: ${errorName(r.code)} (before transaction ${r.nextSeq})`);
+  }
+}
+
+export { ChannelType };
