@@ -13,6 +13,8 @@ import type { CtrlReg, DbgReg, Gpr, SegReg } from "./registers.ts";
 
 /** Operand tag of memory operands (registers.ts K.Mem), local so the hot path avoids a cross-module lookup. */
 const KMEM = 2;
+/** Operand tag of labels (registers.ts K.Label). */
+const KLABEL = 64;
 // Module-local references for the per-instruction path (imported bindings may be getters after transpilation).
 const assemble = assembleImport;
 const pending = pendingImport;
@@ -268,7 +270,8 @@ export class Assembler {
 
   private branch(kind: 0 | 1, cc: number, target: Label, what: string): this {
     if (this.prefixes) throw new EncodeError(`${what} ${target}: prefixes cannot precede a branch`);
-    if (!(target instanceof Label)) throw new EncodeError(`${what} ${String(target)}: a conditional jump takes a label (jmp also takes a register or memory)`);
+    // A tag check, not instanceof: this runs for every branch.
+    if ((target as { k?: number } | null)?.k !== KLABEL) throw new EncodeError(`${what} ${String(target)}: a conditional jump takes a label (jmp also takes a register or memory)`);
     if (this.cur.kind === "bss") throw new Error(`${what}: instructions cannot go in bss section ${this.cur.name}`);
     this.cur.items.push(this.cur.sink.pos, kind, cc, target, 2, 0, 0);
     return this;
