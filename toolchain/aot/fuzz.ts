@@ -6,6 +6,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { generateModule, MEM_WINDOW, Rng } from "./testing/gen.ts";
 import { compareCall, compareMemory, describeMismatch, instantiateBoth } from "./testing/differential.ts";
 import { I64 } from "./testing/wasm-builder.ts";
+import { TRAP_NAMES } from "./abi.ts";
 
 export interface FuzzResult {
   programs: number;
@@ -88,11 +89,13 @@ function main(): void {
   const modules = Math.ceil(programs / functions);
   const t0 = Date.now();
   let total = 0;
+  const outcomes: Record<number, number> = {};
   const step = 10;
   for (let k = 0; k < modules; k += step) {
     const n = Math.min(step, modules - k);
     const r = fuzz(seed + k, n, functions);
     total += r.programs;
+    for (const [k, v] of Object.entries(r.outcomes)) outcomes[Number(k)] = (outcomes[Number(k)] ?? 0) + v;
     if (r.failures.length) {
       console.error(r.failures.join("\n"));
       console.error(`reproduce: tsx toolchain/aot/fuzz.ts --seed ${seed + k} --programs ${functions} --functions ${functions}`);
@@ -100,7 +103,8 @@ function main(): void {
     }
     console.log(`${total} programs, seed ${seed}.. ok (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
   }
-  console.log(`done: ${total} programs, 0 mismatches`);
+  const mix = Object.entries(outcomes).map(([k, v]) => `${k === "0" ? "returned" : (TRAP_NAMES[Number(k)] ?? `trap ${k}`)}: ${v}`).join(", ");
+  console.log(`done: ${total} programs, 0 mismatches (calls — ${mix})`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) main();
