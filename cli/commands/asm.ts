@@ -1,12 +1,13 @@
 // `uvt asm`: assembles a GNU `.intel_syntax noprefix` source with the typed x86-64 assembler (toolchain/x64) into a
 // flat binary, a hex dump or a listing. The debugging door into the assembler and the text side of its oracle tests.
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { basename, dirname, extname, join } from "node:path";
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
 import { flatten } from "../../toolchain/x64/flat.ts";
 import { listing } from "../../toolchain/x64/listing.ts";
 import { AsmSyntaxError, parseAsm } from "../../toolchain/x64/parse.ts";
+import { writeFileAtomic } from "../../toolchain/image/write-atomic.ts";
 
 const help = `Usage: uvt asm FILE [-o OUT] [--listing] [--format bin|hex] [--base ADDR]
 
@@ -24,17 +25,6 @@ Options:
 Examples:
   uvt asm examples/asm/sum.s -o sum.bin
   uvt asm examples/asm/sum.s --listing`;
-
-function writeAtomic(path: string, data: Uint8Array | string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
 
 function hexDump(bytes: Uint8Array): string {
   const rows: string[] = [];
@@ -66,7 +56,7 @@ const command: Command = {
     try {
       source = readFileSync(file, "utf8");
     } catch (e) {
-      throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
     }
     const wantListing = args.bools.has("listing");
     let text: string | null = null;
@@ -92,7 +82,11 @@ const command: Command = {
     const out = args.flags.get("output") ?? (text === null ? join(dirname(file), `${basename(file, extname(file))}.bin`) : undefined);
     if (out === undefined) process.stdout.write(text!);
     else {
-      writeAtomic(out, text ?? bytes);
+      try {
+        writeFileAtomic(out, text ?? bytes);
+      } catch (e) {
+        throw new UsageError(`${(e as Error).message} (pass another -o)`);
+      }
       if (text === null) console.error(`uvt asm: wrote ${bytes.length} bytes to ${out}`);
     }
     return 0;

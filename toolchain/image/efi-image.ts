@@ -1,13 +1,14 @@
 // Links an assembled program into an EFI application and packs it onto an ESP disk image: toolchain/x64 object →
 // toolchain/pe (layout, relocation, PE32+ with DIR64 base relocations) → toolchain/disk (GPT + FAT ESP). Also writes
 // the outputs of `uvt build` (BOOTX64.EFI, esp.img, symbol map) so that each file appears whole or not at all.
-import { mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { buildEspImage, type EspImageInfo } from "../disk/esp.ts";
 import type { SparseImage } from "../disk/sparse.ts";
 import { buildPe, type BuiltPe } from "../pe/build.ts";
 import type { ObjectFile } from "../x64/object.ts";
 import { formatSymbolMap, type MapEntry, symbolEntries } from "./symbol-map.ts";
+import { writeFileAtomic } from "./write-atomic.ts";
 
 /** Where removable-media boot looks for the x86-64 loader (UEFI 2.10, 3.5.1.1). */
 export const BOOT_PATH = "/EFI/BOOT/BOOTX64.EFI";
@@ -56,13 +57,8 @@ export interface WrittenImage {
 export async function writeEfiImage(dir: string, image: EfiImage): Promise<WrittenImage> {
   makeDirs(dir);
   const out = { efi: join(dir, "BOOTX64.EFI"), esp: join(dir, "esp.img"), map: join(dir, "BOOTX64.map") };
-  const atomic = (path: string, data: Uint8Array | string): void => {
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, data);
-    renameSync(tmp, path);
-  };
-  atomic(out.efi, image.efi);
-  atomic(out.map, image.map);
+  writeFileAtomic(out.efi, image.efi);
+  writeFileAtomic(out.map, image.map);
   await image.esp.writeTo(out.esp);
   return out;
 }

@@ -1,0 +1,30 @@
+// Whole-or-nothing file writes for the build outputs (BOOTX64.EFI, symbol maps, `uvt asm` binaries and listings):
+// the data goes to a temporary file beside the target and is renamed over it, so a reader never sees half a file
+// and a failed write leaves nothing behind. Disk images have their own sparse variant (toolchain/disk/sparse.ts).
+import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  // Same directory, so the rename never crosses file systems; pid-qualified, so parallel builds do not collide.
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    writeFileSync(tmp, data);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    // Name the target, not the temporary file, and keep the errno code for callers that branch on it.
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === undefined ? (e as Error).message : (REASONS[code] ?? code);
+    throw Object.assign(new Error(`cannot write ${path}: ${why}`), { code });
+  }
+}
+
+const REASONS: Record<string, string> = {
+  ENOENT: "its directory does not exist",
+  ENOTDIR: "a file is in the way of its directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "it is a directory",
+  ENOSPC: "no space left on the device",
+  EROFS: "read-only file system",
+};
