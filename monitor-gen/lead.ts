@@ -45,6 +45,22 @@ export function emitLead(a: Assembler, quantumTicks: number, withCore = false, s
   }
   a.call(L("setup_partitions"));
   a.call(L("setup_channels"));
+  // Where each partition's address space lives, so a test can walk its page tables over QMP.
+  {
+    a.xor(r12d, r12d);
+    const loop = a.here();
+    const done = a.label();
+    const next = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
+    a.mov(rbx, r12).shl(rbx, 6).lea(rax, ptr(L("g_partitions"))).add(rbx, rax);
+    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(next);
+    a.mov(r13, qword(rbx, PREC.state));
+    kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " cr3 ", { hex: (x) => x.mov(rdi, qword(r13, SP.cr3)) },
+      " window ", { hex: (x) => x.mov(rdi, qword(r13, SP.window)) });
+    a.bind(next);
+    a.inc(r12).jmp(loop);
+    a.bind(done);
+  }
   kline(a, "ultravisor: ", { dec: (x) => x.mov(rdi, qword(L("g_partition_count"))) }, " partitions and ", { dec: (x) => x.mov(rdi, qword(L("g_channel_count"))) },
     " channels built; ultravisor region used ", { dec: (x) => x.mov(rdi, qword(L("g_next"))).sub(rdi, qword(L("g_region"))).shr(rdi, 12) }, " pages");
   a.call(L("lapic_init"));

@@ -6,6 +6,7 @@
 //     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
 //     and the resource database that the AOT-compiled core built at boot, read over QMP, equal byte for byte to
 //     the simulator's after the same db_bootstrap call;
+//     and each partition's page tables, walked over QMP, map only its window and its channels' pages;
 //  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
 //     and logged with the right vector while the others keep printing.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -21,7 +22,7 @@ import { Database } from "../../sim/database.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
-import { WINDOW } from "../../monitor-gen/layout.ts";
+import { WIN, WINDOW } from "../../monitor-gen/layout.ts";
 import { readSchedule } from "../../sim/schedule.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
@@ -35,15 +36,65 @@ interface Boot {
   reads: Map<number, Uint8Array>;
 }
 
-async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = []): Promise<Boot> {
+/** One partition's address space as read back over QMP: PML4 entries and every present user leaf (va → pte). */
+interface AddressSpace {
+  name: string;
+  cr3: bigint;
+  window: bigint;
+  pml4: bigint[];
+  leaves: Map<bigint, bigint>;
+  /** Present entries above the leaves whose size bit (PS) is set: none may exist in a user hierarchy. */
+  largePages: number;
+}
+
+const ADDR = 0x000f_ffff_ffff_f000n;
+async function qwords(m: Machine, at: bigint): Promise<bigint[]> {
+  const b = await m.readPhysical(at, 4096);
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return Array.from({ length: 512 }, (_, i) => v.getBigUint64(8 * i, true));
+}
+
+/** Walks PML4 slots 1–511 (everything but the shared supervisor identity map in slot 0). */
+async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Promise<AddressSpace> {
+  const pml4 = await qwords(m, cr3 & ADDR);
+  const leaves = new Map<bigint, bigint>();
+  let largePages = 0;
+  for (let i = 1; i < 512; i++) {
+    if (!(pml4[i]! & 1n)) continue;
+    const pdpt = await qwords(m, pml4[i]! & ADDR);
+    for (let j = 0; j < 512; j++) {
+      if (!(pdpt[j]! & 1n)) continue;
+      if (pdpt[j]! & 0x80n) { largePages++; continue; }
+      const pd = await qwords(m, pdpt[j]! & ADDR);
+      for (let k = 0; k < 512; k++) {
+        if (!(pd[k]! & 1n)) continue;
+        if (pd[k]! & 0x80n) { largePages++; continue; }
+        const pt = await qwords(m, pd[k]! & ADDR);
+        for (let l = 0; l < 512; l++) {
+          if (pt[l]! & 1n) leaves.set((BigInt(i) << 39n) | (BigInt(j) << 30n) | (BigInt(k) << 21n) | (BigInt(l) << 12n), pt[l]!);
+        }
+      }
+    }
+  }
+  return { name, cr3, window, pml4, leaves, largePages };
+}
+
+async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[]): Promise<Boot> {
   const img = await buildUltravisorImage({ config });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
   try {
     const reads = new Map<number, Uint8Array>();
-    if (read.length) {
+    if (read.length || spaces) {
       await m.waitFor(/^ultravisor: all partitions running/, 90_000);
+      // Paused while reading, so the run cannot end (and QEMU exit) under the reads.
+      await m.qmp!.execute("stop");
       for (const [lo, hi] of read) reads.set(lo, await m.readPhysical(lo, hi - lo));
+      for (const l of spaces ? m.lines : []) {
+        const p = /^ultravisor: partition (\S+) cr3 (0x[0-9a-f]+) window (0x[0-9a-f]+)$/.exec(l.text);
+        if (p) spaces!.push(await walk(m, p[1]!, BigInt(p[2]!), BigInt(p[3]!)));
+      }
+      await m.qmp!.execute("cont");
     }
     const exit = await m.wait();
     return { img, lines: m.lines.map((l) => l.text), exit, reads };
@@ -100,9 +151,10 @@ function firstDifference(base: number, hw: Uint8Array, sim: Uint8Array): string 
 describe("ultravisor on OVMF (TCG)", () => {
   const fig1 = figure1Config();
   let b: Boot;
+  const spaces: AddressSpace[] = [];
 
   it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
-    b = await boot("figure1", fig1, DB_RANGES);
+    b = await boot("figure1", fig1, DB_RANGES, spaces);
     const text = b.lines.join("\n");
     try {
       // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
@@ -160,6 +212,52 @@ describe("ultravisor on OVMF (TCG)", () => {
       throw e;
     }
   }, 150_000);
+
+  it("maps for CPL 3 only each partition's own window pages and the pages of its channels (page tables read over QMP)", () => {
+    const parts = fig1.partitions.filter((p) => p.kind !== "idle");
+    expect(spaces.map((x) => x.name)).toEqual(parts.map((p) => p.name));
+    const owner = new Map<bigint, string>(); // physical page → partition whose window holds it
+    const slotPages = new Map<string, bigint[]>();
+    // The CPU sets Accessed/Dirty (bits 5–6) as it walks: compare entries without them.
+    const AD = 0x60n;
+    const kernelSlot = spaces[0]!.pml4[0]! & ~AD;
+    for (const sp of spaces) {
+      // Slot 0: the same supervisor-only identity map everywhere (U/S clear); slot 1: the window; nothing else.
+      expect(sp.pml4[0]! & ~AD, `${sp.name} PML4[0]`).toBe(kernelSlot);
+      expect(sp.pml4[0]! & 4n, `${sp.name} PML4[0] U/S`).toBe(0n);
+      expect(sp.pml4.slice(2).every((e) => e === 0n), `${sp.name} PML4 slots 2-511 empty`).toBe(true);
+      expect(sp.largePages, `${sp.name} large pages in the user hierarchy`).toBe(0);
+      const slots: bigint[] = [];
+      for (const [va, pte] of sp.leaves) {
+        expect(pte & 5n, `${sp.name} ${va.toString(16)} present+user`).toBe(5n);
+        const off = va - WINDOW;
+        const pa = pte & ADDR;
+        if (off >= 0n && off < BigInt(WIN.stackTop)) {
+          expect(pa, `${sp.name} window page ${off.toString(16)}`).toBe(sp.window + off);
+          expect(owner.has(pa), `page ${pa.toString(16)} in two windows`).toBe(false);
+          owner.set(pa, sp.name);
+        } else {
+          const k = Number(off - BigInt(WIN.slot(0))) / 4096;
+          expect(Number.isInteger(k) && k >= 0 && k < WIN.maxSlots, `${sp.name} maps ${va.toString(16)}, outside its window and slots`).toBe(true);
+          slots[k] = pa;
+        }
+      }
+      expect(sp.leaves.size - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WIN.pages);
+      slotPages.set(sp.name, slots);
+    }
+    // Exactly the channels of the plan: the client's and the server's slot map the same page, and no window page
+    // is a channel page.
+    const pages = b.img.channels.map((c) => {
+      const client = slotPages.get(fig1.partitions[c.client]!.name)![c.clientSlot]!;
+      const server = slotPages.get(fig1.partitions[c.server]!.name)![c.serverSlot]!;
+      expect(server, `channel ${c.kind} of ${fig1.partitions[c.client]!.name}`).toBe(client);
+      expect(owner.has(client)).toBe(false);
+      return client;
+    });
+    expect(new Set(pages).size).toBe(b.img.channels.length);
+    const mapped = [...slotPages.values()].reduce((n, sl) => n + sl.filter((x) => x !== undefined).length, 0);
+    expect(mapped, "slot mappings = 2 per channel").toBe(2 * b.img.channels.length);
+  });
 
   it("builds the resource database at boot with the AOT-compiled core: QMP bytes equal the simulator's, byte for byte", async () => {
     const line = b.lines.map((l) => /^ultravisor: resource database bootstrapped by the AOT-compiled core: trap (\d+) status (0x[0-9a-f]+) host bytes (0x[0-9a-f]+)$/.exec(l)).find(Boolean);
