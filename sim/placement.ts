@@ -1,5 +1,5 @@
 // The resource service's memory placement for a new partition ([0199]–[0204] leave policy to the command partition):
-// contiguous memory first, then the placement that needs the fewest splits, preferring the partition's NUMA node;
+// on the partition's NUMA node first, contiguous memory first, then the placement that needs the fewest splits;
 // only when no contiguous placement exists anywhere does it fall back to the largest-pages-first gathering of
 // ResourceService.allocMemory. Splits are real transactions (sent by the caller's ResourceService).
 import type { Host } from "./host.ts";
@@ -57,17 +57,16 @@ export function placeMemory(host: Host, rs: ResourceService, bytes: bigint, pref
   const t = tileScale(bytes, host.order);
   if (t) {
     const n = Number(bytes / span(t));
-    // 1. contiguous without a split: a run of equal pages, the largest pages that tile the size.
+    // Node first: remote memory costs every access, a split costs one transaction.
     for (const r of ranges) {
+      // 1. contiguous without a split: a run of equal pages, the largest pages that tile the size.
       for (let s = t; s >= 2; s--) {
         const k = bytes / span(s);
         if (k > 1024n) break;
         const run = findRun(host, s, Number(k), r);
         if (run) return { runs: [{ map: run.map, first: run.first, last: run.first + Number(k) - 1 }], splits: 0, contiguous: true, where: r.name };
       }
-    }
-    // 2. contiguous after splitting one larger page, fewest splits first (scale t+1 needs one, t+2 two, …).
-    for (const r of ranges) {
+      // 2. contiguous after splitting one larger page, fewest splits first (scale t+1 needs one, t+2 two, …).
       for (let s = t + 1; s <= host.order; s++) {
         const big = findRun(host, s, 1, r);
         if (!big) continue;

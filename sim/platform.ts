@@ -126,6 +126,11 @@ export class Platform {
     return pf;
   }
 
+  /** The channel's slot in core's channel table: the number the transactions print. */
+  slotOf(ch: Channel): number {
+    return this.host.db.channels().find((c) => c.base * 4096 === ch.base)?.slot ?? -1;
+  }
+
   /** Name of a partition number (for printing). */
   nameOf(p: number): string {
     for (const [n, q] of this.rs.names()) if (q === p) return n;
@@ -151,7 +156,7 @@ export class Platform {
     for (const sig of this.bus.drain(ch, 0)) {
       const check = this.bus.validateRequest(ch, sig);
       if (!check.ok) {
-        this.report(`${server}: rejected a request on channel ${ch.id} from ${ch.client}: ${check.name}`);
+        this.report(`${server}: rejected a request on channel ${this.slotOf(ch)} from ${ch.client}: ${check.name}`);
         continue;
       }
       const text = ch.spec.type === "console" ? consoleText(sig) : null;
@@ -203,7 +208,7 @@ export class Platform {
       });
       if (c.server === "Ultravisor") this.clientEnd(def.name, ch);
       if (c.type === "command" && def.name === this.commandName) this.command = this.clients.get(def.name)!;
-      this.print(`  channel ${ch.id}: ${c.type} at ${pn(ch.base / 4096)}, ${ch.bytes / 4096} page(s), client ${def.name}, server ${c.server}`);
+      this.print(`  channel ${this.slotOf(ch)}: ${c.type} at ${pn(ch.base / 4096)}, ${ch.bytes / 4096} page(s), client ${def.name}, server ${c.server}`);
     }
     const recs = def.vcpus.map((v, i): VcpuRecord => ({
       id: this.nextVcpu++, partition: p, label: `${def.name}.${i}`, duty: v.dedicated ? 16 : v.duty, dedicated: !!v.dedicated,
@@ -301,10 +306,10 @@ export class Platform {
     const server = ch.server!;
     if (this.busyServers.has(server)) {
       this.deferred.set(server, [...(this.deferred.get(server) ?? []), ch]);
-      this.report(`${server} finishes in-flight I/O before disconnecting channel ${ch.id} of ${ch.client}`);
+      this.report(`${server} finishes in-flight I/O before disconnecting channel ${this.slotOf(ch)} of ${ch.client}`);
       return;
     }
-    this.report(`${server} disconnects channel ${ch.id} (${ch.spec.type}) of ${ch.client}`);
+    this.report(`${server} disconnects channel ${this.slotOf(ch)} (${ch.spec.type}) of ${ch.client}`);
     this.bus.disconnect(ch);
   }
 
@@ -315,7 +320,7 @@ export class Platform {
     this.deferred.delete(server);
     if (list.length === 0) this.report(`${server} had no disconnect pending`);
     for (const ch of list) {
-      this.report(`${server} completed its in-flight I/O and disconnects channel ${ch.id} (${ch.spec.type}) of ${ch.client}`);
+      this.report(`${server} completed its in-flight I/O and disconnects channel ${this.slotOf(ch)} (${ch.spec.type}) of ${ch.client}`);
       this.bus.disconnect(ch);
     }
   }

@@ -8,6 +8,7 @@ import { formatTransaction, parseLog, pn, type Transaction } from "./notation.ts
 import { ResourceService } from "./resource-service.ts";
 import type { Operation, Scenario } from "./scenario.ts";
 import { ChannelDefinitionError } from "./channel.ts";
+import { ChannelError } from "./channel_bus.ts";
 import { Platform, PlatformError } from "./platform.ts";
 import { TopologyError } from "./topology.ts";
 
@@ -57,6 +58,7 @@ function codeOf(error: unknown): string | undefined {
   if (error instanceof ChannelDefinitionError) return "CHANNEL_DEFINITION";
   if (error instanceof TopologyError) return "NO_PROCESSOR";
   if (error instanceof PlatformError) return "PLATFORM";
+  if (error instanceof ChannelError) return "CHANNEL";
   return "ERROR";
 }
 

@@ -59,7 +59,7 @@ Scenario format:
     output: ["[X] hello", "memory of X reclaimed"]   lines that must be printed, in this order
 
 Error names for expectError: the database's (NOT_COMMAND, CHANNEL_IN_USE, OWNER_MISMATCH, ...), and
-CHANNEL_DEFINITION (cardinality, servers), NO_PROCESSOR, PLATFORM.
+CHANNEL_DEFINITION (cardinality, servers), NO_PROCESSOR, PLATFORM, CHANNEL (a closed channel).
 
 Examples: uvt sim examples/figure8.yaml
           uvt sim examples/partition-lifecycle.yaml`;
