@@ -35,7 +35,7 @@ const RAM_TYPES = [1, 2, 3, 4, 5, 6, 7, 9, 10];
  * `require`: physical ranges that must each lie inside one descriptor of the given types in the map the loader reads
  * first (the core database's pages); g_core_ok says whether they all do.
  */
-export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number; types: number[] }> = []): void {
+export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number; types: number[] }> = [], opts: { staleMapKeyOnce?: boolean } = {}): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
@@ -175,6 +175,14 @@ export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number
   a.inc(r12);
   a.call(L("get_map"));
   a.test(rax, rax).jnz(fail);
+  if (opts.staleMapKeyOnce) {
+    // Test builds: change the map after reading it on the first try, so the key is stale and the retry must work.
+    const fresh = a.label();
+    a.cmp(r12, 1).jne(fresh);
+    a.xor(ecx, ecx).mov(edx, LOADER_DATA).mov(r8, 1).lea(r9, ptr(L("g_addr")));
+    a.call(qword(rbx, BS.allocatePages));
+    a.bind(fresh);
+  }
   a.mov(rcx, qword(L("g_image"))).mov(rdx, qword(L("g_map_key")));
   a.call(qword(rbx, BS.exitBootServices));
   a.test(rax, rax).jz(exited);

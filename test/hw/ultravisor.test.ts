@@ -79,8 +79,8 @@ async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Prom
   return { name, cr3, window, pml4, leaves, largePages };
 }
 
-async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[]): Promise<Boot> {
-  const img = await buildUltravisorImage({ config });
+async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false): Promise<Boot> {
+  const img = await buildUltravisorImage({ config, staleMapKeyOnce });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
   try {
@@ -293,9 +293,11 @@ describe("ultravisor on OVMF (TCG)", () => {
         { name: "bad-wasm", kind: "guest", duty: 1, lang: "as", fault: "wasm-oob" },
       ],
     };
-    const c = await boot("containment", config);
+    // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover.
+    const c = await boot("containment", config, [], undefined, true);
     const text = c.lines.join("\n");
     try {
+      expect(c.lines.some((l) => l.startsWith("ultravisor: entered: boot services exited after 2 ExitBootServices call(s)")), "map-key retry").toBe(true);
       const s = summary(c);
       let lastFault = -1;
       for (const f of faults) {

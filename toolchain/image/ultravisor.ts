@@ -28,6 +28,8 @@ export interface UltravisorImageOptions {
   config?: UltravisorConfig;
   /** Build the resource database at boot with the AOT-compiled core (default true). */
   coreDatabase?: boolean;
+  /** Test builds: make the first ExitBootServices call fail on a stale map key, to exercise the retry. */
+  staleMapKeyOnce?: boolean;
   espSizeMiB?: number;
 }
 
@@ -153,7 +155,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const a = new Assembler();
   const withCore = opts.coreDatabase ?? true;
   const coreImage = withCore ? compileCoreForImage(new Uint8Array(readFileSync(coreWasmPath))) : null;
-  emitLoader(a, withCore ? CORE_DB_PLAN.require : []);
+  emitLoader(a, withCore ? CORE_DB_PLAN.require : [], { staleMapKeyOnce: opts.staleMapKeyOnce === true });
   emitConsole(a);
   emitDescriptors(a);
   emitPaging(a);
