@@ -1,5 +1,5 @@
-// The ring-3 partition programs of the Figure 1 host, written with the typed assembler (the AssemblyScript versions
-// through toolchain/aot come later): the I/O partition (owns COM1, serves every console channel, tags each line with
+// The ring-3 partition programs of the Figure 1 host written with the typed assembler (guest Z is AssemblyScript
+// through toolchain/aot instead: partitions/aot-guest.ts): the I/O partition (owns COM1, serves every console channel, tags each line with
 // the client's name), the ultravisor partition (the deprivileged resource manager's end of the command channel), the
 // command partition (submits the boot-time definitions through the command channel) and the demo guests, which print
 // a counter and an FNV-1a checksum of their own code and constants every few quanta. A guest can be built to commit
