@@ -258,7 +258,7 @@ function immWidth(f: Form, spec: Spec): number {
 
 const SEG_PREFIX = [0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65];
 
-/** Encodes `ops` with form `f` into `s`. `prefixes` is a set of LOCK/REP/REPNE flags. */
+/** Encodes `ops` with form `f` into `s` (checking memory operands first). `prefixes` is a set of LOCK/REP/REPNE flags. */
 export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: number): void {
   s.ensure(16);
   pending.ripAt = -1;
@@ -273,7 +273,11 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
     if (o.k === KGPR) {
       if (o.needsRex) needRex = true;
       if (o.noRex) noRex = true;
-    } else if (o.k === KMEM) mem = o;
+    } else if (o.k === KMEM) {
+      // Checked here, in the one pass over the operands, before any byte is written.
+      checkMem(f.mnemonic, ops, o, f.ops[i]!.moffs);
+      mem = o;
+    }
   }
   // ModRM fields
   let reg = 0, rmReg: Gpr | null = null;
@@ -409,16 +413,12 @@ export function checkMem(mnemonic: string, ops: readonly Operand[], m: Mem, moff
 }
 
 /**
- * Encodes one instruction: select + checks + encode. `forms` is FORMS.get(mnemonic) (callers cache it). Throws an
+ * Encodes one instruction: select + encode. `forms` is FORMS.get(mnemonic) (callers cache it). Throws an
  * EncodeError naming the instruction and its operands.
  */
 export function assemble(s: Sink, forms: readonly Form[] | undefined, mnemonic: string, ops: readonly Operand[], prefixes: number): Form {
   const f = forms ? select(forms, ops) : null;
   if (!f) throw new EncodeError(explain(mnemonic, ops));
-  for (let i = 0; i < ops.length; i++) {
-    const o = ops[i]!;
-    if (typeof o === "object" && o.k === KMEM) checkMem(mnemonic, ops, o, f.ops[i]!.moffs);
-  }
   encode(s, f, ops, prefixes);
   return f;
 }
