@@ -13,6 +13,11 @@ import { buildFirstImage } from "../toolchain/image/first-image.ts";
 
 const REPEAT = Number(process.env["UV_BENCH_BOOT_REPEAT"] ?? 3);
 
+/** A pattern matching exactly this line (the banner is free text: its characters must not act as regex syntax). */
+function exactLine(text: string): RegExp {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+}
+
 async function timeToLine(image: string, pattern: RegExp, name: string): Promise<number> {
   const m = await Machine.start({ name, image, accel: "tcg", mem: "256M", timeoutMs: 120_000, log: () => undefined });
   try {
@@ -30,8 +35,8 @@ const bench: Bench = {
     try {
       const first = (await writeEfiImage(join(dir, "first"), buildFirstImage())).esp;
       const minimal = (await writeEfiImage(join(dir, "minimal"), linkEfiImage(assembleMinimalImage(), { entry: MINIMAL_ENTRY }))).esp;
-      const bannerRe = new RegExp(`^${FIRST_IMAGE_LINES.banner("COM1", DEFAULT_BANNER)}$`);
-      const floorRe = new RegExp(`^${MINIMAL_MARKER}$`);
+      const bannerRe = exactLine(FIRST_IMAGE_LINES.banner("COM1", DEFAULT_BANNER));
+      const floorRe = exactLine(MINIMAL_MARKER);
       let banner = Infinity;
       let floor = Infinity;
       for (let i = 0; i < REPEAT; i++) {
