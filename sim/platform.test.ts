@@ -10,7 +10,7 @@ import { span } from "./mapview.ts";
 import type { Transaction } from "./notation.ts";
 import { Platform } from "./platform.ts";
 import { runScenario, type RunResult } from "./run-scenario.ts";
-import { loadScenario } from "./scenario.ts";
+import { loadScenario, parseScenario, ScenarioError } from "./scenario.ts";
 
 const root = join(import.meta.dirname, "..");
 
@@ -150,5 +150,27 @@ describe("the command channel carries every request of the resource service", ()
     expect(viaChannel + fromMonitors).toBe(txs.length);
     expect(served.every((s) => s.submitter === pf.host.db.commandPartition())).toBe(true);
     expect(served.some((s) => s.opcode === CMD.STOP_PARTITION && s.status === 0)).toBe(true);
+  });
+});
+
+describe("platform scenario validation", () => {
+  const err = (text: string): string => {
+    try {
+      parseScenario(text, "p.yaml");
+    } catch (e) {
+      if (e instanceof ScenarioError) return e.message;
+      throw e;
+    }
+    return "no error";
+  };
+  it("names file, line and field for the platform's fields and operations", () => {
+    expect(err("host: { memory: 8 GB }\noperations:\n  - stop: X\n")).toBe("p.yaml:3: host.pcpus: operation stop needs a host with processors: add host.pcpus");
+    expect(err("host: { memory: 8 GB, nodes: [] }\noperations: []\n")).toMatch(/^p\.yaml:1: host: nodes and command need host\.pcpus/);
+    expect(err("host: { memory: 8 GB, pcpus: 4, nodes: [{ memory: 8 GB, pcpus: 2 }] }\noperations: []\n"))
+      .toBe("p.yaml:1: host.nodes: the nodes have 2 processors, host.pcpus says 4");
+    expect(err("host: { memory: 8 GB, pcpus: 2 }\noperations:\n  - define: { name: X, memory: 1 GB, vcpus: 1,\n      channels: [{ type: disk, server: IOa }] }\n"))
+      .toBe("p.yaml:4: operations[0].define.channels[0].type: unknown channel type (known: control, command, boot, console, storage, network, power, memory, processor)");
+    expect(err("host: { memory: 8 GB, pcpus: 2 }\noperations:\n  - define: { name: X, memory: 1 GB, vcpus: [{ duty: 17 }] }\n"))
+      .toBe("p.yaml:3: operations[0].define.vcpus[0].duty: expected an integer in 1..16");
   });
 });
