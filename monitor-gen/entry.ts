@@ -73,6 +73,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.cmp(eax, TIMER_VECTOR).je(L("on_timer"));
   a.cmp(eax, HYPERCALL_VECTOR).je(L("on_hypercall"));
   a.cmp(eax, SPURIOUS_VECTOR).je(L("resume_current"));
+  a.cmp(eax, 2).je(L("resume_current")); // an NMI is nobody's fault: nothing raises one here, so it is dropped
   a.test(byte(rbp, FR.cs), 3).jz(L("on_panic"));
   a.jmp(L("on_fault"));
 
