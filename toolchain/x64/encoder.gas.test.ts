@@ -9,7 +9,7 @@ import { GAS_PROLOGUE, gasAssemble, gasErrors, hex } from "./gas.ts";
 import { byte, dword, ptr, qword, word } from "./operands.ts";
 import { ah, al, ax, bh, bl, bx, ch, cl, cr0, cx, dil, ds, dx, eax, ebx, ecx, r8, r8b, rax, rbx, rcx, rsp, sil, spl } from "./registers.ts";
 import { parseAsm } from "./parse.ts";
-import { gasLine, generateCases } from "./samples.ts";
+import { gasLine, generateCases, xorshift32 } from "./samples.ts";
 
 /** The mnemonics issue 2 lists (families such as setcc/cmovcc/jcc are checked through their members). */
 const ISSUE_MNEMONICS = [
@@ -142,15 +142,7 @@ group("encoder vs GNU as", () => {
   });
 
   it("never accepts an immediate GNU as complains about, and encodes the accepted ones like it (random values)", () => {
-    let x = 0x9e3779b9;
-    const rnd = () => {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      return x;
-    };
+    const rnd = xorshift32(0x9e3779b9);
     const EDGE = [0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0x100000000];
     const value = (): number | bigint => {
       const k = rnd() % 4;

@@ -4,23 +4,17 @@
 import { describe, expect, it } from "vitest";
 import { GAS_PROLOGUE, gasAssemble, hex } from "./gas.ts";
 import { AsmSyntaxError, parseAsm } from "./parse.ts";
+import { xorshift32 } from "./samples.ts";
 
-/** Small deterministic PRNG (xorshift32) so failures reproduce. */
+/** Uniform in [0, 1), reproducible from the seed. */
 function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 4294967296;
-  };
+  const next = xorshift32(seed);
+  return () => next() / 4294967296;
 }
 
 const CCS = ["e", "ne", "l", "ge", "b", "ae", "o", "s", "np", "g", "le", "a", "be", "z", "nz", "c"];
 
-export function program(seed: number, lines: number): string {
+function program(seed: number, lines: number): string {
   const r = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const nLabels = Math.floor(lines / 6);

@@ -123,3 +123,16 @@ export function generateCases(cap: number, label: Label | null): Case[] {
   }
   return cases;
 }
+
+/** Deterministic 32-bit generator (xorshift32) for the generated oracle inputs, so a failure reproduces. */
+export function xorshift32(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
