@@ -223,6 +223,15 @@ export class ChannelBus {
     this.maybeReclaim(ch.client);
   }
 
+  /** Drops the channels of a client whose servers have all disconnected (its definition was abandoned). */
+  forget(client: string): void {
+    for (const [id, c] of this.channels) {
+      if (c.client !== client) continue;
+      if (c.server !== null) throw new ChannelError(`channel ${id} of ${client} is still connected to ${c.server}`);
+      this.channels.delete(id);
+    }
+  }
+
   channelsOf(partition: string): Channel[] {
     return [...this.channels.values()].filter((c) => c.client === partition || c.server === partition);
   }

@@ -174,3 +174,21 @@ describe("platform scenario validation", () => {
       .toBe("p.yaml:3: operations[0].define.vcpus[0].duty: expected an integer in 1..16");
   });
 });
+
+describe("a definition that fails part-way", () => {
+  it("leaves nothing behind: the channel table, the memory and the names are as before", async () => {
+    const pf = await Platform.boot({ memory: 1n << 30n }, { pcpus: 2 });
+    const slots = pf.host.db.channels();
+    const owned = pf.host.view.ownedBytes();
+    // control + 190 network channels: the 192-slot channel table (2 used by the command partition) runs out
+    const channels = Array.from({ length: 190 }, () => ({ type: "network" as const, server: "Ultravisor" }));
+    expect(() => pf.definePartition({ name: "X", memory: 64n << 20n, vcpus: [{ duty: 4 }], channels })).toThrow(/channel table is full/);
+    expect(pf.host.db.channels()).toEqual(slots);
+    expect(pf.rs.names().has("X")).toBe(false);
+    const after = pf.host.view.ownedBytes();
+    // only database pages may have moved (a split's map page); no partition owns anything new
+    expect([...after.keys()].sort()).toEqual([...owned.keys()].sort());
+    pf.definePartition({ name: "X", memory: 64n << 20n, vcpus: [{ duty: 4 }] });
+    expect(pf.bus.channelsOf("X").length).toBe(1);
+  });
+});

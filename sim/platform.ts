@@ -201,14 +201,19 @@ export class Platform {
     const p = this.rs.create({ name: def.name, kind: KIND[kind], principal: def.user ?? `User${def.name}`, at: placed.runs });
     this.print(`  memory: ${formatBytes(def.memory)} ${placed.contiguous ? "contiguous" : `in ${placed.runs.length} runs`}, ${placed.splits} split(s), from ${placed.where}`);
     this.listen(def.name);
-    for (const c of channels) {
-      const ch = this.bus.create({
-        client: def.name, server: c.server, type: c.type,
-        ...(c.type === "command" ? { signalSize: COMMAND_SIGNAL_SIZE, slots: COMMAND_SLOTS } : { signalSize: 256, slots: 16 }),
-      });
-      if (c.server === "Ultravisor") this.clientEnd(def.name, ch);
-      if (c.type === "command" && def.name === this.commandName) this.command = this.clients.get(def.name)!;
-      this.print(`  channel ${this.slotOf(ch)}: ${c.type} at ${pn(ch.base / 4096)}, ${ch.bytes / 4096} page(s), client ${def.name}, server ${c.server}`);
+    try {
+      for (const c of channels) {
+        const ch = this.bus.create({
+          client: def.name, server: c.server, type: c.type,
+          ...(c.type === "command" ? { signalSize: COMMAND_SIGNAL_SIZE, slots: COMMAND_SLOTS } : { signalSize: 256, slots: 16 }),
+        });
+        if (c.server === "Ultravisor") this.clientEnd(def.name, ch);
+        if (c.type === "command" && def.name === this.commandName) this.command = this.clients.get(def.name)!;
+        this.print(`  channel ${this.slotOf(ch)}: ${c.type} at ${pn(ch.base / 4096)}, ${ch.bytes / 4096} page(s), client ${def.name}, server ${c.server}`);
+      }
+    } catch (e) {
+      this.abandon(def.name, p);
+      throw e;
     }
     const recs = def.vcpus.map((v, i): VcpuRecord => ({
       id: this.nextVcpu++, partition: p, label: `${def.name}.${i}`, duty: v.dedicated ? 16 : v.duty, dedicated: !!v.dedicated,
@@ -219,6 +224,19 @@ export class Platform {
     this.print(`  VCPUs: ${recs.map((r) => `${r.label} ${r.dedicated ? "dedicated" : `${r.duty}/16`} ${where(r)}`).join(", ")}`);
     this.reschedule();
     return p;
+  }
+
+  /**
+   * Undoes a definition that failed after its create transaction (a channel could not be made): its channels are
+   * disconnected and removed and the partition destroyed in one transaction, so nothing half-made remains.
+   */
+  private abandon(name: string, p: number): void {
+    const channels = this.bus.channelsOf(name).filter((c) => c.client === name);
+    for (const ch of channels) if (ch.server !== null) this.bus.disconnect(ch);
+    this.rs.destroy(p, this.memory.removeChannelOps(p));
+    this.bus.forget(name);
+    this.clients.delete(name);
+    this.print(`  definition of ${name} abandoned: its channels and memory are given back`);
   }
 
   /** Quanta per cycle promised on each PCPU by the VCPUs defined so far. */
