@@ -72,6 +72,11 @@ const command: Command = {
     const a = parseArgs(argv, { booleans: ["no-map", "quiet"] });
     if (a.positionals.length !== 1) throw new UsageError("expected exactly one SCENARIO file (see uvt sim --help)");
     const file = a.positionals[0]!;
+    // `uvt sim X | head`: a reader that goes away is not an error of the simulation.
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0);
+      throw e;
+    });
     if (!existsSync(file)) throw new UsageError(`scenario file ${file} does not exist`);
     const { loadScenario, ScenarioError } = await import("../../sim/scenario.ts");
     const { runScenario } = await import("../../sim/run-scenario.ts");
