@@ -390,11 +390,9 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
       s.buf.fill(0, s.pos, s.pos + w);
       s.pos += w;
     } else if (w) emitImm(s, v, w);
-  } else {
+  } else if (f.moffsOp >= 0) {
     // moffs: the 64-bit absolute address follows the opcode.
-    for (let i = 0; i < f.ops.length; i++) {
-      if (f.ops[i]!.moffs) emitImm(s, (ops[i] as Mem).disp, 8);
-    }
+    emitImm(s, (ops[f.moffsOp] as Mem).disp, 8);
   }
 }
 

@@ -59,6 +59,8 @@ export interface Form {
   regOp: number;
   rmOp: number;
   immOp: number;
+  /** Operand index of a moffs memory operand (its 64-bit address follows the opcode), or -1. */
+  moffsOp: number;
   /** The two operands must not be the same 32-bit register (xchg eax, eax is not the one-byte nop 90). */
   distinct: boolean;
   /** Per operand, the operand classes (registers.ts C_*) it can possibly accept: a cheap filter before matchOp. */
@@ -203,7 +205,7 @@ function parseForm(mnemonic: string, text: string): Form[] {
     const ops = opTokens.map((t) => spec(t, v));
     const f: Form = {
       mnemonic, ops, osize: 0, o16: v === 2, rexW: v === 8 && variant !== "x", mand: 0, opcode: [], plusR: -1, modrm: -1,
-      regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), distinct: false, acc: [], text,
+      regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), moffsOp: ops.findIndex((o) => o.moffs), distinct: false, acc: [], text,
     };
     for (const tok of enc.split(/\s+/).filter(Boolean)) {
       if (tok === "W") f.rexW = true;
