@@ -9,7 +9,7 @@ export const MEMBASE = r15;
 export const FP = rbp;
 
 /** Fixed header of the VM context, byte offsets from r14. */
-export const enum Ctx {
+export enum Ctx {
   MemBase = 0,
   /** Current linear-memory size in bytes (a multiple of 64 KiB). */
   MemSize = 8,
@@ -30,7 +30,7 @@ export const enum Ctx {
 }
 
 /** Trap codes passed to the handler (and returned to JS by the host entry thunks). 0 means no trap. */
-export const enum Trap {
+export enum Trap {
   Unreachable = 1,
   DivByZero = 2,
   IntOverflow = 3,

@@ -11,7 +11,11 @@
 // Every stack entry has a fixed home slot, so spilling never reorders anything and control-flow merges need only
 // "everything is in its home slot" as the agreed state.
 import { type Mem } from "../x64/index.ts";
-import { type MacroAssembler, type Opnd, type Size, reg } from "./masm.ts";
+import { type MacroAssembler, type Opnd, type Size, reg as reg_ } from "./masm.ts";
+
+// Hot imports aliased to module-local constants: tsx runs each file as CommonJS, where every use of an imported
+// binding is a call to an export getter (about 15% of compile time before this, by --cpu-prof).
+const reg = reg_;
 
 /** Registers handed out to values: everything except rsp, rbp, r14 (vmctx), r15 (memory) and the scratch set. */
 export const ALLOCATABLE = [3, 6, 7, 8, 9, 10, 12, 13];

@@ -2,7 +2,7 @@
 // module sections into plain objects and leaves function bodies as byte ranges that `CodeReader` walks opcode by
 // opcode during validation and code generation. Structural errors name the section and byte offset.
 
-export const enum ValType {
+export enum ValType {
   I32 = 0x7f,
   I64 = 0x7e,
   F32 = 0x7d,
