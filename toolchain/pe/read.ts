@@ -1,7 +1,7 @@
 // A small PE32+ reader: headers, section table and base relocations. Used by the tests as a second view on what
 // write.ts produced and by `uvt inspect`. Reads only what EFI applications use and says clearly what it refuses.
 import { peChecksum } from "./checksum.ts";
-import { COFF_HEADER_SIZE, DIR_BASE_RELOCATION, PE32PLUS_MAGIC, SECTION_HEADER_SIZE } from "./format.ts";
+import { COFF_HEADER_SIZE, DIR_BASE_RELOCATION, DOS_HEADER_SIZE, PE32PLUS_MAGIC, SECTION_HEADER_SIZE } from "./format.ts";
 import { type BaseRelocation, decodeBaseRelocations } from "./relocs.ts";
 
 export interface PeSectionInfo {
@@ -42,7 +42,7 @@ export function readPe(file: Uint8Array): PeImage {
   const need = (end: number, what: string) => {
     if (end > file.length) throw new Error(`not a complete PE file: ${what} ends at byte ${end}, file has ${file.length}`);
   };
-  need(0x40, "DOS header");
+  need(DOS_HEADER_SIZE, "DOS header");
   if (file[0] !== 0x4d || file[1] !== 0x5a) throw new Error("not a PE file: no MZ signature at offset 0");
   const pe = view.getUint32(0x3c, true);
   need(pe + 4 + COFF_HEADER_SIZE, "COFF header");

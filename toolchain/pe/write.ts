@@ -6,6 +6,7 @@
 import type { SectionKind } from "../x64/object.ts";
 import { peChecksum } from "./checksum.ts";
 import {
+  DOS_HEADER_SIZE,
   alignUp,
   CHECKSUM_OFFSET,
   DATA_DIRECTORIES_OFFSET,
@@ -203,14 +204,14 @@ function writeDosHeader(file: Uint8Array, view: DataView): void {
   file.set([0x4d, 0x5a], 0); // "MZ"
   view.setUint16(0x02, PE_OFFSET % 512, true); // bytes in the last 512-byte page of the DOS program
   view.setUint16(0x04, Math.ceil(PE_OFFSET / 512), true); // pages
-  view.setUint16(0x08, 4, true); // header size in 16-byte paragraphs: the stub code starts at 0x40
+  view.setUint16(0x08, DOS_HEADER_SIZE / 16, true); // header size in 16-byte paragraphs: the stub code follows it
   view.setUint16(0x0c, 0xffff, true); // maximum extra paragraphs
   view.setUint16(0x10, 0xb8, true); // initial SP
-  view.setUint16(0x18, 0x40, true); // relocation table offset (empty)
+  view.setUint16(0x18, DOS_HEADER_SIZE, true); // relocation table offset (empty)
   view.setUint32(0x3c, PE_OFFSET, true); // e_lfanew
-  file.set(DOS_STUB_CODE, 0x40);
+  file.set(DOS_STUB_CODE, DOS_HEADER_SIZE);
   // The stub's `mov dx, 0x0e` points just past its 14 code bytes.
-  file.set(new TextEncoder().encode(DOS_STUB_MESSAGE), 0x40 + DOS_STUB_CODE.length);
+  file.set(new TextEncoder().encode(DOS_STUB_MESSAGE), DOS_HEADER_SIZE + DOS_STUB_CODE.length);
 }
 
 function findSection(rva: number, sections: readonly PeSectionInput[]): PeSectionInput | undefined {
