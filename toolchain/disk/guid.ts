@@ -15,20 +15,6 @@ export function encodeGuid(text: string): Uint8Array {
   return Uint8Array.from([b[3]!, b[2]!, b[1]!, b[0]!, b[5]!, b[4]!, b[7]!, b[6]!, ...b.subarray(8)]);
 }
 
-export function decodeGuid(bytes: Uint8Array): string {
-  const b = bytes;
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16).padStart(2, "0")).join("");
-  return [
-    hex([b[3]!, b[2]!, b[1]!, b[0]!]),
-    hex([b[5]!, b[4]!]),
-    hex([b[7]!, b[6]!]),
-    hex([b[8]!, b[9]!]),
-    hex([...b.subarray(10, 16)]),
-  ]
-    .join("-")
-    .toUpperCase();
-}
-
 function seeded(seed: string, purpose: string): Buffer {
   return createHash("sha256").update(`uvt-esp/${seed}/${purpose}`).digest();
 }
