@@ -6,7 +6,7 @@
 import { Assembler, type Label, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { VECTORS } from "./entry.ts";
-import { FLAG, FR, HYPERCALL_VECTOR, SEL, SP, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
+import { DB_PAGES, DBWIN, FLAG, FR, HYPERCALL_VECTOR, SEL, SP, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 /** Partition record (64 bytes) offsets in g_partitions. */
@@ -45,6 +45,28 @@ export function emitLead(a: Assembler, quantumTicks: number, withCore = false, s
   }
   a.call(L("setup_partitions"));
   a.call(L("setup_channels"));
+  if (withCore) {
+    // The resource manager in the ultravisor partition sees the database's pages (and only those) at DBWIN.
+    const skip = a.label();
+    a.cmp(qword(L("g_core_ok")), 0).je(skip);
+    a.xor(r12d, r12d);
+    const find = a.here();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(skip);
+    a.mov(rbx, r12).shl(rbx, 6).lea(rax, ptr(L("g_partitions"))).add(rbx, rax);
+    const found = a.label();
+    a.test(byte(rbx, PREC.flags), FLAG.ultra).jnz(found);
+    a.inc(r12).jmp(find);
+    a.bind(found);
+    a.mov(rax, qword(rbx, PREC.state)).mov(r13, qword(rax, SP.cr3));
+    a.mov(r14, DB_PAGES.lo);
+    const map = a.here();
+    a.mov(rdi, r13).mov(rsi, DBWIN).add(rsi, r14).mov(rdx, r14).or(rdx, USER_PAGE);
+    a.call(L("map_page"));
+    a.add(r14, 4096).cmp(r14, DB_PAGES.hi).jb(map);
+    kline(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, DB_PAGES.lo) }, "-", { hex: (x) => x.mov(rdi, DB_PAGES.hi) }, " mapped into partition ",
+      { str: (x) => x.mov(rax, qword(rbx, PREC.state)).mov(rdi, qword(rax, SP.name)) });
+    a.bind(skip);
+  }
   // Where each partition's address space lives, so a test can walk its page tables over QMP.
   {
     a.xor(r12d, r12d);

@@ -230,9 +230,15 @@ export const COMMAND_SLOT = 1;
 
 export function assembleUltravisorPartition(): Assembler {
   const a = new Assembler();
-  const L = (n: string): Label => a.symbol(n);
   a.section(".text");
-  a.bind(L(PROGRAM_ENTRY));
+  a.bind(a.symbol(PROGRAM_ENTRY));
+  emitUltravisorLoop(a);
+  return a;
+}
+
+/** The ultravisor partition's service loop: announce, then drain the command channel whenever it is signalled. */
+export function emitUltravisorLoop(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
   a.xor(r12d, r12d);
   consoleLine(a, "resource manager at CPL 3, serving the command channel");
   const loop = a.here();
@@ -250,7 +256,6 @@ export function assembleUltravisorPartition(): Assembler {
   hypercall(a, HC.yield);
   a.jmp(loop);
   emitRuntime(a);
-  return a;
 }
 
 // ---- the command partition ------------------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ import { Database } from "../../sim/database.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
-import { WIN, WINDOW } from "../../monitor-gen/layout.ts";
+import { DB_PAGES, DBWIN, WIN, WINDOW } from "../../monitor-gen/layout.ts";
+import { OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../sim/schedule.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
@@ -130,14 +131,14 @@ function expectedChecksum(img: UltravisorImage, name: string): number {
 const DB_RANGES: Array<[number, number]> = [CORE_DB_PLAN.zero[0]!, CORE_DB_PLAN.zero[3]!, CORE_DB_PLAN.zero[4]!];
 
 /** The simulator's side: core.wasm in V8 over zeroed memory, the same bootstrap call. */
-async function simulatedBootstrap(hostBytes: bigint): Promise<Uint8Array> {
+async function simulatedBootstrap(hostBytes: bigint): Promise<{ bytes: Uint8Array; db: Database }> {
   const memory = new WA.Memory({ initial: CORE_DB_PLAN.memoryBytes / 65536, maximum: 65536 });
   const db = new Database(instantiateCore(await coreModule(), { memory }));
   const v = new DataView(memory.buffer);
   CORE_DB_PLAN.words.forEach((w, i) => v.setUint32(CORE_DB_PLAN.requestBuffer + 4 * i, w, true));
   v.setBigUint64(CORE_DB_PLAN.requestBuffer + 56, hostBytes, true);
   expect(db.bootstrap(CORE_DB_PLAN.requestBuffer), "simulator bootstrap status").toBe(0);
-  return new Uint8Array(memory.buffer);
+  return { bytes: new Uint8Array(memory.buffer), db };
 }
 
 /** First differing byte of `hw` (read at `base`) against the simulator's memory, as "address: hw vs sim". */
@@ -170,10 +171,10 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(b.lines).toContain("ultravisor: schedule (PCPU 0, quanta 0-15): X X X X Y Y Y io io Z Z uv-partition command idle idle idle");
       // Every non-idle partition's lines, tagged with its name by the I/O partition.
       expect(linesOf(b, "io")[0]).toMatch(/^serving console channels/);
-      expect(linesOf(b, "uv-partition")[0]).toBe("resource manager at CPL 3, serving the command channel");
+      expect(linesOf(b, "uv-partition")[2]).toBe("resource manager at CPL 3, serving the command channel");
       expect(linesOf(b, "command")).toEqual(["applying 6 boot-time partition definitions", "command channel submitted, hypercall result 0"]);
       // The command channel end to end: every definition, in order, received by the ultravisor partition.
-      expect(linesOf(b, "uv-partition").slice(1)).toEqual(["uv-partition", "io", "command", "X", "Y", "Z"].map((n, i) => `command ${i + 1}: define ${n}`));
+      expect(linesOf(b, "uv-partition").slice(3)).toEqual(["uv-partition", "io", "command", "X", "Y", "Z"].map((n, i) => `command ${i + 1}: define ${n}`));
       expect(b.lines).toContain("ultravisor: command channel submitted by partition command");
       // A guest may not submit the command channel: refused, audited.
       expect(linesOf(b, "X")[0]).toBe("command hypercall refused: result -1");
@@ -225,14 +226,22 @@ describe("ultravisor on OVMF (TCG)", () => {
       // Slot 0: the same supervisor-only identity map everywhere (U/S clear); slot 1: the window; nothing else.
       expect(sp.pml4[0]! & ~AD, `${sp.name} PML4[0]`).toBe(kernelSlot);
       expect(sp.pml4[0]! & 4n, `${sp.name} PML4[0] U/S`).toBe(0n);
-      expect(sp.pml4.slice(2).every((e) => e === 0n), `${sp.name} PML4 slots 2-511 empty`).toBe(true);
+      // Slot 2 only in the ultravisor partition: the resource database's pages, for its deprivileged core.
+      const dbView = sp.name === "uv-partition";
+      expect(sp.pml4.slice(dbView ? 3 : 2).every((e) => e === 0n), `${sp.name} PML4 slots ${dbView ? 3 : 2}-511 empty`).toBe(true);
+      if (dbView) expect(sp.pml4[2]! & 5n).toBe(5n);
+      let dbPages = 0;
       expect(sp.largePages, `${sp.name} large pages in the user hierarchy`).toBe(0);
       const slots: bigint[] = [];
       for (const [va, pte] of sp.leaves) {
         expect(pte & 5n, `${sp.name} ${va.toString(16)} present+user`).toBe(5n);
         const off = va - WINDOW;
         const pa = pte & ADDR;
-        if (off >= 0n && off < BigInt(WIN.stackTop)) {
+        if (dbView && va >= DBWIN) {
+          expect(pa, `${sp.name} database view ${va.toString(16)}`).toBe(va - DBWIN);
+          expect(pa >= BigInt(DB_PAGES.lo) && pa < BigInt(DB_PAGES.hi), `${sp.name} maps database page ${pa.toString(16)}`).toBe(true);
+          dbPages++;
+        } else if (off >= 0n && off < BigInt(WIN.stackTop)) {
           expect(pa, `${sp.name} window page ${off.toString(16)}`).toBe(sp.window + off);
           expect(owner.has(pa), `page ${pa.toString(16)} in two windows`).toBe(false);
           owner.set(pa, sp.name);
@@ -242,7 +251,8 @@ describe("ultravisor on OVMF (TCG)", () => {
           slots[k] = pa;
         }
       }
-      expect(sp.leaves.size - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WIN.pages);
+      expect(dbPages, `${sp.name} database pages`).toBe(dbView ? (DB_PAGES.hi - DB_PAGES.lo) / 4096 : 0);
+      expect(sp.leaves.size - dbPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WIN.pages);
       slotPages.set(sp.name, slots);
     }
     // Exactly the channels of the plan: the client's and the server's slot map the same page, and no window page
@@ -259,12 +269,12 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(mapped, "slot mappings = 2 per channel").toBe(2 * b.img.channels.length);
   });
 
-  it("builds the resource database at boot with the AOT-compiled core: QMP bytes equal the simulator's, byte for byte", async () => {
+  it("builds the resource database at boot with the AOT-compiled core: QMP bytes equal the simulator's, byte for byte; the ultravisor partition's deprivileged core reads it back", async () => {
     const line = b.lines.map((l) => /^ultravisor: resource database bootstrapped by the AOT-compiled core: trap (\d+) status (0x[0-9a-f]+) host bytes (0x[0-9a-f]+)$/.exec(l)).find(Boolean);
     expect(line, "bootstrap line").toBeTruthy();
     expect(line![1], "trap code").toBe("0");
     expect(line![2], "db_bootstrap status").toBe("0x0");
-    const sim = await simulatedBootstrap(BigInt(line![3]!));
+    const { bytes: sim, db } = await simulatedBootstrap(BigInt(line![3]!));
     for (const [lo, hi] of DB_RANGES) {
       const hw = b.reads.get(lo)!;
       expect(hw.length).toBe(hi - lo);
@@ -277,6 +287,14 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
     // And the database is not trivially empty: the index page and map pages hold data.
     expect(b.reads.get(DB_RANGES[0]![0])!.some((x) => x !== 0)).toBe(true);
+    // The ultravisor partition ran the same core at CPL 3 over its view of those pages: attach, order, index page
+    // and GetMemOwner agree with the simulator's core.
+    const fn = db.core.exports as Record<string, (...a: number[]) => number>;
+    const hex8 = (v: number): string => `0x${(v >>> 0).toString(16).padStart(8, "0")}`;
+    expect(linesOf(b, "uv-partition").slice(0, 2)).toEqual([
+      `db attach 0x00000000 order ${fn["db_order"]!()} ui ${hex8(fn["db_ui_address"]!())}`,
+      `owner of 0x${OWNER_PROBE.toString(16)}: ${hex8(fn["db_get_owner"]!(OWNER_PROBE, 0))}`,
+    ]);
   });
 
   it("stops a guest that writes outside its memory (supervisor page or unmapped window page) or runs cli, hlt, out, mov cr3 — and only that guest", async () => {

@@ -17,6 +17,7 @@ import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfi
 import { COMMAND_SLOT, IO_EMIT, assembleCommand, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
 import { type AotGuest, assembleAotGuest, guestWasm, mergeObjects } from "../../partitions/aot-guest.ts";
+import { assembleUltravisorWithCore } from "../../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-gen/core-db.ts";
 import { coreWasmPath } from "../../core/build.ts";
 import { readFileSync } from "node:fs";
@@ -125,6 +126,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   // Partition programs.
   const definitions = parts.filter((p) => p.kind !== "idle").map((p) => p.name);
   const asWasm = parts.some((p) => p.lang === "as") ? await guestWasm() : null;
+  const withCore = opts.coreDatabase ?? true;
+  const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
   const built: BuiltPartition[] = parts.map((spec, i) => {
     if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
     const slots: SlotInfo[] = [];
@@ -139,7 +142,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     }
     const program =
       spec.kind === "io" ? assembleIo()
-      : spec.kind === "ultravisor" ? assembleUltravisorPartition()
+      : spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, CORE_DB_PLAN.words[1]!, CORE_DB_PLAN.memoryBytes) : assembleUltravisorPartition())
       : spec.kind === "command" ? assembleCommand(definitions)
       : assembleGuest({
           period: config.guestPeriod,
@@ -153,8 +156,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
 
   // Ring 0: loader, lead monitor, monitor, and the tables they read.
   const a = new Assembler();
-  const withCore = opts.coreDatabase ?? true;
-  const coreImage = withCore ? compileCoreForImage(new Uint8Array(readFileSync(coreWasmPath))) : null;
+  const coreImage = coreWasm ? compileCoreForImage(coreWasm) : null;
   emitLoader(a, withCore ? CORE_DB_PLAN.require : [], { staleMapKeyOnce: opts.staleMapKeyOnce === true });
   emitConsole(a);
   emitDescriptors(a);
@@ -197,7 +199,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   a.align(64);
   a.bind(L("g_partitions"));
   built.forEach((b, i) => {
-    const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0);
+    const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
+      (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0);
     a.dq(addr(L(`g_name_${i}`)));
     a.dq(b.packed ? addr(L(`g_blob_${i}`)) : 0);
     a.dq(b.packed ? b.packed.blob.length : 0);
