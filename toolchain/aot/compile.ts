@@ -4,7 +4,7 @@
 // on this machine; toolchain/image links it into the bare-metal image.
 import { Assembler, type Label, type ObjectFile, qword, r8, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
 import { Ctx, type CtxLayout, Trap, ctxLayout } from "./abi.ts";
-import { type Module, ValType, decodeModule, funcName, funcType } from "./decode.ts";
+import { type Module, ValType, decodeModule, funcType } from "./decode.ts";
 import { INTRINSICS, type Intrinsic } from "./intrinsics.ts";
 import { MacroAssembler, reg } from "./masm.ts";
 import { FunctionCompiler, type ModuleEnv } from "./visitor.ts";
@@ -149,7 +149,7 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
     const f = m.numImportedFuncs + i;
     a.align(16);
     a.bind(funcLabels[f]!);
-    new FunctionCompiler(env, masm, f, funcName(m, f), infos[i]!).compile();
+    new FunctionCompiler(env, masm, f, infos[i]!).compile();
   }
 
   // Trap stubs: the handler never returns (the host one unwinds to the entry thunk; an image's halts or reports).

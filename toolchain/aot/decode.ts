@@ -167,6 +167,23 @@ export class Reader {
     return this.fail("s32 LEB128 too long", at);
   }
   s64(): bigint {
+    // Fast path in doubles (exact below 2^53) for encodings of up to 7 bytes (49 bits): nearly every i64.const.
+    const start = this.pos;
+    const n = Math.min(7, this.end - start);
+    let v = 0;
+    let mul = 1;
+    for (let i = 0; i < n; i++) {
+      const byte = this.bytes[start + i]!;
+      v += (byte & 0x7f) * mul;
+      mul *= 128;
+      if ((byte & 0x80) === 0) {
+        this.pos = start + i + 1;
+        return BigInt(byte & 0x40 ? v - mul : v);
+      }
+    }
+    return this.s64Slow();
+  }
+  private s64Slow(): bigint {
     let result = 0n;
     let shift = 0n;
     const at = this.pos;

@@ -110,12 +110,13 @@ interface Frame {
 
 /** Type-checks one defined function and returns its maximum stack depth. */
 export function validateFunction(m: Module, index: number): FuncInfo {
-  const name = funcName(m, index);
+  // Named only when an error needs it: funcName searches the exports.
+  const name = (): string => funcName(m, index);
   const type = funcType(m, index);
-  if (type.results.length > 1) throw new UnsupportedError(name, "multiple results", 0);
+  if (type.results.length > 1) throw new UnsupportedError(name(), "multiple results", 0);
   const body = m.bodies[index - m.numImportedFuncs]!;
   const locals = [...type.params, ...body.locals];
-  for (const t of body.locals) if (!isInt(t)) throw new UnsupportedError(name, `${valTypeName(t)} local`, body.start);
+  for (const t of body.locals) if (!isInt(t)) throw new UnsupportedError(name(), `${valTypeName(t)} local`, body.start);
   const memCount = m.memories.length + (m.imports.length ? m.imports.filter((i) => i.desc.kind === "memory").length : 0);
   const nfuncs = m.numImportedFuncs + m.funcs.length;
   const weights = new Float64Array(locals.length);
@@ -127,7 +128,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
   const frames: Frame[] = [{ op: Op.Block, params: [], results: type.results, height: 0, unreachable: false }];
   let max = 0;
   const bad = (msg: string): never => {
-    throw new CompileError(`${name}: invalid code at byte 0x${ins.at.toString(16)} (${opName(ins.op)}): ${msg}`);
+    throw new CompileError(`${name()}: invalid code at byte 0x${ins.at.toString(16)} (${opName(ins.op)}): ${msg}`);
   };
   const push = (t: number): void => {
     stack.push(t);
@@ -194,7 +195,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
         break;
       case Op.Block: case Op.Loop: case Op.If: {
         const sig = blockSig(m, ins.a);
-        for (const t of [...sig.params, ...sig.results]) if (!isInt(t)) throw new UnsupportedError(name, `block of ${valTypeName(t)}`, ins.at);
+        for (const t of [...sig.params, ...sig.results]) if (!isInt(t)) throw new UnsupportedError(name(), `block of ${valTypeName(t)}`, ins.at);
         if (op === Op.If) pop(ValType.I32);
         popAll(sig.params);
         frames.push({ op, params: sig.params, results: sig.results, height: stack.length, unreachable: false });
@@ -264,7 +265,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
         if (ins.b !== 0 || m.tables.length === 0) bad("call_indirect needs table 0");
         const t = m.types[ins.a];
         if (!t) return bad(`type index ${ins.a} out of range`);
-        if (t.results.length > 1) throw new UnsupportedError(name, "call_indirect with multiple results", ins.at);
+        if (t.results.length > 1) throw new UnsupportedError(name(), "call_indirect with multiple results", ins.at);
         pop(ValType.I32);
         popAll(t.params);
         for (const x of t.results) push(x);
@@ -276,11 +277,11 @@ export function validateFunction(m: Module, index: number): FuncInfo {
       case Op.Select: case Op.SelectT: {
         pop(ValType.I32);
         const want = op === Op.SelectT ? ins.a : undefined;
-        if (want !== undefined && !isInt(want)) throw new UnsupportedError(name, `select of ${valTypeName(want)}`, ins.at);
+        if (want !== undefined && !isInt(want)) throw new UnsupportedError(name(), `select of ${valTypeName(want)}`, ins.at);
         const b = pop(want);
         const a = pop(want ?? (b || undefined));
         const t = a || b;
-        if (t && !isInt(t)) throw new UnsupportedError(name, `select of ${valTypeName(t)}`, ins.at);
+        if (t && !isInt(t)) throw new UnsupportedError(name(), `select of ${valTypeName(t)}`, ins.at);
         push(t || (want ?? 0));
         break;
       }
@@ -322,7 +323,7 @@ export function validateFunction(m: Module, index: number): FuncInfo {
         push(ValType.I64);
         break;
       default:
-        throw new UnsupportedError(name, opName(op), ins.at);
+        throw new UnsupportedError(name(), opName(op), ins.at);
     }
   }
   if (!r.done) bad("bytes after the function's final `end`");

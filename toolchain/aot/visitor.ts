@@ -4,7 +4,7 @@
 // labels need no register state. Calls use this backend's internal convention (see ABI.md): arguments pushed on the
 // machine stack, first one first; result in rax; every allocatable register caller-saved.
 import { type Condition, type Label, dword, qword, rsp } from "../x64/index.ts";
-import { type Module, Reader, ValType, funcType } from "./decode.ts";
+import { type Module, Reader, ValType, funcName, funcType } from "./decode.ts";
 import { type CtxLayout, Trap, VMCTX } from "./abi.ts";
 import { Context } from "./context.ts";
 import { type AluOp, type MacroAssembler, RAX, type ShiftOp, type Size, reg as reg_ } from "./masm.ts";
@@ -69,7 +69,6 @@ export class FunctionCompiler {
     private readonly env: ModuleEnv,
     private readonly masm: MacroAssembler,
     private readonly index: number,
-    private readonly name: string,
     private readonly info: FuncInfo,
   ) {
     const m = env.module;
@@ -130,7 +129,7 @@ export class FunctionCompiler {
   }
 
   private unsupported(what: string, at: number): never {
-    throw new UnsupportedError(this.name, what, at);
+    throw new UnsupportedError(funcName(this.env.module, this.index), what, at);
   }
 
   private visit(op: number, a: number, b: number, i64: bigint, targets: number[] | null, at: number): void {
