@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { LineSplitter } from "./lines.ts";
 
 export interface QmpEvent {
   event: string;
@@ -37,7 +38,7 @@ interface Pending {
 }
 
 export class QmpClient {
-  private buf = "";
+  private readonly lines = new LineSplitter({ terminal: false });
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private readonly listeners: Array<(e: QmpEvent) => void> = [];
@@ -109,11 +110,8 @@ export class QmpClient {
   private closeHandler: ((e: Error) => void) | undefined;
 
   private onData(d: string): void {
-    this.buf += d;
-    let nl: number;
-    while ((nl = this.buf.indexOf("\n")) >= 0) {
-      const line = this.buf.slice(0, nl).trim();
-      this.buf = this.buf.slice(nl + 1);
+    for (const raw of this.lines.push(d)) {
+      const line = raw.trim();
       if (!line) continue;
       let msg: Record<string, unknown>;
       try {
