@@ -5,7 +5,7 @@
 // first, and the first 4 GiB last (it is where core can place descriptors).
 import { DbError } from "./database.ts";
 import type { Host } from "./host.ts";
-import { span } from "./mapview.ts";
+import { formatBytes, span } from "./mapview.ts";
 import { KIND, type Op, pn } from "./notation.ts";
 
 export interface Run {
@@ -159,7 +159,7 @@ export class ResourceService {
 
   /** Chooses Available entries covering `bytes`: largest pages first, highest addresses first, first 4 GiB last. */
   allocMemory(bytes: bigint): Run[] {
-    if (bytes <= 0n || bytes % FOUR_MB !== 0n) throw new RangeError(`partition size ${bytes} must be a positive multiple of 4 MB`);
+    if (bytes <= 0n || bytes % FOUR_MB !== 0n) throw new RangeError(`partition size ${formatBytes(bytes)} is not a positive multiple of 4 MB (the smallest page a partition gets): round it up`);
     const taken = new Set<number>();
     const picks: Array<{ map: number; index: number }> = [];
     let remaining = bytes;
@@ -180,7 +180,7 @@ export class ResourceService {
     }
     if (remaining > 0n) {
       this.highHint.clear();
-      throw new Error(`not enough Available memory: ${remaining} bytes of ${bytes} could not be placed`);
+      throw new Error(`not enough Available memory: ${formatBytes(remaining)} of the ${formatBytes(bytes)} requested could not be placed (free memory by destroying a partition, or ask for less)`);
     }
     return toRuns(picks);
   }
