@@ -7,6 +7,7 @@ import { KIND } from "./notation.ts";
 import { chanExports } from "./channel.ts";
 import { cdbRequest, ChannelBus, type Channel } from "./channel_bus.ts";
 import { ChannelMemoryError, HostChannelMemory } from "./channel_memory.ts";
+import { ResourceService } from "./resource-service.ts";
 import { ScheduleControl, Scheduler } from "./schedule.ts";
 
 let host: Host;
@@ -15,19 +16,9 @@ beforeAll(async () => {
   host = await Host.create({ memory: 64n << 20n });
 });
 
+/** A partition with a descriptor and no memory, defined the way the resource service defines every partition. */
 function definePartition(name: string, kind: number): number {
-  const p = host.freeDbPage();
-  const ui = host.db.indexPage();
-  const take = host.takeForUltravisor(p);
-  const leaf = host.view.leaf(BigInt(p) * 4096n);
-  host.submit({
-    ops: [
-      ...take,
-      { op: "initialize", partition: p, descriptor: { kind, name, principal: "" } },
-      { op: "changeOwner", map: leaf.map, first: leaf.index, last: leaf.index, from: ui.ultra, to: p },
-    ],
-  }, `define ${name}`);
-  return p;
+  return new ResourceService(host).create({ name, kind, at: [] });
 }
 
 describe("channels on the resource database", () => {

@@ -4,6 +4,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
 import { KIND, type Op, type Transaction } from "./notation.ts";
+import { ResourceService } from "./resource-service.ts";
 
 let host: Host;
 
@@ -11,16 +12,9 @@ beforeEach(async () => {
   host = await Host.create({ memory: 64n << 20n });
 });
 
+/** A partition with a descriptor and no memory, defined the way the resource service defines every partition. */
 function define(name: string, kind: number): number {
-  const p = host.freeDbPage();
-  const ui = host.db.indexPage();
-  const leaf = host.view.leaf(BigInt(p) * 4096n);
-  host.submit({ ops: [
-    ...host.takeForUltravisor(p),
-    { op: "initialize", partition: p, descriptor: { kind, name, principal: "" } },
-    { op: "changeOwner", map: leaf.map, first: leaf.index, last: leaf.index, from: ui.ultra, to: p },
-  ] });
-  return p;
+  return new ResourceService(host).create({ name, kind, at: [] });
 }
 
 /** n Available 4 KiB pages, handed to p; returns the first page. */
