@@ -106,7 +106,7 @@ export class ResourceService {
       const into = free[0]!;
       this.host.ensurePage((j + 1) * 1024 - 1);
       this.host.submit({ ops: [
-        { op: "changeOwner", map: into.map, first: into.index, last: into.index, from: this.ui.avail, to: this.ui.ultra },
+        ...this.host.takeForUltravisor(into.page),
         { op: "split", map: low.page, index: j, into: into.page, owner: this.ui.avail },
       ] }, `grow database pages into ${pn(low.page)} entry ${j}`);
       free = this.freeSmallPages(2);
@@ -148,7 +148,7 @@ export class ResourceService {
       if (!e) continue;
       const into = this.allocDbPage();
       this.host.submit({ ops: [
-        { op: "changeOwner", map: into.map, first: into.index, last: into.index, from: this.ui.avail, to: this.ui.ultra },
+        ...this.host.takeForUltravisor(into.page),
         { op: "split", map: e.map, index: e.index, into: into.page, owner: this.ui.avail },
       ] }, `split ${pn(e.map)} entry ${e.index} for partition memory`);
       this.highHint.clear();
