@@ -99,6 +99,11 @@ export class Context {
     }
   }
 
+  /** Entry k's register if it is a pinned-local reference, else −1. */
+  pinnedAt(k: number): number {
+    return this.where[k] === Where.Local ? this.regOf[k]! : -1;
+  }
+
   /** The top entry's register if it is a pinned-local reference (usable read-only), else −1. */
   topPinned(): number {
     const k = this.where.length - 1;

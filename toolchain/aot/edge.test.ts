@@ -102,6 +102,31 @@ describe("per-opcode edge values", () => {
     checkAll(b.build(), calls);
   });
 
+  it("bounds checks reused on a pinned local only where they still hold (after local.set and at joins they are redone)", () => {
+    const b = new ModuleBuilder();
+    b.setMemory(1, 1);
+    // Same register, smaller end: the second check is dropped; a local.set makes the third access check again.
+    b.func([I32], [I32], [], [
+      ...op.get(0), ...op.mem(0x28, 16), ...op.get(0), ...op.mem(0x28, 0), 0x6a,
+      ...op.get(0), ...op.i32(65530), 0x6a, ...op.set(0), ...op.get(0), ...op.mem(0x28, 0), 0x6a,
+    ], "reuse");
+    // A check made inside one arm of an if does not cover the access after the join.
+    b.func([I32, I32], [I32], [], [
+      ...op.get(1), 0x04, 0x40, ...op.get(0), ...op.mem(0x29, 100), 0x1a, ...op.end,
+      ...op.get(0), ...op.mem(0x28, 0), ...op.get(0), ...op.mem(0x2d, 2), 0x6a,
+    ], "join");
+    // A tee'd address inside a loop: each iteration's access is checked against the new value.
+    b.func([I32], [I32], [I32], [
+      ...op.block(), ...op.loop(), ...op.get(0), ...op.mem(0x28, 0), ...op.get(1), 0x6a, ...op.set(1),
+      ...op.get(0), ...op.i32(4096), 0x6a, ...op.tee(0), ...op.i32(70000), 0x49, ...op.brIf(0), ...op.end, ...op.end, ...op.get(1),
+    ], "walk");
+    const calls: { name: string; args: bigint[] }[] = [];
+    for (const p of [0n, 4n, 6n, 7n, 65500n, 65512n, 65516n, 65520n, 65532n, 0xfffffff0n]) calls.push({ name: "reuse", args: [p] });
+    for (const p of [0n, 65432n, 65436n, 65532n, 65533n, 65535n, 0xfffffff0n]) for (const c of [0n, 1n]) calls.push({ name: "join", args: [p, c] });
+    for (const p of [0n, 1000n, 3000n, 65532n]) calls.push({ name: "walk", args: [p] });
+    checkAll(b.build(), calls);
+  });
+
   it("br_table: default, out-of-range and huge indices; deep nesting", () => {
     const b = new ModuleBuilder();
     const body: number[] = [];

@@ -48,6 +48,26 @@ export class MacroAssembler {
     readonly memBase: number | null = null,
   ) {}
 
+  /**
+   * Bounds already proven on the current straight-line path: checkedEnd[r] = E means `r + E <= memory size` was
+   * checked for register r, which holds a pinned local (its value changes only through local.set/tee, which calls
+   * forgetCheck). Memory never shrinks, so a check stays true across calls and memory.grow; it is dropped at every
+   * label the visitor binds (another path may join there) and at each function's prologue.
+   */
+  private readonly checkedEnd: number[] = new Array<number>(16).fill(-1);
+
+  forgetChecks(): void {
+    this.checkedEnd.fill(-1);
+  }
+  forgetCheck(r: number): void {
+    this.checkedEnd[r] = -1;
+  }
+  /** Binds a label where control flow may join: forgets the checks proven on the fall-through path. */
+  bind(l: Label): void {
+    this.forgetChecks();
+    this.a.bind(l);
+  }
+
   trap(code: Trap): Label {
     const l = this.trapLabels.get(code);
     if (!l) throw new Error(`no trap stub for code ${code}`);
@@ -286,16 +306,19 @@ export class MacroAssembler {
    * zero-extended in a register). Memory is not guarded by page protection: the compare against the current size
    * is the only check, so it must precede every access.
    */
-  heapAddr(addr: number, offset: number, bytes: number, size: 1 | 2 | 4 | 8): Mem {
+  heapAddr(addr: number, offset: number, bytes: number, size: 1 | 2 | 4 | 8, pinned = false): Mem {
     const a = this.a;
     const end = offset + bytes;
-    if (end <= 0x7fffffff) a.lea(reg(R11, 8), qword({ base: reg(addr, 8), disp: end }));
-    else {
-      a.mov(reg(R11, 8), end);
-      a.add(reg(R11, 8), reg(addr, 8));
+    if (!pinned || this.checkedEnd[addr]! < end) {
+      if (end <= 0x7fffffff) a.lea(reg(R11, 8), qword({ base: reg(addr, 8), disp: end }));
+      else {
+        a.mov(reg(R11, 8), end);
+        a.add(reg(R11, 8), reg(addr, 8));
+      }
+      a.cmp(reg(R11, 8), this.ctx(Ctx.MemSize));
+      a.ja(this.trap(Trap.MemoryOutOfBounds));
+      if (pinned) this.checkedEnd[addr] = end;
     }
-    a.cmp(reg(R11, 8), this.ctx(Ctx.MemSize));
-    a.ja(this.trap(Trap.MemoryOutOfBounds));
     if (this.memBase !== null) {
       // Constant base: [addr + base + offset], or through r11 when that sum needs more than a disp32.
       const disp = this.memBase + offset;
@@ -346,8 +369,9 @@ export class MacroAssembler {
     else a.movzx(reg(dst, 4), m);
   }
 
-  loadHeap(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, addr: number, offset: number): void {
-    const m = this.heapAddr(addr, offset, bytes, bytes);
+  /** `pinned`: addr is a pinned local's register (its bounds check may be reused, see checkedEnd). */
+  loadHeap(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, addr: number, offset: number, pinned = false): void {
+    const m = this.heapAddr(addr, offset, bytes, bytes, pinned);
     const a = this.a;
     if (bytes === 8 || (bytes === 4 && !signed)) a.mov(reg(dst, bytes as Size), m);
     else if (bytes === 4) a.movsxd(reg(dst, 8), m);
@@ -355,7 +379,7 @@ export class MacroAssembler {
     else a.movzx(reg(dst, 4), m);
   }
 
-  storeHeap(bytes: 1 | 2 | 4 | 8, value: Opnd, addr: number, offset: number): void {
+  storeHeap(bytes: 1 | 2 | 4 | 8, value: Opnd, addr: number, offset: number, pinned = false): void {
     if (value.k === "mem") {
       this.a.mov(reg(RAX, bytes), resize(value.m, bytes));
       value = { k: "reg", r: RAX };
@@ -363,7 +387,7 @@ export class MacroAssembler {
       this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
       value = { k: "reg", r: RAX };
     }
-    const m = this.heapAddr(addr, offset, bytes, bytes);
+    const m = this.heapAddr(addr, offset, bytes, bytes, pinned);
     if (value.k === "reg") this.a.mov(m, reg(value.r, bytes));
     else this.a.mov(m, Number(BigInt.asIntN(Math.min(bytes * 8, 32), value.v)));
   }
@@ -405,6 +429,7 @@ export class MacroAssembler {
   /** Frame setup: `frameBytes` below rbp, checked against the stack limit before anything is written there. */
   prologue(frameBytes: number): void {
     const a = this.a;
+    this.forgetChecks();
     a.push(FP);
     a.mov(FP, reg(4, 8));
     if (frameBytes > 0) a.sub(reg(4, 8), frameBytes);

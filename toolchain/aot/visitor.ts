@@ -124,7 +124,7 @@ export class FunctionCompiler {
       }
       this.visit(ins.op, ins.a, ins.b, ins.i64, ins.targets, ins.at);
     }
-    a.bind(this.retLabel);
+    this.masm.bind(this.retLabel);
     this.masm.epilogue();
   }
 
@@ -205,6 +205,7 @@ export class FunctionCompiler {
       const f = k === 0 ? m.clz : k === 1 ? m.ctz : m.popcnt;
       return this.unary(size, size, (r) => f.call(m, size, r));
     }
+    if ((k === 3 || k === 4) && this.addConstToPinned(size, k === 4)) return;
     const rhs = this.cx.pop();
     const lhs = this.cx.popReg();
     const alu: Record<number, AluOp> = { 3: "add", 4: "sub", 10: "and", 11: "or", 12: "xor" };
@@ -215,6 +216,26 @@ export class FunctionCompiler {
     else m.divRem(size, k === 6 || k === 8, k === 8 || k === 9, lhs, rhs);
     this.cx.done(rhs);
     this.cx.pushReg(size, lhs);
+  }
+
+  /**
+   * `local.get p; const c; add|sub` with p pinned: one `lea dst, [p ± c]` instead of copying p and adding. A 32-bit
+   * lea keeps the low half of the 64-bit sum, which is the wrapping i32 result since p is held zero-extended.
+   */
+  private addConstToPinned(size: Size, sub: boolean): boolean {
+    const c = this.cx.peekConst(0);
+    if (c === null || this.cx.height < 2) return false;
+    const k = this.cx.height - 2;
+    const p = this.cx.pinnedAt(k);
+    if (p < 0) return false;
+    const v = size === 4 ? BigInt.asIntN(32, sub ? -c : c) : BigInt.asIntN(64, sub ? -c : c);
+    if (v < -0x80000000n || v > 0x7fffffffn) return false;
+    this.cx.drop();
+    this.cx.drop();
+    const dst = this.cx.alloc();
+    this.masm.a.lea(reg(dst, size), qword({ base: reg(p, 8), disp: Number(v) }));
+    this.cx.pushReg(size, dst);
+    return true;
   }
 
   // ---- variables ----------------------------------------------------------------------------------------------------
@@ -237,6 +258,7 @@ export class FunctionCompiler {
       const size = this.cx.localSizes[i]!;
       const v = this.cx.pop();
       this.cx.materializeLocal(i);
+      this.masm.forgetCheck(p);
       this.masm.load(size, p, v);
       this.cx.done(v);
       if (tee) this.cx.pushLocal(size, i);
@@ -298,7 +320,7 @@ export class FunctionCompiler {
       // Address straight from a pinned local's register; the result needs a register of its own.
       this.cx.drop();
       const dst = this.cx.alloc();
-      this.masm.loadHeap(size, bytes, signed, dst, pinned, offset);
+      this.masm.loadHeap(size, bytes, signed, dst, pinned, offset, true);
       this.cx.pushReg(size, dst);
       return;
     }
@@ -320,7 +342,7 @@ export class FunctionCompiler {
     const pinned = this.cx.topPinned();
     const addr = pinned >= 0 ? pinned : this.cx.popReg();
     if (pinned >= 0) this.cx.drop();
-    this.masm.storeHeap(bytes, value, addr, offset);
+    this.masm.storeHeap(bytes, value, addr, offset, pinned >= 0);
     this.cx.done(value);
     this.cx.release(addr);
   }
@@ -359,7 +381,7 @@ export class FunctionCompiler {
     const { params, results } = this.blockSizes(bt);
     this.cx.spillAll();
     const label = this.masm.a.label();
-    if (op === Op.Loop) this.masm.a.bind(label);
+    if (op === Op.Loop) this.masm.bind(label);
     this.ctl.push({ op, base: this.cx.height - params.length, params, results, label, elseLabel: null, isFunction: false });
   }
 
@@ -380,7 +402,10 @@ export class FunctionCompiler {
       return;
     }
     const rhs = this.cx.pop();
-    const lhs = this.cx.popReg();
+    // A pinned local is compared in its own register (cmp only reads it); release() ignores pinned registers.
+    const pinned = this.cx.topPinned();
+    if (pinned >= 0) this.cx.drop();
+    const lhs = pinned >= 0 ? pinned : this.cx.popReg();
     this.masm.cmp(size, lhs, rhs);
     this.cx.done(rhs);
     this.cx.release(lhs);
@@ -416,7 +441,7 @@ export class FunctionCompiler {
       this.cx.spillAll();
       this.masm.a.jmp(f.label);
     }
-    this.masm.a.bind(f.elseLabel!);
+    this.masm.bind(f.elseLabel!);
     f.elseLabel = null;
     f.op = Op.Else;
     this.dead = false;
@@ -432,8 +457,8 @@ export class FunctionCompiler {
       return;
     }
     if (!this.dead) this.cx.spillAll();
-    if (f.elseLabel) this.masm.a.bind(f.elseLabel);
-    if (f.op !== Op.Loop) this.masm.a.bind(f.label);
+    if (f.elseLabel) this.masm.bind(f.elseLabel);
+    if (f.op !== Op.Loop) this.masm.bind(f.label);
     this.dead = false;
     this.cx.resetTo(f.base, f.results);
   }
@@ -477,7 +502,7 @@ export class FunctionCompiler {
     const skip = this.masm.a.label();
     this.jumpIfFalse(skip, cond);
     this.branchTo(depth);
-    this.masm.a.bind(skip);
+    this.masm.bind(skip);
   }
 
   private visitBrTable(targets: number[]): void {
@@ -515,7 +540,7 @@ export class FunctionCompiler {
       a.cmp(r32, mid);
       a.jb(left);
       search(mid, hi);
-      a.bind(left);
+      this.masm.bind(left);
       search(lo, mid);
     };
     if (n === 0) a.jmp(labelFor(targets[0]!));
@@ -525,7 +550,7 @@ export class FunctionCompiler {
       search(0, n);
     }
     for (const s of stubs) {
-      a.bind(s.label);
+      this.masm.bind(s.label);
       this.branchTo(s.depth);
     }
     this.markDead();
