@@ -4,7 +4,7 @@
 // ResourceService.allocMemory. Splits are real transactions (sent by the caller's ResourceService).
 import type { Host } from "./host.ts";
 import { span } from "./mapview.ts";
-import type { ResourceService, Run } from "./resource-service.ts";
+import { checkPartitionSize, type ResourceService, type Run } from "./resource-service.ts";
 
 export interface Placement {
   runs: Run[];
@@ -51,7 +51,7 @@ function findRun(host: Host, s: number, n: number, r: Range): { map: number; fir
  * transaction. `preferred` is the node range tried first; the whole host is tried next.
  */
 export function placeMemory(host: Host, rs: ResourceService, bytes: bigint, preferred?: Range): Placement {
-  if (bytes <= 0n || bytes % (4n << 20n) !== 0n) throw new RangeError(`partition memory ${bytes} must be a positive multiple of 4 MB`);
+  checkPartitionSize(bytes);
   const whole: Range = { base: 0n, end: span(host.order) * 1024n, name: "any node" };
   const ranges = preferred ? [preferred, whole] : [whole];
   const t = tileScale(bytes, host.order);

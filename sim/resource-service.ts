@@ -159,7 +159,7 @@ export class ResourceService {
 
   /** Chooses Available entries covering `bytes`: largest pages first, highest addresses first, first 4 GiB last. */
   allocMemory(bytes: bigint): Run[] {
-    if (bytes <= 0n || bytes % FOUR_MB !== 0n) throw new RangeError(`partition size ${formatBytes(bytes)} is not a positive multiple of 4 MB (the smallest page a partition gets): round it up`);
+    checkPartitionSize(bytes);
     const taken = new Set<number>();
     const picks: Array<{ map: number; index: number }> = [];
     let remaining = bytes;
@@ -287,4 +287,11 @@ function toRuns(picks: Array<{ map: number; index: number }>): Run[] {
     }
   }
   return runs;
+}
+
+/** Partition memory comes in 4 MiB pages at least (4 KiB pages are the database's, docs/spec-notes.md). */
+export function checkPartitionSize(bytes: bigint): void {
+  if (bytes <= 0n || bytes % FOUR_MB !== 0n) {
+    throw new RangeError(`partition size ${formatBytes(bytes)} is not a positive multiple of 4 MB (the smallest page a partition gets): round it up`);
+  }
 }
