@@ -13,11 +13,18 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const quiet = { log: () => undefined, artifactsDir: join(scratch, "artifacts") };
 
 describe("Machine on real QEMU + OVMF", () => {
-  it("boots the firmware, answers QMP, reads the reset vector, and decodes an isa-debug-exit code", async () => {
+  it("boots the firmware on a fresh copy of its variable store, answers QMP, reads the reset vector, and decodes an isa-debug-exit code", async () => {
+    const installedVars = readFileSync(discoverOvmf().vars);
     const m = await Machine.start({ ...quiet, name: "hw-firmware", mem: "128M", timeoutMs: 120_000 });
+    // The writable pflash unit is a copy made for this run (the firmware stores boot options in it), never the
+    // installed file; it goes away with the run.
+    const vars = /if=pflash,format=raw,unit=1,file=(\S+)/.exec(m.commandLine)?.[1];
+    expect(vars).toBeDefined();
+    expect(vars).not.toBe(discoverOvmf().vars);
     try {
       const hit = await m.waitFor(/BdsDxe: (loading|starting) Boot\d+/, 110_000);
       expect(hit[0]).toMatch(/^BdsDxe/);
+      expect(existsSync(vars!)).toBe(true);
       expect(await m.qmp!.queryStatus()).toMatchObject({ status: "running", running: true });
       // pflash unit 0 ends at 4 GiB, so its last 16 bytes are what the CPU fetches at reset (0xFFFFFFF0).
       const code = readFileSync(discoverOvmf().code);
@@ -31,6 +38,8 @@ describe("Machine on real QEMU + OVMF", () => {
     } finally {
       await m.close();
     }
+    expect(existsSync(vars!)).toBe(false);
+    expect(readFileSync(discoverOvmf().vars).equals(installedVars)).toBe(true);
   }, 150_000);
 
   it("sends system_powerdown (QEMU reports the POWERDOWN event) and quits over QMP", async () => {
