@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadScenario } from "./scenario.ts";
 import { runScenario } from "./run-scenario.ts";
-import { parseLog, formatTransaction } from "./notation.ts";
+import { parseLog, formatTransaction, gmk } from "./notation.ts";
 
 const SPEC_DIR = join(import.meta.dirname, "..", "..", "shared", "spec");
 const TX_LINE = /^(Begin Transaction|Commit Transaction|End Transaction|Change Owner|Initialize Partition|Destroy Partition|Merge Map|Split Map)/;
@@ -47,6 +47,40 @@ describe("Figure 8 worked example", () => {
     expect(r.failures).toEqual([]);
     const got = printed.filter((l) => TX_LINE.test(l)).map(normalise);
     expect(got).toEqual(expected);
+  });
+
+  it("holds the map of [0219]-[0221] once X and Y exist (X at PGM entry 2, docs/spec-notes.md 1)", async () => {
+    const s = loadScenario(join(import.meta.dirname, "..", "examples", "figure8.yaml"));
+    // Stop before the destroys: the map then is the one Figure 8 draws.
+    s.operations = s.operations.filter((o) => o.kind !== "destroy");
+    s.expect = { owners: [], output: [] };
+    const { host, failures } = await runScenario(s, () => {}, { map: false });
+    expect(failures).toEqual([]);
+    const P = (k: number): number => gmk(0, 1, k);
+    const REF = (k: number): number => (P(k) | 0x80000000) | 0;
+    const [missing, avail, boot, ultra, X, Y] = [P(19), P(20), P(22), P(24), P(25), P(26)];
+    // Each row: map page, first entry, last entry, value, as the paragraphs state them.
+    const rows: Array<[number, number, number, number]> = [
+      // [0219] the PGM at Mem[0,1,0]
+      [P(0), 0, 0, REF(1)], [P(0), 1, 1, avail], [P(0), 2, 2, X], [P(0), 3, 14, avail], [P(0), 15, 15, REF(16)],
+      [P(0), 16, 1023, missing],
+      // [0220] the PMM at Mem[0,1,1]
+      [P(1), 0, 0, boot], [P(1), 1, 1, REF(18)], [P(1), 2, 2, ultra], [P(1), 3, 767, avail], [P(1), 768, 1023, Y],
+      // [0219] "all of the 4MB pages in the last 4GB happen to be available"
+      [P(16), 0, 1023, avail],
+      // [0221] the PKM at Mem[0,1,18]: map pages 0, 1, 16, 18 (and 2-15, 17 reserved, [0217]) the ultravisor's;
+      // 19-22 the pseudo partitions' descriptors, each owning itself; 23 the index; 24-26 descriptors; 27- Available.
+      [P(18), 0, 18, ultra], [P(18), 19, 19, P(19)], [P(18), 20, 20, P(20)], [P(18), 21, 21, P(21)],
+      [P(18), 22, 22, P(22)], [P(18), 23, 23, ultra], [P(18), 24, 24, ultra], [P(18), 25, 25, X], [P(18), 26, 26, Y],
+      [P(18), 27, 1023, avail],
+    ];
+    for (const [map, first, last, want] of rows) {
+      for (let i = first; i <= last; i++) expect([map, i, host.view.entry(map, i)]).toEqual([map, i, want]);
+    }
+    // [0218]: the Ultravisor Index.
+    expect(host.db.indexPage()).toMatchObject({ index: P(23), top: P(0), order: 3, ultra, avail });
+    // Only the four map pages the figure draws.
+    expect(host.view.maps().map((m) => m.page)).toEqual([P(0), P(1), P(18), P(16)]);
   });
 
   it("parses the spec's own logs back into the same transactions it prints", () => {
