@@ -20,9 +20,8 @@ export interface BuildPeOptions {
 export interface BuiltPe {
   file: Uint8Array;
   layout: PeLayout;
+  /** Patched sections, abs64 sites, and every symbol's address at the preferred image base. */
   linked: Linked;
-  /** Every defined symbol's RVA (for symbol maps: the load address is unknown until the firmware picks it). */
-  symbolRvas: Map<string, number>;
 }
 
 export function buildPe(obj: ObjectFile, options: BuildPeOptions): BuiltPe {
@@ -44,7 +43,5 @@ export function buildPe(obj: ObjectFile, options: BuildPeOptions): BuiltPe {
   );
   const input = peInputFromObject(obj, layout, linked, options.entry);
   if (options.timestamp !== undefined) input.timestamp = options.timestamp;
-  const symbolRvas = new Map<string, number>();
-  for (const s of obj.symbols) symbolRvas.set(s.name, layout.sections[s.section]!.rva + s.offset);
-  return { file: writePe(input), layout, linked, symbolRvas };
+  return { file: writePe(input), layout, linked };
 }
