@@ -133,6 +133,22 @@ export class Context {
     this.localOf.push(-1);
   }
 
+  /**
+   * Where a block's single result travels at its end label (see visitor.ts): the first register of the pool. Every
+   * other entry is in its home slot at a block boundary, so this register is free on every path that reaches it.
+   */
+  get resultReg(): number {
+    return this.pool[0]!;
+  }
+
+  /** Pushes an entry held in register r, which must be free (a block result arriving in resultReg). */
+  pushFixed(size: Size, r: number): void {
+    const i = this.free.indexOf(r);
+    if (i < 0) throw new Error(`register allocator: result register ${r} is not free at a block end`);
+    this.free.splice(i, 1);
+    this.pushReg(size, r);
+  }
+
   /** A free register, spilling the deepest register-held entry if none is free. */
   alloc(): number {
     const r = this.free.pop();

@@ -435,10 +435,27 @@ export class FunctionCompiler {
     this.ctl.push({ op: Op.If, base: this.cx.height, params, results, label: this.masm.a.label(), elseLabel, isFunction: false });
   }
 
+  /**
+   * Blocks and ifs with one result hand it over in the context's resultReg rather than in a home slot: every path to
+   * the end label (fall-through, br, br_if, br_table) leaves it there, which saves a store and a dependent reload at
+   * each merge. Loops (whose label takes params) and the function body (result in rax) keep their own conventions.
+   */
+  private resultInReg(f: Ctl): boolean {
+    return !f.isFunction && f.op !== Op.Loop && f.results.length === 1;
+  }
+
+  /** The fall-through edge into f's end label: the agreed state there. */
+  private fallToEnd(f: Ctl): void {
+    if (this.resultInReg(f)) {
+      this.cx.spillBelow(1);
+      this.cx.loadTopInto(this.cx.resultReg);
+    } else this.cx.spillAll();
+  }
+
   private visitElse(): void {
     const f = this.ctl[this.ctl.length - 1]!;
     if (!this.dead) {
-      this.cx.spillAll();
+      this.fallToEnd(f);
       this.masm.a.jmp(f.label);
     }
     this.masm.bind(f.elseLabel!);
@@ -456,11 +473,14 @@ export class FunctionCompiler {
       this.dead = false;
       return;
     }
-    if (!this.dead) this.cx.spillAll();
+    if (!this.dead) this.fallToEnd(f);
     if (f.elseLabel) this.masm.bind(f.elseLabel);
     if (f.op !== Op.Loop) this.masm.bind(f.label);
     this.dead = false;
-    this.cx.resetTo(f.base, f.results);
+    if (this.resultInReg(f)) {
+      this.cx.resetTo(f.base, []);
+      this.cx.pushFixed(f.results[0]!, this.cx.resultReg);
+    } else this.cx.resetTo(f.base, f.results);
   }
 
   private target(depth: number): { f: Ctl; arity: number } {
@@ -476,7 +496,8 @@ export class FunctionCompiler {
       this.masm.a.jmp(f.label);
       return;
     }
-    this.cx.moveTopTo(arity, f.base);
+    if (this.resultInReg(f)) this.cx.loadTopInto(this.cx.resultReg);
+    else this.cx.moveTopTo(arity, f.base);
     this.masm.a.jmp(f.label);
   }
 
@@ -516,7 +537,7 @@ export class FunctionCompiler {
     const stubs: { label: Label; depth: number }[] = [];
     const labelFor = (depth: number): Label => {
       const { f, arity } = this.target(depth);
-      if (!f.isFunction && (arity === 0 || f.base === this.cx.height - arity)) return f.label;
+      if (!f.isFunction && (arity === 0 || (!this.resultInReg(f) && f.base === this.cx.height - arity))) return f.label;
       let s = stubs.find((x) => x.depth === depth);
       if (!s) {
         s = { label: a.label(), depth };
