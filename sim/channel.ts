@@ -81,37 +81,6 @@ export interface QueueHeader {
   numReceived: bigint; tail: number; numIrqReceived: bigint; numEmpty: bigint; errorflags: number;
 }
 
-export interface ChannelHeader {
-  signature: bigint; headerSize: number; size: bigint; features: bigint; chtype: string; partitionHandle: bigint;
-  handle: bigint; chSpaceOffset: bigint; versionId: number; partitionIndex: number; zone: string; cliStrOffset: number;
-  cliStateBoot: number; cmdStateCli: number; cliStateOs: number; characteristic: number; cmdStateSrv: number;
-  srvState: number; cliErrorBoot: number; cliErrorOs: number; recoverChannel: number;
-}
-
-/** Formats 16 GUID bytes (EFI byte order) as the usual text form. */
-export function guidText(b: Uint8Array): string {
-  const h = (i: number, n: number, rev: boolean): string => {
-    const s = Array.from(b.subarray(i, i + n), (x) => x.toString(16).padStart(2, "0"));
-    return (rev ? s.reverse() : s).join("");
-  };
-  return `${h(0, 4, true)}-${h(4, 2, true)}-${h(6, 2, true)}-${h(8, 2, false)}-${h(10, 6, false)}`;
-}
-
-/** Decodes the channel header at `base` (offsets of section 1). */
-export function readChannelHeader(buf: ArrayBuffer, base: number): ChannelHeader {
-  const v = new DataView(buf, base, 128);
-  const u8 = new Uint8Array(buf, base, 128);
-  return {
-    signature: v.getBigUint64(0, true), headerSize: v.getUint32(12, true), size: v.getBigUint64(16, true),
-    features: v.getBigUint64(24, true), chtype: guidText(u8.subarray(32, 48)), partitionHandle: v.getBigUint64(48, true),
-    handle: v.getBigUint64(56, true), chSpaceOffset: v.getBigUint64(64, true), versionId: v.getUint32(72, true),
-    partitionIndex: v.getUint32(76, true), zone: guidText(u8.subarray(80, 96)), cliStrOffset: v.getUint32(96, true),
-    cliStateBoot: v.getUint32(100, true), cmdStateCli: v.getUint32(104, true), cliStateOs: v.getUint32(108, true),
-    characteristic: v.getUint32(112, true), cmdStateSrv: v.getUint32(116, true), srvState: v.getUint32(120, true),
-    cliErrorBoot: v.getUint8(124), cliErrorOs: v.getUint8(125), recoverChannel: v.getUint8(127),
-  };
-}
-
 /** Channel offset of queue q's header. */
 export function queueOffset(buf: ArrayBuffer, base: number, q: number): number {
   return Number(new DataView(buf, base, 128).getBigUint64(64, true)) + q * 128;

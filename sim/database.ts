@@ -3,7 +3,7 @@
 // Logic stays in core; this file only moves bytes between TypeScript objects and linear memory.
 import type { Core } from "../core/wasm.ts";
 import type { WasmMemory } from "../core/webassembly.ts";
-import { KIND, type Descriptor, type Op, type Transaction, pn } from "./notation.ts";
+import { type Descriptor, type Op, type Transaction, pn } from "./notation.ts";
 
 export const PAGE = 4096;
 export const MEMORY_BASE = 0x800000;
@@ -428,5 +428,3 @@ function decodeOp(v: DataView, r: number): Op {
       throw new Error(`audit log: unknown record type ${v.getUint8(r)} at ${r}`);
   }
 }
-
-export const GUEST_KIND = KIND.Guest;

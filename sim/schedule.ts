@@ -2,7 +2,7 @@
 // VCPU requests into linear memory, runs sched_compute, decodes the table, and drives the swap control block. Used by
 // the simulator's resource service, the tests and the benches.
 import type { Core } from "../core/wasm.ts";
-import { carve, channelHw } from "./channel.ts";
+import { carve } from "./channel.ts";
 
 type Fn = (...args: never[]) => unknown;
 
@@ -29,9 +29,6 @@ export const NONE = 0xffffffff;
 export const ROW_DEDICATED = 1;
 export const ROW_IDLE = 2;
 export const SchedError = { TABLE_SMALL: -1, BAD_ARGUMENT: -2, NO_DEDICATED_CPU: -3, NO_ROOM: -4 } as const;
-
-/** hw imports the schedule needs (the same barrier as channels). */
-export const scheduleHw = channelHw;
 
 export function schedExports(core: Core): SchedExports {
   const missing = SCHED_EXPORTS.filter((n) => typeof core.exports[n] !== "function");
