@@ -28,7 +28,8 @@ async function quiet<T>(fn: () => Promise<T>): Promise<{ value: T; out: string }
 describe("uvt build", () => {
   it("writes BOOTX64.EFI, esp.img and the symbol map into --out, creating it", async () => {
     const out = join(dir, "a", "b");
-    const r = await quiet(() => build.run(["--out", out]));
+    // The first EFI application: small and fixed (two DIR64 pointers); the default ultravisor image has its own tests.
+    const r = await quiet(() => build.run(["--image", "first", "--out", out]));
     expect(r.value).toBe(0);
     expect(readdirSync(out).sort()).toEqual(["BOOTX64.EFI", "BOOTX64.map", "esp.img"]);
     expect(r.out).toMatch(/built .*BOOTX64\.EFI \(\d+ bytes, 2 base relocations\)/);
@@ -42,12 +43,29 @@ describe("uvt build", () => {
     expect(main?.address).toBe(p.fields.get("ImageBase")! + p.fields.get("AddressOfEntryPoint")!);
   });
 
+  it("builds the Figure 1 ultravisor host by default, entry at efi_main", async () => {
+    const out = join(dir, "uv");
+    const r = await quiet(() => build.run(["--out", out]));
+    expect(r.value).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(["BOOTX64.EFI", "BOOTX64.map", "esp.img"]);
+    const symbols = parseSymbolMap(readFileSync(join(out, "BOOTX64.map"), "utf8"));
+    const p = objdumpPrivate(join(out, "BOOTX64.EFI"));
+    expect(symbols.find((s) => s.name === "efi_main")?.address).toBe(p.fields.get("ImageBase")! + p.fields.get("AddressOfEntryPoint")!);
+    // The lead monitor and the AOT-compiled core are in the image, not only the loader.
+    expect(symbols.some((s) => s.name === "uv_main")).toBe(true);
+  });
+
   it("refuses bad usage with one-line errors", async () => {
+    await expect(build.run(["--image", "second"])).rejects.toThrow(/--image must be 'ultravisor' or 'first'/);
+    await expect(build.run(["--image", "first", "--config", "x.yaml"])).rejects.toThrow(/--config applies to the ultravisor image only/);
+    await expect(build.run(["--config", join(dir, "missing.yaml")])).rejects.toThrow(UsageError);
     const file = join(dir, "plain-file");
     writeFileSync(file, "");
-    await expect(build.run(["--out", file])).rejects.toThrow(new UsageError(`cannot write into ${file}: a file of that name is in the way, pass another --out`));
+    await expect(build.run(["--image", "first", "--out", file])).rejects.toThrow(new UsageError(`cannot write into ${file}: a file of that name is in the way, pass another --out`));
     await expect(build.run(["extra"])).rejects.toThrow(/unexpected argument 'extra'/);
     await expect(build.run(["--out", ""])).rejects.toThrow(UsageError);
+    await expect(build.run(["--image", "second"])).rejects.toThrow(/--image must be 'ultravisor' or 'first'/);
+    await expect(build.run(["--image", "first", "--config", "x.yaml"])).rejects.toThrow(/--config applies to the ultravisor image only/);
   });
 });
 
