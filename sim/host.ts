@@ -4,7 +4,7 @@
 import { type Core, InjectedFault, instantiateCore, coreModule } from "../core/wasm.ts";
 import { WA, type WasmMemory } from "../core/webassembly.ts";
 import {
-  Database, DbError, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, PAGE, PRIVATE_REGION_END_PAGE, REQUEST_BUFFER,
+  Database, DbError, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, PAGE, PN_MASK, PRIVATE_REGION_END_PAGE, REQUEST_BUFFER,
 } from "./database.ts";
 import { MapView, span } from "./mapview.ts";
 import { formatTransaction, type Op, type Transaction, gmk, pn } from "./notation.ts";
@@ -290,7 +290,7 @@ export class Host {
         if (scale === 1 && v === Number(eb / 4096n)) v = 0;
         if (v < 0) {
           flush();
-          deeper.push([v & 0x3fffffff, eb]);
+          deeper.push([v & PN_MASK, eb]);
         } else if (eb >= start && ee <= end) {
           if (v === from) {
             if (run && run.last === i - 1) run.last = i;

@@ -3,7 +3,7 @@
 // ultravisor (core.wasm). It chooses memory; core checks and applies. Placement policy, documented in
 // docs/spec-notes.md: database pages lowest-first in the first 4 GiB, partition memory highest-first, largest pages
 // first, and the first 4 GiB last (it is where core can place descriptors).
-import { DbError } from "./database.ts";
+import { DbError, PN_MASK } from "./database.ts";
 import type { Host } from "./host.ts";
 import { formatBytes, span } from "./mapview.ts";
 import { KIND, type Op, pn } from "./notation.ts";
@@ -235,7 +235,7 @@ export class ResourceService {
   merge(map: number, index: number): void {
     const v = this.host.view.entry(map, index);
     if (v >= 0) throw new Error(`Map${pn(map)} Index(${index}) is not subdivided (it holds ${pn(v)})`);
-    const from = v & 0x3fffffff;
+    const from = v & PN_MASK;
     const owner = this.host.view.entry(from, 0);
     const page = this.host.view.leaf(BigInt(from) * 4096n);
     this.submitOrReset([
