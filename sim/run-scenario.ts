@@ -1,6 +1,7 @@
 // Runs a validated scenario on a simulated host: each operation becomes transactions through the resource service
 // (or is given directly in patent notation), the log is printed as the spec prints it ([0222]–[0224]), expected
 // outcomes are checked, and the final map is printed per scale.
+import { CorePanic } from "../core/wasm.ts";
 import { DbError, errorName } from "./database.ts";
 import { Host } from "./host.ts";
 import { formatBytes } from "./mapview.ts";
@@ -158,6 +159,9 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
           break;
       }
     } catch (e) {
+      // A panic in core or a TypeError here is a bug, not a rejection of the scenario's request: the database may
+      // be half-changed, so nothing after it would mean anything. Stop with the stack.
+      if (e instanceof CorePanic || e instanceof TypeError || e instanceof ReferenceError) throw e;
       error = e;
     }
     if (!pf) {
