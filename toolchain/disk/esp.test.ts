@@ -200,7 +200,11 @@ describe("writeEspImage", () => {
     }
     expect(readdirSync(join(dir, "bad"))).toEqual([]);
     // A failed write (missing directory) leaves no temporary file either.
-    await expect(writeEspImage(join(dir, "missing", "x.img"), { files: [], sizeMiB: 8 })).rejects.toThrow(/ENOENT/);
+    const missing = join(dir, "missing", "x.img");
+    const err = await writeEspImage(missing, { files: [], sizeMiB: 8 }).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+    expect(err?.message).toMatch(new RegExp(`^cannot write ${missing}: ENOENT`));
+    expect(err?.message).not.toContain(".tmp");
+    expect(err?.code).toBe("ENOENT");
   });
 
   it("replaces an existing image in one step", async () => {

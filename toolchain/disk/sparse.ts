@@ -42,8 +42,8 @@ export class SparseImage {
   /** Writes the image to `path` via a temporary file in the same directory and an atomic rename. */
   async writeTo(path: string): Promise<void> {
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-    const fh = await open(tmp, "wx");
     try {
+      const fh = await open(tmp, "wx");
       try {
         await fh.truncate(this.size);
         const sorted = [...this.extents].sort((a, b) => a.offset - b.offset);
@@ -60,7 +60,9 @@ export class SparseImage {
       await rename(tmp, path);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
-      throw err;
+      // The temporary name means nothing to the user: report the target, keep the errno code for callers.
+      const e = err as NodeJS.ErrnoException;
+      throw Object.assign(new Error(`cannot write ${path}: ${e.message.split(tmp).join(path)}`), { code: e.code });
     }
   }
 }
