@@ -35,6 +35,11 @@ describe("scenario validation", () => {
     expect(e7.field).toBe("(syntax)");
     const e8 = errorOf('{"host": {"memory": "64 GB"},\n "operations": [\n  {"create": {"name": "X", "size": "4 GB", "at": "Map[0,1,0] Slot(2)"}}]}');
     expect(e8.message).toMatch(/^s\.yaml:3: operations\[0\]\.create\.at: "Map\[0,1,0\] Slot\(2\)" is not a placement/);
+    // A typo inside a transaction's text: a literal block's own line; a quoted string's line and the line in it.
+    const e9 = errorOf("host: { memory: 64 GB }\noperations:\n  - transaction: |\n      Begin Transaction\n      Destroy Partitio[0,1,25]\n      Commit Transaction\n");
+    expect(e9.message).toMatch(/^s\.yaml:5: operations\[0\]\.transaction: "Destroy Partitio\[0,1,25\]" is not an operation/);
+    const e10 = errorOf('host: { memory: 64 GB, pcpus: 2 }\noperations:\n  - submit: { from: X, transaction: "Begin Transaction\\nDestroy Partitio[0,1,25]" }\n');
+    expect(e10.message).toMatch(/^s\.yaml:3: operations\[0\]\.submit\.transaction: line 2 of the text: "Destroy Partitio/);
   });
 
   it("uvt sim prints the Figure 8 logs and exits 0; a bad file exits 2 with its location", async () => {

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
 import type { HostConfig } from "./host.ts";
 import { parseBytes } from "./mapview.ts";
-import { KIND, type KindName, parsePn, gmk } from "./notation.ts";
+import { KIND, type KindName, NotationError, parseLog, parsePn, gmk } from "./notation.ts";
 import type { Run } from "./resource-service.ts";
 import type { ChannelDef, PartitionDef, PlatformConfig, VcpuDef } from "./platform.ts";
 import { ChannelType, type ChannelTypeName } from "./channel.ts";
@@ -111,6 +111,24 @@ class Reader {
     } catch (e) {
       return this.fail(node, field, (e as Error).message);
     }
+  }
+
+  /**
+   * Transactions in patent notation, checked here so that a typo is reported where it is: a literal block's text
+   * starts on the line after its `|`, so its lines are the file's; a quoted string's "\n" lines and a folded
+   * block's (`>`) are not, so there the scalar's line is given with the line inside the text.
+   */
+  notation(node: N, field: string): string {
+    const text = this.str(node, field);
+    try {
+      parseLog(text);
+    } catch (e) {
+      if (!(e instanceof NotationError)) throw e;
+      const block = isScalar(node) && node.type === "BLOCK_LITERAL";
+      if (!block) this.fail(node, field, `${e.message.replace(/^line (\d+): /, "line $1 of the text: ")}`);
+      throw new ScenarioError(this.file, this.line(node) + e.line, field, e.message.replace(/^line \d+: /, ""));
+    }
+    return text;
   }
 
   /** "[G,M,K]" or a list [G, M, K]. */
@@ -227,7 +245,7 @@ function readOperation(r: Reader, node: YamlNode, field: string): Operation {
       };
     }
     case "transaction":
-      return { ...common, kind: "transaction", text: r.str(v, f) };
+      return { ...common, kind: "transaction", text: r.notation(v, f) };
     case "define": {
       const c = r.map(v, f, ["name", "kind", "user", "memory", "node", "vcpus", "channels"], ["name", "memory", "vcpus"]);
       const name = r.str(c.get("name"), `${f}.name`);
@@ -260,7 +278,7 @@ function readOperation(r: Reader, node: YamlNode, field: string): Operation {
     }
     case "submit": {
       const c = r.map(v, f, ["from", "transaction"], ["from", "transaction"]);
-      return { ...common, kind: "submit", from: r.str(c.get("from"), `${f}.from`), text: r.str(c.get("transaction"), `${f}.transaction`) };
+      return { ...common, kind: "submit", from: r.str(c.get("from"), `${f}.from`), text: r.notation(c.get("transaction"), `${f}.transaction`) };
     }
     case "schedule":
       return { ...common, kind: "schedule" };
