@@ -49,6 +49,7 @@ export class Context {
     readonly pinned: number[] = [],
   ) {
     this.pool = ALLOCATABLE.filter((r) => !pinned.includes(r));
+    for (let i = 0; i < pinned.length; i++) if (pinned[i]! >= 0) this.pinnedLocals.push(i);
     this.free = [...this.pool].reverse();
   }
 
@@ -63,12 +64,17 @@ export class Context {
     return (cache[k] ??= this.masm.frame(-8 * (this.numLocals + 1 + k), size));
   }
   private readonly homes8: Mem[] = [];
+  private readonly locals: Mem[] = [];
+  /** Indices of the locals that have a pinned register, ascending. */
+  readonly pinnedLocals: number[] = [];
   private readonly homes4: Mem[] = [];
   /** The frame slot of local i. */
   local(i: number): Mem {
+    const cached = this.locals[i];
+    if (cached) return cached;
     const size = this.localSizes[i]!;
-    if (i < this.numParams) return this.masm.frame(16 + 8 * (this.numParams - 1 - i), size);
-    return this.masm.frame(-8 * (i - this.numParams + 1), size);
+    const disp = i < this.numParams ? 16 + 8 * (this.numParams - 1 - i) : -8 * (i - this.numParams + 1);
+    return (this.locals[i] = this.masm.frame(disp, size));
   }
   /** Bytes below rbp this function needs for locals and its deepest value stack. */
   frameBytes(maxStack: number): number {

@@ -56,8 +56,12 @@ export class MacroAssembler {
    */
   private readonly checkedEnd: number[] = new Array<number>(16).fill(-1);
 
+  private anyChecked = false;
+
   forgetChecks(): void {
+    if (!this.anyChecked) return;
     this.checkedEnd.fill(-1);
+    this.anyChecked = false;
   }
   forgetCheck(r: number): void {
     this.checkedEnd[r] = -1;
@@ -79,8 +83,11 @@ export class MacroAssembler {
     return memSized(size, FP, disp);
   }
   ctx(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
+    // The memory-size field is read by every bounds check: one shared operand.
+    if (disp === Ctx.MemSize && size === 8) return this.memSizeField;
     return memSized(size, VMCTX, disp);
   }
+  private readonly memSizeField: Mem = memSized(8, VMCTX, Ctx.MemSize);
 
   /** Materialises a constant: 32-bit values are written zero-extended. */
   movImm(size: Size, dst: number, v: bigint): void {
@@ -317,7 +324,10 @@ export class MacroAssembler {
       }
       a.cmp(reg(R11, 8), this.ctx(Ctx.MemSize));
       a.ja(this.trap(Trap.MemoryOutOfBounds));
-      if (pinned) this.checkedEnd[addr] = end;
+      if (pinned) {
+        this.checkedEnd[addr] = end;
+        this.anyChecked = true;
+      }
     }
     if (this.memBase !== null) {
       // Constant base: [addr + base + offset], or through r11 when that sum needs more than a disp32.

@@ -93,11 +93,11 @@ export class FunctionCompiler {
       a.xor(reg(RAX, 4), reg(RAX, 4));
       for (const j of inMemory) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
     }
-    cx.pinned.forEach((r, i) => {
-      if (r < 0) return;
+    for (const i of cx.pinnedLocals) {
+      const r = cx.pinned[i]!;
       if (i < np) a.mov(reg(r, cx.localSizes[i]!), cx.local(i));
       else a.xor(reg(r, 4), reg(r, 4));
-    });
+    }
     this.ctl.push({
       op: Op.Block, base: 0, params: [], results: this.resultSize ? [this.resultSize] : [], label: this.retLabel,
       elseLabel: null, isFunction: true,
@@ -586,15 +586,13 @@ export class FunctionCompiler {
 
   /** Wasm callees may use every allocatable register, so pinned locals go to their frame slots around calls. */
   private savePinned(): void {
-    this.cx.pinned.forEach((r, i) => {
+    for (const i of this.cx.pinnedLocals) {
       // A local never written still has its initial value in its slot (parameter, or the prologue's zero).
-      if (r >= 0 && this.info.localWritten[i]) this.masm.a.mov(this.cx.local(i), reg(r, this.cx.localSizes[i]!));
-    });
+      if (this.info.localWritten[i]) this.masm.a.mov(this.cx.local(i), reg(this.cx.pinned[i]!, this.cx.localSizes[i]!));
+    }
   }
   private reloadPinned(): void {
-    this.cx.pinned.forEach((r, i) => {
-      if (r >= 0) this.masm.a.mov(reg(r, this.cx.localSizes[i]!), this.cx.local(i));
-    });
+    for (const i of this.cx.pinnedLocals) this.masm.a.mov(reg(this.cx.pinned[i]!, this.cx.localSizes[i]!), this.cx.local(i));
   }
 
   private finishCall(nargs: number, results: number[]): void {
@@ -675,11 +673,18 @@ export const PINNED = [3, 12, 13, 10];
 /** Chooses the locals to keep in PINNED registers: the highest weights (see FuncInfo.localWeights), at least 2. */
 function pickPinned(weight: Float64Array): number[] {
   const n = weight.length;
-  const order = Array.from({ length: n }, (_, i) => i)
-    .filter((i) => weight[i]! >= 2)
-    .sort((x, y) => weight[y]! - weight[x]! || x - y)
-    .slice(0, PINNED.length);
+  // Insertion into a top-k list (k = 4): ties keep the lower index, as a stable sort by descending weight would.
+  const order: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const w = weight[i]!;
+    if (w < 2) continue;
+    let k = order.length;
+    while (k > 0 && weight[order[k - 1]!]! < w) k--;
+    if (k >= PINNED.length) continue;
+    order.splice(k, 0, i);
+    if (order.length > PINNED.length) order.pop();
+  }
   const out = new Array<number>(n).fill(-1);
-  order.forEach((l, k) => (out[l] = PINNED[k]!));
+  for (let k = 0; k < order.length; k++) out[order[k]!] = PINNED[k]!;
   return out;
 }
