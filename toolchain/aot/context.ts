@@ -13,8 +13,9 @@
 import { type Mem } from "../x64/index.ts";
 import { type MacroAssembler, type Opnd, type Size, reg as reg_ } from "./masm.ts";
 
-// Hot imports aliased to module-local constants: tsx runs each file as CommonJS, where every use of an imported
-// binding is a call to an export getter (about 15% of compile time before this, by --cpu-prof).
+// Hot imports aliased to module-local constants: when tsx loads this file as CommonJS (required from a script outside
+// this ESM package), every use of an imported binding is an export-getter call (~15% of compile time by --cpu-prof);
+// loaded as ESM (npm run bench, uvt) the alias costs nothing either way.
 const reg = reg_;
 
 /** Registers handed out to values: everything except rsp, rbp, r14 (vmctx), r15 (memory) and the scratch set. */

@@ -3,8 +3,8 @@
 // the rejection error can say exactly which instruction was found.
 import { Reader } from "./decode.ts";
 
-// A plain enum, not `const enum`: tsx/esbuild transpile file by file and cannot inline a const enum across modules,
-// so consumers alias it to a module-local constant (see visitor.ts) instead of paying an export getter per use.
+// A plain enum, not `const enum`: tsx/esbuild transpile file by file and cannot inline a const enum across modules
+// anyway, and a plain enum can be aliased to a module-local constant (see visitor.ts).
 export enum Op {
   Unreachable = 0x00, Nop = 0x01, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b, Br = 0x0c,
   BrIf = 0x0d, BrTable = 0x0e, Return = 0x0f, Call = 0x10, CallIndirect = 0x11, Drop = 0x1a, Select = 0x1b,
