@@ -46,6 +46,16 @@ export async function coreModule(): Promise<WasmModule> {
   return compiled as WasmModule;
 }
 
+/**
+ * The named functions of core.wasm as a typed record; names the missing ones (a stale build) rather than letting a
+ * call fail later as "not a function".
+ */
+export function typedExports<T>(core: Core, names: readonly string[], what: string): T {
+  const missing = names.filter((n) => typeof core.exports[n] !== "function");
+  if (missing.length) throw new Error(`core.wasm lacks ${what} exports ${missing.join(", ")}: rebuild it (npx tsx core/build.ts --force)`);
+  return Object.fromEntries(names.map((n) => [n, core.exports[n]])) as T;
+}
+
 /** Reads an AssemblyScript string (UTF-16LE, byte length in the u32 before it) out of linear memory. */
 export function readAsString(memory: WasmMemory, ptr: number): string | null {
   if (ptr === 0) return null;

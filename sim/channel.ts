@@ -1,9 +1,7 @@
 // Typed TypeScript face of core.wasm's memory channels (the chan_* exports, docs/specs/channel-abi.md) for the
-// simulator, tests and benches: loading core with the hw imports channels need, decoding headers from linear memory
+// simulator, tests and benches: loading core, typed exports, decoding queue headers from linear memory
 // and small helpers to carve channel memory out of it.
-import { loadCore, type Core, type LoadOptions } from "../core/wasm.ts";
-
-type Fn = (...args: never[]) => unknown;
+import { loadCore, typedExports, type Core, type LoadOptions } from "../core/wasm.ts";
 
 /** The chan_* exports, typed. Addresses are linear-memory (= host physical) byte addresses. */
 export interface ChanExports {
@@ -50,21 +48,13 @@ export const ChannelType = {
 } as const;
 export type ChannelTypeName = keyof typeof ChannelType;
 
-/** The `hw` imports channel code uses; core/wasm.ts supplies the same defaults, tests override them (a fence spy). */
-export const channelHw = {
-  /** x86 MFENCE; V8 runs one thread per memory here, so program order already is the order other observers see. */
-  mfence(): void {},
-};
-
 export function chanExports(core: Core): ChanExports {
-  const missing = CHAN_EXPORTS.filter((n) => typeof core.exports[n] !== "function");
-  if (missing.length) throw new Error(`core.wasm lacks channel exports ${missing.join(", ")}: rebuild it (npx tsx core/build.ts --force)`);
-  return Object.fromEntries(CHAN_EXPORTS.map((n) => [n, core.exports[n] as Fn])) as unknown as ChanExports;
+  return typedExports<ChanExports>(core, CHAN_EXPORTS, "channel");
 }
 
-/** core.wasm with the channel hw imports; `hw` entries override (a test may spy on mfence). */
+/** core.wasm and its channel exports; `hw` entries override core/wasm.ts's defaults (a test may spy on mfence). */
 export async function loadChannelCore(opts: LoadOptions = {}): Promise<{ core: Core; chan: ChanExports }> {
-  const core = await loadCore({ ...opts, hw: { ...channelHw, ...opts.hw } });
+  const core = await loadCore(opts);
   return { core, chan: chanExports(core) };
 }
 

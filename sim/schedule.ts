@@ -1,10 +1,8 @@
 // Typed TypeScript face of core.wasm's processor schedule (the sched_* exports, docs/specs/schedule.md): encodes
 // VCPU requests into linear memory, runs sched_compute, decodes the table, and drives the swap control block. Used by
 // the simulator's resource service, the tests and the benches.
-import type { Core } from "../core/wasm.ts";
+import { typedExports, type Core } from "../core/wasm.ts";
 import { carve } from "./channel.ts";
-
-type Fn = (...args: never[]) => unknown;
 
 export interface SchedExports {
   sched_table_bytes(pcpus: number): number;
@@ -31,9 +29,7 @@ export const ROW_IDLE = 2;
 export const SchedError = { TABLE_SMALL: -1, BAD_ARGUMENT: -2, NO_DEDICATED_CPU: -3, NO_ROOM: -4 } as const;
 
 export function schedExports(core: Core): SchedExports {
-  const missing = SCHED_EXPORTS.filter((n) => typeof core.exports[n] !== "function");
-  if (missing.length) throw new Error(`core.wasm lacks schedule exports ${missing.join(", ")}: rebuild it (npx tsx core/build.ts --force)`);
-  return Object.fromEntries(SCHED_EXPORTS.map((n) => [n, core.exports[n] as Fn])) as unknown as SchedExports;
+  return typedExports<SchedExports>(core, SCHED_EXPORTS, "schedule");
 }
 
 export interface VcpuRequest {
