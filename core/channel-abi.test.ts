@@ -1,13 +1,15 @@
 // The channel ABI against an outside oracle: core/abi/channel_oracle.c, compiled by the machine's gcc from
 // core/abi/channel.h, checks every offset with offsetof/sizeof against the spec's numbers; this test also compares
 // its output with the tables of docs/specs/channel-abi.md and then exchanges signals with core.wasm through a shared
-// file in both directions (core inserts, C removes; C inserts, core removes).
+// file in both directions (core inserts, C removes; C inserts, core removes), and in one process on the very same
+// bytes: the oracle loaded as a shared library (koffi) works on core.wasm's linear memory in turn with core.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import koffi from "koffi";
 import type { Core } from "./wasm.ts";
 import { carve, ChannelType, loadChannelCore, Q, readQueueHeader, type ChanExports } from "../sim/channel.ts";
 
@@ -15,6 +17,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const specPath = resolve(here, "../docs/specs/channel-abi.md");
 let dir: string;
 let oracle: string;
+let oracleLib: string;
 // Length of the caller's mapping of every channel below: each lives in its own 64 KiB carved from core memory.
 const MAP = 65536;
 let core: Core;
@@ -23,8 +26,10 @@ let chan: ChanExports;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "uv-chan-abi-"));
   oracle = join(dir, "channel_oracle");
-  execFileSync("gcc", ["-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-I", join(here, "abi"),
-    "-o", oracle, join(here, "abi", "channel_oracle.c")]);
+  oracleLib = join(dir, "libchannel_oracle.so");
+  const cc = ["-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-Wall", "-Wextra", "-Werror", "-I", join(here, "abi")];
+  execFileSync("gcc", [...cc, "-o", oracle, join(here, "abi", "channel_oracle.c")]);
+  execFileSync("gcc", [...cc, "-shared", "-fPIC", "-o", oracleLib, join(here, "abi", "channel_oracle.c")]);
   ({ core, chan } = await loadChannelCore());
 });
 
@@ -155,5 +160,60 @@ describe("channel ABI: signals between core.wasm and C through a shared file", (
     const file = toFile(base);
     expect(oracleRun("remove", file, "0", "1").trim()).toBe("remove 0 -3");
     expect(chan.chan_remove(base, MAP, 0, base + 8192)).toBe(Q.BAD_QUEUE);
+  });
+});
+
+describe("channel ABI: C and core.wasm on the same memory", () => {
+  it("interleaved inserts and removes by both sides agree with a model ring, wrapping many times", () => {
+    const [ss, slots, size, q] = [24, 5, 4096, 1];
+    const base = carve(core, 65536);
+    expect(chan.chan_format(base, size, 2, ss, slots, ChannelType.console)).toBe(Q.OK);
+    const lib = koffi.load(oracleLib);
+    try {
+      const cInsert = lib.func("int uv_oracle_insert(uint8_t *base, size_t len, uint32_t q, uint32_t tag, uint32_t i)") as
+        (b: Uint8Array, len: number, q: number, tag: number, i: number) => number;
+      const cRemove = lib.func("int uv_oracle_remove(uint8_t *base, size_t len, uint32_t q, uint8_t *dst)") as
+        (b: Uint8Array, len: number, q: number, dst: Uint8Array) => number;
+      // A view of the channel inside linear memory: koffi hands C its address, so C reads and writes core's bytes.
+      const mem = new Uint8Array(core.memory.buffer);
+      const channel = mem.subarray(base, base + size);
+      const [src, dst] = [base + 8192, base + 12288];
+      const model: number[][] = [];
+      let [sent, overflows, received, empty, tags] = [0, 0, 0, 0, 0];
+      // Actor per step from a fixed xorshift sequence: 0 core inserts, 1 C inserts, 2 core removes, 3 C removes.
+      let x = 0x2545f491;
+      for (let step = 0; step < 400; step++) {
+        x ^= x << 13; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+        const actor = x % 4;
+        if (actor < 2) {
+          const payload = pattern(7, tags, ss);
+          const rc = actor === 0
+            ? (mem.set(payload, src), chan.chan_insert(base, MAP, q, src))
+            : cInsert(channel, size, q, 7, tags);
+          const want = model.length === slots - 1 ? Q.FULL_OR_EMPTY : model.length === 0 ? Q.TRANSITION : Q.OK;
+          expect([step, actor, rc]).toEqual([step, actor, want]);
+          if (rc === Q.FULL_OR_EMPTY) overflows++;
+          else { model.push(payload); sent++; }
+          tags++;
+        } else {
+          const out = new Uint8Array(ss);
+          const rc = actor === 2
+            ? chan.chan_remove(base, MAP, q, dst)
+            : cRemove(channel, size, q, out);
+          if (actor === 2 && rc >= 0) out.set(mem.subarray(dst, dst + ss));
+          const want = model.length === 0 ? Q.FULL_OR_EMPTY : model.length === 1 ? Q.TRANSITION : Q.OK;
+          expect([step, actor, rc]).toEqual([step, actor, want]);
+          if (rc === Q.FULL_OR_EMPTY) empty++;
+          else { expect([step, Array.from(out)]).toEqual([step, model.shift()]); received++; }
+        }
+      }
+      const h = readQueueHeader(core.memory.buffer, base, q);
+      expect([h.numSent, h.numOverflows, h.numReceived, h.numEmpty]).toEqual([sent, overflows, received, empty].map(BigInt));
+      // Both sides did everything, and the ring wrapped many times.
+      expect(Math.min(sent, overflows, received, empty)).toBeGreaterThan(10);
+      expect(sent).toBeGreaterThan(10 * slots);
+    } finally {
+      lib.unload();
+    }
   });
 });

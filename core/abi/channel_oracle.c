@@ -2,6 +2,7 @@
  *   channel_oracle layout                 check every offset/size of channel.h against the spec's numbers, print them
  *   channel_oracle insert FILE Q N TAG    insert N signals into queue Q of the channel in FILE (mmap MAP_SHARED)
  *   channel_oracle remove FILE Q N        remove up to N signals from queue Q, printing each payload in hex
+ * Built as a shared library too: uv_oracle_insert/uv_oracle_remove below work on a caller's buffer in process.
  * Signal payloads are a pure function of (TAG, i) that the TypeScript test computes too (see pattern()). */
 #include <stddef.h>
 #include <stdio.h>
@@ -195,6 +196,23 @@ static int remove_one(struct mapped *m, uint32_t q, unsigned char *dst) {
   qh->num_received++;
   qh->tail = next;
   return next == head ? UV_Q_TRANSITION : UV_Q_OK;
+}
+
+/* In-process entry points (core/channel-abi.test.ts loads this file as a shared library through koffi): the channel
+ * is the caller's memory itself, here core.wasm's linear memory, so C and core work on the same bytes in turn. */
+int uv_oracle_insert(unsigned char *base, size_t len, uint32_t q, uint32_t tag, uint32_t i);
+int uv_oracle_remove(unsigned char *base, size_t len, uint32_t q, unsigned char *dst);
+
+int uv_oracle_insert(unsigned char *base, size_t len, uint32_t q, uint32_t tag, uint32_t i) {
+  static unsigned char buf[65536];
+  for (uint32_t k = 0; k < sizeof buf; k++) buf[k] = pattern(tag, i, k);
+  struct mapped m = {base, len};
+  return insert(&m, q, buf);
+}
+
+int uv_oracle_remove(unsigned char *base, size_t len, uint32_t q, unsigned char *dst) {
+  struct mapped m = {base, len};
+  return remove_one(&m, q, dst);
 }
 
 static int usage(void) {
