@@ -13,7 +13,8 @@ import { ChannelType, type ChannelTypeName } from "./channel.ts";
 export class ScenarioError extends Error {
   override name = "ScenarioError";
   constructor(readonly file: string, readonly line: number, readonly field: string, message: string) {
-    super(`${file}:${line}: ${field}: ${message}`);
+    // Line 0: the file as a whole (it cannot be read).
+    super(`${file}${line > 0 ? `:${line}` : ""}: ${field}: ${message}`);
   }
 }
 
@@ -380,7 +381,8 @@ export function loadScenario(file: string): Scenario {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new ScenarioError(file, 0, "(file)", `cannot read: ${(e as Error).message}`);
+    const why = (e as NodeJS.ErrnoException).code === "EISDIR" ? "is a directory; give a scenario file (YAML or JSON)" : `cannot read: ${(e as Error).message}`;
+    throw new ScenarioError(file, 0, "(file)", why);
   }
   return parseScenario(text, file);
 }
