@@ -100,6 +100,7 @@ describe("channel bus", () => {
     bus.disconnect(later[0]!);
     expect(mem.log.slice(-2)).toEqual(["unmap IOb", "reclaim Y"]);
     expect([...mem.owner.values()].every((o) => o === "Available")).toBe(true);
+    expect(bus.events).toContain("processors reclaimed Y"); // (indexOf -1 would pass the order check below)
     expect(bus.events.indexOf("processors reclaimed Y")).toBeLessThan(bus.events.indexOf("memory reclaimed Y"));
   });
 

@@ -58,6 +58,7 @@ describe("channels on the resource database", () => {
     }
     expect(host.db.owner(BigInt(X) * 4096n)).toBe(X); // the descriptor page stays until the partition is destroyed
     expect(mem.journal.filter((j) => j.startsWith("reclaim"))).toHaveLength(1);
+    expect(mem.journal).toContain("evict processors of X"); // (indexOf -1 would pass the order check below)
     expect(mem.journal.indexOf("evict processors of X")).toBeLessThan(mem.journal.findIndex((j) => j.startsWith("reclaim")));
   });
 

@@ -110,7 +110,11 @@ describe("examples on the booted platform", () => {
   it("channel-teardown: [0186]'s order, core's refusal of an early reclaim, and a server closing its channels first", async () => {
     const { r, lines } = await run("channel-teardown");
     expect(r.failures).toEqual([]);
-    const at = (s: string): number => lines.findIndex((l) => l.includes(s));
+    const at = (s: string): number => {
+      const i = lines.findIndex((l) => l.includes(s));
+      expect(i, `a printed line containing "${s}"`).toBeGreaterThanOrEqual(0); // -1 would pass every "before" check
+      return i;
+    };
     expect(at("processors of X reclaimed at once")).toBeLessThan(at("disconnects channel"));
     expect(at("IOb completed its in-flight I/O")).toBeLessThan(at("memory of X reclaimed"));
     expect(at("rejected: transaction: CHANNEL_IN_USE")).toBeLessThan(at("IOb completed its in-flight I/O"));
