@@ -184,21 +184,33 @@ export class Reader {
     return this.s64Slow();
   }
   private s64Slow(): bigint {
-    let result = 0n;
-    let shift = 0n;
+    // Longer encodings: bits 0–48 and 49–69 in two doubles (both exact), joined by one BigInt step.
     const at = this.pos;
+    let lo = 0;
+    let mul = 1;
+    for (let i = 0; i < 7; i++) {
+      const b = this.u8();
+      lo += (b & 0x7f) * mul;
+      mul *= 128;
+      if ((b & 0x80) === 0) return BigInt(b & 0x40 ? lo - mul : lo);
+    }
+    let hi = 0;
+    let hmul = 1;
+    let shift = 49;
     let b: number;
     do {
       b = this.u8();
-      result |= BigInt(b & 0x7f) << shift;
-      shift += 7n;
-      if (shift > 70n) this.fail("s64 LEB128 too long", at);
+      hi += (b & 0x7f) * hmul;
+      hmul *= 128;
+      shift += 7;
+      if (shift > 70) this.fail("s64 LEB128 too long", at);
     } while (b & 0x80);
-    if (shift === 70n) {
-      const hi = (b >> 0) & 0x7f;
-      if (hi !== 0 && hi !== 0x7f) this.fail("s64 LEB128 out of range", at);
+    if (shift === 70) {
+      const top = b & 0x7f;
+      if (top !== 0 && top !== 0x7f) this.fail("s64 LEB128 out of range", at);
     }
-    if (b & 0x40 && shift < 70n) result -= 1n << shift;
+    let result = BigInt(lo) + (BigInt(hi) << 49n);
+    if (b & 0x40 && shift < 70) result -= 1n << BigInt(shift);
     return BigInt.asIntN(64, result);
   }
   /** s33 block type: a value type byte, 0x40, or a non-negative type index. */

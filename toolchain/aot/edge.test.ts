@@ -127,6 +127,21 @@ describe("per-opcode edge values", () => {
     checkAll(b.build(), calls);
   });
 
+  it("i64.const in minimal and padded LEB128 encodings of every length (decoder fast and slow paths)", () => {
+    const b = new ModuleBuilder();
+    const calls: { name: string; args: bigint[] }[] = [];
+    const values = [0n, 1n, -1n, 63n, -64n, -65n, (1n << 48n) - 1n, 1n << 48n, -(1n << 48n) - 1n, 1n << 49n, -(1n << 55n), 1n << 62n, (1n << 63n) - 1n, -(1n << 63n), 0x123456789abcdefn, -0x7edcba987654321n];
+    values.forEach((v, i) => {
+      for (let pad = 0; pad < 10; pad++) {
+        const e = sleb(v, pad);
+        if (e.length > 10) break;
+        b.func([], [I64], [], [0x42, ...e], `c${i}_${pad}`);
+        calls.push({ name: `c${i}_${pad}`, args: [] });
+      }
+    });
+    checkAll(b.build(), calls);
+  });
+
   it("br_table: default, out-of-range and huge indices; deep nesting", () => {
     const b = new ModuleBuilder();
     const body: number[] = [];
@@ -310,4 +325,19 @@ describe("per-opcode edge values", () => {
 
 function range(a: number, b: number): number[] {
   return Array.from({ length: b - a + 1 }, (_, i) => a + i);
+}
+
+/** Signed LEB128 of v, padded with `pad` redundant continuation bytes (valid wasm, longer than minimal). */
+function sleb(v: bigint, pad: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = Number(v & 0x7fn);
+    v >>= 7n;
+    const last = (v === 0n && !(byte & 0x40)) || (v === -1n && (byte & 0x40) !== 0);
+    if (last && pad-- <= 0) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
 }
