@@ -94,10 +94,13 @@ export class FunctionCompiler {
       a.xor(reg(RAX, 4), reg(RAX, 4));
       for (const j of inMemory) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
     }
+    this.slotSynced = new Uint8Array(cx.pinned.length);
     for (const i of cx.pinnedLocals) {
       const r = cx.pinned[i]!;
-      if (i < np) a.mov(reg(r, cx.localSizes[i]!), cx.local(i));
-      else a.xor(reg(r, 4), reg(r, 4));
+      if (i < np) {
+        a.mov(reg(r, cx.localSizes[i]!), cx.local(i));
+        this.slotSynced[i] = 1;
+      } else a.xor(reg(r, 4), reg(r, 4));
     }
     this.ctl.push({
       op: Op.Block, base: 0, params: [], results: this.resultSize ? [this.resultSize] : [], label: this.retLabel,
@@ -125,8 +128,20 @@ export class FunctionCompiler {
       }
       this.visit(ins.op, ins.a, ins.b, ins.i64, ins.targets, ins.at);
     }
-    this.masm.bind(this.retLabel);
+    this.bindLabel(this.retLabel);
     this.masm.epilogue();
+  }
+
+  /**
+   * Whether each pinned local's frame slot holds the same value as its register, so savePinned can skip the store.
+   * Only claimed on a straight-line path: local.set/tee clears it, and every label forgets it (another path may join).
+   */
+  private slotSynced: Uint8Array = new Uint8Array(0);
+
+  /** Binds a label where paths may join: forgets the per-path facts (bounds checks, synced pinned slots). */
+  private bindLabel(l: Label): void {
+    this.slotSynced.fill(0);
+    this.masm.bind(l);
   }
 
   private unsupported(what: string, at: number): never {
@@ -260,6 +275,7 @@ export class FunctionCompiler {
       const v = this.cx.pop();
       this.cx.materializeLocal(i);
       this.masm.forgetCheck(p);
+      this.slotSynced[i] = 0;
       this.masm.load(size, p, v);
       this.cx.done(v);
       if (tee) this.cx.pushLocal(size, i);
@@ -382,7 +398,7 @@ export class FunctionCompiler {
     const { params, results } = this.blockSizes(bt);
     this.cx.spillAll();
     const label = this.masm.a.label();
-    if (op === Op.Loop) this.masm.bind(label);
+    if (op === Op.Loop) this.bindLabel(label);
     this.ctl.push({ op, base: this.cx.height - params.length, params, results, label, elseLabel: null, isFunction: false });
   }
 
@@ -459,7 +475,7 @@ export class FunctionCompiler {
       this.fallToEnd(f);
       this.masm.a.jmp(f.label);
     }
-    this.masm.bind(f.elseLabel!);
+    this.bindLabel(f.elseLabel!);
     f.elseLabel = null;
     f.op = Op.Else;
     this.dead = false;
@@ -475,8 +491,8 @@ export class FunctionCompiler {
       return;
     }
     if (!this.dead) this.fallToEnd(f);
-    if (f.elseLabel) this.masm.bind(f.elseLabel);
-    if (f.op !== Op.Loop) this.masm.bind(f.label);
+    if (f.elseLabel) this.bindLabel(f.elseLabel);
+    if (f.op !== Op.Loop) this.bindLabel(f.label);
     this.dead = false;
     if (this.resultInReg(f)) {
       this.cx.resetTo(f.base, []);
@@ -524,7 +540,7 @@ export class FunctionCompiler {
     const skip = this.masm.a.label();
     this.jumpIfFalse(skip, cond);
     this.branchTo(depth);
-    this.masm.bind(skip);
+    this.bindLabel(skip);
   }
 
   private visitBrTable(targets: number[]): void {
@@ -562,7 +578,7 @@ export class FunctionCompiler {
       a.cmp(r32, mid);
       a.jb(left);
       search(mid, hi);
-      this.masm.bind(left);
+      this.bindLabel(left);
       search(lo, mid);
     };
     if (n === 0) a.jmp(labelFor(targets[0]!));
@@ -572,7 +588,7 @@ export class FunctionCompiler {
       search(0, n);
     }
     for (const s of stubs) {
-      this.masm.bind(s.label);
+      this.bindLabel(s.label);
       this.branchTo(s.depth);
     }
     this.markDead();
@@ -589,7 +605,10 @@ export class FunctionCompiler {
   private savePinned(): void {
     for (const i of this.cx.pinnedLocals) {
       // A local never written still has its initial value in its slot (parameter, or the prologue's zero).
-      if (this.info.localWritten[i]) this.masm.a.mov(this.cx.local(i), reg(this.cx.pinned[i]!, this.cx.localSizes[i]!));
+      // So does one whose slot was stored since its last write on this straight-line path.
+      if (!this.info.localWritten[i] || this.slotSynced[i]) continue;
+      this.masm.a.mov(this.cx.local(i), reg(this.cx.pinned[i]!, this.cx.localSizes[i]!));
+      this.slotSynced[i] = 1;
     }
   }
   private reloadPinned(): void {
