@@ -351,14 +351,20 @@ export class Host {
     }
   }
 
-  /** Lowest Available 4 KiB page in a PKM of the first 4 GiB (boot's simple allocator; see ResourceService). */
+  /**
+   * Lowest Available 4 KiB page for a map page (boot's simple allocator; see ResourceService): in the database's own
+   * 4 MiB page (the one holding the index page) first, then in the other PKMs of the first 4 GiB in address order.
+   * Page 0 is never taken: core refuses it as a database page (a real firmware map makes low memory usable, and a
+   * split of a partial low entry would otherwise pick it).
+   */
   freeDbPage(): number {
     const ui = this.db.indexPage();
-    for (const m of this.view.maps()) {
-      if (m.scale !== 1 || m.base >= 1n << 32n) continue;
+    const home = BigInt(Math.floor(ui.index / 1024)) * 4194304n;
+    const pkms = this.view.maps().filter((m) => m.scale === 1 && m.base < 1n << 32n);
+    for (const m of [...pkms.filter((x) => x.base === home), ...pkms.filter((x) => x.base !== home)]) {
       for (let i = 0; i < 1024; i++) {
         const p = Number(m.base / 4096n) + i;
-        if (this.view.entry(m.page, i) === ui.avail && p !== ui.avail) {
+        if (this.view.entry(m.page, i) === ui.avail && p !== ui.avail && p !== 0) {
           this.ensurePage(p);
           return p;
         }
