@@ -38,6 +38,7 @@ export function emitLead(a: Assembler, quantumTicks: number, withCore = false, s
     const done = a.label();
     a.cmp(qword(L("g_core_ok")), 0).je(skip);
     a.call(L("uv_core_db"));
+    a.call(L("uv_boot_db"));
     a.jmp(done);
     a.bind(skip);
     kline(a, "ultravisor: resource database skipped: the pages it needs are not usable RAM in this firmware's map");

@@ -31,17 +31,22 @@ export function guestAscArgs(outFile: string): string[] {
 
 /** out/partitions/guest.wasm, rebuilt with asc when the source is newer. */
 export async function guestWasm(): Promise<Uint8Array> {
-  if (!existsSync(OUT) || statSync(OUT).mtimeMs < statSync(SOURCE).mtimeMs) {
-    mkdirSync(dirname(OUT), { recursive: true });
-    const tmp = `${OUT}.${process.pid}.tmp`;
+  return ascBuild(SOURCE, OUT, guestAscArgs);
+}
+
+/** `out` rebuilt from the AssemblyScript `source` with asc (args from `argsFor(tmpFile)`) when the source is newer. */
+export async function ascBuild(source: string, out: string, argsFor: (outFile: string) => string[]): Promise<Uint8Array> {
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(source).mtimeMs) {
+    mkdirSync(dirname(out), { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
     const { default: asc } = await import("assemblyscript/asc");
     let log = "";
     const sink = { write(s: string | Uint8Array): boolean { log += typeof s === "string" ? s : Buffer.from(s).toString(); return true; } };
-    const { error } = await asc.main(guestAscArgs(tmp), { stdout: sink, stderr: sink });
-    if (error) throw new Error(`asc failed on ${SOURCE}: ${error.message}\n${log}`);
-    renameSync(tmp, OUT);
+    const { error } = await asc.main(argsFor(tmp), { stdout: sink, stderr: sink });
+    if (error) throw new Error(`asc failed on ${source}: ${error.message}\n${log}`);
+    renameSync(tmp, out);
   }
-  return new Uint8Array(readFileSync(OUT));
+  return new Uint8Array(readFileSync(out));
 }
 
 export interface AotGuest {

@@ -259,7 +259,35 @@ export function emitUltravisorLoop(a: Assembler): void {
 }
 
 // ---- the command partition ------------------------------------------------------------------------------------------
-export function assembleCommand(definitions: readonly string[]): Assembler {
+/** Descriptor kinds of docs/specs/memory-layout.md §4, by partition role. */
+const KIND_OF = { ultravisor: 5, command: 6, io: 7, guest: 16 } as const;
+/** Bytes of a definition request's payload: name (16, NUL-padded), principal (16), u32 descriptor kind. */
+export const DEFINITION_BYTES = 36;
+
+/** A boot-time partition definition as the command partition sends it and the ultravisor partition applies it. */
+export interface Definition {
+  name: string;
+  principal: string;
+  kind: number;
+}
+
+/** The definition of a configured partition: guests belong to "User<name>" ([0223]), service partitions to "System". */
+export function definitionOf(spec: { name: string; kind: string }): Definition {
+  const kind = KIND_OF[spec.kind as keyof typeof KIND_OF];
+  if (kind === undefined) throw new RangeError(`partition ${spec.name}: kind ${spec.kind} has no descriptor (idle is a pseudo partition)`);
+  return { name: spec.name, principal: spec.kind === "guest" ? `User${spec.name}`.slice(0, 16) : "System", kind };
+}
+
+function definitionBytes(d: Definition): Uint8Array {
+  const b = new Uint8Array(DEFINITION_BYTES);
+  if (d.name.length > 15 || d.principal.length > 16) throw new RangeError(`definition ${d.name}: name ≤ 15 and principal ≤ 16 characters`);
+  b.set(Buffer.from(d.name, "ascii"), 0);
+  b.set(Buffer.from(d.principal, "ascii"), 16);
+  new DataView(b.buffer).setUint32(32, d.kind, true);
+  return b;
+}
+
+export function assembleCommand(definitions: readonly Definition[]): Assembler {
   if (definitions.length > CHAN.maxSlots - 1) throw new RangeError(`at most ${CHAN.maxSlots - 1} boot-time definitions fit the command queue`);
   const a = new Assembler();
   const L = (n: string): Label => a.symbol(n);
@@ -270,9 +298,9 @@ export function assembleCommand(definitions: readonly string[]): Assembler {
     const l = L(`s_def_${i}`);
     a.section(".rdata");
     a.bind(l);
-    a.asciz(d);
+    a.db(definitionBytes(d));
     a.section(".text");
-    a.mov(rdi, windowAddress(WIN.slot(COMMAND_SLOT))).lea(rsi, ptr(l)).mov(ecx, d.length + 1).mov(edx, CHAN.opDefine);
+    a.mov(rdi, windowAddress(WIN.slot(COMMAND_SLOT))).lea(rsi, ptr(l)).mov(ecx, DEFINITION_BYTES).mov(edx, CHAN.opDefine);
     a.call(L("chan_insert"));
   });
   a.mov(ecx, COMMAND_SLOT);

@@ -16,12 +16,14 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
 import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
-import { coreModule, instantiateCore } from "../../core/wasm.ts";
-import { WA } from "../../core/webassembly.ts";
 import { Database } from "../../sim/database.ts";
+import { Host } from "../../sim/host.ts";
+import { ResourceService } from "../../sim/resource-service.ts";
+import { firmwareRegions, parseFirmwareMap, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
+import { scheduleRuns } from "../../toolchain/image/ultravisor.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
-import { OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
+import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { DB_PAGES, DBWIN, WIN, WINDOW } from "../../monitor-gen/layout.ts";
 import { MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../sim/schedule.ts";
@@ -80,14 +82,14 @@ async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Prom
   return { name, cr3, window, pml4, leaves, largePages };
 }
 
-async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false): Promise<Boot> {
+async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false, readAfter = /^ultravisor: all partitions running/): Promise<Boot> {
   const img = await buildUltravisorImage({ config, staleMapKeyOnce });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
   try {
     const reads = new Map<number, Uint8Array>();
     if (read.length || spaces) {
-      await m.waitFor(/^ultravisor: all partitions running/, 90_000);
+      await m.waitFor(readAfter, 90_000);
       // Paused while reading, so the run cannot end (and QEMU exit) under the reads.
       await m.qmp!.execute("stop");
       for (const [lo, hi] of read) reads.set(lo, await m.readPhysical(lo, hi - lo));
@@ -127,18 +129,22 @@ function expectedChecksum(img: UltravisorImage, name: string): number {
   return fnv1a(p.blob.subarray(start, end));
 }
 
-/** What db_bootstrap writes: the database's 4 MiB page [0,1,*], the audit log and page 0x810 (CORE_DB_PLAN). */
-const DB_RANGES: Array<[number, number]> = [CORE_DB_PLAN.zero[0]!, CORE_DB_PLAN.zero[3]!, CORE_DB_PLAN.zero[4]!];
+/**
+ * What the boot writes: the database's 4 MiB page [0,1,*], core's map directory and the audit log (CORE_DB_PLAN); not
+ * core's static data, scratch and request buffer [0x800000, 0x810000), whose contents are working state.
+ */
+const DB_RANGES: Array<[number, number]> = [CORE_DB_PLAN.zero[0]!, CORE_DB_PLAN.zero[4]!, CORE_DB_PLAN.zero[3]!];
 
-/** The simulator's side: core.wasm in V8 over zeroed memory, the same bootstrap call. */
-async function simulatedBootstrap(hostBytes: bigint): Promise<{ bytes: Uint8Array; db: Database }> {
-  const memory = new WA.Memory({ initial: CORE_DB_PLAN.memoryBytes / 65536, maximum: 65536 });
-  const db = new Database(instantiateCore(await coreModule(), { memory }));
-  const v = new DataView(memory.buffer);
-  CORE_DB_PLAN.words.forEach((w, i) => v.setUint32(CORE_DB_PLAN.requestBuffer + 4 * i, w, true));
-  v.setBigUint64(CORE_DB_PLAN.requestBuffer + 56, hostBytes, true);
-  expect(db.bootstrap(CORE_DB_PLAN.requestBuffer), "simulator bootstrap status").toBe(0);
-  return { bytes: new Uint8Array(memory.buffer), db };
+/**
+ * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (its
+ * bootstrap with the host size the machine found, the boot partition's transactions, the first backup), then the
+ * resource service's create() of each boot-time definition without memory, as the ultravisor partition applies them.
+ */
+async function simulatedBoot(hostBytes: bigint, lines: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; created: number[] }> {
+  const host = await Host.create({ memory: hostBytes, firmware: firmwareRegions(parseFirmwareMap(lines)), keepBackup: false });
+  const rs = new ResourceService(host);
+  const created = definitions.map((d) => rs.create({ name: d.name, principal: d.principal, kind: d.kind, at: [] }));
+  return { bytes: new Uint8Array(host.memory.buffer), db: host.db, created };
 }
 
 /** First differing byte of `hw` (read at `base`) against the simulator's memory, as "address: hw vs sim". */
@@ -155,7 +161,8 @@ describe("ultravisor on OVMF (TCG)", () => {
   const spaces: AddressSpace[] = [];
 
   it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
-    b = await boot("figure1", fig1, DB_RANGES, spaces);
+    const last = fig1.partitions.filter((p) => p.kind !== "idle").at(-1)!.name;
+    b = await boot("figure1", fig1, DB_RANGES, spaces, false, new RegExp(`^uv-partition: command \\d+: define ${last}: `));
     const text = b.lines.join("\n");
     try {
       // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
@@ -175,8 +182,9 @@ describe("ultravisor on OVMF (TCG)", () => {
       const served = uvLines.indexOf("resource manager at CPL 3, serving the command channel");
       expect(served, "resource manager line").toBeGreaterThan(1);
       expect(linesOf(b, "command")).toEqual(["applying 6 boot-time partition definitions", "command channel submitted, hypercall result 0"]);
-      // The command channel end to end: every definition, in order, received by the ultravisor partition.
-      expect(uvLines.slice(served + 1)).toEqual(["uv-partition", "io", "command", "X", "Y", "Z"].map((n, i) => `command ${i + 1}: define ${n}`));
+      // The command channel end to end: every definition, in order, received and applied by the ultravisor partition.
+      const defined = ["uv-partition", "io", "command", "X", "Y", "Z"];
+      expect(uvLines.slice(served + 1, served + 1 + defined.length).map((l) => l.replace(/: partition 0x[0-9a-f]+ created$/, ""))).toEqual(defined.map((n, i) => `command ${i + 1}: define ${n}`));
       expect(b.lines).toContain("ultravisor: command channel submitted by partition command");
       // A guest may not submit the command channel: refused, audited.
       expect(linesOf(b, "X")[0]).toBe("command hypercall refused: result -1");
@@ -271,29 +279,48 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(mapped, "slot mappings = 2 per channel").toBe(2 * b.img.channels.length);
   });
 
-  it("builds the resource database at boot with the AOT-compiled core: QMP bytes equal the simulator's, byte for byte; the ultravisor partition's deprivileged core reads it back", async () => {
+  it("builds the resource database on the machine with the AOT-compiled core — bootstrap, the boot partition's transactions from the UEFI map, the definitions applied by the ultravisor partition — equal byte for byte (QMP) to the simulator's after the same transactions; the I/O partition prints the summary", async () => {
     const line = b.lines.map((l) => /^ultravisor: resource database bootstrapped by the AOT-compiled core: trap (\d+) status (0x[0-9a-f]+) host bytes (0x[0-9a-f]+)$/.exec(l)).find(Boolean);
     expect(line, "bootstrap line").toBeTruthy();
     expect(line![1], "trap code").toBe("0");
     expect(line![2], "db_bootstrap status").toBe("0x0");
-    const { bytes: sim, db } = await simulatedBootstrap(BigInt(line![3]!));
+    const firmware = parseFirmwareMap(b.lines);
+    expect(firmware.length, "firmware map lines").toBeGreaterThan(5);
+    // OVMF's map holds reserved or ACPI ranges and usable ones: both kinds of boot transaction run.
+    expect(firmwareRegions(firmware).some((r) => r.type === "reserved")).toBe(true);
+    const definitions = fig1.partitions.filter((p) => p.kind !== "idle").map(definitionOf);
+    const { bytes: sim, db, created } = await simulatedBoot(BigInt(line![3]!), b.lines, definitions);
+    // The machine committed as many boot transactions as the simulator (its log's sequence numbers say so too).
+    const done = b.lines.map((l) => BOOT_DB_LINES.done.exec(l)).find(Boolean);
+    expect(done, "boot transactions line").toBeTruthy();
+    expect(done![1], "boot module trap code").toBe("0");
+    expect(Number(done![2]), "boot transactions committed").toBe(db.logHeader().baseSeq - 1);
     for (const [lo, hi] of DB_RANGES) {
       const hw = b.reads.get(lo)!;
       expect(hw.length).toBe(hi - lo);
       expect(firstDifference(lo, hw, sim), `database bytes [0x${lo.toString(16)}, 0x${hi.toString(16)})`).toBeNull();
     }
-    // The comparison covers everything the bootstrap wrote: in the simulator, every byte outside those ranges and
-    // core's own static data and request buffer is still zero (so the firmware's ACPI NVS at 0x806000 is untouched).
-    const skip: Array<[number, number]> = [...DB_RANGES, [0x800000, 0x804000], [CORE_DB_PLAN.requestBuffer, CORE_DB_PLAN.requestBuffer + 0x8000]];
+    // The comparison covers everything core wrote: in the simulator, every byte outside those ranges and core's own
+    // static data, scratch and request buffer is still zero.
+    const skip: Array<[number, number]> = [...DB_RANGES, [0x800000, 0x810000]];
     const nonzero = sim.findIndex((x, i) => x !== 0 && !skip.some(([lo, hi]) => i >= lo && i < hi));
     expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
-    // And the database is not trivially empty: the index page and map pages hold data.
     expect(b.reads.get(DB_RANGES[0]![0])!.some((x) => x !== 0)).toBe(true);
-    // The ultravisor partition ran the same core at CPL 3 over its view of those pages: attach, order, index page
-    // and GetMemOwner agree with the simulator's core.
+    // The ultravisor partition ran the same core at CPL 3 over its view of those pages: attach, order, index page,
+    // GetMemOwner and each created partition's number agree with the simulator's core.
     const fn = db.core.exports as Record<string, (...a: number[]) => number>;
     const hex8 = (v: number): string => `0x${(v >>> 0).toString(16).padStart(8, "0")}`;
-    // Its memory map summary at the 4 MiB and 4 KiB scales: runs of one owner, each as GetMemOwner answers in V8.
+    const uvLines = linesOf(b, "uv-partition");
+    const served = uvLines.indexOf("resource manager at CPL 3, serving the command channel");
+    expect(uvLines.slice(0, served)).toEqual([
+      `db attach 0x00000000 order ${fn["db_order"]!()} ui ${hex8(fn["db_ui_address"]!())}`,
+      // Read before the definitions were applied: the owner the boot transactions left.
+      `owner of 0x${OWNER_PROBE.toString(16)}: ${hex8(fn["db_get_owner"]!(OWNER_PROBE, 0))}`,
+    ]);
+    expect(uvLines.slice(served + 1, served + 1 + definitions.length)).toEqual(
+      definitions.map((d, i) => `command ${i + 1}: define ${d.name}: partition ${hex8(created[i]!)} created`));
+    // The summary the I/O partition wrote near the end of the run: the map at the 4 MiB (PMM) and 4 KiB (PKM) scales
+    // as runs of one owner, each as GetMemOwner answers in V8 after the same transactions, then the schedule.
     const expectedMap: string[] = [];
     for (const m of MAP_SCALES) {
       let start = 0, owner: number | null = null;
@@ -310,13 +337,19 @@ describe("ultravisor on OVMF (TCG)", () => {
       }
       close(m.hi - m.lo);
     }
-    const uvLines = linesOf(b, "uv-partition");
-    expect(uvLines.slice(0, 2 + expectedMap.length)).toEqual([
-      `db attach 0x00000000 order ${fn["db_order"]!()} ui ${hex8(fn["db_ui_address"]!())}`,
-      `owner of 0x${OWNER_PROBE.toString(16)}: ${hex8(fn["db_get_owner"]!(OWNER_PROBE, 0))}`,
-      ...expectedMap,
-    ]);
-    expect(expectedMap.length).toBeGreaterThan(3);
+    const rows = readSchedule(b.img.schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
+    const sched = scheduleRuns(rows.map((e) => fig1.partitions[e.partition - 1]!.name));
+    const at = uvLines.indexOf("summary: memory map (runs of one owner) and schedule");
+    expect(at, "summary header").toBeGreaterThan(served + definitions.length);
+    expect(uvLines.slice(at + 1)).toEqual([...expectedMap, ...sched]);
+    expect(sched[0]).toBe("schedule quanta 0-3: X");
+    // Boot marked more than the database's page: firmware ranges went to Boot, memory to Available, holes stay Missing.
+    const ui = db.indexPage();
+    for (const who of [ui.boot, ui.avail, ui.missing]) expect(expectedMap.some((l) => l.startsWith("map 4M") && l.endsWith(hex8(who))), `owner ${hex8(who)} in the PMM summary`).toBe(true);
+    // The I/O partition wrote them before the ultravisor's own end-of-run lines.
+    const summaryLine = b.lines.indexOf(`uv-partition: ${sched.at(-1)}`);
+    expect(summaryLine).toBeGreaterThan(-1);
+    expect(summaryLine).toBeLessThan(b.lines.findIndex((l) => l.startsWith("ultravisor: summary after")));
   });
 
   it("stops a guest that writes outside its memory (supervisor page or unmapped window page) or runs cli, hlt, out, mov cr3 — and only that guest", async () => {

@@ -14,11 +14,12 @@ import { CHAN, FLAG, PAGE } from "../../monitor-gen/layout.ts";
 import { emitPaging } from "../../monitor-gen/paging.ts";
 import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
-import { COMMAND_SLOT, IO_EMIT, assembleCommand, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
+import { COMMAND_SLOT, IO_EMIT, assembleCommand, definitionOf, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
 import { type AotGuest, assembleAotGuest, guestWasm, mergeObjects } from "../../partitions/aot-guest.ts";
 import { assembleUltravisorWithCore } from "../../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-gen/core-db.ts";
+import { bootDbWasm, compileBootDb, emitBootDb } from "../../loader-efi/uv-boot-db.ts";
 import { coreWasmPath } from "../../core/build.ts";
 import { readFileSync } from "node:fs";
 import { defaultLayout } from "../../sim/host.ts";
@@ -59,6 +60,10 @@ export interface UltravisorImage extends EfiImage {
   timings: EfiImage["timings"] & { assemble: number };
 }
 
+/** Core's map directory (docs/specs/memory-layout.md §6): one u16 per page of the first 4 GiB, read by every map check. */
+const DIRECTORY = 0x810000;
+const DIRECTORY_BYTES = 2 << 20;
+
 /**
  * The database the boot builds: an order-2 map (hosts up to 4 GiB) in Figure 8's placement (sim/host.ts
  * defaultLayout), its log where the simulator puts it. Core's static data (8 MiB) and request buffer must be RAM;
@@ -76,7 +81,7 @@ export const CORE_DB_PLAN: CoreDbPlan = (() => {
     words: [2, l.ui, l.missing, l.avail, l.idle, l.boot, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, l.region, l.top, ...l.chain],
     requestBuffer: REQUEST_BUFFER,
     memoryBytes: PRIVATE_REGION_END_PAGE * PAGE,
-    zero: [[region[0], region[1]], [0x800000, 0x804000], [REQUEST_BUFFER, REQUEST_BUFFER + REQUEST_MAX], [logLo, logHi], [0x810000, 0x811000]],
+    zero: [[region[0], region[1]], [0x800000, 0x804000], [REQUEST_BUFFER, REQUEST_BUFFER + REQUEST_MAX], [logLo, logHi], [DIRECTORY, DIRECTORY + DIRECTORY_BYTES]],
     require: [
       { lo: region[0], hi: 0x804000, types: [7] },
       { lo: REQUEST_BUFFER, hi: REQUEST_BUFFER + REQUEST_MAX, types: [7] },
@@ -123,8 +128,12 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const template = new Uint8Array(core.memory.buffer, tplBase, PAGE).slice();
   new DataView(template.buffer).setUint32(120, 1, true); // srv_state READY: the monitor maps the server before any partition runs
 
+  const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
+  const scheduleText = rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" ");
+  const scheduleLines = scheduleRuns(rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`));
+
   // Partition programs.
-  const definitions = parts.filter((p) => p.kind !== "idle").map((p) => p.name);
+  const definitions = parts.filter((p) => p.kind !== "idle").map(definitionOf);
   const asWasm = parts.some((p) => p.lang === "as") ? await guestWasm() : null;
   const withCore = opts.coreDatabase ?? true;
   const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
@@ -142,7 +151,10 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     }
     const program =
       spec.kind === "io" ? assembleIo()
-      : spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, CORE_DB_PLAN.words[1]!, CORE_DB_PLAN.memoryBytes) : assembleUltravisorPartition())
+      : spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, {
+          ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestBuffer: CORE_DB_PLAN.requestBuffer,
+          definitions: definitions.length, summaryAt: summaryQuantum(config.runQuanta), schedule: scheduleLines,
+        }) : assembleUltravisorPartition())
       : spec.kind === "command" ? assembleCommand(definitions)
       : assembleGuest({
           period: config.guestPeriod,
@@ -157,6 +169,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   // Ring 0: loader, lead monitor, monitor, and the tables they read.
   const a = new Assembler();
   const coreImage = coreWasm ? compileCoreForImage(coreWasm) : null;
+  const bootDb = coreWasm ? compileBootDb(await bootDbWasm()) : null;
   emitLoader(a, withCore ? CORE_DB_PLAN.require : [], { staleMapKeyOnce: opts.staleMapKeyOnce === true });
   emitConsole(a);
   emitDescriptors(a);
@@ -168,10 +181,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
     probes: config.probes === true,
   });
-  const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
-  const scheduleText = rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" ");
   emitLead(a, config.quantumTicks, withCore, scheduleText);
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
+  if (bootDb) emitBootDb(a, bootDb, { ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestBuffer: CORE_DB_PLAN.requestBuffer });
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
   a.align(4096);
@@ -216,15 +228,47 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   if (coreImage) {
     const c = coreImage.compiled;
     const text = c.object.sections.findIndex((x) => x.name === ".text");
-    const thunk = c.exports.find((e) => e.name === "db_bootstrap")!.thunk;
+    const thunk = (n: string): number => {
+      const e = c.exports.find((x) => x.name === n);
+      if (!e || e.thunk < 0) throw new Error(`core.wasm lacks the export ${n}`);
+      return e.thunk;
+    };
     obj = mergeObjects(obj, c.object, "core$", [
-      { name: "core_bootstrap_thunk", section: text, offset: thunk },
+      { name: "core_bootstrap_thunk", section: text, offset: thunk("db_bootstrap") },
+      { name: "core_submit_thunk", section: text, offset: thunk("db_submit") },
+      { name: "core_truncate_thunk", section: text, offset: thunk("db_log_truncate") },
+      { name: "core_owner_thunk", section: text, offset: thunk("db_get_owner") },
       { name: "core_host_trap", section: text, offset: c.hostTrap },
+    ]);
+  }
+  if (bootDb) {
+    const text = bootDb.object.sections.findIndex((x) => x.name === ".text");
+    obj = mergeObjects(obj, bootDb.object, "bootdb$", [
+      { name: "bootdb_main_thunk", section: text, offset: bootDb.exports.find((e) => e.name === "main")!.thunk },
+      { name: "bootdb_host_trap", section: text, offset: bootDb.hostTrap },
     ]);
   }
   const t1 = performance.now();
   const img = linkEfiImage(obj, { entry: LOADER_ENTRY, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
   return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
+}
+
+/** Quanta before the end of a finite run at which the ultravisor partition sends its summary (0: at once). */
+const SUMMARY_LEAD_QUANTA = 160;
+export function summaryQuantum(runQuanta: number): number {
+  return Math.max(0, runQuanta - SUMMARY_LEAD_QUANTA);
+}
+
+/** The schedule row as summary lines, one per run of one partition: "schedule quanta 0-3: X". */
+export function scheduleRuns(names: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < names.length; ) {
+    let j = i;
+    while (j + 1 < names.length && names[j + 1] === names[i]) j++;
+    out.push(`schedule quanta ${i}-${j}: ${names[i]}`);
+    i = j + 1;
+  }
+  return out;
 }
 
 function carvePage(core: Awaited<ReturnType<typeof loadCore>>): number {

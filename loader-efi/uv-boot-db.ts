@@ -1,0 +1,176 @@
+// The boot partition's transactions on the machine (generated ring-0 code around an AOT-compiled module): after
+// core's db_bootstrap, `uv_boot_db` prints the UEFI memory map the loader read last (so a test can feed the same map
+// to the simulator), then runs partitions/assembly/boot.ts — compiled by toolchain/aot, linear memory = physical
+// memory — whose only ways out are two imports supplied here: `env.db_submit` and `env.db_log_truncate`, each a
+// call into the same AOT-compiled core.wasm the bootstrap used (same VM context). `firmwareRegions` is the
+// TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, for sim/host.ts.
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Assembler, type Label, addr, eax, edi, ptr, qword, r12, r13, rax, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
+import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
+import { Ctx } from "../toolchain/aot/abi.ts";
+import { kline } from "../monitor-gen/console.ts";
+import { ascBuild } from "../partitions/aot-guest.ts";
+import type { FirmwareRegion } from "../sim/host.ts";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const SOURCE = join(root, "partitions", "assembly", "boot.ts");
+const OUT = join(root, "out", "partitions", "boot.wasm");
+const STACK_BUDGET = 8 * 1024;
+const OPS_BYTES = 32 * 1024;
+/** The module addresses physical memory below 4 GiB (its bounds check; the last 64 KiB are never database pages). */
+const MEMORY_BYTES = 0xffff_0000;
+
+/** UEFI memory types the boot partition gives to Available (installed RAM free after ExitBootServices). */
+export const USABLE_UEFI_TYPES = [1, 2, 3, 4, 7] as const;
+
+export const BOOT_DB_LINES = {
+  map: /^ultravisor: firmware map: type (\d+) base (0x[0-9a-f]+) pages (\d+)$/,
+  done: /^ultravisor: boot transactions by the AOT-compiled core: trap (\d+) result (-?\d+)$/,
+};
+
+export interface UefiDescriptor {
+  type: number;
+  base: bigint;
+  pages: bigint;
+}
+
+/**
+ * The firmware map as sim/host.ts's HostConfig.firmware: one region per UEFI descriptor in map order, usable for
+ * USABLE_UEFI_TYPES and reserved (→ Boot) for everything else; ranges are clipped to what the map's order covers
+ * (`covers` bytes) and empty ones dropped — the same rules partitions/assembly/boot.ts applies on the machine.
+ */
+export function firmwareRegions(descs: UefiDescriptor[], covers = 1n << 32n): FirmwareRegion[] {
+  const out: FirmwareRegion[] = [];
+  for (const d of descs) {
+    let end = d.base + d.pages * 4096n;
+    if (d.base >= covers || end <= d.base) continue;
+    if (end > covers) end = covers;
+    out.push({ base: d.base, length: end - d.base, type: (USABLE_UEFI_TYPES as readonly number[]).includes(d.type) ? "usable" : "reserved" });
+  }
+  return out;
+}
+
+/** Parses the loader's firmware-map lines (BOOT_DB_LINES.map) back into descriptors. */
+export function parseFirmwareMap(lines: readonly string[]): UefiDescriptor[] {
+  return lines.flatMap((l) => {
+    const m = BOOT_DB_LINES.map.exec(l);
+    return m ? [{ type: Number(m[1]), base: BigInt(m[2]!), pages: BigInt(m[3]!) }] : [];
+  });
+}
+
+function bootAscArgs(outFile: string): string[] {
+  return [
+    SOURCE, "--outFile", outFile, "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
+    "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--use", "abort=", "--noColors",
+  ];
+}
+
+/** out/partitions/boot.wasm, rebuilt with asc when partitions/assembly/boot.ts is newer. */
+export async function bootDbWasm(): Promise<Uint8Array> {
+  return ascBuild(SOURCE, OUT, bootAscArgs);
+}
+
+export function compileBootDb(wasm: Uint8Array): CompiledModule {
+  const c = compileWasm(wasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: "bootdb" });
+  for (const i of c.imports) {
+    if (i.intrinsic === null && !(i.module === "env" && (i.name === "db_submit" || i.name === "db_log_truncate"))) {
+      throw new Error(`partitions/assembly/boot.ts imports ${i.module}.${i.name}; the boot module may import env.db_submit and env.db_log_truncate only`);
+    }
+  }
+  const main = c.exports.find((e) => e.name === "main");
+  if (!main || main.thunk < 0) throw new Error("partitions/assembly/boot.ts must export main");
+  if (c.datas.some((d) => d.bytes.length > 0)) throw new Error("partitions/assembly/boot.ts must have no static data (its linear memory is physical memory)");
+  return c;
+}
+
+export interface BootDbPlan {
+  ui: number;
+  region: number;
+  requestBuffer: number;
+}
+
+/**
+ * Emits `uv_boot_db` and the two import shims. Needs from the image: `core_ctx`/`core_args`/`core_result` (monitor-gen/
+ * core-db.ts), the core thunks `core_submit_thunk` and `core_truncate_thunk`, and the module's `bootdb_main_thunk` and
+ * `bootdb_host_trap` aliases (toolchain/image/ultravisor.ts merges the objects).
+ */
+export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".bss");
+  a.align(16);
+  a.bind(L("g_boot_ops"));
+  a.zero(OPS_BYTES);
+  a.section(".text");
+
+  a.bind(L("uv_boot_db"));
+  a.push(r12).push(r13).sub(rsp, 8);
+  {
+    a.mov(r12, qword(L("g_map_buf")));
+    a.mov(r13, r12).add(r13, qword(L("g_map_size")));
+    const loop = a.here();
+    const done = a.label();
+    a.cmp(r12, r13).jae(done);
+    kline(a, "ultravisor: firmware map: type ", { dec: (x) => x.mov(edi, dword(r12, 0)) }, " base ", { hex: (x) => x.mov(rdi, qword(r12, 8)) },
+      " pages ", { dec: (x) => x.mov(rdi, qword(r12, 24)) });
+    a.add(r12, qword(L("g_desc_size"))).jmp(loop);
+    a.bind(done);
+  }
+  const args = [BigInt(plan.ui), null, null, null, BigInt(plan.region), BigInt(plan.requestBuffer), null];
+  args.forEach((v, i) => {
+    if (v !== null) a.mov(rax, v).mov(qword({ label: L("bootdb_args"), disp: 8 * i }), rax);
+  });
+  a.mov(rax, qword(L("g_map_buf"))).mov(qword({ label: L("bootdb_args"), disp: 8 }), rax);
+  a.mov(rax, qword(L("g_map_size"))).mov(qword({ label: L("bootdb_args"), disp: 16 }), rax);
+  a.mov(rax, qword(L("g_desc_size"))).mov(qword({ label: L("bootdb_args"), disp: 24 }), rax);
+  a.lea(rax, ptr(L("g_boot_ops"))).mov(qword({ label: L("bootdb_args"), disp: 48 }), rax);
+  a.lea(rdi, ptr(L("bootdb_ctx"))).lea(rsi, ptr(L("bootdb_args"))).lea(rdx, ptr(L("bootdb_result")));
+  a.call(L("bootdb_main_thunk"));
+  a.mov(r12, rax);
+  a.movsxd(r13, dword(L("bootdb_result")));
+  const neg = a.label();
+  const shown = a.label();
+  a.test(r13, r13).js(neg);
+  kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result ", { dec: (x) => x.mov(rdi, r13) });
+  a.jmp(shown);
+  a.bind(neg);
+  kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result -", { dec: (x) => x.mov(rdi, r13).neg(rdi) });
+  a.bind(shown);
+  a.add(rsp, 8).pop(r13).pop(r12).ret();
+
+  // Import shims (System V from generated code; callee-saved registers kept by the core thunk): eax = core's result,
+  // or −100 − trap code when core trapped.
+  const shim = (name: string, thunk: string, withArg: boolean): void => {
+    a.bind(L(name));
+    a.sub(rsp, 8);
+    if (withArg) a.mov(edi, edi).mov(qword(L("core_args")), rdi);
+    a.lea(rdi, ptr(L("core_ctx"))).lea(rsi, ptr(L("core_args"))).lea(rdx, ptr(L("core_result")));
+    a.call(L(thunk));
+    const ok = a.label();
+    a.test(eax, eax).jz(ok);
+    a.neg(eax).sub(eax, 100);
+    a.add(rsp, 8).ret();
+    a.bind(ok);
+    a.mov(eax, dword(L("core_result")));
+    a.add(rsp, 8).ret();
+  };
+  shim("env.db_submit", "core_submit_thunk", true);
+  shim("env.db_log_truncate", "core_truncate_thunk", false);
+
+  a.section(".data");
+  a.align(16);
+  a.bind(L("bootdb_ctx"));
+  const ctx: Array<bigint | ReturnType<typeof addr>> = new Array(mod.layout.size / 8).fill(0n);
+  ctx[Ctx.MemBase / 8] = 0n;
+  ctx[Ctx.MemSize / 8] = BigInt(MEMORY_BYTES);
+  ctx[Ctx.MemMaxPages / 8] = BigInt(MEMORY_BYTES / 65536);
+  ctx[Ctx.TrapHandler / 8] = addr(L("bootdb_host_trap"));
+  ctx[Ctx.StackBudget / 8] = BigInt(STACK_BUDGET);
+  mod.globals.forEach((g, i) => (ctx[(mod.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
+  for (const v of ctx) a.dq(v);
+  a.bind(L("bootdb_args"));
+  a.dq(0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n);
+  a.bind(L("bootdb_result"));
+  a.dq(0n);
+  a.section(".text");
+}

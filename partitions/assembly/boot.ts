@@ -1,0 +1,254 @@
+// The boot partition's transactions ([0102]–[0109], Fig. 8), AssemblyScript compiled by toolchain/aot and run at
+// ring 0 right after core's db_bootstrap (loader-efi/uv-boot-db.ts builds and calls it). It reads the UEFI memory
+// map and submits, through core's own db_submit, exactly the transactions sim/host.ts's boot submits for the same
+// firmware map: the database's 4 MiB page made Available, each firmware range given to Available (usable types) or
+// to the Boot pseudo partition (reserved, ACPI, MMIO, runtime), the first 4 MiB given to Boot, then the log emptied
+// as after the simulator's first backup. Linear memory is physical memory (base 0), so map pages, the UEFI map and
+// the request buffers are all plain addresses. It allocates nothing: no strings, no arrays, no runtime calls.
+
+@external("env", "db_submit")
+declare function dbSubmit(req: u32): i32;
+
+@external("env", "db_log_truncate")
+declare function dbLogTruncate(): i32;
+
+const PAGE: u64 = 4096;
+const REF: u32 = 0x8000_0000;
+const PN_MASK: u32 = 0x3fff_ffff;
+const REQ_MAGIC: u32 = 0x5254_5655;
+const REC_CHANGE_OWNER: u32 = 2;
+const REC_SPLIT: u32 = 5;
+const CO_BYTES: u32 = 32;
+const MAX_PAGE_OPS: u32 = 1000;
+/** UEFI types whose memory is installed RAM the host may hand out after ExitBootServices (loader, boot services, conventional). */
+function usable(t: u32): bool {
+  return t == 1 || t == 2 || t == 3 || t == 4 || t == 7;
+}
+
+// Set by main: the index page's fields and the two buffers.
+let uiPage: u32 = 0;
+let top: u32 = 0;
+let order: u32 = 0;
+let ultra: u32 = 0;
+let avail: u32 = 0;
+let missing: u32 = 0;
+let boot: u32 = 0;
+let reqBuf: u32 = 0;
+let opsBuf: u32 = 0;
+let txCount: i32 = 0;
+let failure: i32 = 0;
+
+function span(scale: u32): u64 {
+  return PAGE << (<u64>(10 * (scale - 1)));
+}
+
+function entry(page: u32, i: u32): i32 {
+  return load<i32>(page * 4096 + i * 4);
+}
+
+/** Submits the request at reqBuf; remembers the first failure. */
+function submit(): void {
+  if (failure != 0) return;
+  const rc = dbSubmit(reqBuf);
+  if (rc < 0) failure = rc;
+  else txCount++;
+}
+
+function header(at: u32, bytes: u32, ops: u32): void {
+  store<u32>(at, REQ_MAGIC);
+  store<u32>(at + 4, bytes);
+  store<u32>(at + 8, ops);
+  store<u32>(at + 12, 0);
+}
+
+function changeOwner(at: u32, map: u32, first: u32, last: u32, from: u32, to: u32): void {
+  store<u32>(at, REC_CHANGE_OWNER);
+  store<u32>(at + 4, CO_BYTES);
+  store<u32>(at + 8, map);
+  store<u32>(at + 12, first);
+  store<u32>(at + 16, last);
+  store<u32>(at + 20, from);
+  store<u32>(at + 24, to);
+  store<u32>(at + 28, 0);
+}
+
+/** The entry deciding the owner of 4 KiB page p, as (map << 10 | index) with the owner in leafOwner; -1 if not 4 KiB. */
+let leafOwner: u32 = 0;
+function leaf4k(p: u32): i64 {
+  let page = top;
+  const addr = <u64>p * PAGE;
+  for (let s = order; s >= 1; s--) {
+    const index = <u32>((addr / span(s)) % 1024);
+    const v = entry(page, index);
+    if (v >= 0) {
+      if (s != 1) return -1;
+      leafOwner = <u32>v;
+      return (<i64>page << 10) | index;
+    }
+    page = <u32>v & PN_MASK;
+  }
+  return -1;
+}
+
+/** Lowest Available page of one PKM (never page 0, never Available's own descriptor), 0 if none. */
+function scanPkm(page: u32, base: u64): u32 {
+  if (base >= (<u64>1 << 32)) return 0;
+  for (let i: u32 = 0; i < 1024; i++) {
+    const p = <u32>(base / PAGE) + i;
+    if (entry(page, i) == <i32>avail && p != avail && p != 0) return p;
+  }
+  return 0;
+}
+
+/** The other PKMs, depth-first in address order (MapView.maps), skipping the one at `home`. */
+function freeElsewhere(page: u32, scale: u32, base: u64, home: u64): u32 {
+  if (scale == 1) return base == home ? 0 : scanPkm(page, base);
+  for (let i: u32 = 0; i < 1024; i++) {
+    const v = entry(page, i);
+    if (v < 0) {
+      const p = freeElsewhere(<u32>v & PN_MASK, scale - 1, base + <u64>i * span(scale), home);
+      if (p != 0) return p;
+    }
+  }
+  return 0;
+}
+
+/** Host.freeDbPage: the database's own 4 MiB page (the one holding the index page) first, then the other PKMs. */
+function freeDbPage(): u32 {
+  const home = (<u64>uiPage >> 10) << 22;
+  let page = top;
+  for (let s = order; s >= 2; s--) {
+    const v = entry(page, <u32>((home / span(s)) % 1024));
+    if (v >= 0) return freeElsewhere(top, order, 0, home);
+    page = <u32>v & PN_MASK;
+  }
+  const p = scanPkm(page, home);
+  return p != 0 ? p : freeElsewhere(top, order, 0, home);
+}
+
+/** Splits entry i of `page` (owned by `owner`) into a fresh map page taken for the ultravisor: [0222]'s two steps. */
+function split(page: u32, i: u32, owner: u32): void {
+  const into = freeDbPage();
+  if (into == 0) {
+    if (failure == 0) failure = -1000;
+    return;
+  }
+  const l = leaf4k(into);
+  if (l < 0) {
+    if (failure == 0) failure = -1001;
+    return;
+  }
+  const r = reqBuf + 16;
+  changeOwner(r, <u32>(l >> 10), <u32>(l & 1023), <u32>(l & 1023), leafOwner, ultra);
+  store<u32>(r + 32, REC_SPLIT);
+  store<u32>(r + 36, 24);
+  store<u32>(r + 40, page);
+  store<u32>(r + 44, i);
+  store<u32>(r + 48, into);
+  store<u32>(r + 52, owner);
+  header(reqBuf, 16 + 32 + 24, 2);
+  submit();
+}
+
+/** Host.markRange's visit: every `from` entry inside [start, end) of this page becomes `to`, partial entries split. */
+function visit(page: u32, scale: u32, base: u64, start: u64, end: u64, from: u32, to: u32): void {
+  const sp = span(scale);
+  let ops: u32 = 0;
+  let runFirst: i32 = -1;
+  let runLast: i32 = -1;
+  for (let i: u32 = 0; i < 1024; i++) {
+    const eb = base + <u64>i * sp;
+    const ee = eb + sp;
+    let closeRun = true;
+    if (!(ee <= start || eb >= end)) {
+      let v = entry(page, i);
+      if (scale == 1 && <u64>v == eb / PAGE) v = 0;
+      if (v >= 0 && eb >= start && ee <= end) {
+        if (<u32>v == from) {
+          closeRun = false;
+          if (runFirst >= 0 && runLast == <i32>i - 1) runLast = <i32>i;
+          else {
+            ops = flushRun(ops, page, runFirst, runLast, from, to);
+            runFirst = <i32>i;
+            runLast = <i32>i;
+          }
+        }
+      } else if (v >= 0 && <u32>v == from) {
+        ops = flushRun(ops, page, runFirst, runLast, from, to);
+        runFirst = -1;
+        split(page, i, from);
+      }
+    }
+    if (closeRun) {
+      ops = flushRun(ops, page, runFirst, runLast, from, to);
+      runFirst = -1;
+    }
+  }
+  ops = flushRun(ops, page, runFirst, runLast, from, to);
+  if (ops > 0) {
+    // The page's runs were gathered in opsBuf (splits used the request buffer meanwhile): one transaction.
+    const bytes: u32 = 16 + ops * CO_BYTES;
+    header(reqBuf, bytes, ops);
+    for (let k: u32 = 16; k < bytes; k += 4) store<u32>(reqBuf + k, load<u32>(opsBuf + k));
+    submit();
+  }
+  // Host.markRange descends into the entries that were refs or were split, in index order: after the page's
+  // transaction those are exactly the ref entries overlapping the range (ChangeOwner creates no refs).
+  if (scale == 1) return;
+  for (let i: u32 = 0; i < 1024; i++) {
+    const eb = base + <u64>i * sp;
+    const ee = eb + sp;
+    if (ee <= start || eb >= end) continue;
+    const v = entry(page, i);
+    if (v < 0) visit(<u32>v & PN_MASK, scale - 1, eb, start, end, from, to);
+  }
+}
+
+function flushRun(ops: u32, page: u32, first: i32, last: i32, from: u32, to: u32): u32 {
+  if (first < 0) return ops;
+  if (ops >= MAX_PAGE_OPS) {
+    if (failure == 0) failure = -1002;
+    return ops;
+  }
+  changeOwner(opsBuf + 16 + ops * CO_BYTES, page, <u32>first, <u32>last, from, to);
+  return ops + 1;
+}
+
+function markRange(start: u64, end: u64, from: u32, to: u32): void {
+  visit(top, order, 0, start, end, from, to);
+}
+
+/**
+ * ui: page of the Ultravisor Index; map/mapBytes/descSize: the UEFI memory map; region: M of the database's 4 MiB
+ * page; req: core's request buffer; ops: 32 KiB of scratch. Returns the number of committed transactions, or the
+ * first negative error (core's codes; −1000… this module's: no free page for a map page, a page not at 4 KiB scale,
+ * too many runs in one map page).
+ */
+export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u32, req: u32, ops: u32): i32 {
+  uiPage = ui;
+  const u = ui * 4096;
+  top = load<u32>(u + 12);
+  order = load<u32>(u + 16);
+  ultra = load<u32>(u + 24);
+  avail = load<u32>(u + 28);
+  missing = load<u32>(u + 32);
+  boot = load<u32>(u + 40);
+  reqBuf = req;
+  opsBuf = ops;
+  const covers = span(order) * 1024;
+  const regionStart = <u64>region << 22;
+  markRange(regionStart, regionStart + (<u64>1 << 22), missing, avail);
+  for (let d: u32 = 0; d + descSize <= mapBytes; d += descSize) {
+    const type = load<u32>(map + d);
+    const base = load<u64>(map + d + 8);
+    let end = base + load<u64>(map + d + 24) * PAGE;
+    if (base >= covers || end <= base) continue;
+    if (end > covers) end = covers;
+    markRange(base, end, missing, usable(type) ? avail : boot);
+  }
+  markRange(0, <u64>1 << 22, avail, boot);
+  if (failure != 0) return failure;
+  const rc = dbLogTruncate();
+  if (rc < 0) return rc;
+  return txCount;
+}
