@@ -54,6 +54,12 @@ const CMP: Record<number, Condition> = {
   0: "e", 1: "ne", 2: "l", 3: "b", 4: "g", 5: "a", 6: "le", 7: "be", 8: "ge", 9: "ae",
 };
 
+/** arith() operator numbers (from clz = 0 within a width) that are plain ALU ops or shifts. */
+const ALU: (AluOp | undefined)[] = [];
+ALU[3] = "add"; ALU[4] = "sub"; ALU[10] = "and"; ALU[11] = "or"; ALU[12] = "xor";
+const SHIFTS: (ShiftOp | undefined)[] = [];
+SHIFTS[13] = "shl"; SHIFTS[14] = "sar"; SHIFTS[15] = "shr"; SHIFTS[16] = "rol"; SHIFTS[17] = "ror";
+
 const NEGATE: Record<string, Condition> = { e: "ne", ne: "e", l: "ge", ge: "l", g: "le", le: "g", b: "ae", ae: "b", a: "be", be: "a" };
 
 export class FunctionCompiler {
@@ -224,10 +230,10 @@ export class FunctionCompiler {
     if ((k === 3 || k === 4) && this.addConstToPinned(size, k === 4)) return;
     const rhs = this.cx.pop();
     const lhs = this.cx.popReg();
-    const alu: Record<number, AluOp> = { 3: "add", 4: "sub", 10: "and", 11: "or", 12: "xor" };
-    const shifts: Record<number, ShiftOp> = { 13: "shl", 14: "sar", 15: "shr", 16: "rol", 17: "ror" };
-    if (alu[k]) m.alu(alu[k], size, lhs, rhs);
-    else if (shifts[k]) m.shift(shifts[k], size, lhs, rhs);
+    const aluOp = ALU[k];
+    const shiftOp = SHIFTS[k];
+    if (aluOp) m.alu(aluOp, size, lhs, rhs);
+    else if (shiftOp) m.shift(shiftOp, size, lhs, rhs);
     else if (k === 5) m.mul(size, lhs, rhs);
     else m.divRem(size, k === 6 || k === 8, k === 8 || k === 9, lhs, rhs);
     this.cx.done(rhs);
