@@ -6,7 +6,7 @@
 // TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, for sim/host.ts.
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Assembler, type Label, addr, eax, edi, ptr, qword, r12, r13, rax, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, addr, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { Ctx } from "../toolchain/aot/abi.ts";
 import { kline } from "../monitor-gen/console.ts";
@@ -88,6 +88,24 @@ export interface BootDbPlan {
   ui: number;
   region: number;
   requestBuffer: number;
+  /** Physical ranges core writes outside the database's own 4 MiB page (its private area): firmware memory other than
+   * the usable types inside them is reported, because it is overwritten (docs/specs/image-layout.md, Known conflict). */
+  coreWrites: Array<[number, number]>;
+}
+
+/** The warnings the boot prints for firmware ranges inside core's private area, computed from the printed map. */
+export function privateAreaConflicts(descs: UefiDescriptor[], coreWrites: Array<[number, number]>): string[] {
+  const out: string[] = [];
+  for (const d of descs) {
+    if ((USABLE_UEFI_TYPES as readonly number[]).includes(d.type)) continue;
+    const end = d.base + d.pages * 4096n;
+    for (const [lo, hi] of coreWrites) {
+      const a = d.base > BigInt(lo) ? d.base : BigInt(lo);
+      const b = end < BigInt(hi) ? end : BigInt(hi);
+      if (a < b) out.push(`ultravisor: warning: core's private area overwrites firmware memory of type ${d.type} at 0x${a.toString(16)}-0x${(b - 1n).toString(16)}`);
+    }
+  }
+  return out;
 }
 
 /**
@@ -104,15 +122,29 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.section(".text");
 
   a.bind(L("uv_boot_db"));
-  a.push(r12).push(r13).sub(rsp, 8);
+  a.push(r12).push(r13).push(r14).push(r15).sub(rsp, 8);
   {
     a.mov(r12, qword(L("g_map_buf")));
     a.mov(r13, r12).add(r13, qword(L("g_map_size")));
     const loop = a.here();
     const done = a.label();
+    const next = a.label();
     a.cmp(r12, r13).jae(done);
     kline(a, "ultravisor: firmware map: type ", { dec: (x) => x.mov(edi, dword(r12, 0)) }, " base ", { hex: (x) => x.mov(rdi, qword(r12, 8)) },
       " pages ", { dec: (x) => x.mov(rdi, qword(r12, 24)) });
+    a.mov(eax, dword(r12, 0));
+    for (const t of USABLE_UEFI_TYPES) a.cmp(eax, t).je(next);
+    for (const [lo, hi] of plan.coreWrites) {
+      const apart = a.label();
+      // [r14, r15) = the descriptor's range ∩ [lo, hi)
+      a.mov(r14, qword(r12, 8)).mov(rax, lo).cmp(r14, rax).cmovb(r14, rax);
+      a.mov(r15, qword(r12, 24)).shl(r15, 12).add(r15, qword(r12, 8)).mov(rax, hi).cmp(r15, rax).cmova(r15, rax);
+      a.cmp(r14, r15).jae(apart);
+      kline(a, "ultravisor: warning: core's private area overwrites firmware memory of type ", { dec: (x) => x.mov(edi, dword(r12, 0)) },
+        " at ", { hex: (x) => x.mov(rdi, r14) }, "-", { hex: (x) => x.lea(rdi, qword(r15, -1)) });
+      a.bind(apart);
+    }
+    a.bind(next);
     a.add(r12, qword(L("g_desc_size"))).jmp(loop);
     a.bind(done);
   }
@@ -136,7 +168,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.bind(neg);
   kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result -", { dec: (x) => x.mov(rdi, r13).neg(rdi) });
   a.bind(shown);
-  a.add(rsp, 8).pop(r13).pop(r12).ret();
+  a.add(rsp, 8).pop(r15).pop(r14).pop(r13).pop(r12).ret();
 
   // Import shims (System V from generated code; callee-saved registers kept by the core thunk): eax = core's result,
   // or −100 − trap code when core trapped.

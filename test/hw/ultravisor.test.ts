@@ -19,8 +19,8 @@ import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage } from "../../
 import { Database } from "../../sim/database.ts";
 import { Host } from "../../sim/host.ts";
 import { ResourceService } from "../../sim/resource-service.ts";
-import { firmwareRegions, parseFirmwareMap, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
-import { scheduleRuns } from "../../toolchain/image/ultravisor.ts";
+import { firmwareRegions, parseFirmwareMap, privateAreaConflicts, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
+import { CORE_PRIVATE_WRITES, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
@@ -288,6 +288,11 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(firmware.length, "firmware map lines").toBeGreaterThan(5);
     // OVMF's map holds reserved or ACPI ranges and usable ones: both kinds of boot transaction run.
     expect(firmwareRegions(firmware).some((r) => r.type === "reserved")).toBe(true);
+    // Firmware memory inside core's fixed private area is reported, exactly the overlaps the printed map implies
+    // (OVMF: its ACPI NVS at 0x806000 and 0x810000; docs/specs/image-layout.md, Known conflict).
+    const conflicts = privateAreaConflicts(firmware, CORE_PRIVATE_WRITES);
+    expect(b.lines.filter((l) => l.startsWith("ultravisor: warning: core's private area"))).toEqual(conflicts);
+    expect(conflicts.length, "OVMF's NVS ranges inside core's private area").toBeGreaterThan(0);
     const definitions = fig1.partitions.filter((p) => p.kind !== "idle").map(definitionOf);
     const { bytes: sim, db, created } = await simulatedBoot(BigInt(line![3]!), b.lines, definitions);
     // The machine committed as many boot transactions as the simulator (its log's sequence numbers say so too).

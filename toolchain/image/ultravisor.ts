@@ -90,6 +90,12 @@ export const CORE_DB_PLAN: CoreDbPlan = (() => {
   };
 })();
 
+/**
+ * What core writes in its private 4 MiB page [0,2,*]: static data, commit scratch and request buffer (8 MiB … +64 KiB),
+ * the map directory and the log. The boot reports firmware memory (other than usable RAM) inside these.
+ */
+export const CORE_PRIVATE_WRITES: Array<[number, number]> = [[0x800000, 0x810000], [DIRECTORY, DIRECTORY + DIRECTORY_BYTES], CORE_DB_PLAN.zero[3]!];
+
 /** Partition numbers: 1-based position in the configuration (the schedule's partition field). */
 export const partitionNumber = (index: number): number => index + 1;
 const IDLE_VCPU_BASE = 1000;
@@ -183,7 +189,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   });
   emitLead(a, config.quantumTicks, withCore, scheduleText);
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
-  if (bootDb) emitBootDb(a, bootDb, { ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestBuffer: CORE_DB_PLAN.requestBuffer });
+  if (bootDb) emitBootDb(a, bootDb, {
+    ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestBuffer: CORE_DB_PLAN.requestBuffer, coreWrites: CORE_PRIVATE_WRITES,
+  });
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
   a.align(4096);
