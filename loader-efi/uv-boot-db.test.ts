@@ -37,9 +37,9 @@ describe("boot partition's view of the UEFI map", () => {
       [[0x800000, 0x810000], [0x810000, 0xa10000], [0xa10000, 0xc00000]],
     );
     expect(w).toEqual([
-      "ultravisor: warning: core's private area overwrites firmware memory of type 10 at 0x806000-0x807fff",
-      "ultravisor: warning: core's private area overwrites firmware memory of type 10 at 0x810000-0x8fffff",
-      "ultravisor: warning: core's private area overwrites firmware memory of type 0 at 0xbf0000-0xbfffff",
+      "ultravisor: warning: firmware memory of type 10 at 0x806000-0x807fff lies in core's private area (core owns and writes it)",
+      "ultravisor: warning: firmware memory of type 10 at 0x810000-0x8fffff lies in core's private area (core owns and writes it)",
+      "ultravisor: warning: firmware memory of type 0 at 0xbf0000-0xbfffff lies in core's private area (core owns and writes it)",
     ]);
   });
 

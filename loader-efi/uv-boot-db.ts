@@ -88,8 +88,8 @@ export interface BootDbPlan {
   ui: number;
   region: number;
   requestBuffer: number;
-  /** Physical ranges core writes outside the database's own 4 MiB page (its private area): firmware memory other than
-   * the usable types inside them is reported, because it is overwritten (docs/specs/image-layout.md, Known conflict). */
+  /** Core's private area (outside the database's own 4 MiB page): firmware memory other than
+   * the usable types inside it is reported: core owns and writes it (docs/specs/image-layout.md, Known conflict). */
   coreWrites: Array<[number, number]>;
 }
 
@@ -102,7 +102,7 @@ export function privateAreaConflicts(descs: UefiDescriptor[], coreWrites: Array<
     for (const [lo, hi] of coreWrites) {
       const a = d.base > BigInt(lo) ? d.base : BigInt(lo);
       const b = end < BigInt(hi) ? end : BigInt(hi);
-      if (a < b) out.push(`ultravisor: warning: core's private area overwrites firmware memory of type ${d.type} at 0x${a.toString(16)}-0x${(b - 1n).toString(16)}`);
+      if (a < b) out.push(`ultravisor: warning: firmware memory of type ${d.type} at 0x${a.toString(16)}-0x${(b - 1n).toString(16)} lies in core's private area (core owns and writes it)`);
     }
   }
   return out;
@@ -140,8 +140,8 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
       a.mov(r14, qword(r12, 8)).mov(rax, lo).cmp(r14, rax).cmovb(r14, rax);
       a.mov(r15, qword(r12, 24)).shl(r15, 12).add(r15, qword(r12, 8)).mov(rax, hi).cmp(r15, rax).cmova(r15, rax);
       a.cmp(r14, r15).jae(apart);
-      kline(a, "ultravisor: warning: core's private area overwrites firmware memory of type ", { dec: (x) => x.mov(edi, dword(r12, 0)) },
-        " at ", { hex: (x) => x.mov(rdi, r14) }, "-", { hex: (x) => x.lea(rdi, qword(r15, -1)) });
+      kline(a, "ultravisor: warning: firmware memory of type ", { dec: (x) => x.mov(edi, dword(r12, 0)) },
+        " at ", { hex: (x) => x.mov(rdi, r14) }, "-", { hex: (x) => x.lea(rdi, qword(r15, -1)) }, " lies in core's private area (core owns and writes it)");
       a.bind(apart);
     }
     a.bind(next);

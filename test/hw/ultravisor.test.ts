@@ -291,7 +291,7 @@ describe("ultravisor on OVMF (TCG)", () => {
     // Firmware memory inside core's fixed private area is reported, exactly the overlaps the printed map implies
     // (OVMF: its ACPI NVS at 0x806000 and 0x810000; docs/specs/image-layout.md, Known conflict).
     const conflicts = privateAreaConflicts(firmware, CORE_PRIVATE_WRITES);
-    expect(b.lines.filter((l) => l.startsWith("ultravisor: warning: core's private area"))).toEqual(conflicts);
+    expect(b.lines.filter((l) => l.startsWith("ultravisor: warning: firmware memory of type"))).toEqual(conflicts);
     expect(conflicts.length, "OVMF's NVS ranges inside core's private area").toBeGreaterThan(0);
     const definitions = fig1.partitions.filter((p) => p.kind !== "idle").map(definitionOf);
     const { bytes: sim, db, created } = await simulatedBoot(BigInt(line![3]!), b.lines, definitions);
