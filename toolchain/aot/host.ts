@@ -6,6 +6,7 @@ import { ExecRegion, HostBuffer } from "../x64/native.ts";
 import { Ctx, TRAP_NAMES } from "./abi.ts";
 import { type CompileOptions, type CompiledModule, compileWasm } from "./compile.ts";
 import { ValType } from "./decode.ts";
+import { INTRINSICS } from "./intrinsics.ts";
 
 export type HostImport = (...args: bigint[]) => bigint | number | void;
 
@@ -40,6 +41,13 @@ export class HostInstance {
     const c = wasmOrCompiled instanceof Uint8Array ? compileWasm(wasmOrCompiled, { ...opts, hostThunks: true }) : wasmOrCompiled;
     if (c.hostTrap < 0) throw new Error("HostInstance needs a module compiled with hostThunks: true");
     if (c.memoryBase !== null) throw new Error("HostInstance runs modules with the memory base in r15; memoryBase is for identity-mapped images");
+    for (const imp of c.imports) {
+      // A privileged sequence (hlt, in/out, mov cr3, int 0x80 ...) at ring 3 kills this process with a signal
+      // instead of returning a wasm trap: refuse it up front.
+      if (imp.intrinsic && !INTRINSICS.get(imp.intrinsic)!.hostSafe) {
+        throw new Error(`import hw.${imp.intrinsic} is a privileged intrinsic (docs/specs/intrinsics.md): it runs only in the bare-metal image, not in a host process`);
+      }
+    }
     this.compiled = c;
     this.code = new ExecRegion(c.code.length).load(c.code);
     const base = this.code.address;

@@ -74,7 +74,7 @@ describe("privileged intrinsics (disassembly)", () => {
     ["write_cr3", [I64], [], ["mov cr3,rax"]],
     ["invlpg", [I64], [], ["invlpg"]],
     ["hlt", [], [], ["hlt"]],
-    ["vmcall", [I64, I64, I64], [I64], ["vmcall"]],
+    ["hypercall", [I64, I64, I64], [I64], ["int 0x80"]],
   ];
   for (const [name, params, results, want] of cases) {
     it(`hw.${name} lowers inline to ${want.join("; ")}`, () => {
@@ -96,6 +96,35 @@ describe("privileged intrinsics (disassembly)", () => {
       }
     });
   }
+
+  it("hw.hypercall follows docs/specs/hypercall-abi.md: rax = number, rcx = a, rdx = b, int 0x80, result from rax", () => {
+    const b = new ModuleBuilder();
+    b.importFunc("hw", "hypercall", [I64, I64, I64], [I64]);
+    b.func([], [I64], [], [...op.i64(0x11), ...op.i64(0x22), ...op.i64(0x33), ...op.call(0), ...op.i64(1), 0x7c], "f");
+    const c = compileWasm(b.build());
+    const dir = mkdtempSync(join(tmpdir(), "aot-intr-"));
+    try {
+      writeFileSync(join(dir, "f.bin"), c.code);
+      const text = execFileSync("objdump", ["-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", join(dir, "f.bin")], { encoding: "utf8" });
+      const lines = text.split("\n").map((l) => l.split("\t").pop()!.replace(/ +/g, " ").trim());
+      const at = lines.indexOf("int 0x80");
+      expect(at).toBeGreaterThan(0);
+      // The three moves before the gate load the ABI's registers (any order); the result is read from rax after it.
+      expect(lines.slice(at - 3, at).sort()).toEqual(["mov eax,0x11", "mov ecx,0x22", "mov edx,0x33"]);
+      expect(lines[at + 1]).toMatch(/^mov r[a-z0-9]+,rax$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the host runtime refuses privileged intrinsics instead of executing them", () => {
+    for (const [name, params, results] of cases) {
+      const b = new ModuleBuilder();
+      b.importFunc("hw", name, params, results);
+      b.func([], [], [], [], "f");
+      expect(() => new HostInstance(b.build()), name).toThrow(new RegExp(`hw\\.${name} is a privileged intrinsic`));
+    }
+  });
 
   it("docs/specs/intrinsics.md lists every intrinsic of the table", () => {
     const doc = readFileSync(join(import.meta.dirname, "../../docs/specs/intrinsics.md"), "utf8");

@@ -161,11 +161,14 @@ const LIST: Intrinsic[] = [
     },
   },
   {
-    // Hypercall to the ultravisor: rax = number, rcx/rdx = arguments, result in rax.
-    name: "vmcall", params: [L, L, L], results: [L], hostSafe: false,
+    // The partition → monitor hypercall of docs/specs/hypercall-abi.md: rax = number, rcx/rdx = arguments a/b,
+    // `int 0x80` (a gate of DPL 3, so it works at CPL 3 where `vmcall` raises #UD); result in rax. The monitor
+    // preserves every other register, so nothing allocated needs saving. Argument c (r8) is not passed: no hypercall
+    // number uses it, and r8 holds wasm values here.
+    name: "hypercall", params: [L, L, L], results: [L], hostSafe: false,
     lower(m, cx) {
       args(m, cx, [RAX, RCX, RDX], [8, 8, 8]);
-      m.a.vmcall();
+      m.a.int(0x80);
       result(m, cx, 8);
     },
   },
