@@ -25,6 +25,23 @@ export class HostTrap extends Error {
   }
 }
 
+/**
+ * The koffi callback type of an import signature. koffi type names are process-wide, so each signature is declared
+ * once and shared by every instance (a name per import index collided as soon as two instances had imports).
+ */
+const protos = new Map<string, ReturnType<typeof koffi.proto>>();
+function importProto(params: number[], results: number[]): ReturnType<typeof koffi.proto> {
+  const ty = (t: number) => (t === ValType.I64 ? "uint64_t" : "uint32_t");
+  const ret = results.length ? ty(results[0]!) : "void";
+  const key = `${ret}(${params.map(ty).join(", ")})`;
+  let p = protos.get(key);
+  if (!p) {
+    p = koffi.proto(`${ret} uv_import_${protos.size}(${params.map(ty).join(", ")})`);
+    protos.set(key, p);
+  }
+  return p;
+}
+
 /** Bytes of native stack generated code may use below the entry thunk before calls trap (the call-depth limit). */
 const STACK_BUDGET = 512 * 1024;
 
@@ -70,8 +87,7 @@ export class HostInstance {
       if (imp.intrinsic) continue;
       const fn = imports[imp.module]?.[imp.name];
       if (!fn) throw new Error(`missing import ${imp.module}.${imp.name}`);
-      const ty = (t: number) => (t === ValType.I64 ? "uint64_t" : "uint32_t");
-      const proto = koffi.proto(`${imp.results.length ? ty(imp.results[0]!) : "void"} uv_import_${imp.func}(${imp.params.map(ty).join(", ")})`);
+      const proto = importProto(imp.params, imp.results);
       const cb = koffi.register((...args: (number | bigint)[]) => {
         const r = fn(...args.map((x) => BigInt(x)));
         if (!imp.results.length) return undefined;
