@@ -254,6 +254,9 @@ describe("per-opcode edge values", () => {
     const b = new ModuleBuilder();
     b.importFunc("env", "mix", [I32, I64, I32, I64, I32, I64], [I64]);
     b.importFunc("env", "note", [I32], []);
+    // Non-linear in its arguments, so it sees whether they arrive as unsigned values (koffi hands a uint64_t at or
+    // above 2^63 over as negative, which a sum modulo 2^64 cannot notice).
+    b.importFunc("env", "top", [I64, I32], [I64]);
     // Called at different stack depths so the 16-byte realignment is exercised both ways.
     b.func([I32, I64], [I64], [], [
       ...op.get(0), ...op.call(1),
@@ -267,12 +270,14 @@ describe("per-opcode edge values", () => {
       ...use4, ...op.i32(1), ...op.get(0), ...op.i32(2), ...op.get(1), ...op.i32(3), ...op.get(2), ...op.call(0), 0x7c,
       ...op.i32(4), ...op.call(1), ...use4, 0x7e, ...op.get(3), 0x85,
     ], "g");
+    b.func([I64, I32], [I64], [], [...op.get(0), ...op.get(1), ...op.call(2)], "h");
     const seen: bigint[] = [];
     const imports = {
       env: {
         mix: (a: bigint, b2: bigint, c: bigint, d: bigint, e: bigint, f: bigint) =>
           BigInt.asUintN(64, a * 3n + b2 * 5n - c * 7n + d * 11n + e * 13n - BigInt.asIntN(64, f) * 17n),
         note: (x: bigint) => void seen.push(x),
+        top: (x: bigint, y: bigint) => (x >> 56n) | ((y >> 24n) << 8n),
       },
     };
     const pair = instantiateBoth(b.build(), imports);
@@ -285,6 +290,11 @@ describe("per-opcode edge values", () => {
         const m = compareCall(pair, { name: "g", args });
         expect(m && describeMismatch(m)).toBeNull();
       }
+      for (const args of [[2n ** 64n - 1n, 2n ** 32n - 1n], [2n ** 63n, 2n ** 31n], [2n ** 63n - 1n, 2n ** 31n - 1n], [5n, 6n]]) {
+        const m = compareCall(pair, { name: "h", args });
+        expect(m && describeMismatch(m)).toBeNull();
+      }
+      expect(pair.aot.call("h", [2n ** 64n - 1n, 2n ** 32n - 1n]).value).toBe(0xffffn);
       expect(seen.length).toBe(12);
     } finally {
       pair.aot.dispose();

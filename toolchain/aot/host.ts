@@ -89,7 +89,9 @@ export class HostInstance {
       if (!fn) throw new Error(`missing import ${imp.module}.${imp.name}`);
       const proto = importProto(imp.params, imp.results);
       const cb = koffi.register((...args: (number | bigint)[]) => {
-        const r = fn(...args.map((x) => BigInt(x)));
+        // koffi hands a uint64_t at or above 2^63 over as a negative value: normalise to the unsigned view the
+        // HostImport contract promises (an import that shifts or compares its arguments would see the difference).
+        const r = fn(...args.map((x, i) => BigInt.asUintN(imp.params[i] === ValType.I64 ? 64 : 32, BigInt(x))));
         if (!imp.results.length) return undefined;
         const big = BigInt(r ?? 0);
         return imp.results[0] === ValType.I64 ? BigInt.asUintN(64, big) : Number(BigInt.asUintN(32, big));
