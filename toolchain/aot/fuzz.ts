@@ -24,7 +24,7 @@ export function fuzz(seed: number, modules: number, functions: number, callsPerF
     const g = generateModule(s, { functions, size: 40 });
     let pair;
     try {
-      pair = instantiateBoth(g.wasm, {}, 3);
+      pair = instantiateBoth(g.wasm, g.imports, 3);
     } catch (e) {
       res.failures.push(`seed ${s}: ${(e as Error).message}`);
       saveRepro(s, g.wasm);
@@ -33,6 +33,13 @@ export function fuzz(seed: number, modules: number, functions: number, callsPerF
     }
     const r = new Rng(s ^ 0x5a5a);
     try {
+      // Data segments and the start function have run in both engines.
+      const d0 = compareMemory(pair);
+      if (d0) {
+        res.failures.push(`seed ${s}: after instantiation: ${d0}`);
+        saveRepro(s, g.wasm);
+        if (stopAtFirst) return res;
+      }
       for (const e of g.exports) {
         res.programs++;
         for (let c = 0; c < callsPerFunction; c++) {

@@ -1,8 +1,11 @@
-// Random program generator over the AOT compiler's accepted subset: typed expression trees, locals and globals,
-// nested block/loop/if with br/br_if/br_table, loads and stores (mostly in bounds, sometimes not), memory.size/grow,
-// direct calls to earlier functions and call_indirect through a table. Many functions go into one module so a test
-// run amortises compilation; loops are bounded by counters and calls only go backwards, so every program ends
-// (or traps). Used by differential.test.ts and by the longer `npm run fuzz` (toolchain/aot/fuzz.ts).
+// Random program generator over the AOT compiler's accepted subset: typed expression trees, locals, mutable and
+// immutable globals, nested block/loop/if (with results, and blocks and loops with parameters through type indices),
+// br/br_if/br_table/return with and without values, nop, loads and stores (mostly in bounds, sometimes not),
+// memory.size/grow, direct calls to earlier functions, calls of an embedder import, call_indirect through a table,
+// data segments and a start function. Many functions go into one module so a test run amortises compilation; loops are
+// bounded by counters and calls only go backwards, so every program ends (or traps). Used by differential.test.ts and
+// by the longer `npm run fuzz` (toolchain/aot/fuzz.ts).
+import type { HostImport } from "../host.ts";
 import { I32, I64, ModuleBuilder, op } from "./wasm-builder.ts";
 
 /** xorshift128+ — deterministic from a seed so a failing program can be regenerated from its seed. */
@@ -78,7 +81,19 @@ export interface GeneratedModule {
   wasm: Uint8Array;
   /** Exported function names with their signatures. */
   exports: { name: string; params: number[]; result: number | null }[];
+  /** The embedder functions the module imports (pure, so both engines see the same results). */
+  imports: Record<string, Record<string, HostImport>>;
 }
+
+/** A global: its value type and whether global.set may write it. */
+interface GlobalDef {
+  type: number;
+  mutable: boolean;
+}
+
+/** Binary operators that never trap (add, sub, xor), used to combine a block's or loop's parameter with its body. */
+const COMBINE = [0x6a, 0x6b, 0x73];
+const INT_MIN = { [I32]: -(1n << 31n), [I64]: -(1n << 63n) } as Record<number, bigint>;
 
 /** The address space generated accesses use: the first MEM_WINDOW bytes, compared after each call. */
 export const MEM_WINDOW = 1024;
@@ -96,11 +111,13 @@ class FuncGen {
     private readonly locals: number[],
     private readonly result: number | null,
     private readonly callees: FnSig[],
-    private readonly globals: number[],
+    private readonly globals: GlobalDef[],
     private readonly indirectTypes: { type: number; sig: FnSig }[],
     size: number,
     /** Locals reserved as loop counters; never written by random code. */
     private readonly counters: number[],
+    /** Type index of the block type [t] -> [t], by value type (blocks and loops with a parameter). */
+    private readonly passTypes: Record<number, number>,
   ) {
     this.budget = size;
   }
@@ -141,7 +158,7 @@ class FuncGen {
     const leaf = depth > 5 || this.budget <= 0 || r.chance(0.25);
     if (leaf) {
       const l = this.localOf(t);
-      const g = this.globals.map((gt, i) => [gt, i] as const).filter(([gt]) => gt === t);
+      const g = this.globals.map((gd, i) => [gd.type, i] as const).filter(([gt]) => gt === t);
       const k = r.int(10);
       if (k < 4 && l !== null) return this.emit(op.get(l));
       if (k === 4 && g.length) return this.emit(op.gget(r.pick(g)[1]));
@@ -149,8 +166,15 @@ class FuncGen {
       return this.emit(t === I64 ? op.i64(r.interesting(I64)) : op.i32(r.interesting(I32)));
     }
     const d = depth + 1;
-    switch (r.int(16)) {
+    switch (r.int(18)) {
       case 0: case 1: case 2: case 3: {
+        if (r.chance(0.01)) {
+          // INT_MIN / -1 with the divisor in a register: the signed-overflow trap.
+          const c = t === I64 ? op.i64 : op.i32;
+          this.emit(c(INT_MIN[t]!));
+          this.expr(t, d);
+          return this.emit(c(-1), [t === I64 ? 0x84 : 0x72], [t === I64 ? 0x7f : 0x6d]);
+        }
         this.expr(t, d);
         this.expr(t, d);
         const o = r.pick(BIN32);
@@ -223,6 +247,14 @@ class FuncGen {
           this.labels.pop();
           return this.emit(op.end);
         }
+        if (r.chance(0.2)) {
+          // An unconditional br carrying the value to this or an enclosing label, then dead code up to the end.
+          this.expr(t, d);
+          this.emit(op.br(r.pick(this.labelsOfType(t))));
+          this.stmts(d, 1);
+          this.labels.pop();
+          return this.emit(op.end);
+        }
         this.expr(t, d);
         this.labels.pop();
         return this.emit(op.end);
@@ -258,6 +290,44 @@ class FuncGen {
         this.emit(op.i32(r.int(3)), [0x40, 0]);
         return;
       }
+      case 14: {
+        // A block with a parameter (type-index block type [t] -> [t]), maybe left early by br_if with a value.
+        this.expr(t, d);
+        this.emit(op.block(this.passTypes[t]!));
+        this.labels.push({ type: t });
+        this.stmts(d, 2);
+        if (r.chance(0.3)) {
+          this.expr(t, d);
+          this.expr(I32, d);
+          this.emit(op.brIf(0), [0x1a]);
+        }
+        this.expr(t, d);
+        this.emit([r.pick(COMBINE) + (t === I64 ? 0x12 : 0)]);
+        this.labels.pop();
+        return this.emit(op.end);
+      }
+      case 15: {
+        // A loop with a result. With a parameter, each trip combines it with a new value and carries it back through
+        // br_if; without one, the branch back leaves the trip's value behind and only the last trip's value remains.
+        const c = this.counters[this.loops];
+        if (c === undefined) return this.expr(t, d);
+        const trips = 1 + r.int(3);
+        const param = r.chance(0.5);
+        // The initial value first: code inside it may run a loop of its own on this same counter.
+        if (param) this.expr(t, d);
+        this.emit(op.i32(trips), op.set(c), op.loop(param ? this.passTypes[t]! : t));
+        this.labels.push({ type: param ? t : null, loop: true });
+        this.loops++;
+        this.mult *= trips;
+        this.stmts(d, 2);
+        this.expr(t, d);
+        if (param) this.emit([r.pick(COMBINE) + (t === I64 ? 0x12 : 0)]);
+        this.mult /= trips;
+        this.loops--;
+        this.emit(op.get(c), op.i32(1), [0x6b], op.tee(c), op.brIf(0));
+        this.labels.pop();
+        return this.emit(op.end);
+      }
       default: {
         this.expr(t, d);
         this.expr(t, d);
@@ -287,7 +357,7 @@ class FuncGen {
     this.budget--;
     const d = depth + 1;
     const simple = depth > 4 || this.budget <= 0;
-    switch (simple ? r.int(4) : r.int(12)) {
+    switch (simple ? r.int(4) : r.int(14)) {
       case 0: {
         const t = r.pick([I32, I64]);
         const l = this.localOf(t, true);
@@ -306,7 +376,7 @@ class FuncGen {
         return this.emit([0x1a]);
       }
       case 3: {
-        const gs = this.globals.map((t, i) => [t, i] as const);
+        const gs = this.globals.map((g, i) => [g.type, i, g.mutable] as const).filter(([, , mutable]) => mutable);
         if (!gs.length) return;
         const [t, i] = r.pick(gs);
         this.expr(t, d);
@@ -393,6 +463,24 @@ class FuncGen {
         for (const p of c.params) this.expr(p, d);
         return this.emit(op.call(c.index));
       }
+      case 10: {
+        // br out of nested blocks, followed by dead code (which must still validate and compile).
+        const n = 1 + r.int(2);
+        for (let i = 0; i < n; i++) {
+          this.emit(op.block());
+          this.labels.push({ type: null });
+        }
+        this.stmts(d, 1);
+        this.emit(op.br(r.pick(this.labelsOfType(null))));
+        this.stmts(d, 1);
+        for (let i = 0; i < n; i++) {
+          this.labels.pop();
+          this.emit(op.end);
+        }
+        return;
+      }
+      case 11:
+        return this.emit([0x01]);
       default: {
         const t = r.pick([I32, I64]);
         const l = this.localOf(t, true);
@@ -408,8 +496,19 @@ class FuncGen {
 export function generateModule(seed: number, opts: GenOptions): GeneratedModule {
   const r = new Rng(seed);
   const b = new ModuleBuilder();
+  // env.mix(i32, i64) -> i64: an embedder function (a System V call natively), pure so both engines agree.
+  const mixIndex = b.importFunc("env", "mix", [I32, I64], [I64]);
+  const imports = { env: { mix: (a: bigint, x: bigint) => BigInt.asUintN(64, ((x << 7n) | (x >> 57n)) ^ (a * 0x9e3779b9n)) } };
   b.setMemory(1, 3);
-  const globals = [I32, I64, I32].map((t) => (b.global(t, true, r.interesting(t)), t));
+  const globals: GlobalDef[] = [[I32, true], [I64, true], [I32, true], [I32, false], [I64, false]].map(([t, mutable]) => {
+    b.global(t as number, mutable as boolean, r.interesting(t as number));
+    return { type: t as number, mutable: mutable as boolean };
+  });
+  // Data segments inside the compared window, so loads see initialised bytes.
+  for (let i = 0; i < 2; i++) b.data(r.int(MEM_WINDOW - 64), Array.from({ length: 1 + r.int(64) }, () => r.int(256)));
+  const passTypes = { [I32]: b.type([I32], [I32]), [I64]: b.type([I64], [I64]) };
+  // Block type indices are encoded as one s33 byte here.
+  if (passTypes[I32]! >= 64 || passTypes[I64]! >= 64) throw new Error("generator: block type index does not fit one byte");
   // A few table targets with fixed shapes, so call_indirect has matching and mismatching entries.
   const shapes: { params: number[]; result: number | null }[] = [
     { params: [I32], result: I32 },
@@ -426,6 +525,9 @@ export function generateModule(seed: number, opts: GenOptions): GeneratedModule 
   }
   b.setTable(indirect.length + 1);
   b.elem(0, indirect.map((x) => x.sig.index));
+  // The start function runs at instantiation in both engines: a store into the window and a global write.
+  b.start(b.func([], [], [], [...op.i32(r.int(MEM_WINDOW - 8)), ...op.i64(r.interesting(I64)), ...op.mem(0x37, 0), ...op.i32(r.interesting(I32)), ...op.gset(0)]));
+  const mix: FnSig = { index: mixIndex, params: [I32, I64], result: I64, cost: 1 };
   const exports: GeneratedModule["exports"] = [];
   for (let i = 0; i < opts.functions; i++) {
     const params = Array.from({ length: r.int(4) }, () => r.pick([I32, I64]));
@@ -433,14 +535,14 @@ export function generateModule(seed: number, opts: GenOptions): GeneratedModule 
     const extra = Array.from({ length: r.int(4) }, () => r.pick([I32, I64]));
     const counters = [0, 1, 2].map((k) => params.length + extra.length + k);
     const locals = [...params, ...extra, I32, I32, I32];
-    const g = new FuncGen(r, locals, result, sigs.slice(-12), globals, indirect, opts.size, counters);
+    const g = new FuncGen(r, locals, result, [mix, ...sigs.slice(-12)], globals, indirect, opts.size, counters, passTypes);
     const body = g.body();
     const name = `f${i}`;
     const index = b.func(params, result === null ? [] : [result], [...extra, I32, I32, I32], body, name);
     sigs.push({ index, params, result, cost: g.cost + 1 });
     exports.push({ name, params, result });
   }
-  return { wasm: b.build(), exports };
+  return { wasm: b.build(), exports, imports };
 }
 
 function shapeBody(r: Rng, params: number[], result: number | null): number[] {
