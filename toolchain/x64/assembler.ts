@@ -556,6 +556,7 @@ export interface Instructions extends SetccMethods, CmovMethods, JccMethods {
   lodsb: M0; lodsw: M0; lodsd: M0; lodsq: M0; scasb: M0; scasw: M0; scasd: M0; scasq: M0;
   cmpsb: M0; cmpsw: M0; cmpsd: M0; cmpsq: M0;
   cli: M0; sti: M0; hlt: M0; pause: M0; cpuid: M0; rdtsc: M0; rdtscp: M0; rdmsr: M0; wrmsr: M0;
+  cld: M0; std: M0; clc: M0; stc: M0; cmc: M0; lahf: M0; sahf: M0; pushfq: M0; popfq: M0;
   /** in al/ax/eax, imm8|dx. */
   in: M2<Gpr, Gpr | number>;
   /** out imm8|dx, al/ax/eax. */

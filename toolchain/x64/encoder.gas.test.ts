@@ -23,6 +23,9 @@ const ISSUE_MNEMONICS = [
   "sfence", "fxsave64", "fxrstor64", "xsave", "xrstor", "lretq", "jmpfar", "callfar", "int", "vmcall", "vmmcall",
 ];
 
+/** Flag instructions added for the monitor (direction flag at entry, flags save/restore). */
+const FLAG_MNEMONICS = ["cld", "std", "clc", "stc", "cmc", "lahf", "sahf", "pushfq", "popfq"];
+
 group("encoder vs GNU as", () => {
   it("encodes every form over generated operands exactly like GNU as", () => {
     const a = new Assembler();
@@ -95,6 +98,7 @@ group("encoder vs GNU as", () => {
     const covered = new Set(accepted.map((c) => c.mnemonic));
     expect(accepted.some((c) => c.text.startsWith("lock ") && c.text.includes("cmpxchg"))).toBe(true);
     expect(ISSUE_MNEMONICS.filter((m) => !covered.has(m))).toEqual([]);
+    expect(FLAG_MNEMONICS.filter((m) => !covered.has(m))).toEqual([]);
     // Rejected high-byte combinations must be rejected by GNU as as well (one batch).
     const errSource = GAS_PROLOGUE + rejected.map((t) => `${t}\n`).join("");
     const errs = gasErrors(errSource);

@@ -137,6 +137,9 @@ const SOURCE: Record<string, string[]> = {
   scasb: bare("ae"), scasw: bare("o16 af"), scasd: bare("af"), scasq: bare("W af"),
   cmpsb: bare("a6"), cmpsw: bare("o16 a7"), cmpsd: bare("a7"), cmpsq: bare("W a7"),
   cli: bare("fa"), sti: bare("fb"), hlt: bare("f4"), pause: bare("pF3 90"), cpuid: bare("0f a2"),
+  // Flags: the direction flag (cld/std), the carry flag, AH ↔ flags, and the flags on the stack (64-bit in long mode).
+  cld: bare("fc"), std: bare("fd"), clc: bare("f8"), stc: bare("f9"), cmc: bare("f5"), lahf: bare("9f"), sahf: bare("9e"),
+  pushfq: bare("9c"), popfq: bare("9d"),
   rdtsc: bare("0f 31"), rdtscp: bare("0f 01 f9"), rdmsr: bare("0f 32"), wrmsr: bare("0f 30"),
   in: ["e4 : al, ub", "e5 : az, ub", "ec : al, dx", "ed : az, dx"],
   out: ["e6 : ub, al", "e7 : ub, az", "ee : dx, al", "ef : dx, az"],
