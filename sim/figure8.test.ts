@@ -1,13 +1,20 @@
 // The spec's worked example as the oracle: runs examples/figure8.yaml through `uvt sim`'s runner and compares every
 // printed transaction line with the lines of [0222]–[0224] extracted from the spec text itself.
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadScenario } from "./scenario.ts";
 import { runScenario } from "./run-scenario.ts";
 import { parseLog, formatTransaction, gmk } from "./notation.ts";
 
-const SPEC_DIR = join(import.meta.dirname, "..", "..", "shared", "spec");
+// The spec lives in the shared/ folder beside the checkout (as CI lays it out); UV_SPEC_DIR points elsewhere.
+const SPEC_DIR = process.env.UV_SPEC_DIR ?? join(import.meta.dirname, "..", "..", "shared", "spec");
+
+function specText(): string {
+  const file = existsSync(SPEC_DIR) ? readdirSync(SPEC_DIR).find((f) => f.startsWith("003_")) : undefined;
+  if (!file) throw new Error(`spec text 003_*.txt not found in ${SPEC_DIR}: keep shared/ beside the checkout or set UV_SPEC_DIR`);
+  return readFileSync(join(SPEC_DIR, file), "utf8");
+}
 const TX_LINE = /^(Begin Transaction|Commit Transaction|End Transaction|Change Owner|Initialize Partition|Destroy Partition|Merge Map|Split Map)/;
 
 /**
@@ -24,9 +31,7 @@ function normalise(line: string): string {
 }
 
 function specLines(): string[] {
-  const file = readdirSync(SPEC_DIR).find((f) => f.startsWith("003_"));
-  if (!file) throw new Error(`spec text 003_* not found in ${SPEC_DIR}`);
-  const text = readFileSync(join(SPEC_DIR, file), "utf8");
+  const text = specText();
   const start = text.indexOf("[0222]");
   const end = text.indexOf("[0225]");
   expect(start).toBeGreaterThan(0);
@@ -84,8 +89,7 @@ describe("Figure 8 worked example", () => {
   });
 
   it("parses the spec's own logs back into the same transactions it prints", () => {
-    const file = readdirSync(SPEC_DIR).find((f) => f.startsWith("003_"))!;
-    const text = readFileSync(join(SPEC_DIR, file), "utf8");
+    const text = specText();
     const section = text.slice(text.indexOf("[0222]"), text.indexOf("[0225]"));
     const txs = parseLog(section.split("\n").filter((l) => TX_LINE.test(l.trim())).join("\n"));
     expect(txs.length).toBe(6);
