@@ -24,9 +24,9 @@ export interface MonitorConfig {
   probes?: boolean;
 }
 
-/** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes and the six
- * dispatch instructions of k_entry before on_timer; after the closing probe, jmp resume, lea, 15 pops, add, iretq. */
-export const SWITCH_PATH_OUTSIDE_PROBES = 3 + 15 + 6 + 1 + 1 + 15 + 1 + 1;
+/** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes, cld and the
+ * six dispatch instructions of k_entry before on_timer; after the closing probe, jmp resume, lea, 15 pops, add, iretq. */
+export const SWITCH_PATH_OUTSIDE_PROBES = 3 + 15 + 1 + 6 + 1 + 1 + 15 + 1 + 1;
 /** Instructions the probes themselves contribute to a measured delta: shl, or, mov after the first rdtsc; the second rdtsc. */
 export const PROBE_OVERHEAD = 4;
 
@@ -65,9 +65,8 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
 
   a.bind(L("k_entry"));
   for (const r of PUSH_ORDER) a.push(REGS[r]);
+  a.cld(); // a partition may enter with DF=1; the monitor's string instructions (page zeroing, copies) need DF=0
   a.mov(rbp, rsp).and(rbp, -4096); // the IST stack is the top of the running partition's state page
-  // No cld (toolchain/x64 has no cld/std yet): a partition may enter with DF=1, so nothing after the first dispatch
-  // uses string instructions; the boot path runs with the DF=0 that the UEFI calling convention guarantees.
   a.lea(rsp, ptr(L("g_kstack_top")));
   a.mov(rax, qword(rbp, FR.vector));
   a.cmp(eax, TIMER_VECTOR).je(L("on_timer"));
