@@ -360,16 +360,30 @@ export class MacroAssembler {
   }
 
   storeHeapConst(bytes: 1 | 2 | 4 | 8, value: Opnd, ea: number): void {
+    const v = this.storable(bytes, value);
+    this.storeValue(bytes, this.heapConst(ea, bytes), v);
+  }
+
+  /**
+   * A store's value as a register or an immediate the store can encode: a slot value or a 64-bit constant beyond
+   * imm32 goes through rax first (before the address, whose computation may use r11).
+   */
+  private storable(bytes: 1 | 2 | 4 | 8, value: Opnd): Opnd {
     if (value.k === "mem") {
       this.a.mov(reg(RAX, bytes), resize(value.m, bytes));
-      value = { k: "reg", r: RAX };
-    } else if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
-      this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
-      value = { k: "reg", r: RAX };
+      return { k: "reg", r: RAX };
     }
-    const m = this.heapConst(ea, bytes);
+    if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
+      this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
+      return { k: "reg", r: RAX };
+    }
+    return value;
+  }
+
+  private storeValue(bytes: 1 | 2 | 4 | 8, m: Mem, value: Opnd): void {
     if (value.k === "reg") this.a.mov(m, reg(value.r, bytes));
-    else this.a.mov(m, Number(BigInt.asIntN(Math.min(bytes * 8, 32), value.v)));
+    else if (value.k === "imm") this.a.mov(m, Number(BigInt.asIntN(Math.min(bytes * 8, 32), value.v)));
+    else throw new Error("storeValue: a memory operand must go through storable() first");
   }
 
   private loadFrom(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, m: Mem): void {
@@ -382,25 +396,12 @@ export class MacroAssembler {
 
   /** `pinned`: addr is a pinned local's register (its bounds check may be reused, see checkedEnd). */
   loadHeap(size: Size, bytes: 1 | 2 | 4 | 8, signed: boolean, dst: number, addr: number, offset: number, pinned = false): void {
-    const m = this.heapAddr(addr, offset, bytes, bytes, pinned);
-    const a = this.a;
-    if (bytes === 8 || (bytes === 4 && !signed)) a.mov(reg(dst, bytes as Size), m);
-    else if (bytes === 4) a.movsxd(reg(dst, 8), m);
-    else if (signed) a.movsx(reg(dst, size), m);
-    else a.movzx(reg(dst, 4), m);
+    this.loadFrom(size, bytes, signed, dst, this.heapAddr(addr, offset, bytes, bytes, pinned));
   }
 
   storeHeap(bytes: 1 | 2 | 4 | 8, value: Opnd, addr: number, offset: number, pinned = false): void {
-    if (value.k === "mem") {
-      this.a.mov(reg(RAX, bytes), resize(value.m, bytes));
-      value = { k: "reg", r: RAX };
-    } else if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
-      this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
-      value = { k: "reg", r: RAX };
-    }
-    const m = this.heapAddr(addr, offset, bytes, bytes, pinned);
-    if (value.k === "reg") this.a.mov(m, reg(value.r, bytes));
-    else this.a.mov(m, Number(BigInt.asIntN(Math.min(bytes * 8, 32), value.v)));
+    const v = this.storable(bytes, value);
+    this.storeValue(bytes, this.heapAddr(addr, offset, bytes, bytes, pinned), v);
   }
 
   memorySize(dst: number): void {
