@@ -274,6 +274,9 @@ const tn = (t: number): string => (t === ValType.I64 ? "i64" : t === ValType.I32
  * convention and calls the function. Returns 0, or the trap code when the trap handler unwound to here.
  */
 function emitHostThunk(a: Assembler, l: Label, fi: number, m: Module, funcLabels: (Label | null)[], imports: ImportInfo[]): void {
+  if (fi < m.numImportedFuncs) {
+    throw new CompileError(`export of imported function ${imports[fi]?.module}.${imports[fi]?.name} is not supported`);
+  }
   const t = funcType(m, fi);
   a.align(16);
   a.bind(l);
@@ -285,9 +288,6 @@ function emitHostThunk(a: Assembler, l: Label, fi: number, m: Module, funcLabels
   a.mov(rax, rsp);
   a.sub(rax, qword(r14, Ctx.StackBudget));
   a.mov(qword(r14, Ctx.StackLimit), rax);
-  if (fi < m.numImportedFuncs) {
-    throw new CompileError(`export of imported function ${imports[fi]?.module}.${imports[fi]?.name} is not supported`);
-  }
   t.params.forEach((_, i) => a.push(qword(rsi, 8 * i)));
   a.call(funcLabels[fi]!);
   if (t.params.length) a.add(rsp, 8 * t.params.length);

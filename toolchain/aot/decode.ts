@@ -1,6 +1,6 @@
 // WebAssembly binary decoder: the first stage of the AOT compiler (decode → validate → compile → x64). Reads the MVP
-// module sections into plain objects and leaves function bodies as byte ranges that `CodeReader` walks opcode by
-// opcode during validation and code generation. Structural errors name the section and byte offset.
+// module sections into plain objects and leaves function bodies as byte ranges that opcodes.ts's `readInstr` walks
+// instruction by instruction during validation and code generation. Structural errors name the section and byte offset.
 
 export enum ValType {
   I32 = 0x7f,

@@ -88,11 +88,11 @@ export const MEMORY = new Map<number, MemAccess>([
   [0x3e, { size: 4, type: L, signed: false, store: true }],
 ]);
 
-/** One decoded instruction. Fields beyond `op` are set only for opcodes that carry them. */
 /** NUMERIC and MEMORY as arrays indexed by opcode (the hot loops index them once per instruction). */
 export const NUMERIC_BY_OP: (readonly [readonly number[], number] | undefined)[] = Array.from({ length: 256 }, (_, i) => NUMERIC.get(i));
 export const MEMORY_BY_OP: (MemAccess | undefined)[] = Array.from({ length: 256 }, (_, i) => MEMORY.get(i));
 
+/** One decoded instruction. Fields beyond `op` are set only for opcodes that carry them. */
 export interface Instr {
   op: number;
   /** Byte offset of the opcode in the module. */

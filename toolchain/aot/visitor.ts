@@ -168,8 +168,8 @@ export class FunctionCompiler {
     switch (op) {
       case Op.Unreachable: return this.visitUnreachable();
       case Op.Nop: return;
-      case Op.Block: return this.visitBlock(op, a, at);
-      case Op.Loop: return this.visitBlock(op, a, at);
+      case Op.Block: return this.visitBlock(op, a);
+      case Op.Loop: return this.visitBlock(op, a);
       case Op.If: return this.visitIf(a, at);
       case Op.Else: return this.visitElse();
       case Op.End: return this.visitEnd();
@@ -190,23 +190,23 @@ export class FunctionCompiler {
       case Op.MemoryGrow: return this.visitMemoryGrow();
       case Op.I32Const: return this.cx.pushConst(4, BigInt(a));
       case Op.I64Const: return this.cx.pushConst(8, i64);
-      case Op.I32Eqz: return this.unary(4, 4, (r) => this.masm.eqz(4, r));
-      case Op.I64Eqz: return this.unary(8, 4, (r) => this.masm.eqz(8, r));
-      case Op.I32WrapI64: return this.unary(8, 4, (r) => this.masm.wrap(r));
-      case Op.I64ExtendI32S: return this.unary(4, 8, (r) => this.masm.extend(8, r, 32, true));
-      case Op.I64ExtendI32U: return this.unary(4, 8, (r) => this.masm.extend(8, r, 32, false));
-      case Op.I32Extend8S: return this.unary(4, 4, (r) => this.masm.extend(4, r, 8, true));
-      case Op.I32Extend16S: return this.unary(4, 4, (r) => this.masm.extend(4, r, 16, true));
-      case Op.I64Extend8S: return this.unary(8, 8, (r) => this.masm.extend(8, r, 8, true));
-      case Op.I64Extend16S: return this.unary(8, 8, (r) => this.masm.extend(8, r, 16, true));
-      case Op.I64Extend32S: return this.unary(8, 8, (r) => this.masm.extend(8, r, 32, true));
+      case Op.I32Eqz: return this.unary(4, (r) => this.masm.eqz(4, r));
+      case Op.I64Eqz: return this.unary(4, (r) => this.masm.eqz(8, r));
+      case Op.I32WrapI64: return this.unary(4, (r) => this.masm.wrap(r));
+      case Op.I64ExtendI32S: return this.unary(8, (r) => this.masm.extend(8, r, 32, true));
+      case Op.I64ExtendI32U: return this.unary(8, (r) => this.masm.extend(8, r, 32, false));
+      case Op.I32Extend8S: return this.unary(4, (r) => this.masm.extend(4, r, 8, true));
+      case Op.I32Extend16S: return this.unary(4, (r) => this.masm.extend(4, r, 16, true));
+      case Op.I64Extend8S: return this.unary(8, (r) => this.masm.extend(8, r, 8, true));
+      case Op.I64Extend16S: return this.unary(8, (r) => this.masm.extend(8, r, 16, true));
+      case Op.I64Extend32S: return this.unary(8, (r) => this.masm.extend(8, r, 32, true));
       default: return this.unsupported(`opcode 0x${op.toString(16)}`, at);
     }
   }
 
   // ---- numeric ------------------------------------------------------------------------------------------------------
 
-  private unary(_in: Size, out: Size, f: (r: number) => void): void {
+  private unary(out: Size, f: (r: number) => void): void {
     const r = this.cx.popReg();
     f(r);
     this.cx.pushReg(out, r);
@@ -225,7 +225,7 @@ export class FunctionCompiler {
     const m = this.masm;
     if (k <= 2) {
       const f = k === 0 ? m.clz : k === 1 ? m.ctz : m.popcnt;
-      return this.unary(size, size, (r) => f.call(m, size, r));
+      return this.unary(size, (r) => f.call(m, size, r));
     }
     if ((k === 3 || k === 4) && this.addConstToPinned(size, k === 4)) return;
     const rhs = this.cx.pop();
@@ -400,7 +400,7 @@ export class FunctionCompiler {
     return { params: s.params.map(sz), results: s.results.map(sz) };
   }
 
-  private visitBlock(op: number, bt: number, _at: number): void {
+  private visitBlock(op: number, bt: number): void {
     const { params, results } = this.blockSizes(bt);
     this.cx.spillAll();
     const label = this.masm.a.label();
