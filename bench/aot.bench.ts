@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { round, type Bench, type Figure } from "./bench.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
+import { decodeModule } from "../toolchain/aot/decode.ts";
 import { HostInstance } from "../toolchain/aot/host.ts";
 import { generateModule } from "../toolchain/aot/testing/gen.ts";
 import { I32, I64, ModuleBuilder, op } from "../toolchain/aot/testing/wasm-builder.ts";
@@ -70,8 +71,7 @@ function memoryLoop(): Plan {
 function corePump(): Plan | null {
   if (!existsSync(CORE)) return null;
   const wasm = new Uint8Array(readFileSync(CORE));
-  const m = new WebAssemblyShim(wasm);
-  const initial = m.memoryMin;
+  const initial = importedMemoryMin(wasm);
   const base = initial * 65536;
   // chan_format_bytes(2 queues, 64-byte signals, 256 slots); storage channel type 4
   const size = 2 * 64 * 256 + 4096 * 4;
@@ -82,13 +82,10 @@ function corePump(): Plan | null {
   };
 }
 
-/** Reads just the imported memory's minimum from core.wasm without another wasm API. */
-class WebAssemblyShim {
-  memoryMin: number;
-  constructor(wasm: Uint8Array) {
-    const c = compileWasm(wasm);
-    this.memoryMin = c.memory?.minPages ?? 0;
-  }
+/** The minimum pages of core.wasm's imported memory (the plan sizes the V8 peers' env.memory from it). */
+function importedMemoryMin(wasm: Uint8Array): number {
+  const imp = decodeModule(wasm).imports.find((i) => i.desc.kind === "memory");
+  return imp?.desc.kind === "memory" ? imp.desc.limits.min : 0;
 }
 
 /** Node flags of the two V8 peers (see the header). */
