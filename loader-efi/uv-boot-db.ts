@@ -156,6 +156,9 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.mov(rax, qword(L("g_map_size"))).mov(qword({ label: L("bootdb_args"), disp: 16 }), rax);
   a.mov(rax, qword(L("g_desc_size"))).mov(qword({ label: L("bootdb_args"), disp: 24 }), rax);
   a.lea(rax, ptr(L("g_boot_ops"))).mov(qword({ label: L("bootdb_args"), disp: 48 }), rax);
+  // The ultravisor region (first page, pages), given to the ultravisor partition after the boot's backup point.
+  a.mov(rax, qword(L("g_region"))).shr(rax, 12).mov(qword({ label: L("bootdb_args"), disp: 56 }), rax);
+  a.mov(rax, qword(L("g_region_pages"))).mov(qword({ label: L("bootdb_args"), disp: 64 }), rax);
   a.lea(rdi, ptr(L("bootdb_ctx"))).lea(rsi, ptr(L("bootdb_args"))).lea(rdx, ptr(L("bootdb_result")));
   a.call(L("bootdb_main_thunk"));
   a.mov(r12, rax);
@@ -201,7 +204,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   mod.globals.forEach((g, i) => (ctx[(mod.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
   for (const v of ctx) a.dq(v);
   a.bind(L("bootdb_args"));
-  a.dq(0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n);
+  a.dq(0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n);
   a.bind(L("bootdb_result"));
   a.dq(0n);
   a.section(".text");

@@ -3,7 +3,9 @@
 // map and submits, through core's own db_submit, exactly the transactions sim/host.ts's boot submits for the same
 // firmware map: the database's 4 MiB page made Available, each firmware range given to Available (usable types) or
 // to the Boot pseudo partition (reserved, ACPI, MMIO, runtime), the first 4 MiB given to Boot, then the log emptied
-// as after the simulator's first backup. Linear memory is physical memory (base 0), so map pages, the UEFI map and
+// as after the simulator's first backup; after that, the ultravisor region (the loader's allocation the monitor's
+// page allocator hands out: kernel and partition page tables, windows, channel pages) is given from Available to the
+// ultravisor partition, so the database no longer lists monitor memory as free. Linear memory is physical memory (base 0), so map pages, the UEFI map and
 // the request buffers are all plain addresses. It allocates nothing: no strings, no arrays, no runtime calls.
 
 @external("env", "db_submit")
@@ -220,11 +222,12 @@ function markRange(start: u64, end: u64, from: u32, to: u32): void {
 
 /**
  * ui: page of the Ultravisor Index; map/mapBytes/descSize: the UEFI memory map; region: M of the database's 4 MiB
- * page; req: core's request buffer; ops: 32 KiB of scratch. Returns the number of committed transactions, or the
+ * page; req: core's request buffer; ops: 32 KiB of scratch; uvPage/uvPages: the ultravisor region's first 4 KiB page
+ * and its length in pages. Returns the number of committed transactions (the region's included), or the
  * first negative error (core's codes; −1000… this module's: no free page for a map page, a page not at 4 KiB scale,
  * too many runs in one map page).
  */
-export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u32, req: u32, ops: u32): i32 {
+export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u32, req: u32, ops: u32, uvPage: u32, uvPages: u32): i32 {
   uiPage = ui;
   const u = ui * 4096;
   top = load<u32>(u + 12);
@@ -250,5 +253,13 @@ export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u3
   if (failure != 0) return failure;
   const rc = dbLogTruncate();
   if (rc < 0) return rc;
+  // After the backup point, so the boot's own transactions stay exactly the simulator's Host.create.
+  if (uvPages != 0) {
+    const uvStart = <u64>uvPage * PAGE;
+    let uvEnd = uvStart + <u64>uvPages * PAGE;
+    if (uvEnd > covers) uvEnd = covers;
+    if (uvStart < uvEnd) markRange(uvStart, uvEnd, avail, ultra);
+    if (failure != 0) return failure;
+  }
   return txCount;
 }
