@@ -236,9 +236,14 @@ export function assembleUltravisorPartition(): Assembler {
   return a;
 }
 
-/** The ultravisor partition's service loop: announce, then drain the command channel whenever it is signalled. */
-export function emitUltravisorLoop(a: Assembler): void {
+/**
+ * The ultravisor partition's command-channel service loop, shared by both builds of that partition: announce, then
+ * whenever the channel is signalled drain it, calling `handle` for each request (r15 = the request, r12 = its
+ * number), and run `idle` (if given) before yielding.
+ */
+export function emitCommandServeLoop(a: Assembler, handle: (a: Assembler) => void, idle?: (a: Assembler) => void): void {
   const L = (n: string): Label => a.symbol(n);
+  const chan = windowAddress(WIN.slot(COMMAND_SLOT));
   a.xor(r12d, r12d);
   consoleLine(a, "resource manager at CPL 3, serving the command channel");
   const loop = a.here();
@@ -246,15 +251,23 @@ export function emitUltravisorLoop(a: Assembler): void {
   hypercall(a, HC.poll);
   a.test(eax, 1 << COMMAND_SLOT).jz(wait);
   const drain = a.here();
-  a.mov(rdi, windowAddress(WIN.slot(COMMAND_SLOT))).call(L("chan_peek"));
+  a.mov(rdi, chan).call(L("chan_peek"));
   a.test(rax, rax).jle(wait);
   a.mov(r15, rax).inc(r12);
-  consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.lea(rsi, qword(r15, 64)) });
-  a.mov(rdi, windowAddress(WIN.slot(COMMAND_SLOT))).call(L("chan_pop"));
+  handle(a);
+  a.mov(rdi, chan).call(L("chan_pop"));
   a.jmp(drain);
   a.bind(wait);
+  idle?.(a);
   hypercall(a, HC.yield);
   a.jmp(loop);
+}
+
+/** Without the core database, the ultravisor partition only logs each definition it receives. */
+export function emitUltravisorLoop(a: Assembler): void {
+  emitCommandServeLoop(a, (x) =>
+    consoleLine(x, "command ", { dec: (y) => y.mov(rax, r12) }, ": define ", { str: (y) => y.lea(rsi, qword(r15, 64)) }),
+  );
   emitRuntime(a);
 }
 

@@ -7,13 +7,13 @@
 // the ultravisor, InitializePartition, the page handed to the new partition). Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
 // lines, which the I/O partition writes to COM1.
-import { Assembler, type Label, addr, dword, eax, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10d, r11, r11d, r12, r12d, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, addr, dword, eax, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10d, r11, r11d, r12, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { Ctx } from "../toolchain/aot/abi.ts";
 import { DBWIN, HC, WIN } from "../monitor-gen/layout.ts";
 import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
-import { COMMAND_SLOT } from "./programs.ts";
+import { emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "./aot-guest.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit"] as const;
@@ -174,34 +174,20 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, o: UltravisorCo
  */
 function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
   const L = (n: string): Label => a.symbol(n);
-  const chan = windowAddress(WIN.slot(COMMAND_SLOT));
-  a.xor(r12d, r12d);
-  consoleLine(a, "resource manager at CPL 3, serving the command channel");
-  const loop = a.here();
-  const wait = a.label();
-  hypercall(a, HC.poll);
-  a.test(eax, 1 << COMMAND_SLOT).jz(wait);
-  const drain = a.here();
-  a.mov(rdi, chan).call(L("chan_peek"));
-  a.test(rax, rax).jle(wait);
-  a.mov(r15, rax).inc(r12);
-  a.lea(rbx, qword(r15, 64));
-  a.call(L("uv_create"));
-  a.mov(rdi, chan).call(L("chan_pop"));
-  a.jmp(drain);
-  a.bind(wait);
-  {
-    const later = a.label();
-    a.cmp(qword(L("ucore_summary_done")), 0).jne(later);
-    a.cmp(qword(L("ucore_applied")), o.definitions).jb(later);
-    hypercall(a, HC.time);
-    a.cmp(rax, o.summaryAt).jb(later);
-    a.mov(qword(L("ucore_summary_done")), 1);
-    a.call(L("uv_summary"));
-    a.bind(later);
-  }
-  hypercall(a, HC.yield);
-  a.jmp(loop);
+  emitCommandServeLoop(
+    a,
+    (x) => x.lea(rbx, qword(r15, 64)).call(L("uv_create")),
+    (x) => {
+      const later = x.label();
+      x.cmp(qword(L("ucore_summary_done")), 0).jne(later);
+      x.cmp(qword(L("ucore_applied")), o.definitions).jb(later);
+      hypercall(x, HC.time);
+      x.cmp(rax, o.summaryAt).jb(later);
+      x.mov(qword(L("ucore_summary_done")), 1);
+      x.call(L("uv_summary"));
+      x.bind(later);
+    },
+  );
 
   // uv_create(rbx = definition payload, r12 = request number): the create transaction of a partition without memory.
   a.bind(L("uv_create"));
