@@ -6,9 +6,9 @@
 // TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, for sim/host.ts.
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Assembler, type Label, addr, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
-import { Ctx } from "../toolchain/aot/abi.ts";
+import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { kline } from "../monitor-gen/console.ts";
 import { ascBuild } from "../partitions/aot-guest.ts";
 import type { FirmwareRegion } from "../sim/host.ts";
@@ -195,14 +195,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.section(".data");
   a.align(16);
   a.bind(L("bootdb_ctx"));
-  const ctx: Array<bigint | ReturnType<typeof addr>> = new Array(mod.layout.size / 8).fill(0n);
-  ctx[Ctx.MemBase / 8] = 0n;
-  ctx[Ctx.MemSize / 8] = BigInt(MEMORY_BYTES);
-  ctx[Ctx.MemMaxPages / 8] = BigInt(MEMORY_BYTES / 65536);
-  ctx[Ctx.TrapHandler / 8] = addr(L("bootdb_host_trap"));
-  ctx[Ctx.StackBudget / 8] = BigInt(STACK_BUDGET);
-  mod.globals.forEach((g, i) => (ctx[(mod.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
-  for (const v of ctx) a.dq(v);
+  emitImageContext(a, mod, { memBase: 0n, memBytes: MEMORY_BYTES, trapHandler: L("bootdb_host_trap"), stackBudget: STACK_BUDGET });
   a.bind(L("bootdb_args"));
   a.dq(0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n);
   a.bind(L("bootdb_result"));

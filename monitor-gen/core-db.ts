@@ -3,9 +3,9 @@
 // parameters and calls `db_bootstrap` through the compiled module's System V entry thunk, with linear memory
 // identity-mapped at physical address 0 (memoryBase 0). test/hw/ultravisor.test.ts reads the pages back over QMP and
 // compares them byte for byte with the simulator's database after the same call.
-import { Assembler, type Label, addr, eax, ecx, ptr, qword, r12, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, eax, ecx, ptr, qword, r12, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
-import { Ctx } from "../toolchain/aot/abi.ts";
+import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { kline } from "./console.ts";
 
@@ -71,14 +71,7 @@ export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan)
   a.section(".data");
   a.align(16);
   a.bind(L("core_ctx"));
-  const ctx: Array<bigint | ReturnType<typeof addr>> = new Array(core.layout.size / 8).fill(0n);
-  ctx[Ctx.MemBase / 8] = 0n;
-  ctx[Ctx.MemSize / 8] = BigInt(plan.memoryBytes);
-  ctx[Ctx.MemMaxPages / 8] = BigInt(plan.memoryBytes / 65536);
-  ctx[Ctx.TrapHandler / 8] = addr(L("core_host_trap"));
-  ctx[Ctx.StackBudget / 8] = BigInt(STACK_BUDGET);
-  core.globals.forEach((g, i) => (ctx[(core.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
-  for (const v of ctx) a.dq(v);
+  emitImageContext(a, core, { memBase: 0n, memBytes: plan.memoryBytes, trapHandler: L("core_host_trap"), stackBudget: STACK_BUDGET });
   a.bind(L("core_args"));
   a.dq(BigInt(plan.requestBuffer));
   a.bind(L("core_result"));

@@ -6,10 +6,10 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Assembler, type Label, addr, ecx, edi, esi, ptr, qword, r12, r15, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, ecx, edi, esi, ptr, qword, r12, r15, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
-import { Ctx } from "../toolchain/aot/abi.ts";
+import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { HYPERCALL_VECTOR } from "../monitor-gen/layout.ts";
 import { consoleLine, emitRuntime } from "./runtime.ts";
 import { PROGRAM_ENTRY } from "./programs.ts";
@@ -124,19 +124,10 @@ export function assembleAotGuest(wasm: Uint8Array, period: number, outOfBounds =
   a.section(".data");
   a.align(16);
   a.bind(L("aot_ctx"));
-  const ctx: Array<bigint | ReturnType<typeof addr>> = new Array(compiled.layout.size / 8).fill(0n);
-  ctx[Ctx.MemBase / 8] = addr(L("aot_memory"));
-  ctx[Ctx.MemSize / 8] = BigInt(memory.length);
-  ctx[Ctx.MemMaxPages / 8] = BigInt(compiled.memory.minPages);
-  ctx[Ctx.TrapHandler / 8] = addr(L("aot_host_trap"));
-  ctx[Ctx.StackBudget / 8] = BigInt(STACK_BUDGET);
-  ctx[Ctx.TableSize / 8] = BigInt(compiled.table.length);
-  compiled.globals.forEach((g, i) => (ctx[(compiled.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
-  compiled.table.forEach((e, i) => {
-    ctx[(compiled.layout.table + 16 * i) / 8] = e.func === null ? 0n : addr(L(`wasm.f${e.func}`));
-    ctx[(compiled.layout.table + 16 * i + 8) / 8] = BigInt(e.sig);
+  emitImageContext(a, compiled, {
+    memBase: L("aot_memory"), memBytes: memory.length, maxPages: compiled.memory.minPages,
+    trapHandler: L("aot_host_trap"), stackBudget: STACK_BUDGET, tableFunc: (f) => L(`wasm.f${f}`),
   });
-  for (const v of ctx) a.dq(v);
   a.bind(L("aot_args"));
   a.dq(BigInt(period), BigInt(lo), BigInt(outOfBounds ? memory.length + 64 : hi));
   a.bind(L("aot_result"));

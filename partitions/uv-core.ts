@@ -7,10 +7,10 @@
 // the ultravisor, InitializePartition, the page handed to the new partition). Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
 // lines, which the I/O partition writes to COM1.
-import { Assembler, type Label, addr, dword, eax, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10d, r11, r11d, r12, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, dword, eax, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10d, r11, r11d, r12, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
-import { Ctx } from "../toolchain/aot/abi.ts";
+import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { DBWIN, HC, WIN } from "../monitor-gen/layout.ts";
 import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { emitCommandServeLoop } from "./programs.ts";
@@ -137,14 +137,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, o: UltravisorCo
   a.section(".data");
   a.align(16);
   a.bind(L("ucore_ctx"));
-  const ctx: Array<bigint | ReturnType<typeof addr>> = new Array(core.layout.size / 8).fill(0n);
-  ctx[Ctx.MemBase / 8] = DBWIN;
-  ctx[Ctx.MemSize / 8] = BigInt(memoryBytes);
-  ctx[Ctx.MemMaxPages / 8] = BigInt(memoryBytes / 65536);
-  ctx[Ctx.TrapHandler / 8] = addr(L("ucore_host_trap"));
-  ctx[Ctx.StackBudget / 8] = BigInt(STACK_BUDGET);
-  core.globals.forEach((g, i) => (ctx[(core.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
-  for (const v of ctx) a.dq(v);
+  emitImageContext(a, core, { memBase: DBWIN, memBytes: memoryBytes, trapHandler: L("ucore_host_trap"), stackBudget: STACK_BUDGET });
   a.bind(L("ucore_args"));
   a.dq(0n, 0n, 0n, 0n);
   a.bind(L("ucore_result"));
