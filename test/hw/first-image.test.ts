@@ -38,19 +38,32 @@ function allowedMiB(mem: number): [number, number] {
   return [mem - 64 - mem / 16, mem - 8];
 }
 
-function checkOutput(lines: string[], mem: number, banner = DEFAULT_BANNER): void {
+/**
+ * Serial lines with every "COM1: " message on a line of its own. Our COM1 writes are synchronous and complete, but
+ * OVMF's ConOut path to the same UART is the firmware's: under load it has been seen to drop the tail of a line,
+ * CR LF included (artifact: "...(250602 pagess)COM1: exiting ..."), gluing our next COM1 message onto it.
+ */
+function messages(lines: string[]): string[] {
+  return lines.flatMap((l) => l.replace(/(?!^)COM1: /g, "\nCOM1: ").split("\n"));
+}
+
+function checkOutput(rawLines: string[], mem: number, banner = DEFAULT_BANNER): void {
+  const lines = messages(rawLines);
   expect(lines).toContain(FIRST_IMAGE_LINES.banner("COM1", banner));
   expect(lines).toContain(FIRST_IMAGE_LINES.banner("ConOut", banner));
   const memLines = lines.map((l) => FIRST_IMAGE_LINES.memory.exec(l)).filter((m) => m !== null);
-  expect(memLines.map((m) => m[1]).sort()).toEqual(["COM1", "ConOut"]);
-  const [, , mib, pages, descriptors] = memLines[0]!;
-  // The same figures through both output paths, and MiB really is pages / 256 (our decimal routine, checked twice).
-  expect(memLines[1]!.slice(2)).toEqual(memLines[0]!.slice(2));
+  const com1 = memLines.filter((m) => m[1] === "COM1");
+  expect(com1).toHaveLength(1);
+  const [, , mib, pages, descriptors] = com1[0]!;
+  // Where the firmware delivered ConOut's copy whole, it carries the same figures (our decimal routine, twice).
+  for (const m of memLines.filter((m) => m[1] === "ConOut")) expect(m.slice(2)).toEqual(com1[0]!.slice(2));
+  // MiB really is pages / 256.
   expect(Number(mib)).toBe(Math.floor(Number(pages) / 256));
   expect(Number(descriptors)).toBeGreaterThan(3);
   const [lo, hi] = allowedMiB(mem);
   expect(Number(mib)).toBeGreaterThanOrEqual(lo);
   expect(Number(mib)).toBeLessThanOrEqual(hi);
+  expect(lines.some((l) => FIRST_IMAGE_LINES.exit.exec(l)?.[1] === "COM1")).toBe(true);
   expect(lines.some((l) => FIRST_IMAGE_LINES.error.test(l))).toBe(false);
 }
 
@@ -58,7 +71,7 @@ describe("first image on OVMF", () => {
   it("boots at 1 GiB: chosen banner on ConOut and COM1, memory within the firmware's reservations, chosen exit code", async () => {
     const m = await Machine.start({ name: "hw-first-1G", image: custom, mem: "1G", timeoutMs: 120_000, log: () => undefined });
     try {
-      await m.waitFor(FIRST_IMAGE_LINES.exit, 110_000);
+      // The guest ends QEMU through isa-debug-exit; the Machine's own 120 s timeout bounds the wait.
       const exit = await m.wait();
       const lines = m.lines.map((l) => l.text);
       try {
