@@ -6,7 +6,7 @@
 // TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, for sim/host.ts.
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rcx, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { kline } from "../monitor-gen/console.ts";
@@ -71,15 +71,18 @@ export async function bootDbWasm(): Promise<Uint8Array> {
   return ascBuild(SOURCE, OUT, bootAscArgs);
 }
 
-export function compileBootDb(wasm: Uint8Array): CompiledModule {
-  const c = compileWasm(wasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: "bootdb" });
+/** The boot module compiled for an image; `prefix` names its symbols (the ring-0 instance and the ultravisor partition's). */
+export function compileBootDb(wasm: Uint8Array, prefix = "bootdb"): CompiledModule {
+  const c = compileWasm(wasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: prefix });
   for (const i of c.imports) {
     if (i.intrinsic === null && !(i.module === "env" && (i.name === "db_submit" || i.name === "db_log_truncate"))) {
       throw new Error(`partitions/assembly/boot.ts imports ${i.module}.${i.name}; the boot module may import env.db_submit and env.db_log_truncate only`);
     }
   }
-  const main = c.exports.find((e) => e.name === "main");
-  if (!main || main.thunk < 0) throw new Error("partitions/assembly/boot.ts must export main");
+  for (const n of ["main", "create"]) {
+    const e = c.exports.find((x) => x.name === n);
+    if (!e || e.thunk < 0) throw new Error(`partitions/assembly/boot.ts must export ${n}`);
+  }
   if (c.datas.some((d) => d.bytes.length > 0)) throw new Error("partitions/assembly/boot.ts must have no static data (its linear memory is physical memory)");
   return c;
 }
@@ -159,6 +162,9 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   // The ultravisor region (first page, pages), given to the ultravisor partition after the boot's backup point.
   a.mov(rax, qword(L("g_region"))).shr(rax, 12).mov(qword({ label: L("bootdb_args"), disp: 56 }), rax);
   a.mov(rax, qword(L("g_region_pages"))).mov(qword({ label: L("bootdb_args"), disp: 64 }), rax);
+  // The partitions' allotments (reserved by the lead monitor before this call), marked at 4 KiB granularity.
+  a.mov(rax, qword(L("g_allot_lo"))).shr(rax, 12).mov(qword({ label: L("bootdb_args"), disp: 72 }), rax);
+  a.mov(rax, qword(L("g_allot_hi"))).sub(rax, qword(L("g_allot_lo"))).shr(rax, 12).mov(qword({ label: L("bootdb_args"), disp: 80 }), rax);
   a.lea(rdi, ptr(L("bootdb_ctx"))).lea(rsi, ptr(L("bootdb_args"))).lea(rdx, ptr(L("bootdb_result")));
   a.call(L("bootdb_main_thunk"));
   a.mov(r12, rax);
@@ -172,6 +178,26 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result -", { dec: (x) => x.mov(rdi, r13).neg(rdi) });
   a.bind(shown);
   a.add(rsp, 8).pop(r15).pop(r14).pop(r13).pop(r12).ret();
+
+  // boot_create(rdi = definition payload, rsi = first page, rdx = pages, rcx = owner they come from) → rax: the new
+  // partition's number or a negative error (partitions/assembly/boot.ts create); a trap becomes −100 − trap code.
+  a.bind(L("boot_create"));
+  {
+    a.sub(rsp, 8);
+    a.mov(qword({ label: L("bootdb_args"), disp: 16 }), rdi).mov(qword({ label: L("bootdb_args"), disp: 24 }), rsi);
+    a.mov(qword({ label: L("bootdb_args"), disp: 32 }), rdx).mov(qword({ label: L("bootdb_args"), disp: 40 }), rcx);
+    a.mov(rax, BigInt(plan.ui)).mov(qword(L("bootdb_args")), rax);
+    a.mov(rax, BigInt(plan.requestBuffer)).mov(qword({ label: L("bootdb_args"), disp: 8 }), rax);
+    a.lea(rdi, ptr(L("bootdb_ctx"))).lea(rsi, ptr(L("bootdb_args"))).lea(rdx, ptr(L("bootdb_result")));
+    a.call(L("bootdb_create_thunk"));
+    const ok = a.label();
+    a.test(eax, eax).jz(ok);
+    a.neg(eax).sub(eax, 100).movsxd(rax, eax);
+    a.add(rsp, 8).ret();
+    a.bind(ok);
+    a.movsxd(rax, dword(L("bootdb_result")));
+    a.add(rsp, 8).ret();
+  }
 
   // Import shims (System V from generated code; callee-saved registers kept by the core thunk): eax = core's result,
   // or −100 − trap code when core trapped.
@@ -197,7 +223,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.bind(L("bootdb_ctx"));
   emitImageContext(a, mod, { memBase: 0n, memBytes: MEMORY_BYTES, trapHandler: L("bootdb_host_trap"), stackBudget: STACK_BUDGET });
   a.bind(L("bootdb_args"));
-  a.dq(0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n);
+  a.dq(0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n);
   a.bind(L("bootdb_result"));
   a.dq(0n);
   a.section(".text");

@@ -73,7 +73,7 @@ export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan)
   a.bind(L("core_ctx"));
   emitImageContext(a, core, { memBase: 0n, memBytes: plan.memoryBytes, trapHandler: L("core_host_trap"), stackBudget: STACK_BUDGET });
   a.bind(L("core_args"));
-  a.dq(BigInt(plan.requestBuffer));
+  a.dq(BigInt(plan.requestBuffer), 0n);
   a.bind(L("core_result"));
   a.dq(0n);
   a.section(".text");

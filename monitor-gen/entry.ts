@@ -5,7 +5,7 @@
 import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
-import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
+import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
 import { emitExit } from "./paging.ts";
 
 export interface MonitorConfig {
@@ -30,8 +30,6 @@ export const SWITCH_PATH_OUTSIDE_PROBES = 3 + 15 + 1 + 6 + 1 + 1 + 15 + 1 + 1;
 /** Instructions the probes themselves contribute to a measured delta: shl, or, mov after the first rdtsc; the second rdtsc. */
 export const PROBE_OVERHEAD = 4;
 
-/** Largest partition number the dispatcher's lookup array holds. */
-export const MAX_NUMBER = 64;
 /** The ultravisor's own stack; the AOT-compiled core runs on it at boot with a 48 KiB budget. */
 const KSTACK = 64 * 1024;
 
@@ -146,7 +144,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.lea(rcx, ptr(L("g_by_number")));
     a.mov(rdi, qword({ base: rcx, index: rax, scale: 8 }));
     a.test(rdi, rdi).jz(idle);
-    a.cmp(dword(rdi, SP.state), STATE.failed).je(idle);
+    a.cmp(dword(rdi, SP.state), STATE.ready).jne(idle); // failed, or waiting for its definition
     a.jmp(L("switch_to"));
     a.bind(idle);
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
@@ -179,7 +177,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
       a.mov(qword(rbp, FR.reg("rax")), value);
     };
     const back = a.label();
-    const yieldL = a.label(), signal = a.label(), time = a.label(), command = a.label(), poll = a.label(), unknown = a.label();
+    const yieldL = a.label(), signal = a.label(), time = a.label(), command = a.label(), poll = a.label(), start = a.label(), unknown = a.label();
     a.inc(qword(rbp, SP.hypercalls));
     a.mov(rax, qword(rbp, FR.reg("rax")));
     a.cmp(rax, HC.time).je(time);
@@ -187,6 +185,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.cmp(rax, HC.signal).je(signal);
     a.cmp(rax, HC.poll).je(poll);
     a.cmp(rax, HC.command).je(command);
+    a.cmp(rax, HC.start).je(start);
     a.bind(unknown);
     ret(HC_ERR.unknown);
     a.jmp(back);
@@ -221,6 +220,34 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     ret(HC_ERR.denied);
     kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": command channel submission refused");
     a.jmp(back);
+
+    // START(rcx = partition number, rdx = its descriptor page in the database): the ultravisor partition alone, after
+    // the transaction that created the partition and gave it its allotment. The monitor builds the address space from
+    // the database view (monitor-gen/lead.ts start_partition) on the ultravisor's own stack: core's owner lookups
+    // need more than the state page's IST stack holds.
+    a.bind(start);
+    {
+      const startDenied = a.label();
+      const bad = a.label();
+      a.test(byte(rbp, SP.flags), FLAG.ultra).jz(startDenied);
+      a.mov(rcx, qword(rbp, FR.reg("rcx")));
+      a.cmp(rcx, MAX_NUMBER).jae(bad);
+      a.lea(rax, ptr(L("g_by_number"))).mov(rdi, qword({ base: rax, index: rcx, scale: 8 }));
+      a.test(rdi, rdi).jz(bad);
+      a.cmp(dword(rdi, SP.state), STATE.waiting).jne(bad);
+      a.mov(rsi, qword(rbp, FR.reg("rdx")));
+      a.lea(rsp, ptr(L("g_kstack_top")));
+      a.call(L("start_partition"));
+      a.mov(qword(rbp, FR.reg("rax")), rax);
+      a.jmp(back);
+      a.bind(bad);
+      ret(HC_ERR.badArgument);
+      a.jmp(back);
+      a.bind(startDenied);
+      ret(HC_ERR.denied);
+      kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": start refused (only the ultravisor partition starts partitions)");
+      a.jmp(back);
+    }
   }
 
   // do_signal(rbp = caller's state page, rcx = slot) → rax: sets the peer's pending bit for its slot of the channel.
@@ -297,7 +324,9 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.mov(r13, qword(rbx, 40));
     const stated = a.label();
     a.lea(r14, ptr(L("s_ready")));
-    a.cmp(dword(r13, SP.state), STATE.failed).jne(stated);
+    a.cmp(dword(r13, SP.state), STATE.ready).je(stated);
+    a.lea(r14, ptr(L("s_waiting")));
+    a.cmp(dword(r13, SP.state), STATE.waiting).je(stated);
     a.lea(r14, ptr(L("s_failed")));
     a.bind(stated);
     kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " number ", { dec: (x) => x.mov(edi, dword(rbx, 32)) },
@@ -313,6 +342,8 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.asciz("ready");
   a.bind(L("s_failed"));
   a.asciz("failed");
+  a.bind(L("s_waiting"));
+  a.asciz("waiting");
   a.section(".text");
 
   // ---- the idle partition's only code: halt until the next quantum -------------------------------------------------

@@ -20,12 +20,20 @@ export const SP = {
   name: 0x38,
   index: 0x40,
   window: 0x48,
+  /** Pages of the partition's allotment (window + its client channel pages), from SP.window on. */
+  allotPages: 0x50,
+  /** Quantum at which the partition was started (its page tables built from the database view). */
+  started: 0x58,
+  /** The partition's number in the resource database (its descriptor page); 0 before it is created. */
+  descriptor: 0x60,
   /** Slot k: u64 peer state page (0 = empty), u64 peer slot. */
   slots: 0x80,
   frame: 0xf50,
 } as const;
-export const STATE = { ready: 0, failed: 2 } as const;
-export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8 } as const;
+/** waiting: defined in the image, not started yet (no page tables; never dispatched). */
+export const STATE = { ready: 0, waiting: 1, failed: 2 } as const;
+/** defined: created by a definition from the command partition, so it waits for START instead of starting at boot. */
+export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16 } as const;
 /**
  * The ultravisor partition's view of the resource database: physical address p at DBWIN + p (PML4 slot 2), for the
  * pages the database gives the ultravisor (its 4 MiB page [0,1,*] and the private one [0,2,*]).
@@ -58,12 +66,18 @@ export const WIN = {
   slot: (k: number): number => 0x40000 + k * PAGE,
   maxSlots: 16,
 } as const;
-export const INFO = { number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32 } as const;
+export const INFO = {
+  number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32,
+  /** The ultravisor partition's info page only: partition number n's allotment (u64 physical base, u32 pages). */
+  allotment: (n: number): number => 0x800 + 16 * n,
+} as const;
+/** Partition numbers the allotment table of the ultravisor partition's info page covers (0x800 + 16·64 = 0xC00). */
+export const MAX_NUMBER = 64;
 
 // ---- hypercalls ---------------------------------------------------------------------------------------------------
 export const HYPERCALL_VECTOR = 0x80;
-export const HC = { yield: 0, signal: 1, time: 2, command: 3, poll: 4 } as const;
-export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3 } as const;
+export const HC = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5 } as const;
+export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3, refused: -4 } as const;
 
 // ---- interrupts ---------------------------------------------------------------------------------------------------
 export const TIMER_VECTOR = 0x20;

@@ -1,23 +1,47 @@
 // The lead monitor's start-up (generated ring-0 code), entered by the loader once boot services are gone: descriptor
-// tables, the kernel identity map, one monitor state page and one address space per partition (window pages from the
-// ultravisor region, only its own pages and its channel pages mapped for CPL 3), the channels, the local APIC timer,
-// and the first dispatch. Tables it reads (g_partitions, g_channels, g_schedule) are laid out by
-// toolchain/image/ultravisor.ts as docs/specs/image-layout.md describes.
-import { Assembler, type Label, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+// tables, the kernel identity map, one monitor state page and one allotment per partition (its window and client
+// channel pages, consecutive pages of the ultravisor region), the resource database and the boot partition's
+// transactions (which create the partitions the boot creates and give them their allotments), then each partition
+// started: its address space built from the database view — a page is mapped for CPL 3 only if the database says
+// the partition owns it, a channel page only if its client owns it — and the channels whose two ends run. Guests
+// defined by the command partition wait until the ultravisor partition has created them and calls START (the same
+// start_partition). Then the local APIC timer and the first dispatch. Tables it reads (g_partitions, g_channels,
+// g_schedule) are laid out by toolchain/image/ultravisor.ts as docs/specs/image-layout.md describes.
+import { Assembler, type Label, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { VECTORS } from "./entry.ts";
-import { DB_PAGES, DBWIN, FLAG, FR, HYPERCALL_VECTOR, SEL, SP, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
+import { DB_PAGES, DBWIN, FLAG, FR, HC_ERR, HYPERCALL_VECTOR, INFO, SEL, SP, STATE, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 /** Partition record (64 bytes) offsets in g_partitions. */
-export const PREC = { name: 0, blob: 8, blobBytes: 16, entry: 24, number: 32, flags: 36, state: 40, size: 64 } as const;
+export const PREC = { name: 0, blob: 8, blobBytes: 16, entry: 24, number: 32, flags: 36, state: 40, allotPages: 48, definition: 56, size: 64 } as const;
 /** Channel record (16 bytes) offsets in g_channels. */
 export const CREC = { client: 0, server: 4, serverSlot: 8, clientSlot: 12, size: 16 } as const;
 
 const USER_PAGE = Number(PTE.P | PTE.W | PTE.U);
 
-export function emitLead(a: Assembler, quantumTicks: number, withCore = false, scheduleText = ""): void {
+export interface LeadOptions {
+  quantumTicks: number;
+  /** The resource database is built at boot (core and the boot module are linked in). */
+  withCore: boolean;
+  /** Page of the Ultravisor Index (the database's partition numbers of the ultravisor partition). */
+  ui: number;
+  scheduleText: string;
+}
+
+export function emitLead(a: Assembler, o: LeadOptions): void {
   const L = (n: string): Label => a.symbol(n);
+  const { quantumTicks, withCore, scheduleText } = o;
+  const record = (index: typeof r12, into: typeof rbx): void => {
+    a.mov(into, index).shl(into, 6).lea(rax, ptr(L("g_partitions"))).add(into, rax);
+  };
+  a.section(".bss");
+  a.align(8);
+  for (const n of ["g_allot_lo", "g_allot_hi", "g_db_ok"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
+  a.section(".text");
 
   // uv_main: never returns. The loader jumps here with interrupts off and boot services exited.
   a.bind(L("uv_main"));
@@ -33,167 +57,328 @@ export function emitLead(a: Assembler, quantumTicks: number, withCore = false, s
   a.call(L("build_kernel_map"));
   a.mov(rax, qword(L("g_kpml4"))).mov(cr3, rax);
   kline(a, "ultravisor: paging: own 4-level tables, identity map of 4 GiB supervisor-only, cr3 ", { hex: (x) => x.mov(rdi, cr3) });
+  a.call(L("reserve_partitions"));
   if (withCore) {
     const skip = a.label();
     const done = a.label();
     a.cmp(qword(L("g_core_ok")), 0).je(skip);
     a.call(L("uv_core_db"));
     a.call(L("uv_boot_db"));
+    a.movsxd(rax, dword(L("bootdb_result")));
+    a.test(rax, rax).js(done);
+    a.mov(qword(L("g_db_ok")), 1);
     a.jmp(done);
     a.bind(skip);
     kline(a, "ultravisor: resource database skipped: the pages it needs are not usable RAM in this firmware's map");
     a.bind(done);
   }
-  a.call(L("setup_partitions"));
-  a.call(L("setup_channels"));
-  if (withCore) {
-    // The resource manager in the ultravisor partition sees the database's pages (and only those) at DBWIN.
-    const skip = a.label();
-    a.cmp(qword(L("g_core_ok")), 0).je(skip);
-    a.xor(r12d, r12d);
-    const find = a.here();
-    a.cmp(r12, qword(L("g_partition_count"))).jae(skip);
-    a.mov(rbx, r12).shl(rbx, 6).lea(rax, ptr(L("g_partitions"))).add(rbx, rax);
-    const found = a.label();
-    a.test(byte(rbx, PREC.flags), FLAG.ultra).jnz(found);
-    a.inc(r12).jmp(find);
-    a.bind(found);
-    a.mov(rax, qword(rbx, PREC.state)).mov(r13, qword(rax, SP.cr3));
-    a.mov(r14, DB_PAGES.lo);
-    const map = a.here();
-    a.mov(rdi, r13).mov(rsi, DBWIN).add(rsi, r14).mov(rdx, r14).or(rdx, USER_PAGE);
-    a.call(L("map_page"));
-    a.add(r14, 4096).cmp(r14, DB_PAGES.hi).jb(map);
-    kline(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, DB_PAGES.lo) }, "-", { hex: (x) => x.mov(rdi, DB_PAGES.hi) }, " mapped into partition ",
-      { str: (x) => x.mov(rax, qword(rbx, PREC.state)).mov(rdi, qword(rax, SP.name)) });
-    a.bind(skip);
-  }
-  // Where each partition's address space lives, so a test can walk its page tables over QMP.
-  {
-    a.xor(r12d, r12d);
-    const loop = a.here();
-    const done = a.label();
-    const next = a.label();
-    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
-    a.mov(rbx, r12).shl(rbx, 6).lea(rax, ptr(L("g_partitions"))).add(rbx, rax);
-    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(next);
-    a.mov(r13, qword(rbx, PREC.state));
-    kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " cr3 ", { hex: (x) => x.mov(rdi, qword(r13, SP.cr3)) },
-      " window ", { hex: (x) => x.mov(rdi, qword(r13, SP.window)) });
-    a.bind(next);
-    a.inc(r12).jmp(loop);
-    a.bind(done);
-  }
+  a.call(L("boot_partitions"));
   kline(a, "ultravisor: ", { dec: (x) => x.mov(rdi, qword(L("g_partition_count"))) }, " partitions and ", { dec: (x) => x.mov(rdi, qword(L("g_channel_count"))) },
-    " channels built; ultravisor region used ", { dec: (x) => x.mov(rdi, qword(L("g_next"))).sub(rdi, qword(L("g_region"))).shr(rdi, 12) }, " pages");
+    " channels planned; ultravisor region used ", { dec: (x) => x.mov(rdi, qword(L("g_next"))).sub(rdi, qword(L("g_region"))).shr(rdi, 12) }, " pages");
   a.call(L("lapic_init"));
   kline(a, `ultravisor: local APIC timer: ${quantumTicks} ticks per quantum, 16 quanta per schedule cycle`);
   if (scheduleText) kline(a, `ultravisor: schedule (PCPU 0, quanta 0-15): ${scheduleText}`);
-  kline(a, "ultravisor: all partitions running (", { dec: (x) => x.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_tsc_entry"))).mov(rdi, rax) }, " TSC cycles since loader entry)");
+  kline(a, "ultravisor: scheduler running (", { dec: (x) => x.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_tsc_entry"))).mov(rdi, rax) }, " TSC cycles since loader entry)");
   a.mov(qword(L("g_direct")), 0);
   a.mov(qword(L("g_quantum")), 0);
   a.mov(rax, -1).mov(qword(L("g_probe_min")), rax);
   a.jmp(L("dispatch"));
 
-  // setup_partitions: state page, address space and window for every record of g_partitions.
-  a.bind(L("setup_partitions"));
+  // reserve_partitions: a state page for every record of g_partitions, then each user partition's allotment —
+  // window pages followed by one page per client channel slot, consecutive from the bump allocator — with its
+  // image copied in and its first frame set. Nothing is mapped for CPL 3 yet: partitions are `waiting`.
+  a.bind(L("reserve_partitions"));
   {
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
     a.xor(r12d, r12d);
-    const loop = a.here();
-    const done = a.label();
-    const next = a.label();
-    const user = a.label();
-    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
-    a.mov(rbx, r12).shl(rbx, 6).lea(rax, ptr(L("g_partitions"))).add(rbx, rax);
+    const states = a.here();
+    const statesDone = a.label();
+    const nextState = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(statesDone);
+    record(r12, rbx);
     a.call(L("alloc_page")).mov(r13, rax).mov(qword(rbx, PREC.state), r13);
     a.mov(rax, qword(rbx, PREC.name)).mov(qword(r13, SP.name), rax);
     a.mov(qword(r13, SP.index), r12);
     a.mov(eax, dword(rbx, PREC.flags)).mov(dword(r13, SP.flags), eax);
     a.mov(eax, dword(rbx, PREC.number)).lea(rcx, ptr(L("g_by_number"))).mov(qword({ base: rcx, index: rax, scale: 8 }), r13);
-    a.test(byte(rbx, PREC.flags), FLAG.idle).jz(user);
-    // The idle partition: a ring-0 context whose code is idle_loop.
+    a.mov(dword(r13, SP.state), STATE.waiting);
+    a.test(byte(rbx, PREC.flags), FLAG.idle).jz(nextState);
+    // The idle partition: a ring-0 context whose code is idle_loop, ready from the start.
     a.mov(qword(L("g_idle")), r13);
+    a.mov(dword(r13, SP.state), STATE.ready);
     a.mov(rax, qword(L("g_kpml4"))).mov(qword(r13, SP.cr3), rax);
     a.lea(rax, ptr(L("idle_loop"))).mov(qword(r13, FR.rip), rax);
     a.mov(qword(r13, FR.cs), SEL.kcode).mov(qword(r13, FR.rflags), 0x202);
     a.lea(rax, qword(r13, 0x800)).mov(qword(r13, FR.rsp), rax);
     a.mov(qword(r13, FR.ss), SEL.kdata);
-    a.jmp(next);
+    a.bind(nextState);
+    a.inc(r12).jmp(states);
+    a.bind(statesDone);
 
-    a.bind(user);
+    a.mov(rax, qword(L("g_next"))).mov(qword(L("g_allot_lo")), rax);
+    a.xor(r12d, r12d);
+    const allots = a.here();
+    const allotsDone = a.label();
+    const nextAllot = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(allotsDone);
+    record(r12, rbx);
+    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(nextAllot);
+    a.mov(r13, qword(rbx, PREC.state));
     const notIo = a.label();
     a.test(byte(rbx, PREC.flags), FLAG.com1).jz(notIo);
     a.mov(qword(L("g_io")), r13);
     a.bind(notIo);
-    a.call(L("alloc_page")).mov(r14, rax).mov(qword(r13, SP.cr3), r14);
-    a.mov(rax, qword(L("g_kpdpt"))).or(rax, Number(PTE.P | PTE.W)).mov(qword(r14), rax);
-    // Window pages: consecutive from the bump allocator.
     a.call(L("alloc_page")).mov(r15, rax).mov(qword(r13, SP.window), r15);
+    a.mov(eax, dword(rbx, PREC.allotPages)).mov(qword(r13, SP.allotPages), rax);
     a.mov(ebp, 1);
     const more = a.here();
     a.call(L("alloc_page"));
-    a.inc(ebp).cmp(ebp, WIN.pages).jb(more);
+    a.inc(ebp).cmp(ebp, dword(rbx, PREC.allotPages)).jb(more);
     a.mov(rsi, qword(rbx, PREC.blob)).mov(rdi, r15).mov(rcx, qword(rbx, PREC.blobBytes));
     a.rep().movsb();
-    a.xor(ebp, ebp);
-    const map = a.here();
-    a.mov(rdi, r14);
-    a.mov(rsi, rbp).shl(rsi, 12).mov(rax, WINDOW).add(rsi, rax);
-    a.mov(rdx, rbp).shl(rdx, 12).add(rdx, r15).or(rdx, USER_PAGE);
-    a.call(L("map_page"));
-    a.inc(ebp).cmp(ebp, WIN.pages).jb(map);
     a.mov(rax, qword(rbx, PREC.entry)).mov(qword(r13, FR.rip), rax);
     a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x202);
     a.mov(rax, WINDOW + BigInt(WIN.stackTop)).mov(qword(r13, FR.rsp), rax);
     a.mov(qword(r13, FR.ss), SEL.udata);
-    a.bind(next);
-    a.inc(r12).jmp(loop);
-    a.bind(done);
+    a.bind(nextAllot);
+    a.inc(r12).jmp(allots);
+    a.bind(allotsDone);
+    a.mov(rax, qword(L("g_next"))).mov(qword(L("g_allot_hi")), rax);
+
+    // The ultravisor partition's info page lists every allotment by partition number (INFO.allotment): its
+    // resource manager gives partition n exactly these pages when it creates n.
+    a.xor(r12d, r12d);
+    const findUltra = a.here();
+    const tableDone = a.label();
+    const found = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(tableDone);
+    record(r12, rbx);
+    a.test(byte(rbx, PREC.flags), FLAG.ultra).jnz(found);
+    a.inc(r12).jmp(findUltra);
+    a.bind(found);
+    a.mov(rax, qword(rbx, PREC.state)).mov(r14, qword(rax, SP.window)); // the ultravisor partition's info page
+    a.xor(r12d, r12d);
+    const list = a.here();
+    const skip = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(tableDone);
+    record(r12, rbx);
+    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(skip);
+    a.mov(r13, qword(rbx, PREC.state));
+    a.mov(eax, dword(rbx, PREC.number)).shl(eax, 4).add(rax, r14);
+    a.mov(rcx, qword(r13, SP.window)).mov(qword(rax, INFO.allotment(0)), rcx);
+    a.mov(rcx, qword(r13, SP.allotPages)).mov(qword(rax, INFO.allotment(0) + 8), rcx);
+    a.bind(skip);
+    a.inc(r12).jmp(list);
+    a.bind(tableDone);
     for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
     a.ret();
   }
 
-  // setup_channels: a page of the client's memory from the template, mapped at the client's and the server's slot.
-  a.bind(L("setup_channels"));
+  // boot_partitions: with the database, the ultravisor partition starts as the database's ultravisor partition, the
+  // boot partition creates the others ([0104]: I/O and command; every partition when no command partition will
+  // define it) and starts them, and guests the command partition defines keep waiting for START. Without the
+  // database every partition starts at once, unchecked.
+  a.bind(L("boot_partitions"));
   {
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
+    a.sub(rsp, 8); // calls below reach compiled code through System V thunks: keep rsp 16-byte aligned
     a.xor(r12d, r12d);
     const loop = a.here();
     const done = a.label();
-    a.cmp(r12, qword(L("g_channel_count"))).jae(done);
+    const next = a.label();
+    const unchecked = a.label();
+    const go = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
+    record(r12, rbx);
+    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(next);
+    a.mov(r13, qword(rbx, PREC.state));
+    a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
+    a.test(byte(rbx, PREC.flags), FLAG.defined).jnz(next);
+    const notUltra = a.label();
+    a.test(byte(rbx, PREC.flags), FLAG.ultra).jz(notUltra);
+    a.mov(esi, dword({ disp: o.ui * 4096 + 24 })); // UI_ULTRA: the ultravisor partition's number
+    a.jmp(go);
+    a.bind(notUltra);
+    if (withCore) {
+      a.mov(rdi, qword(rbx, PREC.definition)).mov(rsi, qword(r13, SP.window)).shr(rsi, 12).mov(rdx, qword(r13, SP.allotPages));
+      a.mov(ecx, dword({ disp: o.ui * 4096 + 24 }));
+      a.call(L("boot_create"));
+      const created = a.label();
+      a.test(rax, rax).jns(created);
+      a.mov(r14, rax).neg(r14);
+      a.mov(dword(r13, SP.state), STATE.failed);
+      kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " not created by the boot partition: error -", { dec: (x) => x.mov(rdi, r14) });
+      a.jmp(next);
+      a.bind(created);
+      a.mov(rsi, rax);
+      a.jmp(go);
+    }
+    a.bind(unchecked);
+    a.mov(rsi, -1);
+    a.bind(go);
+    a.mov(rdi, r13).call(L("start_partition"));
+    a.bind(next);
+    a.inc(r12).jmp(loop);
+    a.bind(done);
+    a.add(rsp, 8);
+    for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
+    a.ret();
+  }
+
+  // start_partition(rdi = state page, rsi = the partition's number in the database, or −1 without a database)
+  // → rax = 0 or HC_ERR.refused. Every page of the allotment must be the partition's in the database (core's
+  // GetMemOwner, the same compiled core that built it); then the address space is built from them, the channels
+  // whose other end already runs are connected, and the partition is ready. A refusal leaves it waiting.
+  a.bind(L("start_partition"));
+  {
+    for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
+    a.sub(rsp, 8);
+    a.mov(r13, rdi).mov(r12, rsi);
+    const refuse = a.label();
+    const owned = a.label();
+    if (withCore) {
+      a.cmp(r12, -1).je(owned);
+      a.xor(ebp, ebp);
+      const check = a.here();
+      a.mov(rdi, rbp).shl(rdi, 12).add(rdi, qword(r13, SP.window)).mov(r15, rdi);
+      a.call(L("db_owner"));
+      a.cmp(rax, r12).jne(refuse);
+      a.inc(rbp).cmp(rbp, qword(r13, SP.allotPages)).jb(check);
+    }
+    a.bind(owned);
+    a.mov(qword(r13, SP.descriptor), r12);
+    a.call(L("alloc_page")).mov(r14, rax).mov(qword(r13, SP.cr3), r14);
+    a.mov(rax, qword(L("g_kpdpt"))).or(rax, Number(PTE.P | PTE.W)).mov(qword(r14), rax);
+    a.xor(ebp, ebp);
+    const map = a.here();
+    a.mov(rdi, r14);
+    a.mov(rsi, rbp).shl(rsi, 12).mov(rax, WINDOW).add(rsi, rax);
+    a.mov(rdx, rbp).shl(rdx, 12).add(rdx, qword(r13, SP.window)).or(rdx, USER_PAGE);
+    a.call(L("map_page"));
+    a.inc(ebp).cmp(ebp, WIN.pages).jb(map);
+    if (withCore) {
+      // The resource manager in the ultravisor partition sees the database's pages (and only those) at DBWIN.
+      const notUltra = a.label();
+      a.test(byte(r13, SP.flags), FLAG.ultra).jz(notUltra);
+      a.mov(r15, DB_PAGES.lo);
+      const view = a.here();
+      a.mov(rdi, r14).mov(rsi, DBWIN).add(rsi, r15).mov(rdx, r15).or(rdx, USER_PAGE);
+      a.call(L("map_page"));
+      a.add(r15, 4096).cmp(r15, DB_PAGES.hi).jb(view);
+      kline(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, DB_PAGES.lo) }, "-", { hex: (x) => x.mov(rdi, DB_PAGES.hi) }, " mapped into partition ",
+        { str: (x) => x.mov(rdi, qword(r13, SP.name)) });
+      a.bind(notUltra);
+    }
+    a.mov(dword(r13, SP.state), STATE.ready);
+    a.mov(rax, qword(L("g_quantum"))).mov(qword(r13, SP.started), rax);
+    kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " started at quantum ", { dec: (x) => x.mov(rdi, qword(r13, SP.started)) },
+      ": cr3 ", { hex: (x) => x.mov(rdi, qword(r13, SP.cr3)) }, " window ", { hex: (x) => x.mov(rdi, qword(r13, SP.window)) },
+      " allotment ", { dec: (x) => x.mov(rdi, qword(r13, SP.allotPages)) }, " pages owned by ", { hex: (x) => x.mov(rdi, qword(r13, SP.descriptor)) });
+    // Channels whose other end has an address space already.
+    a.xor(r12d, r12d);
+    const chans = a.here();
+    const chansDone = a.label();
+    const nextChan = a.label();
+    a.cmp(r12, qword(L("g_channel_count"))).jae(chansDone);
     a.mov(rbx, r12).shl(rbx, 4).lea(rax, ptr(L("g_channels"))).add(rbx, rax);
-    a.call(L("alloc_page")).mov(r13, rax);
-    a.lea(rsi, ptr(L("g_chan_template"))).mov(rdi, r13).mov(ecx, 4096);
-    a.rep().movsb();
-    a.mov(qword(r13, 56), r13); // handle = the channel's physical address
-    const record = (field: number, into: typeof r14): void => {
+    const end = (field: number, other: number): void => {
+      const no = a.label();
+      a.mov(eax, dword(rbx, field)).cmp(rax, qword(r13, SP.index)).jne(no);
+      a.mov(eax, dword(rbx, other)).shl(rax, 6).lea(rcx, ptr(L("g_partitions"))).add(rax, rcx);
+      a.mov(rax, qword(rax, PREC.state));
+      a.cmp(qword(rax, SP.cr3), 0).je(nextChan);
+      a.call(L("connect_channel"));
+      a.jmp(nextChan);
+      a.bind(no);
+    };
+    end(CREC.client, CREC.server);
+    end(CREC.server, CREC.client);
+    a.bind(nextChan);
+    a.inc(r12).jmp(chans);
+    a.bind(chansDone);
+    a.xor(eax, eax);
+    const out = a.label();
+    a.jmp(out);
+    if (withCore) {
+      a.bind(refuse);
+      a.mov(rbx, rax);
+      kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " not started: page ", { hex: (x) => x.mov(rdi, r15) },
+        " is owned by ", { hex: (x) => x.mov(rdi, rbx) }, " in the database, not by ", { hex: (x) => x.mov(rdi, r12) });
+      a.mov(rax, HC_ERR.refused);
+    } else a.bind(refuse);
+    a.bind(out);
+    a.add(rsp, 8);
+    for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
+    a.ret();
+  }
+
+  // connect_channel(rbx = channel record): the client's page for this slot (in its allotment, after the window)
+  // formatted from the template, mapped at the client's and the server's slot, and listed in the server's info page,
+  // which is what tells the server the slot is live. With a database the page must be the client's there.
+  a.bind(L("connect_channel"));
+  {
+    for (const r of [rbp, r12, r13, r14, r15]) a.push(r);
+    const rec = (field: number, into: typeof r14): void => {
       a.mov(eax, dword(rbx, field)).shl(rax, 6).lea(rcx, ptr(L("g_partitions"))).add(rax, rcx);
       a.mov(into, rax);
     };
-    record(CREC.client, r14); // r14 = client record
-    record(CREC.server, r15); // r15 = server record
+    rec(CREC.client, r14); // r14 = client record
+    rec(CREC.server, r15); // r15 = server record
+    a.mov(rax, qword(r14, PREC.state));
+    a.mov(r13d, dword(rbx, CREC.clientSlot)).add(r13, WIN.pages).shl(r13, 12).add(r13, qword(rax, SP.window)); // r13 = the page
+    const fine = a.label();
+    const done = a.label();
+    if (withCore) {
+      a.mov(rax, qword(r14, PREC.state)).mov(rbp, qword(rax, SP.descriptor));
+      a.cmp(rbp, -1).je(fine);
+      a.mov(rdi, r13).call(L("db_owner"));
+      a.cmp(rax, rbp).je(fine);
+      a.mov(rbp, rax);
+      kline(a, "ultravisor: channel page ", { hex: (x) => x.mov(rdi, r13) }, " of ", { str: (x) => x.mov(rax, qword(r14, PREC.state)).mov(rdi, qword(rax, SP.name)) },
+        " not connected: owned by ", { hex: (x) => x.mov(rdi, rbp) }, " in the database");
+      a.jmp(done);
+    }
+    a.bind(fine);
+    a.lea(rsi, ptr(L("g_chan_template"))).mov(rdi, r13).mov(ecx, 4096);
+    a.rep().movsb();
+    a.mov(qword(r13, 56), r13); // handle = the channel's physical address
     a.mov(eax, dword(r14, PREC.number)).mov(qword(r13, 48), rax); // partition_handle = the client's number
-    const mapAt = (rec: typeof r14, slotField: number): void => {
-      a.mov(rax, qword(rec, PREC.state)).mov(rdi, qword(rax, SP.cr3));
+    const mapAt = (recReg: typeof r14, slotField: number): void => {
+      a.mov(rax, qword(recReg, PREC.state)).mov(rdi, qword(rax, SP.cr3));
       a.mov(esi, dword(rbx, slotField)).shl(rsi, 12).mov(rax, WINDOW + BigInt(WIN.slot(0))).add(rsi, rax);
       a.mov(rdx, r13).or(rdx, USER_PAGE);
       a.call(L("map_page"));
     };
     mapAt(r14, CREC.clientSlot);
     mapAt(r15, CREC.serverSlot);
-    const link = (rec: typeof r14, slotField: number, peer: typeof r14, peerSlotField: number): void => {
-      a.mov(rax, qword(rec, PREC.state));
+    const link = (recReg: typeof r14, slotField: number, peer: typeof r14, peerSlotField: number): void => {
+      a.mov(rax, qword(recReg, PREC.state));
       a.mov(ecx, dword(rbx, slotField)).shl(rcx, 4).add(rax, rcx);
       a.mov(rdx, qword(peer, PREC.state)).mov(qword(rax, SP.slots), rdx);
       a.mov(edx, dword(rbx, peerSlotField)).mov(qword(rax, SP.slots + 8), rdx);
     };
     link(r14, CREC.clientSlot, r15, CREC.serverSlot);
     link(r15, CREC.serverSlot, r14, CREC.clientSlot);
-    a.inc(r12).jmp(loop);
+    // The server's info page (its window's first page): the slot's window address, last, so the slot turns live
+    // only once everything behind it is in place.
+    a.mov(rax, qword(r15, PREC.state)).mov(rdi, qword(rax, SP.window));
+    a.mov(ecx, dword(rbx, CREC.serverSlot)).shl(ecx, 5).add(rdi, rcx);
+    a.mov(ecx, dword(rbx, CREC.serverSlot)).shl(rcx, 12).mov(rax, WINDOW + BigInt(WIN.slot(0))).add(rax, rcx);
+    a.mov(qword(rdi, INFO.slot(0)), rax);
     a.bind(done);
-    for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
+    for (const r of [r15, r14, r13, r12, rbp]) a.pop(r);
     a.ret();
+  }
+
+  // db_owner(rdi = physical address) → rax: the owner core's GetMemOwner reports (ring-0 instance of the core).
+  if (withCore) {
+    a.bind(L("db_owner"));
+    a.sub(rsp, 8);
+    a.mov(qword(L("core_args")), rdi).mov(qword({ label: L("core_args"), disp: 8 }), 0);
+    a.lea(rdi, ptr(L("core_ctx"))).lea(rsi, ptr(L("core_args"))).lea(rdx, ptr(L("core_result")));
+    a.call(L("core_owner_thunk"));
+    a.mov(eax, dword(L("core_result")));
+    a.add(rsp, 8).ret();
   }
 
   // lapic_init: xAPIC enabled, spurious vector 0xFF, periodic timer on vector 0x20 at divide-by-1.

@@ -60,7 +60,8 @@ export function packPartition(program: Assembler | ObjectFile, info: { name: str
   d.setBigUint64(INFO.ownedBytes, BigInt(WIN.stackTop), true);
   info.slots.forEach((slot, k) => {
     const o = INFO.slot(k);
-    d.setBigUint64(o, WINDOW + BigInt(WIN.slot(k)), true);
+    // A server's slot turns live when the monitor connects the channel (the client may start later): 0 until then.
+    d.setBigUint64(o, slot.role === "client" ? WINDOW + BigInt(WIN.slot(k)) : 0n, true);
     d.setUint8(o + 8, slot.role === "client" ? 0 : 1);
     blob.set(asciiName(slot.peer, "peer name"), o + 16);
   });

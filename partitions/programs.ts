@@ -161,6 +161,7 @@ export function assembleIo(): Assembler {
   a.mov(rax, infoAddress(INFO.slots)).cmp(r12, qword(rax)).jae(slotsDone);
   a.mov(rbx, r12).shl(rbx, 5).mov(rax, infoAddress(INFO.slot(0))).add(rbx, rax);
   a.cmp(byte(rbx, 8), ROLE.server).jne(nextSlot);
+  a.cmp(qword(rbx), 0).je(nextSlot); // not live yet: the monitor lists the slot when the client starts
   a.bind(drain);
   a.mov(rdi, qword(rbx)).call(L("chan_peek"));
   a.test(rax, rax).jz(nextSlot).js(bad);
@@ -275,28 +276,32 @@ export function emitUltravisorLoop(a: Assembler): void {
 /** Descriptor kinds of docs/specs/memory-layout.md §4, by partition role. */
 const KIND_OF = { ultravisor: 5, command: 6, io: 7, guest: 16 } as const;
 /** Bytes of a definition request's payload: name (16, NUL-padded), principal (16), u32 descriptor kind. */
-export const DEFINITION_BYTES = 36;
+export const DEFINITION_BYTES = 40;
 
 /** A boot-time partition definition as the command partition sends it and the ultravisor partition applies it. */
 export interface Definition {
   name: string;
   principal: string;
   kind: number;
+  /** The partition's number in the image (its schedule number): the ultravisor partition finds its allotment by it. */
+  number: number;
 }
 
 /** The definition of a configured partition: guests belong to "User<name>" ([0223]), service partitions to "System". */
-export function definitionOf(spec: { name: string; kind: string }): Definition {
+export function definitionOf(spec: { name: string; kind: string }, number: number): Definition {
   const kind = KIND_OF[spec.kind as keyof typeof KIND_OF];
   if (kind === undefined) throw new RangeError(`partition ${spec.name}: kind ${spec.kind} has no descriptor (idle is a pseudo partition)`);
-  return { name: spec.name, principal: spec.kind === "guest" ? `User${spec.name}`.slice(0, 16) : "System", kind };
+  return { name: spec.name, principal: spec.kind === "guest" ? `User${spec.name}`.slice(0, 16) : "System", kind, number };
 }
 
-function definitionBytes(d: Definition): Uint8Array {
+/** The 40-byte payload (docs/specs/image-layout.md, Boot-time definitions): name, principal, kind, number. */
+export function definitionBytes(d: Definition): Uint8Array {
   const b = new Uint8Array(DEFINITION_BYTES);
   if (d.name.length > 15 || d.principal.length > 16) throw new RangeError(`definition ${d.name}: name ≤ 15 and principal ≤ 16 characters`);
   b.set(Buffer.from(d.name, "ascii"), 0);
   b.set(Buffer.from(d.principal, "ascii"), 16);
   new DataView(b.buffer).setUint32(32, d.kind, true);
+  new DataView(b.buffer).setUint32(36, d.number, true);
   return b;
 }
 

@@ -2,21 +2,26 @@
 // register, r15 = DBWIN, so wasm address p is the database's physical page p as the monitor mapped it for CPL 3)
 // merged with the partition's assembly. At start it attaches to the database the lead monitor bootstrapped and reads
 // it back through core's own exports — deprivileged, with page tables that map only the database's pages ([0159]) —
-// then serves the command channel: each boot-time definition becomes a partition in the database, with the
-// transaction sim/resource-service.ts's create() submits for a partition without memory (a descriptor page taken for
-// the ultravisor, InitializePartition, the page handed to the new partition). Once all are applied, and near the end
+// then serves the command channel: each boot-time definition becomes a partition in the database with its allotment,
+// the transaction sim/resource-service.ts's create() submits with explicit runs (built by partitions/assembly/boot.ts
+// `create`, compiled by toolchain/aot a second time for this partition), and is started by the START hypercall,
+// which makes the monitor build its address space from the database view. Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
 // lines, which the I/O partition writes to COM1.
-import { Assembler, type Label, dword, eax, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10d, r11, r11d, r12, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, dword, eax, edi, ptr, qword, r12, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { DBWIN, HC, WIN } from "../monitor-gen/layout.ts";
+import { DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
+import { compileBootDb } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
-import { emitCommandServeLoop } from "./programs.ts";
+import { DEFINITION_BYTES, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "./aot-guest.ts";
 
-const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit"] as const;
+const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
+/** Where the definition payload is copied for the boot module: the request buffer's last 256 bytes (database view). */
+const PAYLOAD_OFFSET = 0x7f00;
+const UVTX_STACK_BUDGET = 2 * 1024;
 const STACK_BUDGET = 12 * 1024;
 /** The byte address whose owner the partition reports (the database's first page). */
 export const OWNER_PROBE = 0x400000;
@@ -28,9 +33,6 @@ export const MAP_SCALES = [
 
 /** Lines the summary leaves in the console queue before waiting for the I/O partition (the queue holds 15). */
 const LINES_PER_QUANTUM = 8;
-const REQ_MAGIC = 0x52545655;
-const PD_MAGIC = 0x44505655;
-const PN_MASK = 0x3fffffff;
 
 export interface UltravisorCoreOptions {
   /** Page number of the Ultravisor Index. */
@@ -47,9 +49,10 @@ export interface UltravisorCoreOptions {
   schedule: string[];
 }
 
-export function assembleUltravisorWithCore(coreWasm: Uint8Array, o: UltravisorCoreOptions): ObjectFile {
+export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8Array, o: UltravisorCoreOptions): ObjectFile {
   const { ui, memoryBytes } = o;
   const core = compileWasm(coreWasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: "ucore" });
+  const uvtx = compileBootDb(bootWasm, "uvtx");
   const a = new Assembler();
   const L = (n: string): Label => a.symbol(n);
   a.section(".text");
@@ -144,7 +147,13 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, o: UltravisorCo
   a.dq(0n);
   a.bind(L("ucore_next_owner"));
   a.dq(0n);
-  for (const n of ["ucore_applied", "ucore_free_count", "ucore_free_map", "ucore_free_index", "ucore_free_page", "ucore_summary_done"]) {
+  a.bind(L("uvtx_ctx"));
+  emitImageContext(a, uvtx, { memBase: DBWIN, memBytes: memoryBytes, trapHandler: L("uvtx_host_trap"), stackBudget: UVTX_STACK_BUDGET });
+  a.bind(L("uvtx_args"));
+  a.dq(0n, 0n, 0n, 0n, 0n, 0n);
+  a.bind(L("uvtx_result"));
+  a.dq(0n);
+  for (const n of ["ucore_applied", "ucore_summary_done"]) {
     a.bind(L(n));
     a.dq(0n);
   }
@@ -155,9 +164,14 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, o: UltravisorCo
     if (!e || e.thunk < 0) throw new Error(`core.wasm lacks ${n}`);
     return e.thunk;
   };
-  return mergeObjects(a.finish(), core.object, "ucore$", [
+  const merged = mergeObjects(a.finish(), core.object, "ucore$", [
     ...CALLS.map((n) => ({ name: `ucore_thunk_${n}`, section: text, offset: thunk(n) })),
     { name: "ucore_host_trap", section: text, offset: core.hostTrap },
+  ]);
+  const uvtxText = uvtx.object.sections.findIndex((x) => x.name === ".text");
+  return mergeObjects(merged, uvtx.object, "uvtx$", [
+    { name: "uvtx_thunk_create", section: uvtxText, offset: uvtx.exports.find((e) => e.name === "create")!.thunk },
+    { name: "uvtx_host_trap", section: uvtxText, offset: uvtx.hostTrap },
   ]);
 }
 
@@ -182,90 +196,80 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     },
   );
 
-  // uv_create(rbx = definition payload, r12 = request number): the create transaction of a partition without memory.
+  // uv_create(rbx = definition payload, r12 = request number): the create transaction of a partition with its
+  // allotment (partitions/assembly/boot.ts `create`, a second instance of the boot module running here over the
+  // database view), then START, so the monitor builds the partition's address space from the database.
   a.bind(L("uv_create"));
   {
     const uiAt = DBWIN + BigInt(o.ui * 4096);
-    const req = DBWIN + BigInt(o.requestBuffer);
-    const none = a.label();
-    a.call(L("uv_find_free"));
-    a.cmp(qword(L("ucore_free_count")), 2).jb(none);
-    a.mov(rdi, req);
-    a.xor(eax, eax);
-    for (let off = 0; off < 160; off += 8) a.mov(qword(rdi, off), rax);
-    a.mov(rsi, uiAt);
-    a.mov(r8, qword(L("ucore_free_map"))).mov(r9, qword(L("ucore_free_index"))).mov(r11, qword(L("ucore_free_page")));
-    a.mov(dword(rdi, 0), REQ_MAGIC).mov(dword(rdi, 4), 160).mov(dword(rdi, 8), 3);
-    const changeOwner = (at: number, from: () => void, to: () => void): void => {
-      a.mov(dword(rdi, at), 2).mov(dword(rdi, at + 4), 32).mov(dword(rdi, at + 8), r8d).mov(dword(rdi, at + 12), r9d).mov(dword(rdi, at + 16), r9d);
-      from();
-      a.mov(dword(rdi, at + 20), eax);
-      to();
-      a.mov(dword(rdi, at + 24), eax);
-    };
-    changeOwner(16, () => a.mov(eax, dword(rsi, 28)), () => a.mov(eax, dword(rsi, 24))); // Available → Ultra
-    a.mov(dword(rdi, 48), 3).mov(dword(rdi, 52), 80).mov(dword(rdi, 56), r11d);
-    a.mov(dword(rdi, 64), PD_MAGIC).mov(dword(rdi, 68), r11d);
-    a.mov(eax, dword(rbx, 32)).mov(dword(rdi, 72), eax);
-    for (let k = 0; k < 32; k += 8) a.mov(rax, qword(rbx, k)).mov(qword(rdi, 80 + k), rax);
-    changeOwner(128, () => a.mov(eax, dword(rsi, 24)), () => a.mov(eax, r11d)); // Ultra → the new partition
-    a.mov(qword(L("ucore_args")), o.requestBuffer);
-    a.lea(rdi, ptr(L("ucore_ctx"))).lea(rsi, ptr(L("ucore_args"))).lea(rdx, ptr(L("ucore_result")));
-    a.call(L("ucore_thunk_db_submit"));
+    const payload = o.requestBuffer + PAYLOAD_OFFSET;
+    const exit = a.label();
+    const noAllot = a.label();
     const refused = a.label();
-    a.movsxd(rax, dword(L("ucore_result")));
+    const noPage = a.label();
+    a.push(r13).push(r14).push(r15); // the service loop's registers
+    a.mov(rdi, DBWIN + BigInt(payload));
+    for (let k = 0; k < DEFINITION_BYTES; k += 8) a.mov(rax, qword(rbx, k)).mov(qword(rdi, k), rax);
+    a.mov(eax, dword(rbx, 36)).mov(r13, rax); // the partition's number
+    a.cmp(r13, MAX_NUMBER).jae(noAllot);
+    a.mov(rax, windowAddress(INFO.allotment(0))).mov(rcx, r13).shl(rcx, 4).add(rax, rcx);
+    a.mov(rcx, qword(rax)).shr(rcx, 12).mov(rdx, qword(rax, 8));
+    a.test(rdx, rdx).jz(noAllot);
+    a.mov(rax, BigInt(o.ui)).mov(qword(L("uvtx_args")), rax);
+    a.mov(rax, BigInt(o.requestBuffer)).mov(qword({ label: L("uvtx_args"), disp: 8 }), rax);
+    a.mov(rax, BigInt(payload)).mov(qword({ label: L("uvtx_args"), disp: 16 }), rax);
+    a.mov(qword({ label: L("uvtx_args"), disp: 24 }), rcx).mov(qword({ label: L("uvtx_args"), disp: 32 }), rdx);
+    a.mov(rax, uiAt).mov(eax, dword(rax, 24)).mov(qword({ label: L("uvtx_args"), disp: 40 }), rax); // from the ultravisor
+    a.lea(rdi, ptr(L("uvtx_ctx"))).lea(rsi, ptr(L("uvtx_args"))).lea(rdx, ptr(L("uvtx_result")));
+    a.call(L("uvtx_thunk_create"));
+    a.test(eax, eax).jnz(refused); // a trap in the module: reported as core's refusal with the trap's code
+    a.movsxd(rax, dword(L("uvtx_result")));
+    a.mov(qword(L("ucore_result")), rax);
+    a.cmp(rax, -1003).je(noPage);
     a.test(rax, rax).js(refused);
+    a.mov(r14, rax);
     a.inc(qword(L("ucore_applied")));
-    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, qword(L("ucore_free_page"))) },
-      " created");
-    a.ret();
+    a.mov(rcx, r13).mov(rdx, r14);
+    hypercall(a, HC.start);
+    const started = a.label();
+    a.test(rax, rax).jz(started);
+    a.mov(r15, rax).neg(r15);
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) },
+      " created; start refused: result -", { dec: (x) => x.mov(rax, r15) });
+    a.jmp(exit);
+    a.bind(started);
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) },
+      " created and started");
+    a.jmp(exit);
     a.bind(refused);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": refused by core, error -",
       { dec: (x) => x.movsxd(rax, dword(L("ucore_result"))).neg(rax) });
-    a.ret();
-    a.bind(none);
+    a.jmp(exit);
+    a.bind(noPage);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no free database page (growing the database is not implemented)");
+    a.jmp(exit);
+    a.bind(noAllot);
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no allotment for partition number ", { dec: (x) => x.mov(rax, r13) });
+    a.bind(exit);
+    a.pop(r15).pop(r14).pop(r13);
     a.ret();
   }
 
-  // uv_find_free: the two lowest Available 4 KiB pages of the PKMs in address order (ResourceService.allocDbPage
-  // keeps one spare), walking the order-2 map's PMM; the first one's map, index and page are kept.
-  a.bind(L("uv_find_free"));
-  {
-    const uiAt = DBWIN + BigInt(o.ui * 4096);
-    const done = a.label();
-    a.push(rbx);
-    a.mov(qword(L("ucore_free_count")), 0);
-    a.mov(rsi, uiAt);
-    a.mov(r10d, dword(rsi, 28)); // Available
-    a.mov(eax, dword(rsi, 12)).shl(rax, 12).mov(r8, DBWIN).add(r8, rax); // the PMM, in the view
-    a.xor(ecx, ecx);
-    const nextI = a.label();
-    const loopI = a.here();
-    a.cmp(ecx, 1024).jae(done);
-    a.movsxd(rax, dword({ base: r8, index: rcx, scale: 4 }));
-    a.test(rax, rax).jns(nextI);
-    a.and(eax, PN_MASK).mov(r11, rax);
-    a.shl(rax, 12).mov(rbx, DBWIN).add(rbx, rax); // the PKM, in the view
-    a.xor(edx, edx);
-    const loopJ = a.here();
-    const nextJ = a.label();
-    a.cmp(edx, 1024).jae(nextI);
-    a.cmp(dword({ base: rbx, index: rdx, scale: 4 }), r10d).jne(nextJ);
-    a.mov(eax, ecx).shl(eax, 10).add(eax, edx);
-    a.test(eax, eax).jz(nextJ);
-    a.cmp(eax, r10d).je(nextJ);
-    const second = a.label();
-    a.cmp(qword(L("ucore_free_count")), 0).jne(second);
-    a.mov(qword(L("ucore_free_page")), rax).mov(qword(L("ucore_free_map")), r11).mov(qword(L("ucore_free_index")), rdx);
-    a.inc(qword(L("ucore_free_count"))).jmp(nextJ);
-    a.bind(second);
-    a.inc(qword(L("ucore_free_count"))).jmp(done);
-    a.bind(nextJ);
-    a.inc(edx).jmp(loopJ);
-    a.bind(nextI);
-    a.inc(ecx).jmp(loopI);
-    a.bind(done);
-    a.pop(rbx).ret();
-  }
+  // The boot module's imports, served by this partition's core instance.
+  const shim = (name: string, fn: (typeof CALLS)[number], withArg: boolean): void => {
+    a.bind(L(name));
+    a.sub(rsp, 8);
+    if (withArg) a.mov(edi, edi).mov(qword(L("ucore_args")), rdi);
+    a.lea(rdi, ptr(L("ucore_ctx"))).lea(rsi, ptr(L("ucore_args"))).lea(rdx, ptr(L("ucore_result")));
+    a.call(L(`ucore_thunk_${fn}`));
+    const ok = a.label();
+    a.test(eax, eax).jz(ok);
+    a.neg(eax).sub(eax, 100);
+    a.add(rsp, 8).ret();
+    a.bind(ok);
+    a.mov(eax, dword(L("ucore_result")));
+    a.add(rsp, 8).ret();
+  };
+  shim("env.db_submit", "db_submit", true);
+  shim("env.db_log_truncate", "db_log_truncate", false);
 }

@@ -266,8 +266,12 @@ export class Host {
 
   // ------------------------------------------------------------------------------------------ boot partition
 
-  /** Changes every `from`-owned entry inside [start, end) to `to`, splitting partial entries (boot only). */
-  markRange(start: bigint, end: bigint, from: number, to: number, alloc: () => number): void {
+  /**
+   * Changes every `from`-owned entry inside [start, end) to `to`, splitting partial entries (boot only). `fine`
+   * splits whole entries of larger pages too, so the range ends up at 4 KiB granularity (the bare-metal boot marks the
+   * partitions' allotments so, to give each to its partition later: partitions/assembly/boot.ts does the same).
+   */
+  markRange(start: bigint, end: bigint, from: number, to: number, alloc: () => number, fine = false): void {
     const ui = this.db.indexPage();
     const visit = (page: number, scale: number, base: bigint): void => {
       const sp = span(scale);
@@ -291,7 +295,7 @@ export class Host {
         if (v < 0) {
           flush();
           deeper.push([v & PN_MASK, eb]);
-        } else if (eb >= start && ee <= end) {
+        } else if (eb >= start && ee <= end && (scale === 1 || !fine)) {
           if (v === from) {
             if (run && run.last === i - 1) run.last = i;
             else {

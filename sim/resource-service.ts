@@ -20,8 +20,10 @@ export interface CreateRequest {
   kind?: number;
   /** Bytes; a multiple of 4 MiB unless `at` places the memory explicitly. */
   size?: bigint;
-  /** Explicit placement: these entries (all Available) become the partition's. */
+  /** Explicit placement: these entries (all owned by `from`) become the partition's. */
   at?: Run[];
+  /** Owner the `at` entries come from (default Available; the ultravisor when it set them aside, as on bare metal). */
+  from?: number;
 }
 
 const FOUR_GB = 1n << 32n;
@@ -197,7 +199,7 @@ export class ResourceService {
       { op: "changeOwner", map: d.map, first: d.index, last: d.index, from: ui.avail, to: ui.ultra },
       { op: "initialize", partition: d.page, descriptor: { kind: req.kind ?? KIND.Guest, name: req.name, principal: req.principal ?? `User${req.name}` } },
       { op: "changeOwner", map: d.map, first: d.index, last: d.index, from: ui.ultra, to: d.page },
-      ...runs.map((r): Op => ({ op: "changeOwner", map: r.map, first: r.first, last: r.last, from: ui.avail, to: d.page })),
+      ...runs.map((r): Op => ({ op: "changeOwner", map: r.map, first: r.first, last: r.last, from: req.at ? (req.from ?? ui.avail) : ui.avail, to: d.page })),
     ];
     this.submitOrReset(ops, `create ${req.name}`);
     this.byName.set(req.name, d.page);

@@ -5,8 +5,13 @@
 // to the Boot pseudo partition (reserved, ACPI, MMIO, runtime), the first 4 MiB given to Boot, then the log emptied
 // as after the simulator's first backup; after that, the ultravisor region (the loader's allocation the monitor's
 // page allocator hands out: kernel and partition page tables, windows, channel pages) is given from Available to the
-// ultravisor partition, so the database no longer lists monitor memory as free. Linear memory is physical memory (base 0), so map pages, the UEFI map and
-// the request buffers are all plain addresses. It allocates nothing: no strings, no arrays, no runtime calls.
+// ultravisor partition, so the database no longer lists monitor memory as free; the part of it that holds the
+// partitions' allotments at 4 KiB granularity. `create` is the resource service's create-with-memory transaction: the
+// lead monitor calls it at boot for the partitions the boot partition creates ([0104]), and the ultravisor partition
+// runs a second instance of this module at CPL 3 for each definition the command partition sends. Linear memory is
+// physical memory (base 0 at ring 0; the database view at CPL 3, where only the database's pages exist), so map pages,
+// the UEFI map and the request buffers are all plain addresses. It allocates nothing: no strings, no arrays, no
+// runtime calls.
 
 @external("env", "db_submit")
 declare function dbSubmit(req: u32): i32;
@@ -39,6 +44,8 @@ let reqBuf: u32 = 0;
 let opsBuf: u32 = 0;
 let txCount: i32 = 0;
 let failure: i32 = 0;
+/** markRange at 4 KiB granularity: entries of larger pages inside the range are split too, not changed whole. */
+let fine: bool = false;
 
 function span(scale: u32): u64 {
   return PAGE << (<u64>(10 * (scale - 1)));
@@ -165,7 +172,7 @@ function visit(page: u32, scale: u32, base: u64, start: u64, end: u64, from: u32
     if (!(ee <= start || eb >= end)) {
       let v = entry(page, i);
       if (scale == 1 && <u64>v == eb / PAGE) v = 0;
-      if (v >= 0 && eb >= start && ee <= end) {
+      if (v >= 0 && eb >= start && ee <= end && (scale == 1 || !fine)) {
         if (<u32>v == from) {
           closeRun = false;
           if (runFirst >= 0 && runLast == <i32>i - 1) runLast = <i32>i;
@@ -220,14 +227,7 @@ function markRange(start: u64, end: u64, from: u32, to: u32): void {
   visit(top, order, 0, start, end, from, to);
 }
 
-/**
- * ui: page of the Ultravisor Index; map/mapBytes/descSize: the UEFI memory map; region: M of the database's 4 MiB
- * page; req: core's request buffer; ops: 32 KiB of scratch; uvPage/uvPages: the ultravisor region's first 4 KiB page
- * and its length in pages. Returns the number of committed transactions (the region's included), or the
- * first negative error (core's codes; −1000… this module's: no free page for a map page, a page not at 4 KiB scale,
- * too many runs in one map page).
- */
-export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u32, req: u32, ops: u32, uvPage: u32, uvPages: u32): i32 {
+function loadIndex(ui: u32, req: u32): void {
   uiPage = ui;
   const u = ui * 4096;
   top = load<u32>(u + 12);
@@ -237,6 +237,18 @@ export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u3
   missing = load<u32>(u + 32);
   boot = load<u32>(u + 40);
   reqBuf = req;
+}
+
+/**
+ * ui: page of the Ultravisor Index; map/mapBytes/descSize: the UEFI memory map; region: M of the database's 4 MiB
+ * page; req: core's request buffer; ops: 32 KiB of scratch; uvPage/uvPages: the ultravisor region's first 4 KiB page
+ * and its length in pages; allotPage/allotPages: the part of the region that holds the partitions' allotments, which
+ * is marked at 4 KiB granularity so each allotment can later be given to its partition. Returns the number of
+ * committed transactions (the region's included), or the first negative error (core's codes; −1000… this module's:
+ * no free page for a map page, a page not at 4 KiB scale, too many runs in one map page).
+ */
+export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u32, req: u32, ops: u32, uvPage: u32, uvPages: u32, allotPage: u32, allotPages: u32): i32 {
+  loadIndex(ui, req);
   opsBuf = ops;
   const covers = span(order) * 1024;
   const regionStart = <u64>region << 22;
@@ -255,6 +267,11 @@ export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u3
   if (rc < 0) return rc;
   // After the backup point, so the boot's own transactions stay exactly the simulator's Host.create.
   if (uvPages != 0) {
+    if (allotPages != 0) {
+      fine = true;
+      markRange(<u64>allotPage * PAGE, <u64>(allotPage + allotPages) * PAGE, avail, ultra);
+      fine = false;
+    }
     const uvStart = <u64>uvPage * PAGE;
     let uvEnd = uvStart + <u64>uvPages * PAGE;
     if (uvEnd > covers) uvEnd = covers;
@@ -262,4 +279,97 @@ export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u3
     if (failure != 0) return failure;
   }
   return txCount;
+}
+
+/** Lowest Available 4 KiB page above `min` in the PKMs below 4 GiB, in address order (ResourceService's order); 0 if none. */
+function freeAbove(page: u32, scale: u32, base: u64, min: u32): u32 {
+  if (scale == 1) {
+    if (base >= (<u64>1 << 32)) return 0;
+    for (let i: u32 = 0; i < 1024; i++) {
+      const p = <u32>(base / PAGE) + i;
+      if (p > min && entry(page, i) == <i32>avail && p != avail && p != 0) return p;
+    }
+    return 0;
+  }
+  const sp = span(scale);
+  for (let i: u32 = 0; i < 1024; i++) {
+    const eb = base + <u64>i * sp;
+    if (eb + sp <= (<u64>min + 1) * PAGE) continue;
+    const v = entry(page, i);
+    if (v < 0) {
+      const p = freeAbove(<u32>v & PN_MASK, scale - 1, eb, min);
+      if (p != 0) return p;
+    }
+  }
+  return 0;
+}
+
+const REC_INIT: u32 = 3;
+const INIT_BYTES: u32 = 80;
+const PD_MAGIC: u32 = 0x4450_5655;
+
+/**
+ * Creates a partition that owns [first, first + pages) — ResourceService.create with explicit runs taken from `from`
+ * (sim/resource-service.ts), one transaction: a descriptor page (the lowest Available 4 KiB page; one more must be
+ * left, as the resource service keeps a spare) taken for the ultravisor, InitializePartition from the 40-byte
+ * definition at `payload` (name 16, principal 16, u32 kind), the page handed to the partition, then each run of the
+ * allotment (at 4 KiB granularity) from `from` to it. Used at boot for the partitions the boot partition creates and
+ * by the ultravisor partition for each definition. Returns the new partition's number (its descriptor page) or a
+ * negative error: core's, or −1003 (no spare database page; growing the database is not implemented), −1001 (a
+ * page of the allotment is not mapped at 4 KiB granularity), −1002 (too many runs for one request).
+ */
+export function create(ui: u32, req: u32, payload: u32, first: u32, pages: u32, from: u32): i32 {
+  loadIndex(ui, req);
+  const d = freeAbove(top, order, 0, 0);
+  if (d == 0 || freeAbove(top, order, 0, d) == 0) return -1003;
+  const l = leaf4k(d);
+  if (l < 0) return -1001;
+  const dMap = <u32>(l >> 10);
+  const dIdx = <u32>(l & 1023);
+  let at = req + 16;
+  changeOwner(at, dMap, dIdx, dIdx, avail, ultra);
+  at += CO_BYTES;
+  for (let k: u32 = 0; k < INIT_BYTES; k += 4) store<u32>(at + k, 0);
+  store<u32>(at, REC_INIT);
+  store<u32>(at + 4, INIT_BYTES);
+  store<u32>(at + 8, d);
+  store<u32>(at + 16, PD_MAGIC);
+  store<u32>(at + 20, d);
+  store<u32>(at + 24, load<u32>(payload + 32));
+  for (let k: u32 = 0; k < 32; k += 4) store<u32>(at + 32 + k, load<u32>(payload + k));
+  at += INIT_BYTES;
+  changeOwner(at, dMap, dIdx, dIdx, ultra, d);
+  at += CO_BYTES;
+  let ops: u32 = 3;
+  let runMap: i64 = -1;
+  let runFirst: u32 = 0;
+  let runLast: u32 = 0;
+  for (let p = first; p < first + pages; p++) {
+    const q = leaf4k(p);
+    if (q < 0) return -1001;
+    const m = q >> 10;
+    const i = <u32>(q & 1023);
+    if (m == runMap && i == runLast + 1) {
+      runLast = i;
+      continue;
+    }
+    if (runMap >= 0) {
+      if (ops >= MAX_PAGE_OPS) return -1002;
+      changeOwner(at, <u32>runMap, runFirst, runLast, from, d);
+      at += CO_BYTES;
+      ops++;
+    }
+    runMap = m;
+    runFirst = i;
+    runLast = i;
+  }
+  if (runMap >= 0) {
+    if (ops >= MAX_PAGE_OPS) return -1002;
+    changeOwner(at, <u32>runMap, runFirst, runLast, from, d);
+    at += CO_BYTES;
+    ops++;
+  }
+  header(req, at - req, ops);
+  const rc = dbSubmit(req);
+  return rc < 0 ? rc : <i32>d;
 }

@@ -18,7 +18,7 @@ import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
 import { Database } from "../../sim/database.ts";
 import { Host } from "../../sim/host.ts";
-import { ResourceService } from "../../sim/resource-service.ts";
+import { ResourceService, type Run } from "../../sim/resource-service.ts";
 import { firmwareRegions, parseFirmwareMap, privateAreaConflicts, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { CORE_PRIVATE_WRITES, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
@@ -89,7 +89,7 @@ async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Prom
   return { name, cr3, window, pml4, leaves, largePages, tables };
 }
 
-async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false, readAfter = /^ultravisor: all partitions running/): Promise<Boot> {
+async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false, readAfter = /^ultravisor: scheduler running/): Promise<Boot> {
   const img = await buildUltravisorImage({ config, staleMapKeyOnce });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
@@ -101,8 +101,8 @@ async function boot(name: string, config: UltravisorConfig, read: Array<[number,
       await m.qmp!.execute("stop");
       for (const [lo, hi] of read) reads.set(lo, await m.readPhysical(lo, hi - lo));
       for (const l of spaces ? m.lines : []) {
-        const p = /^ultravisor: partition (\S+) cr3 (0x[0-9a-f]+) window (0x[0-9a-f]+)$/.exec(l.text);
-        if (p) spaces!.push(await walk(m, p[1]!, BigInt(p[2]!), BigInt(p[3]!)));
+        const p = STARTED.exec(l.text);
+        if (p) spaces!.push(await walk(m, p[1]!, BigInt(p[3]!), BigInt(p[4]!)));
       }
       await m.qmp!.execute("cont");
     }
@@ -116,7 +116,25 @@ async function boot(name: string, config: UltravisorConfig, read: Array<[number,
 /** Lines the I/O partition wrote for partition `name` (it tags each with the client's name). */
 const linesOf = (b: Boot, name: string): string[] => b.lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
 const TICK = /^tick (\d+) quantum (\d+) work (\d+) checksum 0x([0-9a-f]{8})$/;
-const SUMMARY = /^ultravisor: partition (\S+) number (\d+) state (ready|failed) quanta (\d+) tsc (\d+) hypercalls (\d+)$/;
+const SUMMARY = /^ultravisor: partition (\S+) number (\d+) state (ready|waiting|failed) quanta (\d+) tsc (\d+) hypercalls (\d+)$/;
+/** The monitor's line when it has built a partition's address space from the database view (monitor-gen/lead.ts). */
+const STARTED = /^ultravisor: partition (\S+) started at quantum (\d+): cr3 (0x[0-9a-f]+) window (0x[0-9a-f]+) allotment (\d+) pages owned by (0x[0-9a-f]+)$/;
+
+interface Started {
+  quantum: number;
+  window: bigint;
+  pages: number;
+  /** The partition's number in the database (−1 printed as 0xffff… without a database). */
+  owner: number;
+}
+function startedPartitions(lines: readonly string[]): Map<string, Started> {
+  const out = new Map<string, Started>();
+  for (const l of lines) {
+    const m = STARTED.exec(l);
+    if (m) out.set(m[1]!, { quantum: Number(m[2]), window: BigInt(m[4]!), pages: Number(m[5]), owner: Number(BigInt(m[6]!) & 0xffffffffn) });
+  }
+  return out;
+}
 
 function summary(b: Boot): Map<string, { state: string; quanta: number; tsc: number }> {
   const m = new Map<string, { state: string; quanta: number; tsc: number }>();
@@ -146,19 +164,45 @@ const DB_RANGES: Array<[number, number]> = [CORE_DB_PLAN.zero[0]!, CORE_DB_PLAN.
  * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (its
  * bootstrap with the host size the machine found, the boot partition's transactions, the first backup), then the
  * ultravisor region the loader printed given from Available to the ultravisor partition (after the backup point, as
- * partitions/assembly/boot.ts does), then the resource service's create() of each boot-time definition without
- * memory, as the ultravisor partition applies them.
+ * partitions/assembly/boot.ts does), its allotment part at 4 KiB granularity first; then the resource service's
+ * create() of each partition the boot partition creates and of each definition the ultravisor partition applies,
+ * each with its allotment (read from the monitor's started lines) taken from the ultravisor.
  */
-async function simulatedBoot(hostBytes: bigint, lines: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; created: number[]; bootTx: number }> {
+async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; created: number[]; bootTx: number }> {
   const host = await Host.create({ memory: hostBytes, firmware: firmwareRegions(parseFirmwareMap(lines)), keepBackup: false });
   const region = ultravisorRegion(lines);
+  const started = startedPartitions(lines);
+  const allot = [...started.values()];
+  const allotLo = allot.reduce((m, x) => (x.window < m ? x.window : m), region.end);
+  const allotHi = allot.reduce((m, x) => (x.window + BigInt(x.pages) * 4096n > m ? x.window + BigInt(x.pages) * 4096n : m), 0n);
   const ui = host.db.indexPage();
+  host.markRange(allotLo, allotHi, ui.avail, ui.ultra, () => host.freeDbPage(), true);
   host.markRange(region.base, region.end, ui.avail, ui.ultra, () => host.freeDbPage());
   // Committed so far: those before the backup point plus the region's (still in the log).
   const bootTx = host.db.logHeader().nextSeq - 1;
   const rs = new ResourceService(host);
-  const created = definitions.map((d) => rs.create({ name: d.name, principal: d.principal, kind: d.kind, at: [] }));
+  const runsOf = (name: string): Run[] => {
+    const s = started.get(name);
+    if (!s) throw new Error(`partition ${name} was not started on the machine`);
+    const runs: Run[] = [];
+    for (let k = 0; k < s.pages; k++) {
+      const leaf = host.view.leaf(s.window + BigInt(k) * 4096n);
+      const last = runs.at(-1);
+      if (last && last.map === leaf.map && last.last === leaf.index - 1) last.last = leaf.index;
+      else runs.push({ map: leaf.map, first: leaf.index, last: leaf.index });
+    }
+    return runs;
+  };
+  const create = (d: Definition): number => rs.create({ name: d.name, principal: d.principal, kind: d.kind, at: runsOf(d.name), from: ui.ultra });
+  for (const name of bootCreated) create(definitionOf(fig1Spec(name), 0));
+  const created = definitions.map(create);
   return { bytes: new Uint8Array(host.memory.buffer), db: host.db, created, bootTx };
+}
+
+function fig1Spec(name: string): { name: string; kind: string } {
+  const p = figure1Config().partitions.find((x) => x.name === name);
+  if (!p) throw new Error(`no partition ${name} in the Figure 1 configuration`);
+  return p;
 }
 
 /** The ultravisor region from the loader's allocation line: [base, end). */
@@ -195,18 +239,29 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(Number(alloc![1]) * 4096).toBeGreaterThan(120 << 20);
       expect(b.lines.some((l) => /^ultravisor: entered: boot services exited after [1-4] ExitBootServices call\(s\)/.test(l))).toBe(true);
       expect(text).toContain("ultravisor: paging: own 4-level tables");
-      expect(b.lines.some((l) => /^ultravisor: 7 partitions and 6 channels built; ultravisor region used \d+ pages$/.test(l))).toBe(true);
-      expect(b.lines.some((l) => /^ultravisor: all partitions running \(\d+ TSC cycles since loader entry\)$/.test(l))).toBe(true);
+      expect(b.lines.some((l) => /^ultravisor: 7 partitions and 6 channels planned; ultravisor region used \d+ pages$/.test(l))).toBe(true);
+      expect(b.lines.some((l) => /^ultravisor: scheduler running \(\d+ TSC cycles since loader entry\)$/.test(l))).toBe(true);
+      // The boot starts the ultravisor, I/O and command partitions before the scheduler runs; the guests start when
+      // the ultravisor partition has created them from the command partition's definitions.
+      const started = startedPartitions(b.lines);
+      const running = b.lines.findIndex((l) => l.startsWith("ultravisor: scheduler running"));
+      for (const n of ["uv-partition", "io", "command"]) {
+        expect(started.get(n)?.quantum, `${n} started at boot`).toBe(0);
+        expect(b.lines.findIndex((l) => l.startsWith(`ultravisor: partition ${n} started`)), `${n} started before the scheduler`).toBeLessThan(running);
+      }
+      for (const n of ["X", "Y", "Z"]) {
+        expect(b.lines.findIndex((l) => l.startsWith(`ultravisor: partition ${n} started`)), `${n} started after the scheduler`).toBeGreaterThan(running);
+      }
       expect(b.lines).toContain("ultravisor: schedule (PCPU 0, quanta 0-15): X X X X Y Y Y io io Z Z uv-partition command idle idle idle");
       // Every non-idle partition's lines, tagged with its name by the I/O partition.
       expect(linesOf(b, "io")[0]).toMatch(/^serving console channels/);
       const uvLines = linesOf(b, "uv-partition");
       const served = uvLines.indexOf("resource manager at CPL 3, serving the command channel");
       expect(served, "resource manager line").toBeGreaterThan(1);
-      expect(linesOf(b, "command")).toEqual(["applying 6 boot-time partition definitions", "command channel submitted, hypercall result 0"]);
+      expect(linesOf(b, "command")).toEqual(["applying 3 boot-time partition definitions", "command channel submitted, hypercall result 0"]);
       // The command channel end to end: every definition, in order, received and applied by the ultravisor partition.
-      const defined = ["uv-partition", "io", "command", "X", "Y", "Z"];
-      expect(uvLines.slice(served + 1, served + 1 + defined.length).map((l) => l.replace(/: partition 0x[0-9a-f]+ created$/, ""))).toEqual(defined.map((n, i) => `command ${i + 1}: define ${n}`));
+      const defined = ["X", "Y", "Z"];
+      expect(uvLines.slice(served + 1, served + 1 + defined.length).map((l) => l.replace(/: partition 0x[0-9a-f]+ created and started$/, ""))).toEqual(defined.map((n, i) => `command ${i + 1}: define ${n}`));
       expect(b.lines).toContain("ultravisor: command channel submitted by partition command");
       // A guest may not submit the command channel: refused, audited.
       expect(linesOf(b, "X")[0]).toBe("command hypercall refused: result -1");
@@ -226,8 +281,15 @@ describe("ultravisor on OVMF (TCG)", () => {
         const perCycle = table.rows[0]!.entries.filter((e) => e.partition === i + 1).length;
         expect(perCycle, `${p.name} in the table`).toBe(p.duty);
         expect(s.get(p.name)?.state, p.name).toBe("ready");
-        // Guests never yield, so they are dispatched exactly their quanta; yielding partitions at least theirs.
-        if (p.kind === "guest") expect(s.get(p.name)!.quanta, `${p.name} quanta`).toBe(perCycle * cycles);
+        // Guests never yield, so from the quantum they were started in they are dispatched exactly their entries of
+        // the table; yielding partitions at least theirs.
+        if (p.kind === "guest") {
+          const from = startedPartitions(b.lines).get(p.name)!.quantum;
+          let due = 0;
+          for (let q = from; q < fig1.runQuanta; q++) if (table.rows[0]!.entries[q % 16]!.partition === i + 1) due++;
+          expect(s.get(p.name)!.quanta, `${p.name} quanta`).toBe(due);
+          expect(due, `${p.name} ran most of the run`).toBeGreaterThan(perCycle * cycles * 0.8);
+        }
       });
       // Busy guests' processor time follows their duty (TSC measured by the monitor at each switch): each guest's
       // share of the guests' total within a factor 0.5–1.6 of its share of their quanta (TCG delivers the timer late at times).
@@ -315,8 +377,8 @@ describe("ultravisor on OVMF (TCG)", () => {
     const conflicts = privateAreaConflicts(firmware, CORE_PRIVATE_WRITES);
     expect(b.lines.filter((l) => l.startsWith("ultravisor: warning: firmware memory of type"))).toEqual(conflicts);
     expect(conflicts.length, "OVMF's NVS ranges inside core's private area").toBeGreaterThan(0);
-    const definitions = fig1.partitions.filter((p) => p.kind !== "idle").map(definitionOf);
-    const { bytes: sim, db, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, definitions);
+    const definitions = fig1.partitions.flatMap((p, i) => (p.kind === "guest" ? [definitionOf(p, i + 1)] : []));
+    const { bytes: sim, db, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, ["io", "command"], definitions);
     // The machine committed as many boot transactions as the simulator (its log's sequence numbers say so too).
     const done = b.lines.map((l) => BOOT_DB_LINES.done.exec(l)).find(Boolean);
     expect(done, "boot transactions line").toBeTruthy();
@@ -333,13 +395,24 @@ describe("ultravisor on OVMF (TCG)", () => {
     const nonzero = sim.findIndex((x, i) => x !== 0 && !skip.some(([lo, hi]) => i >= lo && i < hi));
     expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
     expect(b.reads.get(DB_RANGES[0]![0])!.some((x) => x !== 0)).toBe(true);
-    // Monitor memory is not free in the database: every page of each partition's page tables, window and channel
-    // slots (walked over QMP) is owned by the ultravisor partition in the database that equals the machine's bytes.
-    // (Owned by the partition itself, as the patent's view-built tables want, is not done yet: image-layout.md.)
+    // The address spaces follow the database that equals the machine's bytes: every window page a partition maps is
+    // its own there, every channel page its client's (the server maps it as granted), and the page tables themselves
+    // are the ultravisor's (monitor memory, never free).
     const ultra = db.indexPage().ultra;
+    const numberOf = new Map([...startedPartitions(b.lines)].map(([n, x]) => [n, x.owner]));
+    expect(numberOf.get("uv-partition"), "the ultravisor partition is the database's ultravisor").toBe(ultra);
+    ["io", "command", "X", "Y", "Z"].forEach((n) => expect(numberOf.get(n), `${n} has its own number`).not.toBe(ultra));
     for (const sp of spaces) {
-      const pages = [...sp.tables, ...[...sp.leaves].filter(([va]) => va < DBWIN).map(([, pte]) => pte & ADDR)];
-      for (const pa of pages) expect(db.owner(pa) >>> 0, `${sp.name}: owner of page 0x${pa.toString(16)}`).toBe(ultra);
+      for (const pa of sp.tables) expect(db.owner(pa) >>> 0, `${sp.name}: owner of table page 0x${pa.toString(16)}`).toBe(ultra);
+      for (const [va, pte] of sp.leaves) {
+        if (va >= DBWIN) continue;
+        const pa = pte & ADDR;
+        const off = va - WINDOW;
+        const slot = off >= BigInt(WIN.slot(0)) ? Number(off - BigInt(WIN.slot(0))) / 4096 : -1;
+        const ch = slot < 0 ? undefined : b.img.channels.find((c) => (fig1.partitions[c.client]!.name === sp.name && c.clientSlot === slot) || (fig1.partitions[c.server]!.name === sp.name && c.serverSlot === slot));
+        const who = ch ? fig1.partitions[ch.client]!.name : sp.name;
+        expect(db.owner(pa) >>> 0, `${sp.name}: owner of page 0x${pa.toString(16)} at 0x${va.toString(16)} (${ch ? `channel of ${who}` : "window"})`).toBe(numberOf.get(who));
+      }
     }
     // The ultravisor partition ran the same core at CPL 3 over its view of those pages: attach, order, index page,
     // GetMemOwner and each created partition's number agree with the simulator's core.
@@ -353,7 +426,7 @@ describe("ultravisor on OVMF (TCG)", () => {
       `owner of 0x${OWNER_PROBE.toString(16)}: ${hex8(fn["db_get_owner"]!(OWNER_PROBE, 0))}`,
     ]);
     expect(uvLines.slice(served + 1, served + 1 + definitions.length)).toEqual(
-      definitions.map((d, i) => `command ${i + 1}: define ${d.name}: partition ${hex8(created[i]!)} created`));
+      definitions.map((d, i) => `command ${i + 1}: define ${d.name}: partition ${hex8(created[i]!)} created and started`));
     // The summary the I/O partition wrote near the end of the run: the map at the 4 MiB (PMM) and 4 KiB (PKM) scales
     // as runs of one owner, each as GetMemOwner answers in V8 after the same transactions, then the schedule.
     const expectedMap: string[] = [];

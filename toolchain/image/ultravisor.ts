@@ -9,12 +9,12 @@ import { readSchedule, Scheduler } from "../../sim/schedule.ts";
 import { emitConsole } from "../../monitor-gen/console.ts";
 import { emitDescriptors } from "../../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../../monitor-gen/entry.ts";
-import { CREC, emitLead, PREC } from "../../monitor-gen/lead.ts";
-import { CHAN, FLAG, PAGE } from "../../monitor-gen/layout.ts";
+import { CREC, emitLead } from "../../monitor-gen/lead.ts";
+import { CHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
 import { emitPaging } from "../../monitor-gen/paging.ts";
 import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
-import { COMMAND_SLOT, IO_EMIT, assembleCommand, definitionOf, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
+import { COMMAND_SLOT, IO_EMIT, assembleCommand, definitionBytes, definitionOf, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
 import { type AotGuest, assembleAotGuest, guestWasm, mergeObjects } from "../../partitions/aot-guest.ts";
 import { assembleUltravisorWithCore } from "../../partitions/uv-core.ts";
@@ -139,10 +139,15 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const scheduleLines = scheduleRuns(rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`));
 
   // Partition programs.
-  const definitions = parts.filter((p) => p.kind !== "idle").map(definitionOf);
-  const asWasm = parts.some((p) => p.lang === "as") ? await guestWasm() : null;
+  // With the database, a command partition and an ultravisor partition, guests are created at run time from the
+  // command partition's definitions; every other partition is created by the boot partition.
   const withCore = opts.coreDatabase ?? true;
+  const defining = withCore && parts.some((p) => p.kind === "command") && parts.some((p) => p.kind === "ultravisor");
+  const definedAtRunTime = (p: PartitionSpec): boolean => defining && p.kind === "guest";
+  const definitions = parts.flatMap((p, i) => (definedAtRunTime(p) ? [definitionOf(p, partitionNumber(i))] : []));
+  const asWasm = parts.some((p) => p.lang === "as") ? await guestWasm() : null;
   const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
+  const bootWasm = withCore ? await bootDbWasm() : null;
   const built: BuiltPartition[] = parts.map((spec, i) => {
     if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
     const slots: SlotInfo[] = [];
@@ -157,7 +162,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     }
     const program =
       spec.kind === "io" ? assembleIo()
-      : spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, {
+      : spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestBuffer: CORE_DB_PLAN.requestBuffer,
           definitions: definitions.length, summaryAt: summaryQuantum(config.runQuanta), schedule: scheduleLines,
         }) : assembleUltravisorPartition())
@@ -175,7 +180,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   // Ring 0: loader, lead monitor, monitor, and the tables they read.
   const a = new Assembler();
   const coreImage = coreWasm ? compileCoreForImage(coreWasm) : null;
-  const bootDb = coreWasm ? compileBootDb(await bootDbWasm()) : null;
+  const bootDb = bootWasm ? compileBootDb(bootWasm) : null;
   emitLoader(a, withCore ? CORE_DB_PLAN.require : [], { staleMapKeyOnce: opts.staleMapKeyOnce === true });
   emitConsole(a);
   emitDescriptors(a);
@@ -187,7 +192,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
     probes: config.probes === true,
   });
-  emitLead(a, config.quantumTicks, withCore, scheduleText);
+  emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
     ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestBuffer: CORE_DB_PLAN.requestBuffer, coreWrites: CORE_PRIVATE_WRITES,
@@ -205,6 +210,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     a.bind(L(`g_name_${i}`));
     a.asciz(b.spec.name);
     if (b.packed) {
+      a.align(16);
+      a.bind(L(`g_def_${i}`));
+      a.db(definitionBytes(definitionOf(b.spec, b.number)));
       a.align(4096);
       a.bind(L(`g_blob_${i}`));
       a.db(b.packed.blob);
@@ -220,14 +228,15 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   a.bind(L("g_partitions"));
   built.forEach((b, i) => {
     const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
-      (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0);
+      (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0);
     a.dq(addr(L(`g_name_${i}`)));
     a.dq(b.packed ? addr(L(`g_blob_${i}`)) : 0);
     a.dq(b.packed ? b.packed.blob.length : 0);
     a.dq(b.packed ? b.packed.entry : 0n);
     a.dd(b.number, flags);
     a.dq(0); // state page, filled in by the loader
-    a.zero(PREC.size - 48);
+    a.dd(allotmentPages(b.number - 1, channels), 0);
+    a.dq(b.packed ? addr(L(`g_def_${i}`)) : 0);
   });
   a.bind(L("g_channels"));
   for (const c of channels) a.dd(c.client, c.server, c.serverSlot, c.clientSlot);
@@ -253,12 +262,22 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     const text = bootDb.object.sections.findIndex((x) => x.name === ".text");
     obj = mergeObjects(obj, bootDb.object, "bootdb$", [
       { name: "bootdb_main_thunk", section: text, offset: bootDb.exports.find((e) => e.name === "main")!.thunk },
+      { name: "bootdb_create_thunk", section: text, offset: bootDb.exports.find((e) => e.name === "create")!.thunk },
       { name: "bootdb_host_trap", section: text, offset: bootDb.hostTrap },
     ]);
   }
   const t1 = performance.now();
   const img = linkEfiImage(obj, { entry: LOADER_ENTRY, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
   return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
+}
+
+/**
+ * Pages of a partition's allotment (docs/specs/image-layout.md): its window, then one page for each channel slot up
+ * to its highest client slot (the client's memory holds the channel, [0186]).
+ */
+export function allotmentPages(index: number, channels: readonly ChannelDef[]): number {
+  const top = channels.filter((c) => c.client === index).reduce((m, c) => Math.max(m, c.clientSlot + 1), 0);
+  return WIN.pages + top;
 }
 
 /** Quanta before the end of a finite run at which the ultravisor partition sends its summary (0: at once). */
