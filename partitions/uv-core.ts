@@ -47,6 +47,11 @@ export interface UltravisorCoreOptions {
   summaryAt: number;
   /** The schedule as runs "quanta A-B: NAME" (one summary line each). */
   schedule: string[];
+  /**
+   * Test builds: give the partition with this number one page less than its allotment when creating it, so the
+   * monitor's ownership check must refuse its START (test/hw/ultravisor.test.ts).
+   */
+  shortAllotment?: number;
 }
 
 export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8Array, o: UltravisorCoreOptions): ObjectFile {
@@ -215,6 +220,12 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     a.mov(rax, windowAddress(INFO.allotment(0))).mov(rcx, r13).shl(rcx, 4).add(rax, rcx);
     a.mov(rcx, qword(rax)).shr(rcx, 12).mov(rdx, qword(rax, 8));
     a.test(rdx, rdx).jz(noAllot);
+    if (o.shortAllotment !== undefined) {
+      const whole = a.label();
+      a.cmp(r13, o.shortAllotment).jne(whole);
+      a.dec(rdx);
+      a.bind(whole);
+    }
     a.mov(rax, BigInt(o.ui)).mov(qword(L("uvtx_args")), rax);
     a.mov(rax, BigInt(o.requestBuffer)).mov(qword({ label: L("uvtx_args"), disp: 8 }), rax);
     a.mov(rax, BigInt(payload)).mov(qword({ label: L("uvtx_args"), disp: 16 }), rax);
@@ -230,16 +241,16 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     a.mov(r14, rax);
     a.inc(qword(L("ucore_applied")));
     a.mov(rcx, r13).mov(rdx, r14);
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) }, " created");
+    a.mov(rcx, r13).mov(rdx, r14);
     hypercall(a, HC.start);
     const started = a.label();
     a.test(rax, rax).jz(started);
     a.mov(r15, rax).neg(r15);
-    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) },
-      " created; start refused: result -", { dec: (x) => x.mov(rax, r15) });
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": ", { str: (x) => x.mov(rsi, rbx) }, " not started: result -", { dec: (x) => x.mov(rax, r15) });
     a.jmp(exit);
     a.bind(started);
-    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) },
-      " created and started");
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": ", { str: (x) => x.mov(rsi, rbx) }, " started");
     a.jmp(exit);
     a.bind(refused);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": refused by core, error -",

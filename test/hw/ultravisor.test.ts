@@ -21,7 +21,7 @@ import { Host } from "../../sim/host.ts";
 import { ResourceService, type Run } from "../../sim/resource-service.ts";
 import { firmwareRegions, parseFirmwareMap, privateAreaConflicts, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
-import { CORE_PRIVATE_WRITES, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
+import { allotmentPages, CORE_PRIVATE_WRITES, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
@@ -89,8 +89,8 @@ async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Prom
   return { name, cr3, window, pml4, leaves, largePages, tables };
 }
 
-async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false, readAfter = /^ultravisor: scheduler running/): Promise<Boot> {
-  const img = await buildUltravisorImage({ config, staleMapKeyOnce });
+async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false, readAfter = /^ultravisor: scheduler running/, shortAllotmentFor?: string): Promise<Boot> {
+  const img = await buildUltravisorImage({ config, staleMapKeyOnce, ...(shortAllotmentFor !== undefined ? { shortAllotmentFor } : {}) });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
   try {
@@ -261,7 +261,8 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(linesOf(b, "command")).toEqual(["applying 3 boot-time partition definitions", "command channel submitted, hypercall result 0"]);
       // The command channel end to end: every definition, in order, received and applied by the ultravisor partition.
       const defined = ["X", "Y", "Z"];
-      expect(uvLines.slice(served + 1, served + 1 + defined.length).map((l) => l.replace(/: partition 0x[0-9a-f]+ created and started$/, ""))).toEqual(defined.map((n, i) => `command ${i + 1}: define ${n}`));
+      expect(uvLines.slice(served + 1, served + 1 + 2 * defined.length).map((l) => l.replace(/: partition 0x[0-9a-f]+ created$/, ""))).toEqual(
+        defined.flatMap((n, i) => [`command ${i + 1}: define ${n}`, `command ${i + 1}: ${n} started`]));
       expect(b.lines).toContain("ultravisor: command channel submitted by partition command");
       // A guest may not submit the command channel: refused, audited.
       expect(linesOf(b, "X")[0]).toBe("command hypercall refused: result -1");
@@ -425,8 +426,8 @@ describe("ultravisor on OVMF (TCG)", () => {
       // Read before the definitions were applied: the owner the boot transactions left.
       `owner of 0x${OWNER_PROBE.toString(16)}: ${hex8(fn["db_get_owner"]!(OWNER_PROBE, 0))}`,
     ]);
-    expect(uvLines.slice(served + 1, served + 1 + definitions.length)).toEqual(
-      definitions.map((d, i) => `command ${i + 1}: define ${d.name}: partition ${hex8(created[i]!)} created and started`));
+    expect(uvLines.slice(served + 1, served + 1 + 2 * definitions.length)).toEqual(
+      definitions.flatMap((d, i) => [`command ${i + 1}: define ${d.name}: partition ${hex8(created[i]!)} created`, `command ${i + 1}: ${d.name} started`]));
     // The summary the I/O partition wrote near the end of the run: the map at the 4 MiB (PMM) and 4 KiB (PKM) scales
     // as runs of one owner, each as GetMemOwner answers in V8 after the same transactions, then the schedule.
     const expectedMap: string[] = [];
@@ -515,6 +516,37 @@ describe("ultravisor on OVMF (TCG)", () => {
         expect(s.get(g)?.state).toBe("ready");
       }
       expect(s.get("io")?.state).toBe("ready");
+      expect(c.exit).toEqual({ kind: "guest", code: config.exitCode });
+    } catch (e) {
+      console.error(text);
+      throw e;
+    }
+  }, 150_000);
+
+  it("does not start a guest whose allotment the database does not wholly give it: the monitor checks every page with core's GetMemOwner", async () => {
+    // The ultravisor partition of this build creates Y with its allotment's last page left to the ultravisor.
+    const config: UltravisorConfig = { ...fig1, runQuanta: 320, partitions: fig1.partitions.filter((p) => p.name !== "Z") };
+    const c = await boot("short-allotment", config, [], undefined, false, undefined, "Y");
+    const text = c.lines.join("\n");
+    try {
+      const started = startedPartitions(c.lines);
+      expect(started.has("Y"), "Y started").toBe(false);
+      const x = started.get("X")!;
+      const ultra = started.get("uv-partition")!.owner;
+      const uvLines = linesOf(c, "uv-partition");
+      const at = uvLines.findIndex((l) => /^command 2: define Y: partition 0x[0-9a-f]+ created$/.test(l));
+      expect(at, "the ultravisor partition's line for Y").toBeGreaterThan(-1);
+      const created = /(0x[0-9a-f]+)/.exec(uvLines[at]!);
+      expect(uvLines[at + 1]).toBe("command 2: Y not started: result -4");
+      // Allotments are consecutive in configuration order: Y's follows X's; its last page is the one left out.
+      const yWindow = x.window + BigInt(x.pages) * 4096n;
+      const lastPage = yWindow + BigInt(allotmentPages(config.partitions.findIndex((p) => p.name === "Y"), c.img.channels) - 1) * 4096n;
+      expect(c.lines).toContain(`ultravisor: partition Y not started: page 0x${lastPage.toString(16)} is owned by 0x${ultra.toString(16)} in the database, not by ${created![1]!.replace(/^0x0*/, "0x")}`);
+      const s = summary(c);
+      expect(s.get("Y")).toMatchObject({ state: "waiting", quanta: 0 });
+      expect(linesOf(c, "Y")).toEqual([]);
+      expect(s.get("X")?.state).toBe("ready");
+      expect(linesOf(c, "X").filter((l) => TICK.test(l)).length, "X keeps printing").toBeGreaterThan(5);
       expect(c.exit).toEqual({ kind: "guest", code: config.exitCode });
     } catch (e) {
       console.error(text);

@@ -32,6 +32,8 @@ export interface UltravisorImageOptions {
   coreDatabase?: boolean;
   /** Test builds: make the first ExitBootServices call fail on a stale map key, to exercise the retry. */
   staleMapKeyOnce?: boolean;
+  /** Test builds: the ultravisor partition creates this guest with one page less than its allotment (START refused). */
+  shortAllotmentFor?: string;
   espSizeMiB?: number;
 }
 
@@ -165,6 +167,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       : spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestBuffer: CORE_DB_PLAN.requestBuffer,
           definitions: definitions.length, summaryAt: summaryQuantum(config.runQuanta), schedule: scheduleLines,
+          ...(opts.shortAllotmentFor !== undefined ? { shortAllotment: shortAllotmentNumber(parts, opts.shortAllotmentFor) } : {}),
         }) : assembleUltravisorPartition())
       : spec.kind === "command" ? assembleCommand(definitions)
       : assembleGuest({
@@ -278,6 +281,12 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
 export function allotmentPages(index: number, channels: readonly ChannelDef[]): number {
   const top = channels.filter((c) => c.client === index).reduce((m, c) => Math.max(m, c.clientSlot + 1), 0);
   return WIN.pages + top;
+}
+
+function shortAllotmentNumber(parts: PartitionSpec[], name: string): number {
+  const i = parts.findIndex((p) => p.name === name && p.kind === "guest");
+  if (i < 0) throw new Error(`shortAllotmentFor: no guest named ${name} in the configuration`);
+  return partitionNumber(i);
 }
 
 /** Quanta before the end of a finite run at which the ultravisor partition sends its summary (0: at once). */
