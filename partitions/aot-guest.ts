@@ -14,6 +14,7 @@ import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { CHAN, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { IO_EMIT, PROGRAM_ENTRY } from "./programs.ts";
+import { packPartition, type PackedPartition, type SlotInfo } from "./pack.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const ASSEMBLY = join(root, "partitions", "assembly");
@@ -73,6 +74,8 @@ export async function ascBuild(source: string, out: string, argsFor: (outFile: s
 export interface AotPartition {
   object: ObjectFile;
   compiled: CompiledModule;
+  /** Bytes of the static-data section (`aot_data`), which must land at window offset AS_DATA_BASE and end the image. */
+  dataBytes: number;
 }
 
 /** Appends `b` to `a`: section indices shifted, b's local `.L` labels renamed so they cannot meet a's. */
@@ -172,7 +175,7 @@ function assembleAotPartition(program: AsProgram, wasm: Uint8Array, args: MainAr
     { name: "aot_host_trap", section: text, offset: compiled.hostTrap },
     ...(codeSymbols?.(compiled) ?? []).map((x) => ({ ...x, section: text })),
   ]);
-  return { object: mergeObjects(withCode, tail.finish(), "tail$"), compiled };
+  return { object: mergeObjects(withCode, tail.finish(), "tail$"), compiled, dataBytes: data.length };
 }
 
 /**
@@ -215,4 +218,19 @@ export function assembleAotIo(wasm: Uint8Array): AotPartition {
     const after = [...c.funcOffsets, ...c.exports.flatMap((e) => [e.thunk, e.msThunk]), c.hostTrap, c.start].filter((x) => x > emit.offset);
     return [{ name: IO_EMIT.start, offset: emit.offset }, { name: IO_EMIT.end, offset: Math.min(c.code.length, ...after) }];
   });
+}
+
+/**
+ * Packs an AssemblyScript partition into its window and checks what the program relies on: its static data linked at
+ * its wasm address (window offset AS_DATA_BASE) and nothing after it, so its buffers and heap are the window's zero
+ * fill up to the stack.
+ */
+export function packAotPartition(p: AotPartition, info: { name: string; number: number; slots: SlotInfo[] }): PackedPartition {
+  const packed = packPartition(p.object, info);
+  const at = packed.symbols.get("aot_data")!;
+  if (at !== WINDOW + BigInt(AS_DATA_BASE)) {
+    throw new RangeError(`partition ${info.name}: code and read-only data end past window offset 0x${AS_DATA_BASE.toString(16)}, where the AssemblyScript static data must start (docs/specs/image-layout.md); the program is too large for this layout`);
+  }
+  if (packed.image.end !== at + BigInt(p.dataBytes)) throw new Error(`partition ${info.name}: a section was linked after the AssemblyScript static data`);
+  return packed;
 }

@@ -8,7 +8,8 @@ import { describe, expect, it, beforeAll } from "vitest";
 import { carve, chanExports, ChannelType, type ChanExports, readQueueHeader } from "../sim/channel.ts";
 import { loadCore, type Core } from "../core/wasm.ts";
 import { WA, type WasmMemory, type WasmModule } from "../core/webassembly.ts";
-import { AS_MEMORY_BYTES, partitionWasm } from "./aot-guest.ts";
+import { AS_DATA_BASE, AS_MEMORY_BYTES, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "./aot-guest.ts";
+import { Assembler } from "../toolchain/x64/index.ts";
 import { definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
 import { CHAN, COM1, HC, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
@@ -237,5 +238,22 @@ describe("AssemblyScript partitions in V8", () => {
     g.fn["trapped"]!(4);
     fromWindow(g.bytes(), 0, page);
     expect(coreReceive(page).map((r) => r.bytes.toString("latin1"))).toEqual(["wasm trap 4; stopping with #UD"]);
+  });
+});
+
+describe("AssemblyScript partition windows", () => {
+  it("link the static data at its wasm address, last in the image, and refuse code that would push it further", async () => {
+    const io = assembleAotIo(await partitionWasm("io"));
+    const info = { name: "io", number: 3, slots: [] };
+    const packed = packAotPartition(io, info);
+    expect(packed.symbols.get("aot_data")).toBe(WINDOW + BigInt(AS_DATA_BASE));
+    expect(packed.image.end).toBe(WINDOW + BigInt(AS_DATA_BASE + io.dataBytes));
+    // Every data segment of the module is in the blob at its wasm address (= window offset).
+    expect(io.compiled.datas.length).toBeGreaterThan(0);
+    for (const d of io.compiled.datas) expect(Buffer.compare(packed.blob.subarray(d.offset, d.offset + d.bytes.length), d.bytes), `segment at 0x${d.offset.toString(16)}`).toBe(0);
+    const big = new Assembler();
+    big.section(".rdata");
+    big.zero(AS_DATA_BASE);
+    expect(() => packAotPartition({ ...io, object: mergeObjects(io.object, big.finish(), "big$") }, info)).toThrow(/too large for this layout/);
   });
 });

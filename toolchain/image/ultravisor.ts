@@ -16,7 +16,7 @@ import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
-import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, partitionWasm } from "../../partitions/aot-guest.ts";
+import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "../../partitions/aot-guest.ts";
 import { assembleUltravisorWithCore } from "../../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-gen/core-db.ts";
 import { bootDbWasm, compileBootDb, emitBootDb } from "../../loader-efi/uv-boot-db.ts";
@@ -158,7 +158,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       : spec.kind === "command" ? assembleAotCommand(commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
       : null;
-    if (aot) return { spec, number: partitionNumber(i), aot, packed: packPartition(aot.object, { name: spec.name, number: partitionNumber(i), slots }) };
+    if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
     const program =
       spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, {
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestBuffer: CORE_DB_PLAN.requestBuffer,
