@@ -59,7 +59,7 @@ const bench: Bench = {
       ...fig1,
       runQuanta: 96,
       probes: true,
-      partitions: fig1.partitions.map((p) => (p.name === "Y" ? { ...p, benchHypercalls: 200 } : p)),
+      partitions: fig1.partitions.map((p) => (p.name === "Y" ? { ...p, lang: "asm" as const, benchHypercalls: 200 } : p)),
     };
     const ic = await bootLines(counted, "bench-uv-icount", ["-icount", "shift=0"]);
     const hc = find(ic, /^Y: bench: (\d+) nops (\d+) hypercall (\d+)$/, "hypercall bench");

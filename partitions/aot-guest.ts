@@ -1,42 +1,64 @@
-// Builds the AssemblyScript guest (partitions/assembly/guest.ts) into a partition program: asc → guest.wasm →
-// toolchain/aot (x86-64, System V entry thunks, imports as symbols) merged with a small assembly runtime that
-// supplies the two imports (`env.hypercall` → int 0x80, `env.console` → the console channel), the VM context, the
-// linear memory (a data section of the window with the data segments in place) and the start code that enters
-// `main` through its thunk. A wasm trap comes back out of the thunk, is printed, and ends the partition with #UD.
+// Builds the AssemblyScript partition programs — the guests (partitions/assembly/guest.ts), the I/O partition (io.ts)
+// and the command partition (command.ts) — into partition images: asc → out/partitions/NAME.wasm → toolchain/aot
+// (x86-64, System V entry thunks, linear-memory base in r15) merged with a few instructions of assembly: the VM
+// context, whose memory base is the window itself (a wasm address is a window offset, so the info page and the
+// channel slots are plain linear memory: docs/specs/image-layout.md, AssemblyScript partitions), the module's data
+// segments as a data section linked at their wasm address, and the start code that enters `main` through its thunk
+// and, when a wasm trap brings it back, enters `trapped` to print the trap before stopping with #UD.
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Assembler, type Label, ecx, edi, esi, ptr, qword, r12, r15, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, addr, ptr, rax, rdi, rdx, rsi, qword } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { HYPERCALL_VECTOR } from "../monitor-gen/layout.ts";
-import { consoleLine, emitRuntime } from "./runtime.ts";
-import { PROGRAM_ENTRY } from "./programs.ts";
+import { CHAN, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { IO_EMIT, PROGRAM_ENTRY } from "./programs.ts";
+import { packPartition, type PackedPartition, type SlotInfo } from "./pack.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const SOURCE = join(root, "partitions", "assembly", "guest.ts");
-const OUT = join(root, "out", "partitions", "guest.wasm");
+const ASSEMBLY = join(root, "partitions", "assembly");
 /** Stack the entry thunk lets generated code use (the window's stack is 16 KiB). */
 const STACK_BUDGET = 12 * 1024;
 const WASM_PAGE = 65536;
+/** The linear memory spans the window up to the end of the last channel slot: wasm address = window offset. */
+export const AS_MEMORY_BYTES = WIN.slot(WIN.maxSlots);
+/** Where asc puts the static data (`--memoryBase`); static data, buffers and heap end below the stack. */
+export const AS_DATA_BASE = 0x10000;
+const AS_DATA_END = WIN.stackTop - 0x4000;
 
-/** asc command line for the guest (same feature restrictions as core.wasm: the AOT subset). */
-export function guestAscArgs(outFile: string): string[] {
+export type AsProgram = "guest" | "io" | "command";
+/** Imports each program may have: hw intrinsics only, the port ones for the I/O partition alone. */
+const ALLOWED: Record<AsProgram, readonly string[]> = {
+  guest: ["hypercall", "mfence"],
+  command: ["hypercall", "mfence"],
+  io: ["hypercall", "mfence", "inb", "outb"],
+};
+
+/** asc command line of a partition program (the AOT subset, as for core.wasm; memory = the window's span). */
+export function partitionAscArgs(program: AsProgram, outFile: string): string[] {
   return [
-    SOURCE, "--outFile", outFile, "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
-    "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--maximumMemory", "1", "--use", "abort=", "--noColors",
+    join(ASSEMBLY, `${program}.ts`), "--outFile", outFile, "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
+    "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", String(AS_MEMORY_BYTES / WASM_PAGE),
+    "--maximumMemory", String(AS_MEMORY_BYTES / WASM_PAGE), "--memoryBase", String(AS_DATA_BASE), "--use", "abort=", "--noColors",
   ];
 }
 
-/** out/partitions/guest.wasm, rebuilt with asc when the source is newer. */
-export async function guestWasm(): Promise<Uint8Array> {
-  return ascBuild(SOURCE, OUT, guestAscArgs);
+/** Sources every partition program is compiled from besides its own file (a change to any rebuilds it). */
+const SHARED_SOURCES = [
+  join(ASSEMBLY, "partition.ts"), join(root, "core", "assembly", "channel.ts"), join(root, "core", "assembly", "channel_types.ts"),
+  fileURLToPath(import.meta.url),
+];
+
+/** out/partitions/PROGRAM.wasm, rebuilt with asc when a source is newer. */
+export async function partitionWasm(program: AsProgram): Promise<Uint8Array> {
+  return ascBuild(join(ASSEMBLY, `${program}.ts`), join(root, "out", "partitions", `${program}.wasm`), (out) => partitionAscArgs(program, out), SHARED_SOURCES);
 }
 
-/** `out` rebuilt from the AssemblyScript `source` with asc (args from `argsFor(tmpFile)`) when the source is newer. */
-export async function ascBuild(source: string, out: string, argsFor: (outFile: string) => string[]): Promise<Uint8Array> {
-  if (!existsSync(out) || statSync(out).mtimeMs < statSync(source).mtimeMs) {
+/** `out` rebuilt from the AssemblyScript `source` with asc (args from `argsFor(tmpFile)`) when it or a dependency is newer. */
+export async function ascBuild(source: string, out: string, argsFor: (outFile: string) => string[], deps: readonly string[] = []): Promise<Uint8Array> {
+  const newest = Math.max(...[source, ...deps].map((f) => statSync(f).mtimeMs));
+  if (!existsSync(out) || statSync(out).mtimeMs < newest) {
     mkdirSync(dirname(out), { recursive: true });
     const tmp = `${out}.${process.pid}.tmp`;
     const { default: asc } = await import("assemblyscript/asc");
@@ -49,13 +71,11 @@ export async function ascBuild(source: string, out: string, argsFor: (outFile: s
   return new Uint8Array(readFileSync(out));
 }
 
-export interface AotGuest {
+export interface AotPartition {
   object: ObjectFile;
   compiled: CompiledModule;
-  /** The linear memory's initial bytes (data segments in place). */
-  memory: Uint8Array;
-  /** Wasm address range the guest's checksum covers: its static data. */
-  dataRange: [number, number];
+  /** Bytes of the static-data section (`aot_data`), which must land at window offset AS_DATA_BASE and end the image. */
+  dataBytes: number;
 }
 
 /** Appends `b` to `a`: section indices shifted, b's local `.L` labels renamed so they cannot meet a's. */
@@ -74,75 +94,143 @@ export function mergeObjects(a: ObjectFile, b: ObjectFile, tag: string, aliases:
   };
 }
 
+/** An argument of `main`: a number, or the window address of a label of the partition's assembly. */
+type MainArg = bigint | string;
+
+/** Symbols to define at offsets of the compiled code (the I/O partition's line writer). */
+type CodeSymbols = (c: CompiledModule) => Array<{ name: string; offset: number }>;
+
 /**
- * `outOfBounds` makes the checksum range run 64 bytes past the linear memory: the generated bounds check traps (code
- * 4), the thunk returns it, and the partition ends with #UD — a wasm trap is contained like any other fault.
+ * Compiles `wasm` (program `program`) and links it with the entry code. `args` are main's arguments; `rdata` adds
+ * read-only data (labels the arguments may name); `codeSymbols` names offsets of the compiled code for the image.
  */
-export function assembleAotGuest(wasm: Uint8Array, period: number, outOfBounds = false): AotGuest {
+function assembleAotPartition(program: AsProgram, wasm: Uint8Array, args: MainArg[], rdata?: (a: Assembler) => void, codeSymbols?: CodeSymbols): AotPartition {
   const compiled = compileWasm(wasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: "wasm" });
-  const main = compiled.exports.find((e) => e.name === "main");
-  if (!main || main.thunk < 0) throw new Error("the AssemblyScript guest must export main(period, dataStart, dataEnd)");
-  if (!compiled.memory) throw new Error("the AssemblyScript guest defines no memory");
+  const what = `the AssemblyScript ${program} program (partitions/assembly/${program}.ts)`;
+  const thunk = (name: string): number => {
+    const e = compiled.exports.find((x) => x.name === name);
+    if (!e || e.thunk < 0) throw new Error(`${what} must export ${name}`);
+    return e.thunk;
+  };
   for (const imp of compiled.imports) {
-    if (imp.intrinsic === null && !(imp.module === "env" && (imp.name === "hypercall" || imp.name === "console"))) {
-      throw new Error(`the AssemblyScript guest imports ${imp.module}.${imp.name}; a partition offers env.hypercall and env.console only`);
+    if (imp.module !== "hw" || !ALLOWED[program].includes(imp.name)) {
+      throw new Error(`${what} imports ${imp.module}.${imp.name}; it may import only ${ALLOWED[program].map((n) => `hw.${n}`).join(", ")} (docs/specs/image-layout.md)`);
     }
   }
-  const memory = new Uint8Array(compiled.memory.minPages * WASM_PAGE);
-  let lo = memory.length, hi = 0;
-  for (const d of compiled.datas) {
-    memory.set(d.bytes, d.offset);
-    lo = Math.min(lo, d.offset);
-    hi = Math.max(hi, d.offset + d.bytes.length);
+  if (!compiled.memory || compiled.memory.minPages * WASM_PAGE !== AS_MEMORY_BYTES) {
+    throw new Error(`${what} must define one memory of ${AS_MEMORY_BYTES} bytes, the window's span (asc --initialMemory ${AS_MEMORY_BYTES / WASM_PAGE})`);
   }
-  if (hi === 0) lo = 0;
+  let end = AS_DATA_BASE;
+  for (const d of compiled.datas) {
+    if (d.offset < AS_DATA_BASE || d.offset + d.bytes.length > AS_DATA_END) {
+      throw new Error(`${what}: data segment [0x${d.offset.toString(16)}, +${d.bytes.length}) outside [0x${AS_DATA_BASE.toString(16)}, 0x${AS_DATA_END.toString(16)}) (asc --memoryBase)`);
+    }
+    end = Math.max(end, d.offset + d.bytes.length);
+  }
+  const data = new Uint8Array(end - AS_DATA_BASE);
+  for (const d of compiled.datas) data.set(d.bytes, d.offset - AS_DATA_BASE);
 
   const a = new Assembler();
   const L = (n: string): Label => a.symbol(n);
+  const enter = (thunkLabel: string): void => {
+    a.lea(rdi, ptr(L("aot_ctx"))).lea(rsi, ptr(L("aot_args"))).lea(rdx, ptr(L("aot_result")));
+    a.call(L(thunkLabel));
+  };
   a.section(".text");
   a.bind(L("p_image_start"));
   a.bind(L(PROGRAM_ENTRY));
-  a.lea(rdi, ptr(L("aot_ctx"))).lea(rsi, ptr(L("aot_args"))).lea(rdx, ptr(L("aot_result")));
-  a.call(L("aot_main_thunk"));
-  a.mov(r12, rax); // main never returns: the thunk came back with a trap code
-  consoleLine(a, "wasm trap ", { dec: (x) => x.mov(rax, r12) }, "; stopping with #UD");
+  enter("aot_main_thunk");
+  // main never returns: the thunk came back with a trap code, which becomes trapped's argument.
+  a.mov(qword(L("aot_args")), rax);
+  enter("aot_trapped_thunk");
   a.ud2();
-
-  // env.hypercall(nr, a, b) → i64 (System V from generated code): the hypercall ABI's rax, rcx, rdx.
-  a.bind(L("env.hypercall"));
-  a.mov(rax, rdi).mov(rcx, rsi);
-  a.int(HYPERCALL_VECTOR);
-  a.ret();
-  // env.console(ptr, len): ptr is a wasm address, r15 the linear-memory base (pinned, preserved across imports).
-  a.bind(L("env.console"));
-  a.mov(edi, edi).mov(ecx, esi);
-  a.lea(rsi, qword({ base: r15, index: rdi, scale: 1 }));
-  a.call(L("con_line"));
-  a.ret();
-  emitRuntime(a);
+  if (rdata) {
+    a.section(".rdata");
+    rdata(a);
+  }
 
   a.section(".data");
   a.align(16);
   a.bind(L("aot_ctx"));
   emitImageContext(a, compiled, {
-    memBase: L("aot_memory"), memBytes: memory.length, maxPages: compiled.memory.minPages,
-    trapHandler: L("aot_host_trap"), stackBudget: STACK_BUDGET, tableFunc: (f) => L(`wasm.f${f}`),
+    memBase: WINDOW, memBytes: AS_MEMORY_BYTES, trapHandler: L("aot_host_trap"), stackBudget: STACK_BUDGET, tableFunc: (f) => L(`wasm.f${f}`),
   });
   a.bind(L("aot_args"));
-  a.dq(BigInt(period), BigInt(lo), BigInt(outOfBounds ? memory.length + 64 : hi));
+  for (const v of args.length ? args : [0n]) a.dq(typeof v === "bigint" ? v : addr(L(v)));
   a.bind(L("aot_result"));
   a.dq(0n);
-  // The checksum range of the assembly guests ends here; this guest checksums its wasm data instead.
-  a.section(".rdata");
-  a.bind(L("p_ro_end"));
-  a.section(".lmem", "data", 4096);
-  a.bind(L("aot_memory"));
-  a.db(memory);
+  // The static data at its wasm address: the section is aligned to AS_DATA_BASE and comes last in the image.
+  a.section(".lmem", "data", AS_DATA_BASE);
+  a.bind(L("aot_data"));
+  a.db(data);
 
+  // p_ro_end after every code and read-only section of both objects: the end of what the guests checksum.
+  const tail = new Assembler();
+  tail.section(".roend", "rdata", 1);
+  tail.bind(tail.symbol("p_ro_end"));
   const text = compiled.object.sections.findIndex((s) => s.name === ".text");
-  const object = mergeObjects(a.finish(), compiled.object, "wasm$", [
-    { name: "aot_main_thunk", section: text, offset: main.thunk },
+  const withCode = mergeObjects(a.finish(), compiled.object, "wasm$", [
+    { name: "aot_main_thunk", section: text, offset: thunk("main") },
+    { name: "aot_trapped_thunk", section: text, offset: thunk("trapped") },
     { name: "aot_host_trap", section: text, offset: compiled.hostTrap },
+    ...(codeSymbols?.(compiled) ?? []).map((x) => ({ ...x, section: text })),
   ]);
-  return { object, compiled, memory, dataRange: [lo, hi] };
+  return { object: mergeObjects(withCode, tail.finish(), "tail$"), compiled, dataBytes: data.length };
+}
+
+/**
+ * A guest: a line every `period` quanta with a checksum of its code and read-only data; `outOfBounds` makes that
+ * range start at the end of the linear memory, so the first load traps (code 4) in the generated bounds check and
+ * the partition ends with #UD — a wasm trap is contained like any other fault.
+ */
+export function assembleAotGuest(wasm: Uint8Array, o: { period: number; outOfBounds?: boolean; probeCommand?: boolean }): AotPartition {
+  const end = WINDOW + BigInt(AS_MEMORY_BYTES);
+  const range: MainArg[] = o.outOfBounds ? [end, end + 64n] : ["p_image_start", "p_ro_end"];
+  return assembleAotPartition("guest", wasm, [BigInt(o.period), ...range, o.probeCommand ? 1n : 0n]);
+}
+
+/** The command partition: sends each payload in order on the command channel in `slot`, then submits it. */
+export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Array[], slot: number): AotPartition {
+  if (payloads.length > CHAN.maxSlots - 1) throw new RangeError(`at most ${CHAN.maxSlots - 1} boot-time definitions fit the command queue (${payloads.length} given)`);
+  payloads.forEach((p, i) => {
+    if (p.length < 1 || p.length > CHAN.maxText) throw new RangeError(`boot-time definition ${i + 1}: ${p.length} bytes; a request carries 1–${CHAN.maxText} inline bytes`);
+  });
+  return assembleAotPartition("command", wasm, ["p_definitions", BigInt(payloads.length), BigInt(slot)], (a) => {
+    a.align(8);
+    a.bind(a.symbol("p_definitions"));
+    for (const p of payloads) {
+      a.dd(p.length);
+      a.db(p);
+      a.align(8);
+    }
+  });
+}
+
+/**
+ * The I/O partition. `io_emit` … `io_emit_end` (IO_EMIT) bound the compiled line writer, the one function with port
+ * instructions: the monitor holds its own log while the I/O partition's rip is in that range.
+ */
+export function assembleAotIo(wasm: Uint8Array): AotPartition {
+  return assembleAotPartition("io", wasm, [], undefined, (c) => {
+    const emit = c.exports.find((e) => e.name === IO_EMIT.start);
+    if (!emit) throw new Error(`the AssemblyScript io program must export ${IO_EMIT.start}, its line writer`);
+    // The function ends where the next piece of code (function, thunk, trap stub) starts.
+    const after = [...c.funcOffsets, ...c.exports.flatMap((e) => [e.thunk, e.msThunk]), c.hostTrap, c.start].filter((x) => x > emit.offset);
+    return [{ name: IO_EMIT.start, offset: emit.offset }, { name: IO_EMIT.end, offset: Math.min(c.code.length, ...after) }];
+  });
+}
+
+/**
+ * Packs an AssemblyScript partition into its window and checks what the program relies on: its static data linked at
+ * its wasm address (window offset AS_DATA_BASE) and nothing after it, so its buffers and heap are the window's zero
+ * fill up to the stack.
+ */
+export function packAotPartition(p: AotPartition, info: { name: string; number: number; slots: SlotInfo[] }): PackedPartition {
+  const packed = packPartition(p.object, info);
+  const at = packed.symbols.get("aot_data")!;
+  if (at !== WINDOW + BigInt(AS_DATA_BASE)) {
+    throw new RangeError(`partition ${info.name}: code and read-only data end past window offset 0x${AS_DATA_BASE.toString(16)}, where the AssemblyScript static data must start (docs/specs/image-layout.md); the program is too large for this layout`);
+  }
+  if (packed.image.end !== at + BigInt(p.dataBytes)) throw new Error(`partition ${info.name}: a section was linked after the AssemblyScript static data`);
+  return packed;
 }

@@ -39,7 +39,8 @@ describe("ultravisor host definitions", () => {
     bad((c) => (c.quantumTicks = 5), /quantumTicks must be an integer from 10000/);
     bad((c) => (c.revision = 2), /revision 2 is not supported/);
     bad((c) => (c.partitions[6]!.fault = "cli"), /partitions\[6\] \(Z\): an AssemblyScript guest's only fault is wasm-oob/);
-    bad((c) => (c.partitions[5]!.fault = "wasm-oob"), /partitions\[5\] \(Y\): an AssemblyScript guest's only fault is wasm-oob, and wasm-oob needs lang: as/);
+    bad((c) => Object.assign(c.partitions[5]!, { lang: "asm", fault: "wasm-oob" }), /partitions\[5\] \(Y\): an AssemblyScript guest's only fault is wasm-oob, and wasm-oob needs lang: as/);
+    bad((c) => (c.partitions[5]!.benchHypercalls = 10), /partitions\[5\] \(Y\): benchHypercalls exists only for asm guests/);
   });
 
   it("names the file and the YAML problem when the file does not parse", () => {

@@ -16,9 +16,12 @@ export interface PartitionSpec {
   /** Guests: commit this fault after `faultAfter` lines (containment tests). */
   fault?: FaultKind;
   faultAfter?: number;
-  /** Guests: try the command hypercall once and print the refusal. */
+  /** Guests: try the command hypercall once and print the refusal (both languages). */
   probeCommand?: boolean;
-  /** Guests: "asm" (typed assembler, default) or "as" (partitions/assembly/guest.ts through asc and toolchain/aot). */
+  /**
+   * Guests: "as" (partitions/assembly/guest.ts through asc and toolchain/aot; X, Y, Z of the default host) or "asm"
+   * (typed assembler, the default when left out: the faults AssemblyScript cannot commit and the hypercall bench).
+   */
   lang?: "asm" | "as";
   /** Guests: measure this many TIME hypercall round trips at start (bench builds). */
   benchHypercalls?: number;
@@ -46,8 +49,8 @@ export function figure1Config(): UltravisorConfig {
       { name: "uv-partition", kind: "ultravisor", duty: 1 },
       { name: "io", kind: "io", duty: 2 },
       { name: "command", kind: "command", duty: 1 },
-      { name: "X", kind: "guest", duty: 4, probeCommand: true },
-      { name: "Y", kind: "guest", duty: 3 },
+      { name: "X", kind: "guest", duty: 4, lang: "as", probeCommand: true },
+      { name: "Y", kind: "guest", duty: 3, lang: "as" },
       { name: "Z", kind: "guest", duty: 2, lang: "as" },
     ],
     quantumTicks: 2_000_000,
@@ -82,7 +85,7 @@ export function validateConfig(c: UltravisorConfig, where = "configuration"): Ul
     busy += p.duty;
     if (p.fault !== undefined && (p.kind !== "guest" || !FAULT_KINDS.includes(p.fault))) fail(`${at}: fault must be one of ${FAULT_KINDS.join(", ")} and only on a guest`);
     if (p.lang !== undefined && (p.kind !== "guest" || (p.lang !== "asm" && p.lang !== "as"))) fail(`${at}: lang must be asm or as, and only on a guest`);
-    if (p.lang === "as" && (p.probeCommand || p.benchHypercalls)) fail(`${at}: probeCommand and benchHypercalls exist only for asm guests`);
+    if (p.lang === "as" && p.benchHypercalls) fail(`${at}: benchHypercalls exists only for asm guests (lang: asm)`);
     if ((p.fault === "wasm-oob") !== (p.fault !== undefined && p.lang === "as")) fail(`${at}: an AssemblyScript guest's only fault is wasm-oob, and wasm-oob needs lang: as`);
   }
   for (const k of ["idle", "io"] as const) if (c.partitions.filter((p) => p.kind === k).length !== 1) fail(`exactly one partition of kind '${k}' is required`);

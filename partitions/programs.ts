@@ -1,12 +1,11 @@
-// The ring-3 partition programs of the Figure 1 host written with the typed assembler (guest Z is AssemblyScript
-// through toolchain/aot instead: partitions/aot-guest.ts): the I/O partition (owns COM1, serves every console channel, tags each line with
-// the client's name), the ultravisor partition (the deprivileged resource manager's end of the command channel), the
-// command partition (submits the boot-time definitions through the command channel) and the demo guests, which print
-// a counter and an FNV-1a checksum of their own code and constants every few quanta. A guest can be built to commit
-// one fault after a number of lines, for the containment tests.
-import { Assembler, type Label, al, byte, cr3, dx, eax, ecx, edx, ptr, qword, r8, r9, r11d, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
-import { CHAN, COM1, HC, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
-import { consoleLine, emitRuntime, hypercall, infoAddress, windowAddress } from "./runtime.ts";
+// The ring-3 partition programs written with the typed assembler — the guests that commit a fault AssemblyScript
+// cannot express (containment tests) or measure hypercalls (bench builds), and the ultravisor partition's command-
+// channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
+// partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
+// The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
+import { Assembler, type Label, al, byte, cr3, dx, eax, ecx, edx, ptr, qword, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { COM1, HC, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
 export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob";
 /** Faults of assembly guests; "wasm-oob" is the AssemblyScript guest's (a checksum range past its linear memory). */
@@ -129,101 +128,9 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   return a;
 }
 
-// ---- the I/O partition ----------------------------------------------------------------------------------------------
-/** Symbols bounding the line writer: the monitor holds its own log while the I/O partition's rip is inside. */
+// ---- the I/O partition (AssemblyScript: partitions/assembly/io.ts) ---------------------------------------------------
+/** Symbols bounding the I/O partition's line writer: the monitor holds its own log while that partition's rip is inside. */
 export const IO_EMIT = { start: "io_emit", end: "io_emit_end" } as const;
-const ROLE = { client: 0, server: 1, closed: 2 } as const;
-export const SLOT_ROLE = ROLE;
-
-export function assembleIo(): Assembler {
-  const a = new Assembler();
-  const L = (n: string): Label => a.symbol(n);
-  const text = (name: string, value: string): void => {
-    a.section(".rdata");
-    a.bind(L(name));
-    a.asciz(value);
-    a.section(".text");
-  };
-  text("s_hello", "serving console channels; COM1 granted by the TSS I/O bitmap");
-  text("s_closed", "<channel failed the server's checks: closed>");
-  a.section(".text");
-  a.bind(L(PROGRAM_ENTRY));
-  a.mov(rsi, infoAddress(INFO.name)).lea(rdi, ptr(L("s_hello"))).mov(ecx, 60);
-  a.call(L(IO_EMIT.start));
-  const loop = a.here();
-  a.xor(r14d, r14d); // requests served in this round
-  a.xor(r12d, r12d); // slot k
-  const slotLoop = a.here();
-  const slotsDone = a.label();
-  const nextSlot = a.label();
-  const drain = a.label();
-  const bad = a.label();
-  a.mov(rax, infoAddress(INFO.slots)).cmp(r12, qword(rax)).jae(slotsDone);
-  a.mov(rbx, r12).shl(rbx, 5).mov(rax, infoAddress(INFO.slot(0))).add(rbx, rax);
-  a.cmp(byte(rbx, 8), ROLE.server).jne(nextSlot);
-  a.cmp(qword(rbx), 0).je(nextSlot); // not live yet: the monitor lists the slot when the client starts
-  a.bind(drain);
-  a.mov(rdi, qword(rbx)).call(L("chan_peek"));
-  a.test(rax, rax).jz(nextSlot).js(bad);
-  a.mov(r15, rax);
-  a.lea(rsi, qword(rbx, 16)).lea(rdi, qword(r15, 64)).movzx(ecx, word(r15, 20));
-  const short = a.label();
-  a.cmp(ecx, CHAN.maxText).jbe(short);
-  a.mov(ecx, CHAN.maxText);
-  a.bind(short);
-  a.call(L(IO_EMIT.start));
-  a.mov(rdi, qword(rbx)).call(L("chan_pop"));
-  a.mov(r14d, 1).jmp(drain);
-  a.bind(bad);
-  a.mov(byte(rbx, 8), ROLE.closed);
-  a.lea(rsi, qword(rbx, 16)).lea(rdi, ptr(L("s_closed"))).mov(ecx, 44).call(L(IO_EMIT.start));
-  a.bind(nextSlot);
-  a.inc(r12).jmp(slotLoop);
-  a.bind(slotsDone);
-  hypercall(a, HC.poll);
-  a.test(r14d, r14d).jnz(loop);
-  hypercall(a, HC.yield);
-  a.jmp(loop);
-
-  // io_emit(rsi = name, rdi = text, rcx = length): "name: text\r\n" on COM1; unprintable bytes become '.'.
-  a.bind(L(IO_EMIT.start));
-  {
-    a.mov(r8, rdi).mov(r9, rcx);
-    const name = a.here();
-    const nameDone = a.label();
-    a.mov(al, byte(rsi)).test(al, al).jz(nameDone);
-    a.call(L("io_putc")).inc(rsi).jmp(name);
-    a.bind(nameDone);
-    a.mov(al, 0x3a).call(L("io_putc")).mov(al, 0x20).call(L("io_putc"));
-    const chars = a.here();
-    const charsDone = a.label();
-    const printable = a.label();
-    a.test(r9, r9).jz(charsDone);
-    a.mov(al, byte(r8));
-    const dot = a.label();
-    a.cmp(al, 0x20).jb(dot);
-    a.cmp(al, 0x7e).jbe(printable);
-    a.bind(dot);
-    a.mov(al, 0x2e);
-    a.bind(printable);
-    a.call(L("io_putc")).inc(r8).dec(r9).jmp(chars);
-    a.bind(charsDone);
-    a.mov(al, 13).call(L("io_putc")).mov(al, 10).call(L("io_putc"));
-    a.ret();
-    // io_putc(al): polls the line status register (port 0x3FD, allowed by the bitmap like 0x3F8).
-    a.bind(L("io_putc"));
-    a.mov(r11d, eax);
-    a.mov(dx, COM1 + 5);
-    const wait = a.here();
-    a.in(al, dx).test(al, 0x20).jz(wait);
-    a.mov(eax, r11d).mov(dx, COM1).out(dx, al);
-    a.ret();
-  }
-  a.bind(L(IO_EMIT.end));
-  a.nop();
-  emitRuntime(a);
-  return a;
-}
 
 // ---- the ultravisor partition ---------------------------------------------------------------------------------------
 /** Slot of the command channel: client side in the command partition, server side in the ultravisor partition. */
@@ -303,31 +210,4 @@ export function definitionBytes(d: Definition): Uint8Array {
   new DataView(b.buffer).setUint32(32, d.kind, true);
   new DataView(b.buffer).setUint32(36, d.number, true);
   return b;
-}
-
-export function assembleCommand(definitions: readonly Definition[]): Assembler {
-  if (definitions.length > CHAN.maxSlots - 1) throw new RangeError(`at most ${CHAN.maxSlots - 1} boot-time definitions fit the command queue`);
-  const a = new Assembler();
-  const L = (n: string): Label => a.symbol(n);
-  a.section(".text");
-  a.bind(L(PROGRAM_ENTRY));
-  consoleLine(a, `applying ${definitions.length} boot-time partition definitions`);
-  definitions.forEach((d, i) => {
-    const l = L(`s_def_${i}`);
-    a.section(".rdata");
-    a.bind(l);
-    a.db(definitionBytes(d));
-    a.section(".text");
-    a.mov(rdi, windowAddress(WIN.slot(COMMAND_SLOT))).lea(rsi, ptr(l)).mov(ecx, DEFINITION_BYTES).mov(edx, CHAN.opDefine);
-    a.call(L("chan_insert"));
-  });
-  a.mov(ecx, COMMAND_SLOT);
-  hypercall(a, HC.command);
-  a.mov(r12, rax);
-  consoleLine(a, "command channel submitted, hypercall result ", { dec: (x) => x.mov(rax, r12) });
-  const idle = a.here();
-  hypercall(a, HC.yield);
-  a.jmp(idle);
-  emitRuntime(a);
-  return a;
 }

@@ -1,10 +1,11 @@
-// Code every ring-3 partition program carries (generated with the typed assembler, linked into the partition's
-// window): hypercalls, the client and server halves of the channel queue algorithm of docs/specs/channel-abi.md
+// Code every typed-assembler partition program carries (the assembly guests and the ultravisor partition; the
+// AssemblyScript partitions use core's channel code instead: partitions/assembly/partition.ts), linked into the
+// partition's window: hypercalls, the client and server halves of the channel queue algorithm of docs/specs/channel-abi.md
 // (insert with the barrier before publishing head; peek/pop with the untrusted-peer checks before touching a slot),
 // console lines through the console channel in slot 0, and text formatting. Register roles: arguments in rdi, rsi,
 // rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
 import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rax, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
-import { CHAN, HC, HYPERCALL_VECTOR, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { CHAN, HC, HYPERCALL_VECTOR, WIN, WINDOW } from "../monitor-gen/layout.ts";
 
 export const LINE_MAX = CHAN.maxText;
 const SIGNATURE = 0x4c4e4345;
@@ -192,9 +193,3 @@ export function emitRuntime(a: Assembler): void {
     a.bind(done).ret();
   }
 }
-
-/** Window address of info-page field `offset`. */
-export function infoAddress(offset: number): bigint {
-  return WINDOW + BigInt(WIN.info + offset);
-}
-export { INFO };

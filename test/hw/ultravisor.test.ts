@@ -1,8 +1,8 @@
 // Hardware tests of the bare-metal ultravisor (loader-efi/ultravisor.ts, monitor-gen/, partitions/) under OVMF in
 // QEMU through qemu/'s Machine. Two boots, several checks from each boot's serial log:
 //  1. the Figure 1 host: the loader's stages up to "ultravisor: entered", every partition's console lines tagged by
-//     the I/O partition, each guest's checksum equal to FNV-1a of its linked bytes computed here (guest Z is the
-//     AssemblyScript guest compiled by toolchain/aot: FNV-1a of its wasm data segments), the command channel
+//     the I/O partition, each guest's checksum equal to FNV-1a of its linked code and read-only data computed here
+//     (guests X, Y, Z are AssemblyScript compiled by toolchain/aot, reading their window as linear memory), the command channel
 //     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
 //     and the resource database that the AOT-compiled core built at boot, read over QMP, equal byte for byte to
 //     the simulator's after the same db_bootstrap call;
@@ -146,9 +146,7 @@ function summary(b: Boot): Map<string, { state: string; quanta: number; tsc: num
 }
 
 function expectedChecksum(img: UltravisorImage, name: string): number {
-  const b = img.partitions.find((x) => x.spec.name === name)!;
-  if (b.aot) return fnv1a(b.aot.memory.subarray(...b.aot.dataRange)); // the AssemblyScript guest: its static data
-  const p = b.packed!;
+  const p = img.partitions.find((x) => x.spec.name === name)!.packed!;
   const start = Number(p.symbols.get("p_image_start")! - WINDOW);
   const end = Number(p.symbols.get("p_ro_end")! - WINDOW);
   return fnv1a(p.blob.subarray(start, end));

@@ -14,9 +14,9 @@ import { CHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
 import { emitPaging } from "../../monitor-gen/paging.ts";
 import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
-import { COMMAND_SLOT, IO_EMIT, assembleCommand, definitionBytes, definitionOf, assembleGuest, assembleIo, assembleUltravisorPartition } from "../../partitions/programs.ts";
+import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
-import { type AotGuest, assembleAotGuest, guestWasm, mergeObjects } from "../../partitions/aot-guest.ts";
+import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "../../partitions/aot-guest.ts";
 import { assembleUltravisorWithCore } from "../../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-gen/core-db.ts";
 import { bootDbWasm, compileBootDb, emitBootDb } from "../../loader-efi/uv-boot-db.ts";
@@ -41,8 +41,8 @@ export interface BuiltPartition {
   spec: PartitionSpec;
   number: number;
   packed: PackedPartition | null;
-  /** AssemblyScript guests: the AOT compilation and the initial linear memory. */
-  aot?: AotGuest;
+  /** AssemblyScript partitions (I/O, command, lang: as guests): the AOT compilation. */
+  aot?: AotPartition;
 }
 
 export interface ChannelDef {
@@ -147,7 +147,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const defining = withCore && parts.some((p) => p.kind === "command") && parts.some((p) => p.kind === "ultravisor");
   const definedAtRunTime = (p: PartitionSpec): boolean => defining && p.kind === "guest";
   const definitions = parts.flatMap((p, i) => (definedAtRunTime(p) ? [definitionOf(p, partitionNumber(i))] : []));
-  const asWasm = parts.some((p) => p.lang === "as") ? await guestWasm() : null;
+  const guestWasm = parts.some((p) => p.kind === "guest" && p.lang === "as") ? await partitionWasm("guest") : null;
+  const ioWasm = await partitionWasm("io");
+  const commandWasm = parts.some((p) => p.kind === "command") ? await partitionWasm("command") : null;
   const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
   const bootWasm = withCore ? await bootDbWasm() : null;
   const built: BuiltPartition[] = parts.map((spec, i) => {
@@ -158,18 +160,18 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       if (c.server === i) slots[c.serverSlot] = { role: "server", peer: parts[c.client]!.name };
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
-    if (spec.lang === "as") {
-      const aot = assembleAotGuest(asWasm!, config.guestPeriod, spec.fault === "wasm-oob");
-      return { spec, number: partitionNumber(i), aot, packed: packPartition(aot.object, { name: spec.name, number: partitionNumber(i), slots }) };
-    }
+    const aot =
+      spec.kind === "io" ? assembleAotIo(ioWasm)
+      : spec.kind === "command" ? assembleAotCommand(commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
+      : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
+      : null;
+    if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
     const program =
-      spec.kind === "io" ? assembleIo()
-      : spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
+      spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestBuffer: CORE_DB_PLAN.requestBuffer,
           definitions: definitions.length, summaryAt: summaryQuantum(config.runQuanta), schedule: scheduleLines,
           ...(opts.shortAllotmentFor !== undefined ? { shortAllotment: shortAllotmentNumber(parts, opts.shortAllotmentFor) } : {}),
         }) : assembleUltravisorPartition())
-      : spec.kind === "command" ? assembleCommand(definitions)
       : assembleGuest({
           period: config.guestPeriod,
           ...(spec.fault ? { fault: { kind: spec.fault, afterLines: spec.faultAfter ?? 2 } } : {}),

@@ -1,0 +1,109 @@
+// The I/O partition ([0089], [0113]–[0120]) in AssemblyScript, compiled by asc and toolchain/aot (partitions/
+// aot-guest.ts): it owns COM1 — the only partition whose TSS I/O bitmap grants ports 0x3F8–0x3FF, reached through
+// the inline hw.inb/hw.outb intrinsics at CPL 3 — and serves every console channel: each request's text becomes one
+// line "NAME: text" on COM1, NAME being the client's name from the info page. The queue code is core's own
+// (core/assembly/channel.ts), run on the channel pages that lie in this partition's linear memory (the linear memory
+// is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below).
+
+import { chan_remove } from "../../core/assembly/channel";
+import {
+  CHANNEL_BYTES, HC_POLL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
+  SIG_INLINE, hypercall, putDec, putStr, slotChannel, slotRecord,
+} from "./partition";
+
+@external("hw", "inb")
+declare function inb(port: u32): u32;
+
+@external("hw", "outb")
+declare function outb(port: u32, value: u32): void;
+
+const COM1: u32 = 0x3f8;
+/** Line status register; bit 5: the transmit holding register is empty. */
+const COM1_LSR: u32 = COM1 + 5;
+const THR_EMPTY: u32 = 0x20;
+const SIG_INLINE_LEN: usize = 20;
+const RECORD_ROLE: usize = 8;
+const RECORD_PEER: usize = 16;
+/** Removed requests land here: a whole channel page, since core copies the queue's signal_size, which the client wrote. */
+const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
+
+@inline
+function putc(c: u32): void {
+  while ((inb(COM1_LSR) & THR_EMPTY) == 0) {}
+  outb(COM1, c);
+}
+
+/**
+ * Writes "NAME: text" + CR LF to COM1: NAME from `name` (NUL-terminated, at most 16 bytes), `len` bytes of text
+ * from `text`, each byte outside 0x20–0x7E as '.'. Every port access of this program is in this one function (the
+ * monitor holds its own log while the I/O partition's rip is inside it; the image test checks that).
+ */
+export function io_emit(name: usize, text: usize, len: u32): void {
+  for (let i: usize = 0; i < NAME_BYTES; i++) {
+    const c = <u32>load<u8>(name + i);
+    if (c == 0) break;
+    putc(c);
+  }
+  putc(0x3a);
+  putc(0x20);
+  for (let i: u32 = 0; i < len; i++) {
+    let c = <u32>load<u8>(text + <usize>i);
+    if (c < 0x20 || c > 0x7e) c = 0x2e;
+    putc(c);
+  }
+  putc(13);
+  putc(10);
+}
+
+function emitOwn(end: usize): void {
+  io_emit(INFO_NAME, LINE, <u32>(end - LINE));
+}
+
+/**
+ * One pass over the console channels: the slot count and every slot's record are read afresh (a slot becomes live
+ * when the monitor writes its window address), each live server slot is drained. Returns 1 when a line was written.
+ */
+export function serve(): i32 {
+  let served: i32 = 0;
+  let n = load<u64>(INFO_SLOTS);
+  if (n > MAX_SLOTS) n = MAX_SLOTS;
+  for (let k: u64 = 0; k < n; k++) {
+    const rec = slotRecord(k);
+    if (load<u8>(rec + RECORD_ROLE) != ROLE_SERVER) continue;
+    const ch = slotChannel(k);
+    if (ch == 0) continue;
+    while (true) {
+      const r = chan_remove(ch, CHANNEL_BYTES, 0, IN_SIGNAL);
+      if (r == -1) break; // empty
+      if (r < -1) {
+        // The client broke the channel: never read it again.
+        store<u8>(rec + RECORD_ROLE, ROLE_CLOSED);
+        const end = putStr(LINE, "<channel failed the server's checks: closed>");
+        io_emit(rec + RECORD_PEER, LINE, <u32>(end - LINE));
+        break;
+      }
+      let len = <u32>load<u16>(IN_SIGNAL + SIG_INLINE_LEN);
+      if (len > MAX_TEXT) len = MAX_TEXT;
+      io_emit(rec + RECORD_PEER, IN_SIGNAL + SIG_INLINE, len);
+      served = 1;
+    }
+  }
+  return served;
+}
+
+/** Announces itself, then serves for ever: POLL after every pass, YIELD after a pass that found nothing. */
+export function main(): void {
+  emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
+  while (true) {
+    const served = serve();
+    hypercall(HC_POLL, 0, 0);
+    if (served == 0) hypercall(HC_YIELD, 0, 0);
+  }
+}
+
+/** Entered after a wasm trap ended `main`: the I/O partition has no console channel, so the line goes to COM1. */
+export function trapped(code: i32): void {
+  let at = putStr(LINE, "wasm trap ");
+  at = putDec(at, <u64>code);
+  emitOwn(putStr(at, "; stopping with #UD"));
+}
