@@ -8,11 +8,11 @@
 // which makes the monitor build its address space from the database view. Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
 // lines, which the I/O partition writes to COM1.
-import { Assembler, type Label, dword, eax, edi, ptr, qword, r12, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, byte, dword, eax, ecx, edi, ptr, qword, r12, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
+import { DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
 import { compileBootDb } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, emitCommandServeLoop } from "./programs.ts";
@@ -30,6 +30,10 @@ export const MAP_SCALES = [
   { name: "4M", lo: 0, hi: 0x1_0000_0000, step: 0x400000 },
   { name: "4K", lo: 0x400000, hi: 0x800000, step: 0x1000 },
 ] as const;
+
+/** The scale name of the summary's third map: the 4 KiB entries of the 4 MiB page(s) holding the allotments. */
+export const ALLOTMENT_SCALE = "4K-allotments";
+const PD_MAGIC = 0x44505655;
 
 /** Lines the summary leaves in the console queue before waiting for the I/O partition (the queue holds 15). */
 const LINES_PER_QUANTUM = 8;
@@ -80,41 +84,44 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   consoleLine(a, `owner of 0x${OWNER_PROBE.toString(16)}: `, { hex: (x) => x.mov(rax, r15) });
   emitServe(a, o);
 
-  // uv_summary: the map at two scales as runs of one owner (GetMemOwner per entry), 4 MiB entries over 4 GiB and the
-  // 4 KiB entries of the database's own 4 MiB page, then the schedule.
+  // uv_summary: the map as runs of one owner (GetMemOwner per entry, owners by name from their descriptors): the
+  // 4 MiB entries over 4 GiB, the 4 KiB entries of the database's own 4 MiB page, and the 4 KiB entries of the 4 MiB
+  // page(s) holding the partitions' allotments (from the info page); then the schedule.
   a.bind(L("uv_summary"));
   for (const r of [rbx, r12, r13, r14, r15]) a.push(r);
   consoleLine(a, "summary: memory map (runs of one owner) and schedule");
   a.call(L("uv_line_sent"));
-  for (const m of MAP_SCALES) {
-    const next = a.label();
-    const same = a.label();
-    const done = a.label();
-    a.xor(r13d, r13d); // address (offset from m.lo)
-    a.mov(r14, -1); // owner of the open run
-    a.xor(r15d, r15d); // start of the open run
+  const scaleNames: string[] = [];
+  const scan = (name: string, lo: () => void, hi: () => void, step: number): void => {
+    if (!scaleNames.includes(name)) scaleNames.push(name);
+    lo();
+    a.mov(qword(L("ucore_scan_lo")), rax);
+    hi();
+    a.mov(qword(L("ucore_scan_hi")), rax);
+    a.mov(qword(L("ucore_scan_step")), step);
+    a.lea(rax, ptr(L(`ucore_scale_${scaleNames.indexOf(name)}`))).mov(qword(L("ucore_scan_name")), rax);
+    a.call(L("uv_scan"));
+  };
+  for (const m of MAP_SCALES) scan(m.name, () => a.mov(rax, m.lo), () => a.mov(rax, BigInt(m.hi)), m.step);
+  {
+    // [lowest allotment, end of the highest) widened to whole 4 MiB pages.
+    a.mov(r12, -1).xor(r13d, r13d);
+    a.mov(rbx, windowAddress(INFO.allotment(0)));
+    a.xor(ecx, ecx);
     const loop = a.here();
-    a.mov(rax, r13).add(rax, m.lo).mov(qword(L("ucore_args")), rax).mov(qword({ label: L("ucore_args"), disp: 8 }), 0);
-    a.lea(rdi, ptr(L("ucore_ctx"))).lea(rsi, ptr(L("ucore_args"))).lea(rdx, ptr(L("ucore_result")));
-    a.call(L("ucore_thunk_db_get_owner"));
-    a.mov(eax, dword(L("ucore_result")));
-    a.cmp(rax, r14).je(same);
-    a.cmp(r14, -1).je(next);
-    a.mov(qword(L("ucore_next_owner")), rax);
-    a.call(L(`ucore_print_${m.name}`));
-    a.mov(rax, qword(L("ucore_next_owner")));
-    a.bind(next);
-    a.mov(r14, rax).mov(r15, r13);
-    a.bind(same);
-    a.add(r13, m.step).mov(rax, BigInt(m.hi - m.lo)).cmp(r13, rax).jb(loop);
-    a.call(L(`ucore_print_${m.name}`));
-    a.jmp(done);
-    // ucore_print_*: "map NAME lo-hi: owner" for the run [r15, r13) owned by r14.
-    a.bind(L(`ucore_print_${m.name}`));
-    consoleLine(a, `map ${m.name} `, { hex: (x) => x.mov(rax, r15).add(rax, m.lo) }, "-", { hex: (x) => x.mov(rax, r13).add(rax, m.lo - 1) }, ": ", { hex: (x) => x.mov(rax, r14) });
-    a.call(L("uv_line_sent"));
-    a.ret();
+    const skip = a.label();
+    const done = a.label();
+    a.cmp(ecx, MAX_NUMBER).jae(done);
+    a.mov(rax, qword(rbx, 8)).test(rax, rax).jz(skip);
+    a.shl(rax, 12).add(rax, qword(rbx)).cmp(rax, r13).cmova(r13, rax);
+    a.mov(rax, qword(rbx)).cmp(rax, r12).cmovb(r12, rax);
+    a.bind(skip);
+    a.add(rbx, 16).inc(ecx).jmp(loop);
     a.bind(done);
+    const none = a.label();
+    a.test(r13, r13).jz(none);
+    scan(ALLOTMENT_SCALE, () => a.mov(rax, r12).and(rax, -0x400000), () => a.lea(rax, qword(r13, 0x3fffff)).and(rax, -0x400000), 0x1000);
+    a.bind(none);
   }
   for (const line of o.schedule) {
     consoleLine(a, line);
@@ -122,6 +129,58 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   }
   for (const r of [r15, r14, r13, r12, rbx]) a.pop(r);
   a.ret();
+
+  // uv_scan: [ucore_scan_lo, ucore_scan_hi) in steps of ucore_scan_step, one line per run of one owner.
+  a.bind(L("uv_scan"));
+  {
+    const next = a.label();
+    const same = a.label();
+    a.mov(r13, qword(L("ucore_scan_lo"))); // address
+    a.mov(r14, -1); // owner of the open run
+    a.mov(r15, r13); // start of the open run
+    const loop = a.here();
+    a.mov(qword(L("ucore_args")), r13).mov(qword({ label: L("ucore_args"), disp: 8 }), 0);
+    a.lea(rdi, ptr(L("ucore_ctx"))).lea(rsi, ptr(L("ucore_args"))).lea(rdx, ptr(L("ucore_result")));
+    a.call(L("ucore_thunk_db_get_owner"));
+    a.mov(eax, dword(L("ucore_result")));
+    a.cmp(rax, r14).je(same);
+    a.cmp(r14, -1).je(next);
+    a.mov(qword(L("ucore_next_owner")), rax);
+    a.call(L("uv_print_run"));
+    a.mov(rax, qword(L("ucore_next_owner")));
+    a.bind(next);
+    a.mov(r14, rax).mov(r15, r13);
+    a.bind(same);
+    a.add(r13, qword(L("ucore_scan_step"))).cmp(r13, qword(L("ucore_scan_hi"))).jb(loop);
+    a.call(L("uv_print_run"));
+    a.ret();
+  }
+
+  // uv_print_run: "map SCALE lo-hi: OWNER" for the run [r15, r13) owned by r14; OWNER is the name in the owner's
+  // descriptor when that page is in this partition's view of the database, else its number.
+  a.bind(L("uv_print_run"));
+  {
+    const byNumber = a.label();
+    const printed = a.label();
+    a.mov(rax, r14).shl(rax, 12);
+    a.cmp(rax, DB_PAGES.lo).jb(byNumber);
+    a.cmp(rax, DB_PAGES.hi).jae(byNumber);
+    a.mov(rsi, DBWIN).add(rsi, rax);
+    a.cmp(dword(rsi), PD_MAGIC).jne(byNumber);
+    a.cmp(dword(rsi, 4), r14d).jne(byNumber);
+    a.mov(rax, qword(rsi, 16)).mov(qword(L("ucore_owner_name")), rax);
+    a.mov(rax, qword(rsi, 24)).mov(qword({ label: L("ucore_owner_name"), disp: 8 }), rax);
+    a.cmp(byte(L("ucore_owner_name")), 0).je(byNumber);
+    const line = (owner: Parameters<typeof consoleLine>[1]): void =>
+      consoleLine(a, "map ", { str: (x) => x.mov(rsi, qword(L("ucore_scan_name"))) }, " ", { hex: (x) => x.mov(rax, r15) }, "-", { hex: (x) => x.lea(rax, qword(r13, -1)) }, ": ", owner);
+    line({ str: (x) => x.lea(rsi, ptr(L("ucore_owner_name"))) });
+    a.jmp(printed);
+    a.bind(byNumber);
+    line({ hex: (x) => x.mov(rax, r14) });
+    a.bind(printed);
+    a.call(L("uv_line_sent"));
+    a.ret();
+  }
 
   // uv_line_sent: once LINES_PER_QUANTUM lines wait in the console queue, yields until the I/O partition has taken
   // them all (a full queue would drop lines: the runtime's writer does not block).
@@ -142,6 +201,11 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   }
   emitRuntime(a);
 
+  a.section(".rdata");
+  scaleNames.forEach((n, i) => {
+    a.bind(L(`ucore_scale_${i}`));
+    a.asciz(n);
+  });
   a.section(".data");
   a.align(16);
   a.bind(L("ucore_ctx"));
@@ -158,7 +222,9 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   a.dq(0n, 0n, 0n, 0n, 0n, 0n);
   a.bind(L("uvtx_result"));
   a.dq(0n);
-  for (const n of ["ucore_applied", "ucore_summary_done"]) {
+  a.bind(L("ucore_owner_name"));
+  a.zero(24); // 16 name bytes, always NUL-terminated
+  for (const n of ["ucore_applied", "ucore_summary_done", "ucore_scan_lo", "ucore_scan_hi", "ucore_scan_step", "ucore_scan_name"]) {
     a.bind(L(n));
     a.dq(0n);
   }

@@ -26,7 +26,7 @@ import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { DB_PAGES, DBWIN, WIN, WINDOW } from "../../monitor-gen/layout.ts";
-import { MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
+import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../sim/schedule.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
@@ -429,10 +429,19 @@ describe("ultravisor on OVMF (TCG)", () => {
     // The summary the I/O partition wrote near the end of the run: the map at the 4 MiB (PMM) and 4 KiB (PKM) scales
     // as runs of one owner, each as GetMemOwner answers in V8 after the same transactions, then the schedule.
     const expectedMap: string[] = [];
-    for (const m of MAP_SCALES) {
+    // Owners by the name in their descriptor when the ultravisor partition can see that page, else by number.
+    const ownerName = (p: number): string => {
+      const at = p * 4096;
+      const d = at >= DB_PAGES.lo && at < DB_PAGES.hi ? db.readDescriptor(p) : undefined;
+      return d && d.name ? d.name : hex8(p);
+    };
+    const allot = [...startedPartitions(b.lines).values()];
+    const allotLo = Number(allot.reduce((m, x) => (x.window < m ? x.window : m), 1n << 32n) & ~0x3fffffn);
+    const allotHi = Number((allot.reduce((m, x) => (x.window + BigInt(x.pages) * 4096n > m ? x.window + BigInt(x.pages) * 4096n : m), 0n) + 0x3fffffn) & ~0x3fffffn);
+    for (const m of [...MAP_SCALES, { name: ALLOTMENT_SCALE, lo: allotLo, hi: allotHi, step: 0x1000 }]) {
       let start = 0, owner: number | null = null;
       const close = (end: number): void => {
-        expectedMap.push(`map ${m.name} ${hex8(m.lo + start)}-${hex8(m.lo + end - 1)}: ${hex8(owner!)}`);
+        expectedMap.push(`map ${m.name} ${hex8(m.lo + start)}-${hex8(m.lo + end - 1)}: ${ownerName(owner!)}`);
       };
       for (let off = 0; off < m.hi - m.lo; off += m.step) {
         const o = fn["db_get_owner"]!((m.lo + off) >>> 0, 0) >>> 0;
@@ -444,6 +453,8 @@ describe("ultravisor on OVMF (TCG)", () => {
       }
       close(m.hi - m.lo);
     }
+    // The allotments' 4 MiB page shows each partition's memory under its own name.
+    for (const n of ["io", "command", "X", "Y", "Z"]) expect(expectedMap.some((l) => l.startsWith(`map ${ALLOTMENT_SCALE} `) && l.endsWith(`: ${n}`)), `${n} in the allotment map`).toBe(true);
     const rows = readSchedule(b.img.schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
     const sched = scheduleRuns(rows.map((e) => fig1.partitions[e.partition - 1]!.name));
     const at = uvLines.indexOf("summary: memory map (runs of one owner) and schedule");
@@ -452,7 +463,7 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(sched[0]).toBe("schedule quanta 0-3: X");
     // Boot marked more than the database's page: firmware ranges went to Boot, memory to Available, holes stay Missing.
     const ui = db.indexPage();
-    for (const who of [ui.boot, ui.avail, ui.missing]) expect(expectedMap.some((l) => l.startsWith("map 4M") && l.endsWith(hex8(who))), `owner ${hex8(who)} in the PMM summary`).toBe(true);
+    for (const who of [ui.boot, ui.avail, ui.missing]) expect(expectedMap.some((l) => l.startsWith("map 4M") && l.endsWith(`: ${ownerName(who)}`)), `owner ${ownerName(who)} in the PMM summary`).toBe(true);
     // The I/O partition wrote them before the ultravisor's own end-of-run lines.
     const summaryLine = b.lines.indexOf(`uv-partition: ${sched.at(-1)}`);
     expect(summaryLine).toBeGreaterThan(-1);
