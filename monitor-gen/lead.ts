@@ -6,7 +6,7 @@
 import { Assembler, type Label, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { VECTORS } from "./entry.ts";
-import { DB_PAGES, DBWIN, FLAG, FR, HYPERCALL_VECTOR, SEL, SP, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
+import { DB_PAGES, DBWIN, FLAG, FR, HYPERCALL_VECTOR, PRIVATE_PAGE_BYTES, SEL, SP, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 /** Partition record (64 bytes) offsets in g_partitions. */
@@ -41,7 +41,7 @@ export function emitLead(a: Assembler, quantumTicks: number, withCore = false, s
     a.call(L("uv_boot_db"));
     a.jmp(done);
     a.bind(skip);
-    kline(a, "ultravisor: resource database skipped: the pages it needs are not usable RAM in this firmware's map");
+    kline(a, "ultravisor: resource database skipped (the loader's line above says why)");
     a.bind(done);
   }
   a.call(L("setup_partitions"));
@@ -59,13 +59,18 @@ export function emitLead(a: Assembler, quantumTicks: number, withCore = false, s
     a.inc(r12).jmp(find);
     a.bind(found);
     a.mov(rax, qword(rbx, PREC.state)).mov(r13, qword(rax, SP.cr3));
-    a.mov(r14, DB_PAGES.lo);
-    const map = a.here();
-    a.mov(rdi, r13).mov(rsi, DBWIN).add(rsi, r14).mov(rdx, r14).or(rdx, USER_PAGE);
-    a.call(L("map_page"));
-    a.add(r14, 4096).cmp(r14, DB_PAGES.hi).jb(map);
-    kline(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, DB_PAGES.lo) }, "-", { hex: (x) => x.mov(rdi, DB_PAGES.hi) }, " mapped into partition ",
-      { str: (x) => x.mov(rax, qword(rbx, PREC.state)).mov(rdi, qword(rax, SP.name)) });
+    // [r14, r15): the database's own 4 MiB page, then core's private 4 MiB page.
+    for (const first of [true, false]) {
+      if (first) a.mov(r14, DB_PAGES.lo).mov(r15, DB_PAGES.hi);
+      else a.mov(r14, qword(L("g_core_private"))).lea(r15, qword(r14, PRIVATE_PAGE_BYTES));
+      const map = a.here();
+      a.mov(rdi, r13).mov(rsi, DBWIN).add(rsi, r14).mov(rdx, r14).or(rdx, USER_PAGE);
+      a.call(L("map_page"));
+      a.add(r14, 4096).cmp(r14, r15).jb(map);
+    }
+    kline(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, DB_PAGES.lo) }, "-", { hex: (x) => x.mov(rdi, DB_PAGES.hi) }, " and ",
+      { hex: (x) => x.mov(rdi, qword(L("g_core_private"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_core_private"))).add(rdi, PRIVATE_PAGE_BYTES) },
+      " mapped into partition ", { str: (x) => x.mov(rax, qword(rbx, PREC.state)).mov(rdi, qword(rax, SP.name)) });
     a.bind(skip);
   }
   // Where each partition's address space lives, so a test can walk its page tables over QMP.

@@ -37,8 +37,8 @@ export interface UltravisorCoreOptions {
   ui: number;
   /** Linear-memory size of core (bytes). */
   memoryBytes: number;
-  /** Core's request buffer (physical = wasm address). */
-  requestBuffer: number;
+  /** Offset of core's request buffer in its private 4 MiB page, which the index page names (memory-layout.md §3). */
+  requestOffset: number;
   /** Definitions the command partition sends; the summary follows the last one. */
   definitions: number;
   /** Quantum from which the summary may be sent (the end of a finite run). */
@@ -62,6 +62,8 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, o: UltravisorCo
   };
   call("db_attach", ui);
   a.mov(r12, qword(L("ucore_result")));
+  // The request buffer is in core's private 4 MiB page, wherever the loader put it: M from the index page.
+  a.mov(rax, DBWIN + BigInt(ui * 4096)).mov(eax, dword(rax, 64)).shl(rax, 22).add(rax, o.requestOffset).mov(qword(L("ucore_req")), rax);
   call("db_order");
   a.mov(r13, qword(L("ucore_result")));
   call("db_ui_address");
@@ -144,7 +146,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, o: UltravisorCo
   a.dq(0n);
   a.bind(L("ucore_next_owner"));
   a.dq(0n);
-  for (const n of ["ucore_applied", "ucore_free_count", "ucore_free_map", "ucore_free_index", "ucore_free_page", "ucore_summary_done"]) {
+  for (const n of ["ucore_req", "ucore_applied", "ucore_free_count", "ucore_free_map", "ucore_free_index", "ucore_free_page", "ucore_summary_done"]) {
     a.bind(L(n));
     a.dq(0n);
   }
@@ -186,11 +188,10 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
   a.bind(L("uv_create"));
   {
     const uiAt = DBWIN + BigInt(o.ui * 4096);
-    const req = DBWIN + BigInt(o.requestBuffer);
     const none = a.label();
     a.call(L("uv_find_free"));
     a.cmp(qword(L("ucore_free_count")), 2).jb(none);
-    a.mov(rdi, req);
+    a.mov(rdi, DBWIN).add(rdi, qword(L("ucore_req")));
     a.xor(eax, eax);
     for (let off = 0; off < 160; off += 8) a.mov(qword(rdi, off), rax);
     a.mov(rsi, uiAt);
@@ -209,7 +210,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     a.mov(eax, dword(rbx, 32)).mov(dword(rdi, 72), eax);
     for (let k = 0; k < 32; k += 8) a.mov(rax, qword(rbx, k)).mov(qword(rdi, 80 + k), rax);
     changeOwner(128, () => a.mov(eax, dword(rsi, 24)), () => a.mov(eax, r11d)); // Ultra → the new partition
-    a.mov(qword(L("ucore_args")), o.requestBuffer);
+    a.mov(rax, qword(L("ucore_req"))).mov(qword(L("ucore_args")), rax);
     a.lea(rdi, ptr(L("ucore_ctx"))).lea(rsi, ptr(L("ucore_args"))).lea(rdx, ptr(L("ucore_result")));
     a.call(L("ucore_thunk_db_submit"));
     const refused = a.label();
