@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
 import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
-import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
+import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../toolchain/image/ultravisor.ts";
 import { Database, privateArea } from "../../sim/database.ts";
 import { Host } from "../../sim/host.ts";
 import { ResourceService } from "../../sim/resource-service.ts";
@@ -94,8 +94,8 @@ async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Prom
 /** Physical ranges to read over QMP, or a function of the serial lines so far (ranges the boot chose and printed). */
 type Reads = Array<[number, number]> | ((lines: string[]) => Array<[number, number]>);
 
-async function boot(name: string, config: UltravisorConfig, reads: Reads = [], spaces?: AddressSpace[], staleMapKeyOnce = false, readAfter = /^ultravisor: all partitions running/): Promise<Boot> {
-  const img = await buildUltravisorImage({ config, staleMapKeyOnce });
+async function boot(name: string, config: UltravisorConfig, reads: Reads = [], spaces?: AddressSpace[], build: Omit<UltravisorImageOptions, "config"> = {}, readAfter = /^ultravisor: all partitions running/): Promise<Boot> {
+  const img = await buildUltravisorImage({ config, ...build });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
   try {
@@ -213,7 +213,7 @@ describe("ultravisor on OVMF (TCG)", () => {
 
   it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
     const last = fig1.partitions.filter((p) => p.kind !== "idle").at(-1)!.name;
-    b = await boot("figure1", fig1, dbRanges, spaces, false, new RegExp(`^uv-partition: command \\d+: define ${last}: `));
+    b = await boot("figure1", fig1, dbRanges, spaces, {}, new RegExp(`^uv-partition: command \\d+: define ${last}: `));
     const text = b.lines.join("\n");
     try {
       // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
@@ -462,11 +462,17 @@ describe("ultravisor on OVMF (TCG)", () => {
         { name: "bad-wasm", kind: "guest", duty: 1, lang: "as", fault: "wasm-oob" },
       ],
     };
-    // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover.
-    const c = await boot("containment", config, [], undefined, true);
+    // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover; and
+    // it allows no conventional memory in the database's own 4 MiB page, which OVMF's map has there: the loader must
+    // name the conflict and the database is skipped (this host has no ultravisor partition to need it).
+    const c = await boot("containment", config, [], undefined, { staleMapKeyOnce: true, coreDbPageTypes: [3, 4] });
     const text = c.lines.join("\n");
     try {
       expect(c.lines.some((l) => l.startsWith("ultravisor: entered: boot services exited after 2 ExitBootServices call(s)")), "map-key retry").toBe(true);
+      const conflict = c.lines.find((l) => l.startsWith("ultravisor: resource database skipped: its 4 MiB page 0x400000-0x7fffff holds firmware memory of type "));
+      expect(conflict, "the database page's conflict named").toMatch(/ of type 7 at 0x[0-9a-f]+-0x[0-9a-f]+$/);
+      expect(c.lines).toContain("ultravisor: resource database skipped (the loader's line above says why)");
+      expect(c.lines.some((l) => /^ultravisor: (core private page|resource database bootstrapped)/.test(l)), "nothing of the database built").toBe(false);
       const s = summary(c);
       let lastFault = -1;
       for (const f of faults) {

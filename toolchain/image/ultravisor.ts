@@ -32,6 +32,8 @@ export interface UltravisorImageOptions {
   coreDatabase?: boolean;
   /** Test builds: make the first ExitBootServices call fail on a stale map key, to exercise the retry. */
   staleMapKeyOnce?: boolean;
+  /** Test builds: the UEFI types the database's own 4 MiB page may hold (default CORE_LOADER_PLAN.types). */
+  coreDbPageTypes?: number[];
   espSizeMiB?: number;
 }
 
@@ -171,7 +173,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const a = new Assembler();
   const coreImage = coreWasm ? compileCoreForImage(coreWasm) : null;
   const bootDb = coreWasm ? compileBootDb(await bootDbWasm()) : null;
-  emitLoader(a, withCore ? CORE_LOADER_PLAN : null, { staleMapKeyOnce: opts.staleMapKeyOnce === true });
+  const loaderPlan = { ...CORE_LOADER_PLAN, types: opts.coreDbPageTypes ?? CORE_LOADER_PLAN.types };
+  emitLoader(a, withCore ? loaderPlan : null, { staleMapKeyOnce: opts.staleMapKeyOnce === true });
   emitConsole(a);
   emitDescriptors(a);
   emitPaging(a);
