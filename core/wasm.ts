@@ -1,7 +1,7 @@
 // Loads out/core.wasm for TypeScript users (sim/, tests, benches): rebuilds it when stale, supplies the simulator's
 // model of the `hw` imports (docs/specs/core-wasm.md) and instantiates it in V8 over a caller-sized memory.
 import { readFileSync } from "node:fs";
-import { buildCore, coreWasmPath, MEMORY_BASE } from "./build.ts";
+import { buildCore, coreWasmPath } from "./build.ts";
 import { WA, type WasmInstance, type WasmMemory, type WasmModule } from "./webassembly.ts";
 
 /** A fatal error raised by core.wasm through hw.panic: a bug in core or corrupted state, never bad input. */
@@ -17,7 +17,7 @@ export class InjectedFault extends Error {
 export type HwImports = Record<string, unknown>;
 
 export interface LoadOptions {
-  /** Linear memory (= host physical memory from address 0). Default: just enough for core's static data. */
+  /** Linear memory (= host physical memory from address 0). Default: DEFAULT_MEMORY_PAGES. */
   memory?: WasmMemory;
   /** Replaces or adds `hw` imports (for example a `flush` that injects faults). */
   hw?: HwImports;
@@ -32,8 +32,11 @@ export interface Core {
 
 const WASM_PAGE = 65536;
 
-/** Pages of 64 KiB a memory needs so that core's static data (at MEMORY_BASE) fits. */
-export const MIN_MEMORY_PAGES = MEMORY_BASE / WASM_PAGE + 1;
+/**
+ * Pages of 64 KiB of the default memory (8 MiB + 64 KiB): room for the channel and schedule callers' scratch. Core has
+ * no static data, so any size instantiates; the database needs its pages (sim/host.ts sizes its own memory).
+ */
+export const DEFAULT_MEMORY_PAGES = (8 << 20) / WASM_PAGE + 1;
 
 let compiled: WasmModule | undefined;
 
@@ -73,10 +76,7 @@ export async function loadCore(opts: LoadOptions = {}): Promise<Core> {
 }
 
 export function instantiateCore(module: WasmModule, opts: LoadOptions = {}): Core {
-  const memory = opts.memory ?? new WA.Memory({ initial: MIN_MEMORY_PAGES });
-  if (memory.buffer.byteLength < MIN_MEMORY_PAGES * WASM_PAGE) {
-    throw new RangeError(`core.wasm needs at least ${MIN_MEMORY_PAGES} wasm pages of memory (static data at ${MEMORY_BASE})`);
-  }
+  const memory = opts.memory ?? new WA.Memory({ initial: DEFAULT_MEMORY_PAGES });
   const hw: HwImports = {
     panic(msg: number, file: number, line: number, col: number): never {
       const text = readAsString(memory, msg >>> 0) ?? "panic";

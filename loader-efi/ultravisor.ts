@@ -1,6 +1,7 @@
 // The boot partition's loader of the bare-metal ultravisor (generated code, EFI side): reads the UEFI memory map,
-// allocates almost all conventional memory below 4 GiB (leaving a pool for the firmware), keeps the largest range as
-// the ultravisor region, leaves boot services with the map-key retry and jumps to the lead monitor (uv_main in
+// checks that the resource database's own 4 MiB page is RAM, allocates almost all conventional memory below 4 GiB
+// (leaving a pool for the firmware), keeps the largest range as the ultravisor region and carves core's private 4 MiB
+// page from its top, leaves boot services with the map-key retry and jumps to the lead monitor (uv_main in
 // monitor-gen/lead.ts). Offsets: docs/specs/efi-abi.md; layout decisions: docs/specs/image-layout.md.
 import { Assembler, type Label, eax, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "../monitor-gen/console.ts";
@@ -26,20 +27,35 @@ export const LOADER_LINES = {
   started: "ultravisor: loader started",
   allocated: /^ultravisor: allocated (\d+) pages in (\d+) ranges; region (0x[0-9a-f]+) of (\d+) pages; firmware pool (\d+) pages$/,
   entered: /^ultravisor: entered: boot services exited after (\d+) ExitBootServices call\(s\)/,
+  /** Core's private 4 MiB page [0,M,*] (docs/specs/memory-layout.md §5), carved from the region's top. */
+  privatePage: /^ultravisor: core private page (0x[0-9a-f]+)-(0x[0-9a-f]+) \(\[0,(\d+),\*\]\) carved from the top of the ultravisor region$/,
 };
+
+/**
+ * What the loader checks and reserves for the resource database built by core after ExitBootServices: its own 4 MiB
+ * page `dbPage` must be wholly covered, in the map read first, by descriptors of `types` (memory free once boot
+ * services are gone); core's private 4 MiB page is carved from the ultravisor region (g_core_private).
+ */
+export interface CoreLoaderPlan {
+  dbPage: { lo: number; hi: number };
+  types: number[];
+}
+const FOUR_MIB = 0x400000;
 
 /** RAM descriptor types (they count towards the host's memory): loader, boot and runtime services, conventional, ACPI. */
 const RAM_TYPES = [1, 2, 3, 4, 5, 6, 7, 9, 10];
 
 /**
- * `require`: physical ranges that must each lie inside one descriptor of the given types in the map the loader reads
- * first (the core database's pages); g_core_ok says whether they all do.
+ * `core`: the resource database's needs (null: no database). g_core_ok says whether they are met: the database's page
+ * is RAM and a private page could be carved (else a line says which range conflicts, and the lead monitor skips the
+ * database); g_core_private is the private page's physical address.
  */
-export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number; types: number[] }> = [], opts: { staleMapKeyOnce?: boolean } = {}): void {
+export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opts: { staleMapKeyOnce?: boolean } = {}): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
-  for (const n of ["g_image", "g_systab", "g_bs", "g_map_size", "g_map_key", "g_desc_size", "g_desc_ver", "g_map_buf", "g_region", "g_region_pages", "g_alloc_pages", "g_alloc_ranges", "g_budget", "g_addr", "g_ram_top", "g_core_ok", "g_core_need"]) {
+  for (const n of ["g_image", "g_systab", "g_bs", "g_map_size", "g_map_key", "g_desc_size", "g_desc_ver", "g_map_buf", "g_region", "g_region_pages", "g_alloc_pages", "g_alloc_ranges", "g_budget", "g_addr", "g_ram_top", "g_core_ok",
+    "g_core_private", "g_core_cover", "g_core_conf_type", "g_core_conf_lo", "g_core_conf_hi"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -72,12 +88,12 @@ export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number
   a.call(L("get_map"));
   a.test(rax, rax).jnz(fail);
 
-  // RAM top below 4 GiB (the host size the database is bootstrapped for) and the core database's page checks.
+  // RAM top below 4 GiB (the host size the database is bootstrapped for) and the check of the database's 4 MiB page:
+  // the bytes of it that descriptors of the allowed types cover, and the first descriptor of another type inside it.
   {
     a.mov(r12, qword(L("g_map_buf")));
     a.mov(r13, r12).add(r13, qword(L("g_map_size")));
-    a.mov(qword(L("g_core_ok")), require.length ? 1 : 0);
-    const flags = require.map(() => a.label());
+    a.mov(qword(L("g_core_ok")), core ? 1 : 0);
     const loop = a.here();
     const done = a.label();
     const notRam = a.label();
@@ -94,25 +110,40 @@ export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number
     a.mov(qword(L("g_ram_top")), r15);
     a.bind(lower);
     a.bind(notRam);
-    require.forEach((r, i) => {
-      const no = a.label();
-      const typeOk = a.label();
-      for (const t of r.types) a.cmp(eax, t).je(typeOk);
-      a.jmp(no);
-      a.bind(typeOk);
-      a.cmp(r14, r.lo).ja(no);
-      a.cmp(r15, r.hi).jb(no);
-      a.or(qword(L("g_core_need")), 1 << i);
-      a.bind(no);
-      void flags;
-    });
+    if (core) {
+      const apart = a.label();
+      const allowed = a.label();
+      // [rsi, rdi) = the descriptor's range ∩ the database's page
+      a.mov(rsi, r14).mov(rcx, core.dbPage.lo).cmp(rsi, rcx).cmovb(rsi, rcx);
+      a.mov(rdi, r15).mov(rcx, core.dbPage.hi).cmp(rdi, rcx).cmova(rdi, rcx);
+      a.cmp(rsi, rdi).jae(apart);
+      for (const t of core.types) a.cmp(eax, t).je(allowed);
+      a.cmp(qword(L("g_core_conf_hi")), 0).jne(apart); // the first conflict is the one reported
+      a.mov(qword(L("g_core_conf_type")), rax).mov(qword(L("g_core_conf_lo")), rsi).mov(qword(L("g_core_conf_hi")), rdi);
+      a.jmp(apart);
+      a.bind(allowed);
+      a.sub(rdi, rsi).add(qword(L("g_core_cover")), rdi);
+      a.bind(apart);
+    }
     a.add(r12, qword(L("g_desc_size"))).jmp(loop);
     a.bind(done);
-    if (require.length) {
-      const all = a.label();
-      a.cmp(qword(L("g_core_need")), (1 << require.length) - 1).je(all);
+    if (core) {
+      const { lo, hi } = core.dbPage;
+      const page = `0x${lo.toString(16)}-0x${(hi - 1).toString(16)}`;
+      const fine = a.label();
+      const conflict = a.label();
+      const skipped = a.label();
+      a.cmp(qword(L("g_core_conf_hi")), 0).jne(conflict);
+      a.mov(rax, hi - lo).cmp(qword(L("g_core_cover")), rax).je(fine);
+      kline(a, `ultravisor: resource database skipped: its 4 MiB page ${page} is not wholly in the firmware's map (`, { dec: (x) => x.mov(rdi, qword(L("g_core_cover"))) },
+        " bytes described)");
+      a.jmp(skipped);
+      a.bind(conflict);
+      kline(a, `ultravisor: resource database skipped: its 4 MiB page ${page} holds firmware memory of type `, { dec: (x) => x.mov(rdi, qword(L("g_core_conf_type"))) },
+        " at ", { hex: (x) => x.mov(rdi, qword(L("g_core_conf_lo"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_core_conf_hi"))).dec(rdi) });
+      a.bind(skipped);
       a.mov(qword(L("g_core_ok")), 0);
-      a.bind(all);
+      a.bind(fine);
     }
   }
   // Pass 1: conventional pages in usable ranges. Pass 2: allocate them, all but the firmware pool.
@@ -161,6 +192,37 @@ export function emitLoader(a: Assembler, require: Array<{ lo: number; hi: number
     a.mov(qword(L("g_region_pages")), r15).mov(qword(L("g_region")), r14);
     a.bind(none);
   });
+  if (core) {
+    // Core's private 4 MiB page: the highest 4 MiB-aligned page wholly inside the ultravisor region (conventional
+    // memory this loader allocated), cut off the region so the monitor's bump allocator never hands it out.
+    const { lo, hi } = core.dbPage;
+    const done = a.label();
+    const none = a.label();
+    const apart = a.label();
+    a.cmp(qword(L("g_core_ok")), 0).je(done);
+    a.mov(rcx, qword(L("g_region")));
+    a.mov(rax, qword(L("g_region_pages"))).shl(rax, 12).add(rax, rcx); // [rcx, rax) = the region
+    a.cmp(rcx, hi).jae(apart);
+    a.cmp(rax, lo).jbe(apart);
+    kline(a, "ultravisor: resource database skipped: the ultravisor region ", { hex: (x) => x.mov(rdi, qword(L("g_region"))) },
+      ` overlaps the database's 4 MiB page 0x${lo.toString(16)}-0x${(hi - 1).toString(16)}`);
+    a.mov(qword(L("g_core_ok")), 0).jmp(done);
+    a.bind(apart);
+    a.and(rax, -FOUR_MIB);
+    a.cmp(rax, 2 * FOUR_MIB).jb(none);
+    a.sub(rax, FOUR_MIB);
+    a.cmp(rax, rcx).jb(none);
+    a.mov(qword(L("g_core_private")), rax);
+    a.sub(rax, rcx).shr(rax, 12).mov(qword(L("g_region_pages")), rax);
+    kline(a, "ultravisor: core private page ", { hex: (x) => x.mov(rdi, qword(L("g_core_private"))) }, "-",
+      { hex: (x) => x.mov(rdi, qword(L("g_core_private"))).add(rdi, FOUR_MIB - 1) }, " ([0,", { dec: (x) => x.mov(rdi, qword(L("g_core_private"))).shr(rdi, 22) },
+      ",*]) carved from the top of the ultravisor region");
+    a.jmp(done);
+    a.bind(none);
+    kline(a, "ultravisor: resource database skipped: no 4 MiB-aligned page wholly inside the ultravisor region for core's private page");
+    a.mov(qword(L("g_core_ok")), 0);
+    a.bind(done);
+  }
   kline(a, "ultravisor: allocated ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_pages"))) }, " pages in ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_ranges"))) },
     " ranges; region ", { hex: (x) => x.mov(rdi, qword(L("g_region"))) }, " of ", { dec: (x) => x.mov(rdi, qword(L("g_region_pages"))) },
     ` pages; firmware pool ${FIRMWARE_POOL_PAGES} pages`);

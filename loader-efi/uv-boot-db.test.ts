@@ -1,8 +1,8 @@
 // Unit tests of the boot partition's TypeScript statements (loader-efi/uv-boot-db.ts): how UEFI descriptors become the
-// simulator's firmware regions, which ranges are reported as inside core's private area, and that the boot module
+// simulator's firmware regions, which ranges are not RAM the database may give the ultravisor, and that the boot module
 // compiles under toolchain/aot with only its two imports. The machine side is checked by test/hw/ultravisor.test.ts.
 import { describe, expect, it } from "vitest";
-import { bootDbWasm, compileBootDb, firmwareRegions, parseFirmwareMap, privateAreaConflicts } from "./uv-boot-db.ts";
+import { bootDbWasm, compileBootDb, firmwareRegions, nonRamOverlaps, parseFirmwareMap } from "./uv-boot-db.ts";
 
 const G = 1n << 30n;
 
@@ -31,16 +31,15 @@ describe("boot partition's view of the UEFI map", () => {
     expect(d).toEqual([{ type: 10, base: 0x810000n, pages: 240n }, { type: 7, base: 0n, pages: 160n }]);
   });
 
-  it("reports exactly the non-usable parts of the map inside core's private area", () => {
-    const w = privateAreaConflicts(
-      [{ type: 10, base: 0x806000n, pages: 2n }, { type: 7, base: 0x808000n, pages: 8n }, { type: 10, base: 0x810000n, pages: 240n }, { type: 0, base: 0xbf0000n, pages: 32n }],
-      [[0x800000, 0x810000], [0x810000, 0xa10000], [0xa10000, 0xc00000]],
-    );
-    expect(w).toEqual([
-      "ultravisor: warning: firmware memory of type 10 at 0x806000-0x807fff lies in core's private area (core owns and writes it)",
-      "ultravisor: warning: firmware memory of type 10 at 0x810000-0x8fffff lies in core's private area (core owns and writes it)",
-      "ultravisor: warning: firmware memory of type 0 at 0xbf0000-0xbfffff lies in core's private area (core owns and writes it)",
+  it("finds exactly the non-usable parts of the map inside a range", () => {
+    const d = [{ type: 10, base: 0x806000n, pages: 2n }, { type: 7, base: 0x808000n, pages: 8n }, { type: 10, base: 0x810000n, pages: 240n }, { type: 0, base: 0xbf0000n, pages: 32n }, { type: 2, base: 0xc10000n, pages: 16n }];
+    expect(nonRamOverlaps(d, 0x800000n, 0xc00000n)).toEqual([
+      { type: 10, lo: 0x806000n, hi: 0x808000n },
+      { type: 10, lo: 0x810000n, hi: 0x900000n },
+      { type: 0, lo: 0xbf0000n, hi: 0xc00000n },
     ]);
+    expect(nonRamOverlaps(d, 0xc00000n, 0x1000000n)).toEqual([{ type: 0, lo: 0xc00000n, hi: 0xc10000n }]);
+    expect(nonRamOverlaps(d, 0x808000n, 0x810000n)).toEqual([]);
   });
 
   it("compiles partitions/assembly/boot.ts with toolchain/aot: no static data, imports env.db_submit and env.db_log_truncate only", async () => {

@@ -90,23 +90,22 @@ export function compileBootDb(wasm: Uint8Array, prefix = "bootdb"): CompiledModu
 export interface BootDbPlan {
   ui: number;
   region: number;
-  requestBuffer: number;
-  /** Core's private area (outside the database's own 4 MiB page): firmware memory other than
-   * the usable types inside it is reported: core owns and writes it (docs/specs/image-layout.md, Known conflict). */
-  coreWrites: Array<[number, number]>;
+  /** Offset of core's request buffer in its private 4 MiB page (at g_core_private, chosen by the loader). */
+  requestOffset: number;
 }
 
-/** The warnings the boot prints for firmware ranges inside core's private area, computed from the printed map. */
-export function privateAreaConflicts(descs: UefiDescriptor[], coreWrites: Array<[number, number]>): string[] {
-  const out: string[] = [];
+/**
+ * The firmware map's ranges that are not RAM the host may hand out (every type but USABLE_UEFI_TYPES) and overlap
+ * [lo, hi): what the database must never give to the ultravisor (test/hw/ultravisor.test.ts checks it).
+ */
+export function nonRamOverlaps(descs: UefiDescriptor[], lo: bigint, hi: bigint): Array<{ type: number; lo: bigint; hi: bigint }> {
+  const out: Array<{ type: number; lo: bigint; hi: bigint }> = [];
   for (const d of descs) {
     if ((USABLE_UEFI_TYPES as readonly number[]).includes(d.type)) continue;
     const end = d.base + d.pages * 4096n;
-    for (const [lo, hi] of coreWrites) {
-      const a = d.base > BigInt(lo) ? d.base : BigInt(lo);
-      const b = end < BigInt(hi) ? end : BigInt(hi);
-      if (a < b) out.push(`ultravisor: warning: firmware memory of type ${d.type} at 0x${a.toString(16)}-0x${(b - 1n).toString(16)} lies in core's private area (core owns and writes it)`);
-    }
+    const a = d.base > lo ? d.base : lo;
+    const b = end < hi ? end : hi;
+    if (a < b) out.push({ type: d.type, lo: a, hi: b });
   }
   return out;
 }
@@ -131,30 +130,17 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
     a.mov(r13, r12).add(r13, qword(L("g_map_size")));
     const loop = a.here();
     const done = a.label();
-    const next = a.label();
     a.cmp(r12, r13).jae(done);
     kline(a, "ultravisor: firmware map: type ", { dec: (x) => x.mov(edi, dword(r12, 0)) }, " base ", { hex: (x) => x.mov(rdi, qword(r12, 8)) },
       " pages ", { dec: (x) => x.mov(rdi, qword(r12, 24)) });
-    a.mov(eax, dword(r12, 0));
-    for (const t of USABLE_UEFI_TYPES) a.cmp(eax, t).je(next);
-    for (const [lo, hi] of plan.coreWrites) {
-      const apart = a.label();
-      // [r14, r15) = the descriptor's range ∩ [lo, hi)
-      a.mov(r14, qword(r12, 8)).mov(rax, lo).cmp(r14, rax).cmovb(r14, rax);
-      a.mov(r15, qword(r12, 24)).shl(r15, 12).add(r15, qword(r12, 8)).mov(rax, hi).cmp(r15, rax).cmova(r15, rax);
-      a.cmp(r14, r15).jae(apart);
-      kline(a, "ultravisor: warning: firmware memory of type ", { dec: (x) => x.mov(edi, dword(r12, 0)) },
-        " at ", { hex: (x) => x.mov(rdi, r14) }, "-", { hex: (x) => x.lea(rdi, qword(r15, -1)) }, " lies in core's private area (core owns and writes it)");
-      a.bind(apart);
-    }
-    a.bind(next);
     a.add(r12, qword(L("g_desc_size"))).jmp(loop);
     a.bind(done);
   }
-  const args = [BigInt(plan.ui), null, null, null, BigInt(plan.region), BigInt(plan.requestBuffer), null];
+  const args = [BigInt(plan.ui), null, null, null, BigInt(plan.region), null, null];
   args.forEach((v, i) => {
     if (v !== null) a.mov(rax, v).mov(qword({ label: L("bootdb_args"), disp: 8 * i }), rax);
   });
+  a.mov(rax, qword(L("g_core_private"))).add(rax, plan.requestOffset).mov(qword({ label: L("bootdb_args"), disp: 40 }), rax);
   a.mov(rax, qword(L("g_map_buf"))).mov(qword({ label: L("bootdb_args"), disp: 8 }), rax);
   a.mov(rax, qword(L("g_map_size"))).mov(qword({ label: L("bootdb_args"), disp: 16 }), rax);
   a.mov(rax, qword(L("g_desc_size"))).mov(qword({ label: L("bootdb_args"), disp: 24 }), rax);
@@ -187,7 +173,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
     a.mov(qword({ label: L("bootdb_args"), disp: 16 }), rdi).mov(qword({ label: L("bootdb_args"), disp: 24 }), rsi);
     a.mov(qword({ label: L("bootdb_args"), disp: 32 }), rdx).mov(qword({ label: L("bootdb_args"), disp: 40 }), rcx);
     a.mov(rax, BigInt(plan.ui)).mov(qword(L("bootdb_args")), rax);
-    a.mov(rax, BigInt(plan.requestBuffer)).mov(qword({ label: L("bootdb_args"), disp: 8 }), rax);
+    a.mov(rax, qword(L("g_core_private"))).add(rax, plan.requestOffset).mov(qword({ label: L("bootdb_args"), disp: 8 }), rax);
     a.lea(rdi, ptr(L("bootdb_ctx"))).lea(rsi, ptr(L("bootdb_args"))).lea(rdx, ptr(L("bootdb_result")));
     a.call(L("bootdb_create_thunk"));
     const ok = a.label();

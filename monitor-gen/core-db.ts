@@ -1,25 +1,32 @@
 // The resource database built at boot by core.wasm compiled with toolchain/aot (the same module the simulator runs
-// in V8): generated ring-0 code that zeroes the database's pages, places core's static data, writes the bootstrap
-// parameters and calls `db_bootstrap` through the compiled module's System V entry thunk, with linear memory
-// identity-mapped at physical address 0 (memoryBase 0). test/hw/ultravisor.test.ts reads the pages back over QMP and
-// compares them byte for byte with the simulator's database after the same call.
-import { Assembler, type Label, eax, ecx, ptr, qword, r12, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+// in V8): generated ring-0 code that zeroes the database's 4 MiB page and core's private 4 MiB page (chosen by the
+// loader, g_core_private), writes the bootstrap parameters into the private page's request buffer and calls
+// `db_bootstrap` through the compiled module's System V entry thunk, with linear memory identity-mapped at physical
+// address 0 (memoryBase 0). test/hw/ultravisor.test.ts reads the pages back over QMP and compares them byte for byte
+// with the simulator's database after the same call.
+import { Assembler, type Label, dword, eax, ecx, ptr, qword, r12, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { kline } from "./console.ts";
 
-/** Physical ranges the bootstrap writes, zeroed first (the simulator's memory starts zeroed). */
+/** Where the bootstrap places the database: its own 4 MiB page is fixed at build time, core's private page is not. */
 export interface CoreDbPlan {
-  /** Sixteen u32 bootstrap words (docs/specs/memory-layout.md §10) without hostBytes, which comes from the firmware. */
+  /**
+   * The first fourteen u32 bootstrap words (docs/specs/memory-layout.md §10); logBase and logPages (words 6, 7) are
+   * filled in at run time from the private page, as are hostBytes (from the firmware's map) and the private page.
+   */
   words: number[];
-  requestBuffer: number;
-  /** Linear-memory size the simulator gives core for this database (bytes). */
+  /** Linear-memory size core is compiled for: all of the first 4 GiB, where the private page may lie (bytes). */
   memoryBytes: number;
-  zero: Array<[number, number]>;
-  /** Ranges that must be usable RAM in the firmware's map (checked by the loader before anything is written). */
-  require: Array<{ lo: number; hi: number; types: number[] }>;
+  /** The database's own 4 MiB page [0,region,*], zeroed before the bootstrap. */
+  dbPage: { lo: number; hi: number };
+  /** Offsets in the private page (sim/database.ts privateArea): the request buffer, the default log's first page. */
+  requestOffset: number;
+  logPageOffset: number;
 }
+
+const PRIVATE_BYTES = 0x400000;
 
 export interface CoreForImage {
   compiled: CompiledModule;
@@ -38,21 +45,26 @@ const STACK_BUDGET = 48 * 1024;
 
 /** Emits `uv_core_db` (called by the lead monitor when g_core_ok is set) and the data it needs. */
 export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan): void {
+  // core.wasm has no data segments (core/build.ts refuses them): nothing of it sits at a fixed physical address.
+  if (core.datas.some((d) => d.bytes.length > 0)) throw new Error("core.wasm has static data, which core/build.ts refuses; rebuild it (npx tsx core/build.ts --force)");
   const L = (n: string): Label => a.symbol(n);
   a.section(".text");
   a.bind(L("uv_core_db"));
   a.push(r12);
-  for (const [lo, hi] of plan.zero) {
-    a.mov(rdi, lo).mov(rcx, (hi - lo) / 8).xor(eax, eax);
-    a.rep().stosq();
-  }
-  core.datas.forEach((d, i) => {
-    a.lea(rsi, ptr(L(`core_data_${i}`))).mov(rdi, d.offset).mov(rcx, d.bytes.length);
-    a.rep().movsb();
-  });
-  a.lea(rsi, ptr(L("core_params"))).mov(rdi, plan.requestBuffer).mov(ecx, 56);
+  // Both 4 MiB pages zeroed: the simulator's memory starts zeroed, and the comparison over QMP covers them.
+  a.mov(rdi, plan.dbPage.lo).mov(rcx, (plan.dbPage.hi - plan.dbPage.lo) / 8).xor(eax, eax);
+  a.rep().stosq();
+  a.mov(rdi, qword(L("g_core_private"))).mov(rcx, PRIVATE_BYTES / 8);
+  a.rep().stosq();
+  // The parameter block in the private page's request buffer: the plan's words, then the run-time ones.
+  a.mov(r12, qword(L("g_core_private"))).add(r12, plan.requestOffset);
+  a.lea(rsi, ptr(L("core_params"))).mov(rdi, r12).mov(ecx, 56);
   a.rep().movsb();
-  a.mov(rax, qword(L("g_ram_top"))).mov(qword({ disp: plan.requestBuffer + 56 }), rax);
+  a.mov(rax, qword(L("g_core_private"))).shr(rax, 12).add(rax, plan.logPageOffset).mov(dword(r12, 24), eax); // logBase
+  a.mov(dword(r12, 28), 1024 - plan.logPageOffset); // logPages: the rest of the private page
+  a.mov(rax, qword(L("g_ram_top"))).mov(qword(r12, 56), rax);
+  a.mov(rax, qword(L("g_core_private"))).shr(rax, 22).mov(dword(r12, 64), eax);
+  a.mov(qword(L("core_args")), r12);
   a.lea(rdi, ptr(L("core_ctx"))).lea(rsi, ptr(L("core_args"))).lea(rdx, ptr(L("core_result")));
   a.call(L("core_bootstrap_thunk"));
   a.mov(r12, rax);
@@ -61,10 +73,6 @@ export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan)
   a.pop(r12).ret();
 
   a.section(".rdata");
-  core.datas.forEach((d, i) => {
-    a.bind(L(`core_data_${i}`));
-    a.db(d.bytes);
-  });
   a.align(8);
   a.bind(L("core_params"));
   a.dd(...plan.words.slice(0, 14).concat(new Array(Math.max(0, 14 - plan.words.length)).fill(0)));
@@ -73,7 +81,7 @@ export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan)
   a.bind(L("core_ctx"));
   emitImageContext(a, core, { memBase: 0n, memBytes: plan.memoryBytes, trapHandler: L("core_host_trap"), stackBudget: STACK_BUDGET });
   a.bind(L("core_args"));
-  a.dq(BigInt(plan.requestBuffer), 0n);
+  a.dq(0n, 0n);
   a.bind(L("core_result"));
   a.dq(0n);
   a.section(".text");

@@ -36,10 +36,12 @@ export const STATE = { ready: 0, waiting: 1, failed: 2 } as const;
 export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16 } as const;
 /**
  * The ultravisor partition's view of the resource database: physical address p at DBWIN + p (PML4 slot 2), for the
- * pages the database gives the ultravisor (its 4 MiB page [0,1,*] and the private one [0,2,*]).
+ * pages the database gives the ultravisor: its own 4 MiB page [0,1,*] (DB_PAGES) and core's private 4 MiB page,
+ * wherever the loader carved it (g_core_private, PRIVATE_PAGE_BYTES).
  */
 export const DBWIN = 0x0000_0100_0000_0000n;
-export const DB_PAGES = { lo: 0x400000, hi: 0xc00000 } as const;
+export const DB_PAGES = { lo: 0x400000, hi: 0x800000 } as const;
+export const PRIVATE_PAGE_BYTES = 0x400000;
 
 /** Offsets inside the saved frame (from SP.frame): 15 registers pushed by the stub, then vector, error, CPU frame. */
 export const FRAME_REGS = ["r15", "r14", "r13", "r12", "r11", "r10", "r9", "r8", "rbp", "rdi", "rsi", "rdx", "rcx", "rbx", "rax"] as const;

@@ -10,7 +10,7 @@
 import { Assembler, type Label, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { VECTORS } from "./entry.ts";
-import { DB_PAGES, DBWIN, FLAG, FR, HC_ERR, HYPERCALL_VECTOR, INFO, SEL, SP, STATE, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
+import { DB_PAGES, DBWIN, FLAG, FR, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, SP, STATE, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 /** Partition record (64 bytes) offsets in g_partitions. */
@@ -69,7 +69,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.mov(qword(L("g_db_ok")), 1);
     a.jmp(done);
     a.bind(skip);
-    kline(a, "ultravisor: resource database skipped: the pages it needs are not usable RAM in this firmware's map");
+    kline(a, "ultravisor: resource database skipped (the loader's line above says why)");
     a.bind(done);
   }
   a.call(L("boot_partitions"));
@@ -260,13 +260,19 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
       // The resource manager in the ultravisor partition sees the database's pages (and only those) at DBWIN.
       const notUltra = a.label();
       a.test(byte(r13, SP.flags), FLAG.ultra).jz(notUltra);
-      a.mov(r15, DB_PAGES.lo);
-      const view = a.here();
-      a.mov(rdi, r14).mov(rsi, DBWIN).add(rsi, r15).mov(rdx, r15).or(rdx, USER_PAGE);
-      a.call(L("map_page"));
-      a.add(r15, 4096).cmp(r15, DB_PAGES.hi).jb(view);
-      kline(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, DB_PAGES.lo) }, "-", { hex: (x) => x.mov(rdi, DB_PAGES.hi) }, " mapped into partition ",
-        { str: (x) => x.mov(rdi, qword(r13, SP.name)) });
+      // [r15, r12): the database's own 4 MiB page, then core's private 4 MiB page (r12, the owner, is saved in the
+      // state page already).
+      for (const first of [true, false]) {
+        if (first) a.mov(r15, DB_PAGES.lo).mov(r12, DB_PAGES.hi);
+        else a.mov(r15, qword(L("g_core_private"))).lea(r12, qword(r15, PRIVATE_PAGE_BYTES));
+        const view = a.here();
+        a.mov(rdi, r14).mov(rsi, DBWIN).add(rsi, r15).mov(rdx, r15).or(rdx, USER_PAGE);
+        a.call(L("map_page"));
+        a.add(r15, 4096).cmp(r15, r12).jb(view);
+      }
+      kline(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, DB_PAGES.lo) }, "-", { hex: (x) => x.mov(rdi, DB_PAGES.hi) }, " and ",
+        { hex: (x) => x.mov(rdi, qword(L("g_core_private"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_core_private"))).add(rdi, PRIVATE_PAGE_BYTES) },
+        " mapped into partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) });
       a.bind(notUltra);
     }
     a.mov(dword(r13, SP.state), STATE.ready);

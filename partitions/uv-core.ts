@@ -43,8 +43,8 @@ export interface UltravisorCoreOptions {
   ui: number;
   /** Linear-memory size of core (bytes). */
   memoryBytes: number;
-  /** Core's request buffer (physical = wasm address). */
-  requestBuffer: number;
+  /** Offset of core's request buffer in its private 4 MiB page, which the index page names (memory-layout.md §3). */
+  requestOffset: number;
   /** Definitions the command partition sends; the summary follows the last one. */
   definitions: number;
   /** Quantum from which the summary may be sent (the end of a finite run). */
@@ -74,6 +74,8 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   };
   call("db_attach", ui);
   a.mov(r12, qword(L("ucore_result")));
+  // The request buffer is in core's private 4 MiB page, wherever the loader put it: M from the index page.
+  a.mov(rax, DBWIN + BigInt(ui * 4096)).mov(eax, dword(rax, 64)).shl(rax, 22).add(rax, o.requestOffset).mov(qword(L("ucore_req")), rax);
   call("db_order");
   a.mov(r13, qword(L("ucore_result")));
   call("db_ui_address");
@@ -224,7 +226,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   a.dq(0n);
   a.bind(L("ucore_owner_name"));
   a.zero(24); // 16 name bytes, always NUL-terminated
-  for (const n of ["ucore_applied", "ucore_summary_done", "ucore_scan_lo", "ucore_scan_hi", "ucore_scan_step", "ucore_scan_name"]) {
+  for (const n of ["ucore_req", "ucore_applied", "ucore_summary_done", "ucore_scan_lo", "ucore_scan_hi", "ucore_scan_step", "ucore_scan_name"]) {
     a.bind(L(n));
     a.dq(0n);
   }
@@ -273,13 +275,13 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
   a.bind(L("uv_create"));
   {
     const uiAt = DBWIN + BigInt(o.ui * 4096);
-    const payload = o.requestBuffer + PAYLOAD_OFFSET;
     const exit = a.label();
     const noAllot = a.label();
     const refused = a.label();
     const noPage = a.label();
     a.push(r13).push(r14).push(r15); // the service loop's registers
-    a.mov(rdi, DBWIN + BigInt(payload));
+    // The payload goes to the end of core's request buffer (its wasm address is [ucore_req] + PAYLOAD_OFFSET).
+    a.mov(rdi, DBWIN + BigInt(PAYLOAD_OFFSET)).add(rdi, qword(L("ucore_req")));
     for (let k = 0; k < DEFINITION_BYTES; k += 8) a.mov(rax, qword(rbx, k)).mov(qword(rdi, k), rax);
     a.mov(eax, dword(rbx, 36)).mov(r13, rax); // the partition's number
     a.cmp(r13, MAX_NUMBER).jae(noAllot);
@@ -293,8 +295,8 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
       a.bind(whole);
     }
     a.mov(rax, BigInt(o.ui)).mov(qword(L("uvtx_args")), rax);
-    a.mov(rax, BigInt(o.requestBuffer)).mov(qword({ label: L("uvtx_args"), disp: 8 }), rax);
-    a.mov(rax, BigInt(payload)).mov(qword({ label: L("uvtx_args"), disp: 16 }), rax);
+    a.mov(rax, qword(L("ucore_req"))).mov(qword({ label: L("uvtx_args"), disp: 8 }), rax);
+    a.add(rax, PAYLOAD_OFFSET).mov(qword({ label: L("uvtx_args"), disp: 16 }), rax);
     a.mov(qword({ label: L("uvtx_args"), disp: 24 }), rcx).mov(qword({ label: L("uvtx_args"), disp: 32 }), rdx);
     a.mov(rax, uiAt).mov(eax, dword(rax, 24)).mov(qword({ label: L("uvtx_args"), disp: 40 }), rax); // from the ultravisor
     a.lea(rdi, ptr(L("uvtx_ctx"))).lea(rsi, ptr(L("uvtx_args"))).lea(rdx, ptr(L("uvtx_result")));

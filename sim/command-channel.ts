@@ -5,7 +5,7 @@
 // submitter, so core itself refuses (and audits) a transaction from anyone but the command partition. The protocol is
 // written down in docs/specs/command-channel.md.
 import type { Channel, ChannelBus } from "./channel_bus.ts";
-import { encodeRequest, REQUEST_BUFFER } from "./database.ts";
+import { encodeRequest } from "./database.ts";
 import type { Host } from "./host.ts";
 import type { Transaction } from "./notation.ts";
 
@@ -127,14 +127,15 @@ export class UltravisorCommandServer {
 
   private runTransaction(request: Uint8Array, submitter: number): number {
     if (request.length < 16 || request.length > 0x8000) return -1;
-    const place = (): void => new Uint8Array(this.host.memory.buffer, REQUEST_BUFFER, request.length).set(request);
+    const at = this.host.db.requestBuffer();
+    const place = (): void => new Uint8Array(this.host.memory.buffer, at, request.length).set(request);
     place();
-    let rc = this.host.db.submitRawAs(REQUEST_BUFFER, submitter);
+    let rc = this.host.db.submitRawAs(at, submitter);
     if (rc === -16) {
       // The ultravisor owns backups ([0099]): save, empty the log, run the request again.
       this.host.backup();
       place();
-      rc = this.host.db.submitRawAs(REQUEST_BUFFER, submitter);
+      rc = this.host.db.submitRawAs(at, submitter);
     }
     return rc;
   }

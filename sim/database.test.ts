@@ -191,6 +191,31 @@ describe("resource database: rollback and replay", () => {
     expect(h.diffDatabase(h.snapshot(), await h.replayFromBackup())).toBeUndefined();
   });
 
+  it("keeps the private 4 MiB page wherever the bootstrap put it: same Figure 8 log, the log and the request buffer there, the page protected", async () => {
+    const moved = await Host.create({ ...FIG8, layout: { private: 9 } });
+    const fixed = await Host.create(FIG8);
+    const logs: string[][] = [];
+    for (const h of [moved, fixed]) {
+      const rs = new ResourceService(h);
+      rs.create({ name: "X", size: 4n << 30n, at: [{ map: P(0), first: 2, last: 2 }] });
+      logs.push(h.formatLog());
+    }
+    expect(logs[0]).toEqual(logs[1]);
+    const ui = moved.db.indexPage();
+    expect(ui.private).toBe(9);
+    expect(ui.logBase).toBe(9 * 1024 + 528);
+    expect(moved.db.logAddress()).toBe((9 * 1024 + 528) * 4096);
+    expect(moved.db.requestBuffer()).toBe(9 * 0x400000 + 0x8000);
+    // The PMM of the first 4 GiB (Map[0,1,1], order 3) gives [0,9,*] to the ultravisor and leaves [0,2,*] to the boot's rules.
+    expect(moved.db.owner(9n * 0x400000n)).toBe(ui.ultra);
+    expect(moved.db.owner(2n * 0x400000n)).toBe(ui.avail);
+    expect(fixed.db.owner(2n * 0x400000n)).toBe(ui.ultra);
+    // Its pages are core's: a ChangeOwner of the entry is refused, and nothing of the database is left in [0,2,*].
+    expect(rejectName(moved, tx("Change Owner Map[0,1,1], Index(9), from [0,1,24], to [0,1,20]"))).toBe("PAGE_IN_USE");
+    expect(new Uint8Array(moved.memory.buffer, 0x800000, 0x400000).findIndex((x) => x !== 0)).toBe(-1);
+    expect(moved.diffDatabase(moved.snapshot(), await moved.replayFromBackup())).toBeUndefined();
+  });
+
   it("GetMemOwner answers for every address the order covers and rejects others", async () => {
     const h = await Host.create(FIG8);
     const rs = new ResourceService(h);

@@ -6,12 +6,38 @@ import type { WasmMemory } from "../core/webassembly.ts";
 import { type Descriptor, type Op, type Transaction, pn } from "./notation.ts";
 
 export const PAGE = 4096;
-export const MEMORY_BASE = 0x800000;
-export const REQUEST_BUFFER = MEMORY_BASE + 0x8000;
 export const REQUEST_MAX = 0x8000;
-export const PRIVATE_REGION_END_PAGE = 0xc00;
-export const DEFAULT_LOG_BASE = 0x800 + 528;
-export const DEFAULT_LOG_PAGES = PRIVATE_REGION_END_PAGE - DEFAULT_LOG_BASE;
+
+/**
+ * The ultravisor's private 4 MiB page [0,M,*] (memory-layout.md §5): M is chosen at bootstrap and recorded in the
+ * index page; the simulator's default is 2 (8–12 MiB), the loader picks one from the firmware's map.
+ */
+export const DEFAULT_PRIVATE = 2;
+export interface PrivateArea {
+  /** M of [0,M,*]. */
+  private: number;
+  /** Physical (= wasm) address of the page. */
+  base: number;
+  /** Core's commit scratch, the host's request buffer, the map directory (addresses). */
+  scratch: number;
+  requestBuffer: number;
+  directory: number;
+  /** The default audit-log region: page number and pages. */
+  logBase: number;
+  logPages: number;
+  /** Address just past the 4 MiB page. */
+  end: number;
+}
+export function privateArea(m: number): PrivateArea {
+  const base = m * 0x400000;
+  const logBase = m * 1024 + 528;
+  return {
+    private: m, base, scratch: base + 0x4000, requestBuffer: base + 0x8000, directory: base + 0x10000,
+    logBase, logPages: (m + 1) * 1024 - logBase, end: base + 0x400000,
+  };
+}
+/** The default private area's request buffer (tests and benches that place raw requests). */
+export const REQUEST_BUFFER = privateArea(DEFAULT_PRIVATE).requestBuffer;
 export const REF_BIT = 0x80000000;
 export const PN_MASK = 0x3fffffff;
 
@@ -109,6 +135,8 @@ export interface IndexPage {
   logBase: number;
   logPages: number;
   hostBytes: bigint;
+  /** M of the ultravisor's private 4 MiB page [0,M,*]. */
+  private: number;
 }
 
 type Fn = (...a: number[]) => number;
@@ -138,8 +166,14 @@ export class Database {
     if (rc < 0) throw new DbError(rc, -1, `attach Ultravisor Index ${pn(ui)}`);
   }
 
+  /** The request buffer of the attached database's private area (the default area's before attach). */
+  requestBuffer(): number {
+    const a = this.fn.db_private_address!() >>> 0;
+    return a === 0 ? REQUEST_BUFFER : a + 0x8000;
+  }
+
   /** Encodes the transaction as a request (memory-layout.md §5.3) into the request buffer; returns its length. */
-  encode(tx: Transaction, at = REQUEST_BUFFER): number {
+  encode(tx: Transaction, at = this.requestBuffer()): number {
     const bytes = encodeRequest(tx);
     new Uint8Array(this.core.memory.buffer, at, bytes.length).set(bytes);
     return bytes.length;
@@ -147,14 +181,16 @@ export class Database {
 
   /** Runs the transaction; returns 0 or the negative error code (see ERRORS, failedOp()). */
   trySubmit(tx: Transaction): number {
-    this.encode(tx);
-    return this.fn.db_submit!(REQUEST_BUFFER);
+    const at = this.requestBuffer();
+    this.encode(tx, at);
+    return this.fn.db_submit!(at);
   }
 
   /** The command channel's path (memory-layout.md §11.1): refused and audited unless `submitter` is the command partition. */
   trySubmitAs(tx: Transaction, submitter: number): number {
-    this.encode(tx);
-    return this.fn.db_submit_as!(REQUEST_BUFFER, submitter >>> 0);
+    const at = this.requestBuffer();
+    this.encode(tx, at);
+    return this.fn.db_submit_as!(at, submitter >>> 0);
   }
 
   /** db_submit_as on a request already placed at `at` (the command channel's server copies requests there). */
@@ -231,7 +267,7 @@ export class Database {
     const u = (o: number): number => v.getUint32(a + o, true);
     return {
       mapHigh: u(8), top: u(12), order: u(16), index: u(20), ultra: u(24), avail: u(28), missing: u(32), idle: u(36),
-      boot: u(40), logBase: u(44), logPages: u(48), hostBytes: v.getBigUint64(a + 56, true),
+      boot: u(40), logBase: u(44), logPages: u(48), hostBytes: v.getBigUint64(a + 56, true), private: u(64),
     };
   }
 

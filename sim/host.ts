@@ -4,7 +4,7 @@
 import { type Core, InjectedFault, instantiateCore, coreModule } from "../core/wasm.ts";
 import { WA, type WasmMemory } from "../core/webassembly.ts";
 import {
-  Database, DbError, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, PAGE, PN_MASK, PRIVATE_REGION_END_PAGE, REQUEST_BUFFER,
+  Database, DbError, DEFAULT_PRIVATE, PAGE, PN_MASK, privateArea,
 } from "./database.ts";
 import { MapView, span } from "./mapview.ts";
 import { formatTransaction, type Op, type Transaction, gmk, pn } from "./notation.ts";
@@ -26,6 +26,8 @@ export interface Layout {
   avail: number;
   idle: number;
   boot: number;
+  /** M of the ultravisor's private 4 MiB page [0,M,*] (memory-layout.md §5); not 0 and not `region`. */
+  private: number;
 }
 
 export interface HostConfig {
@@ -58,7 +60,7 @@ export function defaultLayout(order: number): Layout {
   chain.push(gmk(0, 1, 18));
   return {
     region: 1, top: gmk(0, 1, 0), chain, ui: gmk(0, 1, 23), missing: gmk(0, 1, 19), avail: gmk(0, 1, 20),
-    idle: gmk(0, 1, 21), boot: gmk(0, 1, 22),
+    idle: gmk(0, 1, 21), boot: gmk(0, 1, 22), private: DEFAULT_PRIVATE,
   };
 }
 
@@ -100,7 +102,7 @@ export class Host {
     const layout = { ...defaultLayout(order), ...cfg.layout };
     const firmware = cfg.firmware ?? [{ base: 0n, length: cfg.memory, type: "usable" as const }];
     const usableEnd = firmware.filter((r) => r.type === "usable").reduce((e, r) => (r.base + r.length > e ? r.base + r.length : e), 0n);
-    const need = Math.max(PRIVATE_REGION_END_PAGE, (layout.region + 1) * 1024);
+    const need = (Math.max(layout.private, layout.region) + 1) * 1024;
     if (BigInt(need) * 4096n > usableEnd) {
       throw new RangeError(`host memory must reach at least ${need * 4} KiB (the database's pages); got ${usableEnd} bytes`);
     }
@@ -135,11 +137,13 @@ export class Host {
   private bootstrap(order: number, l: Layout, hostBytes: bigint): void {
     if (l.chain.length !== order - 1) throw new RangeError(`layout.chain needs ${order - 1} map pages for order ${order}`);
     const v = new DataView(this.memory.buffer);
-    const at = REQUEST_BUFFER;
-    const words = [order, l.ui, l.missing, l.avail, l.idle, l.boot, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, l.region, l.top, ...l.chain];
-    for (let i = 0; i < 16; i++) v.setUint32(at + 4 * i, 0, true);
+    const pa = privateArea(l.private);
+    const at = pa.requestBuffer;
+    const words = [order, l.ui, l.missing, l.avail, l.idle, l.boot, pa.logBase, pa.logPages, l.region, l.top, ...l.chain];
+    for (let i = 0; i < 17; i++) v.setUint32(at + 4 * i, 0, true);
     words.forEach((w, i) => v.setUint32(at + 4 * i, w, true));
     v.setBigUint64(at + 56, hostBytes, true);
+    v.setUint32(at + 64, l.private, true);
     const rc = this.db.bootstrap(at);
     if (rc < 0) throw new DbError(rc, -1, "bootstrap the resource database");
   }
@@ -224,15 +228,17 @@ export class Host {
   }
 
   /**
-   * First difference between two memory images as a database: everything except core's working area (static data,
-   * scratch, request buffer: [8 MiB, 8 MiB + 64 KiB)) and the log bytes past the committed end. undefined if equal.
+   * First difference between two memory images as a database: everything except core's working area (the first
+   * 64 KiB of its private 4 MiB page: scratch, request buffer) and the log bytes past the committed end. undefined if
+   * equal.
    */
   diffDatabase(a: Uint8Array, b: Uint8Array): string | undefined {
     const ui = this.db.indexPage();
     const logRecords = ui.logBase * PAGE + 64;
     const committed = new DataView(a.buffer, a.byteOffset).getUint32(ui.logBase * PAGE + 12, true);
+    const pa = privateArea(ui.private);
     const skip: Array<[number, number]> = [
-      [0x800000, 0x810000],
+      [pa.base, pa.directory],
       [logRecords + committed, (ui.logBase + ui.logPages) * PAGE],
     ];
     const n = Math.max(a.length, b.length);

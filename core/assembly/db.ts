@@ -3,23 +3,34 @@
 // Layout and protocol: docs/specs/memory-layout.md. Exports are prefixed db_.
 import { hw_flush } from "./lib/hw";
 import {
-  DEFAULT_LOG_BASE, E_ADDRESS, E_CORRUPT, E_LOG_CORRUPT, E_LOG_FULL, E_MALFORMED, E_NOT_ATTACHED,
+  E_ADDRESS, E_CORRUPT, E_LOG_CORRUPT, E_LOG_FULL, E_MALFORMED, E_NOT_ATTACHED,
   E_TOO_LARGE, E_UNKNOWN_OP, ENTRIES, KIND_AVAILABLE, KIND_BOOT, KIND_IDLE, KIND_MISSING, KIND_ULTRAVISOR, LAYOUT_VERSION,
   LH_BASESEQ, LH_CAPACITY, LH_COMMITTED, LH_HEAD, LH_NEXTSEQ, LH_STATE, LH_TXCOUNT, LOG_HEADER, LOG_MAGIC, logLength,
-  MAX_OPS, PD_KIND, PD_MAGIC, PD_ME, PD_NAME, PD_SIZE, PRIVATE_REGION_END_PAGE, REC_BEGIN, REC_COMMIT, REF_BIT,
+  MAX_OPS, PD_KIND, PD_MAGIC, PD_ME, PD_NAME, PD_SIZE, PRIVATE_PAGES, PRIVATE_SPAN_PAGES, REC_BEGIN, REC_COMMIT, REF_BIT,
   REQ_HEADER, REQ_MAGIC, REQUEST_MAX, requestLength, UI_AVAIL, UI_BOOT, UI_HOST_BYTES, UI_IDLE, UI_INDEX, UI_LOG_BASE,
   UI_LOG_PAGES, UI_MAGIC, UI_MAGIC_OFF, UI_MAP_HIGH, UI_MAP_LOW, UI_MISSING, UI_ORDER, UI_ULTRA, UI_VERSION,
-  E_NOT_COMMAND, LH_REJECTED, REC_REJECTED, REJECTED_LENGTH, UI_COMMAND,
+  E_NOT_COMMAND, LH_REJECTED, REC_REJECTED, REJECTED_LENGTH, UI_COMMAND, UI_PRIVATE,
 } from "./lib/layout";
 import { capacity, committedEnd, flushHeader, head, inFlight, lh, logHeader, records, setLh } from "./lib/log";
 import { applyOp, captureBefore, checkOp, commitCheck, resetSelfPages, undoOp, validateRequestOp } from "./lib/ops";
 import {
-  attached, clearDirectory, dbPageOk, detach, isLive, memoryPages, order, ownerOf, pageAddr, rebuildDirectory,
+  attached, clearDirectory, dbPageOk, detach, isLive, memoryPages, order, ownerOf, pageAddr, privFirst, rebuildDirectory,
   setAttached, uiPage, boot,
 } from "./lib/state";
 
-/** Linear memory needed before core can attach: the private 4 MiB page [0,2,*] must exist. */
-const MIN_MEMORY_PAGES: u32 = PRIVATE_REGION_END_PAGE;
+/**
+ * The private 4 MiB page [0,pm,*] and the log in it (memory-layout.md §5, §10): pm names a 4 MiB page of the first
+ * 4 GiB that linear memory holds, other than the first (page 0 is never a database page) and the database's own
+ * `region`; the log lies in the private page after its first PRIVATE_PAGES pages.
+ */
+function privateOk(pm: u32, region: u32, lb: u32, lp: u32): bool {
+  if (pm == 0 || pm == region || pm >= 1024 || (pm + 1) << 10 > memoryPages()) return false;
+  const first = pm << 10;
+  return lb >= first + PRIVATE_PAGES && lp >= 2 && lb + lp <= first + PRIVATE_SPAN_PAGES;
+}
+
+/** Bytes of db_bootstrap's parameter block: seventeen u32 with hostBytes as the u64 at 56 (memory-layout.md §10). */
+const PARAMS_BYTES: u64 = 68;
 
 let failedOp: i32 = -1;
 
@@ -37,6 +48,11 @@ export function db_ui_address(): usize {
   return attached ? pageAddr(uiPage) : 0;
 }
 
+/** Address of the ultravisor's private 4 MiB page (its request buffer is at +0x8000), or 0. */
+export function db_private_address(): usize {
+  return attached ? pageAddr(privFirst) : 0;
+}
+
 /** Address of the audit log's header (records follow at +64), or 0. */
 export function db_log_address(): usize {
   return attached ? logHeader() : 0;
@@ -46,7 +62,6 @@ export function db_log_address(): usize {
 
 export function db_attach(ui: u32): i32 {
   detach();
-  if (memoryPages() < MIN_MEMORY_PAGES) return E_ADDRESS;
   if (!dbPageOk(ui) || ui + 1 >= memoryPages()) return E_NOT_ATTACHED;
   const a = pageAddr(ui);
   if (load<u32>(a + UI_MAGIC_OFF) != UI_MAGIC || load<u32>(a + UI_VERSION) != LAYOUT_VERSION) return E_NOT_ATTACHED;
@@ -57,7 +72,8 @@ export function db_attach(ui: u32): i32 {
   if (ord < 2 || ord > 5 || !dbPageOk(top) || ultra != ui + 1) return E_NOT_ATTACHED;
   const lb = load<u32>(a + UI_LOG_BASE);
   const lp = load<u32>(a + UI_LOG_PAGES);
-  if (lb < DEFAULT_LOG_BASE || lp < 2 || lb + lp > PRIVATE_REGION_END_PAGE) return E_NOT_ATTACHED;
+  const pm = load<u32>(a + UI_PRIVATE);
+  if (!privateOk(pm, ui >> 10, lb, lp)) return E_NOT_ATTACHED;
   const l = pageAddr(lb);
   const cap = load<u32>(l + LH_CAPACITY);
   if (load<u32>(l) != LOG_MAGIC || cap != lp * 4096 - LOG_HEADER) return E_NOT_ATTACHED;
@@ -65,7 +81,7 @@ export function db_attach(ui: u32): i32 {
   const av = load<u32>(a + UI_AVAIL), mi = load<u32>(a + UI_MISSING);
   const id = load<u32>(a + UI_IDLE), bo = load<u32>(a + UI_BOOT);
   if (!isLive(ultra) || !isLive(av) || !isLive(mi) || !isLive(id) || !isLive(bo)) return E_NOT_ATTACHED;
-  setAttached(ui, top, ord, ultra, av, mi, id, bo, lb, lp);
+  setAttached(ui, top, ord, ultra, av, mi, id, bo, lb, lp, pm);
   clearDirectory();
   if (rebuildDirectory(top, ord, ord | 8) < 0) {
     clearDirectory();
@@ -77,35 +93,41 @@ export function db_attach(ui: u32): i32 {
 
 // ---------------------------------------------------------------------------------------------- bootstrap
 
-function putName(dst: usize, s: string): void {
-  const n = s.length < 16 ? s.length : 16;
-  for (let i = 0; i < n; i++) store<u8>(dst + <usize>i, <u8>s.charCodeAt(i));
-}
+// The pseudo partitions' names as the 16 NUL-padded ASCII bytes of the descriptor, little-endian u64 halves: a
+// string literal would be static data at a fixed physical address, which core does not have (core-wasm.md).
+const NAME_MISSING: u64 = 0x0067_6e69_7373_694d; // "Missing"
+const NAME_AVAILABLE: u64 = 0x6c62_616c_6961_7641; // "Availabl" + "e" below
+const NAME_AVAILABLE_HI: u64 = 0x65;
+const NAME_IDLE: u64 = 0x656c_6449; // "Idle"
+const NAME_BOOT: u64 = 0x746f_6f42; // "Boot"
+const NAME_ULTRAVISOR: u64 = 0x7369_7661_7274_6c55; // "Ultravis" + "or" below
+const NAME_ULTRAVISOR_HI: u64 = 0x726f;
 
-function writePseudo(p: u32, kind: u32, name: string): void {
+function writePseudo(p: u32, kind: u32, nameLo: u64, nameHi: u64): void {
   const a = pageAddr(p);
   for (let o: usize = 0; o < PD_SIZE; o += 8) store<u64>(a + o, 0);
   store<u32>(a, PD_MAGIC);
   store<u32>(a + PD_ME, p);
   store<u32>(a + PD_KIND, kind);
-  putName(a + PD_NAME, name);
+  store<u64>(a + PD_NAME, nameLo);
+  store<u64>(a + PD_NAME + 8, nameHi);
   hw_flush(a, PD_SIZE);
 }
 
 /** Builds the minimal database of docs/specs/memory-layout.md §10 and attaches it. */
 export function db_bootstrap(params: usize): i32 {
   detach();
-  if (memoryPages() < MIN_MEMORY_PAGES) return E_ADDRESS;
-  if (<u64>params + 64 > memoryBytes()) return E_ADDRESS;
+  if (<u64>params + PARAMS_BYTES > memoryBytes()) return E_ADDRESS;
   const ord = load<u32>(params), ui = load<u32>(params + 4), mi = load<u32>(params + 8);
   const av = load<u32>(params + 12), id = load<u32>(params + 16), bo = load<u32>(params + 20);
   const lb = load<u32>(params + 24), lp = load<u32>(params + 28), r = load<u32>(params + 32);
   const top = load<u32>(params + 36);
   const hostBytes = load<u64>(params + 56);
+  const pm = load<u32>(params + 64);
   const ultra = ui + 1;
   if (ord < 2 || ord > 5) return E_MALFORMED;
-  if (r == 0 || r == 2 || r >= 1024 || (r + 1) << 10 > memoryPages()) return E_ADDRESS;
-  if (lb < DEFAULT_LOG_BASE || lp < 2 || lb + lp > PRIVATE_REGION_END_PAGE) return E_ADDRESS;
+  if (r == 0 || r >= 1024 || (r + 1) << 10 > memoryPages()) return E_ADDRESS;
+  if (!privateOk(pm, r, lb, lp)) return E_ADDRESS;
   // chain[j] is the map page of scale ord-j on the path from the top to the PKM of region r.
   const chain = params + 36;
   for (let j: u32 = ord; j < 5; j++) if (load<u32>(chain + (<usize>j << 2)) != 0) return E_MALFORMED;
@@ -128,7 +150,7 @@ export function db_bootstrap(params: usize): i32 {
     store<u32>(pageAddr(load<u32>(chain + (<usize>j << 2))) + (<usize>idx << 2), REF_BIT | load<u32>(chain + (<usize>(j + 1) << 2)));
   }
   const pmm = pageAddr(load<u32>(chain + (<usize>(ord - 2) << 2)));
-  store<u32>(pmm + 8, ultra); // [0,2,*]: the ultravisor's private page and log
+  store<u32>(pmm + (<usize>pm << 2), ultra); // [0,pm,*]: the ultravisor's private page and log
   const pkm = pageAddr(load<u32>(chain + (<usize>(ord - 1) << 2)));
   for (let j: u32 = 0; j < ord; j++) store<u32>(pkm + (<usize>(load<u32>(chain + (<usize>j << 2)) & 1023) << 2), ultra);
   store<u32>(pkm + (<usize>(ui & 1023) << 2), ultra);
@@ -138,11 +160,11 @@ export function db_bootstrap(params: usize): i32 {
   store<u32>(pkm + (<usize>(id & 1023) << 2), id);
   store<u32>(pkm + (<usize>(bo & 1023) << 2), bo);
   for (let j: u32 = 0; j < ord; j++) hw_flush(pageAddr(load<u32>(chain + (<usize>j << 2))), 4096);
-  writePseudo(mi, KIND_MISSING, "Missing");
-  writePseudo(av, KIND_AVAILABLE, "Available");
-  writePseudo(id, KIND_IDLE, "Idle");
-  writePseudo(bo, KIND_BOOT, "Boot");
-  writePseudo(ultra, KIND_ULTRAVISOR, "Ultravisor");
+  writePseudo(mi, KIND_MISSING, NAME_MISSING, 0);
+  writePseudo(av, KIND_AVAILABLE, NAME_AVAILABLE, NAME_AVAILABLE_HI);
+  writePseudo(id, KIND_IDLE, NAME_IDLE, 0);
+  writePseudo(bo, KIND_BOOT, NAME_BOOT, 0);
+  writePseudo(ultra, KIND_ULTRAVISOR, NAME_ULTRAVISOR, NAME_ULTRAVISOR_HI);
   const u = pageAddr(ui);
   for (let o: usize = 0; o < 4096; o += 8) store<u64>(u + o, 0);
   store<u32>(u + UI_MAGIC_OFF, UI_MAGIC);
@@ -159,6 +181,7 @@ export function db_bootstrap(params: usize): i32 {
   store<u32>(u + UI_LOG_BASE, lb);
   store<u32>(u + UI_LOG_PAGES, lp);
   store<u64>(u + UI_HOST_BYTES, hostBytes);
+  store<u32>(u + UI_PRIVATE, pm);
   hw_flush(u, 4096);
   const l = pageAddr(lb);
   for (let o: usize = 0; o < LOG_HEADER; o += 8) store<u64>(l + o, 0);

@@ -5,7 +5,8 @@
 //     (guests X, Y, Z are AssemblyScript compiled by toolchain/aot, reading their window as linear memory), the command channel
 //     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
 //     and the resource database that the AOT-compiled core built at boot, read over QMP, equal byte for byte to
-//     the simulator's after the same db_bootstrap call;
+//     the simulator's after the same db_bootstrap call, with core's private 4 MiB page where the loader carved it and
+//     nothing of the ultravisor's in firmware memory;
 //     and each partition's page tables, walked over QMP, map only its window and its channels' pages;
 //  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
 //     and logged with the right vector while the others keep printing.
@@ -15,17 +16,18 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
 import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
-import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage } from "../../toolchain/image/ultravisor.ts";
-import { Database } from "../../sim/database.ts";
+import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../toolchain/image/ultravisor.ts";
+import { Database, privateArea } from "../../sim/database.ts";
 import { Host } from "../../sim/host.ts";
 import { ResourceService, type Run } from "../../sim/resource-service.ts";
-import { firmwareRegions, parseFirmwareMap, privateAreaConflicts, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
+import { firmwareRegions, nonRamOverlaps, parseFirmwareMap, BOOT_DB_LINES, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../loader-efi/uv-boot-db.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
-import { allotmentPages, CORE_PRIVATE_WRITES, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
+import { allotmentPages, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
 import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
-import { DB_PAGES, DBWIN, WIN, WINDOW } from "../../monitor-gen/layout.ts";
+import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
+import { span } from "../../sim/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../sim/schedule.ts";
 
@@ -89,17 +91,22 @@ async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Prom
   return { name, cr3, window, pml4, leaves, largePages, tables };
 }
 
-async function boot(name: string, config: UltravisorConfig, read: Array<[number, number]> = [], spaces?: AddressSpace[], staleMapKeyOnce = false, readAfter = /^ultravisor: scheduler running/, shortAllotmentFor?: string): Promise<Boot> {
-  const img = await buildUltravisorImage({ config, staleMapKeyOnce, ...(shortAllotmentFor !== undefined ? { shortAllotmentFor } : {}) });
+/** Physical ranges to read over QMP, or a function of the serial lines so far (ranges the boot chose and printed). */
+type Reads = Array<[number, number]> | ((lines: string[]) => Array<[number, number]>);
+
+async function boot(name: string, config: UltravisorConfig, reads: Reads = [], spaces?: AddressSpace[], build: Omit<UltravisorImageOptions, "config"> = {}, readAfter = /^ultravisor: scheduler running/): Promise<Boot> {
+  const img = await buildUltravisorImage({ config, ...build });
   const out = await writeEfiImage(join(scratch, name), img);
   const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
   try {
-    const reads = new Map<number, Uint8Array>();
-    if (read.length || spaces) {
+    const got = new Map<number, Uint8Array>();
+    const want = typeof reads === "function" || reads.length > 0;
+    if (want || spaces) {
       await m.waitFor(readAfter, 90_000);
       // Paused while reading, so the run cannot end (and QEMU exit) under the reads.
       await m.qmp!.execute("stop");
-      for (const [lo, hi] of read) reads.set(lo, await m.readPhysical(lo, hi - lo));
+      const read = typeof reads === "function" ? reads(m.lines.map((l) => l.text)) : reads;
+      for (const [lo, hi] of read) got.set(lo, await m.readPhysical(lo, hi - lo));
       for (const l of spaces ? m.lines : []) {
         const p = STARTED.exec(l.text);
         if (p) spaces!.push(await walk(m, p[1]!, BigInt(p[3]!), BigInt(p[4]!)));
@@ -107,7 +114,7 @@ async function boot(name: string, config: UltravisorConfig, read: Array<[number,
       await m.qmp!.execute("cont");
     }
     const exit = await m.wait();
-    return { img, lines: m.lines.map((l) => l.text), exit, reads };
+    return { img, lines: m.lines.map((l) => l.text), exit, reads: got };
   } finally {
     await m.close();
   }
@@ -152,11 +159,33 @@ function expectedChecksum(img: UltravisorImage, name: string): number {
   return fnv1a(p.blob.subarray(start, end));
 }
 
+/** Core's private 4 MiB page as the loader printed it (carved from the top of the ultravisor region). */
+function privatePage(lines: readonly string[]): { base: number; m: number } {
+  const p = lines.map((l) => LOADER_LINES.privatePage.exec(l)).find(Boolean);
+  if (!p) throw new Error("no core private page line from the loader");
+  const base = Number(p[1]!);
+  if (Number(p[2]!) !== base + PRIVATE_PAGE_BYTES - 1 || Number(p[3]!) * PRIVATE_PAGE_BYTES !== base) throw new Error(`inconsistent private page line: ${p[0]}`);
+  return { base, m: Number(p[3]!) };
+}
+
 /**
- * What the boot writes: the database's 4 MiB page [0,1,*], core's map directory and the audit log (CORE_DB_PLAN); not
- * core's static data, scratch and request buffer [0x800000, 0x810000), whose contents are working state.
+ * What the boot writes and the comparison covers: the database's 4 MiB page [0,1,*] (CORE_DB_PLAN.dbPage) and core's
+ * map directory and audit log in its private page; not the private page's first 64 KiB (scratch, request buffer),
+ * whose contents are working state.
  */
-const DB_RANGES: Array<[number, number]> = [CORE_DB_PLAN.zero[0]!, CORE_DB_PLAN.zero[4]!, CORE_DB_PLAN.zero[3]!];
+function dbRanges(lines: string[]): Array<[number, number]> {
+  const pa = privateArea(privatePage(lines).m);
+  return [[CORE_DB_PLAN.dbPage.lo, CORE_DB_PLAN.dbPage.hi], [pa.directory, pa.end]];
+}
+
+/** Does the union of the printed map's RAM descriptors (the types the boot makes Available) cover [lo, hi)? */
+function inRam(firmware: UefiDescriptor[], lo: bigint, hi: bigint): boolean {
+  const ram = firmware.filter((d) => (USABLE_UEFI_TYPES as readonly number[]).includes(d.type)).map((d) => [d.base, d.base + d.pages * 4096n] as const)
+    .sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  let at = lo;
+  for (const [a, b] of ram) if (a <= at && b > at) at = b;
+  return at >= hi;
+}
 
 /**
  * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (its
@@ -166,8 +195,8 @@ const DB_RANGES: Array<[number, number]> = [CORE_DB_PLAN.zero[0]!, CORE_DB_PLAN.
  * create() of each partition the boot partition creates and of each definition the ultravisor partition applies,
  * each with its allotment (read from the monitor's started lines) taken from the ultravisor.
  */
-async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; created: number[]; bootTx: number }> {
-  const host = await Host.create({ memory: hostBytes, firmware: firmwareRegions(parseFirmwareMap(lines)), keepBackup: false });
+async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
+  const host = await Host.create({ memory: hostBytes, firmware: firmwareRegions(parseFirmwareMap(lines)), keepBackup: false, layout: { private: privatePage(lines).m } });
   const region = ultravisorRegion(lines);
   const started = startedPartitions(lines);
   const allot = [...started.values()];
@@ -194,7 +223,7 @@ async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: st
   const create = (d: Definition): number => rs.create({ name: d.name, principal: d.principal, kind: d.kind, at: runsOf(d.name), from: ui.ultra });
   for (const name of bootCreated) create(definitionOf(fig1Spec(name), 0));
   const created = definitions.map(create);
-  return { bytes: new Uint8Array(host.memory.buffer), db: host.db, created, bootTx };
+  return { bytes: new Uint8Array(host.memory.buffer), db: host.db, host, created, bootTx };
 }
 
 function fig1Spec(name: string): { name: string; kind: string } {
@@ -226,7 +255,7 @@ describe("ultravisor on OVMF (TCG)", () => {
 
   it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
     const last = fig1.partitions.filter((p) => p.kind !== "idle").at(-1)!.name;
-    b = await boot("figure1", fig1, DB_RANGES, spaces, false, new RegExp(`^uv-partition: command \\d+: define ${last}: `));
+    b = await boot("figure1", fig1, dbRanges, spaces, {}, new RegExp(`^uv-partition: command \\d+: ${last} started$`));
     const text = b.lines.join("\n");
     try {
       // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
@@ -315,6 +344,7 @@ describe("ultravisor on OVMF (TCG)", () => {
     // The CPU sets Accessed/Dirty (bits 5–6) as it walks: compare entries without them.
     const AD = 0x60n;
     const kernelSlot = spaces[0]!.pml4[0]! & ~AD;
+    const priv = BigInt(privatePage(b.lines).base);
     for (const sp of spaces) {
       // Slot 0: the same supervisor-only identity map everywhere (U/S clear); slot 1: the window; nothing else.
       expect(sp.pml4[0]! & ~AD, `${sp.name} PML4[0]`).toBe(kernelSlot);
@@ -332,7 +362,9 @@ describe("ultravisor on OVMF (TCG)", () => {
         const pa = pte & ADDR;
         if (dbView && va >= DBWIN) {
           expect(pa, `${sp.name} database view ${va.toString(16)}`).toBe(va - DBWIN);
-          expect(pa >= BigInt(DB_PAGES.lo) && pa < BigInt(DB_PAGES.hi), `${sp.name} maps database page ${pa.toString(16)}`).toBe(true);
+          const inDb = pa >= BigInt(DB_PAGES.lo) && pa < BigInt(DB_PAGES.hi);
+          const inPrivate = pa >= priv && pa < priv + BigInt(PRIVATE_PAGE_BYTES);
+          expect(inDb || inPrivate, `${sp.name} maps database page ${pa.toString(16)}`).toBe(true);
           dbPages++;
         } else if (off >= 0n && off < BigInt(WIN.stackTop)) {
           expect(pa, `${sp.name} window page ${off.toString(16)}`).toBe(sp.window + off);
@@ -344,7 +376,7 @@ describe("ultravisor on OVMF (TCG)", () => {
           slots[k] = pa;
         }
       }
-      expect(dbPages, `${sp.name} database pages`).toBe(dbView ? (DB_PAGES.hi - DB_PAGES.lo) / 4096 : 0);
+      expect(dbPages, `${sp.name} database pages`).toBe(dbView ? (DB_PAGES.hi - DB_PAGES.lo + PRIVATE_PAGE_BYTES) / 4096 : 0);
       expect(sp.leaves.size - dbPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WIN.pages);
       slotPages.set(sp.name, slots);
     }
@@ -371,33 +403,62 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(firmware.length, "firmware map lines").toBeGreaterThan(5);
     // OVMF's map holds reserved or ACPI ranges and usable ones: both kinds of boot transaction run.
     expect(firmwareRegions(firmware).some((r) => r.type === "reserved")).toBe(true);
-    // Firmware memory inside core's fixed private area is reported, exactly the overlaps the printed map implies
-    // (OVMF: its ACPI NVS at 0x806000 and 0x810000; docs/specs/image-layout.md, Known conflict).
-    const conflicts = privateAreaConflicts(firmware, CORE_PRIVATE_WRITES);
-    expect(b.lines.filter((l) => l.startsWith("ultravisor: warning: firmware memory of type"))).toEqual(conflicts);
-    expect(conflicts.length, "OVMF's NVS ranges inside core's private area").toBeGreaterThan(0);
+    // Core's private 4 MiB page: carved from the top of the ultravisor region (conventional memory the loader
+    // allocated), so the firmware-memory conflict of the old fixed place [0,2,*] is gone and nothing warns about it.
+    const priv = privatePage(b.lines);
+    const region = ultravisorRegion(b.lines);
+    expect(BigInt(priv.base), "private page right above the region the bump allocator uses").toBe(region.end);
+    expect(b.lines.filter((l) => /warning|skipped/.test(l) && l.startsWith("ultravisor: "))).toEqual([]);
     const definitions = fig1.partitions.flatMap((p, i) => (p.kind === "guest" ? [definitionOf(p, i + 1)] : []));
-    const { bytes: sim, db, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, ["io", "command"], definitions);
+    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, ["io", "command"], definitions);
+    expect(db.indexPage().private, "the index page names the private page").toBe(priv.m);
     // The machine committed as many boot transactions as the simulator (its log's sequence numbers say so too).
     const done = b.lines.map((l) => BOOT_DB_LINES.done.exec(l)).find(Boolean);
     expect(done, "boot transactions line").toBeTruthy();
     expect(done![1], "boot module trap code").toBe("0");
     expect(Number(done![2]), "boot transactions committed").toBe(bootTx);
+    const DB_RANGES = dbRanges(b.lines);
     for (const [lo, hi] of DB_RANGES) {
       const hw = b.reads.get(lo)!;
       expect(hw.length).toBe(hi - lo);
       expect(firstDifference(lo, hw, sim), `database bytes [0x${lo.toString(16)}, 0x${hi.toString(16)})`).toBeNull();
     }
-    // The comparison covers everything core wrote: in the simulator, every byte outside those ranges and core's own
-    // static data, scratch and request buffer is still zero.
-    const skip: Array<[number, number]> = [...DB_RANGES, [0x800000, 0x810000]];
+    // The comparison covers everything core wrote: in the simulator, every byte outside those ranges and core's
+    // scratch and request buffer (the private page's first 64 KiB) is still zero.
+    const skip: Array<[number, number]> = [...DB_RANGES, [priv.base, privateArea(priv.m).directory]];
     const nonzero = sim.findIndex((x, i) => x !== 0 && !skip.some(([lo, hi]) => i >= lo && i < hi));
     expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
     expect(b.reads.get(DB_RANGES[0]![0])!.some((x) => x !== 0)).toBe(true);
+    // Nothing of the ultravisor's lies in firmware memory. Every page core writes (the two 4 MiB pages) and every
+    // page the database gives the ultravisor lies in RAM of the firmware map the boot printed, and no page of a
+    // reserved, ACPI (NVS), MMIO or runtime range is the ultravisor's.
+    const ultraId = db.indexPage().ultra;
+    for (const [lo, hi] of [[CORE_DB_PLAN.dbPage.lo, CORE_DB_PLAN.dbPage.hi], [priv.base, priv.base + PRIVATE_PAGE_BYTES]]) {
+      expect(inRam(firmware, BigInt(lo!), BigInt(hi!)), `core writes [0x${lo!.toString(16)}, 0x${hi!.toString(16)}): RAM in the firmware map`).toBe(true);
+    }
+    const mem = db.i32();
+    let ultraRuns = 0;
+    for (const mp of host.view.maps()) {
+      for (let i = 0; i < 1024; i++) {
+        if (mem[(mp.page * 4096) / 4 + i] !== ultraId) continue;
+        const lo = mp.base + BigInt(i) * span(mp.scale);
+        ultraRuns++;
+        expect(inRam(firmware, lo, lo + span(mp.scale)), `the ultravisor owns 0x${lo.toString(16)} (+${span(mp.scale)}): RAM in the firmware map`).toBe(true);
+      }
+    }
+    expect(ultraRuns).toBeGreaterThan(0);
+    const notRam = nonRamOverlaps(firmware, 0n, 1n << 32n);
+    expect(notRam.some((r) => r.type === 10 && r.lo < 0xc00000n && r.hi > 0x800000n), "OVMF's ACPI NVS in 8–12 MiB, the old fixed place").toBe(true);
+    for (const r of notRam) {
+      for (let pa = r.lo & ~4095n; pa < r.hi; pa += 4096n) {
+        const o = db.owner(pa) >>> 0;
+        if (o === ultraId) expect.fail(`firmware memory of type ${r.type} at 0x${pa.toString(16)} is owned by the ultravisor in the database`);
+      }
+    }
     // The address spaces follow the database that equals the machine's bytes: every window page a partition maps is
     // its own there, every channel page its client's (the server maps it as granted), and the page tables themselves
     // are the ultravisor's (monitor memory, never free).
-    const ultra = db.indexPage().ultra;
+    const ultra = ultraId;
     const numberOf = new Map([...startedPartitions(b.lines)].map(([n, x]) => [n, x.owner]));
     expect(numberOf.get("uv-partition"), "the ultravisor partition is the database's ultravisor").toBe(ultra);
     ["io", "command", "X", "Y", "Z"].forEach((n) => expect(numberOf.get(n), `${n} has its own number`).not.toBe(ultra));
@@ -484,11 +545,17 @@ describe("ultravisor on OVMF (TCG)", () => {
         { name: "bad-wasm", kind: "guest", duty: 1, lang: "as", fault: "wasm-oob" },
       ],
     };
-    // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover.
-    const c = await boot("containment", config, [], undefined, true);
+    // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover; and
+    // it allows no conventional memory in the database's own 4 MiB page, which OVMF's map has there: the loader must
+    // name the conflict and the database is skipped (this host has no ultravisor partition to need it).
+    const c = await boot("containment", config, [], undefined, { staleMapKeyOnce: true, coreDbPageTypes: [3, 4] });
     const text = c.lines.join("\n");
     try {
       expect(c.lines.some((l) => l.startsWith("ultravisor: entered: boot services exited after 2 ExitBootServices call(s)")), "map-key retry").toBe(true);
+      const conflict = c.lines.find((l) => l.startsWith("ultravisor: resource database skipped: its 4 MiB page 0x400000-0x7fffff holds firmware memory of type "));
+      expect(conflict, "the database page's conflict named").toMatch(/ of type 7 at 0x[0-9a-f]+-0x[0-9a-f]+$/);
+      expect(c.lines).toContain("ultravisor: resource database skipped (the loader's line above says why)");
+      expect(c.lines.some((l) => /^ultravisor: (core private page|resource database bootstrapped)/.test(l)), "nothing of the database built").toBe(false);
       const s = summary(c);
       let lastFault = -1;
       for (const f of faults) {
@@ -535,7 +602,7 @@ describe("ultravisor on OVMF (TCG)", () => {
   it("does not start a guest whose allotment the database does not wholly give it: the monitor checks every page with core's GetMemOwner", async () => {
     // The ultravisor partition of this build creates Y with its allotment's last page left to the ultravisor.
     const config: UltravisorConfig = { ...fig1, runQuanta: 320, partitions: fig1.partitions.filter((p) => p.name !== "Z") };
-    const c = await boot("short-allotment", config, [], undefined, false, undefined, "Y");
+    const c = await boot("short-allotment", config, [], undefined, { shortAllotmentFor: "Y" });
     const text = c.lines.join("\n");
     try {
       const started = startedPartitions(c.lines);

@@ -12,7 +12,7 @@ import { emitMonitor } from "../../monitor-gen/entry.ts";
 import { CREC, emitLead } from "../../monitor-gen/lead.ts";
 import { CHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
 import { emitPaging } from "../../monitor-gen/paging.ts";
-import { emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
+import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
@@ -23,7 +23,7 @@ import { bootDbWasm, compileBootDb, emitBootDb } from "../../loader-efi/uv-boot-
 import { coreWasmPath } from "../../core/build.ts";
 import { readFileSync } from "node:fs";
 import { defaultLayout } from "../../sim/host.ts";
-import { DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, PRIVATE_REGION_END_PAGE, REQUEST_BUFFER, REQUEST_MAX } from "../../sim/database.ts";
+import { privateArea } from "../../sim/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface UltravisorImageOptions {
@@ -34,6 +34,8 @@ export interface UltravisorImageOptions {
   staleMapKeyOnce?: boolean;
   /** Test builds: the ultravisor partition creates this guest with one page less than its allotment (START refused). */
   shortAllotmentFor?: string;
+  /** Test builds: the UEFI types the database's own 4 MiB page may hold (default CORE_LOADER_PLAN.types). */
+  coreDbPageTypes?: number[];
   espSizeMiB?: number;
 }
 
@@ -62,41 +64,36 @@ export interface UltravisorImage extends EfiImage {
   timings: EfiImage["timings"] & { assemble: number };
 }
 
-/** Core's map directory (docs/specs/memory-layout.md §6): one u16 per page of the first 4 GiB, read by every map check. */
-const DIRECTORY = 0x810000;
-const DIRECTORY_BYTES = 2 << 20;
+/**
+ * Linear memory of the two instances of core on the machine (the lead monitor's, identity-mapped, and the ultravisor
+ * partition's view): all of the first 4 GiB but the last 64 KiB, since the private page may be anywhere there. What is
+ * reachable is the page tables' business: the view maps only the database's pages.
+ */
+const UV_CORE_MEMORY_BYTES = 0xffff_0000;
 
 /**
  * The database the boot builds: an order-2 map (hosts up to 4 GiB) in Figure 8's placement (sim/host.ts
- * defaultLayout), its log where the simulator puts it. Core's static data (8 MiB) and request buffer must be RAM;
- * OVMF keeps ACPI NVS at [0x806000, 0x808000), inside core's scratch range, which is therefore neither zeroed nor
- * required (the differential test checks that the bootstrap writes nothing there). The bootstrap also writes page
- * 0x810 of core's private 4 MiB page, which OVMF reports as ACPI NVS ([0x810000, 0x900000)): it is zeroed and
- * overwritten anyway (nothing here resumes from S3) — a conflict of the fixed core layout with this firmware that
- * docs/specs/image-layout.md records.
+ * defaultLayout) in its own 4 MiB page [0,1,*], and core's private 4 MiB page (scratch, request buffer, map directory,
+ * log) wherever the loader carves it from the ultravisor region (docs/specs/memory-layout.md §5, ADR 0002). The
+ * private page's offsets are the simulator's (sim/database.ts privateArea).
  */
 export const CORE_DB_PLAN: CoreDbPlan = (() => {
   const l = defaultLayout(2);
-  const logLo = DEFAULT_LOG_BASE * PAGE, logHi = (DEFAULT_LOG_BASE + DEFAULT_LOG_PAGES) * PAGE;
-  const region = [l.region * 0x400000, (l.region + 1) * 0x400000] as const;
+  const pa = privateArea(0);
   return {
-    words: [2, l.ui, l.missing, l.avail, l.idle, l.boot, DEFAULT_LOG_BASE, DEFAULT_LOG_PAGES, l.region, l.top, ...l.chain],
-    requestBuffer: REQUEST_BUFFER,
-    memoryBytes: PRIVATE_REGION_END_PAGE * PAGE,
-    zero: [[region[0], region[1]], [0x800000, 0x804000], [REQUEST_BUFFER, REQUEST_BUFFER + REQUEST_MAX], [logLo, logHi], [DIRECTORY, DIRECTORY + DIRECTORY_BYTES]],
-    require: [
-      { lo: region[0], hi: 0x804000, types: [7] },
-      { lo: REQUEST_BUFFER, hi: REQUEST_BUFFER + REQUEST_MAX, types: [7] },
-      { lo: logLo, hi: logHi, types: [4, 7] },
-    ],
+    words: [2, l.ui, l.missing, l.avail, l.idle, l.boot, 0, 0, l.region, l.top, ...l.chain],
+    memoryBytes: UV_CORE_MEMORY_BYTES,
+    dbPage: { lo: l.region * 0x400000, hi: (l.region + 1) * 0x400000 },
+    requestOffset: pa.requestBuffer,
+    logPageOffset: pa.logBase,
   };
 })();
 
 /**
- * What core writes in its private 4 MiB page [0,2,*]: static data, commit scratch and request buffer (8 MiB … +64 KiB),
- * the map directory and the log. The boot reports firmware memory (other than usable RAM) inside these.
+ * What the loader checks: the database's own 4 MiB page must be memory that is free once boot services are gone
+ * (UEFI types 3 and 4, boot services code and data, and 7, conventional) in the map it reads first.
  */
-export const CORE_PRIVATE_WRITES: Array<[number, number]> = [[0x800000, 0x810000], [DIRECTORY, DIRECTORY + DIRECTORY_BYTES], CORE_DB_PLAN.zero[3]!];
+export const CORE_LOADER_PLAN: CoreLoaderPlan = { dbPage: CORE_DB_PLAN.dbPage, types: [3, 4, 7] };
 
 /** Partition numbers: 1-based position in the configuration (the schedule's partition field). */
 export const partitionNumber = (index: number): number => index + 1;
@@ -168,7 +165,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
     const program =
       spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
-          ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestBuffer: CORE_DB_PLAN.requestBuffer,
+          ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestOffset: CORE_DB_PLAN.requestOffset,
           definitions: definitions.length, summaryAt: summaryQuantum(config.runQuanta), schedule: scheduleLines,
           ...(opts.shortAllotmentFor !== undefined ? { shortAllotment: shortAllotmentNumber(parts, opts.shortAllotmentFor) } : {}),
         }) : assembleUltravisorPartition())
@@ -186,7 +183,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const a = new Assembler();
   const coreImage = coreWasm ? compileCoreForImage(coreWasm) : null;
   const bootDb = bootWasm ? compileBootDb(bootWasm) : null;
-  emitLoader(a, withCore ? CORE_DB_PLAN.require : [], { staleMapKeyOnce: opts.staleMapKeyOnce === true });
+  const loaderPlan = { ...CORE_LOADER_PLAN, types: opts.coreDbPageTypes ?? CORE_LOADER_PLAN.types };
+  emitLoader(a, withCore ? loaderPlan : null, { staleMapKeyOnce: opts.staleMapKeyOnce === true });
   emitConsole(a);
   emitDescriptors(a);
   emitPaging(a);
@@ -200,7 +198,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
-    ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestBuffer: CORE_DB_PLAN.requestBuffer, coreWrites: CORE_PRIVATE_WRITES,
+    ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestOffset: CORE_DB_PLAN.requestOffset,
   });
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");

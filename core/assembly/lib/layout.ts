@@ -9,22 +9,19 @@ export const PN_MASK: u32 = 0x3fff_ffff;
 /** Database pages must lie in the first 4 GiB: page numbers below 2^20. */
 export const DB_PAGE_LIMIT: u32 = 1 << 20;
 
-// The ultravisor's private 4 MiB page [0,2,*].
-export const MEMORY_BASE: usize = 0x0080_0000;
-export const SCRATCH: usize = MEMORY_BASE + 0x4000; // 4096 u32: pages whose self-ownership the commit check re-examines
+// The ultravisor's private 4 MiB page [0,M,*], M chosen at bootstrap (memory-layout.md §5): offsets from its start.
+// Core has no static data (core/build.ts refuses data segments), so nothing of core sits at a fixed address.
+export const PRIV_SCRATCH: usize = 0x4000; // 4096 u32: pages whose self-ownership the commit check re-examines
 export const SCRATCH_ENTRIES: u32 = 4096;
-export const REQUEST_BUFFER: usize = MEMORY_BASE + 0x8000;
+export const PRIV_REQUEST: usize = 0x8000; // the host's request buffer (core itself never reads it implicitly)
 export const REQUEST_MAX: u32 = 0x8000;
-export const DIRECTORY: usize = MEMORY_BASE + 0x1_0000;
-export const PRIVATE_FIRST_PAGE: u32 = 0x800; // [0,2,0]
-export const PRIVATE_PAGES: u32 = 528; // static data, request buffer, directory
-export const PRIVATE_REGION_END_PAGE: u32 = 0xc00; // [0,3,0]
-export const DEFAULT_LOG_BASE: u32 = PRIVATE_FIRST_PAGE + PRIVATE_PAGES;
-export const DEFAULT_LOG_PAGES: u32 = PRIVATE_REGION_END_PAGE - DEFAULT_LOG_BASE;
+export const PRIV_DIRECTORY: usize = 0x1_0000;
+export const PRIVATE_PAGES: u32 = 528; // reserved, scratch, request buffer, directory; the log may follow
+export const PRIVATE_SPAN_PAGES: u32 = 1024; // the whole 4 MiB page
 
 // Ultravisor Index page.
 export const UI_MAGIC: u32 = 0x5849_5655; // "UVIX"
-export const LAYOUT_VERSION: u32 = 0x0001_0000;
+export const LAYOUT_VERSION: u32 = 0x0002_0000;
 export const UI_MAGIC_OFF: u32 = 0;
 export const UI_VERSION: u32 = 4;
 export const UI_MAP_HIGH: u32 = 8;
@@ -40,6 +37,8 @@ export const UI_LOG_BASE: u32 = 44;
 export const UI_LOG_PAGES: u32 = 48;
 export const UI_COMMAND: u32 = 52;
 export const UI_HOST_BYTES: u32 = 56;
+/** M of the ultravisor's private 4 MiB page [0,M,*] (memory-layout.md §3, §5). */
+export const UI_PRIVATE: u32 = 64;
 /** The channel table (memory-layout.md §11.2): 192 slots of 16 bytes in the index page. */
 export const UI_CHANNELS: u32 = 1024;
 export const CHANNEL_SLOTS: u32 = 192;

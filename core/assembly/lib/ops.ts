@@ -6,14 +6,14 @@ import {
   E_ADDRESS, E_BAD_PARTITION, E_DESCRIPTOR_OWNER, E_INDEX_RANGE, E_MALFORMED, E_NO_SUCH_PARTITION, E_NOT_MAP_PAGE,
   E_NOT_ULTRAVISOR_PAGE, E_NOT_UNIFORM, E_OWNER_MISMATCH, E_PAGE_IN_USE, E_PARTITION_EXISTS, E_PROTECTED, E_SCALE,
   E_TOO_LARGE, E_UNKNOWN_OP, ENTRIES, KIND_GUEST, PAGE_SHIFT, PD_FLAGS, PD_KIND, PD_MAGIC, PD_ME, PD_RESERVED,
-  PD_SIZE, REC_CHANGE_OWNER, REC_DESTROY, REC_INIT, REC_MERGE, REC_SPLIT, REF_BIT, SCRATCH, SCRATCH_ENTRIES,
+  PD_SIZE, REC_CHANGE_OWNER, REC_DESTROY, REC_INIT, REC_MERGE, REC_SPLIT, REF_BIT, SCRATCH_ENTRIES,
   CHANNEL_SLOTS, CHANNEL_TYPE_MAX, CS_BASE, CS_CLIENT, CS_PAGES, CS_SERVER, CS_TYPE, DB_PAGE_LIMIT, E_CHANNEL_EXISTS,
   E_CHANNEL_IN_USE, E_NO_SUCH_CHANNEL, E_WRONG_KIND, KIND_COMMAND, KIND_ULTRAVISOR, REC_ASSIGN_SERVER,
   REC_DEFINE_CHANNEL, REC_REMOVE_CHANNEL, REC_SET_COMMAND, UI_CHANNELS, UI_COMMAND,
 } from "./layout";
 import {
   avail, boot, childDir, dirGet, dirLow, dirRegion, dirScale, dirSet, idle, isLive, isPartitionNumber, memoryPages,
-  missing, ownerOf, ownerScale, pageAddr, pageInUse, rangeInUse, uiPage, ultra,
+  missing, ownerOf, ownerScale, pageAddr, pageInUse, rangeInUse, scratch, uiPage, ultra,
 } from "./state";
 
 // Record field offsets (after the 8-byte header).
@@ -138,7 +138,7 @@ function noteSelfPage(p: u32): void {
     selfOverflow = true;
     return;
   }
-  store<u32>(SCRATCH + (<usize>selfCount << 2), p);
+  store<u32>(scratch + (<usize>selfCount << 2), p);
   selfCount++;
 }
 
@@ -146,7 +146,7 @@ function noteSelfPage(p: u32): void {
 export function commitCheck(): i32 {
   if (selfOverflow) return E_TOO_LARGE;
   for (let i: u32 = 0; i < selfCount; i++) {
-    const p = load<u32>(SCRATCH + (<usize>i << 2));
+    const p = load<u32>(scratch + (<usize>i << 2));
     const selfOwned = ownerOf(<u64>p << PAGE_SHIFT) == <i32>p;
     if (isLive(p) != selfOwned) return E_DESCRIPTOR_OWNER;
   }

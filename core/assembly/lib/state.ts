@@ -1,7 +1,7 @@
 // The attached database: values read from the Ultravisor Index page at attach time, linear-memory bounds, and the
 // map directory (a derived u16 per page saying "live map page of scale s"), per docs/specs/memory-layout.md §6.
 import {
-  DB_PAGE_LIMIT, DIRECTORY, ENTRIES, PAGE_SHIFT, PD_MAGIC, PD_ME, PN_MASK, PRIVATE_FIRST_PAGE, PRIVATE_PAGES, REF_BIT,
+  DB_PAGE_LIMIT, ENTRIES, PAGE_SHIFT, PD_MAGIC, PD_ME, PN_MASK, PRIV_DIRECTORY, PRIV_SCRATCH, PRIVATE_PAGES, REF_BIT,
   US_BIT,
 } from "./layout";
 
@@ -16,12 +16,21 @@ export let idle: u32 = 0;
 export let boot: u32 = 0;
 export let logBase: u32 = 0;
 export let logPages: u32 = 0;
+/** First page of the ultravisor's private 4 MiB page [0,M,*] (the index page's Private field, M << 10). */
+export let privFirst: u32 = 0;
+/** Addresses inside it: the commit check's scratch and the map directory (memory-layout.md §5, §6). */
+export let scratch: usize = 0;
+export let directory: usize = 0;
 
 export function setAttached(
-  ui: u32, top: u32, ord: u32, u: u32, a: u32, m: u32, i: u32, b: u32, lb: u32, lp: u32,
+  ui: u32, top: u32, ord: u32, u: u32, a: u32, m: u32, i: u32, b: u32, lb: u32, lp: u32, pm: u32,
 ): void {
   uiPage = ui; topMap = top; order = ord; ultra = u; avail = a; missing = m; idle = i; boot = b;
-  logBase = lb; logPages = lp; attached = true;
+  logBase = lb; logPages = lp;
+  privFirst = pm << 10;
+  scratch = pageAddr(privFirst) + PRIV_SCRATCH;
+  directory = pageAddr(privFirst) + PRIV_DIRECTORY;
+  attached = true;
 }
 
 export function detach(): void {
@@ -57,10 +66,10 @@ export function isLive(p: u32): bool {
 
 // ---- map directory ----
 @inline export function dirGet(p: u32): u32 {
-  return p < DB_PAGE_LIMIT ? <u32>load<u16>(DIRECTORY + (<usize>p << 1)) : 0;
+  return p < DB_PAGE_LIMIT ? <u32>load<u16>(directory + (<usize>p << 1)) : 0;
 }
 @inline export function dirSet(p: u32, v: u32): void {
-  store<u16>(DIRECTORY + (<usize>p << 1), <u16>v);
+  store<u16>(directory + (<usize>p << 1), <u16>v);
 }
 @inline export function dirScale(d: u32): u32 {
   return d & 7;
@@ -82,21 +91,21 @@ export function childDir(pd: u32, i: u32): u32 {
 
 export function clearDirectory(): void {
   const n = memoryPages();
-  const end = DIRECTORY + (<usize>n << 1);
-  for (let a = DIRECTORY; a < end; a += 8) store<u64>(a, 0);
+  const end = directory + (<usize>n << 1);
+  for (let a = directory; a < end; a += 8) store<u64>(a, 0);
 }
 
 /** The page holds a live map page, the index page, the log or core's private pages. */
 export function pageInUse(p: u32): bool {
   if (dirGet(p) != 0) return true;
   if (p == uiPage) return true;
-  if (p >= PRIVATE_FIRST_PAGE && p < PRIVATE_FIRST_PAGE + PRIVATE_PAGES) return true;
+  if (p >= privFirst && p < privFirst + PRIVATE_PAGES) return true;
   return p >= logBase && p < logBase + logPages;
 }
 
 /** Does the page range [first, end) (64-bit page numbers) hold protected ultravisor structures? */
 export function rangeInUse(first: u64, end: u64): bool {
-  if (overlaps(first, end, PRIVATE_FIRST_PAGE, PRIVATE_FIRST_PAGE + PRIVATE_PAGES)) return true;
+  if (overlaps(first, end, privFirst, privFirst + PRIVATE_PAGES)) return true;
   if (overlaps(first, end, logBase, logBase + logPages)) return true;
   return overlaps(first, end, uiPage, uiPage + 1);
 }
