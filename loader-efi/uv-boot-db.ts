@@ -185,24 +185,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
     a.add(rsp, 8).ret();
   }
 
-  // Import shims (System V from generated code; callee-saved registers kept by the core thunk): eax = core's result,
-  // or −100 − trap code when core trapped.
-  const shim = (name: string, thunk: string, withArg: boolean): void => {
-    a.bind(L(name));
-    a.sub(rsp, 8);
-    if (withArg) a.mov(edi, edi).mov(qword(L("core_args")), rdi);
-    a.lea(rdi, ptr(L("core_ctx"))).lea(rsi, ptr(L("core_args"))).lea(rdx, ptr(L("core_result")));
-    a.call(L(thunk));
-    const ok = a.label();
-    a.test(eax, eax).jz(ok);
-    a.neg(eax).sub(eax, 100);
-    a.add(rsp, 8).ret();
-    a.bind(ok);
-    a.mov(eax, dword(L("core_result")));
-    a.add(rsp, 8).ret();
-  };
-  shim("env.db_submit", "core_submit_thunk", true);
-  shim("env.db_log_truncate", "core_truncate_thunk", false);
+  emitBootImports(a, { ctx: "core_ctx", args: "core_args", result: "core_result", submit: "core_submit_thunk", truncate: "core_truncate_thunk" });
 
   a.section(".data");
   a.align(16);
@@ -213,4 +196,30 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.bind(L("bootdb_result"));
   a.dq(0n);
   a.section(".text");
+}
+
+/**
+ * The boot module's two imports, `env.db_submit` and `env.db_log_truncate`, as System V functions that call a compiled
+ * core's entry thunks (symbols named in `core`): eax = core's result, or −100 − trap code when core trapped. Callee-
+ * saved registers are kept by the thunk. Emitted once per embedding of the module: the ring-0 instance (here) and the
+ * ultravisor partition's (partitions/uv-core.ts).
+ */
+export function emitBootImports(a: Assembler, core: { ctx: string; args: string; result: string; submit: string; truncate: string }): void {
+  const L = (n: string): Label => a.symbol(n);
+  const shim = (name: string, thunk: string, withArg: boolean): void => {
+    a.bind(L(name));
+    a.sub(rsp, 8);
+    if (withArg) a.mov(edi, edi).mov(qword(L(core.args)), rdi);
+    a.lea(rdi, ptr(L(core.ctx))).lea(rsi, ptr(L(core.args))).lea(rdx, ptr(L(core.result)));
+    a.call(L(thunk));
+    const ok = a.label();
+    a.test(eax, eax).jz(ok);
+    a.neg(eax).sub(eax, 100);
+    a.add(rsp, 8).ret();
+    a.bind(ok);
+    a.mov(eax, dword(L(core.result)));
+    a.add(rsp, 8).ret();
+  };
+  shim("env.db_submit", core.submit, true);
+  shim("env.db_log_truncate", core.truncate, false);
 }

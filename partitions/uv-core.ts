@@ -8,12 +8,12 @@
 // which makes the monitor build its address space from the database view. Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
 // lines, which the I/O partition writes to COM1.
-import { Assembler, type Label, byte, dword, eax, ecx, edi, ptr, qword, r12, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, byte, dword, eax, ecx, ptr, qword, r12, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
-import { compileBootDb } from "../loader-efi/uv-boot-db.ts";
+import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "./aot-guest.ts";
@@ -335,20 +335,5 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
   }
 
   // The boot module's imports, served by this partition's core instance.
-  const shim = (name: string, fn: (typeof CALLS)[number], withArg: boolean): void => {
-    a.bind(L(name));
-    a.sub(rsp, 8);
-    if (withArg) a.mov(edi, edi).mov(qword(L("ucore_args")), rdi);
-    a.lea(rdi, ptr(L("ucore_ctx"))).lea(rsi, ptr(L("ucore_args"))).lea(rdx, ptr(L("ucore_result")));
-    a.call(L(`ucore_thunk_${fn}`));
-    const ok = a.label();
-    a.test(eax, eax).jz(ok);
-    a.neg(eax).sub(eax, 100);
-    a.add(rsp, 8).ret();
-    a.bind(ok);
-    a.mov(eax, dword(L("ucore_result")));
-    a.add(rsp, 8).ret();
-  };
-  shim("env.db_submit", "db_submit", true);
-  shim("env.db_log_truncate", "db_log_truncate", false);
+  emitBootImports(a, { ctx: "ucore_ctx", args: "ucore_args", result: "ucore_result", submit: "ucore_thunk_db_submit", truncate: "ucore_thunk_db_log_truncate" });
 }
