@@ -237,7 +237,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
       a.cmp(dword(rdi, SP.state), STATE.waiting).jne(bad);
       a.mov(rsi, qword(rbp, FR.reg("rdx")));
       a.lea(rsp, ptr(L("g_kstack_top")));
-      a.call(L("start_partition"));
+      a.call(L("start_checked"));
       a.mov(qword(rbp, FR.reg("rax")), rax);
       a.jmp(back);
       a.bind(bad);

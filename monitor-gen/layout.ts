@@ -70,7 +70,9 @@ export const WIN = {
 } as const;
 export const INFO = {
   number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32,
-  /** The ultravisor partition's info page only: partition number n's allotment (u64 physical base, u32 pages). */
+  /** The ultravisor partition's info page only: 1 when the monitor mapped the database view (0: no database). */
+  database: 40,
+  /** The ultravisor partition's info page only: partition number n's allotment (u64 physical base, u64 pages). */
   allotment: (n: number): number => 0x800 + 16 * n,
 } as const;
 /** Partition numbers the allotment table of the ultravisor partition's info page covers (0x800 + 16·64 = 0xC00). */

@@ -13,6 +13,9 @@ import { VECTORS } from "./entry.ts";
 import { DB_PAGES, DBWIN, FLAG, FR, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, SP, STATE, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
+/** Descriptor magic ("UVPD", docs/specs/memory-layout.md §4). */
+const PD_MAGIC = 0x44505655;
+
 /** Partition record (64 bytes) offsets in g_partitions. */
 export const PREC = { name: 0, blob: 8, blobBytes: 16, entry: 24, number: 32, flags: 36, state: 40, allotPages: 48, definition: 56, size: 64 } as const;
 /** Channel record (16 bytes) offsets in g_channels. */
@@ -58,6 +61,8 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   a.mov(rax, qword(L("g_kpml4"))).mov(cr3, rax);
   kline(a, "ultravisor: paging: own 4-level tables, identity map of 4 GiB supervisor-only, cr3 ", { hex: (x) => x.mov(rdi, cr3) });
   a.call(L("reserve_partitions"));
+  kline(a, "ultravisor: partition allotments ", { hex: (x) => x.mov(rdi, qword(L("g_allot_lo"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_allot_hi"))) },
+    " reserved (window and client channel pages, one run per partition in configuration order)");
   if (withCore) {
     const skip = a.label();
     const done = a.label();
@@ -225,6 +230,50 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.ret();
   }
 
+  // start_checked(rdi = state page, rsi = b, from the START hypercall) → rax: start_partition's result, or
+  // HC_ERR.refused unless b is a live partition of the database other than the ultravisor — a page below 4 GiB that
+  // owns itself there (GetMemOwner), holds a descriptor whose Me is b, and names this partition. Without a database
+  // nothing can be started this way.
+  a.bind(L("start_checked"));
+  {
+    const refuse = a.label();
+    a.push(rbx).push(r12).push(r13);
+    a.mov(r13, rdi).mov(r12, rsi);
+    if (withCore) {
+      a.cmp(qword(L("g_db_ok")), 0).je(refuse);
+      a.test(r12, r12).jz(refuse);
+      a.mov(rax, 1 << 20).cmp(r12, rax).jae(refuse); // unsigned: −1 and every page at or above 4 GiB
+      a.cmp(r12d, dword({ disp: o.ui * 4096 + 24 })).je(refuse); // the ultravisor's own number
+      a.mov(rdi, r12).shl(rdi, 12).call(L("db_owner"));
+      a.cmp(rax, r12).jne(refuse);
+      a.mov(rbx, r12).shl(rbx, 12); // the descriptor page (identity-mapped at ring 0; the database says it is b's)
+      a.cmp(dword(rbx, 0), PD_MAGIC).jne(refuse);
+      a.cmp(dword(rbx, 4), r12d).jne(refuse);
+      // Its name (16 bytes at +16, NUL-padded) is the partition's (NUL-terminated, at most 15 characters).
+      a.mov(rsi, qword(r13, SP.name)).xor(ecx, ecx);
+      const cmpName = a.here();
+      const same = a.label();
+      a.mov(al, byte({ base: rsi, index: rcx })).cmp(al, byte({ base: rbx, index: rcx, disp: 16 })).jne(refuse);
+      a.test(al, al).jz(same);
+      a.inc(ecx).cmp(ecx, 16).jb(cmpName);
+      a.jmp(refuse);
+      a.bind(same);
+      a.mov(rdi, r13).mov(rsi, r12).call(L("start_partition"));
+      const out = a.label();
+      a.jmp(out);
+      a.bind(refuse);
+      kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " not started: ", { hex: (x) => x.mov(rdi, r12) },
+        " is not its descriptor in the database");
+      a.mov(rax, HC_ERR.refused);
+      a.bind(out);
+    } else {
+      a.bind(refuse);
+      a.mov(rax, HC_ERR.refused);
+    }
+    a.pop(r13).pop(r12).pop(rbx);
+    a.ret();
+  }
+
   // start_partition(rdi = state page, rsi = the partition's number in the database, or −1 without a database)
   // → rax = 0 or HC_ERR.refused. Every page of the allotment must be the partition's in the database (core's
   // GetMemOwner, the same compiled core that built it); then the address space is built from them, the channels
@@ -260,6 +309,8 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
       // The resource manager in the ultravisor partition sees the database's pages (and only those) at DBWIN.
       const notUltra = a.label();
       a.test(byte(r13, SP.flags), FLAG.ultra).jz(notUltra);
+      a.cmp(qword(L("g_db_ok")), 0).je(notUltra); // no database: no view (the partition reads INFO.database = 0)
+      a.mov(rax, qword(r13, SP.window)).mov(qword(rax, INFO.database), 1);
       // [r15, r12): the database's own 4 MiB page, then core's private 4 MiB page (r12, the owner, is saved in the
       // state page already).
       for (const first of [true, false]) {

@@ -55,7 +55,9 @@ export function emitRuntime(a: Assembler): void {
   a.section(".bss");
   a.align(16);
   a.bind(L("p_line"));
-  a.zero(256);
+  a.zero(224);
+  a.bind(L("p_line_end")); // fmt_str stops here; numbers after it still fit the 256 bytes
+  a.zero(32);
   a.bind(L("p_reqid"));
   a.zero(8);
   a.section(".text");
@@ -66,6 +68,7 @@ export function emitRuntime(a: Assembler): void {
     const next = a.here();
     const done = a.label();
     a.mov(al, byte(rsi)).test(al, al).jz(done);
+    a.lea(rcx, ptr(L("p_line_end"))).cmp(rdi, rcx).jae(done); // a string without its NUL stops at the buffer's end
     a.mov(byte(rdi), al).inc(rdi).inc(rsi).jmp(next);
     a.bind(done).ret();
   }

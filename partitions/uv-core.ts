@@ -8,11 +8,11 @@
 // which makes the monitor build its address space from the database view. Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
 // lines, which the I/O partition writes to COM1.
-import { Assembler, type Label, byte, dword, eax, ecx, ptr, qword, r12, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, byte, dword, eax, ecx, edx, ptr, word, qword, r12, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
+import { CHAN, DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
 import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, emitCommandServeLoop } from "./programs.ts";
@@ -56,6 +56,8 @@ export interface UltravisorCoreOptions {
    * monitor's ownership check must refuse its START (test/hw/ultravisor.test.ts).
    */
   shortAllotment?: number;
+  /** Test builds: before creating each partition, call START with −1 and with the ultravisor's number (both refused). */
+  startProbes?: boolean;
 }
 
 export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8Array, o: UltravisorCoreOptions): ObjectFile {
@@ -72,6 +74,14 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     a.lea(rdi, ptr(L("ucore_ctx"))).lea(rsi, ptr(L("ucore_args"))).lea(rdx, ptr(L("ucore_result")));
     a.call(L(`ucore_thunk_${fn}`));
   };
+  {
+    // Without the database (skipped at boot) the monitor maps no view: say so and refuse every definition.
+    const haveDb = a.label();
+    a.mov(rax, windowAddress(INFO.database)).cmp(qword(rax), 0).jne(haveDb);
+    consoleLine(a, "no resource database (skipped at boot): definitions are refused");
+    emitCommandServeLoop(a, (x) => consoleLine(x, "command ", { dec: (y) => y.mov(rax, r12) }, ": refused: no resource database"));
+    a.bind(haveDb);
+  }
   call("db_attach", ui);
   a.mov(r12, qword(L("ucore_result")));
   // The request buffer is in core's private 4 MiB page, wherever the loader put it: M from the index page.
@@ -137,6 +147,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   {
     const next = a.label();
     const same = a.label();
+    a.sub(rsp, 8); // rsp 16-byte aligned at the calls into the compiled core
     a.mov(r13, qword(L("ucore_scan_lo"))); // address
     a.mov(r14, -1); // owner of the open run
     a.mov(r15, r13); // start of the open run
@@ -155,6 +166,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     a.bind(same);
     a.add(r13, qword(L("ucore_scan_step"))).cmp(r13, qword(L("ucore_scan_hi"))).jb(loop);
     a.call(L("uv_print_run"));
+    a.add(rsp, 8);
     a.ret();
   }
 
@@ -277,14 +289,23 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     const uiAt = DBWIN + BigInt(o.ui * 4096);
     const exit = a.label();
     const noAllot = a.label();
+    const malformed = a.label();
     const refused = a.label();
+    const trapped = a.label();
     const noPage = a.label();
-    a.push(r13).push(r14).push(r15); // the service loop's registers
-    // The payload goes to the end of core's request buffer (its wasm address is [ucore_req] + PAYLOAD_OFFSET).
+    a.push(rbx).push(r13).push(r14).push(r15).sub(rsp, 8); // the service loop's registers; rsp 16-byte aligned at calls
+    // A definition is opcode 2 with exactly DEFINITION_BYTES inline; anything else is refused unread.
+    a.cmp(dword(rbx, -64), CHAN.opDefine).jne(malformed);
+    a.cmp(word(rbx, -64 + 20), DEFINITION_BYTES).jne(malformed);
+    // The payload is copied to the end of core's request buffer (wasm address [ucore_req] + PAYLOAD_OFFSET) and read
+    // only from there: the command partition can rewrite the channel page while this runs.
     a.mov(rdi, DBWIN + BigInt(PAYLOAD_OFFSET)).add(rdi, qword(L("ucore_req")));
     for (let k = 0; k < DEFINITION_BYTES; k += 8) a.mov(rax, qword(rbx, k)).mov(qword(rdi, k), rax);
+    a.mov(byte(rdi, 15), 0); // the name is printed: NUL-terminated within its 16 bytes
+    a.mov(rbx, rdi);
     a.mov(eax, dword(rbx, 36)).mov(r13, rax); // the partition's number
     a.cmp(r13, MAX_NUMBER).jae(noAllot);
+    a.mov(rax, windowAddress(INFO.number)).cmp(r13, qword(rax)).je(noAllot); // never its own allotment
     a.mov(rax, windowAddress(INFO.allotment(0))).mov(rcx, r13).shl(rcx, 4).add(rax, rcx);
     a.mov(rcx, qword(rax)).shr(rcx, 12).mov(rdx, qword(rax, 8));
     a.test(rdx, rdx).jz(noAllot);
@@ -294,6 +315,18 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
       a.dec(rdx);
       a.bind(whole);
     }
+    if (o.startProbes) {
+      // Test builds: START with a number that is not the partition's descriptor must be refused (−4) by the monitor.
+      for (const bad of [() => a.mov(rdx, -1), () => a.mov(rax, uiAt).mov(edx, dword(rax, 24))]) {
+        a.push(rcx).push(rdx);
+        a.mov(rcx, r13);
+        bad();
+        hypercall(a, HC.start);
+        a.mov(r14, rax).neg(r14);
+        consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": probe: START refused: -", { dec: (x) => x.mov(rax, r14) });
+        a.pop(rdx).pop(rcx);
+      }
+    }
     a.mov(rax, BigInt(o.ui)).mov(qword(L("uvtx_args")), rax);
     a.mov(rax, qword(L("ucore_req"))).mov(qword({ label: L("uvtx_args"), disp: 8 }), rax);
     a.add(rax, PAYLOAD_OFFSET).mov(qword({ label: L("uvtx_args"), disp: 16 }), rax);
@@ -301,14 +334,14 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     a.mov(rax, uiAt).mov(eax, dword(rax, 24)).mov(qword({ label: L("uvtx_args"), disp: 40 }), rax); // from the ultravisor
     a.lea(rdi, ptr(L("uvtx_ctx"))).lea(rsi, ptr(L("uvtx_args"))).lea(rdx, ptr(L("uvtx_result")));
     a.call(L("uvtx_thunk_create"));
-    a.test(eax, eax).jnz(refused); // a trap in the module: reported as core's refusal with the trap's code
+    a.mov(r14, rax);
+    a.test(eax, eax).jnz(trapped);
     a.movsxd(rax, dword(L("uvtx_result")));
     a.mov(qword(L("ucore_result")), rax);
     a.cmp(rax, -1003).je(noPage);
     a.test(rax, rax).js(refused);
     a.mov(r14, rax);
     a.inc(qword(L("ucore_applied")));
-    a.mov(rcx, r13).mov(rdx, r14);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) }, " created");
     a.mov(rcx, r13).mov(rdx, r14);
     hypercall(a, HC.start);
@@ -324,13 +357,20 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": refused by core, error -",
       { dec: (x) => x.movsxd(rax, dword(L("ucore_result"))).neg(rax) });
     a.jmp(exit);
+    a.bind(trapped);
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": wasm trap ", { dec: (x) => x.mov(rax, r14) });
+    a.jmp(exit);
     a.bind(noPage);
-    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no free database page (growing the database is not implemented)");
+    // Growing the database (a new PKM once its own 4 MiB page is full) is not implemented (image-layout.md).
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no free database page");
     a.jmp(exit);
     a.bind(noAllot);
-    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no allotment for partition number ", { dec: (x) => x.mov(rax, r13) });
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no allotment for number ", { dec: (x) => x.mov(rax, r13) });
+    a.jmp(exit);
+    a.bind(malformed);
+    consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": not a definition: refused");
     a.bind(exit);
-    a.pop(r15).pop(r14).pop(r13);
+    a.add(rsp, 8).pop(r15).pop(r14).pop(r13).pop(rbx);
     a.ret();
   }
 

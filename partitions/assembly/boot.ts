@@ -315,13 +315,17 @@ const PD_MAGIC: u32 = 0x4450_5655;
  * definition at `payload` (name 16, principal 16, u32 kind), the page handed to the partition, then each run of the
  * allotment (at 4 KiB granularity) from `from` to it. Used at boot for the partitions the boot partition creates and
  * by the ultravisor partition for each definition. Returns the new partition's number (its descriptor page) or a
- * negative error: core's, or −1003 (no spare database page; growing the database is not implemented), −1001 (a
+ * negative error: core's, or −1003 (no free page for the descriptor in the database's own 4 MiB page, or no spare:
+ * growing the database is not implemented), −1001 (a
  * page of the allotment is not mapped at 4 KiB granularity), −1002 (too many runs for one request).
  */
 export function create(ui: u32, req: u32, payload: u32, first: u32, pages: u32, from: u32): i32 {
   loadIndex(ui, req);
   const d = freeAbove(top, order, 0, 0);
   if (d == 0 || freeAbove(top, order, 0, d) == 0) return -1003;
+  // The descriptor must lie in the database's own 4 MiB page: the ultravisor partition's view holds that page (and
+  // core's private one) only. Past it the resource service would grow the database, which is not implemented here.
+  if (d >> 10 != uiPage >> 10) return -1003;
   const l = leaf4k(d);
   if (l < 0) return -1001;
   const dMap = <u32>(l >> 10);

@@ -26,7 +26,8 @@ export function main(table: u64, count: i64, slot: i64): void {
   }
   const result = hypercall(HC_COMMAND, slot, 0);
   at = putStr(LINE, "command channel submitted, hypercall result ");
-  consoleLine(putDec(at, <u64>result));
+  if (result < 0) at = putStr(at, "-");
+  consoleLine(putDec(at, <u64>(result < 0 ? -result : result)));
   while (true) hypercall(HC_YIELD, 0, 0);
 }
 

@@ -4,7 +4,7 @@
 // through its linear memory (the linear memory is the window: docs/specs/image-layout.md); optionally it first tries
 // the command hypercall once and prints the refusal. Lines go through its console channel (partition.ts).
 
-import { HC_COMMAND, HC_TIME, LINE, consoleLine, hypercall, putDec, putHex, putStr, trapLine, wasmAddress } from "./partition";
+import { HC_COMMAND, HC_START, HC_TIME, LINE, consoleLine, hypercall, putDec, putHex, putStr, trapLine, wasmAddress } from "./partition";
 
 /** FNV-1a over [start, end) of linear memory. */
 export function checksum(start: usize, end: usize): u32 {
@@ -15,7 +15,8 @@ export function checksum(start: usize, end: usize): u32 {
 
 /**
  * Runs for ever: a line every `period` quanta. [sumStart, sumEnd) are the window addresses the checksum covers;
- * `probeCommand` ≠ 0 tries the command hypercall once first (a guest may not: the monitor refuses and audits it).
+ * `probeCommand` ≠ 0 tries the command hypercall and START once first (a guest may do neither: the monitor refuses
+ * and audits both).
  */
 export function main(period: i64, sumStart: u64, sumEnd: u64, probeCommand: i64): void {
   const start = wasmAddress(sumStart);
@@ -24,6 +25,8 @@ export function main(period: i64, sumStart: u64, sumEnd: u64, probeCommand: i64)
   if (probeCommand != 0) {
     const r = hypercall(HC_COMMAND, 0, 0);
     consoleLine(putDec(putStr(LINE, "command hypercall refused: result -"), <u64>-r));
+    const s = hypercall(HC_START, 0, 0);
+    consoleLine(putDec(putStr(LINE, "start hypercall refused: result -"), <u64>-s));
   }
   let ticks: u64 = 0;
   let work: u64 = 0;

@@ -15,6 +15,7 @@ export const HC_YIELD: i64 = 0;
 export const HC_SIGNAL: i64 = 1;
 export const HC_TIME: i64 = 2;
 export const HC_COMMAND: i64 = 3;
+export const HC_START: i64 = 5;
 export const HC_POLL: i64 = 4;
 
 // The window (docs/specs/image-layout.md): its virtual base, the info page's fields, the channel slots.

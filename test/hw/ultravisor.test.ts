@@ -199,9 +199,7 @@ async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: st
   const host = await Host.create({ memory: hostBytes, firmware: firmwareRegions(parseFirmwareMap(lines)), keepBackup: false, layout: { private: privatePage(lines).m } });
   const region = ultravisorRegion(lines);
   const started = startedPartitions(lines);
-  const allot = [...started.values()];
-  const allotLo = allot.reduce((m, x) => (x.window < m ? x.window : m), region.end);
-  const allotHi = allot.reduce((m, x) => (x.window + BigInt(x.pages) * 4096n > m ? x.window + BigInt(x.pages) * 4096n : m), 0n);
+  const { lo: allotLo, hi: allotHi } = allotments(lines);
   const ui = host.db.indexPage();
   host.markRange(allotLo, allotHi, ui.avail, ui.ultra, () => host.freeDbPage(), true);
   host.markRange(region.base, region.end, ui.avail, ui.ultra, () => host.freeDbPage());
@@ -230,6 +228,13 @@ function fig1Spec(name: string): { name: string; kind: string } {
   const p = figure1Config().partitions.find((x) => x.name === name);
   if (!p) throw new Error(`no partition ${name} in the Figure 1 configuration`);
   return p;
+}
+
+/** The partitions' allotments as the lead monitor reserved them (its line): [lo, hi). */
+function allotments(lines: readonly string[]): { lo: bigint; hi: bigint } {
+  const m = lines.map((l) => /^ultravisor: partition allotments (0x[0-9a-f]+)-(0x[0-9a-f]+) reserved /.exec(l)).find(Boolean);
+  if (!m) throw new Error("no allotment line from the lead monitor");
+  return { lo: BigInt(m[1]!), hi: BigInt(m[2]!) };
 }
 
 /** The ultravisor region from the loader's allocation line: [base, end). */
@@ -292,7 +297,8 @@ describe("ultravisor on OVMF (TCG)", () => {
         defined.flatMap((n, i) => [`command ${i + 1}: define ${n}`, `command ${i + 1}: ${n} started`]));
       expect(b.lines).toContain("ultravisor: command channel submitted by partition command");
       // A guest may not submit the command channel: refused, audited.
-      expect(linesOf(b, "X")[0]).toBe("command hypercall refused: result -1");
+      expect(linesOf(b, "X").slice(0, 2)).toEqual(["command hypercall refused: result -1", "start hypercall refused: result -1"]);
+      expect(b.lines).toContain("ultravisor: audit: partition X: start refused (only the ultravisor partition starts partitions)");
       expect(b.lines).toContain("ultravisor: audit: partition X: command channel submission refused");
       for (const g of ["X", "Y", "Z"]) {
         const ticks = linesOf(b, g).map((l) => TICK.exec(l)).filter((m) => m !== null);
@@ -410,7 +416,8 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(BigInt(priv.base), "private page right above the region the bump allocator uses").toBe(region.end);
     expect(b.lines.filter((l) => /warning|skipped/.test(l) && l.startsWith("ultravisor: "))).toEqual([]);
     const definitions = fig1.partitions.flatMap((p, i) => (p.kind === "guest" ? [definitionOf(p, i + 1)] : []));
-    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, ["io", "command"], definitions);
+    const bootCreated = fig1.partitions.filter((p) => p.kind === "io" || p.kind === "command").map((p) => p.name);
+    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, bootCreated, definitions);
     expect(db.indexPage().private, "the index page names the private page").toBe(priv.m);
     // The machine committed as many boot transactions as the simulator (its log's sequence numbers say so too).
     const done = b.lines.map((l) => BOOT_DB_LINES.done.exec(l)).find(Boolean);
@@ -461,7 +468,10 @@ describe("ultravisor on OVMF (TCG)", () => {
     const ultra = ultraId;
     const numberOf = new Map([...startedPartitions(b.lines)].map(([n, x]) => [n, x.owner]));
     expect(numberOf.get("uv-partition"), "the ultravisor partition is the database's ultravisor").toBe(ultra);
-    ["io", "command", "X", "Y", "Z"].forEach((n) => expect(numberOf.get(n), `${n} has its own number`).not.toBe(ultra));
+    ["io", "command", "X", "Y", "Z"].forEach((n) => {
+      expect(numberOf.get(n), `${n} started`).toBeDefined();
+      expect(numberOf.get(n), `${n} has its own number`).not.toBe(ultra);
+    });
     for (const sp of spaces) {
       for (const pa of sp.tables) expect(db.owner(pa) >>> 0, `${sp.name}: owner of table page 0x${pa.toString(16)}`).toBe(ultra);
       for (const [va, pte] of sp.leaves) {
@@ -496,9 +506,9 @@ describe("ultravisor on OVMF (TCG)", () => {
       const d = at >= DB_PAGES.lo && at < DB_PAGES.hi ? db.readDescriptor(p) : undefined;
       return d && d.name ? d.name : hex8(p);
     };
-    const allot = [...startedPartitions(b.lines).values()];
-    const allotLo = Number(allot.reduce((m, x) => (x.window < m ? x.window : m), 1n << 32n) & ~0x3fffffn);
-    const allotHi = Number((allot.reduce((m, x) => (x.window + BigInt(x.pages) * 4096n > m ? x.window + BigInt(x.pages) * 4096n : m), 0n) + 0x3fffffn) & ~0x3fffffn);
+    const reserved = allotments(b.lines);
+    const allotLo = Number(reserved.lo & ~0x3fffffn);
+    const allotHi = Number((reserved.hi + 0x3fffffn) & ~0x3fffffn);
     for (const m of [...MAP_SCALES, { name: ALLOTMENT_SCALE, lo: allotLo, hi: allotHi, step: 0x1000 }]) {
       let start = 0, owner: number | null = null;
       const close = (end: number): void => {
@@ -539,15 +549,18 @@ describe("ultravisor on OVMF (TCG)", () => {
       partitions: [
         { name: "idle", kind: "idle", duty: 0 },
         { name: "io", kind: "io", duty: 2 },
-        { name: "X", kind: "guest", duty: 3 },
-        { name: "Y", kind: "guest", duty: 3 },
+        { name: "uv-partition", kind: "ultravisor", duty: 1 },
+        { name: "command", kind: "command", duty: 1 },
+        { name: "X", kind: "guest", duty: 2 },
+        { name: "Y", kind: "guest", duty: 2 },
         ...faults.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, fault: f, faultAfter: 2 })),
         { name: "bad-wasm", kind: "guest", duty: 1, lang: "as", fault: "wasm-oob" },
       ],
     };
     // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover; and
     // it allows no conventional memory in the database's own 4 MiB page, which OVMF's map has there: the loader must
-    // name the conflict and the database is skipped (this host has no ultravisor partition to need it).
+    // name the conflict and the database is skipped. Every partition then starts at boot unchecked; the ultravisor
+    // partition gets no view of the database and refuses the command partition's definitions.
     const c = await boot("containment", config, [], undefined, { staleMapKeyOnce: true, coreDbPageTypes: [3, 4] });
     const text = c.lines.join("\n");
     try {
@@ -556,6 +569,16 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(conflict, "the database page's conflict named").toMatch(/ of type 7 at 0x[0-9a-f]+-0x[0-9a-f]+$/);
       expect(c.lines).toContain("ultravisor: resource database skipped (the loader's line above says why)");
       expect(c.lines.some((l) => /^ultravisor: (core private page|resource database bootstrapped)/.test(l)), "nothing of the database built").toBe(false);
+      expect(c.lines.some((l) => l.startsWith("ultravisor: database pages ")), "no database view mapped").toBe(false);
+      const started = startedPartitions(c.lines);
+      for (const p of config.partitions.filter((x) => x.kind !== "idle")) {
+        expect(started.get(p.name), `${p.name} started at boot, unchecked`).toMatchObject({ quantum: 0, owner: 0xffffffff });
+      }
+      const uv = linesOf(c, "uv-partition");
+      expect(uv[0]).toBe("no resource database (skipped at boot): definitions are refused");
+      const guests = config.partitions.filter((x) => x.kind === "guest").length;
+      expect(uv.filter((l) => /^command \d+: refused: no resource database$/.test(l)).length, "every definition refused").toBe(guests);
+      expect(summary(c).get("uv-partition")?.state).toBe("ready");
       const s = summary(c);
       let lastFault = -1;
       for (const f of faults) {
@@ -602,7 +625,8 @@ describe("ultravisor on OVMF (TCG)", () => {
   it("does not start a guest whose allotment the database does not wholly give it: the monitor checks every page with core's GetMemOwner", async () => {
     // The ultravisor partition of this build creates Y with its allotment's last page left to the ultravisor.
     const config: UltravisorConfig = { ...fig1, runQuanta: 320, partitions: fig1.partitions.filter((p) => p.name !== "Z") };
-    const c = await boot("short-allotment", config, [], undefined, { shortAllotmentFor: "Y" });
+    // It also first calls START for each guest with −1 and with its own number: neither is the guest's descriptor.
+    const c = await boot("short-allotment", config, [], undefined, { shortAllotmentFor: "Y", startProbes: true });
     const text = c.lines.join("\n");
     try {
       const started = startedPartitions(c.lines);
@@ -618,6 +642,12 @@ describe("ultravisor on OVMF (TCG)", () => {
       const yWindow = x.window + BigInt(x.pages) * 4096n;
       const lastPage = yWindow + BigInt(allotmentPages(config.partitions.findIndex((p) => p.name === "Y"), c.img.channels) - 1) * 4096n;
       expect(c.lines).toContain(`ultravisor: partition Y not started: page 0x${lastPage.toString(16)} is owned by 0x${ultra.toString(16)} in the database, not by ${created![1]!.replace(/^0x0*/, "0x")}`);
+      for (const [k, name] of [[1, "X"], [2, "Y"]] as const) {
+        expect(uvLines.filter((l) => l === `command ${k}: probe: START refused: -4`).length, `${name}: both probes refused`).toBe(2);
+        for (const bad of ["0xffffffffffffffff", `0x${ultra.toString(16)}`]) {
+          expect(c.lines, `${name} START with ${bad}`).toContain(`ultravisor: partition ${name} not started: ${bad} is not its descriptor in the database`);
+        }
+      }
       const s = summary(c);
       expect(s.get("Y")).toMatchObject({ state: "waiting", quanta: 0 });
       expect(linesOf(c, "Y")).toEqual([]);

@@ -76,7 +76,7 @@ describe("ultravisor image", () => {
     const ro = io.symbols.get("p_ro_end")!;
     const rest = disassemble(io.blob.subarray(0x1000, Number(lo - WINDOW)), WINDOW + 0x1000n) + disassemble(io.blob.subarray(Number(hi - WINDOW), Number(ro - WINDOW)), hi);
     expect(rest).toMatch(/int\s+\$0x80/);
-    expect(rest).not.toMatch(/\s(in|out)\s+[%(]/);
+    expect(rest).not.toMatch(/\s(in|out)[bwl]?\s+[%($]/); // register, (%dx) and immediate-port forms
     const x = img.partitions.find((p) => p.spec.name === "X")!.packed!;
     expect(disassemble(x.blob.subarray(0x1000, Number(x.image.end - WINDOW)), WINDOW + 0x1000n)).toContain("int    $0x80");
   });

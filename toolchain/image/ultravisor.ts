@@ -34,6 +34,8 @@ export interface UltravisorImageOptions {
   staleMapKeyOnce?: boolean;
   /** Test builds: the ultravisor partition creates this guest with one page less than its allotment (START refused). */
   shortAllotmentFor?: string;
+  /** Test builds: the ultravisor partition calls START with two numbers that are not the descriptor first (refused). */
+  startProbes?: boolean;
   /** Test builds: the UEFI types the database's own 4 MiB page may hold (default CORE_LOADER_PLAN.types). */
   coreDbPageTypes?: number[];
   espSizeMiB?: number;
@@ -168,6 +170,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestOffset: CORE_DB_PLAN.requestOffset,
           definitions: definitions.length, summaryAt: summaryQuantum(config.runQuanta), schedule: scheduleLines,
           ...(opts.shortAllotmentFor !== undefined ? { shortAllotment: shortAllotmentNumber(parts, opts.shortAllotmentFor) } : {}),
+          ...(opts.startProbes ? { startProbes: true } : {}),
         }) : assembleUltravisorPartition())
       : assembleGuest({
           period: config.guestPeriod,
