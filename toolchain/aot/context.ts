@@ -18,6 +18,9 @@ import { type MacroAssembler, type Opnd, type Size, reg as reg_ } from "./masm.t
 // loaded as ESM (npm run bench, uvt) the alias costs nothing either way.
 const reg = reg_;
 
+/** One register operand per register number, shared: pop() runs for most instructions and operands are immutable. */
+const REG_OPND: Opnd[] = Array.from({ length: 16 }, (_, r) => Object.freeze({ k: "reg" as const, r }));
+
 /** Registers handed out to values: everything except rsp, rbp, r14 (vmctx), r15 (memory) and the scratch set. */
 export const ALLOCATABLE = [3, 6, 7, 8, 9, 10, 12, 13];
 
@@ -38,6 +41,9 @@ export class Context {
   /** For Local entries: the local index. */
   private localOf: number[] = [];
   private free: number[];
+  /** Bit r set: register r is in the pool / is in `free`. */
+  private poolMask = 0;
+  private freeMask = 0;
   private readonly pool: number[];
 
   constructor(
@@ -52,6 +58,8 @@ export class Context {
     this.pool = ALLOCATABLE.filter((r) => !pinned.includes(r));
     for (let i = 0; i < pinned.length; i++) if (pinned[i]! >= 0) this.pinnedLocals.push(i);
     this.free = [...this.pool].reverse();
+    for (const r of this.pool) this.poolMask |= 1 << r;
+    this.freeMask = this.poolMask;
   }
 
   get height(): number {
@@ -65,6 +73,13 @@ export class Context {
     return (cache[k] ??= this.masm.frame(-8 * (this.numLocals + 1 + k), size));
   }
   private readonly homes8: Mem[] = [];
+  /** Slot operands of pop(), cached like home() (operands are never modified). */
+  private homeOpnd(k: number, size: Size): Opnd {
+    const cache = size === 8 ? this.homeOpnds8 : this.homeOpnds4;
+    return (cache[k] ??= { k: "mem", m: this.home(k, size) });
+  }
+  private readonly homeOpnds8: Opnd[] = [];
+  private readonly homeOpnds4: Opnd[] = [];
   private readonly locals: Mem[] = [];
   /** Indices of the locals that have a pinned register, ascending. */
   readonly pinnedLocals: number[] = [];
@@ -153,25 +168,35 @@ export class Context {
     const i = this.free.indexOf(r);
     if (i < 0) throw new Error(`register allocator: result register ${r} is not free at a block end`);
     this.free.splice(i, 1);
+    this.freeMask &= ~(1 << r);
     this.pushReg(size, r);
   }
 
   /** A free register, spilling the deepest register-held entry if none is free. */
   alloc(): number {
     const r = this.free.pop();
-    if (r !== undefined) return r;
+    if (r !== undefined) {
+      this.freeMask &= ~(1 << r);
+      return r;
+    }
     for (let k = 0; k < this.where.length; k++) {
       if (this.where[k] === Where.Reg) {
         const x = this.regOf[k]!;
         this.spillEntry(k);
         this.free.pop();
+        this.freeMask &= ~(1 << x);
         return x;
       }
     }
     throw new Error("register allocator: no register to spill");
   }
   release(r: number): void {
-    if (this.pool.includes(r) && !this.free.includes(r)) this.free.push(r);
+    // Bit masks for "in the pool" and "already free": release runs for nearly every popped operand.
+    const bit = 1 << r;
+    if (r >= 0 && (this.poolMask & bit) !== 0 && (this.freeMask & bit) === 0) {
+      this.free.push(r);
+      this.freeMask |= bit;
+    }
   }
 
   private spillEntry(k: number): void {
@@ -254,9 +279,9 @@ export class Context {
     const w = this.where[k]!;
     const size = this.sizeOf[k]!;
     let o: Opnd;
-    if (w === Where.Reg || w === Where.Local) o = { k: "reg", r: this.regOf[k]! };
+    if (w === Where.Reg || w === Where.Local) o = REG_OPND[this.regOf[k]!]!;
     else if (w === Where.Const) o = { k: "imm", v: this.constOf[k]! };
-    else o = { k: "mem", m: this.home(k, size) };
+    else o = this.homeOpnd(k, size);
     this.truncate(k);
     return o;
   }

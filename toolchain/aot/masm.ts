@@ -9,7 +9,7 @@ import * as abi from "./abi.ts";
 // Hot imports aliased to module-local constants: when tsx loads this file as CommonJS (required from a script outside
 // this ESM package), every use of an imported binding is an export-getter call (~15% of compile time by --cpu-prof);
 // loaded as ESM (npm run bench, uvt) the alias costs nothing either way.
-const { GPR8, GPR16, GPR32, GPR64, Mem, byte, dword, qword, word } = x64;
+const { GPR8, GPR16, GPR32, GPR64, Mem } = x64;
 type Mem = x64.Mem;
 const { Ctx, FP, MEMBASE, Trap, VMCTX } = abi;
 type Trap = abi.Trap;
@@ -26,8 +26,8 @@ export function reg(n: number, size: Size | 1 | 2): Gpr {
 }
 
 function memSized(size: 1 | 2 | 4 | 8, base: Gpr, disp: number, index?: Gpr): Mem {
-  const a = index ? { base, index, disp } : { base, disp };
-  return size === 8 ? qword(a) : size === 4 ? dword(a) : size === 2 ? word(a) : byte(a);
+  // The Mem directly (what qword({ base, index, disp }) builds), without an Address object per access.
+  return new Mem(size, base, index ?? null, 1, disp, null, false, null);
 }
 
 /** The same address with another access width. */
@@ -36,6 +36,7 @@ export function resize(m: Mem, size: 1 | 2 | 4 | 8): Mem {
 }
 
 const fitsI32 = (v: bigint): boolean => v >= -0x80000000n && v <= 0x7fffffffn;
+const RAX_OPND: Opnd = Object.freeze({ k: "reg", r: RAX });
 
 export type AluOp = "add" | "sub" | "and" | "or" | "xor";
 export type ShiftOp = "shl" | "sar" | "shr" | "rol" | "ror";
@@ -318,7 +319,7 @@ export class MacroAssembler {
     const a = this.a;
     const end = offset + bytes;
     if (!pinned || this.checkedEnd[addr]! < end) {
-      if (end <= 0x7fffffff) a.lea(reg(R11, 8), qword({ base: reg(addr, 8), disp: end }));
+      if (end <= 0x7fffffff) a.lea(reg(R11, 8), memSized(8, reg(addr, 8), end));
       else {
         a.mov(reg(R11, 8), end);
         a.add(reg(R11, 8), reg(addr, 8));
@@ -371,11 +372,11 @@ export class MacroAssembler {
   private storable(bytes: 1 | 2 | 4 | 8, value: Opnd): Opnd {
     if (value.k === "mem") {
       this.a.mov(reg(RAX, bytes), resize(value.m, bytes));
-      return { k: "reg", r: RAX };
+      return RAX_OPND;
     }
     if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
       this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
-      return { k: "reg", r: RAX };
+      return RAX_OPND;
     }
     return value;
   }

@@ -50,6 +50,12 @@ interface Ctl {
 
 const sz = (t: number): Size => (t === ValType.I64 ? 8 : 4);
 
+/** BigInt(v) for i32.const, shared for the common small values (a BigInt is a heap object). */
+const SMALL_BIGINTS: bigint[] = Array.from({ length: 1280 }, (_, i) => BigInt(i - 256));
+function smallBigInt(v: number): bigint {
+  return v >= -256 && v < 1024 ? SMALL_BIGINTS[v + 256]! : BigInt(v);
+}
+
 const CMP: Record<number, Condition> = {
   0: "e", 1: "ne", 2: "l", 3: "b", 4: "g", 5: "a", 6: "le", 7: "be", 8: "ge", 9: "ae",
 };
@@ -188,27 +194,35 @@ export class FunctionCompiler {
       case Op.GlobalSet: return this.visitGlobalSet(a);
       case Op.MemorySize: return this.visitMemorySize();
       case Op.MemoryGrow: return this.visitMemoryGrow();
-      case Op.I32Const: return this.cx.pushConst(4, BigInt(a));
+      case Op.I32Const: return this.cx.pushConst(4, smallBigInt(a));
       case Op.I64Const: return this.cx.pushConst(8, i64);
-      case Op.I32Eqz: return this.unary(4, (r) => this.masm.eqz(4, r));
-      case Op.I64Eqz: return this.unary(4, (r) => this.masm.eqz(8, r));
-      case Op.I32WrapI64: return this.unary(4, (r) => this.masm.wrap(r));
-      case Op.I64ExtendI32S: return this.unary(8, (r) => this.masm.extend(8, r, 32, true));
-      case Op.I64ExtendI32U: return this.unary(8, (r) => this.masm.extend(8, r, 32, false));
-      case Op.I32Extend8S: return this.unary(4, (r) => this.masm.extend(4, r, 8, true));
-      case Op.I32Extend16S: return this.unary(4, (r) => this.masm.extend(4, r, 16, true));
-      case Op.I64Extend8S: return this.unary(8, (r) => this.masm.extend(8, r, 8, true));
-      case Op.I64Extend16S: return this.unary(8, (r) => this.masm.extend(8, r, 16, true));
-      case Op.I64Extend32S: return this.unary(8, (r) => this.masm.extend(8, r, 32, true));
+      case Op.I32Eqz: case Op.I64Eqz: case Op.I32WrapI64: case Op.I64ExtendI32S: case Op.I64ExtendI32U:
+      case Op.I32Extend8S: case Op.I32Extend16S: case Op.I64Extend8S: case Op.I64Extend16S: case Op.I64Extend32S:
+        return this.unary(op);
       default: return this.unsupported(`opcode 0x${op.toString(16)}`, at);
     }
   }
 
   // ---- numeric ------------------------------------------------------------------------------------------------------
 
-  private unary(out: Size, f: (r: number) => void): void {
+  /** The one-operand conversions and tests, in place on the operand's register (a switch, not a closure per use). */
+  private unary(op: number): void {
+    const m = this.masm;
     const r = this.cx.popReg();
-    f(r);
+    let out: Size = 4;
+    switch (op) {
+      case Op.I32Eqz: m.eqz(4, r); break;
+      case Op.I64Eqz: m.eqz(8, r); break;
+      case Op.I32WrapI64: m.wrap(r); break;
+      case Op.I64ExtendI32S: m.extend(8, r, 32, true); out = 8; break;
+      case Op.I64ExtendI32U: m.extend(8, r, 32, false); out = 8; break;
+      case Op.I32Extend8S: m.extend(4, r, 8, true); break;
+      case Op.I32Extend16S: m.extend(4, r, 16, true); break;
+      case Op.I64Extend8S: m.extend(8, r, 8, true); out = 8; break;
+      case Op.I64Extend16S: m.extend(8, r, 16, true); out = 8; break;
+      case Op.I64Extend32S: m.extend(8, r, 32, true); out = 8; break;
+      default: throw new Error(`unary: opcode 0x${op.toString(16)} is not a unary operator`);
+    }
     this.cx.pushReg(out, r);
   }
 
@@ -224,8 +238,12 @@ export class FunctionCompiler {
   private arith(size: Size, k: number): void {
     const m = this.masm;
     if (k <= 2) {
-      const f = k === 0 ? m.clz : k === 1 ? m.ctz : m.popcnt;
-      return this.unary(size, (r) => f.call(m, size, r));
+      const r = this.cx.popReg();
+      if (k === 0) m.clz(size, r);
+      else if (k === 1) m.ctz(size, r);
+      else m.popcnt(size, r);
+      this.cx.pushReg(size, r);
+      return;
     }
     if ((k === 3 || k === 4) && this.addConstToPinned(size, k === 4)) return;
     const rhs = this.cx.pop();

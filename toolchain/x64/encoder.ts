@@ -1,7 +1,7 @@
 // The instruction encoder: picks the first form of forms.ts that accepts the operands and writes its bytes (legacy
 // prefixes, REX, opcode, ModRM/SIB/displacement, immediate). The single place in the project that produces x86-64
 // instruction bytes; the Assembler (assembler.ts) owns the buffers, labels and relocations around it.
-import { type Candidates, type Form, type FormList, FORMS, type Imm, type Spec } from "./forms.ts";
+import { type Candidates, type Form, type FormList, FORMS, type Imm, RECENT_SLOTS as RECENT_SLOTS_IMPORT, type Spec } from "./forms.ts";
 import { type Label, type Mem, SIZE_NAMES, type SymRef } from "./operands.ts";
 import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
 
@@ -54,6 +54,9 @@ export function describe(mnemonic: string, ops: readonly Operand[]): string {
 }
 
 const TWO63 = 2 ** 63, TWO64 = 2 ** 64;
+// BigInt bounds computed once: a BigInt expression allocates each time it is evaluated.
+const MIN_I64N = -(1n << 63n), TWO64N = 1n << 64n, TWO53N = 2n ** 53n;
+const RECENT_SLOTS = RECENT_SLOTS_IMPORT;
 
 // Local copies of the operand tags (registers.ts K) and immediate kinds (forms.ts Imm): the hot path must not pay for a
 // cross-module enum lookup per operand (tsx/esbuild do not inline enums across files).
@@ -73,9 +76,9 @@ function signedAs(v: number, osize: number): number {
 function immFits(kind: Imm, osize: number, value: number | bigint): boolean {
   let v: number;
   if (typeof value === "bigint") {
-    if (value < -(1n << 63n) || value >= 1n << 64n) return false;
+    if (value < MIN_I64N || value >= TWO64N) return false;
     const s = BigInt.asIntN(64, value);
-    if (s < -(2n ** 53n) || s > 2n ** 53n) return kind === IO;
+    if (s < -TWO53N || s > TWO53N) return kind === IO;
     v = Number(osize === 8 ? s : value);
   } else {
     v = value;
@@ -176,10 +179,17 @@ export function select(forms: readonly Form[], ops: readonly Operand[]): Form | 
   else {
     // 5 bits per class index (0..18) and the arity above them: always a small integer key.
     const key = (n << 15) | (bitIndex(c0) << 10) | (bitIndex(c1) << 5) | bitIndex(c2);
-    cands = cache.get(key);
-    if (cands === undefined) {
-      cands = candidates(forms, n, c0, c1, c2);
-      cache.set(key, cands);
+    const fl = forms as FormList;
+    const slot = (key ^ (key >>> 5) ^ (key >>> 10)) & (RECENT_SLOTS - 1);
+    if (fl.recentKeys[slot] === key) cands = fl.recent[slot]!;
+    else {
+      cands = cache.get(key);
+      if (cands === undefined) {
+        cands = candidates(forms, n, c0, c1, c2);
+        cache.set(key, cands);
+      }
+      fl.recentKeys[slot] = key;
+      fl.recent[slot] = cands;
     }
   }
   if (cands.sure !== null) return cands.sure;
@@ -226,10 +236,17 @@ function emitImm(s: Sink, v: number | bigint, width: number): void {
   const b = s.buf;
   let p = s.pos;
   if (typeof v === "bigint") {
-    let u = BigInt.asUintN(64, v);
+    // Two 32-bit halves as numbers: two BigInt operations instead of two per byte.
+    let lo = Number(BigInt.asUintN(32, v));
+    let hi = Number(BigInt.asUintN(32, v >> 32n));
     for (let i = 0; i < width; i++) {
-      b[p++] = Number(u & 0xffn);
-      u >>= 8n;
+      if (i < 4) {
+        b[p++] = lo & 0xff;
+        lo >>>= 8;
+      } else {
+        b[p++] = hi & 0xff;
+        hi >>>= 8;
+      }
     }
   } else if (width <= 4) {
     for (let i = 0; i < width; i++) {

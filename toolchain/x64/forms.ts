@@ -242,7 +242,15 @@ function parseForm(mnemonic: string, text: string): Form[] {
  * A mnemonic's forms in preference order, with a cache of the candidate forms per combination of operand classes
  * (filled by encoder.ts select(): most instructions then try one or two forms instead of the whole list).
  */
-export type FormList = readonly Form[] & { readonly byClass: Map<number, Candidates> };
+export type FormList = readonly Form[] & {
+  readonly byClass: Map<number, Candidates>;
+  /** A small direct-mapped cache in front of byClass (a Map lookup per instruction was a measurable cost). */
+  readonly recentKeys: Int32Array;
+  readonly recent: (Candidates | undefined)[];
+};
+
+/** Entries of FormList.recentKeys (a power of two). */
+export const RECENT_SLOTS = 16;
 
 /** The forms that can match one combination of operand classes; `sure` is set when the first always does. */
 export interface Candidates {
@@ -255,6 +263,8 @@ export const FORMS: ReadonlyMap<string, FormList> = new Map(
   Object.entries(SOURCE).map(([mn, texts]) => {
     const list = texts.flatMap((t) => parseForm(mn, t));
     Object.defineProperty(list, "byClass", { value: new Map<number, Candidates>(), enumerable: false });
+    Object.defineProperty(list, "recentKeys", { value: new Int32Array(RECENT_SLOTS).fill(-1), enumerable: false });
+    Object.defineProperty(list, "recent", { value: new Array<Candidates | undefined>(RECENT_SLOTS).fill(undefined), enumerable: false });
     return [mn, list as unknown as FormList];
   }),
 );
