@@ -134,6 +134,18 @@ export class Reader {
     return this.bytes[this.pos++]!;
   }
   u32(): number {
+    // One-byte encodings (values below 128: local indices, depths, offsets) without the loop; this runs per immediate.
+    const p = this.pos;
+    if (p < this.end) {
+      const b = this.bytes[p]!;
+      if (b < 0x80) {
+        this.pos = p + 1;
+        return b;
+      }
+    }
+    return this.u32Slow();
+  }
+  private u32Slow(): number {
     let result = 0;
     let shift = 0;
     const at = this.pos;
@@ -147,7 +159,15 @@ export class Reader {
     }
   }
   s32(): number {
-    // In doubles (exact below 2^53), not BigInt: this runs for every i32.const.
+    // One-byte encodings (−64..63) first, then in doubles (exact below 2^53), not BigInt: this runs per i32.const.
+    const p = this.pos;
+    if (p < this.end) {
+      const b = this.bytes[p]!;
+      if (b < 0x80) {
+        this.pos = p + 1;
+        return b & 0x40 ? b - 0x80 : b;
+      }
+    }
     const at = this.pos;
     let result = 0;
     let mul = 1;

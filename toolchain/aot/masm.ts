@@ -255,19 +255,18 @@ export class MacroAssembler {
     const d = reg(dst, size);
     const t = reg(RAX, size);
     const m = reg(R11, size);
-    const k = (v: bigint) => (size === 8 ? v : v & 0xffffffffn);
-    const mask = (v: bigint) => {
-      if (size === 8) a.mov(m, BigInt.asIntN(64, v));
-      else a.mov(m, Number(BigInt.asIntN(32, v & 0xffffffffn)));
-    };
+    // The masks as r11 immediates: the 64-bit pattern, or its low 32 bits as a signed imm32 for i32.
+    const w = size === 8;
     // d - ((d >> 1) & 0x55..)
     a.mov(t, d);
     a.shr(t, 1);
-    mask(k(0x5555555555555555n));
+    if (w) a.mov(m, 0x5555555555555555n);
+    else a.mov(m, 0x55555555);
     a.and(t, m);
     a.sub(d, t);
     // (d & 0x33..) + ((d >> 2) & 0x33..)
-    mask(k(0x3333333333333333n));
+    if (w) a.mov(m, 0x3333333333333333n);
+    else a.mov(m, 0x33333333);
     a.mov(t, d);
     a.shr(t, 2);
     a.and(d, m);
@@ -277,10 +276,12 @@ export class MacroAssembler {
     a.mov(t, d);
     a.shr(t, 4);
     a.add(d, t);
-    mask(k(0x0f0f0f0f0f0f0f0fn));
+    if (w) a.mov(m, 0x0f0f0f0f0f0f0f0fn);
+    else a.mov(m, 0x0f0f0f0f);
     a.and(d, m);
     // multiply by 0x0101.. and take the top byte
-    mask(k(0x0101010101010101n));
+    if (w) a.mov(m, 0x0101010101010101n);
+    else a.mov(m, 0x01010101);
     a.imul(d, m);
     a.shr(d, size * 8 - 8);
   }

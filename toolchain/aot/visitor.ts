@@ -3,7 +3,7 @@
 // (masm.ts). Control flow follows one rule: at every block boundary and branch every value is in its home slot, so
 // labels need no register state. Calls use this backend's internal convention (see ABI.md): arguments pushed on the
 // machine stack, first one first; result in rax; every allocatable register caller-saved.
-import { type Condition, type Label, dword, qword, rsp } from "../x64/index.ts";
+import { type Condition, type Gpr, type Label, type Mem, dword, qword, rsp } from "../x64/index.ts";
 import { type Module, Reader, ValType, funcName, funcType } from "./decode.ts";
 import { type CtxLayout, Trap, VMCTX } from "./abi.ts";
 import { Context } from "./context.ts";
@@ -68,8 +68,27 @@ SHIFTS[13] = "shl"; SHIFTS[14] = "sar"; SHIFTS[15] = "shr"; SHIFTS[16] = "rol"; 
 
 const NEGATE: Record<string, Condition> = { e: "ne", ne: "e", l: "ge", ge: "l", g: "le", le: "g", b: "ae", ae: "b", a: "be", be: "a" };
 
+/** Value sizes of a block type's params and results. */
+interface BlockSizes {
+  params: Size[];
+  results: Size[];
+}
+
+/** What every function of one module can share: block-type sizes (index bt + 0x80) and global slot operands. */
+interface EnvShared {
+  blockSizes: (BlockSizes | undefined)[];
+  globals: (Mem | undefined)[];
+}
+const SHARED = new WeakMap<ModuleEnv, EnvShared>();
+function sharedOf(env: ModuleEnv): EnvShared {
+  let s = SHARED.get(env);
+  if (!s) SHARED.set(env, (s = { blockSizes: [], globals: [] }));
+  return s;
+}
+
 export class FunctionCompiler {
   private readonly cx: Context;
+  private readonly shared: EnvShared;
   private readonly ctl: Ctl[] = [];
   private dead = false;
   private deadDepth = 0;
@@ -85,6 +104,7 @@ export class FunctionCompiler {
     private readonly info: FuncInfo,
   ) {
     const m = env.module;
+    this.shared = sharedOf(env);
     const t = funcType(m, index);
     const body = m.bodies[index - m.numImportedFuncs]!;
     const sizes = [...t.params, ...body.locals].map(sz);
@@ -318,20 +338,23 @@ export class FunctionCompiler {
     this.cx.done(v);
   }
 
-  private globalSlot(i: number): { m: ReturnType<MacroAssembler["ctx"]>; size: Size } {
-    const size = sz(this.env.module.globals[i]!.type);
-    return { m: this.masm.ctx(this.env.layout.globals + 8 * i, size), size };
+  /** Global i's VM-context slot, sized by its type (one operand per global and module, see shared). */
+  private globalSlot(i: number): Mem {
+    const cache = this.shared.globals;
+    return (cache[i] ??= this.masm.ctx(this.env.layout.globals + 8 * i, sz(this.env.module.globals[i]!.type)));
   }
 
   private visitGlobalGet(i: number): void {
-    const { m, size } = this.globalSlot(i);
+    const m = this.globalSlot(i);
+    const size = m.size as Size;
     const r = this.cx.alloc();
     this.masm.a.mov(reg(r, size), m);
     this.cx.pushReg(size, r);
   }
 
   private visitGlobalSet(i: number): void {
-    const { m, size } = this.globalSlot(i);
+    const m = this.globalSlot(i);
+    const size = m.size as Size;
     const v = this.cx.pop();
     this.masm.storeTo(size, m, v);
     this.cx.done(v);
@@ -413,9 +436,16 @@ export class FunctionCompiler {
 
   // ---- control ------------------------------------------------------------------------------------------------------
 
-  private blockSizes(bt: number): { params: Size[]; results: Size[] } {
-    const s = blockSig(this.env.module, bt);
-    return { params: s.params.map(sz), results: s.results.map(sz) };
+  /** A block type's value sizes, computed once per block type and module (the arrays are shared, never modified). */
+  private blockSizes(bt: number): BlockSizes {
+    const cache = this.shared.blockSizes;
+    const k = bt + 0x80;
+    let b = cache[k];
+    if (b === undefined) {
+      const s = blockSig(this.env.module, bt);
+      b = cache[k] = { params: s.params.map(sz), results: s.results.map(sz) };
+    }
+    return b;
   }
 
   private visitBlock(op: number, bt: number): void {
@@ -574,48 +604,56 @@ export class FunctionCompiler {
     const a = this.masm.a;
     const n = targets.length - 1;
     // A binary search over the index (unsigned compares), linear at the leaves; a jump table would need
-    // label-difference data from the assembler (see ABI.md).
+    // label-difference data from the assembler (see ABI.md). Methods, not closures: see brTableLabel.
     const stubs: { label: Label; depth: number }[] = [];
-    const labelFor = (depth: number): Label => {
-      const { f, arity } = this.target(depth);
-      if (!f.isFunction && (arity === 0 || (!this.resultInReg(f) && f.base === this.cx.height - arity))) return f.label;
-      let s = stubs.find((x) => x.depth === depth);
-      if (!s) {
-        s = { label: a.label(), depth };
-        stubs.push(s);
-      }
-      return s.label;
-    };
     const r32 = reg(idx, 4);
-    const search = (lo: number, hi: number): void => {
-      // Here lo <= idx < hi.
-      if (hi - lo <= 4) {
-        for (let i = lo; i < hi - 1; i++) {
-          a.cmp(r32, i);
-          a.je(labelFor(targets[i]!));
-        }
-        a.jmp(labelFor(targets[hi - 1]!));
-        return;
-      }
-      const mid = (lo + hi) >>> 1;
-      const left = a.label();
-      a.cmp(r32, mid);
-      a.jb(left);
-      search(mid, hi);
-      this.bindLabel(left);
-      search(lo, mid);
-    };
-    if (n === 0) a.jmp(labelFor(targets[0]!));
+    if (n === 0) a.jmp(this.brTableLabel(targets[0]!, stubs));
     else {
       a.cmp(r32, n);
-      a.jae(labelFor(targets[n]!));
-      search(0, n);
+      a.jae(this.brTableLabel(targets[n]!, stubs));
+      this.brTableSearch(r32, targets, stubs, 0, n);
     }
     for (const s of stubs) {
       this.bindLabel(s.label);
       this.branchTo(s.depth);
     }
     this.markDead();
+  }
+
+  /**
+   * br_table's jump target for a depth: the label itself when no value has to move, else a stub (made once per depth)
+   * that moves the values and branches. (Methods rather than closures in visitBrTable: tsx's keepNames names every
+   * closure with Object.defineProperty when it is created.)
+   */
+  private brTableLabel(depth: number, stubs: { label: Label; depth: number }[]): Label {
+    const { f, arity } = this.target(depth);
+    if (!f.isFunction && (arity === 0 || (!this.resultInReg(f) && f.base === this.cx.height - arity))) return f.label;
+    let s = stubs.find((x) => x.depth === depth);
+    if (!s) {
+      s = { label: this.masm.a.label(), depth };
+      stubs.push(s);
+    }
+    return s.label;
+  }
+
+  /** The compare tree over targets[lo, hi), where lo <= index < hi holds. */
+  private brTableSearch(r32: Gpr, targets: number[], stubs: { label: Label; depth: number }[], lo: number, hi: number): void {
+    const a = this.masm.a;
+    if (hi - lo <= 4) {
+      for (let i = lo; i < hi - 1; i++) {
+        a.cmp(r32, i);
+        a.je(this.brTableLabel(targets[i]!, stubs));
+      }
+      a.jmp(this.brTableLabel(targets[hi - 1]!, stubs));
+      return;
+    }
+    const mid = (lo + hi) >>> 1;
+    const left = a.label();
+    a.cmp(r32, mid);
+    a.jb(left);
+    this.brTableSearch(r32, targets, stubs, mid, hi);
+    this.bindLabel(left);
+    this.brTableSearch(r32, targets, stubs, lo, mid);
   }
 
   private visitUnreachable(): void {

@@ -1,7 +1,7 @@
 // The instruction encoder: picks the first form of forms.ts that accepts the operands and writes its bytes (legacy
 // prefixes, REX, opcode, ModRM/SIB/displacement, immediate). The single place in the project that produces x86-64
 // instruction bytes; the Assembler (assembler.ts) owns the buffers, labels and relocations around it.
-import { type Candidates, type Form, type FormList, FORMS, type Imm, RECENT_SLOTS as RECENT_SLOTS_IMPORT, type Spec } from "./forms.ts";
+import { type Candidates, type Form, type FormList, FORMS, type Imm, type Spec } from "./forms.ts";
 import { type Label, type Mem, SIZE_NAMES, type SymRef } from "./operands.ts";
 import { type CtrlReg, type DbgReg, type Gpr, K, type SegReg } from "./registers.ts";
 
@@ -56,7 +56,6 @@ export function describe(mnemonic: string, ops: readonly Operand[]): string {
 const TWO63 = 2 ** 63, TWO64 = 2 ** 64;
 // BigInt bounds computed once: a BigInt expression allocates each time it is evaluated.
 const MIN_I64N = -(1n << 63n), TWO64N = 1n << 64n, TWO53N = 2n ** 53n;
-const RECENT_SLOTS = RECENT_SLOTS_IMPORT;
 
 // Local copies of the operand tags (registers.ts K) and immediate kinds (forms.ts Imm): the hot path must not pay for a
 // cross-module enum lookup per operand (tsx/esbuild do not inline enums across files).
@@ -169,6 +168,14 @@ function candidates(forms: readonly Form[], n: number, c0: number, c1: number, c
   return { list, sure: list.length > 0 && alwaysMatches(list[0]!, [c0, c1, c2]) ? list[0]! : null };
 }
 
+/**
+ * A direct-mapped cache in front of the per-mnemonic byClass maps, shared by all mnemonics: one typed-array compare
+ * per instruction instead of a Map lookup (which showed in the AOT compiler's profile).
+ */
+const RECENT_SLOTS = 256;
+const RECENT_KEYS = new Int32Array(RECENT_SLOTS).fill(-1);
+const RECENT: (Candidates | undefined)[] = new Array<Candidates | undefined>(RECENT_SLOTS).fill(undefined);
+
 /** The first form of `forms` accepting the operands, or null. */
 export function select(forms: readonly Form[], ops: readonly Operand[]): Form | null {
   const n = ops.length;
@@ -179,17 +186,18 @@ export function select(forms: readonly Form[], ops: readonly Operand[]): Form | 
   else {
     // 5 bits per class index (0..18) and the arity above them: always a small integer key.
     const key = (n << 15) | (bitIndex(c0) << 10) | (bitIndex(c1) << 5) | bitIndex(c2);
-    const fl = forms as FormList;
-    const slot = (key ^ (key >>> 5) ^ (key >>> 10)) & (RECENT_SLOTS - 1);
-    if (fl.recentKeys[slot] === key) cands = fl.recent[slot]!;
+    // The mnemonic's list id above the 17 key bits makes the key unique across FORMS (ids stay below 2^14).
+    const full = (forms[0]!.listId << 17) | key;
+    const slot = (full ^ (full >>> 7) ^ (full >>> 15)) & (RECENT_SLOTS - 1);
+    if (RECENT_KEYS[slot] === full) cands = RECENT[slot]!;
     else {
       cands = cache.get(key);
       if (cands === undefined) {
         cands = candidates(forms, n, c0, c1, c2);
         cache.set(key, cands);
       }
-      fl.recentKeys[slot] = key;
-      fl.recent[slot] = cands;
+      RECENT_KEYS[slot] = full;
+      RECENT[slot] = cands;
     }
   }
   if (cands.sure !== null) return cands.sure;

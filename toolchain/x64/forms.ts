@@ -67,6 +67,8 @@ export interface Form {
   acc: number[];
   /** The table line the form came from (for messages and coverage reports). */
   text: string;
+  /** Index of the mnemonic's list in FORMS (the encoder's form cache keys on it), −1 outside FORMS. */
+  listId: number;
 }
 
 const CC = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"] as const;
@@ -209,6 +211,7 @@ function parseForm(mnemonic: string, text: string): Form[] {
     const f: Form = {
       mnemonic, ops, osize: 0, o16: v === 2, rexW: v === 8 && variant !== "x", mand: 0, opcode: [], plusR: -1, modrm: -1,
       regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), moffsOp: ops.findIndex((o) => o.moffs), distinct: false, acc: [], text,
+      listId: -1,
     };
     for (const tok of enc.split(/\s+/).filter(Boolean)) {
       if (tok === "W") f.rexW = true;
@@ -242,15 +245,7 @@ function parseForm(mnemonic: string, text: string): Form[] {
  * A mnemonic's forms in preference order, with a cache of the candidate forms per combination of operand classes
  * (filled by encoder.ts select(): most instructions then try one or two forms instead of the whole list).
  */
-export type FormList = readonly Form[] & {
-  readonly byClass: Map<number, Candidates>;
-  /** A small direct-mapped cache in front of byClass (a Map lookup per instruction was a measurable cost). */
-  readonly recentKeys: Int32Array;
-  readonly recent: (Candidates | undefined)[];
-};
-
-/** Entries of FormList.recentKeys (a power of two). */
-export const RECENT_SLOTS = 16;
+export type FormList = readonly Form[] & { readonly byClass: Map<number, Candidates> };
 
 /** The forms that can match one combination of operand classes; `sure` is set when the first always does. */
 export interface Candidates {
@@ -260,11 +255,10 @@ export interface Candidates {
 
 /** The parsed table: mnemonic → forms in preference order. */
 export const FORMS: ReadonlyMap<string, FormList> = new Map(
-  Object.entries(SOURCE).map(([mn, texts]) => {
+  Object.entries(SOURCE).map(([mn, texts], listId) => {
     const list = texts.flatMap((t) => parseForm(mn, t));
+    for (const f of list) f.listId = listId;
     Object.defineProperty(list, "byClass", { value: new Map<number, Candidates>(), enumerable: false });
-    Object.defineProperty(list, "recentKeys", { value: new Int32Array(RECENT_SLOTS).fill(-1), enumerable: false });
-    Object.defineProperty(list, "recent", { value: new Array<Candidates | undefined>(RECENT_SLOTS).fill(undefined), enumerable: false });
     return [mn, list as unknown as FormList];
   }),
 );
