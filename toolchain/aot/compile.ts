@@ -8,7 +8,8 @@ import { type Module, ValType, decodeModule, funcType } from "./decode.ts";
 import { INTRINSICS, type Intrinsic } from "./intrinsics.ts";
 import { MacroAssembler, reg } from "./masm.ts";
 import { FunctionCompiler, type ModuleEnv } from "./visitor.ts";
-import { CompileError, UnsupportedError, validateModule } from "./validate.ts";
+import { type InstrStream, giveBackStream, takeStream } from "./opcodes.ts";
+import { CompileError, type FuncInfo, UnsupportedError, validateModule } from "./validate.ts";
 
 export interface CompileOptions {
   /** Emit System V entry thunks for every export (and the start function) plus the host trap handler. */
@@ -84,7 +85,16 @@ export interface CompiledModule {
 /** Compiles a wasm binary (or an already decoded module). Throws CompileError / UnsupportedError / DecodeError. */
 export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {}): CompiledModule {
   const m = input instanceof Uint8Array ? decodeModule(input) : input;
-  const infos = validateModule(m);
+  // The validator records the decoded instructions for the code generator; the arrays are reused across compiles.
+  const stream = takeStream();
+  try {
+    return compileValidated(m, validateModule(m, stream), stream, opts);
+  } finally {
+    giveBackStream(stream);
+  }
+}
+
+function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opts: CompileOptions): CompiledModule {
   const prefix = opts.symbolPrefix ?? "wasm";
   const a = new Assembler();
   const trapLabels = new Map<Trap, Label>();
@@ -131,7 +141,7 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
   for (let f = 0; f < nf; f++) funcLabels.push(f < m.numImportedFuncs ? null : a.label(`${prefix}.f${f}`));
   const symbolLabels = new Map<number, Label>();
   const env: ModuleEnv = {
-    module: m, layout, funcLabels, sigIds, tableSize,
+    module: m, layout, funcLabels, sigIds, tableSize, stream,
     minMemoryBytes: 65536 * (m.memories[0]?.min ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits?: { min: number } } | undefined)?.limits?.min ?? 0),
     importLowering: (index) => {
       const intr = intrinsicOf[index];

@@ -1,9 +1,12 @@
 // Validation and the accepted-subset check, the stage between decode.ts and the code generator. Type-checks every
 // function body (operand stack, control frames, branch arities) for the integer subset the backend compiles and
 // rejects anything else with an error naming the function and the instruction. Also measures each function's
-// maximum operand-stack depth, which fixes its frame size before code generation starts.
+// maximum operand-stack depth, which fixes its frame size before code generation starts, and records the decoded
+// instructions (opcodes.ts InstrStream) so that the code generator does not decode them again.
 import { type FuncType, type Module, Reader, ValType as ValTypeEnum, funcName, funcType, valTypeName } from "./decode.ts";
-import { MEMORY_BY_OP as MEMORY_BY_OP_, NUMERIC_BY_OP as NUMERIC_BY_OP_, Op as OpEnum, newInstr, opName, readInstr as readInstr_ } from "./opcodes.ts";
+import {
+  type InstrStream, MEMORY_BY_OP as MEMORY_BY_OP_, NUMERIC_BY_OP as NUMERIC_BY_OP_, Op as OpEnum, newInstr, opName, readInstr as readInstr_,
+} from "./opcodes.ts";
 
 // Hot imports aliased to module-local constants: when tsx loads this file as CommonJS (required from a script outside
 // this ESM package), every use of an imported binding is an export-getter call (~15% of compile time by --cpu-prof);
@@ -36,6 +39,9 @@ export interface FuncInfo {
   localWeights: Float64Array;
   /** Whether each local is ever written (local.set/tee): unwritten pinned locals need no save around calls. */
   localWritten: Uint8Array;
+  /** The body's instructions in the InstrStream given to validateModule: first index and count (−1, 0: none). */
+  first: number;
+  count: number;
 }
 
 const isInt = (t: number): boolean => t === ValType.I32 || t === ValType.I64;
@@ -52,8 +58,11 @@ export function blockSig(m: Module, bt: number): FuncType {
   return t;
 }
 
-/** Checks module-level structure against the subset; throws CompileError/UnsupportedError. */
-export function validateModule(m: Module): FuncInfo[] {
+/**
+ * Checks module-level structure against the subset; throws CompileError/UnsupportedError. With a stream, every body's
+ * decoded instructions are recorded in it for the code generator (FuncInfo.first/count).
+ */
+export function validateModule(m: Module, stream: InstrStream | null = null): FuncInfo[] {
   const where = (what: string): string => `module ${what}`;
   for (const [i, t] of m.types.entries()) {
     for (const v of [...t.params, ...t.results]) {
@@ -101,7 +110,7 @@ export function validateModule(m: Module): FuncInfo[] {
     const limit = e.kind === "func" ? nf : e.kind === "global" ? m.globals.length : 1;
     if (e.index >= limit) throw new CompileError(`export "${e.name}" refers to a missing ${e.kind}`);
   }
-  return m.bodies.map((_, i) => validateFunction(m, m.numImportedFuncs + i));
+  return m.bodies.map((_, i) => validateFunction(m, m.numImportedFuncs + i, stream));
 }
 
 /** A control frame. Frames are reused by depth (one validator runs per function), so they are mutable. */
@@ -116,8 +125,8 @@ interface Frame {
 const NO_TYPES: readonly number[] = [];
 
 /** Type-checks one defined function and returns its maximum stack depth. */
-export function validateFunction(m: Module, index: number): FuncInfo {
-  return new FunctionValidator(m, index).run();
+export function validateFunction(m: Module, index: number, stream: InstrStream | null = null): FuncInfo {
+  return new FunctionValidator(m, index, stream).run();
 }
 
 /**
@@ -137,7 +146,7 @@ class FunctionValidator {
   /** Number of open frames (frames[fp - 1] is the innermost). */
   private fp = 0;
 
-  constructor(private readonly m: Module, private readonly index: number) {
+  constructor(private readonly m: Module, private readonly index: number, private readonly stream: InstrStream | null) {
     this.type = funcType(m, index);
     this.body = m.bodies[index - m.numImportedFuncs]!;
     this.r = new Reader(m.bytes, this.body.start, this.body.end);
@@ -214,10 +223,13 @@ class FunctionValidator {
     const weights = new Float64Array(nlocals);
     const written = new Uint8Array(nlocals);
     let loops = 0;
+    const stream = this.stream;
+    const first = stream ? stream.count : -1;
     this.pushFrame(Op.Block, NO_TYPES, type.results);
     while (this.fp > 0) {
       if (r.done) this.bad("function body ends before its final `end`");
       readInstr(r, ins);
+      if (stream) stream.push(ins);
       const op = ins.op;
       const num = op < 256 ? NUMERIC_BY_OP[op] : undefined;
       if (num) {
@@ -383,6 +395,6 @@ class FunctionValidator {
       }
     }
     if (!r.done) this.bad("bytes after the function's final `end`");
-    return { maxStack: this.max, localWeights: weights, localWritten: written };
+    return { maxStack: this.max, localWeights: weights, localWritten: written, first, count: stream ? stream.count - first : 0 };
   }
 }

@@ -4,11 +4,11 @@
 // labels need no register state. Calls use this backend's internal convention (see ABI.md): arguments pushed on the
 // machine stack, first one first; result in rax; every allocatable register caller-saved.
 import { type Condition, type Gpr, type Label, type Mem, dword, qword, rsp } from "../x64/index.ts";
-import { type Module, Reader, ValType, funcName, funcType } from "./decode.ts";
+import { type Module, ValType, funcName, funcType } from "./decode.ts";
 import { type CtxLayout, Trap, VMCTX } from "./abi.ts";
 import { Context } from "./context.ts";
 import { type AluOp, type MacroAssembler, RAX, type ShiftOp, type Size, reg as reg_ } from "./masm.ts";
-import { MEMORY_BY_OP as MEMORY_BY_OP_, Op as OpEnum, newInstr, readInstr as readInstr_ } from "./opcodes.ts";
+import { type InstrStream, MEMORY_BY_OP as MEMORY_BY_OP_, Op as OpEnum } from "./opcodes.ts";
 import { type FuncInfo, UnsupportedError, blockSig } from "./validate.ts";
 import { type Intrinsic } from "./intrinsics.ts";
 
@@ -17,7 +17,6 @@ import { type Intrinsic } from "./intrinsics.ts";
 // loaded as ESM (npm run bench, uvt) the alias costs nothing either way.
 const Op = OpEnum;
 const MEMORY_BY_OP = MEMORY_BY_OP_;
-const readInstr = readInstr_;
 const reg = reg_;
 
 /** How the module compiler wants calls and imports lowered. */
@@ -33,6 +32,8 @@ export interface ModuleEnv {
   tableSize: number;
   /** Bytes of linear memory that always exist (the initial size; memory never shrinks). */
   minMemoryBytes: number;
+  /** The bodies' instructions as the validator decoded them (FuncInfo.first/count index it). */
+  stream: InstrStream;
 }
 
 interface Ctl {
@@ -138,27 +139,33 @@ export class FunctionCompiler {
       op: Op.Block, base: 0, params: [], results: this.resultSize ? [this.resultSize] : [], label: this.retLabel,
       elseLabel: null, isFunction: true,
     });
-    const r = new Reader(m.bytes, body.start, body.end);
-    const ins = newInstr();
+    // The instructions as the validator decoded them (no second LEB128 decode).
+    const s = this.env.stream;
+    const end = this.info.first + this.info.count;
+    if (this.info.first < 0) throw new Error(`function ${this.index}: the validator recorded no instructions (validateModule needs the stream)`);
+    let i = this.info.first;
     while (this.ctl.length) {
-      readInstr(r, ins);
+      if (i >= end) throw new Error(`function ${this.index}: instruction stream ends before the body's final end`);
+      const op = s.op[i]!;
+      i++;
       if (this.dead) {
-        if (ins.op === Op.Block || ins.op === Op.Loop || ins.op === Op.If) {
+        if (op === Op.Block || op === Op.Loop || op === Op.If) {
           this.deadDepth++;
           continue;
         }
-        if (ins.op === Op.End && this.deadDepth > 0) {
+        if (op === Op.End && this.deadDepth > 0) {
           this.deadDepth--;
           continue;
         }
-        if (ins.op !== Op.End && ins.op !== Op.Else) continue;
-        if (ins.op === Op.Else && this.deadDepth > 0) continue;
+        if (op !== Op.End && op !== Op.Else) continue;
+        if (op === Op.Else && this.deadDepth > 0) continue;
       }
-      if (((ins.op >= 0x45 && ins.op <= 0x5a)) && (m.bytes[r.pos] === Op.BrIf || m.bytes[r.pos] === Op.If)) {
-        this.fuseCompare(ins.op);
+      if (op >= 0x45 && op <= 0x5a && i < end && (s.op[i] === Op.BrIf || s.op[i] === Op.If)) {
+        this.fuseCompare(op);
         continue;
       }
-      this.visit(ins.op, ins.a, ins.b, ins.i64, ins.targets, ins.at);
+      const a = s.a[i - 1]!;
+      this.visit(op, a, s.b[i - 1]!, op === Op.I64Const ? s.i64[i - 1]! : 0n, op === Op.BrTable ? s.tables[a]! : null, s.at[i - 1]!);
     }
     this.bindLabel(this.retLabel);
     this.masm.epilogue();
