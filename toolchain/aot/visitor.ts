@@ -108,7 +108,10 @@ export class FunctionCompiler {
     this.shared = sharedOf(env);
     const t = funcType(m, index);
     const body = m.bodies[index - m.numImportedFuncs]!;
-    const sizes = [...t.params, ...body.locals].map(sz);
+    const np = t.params.length;
+    const sizes: Size[] = [];
+    for (let i = 0; i < np; i++) sizes.push(sz(t.params[i]!));
+    for (let i = 0; i < body.locals.length; i++) sizes.push(sz(body.locals[i]!));
     this.cx = new Context(masm, t.params.length, body.locals.length, sizes, pickPinned(info.localWeights));
     this.retLabel = masm.a.label();
     this.resultSize = t.results.length ? sz(t.results[0]!) : null;
@@ -122,10 +125,12 @@ export class FunctionCompiler {
     this.masm.prologue(cx.frameBytes(this.info.maxStack));
     const np = cx.numParams;
     // Slots of unpinned locals, and of pinned ones never written (reloaded after calls without being saved), start 0.
-    const inMemory = body.locals.map((_, j) => j).filter((j) => cx.pinned[np + j]! < 0 || !this.info.localWritten[np + j]);
-    if (inMemory.length) {
-      a.xor(reg(RAX, 4), reg(RAX, 4));
-      for (const j of inMemory) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
+    let zeroed = false;
+    for (let j = 0; j < body.locals.length; j++) {
+      if (cx.pinned[np + j]! >= 0 && this.info.localWritten[np + j]) continue;
+      if (!zeroed) a.xor(reg(RAX, 4), reg(RAX, 4));
+      zeroed = true;
+      a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
     }
     this.slotSynced = new Uint8Array(cx.pinned.length);
     for (const i of cx.pinnedLocals) {

@@ -494,7 +494,11 @@ export class Assembler {
         }
         out.set(raw.subarray(from), at);
       }
-      for (const f of sec.fixups) {
+      // Indexed loops here: finish() runs once per assembly, often before V8 optimises it, and an unoptimised for-of
+      // allocates an iterator result per element.
+      const fixups = sec.fixups;
+      for (let fi = 0; fi < fixups.length; fi++) {
+        const f = fixups[fi]!;
         const pos = f.pos + sec.shift[f.item]!;
         if (f.kind === "rel32" && f.label.section === index) {
           const v = this.labelOffset(f.label) + f.addend - (pos + 4 + f.tail);
@@ -508,7 +512,9 @@ export class Assembler {
       return { name: sec.name, kind: sec.kind, align: sec.align, bytes: out };
     });
     const symbols: SymbolDef[] = [];
-    for (const l of this.allLabels) {
+    const all = this.allLabels;
+    for (let li = 0; li < all.length; li++) {
+      const l = all[li]!;
       if (!l.bound || (!l.name && !referenced.has(l))) continue;
       symbols.push({ name: String(l), section: l.section, offset: this.labelOffset(l), global: l.global });
     }

@@ -350,7 +350,7 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
       if (o.noRex) noRex = true;
     } else if (o.k === KMEM) {
       // Checked here, in the one pass over the operands, before any byte is written.
-      checkMem(f.mnemonic, ops, o, f.ops[i]!.moffs);
+      if (!o.valid) checkMem(f.mnemonic, ops, o, f.ops[i]!.moffs);
       mem = o;
     }
   }
