@@ -267,7 +267,7 @@ export class Reader {
   valType(): number {
     const at = this.pos;
     const t = this.u8();
-    if (![0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f].includes(t)) this.fail(`unknown value type 0x${t.toString(16)}`, at);
+    if (!(t === 0x7f || t === 0x7e || t === 0x7d || t === 0x7c || t === 0x7b || t === 0x70 || t === 0x6f)) this.fail(`unknown value type 0x${t.toString(16)}`, at);
     return t;
   }
   limits(): Limits {

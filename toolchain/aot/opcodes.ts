@@ -172,15 +172,15 @@ export function newInstr(): Instr {
 
 /**
  * The decoded instructions of a module's function bodies, recorded by the validator so that the code generator does
- * not decode every LEB128 immediate a second time. Parallel typed arrays grown by doubling; `a`/`b` are doubles
- * because immediates span both s32 and u32. i64 holds i64.const values (other entries are stale); for br_table, `a`
- * indexes `tables`.
+ * not decode every LEB128 immediate a second time. Parallel typed arrays grown by doubling. `a` holds the s32 or
+ * validated index immediates (all within int32), `b` the u32 ones (memory offsets). i64 holds i64.const values (other
+ * entries are stale); for br_table, `a` indexes `tables`.
  */
 export class InstrStream {
   count = 0;
   op = new Int32Array(4096);
-  a = new Float64Array(4096);
-  b = new Float64Array(4096);
+  a = new Int32Array(4096);
+  b = new Uint32Array(4096);
   at = new Int32Array(4096);
   i64 = new BigInt64Array(4096);
   tables: number[][] = [];
@@ -202,7 +202,7 @@ export class InstrStream {
 
   private grow(): void {
     const n = this.op.length * 2;
-    const op = new Int32Array(n), a = new Float64Array(n), b = new Float64Array(n), at = new Int32Array(n), i64 = new BigInt64Array(n);
+    const op = new Int32Array(n), a = new Int32Array(n), b = new Uint32Array(n), at = new Int32Array(n), i64 = new BigInt64Array(n);
     op.set(this.op);
     a.set(this.a);
     b.set(this.b);

@@ -110,7 +110,9 @@ export function validateModule(m: Module, stream: InstrStream | null = null): Fu
     const limit = e.kind === "func" ? nf : e.kind === "global" ? m.globals.length : 1;
     if (e.index >= limit) throw new CompileError(`export "${e.name}" refers to a missing ${e.kind}`);
   }
-  return m.bodies.map((_, i) => validateFunction(m, m.numImportedFuncs + i, stream));
+  // One validator for every body: its stack and frames are reused.
+  const v = new FunctionValidator(m, stream);
+  return m.bodies.map((_, i) => v.run(m.numImportedFuncs + i));
 }
 
 /** A control frame. Frames are reused by depth (one validator runs per function), so they are mutable. */
@@ -126,16 +128,17 @@ const NO_TYPES: readonly number[] = [];
 
 /** Type-checks one defined function and returns its maximum stack depth. */
 export function validateFunction(m: Module, index: number, stream: InstrStream | null = null): FuncInfo {
-  return new FunctionValidator(m, index, stream).run();
+  return new FunctionValidator(m, stream).run(index);
 }
 
 /**
- * The state of one function's validation. A class rather than closures over locals: tsx compiles with esbuild's
- * keepNames, which names every closure through Object.defineProperty when it is created, and this runs per function.
+ * Validates a module's functions one after another, reusing its stack and frames. A class rather than closures over
+ * locals: tsx compiles with esbuild's keepNames, which names every closure through Object.defineProperty when it is
+ * created, and closures would be created per function.
  */
 class FunctionValidator {
-  private readonly type: FuncType;
-  private readonly body: Module["bodies"][number];
+  /** The function being validated (set by run). */
+  private index = 0;
   private readonly r: Reader;
   private readonly ins = newInstr();
   /** Operand types, valid below sp (0: unknown, from unreachable code); the array only grows. */
@@ -146,10 +149,8 @@ class FunctionValidator {
   /** Number of open frames (frames[fp - 1] is the innermost). */
   private fp = 0;
 
-  constructor(private readonly m: Module, private readonly index: number, private readonly stream: InstrStream | null) {
-    this.type = funcType(m, index);
-    this.body = m.bodies[index - m.numImportedFuncs]!;
-    this.r = new Reader(m.bytes, this.body.start, this.body.end);
+  constructor(private readonly m: Module, private readonly stream: InstrStream | null) {
+    this.r = new Reader(m.bytes, 0, 0);
   }
 
   /** Named only when an error needs it: funcName searches the exports. */
@@ -212,8 +213,18 @@ class FunctionValidator {
     this.fp++;
   }
 
-  run(): FuncInfo {
-    const { m, type, body, r, ins } = this;
+  /** Validates defined function `index`; the validator can run again for another function afterwards. */
+  run(index: number): FuncInfo {
+    const m = this.m;
+    this.index = index;
+    const type = funcType(m, index);
+    const body = m.bodies[index - m.numImportedFuncs]!;
+    const { r, ins } = this;
+    r.pos = body.start;
+    r.end = body.end;
+    this.sp = 0;
+    this.max = 0;
+    this.fp = 0;
     if (type.results.length > 1) throw new UnsupportedError(this.name(), "multiple results", 0);
     const np = type.params.length;
     const nlocals = np + body.locals.length;

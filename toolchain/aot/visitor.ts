@@ -775,7 +775,10 @@ function pickPinned(weight: Float64Array): number[] {
     let k = order.length;
     while (k > 0 && weight[order[k - 1]!]! < w) k--;
     if (k >= PINNED.length) continue;
-    order.splice(k, 0, i);
+    // Insert at k by hand (splice would allocate the array of removed elements on every call).
+    order.push(i);
+    for (let j = order.length - 1; j > k; j--) order[j] = order[j - 1]!;
+    order[k] = i;
     if (order.length > PINNED.length) order.pop();
   }
   const out = new Array<number>(n).fill(-1);

@@ -415,10 +415,23 @@ export class Assembler {
     const n = it.count;
     const { pos, kind, size, near, align, label } = it;
     const shift = new Int32Array(n + 1);
+    // The branches that may stay short (target in this section), with their target's raw position and item index
+    // copied out of the Label objects once: each pass below reads only these arrays.
+    const short = new Int32Array(n);
+    const tpos = new Int32Array(n);
+    const titem = new Int32Array(n);
+    let nshort = 0;
     for (let i = 0; i < n; i++) {
-      if (kind[i] !== 2 && label[i]!.section !== index) {
+      if (kind[i] === 2) continue;
+      const l = label[i]!;
+      if (l.section !== index) {
         near[i] = 1;
         size[i] = kind[i] === 0 ? 5 : 6;
+      } else if (!near[i]) {
+        short[nshort] = i;
+        tpos[nshort] = l.pos;
+        titem[nshort] = l.item;
+        nshort++;
       }
     }
     // Least fixed point: lay out with the current sizes (alignment gaps exact for that layout), then grow every short
@@ -436,16 +449,23 @@ export class Assembler {
       }
       shift[n] = acc;
       let grew = false;
-      for (let i = 0; i < n; i++) {
-        if (kind[i] === 2 || near[i]) continue;
-        const l = label[i]!;
-        const rel = l.pos + shift[l.item]! - (pos[i]! + shift[i]! + 2);
+      let kept = 0;
+      for (let k = 0; k < nshort; k++) {
+        const i = short[k]!;
+        const rel = tpos[k]! + shift[titem[k]!]! - (pos[i]! + shift[i]! + 2);
         if (rel < -128 || rel > 127) {
           near[i] = 1;
           size[i] = kind[i] === 0 ? 5 : 6;
           grew = true;
+        } else {
+          // Still short: keep it for the next pass (compacting in place).
+          short[kept] = i;
+          tpos[kept] = tpos[k]!;
+          titem[kept] = titem[k]!;
+          kept++;
         }
       }
+      nshort = kept;
       if (!grew) break;
       if (pass > 100000) throw new Error(`section ${sec.name}: branch layout did not settle`);
     }
