@@ -165,9 +165,12 @@ export class Context {
 
   /** Pushes an entry held in register r, which must be free (a block result arriving in resultReg). */
   pushFixed(size: Size, r: number): void {
-    const i = this.free.indexOf(r);
+    const free = this.free;
+    const i = free.indexOf(r);
     if (i < 0) throw new Error(`register allocator: result register ${r} is not free at a block end`);
-    this.free.splice(i, 1);
+    // Remove by hand, keeping the order (splice would allocate the array of removed elements).
+    for (let j = i; j < free.length - 1; j++) free[j] = free[j + 1]!;
+    free.pop();
     this.freeMask &= ~(1 << r);
     this.pushReg(size, r);
   }

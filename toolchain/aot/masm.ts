@@ -143,7 +143,16 @@ export class MacroAssembler {
   }
 
   alu(op: AluOp, size: Size, dst: number, s: Opnd): void {
-    this.a[op](reg(dst, size), this.src(size, s));
+    const d = reg(dst, size);
+    const v = this.src(size, s);
+    // A switch rather than this.a[op](...): a keyed method load by string is megamorphic, and alu runs per ALU op.
+    switch (op) {
+      case "add": this.a.add(d, v); break;
+      case "sub": this.a.sub(d, v); break;
+      case "and": this.a.and(d, v); break;
+      case "or": this.a.or(d, v); break;
+      case "xor": this.a.xor(d, v); break;
+    }
   }
 
   mul(size: Size, dst: number, s: Opnd): void {
@@ -206,12 +215,22 @@ export class MacroAssembler {
   shift(op: ShiftOp, size: Size, dst: number, s: Opnd): void {
     if (s.k === "imm") {
       const n = Number(BigInt.asUintN(8, s.v)) & (size * 8 - 1);
-      if (n !== 0) this.a[op](reg(dst, size), n);
+      if (n !== 0) this.shiftBy(op, reg(dst, size), n);
       else if (size === 4) this.a.mov(reg(dst, 4), reg(dst, 4));
       return;
     }
     this.load(4, RCX, s);
-    this.a[op](reg(dst, size), reg(RCX, 1));
+    this.shiftBy(op, reg(dst, size), reg(RCX, 1));
+  }
+
+  private shiftBy(op: ShiftOp, d: Gpr, by: Gpr | number): void {
+    switch (op) {
+      case "shl": this.a.shl(d, by); break;
+      case "sar": this.a.sar(d, by); break;
+      case "shr": this.a.shr(d, by); break;
+      case "rol": this.a.rol(d, by); break;
+      case "ror": this.a.ror(d, by); break;
+    }
   }
 
   /** Sets the flags for `dst <cc> s` (the fused compare-and-branch path). */
