@@ -33,6 +33,8 @@ const enum Where {
 }
 
 export class Context {
+  /** Stack height: entries 0..h-1 of the parallel arrays below are live. */
+  private h = 0;
   private where: Where[] = [];
   private regOf: number[] = [];
   private constOf: bigint[] = [];
@@ -63,7 +65,7 @@ export class Context {
   }
 
   get height(): number {
-    return this.where.length;
+    return this.h;
   }
 
   /** The home slot of stack entry k. */
@@ -103,16 +105,12 @@ export class Context {
 
   /** Pushes a pinned local by reference (see Where.Local). */
   pushLocal(size: Size, local: number): void {
-    this.where.push(Where.Local);
-    this.regOf.push(this.pinned[local]!);
-    this.constOf.push(0n);
-    this.sizeOf.push(size);
-    this.localOf.push(local);
+    this.put(Where.Local, this.pinned[local]!, 0n, size, local);
   }
 
   /** Before pinned local `local` is written: entries still referring to its register get their own copy. */
   materializeLocal(local: number): void {
-    for (let k = 0; k < this.where.length; k++) {
+    for (let k = 0; k < this.h; k++) {
       if (this.where[k] !== Where.Local || this.localOf[k] !== local) continue;
       const r = this.alloc();
       this.masm.a.mov(reg(r, 8), reg(this.regOf[k]!, 8));
@@ -128,31 +126,19 @@ export class Context {
 
   /** The top entry's register if it is a pinned-local reference (usable read-only), else −1. */
   topPinned(): number {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     return this.where[k] === Where.Local ? this.regOf[k]! : -1;
   }
 
   pushConst(size: Size, v: bigint): void {
-    this.where.push(Where.Const);
-    this.regOf.push(-1);
-    this.constOf.push(v);
-    this.sizeOf.push(size);
-    this.localOf.push(-1);
+    this.put(Where.Const, -1, v, size, -1);
   }
   pushReg(size: Size, r: number): void {
-    this.where.push(Where.Reg);
-    this.regOf.push(r);
-    this.constOf.push(0n);
-    this.sizeOf.push(size);
-    this.localOf.push(-1);
+    this.put(Where.Reg, r, 0n, size, -1);
   }
   /** An entry whose value is in its home slot (block results, values left after a merge). */
   pushSlot(size: Size): void {
-    this.where.push(Where.Slot);
-    this.regOf.push(-1);
-    this.constOf.push(0n);
-    this.sizeOf.push(size);
-    this.localOf.push(-1);
+    this.put(Where.Slot, -1, 0n, size, -1);
   }
 
   /**
@@ -182,7 +168,7 @@ export class Context {
       this.freeMask &= ~(1 << r);
       return r;
     }
-    for (let k = 0; k < this.where.length; k++) {
+    for (let k = 0; k < this.h; k++) {
       if (this.where[k] === Where.Reg) {
         const x = this.regOf[k]!;
         this.spillEntry(k);
@@ -216,18 +202,18 @@ export class Context {
 
   /** Puts every entry in its home slot and frees all registers: the state agreed at every control-flow merge. */
   spillAll(): void {
-    for (let k = 0; k < this.where.length; k++) this.spillEntry(k);
+    for (let k = 0; k < this.h; k++) this.spillEntry(k);
   }
 
   /** Spills every entry except the top `n` (call arguments, pushed straight from where they are). */
   spillBelow(n: number): void {
-    for (let k = 0; k < this.where.length - n; k++) this.spillEntry(k);
+    for (let k = 0; k < this.h - n; k++) this.spillEntry(k);
   }
 
   /** Pushes the top `n` entries on the machine stack, deepest first, without popping them. */
   pushTop(n: number): void {
     const a = this.masm.a;
-    for (let k = this.where.length - n; k < this.where.length; k++) {
+    for (let k = this.h - n; k < this.h; k++) {
       const w = this.where[k]!;
       if (w === Where.Reg || w === Where.Local) a.push(reg(this.regOf[k]!, 8));
       else if (w === Where.Slot) a.push(this.home(k, 8));
@@ -244,13 +230,13 @@ export class Context {
 
   /** The top entry without popping: its constant, if it is one. */
   peekConst(depth = 0): bigint | null {
-    const k = this.where.length - 1 - depth;
+    const k = this.h - 1 - depth;
     return this.where[k] === Where.Const ? this.constOf[k]! : null;
   }
 
   /** Pops the top entry into a register the caller then owns (and must release or push). */
   popReg(): number {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     const w = this.where[k]!;
     const size = this.sizeOf[k]!;
     let r: number;
@@ -278,7 +264,7 @@ export class Context {
    * A slot operand stays valid only until the next push, which may reuse the slot.
    */
   pop(): Opnd {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     const w = this.where[k]!;
     const size = this.sizeOf[k]!;
     let o: Opnd;
@@ -293,33 +279,38 @@ export class Context {
   }
 
   drop(): void {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
     this.truncate(k);
   }
 
   private truncate(k: number): void {
-    // pop() rather than `length = k`: V8 makes shrinking by length assignment far slower, and k is usually top − 1.
-    while (this.where.length > k) {
-      this.where.pop();
-      this.regOf.pop();
-      this.constOf.pop();
-      this.sizeOf.pop();
-      this.localOf.pop();
-    }
+    // Only the height moves: the arrays never shrink (entries at and above h are stale and never read).
+    if (k < this.h) this.h = k;
+  }
+
+  /** Appends an entry at height h (an indexed store at the arrays' length or below, so they stay packed). */
+  private put(w: Where, r: number, c: bigint, size: Size, local: number): void {
+    const k = this.h;
+    this.where[k] = w;
+    this.regOf[k] = r;
+    this.constOf[k] = c;
+    this.sizeOf[k] = size;
+    this.localOf[k] = local;
+    this.h = k + 1;
   }
 
   /** Forgets everything above `height` (dead code) and marks entries from `height` as slot-resident results. */
   resetTo(height: number, sizes: Size[]): void {
-    for (let k = height; k < this.where.length; k++) if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
-    this.truncate(Math.min(height, this.where.length));
-    while (this.where.length < height) this.pushSlot(8);
+    for (let k = height; k < this.h; k++) if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
+    this.truncate(Math.min(height, this.h));
+    while (this.h < height) this.pushSlot(8);
     for (const s of sizes) this.pushSlot(s);
   }
 
   /** Copies the top `n` entries into the home slots starting at `base` without changing the model (branch moves). */
   moveTopTo(n: number, base: number): void {
-    const top = this.where.length - n;
+    const top = this.h - n;
     for (let i = 0; i < n; i++) {
       const k = top + i;
       const dst = base + i;
@@ -337,7 +328,7 @@ export class Context {
 
   /** Loads the top entry into a specific scratch register without popping (return values, call arguments). */
   loadTopInto(r: number, depth = 0): void {
-    const k = this.where.length - 1 - depth;
+    const k = this.h - 1 - depth;
     const size = this.sizeOf[k]!;
     const w = this.where[k]!;
     if (w === Where.Reg || w === Where.Local) this.masm.a.mov(reg(r, size), reg(this.regOf[k]!, size));
@@ -347,6 +338,6 @@ export class Context {
 
   /** Registers currently held by stack entries (for assertions in tests). */
   liveRegs(): number[] {
-    return this.regOf.filter((r) => r >= 0);
+    return this.regOf.slice(0, this.h).filter((r) => r >= 0);
   }
 }
