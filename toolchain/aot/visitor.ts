@@ -132,12 +132,12 @@ export class FunctionCompiler {
       zeroed = true;
       a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
     }
-    this.slotSynced = new Uint8Array(cx.pinned.length);
+    this.slotSynced = new Int32Array(cx.pinned.length);
     for (const i of cx.pinnedLocals) {
       const r = cx.pinned[i]!;
       if (i < np) {
         a.mov(reg(r, cx.localSizes[i]!), cx.local(i));
-        this.slotSynced[i] = 1;
+        this.slotSynced[i] = this.syncGen;
       } else a.xor(reg(r, 4), reg(r, 4));
     }
     this.ctl.push({
@@ -180,11 +180,16 @@ export class FunctionCompiler {
    * Whether each pinned local's frame slot holds the same value as its register, so savePinned can skip the store.
    * Only claimed on a straight-line path: local.set/tee clears it, and every label forgets it (another path may join).
    */
-  private slotSynced: Uint8Array = new Uint8Array(0);
+  private slotSynced: Int32Array = new Int32Array(0);
+  /**
+   * A local is synced when its slotSynced entry equals syncGen; binding a label forgets them all by moving syncGen on
+   * (no fill of the array at every label).
+   */
+  private syncGen = 1;
 
   /** Binds a label where paths may join: forgets the per-path facts (bounds checks, synced pinned slots). */
   private bindLabel(l: Label): void {
-    this.slotSynced.fill(0);
+    this.syncGen++;
     this.masm.bind(l);
   }
 
@@ -680,9 +685,9 @@ export class FunctionCompiler {
     for (const i of this.cx.pinnedLocals) {
       // A local never written still has its initial value in its slot (parameter, or the prologue's zero).
       // So does one whose slot was stored since its last write on this straight-line path.
-      if (!this.info.localWritten[i] || this.slotSynced[i]) continue;
+      if (!this.info.localWritten[i] || this.slotSynced[i] === this.syncGen) continue;
       this.masm.a.mov(this.cx.local(i), reg(this.cx.pinned[i]!, this.cx.localSizes[i]!));
-      this.slotSynced[i] = 1;
+      this.slotSynced[i] = this.syncGen;
     }
   }
   private reloadPinned(): void {
