@@ -87,6 +87,13 @@ class SectionState {
   readonly fixups: Fixup[] = [];
   /** Prefix sums of item sizes after layout: final offset = raw pos + shift[items before]. */
   shift: Int32Array = new Int32Array(1);
+  /**
+   * After layout, per branch item: its target's section, raw position and item index, copied from the Label once so
+   * that finish() reads arrays instead of one scattered Label object per branch.
+   */
+  targetSection: Int32Array = new Int32Array(0);
+  targetPos: Int32Array = new Int32Array(0);
+  targetItem: Int32Array = new Int32Array(0);
   bssSize = 0;
   constructor(
     readonly name: string,
@@ -420,10 +427,16 @@ export class Assembler {
     const short = new Int32Array(n);
     const tpos = new Int32Array(n);
     const titem = new Int32Array(n);
+    const tsecAll = (sec.targetSection = new Int32Array(n));
+    const tposAll = (sec.targetPos = new Int32Array(n));
+    const titemAll = (sec.targetItem = new Int32Array(n));
     let nshort = 0;
     for (let i = 0; i < n; i++) {
       if (kind[i] === 2) continue;
       const l = label[i]!;
+      tsecAll[i] = l.section;
+      tposAll[i] = l.pos;
+      titemAll[i] = l.item;
       if (l.section !== index) {
         near[i] = 1;
         size[i] = kind[i] === 0 ? 5 : 6;
@@ -493,6 +506,7 @@ export class Assembler {
         let from = 0;
         let at = 0;
         const it = sec.items;
+        const { targetSection, targetPos, targetItem, shift } = sec;
         for (let i = 0; i < it.count; i++) {
           const p = it.pos[i]!;
           const size = it.size[i]!;
@@ -504,11 +518,11 @@ export class Assembler {
             if (fill < 0) writeNops(out, at, size);
             else out.fill(fill, at, at + size);
           } else {
-            const l = it.label[i]!;
             const end = at + size;
-            const local = l.section === index;
-            encodeBranch(out, at, it.kind[i] === 0 ? -1 : it.cc[i]!, it.near[i] === 1, local ? this.labelOffset(l) - end : 0);
-            if (!local) relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(l), addend: 0 });
+            const local = targetSection[i] === index;
+            // A local target's final offset, as labelOffset computes it, from the arrays layout() filled.
+            encodeBranch(out, at, it.kind[i] === 0 ? -1 : it.cc[i]!, it.near[i] === 1, local ? targetPos[i]! + shift[targetItem[i]!]! - end : 0);
+            if (!local) relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(it.label[i]!), addend: 0 });
           }
           at += size;
         }
