@@ -68,31 +68,21 @@ export class Context {
     return this.h;
   }
 
-  /** The home slot of stack entry k. */
+  /** The home slot of stack entry k (operands are shared through masm.frame's cache). */
   home(k: number, size: Size = 8): Mem {
-    // Cached: operands are immutable and spilling asks for the same slots over and over.
-    const cache = size === 8 ? this.homes8 : this.homes4;
-    return (cache[k] ??= this.masm.frame(-8 * (this.numLocals + 1 + k), size));
+    return this.masm.frame(-8 * (this.numLocals + 1 + k), size);
   }
-  private readonly homes8: Mem[] = [];
-  /** Slot operands of pop(), cached like home() (operands are never modified). */
+  /** Slot operands of pop() (shared, never modified). */
   private homeOpnd(k: number, size: Size): Opnd {
-    const cache = size === 8 ? this.homeOpnds8 : this.homeOpnds4;
-    return (cache[k] ??= { k: "mem", m: this.home(k, size) });
+    return this.masm.frameOpnd(-8 * (this.numLocals + 1 + k), size);
   }
-  private readonly homeOpnds8: Opnd[] = [];
-  private readonly homeOpnds4: Opnd[] = [];
-  private readonly locals: Mem[] = [];
   /** Indices of the locals that have a pinned register, ascending. */
   readonly pinnedLocals: number[] = [];
-  private readonly homes4: Mem[] = [];
   /** The frame slot of local i. */
   local(i: number): Mem {
-    const cached = this.locals[i];
-    if (cached) return cached;
     const size = this.localSizes[i]!;
     const disp = i < this.numParams ? 16 + 8 * (this.numParams - 1 - i) : -8 * (i - this.numParams + 1);
-    return (this.locals[i] = this.masm.frame(disp, size));
+    return this.masm.frame(disp, size);
   }
   /** Bytes below rbp this function needs for locals and its deepest value stack. */
   frameBytes(maxStack: number): number {

@@ -82,8 +82,27 @@ export class MacroAssembler {
 
   /** `[rbp + disp]`, a frame slot. */
   frame(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
+    // Frame slots are multiples of 8 from rbp: 4- and 8-byte ones are cached by disp/8 (below and above rbp) and shared
+    // by every function of the module, since spills, locals and call arguments ask for the same few slots constantly.
+    if ((size === 8 || size === 4) && (disp & 7) === 0) {
+      const cache = disp < 0 ? (size === 8 ? this.below8 : this.below4) : size === 8 ? this.above8 : this.above4;
+      const k = (disp < 0 ? -disp : disp) >> 3;
+      return (cache[k] ??= memSized(size, FP, disp));
+    }
     return memSized(size, FP, disp);
   }
+  /** The frame slot as a source operand, cached like frame(). */
+  frameOpnd(disp: number, size: 4 | 8): Opnd {
+    if ((disp & 7) !== 0 || disp >= 0) return { k: "mem", m: this.frame(disp, size) };
+    const cache = size === 8 ? this.belowOpnd8 : this.belowOpnd4;
+    return (cache[-disp >> 3] ??= { k: "mem", m: this.frame(disp, size) });
+  }
+  private readonly below8: Mem[] = [];
+  private readonly below4: Mem[] = [];
+  private readonly above8: Mem[] = [];
+  private readonly above4: Mem[] = [];
+  private readonly belowOpnd8: Opnd[] = [];
+  private readonly belowOpnd4: Opnd[] = [];
   ctx(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
     // The memory-size field is read by every bounds check: one shared operand.
     if (disp === Ctx.MemSize && size === 8) return this.memSizeField;
