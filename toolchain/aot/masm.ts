@@ -80,6 +80,11 @@ export class MacroAssembler {
     return l;
   }
 
+  /** `[r + disp]` for register number r (no Address object in between). */
+  baseDisp(size: 1 | 2 | 4 | 8, r: number, disp: number): Mem {
+    return memSized(size, reg(r, 8), disp);
+  }
+
   /** `[rbp + disp]`, a frame slot. */
   frame(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
     // Frame slots are multiples of 8 from rbp: 4- and 8-byte ones are cached by disp/8 (below and above rbp) and shared

@@ -310,7 +310,7 @@ export class FunctionCompiler {
     this.cx.drop();
     this.cx.drop();
     const dst = this.cx.alloc();
-    this.masm.a.lea(reg(dst, size), qword({ base: reg(p, 8), disp: Number(v) }));
+    this.masm.a.lea(reg(dst, size), this.masm.baseDisp(8, p, Number(v)));
     this.cx.pushReg(size, dst);
     return true;
   }

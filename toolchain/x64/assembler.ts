@@ -118,7 +118,8 @@ export class Assembler {
   private cur!: SectionState;
   private curIndex = 0;
   private readonly labels = new Map<string, Label>();
-  private readonly allLabels: Label[] = [];
+  /** Named labels in creation (id) order; anonymous ones become symbols only when referenced across sections. */
+  private readonly namedLabels: Label[] = [];
   private nextId = 0;
   private prefixes = 0;
   private finished = false;
@@ -152,7 +153,7 @@ export class Assembler {
     }
     const l = new Label(name ?? null, this.nextId++);
     if (name !== undefined) this.labels.set(name, l);
-    this.allLabels.push(l);
+    if (name !== undefined) this.namedLabels.push(l);
     return l;
   }
 
@@ -545,11 +546,13 @@ export class Assembler {
       }
       return { name: sec.name, kind: sec.kind, align: sec.align, bytes: out };
     });
+    // Symbols in label creation order: the named labels, merged by id with the anonymous ones a relocation names.
     const symbols: SymbolDef[] = [];
-    const all = this.allLabels;
-    for (let li = 0; li < all.length; li++) {
-      const l = all[li]!;
-      if (!l.bound || (!l.name && !referenced.has(l))) continue;
+    const named = this.namedLabels;
+    const anon = [...referenced].filter((l) => !l.name).sort((x, y) => x.id - y.id);
+    for (let i = 0, j = 0; i < named.length || j < anon.length; ) {
+      const l = j >= anon.length || (i < named.length && named[i]!.id < anon[j]!.id) ? named[i++]! : anon[j++]!;
+      if (!l.bound) continue;
       symbols.push({ name: String(l), section: l.section, offset: this.labelOffset(l), global: l.global });
     }
     return { sections, symbols, relocations };
