@@ -169,8 +169,7 @@ export class FunctionCompiler {
         this.fuseCompare(op);
         continue;
       }
-      const a = s.a[i - 1]!;
-      this.visit(op, a, s.b[i - 1]!, op === Op.I64Const ? s.i64[i - 1]! : 0n, op === Op.BrTable ? s.tables[a]! : null, s.at[i - 1]!);
+      this.visit(op, s.a[i - 1]!, i - 1);
     }
     this.bindLabel(this.retLabel);
     this.masm.epilogue();
@@ -197,9 +196,11 @@ export class FunctionCompiler {
     throw new UnsupportedError(funcName(this.env.module, this.index), what, at);
   }
 
-  private visit(op: number, a: number, b: number, i64: bigint, targets: number[] | null, at: number): void {
+  /** One instruction: opcode, its first immediate, and its index in the stream (for the rarer immediates). */
+  private visit(op: number, a: number, idx: number): void {
     const acc = op < 256 ? MEMORY_BY_OP[op] : undefined;
     if (acc) {
+      const b = this.env.stream.b[idx]!;
       if (acc.store) this.store(acc.size, b);
       else this.load(sz(acc.type), acc.size, acc.signed, b);
       return;
@@ -213,12 +214,12 @@ export class FunctionCompiler {
       case Op.Nop: return;
       case Op.Block: return this.visitBlock(op, a);
       case Op.Loop: return this.visitBlock(op, a);
-      case Op.If: return this.visitIf(a, at);
+      case Op.If: return this.visitIf(a, this.env.stream.at[idx]!);
       case Op.Else: return this.visitElse();
       case Op.End: return this.visitEnd();
       case Op.Br: return this.visitBr(a);
       case Op.BrIf: return this.visitBrIf(a);
-      case Op.BrTable: return this.visitBrTable(targets!);
+      case Op.BrTable: return this.visitBrTable(this.env.stream.tables[a]!);
       case Op.Return: return this.visitBr(this.ctl.length - 1);
       case Op.Call: return this.visitCall(a);
       case Op.CallIndirect: return this.visitCallIndirect(a);
@@ -232,11 +233,11 @@ export class FunctionCompiler {
       case Op.MemorySize: return this.visitMemorySize();
       case Op.MemoryGrow: return this.visitMemoryGrow();
       case Op.I32Const: return this.cx.pushConst(4, smallBigInt(a));
-      case Op.I64Const: return this.cx.pushConst(8, i64);
+      case Op.I64Const: return this.cx.pushConst(8, this.env.stream.i64[idx]!);
       case Op.I32Eqz: case Op.I64Eqz: case Op.I32WrapI64: case Op.I64ExtendI32S: case Op.I64ExtendI32U:
       case Op.I32Extend8S: case Op.I32Extend16S: case Op.I64Extend8S: case Op.I64Extend16S: case Op.I64Extend32S:
         return this.unary(op);
-      default: return this.unsupported(`opcode 0x${op.toString(16)}`, at);
+      default: return this.unsupported(`opcode 0x${op.toString(16)}`, this.env.stream.at[idx]!);
     }
   }
 
