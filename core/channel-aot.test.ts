@@ -1,7 +1,7 @@
 // Differential test of the channel and schedule code on both engines that run core.wasm: V8 (the simulator) and the
-// AOT backend's native x86-64 (bare metal, toolchain/aot, where hw.mfence is a real MFENCE). Random sequences of
-// channel operations — including a peer scribbling over the headers — and random schedules must give the same
-// results and the same memory bytes, call by call.
+// AOT backend's native x86-64 (bare metal, toolchain/aot, where hw.mfence is a locked read-modify-write barrier,
+// ADR 0003). Random sequences of channel operations — including a peer scribbling over the headers — and random
+// schedules must give the same results and the same memory bytes, call by call.
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -2,13 +2,14 @@
 // and entry thunks, all through one toolchain/x64 Assembler. The result is an ObjectFile plus everything an embedder
 // needs to instantiate it (VM-context layout, globals, table and data initialisers, export offsets). host.ts runs it
 // on this machine; toolchain/image links it into the bare-metal image.
-import { Assembler, type Label, type ObjectFile, qword, r8, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
+import { Assembler, type Gpr, type Label, type Mem, type ObjectFile, qword, r8, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
 import { Ctx, type CtxLayout, Trap, ctxLayout } from "./abi.ts";
 import { type Module, ValType, decodeModule, funcType } from "./decode.ts";
 import { INTRINSICS, type Intrinsic } from "./intrinsics.ts";
 import { MacroAssembler, reg } from "./masm.ts";
 import { FunctionCompiler, type ModuleEnv } from "./visitor.ts";
-import { CompileError, UnsupportedError, validateModule } from "./validate.ts";
+import { type InstrStream, giveBackStream, takeStream } from "./opcodes.ts";
+import { CompileError, type FuncInfo, UnsupportedError, validateModule } from "./validate.ts";
 
 export interface CompileOptions {
   /** Emit System V entry thunks for every export (and the start function) plus the host trap handler. */
@@ -84,7 +85,16 @@ export interface CompiledModule {
 /** Compiles a wasm binary (or an already decoded module). Throws CompileError / UnsupportedError / DecodeError. */
 export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {}): CompiledModule {
   const m = input instanceof Uint8Array ? decodeModule(input) : input;
-  const infos = validateModule(m);
+  // The validator records the decoded instructions for the code generator; the arrays are reused across compiles.
+  const stream = takeStream();
+  try {
+    return compileValidated(m, validateModule(m, stream), stream, opts);
+  } finally {
+    giveBackStream(stream);
+  }
+}
+
+function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opts: CompileOptions): CompiledModule {
   const prefix = opts.symbolPrefix ?? "wasm";
   const a = new Assembler();
   const trapLabels = new Map<Trap, Label>();
@@ -131,7 +141,7 @@ export function compileWasm(input: Uint8Array | Module, opts: CompileOptions = {
   for (let f = 0; f < nf; f++) funcLabels.push(f < m.numImportedFuncs ? null : a.label(`${prefix}.f${f}`));
   const symbolLabels = new Map<number, Label>();
   const env: ModuleEnv = {
-    module: m, layout, funcLabels, sigIds, tableSize,
+    module: m, layout, funcLabels, sigIds, tableSize, stream,
     minMemoryBytes: 65536 * (m.memories[0]?.min ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits?: { min: number } } | undefined)?.limits?.min ?? 0),
     importLowering: (index) => {
       const intr = intrinsicOf[index];
@@ -278,22 +288,48 @@ function emitHostThunk(a: Assembler, l: Label, fi: number, m: Module, funcLabels
     throw new CompileError(`export of imported function ${imports[fi]?.module}.${imports[fi]?.name} is not supported`);
   }
   const t = funcType(m, fi);
+  const o = thunkOperands();
   a.align(16);
   a.bind(l);
-  for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
+  for (const r of o.saved) a.push(r);
   a.push(rdx);
   a.mov(r14, rdi);
-  a.mov(r15, qword(r14, Ctx.MemBase));
-  a.mov(qword(r14, Ctx.SavedRsp), rsp);
+  a.mov(r15, o.memBase);
+  a.mov(o.savedRsp, rsp);
   a.mov(rax, rsp);
-  a.sub(rax, qword(r14, Ctx.StackBudget));
-  a.mov(qword(r14, Ctx.StackLimit), rax);
-  t.params.forEach((_, i) => a.push(qword(rsi, 8 * i)));
+  a.sub(rax, o.stackBudget);
+  a.mov(o.stackLimit, rax);
+  for (let i = 0; i < t.params.length; i++) a.push(o.arg(i));
   a.call(funcLabels[fi]!);
   if (t.params.length) a.add(rsp, 8 * t.params.length);
   a.pop(rdx);
-  a.mov(qword(rdx), rax);
+  a.mov(o.result, rax);
   a.xor(reg(0, 4), reg(0, 4));
-  for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
+  for (let i = o.saved.length - 1; i >= 0; i--) a.pop(o.saved[i]!);
   a.ret();
+}
+
+/** The entry thunks' operands, built once (a module may export hundreds of functions, each with a thunk). */
+interface ThunkOperands {
+  saved: Gpr[];
+  memBase: Mem;
+  savedRsp: Mem;
+  stackBudget: Mem;
+  stackLimit: Mem;
+  result: Mem;
+  arg(i: number): Mem;
+}
+let thunkOps: ThunkOperands | null = null;
+function thunkOperands(): ThunkOperands {
+  if (thunkOps) return thunkOps;
+  const args: Mem[] = [];
+  return (thunkOps = {
+    saved: [rbx, rbp, r12, r13, r14, r15],
+    memBase: qword(r14, Ctx.MemBase),
+    savedRsp: qword(r14, Ctx.SavedRsp),
+    stackBudget: qword(r14, Ctx.StackBudget),
+    stackLimit: qword(r14, Ctx.StackLimit),
+    result: qword(rdx),
+    arg: (i) => (args[i] ??= qword(rsi, 8 * i)),
+  });
 }

@@ -18,6 +18,9 @@ import { type MacroAssembler, type Opnd, type Size, reg as reg_ } from "./masm.t
 // loaded as ESM (npm run bench, uvt) the alias costs nothing either way.
 const reg = reg_;
 
+/** One register operand per register number, shared: pop() runs for most instructions and operands are immutable. */
+const REG_OPND: Opnd[] = Array.from({ length: 16 }, (_, r) => Object.freeze({ k: "reg" as const, r }));
+
 /** Registers handed out to values: everything except rsp, rbp, r14 (vmctx), r15 (memory) and the scratch set. */
 export const ALLOCATABLE = [3, 6, 7, 8, 9, 10, 12, 13];
 
@@ -30,6 +33,8 @@ const enum Where {
 }
 
 export class Context {
+  /** Stack height: entries 0..h-1 of the parallel arrays below are live. */
+  private h = 0;
   private where: Where[] = [];
   private regOf: number[] = [];
   private constOf: bigint[] = [];
@@ -38,6 +43,9 @@ export class Context {
   /** For Local entries: the local index. */
   private localOf: number[] = [];
   private free: number[];
+  /** Bit r set: register r is in the pool / is in `free`. */
+  private poolMask = 0;
+  private freeMask = 0;
   private readonly pool: number[];
 
   constructor(
@@ -52,30 +60,29 @@ export class Context {
     this.pool = ALLOCATABLE.filter((r) => !pinned.includes(r));
     for (let i = 0; i < pinned.length; i++) if (pinned[i]! >= 0) this.pinnedLocals.push(i);
     this.free = [...this.pool].reverse();
+    for (const r of this.pool) this.poolMask |= 1 << r;
+    this.freeMask = this.poolMask;
   }
 
   get height(): number {
-    return this.where.length;
+    return this.h;
   }
 
-  /** The home slot of stack entry k. */
+  /** The home slot of stack entry k (operands are shared through masm.frame's cache). */
   home(k: number, size: Size = 8): Mem {
-    // Cached: operands are immutable and spilling asks for the same slots over and over.
-    const cache = size === 8 ? this.homes8 : this.homes4;
-    return (cache[k] ??= this.masm.frame(-8 * (this.numLocals + 1 + k), size));
+    return this.masm.frame(-8 * (this.numLocals + 1 + k), size);
   }
-  private readonly homes8: Mem[] = [];
-  private readonly locals: Mem[] = [];
+  /** Slot operands of pop() (shared, never modified). */
+  private homeOpnd(k: number, size: Size): Opnd {
+    return this.masm.frameOpnd(-8 * (this.numLocals + 1 + k), size);
+  }
   /** Indices of the locals that have a pinned register, ascending. */
   readonly pinnedLocals: number[] = [];
-  private readonly homes4: Mem[] = [];
   /** The frame slot of local i. */
   local(i: number): Mem {
-    const cached = this.locals[i];
-    if (cached) return cached;
     const size = this.localSizes[i]!;
     const disp = i < this.numParams ? 16 + 8 * (this.numParams - 1 - i) : -8 * (i - this.numParams + 1);
-    return (this.locals[i] = this.masm.frame(disp, size));
+    return this.masm.frame(disp, size);
   }
   /** Bytes below rbp this function needs for locals and its deepest value stack. */
   frameBytes(maxStack: number): number {
@@ -88,16 +95,12 @@ export class Context {
 
   /** Pushes a pinned local by reference (see Where.Local). */
   pushLocal(size: Size, local: number): void {
-    this.where.push(Where.Local);
-    this.regOf.push(this.pinned[local]!);
-    this.constOf.push(0n);
-    this.sizeOf.push(size);
-    this.localOf.push(local);
+    this.put(Where.Local, this.pinned[local]!, 0n, size, local);
   }
 
   /** Before pinned local `local` is written: entries still referring to its register get their own copy. */
   materializeLocal(local: number): void {
-    for (let k = 0; k < this.where.length; k++) {
+    for (let k = 0; k < this.h; k++) {
       if (this.where[k] !== Where.Local || this.localOf[k] !== local) continue;
       const r = this.alloc();
       this.masm.a.mov(reg(r, 8), reg(this.regOf[k]!, 8));
@@ -113,31 +116,19 @@ export class Context {
 
   /** The top entry's register if it is a pinned-local reference (usable read-only), else −1. */
   topPinned(): number {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     return this.where[k] === Where.Local ? this.regOf[k]! : -1;
   }
 
   pushConst(size: Size, v: bigint): void {
-    this.where.push(Where.Const);
-    this.regOf.push(-1);
-    this.constOf.push(v);
-    this.sizeOf.push(size);
-    this.localOf.push(-1);
+    this.put(Where.Const, -1, v, size, -1);
   }
   pushReg(size: Size, r: number): void {
-    this.where.push(Where.Reg);
-    this.regOf.push(r);
-    this.constOf.push(0n);
-    this.sizeOf.push(size);
-    this.localOf.push(-1);
+    this.put(Where.Reg, r, 0n, size, -1);
   }
   /** An entry whose value is in its home slot (block results, values left after a merge). */
   pushSlot(size: Size): void {
-    this.where.push(Where.Slot);
-    this.regOf.push(-1);
-    this.constOf.push(0n);
-    this.sizeOf.push(size);
-    this.localOf.push(-1);
+    this.put(Where.Slot, -1, 0n, size, -1);
   }
 
   /**
@@ -150,28 +141,41 @@ export class Context {
 
   /** Pushes an entry held in register r, which must be free (a block result arriving in resultReg). */
   pushFixed(size: Size, r: number): void {
-    const i = this.free.indexOf(r);
+    const free = this.free;
+    const i = free.indexOf(r);
     if (i < 0) throw new Error(`register allocator: result register ${r} is not free at a block end`);
-    this.free.splice(i, 1);
+    // Remove by hand, keeping the order (splice would allocate the array of removed elements).
+    for (let j = i; j < free.length - 1; j++) free[j] = free[j + 1]!;
+    free.pop();
+    this.freeMask &= ~(1 << r);
     this.pushReg(size, r);
   }
 
   /** A free register, spilling the deepest register-held entry if none is free. */
   alloc(): number {
     const r = this.free.pop();
-    if (r !== undefined) return r;
-    for (let k = 0; k < this.where.length; k++) {
+    if (r !== undefined) {
+      this.freeMask &= ~(1 << r);
+      return r;
+    }
+    for (let k = 0; k < this.h; k++) {
       if (this.where[k] === Where.Reg) {
         const x = this.regOf[k]!;
         this.spillEntry(k);
         this.free.pop();
+        this.freeMask &= ~(1 << x);
         return x;
       }
     }
     throw new Error("register allocator: no register to spill");
   }
   release(r: number): void {
-    if (this.pool.includes(r) && !this.free.includes(r)) this.free.push(r);
+    // Bit masks for "in the pool" and "already free": release runs for nearly every popped operand.
+    const bit = 1 << r;
+    if (r >= 0 && (this.poolMask & bit) !== 0 && (this.freeMask & bit) === 0) {
+      this.free.push(r);
+      this.freeMask |= bit;
+    }
   }
 
   private spillEntry(k: number): void {
@@ -188,18 +192,18 @@ export class Context {
 
   /** Puts every entry in its home slot and frees all registers: the state agreed at every control-flow merge. */
   spillAll(): void {
-    for (let k = 0; k < this.where.length; k++) this.spillEntry(k);
+    for (let k = 0; k < this.h; k++) this.spillEntry(k);
   }
 
   /** Spills every entry except the top `n` (call arguments, pushed straight from where they are). */
   spillBelow(n: number): void {
-    for (let k = 0; k < this.where.length - n; k++) this.spillEntry(k);
+    for (let k = 0; k < this.h - n; k++) this.spillEntry(k);
   }
 
   /** Pushes the top `n` entries on the machine stack, deepest first, without popping them. */
   pushTop(n: number): void {
     const a = this.masm.a;
-    for (let k = this.where.length - n; k < this.where.length; k++) {
+    for (let k = this.h - n; k < this.h; k++) {
       const w = this.where[k]!;
       if (w === Where.Reg || w === Where.Local) a.push(reg(this.regOf[k]!, 8));
       else if (w === Where.Slot) a.push(this.home(k, 8));
@@ -216,13 +220,13 @@ export class Context {
 
   /** The top entry without popping: its constant, if it is one. */
   peekConst(depth = 0): bigint | null {
-    const k = this.where.length - 1 - depth;
+    const k = this.h - 1 - depth;
     return this.where[k] === Where.Const ? this.constOf[k]! : null;
   }
 
   /** Pops the top entry into a register the caller then owns (and must release or push). */
   popReg(): number {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     const w = this.where[k]!;
     const size = this.sizeOf[k]!;
     let r: number;
@@ -250,13 +254,13 @@ export class Context {
    * A slot operand stays valid only until the next push, which may reuse the slot.
    */
   pop(): Opnd {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     const w = this.where[k]!;
     const size = this.sizeOf[k]!;
     let o: Opnd;
-    if (w === Where.Reg || w === Where.Local) o = { k: "reg", r: this.regOf[k]! };
+    if (w === Where.Reg || w === Where.Local) o = REG_OPND[this.regOf[k]!]!;
     else if (w === Where.Const) o = { k: "imm", v: this.constOf[k]! };
-    else o = { k: "mem", m: this.home(k, size) };
+    else o = this.homeOpnd(k, size);
     this.truncate(k);
     return o;
   }
@@ -265,33 +269,38 @@ export class Context {
   }
 
   drop(): void {
-    const k = this.where.length - 1;
+    const k = this.h - 1;
     if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
     this.truncate(k);
   }
 
   private truncate(k: number): void {
-    // pop() rather than `length = k`: V8 makes shrinking by length assignment far slower, and k is usually top − 1.
-    while (this.where.length > k) {
-      this.where.pop();
-      this.regOf.pop();
-      this.constOf.pop();
-      this.sizeOf.pop();
-      this.localOf.pop();
-    }
+    // Only the height moves: the arrays never shrink (entries at and above h are stale and never read).
+    if (k < this.h) this.h = k;
+  }
+
+  /** Appends an entry at height h (an indexed store at the arrays' length or below, so they stay packed). */
+  private put(w: Where, r: number, c: bigint, size: Size, local: number): void {
+    const k = this.h;
+    this.where[k] = w;
+    this.regOf[k] = r;
+    this.constOf[k] = c;
+    this.sizeOf[k] = size;
+    this.localOf[k] = local;
+    this.h = k + 1;
   }
 
   /** Forgets everything above `height` (dead code) and marks entries from `height` as slot-resident results. */
   resetTo(height: number, sizes: Size[]): void {
-    for (let k = height; k < this.where.length; k++) if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
-    this.truncate(Math.min(height, this.where.length));
-    while (this.where.length < height) this.pushSlot(8);
+    for (let k = height; k < this.h; k++) if (this.where[k] === Where.Reg) this.release(this.regOf[k]!);
+    this.truncate(Math.min(height, this.h));
+    while (this.h < height) this.pushSlot(8);
     for (const s of sizes) this.pushSlot(s);
   }
 
   /** Copies the top `n` entries into the home slots starting at `base` without changing the model (branch moves). */
   moveTopTo(n: number, base: number): void {
-    const top = this.where.length - n;
+    const top = this.h - n;
     for (let i = 0; i < n; i++) {
       const k = top + i;
       const dst = base + i;
@@ -309,7 +318,7 @@ export class Context {
 
   /** Loads the top entry into a specific scratch register without popping (return values, call arguments). */
   loadTopInto(r: number, depth = 0): void {
-    const k = this.where.length - 1 - depth;
+    const k = this.h - 1 - depth;
     const size = this.sizeOf[k]!;
     const w = this.where[k]!;
     if (w === Where.Reg || w === Where.Local) this.masm.a.mov(reg(r, size), reg(this.regOf[k]!, size));
@@ -319,6 +328,6 @@ export class Context {
 
   /** Registers currently held by stack entries (for assertions in tests). */
   liveRegs(): number[] {
-    return this.regOf.filter((r) => r >= 0);
+    return this.regOf.slice(0, this.h).filter((r) => r >= 0);
   }
 }

@@ -134,6 +134,18 @@ export class Reader {
     return this.bytes[this.pos++]!;
   }
   u32(): number {
+    // One-byte encodings (values below 128: local indices, depths, offsets) without the loop; this runs per immediate.
+    const p = this.pos;
+    if (p < this.end) {
+      const b = this.bytes[p]!;
+      if (b < 0x80) {
+        this.pos = p + 1;
+        return b;
+      }
+    }
+    return this.u32Slow();
+  }
+  private u32Slow(): number {
     let result = 0;
     let shift = 0;
     const at = this.pos;
@@ -147,7 +159,15 @@ export class Reader {
     }
   }
   s32(): number {
-    // In doubles (exact below 2^53), not BigInt: this runs for every i32.const.
+    // One-byte encodings (−64..63) first, then in doubles (exact below 2^53), not BigInt: this runs per i32.const.
+    const p = this.pos;
+    if (p < this.end) {
+      const b = this.bytes[p]!;
+      if (b < 0x80) {
+        this.pos = p + 1;
+        return b & 0x40 ? b - 0x80 : b;
+      }
+    }
     const at = this.pos;
     let result = 0;
     let mul = 1;
@@ -247,7 +267,7 @@ export class Reader {
   valType(): number {
     const at = this.pos;
     const t = this.u8();
-    if (![0x7f, 0x7e, 0x7d, 0x7c, 0x7b, 0x70, 0x6f].includes(t)) this.fail(`unknown value type 0x${t.toString(16)}`, at);
+    if (!(t === 0x7f || t === 0x7e || t === 0x7d || t === 0x7c || t === 0x7b || t === 0x70 || t === 0x6f)) this.fail(`unknown value type 0x${t.toString(16)}`, at);
     return t;
   }
   limits(): Limits {

@@ -1,4 +1,4 @@
-// hw.* intrinsics: the unprivileged ones run on the host (rdtsc, pause, mfence, flush with its bounds check, panic
+// hw.* intrinsics: the unprivileged ones run on the host (rdtsc, pause, mfence and mfence_strict, flush with its bounds check, panic
 // through the trap handler); the privileged ones are checked by disassembling their inline sequence with objdump. Also
 // checks that docs/specs/intrinsics.md lists exactly the intrinsics the table implements.
 import { execFileSync } from "node:child_process";
@@ -11,6 +11,18 @@ import { compileWasm } from "./compile.ts";
 import { HostInstance } from "./host.ts";
 import { INTRINSICS } from "./intrinsics.ts";
 import { I32, I64, ModuleBuilder, op } from "./testing/wasm-builder.ts";
+
+/** objdump's Intel-syntax instruction text of raw x86-64 code, one line per instruction. */
+function disassemble(code: Uint8Array): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "aot-intr-"));
+  try {
+    writeFileSync(join(dir, "f.bin"), code);
+    const text = execFileSync("objdump", ["-D", "-b", "binary", "-m", "i386:x86-64", "-M", "intel", join(dir, "f.bin")], { encoding: "utf8" });
+    return text.split("\n").filter((l) => /^\s+[0-9a-f]+:\t/.test(l)).map((l) => l.split("\t").pop()!.replace(/ +/g, " ").trim());
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 function withIntrinsic(name: string, params: number[], results: number[], args: number[][]): Uint8Array {
   const b = new ModuleBuilder();
@@ -35,6 +47,24 @@ describe("hw intrinsics on the host", () => {
       expect(c).toBeGreaterThan(a);
       const d = BigInt.asIntN(64, inst.call("elapsed_neg", []).value);
       expect(d).toBeLessThan(0n);
+    } finally {
+      inst.dispose();
+    }
+  });
+
+  it("hw.mfence is a locked or on the stack, hw.mfence_strict a real mfence (ADR 0003); both run and keep the stack", () => {
+    const b = new ModuleBuilder();
+    b.importFunc("hw", "mfence", [], []);
+    b.importFunc("hw", "mfence_strict", [], []);
+    // A value in a local's frame slot and one on the wasm value stack survive both barriers unchanged.
+    b.func([I64], [I64], [I64], [...op.get(0), ...op.set(1), ...op.get(0), ...op.call(0), ...op.call(1), ...op.call(0), ...op.get(1), 0x7c], "f");
+    const bytes = b.build();
+    const text = disassemble(compileWasm(bytes).code);
+    const barriers = text.filter((l) => /lock|fence/.test(l));
+    expect(barriers).toEqual(["lock or DWORD PTR [rsp],0x0", "mfence", "lock or DWORD PTR [rsp],0x0"]);
+    const inst = new HostInstance(bytes);
+    try {
+      expect(inst.call("f", [0x123456789n]).value).toBe(0x2468acf12n);
     } finally {
       inst.dispose();
     }

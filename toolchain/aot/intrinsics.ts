@@ -1,7 +1,7 @@
 // The `hw.*` intrinsic table: each import of module "hw" that core/ and partitions/ may use, its wasm signature and
 // its inline lowering (through the macro-assembler, so toolchain/x64 still writes the bytes). docs/specs/intrinsics.md
 // is the prose version of this table and names what the simulator does instead; keep the two in step.
-import { CRS, byte, cr3, ptr } from "../x64/index.ts";
+import { CRS, byte, cr3, dword, ptr, rsp } from "../x64/index.ts";
 import { Ctx, MEMBASE, Trap } from "./abi.ts";
 import type { Context } from "./context.ts";
 import { type MacroAssembler, R11, RAX, RCX, RDX, reg } from "./masm.ts";
@@ -119,7 +119,19 @@ const LIST: Intrinsic[] = [
     },
   },
   bare("pause", "pause", true),
-  bare("mfence", "mfence", true),
+  {
+    // The channel barrier: a full barrier (StoreLoad included) for write-back memory shared between CPUs. A locked
+    // read-modify-write is one (Intel SDM vol. 3A 8.2.2: loads and stores are not reordered with locked instructions;
+    // 8.2.3.8-9) at a fraction of MFENCE's cost. [rsp] is always mapped, writable and this thread's own; OR-ing 0
+    // leaves it unchanged. It clobbers the flags, which are never live across a call. ADR 0003.
+    name: "mfence", params: [], results: [], hostSafe: true,
+    lower(m) {
+      m.a.lock().or(dword(rsp), 0);
+    },
+  },
+  // The real MFENCE, for code that must also order non-temporal stores or loads from weakly ordered (WC) memory,
+  // which a locked instruction does not guarantee (SDM vol. 3A 8.1.2). Nothing uses it today; see ADR 0003.
+  bare("mfence_strict", "mfence", true),
   bare("hlt", "hlt", false),
   bare("cli", "cli", false),
   bare("sti", "sti", false),

@@ -9,7 +9,7 @@ import * as abi from "./abi.ts";
 // Hot imports aliased to module-local constants: when tsx loads this file as CommonJS (required from a script outside
 // this ESM package), every use of an imported binding is an export-getter call (~15% of compile time by --cpu-prof);
 // loaded as ESM (npm run bench, uvt) the alias costs nothing either way.
-const { GPR8, GPR16, GPR32, GPR64, Mem, byte, dword, qword, word } = x64;
+const { GPR8, GPR16, GPR32, GPR64, Mem } = x64;
 type Mem = x64.Mem;
 const { Ctx, FP, MEMBASE, Trap, VMCTX } = abi;
 type Trap = abi.Trap;
@@ -26,8 +26,8 @@ export function reg(n: number, size: Size | 1 | 2): Gpr {
 }
 
 function memSized(size: 1 | 2 | 4 | 8, base: Gpr, disp: number, index?: Gpr): Mem {
-  const a = index ? { base, index, disp } : { base, disp };
-  return size === 8 ? qword(a) : size === 4 ? dword(a) : size === 2 ? word(a) : byte(a);
+  // The Mem directly (what qword({ base, index, disp }) builds), without an Address object per access.
+  return new Mem(size, base, index ?? null, 1, disp, null, false, null);
 }
 
 /** The same address with another access width. */
@@ -36,6 +36,7 @@ export function resize(m: Mem, size: 1 | 2 | 4 | 8): Mem {
 }
 
 const fitsI32 = (v: bigint): boolean => v >= -0x80000000n && v <= 0x7fffffffn;
+const RAX_OPND: Opnd = Object.freeze({ k: "reg", r: RAX });
 
 export type AluOp = "add" | "sub" | "and" | "or" | "xor";
 export type ShiftOp = "shl" | "sar" | "shr" | "rol" | "ror";
@@ -79,10 +80,34 @@ export class MacroAssembler {
     return l;
   }
 
+  /** `[r + disp]` for register number r (no Address object in between). */
+  baseDisp(size: 1 | 2 | 4 | 8, r: number, disp: number): Mem {
+    return memSized(size, reg(r, 8), disp);
+  }
+
   /** `[rbp + disp]`, a frame slot. */
   frame(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
+    // Frame slots are multiples of 8 from rbp: 4- and 8-byte ones are cached by disp/8 (below and above rbp) and shared
+    // by every function of the module, since spills, locals and call arguments ask for the same few slots constantly.
+    if ((size === 8 || size === 4) && (disp & 7) === 0) {
+      const cache = disp < 0 ? (size === 8 ? this.below8 : this.below4) : size === 8 ? this.above8 : this.above4;
+      const k = (disp < 0 ? -disp : disp) >> 3;
+      return (cache[k] ??= memSized(size, FP, disp));
+    }
     return memSized(size, FP, disp);
   }
+  /** The frame slot as a source operand, cached like frame(). */
+  frameOpnd(disp: number, size: 4 | 8): Opnd {
+    if ((disp & 7) !== 0 || disp >= 0) return { k: "mem", m: this.frame(disp, size) };
+    const cache = size === 8 ? this.belowOpnd8 : this.belowOpnd4;
+    return (cache[-disp >> 3] ??= { k: "mem", m: this.frame(disp, size) });
+  }
+  private readonly below8: Mem[] = [];
+  private readonly below4: Mem[] = [];
+  private readonly above8: Mem[] = [];
+  private readonly above4: Mem[] = [];
+  private readonly belowOpnd8: Opnd[] = [];
+  private readonly belowOpnd4: Opnd[] = [];
   ctx(disp: number, size: 1 | 2 | 4 | 8 = 8): Mem {
     // The memory-size field is read by every bounds check: one shared operand.
     if (disp === Ctx.MemSize && size === 8) return this.memSizeField;
@@ -142,7 +167,16 @@ export class MacroAssembler {
   }
 
   alu(op: AluOp, size: Size, dst: number, s: Opnd): void {
-    this.a[op](reg(dst, size), this.src(size, s));
+    const d = reg(dst, size);
+    const v = this.src(size, s);
+    // A switch rather than this.a[op](...): a keyed method load by string is megamorphic, and alu runs per ALU op.
+    switch (op) {
+      case "add": this.a.add(d, v); break;
+      case "sub": this.a.sub(d, v); break;
+      case "and": this.a.and(d, v); break;
+      case "or": this.a.or(d, v); break;
+      case "xor": this.a.xor(d, v); break;
+    }
   }
 
   mul(size: Size, dst: number, s: Opnd): void {
@@ -205,12 +239,22 @@ export class MacroAssembler {
   shift(op: ShiftOp, size: Size, dst: number, s: Opnd): void {
     if (s.k === "imm") {
       const n = Number(BigInt.asUintN(8, s.v)) & (size * 8 - 1);
-      if (n !== 0) this.a[op](reg(dst, size), n);
+      if (n !== 0) this.shiftBy(op, reg(dst, size), n);
       else if (size === 4) this.a.mov(reg(dst, 4), reg(dst, 4));
       return;
     }
     this.load(4, RCX, s);
-    this.a[op](reg(dst, size), reg(RCX, 1));
+    this.shiftBy(op, reg(dst, size), reg(RCX, 1));
+  }
+
+  private shiftBy(op: ShiftOp, d: Gpr, by: Gpr | number): void {
+    switch (op) {
+      case "shl": this.a.shl(d, by); break;
+      case "sar": this.a.sar(d, by); break;
+      case "shr": this.a.shr(d, by); break;
+      case "rol": this.a.rol(d, by); break;
+      case "ror": this.a.ror(d, by); break;
+    }
   }
 
   /** Sets the flags for `dst <cc> s` (the fused compare-and-branch path). */
@@ -254,19 +298,18 @@ export class MacroAssembler {
     const d = reg(dst, size);
     const t = reg(RAX, size);
     const m = reg(R11, size);
-    const k = (v: bigint) => (size === 8 ? v : v & 0xffffffffn);
-    const mask = (v: bigint) => {
-      if (size === 8) a.mov(m, BigInt.asIntN(64, v));
-      else a.mov(m, Number(BigInt.asIntN(32, v & 0xffffffffn)));
-    };
+    // The masks as r11 immediates: the 64-bit pattern, or its low 32 bits as a signed imm32 for i32.
+    const w = size === 8;
     // d - ((d >> 1) & 0x55..)
     a.mov(t, d);
     a.shr(t, 1);
-    mask(k(0x5555555555555555n));
+    if (w) a.mov(m, 0x5555555555555555n);
+    else a.mov(m, 0x55555555);
     a.and(t, m);
     a.sub(d, t);
     // (d & 0x33..) + ((d >> 2) & 0x33..)
-    mask(k(0x3333333333333333n));
+    if (w) a.mov(m, 0x3333333333333333n);
+    else a.mov(m, 0x33333333);
     a.mov(t, d);
     a.shr(t, 2);
     a.and(d, m);
@@ -276,10 +319,12 @@ export class MacroAssembler {
     a.mov(t, d);
     a.shr(t, 4);
     a.add(d, t);
-    mask(k(0x0f0f0f0f0f0f0f0fn));
+    if (w) a.mov(m, 0x0f0f0f0f0f0f0f0fn);
+    else a.mov(m, 0x0f0f0f0f);
     a.and(d, m);
     // multiply by 0x0101.. and take the top byte
-    mask(k(0x0101010101010101n));
+    if (w) a.mov(m, 0x0101010101010101n);
+    else a.mov(m, 0x01010101);
     a.imul(d, m);
     a.shr(d, size * 8 - 8);
   }
@@ -318,7 +363,7 @@ export class MacroAssembler {
     const a = this.a;
     const end = offset + bytes;
     if (!pinned || this.checkedEnd[addr]! < end) {
-      if (end <= 0x7fffffff) a.lea(reg(R11, 8), qword({ base: reg(addr, 8), disp: end }));
+      if (end <= 0x7fffffff) a.lea(reg(R11, 8), memSized(8, reg(addr, 8), end));
       else {
         a.mov(reg(R11, 8), end);
         a.add(reg(R11, 8), reg(addr, 8));
@@ -371,11 +416,11 @@ export class MacroAssembler {
   private storable(bytes: 1 | 2 | 4 | 8, value: Opnd): Opnd {
     if (value.k === "mem") {
       this.a.mov(reg(RAX, bytes), resize(value.m, bytes));
-      return { k: "reg", r: RAX };
+      return RAX_OPND;
     }
     if (value.k === "imm" && bytes === 8 && !fitsI32(BigInt.asIntN(64, value.v))) {
       this.a.mov(reg(RAX, 8), BigInt.asIntN(64, value.v));
-      return { k: "reg", r: RAX };
+      return RAX_OPND;
     }
     return value;
   }

@@ -169,3 +169,67 @@ export function readInstr(r: Reader, ins: Instr): void {
 export function newInstr(): Instr {
   return { op: 0, at: 0, a: 0, b: 0, i64: 0n, targets: null };
 }
+
+/**
+ * The decoded instructions of a module's function bodies, recorded by the validator so that the code generator does
+ * not decode every LEB128 immediate a second time. Parallel typed arrays grown by doubling. `a` holds the s32 or
+ * validated index immediates (all within int32), `b` the u32 ones (memory offsets). i64 holds i64.const values (other
+ * entries are stale); for br_table, `a` indexes `tables`.
+ */
+export class InstrStream {
+  count = 0;
+  op = new Int32Array(4096);
+  a = new Int32Array(4096);
+  b = new Uint32Array(4096);
+  at = new Int32Array(4096);
+  i64 = new BigInt64Array(4096);
+  tables: number[][] = [];
+
+  push(ins: Instr): void {
+    const i = this.count;
+    if (i === this.op.length) this.grow();
+    const op = ins.op;
+    this.op[i] = op;
+    this.b[i] = ins.b;
+    this.at[i] = ins.at;
+    if (op === 0x0e) {
+      this.a[i] = this.tables.length;
+      this.tables.push(ins.targets!);
+    } else this.a[i] = ins.a;
+    if (op === 0x42) this.i64[i] = ins.i64;
+    this.count = i + 1;
+  }
+
+  private grow(): void {
+    const n = this.op.length * 2;
+    const op = new Int32Array(n), a = new Int32Array(n), b = new Uint32Array(n), at = new Int32Array(n), i64 = new BigInt64Array(n);
+    op.set(this.op);
+    a.set(this.a);
+    b.set(this.b);
+    at.set(this.at);
+    i64.set(this.i64);
+    this.op = op;
+    this.a = a;
+    this.b = b;
+    this.at = at;
+    this.i64 = i64;
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.tables.length = 0;
+  }
+}
+
+let spareStream: InstrStream | null = null;
+/** An empty stream, reusing the last one given back (compiling a module allocates no new arrays once warm). */
+export function takeStream(): InstrStream {
+  const s = spareStream ?? new InstrStream();
+  spareStream = null;
+  s.clear();
+  return s;
+}
+export function giveBackStream(s: InstrStream): void {
+  s.tables.length = 0;
+  spareStream = s;
+}

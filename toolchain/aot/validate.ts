@@ -1,9 +1,12 @@
 // Validation and the accepted-subset check, the stage between decode.ts and the code generator. Type-checks every
 // function body (operand stack, control frames, branch arities) for the integer subset the backend compiles and
 // rejects anything else with an error naming the function and the instruction. Also measures each function's
-// maximum operand-stack depth, which fixes its frame size before code generation starts.
+// maximum operand-stack depth, which fixes its frame size before code generation starts, and records the decoded
+// instructions (opcodes.ts InstrStream) so that the code generator does not decode them again.
 import { type FuncType, type Module, Reader, ValType as ValTypeEnum, funcName, funcType, valTypeName } from "./decode.ts";
-import { MEMORY_BY_OP as MEMORY_BY_OP_, NUMERIC_BY_OP as NUMERIC_BY_OP_, Op as OpEnum, newInstr, opName, readInstr as readInstr_ } from "./opcodes.ts";
+import {
+  type InstrStream, MEMORY_BY_OP as MEMORY_BY_OP_, NUMERIC_BY_OP as NUMERIC_BY_OP_, Op as OpEnum, newInstr, opName, readInstr as readInstr_,
+} from "./opcodes.ts";
 
 // Hot imports aliased to module-local constants: when tsx loads this file as CommonJS (required from a script outside
 // this ESM package), every use of an imported binding is an export-getter call (~15% of compile time by --cpu-prof);
@@ -36,21 +39,30 @@ export interface FuncInfo {
   localWeights: Float64Array;
   /** Whether each local is ever written (local.set/tee): unwritten pinned locals need no save around calls. */
   localWritten: Uint8Array;
+  /** The body's instructions in the InstrStream given to validateModule: first index and count (−1, 0: none). */
+  first: number;
+  count: number;
 }
 
 const isInt = (t: number): boolean => t === ValType.I32 || t === ValType.I64;
 
-/** Resolves a block type immediate into params/results. */
+/** Signatures of the value-type block types (immediate −0x40 is empty, −t has the single result t), shared. */
+const SHORT_BLOCK_SIGS: FuncType[] = [];
+for (let t = 0; t <= 0x7f; t++) SHORT_BLOCK_SIGS.push(Object.freeze({ params: [], results: t === 0x40 ? [] : [t] }));
+
+/** Resolves a block type immediate into params/results (the caller must not modify them). */
 export function blockSig(m: Module, bt: number): FuncType {
-  if (bt === -0x40) return { params: [], results: [] };
-  if (bt < 0) return { params: [], results: [-bt] };
+  if (bt < 0 && bt >= -0x7f) return SHORT_BLOCK_SIGS[-bt]!;
   const t = m.types[bt];
   if (!t) throw new CompileError(`block type index ${bt} out of range`);
   return t;
 }
 
-/** Checks module-level structure against the subset; throws CompileError/UnsupportedError. */
-export function validateModule(m: Module): FuncInfo[] {
+/**
+ * Checks module-level structure against the subset; throws CompileError/UnsupportedError. With a stream, every body's
+ * decoded instructions are recorded in it for the code generator (FuncInfo.first/count).
+ */
+export function validateModule(m: Module, stream: InstrStream | null = null): FuncInfo[] {
   const where = (what: string): string => `module ${what}`;
   for (const [i, t] of m.types.entries()) {
     for (const v of [...t.params, ...t.results]) {
@@ -98,235 +110,302 @@ export function validateModule(m: Module): FuncInfo[] {
     const limit = e.kind === "func" ? nf : e.kind === "global" ? m.globals.length : 1;
     if (e.index >= limit) throw new CompileError(`export "${e.name}" refers to a missing ${e.kind}`);
   }
-  return m.bodies.map((_, i) => validateFunction(m, m.numImportedFuncs + i));
+  // One validator for every body: its stack and frames are reused.
+  const v = new FunctionValidator(m, stream);
+  return m.bodies.map((_, i) => v.run(m.numImportedFuncs + i));
 }
 
+/** A control frame. Frames are reused by depth (one validator runs per function), so they are mutable. */
 interface Frame {
   op: number;
-  params: number[];
-  results: number[];
+  params: readonly number[];
+  results: readonly number[];
   height: number;
   unreachable: boolean;
 }
 
+const NO_TYPES: readonly number[] = [];
+
 /** Type-checks one defined function and returns its maximum stack depth. */
-export function validateFunction(m: Module, index: number): FuncInfo {
-  // Named only when an error needs it: funcName searches the exports.
-  const name = (): string => funcName(m, index);
-  const type = funcType(m, index);
-  if (type.results.length > 1) throw new UnsupportedError(name(), "multiple results", 0);
-  const body = m.bodies[index - m.numImportedFuncs]!;
-  const locals = [...type.params, ...body.locals];
-  for (const t of body.locals) if (!isInt(t)) throw new UnsupportedError(name(), `${valTypeName(t)} local`, body.start);
-  const memCount = m.memories.length + (m.imports.length ? m.imports.filter((i) => i.desc.kind === "memory").length : 0);
-  const nfuncs = m.numImportedFuncs + m.funcs.length;
-  const weights = new Float64Array(locals.length);
-  const written = new Uint8Array(locals.length);
-  let loops = 0;
-  const r = new Reader(m.bytes, body.start, body.end);
-  const ins = newInstr();
-  const stack: number[] = [];
-  const frames: Frame[] = [{ op: Op.Block, params: [], results: type.results, height: 0, unreachable: false }];
-  let max = 0;
-  const bad = (msg: string): never => {
-    throw new CompileError(`${name()}: invalid code at byte 0x${ins.at.toString(16)} (${opName(ins.op)}): ${msg}`);
-  };
-  const push = (t: number): void => {
-    stack.push(t);
-    if (stack.length > max) max = stack.length;
-  };
-  const pop = (expect?: number): number => {
-    const f = frames[frames.length - 1]!;
-    if (stack.length === f.height) {
-      if (f.unreachable) return expect ?? 0;
-      bad(`operand stack underflow${expect ? ` (expected ${valTypeName(expect)})` : ""}`);
-    }
-    const t = stack.pop()!;
-    if (expect && t && t !== expect) bad(`expected ${valTypeName(expect)}, found ${valTypeName(t)}`);
-    return t;
-  };
-  const popAll = (ts: number[]): void => {
-    for (let i = ts.length - 1; i >= 0; i--) pop(ts[i]);
-  };
-  const labelTypes = (depth: number): number[] => {
-    const f = frames[frames.length - 1 - depth];
-    if (!f) return bad(`branch depth ${depth} exceeds nesting`);
-    return f.op === Op.Loop ? f.params : f.results;
-  };
-  const setUnreachable = (): void => {
-    const f = frames[frames.length - 1]!;
-    stack.length = f.height;
-    f.unreachable = true;
-  };
-  const needMemory = (): void => {
-    if (memCount === 0) bad("no memory is declared");
-  };
-  while (frames.length > 0) {
-    if (r.done) bad("function body ends before its final `end`");
-    readInstr(r, ins);
-    const op = ins.op;
-    const num = op < 256 ? NUMERIC_BY_OP[op] : undefined;
-    if (num) {
-      const ins2 = num[0];
-      if (ins2.length === 2) {
-        pop(ins2[1]);
-        pop(ins2[0]);
-      } else pop(ins2[0]);
-      push(num[1]);
-      continue;
-    }
-    const acc = op < 256 ? MEMORY_BY_OP[op] : undefined;
-    if (acc) {
-      needMemory();
-      if (2 ** ins.a > acc.size) bad(`alignment 2^${ins.a} exceeds the access size ${acc.size}`);
-      if (acc.store) {
-        pop(acc.type);
-        pop(ValType.I32);
-      } else {
-        pop(ValType.I32);
-        push(acc.type);
-      }
-      continue;
-    }
-    switch (op) {
-      case Op.Unreachable:
-        setUnreachable();
-        break;
-      case Op.Nop:
-        break;
-      case Op.Block: case Op.Loop: case Op.If: {
-        const sig = blockSig(m, ins.a);
-        for (const t of [...sig.params, ...sig.results]) if (!isInt(t)) throw new UnsupportedError(name(), `block of ${valTypeName(t)}`, ins.at);
-        if (op === Op.If) pop(ValType.I32);
-        popAll(sig.params);
-        frames.push({ op, params: sig.params, results: sig.results, height: stack.length, unreachable: false });
-        if (op === Op.Loop) loops++;
-        for (const t of sig.params) push(t);
-        break;
-      }
-      case Op.Else: {
-        const f = frames[frames.length - 1]!;
-        if (f.op !== Op.If) bad("else without if");
-        popAll(f.results);
-        if (stack.length !== f.height) bad("values left on the stack at else");
-        f.op = Op.Else;
-        f.unreachable = false;
-        for (const t of f.params) push(t);
-        break;
-      }
-      case Op.End: {
-        const f = frames[frames.length - 1]!;
-        popAll(f.results);
-        if (stack.length !== f.height) bad("values left on the stack at end of block");
-        if (f.op === Op.If && f.params.join() !== f.results.join()) bad("if without else must have matching params and results");
-        frames.pop();
-        if (f.op === Op.Loop) loops--;
-        for (const t of f.results) push(t);
-        break;
-      }
-      case Op.Br:
-        popAll(labelTypes(ins.a));
-        setUnreachable();
-        break;
-      case Op.BrIf: {
-        pop(ValType.I32);
-        const ts = labelTypes(ins.a);
-        popAll(ts);
-        for (const t of ts) push(t);
-        break;
-      }
-      case Op.BrTable: {
-        pop(ValType.I32);
-        const targets = ins.targets!;
-        const arity = labelTypes(targets[targets.length - 1]!).length;
-        for (const d of targets) {
-          const ts = labelTypes(d);
-          if (ts.length !== arity) bad("br_table targets have different arities");
-          // Check each target against the current stack without consuming it.
-          const saved = stack.slice();
-          popAll(ts);
-          stack.length = 0;
-          stack.push(...saved);
-        }
-        setUnreachable();
-        break;
-      }
-      case Op.Return:
-        popAll(type.results);
-        setUnreachable();
-        break;
-      case Op.Call: {
-        if (ins.a >= nfuncs) bad(`call to missing function ${ins.a}`);
-        const t = funcType(m, ins.a);
-        popAll(t.params);
-        for (const x of t.results) push(x);
-        break;
-      }
-      case Op.CallIndirect: {
-        if (ins.b !== 0 || m.tables.length === 0) bad("call_indirect needs table 0");
-        const t = m.types[ins.a];
-        if (!t) return bad(`type index ${ins.a} out of range`);
-        if (t.results.length > 1) throw new UnsupportedError(name(), "call_indirect with multiple results", ins.at);
-        pop(ValType.I32);
-        popAll(t.params);
-        for (const x of t.results) push(x);
-        break;
-      }
-      case Op.Drop:
-        pop();
-        break;
-      case Op.Select: case Op.SelectT: {
-        pop(ValType.I32);
-        const want = op === Op.SelectT ? ins.a : undefined;
-        if (want !== undefined && !isInt(want)) throw new UnsupportedError(name(), `select of ${valTypeName(want)}`, ins.at);
-        const b = pop(want);
-        const a = pop(want ?? (b || undefined));
-        const t = a || b;
-        if (t && !isInt(t)) throw new UnsupportedError(name(), `select of ${valTypeName(t)}`, ins.at);
-        push(t || (want ?? 0));
-        break;
-      }
-      case Op.LocalGet: case Op.LocalSet: case Op.LocalTee: {
-        const t = locals[ins.a];
-        if (t === undefined) return bad(`local ${ins.a} out of range`);
-        weights[ins.a] = weights[ins.a]! + 8 ** Math.min(loops, 5);
-        if (op !== Op.LocalGet) written[ins.a] = 1;
-        if (op === Op.LocalGet) push(t);
-        else {
-          pop(t);
-          if (op === Op.LocalTee) push(t);
-        }
-        break;
-      }
-      case Op.GlobalGet: case Op.GlobalSet: {
-        const g = m.globals[ins.a];
-        if (!g) return bad(`global ${ins.a} out of range`);
-        if (op === Op.GlobalGet) push(g.type);
-        else {
-          if (!g.mutable) bad(`global ${ins.a} is immutable`);
-          pop(g.type);
-        }
-        break;
-      }
-      case Op.MemorySize:
-        needMemory();
-        push(ValType.I32);
-        break;
-      case Op.MemoryGrow:
-        needMemory();
-        pop(ValType.I32);
-        push(ValType.I32);
-        break;
-      case Op.I32Const:
-        push(ValType.I32);
-        break;
-      case Op.I64Const:
-        push(ValType.I64);
-        break;
-      default:
-        throw new UnsupportedError(name(), opName(op), ins.at);
-    }
+export function validateFunction(m: Module, index: number, stream: InstrStream | null = null): FuncInfo {
+  return new FunctionValidator(m, stream).run(index);
+}
+
+/**
+ * Validates a module's functions one after another, reusing its stack and frames. A class rather than closures over
+ * locals: tsx compiles with esbuild's keepNames, which names every closure through Object.defineProperty when it is
+ * created, and closures would be created per function.
+ */
+class FunctionValidator {
+  /** The function being validated (set by run). */
+  private index = 0;
+  private readonly r: Reader;
+  private readonly ins = newInstr();
+  /** Operand types, valid below sp (0: unknown, from unreachable code); the array only grows. */
+  private readonly stack: number[] = [];
+  private sp = 0;
+  private max = 0;
+  private readonly frames: Frame[] = [];
+  /** Number of open frames (frames[fp - 1] is the innermost). */
+  private fp = 0;
+
+  constructor(private readonly m: Module, private readonly stream: InstrStream | null) {
+    this.r = new Reader(m.bytes, 0, 0);
   }
-  if (!r.done) bad("bytes after the function's final `end`");
-  return { maxStack: max, localWeights: weights, localWritten: written };
+
+  /** Named only when an error needs it: funcName searches the exports. */
+  private name(): string {
+    return funcName(this.m, this.index);
+  }
+
+  private bad(msg: string): never {
+    const ins = this.ins;
+    throw new CompileError(`${this.name()}: invalid code at byte 0x${ins.at.toString(16)} (${opName(ins.op)}): ${msg}`);
+  }
+
+  private push(t: number): void {
+    const sp = this.sp;
+    this.stack[sp] = t;
+    this.sp = sp + 1;
+    if (sp + 1 > this.max) this.max = sp + 1;
+  }
+
+  private pop(expect?: number): number {
+    const f = this.frames[this.fp - 1]!;
+    if (this.sp === f.height) {
+      if (f.unreachable) return expect ?? 0;
+      this.bad(`operand stack underflow${expect ? ` (expected ${valTypeName(expect)})` : ""}`);
+    }
+    const t = this.stack[--this.sp]!;
+    if (expect && t && t !== expect) this.bad(`expected ${valTypeName(expect)}, found ${valTypeName(t)}`);
+    return t;
+  }
+
+  private popAll(ts: readonly number[]): void {
+    for (let i = ts.length - 1; i >= 0; i--) this.pop(ts[i]);
+  }
+
+  private pushAll(ts: readonly number[]): void {
+    for (let i = 0; i < ts.length; i++) this.push(ts[i]!);
+  }
+
+  private labelTypes(depth: number): readonly number[] {
+    const f = depth < this.fp ? this.frames[this.fp - 1 - depth] : undefined;
+    if (!f) return this.bad(`branch depth ${depth} exceeds nesting`);
+    return f.op === Op.Loop ? f.params : f.results;
+  }
+
+  private setUnreachable(): void {
+    const f = this.frames[this.fp - 1]!;
+    this.sp = f.height;
+    f.unreachable = true;
+  }
+
+  private pushFrame(op: number, params: readonly number[], results: readonly number[]): void {
+    const f = this.frames[this.fp];
+    if (f) {
+      f.op = op;
+      f.params = params;
+      f.results = results;
+      f.height = this.sp;
+      f.unreachable = false;
+    } else this.frames.push({ op, params, results, height: this.sp, unreachable: false });
+    this.fp++;
+  }
+
+  /** Validates defined function `index`; the validator can run again for another function afterwards. */
+  run(index: number): FuncInfo {
+    const m = this.m;
+    this.index = index;
+    const type = funcType(m, index);
+    const body = m.bodies[index - m.numImportedFuncs]!;
+    const { r, ins } = this;
+    r.pos = body.start;
+    r.end = body.end;
+    this.sp = 0;
+    this.max = 0;
+    this.fp = 0;
+    if (type.results.length > 1) throw new UnsupportedError(this.name(), "multiple results", 0);
+    const np = type.params.length;
+    const nlocals = np + body.locals.length;
+    for (const t of body.locals) if (!isInt(t)) throw new UnsupportedError(this.name(), `${valTypeName(t)} local`, body.start);
+    const memCount = m.memories.length + (m.imports.length ? m.imports.filter((i) => i.desc.kind === "memory").length : 0);
+    const nfuncs = m.numImportedFuncs + m.funcs.length;
+    const weights = new Float64Array(nlocals);
+    const written = new Uint8Array(nlocals);
+    let loops = 0;
+    const stream = this.stream;
+    const first = stream ? stream.count : -1;
+    this.pushFrame(Op.Block, NO_TYPES, type.results);
+    while (this.fp > 0) {
+      if (r.done) this.bad("function body ends before its final `end`");
+      readInstr(r, ins);
+      if (stream) stream.push(ins);
+      const op = ins.op;
+      const num = op < 256 ? NUMERIC_BY_OP[op] : undefined;
+      if (num) {
+        const ins2 = num[0];
+        if (ins2.length === 2) {
+          this.pop(ins2[1]);
+          this.pop(ins2[0]);
+        } else this.pop(ins2[0]);
+        this.push(num[1]);
+        continue;
+      }
+      const acc = op < 256 ? MEMORY_BY_OP[op] : undefined;
+      if (acc) {
+        if (memCount === 0) this.bad("no memory is declared");
+        if (2 ** ins.a > acc.size) this.bad(`alignment 2^${ins.a} exceeds the access size ${acc.size}`);
+        if (acc.store) {
+          this.pop(acc.type);
+          this.pop(ValType.I32);
+        } else {
+          this.pop(ValType.I32);
+          this.push(acc.type);
+        }
+        continue;
+      }
+      switch (op) {
+        case Op.Unreachable:
+          this.setUnreachable();
+          break;
+        case Op.Nop:
+          break;
+        case Op.Block: case Op.Loop: case Op.If: {
+          const sig = blockSig(m, ins.a);
+          for (const t of sig.params) if (!isInt(t)) throw new UnsupportedError(this.name(), `block of ${valTypeName(t)}`, ins.at);
+          for (const t of sig.results) if (!isInt(t)) throw new UnsupportedError(this.name(), `block of ${valTypeName(t)}`, ins.at);
+          if (op === Op.If) this.pop(ValType.I32);
+          this.popAll(sig.params);
+          this.pushFrame(op, sig.params, sig.results);
+          if (op === Op.Loop) loops++;
+          this.pushAll(sig.params);
+          break;
+        }
+        case Op.Else: {
+          const f = this.frames[this.fp - 1]!;
+          if (f.op !== Op.If) this.bad("else without if");
+          this.popAll(f.results);
+          if (this.sp !== f.height) this.bad("values left on the stack at else");
+          f.op = Op.Else;
+          f.unreachable = false;
+          this.pushAll(f.params);
+          break;
+        }
+        case Op.End: {
+          const f = this.frames[this.fp - 1]!;
+          this.popAll(f.results);
+          if (this.sp !== f.height) this.bad("values left on the stack at end of block");
+          if (f.op === Op.If && f.params.join() !== f.results.join()) this.bad("if without else must have matching params and results");
+          this.fp--;
+          if (f.op === Op.Loop) loops--;
+          this.pushAll(f.results);
+          break;
+        }
+        case Op.Br:
+          this.popAll(this.labelTypes(ins.a));
+          this.setUnreachable();
+          break;
+        case Op.BrIf: {
+          this.pop(ValType.I32);
+          const ts = this.labelTypes(ins.a);
+          this.popAll(ts);
+          this.pushAll(ts);
+          break;
+        }
+        case Op.BrTable: {
+          this.pop(ValType.I32);
+          const targets = ins.targets!;
+          const arity = this.labelTypes(targets[targets.length - 1]!).length;
+          for (const d of targets) {
+            const ts = this.labelTypes(d);
+            if (ts.length !== arity) this.bad("br_table targets have different arities");
+            // Check each target against the current stack without consuming it (pop only moves sp).
+            const saved = this.sp;
+            this.popAll(ts);
+            this.sp = saved;
+          }
+          this.setUnreachable();
+          break;
+        }
+        case Op.Return:
+          this.popAll(type.results);
+          this.setUnreachable();
+          break;
+        case Op.Call: {
+          if (ins.a >= nfuncs) this.bad(`call to missing function ${ins.a}`);
+          const t = funcType(m, ins.a);
+          this.popAll(t.params);
+          this.pushAll(t.results);
+          break;
+        }
+        case Op.CallIndirect: {
+          if (ins.b !== 0 || m.tables.length === 0) this.bad("call_indirect needs table 0");
+          const t = m.types[ins.a];
+          if (!t) return this.bad(`type index ${ins.a} out of range`);
+          if (t.results.length > 1) throw new UnsupportedError(this.name(), "call_indirect with multiple results", ins.at);
+          this.pop(ValType.I32);
+          this.popAll(t.params);
+          this.pushAll(t.results);
+          break;
+        }
+        case Op.Drop:
+          this.pop();
+          break;
+        case Op.Select: case Op.SelectT: {
+          this.pop(ValType.I32);
+          const want = op === Op.SelectT ? ins.a : undefined;
+          if (want !== undefined && !isInt(want)) throw new UnsupportedError(this.name(), `select of ${valTypeName(want)}`, ins.at);
+          const b = this.pop(want);
+          const a = this.pop(want ?? (b || undefined));
+          const t = a || b;
+          if (t && !isInt(t)) throw new UnsupportedError(this.name(), `select of ${valTypeName(t)}`, ins.at);
+          this.push(t || (want ?? 0));
+          break;
+        }
+        case Op.LocalGet: case Op.LocalSet: case Op.LocalTee: {
+          const i = ins.a;
+          if (i >= nlocals) return this.bad(`local ${i} out of range`);
+          const t = i < np ? type.params[i]! : body.locals[i - np]!;
+          weights[i] = weights[i]! + 8 ** Math.min(loops, 5);
+          if (op !== Op.LocalGet) written[i] = 1;
+          if (op === Op.LocalGet) this.push(t);
+          else {
+            this.pop(t);
+            if (op === Op.LocalTee) this.push(t);
+          }
+          break;
+        }
+        case Op.GlobalGet: case Op.GlobalSet: {
+          const g = m.globals[ins.a];
+          if (!g) return this.bad(`global ${ins.a} out of range`);
+          if (op === Op.GlobalGet) this.push(g.type);
+          else {
+            if (!g.mutable) this.bad(`global ${ins.a} is immutable`);
+            this.pop(g.type);
+          }
+          break;
+        }
+        case Op.MemorySize:
+          if (memCount === 0) this.bad("no memory is declared");
+          this.push(ValType.I32);
+          break;
+        case Op.MemoryGrow:
+          if (memCount === 0) this.bad("no memory is declared");
+          this.pop(ValType.I32);
+          this.push(ValType.I32);
+          break;
+        case Op.I32Const:
+          this.push(ValType.I32);
+          break;
+        case Op.I64Const:
+          this.push(ValType.I64);
+          break;
+        default:
+          throw new UnsupportedError(this.name(), opName(op), ins.at);
+      }
+    }
+    if (!r.done) this.bad("bytes after the function's final `end`");
+    return { maxStack: this.max, localWeights: weights, localWritten: written, first, count: stream ? stream.count - first : 0 };
+  }
 }

@@ -3,12 +3,12 @@
 // (masm.ts). Control flow follows one rule: at every block boundary and branch every value is in its home slot, so
 // labels need no register state. Calls use this backend's internal convention (see ABI.md): arguments pushed on the
 // machine stack, first one first; result in rax; every allocatable register caller-saved.
-import { type Condition, type Label, dword, qword, rsp } from "../x64/index.ts";
-import { type Module, Reader, ValType, funcName, funcType } from "./decode.ts";
+import { type Condition, type Gpr, type Label, type Mem, dword, qword, rsp } from "../x64/index.ts";
+import { type Module, ValType, funcName, funcType } from "./decode.ts";
 import { type CtxLayout, Trap, VMCTX } from "./abi.ts";
 import { Context } from "./context.ts";
 import { type AluOp, type MacroAssembler, RAX, type ShiftOp, type Size, reg as reg_ } from "./masm.ts";
-import { MEMORY_BY_OP as MEMORY_BY_OP_, Op as OpEnum, newInstr, readInstr as readInstr_ } from "./opcodes.ts";
+import { type InstrStream, MEMORY_BY_OP as MEMORY_BY_OP_, Op as OpEnum } from "./opcodes.ts";
 import { type FuncInfo, UnsupportedError, blockSig } from "./validate.ts";
 import { type Intrinsic } from "./intrinsics.ts";
 
@@ -17,7 +17,6 @@ import { type Intrinsic } from "./intrinsics.ts";
 // loaded as ESM (npm run bench, uvt) the alias costs nothing either way.
 const Op = OpEnum;
 const MEMORY_BY_OP = MEMORY_BY_OP_;
-const readInstr = readInstr_;
 const reg = reg_;
 
 /** How the module compiler wants calls and imports lowered. */
@@ -33,6 +32,8 @@ export interface ModuleEnv {
   tableSize: number;
   /** Bytes of linear memory that always exist (the initial size; memory never shrinks). */
   minMemoryBytes: number;
+  /** The bodies' instructions as the validator decoded them (FuncInfo.first/count index it). */
+  stream: InstrStream;
 }
 
 interface Ctl {
@@ -50,6 +51,12 @@ interface Ctl {
 
 const sz = (t: number): Size => (t === ValType.I64 ? 8 : 4);
 
+/** BigInt(v) for i32.const, shared for the common small values (a BigInt is a heap object). */
+const SMALL_BIGINTS: bigint[] = Array.from({ length: 1280 }, (_, i) => BigInt(i - 256));
+function smallBigInt(v: number): bigint {
+  return v >= -256 && v < 1024 ? SMALL_BIGINTS[v + 256]! : BigInt(v);
+}
+
 const CMP: Record<number, Condition> = {
   0: "e", 1: "ne", 2: "l", 3: "b", 4: "g", 5: "a", 6: "le", 7: "be", 8: "ge", 9: "ae",
 };
@@ -62,8 +69,27 @@ SHIFTS[13] = "shl"; SHIFTS[14] = "sar"; SHIFTS[15] = "shr"; SHIFTS[16] = "rol"; 
 
 const NEGATE: Record<string, Condition> = { e: "ne", ne: "e", l: "ge", ge: "l", g: "le", le: "g", b: "ae", ae: "b", a: "be", be: "a" };
 
+/** Value sizes of a block type's params and results. */
+interface BlockSizes {
+  params: Size[];
+  results: Size[];
+}
+
+/** What every function of one module can share: block-type sizes (index bt + 0x80) and global slot operands. */
+interface EnvShared {
+  blockSizes: (BlockSizes | undefined)[];
+  globals: (Mem | undefined)[];
+}
+const SHARED = new WeakMap<ModuleEnv, EnvShared>();
+function sharedOf(env: ModuleEnv): EnvShared {
+  let s = SHARED.get(env);
+  if (!s) SHARED.set(env, (s = { blockSizes: [], globals: [] }));
+  return s;
+}
+
 export class FunctionCompiler {
   private readonly cx: Context;
+  private readonly shared: EnvShared;
   private readonly ctl: Ctl[] = [];
   private dead = false;
   private deadDepth = 0;
@@ -79,9 +105,13 @@ export class FunctionCompiler {
     private readonly info: FuncInfo,
   ) {
     const m = env.module;
+    this.shared = sharedOf(env);
     const t = funcType(m, index);
     const body = m.bodies[index - m.numImportedFuncs]!;
-    const sizes = [...t.params, ...body.locals].map(sz);
+    const np = t.params.length;
+    const sizes: Size[] = [];
+    for (let i = 0; i < np; i++) sizes.push(sz(t.params[i]!));
+    for (let i = 0; i < body.locals.length; i++) sizes.push(sz(body.locals[i]!));
     this.cx = new Context(masm, t.params.length, body.locals.length, sizes, pickPinned(info.localWeights));
     this.retLabel = masm.a.label();
     this.resultSize = t.results.length ? sz(t.results[0]!) : null;
@@ -95,44 +125,51 @@ export class FunctionCompiler {
     this.masm.prologue(cx.frameBytes(this.info.maxStack));
     const np = cx.numParams;
     // Slots of unpinned locals, and of pinned ones never written (reloaded after calls without being saved), start 0.
-    const inMemory = body.locals.map((_, j) => j).filter((j) => cx.pinned[np + j]! < 0 || !this.info.localWritten[np + j]);
-    if (inMemory.length) {
-      a.xor(reg(RAX, 4), reg(RAX, 4));
-      for (const j of inMemory) a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
+    let zeroed = false;
+    for (let j = 0; j < body.locals.length; j++) {
+      if (cx.pinned[np + j]! >= 0 && this.info.localWritten[np + j]) continue;
+      if (!zeroed) a.xor(reg(RAX, 4), reg(RAX, 4));
+      zeroed = true;
+      a.mov(this.masm.frame(-8 * (j + 1)), reg(RAX, 8));
     }
-    this.slotSynced = new Uint8Array(cx.pinned.length);
+    this.slotSynced = new Int32Array(cx.pinned.length);
     for (const i of cx.pinnedLocals) {
       const r = cx.pinned[i]!;
       if (i < np) {
         a.mov(reg(r, cx.localSizes[i]!), cx.local(i));
-        this.slotSynced[i] = 1;
+        this.slotSynced[i] = this.syncGen;
       } else a.xor(reg(r, 4), reg(r, 4));
     }
     this.ctl.push({
       op: Op.Block, base: 0, params: [], results: this.resultSize ? [this.resultSize] : [], label: this.retLabel,
       elseLabel: null, isFunction: true,
     });
-    const r = new Reader(m.bytes, body.start, body.end);
-    const ins = newInstr();
+    // The instructions as the validator decoded them (no second LEB128 decode).
+    const s = this.env.stream;
+    const end = this.info.first + this.info.count;
+    if (this.info.first < 0) throw new Error(`function ${this.index}: the validator recorded no instructions (validateModule needs the stream)`);
+    let i = this.info.first;
     while (this.ctl.length) {
-      readInstr(r, ins);
+      if (i >= end) throw new Error(`function ${this.index}: instruction stream ends before the body's final end`);
+      const op = s.op[i]!;
+      i++;
       if (this.dead) {
-        if (ins.op === Op.Block || ins.op === Op.Loop || ins.op === Op.If) {
+        if (op === Op.Block || op === Op.Loop || op === Op.If) {
           this.deadDepth++;
           continue;
         }
-        if (ins.op === Op.End && this.deadDepth > 0) {
+        if (op === Op.End && this.deadDepth > 0) {
           this.deadDepth--;
           continue;
         }
-        if (ins.op !== Op.End && ins.op !== Op.Else) continue;
-        if (ins.op === Op.Else && this.deadDepth > 0) continue;
+        if (op !== Op.End && op !== Op.Else) continue;
+        if (op === Op.Else && this.deadDepth > 0) continue;
       }
-      if (((ins.op >= 0x45 && ins.op <= 0x5a)) && (m.bytes[r.pos] === Op.BrIf || m.bytes[r.pos] === Op.If)) {
-        this.fuseCompare(ins.op);
+      if (op >= 0x45 && op <= 0x5a && i < end && (s.op[i] === Op.BrIf || s.op[i] === Op.If)) {
+        this.fuseCompare(op);
         continue;
       }
-      this.visit(ins.op, ins.a, ins.b, ins.i64, ins.targets, ins.at);
+      this.visit(op, s.a[i - 1]!, i - 1);
     }
     this.bindLabel(this.retLabel);
     this.masm.epilogue();
@@ -142,11 +179,16 @@ export class FunctionCompiler {
    * Whether each pinned local's frame slot holds the same value as its register, so savePinned can skip the store.
    * Only claimed on a straight-line path: local.set/tee clears it, and every label forgets it (another path may join).
    */
-  private slotSynced: Uint8Array = new Uint8Array(0);
+  private slotSynced: Int32Array = new Int32Array(0);
+  /**
+   * A local is synced when its slotSynced entry equals syncGen; binding a label forgets them all by moving syncGen on
+   * (no fill of the array at every label).
+   */
+  private syncGen = 1;
 
   /** Binds a label where paths may join: forgets the per-path facts (bounds checks, synced pinned slots). */
   private bindLabel(l: Label): void {
-    this.slotSynced.fill(0);
+    this.syncGen++;
     this.masm.bind(l);
   }
 
@@ -154,9 +196,11 @@ export class FunctionCompiler {
     throw new UnsupportedError(funcName(this.env.module, this.index), what, at);
   }
 
-  private visit(op: number, a: number, b: number, i64: bigint, targets: number[] | null, at: number): void {
+  /** One instruction: opcode, its first immediate, and its index in the stream (for the rarer immediates). */
+  private visit(op: number, a: number, idx: number): void {
     const acc = op < 256 ? MEMORY_BY_OP[op] : undefined;
     if (acc) {
+      const b = this.env.stream.b[idx]!;
       if (acc.store) this.store(acc.size, b);
       else this.load(sz(acc.type), acc.size, acc.signed, b);
       return;
@@ -170,12 +214,12 @@ export class FunctionCompiler {
       case Op.Nop: return;
       case Op.Block: return this.visitBlock(op, a);
       case Op.Loop: return this.visitBlock(op, a);
-      case Op.If: return this.visitIf(a, at);
+      case Op.If: return this.visitIf(a, this.env.stream.at[idx]!);
       case Op.Else: return this.visitElse();
       case Op.End: return this.visitEnd();
       case Op.Br: return this.visitBr(a);
       case Op.BrIf: return this.visitBrIf(a);
-      case Op.BrTable: return this.visitBrTable(targets!);
+      case Op.BrTable: return this.visitBrTable(this.env.stream.tables[a]!);
       case Op.Return: return this.visitBr(this.ctl.length - 1);
       case Op.Call: return this.visitCall(a);
       case Op.CallIndirect: return this.visitCallIndirect(a);
@@ -188,27 +232,35 @@ export class FunctionCompiler {
       case Op.GlobalSet: return this.visitGlobalSet(a);
       case Op.MemorySize: return this.visitMemorySize();
       case Op.MemoryGrow: return this.visitMemoryGrow();
-      case Op.I32Const: return this.cx.pushConst(4, BigInt(a));
-      case Op.I64Const: return this.cx.pushConst(8, i64);
-      case Op.I32Eqz: return this.unary(4, (r) => this.masm.eqz(4, r));
-      case Op.I64Eqz: return this.unary(4, (r) => this.masm.eqz(8, r));
-      case Op.I32WrapI64: return this.unary(4, (r) => this.masm.wrap(r));
-      case Op.I64ExtendI32S: return this.unary(8, (r) => this.masm.extend(8, r, 32, true));
-      case Op.I64ExtendI32U: return this.unary(8, (r) => this.masm.extend(8, r, 32, false));
-      case Op.I32Extend8S: return this.unary(4, (r) => this.masm.extend(4, r, 8, true));
-      case Op.I32Extend16S: return this.unary(4, (r) => this.masm.extend(4, r, 16, true));
-      case Op.I64Extend8S: return this.unary(8, (r) => this.masm.extend(8, r, 8, true));
-      case Op.I64Extend16S: return this.unary(8, (r) => this.masm.extend(8, r, 16, true));
-      case Op.I64Extend32S: return this.unary(8, (r) => this.masm.extend(8, r, 32, true));
-      default: return this.unsupported(`opcode 0x${op.toString(16)}`, at);
+      case Op.I32Const: return this.cx.pushConst(4, smallBigInt(a));
+      case Op.I64Const: return this.cx.pushConst(8, this.env.stream.i64[idx]!);
+      case Op.I32Eqz: case Op.I64Eqz: case Op.I32WrapI64: case Op.I64ExtendI32S: case Op.I64ExtendI32U:
+      case Op.I32Extend8S: case Op.I32Extend16S: case Op.I64Extend8S: case Op.I64Extend16S: case Op.I64Extend32S:
+        return this.unary(op);
+      default: return this.unsupported(`opcode 0x${op.toString(16)}`, this.env.stream.at[idx]!);
     }
   }
 
   // ---- numeric ------------------------------------------------------------------------------------------------------
 
-  private unary(out: Size, f: (r: number) => void): void {
+  /** The one-operand conversions and tests, in place on the operand's register (a switch, not a closure per use). */
+  private unary(op: number): void {
+    const m = this.masm;
     const r = this.cx.popReg();
-    f(r);
+    let out: Size = 4;
+    switch (op) {
+      case Op.I32Eqz: m.eqz(4, r); break;
+      case Op.I64Eqz: m.eqz(8, r); break;
+      case Op.I32WrapI64: m.wrap(r); break;
+      case Op.I64ExtendI32S: m.extend(8, r, 32, true); out = 8; break;
+      case Op.I64ExtendI32U: m.extend(8, r, 32, false); out = 8; break;
+      case Op.I32Extend8S: m.extend(4, r, 8, true); break;
+      case Op.I32Extend16S: m.extend(4, r, 16, true); break;
+      case Op.I64Extend8S: m.extend(8, r, 8, true); out = 8; break;
+      case Op.I64Extend16S: m.extend(8, r, 16, true); out = 8; break;
+      case Op.I64Extend32S: m.extend(8, r, 32, true); out = 8; break;
+      default: throw new Error(`unary: opcode 0x${op.toString(16)} is not a unary operator`);
+    }
     this.cx.pushReg(out, r);
   }
 
@@ -224,8 +276,12 @@ export class FunctionCompiler {
   private arith(size: Size, k: number): void {
     const m = this.masm;
     if (k <= 2) {
-      const f = k === 0 ? m.clz : k === 1 ? m.ctz : m.popcnt;
-      return this.unary(size, (r) => f.call(m, size, r));
+      const r = this.cx.popReg();
+      if (k === 0) m.clz(size, r);
+      else if (k === 1) m.ctz(size, r);
+      else m.popcnt(size, r);
+      this.cx.pushReg(size, r);
+      return;
     }
     if ((k === 3 || k === 4) && this.addConstToPinned(size, k === 4)) return;
     const rhs = this.cx.pop();
@@ -255,7 +311,7 @@ export class FunctionCompiler {
     this.cx.drop();
     this.cx.drop();
     const dst = this.cx.alloc();
-    this.masm.a.lea(reg(dst, size), qword({ base: reg(p, 8), disp: Number(v) }));
+    this.masm.a.lea(reg(dst, size), this.masm.baseDisp(8, p, Number(v)));
     this.cx.pushReg(size, dst);
     return true;
   }
@@ -300,20 +356,23 @@ export class FunctionCompiler {
     this.cx.done(v);
   }
 
-  private globalSlot(i: number): { m: ReturnType<MacroAssembler["ctx"]>; size: Size } {
-    const size = sz(this.env.module.globals[i]!.type);
-    return { m: this.masm.ctx(this.env.layout.globals + 8 * i, size), size };
+  /** Global i's VM-context slot, sized by its type (one operand per global and module, see shared). */
+  private globalSlot(i: number): Mem {
+    const cache = this.shared.globals;
+    return (cache[i] ??= this.masm.ctx(this.env.layout.globals + 8 * i, sz(this.env.module.globals[i]!.type)));
   }
 
   private visitGlobalGet(i: number): void {
-    const { m, size } = this.globalSlot(i);
+    const m = this.globalSlot(i);
+    const size = m.size as Size;
     const r = this.cx.alloc();
     this.masm.a.mov(reg(r, size), m);
     this.cx.pushReg(size, r);
   }
 
   private visitGlobalSet(i: number): void {
-    const { m, size } = this.globalSlot(i);
+    const m = this.globalSlot(i);
+    const size = m.size as Size;
     const v = this.cx.pop();
     this.masm.storeTo(size, m, v);
     this.cx.done(v);
@@ -395,9 +454,16 @@ export class FunctionCompiler {
 
   // ---- control ------------------------------------------------------------------------------------------------------
 
-  private blockSizes(bt: number): { params: Size[]; results: Size[] } {
-    const s = blockSig(this.env.module, bt);
-    return { params: s.params.map(sz), results: s.results.map(sz) };
+  /** A block type's value sizes, computed once per block type and module (the arrays are shared, never modified). */
+  private blockSizes(bt: number): BlockSizes {
+    const cache = this.shared.blockSizes;
+    const k = bt + 0x80;
+    let b = cache[k];
+    if (b === undefined) {
+      const s = blockSig(this.env.module, bt);
+      b = cache[k] = { params: s.params.map(sz), results: s.results.map(sz) };
+    }
+    return b;
   }
 
   private visitBlock(op: number, bt: number): void {
@@ -556,48 +622,56 @@ export class FunctionCompiler {
     const a = this.masm.a;
     const n = targets.length - 1;
     // A binary search over the index (unsigned compares), linear at the leaves; a jump table would need
-    // label-difference data from the assembler (see ABI.md).
+    // label-difference data from the assembler (see ABI.md). Methods, not closures: see brTableLabel.
     const stubs: { label: Label; depth: number }[] = [];
-    const labelFor = (depth: number): Label => {
-      const { f, arity } = this.target(depth);
-      if (!f.isFunction && (arity === 0 || (!this.resultInReg(f) && f.base === this.cx.height - arity))) return f.label;
-      let s = stubs.find((x) => x.depth === depth);
-      if (!s) {
-        s = { label: a.label(), depth };
-        stubs.push(s);
-      }
-      return s.label;
-    };
     const r32 = reg(idx, 4);
-    const search = (lo: number, hi: number): void => {
-      // Here lo <= idx < hi.
-      if (hi - lo <= 4) {
-        for (let i = lo; i < hi - 1; i++) {
-          a.cmp(r32, i);
-          a.je(labelFor(targets[i]!));
-        }
-        a.jmp(labelFor(targets[hi - 1]!));
-        return;
-      }
-      const mid = (lo + hi) >>> 1;
-      const left = a.label();
-      a.cmp(r32, mid);
-      a.jb(left);
-      search(mid, hi);
-      this.bindLabel(left);
-      search(lo, mid);
-    };
-    if (n === 0) a.jmp(labelFor(targets[0]!));
+    if (n === 0) a.jmp(this.brTableLabel(targets[0]!, stubs));
     else {
       a.cmp(r32, n);
-      a.jae(labelFor(targets[n]!));
-      search(0, n);
+      a.jae(this.brTableLabel(targets[n]!, stubs));
+      this.brTableSearch(r32, targets, stubs, 0, n);
     }
     for (const s of stubs) {
       this.bindLabel(s.label);
       this.branchTo(s.depth);
     }
     this.markDead();
+  }
+
+  /**
+   * br_table's jump target for a depth: the label itself when no value has to move, else a stub (made once per depth)
+   * that moves the values and branches. (Methods rather than closures in visitBrTable: tsx's keepNames names every
+   * closure with Object.defineProperty when it is created.)
+   */
+  private brTableLabel(depth: number, stubs: { label: Label; depth: number }[]): Label {
+    const { f, arity } = this.target(depth);
+    if (!f.isFunction && (arity === 0 || (!this.resultInReg(f) && f.base === this.cx.height - arity))) return f.label;
+    let s = stubs.find((x) => x.depth === depth);
+    if (!s) {
+      s = { label: this.masm.a.label(), depth };
+      stubs.push(s);
+    }
+    return s.label;
+  }
+
+  /** The compare tree over targets[lo, hi), where lo <= index < hi holds. */
+  private brTableSearch(r32: Gpr, targets: number[], stubs: { label: Label; depth: number }[], lo: number, hi: number): void {
+    const a = this.masm.a;
+    if (hi - lo <= 4) {
+      for (let i = lo; i < hi - 1; i++) {
+        a.cmp(r32, i);
+        a.je(this.brTableLabel(targets[i]!, stubs));
+      }
+      a.jmp(this.brTableLabel(targets[hi - 1]!, stubs));
+      return;
+    }
+    const mid = (lo + hi) >>> 1;
+    const left = a.label();
+    a.cmp(r32, mid);
+    a.jb(left);
+    this.brTableSearch(r32, targets, stubs, mid, hi);
+    this.bindLabel(left);
+    this.brTableSearch(r32, targets, stubs, lo, mid);
   }
 
   private visitUnreachable(): void {
@@ -612,9 +686,9 @@ export class FunctionCompiler {
     for (const i of this.cx.pinnedLocals) {
       // A local never written still has its initial value in its slot (parameter, or the prologue's zero).
       // So does one whose slot was stored since its last write on this straight-line path.
-      if (!this.info.localWritten[i] || this.slotSynced[i]) continue;
+      if (!this.info.localWritten[i] || this.slotSynced[i] === this.syncGen) continue;
       this.masm.a.mov(this.cx.local(i), reg(this.cx.pinned[i]!, this.cx.localSizes[i]!));
-      this.slotSynced[i] = 1;
+      this.slotSynced[i] = this.syncGen;
     }
   }
   private reloadPinned(): void {
@@ -707,7 +781,10 @@ function pickPinned(weight: Float64Array): number[] {
     let k = order.length;
     while (k > 0 && weight[order[k - 1]!]! < w) k--;
     if (k >= PINNED.length) continue;
-    order.splice(k, 0, i);
+    // Insert at k by hand (splice would allocate the array of removed elements on every call).
+    order.push(i);
+    for (let j = order.length - 1; j > k; j--) order[j] = order[j - 1]!;
+    order[k] = i;
     if (order.length > PINNED.length) order.pop();
   }
   const out = new Array<number>(n).fill(-1);

@@ -87,6 +87,13 @@ class SectionState {
   readonly fixups: Fixup[] = [];
   /** Prefix sums of item sizes after layout: final offset = raw pos + shift[items before]. */
   shift: Int32Array = new Int32Array(1);
+  /**
+   * After layout, per branch item: its target's section, raw position and item index, copied from the Label once so
+   * that finish() reads arrays instead of one scattered Label object per branch.
+   */
+  targetSection: Int32Array = new Int32Array(0);
+  targetPos: Int32Array = new Int32Array(0);
+  targetItem: Int32Array = new Int32Array(0);
   bssSize = 0;
   constructor(
     readonly name: string,
@@ -111,7 +118,8 @@ export class Assembler {
   private cur!: SectionState;
   private curIndex = 0;
   private readonly labels = new Map<string, Label>();
-  private readonly allLabels: Label[] = [];
+  /** Named labels in creation (id) order; anonymous ones become symbols only when referenced across sections. */
+  private readonly namedLabels: Label[] = [];
   private nextId = 0;
   private prefixes = 0;
   private finished = false;
@@ -145,7 +153,7 @@ export class Assembler {
     }
     const l = new Label(name ?? null, this.nextId++);
     if (name !== undefined) this.labels.set(name, l);
-    this.allLabels.push(l);
+    if (name !== undefined) this.namedLabels.push(l);
     return l;
   }
 
@@ -415,10 +423,29 @@ export class Assembler {
     const n = it.count;
     const { pos, kind, size, near, align, label } = it;
     const shift = new Int32Array(n + 1);
+    // The branches that may stay short (target in this section), with their target's raw position and item index
+    // copied out of the Label objects once: each pass below reads only these arrays.
+    const short = new Int32Array(n);
+    const tpos = new Int32Array(n);
+    const titem = new Int32Array(n);
+    const tsecAll = (sec.targetSection = new Int32Array(n));
+    const tposAll = (sec.targetPos = new Int32Array(n));
+    const titemAll = (sec.targetItem = new Int32Array(n));
+    let nshort = 0;
     for (let i = 0; i < n; i++) {
-      if (kind[i] !== 2 && label[i]!.section !== index) {
+      if (kind[i] === 2) continue;
+      const l = label[i]!;
+      tsecAll[i] = l.section;
+      tposAll[i] = l.pos;
+      titemAll[i] = l.item;
+      if (l.section !== index) {
         near[i] = 1;
         size[i] = kind[i] === 0 ? 5 : 6;
+      } else if (!near[i]) {
+        short[nshort] = i;
+        tpos[nshort] = l.pos;
+        titem[nshort] = l.item;
+        nshort++;
       }
     }
     // Least fixed point: lay out with the current sizes (alignment gaps exact for that layout), then grow every short
@@ -436,16 +463,23 @@ export class Assembler {
       }
       shift[n] = acc;
       let grew = false;
-      for (let i = 0; i < n; i++) {
-        if (kind[i] === 2 || near[i]) continue;
-        const l = label[i]!;
-        const rel = l.pos + shift[l.item]! - (pos[i]! + shift[i]! + 2);
+      let kept = 0;
+      for (let k = 0; k < nshort; k++) {
+        const i = short[k]!;
+        const rel = tpos[k]! + shift[titem[k]!]! - (pos[i]! + shift[i]! + 2);
         if (rel < -128 || rel > 127) {
           near[i] = 1;
           size[i] = kind[i] === 0 ? 5 : 6;
           grew = true;
+        } else {
+          // Still short: keep it for the next pass (compacting in place).
+          short[kept] = i;
+          tpos[kept] = tpos[k]!;
+          titem[kept] = titem[k]!;
+          kept++;
         }
       }
+      nshort = kept;
       if (!grew) break;
       if (pass > 100000) throw new Error(`section ${sec.name}: branch layout did not settle`);
     }
@@ -473,6 +507,7 @@ export class Assembler {
         let from = 0;
         let at = 0;
         const it = sec.items;
+        const { targetSection, targetPos, targetItem, shift } = sec;
         for (let i = 0; i < it.count; i++) {
           const p = it.pos[i]!;
           const size = it.size[i]!;
@@ -484,17 +519,21 @@ export class Assembler {
             if (fill < 0) writeNops(out, at, size);
             else out.fill(fill, at, at + size);
           } else {
-            const l = it.label[i]!;
             const end = at + size;
-            const local = l.section === index;
-            encodeBranch(out, at, it.kind[i] === 0 ? -1 : it.cc[i]!, it.near[i] === 1, local ? this.labelOffset(l) - end : 0);
-            if (!local) relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(l), addend: 0 });
+            const local = targetSection[i] === index;
+            // A local target's final offset, as labelOffset computes it, from the arrays layout() filled.
+            encodeBranch(out, at, it.kind[i] === 0 ? -1 : it.cc[i]!, it.near[i] === 1, local ? targetPos[i]! + shift[targetItem[i]!]! - end : 0);
+            if (!local) relocations.push({ section: index, offset: end - 4, kind: "rel32", target: nameOf(it.label[i]!), addend: 0 });
           }
           at += size;
         }
         out.set(raw.subarray(from), at);
       }
-      for (const f of sec.fixups) {
+      // Indexed loops here: finish() runs once per assembly, often before V8 optimises it, and an unoptimised for-of
+      // allocates an iterator result per element.
+      const fixups = sec.fixups;
+      for (let fi = 0; fi < fixups.length; fi++) {
+        const f = fixups[fi]!;
         const pos = f.pos + sec.shift[f.item]!;
         if (f.kind === "rel32" && f.label.section === index) {
           const v = this.labelOffset(f.label) + f.addend - (pos + 4 + f.tail);
@@ -507,9 +546,13 @@ export class Assembler {
       }
       return { name: sec.name, kind: sec.kind, align: sec.align, bytes: out };
     });
+    // Symbols in label creation order: the named labels, merged by id with the anonymous ones a relocation names.
     const symbols: SymbolDef[] = [];
-    for (const l of this.allLabels) {
-      if (!l.bound || (!l.name && !referenced.has(l))) continue;
+    const named = this.namedLabels;
+    const anon = [...referenced].filter((l) => !l.name).sort((x, y) => x.id - y.id);
+    for (let i = 0, j = 0; i < named.length || j < anon.length; ) {
+      const l = j >= anon.length || (i < named.length && named[i]!.id < anon[j]!.id) ? named[i++]! : anon[j++]!;
+      if (!l.bound) continue;
       symbols.push({ name: String(l), section: l.section, offset: this.labelOffset(l), global: l.global });
     }
     return { sections, symbols, relocations };

@@ -54,6 +54,8 @@ export function describe(mnemonic: string, ops: readonly Operand[]): string {
 }
 
 const TWO63 = 2 ** 63, TWO64 = 2 ** 64;
+// BigInt bounds computed once: a BigInt expression allocates each time it is evaluated.
+const MIN_I64N = -(1n << 63n), TWO64N = 1n << 64n, TWO53N = 2n ** 53n;
 
 // Local copies of the operand tags (registers.ts K) and immediate kinds (forms.ts Imm): the hot path must not pay for a
 // cross-module enum lookup per operand (tsx/esbuild do not inline enums across files).
@@ -73,9 +75,9 @@ function signedAs(v: number, osize: number): number {
 function immFits(kind: Imm, osize: number, value: number | bigint): boolean {
   let v: number;
   if (typeof value === "bigint") {
-    if (value < -(1n << 63n) || value >= 1n << 64n) return false;
+    if (value < MIN_I64N || value >= TWO64N) return false;
     const s = BigInt.asIntN(64, value);
-    if (s < -(2n ** 53n) || s > 2n ** 53n) return kind === IO;
+    if (s < -TWO53N || s > TWO53N) return kind === IO;
     v = Number(osize === 8 ? s : value);
   } else {
     v = value;
@@ -138,13 +140,15 @@ const bitIndex = (c: number): number => (c === 0 ? 0 : 32 - Math.clz32(c));
 
 /**
  * Whether form f accepts any operands of these classes without looking at them: registers with no fixed register number,
- * sized memory that is not a moffs. Immediates (ranges) and unsized memory always need matchOp.
+ * sized memory that is not a moffs, and (immKnown) an immediate whose bucket the form was already filtered for.
+ * Other immediates and unsized memory always need matchOp.
  */
-function alwaysMatches(f: Form, classes: readonly number[]): boolean {
+function alwaysMatches(f: Form, classes: readonly number[], immKnown: boolean): boolean {
   if (f.distinct) return false;
   for (let j = 0; j < f.ops.length; j++) {
     const c = classes[j]!;
     const s = f.ops[j]!;
+    if (c === C_IMM_LOCAL && immKnown) continue;
     const reg = c <= 8 || c === C_SREG_BIT || c === C_CREG_BIT || c === C_DREG_BIT;
     const sizedMem = c > 0x10 && c <= 0x800;
     if (reg ? s.num >= 0 : !sizedMem || s.moffs) return false;
@@ -157,29 +161,93 @@ const C_SREG_BIT = 1 << 13, C_CREG_BIT = 1 << 14, C_DREG_BIT = 1 << 15;
  * The forms that can match operands of classes c0..c2, computed on a cache miss. A separate function on purpose: the
  * filter closure captures the classes, and in select() that capture would make V8 allocate a context on every call.
  */
-function candidates(forms: readonly Form[], n: number, c0: number, c1: number, c2: number): Candidates {
+function candidates(forms: readonly Form[], n: number, c0: number, c1: number, c2: number, bucket: number): Candidates {
+  const classes = [c0, c1, c2];
   const list = forms.filter((f) => {
     if (f.ops.length !== n) return false;
     const acc = f.acc;
-    return !(n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0)))));
+    if (n > 0 && ((acc[0]! & c0) === 0 || (n > 1 && ((acc[1]! & c1) === 0 || (n > 2 && (acc[2]! & c2) === 0))))) return false;
+    if (bucket === 0) return true;
+    // The one immediate operand: every value of its bucket fits this form, or none does (see immBucket).
+    for (let j = 0; j < n; j++) {
+      const sp = f.ops[j]!;
+      if (classes[j] === C_IMM_LOCAL && (sp.imm === 0 || !immFits(sp.imm, f.osize, BUCKET_SAMPLE[bucket]!))) return false;
+    }
+    return true;
   });
-  return { list, sure: list.length > 0 && alwaysMatches(list[0]!, [c0, c1, c2]) ? list[0]! : null };
+  return { list, sure: list.length > 0 && alwaysMatches(list[0]!, classes, bucket !== 0) ? list[0]! : null };
 }
+
+/**
+ * The bucket of an immediate: a range of values inside which every immFits answer (each immediate kind at each
+ * operand size) is the same, so select() can cache the forms that match per bucket as it does per operand class.
+ * The bounds are those of immFits: ±128, 256, 2^15, 2^16 − 128 and 2^16 (imm8 sign-extended to 16 bits), 2^31,
+ * 2^32 − 128 and 2^32; 13 is a 64-bit value beyond ±2^53 (only imm64 fits). 0: none (a non-integer, another value
+ * beyond those bounds): matchOp decides.
+ */
+function immBucket(v: number | bigint): number {
+  if (typeof v === "bigint") {
+    if (v < MIN_I64N || v >= TWO64N) return 0;
+    const s = BigInt.asIntN(64, v);
+    return s < -TWO53N || s > TWO53N ? 13 : 0;
+  }
+  if (v >= 0) {
+    if (v <= 127) return v === 1 ? 1 : Number.isInteger(v) ? 2 : 0;
+    if (!Number.isInteger(v)) return 0;
+    if (v <= 255) return 4;
+    if (v <= 32767) return 6;
+    if (v <= 65407) return 7;
+    if (v <= 65535) return 8;
+    if (v <= 0x7fffffff) return 10;
+    if (v < 4294967168) return 11;
+    if (v <= 4294967295) return 12;
+    return 0;
+  }
+  if (!Number.isInteger(v)) return 0;
+  if (v >= -128) return 3;
+  if (v >= -32768) return 5;
+  if (v >= -2147483648) return 9;
+  return 0;
+}
+/** One value of each bucket (index 0 unused). */
+const BUCKET_SAMPLE: (number | bigint)[] = [0, 1, 0, -1, 128, -129, 256, 32768, 65408, -32769, 65536, 2 ** 31, 4294967168, 2n ** 62n];
+
+/**
+ * A direct-mapped cache in front of the per-mnemonic byClass maps, shared by all mnemonics: one typed-array compare
+ * per instruction instead of a Map lookup (which showed in the AOT compiler's profile).
+ */
+const RECENT_SLOTS = 1024;
+const RECENT_KEYS = new Int32Array(RECENT_SLOTS).fill(-1);
+const RECENT: (Candidates | undefined)[] = new Array<Candidates | undefined>(RECENT_SLOTS).fill(undefined);
+if (FORMS.size > 1 << 10) throw new Error("encoder.ts: the form cache key holds 10 bits of mnemonic list id");
 
 /** The first form of `forms` accepting the operands, or null. */
 export function select(forms: readonly Form[], ops: readonly Operand[]): Form | null {
   const n = ops.length;
   const c0 = clsOf(ops[0]), c1 = clsOf(ops[1]), c2 = clsOf(ops[2]);
+  // With exactly one immediate operand, its bucket joins the key (two immediates, as in enter, keep bucket 0).
+  let bucket = 0;
+  if (c0 === C_IMM_LOCAL) bucket = c1 === C_IMM_LOCAL || c2 === C_IMM_LOCAL ? 0 : immBucket(ops[0] as number | bigint);
+  else if (c1 === C_IMM_LOCAL) bucket = c2 === C_IMM_LOCAL ? 0 : immBucket(ops[1] as number | bigint);
+  else if (c2 === C_IMM_LOCAL) bucket = immBucket(ops[2] as number | bigint);
   const cache = (forms as FormList).byClass;
   let cands: Candidates | undefined;
-  if (cache === undefined) cands = candidates(forms, n, c0, c1, c2);
+  if (cache === undefined) cands = candidates(forms, n, c0, c1, c2, bucket);
   else {
-    // 5 bits per class index (0..18) and the arity above them: always a small integer key.
-    const key = (n << 15) | (bitIndex(c0) << 10) | (bitIndex(c1) << 5) | bitIndex(c2);
-    cands = cache.get(key);
-    if (cands === undefined) {
-      cands = candidates(forms, n, c0, c1, c2);
-      cache.set(key, cands);
+    // 5 bits per class index (0..18), the arity above them and the immediate's bucket above that: a small integer key.
+    const key = (bucket << 17) | (n << 15) | (bitIndex(c0) << 10) | (bitIndex(c1) << 5) | bitIndex(c2);
+    // The mnemonic's list id above the 21 key bits makes the key unique across FORMS (ids stay below 2^10).
+    const full = (forms[0]!.listId << 21) | key;
+    const slot = (full ^ (full >>> 7) ^ (full >>> 15)) & (RECENT_SLOTS - 1);
+    if (RECENT_KEYS[slot] === full) cands = RECENT[slot]!;
+    else {
+      cands = cache.get(key);
+      if (cands === undefined) {
+        cands = candidates(forms, n, c0, c1, c2, bucket);
+        cache.set(key, cands);
+      }
+      RECENT_KEYS[slot] = full;
+      RECENT[slot] = cands;
     }
   }
   if (cands.sure !== null) return cands.sure;
@@ -226,10 +294,17 @@ function emitImm(s: Sink, v: number | bigint, width: number): void {
   const b = s.buf;
   let p = s.pos;
   if (typeof v === "bigint") {
-    let u = BigInt.asUintN(64, v);
+    // Two 32-bit halves as numbers: two BigInt operations instead of two per byte.
+    let lo = Number(BigInt.asUintN(32, v));
+    let hi = Number(BigInt.asUintN(32, v >> 32n));
     for (let i = 0; i < width; i++) {
-      b[p++] = Number(u & 0xffn);
-      u >>= 8n;
+      if (i < 4) {
+        b[p++] = lo & 0xff;
+        lo >>>= 8;
+      } else {
+        b[p++] = hi & 0xff;
+        hi >>>= 8;
+      }
     }
   } else if (width <= 4) {
     for (let i = 0; i < width; i++) {
@@ -275,7 +350,7 @@ export function encode(s: Sink, f: Form, ops: readonly Operand[], prefixes: numb
       if (o.noRex) noRex = true;
     } else if (o.k === KMEM) {
       // Checked here, in the one pass over the operands, before any byte is written.
-      checkMem(f.mnemonic, ops, o, f.ops[i]!.moffs);
+      if (!o.valid) checkMem(f.mnemonic, ops, o, f.ops[i]!.moffs);
       mem = o;
     }
   }

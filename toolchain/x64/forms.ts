@@ -67,6 +67,8 @@ export interface Form {
   acc: number[];
   /** The table line the form came from (for messages and coverage reports). */
   text: string;
+  /** Index of the mnemonic's list in FORMS (the encoder's form cache keys on it), −1 outside FORMS. */
+  listId: number;
 }
 
 const CC = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"] as const;
@@ -209,6 +211,7 @@ function parseForm(mnemonic: string, text: string): Form[] {
     const f: Form = {
       mnemonic, ops, osize: 0, o16: v === 2, rexW: v === 8 && variant !== "x", mand: 0, opcode: [], plusR: -1, modrm: -1,
       regOp: -1, rmOp: -1, immOp: ops.findIndex((o) => o.mask === IMM), moffsOp: ops.findIndex((o) => o.moffs), distinct: false, acc: [], text,
+      listId: -1,
     };
     for (const tok of enc.split(/\s+/).filter(Boolean)) {
       if (tok === "W") f.rexW = true;
@@ -252,8 +255,9 @@ export interface Candidates {
 
 /** The parsed table: mnemonic → forms in preference order. */
 export const FORMS: ReadonlyMap<string, FormList> = new Map(
-  Object.entries(SOURCE).map(([mn, texts]) => {
+  Object.entries(SOURCE).map(([mn, texts], listId) => {
     const list = texts.flatMap((t) => parseForm(mn, t));
+    for (const f of list) f.listId = listId;
     Object.defineProperty(list, "byClass", { value: new Map<number, Candidates>(), enumerable: false });
     return [mn, list as unknown as FormList];
   }),

@@ -81,7 +81,13 @@ export class Mem {
     readonly seg: SegReg | null,
   ) {
     this.cls = C_MEM[size] ?? 0;
+    // What encoder.ts checkMem verifies, decided once here: the encoder checks a memory operand per use, and the AOT
+    // compiler reuses the same operands (frame slots, VM-context fields) thousands of times.
+    this.valid = (!base || base.size === 8) && (!index || (index.size === 8 && index.num !== 4)) &&
+      (scale === 1 || scale === 2 || scale === 4 || scale === 8) && Number.isInteger(disp) && disp >= -2147483648 && disp <= 2147483647;
   }
+  /** Encodable in every form (64-bit base and index, index not rsp, scale 1/2/4/8, disp32); else checkMem explains. */
+  readonly valid: boolean;
   toString(): string {
     const parts: string[] = [];
     if (this.rip || this.label) parts.push("rip");
