@@ -4,7 +4,7 @@
 // (insert with the barrier before publishing head; peek/pop with the untrusted-peer checks before touching a slot),
 // console lines through the console channel in slot 0, and text formatting. Register roles: arguments in rdi, rsi,
 // rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
-import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rax, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { CHAN, HC, HYPERCALL_VECTOR, WIN, WINDOW } from "../monitor-gen/layout.ts";
 
 export const LINE_MAX = CHAN.maxText;
@@ -138,7 +138,7 @@ export function emitRuntime(a: Assembler): void {
     a.mov(word(r11, 20), cx);
     a.lea(rdi, qword(r11, 64));
     a.rep().movsb();
-    a.mfence(); // the slot is visible before the new head
+    a.lock().or(dword(rsp), 0); // the channel barrier (ADR 0003): the slot is visible before the new head
     a.inc(qword(r8, 32));
     a.mov(dword(r8, 60), r9d);
     a.mov(eax, ebx).pop(rbx).ret();
@@ -175,7 +175,7 @@ export function emitRuntime(a: Assembler): void {
   a.bind(L("chan_pop"));
   {
     a.lea(r8, qword(rdi, Q0));
-    a.mfence(); // the slot has been read before it is handed back
+    a.lock().or(dword(rsp), 0); // the channel barrier (ADR 0003): the slot has been read before it is handed back
     a.inc(qword(r8, 64));
     a.mov(ecx, dword(r8, 72)).inc(ecx).and(ecx, CHAN.maxSlots - 1);
     a.mov(dword(r8, 72), ecx);
