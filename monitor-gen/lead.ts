@@ -38,6 +38,19 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   const record = (index: typeof r12, into: typeof rbx): void => {
     a.mov(into, index).shl(into, 6).lea(rax, ptr(L("g_partitions"))).add(into, rax);
   };
+  // The loop over g_partitions: r12 = index, rbx = its record; `body` jumps to `next` to skip the rest.
+  const eachPartition = (body: (next: Label) => void): void => {
+    const done = a.label();
+    const next = a.label();
+    a.xor(r12d, r12d);
+    const loop = a.here();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
+    record(r12, rbx);
+    body(next);
+    a.bind(next);
+    a.inc(r12).jmp(loop);
+    a.bind(done);
+  };
   a.section(".bss");
   a.align(8);
   for (const n of ["g_allot_lo", "g_allot_hi", "g_db_ok"]) {
@@ -95,59 +108,45 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   a.bind(L("reserve_partitions"));
   {
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
-    a.xor(r12d, r12d);
-    const states = a.here();
-    const statesDone = a.label();
-    const nextState = a.label();
-    a.cmp(r12, qword(L("g_partition_count"))).jae(statesDone);
-    record(r12, rbx);
-    a.call(L("alloc_page")).mov(r13, rax).mov(qword(rbx, PREC.state), r13);
-    a.mov(rax, qword(rbx, PREC.name)).mov(qword(r13, SP.name), rax);
-    a.mov(qword(r13, SP.index), r12);
-    a.mov(eax, dword(rbx, PREC.flags)).mov(dword(r13, SP.flags), eax);
-    a.mov(eax, dword(rbx, PREC.number)).lea(rcx, ptr(L("g_by_number"))).mov(qword({ base: rcx, index: rax, scale: 8 }), r13);
-    a.mov(dword(r13, SP.state), STATE.waiting);
-    a.test(byte(rbx, PREC.flags), FLAG.idle).jz(nextState);
-    // The idle partition: a ring-0 context whose code is idle_loop, ready from the start.
-    a.mov(qword(L("g_idle")), r13);
-    a.mov(dword(r13, SP.state), STATE.ready);
-    a.mov(rax, qword(L("g_kpml4"))).mov(qword(r13, SP.cr3), rax);
-    a.lea(rax, ptr(L("idle_loop"))).mov(qword(r13, FR.rip), rax);
-    a.mov(qword(r13, FR.cs), SEL.kcode).mov(qword(r13, FR.rflags), 0x202);
-    a.lea(rax, qword(r13, 0x800)).mov(qword(r13, FR.rsp), rax);
-    a.mov(qword(r13, FR.ss), SEL.kdata);
-    a.bind(nextState);
-    a.inc(r12).jmp(states);
-    a.bind(statesDone);
+    eachPartition((nextState) => {
+      a.call(L("alloc_page")).mov(r13, rax).mov(qword(rbx, PREC.state), r13);
+      a.mov(rax, qword(rbx, PREC.name)).mov(qword(r13, SP.name), rax);
+      a.mov(qword(r13, SP.index), r12);
+      a.mov(eax, dword(rbx, PREC.flags)).mov(dword(r13, SP.flags), eax);
+      a.mov(eax, dword(rbx, PREC.number)).lea(rcx, ptr(L("g_by_number"))).mov(qword({ base: rcx, index: rax, scale: 8 }), r13);
+      a.mov(dword(r13, SP.state), STATE.waiting);
+      a.test(byte(rbx, PREC.flags), FLAG.idle).jz(nextState);
+      // The idle partition: a ring-0 context whose code is idle_loop, ready from the start.
+      a.mov(qword(L("g_idle")), r13);
+      a.mov(dword(r13, SP.state), STATE.ready);
+      a.mov(rax, qword(L("g_kpml4"))).mov(qword(r13, SP.cr3), rax);
+      a.lea(rax, ptr(L("idle_loop"))).mov(qword(r13, FR.rip), rax);
+      a.mov(qword(r13, FR.cs), SEL.kcode).mov(qword(r13, FR.rflags), 0x202);
+      a.lea(rax, qword(r13, 0x800)).mov(qword(r13, FR.rsp), rax);
+      a.mov(qword(r13, FR.ss), SEL.kdata);
+    });
 
     a.mov(rax, qword(L("g_next"))).mov(qword(L("g_allot_lo")), rax);
-    a.xor(r12d, r12d);
-    const allots = a.here();
-    const allotsDone = a.label();
-    const nextAllot = a.label();
-    a.cmp(r12, qword(L("g_partition_count"))).jae(allotsDone);
-    record(r12, rbx);
-    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(nextAllot);
-    a.mov(r13, qword(rbx, PREC.state));
-    const notIo = a.label();
-    a.test(byte(rbx, PREC.flags), FLAG.com1).jz(notIo);
-    a.mov(qword(L("g_io")), r13);
-    a.bind(notIo);
-    a.call(L("alloc_page")).mov(r15, rax).mov(qword(r13, SP.window), r15);
-    a.mov(eax, dword(rbx, PREC.allotPages)).mov(qword(r13, SP.allotPages), rax);
-    a.mov(ebp, 1);
-    const more = a.here();
-    a.call(L("alloc_page"));
-    a.inc(ebp).cmp(ebp, dword(rbx, PREC.allotPages)).jb(more);
-    a.mov(rsi, qword(rbx, PREC.blob)).mov(rdi, r15).mov(rcx, qword(rbx, PREC.blobBytes));
-    a.rep().movsb();
-    a.mov(rax, qword(rbx, PREC.entry)).mov(qword(r13, FR.rip), rax);
-    a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x202);
-    a.mov(rax, WINDOW + BigInt(WIN.stackTop)).mov(qword(r13, FR.rsp), rax);
-    a.mov(qword(r13, FR.ss), SEL.udata);
-    a.bind(nextAllot);
-    a.inc(r12).jmp(allots);
-    a.bind(allotsDone);
+    eachPartition((nextAllot) => {
+      a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(nextAllot);
+      a.mov(r13, qword(rbx, PREC.state));
+      const notIo = a.label();
+      a.test(byte(rbx, PREC.flags), FLAG.com1).jz(notIo);
+      a.mov(qword(L("g_io")), r13);
+      a.bind(notIo);
+      a.call(L("alloc_page")).mov(r15, rax).mov(qword(r13, SP.window), r15);
+      a.mov(eax, dword(rbx, PREC.allotPages)).mov(qword(r13, SP.allotPages), rax);
+      a.mov(ebp, 1);
+      const more = a.here();
+      a.call(L("alloc_page"));
+      a.inc(ebp).cmp(ebp, dword(rbx, PREC.allotPages)).jb(more);
+      a.mov(rsi, qword(rbx, PREC.blob)).mov(rdi, r15).mov(rcx, qword(rbx, PREC.blobBytes));
+      a.rep().movsb();
+      a.mov(rax, qword(rbx, PREC.entry)).mov(qword(r13, FR.rip), rax);
+      a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x202);
+      a.mov(rax, WINDOW + BigInt(WIN.stackTop)).mov(qword(r13, FR.rsp), rax);
+      a.mov(qword(r13, FR.ss), SEL.udata);
+    });
     a.mov(rax, qword(L("g_next"))).mov(qword(L("g_allot_hi")), rax);
 
     // The ultravisor partition's info page lists every allotment by partition number (INFO.allotment): its
@@ -162,18 +161,13 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.inc(r12).jmp(findUltra);
     a.bind(found);
     a.mov(rax, qword(rbx, PREC.state)).mov(r14, qword(rax, SP.window)); // the ultravisor partition's info page
-    a.xor(r12d, r12d);
-    const list = a.here();
-    const skip = a.label();
-    a.cmp(r12, qword(L("g_partition_count"))).jae(tableDone);
-    record(r12, rbx);
-    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(skip);
-    a.mov(r13, qword(rbx, PREC.state));
-    a.mov(eax, dword(rbx, PREC.number)).shl(eax, 4).add(rax, r14);
-    a.mov(rcx, qword(r13, SP.window)).mov(qword(rax, INFO.allotment(0)), rcx);
-    a.mov(rcx, qword(r13, SP.allotPages)).mov(qword(rax, INFO.allotment(0) + 8), rcx);
-    a.bind(skip);
-    a.inc(r12).jmp(list);
+    eachPartition((skip) => {
+      a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(skip);
+      a.mov(r13, qword(rbx, PREC.state));
+      a.mov(eax, dword(rbx, PREC.number)).shl(eax, 4).add(rax, r14);
+      a.mov(rcx, qword(r13, SP.window)).mov(qword(rax, INFO.allotment(0)), rcx);
+      a.mov(rcx, qword(r13, SP.allotPages)).mov(qword(rax, INFO.allotment(0) + 8), rcx);
+    });
     a.bind(tableDone);
     for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
     a.ret();
@@ -187,44 +181,37 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   {
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
     a.sub(rsp, 8); // calls below reach compiled code through System V thunks: keep rsp 16-byte aligned
-    a.xor(r12d, r12d);
-    const loop = a.here();
-    const done = a.label();
-    const next = a.label();
-    const unchecked = a.label();
-    const go = a.label();
-    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
-    record(r12, rbx);
-    a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(next);
-    a.mov(r13, qword(rbx, PREC.state));
-    a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
-    a.test(byte(rbx, PREC.flags), FLAG.defined).jnz(next);
-    const notUltra = a.label();
-    a.test(byte(rbx, PREC.flags), FLAG.ultra).jz(notUltra);
-    a.mov(esi, dword({ disp: o.ui * 4096 + 24 })); // UI_ULTRA: the ultravisor partition's number
-    a.jmp(go);
-    a.bind(notUltra);
-    if (withCore) {
-      a.mov(rdi, qword(rbx, PREC.definition)).mov(rsi, qword(r13, SP.window)).shr(rsi, 12).mov(rdx, qword(r13, SP.allotPages));
-      a.mov(ecx, dword({ disp: o.ui * 4096 + 24 }));
-      a.call(L("boot_create"));
-      const created = a.label();
-      a.test(rax, rax).jns(created);
-      a.mov(r14, rax).neg(r14);
-      a.mov(dword(r13, SP.state), STATE.failed);
-      kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " not created by the boot partition: error -", { dec: (x) => x.mov(rdi, r14) });
-      a.jmp(next);
-      a.bind(created);
-      a.mov(rsi, rax);
+    eachPartition((next) => {
+      const unchecked = a.label();
+      const go = a.label();
+      a.test(byte(rbx, PREC.flags), FLAG.idle).jnz(next);
+      a.mov(r13, qword(rbx, PREC.state));
+      a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
+      a.test(byte(rbx, PREC.flags), FLAG.defined).jnz(next);
+      const notUltra = a.label();
+      a.test(byte(rbx, PREC.flags), FLAG.ultra).jz(notUltra);
+      a.mov(esi, dword({ disp: o.ui * 4096 + 24 })); // UI_ULTRA: the ultravisor partition's number
       a.jmp(go);
-    }
-    a.bind(unchecked);
-    a.mov(rsi, -1);
-    a.bind(go);
-    a.mov(rdi, r13).call(L("start_partition"));
-    a.bind(next);
-    a.inc(r12).jmp(loop);
-    a.bind(done);
+      a.bind(notUltra);
+      if (withCore) {
+        a.mov(rdi, qword(rbx, PREC.definition)).mov(rsi, qword(r13, SP.window)).shr(rsi, 12).mov(rdx, qword(r13, SP.allotPages));
+        a.mov(ecx, dword({ disp: o.ui * 4096 + 24 }));
+        a.call(L("boot_create"));
+        const created = a.label();
+        a.test(rax, rax).jns(created);
+        a.mov(r14, rax).neg(r14);
+        a.mov(dword(r13, SP.state), STATE.failed);
+        kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " not created by the boot partition: error -", { dec: (x) => x.mov(rdi, r14) });
+        a.jmp(next);
+        a.bind(created);
+        a.mov(rsi, rax);
+        a.jmp(go);
+      }
+      a.bind(unchecked);
+      a.mov(rsi, -1);
+      a.bind(go);
+      a.mov(rdi, r13).call(L("start_partition"));
+    });
     a.add(rsp, 8);
     for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
     a.ret();
