@@ -97,3 +97,20 @@ export const EXIT = { done: 0x21, panic: 126, loaderFailed: 125 } as const;
 
 // ---- channels (console and command) -------------------------------------------------------------------------------
 export const CHAN = { signalSize: 128, maxSlots: 16, maxText: 64, opText: 1, opDefine: 2 } as const;
+/**
+ * The command channel (docs/specs/image-layout.md, "The bare-metal command channel and its completions"): 2 queues of
+ * 128-byte signals, as many slots each as fit one page (core's chan_format_bytes(2, 128, 14) = 3968; the image build
+ * checks this against core); queue 0 requests, queue 1 completions. The ultravisor partition's code is specialised on
+ * it and checks every geometry field of the page against it.
+ */
+export const CMDCHAN = {
+  queues: 2, signalSize: 128, maxSlots: 14, requests: 0, completions: 1,
+  /** Completion flags: FROM_SERVER | COMPLETION (docs/specs/command-channel.md). */
+  completionFlags: 6,
+  /** Sources of a completion's status (CDB bytes 0–3). */
+  source: { applied: 0, core: 1, start: 2, ultravisor: 3 },
+  /** The ultravisor partition's own refusals (source 3). */
+  refusal: { notDefinition: -1, noAllotment: -2, noDatabase: -3, trapped: -4 },
+} as const;
+/** Offset of queue q's slot 0 from its queue header, as chan_format lays the command channel out. */
+export const cmdSigBase = (q: number): number => (CMDCHAN.queues - q) * 128 + q * CMDCHAN.maxSlots * CMDCHAN.signalSize;

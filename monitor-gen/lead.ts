@@ -18,8 +18,8 @@ const PD_MAGIC = 0x44505655;
 
 /** Partition record (64 bytes) offsets in g_partitions. */
 export const PREC = { name: 0, blob: 8, blobBytes: 16, entry: 24, number: 32, flags: 36, state: 40, allotPages: 48, definition: 56, size: 64 } as const;
-/** Channel record (16 bytes) offsets in g_channels. */
-export const CREC = { client: 0, server: 4, serverSlot: 8, clientSlot: 12, size: 16 } as const;
+/** Channel record (32 bytes) offsets in g_channels: the template is the address of the channel's formatted page. */
+export const CREC = { client: 0, server: 4, serverSlot: 8, clientSlot: 12, template: 16, size: 32 } as const;
 
 const USER_PAGE = Number(PTE.P | PTE.W | PTE.U);
 
@@ -324,7 +324,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     const chansDone = a.label();
     const nextChan = a.label();
     a.cmp(r12, qword(L("g_channel_count"))).jae(chansDone);
-    a.mov(rbx, r12).shl(rbx, 4).lea(rax, ptr(L("g_channels"))).add(rbx, rax);
+    a.mov(rbx, r12).shl(rbx, Math.log2(CREC.size)).lea(rax, ptr(L("g_channels"))).add(rbx, rax);
     const end = (field: number, other: number): void => {
       const no = a.label();
       a.mov(eax, dword(rbx, field)).cmp(rax, qword(r13, SP.index)).jne(no);
@@ -357,8 +357,8 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   }
 
   // connect_channel(rbx = channel record): the client's page for this slot (in its allotment, after the window)
-  // formatted from the template, mapped at the client's and the server's slot, and listed in the server's info page,
-  // which is what tells the server the slot is live. With a database the page must be the client's there.
+  // formatted from the record's template (console or command), mapped at the client's and the server's slot, and
+  // listed in the server's info page, which is what tells the server the slot is live. With a database the page must be the client's there.
   a.bind(L("connect_channel"));
   {
     for (const r of [rbp, r12, r13, r14, r15]) a.push(r);
@@ -383,7 +383,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
       a.jmp(done);
     }
     a.bind(fine);
-    a.lea(rsi, ptr(L("g_chan_template"))).mov(rdi, r13).mov(ecx, 4096);
+    a.mov(rsi, qword(rbx, CREC.template)).mov(rdi, r13).mov(ecx, 4096);
     a.rep().movsb();
     a.mov(qword(r13, 56), r13); // handle = the channel's physical address
     a.mov(eax, dword(r14, PREC.number)).mov(qword(r13, 48), rax); // partition_handle = the client's number

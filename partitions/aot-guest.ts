@@ -189,9 +189,15 @@ export function assembleAotGuest(wasm: Uint8Array, o: { period: number; outOfBou
   return assembleAotPartition("guest", wasm, [BigInt(o.period), ...range, o.probeCommand ? 1n : 0n]);
 }
 
-/** The command partition: sends each payload in order on the command channel in `slot`, then submits it. */
+/** Definitions the command partition keeps track of (partitions/assembly/command.ts MAX_DEFINITIONS). */
+export const MAX_DEFINITIONS = 64;
+
+/**
+ * The command partition: sends the payloads in order on the command channel in `slot`, in batches that queue 1 can
+ * answer, submits each batch and prints each completion.
+ */
 export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Array[], slot: number): AotPartition {
-  if (payloads.length > CHAN.maxSlots - 1) throw new RangeError(`at most ${CHAN.maxSlots - 1} boot-time definitions fit the command queue (${payloads.length} given)`);
+  if (payloads.length > MAX_DEFINITIONS) throw new RangeError(`at most ${MAX_DEFINITIONS} boot-time definitions (${payloads.length} given)`);
   payloads.forEach((p, i) => {
     if (p.length < 1 || p.length > CHAN.maxText) throw new RangeError(`boot-time definition ${i + 1}: ${p.length} bytes; a request carries 1–${CHAN.maxText} inline bytes`);
   });

@@ -12,21 +12,24 @@ import { AS_DATA_BASE, AS_MEMORY_BYTES, assembleAotIo, mergeObjects, packAotPart
 import { Assembler } from "../toolchain/x64/index.ts";
 import { definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
-import { CHAN, COM1, HC, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { CHAN, CMDCHAN, COM1, HC, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
 
 let core: Core;
 let chan: ChanExports;
+/** One signal buffer in core's memory for the tests' inserts and removes (carve grows the memory by 64 KiB each call). */
+let sigBuf: number;
 const modules = new Map<string, WasmModule>();
 beforeAll(async () => {
   core = await loadCore();
   chan = chanExports(core);
+  sigBuf = carve(core, 4096);
   for (const p of ["io", "command", "guest"] as const) modules.set(p, new WA.Module(await partitionWasm(p)));
 }, 60_000);
 
 class Yielded extends Error {}
 
 /** One partition instance: its window (= linear memory), the COM1 bytes it wrote and the hypercalls it made. */
-function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; time?: () => bigint } = {}) {
+function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; time?: () => bigint; answer?: (nr: number, a: bigint) => bigint | undefined } = {}) {
   const com1: number[] = [];
   const calls: Array<[number, bigint]> = [];
   const hw = {
@@ -37,7 +40,10 @@ function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; 
     },
     hypercall: (nr: bigint, a: bigint): bigint => {
       calls.push([Number(nr), a]);
+      if (calls.length > 100_000) throw new Error(`${program}: more than 100000 hypercalls, stopping a runaway loop`);
       if (opts.stopAt?.(Number(nr))) throw new Yielded();
+      const answered = opts.answer?.(Number(nr), a);
+      if (answered !== undefined) return answered;
       return Number(nr) === HC.time ? (opts.time?.() ?? 0n) : Number(nr) === HC.command || Number(nr) === HC.start ? -1n : 0n; // as the monitor answers a guest
     },
     mfence: (): void => undefined,
@@ -66,9 +72,49 @@ function corePage(): number {
   return base;
 }
 
+/** A command channel page formatted by core as the image's command template: 2 queues (requests, completions). */
+function commandPage(): number {
+  const base = carve(core, 4096);
+  expect(chan.chan_format(base, 4096, CMDCHAN.queues, CMDCHAN.signalSize, CMDCHAN.maxSlots, ChannelType.command)).toBe(0);
+  return base;
+}
+
+/** A completion as the ultravisor partition sends it (docs/specs/image-layout.md), inserted by core into queue 1. */
+interface Answer { status: number; source: number; number: number; flags?: number; requestId?: bigint }
+function coreComplete(base: number, req: { opcode: number; requestId: bigint }, a: Answer): number {
+  const sig = sigBuf;
+  new Uint8Array(core.memory.buffer, sig, 4096).fill(0);
+  const d = new DataView(core.memory.buffer);
+  d.setUint32(sig, req.opcode, true);
+  d.setUint32(sig + 4, a.flags ?? CMDCHAN.completionFlags, true);
+  d.setBigUint64(sig + 8, a.requestId ?? req.requestId, true);
+  d.setInt32(sig + 16, a.status, true);
+  d.setUint16(sig + 20, 4, true);
+  d.setUint8(sig + 24, 4);
+  d.setUint32(sig + 32, a.source, true);
+  d.setUint32(sig + 64, a.number, true);
+  return chan.chan_insert(base, 4096, CMDCHAN.completions, sig);
+}
+
+/**
+ * The ultravisor partition's side, by core: drains the command page in slot 1 of `win` (via core page `base`) and
+ * answers each request with `answer(payload, index)` (null: no completion), in reverse order when `reverse`.
+ */
+function serveAsUltravisor(win: Uint8Array, base: number, answer: (payload: Buffer, i: number) => Answer[] | null, reverse = false): number {
+  fromWindow(win, 1, base);
+  const reqs = coreReceive(base);
+  const order = reverse ? [...reqs].reverse() : reqs;
+  order.forEach((r, i) => {
+    for (const a of answer(r.bytes, i) ?? []) expect(coreComplete(base, r, a)).toBeGreaterThanOrEqual(0);
+  });
+  toWindow(win, 1, base);
+  return reqs.length;
+}
+
 /** The client's side, by core: one text request. */
 function coreSend(base: number, text: string, opcode: number = CHAN.opText): void {
-  const sig = carve(core, 4096);
+  const sig = sigBuf;
+  new Uint8Array(core.memory.buffer, sig, 4096).fill(0);
   const m = new Uint8Array(core.memory.buffer);
   const d = new DataView(core.memory.buffer);
   d.setUint32(sig, opcode, true);
@@ -79,12 +125,12 @@ function coreSend(base: number, text: string, opcode: number = CHAN.opText): voi
 }
 
 /** The server's side, by core: every request's inline bytes, removed. */
-function coreReceive(base: number): Array<{ opcode: number; bytes: Buffer }> {
-  const out: Array<{ opcode: number; bytes: Buffer }> = [];
-  const dst = carve(core, 4096);
+function coreReceive(base: number): Array<{ opcode: number; requestId: bigint; bytes: Buffer }> {
+  const out: Array<{ opcode: number; requestId: bigint; bytes: Buffer }> = [];
+  const dst = sigBuf;
   while (chan.chan_remove(base, 4096, 0, dst) >= 0) {
     const d = new DataView(core.memory.buffer);
-    out.push({ opcode: d.getUint32(dst, true), bytes: Buffer.from(new Uint8Array(core.memory.buffer, dst + 64, d.getUint16(dst + 20, true))) });
+    out.push({ opcode: d.getUint32(dst, true), requestId: d.getBigUint64(dst + 8, true), bytes: Buffer.from(new Uint8Array(core.memory.buffer, dst + 64, d.getUint16(dst + 20, true))) });
   }
   return out;
 }
@@ -163,9 +209,9 @@ describe("AssemblyScript partitions in V8", () => {
     const cmd = instantiate("command", { stopAt: (nr) => nr === HC.yield });
     const win = cmd.bytes();
     writeInfo(win, "command", [{ role: 0, peer: "io" }, { role: 0, peer: "uv-partition" }]);
-    const consolePage = corePage(), commandPage = corePage();
+    const consolePage = corePage(), cmdPage = commandPage();
     toWindow(win, 0, consolePage);
-    toWindow(win, 1, commandPage);
+    toWindow(win, 1, cmdPage);
     // An opaque table as the build lays it out: u32 length, the bytes, 8-byte aligned; any bytes at all.
     const payloads = [
       definitionBytes(definitionOf({ name: "X", kind: "guest" }, 5)),
@@ -181,16 +227,155 @@ describe("AssemblyScript partitions in V8", () => {
     }
     expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
     fromWindow(win, 0, consolePage);
-    fromWindow(win, 1, commandPage);
-    const sent = coreReceive(commandPage);
+    fromWindow(win, 1, cmdPage);
+    const sent = coreReceive(cmdPage);
     expect(sent.map((s) => s.opcode)).toEqual(payloads.map(() => CHAN.opDefine));
     expect(sent.map((s) => [...s.bytes])).toEqual(payloads.map((p) => [...p]));
     expect(coreReceive(consolePage).map((s) => s.bytes.toString("latin1"))).toEqual([
       "applying 3 boot-time partition definitions",
       "command channel submitted, hypercall result -1", // the mock refused: a negative result prints signed
     ]);
-    // One SIGNAL for the console's empty → non-empty transition, then COMMAND on slot 1, never SIGNAL on the command slot.
+    // One SIGNAL for the console's empty → non-empty transition, then COMMAND on slot 1, never SIGNAL on the command
+    // slot; refused, so nobody will answer: it idles at once instead of waiting.
     expect(cmd.calls).toEqual([[HC.signal, 0n], [HC.command, 1n], [HC.yield, 0n]]);
+  });
+
+  /** A command partition on a command page formatted by core, its table holding `payloads`; COMMAND runs `onCommand`. */
+  function commandPartition(payloads: Uint8Array[], o: { onCommand?: (win: Uint8Array, page: number) => void; time?: () => bigint; stopAt: (lines: string[], nr: number) => boolean }) {
+    const lines: string[] = [];
+    const consolePage = corePage(), page = commandPage();
+    // The console is drained at every hypercall, as the I/O partition would between two quanta.
+    const drain = (): void => {
+      fromWindow(cmd.bytes(), 0, consolePage);
+      for (const r of coreReceive(consolePage)) lines.push(r.bytes.toString("latin1"));
+      toWindow(cmd.bytes(), 0, consolePage);
+    };
+    const cmd = instantiate("command", {
+      ...(o.time ? { time: o.time } : {}),
+      stopAt: (nr) => {
+        drain();
+        return o.stopAt(lines, nr);
+      },
+      answer: (nr) => {
+        if (nr !== HC.command) return undefined;
+        o.onCommand?.(cmd.bytes(), page);
+        return 0n;
+      },
+    });
+    const win = cmd.bytes();
+    writeInfo(win, "command", [{ role: 0, peer: "io" }, { role: 0, peer: "uv-partition" }]);
+    toWindow(win, 0, consolePage);
+    toWindow(win, 1, page);
+    const table = 0x20000;
+    let at = table;
+    for (const p of payloads) {
+      new DataView(win.buffer).setUint32(at, p.length, true);
+      win.set(p, at + 4);
+      at = (at + 4 + p.length + 7) & ~7;
+    }
+    const run = (): void => expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
+    return { cmd, lines, page, run };
+  }
+  const def = (name: string, n: number): Uint8Array => definitionBytes(definitionOf({ name, kind: "guest" }, n));
+
+  it("command partition: reads queue 1 with core's code and prints one line per completion, matched by request_id", () => {
+    const payloads = [def("X", 5), def("fifteen-chars-x", 6), Uint8Array.of(0x41, 0x42)];
+    const answers: Record<string, Answer> = {
+      X: { status: 0, source: CMDCHAN.source.applied, number: 0x40f },
+      "fifteen-chars-x": { status: -1003, source: CMDCHAN.source.core, number: 0 },
+      AB: { status: CMDCHAN.refusal.notDefinition, source: CMDCHAN.source.ultravisor, number: 0 },
+    };
+    let served = 0;
+    const c = commandPartition(payloads, {
+      // The ultravisor's side answers in reverse order, with a stray completion and a signal that is no completion first.
+      onCommand: (win, page) => {
+        served += serveAsUltravisor(win, page, (bytes, i) => {
+          const name = bytes.subarray(0, 16).toString("latin1").replace(/\0.*$/s, "");
+          const extra: Answer[] = i === 0 ? [{ status: 0, source: 0, number: 1, requestId: 999n }, { status: 0, source: 0, number: 1, flags: 1 }] : [];
+          return [...extra, answers[name]!];
+        }, true);
+      },
+      stopAt: (_lines, nr) => nr === HC.yield,
+    });
+    c.run();
+    expect(served).toBe(3);
+    expect(c.lines).toEqual([
+      "applying 3 boot-time partition definitions",
+      "command channel submitted, hypercall result 0",
+      "completion for no outstanding request: 999",
+      "not a completion, skipped: request 4", // the console line took request_id 1
+      "definition AB: refused: error -1 (ultravisor)",
+      "definition fifteen-chars-x: refused: error -1003 (core)",
+      "definition X: partition 0x0000040f started",
+    ]);
+    for (const l of c.lines) expect(l.length).toBeLessThanOrEqual(64);
+    // COMMAND once; the completions were there at once: no POLL or YIELD before the idle loop's (SIGNALs are the
+    // console's, whose queue the test drains at every hypercall).
+    expect(c.cmd.calls.map(([nr]) => nr).filter((n) => n !== HC.signal)).toEqual([HC.command, HC.time, HC.yield]);
+    expect(c.cmd.calls.filter(([nr]) => nr === HC.signal).every(([, a]) => a === 0n)).toBe(true);
+    // Core's counters: every completion removed, the queue empty.
+    fromWindow(c.cmd.bytes(), 1, c.page);
+    expect(chan.chan_pending(c.page, 4096, CMDCHAN.completions)).toBe(0);
+    expect(readQueueHeader(core.memory.buffer as ArrayBuffer, c.page, CMDCHAN.completions).numReceived).toBe(5n);
+  });
+
+  it("command partition: START's refusal and a completion after some quanta of POLL and YIELD", () => {
+    let now = 0n;
+    let polls = 0;
+    const c = commandPartition([def("X", 5), def("Y", 6)], {
+      time: () => now,
+      stopAt: (lines, nr) => {
+        if (nr === HC.yield) now += 16n;
+        if (nr === HC.poll && ++polls === 3) {
+          // The ultravisor partition runs now: both definitions answered, X started and Y refused by START.
+          serveAsUltravisor(c.cmd.bytes(), c.page, (bytes) => [bytes[0] === 0x58 ? { status: 0, source: 0, number: 0x40e } : { status: -4, source: CMDCHAN.source.start, number: 0 }]);
+        }
+        return lines.length === 4;
+      },
+    });
+    c.run();
+    expect(c.lines.slice(2)).toEqual(["definition X: partition 0x0000040e started", "definition Y: refused: error -4 (START)"]);
+    const nrs = c.cmd.calls.map(([nr]) => nr).filter((n) => n !== HC.signal);
+    expect(nrs.slice(0, 2)).toEqual([HC.command, HC.time]);
+    expect(nrs.filter((n) => n === HC.poll).length).toBe(3);
+  });
+
+  it("command partition: gives up waiting 2000 quanta after COMMAND when no completion comes, then idles", () => {
+    let now = 0n;
+    let idle = 0;
+    const c = commandPartition([def("X", 5), def("Y", 6), def("Z", 7)], {
+      time: () => (now += 100n),
+      stopAt: (lines, nr) => nr === HC.yield && lines.some((l) => l.startsWith("gave up")) && ++idle === 3,
+    });
+    c.run();
+    expect(c.lines).toEqual([
+      "applying 3 boot-time partition definitions",
+      "command channel submitted, hypercall result 0",
+      "gave up waiting after 2000 quanta: 3 completions missing",
+    ]);
+    // TIME at COMMAND (100) and then once per empty pass until 2100; POLL, and YIELD while nothing is signalled.
+    const nrs = c.cmd.calls.map(([nr]) => nr);
+    expect(nrs.filter((n) => n === HC.time).length).toBe(21);
+    expect(nrs.filter((n) => n === HC.poll).length).toBe(19);
+    expect(nrs.slice(-3)).toEqual([HC.yield, HC.yield, HC.yield]);
+  });
+
+  it("command partition: more definitions than queue 1 holds go in batches, each submitted and answered", () => {
+    const names = Array.from({ length: 15 }, (_, i) => `G${i + 1}`);
+    let commands = 0;
+    const c = commandPartition(names.map((n, i) => def(n, i + 5)), {
+      onCommand: (win, page) => {
+        commands++;
+        serveAsUltravisor(win, page, (bytes) => [{ status: 0, source: 0, number: 0x400 + bytes[1]! }]);
+      },
+      stopAt: (lines, nr) => nr === HC.yield && lines.length === 18,
+    });
+    c.run();
+    expect(commands).toBe(2);
+    const batch = CMDCHAN.maxSlots - 1;
+    expect(c.lines.filter((l) => l.startsWith("command channel submitted")).length).toBe(2);
+    expect(c.lines.filter((l) => l.startsWith("definition "))).toEqual(names.map((n) => `definition ${n}: partition 0x${(0x400 + n.charCodeAt(1)).toString(16).padStart(8, "0")} started`));
+    expect(c.lines.indexOf("command channel submitted, hypercall result 0", 2)).toBe(2 + batch);
   });
 
   it("guest: the probe's refusal line, then ticks with FNV-1a of the window range it was given", () => {

@@ -3,9 +3,9 @@
 // channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
-import { Assembler, type Label, al, byte, cr3, dx, eax, ecx, edx, ptr, qword, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
-import { COM1, HC, WIN, WINDOW } from "../monitor-gen/layout.ts";
-import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
+import { Assembler, type Label, al, byte, cr3, dword, dx, eax, ecx, edx, ptr, qword, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { CMDCHAN, COM1, HC, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
 export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob";
 /** Faults of assembly guests; "wasm-oob" is the AssemblyScript guest's (a checksum range past its linear memory). */
@@ -146,8 +146,10 @@ export function assembleUltravisorPartition(): Assembler {
 
 /**
  * The ultravisor partition's command-channel service loop, shared by both builds of that partition: announce, then
- * whenever the channel is signalled drain it, calling `handle` for each request (r15 = the request, r12 = its
- * number), and run `idle` (if given) before yielding.
+ * whenever the channel is signalled drain queue 0, calling `handle` for each request (r15 = the request, r12 = its
+ * number) with the completion begun (cmd_begin: opcode and request_id echoed, status 0) for it to fill in
+ * (`complete`), and answer each request with that completion on queue 1, signalling the client only when the insert
+ * found queue 1 empty ([0120]); run `idle` (if given) before yielding. The program calls emitCommandServer once.
  */
 export function emitCommandServeLoop(a: Assembler, handle: (a: Assembler) => void, idle?: (a: Assembler) => void): void {
   const L = (n: string): Label => a.symbol(n);
@@ -159,11 +161,18 @@ export function emitCommandServeLoop(a: Assembler, handle: (a: Assembler) => voi
   hypercall(a, HC.poll);
   a.test(eax, 1 << COMMAND_SLOT).jz(wait);
   const drain = a.here();
-  a.mov(rdi, chan).call(L("chan_peek"));
+  a.mov(rdi, chan).mov(edx, CMDCHAN.requests).call(L("chan_peek"));
   a.test(rax, rax).jle(wait);
   a.mov(r15, rax).inc(r12);
+  a.call(L("cmd_begin"));
   handle(a);
-  a.mov(rdi, chan).call(L("chan_pop"));
+  a.mov(rdi, chan).mov(edx, CMDCHAN.requests).call(L("chan_pop"));
+  const quiet = a.label();
+  a.mov(rdi, chan).lea(rsi, ptr(L(COMPLETION))).mov(edx, CMDCHAN.completions).call(L("chan_post"));
+  a.cmp(rax, 1).jne(quiet);
+  a.mov(ecx, COMMAND_SLOT);
+  hypercall(a, HC.signal);
+  a.bind(quiet);
   a.jmp(drain);
   a.bind(wait);
   idle?.(a);
@@ -171,12 +180,32 @@ export function emitCommandServeLoop(a: Assembler, handle: (a: Assembler) => voi
   a.jmp(loop);
 }
 
-/** Without the core database, the ultravisor partition only logs each definition it receives. */
+/**
+ * Fills in the completion cmd_begin started: `source` (CMDCHAN.source), the status (a constant, or code that leaves
+ * it in eax) and, for an applied definition, the new partition's number (code that leaves it in eax).
+ */
+export function complete(a: Assembler, source: number, status: number | ((a: Assembler) => void), number?: (a: Assembler) => void): void {
+  const at = (disp: number): ReturnType<typeof dword> => dword({ label: a.symbol(COMPLETION), disp });
+  a.mov(at(32), source);
+  if (typeof status === "number") a.mov(at(16), status);
+  else {
+    status(a);
+    a.mov(at(16), eax);
+  }
+  if (number) {
+    number(a);
+    a.mov(at(64), eax);
+  }
+}
+
+/** Without the core database, the ultravisor partition only logs each definition it receives and refuses it. */
 export function emitUltravisorLoop(a: Assembler): void {
-  emitCommandServeLoop(a, (x) =>
-    consoleLine(x, "command ", { dec: (y) => y.mov(rax, r12) }, ": define ", { str: (y) => y.lea(rsi, qword(r15, 64)) }),
-  );
+  emitCommandServeLoop(a, (x) => {
+    consoleLine(x, "command ", { dec: (y) => y.mov(rax, r12) }, ": define ", { str: (y) => y.lea(rsi, qword(r15, 64)) });
+    complete(x, CMDCHAN.source.ultravisor, CMDCHAN.refusal.noDatabase);
+  });
   emitRuntime(a);
+  emitCommandServer(a);
 }
 
 // ---- the command partition ------------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 // Code every typed-assembler partition program carries (the assembly guests and the ultravisor partition; the
 // AssemblyScript partitions use core's channel code instead: partitions/assembly/partition.ts), linked into the
-// partition's window: hypercalls, the client and server halves of the channel queue algorithm of docs/specs/channel-abi.md
-// (insert with the barrier before publishing head; peek/pop with the untrusted-peer checks before touching a slot),
-// console lines through the console channel in slot 0, and text formatting. Register roles: arguments in rdi, rsi,
-// rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
-import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
-import { CHAN, HC, HYPERCALL_VECTOR, WIN, WINDOW } from "../monitor-gen/layout.ts";
+// partition's window: hypercalls, the client half of the channel queue algorithm of docs/specs/channel-abi.md (insert
+// with the barrier before publishing head), console lines through the console channel in slot 0, and text
+// formatting; and, for the ultravisor partition alone (emitCommandServer), the server half on the command channel's
+// two queues (peek/pop of requests, insert of completions, each after the untrusted-peer checks). Register roles:
+// arguments in rdi, rsi, rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
+import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r11d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
+import { CHAN, CMDCHAN, HC, HYPERCALL_VECTOR, WIN, WINDOW } from "../monitor-gen/layout.ts";
 
 export const LINE_MAX = CHAN.maxText;
 const SIGNATURE = 0x4c4e4345;
@@ -144,44 +145,6 @@ export function emitRuntime(a: Assembler): void {
     a.mov(eax, ebx).pop(rbx).ret();
   }
 
-  // chan_peek(rdi = channel) → rax: address of the oldest request, 0 when empty (num_empty counted), −1 when the
-  // channel fails the checks. Server side: every field the client could have rewritten is checked first.
-  a.bind(L("chan_peek"));
-  {
-    const bad = a.label();
-    const full = a.label();
-    a.cmp(dword(rdi, 0), SIGNATURE).jne(bad);
-    a.cmp(qword(rdi, 64), Q0).jne(bad);
-    a.lea(r8, qword(rdi, Q0));
-    a.cmp(dword(r8, 52), CHAN.maxSlots).jne(bad);
-    a.cmp(dword(r8, 48), CHAN.signalSize).jne(bad);
-    a.mov(r9, qword(r8, 16));
-    a.cmp(r9, 4096 - Q0 - CHAN.maxSlots * CHAN.signalSize).ja(bad);
-    a.mov(eax, dword(r8, 60)).cmp(eax, CHAN.maxSlots).jae(bad);
-    a.mov(ecx, dword(r8, 72)).cmp(ecx, CHAN.maxSlots).jae(bad);
-    a.cmp(eax, ecx).jne(full);
-    a.inc(qword(r8, 104));
-    a.xor(eax, eax).ret();
-    a.bind(full);
-    a.inc(ecx).and(ecx, CHAN.maxSlots - 1);
-    a.shl(rcx, 7); // · signal_size (128)
-    a.lea(rax, qword({ base: r8, index: r9, scale: 1 })).add(rax, rcx);
-    a.ret();
-    a.bind(bad);
-    a.mov(rax, -1).ret();
-  }
-
-  // chan_pop(rdi = channel): hands the oldest slot back after the barrier (call only after chan_peek found one).
-  a.bind(L("chan_pop"));
-  {
-    a.lea(r8, qword(rdi, Q0));
-    a.lock().or(dword(rsp), 0); // the channel barrier (ADR 0003): the slot has been read before it is handed back
-    a.inc(qword(r8, 64));
-    a.mov(ecx, dword(r8, 72)).inc(ecx).and(ecx, CHAN.maxSlots - 1);
-    a.mov(dword(r8, 72), ecx);
-    a.ret();
-  }
-
   // con_line(rsi = text, rcx = length): one console request through slot 0; SIGNAL only on the empty → non-empty
   // transition ([0120]). A full queue drops the line (the I/O partition is behind); the overflow is counted.
   a.bind(L("con_line"));
@@ -194,5 +157,134 @@ export function emitRuntime(a: Assembler): void {
     a.xor(ecx, ecx);
     hypercall(a, HC.signal);
     a.bind(done).ret();
+  }
+}
+
+/** The completion the command server is building (docs/specs/image-layout.md, "… and its completions"): 128 bytes. */
+export const COMPLETION = "p_completion";
+
+/**
+ * The server half of the command channel (the ultravisor partition only), specialised on its geometry (CMDCHAN). The
+ * client can rewrite its page at any time, so every call first checks the channel and the queue header against that
+ * geometry (cmd_queue) and computes slot addresses from the checked indices. Routines, queue q in edx (0 or 1):
+ *   chan_peek(rdi = channel) → rax: the oldest signal's address, 0 when empty (num_empty counted), −1 when the
+ *     channel fails the checks;
+ *   chan_pop(rdi = channel): hands the oldest slot back after the barrier (call only after chan_peek found one);
+ *   chan_post(rdi = channel, rsi = 128-byte signal) → rax: 1 inserted into an empty queue (signal the client, [0120]),
+ *     0 inserted, −1 full (dropped, num_overflows counted), −2 the channel fails the checks;
+ *   cmd_begin(r15 = request): p_completion := a completion echoing its opcode and request_id, status 0, source 0,
+ *     number 0 (the handler fills those in).
+ */
+export function emitCommandServer(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  const S = CMDCHAN.maxSlots;
+  const Z = CMDCHAN.signalSize;
+  a.section(".bss");
+  a.align(16);
+  a.bind(L(COMPLETION));
+  a.zero(Z);
+  a.section(".text");
+
+  // cmd_queue(rdi = channel, edx = q) → rax 0 and r8 = queue header, r9 = its slot 0; rax −1 when a check fails.
+  a.bind(L("cmd_queue"));
+  {
+    const bad = a.label();
+    a.cmp(dword(rdi, 0), SIGNATURE).jne(bad);
+    a.cmp(qword(rdi, 64), Q0).jne(bad); // ch_space_offset
+    a.cmp(edx, CMDCHAN.queues - 1).ja(bad);
+    a.mov(r8d, edx).shl(r8, 7).lea(r8, qword({ base: rdi, index: r8, scale: 1, disp: Q0 }));
+    a.cmp(dword(r8, 48), Z).jne(bad); // signal_size
+    a.cmp(dword(r8, 52), S).jne(bad); // max_slots
+    // sig_base_offset as chan_format lays queue q out: (queues − q)·128 + q·S·Z
+    a.imul(r9d, edx, S * Z - 128).add(r9, CMDCHAN.queues * 128);
+    a.cmp(qword(r8, 16), r9).jne(bad);
+    a.add(r9, r8);
+    a.cmp(dword(r8, 60), S).jae(bad); // head
+    a.cmp(dword(r8, 72), S).jae(bad); // tail
+    a.xor(eax, eax).ret();
+    a.bind(bad);
+    a.mov(rax, -1).ret();
+  }
+
+  a.bind(L("chan_peek"));
+  {
+    const some = a.label();
+    const wrapped = a.label();
+    a.call(L("cmd_queue"));
+    a.test(rax, rax).jz(some);
+    a.ret();
+    a.bind(some);
+    a.mov(eax, dword(r8, 60)).mov(ecx, dword(r8, 72));
+    const full = a.label();
+    a.cmp(eax, ecx).jne(full);
+    a.inc(qword(r8, 104)); // num_empty
+    a.xor(eax, eax).ret();
+    a.bind(full);
+    a.inc(ecx).cmp(ecx, S).jb(wrapped);
+    a.xor(ecx, ecx);
+    a.bind(wrapped);
+    a.imul(ecx, ecx, Z);
+    a.lea(rax, qword({ base: r9, index: rcx, scale: 1 }));
+    a.ret();
+  }
+
+  a.bind(L("chan_pop"));
+  {
+    const ok = a.label();
+    const wrapped = a.label();
+    a.call(L("cmd_queue"));
+    a.test(rax, rax).jz(ok);
+    a.ret();
+    a.bind(ok);
+    a.lock().or(dword(rsp), 0); // the channel barrier (ADR 0003): the slot has been read before it is handed back
+    a.inc(qword(r8, 64)); // num_received
+    a.mov(ecx, dword(r8, 72)).inc(ecx).cmp(ecx, S).jb(wrapped);
+    a.xor(ecx, ecx);
+    a.bind(wrapped);
+    a.mov(dword(r8, 72), ecx);
+    a.ret();
+  }
+
+  a.bind(L("chan_post"));
+  {
+    const ok = a.label();
+    const wrapped = a.label();
+    const room = a.label();
+    const notEmpty = a.label();
+    a.call(L("cmd_queue"));
+    a.test(rax, rax).jz(ok);
+    a.mov(rax, -2).ret();
+    a.bind(ok);
+    a.mov(eax, dword(r8, 60)).lea(r10d, dword({ base: rax, disp: 1 }));
+    a.cmp(r10d, S).jb(wrapped);
+    a.xor(r10d, r10d);
+    a.bind(wrapped);
+    a.cmp(r10d, dword(r8, 72)).jne(room);
+    a.inc(qword(r8, 40)); // num_overflows
+    a.mov(rax, -1).ret();
+    a.bind(room);
+    a.xor(r11d, r11d);
+    a.cmp(eax, dword(r8, 72)).jne(notEmpty);
+    a.mov(r11d, 1);
+    a.bind(notEmpty);
+    a.imul(eax, r10d, Z);
+    a.lea(rdi, qword({ base: r9, index: rax, scale: 1 })).mov(ecx, Z);
+    a.rep().movsb();
+    a.lock().or(dword(rsp), 0); // the channel barrier (ADR 0003): the slot is visible before the new head
+    a.inc(qword(r8, 32)); // num_sent
+    a.mov(dword(r8, 60), r10d);
+    a.mov(eax, r11d).ret();
+  }
+
+  a.bind(L("cmd_begin"));
+  {
+    a.lea(rdi, ptr(L(COMPLETION))).xor(eax, eax);
+    for (let o = 0; o < Z; o += 8) a.mov(qword(rdi, o), rax);
+    a.mov(eax, dword(r15, 0)).mov(dword(rdi, 0), eax); // opcode
+    a.mov(dword(rdi, 4), CMDCHAN.completionFlags);
+    a.mov(rax, qword(r15, 8)).mov(qword(rdi, 8), rax); // request_id
+    a.mov(word(rdi, 20), 4); // inline_len: the partition number
+    a.mov(byte(rdi, 24), 4); // cdb_len: the source
+    a.ret();
   }
 }

@@ -5,17 +5,18 @@
 // then serves the command channel: each boot-time definition becomes a partition in the database with its allotment,
 // the transaction sim/resource-service.ts's create() submits with explicit runs (built by partitions/assembly/boot.ts
 // `create`, compiled by toolchain/aot a second time for this partition), and is started by the START hypercall,
-// which makes the monitor build its address space from the database view. Once all are applied, and near the end
+// which makes the monitor build its address space from the database view; every request drained is answered with a
+// completion on the channel's queue 1 (status, source, the new partition's number). Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
 // lines, which the I/O partition writes to COM1.
 import { Assembler, type Label, byte, dword, eax, ecx, edx, ptr, word, qword, r12, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { CHAN, DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
+import { CHAN, CMDCHAN, DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
 import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
-import { consoleLine, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
-import { DEFINITION_BYTES, emitCommandServeLoop } from "./programs.ts";
+import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
+import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "./aot-guest.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
@@ -79,7 +80,10 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     const haveDb = a.label();
     a.mov(rax, windowAddress(INFO.database)).cmp(qword(rax), 0).jne(haveDb);
     consoleLine(a, "no resource database (skipped at boot): definitions are refused");
-    emitCommandServeLoop(a, (x) => consoleLine(x, "command ", { dec: (y) => y.mov(rax, r12) }, ": refused: no resource database"));
+    emitCommandServeLoop(a, (x) => {
+      consoleLine(x, "command ", { dec: (y) => y.mov(rax, r12) }, ": refused: no resource database");
+      complete(x, CMDCHAN.source.ultravisor, CMDCHAN.refusal.noDatabase);
+    });
     a.bind(haveDb);
   }
   call("db_attach", ui);
@@ -214,6 +218,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     a.bind(keep).ret();
   }
   emitRuntime(a);
+  emitCommandServer(a);
 
   a.section(".rdata");
   scaleNames.forEach((n, i) => {
@@ -283,7 +288,8 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
 
   // uv_create(rbx = definition payload, r12 = request number): the create transaction of a partition with its
   // allotment (partitions/assembly/boot.ts `create`, a second instance of the boot module running here over the
-  // database view), then START, so the monitor builds the partition's address space from the database.
+  // database view), then START, so the monitor builds the partition's address space from the database. Every exit
+  // fills in the request's completion (`complete`: status, its source, the partition's number when started).
   a.bind(L("uv_create"));
   {
     const uiAt = DBWIN + BigInt(o.ui * 4096);
@@ -349,26 +355,33 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     a.test(rax, rax).jz(started);
     a.mov(r15, rax).neg(r15);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": ", { str: (x) => x.mov(rsi, rbx) }, " not started: result -", { dec: (x) => x.mov(rax, r15) });
+    complete(a, CMDCHAN.source.start, (x) => x.mov(rax, r15).neg(rax));
     a.jmp(exit);
     a.bind(started);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": ", { str: (x) => x.mov(rsi, rbx) }, " started");
+    complete(a, CMDCHAN.source.applied, 0, (x) => x.mov(eax, r14d));
     a.jmp(exit);
     a.bind(refused);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": refused by core, error -",
       { dec: (x) => x.movsxd(rax, dword(L("ucore_result"))).neg(rax) });
+    complete(a, CMDCHAN.source.core, (x) => x.mov(eax, dword(L("ucore_result"))));
     a.jmp(exit);
     a.bind(trapped);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": wasm trap ", { dec: (x) => x.mov(rax, r14) });
+    complete(a, CMDCHAN.source.ultravisor, CMDCHAN.refusal.trapped);
     a.jmp(exit);
     a.bind(noPage);
     // Growing the database (a new PKM once its own 4 MiB page is full) is not implemented (image-layout.md).
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no free database page");
+    complete(a, CMDCHAN.source.core, (x) => x.mov(eax, dword(L("ucore_result"))));
     a.jmp(exit);
     a.bind(noAllot);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": no allotment for number ", { dec: (x) => x.mov(rax, r13) });
+    complete(a, CMDCHAN.source.ultravisor, CMDCHAN.refusal.noAllotment);
     a.jmp(exit);
     a.bind(malformed);
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": not a definition: refused");
+    complete(a, CMDCHAN.source.ultravisor, CMDCHAN.refusal.notDefinition);
     a.bind(exit);
     a.add(rsp, 8).pop(r15).pop(r14).pop(r13).pop(rbx);
     a.ret();

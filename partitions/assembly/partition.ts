@@ -62,6 +62,10 @@ export function wasmAddress(windowAddress: u64): usize {
 }
 
 let requestId: u64 = 0;
+/** The request_id of the last request `send` built (a completion echoes it). */
+export function lastRequestId(): u64 {
+  return requestId;
+}
 const OUT_SIGNAL = memory.data(<i32>SIGNAL_BYTES);
 
 /**

@@ -290,7 +290,10 @@ describe("ultravisor on OVMF (TCG)", () => {
       const uvLines = linesOf(b, "uv-partition");
       const served = uvLines.indexOf("resource manager at CPL 3, serving the command channel");
       expect(served, "resource manager line").toBeGreaterThan(1);
-      expect(linesOf(b, "command")).toEqual(["applying 3 boot-time partition definitions", "command channel submitted, hypercall result 0"]);
+      // The command partition learns each outcome from the ultravisor partition's completions (numbers checked
+      // against the simulator's below).
+      expect(linesOf(b, "command").map((l) => l.replace(/0x[0-9a-f]{8}/, "N"))).toEqual(["applying 3 boot-time partition definitions", "command channel submitted, hypercall result 0",
+        "definition X: partition N started", "definition Y: partition N started", "definition Z: partition N started"]);
       // The command channel end to end: every definition, in order, received and applied by the ultravisor partition.
       const defined = ["X", "Y", "Z"];
       expect(uvLines.slice(served + 1, served + 1 + 2 * defined.length).map((l) => l.replace(/: partition 0x[0-9a-f]+ created$/, ""))).toEqual(
@@ -497,6 +500,8 @@ describe("ultravisor on OVMF (TCG)", () => {
     ]);
     expect(uvLines.slice(served + 1, served + 1 + 2 * definitions.length)).toEqual(
       definitions.flatMap((d, i) => [`command ${i + 1}: define ${d.name}: partition ${hex8(created[i]!)} created`, `command ${i + 1}: ${d.name} started`]));
+    // Each completion carried the number the simulator's resource service gave that definition.
+    expect(linesOf(b, "command").slice(2)).toEqual(definitions.map((d, i) => `definition ${d.name}: partition ${hex8(created[i]!)} started`));
     // The summary the I/O partition wrote near the end of the run: the map at the 4 MiB (PMM) and 4 KiB (PKM) scales
     // as runs of one owner, each as GetMemOwner answers in V8 after the same transactions, then the schedule.
     const expectedMap: string[] = [];
@@ -578,6 +583,8 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(uv[0]).toBe("no resource database (skipped at boot): definitions are refused");
       const guests = config.partitions.filter((x) => x.kind === "guest").length;
       expect(uv.filter((l) => /^command \d+: refused: no resource database$/.test(l)).length, "every definition refused").toBe(guests);
+      // … and each refusal reached the command partition as a completion: no resource database (−3, the ultravisor's).
+      expect(linesOf(c, "command").slice(2)).toEqual(config.partitions.filter((x) => x.kind === "guest").map((g) => `definition ${g.name}: refused: error -3 (ultravisor)`));
       expect(summary(c).get("uv-partition")?.state).toBe("ready");
       const s = summary(c);
       let lastFault = -1;
@@ -638,6 +645,10 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(at, "the ultravisor partition's line for Y").toBeGreaterThan(-1);
       const created = /(0x[0-9a-f]+)/.exec(uvLines[at]!);
       expect(uvLines[at + 1]).toBe("command 2: Y not started: result -4");
+      // The command partition learns it from Y's completion: START's refusal, −4; X started with the number created.
+      const xCreated = /^command 1: define X: partition (0x[0-9a-f]+) created$/.exec(uvLines.find((l) => l.startsWith("command 1: define X")) ?? "");
+      expect(xCreated, "X created").toBeTruthy();
+      expect(linesOf(c, "command").slice(2)).toEqual([`definition X: partition ${xCreated![1]} started`, "definition Y: refused: error -4 (START)"]);
       // Allotments are consecutive in configuration order: Y's follows X's; its last page is the one left out.
       const yWindow = x.window + BigInt(x.pages) * 4096n;
       const lastPage = yWindow + BigInt(allotmentPages(config.partitions.findIndex((p) => p.name === "Y"), c.img.channels) - 1) * 4096n;

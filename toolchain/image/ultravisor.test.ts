@@ -10,10 +10,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { objdumpPrivate } from "../pe/objdump.ts";
 import { writeEfiImage } from "./efi-image.ts";
-import { buildUltravisorImage, type UltravisorImage } from "./ultravisor.ts";
+import { buildUltravisorImage, formatCommandTemplate, type UltravisorImage } from "./ultravisor.ts";
+import { loadCore } from "../../core/wasm.ts";
+import { carve, chanExports, ChannelType } from "../../sim/channel.ts";
 import { parseSymbolMap } from "./symbol-map.ts";
 import { readSchedule } from "../../sim/schedule.ts";
-import { INFO, WINDOW } from "../../monitor-gen/layout.ts";
+import { CMDCHAN, INFO, WINDOW, cmdSigBase } from "../../monitor-gen/layout.ts";
 import { IO_EMIT } from "../../partitions/programs.ts";
 
 let dir: string;
@@ -90,5 +92,31 @@ describe("ultravisor image", () => {
     expect(bytes.readUInt32LE(at + 120)).toBe(1); // srv_state READY
     expect(bytes.readUInt32LE(at + 128 + 48)).toBe(128); // signal_size
     expect(bytes.readUInt32LE(at + 128 + 52)).toBe(16); // max_slots
+  });
+
+  it("formats the command channel's own template: type command, requests and completions queues, as many 128-byte slots as fit a page", async () => {
+    const core = await loadCore();
+    const chan = chanExports(core);
+    const page = formatCommandTemplate(core);
+    // The page is embedded in the image (the command channel's record points at it).
+    const bytes = Buffer.from(img.efi);
+    expect(bytes.indexOf(Buffer.from(page))).toBeGreaterThan(0);
+    const d = new DataView(page.buffer);
+    const guid = new Uint8Array(16);
+    const scratch = carve(core, 4096);
+    expect(chan.chan_format(scratch, 4096, 1, 128, 2, ChannelType.command)).toBe(0);
+    guid.set(new Uint8Array(core.memory.buffer, scratch + 32, 16));
+    expect([...page.subarray(32, 48)]).toEqual([...guid]); // chtype: the command GUID
+    expect(d.getUint32(120, true)).toBe(1); // srv_state READY
+    expect(chan.chan_format_bytes(2, 128, CMDCHAN.maxSlots)).toBeLessThanOrEqual(4096);
+    expect(chan.chan_format_bytes(2, 128, CMDCHAN.maxSlots + 1)).toBeGreaterThan(4096);
+    for (const q of [CMDCHAN.requests, CMDCHAN.completions]) {
+      const h = 128 + 128 * q;
+      expect(d.getUint32(h + 4, true), `queue ${q} role`).toBe(q);
+      expect(d.getUint32(h + 48, true)).toBe(128);
+      expect(d.getUint32(h + 52, true)).toBe(CMDCHAN.maxSlots);
+      expect(Number(d.getBigUint64(h + 16, true)), `queue ${q} sig_base_offset`).toBe(cmdSigBase(q));
+    }
+    expect(img.channels.filter((c) => c.kind === "command").length).toBe(1);
   });
 });

@@ -10,7 +10,7 @@ import { emitConsole } from "../../monitor-gen/console.ts";
 import { emitDescriptors } from "../../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../../monitor-gen/entry.ts";
 import { CREC, emitLead } from "../../monitor-gen/lead.ts";
-import { CHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
+import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
 import { emitPaging } from "../../monitor-gen/paging.ts";
 import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
@@ -134,6 +134,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   if (r !== 0) throw new Error(`core.wasm chan_format refused the console geometry (status ${r})`);
   const template = new Uint8Array(core.memory.buffer, tplBase, PAGE).slice();
   new DataView(template.buffer).setUint32(120, 1, true); // srv_state READY: the monitor maps the server before any partition runs
+  const commandTemplate = formatCommandTemplate(core);
 
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
   const scheduleText = rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" ");
@@ -208,6 +209,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   a.align(4096);
   a.bind(L("g_chan_template"));
   a.db(template);
+  a.bind(L("g_cmd_template"));
+  a.db(commandTemplate);
   a.align(64);
   a.bind(L("g_schedule"));
   a.db(schedule);
@@ -245,7 +248,10 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     a.dq(b.packed ? addr(L(`g_def_${i}`)) : 0);
   });
   a.bind(L("g_channels"));
-  for (const c of channels) a.dd(c.client, c.server, c.serverSlot, c.clientSlot);
+  for (const c of channels) {
+    a.dd(c.client, c.server, c.serverSlot, c.clientSlot);
+    a.dq(addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")), 0);
+  }
   void CREC;
   let obj = a.finish();
   if (coreImage) {
@@ -310,6 +316,26 @@ export function scheduleRuns(names: string[]): string[] {
     i = j + 1;
   }
   return out;
+}
+
+/**
+ * The command channel's template (docs/specs/image-layout.md, "The bare-metal command channel"): type command, queue 0
+ * requests and queue 1 completions of 128-byte signals, as many slots each as fit one page by core's own arithmetic
+ * (chan_format_bytes), which must be the geometry the ultravisor partition's code is specialised on (CMDCHAN).
+ */
+export function formatCommandTemplate(core: Awaited<ReturnType<typeof loadCore>>): Uint8Array {
+  const chan = chanExports(core);
+  let slots = 2;
+  while (chan.chan_format_bytes(CMDCHAN.queues, CMDCHAN.signalSize, slots + 1) <= PAGE) slots++;
+  if (slots !== CMDCHAN.maxSlots) {
+    throw new Error(`core's chan_format_bytes fits ${slots} slots of ${CMDCHAN.signalSize} bytes per queue in one page, but CMDCHAN (monitor-gen/layout.ts) says ${CMDCHAN.maxSlots}: update CMDCHAN and docs/specs/image-layout.md`);
+  }
+  const base = carvePage(core);
+  const r = chan.chan_format(base, PAGE, CMDCHAN.queues, CMDCHAN.signalSize, slots, ChannelType.command);
+  if (r !== 0) throw new Error(`core.wasm chan_format refused the command channel geometry (status ${r})`);
+  const page = new Uint8Array(core.memory.buffer, base, PAGE).slice();
+  new DataView(page.buffer).setUint32(120, 1, true); // srv_state READY, as the console template
+  return page;
 }
 
 function carvePage(core: Awaited<ReturnType<typeof loadCore>>): number {
