@@ -138,6 +138,16 @@ function coreReceive(base: number): Array<{ opcode: number; requestId: bigint; b
 const toWindow = (win: Uint8Array, k: number, base: number): void => win.set(new Uint8Array(core.memory.buffer, base, 4096), WIN.slot(k));
 const fromWindow = (win: Uint8Array, k: number, base: number): void => new Uint8Array(core.memory.buffer, base, 4096).set(win.subarray(WIN.slot(k), WIN.slot(k) + 4096));
 
+/** The command partition's definition table as the build lays it out: u32 length, the bytes, 8-byte aligned. */
+function writeDefinitionTable(win: Uint8Array, table: number, payloads: readonly Uint8Array[]): void {
+  let at = table;
+  for (const p of payloads) {
+    new DataView(win.buffer, win.byteOffset).setUint32(at, p.length, true);
+    win.set(p, at + 4);
+    at = (at + 4 + p.length + 7) & ~7;
+  }
+}
+
 describe("AssemblyScript partitions in V8", () => {
   it("the linear memory is the window's span", () => {
     const io = instantiate("io");
@@ -219,12 +229,7 @@ describe("AssemblyScript partitions in V8", () => {
       Uint8Array.of(7),
     ];
     const table = 0x20000;
-    let at = table;
-    for (const p of payloads) {
-      new DataView(win.buffer).setUint32(at, p.length, true);
-      win.set(p, at + 4);
-      at = (at + 4 + p.length + 7) & ~7;
-    }
+    writeDefinitionTable(win, table, payloads);
     expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
     fromWindow(win, 0, consolePage);
     fromWindow(win, 1, cmdPage);
@@ -267,12 +272,7 @@ describe("AssemblyScript partitions in V8", () => {
     toWindow(win, 0, consolePage);
     toWindow(win, 1, page);
     const table = 0x20000;
-    let at = table;
-    for (const p of payloads) {
-      new DataView(win.buffer).setUint32(at, p.length, true);
-      win.set(p, at + 4);
-      at = (at + 4 + p.length + 7) & ~7;
-    }
+    writeDefinitionTable(win, table, payloads);
     const run = (): void => expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
     return { cmd, lines, page, run };
   }
