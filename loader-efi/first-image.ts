@@ -36,6 +36,7 @@ import {
   word,
 } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
+import { emitAppendDec } from "../monitor-gen/format.ts";
 
 /** Exit code the image reports through isa-debug-exit when everything worked (QEMU exits with 2·33+1 = 67). */
 export const FIRST_IMAGE_EXIT_CODE = 33;
@@ -241,19 +242,7 @@ export function assembleFirstImage(opts: FirstImageOptions = {}): ObjectFile {
     a.bind(done).ret();
   }
 
-  // append_dec(rax → rdi): unsigned decimal. Digits come out least significant first, so they go through the stack.
-  // Clobbers rax, rcx, rdx, r8.
-  {
-    a.bind(L("append_dec"));
-    a.mov(r8d, 10).xor(ecx, ecx);
-    const divide = a.here();
-    a.xor(edx, edx).div(r8).push(rdx).inc(ecx);
-    a.test(rax, rax).jnz(divide);
-    const emit = a.here();
-    a.pop(rax).add(al, 0x30).mov(byte(rdi), al).inc(rdi);
-    a.dec(ecx).jnz(emit);
-    a.ret();
-  }
+  emitAppendDec(a, "append_dec");
 
   // append_hex(rax → rdi): 16 hex digits. Clobbers rax, rcx, rdx, r8.
   {

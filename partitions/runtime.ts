@@ -7,6 +7,7 @@
 // arguments in rdi, rsi, rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
 import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r11d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { CHAN, CMDCHAN, HC, HYPERCALL_VECTOR, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { emitAppendDec } from "../monitor-gen/format.ts";
 
 export const LINE_MAX = CHAN.maxText;
 const SIGNATURE = 0x4c4e4345;
@@ -73,18 +74,7 @@ export function emitRuntime(a: Assembler): void {
     a.mov(byte(rdi), al).inc(rdi).inc(rsi).jmp(next);
     a.bind(done).ret();
   }
-  // fmt_dec(rax → rdi)
-  a.bind(L("fmt_dec"));
-  {
-    a.mov(r8d, 10).xor(ecx, ecx);
-    const div = a.here();
-    a.xor(edx, edx).div(r8).push(rdx).inc(ecx);
-    a.test(rax, rax).jnz(div);
-    const out = a.here();
-    a.pop(rax).add(al, 0x30).mov(byte(rdi), al).inc(rdi);
-    a.dec(ecx).jnz(out);
-    a.ret();
-  }
+  emitAppendDec(a, "fmt_dec");
   // fmt_hex(rax → rdi): "0x" and eight digits (checksums are 32-bit).
   a.bind(L("fmt_hex"));
   {
