@@ -5,7 +5,7 @@
 // monitor-gen/lead.ts). Offsets: docs/specs/efi-abi.md; layout decisions: docs/specs/image-layout.md.
 import { Assembler, type Label, eax, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "../monitor-gen/console.ts";
-import { EXIT } from "../monitor-gen/layout.ts";
+import { EXIT, PRIVATE_PAGE_BYTES } from "../monitor-gen/layout.ts";
 import { emitExit } from "../monitor-gen/paging.ts";
 
 export const LOADER_ENTRY = "efi_main";
@@ -40,7 +40,6 @@ export interface CoreLoaderPlan {
   dbPage: { lo: number; hi: number };
   types: number[];
 }
-const FOUR_MIB = 0x400000;
 
 /** RAM descriptor types (they count towards the host's memory): loader, boot and runtime services, conventional, ACPI. */
 const RAM_TYPES = [1, 2, 3, 4, 5, 6, 7, 9, 10];
@@ -208,14 +207,14 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
       ` overlaps the database's 4 MiB page 0x${lo.toString(16)}-0x${(hi - 1).toString(16)}`);
     a.mov(qword(L("g_core_ok")), 0).jmp(done);
     a.bind(apart);
-    a.and(rax, -FOUR_MIB);
-    a.cmp(rax, 2 * FOUR_MIB).jb(none);
-    a.sub(rax, FOUR_MIB);
+    a.and(rax, -PRIVATE_PAGE_BYTES);
+    a.cmp(rax, 2 * PRIVATE_PAGE_BYTES).jb(none);
+    a.sub(rax, PRIVATE_PAGE_BYTES);
     a.cmp(rax, rcx).jb(none);
     a.mov(qword(L("g_core_private")), rax);
     a.sub(rax, rcx).shr(rax, 12).mov(qword(L("g_region_pages")), rax);
     kline(a, "ultravisor: core private page ", { hex: (x) => x.mov(rdi, qword(L("g_core_private"))) }, "-",
-      { hex: (x) => x.mov(rdi, qword(L("g_core_private"))).add(rdi, FOUR_MIB - 1) }, " ([0,", { dec: (x) => x.mov(rdi, qword(L("g_core_private"))).shr(rdi, 22) },
+      { hex: (x) => x.mov(rdi, qword(L("g_core_private"))).add(rdi, PRIVATE_PAGE_BYTES - 1) }, " ([0,", { dec: (x) => x.mov(rdi, qword(L("g_core_private"))).shr(rdi, 22) },
       ",*]) carved from the top of the ultravisor region");
     a.jmp(done);
     a.bind(none);

@@ -9,6 +9,7 @@ import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { kline } from "./console.ts";
+import { PRIVATE_PAGE_BYTES } from "./layout.ts";
 
 /** Where the bootstrap places the database: its own 4 MiB page is fixed at build time, core's private page is not. */
 export interface CoreDbPlan {
@@ -26,7 +27,6 @@ export interface CoreDbPlan {
   logPageOffset: number;
 }
 
-const PRIVATE_BYTES = 0x400000;
 
 export interface CoreForImage {
   compiled: CompiledModule;
@@ -54,7 +54,7 @@ export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan)
   // Both 4 MiB pages zeroed: the simulator's memory starts zeroed, and the comparison over QMP covers them.
   a.mov(rdi, plan.dbPage.lo).mov(rcx, (plan.dbPage.hi - plan.dbPage.lo) / 8).xor(eax, eax);
   a.rep().stosq();
-  a.mov(rdi, qword(L("g_core_private"))).mov(rcx, PRIVATE_BYTES / 8);
+  a.mov(rdi, qword(L("g_core_private"))).mov(rcx, PRIVATE_PAGE_BYTES / 8);
   a.rep().stosq();
   // The parameter block in the private page's request buffer: the plan's words, then the run-time ones.
   a.mov(r12, qword(L("g_core_private"))).add(r12, plan.requestOffset);

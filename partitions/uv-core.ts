@@ -18,6 +18,7 @@ import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "./aot-guest.ts";
+import { PD_MAGIC } from "../sim/database.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
 /** Where the definition payload is copied for the boot module: the request buffer's last 256 bytes (database view). */
@@ -34,7 +35,6 @@ export const MAP_SCALES = [
 
 /** The scale name of the summary's third map: the 4 KiB entries of the 4 MiB page(s) holding the allotments. */
 export const ALLOTMENT_SCALE = "4K-allotments";
-const PD_MAGIC = 0x44505655;
 
 /** Lines the summary leaves in the console queue before waiting for the I/O partition (the queue holds 15). */
 const LINES_PER_QUANTUM = 8;

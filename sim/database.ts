@@ -40,6 +40,8 @@ export function privateArea(m: number): PrivateArea {
 export const REQUEST_BUFFER = privateArea(DEFAULT_PRIVATE).requestBuffer;
 export const REF_BIT = 0x80000000;
 export const PN_MASK = 0x3fffffff;
+/** A partition descriptor's magic, "UVPD" (memory-layout.md §4). */
+export const PD_MAGIC = 0x44505655;
 
 const REC = {
   begin: 1, changeOwner: 2, initialize: 3, destroy: 4, split: 5, merge: 6, defineChannel: 7, assignServer: 8,
@@ -325,7 +327,7 @@ export class Database {
     const a = p * PAGE;
     if (a + 64 > this.core.memory.buffer.byteLength) return undefined;
     const v = this.view();
-    if (v.getUint32(a, true) !== 0x44505655 || v.getUint32(a + 4, true) !== p) return undefined;
+    if (v.getUint32(a, true) !== PD_MAGIC || v.getUint32(a + 4, true) !== p) return undefined;
     return { me: p, kind: v.getUint32(a + 8, true), name: readAscii(v, a + 16), principal: readAscii(v, a + 32) };
   }
 }
@@ -429,7 +431,7 @@ function readAscii(v: DataView, at: number): string {
 }
 
 function writeDescriptor(v: DataView, at: number, p: number, d: Descriptor): void {
-  v.setUint32(at, 0x44505655, true);
+  v.setUint32(at, PD_MAGIC, true);
   v.setUint32(at + 4, p >>> 0, true);
   v.setUint32(at + 8, d.kind, true);
   writeAscii(v, at + 16, d.name, "partition name");
