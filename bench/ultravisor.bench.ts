@@ -12,7 +12,7 @@ import { type Bench, type Figure, round } from "./bench.ts";
 import { Machine } from "../qemu/index.ts";
 import { writeEfiImage } from "../toolchain/image/efi-image.ts";
 import { buildUltravisorImage } from "../toolchain/image/ultravisor.ts";
-import { figure1Config, type UltravisorConfig } from "../partitions/config.ts";
+import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../partitions/config.ts";
 import { BENCH_NOPS } from "../partitions/programs.ts";
 import { PROBE_OVERHEAD, SWITCH_PATH_OUTSIDE_PROBES } from "../monitor-gen/entry.ts";
 
@@ -46,7 +46,7 @@ const bench: Bench = {
   name: "ultravisor",
   async run(): Promise<Figure[]> {
     const fig1 = figure1Config();
-    const plain = await bootLines({ ...fig1, runQuanta: 160 }, "bench-uv-boot");
+    const plain = await bootLines(configFrom({ ...figure1Definition(), run: { ...figure1Definition().run, runQuanta: 160 } }, "bench host"), "bench-uv-boot");
     const start = find(plain, /^ultravisor: loader started$/, "loader start");
     const scheduler = find(plain, /^ultravisor: scheduler running/, "scheduler running");
     const startedLines = plain.filter((l) => /^ultravisor: partition \S+ started at quantum/.test(l.text));
@@ -55,12 +55,12 @@ const bench: Bench = {
     const running = startedLines.at(-1)!;
 
     // Instruction counts: icount makes the TSC an instruction counter; quanta are then 2,000,000 instructions.
-    const counted: UltravisorConfig = {
-      ...fig1,
-      runQuanta: 96,
-      probes: true,
-      partitions: fig1.partitions.map((p) => (p.name === "Y" ? { ...p, lang: "asm" as const, benchHypercalls: 200 } : p)),
-    };
+    // Y becomes an assembly guest that times hypercalls; the host is read back through the definition's checks.
+    const def = figure1Definition();
+    const counted = configFrom({
+      ...def, run: { ...def.run, runQuanta: 96, probes: true },
+      partitions: def.partitions!.map((p) => (p.name === "Y" ? { ...p, behaviour: { lang: "asm" as const, benchHypercalls: 200 } } : p)),
+    }, "bench host");
     const ic = await bootLines(counted, "bench-uv-icount", ["-icount", "shift=0"]);
     const hc = find(ic, /^Y: bench: (\d+) nops (\d+) hypercall (\d+)$/, "hypercall bench");
     const frameOverhead = Number(hc.m[2]) - BENCH_NOPS;

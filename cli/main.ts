@@ -3,6 +3,7 @@ import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { type Command, UsageError } from "./command.ts";
+import { DefinitionError } from "../definition/errors.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -61,6 +62,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`uvt ${name}: ${e.message}`);
+      return 2;
+    }
+    // A refused input file: FILE:LINE:COL: path: what is wrong (what is allowed), one line per problem.
+    if (e instanceof DefinitionError) {
+      console.error(e.message);
       return 2;
     }
     throw e;

@@ -1,51 +1,93 @@
-// Tests of the ultravisor host definition (partitions/config.ts): the shipped examples load, the YAML Figure 1 host
-// is the built-in default, and each kind of mistake is refused with a message naming the partition and the field.
+// Tests of the bare-metal view of a host definition (partitions/config.ts): the shipped bootable examples load into
+// the image's configuration, and each rule only bare metal has (one processor, one I/O partition, fixed allotments,
+// the image's channel wiring, duties that fit one processor) refuses a definition at the key it is about, in the one
+// error format.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError, figure1Config, loadConfig, type UltravisorConfig, validateConfig } from "./config.ts";
+import { DefinitionError } from "../definition/errors.ts";
+import { configFrom, figure1Config, FIGURE1_FILE, loadConfig } from "./config.ts";
 
-const root = resolve(import.meta.dirname, "..");
 const dir = mkdtempSync(join(tmpdir(), "uv-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe("ultravisor host definitions", () => {
-  it("examples/ultravisor.yaml is the built-in Figure 1 host", () => {
-    expect(loadConfig(join(root, "examples/ultravisor.yaml"))).toEqual(figure1Config());
+/** The message of the DefinitionError that loading `text` as a file raises. */
+function refusal(text: string): string {
+  const p = join(dir, "host.yaml");
+  writeFileSync(p, text);
+  try {
+    loadConfig(p);
+  } catch (e) {
+    if (e instanceof DefinitionError) return e.message.replaceAll(p, "host.yaml");
+    throw e;
+  }
+  return "no error";
+}
+
+const FIG1 = `revision: 2
+partitions:
+  - { name: idle, kind: idle }
+  - { name: uv, kind: ultravisor, duty: 1 }
+  - { name: io, kind: io, duty: 2 }
+  - { name: command, kind: command, duty: 1 }
+  - { name: X, duty: 4 }
+`;
+
+describe("the bare-metal view of a host definition", () => {
+  it("reads the Figure 1 host from examples/ultravisor.yaml with its behaviours and run parameters", () => {
+    const c = loadConfig(FIGURE1_FILE);
+    expect(c).toEqual(figure1Config());
+    expect(c.partitions.map((p) => [p.name, p.kind, p.duty])).toEqual([
+      ["idle", "idle", 0], ["uv-partition", "ultravisor", 1], ["io", "io", 2], ["command", "command", 1], ["X", "guest", 4], ["Y", "guest", 3], ["Z", "guest", 2],
+    ]);
+    expect(c.partitions[4]).toMatchObject({ lang: "as", probeCommand: true });
+    expect([c.quantumTicks, c.runQuanta, c.guestPeriod, c.exitCode]).toEqual([2_000_000, 800, 8, 33]);
   });
 
   it("examples/ultravisor-containment.yaml loads, with one fault per faulty guest", () => {
-    const c = loadConfig(join(root, "examples/ultravisor-containment.yaml"));
+    const c = loadConfig(join(FIGURE1_FILE, "..", "ultravisor-containment.yaml"));
     expect(c.partitions.filter((p) => p.fault).map((p) => p.fault)).toEqual(["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"]);
     expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
   });
 
-  const bad = (edit: (c: UltravisorConfig) => void, message: RegExp): void => {
-    const c = figure1Config();
-    edit(c);
-    expect(() => validateConfig(c, "host.yaml")).toThrow(ConfigError);
-    expect(() => validateConfig(c, "host.yaml")).toThrow(message);
-  };
-
-  it("refuses over-committed processors, duplicate or long names, a missing I/O partition, misplaced faults", () => {
-    bad((c) => (c.partitions[4]!.duty = 12), /^host\.yaml: the duties add up to 21 sixteenths/);
-    bad((c) => (c.partitions[5]!.name = "X"), /partitions\[5\] \(X\): duplicate name/);
-    bad((c) => (c.partitions[5]!.name = "a-very-long-name"), /partitions\[5\].*1–15 printable ASCII/);
-    bad((c) => c.partitions.splice(2, 1), /exactly one partition of kind 'io'/);
-    bad((c) => (c.partitions[2]!.fault = "cli"), /partitions\[2\] \(io\): fault must be one of write-outside, write-unmapped, cli, hlt, out, cr3, wasm-oob and only on a guest/);
-    bad((c) => (c.partitions[0]!.duty = 2), /idle partition's duty must be 0/);
-    bad((c) => c.partitions.splice(3, 1), /command partition and the ultravisor partition come together/);
-    bad((c) => (c.quantumTicks = 5), /quantumTicks must be an integer from 10000/);
-    bad((c) => (c.revision = 2), /revision 2 is not supported/);
-    bad((c) => (c.partitions[6]!.fault = "cli"), /partitions\[6\] \(Z\): an AssemblyScript guest's only fault is wasm-oob/);
-    bad((c) => Object.assign(c.partitions[5]!, { lang: "asm", fault: "wasm-oob" }), /partitions\[5\] \(Y\): an AssemblyScript guest's only fault is wasm-oob, and wasm-oob needs lang: as/);
-    bad((c) => (c.partitions[5]!.benchHypercalls = 10), /partitions\[5\] \(Y\): benchHypercalls exists only for asm guests/);
+  it("accepts a one-VCPU list in place of duty, and the wiring written out", () => {
+    const c = configFrom({
+      revision: 2,
+      partitions: [
+        { name: "idle", kind: "idle" }, { name: "io", kind: "io", vcpus: [{ duty: 2 }] },
+        { name: "X", vcpus: [{ duty: 5 }], channels: [{ type: "console", server: "io" }] },
+      ],
+    });
+    expect(c.partitions.map((p) => p.duty)).toEqual([0, 2, 5]);
   });
 
-  it("names the file and the YAML problem when the file does not parse", () => {
-    const p = join(dir, "broken.yaml");
-    writeFileSync(p, "partitions: [ { name: X\n");
-    expect(() => loadConfig(p)).toThrow(new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}: `));
+  it("refuses what one processor, one I/O partition and fixed allotments cannot build, each at its key", () => {
+    expect(refusal(FIG1.replace("revision: 2\n", "revision: 2\nhost: { pcpus: 2 }\n"))).toBe(
+      "host.yaml:2:16: host.pcpus: 2 processors: the bare-metal ultravisor runs on one processor in this version (1; uvt sim runs more)");
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 13 }"))).toBe(
+      "host.yaml:2:1: partitions: the duties add up to 17 sixteenths, more than one processor (at most 16)");
+    expect(refusal(FIG1.replace("  - { name: io, kind: io, duty: 2 }\n", ""))).toMatch(
+      /^host\.yaml:2:1: partitions: exactly one partition of kind 'io' is needed on bare metal \(found 0\)/);
+    expect(refusal(FIG1.replace("  - { name: command, kind: command, duty: 1 }\n", ""))).toBe(
+      "host.yaml:2:1: partitions: the command partition and the ultravisor partition come together (the command channel joins them)");
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, memory: 64 MB }"))).toMatch(
+      /^host\.yaml:7:25: partitions\[4\]\.memory: bare metal gives every partition a fixed allotment/);
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, vcpus: [{ dedicated: true }] }"))).toMatch(
+      /^host\.yaml:7:16: partitions\[4\]\.vcpus: bare metal gives a partition one VCPU with a duty/);
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, channels: [{ type: storage, server: io }] }"))).toBe(
+      "host.yaml:7:25: partitions[4].channels: bare metal wires console → io for a 'guest' partition in this version; leave channels out or list exactly that");
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, kind: operations, duty: 4 }"))).toMatch(
+      /^host\.yaml:7:22: partitions\[4\]\.kind: the operations partition runs in the simulator only/);
+  });
+
+  it("refuses a simulator scenario, which lists no partitions", () => {
+    expect(refusal("revision: 2\nhost: { memory: 64 GB }\noperations: []\n")).toBe(
+      "host.yaml:1:1: partitions: required by uvt build: the partitions the host starts with; this file has none (it is a simulator scenario: run it with uvt sim)");
+  });
+
+  it("names the path of a definition given as a value", () => {
+    expect(() => configFrom({ revision: 2, partitions: [{ name: "idle", kind: "idle", duty: 2 }] }, "test host"))
+      .toThrow(/^test host: partitions\[0\]\.duty: the idle partition has none/);
   });
 });

@@ -1,9 +1,18 @@
-// The host definition the ultravisor image is built from: which partitions exist, their role and their share of
-// the processor (sixteenths, docs/specs/schedule.md), plus the run parameters. The default is the spec's Figure 1
-// host (boot, idle, ultravisor, I/O, command, guests X, Y, Z); a YAML file (examples/ultravisor*.yaml) can replace it.
+// The bare-metal view of a host definition (definition/host.ts): what the ultravisor image is built from — which
+// partitions exist, their role, their share of the one processor (sixteenths, docs/specs/schedule.md), what each
+// guest's program does, and how a run is paced. The schema and the rules every reader shares live in definition/;
+// here are the rules only this image has (one processor, one I/O partition that owns COM1, fixed allotments, the
+// console and command channels wired by the image), reported in the same positioned format. The built-in default
+// is the spec's Figure 1 host, read from examples/ultravisor.yaml, the same file `uvt sim` runs.
 import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { FAULT_KINDS, type FaultKind } from "./programs.ts";
+import { type z } from "zod";
+import { type FaultKind, hostDefinition, type PartitionDefinition } from "../definition/host.ts";
+import { defaultChannels } from "../definition/channels.ts";
+import { type LoadedDefinition, definitionFrom, loadDefinition } from "../definition/load.ts";
+import { DefinitionError, type Problem } from "../definition/errors.ts";
 import { WIN } from "../monitor-gen/layout.ts";
 
 export type PartitionKind = "idle" | "io" | "ultravisor" | "command" | "guest";
@@ -28,7 +37,6 @@ export interface PartitionSpec {
 }
 
 export interface UltravisorConfig {
-  revision: number;
   partitions: PartitionSpec[];
   /** Local APIC timer count per quantum (QEMU's APIC timer counts at 1 GHz: 2,000,000 = 2 ms). */
   quantumTicks: number;
@@ -41,73 +49,105 @@ export interface UltravisorConfig {
   probes?: boolean;
 }
 
+const root = resolve(fileURLToPath(import.meta.url), "..", "..");
+/** The Figure 1 host: `uvt build` without --config, `uvt sim` of the same file, the hardware tests. */
+export const FIGURE1_FILE = join(root, "examples", "ultravisor.yaml");
+
+let figure1: UltravisorConfig | undefined;
+/** The spec's Figure 1 host (boot, idle, ultravisor, I/O, command, guests X, Y, Z), a fresh copy each call. */
 export function figure1Config(): UltravisorConfig {
-  return {
-    revision: 1,
-    partitions: [
-      { name: "idle", kind: "idle", duty: 0 },
-      { name: "uv-partition", kind: "ultravisor", duty: 1 },
-      { name: "io", kind: "io", duty: 2 },
-      { name: "command", kind: "command", duty: 1 },
-      { name: "X", kind: "guest", duty: 4, lang: "as", probeCommand: true },
-      { name: "Y", kind: "guest", duty: 3, lang: "as" },
-      { name: "Z", kind: "guest", duty: 2, lang: "as" },
-    ],
-    quantumTicks: 2_000_000,
-    runQuanta: 800,
-    guestPeriod: 8,
-    exitCode: 0x21,
-  };
+  figure1 ??= loadConfig(FIGURE1_FILE);
+  return structuredClone(figure1);
 }
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
+/**
+ * The Figure 1 definition as written in its file (sizes as text, defaults not filled in): tests and benches derive
+ * their hosts from it and read them back through configFrom, so every host they build passes the same checks.
+ */
+export function figure1Definition(): FileDefinition {
+  return parse(readFileSync(FIGURE1_FILE, "utf8")) as FileDefinition;
 }
 
-/** Checks a configuration; errors name the partition and the field, and say what is allowed. */
-export function validateConfig(c: UltravisorConfig, where = "configuration"): UltravisorConfig {
-  const fail = (m: string): never => {
-    throw new ConfigError(`${where}: ${m}`);
-  };
-  if (c.revision !== 1) fail(`revision ${String(c.revision)} is not supported (this build reads revision 1)`);
-  if (!Array.isArray(c.partitions) || c.partitions.length === 0) fail("partitions: a non-empty list is required");
-  const names = new Set<string>();
-  let busy = 0;
-  for (const [i, p] of c.partitions.entries()) {
-    const at = `partitions[${i}] (${String(p.name)})`;
-    if (typeof p.name !== "string" || !/^[\x21-\x7e]{1,15}$/.test(p.name)) fail(`${at}: name must be 1–15 printable ASCII characters without spaces`);
-    if (names.has(p.name)) fail(`${at}: duplicate name`);
-    names.add(p.name);
-    if (!["idle", "io", "ultravisor", "command", "guest"].includes(p.kind)) fail(`${at}: kind '${String(p.kind)}' is not one of idle, io, ultravisor, command, guest`);
-    if (p.kind === "idle") {
-      if (p.duty !== 0) fail(`${at}: the idle partition's duty must be 0 (it runs in every quantum nobody else uses)`);
-    } else if (!Number.isInteger(p.duty) || p.duty < 1 || p.duty > 16) fail(`${at}: duty must be 1–16 sixteenths of the processor`);
-    busy += p.duty;
-    if (p.fault !== undefined && (p.kind !== "guest" || !FAULT_KINDS.includes(p.fault))) fail(`${at}: fault must be one of ${FAULT_KINDS.join(", ")} and only on a guest`);
-    if (p.lang !== undefined && (p.kind !== "guest" || (p.lang !== "asm" && p.lang !== "as"))) fail(`${at}: lang must be asm or as, and only on a guest`);
-    if (p.lang === "as" && p.benchHypercalls) fail(`${at}: benchHypercalls exists only for asm guests (lang: asm)`);
-    if ((p.fault === "wasm-oob") !== (p.fault !== undefined && p.lang === "as")) fail(`${at}: an AssemblyScript guest's only fault is wasm-oob, and wasm-oob needs lang: as`);
-  }
-  for (const k of ["idle", "io"] as const) if (c.partitions.filter((p) => p.kind === k).length !== 1) fail(`exactly one partition of kind '${k}' is required`);
-  for (const k of ["ultravisor", "command"] as const) if (c.partitions.filter((p) => p.kind === k).length > 1) fail(`at most one partition of kind '${k}'`);
-  if (c.partitions.some((p) => p.kind === "command") !== c.partitions.some((p) => p.kind === "ultravisor")) fail("the command partition and the ultravisor partition come together (the command channel joins them)");
-  if (busy > 16) fail(`the duties add up to ${busy} sixteenths, more than one processor (16)`);
-  if (c.partitions.length - 2 > WIN.maxSlots) fail(`${c.partitions.length - 2} partitions need console channels; the I/O partition serves at most ${WIN.maxSlots}`);
-  if (!Number.isInteger(c.quantumTicks) || c.quantumTicks < 10_000 || c.quantumTicks > 0xffff_ffff) fail("quantumTicks must be an integer from 10000 to 4294967295");
-  if (!Number.isInteger(c.runQuanta) || c.runQuanta < 0) fail("runQuanta must be a non-negative integer (0 = run for ever)");
-  if (!Number.isInteger(c.guestPeriod) || c.guestPeriod < 1) fail("guestPeriod must be a positive integer");
-  if (!Number.isInteger(c.exitCode) || c.exitCode < 0 || c.exitCode > 127) fail("exitCode must be 0–127");
-  return c;
-}
+/** A host definition as a file holds it (the schema's input side). */
+export type FileDefinition = z.input<typeof hostDefinition>;
 
-/** Reads a YAML (or JSON) host definition; fields left out take the Figure 1 defaults. */
+/** Reads a host definition file for `uvt build`; throws DefinitionError, one positioned line per problem. */
 export function loadConfig(path: string): UltravisorConfig {
-  let raw: unknown;
-  try {
-    raw = parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new ConfigError(`${path}: ${(e as Error).message.split("\n")[0]}`);
+  return bareMetalConfig(loadDefinition(path));
+}
+
+/** A definition given as a value (tests, benches): the same schema and rules, errors named by `label`. */
+export function configFrom(value: unknown, label = "(definition)"): UltravisorConfig {
+  return bareMetalConfig(definitionFrom(value, label));
+}
+
+/**
+ * What the bare-metal image can build from a valid definition, or every reason it cannot, each at its key. Keys the
+ * schema marks "simulator:" (firmware map, map order, boot memory, operations, expectations) describe how `uvt sim`
+ * models the host and do not change the image.
+ */
+export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
+  const problems: Problem[] = [];
+  const bad = (path: ReadonlyArray<PropertyKey>, message: string, key = false): void => {
+    problems.push(d.problem(path, message, key));
+  };
+  const def = d.def;
+  if (!def.partitions) {
+    throw new DefinitionError([d.problem(["partitions"], "required by uvt build: the partitions the host starts with; this file has none (it is a simulator scenario: run it with uvt sim)")]);
   }
-  if (typeof raw !== "object" || raw === null) throw new ConfigError(`${path}: expected a mapping with 'revision' and 'partitions'`);
-  return validateConfig({ ...figure1Config(), ...(raw as Partial<UltravisorConfig>) }, path);
+  const h = def.host;
+  if (h.pcpus !== undefined && h.pcpus !== 1) bad(["host", "pcpus"], `${h.pcpus} processors: the bare-metal ultravisor runs on one processor in this version (1; uvt sim runs more)`);
+  if (h.nodes !== undefined && h.nodes.length !== 1) bad(["host", "nodes"], "the bare-metal ultravisor runs on one processor and one node in this version", true);
+  const parts = def.partitions;
+  const channels = defaultChannels(parts);
+  const specs = parts.map((p, i): PartitionSpec => {
+    const at = ["partitions", i];
+    if (p.kind === "operations") bad([...at, "kind"], "the operations partition runs in the simulator only in this version (bare metal: idle, ultravisor, io, command, guest)");
+    if (p.memory !== undefined) bad([...at, "memory"], `bare metal gives every partition a fixed allotment of ${WIN.pages} window pages plus its channel pages in this version; leave memory out (uvt sim then gives 4 MB)`, true);
+    if (p.node !== undefined && p.node !== 0) bad([...at, "node"], "bare metal has one node (0) in this version", true);
+    const duty = dutyOf(p, at, bad);
+    const given = p.channels;
+    const wired = channels.get(p.name) ?? [];
+    if (given !== undefined && JSON.stringify(given) !== JSON.stringify(wired)) {
+      bad([...at, "channels"], `bare metal wires ${wired.length ? wired.map((c) => `${c.type} → ${c.server}`).join(", ") : "no channel"} for a '${p.kind}' partition in this version; leave channels out or list exactly that`, true);
+    }
+    const b = p.behaviour ?? {};
+    return {
+      name: p.name, kind: p.kind === "operations" ? "guest" : p.kind, duty,
+      ...(b.fault !== undefined ? { fault: b.fault } : {}),
+      ...(b.faultAfter !== undefined ? { faultAfter: b.faultAfter } : {}),
+      ...(b.probeCommand ? { probeCommand: true } : {}),
+      ...(b.lang !== undefined ? { lang: b.lang } : {}),
+      ...(b.benchHypercalls !== undefined ? { benchHypercalls: b.benchHypercalls } : {}),
+    };
+  });
+  const kinds = (k: PartitionKind): number => specs.filter((p) => p.kind === k).length;
+  if (kinds("idle") !== 1) bad(["partitions"], `exactly one partition of kind 'idle' is needed (found ${kinds("idle")}): it runs whenever nobody else does`, true);
+  if (kinds("io") !== 1) bad(["partitions"], `exactly one partition of kind 'io' is needed on bare metal (found ${kinds("io")}): it owns COM1 and serves every console`, true);
+  if ((kinds("command") === 1) !== (kinds("ultravisor") === 1)) {
+    bad(["partitions"], "the command partition and the ultravisor partition come together (the command channel joins them)", true);
+  }
+  const busy = specs.reduce((s, p) => s + p.duty, 0);
+  if (busy > 16) bad(["partitions"], `the duties add up to ${busy} sixteenths, more than one processor (at most 16)`, true);
+  if (parts.length - 2 > WIN.maxSlots) bad(["partitions"], `${parts.length - 2} partitions need console channels; the I/O partition serves at most ${WIN.maxSlots}`, true);
+  if (problems.length) throw new DefinitionError(problems.sort((a, b) => a.line - b.line || a.col - b.col));
+  const r = def.run;
+  return {
+    partitions: specs, quantumTicks: r.quantumTicks, runQuanta: r.runQuanta, guestPeriod: r.guestPeriod, exitCode: r.exitCode,
+    ...(r.probes ? { probes: true } : {}),
+  };
+}
+
+/** The one VCPU's duty: `duty`, or `vcpus: 1` (a whole processor), or a one-entry list with a duty. */
+function dutyOf(p: PartitionDefinition, at: ReadonlyArray<PropertyKey>, bad: (path: ReadonlyArray<PropertyKey>, m: string, key?: boolean) => void): number {
+  if (p.kind === "idle") return 0;
+  if (p.duty !== undefined) return p.duty;
+  const v = p.vcpus;
+  if (typeof v === "number") {
+    if (v !== 1) bad([...at, "vcpus"], `${v} VCPUs: bare metal gives a partition one VCPU in this version (use duty)`);
+    return 16;
+  }
+  if (v && v.length === 1 && !v[0]!.dedicated && !v[0]!.cstate && v[0]!.duty !== undefined) return v[0]!.duty;
+  bad([...at, "vcpus"], "bare metal gives a partition one VCPU with a duty in this version (no dedicated processors or C-states: use duty)", true);
+  return 0;
 }

@@ -7,9 +7,10 @@ import { Assembler, type Label, al, byte, cr3, dword, dx, eax, ecx, edx, ptr, qw
 import { CMDCHAN, COM1, HC, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
-export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob";
-/** Faults of assembly guests; "wasm-oob" is the AssemblyScript guest's (a checksum range past its linear memory). */
-export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"];
+// The fault names are the host definition's (definition/host.ts FAULT_KINDS): faults of assembly guests, and
+// "wasm-oob", the AssemblyScript guest's (a checksum range past its linear memory).
+export type { FaultKind } from "../definition/host.ts";
+import type { FaultKind } from "../definition/host.ts";
 /** A supervisor-only address (the identity map) a guest may not write: the write-outside fault's target. */
 export const OUTSIDE_ADDRESS = 0x200000;
 /** A window address with no page behind it (between the stack and the channel slots): write-unmapped's target. */

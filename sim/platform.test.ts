@@ -10,7 +10,8 @@ import { span } from "./mapview.ts";
 import type { Transaction } from "./notation.ts";
 import { Platform } from "./platform.ts";
 import { runScenario, type RunResult } from "./run-scenario.ts";
-import { loadScenario, parseScenario, ScenarioError } from "./scenario.ts";
+import { loadScenario, parseScenario } from "./scenario.ts";
+import { DefinitionError } from "../definition/errors.ts";
 
 const root = join(import.meta.dirname, "..");
 
@@ -161,22 +162,22 @@ describe("the command channel carries every request of the resource service", ()
 describe("platform scenario validation", () => {
   const err = (text: string): string => {
     try {
-      parseScenario(text, "p.yaml");
+      parseScenario(`revision: 2\n${text}`, "p.yaml");
     } catch (e) {
-      if (e instanceof ScenarioError) return e.message;
+      if (e instanceof DefinitionError) return e.message;
       throw e;
     }
     return "no error";
   };
-  it("names file, line and field for the platform's fields and operations", () => {
-    expect(err("host: { memory: 8 GB }\noperations:\n  - stop: X\n")).toBe("p.yaml:3: host.pcpus: operation stop needs a host with processors: add host.pcpus");
-    expect(err("host: { memory: 8 GB, nodes: [] }\noperations: []\n")).toMatch(/^p\.yaml:1: host: nodes and command need host\.pcpus/);
+  it("names file, line, column and key for the platform's fields and operations", () => {
+    expect(err("host: { memory: 8 GB }\noperations:\n  - stop: X\n")).toBe("p.yaml:4:5: operations[0].stop: stop needs a host with processors: add host.pcpus (or partitions)");
+    expect(err("host: { memory: 8 GB, nodes: [{ memory: 8 GB, pcpus: 1 }] }\noperations: []\n")).toBe("p.yaml:2:23: host.nodes: nodes need host.pcpus (a host with processors)");
     expect(err("host: { memory: 8 GB, pcpus: 4, nodes: [{ memory: 8 GB, pcpus: 2 }] }\noperations: []\n"))
-      .toBe("p.yaml:1: host.nodes: the nodes have 2 processors, host.pcpus says 4");
+      .toBe("p.yaml:2:40: host.nodes: the nodes have 2 processors, host.pcpus says 4 (they must add up)");
     expect(err("host: { memory: 8 GB, pcpus: 2 }\noperations:\n  - define: { name: X, memory: 1 GB, vcpus: 1,\n      channels: [{ type: disk, server: IOa }] }\n"))
-      .toBe("p.yaml:4: operations[0].define.channels[0].type: unknown channel type (known: control, command, boot, console, storage, network, power, memory, processor)");
+      .toBe("p.yaml:5:26: operations[0].define.channels[0].type: \"disk\" is not allowed (allowed: control, command, boot, console, storage, network, power, memory, processor)");
     expect(err("host: { memory: 8 GB, pcpus: 2 }\noperations:\n  - define: { name: X, memory: 1 GB, vcpus: [{ duty: 17 }] }\n"))
-      .toBe("p.yaml:3: operations[0].define.vcpus[0].duty: expected an integer in 1..16");
+      .toBe("p.yaml:4:54: operations[0].define.vcpus[0].duty: 17 is out of range (at most 16)");
   });
 });
 

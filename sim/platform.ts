@@ -48,9 +48,21 @@ export interface PartitionDef {
 export interface PlatformConfig {
   pcpus: number;
   nodes?: NodeConfig[];
-  /** The command partition (default: "Command", 64 MB, one VCPU at 4/16). */
-  command?: { name?: string; memory?: bigint; vcpus?: VcpuDef[] };
 }
+
+/**
+ * What the boot partition creates before it designates the command partition: the system partitions in order (I/O
+ * and command partitions; the command partition is the one of kind Command, if any), and the ultravisor partition's
+ * share of the processors. Default: a command partition "Command" of 64 MB with one VCPU at 4/16.
+ */
+export interface BootPartitions {
+  system: PartitionDef[];
+  ultravisor?: { name: string; duty: number };
+}
+
+export const DEFAULT_COMMAND: PartitionDef = {
+  name: "Command", kind: "Command", user: "System", memory: 64n << 20n, vcpus: [{ duty: 4 }], channels: [{ type: "command", server: "Ultravisor" }],
+};
 
 export class PlatformError extends Error {
   override name = "PlatformError";
@@ -81,8 +93,9 @@ export class Platform {
   now = 0n;
   /** Lines the platform's partitions printed or reported, in order (console text, stop steps). */
   readonly events: string[] = [];
-  readonly commandName: string;
-  private command!: CommandClient;
+  /** The command partition's name, or undefined on a host whose boot partition creates every partition. */
+  readonly commandName: string | undefined;
+  private command: CommandClient | undefined;
   private readonly clients = new Map<string, CommandClient>();
   private readonly vcpus = new Map<string, VcpuRecord[]>();
   private nextVcpu = 1;
@@ -91,7 +104,7 @@ export class Platform {
   private readonly deferred = new Map<string, Channel[]>();
   private readonly stopping = new Set<string>();
 
-  private constructor(readonly host: Host, cfg: PlatformConfig, private readonly print: (line: string) => void) {
+  private constructor(readonly host: Host, cfg: PlatformConfig, boot: BootPartitions, private readonly print: (line: string) => void) {
     this.rs = new ResourceService(host);
     this.topology = new Topology(host.installed, cfg.pcpus, cfg.nodes);
     const core = host.core;
@@ -100,30 +113,46 @@ export class Platform {
     this.memory = new HostChannelMemory(host, this.rs.names(), (p) => this.evict(p));
     this.bus = new ChannelBus(core, chanExports(core), this.memory);
     this.ultravisor = new UltravisorCommandServer(host, this.bus, { stop: (p) => this.stopRequested(p) });
-    this.commandName = cfg.command?.name ?? "Command";
+    this.commandName = boot.system.find((d) => d.kind === "Command")?.name;
     this.memory.onRelease = (client) => this.released(client);
     this.bus.onInterrupt("Ultravisor", (ch, q) => {
       if (q === 0) this.ultravisor.onRequests(ch);
     });
   }
 
-  /** Boots a host: the boot partition's transactions, the command partition and its channel, SetCommand. */
-  static async boot(hostCfg: HostConfig, cfg: PlatformConfig, print: (line: string) => void = () => {}): Promise<Platform> {
+  /**
+   * Boots a host: the boot partition's transactions, the system partitions (I/O and command partitions with their
+   * channels), SetCommand. Without a command partition the boot partition goes on creating every partition.
+   */
+  static async boot(hostCfg: HostConfig, cfg: PlatformConfig, print: (line: string) => void = () => {}, boot: BootPartitions = { system: [DEFAULT_COMMAND] }): Promise<Platform> {
     const host = await Host.create(hostCfg);
-    const pf = new Platform(host, cfg, print);
+    const pf = new Platform(host, cfg, boot, print);
     const ui = host.db.indexPage();
     // The boot partition submits through db_submit_as as Boot: core accepts it only while no command partition is set.
     host.transport = (tx) => host.db.trySubmitAs(tx, ui.boot);
-    const cmd = cfg.command ?? {};
-    pf.definePartition({
-      name: pf.commandName, kind: "Command", user: "System", memory: cmd.memory ?? 64n << 20n,
-      vcpus: cmd.vcpus ?? [{ duty: 4 }], channels: [{ type: "command", server: "Ultravisor" }],
-    });
-    const p = pf.rs.resolve(pf.commandName);
-    host.submit({ ops: [{ op: "setCommand", to: p, from: 0 }] }, "designate the command partition");
-    // From here on the resource service's requests travel the command channel.
-    host.transport = (tx) => pf.command.submit(tx);
+    if (boot.ultravisor) pf.runUltravisor(boot.ultravisor.name, boot.ultravisor.duty);
+    for (const d of boot.system) pf.definePartition(d);
+    if (pf.commandName !== undefined) {
+      const p = pf.rs.resolve(pf.commandName);
+      const command = pf.command;
+      if (!command) throw new PlatformError(`the command partition ${pf.commandName} has no command channel to the ultravisor`);
+      host.submit({ ops: [{ op: "setCommand", to: p, from: 0 }] }, "designate the command partition");
+      // From here on the resource service's requests travel the command channel.
+      host.transport = (tx) => command.submit(tx);
+    }
     return pf;
+  }
+
+  /**
+   * The ultravisor partition's VCPU: the resource manager runs deprivileged with its own share of a processor ([0159]),
+   * as on the machine. It is the database's Ultravisor pseudo partition; `label` is the host definition's name for it.
+   */
+  private runUltravisor(label: string, duty: number): void {
+    const ui = this.host.db.indexPage();
+    const [pcpu] = choosePcpus(this.topology, 0, this.load(), [{ duty, dedicated: false }], label);
+    this.vcpus.set("Ultravisor", [{ id: this.nextVcpu++, partition: ui.ultra, label: `${label}.0`, duty, dedicated: false, cstate: 0, pcpu: pcpu! }]);
+    this.print(`  VCPUs: ${label}.0 ${duty}/16 on PCPU ${pcpu} (the ultravisor partition)`);
+    this.reschedule();
   }
 
   /** The channel's slot in core's channel table: the number the transactions print. */
@@ -295,6 +324,7 @@ export class Platform {
   stop(name: string, opts: { inflight?: string[] } = {}): void {
     const p = this.rs.resolve(name);
     if (name === this.commandName) throw new PlatformError("the command partition cannot stop itself");
+    if (!this.command) throw new PlatformError("this host has no command partition: the boot partition created every partition and nothing stops one");
     if (this.stopping.has(name)) throw new PlatformError(`${name} is stopping already`);
     for (const s of opts.inflight ?? []) this.busyServers.add(s);
     const rc = this.command.stop(p);
@@ -346,7 +376,7 @@ export class Platform {
   /** The last server disconnected: the ultravisor tells the resource service over the command channel. */
   private released(client: string): void {
     this.report(`last channel of ${client} disconnected: ultravisor sends PARTITION_RELEASED to the resource service`);
-    this.ultravisor.notify(this.command.channel, CMD.PARTITION_RELEASED, this.rs.resolve(client));
+    if (this.command) this.ultravisor.notify(this.command.channel, CMD.PARTITION_RELEASED, this.rs.resolve(client));
   }
 
   /** The resource service's reaction to events from the ultravisor. */

@@ -7,7 +7,7 @@ import { Host } from "./host.ts";
 import { formatBytes } from "./mapview.ts";
 import { formatTransaction, parseLog, pn, type Transaction } from "./notation.ts";
 import { ResourceService } from "./resource-service.ts";
-import type { Operation, Scenario } from "./scenario.ts";
+import type { BootPlan, Operation, Scenario } from "./scenario.ts";
 import { ChannelDefinitionError } from "./channel.ts";
 import { ChannelError } from "./channel_bus.ts";
 import { Platform, PlatformError } from "./platform.ts";
@@ -63,6 +63,43 @@ function codeOf(error: unknown): string | undefined {
   return "ERROR";
 }
 
+/**
+ * The rest of a bootable host's start: the guests, created by the command partition's resource service through the
+ * command channel (by the boot partition when the host has no command partition), each guest's probe of the command
+ * channel (refused and audited, as on the machine), and what the machine's programs do that the simulator does not
+ * model. Transactions print as they commit.
+ */
+function bootGuests(pf: Platform, b: BootPlan, out: (l: string) => void): void {
+  const by = pf.commandName !== undefined ? `the command partition ${pf.commandName}` : "the boot partition";
+  const print = (tx: Transaction): void => {
+    out("");
+    for (const l of formatTransaction(tx)) out(l);
+  };
+  pf.host.listeners.push(print);
+  try {
+    for (const d of b.guests) {
+      out("");
+      out(`${by} creates ${d.name}:`);
+      pf.definePartition(d);
+    }
+    for (const name of b.probeCommand) {
+      out("");
+      out(`${name} tries to submit a transaction over its channel to the ultravisor (behaviour.probeCommand):`);
+      const before = pf.host.db.readAudit().rejections.length;
+      const rc = pf.submitFrom(name, { ops: [{ op: "destroy", partition: pf.rs.resolve(name) }] });
+      out(`  ${rc < 0 ? `refused: ${errorName(rc)}` : "accepted"}`);
+      for (const l of pf.rejections().slice(before)) out(`  audit log: ${l}`);
+    }
+  } finally {
+    pf.host.listeners.splice(pf.host.listeners.indexOf(print), 1);
+  }
+  for (const m of b.machineOnly) out(`${m.name}: on the machine only: ${m.what}`);
+  // The schedule with every boot-time partition takes effect when the cycle wraps ([0147]).
+  pf.advance(16n - (pf.now % 16n));
+  out("");
+  for (const l of pf.formatSchedule()) out(l);
+}
+
 export async function runScenario(s: Scenario, print: (line: string) => void, opts: { map?: boolean } = {}): Promise<RunResult> {
   const printed: string[] = [];
   const out = (l: string): void => {
@@ -74,13 +111,17 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
   if (s.platform) {
     out(`Host: ${formatBytes(s.host.memory)}, ${s.platform.pcpus} processor(s)${s.platform.nodes ? ` in ${s.platform.nodes.length} nodes` : ""}${s.name ? ` — ${s.name}` : ""}`);
     out("");
-    out("boot: the boot partition defines the command partition and its command channel, then designates it:");
-    pf = await Platform.boot(s.host, s.platform, out);
+    const b = s.boot;
+    out(b
+      ? `boot: the boot partition creates ${b.system.map((d) => d.name).join(", ") || "no system partition"}${b.system.some((d) => d.kind === "Command") ? " and designates the command partition" : ""}:`
+      : "boot: the boot partition defines the command partition and its command channel, then designates it:");
+    pf = await Platform.boot(s.host, s.platform, out, b ? { system: b.system, ...(b.ultravisor ? { ultravisor: b.ultravisor } : {}) } : undefined);
     host = pf.host;
     for (const tx of host.db.readLog()) {
       out("");
       for (const l of formatTransaction(tx)) out(l);
     }
+    if (b) bootGuests(pf, b, out);
   } else {
     host = await Host.create(s.host);
     out(`Host: ${formatBytes(host.installed)} installed, map order ${host.order}${s.name ? ` — ${s.name}` : ""}`);

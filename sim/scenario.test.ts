@@ -3,43 +3,40 @@
 import { describe, expect, it } from "vitest";
 import { execa } from "execa";
 import { join } from "node:path";
-import { loadScenario, parseScenario, ScenarioError } from "./scenario.ts";
+import { loadScenario, parseScenario } from "./scenario.ts";
+import { DefinitionError } from "../definition/errors.ts";
 import { runScenario } from "./run-scenario.ts";
 import { formatOp, parseOp, parsePn, pn } from "./notation.ts";
 
-function errorOf(text: string): ScenarioError {
+function errorOf(text: string): string {
   try {
-    parseScenario(text, "s.yaml");
+    parseScenario(text.startsWith("{") ? text : `revision: 2\n${text}`, "s.yaml");
   } catch (e) {
-    if (e instanceof ScenarioError) return e;
+    if (e instanceof DefinitionError) return e.message;
     throw e;
   }
   throw new Error("no error");
 }
 
 describe("scenario validation", () => {
-  it("names file, line and field", () => {
-    const e1 = errorOf("host:\n  memory: 64 GB\noperations:\n  - create: { name: X, size: 4 GB, colour: red }\n");
-    expect(e1.message).toBe("s.yaml:4: operations[0].create.colour: unknown field (allowed: name, user, kind, size, at)");
-    const e2 = errorOf("host:\n  memory: lots\noperations: []\n");
-    expect(e2.message).toMatch(/^s\.yaml:2: host\.memory: "lots" is not a size/);
-    const e3 = errorOf("host:\n  memory: 64 GB\noperations:\n  - merge: { map: \"[0,1,0]\", index: 1024 }\n");
-    expect(e3.message).toBe("s.yaml:4: operations[0].merge.index: expected an integer in 0..1023");
-    const e4 = errorOf("host:\n  memory: 64 GB\noperations:\n  - split: { map: \"[0,1,2000]\", index: 3 }\n");
-    expect(e4.message).toMatch(/^s\.yaml:4: operations\[0\]\.split\.map: K=2000 is not in 0\.\.1023/);
-    const e5 = errorOf("operations: []\n");
-    expect(e5.message).toBe("s.yaml:1: (top).host: required field is missing");
-    const e6 = errorOf("host: { memory: 64 GB }\noperations:\n  - destroy: X\n    create: { name: Y, size: 4 MB }\n");
-    expect(e6.message).toMatch(/^s\.yaml:3: operations\[0\]: exactly one of/);
-    const e7 = errorOf("host: { memory: 64 GB\n");
-    expect(e7.field).toBe("(syntax)");
-    const e8 = errorOf('{"host": {"memory": "64 GB"},\n "operations": [\n  {"create": {"name": "X", "size": "4 GB", "at": "Map[0,1,0] Slot(2)"}}]}');
-    expect(e8.message).toMatch(/^s\.yaml:3: operations\[0\]\.create\.at: "Map\[0,1,0\] Slot\(2\)" is not a placement/);
+  it("names file, line, column and key", () => {
+    expect(errorOf("host:\n  memory: 64 GB\noperations:\n  - create: { name: X, size: 4 GB, colour: red }\n"))
+      .toBe("s.yaml:5:36: operations[0].create.colour: unknown key (allowed: name, user, kind, size, at)");
+    expect(errorOf("host:\n  memory: lots\noperations: []\n")).toMatch(/^s\.yaml:3:11: host\.memory: "lots" is not a size such as "4 GB"/);
+    expect(errorOf("host:\n  memory: 64 GB\noperations:\n  - merge: { map: \"[0,1,0]\", index: 1024 }\n"))
+      .toBe("s.yaml:5:37: operations[0].merge.index: 1024 is out of range (at most 1023)");
+    expect(errorOf("host:\n  memory: 64 GB\noperations:\n  - split: { map: \"[0,1,2000]\", index: 3 }\n"))
+      .toMatch(/^s\.yaml:5:19: operations\[0\]\.split\.map: "\[0,1,2000\]": \[0,1,2000\] has a number above 1023/);
+    expect(errorOf("host: { memory: 64 GB }\noperations:\n  - destroy: X\n    create: { name: Y, size: 4 MB }\n"))
+      .toMatch(/^s\.yaml:4:5: operations\[0\]: exactly one operation per entry \(found create, destroy\)/);
+    expect(errorOf("host: { memory: 64 GB\n")).toMatch(/^s\.yaml:\d+:\d+: \(syntax\): /);
+    expect(errorOf('{"revision": 2, "host": {"memory": "64 GB"},\n "operations": [\n  {"create": {"name": "X", "size": "4 GB", "at": "Map[0,1,0] Slot(2)"}}]}'))
+      .toMatch(/^s\.yaml:3:50: operations\[0\]\.create\.at: "Map\[0,1,0\] Slot\(2\)" is not a placement/);
     // A typo inside a transaction's text: a literal block's own line; a quoted string's line and the line in it.
-    const e9 = errorOf("host: { memory: 64 GB }\noperations:\n  - transaction: |\n      Begin Transaction\n      Destroy Partitio[0,1,25]\n      Commit Transaction\n");
-    expect(e9.message).toMatch(/^s\.yaml:5: operations\[0\]\.transaction: "Destroy Partitio\[0,1,25\]" is not an operation/);
-    const e10 = errorOf('host: { memory: 64 GB, pcpus: 2 }\noperations:\n  - submit: { from: X, transaction: "Begin Transaction\\nDestroy Partitio[0,1,25]" }\n');
-    expect(e10.message).toMatch(/^s\.yaml:3: operations\[0\]\.submit\.transaction: line 2 of the text: "Destroy Partitio/);
+    expect(errorOf("host: { memory: 64 GB }\noperations:\n  - transaction: |\n      Begin Transaction\n      Destroy Partitio[0,1,25]\n      Commit Transaction\n"))
+      .toMatch(/^s\.yaml:6:1: operations\[0\]\.transaction: "Destroy Partitio\[0,1,25\]" is not an operation/);
+    expect(errorOf('host: { memory: 64 GB, pcpus: 2 }\noperations:\n  - submit: { from: X, transaction: "Begin Transaction\\nDestroy Partitio[0,1,25]" }\n'))
+      .toMatch(/^s\.yaml:4:37: operations\[0\]\.submit\.transaction: line 2 of the text: "Destroy Partitio/);
   });
 
   it("uvt sim prints the Figure 8 logs and exits 0; a bad file exits 2 with its location", async () => {
@@ -49,10 +46,11 @@ describe("scenario validation", () => {
     expect(ok.stdout).toContain("Change Owner Map[0,1,1], IndexRange(768,1023), from [0,1,20], to [0,1,26]");
     expect(ok.stdout).toContain("PKM at Mem[0,1,18]");
     const help = await execa("node", ["cli/uvt.js", "sim", "--help"], { cwd: root, reject: false });
-    expect(help.stdout).toContain("Usage: uvt sim SCENARIO");
+    expect(help.stdout).toContain("Usage: uvt sim FILE");
     const bad = await execa("node", ["cli/uvt.js", "sim", "package.json"], { cwd: root, reject: false });
     expect(bad.exitCode).toBe(2);
-    expect(bad.stderr).toMatch(/package\.json:\d+: \(top\)\.\w+: unknown field/);
+    expect(bad.stderr).toMatch(/^package\.json:1:1: revision: required key is missing/m);
+    expect(bad.stderr).toMatch(/^package\.json:\d+:\d+: \w+: unknown key/m);
   }, 60_000);
 });
 

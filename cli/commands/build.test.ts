@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { objdumpPrivate } from "../../toolchain/pe/objdump.ts";
 import { parseSymbolMap } from "../../toolchain/image/symbol-map.ts";
 import { UsageError } from "../command.ts";
+import { DefinitionError } from "../../definition/errors.ts";
 import build from "./build.ts";
 import run from "./run.ts";
 
@@ -58,7 +59,7 @@ describe("uvt build", () => {
   it("refuses bad usage with one-line errors", async () => {
     await expect(build.run(["--image", "second"])).rejects.toThrow(/--image must be 'ultravisor' or 'first'/);
     await expect(build.run(["--image", "first", "--config", "x.yaml"])).rejects.toThrow(/--config applies to the ultravisor image only/);
-    await expect(build.run(["--config", join(dir, "missing.yaml")])).rejects.toThrow(UsageError);
+    await expect(build.run(["--config", join(dir, "missing.yaml")])).rejects.toThrow(DefinitionError);
     const file = join(dir, "plain-file");
     writeFileSync(file, "");
     await expect(build.run(["--image", "first", "--out", file])).rejects.toThrow(new UsageError(`cannot write into ${file}: a file of that name is in the way, pass another --out`));

@@ -6,7 +6,7 @@ import { type Command, UsageError } from "../command.ts";
 import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
 import { buildFirstImage } from "../../toolchain/image/first-image.ts";
 import { buildUltravisorImage } from "../../toolchain/image/ultravisor.ts";
-import { ConfigError, loadConfig } from "../../partitions/config.ts";
+import { loadConfig } from "../../partitions/config.ts";
 
 const help = `Usage: uvt build [--out DIR] [--config FILE] [--image ultravisor|first]
 
@@ -16,7 +16,8 @@ linker or mkfs is used.
   ultravisor (default)  the Figure 1 host: EFI loader (boot partition), lead monitor and per-partition monitors,
                         the resource database built by the AOT-compiled core, and the ring-3 partitions idle,
                         ultravisor, I/O (owns COM1, serves the console channels), command and guests X, Y, Z.
-                        --config FILE takes the partition definitions from a YAML/JSON file (examples/ultravisor.yaml).
+                        --config FILE builds the host a definition file describes (examples/ultravisor.yaml is the
+                        default; docs/specs/host-definition.md): the same file runs in uvt sim FILE.
   first                 the first EFI application (loader-efi/first-image.ts): a banner through ConOut and COM1, the
                         conventional memory from the UEFI memory map, exit through isa-debug-exit.
 
@@ -27,7 +28,8 @@ Writes into DIR:
 
 Options:
   --out DIR       output directory (default: out), created if missing
-  --config FILE   host definition for the ultravisor image (default: the built-in Figure 1 host)
+  --config FILE   host definition for the ultravisor image (default: examples/ultravisor.yaml, the Figure 1 host);
+                  a refused file exits 2 with FILE:LINE:COL: path.to.key: what is wrong (what is allowed)
   --image NAME    ultravisor (default) or first
   --help          this text
 
@@ -49,13 +51,8 @@ const command: Command = {
     if (kind !== "ultravisor" && kind !== "first") throw new UsageError(`--image must be 'ultravisor' or 'first', not '${kind}'`);
     const configPath = args.flags.get("config");
     if (configPath !== undefined && kind === "first") throw new UsageError("--config applies to the ultravisor image only");
-    let config;
-    try {
-      config = configPath === undefined ? undefined : loadConfig(configPath);
-    } catch (e) {
-      if (e instanceof ConfigError) throw new UsageError(e.message);
-      throw e;
-    }
+    // A refused definition throws DefinitionError: cli/main.ts prints its positioned lines and exits 2.
+    const config = configPath === undefined ? undefined : loadConfig(configPath);
     const t0 = performance.now();
     const img = kind === "first" ? buildFirstImage() : await buildUltravisorImage(config ? { config } : {});
     let written;

@@ -1,34 +1,40 @@
-// `uvt sim SCENARIO`: runs a scenario file (YAML or JSON) on a simulated host with the resource database in
-// core.wasm, printing each operation's transaction log in the spec's notation and the resulting map per scale. A host
-// with processors (host.pcpus) is booted with its command partition, and partitions are defined, run and stopped end
-// to end through the command channel (sim/platform.ts).
-import { existsSync } from "node:fs";
+// `uvt sim FILE`: runs a host definition (definition/host.ts; YAML or JSON) on a simulated host with the resource
+// database in core.wasm, printing each operation's transaction log in the spec's notation and the resulting map per
+// scale. A host with processors or partitions is booted with its system partitions, and partitions are defined, run
+// and stopped end to end through the command channel (sim/platform.ts).
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
 
-const help = `Usage: uvt sim SCENARIO [--no-map] [--quiet]
+const help = `Usage: uvt sim FILE [--no-map] [--quiet]
 
-Runs SCENARIO (YAML or JSON) on a simulated host: the resource database is core.wasm, the command partition's
+Runs the host definition FILE (YAML or JSON; the format of docs/specs/host-definition.md, checked by
+docs/schema/host.schema.json) on a simulated host: the resource database is core.wasm, the command partition's
 resource service turns each operation into transactions, and the audit log is printed in the patent's notation
-([0222]-[0224]). Exit code 0 when every expectation holds, 1 otherwise, 2 for a bad scenario file.
+([0222]-[0224]). The same file builds a bootable image with uvt build --config when it lists partitions.
+Exit code 0 when every expectation holds, 1 otherwise, 2 for a file that is refused
+(FILE:LINE:COL: path.to.key: what is wrong (what is allowed)).
 
 Options:
   --no-map   do not print the resulting memory map
   --quiet    print only failures
 
-Scenario format:
+File format (every key is in docs/specs/host-definition.md):
+  revision: 2                                 required: the format this build reads
   name: text                                  (optional)
   host:
-    memory: 64 GB                             installed memory
-    order: 3                                  (optional) map order 2..5; default: smallest that covers memory
-    bootMemory: 4 MB                          (optional) memory at address 0 owned by Boot
-    reserve: ["[0,1,2]", "[0,1,17]"]          (optional) pages of the database's 4 MB reserved for the ultravisor
-    split: [{ map: "[0,1,0]", index: 15, into: "[0,1,16]" }]   (optional) entries divided at boot
-    firmware: [{ base: 0, length: 64 GB, type: usable }]      (optional) firmware memory map
-    pcpus: 4                                  (optional) processors: boots the platform (command partition,
-                                              command channel, schedule) and enables the operations below
-    nodes: [{ memory: 32 GB, pcpus: 2 }, ...] (optional) NUMA nodes in address order (memory and pcpus add up)
-    command: { name: Command, memory: 64 MB, vcpus: [{ duty: 4 }] }   (optional) the command partition
+    memory: 64 GB                             installed memory (default 256 MB)
+    pcpus: 4                                  processors: boots the platform (command partition, command channel,
+                                              schedule) and enables the platform operations below
+    nodes: [{ memory: 32 GB, pcpus: 2 }, ...] NUMA nodes in address order (memory and pcpus add up)
+    firmware: [{ base: 0, length: 64 GB, type: usable }]      the firmware memory map (default: all usable)
+    order: 3   bootMemory: 4 MB   reserve: ["[0,1,2]", "[0,1,17]"]   split: [{ map: "[0,1,0]", index: 15, into: "[0,1,16]" }]
+  partitions:                                 the partitions the host boots with (a bootable host):
+    - { name: io, kind: io, duty: 2 }         kinds idle, ultravisor, io, command, guest, operations; duty or vcpus,
+    - { name: X, kind: guest, duty: 4, memory: 4 MB, channels: [{ type: console, server: io }],
+        behaviour: { lang: as, probeCommand: true } }
+                                              the boot partition creates the I/O and command partitions and designates
+                                              the command partition, which creates the rest over the command channel
+  run: { quantumTicks: 2000000, runQuanta: 800, guestPeriod: 8, exitCode: 33 }   bare-metal pacing
   operations:                                 in order; each may have title: and expectError: ERROR_NAME
     - create: { name: X, user: UserX, size: 4 GB, at: "Map[0,1,0], Index(2)" }   (at: optional placement)
     - destroy: X
@@ -39,8 +45,8 @@ Scenario format:
         Change Owner Map[0,1,0], Index(3), from [0,1,20], to [0,1,25]
         Commit Transaction
     - backup: true                            back up the database and empty the audit log
-  operations on a host with pcpus:
-    - define: { name: X, kind: Guest, memory: 1 GB, node: 0,
+  operations on a host with processors:
+    - define: { name: X, kind: guest, memory: 1 GB, node: 0,
                 vcpus: [{ duty: 8 }, { dedicated: true }, { duty: 4, cstate: 1 }],
                 channels: [{ type: console, server: IOa }, { type: storage, server: IOb }] }
                                               descriptor, memory (contiguous first, fewest splits, node first),
@@ -61,35 +67,27 @@ Scenario format:
 Error names for expectError: the database's (NOT_COMMAND, CHANNEL_IN_USE, OWNER_MISMATCH, ...), and
 CHANNEL_DEFINITION (cardinality, servers), NO_PROCESSOR, PLATFORM, CHANNEL (a closed channel).
 
-Examples: uvt sim examples/figure8.yaml
+Examples: uvt sim examples/ultravisor.yaml      the Figure 1 host, as uvt build --config boots it
+          uvt sim examples/figure8.yaml
           uvt sim examples/partition-lifecycle.yaml`;
 
 const command: Command = {
   name: "sim",
-  summary: "run a resource-database scenario on a simulated host and print its transaction log",
+  summary: "simulate a host definition (the resource database in V8) and print its transaction log",
   help,
   async run(argv) {
     const a = parseArgs(argv, { booleans: ["no-map", "quiet"] });
-    if (a.positionals.length !== 1) throw new UsageError("expected exactly one SCENARIO file (see uvt sim --help)");
+    if (a.positionals.length !== 1) throw new UsageError("expected exactly one FILE, a host definition (see uvt sim --help)");
     const file = a.positionals[0]!;
     // `uvt sim X | head`: a reader that goes away is not an error of the simulation.
     process.stdout.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EPIPE") process.exit(0);
       throw e;
     });
-    if (!existsSync(file)) throw new UsageError(`scenario file ${file} does not exist`);
-    const { loadScenario, ScenarioError } = await import("../../sim/scenario.ts");
+    const { loadScenario } = await import("../../sim/scenario.ts");
     const { runScenario } = await import("../../sim/run-scenario.ts");
-    let scenario;
-    try {
-      scenario = loadScenario(file);
-    } catch (e) {
-      if (e instanceof ScenarioError) {
-        console.error(`uvt sim: ${e.message}`);
-        return 2;
-      }
-      throw e;
-    }
+    // A refused definition (or a missing file) throws DefinitionError: cli/main.ts prints it and exits 2.
+    const scenario = loadScenario(file);
     const quiet = a.bools.has("quiet");
     const result = await runScenario(scenario, (l) => (quiet ? undefined : console.log(l)), { map: !a.bools.has("no-map") });
     for (const f of result.failures) console.error(`FAIL ${f}`);

@@ -23,7 +23,7 @@ import { ResourceService, type Run } from "../../sim/resource-service.ts";
 import { firmwareRegions, nonRamOverlaps, parseFirmwareMap, BOOT_DB_LINES, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../loader-efi/uv-boot-db.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { allotmentPages, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
-import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts";
+import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
@@ -551,20 +551,20 @@ describe("ultravisor on OVMF (TCG)", () => {
 
   it("stops a guest that writes outside its memory (supervisor page or unmapped window page) or runs cli, hlt, out, mov cr3 — and only that guest", async () => {
     const faults: FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
-    const config: UltravisorConfig = {
-      ...fig1,
-      runQuanta: 480,
+    const config = configFrom({
+      revision: 2,
+      run: { runQuanta: 480 },
       partitions: [
-        { name: "idle", kind: "idle", duty: 0 },
+        { name: "idle", kind: "idle" },
         { name: "io", kind: "io", duty: 2 },
         { name: "uv-partition", kind: "ultravisor", duty: 1 },
         { name: "command", kind: "command", duty: 1 },
         { name: "X", kind: "guest", duty: 2 },
         { name: "Y", kind: "guest", duty: 2 },
-        ...faults.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, fault: f, faultAfter: 2 })),
-        { name: "bad-wasm", kind: "guest", duty: 1, lang: "as", fault: "wasm-oob" },
+        ...faults.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, behaviour: { fault: f, faultAfter: 2 } })),
+        { name: "bad-wasm", kind: "guest", duty: 1, behaviour: { lang: "as", fault: "wasm-oob" } },
       ],
-    };
+    }, "containment host");
     // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover; and
     // it allows no conventional memory in the database's own 4 MiB page, which OVMF's map has there: the loader must
     // name the conflict and the database is skipped. Every partition then starts at boot unchecked; the ultravisor
@@ -634,7 +634,8 @@ describe("ultravisor on OVMF (TCG)", () => {
 
   it("does not start a guest whose allotment the database does not wholly give it: the monitor checks every page with core's GetMemOwner", async () => {
     // The ultravisor partition of this build creates Y with its allotment's last page left to the ultravisor.
-    const config: UltravisorConfig = { ...fig1, runQuanta: 320, partitions: fig1.partitions.filter((p) => p.name !== "Z") };
+    const def = figure1Definition();
+    const config = configFrom({ ...def, run: { ...def.run, runQuanta: 320 }, partitions: def.partitions!.filter((p) => p.name !== "Z") }, "Figure 1 without Z");
     // It also first calls START for each guest with −1 and with its own number: neither is the guest's descriptor.
     const c = await boot("short-allotment", config, [], undefined, { shortAllotmentFor: "Y", startProbes: true });
     const text = c.lines.join("\n");

@@ -13,7 +13,7 @@ import { CREC, emitLead } from "../../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
 import { emitPaging } from "../../monitor-gen/paging.ts";
 import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
-import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
+import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
 import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "../../partitions/aot-guest.ts";
@@ -116,7 +116,7 @@ function planChannels(parts: PartitionSpec[]): ChannelDef[] {
 }
 
 export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): Promise<UltravisorImage> {
-  const config = validateConfig(opts.config ?? figure1Config());
+  const config = opts.config ?? figure1Config();
   const t0 = performance.now();
   const parts = config.partitions;
   const channels = planChannels(parts);

@@ -1,0 +1,125 @@
+// Cross-field rules of a host definition, which a schema of single values cannot state: unique names, one idle
+// partition, servers that exist before their clients, behaviour only where a program has it, nodes and firmware
+// regions that add up and do not overlap, operations that need a host with processors. Each problem is positioned
+// at the key it is about. What only one reader can honour is checked by that reader (partitions/config.ts for bare
+// metal); what core decides at run time (channel cardinality, placement) is left to core.
+import type { Problem } from "./errors.ts";
+import type { HostDefinition, PartitionDefinition } from "./host.ts";
+import type { LoadedDefinition } from "./load.ts";
+
+type Path = ReadonlyArray<PropertyKey>;
+
+const MB4 = 4n << 20n;
+const PAGE = 4096n;
+/** Bytes an order-n map covers: 4 KiB pages, 1024 entries per scale (order 2 = 4 GiB … order 5 = 4 EiB). */
+export const orderCoverage = (order: number): bigint => 1n << BigInt(12 + 10 * order);
+const MAX_MEMORY = orderCoverage(5);
+/** The simulated bootstrap needs the database's 4 MiB page and core's private 4 MiB page above the boot memory. */
+const MIN_MEMORY = 12n << 20n;
+
+const fmt = (b: bigint): string => {
+  for (const [u, s] of [["EB", 60n], ["PB", 50n], ["TB", 40n], ["GB", 30n], ["MB", 20n], ["KB", 10n]] as const) {
+    if (b >= 1n << s && b % (1n << s) === 0n) return `${b >> s} ${u}`;
+  }
+  return `${b} bytes`;
+};
+
+export function checkDefinition(d: LoadedDefinition): Problem[] {
+  const out: Problem[] = [];
+  const bad = (path: Path, message: string, key = false): void => {
+    out.push(d.problem(path, message, key));
+  };
+  checkHost(d.def, bad);
+  const parts = d.def.partitions ?? [];
+  const seen = new Map<string, number>();
+  const count = new Map<string, number>();
+  parts.forEach((p, i) => {
+    const at = ["partitions", i];
+    const prev = seen.get(p.name);
+    if (prev !== undefined) bad([...at, "name"], `duplicate name '${p.name}' (partitions[${prev}] has it; names are unique)`);
+    else seen.set(p.name, i);
+    count.set(p.kind, (count.get(p.kind) ?? 0) + 1);
+    if ((p.kind === "idle" || p.kind === "ultravisor" || p.kind === "command") && count.get(p.kind) === 2) {
+      bad([...at, "kind"], `a second '${p.kind}' partition (a host has at most one)`);
+    }
+    checkPartition(p, at, bad);
+    for (const [k, c] of (p.channels ?? []).entries()) {
+      const server = parts.findIndex((q) => q.name === c.server);
+      if (server < 0) bad([...at, "channels", k, "server"], `'${c.server}' is not a partition of this host (servers: ${parts.filter((q) => q.kind !== "idle").map((q) => q.name).join(", ")})`);
+      else if (server === i) bad([...at, "channels", k, "server"], `a partition cannot serve its own ${c.type} channel`);
+      else if (server > i && parts[server]!.kind !== "ultravisor") bad([...at, "channels", k, "server"], `'${c.server}' is listed after its client: list servers first (partitions are created in order)`);
+      else if (parts[server]!.kind === "idle") bad([...at, "channels", k, "server"], "the idle partition serves no channels");
+    }
+  });
+  const platform = d.def.host.pcpus !== undefined || d.def.partitions !== undefined;
+  d.def.operations.forEach((op, i) => {
+    const at = ["operations", i];
+    const kind = ["define", "stop", "ioComplete", "console", "submit", "schedule", "tick"].find((k) => op[k as keyof typeof op] !== undefined);
+    if (kind && !platform) bad([...at, kind], `${kind} needs a host with processors: add host.pcpus (or partitions)`, true);
+    if (op.define) {
+      if (op.define.kind === "idle" || op.define.kind === "ultravisor") bad([...at, "define", "kind"], `'${op.define.kind}' partitions exist from boot (define guest, io, command or operations)`);
+      checkPartition(op.define, [...at, "define"], bad);
+    }
+  });
+  return out;
+}
+
+function checkPartition(p: PartitionDefinition, at: Path, bad: (path: Path, m: string, key?: boolean) => void): void {
+  if (p.kind === "idle") {
+    for (const k of ["duty", "vcpus", "memory", "channels", "behaviour", "node"] as const) {
+      if (p[k] !== undefined) bad([...at, k], "the idle partition has none: it runs in every quantum nobody else uses and owns nothing", true);
+    }
+  } else if (p.duty === undefined && p.vcpus === undefined) {
+    bad([...at, "name"], "needs processor time: duty (1..16 sixteenths of a processor) or vcpus", false);
+  }
+  if (p.duty !== undefined && p.vcpus !== undefined) bad([...at, "vcpus"], "give duty (one VCPU) or vcpus, not both", true);
+  if (p.memory !== undefined && (p.memory === 0n || p.memory % MB4 !== 0n)) bad([...at, "memory"], `${fmt(p.memory)} is not a positive multiple of 4 MB (the smallest page a partition gets)`);
+  const b = p.behaviour;
+  if (b) {
+    if (p.kind !== "guest") bad([...at, "behaviour"], `only guests have a behaviour (this is a '${p.kind}' partition)`, true);
+    if (b.faultAfter !== undefined && b.fault === undefined) bad([...at, "behaviour", "faultAfter"], "faultAfter needs a fault", true);
+    if (b.fault === "wasm-oob" && b.lang !== "as") bad([...at, "behaviour", "fault"], "wasm-oob is an AssemblyScript guest's fault: add lang: as");
+    if (b.lang === "as" && b.fault !== undefined && b.fault !== "wasm-oob") bad([...at, "behaviour", "fault"], `an AssemblyScript guest's only fault is wasm-oob (${b.fault} needs lang: asm)`);
+    if (b.lang === "as" && b.benchHypercalls !== undefined) bad([...at, "behaviour", "benchHypercalls"], "benchHypercalls exists only for asm guests (lang: asm)", true);
+  }
+}
+
+function checkHost(def: HostDefinition, bad: (path: Path, m: string, key?: boolean) => void): void {
+  const h = def.host;
+  if (h.memory < MIN_MEMORY) bad(["host", "memory"], `${fmt(h.memory)} is too little (at least 12 MB: boot memory, the database's page and core's private page)`);
+  if (h.memory > MAX_MEMORY) bad(["host", "memory"], `${fmt(h.memory)} is more than an order-5 map covers (at most 4 EB)`);
+  if (h.memory % PAGE !== 0n) bad(["host", "memory"], `${h.memory} bytes is not a whole number of 4 KB pages`);
+  if (h.order !== undefined && orderCoverage(h.order) < h.memory) {
+    bad(["host", "order"], `an order-${h.order} map covers ${fmt(orderCoverage(h.order))}, less than host.memory (${fmt(h.memory)}); leave order out or raise it`);
+  }
+  if (h.nodes) {
+    if (h.pcpus === undefined) bad(["host", "nodes"], "nodes need host.pcpus (a host with processors)", true);
+    const cpus = h.nodes.reduce((a, n) => a + n.pcpus, 0);
+    if (h.pcpus !== undefined && cpus !== h.pcpus) bad(["host", "nodes"], `the nodes have ${cpus} processors, host.pcpus says ${h.pcpus} (they must add up)`);
+    const mem = h.nodes.reduce((a, n) => a + n.memory, 0n);
+    if (mem !== h.memory) bad(["host", "nodes"], `the nodes have ${fmt(mem)} of memory, host.memory says ${fmt(h.memory)} (they must add up)`);
+  }
+  if (h.bootMemory !== undefined && h.bootMemory % PAGE !== 0n) bad(["host", "bootMemory"], "not a whole number of 4 KB pages");
+  if (h.firmware) {
+    const top = orderCoverage(h.order ?? orderFor(h.memory));
+    h.firmware.forEach((r, i) => {
+      const at = ["host", "firmware", i];
+      if (r.base % PAGE !== 0n) bad([...at, "base"], `${r.base} is not 4 KB aligned (a firmware region starts on a page)`);
+      if (r.length === 0n || r.length % PAGE !== 0n) bad([...at, "length"], `${r.length} bytes is not a positive whole number of 4 KB pages`);
+      if (r.base + r.length > top) bad([...at, "length"], `the region ends at ${fmt(r.base + r.length)}, beyond what the map covers (${fmt(top)})`);
+    });
+    const sorted = h.firmware.map((r, i) => ({ ...r, i })).sort((a, b) => (a.base < b.base ? -1 : a.base > b.base ? 1 : a.i - b.i));
+    // Sorted by base, a region overlaps an earlier one exactly when it starts below the furthest end so far.
+    let reach = sorted[0]!;
+    for (const b of sorted.slice(1)) {
+      if (b.base < reach.base + reach.length) bad(["host", "firmware", b.i, "base"], `overlaps firmware[${reach.i}] (${fmt(reach.base)} + ${fmt(reach.length)}): every byte is described once`);
+      if (b.base + b.length > reach.base + reach.length) reach = b;
+    }
+  }
+}
+
+/** Smallest map order (2..5) whose coverage holds `bytes`. */
+export function orderFor(bytes: bigint): number {
+  for (let o = 2; o <= 5; o++) if (bytes <= orderCoverage(o)) return o;
+  return 5;
+}

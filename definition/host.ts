@@ -1,0 +1,212 @@
+// The host definition: one schema for every reader of a host file — `uvt build --config` (the bare-metal image,
+// partitions/config.ts), `uvt sim` (sim/scenario.ts) and the tests. It says what a host is (memory, processors and
+// NUMA nodes, the firmware map when simulated, the database layout knobs of the spec's worked example), which
+// partitions it starts with (kind, memory, processors and duty, channels, what their program does), how a bare-metal
+// run is paced, and, for the simulator, the operations to run and what to expect. Written with zod so that the same
+// schema validates files and generates docs/schema/host.schema.json (definition/json-schema.ts) for editors.
+// Cross-field rules (duplicate names, servers that exist, one idle partition, nodes that add up) are in check.ts;
+// what only one reader can honour (bare metal runs one processor) is checked by that reader, through the same
+// positioned errors (definition/errors.ts).
+import { z } from "zod";
+import { ChannelType } from "../sim/channel.ts";
+import { KIND } from "../sim/notation.ts";
+import { SIZE_PATTERN, parseBytes } from "./size.ts";
+
+/** The revision this build reads; a file states it so that a later format can be told apart. */
+export const REVISION = 2;
+
+/** Names the database gives its pseudo partitions (memory-layout.md §4): a partition may not take them. */
+export const RESERVED_NAMES: readonly string[] = Object.entries(KIND).filter(([, k]) => k <= KIND.Ultravisor).map(([n]) => n);
+
+export const PARTITION_KINDS = ["idle", "ultravisor", "io", "command", "guest", "operations"] as const;
+export type PartitionKind = (typeof PARTITION_KINDS)[number];
+
+/** What a test guest does wrong on the machine (partitions/programs.ts builds each; examples/ultravisor-containment.yaml). */
+export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;
+
+/** A size: "4 GB", "64GB", "4 MiB" or a byte count; read as bytes (bigint: hosts reach 4 EB). */
+export const size = z
+  .union([z.string().regex(new RegExp(SIZE_PATTERN), { error: 'a size such as "4 GB", "64 MB" or a byte count' }), z.int().min(0)])
+  .transform((v, ctx) => {
+    try {
+      return parseBytes(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: (e as Error).message });
+      return z.NEVER;
+    }
+  })
+  .meta({ description: 'bytes: "4 GB", "64 MB", "4 KiB" (binary multiples) or a plain byte count' });
+
+const PAGE_RE = /^\s*\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]\s*$/;
+/** A 4 KiB page by its partition number "[G,M,K]" (the spec's notation) or [G, M, K]; read as the page number. */
+export const page = z
+  .union([
+    z.string().regex(PAGE_RE, { error: 'a page "[G,M,K]" with G, M, K in 0..1023' }),
+    z.tuple([z.int().min(0).max(1023), z.int().min(0).max(1023), z.int().min(0).max(1023)]),
+  ])
+  .transform((v, ctx) => {
+    const [g, m, k] = typeof v === "string" ? PAGE_RE.exec(v)!.slice(1).map(Number) : v;
+    if (g! > 1023 || m! > 1023 || k! > 1023) {
+      ctx.addIssue({ code: "custom", message: `[${g},${m},${k}] has a number above 1023 (G, M, K are in 0..1023)` });
+      return z.NEVER;
+    }
+    return (g! * 1024 + m!) * 1024 + k!;
+  })
+  .meta({ description: 'a 4 KiB page: "[G,M,K]" or [G, M, K], each 0..1023' });
+
+const PLACEMENT_RE = /^\s*Map\s*\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]\s*,?\s*(?:Index\s*\(\s*(\d+)\s*\)|IndexRange\s*\(\s*(\d+)\s*,\s*(\d+)\s*\))\s*$/i;
+/** "Map[0,1,0], Index(2)" or "Map[0,1,1], IndexRange(768,1023)": entries of one map page. */
+const placementRun = z
+  .string()
+  .regex(PLACEMENT_RE, { error: 'a placement such as "Map[0,1,0], Index(2)" or "Map[0,1,1], IndexRange(768,1023)"' })
+  .transform((text, ctx) => {
+    const m = PLACEMENT_RE.exec(text)!;
+    const [g, mm, k] = [Number(m[1]), Number(m[2]), Number(m[3])];
+    const first = Number(m[4] ?? m[5]);
+    const last = Number(m[4] ?? m[6]);
+    if (g > 1023 || mm > 1023 || k > 1023) ctx.addIssue({ code: "custom", message: `Map[${g},${mm},${k}]: G, M, K are in 0..1023` });
+    if (first > last || last > 1023) ctx.addIssue({ code: "custom", message: `index range ${first}..${last} is not within 0..1023` });
+    return { map: (g * 1024 + mm) * 1024 + k, first, last };
+  });
+
+export const name = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,15}$/, { error: "1 to 15 letters, digits, _ . - (no spaces)" })
+  .refine((n) => !RESERVED_NAMES.includes(n), { error: `a name the database keeps for itself (${RESERVED_NAMES.join(", ")})` });
+
+export const vcpu = z
+  .strictObject({
+    duty: z.int().min(1).max(16).optional().meta({ description: "quanta per 16-quantum cycle on its processor" }),
+    dedicated: z.boolean().optional().meta({ description: "a whole processor to itself ([0087])" }),
+    cstate: z.int().min(0).max(3).optional().meta({ description: "ACPI C-state; only C0 VCPUs are scheduled ([0139])" }),
+  })
+  .refine((v) => v.duty !== undefined || v.dedicated === true, { error: "give duty (1..16 sixteenths of a processor) or dedicated: true" });
+
+export const channel = z.strictObject({
+  type: z.enum(CHANNEL_TYPES),
+  server: z.string().min(1).meta({ description: "the serving partition's name" }),
+});
+
+export const behaviour = z
+  .strictObject({
+    lang: z.enum(["as", "asm"]).optional()
+      .meta({ description: "guests on bare metal: AssemblyScript through the AOT compiler (as) or the typed assembler (asm, the default)" }),
+    fault: z.enum(FAULT_KINDS).optional().meta({ description: "test guests: commit this fault (containment)" }),
+    faultAfter: z.int().min(0).max(1_000_000).optional().meta({ description: "lines printed before the fault (default 2)" }),
+    probeCommand: z.boolean().optional().meta({ description: "try the command hypercall once; it is refused and audited" }),
+    benchHypercalls: z.int().min(1).max(1_000_000).optional().meta({ description: "bench builds: TIME hypercall round trips measured at start" }),
+  })
+  .meta({ description: "what the partition's program does (guests)" });
+
+export const partition = z.strictObject({
+  name,
+  kind: z.enum(PARTITION_KINDS).default("guest"),
+  user: z.string().min(1).max(16).optional().meta({ description: "the principal that owns it (default User<name>)" }),
+  memory: size.optional().meta({ description: "simulator: a multiple of 4 MB (default 4 MB); bare metal gives a fixed allotment" }),
+  node: z.int().min(0).max(63).optional().meta({ description: "NUMA node preferred for memory and processors" }),
+  duty: z.int().min(1).max(16).optional().meta({ description: "one VCPU with this many sixteenths of a processor" }),
+  vcpus: z.union([z.int().min(1).max(64), z.array(vcpu).min(1).max(64)]).optional()
+    .meta({ description: "a count (each a whole processor's duty) or one entry per VCPU" }),
+  channels: z.array(channel).max(64).optional()
+    .meta({ description: "default: a console channel to the I/O partition; the command partition's command channel to the ultravisor" }),
+  behaviour: behaviour.optional(),
+});
+
+const firmwareRegion = z.strictObject({
+  base: size,
+  length: size,
+  type: z.enum(["usable", "reserved"]),
+});
+
+export const host = z.strictObject({
+  memory: size.prefault("256 MB").meta({ description: "installed memory (default 256 MB, what `uvt run` gives QEMU)" }),
+  pcpus: z.int().min(1).max(4096).optional().meta({ description: "physical processors; a host with processors boots its command partition" }),
+  nodes: z.array(z.strictObject({ memory: size, pcpus: z.int().min(1).max(4096) })).min(1).max(64).optional()
+    .meta({ description: "NUMA nodes in address order; memory and pcpus add up to the host's" }),
+  firmware: z.array(firmwareRegion).min(1).max(4096).optional()
+    .meta({ description: "simulator: the firmware memory map (default: all of memory usable; docs/specs/host-definition.md)" }),
+  order: z.int().min(2).max(5).optional().meta({ description: "simulator: map order (default the smallest covering memory)" }),
+  bootMemory: size.optional().meta({ description: "simulator: memory at 0 the boot partition keeps (default 4 MB)" }),
+  reserve: z.tuple([page, page]).optional().meta({ description: "simulator: first and last page of the database's 4 MB reserved for the ultravisor ([0217])" }),
+  split: z.array(z.strictObject({ map: page, index: z.int().min(0).max(1023), into: page })).max(1024).optional()
+    .meta({ description: "simulator: map entries divided at boot ([0219])" }),
+});
+
+export const run = z.strictObject({
+  quantumTicks: z.int().min(10_000).max(0xffff_ffff).default(2_000_000).meta({ description: "APIC timer counts per quantum (QEMU: 1 GHz, so 2 ms)" }),
+  runQuanta: z.int().min(0).max(0x7fff_ffff).default(800).meta({ description: "stop after this many quanta with a summary; 0 runs until powered off" }),
+  guestPeriod: z.int().min(1).max(1_000_000).default(8).meta({ description: "quanta between two lines of a guest" }),
+  exitCode: z.int().min(0).max(127).default(33).meta({ description: "isa-debug-exit code of a finished run (QEMU exits with 2N+1)" }),
+  probes: z.boolean().default(false).meta({ description: "bench builds: time-stamp probes on the timer → switch path" }),
+});
+
+const createOp = z.strictObject({
+  name: z.string().regex(/^[\x20-\x7e]{1,16}$/).refine((n) => !n.includes('"'), { error: "no quotes" }),
+  user: z.string().min(1).max(16).optional(),
+  kind: z.enum(Object.keys(KIND) as Array<keyof typeof KIND>).optional(),
+  size: size.optional(),
+  at: z.union([placementRun.transform((r) => [r]), z.array(placementRun).min(1)]).optional(),
+}).refine((c) => c.size !== undefined || c.at !== undefined, { error: "give size, or at (explicit placement)" });
+
+const OPERATION_KEYS = ["create", "destroy", "merge", "split", "transaction", "backup", "define", "stop", "ioComplete", "console", "submit", "schedule", "tick"] as const;
+export type OperationKey = (typeof OPERATION_KEYS)[number];
+
+export const operation = z
+  .strictObject({
+    title: z.string().optional(),
+    expectError: z.string().regex(/^[A-Z_]+$/, { error: "an error name such as NOT_COMMAND or CHANNEL_DEFINITION" }).optional(),
+    create: createOp.optional(),
+    destroy: z.string().min(1).optional(),
+    merge: z.strictObject({ map: page, index: z.int().min(0).max(1023) }).optional(),
+    split: z.strictObject({ map: page, index: z.int().min(0).max(1023), into: page.optional() }).optional(),
+    transaction: z.string().min(1).optional().meta({ description: "transactions in the spec's notation ([0222])" }),
+    backup: z.literal(true).optional(),
+    define: partition.optional(),
+    stop: z.union([z.string().min(1), z.strictObject({ partition: z.string().min(1), inflight: z.array(z.string().min(1)).optional() })]).optional(),
+    ioComplete: z.string().min(1).optional(),
+    console: z.strictObject({ from: z.string().min(1), text: z.string() }).optional(),
+    submit: z.strictObject({ from: z.string().min(1), transaction: z.string().min(1) }).optional(),
+    schedule: z.literal(true).optional(),
+    tick: z.int().min(1).max(1 << 30).optional(),
+  })
+  .superRefine((op, ctx) => {
+    const present = OPERATION_KEYS.filter((k) => op[k] !== undefined);
+    if (present.length !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        message: `exactly one operation per entry${present.length ? ` (found ${present.join(", ")})` : ""} (one of ${OPERATION_KEYS.join(", ")})`,
+      });
+    }
+  });
+
+export const expect = z.strictObject({
+  owners: z.array(z.strictObject({ address: size, is: z.string().min(1) })).optional(),
+  mapPages: z.int().min(1).max(1 << 20).optional(),
+  output: z.array(z.string()).optional().meta({ description: "lines that must be printed, in this order (substrings)" }),
+});
+
+export const hostDefinition = z
+  .strictObject({
+    $schema: z.string().optional().meta({ description: "JSON files: the schema's path, for editors" }),
+    revision: z.literal(REVISION, { error: `this build reads revision ${REVISION}` }),
+    name: z.string().optional(),
+    host: host.prefault({}),
+    partitions: z.array(partition).min(1).max(256).optional()
+      .meta({ description: "the partitions the host starts with; uvt build needs them" }),
+    run: run.prefault({})
+      .meta({ description: "bare metal: pacing of a run" }),
+    operations: z.array(operation).max(1_000_000).default([]).meta({ description: "simulator: operations in order" }),
+    expect: expect.optional().meta({ description: "simulator: outcomes checked after the operations" }),
+  })
+  .meta({ title: "ultravisor host definition", description: "One host for uvt build, uvt sim and the tests (docs/specs/host-definition.md)" });
+
+export type HostDefinition = z.output<typeof hostDefinition>;
+export type PartitionDefinition = z.output<typeof partition>;
+export type VcpuDefinition = z.output<typeof vcpu>;
+export type ChannelDefinition = z.output<typeof channel>;
+export type OperationDefinition = z.output<typeof operation>;
+export type RunDefinition = z.output<typeof run>;
+export { OPERATION_KEYS };
