@@ -2,8 +2,7 @@
 // OVMF, image, memory, accelerator), boots a q35 guest with the ESP image as a raw disk, streams the serial port line
 // by line, exposes QMP, decodes the isa-debug-exit code, enforces a per-boot timeout and keeps the logs of any
 // failed boot under ./artifacts/. Everything above it (uvt run, test/hw, benches) goes through this class.
-import { copyFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execa, type ResultPromise } from "execa";
@@ -15,7 +14,15 @@ import { decodeExit, describeExit, type ExitReason, qemuErrorLine } from "./exit
 import { LineSplitter } from "./lines.ts";
 import { discoverOvmf, type OvmfFiles, type OvmfOptions } from "./ovmf.ts";
 import { QmpClient } from "./qmp.ts";
+import { makeWorkDir, sweepStaleWorkDirs } from "./workdir.ts";
 import { parseMemSize } from "./size.ts";
+
+/** util-linux's setpriv, which sets the parent-death signal before it execs QEMU (Debian: always installed). */
+function setpriv(): string {
+  const found = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+  if (!found) throw new HarnessError("setpriv (util-linux) is missing: it makes QEMU die with uvt; apt-get install util-linux");
+  return found;
+}
 
 export interface MachineOptions {
   /** Short name of this boot: names the artifacts folder. */
@@ -199,14 +206,19 @@ export class Machine {
     smp: number,
     timeoutMs: number,
   ): Promise<Machine> {
-    const workDir = mkdtempSync(join(tmpdir(), "uv-qemu-"));
+    sweepStaleWorkDirs();
+    const workDir = makeWorkDir();
     const varsCopy = join(workDir, "vars.fd");
     copyFileSync(ovmf.vars, varsCopy);
     const serialLog = join(workDir, "serial.log");
     const qmpSocket = join(workDir, "qmp.sock");
     const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs });
     const t0 = performance.now();
-    const proc = execa(qemu, args, { stdin: "pipe", stdout: "pipe", stderr: "pipe", buffer: false, reject: false, forceKillAfterDelay: 3000 });
+    // QEMU dies with us even when we are killed outright (SIGKILL runs no handler): setpriv sets the parent-death
+    // signal and execs QEMU in the same process, so proc.pid is QEMU's.
+    const proc = execa(setpriv(), ["--pdeathsig", "SIGKILL", "--", qemu, ...args], {
+      stdin: "pipe", stdout: "pipe", stderr: "pipe", buffer: false, reject: false, forceKillAfterDelay: 3000,
+    });
     const m = new Machine(
       opts.name ?? "boot",
       accel,

@@ -61,7 +61,7 @@ describe("uvt asm", () => {
     const bad = join(dir, "bad.s");
     writeFileSync(bad, "nop\n  mov rax, ecx\n");
     const r = await run([bad, "-o", join(dir, "never.bin")]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.err).toBe(`${bad}:2:3: mov rax, ecx: operand widths differ (qword vs dword)\n`);
     expect(() => readFileSync(join(dir, "never.bin"))).toThrow();
     await expect(run([])).rejects.toThrow(UsageError);

@@ -14,6 +14,7 @@ const help = `Usage: uvt asm FILE [-o OUT] [--listing] [--format bin|hex] [--bas
 Assembles FILE (GNU .intel_syntax noprefix dialect: one instruction per line, labels, # or ; comments,
 db/dw/dd/dq and .byte/.word/.long/.quad/.ascii/.asciz/.zero, .align, .text/.data/.section, byte/word/dword/qword ptr)
 with the typed x86-64 assembler. Sections are placed one after another from the base address and linked.
+An error in FILE is one line, FILE:LINE:COL: statement: what is wrong, and exit status 2; nothing is written.
 
 Options:
   -o, --output OUT   where to write (default: FILE with .bin for --format bin; standard output for hex and listings)
@@ -71,11 +72,11 @@ const command: Command = {
     } catch (e) {
       if (e instanceof AsmSyntaxError) {
         console.error(e.message);
-        return 1;
+        return 2;
       }
       if (e instanceof Error) {
         console.error(`${file}: ${e.message}`);
-        return 1;
+        return 2;
       }
       throw e;
     }

@@ -23,7 +23,9 @@ Options:
 The KVM verdict of --accel auto is cached in node_modules/.cache/ultravisor/accel-probe.json (delete it to probe
 again after a host change).
 
-Exit status: the guest's isa-debug-exit code; 0 when QEMU shuts down normally; 124 on timeout; 1 when QEMU fails.
+Exit status: the guest's isa-debug-exit code; 0 when QEMU shuts down normally; 124 on timeout; 1 when QEMU fails;
+130 when interrupted (SIGINT), 143 when terminated (SIGTERM). QEMU never outlives uvt run, even one killed with
+SIGKILL (QEMU gets the parent-death signal); a killed run's temp folder is swept by the next run.
 Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).
 
 Examples:
@@ -71,12 +73,21 @@ const command: Command = {
     }
     console.error(`uvt run: booting ${image} (${machine.accel}, ${machine.memMiB} MiB, ${smp} CPU${smp > 1 ? "s" : ""})`);
     machine.onLine((l) => console.log(l.text));
-    // Ctrl-C stops QEMU with us instead of leaving it running.
-    const onSignal = (): void => void machine.close();
+    // Ctrl-C or a SIGTERM stops QEMU with us and exits 128 + the signal's number, as a shell reports it (SIGKILL runs
+    // no handler: QEMU then dies by its parent-death signal, qemu/machine.ts).
+    let signalled: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signalled ??= sig;
+      void machine.close();
+    };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
       const exit = await machine.wait();
+      if (signalled) {
+        console.error(`uvt run: stopped by ${signalled}`);
+        return signalled === "SIGINT" ? 130 : 143;
+      }
       switch (exit.kind) {
         case "guest":
           console.error(`uvt run: ${describeExit(exit)}`);
