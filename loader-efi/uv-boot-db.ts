@@ -3,7 +3,8 @@
 // to the simulator), then runs partitions/assembly/boot.ts — compiled by toolchain/aot, linear memory = physical
 // memory — whose only ways out are two imports supplied here: `env.db_submit` and `env.db_log_truncate`, each a
 // call into the same AOT-compiled core.wasm the bootstrap used (same VM context). `firmwareRegions` is the
-// TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, for sim/host.ts.
+// TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, as core/db-layout.ts
+// FirmwareRegions for sim/host.ts.
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rcx, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
@@ -11,7 +12,7 @@ import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { kline } from "../monitor-gen/console.ts";
 import { ascBuild } from "../partitions/aot-guest.ts";
-import type { FirmwareRegion } from "../sim/host.ts";
+import type { FirmwareRegion } from "../core/db-layout.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const SOURCE = join(root, "partitions", "assembly", "boot.ts");

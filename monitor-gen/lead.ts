@@ -13,7 +13,7 @@ import { VECTORS } from "./entry.ts";
 import { DB_PAGES, DBWIN, FLAG, FR, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, SP, STATE, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
-import { PD_MAGIC } from "../sim/database.ts";
+import { PD_MAGIC } from "../core/database.ts";
 
 /** Partition record (64 bytes) offsets in g_partitions. */
 export const PREC = { name: 0, blob: 8, blobBytes: 16, entry: 24, number: 32, flags: 36, state: 40, allotPages: 48, definition: 56, size: 64 } as const;

@@ -18,7 +18,7 @@ import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "./aot-guest.ts";
-import { PD_MAGIC } from "../sim/database.ts";
+import { PD_MAGIC } from "../core/database.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
 /** Where the definition payload is copied for the boot module: the request buffer's last 256 bytes (database view). */

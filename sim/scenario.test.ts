@@ -5,7 +5,7 @@ import { execa } from "execa";
 import { join } from "node:path";
 import { loadScenario, parseScenario, ScenarioError } from "./scenario.ts";
 import { runScenario } from "./run-scenario.ts";
-import { formatOp, parseOp, parsePn, pn } from "./notation.ts";
+import { formatOp, parseOp, parsePn, pn } from "../core/notation.ts";
 
 function errorOf(text: string): ScenarioError {
   try {

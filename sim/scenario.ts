@@ -4,11 +4,11 @@
 import { readFileSync } from "node:fs";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
 import type { HostConfig } from "./host.ts";
-import { parseBytes } from "./mapview.ts";
-import { KIND, type KindName, NotationError, parseLog, parsePn, gmk } from "./notation.ts";
+import { parseBytes } from "../core/mapview.ts";
+import { KIND, type KindName, NotationError, parseLog, parsePn, gmk } from "../core/notation.ts";
 import type { Run } from "./resource-service.ts";
 import type { ChannelDef, PartitionDef, PlatformConfig, VcpuDef } from "./platform.ts";
-import { ChannelType, type ChannelTypeName } from "./channel.ts";
+import { ChannelType, type ChannelTypeName } from "../core/channel.ts";
 
 export class ScenarioError extends Error {
   override name = "ScenarioError";

@@ -17,7 +17,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
 import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../toolchain/image/ultravisor.ts";
-import { Database, privateArea } from "../../sim/database.ts";
+import { Database, privateArea } from "../../core/database.ts";
 import { Host } from "../../sim/host.ts";
 import { ResourceService, type Run } from "../../sim/resource-service.ts";
 import { firmwareRegions, nonRamOverlaps, parseFirmwareMap, BOOT_DB_LINES, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../loader-efi/uv-boot-db.ts";
@@ -27,9 +27,9 @@ import { figure1Config, type UltravisorConfig } from "../../partitions/config.ts
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
-import { span } from "../../sim/mapview.ts";
+import { span } from "../../core/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
-import { readSchedule } from "../../sim/schedule.ts";
+import { readSchedule } from "../../core/schedule.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));

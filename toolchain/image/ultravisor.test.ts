@@ -12,9 +12,9 @@ import { objdumpPrivate } from "../pe/objdump.ts";
 import { writeEfiImage } from "./efi-image.ts";
 import { buildUltravisorImage, formatCommandTemplate, type UltravisorImage } from "./ultravisor.ts";
 import { loadCore } from "../../core/wasm.ts";
-import { carve, chanExports, ChannelType } from "../../sim/channel.ts";
+import { carve, chanExports, ChannelType } from "../../core/channel.ts";
 import { parseSymbolMap } from "./symbol-map.ts";
-import { readSchedule } from "../../sim/schedule.ts";
+import { readSchedule } from "../../core/schedule.ts";
 import { CMDCHAN, INFO, WINDOW, cmdSigBase } from "../../monitor-gen/layout.ts";
 import { IO_EMIT } from "../../partitions/programs.ts";
 

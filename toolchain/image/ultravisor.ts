@@ -4,8 +4,8 @@
 // all embedded in one PE32+ file on an ESP (docs/specs/image-layout.md explains why embedded).
 import { Assembler, addr } from "../x64/index.ts";
 import { loadCore } from "../../core/wasm.ts";
-import { chanExports, ChannelType } from "../../sim/channel.ts";
-import { readSchedule, Scheduler } from "../../sim/schedule.ts";
+import { chanExports, ChannelType } from "../../core/channel.ts";
+import { readSchedule, Scheduler } from "../../core/schedule.ts";
 import { emitConsole } from "../../monitor-gen/console.ts";
 import { emitDescriptors } from "../../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../../monitor-gen/entry.ts";
@@ -22,8 +22,8 @@ import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-
 import { bootDbWasm, compileBootDb, emitBootDb } from "../../loader-efi/uv-boot-db.ts";
 import { coreWasmPath } from "../../core/build.ts";
 import { readFileSync } from "node:fs";
-import { defaultLayout } from "../../sim/host.ts";
-import { privateArea } from "../../sim/database.ts";
+import { defaultLayout } from "../../core/db-layout.ts";
+import { privateArea } from "../../core/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface UltravisorImageOptions {
@@ -74,10 +74,10 @@ export interface UltravisorImage extends EfiImage {
 const UV_CORE_MEMORY_BYTES = 0xffff_0000;
 
 /**
- * The database the boot builds: an order-2 map (hosts up to 4 GiB) in Figure 8's placement (sim/host.ts
+ * The database the boot builds: an order-2 map (hosts up to 4 GiB) in Figure 8's placement (core/db-layout.ts
  * defaultLayout) in its own 4 MiB page [0,1,*], and core's private 4 MiB page (scratch, request buffer, map directory,
  * log) wherever the loader carves it from the ultravisor region (docs/specs/memory-layout.md §5, ADR 0002). The
- * private page's offsets are the simulator's (sim/database.ts privateArea).
+ * private page's offsets are core's (core/database.ts privateArea), the ones the simulator uses.
  */
 export const CORE_DB_PLAN: CoreDbPlan = (() => {
   const l = defaultLayout(2);
