@@ -114,7 +114,7 @@ export function nonRamOverlaps(descs: UefiDescriptor[], lo: bigint, hi: bigint):
 /**
  * Emits `uv_boot_db` and the two import shims. Needs from the image: `core_ctx`/`core_args`/`core_result` (monitor-gen/
  * core-db.ts), the core thunks `core_submit_thunk` and `core_truncate_thunk`, and the module's `bootdb_main_thunk` and
- * `bootdb_host_trap` aliases (toolchain/image/ultravisor.ts merges the objects).
+ * `bootdb_host_trap` aliases (image/ultravisor.ts merges the objects).
  */
 export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan): void {
   const L = (n: string): Label => a.symbol(n);

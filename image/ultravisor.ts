@@ -1,29 +1,31 @@
 // Builds the bare-metal ultravisor image: the ring-0 program (loader-efi/ultravisor.ts, monitor-gen/*) and every
 // partition program (partitions/*) assembled with toolchain/x64, the partition windows packed (partitions/pack.ts),
 // the schedule table computed and the channel template formatted by core.wasm (the same code the simulator runs),
-// all embedded in one PE32+ file on an ESP (docs/specs/image-layout.md explains why embedded).
-import { Assembler, addr } from "../x64/index.ts";
-import { loadCore } from "../../core/wasm.ts";
-import { chanExports, ChannelType } from "../../core/channel.ts";
-import { readSchedule, Scheduler } from "../../core/schedule.ts";
-import { emitConsole } from "../../monitor-gen/console.ts";
-import { emitDescriptors } from "../../monitor-gen/descriptors.ts";
-import { emitMonitor } from "../../monitor-gen/entry.ts";
-import { CREC, emitLead } from "../../monitor-gen/lead.ts";
-import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
-import { emitPaging } from "../../monitor-gen/paging.ts";
-import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
-import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../../partitions/config.ts";
-import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../../partitions/programs.ts";
-import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
-import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "../../partitions/aot-guest.ts";
-import { assembleUltravisorWithCore } from "../../partitions/uv-core.ts";
-import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-gen/core-db.ts";
-import { bootDbWasm, compileBootDb, emitBootDb } from "../../loader-efi/uv-boot-db.ts";
-import { coreWasmPath } from "../../core/build.ts";
+// all embedded in one PE32+ file on an ESP (docs/specs/image-layout.md explains why embedded). image/ is the top
+// bare-metal layer: it may import every folder below it (loader-efi, partitions, monitor-gen, core, toolchain), never
+// sim/ (docs/architecture.md, Layers).
+import { Assembler, addr } from "../toolchain/x64/index.ts";
+import { loadCore } from "../core/wasm.ts";
+import { chanExports, ChannelType } from "../core/channel.ts";
+import { readSchedule, Scheduler } from "../core/schedule.ts";
+import { emitConsole } from "../monitor-gen/console.ts";
+import { emitDescriptors } from "../monitor-gen/descriptors.ts";
+import { emitMonitor } from "../monitor-gen/entry.ts";
+import { CREC, emitLead } from "../monitor-gen/lead.ts";
+import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
+import { emitPaging } from "../monitor-gen/paging.ts";
+import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../loader-efi/ultravisor.ts";
+import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../partitions/config.ts";
+import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../partitions/programs.ts";
+import { packPartition, type PackedPartition, type SlotInfo } from "../partitions/pack.ts";
+import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "../partitions/aot-guest.ts";
+import { assembleUltravisorWithCore } from "../partitions/uv-core.ts";
+import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../monitor-gen/core-db.ts";
+import { bootDbWasm, compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";
+import { coreWasmPath } from "../core/build.ts";
 import { readFileSync } from "node:fs";
-import { defaultLayout } from "../../core/db-layout.ts";
-import { privateArea } from "../../core/database.ts";
+import { defaultLayout } from "../core/db-layout.ts";
+import { privateArea } from "../core/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface UltravisorImageOptions {
