@@ -18,7 +18,8 @@ import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../loader-efi/ult
 import { figure1Config, type PartitionSpec, type UltravisorConfig, validateConfig } from "../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../partitions/pack.ts";
-import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "../partitions/aot-guest.ts";
+import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, packAotPartition, partitionWasm } from "../partitions/aot-guest.ts";
+import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { assembleUltravisorWithCore } from "../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../monitor-gen/core-db.ts";
 import { bootDbWasm, compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";

@@ -11,7 +11,7 @@ import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, r
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { kline } from "../monitor-gen/console.ts";
-import { ascBuild } from "../partitions/aot-guest.ts";
+import { ascBuild } from "../core/asc.ts";
 import type { FirmwareRegion } from "../core/db-layout.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -60,16 +60,14 @@ export function parseFirmwareMap(lines: readonly string[]): UefiDescriptor[] {
   });
 }
 
-function bootAscArgs(outFile: string): string[] {
-  return [
-    SOURCE, "--outFile", outFile, "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
-    "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--use", "abort=", "--noColors",
-  ];
-}
+const BOOT_ASC_FLAGS = [
+  "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
+  "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--use", "abort=", "--noColors",
+];
 
-/** out/partitions/boot.wasm, rebuilt with asc when partitions/assembly/boot.ts is newer. */
+/** out/partitions/boot.wasm, rebuilt with asc (core/asc.ts) when partitions/assembly/boot.ts is newer. */
 export async function bootDbWasm(): Promise<Uint8Array> {
-  return ascBuild(SOURCE, OUT, bootAscArgs);
+  return (await ascBuild({ sources: [SOURCE], out: OUT, flags: BOOT_ASC_FLAGS })).bytes;
 }
 
 /** The boot module compiled for an image; `prefix` names its symbols (the ring-0 instance and the ultravisor partition's). */

@@ -17,7 +17,7 @@ import { CHAN, CMDCHAN, DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../mo
 import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
-import { mergeObjects } from "./aot-guest.ts";
+import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { PD_MAGIC } from "../core/database.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
