@@ -239,7 +239,7 @@ export class Host {
   /**
    * Changes every `from`-owned entry inside [start, end) to `to`, splitting partial entries (boot only). `fine`
    * splits whole entries of larger pages too, so the range ends up at 4 KiB granularity (the bare-metal boot marks the
-   * partitions' allotments so, to give each to its partition later: partitions/assembly/boot.ts does the same).
+   * partitions' allotments so, to give each to its partition later: loader-efi/assembly/boot.ts does the same).
    */
   markRange(start: bigint, end: bigint, from: number, to: number, alloc: () => number, fine = false): void {
     const ui = this.db.indexPage();

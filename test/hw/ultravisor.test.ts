@@ -191,7 +191,7 @@ function inRam(firmware: UefiDescriptor[], lo: bigint, hi: bigint): boolean {
  * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (its
  * bootstrap with the host size the machine found, the boot partition's transactions, the first backup), then the
  * ultravisor region the loader printed given from Available to the ultravisor partition (after the backup point, as
- * partitions/assembly/boot.ts does), its allotment part at 4 KiB granularity first; then the resource service's
+ * loader-efi/assembly/boot.ts does), its allotment part at 4 KiB granularity first; then the resource service's
  * create() of each partition the boot partition creates and of each definition the ultravisor partition applies,
  * each with its allotment (read from the monitor's started lines) taken from the ultravisor.
  */
