@@ -52,8 +52,8 @@ const SHARED_SOURCES = [
 
 /** out/partitions/PROGRAM.wasm, rebuilt with asc (core/asc.ts, the one AssemblyScript build entry) when a source is newer. */
 export async function partitionWasm(program: AsProgram): Promise<Uint8Array> {
-  const target = { sources: [join(ASSEMBLY, `${program}.ts`)], out: join(root, "out", "partitions", `${program}.wasm`), flags: PARTITION_ASC_FLAGS, deps: SHARED_SOURCES };
-  return (await ascBuild(target)).bytes;
+  const out = join(root, "out", "partitions", `${program}.wasm`);
+  return (await ascBuild({ sources: [join(ASSEMBLY, `${program}.ts`)], out, flags: PARTITION_ASC_FLAGS, deps: SHARED_SOURCES })).bytes;
 }
 
 export interface AotPartition {
