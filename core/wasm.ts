@@ -26,7 +26,7 @@ export interface LoadOptions {
 export interface Core {
   instance: WasmInstance;
   memory: WasmMemory;
-  /** Every export of core.wasm, untyped; sim/ wraps the ones it uses with types. */
+  /** Every export of core.wasm, untyped; core's bindings (channel.ts, database.ts, schedule.ts) type the ones they use. */
   exports: Record<string, unknown>;
 }
 
