@@ -23,7 +23,8 @@ const QEMU_USERS = LAYERS[LAYERS.length - 1];
 
 const ALL = LAYERS.flat();
 const TOP = LAYERS.length - 1;
-const re = (folders) => `^(${folders.map((f) => f.replace(/[.-]/g, (c) => `\\${c}`)).join("|")})/`;
+/** A path regex matching any of `folders` (folder names hold no regex metacharacters but "."). */
+const re = (folders) => `^(${folders.map((f) => f.replace(/\./g, "\\.")).join("|")})/`;
 
 /** One rule per folder below the top: the folders it must not import. */
 const layerRules = LAYERS.slice(0, TOP).flatMap((layer, i) =>
