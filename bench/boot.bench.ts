@@ -8,8 +8,8 @@ import { type Bench, round } from "./bench.ts";
 import { DEFAULT_BANNER, FIRST_IMAGE_LINES } from "../loader-efi/first-image.ts";
 import { assembleMinimalImage, MINIMAL_ENTRY, MINIMAL_MARKER } from "../loader-efi/minimal-image.ts";
 import { Machine } from "../qemu/index.ts";
-import { linkEfiImage, writeEfiImage } from "../toolchain/image/efi-image.ts";
-import { buildFirstImage } from "../toolchain/image/first-image.ts";
+import { linkEfiImage, writeEfiImage } from "../image/efi-image.ts";
+import { buildFirstImage } from "../image/first-image.ts";
 
 const REPEAT = Number(process.env["UV_BENCH_BOOT_REPEAT"] ?? 3);
 

@@ -2,7 +2,7 @@
 // signal). Two figures: the batch path (chan_pump: the loop runs inside wasm, as a server draining a queue does) and
 // one JS -> wasm call per insert and per remove. Target (issue 6): >= 10 M signals/s.
 import { bestOf, round, type Bench, type Figure } from "./bench.ts";
-import { carve, ChannelType, loadChannelCore, Q } from "../sim/channel.ts";
+import { carve, ChannelType, loadChannelCore, Q } from "../core/channel.ts";
 
 const bench: Bench = {
   name: "channel",

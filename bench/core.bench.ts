@@ -3,9 +3,9 @@
 // fills), GetMemOwner lookups per second (batched inside wasm, and one JS→wasm call per lookup), and the pages the
 // database of a 4 PB host with 1K partitions of 4 TB occupies. Targets: ≥ 1 M transactions/s, ≥ 20 M lookups/s.
 import { bestOf, round, type Bench, type Figure } from "./bench.ts";
-import { REQUEST_BUFFER } from "../sim/database.ts";
+import { REQUEST_BUFFER } from "../core/database.ts";
 import { Host } from "../sim/host.ts";
-import { gmk } from "../sim/notation.ts";
+import { gmk } from "../core/notation.ts";
 import { ResourceService } from "../sim/resource-service.ts";
 
 const P = (k: number): number => gmk(0, 1, k);

@@ -4,8 +4,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Bench, bestOf, round } from "./bench.ts";
-import { writeEfiImage } from "../toolchain/image/efi-image.ts";
-import { buildFirstImage } from "../toolchain/image/first-image.ts";
+import { writeEfiImage } from "../image/efi-image.ts";
+import { buildFirstImage } from "../image/first-image.ts";
 
 const bench: Bench = {
   name: "image",

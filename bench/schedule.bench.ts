@@ -2,8 +2,8 @@
 // (2 dedicated I/O VCPUs, 100 VCPUs in C3 left out, the rest at 1/16 and 2/16 duty, some with an affinity).
 // Target (issue 6): < 10 ms. Figures: the computation alone, and with encoding the requests from JS.
 import { bestOf, round, type Bench, type Figure } from "./bench.ts";
-import { loadChannelCore } from "../sim/channel.ts";
-import { Scheduler, type VcpuRequest } from "../sim/schedule.ts";
+import { loadChannelCore } from "../core/channel.ts";
+import { Scheduler, type VcpuRequest } from "../core/schedule.ts";
 
 export function thousandVcpus(): VcpuRequest[] {
   const out: VcpuRequest[] = [

@@ -1,9 +1,11 @@
-// Builds out/core.wasm (+ out/core.wat) from every core/assembly/*.ts entry with asc, then verifies with binaryen
-// that the module stays inside the integer-only feature set of docs/specs/core-wasm.md. No-op when up to date.
+// Builds out/core.wasm (+ out/core.wat) from every core/assembly/*.ts entry with asc (through core/asc.ts, the one
+// AssemblyScript build entry), then verifies with binaryen that the module stays inside the integer-only feature set
+// of docs/specs/core-wasm.md. No-op when up to date. Part of core/, the bottom layer.
 // Usage: npx tsx core/build.ts [--force]
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ascBuild, ascCommandLine, type AscTarget } from "./asc.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, "..");
@@ -33,44 +35,40 @@ export function coreEntries(): string[] {
     .sort();
 }
 
-function isStale(): boolean {
-  if (!existsSync(coreWasmPath) || !existsSync(coreWatPath)) return true;
-  const built = Math.min(statSync(coreWasmPath).mtimeMs, statSync(coreWatPath).mtimeMs);
-  const inputs = [...sourcesUnder(join(repoRoot, "core", "assembly")), fileURLToPath(import.meta.url)];
-  // A deleted entry also makes the output stale; the directory's mtime changes when a file is removed.
-  inputs.push(join(repoRoot, "core", "assembly"));
-  return inputs.some((p) => statSync(p).mtimeMs > built);
+/** core.wasm's asc flags after the output options (core/asc.ts puts sources, --baseDir and the outputs first). */
+const CORE_FLAGS = [
+  "--runtime", "stub",
+  "--optimizeLevel", "3",
+  "--shrinkLevel", "0",
+  "--use", "abort=core/assembly/lib/panic/corePanic",
+  "--importMemory",
+  // The declared minimum of the imported memory: 8 MiB, as when static data sat there (hosts and the differential
+  // tests size their memory from it); a database needs more, checked by db_bootstrap/db_attach with error codes.
+  "--initialMemory", "128",
+  "--disable", "bulk-memory,nontrapping-f2i",
+  "--noColors",
+];
+
+/** The build of core.wasm as an asc target: every entry, the panic handler, and the whole core/assembly tree as inputs. */
+function coreTarget(entries: string[]): AscTarget {
+  return {
+    // The abort handler must be part of the program for --use to find it; it exports nothing.
+    sources: [...entries.map((e) => relative(repoRoot, e)), "core/assembly/lib/panic.ts"],
+    baseDir: repoRoot,
+    out: coreWasmPath,
+    wat: coreWatPath,
+    flags: CORE_FLAGS,
+    // A deleted entry also makes the output stale; the directory's mtime changes when a file is removed.
+    deps: [...sourcesUnder(join(repoRoot, "core", "assembly")), join(repoRoot, "core", "assembly"), fileURLToPath(import.meta.url)],
+    verify: verifyCoreWasm,
+    failure: (log, error) => new CoreBuildError(`asc failed to compile core/assembly:\n${log.trim() || error.message}`),
+    printWarnings: true,
+  };
 }
 
 /** asc command line; exported so docs and tests can show exactly what runs. */
 export function ascArgs(entries: string[], outWasm: string, outWat: string): string[] {
-  return [
-    ...entries.map((e) => relative(repoRoot, e)),
-    // The abort handler must be part of the program for --use to find it; it exports nothing.
-    "core/assembly/lib/panic.ts",
-    "--baseDir", repoRoot,
-    "--outFile", outWasm,
-    "--textFile", outWat,
-    "--runtime", "stub",
-    "--optimizeLevel", "3",
-    "--shrinkLevel", "0",
-    "--use", "abort=core/assembly/lib/panic/corePanic",
-    "--importMemory",
-    // The declared minimum of the imported memory: 8 MiB, as when static data sat there (hosts and the differential
-    // tests size their memory from it); a database needs more, checked by db_bootstrap/db_attach with error codes.
-    "--initialMemory", "128",
-    "--disable", "bulk-memory,nontrapping-f2i",
-    "--noColors",
-  ];
-}
-
-async function compile(entries: string[], outWasm: string, outWat: string): Promise<void> {
-  const { default: asc } = await import("assemblyscript/asc");
-  let log = "";
-  const sink = { write(s: string | Uint8Array): boolean { log += typeof s === "string" ? s : Buffer.from(s).toString(); return true; } };
-  const { error } = await asc.main(ascArgs(entries, outWasm, outWat), { stdout: sink, stderr: sink });
-  if (error) throw new CoreBuildError(`asc failed to compile core/assembly:\n${log.trim() || error.message}`);
-  if (/WARNING/.test(log)) process.stderr.write(log);
+  return ascCommandLine(coreTarget(entries), outWasm, outWat);
 }
 
 /** Checks the built module against docs/specs/core-wasm.md; throws CoreBuildError naming what is wrong. */
@@ -128,24 +126,11 @@ export async function verifyCoreWasm(bytes: Uint8Array): Promise<void> {
 
 /** Builds out/core.wasm if any source is newer; returns true when it rebuilt. */
 export async function buildCore(opts: { force?: boolean } = {}): Promise<boolean> {
-  if (!opts.force && !isStale()) return false;
   const entries = coreEntries();
   if (entries.length === 0) throw new CoreBuildError("no entry files in core/assembly/*.ts");
-  mkdirSync(dirname(coreWasmPath), { recursive: true });
-  // Compile to temporary names, verify, then rename: a failed build never leaves a half-good core.wasm behind.
-  const tmpWasm = `${coreWasmPath}.${process.pid}.tmp`;
-  const tmpWat = `${coreWatPath}.${process.pid}.tmp`;
-  await compile(entries, tmpWasm, tmpWat);
-  try {
-    await verifyCoreWasm(readFileSync(tmpWasm));
-  } catch (e) {
-    rmSync(tmpWasm, { force: true });
-    rmSync(tmpWat, { force: true });
-    throw e;
-  }
-  renameSync(tmpWat, coreWatPath);
-  renameSync(tmpWasm, coreWasmPath);
-  return true;
+  // core/asc.ts compiles to temporary names, verifies, then renames: a failed build never leaves a half-good
+  // core.wasm behind.
+  return (await ascBuild(coreTarget(entries), opts)).rebuilt;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

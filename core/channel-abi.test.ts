@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import koffi from "koffi";
 import type { Core } from "./wasm.ts";
-import { carve, ChannelType, loadChannelCore, Q, readQueueHeader, type ChanExports } from "../sim/channel.ts";
+import { carve, ChannelType, loadChannelCore, Q, readQueueHeader, type ChanExports } from "./channel.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const specPath = resolve(here, "../docs/specs/channel-abi.md");

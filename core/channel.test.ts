@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { Core } from "./wasm.ts";
-import { carve, ChannelType, loadChannelCore, Q, readQueueHeader, type ChanExports } from "../sim/channel.ts";
+import { carve, ChannelType, loadChannelCore, Q, readQueueHeader, type ChanExports } from "./channel.ts";
 
 // Length of the caller's mapping of every channel below: each lives in its own 64 KiB carved from core memory.
 const MAP = 65536;

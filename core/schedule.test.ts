@@ -5,8 +5,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import type { Core } from "./wasm.ts";
-import { loadChannelCore } from "../sim/channel.ts";
-import { NONE, readSchedule, ROW_DEDICATED, ROW_IDLE, ScheduleControl, ScheduleError, Scheduler, type VcpuRequest } from "../sim/schedule.ts";
+import { loadChannelCore } from "./channel.ts";
+import { NONE, readSchedule, ROW_DEDICATED, ROW_IDLE, ScheduleControl, ScheduleError, Scheduler, type VcpuRequest } from "./schedule.ts";
 
 let core: Core;
 let s: Scheduler;

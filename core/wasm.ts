@@ -1,5 +1,5 @@
-// Loads out/core.wasm for TypeScript users (sim/, tests, benches): rebuilds it when stale, supplies the simulator's
-// model of the `hw` imports (docs/specs/core-wasm.md) and instantiates it in V8 over a caller-sized memory.
+// Loads out/core.wasm for TypeScript users (core's bindings, sim/, tests, benches): rebuilds it when stale, supplies
+// the simulator's model of the `hw` imports (docs/specs/core-wasm.md) and instantiates it in V8 over a caller-sized memory.
 import { readFileSync } from "node:fs";
 import { buildCore, coreWasmPath } from "./build.ts";
 import { WA, type WasmInstance, type WasmMemory, type WasmModule } from "./webassembly.ts";
@@ -26,7 +26,7 @@ export interface LoadOptions {
 export interface Core {
   instance: WasmInstance;
   memory: WasmMemory;
-  /** Every export of core.wasm, untyped; sim/ wraps the ones it uses with types. */
+  /** Every export of core.wasm, untyped; core's bindings (channel.ts, database.ts, schedule.ts) type the ones they use. */
   exports: Record<string, unknown>;
 }
 

@@ -3,6 +3,8 @@
 // regions that add up and do not overlap, operations that need a host with processors. Each problem is positioned
 // at the key it is about. What only one reader can honour is checked by that reader (partitions/config.ts for bare
 // metal); what core decides at run time (channel cardinality, placement) is left to core.
+import { orderFor } from "../core/db-layout.ts";
+import { formatBytes, span } from "../core/mapview.ts";
 import type { Problem } from "./errors.ts";
 import type { HostDefinition, PartitionDefinition } from "./host.ts";
 import type { LoadedDefinition } from "./load.ts";
@@ -11,18 +13,12 @@ type Path = ReadonlyArray<PropertyKey>;
 
 const MB4 = 4n << 20n;
 const PAGE = 4096n;
-/** Bytes an order-n map covers: 4 KiB pages, 1024 entries per scale (order 2 = 4 GiB … order 5 = 4 EiB). */
-export const orderCoverage = (order: number): bigint => 1n << BigInt(12 + 10 * order);
+/** Bytes an order-n map covers: 1024 entries of its top scale (order 2 = 4 GiB … order 5 = 4 EiB). */
+export const orderCoverage = (order: number): bigint => span(order) * 1024n;
 const MAX_MEMORY = orderCoverage(5);
 /** The simulated bootstrap needs the database's 4 MiB page and core's private 4 MiB page above the boot memory. */
 const MIN_MEMORY = 12n << 20n;
-
-const fmt = (b: bigint): string => {
-  for (const [u, s] of [["EB", 60n], ["PB", 50n], ["TB", 40n], ["GB", 30n], ["MB", 20n], ["KB", 10n]] as const) {
-    if (b >= 1n << s && b % (1n << s) === 0n) return `${b >> s} ${u}`;
-  }
-  return `${b} bytes`;
-};
+const fmt = formatBytes;
 
 export function checkDefinition(d: LoadedDefinition): Problem[] {
   const out: Problem[] = [];
@@ -101,7 +97,7 @@ function checkHost(def: HostDefinition, bad: (path: Path, m: string, key?: boole
   }
   if (h.bootMemory !== undefined && h.bootMemory % PAGE !== 0n) bad(["host", "bootMemory"], "not a whole number of 4 KB pages");
   if (h.firmware) {
-    const top = orderCoverage(h.order ?? orderFor(h.memory));
+    const top = orderCoverage(h.order ?? (h.memory <= MAX_MEMORY ? orderFor(h.memory) : 5));
     h.firmware.forEach((r, i) => {
       const at = ["host", "firmware", i];
       if (r.base % PAGE !== 0n) bad([...at, "base"], `${r.base} is not 4 KB aligned (a firmware region starts on a page)`);
@@ -118,8 +114,3 @@ function checkHost(def: HostDefinition, bad: (path: Path, m: string, key?: boole
   }
 }
 
-/** Smallest map order (2..5) whose coverage holds `bytes`. */
-export function orderFor(bytes: bigint): number {
-  for (let o = 2; o <= 5; o++) if (bytes <= orderCoverage(o)) return o;
-  return 5;
-}

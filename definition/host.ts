@@ -8,9 +8,9 @@
 // what only one reader can honour (bare metal runs one processor) is checked by that reader, through the same
 // positioned errors (definition/errors.ts).
 import { z } from "zod";
-import { ChannelType } from "../sim/channel.ts";
-import { KIND } from "../sim/notation.ts";
-import { SIZE_PATTERN, parseBytes } from "./size.ts";
+import { ChannelType } from "../core/channel.ts";
+import { KIND } from "../core/notation.ts";
+import { parseBytes } from "../core/mapview.ts";
 
 /** The revision this build reads; a file states it so that a later format can be told apart. */
 export const REVISION = 2;
@@ -26,6 +26,9 @@ export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "ou
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;
+
+/** The strings core/mapview.ts parseBytes reads as sizes (the JSON Schema states it so editors check sizes too). */
+export const SIZE_PATTERN = "^\\s*\\d+\\s*([KMGTPEkmgtpe]?)(i?[Bb])?\\s*$";
 
 /** A size: "4 GB", "64GB", "4 MiB" or a byte count; read as bytes (bigint: hosts reach 4 EB). */
 export const size = z

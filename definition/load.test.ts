@@ -76,8 +76,8 @@ describe("host definitions: every class of error at its key", () => {
       "    - { base: 512 MB, length: 1 GB, type: reserved }", "",
     ].join("\n"))).toEqual([
       "h.yaml:6:15: host.firmware[1].base: 4097 is not 4 KB aligned (a firmware region starts on a page)",
-      "h.yaml:6:15: host.firmware[1].base: overlaps firmware[0] (0 bytes + 1 GB): every byte is described once",
-      "h.yaml:7:15: host.firmware[2].base: overlaps firmware[0] (0 bytes + 1 GB): every byte is described once",
+      "h.yaml:6:15: host.firmware[1].base: overlaps firmware[0] (0 + 1 GB): every byte is described once",
+      "h.yaml:7:15: host.firmware[2].base: overlaps firmware[0] (0 + 1 GB): every byte is described once",
     ]);
   });
 

@@ -1,6 +1,6 @@
 // The first bootable program: an EFI application written with the typed assembler (toolchain/x64) that prints a
 // banner through ConOut->OutputString and straight to COM1, reads the UEFI memory map, reports the conventional
-// memory in MiB and the descriptor count, and ends QEMU through isa-debug-exit. toolchain/image links it into
+// memory in MiB and the descriptor count, and ends QEMU through isa-debug-exit. image/ links it into
 // BOOTX64.EFI; test/hw boots it. Offsets and calling convention: docs/specs/efi-abi.md.
 import {
   addr,

@@ -42,7 +42,7 @@ describe("boot partition's view of the UEFI map", () => {
     expect(nonRamOverlaps(d, 0x808000n, 0x810000n)).toEqual([]);
   });
 
-  it("compiles partitions/assembly/boot.ts with toolchain/aot: no static data, imports env.db_submit and env.db_log_truncate only", async () => {
+  it("compiles loader-efi/assembly/boot.ts with toolchain/aot: no static data, imports env.db_submit and env.db_log_truncate only", async () => {
     const c = compileBootDb(await bootDbWasm());
     expect(c.imports.filter((i) => i.intrinsic === null).map((i) => `${i.module}.${i.name}`).sort()).toEqual(["env.db_log_truncate", "env.db_submit"]);
     expect(c.exports.some((e) => e.name === "main" && e.thunk >= 0)).toBe(true);

@@ -1,20 +1,21 @@
 // The boot partition's transactions on the machine (generated ring-0 code around an AOT-compiled module): after
 // core's db_bootstrap, `uv_boot_db` prints the UEFI memory map the loader read last (so a test can feed the same map
-// to the simulator), then runs partitions/assembly/boot.ts — compiled by toolchain/aot, linear memory = physical
+// to the simulator), then runs loader-efi/assembly/boot.ts — compiled by toolchain/aot, linear memory = physical
 // memory — whose only ways out are two imports supplied here: `env.db_submit` and `env.db_log_truncate`, each a
 // call into the same AOT-compiled core.wasm the bootstrap used (same VM context). `firmwareRegions` is the
-// TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, for sim/host.ts.
+// TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, as core/db-layout.ts
+// FirmwareRegions for sim/host.ts.
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rcx, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { kline } from "../monitor-gen/console.ts";
-import { ascBuild } from "../partitions/aot-guest.ts";
-import type { FirmwareRegion } from "../sim/host.ts";
+import { ascBuild } from "../core/asc.ts";
+import type { FirmwareRegion } from "../core/db-layout.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const SOURCE = join(root, "partitions", "assembly", "boot.ts");
+const SOURCE = join(root, "loader-efi", "assembly", "boot.ts");
 const OUT = join(root, "out", "partitions", "boot.wasm");
 const STACK_BUDGET = 8 * 1024;
 const OPS_BYTES = 32 * 1024;
@@ -38,7 +39,7 @@ export interface UefiDescriptor {
 /**
  * The firmware map as sim/host.ts's HostConfig.firmware: one region per UEFI descriptor in map order, usable for
  * USABLE_UEFI_TYPES and reserved (→ Boot) for everything else; ranges are clipped to what the map's order covers
- * (`covers` bytes) and empty ones dropped — the same rules partitions/assembly/boot.ts applies on the machine.
+ * (`covers` bytes) and empty ones dropped — the same rules loader-efi/assembly/boot.ts applies on the machine.
  */
 export function firmwareRegions(descs: UefiDescriptor[], covers = 1n << 32n): FirmwareRegion[] {
   const out: FirmwareRegion[] = [];
@@ -59,16 +60,14 @@ export function parseFirmwareMap(lines: readonly string[]): UefiDescriptor[] {
   });
 }
 
-function bootAscArgs(outFile: string): string[] {
-  return [
-    SOURCE, "--outFile", outFile, "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
-    "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--use", "abort=", "--noColors",
-  ];
-}
+const BOOT_ASC_FLAGS = [
+  "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
+  "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--use", "abort=", "--noColors",
+];
 
-/** out/partitions/boot.wasm, rebuilt with asc when partitions/assembly/boot.ts is newer. */
+/** out/partitions/boot.wasm, rebuilt with asc (core/asc.ts) when loader-efi/assembly/boot.ts is newer. */
 export async function bootDbWasm(): Promise<Uint8Array> {
-  return ascBuild(SOURCE, OUT, bootAscArgs);
+  return (await ascBuild({ sources: [SOURCE], out: OUT, flags: BOOT_ASC_FLAGS })).bytes;
 }
 
 /** The boot module compiled for an image; `prefix` names its symbols (the ring-0 instance and the ultravisor partition's). */
@@ -76,14 +75,14 @@ export function compileBootDb(wasm: Uint8Array, prefix = "bootdb"): CompiledModu
   const c = compileWasm(wasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: prefix });
   for (const i of c.imports) {
     if (i.intrinsic === null && !(i.module === "env" && (i.name === "db_submit" || i.name === "db_log_truncate"))) {
-      throw new Error(`partitions/assembly/boot.ts imports ${i.module}.${i.name}; the boot module may import env.db_submit and env.db_log_truncate only`);
+      throw new Error(`loader-efi/assembly/boot.ts imports ${i.module}.${i.name}; the boot module may import env.db_submit and env.db_log_truncate only`);
     }
   }
   for (const n of ["main", "create"]) {
     const e = c.exports.find((x) => x.name === n);
-    if (!e || e.thunk < 0) throw new Error(`partitions/assembly/boot.ts must export ${n}`);
+    if (!e || e.thunk < 0) throw new Error(`loader-efi/assembly/boot.ts must export ${n}`);
   }
-  if (c.datas.some((d) => d.bytes.length > 0)) throw new Error("partitions/assembly/boot.ts must have no static data (its linear memory is physical memory)");
+  if (c.datas.some((d) => d.bytes.length > 0)) throw new Error("loader-efi/assembly/boot.ts must have no static data (its linear memory is physical memory)");
   return c;
 }
 
@@ -113,7 +112,7 @@ export function nonRamOverlaps(descs: UefiDescriptor[], lo: bigint, hi: bigint):
 /**
  * Emits `uv_boot_db` and the two import shims. Needs from the image: `core_ctx`/`core_args`/`core_result` (monitor-gen/
  * core-db.ts), the core thunks `core_submit_thunk` and `core_truncate_thunk`, and the module's `bootdb_main_thunk` and
- * `bootdb_host_trap` aliases (toolchain/image/ultravisor.ts merges the objects).
+ * `bootdb_host_trap` aliases (image/ultravisor.ts merges the objects).
  */
 export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan): void {
   const L = (n: string): Label => a.symbol(n);
@@ -166,7 +165,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.add(rsp, 8).pop(r15).pop(r14).pop(r13).pop(r12).ret();
 
   // boot_create(rdi = definition payload, rsi = first page, rdx = pages, rcx = owner they come from) → rax: the new
-  // partition's number or a negative error (partitions/assembly/boot.ts create); a trap becomes −100 − trap code.
+  // partition's number or a negative error (loader-efi/assembly/boot.ts create); a trap becomes −100 − trap code.
   a.bind(L("boot_create"));
   {
     a.sub(rsp, 8);

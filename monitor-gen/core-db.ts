@@ -22,7 +22,7 @@ export interface CoreDbPlan {
   memoryBytes: number;
   /** The database's own 4 MiB page [0,region,*], zeroed before the bootstrap. */
   dbPage: { lo: number; hi: number };
-  /** Offsets in the private page (sim/database.ts privateArea): the request buffer, the default log's first page. */
+  /** Offsets in the private page (core/database.ts privateArea): the request buffer, the default log's first page. */
   requestOffset: number;
   logPageOffset: number;
 }

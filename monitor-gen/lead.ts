@@ -6,14 +6,14 @@
 // the partition owns it, a channel page only if its client owns it — and the channels whose two ends run. Guests
 // defined by the command partition wait until the ultravisor partition has created them and calls START (the same
 // start_partition). Then the local APIC timer and the first dispatch. Tables it reads (g_partitions, g_channels,
-// g_schedule) are laid out by toolchain/image/ultravisor.ts as docs/specs/image-layout.md describes.
+// g_schedule) are laid out by image/ultravisor.ts as docs/specs/image-layout.md describes.
 import { Assembler, type Label, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { VECTORS } from "./entry.ts";
 import { DB_PAGES, DBWIN, FLAG, FR, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, SP, STATE, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
-import { PD_MAGIC } from "../sim/database.ts";
+import { PD_MAGIC } from "../core/database.ts";
 
 /** Partition record (64 bytes) offsets in g_partitions. */
 export const PREC = { name: 0, blob: 8, blobBytes: 16, entry: 24, number: 32, flags: 36, state: 40, allotPages: 48, definition: 56, size: 64 } as const;

@@ -1,17 +1,19 @@
 // Builds the AssemblyScript partition programs — the guests (partitions/assembly/guest.ts), the I/O partition (io.ts)
-// and the command partition (command.ts) — into partition images: asc → out/partitions/NAME.wasm → toolchain/aot
-// (x86-64, System V entry thunks, linear-memory base in r15) merged with a few instructions of assembly: the VM
-// context, whose memory base is the window itself (a wasm address is a window offset, so the info page and the
-// channel slots are plain linear memory: docs/specs/image-layout.md, AssemblyScript partitions), the module's data
-// segments as a data section linked at their wasm address, and the start code that enters `main` through its thunk
-// and, when a wasm trap brings it back, enters `trapped` to print the trap before stopping with #UD.
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
+// and the command partition (command.ts) — into partition images: asc (through core/asc.ts, the one AssemblyScript
+// build entry) → out/partitions/NAME.wasm → toolchain/aot (x86-64, System V entry thunks, linear-memory base in r15)
+// merged with a few instructions of assembly: the VM context, whose memory base is the window itself (a wasm address is
+// a window offset, so the info page and the channel slots are plain linear memory: docs/specs/image-layout.md,
+// AssemblyScript partitions), the module's data segments as a data section linked at their wasm address, and the start
+// code that enters `main` through its thunk and, when a wasm trap brings it back, enters `trapped` to print the trap
+// before stopping with #UD.
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Assembler, type Label, addr, ptr, rax, rdi, rdx, rsi, qword } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
+import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
+import { ascBuild } from "../core/asc.ts";
 import { CHAN, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { IO_EMIT, PROGRAM_ENTRY } from "./programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "./pack.ts";
@@ -35,14 +37,12 @@ const ALLOWED: Record<AsProgram, readonly string[]> = {
   io: ["hypercall", "mfence", "inb", "outb"],
 };
 
-/** asc command line of a partition program (the AOT subset, as for core.wasm; memory = the window's span). */
-export function partitionAscArgs(program: AsProgram, outFile: string): string[] {
-  return [
-    join(ASSEMBLY, `${program}.ts`), "--outFile", outFile, "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
-    "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", String(AS_MEMORY_BYTES / WASM_PAGE),
-    "--maximumMemory", String(AS_MEMORY_BYTES / WASM_PAGE), "--memoryBase", String(AS_DATA_BASE), "--use", "abort=", "--noColors",
-  ];
-}
+/** asc flags of every partition program (the AOT subset, as for core.wasm; memory = the window's span). */
+const PARTITION_ASC_FLAGS = [
+  "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
+  "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", String(AS_MEMORY_BYTES / WASM_PAGE),
+  "--maximumMemory", String(AS_MEMORY_BYTES / WASM_PAGE), "--memoryBase", String(AS_DATA_BASE), "--use", "abort=", "--noColors",
+];
 
 /** Sources every partition program is compiled from besides its own file (a change to any rebuilds it). */
 const SHARED_SOURCES = [
@@ -50,25 +50,10 @@ const SHARED_SOURCES = [
   fileURLToPath(import.meta.url),
 ];
 
-/** out/partitions/PROGRAM.wasm, rebuilt with asc when a source is newer. */
+/** out/partitions/PROGRAM.wasm, rebuilt with asc (core/asc.ts, the one AssemblyScript build entry) when a source is newer. */
 export async function partitionWasm(program: AsProgram): Promise<Uint8Array> {
-  return ascBuild(join(ASSEMBLY, `${program}.ts`), join(root, "out", "partitions", `${program}.wasm`), (out) => partitionAscArgs(program, out), SHARED_SOURCES);
-}
-
-/** `out` rebuilt from the AssemblyScript `source` with asc (args from `argsFor(tmpFile)`) when it or a dependency is newer. */
-export async function ascBuild(source: string, out: string, argsFor: (outFile: string) => string[], deps: readonly string[] = []): Promise<Uint8Array> {
-  const newest = Math.max(...[source, ...deps].map((f) => statSync(f).mtimeMs));
-  if (!existsSync(out) || statSync(out).mtimeMs < newest) {
-    mkdirSync(dirname(out), { recursive: true });
-    const tmp = `${out}.${process.pid}.tmp`;
-    const { default: asc } = await import("assemblyscript/asc");
-    let log = "";
-    const sink = { write(s: string | Uint8Array): boolean { log += typeof s === "string" ? s : Buffer.from(s).toString(); return true; } };
-    const { error } = await asc.main(argsFor(tmp), { stdout: sink, stderr: sink });
-    if (error) throw new Error(`asc failed on ${source}: ${error.message}\n${log}`);
-    renameSync(tmp, out);
-  }
-  return new Uint8Array(readFileSync(out));
+  const out = join(root, "out", "partitions", `${program}.wasm`);
+  return (await ascBuild({ sources: [join(ASSEMBLY, `${program}.ts`)], out, flags: PARTITION_ASC_FLAGS, deps: SHARED_SOURCES })).bytes;
 }
 
 export interface AotPartition {
@@ -76,22 +61,6 @@ export interface AotPartition {
   compiled: CompiledModule;
   /** Bytes of the static-data section (`aot_data`), which must land at window offset AS_DATA_BASE and end the image. */
   dataBytes: number;
-}
-
-/** Appends `b` to `a`: section indices shifted, b's local `.L` labels renamed so they cannot meet a's. */
-export function mergeObjects(a: ObjectFile, b: ObjectFile, tag: string, aliases: Array<{ name: string; section: number; offset: number }> = []): ObjectFile {
-  const shift = a.sections.length;
-  const local = new Set(b.symbols.filter((s) => s.name.startsWith(".L")).map((s) => s.name));
-  const rename = (n: string): string => (local.has(n) ? `${tag}${n}` : n);
-  return {
-    sections: [...a.sections, ...b.sections],
-    symbols: [
-      ...a.symbols,
-      ...b.symbols.map((s) => ({ ...s, name: rename(s.name), section: s.section + shift })),
-      ...aliases.map((x) => ({ name: x.name, section: x.section + shift, offset: x.offset, global: false })),
-    ],
-    relocations: [...a.relocations, ...b.relocations.map((r) => ({ ...r, section: r.section + shift, target: rename(r.target) }))],
-  };
 }
 
 /** An argument of `main`: a number, or the window address of a label of the partition's assembly. */

@@ -5,10 +5,11 @@
 // partitions' queue handling is checked against the implementation the channel ABI tests pin: pages are formatted
 // and filled (or drained) by core, copied into the partition's window and back.
 import { describe, expect, it, beforeAll } from "vitest";
-import { carve, chanExports, ChannelType, type ChanExports, readQueueHeader } from "../sim/channel.ts";
+import { carve, chanExports, ChannelType, type ChanExports, readQueueHeader } from "../core/channel.ts";
 import { loadCore, type Core } from "../core/wasm.ts";
 import { WA, type WasmMemory, type WasmModule } from "../core/webassembly.ts";
-import { AS_DATA_BASE, AS_MEMORY_BYTES, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "./aot-guest.ts";
+import { AS_DATA_BASE, AS_MEMORY_BYTES, assembleAotIo, packAotPartition, partitionWasm } from "./aot-guest.ts";
+import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { Assembler } from "../toolchain/x64/index.ts";
 import { definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";

@@ -8,7 +8,7 @@ import { Assembler, type Label, r15, rax, rdi, ptr } from "../toolchain/x64/inde
 import { link } from "../toolchain/x64/link.ts";
 import { ExecRegion, HostBuffer } from "../toolchain/x64/native.ts";
 import { loadCore, type Core } from "../core/wasm.ts";
-import { carve, chanExports, ChannelType, type ChanExports, readQueueHeader } from "../sim/channel.ts";
+import { carve, chanExports, ChannelType, type ChanExports, readQueueHeader } from "../core/channel.ts";
 import { CMDCHAN, cmdSigBase } from "../monitor-gen/layout.ts";
 import { COMPLETION, emitCommandServer } from "./runtime.ts";
 

@@ -3,12 +3,13 @@
 // merged with the partition's assembly. At start it attaches to the database the lead monitor bootstrapped and reads
 // it back through core's own exports — deprivileged, with page tables that map only the database's pages ([0159]) —
 // then serves the command channel: each boot-time definition becomes a partition in the database with its allotment,
-// the transaction sim/resource-service.ts's create() submits with explicit runs (built by partitions/assembly/boot.ts
+// the transaction sim/resource-service.ts's create() submits with explicit runs (built by loader-efi/assembly/boot.ts
 // `create`, compiled by toolchain/aot a second time for this partition), and is started by the START hypercall,
 // which makes the monitor build its address space from the database view; every request drained is answered with a
 // completion on the channel's queue 1 (status, source, the new partition's number). Once all are applied, and near the end
 // of a finite run, it sends the summary — the memory map at the PMM and PKM scales and the schedule — as console
-// lines, which the I/O partition writes to COM1.
+// lines, which the I/O partition writes to COM1. It takes the boot module from loader-efi/uv-boot-db.ts, the layer
+// below partitions/ (docs/architecture.md, Layers).
 import { Assembler, type Label, byte, dword, eax, ecx, edx, ptr, word, qword, r12, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
@@ -17,8 +18,8 @@ import { CHAN, CMDCHAN, DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../mo
 import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
-import { mergeObjects } from "./aot-guest.ts";
-import { PD_MAGIC } from "../sim/database.ts";
+import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
+import { PD_MAGIC } from "../core/database.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
 /** Where the definition payload is copied for the boot module: the request buffer's last 256 bytes (database view). */
@@ -287,7 +288,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
   );
 
   // uv_create(rbx = definition payload, r12 = request number): the create transaction of a partition with its
-  // allotment (partitions/assembly/boot.ts `create`, a second instance of the boot module running here over the
+  // allotment (loader-efi/assembly/boot.ts `create`, a second instance of the boot module running here over the
   // database view), then START, so the monitor builds the partition's address space from the database. Every exit
   // fills in the request's completion (`complete`: status, its source, the partition's number when started).
   a.bind(L("uv_create"));

@@ -4,7 +4,7 @@
 // any reclaim while a server still maps the pages, so a wrong order fails loudly.
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../core/wasm.ts";
-import { carve, checkCardinality, loadChannelCore, type ChanExports } from "./channel.ts";
+import { carve, checkCardinality, loadChannelCore, type ChanExports } from "../core/channel.ts";
 import { ChannelBus, ChannelError, consoleRequests, consoleText, type Channel, type ChannelMemory } from "./channel_bus.ts";
 
 let core: Core;

@@ -3,12 +3,12 @@
 // client evicts its VCPUs from the schedule at once but gives its memory back only after the last server disconnects.
 import { beforeAll, describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
-import { KIND } from "./notation.ts";
-import { chanExports } from "./channel.ts";
+import { KIND } from "../core/notation.ts";
+import { chanExports } from "../core/channel.ts";
 import { cdbRequest, ChannelBus, type Channel } from "./channel_bus.ts";
 import { ChannelMemoryError, HostChannelMemory } from "./channel_memory.ts";
 import { ResourceService } from "./resource-service.ts";
-import { ScheduleControl, Scheduler } from "./schedule.ts";
+import { ScheduleControl, Scheduler } from "../core/schedule.ts";
 
 let host: Host;
 

@@ -3,9 +3,9 @@
 // server "maps" only pages the database says the client owns (the monitors' page tables are modelled as a table
 // here), and the client's memory goes back to Available only when no server maps any of it ([0182], [0186]).
 import type { Host } from "./host.ts";
-import { span } from "./mapview.ts";
-import { pn, type Op } from "./notation.ts";
-import { CHANNEL_SLOTS } from "./database.ts";
+import { span } from "../core/mapview.ts";
+import { pn, type Op } from "../core/notation.ts";
+import { CHANNEL_SLOTS } from "../core/database.ts";
 import type { ChannelMemory } from "./channel_bus.ts";
 
 const PAGE = 4096;

@@ -5,9 +5,9 @@
 // submitter, so core itself refuses (and audits) a transaction from anyone but the command partition. The protocol is
 // written down in docs/specs/command-channel.md.
 import type { Channel, ChannelBus } from "./channel_bus.ts";
-import { encodeRequest } from "./database.ts";
+import { encodeRequest } from "../core/database.ts";
 import type { Host } from "./host.ts";
-import type { Transaction } from "./notation.ts";
+import type { Transaction } from "../core/notation.ts";
 
 /** CDB opcodes of the command channel (docs/specs/command-channel.md). */
 export const CMD = { TRANSACTION: 1, STOP_PARTITION: 2, PARTITION_RELEASED: 0x80 } as const;

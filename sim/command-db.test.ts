@@ -3,7 +3,7 @@
 // of [0114]/[0182] enforced by core itself. Each refusal must leave every database byte as it was.
 import { beforeEach, describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
-import { KIND, type Op, type Transaction } from "./notation.ts";
+import { KIND, type Op, type Transaction } from "../core/notation.ts";
 import { ResourceService } from "./resource-service.ts";
 
 let host: Host;

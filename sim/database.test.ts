@@ -4,9 +4,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { InjectedFault } from "../core/wasm.ts";
-import { errorName, REQUEST_BUFFER } from "./database.ts";
+import { errorName, REQUEST_BUFFER } from "../core/database.ts";
 import { Host } from "./host.ts";
-import { gmk, KIND, parseLog, type Op, type Transaction } from "./notation.ts";
+import { gmk, KIND, parseLog, type Op, type Transaction } from "../core/notation.ts";
 import { ResourceService } from "./resource-service.ts";
 
 const P = (k: number): number => gmk(0, 1, k);

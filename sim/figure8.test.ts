@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadScenario } from "./scenario.ts";
 import { runScenario } from "./run-scenario.ts";
-import { parseLog, formatTransaction, gmk } from "./notation.ts";
+import { parseLog, formatTransaction, gmk } from "../core/notation.ts";
 
 // The spec lives in the shared/ folder beside the checkout (as CI lays it out); UV_SPEC_DIR points elsewhere.
 const SPEC_DIR = process.env.UV_SPEC_DIR ?? join(import.meta.dirname, "..", "..", "shared", "spec");

@@ -1,34 +1,15 @@
 // The simulated host: a WebAssembly.Memory standing for host physical memory, core.wasm instantiated over it, and
 // the boot partition's part in building the resource database from a firmware-style memory map ([0102]–[0109],
-// Fig. 8). Also backups, fault injection at hw.flush (a processor failure mid-transaction) and replay checks.
+// Fig. 8). Also backups, fault injection at hw.flush (a processor failure mid-transaction) and replay checks. The
+// database's starting layout (defaultLayout, orderFor, FirmwareRegion) is core's, in core/db-layout.ts.
 import { type Core, InjectedFault, instantiateCore, coreModule } from "../core/wasm.ts";
 import { WA, type WasmMemory } from "../core/webassembly.ts";
 import {
-  Database, DbError, DEFAULT_PRIVATE, PAGE, PN_MASK, privateArea,
-} from "./database.ts";
-import { MapView, span } from "./mapview.ts";
-import { formatTransaction, type Op, type Transaction, gmk, pn } from "./notation.ts";
-
-export interface FirmwareRegion {
-  base: bigint;
-  length: bigint;
-  type: "usable" | "reserved";
-}
-
-/** Where the bootstrap places the database's first pages (all in the 4 MiB page [0,region,*]). */
-export interface Layout {
-  region: number;
-  top: number;
-  /** Map pages of scales order-1 … 1 on the path to the PKM of `region`. */
-  chain: number[];
-  ui: number;
-  missing: number;
-  avail: number;
-  idle: number;
-  boot: number;
-  /** M of the ultravisor's private 4 MiB page [0,M,*] (memory-layout.md §5); not 0 and not `region`. */
-  private: number;
-}
+  Database, DbError, PAGE, PN_MASK, privateArea,
+} from "../core/database.ts";
+import { defaultLayout, orderFor, type FirmwareRegion, type Layout } from "../core/db-layout.ts";
+import { MapView, span } from "../core/mapview.ts";
+import { formatTransaction, type Op, type Transaction, pn } from "../core/notation.ts";
 
 export interface HostConfig {
   /** Installed memory in bytes (the firmware map's usable total when `firmware` is absent). */
@@ -45,23 +26,6 @@ export interface HostConfig {
   presplit?: Array<{ map: number; index: number; into: number }>;
   /** Keep a copy of the database at each backup (for replay checks). Default true; large hosts may turn it off. */
   keepBackup?: boolean;
-}
-
-/** Smallest order whose top page covers `bytes`. */
-export function orderFor(bytes: bigint): number {
-  for (let o = 2; o <= 5; o++) if (bytes <= span(o) * 1024n) return o;
-  throw new RangeError(`${bytes} bytes exceed an order-5 map (4 EB)`);
-}
-
-/** Figure 8's placement, generalised to any order: maps at [0,1,0..], PKM at [0,1,18], index page at [0,1,23]. */
-export function defaultLayout(order: number): Layout {
-  const chain: number[] = [];
-  for (let s = order - 1; s >= 2; s--) chain.push(gmk(0, 1, order - s));
-  chain.push(gmk(0, 1, 18));
-  return {
-    region: 1, top: gmk(0, 1, 0), chain, ui: gmk(0, 1, 23), missing: gmk(0, 1, 19), avail: gmk(0, 1, 20),
-    idle: gmk(0, 1, 21), boot: gmk(0, 1, 22), private: DEFAULT_PRIVATE,
-  };
 }
 
 const WASM_PAGE = 65536;
@@ -275,7 +239,7 @@ export class Host {
   /**
    * Changes every `from`-owned entry inside [start, end) to `to`, splitting partial entries (boot only). `fine`
    * splits whole entries of larger pages too, so the range ends up at 4 KiB granularity (the bare-metal boot marks the
-   * partitions' allotments so, to give each to its partition later: partitions/assembly/boot.ts does the same).
+   * partitions' allotments so, to give each to its partition later: loader-efi/assembly/boot.ts does the same).
    */
   markRange(start: bigint, end: bigint, from: number, to: number, alloc: () => number, fine = false): void {
     const ui = this.db.indexPage();

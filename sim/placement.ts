@@ -3,7 +3,7 @@
 // only when no contiguous placement exists anywhere does it fall back to the largest-pages-first gathering of
 // ResourceService.allocMemory. Splits are real transactions (sent by the caller's ResourceService).
 import type { Host } from "./host.ts";
-import { span } from "./mapview.ts";
+import { span } from "../core/mapview.ts";
 import { checkPartitionSize, type ResourceService, type Run } from "./resource-service.ts";
 
 export interface Placement {

@@ -4,19 +4,19 @@
 // descriptor and memory (placement with node affinity), channels to their servers ([0132], cardinality checked at
 // definition), VCPUs and the schedule ([0134]–[0153]), and the stop sequence of [0186]. I/O partitions are modelled
 // by their console servers, which print each guest's text tagged with its name.
-import { ChannelDefinitionError, chanExports, ChannelType, checkCardinality, type ChannelTypeName } from "./channel.ts";
+import { ChannelDefinitionError, chanExports, ChannelType, checkCardinality, type ChannelTypeName } from "../core/channel.ts";
 import { ChannelBus, consoleRequests, consoleText, type Channel } from "./channel_bus.ts";
 import { HostChannelMemory } from "./channel_memory.ts";
 import {
   CMD, COMMAND_SIGNAL_SIZE, COMMAND_SLOTS, CommandClient, UltravisorCommandServer, type CommandSignal,
 } from "./command-channel.ts";
-import { DbError, errorName } from "./database.ts";
+import { DbError, errorName } from "../core/database.ts";
 import { Host, type HostConfig } from "./host.ts";
-import { formatBytes } from "./mapview.ts";
-import { KIND, kindName, pn, type KindName, type Transaction } from "./notation.ts";
+import { formatBytes } from "../core/mapview.ts";
+import { KIND, kindName, pn, type KindName, type Transaction } from "../core/notation.ts";
 import { placeMemory } from "./placement.ts";
 import { ResourceService } from "./resource-service.ts";
-import { NONE, readSchedule, ScheduleControl, Scheduler } from "./schedule.ts";
+import { NONE, readSchedule, ScheduleControl, Scheduler } from "../core/schedule.ts";
 import { choosePcpus, Topology, type NodeConfig } from "./topology.ts";
 
 export interface VcpuDef {

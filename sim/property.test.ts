@@ -5,9 +5,9 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { InjectedFault } from "../core/wasm.ts";
-import { DbError, PAGE } from "./database.ts";
+import { DbError, PAGE } from "../core/database.ts";
 import { Host } from "./host.ts";
-import { gmk, pn } from "./notation.ts";
+import { gmk, pn } from "../core/notation.ts";
 import { ResourceService } from "./resource-service.ts";
 
 const P = (k: number): number => gmk(0, 1, k);

@@ -3,10 +3,10 @@
 // ultravisor (core.wasm). It chooses memory; core checks and applies. Placement policy, documented in
 // docs/spec-notes.md: database pages lowest-first in the first 4 GiB, partition memory highest-first, largest pages
 // first, and the first 4 GiB last (it is where core can place descriptors).
-import { DbError, PN_MASK } from "./database.ts";
+import { DbError, PN_MASK } from "../core/database.ts";
 import type { Host } from "./host.ts";
-import { formatBytes, span } from "./mapview.ts";
-import { KIND, type Op, pn } from "./notation.ts";
+import { formatBytes, span } from "../core/mapview.ts";
+import { KIND, type Op, pn } from "../core/notation.ts";
 
 export interface Run {
   map: number;

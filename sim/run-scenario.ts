@@ -2,13 +2,13 @@
 // (or is given directly in patent notation), the log is printed as the spec prints it ([0222]–[0224]), expected
 // outcomes are checked, and the final map is printed per scale.
 import { CorePanic } from "../core/wasm.ts";
-import { DbError, errorName } from "./database.ts";
+import { DbError, errorName } from "../core/database.ts";
 import { Host } from "./host.ts";
-import { formatBytes } from "./mapview.ts";
-import { formatTransaction, parseLog, pn, type Transaction } from "./notation.ts";
+import { formatBytes } from "../core/mapview.ts";
+import { formatTransaction, parseLog, pn, type Transaction } from "../core/notation.ts";
 import { ResourceService } from "./resource-service.ts";
 import type { BootPlan, Operation, Scenario } from "./scenario.ts";
-import { ChannelDefinitionError } from "./channel.ts";
+import { ChannelDefinitionError } from "../core/channel.ts";
 import { ChannelError } from "./channel_bus.ts";
 import { Platform, PlatformError } from "./platform.ts";
 import { TopologyError } from "./topology.ts";

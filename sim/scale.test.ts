@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
 import { ResourceService } from "./resource-service.ts";
-import { span } from "./mapview.ts";
+import { span } from "../core/mapview.ts";
 
 const TB = 1n << 40n;
 const PB = 1n << 50n;

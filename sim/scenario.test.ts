@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { loadScenario, parseScenario } from "./scenario.ts";
 import { DefinitionError } from "../definition/errors.ts";
 import { runScenario } from "./run-scenario.ts";
-import { formatOp, parseOp, parsePn, pn } from "./notation.ts";
+import { formatOp, parseOp, parsePn, pn } from "../core/notation.ts";
 
 function errorOf(text: string): string {
   try {

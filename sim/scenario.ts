@@ -10,7 +10,7 @@ import { bootChannels } from "../definition/channels.ts";
 import { type PartitionDefinition } from "../definition/host.ts";
 import { loadDefinition, type LoadedDefinition, parseDefinition } from "../definition/load.ts";
 import type { HostConfig } from "./host.ts";
-import { KIND, type KindName, NotationError, parseLog } from "./notation.ts";
+import { KIND, type KindName, NotationError, parseLog } from "../core/notation.ts";
 import type { Run } from "./resource-service.ts";
 import type { ChannelDef, PartitionDef, PlatformConfig, VcpuDef } from "./platform.ts";
 

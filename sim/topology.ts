@@ -1,7 +1,7 @@
 // The simulated host's processors and NUMA nodes: which memory range and which physical CPUs belong to each node.
 // The resource service uses it for node affinity ([0148]: cache and memory locality) when it chooses memory and
 // processors; the resource database itself knows nothing of nodes.
-import { formatBytes } from "./mapview.ts";
+import { formatBytes } from "../core/mapview.ts";
 
 export interface NodeConfig {
   /** Bytes of memory on this node; nodes cover memory in address order. */

@@ -7,7 +7,7 @@ import { type Command, UsageError } from "../command.ts";
 import { flatten } from "../../toolchain/x64/flat.ts";
 import { listing } from "../../toolchain/x64/listing.ts";
 import { AsmSyntaxError, parseAsm } from "../../toolchain/x64/parse.ts";
-import { writeFileAtomic } from "../../toolchain/image/write-atomic.ts";
+import { writeFileAtomic } from "../../image/write-atomic.ts";
 
 const help = `Usage: uvt asm FILE [-o OUT] [--listing] [--format bin|hex] [--base ADDR]
 

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { objdumpPrivate } from "../../toolchain/pe/objdump.ts";
-import { parseSymbolMap } from "../../toolchain/image/symbol-map.ts";
+import { parseSymbolMap } from "../../image/symbol-map.ts";
 import { UsageError } from "../command.ts";
 import { DefinitionError } from "../../definition/errors.ts";
 import build from "./build.ts";

@@ -3,9 +3,9 @@
 // `--image first` gives the first EFI application. `uvt run` boots what it wrote.
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
-import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
-import { buildFirstImage } from "../../toolchain/image/first-image.ts";
-import { buildUltravisorImage } from "../../toolchain/image/ultravisor.ts";
+import { writeEfiImage } from "../../image/efi-image.ts";
+import { buildFirstImage } from "../../image/first-image.ts";
+import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { loadConfig } from "../../partitions/config.ts";
 
 const help = `Usage: uvt build [--out DIR] [--config FILE] [--image ultravisor|first]

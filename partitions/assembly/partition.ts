@@ -87,7 +87,7 @@ export function send(k: u64, opcode: u32, src: usize, len: u32): i32 {
   return chan_insert(ch, CHANNEL_BYTES, 0, OUT_SIGNAL);
 }
 
-/** The console channel is slot 0 of every partition but the I/O partition (toolchain/image/ultravisor.ts). */
+/** The console channel is slot 0 of every partition but the I/O partition (image/ultravisor.ts). */
 const CONSOLE_SLOT: u64 = 0;
 /** Line buffer: formatting functions append at `at` and return the new end. */
 export const LINE = memory.data(256);

@@ -11,8 +11,8 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_BANNER, FIRST_IMAGE_EXIT_CODE, FIRST_IMAGE_LINES } from "../../loader-efi/first-image.ts";
 import { Machine } from "../../qemu/index.ts";
-import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
-import { buildFirstImage } from "../../toolchain/image/first-image.ts";
+import { writeEfiImage } from "../../image/efi-image.ts";
+import { buildFirstImage } from "../../image/first-image.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-first-"));
 let image: string;

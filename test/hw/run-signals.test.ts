@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
-import { buildUltravisorImage } from "../../toolchain/image/ultravisor.ts";
+import { writeEfiImage } from "../../image/efi-image.ts";
+import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { configFrom, figure1Definition } from "../../partitions/config.ts";
 import { alive, WORKDIR_PREFIX } from "../../qemu/workdir.ts";
 

@@ -15,21 +15,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { writeEfiImage } from "../../toolchain/image/efi-image.ts";
-import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../toolchain/image/ultravisor.ts";
-import { Database, privateArea } from "../../sim/database.ts";
+import { writeEfiImage } from "../../image/efi-image.ts";
+import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../image/ultravisor.ts";
+import { Database, privateArea } from "../../core/database.ts";
 import { Host } from "../../sim/host.ts";
 import { ResourceService, type Run } from "../../sim/resource-service.ts";
 import { firmwareRegions, nonRamOverlaps, parseFirmwareMap, BOOT_DB_LINES, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../loader-efi/uv-boot-db.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
-import { allotmentPages, scheduleRuns } from "../../toolchain/image/ultravisor.ts";
+import { allotmentPages, scheduleRuns } from "../../image/ultravisor.ts";
 import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
-import { span } from "../../sim/mapview.ts";
+import { span } from "../../core/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
-import { readSchedule } from "../../sim/schedule.ts";
+import { readSchedule } from "../../core/schedule.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -191,7 +191,7 @@ function inRam(firmware: UefiDescriptor[], lo: bigint, hi: bigint): boolean {
  * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (its
  * bootstrap with the host size the machine found, the boot partition's transactions, the first backup), then the
  * ultravisor region the loader printed given from Available to the ultravisor partition (after the backup point, as
- * partitions/assembly/boot.ts does), its allotment part at 4 KiB granularity first; then the resource service's
+ * loader-efi/assembly/boot.ts does), its allotment part at 4 KiB granularity first; then the resource service's
  * create() of each partition the boot partition creates and of each definition the ultravisor partition applies,
  * each with its allotment (read from the monitor's started lines) taken from the ultravisor.
  */

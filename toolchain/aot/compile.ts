@@ -1,7 +1,7 @@
 // The AOT compiler's module driver: decode → validate (accepted subset) → one FunctionCompiler per body → trap stubs
 // and entry thunks, all through one toolchain/x64 Assembler. The result is an ObjectFile plus everything an embedder
 // needs to instantiate it (VM-context layout, globals, table and data initialisers, export offsets). host.ts runs it
-// on this machine; toolchain/image links it into the bare-metal image.
+// on this machine; image/ links it into the bare-metal image.
 import { Assembler, type Gpr, type Label, type Mem, type ObjectFile, qword, r8, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
 import { Ctx, type CtxLayout, Trap, ctxLayout } from "./abi.ts";
 import { type Module, ValType, decodeModule, funcType } from "./decode.ts";

@@ -1,5 +1,5 @@
 // The whole object-to-EFI-application step in one call: layoutPe → x64/link.ts at imageBase + RVA → writePe. This is
-// what toolchain/image and the first-image builder use; the pieces stay separately callable for tools that need the
+// what image/ and the first-image builder use; the pieces stay separately callable for tools that need the
 // layout before linking (symbol maps, listings).
 import { link, type Linked } from "../x64/link.ts";
 import type { ObjectFile } from "../x64/object.ts";

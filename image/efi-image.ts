@@ -1,12 +1,13 @@
 // Links an assembled program into an EFI application and packs it onto an ESP disk image: toolchain/x64 object →
 // toolchain/pe (layout, relocation, PE32+ with DIR64 base relocations) → toolchain/disk (GPT + FAT ESP). Also writes
 // the outputs of `uvt build` (BOOTX64.EFI, esp.img, symbol map) so that each file appears whole or not at all.
+// Part of image/, the top bare-metal layer (docs/architecture.md, Layers).
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { buildEspImage, type EspImageInfo } from "../disk/esp.ts";
-import type { SparseImage } from "../disk/sparse.ts";
-import { buildPe, type BuiltPe } from "../pe/build.ts";
-import type { ObjectFile } from "../x64/object.ts";
+import { buildEspImage, type EspImageInfo } from "../toolchain/disk/esp.ts";
+import type { SparseImage } from "../toolchain/disk/sparse.ts";
+import { buildPe, type BuiltPe } from "../toolchain/pe/build.ts";
+import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { formatSymbolMap, type MapEntry, symbolEntries } from "./symbol-map.ts";
 import { writeFileAtomic } from "./write-atomic.ts";
 

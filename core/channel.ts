@@ -1,7 +1,8 @@
-// Typed TypeScript face of core.wasm's memory channels (the chan_* exports, docs/specs/channel-abi.md) for the
-// simulator, tests and benches: loading core, typed exports, decoding queue headers from linear memory
-// and small helpers to carve channel memory out of it.
-import { loadCore, typedExports, type Core, type LoadOptions } from "../core/wasm.ts";
+// Typed TypeScript face of core.wasm's memory channels (the chan_* exports, docs/specs/channel-abi.md): loading core,
+// typed exports, decoding queue headers from linear memory and small helpers to carve channel memory out of it.
+// Part of core's TypeScript bindings (bottom layer, imports nothing of ours outside core/); used by the simulator,
+// the image builder (channel type numbers), tests and benches.
+import { loadCore, typedExports, type Core, type LoadOptions } from "./wasm.ts";
 
 /** The chan_* exports, typed. Addresses are linear-memory (= host physical) byte addresses. */
 export interface ChanExports {

@@ -1,8 +1,9 @@
 // Typed access to the resource database inside core.wasm (docs/specs/memory-layout.md): encodes transactions into
 // the binary request format, calls db_submit, decodes the audit log back into transactions, and reads the map.
-// Logic stays in core; this file only moves bytes between TypeScript objects and linear memory.
-import type { Core } from "../core/wasm.ts";
-import type { WasmMemory } from "../core/webassembly.ts";
+// Logic stays in core; this file only moves bytes between TypeScript objects and linear memory. Part of core's
+// TypeScript bindings (bottom layer): the simulator, the generators (PD_MAGIC, privateArea) and the tests use it.
+import type { Core } from "./wasm.ts";
+import type { WasmMemory } from "./webassembly.ts";
 import { type Descriptor, type Op, type Transaction, pn } from "./notation.ts";
 
 export const PAGE = 4096;

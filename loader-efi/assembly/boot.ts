@@ -11,7 +11,8 @@
 // runs a second instance of this module at CPL 3 for each definition the command partition sends. Linear memory is
 // physical memory (base 0 at ring 0; the database view at CPL 3, where only the database's pages exist), so map pages,
 // the UEFI map and the request buffers are all plain addresses. It allocates nothing: no strings, no arrays, no
-// runtime calls.
+// runtime calls. It lives in loader-efi/, the boot partition's folder; partitions/uv-core.ts embeds it from there
+// (partitions sit above loader-efi: docs/architecture.md, Layers).
 
 @external("env", "db_submit")
 declare function dbSubmit(req: u32): i32;

@@ -1,29 +1,32 @@
 // Builds the bare-metal ultravisor image: the ring-0 program (loader-efi/ultravisor.ts, monitor-gen/*) and every
 // partition program (partitions/*) assembled with toolchain/x64, the partition windows packed (partitions/pack.ts),
 // the schedule table computed and the channel template formatted by core.wasm (the same code the simulator runs),
-// all embedded in one PE32+ file on an ESP (docs/specs/image-layout.md explains why embedded).
-import { Assembler, addr } from "../x64/index.ts";
-import { loadCore } from "../../core/wasm.ts";
-import { chanExports, ChannelType } from "../../sim/channel.ts";
-import { readSchedule, Scheduler } from "../../sim/schedule.ts";
-import { emitConsole } from "../../monitor-gen/console.ts";
-import { emitDescriptors } from "../../monitor-gen/descriptors.ts";
-import { emitMonitor } from "../../monitor-gen/entry.ts";
-import { CREC, emitLead } from "../../monitor-gen/lead.ts";
-import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../../monitor-gen/layout.ts";
-import { emitPaging } from "../../monitor-gen/paging.ts";
-import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../../loader-efi/ultravisor.ts";
-import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../../partitions/config.ts";
-import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../../partitions/programs.ts";
-import { packPartition, type PackedPartition, type SlotInfo } from "../../partitions/pack.ts";
-import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, mergeObjects, packAotPartition, partitionWasm } from "../../partitions/aot-guest.ts";
-import { assembleUltravisorWithCore } from "../../partitions/uv-core.ts";
-import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../../monitor-gen/core-db.ts";
-import { bootDbWasm, compileBootDb, emitBootDb } from "../../loader-efi/uv-boot-db.ts";
-import { coreWasmPath } from "../../core/build.ts";
+// all embedded in one PE32+ file on an ESP (docs/specs/image-layout.md explains why embedded). image/ is the top
+// bare-metal layer: it may import every folder below it (loader-efi, partitions, monitor-gen, core, toolchain), never
+// sim/ (docs/architecture.md, Layers).
+import { Assembler, addr } from "../toolchain/x64/index.ts";
+import { loadCore } from "../core/wasm.ts";
+import { chanExports, ChannelType } from "../core/channel.ts";
+import { readSchedule, Scheduler } from "../core/schedule.ts";
+import { emitConsole } from "../monitor-gen/console.ts";
+import { emitDescriptors } from "../monitor-gen/descriptors.ts";
+import { emitMonitor } from "../monitor-gen/entry.ts";
+import { CREC, emitLead } from "../monitor-gen/lead.ts";
+import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
+import { emitPaging } from "../monitor-gen/paging.ts";
+import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../loader-efi/ultravisor.ts";
+import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../partitions/config.ts";
+import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../partitions/programs.ts";
+import { packPartition, type PackedPartition, type SlotInfo } from "../partitions/pack.ts";
+import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, packAotPartition, partitionWasm } from "../partitions/aot-guest.ts";
+import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
+import { assembleUltravisorWithCore } from "../partitions/uv-core.ts";
+import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../monitor-gen/core-db.ts";
+import { bootDbWasm, compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";
+import { coreWasmPath } from "../core/build.ts";
 import { readFileSync } from "node:fs";
-import { defaultLayout } from "../../sim/host.ts";
-import { privateArea } from "../../sim/database.ts";
+import { defaultLayout } from "../core/db-layout.ts";
+import { privateArea } from "../core/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface UltravisorImageOptions {
@@ -74,10 +77,10 @@ export interface UltravisorImage extends EfiImage {
 const UV_CORE_MEMORY_BYTES = 0xffff_0000;
 
 /**
- * The database the boot builds: an order-2 map (hosts up to 4 GiB) in Figure 8's placement (sim/host.ts
+ * The database the boot builds: an order-2 map (hosts up to 4 GiB) in Figure 8's placement (core/db-layout.ts
  * defaultLayout) in its own 4 MiB page [0,1,*], and core's private 4 MiB page (scratch, request buffer, map directory,
  * log) wherever the loader carves it from the ultravisor region (docs/specs/memory-layout.md §5, ADR 0002). The
- * private page's offsets are the simulator's (sim/database.ts privateArea).
+ * private page's offsets are core's (core/database.ts privateArea), the ones the simulator uses.
  */
 export const CORE_DB_PLAN: CoreDbPlan = (() => {
   const l = defaultLayout(2);

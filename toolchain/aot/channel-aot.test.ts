@@ -1,12 +1,13 @@
 // Differential test of the channel and schedule code on both engines that run core.wasm: V8 (the simulator) and the
 // AOT backend's native x86-64 (bare metal, toolchain/aot, where hw.mfence is a locked read-modify-write barrier,
 // ADR 0003). Random sequences of channel operations — including a peer scribbling over the headers — and random
-// schedules must give the same results and the same memory bytes, call by call.
+// schedules must give the same results and the same memory bytes, call by call. It sits in toolchain/aot, above
+// core, because it drives the AOT backend (core/ imports nothing of ours outside itself).
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildCore, coreWasmPath } from "./build.ts";
-import { compareCall, compareMemory, describeMismatch, instantiateBoth, type Pair } from "../toolchain/aot/testing/differential.ts";
+import { buildCore, coreWasmPath } from "../../core/build.ts";
+import { compareCall, compareMemory, describeMismatch, instantiateBoth, type Pair } from "./testing/differential.ts";
 
 const CH = 0x10000; // channel
 const SRC = 0x20000; // signal to insert

@@ -1,6 +1,6 @@
 // The default image of `uvt build` for now: the first EFI application (loader-efi/first-image.ts) linked and put on
 // an ESP. Replaced by the full Figure 1 host image as the loader, monitor and partitions arrive.
-import { assembleFirstImage, ENTRY_SYMBOL, type FirstImageOptions } from "../../loader-efi/first-image.ts";
+import { assembleFirstImage, ENTRY_SYMBOL, type FirstImageOptions } from "../loader-efi/first-image.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface FirstImage extends EfiImage {

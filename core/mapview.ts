@@ -1,6 +1,7 @@
-// A read-only view of the fractal memory map ([0197], [0215]–[0221]) for the simulator's TypeScript side: walks the
-// map pages in linear memory, answers "which entry decides this address", and prints the map per scale with runs
-// compressed. Core owns every write; this only reads bytes.
+// A read-only view of the fractal memory map ([0197], [0215]–[0221]) for TypeScript (the simulator, the hardware
+// test): walks the map pages in linear memory, answers "which entry decides this address", and prints the map per
+// scale with runs compressed; byte sizes in units. Core owns every write; this only reads bytes. Part of core's
+// TypeScript bindings (bottom layer).
 import type { Database } from "./database.ts";
 import { PAGE, PN_MASK } from "./database.ts";
 import { entryText, pn } from "./notation.ts";

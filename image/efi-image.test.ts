@@ -1,4 +1,4 @@
-// Tests of the image pipeline (toolchain/image) against GNU binutils and mtools: the symbol map agrees with what
+// Tests of the image pipeline (image/) against GNU binutils and mtools: the symbol map agrees with what
 // objdump reads from BOOTX64.EFI (entry point, section ranges, the DIR64 relocations of the first image's two
 // pointers), and the ESP holds the very same file at the boot path.
 import { execFileSync } from "node:child_process";
@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { objdumpPrivate, objdumpSections } from "../pe/objdump.ts";
+import { objdumpPrivate, objdumpSections } from "../toolchain/pe/objdump.ts";
 import { BOOT_PATH, writeEfiImage, type WrittenImage } from "./efi-image.ts";
 import { buildFirstImage, type FirstImage } from "./first-image.ts";
 import { parseSymbolMap } from "./symbol-map.ts";

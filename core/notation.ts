@@ -1,6 +1,7 @@
 // Patent notation for the resource database ([0222]–[0224]): partition numbers "[G,M,K]", Memory Index Refs
 // "[-,G,M,K]", and transaction logs ("Begin Transaction", "Change Owner Map[0,1,18], Index(25), from …, to …", …,
 // "Commit Transaction"). Formatter and parser; the binary records themselves live in core (memory-layout.md §5).
+// Part of core's TypeScript bindings (bottom layer): the text form of core's transaction records.
 
 /** Descriptor kinds (memory-layout.md §4). */
 export const KIND = {

@@ -1,7 +1,8 @@
 // Typed TypeScript face of core.wasm's processor schedule (the sched_* exports, docs/specs/schedule.md): encodes
-// VCPU requests into linear memory, runs sched_compute, decodes the table, and drives the swap control block. Used by
-// the simulator's resource service, the tests and the benches.
-import { typedExports, type Core } from "../core/wasm.ts";
+// VCPU requests into linear memory, runs sched_compute, decodes the table, and drives the swap control block. Part of
+// core's TypeScript bindings (bottom layer); used by the simulator's resource service, the image builder, the tests
+// and the benches.
+import { typedExports, type Core } from "./wasm.ts";
 import { carve } from "./channel.ts";
 
 export interface SchedExports {
