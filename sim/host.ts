@@ -46,6 +46,8 @@ export class Host {
   flushCount = 0;
   private backupBytes: Uint8Array | undefined;
   private keepBackup = true;
+  /** Where committed() last stopped reading the audit log (the log is emptied at a backup: baseSeq tells). */
+  private logCursor = { baseSeq: -1, end: 0 };
   /** Sequence number of the first transaction not in the backup. */
   private backupSeq = 0;
 
@@ -155,8 +157,13 @@ export class Host {
     if (tx.ops.some((o) => o.op === "split" || o.op === "merge")) this.view.invalidate();
     if (this.listeners.length) {
       // Listeners get the transaction as core's audit log holds it (decoded from the binary records), not the
-      // request as it was sent: what `uvt sim` prints is the log.
-      const logged = this.db.readLog().at(-1);
+      // request as it was sent: what `uvt sim` prints is the log. Only the records since the last look are decoded,
+      // so a long run costs the same per commit at its end as at its start.
+      const h = this.db.logHeader();
+      if (h.baseSeq !== this.logCursor.baseSeq || h.committedEnd < this.logCursor.end) this.logCursor = { baseSeq: h.baseSeq, end: 0 };
+      const fresh = this.db.readAuditFrom(this.logCursor.end);
+      this.logCursor.end = fresh.end;
+      const logged = fresh.transactions.at(-1);
       if (!logged) throw new Error("committed transaction missing from the audit log");
       for (const l of this.listeners) l(logged);
     }
