@@ -7,6 +7,7 @@ import { kline } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
 import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
 import { emitExit } from "./paging.ts";
+import { emitCpu, emitXstateSwitch } from "./cpu.ts";
 
 export interface MonitorConfig {
   /** Local APIC timer initial count per quantum (divide-by-1). */
@@ -82,9 +83,11 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   for (const r of FRAME_REGS) a.pop(REGS[r]);
   a.add(rsp, 16).iretq();
 
-  // switch_to(rdi = state page): IST 1, COM1 bitmap byte, CR3 (only when it changes), dispatch time, then resume.
+  // switch_to(rdi = state page): extended state (eagerly, when the partition changes), IST 1, COM1 bitmap byte, CR3
+  // (only when it changes), dispatch time, then resume.
   a.bind(L("switch_to"));
   {
+    emitXstateSwitch(a);
     a.mov(qword(L("g_current")), rdi);
     a.lea(rax, qword(rdi, 4096));
     a.lea(rcx, ptr(L("g_tss")));
@@ -349,4 +352,6 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   // ---- the idle partition's only code: halt until the next quantum -------------------------------------------------
   a.bind(L("idle_loop"));
   a.sti().hlt().jmp(L("idle_loop"));
+
+  emitCpu(a);
 }

@@ -28,8 +28,17 @@ export const SP = {
   descriptor: 0x60,
   /** Slot k: u64 peer state page (0 = empty), u64 peer slot. */
   slots: 0x80,
+  /** The partition's data-segment selectors ds, es, fs, gs (u16 each), saved and restored on every switch. */
+  sregs: 0x180,
+  /**
+   * The partition's x87/SSE/AVX state (XSAVE standard format, or FXSAVE's 512 bytes without XSAVE), saved and restored
+   * on every switch (monitor-gen/cpu.ts); 64-byte aligned as XSAVE requires. It ends where the saved frame begins.
+   */
+  xsave: 0x200,
   frame: 0xf50,
 } as const;
+/** Bytes of the state page from SP.xsave to the saved frame: the largest save area the monitor accepts at boot. */
+export const XSAVE_SPACE = SP.frame - SP.xsave;
 /** waiting: defined in the image, not started yet (no page tables; never dispatched). */
 export const STATE = { ready: 0, waiting: 1, failed: 2 } as const;
 /** defined: created by a definition from the command partition, so it waits for START instead of starting at boot. */

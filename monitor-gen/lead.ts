@@ -65,6 +65,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   kline(a, "ultravisor: entered: boot services exited after ", { dec: (x) => x.mov(rdi, qword(L("g_ebs_tries"))) }, " ExitBootServices call(s); interrupts off, own stack");
   a.mov(al, 0xff).out(0x21, al).out(0xa1, al); // legacy PICs masked: the local APIC timer is the only interrupt source
   a.call(L("uv_install_descriptors"));
+  a.call(L("cpu_setup")); // extended state (monitor-gen/cpu.ts): may refuse to boot
   for (const v of VECTORS) {
     a.mov(edi, v).lea(rsi, ptr(L(`stub_${v}`))).mov(edx, v === HYPERCALL_VECTOR ? 0xee : 0x8e).call(L("set_gate"));
   }
@@ -109,6 +110,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
     eachPartition((nextState) => {
       a.call(L("alloc_page")).mov(r13, rax).mov(qword(rbx, PREC.state), r13);
+      a.mov(rdi, r13).call(L("xstate_init"));
       a.mov(rax, qword(rbx, PREC.name)).mov(qword(r13, SP.name), rax);
       a.mov(qword(r13, SP.index), r12);
       a.mov(eax, dword(rbx, PREC.flags)).mov(dword(r13, SP.flags), eax);
@@ -312,6 +314,8 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
         " mapped into partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) });
       a.bind(notUltra);
     }
+    // A partition starts from the defined initial x87/SSE state, never from what its state page held before.
+    a.mov(rdi, r13).call(L("xstate_init"));
     a.mov(dword(r13, SP.state), STATE.ready);
     a.mov(rax, qword(L("g_quantum"))).mov(qword(r13, SP.started), rax);
     kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " started at quantum ", { dec: (x) => x.mov(rdi, qword(r13, SP.started)) },

@@ -3,13 +3,17 @@
 // channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
-import { Assembler, type Label, al, byte, cr3, dword, dx, eax, ecx, edx, ptr, qword, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
-import { CMDCHAN, COM1, HC, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { Assembler, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { CMDCHAN, COM1, HC, SEL, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
-export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob";
-/** Faults of assembly guests; "wasm-oob" is the AssemblyScript guest's (a checksum range past its linear memory). */
-export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"];
+export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob" | SseProbeKind;
+/**
+ * Faults of assembly guests; "wasm-oob" is the AssemblyScript guest's (a checksum range past its linear memory).
+ * "sse-a" and "sse-b" are not faults but the two test-only guests of the extended-state isolation test
+ * (test/hw/isolation.test.ts): each loads its own marker into x87/SSE state and watches for the other's.
+ */
+export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "sse-a", "sse-b"];
 /** A supervisor-only address (the identity map) a guest may not write: the write-outside fault's target. */
 export const OUTSIDE_ADDRESS = 0x200000;
 /** A window address with no page behind it (between the stack and the channel slots): write-unmapped's target. */
@@ -35,6 +39,7 @@ export interface GuestOptions {
 export const BENCH_NOPS = 50;
 
 export function assembleGuest(opts: GuestOptions): Assembler {
+  if (opts.fault?.kind === "sse-a" || opts.fault?.kind === "sse-b") return assembleSseGuest(opts.fault.kind, opts.period);
   const a = new Assembler();
   const L = (n: string): Label => a.symbol(n);
   // p_image_start … p_ro_end: the bytes the checksum covers (.text then .rdata, laid out contiguously).
@@ -239,4 +244,145 @@ export function definitionBytes(d: Definition): Uint8Array {
   new DataView(b.buffer).setUint32(32, d.kind, true);
   new DataView(b.buffer).setUint32(36, d.number, true);
   return b;
+}
+
+// ---- test-only: extended-state isolation (issue #12) ------------------------------------------------------------------
+export type SseProbeKind = "sse-a" | "sse-b";
+
+/** What a guest of the isolation test puts in its x87/SSE state (its selector marker: fs for sse-a, gs for sse-b): control word, MXCSR and a seed for st0 and xmm0–15. */
+interface SseMarker { fcw: number; mxcsr: number; seed: number }
+export const SSE_MARKERS: Record<SseProbeKind, SseMarker> = {
+  "sse-a": { fcw: 0x0c7f, mxcsr: 0x7f80, seed: 0xa },
+  "sse-b": { fcw: 0x087f, mxcsr: 0x5f80, seed: 0xb },
+};
+
+/**
+ * A 512-byte FXSAVE image: the control word, the status word (TOP = 0), the abridged tag word, MXCSR, st0 and
+ * xmm0–15. With a marker, st0 (physical register 0, tagged valid) holds a normal extended real whose mantissa carries
+ * the seed, and xmm i holds (0x5A5A…seed…i, its complement); without one it is the initial state the monitor defines
+ * (docs/specs/partition-state.md): FNINIT's control word 0x37F, every register empty and zero, MXCSR 0x1F80.
+ */
+export function fxImage(m: SseMarker | null): Uint8Array {
+  const b = new Uint8Array(512);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, m ? m.fcw : 0x037f, true);
+  v.setUint8(4, m ? 1 : 0);
+  v.setUint32(24, m ? m.mxcsr : 0x1f80, true);
+  if (m) {
+    v.setBigUint64(32, 0x8000_0000_0000_0000n | (BigInt(m.seed) << 8n), true);
+    v.setUint16(40, 0x4000 + m.seed, true);
+    for (let i = 0; i < 16; i++) {
+      const lo = 0x5a5a_0000_0000_0000n | (BigInt(m.seed) << 16n) | BigInt(i);
+      v.setBigUint64(160 + 16 * i, lo, true);
+      v.setBigUint64(168 + 16 * i, ~lo & 0xffff_ffff_ffff_ffffn, true);
+    }
+  }
+  return b;
+}
+
+/** Byte ranges of an FXSAVE image a guest compares: control, status and tag words; MXCSR; st0–st7 (10 bytes each); xmm0–15. */
+const FX_COMPARED: Array<[number, number]> = [[0, 5], [24, 4], ...Array.from({ length: 8 }, (_, i): [number, number] => [32 + 16 * i, 10]), [160, 256]];
+/** Ranges that alone would show the other guest's marker: MXCSR, st0, each xmm register. */
+const FX_FOREIGN: Array<[number, number]> = [[24, 4], [32, 10], ...Array.from({ length: 16 }, (_, i): [number, number] => [160 + 16 * i, 16])];
+
+/**
+ * The isolation test's guests: check that the x87/SSE state found at start is the defined initial one, load the own
+ * marker (FXRSTOR from an image), then in every loop iteration — each one a TIME hypercall, and preempted by the
+ * timer at any instruction — read the state back (FXSAVE) and count iterations whose state is not the own marker
+ * ("lost": the marker is loaded again) and those that hold any piece of the other guest's marker ("foreign"). A line
+ * every `period` quanta.
+ */
+function assembleSseGuest(kind: SseProbeKind, period: number): Assembler {
+  const a = new Assembler();
+  const L = (n: string): Label => a.symbol(n);
+  const other: SseProbeKind = kind === "sse-a" ? "sse-b" : "sse-a";
+  a.section(".text");
+  a.bind(L("p_image_start"));
+  a.bind(L(PROGRAM_ENTRY));
+  a.fxsave64(qword(L("p_fx")));
+  a.lea(rsi, ptr(L("p_fx"))).lea(rdi, ptr(L("p_fx_init"))).call(L("fx_differs"));
+  const dirty = a.label();
+  const clean = a.label();
+  a.test(eax, eax).jnz(dirty);
+  // The data-segment selectors start null too.
+  a.mov(eax, ds);
+  for (const r of [es, fs, gs]) a.mov(ecx, r).or(eax, ecx);
+  a.test(eax, eax).jnz(dirty);
+  consoleLine(a, "sse initial state: clean");
+  a.jmp(clean);
+  a.bind(dirty);
+  consoleLine(a, "sse initial state: not the defined one");
+  a.bind(clean);
+  a.fxrstor64(qword(L("p_fx_own")));
+  // A selector marker too: sse-a holds the user data selector in fs, sse-b in gs (and null in the other).
+  const [mine, theirs] = kind === "sse-a" ? [fs, gs] : [gs, fs];
+  a.mov(eax, SEL.udata).mov(mine, eax);
+  a.xor(r12d, r12d); // lines printed
+  a.xor(r14d, r14d); // checks
+  a.xor(r15d, r15d); // checks that found the own marker changed
+  a.xor(ebp, ebp); // checks that found a piece of the other guest's marker
+  hypercall(a, HC.time);
+  a.mov(r13, rax);
+  const loop = a.here();
+  hypercall(a, HC.time);
+  a.mov(rbx, rax);
+  a.fxsave64(qword(L("p_fx")));
+  a.inc(r14);
+  a.lea(rsi, ptr(L("p_fx"))).lea(rdi, ptr(L("p_fx_own"))).call(L("fx_differs"));
+  a.add(r15, rax);
+  // Lost: load the own marker again, so that each guest keeps offering its marker to a leak (both directions show).
+  const kept = a.label();
+  a.test(eax, eax).jz(kept);
+  a.fxrstor64(qword(L("p_fx_own")));
+  a.bind(kept);
+  a.lea(rsi, ptr(L("p_fx"))).lea(rdi, ptr(L("p_fx_other"))).call(L("fx_shares"));
+  a.add(rbp, rax);
+  const selOk = a.label();
+  const selForeign = a.label();
+  const selDone = a.label();
+  a.mov(eax, mine).cmp(eax, SEL.udata).je(selOk);
+  a.inc(r15);
+  a.mov(eax, SEL.udata).mov(mine, eax);
+  a.bind(selOk);
+  a.mov(eax, theirs).cmp(eax, SEL.udata).je(selForeign);
+  a.jmp(selDone);
+  a.bind(selForeign);
+  a.inc(rbp);
+  a.xor(eax, eax).mov(theirs, eax);
+  a.bind(selDone);
+  a.mov(rax, rbx).sub(rax, r13).cmp(rax, period).jb(loop);
+  a.mov(r13, rbx).inc(r12);
+  consoleLine(a, "sse tick ", { dec: (x) => x.mov(rax, r12) }, " checks ", { dec: (x) => x.mov(rax, r14) }, " lost ", { dec: (x) => x.mov(rax, r15) },
+    " foreign ", { dec: (x) => x.mov(rax, rbp) });
+  a.jmp(loop);
+
+  // fx_differs(rsi, rdi: images) → rax: 1 if any compared range differs, else 0. fx_shares → 1 if any range is equal.
+  for (const [name, ranges, onEqual] of [["fx_differs", FX_COMPARED, false], ["fx_shares", FX_FOREIGN, true]] as const) {
+    a.bind(L(name));
+    a.mov(r8, rsi).mov(r9, rdi);
+    const hit = a.label();
+    for (const [off, len] of ranges) {
+      a.lea(rsi, qword(r8, off)).lea(rdi, qword(r9, off)).mov(ecx, len);
+      a.repe().cmpsb();
+      if (onEqual) a.je(hit);
+      else a.jne(hit);
+    }
+    a.xor(eax, eax).ret();
+    a.bind(hit);
+    a.mov(eax, 1).ret();
+  }
+
+  emitRuntime(a);
+  a.section(".rdata");
+  a.align(16);
+  for (const [label, image] of [["p_fx_init", fxImage(null)], ["p_fx_own", fxImage(SSE_MARKERS[kind])], ["p_fx_other", fxImage(SSE_MARKERS[other])]] as const) {
+    a.bind(L(label));
+    a.db(image);
+  }
+  a.bind(L("p_ro_end"));
+  a.section(".bss");
+  a.align(16);
+  a.bind(L("p_fx"));
+  a.zero(512);
+  return a;
 }
