@@ -25,7 +25,8 @@ export function emitCpu(a: Assembler): void {
   a.section(".bss");
   a.align(8);
   // g_xsave: 1 when switches use XSAVE/XRSTOR, 0 for FXSAVE/FXRSTOR.
-  for (const n of ["g_xsave", "g_xcr0", "g_xcr0_offered", "g_xsave_size"]) {
+  // g_nx: the NX bit (1 << 63) the monitor ORs into every user leaf that is not code, 0 when the CPU has no NX.
+  for (const n of ["g_xsave", "g_xcr0", "g_xcr0_offered", "g_xsave_size", "g_nx", "g_umip"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -83,6 +84,33 @@ export function emitCpu(a: Assembler): void {
     kline(a, "ultravisor: extended state: FXSAVE (no XSAVE), save area ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) },
       ` of ${XSAVE_SPACE} bytes in the state page, saved and restored on every switch`);
     a.bind(done);
+
+    // NX: EFER.NXE when CPUID.80000001h:EDX bit 20 offers it, so that user pages other than code are no-execute.
+    const noNx = a.label();
+    const nxDone = a.label();
+    a.mov(eax, 0x8000_0000).cpuid().cmp(eax, 0x8000_0001).jb(noNx);
+    a.mov(eax, 0x8000_0001).cpuid().bt(edx, 20).jnc(noNx);
+    a.mov(ecx, 0xc000_0080).rdmsr().bts(eax, 11).wrmsr();
+    a.mov(rax, 1n << 63n).mov(qword(L("g_nx")), rax);
+    kline(a, "ultravisor: NX on (EFER.NXE): user pages other than code are no-execute");
+    a.jmp(nxDone);
+    a.bind(noNx);
+    kline(a, "ultravisor: NX off: the CPU does not offer it, user data pages stay executable");
+    a.bind(nxDone);
+
+    // UMIP: CR4 bit 11 when CPUID.(EAX=7,ECX=0):ECX bit 2 offers it: sgdt, sidt, sldt, smsw and str fault at CPL 3
+    // instead of revealing where the descriptor tables are.
+    const noUmip = a.label();
+    const umipDone = a.label();
+    a.xor(eax, eax).cpuid().cmp(eax, 7).jb(noUmip);
+    a.mov(eax, 7).xor(ecx, ecx).cpuid().bt(ecx, 2).jnc(noUmip);
+    a.mov(rax, cr4).bts(rax, 11).mov(cr4, rax);
+    a.mov(qword(L("g_umip")), 1);
+    kline(a, "ultravisor: UMIP on: sgdt, sidt, sldt, smsw and str fault at CPL 3");
+    a.jmp(umipDone);
+    a.bind(noUmip);
+    kline(a, "ultravisor: UMIP off: the CPU does not offer it, sgdt and sidt reveal the descriptor tables' addresses at CPL 3");
+    a.bind(umipDone);
     a.pop(r12).pop(rbx).ret();
   }
 

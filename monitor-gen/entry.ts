@@ -281,7 +281,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.mov(r14, cr2);
     a.bind(notPf);
     kline(a, "partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": fault vector ", { dec: (x) => x.mov(rdi, r12) },
-      " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) });
+      " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, FR.error)) });
     account();
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }

@@ -81,6 +81,11 @@ export const INFO = {
   number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32,
   /** The ultravisor partition's info page only: 1 when the monitor mapped the database view (0: no database). */
   database: 40,
+  /**
+   * Window offset where the image's code pages end (page-aligned, written by partitions/pack.ts): only window pages
+   * [WIN.image, codeEnd) are mapped executable, every other user page NX (docs/specs/partition-state.md).
+   */
+  codeEnd: 48,
   /** The ultravisor partition's info page only: partition number n's allotment (u64 physical base, u64 pages). */
   allotment: (n: number): number => 0x800 + 16 * n,
 } as const;

@@ -286,11 +286,22 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.mov(qword(r13, SP.descriptor), r12);
     a.call(L("alloc_page")).mov(r14, rax).mov(qword(r13, SP.cr3), r14);
     a.mov(rax, qword(L("g_kpdpt"))).or(rax, Number(PTE.P | PTE.W)).mov(qword(r14), rax);
+    // r15 = the image's code pages end (window page number, from the info page the image wrote; at most the image's
+    // end): pages [1, r15) are executable, the info page, the rest of the image and the stack NX.
+    a.mov(rax, qword(r13, SP.window)).mov(r15, qword(rax, INFO.codeEnd)).add(r15, 0xfff).shr(r15, 12);
+    a.mov(eax, (WIN.image + WIN.imageMax) >> 12).cmp(r15, rax).cmova(r15, rax);
     a.xor(ebp, ebp);
     const map = a.here();
     a.mov(rdi, r14);
     a.mov(rsi, rbp).shl(rsi, 12).mov(rax, WINDOW).add(rsi, rax);
     a.mov(rdx, rbp).shl(rdx, 12).add(rdx, qword(r13, SP.window)).or(rdx, USER_PAGE);
+    const exec = a.label();
+    const nx = a.label();
+    a.cmp(ebp, 1).jb(nx);
+    a.cmp(rbp, r15).jb(exec);
+    a.bind(nx);
+    a.or(rdx, qword(L("g_nx")));
+    a.bind(exec);
     a.call(L("map_page"));
     a.inc(ebp).cmp(ebp, WIN.pages).jb(map);
     if (withCore) {
@@ -305,7 +316,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
         if (first) a.mov(r15, DB_PAGES.lo).mov(r12, DB_PAGES.hi);
         else a.mov(r15, qword(L("g_core_private"))).lea(r12, qword(r15, PRIVATE_PAGE_BYTES));
         const view = a.here();
-        a.mov(rdi, r14).mov(rsi, DBWIN).add(rsi, r15).mov(rdx, r15).or(rdx, USER_PAGE);
+        a.mov(rdi, r14).mov(rsi, DBWIN).add(rsi, r15).mov(rdx, r15).or(rdx, USER_PAGE).or(rdx, qword(L("g_nx")));
         a.call(L("map_page"));
         a.add(r15, 4096).cmp(r15, r12).jb(view);
       }
@@ -393,7 +404,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     const mapAt = (recReg: typeof r14, slotField: number): void => {
       a.mov(rax, qword(recReg, PREC.state)).mov(rdi, qword(rax, SP.cr3));
       a.mov(esi, dword(rbx, slotField)).shl(rsi, 12).mov(rax, WINDOW + BigInt(WIN.slot(0))).add(rsi, rax);
-      a.mov(rdx, r13).or(rdx, USER_PAGE);
+      a.mov(rdx, r13).or(rdx, USER_PAGE).or(rdx, qword(L("g_nx")));
       a.call(L("map_page"));
     };
     mapAt(r14, CREC.clientSlot);

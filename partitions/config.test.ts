@@ -33,7 +33,7 @@ describe("ultravisor host definitions", () => {
     bad((c) => (c.partitions[5]!.name = "X"), /partitions\[5\] \(X\): duplicate name/);
     bad((c) => (c.partitions[5]!.name = "a-very-long-name"), /partitions\[5\].*1–15 printable ASCII/);
     bad((c) => c.partitions.splice(2, 1), /exactly one partition of kind 'io'/);
-    bad((c) => (c.partitions[2]!.fault = "cli"), /partitions\[2\] \(io\): fault must be one of write-outside, write-unmapped, cli, hlt, out, cr3, wasm-oob, sse-a, sse-b and only on a guest/);
+    bad((c) => (c.partitions[2]!.fault = "cli"), /partitions\[2\] \(io\): fault must be one of write-outside, write-unmapped, cli, hlt, out, cr3, wasm-oob, exec-stack, exec-data, sgdt, sse-a, sse-b and only on a guest/);
     bad((c) => (c.partitions[0]!.duty = 2), /idle partition's duty must be 0/);
     bad((c) => c.partitions.splice(3, 1), /command partition and the ultravisor partition come together/);
     bad((c) => (c.quantumTicks = 5), /quantumTicks must be an integer from 10000/);

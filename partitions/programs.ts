@@ -3,17 +3,19 @@
 // channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
-import { Assembler, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { CMDCHAN, COM1, HC, SEL, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
-export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob" | SseProbeKind;
+export type FaultKind = "write-outside" | "write-unmapped" | "cli" | "hlt" | "out" | "cr3" | "wasm-oob" | "exec-stack" | "exec-data" | "sgdt" | SseProbeKind;
 /**
  * Faults of assembly guests; "wasm-oob" is the AssemblyScript guest's (a checksum range past its linear memory).
  * "sse-a" and "sse-b" are not faults but the two test-only guests of the extended-state isolation test
  * (test/hw/isolation.test.ts): each loads its own marker into x87/SSE state and watches for the other's.
+ * "exec-stack" and "exec-data" jump into a `ret` the guest wrote on its stack or into its .bss (NX: #PF on the
+ * instruction fetch), "sgdt" stores the GDT register (UMIP: #GP) — the same test's attacks.
  */
-export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "sse-a", "sse-b"];
+export const FAULT_KINDS: readonly FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b"];
 /** A supervisor-only address (the identity map) a guest may not write: the write-outside fault's target. */
 export const OUTSIDE_ADDRESS = 0x200000;
 /** A window address with no page behind it (between the stack and the channel slots): write-unmapped's target. */
@@ -110,6 +112,20 @@ export function assembleGuest(opts: GuestOptions): Assembler {
       case "cr3":
         a.mov(rax, 0x1000).mov(cr3, rax);
         break;
+      case "exec-stack":
+        a.lea(rax, qword(rsp, -256)).mov(byte(rax), 0xc3).call(rax);
+        break;
+      case "exec-data":
+        a.lea(rax, ptr(L("p_exec_data"))).mov(byte(rax), 0xc3).call(rax);
+        break;
+      case "sgdt":
+        a.sgdt(qword(L("p_gdtr")));
+        consoleLine(a, "sgdt at CPL 3: base ", { hex: (x) => x.mov(rax, qword({ label: L("p_gdtr"), disp: 2 })) }, " limit ",
+          { hex: (x) => x.movzx(eax, word(L("p_gdtr"))) });
+        break;
+      case "sse-a":
+      case "sse-b":
+        break;
     }
     consoleLine(a, "still running after the fault: containment failed");
   }
@@ -127,6 +143,12 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.bind(done).ret();
 
   emitRuntime(a);
+  if (opts.fault?.kind === "exec-data" || opts.fault?.kind === "sgdt") {
+    a.section(".bss");
+    a.align(16);
+    a.bind(L(opts.fault.kind === "sgdt" ? "p_gdtr" : "p_exec_data"));
+    a.zero(16);
+  }
   a.section(".rdata");
   a.align(1);
   a.bind(L("p_ro_end"));
