@@ -20,7 +20,9 @@ export const XCR0_POLICY = 0xe7;
 export const INITIAL_FCW = 0x037f;
 export const INITIAL_MXCSR = 0x1f80;
 
-export function emitCpu(a: Assembler): void {
+/** `space`: the bytes a state page has for the save area; tests pass less to see the boot refuse. */
+export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
+  if (space > XSAVE_SPACE) throw new RangeError(`extended-state space ${space} is more than a state page has (${XSAVE_SPACE})`);
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
@@ -68,21 +70,21 @@ export function emitCpu(a: Assembler): void {
     a.mov(qword(L("g_xsave_size")), 512);
     a.bind(check);
     const fits = a.label();
-    a.cmp(qword(L("g_xsave_size")), XSAVE_SPACE).jbe(fits);
+    a.cmp(qword(L("g_xsave_size")), space).jbe(fits);
     a.mov(qword(L("g_direct")), 1);
     kline(a, "ultravisor: refusing to boot: the extended-state save area is ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) },
-      ` bytes for XCR0 `, { hex: (x) => x.mov(rdi, qword(L("g_xcr0"))) }, `; a partition's state page holds ${XSAVE_SPACE}`);
+      ` bytes for XCR0 `, { hex: (x) => x.mov(rdi, qword(L("g_xcr0"))) }, `; a partition's state page holds ${space}`);
     emitExit(a, EXIT.panic);
     a.bind(fits);
     const fx = a.label();
     const done = a.label();
     a.cmp(qword(L("g_xsave")), 0).je(fx);
     kline(a, "ultravisor: extended state: XSAVE, XCR0 ", { hex: (x) => x.mov(rdi, qword(L("g_xcr0"))) }, " of ", { hex: (x) => x.mov(rdi, qword(L("g_xcr0_offered"))) },
-      " offered, save area ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) }, ` of ${XSAVE_SPACE} bytes in the state page, saved and restored on every switch`);
+      " offered, save area ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) }, ` of ${space} bytes in the state page, saved and restored on every switch`);
     a.jmp(done);
     a.bind(fx);
     kline(a, "ultravisor: extended state: FXSAVE (no XSAVE), save area ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) },
-      ` of ${XSAVE_SPACE} bytes in the state page, saved and restored on every switch`);
+      ` of ${space} bytes in the state page, saved and restored on every switch`);
     a.bind(done);
 
     // NX: EFER.NXE when CPUID.80000001h:EDX bit 20 offers it, so that user pages other than code are no-execute.

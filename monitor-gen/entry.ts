@@ -23,6 +23,8 @@ export interface MonitorConfig {
    * count (bench/README-ultravisor.md).
    */
   probes?: boolean;
+  /** Test builds: the extended-state space cpu_setup checks CPUID 0xD's size against (default XSAVE_SPACE). */
+  xstateSpace?: number;
 }
 
 /** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes, cld and the
@@ -353,5 +355,5 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.bind(L("idle_loop"));
   a.sti().hlt().jmp(L("idle_loop"));
 
-  emitCpu(a);
+  emitCpu(a, cfg.xstateSpace);
 }

@@ -8,6 +8,8 @@
 //  - NX: guests that jump into a `ret` they wrote on their stack or in their .bss take a #PF on the instruction fetch
 //    and are stopped alone; every user page of every partition, walked over QMP, is executable only if it is code;
 //  - UMIP: a guest that runs sgdt takes a #GP (when the CPU offers UMIP; the boot line says which).
+// A second, short boot of a test build that believes a state page has only 256 bytes for extended state: the
+// ultravisor must refuse to boot with a line naming the sizes, before any partition exists.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -193,4 +195,26 @@ describe("isolation holes of issue #12 on the bare-metal ultravisor", () => {
       }
     });
   });
+
+  it("refuses to boot when the CPU's save area (CPUID 0xD) does not fit the state page's space", async () => {
+    const small: UltravisorConfig = { ...config, partitions: config.partitions.filter((p) => ["idle", "io", "Y"].includes(p.name)) };
+    const img = await buildUltravisorImage({ config: small, xstateSpace: 256 });
+    const out = await writeEfiImage(join(scratch, "xstate-refusal"), img);
+    const m = await Machine.start({ name: "hw-xstate-refusal", image: out.esp, mem: "256M", timeoutMs: 60_000, log: () => undefined });
+    let lines: string[] = [];
+    try {
+      const exit = await m.wait();
+      lines = m.lines.map((l) => l.text);
+      const refusal = lines.find((l) => l.startsWith("ultravisor: refusing to boot: "));
+      expect(refusal).toMatch(/^ultravisor: refusing to boot: the extended-state save area is (\d+) bytes for XCR0 0x[0-9a-f]+; a partition's state page holds 256$/);
+      expect(Number(/is (\d+) bytes/.exec(refusal!)![1])).toBeGreaterThan(256);
+      expect(lines.some((l) => l.startsWith("ultravisor: scheduler running") || l.startsWith("ultravisor: partition ")), "nothing started").toBe(false);
+      expect(exit).toEqual({ kind: "guest", code: 126 });
+    } catch (e) {
+      console.error(lines.join("\n"));
+      throw e;
+    } finally {
+      await m.close();
+    }
+  }, 90_000);
 });
