@@ -4,7 +4,7 @@
 // `xstate_init` gives a state page the defined initial x87/SSE state; `emitXstateSwitch` is the eager save/restore
 // inlined in the monitor's switch_to (monitor-gen/entry.ts). Nothing is lazy: CR0.TS stays clear, because lazy FPU
 // switching leaves the previous partition's registers live until a #NM, which is the LazyFP leak.
-import { Assembler, type Label, eax, ebx, ecx, edx, qword, r12, r12d, rax, rbx, rcx, rdi, word, dword, cr0, cr4, ds, es, fs, gs } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, eax, ebx, ecx, edx, qword, r12, r12d, rax, rbx, rcx, rdi, word, dword, cr0, cr4, dr7, ds, es, fs, gs } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { EXIT, SP, XSAVE_SPACE } from "./layout.ts";
 import { emitExit } from "./paging.ts";
@@ -46,6 +46,9 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
     // loading a selector from the GDT gives base 0 as well, so no base carries anything from one partition to the next.
     a.mov(rax, cr4).btr(rax, 16).mov(cr4, rax);
     a.mov(rax, cr4).btr(rax, 8).mov(cr4, rax); // PCE clear: RDPMC faults at ring 3 (counters are shared, not switched)
+    // DR7 to its reset value: no breakpoint the firmware may have left armed fires in a partition (ring 3 cannot
+    // reach the debug registers; the monitor never arms one).
+    a.mov(eax, 0x400).mov(dr7, rax);
     for (const msr of [0xc000_0100, 0xc000_0101, 0xc000_0102]) a.mov(ecx, msr).xor(eax, eax).xor(edx, edx).wrmsr();
     const noXsave = a.label();
     const check = a.label();
