@@ -43,7 +43,7 @@ const config: UltravisorConfig = {
 
 /** One partition's user leaves (PML4 slots 1–511) as read over QMP: virtual address → page-table entry. */
 interface Space { name: string; window: bigint; leaves: Map<bigint, bigint> }
-let boot: { img: UltravisorImage; lines: string[]; exit: unknown; spaces: Space[] };
+let boot: { img: UltravisorImage; lines: string[]; exit: unknown; spaces: Space[]; kernelNx: boolean[][] };
 
 const ADDR = 0x000f_ffff_ffff_f000n;
 const NX = 1n << 63n;
@@ -82,13 +82,19 @@ beforeAll(async () => {
     await m.waitFor(/^ultravisor: scheduler running/, 90_000);
     await m.qmp!.execute("stop");
     const spaces: Space[] = [];
+    let kernelNx: boolean[][] = [];
     for (const l of m.lines) {
       const p = STARTED.exec(l.text);
-      if (p) spaces.push({ name: p[1]!, window: BigInt(p[3]!), leaves: await userLeaves(m, BigInt(p[2]!)) });
+      if (!p) continue;
+      spaces.push({ name: p[1]!, window: BigInt(p[3]!), leaves: await userLeaves(m, BigInt(p[2]!)) });
+      // The shared supervisor map (PML4 slot 0): NX of each 2 MiB page, per GiB.
+      const pdpt = await qwords(m, (await qwords(m, BigInt(p[2]!) & ADDR))[0]! & ADDR);
+      kernelNx = [];
+      for (let g = 0; g < 4; g++) kernelNx.push((await qwords(m, pdpt[g]! & ADDR)).map((e) => (e & NX) !== 0n));
     }
     await m.qmp!.execute("cont");
     const exit = await m.wait();
-    boot = { img, lines: m.lines.map((l) => l.text), exit, spaces };
+    boot = { img, lines: m.lines.map((l) => l.text), exit, spaces, kernelNx };
   } finally {
     await m.close();
   }
@@ -161,6 +167,9 @@ describe("isolation holes of issue #12 on the bare-metal ultravisor", () => {
       for (const g of ["sse-a", "sse-b", "Y"]) {
         expect(boot.lines.slice(last + 1).filter((l) => l.startsWith(`${g}: `)).length, `${g} keeps printing`).toBeGreaterThan(2);
       }
+      // The supervisor map: the top GiB (devices) is NX, the three below (the monitor's code lives there) are not.
+      expect(boot.kernelNx.map((gib) => gib.every(Boolean))).toEqual([false, false, false, true]);
+      expect(boot.kernelNx.slice(0, 3).flat().some(Boolean)).toBe(false);
       // Every user page of every partition: executable exactly when it is one of the image's code pages.
       expect(boot.spaces.length).toBe(config.partitions.length - 1);
       for (const sp of boot.spaces) {
