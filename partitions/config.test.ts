@@ -21,6 +21,12 @@ describe("ultravisor host definitions", () => {
     expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
   });
 
+  it("examples/ultravisor-isolation.yaml loads, with the test-only behaviours of the isolation test", () => {
+    const c = loadConfig(join(root, "examples/ultravisor-isolation.yaml"));
+    expect(c.partitions.filter((p) => p.fault).map((p) => p.fault)).toEqual(["sse-a", "sse-b", "exec-stack", "exec-data", "sgdt"]);
+    expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
+  });
+
   const bad = (edit: (c: UltravisorConfig) => void, message: RegExp): void => {
     const c = figure1Config();
     edit(c);
