@@ -1,9 +1,11 @@
 // Processor state the monitor isolates beyond the general registers (generated ring-0 code; docs/specs/partition-state.md):
 // `cpu_setup` at boot turns on what the isolation needs — SSE through CR0/CR4, XSAVE with the XCR0 policy below (or
-// FXSAVE without it), and refuses to boot if the save area CPUID leaf 0xD reports does not fit a state page —;
-// `xstate_init` gives a state page the defined initial x87/SSE state; `emitXstateSwitch` is the eager save/restore
-// inlined in the monitor's switch_to (monitor-gen/entry.ts). Nothing is lazy: CR0.TS stays clear, because lazy FPU
-// switching leaves the previous partition's registers live until a #NM, which is the LazyFP leak.
+// FXSAVE without it), refusing to boot if the save area CPUID leaf 0xD reports does not fit a state page; FS/GS bases
+// zero with CR4.FSGSBASE and CR4.PCE clear, DR7 reset; EFER.NXE (g_nx, which paging ORs into non-code pages) and
+// CR4.UMIP when the CPU offers them —; `xstate_init` gives a state page the defined initial x87/SSE state and null
+// selectors; `emitXstateSwitch` is the eager save/restore inlined in the monitor's switch_to (monitor-gen/entry.ts).
+// Nothing is lazy: CR0.TS stays clear, because lazy FPU switching leaves the previous partition's registers live
+// until a #NM, which is the LazyFP leak.
 import { Assembler, type Label, eax, ebx, ecx, edx, qword, r12, r12d, rax, rbx, rcx, rdi, word, dword, cr0, cr4, dr7, ds, es, fs, gs } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { EXIT, SP, XSAVE_SPACE } from "./layout.ts";
@@ -28,6 +30,7 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
   a.align(8);
   // g_xsave: 1 when switches use XSAVE/XRSTOR, 0 for FXSAVE/FXRSTOR.
   // g_nx: the NX bit (1 << 63) the monitor ORs into every user leaf that is not code, 0 when the CPU has no NX.
+  // g_umip: 1 when CR4.UMIP is on.
   for (const n of ["g_xsave", "g_xcr0", "g_xcr0_offered", "g_xsave_size", "g_nx", "g_umip"]) {
     a.bind(L(n));
     a.zero(8);

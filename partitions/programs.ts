@@ -1,5 +1,6 @@
 // The ring-3 partition programs written with the typed assembler — the guests that commit a fault AssemblyScript
-// cannot express (containment tests) or measure hypercalls (bench builds), and the ultravisor partition's command-
+// cannot express (containment tests), attack the isolation of processor state (test-only, issue #12: x87/SSE/AVX
+// markers, jumps into data, sgdt) or measure hypercalls (bench builds), and the ultravisor partition's command-
 // channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
