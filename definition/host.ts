@@ -21,8 +21,13 @@ export const RESERVED_NAMES: readonly string[] = Object.entries(KIND).filter(([,
 export const PARTITION_KINDS = ["idle", "ultravisor", "io", "command", "guest", "operations"] as const;
 export type PartitionKind = (typeof PARTITION_KINDS)[number];
 
-/** What a test guest does wrong on the machine (partitions/programs.ts builds each; examples/ultravisor-containment.yaml). */
-export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"] as const;
+/**
+ * What a test guest does wrong on the machine (partitions/programs.ts builds each; examples/ultravisor-containment.yaml
+ * and ultravisor-isolation.yaml): the containment faults, "wasm-oob" (the AssemblyScript guest's), the isolation
+ * attacks "exec-stack", "exec-data" (NX), "sgdt" (UMIP), and "sse-a"/"sse-b", the pair of guests that watch for each
+ * other's extended state (test/hw/isolation.test.ts).
+ */
+export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;

@@ -41,6 +41,8 @@ export interface UltravisorImageOptions {
   startProbes?: boolean;
   /** Test builds: the UEFI types the database's own 4 MiB page may hold (default CORE_LOADER_PLAN.types). */
   coreDbPageTypes?: number[];
+  /** Test builds: bytes the boot believes a state page has for extended state (a smaller CPU save area is refused). */
+  xstateSpace?: number;
   espSizeMiB?: number;
 }
 
@@ -201,6 +203,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     exitCode: config.exitCode,
     ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
     probes: config.probes === true,
+    ...(opts.xstateSpace !== undefined ? { xstateSpace: opts.xstateSpace } : {}),
   });
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);

@@ -7,6 +7,7 @@ import { kline } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
 import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
 import { emitExit } from "./paging.ts";
+import { emitCpu, emitXstateSwitch } from "./cpu.ts";
 
 export interface MonitorConfig {
   /** Local APIC timer initial count per quantum (divide-by-1). */
@@ -22,6 +23,8 @@ export interface MonitorConfig {
    * count (bench/README-ultravisor.md).
    */
   probes?: boolean;
+  /** Test builds: the extended-state space cpu_setup checks CPUID 0xD's size against (default XSAVE_SPACE). */
+  xstateSpace?: number;
 }
 
 /** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes, cld and the
@@ -82,9 +85,11 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   for (const r of FRAME_REGS) a.pop(REGS[r]);
   a.add(rsp, 16).iretq();
 
-  // switch_to(rdi = state page): IST 1, COM1 bitmap byte, CR3 (only when it changes), dispatch time, then resume.
+  // switch_to(rdi = state page): extended state (eagerly, when the partition changes), IST 1, COM1 bitmap byte, CR3
+  // (only when it changes), dispatch time, then resume.
   a.bind(L("switch_to"));
   {
+    emitXstateSwitch(a);
     a.mov(qword(L("g_current")), rdi);
     a.lea(rax, qword(rdi, 4096));
     a.lea(rcx, ptr(L("g_tss")));
@@ -278,7 +283,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.mov(r14, cr2);
     a.bind(notPf);
     kline(a, "partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": fault vector ", { dec: (x) => x.mov(rdi, r12) },
-      " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) });
+      " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, FR.error)) });
     account();
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }
@@ -349,4 +354,6 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   // ---- the idle partition's only code: halt until the next quantum -------------------------------------------------
   a.bind(L("idle_loop"));
   a.sti().hlt().jmp(L("idle_loop"));
+
+  emitCpu(a, cfg.xstateSpace);
 }

@@ -28,8 +28,17 @@ export const SP = {
   descriptor: 0x60,
   /** Slot k: u64 peer state page (0 = empty), u64 peer slot. */
   slots: 0x80,
+  /** The partition's data-segment selectors ds, es, fs, gs (u16 each), saved and restored on every switch. */
+  sregs: 0x180,
+  /**
+   * The partition's x87/SSE/AVX state (XSAVE standard format, or FXSAVE's 512 bytes without XSAVE), saved and restored
+   * on every switch (monitor-gen/cpu.ts); 64-byte aligned as XSAVE requires. It ends where the saved frame begins.
+   */
+  xsave: 0x200,
   frame: 0xf50,
 } as const;
+/** Bytes of the state page from SP.xsave to the saved frame: the largest save area the monitor accepts at boot. */
+export const XSAVE_SPACE = SP.frame - SP.xsave;
 /** waiting: defined in the image, not started yet (no page tables; never dispatched). */
 export const STATE = { ready: 0, waiting: 1, failed: 2 } as const;
 /** defined: created by a definition from the command partition, so it waits for START instead of starting at boot. */
@@ -72,6 +81,11 @@ export const INFO = {
   number: 0, slots: 8, name: 16, ownedBytes: 32, slot: (k: number): number => 64 + 32 * k, slotSize: 32,
   /** The ultravisor partition's info page only: 1 when the monitor mapped the database view (0: no database). */
   database: 40,
+  /**
+   * Window offset where the image's code pages end (page-aligned, written by partitions/pack.ts): only window pages
+   * [WIN.image, codeEnd) are mapped executable, every other user page NX (docs/specs/partition-state.md).
+   */
+  codeEnd: 48,
   /** The ultravisor partition's info page only: partition number n's allotment (u64 physical base, u64 pages). */
   allotment: (n: number): number => 0x800 + 16 * n,
 } as const;

@@ -65,6 +65,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   kline(a, "ultravisor: entered: boot services exited after ", { dec: (x) => x.mov(rdi, qword(L("g_ebs_tries"))) }, " ExitBootServices call(s); interrupts off, own stack");
   a.mov(al, 0xff).out(0x21, al).out(0xa1, al); // legacy PICs masked: the local APIC timer is the only interrupt source
   a.call(L("uv_install_descriptors"));
+  a.call(L("cpu_setup")); // extended state (monitor-gen/cpu.ts): may refuse to boot
   for (const v of VECTORS) {
     a.mov(edi, v).lea(rsi, ptr(L(`stub_${v}`))).mov(edx, v === HYPERCALL_VECTOR ? 0xee : 0x8e).call(L("set_gate"));
   }
@@ -109,6 +110,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
     eachPartition((nextState) => {
       a.call(L("alloc_page")).mov(r13, rax).mov(qword(rbx, PREC.state), r13);
+      a.mov(rdi, r13).call(L("xstate_init"));
       a.mov(rax, qword(rbx, PREC.name)).mov(qword(r13, SP.name), rax);
       a.mov(qword(r13, SP.index), r12);
       a.mov(eax, dword(rbx, PREC.flags)).mov(dword(r13, SP.flags), eax);
@@ -284,11 +286,22 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.mov(qword(r13, SP.descriptor), r12);
     a.call(L("alloc_page")).mov(r14, rax).mov(qword(r13, SP.cr3), r14);
     a.mov(rax, qword(L("g_kpdpt"))).or(rax, Number(PTE.P | PTE.W)).mov(qword(r14), rax);
+    // r15 = the image's code pages end (window page number, from the info page the image wrote; at most the image's
+    // end): pages [1, r15) are executable, the info page, the rest of the image and the stack NX.
+    a.mov(rax, qword(r13, SP.window)).mov(r15, qword(rax, INFO.codeEnd)).add(r15, 0xfff).shr(r15, 12);
+    a.mov(eax, (WIN.image + WIN.imageMax) >> 12).cmp(r15, rax).cmova(r15, rax);
     a.xor(ebp, ebp);
     const map = a.here();
     a.mov(rdi, r14);
     a.mov(rsi, rbp).shl(rsi, 12).mov(rax, WINDOW).add(rsi, rax);
     a.mov(rdx, rbp).shl(rdx, 12).add(rdx, qword(r13, SP.window)).or(rdx, USER_PAGE);
+    const exec = a.label();
+    const nx = a.label();
+    a.cmp(ebp, 1).jb(nx);
+    a.cmp(rbp, r15).jb(exec);
+    a.bind(nx);
+    a.or(rdx, qword(L("g_nx")));
+    a.bind(exec);
     a.call(L("map_page"));
     a.inc(ebp).cmp(ebp, WIN.pages).jb(map);
     if (withCore) {
@@ -303,7 +316,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
         if (first) a.mov(r15, DB_PAGES.lo).mov(r12, DB_PAGES.hi);
         else a.mov(r15, qword(L("g_core_private"))).lea(r12, qword(r15, PRIVATE_PAGE_BYTES));
         const view = a.here();
-        a.mov(rdi, r14).mov(rsi, DBWIN).add(rsi, r15).mov(rdx, r15).or(rdx, USER_PAGE);
+        a.mov(rdi, r14).mov(rsi, DBWIN).add(rsi, r15).mov(rdx, r15).or(rdx, USER_PAGE).or(rdx, qword(L("g_nx")));
         a.call(L("map_page"));
         a.add(r15, 4096).cmp(r15, r12).jb(view);
       }
@@ -312,6 +325,8 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
         " mapped into partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) });
       a.bind(notUltra);
     }
+    // A partition starts from the defined initial x87/SSE state, never from what its state page held before.
+    a.mov(rdi, r13).call(L("xstate_init"));
     a.mov(dword(r13, SP.state), STATE.ready);
     a.mov(rax, qword(L("g_quantum"))).mov(qword(r13, SP.started), rax);
     kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " started at quantum ", { dec: (x) => x.mov(rdi, qword(r13, SP.started)) },
@@ -389,7 +404,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     const mapAt = (recReg: typeof r14, slotField: number): void => {
       a.mov(rax, qword(recReg, PREC.state)).mov(rdi, qword(rax, SP.cr3));
       a.mov(esi, dword(rbx, slotField)).shl(rsi, 12).mov(rax, WINDOW + BigInt(WIN.slot(0))).add(rsi, rax);
-      a.mov(rdx, r13).or(rdx, USER_PAGE);
+      a.mov(rdx, r13).or(rdx, USER_PAGE).or(rdx, qword(L("g_nx")));
       a.call(L("map_page"));
     };
     mapAt(r14, CREC.clientSlot);

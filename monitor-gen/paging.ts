@@ -65,8 +65,8 @@ export function emitPaging(a: Assembler): void {
     a.ret();
   }
 
-  // build_kernel_map: PDPT + 4 PDs of 2 MiB supervisor pages for [0, 4 GiB) (the top GiB uncached: local APIC,
-  // PCI MMIO), and the ultravisor's own PML4 with only slot 0.
+  // build_kernel_map: PDPT + 4 PDs of 2 MiB supervisor pages for [0, 4 GiB) (the top GiB uncached and no-execute:
+  // local APIC, PCI MMIO), and the ultravisor's own PML4 with only slot 0. Runs after cpu_setup (g_nx).
   a.bind(L("build_kernel_map"));
   {
     a.push(rbx).push(r12);
@@ -79,6 +79,8 @@ export function emitPaging(a: Assembler): void {
     const cached = a.label();
     a.cmp(r12, 3).jne(cached);
     a.or(rdx, Number(PTE.PCD | PTE.PWT));
+    // … and no-execute (when cpu_setup turned NX on, g_nx): the top GiB holds devices, never code or our data.
+    a.or(rdx, qword(L("g_nx")));
     a.bind(cached);
     a.xor(ecx, ecx);
     const entry = a.here();

@@ -208,6 +208,48 @@ describe("AssemblyScript partitions in V8", () => {
     expect(io.com1()).toBe("Y: <channel failed the server's checks: closed>\r\n");
   });
 
+  it("I/O partition: checks every queue-header field against the console geometry before it removes (issue #12)", () => {
+    // The attack: W sets signal_size = 1 in its queue header and advances its head; core then copies one byte of W's
+    // slot and the I/O partition printed the rest of its buffer — another client's earlier line — under W's name.
+    const geometry: Array<[string, number, number, number]> = [
+      // field, offset in queue 0's header (channel offset 128 + …), width, value
+      ["signal_size", 48, 4, 1],
+      ["max_slots", 52, 4, 8],
+      ["max_signals", 56, 4, 3],
+      ["sig_base_offset", 16, 8, 256],
+      ["size", 8, 8, 64],
+    ];
+    for (const [field, off, width, value] of geometry) {
+      const io = instantiate("io");
+      const win = io.bytes();
+      writeInfo(win, "io", [{ role: 1, peer: "X" }, { role: 1, peer: "W" }]);
+      const px = corePage(), pw = corePage();
+      coreSend(px, "a secret line of X");
+      coreSend(pw, "w");
+      toWindow(win, 0, px);
+      toWindow(win, 1, pw);
+      const d = new DataView(win.buffer);
+      const at = WIN.slot(1) + 128 + off;
+      if (width === 4) d.setUint32(at, value, true);
+      else d.setBigUint64(at, BigInt(value), true);
+      io.fn["serve"]!();
+      expect(io.com1(), field).toBe("X: a secret line of X\r\nW: <channel failed the server's checks: closed>\r\n");
+      expect(win[INFO.slot(1) + 8], `${field}: W's slot closed`).toBe(2);
+    }
+    // The channel header's own geometry: ch_space_offset and header_size.
+    for (const [off, value] of [[64, 256], [12, 64]] as const) {
+      const io = instantiate("io");
+      const win = io.bytes();
+      writeInfo(win, "io", [{ role: 1, peer: "W" }]);
+      const pw = corePage();
+      coreSend(pw, "w");
+      toWindow(win, 0, pw);
+      new DataView(win.buffer).setUint32(WIN.slot(0) + off, value, true);
+      io.fn["serve"]!();
+      expect(io.com1(), `header offset ${off}`).toBe("W: <channel failed the server's checks: closed>\r\n");
+    }
+  });
+
   it("I/O partition: main announces itself under its own name, then POLLs after a pass and YIELDs after an empty one", () => {
     const io = instantiate("io", { stopAt: (nr) => nr === HC.yield });
     writeInfo(io.bytes(), "io", []);

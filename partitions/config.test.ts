@@ -51,6 +51,13 @@ describe("the bare-metal view of a host definition", () => {
     expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
   });
 
+  it("examples/ultravisor-isolation.yaml loads, with the test-only behaviours of the isolation test", () => {
+    const c = loadConfig(join(FIGURE1_FILE, "..", "ultravisor-isolation.yaml"));
+    expect(c.partitions.filter((p) => p.fault).map((p) => p.fault)).toEqual(["sse-a", "sse-b", "exec-stack", "exec-data", "sgdt"]);
+    expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
+  });
+
+
   it("accepts a one-VCPU list in place of duty, and the wiring written out", () => {
     const c = configFrom({
       revision: 2,

@@ -1,6 +1,6 @@
 // Turns an assembled partition program into its window blob (docs/specs/image-layout.md): the info page, then the
-// program's sections linked at their window addresses (.text, .rdata, .data, .bss in that order), zero-filled up to
-// the stack. The loader copies the blob into the partition's own pages and maps them at the window; nothing in it is
+// program's sections linked at their window addresses (.text, .rdata, .data, .bss in that order, the first section
+// after the code on a page boundary so the monitor can map code pages alone executable), zero-filled up to the stack. The loader copies the blob into the partition's own pages and maps them at the window; nothing in it is
 // relocated at boot.
 import { Assembler } from "../toolchain/x64/index.ts";
 import { link } from "../toolchain/x64/link.ts";
@@ -39,12 +39,16 @@ export function packPartition(program: Assembler | ObjectFile, info: { name: str
   const order = obj.sections.map((s, i) => ({ s, i })).sort((x, y) => ORDER.indexOf(x.s.kind) - ORDER.indexOf(y.s.kind) || x.i - y.i);
   const bases = new Array<bigint>(obj.sections.length);
   let at = WIN.image;
+  let codeEnd = 0;
   for (const { s, i } of order) {
+    // The code ends on a page boundary: its pages alone are mapped executable, everything after them NX.
+    if (s.kind !== "text" && codeEnd === 0) codeEnd = at = Math.ceil(at / PAGE) * PAGE;
     const align = Math.max(s.align, 16);
     at = Math.ceil(at / align) * align;
     bases[i] = WINDOW + BigInt(at);
     at += s.bytes.length;
   }
+  if (codeEnd === 0) codeEnd = Math.ceil(at / PAGE) * PAGE;
   if (at > WIN.image + WIN.imageMax) {
     throw new RangeError(`partition ${info.name}: image is ${at - WIN.image} bytes, more than the window's ${WIN.imageMax} (docs/specs/image-layout.md)`);
   }
@@ -58,6 +62,7 @@ export function packPartition(program: Assembler | ObjectFile, info: { name: str
   d.setBigUint64(INFO.slots, BigInt(info.slots.length), true);
   blob.set(asciiName(info.name, "partition name"), INFO.name);
   d.setBigUint64(INFO.ownedBytes, BigInt(WIN.stackTop), true);
+  d.setBigUint64(INFO.codeEnd, BigInt(codeEnd), true);
   info.slots.forEach((slot, k) => {
     const o = INFO.slot(k);
     // A server's slot turns live when the monitor connects the channel (the client may start later): 0 until then.

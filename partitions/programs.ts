@@ -1,10 +1,11 @@
 // The ring-3 partition programs written with the typed assembler — the guests that commit a fault AssemblyScript
-// cannot express (containment tests) or measure hypercalls (bench builds), and the ultravisor partition's command-
+// cannot express (containment tests), attack the isolation of processor state (test-only, issue #12: x87/SSE/AVX
+// markers, jumps into data, sgdt) or measure hypercalls (bench builds), and the ultravisor partition's command-
 // channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
-import { Assembler, type Label, al, byte, cr3, dword, dx, eax, ecx, edx, ptr, qword, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
-import { CMDCHAN, COM1, HC, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { Assembler, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
+import { CMDCHAN, COM1, HC, SEL, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
 // The fault names are the host definition's (definition/host.ts FAULT_KINDS): faults of assembly guests, and
@@ -36,6 +37,7 @@ export interface GuestOptions {
 export const BENCH_NOPS = 50;
 
 export function assembleGuest(opts: GuestOptions): Assembler {
+  if (opts.fault?.kind === "sse-a" || opts.fault?.kind === "sse-b") return assembleSseGuest(opts.fault.kind, opts.period);
   const a = new Assembler();
   const L = (n: string): Label => a.symbol(n);
   // p_image_start … p_ro_end: the bytes the checksum covers (.text then .rdata, laid out contiguously).
@@ -106,6 +108,20 @@ export function assembleGuest(opts: GuestOptions): Assembler {
       case "cr3":
         a.mov(rax, 0x1000).mov(cr3, rax);
         break;
+      case "exec-stack":
+        a.lea(rax, qword(rsp, -256)).mov(byte(rax), 0xc3).call(rax);
+        break;
+      case "exec-data":
+        a.lea(rax, ptr(L("p_exec_data"))).mov(byte(rax), 0xc3).call(rax);
+        break;
+      case "sgdt":
+        a.sgdt(qword(L("p_gdtr")));
+        consoleLine(a, "sgdt at CPL 3: base ", { hex: (x) => x.mov(rax, qword({ label: L("p_gdtr"), disp: 2 })) }, " limit ",
+          { hex: (x) => x.movzx(eax, word(L("p_gdtr"))) });
+        break;
+      case "sse-a":
+      case "sse-b":
+        break;
     }
     consoleLine(a, "still running after the fault: containment failed");
   }
@@ -123,6 +139,12 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.bind(done).ret();
 
   emitRuntime(a);
+  if (opts.fault?.kind === "exec-data" || opts.fault?.kind === "sgdt") {
+    a.section(".bss");
+    a.align(16);
+    a.bind(L(opts.fault.kind === "sgdt" ? "p_gdtr" : "p_exec_data"));
+    a.zero(16);
+  }
   a.section(".rdata");
   a.align(1);
   a.bind(L("p_ro_end"));
@@ -240,4 +262,204 @@ export function definitionBytes(d: Definition): Uint8Array {
   new DataView(b.buffer).setUint32(32, d.kind, true);
   new DataView(b.buffer).setUint32(36, d.number, true);
   return b;
+}
+
+// ---- test-only: extended-state isolation (issue #12) ------------------------------------------------------------------
+export type SseProbeKind = "sse-a" | "sse-b";
+
+/** What a guest of the isolation test puts in its x87/SSE state (its selector marker: fs for sse-a, gs for sse-b): control word, MXCSR and a seed for st0 and xmm0–15. */
+interface SseMarker { fcw: number; mxcsr: number; seed: number }
+export const SSE_MARKERS: Record<SseProbeKind, SseMarker> = {
+  "sse-a": { fcw: 0x0c7f, mxcsr: 0x7f80, seed: 0xa },
+  "sse-b": { fcw: 0x087f, mxcsr: 0x5f80, seed: 0xb },
+};
+
+/** Bytes of a guest's save image: the legacy 512, the XSAVE header (64), the AVX upper halves (256) at 576. */
+const XS_BYTES = 832;
+/** Offset of the AVX component (ymm0–15 bits 128–255) in the standard XSAVE format. */
+const XS_AVX = 576;
+
+/**
+ * An 832-byte save image in XSAVE's standard format (its first 512 bytes are FXSAVE's): the control word, the status
+ * word (TOP = 0), the abridged tag word, MXCSR, st0, xmm0–15, the header's XSTATE_BV and ymm0–15's upper halves.
+ * With a marker, st0 (physical register 0, tagged valid) holds a normal extended real whose mantissa carries the
+ * seed, xmm i holds (0x5A5A…seed…i, its complement) and ymm i's upper half (0x7E7E…seed…i, its complement), and
+ * XSTATE_BV is 7 (x87, SSE, AVX); without one it is the initial state the monitor defines
+ * (docs/specs/partition-state.md): FNINIT's control word 0x37F, every register empty and zero, MXCSR 0x1F80.
+ */
+export function fxImage(m: SseMarker | null): Uint8Array {
+  const b = new Uint8Array(XS_BYTES);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, m ? m.fcw : 0x037f, true);
+  v.setUint8(4, m ? 1 : 0);
+  v.setUint32(24, m ? m.mxcsr : 0x1f80, true);
+  if (m) {
+    v.setBigUint64(32, 0x8000_0000_0000_0000n | (BigInt(m.seed) << 8n), true);
+    v.setUint16(40, 0x4000 + m.seed, true);
+    for (let i = 0; i < 16; i++) {
+      for (const [at, tag] of [[160, 0x5a5an], [XS_AVX, 0x7e7en]] as const) {
+        const lo = (tag << 48n) | (BigInt(m.seed) << 16n) | BigInt(i);
+        v.setBigUint64(at + 16 * i, lo, true);
+        v.setBigUint64(at + 8 + 16 * i, ~lo & 0xffff_ffff_ffff_ffffn, true);
+      }
+    }
+    v.setBigUint64(512, 7n, true);
+  }
+  return b;
+}
+
+/** Byte ranges of a save image a guest compares: control, status and tag words; MXCSR; st0–st7 (10 bytes each); xmm0–15. */
+const FX_COMPARED: Array<[number, number]> = [[0, 5], [24, 4], ...Array.from({ length: 8 }, (_, i): [number, number] => [32 + 16 * i, 10]), [160, 256]];
+/** Ranges that alone would show the other guest's marker: MXCSR, st0, each xmm register. */
+const FX_FOREIGN: Array<[number, number]> = [[24, 4], [32, 10], ...Array.from({ length: 16 }, (_, i): [number, number] => [160 + 16 * i, 16])];
+/** With AVX: the upper halves, compared whole, and one by one for the other guest's. */
+const AVX_COMPARED: Array<[number, number]> = [[XS_AVX, 256]];
+const AVX_FOREIGN: Array<[number, number]> = Array.from({ length: 16 }, (_, i): [number, number] => [XS_AVX + 16 * i, 16]);
+
+/**
+ * The isolation test's guests: find out whether the OS (the monitor) enabled AVX (CPUID.1:ECX.OSXSAVE, then XCR0
+ * bit 2 through xgetbv) and say so; check that the x87/SSE(/AVX) state and the data-segment selectors found at start
+ * are the defined initial ones; load the own marker (XRSTOR, or FXRSTOR without AVX, from an image), then in every
+ * loop iteration — each one a TIME hypercall, and preempted by the timer at any instruction — read the state back
+ * (XSAVE or FXSAVE) and count iterations whose state is not the own marker ("lost": the marker is loaded again) and
+ * those that hold any piece of the other guest's marker ("foreign"). A line every `period` quanta.
+ */
+function assembleSseGuest(kind: SseProbeKind, period: number): Assembler {
+  const a = new Assembler();
+  const L = (n: string): Label => a.symbol(n);
+  const other: SseProbeKind = kind === "sse-a" ? "sse-b" : "sse-a";
+  const withAvx = (yes: () => void, no: () => void): void => {
+    const fx = a.label();
+    const done = a.label();
+    a.cmp(qword(L("p_avx")), 0).je(fx);
+    yes();
+    a.jmp(done);
+    a.bind(fx);
+    no();
+    a.bind(done);
+  };
+  // Reads the state into p_fx; loads it from `image`. Clobber rax, rcx, rdx, rdi. The AVX part is cleared first: a
+  // processor may skip writing a component that is in its initial state, which must not leave the last value there.
+  const save = (): void => withAvx(() => {
+    a.lea(rdi, qword({ label: L("p_fx"), disp: XS_AVX })).mov(ecx, 256).xor(eax, eax);
+    a.rep().stosb();
+    a.mov(eax, 7).xor(edx, edx).xsave64(qword(L("p_fx")));
+  }, () => a.fxsave64(qword(L("p_fx"))));
+  const load = (image: string): void => withAvx(() => a.mov(eax, 7).xor(edx, edx).xrstor64(qword(L(image))), () => a.fxrstor64(qword(L(image))));
+  a.section(".text");
+  a.bind(L("p_image_start"));
+  a.bind(L(PROGRAM_ENTRY));
+  {
+    const noAvx = a.label();
+    const said = a.label();
+    a.mov(eax, 1).cpuid().bt(ecx, 27).jnc(noAvx); // OSXSAVE: XGETBV works
+    a.xor(ecx, ecx).xgetbv().and(eax, 6).cmp(eax, 6).jne(noAvx); // XCR0: SSE and AVX
+    a.mov(qword(L("p_avx")), 1);
+    consoleLine(a, "sse state read with XSAVE: x87, SSE, AVX");
+    a.jmp(said);
+    a.bind(noAvx);
+    consoleLine(a, "sse state read with FXSAVE: x87, SSE (AVX not enabled)");
+    a.bind(said);
+  }
+  save();
+  a.lea(rsi, ptr(L("p_fx"))).lea(rdi, ptr(L("p_fx_init"))).call(L("state_differs"));
+  const dirty = a.label();
+  const clean = a.label();
+  a.test(eax, eax).jnz(dirty);
+  // The data-segment selectors start null too.
+  a.mov(eax, ds);
+  for (const r of [es, fs, gs]) a.mov(ecx, r).or(eax, ecx);
+  a.test(eax, eax).jnz(dirty);
+  consoleLine(a, "sse initial state: clean");
+  a.jmp(clean);
+  a.bind(dirty);
+  consoleLine(a, "sse initial state: not the defined one");
+  a.bind(clean);
+  load("p_fx_own");
+  // A selector marker too: sse-a holds the user data selector in fs, sse-b in gs (and null in the other).
+  const [mine, theirs] = kind === "sse-a" ? [fs, gs] : [gs, fs];
+  a.mov(eax, SEL.udata).mov(mine, eax);
+  a.xor(r12d, r12d); // lines printed
+  a.xor(r14d, r14d); // checks
+  a.xor(r15d, r15d); // checks that found the own marker changed
+  a.xor(ebp, ebp); // checks that found a piece of the other guest's marker
+  hypercall(a, HC.time);
+  a.mov(r13, rax);
+  const loop = a.here();
+  hypercall(a, HC.time);
+  a.mov(rbx, rax);
+  save();
+  a.inc(r14);
+  a.lea(rsi, ptr(L("p_fx"))).lea(rdi, ptr(L("p_fx_own"))).call(L("state_differs"));
+  a.add(r15, rax);
+  // Lost: load the own marker again, so that each guest keeps offering its marker to a leak (both directions show).
+  const kept = a.label();
+  a.test(eax, eax).jz(kept);
+  load("p_fx_own");
+  a.bind(kept);
+  a.lea(rsi, ptr(L("p_fx"))).lea(rdi, ptr(L("p_fx_other"))).call(L("state_shares"));
+  a.add(rbp, rax);
+  const selOk = a.label();
+  const selForeign = a.label();
+  const selDone = a.label();
+  a.mov(eax, mine).cmp(eax, SEL.udata).je(selOk);
+  a.inc(r15);
+  a.mov(eax, SEL.udata).mov(mine, eax);
+  a.bind(selOk);
+  a.mov(eax, theirs).cmp(eax, SEL.udata).je(selForeign);
+  a.jmp(selDone);
+  a.bind(selForeign);
+  a.inc(rbp);
+  a.xor(eax, eax).mov(theirs, eax);
+  a.bind(selDone);
+  a.mov(rax, rbx).sub(rax, r13).cmp(rax, period).jb(loop);
+  a.mov(r13, rbx).inc(r12);
+  consoleLine(a, "sse tick ", { dec: (x) => x.mov(rax, r12) }, " checks ", { dec: (x) => x.mov(rax, r14) }, " lost ", { dec: (x) => x.mov(rax, r15) },
+    " foreign ", { dec: (x) => x.mov(rax, rbp) });
+  a.jmp(loop);
+
+  // x_differs(rsi, rdi: images) → rax: 1 if any compared range differs, else 0; x_shares → 1 if any range is equal.
+  // state_*: the legacy ranges, then (with AVX) the upper halves. Clobber rcx, rsi, rdi, r8, r9.
+  const ranges = [["fx_differs", FX_COMPARED, false], ["fx_shares", FX_FOREIGN, true], ["avx_differs", AVX_COMPARED, false], ["avx_shares", AVX_FOREIGN, true]] as const;
+  for (const [name, list, onEqual] of ranges) {
+    a.bind(L(name));
+    a.mov(r8, rsi).mov(r9, rdi);
+    const hit = a.label();
+    for (const [off, len] of list) {
+      a.lea(rsi, qword(r8, off)).lea(rdi, qword(r9, off)).mov(ecx, len);
+      a.repe().cmpsb();
+      if (onEqual) a.je(hit);
+      else a.jne(hit);
+    }
+    a.xor(eax, eax).ret();
+    a.bind(hit);
+    a.mov(eax, 1).ret();
+  }
+  for (const what of ["differs", "shares"]) {
+    const done = a.label();
+    a.bind(L(`state_${what}`));
+    a.call(L(`fx_${what}`));
+    a.test(eax, eax).jnz(done);
+    a.cmp(qword(L("p_avx")), 0).je(done);
+    a.mov(rsi, r8).mov(rdi, r9).jmp(L(`avx_${what}`));
+    a.bind(done);
+    a.ret();
+  }
+
+  emitRuntime(a);
+  a.section(".rdata");
+  a.align(64); // XRSTOR's alignment
+  for (const [label, image] of [["p_fx_init", fxImage(null)], ["p_fx_own", fxImage(SSE_MARKERS[kind])], ["p_fx_other", fxImage(SSE_MARKERS[other])]] as const) {
+    a.bind(L(label));
+    a.db(image);
+    a.align(64);
+  }
+  a.bind(L("p_ro_end"));
+  a.section(".bss");
+  a.align(64); // XSAVE's alignment
+  a.bind(L("p_fx"));
+  a.zero(XS_BYTES);
+  a.bind(L("p_avx"));
+  a.zero(8);
+  return a;
 }

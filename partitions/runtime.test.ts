@@ -3,14 +3,16 @@
 // with the image's command geometry, and exchange signals with core's own queue code (the client's side, as the
 // AssemblyScript command partition runs it): requests inserted by core are peeked and popped here, completions posted
 // here are removed by core, across the ring's wrap-around; a page whose header the client rewrote is refused untouched.
+// And the client half every typed-assembler partition carries (chan_insert): a page whose header its server rewrote
+// is refused untouched too (issue #12).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Assembler, type Label, r15, rax, rdi, ptr } from "../toolchain/x64/index.ts";
 import { link } from "../toolchain/x64/link.ts";
 import { ExecRegion, HostBuffer } from "../toolchain/x64/native.ts";
 import { loadCore, type Core } from "../core/wasm.ts";
 import { carve, chanExports, ChannelType, type ChanExports, readQueueHeader } from "../core/channel.ts";
-import { CMDCHAN, cmdSigBase } from "../monitor-gen/layout.ts";
-import { COMPLETION, emitCommandServer } from "./runtime.ts";
+import { CHAN, CMDCHAN, cmdSigBase } from "../monitor-gen/layout.ts";
+import { COMPLETION, emitCommandServer, emitRuntime } from "./runtime.ts";
 
 let core: Core;
 let chan: ChanExports;
@@ -195,4 +197,84 @@ describe("the ultravisor partition's command-channel server (native) with core's
     format();
     expect(call("chan_post", channel.address, signal.address, 2n)).toBe(-2n);
   });
+});
+
+// ---- the client half: chan_insert (every typed-assembler partition's console line, partitions/runtime.ts) ----------
+describe("the typed-assembler partitions' console client (native): chan_insert trusts no header field its server can write", () => {
+  let rt: { code: ExecRegion; data: HostBuffer; at: number };
+  let area: HostBuffer; // the channel page, then three pages a bad geometry would reach
+  let text: HostBuffer;
+  beforeAll(() => {
+    const a = new Assembler();
+    emitRuntime(a);
+    const obj = a.finish();
+    const text0 = obj.sections.findIndex((s) => s.kind === "text");
+    const codeBytes = obj.sections[text0]!.bytes.length;
+    const code = new ExecRegion(codeBytes);
+    const data = new HostBuffer(16384);
+    // Every other section after the code, in the data buffer, each 64-byte aligned.
+    let off = 0;
+    const bases = obj.sections.map((s, i) => {
+      if (i === text0) return code.address;
+      const b = data.address + BigInt(off);
+      off = Math.ceil((off + s.bytes.length) / 64) * 64;
+      return b;
+    });
+    expect(off).toBeLessThanOrEqual(16384);
+    const linked = link(obj, bases);
+    code.load(linked.sections[text0]!);
+    obj.sections.forEach((s, i) => {
+      if (i !== text0 && s.kind !== "bss") data.bytes.set(linked.sections[i]!, Number(bases[i]! - data.address));
+    });
+    rt = { code, data, at: Number(linked.symbols.get("chan_insert")! - code.address) };
+    area = new HostBuffer(16384);
+    text = new HostBuffer(4096);
+    text.bytes.set(Buffer.from("a line"));
+  });
+  afterAll(() => {
+    rt?.code.dispose();
+    for (const b of [rt?.data, area, text]) b?.dispose();
+  });
+
+  /** A console page as the image's template (core's chan_format), at the start of `area`; the rest zero. */
+  function consolePage(): void {
+    expect(chan.chan_format(page, 4096, 1, CHAN.signalSize, CHAN.maxSlots, ChannelType.console)).toBe(0);
+    area.bytes.fill(0);
+    area.bytes.set(coreMem().subarray(page, page + 4096));
+  }
+  const insert = (): bigint => BigInt.asIntN(64, rt.code.call(rt.at, area.address, text.address, BigInt(CHAN.opText), 6n));
+
+  it("inserts into a console page core formatted, and core's remove reads the line back", () => {
+    consolePage();
+    expect(insert()).toBe(1n);
+    expect(insert()).toBe(0n);
+    coreMem().set(area.bytes.subarray(0, 4096), page);
+    expect(chan.chan_remove(page, 4096, 0, sig)).toBe(0);
+    const d = new DataView(core.memory.buffer);
+    expect(d.getUint16(sig + 20, true)).toBe(6);
+    expect(Buffer.from(coreMem().subarray(sig + 64, sig + 70)).toString()).toBe("a line");
+  });
+
+  // Queue 0's header is at channel offset 128. Each rewrite is one the server can make; each must be refused with −2
+  // before anything is written (the slot, the counters, the pages after the channel).
+  const attacks: Array<[string, number, 4 | 8, bigint]> = [
+    ["signature", 0, 8, 0x1234n],
+    ["ch_space_offset", 64, 8, 256n],
+    ["sig_base_offset", 128 + 16, 8, 8192n],
+    ["signal_size", 128 + 48, 4, 512n],
+    ["max_slots", 128 + 52, 4, 64n],
+    ["head", 128 + 60, 4, 16n],
+    ["tail", 128 + 72, 4, 200n],
+  ];
+  for (const [field, off, width, value] of attacks) {
+    it(`refuses a page whose ${field} its server rewrote, writing nothing`, () => {
+      consolePage();
+      if (field === "max_slots") area.view.setUint32(128 + 60, 40, true); // head 40: fine for 64 slots, not for 16
+      if (width === 4) area.view.setUint32(off, Number(value), true);
+      else area.view.setBigUint64(off, value, true);
+      const before = area.bytes.slice();
+      expect(insert()).toBe(-2n);
+      expect(Buffer.compare(area.bytes, before)).toBe(0);
+    });
+  }
 });

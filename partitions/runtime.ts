@@ -5,13 +5,15 @@
 // formatting; and, for the ultravisor partition alone (emitCommandServer), the server half on the command channel's
 // two queues (peek/pop of requests, insert of completions, each after the untrusted-peer checks). Register roles:
 // arguments in rdi, rsi, rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
-import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r11d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10d, r11, r11d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { CHAN, CMDCHAN, HC, HYPERCALL_VECTOR, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { emitAppendDec } from "../monitor-gen/format.ts";
 
 export const LINE_MAX = CHAN.maxText;
 const SIGNATURE = 0x4c4e4345;
 const Q0 = 128; // queue 0's header: right after the channel header
+/** sig_base_offset of a console channel's only queue as chan_format lays it out: slot 0 right after its header. */
+const CONSOLE_SIG_BASE = 128;
 
 /** `int 0x80` with rax = nr (rcx, rdx as set by the caller). */
 export function hypercall(a: Assembler, nr: number): void {
@@ -95,28 +97,45 @@ export function emitRuntime(a: Assembler): void {
   a.section(".text");
 
   // chan_insert(rdi = channel, rsi = data, rcx = length ≤ 64, edx = opcode) → rax: 1 inserted into an empty
-  // queue (signal the server), 0 inserted, −1 full (num_overflows counted). Queue 0, client side.
+  // queue (signal the server), 0 inserted, −1 full (num_overflows counted), −2 the page fails the checks (nothing
+  // written). Queue 0, client side, of a console channel. The server can rewrite any header byte at any time, so
+  // (docs/specs/channel-abi.md, "Fixed geometry") every geometry field must equal the console template's, head and
+  // tail are each read once and must be below max_slots, and the slot address comes from the checked head and the
+  // template's constants, never from a field read again.
   a.bind(L("chan_insert"));
   {
     const room = a.label();
     const wrapped = a.label();
+    const bad = a.label();
     a.push(rbx);
     a.lea(r8, qword(rdi, Q0));
-    a.mov(eax, dword(r8, 60)); // head
+    a.cmp(qword(rdi, 0), SIGNATURE).jne(bad);
+    a.cmp(dword(rdi, 12), 128).jne(bad); // header_size
+    a.cmp(qword(rdi, 64), Q0).jne(bad); // ch_space_offset
+    a.cmp(qword(r8, 8), CHAN.maxSlots * CHAN.signalSize).jne(bad); // size
+    a.cmp(qword(r8, 16), CONSOLE_SIG_BASE).jne(bad); // sig_base_offset
+    a.cmp(dword(r8, 48), CHAN.signalSize).jne(bad); // signal_size
+    a.cmp(dword(r8, 52), CHAN.maxSlots).jne(bad); // max_slots
+    a.cmp(dword(r8, 56), CHAN.maxSlots - 1).jne(bad); // max_signals
+    a.mov(eax, dword(r8, 60)); // head, read once
+    a.cmp(eax, CHAN.maxSlots).jae(bad);
+    a.mov(r10d, dword(r8, 72)); // tail, read once
+    a.cmp(r10d, CHAN.maxSlots).jae(bad);
     a.lea(r9d, dword({ base: rax, disp: 1 }));
-    a.cmp(r9d, dword(r8, 52)).jb(wrapped);
+    a.cmp(r9d, CHAN.maxSlots).jb(wrapped);
     a.xor(r9d, r9d);
     a.bind(wrapped);
-    a.cmp(r9d, dword(r8, 72)).jne(room);
+    a.cmp(r9d, r10d).jne(room);
     a.inc(qword(r8, 40));
     a.mov(rax, -1).pop(rbx).ret();
+    a.bind(bad);
+    a.mov(rax, -2).pop(rbx).ret();
     a.bind(room);
     a.xor(ebx, ebx);
-    a.cmp(eax, dword(r8, 72)).sete(bl); // was empty
-    // slot = queue header + sig_base_offset + h'·signal_size
-    a.mov(r10d, dword(r8, 48)).mov(eax, r9d).imul(rax, r10);
-    a.add(rax, qword(r8, 16)).add(rax, r8);
-    a.mov(r11, rax);
+    a.cmp(eax, r10d).sete(bl); // was empty
+    // slot = queue header + sig_base_offset + h'·signal_size, from the template's constants
+    a.imul(eax, r9d, CHAN.signalSize);
+    a.lea(r11, qword({ base: r8, index: rax, scale: 1, disp: CONSOLE_SIG_BASE }));
     a.xor(eax, eax);
     for (let o = 0; o < 64 + LINE_MAX; o += 8) a.mov(qword(r11, o), rax);
     a.mov(dword(r11, 0), edx);

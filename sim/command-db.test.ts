@@ -82,6 +82,25 @@ describe("channel table (memory-layout.md §11.2)", () => {
     refused({ ops: [{ op: "removeChannel", slot: 7, client: IO }, { op: "destroy", partition: ui.avail }] }, -13);
     expect(host.db.channels().map((c) => c.slot)).toEqual([7]);
   });
+
+  it("refuses a channel over a page in use: the client's own descriptor, or a page another channel already holds (issue #12)", () => {
+    // The attack: the client's descriptor page is owned by the client (a descriptor owns itself), so ownership alone
+    // let it become a channel; once the server formatted the channel the descriptor was gone while the page stayed
+    // self-owned, and the partition could never be destroyed.
+    const X = define("X", KIND.Guest);
+    const base = give(X, 2);
+    refused({ ops: [{ op: "defineChannel", slot: 3, client: X, base: X, pages: 1, type: 3 }] }, -11);
+    host.submit({ ops: [{ op: "defineChannel", slot: 3, client: X, base, pages: 2, type: 3 }] });
+    // … and one page cannot serve two channels (two servers would format over each other)
+    refused({ ops: [{ op: "defineChannel", slot: 4, client: X, base: base + 1, pages: 1, type: 3 }] }, -11);
+    // nor can two channels of one transaction share a page
+    host.submit({ ops: [{ op: "removeChannel", slot: 3, client: X }] });
+    refused({ ops: [
+      { op: "defineChannel", slot: 3, client: X, base, pages: 2, type: 3 },
+      { op: "defineChannel", slot: 4, client: X, base, pages: 1, type: 3 },
+    ] }, -11);
+    expect(host.db.channels()).toEqual([]);
+  });
 });
 
 describe("command partition (memory-layout.md §11.1)", () => {

@@ -11,6 +11,7 @@ import {
   CMD, COMMAND_SIGNAL_SIZE, COMMAND_SLOTS, CommandClient, UltravisorCommandServer, type CommandSignal,
 } from "./command-channel.ts";
 import { DbError, errorName } from "../core/database.ts";
+import { CorePanic } from "../core/wasm.ts";
 import { Host, type HostConfig } from "./host.ts";
 import { formatBytes } from "../core/mapview.ts";
 import { KIND, kindName, pn, type KindName, type Transaction } from "../core/notation.ts";
@@ -66,6 +67,14 @@ export const DEFAULT_COMMAND: PartitionDef = {
 
 export class PlatformError extends Error {
   override name = "PlatformError";
+}
+
+/** A boot-time partition the host could not create; `platform` is the host as far as it got. */
+export class BootFailure extends Error {
+  override name = "BootFailure";
+  constructor(readonly partition: string, readonly platform: Platform, readonly reason: Error) {
+    super(`creating ${partition}: ${reason.message}`);
+  }
 }
 
 interface VcpuRecord {
@@ -131,7 +140,14 @@ export class Platform {
     // The boot partition submits through db_submit_as as Boot: core accepts it only while no command partition is set.
     host.transport = (tx) => host.db.trySubmitAs(tx, ui.boot);
     if (boot.ultravisor) pf.runUltravisor(boot.ultravisor.name, boot.ultravisor.duty);
-    for (const d of boot.system) pf.definePartition(d);
+    for (const d of boot.system) {
+      try {
+        pf.definePartition(d);
+      } catch (e) {
+        if (e instanceof CorePanic || e instanceof TypeError || e instanceof ReferenceError) throw e;
+        throw new BootFailure(d.name, pf, e as Error);
+      }
+    }
     if (pf.commandName !== undefined) {
       const p = pf.rs.resolve(pf.commandName);
       const command = pf.command;
@@ -227,7 +243,7 @@ export class Platform {
     const pcpus = def.vcpus.map((v) => (v.cstate ? nodeCpu : chosen[k++]!));
     // Memory: contiguous first, then fewest splits, on the node first.
     const placed = placeMemory(this.host, this.rs, def.memory, { base: nodeInfo.base, end: nodeInfo.end, name: `node ${node}` });
-    const p = this.rs.create({ name: def.name, kind: KIND[kind], principal: def.user ?? `User${def.name}`, at: placed.runs });
+    const p = this.rs.create({ name: def.name, kind: KIND[kind], principal: def.user ?? `User${def.name}`.slice(0, 16), at: placed.runs });
     this.print(`  memory: ${formatBytes(def.memory)} ${placed.contiguous ? "contiguous" : `in ${placed.runs.length} runs`}, ${placed.splits} split(s), from ${placed.where}`);
     this.listen(def.name);
     try {

@@ -10,7 +10,7 @@ import { ResourceService } from "./resource-service.ts";
 import type { BootPlan, Operation, Scenario } from "./scenario.ts";
 import { ChannelDefinitionError } from "../core/channel.ts";
 import { ChannelError } from "./channel_bus.ts";
-import { Platform, PlatformError } from "./platform.ts";
+import { BootFailure, Platform, PlatformError } from "./platform.ts";
 import { TopologyError } from "./topology.ts";
 
 export interface RunResult {
@@ -61,6 +61,11 @@ function codeOf(error: unknown): string | undefined {
   if (error instanceof PlatformError) return "PLATFORM";
   if (error instanceof ChannelError) return "CHANNEL";
   return "ERROR";
+}
+
+/** The first boot-time partition the platform has not created: the one whose creation failed. */
+function bootingName(pf: Platform, b: BootPlan): string | undefined {
+  return [...b.system, ...b.guests].find((d) => !pf.rs.names().has(d.name))?.name;
 }
 
 /**
@@ -115,13 +120,27 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
     out(b
       ? `boot: the boot partition creates ${b.system.map((d) => d.name).join(", ") || "no system partition"}${b.system.some((d) => d.kind === "Command") ? " and designates the command partition" : ""}:`
       : "boot: the boot partition defines the command partition and its command channel, then designates it:");
-    pf = await Platform.boot(s.host, s.platform, out, b ? { system: b.system, ...(b.ultravisor ? { ultravisor: b.ultravisor } : {}) } : undefined);
-    host = pf.host;
-    for (const tx of host.db.readLog()) {
-      out("");
-      for (const l of formatTransaction(tx)) out(l);
+    try {
+      pf = await Platform.boot(s.host, s.platform, out, b ? { system: b.system, ...(b.ultravisor ? { ultravisor: b.ultravisor } : {}) } : undefined);
+      host = pf.host;
+      for (const tx of host.db.readLog()) {
+        out("");
+        for (const l of formatTransaction(tx)) out(l);
+      }
+      if (b) bootGuests(pf, b, out);
+    } catch (e) {
+      // A boot-time partition the host cannot hold (memory, processors, channels) ends the run: what follows would
+      // assume it exists. The failure names the partition's line; a bug (a panic in core) keeps its stack.
+      if (e instanceof CorePanic || e instanceof TypeError || e instanceof ReferenceError || !b) throw e;
+      const at = e instanceof BootFailure ? e.platform : pf;
+      if (!at) throw e;
+      const name = e instanceof BootFailure ? e.partition : bootingName(at, b);
+      const why = e instanceof BootFailure ? e.reason.message : (e as Error).message;
+      const line = name !== undefined ? b.lines.get(name) : undefined;
+      const failure = `${s.file}${line ? `:${line}` : ""}: boot${name !== undefined ? `: creating ${name}` : ""} failed: ${why}`;
+      out(`  ${failure}`);
+      return { failures: [failure], host: at.host, logs: [] };
     }
-    if (b) bootGuests(pf, b, out);
   } else {
     host = await Host.create(s.host);
     out(`Host: ${formatBytes(host.installed)} installed, map order ${host.order}${s.name ? ` — ${s.name}` : ""}`);

@@ -51,6 +51,8 @@ export interface BootPlan {
   probeCommand: string[];
   /** What only the machine does (faults, the program's language), per partition, for the printout. */
   machineOnly: Array<{ name: string; what: string }>;
+  /** The file line of each boot-time partition, for failures. */
+  lines: Map<string, number>;
 }
 
 export interface Scenario {
@@ -92,7 +94,7 @@ function partitionDef(p: PartitionDefinition, channels: readonly { type: Channel
 }
 
 /** The bootable host's partitions in the machine's order (docs/specs/host-definition.md, "Simulating a bootable host"). */
-function bootPlan(parts: readonly PartitionDefinition[]): BootPlan {
+function bootPlan(parts: readonly PartitionDefinition[], lineOf: (i: number) => number): BootPlan {
   const uv = parts.find((p) => p.kind === "ultravisor");
   const channels = bootChannels(parts);
   const system: PartitionDef[] = [];
@@ -116,6 +118,7 @@ function bootPlan(parts: readonly PartitionDefinition[]): BootPlan {
     ...(parts.some((p) => p.kind === "idle") ? { idle: parts.find((p) => p.kind === "idle")!.name } : {}),
     probeCommand: parts.filter((p) => p.behaviour?.probeCommand).map((p) => p.name),
     machineOnly,
+    lines: new Map(parts.map((p, i) => [p.name, lineOf(i)])),
   };
 }
 
@@ -151,7 +154,7 @@ export function scenarioOf(d: LoadedDefinition): Scenario {
   const bootable = def.partitions !== undefined;
   const platform: PlatformConfig | undefined =
     h.pcpus !== undefined || bootable ? { pcpus: h.pcpus ?? 1, ...(h.nodes ? { nodes: h.nodes } : {}) } : undefined;
-  const boot = def.partitions ? bootPlan(def.partitions) : undefined;
+  const boot = def.partitions ? bootPlan(def.partitions, (i) => d.at(["partitions", i]).line) : undefined;
   const uvName = def.partitions?.find((p) => p.kind === "ultravisor")?.name;
   const operations = def.operations.map((op, i): Operation => {
     const at = ["operations", i];

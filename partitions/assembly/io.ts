@@ -8,7 +8,7 @@
 import { chan_remove } from "../../core/assembly/channel";
 import {
   CHANNEL_BYTES, HC_POLL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
-  SIG_INLINE, hypercall, putDec, putStr, slotChannel, slotRecord,
+  SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
 } from "./partition";
 
 @external("hw", "inb")
@@ -26,6 +26,29 @@ const RECORD_ROLE: usize = 8;
 const RECORD_PEER: usize = 16;
 /** Removed requests land here: a whole channel page, since core copies the queue's signal_size, which the client wrote. */
 const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
+
+/**
+ * The console channel's geometry as the image's template lays it out (chan_format: 1 queue of CONSOLE_SLOTS slots of
+ * SIGNAL_BYTES; image-layout.md and monitor-gen/layout.ts CHAN, which partitions/aot-partitions.test.ts pins).
+ */
+const CONSOLE_SLOTS: u32 = 16;
+const CH_SPACE: u64 = 128;
+const Q0: usize = 128;
+
+/**
+ * Every geometry field of the channel and of its queue 0 equals the console template's (channel-abi.md, "Fixed
+ * geometry"). Core's own checks accept any self-consistent geometry, and a client that shrank signal_size made core
+ * copy less than a signal, leaving the rest of IN_SIGNAL — another client's line — to be printed under its name.
+ */
+function consoleGeometry(ch: usize): bool {
+  if (load<u32>(ch + 12) != 128 || load<u64>(ch + 64) != CH_SPACE) return false; // header_size, ch_space_offset
+  const q = ch + Q0;
+  return load<u64>(q + 8) == <u64>CONSOLE_SLOTS * <u64>SIGNAL_BYTES // size
+    && load<u64>(q + 16) == CH_SPACE // sig_base_offset: slot 0 right after the one queue header
+    && load<u32>(q + 48) == <u32>SIGNAL_BYTES // signal_size
+    && load<u32>(q + 52) == CONSOLE_SLOTS // max_slots
+    && load<u32>(q + 56) == CONSOLE_SLOTS - 1; // max_signals
+}
 
 @inline
 function putc(c: u32): void {
@@ -73,7 +96,10 @@ export function serve(): i32 {
     const ch = slotChannel(k);
     if (ch == 0) continue;
     while (true) {
-      const r = chan_remove(ch, CHANNEL_BYTES, 0, IN_SIGNAL);
+      // The client may rewrite its header at any time, even while this partition is preempted between the check and
+      // core's copy: the buffer is cleared first, so whatever core copies, nothing but the client's own bytes shows.
+      for (let o: usize = 0; o < SIGNAL_BYTES; o += 8) store<u64>(IN_SIGNAL + o, 0);
+      const r = consoleGeometry(ch) ? chan_remove(ch, CHANNEL_BYTES, 0, IN_SIGNAL) : -3;
       if (r == -1) break; // empty
       if (r < -1) {
         // The client broke the channel: never read it again.

@@ -597,7 +597,7 @@ describe("ultravisor on OVMF (TCG)", () => {
         const idx = c.lines.findIndex((l) => l.startsWith(`partition ${name}: fault vector `));
         expect(idx, `${name} fault line`).toBeGreaterThan(-1);
         lastFault = Math.max(lastFault, idx);
-        const m = /^partition \S+: fault vector (\d+) at 0x([0-9a-f]+) rip 0x([0-9a-f]+)$/.exec(c.lines[idx]!)!;
+        const m = /^partition \S+: fault vector (\d+) at 0x([0-9a-f]+) rip 0x([0-9a-f]+) error 0x[0-9a-f]+$/.exec(c.lines[idx]!)!;
         expect(m, c.lines[idx]).toBeTruthy();
         const rip = BigInt(`0x${m[3]}`);
         expect(rip >= p.image.start && rip < p.image.end, `${name} rip inside its image`).toBe(true);
@@ -614,7 +614,7 @@ describe("ultravisor on OVMF (TCG)", () => {
       // The AssemblyScript guest's out-of-bounds read trapped in the generated bounds check (trap 4), came back out of
       // the entry thunk and ended the partition with #UD (vector 6) — before it printed anything else.
       expect(linesOf(c, "bad-wasm")).toEqual(["wasm trap 4; stopping with #UD"]);
-      const wasmFault = c.lines.findIndex((l) => /^partition bad-wasm: fault vector 6 at 0x[0-9a-f]+ rip 0x[0-9a-f]+$/.test(l));
+      const wasmFault = c.lines.findIndex((l) => /^partition bad-wasm: fault vector 6 at 0x[0-9a-f]+ rip 0x[0-9a-f]+ error 0x[0-9a-f]+$/.test(l));
       expect(wasmFault, "bad-wasm fault line").toBeGreaterThan(-1);
       lastFault = Math.max(lastFault, wasmFault);
       expect(s.get("bad-wasm")?.state).toBe("failed");

@@ -608,7 +608,7 @@ export interface Instructions extends SetccMethods, CmovMethods, JccMethods {
   syscall: M0; sysretq: M0; swapgs: M0; invlpg: M1<Mem>; wbinvd: M0; clflush: M1<Mem>;
   mfence: M0; lfence: M0; sfence: M0;
   fxsave: M1<Mem>; fxrstor: M1<Mem>; fxsave64: M1<Mem>; fxrstor64: M1<Mem>;
-  xsave: M1<Mem>; xrstor: M1<Mem>; xsave64: M1<Mem>; xrstor64: M1<Mem>;
+  xsave: M1<Mem>; xrstor: M1<Mem>; xsave64: M1<Mem>; xrstor64: M1<Mem>; xgetbv: M0; xsetbv: M0;
   vmcall: M0; vmmcall: M0;
 }
 

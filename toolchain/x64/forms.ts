@@ -152,6 +152,8 @@ const SOURCE: Record<string, string[]> = {
   mfence: bare("0f ae f0"), lfence: bare("0f ae e8"), sfence: bare("0f ae f8"),
   fxsave: ["0f ae /0 : m"], fxrstor: ["0f ae /1 : m"], fxsave64: ["W 0f ae /0 : m"], fxrstor64: ["W 0f ae /1 : m"],
   xsave: ["0f ae /4 : m"], xrstor: ["0f ae /5 : m"], xsave64: ["W 0f ae /4 : m"], xrstor64: ["W 0f ae /5 : m"],
+  // XCR0 (the monitor enables the extended-state components it saves on every switch; monitor-gen/cpu.ts).
+  xgetbv: bare("0f 01 d0"), xsetbv: bare("0f 01 d1"),
   vmcall: bare("0f 01 c1"), vmmcall: bare("0f 01 d9"),
 };
 for (const [cc, n] of CONDITIONS) {

@@ -102,6 +102,23 @@ function pagesOwnedBy(base: u32, pages: u32, client: u32): bool {
   return true;
 }
 
+/**
+ * Some page of [base, base+pages) already serves a purpose a channel would destroy: a live descriptor (the client's
+ * own: a descriptor page owns itself, so ownership alone does not exclude it; once the server formats the channel
+ * the descriptor is gone and the partition can never be destroyed — issue #12), a map, index, log or private page,
+ * or a page of another defined channel (two servers would format over each other).
+ */
+function channelPagesInUse(base: u32, pages: u32): bool {
+  for (let i: u32 = 0; i < pages; i++) if (isLive(base + i) || pageInUse(base + i)) return true;
+  for (let s: u32 = 0; s < CHANNEL_SLOTS; s++) {
+    const a = slotAddr(s);
+    if (load<u32>(a + CS_CLIENT) == 0) continue;
+    const b = load<u32>(a + CS_BASE);
+    if (<u64>base < <u64>b + <u64>load<u16>(a + CS_PAGES) && <u64>b < <u64>base + <u64>pages) return true;
+  }
+  return false;
+}
+
 /** A connected channel (server != 0) whose client is p. */
 function hasConnectedChannel(p: u32): bool {
   for (let s: u32 = 0; s < CHANNEL_SLOTS; s++) {
@@ -212,6 +229,7 @@ export function checkOp(rec: usize, type: u32): i32 {
     if (kind <= KIND_ULTRAVISOR) return E_WRONG_KIND;
     if (f(rec, F2) + <u32>load<u16>(rec + 20) > memoryPages()) return E_ADDRESS;
     if (!pagesOwnedBy(f(rec, F2), <u32>load<u16>(rec + 20), client)) return E_OWNER_MISMATCH;
+    if (channelPagesInUse(f(rec, F2), <u32>load<u16>(rec + 20))) return E_PAGE_IN_USE;
     return 0;
   }
   if (type == REC_ASSIGN_SERVER) {
