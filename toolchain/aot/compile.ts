@@ -76,6 +76,8 @@ export interface CompiledModule {
   hostTrap: number;
   /** hostThunks + msThunks: a System V function `adapter(fn, ctx, args, result)` that calls an MS x64 thunk (tests). */
   msAdapter: number;
+  /** Whether the memory is imported (its `minPages` is then the import's minimum, not necessarily the actual size). */
+  memoryImported: boolean;
   /** Code-section bytes of the input (for throughput figures). */
   inputCodeBytes: number;
   /** The constant memory base compiled in, or null when it is taken from r15. */
@@ -264,13 +266,14 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   }
   const datas = m.datas.map((d) => {
     const o = d.offset!.op === "i32.const" ? (d.offset as { value: number }).value >>> 0 : 0;
-    if (memory && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
+    // An imported memory may be larger than its import's minimum: the embedder checks those at instantiation.
+    if (memory && m.memories.length && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
     return { offset: o, bytes: d.bytes };
   });
   return {
     object, code: text.bytes, layout, funcOffsets, exports, imports,
     globals: m.globals.map((g) => ({ type: g.type, init: g.init.op === "i64.const" ? g.init.value : BigInt((g.init as { value: number }).value) })),
-    memory, datas, table, start: off(startLabel), hostTrap: off(hostTrap), msAdapter: off(msAdapter),
+    memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), hostTrap: off(hostTrap), msAdapter: off(msAdapter),
     inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
     memoryBase: mb ?? null,
   };
@@ -285,7 +288,7 @@ const tn = (t: number): string => (t === ValType.I64 ? "i64" : t === ValType.I32
  */
 function emitHostThunk(a: Assembler, l: Label, fi: number, m: Module, funcLabels: (Label | null)[], imports: ImportInfo[]): void {
   if (fi < m.numImportedFuncs) {
-    throw new CompileError(`export of imported function ${imports[fi]?.module}.${imports[fi]?.name} is not supported`);
+    throw new UnsupportedError(`export "${m.exports.find((e) => e.kind === "func" && e.index === fi)?.name}"`, `re-export of imported function ${imports[fi]?.module}.${imports[fi]?.name}`, 0);
   }
   const t = funcType(m, fi);
   const o = thunkOperands();

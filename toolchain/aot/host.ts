@@ -54,7 +54,11 @@ export class HostInstance {
   private readonly callbacks: unknown[] = [];
   private readonly exportsByName = new Map<string, CompiledModule["exports"][number]>();
 
-  constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}) {
+  /**
+   * `memoryPages`: the current size of the memory an imported memory stands for (default: the import's minimum);
+   * data segments are checked against it, as instantiation does.
+   */
+  constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}, memoryPages?: number) {
     const c = wasmOrCompiled instanceof Uint8Array ? compileWasm(wasmOrCompiled, { ...opts, hostThunks: true }) : wasmOrCompiled;
     if (c.hostTrap < 0) throw new Error("HostInstance needs a module compiled with hostThunks: true");
     if (c.memoryBase !== null) throw new Error("HostInstance runs modules with the memory base in r15; memoryBase is for identity-mapped images");
@@ -70,10 +74,15 @@ export class HostInstance {
     const base = this.code.address;
     this.ctx = new HostBuffer(c.layout.size);
     this.scratch = new HostBuffer(8 * 64);
+    const pages = c.memory ? (c.memoryImported && memoryPages !== undefined ? memoryPages : c.memory.minPages) : 0;
+    if (c.memory && pages > c.memory.maxPages) throw new Error(`imported memory of ${pages} pages exceeds the module's maximum of ${c.memory.maxPages}`);
+    for (const d of c.datas) {
+      if (d.offset + d.bytes.length > pages * 65536) throw new Error(`data segment at ${d.offset} (+${d.bytes.length}) is outside the memory of ${pages} pages (out of bounds memory access)`);
+    }
     this.mem = c.memory ? new HostBuffer(Math.max(1, c.memory.maxPages) * 65536) : null;
     const v = this.ctx.view;
     v.setBigUint64(Ctx.MemBase, this.mem ? this.mem.address : 0n, true);
-    v.setBigUint64(Ctx.MemSize, BigInt((c.memory?.minPages ?? 0) * 65536), true);
+    v.setBigUint64(Ctx.MemSize, BigInt(pages * 65536), true);
     v.setBigUint64(Ctx.MemMaxPages, BigInt(c.memory?.maxPages ?? 0), true);
     v.setBigUint64(Ctx.TrapHandler, base + BigInt(c.hostTrap), true);
     v.setBigUint64(Ctx.StackBudget, BigInt(STACK_BUDGET), true);

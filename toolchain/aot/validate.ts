@@ -3,7 +3,7 @@
 // rejects anything else with an error naming the function and the instruction. Also measures each function's
 // maximum operand-stack depth, which fixes its frame size before code generation starts, and records the decoded
 // instructions (opcodes.ts InstrStream) so that the code generator does not decode them again.
-import { type FuncType, type Module, Reader, ValType as ValTypeEnum, funcName, funcType, valTypeName } from "./decode.ts";
+import { CompileError, type ConstExpr, DecodeError, type FuncType, type Limits, type Module, Reader, UnsupportedError, ValType as ValTypeEnum, funcName, funcType, valTypeName } from "./decode.ts";
 import {
   type InstrStream, MEMORY_BY_OP as MEMORY_BY_OP_, NUMERIC_BY_OP as NUMERIC_BY_OP_, Op as OpEnum, newInstr, opName, readInstr as readInstr_,
 } from "./opcodes.ts";
@@ -17,20 +17,8 @@ const MEMORY_BY_OP = MEMORY_BY_OP_;
 const NUMERIC_BY_OP = NUMERIC_BY_OP_;
 const readInstr = readInstr_;
 
-export class CompileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "CompileError";
-  }
-}
-
-/** The module uses something outside the accepted subset (floats, SIMD, bulk memory, multiple results ...). */
-export class UnsupportedError extends CompileError {
-  constructor(readonly func: string, readonly instruction: string, offset: number) {
-    super(`${func}: unsupported instruction \`${instruction}\` at byte 0x${offset.toString(16)} (the AOT backend accepts the integer MVP subset only; see toolchain/aot/ABI.md)`);
-    this.name = "UnsupportedError";
-  }
-}
+// The error classes live in decode.ts (the decoder raises them too); re-exported here, where callers have always found them.
+export { CompileError, UnsupportedError };
 
 export interface FuncInfo {
   /** Maximum operand-stack depth, counting values of all enclosing blocks. */
@@ -63,6 +51,113 @@ export function blockSig(m: Module, bt: number): FuncType {
  * decoded instructions are recorded in it for the code generator (FuncInfo.first/count).
  */
 export function validateModule(m: Module, stream: InstrStream | null = null): FuncInfo[] {
+  validateStructure(m);
+  checkSubset(m);
+  // One validator for every body: its stack and frames are reused.
+  const v = new FunctionValidator(m, stream);
+  return m.bodies.map((_, i) => v.run(m.numImportedFuncs + i));
+}
+
+const PAGES_4GIB = 65536;
+
+function checkLimits(what: string, l: Limits, memory: boolean): void {
+  if (memory && (l.min > PAGES_4GIB || (l.max !== null && l.max > PAGES_4GIB))) {
+    throw new CompileError(`${what}: memory size must be at most 65536 pages (4GiB) (min ${l.min}, max ${l.max ?? "none"})`);
+  }
+  if (l.max !== null && l.max < l.min) throw new CompileError(`${what}: size minimum must not be greater than maximum (min ${l.min}, max ${l.max})`);
+}
+
+/**
+ * The specification's module-level validity rules (wasm 2.0) for everything outside function bodies, independent of
+ * what this compiler supports: an invalid module is reported as invalid (CompileError, with the specification's
+ * wording), never as unsupported.
+ */
+function validateStructure(m: Module): void {
+  const importedGlobals: { type: number; mutable: boolean }[] = [];
+  let tables = 0;
+  let memories = 0;
+  const tableTypes: number[] = [];
+  for (const imp of m.imports) {
+    const what = `import ${imp.module}.${imp.name}`;
+    const d = imp.desc;
+    if (d.kind === "func" && !m.types[d.type]) throw new CompileError(`${what}: unknown type ${d.type}`);
+    if (d.kind === "table") {
+      checkLimits(what, d.limits, false);
+      tables++;
+      tableTypes.push(d.elem);
+    }
+    if (d.kind === "memory") {
+      checkLimits(what, d.limits, true);
+      memories++;
+    }
+    if (d.kind === "global") importedGlobals.push({ type: d.type, mutable: d.mutable });
+  }
+  for (const [i, t] of m.funcs.entries()) if (!m.types[t]) throw new CompileError(`func ${m.numImportedFuncs + i}: unknown type ${t}`);
+  for (const t of m.tables) {
+    checkLimits("table", t.limits, false);
+    tables++;
+    tableTypes.push(t.elem);
+  }
+  for (const l of m.memories) {
+    checkLimits("memory", l, true);
+    memories++;
+  }
+  if (memories > 1) throw new CompileError(`multiple memories (${memories}; wasm 2.0 allows one)`);
+  const nf = m.numImportedFuncs + m.funcs.length;
+  const nglobals = importedGlobals.length + m.globals.length;
+  /** Checks a constant expression's type; global.get may read imported immutable globals only. */
+  const constExpr = (what: string, e: ConstExpr, want: number): void => {
+    let t: number;
+    switch (e.op) {
+      case "i32.const": t = ValType.I32; break;
+      case "i64.const": t = ValType.I64; break;
+      case "float": t = e.type; break;
+      case "ref.null": t = e.type; break;
+      case "ref.func":
+        if (e.index >= nf) throw new CompileError(`${what}: unknown function ${e.index}`);
+        t = ValType.FuncRef;
+        break;
+      case "global.get": {
+        if (e.index >= nglobals) throw new CompileError(`${what}: unknown global ${e.index}`);
+        const g = importedGlobals[e.index];
+        if (!g) throw new CompileError(`${what}: unknown global ${e.index} (constant expressions read imported globals only)`);
+        if (g.mutable) throw new CompileError(`${what}: constant expression required (global ${e.index} is mutable)`);
+        t = g.type;
+        break;
+      }
+    }
+    if (t !== want) throw new CompileError(`${what}: type mismatch (constant expression of ${valTypeName(t)}, expected ${valTypeName(want)})`);
+  };
+  for (const [i, g] of m.globals.entries()) constExpr(`global ${importedGlobals.length + i}`, g.init, g.type);
+  const names = new Set<string>();
+  for (const e of m.exports) {
+    if (names.has(e.name)) throw new CompileError(`duplicate export name "${e.name}"`);
+    names.add(e.name);
+    const limit = e.kind === "func" ? nf : e.kind === "global" ? nglobals : e.kind === "table" ? tables : memories;
+    if (e.index >= limit) throw new CompileError(`export "${e.name}": unknown ${e.kind === "func" ? "function" : e.kind} ${e.index}`);
+  }
+  if (m.start !== null) {
+    if (m.start >= nf) throw new CompileError(`unknown function ${m.start} (start)`);
+    const t = funcType(m, m.start);
+    if (t.params.length || t.results.length) throw new CompileError("start function must take and return nothing (type mismatch)");
+  }
+  for (const [i, e] of m.elems.entries()) {
+    const what = `element segment ${i}`;
+    for (const f of e.funcs) if (f !== null && f >= nf) throw new CompileError(`${what}: unknown function ${f}`);
+    if (e.mode !== "active") continue;
+    if (e.table >= tables) throw new CompileError(`${what}: unknown table ${e.table}`);
+    constExpr(what, e.offset!, ValType.I32);
+    if (tableTypes[e.table] !== e.type) throw new CompileError(`${what}: type mismatch (${valTypeName(e.type)} elements, ${valTypeName(tableTypes[e.table]!)} table)`);
+  }
+  for (const [i, d] of m.datas.entries()) {
+    if (d.mode !== "active") continue;
+    if (d.memory >= memories) throw new CompileError(`data segment ${i}: unknown memory ${d.memory}`);
+    constExpr(`data segment ${i}`, d.offset!, ValType.I32);
+  }
+}
+
+/** Valid modules this compiler refuses: UnsupportedError naming the feature. */
+function checkSubset(m: Module): void {
   const where = (what: string): string => `module ${what}`;
   for (const [i, t] of m.types.entries()) {
     for (const v of [...t.params, ...t.results]) {
@@ -73,46 +168,27 @@ export function validateModule(m: Module, stream: InstrStream | null = null): Fu
     if (imp.desc.kind === "table") throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "imported table", 0);
     if (imp.desc.kind === "global") throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "imported global", 0);
     if (imp.desc.kind === "func") {
-      const t = m.types[imp.desc.type];
-      if (!t) throw new CompileError(`import ${imp.module}.${imp.name}: type index out of range`);
+      const t = m.types[imp.desc.type]!;
       if (t.results.length > 1 || t.params.length > 6) {
         throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "import with more than 6 parameters or more than one result", 0);
       }
     }
   }
-  const memCount = m.memories.length + m.imports.filter((i) => i.desc.kind === "memory").length;
-  if (memCount > 1) throw new UnsupportedError(where("memories"), "multiple memories", 0);
-  if (m.tables.length > 1) throw new UnsupportedError(where("tables"), "multiple tables", 0);
+  if (m.tables.length > 1) throw new UnsupportedError(where("tables"), "multiple tables (reference types)", 0);
   for (const t of m.tables) if (t.elem !== ValType.FuncRef) throw new UnsupportedError(where("table"), "non-funcref table", 0);
   for (const [i, g] of m.globals.entries()) {
     if (!isInt(g.type)) throw new UnsupportedError(where(`global ${i}`), `${valTypeName(g.type)} global`, 0);
     if (g.init.op !== "i32.const" && g.init.op !== "i64.const") throw new UnsupportedError(where(`global ${i}`), `${g.init.op} initializer`, 0);
-    if ((g.init.op === "i32.const") !== (g.type === ValType.I32)) throw new CompileError(`global ${i}: initializer type mismatch`);
   }
   for (const e of m.elems) {
+    // Passive and declarative segments only matter to table.init and ref.func, which are refused themselves.
     if (e.mode !== "active") continue;
-    if (e.table !== 0 || m.tables.length === 0) throw new CompileError("element segment refers to a missing table");
     if (e.offset?.op !== "i32.const") throw new UnsupportedError(where("element segment"), `${e.offset?.op ?? "missing"} offset`, 0);
-    for (const f of e.funcs) if (f !== null && f >= m.numImportedFuncs + m.funcs.length) throw new CompileError(`element segment names function ${f}, which does not exist`);
   }
   for (const d of m.datas) {
-    if (d.mode !== "active") throw new UnsupportedError(where("data segment"), "passive data segment", 0);
-    if (memCount === 0) throw new CompileError("data segment without a memory");
+    if (d.mode !== "active") throw new UnsupportedError(where("data segment"), "passive data segment (bulk memory)", 0);
     if (d.offset?.op !== "i32.const") throw new UnsupportedError(where("data segment"), `${d.offset?.op ?? "missing"} offset`, 0);
   }
-  const nf = m.numImportedFuncs + m.funcs.length;
-  if (m.start !== null) {
-    if (m.start >= nf) throw new CompileError(`start function ${m.start} does not exist`);
-    const t = funcType(m, m.start);
-    if (t.params.length || t.results.length) throw new CompileError("start function must take and return nothing");
-  }
-  for (const e of m.exports) {
-    const limit = e.kind === "func" ? nf : e.kind === "global" ? m.globals.length : 1;
-    if (e.index >= limit) throw new CompileError(`export "${e.name}" refers to a missing ${e.kind}`);
-  }
-  // One validator for every body: its stack and frames are reused.
-  const v = new FunctionValidator(m, stream);
-  return m.bodies.map((_, i) => v.run(m.numImportedFuncs + i));
 }
 
 /** A control frame. Frames are reused by depth (one validator runs per function), so they are mutable. */
@@ -174,10 +250,10 @@ class FunctionValidator {
     const f = this.frames[this.fp - 1]!;
     if (this.sp === f.height) {
       if (f.unreachable) return expect ?? 0;
-      this.bad(`operand stack underflow${expect ? ` (expected ${valTypeName(expect)})` : ""}`);
+      this.bad(`type mismatch: operand stack underflow${expect ? ` (expected ${valTypeName(expect)})` : ""}`);
     }
     const t = this.stack[--this.sp]!;
-    if (expect && t && t !== expect) this.bad(`expected ${valTypeName(expect)}, found ${valTypeName(t)}`);
+    if (expect && t && t !== expect) this.bad(`type mismatch: expected ${valTypeName(expect)}, found ${valTypeName(t)}`);
     return t;
   }
 
@@ -191,7 +267,7 @@ class FunctionValidator {
 
   private labelTypes(depth: number): readonly number[] {
     const f = depth < this.fp ? this.frames[this.fp - 1 - depth] : undefined;
-    if (!f) return this.bad(`branch depth ${depth} exceeds nesting`);
+    if (!f) return this.bad(`unknown label ${depth} (branch depth exceeds nesting)`);
     return f.op === Op.Loop ? f.params : f.results;
   }
 
@@ -238,7 +314,7 @@ class FunctionValidator {
     const first = stream ? stream.count : -1;
     this.pushFrame(Op.Block, NO_TYPES, type.results);
     while (this.fp > 0) {
-      if (r.done) this.bad("function body ends before its final `end`");
+      if (r.done) throw new DecodeError("unexpected end of section or function: END opcode expected (the body ends before its final `end`)", r.pos);
       readInstr(r, ins);
       if (stream) stream.push(ins);
       const op = ins.op;
@@ -254,8 +330,8 @@ class FunctionValidator {
       }
       const acc = op < 256 ? MEMORY_BY_OP[op] : undefined;
       if (acc) {
-        if (memCount === 0) this.bad("no memory is declared");
-        if (2 ** ins.a > acc.size) this.bad(`alignment 2^${ins.a} exceeds the access size ${acc.size}`);
+        if (memCount === 0) this.bad("unknown memory 0 (no memory is declared)");
+        if (2 ** ins.a > acc.size) this.bad(`alignment must not be larger than natural (2^${ins.a} > ${acc.size})`);
         if (acc.store) {
           this.pop(acc.type);
           this.pop(ValType.I32);
@@ -284,9 +360,9 @@ class FunctionValidator {
         }
         case Op.Else: {
           const f = this.frames[this.fp - 1]!;
-          if (f.op !== Op.If) this.bad("else without if");
+          if (f.op !== Op.If) throw new DecodeError("else without if (END opcode expected)", ins.at);
           this.popAll(f.results);
-          if (this.sp !== f.height) this.bad("values left on the stack at else");
+          if (this.sp !== f.height) this.bad("type mismatch: values left on the stack at else");
           f.op = Op.Else;
           f.unreachable = false;
           this.pushAll(f.params);
@@ -295,8 +371,8 @@ class FunctionValidator {
         case Op.End: {
           const f = this.frames[this.fp - 1]!;
           this.popAll(f.results);
-          if (this.sp !== f.height) this.bad("values left on the stack at end of block");
-          if (f.op === Op.If && f.params.join() !== f.results.join()) this.bad("if without else must have matching params and results");
+          if (this.sp !== f.height) this.bad("type mismatch: values left on the stack at end of block");
+          if (f.op === Op.If && f.params.join() !== f.results.join()) this.bad("type mismatch: if without else must have matching params and results");
           this.fp--;
           if (f.op === Op.Loop) loops--;
           this.pushAll(f.results);
@@ -319,7 +395,7 @@ class FunctionValidator {
           const arity = this.labelTypes(targets[targets.length - 1]!).length;
           for (const d of targets) {
             const ts = this.labelTypes(d);
-            if (ts.length !== arity) this.bad("br_table targets have different arities");
+            if (ts.length !== arity) this.bad("type mismatch: br_table targets have different arities");
             // Check each target against the current stack without consuming it (pop only moves sp).
             const saved = this.sp;
             this.popAll(ts);
@@ -333,16 +409,18 @@ class FunctionValidator {
           this.setUnreachable();
           break;
         case Op.Call: {
-          if (ins.a >= nfuncs) this.bad(`call to missing function ${ins.a}`);
+          if (ins.a >= nfuncs) this.bad(`unknown function ${ins.a}`);
           const t = funcType(m, ins.a);
           this.popAll(t.params);
           this.pushAll(t.results);
           break;
         }
         case Op.CallIndirect: {
-          if (ins.b !== 0 || m.tables.length === 0) this.bad("call_indirect needs table 0");
+          const ntables = m.tables.length + m.imports.filter((i) => i.desc.kind === "table").length;
+          if (ins.b >= ntables) this.bad(`unknown table ${ins.b}`);
+          if (ins.b !== 0) throw new UnsupportedError(this.name(), "call_indirect through table other than 0 (reference types)", ins.at);
           const t = m.types[ins.a];
-          if (!t) return this.bad(`type index ${ins.a} out of range`);
+          if (!t) return this.bad(`unknown type ${ins.a}`);
           if (t.results.length > 1) throw new UnsupportedError(this.name(), "call_indirect with multiple results", ins.at);
           this.pop(ValType.I32);
           this.popAll(t.params);
@@ -365,7 +443,7 @@ class FunctionValidator {
         }
         case Op.LocalGet: case Op.LocalSet: case Op.LocalTee: {
           const i = ins.a;
-          if (i >= nlocals) return this.bad(`local ${i} out of range`);
+          if (i >= nlocals) return this.bad(`unknown local ${i}`);
           const t = i < np ? type.params[i]! : body.locals[i - np]!;
           weights[i] = weights[i]! + 8 ** Math.min(loops, 5);
           if (op !== Op.LocalGet) written[i] = 1;
@@ -378,20 +456,20 @@ class FunctionValidator {
         }
         case Op.GlobalGet: case Op.GlobalSet: {
           const g = m.globals[ins.a];
-          if (!g) return this.bad(`global ${ins.a} out of range`);
+          if (!g) return this.bad(`unknown global ${ins.a}`);
           if (op === Op.GlobalGet) this.push(g.type);
           else {
-            if (!g.mutable) this.bad(`global ${ins.a} is immutable`);
+            if (!g.mutable) this.bad(`global is immutable (global ${ins.a})`);
             this.pop(g.type);
           }
           break;
         }
         case Op.MemorySize:
-          if (memCount === 0) this.bad("no memory is declared");
+          if (memCount === 0) this.bad("unknown memory 0 (no memory is declared)");
           this.push(ValType.I32);
           break;
         case Op.MemoryGrow:
-          if (memCount === 0) this.bad("no memory is declared");
+          if (memCount === 0) this.bad("unknown memory 0 (no memory is declared)");
           this.pop(ValType.I32);
           this.push(ValType.I32);
           break;
@@ -402,10 +480,12 @@ class FunctionValidator {
           this.push(ValType.I64);
           break;
         default:
+          // Opcodes of no proposal this file names are not WebAssembly at all: malformed, not unsupported.
+          if (/^unknown opcode|^0xfc \d/.test(opName(op))) throw new DecodeError(`illegal opcode ${opName(op)}`, ins.at);
           throw new UnsupportedError(this.name(), opName(op), ins.at);
       }
     }
-    if (!r.done) this.bad("bytes after the function's final `end`");
+    if (!r.done) throw new DecodeError("section size mismatch: bytes after the function's final `end`", r.pos);
     return { maxStack: this.max, localWeights: weights, localWritten: written, first, count: stream ? stream.count - first : 0 };
   }
 }
