@@ -302,6 +302,7 @@ export class Reader {
   limits(): Limits {
     const at = this.pos;
     const flag = this.u8();
+    if (flag >= 0x80) this.fail(`integer representation too long: limits flag 0x${flag.toString(16)}`, at);
     if (flag > 1) this.fail(`integer too large: limits flag 0x${flag.toString(16)} (shared and 64-bit memories are not wasm 2.0)`, at);
     const min = this.u32();
     const max = flag === 1 ? this.u32() : null;
@@ -319,8 +320,12 @@ export class Reader {
       case 0x23: e = { op: "global.get", index: this.u32() }; break;
       case 0xd0: e = { op: "ref.null", type: this.refType() }; break;
       case 0xd2: e = { op: "ref.func", index: this.u32() }; break;
-      // Any other instruction (even a valid one such as i32.add) makes the expression non-constant.
-      default: throw new CompileError(`constant expression required (opcode 0x${op.toString(16)} at byte 0x${at.toString(16)})`);
+      // An empty expression leaves no value: a type mismatch. Any other instruction (even a valid one such as
+      // i32.add) makes the expression non-constant; a byte that is no instruction at all is malformed.
+      case 0x0b: throw new CompileError(`type mismatch: empty constant expression at byte 0x${at.toString(16)}`);
+      default:
+        if (op > 0xd2 && op < 0xfc) this.fail(`illegal opcode 0x${op.toString(16)}`, at);
+        throw new CompileError(`constant expression required (opcode 0x${op.toString(16)} at byte 0x${at.toString(16)})`);
     }
     if (this.pos >= this.end) this.fail("unexpected end of section or function: constant expression without `end`", at);
     if (this.u8() !== 0x0b) throw new CompileError(`constant expression required (more than one instruction at byte 0x${at.toString(16)}; type mismatch)`);
@@ -333,7 +338,8 @@ const SECTION_NAMES = ["custom", "type", "import", "function", "table", "memory"
 /** Decodes a whole module. Throws DecodeError naming the offending byte on malformed input. */
 export function decodeModule(bytes: Uint8Array): Module {
   const r = new Reader(bytes);
-  if (bytes.length < 4 || r.u32le() !== 0x6d736100) r.fail("magic header not detected (not a WebAssembly module)", 0);
+  if (bytes.length < 4) r.fail("unexpected end: no magic header", 0);
+  if (r.u32le() !== 0x6d736100) r.fail("magic header not detected (not a WebAssembly module)", 0);
   if (bytes.length < 8) r.fail("unexpected end: no version", 4);
   if (r.u32le() !== 1) r.fail("unknown binary version (expected 1)", 4);
   const m: Module = {
@@ -461,15 +467,12 @@ function decodeSection(m: Module, id: number, r: Reader): void {
         const b = new Reader(r.bytes, r.pos, end);
         const locals: number[] = [];
         const groups = vec(b, () => [b.u32(), b.valType()] as const);
-        let total = 0;
-        for (const [n, t] of groups) {
-          total += n;
-          // The specification allows up to 2^32 − 1; beyond that the module is malformed, below it large counts
-          // are an implementation limit of this compiler (frame slots).
-          if (total > 0xffffffff) b.fail("too many locals");
-          if (total > 50000) throw new UnsupportedError(`func ${m.numImportedFuncs + i}`, `${total} locals (implementation limit 50000)`, b.pos);
-          for (let i = 0; i < n; i++) locals.push(t);
-        }
+        // The specification allows up to 2^32 − 1 locals; beyond that the module is malformed, below it large counts
+        // are an implementation limit of this compiler (frame slots).
+        const total = groups.reduce((n, g) => n + g[0], 0);
+        if (total > 0xffffffff) b.fail("too many locals");
+        if (total > 50000) throw new UnsupportedError(`func ${m.numImportedFuncs + i}`, `${total} locals (implementation limit 50000)`, b.pos);
+        for (const [n, t] of groups) for (let k = 0; k < n; k++) locals.push(t);
         r.pos = b.pos;
         const body = { locals, start: r.pos, end };
         r.pos = end;

@@ -34,6 +34,41 @@ export interface FuncInfo {
 
 const isInt = (t: number): boolean => t === ValType.I32 || t === ValType.I64;
 
+const F32 = ValTypeEnum.F32, F64 = ValTypeEnum.F64, I32 = ValTypeEnum.I32, I64 = ValTypeEnum.I64;
+/** Float operators (valid, refused by the backend after type checking): opcode → [operand types, result type]. */
+const FLOAT_NUMERIC: (readonly [readonly number[], number] | undefined)[] = [];
+const fnum = (lo: number, hi: number, ops: number[], res: number): void => {
+  for (let o = lo; o <= hi; o++) FLOAT_NUMERIC[o] = [ops, res];
+};
+fnum(0x5b, 0x60, [F32, F32], I32);
+fnum(0x61, 0x66, [F64, F64], I32);
+fnum(0x8b, 0x91, [F32], F32);
+fnum(0x92, 0x98, [F32, F32], F32);
+fnum(0x99, 0x9f, [F64], F64);
+fnum(0xa0, 0xa6, [F64, F64], F64);
+fnum(0xa8, 0xa9, [F32], I32);
+fnum(0xaa, 0xab, [F64], I32);
+fnum(0xae, 0xaf, [F32], I64);
+fnum(0xb0, 0xb1, [F64], I64);
+fnum(0xb2, 0xb3, [I32], F32);
+fnum(0xb4, 0xb5, [I64], F32);
+fnum(0xb6, 0xb6, [F64], F32);
+fnum(0xb7, 0xb8, [I32], F64);
+fnum(0xb9, 0xba, [I64], F64);
+fnum(0xbb, 0xbb, [F32], F64);
+fnum(0xbc, 0xbc, [F32], I32);
+fnum(0xbd, 0xbd, [F64], I64);
+fnum(0xbe, 0xbe, [I32], F32);
+fnum(0xbf, 0xbf, [I64], F64);
+/** The saturating truncations 0xfc 0..7. */
+const TRUNC_SAT: (readonly [readonly number[], number])[] = [
+  [[F32], I32], [[F32], I32], [[F64], I32], [[F64], I32], [[F32], I64], [[F32], I64], [[F64], I64], [[F64], I64],
+];
+const FLOAT_MEMORY = new Map<number, { size: number; type: number; store: boolean }>([
+  [0x2a, { size: 4, type: F32, store: false }], [0x2b, { size: 8, type: F64, store: false }],
+  [0x38, { size: 4, type: F32, store: true }], [0x39, { size: 8, type: F64, store: true }],
+]);
+
 /** Signatures of the value-type block types (immediate −0x40 is empty, −t has the single result t), shared. */
 const SHORT_BLOCK_SIGS: FuncType[] = [];
 for (let t = 0; t <= 0x7f; t++) SHORT_BLOCK_SIGS.push(Object.freeze({ params: [], results: t === 0x40 ? [] : [t] }));
@@ -42,7 +77,7 @@ for (let t = 0; t <= 0x7f; t++) SHORT_BLOCK_SIGS.push(Object.freeze({ params: []
 export function blockSig(m: Module, bt: number): FuncType {
   if (bt < 0 && bt >= -0x7f) return SHORT_BLOCK_SIGS[-bt]!;
   const t = m.types[bt];
-  if (!t) throw new CompileError(`block type index ${bt} out of range`);
+  if (!t) throw new CompileError(`unknown type ${bt} (block type index out of range)`);
   return t;
 }
 
@@ -51,11 +86,16 @@ export function blockSig(m: Module, bt: number): FuncType {
  * decoded instructions are recorded in it for the code generator (FuncInfo.first/count).
  */
 export function validateModule(m: Module, stream: InstrStream | null = null): FuncInfo[] {
+  // Validity first, for the whole module (an invalid module is reported as invalid even when it also uses an
+  // unsupported feature), then the accepted subset: the body validator type-checks every wasm 2.0 instruction and
+  // only records the first one it refuses.
   validateStructure(m);
-  checkSubset(m);
   // One validator for every body: its stack and frames are reused.
   const v = new FunctionValidator(m, stream);
-  return m.bodies.map((_, i) => v.run(m.numImportedFuncs + i));
+  const infos = m.bodies.map((_, i) => v.run(m.numImportedFuncs + i));
+  checkSubset(m);
+  if (v.refused) throw v.refused;
+  return infos;
 }
 
 const PAGES_4GIB = 65536;
@@ -204,7 +244,10 @@ const NO_TYPES: readonly number[] = [];
 
 /** Type-checks one defined function and returns its maximum stack depth. */
 export function validateFunction(m: Module, index: number, stream: InstrStream | null = null): FuncInfo {
-  return new FunctionValidator(m, stream).run(index);
+  const v = new FunctionValidator(m, stream);
+  const info = v.run(index);
+  if (v.refused) throw v.refused;
+  return info;
 }
 
 /**
@@ -225,8 +268,159 @@ class FunctionValidator {
   /** Number of open frames (frames[fp - 1] is the innermost). */
   private fp = 0;
 
+  /** The first valid-but-unsupported construct met (thrown by validateModule once the whole module validated). */
+  refused: UnsupportedError | null = null;
+  private readonly importedGlobals: { type: number; mutable: boolean }[] = [];
+  /** Element types of the tables, imports first. */
+  private readonly tableTypes: number[];
+  /** Functions a ref.func may name (element segments, exports, global initialisers: the spec's C.refs). */
+  private declared: Set<number> | null = null;
+
   constructor(private readonly m: Module, private readonly stream: InstrStream | null) {
     this.r = new Reader(m.bytes, 0, 0);
+    this.tableTypes = [];
+    for (const i of m.imports) if (i.desc.kind === "table") this.tableTypes.push(i.desc.elem);
+    for (const i of m.imports) if (i.desc.kind === "global") this.importedGlobals.push({ type: i.desc.type, mutable: i.desc.mutable });
+    for (const t of m.tables) this.tableTypes.push(t.elem);
+  }
+
+  private refuse(what: string, at: number): void {
+    this.refused ??= new UnsupportedError(this.name(), what, at);
+  }
+
+  private tableType(x: number): number {
+    const t = this.tableTypes[x];
+    if (t === undefined) return this.bad(`unknown table ${x}`);
+    return t;
+  }
+
+  private memoryCount(): number {
+    return this.m.memories.length + this.m.imports.filter((i) => i.desc.kind === "memory").length;
+  }
+
+  private zeroByte(): void {
+    const at = this.r.pos;
+    if (this.r.u8() !== 0) throw new DecodeError("zero byte expected (memory index 0)", at);
+  }
+
+  /**
+   * Valid wasm 2.0 instructions outside the accepted subset (floats, reference types, bulk memory, tail calls):
+   * type-checked like the rest, then refused. Returns false for opcodes it does not know.
+   */
+  private extended(op: number, at: number, results: readonly number[]): boolean {
+    const r = this.r;
+    const fl = op < 256 ? FLOAT_NUMERIC[op] : op >= 0xfc00 && op <= 0xfc07 ? TRUNC_SAT[op - 0xfc00] : undefined;
+    if (fl) {
+      this.popAll(fl[0]);
+      this.push(fl[1]);
+      this.refuse(opName(op), at);
+      return true;
+    }
+    const fm = FLOAT_MEMORY.get(op);
+    if (fm) {
+      if (this.memoryCount() === 0) this.bad("unknown memory 0 (no memory is declared)");
+      if (2 ** this.ins.a > fm.size) this.bad(`alignment must not be larger than natural (2^${this.ins.a} > ${fm.size})`);
+      if (fm.store) {
+        this.pop(fm.type);
+        this.pop(ValType.I32);
+      } else {
+        this.pop(ValType.I32);
+        this.push(fm.type);
+      }
+      this.refuse(opName(op), at);
+      return true;
+    }
+    const I = ValType.I32;
+    switch (op) {
+      case 0x43: this.push(ValType.F32); break;
+      case 0x44: this.push(ValType.F64); break;
+      case 0xd0: this.push(r.refType()); break;
+      case 0xd1: {
+        const t = this.pop();
+        if (t && t !== ValType.FuncRef && t !== ValType.ExternRef) this.bad(`type mismatch: ref.is_null of ${valTypeName(t)}`);
+        this.push(I);
+        break;
+      }
+      case 0xd2: {
+        const f = r.u32();
+        if (f >= this.m.numImportedFuncs + this.m.funcs.length) this.bad(`unknown function ${f}`);
+        if (!this.declaredFuncs().has(f)) this.bad(`undeclared function reference ${f}`);
+        this.push(ValType.FuncRef);
+        break;
+      }
+      case 0x25: { const t = this.tableType(r.u32()); this.pop(I); this.push(t); break; }
+      case 0x26: { const t = this.tableType(r.u32()); this.pop(t); this.pop(I); break; }
+      case 0x12: case 0x13: {
+        let t: FuncType;
+        if (op === 0x12) {
+          const f = r.u32();
+          if (f >= this.m.numImportedFuncs + this.m.funcs.length) this.bad(`unknown function ${f}`);
+          t = funcType(this.m, f);
+        } else {
+          const ti = r.u32();
+          const tt = this.tableType(r.u32());
+          if (tt !== ValType.FuncRef) this.bad("type mismatch: return_call_indirect through a non-funcref table");
+          const ft = this.m.types[ti];
+          if (!ft) return this.bad(`unknown type ${ti}`);
+          t = ft;
+          this.pop(I);
+        }
+        if (t.results.join() !== results.join()) this.bad("type mismatch: tail call results differ from the function's");
+        this.popAll(t.params);
+        this.setUnreachable();
+        break;
+      }
+      case 0xfc08: case 0xfc09: {
+        const d = r.u32();
+        if (op === 0xfc08) {
+          this.zeroByte();
+          if (this.memoryCount() === 0) this.bad("unknown memory 0 (no memory is declared)");
+        }
+        if (this.m.dataCount === null) throw new DecodeError("data count section required", at);
+        if (d >= this.m.dataCount) this.bad(`unknown data segment ${d}`);
+        if (op === 0xfc08) this.popAll([I, I, I]);
+        break;
+      }
+      case 0xfc0a: case 0xfc0b:
+        this.zeroByte();
+        if (op === 0xfc0a) this.zeroByte();
+        if (this.memoryCount() === 0) this.bad("unknown memory 0 (no memory is declared)");
+        this.popAll([I, I, I]);
+        break;
+      case 0xfc0c: case 0xfc0d: {
+        const e = r.u32();
+        const tt = op === 0xfc0c ? this.tableType(r.u32()) : 0;
+        const seg = this.m.elems[e];
+        if (!seg) this.bad(`unknown elem segment ${e}`);
+        if (op === 0xfc0c) {
+          if (seg!.type !== tt) this.bad(`type mismatch: table.init of ${valTypeName(seg!.type)} elements into a ${valTypeName(tt)} table`);
+          this.popAll([I, I, I]);
+        }
+        break;
+      }
+      case 0xfc0e: {
+        const dst = this.tableType(r.u32());
+        const src = this.tableType(r.u32());
+        if (dst !== src) this.bad("type mismatch: table.copy between tables of different element types");
+        this.popAll([I, I, I]);
+        break;
+      }
+      case 0xfc0f: { const t = this.tableType(r.u32()); this.pop(I); this.pop(t); this.push(I); break; }
+      case 0xfc10: this.tableType(r.u32()); this.push(I); break;
+      case 0xfc11: { const t = this.tableType(r.u32()); this.pop(I); this.pop(t); this.pop(I); break; }
+      default: return false;
+    }
+    this.refuse(opName(op), at);
+    return true;
+  }
+
+  private declaredFuncs(): Set<number> {
+    if (this.declared) return this.declared;
+    const d = new Set<number>();
+    for (const e of this.m.elems) for (const f of e.funcs) if (f !== null) d.add(f);
+    for (const e of this.m.exports) if (e.kind === "func") d.add(e.index);
+    for (const g of this.m.globals) if (g.init.op === "ref.func") d.add(g.init.index);
+    return (this.declared = d);
   }
 
   /** Named only when an error needs it: funcName searches the exports. */
@@ -301,10 +495,10 @@ class FunctionValidator {
     this.sp = 0;
     this.max = 0;
     this.fp = 0;
-    if (type.results.length > 1) throw new UnsupportedError(this.name(), "multiple results", 0);
+    if (type.results.length > 1) this.refuse("multiple results", body.start);
     const np = type.params.length;
     const nlocals = np + body.locals.length;
-    for (const t of body.locals) if (!isInt(t)) throw new UnsupportedError(this.name(), `${valTypeName(t)} local`, body.start);
+    for (const t of body.locals) if (!isInt(t)) this.refuse(`${valTypeName(t)} local`, body.start);
     const memCount = m.memories.length + (m.imports.length ? m.imports.filter((i) => i.desc.kind === "memory").length : 0);
     const nfuncs = m.numImportedFuncs + m.funcs.length;
     const weights = new Float64Array(nlocals);
@@ -349,8 +543,9 @@ class FunctionValidator {
           break;
         case Op.Block: case Op.Loop: case Op.If: {
           const sig = blockSig(m, ins.a);
-          for (const t of sig.params) if (!isInt(t)) throw new UnsupportedError(this.name(), `block of ${valTypeName(t)}`, ins.at);
-          for (const t of sig.results) if (!isInt(t)) throw new UnsupportedError(this.name(), `block of ${valTypeName(t)}`, ins.at);
+          for (const t of sig.params) if (!isInt(t)) this.refuse(`block of ${valTypeName(t)}`, ins.at);
+          for (const t of sig.results) if (!isInt(t)) this.refuse(`block of ${valTypeName(t)}`, ins.at);
+          if (op === Op.If && sig.params.length) this.refuse("if with block parameters", ins.at);
           if (op === Op.If) this.pop(ValType.I32);
           this.popAll(sig.params);
           this.pushFrame(op, sig.params, sig.results);
@@ -418,10 +613,11 @@ class FunctionValidator {
         case Op.CallIndirect: {
           const ntables = m.tables.length + m.imports.filter((i) => i.desc.kind === "table").length;
           if (ins.b >= ntables) this.bad(`unknown table ${ins.b}`);
-          if (ins.b !== 0) throw new UnsupportedError(this.name(), "call_indirect through table other than 0 (reference types)", ins.at);
+          if (this.tableTypes[ins.b] !== ValType.FuncRef) this.bad(`type mismatch: call_indirect through a ${valTypeName(this.tableTypes[ins.b]!)} table`);
+          if (ins.b !== 0) this.refuse("call_indirect through a table other than 0 (reference types)", ins.at);
           const t = m.types[ins.a];
           if (!t) return this.bad(`unknown type ${ins.a}`);
-          if (t.results.length > 1) throw new UnsupportedError(this.name(), "call_indirect with multiple results", ins.at);
+          if (t.results.length > 1) this.refuse("call_indirect with multiple results", ins.at);
           this.pop(ValType.I32);
           this.popAll(t.params);
           this.pushAll(t.results);
@@ -433,12 +629,12 @@ class FunctionValidator {
         case Op.Select: case Op.SelectT: {
           this.pop(ValType.I32);
           const want = op === Op.SelectT ? ins.a : undefined;
-          if (want !== undefined && !isInt(want)) throw new UnsupportedError(this.name(), `select of ${valTypeName(want)}`, ins.at);
           const b = this.pop(want);
           const a = this.pop(want ?? (b || undefined));
-          const t = a || b;
-          if (t && !isInt(t)) throw new UnsupportedError(this.name(), `select of ${valTypeName(t)}`, ins.at);
-          this.push(t || (want ?? 0));
+          const t = want ?? (a || b);
+          if (want === undefined && (t === ValType.FuncRef || t === ValType.ExternRef)) this.bad("type mismatch: select without a type needs numeric operands");
+          if (t && !isInt(t)) this.refuse(`select of ${valTypeName(t)}`, ins.at);
+          this.push(t || 0);
           break;
         }
         case Op.LocalGet: case Op.LocalSet: case Op.LocalTee: {
@@ -455,7 +651,9 @@ class FunctionValidator {
           break;
         }
         case Op.GlobalGet: case Op.GlobalSet: {
-          const g = m.globals[ins.a];
+          // The index space starts with imported globals (which checkSubset refuses, so the code generator only ever
+          // sees defined ones).
+          const g = ins.a < this.importedGlobals.length ? this.importedGlobals[ins.a] : m.globals[ins.a - this.importedGlobals.length];
           if (!g) return this.bad(`unknown global ${ins.a}`);
           if (op === Op.GlobalGet) this.push(g.type);
           else {
@@ -480,8 +678,10 @@ class FunctionValidator {
           this.push(ValType.I64);
           break;
         default:
+          if (this.extended(op, ins.at, type.results)) break;
           // Opcodes of no proposal this file names are not WebAssembly at all: malformed, not unsupported.
           if (/^unknown opcode|^0xfc \d/.test(opName(op))) throw new DecodeError(`illegal opcode ${opName(op)}`, ins.at);
+          // SIMD, atomics, exceptions: not type-checked here, refused at once.
           throw new UnsupportedError(this.name(), opName(op), ins.at);
       }
     }
