@@ -18,6 +18,10 @@ describe("WebAssembly spec suite (core, wasm 2.0)", () => {
     expect(wast2jsonVersion()).toMatch(/^\d+\.\d+/);
   });
 
+  it("a missing wast2json is an error naming the package (the suite never skips for it)", () => {
+    expect(() => wast2jsonVersion({ PATH: "/nonexistent" })).toThrow(/wast2json \(Debian package `wabt`\) is not installed/);
+  });
+
   for (const f of files) {
     it(f, () => {
       const r = runWastFile(join(WASM_SPEC_DIR, f));

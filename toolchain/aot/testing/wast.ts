@@ -56,15 +56,20 @@ export interface Converted {
 }
 
 let wabtVersion: string | null = null;
-/** wast2json's version; throws with a clear message when it is not installed. */
-export function wast2jsonVersion(): string {
-  if (wabtVersion !== null) return wabtVersion;
+/**
+ * wast2json's version; throws with a clear message when it is not installed. `env` (tests) looks it up on another
+ * PATH, uncached.
+ */
+export function wast2jsonVersion(env?: Record<string, string | undefined>): string {
+  if (wabtVersion !== null && !env) return wabtVersion;
+  let v: string;
   try {
-    wabtVersion = execFileSync("wast2json", ["--version"], { encoding: "utf8" }).trim();
+    v = execFileSync("wast2json", ["--version"], { encoding: "utf8", ...(env ? { env } : {}) }).trim();
   } catch {
     throw new Error("wast2json (Debian package `wabt`) is not installed: run scripts/setup or `apt-get install -y wabt`; the spec-suite conformance test needs it");
   }
-  return wabtVersion;
+  if (!env) wabtVersion = v;
+  return v;
 }
 
 /** Top-level s-expressions of a .wast script with their byte ranges (comments and strings skipped). */
