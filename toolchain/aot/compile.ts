@@ -72,6 +72,8 @@ export interface CompiledModule {
   table: { func: number | null; sig: number }[];
   /** Start function thunk offset (hostThunks) or −1. */
   start: number;
+  /** The start function when it is an imported one (the embedder calls the import itself), else −1. */
+  startImport: number;
   /** Host trap handler offset (hostThunks) or −1. */
   hostTrap: number;
   /** hostThunks + msThunks: a System V function `adapter(fn, ctx, args, result)` that calls an MS x64 thunk (tests). */
@@ -188,8 +190,11 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
       emitHostThunk(a, l, fi, m, funcLabels, imports);
       return l;
     };
-    for (const e of exportFuncs) thunkFor(e.index);
-    if (m.start !== null) startLabel = thunkFor(m.start);
+    // An exported (or start) function that is itself an import has no code here: the host embedder calls the import
+    // directly (host.ts); images, which link MS thunks by symbol, still refuse it (emitHostThunk).
+    const direct = (fi: number): boolean => fi < m.numImportedFuncs && !opts.msThunks;
+    for (const e of exportFuncs) if (!direct(e.index)) thunkFor(e.index);
+    if (m.start !== null && !direct(m.start)) startLabel = thunkFor(m.start);
   }
   if (opts.msThunks) {
     for (const e of exportFuncs) {
@@ -273,7 +278,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   return {
     object, code: text.bytes, layout, funcOffsets, exports, imports,
     globals: m.globals.map((g) => ({ type: g.type, init: g.init.op === "i64.const" ? g.init.value : BigInt((g.init as { value: number }).value) })),
-    memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), hostTrap: off(hostTrap), msAdapter: off(msAdapter),
+    memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), startImport: m.start !== null && m.start < m.numImportedFuncs ? m.start : -1, hostTrap: off(hostTrap), msAdapter: off(msAdapter),
     inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
     memoryBase: mb ?? null,
   };

@@ -52,6 +52,8 @@ export class HostInstance {
   private readonly mem: HostBuffer | null;
   private readonly scratch: HostBuffer;
   private readonly callbacks: unknown[] = [];
+  /** The JS functions bound to non-intrinsic imports, by function index (re-exported imports are called directly). */
+  private readonly importFns: ((args: bigint[]) => bigint)[] = [];
   private readonly exportsByName = new Map<string, CompiledModule["exports"][number]>();
 
   /**
@@ -97,6 +99,10 @@ export class HostInstance {
       const fn = imports[imp.module]?.[imp.name];
       if (!fn) throw new Error(`missing import ${imp.module}.${imp.name}`);
       const proto = importProto(imp.params, imp.results);
+      this.importFns[imp.func] = (args) => {
+        const r = fn(...args.map((x, i) => BigInt.asUintN(imp.params[i] === ValType.I64 ? 64 : 32, x)));
+        return imp.results.length ? BigInt.asUintN(imp.results[0] === ValType.I64 ? 64 : 32, BigInt(r ?? 0)) : 0n;
+      };
       const cb = koffi.register((...args: (number | bigint)[]) => {
         // koffi hands a uint64_t at or above 2^63 over as a negative value: normalise to the unsigned view the
         // HostImport contract promises (an import that shifts or compares its arguments would see the difference).
@@ -114,6 +120,7 @@ export class HostInstance {
       const r = this.callThunk(c.start, []);
       if (r.trap) throw new HostTrap(r.trap, r.detail);
     }
+    if (c.startImport >= 0) this.callImport(c.startImport, []);
   }
 
   /** The linear memory's current bytes (a live view, no copy). */
@@ -149,10 +156,20 @@ export class HostInstance {
     if (!e) throw new Error(`no exported function "${name}" (exports: ${this.exportNames().join(", ")})`);
     if (args.length !== e.params.length) throw new Error(`${name} takes ${e.params.length} arguments, got ${args.length}`);
     if (abi === "ms" && (e.msThunk < 0 || this.compiled.msAdapter < 0)) throw new Error(`${name}: compiled without msThunks`);
+    if (e.thunk < 0 && e.func < this.compiled.imports.length) {
+      // A re-exported import: no code of ours runs, the bound function is called directly.
+      return { trap: 0, value: this.callImport(e.func, args.map((x, i) => BigInt.asUintN(e.params[i] === ValType.I64 ? 64 : 32, BigInt(x)))), detail: 0n };
+    }
     const r = this.callThunk(abi === "ms" ? e.msThunk : e.thunk, args.map((x, i) => (e.params[i] === ValType.I32 ? BigInt.asUintN(32, BigInt(x)) : BigInt.asUintN(64, BigInt(x)))), abi === "ms");
     if (r.trap === 0 && e.results[0] === ValType.I32) r.value = BigInt.asUintN(32, r.value);
     if (r.trap === 0 && e.results.length === 0) r.value = 0n;
     return r;
+  }
+
+  private callImport(func: number, args: bigint[]): bigint {
+    const fn = this.importFns[func];
+    if (!fn) throw new Error(`export of import ${this.compiled.imports[func]!.module}.${this.compiled.imports[func]!.name}: an intrinsic runs only inline in compiled code`);
+    return fn(args);
   }
 
   private callThunk(offset: number, args: bigint[], ms = false): CallResult {
