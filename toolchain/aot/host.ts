@@ -50,6 +50,7 @@ export class HostInstance {
   private readonly code: ExecRegion;
   private readonly ctx: HostBuffer;
   private readonly mem: HostBuffer | null;
+  private readonly ownsMemory: boolean;
   private readonly scratch: HostBuffer;
   private readonly callbacks: unknown[] = [];
   /** The JS functions bound to non-intrinsic imports, by function index (re-exported imports are called directly). */
@@ -57,10 +58,12 @@ export class HostInstance {
   private readonly exportsByName = new Map<string, CompiledModule["exports"][number]>();
 
   /**
-   * `memoryPages`: the current size of the memory an imported memory stands for (default: the import's minimum);
-   * data segments are checked against it, as instantiation does.
+   * `memory` binds an imported memory: its current size in pages (default: the import's minimum; data segments are
+   * checked against it, as instantiation does) and optionally the buffer of another instance's memory to share
+   * (`HostInstance.memoryBuffer`; it must be reserved up to this module's maximum). Instances sharing a buffer keep
+   * their own size fields: the embedder copies `memoryPages` across when control passes between them.
    */
-  constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}, memoryPages?: number) {
+  constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}, memory?: { pages: number; buffer?: HostBuffer }) {
     const c = wasmOrCompiled instanceof Uint8Array ? compileWasm(wasmOrCompiled, { ...opts, hostThunks: true }) : wasmOrCompiled;
     if (c.hostTrap < 0) throw new Error("HostInstance needs a module compiled with hostThunks: true");
     if (c.memoryBase !== null) throw new Error("HostInstance runs modules with the memory base in r15; memoryBase is for identity-mapped images");
@@ -76,12 +79,12 @@ export class HostInstance {
     const base = this.code.address;
     this.ctx = new HostBuffer(c.layout.size);
     this.scratch = new HostBuffer(8 * 64);
-    const pages = c.memory ? (c.memoryImported && memoryPages !== undefined ? memoryPages : c.memory.minPages) : 0;
+    const pages = c.memory ? (c.memoryImported && memory ? memory.pages : c.memory.minPages) : 0;
     if (c.memory && pages > c.memory.maxPages) throw new Error(`imported memory of ${pages} pages exceeds the module's maximum of ${c.memory.maxPages}`);
-    for (const d of c.datas) {
-      if (d.offset + d.bytes.length > pages * 65536) throw new Error(`data segment at ${d.offset} (+${d.bytes.length}) is outside the memory of ${pages} pages (out of bounds memory access)`);
-    }
-    this.mem = c.memory ? new HostBuffer(Math.max(1, c.memory.maxPages) * 65536) : null;
+    const shared = c.memoryImported ? memory?.buffer : undefined;
+    if (shared && shared.bytes.length < c.memory!.maxPages * 65536) throw new Error(`shared memory of ${shared.bytes.length} bytes is smaller than the module's maximum of ${c.memory!.maxPages} pages`);
+    this.ownsMemory = !shared;
+    this.mem = shared ?? (c.memory ? new HostBuffer(Math.max(1, c.memory.maxPages) * 65536) : null);
     const v = this.ctx.view;
     v.setBigUint64(Ctx.MemBase, this.mem ? this.mem.address : 0n, true);
     v.setBigUint64(Ctx.MemSize, BigInt(pages * 65536), true);
@@ -115,7 +118,15 @@ export class HostInstance {
       v.setBigUint64(imp.slot, BigInt(koffi.address(cb as never)), true);
     }
     for (const e of c.exports) this.exportsByName.set(e.name, e);
-    if (this.mem) for (const d of c.datas) this.mem.bytes.set(d.bytes, d.offset);
+    // Data segments in order, each checked against the current size (wasm 2.0: the ones before a failing segment stay
+    // written, which another instance sharing an imported memory can see).
+    for (const d of c.datas) {
+      if (!this.mem || d.offset + d.bytes.length > pages * 65536) {
+        this.dispose();
+        throw new Error(`data segment at ${d.offset} (+${d.bytes.length}) is outside the memory of ${pages} pages (out of bounds memory access)`);
+      }
+      this.mem.bytes.set(d.bytes, d.offset);
+    }
     if (c.start >= 0) {
       const r = this.callThunk(c.start, []);
       if (r.trap) throw new HostTrap(r.trap, r.detail);
@@ -128,6 +139,19 @@ export class HostInstance {
     if (!this.mem) return new Uint8Array(0);
     const size = Number(this.ctx.view.getBigUint64(Ctx.MemSize, true));
     return this.mem.bytes.subarray(0, size);
+  }
+
+  /** The buffer behind linear memory (to share it with an instance that imports this memory), or null. */
+  get memoryBuffer(): HostBuffer | null {
+    return this.mem;
+  }
+
+  /** The current memory size in pages (the size field memory.size/grow and the bounds checks use). */
+  get memoryPages(): number {
+    return Number(this.ctx.view.getBigUint64(Ctx.MemSize, true)) / 65536;
+  }
+  set memoryPages(pages: number) {
+    this.ctx.view.setBigUint64(Ctx.MemSize, BigInt(pages * 65536), true);
   }
 
   /** memory.grow from the embedder's side: returns the old page count, or −1 past the maximum. */
@@ -191,6 +215,6 @@ export class HostInstance {
     this.code.dispose();
     this.ctx.dispose();
     this.scratch.dispose();
-    this.mem?.dispose();
+    if (this.ownsMemory) this.mem?.dispose();
   }
 }

@@ -6,6 +6,7 @@ import { Trap } from "../abi.ts";
 import { compileWasm, type CompiledModule } from "../compile.ts";
 import { DecodeError, type Module, decodeModule } from "../decode.ts";
 import { type HostImport, HostInstance, HostTrap } from "../host.ts";
+import { HostBuffer } from "../../x64/native.ts";
 import { CompileError, UnsupportedError } from "../validate.ts";
 import { type Converted, type WastAction, type WastCommand, type WastValue, convertWast, spectestWasm } from "./wast.ts";
 
@@ -88,9 +89,24 @@ function trapOfText(text: string): number[] {
 
 // ---- the AOT side -----------------------------------------------------------------------------------------------------
 
+/**
+ * One linear memory and every instance bound to it (its definer and importers share the buffer). Each instance has
+ * its own size field, so the size is copied in when control enters an instance and out when it leaves.
+ */
+interface MemGroup {
+  buffer: HostBuffer;
+  pages: number;
+  /** The memory's declared maximum (link checks), and the pages reserved (memory.grow's cap). */
+  declaredMax: number | null;
+  reserved: number;
+}
+
 interface AotModule {
   inst: HostInstance;
   compiled: CompiledModule;
+  group: MemGroup | null;
+  /** Export name → kind. */
+  exportKinds: Map<string, string>;
   /** Global exports: name → global index. */
   globals: Map<string, number>;
 }
@@ -101,6 +117,14 @@ type V8Slot = { kind: "ok"; exports: Record<string, unknown> } | { kind: "broken
 
 /** spectest's function exports the AOT side can link (float ones are refused as unsupported before linking). */
 const SPECTEST_FUNCS: Record<string, string> = { print: ">", print_i32: "127>", print_i64: "126>", print_f32: "125>", print_f64: "124>", print_i32_f32: "127,125>", print_f64_f64: "124,124>" };
+
+interface Link {
+  imports: Record<string, Record<string, HostImport>>;
+  /** The memory an imported memory binds to. */
+  group: MemGroup | null;
+  /** The importing instance once it exists (import calls copy its memory size out and back in). */
+  holder: { m: AotModule | null };
+}
 
 class Interrupt {
   constructor(readonly trap: number) {}
@@ -142,6 +166,7 @@ class FileRun {
 
   dispose(): void {
     for (const i of this.aotInstances) i.dispose();
+    this.spectestMemory?.buffer.dispose();
   }
 
   all(): void {
@@ -250,17 +275,45 @@ class FileRun {
     }
     let inst: HostInstance;
     try {
-      inst = new HostInstance(compiled, link, {}, compiled.memoryImported ? 1 : undefined);
+      inst = this.newInstance(compiled, link);
     } catch (e) {
       const why = e instanceof HostTrap ? `start function trapped: ${e.message}` : (e as Error).message;
       if (count) fail(t, line, why);
       return { kind: "broken", why };
     }
-    this.aotInstances.push(inst);
+    const decoded = decodeModule(bytes);
     const globals = new Map<string, number>();
-    for (const ex of decodeModule(bytes).exports) if (ex.kind === "global") globals.set(ex.name, ex.index);
+    const exportKinds = new Map<string, string>();
+    for (const ex of decoded.exports) {
+      exportKinds.set(ex.name, ex.kind);
+      if (ex.kind === "global") globals.set(ex.name, ex.index);
+    }
+    let group = link.group;
+    if (!group && compiled.memory) {
+      group = { buffer: inst.memoryBuffer!, pages: inst.memoryPages, declaredMax: decoded.memories[0]?.max ?? null, reserved: compiled.memory.maxPages };
+    }
+    const m: AotModule = { inst, compiled, globals, group, exportKinds };
+    link.holder.m = m;
     if (count) pass(t);
-    return { kind: "ok", m: { inst, compiled, globals } };
+    return { kind: "ok", m };
+  }
+
+  /** Instantiates with the link's imports and memory binding; the group's size follows the instantiation. */
+  private newInstance(compiled: CompiledModule, link: Link): HostInstance {
+    const g = link.group;
+    const inst = new HostInstance(compiled, link.imports, {}, g ? { pages: g.pages, buffer: g.buffer } : undefined);
+    this.aotInstances.push(inst);
+    if (g) g.pages = inst.memoryPages; // the start function may have grown it
+    return inst;
+  }
+
+  /** Control enters instance m: it sees its memory's current size. */
+  private enter(m: AotModule): void {
+    if (m.group) m.inst.memoryPages = m.group.pages;
+  }
+  /** Control leaves instance m: its memory.grow calls become the memory's size. */
+  private leave(m: AotModule): void {
+    if (m.group) m.group.pages = m.inst.memoryPages;
   }
 
   /**
@@ -282,20 +335,24 @@ class FileRun {
   }
   private readonly tainted = new Map<HostInstance, string>();
 
-  /** A memory import from spectest gets spectest's maximum (2 pages), so memory.grow agrees with V8. */
+  /** An imported memory's cap is its provider's (spectest's: 2 pages), so memory.grow agrees with V8. */
   private importedMemoryMax(bytes: Uint8Array): number | undefined {
     try {
       const m = decodeModule(bytes);
       const imp = m.imports.find((i) => i.desc.kind === "memory");
-      return imp?.module === "spectest" ? 2 : undefined;
+      if (!imp) return undefined;
+      if (imp.module === "spectest") return 2;
+      const p = this.aotRegistered.get(imp.module);
+      return p?.kind === "ok" && p.m.group ? p.m.group.reserved : undefined;
     } catch {
       return undefined;
     }
   }
 
   /** The import object for an AOT instance, "skip:reason" when a provider is unsupported, or a link error. */
-  private linkAot(c: CompiledModule, m: Module): Record<string, Record<string, HostImport>> | string {
+  private linkAot(c: CompiledModule, m: Module): Link | string {
     const out: Record<string, Record<string, HostImport>> = {};
+    const holder: { m: AotModule | null } = { m: null };
     for (const imp of c.imports) {
       if (imp.intrinsic) continue;
       let fn: HostImport;
@@ -310,28 +367,46 @@ class FileRun {
         if (p.kind === "skip") return `skip:${p.reason}`;
         if (p.kind === "broken") return `import from a broken module: ${p.why}`;
         const ex = p.m.compiled.exports.find((e) => e.name === imp.name);
-        if (!ex) return `unknown import ${imp.module}.${imp.name}`;
+        if (!ex) return `${p.m.exportKinds.has(imp.name) ? "incompatible import type" : "unknown import"} ${imp.module}.${imp.name}`;
         if (ex.params.join() !== imp.params.join() || ex.results.join() !== imp.results.join()) return `incompatible import type ${imp.module}.${imp.name}`;
-        const inst = p.m.inst;
+        const callee = p.m;
         fn = (...args: bigint[]) => {
-          const t = this.tainted.get(inst);
+          const t = this.tainted.get(callee.inst);
           if (t) this.pendingTaint ??= t;
           if (this.pendingTrap) return 0n;
-          const res = inst.call(imp.name, args);
+          const caller = holder.m;
+          if (caller) this.leave(caller);
+          this.enter(callee);
+          const res = callee.inst.call(imp.name, args);
+          this.leave(callee);
+          if (caller) this.enter(caller);
           if (res.trap) this.pendingTrap = res.trap;
           return res.value;
         };
       }
       (out[imp.module] ??= {})[imp.name] = fn;
     }
+    let group: MemGroup | null = null;
     for (const imp of m.imports) {
       if (imp.desc.kind !== "memory") continue;
-      if (imp.module !== "spectest") return `skip:memory imported from another instance (the host runner gives each instance its own memory)`;
       const l = imp.desc.limits;
-      if (imp.name !== "memory" || l.min > 1 || (l.max !== null && l.max < 2)) return `incompatible import type spectest.${imp.name}`;
+      if (imp.module === "spectest") {
+        if (imp.name !== "memory") return `unknown import spectest.${imp.name}`;
+        group = this.spectestMemory ??= { buffer: new HostBuffer(2 * 65536), pages: 1, declaredMax: 2, reserved: 2 };
+      } else {
+        const p = this.aotRegistered.get(imp.module);
+        if (!p) return `unknown import module ${imp.module}`;
+        if (p.kind === "skip") return `skip:${p.reason}`;
+        if (p.kind === "broken") return `import from a broken module: ${p.why}`;
+        const kind = p.m.exportKinds.get(imp.name);
+        if (kind !== "memory") return `${kind ? "incompatible import type" : "unknown import"} ${imp.module}.${imp.name}`;
+        group = p.m.group!;
+      }
+      if (l.min > group.pages || (l.max !== null && (group.declaredMax === null || group.declaredMax > l.max))) return `incompatible import type ${imp.module}.${imp.name}`;
     }
-    return out;
+    return { imports: out, group, holder };
   }
+  private spectestMemory: MemGroup | null = null;
 
   private instantiateV8(bytes: Uint8Array): Record<string, unknown> {
     const imports: Record<string, Record<string, unknown>> = { spectest: this.spectestV8 };
@@ -353,7 +428,9 @@ class FileRun {
       return [m.inst.global(g)];
     }
     this.pendingTrap = 0;
+    this.enter(m);
     const res = m.inst.call(a.field, (a.args ?? []).map((v) => BigInt(v.value as string)));
+    this.leave(m);
     const trap = res.trap || this.pendingTrap;
     this.pendingTrap = 0;
     if (trap) return new Interrupt(trap);
@@ -523,8 +600,7 @@ class FileRun {
       return c.type === "assert_unlinkable" ? pass(this.r.aot) : fail(this.r.aot, c.line, link);
     }
     try {
-      const inst = new HostInstance(compiled, link, {}, compiled.memoryImported ? 1 : undefined);
-      this.aotInstances.push(inst);
+      this.newInstance(compiled, link);
       fail(this.r.aot, c.line, `instantiated a module the suite calls ${c.type === "assert_unlinkable" ? "unlinkable" : "uninstantiable"} ("${c.text}")`);
     } catch (e) {
       if (c.type === "assert_uninstantiable" && (e instanceof HostTrap || /out of bounds/.test((e as Error).message))) return pass(this.r.aot);
