@@ -65,7 +65,13 @@ export interface CompiledModule {
   funcOffsets: number[];
   exports: ExportInfo[];
   imports: ImportInfo[];
-  globals: { type: number; init: bigint }[];
+  /**
+   * Every global's slot, imported ones first: type and initial value. `fromImport` ≥ 0: the value is that imported
+   * global's (an imported global itself, or a `global.get` initialiser), which the embedder binds (`globalImports`).
+   */
+  globals: { type: number; init: bigint; fromImport: number }[];
+  /** Imported (immutable) globals, by global index. */
+  globalImports: { module: string; name: string; index: number; type: number }[];
   memory: { minPages: number; maxPages: number } | null;
   datas: { offset: number; bytes: Uint8Array }[];
   /** Initial table: function index or null, and the signature id stored beside each entry. */
@@ -114,7 +120,8 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const tableDecl = m.tables[0];
   const tableSize = tableDecl ? tableDecl.limits.min : 0;
   if (tableSize > 1 << 20) throw new CompileError(`table of ${tableSize} entries is too large (limit 2^20)`);
-  const layout = ctxLayout(m.globals.length, numImportSlots, tableSize);
+  const globalImports = m.imports.flatMap((imp) => (imp.desc.kind === "global" ? [{ module: imp.module, name: imp.name, type: imp.desc.type }] : [])).map((g, index) => ({ ...g, index }));
+  const layout = ctxLayout(globalImports.length + m.globals.length, numImportSlots, tableSize);
 
   const imports: ImportInfo[] = [];
   const intrinsicOf: (Intrinsic | null)[] = [];
@@ -145,7 +152,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   for (let f = 0; f < nf; f++) funcLabels.push(f < m.numImportedFuncs ? null : a.label(`${prefix}.f${f}`));
   const symbolLabels = new Map<number, Label>();
   const env: ModuleEnv = {
-    module: m, layout, funcLabels, sigIds, tableSize, stream,
+    module: m, layout, funcLabels, sigIds, tableSize, stream, globalTypes: [...globalImports.map((g) => g.type), ...m.globals.map((g) => g.type)],
     minMemoryBytes: 65536 * (m.memories[0]?.min ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits?: { min: number } } | undefined)?.limits?.min ?? 0),
     importLowering: (index) => {
       const intr = intrinsicOf[index];
@@ -277,7 +284,15 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   });
   return {
     object, code: text.bytes, layout, funcOffsets, exports, imports,
-    globals: m.globals.map((g) => ({ type: g.type, init: g.init.op === "i64.const" ? g.init.value : BigInt((g.init as { value: number }).value) })),
+    globals: [
+      ...globalImports.map((g) => ({ type: g.type, init: 0n, fromImport: g.index })),
+      ...m.globals.map((g) => ({
+        type: g.type,
+        init: g.init.op === "i64.const" ? g.init.value : g.init.op === "i32.const" ? BigInt(g.init.value) : 0n,
+        fromImport: g.init.op === "global.get" ? g.init.index : -1,
+      })),
+    ],
+    globalImports,
     memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), startImport: m.start !== null && m.start < m.numImportedFuncs ? m.start : -1, hostTrap: off(hostTrap), msAdapter: off(msAdapter),
     inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
     memoryBase: mb ?? null,

@@ -19,6 +19,12 @@ export interface CallResult {
   detail: bigint;
 }
 
+/** What an instance is bound to besides functions: an imported memory and imported globals' values. */
+export interface HostBinding {
+  memory?: { pages: number; buffer?: HostBuffer };
+  globals?: Record<string, Record<string, bigint>>;
+}
+
 export class HostTrap extends Error {
   constructor(readonly code: number, readonly detail: bigint) {
     super(`wasm trap ${code}: ${TRAP_NAMES[code] ?? "unknown"}`);
@@ -58,12 +64,14 @@ export class HostInstance {
   private readonly exportsByName = new Map<string, CompiledModule["exports"][number]>();
 
   /**
-   * `memory` binds an imported memory: its current size in pages (default: the import's minimum; data segments are
-   * checked against it, as instantiation does) and optionally the buffer of another instance's memory to share
-   * (`HostInstance.memoryBuffer`; it must be reserved up to this module's maximum). Instances sharing a buffer keep
-   * their own size fields: the embedder copies `memoryPages` across when control passes between them.
+   * `binding.memory` binds an imported memory: its current size in pages (default: the import's minimum; data
+   * segments are checked against it, as instantiation does) and optionally the buffer of another instance's memory to
+   * share (`HostInstance.memoryBuffer`; it must be reserved up to this module's maximum). Instances sharing a buffer
+   * keep their own size fields: the embedder copies `memoryPages` across when control passes between them.
+   * `binding.globals` gives the values of imported (immutable) globals, by module and name.
    */
-  constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}, memory?: { pages: number; buffer?: HostBuffer }) {
+  constructor(wasmOrCompiled: Uint8Array | CompiledModule, imports: Record<string, Record<string, HostImport>> = {}, opts: CompileOptions = {}, binding: HostBinding = {}) {
+    const memory = binding.memory;
     const c = wasmOrCompiled instanceof Uint8Array ? compileWasm(wasmOrCompiled, { ...opts, hostThunks: true }) : wasmOrCompiled;
     if (c.hostTrap < 0) throw new Error("HostInstance needs a module compiled with hostThunks: true");
     if (c.memoryBase !== null) throw new Error("HostInstance runs modules with the memory base in r15; memoryBase is for identity-mapped images");
@@ -92,7 +100,12 @@ export class HostInstance {
     v.setBigUint64(Ctx.TrapHandler, base + BigInt(c.hostTrap), true);
     v.setBigUint64(Ctx.StackBudget, BigInt(STACK_BUDGET), true);
     v.setBigUint64(Ctx.TableSize, BigInt(c.table.length), true);
-    c.globals.forEach((g, i) => v.setBigUint64(c.layout.globals + 8 * i, BigInt.asUintN(64, g.init), true));
+    const imported = c.globalImports.map((g) => {
+      const x = binding.globals?.[g.module]?.[g.name];
+      if (x === undefined) throw new Error(`missing import ${g.module}.${g.name} (global)`);
+      return x;
+    });
+    c.globals.forEach((g, i) => v.setBigUint64(c.layout.globals + 8 * i, BigInt.asUintN(64, g.fromImport >= 0 ? imported[g.fromImport]! : g.init), true));
     c.table.forEach((e, i) => {
       v.setBigUint64(c.layout.table + 16 * i, e.func === null ? 0n : base + BigInt(c.funcOffsets[e.func]!), true);
       v.setBigInt64(c.layout.table + 16 * i + 8, BigInt(e.sig), true);

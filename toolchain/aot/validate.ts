@@ -206,7 +206,10 @@ function checkSubset(m: Module): void {
   }
   for (const imp of m.imports) {
     if (imp.desc.kind === "table") throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "imported table", 0);
-    if (imp.desc.kind === "global") throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "imported global", 0);
+    if (imp.desc.kind === "global") {
+      if (imp.desc.mutable) throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "imported mutable global", 0);
+      if (!isInt(imp.desc.type)) throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), `${valTypeName(imp.desc.type)} global`, 0);
+    }
     if (imp.desc.kind === "func") {
       const t = m.types[imp.desc.type]!;
       if (t.results.length > 1 || t.params.length > 6) {
@@ -218,7 +221,8 @@ function checkSubset(m: Module): void {
   for (const t of m.tables) if (t.elem !== ValType.FuncRef) throw new UnsupportedError(where("table"), "non-funcref table", 0);
   for (const [i, g] of m.globals.entries()) {
     if (!isInt(g.type)) throw new UnsupportedError(where(`global ${i}`), `${valTypeName(g.type)} global`, 0);
-    if (g.init.op !== "i32.const" && g.init.op !== "i64.const") throw new UnsupportedError(where(`global ${i}`), `${g.init.op} initializer`, 0);
+    // global.get initialisers name imported immutable globals (validated), whose values the embedder binds.
+    if (g.init.op !== "i32.const" && g.init.op !== "i64.const" && g.init.op !== "global.get") throw new UnsupportedError(where(`global ${i}`), `${g.init.op} initializer`, 0);
   }
   for (const e of m.elems) {
     // Passive and declarative segments only matter to table.init and ref.func, which are refused themselves.

@@ -34,6 +34,8 @@ export interface ModuleEnv {
   minMemoryBytes: number;
   /** The bodies' instructions as the validator decoded them (FuncInfo.first/count index it). */
   stream: InstrStream;
+  /** Value type of every global, imported ones first (the global index space). */
+  globalTypes: number[];
 }
 
 interface Ctl {
@@ -359,7 +361,7 @@ export class FunctionCompiler {
   /** Global i's VM-context slot, sized by its type (one operand per global and module, see shared). */
   private globalSlot(i: number): Mem {
     const cache = this.shared.globals;
-    return (cache[i] ??= this.masm.ctx(this.env.layout.globals + 8 * i, sz(this.env.module.globals[i]!.type)));
+    return (cache[i] ??= this.masm.ctx(this.env.layout.globals + 8 * i, sz(this.env.globalTypes[i]!)));
   }
 
   private visitGlobalGet(i: number): void {

@@ -107,6 +107,8 @@ interface AotModule {
   group: MemGroup | null;
   /** Export name → kind. */
   exportKinds: Map<string, string>;
+  /** Global exports: name → global index, type and mutability. */
+  globalTypes: Map<string, { type: number; mutable: boolean }>;
   /** Global exports: name → global index. */
   globals: Map<string, number>;
 }
@@ -120,11 +122,16 @@ const SPECTEST_FUNCS: Record<string, string> = { print: ">", print_i32: "127>", 
 
 interface Link {
   imports: Record<string, Record<string, HostImport>>;
+  /** Values of imported globals. */
+  globals: Record<string, Record<string, bigint>>;
   /** The memory an imported memory binds to. */
   group: MemGroup | null;
   /** The importing instance once it exists (import calls copy its memory size out and back in). */
   holder: { m: AotModule | null };
 }
+
+/** spectest's global exports the AOT side can link (all immutable, value 666). */
+const SPECTEST_GLOBALS: Record<string, number> = { global_i32: 0x7f, global_i64: 0x7e, global_f32: 0x7d, global_f64: 0x7c };
 
 class Interrupt {
   constructor(readonly trap: number) {}
@@ -283,16 +290,24 @@ class FileRun {
     }
     const decoded = decodeModule(bytes);
     const globals = new Map<string, number>();
+    const globalTypes = new Map<string, { type: number; mutable: boolean }>();
     const exportKinds = new Map<string, string>();
+    const allGlobals = [
+      ...decoded.imports.flatMap((i) => (i.desc.kind === "global" ? [{ type: i.desc.type, mutable: i.desc.mutable }] : [])),
+      ...decoded.globals.map((g) => ({ type: g.type, mutable: g.mutable })),
+    ];
     for (const ex of decoded.exports) {
       exportKinds.set(ex.name, ex.kind);
-      if (ex.kind === "global") globals.set(ex.name, ex.index);
+      if (ex.kind === "global") {
+        globals.set(ex.name, ex.index);
+        globalTypes.set(ex.name, allGlobals[ex.index]!);
+      }
     }
     let group = link.group;
     if (!group && compiled.memory) {
       group = { buffer: inst.memoryBuffer!, pages: inst.memoryPages, declaredMax: decoded.memories[0]?.max ?? null, reserved: compiled.memory.maxPages };
     }
-    const m: AotModule = { inst, compiled, globals, group, exportKinds };
+    const m: AotModule = { inst, compiled, globals, globalTypes, group, exportKinds };
     link.holder.m = m;
     if (count) pass(t);
     return { kind: "ok", m };
@@ -301,7 +316,7 @@ class FileRun {
   /** Instantiates with the link's imports and memory binding; the group's size follows the instantiation. */
   private newInstance(compiled: CompiledModule, link: Link): HostInstance {
     const g = link.group;
-    const inst = new HostInstance(compiled, link.imports, {}, g ? { pages: g.pages, buffer: g.buffer } : undefined);
+    const inst = new HostInstance(compiled, link.imports, {}, { globals: link.globals, ...(g ? { memory: { pages: g.pages, buffer: g.buffer } } : {}) });
     this.aotInstances.push(inst);
     if (g) g.pages = inst.memoryPages; // the start function may have grown it
     return inst;
@@ -404,7 +419,29 @@ class FileRun {
       }
       if (l.min > group.pages || (l.max !== null && (group.declaredMax === null || group.declaredMax > l.max))) return `incompatible import type ${imp.module}.${imp.name}`;
     }
-    return { imports: out, group, holder };
+    const globals: Record<string, Record<string, bigint>> = {};
+    for (const imp of m.imports) {
+      if (imp.desc.kind !== "global") continue;
+      const want = imp.desc;
+      let value: bigint;
+      if (imp.module === "spectest") {
+        const t = SPECTEST_GLOBALS[imp.name];
+        if (!t) return `unknown import spectest.${imp.name}`;
+        if (t !== want.type || want.mutable) return `incompatible import type spectest.${imp.name}`;
+        value = 666n;
+      } else {
+        const p = this.aotRegistered.get(imp.module);
+        if (!p) return `unknown import module ${imp.module}`;
+        if (p.kind === "skip") return `skip:${p.reason}`;
+        if (p.kind === "broken") return `import from a broken module: ${p.why}`;
+        const g = p.m.globalTypes.get(imp.name);
+        if (!g) return `${p.m.exportKinds.has(imp.name) ? "incompatible import type" : "unknown import"} ${imp.module}.${imp.name}`;
+        if (g.type !== want.type || g.mutable !== want.mutable) return `incompatible import type ${imp.module}.${imp.name}`;
+        value = p.m.inst.global(p.m.globals.get(imp.name)!);
+      }
+      (globals[imp.module] ??= {})[imp.name] = value;
+    }
+    return { imports: out, group, holder, globals };
   }
   private spectestMemory: MemGroup | null = null;
 
