@@ -2,7 +2,7 @@
 // and entry thunks, all through one toolchain/x64 Assembler. The result is an ObjectFile plus everything an embedder
 // needs to instantiate it (VM-context layout, globals, table and data initialisers, export offsets). host.ts runs it
 // on this machine; toolchain/image links it into the bare-metal image.
-import { Assembler, type Gpr, type Label, type Mem, type ObjectFile, qword, r8, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
+import { Assembler, type Gpr, type Label, type Mem, type ObjectFile, qword, r8, r9, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
 import { Ctx, type CtxLayout, Trap, ctxLayout } from "./abi.ts";
 import { type Module, ValType, decodeModule, funcType } from "./decode.ts";
 import { INTRINSICS, type Intrinsic } from "./intrinsics.ts";
@@ -61,7 +61,7 @@ export interface CompiledModule {
   /** The .text bytes (what host.ts maps; position-independent unless imports are symbols). */
   code: Uint8Array;
   layout: CtxLayout;
-  /** Offset of each function in .text, by function index (imports: −1). */
+  /** Offset of each function in .text, by function index (imports: −1, or their adapter's when they sit in the table). */
   funcOffsets: number[];
   exports: ExportInfo[];
   imports: ImportInfo[];
@@ -173,6 +173,34 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
     new FunctionCompiler(env, masm, f, infos[i]!).compile();
   }
 
+  // Imported functions placed in the table: an adapter from the internal convention (arguments on the stack, i32
+  // result zero-extended in rax) to the System V call every other import call makes, so call_indirect can reach them.
+  // Named like a defined function's label, so an embedder that resolves table entries by symbol finds it too.
+  const importStubs = new Map<number, Label>();
+  for (const e of m.elems) {
+    if (e.mode !== "active") continue;
+    for (const f of e.funcs) {
+      if (f === null || f >= m.numImportedFuncs || importStubs.has(f)) continue;
+      if (intrinsicOf[f]) throw new UnsupportedError("element segment", `intrinsic hw.${imports[f]!.name} in a table`, 0);
+      const l = a.label(`${prefix}.f${f}`);
+      importStubs.set(f, l);
+      const lower = env.importLowering(f) as { slot: number; symbol: Label | null };
+      const n = imports[f]!.params.length;
+      a.align(16);
+      a.bind(l);
+      a.push(rbp);
+      a.mov(rbp, rsp);
+      const argRegs = [rdi, rsi, rdx, rcx, r8, r9];
+      for (let i = 0; i < n; i++) a.mov(argRegs[i]!, qword(rbp, 16 + 8 * (n - 1 - i)));
+      a.and(rsp, -16);
+      if (lower.symbol) a.call(lower.symbol);
+      else a.call(qword(r14, lower.slot));
+      if (imports[f]!.results[0] === ValType.I32) a.mov(reg(0, 4), reg(0, 4));
+      a.leave();
+      a.ret();
+    }
+  }
+
   // Trap stubs: the handler never returns (the host one unwinds to the entry thunk; an image's halts or reports).
   for (const [code, label] of trapLabels) {
     a.bind(label);
@@ -257,7 +285,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const object = a.finish();
   const text = object.sections.find((s) => s.name === ".text")!;
   const off = (l: Label | null | undefined): number => (l ? a.labelOffset(l) : -1);
-  const funcOffsets = funcLabels.map((l) => off(l));
+  const funcOffsets = funcLabels.map((l, f) => off(l ?? importStubs.get(f)));
   const exports: ExportInfo[] = exportFuncs.map((e) => {
     const t = funcType(m, e.index);
     return { name: e.name, func: e.index, params: t.params, results: t.results, offset: funcOffsets[e.index]!, thunk: off(thunkLabels.get(e.index)), msThunk: off(msLabels.get(e.index)) };
@@ -271,8 +299,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
     const base = e.offset.value >>> 0;
     if (base + e.funcs.length > tableSize) throw new CompileError(`element segment at ${base} (+${e.funcs.length}) does not fit the table of ${tableSize} (instantiation would fail)`);
     e.funcs.forEach((f, i) => {
-      if (f !== null && f < m.numImportedFuncs) throw new UnsupportedError(`element segment`, "imported function in a table", 0);
-      const typeIdx = f === null ? -1 : m.funcs[f - m.numImportedFuncs]!;
+      const typeIdx = f === null ? -1 : f < m.numImportedFuncs ? (m.imports.filter((i) => i.desc.kind === "func")[f]!.desc as { type: number }).type : m.funcs[f - m.numImportedFuncs]!;
       table[base + i] = { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
     });
   }
