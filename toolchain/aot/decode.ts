@@ -133,10 +133,33 @@ export class CompileError extends Error {
 
 /** The module uses something outside the accepted subset (floats, SIMD, bulk memory, multiple results ...). */
 export class UnsupportedError extends CompileError {
+  /** The feature (proposal or limit) the construct belongs to: "floats", "reference types", "bulk memory" ... */
+  readonly feature: string;
   constructor(readonly func: string, readonly instruction: string, offset: number) {
-    super(`${func}: unsupported instruction \`${instruction}\` at byte 0x${offset.toString(16)} (the AOT backend accepts the integer MVP subset only; see toolchain/aot/ABI.md)`);
+    const feature = featureOf(instruction);
+    super(`${func}: unsupported instruction \`${instruction}\` at byte 0x${offset.toString(16)} (${feature}: not supported by the AOT backend; see toolchain/aot/ABI.md)`);
     this.name = "UnsupportedError";
+    this.feature = feature;
   }
+}
+
+/** The WebAssembly feature an unsupported instruction or construct belongs to (ABI.md's list). */
+export function featureOf(what: string): string {
+  if (/f32|f64|float/.test(what)) return "floats";
+  if (/v128|SIMD/.test(what)) return "SIMD";
+  if (/return_call/.test(what)) return "tail calls";
+  if (/atomic/.test(what)) return "threads/atomics";
+  if (/memory\.(init|copy|fill)|data\.drop|passive data/.test(what)) return "bulk memory";
+  if (/reference types|externref|funcref|ref\.|table\.|elem\.drop|non-funcref|imported table|multiple tables|table other than 0/.test(what)) return "reference types";
+  if (/multiple results/.test(what)) return "multi-value";
+  if (/^(try|catch|throw|rethrow|throw_ref|delegate|catch_all)$/.test(what)) return "exception handling";
+  if (/imported mutable global/.test(what)) return "imported mutable globals";
+  if (/global\.get offset/.test(what)) return "segment offsets from imported globals";
+  if (/if with block parameters/.test(what)) return "if with block parameters";
+  if (/more than 6 parameters/.test(what)) return "imports with more than 6 parameters";
+  if (/locals \(implementation limit/.test(what)) return "more than 50000 locals";
+  if (/hw\./.test(what)) return "hw intrinsics";
+  return what;
 }
 
 /** A cursor over wasm bytes with LEB128 readers. Shared by the section decoder and the opcode reader. */

@@ -119,7 +119,17 @@ describe("validation before support (issue #23)", () => {
     // f32.const 1; i32.const 1; f32.add → type mismatch, although f32 alone would be refused as unsupported.
     rejects(oneFunc([], [], [0x43, 0, 0, 0x80, 0x3f, ...op.i32(1), 0x92, 0x1a]), CompileError, /type mismatch/);
     // The same body, valid, is refused as unsupported naming the instruction.
-    expect(() => compileWasm(oneFunc([], [], [0x43, 0, 0, 0x80, 0x3f, 0x43, 0, 0, 0x80, 0x3f, 0x92, 0x1a]))).toThrow(/unsupported instruction `f32\.const`/);
+    expect(() => compileWasm(oneFunc([], [], [0x43, 0, 0, 0x80, 0x3f, 0x43, 0, 0, 0x80, 0x3f, 0x92, 0x1a]))).toThrow(/unsupported instruction `f32\.const` .*\(floats: not supported/);
+    const features = (body: number[]) => {
+      try {
+        compileWasm(oneFunc([], [], body));
+      } catch (e) {
+        return (e as UnsupportedError).feature;
+      }
+      return "accepted";
+    };
+    expect(features([...op.i32(0), ...op.i32(0), ...op.i32(0), 0xfc, 11, 0])).toBe("bulk memory");
+    expect(features([0xd0, 0x70, 0xd1, 0x1a])).toBe("reference types");
   });
 
   it("duplicate export names, unknown indices and immutable globals are invalid", () => {

@@ -59,7 +59,7 @@ function skip(t: EngineTally, reason: string): void {
   t.reasons.set(reason, (t.reasons.get(reason) ?? 0) + 1);
 }
 
-/** The feature an UnsupportedError (or an unparseable module's text) names, as a short skip reason. */
+/** The feature an unparseable module's text uses, as a short skip reason (UnsupportedError.feature for the rest). */
 export function featureOf(msg: string): string {
   if (/f32|f64|float|\bnan\b/i.test(msg)) return "floats";
   if (/v128|SIMD/.test(msg)) return "SIMD";
@@ -262,7 +262,7 @@ class FileRun {
       compiled = compileWasm(bytes, { hostThunks: true, ...(maxPages === undefined ? {} : { maxPages }) });
     } catch (e) {
       if (e instanceof UnsupportedError) {
-        const reason = featureOf(e.message);
+        const reason = e.feature;
         this.taintProviders(bytes, reason);
         if (count) skip(t, reason);
         return { kind: "skip", reason };
@@ -622,8 +622,8 @@ class FileRun {
       compiled = compileWasm(bytes, { hostThunks: true, ...(maxPages === undefined ? {} : { maxPages }) });
     } catch (e) {
       if (e instanceof UnsupportedError) {
-        this.taintProviders(bytes, featureOf(e.message));
-        return skip(this.r.aot, featureOf(e.message));
+        this.taintProviders(bytes, e.feature);
+        return skip(this.r.aot, e.feature);
       }
       if (c.type === "assert_uninstantiable" && e instanceof CompileError && /instantiation would fail/.test(e.message)) return pass(this.r.aot);
       return fail(this.r.aot, c.line, `rejected at compile time: ${(e as Error).message}`);
