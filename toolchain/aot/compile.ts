@@ -73,7 +73,8 @@ export interface CompiledModule {
   /** Imported (immutable) globals, by global index. */
   globalImports: { module: string; name: string; index: number; type: number }[];
   memory: { minPages: number; maxPages: number } | null;
-  datas: { offset: number; bytes: Uint8Array }[];
+  /** Active data segments; `offsetImport` ≥ 0: the offset is that imported global's value (`offset` is then 0). */
+  datas: { offset: number; offsetImport: number; bytes: Uint8Array }[];
   /** Initial table: function index or null, and the signature id stored beside each entry. */
   table: { func: number | null; sig: number }[];
   /** Start function thunk offset (hostThunks) or −1. */
@@ -305,9 +306,11 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   }
   const datas = m.datas.map((d) => {
     const o = d.offset!.op === "i32.const" ? (d.offset as { value: number }).value >>> 0 : 0;
-    // An imported memory may be larger than its import's minimum: the embedder checks those at instantiation.
-    if (memory && m.memories.length && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
-    return { offset: o, bytes: d.bytes };
+    const offsetImport = d.offset!.op === "global.get" ? d.offset!.index : -1;
+    // An imported memory may be larger than its import's minimum, and an imported global's offset is known only at
+    // instantiation: the embedder checks those.
+    if (memory && m.memories.length && offsetImport < 0 && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
+    return { offset: o, offsetImport, bytes: d.bytes };
   });
   return {
     object, code: text.bytes, layout, funcOffsets, exports, imports,

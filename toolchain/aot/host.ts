@@ -134,11 +134,12 @@ export class HostInstance {
     // Data segments in order, each checked against the current size (wasm 2.0: the ones before a failing segment stay
     // written, which another instance sharing an imported memory can see).
     for (const d of c.datas) {
-      if (!this.mem || d.offset + d.bytes.length > pages * 65536) {
+      const at = d.offsetImport >= 0 ? Number(BigInt.asUintN(32, imported[d.offsetImport]!)) : d.offset;
+      if (!this.mem || at + d.bytes.length > pages * 65536) {
         this.dispose();
-        throw new Error(`data segment at ${d.offset} (+${d.bytes.length}) is outside the memory of ${pages} pages (out of bounds memory access)`);
+        throw new Error(`data segment at ${at} (+${d.bytes.length}) is outside the memory of ${pages} pages (out of bounds memory access)`);
       }
-      this.mem.bytes.set(d.bytes, d.offset);
+      this.mem.bytes.set(d.bytes, at);
     }
     if (c.start >= 0) {
       const r = this.callThunk(c.start, []);

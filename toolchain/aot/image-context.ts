@@ -34,6 +34,7 @@ export function emitImageContext(a: Assembler, mod: CompiledModule, c: ImageCont
       ctx[(mod.layout.table + 16 * i + 8) / 8] = BigInt(e.sig);
     });
   }
+  // Imported globals (and the data offsets they give) have no value in an image.
   if (mod.globalImports.length) throw new Error(`emitImageContext: imported globals (${mod.globalImports.map((g) => `${g.module}.${g.name}`).join(", ")}) have no value in an image`);
   mod.globals.forEach((g, i) => (ctx[(mod.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
   for (const v of ctx) a.dq(v);

@@ -231,7 +231,7 @@ function checkSubset(m: Module): void {
   }
   for (const d of m.datas) {
     if (d.mode !== "active") throw new UnsupportedError(where("data segment"), "passive data segment (bulk memory)", 0);
-    if (d.offset?.op !== "i32.const") throw new UnsupportedError(where("data segment"), `${d.offset?.op ?? "missing"} offset`, 0);
+    if (d.offset?.op !== "i32.const" && d.offset?.op !== "global.get") throw new UnsupportedError(where("data segment"), `${d.offset?.op ?? "missing"} offset`, 0);
   }
 }
 
