@@ -70,8 +70,11 @@ export interface CompiledModule {
    * global's (an imported global itself, or a `global.get` initialiser), which the embedder binds (`globalImports`).
    */
   globals: { type: number; init: bigint; fromImport: number }[];
-  /** Imported (immutable) globals, by global index. */
-  globalImports: { module: string; name: string; index: number; type: number }[];
+  /**
+   * Imported globals, by global index. An immutable one's slot holds its value; a mutable one's slot holds the address
+   * of the 8-byte cell it shares with the exporting instance (global.get/set go through it).
+   */
+  globalImports: { module: string; name: string; index: number; type: number; mutable: boolean }[];
   memory: { minPages: number; maxPages: number } | null;
   /** Active data segments; `offsetImport` ≥ 0: the offset is that imported global's value (`offset` is then 0). */
   datas: { offset: number; offsetImport: number; bytes: Uint8Array }[];
@@ -121,7 +124,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const tableDecl = m.tables[0];
   const tableSize = tableDecl ? tableDecl.limits.min : 0;
   if (tableSize > 1 << 20) throw new CompileError(`table of ${tableSize} entries is too large (limit 2^20)`);
-  const globalImports = m.imports.flatMap((imp) => (imp.desc.kind === "global" ? [{ module: imp.module, name: imp.name, type: imp.desc.type }] : [])).map((g, index) => ({ ...g, index }));
+  const globalImports = m.imports.flatMap((imp) => (imp.desc.kind === "global" ? [{ module: imp.module, name: imp.name, type: imp.desc.type, mutable: imp.desc.mutable }] : [])).map((g, index) => ({ ...g, index }));
   const layout = ctxLayout(globalImports.length + m.globals.length, numImportSlots, tableSize);
 
   const imports: ImportInfo[] = [];
@@ -154,6 +157,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const symbolLabels = new Map<number, Label>();
   const env: ModuleEnv = {
     module: m, layout, funcLabels, sigIds, tableSize, stream, globalTypes: [...globalImports.map((g) => g.type), ...m.globals.map((g) => g.type)],
+    globalIndirect: [...globalImports.map((g) => g.mutable), ...m.globals.map(() => false)],
     minMemoryBytes: 65536 * (m.memories[0]?.min ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits?: { min: number } } | undefined)?.limits?.min ?? 0),
     importLowering: (index) => {
       const intr = intrinsicOf[index];

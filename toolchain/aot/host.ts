@@ -22,7 +22,8 @@ export interface CallResult {
 /** What an instance is bound to besides functions: an imported memory and imported globals' values. */
 export interface HostBinding {
   memory?: { pages: number; buffer?: HostBuffer };
-  globals?: Record<string, Record<string, bigint>>;
+  /** Imported globals: a value (immutable ones), or the exporting instance and its global index (mutable ones). */
+  globals?: Record<string, Record<string, bigint | { inst: HostInstance; index: number }>>;
 }
 
 export class HostTrap extends Error {
@@ -61,6 +62,8 @@ export class HostInstance {
   private readonly callbacks: unknown[] = [];
   /** The JS functions bound to non-intrinsic imports, by function index (re-exported imports are called directly). */
   private readonly importFns: ((args: bigint[]) => bigint)[] = [];
+  /** Imported mutable globals: the instance and index that own the cell. */
+  private readonly cells: ({ inst: HostInstance; index: number } | undefined)[] = [];
   private readonly exportsByName = new Map<string, CompiledModule["exports"][number]>();
 
   /**
@@ -103,9 +106,14 @@ export class HostInstance {
     const imported = c.globalImports.map((g) => {
       const x = binding.globals?.[g.module]?.[g.name];
       if (x === undefined) throw new Error(`missing import ${g.module}.${g.name} (global)`);
-      return x;
+      if ((typeof x === "bigint") === g.mutable) throw new Error(`import ${g.module}.${g.name}: a ${g.mutable ? "mutable global needs the exporting instance" : "constant global needs a value"}`);
+      if (typeof x !== "bigint") this.cells[g.index] = x;
+      return typeof x === "bigint" ? x : x.inst.global(x.index);
     });
-    c.globals.forEach((g, i) => v.setBigUint64(c.layout.globals + 8 * i, BigInt.asUintN(64, g.fromImport >= 0 ? imported[g.fromImport]! : g.init), true));
+    c.globals.forEach((g, i) => {
+      const cell = this.cells[i];
+      v.setBigUint64(c.layout.globals + 8 * i, cell ? cell.inst.globalAddress(cell.index) : BigInt.asUintN(64, g.fromImport >= 0 ? imported[g.fromImport]! : g.init), true);
+    });
     c.table.forEach((e, i) => {
       v.setBigUint64(c.layout.table + 16 * i, e.func === null ? 0n : base + BigInt(c.funcOffsets[e.func]!), true);
       v.setBigInt64(c.layout.table + 16 * i + 8, BigInt(e.sig), true);
@@ -178,7 +186,16 @@ export class HostInstance {
   }
 
   global(i: number): bigint {
+    const cell = this.cells[i];
+    if (cell) return cell.inst.global(cell.index);
     return this.ctx.view.getBigUint64(this.compiled.layout.globals + 8 * i, true);
+  }
+
+  /** The address of the 8 bytes holding global i (what an importer of it as a mutable global points at). */
+  globalAddress(i: number): bigint {
+    const cell = this.cells[i];
+    if (cell) return cell.inst.globalAddress(cell.index);
+    return this.ctx.address + BigInt(this.compiled.layout.globals + 8 * i);
   }
 
   exportNames(): string[] {

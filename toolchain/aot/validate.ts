@@ -207,7 +207,6 @@ function checkSubset(m: Module): void {
   for (const imp of m.imports) {
     if (imp.desc.kind === "table") throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "imported table", 0);
     if (imp.desc.kind === "global") {
-      if (imp.desc.mutable) throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), "imported mutable global", 0);
       if (!isInt(imp.desc.type)) throw new UnsupportedError(where(`import ${imp.module}.${imp.name}`), `${valTypeName(imp.desc.type)} global`, 0);
     }
     if (imp.desc.kind === "func") {

@@ -122,8 +122,8 @@ const SPECTEST_FUNCS: Record<string, string> = { print: ">", print_i32: "127>", 
 
 interface Link {
   imports: Record<string, Record<string, HostImport>>;
-  /** Values of imported globals. */
-  globals: Record<string, Record<string, bigint>>;
+  /** Values of imported globals (mutable ones: the exporting instance and index). */
+  globals: Record<string, Record<string, bigint | { inst: HostInstance; index: number }>>;
   /** The memory an imported memory binds to. */
   group: MemGroup | null;
   /** The importing instance once it exists (import calls copy its memory size out and back in). */
@@ -419,11 +419,11 @@ class FileRun {
       }
       if (l.min > group.pages || (l.max !== null && (group.declaredMax === null || group.declaredMax > l.max))) return `incompatible import type ${imp.module}.${imp.name}`;
     }
-    const globals: Record<string, Record<string, bigint>> = {};
+    const globals: Record<string, Record<string, bigint | { inst: HostInstance; index: number }>> = {};
     for (const imp of m.imports) {
       if (imp.desc.kind !== "global") continue;
       const want = imp.desc;
-      let value: bigint;
+      let value: bigint | { inst: HostInstance; index: number };
       if (imp.module === "spectest") {
         const t = SPECTEST_GLOBALS[imp.name];
         if (!t) return `unknown import spectest.${imp.name}`;
@@ -437,7 +437,8 @@ class FileRun {
         const g = p.m.globalTypes.get(imp.name);
         if (!g) return `${p.m.exportKinds.has(imp.name) ? "incompatible import type" : "unknown import"} ${imp.module}.${imp.name}`;
         if (g.type !== want.type || g.mutable !== want.mutable) return `incompatible import type ${imp.module}.${imp.name}`;
-        value = p.m.inst.global(p.m.globals.get(imp.name)!);
+        const index = p.m.globals.get(imp.name)!;
+        value = want.mutable ? { inst: p.m.inst, index } : p.m.inst.global(index);
       }
       (globals[imp.module] ??= {})[imp.name] = value;
     }
