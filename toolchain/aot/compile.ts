@@ -80,6 +80,11 @@ export interface CompiledModule {
   datas: { offset: number; offsetImport: number; bytes: Uint8Array }[];
   /** Initial table: function index or null, and the signature id stored beside each entry. */
   table: { func: number | null; sig: number }[];
+  /**
+   * Element segments the embedder applies in order after `table` at instantiation (from the first whose offset is an
+   * imported global's value, `offsetImport` ≥ 0), each checked against the table size.
+   */
+  tableInits: { offset: number; offsetImport: number; entries: { func: number | null; sig: number }[] }[];
   /** Start function thunk offset (hostThunks) or −1. */
   start: number;
   /** The start function when it is an imported one (the embedder calls the import itself), else −1. */
@@ -299,14 +304,23 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const cap = opts.maxPages ?? 1024;
   const memory = memDecl ? { minPages: memDecl.min, maxPages: Math.min(memDecl.max ?? 65536, Math.max(cap, memDecl.min)) } : null;
   const table: { func: number | null; sig: number }[] = Array.from({ length: tableSize }, () => ({ func: null, sig: -1 }));
+  const entry = (f: number | null) => {
+    const typeIdx = f === null ? -1 : f < m.numImportedFuncs ? (m.imports.filter((i) => i.desc.kind === "func")[f]!.desc as { type: number }).type : m.funcs[f - m.numImportedFuncs]!;
+    return { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
+  };
+  // Segments apply in order; once one's offset is an imported global's value, it and every later one are left to the
+  // embedder (tableInits), which knows the value.
+  const tableInits: CompiledModule["tableInits"] = [];
   for (const e of m.elems) {
-    if (e.mode !== "active" || e.offset?.op !== "i32.const") continue;
+    if (e.mode !== "active") continue;
+    if (e.offset?.op === "global.get" || tableInits.length) {
+      tableInits.push({ offset: e.offset?.op === "i32.const" ? e.offset.value >>> 0 : 0, offsetImport: e.offset?.op === "global.get" ? e.offset.index : -1, entries: e.funcs.map(entry) });
+      continue;
+    }
+    if (e.offset?.op !== "i32.const") continue;
     const base = e.offset.value >>> 0;
     if (base + e.funcs.length > tableSize) throw new CompileError(`element segment at ${base} (+${e.funcs.length}) does not fit the table of ${tableSize} (instantiation would fail)`);
-    e.funcs.forEach((f, i) => {
-      const typeIdx = f === null ? -1 : f < m.numImportedFuncs ? (m.imports.filter((i) => i.desc.kind === "func")[f]!.desc as { type: number }).type : m.funcs[f - m.numImportedFuncs]!;
-      table[base + i] = { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
-    });
+    e.funcs.forEach((f, i) => (table[base + i] = entry(f)));
   }
   const datas = m.datas.map((d) => {
     const o = d.offset!.op === "i32.const" ? (d.offset as { value: number }).value >>> 0 : 0;
@@ -327,7 +341,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
       })),
     ],
     globalImports,
-    memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), startImport: m.start !== null && m.start < m.numImportedFuncs ? m.start : -1, hostTrap: off(hostTrap), msAdapter: off(msAdapter),
+    tableInits, memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), startImport: m.start !== null && m.start < m.numImportedFuncs ? m.start : -1, hostTrap: off(hostTrap), msAdapter: off(msAdapter),
     inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
     memoryBase: mb ?? null,
   };

@@ -114,10 +114,19 @@ export class HostInstance {
       const cell = this.cells[i];
       v.setBigUint64(c.layout.globals + 8 * i, cell ? cell.inst.globalAddress(cell.index) : BigInt.asUintN(64, g.fromImport >= 0 ? imported[g.fromImport]! : g.init), true);
     });
-    c.table.forEach((e, i) => {
+    const setEntry = (e: { func: number | null; sig: number }, i: number) => {
       v.setBigUint64(c.layout.table + 16 * i, e.func === null ? 0n : base + BigInt(c.funcOffsets[e.func]!), true);
       v.setBigInt64(c.layout.table + 16 * i + 8, BigInt(e.sig), true);
-    });
+    };
+    c.table.forEach(setEntry);
+    for (const t of c.tableInits) {
+      const at = t.offsetImport >= 0 ? Number(BigInt.asUintN(32, imported[t.offsetImport]!)) : t.offset;
+      if (at + t.entries.length > c.table.length) {
+        this.dispose();
+        throw new Error(`element segment at ${at} (+${t.entries.length}) is outside the table of ${c.table.length} (out of bounds table access)`);
+      }
+      t.entries.forEach((e, i) => setEntry(e, at + i));
+    }
     for (const imp of c.imports) {
       if (imp.intrinsic) continue;
       const fn = imports[imp.module]?.[imp.name];

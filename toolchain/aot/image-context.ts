@@ -26,6 +26,7 @@ export function emitImageContext(a: Assembler, mod: CompiledModule, c: ImageCont
   ctx[Ctx.MemMaxPages / 8] = BigInt(c.maxPages ?? c.memBytes / 65536);
   ctx[Ctx.TrapHandler / 8] = addr(c.trapHandler);
   ctx[Ctx.StackBudget / 8] = BigInt(c.stackBudget);
+  if (mod.tableInits.length) throw new Error("emitImageContext: element segments placed by imported globals have no value in an image");
   if (mod.table.length) {
     if (!c.tableFunc) throw new Error("emitImageContext: the module has a table; pass tableFunc");
     ctx[Ctx.TableSize / 8] = BigInt(mod.table.length);

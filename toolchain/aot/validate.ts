@@ -226,7 +226,7 @@ function checkSubset(m: Module): void {
   for (const e of m.elems) {
     // Passive and declarative segments only matter to table.init and ref.func, which are refused themselves.
     if (e.mode !== "active") continue;
-    if (e.offset?.op !== "i32.const") throw new UnsupportedError(where("element segment"), `${e.offset?.op ?? "missing"} offset`, 0);
+    if (e.offset?.op !== "i32.const" && e.offset?.op !== "global.get") throw new UnsupportedError(where("element segment"), `${e.offset?.op ?? "missing"} offset`, 0);
   }
   for (const d of m.datas) {
     if (d.mode !== "active") throw new UnsupportedError(where("data segment"), "passive data segment (bulk memory)", 0);
