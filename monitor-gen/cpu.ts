@@ -6,7 +6,7 @@
 // selectors; `emitXstateSwitch` is the eager save/restore inlined in the monitor's switch_to (monitor-gen/entry.ts).
 // Nothing is lazy: CR0.TS stays clear, because lazy FPU switching leaves the previous partition's registers live
 // until a #NM, which is the LazyFP leak.
-import { Assembler, type Label, eax, ebx, ecx, edx, qword, r12, r12d, rax, rbx, rcx, rdi, word, dword, cr0, cr4, dr7, ds, es, fs, gs } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, eax, ebx, ecx, edx, ptr, qword, r12, r12d, rax, rbx, rcx, rdi, word, dword, cr0, cr4, dr7, ds, es, fs, gs } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { EXIT, SP, XSAVE_SPACE } from "./layout.ts";
 import { emitExit } from "./paging.ts";
@@ -159,14 +159,14 @@ export function emitXstateSwitch(a: Assembler): void {
   a.mov(eax, -1).mov(edx, eax); // the requested-feature bitmap: every component XCR0 enables
   a.cmp(qword(L("g_xsave")), 0).je(fx);
   a.test(rcx, rcx).jz(restoreX); // the first dispatch has nobody to save
-  a.xsave64(qword(rcx, SP.xsave));
+  a.xsave64(ptr(rcx, SP.xsave));
   a.bind(restoreX);
-  a.xrstor64(qword(rdi, SP.xsave));
+  a.xrstor64(ptr(rdi, SP.xsave));
   a.jmp(done);
   a.bind(fx);
   a.test(rcx, rcx).jz(restoreFx);
-  a.fxsave64(qword(rcx, SP.xsave));
+  a.fxsave64(ptr(rcx, SP.xsave));
   a.bind(restoreFx);
-  a.fxrstor64(qword(rdi, SP.xsave));
+  a.fxrstor64(ptr(rdi, SP.xsave));
   a.bind(done);
 }

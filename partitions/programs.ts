@@ -115,7 +115,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
         a.lea(rax, ptr(L("p_exec_data"))).mov(byte(rax), 0xc3).call(rax);
         break;
       case "sgdt":
-        a.sgdt(qword(L("p_gdtr")));
+        a.sgdt(ptr(L("p_gdtr")));
         consoleLine(a, "sgdt at CPL 3: base ", { hex: (x) => x.mov(rax, qword({ label: L("p_gdtr"), disp: 2 })) }, " limit ",
           { hex: (x) => x.movzx(eax, word(L("p_gdtr"))) });
         break;
@@ -343,9 +343,9 @@ function assembleSseGuest(kind: SseProbeKind, period: number): Assembler {
   const save = (): void => withAvx(() => {
     a.lea(rdi, qword({ label: L("p_fx"), disp: XS_AVX })).mov(ecx, 256).xor(eax, eax);
     a.rep().stosb();
-    a.mov(eax, 7).xor(edx, edx).xsave64(qword(L("p_fx")));
-  }, () => a.fxsave64(qword(L("p_fx"))));
-  const load = (image: string): void => withAvx(() => a.mov(eax, 7).xor(edx, edx).xrstor64(qword(L(image))), () => a.fxrstor64(qword(L(image))));
+    a.mov(eax, 7).xor(edx, edx).xsave64(ptr(L("p_fx")));
+  }, () => a.fxsave64(ptr(L("p_fx"))));
+  const load = (image: string): void => withAvx(() => a.mov(eax, 7).xor(edx, edx).xrstor64(ptr(L(image))), () => a.fxrstor64(ptr(L(image))));
   a.section(".text");
   a.bind(L("p_image_start"));
   a.bind(L(PROGRAM_ENTRY));

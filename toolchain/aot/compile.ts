@@ -2,7 +2,7 @@
 // and entry thunks, all through one toolchain/x64 Assembler. The result is an ObjectFile plus everything an embedder
 // needs to instantiate it (VM-context layout, globals, table and data initialisers, export offsets). host.ts runs it
 // on this machine; image/ links it into the bare-metal image.
-import { Assembler, type Gpr, type Label, type Mem, type ObjectFile, qword, r8, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
+import { Assembler, type Gpr, type Label, type Mem, type ObjectFile, qword, r8, r9, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../x64/index.ts";
 import { Ctx, type CtxLayout, Trap, ctxLayout } from "./abi.ts";
 import { type Module, ValType, decodeModule, funcType } from "./decode.ts";
 import { INTRINSICS, type Intrinsic } from "./intrinsics.ts";
@@ -61,21 +61,40 @@ export interface CompiledModule {
   /** The .text bytes (what host.ts maps; position-independent unless imports are symbols). */
   code: Uint8Array;
   layout: CtxLayout;
-  /** Offset of each function in .text, by function index (imports: −1). */
+  /** Offset of each function in .text, by function index (imports: −1, or their adapter's when they sit in the table). */
   funcOffsets: number[];
   exports: ExportInfo[];
   imports: ImportInfo[];
-  globals: { type: number; init: bigint }[];
+  /**
+   * Every global's slot, imported ones first: type and initial value. `fromImport` ≥ 0: the value is that imported
+   * global's (an imported global itself, or a `global.get` initialiser), which the embedder binds (`globalImports`).
+   */
+  globals: { type: number; init: bigint; fromImport: number }[];
+  /**
+   * Imported globals, by global index. An immutable one's slot holds its value; a mutable one's slot holds the address
+   * of the 8-byte cell it shares with the exporting instance (global.get/set go through it).
+   */
+  globalImports: { module: string; name: string; index: number; type: number; mutable: boolean }[];
   memory: { minPages: number; maxPages: number } | null;
-  datas: { offset: number; bytes: Uint8Array }[];
+  /** Active data segments; `offsetImport` ≥ 0: the offset is that imported global's value (`offset` is then 0). */
+  datas: { offset: number; offsetImport: number; bytes: Uint8Array }[];
   /** Initial table: function index or null, and the signature id stored beside each entry. */
   table: { func: number | null; sig: number }[];
+  /**
+   * Element segments the embedder applies in order after `table` at instantiation (from the first whose offset is an
+   * imported global's value, `offsetImport` ≥ 0), each checked against the table size.
+   */
+  tableInits: { offset: number; offsetImport: number; entries: { func: number | null; sig: number }[] }[];
   /** Start function thunk offset (hostThunks) or −1. */
   start: number;
+  /** The start function when it is an imported one (the embedder calls the import itself), else −1. */
+  startImport: number;
   /** Host trap handler offset (hostThunks) or −1. */
   hostTrap: number;
   /** hostThunks + msThunks: a System V function `adapter(fn, ctx, args, result)` that calls an MS x64 thunk (tests). */
   msAdapter: number;
+  /** Whether the memory is imported (its `minPages` is then the import's minimum, not necessarily the actual size). */
+  memoryImported: boolean;
   /** Code-section bytes of the input (for throughput figures). */
   inputCodeBytes: number;
   /** The constant memory base compiled in, or null when it is taken from r15. */
@@ -110,7 +129,8 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const tableDecl = m.tables[0];
   const tableSize = tableDecl ? tableDecl.limits.min : 0;
   if (tableSize > 1 << 20) throw new CompileError(`table of ${tableSize} entries is too large (limit 2^20)`);
-  const layout = ctxLayout(m.globals.length, numImportSlots, tableSize);
+  const globalImports = m.imports.flatMap((imp) => (imp.desc.kind === "global" ? [{ module: imp.module, name: imp.name, type: imp.desc.type, mutable: imp.desc.mutable }] : [])).map((g, index) => ({ ...g, index }));
+  const layout = ctxLayout(globalImports.length + m.globals.length, numImportSlots, tableSize);
 
   const imports: ImportInfo[] = [];
   const intrinsicOf: (Intrinsic | null)[] = [];
@@ -141,7 +161,8 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   for (let f = 0; f < nf; f++) funcLabels.push(f < m.numImportedFuncs ? null : a.label(`${prefix}.f${f}`));
   const symbolLabels = new Map<number, Label>();
   const env: ModuleEnv = {
-    module: m, layout, funcLabels, sigIds, tableSize, stream,
+    module: m, layout, funcLabels, sigIds, tableSize, stream, globalTypes: [...globalImports.map((g) => g.type), ...m.globals.map((g) => g.type)],
+    globalIndirect: [...globalImports.map((g) => g.mutable), ...m.globals.map(() => false)],
     minMemoryBytes: 65536 * (m.memories[0]?.min ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits?: { min: number } } | undefined)?.limits?.min ?? 0),
     importLowering: (index) => {
       const intr = intrinsicOf[index];
@@ -160,6 +181,34 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
     a.align(16);
     a.bind(funcLabels[f]!);
     new FunctionCompiler(env, masm, f, infos[i]!).compile();
+  }
+
+  // Imported functions placed in the table: an adapter from the internal convention (arguments on the stack, i32
+  // result zero-extended in rax) to the System V call every other import call makes, so call_indirect can reach them.
+  // Named like a defined function's label, so an embedder that resolves table entries by symbol finds it too.
+  const importStubs = new Map<number, Label>();
+  for (const e of m.elems) {
+    if (e.mode !== "active") continue;
+    for (const f of e.funcs) {
+      if (f === null || f >= m.numImportedFuncs || importStubs.has(f)) continue;
+      if (intrinsicOf[f]) throw new UnsupportedError("element segment", `intrinsic hw.${imports[f]!.name} in a table`, 0);
+      const l = a.label(`${prefix}.f${f}`);
+      importStubs.set(f, l);
+      const lower = env.importLowering(f) as { slot: number; symbol: Label | null };
+      const n = imports[f]!.params.length;
+      a.align(16);
+      a.bind(l);
+      a.push(rbp);
+      a.mov(rbp, rsp);
+      const argRegs = [rdi, rsi, rdx, rcx, r8, r9];
+      for (let i = 0; i < n; i++) a.mov(argRegs[i]!, qword(rbp, 16 + 8 * (n - 1 - i)));
+      a.and(rsp, -16);
+      if (lower.symbol) a.call(lower.symbol);
+      else a.call(qword(r14, lower.slot));
+      if (imports[f]!.results[0] === ValType.I32) a.mov(reg(0, 4), reg(0, 4));
+      a.leave();
+      a.ret();
+    }
   }
 
   // Trap stubs: the handler never returns (the host one unwinds to the entry thunk; an image's halts or reports).
@@ -186,8 +235,11 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
       emitHostThunk(a, l, fi, m, funcLabels, imports);
       return l;
     };
-    for (const e of exportFuncs) thunkFor(e.index);
-    if (m.start !== null) startLabel = thunkFor(m.start);
+    // An exported (or start) function that is itself an import has no code here: the host embedder calls the import
+    // directly (host.ts); images, which link MS thunks by symbol, still refuse it (emitHostThunk).
+    const direct = (fi: number): boolean => fi < m.numImportedFuncs && !opts.msThunks;
+    for (const e of exportFuncs) if (!direct(e.index)) thunkFor(e.index);
+    if (m.start !== null && !direct(m.start)) startLabel = thunkFor(m.start);
   }
   if (opts.msThunks) {
     for (const e of exportFuncs) {
@@ -243,7 +295,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const object = a.finish();
   const text = object.sections.find((s) => s.name === ".text")!;
   const off = (l: Label | null | undefined): number => (l ? a.labelOffset(l) : -1);
-  const funcOffsets = funcLabels.map((l) => off(l));
+  const funcOffsets = funcLabels.map((l, f) => off(l ?? importStubs.get(f)));
   const exports: ExportInfo[] = exportFuncs.map((e) => {
     const t = funcType(m, e.index);
     return { name: e.name, func: e.index, params: t.params, results: t.results, offset: funcOffsets[e.index]!, thunk: off(thunkLabels.get(e.index)), msThunk: off(msLabels.get(e.index)) };
@@ -252,25 +304,44 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const cap = opts.maxPages ?? 1024;
   const memory = memDecl ? { minPages: memDecl.min, maxPages: Math.min(memDecl.max ?? 65536, Math.max(cap, memDecl.min)) } : null;
   const table: { func: number | null; sig: number }[] = Array.from({ length: tableSize }, () => ({ func: null, sig: -1 }));
+  const entry = (f: number | null) => {
+    const typeIdx = f === null ? -1 : f < m.numImportedFuncs ? (m.imports.filter((i) => i.desc.kind === "func")[f]!.desc as { type: number }).type : m.funcs[f - m.numImportedFuncs]!;
+    return { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
+  };
+  // Segments apply in order; once one's offset is an imported global's value, it and every later one are left to the
+  // embedder (tableInits), which knows the value.
+  const tableInits: CompiledModule["tableInits"] = [];
   for (const e of m.elems) {
-    if (e.mode !== "active" || e.offset?.op !== "i32.const") continue;
+    if (e.mode !== "active") continue;
+    if (e.offset?.op === "global.get" || tableInits.length) {
+      tableInits.push({ offset: e.offset?.op === "i32.const" ? e.offset.value >>> 0 : 0, offsetImport: e.offset?.op === "global.get" ? e.offset.index : -1, entries: e.funcs.map(entry) });
+      continue;
+    }
+    if (e.offset?.op !== "i32.const") continue;
     const base = e.offset.value >>> 0;
     if (base + e.funcs.length > tableSize) throw new CompileError(`element segment at ${base} (+${e.funcs.length}) does not fit the table of ${tableSize} (instantiation would fail)`);
-    e.funcs.forEach((f, i) => {
-      if (f !== null && f < m.numImportedFuncs) throw new UnsupportedError(`element segment`, "imported function in a table", 0);
-      const typeIdx = f === null ? -1 : m.funcs[f - m.numImportedFuncs]!;
-      table[base + i] = { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
-    });
+    e.funcs.forEach((f, i) => (table[base + i] = entry(f)));
   }
   const datas = m.datas.map((d) => {
     const o = d.offset!.op === "i32.const" ? (d.offset as { value: number }).value >>> 0 : 0;
-    if (memory && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
-    return { offset: o, bytes: d.bytes };
+    const offsetImport = d.offset!.op === "global.get" ? d.offset!.index : -1;
+    // An imported memory may be larger than its import's minimum, and an imported global's offset is known only at
+    // instantiation: the embedder checks those.
+    if (memory && m.memories.length && offsetImport < 0 && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
+    return { offset: o, offsetImport, bytes: d.bytes };
   });
   return {
     object, code: text.bytes, layout, funcOffsets, exports, imports,
-    globals: m.globals.map((g) => ({ type: g.type, init: g.init.op === "i64.const" ? g.init.value : BigInt((g.init as { value: number }).value) })),
-    memory, datas, table, start: off(startLabel), hostTrap: off(hostTrap), msAdapter: off(msAdapter),
+    globals: [
+      ...globalImports.map((g) => ({ type: g.type, init: 0n, fromImport: g.index })),
+      ...m.globals.map((g) => ({
+        type: g.type,
+        init: g.init.op === "i64.const" ? g.init.value : g.init.op === "i32.const" ? BigInt(g.init.value) : 0n,
+        fromImport: g.init.op === "global.get" ? g.init.index : -1,
+      })),
+    ],
+    globalImports,
+    tableInits, memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), startImport: m.start !== null && m.start < m.numImportedFuncs ? m.start : -1, hostTrap: off(hostTrap), msAdapter: off(msAdapter),
     inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
     memoryBase: mb ?? null,
   };
@@ -285,7 +356,7 @@ const tn = (t: number): string => (t === ValType.I64 ? "i64" : t === ValType.I32
  */
 function emitHostThunk(a: Assembler, l: Label, fi: number, m: Module, funcLabels: (Label | null)[], imports: ImportInfo[]): void {
   if (fi < m.numImportedFuncs) {
-    throw new CompileError(`export of imported function ${imports[fi]?.module}.${imports[fi]?.name} is not supported`);
+    throw new UnsupportedError(`export "${m.exports.find((e) => e.kind === "func" && e.index === fi)?.name}"`, `re-export of imported function ${imports[fi]?.module}.${imports[fi]?.name}`, 0);
   }
   const t = funcType(m, fi);
   const o = thunkOperands();

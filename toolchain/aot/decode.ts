@@ -52,9 +52,9 @@ export type ConstExpr =
   | { op: "i32.const"; value: number }
   | { op: "i64.const"; value: bigint }
   | { op: "global.get"; index: number }
-  | { op: "ref.null" }
+  | { op: "ref.null"; type: number }
   | { op: "ref.func"; index: number }
-  | { op: "float"; value: number };
+  | { op: "float"; value: number; type: number };
 
 export interface Global {
   type: number;
@@ -71,6 +71,8 @@ export interface Export {
 export interface ElemSegment {
   /** Active segments are written into `table` at `offset` during instantiation; others are dropped (MVP has none). */
   mode: "active" | "passive" | "declarative";
+  /** Element type: funcref (0x70) or externref (0x6f). */
+  type: number;
   table: number;
   offset: ConstExpr | null;
   funcs: (number | null)[];
@@ -110,6 +112,8 @@ export interface Module {
   // Derived index spaces: imports come first in each.
   numImportedFuncs: number;
   numImportedGlobals: number;
+  /** The data count section's value, or null without one. */
+  dataCount: number | null;
 }
 
 export class DecodeError extends Error {
@@ -117,6 +121,45 @@ export class DecodeError extends Error {
     super(`wasm decode error at byte 0x${offset.toString(16)}: ${message}`);
     this.name = "DecodeError";
   }
+}
+
+/** The module is invalid (fails validation), or malformed in a way found after decoding. validate.ts re-exports it. */
+export class CompileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CompileError";
+  }
+}
+
+/** The module uses something outside the accepted subset (floats, SIMD, bulk memory, multiple results ...). */
+export class UnsupportedError extends CompileError {
+  /** The feature (proposal or limit) the construct belongs to: "floats", "reference types", "bulk memory" ... */
+  readonly feature: string;
+  constructor(readonly func: string, readonly instruction: string, offset: number) {
+    const feature = featureOf(instruction);
+    super(`${func}: unsupported instruction \`${instruction}\` at byte 0x${offset.toString(16)} (${feature}: not supported by the AOT backend; see toolchain/aot/ABI.md)`);
+    this.name = "UnsupportedError";
+    this.feature = feature;
+  }
+}
+
+/** The WebAssembly feature an unsupported instruction or construct belongs to (ABI.md's list). */
+export function featureOf(what: string): string {
+  if (/f32|f64|float/.test(what)) return "floats";
+  if (/v128|SIMD/.test(what)) return "SIMD";
+  if (/return_call/.test(what)) return "tail calls";
+  if (/atomic/.test(what)) return "threads/atomics";
+  if (/memory\.(init|copy|fill)|data\.drop|passive data/.test(what)) return "bulk memory";
+  if (/reference types|externref|funcref|ref\.|table\.|elem\.drop|non-funcref|imported table|multiple tables|table other than 0/.test(what)) return "reference types";
+  if (/multiple results/.test(what)) return "multi-value";
+  if (/^(try|catch|throw|rethrow|throw_ref|delegate|catch_all)$/.test(what)) return "exception handling";
+  if (/imported mutable global/.test(what)) return "imported mutable globals";
+  if (/global\.get offset/.test(what)) return "segment offsets from imported globals";
+  if (/if with block parameters/.test(what)) return "if with block parameters";
+  if (/more than 6 parameters/.test(what)) return "imports with more than 6 parameters";
+  if (/locals \(implementation limit/.test(what)) return "more than 50000 locals";
+  if (/hw\./.test(what)) return "hw intrinsics";
+  return what;
 }
 
 /** A cursor over wasm bytes with LEB128 readers. Shared by the section decoder and the opcode reader. */
@@ -130,7 +173,7 @@ export class Reader {
     return this.pos >= this.end;
   }
   u8(): number {
-    if (this.pos >= this.end) this.fail("unexpected end of data");
+    if (this.pos >= this.end) this.fail("unexpected end of section or function");
     return this.bytes[this.pos++]!;
   }
   u32(): number {
@@ -151,11 +194,11 @@ export class Reader {
     const at = this.pos;
     for (;;) {
       const b = this.u8();
-      if (shift === 28 && (b & 0x70) !== 0) this.fail("u32 LEB128 out of range", at);
+      if (shift === 28 && (b & 0x70) !== 0) this.fail("integer too large (u32 LEB128 out of range)", at);
       result += (b & 0x7f) * 2 ** shift;
       if ((b & 0x80) === 0) return result;
       shift += 7;
-      if (shift > 28) this.fail("u32 LEB128 too long", at);
+      if (shift > 28) this.fail("integer representation too long (u32 LEB128)", at);
     }
   }
   s32(): number {
@@ -178,13 +221,13 @@ export class Reader {
       if ((b & 0x80) === 0) {
         if (i === 4) {
           const hi = (b >> 3) & 0xf;
-          if (hi !== 0 && hi !== 0xf) this.fail("s32 LEB128 out of range", at);
+          if (hi !== 0 && hi !== 0xf) this.fail("integer too large (s32 LEB128 out of range)", at);
         }
         if (b & 0x40) result -= mul;
         return result | 0;
       }
     }
-    return this.fail("s32 LEB128 too long", at);
+    return this.fail("integer representation too long (s32 LEB128)", at);
   }
   s64(): bigint {
     // Fast path in doubles (exact below 2^53) for encodings of up to 7 bytes (49 bits): nearly every i64.const.
@@ -223,11 +266,11 @@ export class Reader {
       hi += (b & 0x7f) * hmul;
       hmul *= 128;
       shift += 7;
-      if (shift > 70) this.fail("s64 LEB128 too long", at);
+      if (shift > 70) this.fail("integer representation too long (s64 LEB128)", at);
     } while (b & 0x80);
     if (shift === 70) {
       const top = b & 0x7f;
-      if (top !== 0 && top !== 0x7f) this.fail("s64 LEB128 out of range", at);
+      if (top !== 0 && top !== 0x7f) this.fail("integer too large (s64 LEB128 out of range)", at);
     }
     let result = BigInt(lo) + (BigInt(hi) << 49n);
     if (b & 0x40 && shift < 70) result -= 1n << BigInt(shift);
@@ -250,7 +293,7 @@ export class Reader {
     return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
   }
   take(n: number): Uint8Array {
-    if (this.pos + n > this.end) this.fail(`need ${n} bytes, ${this.end - this.pos} left`);
+    if (this.pos + n > this.end) this.fail(`unexpected end (length out of bounds: need ${n} bytes, ${this.end - this.pos} left)`);
     const out = this.bytes.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;
@@ -259,21 +302,31 @@ export class Reader {
     const n = this.u32();
     const at = this.pos;
     try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(this.take(n));
-    } catch {
-      return this.fail("name is not valid UTF-8", at);
+      // ignoreBOM: a leading U+FEFF is part of the name (names.wast exports one), not a byte-order mark to strip.
+      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(this.take(n));
+    } catch (e) {
+      if (e instanceof DecodeError) throw e;
+      return this.fail("malformed UTF-8 encoding: name is not valid UTF-8", at);
     }
+  }
+  /** A reference type (table element types, ref.null, typed element segments). */
+  refType(): number {
+    const at = this.pos;
+    const t = this.u8();
+    if (t !== 0x70 && t !== 0x6f) this.fail(`malformed reference type 0x${t.toString(16)}`, at);
+    return t;
   }
   valType(): number {
     const at = this.pos;
     const t = this.u8();
-    if (!(t === 0x7f || t === 0x7e || t === 0x7d || t === 0x7c || t === 0x7b || t === 0x70 || t === 0x6f)) this.fail(`unknown value type 0x${t.toString(16)}`, at);
+    if (!(t === 0x7f || t === 0x7e || t === 0x7d || t === 0x7c || t === 0x7b || t === 0x70 || t === 0x6f)) this.fail(`malformed value type: unknown value type 0x${t.toString(16)}`, at);
     return t;
   }
   limits(): Limits {
     const at = this.pos;
     const flag = this.u8();
-    if (flag > 1) this.fail(`unsupported limits flag 0x${flag.toString(16)} (shared or 64-bit memories are not accepted)`, at);
+    if (flag >= 0x80) this.fail(`integer representation too long: limits flag 0x${flag.toString(16)}`, at);
+    if (flag > 1) this.fail(`integer too large: limits flag 0x${flag.toString(16)} (shared and 64-bit memories are not wasm 2.0)`, at);
     const min = this.u32();
     const max = flag === 1 ? this.u32() : null;
     return { min, max };
@@ -285,14 +338,20 @@ export class Reader {
     switch (op) {
       case 0x41: e = { op: "i32.const", value: this.s32() }; break;
       case 0x42: e = { op: "i64.const", value: this.s64() }; break;
-      case 0x43: this.take(4); e = { op: "float", value: 0 }; break;
-      case 0x44: this.take(8); e = { op: "float", value: 0 }; break;
+      case 0x43: this.take(4); e = { op: "float", value: 0, type: ValType.F32 }; break;
+      case 0x44: this.take(8); e = { op: "float", value: 0, type: ValType.F64 }; break;
       case 0x23: e = { op: "global.get", index: this.u32() }; break;
-      case 0xd0: this.u8(); e = { op: "ref.null" }; break;
+      case 0xd0: e = { op: "ref.null", type: this.refType() }; break;
       case 0xd2: e = { op: "ref.func", index: this.u32() }; break;
-      default: this.fail(`unsupported constant expression opcode 0x${op.toString(16)}`, at);
+      // An empty expression leaves no value: a type mismatch. Any other instruction (even a valid one such as
+      // i32.add) makes the expression non-constant; a byte that is no instruction at all is malformed.
+      case 0x0b: throw new CompileError(`type mismatch: empty constant expression at byte 0x${at.toString(16)}`);
+      default:
+        if (op > 0xd2 && op < 0xfc) this.fail(`illegal opcode 0x${op.toString(16)}`, at);
+        throw new CompileError(`constant expression required (opcode 0x${op.toString(16)} at byte 0x${at.toString(16)})`);
     }
-    if (this.u8() !== 0x0b) this.fail("constant expression must end with `end`", at);
+    if (this.pos >= this.end) this.fail("unexpected end of section or function: constant expression without `end`", at);
+    if (this.u8() !== 0x0b) throw new CompileError(`constant expression required (more than one instruction at byte 0x${at.toString(16)}; type mismatch)`);
     return e;
   }
 }
@@ -302,11 +361,13 @@ const SECTION_NAMES = ["custom", "type", "import", "function", "table", "memory"
 /** Decodes a whole module. Throws DecodeError naming the offending byte on malformed input. */
 export function decodeModule(bytes: Uint8Array): Module {
   const r = new Reader(bytes);
-  if (bytes.length < 8 || r.u32le() !== 0x6d736100) r.fail("not a WebAssembly module (bad magic)", 0);
-  if (r.u32le() !== 1) r.fail("unsupported WebAssembly version (expected 1)", 4);
+  if (bytes.length < 4) r.fail("unexpected end: no magic header", 0);
+  if (r.u32le() !== 0x6d736100) r.fail("magic header not detected (not a WebAssembly module)", 0);
+  if (bytes.length < 8) r.fail("unexpected end: no version", 4);
+  if (r.u32le() !== 1) r.fail("unknown binary version (expected 1)", 4);
   const m: Module = {
     bytes, types: [], imports: [], funcs: [], tables: [], memories: [], globals: [], exports: [], start: null, elems: [],
-    datas: [], bodies: [], names: new Map(), numImportedFuncs: 0, numImportedGlobals: 0,
+    datas: [], bodies: [], names: new Map(), numImportedFuncs: 0, numImportedGlobals: 0, dataCount: null,
   };
   let lastId = 0;
   const order = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 10, 11];
@@ -315,26 +376,29 @@ export function decodeModule(bytes: Uint8Array): Module {
     const id = r.u8();
     const size = r.u32();
     const end = r.pos + size;
-    if (end > bytes.length) r.fail(`section ${SECTION_NAMES[id] ?? id} runs past the end of the module`, idAt);
+    if (id > 12) r.fail(`malformed section id ${id}`, idAt);
+    if (end > bytes.length) r.fail(`unexpected end: section ${SECTION_NAMES[id] ?? id} runs past the end of the module (length out of bounds)`, idAt);
     const s = new Reader(bytes, r.pos, end);
     if (id !== 0) {
-      if (id > 12) r.fail(`unknown section id ${id}`, idAt);
-      if (order.indexOf(id) <= order.indexOf(lastId)) r.fail(`section ${SECTION_NAMES[id]} out of order or repeated`, idAt);
+      if (order.indexOf(id) <= order.indexOf(lastId)) r.fail(`unexpected content after last section: section ${SECTION_NAMES[id]} out of order or repeated (junk after last section)`, idAt);
       lastId = id;
     }
     decodeSection(m, id, s);
-    if (s.pos !== end) s.fail(`section ${SECTION_NAMES[id]} has ${end - s.pos} trailing bytes`);
+    if (s.pos !== end) s.fail(`section size mismatch: section ${SECTION_NAMES[id]} has ${end - s.pos} trailing bytes`);
     r.pos = end;
   }
   if (m.funcs.length !== m.bodies.length) {
-    throw new DecodeError(`function section declares ${m.funcs.length} functions but code section has ${m.bodies.length}`, bytes.length);
+    throw new DecodeError(`function and code section have inconsistent lengths: function section declares ${m.funcs.length} functions, code section has ${m.bodies.length}`, bytes.length);
+  }
+  if (m.dataCount !== null && m.dataCount !== m.datas.length) {
+    throw new DecodeError(`data count and data section have inconsistent lengths: data count ${m.dataCount}, data section ${m.datas.length}`, bytes.length);
   }
   return m;
 }
 
 function vec<T>(r: Reader, f: (i: number) => T): T[] {
   const n = r.u32();
-  if (n > r.end - r.pos) r.fail(`vector length ${n} exceeds the section`);
+  if (n > r.end - r.pos) r.fail(`unexpected end of section or function: vector length ${n} exceeds the section (length out of bounds)`);
   const out: T[] = [];
   for (let i = 0; i < n; i++) out.push(f(i));
   return out;
@@ -357,7 +421,7 @@ function decodeSection(m: Module, id: number, r: Reader): void {
     case 1:
       m.types = vec(r, () => {
         const at = r.pos;
-        if (r.u8() !== 0x60) r.fail("expected function type (0x60)", at);
+        if (r.u8() !== 0x60) r.fail("integer representation too long / malformed type: expected function type (0x60)", at);
         return { params: vec(r, () => r.valType()), results: vec(r, () => r.valType()) };
       });
       return;
@@ -371,12 +435,16 @@ function decodeSection(m: Module, id: number, r: Reader): void {
         if (kind === 0) {
           desc = { kind: "func", type: r.u32() };
           m.numImportedFuncs++;
-        } else if (kind === 1) desc = { kind: "table", elem: r.valType(), limits: r.limits() };
+        } else if (kind === 1) desc = { kind: "table", elem: r.refType(), limits: r.limits() };
         else if (kind === 2) desc = { kind: "memory", limits: r.limits() };
         else if (kind === 3) {
-          desc = { kind: "global", type: r.valType(), mutable: r.u8() === 1 };
+          const type = r.valType();
+          const mAt = r.pos;
+          const mut = r.u8();
+          if (mut > 1) r.fail("malformed mutability", mAt);
+          desc = { kind: "global", type, mutable: mut === 1 };
           m.numImportedGlobals++;
-        } else r.fail(`unknown import kind ${kind}`, at);
+        } else r.fail(`malformed import kind ${kind}`, at);
         return { module, name, desc };
       });
       return;
@@ -384,7 +452,7 @@ function decodeSection(m: Module, id: number, r: Reader): void {
       m.funcs = vec(r, () => r.u32());
       return;
     case 4:
-      m.tables = vec(r, () => ({ elem: r.valType(), limits: r.limits() }));
+      m.tables = vec(r, () => ({ elem: r.refType(), limits: r.limits() }));
       return;
     case 5:
       m.memories = vec(r, () => r.limits());
@@ -394,7 +462,7 @@ function decodeSection(m: Module, id: number, r: Reader): void {
         const type = r.valType();
         const at = r.pos;
         const mut = r.u8();
-        if (mut > 1) r.fail("invalid global mutability", at);
+        if (mut > 1) r.fail("malformed mutability", at);
         return { type, mutable: mut === 1, init: r.constExpr() };
       });
       return;
@@ -404,7 +472,7 @@ function decodeSection(m: Module, id: number, r: Reader): void {
         const at = r.pos;
         const k = r.u8();
         const kind = (["func", "table", "memory", "global"] as const)[k];
-        if (!kind) r.fail(`unknown export kind ${k}`, at);
+        if (!kind) r.fail(`malformed export kind ${k}`, at);
         return { name, kind, index: r.u32() };
       });
       return;
@@ -415,18 +483,20 @@ function decodeSection(m: Module, id: number, r: Reader): void {
       m.elems = vec(r, () => decodeElem(r));
       return;
     case 10:
-      m.bodies = vec(r, () => {
+      m.bodies = vec(r, (i) => {
         const size = r.u32();
         const end = r.pos + size;
-        if (end > r.end) r.fail("function body runs past the code section");
+        if (end > r.end) r.fail("unexpected end of section or function: function body runs past the code section");
+        const b = new Reader(r.bytes, r.pos, end);
         const locals: number[] = [];
-        const groups = vec(r, () => [r.u32(), r.valType()] as const);
-        let total = 0;
-        for (const [n, t] of groups) {
-          total += n;
-          if (total > 50000) r.fail("too many locals (limit 50000)");
-          for (let i = 0; i < n; i++) locals.push(t);
-        }
+        const groups = vec(b, () => [b.u32(), b.valType()] as const);
+        // The specification allows up to 2^32 − 1 locals; beyond that the module is malformed, below it large counts
+        // are an implementation limit of this compiler (frame slots).
+        const total = groups.reduce((n, g) => n + g[0], 0);
+        if (total > 0xffffffff) b.fail("too many locals");
+        if (total > 50000) throw new UnsupportedError(`func ${m.numImportedFuncs + i}`, `${total} locals (implementation limit 50000)`, b.pos);
+        for (const [n, t] of groups) for (let k = 0; k < n; k++) locals.push(t);
+        r.pos = b.pos;
         const body = { locals, start: r.pos, end };
         r.pos = end;
         return body;
@@ -438,15 +508,16 @@ function decodeSection(m: Module, id: number, r: Reader): void {
         const flag = r.u32();
         if (flag === 0) return { mode: "active" as const, memory: 0, offset: r.constExpr(), bytes: r.take(r.u32()) };
         if (flag === 1) return { mode: "passive" as const, memory: 0, offset: null, bytes: r.take(r.u32()) };
+        // Flag 2 names the memory explicitly (index 0 in wasm 2.0; validation rejects others).
         if (flag === 2) {
           const memory = r.u32();
           return { mode: "active" as const, memory, offset: r.constExpr(), bytes: r.take(r.u32()) };
         }
-        return r.fail(`unknown data segment flag ${flag}`, at);
+        return r.fail(`malformed data segment flag ${flag}`, at);
       });
       return;
     case 12:
-      r.u32();
+      m.dataCount = r.u32();
       return;
   }
 }
@@ -455,23 +526,35 @@ function decodeElem(r: Reader): ElemSegment {
   const at = r.pos;
   const flag = r.u32();
   const funcIdx = (): (number | null)[] => vec(r, () => r.u32());
+  let type = 0x70;
+  const elemKind = (): void => {
+    const k = r.pos;
+    if (r.u8() !== 0x00) r.fail("malformed element kind", k);
+  };
   const exprs = (): (number | null)[] =>
     vec(r, () => {
       const e = r.constExpr();
-      if (e.op === "ref.func") return e.index;
-      if (e.op === "ref.null") return null;
-      return r.fail("element expression must be ref.func or ref.null");
+      if (e.op === "ref.func") {
+        if (type !== 0x70) throw new CompileError("type mismatch: ref.func in an externref element segment");
+        return e.index;
+      }
+      if (e.op === "ref.null") {
+        if (e.type !== type) throw new CompileError("type mismatch: ref.null of another reference type in an element segment");
+        return null;
+      }
+      if (e.op === "global.get") throw new UnsupportedError("element segment", "global.get element expression (reference types)", r.pos);
+      throw new CompileError("type mismatch: element expression must be ref.func, ref.null or global.get");
     });
   switch (flag) {
-    case 0: return { mode: "active", table: 0, offset: r.constExpr(), funcs: funcIdx() };
-    case 1: r.u8(); return { mode: "passive", table: 0, offset: null, funcs: funcIdx() };
-    case 2: { const table = r.u32(); const offset = r.constExpr(); r.u8(); return { mode: "active", table, offset, funcs: funcIdx() }; }
-    case 3: r.u8(); return { mode: "declarative", table: 0, offset: null, funcs: funcIdx() };
-    case 4: return { mode: "active", table: 0, offset: r.constExpr(), funcs: exprs() };
-    case 5: r.valType(); return { mode: "passive", table: 0, offset: null, funcs: exprs() };
-    case 6: { const table = r.u32(); const offset = r.constExpr(); r.valType(); return { mode: "active", table, offset, funcs: exprs() }; }
-    case 7: r.valType(); return { mode: "declarative", table: 0, offset: null, funcs: exprs() };
-    default: return r.fail(`unknown element segment flag ${flag}`, at);
+    case 0: return { mode: "active", type, table: 0, offset: r.constExpr(), funcs: funcIdx() };
+    case 1: elemKind(); return { mode: "passive", type, table: 0, offset: null, funcs: funcIdx() };
+    case 2: { const table = r.u32(); const offset = r.constExpr(); elemKind(); return { mode: "active", type, table, offset, funcs: funcIdx() }; }
+    case 3: elemKind(); return { mode: "declarative", type, table: 0, offset: null, funcs: funcIdx() };
+    case 4: { const offset = r.constExpr(); return { mode: "active", type, table: 0, offset, funcs: exprs() }; }
+    case 5: type = r.refType(); return { mode: "passive", type, table: 0, offset: null, funcs: exprs() };
+    case 6: { const table = r.u32(); const offset = r.constExpr(); type = r.refType(); return { mode: "active", type, table, offset, funcs: exprs() }; }
+    case 7: type = r.refType(); return { mode: "declarative", type, table: 0, offset: null, funcs: exprs() };
+    default: return r.fail(`malformed elements segment kind (flag ${flag})`, at);
   }
 }
 

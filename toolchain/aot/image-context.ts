@@ -26,6 +26,7 @@ export function emitImageContext(a: Assembler, mod: CompiledModule, c: ImageCont
   ctx[Ctx.MemMaxPages / 8] = BigInt(c.maxPages ?? c.memBytes / 65536);
   ctx[Ctx.TrapHandler / 8] = addr(c.trapHandler);
   ctx[Ctx.StackBudget / 8] = BigInt(c.stackBudget);
+  if (mod.tableInits.length) throw new Error("emitImageContext: element segments placed by imported globals have no value in an image");
   if (mod.table.length) {
     if (!c.tableFunc) throw new Error("emitImageContext: the module has a table; pass tableFunc");
     ctx[Ctx.TableSize / 8] = BigInt(mod.table.length);
@@ -34,6 +35,8 @@ export function emitImageContext(a: Assembler, mod: CompiledModule, c: ImageCont
       ctx[(mod.layout.table + 16 * i + 8) / 8] = BigInt(e.sig);
     });
   }
+  // Imported globals (and the data offsets they give) have no value in an image.
+  if (mod.globalImports.length) throw new Error(`emitImageContext: imported globals (${mod.globalImports.map((g) => `${g.module}.${g.name}`).join(", ")}) have no value in an image`);
   mod.globals.forEach((g, i) => (ctx[(mod.layout.globals + 8 * i) / 8] = BigInt.asUintN(64, g.init)));
   for (const v of ctx) a.dq(v);
 }

@@ -462,7 +462,11 @@ export class MacroAssembler {
     a.mov(reg(RAX, 8), this.ctx(Ctx.MemSize));
     a.shr(reg(RAX, 8), 16);
     a.mov(reg(RCX, 8), this.ctx(Ctx.MemMaxPages));
+    // Headroom = maximum − current, unsigned: a maximum below the current size (which validation and the embedder
+    // rule out) fails every grow instead of wrapping to a huge headroom. The delta is an unsigned i32: zero-extend it.
     a.sub(reg(RCX, 8), reg(RAX, 8));
+    a.jcc("b", fail);
+    a.mov(reg(dst, 4), reg(dst, 4));
     a.cmp(reg(dst, 8), reg(RCX, 8));
     a.ja(fail);
     a.shl(reg(dst, 8), 16);

@@ -133,12 +133,12 @@ export function readInstr(r: Reader, ins: Instr): void {
       break;
     case 0x1c: {
       const n = r.u32();
-      if (n !== 1) r.fail("typed select must name exactly one type");
+      if (n !== 1) r.fail("invalid result arity: typed select must name exactly one type");
       ins.a = r.valType();
       break;
     }
     case 0x3f: case 0x40:
-      if (r.u8() !== 0) r.fail("memory.size/memory.grow take memory index 0");
+      if (r.u8() !== 0) r.fail("zero byte expected (memory.size/memory.grow take memory index 0)");
       break;
     case 0x41:
       ins.a = r.s32();

@@ -100,3 +100,53 @@ describe("accepted subset", () => {
     }
   });
 });
+
+describe("validation before support (issue #23)", () => {
+  const rejects = (w: Uint8Array, cls: typeof CompileError | typeof DecodeError, msg: RegExp) => {
+    expect(() => new WA.Module(w)).toThrow();
+    let err: unknown = null;
+    try {
+      compileWasm(w);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(cls);
+    expect(err).not.toBeInstanceOf(UnsupportedError);
+    expect((err as Error).message).toMatch(msg);
+  };
+
+  it("an invalid body is reported as invalid even when it also uses floats", () => {
+    // f32.const 1; i32.const 1; f32.add → type mismatch, although f32 alone would be refused as unsupported.
+    rejects(oneFunc([], [], [0x43, 0, 0, 0x80, 0x3f, ...op.i32(1), 0x92, 0x1a]), CompileError, /type mismatch/);
+    // The same body, valid, is refused as unsupported naming the instruction.
+    expect(() => compileWasm(oneFunc([], [], [0x43, 0, 0, 0x80, 0x3f, 0x43, 0, 0, 0x80, 0x3f, 0x92, 0x1a]))).toThrow(/unsupported instruction `f32\.const` .*\(floats: not supported/);
+    const features = (body: number[]) => {
+      try {
+        compileWasm(oneFunc([], [], body));
+      } catch (e) {
+        return (e as UnsupportedError).feature;
+      }
+      return "accepted";
+    };
+    expect(features([...op.i32(0), ...op.i32(0), ...op.i32(0), 0xfc, 11, 0])).toBe("bulk memory");
+    expect(features([0xd0, 0x70, 0xd1, 0x1a])).toBe("reference types");
+  });
+
+  it("duplicate export names, unknown indices and immutable globals are invalid", () => {
+    const b = new ModuleBuilder();
+    b.func([], [], [], [], "f");
+    b.exportFunc("f", 0);
+    rejects(b.build(), CompileError, /duplicate export name/);
+    rejects(oneFunc([], [], [...op.call(7)]), CompileError, /unknown function 7/);
+    rejects(oneFunc([], [], [...op.gget(3), 0x1a]), CompileError, /unknown global 3/);
+    const g = new ModuleBuilder();
+    g.global(I32, false, 1);
+    g.func([], [], [], [...op.i32(2), ...op.gset(0)], "f");
+    rejects(g.build(), CompileError, /global is immutable/);
+  });
+
+  it("bytes that are no instruction are malformed (illegal opcode), not unsupported", () => {
+    rejects(oneFunc([], [], [0xff]), DecodeError, /illegal opcode/);
+    rejects(oneFunc([], [], [0x3f, 0x01, 0x1a]), DecodeError, /zero byte expected/);
+  });
+});

@@ -3,7 +3,7 @@
 // (masm.ts). Control flow follows one rule: at every block boundary and branch every value is in its home slot, so
 // labels need no register state. Calls use this backend's internal convention (see ABI.md): arguments pushed on the
 // machine stack, first one first; result in rax; every allocatable register caller-saved.
-import { type Condition, type Gpr, type Label, type Mem, dword, qword, rsp } from "../x64/index.ts";
+import { type Condition, type Gpr, type Label, type Mem, dword, mem, qword, rdx, rsp } from "../x64/index.ts";
 import { type Module, ValType, funcName, funcType } from "./decode.ts";
 import { type CtxLayout, Trap, VMCTX } from "./abi.ts";
 import { Context } from "./context.ts";
@@ -34,6 +34,10 @@ export interface ModuleEnv {
   minMemoryBytes: number;
   /** The bodies' instructions as the validator decoded them (FuncInfo.first/count index it). */
   stream: InstrStream;
+  /** Value type of every global, imported ones first (the global index space). */
+  globalTypes: number[];
+  /** Per global: its slot holds the address of a cell shared with the exporter (imported mutable globals). */
+  globalIndirect: boolean[];
 }
 
 interface Ctl {
@@ -359,11 +363,21 @@ export class FunctionCompiler {
   /** Global i's VM-context slot, sized by its type (one operand per global and module, see shared). */
   private globalSlot(i: number): Mem {
     const cache = this.shared.globals;
-    return (cache[i] ??= this.masm.ctx(this.env.layout.globals + 8 * i, sz(this.env.module.globals[i]!.type)));
+    return (cache[i] ??= this.masm.ctx(this.env.layout.globals + 8 * i, sz(this.env.globalTypes[i]!)));
+  }
+
+  /**
+   * Where global i's value is: its slot, or for an imported mutable global the cell its slot points to (the pointer
+   * is loaded into rdx, a scratch register no wasm value lives in across instructions).
+   */
+  private globalRef(i: number): Mem {
+    if (!this.env.globalIndirect[i]) return this.globalSlot(i);
+    this.masm.a.mov(rdx, this.masm.ctx(this.env.layout.globals + 8 * i, 8));
+    return mem(sz(this.env.globalTypes[i]!), rdx);
   }
 
   private visitGlobalGet(i: number): void {
-    const m = this.globalSlot(i);
+    const m = this.globalRef(i);
     const size = m.size as Size;
     const r = this.cx.alloc();
     this.masm.a.mov(reg(r, size), m);
@@ -371,9 +385,9 @@ export class FunctionCompiler {
   }
 
   private visitGlobalSet(i: number): void {
-    const m = this.globalSlot(i);
-    const size = m.size as Size;
     const v = this.cx.pop();
+    const m = this.globalRef(i);
+    const size = m.size as Size;
     this.masm.storeTo(size, m, v);
     this.cx.done(v);
   }

@@ -604,11 +604,15 @@ export interface Instructions extends SetccMethods, CmovMethods, JccMethods {
   in: M2<Gpr, Gpr | number>;
   /** out imm8|dx, al/ax/eax. */
   out: M2<Gpr | number, Gpr>;
-  lgdt: M1<Mem>; lidt: M1<Mem>; sgdt: M1<Mem>; sidt: M1<Mem>; ltr: M1<RM>; lldt: M1<RM>; str: M1<RM>;
-  syscall: M0; sysretq: M0; swapgs: M0; invlpg: M1<Mem>; wbinvd: M0; clflush: M1<Mem>;
-  mfence: M0; lfence: M0; sfence: M0;
+  /** Memory operands of implied size: `ptr(...)` works (and is what GNU as writes), see forms.ts. */
+  lgdt: M1<Mem>; lidt: M1<Mem>; sgdt: M1<Mem>; sidt: M1<Mem>; ltr: M1<RM>; lldt: M1<RM>; str: M1<RM>; sldt: M1<RM>;
+  smsw: M1<RM>; lmsw: M1<RM>; verr: M1<RM>; verw: M1<RM>;
+  syscall: M0; sysretq: M0; swapgs: M0; invlpg: M1<Mem>; wbinvd: M0; clflush: M1<Mem>; clflushopt: M1<Mem>; clwb: M1<Mem>;
+  prefetchnta: M1<Mem>; prefetcht0: M1<Mem>; prefetcht1: M1<Mem>; prefetcht2: M1<Mem>; prefetchw: M1<Mem>; prefetchwt1: M1<Mem>;
+  mfence: M0; lfence: M0; sfence: M0; ldmxcsr: M1<Mem>; stmxcsr: M1<Mem>;
   fxsave: M1<Mem>; fxrstor: M1<Mem>; fxsave64: M1<Mem>; fxrstor64: M1<Mem>;
-  xsave: M1<Mem>; xrstor: M1<Mem>; xsave64: M1<Mem>; xrstor64: M1<Mem>; xgetbv: M0; xsetbv: M0;
+  xsave: M1<Mem>; xrstor: M1<Mem>; xsave64: M1<Mem>; xrstor64: M1<Mem>; xsaveopt: M1<Mem>; xsaveopt64: M1<Mem>;
+  xsavec: M1<Mem>; xsavec64: M1<Mem>; xsaves: M1<Mem>; xsaves64: M1<Mem>; xrstors: M1<Mem>; xrstors64: M1<Mem>; xgetbv: M0; xsetbv: M0;
   vmcall: M0; vmmcall: M0;
 }
 

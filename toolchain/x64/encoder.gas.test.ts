@@ -23,6 +23,13 @@ const ISSUE_MNEMONICS = [
   "sfence", "fxsave64", "fxrstor64", "xsave", "xrstor", "lretq", "jmpfar", "callfar", "int", "vmcall", "vmmcall",
 ];
 
+/** Memory operands of implied size (issue 23; implied-size.gas.test.ts audits every operand size against as). */
+const IMPLIED_MNEMONICS = [
+  "clflushopt", "clwb", "prefetchnta", "prefetcht0", "prefetcht1", "prefetcht2", "prefetchw", "prefetchwt1", "sldt", "smsw",
+  "lmsw", "verr", "verw", "ldmxcsr", "stmxcsr", "xsaveopt", "xsaveopt64", "xsavec", "xsavec64", "xsaves", "xsaves64",
+  "xrstors", "xrstors64",
+];
+
 /** Flag instructions added for the monitor (direction flag at entry, flags save/restore). */
 const FLAG_MNEMONICS = ["cld", "std", "clc", "stc", "cmc", "lahf", "sahf", "pushfq", "popfq"];
 
@@ -99,6 +106,9 @@ group("encoder vs GNU as", () => {
     expect(accepted.some((c) => c.text.startsWith("lock ") && c.text.includes("cmpxchg"))).toBe(true);
     expect(ISSUE_MNEMONICS.filter((m) => !covered.has(m))).toEqual([]);
     expect(FLAG_MNEMONICS.filter((m) => !covered.has(m))).toEqual([]);
+    expect(IMPLIED_MNEMONICS.filter((m) => !covered.has(m))).toEqual([]);
+    // Unsized memory is among the compared samples of the implied-size forms (clflush [rcx], lgdt [rax] ...).
+    expect(accepted.some((c) => /^clflush \[/.test(c.text)) && accepted.some((c) => /^lgdt \[/.test(c.text)) && accepted.some((c) => /^ltr \[/.test(c.text))).toBe(true);
     // Rejected high-byte combinations must be rejected by GNU as as well (one batch).
     const errSource = GAS_PROLOGUE + rejected.map((t) => `${t}\n`).join("");
     const errs = gasErrors(errSource);

@@ -113,8 +113,10 @@ function matchOp(s: Spec, op: Operand, f: Form, ops: readonly Operand[]): boolea
     case KMEM: {
       if ((s.mask & KMEM) === 0) return false;
       if (s.moffs && (op.base || op.index || op.rip)) return false;
-      if (s.size === 0 || op.size === s.size) return true;
+      if (s.size === 0) return op.size === 0 || !s.unsizedOnly;
+      if (op.size === s.size) return true;
       if (op.size !== 0) return false;
+      if (s.implied) return true;
       // An unsized memory operand takes the width of a register operand of the same instruction (mov [rax], ebx).
       for (const o of ops) if (typeof o === "object" && o.k === KGPR && o.size === s.size) return true;
       return false;

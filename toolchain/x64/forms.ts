@@ -8,7 +8,9 @@
 //             +r = register number added to the last opcode byte; /r = ModRM with a register; /0../7 = ModRM
 //             with an opcode extension; /rr = ModRM whose reg and r/m are both operand 0 (imul r, imm); ns = the
 //             32-bit variant needs two different registers.
-//   OPERANDS  r8 r16 r32 r64 | rm8..rm64 | m (any memory) m8..m64 m48 (fword) m80 (tbyte) | al ax eax rax | cl dx
+//   OPERANDS  r8 r16 r32 r64 | rm8..rm64 | m (any memory, sized or not) mu (unsized memory only) m8..m64 m48 (fword)
+//             m80 (tbyte), with an `i` suffix (m16i, rm16i, m32i, m80i) also unsized memory: the instruction implies
+//             the size (GNU as accepts `lgdt [rax]`, `ltr [rax]`) | al ax eax rax | cl dx
 //             | sreg fs gs cr dr | mo (moffs) | ib (imm8) ibs (sign-extended imm8) ub (unsigned imm8) iw uw iz (imm16
 //             or imm32 by operand size, sign-extended to 64) io (imm64) one (the constant 1).
 //   A `v` suffix (rv, rmv, mv, av, mov) expands the form into 16/32/64-bit variants (o16 / none / W); `y` into 32/64;
@@ -35,6 +37,10 @@ export interface Spec {
   mask: number;
   /** Operand width in bytes, 0 for any (m, sreg, cr, dr, immediates). */
   size: number;
+  /** Memory: an unsized operand is accepted too, the instruction implying the size (m16i, m80i ...). */
+  implied?: boolean;
+  /** Memory (size 0): only an unsized operand (fxsave/xsave: GNU as refuses any `ptr` size there). */
+  unsizedOnly?: boolean;
   /** A fixed register number (al = 0, cl = 1, dx = 2, fs = 4, gs = 5) or -1. */
   num: number;
   imm: Imm;
@@ -145,13 +151,25 @@ const SOURCE: Record<string, string[]> = {
   rdtsc: bare("0f 31"), rdtscp: bare("0f 01 f9"), rdmsr: bare("0f 32"), wrmsr: bare("0f 30"),
   in: ["e4 : al, ub", "e5 : az, ub", "ec : al, dx", "ed : az, dx"],
   out: ["e6 : ub, al", "e7 : ub, az", "ee : dx, al", "ef : dx, az"],
-  lgdt: ["0f 01 /2 : m"], lidt: ["0f 01 /3 : m"], sgdt: ["0f 01 /0 : m"], sidt: ["0f 01 /1 : m"],
-  ltr: ["0f 00 /3 : rm16"], lldt: ["0f 00 /2 : rm16"], str: ["0f 00 /1 : m16", "o16 0f 00 /1 : r16", "0f 00 /1 : r32", "0f 00 /1 : r64"],
+  // Memory operands whose size the instruction implies (GNU as is the oracle, implied-size.gas.test.ts): the
+  // descriptor-table pointer (m16:64, tbyte or unsized), the word selector / machine status word (word or unsized;
+  // sldt/str/smsw also store to any 16/32/64-bit register), MXCSR (dword or unsized), the FXSAVE/XSAVE areas (unsized
+  // only: as refuses every `ptr` size there), and the cache-line / page addresses (any size: as ignores it).
+  lgdt: ["0f 01 /2 : m80i"], lidt: ["0f 01 /3 : m80i"], sgdt: ["0f 01 /0 : m80i"], sidt: ["0f 01 /1 : m80i"],
+  ltr: ["0f 00 /3 : rm16i"], lldt: ["0f 00 /2 : rm16i"], str: ["0f 00 /1 : m16i", "o16 0f 00 /1 : r16", "0f 00 /1 : r32", "0f 00 /1 : r64"],
+  sldt: ["0f 00 /0 : m16i", "o16 0f 00 /0 : r16", "0f 00 /0 : r32", "0f 00 /0 : r64"],
+  smsw: ["0f 01 /4 : m16i", "o16 0f 01 /4 : r16", "0f 01 /4 : r32", "W 0f 01 /4 : r64"],
+  lmsw: ["0f 01 /6 : rm16i"], verr: ["0f 00 /4 : rm16i"], verw: ["0f 00 /5 : rm16i"],
   syscall: bare("0f 05"), sysretq: bare("W 0f 07"), swapgs: bare("0f 01 f8"), invlpg: ["0f 01 /7 : m"],
-  wbinvd: bare("0f 09"), clflush: ["0f ae /7 : m8"],
+  wbinvd: bare("0f 09"), clflush: ["0f ae /7 : m"], clflushopt: ["o16 0f ae /7 : m"], clwb: ["o16 0f ae /6 : m"],
+  prefetchnta: ["0f 18 /0 : m"], prefetcht0: ["0f 18 /1 : m"], prefetcht1: ["0f 18 /2 : m"], prefetcht2: ["0f 18 /3 : m"],
+  prefetchw: ["0f 0d /1 : m"], prefetchwt1: ["0f 0d /2 : m"],
   mfence: bare("0f ae f0"), lfence: bare("0f ae e8"), sfence: bare("0f ae f8"),
-  fxsave: ["0f ae /0 : m"], fxrstor: ["0f ae /1 : m"], fxsave64: ["W 0f ae /0 : m"], fxrstor64: ["W 0f ae /1 : m"],
-  xsave: ["0f ae /4 : m"], xrstor: ["0f ae /5 : m"], xsave64: ["W 0f ae /4 : m"], xrstor64: ["W 0f ae /5 : m"],
+  ldmxcsr: ["0f ae /2 : m32i"], stmxcsr: ["0f ae /3 : m32i"],
+  fxsave: ["0f ae /0 : mu"], fxrstor: ["0f ae /1 : mu"], fxsave64: ["W 0f ae /0 : mu"], fxrstor64: ["W 0f ae /1 : mu"],
+  xsave: ["0f ae /4 : mu"], xrstor: ["0f ae /5 : mu"], xsave64: ["W 0f ae /4 : mu"], xrstor64: ["W 0f ae /5 : mu"],
+  xsaveopt: ["0f ae /6 : mu"], xsaveopt64: ["W 0f ae /6 : mu"], xsavec: ["0f c7 /4 : mu"], xsavec64: ["W 0f c7 /4 : mu"],
+  xsaves: ["0f c7 /5 : mu"], xsaves64: ["W 0f c7 /5 : mu"], xrstors: ["0f c7 /3 : mu"], xrstors64: ["W 0f c7 /3 : mu"],
   // XCR0 (the monitor enables the extended-state components it saves on every switch; monitor-gen/cpu.ts).
   xgetbv: bare("0f 01 d0"), xsetbv: bare("0f 01 d1"),
   vmcall: bare("0f 01 c1"), vmmcall: bare("0f 01 d9"),
@@ -179,13 +197,16 @@ function spec(text: string, v: number): Spec {
   if (text === "fs" || text === "gs") return { ...s, mask: SREG, num: text === "fs" ? 4 : 5 };
   if (text === "cr") return { ...s, mask: CREG };
   if (text === "dr") return { ...s, mask: DREG };
-  const m = /^(rm|r|mo|m|a)(8|16|32|48|64|80|v|y|x|z)?$/.exec(text);
+  if (text === "mu") return { ...s, mask: MEM, unsizedOnly: true };
+  const m = /^(rm|r|mo|m|a)(8|16|32|48|64|80|v|y|x|z)?(i)?$/.exec(text);
   if (!m) throw new Error(`forms.ts: bad operand spec '${text}'`);
   const size = m[2] === undefined ? 0 : (SIZES[m[2]] ?? v);
+  if (m[3] && (size === 0 || (m[1] !== "m" && m[1] !== "rm"))) throw new Error(`forms.ts: implied size needs a sized memory spec: '${text}'`);
+  const implied = m[3] ? { implied: true } : {};
   switch (m[1]) {
-    case "rm": return { ...s, mask: GPR | MEM, size };
+    case "rm": return { ...s, mask: GPR | MEM, size, ...implied };
     case "r": return { ...s, mask: GPR, size };
-    case "m": return { ...s, mask: MEM, size };
+    case "m": return { ...s, mask: MEM, size, ...implied };
     case "mo": return { ...s, mask: MEM, size, moffs: true };
     default: return { ...s, mask: GPR, size, num: 0 };
   }
@@ -194,7 +215,7 @@ function spec(text: string, v: number): Spec {
 function accepts(s: Spec): number {
   let m = 0;
   if (s.mask & GPR) m |= C_GPR[s.size] ?? 0;
-  if (s.mask & MEM) m |= s.size === 0 ? C_MEM_ANY : C_MEM[s.size]! | C_MEM[0]!;
+  if (s.mask & MEM) m |= s.unsizedOnly ? C_MEM[0]! : s.size === 0 ? C_MEM_ANY : C_MEM[s.size]! | C_MEM[0]!;
   if (s.mask & IMM) m |= C_IMM | (s.imm === Imm.IO || s.imm === Imm.IZ ? C_SYM : 0);
   if (s.mask & SREG) m |= C_SREG;
   if (s.mask & CREG) m |= C_CREG;

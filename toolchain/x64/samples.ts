@@ -66,7 +66,11 @@ function samples(s: Spec, f: Form, label: Label | null): Operand[] {
   }
   if (s.mask & 2) {
     if (s.moffs) out.push(...[0, 0x1000, 0x7fffffff, 0x80000000, 0x123456789a].map((d) => new Mem(s.size as MemSize, null, null, 1, d, null, false, null)));
-    else out.push(...memSamples(s.size as MemSize, label));
+    else {
+      out.push(...memSamples(s.size as MemSize, label));
+      // Implied-size forms (m16i, m80i ...) also take unsized memory, which GNU as accepts for them.
+      if (s.implied) out.push(...memSamples(0, label).filter((_, i) => i % 3 === 0));
+    }
   }
   if (s.mask & 8) out.push(...(s.num === 4 ? [fs] : s.num === 5 ? [gs] : SEGS));
   if (s.mask & 16) out.push(CRS[0]!, CRS[2]!, CRS[3]!, CRS[4]!, CRS[8]!);
