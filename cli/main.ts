@@ -1,5 +1,5 @@
 // `uvt` dispatcher: finds subcommands in cli/commands/, prints help, turns user errors into one-line messages.
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { type Command, UsageError } from "./command.ts";
@@ -34,18 +34,34 @@ function usage(commands: Command[]): string {
   return [
     "uvt: the ultravisor toolchain, simulator and QEMU runner",
     "",
-    "Usage: uvt COMMAND [options]   (uvt COMMAND --help for details)",
+    "Usage: uvt COMMAND [options]   (uvt help COMMAND or uvt COMMAND --help for details; uvt --version)",
     "",
     "Commands:",
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
   ].join("\n");
 }
 
+/** The project's version, from package.json (the one place it is written). */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(here, "..", "package.json"), "utf8")) as { name: string; version: string };
+  return `${pkg.name === "ultravisor" ? "uvt (ultravisor)" : pkg.name} ${pkg.version}`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--version" || name === "-V") {
+    console.log(version());
+    return 0;
+  }
+  // `uvt help CMD` is `uvt CMD --help`.
+  if (name === "help" && rest.length === 1) return main([rest[0]!, "--help"]);
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    if (name === undefined) {
+      console.error(usage(await loadCommands()));
+      return 2;
+    }
     console.log(usage(await loadCommands()));
-    return name === undefined ? 2 : 0;
+    return 0;
   }
   const file = commandFiles().find((f) => f === `${name}.ts`);
   const cmd = file ? await loadCommand(file) : undefined;

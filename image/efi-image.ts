@@ -32,13 +32,15 @@ export interface EfiImageOptions {
   /** Extra files on the ESP besides BOOTX64.EFI. */
   extraFiles?: Array<{ path: string; data: Uint8Array }>;
   espSizeMiB?: number;
+  /** The isa-debug-exit code with which the image reports success; the map's header records it for `uvt run`. */
+  successExit?: number;
 }
 
 export function linkEfiImage(obj: ObjectFile, opts: EfiImageOptions): EfiImage {
   const t0 = performance.now();
   const pe = buildPe(obj, { entry: opts.entry });
   const symbols = symbolEntries(obj, pe.layout);
-  const map = formatSymbolMap(symbols, pe.layout.imageBase, "BOOTX64.EFI");
+  const map = formatSymbolMap(symbols, pe.layout.imageBase, "BOOTX64.EFI", opts.successExit);
   const t1 = performance.now();
   const { image, info } = buildEspImage({
     files: [{ path: BOOT_PATH, data: pe.file }, ...(opts.extraFiles ?? [])],

@@ -44,6 +44,8 @@ export interface UltravisorImageOptions {
   /** Test builds: bytes the boot believes a state page has for extended state (a smaller CPU save area is refused). */
   xstateSpace?: number;
   espSizeMiB?: number;
+  /** Called at the end of each stage of a build with its name (uvt build prints them with timings on stderr). */
+  progress?: (step: string) => void;
 }
 
 export interface BuiltPartition {
@@ -127,7 +129,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const channels = planChannels(parts);
 
   // core.wasm: the schedule table and the channel template.
+  const step = opts.progress ?? ((): void => {});
   const core = await loadCore();
+  step("core.wasm");
   const sched = new Scheduler(core, 1, parts.length);
   const idleIndex = parts.findIndex((p) => p.kind === "idle");
   const vcpus = parts.flatMap((p, i) => (p.kind === "idle" ? [] : [{ vcpu: partitionNumber(i), partition: partitionNumber(i), duty: p.duty }]));
@@ -157,6 +161,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const commandWasm = parts.some((p) => p.kind === "command") ? await partitionWasm("command") : null;
   const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
   const bootWasm = withCore ? await bootDbWasm() : null;
+  step("AssemblyScript programs (asc)");
   const built: BuiltPartition[] = parts.map((spec, i) => {
     if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
     const slots: SlotInfo[] = [];
@@ -284,8 +289,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       { name: "bootdb_host_trap", section: text, offset: bootDb.hostTrap },
     ]);
   }
+  step("partitions, monitors and loader assembled, core AOT-compiled");
   const t1 = performance.now();
-  const img = linkEfiImage(obj, { entry: LOADER_ENTRY, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
+  const img = linkEfiImage(obj, { entry: LOADER_ENTRY, successExit: config.exitCode, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
   return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
 }
 

@@ -17,7 +17,7 @@ with the typed x86-64 assembler. Sections are placed one after another from the 
 An error in FILE is one line, FILE:LINE:COL: statement: what is wrong, and exit status 2; nothing is written.
 
 Options:
-  -o, --output OUT   where to write (default: FILE with .bin for --format bin; standard output for hex and listings)
+  -o, --out OUT      where to write (default: FILE with .bin for --format bin; standard output for hex and listings)
   --format bin|hex   flat binary (default) or hex bytes, 16 per line
   --listing          print address, bytes and source line for every line that produced output
   --base ADDR        load address of the first section (default 0), e.g. 0x7c00
@@ -38,7 +38,7 @@ const command: Command = {
   summary: "assemble Intel-syntax x86-64 source to a flat binary, hex or a listing",
   help,
   async run(argv) {
-    const args = parseArgs(argv.map((a) => (a === "-o" ? "--output" : a)), { values: ["output", "format", "base"], booleans: ["listing"] });
+    const args = parseArgs(argv, { values: ["out:o", "format", "base"], booleans: ["listing"] });
     if (args.positionals.length !== 1) throw new UsageError(`expected one source FILE, got ${args.positionals.length} (see uvt asm --help)`);
     const file = args.positionals[0]!;
     const format = args.flags.get("format") ?? "bin";
@@ -80,7 +80,7 @@ const command: Command = {
       }
       throw e;
     }
-    const out = args.flags.get("output") ?? (text === null ? join(dirname(file), `${basename(file, extname(file))}.bin`) : undefined);
+    const out = args.flags.get("out") ?? (text === null ? join(dirname(file), `${basename(file, extname(file))}.bin`) : undefined);
     if (out === undefined) process.stdout.write(text!);
     else {
       try {

@@ -30,7 +30,7 @@ describe("uvt build", () => {
   it("writes BOOTX64.EFI, esp.img and the symbol map into --out, creating it", async () => {
     const out = join(dir, "a", "b");
     // The first EFI application: small and fixed (two DIR64 pointers); the default ultravisor image has its own tests.
-    const r = await quiet(() => build.run(["--image", "first", "--out", out]));
+    const r = await quiet(() => build.run(["--target", "first", "--out", out]));
     expect(r.value).toBe(0);
     expect(readdirSync(out).sort()).toEqual(["BOOTX64.EFI", "BOOTX64.map", "esp.img"]);
     expect(r.out).toMatch(/built .*BOOTX64\.EFI \(\d+ bytes, 2 base relocations\)/);
@@ -57,16 +57,16 @@ describe("uvt build", () => {
   });
 
   it("refuses bad usage with one-line errors", async () => {
-    await expect(build.run(["--image", "second"])).rejects.toThrow(/--image must be 'ultravisor' or 'first'/);
-    await expect(build.run(["--image", "first", "--config", "x.yaml"])).rejects.toThrow(/--config applies to the ultravisor image only/);
+    await expect(build.run(["--target", "second"])).rejects.toThrow(/--target must be 'ultravisor' or 'first'/);
+    await expect(build.run(["--target", "first", "--config", "x.yaml"])).rejects.toThrow(/--config applies to the ultravisor target only/);
     await expect(build.run(["--config", join(dir, "missing.yaml")])).rejects.toThrow(DefinitionError);
     const file = join(dir, "plain-file");
     writeFileSync(file, "");
-    await expect(build.run(["--image", "first", "--out", file])).rejects.toThrow(new UsageError(`cannot write into ${file}: a file of that name is in the way, pass another --out`));
+    await expect(build.run(["--target", "first", "--out", file])).rejects.toThrow(new UsageError(`cannot write into ${file}: a file of that name is in the way, pass another --out`));
     await expect(build.run(["extra"])).rejects.toThrow(/unexpected argument 'extra'/);
     await expect(build.run(["--out", ""])).rejects.toThrow(UsageError);
-    await expect(build.run(["--image", "second"])).rejects.toThrow(/--image must be 'ultravisor' or 'first'/);
-    await expect(build.run(["--image", "first", "--config", "x.yaml"])).rejects.toThrow(/--config applies to the ultravisor image only/);
+    await expect(build.run(["--target", "second"])).rejects.toThrow(/--target must be 'ultravisor' or 'first'/);
+    await expect(build.run(["--target", "first", "--config", "x.yaml"])).rejects.toThrow(/--config applies to the ultravisor target only/);
   });
 });
 

@@ -1,36 +1,52 @@
 // `uvt run`: boots an image under QEMU through the qemu/ harness, streams the guest's serial console to stdout and
-// exits with the code the guest wrote to isa-debug-exit.
-import { existsSync } from "node:fs";
+// exits 0 when the guest reports the image's success code through isa-debug-exit (1 for any other code), with a gdb
+// stub, QEMU's own log and QEMU arguments passed through on request.
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { successExitOf } from "../../image/symbol-map.ts";
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
 import { BootError, describeExit, HarnessError, Machine, parseAccel } from "../../qemu/index.ts";
 
 const DEFAULT_IMAGE = "out/esp.img";
 
-const help = `Usage: uvt run [--accel auto|kvm|tcg] [--mem SIZE] [--smp N] [--timeout S] [--image PATH]
+const help = `Usage: uvt run [--image PATH] [--accel auto|kvm|tcg] [--mem SIZE] [--smp N] [--timeout S]
+               [--expect-exit N] [--gdb[=PORT]] [--qemu-log ITEMS] [-- QEMU-ARGS...]
 
 Boots a disk image (default: ${DEFAULT_IMAGE}, written by 'uvt build') on a QEMU q35 machine with OVMF, prints the
-guest's serial console line by line, and exits with the code the guest wrote to the isa-debug-exit port (0xf4).
+guest's serial console line by line, and exits 0 when the image reports success through the isa-debug-exit port
+(0xf4) with its success code. The success code is the image's (recorded by uvt build in BOOTX64.map beside the disk
+image: 33 unless the host definition's run.exitCode says otherwise; docs/specs/efi-abi.md); --expect-exit overrides.
 
 Options:
-  --accel A      auto (default): KVM only if a probe boot under KVM works on this host, else TCG; kvm; tcg
-  --mem SIZE     guest memory, e.g. 256M (default) or 1G; a bare number is MiB
-  --smp N        number of CPUs (default 1)
-  --timeout S    give up after S seconds (default 120); QEMU is stopped and its logs are kept under artifacts/
-  --image PATH   raw disk image to boot (default ${DEFAULT_IMAGE})
-  --help         this text
+  --image PATH      raw disk image to boot (default ${DEFAULT_IMAGE})
+  --accel A         auto (default): KVM only if a probe boot under KVM works on this host, else TCG; kvm; tcg
+  --mem SIZE        guest memory, e.g. 256M (default) or 1G; a bare number is MiB
+  --smp N           number of CPUs (default 1)
+  --timeout S       give up after S seconds (default 120; none with --gdb); QEMU is stopped, logs kept in artifacts/
+  --expect-exit N   the isa-debug-exit code that means success (default: the image's, from its map)
+  --gdb[=PORT]      start QEMU halted with its gdb stub on PORT (default 1234) and print the gdb command to attach
+  --qemu-log ITEMS  keep QEMU's own log of ITEMS (e.g. int,cpu_reset; see qemu-system-x86_64 -d help) in artifacts/
+  -- QEMU-ARGS      everything after -- is passed to QEMU unchanged
+  -h, --help        this text
 
 The KVM verdict of --accel auto is cached in node_modules/.cache/ultravisor/accel-probe.json (delete it to probe
 again after a host change).
 
-Exit status: the guest's isa-debug-exit code; 0 when QEMU shuts down normally; 124 on timeout; 1 when QEMU fails;
-130 when interrupted (SIGINT), 143 when terminated (SIGTERM). QEMU never outlives uvt run, even one killed with
-SIGKILL (QEMU gets the parent-death signal); a killed run's temp folder is swept by the next run.
-Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).
+Exit status: 0 when the guest exits with the success code; 1 when it exits with another code (printed), when QEMU
+fails or shuts down without an exit code; 124 on timeout; 130 when interrupted (SIGINT), 143 when terminated
+(SIGTERM). QEMU never outlives uvt run, even one killed with SIGKILL (QEMU gets the parent-death signal); a killed
+run's temp folder is swept by the next run. Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).
+
+Debugging: partitions share virtual addresses (every partition's window is at the same address), so a breakpoint in
+partition code should be conditioned on the partition, e.g. in gdb: break *ADDR if $cr3 == CR3, with CR3 from the
+monitor's "partition NAME started ... cr3 ..." line; monitor code is shared and needs no condition.
 
 Examples:
   uvt build && uvt run
-  uvt run --mem 1G --accel tcg --timeout 60`;
+  uvt run --mem 1G --accel tcg --timeout 60
+  uvt run --gdb              then, in another terminal, the gdb command it prints
+  uvt run --qemu-log int,cpu_reset -- -d guest_errors`;
 
 function positiveNumber(name: string, text: string | undefined, dflt: number): number {
   if (text === undefined) return dflt;
@@ -39,19 +55,49 @@ function positiveNumber(name: string, text: string | undefined, dflt: number): n
   return n;
 }
 
+const DEFAULT_GDB_PORT = 1234;
+
+/** The success code uvt build recorded in the map beside the disk image, if there is one. */
+function imageSuccessCode(image: string): number | undefined {
+  try {
+    return successExitOf(readFileSync(join(dirname(image), "BOOTX64.map"), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
 const command: Command = {
   name: "run",
-  summary: "boot an image in QEMU (OVMF), stream its serial console, exit with the guest's code",
+  summary: "boot an image in QEMU (OVMF), stream its serial console, exit 0 when it reports success",
   help,
   async run(argv) {
-    const args = parseArgs(argv, { values: ["accel", "mem", "smp", "timeout", "image"] });
-    if (args.positionals.length) throw new UsageError(`unexpected argument '${args.positionals[0]}' (see uvt run --help)`);
+    // `--gdb` alone takes the default port; node's parser needs every string flag to carry a value.
+    const args = parseArgs(argv.map((a) => (a === "--gdb" ? `--gdb=${DEFAULT_GDB_PORT}` : a)), {
+      values: ["accel", "mem", "smp", "timeout", "image", "expect-exit", "gdb", "qemu-log"], passthrough: true,
+    });
+    if (args.positionals.length) throw new UsageError(`unexpected argument '${args.positionals[0]}' (see uvt run --help; QEMU arguments go after --)`);
     const image = args.flags.get("image") ?? DEFAULT_IMAGE;
     if (!args.flags.has("image") && !existsSync(image)) throw new UsageError(`no image at ${image}: run 'uvt build' first or pass --image PATH`);
     const smpText = args.flags.get("smp");
     const smp = positiveNumber("smp", smpText, 1);
     if (!Number.isInteger(smp)) throw new UsageError(`--smp must be a whole number, not '${smpText}'`);
-    const timeoutS = positiveNumber("timeout", args.flags.get("timeout"), 120);
+    const gdbText = args.flags.get("gdb");
+    const gdbPort = gdbText === undefined ? undefined : Number(gdbText);
+    if (gdbPort !== undefined && (!/^\d+$/.test(gdbText!) || gdbPort < 1 || gdbPort > 65535)) throw new UsageError(`--gdb port must be 1-65535, not '${gdbText}'`);
+    // Halted for a debugger, a run has no natural end: no timeout unless one is asked for.
+    const timeoutS = gdbPort !== undefined && !args.flags.has("timeout") ? 365 * 86400 : positiveNumber("timeout", args.flags.get("timeout"), 120);
+    const expectText = args.flags.get("expect-exit");
+    if (expectText !== undefined && (!/^\d+$/.test(expectText) || Number(expectText) > 255)) throw new UsageError(`--expect-exit must be an exit code 0-255, not '${expectText}'`);
+    const success = expectText !== undefined ? Number(expectText) : imageSuccessCode(image);
+    const qemuLogItems = args.flags.get("qemu-log");
+    if (qemuLogItems !== undefined && !/^[a-z_,]+$/.test(qemuLogItems)) throw new UsageError(`--qemu-log takes QEMU's -d items such as int,cpu_reset, not '${qemuLogItems}'`);
+    const qemuLog = qemuLogItems === undefined ? undefined : join(resolve("artifacts"), `qemu-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
+    if (qemuLog) mkdirSync(dirname(qemuLog), { recursive: true });
+    const extraArgs = [
+      ...(gdbPort !== undefined ? ["-gdb", `tcp:127.0.0.1:${gdbPort}`, "-S"] : []),
+      ...(qemuLog ? ["-d", qemuLogItems!, "-D", qemuLog] : []),
+      ...args.rest,
+    ];
     let machine: Machine;
     try {
       machine = await Machine.start({
@@ -62,6 +108,7 @@ const command: Command = {
         smp,
         timeoutMs: timeoutS * 1000,
         log: (m) => console.error(`uvt run: ${m}`),
+        ...(extraArgs.length ? { extraArgs } : {}),
       });
     } catch (e) {
       if (e instanceof HarnessError) throw new UsageError(e.message);
@@ -72,6 +119,12 @@ const command: Command = {
       throw e;
     }
     console.error(`uvt run: booting ${image} (${machine.accel}, ${machine.memMiB} MiB, ${smp} CPU${smp > 1 ? "s" : ""})`);
+    if (qemuLog) console.error(`uvt run: QEMU's log (${qemuLogItems}) goes to ${qemuLog}`);
+    if (gdbPort !== undefined) {
+      console.error(`uvt run: QEMU is halted with its gdb stub on 127.0.0.1:${gdbPort}; attach with:`);
+      console.error(`  gdb -ex 'set architecture i386:x86-64' -ex 'target remote 127.0.0.1:${gdbPort}'`);
+      console.error(`uvt run: symbols: ${join(dirname(image), "BOOTX64.map")} (addresses at the preferred image base; see uvt run --help)`);
+    }
     machine.onLine((l) => console.log(l.text));
     // Ctrl-C or a SIGTERM stops QEMU with us and exits 128 + the signal's number, as a shell reports it (SIGKILL runs
     // no handler: QEMU then dies by its parent-death signal, qemu/machine.ts).
@@ -90,11 +143,15 @@ const command: Command = {
       }
       switch (exit.kind) {
         case "guest":
-          console.error(`uvt run: ${describeExit(exit)}`);
-          return exit.code;
+          if (success === undefined) {
+            console.error(`uvt run: ${describeExit(exit)} (the image states no success code: pass --expect-exit N)`);
+            return exit.code;
+          }
+          console.error(`uvt run: ${describeExit(exit)}: ${exit.code === success ? "success" : `failure (the image's success code is ${success})`}`);
+          return exit.code === success ? 0 : 1;
         case "shutdown":
-          console.error(`uvt run: ${describeExit(exit)}`);
-          return 0;
+          console.error(`uvt run: ${describeExit(exit)} without an exit code`);
+          return success === undefined ? 0 : 1;
         case "timeout":
           console.error(`uvt run: ${describeExit(exit)}${machine.artifacts ? `; logs kept in ${machine.artifacts}` : ""}`);
           return 124;

@@ -15,8 +15,8 @@ Exit code 0 when every expectation holds, 1 otherwise, 2 for a file that is refu
 (FILE:LINE:COL: path.to.key: what is wrong (what is allowed)).
 
 Options:
-  --no-map   do not print the resulting memory map
-  --quiet    print only failures
+  --no-map     do not print the resulting memory map
+  -q, --quiet  print only failures
 
 File format (every key is in docs/specs/host-definition.md):
   revision: 2                                 required: the format this build reads
@@ -76,7 +76,7 @@ const command: Command = {
   summary: "simulate a host definition (the resource database in V8) and print its transaction log",
   help,
   async run(argv) {
-    const a = parseArgs(argv, { booleans: ["no-map", "quiet"] });
+    const a = parseArgs(argv, { booleans: ["no-map", "quiet:q"] });
     if (a.positionals.length !== 1) throw new UsageError("expected exactly one FILE, a host definition (see uvt sim --help)");
     const file = a.positionals[0]!;
     // `uvt sim X | head`: a reader that goes away is not an error of the simulation.
