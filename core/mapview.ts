@@ -135,28 +135,47 @@ export class MapView {
   }
 
   /** The map printed per scale, each page's entries as compressed runs ("16-1023  [0,1,19] Missing"). */
-  format(names: (p: number) => string | undefined = () => undefined): string[] {
+  /**
+   * Every map page, top scale first, with its entries as runs of equal values: an owner's partition number (≥ 0) or a
+   * reference to a map page of the scale below (< 0, never merged). What `format` prints, as data for other readers
+   * (`uvt sim --format json`, the pictures).
+   */
+  runs(): Array<MapPage & { entries: Array<{ first: number; last: number; value: number }> }> {
     const ui = this.db.indexPage();
-    const lines: string[] = [];
-    const maps = this.maps();
-    lines.push(
-      `Ultravisor Index at Mem${pn(ui.index)}: MapHigh [0,0,0], MapLow ${pn(ui.top)}, Order ${ui.order}, ` +
-        `Index ${pn(ui.index)}, Ultra ${pn(ui.ultra)}, Avail ${pn(ui.avail)}`,
-    );
     const mem = this.db.i32();
+    const maps = this.maps();
+    const out: Array<MapPage & { entries: Array<{ first: number; last: number; value: number }> }> = [];
     for (let s = ui.order; s >= 1; s--) {
       for (const m of maps.filter((x) => x.scale === s)) {
-        lines.push(`${SCALE_NAMES[s]} at Mem${pn(m.page)}: ${formatBytes(m.base)} .. ${formatBytes(m.base + span(s) * 1024n)}, entries of ${formatBytes(span(s))}`);
         const at = (m.page * PAGE) / 4;
+        const entries: Array<{ first: number; last: number; value: number }> = [];
         for (let i = 0; i < 1024; i++) {
           const v = mem[at + i]!;
           let j = i;
           while (v >= 0 && j + 1 < 1024 && mem[at + j + 1] === v) j++;
-          const idx = i === j ? `${i}` : `${i}-${j}`;
-          const label = v >= 0 ? names(v) : `${SCALE_NAMES[s - 1]} below`;
-          lines.push(`  ${idx.padEnd(10)}${entryText(v)}${label ? `  ${label}` : ""}`);
+          entries.push({ first: i, last: j, value: v });
           i = j;
         }
+        out.push({ ...m, entries });
+      }
+    }
+    return out;
+  }
+
+  format(names: (p: number) => string | undefined = () => undefined): string[] {
+    const ui = this.db.indexPage();
+    const lines: string[] = [];
+    lines.push(
+      `Ultravisor Index at Mem${pn(ui.index)}: MapHigh [0,0,0], MapLow ${pn(ui.top)}, Order ${ui.order}, ` +
+        `Index ${pn(ui.index)}, Ultra ${pn(ui.ultra)}, Avail ${pn(ui.avail)}`,
+    );
+    for (const m of this.runs()) {
+      const s = m.scale;
+      lines.push(`${SCALE_NAMES[s]} at Mem${pn(m.page)}: ${formatBytes(m.base)} .. ${formatBytes(m.base + span(s) * 1024n)}, entries of ${formatBytes(span(s))}`);
+      for (const { first, last, value: v } of m.entries) {
+        const idx = first === last ? `${first}` : `${first}-${last}`;
+        const label = v >= 0 ? names(v) : `${SCALE_NAMES[s - 1]} below`;
+        lines.push(`  ${idx.padEnd(10)}${entryText(v)}${label ? `  ${label}` : ""}`);
       }
     }
     return lines;

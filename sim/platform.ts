@@ -412,22 +412,30 @@ export class Platform {
     this.control.tableAt(this.now); // the first lookup past the switch point promotes the pending table
   }
 
-  /** The per-CPU quanta table in effect now, one line per PCPU. */
-  formatSchedule(): string[] {
+  /** The per-CPU quanta table in effect now: each PCPU's 16 quanta by VCPU label ("X.0", "idle"), busy count, flags. */
+  scheduleData(): { generation: number; quantum: bigint; pcpus: Array<{ pcpu: number; busy: number; dedicated: boolean; idle: boolean; quanta: string[] }> } {
     const table = this.control.tableAt(this.now);
     const t = readSchedule(this.host.memory.buffer, table);
     const labels = new Map<number, string>();
     for (const list of this.vcpus.values()) for (const v of list) labels.set(v.id, v.label);
     // Evicted partitions' VCPUs are no longer listed; a stale id can only be an idle VCPU after sched_evict.
     const label = (vcpu: number): string => (vcpu >= IDLE_VCPU_BASE && vcpu !== NONE ? "idle" : labels.get(vcpu) ?? `v${vcpu}`);
-    const cells = t.rows.map((r) => r.entries.map((e) => label(e.vcpu)));
-    const w = Math.max(4, ...cells.flat().map((c) => c.length));
-    const out = [`schedule generation ${t.generation} at quantum ${this.now} (cycle of 16 quanta):`];
+    return {
+      generation: t.generation, quantum: this.now,
+      pcpus: t.rows.map((r, p) => ({ pcpu: p, busy: r.busy, dedicated: (r.flags & 1) !== 0, idle: (r.flags & 2) !== 0, quanta: r.entries.map((e) => label(e.vcpu)) })),
+    };
+  }
+
+  /** The per-CPU quanta table in effect now, one line per PCPU. */
+  formatSchedule(): string[] {
+    const d = this.scheduleData();
+    const w = Math.max(4, ...d.pcpus.flatMap((r) => r.quanta).map((c) => c.length));
+    const out = [`schedule generation ${d.generation} at quantum ${d.quantum} (cycle of 16 quanta):`];
     out.push(`  PCPU  ${Array.from({ length: 16 }, (_, k) => String(k).padEnd(w)).join(" ")}`.trimEnd());
-    t.rows.forEach((r, p) => {
-      const flags = r.flags & 1 ? " dedicated" : r.flags & 2 ? " idle" : "";
-      out.push(`  ${String(p).padStart(4)}  ${cells[p]!.map((c) => c.padEnd(w)).join(" ")}  busy ${r.busy}/16${flags}`);
-    });
+    for (const r of d.pcpus) {
+      const flags = r.dedicated ? " dedicated" : r.idle ? " idle" : "";
+      out.push(`  ${String(r.pcpu).padStart(4)}  ${r.quanta.map((c) => c.padEnd(w)).join(" ")}  busy ${r.busy}/16${flags}`);
+    }
     return out;
   }
 

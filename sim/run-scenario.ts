@@ -19,6 +19,14 @@ export interface RunResult {
   host: Host;
   /** Transactions committed by each operation, in order. */
   logs: Transaction[][];
+  /** Transactions of the boot (the boot partition's and, on a bootable host, the boot-time partitions'), in order. */
+  bootLog: Transaction[];
+  /** Each operation's outcome: the error name it ended with (undefined: success). */
+  outcomes: Array<string | undefined>;
+  /** The booted platform, for hosts with processors or partitions. */
+  platform?: Platform;
+  /** Partition names by number (the resource service's, and the pseudo partitions'). */
+  names: Map<number, string>;
 }
 
 function describe(op: Operation): string {
@@ -61,6 +69,13 @@ function codeOf(error: unknown): string | undefined {
   if (error instanceof PlatformError) return "PLATFORM";
   if (error instanceof ChannelError) return "CHANNEL";
   return "ERROR";
+}
+
+/** Names by partition number: the resource service's, which include the pseudo partitions' descriptors. */
+function nameTable(rs: ResourceService): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const [n, p] of rs.names()) out.set(p, n);
+  return out;
 }
 
 /** The first boot-time partition the platform has not created: the one whose creation failed. */
@@ -139,15 +154,18 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
       const line = name !== undefined ? b.lines.get(name) : undefined;
       const failure = `${s.file}${line ? `:${line}` : ""}: boot${name !== undefined ? `: creating ${name}` : ""} failed: ${why}`;
       out(`  ${failure}`);
-      return { failures: [failure], host: at.host, logs: [] };
+      return { failures: [failure], host: at.host, logs: [], bootLog: at.host.db.readLog(), outcomes: [], platform: at, names: nameTable(at.rs) };
     }
   } else {
     host = await Host.create(s.host);
     out(`Host: ${formatBytes(host.installed)} installed, map order ${host.order}${s.name ? ` — ${s.name}` : ""}`);
   }
   const rs = pf ? pf.rs : new ResourceService(host);
+  // What the boot committed (the log since its last backup): the operations' transactions are collected below.
+  const bootLog = host.db.readLog();
   const failures: string[] = [];
   const logs: Transaction[][] = [];
+  const outcomes: Array<string | undefined> = [];
   let current: Transaction[] = [];
   host.listeners.push((tx) => {
     current.push(tx);
@@ -232,6 +250,7 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
     }
     logs.push(current);
     const code = codeOf(error);
+    outcomes.push(code);
     if (error) out(`  rejected: ${(error as Error).message}`);
     if (op.expectError !== undefined) {
       if (code !== op.expectError) failures.push(`${s.file}:${op.line}: expected error ${op.expectError}, got ${code ?? "success"}`);
@@ -276,5 +295,5 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
     if (i < 0) failures.push(`${s.file}:${e.line}: expected output "${e.text}" ${at > 0 ? "after the previous expected line " : ""}was not printed`);
     else at = i + 1;
   }
-  return { failures, host, logs };
+  return { failures, host, logs, bootLog, outcomes, ...(pf ? { platform: pf } : {}), names: nameTable(rs) };
 }

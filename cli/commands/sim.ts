@@ -2,10 +2,12 @@
 // database in core.wasm, printing each operation's transaction log in the spec's notation and the resulting map per
 // scale. A host with processors or partitions is booted with its system partitions, and partitions are defined, run
 // and stopped end to end through the command channel (sim/platform.ts).
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
 
-const help = `Usage: uvt sim FILE [--no-map] [--quiet]
+const help = `Usage: uvt sim FILE [--no-map] [-q] [--format text|json|csv] [--table audit|map|schedule|channels] [--svg DIR]
 
 Runs the host definition FILE (YAML or JSON; the format of docs/specs/host-definition.md, checked by
 docs/schema/host.schema.json) on a simulated host: the resource database is core.wasm, the command partition's
@@ -15,8 +17,13 @@ Exit code 0 when every expectation holds, 1 otherwise, 2 for a file that is refu
 (FILE:LINE:COL: path.to.key: what is wrong (what is allowed)).
 
 Options:
-  --no-map     do not print the resulting memory map
-  -q, --quiet  print only failures
+  --no-map          do not print the resulting memory map
+  -q, --quiet       print only failures
+  --format F        text (default), json (the whole run as one versioned document: docs/specs/sim-output.md, checked
+                    by docs/schema/sim-output.schema.json) or csv (one table, --table)
+  --table T         with --format csv: audit (default), map, schedule or channels
+  --svg DIR         also write memory-map.svg (per scale, as Fig. 8), schedule.svg (per processor, as Fig. 6) and
+                    channels.svg (the channel topology) into DIR
 
 File format (every key is in docs/specs/host-definition.md):
   revision: 2                                 required: the format this build reads
@@ -76,9 +83,17 @@ const command: Command = {
   summary: "simulate a host definition (the resource database in V8) and print its transaction log",
   help,
   async run(argv) {
-    const a = parseArgs(argv, { booleans: ["no-map", "quiet:q"] });
+    const a = parseArgs(argv, { values: ["format", "table", "svg"], booleans: ["no-map", "quiet:q"] });
     if (a.positionals.length !== 1) throw new UsageError("expected exactly one FILE, a host definition (see uvt sim --help)");
     const file = a.positionals[0]!;
+    const format = a.flags.get("format") ?? "text";
+    if (format !== "text" && format !== "json" && format !== "csv") throw new UsageError(`--format must be text, json or csv, not '${format}'`);
+    const { CSV_TABLES, simCsv, simOutput } = await import("../../sim/output.ts");
+    const table = a.flags.get("table") ?? "audit";
+    if (!(CSV_TABLES as readonly string[]).includes(table)) throw new UsageError(`--table must be one of ${CSV_TABLES.join(", ")}, not '${table}'`);
+    if (a.flags.has("table") && format !== "csv") throw new UsageError("--table applies to --format csv");
+    const svgDir = a.flags.get("svg");
+    if (svgDir === "") throw new UsageError("--svg needs a directory name");
     // `uvt sim X | head`: a reader that goes away is not an error of the simulation.
     process.stdout.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EPIPE") process.exit(0);
@@ -88,10 +103,24 @@ const command: Command = {
     const { runScenario } = await import("../../sim/run-scenario.ts");
     // A refused definition (or a missing file) throws DefinitionError: cli/main.ts prints it and exits 2.
     const scenario = loadScenario(file);
-    const quiet = a.bools.has("quiet");
-    const result = await runScenario(scenario, (l) => (quiet ? undefined : console.log(l)), { map: !a.bools.has("no-map") });
+    const text = format === "text" && !a.bools.has("quiet");
+    const result = await runScenario(scenario, (l) => (text ? console.log(l) : undefined), { map: !a.bools.has("no-map") });
+    const data = format !== "text" || svgDir !== undefined ? simOutput(scenario, result) : undefined;
+    if (format === "json") process.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
+    if (format === "csv") process.stdout.write(simCsv(data!, table as (typeof CSV_TABLES)[number]));
+    if (svgDir !== undefined) {
+      const { pictures } = await import("../../sim/pictures.ts");
+      const { writeFileAtomic } = await import("../../image/write-atomic.ts");
+      try {
+        mkdirSync(svgDir, { recursive: true });
+        for (const [name, svg] of Object.entries(pictures(data!))) writeFileAtomic(join(svgDir, name), svg);
+      } catch (e) {
+        throw new UsageError(`cannot write the pictures into ${svgDir}: ${(e as Error).message}`);
+      }
+      console.error(`uvt sim: wrote memory-map.svg, schedule.svg and channels.svg into ${svgDir}`);
+    }
     for (const f of result.failures) console.error(`FAIL ${f}`);
-    if (!quiet) console.log(result.failures.length ? `\n${result.failures.length} expectation(s) failed` : "\nall expectations hold");
+    if (text) console.log(result.failures.length ? `\n${result.failures.length} expectation(s) failed` : "\nall expectations hold");
     return result.failures.length ? 1 : 0;
   },
 };
