@@ -107,6 +107,6 @@ describe("uvt run --gdb with Debian's gdb", () => {
 
     run.kill("SIGTERM");
     const r = await run;
-    expect(r.exitCode, r.stderr).toBe(143);
+    expect(r.exitCode, String(r.stderr)).toBe(143);
   }, 170_000);
 });
