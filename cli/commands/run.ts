@@ -47,7 +47,7 @@ OVMF loads a given image at the same address on every boot with the same memory 
 serves the next before it starts: then use hbreak, since a software breakpoint planted before the firmware copies the
 image in is overwritten. Partitions share virtual addresses (every partition's window is at the same address), so a
 breakpoint in partition code should be conditioned on the partition: break *ADDR if $cr3 == CR3, with CR3 from the
-monitor's "partition NAME ...: cr3 CR3 ..." line; monitor code is shared and needs no condition.
+monitor's "partition NAME started at quantum N: cr3 CR3 ..." line; monitor code is shared and needs no condition.
 Panic and fault lines get <symbol+0xoff> after each rip that lies in the image's code, from BOOTX64.map.
 
 Examples:
