@@ -2,7 +2,10 @@
 // run (detach resumes QEMU's stub), uvt run prints the add-symbol-file line once the loader reports where the firmware
 // loaded the image, and a second gdb loads BOOTX64.elf with that offset, breaks on the monitor's timer routine
 // (on_timer), continues and must stop there. The image runs for ever (runQuanta 0), so on_timer keeps firing however
-// late gdb attaches. A missing gdb fails the test: scripts/setup installs it.
+// late gdb attaches. Then the one-step workflow of docs/specs/efi-abi.md: a second boot of the same image, symbols
+// loaded at reset with the first boot's offset (OVMF's load address is deterministic), a hardware breakpoint on the
+// loader's entry efi_main (a software one, written before the firmware copies the image in, would be overwritten by
+// the copy). A missing gdb fails the test: scripts/setup installs it.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -19,6 +22,8 @@ const root = join(import.meta.dirname, "..", "..");
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-gdb-"));
 let out: WrittenImage;
 let run: ResultPromise | undefined;
+/** What the first boot learnt: the load address and the add-symbol-file line uvt run printed. */
+let learnt: { loadedAt: string; addSymbolFile: string } | undefined;
 afterAll(async () => {
   if (run && run.exitCode === undefined) {
     run.kill("SIGTERM");
@@ -99,12 +104,33 @@ describe("uvt run --gdb with Debian's gdb", () => {
     expect(onTimer, "on_timer in BOOTX64.map").toBeDefined();
     const at = onTimer!.address + expectedOffset;
 
+    learnt = { loadedAt: loadedAt!, addSymbolFile: addSymbolFile! };
     const second = await gdb([...exs, addSymbolFile!, "break on_timer", "continue", "p/x $pc", "info symbol $pc", "detach"]);
     expect(second, second).toMatch(new RegExp(`Breakpoint 1 at 0x${at.toString(16)}\\b`));
     expect(second, second).toMatch(new RegExp(`Breakpoint 1, 0x0*${at.toString(16)} in on_timer \\(\\)`));
     expect(second).toMatch(new RegExp(`\\$1 = 0x${at.toString(16)}\\b`));
     expect(second).toMatch(/^on_timer in section \.text$/m);
 
+    run.kill("SIGTERM");
+    const r = await run;
+    expect(r.exitCode, String(r.stderr)).toBe(143);
+  }, 170_000);
+
+  it("with the offset of an earlier boot, hbreak efi_main before the firmware loads the image stops at the loader's entry", async () => {
+    expect(learnt, "the first test's load address").toBeDefined();
+    const port = await freePort();
+    run = execa("node", ["cli/uvt.js", "run", "--image", out.esp, "--accel", "tcg", `--gdb=${port}`, "--timeout", "150"], { cwd: root, reject: false });
+    const attach = (await stderrMatch(run, /attach with:\n {2}(gdb .*)\n/, 60_000))[1]!;
+    const exs = [...attach.matchAll(/-ex '([^']*)'/g)].map((m) => m[1]!);
+    const symbolLine = stderrMatch(run, /image loaded at (0x[0-9a-f]+);/, 120_000);
+    const efiMain = parseSymbolMap(readFileSync(out.map, "utf8")).find((s) => s.name === "efi_main")!.address;
+    const at = efiMain + BigInt(learnt!.loadedAt) - imageBaseOf(readFileSync(out.map, "utf8"))!;
+    const g = await gdb([...exs, learnt!.addSymbolFile, "hbreak efi_main", "continue", "p/x $pc", "info symbol $pc", "detach"]);
+    expect(g, g).toMatch(new RegExp(`Hardware assisted breakpoint 1 at 0x${at.toString(16)}\\b`));
+    expect(g, g).toMatch(new RegExp(`Breakpoint 1, 0x0*${at.toString(16)} in efi_main \\(\\)`));
+    expect(g).toMatch(/^efi_main in section \.text$/m);
+    // Resumed by detach, the loader reports the same address as the first boot: the offset learnt there was right.
+    expect((await symbolLine)[1], "OVMF's load address, same image and memory as the first boot").toBe(learnt!.loadedAt);
     run.kill("SIGTERM");
     const r = await run;
     expect(r.exitCode, String(r.stderr)).toBe(143);
