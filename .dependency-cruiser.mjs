@@ -6,7 +6,7 @@
 
 /** Bottom to top. A folder sees every folder of a lower layer (qemu/ excepted: see QEMU_USERS). */
 const LAYERS = [
-  ["toolchain/x64", "toolchain/disk", "core", "qemu"], // import nothing of ours
+  ["toolchain/x64", "toolchain/disk", "toolchain/elf", "core", "qemu"], // import nothing of ours
   ["toolchain/pe", "toolchain/aot"], // pe → x64; aot → x64, core (core.wasm is its input, core/webassembly.ts its V8 types)
   ["definition"], // the host-definition schema: core and toolchain only
   ["monitor-gen"], // ring-0 code generators

@@ -55,4 +55,19 @@ describe("first image files", () => {
     const fromDisk = execFileSync("mtype", ["-i", `${out.esp}@@${img.espInfo.partitionOffset}`, `::${BOOT_PATH}`]);
     expect(Buffer.compare(fromDisk, Buffer.from(readFileSync(out.efi)))).toBe(0);
   });
+
+  it("writes BOOTX64.elf with the map's symbols at the map's addresses (nm) and the PE's code bytes (objdump -d)", () => {
+    const map = parseSymbolMap(readFileSync(out.map, "utf8"));
+    const nm = execFileSync("nm", [out.elf], { encoding: "utf8" }).trim().split("\n").map((l) => l.split(" "));
+    expect(nm.map(([a, , n]) => `${a} ${n}`).sort()).toEqual(map.map((s) => `${s.address.toString(16).padStart(16, "0")} ${s.name}`).sort());
+    expect(nm.find(([, , n]) => n === "efi_main")![1]).toMatch(/^[Tt]$/);
+    // The same instruction bytes at efi_main in both files: objdump reads the PE and the ELF alike.
+    const at = map.find((s) => s.name === "efi_main")!.address;
+    const first = (f: string): string => {
+      const d = execFileSync("objdump", ["-d", `--start-address=0x${at.toString(16)}`, `--stop-address=0x${(at + 16n).toString(16)}`, f], { encoding: "utf8" });
+      return d.split("\n").filter((l) => /^\s+[0-9a-f]+:\t/.test(l)).map((l) => l.split("\t")[1]!.trim()).join(" ");
+    };
+    expect(first(out.elf)).not.toBe("");
+    expect(first(out.elf)).toBe(first(out.efi));
+  });
 });

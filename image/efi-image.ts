@@ -1,6 +1,6 @@
 // Links an assembled program into an EFI application and packs it onto an ESP disk image: toolchain/x64 object →
 // toolchain/pe (layout, relocation, PE32+ with DIR64 base relocations) → toolchain/disk (GPT + FAT ESP). Also writes
-// the outputs of `uvt build` (BOOTX64.EFI, esp.img, symbol map) so that each file appears whole or not at all.
+// the outputs of `uvt build` (BOOTX64.EFI, esp.img, symbol map, ELF symbol file for gdb) so that each file appears whole or not at all.
 // Part of image/, the top bare-metal layer (docs/architecture.md, Layers).
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -8,7 +8,7 @@ import { buildEspImage, type EspImageInfo } from "../toolchain/disk/esp.ts";
 import type { SparseImage } from "../toolchain/disk/sparse.ts";
 import { buildPe, type BuiltPe } from "../toolchain/pe/build.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
-import { formatSymbolMap, type MapEntry, symbolEntries } from "./symbol-map.ts";
+import { formatSymbolMap, type MapEntry, symbolEntries, symbolFile } from "./symbol-map.ts";
 import { writeFileAtomic } from "./write-atomic.ts";
 
 /** Where removable-media boot looks for the x86-64 loader (UEFI 2.10, 3.5.1.1). */
@@ -21,6 +21,8 @@ export interface EfiImage {
   symbols: MapEntry[];
   /** Text symbol map (address, section, name). */
   map: string;
+  /** ELF64 symbol file for gdb (BOOTX64.elf): the sections and symbols at the preferred image base. */
+  elf: Uint8Array;
   esp: SparseImage;
   espInfo: EspImageInfo;
   /** Milliseconds per stage, for the build benchmark and `uvt build` output. */
@@ -41,27 +43,30 @@ export function linkEfiImage(obj: ObjectFile, opts: EfiImageOptions): EfiImage {
   const pe = buildPe(obj, { entry: opts.entry });
   const symbols = symbolEntries(obj, pe.layout);
   const map = formatSymbolMap(symbols, pe.layout.imageBase, "BOOTX64.EFI", opts.successExit);
+  const elf = symbolFile(obj, pe, opts.entry);
   const t1 = performance.now();
   const { image, info } = buildEspImage({
     files: [{ path: BOOT_PATH, data: pe.file }, ...(opts.extraFiles ?? [])],
     ...(opts.espSizeMiB !== undefined ? { sizeMiB: opts.espSizeMiB } : {}),
   });
   const t2 = performance.now();
-  return { pe, efi: pe.file, symbols, map, esp: image, espInfo: info, timings: { link: t1 - t0, disk: t2 - t1 } };
+  return { pe, efi: pe.file, symbols, map, elf, esp: image, espInfo: info, timings: { link: t1 - t0, disk: t2 - t1 } };
 }
 
 export interface WrittenImage {
   efi: string;
   esp: string;
   map: string;
+  elf: string;
 }
 
-/** Writes BOOTX64.EFI, esp.img and BOOTX64.map into `dir` (created if needed), each through a temp file + rename. */
+/** Writes BOOTX64.EFI, esp.img, BOOTX64.map and BOOTX64.elf into `dir` (created if needed), each through a temp file + rename. */
 export async function writeEfiImage(dir: string, image: EfiImage): Promise<WrittenImage> {
   makeDirs(dir);
-  const out = { efi: join(dir, "BOOTX64.EFI"), esp: join(dir, "esp.img"), map: join(dir, "BOOTX64.map") };
+  const out = { efi: join(dir, "BOOTX64.EFI"), esp: join(dir, "esp.img"), map: join(dir, "BOOTX64.map"), elf: join(dir, "BOOTX64.elf") };
   writeFileAtomic(out.efi, image.efi);
   writeFileAtomic(out.map, image.map);
+  writeFileAtomic(out.elf, image.elf);
   await image.esp.writeTo(out.esp);
   return out;
 }

@@ -1,5 +1,9 @@
 // Symbol maps of linked EFI images: one text line per symbol (address, section, name), sorted by address, written
-// next to BOOTX64.EFI by `uvt build` so crash addresses and QMP memory reads can be traced back to code.
+// next to BOOTX64.EFI by `uvt build` so crash addresses and QMP memory reads can be traced back to code; the same
+// symbols as an ELF64 file for gdb (BOOTX64.elf, through toolchain/elf); and the symbolisation of `rip 0x…` in the
+// monitor's panic and fault lines that `uvt run` appends.
+import { writeElfSymbolFile } from "../toolchain/elf/symbol-file.ts";
+import type { BuiltPe } from "../toolchain/pe/build.ts";
 import type { PeLayout } from "../toolchain/pe/layout.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 
@@ -54,4 +58,68 @@ export function parseSymbolMap(text: string): Array<{ address: bigint; section: 
 export function successExitOf(mapText: string): number | undefined {
   const m = /^# success exit code: (\d+)$/m.exec(mapText);
   return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The ELF64 symbol file of a linked image (BOOTX64.elf): every section at its address for the preferred image base,
+ * with its linked bytes, and every symbol of the object. gdb places it at the actual load address with
+ * `add-symbol-file BOOTX64.elf -o OFFSET`, OFFSET = load address − preferred base (docs/specs/efi-abi.md, Debugging).
+ */
+export function symbolFile(obj: ObjectFile, pe: BuiltPe, entry: string): Uint8Array {
+  const at = pe.linked.symbols.get(entry);
+  return writeElfSymbolFile({
+    sections: pe.layout.sections.map((p) => {
+      const s = obj.sections[p.index]!;
+      return { name: p.name, kind: p.kind, address: p.address, bytes: p.kind === "bss" ? new Uint8Array(0) : pe.linked.sections[p.index]!, size: p.size, align: s.align };
+    }),
+    symbols: obj.symbols.map((s) => ({ name: s.name, section: s.section, address: pe.layout.sections[s.section]!.address + BigInt(s.offset), global: s.global })),
+    ...(at !== undefined ? { entry: at } : {}),
+  });
+}
+
+/** The preferred image base a map states in its header, or undefined. */
+export function imageBaseOf(mapText: string): bigint | undefined {
+  const m = /^# Addresses assume the preferred image base (0x[0-9a-f]+)/m.exec(mapText);
+  return m ? BigInt(m[1]!) : undefined;
+}
+
+/** Code sections of the image, whose symbols name ring-0 instruction addresses. */
+const CODE_SECTIONS = new Set([".text"]);
+
+/**
+ * `name+0xoff` for an address at the preferred base, when it falls inside the image's code: the nearest symbol at or
+ * below it is in a code section and some symbol lies above it (the image goes on). Anything else (a partition's
+ * window address, firmware code, garbage) has no name here: a wrong name misleads more than none.
+ */
+export function symbolize(entries: ReadonlyArray<{ address: bigint; section: string; name: string }>, address: bigint): string | undefined {
+  let lo = 0;
+  let hi = entries.length - 1;
+  let best = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (entries[mid]!.address <= address) {
+      best = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  if (best < 0) return undefined;
+  // Of several symbols at one address, the last in the map's (address, name) order; any of them is right.
+  const e = entries[best]!;
+  if (!CODE_SECTIONS.has(e.section)) return undefined;
+  if (!entries.slice(best + 1).some((x) => x.address > address)) return undefined;
+  const off = address - e.address;
+  return off === 0n ? e.name : `${e.name}+0x${off.toString(16)}`;
+}
+
+/**
+ * A monitor console line with ` <symbol+0xoff>` after each `rip 0x…` that names image code. `loadOffset` is the
+ * actual load address − the preferred base (from the loader's "image loaded at" line); ring-0 rips are actual
+ * addresses. The map holds the image's symbols only, so a partition's window rip stays bare.
+ */
+export function symbolizeLine(line: string, entries: ReadonlyArray<{ address: bigint; section: string; name: string }>, loadOffset: bigint): string {
+  if (!/^(ultravisor: panic: |partition \S+: fault )/.test(line)) return line;
+  return line.replace(/\brip (0x[0-9a-f]+)\b/g, (whole, hex: string) => {
+    const name = symbolize(entries, BigInt(hex) - loadOffset);
+    return name === undefined ? whole : `${whole} <${name}>`;
+  });
 }

@@ -17,7 +17,11 @@ const MAP_BUFFER = 64 * 1024;
 const EBS_TRIES = 4;
 
 const ST_BOOT_SERVICES = 96;
-const BS = { allocatePages: 40, getMemoryMap: 56, allocatePool: 64, exitBootServices: 232 } as const;
+const BS = { allocatePages: 40, getMemoryMap: 56, allocatePool: 64, handleProtocol: 152, exitBootServices: 232 } as const;
+/** EFI_LOADED_IMAGE_PROTOCOL_GUID 5b1b31a1-9562-11d2-8e3f-00a0c969723b as laid out in memory (UEFI 2.10, 9.1). */
+const LOADED_IMAGE_GUID = [0xa1, 0x31, 0x1b, 0x5b, 0x62, 0x95, 0xd2, 0x11, 0x8e, 0x3f, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b];
+/** EFI_LOADED_IMAGE_PROTOCOL.ImageBase. */
+const LI_IMAGE_BASE = 64;
 const MD = { type: 0, start: 8, pages: 24 } as const;
 const CONVENTIONAL = 7;
 const LOADER_DATA = 2;
@@ -25,6 +29,8 @@ const ALLOCATE_ADDRESS = 2;
 
 export const LOADER_LINES = {
   started: "ultravisor: loader started",
+  /** Where the firmware loaded the image (its ImageBase): a debugger's symbol offset is this − the preferred base. */
+  loadedAt: /^ultravisor: image loaded at (0x[0-9a-f]+)/,
   allocated: /^ultravisor: allocated (\d+) pages in (\d+) ranges; region (0x[0-9a-f]+) of (\d+) pages; firmware pool (\d+) pages$/,
   entered: /^ultravisor: entered: boot services exited after (\d+) ExitBootServices call\(s\)/,
   /** Core's private 4 MiB page [0,M,*] (docs/specs/memory-layout.md §5), carved from the region's top. */
@@ -54,10 +60,13 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   a.section(".bss");
   a.align(8);
   for (const n of ["g_image", "g_systab", "g_bs", "g_map_size", "g_map_key", "g_desc_size", "g_desc_ver", "g_map_buf", "g_region", "g_region_pages", "g_alloc_pages", "g_alloc_ranges", "g_budget", "g_addr", "g_ram_top", "g_core_ok",
-    "g_core_private", "g_core_cover", "g_core_conf_type", "g_core_conf_lo", "g_core_conf_hi"]) {
+    "g_core_private", "g_core_cover", "g_core_conf_type", "g_core_conf_lo", "g_core_conf_hi", "g_loaded_image"]) {
     a.bind(L(n));
     a.zero(8);
   }
+  a.section(".rdata");
+  a.bind(L("g_loaded_image_guid"));
+  a.db(...LOADED_IMAGE_GUID);
   a.section(".text");
 
   const main = L(LOADER_ENTRY);
@@ -71,6 +80,21 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_tsc_entry")), rax);
   a.mov(qword(L("g_direct")), 1);
   kline(a, "ultravisor: loader started");
+  // The actual load address, from the Loaded Image protocol: the firmware relocates the image wherever it likes, and
+  // gdb needs (this − the preferred base) to place the symbol file's addresses (docs/specs/efi-abi.md, Debugging).
+  {
+    const unknown = a.label();
+    const known = a.label();
+    a.mov(rcx, qword(L("g_image"))).lea(rdx, ptr(L("g_loaded_image_guid"))).lea(r8, ptr(L("g_loaded_image")));
+    a.mov(rax, qword(L("g_bs"))).call(qword(rax, BS.handleProtocol));
+    a.test(rax, rax).jnz(unknown);
+    kline(a, "ultravisor: image loaded at ", { hex: (x) => x.mov(rax, qword(L("g_loaded_image"))).mov(rdi, qword(rax, LI_IMAGE_BASE)) });
+    a.jmp(known);
+    a.bind(unknown);
+    a.mov(rbx, rax); // k_puts clobbers rax
+    kline(a, "ultravisor: image load address unknown: HandleProtocol(LoadedImage) failed with status ", { hex: (x) => x.mov(rdi, rbx) });
+    a.bind(known);
+  }
   const fail = a.label();
   a.lea(rax, ptr(main)).shr(rax, 32);
   const low = a.label();

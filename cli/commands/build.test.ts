@@ -32,7 +32,7 @@ describe("uvt build", () => {
     // The first EFI application: small and fixed (two DIR64 pointers); the default ultravisor image has its own tests.
     const r = await quiet(() => build.run(["--target", "first", "--out", out]));
     expect(r.value).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(["BOOTX64.EFI", "BOOTX64.map", "esp.img"]);
+    expect(readdirSync(out).sort()).toEqual(["BOOTX64.EFI", "BOOTX64.elf", "BOOTX64.map", "esp.img"]);
     expect(r.out).toMatch(/built .*BOOTX64\.EFI \(\d+ bytes, 2 base relocations\)/);
     const efi = readFileSync(join(out, "BOOTX64.EFI"));
     const offset = /ESP at byte offset (\d+)/.exec(r.out)?.[1];
@@ -48,7 +48,7 @@ describe("uvt build", () => {
     const out = join(dir, "uv");
     const r = await quiet(() => build.run(["--out", out]));
     expect(r.value).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(["BOOTX64.EFI", "BOOTX64.map", "esp.img"]);
+    expect(readdirSync(out).sort()).toEqual(["BOOTX64.EFI", "BOOTX64.elf", "BOOTX64.map", "esp.img"]);
     const symbols = parseSymbolMap(readFileSync(join(out, "BOOTX64.map"), "utf8"));
     const p = objdumpPrivate(join(out, "BOOTX64.EFI"));
     expect(symbols.find((s) => s.name === "efi_main")?.address).toBe(p.fields.get("ImageBase")! + p.fields.get("AddressOfEntryPoint")!);

@@ -1,6 +1,6 @@
 // `uvt build`: builds a bootable image with our own toolchain (assembler, AOT compiler → PE32+ writer → GPT/FAT ESP
-// writer) and writes BOOTX64.EFI, esp.img and the symbol map. The default is the Figure 1 ultravisor host;
-// `--target first` gives the first EFI application. `uvt run` boots what it wrote.
+// writer) and writes BOOTX64.EFI, esp.img, the symbol map and its ELF64 twin for gdb. The default is the Figure 1
+// ultravisor host; `--target first` gives the first EFI application. `uvt run` boots what it wrote.
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
@@ -25,6 +25,8 @@ Writes into DIR:
   BOOTX64.EFI   the PE32+ EFI application (subsystem 10, DIR64 base relocations)
   esp.img       a GPT disk with one FAT EFI System Partition holding /EFI/BOOT/BOOTX64.EFI
   BOOTX64.map   symbol map: address (at the preferred image base), section, name
+  BOOTX64.elf   the same sections and symbols as an ELF64 file for gdb, nm, objdump (at the preferred image base;
+                uvt run --gdb prints the add-symbol-file line with the load offset)
 
 Options:
   -o, --out DIR   output directory (default: out), created if missing
@@ -76,6 +78,7 @@ const command: Command = {
     console.log(`built ${written.efi} (${img.efi.length} bytes, ${img.pe.linked.abs64.length} base relocations)`);
     console.log(`built ${written.esp} (${img.espInfo.sizeBytes >> 20} MiB GPT disk, ${img.espInfo.fatType} ESP at byte offset ${img.espInfo.partitionOffset})`);
     console.log(`built ${written.map} (${img.symbols.length} symbols)`);
+    console.log(`built ${written.elf} (ELF64 symbol file for gdb: add-symbol-file, see uvt run --help)`);
     console.log(`in ${ms.toFixed(0)} ms (assemble ${t.assemble.toFixed(1)}, link+PE ${t.link.toFixed(1)}, disk ${t.disk.toFixed(1)})`);
     return 0;
   },

@@ -3,7 +3,8 @@
 // stub, QEMU's own log and QEMU arguments passed through on request.
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { successExitOf } from "../../image/symbol-map.ts";
+import { imageBaseOf, parseSymbolMap, successExitOf, symbolizeLine } from "../../image/symbol-map.ts";
+import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
 import { BootError, describeExit, HarnessError, Machine, parseAccel } from "../../qemu/index.ts";
@@ -38,9 +39,16 @@ fails or shuts down without an exit code; 124 on timeout; 130 when interrupted (
 (SIGTERM). QEMU never outlives uvt run, even one killed with SIGKILL (QEMU gets the parent-death signal); a killed
 run's temp folder is swept by the next run. Needs qemu-system-x86 and ovmf (apt-get install qemu-system-x86 ovmf).
 
-Debugging: partitions share virtual addresses (every partition's window is at the same address), so a breakpoint in
-partition code should be conditioned on the partition, e.g. in gdb: break *ADDR if $cr3 == CR3, with CR3 from the
-monitor's "partition NAME started ... cr3 ..." line; monitor code is shared and needs no condition.
+Debugging (docs/specs/efi-abi.md, Debugging): with --gdb, QEMU waits at the reset vector and uvt run prints the gdb
+command to attach; type 'continue' in gdb. The image is not in memory yet: when the loader prints "image loaded at
+ADDR", uvt run prints the line that loads the symbols there, add-symbol-file DIR/BOOTX64.elf -o OFFSET (OFFSET = ADDR
+- the preferred base in BOOTX64.map); interrupt gdb (Ctrl-C), type it, set breakpoints (break on_timer), continue.
+OVMF loads a given image at the same address on every boot with the same memory size, so the line of one run also
+serves the next before it starts: then use hbreak, since a software breakpoint planted before the firmware copies the
+image in is overwritten. Partitions share virtual addresses (every partition's window is at the same address), so a
+breakpoint in partition code should be conditioned on the partition: break *ADDR if $cr3 == CR3, with CR3 from the
+monitor's "partition NAME started at quantum N: cr3 CR3 ..." line; monitor code is shared and needs no condition.
+Panic and fault lines get <symbol+0xoff> after each rip that lies in the image's code, from BOOTX64.map.
 
 Examples:
   uvt build && uvt run
@@ -56,14 +64,22 @@ function positiveNumber(name: string, text: string | undefined, dflt: number): n
 }
 
 const DEFAULT_GDB_PORT = 1234;
+const MAX_TIMER_S = Math.floor((2 ** 31 - 1) / 1000);
 
-/** The success code uvt build recorded in the map beside the disk image, if there is one. */
-function imageSuccessCode(image: string): number | undefined {
+/** The map uvt build wrote beside the disk image, if there is one. */
+function imageMap(image: string): string | undefined {
   try {
-    return successExitOf(readFileSync(join(dirname(image), "BOOTX64.map"), "utf8"));
+    return readFileSync(join(dirname(image), "BOOTX64.map"), "utf8");
   } catch {
     return undefined;
   }
+}
+
+/** gdb's add-symbol-file line for the symbol file beside the image, loaded at `loadAddress`. */
+export function addSymbolFileCommand(elf: string, loadAddress: bigint, preferredBase: bigint): string {
+  const offset = loadAddress - preferredBase;
+  // gdb evaluates -o as an expression: a negative offset (OVMF loads below the 0x140000000 base) is written as one.
+  return `add-symbol-file ${elf} -o ${offset < 0n ? `-0x${(-offset).toString(16)}` : `0x${offset.toString(16)}`}`;
 }
 
 const command: Command = {
@@ -84,11 +100,14 @@ const command: Command = {
     const gdbText = args.flags.get("gdb");
     const gdbPort = gdbText === undefined ? undefined : Number(gdbText);
     if (gdbPort !== undefined && (!/^\d+$/.test(gdbText!) || gdbPort < 1 || gdbPort > 65535)) throw new UsageError(`--gdb port must be 1-65535, not '${gdbText}'`);
-    // Halted for a debugger, a run has no natural end: no timeout unless one is asked for.
-    const timeoutS = gdbPort !== undefined && !args.flags.has("timeout") ? 365 * 86400 : positiveNumber("timeout", args.flags.get("timeout"), 120);
+    // Halted for a debugger, a run has no natural end: no timeout unless one is asked for. "None" is the longest delay
+    // a Node timer takes (2^31 - 1 ms, about 24.8 days): a longer one fires at once, which ended every --gdb run.
+    const timeoutS = gdbPort !== undefined && !args.flags.has("timeout") ? MAX_TIMER_S : positiveNumber("timeout", args.flags.get("timeout"), 120);
+    if (timeoutS > MAX_TIMER_S) throw new UsageError(`--timeout must be at most ${MAX_TIMER_S} s (Node's longest timer)`);
     const expectText = args.flags.get("expect-exit");
     if (expectText !== undefined && (!/^\d+$/.test(expectText) || Number(expectText) > 255)) throw new UsageError(`--expect-exit must be an exit code 0-255, not '${expectText}'`);
-    const success = expectText !== undefined ? Number(expectText) : imageSuccessCode(image);
+    const mapText = imageMap(image);
+    const success = expectText !== undefined ? Number(expectText) : mapText === undefined ? undefined : successExitOf(mapText);
     const qemuLogItems = args.flags.get("qemu-log");
     if (qemuLogItems !== undefined && !/^[a-z_,]+$/.test(qemuLogItems)) throw new UsageError(`--qemu-log takes QEMU's -d items such as int,cpu_reset, not '${qemuLogItems}'`);
     const qemuLog = qemuLogItems === undefined ? undefined : join(resolve("artifacts"), `qemu-${new Date().toISOString().replace(/[:.]/g, "-")}.log`);
@@ -120,12 +139,27 @@ const command: Command = {
     }
     console.error(`uvt run: booting ${image} (${machine.accel}, ${machine.memMiB} MiB, ${smp} CPU${smp > 1 ? "s" : ""})`);
     if (qemuLog) console.error(`uvt run: QEMU's log (${qemuLogItems}) goes to ${qemuLog}`);
+    const elf = join(dirname(image), "BOOTX64.elf");
     if (gdbPort !== undefined) {
-      console.error(`uvt run: QEMU is halted with its gdb stub on 127.0.0.1:${gdbPort}; attach with:`);
-      console.error(`  gdb -ex 'set architecture i386:x86-64' -ex 'target remote 127.0.0.1:${gdbPort}'`);
-      console.error(`uvt run: symbols: ${join(dirname(image), "BOOTX64.map")} (addresses at the preferred image base; see uvt run --help)`);
+      console.error(`uvt run: QEMU is halted at reset with its gdb stub on 127.0.0.1:${gdbPort}; attach with:`);
+      console.error(`  gdb -nx -ex 'set architecture i386:x86-64' -ex 'target remote 127.0.0.1:${gdbPort}'`);
+      console.error(existsSync(elf)
+        ? `uvt run: then 'continue'; once the loader reports its load address, the add-symbol-file line for ${elf} follows here (see uvt run --help)`
+        : `uvt run: no symbol file at ${elf} (uvt build writes it beside the image)`);
     }
-    machine.onLine((l) => console.log(l.text));
+    // Symbolisation of panic and fault lines: needs the map and the load offset, which the loader's line gives.
+    const symbols = mapText === undefined ? undefined : parseSymbolMap(mapText);
+    const preferredBase = mapText === undefined ? undefined : imageBaseOf(mapText);
+    let loadOffset: bigint | undefined;
+    machine.onLine((l) => {
+      const loaded = LOADER_LINES.loadedAt.exec(l.text);
+      if (loaded && preferredBase !== undefined) {
+        const at = BigInt(loaded[1]!);
+        loadOffset = at - preferredBase;
+        if (gdbPort !== undefined && existsSync(elf)) console.error(`uvt run: image loaded at ${loaded[1]}; in gdb (Ctrl-C first if it is running): ${addSymbolFileCommand(elf, at, preferredBase)}`);
+      }
+      console.log(symbols && loadOffset !== undefined ? symbolizeLine(l.text, symbols, loadOffset) : l.text);
+    });
     // Ctrl-C or a SIGTERM stops QEMU with us and exits 128 + the signal's number, as a shell reports it (SIGKILL runs
     // no handler: QEMU then dies by its parent-death signal, qemu/machine.ts).
     let signalled: NodeJS.Signals | undefined;
