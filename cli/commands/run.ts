@@ -181,7 +181,7 @@ const command: Command = {
             console.error(`uvt run: ${describeExit(exit)} (the image states no success code: pass --expect-exit N)`);
             return exit.code;
           }
-          console.error(`uvt run: ${describeExit(exit)}: ${exit.code === success ? "success" : `failure (the image's success code is ${success})`}`);
+          console.error(`uvt run: ${describeExit(exit)}: ${exit.code === success ? "success" : `failure (the image's success code is ${success})`} after ${(machine.elapsedMs() / 1000).toFixed(1)} s`);
           return exit.code === success ? 0 : 1;
         case "shutdown":
           console.error(`uvt run: ${describeExit(exit)} without an exit code`);
