@@ -201,6 +201,17 @@ function queue(base: usize, len: u32, q: u32): usize {
 }
 
 /**
+ * The geometry the copy will use, read ONCE into locals by the caller: the peer may rewrite the header between
+ * queue()'s check and the copy (a timer interrupt can let it run in between), so the values used are checked again
+ * here, against the caller's own mapping length `len`, which the peer cannot write (channel-abi.md, "Fixed geometry").
+ */
+// @ts-ignore: decorator
+@inline function geometryOk(base: usize, len: u32, qh: usize, slots: u32, sigSize: u32, sigBase: u64, head: u32, tail: u32): bool {
+  return slots >= 2 && slots <= MAX_SLOTS && sigSize != 0 && sigSize <= MAX_SIGNAL_SIZE && sigBase <= <u64>len &&
+    <u64>(qh - base) + sigBase + <u64>slots * <u64>sigSize <= <u64>len && head < slots && tail < slots;
+}
+
+/**
  * Inserts the `signal_size` bytes at `src` into queue `q`. Returns 1 when the queue was empty (the caller signals
  * the other side: that is the only time it should), 0 when it was not, -1 when full (num_overflows counted).
  */
@@ -210,14 +221,16 @@ export function chan_insert(base: usize, len: u32, q: u32, src: usize): i32 {
   const slots = load<u32>(qh + Q_MAX_SLOTS);
   const head = load<u32>(qh + Q_HEAD);
   const tail = load<u32>(qh + Q_TAIL);
+  const sigSize = load<u32>(qh + Q_SIGNAL_SIZE);
+  const sigBase = load<u64>(qh + Q_SIG_BASE);
+  if (!geometryOk(base, len, qh, slots, sigSize, sigBase, head, tail)) return -<i32>BAD_QUEUE_ADDR;
   let next = head + 1;
   if (next == slots) next = 0;
   if (next == tail) {
     store<u64>(qh + Q_NUM_OVERFLOWS, load<u64>(qh + Q_NUM_OVERFLOWS) + 1);
     return CH_FULL_OR_EMPTY;
   }
-  const sigSize = load<u32>(qh + Q_SIGNAL_SIZE);
-  copy(qh + <usize>load<u64>(qh + Q_SIG_BASE) + next * sigSize, src, sigSize);
+  copy(qh + <usize>sigBase + next * sigSize, src, sigSize);
   hw_mfence(); // the slot is visible before the head that publishes it
   store<u64>(qh + Q_NUM_SENT, load<u64>(qh + Q_NUM_SENT) + 1);
   store<u32>(qh + Q_HEAD, next);
@@ -231,16 +244,19 @@ export function chan_insert(base: usize, len: u32, q: u32, src: usize): i32 {
 export function chan_remove(base: usize, len: u32, q: u32, dst: usize): i32 {
   const qh = queue(base, len, q);
   if (qh < CH_HEADER_SIZE) return -<i32>qh;
+  const slots = load<u32>(qh + Q_MAX_SLOTS);
   const head = load<u32>(qh + Q_HEAD);
   const tail = load<u32>(qh + Q_TAIL);
+  const sigSize = load<u32>(qh + Q_SIGNAL_SIZE);
+  const sigBase = load<u64>(qh + Q_SIG_BASE);
+  if (!geometryOk(base, len, qh, slots, sigSize, sigBase, head, tail)) return -<i32>BAD_QUEUE_ADDR;
   if (head == tail) {
     store<u64>(qh + Q_NUM_EMPTY, load<u64>(qh + Q_NUM_EMPTY) + 1);
     return CH_FULL_OR_EMPTY;
   }
   let next = tail + 1;
-  if (next == load<u32>(qh + Q_MAX_SLOTS)) next = 0;
-  const sigSize = load<u32>(qh + Q_SIGNAL_SIZE);
-  copy(dst, qh + <usize>load<u64>(qh + Q_SIG_BASE) + next * sigSize, sigSize);
+  if (next == slots) next = 0;
+  copy(dst, qh + <usize>sigBase + next * sigSize, sigSize);
   hw_mfence(); // the slot has been read before it is handed back
   store<u64>(qh + Q_NUM_RECEIVED, load<u64>(qh + Q_NUM_RECEIVED) + 1);
   store<u32>(qh + Q_TAIL, next);
@@ -254,6 +270,7 @@ export function chan_pending(base: usize, len: u32, q: u32): i32 {
   const slots = load<u32>(qh + Q_MAX_SLOTS);
   const head = load<u32>(qh + Q_HEAD);
   const tail = load<u32>(qh + Q_TAIL);
+  if (slots < 2 || slots > MAX_SLOTS || head >= slots || tail >= slots) return -<i32>BAD_QUEUE_ADDR;
   return <i32>(head >= tail ? head - tail : head + slots - tail);
 }
 
