@@ -25,9 +25,10 @@ export type PartitionKind = (typeof PARTITION_KINDS)[number];
  * What a test guest does wrong on the machine (partitions/programs.ts builds each; examples/ultravisor-containment.yaml
  * and ultravisor-isolation.yaml): the containment faults, "wasm-oob" (the AssemblyScript guest's), the isolation
  * attacks "exec-stack", "exec-data" (NX), "sgdt" (UMIP), and "sse-a"/"sse-b", the pair of guests that watch for each
- * other's extended state (test/hw/isolation.test.ts).
+ * other's extended state (test/hw/isolation.test.ts), and "flood-command", a guest that loops the refused COMMAND
+ * hypercall as fast as it can (the audit log's rate limit, test/hw/audit-flood.test.ts).
  */
-export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b"] as const;
+export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;

@@ -74,8 +74,15 @@ export function assembleGuest(opts: GuestOptions): Assembler {
     a.mov(r15, rax).neg(r15);
     consoleLine(a, "command hypercall refused: result -", { dec: (x) => x.mov(rax, r15) });
   }
+  // flood-command: every pass of the loop is a refused COMMAND hypercall, so "work" counts refusals (the audit log's
+  // rate limit must hold them to a few lines while the guest keeps its quanta and the others their output).
+  const flood = opts.fault?.kind === "flood-command";
   const loop = a.here();
   a.inc(r14);
+  if (flood) {
+    a.xor(ecx, ecx);
+    hypercall(a, HC.command);
+  }
   hypercall(a, HC.time);
   a.mov(rbx, rax).sub(rax, r13).cmp(rax, opts.period).jb(loop);
   a.mov(r13, rbx).inc(r12);
@@ -83,7 +90,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.mov(r15, rax);
   consoleLine(a, "tick ", { dec: (x) => x.mov(rax, r12) }, " quantum ", { dec: (x) => x.mov(rax, r13) }, " work ", { dec: (x) => x.mov(rax, r14) },
     " checksum ", { hex: (x) => x.mov(rax, r15) });
-  if (opts.fault) {
+  if (opts.fault && !flood) {
     const f = opts.fault;
     a.cmp(r12, f.afterLines).jb(loop);
     consoleLine(a, `about to fault: ${f.kind}`);
@@ -121,6 +128,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
         break;
       case "sse-a":
       case "sse-b":
+      case "flood-command":
         break;
     }
     consoleLine(a, "still running after the fault: containment failed");
