@@ -44,6 +44,8 @@ export interface UltravisorImageOptions {
   /** Test builds: bytes the boot believes a state page has for extended state (a smaller CPU save area is refused). */
   xstateSpace?: number;
   espSizeMiB?: number;
+  /** Test builds: the seed of the fuzz guests' PRNG (each fuzz guest mixes in its partition number). */
+  fuzzSeed?: bigint;
 }
 
 export interface BuiltPartition {
@@ -183,6 +185,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
           ...(spec.fault ? { fault: { kind: spec.fault, afterLines: spec.faultAfter ?? 2 } } : {}),
           ...(spec.probeCommand ? { probeCommand: true } : {}),
           ...(spec.benchHypercalls ? { benchHypercalls: spec.benchHypercalls } : {}),
+          ...(opts.fuzzSeed !== undefined ? { fuzzSeed: BigInt.asUintN(64, opts.fuzzSeed ^ (BigInt(partitionNumber(i)) * 0x9e37_79b9_7f4a_7c15n)) } : {}),
         });
     return { spec, number: partitionNumber(i), packed: packPartition(program, { name: spec.name, number: partitionNumber(i), slots }) };
   });
