@@ -90,6 +90,16 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   if (fuzz) {
     a.mov(rax, BigInt.asUintN(64, opts.fuzzSeed ?? 1n) || 1n).mov(qword(L("p_fuzz_state")), rax);
     consoleLine(a, `${opts.fault!.kind} seed `, { hex: (x) => x.mov(rax, qword(L("p_fuzz_state"))) });
+    if (opts.fault!.kind === "fuzz-channel") {
+      // The seed line must be out before the scribbling can break the console: wait (yielding) until the I/O partition
+      // has taken it — queue 0's head equals its tail (queue header at ch_space_offset 128, head +60, tail +72).
+      const drained = a.here();
+      hypercall(a, HC.yield);
+      a.mov(rax, windowAddress(WIN.slot(0)));
+      a.mov(ecx, dword(rax, 128 + 60)).cmp(ecx, dword(rax, 128 + 72)).jne(drained);
+      hypercall(a, HC.time);
+      a.mov(r13, rax);
+    }
   }
   if (canary) {
     // The pattern: each qword is its own address xor a constant, so a copy from elsewhere does not pass either.
