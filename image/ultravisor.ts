@@ -46,6 +46,8 @@ export interface UltravisorImageOptions {
   espSizeMiB?: number;
   /** Called at the end of each stage of a build with its name (uvt build prints them with timings on stderr). */
   progress?: (step: string) => void;
+  /** Test builds: the seed of the fuzz guests' PRNG (each fuzz guest mixes in its partition number). */
+  fuzzSeed?: bigint;
 }
 
 export interface BuiltPartition {
@@ -188,6 +190,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
           ...(spec.fault ? { fault: { kind: spec.fault, afterLines: spec.faultAfter ?? 2 } } : {}),
           ...(spec.probeCommand ? { probeCommand: true } : {}),
           ...(spec.benchHypercalls ? { benchHypercalls: spec.benchHypercalls } : {}),
+          ...(opts.fuzzSeed !== undefined ? { fuzzSeed: BigInt.asUintN(64, opts.fuzzSeed ^ (BigInt(partitionNumber(i)) * 0x9e37_79b9_7f4a_7c15n)) } : {}),
         });
     return { spec, number: partitionNumber(i), packed: packPartition(program, { name: spec.name, number: partitionNumber(i), slots }) };
   });

@@ -1,11 +1,21 @@
 // Ring-0 console of the ultravisor (generated code): a log buffer that monitor code appends to, flushed to COM1
-// either at once (during boot, before any partition runs) or at a timer tick when the I/O partition is not in the
-// middle of writing a line (so a fault report never splits a guest's line). Also decimal/hex formatting helpers.
+// either at once (during boot, before any partition runs, and at the end of a run) or drained a bounded number of
+// bytes per timer tick when the I/O partition is not in the middle of writing a line (so a fault report never splits
+// a guest's line). The buffer takes whole lines only: a line that does not fit is dropped and counted, never cut
+// (docs/specs/hypercall-abi.md, Audit records). Also decimal/hex formatting helpers.
 // Routines follow the System V register roles: arguments in rdi/rsi, rax rcx rdx rsi rdi r8–r11 clobbered.
-import { Assembler, type Label, al, byte, cl, dil, dl, dx, eax, ecx, edi, edx, ptr, qword, r8, r8d, r9, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cl, dil, dl, dx, eax, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import { COM1 } from "./layout.ts";
 
 const LOG_BYTES = 16384;
+/**
+ * Bytes the timer tick may hand COM1 at most (k_drain): it writes only while the transmitter holding register is
+ * empty and never waits for it, so a slow UART costs a tick a few port reads, not a busy wait with interrupts off;
+ * the budget only bounds the tick when the UART takes bytes as fast as they come (an emulated one). It is large
+ * enough that under QEMU a tick writes out everything the monitor logged in the quantum before, so the monitor's line
+ * about a hypercall precedes what the caller prints after it (test/hw/ultravisor.test.ts reads the start lines so).
+ */
+export const DRAIN_BYTES = 4096;
 
 /** A value to print: a string literal, or an instruction sequence that leaves the value in rdi plus its format. */
 export type Part = string | { dec: (a: Assembler) => void } | { hex: (a: Assembler) => void } | { str: (a: Assembler) => void };
@@ -49,24 +59,32 @@ export function emitConsole(a: Assembler): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(16);
-  a.bind(L("g_loglen"));
-  a.zero(8);
+  // g_loglen: bytes appended (including the line being built); g_logline: end of the last whole line; g_logread:
+  // bytes of the whole lines already written to COM1; g_logtrunc: the line being built did not fit; g_logdropped:
+  // lines dropped for want of space (reported in the summary).
+  for (const n of ["g_loglen", "g_logline", "g_logread", "g_logtrunc", "g_logdropped"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
   a.bind(L("g_direct"));
   a.zero(8);
   a.bind(L("g_logbuf"));
   a.zero(LOG_BYTES);
   a.section(".text");
 
-  // k_putc(dil): appends one byte; a full buffer drops bytes rather than overwrite (the tail of a flood is lost).
+  // k_putc(dil): appends one byte of the line being built. The last two bytes of the buffer are kept for the line's
+  // CR LF; when the byte does not fit, the line is marked truncated and k_endline drops it whole.
   a.bind(L("k_putc"));
   {
     const full = a.label();
     a.mov(rax, qword(L("g_loglen")));
-    a.cmp(rax, LOG_BYTES).jae(full);
+    a.cmp(rax, LOG_BYTES - 2).jae(full);
     a.lea(rcx, ptr(L("g_logbuf")));
     a.mov(byte({ base: rcx, index: rax, scale: 1 }), dil);
     a.inc(rax).mov(qword(L("g_loglen")), rax);
-    a.bind(full).ret();
+    a.ret();
+    a.bind(full);
+    a.mov(qword(L("g_logtrunc")), 1).ret();
   }
 
   // k_puts(rsi): NUL-terminated string.
@@ -77,11 +95,14 @@ export function emitConsole(a: Assembler): void {
     a.movzx(edx, byte(rsi));
     a.test(dl, dl).jz(done);
     a.mov(rax, qword(L("g_loglen")));
-    a.cmp(rax, LOG_BYTES).jae(done);
+    const full = a.label();
+    a.cmp(rax, LOG_BYTES - 2).jae(full);
     a.lea(rcx, ptr(L("g_logbuf")));
     a.mov(byte({ base: rcx, index: rax, scale: 1 }), dl);
     a.inc(rax).mov(qword(L("g_loglen")), rax);
     a.inc(rsi).jmp(next);
+    a.bind(full);
+    a.mov(qword(L("g_logtrunc")), 1);
     a.bind(done).ret();
   }
 
@@ -124,33 +145,71 @@ export function emitConsole(a: Assembler): void {
   a.ascii("0123456789abcdef");
   a.section(".text");
 
-  // k_endline: CR LF; flushed at once while g_direct is set (boot, summary), else left for the timer tick.
+  // k_endline: ends the line being built: CR LF (space kept by k_putc) and the line becomes whole, or, when it did not
+  // fit, it is taken back out of the buffer and counted. Flushed at once while g_direct is set (boot, summary), else
+  // left for the timer tick's k_drain.
   a.bind(L("k_endline"));
   {
-    a.mov(edi, 13).call(L("k_putc"));
-    a.mov(edi, 10).call(L("k_putc"));
     const keep = a.label();
-    a.cmp(qword(L("g_direct")), 0).je(keep);
+    const fits = a.label();
+    a.mov(rax, qword(L("g_loglen")));
+    a.cmp(qword(L("g_logtrunc")), 0).je(fits);
+    a.mov(rax, qword(L("g_logline"))).mov(qword(L("g_loglen")), rax);
+    a.mov(qword(L("g_logtrunc")), 0);
+    a.inc(qword(L("g_logdropped")));
+    a.jmp(keep);
+    a.bind(fits);
+    a.lea(rcx, ptr(L("g_logbuf")));
+    a.mov(byte({ base: rcx, index: rax, scale: 1 }), 13);
+    a.mov(byte({ base: rcx, index: rax, scale: 1, disp: 1 }), 10);
+    a.add(rax, 2).mov(qword(L("g_loglen")), rax).mov(qword(L("g_logline")), rax);
+    a.bind(keep);
+    const drained = a.label();
+    a.cmp(qword(L("g_direct")), 0).je(drained);
     a.call(L("k_flush"));
-    a.bind(keep).ret();
+    a.bind(drained).ret();
   }
 
-  // k_flush: writes the buffer to COM1, polling the line status register before each byte.
+  // k_flush: writes every whole line to COM1, polling the line status register before each byte (boot, panic, end of
+  // run: no partition is waiting for its quantum).
   a.bind(L("k_flush"));
+  a.mov(r9d, 1).mov(r8, 0x7fff_ffff);
+  a.jmp(L("k_write"));
+
+  // k_drain: the timer tick's share, without waiting: writes bytes of whole lines while the transmitter holding
+  // register is empty, up to the first line end after DRAIN_BYTES (so a line is cut between ticks only when the UART
+  // itself is busy; the dispatcher then holds the I/O partition back until the line is out: monitor-gen/entry.ts).
+  a.bind(L("k_drain"));
+  a.xor(r9d, r9d).mov(r8d, DRAIN_BYTES);
+  a.bind(L("k_write"));
   {
+    // r8 = byte budget, r9 = 1: wait for the UART (k_flush), 0: stop as soon as it is busy (k_drain).
     a.lea(rsi, ptr(L("g_logbuf")));
-    a.mov(rcx, qword(L("g_loglen")));
+    a.mov(rcx, qword(L("g_logread")));
     const next = a.here();
     const done = a.label();
-    a.test(rcx, rcx).jz(done);
+    const go = a.label();
+    a.cmp(rcx, qword(L("g_logline"))).jae(done);
+    a.test(r8, r8).jg(go);
+    a.cmp(byte({ base: rsi, index: rcx, scale: 1, disp: -1 }), 10).je(done); // budget spent: stop at a line end
+    a.bind(go);
     a.mov(dx, COM1 + 5);
     const wait = a.here();
-    a.in(al, dx).test(al, 0x20).jz(wait);
-    a.mov(dx, COM1).mov(al, byte(rsi)).out(dx, al);
-    a.inc(rsi).dec(rcx).jmp(next);
+    const ready = a.label();
+    a.in(al, dx).test(al, 0x20).jnz(ready);
+    a.test(r9, r9).jnz(wait);
+    a.jmp(done);
+    a.bind(ready);
+    a.mov(dx, COM1).mov(al, byte({ base: rsi, index: rcx, scale: 1 })).out(dx, al);
+    a.inc(rcx).dec(r8).jmp(next);
     a.bind(done);
-    a.mov(qword(L("g_loglen")), 0);
-    a.ret();
+    a.mov(qword(L("g_logread")), rcx);
+    // Everything written and no line being built: the buffer starts over.
+    const partial = a.label();
+    a.cmp(rcx, qword(L("g_loglen"))).jne(partial);
+    a.xor(ecx, ecx);
+    a.mov(qword(L("g_logread")), rcx).mov(qword(L("g_logline")), rcx).mov(qword(L("g_loglen")), rcx);
+    a.bind(partial).ret();
   }
 }
 

@@ -5,7 +5,7 @@
 import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
-import { COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
+import { AUDIT, COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
 import { emitExit } from "./paging.ts";
 import { emitCpu, emitXstateSwitch } from "./cpu.ts";
 
@@ -44,7 +44,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
-  for (const n of ["g_current", "g_idle", "g_io", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries", "g_probe_t0", "g_probe_min", "g_probe_sum", "g_probe_n"]) {
+  for (const n of ["g_current", "g_idle", "g_io", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries", "g_probe_t0", "g_probe_min", "g_probe_sum", "g_probe_n", "g_io_held"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -136,6 +136,10 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0); // EOI
     account();
     a.inc(qword(L("g_quantum")));
+    const inWindow = a.label();
+    a.test(qword(L("g_quantum")), AUDIT.windowQuanta - 1).jnz(inWindow);
+    a.call(L("audit_report"));
+    a.bind(inWindow);
     a.call(L("maybe_flush"));
     if (cfg.runQuanta > 0) {
       a.cmp(qword(L("g_quantum")), cfg.runQuanta).jae(L("on_finish"));
@@ -150,7 +154,18 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.mov(rdi, qword({ base: rcx, index: rax, scale: 8 }));
     a.test(rdi, rdi).jz(idle);
     a.cmp(dword(rdi, SP.state), STATE.ready).jne(idle); // failed, or waiting for its definition
+    // The UART was busy in the middle of one of the monitor's lines (k_drain): the I/O partition, which writes COM1
+    // itself, waits until that line is out, so the two never interleave.
+    const go = a.label();
+    a.cmp(rdi, qword(L("g_io"))).jne(go);
+    a.mov(rax, qword(L("g_logread"))).test(rax, rax).jz(go);
+    a.lea(rcx, ptr(L("g_logbuf")));
+    const held = a.label();
+    a.cmp(byte({ base: rcx, index: rax, scale: 1, disp: -1 }), 10).jne(held);
+    a.bind(go);
     a.jmp(L("switch_to"));
+    a.bind(held);
+    a.inc(qword(L("g_io_held")));
     a.bind(idle);
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }
@@ -171,7 +186,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
       a.ret();
     }
     a.bind(flush);
-    a.jmp(L("k_flush"));
+    a.jmp(L("k_drain"));
     a.bind(done).ret();
   }
 
@@ -223,6 +238,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.jmp(back);
     a.bind(denied);
     ret(HC_ERR.denied);
+    a.call(L("audit_admit")).test(eax, eax).jz(back);
     kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": command channel submission refused");
     a.jmp(back);
 
@@ -250,9 +266,53 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
       a.jmp(back);
       a.bind(startDenied);
       ret(HC_ERR.denied);
+      a.call(L("audit_admit")).test(eax, eax).jz(back);
       kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": start refused (only the ultravisor partition starts partitions)");
       a.jmp(back);
     }
+  }
+
+  // ---- audit records of refused hypercalls (docs/specs/hypercall-abi.md, Audit records) ---------------------------
+  // A partition that loops a refused hypercall must not flood the log nor, through it, the other partitions' time:
+  // each partition gets AUDIT.lines lines per window of AUDIT.windowQuanta quanta; further refusals in the window are
+  // counted in its state page and reported as one line when the window ends (on_timer) or at the summary.
+  // audit_admit(rbp = the refused partition's state page) → eax = 1: print the record, 0: counted instead.
+  a.bind(L("audit_admit"));
+  {
+    const same = a.label();
+    const suppress = a.label();
+    a.mov(rax, qword(L("g_quantum"))).shr(rax, Math.log2(AUDIT.windowQuanta));
+    a.cmp(rax, qword(rbp, SP.auditWindow)).je(same);
+    a.mov(qword(rbp, SP.auditWindow), rax);
+    a.mov(qword(rbp, SP.auditLines), 0);
+    a.bind(same);
+    a.cmp(qword(rbp, SP.auditLines), AUDIT.lines).jae(suppress);
+    a.inc(qword(rbp, SP.auditLines));
+    a.mov(eax, 1).ret();
+    a.bind(suppress);
+    a.inc(qword(rbp, SP.auditSuppressed));
+    a.xor(eax, eax).ret();
+  }
+
+  // audit_report: one "suppressed" line for every partition with refusals counted but not printed; the counts restart.
+  a.bind(L("audit_report"));
+  {
+    a.push(rbx).push(r12).push(r13);
+    a.xor(r12d, r12d);
+    const next = a.here();
+    const done = a.label();
+    const quiet = a.label();
+    a.cmp(r12, qword(L("g_partition_count"))).jae(done);
+    a.mov(rax, r12).shl(rax, 6).lea(rbx, ptr(L("g_partitions"))).add(rbx, rax);
+    a.mov(r13, qword(rbx, 40));
+    a.mov(rax, qword(r13, SP.auditSuppressed)).test(rax, rax).jz(quiet);
+    kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, ": ", { dec: (x) => x.mov(rdi, qword(r13, SP.auditSuppressed)) },
+      " more refused hypercalls suppressed");
+    a.mov(qword(r13, SP.auditSuppressed), 0);
+    a.bind(quiet);
+    a.inc(r12).jmp(next);
+    a.bind(done);
+    a.pop(r13).pop(r12).pop(rbx).ret();
   }
 
   // do_signal(rbp = caller's state page, rcx = slot) → rax: sets the peer's pending bit for its slot of the channel.
@@ -316,6 +376,15 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     }
     a.mov(qword(L("g_direct")), 1);
     a.call(L("k_flush"));
+    a.call(L("audit_report"));
+    const whole = a.label();
+    a.cmp(qword(L("g_logdropped")), 0).je(whole);
+    kline(a, "ultravisor: log: ", { dec: (x) => x.mov(rdi, qword(L("g_logdropped"))) }, " lines dropped whole (the log buffer was full)");
+    a.bind(whole);
+    const neverHeld = a.label();
+    a.cmp(qword(L("g_io_held")), 0).je(neverHeld);
+    kline(a, "ultravisor: log: the I/O partition waited ", { dec: (x) => x.mov(rdi, qword(L("g_io_held"))) }, " quanta for a line the UART had not taken");
+    a.bind(neverHeld);
     if (cfg.probes) {
       kline(a, "ultravisor: probe: timer switch between probes min ", { dec: (x) => x.mov(rdi, qword(L("g_probe_min"))) }, " sum ", { dec: (x) => x.mov(rdi, qword(L("g_probe_sum"))) },
         " count ", { dec: (x) => x.mov(rdi, qword(L("g_probe_n"))) });

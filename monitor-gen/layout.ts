@@ -26,6 +26,12 @@ export const SP = {
   started: 0x58,
   /** The partition's number in the resource database (its descriptor page); 0 before it is created. */
   descriptor: 0x60,
+  /** Audit rate limit (docs/specs/hypercall-abi.md, Audit records): the window (quantum / AUDIT.windowQuanta) counted. */
+  auditWindow: 0x68,
+  /** Refusals recorded as lines in that window. */
+  auditLines: 0x70,
+  /** Refusals counted but not printed since the last "suppressed" line. */
+  auditSuppressed: 0x78,
   /** Slot k: u64 peer state page (0 = empty), u64 peer slot. */
   slots: 0x80,
   /** The partition's data-segment selectors ds, es, fs, gs (u16 each), saved and restored on every switch. */
@@ -95,6 +101,8 @@ export const MAX_NUMBER = 64;
 // ---- hypercalls ---------------------------------------------------------------------------------------------------
 export const HYPERCALL_VECTOR = 0x80;
 export const HC = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5 } as const;
+/** Audit records of refused hypercalls: at most `lines` lines per partition per window of `windowQuanta` quanta. */
+export const AUDIT = { windowQuanta: 64, lines: 4 } as const;
 export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3, refused: -4 } as const;
 
 // ---- interrupts ---------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 // channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
-import { Assembler, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, ebx, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { CMDCHAN, COM1, HC, SEL, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
@@ -31,7 +31,12 @@ export interface GuestOptions {
    * the same frame around 50 nops; under QEMU -icount shift=0 both are instruction counts (bench only).
    */
   benchHypercalls?: number;
+  /** Seed of the fuzz-hypercall and fuzz-channel guests' PRNG (xorshift64; test builds), printed as their first line. */
+  fuzzSeed?: bigint;
 }
+
+/** Pages of the canary guest's pattern (in its .bss, inside its window). */
+export const CANARY_PAGES = 1;
 
 /** Nops in the calibration frame of the hypercall bench. */
 export const BENCH_NOPS = 50;
@@ -74,16 +79,102 @@ export function assembleGuest(opts: GuestOptions): Assembler {
     a.mov(r15, rax).neg(r15);
     consoleLine(a, "command hypercall refused: result -", { dec: (x) => x.mov(rax, r15) });
   }
+  // flood-command: every pass of the loop is a refused COMMAND hypercall, so "work" counts refusals (the audit log's
+  // rate limit must hold them to a few lines while the guest keeps its quanta and the others their output).
+  const flood = opts.fault?.kind === "flood-command";
+  // The fuzzers (test/hw/fuzz.test.ts): every pass of the loop is one random hypercall (fuzz-hypercall) or a random
+  // value written into a channel header of its window (fuzz-channel) followed by a SIGNAL of a random slot. The PRNG is xorshift64 from the build's seed, printed first.
+  const fuzz = opts.fault?.kind === "fuzz-hypercall" || opts.fault?.kind === "fuzz-channel";
+  const canary = opts.fault?.kind === "canary";
+  const passive = flood || fuzz || canary;
+  if (fuzz) {
+    a.mov(rax, BigInt.asUintN(64, opts.fuzzSeed ?? 1n) || 1n).mov(qword(L("p_fuzz_state")), rax);
+    consoleLine(a, `${opts.fault!.kind} seed `, { hex: (x) => x.mov(rax, qword(L("p_fuzz_state"))) });
+    if (opts.fault!.kind === "fuzz-channel") {
+      // The seed line must be out before the scribbling can break the console: wait (yielding) until the I/O partition
+      // has taken it — queue 0's head equals its tail (queue header at ch_space_offset 128, head +60, tail +72).
+      const drained = a.here();
+      hypercall(a, HC.yield);
+      a.mov(rax, windowAddress(WIN.slot(0)));
+      a.mov(ecx, dword(rax, 128 + 60)).cmp(ecx, dword(rax, 128 + 72)).jne(drained);
+      hypercall(a, HC.time);
+      a.mov(r13, rax);
+    }
+  }
+  if (canary) {
+    // The pattern: each qword is its own address xor a constant, so a copy from elsewhere does not pass either.
+    a.lea(rdi, ptr(L("p_canary"))).mov(ecx, (CANARY_PAGES * 4096) / 8);
+    const fill = a.here();
+    a.mov(rax, 0x5a5a_1234_c3c3_8765n).xor(rax, rdi).mov(qword(rdi), rax);
+    a.add(rdi, 8).dec(ecx).jnz(fill);
+  }
   const loop = a.here();
   a.inc(r14);
+  if (flood) {
+    a.xor(ecx, ecx);
+    hypercall(a, HC.command);
+  }
+  if (opts.fault?.kind === "fuzz-hypercall") {
+    // Numbers: three passes in four a defined one (0–7, so each handler sees random arguments), else any 64 bits.
+    const small = a.label();
+    a.call(L("p_rand")).mov(rbx, rax);
+    a.call(L("p_rand")).mov(rcx, rax);
+    a.call(L("p_rand")).mov(rdx, rax);
+    a.call(L("p_rand")).mov(r8, rax);
+    a.mov(rax, rbx).test(eax, 0x300).jnz(small);
+    a.shr(rbx, 16);
+    a.bind(small);
+    // YIELD ends the quantum: one draw in eight of those makes it, the others become TIME, to keep calls coming.
+    const call = a.label();
+    a.and(ebx, 7).jnz(call);
+    a.test(eax, 0x7000).jz(call);
+    a.mov(ebx, HC.time);
+    a.bind(call);
+    a.mov(rax, rbx);
+    a.int(0x80);
+  }
+  if (opts.fault?.kind === "fuzz-channel") {
+    // Once its first tick line is out: a random value (every other time a small one, as plausible geometry) at a
+    // random 8-byte offset of the first 512 bytes (channel header and queue headers) of a random slot the info page
+    // lists — on bare metal a guest's only channel is its console, so this is the client side of a channel the I/O
+    // partition serves — then a SIGNAL of a random slot 0–15.
+    const skip = a.label();
+    const big = a.label();
+    a.cmp(r12, 1).jb(skip);
+    a.call(L("p_rand")).mov(rbx, rax);
+    a.mov(rcx, rbx).and(ecx, 15);
+    a.mov(rax, windowAddress(WIN.info)).cmp(rcx, qword(rax, 8)).jae(skip); // INFO.slots: slots in use
+    a.mov(rax, rcx).shl(rax, 12).mov(rdx, windowAddress(WIN.slot(0))).add(rax, rdx);
+    a.mov(rdx, rbx).shr(rdx, 8).and(edx, 0x1f8).add(rax, rdx);
+    a.push(rax).call(L("p_rand")).pop(rdx);
+    a.test(ebx, 1 << 20).jz(big);
+    a.and(eax, 0xfff);
+    a.bind(big);
+    a.mov(qword(rdx), rax);
+    a.bind(skip);
+    a.call(L("p_rand")).and(eax, 15).mov(ecx, eax);
+    hypercall(a, HC.signal);
+  }
   hypercall(a, HC.time);
   a.mov(rbx, rax).sub(rax, r13).cmp(rax, opts.period).jb(loop);
   a.mov(r13, rbx).inc(r12);
+  if (canary) {
+    const intact = a.label();
+    a.lea(rdi, ptr(L("p_canary"))).mov(ecx, (CANARY_PAGES * 4096) / 8);
+    const check = a.here();
+    a.mov(rax, 0x5a5a_1234_c3c3_8765n).xor(rax, rdi).cmp(rax, qword(rdi)).jne(L("p_canary_bad"));
+    a.add(rdi, 8).dec(ecx).jnz(check);
+    a.jmp(intact);
+    a.bind(L("p_canary_bad"));
+    a.mov(rbx, rdi);
+    consoleLine(a, "canary damaged at ", { hex: (x) => x.mov(rax, rbx) });
+    a.bind(intact);
+  }
   a.call(L("checksum"));
   a.mov(r15, rax);
   consoleLine(a, "tick ", { dec: (x) => x.mov(rax, r12) }, " quantum ", { dec: (x) => x.mov(rax, r13) }, " work ", { dec: (x) => x.mov(rax, r14) },
     " checksum ", { hex: (x) => x.mov(rax, r15) });
-  if (opts.fault) {
+  if (opts.fault && !passive) {
     const f = opts.fault;
     a.cmp(r12, f.afterLines).jb(loop);
     consoleLine(a, `about to fault: ${f.kind}`);
@@ -121,6 +212,10 @@ export function assembleGuest(opts: GuestOptions): Assembler {
         break;
       case "sse-a":
       case "sse-b":
+      case "flood-command":
+      case "fuzz-hypercall":
+      case "fuzz-channel":
+      case "canary":
         break;
     }
     consoleLine(a, "still running after the fault: containment failed");
@@ -138,7 +233,28 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.inc(rsi).jmp(next);
   a.bind(done).ret();
 
+  if (fuzz) {
+    // p_rand → rax: xorshift64 (Marsaglia 2003); rdx clobbered.
+    a.bind(L("p_rand"));
+    a.mov(rax, qword(L("p_fuzz_state")));
+    a.mov(rdx, rax).shl(rdx, 13).xor(rax, rdx);
+    a.mov(rdx, rax).shr(rdx, 7).xor(rax, rdx);
+    a.mov(rdx, rax).shl(rdx, 17).xor(rax, rdx);
+    a.mov(qword(L("p_fuzz_state")), rax).ret();
+  }
   emitRuntime(a);
+  if (fuzz) {
+    a.section(".bss");
+    a.align(8);
+    a.bind(L("p_fuzz_state"));
+    a.zero(8);
+  }
+  if (canary) {
+    a.section(".bss");
+    a.align(4096);
+    a.bind(L("p_canary"));
+    a.zero(CANARY_PAGES * 4096);
+  }
   if (opts.fault?.kind === "exec-data" || opts.fault?.kind === "sgdt") {
     a.section(".bss");
     a.align(16);

@@ -41,9 +41,25 @@ export class SparseImage {
 
   /** Writes the image to `path` via a temporary file in the same directory and an atomic rename. */
   async writeTo(path: string): Promise<void> {
+    const tmp = await this.writeTemp(path);
+    try {
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw SparseImage.failure(path, tmp, err);
+    }
+  }
+
+  /**
+   * The first half of writeTo: writes the image to a temporary file beside `path` and returns its name, for callers
+   * that rename a set of files into place together (image/efi-image.ts). On failure the temporary file is removed.
+   */
+  async writeTemp(path: string): Promise<string> {
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+    let created = false;
     try {
       const fh = await open(tmp, "wx");
+      created = true;
       try {
         await fh.truncate(this.size);
         const sorted = [...this.extents].sort((a, b) => a.offset - b.offset);
@@ -57,12 +73,17 @@ export class SparseImage {
       } finally {
         await fh.close();
       }
-      await rename(tmp, path);
+      return tmp;
     } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      // The temporary name means nothing to the user: report the target, keep the errno code for callers.
-      const e = err as NodeJS.ErrnoException;
-      throw Object.assign(new Error(`cannot write ${path}: ${e.message.split(tmp).join(path)}`), { code: e.code });
+      // Only a file this call created is removed: "wx" failing means the name belongs to someone else.
+      if (created) await unlink(tmp).catch(() => undefined);
+      throw SparseImage.failure(path, tmp, err);
     }
+  }
+
+  /** The temporary name means nothing to the user: report the target, keep the errno code for callers. */
+  private static failure(path: string, tmp: string, err: unknown): Error {
+    const e = err as NodeJS.ErrnoException;
+    return Object.assign(new Error(`cannot write ${path}: ${e.message.split(tmp).join(path)}`), { code: e.code });
   }
 }
