@@ -165,8 +165,14 @@ export function emitSvm(a: Assembler): void {
     a.mov(rax, r12);
     for (const [n, r] of Object.entries(GREGS)) a.mov(r, qword(rax, VM.gpr(n)));
     a.mov(rax, qword(rax, VM.vmcb));
+    // IF = 1 under GIF = 0: nothing is delivered here, but with V_INTR_MASKING the host IF that VMRUN saves is what
+    // lets a physical interrupt (our timer) reach the guest's INTR intercept; with IF = 0 a guest that never exits
+    // would keep the processor (the cli-spin test caught exactly that).
+    a.sti();
     raw([0x0f, 0x01, 0xd8]); // vmrun rax
-    // #VMEXIT: rax = the VMCB again (host state), every other register the guest's; GIF = 0, IF = 0.
+    // #VMEXIT: rax = the VMCB again (host state), every other register the guest's; GIF = 0, IF = 1 (as saved): IF
+    // is cleared before GIF is set again, so the pending timer waits for the window.
+    a.cli();
     a.mov(rax, qword(L("g_current"))).mov(rax, qword(rax, SP.svmPage));
     for (const [n, r] of Object.entries(GREGS)) a.mov(qword(rax, VM.gpr(n)), r);
     a.mov(rbx, qword(L("g_current"))).mov(r12, qword(rbx, SP.svmPage)).mov(r13, qword(rbx, SP.svmVmcb));
