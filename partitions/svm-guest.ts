@@ -279,10 +279,12 @@ function probe(a: Assembler, kind: VmKind, line: (...p: Array<string | { dec: ()
       return;
     }
     case "svme-clear": {
+      // Its own view: SVME set, read back, then cleared, read back; the real EFER.SVME never moves.
+      a.mov(ecx, 0xc000_0080).rdmsr().bts(eax, 12).wrmsr();
       a.mov(ecx, 0xc000_0080).rdmsr().mov(r12d, eax);
       a.btr(eax, 12).wrmsr();
       a.mov(ecx, 0xc000_0080).rdmsr().mov(r13, rax);
-      line("EFER ", { hex: () => a.mov(rax, r12) }, " cleared SVME: now ", { hex: () => a.mov(rax, r13) }, "; still running");
+      line("EFER with SVME set ", { hex: () => a.mov(rax, r12) }, ", cleared ", { hex: () => a.mov(rax, r13) }, "; still running");
       return;
     }
   }
