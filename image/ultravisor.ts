@@ -208,7 +208,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     probes: config.probes === true,
     ...(opts.xstateSpace !== undefined ? { xstateSpace: opts.xstateSpace } : {}),
   });
-  if (parts.some((p) => p.vm)) emitSvm(a);
+  emitSvm(a); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
