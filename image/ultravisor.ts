@@ -318,8 +318,9 @@ function shortAllotmentNumber(parts: PartitionSpec[], name: string): number {
 
 /** Quanta before the end of a finite run at which the ultravisor partition sends its summary (0: at once). It gets
  * 1/16 of the processor and waits for the I/O partition after every 8 of its ~40 lines: 160 quanta proved too few
- * on a loaded host under TCG, where a quantum runs fewer instructions. */
-const SUMMARY_LEAD_QUANTA = 320;
+ * on a loaded host under TCG, where a quantum runs fewer instructions, and 320 too few once the virtualized guest V
+ * shares the I/O partition's console throughput (its last summary lines were cut off by the end of the run). */
+const SUMMARY_LEAD_QUANTA = 400;
 export function summaryQuantum(runQuanta: number): number {
   return Math.max(0, runQuanta - SUMMARY_LEAD_QUANTA);
 }
