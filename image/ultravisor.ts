@@ -15,6 +15,7 @@ import { CREC, emitLead } from "../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
 import { emitPaging } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
+import { SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
 import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../partitions/config.ts";
@@ -216,6 +217,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   });
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
+  if (parts.some((p) => p.vm)) a.asciz(SVM_IMAGE_MARKER); // uvt run: KVM must offer nested SVM (qemu/accel.ts)
   a.align(4096);
   a.bind(L("g_chan_template"));
   a.db(template);

@@ -59,3 +59,7 @@ export const VM = {
   },
   dr: 0x80, vmcb: 0xa0, shadowSvme: 0xa8, absent: 0xb0, lineLen: 0xb8, reqid: 0xc0, exits: 0xc8, line: 0x100,
 } as const;
+
+/** Bytes the image builder embeds when the image holds a hardware-virtualized partition; qemu/accel.ts (a lower layer,
+ * which imports nothing of ours) keeps the same text to find it (test/svm-marker.test.ts checks they agree). */
+export const SVM_IMAGE_MARKER = "ultravisor-image: hardware-virtualized partitions (SVM with nested paging)";
