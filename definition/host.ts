@@ -36,9 +36,10 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
  * are test-only probes (test/hw/svm.test.ts): "absent" probes unowned ports, unknown MSRs and unmapped addresses,
  * "vmrun", "vmsave", "clgi", "stgi" and "triple-fault" commit a violation, "reach" reads and writes guest-physical
  * addresses of other partitions' and the database's pages, "svme-clear" clears EFER.SVME in its shadow, "cli-spin"
- * spins with interrupts off; "bench" times CPUID and COM1 exits (bench/svm.bench.ts).
+ * spins with interrupts off, "db-loop" single-steps itself with a #DB handler that returns with TF still set (a
+ * benign-exception storm); "bench" times CPUID and COM1 exits (bench/svm.bench.ts).
  */
-export const VM_KINDS = ["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "bench"] as const;
+export const VM_KINDS = ["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop", "bench"] as const;
 export type VmKind = (typeof VM_KINDS)[number];
 
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;

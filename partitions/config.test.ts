@@ -55,7 +55,7 @@ describe("the bare-metal view of a host definition", () => {
 
   it("examples/ultravisor-svm.yaml loads, with one virtualized program per probe", () => {
     const c = loadConfig(join(FIGURE1_FILE, "..", "ultravisor-svm.yaml"));
-    expect(c.partitions.filter((p) => p.vm).map((p) => p.vm)).toEqual(["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin"]);
+    expect(c.partitions.filter((p) => p.vm).map((p) => p.vm)).toEqual(["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop"]);
     expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
   });
 

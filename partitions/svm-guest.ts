@@ -167,6 +167,8 @@ function assembleLong(o: SvmGuestOptions): Uint8Array {
     a.push(v);
     a.jmp(L("g_exc"));
   }
+  a.bind(L("g_db_iret"));
+  a.iretq();
   a.bind(L("g_exc"));
   {
     const regs = [rax, rcx, rdx, rsi, rdi, rbx];
@@ -245,6 +247,15 @@ function probe(a: Assembler, kind: VmKind, line: (...p: Array<string | { dec: ()
     case "realmode-demo":
     case "cli-spin":
       return;
+    case "db-loop": {
+      // Gate 1 → a bare iretq: the restored RFLAGS keep TF, so every instruction from here on raises #DB, for ever.
+      const at = SVM_GUEST.idt + 16;
+      a.lea(rax, ptr(a.symbol("g_db_iret")));
+      a.mov(word({ disp: at }), ax).shr(rax, 16).mov(word({ disp: at + 6 }), ax).shr(rax, 16).mov(dword({ disp: at + 8 }), eax);
+      line("db-loop: TF on, #DB handler returns with TF set");
+      a.pushfq().or(qword(rsp), 0x100).popfq();
+      return;
+    }
     case "bench": {
       // Minimum time-stamp delta over BENCH_EXITS rounds of: 50 nops, CPUID (the hypervisor leaf), one COM1 byte. Under
       // QEMU -icount shift=0 the TSC counts executed instructions, the monitor's included (bench/svm.bench.ts).
