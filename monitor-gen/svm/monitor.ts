@@ -186,6 +186,12 @@ export function emitSvm(a: Assembler): void {
     raw([0x0f, 0x01, 0xda]); // vmload rax (host: our TR with IST 1 is back before any interrupt)
     raw([0x0f, 0x01, 0xdc]); // stgi: IF is still 0
     a.inc(qword(r12, VM.exits));
+    // An event the exit interrupted (EXITINTINFO valid, bit 31: an injected #GP or a reflected #DB cut short by the
+    // timer's INTR exit) is injected again, or the guest would lose it.
+    const noEvent = a.label();
+    a.mov(rax, qword(r13, VMCB.exitIntInfo)).bt(eax, 31).jnc(noEvent);
+    a.mov(qword(r13, VMCB.eventInj), rax);
+    a.bind(noEvent);
     a.mov(rax, qword(r13, VMCB.exitCode));
     const cases: Array<[number, string]> = [
       [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
