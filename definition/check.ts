@@ -76,6 +76,9 @@ function checkPartition(p: PartitionDefinition, at: Path, bad: (path: Path, m: s
     if (b.faultAfter !== undefined && b.fault === undefined) bad([...at, "behaviour", "faultAfter"], "faultAfter needs a fault", true);
     if (b.fault === "wasm-oob" && b.lang !== "as") bad([...at, "behaviour", "fault"], "wasm-oob is an AssemblyScript guest's fault: add lang: as");
     if (b.lang === "as" && b.fault !== undefined && b.fault !== "wasm-oob") bad([...at, "behaviour", "fault"], `an AssemblyScript guest's only fault is wasm-oob (${b.fault} needs lang: asm)`);
+    if (b.vm !== undefined && (b.lang !== undefined || b.fault !== undefined || b.probeCommand !== undefined || b.benchHypercalls !== undefined)) {
+      bad([...at, "behaviour", "vm"], "a virtualized guest runs its own program: no lang, fault, probeCommand or benchHypercalls with vm", true);
+    }
     if (b.lang === "as" && b.benchHypercalls !== undefined) bad([...at, "behaviour", "benchHypercalls"], "benchHypercalls exists only for asm guests (lang: asm)", true);
   }
 }

@@ -34,6 +34,18 @@ export type PartitionKind = (typeof PARTITION_KINDS)[number];
 export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command", "fuzz-hypercall", "fuzz-channel", "canary"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
+/**
+ * Hardware-virtualized guests (docs/specs/svm.md): the guest runs under SVM with nested page tables instead of at
+ * CPL 3. "realmode-demo" starts in real mode and switches itself to long mode (the default demo's V); the others
+ * are test-only probes (test/hw/svm.test.ts): "absent" probes unowned ports, unknown MSRs and unmapped addresses,
+ * "vmrun", "vmsave", "clgi", "stgi" and "triple-fault" commit a violation, "reach" reads and writes guest-physical
+ * addresses of other partitions' and the database's pages, "svme-clear" clears EFER.SVME in its shadow, "cli-spin"
+ * spins with interrupts off, "db-loop" single-steps itself with a #DB handler that returns with TF still set (a
+ * benign-exception storm); "bench" times CPUID and COM1 exits (bench/svm.bench.ts).
+ */
+export const VM_KINDS = ["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop", "bench"] as const;
+export type VmKind = (typeof VM_KINDS)[number];
+
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;
 
 /** The strings core/mapview.ts parseBytes reads as sizes (the JSON Schema states it so editors check sizes too). */
@@ -110,6 +122,8 @@ export const behaviour = z
     faultAfter: z.int().min(0).max(1_000_000).optional().meta({ description: "lines printed before the fault (default 2)" }),
     probeCommand: z.boolean().optional().meta({ description: "try the command hypercall once; it is refused and audited" }),
     benchHypercalls: z.int().min(1).max(1_000_000).optional().meta({ description: "bench builds: TIME hypercall round trips measured at start" }),
+    vm: z.enum(VM_KINDS).optional()
+      .meta({ description: "run the guest hardware-virtualized (SVM, docs/specs/svm.md): realmode-demo, or a test probe" }),
   })
   .meta({ description: "what the partition's program does (guests)" });
 

@@ -14,6 +14,9 @@ import { emitMonitor } from "../monitor-gen/entry.ts";
 import { CREC, emitLead } from "../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
 import { emitPaging } from "../monitor-gen/paging.ts";
+import { emitSvm } from "../monitor-gen/svm/monitor.ts";
+import { SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
+import { assembleSvmGuest } from "../partitions/svm-guest.ts";
 import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../partitions/programs.ts";
@@ -178,6 +181,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
       : null;
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
+    if (spec.vm) return { spec, number: partitionNumber(i), packed: packSvmGuest(assembleSvmGuest({ kind: spec.vm, period: config.guestPeriod })) };
     const program =
       spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestOffset: CORE_DB_PLAN.requestOffset,
@@ -213,6 +217,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     probes: config.probes === true,
     ...(opts.xstateSpace !== undefined ? { xstateSpace: opts.xstateSpace } : {}),
   });
+  emitSvm(a); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
@@ -220,6 +225,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   });
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
+  if (parts.some((p) => p.vm)) a.asciz(SVM_IMAGE_MARKER); // uvt run: KVM must offer nested SVM (qemu/accel.ts)
   a.align(4096);
   a.bind(L("g_chan_template"));
   a.db(template);
@@ -251,7 +257,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   a.bind(L("g_partitions"));
   built.forEach((b, i) => {
     const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
-      (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0);
+      (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0) | (b.spec.vm ? FLAG.vm : 0);
     a.dq(addr(L(`g_name_${i}`)));
     a.dq(b.packed ? addr(L(`g_blob_${i}`)) : 0);
     a.dq(b.packed ? b.packed.blob.length : 0);
@@ -298,6 +304,14 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
 }
 
+/** A virtualized guest's blob is its guest-physical image from 0 (docs/specs/svm.md §2), whole pages; no entry. */
+function packSvmGuest(image: Uint8Array): PackedPartition {
+  const blob = new Uint8Array(Math.ceil(image.length / PAGE) * PAGE);
+  blob.set(image);
+  if (blob.length > WIN.image + WIN.imageMax) throw new RangeError(`a virtualized guest's image is ${blob.length} bytes, more than its window's ${WIN.image + WIN.imageMax}`);
+  return { blob, entry: 0n, symbols: new Map(), image: { start: 0n, end: BigInt(image.length) } };
+}
+
 /**
  * Pages of a partition's allotment (docs/specs/image-layout.md): its window, then one page for each channel slot up
  * to its highest client slot (the client's memory holds the channel, [0186]).
@@ -315,8 +329,9 @@ function shortAllotmentNumber(parts: PartitionSpec[], name: string): number {
 
 /** Quanta before the end of a finite run at which the ultravisor partition sends its summary (0: at once). It gets
  * 1/16 of the processor and waits for the I/O partition after every 8 of its ~40 lines: 160 quanta proved too few
- * on a loaded host under TCG, where a quantum runs fewer instructions. */
-const SUMMARY_LEAD_QUANTA = 320;
+ * on a loaded host under TCG, where a quantum runs fewer instructions, and 320 too few once the virtualized guest V
+ * shares the I/O partition's console throughput (its last summary lines were cut off by the end of the run). */
+const SUMMARY_LEAD_QUANTA = 400;
 export function summaryQuantum(runQuanta: number): number {
   return Math.max(0, runQuanta - SUMMARY_LEAD_QUANTA);
 }

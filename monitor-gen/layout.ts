@@ -36,6 +36,9 @@ export const SP = {
   slots: 0x80,
   /** The partition's data-segment selectors ds, es, fs, gs (u16 each), saved and restored on every switch. */
   sregs: 0x180,
+  /** Virtualized partitions (FLAG.vm, docs/specs/svm.md): the VM page (guest registers, line) and the VMCB. */
+  svmPage: 0x188,
+  svmVmcb: 0x190,
   /**
    * The partition's x87/SSE/AVX state (XSAVE standard format, or FXSAVE's 512 bytes without XSAVE), saved and restored
    * on every switch (monitor-gen/cpu.ts); 64-byte aligned as XSAVE requires. It ends where the saved frame begins.
@@ -48,7 +51,8 @@ export const XSAVE_SPACE = SP.frame - SP.xsave;
 /** waiting: defined in the image, not started yet (no page tables; never dispatched). */
 export const STATE = { ready: 0, waiting: 1, failed: 2 } as const;
 /** defined: created by a definition from the command partition, so it waits for START instead of starting at boot. */
-export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16 } as const;
+/** vm: a hardware-virtualized partition (docs/specs/svm.md): its context is the VMRUN loop at CPL 0. */
+export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16, vm: 32 } as const;
 /**
  * The ultravisor partition's view of the resource database: physical address p at DBWIN + p (PML4 slot 2), for the
  * pages the database gives the ultravisor: its own 4 MiB page [0,1,*] (DB_PAGES) and core's private 4 MiB page,

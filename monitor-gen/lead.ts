@@ -147,6 +147,11 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
       a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x202);
       a.mov(rax, WINDOW + BigInt(WIN.stackTop)).mov(qword(r13, FR.rsp), rax);
       a.mov(qword(r13, FR.ss), SEL.udata);
+      // A virtualized partition's context is the VMRUN loop instead (monitor-gen/svm/monitor.ts).
+      const ring3 = a.label();
+      a.test(byte(rbx, PREC.flags), FLAG.vm).jz(ring3);
+      a.call(L("svm_reserve"));
+      a.bind(ring3);
     });
     a.mov(rax, qword(L("g_next"))).mov(qword(L("g_allot_hi")), rax);
 
@@ -272,6 +277,7 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.sub(rsp, 8);
     a.mov(r13, rdi).mov(r12, rsi);
     const refuse = a.label();
+    const refuseVm = a.label();
     const owned = a.label();
     if (withCore) {
       a.cmp(r12, -1).je(owned);
@@ -325,6 +331,12 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
         " mapped into partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) });
       a.bind(notUltra);
     }
+    // A virtualized partition's NPT and VMCB, from the same checked allotment (docs/specs/svm.md §2).
+    const notVm = a.label();
+    a.test(byte(r13, SP.flags), FLAG.vm).jz(notVm);
+    a.call(L("svm_prepare"));
+    a.test(rax, rax).jnz(refuseVm);
+    a.bind(notVm);
     // A partition starts from the defined initial x87/SSE state, never from what its state page held before.
     a.mov(rdi, r13).call(L("xstate_init"));
     a.mov(dword(r13, SP.state), STATE.ready);
@@ -357,6 +369,8 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.xor(eax, eax);
     const out = a.label();
     a.jmp(out);
+    a.bind(refuseVm);
+    a.mov(rax, HC_ERR.refused).jmp(out);
     if (withCore) {
       a.bind(refuse);
       a.mov(rbx, rax);

@@ -40,14 +40,22 @@ describe("the bare-metal view of a host definition", () => {
     expect(c).toEqual(figure1Config());
     expect(c.partitions.map((p) => [p.name, p.kind, p.duty])).toEqual([
       ["idle", "idle", 0], ["uv-partition", "ultravisor", 1], ["io", "io", 2], ["command", "command", 1], ["X", "guest", 4], ["Y", "guest", 3], ["Z", "guest", 2],
+      ["V", "guest", 2],
     ]);
     expect(c.partitions[4]).toMatchObject({ lang: "as", probeCommand: true });
+    expect(c.partitions[7]).toMatchObject({ vm: "realmode-demo" });
     expect([c.quantumTicks, c.runQuanta, c.guestPeriod, c.exitCode]).toEqual([2_000_000, 800, 8, 33]);
   });
 
   it("examples/ultravisor-containment.yaml loads, with one fault per faulty guest", () => {
     const c = loadConfig(join(FIGURE1_FILE, "..", "ultravisor-containment.yaml"));
     expect(c.partitions.filter((p) => p.fault).map((p) => p.fault)).toEqual(["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob"]);
+    expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
+  });
+
+  it("examples/ultravisor-svm.yaml loads, with one virtualized program per probe", () => {
+    const c = loadConfig(join(FIGURE1_FILE, "..", "ultravisor-svm.yaml"));
+    expect(c.partitions.filter((p) => p.vm).map((p) => p.vm)).toEqual(["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop"]);
     expect(c.partitions.reduce((s, p) => s + p.duty, 0)).toBeLessThanOrEqual(16);
   });
 

@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { type z } from "zod";
-import { type FaultKind, hostDefinition, type PartitionDefinition } from "../definition/host.ts";
+import { type FaultKind, type VmKind, hostDefinition, type PartitionDefinition } from "../definition/host.ts";
 import { defaultChannels } from "../definition/channels.ts";
 import { type LoadedDefinition, definitionFrom, loadDefinition } from "../definition/load.ts";
 import { DefinitionError, type Problem } from "../definition/errors.ts";
@@ -34,6 +34,8 @@ export interface PartitionSpec {
   lang?: "asm" | "as";
   /** Guests: measure this many TIME hypercall round trips at start (bench builds). */
   benchHypercalls?: number;
+  /** Guests: run hardware-virtualized under SVM with this program (docs/specs/svm.md, partitions/svm-guest.ts). */
+  vm?: VmKind;
 }
 
 export interface UltravisorConfig {
@@ -119,6 +121,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
       ...(b.probeCommand ? { probeCommand: true } : {}),
       ...(b.lang !== undefined ? { lang: b.lang } : {}),
       ...(b.benchHypercalls !== undefined ? { benchHypercalls: b.benchHypercalls } : {}),
+      ...(b.vm !== undefined ? { vm: b.vm } : {}),
     };
   });
   const kinds = (k: PartitionKind): number => specs.filter((p) => p.kind === k).length;

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { clearProcessAccelCache, parseAccel, resolveAccel } from "./accel.ts";
+import { clearProcessAccelCache, imageNeedsSvm, nestedSvmProblem, parseAccel, requireNestedSvm, resolveAccel, SVM_IMAGE_MARKER } from "./accel.ts";
 
 let dir: string;
 let dev: string;
@@ -57,5 +57,34 @@ describe("resolveAccel", () => {
   it("parses the --accel values", () => {
     expect(parseAccel("auto")).toBe("auto");
     expect(() => parseAccel("hvf")).toThrow(/auto, kvm or tcg/);
+  });
+});
+
+describe("images with hardware-virtualized partitions (nested SVM)", () => {
+  it("reads kvm_amd's nested parameter: 1 or Y offer nested SVM, anything else or no module does not", () => {
+    const f = join(dir, "nested");
+    writeFileSync(f, "1\n");
+    expect(nestedSvmProblem(f)).toBeUndefined();
+    writeFileSync(f, "0\n");
+    expect(nestedSvmProblem(f)).toBe("kvm_amd nested=0");
+    expect(nestedSvmProblem(join(dir, "absent"))).toMatch(/kvm_amd is not loaded/);
+  });
+
+  it("keeps KVM when nested SVM works, falls back to TCG with the reason under auto, refuses a forced kvm", () => {
+    const probed = { accel: "kvm" as const, reason: "KVM probe boot reached firmware output", source: "probe" as const };
+    expect(requireNestedSvm(probed, undefined)).toBe(probed);
+    const fallback = requireNestedSvm(probed, "kvm_amd nested=0");
+    expect(fallback).toEqual({ accel: "tcg", reason: "the image holds a hardware-virtualized partition and this KVM has no nested SVM (kvm_amd nested=0): TCG emulates SVM with nested paging", source: "probe" });
+    expect(() => requireNestedSvm({ accel: "kvm", reason: "requested", source: "forced" }, "kvm_amd nested=0")).toThrow(/--accel kvm: .*no nested SVM.*use --accel tcg or auto/);
+    const tcg = { accel: "tcg" as const, reason: "requested", source: "forced" as const };
+    expect(requireNestedSvm(tcg, "kvm_amd nested=0")).toBe(tcg);
+  });
+
+  it("finds the builder's marker in an image file", () => {
+    const with_ = join(dir, "with.img");
+    writeFileSync(with_, Buffer.concat([Buffer.alloc(5000), Buffer.from(SVM_IMAGE_MARKER), Buffer.alloc(100)]));
+    writeFileSync(join(dir, "without.img"), Buffer.alloc(5000));
+    expect(imageNeedsSvm(with_)).toBe(true);
+    expect(imageNeedsSvm(join(dir, "without.img"))).toBe(false);
   });
 });

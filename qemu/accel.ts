@@ -140,3 +140,38 @@ export function describeChoice(c: AccelChoice): string {
   const from = c.source === "file-cache" || c.source === "process-cache" ? ", cached probe" : c.source === "probe" ? ", probed" : "";
   return `accelerator ${c.accel} (${c.reason}${from})`;
 }
+
+// ---- hardware-virtualized partitions (docs/specs/svm.md) ------------------------------------------------------------
+/** Bytes the image builder embeds when the image holds a hardware-virtualized partition: such an image needs SVM.
+ * The builder's copy is monitor-gen/svm/layout.ts's (this layer imports nothing of ours; test/svm-marker.test.ts). */
+export const SVM_IMAGE_MARKER = "ultravisor-image: hardware-virtualized partitions (SVM with nested paging)";
+
+/** Whether the image file holds SVM_IMAGE_MARKER (read only when KVM was chosen: TCG emulates SVM anyway). */
+export function imageNeedsSvm(image: string): boolean {
+  try {
+    return readFileSync(image).includes(SVM_IMAGE_MARKER);
+  } catch {
+    return false;
+  }
+}
+
+/** Why this KVM cannot run an SVM guest inside our guest (no nested SVM), or undefined when kvm_amd offers it. */
+export function nestedSvmProblem(paramFile = "/sys/module/kvm_amd/parameters/nested"): string | undefined {
+  try {
+    const v = readFileSync(paramFile, "utf8").trim();
+    return v === "1" || v === "Y" ? undefined : `kvm_amd nested=${v}`;
+  } catch {
+    return "kvm_amd is not loaded (an Intel host offers VT-x, which this version's SVM backend cannot use)";
+  }
+}
+
+/**
+ * A KVM choice kept only when nested SVM works; `auto` falls back to TCG with the reason in the printed choice,
+ * `--accel kvm` is refused. Under TCG, `-cpu max` shows `svm npt` to the guest (qemu/args.ts).
+ */
+export function requireNestedSvm(c: AccelChoice, problem: string | undefined): AccelChoice {
+  if (c.accel !== "kvm" || problem === undefined) return c;
+  const why = `the image holds a hardware-virtualized partition and this KVM has no nested SVM (${problem})`;
+  if (c.source === "forced") throw new HarnessError(`--accel kvm: ${why}; use --accel tcg or auto`);
+  return { accel: "tcg", reason: `${why}: TCG emulates SVM with nested paging`, source: c.source };
+}

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execa, type ResultPromise } from "execa";
-import { type AccelChoice, type AccelRequest, describeChoice, type ProbeResult, probeKey, resolveAccel } from "./accel.ts";
+import { type AccelChoice, type AccelRequest, describeChoice, imageNeedsSvm, nestedSvmProblem, type ProbeResult, probeKey, requireNestedSvm, resolveAccel } from "./accel.ts";
 import { type Accel, buildQemuArgs, shellQuote } from "./args.ts";
 import { keepArtifacts } from "./artifacts.ts";
 import { BootError, HarnessError } from "./errors.ts";
@@ -187,7 +187,9 @@ export class Machine {
     const smp = parseSmp(opts.smp);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     if (!(timeoutMs > 0)) throw new HarnessError(`timeout ${timeoutMs} ms is not positive: pass a timeout in seconds greater than 0`);
-    const choice = await Machine.chooseAccel(opts.accel ?? "auto", qemu, ovmf);
+    let choice = await Machine.chooseAccel(opts.accel ?? "auto", qemu, ovmf);
+    // An image with hardware-virtualized partitions needs nested SVM under KVM (docs/specs/svm.md).
+    if (choice.accel === "kvm" && image !== undefined && imageNeedsSvm(image)) choice = requireNestedSvm(choice, nestedSvmProblem());
     log(describeChoice(choice));
     return Machine.spawn({ ...opts, image, log }, qemu, ovmf, choice.accel, memMiB, smp, timeoutMs);
   }

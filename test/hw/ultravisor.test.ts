@@ -271,7 +271,7 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(Number(alloc![1]) * 4096).toBeGreaterThan(120 << 20);
       expect(b.lines.some((l) => /^ultravisor: entered: boot services exited after [1-4] ExitBootServices call\(s\)/.test(l))).toBe(true);
       expect(text).toContain("ultravisor: paging: own 4-level tables");
-      expect(b.lines.some((l) => /^ultravisor: 7 partitions and 6 channels planned; ultravisor region used \d+ pages$/.test(l))).toBe(true);
+      expect(b.lines.some((l) => /^ultravisor: 8 partitions and 7 channels planned; ultravisor region used \d+ pages$/.test(l))).toBe(true);
       expect(b.lines.some((l) => /^ultravisor: scheduler running \(\d+ TSC cycles since loader entry\)$/.test(l))).toBe(true);
       // The boot starts the ultravisor, I/O and command partitions before the scheduler runs; the guests start when
       // the ultravisor partition has created them from the command partition's definitions.
@@ -281,10 +281,10 @@ describe("ultravisor on OVMF (TCG)", () => {
         expect(started.get(n)?.quantum, `${n} started at boot`).toBe(0);
         expect(b.lines.findIndex((l) => l.startsWith(`ultravisor: partition ${n} started`)), `${n} started before the scheduler`).toBeLessThan(running);
       }
-      for (const n of ["X", "Y", "Z"]) {
+      for (const n of ["X", "Y", "Z", "V"]) {
         expect(b.lines.findIndex((l) => l.startsWith(`ultravisor: partition ${n} started`)), `${n} started after the scheduler`).toBeGreaterThan(running);
       }
-      expect(b.lines).toContain("ultravisor: schedule (PCPU 0, quanta 0-15): X X X X Y Y Y io io Z Z uv-partition command idle idle idle");
+      expect(b.lines).toContain("ultravisor: schedule (PCPU 0, quanta 0-15): X X X X Y Y Y io io Z Z V V uv-partition command idle");
       // Every non-idle partition's lines, tagged with its name by the I/O partition.
       expect(linesOf(b, "io")[0]).toMatch(/^serving console channels/);
       const uvLines = linesOf(b, "uv-partition");
@@ -292,10 +292,10 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(served, "resource manager line").toBeGreaterThan(1);
       // The command partition learns each outcome from the ultravisor partition's completions (numbers checked
       // against the simulator's below).
-      expect(linesOf(b, "command").map((l) => l.replace(/0x[0-9a-f]{8}/, "N"))).toEqual(["applying 3 boot-time partition definitions", "command channel submitted, hypercall result 0",
-        "definition X: partition N started", "definition Y: partition N started", "definition Z: partition N started"]);
+      expect(linesOf(b, "command").map((l) => l.replace(/0x[0-9a-f]{8}/, "N"))).toEqual(["applying 4 boot-time partition definitions", "command channel submitted, hypercall result 0",
+        "definition X: partition N started", "definition Y: partition N started", "definition Z: partition N started", "definition V: partition N started"]);
       // The command channel end to end: every definition, in order, received and applied by the ultravisor partition.
-      const defined = ["X", "Y", "Z"];
+      const defined = ["X", "Y", "Z", "V"];
       expect(uvLines.slice(served + 1, served + 1 + 2 * defined.length).map((l) => l.replace(/: partition 0x[0-9a-f]+ created$/, ""))).toEqual(
         defined.flatMap((n, i) => [`command ${i + 1}: define ${n}`, `command ${i + 1}: ${n} started`]));
       expect(b.lines).toContain("ultravisor: command channel submitted by partition command");
@@ -635,7 +635,7 @@ describe("ultravisor on OVMF (TCG)", () => {
   it("does not start a guest whose allotment the database does not wholly give it: the monitor checks every page with core's GetMemOwner", async () => {
     // The ultravisor partition of this build creates Y with its allotment's last page left to the ultravisor.
     const def = figure1Definition();
-    const config = configFrom({ ...def, run: { ...def.run, runQuanta: 320 }, partitions: def.partitions!.filter((p) => p.name !== "Z") }, "Figure 1 without Z");
+    const config = configFrom({ ...def, run: { ...def.run, runQuanta: 320 }, partitions: def.partitions!.filter((p) => p.name !== "Z" && p.name !== "V") }, "Figure 1 without Z and V");
     // It also first calls START for each guest with −1 and with its own number: neither is the guest's descriptor.
     const c = await boot("short-allotment", config, [], undefined, { shortAllotmentFor: "Y", startProbes: true });
     const text = c.lines.join("\n");

@@ -1,0 +1,500 @@
+// The SVM backend of the monitor (generated ring-0 code; normative text docs/specs/svm.md, choice in ADR 0006): the
+// per-processor set-up (EFER.SVME, VM_HSAVE_PA, the host VMCB for VMLOAD/VMSAVE, the shared IOPM and MSRPM), a
+// virtualized partition's VMCB and nested page tables built from its allotment (the pages start_partition checked
+// with GetMemOwner), and the VMRUN loop — a ring-0 context the ordinary scheduler dispatches like the idle partition —
+// with its #VMEXIT dispatch: COM1 emulated into the console channel, CPUID, the EFER shadow, HLT and VMMCALL, the
+// "absent" answers and the "violation" stops. monitor-gen/lead.ts calls svm_reserve and svm_prepare; nothing else
+// of the monitor knows a partition is virtualized.
+import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
+import { kline } from "../console.ts";
+import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE, WIN } from "../layout.ts";
+import { PTE } from "../paging.ts";
+import { CPUID_SIGNATURE, EXIT_CODE, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
+
+const GREGS = { rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 } as const;
+const NPT_PAGE = Number(PTE.P | PTE.W | PTE.U);
+/** Log lines per partition for the "absent" class before it goes quiet (docs/specs/svm.md §4). */
+export const ABSENT_BUDGET = 16;
+const EFER = 0xc000_0080;
+const EFER_SVME = 1 << 12;
+const EFER_GUEST = 1 | (1 << 8) | (1 << 10) | (1 << 11); // SCE LME LMA NXE
+const SIGNATURE = 0x4c4e4345; // console channel header (partitions/runtime.ts chan_insert)
+const Q0 = 128;
+
+export function emitSvm(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  const raw = (bytes: number[]): void => {
+    a.db(new Uint8Array(bytes));
+  };
+  a.section(".bss");
+  a.align(8);
+  // g_svm: 0 not set up yet, 1 running, −1 the processor has no SVM with nested paging.
+  for (const n of ["g_svm", "g_svm_host", "g_svm_iopm", "g_svm_msrpm", "g_svm_last"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
+  a.section(".text");
+
+  // svm_cpu_setup: once, at the first virtualized partition. CPUID 0x8000_0001 ecx bit 2 (SVM), 0x8000_000A edx bit 0
+  // (nested paging), VM_CR.SVMDIS (bit 4) clear; then EFER.SVME, the host-save area, the host VMCB (VMSAVE of the
+  // monitor's own FS/GS/TR/LDTR/syscall MSRs), the IOPM (every port intercepted) and the MSRPM.
+  a.bind(L("svm_cpu_setup"));
+  {
+    const no = a.label();
+    const done = a.label();
+    a.push(rbx);
+    a.mov(eax, 0x8000_0000).cpuid().cmp(eax, 0x8000_000a).jb(no);
+    a.mov(eax, 0x8000_0001).cpuid().test(ecx, 4).jz(no);
+    a.mov(eax, 0x8000_000a).cpuid().test(edx, 1).jz(no);
+    a.mov(ecx, 0xc001_0114).rdmsr().test(eax, 16).jnz(no);
+    a.mov(ecx, EFER).rdmsr().or(eax, EFER_SVME).wrmsr();
+    a.call(L("alloc_page")).mov(rdx, rax).shr(rdx, 32).mov(ecx, 0xc001_0117).wrmsr(); // VM_HSAVE_PA
+    a.call(L("alloc_page")).mov(qword(L("g_svm_host")), rax);
+    raw([0x0f, 0x01, 0xdb]); // vmsave rax: the monitor's hidden segment state and syscall MSRs
+    a.call(L("alloc_page")).mov(qword(L("g_svm_iopm")), rax).mov(rbx, rax);
+    a.call(L("alloc_page")).call(L("alloc_page")); // consecutive: the IOPM is 12 KiB
+    a.mov(rdi, rbx).mov(ecx, 3 * 4096 / 8).mov(rax, -1).rep().stosq();
+    a.call(L("alloc_page")).mov(qword(L("g_svm_msrpm")), rax).mov(rbx, rax);
+    a.call(L("alloc_page"));
+    a.mov(rdi, rbx).mov(ecx, 2 * 4096 / 8).mov(rax, -1).rep().stosq();
+    for (const { byte: off, mask } of vmcbMsrPassThrough()) a.and(byte(rbx, off), ~mask & 0xff);
+    a.mov(qword(L("g_svm")), 1);
+    kline(a, "ultravisor: svm: EFER.SVME on, host-save area, host VMCB, IOPM (every port intercepted) and MSRPM (all but the VMLOAD-switched MSRs intercepted) ready");
+    a.jmp(done);
+    a.bind(no);
+    a.mov(qword(L("g_svm")), -1);
+    kline(a, "ultravisor: svm: this processor has no SVM with nested paging (or it is disabled): virtualized partitions will not start");
+    a.bind(done);
+    a.pop(rbx).ret();
+  }
+
+  // svm_reserve(r13 = state page): from reserve_partitions, for a FLAG.vm record after its allotment. The VM page (guest
+  // registers, line buffer, counters) and the VMCB; the saved frame becomes the VMRUN loop's ring-0 context.
+  // Preserves rbx, rbp, r12–r15.
+  a.bind(L("svm_reserve"));
+  {
+    const have = a.label();
+    a.cmp(qword(L("g_svm")), 0).jne(have);
+    a.call(L("svm_cpu_setup"));
+    a.bind(have);
+    a.call(L("alloc_page")).mov(qword(r13, SP.svmPage), rax);
+    a.call(L("alloc_page")).mov(qword(r13, SP.svmVmcb), rax);
+    a.mov(rcx, qword(r13, SP.svmPage)).mov(qword(rcx, VM.vmcb), rax);
+    a.lea(rax, ptr(L("svm_loop"))).mov(qword(r13, FR.rip), rax);
+    a.mov(qword(r13, FR.cs), SEL.kcode).mov(qword(r13, FR.rflags), 2); // IF = 0: the loop opens its own window
+    a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(r13, FR.rsp), rax);
+    a.mov(qword(r13, FR.ss), SEL.kdata);
+    a.ret();
+  }
+
+  // svm_prepare(r13 = state page) → rax = 0 or HC_ERR.refused: from start_partition once every allotment page is the
+  // partition's in the database. The NPT maps guest-physical page n to allotment page n, n < allotPages (window, then
+  // channel pages) and nothing else; the VMCB gets the intercept policy and the real-mode start state. The ring-3
+  // tables start_partition built stay unused at CPL 3 (the loop runs at CPL 0 on them).
+  a.bind(L("svm_prepare"));
+  {
+    const refuse = a.label();
+    for (const r of [rbx, rbp, r12]) a.push(r);
+    a.cmp(qword(L("g_svm")), 1).jne(refuse);
+    a.call(L("alloc_page")).mov(r12, rax); // r12 = NPT PML4
+    a.xor(ebp, ebp);
+    const map = a.here();
+    a.mov(rdi, r12).mov(rsi, rbp).shl(rsi, 12);
+    a.mov(rdx, rsi).add(rdx, qword(r13, SP.window)).or(rdx, NPT_PAGE);
+    a.call(L("map_page"));
+    a.inc(rbp).cmp(rbp, qword(r13, SP.allotPages)).jb(map);
+    a.mov(rbx, qword(r13, SP.svmVmcb));
+    a.mov(dword(rbx, VMCB.interceptExceptions), (1 << 1) | (1 << 17)); // #DB, #AC
+    a.mov(dword(rbx, VMCB.intercept3), SVM_BYTES.intercept3);
+    a.mov(dword(rbx, VMCB.intercept4), SVM_BYTES.intercept4);
+    a.mov(rax, qword(L("g_svm_iopm"))).mov(qword(rbx, VMCB.iopm), rax);
+    a.mov(rax, qword(L("g_svm_msrpm"))).mov(qword(rbx, VMCB.msrpm), rax);
+    a.mov(rax, qword(r13, SP.descriptor)); // ASID: the database number; without a database the record's index + 1
+    const asid = a.label();
+    a.cmp(rax, 0).jg(asid);
+    a.mov(rax, qword(r13, SP.index)).inc(rax);
+    a.bind(asid);
+    a.mov(dword(rbx, VMCB.asid), eax);
+    a.mov(dword(rbx, VMCB.vintr), 1 << 24); // V_INTR_MASKING
+    a.mov(qword(rbx, VMCB.npEnable), 1);
+    a.mov(qword(rbx, VMCB.nCr3), r12);
+    // Real mode: CS:IP = 0:GUEST_ENTRY, flat 64 KiB segments.
+    for (const [seg, attr] of [[VMCB.es, 0x93], [VMCB.cs, 0x9b], [VMCB.ss, 0x93], [VMCB.ds, 0x93], [VMCB.fs, 0x93], [VMCB.gs, 0x93], [VMCB.ldtr, 0x82], [VMCB.tr, 0x8b]] as const) {
+      a.mov(word(rbx, seg), 0).mov(word(rbx, seg + 2), attr).mov(dword(rbx, seg + 4), 0xffff).mov(qword(rbx, seg + 8), 0);
+    }
+    for (const t of [VMCB.gdtr, VMCB.idtr]) a.mov(dword(rbx, t + 4), 0xffff);
+    a.mov(qword(rbx, VMCB.efer), EFER_SVME);
+    a.mov(qword(rbx, VMCB.cr0), 0x10);
+    a.mov(eax, 0xffff0ff0).mov(qword(rbx, VMCB.dr6), rax).mov(qword(rbx, VMCB.dr7), 0x400);
+    a.mov(qword(rbx, VMCB.rflags), 2).mov(qword(rbx, VMCB.rip), GUEST_ENTRY);
+    a.mov(rax, 0x0007_0406_0007_0406n).mov(qword(rbx, VMCB.gPat), rax);
+    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " virtualized: VMCB ", { hex: (x) => x.mov(rdi, rbx) },
+      " ASID ", { dec: (x) => x.mov(edi, dword(rbx, VMCB.asid)) }, " NPT ", { hex: (x) => x.mov(rdi, r12) }, ": guest-physical 0-",
+      { hex: (x) => x.mov(rdi, qword(r13, SP.allotPages)).shl(rdi, 12) }, " = its ", { dec: (x) => x.mov(rdi, qword(r13, SP.allotPages)) },
+      " allotment pages from ", { hex: (x) => x.mov(rdi, qword(r13, SP.window)) }, ", nothing else");
+    a.xor(eax, eax);
+    const out = a.label();
+    a.jmp(out);
+    a.bind(refuse);
+    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " not started: no SVM with nested paging");
+    a.mov(rax, HC_ERR.refused);
+    a.bind(out);
+    for (const r of [r12, rbp, rbx]) a.pop(r);
+    a.ret();
+  }
+
+  // ---- the VMRUN loop (docs/specs/svm.md §7): rbx = state page, r12 = VM page, r13 = VMCB while handling an exit ----
+  a.bind(L("svm_loop"));
+  {
+    a.lea(rsp, ptr(L("g_kstack_top")));
+    a.mov(rbx, qword(L("g_current"))).mov(r12, qword(rbx, SP.svmPage)).mov(r13, qword(rbx, SP.svmVmcb));
+    // TLB_CONTROL (§8): flush every ASID when this VMCB is not the one that ran last, nothing otherwise.
+    const same = a.label();
+    a.mov(byte(r13, VMCB.tlbControl), 0);
+    a.cmp(qword(L("g_svm_last")), r13).je(same);
+    a.mov(byte(r13, VMCB.tlbControl), 1).mov(qword(L("g_svm_last")), r13);
+    a.bind(same);
+    a.cli();
+    raw([0x0f, 0x01, 0xdd]); // clgi
+    a.mov(rax, r13);
+    raw([0x0f, 0x01, 0xda]); // vmload rax: the guest's FS/GS/TR/LDTR/KernelGsBase/syscall MSRs
+    for (let i = 0; i < 4; i++) {
+      a.mov(rax, qword(r12, VM.dr + 8 * i));
+      raw([0x0f, 0x23, 0xc0 | (i << 3)]); // mov drN, rax
+    }
+    a.mov(rax, r12);
+    for (const [n, r] of Object.entries(GREGS)) a.mov(r, qword(rax, VM.gpr(n)));
+    a.mov(rax, qword(rax, VM.vmcb));
+    // IF = 1 under GIF = 0: nothing is delivered here, but with V_INTR_MASKING the host IF that VMRUN saves is what
+    // lets a physical interrupt (our timer) reach the guest's INTR intercept; with IF = 0 a guest that never exits
+    // would keep the processor (the cli-spin test caught exactly that).
+    a.sti();
+    raw([0x0f, 0x01, 0xd8]); // vmrun rax
+    // #VMEXIT: rax = the VMCB again (host state), every other register the guest's; GIF = 0, IF = 1 (as saved): IF
+    // is cleared before GIF is set again, so the pending timer waits for the window.
+    a.cli();
+    a.mov(rax, qword(L("g_current"))).mov(rax, qword(rax, SP.svmPage));
+    for (const [n, r] of Object.entries(GREGS)) a.mov(qword(rax, VM.gpr(n)), r);
+    a.mov(rbx, qword(L("g_current"))).mov(r12, qword(rbx, SP.svmPage)).mov(r13, qword(rbx, SP.svmVmcb));
+    for (let i = 0; i < 4; i++) {
+      raw([0x0f, 0x21, 0xc0 | (i << 3)]); // mov rax, drN
+      a.mov(qword(r12, VM.dr + 8 * i), rax);
+    }
+    a.mov(rax, r13);
+    raw([0x0f, 0x01, 0xdb]); // vmsave rax (guest)
+    a.mov(rax, qword(L("g_svm_host")));
+    raw([0x0f, 0x01, 0xda]); // vmload rax (host: our TR with IST 1 is back before any interrupt)
+    raw([0x0f, 0x01, 0xdc]); // stgi: IF is still 0
+    a.inc(qword(r12, VM.exits));
+    // An event the exit interrupted (EXITINTINFO valid, bit 31: an injected #GP or a reflected #DB cut short by the
+    // timer's INTR exit) is injected again, or the guest would lose it.
+    const noEvent = a.label();
+    a.mov(rax, qword(r13, VMCB.exitIntInfo)).bt(eax, 31).jnc(noEvent);
+    a.mov(qword(r13, VMCB.eventInj), rax);
+    a.bind(noEvent);
+    a.mov(rax, qword(r13, VMCB.exitCode));
+    const cases: Array<[number, string]> = [
+      [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
+      [EXIT_CODE.cpuid, "svm_cpuid"], [EXIT_CODE.ioio, "svm_ioio"], [EXIT_CODE.msr, "svm_msr"], [EXIT_CODE.hlt, "svm_hlt"],
+      [EXIT_CODE.vmmcall, "svm_vmmcall"], [EXIT_CODE.excDb, "svm_reflect"], [EXIT_CODE.excAc, "svm_reflect"], [EXIT_CODE.xsetbv, "svm_xsetbv"],
+    ];
+    for (const [code, to] of cases) a.cmp(rax, code).je(L(to));
+    a.jmp(L("svm_violation"));
+  }
+
+  // The interrupt window: a pending timer interrupt is taken here (on IST 1, the frame the loop's own), then the loop.
+  a.bind(L("svm_window"));
+  a.sti().nop().cli();
+  a.jmp(L("svm_loop"));
+
+  const advance = (n: number): void => {
+    a.add(qword(r13, VMCB.rip), n);
+  };
+  const account = (): void => {
+    a.rdtsc().shl(rdx, 32).or(rax, rdx);
+    a.sub(rax, qword(rbx, SP.tscDispatch));
+    a.add(qword(rbx, SP.tscUsed), rax);
+  };
+  const inject = (vector: number, withError: boolean, error: (x: Assembler) => void = (x) => x.xor(eax, eax)): void => {
+    error(a);
+    a.shl(rax, 32).or(rax, vector | (3 << 8) | (withError ? 1 << 11 : 0)).bts(rax, 31);
+    a.mov(qword(r13, VMCB.eventInj), rax);
+  };
+  const absent = (...parts: Parameters<typeof kline>[1][]): void => {
+    const quiet = a.label();
+    a.cmp(qword(r12, VM.absent), ABSENT_BUDGET).jae(quiet);
+    a.inc(qword(r12, VM.absent));
+    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, SP.name)) }, ": absent: ", ...parts,
+      " rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) });
+    a.bind(quiet);
+  };
+
+  // CPUID: the host's answer, with the hypervisor bit and without SVM/VMX, and the project's two leaves (§4).
+  a.bind(L("svm_cpuid"));
+  {
+    const sig = a.label(), chans = a.label(), store = a.label(), leaf1 = a.label(), ext = a.label();
+    a.mov(eax, dword(r13, VMCB.rax)).mov(ecx, dword(r12, VM.gpr("rcx")));
+    a.cmp(eax, 0x4000_0000).je(sig);
+    a.cmp(eax, 0x4000_0001).je(chans);
+    a.mov(r8d, eax);
+    a.cpuid();
+    a.cmp(r8d, 1).je(leaf1);
+    a.cmp(r8d, 0x8000_0001).je(ext);
+    a.jmp(store);
+    a.bind(leaf1);
+    a.and(ecx, ~(1 << 5)).or(ecx, 1 << 31);
+    a.jmp(store);
+    a.bind(ext);
+    a.and(ecx, ~4);
+    a.jmp(store);
+    a.bind(sig);
+    a.mov(eax, 0x4000_0001).mov(ebx, CPUID_SIGNATURE[0]).mov(ecx, CPUID_SIGNATURE[1]).mov(edx, CPUID_SIGNATURE[2]);
+    a.jmp(store);
+    a.bind(chans);
+    a.mov(rax, qword(rbx, SP.allotPages)).sub(eax, WIN.pages);
+    a.mov(ecx, dword(rbx, SP.descriptor)).mov(ebx, WIN.pages * 4096).xor(edx, edx);
+    a.bind(store);
+    a.mov(qword(r13, VMCB.rax), rax); // cpuid zero-extends into the 64-bit registers
+    a.mov(qword(r12, VM.gpr("rcx")), rcx).mov(qword(r12, VM.gpr("rdx")), rdx);
+    a.mov(ebx, ebx).mov(qword(r12, VM.gpr("rbx")), rbx);
+    a.mov(rbx, qword(L("g_current")));
+    advance(2);
+    a.jmp(L("svm_window"));
+  }
+
+  // IOIO: EXITINFO1 = port (31:16), size (SZ8/16/32 bits 4–6), STR (2), IN (0); EXITINFO2 = the next rip.
+  a.bind(L("svm_ioio"));
+  {
+    const out = a.label(), done = a.label(), notCom = a.label(), merge = a.label();
+    a.mov(r14, qword(r13, VMCB.exitInfo1)).mov(r15, r14).shr(r15, 16).and(r15, 0xffff); // r14 = info, r15 = port
+    a.test(r14, 4).jnz(notCom); // string forms: absent
+    a.test(r14, 1).jz(out);
+    // IN: COM1's LSR says the transmitter is empty; other COM1 registers 0; any other port all ones.
+    {
+      const value = a.label();
+      a.mov(eax, 0x60).cmp(r15, 0x3fd).je(value);
+      a.xor(eax, eax).cmp(r15, 0x3f8).jb(notCom);
+      a.cmp(r15, 0x3ff).ja(notCom);
+      a.bind(value);
+      a.bind(merge);
+      // rax keeps its bits above the access size (a 32-bit access zero-extends, as IN does).
+      const s16 = a.label(), s32 = a.label(), stored = a.label();
+      a.mov(rcx, qword(r13, VMCB.rax));
+      a.test(r14, 1 << 5).jnz(s16);
+      a.test(r14, 1 << 6).jnz(s32);
+      a.and(rcx, -0x100).and(eax, 0xff).or(rcx, rax).jmp(stored);
+      a.bind(s16);
+      a.and(rcx, -0x10000).and(eax, 0xffff).or(rcx, rax).jmp(stored);
+      a.bind(s32);
+      a.mov(ecx, eax);
+      a.bind(stored);
+      a.mov(qword(r13, VMCB.rax), rcx);
+      a.jmp(done);
+    }
+    a.bind(out);
+    {
+      const notThr = a.label();
+      a.cmp(r15, 0x3f8).jne(notThr);
+      a.movzx(eax, byte(r13, VMCB.rax));
+      a.call(L("svm_com1_byte"));
+      a.jmp(done);
+      a.bind(notThr);
+      a.cmp(r15, 0x3f9).jb(notCom);
+      a.cmp(r15, 0x3ff).jbe(done); // other COM1 registers: accepted, nothing to do
+    }
+    a.bind(notCom);
+    absent({ str: (x) => x.lea(rdi, ptr(L("svm_s_port"))) }, { hex: (x) => x.mov(rdi, r15) }, " info ", { hex: (x) => x.mov(rdi, r14) });
+    const wasOut = a.label();
+    a.test(r14, 4).jnz(done);
+    a.test(r14, 1).jz(wasOut);
+    a.mov(eax, -1).jmp(merge);
+    a.bind(wasOut);
+    a.bind(done);
+    a.mov(rax, qword(r13, VMCB.exitInfo2)).mov(qword(r13, VMCB.rip), rax);
+    a.jmp(L("svm_window"));
+  }
+  a.section(".rdata");
+  a.bind(L("svm_s_port"));
+  a.asciz("port ");
+  a.section(".text");
+
+  // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full line sends it to the console channel.
+  a.bind(L("svm_com1_byte"));
+  {
+    const send = a.label(), done = a.label();
+    a.cmp(al, 10).je(send);
+    a.cmp(al, 13).je(done);
+    a.mov(rcx, qword(r12, VM.lineLen));
+    a.mov(byte({ base: r12, index: rcx, disp: VM.line }), al);
+    a.inc(rcx).mov(qword(r12, VM.lineLen), rcx);
+    a.cmp(rcx, CHAN.maxText).jb(done);
+    a.bind(send);
+    a.call(L("svm_con_line"));
+    a.mov(qword(r12, VM.lineLen), 0);
+    a.bind(done);
+    a.ret();
+  }
+
+  // svm_con_line: the VM page's line as one TEXT request on queue 0 of the console channel in allotment slot 0 —
+  // what a ring-3 guest's con_line sends (partitions/runtime.ts chan_insert), with the same checks of every header
+  // field the guest could have rewritten (its channel page is in its NPT), and the SIGNAL on empty → non-empty.
+  a.bind(L("svm_con_line"));
+  {
+    const bad = a.label(), room = a.label(), wrapped = a.label(), done = a.label(), quiet = a.label();
+    a.mov(rdi, qword(rbx, SP.window)).add(rdi, WIN.pages * 4096); // the client page of slot 0
+    a.lea(r8, qword(rdi, Q0));
+    a.cmp(qword(rdi, 0), SIGNATURE).jne(bad);
+    a.cmp(dword(rdi, 12), 128).jne(bad);
+    a.cmp(qword(rdi, 64), Q0).jne(bad);
+    a.cmp(qword(r8, 8), CHAN.maxSlots * CHAN.signalSize).jne(bad);
+    a.cmp(qword(r8, 16), 128).jne(bad);
+    a.cmp(dword(r8, 48), CHAN.signalSize).jne(bad);
+    a.cmp(dword(r8, 52), CHAN.maxSlots).jne(bad);
+    a.cmp(dword(r8, 56), CHAN.maxSlots - 1).jne(bad);
+    a.mov(eax, dword(r8, 60)).cmp(eax, CHAN.maxSlots).jae(bad);
+    a.mov(r10d, dword(r8, 72));
+    a.cmp(r10d, CHAN.maxSlots).jae(bad);
+    a.lea(r9, qword(rax, 1));
+    a.cmp(r9, CHAN.maxSlots).jb(wrapped);
+    a.xor(r9, r9);
+    a.bind(wrapped);
+    a.cmp(r9, r10).jne(room);
+    a.inc(qword(r8, 40));
+    a.jmp(done);
+    a.bind(room);
+    a.xor(r11, r11);
+    a.cmp(rax, r10).jne(quiet);
+    a.mov(r11, 1);
+    a.bind(quiet);
+    a.imul(eax, r9d, CHAN.signalSize);
+    a.lea(rdi, qword({ base: r8, index: rax, disp: 128 }));
+    a.push(rdi);
+    a.xor(eax, eax).mov(ecx, (64 + CHAN.maxText) / 8).rep().stosq();
+    a.pop(rdi);
+    a.mov(dword(rdi, 0), CHAN.opText).mov(dword(rdi, 4), 1);
+    a.inc(qword(r12, VM.reqid)).mov(rax, qword(r12, VM.reqid)).mov(qword(rdi, 8), rax);
+    a.mov(rcx, qword(r12, VM.lineLen)).mov(word(rdi, 20), cx);
+    a.lea(rsi, qword(r12, VM.line)).add(rdi, 64).rep().movsb();
+    a.lock().or(dword(rsp), 0); // the channel barrier (ADR 0003)
+    a.inc(qword(r8, 32)).mov(dword(r8, 60), r9d);
+    a.test(r11, r11).jz(done);
+    a.push(rbp).mov(rbp, rbx).xor(ecx, ecx).call(L("do_signal")).pop(rbp);
+    a.jmp(done);
+    a.bind(bad);
+    absent("console channel page fails the checks: line dropped");
+    a.bind(done);
+    a.ret();
+  }
+
+  // MSR: EFER shadowed (§5); every other intercepted MSR is absent: #GP(0).
+  a.bind(L("svm_msr"));
+  {
+    const notEfer = a.label(), write = a.label(), gp = a.label();
+    a.cmp(dword(r12, VM.gpr("rcx")), EFER).jne(notEfer);
+    a.cmp(qword(r13, VMCB.exitInfo1), 0).jne(write);
+    a.mov(rax, qword(r13, VMCB.efer)).and(eax, ~EFER_SVME).or(rax, qword(r12, VM.shadowSvme));
+    a.mov(ecx, eax).mov(qword(r13, VMCB.rax), rcx).shr(rax, 32).mov(qword(r12, VM.gpr("rdx")), rax);
+    advance(2);
+    a.jmp(L("svm_window"));
+    a.bind(write);
+    a.mov(eax, dword(r13, VMCB.rax)).mov(rdx, qword(r12, VM.gpr("rdx"))).shl(rdx, 32).or(rax, rdx);
+    a.mov(rcx, rax).and(rcx, ~(EFER_GUEST | EFER_SVME)).jnz(gp);
+    a.mov(rcx, rax).and(ecx, EFER_SVME).mov(qword(r12, VM.shadowSvme), rcx);
+    a.and(eax, EFER_GUEST & ~(1 << 10)); // LMA is the processor's: kept from the VMCB
+    a.mov(rcx, qword(r13, VMCB.efer)).and(ecx, 1 << 10).or(rax, rcx).or(eax, EFER_SVME);
+    a.mov(qword(r13, VMCB.efer), rax);
+    advance(2);
+    a.jmp(L("svm_window"));
+    a.bind(notEfer);
+    absent("msr ", { hex: (x) => x.mov(edi, dword(r12, VM.gpr("rcx"))) }, " (#GP injected)");
+    a.bind(gp);
+    inject(13, true);
+    a.jmp(L("svm_window"));
+  }
+
+  // HLT: the guest gives the rest of its quantum away (as YIELD): the loop's frame resumes it at its next dispatch.
+  a.bind(L("svm_hlt"));
+  advance(1);
+  a.bind(L("svm_yield"));
+  account();
+  a.lea(rax, ptr(L("svm_loop"))).mov(qword(rbx, FR.rip), rax);
+  a.mov(qword(rbx, FR.cs), SEL.kcode).mov(qword(rbx, FR.rflags), 2);
+  a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(rbx, FR.rsp), rax).mov(qword(rbx, FR.ss), SEL.kdata);
+  a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+
+  // #DB, #AC: reflected into the guest, one exit each (the CVE-2015-5307/8104 loops never keep the processor).
+  a.bind(L("svm_reflect"));
+  {
+    const db = a.label();
+    a.cmp(qword(r13, VMCB.exitCode), EXIT_CODE.excDb).je(db);
+    inject(17, true, (x) => x.mov(eax, dword(r13, VMCB.exitInfo1)));
+    a.jmp(L("svm_window"));
+    a.bind(db);
+    inject(1, false);
+    a.jmp(L("svm_window"));
+  }
+
+  // XSETBV: only a no-op write of the host's XCR0 is accepted (the guest never changes XCR0), else #GP(0).
+  a.bind(L("svm_xsetbv"));
+  {
+    const gp = a.label();
+    a.cmp(dword(r12, VM.gpr("rcx")), 0).jne(gp);
+    a.xor(ecx, ecx).xgetbv();
+    a.cmp(eax, dword(r13, VMCB.rax)).jne(gp);
+    a.cmp(edx, dword(r12, VM.gpr("rdx"))).jne(gp);
+    advance(3);
+    a.jmp(L("svm_window"));
+    a.bind(gp);
+    inject(13, true);
+    a.jmp(L("svm_window"));
+  }
+
+  // VMMCALL: the int 0x80 operations a guest has (§9); rip + 3.
+  a.bind(L("svm_vmmcall"));
+  {
+    const time = a.label(), signal = a.label(), poll = a.label(), denied = a.label(), yieldL = a.label(), back = a.label();
+    advance(3);
+    a.inc(qword(rbx, SP.hypercalls));
+    a.mov(rax, qword(r13, VMCB.rax));
+    a.cmp(rax, HC.time).je(time);
+    a.cmp(rax, HC.yield).je(yieldL);
+    a.cmp(rax, HC.signal).je(signal);
+    a.cmp(rax, HC.poll).je(poll);
+    a.cmp(rax, HC.command).je(denied);
+    a.cmp(rax, HC.start).je(denied);
+    a.mov(qword(r13, VMCB.rax), HC_ERR.unknown);
+    a.jmp(back);
+    a.bind(denied);
+    a.mov(qword(r13, VMCB.rax), HC_ERR.denied);
+    a.jmp(back);
+    a.bind(time);
+    a.mov(rax, qword(L("g_quantum"))).mov(qword(r13, VMCB.rax), rax);
+    a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(r12, VM.gpr("rdx")), rax);
+    a.jmp(back);
+    a.bind(signal);
+    a.push(rbp).mov(rbp, rbx).mov(rcx, qword(r12, VM.gpr("rcx"))).call(L("do_signal")).pop(rbp);
+    a.mov(qword(r13, VMCB.rax), rax);
+    a.jmp(back);
+    a.bind(poll);
+    a.xor(eax, eax).xchg(rax, qword(rbx, SP.pending)).mov(qword(r13, VMCB.rax), rax);
+    a.jmp(back);
+    a.bind(yieldL);
+    a.mov(qword(r13, VMCB.rax), 0);
+    a.jmp(L("svm_yield"));
+    a.bind(back);
+    a.jmp(L("svm_window"));
+  }
+
+  // A violation (§4): the partition alone stops; the line names the exit, the guest-physical address (NPF), rip and
+  // the error code.
+  a.bind(L("svm_violation"));
+  {
+    a.mov(dword(rbx, SP.state), STATE.failed);
+    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, SP.name)) }, " stopped: violation: exit ",
+      { hex: (x) => x.mov(rdi, qword(r13, VMCB.exitCode)) }, " gpa ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.exitInfo2)) },
+      " rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) }, " error ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.exitInfo1)) });
+    account();
+    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+  }
+}
+

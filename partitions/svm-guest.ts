@@ -1,0 +1,327 @@
+// The hardware-virtualized guests (docs/specs/svm.md): a flat guest-physical image loaded at 0 that starts in 16-bit
+// real mode at 0:0x1000, prints through COM1 port I/O (emulated by the monitor into its console channel), switches
+// itself to protected mode and then long mode with its own GDT, page tables and IDT, takes its own #UD through its
+// own IDT, and then runs a checksum workload paced by the VMMCALL TIME hypercall, like the ring-3 guests' lines.
+// The test-only kinds (definition/host.ts VM_KINDS) add one probe once in long mode: absent devices, a violation,
+// reaching other partitions' pages, clearing EFER.SVME in the shadow, spinning with interrupts off. The 16- and 32-bit
+// start is hand-encoded (the typed assembler emits 64-bit code only); everything from long mode on is assembled.
+import { Assembler, type Label, al, ax, byte, dl, dword, dx, eax, ebx, ecx, edx, ptr, qword, r12, r12d, r13, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
+import { flatten } from "../toolchain/x64/flat.ts";
+import type { VmKind } from "../definition/host.ts";
+import { HC } from "../monitor-gen/layout.ts";
+import { GUEST_ENTRY } from "../monitor-gen/svm/layout.ts";
+
+/** Rounds of each frame of the "bench" kind (the minimum is kept). */
+export const BENCH_EXITS = 60;
+
+/** Guest-physical layout of the image (all inside the partition's window pages). */
+export const SVM_GUEST = { gdt: 0x800, gdtr: 0x820, msg16: 0x840, msg32: 0x8c0, pml4: 0x3000, pdpt: 0x4000, pd: 0x5000, idt: 0x6000, stackTop: 0x30000, long: 0x8000 } as const;
+/** The guest-physical address the "reach" probe writes and reads: the database's own 4 MiB page (DB_PAGES.lo), and
+ * equal to host-physical pages of the ultravisor region on every boot so far. */
+export const REACH_ADDRESS = 0x400000;
+
+const MSG16 = "real mode: CS:IP 0000:1000, out to COM1 from 16-bit code\n";
+const MSG32 = "protected mode: own GDT; PAE, EFER.LME, paging on\n";
+
+export interface SvmGuestOptions {
+  kind: VmKind;
+  /** Quanta between two lines. */
+  period: number;
+}
+
+export function assembleSvmGuest(o: SvmGuestOptions): Uint8Array {
+  const long = assembleLong(o);
+  const image = new Uint8Array(SVM_GUEST.long + long.length);
+  const d = new DataView(image.buffer);
+  // GDT: null, 32-bit code (0x08), data (0x10), 64-bit code (0x18); the pseudo-descriptor after it.
+  [0n, 0x00cf9a000000ffffn, 0x00cf92000000ffffn, 0x00af9a000000ffffn].forEach((v, i) => d.setBigUint64(SVM_GUEST.gdt + 8 * i, v, true));
+  d.setUint16(SVM_GUEST.gdtr, 31, true);
+  d.setUint32(SVM_GUEST.gdtr + 2, SVM_GUEST.gdt, true);
+  image.set(new TextEncoder().encode(MSG16), SVM_GUEST.msg16);
+  image.set(new TextEncoder().encode(MSG32), SVM_GUEST.msg32);
+  // Page tables: the first GiB identity-mapped with 2 MiB pages (the guest's view; the NPT decides what exists).
+  d.setBigUint64(SVM_GUEST.pml4, BigInt(SVM_GUEST.pdpt | 3), true);
+  d.setBigUint64(SVM_GUEST.pdpt, BigInt(SVM_GUEST.pd | 3), true);
+  for (let i = 0; i < 512; i++) d.setBigUint64(SVM_GUEST.pd + 8 * i, (BigInt(i) << 21n) | 0x83n, true);
+  const code = [...realMode(), ...protectedMode()];
+  if (GUEST_ENTRY + code.length > SVM_GUEST.pml4) throw new RangeError("svm guest: the 16/32-bit start outgrew its page");
+  image.set(code, GUEST_ENTRY);
+  image.set(long, SVM_GUEST.long);
+  return image;
+}
+
+const le16 = (v: number): number[] => [v & 0xff, (v >> 8) & 0xff];
+const le32 = (v: number): number[] => [...le16(v & 0xffff), ...le16(v >>> 16)];
+/** lodsb; test al, al; jz +3; out dx, al; jmp back to lodsb — the string loop of both hand-encoded modes. */
+const printLoop = [0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf8];
+
+function realMode(): number[] {
+  const pm32 = GUEST_ENTRY + 0; // patched below: the far jump's target is where protectedMode() starts
+  const bytes = [
+    0xfa, // cli
+    0x31, 0xc0, 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xd0, // xor ax, ax; mov ds/es/ss, ax
+    0xbc, ...le16(0x7000), // mov sp, 0x7000
+    0xbe, ...le16(SVM_GUEST.msg16), // mov si, msg16
+    0xba, ...le16(0x3f8), // mov dx, 0x3f8
+    ...printLoop,
+    0x0f, 0x01, 0x16, ...le16(SVM_GUEST.gdtr), // lgdt [gdtr]
+    0x0f, 0x20, 0xc0, 0x0c, 0x01, 0x0f, 0x22, 0xc0, // mov eax, cr0; or al, 1 (PE); mov cr0, eax
+    0x66, 0xea, ...le32(pm32), ...le16(0x08), // jmp dword 0x08:pm32
+  ];
+  const target = GUEST_ENTRY + bytes.length;
+  bytes.splice(bytes.length - 6, 4, ...le32(target));
+  return bytes;
+}
+
+function protectedMode(): number[] {
+  return [
+    0xb8, ...le32(0x10), 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xd0, // mov eax, 0x10; mov ds/es/ss, ax
+    0xbc, ...le32(0x7000), // mov esp, 0x7000
+    0xbe, ...le32(SVM_GUEST.msg32), 0xba, ...le32(0x3f8), // mov esi, msg32; mov edx, 0x3f8
+    ...printLoop,
+    0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x20, 0x0f, 0x22, 0xe0, // cr4.PAE
+    0xb8, ...le32(SVM_GUEST.pml4), 0x0f, 0x22, 0xd8, // cr3 = pml4
+    0xb9, ...le32(0xc000_0080), 0x0f, 0x32, 0x0d, ...le32(0x100), 0x0f, 0x30, // EFER.LME (an intercepted, shadowed MSR)
+    0x0f, 0x20, 0xc0, 0x0d, ...le32(0x8000_0000), 0x0f, 0x22, 0xc0, // cr0.PG: long mode active
+    0xea, ...le32(SVM_GUEST.long), ...le16(0x18), // jmp 0x18:long
+  ];
+}
+
+function assembleLong(o: SvmGuestOptions): Uint8Array {
+  const a = new Assembler();
+  const L = (n: string): Label => a.symbol(n);
+  const raw = (bytes: number[]): void => {
+    a.db(new Uint8Array(bytes));
+  };
+  const vmmcall = (nr: number): void => {
+    a.mov(eax, nr).vmmcall();
+  };
+  let lit = 0;
+  const text = (s: string): Label => {
+    const l = a.label(`g_s${lit++}`);
+    a.section(".rdata");
+    a.bind(l);
+    a.asciz(s);
+    a.section(".text");
+    return l;
+  };
+  type Part = string | { dec: () => void } | { hex: () => void } | { str: () => void };
+  // line(...): the parts through COM1, then '\n' (one emulated OUT per byte).
+  const line = (...parts: Part[]): void => {
+    for (const p of parts) {
+      if (typeof p === "string") a.lea(rsi, ptr(text(p))).call(L("g_puts"));
+      else if ("dec" in p) { p.dec(); a.call(L("g_putdec")); }
+      else if ("hex" in p) { p.hex(); a.call(L("g_puthex")); }
+      else { p.str(); a.call(L("g_puts")); }
+    }
+    a.mov(al, 10).call(L("g_putc"));
+  };
+
+  a.section(".text");
+  a.bind(L("g_long"));
+  a.bind(L("g_image_start"));
+  a.mov(rax, SVM_GUEST.stackTop).mov(rsp, rax);
+  // Its own IDT: 32 interrupt gates (64-bit code selector 0x18) to stubs that push the vector.
+  for (let v = 0; v < 32; v++) {
+    const at = SVM_GUEST.idt + 16 * v;
+    a.lea(rax, ptr(L(`g_stub_${v}`)));
+    a.mov(word({ disp: at }), ax).mov(word({ disp: at + 2 }), 0x18).mov(word({ disp: at + 4 }), 0x8e00);
+    a.shr(rax, 16).mov(word({ disp: at + 6 }), ax).shr(rax, 16).mov(dword({ disp: at + 8 }), eax).mov(dword({ disp: at + 12 }), 0);
+  }
+  a.lidt(ptr(L("g_idtr")));
+  line("long mode: own GDT 0x800, page tables 0x3000, IDT 0x6000");
+  a.mov(eax, 0x4000_0000).cpuid();
+  a.mov(dword(L("g_sig")), ebx).mov(dword({ label: L("g_sig"), disp: 4 }), ecx).mov(dword({ label: L("g_sig"), disp: 8 }), edx);
+  a.mov(eax, 0x4000_0001).cpuid().mov(r12d, ebx);
+  line("cpuid 0x40000000: ", { str: () => a.lea(rsi, ptr(L("g_sig"))) }, "; channel at gpa ", { hex: () => a.mov(rax, r12) });
+  a.ud2(); // taken by its own IDT (the handler steps over it)
+  probe(a, o.kind, line, raw);
+
+  // The workload: FNV-1a over its own long-mode code and constants, one line every `period` quanta.
+  a.xor(r12d, r12d).xor(r14d, r14d);
+  vmmcall(HC.time);
+  a.mov(r13, rax);
+  const loop = a.here();
+  a.inc(r14);
+  vmmcall(HC.time);
+  a.mov(rbx, rax).sub(rax, r13).cmp(rax, o.period).jb(loop);
+  a.mov(r13, rbx).inc(r12);
+  a.call(L("g_checksum")).mov(r15, rax);
+  line("tick ", { dec: () => a.mov(rax, r12) }, " quantum ", { dec: () => a.mov(rax, r13) }, " work ", { dec: () => a.mov(rax, r14) },
+    " checksum ", { hex: () => a.mov(rax, r15) });
+  if (o.kind === "cli-spin") {
+    const spin = a.label();
+    a.cmp(r12, 2).jb(loop);
+    line("cli; jmp $ (interrupts off, spinning)");
+    a.cli();
+    a.bind(spin);
+    a.jmp(spin);
+  }
+  a.jmp(loop);
+
+  // Exception stubs → g_exc: prints the vector and rip; steps over ud2 (#UD) and rdmsr/wrmsr (#GP), halts otherwise.
+  const withError = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
+  for (let v = 0; v < 32; v++) {
+    a.bind(L(`g_stub_${v}`));
+    if (!withError.has(v)) a.push(0);
+    a.push(v);
+    a.jmp(L("g_exc"));
+  }
+  a.bind(L("g_db_iret"));
+  a.iretq();
+  a.bind(L("g_exc"));
+  {
+    const regs = [rax, rcx, rdx, rsi, rdi, rbx];
+    for (const r of regs) a.push(r);
+    const F = 8 * regs.length; // [rsp+F] vector, +8 error, +16 rip
+    line("own IDT: vector ", { dec: () => a.mov(rax, qword(rsp, F)) }, " error ", { hex: () => a.mov(rax, qword(rsp, F + 8)) },
+      " rip ", { hex: () => a.mov(rax, qword(rsp, F + 16)) });
+    const step = a.label(), stop = a.label();
+    a.cmp(qword(rsp, F), 6).je(step);
+    a.cmp(qword(rsp, F), 13).je(step);
+    a.bind(stop);
+    a.hlt().jmp(stop);
+    a.bind(step);
+    a.add(qword(rsp, F + 16), 2);
+    for (const r of [...regs].reverse()) a.pop(r);
+    a.add(rsp, 16).iretq();
+  }
+
+  // g_putc(al), g_puts(rsi), g_putdec(rax), g_puthex(rax): COM1 by port I/O; clobber rax, rcx, rdx, rsi, rdi.
+  a.bind(L("g_putc"));
+  a.mov(dx, 0x3f8).out(dx, al).ret();
+  a.bind(L("g_puts"));
+  {
+    const next = a.here(), done = a.label();
+    a.mov(al, byte(rsi)).test(al, al).jz(done);
+    a.call(L("g_putc")).inc(rsi).jmp(next);
+    a.bind(done).ret();
+  }
+  a.bind(L("g_putdec"));
+  {
+    a.lea(rdi, ptr(L("g_num_end"))).mov(byte(rdi), 0).mov(ecx, 10);
+    const d = a.here();
+    a.xor(edx, edx).div(rcx).add(dl, 0x30).dec(rdi).mov(byte(rdi), dl);
+    a.test(rax, rax).jnz(d);
+    a.mov(rsi, rdi).jmp(L("g_puts"));
+  }
+  a.bind(L("g_puthex"));
+  {
+    a.lea(rdi, ptr(L("g_num_end"))).mov(byte(rdi), 0).mov(ecx, 8);
+    const d = a.here();
+    a.mov(edx, eax).and(edx, 15).lea(rsi, ptr(L("g_hex"))).mov(dl, byte({ base: rsi, index: rdx })).dec(rdi).mov(byte(rdi), dl);
+    a.shr(eax, 4).dec(ecx).jnz(d);
+    a.dec(rdi).mov(byte(rdi), 0x78).dec(rdi).mov(byte(rdi), 0x30);
+    a.mov(rsi, rdi).jmp(L("g_puts"));
+  }
+  // g_checksum → rax: FNV-1a (32-bit) over g_image_start … g_ro_end.
+  a.bind(L("g_checksum"));
+  {
+    a.lea(rsi, ptr(L("g_image_start"))).lea(rcx, ptr(L("g_ro_end"))).mov(eax, 0x811c9dc5);
+    const next = a.here(), done = a.label();
+    a.cmp(rsi, rcx).jae(done);
+    a.movzx(edx, byte(rsi)).xor(eax, edx).imul(eax, eax, 0x01000193);
+    a.inc(rsi).jmp(next);
+    a.bind(done).ret();
+  }
+  a.section(".rdata");
+  a.bind(L("g_idtr"));
+  a.dw(32 * 16 - 1);
+  a.dq(SVM_GUEST.idt);
+  a.bind(L("g_hex"));
+  a.ascii("0123456789abcdef");
+  a.bind(L("g_ro_end"));
+  a.section(".data");
+  a.bind(L("g_sig"));
+  a.zero(16);
+  a.zero(24);
+  a.bind(L("g_num_end"));
+  a.zero(8);
+  const flat = flatten(a.finish(), BigInt(SVM_GUEST.long));
+  return flat.bytes;
+}
+
+/** The kind's probe, once, right after the #UD: absent devices, a violation, a reach, the EFER shadow. */
+function probe(a: Assembler, kind: VmKind, line: (...p: Array<string | { dec: () => void } | { hex: () => void }>) => void, raw: (b: number[]) => void): void {
+  switch (kind) {
+    case "realmode-demo":
+    case "cli-spin":
+      return;
+    case "db-loop": {
+      // Gate 1 → a bare iretq: the restored RFLAGS keep TF, so every instruction from here on raises #DB, for ever.
+      const at = SVM_GUEST.idt + 16;
+      a.lea(rax, ptr(a.symbol("g_db_iret")));
+      a.mov(word({ disp: at }), ax).shr(rax, 16).mov(word({ disp: at + 6 }), ax).shr(rax, 16).mov(dword({ disp: at + 8 }), eax);
+      line("db-loop: TF on, #DB handler returns with TF set");
+      a.pushfq().or(qword(rsp), 0x100).popfq();
+      return;
+    }
+    case "bench": {
+      // Minimum time-stamp delta over BENCH_EXITS rounds of: 50 nops, CPUID (the hypervisor leaf), one COM1 byte. Under
+      // QEMU -icount shift=0 the TSC counts executed instructions, the monitor's included (bench/svm.bench.ts).
+      const frame = (into: typeof r12, body: () => void): void => {
+        a.mov(into, -1).mov(r15, BENCH_EXITS);
+        const again = a.here();
+        a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(r14, rax);
+        body();
+        a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, r14);
+        a.cmp(rax, into).cmovb(into, rax);
+        a.dec(r15).jnz(again);
+      };
+      frame(r12, () => { for (let i = 0; i < 50; i++) a.nop(); });
+      frame(r13, () => a.mov(eax, 0x4000_0000).cpuid());
+      a.push(r12).push(r13);
+      frame(rbx, () => a.mov(al, 0x2e).mov(dx, 0x3f8).out(dx, al));
+      a.pop(r13).pop(r12);
+      a.mov(al, 10).call(a.symbol("g_putc"));
+      line("bench: 50 nops ", { dec: () => a.mov(rax, r12) }, " cpuid ", { dec: () => a.mov(rax, r13) }, " com1 ", { dec: () => a.mov(rax, rbx) });
+      return;
+    }
+    case "absent": {
+      a.in(al, 0x80).movzx(r12d, al);
+      a.mov(dx, 0x1234).in(eax, dx).mov(r13, rax);
+      a.mov(al, 0x55).out(0x80, al);
+      line("absent: in 0x80 = ", { hex: () => a.mov(rax, r12) }, ", in 0x1234 = ", { hex: () => a.mov(rax, r13) });
+      a.mov(ecx, 0x1234_5678).rdmsr(); // #GP through its own IDT
+      line("absent: rdmsr 0x12345678 came back through #GP; still running");
+      return;
+    }
+    case "vmrun": case "vmsave": case "clgi": case "stgi": {
+      const bytes = { vmrun: 0xd8, vmsave: 0xdb, clgi: 0xdd, stgi: 0xdc }[kind];
+      line(`about to ${kind}`);
+      a.xor(eax, eax);
+      raw([0x0f, 0x01, bytes]);
+      line(`still running after ${kind}: containment failed`);
+      return;
+    }
+    case "triple-fault": {
+      line("about to triple-fault (empty IDT, int3)");
+      a.lidt(ptr(a.symbol("g_null_idtr")));
+      a.int3();
+      line("still running after the triple fault: containment failed");
+      a.section(".rdata");
+      a.bind(a.symbol("g_null_idtr"));
+      a.dw(0);
+      a.dq(0);
+      a.section(".text");
+      return;
+    }
+    case "reach": {
+      line(`about to write and read guest-physical ${"0x" + REACH_ADDRESS.toString(16)}`);
+      a.mov(rax, 0x5741_4b45_5245_4143n).mov(qword({ disp: REACH_ADDRESS }), rax);
+      a.mov(rax, qword({ disp: REACH_ADDRESS })).mov(r12, rax);
+      line("reach returned ", { hex: () => a.mov(rax, r12) }, ": containment failed");
+      return;
+    }
+    case "svme-clear": {
+      // Its own view: SVME set, read back, then cleared, read back; the real EFER.SVME never moves.
+      a.mov(ecx, 0xc000_0080).rdmsr().bts(eax, 12).wrmsr();
+      a.mov(ecx, 0xc000_0080).rdmsr().mov(r12d, eax);
+      a.btr(eax, 12).wrmsr();
+      a.mov(ecx, 0xc000_0080).rdmsr().mov(r13, rax);
+      line("EFER with SVME set ", { hex: () => a.mov(rax, r12) }, ", cleared ", { hex: () => a.mov(rax, r13) }, "; still running");
+      return;
+    }
+  }
+}
+
