@@ -6,7 +6,9 @@
 //     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
 //     and the resource database that the AOT-compiled core built at boot, read over QMP, equal byte for byte to
 //     the simulator's after the same db_bootstrap call, with core's private 4 MiB page where the loader carved it and
-//     nothing of the ultravisor's in firmware memory;
+//     nothing of the ultravisor's in firmware memory; the simulator's inputs are derived (RAM from -m on q35, the
+//     loader's placement from the firmware map, allotments from the host definition) and the machine's printed
+//     values compared with them, never copied (docs/testing.md);
 //     and each partition's page tables, walked over QMP, map only its window and its channels' pages;
 //  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
 //     and logged with the right vector while the others keep printing.
@@ -25,11 +27,14 @@ import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { allotmentPages, scheduleRuns } from "../../image/ultravisor.ts";
 import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
-import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
+import { definitionBytes, definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
 import { span } from "../../core/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../core/schedule.ts";
+
+/** QEMU's -m for every boot here: the RAM layout the comparison derives starts from it, not from the machine's report. */
+const MEM = "256M";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -97,7 +102,7 @@ type Reads = Array<[number, number]> | ((lines: string[]) => Array<[number, numb
 async function boot(name: string, config: UltravisorConfig, reads: Reads = [], spaces?: AddressSpace[], build: Omit<UltravisorImageOptions, "config"> = {}, readAfter = /^ultravisor: scheduler running/): Promise<Boot> {
   const img = await buildUltravisorImage({ config, ...build });
   const out = await writeEfiImage(join(scratch, name), img);
-  const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
+  const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: MEM, timeoutMs: 100_000, log: () => undefined });
   try {
     const got = new Map<number, Uint8Array>();
     const want = typeof reads === "function" || reads.length > 0;
@@ -170,8 +175,8 @@ function privatePage(lines: readonly string[]): { base: number; m: number } {
 
 /**
  * What the boot writes and the comparison covers: the database's 4 MiB page [0,1,*] (CORE_DB_PLAN.dbPage) and core's
- * map directory and audit log in its private page; not the private page's first 64 KiB (scratch, request buffer),
- * whose contents are working state.
+ * map directory and audit log in its private page. The private page's first 64 KiB (scratch, request buffer) are
+ * read too and compared on their own, with the one range that differs by design named there.
  */
 function dbRanges(lines: string[]): Array<[number, number]> {
   const pa = privateArea(privatePage(lines).m);
@@ -188,18 +193,100 @@ function inRam(firmware: UefiDescriptor[], lo: bigint, hi: bigint): boolean {
 }
 
 /**
- * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (its
- * bootstrap with the host size the machine found, the boot partition's transactions, the first backup), then the
- * ultravisor region the loader printed given from Available to the ultravisor partition (after the backup point, as
- * loader-efi/assembly/boot.ts does), its allotment part at 4 KiB granularity first; then the resource service's
- * create() of each partition the boot partition creates and of each definition the ultravisor partition applies,
- * each with its allotment (read from the monitor's started lines) taken from the ultravisor.
+ * RAM below 4 GiB on QEMU's q35 for `-m` (hw/i386/pc_q35.c): all of it when it is below 0xb0000000, else 2 GiB (the
+ * rest goes above 4 GiB). The host size the database is bootstrapped for, derived here, never read from the machine.
  */
-async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
-  const host = await Host.create({ memory: hostBytes, firmware: firmwareRegions(parseFirmwareMap(lines)), keepBackup: false, layout: { private: privatePage(lines).m } });
-  const region = ultravisorRegion(lines);
-  const started = startedPartitions(lines);
-  const { lo: allotLo, hi: allotHi } = allotments(lines);
+function q35LowRam(mem: string): bigint {
+  const m = /^(\d+)([MG])$/.exec(mem);
+  if (!m) throw new Error(`unsupported -m ${mem}`);
+  const bytes = BigInt(m[1]!) << (m[2] === "G" ? 30n : 20n);
+  return bytes >= 0xb000_0000n ? 0x8000_0000n : bytes;
+}
+
+/**
+ * q35's fixed non-RAM ranges below 4 GiB that OVMF may describe in its map (hw/i386/pc_q35.c, OVMF's PlatformPei):
+ * the PCIe ECAM window (MMCONFIG, 256 MiB at 0xb0000000) and the firmware flash (below 4 GiB, at most 16 MiB).
+ */
+const Q35_FIXED: Array<[bigint, bigint]> = [[0xb000_0000n, 0xc000_0000n], [0xff00_0000n, 0x1_0000_0000n]];
+/** The legacy VGA and BIOS hole [640 KiB, 1 MiB) that q35 leaves out of RAM as every PC does. */
+const LEGACY_HOLE: [bigint, bigint] = [0xa0000n, 0x100000n];
+
+/**
+ * What must hold of OVMF's map (the one thing only the machine knows: QMP has no UEFI memory map) for a q35 machine
+ * with RAM [0, ramTop) below 4 GiB: descriptors do not overlap; below ramTop they cover RAM exactly once, except the
+ * legacy hole; above it only q35's fixed ranges appear. Returns the problems found (none: []).
+ */
+function firmwareMapProblems(map: UefiDescriptor[], ramTop: bigint): string[] {
+  const out: string[] = [];
+  const hex = (v: bigint): string => `0x${v.toString(16)}`;
+  const ranges = map.map((d) => ({ lo: d.base, hi: d.base + d.pages * 4096n, type: d.type })).sort((x, y) => (x.lo < y.lo ? -1 : x.lo > y.lo ? 1 : 0));
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i]!.lo < ranges[i - 1]!.hi) out.push(`descriptors overlap at ${hex(ranges[i]!.lo)}`);
+  }
+  // Walk RAM: every byte of [0, ramTop) outside the legacy hole is in exactly one descriptor (no overlaps above).
+  let at = 0n;
+  for (const r of ranges.filter((x) => x.lo < ramTop)) {
+    if (r.hi > ramTop) out.push(`descriptor ${hex(r.lo)}-${hex(r.hi)} runs past the RAM top ${hex(ramTop)}`);
+    if (r.lo > at && !(at === LEGACY_HOLE[0] && r.lo === LEGACY_HOLE[1])) out.push(`RAM ${hex(at)}-${hex(r.lo)} in no descriptor`);
+    if (r.lo < LEGACY_HOLE[1] && r.hi > LEGACY_HOLE[0]) out.push(`descriptor ${hex(r.lo)}-${hex(r.hi)} in the legacy hole`);
+    at = r.hi > at ? r.hi : at;
+  }
+  if (at < ramTop) out.push(`RAM ${hex(at)}-${hex(ramTop)} in no descriptor`);
+  for (const r of ranges.filter((x) => x.lo >= ramTop && x.lo < 1n << 32n)) {
+    if (!Q35_FIXED.some(([lo, hi]) => r.lo >= lo && r.hi <= hi)) out.push(`descriptor of type ${r.type} at ${hex(r.lo)}-${hex(r.hi)} above RAM and not where q35 puts MMIO`);
+    if ((USABLE_UEFI_TYPES as readonly number[]).includes(r.type)) out.push(`usable type ${r.type} above the RAM top at ${hex(r.lo)}`);
+  }
+  return out;
+}
+
+/** Where the boot must put things, derived from the host definition and the firmware map (not from the machine's lines). */
+interface Placement {
+  hostBytes: bigint;
+  /** The ultravisor region the monitor's bump allocator uses, [base, end), and core's private page right above it. */
+  region: { base: bigint; end: bigint };
+  privateM: number;
+  /** Each partition's allotment (window and client channel pages) in configuration order from `allotLo`. */
+  windows: Map<string, { window: bigint; pages: number }>;
+  allot: { lo: bigint; hi: bigint };
+}
+
+/**
+ * The loader's placement, recomputed from the map it printed (taken after its allocations, so its ranges show as
+ * loader data, type 2): the region is the largest loader-data range in usable RAM above 1 MiB — the loader keeps the
+ * largest range it allocated, and no firmware loader-data range there is larger under OVMF — and core's private page
+ * is the highest 4 MiB-aligned page inside it, cut off its top (loader-efi/ultravisor.ts). The allotments follow in
+ * configuration order, each allotmentPages long (image/ultravisor.ts), from `allotLo`: where the monitor's bump
+ * allocator stood after its own tables, the one value taken from the machine (checked to lie in the region).
+ */
+function derivePlacement(map: UefiDescriptor[], ramTop: bigint, config: UltravisorConfig, channels: UltravisorImage["channels"], allotLo: bigint): Placement {
+  const loaderData = map.filter((d) => d.type === 2 && d.base >= 0x100000n && d.base + d.pages * 4096n <= ramTop);
+  const largest = loaderData.reduce((a, d) => (d.pages > a.pages ? d : a));
+  const top = (largest.base + largest.pages * 4096n) & ~BigInt(PRIVATE_PAGE_BYTES - 1);
+  const priv = top - BigInt(PRIVATE_PAGE_BYTES);
+  const windows = new Map<string, { window: bigint; pages: number }>();
+  let at = allotLo;
+  config.partitions.forEach((p, i) => {
+    if (p.kind === "idle") return;
+    const pages = allotmentPages(i, channels);
+    windows.set(p.name, { window: at, pages });
+    at += BigInt(pages) * 4096n;
+  });
+  return { hostBytes: ramTop, region: { base: largest.base, end: priv }, privateM: Number(priv / BigInt(PRIVATE_PAGE_BYTES)), windows, allot: { lo: allotLo, hi: at } };
+}
+
+/**
+ * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (checked
+ * by firmwareMapProblems) with the host size of -m and core's private page where derivePlacement puts it (its
+ * bootstrap, the boot partition's transactions, the first backup), then the derived ultravisor region given from
+ * Available to the ultravisor partition (after the backup point, as loader-efi/assembly/boot.ts does), its allotment
+ * part at 4 KiB granularity first; then the resource service's create() of each partition the boot partition creates
+ * and of each definition the ultravisor partition applies, each with its derived allotment taken from the ultravisor.
+ * Nothing here is read from the machine's lines but the firmware map and the allotments' start.
+ */
+async function simulatedBoot(place: Placement, firmware: UefiDescriptor[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
+  const host = await Host.create({ memory: place.hostBytes, firmware: firmwareRegions(firmware), keepBackup: false, layout: { private: place.privateM } });
+  const region = place.region;
+  const { lo: allotLo, hi: allotHi } = place.allot;
   const ui = host.db.indexPage();
   host.markRange(allotLo, allotHi, ui.avail, ui.ultra, () => host.freeDbPage(), true);
   host.markRange(region.base, region.end, ui.avail, ui.ultra, () => host.freeDbPage());
@@ -207,8 +294,8 @@ async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: st
   const bootTx = host.db.logHeader().nextSeq - 1;
   const rs = new ResourceService(host);
   const runsOf = (name: string): Run[] => {
-    const s = started.get(name);
-    if (!s) throw new Error(`partition ${name} was not started on the machine`);
+    const s = place.windows.get(name);
+    if (!s) throw new Error(`partition ${name} has no allotment in the derived placement`);
     const runs: Run[] = [];
     for (let k = 0; k < s.pages; k++) {
       const leaf = host.view.leaf(s.window + BigInt(k) * 4096n);
@@ -260,7 +347,7 @@ describe("ultravisor on OVMF (TCG)", () => {
 
   it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
     const last = fig1.partitions.filter((p) => p.kind !== "idle").at(-1)!.name;
-    b = await boot("figure1", fig1, dbRanges, spaces, {}, new RegExp(`^uv-partition: command \\d+: ${last} started$`));
+    b = await boot("figure1", fig1, (lines) => [...dbRanges(lines), [privatePage(lines).base, privateArea(privatePage(lines).m).directory]], spaces, {}, new RegExp(`^uv-partition: command \\d+: ${last} started$`));
     const text = b.lines.join("\n");
     try {
       // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
@@ -420,7 +507,18 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(b.lines.filter((l) => /warning|skipped/.test(l) && l.startsWith("ultravisor: "))).toEqual([]);
     const definitions = fig1.partitions.flatMap((p, i) => (p.kind === "guest" ? [definitionOf(p, i + 1)] : []));
     const bootCreated = fig1.partitions.filter((p) => p.kind === "io" || p.kind === "command").map((p) => p.name);
-    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, bootCreated, definitions);
+    // Every input of the simulator derived, then the machine's own report compared with it (never copied).
+    const ramTop = q35LowRam(MEM);
+    expect(BigInt(line![3]!), `host bytes the machine found: q35's RAM below 4 GiB for -m ${MEM}`).toBe(ramTop);
+    expect(firmwareMapProblems(firmware, ramTop), "OVMF's map against q35's layout").toEqual([]);
+    const place = derivePlacement(firmware, ramTop, fig1, b.img.channels, allotments(b.lines).lo);
+    expect({ base: priv.base, m: priv.m }, "core's private page where the loader must carve it").toEqual({ base: place.privateM * PRIVATE_PAGE_BYTES, m: place.privateM });
+    expect(region, "the ultravisor region: the largest range the loader allocated, below the private page").toEqual(place.region);
+    expect(inRam(firmware, region.base, region.end + BigInt(PRIVATE_PAGE_BYTES)), "the loader's allocations in usable RAM").toBe(true);
+    expect(place.allot.lo >= region.base && place.allot.lo < region.end && (place.allot.lo & 4095n) === 0n, "the allotments start in the region").toBe(true);
+    expect(allotments(b.lines), "the allotments: each partition's allotmentPages in configuration order").toEqual(place.allot);
+    for (const [n, st] of startedPartitions(b.lines)) expect({ window: st.window, pages: st.pages }, `${n}'s window and allotment`).toEqual(place.windows.get(n));
+    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(place, firmware, bootCreated, definitions);
     // The machine's index page (read over QMP) names the private page the loader printed.
     const uiAt = db.indexPage().index * 4096;
     const dbPage = b.reads.get(CORE_DB_PLAN.dbPage.lo)!;
@@ -436,8 +534,21 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(hw.length).toBe(hi - lo);
       expect(firstDifference(lo, hw, sim), `database bytes [0x${lo.toString(16)}, 0x${hi.toString(16)})`).toBeNull();
     }
-    // The comparison covers everything core wrote: in the simulator, every byte outside those ranges and core's
-    // scratch and request buffer (the private page's first 64 KiB) is still zero.
+    // The private page's first 64 KiB (core's scratch and request buffer) too, byte for byte, but for one range: the
+    // ultravisor partition copies each definition's payload to the request buffer's last 256 bytes for core's boot
+    // module (partitions/uv-core.ts, PAYLOAD_OFFSET), where the simulator's resource service takes the Definition
+    // as an argument. That range must hold exactly the last definition's payload on the machine.
+    const head = b.reads.get(priv.base)!;
+    const area = privateArea(priv.m);
+    expect(head.length).toBe(area.directory - priv.base);
+    const payloadAt = area.requestBuffer + 0x7f00;
+    const payload = definitionBytes(definitions.at(-1)!);
+    expect([...head.subarray(payloadAt - priv.base, payloadAt - priv.base + payload.length)], "the last definition's payload in the request buffer").toEqual([...payload]);
+    const headSim = sim.slice(priv.base, area.directory);
+    headSim.set(payload, payloadAt - priv.base);
+    expect(firstDifference(0, head, headSim), "core's scratch and request buffer (private page's first 64 KiB)").toBeNull();
+    // The comparison covers everything core wrote: in the simulator, every byte outside those ranges and the private
+    // page's first 64 KiB (compared above) is still zero.
     const skip: Array<[number, number]> = [...DB_RANGES, [priv.base, privateArea(priv.m).directory]];
     const nonzero = sim.findIndex((x, i) => x !== 0 && !skip.some(([lo, hi]) => i >= lo && i < hi));
     expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
