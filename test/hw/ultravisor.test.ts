@@ -1,5 +1,5 @@
 // Hardware tests of the bare-metal ultravisor (loader-efi/ultravisor.ts, monitor-gen/, partitions/) under OVMF in
-// QEMU through qemu/'s Machine. Two boots, several checks from each boot's serial log:
+// QEMU through qemu/'s Machine. A few boots, several checks from each boot's serial log:
 //  1. the Figure 1 host: the loader's stages up to "ultravisor: entered", every partition's console lines tagged by
 //     the I/O partition, each guest's checksum equal to FNV-1a of its linked code and read-only data computed here
 //     (guests X, Y, Z are AssemblyScript compiled by toolchain/aot, reading their window as linear memory), the command channel
@@ -11,7 +11,9 @@
 //     values compared with them, never copied (docs/testing.md);
 //     and each partition's page tables, walked over QMP, map only its window and its channels' pages;
 //  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
-//     and logged with the right vector while the others keep printing.
+//     and logged with the right vector while the others keep printing — once with the database switched off (every
+//     partition started at boot, unchecked) and once on the normal path, the guests created and started from the
+//     database by the ultravisor partition.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -340,6 +342,74 @@ function firstDifference(base: number, hw: Uint8Array, sim: Uint8Array): string 
   return null;
 }
 
+const FAULTS: FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
+/** A host with a command and an ultravisor partition whose guests include one per fault kind (bad-KIND) and X, Y. */
+function containmentConfig(): UltravisorConfig {
+  return configFrom({
+    revision: 2,
+    run: { runQuanta: 480 },
+    partitions: [
+      { name: "idle", kind: "idle" },
+      { name: "io", kind: "io", duty: 2 },
+      { name: "uv-partition", kind: "ultravisor", duty: 1 },
+      { name: "command", kind: "command", duty: 1 },
+      { name: "X", kind: "guest", duty: 2 },
+      { name: "Y", kind: "guest", duty: 2 },
+      ...FAULTS.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, behaviour: { fault: f, faultAfter: 2 } })),
+      { name: "bad-wasm", kind: "guest", duty: 1, behaviour: { lang: "as", fault: "wasm-oob" } },
+    ],
+  }, "containment host");
+}
+
+/**
+ * Each faulting guest of `faults` (named bad-KIND) stopped with its vector at an address inside its own image, the
+ * AssemblyScript guest's out-of-bounds read trapped in the generated bounds check, and the others (X, Y, io) still
+ * printing after the last fault and ready at the end: containment, whichever way the guests were started.
+ */
+function expectContained(c: Boot, faults: FaultKind[]): void {
+  const s = summary(c);
+  // Stopped alone: the faulting guests and nobody else have a fault line or end failed.
+  const bad = [...faults.map((f) => `bad-${f}`.slice(0, 15)), "bad-wasm"];
+  const faulted = c.lines.map((l) => /^partition (\S+): fault vector /.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+  expect([...new Set(faulted)].sort(), "partitions with a fault line").toEqual([...bad].sort());
+  expect([...s].filter(([, x]) => x.state === "failed").map(([n]) => n).sort(), "partitions failed").toEqual([...bad].sort());
+  let lastFault = -1;
+  for (const f of faults) {
+    const name = `bad-${f}`.slice(0, 15);
+    const p = c.img.partitions.find((x) => x.spec.name === name)!.packed!;
+    const idx = c.lines.findIndex((l) => l.startsWith(`partition ${name}: fault vector `));
+    expect(idx, `${name} fault line`).toBeGreaterThan(-1);
+    lastFault = Math.max(lastFault, idx);
+    const m = /^partition \S+: fault vector (\d+) at 0x([0-9a-f]+) rip 0x([0-9a-f]+) error 0x[0-9a-f]+$/.exec(c.lines[idx]!)!;
+    expect(m, c.lines[idx]).toBeTruthy();
+    const rip = BigInt(`0x${m[3]}`);
+    expect(rip >= p.image.start && rip < p.image.end, `${name} rip inside its image`).toBe(true);
+    if (f === "write-outside" || f === "write-unmapped") {
+      expect(Number(m[1])).toBe(14);
+      expect(BigInt(`0x${m[2]}`)).toBe(f === "write-outside" ? BigInt(OUTSIDE_ADDRESS) : UNMAPPED_WINDOW_ADDRESS);
+    } else {
+      expect(Number(m[1]), `${name} vector`).toBe(13);
+    }
+    expect(linesOf(c, name)).toContain(`about to fault: ${f}`);
+    expect(linesOf(c, name)).not.toContain("still running after the fault: containment failed");
+    expect(s.get(name)?.state).toBe("failed");
+  }
+  // The AssemblyScript guest's out-of-bounds read trapped in the generated bounds check (trap 4), came back out of
+  // the entry thunk and ended the partition with #UD (vector 6) — before it printed anything else.
+  expect(linesOf(c, "bad-wasm")).toEqual(["wasm trap 4; stopping with #UD"]);
+  const wasmFault = c.lines.findIndex((l) => /^partition bad-wasm: fault vector 6 at 0x[0-9a-f]+ rip 0x[0-9a-f]+ error 0x[0-9a-f]+$/.test(l));
+  expect(wasmFault, "bad-wasm fault line").toBeGreaterThan(-1);
+  lastFault = Math.max(lastFault, wasmFault);
+  expect(s.get("bad-wasm")?.state).toBe("failed");
+  // The others keep printing after the last fault, and end in state ready.
+  for (const g of ["X", "Y"]) {
+    const after = c.lines.slice(lastFault + 1).filter((l) => l.startsWith(`${g}: tick `));
+    expect(after.length, `${g} lines after the last fault`).toBeGreaterThan(3);
+    expect(s.get(g)?.state).toBe("ready");
+  }
+  expect(s.get("io")?.state).toBe("ready");
+}
+
 describe("ultravisor on OVMF (TCG)", () => {
   const fig1 = figure1Config();
   let b: Boot;
@@ -661,21 +731,7 @@ describe("ultravisor on OVMF (TCG)", () => {
   });
 
   it("stops a guest that writes outside its memory (supervisor page or unmapped window page) or runs cli, hlt, out, mov cr3 — and only that guest", async () => {
-    const faults: FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
-    const config = configFrom({
-      revision: 2,
-      run: { runQuanta: 480 },
-      partitions: [
-        { name: "idle", kind: "idle" },
-        { name: "io", kind: "io", duty: 2 },
-        { name: "uv-partition", kind: "ultravisor", duty: 1 },
-        { name: "command", kind: "command", duty: 1 },
-        { name: "X", kind: "guest", duty: 2 },
-        { name: "Y", kind: "guest", duty: 2 },
-        ...faults.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, behaviour: { fault: f, faultAfter: 2 } })),
-        { name: "bad-wasm", kind: "guest", duty: 1, behaviour: { lang: "as", fault: "wasm-oob" } },
-      ],
-    }, "containment host");
+    const config = containmentConfig();
     // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover; and
     // it allows no conventional memory in the database's own 4 MiB page, which OVMF's map has there: the loader must
     // name the conflict and the database is skipped. Every partition then starts at boot unchecked; the ultravisor
@@ -700,42 +756,39 @@ describe("ultravisor on OVMF (TCG)", () => {
       // … and each refusal reached the command partition as a completion: no resource database (−3, the ultravisor's).
       expect(linesOf(c, "command").slice(2)).toEqual(config.partitions.filter((x) => x.kind === "guest").map((g) => `definition ${g.name}: refused: error -3 (ultravisor)`));
       expect(summary(c).get("uv-partition")?.state).toBe("ready");
-      const s = summary(c);
-      let lastFault = -1;
-      for (const f of faults) {
-        const name = `bad-${f}`.slice(0, 15);
-        const p = c.img.partitions.find((x) => x.spec.name === name)!.packed!;
-        const idx = c.lines.findIndex((l) => l.startsWith(`partition ${name}: fault vector `));
-        expect(idx, `${name} fault line`).toBeGreaterThan(-1);
-        lastFault = Math.max(lastFault, idx);
-        const m = /^partition \S+: fault vector (\d+) at 0x([0-9a-f]+) rip 0x([0-9a-f]+) error 0x[0-9a-f]+$/.exec(c.lines[idx]!)!;
-        expect(m, c.lines[idx]).toBeTruthy();
-        const rip = BigInt(`0x${m[3]}`);
-        expect(rip >= p.image.start && rip < p.image.end, `${name} rip inside its image`).toBe(true);
-        if (f === "write-outside" || f === "write-unmapped") {
-          expect(Number(m[1])).toBe(14);
-          expect(BigInt(`0x${m[2]}`)).toBe(f === "write-outside" ? BigInt(OUTSIDE_ADDRESS) : UNMAPPED_WINDOW_ADDRESS);
-        } else {
-          expect(Number(m[1]), `${name} vector`).toBe(13);
-        }
-        expect(linesOf(c, name)).toContain(`about to fault: ${f}`);
-        expect(linesOf(c, name)).not.toContain("still running after the fault: containment failed");
-        expect(s.get(name)?.state).toBe("failed");
-      }
-      // The AssemblyScript guest's out-of-bounds read trapped in the generated bounds check (trap 4), came back out of
-      // the entry thunk and ended the partition with #UD (vector 6) — before it printed anything else.
-      expect(linesOf(c, "bad-wasm")).toEqual(["wasm trap 4; stopping with #UD"]);
-      const wasmFault = c.lines.findIndex((l) => /^partition bad-wasm: fault vector 6 at 0x[0-9a-f]+ rip 0x[0-9a-f]+ error 0x[0-9a-f]+$/.test(l));
-      expect(wasmFault, "bad-wasm fault line").toBeGreaterThan(-1);
-      lastFault = Math.max(lastFault, wasmFault);
-      expect(s.get("bad-wasm")?.state).toBe("failed");
-      // The others keep printing after the last fault, and end in state ready.
-      for (const g of ["X", "Y"]) {
-        const after = c.lines.slice(lastFault + 1).filter((l) => l.startsWith(`${g}: tick `));
-        expect(after.length, `${g} lines after the last fault`).toBeGreaterThan(3);
-        expect(s.get(g)?.state).toBe("ready");
-      }
-      expect(s.get("io")?.state).toBe("ready");
+      expectContained(c, FAULTS);
+      expect(c.exit).toEqual({ kind: "guest", code: config.exitCode });
+    } catch (e) {
+      console.error(text);
+      throw e;
+    }
+  }, 150_000);
+
+  it("contains the same faults on the normal path: guests created from the database by the ultravisor partition fault and are stopped alone", async () => {
+    // The database-backed boot (no coreDbPageTypes): the boot starts io, command and the ultravisor partition; every
+    // guest is defined by the command partition and created and started by the ultravisor partition from the database.
+    const config = containmentConfig();
+    const c = await boot("containment-db", config);
+    const text = c.lines.join("\n");
+    try {
+      expect(c.lines.some((l) => l.startsWith("ultravisor: resource database bootstrapped by the AOT-compiled core: trap 0 status 0x0")), "database built").toBe(true);
+      const started = startedPartitions(c.lines);
+      const guests = config.partitions.filter((p) => p.kind === "guest");
+      const uv = linesOf(c, "uv-partition");
+      guests.forEach((g, i) => {
+        const st = started.get(g.name);
+        // Started by the ultravisor partition after the scheduler ran, as the database's partition it created.
+        expect(st, `${g.name} started`).toBeDefined();
+        expect(st!.quantum, `${g.name} started from the database, not at boot`).toBeGreaterThan(0);
+        const made = uv.map((l) => new RegExp(`^command ${i + 1}: define ${g.name}: partition (0x[0-9a-f]+) created$`).exec(l)).find(Boolean);
+        expect(made, `${g.name} created by the ultravisor partition`).toBeTruthy();
+        expect(st!.owner, `${g.name} runs as the partition created for it`).toBe(Number(BigInt(made![1]!)));
+        expect(uv, `${g.name} started by the ultravisor partition`).toContain(`command ${i + 1}: ${g.name} started`);
+      });
+      expect(linesOf(c, "command").slice(2)).toEqual(guests.map((g) => expect.stringMatching(new RegExp(`^definition ${g.name}: partition 0x[0-9a-f]{8} started$`))));
+      expectContained(c, FAULTS);
+      expect(summary(c).get("uv-partition")?.state).toBe("ready");
+      expect(summary(c).get("command")?.state).toBe("ready");
       expect(c.exit).toEqual({ kind: "guest", code: config.exitCode });
     } catch (e) {
       console.error(text);
