@@ -202,8 +202,19 @@ class FuncGen {
       }
       case 4: {
         const at = r.pick([I32, I64]);
-        this.expr(at, d);
-        this.expr(at, d);
+        if (r.chance(0.3)) {
+          // Operands equal or one apart (a local or an edge constant against itself, ±1 with wrap-around): where
+          // a condition code and its negation differ only at equality or by one, random operands almost never land.
+          const l = this.localOf(at);
+          const x = l !== null && r.chance(0.5) ? op.get(l) : at === I64 ? op.i64(r.interesting(I64)) : op.i32(r.interesting(I32));
+          const delta = r.pick([0, 0, 1, -1]);
+          const y = delta === 0 ? x : [...x, ...(at === I64 ? op.i64(BigInt(delta)) : op.i32(delta)), at === I64 ? 0x7c : 0x6a];
+          if (r.chance(0.5)) this.emit(x, y);
+          else this.emit(y, x);
+        } else {
+          this.expr(at, d);
+          this.expr(at, d);
+        }
         const o = r.pick(CMP32);
         this.emit([at === I64 ? o + 0x0b : o]);
         if (t === I64) this.emit([r.chance(0.5) ? 0xac : 0xad]);
