@@ -68,9 +68,14 @@ function memoryLoop(): Plan {
   return { name: "memory_loop", wasm: b.build(), importMemory: null, growPages: 0, setup: [], run: ["run", [40]], expect: null };
 }
 
-function corePump(): Plan | null {
-  if (!existsSync(CORE)) return null;
-  const wasm = new Uint8Array(readFileSync(CORE));
+/** core.wasm, the input of the core figures: a missing build is an error, not a silently shorter report. */
+function coreWasm(): Uint8Array {
+  if (!existsSync(CORE)) throw new Error(`bench aot: ${CORE} is missing, so the core.wasm figures cannot be measured: run \`npm run build:core\` first`);
+  return new Uint8Array(readFileSync(CORE));
+}
+
+function corePump(): Plan {
+  const wasm = coreWasm();
   const initial = importedMemoryMin(wasm);
   const base = initial * 65536;
   // chan_format_bytes(2 queues, 64-byte signals, 256 slots); storage channel type 4
@@ -166,7 +171,7 @@ const bench: Bench = {
     const figs: Figure[] = [];
     // Compile throughput.
     const inputs: [string, Uint8Array][] = [];
-    if (existsSync(CORE)) inputs.push(["core_wasm", new Uint8Array(readFileSync(CORE))]);
+    inputs.push(["core_wasm", coreWasm()]);
     inputs.push(["largest_test_module", generateModule(7, { functions: 600, size: 60 }).wasm]);
     for (const [name, wasm] of inputs) {
       let codeBytes = 0;
@@ -183,7 +188,6 @@ const bench: Bench = {
     const dir = mkdtempSync(join(tmpdir(), "aot-bench-"));
     try {
       for (const plan of [tightLoop(), memoryLoop(), corePump()]) {
-        if (!plan) continue;
         // Three interleaved rounds, best of each engine: the machine is shared, so load shifts during a run.
         let native = { seconds: Infinity, result: "" };
         let opt = { seconds: Infinity, result: "" };

@@ -1,15 +1,19 @@
 // Hardware tests of the bare-metal ultravisor (loader-efi/ultravisor.ts, monitor-gen/, partitions/) under OVMF in
-// QEMU through qemu/'s Machine. Two boots, several checks from each boot's serial log:
+// QEMU through qemu/'s Machine. A few boots, several checks from each boot's serial log:
 //  1. the Figure 1 host: the loader's stages up to "ultravisor: entered", every partition's console lines tagged by
 //     the I/O partition, each guest's checksum equal to FNV-1a of its linked code and read-only data computed here
 //     (guests X, Y, Z are AssemblyScript compiled by toolchain/aot, reading their window as linear memory), the command channel
 //     end to end, the refused command hypercall with its audit line, and quanta shares equal to the schedule table;
 //     and the resource database that the AOT-compiled core built at boot, read over QMP, equal byte for byte to
 //     the simulator's after the same db_bootstrap call, with core's private 4 MiB page where the loader carved it and
-//     nothing of the ultravisor's in firmware memory;
+//     nothing of the ultravisor's in firmware memory; the simulator's inputs are derived (RAM from -m on q35, the
+//     loader's placement from the firmware map, allotments from the host definition) and the machine's printed
+//     values compared with them, never copied (docs/testing.md);
 //     and each partition's page tables, walked over QMP, map only its window and its channels' pages;
 //  2. containment: guests that write outside their window, or execute cli, hlt, out or mov cr3, are each stopped
-//     and logged with the right vector while the others keep printing.
+//     and logged with the right vector while the others keep printing — once with the database switched off (every
+//     partition started at boot, unchecked) and once on the normal path, the guests created and started from the
+//     database by the ultravisor partition.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,11 +29,14 @@ import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { allotmentPages, scheduleRuns } from "../../image/ultravisor.ts";
 import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
-import { definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
+import { definitionBytes, definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
 import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
 import { span } from "../../core/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../core/schedule.ts";
+
+/** QEMU's -m for every boot here: the RAM layout the comparison derives starts from it, not from the machine's report. */
+const MEM = "256M";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-ultravisor-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -40,6 +47,8 @@ interface Boot {
   exit: unknown;
   /** Physical memory read over QMP once all partitions run: address → bytes. */
   reads: Map<number, Uint8Array>;
+  /** Why the reads were not made: the line they wait for never came (QEMU's message). */
+  missed?: string;
 }
 
 /** One partition's address space as read back over QMP: PML4 entries and every present user leaf (va → pte). */
@@ -97,12 +106,21 @@ type Reads = Array<[number, number]> | ((lines: string[]) => Array<[number, numb
 async function boot(name: string, config: UltravisorConfig, reads: Reads = [], spaces?: AddressSpace[], build: Omit<UltravisorImageOptions, "config"> = {}, readAfter = /^ultravisor: scheduler running/): Promise<Boot> {
   const img = await buildUltravisorImage({ config, ...build });
   const out = await writeEfiImage(join(scratch, name), img);
-  const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: "256M", timeoutMs: 100_000, log: () => undefined });
+  const m = await Machine.start({ name: `hw-${name}`, image: out.esp, mem: MEM, timeoutMs: 100_000, log: () => undefined });
   try {
     const got = new Map<number, Uint8Array>();
     const want = typeof reads === "function" || reads.length > 0;
+    // A boot that never reaches the point of reading is reported by the first test (missed), not thrown: the tests
+    // that check its lines then still run and name what went wrong (e.g. the host size the loader found).
+    let missed: string | undefined;
     if (want || spaces) {
-      await m.waitFor(readAfter, 90_000);
+      try {
+        await m.waitFor(readAfter, 90_000);
+      } catch (e) {
+        missed = e instanceof Error ? e.message : String(e);
+      }
+    }
+    if (!missed && (want || spaces)) {
       // Paused while reading, so the run cannot end (and QEMU exit) under the reads.
       await m.qmp!.execute("stop");
       const read = typeof reads === "function" ? reads(m.lines.map((l) => l.text)) : reads;
@@ -114,7 +132,7 @@ async function boot(name: string, config: UltravisorConfig, reads: Reads = [], s
       await m.qmp!.execute("cont");
     }
     const exit = await m.wait();
-    return { img, lines: m.lines.map((l) => l.text), exit, reads: got };
+    return { img, lines: m.lines.map((l) => l.text), exit, reads: got, ...(missed ? { missed } : {}) };
   } finally {
     await m.close();
   }
@@ -170,8 +188,8 @@ function privatePage(lines: readonly string[]): { base: number; m: number } {
 
 /**
  * What the boot writes and the comparison covers: the database's 4 MiB page [0,1,*] (CORE_DB_PLAN.dbPage) and core's
- * map directory and audit log in its private page; not the private page's first 64 KiB (scratch, request buffer),
- * whose contents are working state.
+ * map directory and audit log in its private page. The private page's first 64 KiB (scratch, request buffer) are
+ * read too and compared on their own, with the one range that differs by design named there.
  */
 function dbRanges(lines: string[]): Array<[number, number]> {
   const pa = privateArea(privatePage(lines).m);
@@ -188,18 +206,100 @@ function inRam(firmware: UefiDescriptor[], lo: bigint, hi: bigint): boolean {
 }
 
 /**
- * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (its
- * bootstrap with the host size the machine found, the boot partition's transactions, the first backup), then the
- * ultravisor region the loader printed given from Available to the ultravisor partition (after the backup point, as
- * loader-efi/assembly/boot.ts does), its allotment part at 4 KiB granularity first; then the resource service's
- * create() of each partition the boot partition creates and of each definition the ultravisor partition applies,
- * each with its allotment (read from the monitor's started lines) taken from the ultravisor.
+ * RAM below 4 GiB on QEMU's q35 for `-m` (hw/i386/pc_q35.c): all of it when it is below 0xb0000000, else 2 GiB (the
+ * rest goes above 4 GiB). The host size the database is bootstrapped for, derived here, never read from the machine.
  */
-async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
-  const host = await Host.create({ memory: hostBytes, firmware: firmwareRegions(parseFirmwareMap(lines)), keepBackup: false, layout: { private: privatePage(lines).m } });
-  const region = ultravisorRegion(lines);
-  const started = startedPartitions(lines);
-  const { lo: allotLo, hi: allotHi } = allotments(lines);
+function q35LowRam(mem: string): bigint {
+  const m = /^(\d+)([MG])$/.exec(mem);
+  if (!m) throw new Error(`unsupported -m ${mem}`);
+  const bytes = BigInt(m[1]!) << (m[2] === "G" ? 30n : 20n);
+  return bytes >= 0xb000_0000n ? 0x8000_0000n : bytes;
+}
+
+/**
+ * q35's fixed non-RAM ranges below 4 GiB that OVMF may describe in its map (hw/i386/pc_q35.c, OVMF's PlatformPei):
+ * the PCIe ECAM window (MMCONFIG, 256 MiB at 0xb0000000) and the firmware flash (below 4 GiB, at most 16 MiB).
+ */
+const Q35_FIXED: Array<[bigint, bigint]> = [[0xb000_0000n, 0xc000_0000n], [0xff00_0000n, 0x1_0000_0000n]];
+/** The legacy VGA and BIOS hole [640 KiB, 1 MiB) that q35 leaves out of RAM as every PC does. */
+const LEGACY_HOLE: [bigint, bigint] = [0xa0000n, 0x100000n];
+
+/**
+ * What must hold of OVMF's map (the one thing only the machine knows: QMP has no UEFI memory map) for a q35 machine
+ * with RAM [0, ramTop) below 4 GiB: descriptors do not overlap; below ramTop they cover RAM exactly once, except the
+ * legacy hole; above it only q35's fixed ranges appear. Returns the problems found (none: []).
+ */
+function firmwareMapProblems(map: UefiDescriptor[], ramTop: bigint): string[] {
+  const out: string[] = [];
+  const hex = (v: bigint): string => `0x${v.toString(16)}`;
+  const ranges = map.map((d) => ({ lo: d.base, hi: d.base + d.pages * 4096n, type: d.type })).sort((x, y) => (x.lo < y.lo ? -1 : x.lo > y.lo ? 1 : 0));
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i]!.lo < ranges[i - 1]!.hi) out.push(`descriptors overlap at ${hex(ranges[i]!.lo)}`);
+  }
+  // Walk RAM: every byte of [0, ramTop) outside the legacy hole is in exactly one descriptor (no overlaps above).
+  let at = 0n;
+  for (const r of ranges.filter((x) => x.lo < ramTop)) {
+    if (r.hi > ramTop) out.push(`descriptor ${hex(r.lo)}-${hex(r.hi)} runs past the RAM top ${hex(ramTop)}`);
+    if (r.lo > at && !(at === LEGACY_HOLE[0] && r.lo === LEGACY_HOLE[1])) out.push(`RAM ${hex(at)}-${hex(r.lo)} in no descriptor`);
+    if (r.lo < LEGACY_HOLE[1] && r.hi > LEGACY_HOLE[0]) out.push(`descriptor ${hex(r.lo)}-${hex(r.hi)} in the legacy hole`);
+    at = r.hi > at ? r.hi : at;
+  }
+  if (at < ramTop) out.push(`RAM ${hex(at)}-${hex(ramTop)} in no descriptor`);
+  for (const r of ranges.filter((x) => x.lo >= ramTop && x.lo < 1n << 32n)) {
+    if (!Q35_FIXED.some(([lo, hi]) => r.lo >= lo && r.hi <= hi)) out.push(`descriptor of type ${r.type} at ${hex(r.lo)}-${hex(r.hi)} above RAM and not where q35 puts MMIO`);
+    if ((USABLE_UEFI_TYPES as readonly number[]).includes(r.type)) out.push(`usable type ${r.type} above the RAM top at ${hex(r.lo)}`);
+  }
+  return out;
+}
+
+/** Where the boot must put things, derived from the host definition and the firmware map (not from the machine's lines). */
+interface Placement {
+  hostBytes: bigint;
+  /** The ultravisor region the monitor's bump allocator uses, [base, end), and core's private page right above it. */
+  region: { base: bigint; end: bigint };
+  privateM: number;
+  /** Each partition's allotment (window and client channel pages) in configuration order from `allotLo`. */
+  windows: Map<string, { window: bigint; pages: number }>;
+  allot: { lo: bigint; hi: bigint };
+}
+
+/**
+ * The loader's placement, recomputed from the map it printed (taken after its allocations, so its ranges show as
+ * loader data, type 2): the region is the largest loader-data range in usable RAM above 1 MiB — the loader keeps the
+ * largest range it allocated, and no firmware loader-data range there is larger under OVMF — and core's private page
+ * is the highest 4 MiB-aligned page inside it, cut off its top (loader-efi/ultravisor.ts). The allotments follow in
+ * configuration order, each allotmentPages long (image/ultravisor.ts), from `allotLo`: where the monitor's bump
+ * allocator stood after its own tables, the one value taken from the machine (checked to lie in the region).
+ */
+function derivePlacement(map: UefiDescriptor[], ramTop: bigint, config: UltravisorConfig, channels: UltravisorImage["channels"], allotLo: bigint): Placement {
+  const loaderData = map.filter((d) => d.type === 2 && d.base >= 0x100000n && d.base + d.pages * 4096n <= ramTop);
+  const largest = loaderData.reduce((a, d) => (d.pages > a.pages ? d : a));
+  const top = (largest.base + largest.pages * 4096n) & ~BigInt(PRIVATE_PAGE_BYTES - 1);
+  const priv = top - BigInt(PRIVATE_PAGE_BYTES);
+  const windows = new Map<string, { window: bigint; pages: number }>();
+  let at = allotLo;
+  config.partitions.forEach((p, i) => {
+    if (p.kind === "idle") return;
+    const pages = allotmentPages(i, channels);
+    windows.set(p.name, { window: at, pages });
+    at += BigInt(pages) * 4096n;
+  });
+  return { hostBytes: ramTop, region: { base: largest.base, end: priv }, privateM: Number(priv / BigInt(PRIVATE_PAGE_BYTES)), windows, allot: { lo: allotLo, hi: at } };
+}
+
+/**
+ * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (checked
+ * by firmwareMapProblems) with the host size of -m and core's private page where derivePlacement puts it (its
+ * bootstrap, the boot partition's transactions, the first backup), then the derived ultravisor region given from
+ * Available to the ultravisor partition (after the backup point, as loader-efi/assembly/boot.ts does), its allotment
+ * part at 4 KiB granularity first; then the resource service's create() of each partition the boot partition creates
+ * and of each definition the ultravisor partition applies, each with its derived allotment taken from the ultravisor.
+ * Nothing here is read from the machine's lines but the firmware map and the allotments' start.
+ */
+async function simulatedBoot(place: Placement, firmware: UefiDescriptor[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
+  const host = await Host.create({ memory: place.hostBytes, firmware: firmwareRegions(firmware), keepBackup: false, layout: { private: place.privateM } });
+  const region = place.region;
+  const { lo: allotLo, hi: allotHi } = place.allot;
   const ui = host.db.indexPage();
   host.markRange(allotLo, allotHi, ui.avail, ui.ultra, () => host.freeDbPage(), true);
   host.markRange(region.base, region.end, ui.avail, ui.ultra, () => host.freeDbPage());
@@ -207,8 +307,8 @@ async function simulatedBoot(hostBytes: bigint, lines: string[], bootCreated: st
   const bootTx = host.db.logHeader().nextSeq - 1;
   const rs = new ResourceService(host);
   const runsOf = (name: string): Run[] => {
-    const s = started.get(name);
-    if (!s) throw new Error(`partition ${name} was not started on the machine`);
+    const s = place.windows.get(name);
+    if (!s) throw new Error(`partition ${name} has no allotment in the derived placement`);
     const runs: Run[] = [];
     for (let k = 0; k < s.pages; k++) {
       const leaf = host.view.leaf(s.window + BigInt(k) * 4096n);
@@ -253,6 +353,74 @@ function firstDifference(base: number, hw: Uint8Array, sim: Uint8Array): string 
   return null;
 }
 
+const FAULTS: FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
+/** A host with a command and an ultravisor partition whose guests include one per fault kind (bad-KIND) and X, Y. */
+function containmentConfig(): UltravisorConfig {
+  return configFrom({
+    revision: 2,
+    run: { runQuanta: 480 },
+    partitions: [
+      { name: "idle", kind: "idle" },
+      { name: "io", kind: "io", duty: 2 },
+      { name: "uv-partition", kind: "ultravisor", duty: 1 },
+      { name: "command", kind: "command", duty: 1 },
+      { name: "X", kind: "guest", duty: 2 },
+      { name: "Y", kind: "guest", duty: 2 },
+      ...FAULTS.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, behaviour: { fault: f, faultAfter: 2 } })),
+      { name: "bad-wasm", kind: "guest", duty: 1, behaviour: { lang: "as", fault: "wasm-oob" } },
+    ],
+  }, "containment host");
+}
+
+/**
+ * Each faulting guest of `faults` (named bad-KIND) stopped with its vector at an address inside its own image, the
+ * AssemblyScript guest's out-of-bounds read trapped in the generated bounds check, and the others (X, Y, io) still
+ * printing after the last fault and ready at the end: containment, whichever way the guests were started.
+ */
+function expectContained(c: Boot, faults: FaultKind[]): void {
+  const s = summary(c);
+  // Stopped alone: the faulting guests and nobody else have a fault line or end failed.
+  const bad = [...faults.map((f) => `bad-${f}`.slice(0, 15)), "bad-wasm"];
+  const faulted = c.lines.map((l) => /^partition (\S+): fault vector /.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+  expect([...new Set(faulted)].sort(), "partitions with a fault line").toEqual([...bad].sort());
+  expect([...s].filter(([, x]) => x.state === "failed").map(([n]) => n).sort(), "partitions failed").toEqual([...bad].sort());
+  let lastFault = -1;
+  for (const f of faults) {
+    const name = `bad-${f}`.slice(0, 15);
+    const p = c.img.partitions.find((x) => x.spec.name === name)!.packed!;
+    const idx = c.lines.findIndex((l) => l.startsWith(`partition ${name}: fault vector `));
+    expect(idx, `${name} fault line`).toBeGreaterThan(-1);
+    lastFault = Math.max(lastFault, idx);
+    const m = /^partition \S+: fault vector (\d+) at 0x([0-9a-f]+) rip 0x([0-9a-f]+) error 0x[0-9a-f]+$/.exec(c.lines[idx]!)!;
+    expect(m, c.lines[idx]).toBeTruthy();
+    const rip = BigInt(`0x${m[3]}`);
+    expect(rip >= p.image.start && rip < p.image.end, `${name} rip inside its image`).toBe(true);
+    if (f === "write-outside" || f === "write-unmapped") {
+      expect(Number(m[1])).toBe(14);
+      expect(BigInt(`0x${m[2]}`)).toBe(f === "write-outside" ? BigInt(OUTSIDE_ADDRESS) : UNMAPPED_WINDOW_ADDRESS);
+    } else {
+      expect(Number(m[1]), `${name} vector`).toBe(13);
+    }
+    expect(linesOf(c, name)).toContain(`about to fault: ${f}`);
+    expect(linesOf(c, name)).not.toContain("still running after the fault: containment failed");
+    expect(s.get(name)?.state).toBe("failed");
+  }
+  // The AssemblyScript guest's out-of-bounds read trapped in the generated bounds check (trap 4), came back out of
+  // the entry thunk and ended the partition with #UD (vector 6) — before it printed anything else.
+  expect(linesOf(c, "bad-wasm")).toEqual(["wasm trap 4; stopping with #UD"]);
+  const wasmFault = c.lines.findIndex((l) => /^partition bad-wasm: fault vector 6 at 0x[0-9a-f]+ rip 0x[0-9a-f]+ error 0x[0-9a-f]+$/.test(l));
+  expect(wasmFault, "bad-wasm fault line").toBeGreaterThan(-1);
+  lastFault = Math.max(lastFault, wasmFault);
+  expect(s.get("bad-wasm")?.state).toBe("failed");
+  // The others keep printing after the last fault, and end in state ready.
+  for (const g of ["X", "Y"]) {
+    const after = c.lines.slice(lastFault + 1).filter((l) => l.startsWith(`${g}: tick `));
+    expect(after.length, `${g} lines after the last fault`).toBeGreaterThan(3);
+    expect(s.get(g)?.state).toBe("ready");
+  }
+  expect(s.get("io")?.state).toBe("ready");
+}
+
 describe("ultravisor on OVMF (TCG)", () => {
   const fig1 = figure1Config();
   let b: Boot;
@@ -260,9 +428,10 @@ describe("ultravisor on OVMF (TCG)", () => {
 
   it("boots the Figure 1 host: loader stages, every partition's lines, checksums, command channel, schedule shares", async () => {
     const last = fig1.partitions.filter((p) => p.kind !== "idle").at(-1)!.name;
-    b = await boot("figure1", fig1, dbRanges, spaces, {}, new RegExp(`^uv-partition: command \\d+: ${last} started$`));
+    b = await boot("figure1", fig1, (lines) => [...dbRanges(lines), [privatePage(lines).base, privateArea(privatePage(lines).m).directory]], spaces, {}, new RegExp(`^uv-partition: command \\d+: ${last} started$`));
     const text = b.lines.join("\n");
     try {
+      expect(b.missed, "the boot reached the last guest's start, where the database is read").toBeUndefined();
       // Loader (stage B): memory allocated, boot services left, own descriptors and paging.
       expect(b.lines).toContain("ultravisor: loader started");
       const alloc = b.lines.map((l) => /^ultravisor: allocated (\d+) pages in (\d+) ranges; region (0x[0-9a-f]+) of (\d+) pages; firmware pool 1024 pages$/.exec(l)).find(Boolean);
@@ -406,6 +575,8 @@ describe("ultravisor on OVMF (TCG)", () => {
   it("builds the resource database on the machine with the AOT-compiled core — bootstrap, the boot partition's transactions from the UEFI map, the definitions applied by the ultravisor partition — equal byte for byte (QMP) to the simulator's after the same transactions; the I/O partition prints the summary", async () => {
     const line = b.lines.map((l) => /^ultravisor: resource database bootstrapped by the AOT-compiled core: trap (\d+) status (0x[0-9a-f]+) host bytes (0x[0-9a-f]+)$/.exec(l)).find(Boolean);
     expect(line, "bootstrap line").toBeTruthy();
+    // The host size first: derived from -m, never taken from the machine (a loader that overstates it fails here).
+    expect(BigInt(line![3]!), `host bytes the machine found: q35's RAM below 4 GiB for -m ${MEM}`).toBe(q35LowRam(MEM));
     expect(line![1], "trap code").toBe("0");
     expect(line![2], "db_bootstrap status").toBe("0x0");
     const firmware = parseFirmwareMap(b.lines);
@@ -420,7 +591,17 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(b.lines.filter((l) => /warning|skipped/.test(l) && l.startsWith("ultravisor: "))).toEqual([]);
     const definitions = fig1.partitions.flatMap((p, i) => (p.kind === "guest" ? [definitionOf(p, i + 1)] : []));
     const bootCreated = fig1.partitions.filter((p) => p.kind === "io" || p.kind === "command").map((p) => p.name);
-    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(BigInt(line![3]!), b.lines, bootCreated, definitions);
+    // Every input of the simulator derived, then the machine's own report compared with it (never copied).
+    const ramTop = q35LowRam(MEM);
+    expect(firmwareMapProblems(firmware, ramTop), "OVMF's map against q35's layout").toEqual([]);
+    const place = derivePlacement(firmware, ramTop, fig1, b.img.channels, allotments(b.lines).lo);
+    expect({ base: priv.base, m: priv.m }, "core's private page where the loader must carve it").toEqual({ base: place.privateM * PRIVATE_PAGE_BYTES, m: place.privateM });
+    expect(region, "the ultravisor region: the largest range the loader allocated, below the private page").toEqual(place.region);
+    expect(inRam(firmware, region.base, region.end + BigInt(PRIVATE_PAGE_BYTES)), "the loader's allocations in usable RAM").toBe(true);
+    expect(place.allot.lo >= region.base && place.allot.lo < region.end && (place.allot.lo & 4095n) === 0n, "the allotments start in the region").toBe(true);
+    expect(allotments(b.lines), "the allotments: each partition's allotmentPages in configuration order").toEqual(place.allot);
+    for (const [n, st] of startedPartitions(b.lines)) expect({ window: st.window, pages: st.pages }, `${n}'s window and allotment`).toEqual(place.windows.get(n));
+    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(place, firmware, bootCreated, definitions);
     // The machine's index page (read over QMP) names the private page the loader printed.
     const uiAt = db.indexPage().index * 4096;
     const dbPage = b.reads.get(CORE_DB_PLAN.dbPage.lo)!;
@@ -436,8 +617,21 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(hw.length).toBe(hi - lo);
       expect(firstDifference(lo, hw, sim), `database bytes [0x${lo.toString(16)}, 0x${hi.toString(16)})`).toBeNull();
     }
-    // The comparison covers everything core wrote: in the simulator, every byte outside those ranges and core's
-    // scratch and request buffer (the private page's first 64 KiB) is still zero.
+    // The private page's first 64 KiB (core's scratch and request buffer) too, byte for byte, but for one range: the
+    // ultravisor partition copies each definition's payload to the request buffer's last 256 bytes for core's boot
+    // module (partitions/uv-core.ts, PAYLOAD_OFFSET), where the simulator's resource service takes the Definition
+    // as an argument. That range must hold exactly the last definition's payload on the machine.
+    const head = b.reads.get(priv.base)!;
+    const area = privateArea(priv.m);
+    expect(head.length).toBe(area.directory - priv.base);
+    const payloadAt = area.requestBuffer + 0x7f00;
+    const payload = definitionBytes(definitions.at(-1)!);
+    expect([...head.subarray(payloadAt - priv.base, payloadAt - priv.base + payload.length)], "the last definition's payload in the request buffer").toEqual([...payload]);
+    const headSim = sim.slice(priv.base, area.directory);
+    headSim.set(payload, payloadAt - priv.base);
+    expect(firstDifference(0, head, headSim), "core's scratch and request buffer (private page's first 64 KiB)").toBeNull();
+    // The comparison covers everything core wrote: in the simulator, every byte outside those ranges and the private
+    // page's first 64 KiB (compared above) is still zero.
     const skip: Array<[number, number]> = [...DB_RANGES, [priv.base, privateArea(priv.m).directory]];
     const nonzero = sim.findIndex((x, i) => x !== 0 && !skip.some(([lo, hi]) => i >= lo && i < hi));
     expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
@@ -550,21 +744,7 @@ describe("ultravisor on OVMF (TCG)", () => {
   });
 
   it("stops a guest that writes outside its memory (supervisor page or unmapped window page) or runs cli, hlt, out, mov cr3 — and only that guest", async () => {
-    const faults: FaultKind[] = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3"];
-    const config = configFrom({
-      revision: 2,
-      run: { runQuanta: 480 },
-      partitions: [
-        { name: "idle", kind: "idle" },
-        { name: "io", kind: "io", duty: 2 },
-        { name: "uv-partition", kind: "ultravisor", duty: 1 },
-        { name: "command", kind: "command", duty: 1 },
-        { name: "X", kind: "guest", duty: 2 },
-        { name: "Y", kind: "guest", duty: 2 },
-        ...faults.map((f) => ({ name: `bad-${f}`.slice(0, 15), kind: "guest" as const, duty: 1, behaviour: { fault: f, faultAfter: 2 } })),
-        { name: "bad-wasm", kind: "guest", duty: 1, behaviour: { lang: "as", fault: "wasm-oob" } },
-      ],
-    }, "containment host");
+    const config = containmentConfig();
     // This build also makes the loader's first ExitBootServices fail on a stale map key: the retry must recover; and
     // it allows no conventional memory in the database's own 4 MiB page, which OVMF's map has there: the loader must
     // name the conflict and the database is skipped. Every partition then starts at boot unchecked; the ultravisor
@@ -589,42 +769,39 @@ describe("ultravisor on OVMF (TCG)", () => {
       // … and each refusal reached the command partition as a completion: no resource database (−3, the ultravisor's).
       expect(linesOf(c, "command").slice(2)).toEqual(config.partitions.filter((x) => x.kind === "guest").map((g) => `definition ${g.name}: refused: error -3 (ultravisor)`));
       expect(summary(c).get("uv-partition")?.state).toBe("ready");
-      const s = summary(c);
-      let lastFault = -1;
-      for (const f of faults) {
-        const name = `bad-${f}`.slice(0, 15);
-        const p = c.img.partitions.find((x) => x.spec.name === name)!.packed!;
-        const idx = c.lines.findIndex((l) => l.startsWith(`partition ${name}: fault vector `));
-        expect(idx, `${name} fault line`).toBeGreaterThan(-1);
-        lastFault = Math.max(lastFault, idx);
-        const m = /^partition \S+: fault vector (\d+) at 0x([0-9a-f]+) rip 0x([0-9a-f]+) error 0x[0-9a-f]+$/.exec(c.lines[idx]!)!;
-        expect(m, c.lines[idx]).toBeTruthy();
-        const rip = BigInt(`0x${m[3]}`);
-        expect(rip >= p.image.start && rip < p.image.end, `${name} rip inside its image`).toBe(true);
-        if (f === "write-outside" || f === "write-unmapped") {
-          expect(Number(m[1])).toBe(14);
-          expect(BigInt(`0x${m[2]}`)).toBe(f === "write-outside" ? BigInt(OUTSIDE_ADDRESS) : UNMAPPED_WINDOW_ADDRESS);
-        } else {
-          expect(Number(m[1]), `${name} vector`).toBe(13);
-        }
-        expect(linesOf(c, name)).toContain(`about to fault: ${f}`);
-        expect(linesOf(c, name)).not.toContain("still running after the fault: containment failed");
-        expect(s.get(name)?.state).toBe("failed");
-      }
-      // The AssemblyScript guest's out-of-bounds read trapped in the generated bounds check (trap 4), came back out of
-      // the entry thunk and ended the partition with #UD (vector 6) — before it printed anything else.
-      expect(linesOf(c, "bad-wasm")).toEqual(["wasm trap 4; stopping with #UD"]);
-      const wasmFault = c.lines.findIndex((l) => /^partition bad-wasm: fault vector 6 at 0x[0-9a-f]+ rip 0x[0-9a-f]+ error 0x[0-9a-f]+$/.test(l));
-      expect(wasmFault, "bad-wasm fault line").toBeGreaterThan(-1);
-      lastFault = Math.max(lastFault, wasmFault);
-      expect(s.get("bad-wasm")?.state).toBe("failed");
-      // The others keep printing after the last fault, and end in state ready.
-      for (const g of ["X", "Y"]) {
-        const after = c.lines.slice(lastFault + 1).filter((l) => l.startsWith(`${g}: tick `));
-        expect(after.length, `${g} lines after the last fault`).toBeGreaterThan(3);
-        expect(s.get(g)?.state).toBe("ready");
-      }
-      expect(s.get("io")?.state).toBe("ready");
+      expectContained(c, FAULTS);
+      expect(c.exit).toEqual({ kind: "guest", code: config.exitCode });
+    } catch (e) {
+      console.error(text);
+      throw e;
+    }
+  }, 150_000);
+
+  it("contains the same faults on the normal path: guests created from the database by the ultravisor partition fault and are stopped alone", async () => {
+    // The database-backed boot (no coreDbPageTypes): the boot starts io, command and the ultravisor partition; every
+    // guest is defined by the command partition and created and started by the ultravisor partition from the database.
+    const config = containmentConfig();
+    const c = await boot("containment-db", config);
+    const text = c.lines.join("\n");
+    try {
+      expect(c.lines.some((l) => l.startsWith("ultravisor: resource database bootstrapped by the AOT-compiled core: trap 0 status 0x0")), "database built").toBe(true);
+      const started = startedPartitions(c.lines);
+      const guests = config.partitions.filter((p) => p.kind === "guest");
+      const uv = linesOf(c, "uv-partition");
+      guests.forEach((g, i) => {
+        const st = started.get(g.name);
+        // Started by the ultravisor partition after the scheduler ran, as the database's partition it created.
+        expect(st, `${g.name} started`).toBeDefined();
+        expect(st!.quantum, `${g.name} started from the database, not at boot`).toBeGreaterThan(0);
+        const made = uv.map((l) => new RegExp(`^command ${i + 1}: define ${g.name}: partition (0x[0-9a-f]+) created$`).exec(l)).find(Boolean);
+        expect(made, `${g.name} created by the ultravisor partition`).toBeTruthy();
+        expect(st!.owner, `${g.name} runs as the partition created for it`).toBe(Number(BigInt(made![1]!)));
+        expect(uv, `${g.name} started by the ultravisor partition`).toContain(`command ${i + 1}: ${g.name} started`);
+      });
+      expect(linesOf(c, "command").slice(2)).toEqual(guests.map((g) => expect.stringMatching(new RegExp(`^definition ${g.name}: partition 0x[0-9a-f]{8} started$`))));
+      expectContained(c, FAULTS);
+      expect(summary(c).get("uv-partition")?.state).toBe("ready");
+      expect(summary(c).get("command")?.state).toBe("ready");
       expect(c.exit).toEqual({ kind: "guest", code: config.exitCode });
     } catch (e) {
       console.error(text);

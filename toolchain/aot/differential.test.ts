@@ -13,7 +13,10 @@ import { corpus } from "./testing/corpus.ts";
 import { generateModule } from "./testing/gen.ts";
 import { compareCall, compareMemory, describeMismatch, instantiateBoth } from "./testing/differential.ts";
 
-const SEED = Number(process.env.UV_AOT_SEED ?? 20261121);
+// A new seed each run (so the suite keeps exploring), printed so that any failure reproduces with UV_AOT_SEED=….
+const SEED = process.env.UV_AOT_SEED ? Number(process.env.UV_AOT_SEED) : ((Date.now() ^ (process.pid << 16)) >>> 0) % 2 ** 31;
+if (!Number.isSafeInteger(SEED)) throw new Error(`UV_AOT_SEED must be an integer, got ${process.env.UV_AOT_SEED}`);
+console.log(`AOT differential seed: ${SEED} (reproduce with UV_AOT_SEED=${SEED})`);
 /** The accepted instructions that are neither pure numeric operators nor loads/stores (validate.ts). */
 const CONTROL = [
   Op.Unreachable, Op.Nop, Op.Block, Op.Loop, Op.If, Op.Else, Op.End, Op.Br, Op.BrIf, Op.BrTable, Op.Return, Op.Call,

@@ -142,14 +142,32 @@ class FuncGen {
     return c.length ? this.r.pick(c) : null;
   }
 
-  private addr(): void {
+  /**
+   * An access's address for memarg `offset`: mostly inside the compared window; sometimes aimed at the end of memory
+   * (effective address size − width − 1 … size + 1 with this offset, from memory.size, so after memory.grow too) or
+   * at the 4 GiB edge of the 33-bit effective address; sometimes anything (usually out of bounds). Off-by-one bounds
+   * checks only show at those edges: random addresses almost never land there.
+   */
+  private addr(offset: number): void {
     const r = this.r;
-    const k = r.int(10);
-    if (k < 5) this.emit(op.i32(r.int(MEM_WINDOW - 16)));
-    else if (k < 9) {
+    const k = r.int(20);
+    if (k < 9) this.emit(op.i32(r.int(MEM_WINDOW - 16)));
+    else if (k < 16) {
       this.expr(I32, 3);
       this.emit(op.i32(MEM_WINDOW - 16 - 1), [0x71]);
+    } else if (k < 18) {
+      // memory.size << 16 − (offset + c), c in [−2, 10]: the access [ea, ea + width) straddles the end for every width.
+      this.emit([0x3f, 0x00], op.i32(16), [0x74], op.i32(offset + r.int(13) - 2), [0x6b]);
+    } else if (k < 19) {
+      // Near 2^32 − 1 − offset: ea + width crosses 4 GiB, which a 32-bit sum would wrap.
+      this.emit(op.i32(Number(BigInt.asIntN(32, BigInt(0xffff_ffff - offset - r.int(12))))));
     } else this.expr(I32, 3); // anything: usually out of bounds
+  }
+
+  /** A memarg offset: mostly small, sometimes up to 64 KiB, rarely near 2^32 (with a small address, past 4 GiB). */
+  private offset(): number {
+    const r = this.r;
+    return r.chance(0.8) ? r.int(16) : r.chance(0.9) ? r.int(1 << 16) : 0xffff_ffff - r.int(16);
   }
 
   expr(t: number, depth: number): void {
@@ -184,8 +202,19 @@ class FuncGen {
       }
       case 4: {
         const at = r.pick([I32, I64]);
-        this.expr(at, d);
-        this.expr(at, d);
+        if (r.chance(0.3)) {
+          // Operands equal or one apart (a local or an edge constant against itself, ±1 with wrap-around): where
+          // a condition code and its negation differ only at equality or by one, random operands almost never land.
+          const l = this.localOf(at);
+          const x = l !== null && r.chance(0.5) ? op.get(l) : at === I64 ? op.i64(r.interesting(I64)) : op.i32(r.interesting(I32));
+          const delta = r.pick([0, 0, 1, -1]);
+          const y = delta === 0 ? x : [...x, ...(at === I64 ? op.i64(BigInt(delta)) : op.i32(delta)), at === I64 ? 0x7c : 0x6a];
+          if (r.chance(0.5)) this.emit(x, y);
+          else this.emit(y, x);
+        } else {
+          this.expr(at, d);
+          this.expr(at, d);
+        }
         const o = r.pick(CMP32);
         this.emit([at === I64 ? o + 0x0b : o]);
         if (t === I64) this.emit([r.chance(0.5) ? 0xac : 0xad]);
@@ -205,9 +234,10 @@ class FuncGen {
         return this.emit([r.pick([0x79, 0x7a, 0x7b, 0xc2, 0xc3, 0xc4])]);
       }
       case 6: {
-        this.addr();
+        const off = this.offset();
+        this.addr(off);
         const o = r.pick(t === I64 ? LOAD64 : LOAD32);
-        return this.emit(op.mem(o, r.chance(0.8) ? r.int(16) : r.int(1 << 16)));
+        return this.emit(op.mem(o, off));
       }
       case 7: {
         this.expr(t, d);
@@ -276,6 +306,8 @@ class FuncGen {
         const slot = this.indirectTypes.indexOf(c);
         if (r.chance(0.85)) this.emit(op.i32(slot));
         else if (r.chance(0.7)) this.emit(op.i32(r.int(this.indirectTypes.length + 2)));
+        // Around the table's bounds: its last (null) slot, one and two past it, and the largest unsigned index.
+        else if (r.chance(0.5)) this.emit(op.i32(r.pick([this.indirectTypes.length, this.indirectTypes.length + 1, this.indirectTypes.length + 2, -1])));
         else this.expr(I32, d);
         return this.emit(op.callIndirect(c.type));
       }
@@ -367,9 +399,10 @@ class FuncGen {
       }
       case 1: {
         const t = r.pick([I32, I64]);
-        this.addr();
+        const off = this.offset();
+        this.addr(off);
         this.expr(t, d);
-        return this.emit(op.mem(r.pick(t === I64 ? STORE64 : STORE32), r.chance(0.8) ? r.int(16) : r.int(1 << 16)));
+        return this.emit(op.mem(r.pick(t === I64 ? STORE64 : STORE32), off));
       }
       case 2: {
         this.expr(r.pick([I32, I64]), d);
