@@ -63,3 +63,11 @@ export const VM = {
 /** Bytes the image builder embeds when the image holds a hardware-virtualized partition; qemu/accel.ts (a lower layer,
  * which imports nothing of ours) keeps the same text to find it (test/svm-marker.test.ts checks they agree). */
 export const SVM_IMAGE_MARKER = "ultravisor-image: hardware-virtualized partitions (SVM with nested paging)";
+
+/**
+ * Pages the SVM backend takes from the bump allocator while the lead monitor reserves the allotments (monitor.ts
+ * svm_reserve): once, at the first virtualized partition, the host-save area, the host VMCB, the 12 KiB IOPM and the
+ * 8 KiB MSRPM; then, for each virtualized partition right after its allotment, its VM page and its VMCB. The
+ * hardware test derives the allotments' placement with these (test/hw/ultravisor.test.ts derivePlacement).
+ */
+export const SVM_RESERVE = { setupPages: 1 + 1 + 3 + 2, partitionPages: 2 } as const;
