@@ -1,6 +1,6 @@
 // Builds out/core.wasm (+ out/core.wat) from every core/assembly/*.ts entry with asc (through core/asc.ts, the one
 // AssemblyScript build entry), then verifies with binaryen that the module stays inside the integer-only feature set
-// of docs/specs/core-wasm.md. No-op when up to date. Part of core/, the bottom layer.
+// of docs/specs/core-wasm.md. No-op when up to date (a content key, core/asc.ts). Part of core/, the bottom layer.
 // Usage: npx tsx core/build.ts [--force]
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -14,16 +14,6 @@ export const coreWatPath = join(repoRoot, "out", "core.wat");
 
 export class CoreBuildError extends Error {
   override name = "CoreBuildError";
-}
-
-function sourcesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...sourcesUnder(p));
-    else if (e.name.endsWith(".ts")) out.push(p);
-  }
-  return out;
 }
 
 /** The entry files: every core/assembly/*.ts (not lib/), in a stable order. */
@@ -58,8 +48,9 @@ function coreTarget(entries: string[]): AscTarget {
     out: coreWasmPath,
     wat: coreWatPath,
     flags: CORE_FLAGS,
-    // A deleted entry also makes the output stale; the directory's mtime changes when a file is removed.
-    deps: [...sourcesUnder(join(repoRoot, "core", "assembly")), join(repoRoot, "core", "assembly"), fileURLToPath(import.meta.url)],
+    // The whole tree by content (an added or deleted file counts too; core/asc.ts hashes a directory's files) and this
+    // rule, whose flags and verifier shape the output.
+    deps: [join(repoRoot, "core", "assembly"), fileURLToPath(import.meta.url)],
     verify: verifyCoreWasm,
     failure: (log, error) => new CoreBuildError(`asc failed to compile core/assembly:\n${log.trim() || error.message}`),
     printWarnings: true,
@@ -124,7 +115,7 @@ export async function verifyCoreWasm(bytes: Uint8Array): Promise<void> {
   }
 }
 
-/** Builds out/core.wasm if any source is newer; returns true when it rebuilt. */
+/** Builds out/core.wasm unless its content key (core/asc.ts) matches; returns true when it rebuilt. */
 export async function buildCore(opts: { force?: boolean } = {}): Promise<boolean> {
   const entries = coreEntries();
   if (entries.length === 0) throw new CoreBuildError("no entry files in core/assembly/*.ts");
