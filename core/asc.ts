@@ -32,6 +32,12 @@ export interface AscTarget {
   deps?: readonly string[];
   /** Checks the built bytes before they replace the output; throws to keep the old output. */
   verify?: (bytes: Uint8Array) => Promise<void> | void;
+  /**
+   * A check run in the asc worker on the built bytes, before `verify`: `export` of the plain-JS `module` is called as
+   * (binaryen, bytes) with the binaryen asc runs on (already loaded, unlike a second copy here) and returns a message
+   * or null; `error` makes the thrown error from the message.
+   */
+  check?: { module: string; export: string; error: (message: string) => Error };
   /** Makes the error thrown when asc fails (default: an Error naming the first source with asc's output). */
   failure?: (log: string, error: Error) => Error;
   /** Echo asc's output to stderr when it contains warnings. */
@@ -51,6 +57,8 @@ export function ascCommandLine(t: AscTarget, outFile = t.out, watFile = t.wat): 
 
 const WORKER = fileURLToPath(new URL("./asc-worker.mjs", import.meta.url));
 const RULE_FILES = [fileURLToPath(import.meta.url), WORKER];
+/** The rule of a target: core/asc.ts, the worker and the check the worker runs, if any. */
+const ruleFiles = (t: AscTarget): string[] => [...RULE_FILES, ...(t.check ? [t.check.module] : [])];
 
 /** The compiler's identity: the versions of assemblyscript and of the binaryen it runs on (not the project's binaryen). */
 const compilerVersions = (() => {
@@ -84,7 +92,7 @@ function hashInput(path: string, into: Array<[string, string]>): void {
 function declaredKey(t: AscTarget): string {
   const base = t.baseDir ?? process.cwd();
   const declared: Array<[string, string]> = [];
-  for (const p of [...t.sources.map((s) => (s.startsWith("/") ? s : join(base, s))), ...(t.deps ?? []), ...RULE_FILES]) hashInput(p, declared);
+  for (const p of [...t.sources.map((s) => (s.startsWith("/") ? s : join(base, s))), ...(t.deps ?? []), ...ruleFiles(t)]) hashInput(p, declared);
   return JSON.stringify({ compiler: compilerVersions(), args: ascCommandLine(t, "OUT.wasm", t.wat !== undefined ? "OUT.wat" : undefined), declared });
 }
 
@@ -117,9 +125,18 @@ export function ascStale(t: AscTarget): boolean {
   }
 }
 
+interface JobResult {
+  error: string | null;
+  /** The check's message (AscTarget.check), when it found a problem. */
+  problem?: string | null;
+  log: string;
+  reads: Array<[string, string]>;
+}
+
 interface Job {
   args: string[];
-  resolve: (r: { error: string | null; log: string; reads: Array<[string, string]> }) => void;
+  check: { module: string; export: string } | undefined;
+  resolve: (r: JobResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -134,9 +151,9 @@ class AscPool {
   private readonly queue: Job[] = [];
   private count = 0;
 
-  run(args: string[]): Promise<{ error: string | null; log: string; reads: Array<[string, string]> }> {
+  run(args: string[], check?: { module: string; export: string }): Promise<JobResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ args, resolve, reject });
+      this.queue.push({ args, check, resolve, reject });
       this.pump();
     });
   }
@@ -168,7 +185,7 @@ class AscPool {
       w.off("error", onError);
       w.off("exit", onExit);
     };
-    const onMessage = (m: { error: string | null; log: string; reads: Array<[string, string]> }): void => {
+    const onMessage = (m: JobResult): void => {
       done();
       w.unref();
       this.idle.push(w);
@@ -190,7 +207,7 @@ class AscPool {
     w.on("message", onMessage);
     w.once("error", onError);
     w.once("exit", onExit);
-    w.postMessage({ id: 0, args: job.args });
+    w.postMessage({ id: 0, args: job.args, check: job.check });
   }
 }
 
@@ -234,7 +251,7 @@ async function build(t: AscTarget, opts: { force?: boolean }): Promise<{ bytes: 
   pool ??= new AscPool();
   let r;
   try {
-    r = await pool.run(ascCommandLine(t, tmp, tmpWat));
+    r = await pool.run(ascCommandLine(t, tmp, tmpWat), t.check && { module: t.check.module, export: t.check.export });
   } catch (e) {
     discard();
     throw e;
@@ -245,6 +262,10 @@ async function build(t: AscTarget, opts: { force?: boolean }): Promise<{ bytes: 
     throw t.failure ? t.failure(r.log, error) : new Error(`asc failed on ${t.sources[0]}: ${r.error}\n${r.log}`);
   }
   if (t.printWarnings && /WARNING/.test(r.log)) process.stderr.write(r.log);
+  if (r.problem != null) {
+    discard();
+    throw t.check!.error(r.problem);
+  }
   const bytes = new Uint8Array(readFileSync(tmp));
   try {
     await t.verify?.(bytes);
