@@ -158,6 +158,15 @@ class AscPool {
     });
   }
 
+  /** Starts the workers now (they load asc at once) without giving them work: see ascWarmUp. */
+  warm(): void {
+    while (this.count < this.size) {
+      const w = this.spawn();
+      w.unref();
+      this.idle.push(w);
+    }
+  }
+
   private pump(): void {
     while (this.queue.length) {
       const w = this.idle.pop() ?? (this.count < this.size ? this.spawn() : undefined);
@@ -212,6 +221,16 @@ class AscPool {
 }
 
 let pool: AscPool | undefined;
+
+/**
+ * Starts the compiler workers ahead of the first build, so their load of asc and binaryen (~1 s each) overlaps the
+ * caller's own start-up: `uvt build` calls it when core.wasm is stale, before loading the image builder's modules.
+ * Idle workers are unreferenced: if no build follows, they do not keep the process alive.
+ */
+export function ascWarmUp(): void {
+  pool ??= new AscPool();
+  pool.warm();
+}
 /** Builds of an output under way in this process: a second request for it waits for the first. */
 const inflight = new Map<string, Promise<{ bytes: Uint8Array; rebuilt: boolean }>>();
 

@@ -5,7 +5,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ascBuild, ascCommandLine, type AscTarget } from "./asc.ts";
+import { ascBuild, ascCommandLine, ascStale, type AscTarget } from "./asc.ts";
 import { coreWasmProblem } from "./verify-core.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -69,6 +69,11 @@ export async function verifyCoreWasm(bytes: Uint8Array): Promise<void> {
   const { default: binaryen } = await import("binaryen");
   const problem = coreWasmProblem(binaryen, bytes);
   if (problem !== null) throw new CoreBuildError(problem);
+}
+
+/** True when out/core.wasm would be rebuilt (core/asc.ts's content key): cheap, for a caller that plans ahead. */
+export function coreStale(): boolean {
+  return ascStale(coreTarget(coreEntries()));
 }
 
 /** Builds out/core.wasm unless its content key (core/asc.ts) matches; returns true when it rebuilt. */
