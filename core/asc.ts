@@ -179,10 +179,14 @@ class AscPool {
     // execArgv [] : no tsx loader in the worker (the point of the worker being plain JavaScript).
     const w = new Worker(WORKER, { execArgv: [], stdout: false, stderr: false });
     this.count++;
+    // An error while idle (asc failing to load after ascWarmUp) must not crash the process as an unhandled 'error'
+    // event: the worker then exits and leaves the pool; a job's own listener (dispatch) reports errors during a job.
+    w.on("error", () => undefined);
     w.once("exit", () => {
       this.count--;
       const i = this.idle.indexOf(w);
       if (i >= 0) this.idle.splice(i, 1);
+      this.pump(); // a job waiting for a worker gets a new one
     });
     return w;
   }
