@@ -1,11 +1,12 @@
 // Builds out/core.wasm (+ out/core.wat) from every core/assembly/*.ts entry with asc (through core/asc.ts, the one
 // AssemblyScript build entry), then verifies with binaryen that the module stays inside the integer-only feature set
-// of docs/specs/core-wasm.md. No-op when up to date. Part of core/, the bottom layer.
+// of docs/specs/core-wasm.md. No-op when up to date (a content key, core/asc.ts). Part of core/, the bottom layer.
 // Usage: npx tsx core/build.ts [--force]
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ascBuild, ascCommandLine, type AscTarget } from "./asc.ts";
+import { ascBuild, ascCommandLine, ascStale, type AscTarget } from "./asc.ts";
+import { coreWasmProblem } from "./verify-core.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, "..");
@@ -14,16 +15,6 @@ export const coreWatPath = join(repoRoot, "out", "core.wat");
 
 export class CoreBuildError extends Error {
   override name = "CoreBuildError";
-}
-
-function sourcesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out.push(...sourcesUnder(p));
-    else if (e.name.endsWith(".ts")) out.push(p);
-  }
-  return out;
 }
 
 /** The entry files: every core/assembly/*.ts (not lib/), in a stable order. */
@@ -58,9 +49,11 @@ function coreTarget(entries: string[]): AscTarget {
     out: coreWasmPath,
     wat: coreWatPath,
     flags: CORE_FLAGS,
-    // A deleted entry also makes the output stale; the directory's mtime changes when a file is removed.
-    deps: [...sourcesUnder(join(repoRoot, "core", "assembly")), join(repoRoot, "core", "assembly"), fileURLToPath(import.meta.url)],
-    verify: verifyCoreWasm,
+    // The whole tree by content (an added or deleted file counts too; core/asc.ts hashes a directory's files) and this
+    // rule, whose flags and verifier shape the output.
+    deps: [join(repoRoot, "core", "assembly"), fileURLToPath(import.meta.url)],
+    // The same check as verifyCoreWasm, run in the asc worker on the binaryen asc has loaded (core/verify-core.mjs).
+    check: { module: fileURLToPath(new URL("./verify-core.mjs", import.meta.url)), export: "coreWasmProblem", error: (m) => new CoreBuildError(m) },
     failure: (log, error) => new CoreBuildError(`asc failed to compile core/assembly:\n${log.trim() || error.message}`),
     printWarnings: true,
   };
@@ -74,57 +67,16 @@ export function ascArgs(entries: string[], outWasm: string, outWat: string): str
 /** Checks the built module against docs/specs/core-wasm.md; throws CoreBuildError naming what is wrong. */
 export async function verifyCoreWasm(bytes: Uint8Array): Promise<void> {
   const { default: binaryen } = await import("binaryen");
-  const mod = binaryen.readBinary(bytes);
-  try {
-    const F = binaryen.Features;
-    mod.setFeatures(F.MVP | F.SignExt | F.MutableGlobals);
-    if (!mod.validate()) {
-      throw new CoreBuildError(
-        "core.wasm uses a wasm feature outside MVP + sign-extension + mutable-globals " +
-          "(binaryen validation failed; its messages are above). See docs/specs/core-wasm.md.",
-      );
-    }
-    const problems: string[] = [];
-    // Names ($…) and data strings may legitimately contain "f64"; strip them before looking for float types.
-    const text = mod.emitText();
-    const lines = text.split("\n");
-    let func = "(module)";
-    for (let i = 0; i < lines.length; i++) {
-      const raw = lines[i]!;
-      const m = /^\s*\(func \$(\S+)/.exec(raw);
-      if (m) func = m[1]!;
-      const line = raw.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\$[^\s()]+/g, "$");
-      const f = /\b(f32|f64|v128)\b/.exec(line);
-      if (f) problems.push(`${f[1]} in ${func} (core.wat line ${i + 1}): ${raw.trim().slice(0, 100)}`);
-      const bulk = /\b(memory\.(copy|fill|init)|data\.drop|table\.\w+|ref\.\w+)\b/.exec(line);
-      if (bulk) problems.push(`${bulk[1]} in ${func} (core.wat line ${i + 1})`);
-      const imp = /^\s*\(import "([^"]*)" "([^"]*)"/.exec(raw);
-      if (imp && imp[1] !== "hw" && !(imp[1] === "env" && imp[2] === "memory")) {
-        problems.push(`import ${imp[1]}.${imp[2]} is not from module "hw"`);
-      }
-    }
-    // No static data: linear memory is host physical memory and core's private area moves with the host (chosen at
-    // bootstrap, docs/specs/memory-layout.md §5), so nothing of core may sit at a fixed address. String literals and
-    // assert messages would be data segments.
-    for (let i = 0; i < mod.getNumMemorySegments(); i++) {
-      // binaryen 123's typings name this getMemorySegmentInfoByIndex; the runtime export takes the segment name.
-      const seg = (mod as unknown as { getMemorySegmentInfo(name: string): { offset: number; data: ArrayBuffer } })
-        .getMemorySegmentInfo(String(i));
-      const text = Buffer.from(seg.data).toString("latin1").replace(/[^\x20-\x7e]/g, "");
-      problems.push(`data segment ${i} (${seg.data.byteLength} bytes at ${seg.offset}, "${text.slice(0, 40)}"): core has no static data; ` +
-        "write constants with stores (a string literal or an assert message makes one)");
-    }
-    if (problems.length) {
-      throw new CoreBuildError(
-        `core.wasm is outside the integer-only feature set (docs/specs/core-wasm.md):\n  ${problems.slice(0, 20).join("\n  ")}`,
-      );
-    }
-  } finally {
-    mod.dispose();
-  }
+  const problem = coreWasmProblem(binaryen, bytes);
+  if (problem !== null) throw new CoreBuildError(problem);
 }
 
-/** Builds out/core.wasm if any source is newer; returns true when it rebuilt. */
+/** True when out/core.wasm would be rebuilt (core/asc.ts's content key): cheap, for a caller that plans ahead. */
+export function coreStale(): boolean {
+  return ascStale(coreTarget(coreEntries()));
+}
+
+/** Builds out/core.wasm unless its content key (core/asc.ts) matches; returns true when it rebuilt. */
 export async function buildCore(opts: { force?: boolean } = {}): Promise<boolean> {
   const entries = coreEntries();
   if (entries.length === 0) throw new CoreBuildError("no entry files in core/assembly/*.ts");

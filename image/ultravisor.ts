@@ -26,7 +26,7 @@ import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { assembleUltravisorWithCore } from "../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../monitor-gen/core-db.ts";
 import { bootDbWasm, compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";
-import { coreWasmPath } from "../core/build.ts";
+import { buildCore, coreWasmPath } from "../core/build.ts";
 import { readFileSync } from "node:fs";
 import { defaultLayout } from "../core/db-layout.ts";
 import { privateArea } from "../core/database.ts";
@@ -133,8 +133,20 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const parts = config.partitions;
   const channels = planChannels(parts);
 
-  // core.wasm: the schedule table and the channel template.
+  // The AssemblyScript programs first, all at once: core/asc.ts compiles them in parallel (two worker threads) and a
+  // cold build is mostly these compilations (docs/adr/0007-fast-cold-build.md). core.wasm goes first, the longest.
   const step = opts.progress ?? ((): void => {});
+  const withCore = opts.coreDatabase ?? true;
+  const [, guestWasm, ioWasm, commandWasm, bootWasm] = await Promise.all([
+    buildCore(),
+    parts.some((p) => p.kind === "guest" && p.lang === "as") ? partitionWasm("guest") : null,
+    partitionWasm("io"),
+    parts.some((p) => p.kind === "command") ? partitionWasm("command") : null,
+    withCore ? bootDbWasm() : null,
+  ]);
+  step("AssemblyScript programs (asc)");
+
+  // core.wasm: the schedule table and the channel template.
   const core = await loadCore();
   step("core.wasm");
   const sched = new Scheduler(core, 1, parts.length);
@@ -157,16 +169,10 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   // Partition programs.
   // With the database, a command partition and an ultravisor partition, guests are created at run time from the
   // command partition's definitions; every other partition is created by the boot partition.
-  const withCore = opts.coreDatabase ?? true;
   const defining = withCore && parts.some((p) => p.kind === "command") && parts.some((p) => p.kind === "ultravisor");
   const definedAtRunTime = (p: PartitionSpec): boolean => defining && p.kind === "guest";
   const definitions = parts.flatMap((p, i) => (definedAtRunTime(p) ? [definitionOf(p, partitionNumber(i))] : []));
-  const guestWasm = parts.some((p) => p.kind === "guest" && p.lang === "as") ? await partitionWasm("guest") : null;
-  const ioWasm = await partitionWasm("io");
-  const commandWasm = parts.some((p) => p.kind === "command") ? await partitionWasm("command") : null;
   const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
-  const bootWasm = withCore ? await bootDbWasm() : null;
-  step("AssemblyScript programs (asc)");
   const built: BuiltPartition[] = parts.map((spec, i) => {
     if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
     const slots: SlotInfo[] = [];

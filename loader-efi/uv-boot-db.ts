@@ -65,7 +65,7 @@ const BOOT_ASC_FLAGS = [
   "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--use", "abort=", "--noColors",
 ];
 
-/** out/partitions/boot.wasm, rebuilt with asc (core/asc.ts) when loader-efi/assembly/boot.ts is newer. */
+/** out/partitions/boot.wasm, rebuilt with asc (core/asc.ts) when loader-efi/assembly/boot.ts or what it imports changed. */
 export async function bootDbWasm(): Promise<Uint8Array> {
   return (await ascBuild({ sources: [SOURCE], out: OUT, flags: BOOT_ASC_FLAGS })).bytes;
 }

@@ -44,13 +44,13 @@ const PARTITION_ASC_FLAGS = [
   "--maximumMemory", String(AS_MEMORY_BYTES / WASM_PAGE), "--memoryBase", String(AS_DATA_BASE), "--use", "abort=", "--noColors",
 ];
 
-/** Sources every partition program is compiled from besides its own file (a change to any rebuilds it). */
+/** Inputs of every partition program besides the files asc reads (recorded by core/asc.ts): this rule file. */
 const SHARED_SOURCES = [
   join(ASSEMBLY, "partition.ts"), join(root, "core", "assembly", "channel.ts"), join(root, "core", "assembly", "channel_types.ts"),
   fileURLToPath(import.meta.url),
 ];
 
-/** out/partitions/PROGRAM.wasm, rebuilt with asc (core/asc.ts, the one AssemblyScript build entry) when a source is newer. */
+/** out/partitions/PROGRAM.wasm, rebuilt with asc (core/asc.ts, the one AssemblyScript build entry) when a source changed. */
 export async function partitionWasm(program: AsProgram): Promise<Uint8Array> {
   const out = join(root, "out", "partitions", `${program}.wasm`);
   return (await ascBuild({ sources: [join(ASSEMBLY, `${program}.ts`)], out, flags: PARTITION_ASC_FLAGS, deps: SHARED_SOURCES })).bytes;

@@ -3,10 +3,8 @@
 // ultravisor host; `--target first` gives the first EFI application. `uvt run` boots what it wrote.
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
-import { writeEfiImage } from "../../image/efi-image.ts";
-import { buildFirstImage } from "../../image/first-image.ts";
-import { buildUltravisorImage } from "../../image/ultravisor.ts";
-import { loadConfig } from "../../partitions/config.ts";
+import { ascWarmUp } from "../../core/asc.ts";
+import { coreStale } from "../../core/build.ts";
 
 const help = `Usage: uvt build [-o DIR] [--config FILE] [--target ultravisor|first]
 
@@ -53,6 +51,13 @@ const command: Command = {
     if (kind !== "ultravisor" && kind !== "first") throw new UsageError(`--target must be 'ultravisor' or 'first', not '${kind}'`);
     const configPath = args.flags.get("config");
     if (configPath !== undefined && kind === "first") throw new UsageError("--config applies to the ultravisor target only");
+    // A cold build is mostly asc (docs/adr/0007-fast-cold-build.md): when core.wasm is stale, the compiler workers
+    // start loading asc now, while this thread loads the image builder (imported here, not at the top, for that).
+    if (kind === "ultravisor" && coreStale()) ascWarmUp();
+    const { writeEfiImage } = await import("../../image/efi-image.ts");
+    const { buildFirstImage } = await import("../../image/first-image.ts");
+    const { buildUltravisorImage } = await import("../../image/ultravisor.ts");
+    const { loadConfig } = await import("../../partitions/config.ts");
     // A refused definition throws DefinitionError: cli/main.ts prints its positioned lines and exits 2.
     const config = configPath === undefined ? undefined : loadConfig(configPath);
     const t0 = performance.now();
