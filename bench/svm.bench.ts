@@ -12,6 +12,7 @@ import { writeEfiImage } from "../image/efi-image.ts";
 import { buildUltravisorImage } from "../image/ultravisor.ts";
 import { configFrom, figure1Definition } from "../partitions/config.ts";
 import { BENCH_NOPS } from "../partitions/programs.ts";
+import { BENCH_SVM_NOPS, BENCH_SVM_SETUP } from "../partitions/svm-guest.ts";
 
 const bench: Bench = {
   name: "svm",
@@ -39,14 +40,14 @@ const bench: Bench = {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    const vb = lines.map((l) => /^VB: bench: 50 nops (\d+) cpuid (\d+) com1 (\d+)$/.exec(l)).find((x) => x !== null);
+    const vb = lines.map((l) => new RegExp(`^VB: bench: ${BENCH_SVM_NOPS} nops (\\d+) cpuid (\\d+) com1 (\\d+)$`).exec(l)).find((x) => x !== null);
     const y = lines.map((l) => /^Y: bench: (\d+) nops (\d+) hypercall (\d+)$/.exec(l)).find((x) => x !== null);
     if (!vb || !y) throw new Error(`bench-svm: no bench line (${vb ? "" : "VB "}${y ? "" : "Y"})`);
     // The frame's own instructions (two rdtsc sequences) are what 50 nops cost beyond 50; the guest's `mov eax, imm`
     // before CPUID and `mov al; mov dx` before OUT are its own instructions, not the monitor's.
-    const frame = Number(vb[1]) - 50;
-    const cpuid = Number(vb[2]) - frame - 1;
-    const com1 = Number(vb[3]) - frame - 2;
+    const frame = Number(vb[1]) - BENCH_SVM_NOPS;
+    const cpuid = Number(vb[2]) - frame - BENCH_SVM_SETUP.cpuid;
+    const com1 = Number(vb[3]) - frame - BENCH_SVM_SETUP.com1;
     const yFrame = Number(y[2]) - BENCH_NOPS;
     const hypercall = Number(y[3]) - yFrame;
     return [
