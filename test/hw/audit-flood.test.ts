@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
+import { consoleLinesOf, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { configFrom } from "../../partitions/config.ts";
@@ -54,7 +55,7 @@ beforeAll(async () => {
   base = await run("baseline", false);
 }, 200_000);
 
-const linesOf = (r: Run, name: string): string[] => r.lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
+const linesOf = (r: Run, name: string): string[] => consoleLinesOf(r.lines, name);
 const TICK = /^tick (\d+) quantum (\d+) work (\d+) checksum 0x[0-9a-f]+$/;
 const SUMMARY = /^ultravisor: partition (\S+) number (\d+) state (ready|waiting|failed) quanta (\d+) tsc (\d+) hypercalls (\d+)$/;
 const AUDIT_LINE = /^ultravisor: audit: partition (\S+): (command channel submission refused|start refused \(only the ultravisor partition starts partitions\)|(\d+) more refused hypercalls suppressed)$/;
@@ -66,15 +67,7 @@ function quantaOf(r: Run, name: string): number {
   expect(s, `${name} summary line`).toBeDefined();
   return Number(s![4]);
 }
-function withLog(r: Run, check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    console.error(r.lines.join("\n"));
-    console.error(base.lines.filter((l) => l.startsWith("ultravisor: ")).join("\n"));
-    throw e;
-  }
-}
+const withLog = (r: Run, check: () => void): void => withSerialLog(r.lines, check, base.lines.filter((l) => l.startsWith("ultravisor: ")));
 
 describe("the audit log under a flood of refused hypercalls", () => {
   it("prints whole lines only: every line after the scheduler starts matches the grammar, none glued to another", () => {

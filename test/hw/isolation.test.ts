@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
+import { consoleLinesOf, PTE_ADDRESS, qwords, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, type UltravisorImage } from "../../image/ultravisor.ts";
 import { configFrom, loadConfig } from "../../partitions/config.ts";
@@ -30,13 +31,8 @@ const config = loadConfig(join(import.meta.dirname, "..", "..", "examples", "ult
 interface Space { name: string; window: bigint; leaves: Map<bigint, bigint> }
 let boot: { img: UltravisorImage; lines: string[]; exit: unknown; spaces: Space[]; kernelNx: boolean[][] };
 
-const ADDR = 0x000f_ffff_ffff_f000n;
+const ADDR = PTE_ADDRESS;
 const NX = 1n << 63n;
-async function qwords(m: Machine, at: bigint): Promise<bigint[]> {
-  const b = await m.readPhysical(at, 4096);
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return Array.from({ length: 512 }, (_, i) => v.getBigUint64(8 * i, true));
-}
 /** Every present 4 KiB user leaf outside the shared supervisor map (slot 0); the monitor builds no larger user page. */
 async function userLeaves(m: Machine, cr3: bigint): Promise<Map<bigint, bigint>> {
   const leaves = new Map<bigint, bigint>();
@@ -85,16 +81,8 @@ beforeAll(async () => {
   }
 }, 150_000);
 
-const linesOf = (name: string): string[] => boot.lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
-/** Wraps checks so that a failure prints the whole serial log (the only evidence of what the machine did). */
-function withLog(check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    console.error(boot.lines.join("\n"));
-    throw e;
-  }
-}
+const linesOf = (name: string): string[] => consoleLinesOf(boot.lines, name);
+const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
 const SSE_TICK = /^sse tick (\d+) checks (\d+) lost (\d+) foreign (\d+)$/;
 
 describe("isolation holes of issue #12 on the bare-metal ultravisor", () => {

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
+import { consoleLinesOf, PTE_ADDRESS, qwords, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { loadConfig } from "../../partitions/config.ts";
@@ -23,12 +24,7 @@ const config = loadConfig(join(import.meta.dirname, "..", "..", "examples", "ult
 interface Npt { name: string; vmcb: bigint; window: bigint; pages: number; leaves: Map<bigint, bigint> }
 let boot: { lines: string[]; exit: unknown; npts: Npt[]; canaryBefore: Uint8Array; canaryAfter: Uint8Array; svmeEfer: bigint | null };
 
-const ADDR = 0x000f_ffff_ffff_f000n;
-async function qwords(m: Machine, at: bigint): Promise<bigint[]> {
-  const b = await m.readPhysical(at, 4096);
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return Array.from({ length: 512 }, (_, i) => v.getBigUint64(8 * i, true));
-}
+const ADDR = PTE_ADDRESS;
 /** Every present leaf of a 4-level table (guest-physical → entry); a large page would show as a leaf above level 1. */
 async function leavesOf(m: Machine, root: bigint): Promise<Map<bigint, bigint>> {
   const out = new Map<bigint, bigint>();
@@ -84,15 +80,8 @@ beforeAll(async () => {
   }
 }, 170_000);
 
-const linesOf = (name: string): string[] => boot.lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
-function withLog(check: () => void): void {
-  try {
-    check();
-  } catch (e) {
-    console.error(boot.lines.join("\n"));
-    throw e;
-  }
-}
+const linesOf = (name: string): string[] => consoleLinesOf(boot.lines, name);
+const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
 const SUMMARY = /^ultravisor: partition (\S+) number \d+ state (\S+) quanta (\d+) /;
 const summary = (name: string): { state: string; quanta: number } => {
   const m = boot.lines.map((l) => SUMMARY.exec(l)).find((x) => x?.[1] === name);

@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
+import { consoleLinesOf, PTE_ADDRESS, qwords } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../image/ultravisor.ts";
 import { Database, privateArea } from "../../core/database.ts";
@@ -65,12 +66,7 @@ interface AddressSpace {
   tables: bigint[];
 }
 
-const ADDR = 0x000f_ffff_ffff_f000n;
-async function qwords(m: Machine, at: bigint): Promise<bigint[]> {
-  const b = await m.readPhysical(at, 4096);
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return Array.from({ length: 512 }, (_, i) => v.getBigUint64(8 * i, true));
-}
+const ADDR = PTE_ADDRESS;
 
 /** Walks PML4 slots 1–511 (everything but the shared supervisor identity map in slot 0). */
 async function walk(m: Machine, name: string, cr3: bigint, window: bigint): Promise<AddressSpace> {
@@ -140,7 +136,7 @@ async function boot(name: string, config: UltravisorConfig, reads: Reads = [], s
 }
 
 /** Lines the I/O partition wrote for partition `name` (it tags each with the client's name). */
-const linesOf = (b: Boot, name: string): string[] => b.lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
+const linesOf = (b: Boot, name: string): string[] => consoleLinesOf(b.lines, name);
 const TICK = /^tick (\d+) quantum (\d+) work (\d+) checksum 0x([0-9a-f]{8})$/;
 const SUMMARY = /^ultravisor: partition (\S+) number (\d+) state (ready|waiting|failed) quanta (\d+) tsc (\d+) hypercalls (\d+)$/;
 /** The monitor's line when it has built a partition's address space from the database view (monitor-gen/lead.ts). */
