@@ -20,7 +20,10 @@ for (const f of files) {
     if (filters.length && !filters.some((n) => b.name.startsWith(n) || stem.startsWith(n))) continue;
     matched++;
     process.stderr.write(`bench: ${b.name} ...\n`);
+    const t0 = performance.now();
     for (const fig of await b.run()) console.log(JSON.stringify(fig));
+    // A step line with its timing on stderr: stdout stays one JSON object per line.
+    process.stderr.write(`bench: ${b.name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   }
 }
 if (matched === 0) {
