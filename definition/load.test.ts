@@ -99,6 +99,14 @@ describe("host definitions: every class of error at its key", () => {
     expect(refusal("operations:\n  - stop: X\n")).toEqual(["h.yaml:3:5: operations[0].stop: stop needs a host with processors: add host.pcpus (or partitions)"]);
   });
 
+  it("hostile files: an alias bomb is refused, not expanded; a number past 2^53 is out of range, never an empty refusal; keys such as __proto__ are unknown", () => {
+    const bomb = ["a: &a [1,1,1,1,1,1,1,1,1]", "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]", "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]", "d: [*c,*c,*c,*c,*c,*c,*c,*c,*c]", ""].join("\n");
+    expect(refusal(bomb)[0]).toMatch(/^h\.yaml:1:1: \(syntax\): Excessive alias count .*\(aliases may expand to at most 100 nodes\)$/);
+    expect(refusal("host: { memory: 99999999999999999999999 }\n")).toEqual(["h.yaml:2:17: host.memory: 1e+23 is out of range (at most 9007199254740991)"]);
+    expect(refusal("__proto__: { polluted: 1 }\n")[0]).toMatch(/^h\.yaml:2:1: __proto__: unknown key/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it("a syntax error, a missing file, a directory", () => {
     expect(refusal("partitions: [ { name: X\n")[0]).toMatch(/^h\.yaml:\d+:\d+: \(syntax\): /);
     expect(() => loadDefinition(join(dir, "none.yaml"))).toThrow(`${join(dir, "none.yaml")}: (file): no such file (give the path of a host definition, e.g. examples/ultravisor.yaml)`);

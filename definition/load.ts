@@ -73,16 +73,24 @@ export function parseDefinition(text: string, file: string, positions = true): L
       }),
     );
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    // maxAliasCount bounds what aliases may expand to (a "billion laughs" file is refused, not expanded).
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new DefinitionError([{ file, line: 1, col: 1, path: "(syntax)", message: `${(e as Error).message.split("\n")[0]} (aliases may expand to at most 100 nodes)` }]);
+  }
   if (data === null || typeof data !== "object" || Array.isArray(data)) {
     throw new DefinitionError([{ file, line: 1, col: 1, path: "(top)", message: "expected a mapping with revision, host, partitions, run, operations, expect" }]);
   }
   const parsed = hostDefinition.safeParse(data);
   if (!parsed.success) {
-    const problems = parsed.error.issues.filter((i, k, all) => !shadowed(i, all.slice(0, k))).flatMap((i) => explain(i, data)).map((x) => {
+    const problems = parsed.error.issues.filter((i, k, all) => !shadowed(i, all, k)).flatMap((i) => explain(i, data)).map((x) => {
       const { line, col } = positions ? locate(doc, lc, x.path, x.key) : { line: 0, col: 0 };
       return { file, line, col, path: pathText(x.path), message: x.message };
     });
+    // Never an empty refusal: if no issue could be explained, say so with zod's own words.
+    if (problems.length === 0) problems.push({ file, line: 1, col: 1, path: "(top)", message: parsed.error.issues[0]?.message ?? "invalid definition" });
     throw new DefinitionError(sortProblems(dedupe(problems)).slice(0, 20));
   }
   const loaded = new LoadedDefinition(file, parsed.data, doc, lc, positions);
@@ -98,16 +106,20 @@ export function sortProblems(ps: Problem[]): Problem[] {
 
 /**
  * A second range issue on the same value is noise: z.int() adds the safe-integer bound beside the schema's own, and
- * only the schema's is worth reading. Keep the first issue of each path unless it is that safe-integer bound.
+ * only the schema's is worth reading. Of the range issues at one path keep the first that is not the safe-integer
+ * bound, or, when that bound is all there is (a value past 2^53), the first of them.
  */
-function shadowed(i: Issue, before: Issue[]): boolean {
-  if (i.code !== "too_big" && i.code !== "too_small") return false;
-  const same = (x: Issue): boolean => x.path.length === i.path.length && x.path.every((k, n) => k === i.path[n]);
+function shadowed(i: Issue, all: Issue[], k: number): boolean {
+  const range = (x: Issue): boolean => x.code === "too_big" || x.code === "too_small";
+  if (!range(i)) return false;
+  const same = (x: Issue): boolean => x.path.length === i.path.length && x.path.every((p, n) => p === i.path[n]);
   const safe = (x: Issue): boolean => {
     const bound = (x as { maximum?: unknown; minimum?: unknown }).maximum ?? (x as { minimum?: unknown }).minimum;
     return bound === Number.MAX_SAFE_INTEGER || bound === Number.MIN_SAFE_INTEGER;
   };
-  return safe(i) || before.some((x) => (x.code === "too_big" || x.code === "too_small") && same(x) && !safe(x));
+  const peers = all.filter((x) => range(x) && same(x));
+  const keep = peers.find((x) => !safe(x)) ?? peers[0];
+  return keep !== all[k];
 }
 
 /**
