@@ -4,7 +4,7 @@
 // channel loop — plus what the AssemblyScript partitions (partitions/aot-guest.ts: guests, I/O and command
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
-import { Assembler, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, ebx, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Gpr, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, ebx, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { CMDCHAN, COM1, HC, SEL, WIN, WINDOW } from "../monitor-gen/layout.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
@@ -41,6 +41,21 @@ export const CANARY_PAGES = 1;
 /** Nops in the calibration frame of the hypercall bench. */
 export const BENCH_NOPS = 50;
 
+/**
+ * Bench frames (bench/ultravisor.bench.ts, bench/svm.bench.ts): `min` = the smallest time-stamp delta over `rounds`
+ * runs of `body`, using `count` as the loop counter and `start` for the first reading (rax, rdx are clobbered). Under
+ * QEMU -icount the delta counts executed instructions.
+ */
+export function emitMinTscFrame(a: Assembler, r: { min: Gpr; count: Gpr; start: Gpr }, rounds: number, body: () => void): void {
+  a.mov(r.min, -1).mov(r.count, rounds);
+  const again = a.here();
+  a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(r.start, rax);
+  body();
+  a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, r.start);
+  a.cmp(rax, r.min).cmovb(r.min, rax);
+  a.dec(r.count).jnz(again);
+}
+
 export function assembleGuest(opts: GuestOptions): Assembler {
   if (opts.fault?.kind === "sse-a" || opts.fault?.kind === "sse-b") return assembleSseGuest(opts.fault.kind, opts.period);
   const a = new Assembler();
@@ -54,15 +69,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   hypercall(a, HC.time);
   a.mov(r13, rax); // quantum of the last line
   if (opts.benchHypercalls) {
-    const frame = (body: () => void): void => {
-      a.mov(r15, -1).mov(r13, opts.benchHypercalls!);
-      const again = a.here();
-      a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(rbx, rax);
-      body();
-      a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, rbx);
-      a.cmp(rax, r15).cmovb(r15, rax);
-      a.dec(r13).jnz(again);
-    };
+    const frame = (body: () => void): void => emitMinTscFrame(a, { min: r15, count: r13, start: rbx }, opts.benchHypercalls!, body);
     frame(() => {
       for (let i = 0; i < BENCH_NOPS; i++) a.nop();
     });

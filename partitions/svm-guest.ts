@@ -10,6 +10,8 @@ import { flatten } from "../toolchain/x64/flat.ts";
 import type { VmKind } from "../definition/host.ts";
 import { HC } from "../monitor-gen/layout.ts";
 import { GUEST_ENTRY } from "../monitor-gen/svm/layout.ts";
+import { emitMinTscFrame } from "./programs.ts";
+import { literal } from "../monitor-gen/console.ts";
 
 /** Rounds of each frame of the "bench" kind (the minimum is kept). */
 export const BENCH_EXITS = 60;
@@ -108,15 +110,7 @@ function assembleLong(o: SvmGuestOptions): Uint8Array {
   const vmmcall = (nr: number): void => {
     a.mov(eax, nr).vmmcall();
   };
-  let lit = 0;
-  const text = (s: string): Label => {
-    const l = a.label(`g_s${lit++}`);
-    a.section(".rdata");
-    a.bind(l);
-    a.asciz(s);
-    a.section(".text");
-    return l;
-  };
+  const text = (s: string): Label => literal(a, s);
   type Part = string | { dec: () => void } | { hex: () => void } | { str: () => void };
   // line(...): the parts through COM1, then '\n' (one emulated OUT per byte).
   const line = (...parts: Part[]): void => {
@@ -271,15 +265,7 @@ function probe(a: Assembler, kind: VmKind, line: (...p: Array<string | { dec: ()
     case "bench": {
       // Minimum time-stamp delta over BENCH_EXITS rounds of: 50 nops, CPUID (the hypervisor leaf), one COM1 byte. Under
       // QEMU -icount shift=0 the TSC counts executed instructions, the monitor's included (bench/svm.bench.ts).
-      const frame = (into: typeof r12, body: () => void): void => {
-        a.mov(into, -1).mov(r15, BENCH_EXITS);
-        const again = a.here();
-        a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(r14, rax);
-        body();
-        a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, r14);
-        a.cmp(rax, into).cmovb(into, rax);
-        a.dec(r15).jnz(again);
-      };
+      const frame = (into: typeof r12, body: () => void): void => emitMinTscFrame(a, { min: into, count: r15, start: r14 }, BENCH_EXITS, body);
       frame(r12, () => { for (let i = 0; i < BENCH_SVM_NOPS; i++) a.nop(); });
       frame(r13, () => { for (const op of CPUID_SEQUENCE) op(a); });
       a.push(r12).push(r13);

@@ -3,6 +3,7 @@
 // the schedule per processor over one 16-quantum cycle (Fig. 6), and the channel topology (servers left, clients
 // right, one arrow per channel). `uvt sim FILE --svg DIR` writes them; `uvt report` embeds them in one HTML page.
 import he from "he";
+import { formatBytes, SCALE_NAMES } from "../core/mapview.ts";
 import type { SimOutput } from "./output.ts";
 
 const FONT = 'font-family="DejaVu Sans, Arial, sans-serif"';
@@ -45,7 +46,6 @@ function legend(names: string[], x: number, y: number, width: number): { body: s
   return { body, height: cy - y + 20 };
 }
 
-const SCALE_NAMES = ["", "PKM", "PMM", "PGM", "PTM", "PPM"];
 /** A map drawn per page: beyond this many pages, the rest are counted, not drawn. */
 const MAX_MAP_ROWS = 48;
 
@@ -63,8 +63,7 @@ export function memoryMapSvg(o: SimOutput): string {
   ];
   rows.forEach((m, r) => {
     const y = top + r * rowH;
-    const entryMB = Number(BigInt(m.entryBytes) >> 20n);
-    const size = entryMB >= 1024 * 1024 ? `${entryMB / (1024 * 1024)} TB` : entryMB >= 1024 ? `${entryMB / 1024} GB` : entryMB >= 1 ? `${entryMB} MB` : `${Number(m.entryBytes) / 1024} KB`;
+    const size = formatBytes(BigInt(m.entryBytes));
     body.push(`<text x="10" y="${y + 15}" font-size="11" ${FONT}>${SCALE_NAMES[m.scale] ?? m.scale} at Mem${esc(m.page)} (${size} entries)</text>`);
     for (const e of m.entries) {
       const who = e.ownerName ?? e.owner ?? "";
