@@ -72,7 +72,12 @@ function checkPartition(p: PartitionDefinition, at: Path, bad: (path: Path, m: s
   if (p.memory !== undefined && (p.memory === 0n || p.memory % MB4 !== 0n)) bad([...at, "memory"], `${fmt(p.memory)} is not a positive multiple of 4 MB (the smallest page a partition gets)`);
   const b = p.behaviour;
   if (b) {
-    if (p.kind !== "guest") bad([...at, "behaviour"], `only guests have a behaviour (this is a '${p.kind}' partition)`, true);
+    // The one exception: the hostile I/O partition of test builds (test/hw/fuzz-server.test.ts).
+    const hostileServer = p.kind === "io" && b.fault === "fuzz-server" && Object.keys(b).length === 1;
+    if (p.kind !== "guest" && !hostileServer) {
+      bad([...at, "behaviour"], `only guests have a behaviour (this is a '${p.kind}' partition${p.kind === "io" ? "; an I/O partition takes only { fault: fuzz-server }, the hostile server of test builds" : ""})`, true);
+    }
+    if (p.kind === "guest" && b.fault === "fuzz-server") bad([...at, "behaviour", "fault"], "fuzz-server is the I/O partition's test fault (the hostile channel server), not a guest's");
     if (b.faultAfter !== undefined && b.fault === undefined) bad([...at, "behaviour", "faultAfter"], "faultAfter needs a fault", true);
     if (b.fault === "wasm-oob" && b.lang !== "as") bad([...at, "behaviour", "fault"], "wasm-oob is an AssemblyScript guest's fault: add lang: as");
     if (b.lang === "as" && b.fault !== undefined && b.fault !== "wasm-oob") bad([...at, "behaviour", "fault"], `an AssemblyScript guest's only fault is wasm-oob (${b.fault} needs lang: asm)`);

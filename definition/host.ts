@@ -28,10 +28,12 @@ export type PartitionKind = (typeof PARTITION_KINDS)[number];
  * other's extended state (test/hw/isolation.test.ts), and "flood-command", a guest that loops the refused COMMAND
  * hypercall as fast as it can (the audit log's rate limit, test/hw/audit-flood.test.ts); the fuzzers of
  * test/hw/fuzz.test.ts: "fuzz-hypercall" (random hypercall numbers and arguments from a seeded PRNG),
- * "fuzz-channel" (random values written into the headers of its channels, client or server side) and "canary"
- * (a guest that fills a page of its window with a pattern and re-checks it before every line).
+ * "fuzz-channel" (random values written into the client side of its console channel's header) and "canary"
+ * (a guest that fills a page of its window with a pattern and re-checks it before every line); "fuzz-server", the
+ * fault of an I/O partition (test/hw/fuzz-server.test.ts): random values written into the headers of every channel
+ * it serves, the server side.
  */
-export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command", "fuzz-hypercall", "fuzz-channel", "canary"] as const;
+export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command", "fuzz-hypercall", "fuzz-channel", "canary", "fuzz-server"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**

@@ -111,6 +111,11 @@ export const CORE_LOADER_PLAN: CoreLoaderPlan = { dbPage: CORE_DB_PLAN.dbPage, t
 
 /** Partition numbers: 1-based position in the configuration (the schedule's partition field). */
 export const partitionNumber = (index: number): number => index + 1;
+
+/** A fuzzing partition's PRNG seed: the build's (1 when none was given) mixed with its partition number. */
+function fuzzSeedOf(opts: UltravisorImageOptions, index: number): bigint {
+  return BigInt.asUintN(64, (opts.fuzzSeed ?? 1n) ^ (BigInt(partitionNumber(index)) * 0x9e37_79b9_7f4a_7c15n));
+}
 const IDLE_VCPU_BASE = 1000;
 
 function planChannels(parts: PartitionSpec[]): ChannelDef[] {
@@ -140,7 +145,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const [, guestWasm, ioWasm, commandWasm, bootWasm] = await Promise.all([
     buildCore(),
     parts.some((p) => p.kind === "guest" && p.lang === "as") ? partitionWasm("guest") : null,
-    partitionWasm("io"),
+    partitionWasm(parts.some((p) => p.kind === "io" && p.fault === "fuzz-server") ? "io-fuzz" : "io"),
     parts.some((p) => p.kind === "command") ? partitionWasm("command") : null,
     withCore ? bootDbWasm() : null,
   ]);
@@ -182,7 +187,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
     const aot =
-      spec.kind === "io" ? assembleAotIo(ioWasm)
+      spec.kind === "io" ? assembleAotIo(ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined)
       : spec.kind === "command" ? assembleAotCommand(commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
       : null;
@@ -200,7 +205,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
           ...(spec.fault ? { fault: { kind: spec.fault, afterLines: spec.faultAfter ?? 2 } } : {}),
           ...(spec.probeCommand ? { probeCommand: true } : {}),
           ...(spec.benchHypercalls ? { benchHypercalls: spec.benchHypercalls } : {}),
-          ...(opts.fuzzSeed !== undefined ? { fuzzSeed: BigInt.asUintN(64, opts.fuzzSeed ^ (BigInt(partitionNumber(i)) * 0x9e37_79b9_7f4a_7c15n)) } : {}),
+          ...(opts.fuzzSeed !== undefined ? { fuzzSeed: fuzzSeedOf(opts, i) } : {}),
         });
     return { spec, number: partitionNumber(i), packed: packPartition(program, { name: spec.name, number: partitionNumber(i), slots }) };
   });

@@ -29,12 +29,14 @@ export const AS_MEMORY_BYTES = WIN.slot(WIN.maxSlots);
 export const AS_DATA_BASE = 0x10000;
 const AS_DATA_END = WIN.stackTop - 0x4000;
 
-export type AsProgram = "guest" | "io" | "command";
+/** "io-fuzz": the hostile I/O partition of test builds (partitions/assembly/io-fuzz.ts, behaviour fault "fuzz-server"). */
+export type AsProgram = "guest" | "io" | "command" | "io-fuzz";
 /** Imports each program may have: hw intrinsics only, the port ones for the I/O partition alone. */
 const ALLOWED: Record<AsProgram, readonly string[]> = {
   guest: ["hypercall", "mfence"],
   command: ["hypercall", "mfence"],
   io: ["hypercall", "mfence", "inb", "outb"],
+  "io-fuzz": ["hypercall", "mfence", "inb", "outb"],
 };
 
 /** asc flags of every partition program (the AOT subset, as for core.wasm; memory = the window's span). */
@@ -183,10 +185,12 @@ export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Arr
 
 /**
  * The I/O partition. `io_emit` … `io_emit_end` (IO_EMIT) bound the compiled line writer, the one function with port
- * instructions: the monitor holds its own log while the I/O partition's rip is in that range.
+ * instructions: the monitor holds its own log while the I/O partition's rip is in that range. With `fuzzSeed`, `wasm`
+ * is the hostile io-fuzz program of test builds and the seed is its main's argument.
  */
-export function assembleAotIo(wasm: Uint8Array): AotPartition {
-  return assembleAotPartition("io", wasm, [], undefined, (c) => {
+export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint): AotPartition {
+  const args = fuzzSeed === undefined ? [] : [BigInt.asUintN(64, fuzzSeed)];
+  return assembleAotPartition(fuzzSeed === undefined ? "io" : "io-fuzz", wasm, args, undefined, (c) => {
     const emit = c.exports.find((e) => e.name === IO_EMIT.start);
     if (!emit) throw new Error(`the AssemblyScript io program must export ${IO_EMIT.start}, its line writer`);
     // The function ends where the next piece of code (function, thunk, trap stub) starts.

@@ -96,6 +96,15 @@ describe("the bare-metal view of a host definition", () => {
       /^host\.yaml:7:22: partitions\[4\]\.kind: the operations partition runs in the simulator only/);
   });
 
+  it("gives the hostile-server fault to the I/O partition only, and the guests' faults to guests only", () => {
+    const c = configFrom({ revision: 2, partitions: [{ name: "idle", kind: "idle" }, { name: "io", kind: "io", duty: 2, behaviour: { fault: "fuzz-server" } }, { name: "A", duty: 2 }] });
+    expect(c.partitions[1]!.fault).toBe("fuzz-server");
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, behaviour: { fault: fuzz-server } }"))).toMatch(
+      /^host\.yaml:7:\d+: partitions\[4\]\.behaviour\.fault: fuzz-server is the I\/O partition's test fault \(the hostile channel server\), not a guest's$/);
+    expect(refusal(FIG1.replace("{ name: io, kind: io, duty: 2 }", "{ name: io, kind: io, duty: 2, behaviour: { fault: canary } }"))).toMatch(
+      /^host\.yaml:\d+:\d+: partitions\[2\]\.behaviour: only guests have a behaviour \(this is a 'io' partition; an I\/O partition takes only \{ fault: fuzz-server \}/);
+  });
+
   it("refuses a simulator scenario, which lists no partitions", () => {
     expect(refusal("revision: 2\nhost: { memory: 64 GB }\noperations: []\n")).toBe(
       "host.yaml:1:1: partitions: required by uvt build: the partitions the host starts with; this file has none (it is a simulator scenario: run it with uvt sim)");

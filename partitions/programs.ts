@@ -37,6 +37,11 @@ export interface GuestOptions {
 
 /** Pages of the canary guest's pattern (in its .bss, inside its window). */
 export const CANARY_PAGES = 1;
+/**
+ * The canary guest's record of its own checks, after its pattern: `checks`, the number of checks passed or failed so
+ * far (its tick count), and `damage`, the address of the damaged qword its last check found (0 while intact). Symbols of the image.
+ */
+export const CANARY_STATUS = { pattern: "p_canary", checks: "p_canary_checks", damage: "p_canary_damage" } as const;
 
 /** Nops in the calibration frame of the hypercall bench. */
 export const BENCH_NOPS = 50;
@@ -110,7 +115,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   }
   if (canary) {
     // The pattern: each qword is its own address xor a constant, so a copy from elsewhere does not pass either.
-    a.lea(rdi, ptr(L("p_canary"))).mov(ecx, (CANARY_PAGES * 4096) / 8);
+    a.lea(rdi, ptr(L(CANARY_STATUS.pattern))).mov(ecx, (CANARY_PAGES * 4096) / 8);
     const fill = a.here();
     a.mov(rax, 0x5a5a_1234_c3c3_8765n).xor(rax, rdi).mov(qword(rdi), rax);
     a.add(rdi, 8).dec(ecx).jnz(fill);
@@ -167,15 +172,18 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.mov(r13, rbx).inc(r12);
   if (canary) {
     const intact = a.label();
-    a.lea(rdi, ptr(L("p_canary"))).mov(ecx, (CANARY_PAGES * 4096) / 8);
+    a.lea(rdi, ptr(L(CANARY_STATUS.pattern))).mov(ecx, (CANARY_PAGES * 4096) / 8);
     const check = a.here();
     a.mov(rax, 0x5a5a_1234_c3c3_8765n).xor(rax, rdi).cmp(rax, qword(rdi)).jne(L("p_canary_bad"));
     a.add(rdi, 8).dec(ecx).jnz(check);
     a.jmp(intact);
     a.bind(L("p_canary_bad"));
     a.mov(rbx, rdi);
+    a.mov(qword(L(CANARY_STATUS.damage)), rdi);
     consoleLine(a, "canary damaged at ", { hex: (x) => x.mov(rax, rbx) });
     a.bind(intact);
+    // The checks done so far, where a test reads them over QMP: its console may be in a hostile server's hands.
+    a.mov(qword(L(CANARY_STATUS.checks)), r12);
   }
   a.call(L("checksum"));
   a.mov(r15, rax);
@@ -259,8 +267,12 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   if (canary) {
     a.section(".bss");
     a.align(4096);
-    a.bind(L("p_canary"));
+    a.bind(L(CANARY_STATUS.pattern));
     a.zero(CANARY_PAGES * 4096);
+    a.bind(L(CANARY_STATUS.checks));
+    a.zero(8);
+    a.bind(L(CANARY_STATUS.damage));
+    a.zero(8);
   }
   if (opts.fault?.kind === "exec-data" || opts.fault?.kind === "sgdt") {
     a.section(".bss");

@@ -37,6 +37,11 @@ export const MAP_SCALES = [
 /** The scale name of the summary's third map: the 4 KiB entries of the 4 MiB page(s) holding the allotments. */
 export const ALLOTMENT_SCALE = "4K-allotments";
 
+/**
+ * Yields the ultravisor partition waits at most for the I/O partition to take its lines: each is a whole schedule
+ * cycle, in which the I/O partition has its duty (at least 1 quantum), far more than 15 lines take.
+ */
+const LINE_WAIT_YIELDS = 8;
 /** Lines the summary leaves in the console queue before waiting for the I/O partition (the queue holds 15). */
 const LINES_PER_QUANTUM = 8;
 
@@ -202,20 +207,27 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   }
 
   // uv_line_sent: once LINES_PER_QUANTUM lines wait in the console queue, yields until the I/O partition has taken
-  // them all (a full queue would drop lines: the runtime's writer does not block).
+  // them all (a full queue would drop lines: the runtime's writer does not block) — but at most LINE_WAIT_YIELDS
+  // times: the head and tail are the I/O partition's to write, and a hostile one that never lets them meet must not
+  // keep the ultravisor partition from its work (test/hw/fuzz-server.test.ts). The lines are then dropped, as when full.
   a.bind(L("uv_line_sent"));
   {
     const keep = a.label();
+    const gaveUp = a.label();
     const q0 = windowAddress(WIN.slot(0) + 128);
     const pending = (): void => {
       a.mov(rcx, q0).mov(eax, dword(rcx, 60)).sub(eax, dword(rcx, 72)).and(eax, 15);
     };
     pending();
     a.cmp(eax, LINES_PER_QUANTUM).jb(keep);
+    a.push(LINE_WAIT_YIELDS);
     const again = a.here();
     hypercall(a, HC.yield);
     pending();
-    a.test(eax, eax).jnz(again);
+    a.test(eax, eax).jz(gaveUp);
+    a.dec(qword(rsp)).jnz(again);
+    a.bind(gaveUp);
+    a.add(rsp, 8);
     a.bind(keep).ret();
   }
   emitRuntime(a);
