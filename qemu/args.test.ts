@@ -62,6 +62,11 @@ describe("buildQemuArgs", () => {
     expect(qemuEscape("a,b,,c")).toBe("a,,b,,,,c");
   });
 
+  it("takes another CPU model when asked (a processor without XSAVE, for the FXSAVE path), else max under TCG", () => {
+    expect(valueOf(buildQemuArgs(base), "-cpu")).toEqual(["max"]);
+    expect(valueOf(buildQemuArgs({ ...base, cpu: "max,-xsave" }), "-cpu")).toEqual(["max,-xsave"]);
+  });
+
   it("rejects non-integer memory and CPU counts", () => {
     expect(() => buildQemuArgs({ ...base, memMiB: 0 })).toThrow(/memMiB/);
     expect(() => buildQemuArgs({ ...base, smp: 1.5 })).toThrow(/smp/);

@@ -20,6 +20,8 @@ export interface QemuArgsInput {
   qmpSocket: string;
   /** Extra arguments appended verbatim (devices a test needs). */
   extra?: string[];
+  /** The -cpu model (default: host under KVM, max under TCG), e.g. "max,-xsave" to test a processor without XSAVE. */
+  cpu?: string;
 }
 
 /** The I/O port guests write their exit code to; the loader and the docs use the same number. */
@@ -38,7 +40,7 @@ export function buildQemuArgs(i: QemuArgsInput): string[] {
     // seconds trying a PXE boot or an empty DVD drive before our disk.
     "-nodefaults",
     "-machine", `q35,accel=${i.accel}`,
-    "-cpu", i.accel === "kvm" ? "host" : "max",
+    "-cpu", i.cpu ?? (i.accel === "kvm" ? "host" : "max"),
     "-m", `${i.memMiB}M`,
     "-smp", String(i.smp),
     "-display", "none",

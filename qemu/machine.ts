@@ -41,6 +41,8 @@ export interface MachineOptions {
   /** Writes to the image go to a throw-away overlay (default true). */
   snapshot?: boolean;
   extraArgs?: string[];
+  /** The -cpu model instead of the accelerator's default (qemu/args.ts). */
+  cpu?: string;
   /** Harness messages (accelerator choice, artifacts path). Default: stderr, prefixed "qemu: ". */
   log?: (message: string) => void;
   /** Where failed boots keep their logs. Default ./artifacts (relative to the working directory). */
@@ -214,7 +216,7 @@ export class Machine {
     copyFileSync(ovmf.vars, varsCopy);
     const serialLog = join(workDir, "serial.log");
     const qmpSocket = join(workDir, "qmp.sock");
-    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs });
+    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}) });
     const t0 = performance.now();
     // QEMU dies with us even when we are killed outright (SIGKILL runs no handler): setpriv sets the parent-death
     // signal and execs QEMU in the same process, so proc.pid is QEMU's.

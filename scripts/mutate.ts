@@ -80,6 +80,10 @@ export const MUTATIONS: Mutation[] = [
     name: "guest-iopl3", what: "guests run with IOPL=3", file: "monitor-gen/lead.ts",
     from: "a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x202);", to: "a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x3202);", tests: [HW_CONTAIN],
   },
+  {
+    name: "fxrstor-skipped", what: "on a processor without XSAVE, a partition's x87/SSE state is saved but never restored", file: "monitor-gen/cpu.ts",
+    from: "a.fxrstor64(ptr(rdi, SP.xsave));", to: "a.nop();", tests: [{ files: ["test/hw/isolation-fxsave.test.ts"] }],
+  },
 ];
 
 /** Original texts of files being mutated, saved before any write: path → text. */
