@@ -5,6 +5,7 @@
 // bare-metal layer: it may import every folder below it (loader-efi, partitions, monitor-gen, core, toolchain), never
 // sim/ (docs/architecture.md, Layers).
 import { Assembler, addr } from "../toolchain/x64/index.ts";
+import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { loadCore } from "../core/wasm.ts";
 import { chanExports, ChannelType } from "../core/channel.ts";
 import { readSchedule, Scheduler } from "../core/schedule.ts";
@@ -13,7 +14,7 @@ import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
 import { CREC, emitLead } from "../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
-import { emitPaging } from "../monitor-gen/paging.ts";
+import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
 import { SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
@@ -311,6 +312,15 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   }
   step("partitions, monitors and loader assembled, core AOT-compiled");
   const t1 = performance.now();
+  // TEXT.start and TEXT.end: empty text sections first and last among the text sections (the PE layout puts text
+  // first, in object order, each page-aligned), so they bound exactly the image's code pages (build_kernel_map).
+  const marker = (name: string): ObjectFile => {
+    const m = new Assembler();
+    m.section(".text");
+    m.bind(m.symbol(name));
+    return m.finish();
+  };
+  obj = mergeObjects(mergeObjects(marker(TEXT.start), obj, "image$"), marker(TEXT.end), "text_end$");
   const img = linkEfiImage(obj, { entry: LOADER_ENTRY, successExit: config.exitCode, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
   return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
 }

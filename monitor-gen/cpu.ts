@@ -93,17 +93,17 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
       ` of ${space} bytes in the state page, saved and restored on every switch`);
     a.bind(done);
 
-    // NX: EFER.NXE when CPUID.80000001h:EDX bit 20 offers it, so that user pages other than code are no-execute.
+    // NX: EFER.NXE when CPUID.80000001h:EDX bit 20 offers it, so that pages other than code are no-execute.
     const noNx = a.label();
     const nxDone = a.label();
     a.mov(eax, 0x8000_0000).cpuid().cmp(eax, 0x8000_0001).jb(noNx);
     a.mov(eax, 0x8000_0001).cpuid().bt(edx, 20).jnc(noNx);
     a.mov(ecx, 0xc000_0080).rdmsr().bts(eax, 11).wrmsr();
     a.mov(rax, 1n << 63n).mov(qword(L("g_nx")), rax);
-    kline(a, "ultravisor: NX on (EFER.NXE): user pages other than code are no-execute");
+    kline(a, "ultravisor: NX on (EFER.NXE): pages other than code are no-execute, user and supervisor");
     a.jmp(nxDone);
     a.bind(noNx);
-    kline(a, "ultravisor: NX off: the CPU does not offer it, user data pages stay executable");
+    kline(a, "ultravisor: NX off: the CPU does not offer it, data pages stay executable");
     a.bind(nxDone);
 
     // UMIP: CR4 bit 11 when CPUID.(EAX=7,ECX=0):ECX bit 2 offers it: sgdt, sidt, sldt, smsw and str fault at CPL 3

@@ -1,11 +1,17 @@
 // Ring-0 page-table code of the ultravisor (generated code): a bump allocator over the ultravisor region the loader
 // allocated, the supervisor-only identity map of [0, 4 GiB) shared by every address space (PML4 slot 0), and
 // `map_page` that builds a partition's user mappings one 4 KiB page at a time. Layout: docs/specs/image-layout.md.
-import { Assembler, type Label, eax, ecx, qword, r8, r9, r11, r12, r12d, rax, rbx, rcx, rdi, rdx, rsi, dx } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, eax, ecx, ptr, qword, r8, r9, r11, r12, r12d, rax, rbx, rcx, rdi, rdx, rsi, dx } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { DEBUG_EXIT_PORT, EXIT } from "./layout.ts";
 
 export const PTE = { P: 1n, W: 2n, U: 4n, PWT: 8n, PCD: 16n, PS: 0x80n } as const;
+
+/**
+ * The image's code, page-aligned: the image builder binds TEXT.start before and TEXT.end after every text section
+ * (image/ultravisor.ts), and build_kernel_map leaves only [start, end) executable in the supervisor map.
+ */
+export const TEXT = { start: "k_text_start", end: "k_text_end" } as const;
 const ADDR_MASK = 0x000f_ffff_ffff_f000n;
 
 /** Leaves QEMU through isa-debug-exit with `code`; on hardware without the device, halts for good. */
@@ -65,8 +71,10 @@ export function emitPaging(a: Assembler): void {
     a.ret();
   }
 
-  // build_kernel_map: PDPT + 4 PDs of 2 MiB supervisor pages for [0, 4 GiB) (the top GiB uncached and no-execute:
-  // local APIC, PCI MMIO), and the ultravisor's own PML4 with only slot 0. Runs after cpu_setup (g_nx).
+  // build_kernel_map: PDPT + 4 PDs of 2 MiB supervisor pages for [0, 4 GiB), every one no-execute when cpu_setup
+  // turned NX on (g_nx), the top GiB also uncached (local APIC, PCI MMIO); then the 2 MiB pages that hold the image's
+  // code are split into 4 KiB pages of which only the code pages [TEXT.start, TEXT.end) are executable
+  // (docs/specs/partition-state.md, "No-execute"); and the ultravisor's own PML4 with only slot 0.
   a.bind(L("build_kernel_map"));
   {
     a.push(rbx).push(r12);
@@ -75,18 +83,43 @@ export function emitPaging(a: Assembler): void {
     const gib = a.here();
     a.call(L("alloc_page"));
     a.mov(rcx, rax).or(rcx, Number(PTE.P | PTE.W)).mov(qword({ base: rbx, index: r12, scale: 8 }), rcx);
-    a.mov(rdx, r12).shl(rdx, 30).or(rdx, Number(PTE.P | PTE.W | PTE.PS));
+    a.mov(rdx, r12).shl(rdx, 30).or(rdx, Number(PTE.P | PTE.W | PTE.PS)).or(rdx, qword(L("g_nx")));
     const cached = a.label();
     a.cmp(r12, 3).jne(cached);
     a.or(rdx, Number(PTE.PCD | PTE.PWT));
-    // … and no-execute (when cpu_setup turned NX on, g_nx): the top GiB holds devices, never code or our data.
-    a.or(rdx, qword(L("g_nx")));
     a.bind(cached);
     a.xor(ecx, ecx);
     const entry = a.here();
     a.mov(qword({ base: rax, index: rcx, scale: 8 }), rdx);
     a.add(rdx, 0x200000).inc(ecx).cmp(ecx, 512).jb(entry);
     a.inc(r12).cmp(r12, 4).jb(gib);
+
+    // The code's 2 MiB pages: r12 walks them from the one holding TEXT.start; each gets a page table of 4 KiB pages
+    // (rax), executable exactly where [rdx, rdx + 4 KiB) lies inside [TEXT.start, TEXT.end).
+    a.lea(r12, ptr(L(TEXT.start))).and(r12, -0x200000);
+    const big = a.here();
+    const bigDone = a.label();
+    a.lea(rcx, ptr(L(TEXT.end))).cmp(r12, rcx).jae(bigDone);
+    a.call(L("alloc_page"));
+    a.xor(ecx, ecx);
+    const small = a.here();
+    const exec = a.label();
+    const store = a.label();
+    a.mov(rdx, rcx).shl(rdx, 12).add(rdx, r12);
+    a.lea(rdi, ptr(L(TEXT.start))).cmp(rdx, rdi).jb(store); // below the code: no-execute
+    a.lea(rdi, ptr(L(TEXT.end))).cmp(rdx, rdi).jb(exec);
+    a.bind(store);
+    a.or(rdx, qword(L("g_nx")));
+    a.bind(exec);
+    a.or(rdx, Number(PTE.P | PTE.W)).mov(qword({ base: rax, index: rcx, scale: 8 }), rdx);
+    a.inc(ecx).cmp(ecx, 512).jb(small);
+    // The PD entry of this 2 MiB page now points at the table: PDPT[r12 >> 30] → PD, index (r12 >> 21) & 511.
+    a.mov(rdx, r12).shr(rdx, 30).mov(rdx, qword({ base: rbx, index: rdx, scale: 8 })).and(rdx, -0x1000);
+    a.mov(rcx, r12).shr(rcx, 21).and(ecx, 511);
+    a.or(rax, Number(PTE.P | PTE.W)).mov(qword({ base: rdx, index: rcx, scale: 8 }), rax);
+    a.add(r12, 0x200000).jmp(big);
+    a.bind(bigDone);
+
     a.call(L("alloc_page")).mov(qword(L("g_kpml4")), rax);
     a.mov(rcx, rbx).or(rcx, Number(PTE.P | PTE.W)).mov(qword(rax), rcx);
     a.pop(r12).pop(rbx).ret();

@@ -20,6 +20,7 @@ import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, type UltravisorImage } from "../../image/ultravisor.ts";
 import { configFrom, loadConfig } from "../../partitions/config.ts";
 import { XSAVE_SPACE } from "../../monitor-gen/layout.ts";
+import { TEXT } from "../../monitor-gen/paging.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-isolation-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -29,10 +30,37 @@ const config = loadConfig(join(import.meta.dirname, "..", "..", "examples", "ult
 
 /** One partition's user leaves (PML4 slots 1–511) as read over QMP: virtual address → page-table entry. */
 interface Space { name: string; window: bigint; leaves: Map<bigint, bigint> }
-let boot: { img: UltravisorImage; lines: string[]; exit: unknown; spaces: Space[]; kernelNx: boolean[][] };
+let boot: {
+  img: UltravisorImage; lines: string[]; exit: unknown; spaces: Space[];
+  /** The supervisor map's leaves (virtual address → size, NX) and the image's code range, from its load address. */
+  kernelLeaves: Map<bigint, { size: bigint; nx: boolean }>; text: { start: bigint; end: bigint };
+};
 
 const ADDR = PTE_ADDRESS;
 const NX = 1n << 63n;
+const PS = 0x80n;
+/** Every present leaf of PML4 slot 0, the supervisor identity map: 2 MiB pages, or 4 KiB pages where it was split. */
+async function supervisorLeaves(m: Machine, cr3: bigint): Promise<Map<bigint, { size: bigint; nx: boolean }>> {
+  const leaves = new Map<bigint, { size: bigint; nx: boolean }>();
+  const pdpt = await qwords(m, (await qwords(m, cr3 & ADDR))[0]! & ADDR);
+  for (let g = 0; g < 512; g++) {
+    if (!(pdpt[g]! & 1n)) continue;
+    const pd = await qwords(m, pdpt[g]! & ADDR);
+    for (let k = 0; k < 512; k++) {
+      const e = pd[k]!;
+      if (!(e & 1n)) continue;
+      const va = (BigInt(g) << 30n) | (BigInt(k) << 21n);
+      if (e & PS) {
+        leaves.set(va, { size: 0x200000n, nx: (e & NX) !== 0n });
+        continue;
+      }
+      const pt = await qwords(m, e & ADDR);
+      for (let l = 0; l < 512; l++) if (pt[l]! & 1n) leaves.set(va | (BigInt(l) << 12n), { size: 0x1000n, nx: (pt[l]! & NX) !== 0n });
+    }
+  }
+  return leaves;
+}
+
 /** Every present 4 KiB user leaf outside the shared supervisor map (slot 0); the monitor builds no larger user page. */
 async function userLeaves(m: Machine, cr3: bigint): Promise<Map<bigint, bigint>> {
   const leaves = new Map<bigint, bigint>();
@@ -63,19 +91,22 @@ beforeAll(async () => {
     await m.waitFor(/^ultravisor: scheduler running/, 90_000);
     await m.qmp!.execute("stop");
     const spaces: Space[] = [];
-    let kernelNx: boolean[][] = [];
+    let kernelLeaves = new Map<bigint, { size: bigint; nx: boolean }>();
+    let text = { start: 0n, end: 0n };
     for (const l of m.lines) {
       const p = STARTED.exec(l.text);
       if (!p) continue;
       spaces.push({ name: p[1]!, window: BigInt(p[3]!), leaves: await userLeaves(m, BigInt(p[2]!)) });
-      // The shared supervisor map (PML4 slot 0): NX of each 2 MiB page, per GiB.
-      const pdpt = await qwords(m, (await qwords(m, BigInt(p[2]!) & ADDR))[0]! & ADDR);
-      kernelNx = [];
-      for (let g = 0; g < 4; g++) kernelNx.push((await qwords(m, pdpt[g]! & ADDR)).map((e) => (e & NX) !== 0n));
+      // The shared supervisor map (PML4 slot 0): every present leaf, 2 MiB or 4 KiB, and its NX bit.
+      kernelLeaves = await supervisorLeaves(m, BigInt(p[2]!));
     }
+    const loaded = /^ultravisor: image loaded at (0x[0-9a-f]+)/.exec(m.lines.find((l) => l.text.startsWith("ultravisor: image loaded at "))?.text ?? "");
+    if (!loaded) throw new Error("no image-loaded line");
+    const rvaOf = (n: string): bigint => BigInt(img.symbols.find((x) => x.name === n)!.rva);
+    text = { start: BigInt(loaded[1]!) + rvaOf(TEXT.start), end: BigInt(loaded[1]!) + rvaOf(TEXT.end) };
     await m.qmp!.execute("cont");
     const exit = await m.wait();
-    boot = { img, lines: m.lines.map((l) => l.text), exit, spaces, kernelNx };
+    boot = { img, lines: m.lines.map((l) => l.text), exit, spaces, kernelLeaves, text };
   } finally {
     await m.close();
   }
@@ -122,7 +153,7 @@ describe("isolation holes of issue #12 on the bare-metal ultravisor", () => {
 
   it("maps only code executable (NX): a jump into the own stack or data page faults on the instruction fetch and stops that guest alone", () => {
     withLog(() => {
-      expect(boot.lines).toContain("ultravisor: NX on (EFER.NXE): user pages other than code are no-execute");
+      expect(boot.lines).toContain("ultravisor: NX on (EFER.NXE): pages other than code are no-execute, user and supervisor");
       const window = 0x0000_0080_0000_0000n;
       let last = -1;
       for (const [name, kind] of [["bad-exec-stack", "exec-stack"], ["bad-exec-data", "exec-data"]] as const) {
@@ -140,9 +171,14 @@ describe("isolation holes of issue #12 on the bare-metal ultravisor", () => {
       for (const g of ["sse-a", "sse-b", "Y"]) {
         expect(boot.lines.slice(last + 1).filter((l) => l.startsWith(`${g}: `)).length, `${g} keeps printing`).toBeGreaterThan(2);
       }
-      // The supervisor map: the top GiB (devices) is NX, the three below (the monitor's code lives there) are not.
-      expect(boot.kernelNx.map((gib) => gib.every(Boolean))).toEqual([false, false, false, true]);
-      expect(boot.kernelNx.slice(0, 3).flat().some(Boolean)).toBe(false);
+      // The supervisor map covers [0, 4 GiB) once, and only the image's code pages are executable in it.
+      const { start, end } = boot.text;
+      expect(start > 0n && end > start && (start & 0xfffn) === 0n && (end & 0xfffn) === 0n, "the image's code range").toBe(true);
+      const covered = [...boot.kernelLeaves.values()].reduce((s, l) => s + l.size, 0n);
+      expect(covered, "bytes the supervisor map covers").toBe(4n << 30n);
+      const executable = [...boot.kernelLeaves].filter(([, l]) => !l.nx);
+      expect(executable.every(([va, l]) => l.size === 0x1000n && va >= start && va < end), "executable supervisor pages are code pages").toBe(true);
+      expect(BigInt(executable.length), "every code page is executable").toBe((end - start) / 0x1000n);
       // Every user page of every partition: executable exactly when it is one of the image's code pages.
       expect(boot.spaces.length).toBe(config.partitions.length - 1);
       for (const sp of boot.spaces) {
