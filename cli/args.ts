@@ -10,6 +10,8 @@ export interface FlagSpec {
   values?: string[];
   /** Flags that are present or absent, same short-form syntax. */
   booleans?: string[];
+  /** Flags that take a value and may be given more than once (`--disk A --disk B`); their values in order. */
+  repeatable?: string[];
   /** Keep what follows `--` apart (passthrough) instead of refusing it. */
   passthrough?: boolean;
 }
@@ -17,6 +19,8 @@ export interface FlagSpec {
 export interface Parsed {
   flags: Map<string, string>;
   bools: Set<string>;
+  /** The values of each repeatable flag, in the order given (absent: not given). */
+  lists: Map<string, string[]>;
   positionals: string[];
   /** What followed `--` (only with FlagSpec.passthrough). */
   rest: string[];
@@ -31,10 +35,14 @@ export function parseArgs(argv: string[], spec: FlagSpec): Parsed {
   const dash = argv.indexOf("--");
   const mine = spec.passthrough && dash >= 0 ? argv.slice(0, dash) : argv;
   const rest = spec.passthrough && dash >= 0 ? argv.slice(dash + 1) : [];
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
   for (const v of spec.values ?? []) {
     const { name, short } = split(v);
     options[name] = { type: "string", ...(short ? { short } : {}) };
+  }
+  for (const v of spec.repeatable ?? []) {
+    const { name, short } = split(v);
+    options[name] = { type: "string", multiple: true, ...(short ? { short } : {}) };
   }
   for (const b of spec.booleans ?? []) {
     const { name, short } = split(b);
@@ -48,11 +56,13 @@ export function parseArgs(argv: string[], spec: FlagSpec): Parsed {
   }
   const flags = new Map<string, string>();
   const bools = new Set<string>();
+  const lists = new Map<string, string[]>();
   for (const [k, v] of Object.entries(parsed.values)) {
     if (typeof v === "string") flags.set(k, v);
+    else if (Array.isArray(v)) lists.set(k, v.filter((x): x is string => typeof x === "string"));
     else if (v === true) bools.add(k);
   }
-  return { flags, bools, positionals: parsed.positionals, rest };
+  return { flags, bools, lists, positionals: parsed.positionals, rest };
 }
 
 /** node:util's messages, in the words of the other errors: what is wrong and what is known. */

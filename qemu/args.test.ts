@@ -67,6 +67,17 @@ describe("buildQemuArgs", () => {
     expect(valueOf(buildQemuArgs({ ...base, cpu: "max,-xsave" }), "-cpu")).toEqual(["max,-xsave"]);
   });
 
+  it("attaches each data disk as a modern virtio-blk device on its own -blockdev node, file names unescaped in JSON", () => {
+    const a = buildQemuArgs({ ...base, disks: ["/d/one.img", "/d/two,three.img"] });
+    expect(valueOf(a, "-blockdev").map((j) => JSON.parse(j))).toEqual([
+      { driver: "raw", "node-name": "data0", file: { driver: "file", filename: "/d/one.img" } },
+      { driver: "raw", "node-name": "data1", file: { driver: "file", filename: "/d/two,three.img" } },
+    ]);
+    expect(valueOf(a, "-device").filter((d) => d.includes("data"))).toEqual([
+      "virtio-blk-pci,drive=data0,disable-legacy=on,id=data0-dev", "virtio-blk-pci,drive=data1,disable-legacy=on,id=data1-dev",
+    ]);
+  });
+
   it("rejects non-integer memory and CPU counts", () => {
     expect(() => buildQemuArgs({ ...base, memMiB: 0 })).toThrow(/memMiB/);
     expect(() => buildQemuArgs({ ...base, smp: 1.5 })).toThrow(/smp/);

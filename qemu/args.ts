@@ -20,6 +20,11 @@ export interface QemuArgsInput {
   qmpSocket: string;
   /** Extra arguments appended verbatim (devices a test needs). */
   extra?: string[];
+  /**
+   * Data disks (raw image files), each a modern-only virtio-blk PCI device (`disable-legacy=on`: the transport the
+   * I/O partition drives, docs/specs/storage-channel.md) on its own -blockdev node named data0, data1 …
+   */
+  disks?: string[];
   /** The -cpu model (default: host under KVM, max under TCG), e.g. "max,-xsave" to test a processor without XSAVE. */
   cpu?: string;
 }
@@ -61,6 +66,13 @@ export function buildQemuArgs(i: QemuArgsInput): string[] {
       "-device", "virtio-blk-pci,drive=esp0,bootindex=0",
     );
   }
+  (i.disks ?? []).forEach((file, n) => {
+    // The JSON form of -blockdev: a file name is a JSON string, so no comma escaping is needed.
+    a.push(
+      "-blockdev", JSON.stringify({ driver: "raw", "node-name": `data${n}`, file: { driver: "file", filename: file } }),
+      "-device", `virtio-blk-pci,drive=data${n},disable-legacy=on,id=data${n}-dev`,
+    );
+  });
   if (i.extra) a.push(...i.extra);
   return a;
 }

@@ -41,6 +41,8 @@ export interface MachineOptions {
   /** Writes to the image go to a throw-away overlay (default true). */
   snapshot?: boolean;
   extraArgs?: string[];
+  /** Data disks, raw image files attached as virtio-blk devices (qemu/args.ts). */
+  disks?: string[];
   /** The -cpu model instead of the accelerator's default (qemu/args.ts). */
   cpu?: string;
   /** Harness messages (accelerator choice, artifacts path). Default: stderr, prefixed "qemu: ". */
@@ -86,6 +88,22 @@ export function findQemu(name = process.env["UVT_QEMU"] || "qemu-system-x86_64")
     }
   }
   throw new HarnessError(`QEMU not found (${name}): install it with 'apt-get install qemu-system-x86' or set UVT_QEMU`);
+}
+
+/** A data disk: an existing raw file of whole sectors (uvt disk create makes one). */
+function checkDisk(disk: string): string {
+  const p = isAbsolute(disk) ? disk : resolve(disk);
+  let size: number;
+  try {
+    const s = statSync(p);
+    if (!s.isFile()) throw new HarnessError(`data disk ${disk} is not a file: pass a raw disk image (uvt disk create FILE --size SIZE makes one)`);
+    size = s.size;
+  } catch (e) {
+    if (e instanceof HarnessError) throw e;
+    throw new HarnessError(`data disk not found: ${disk}; create it with 'uvt disk create ${disk} --size 64M'`);
+  }
+  if (size === 0 || size % 512 !== 0) throw new HarnessError(`data disk ${disk} is ${size} bytes, not a whole number of 512-byte sectors`);
+  return p;
 }
 
 function checkImage(image: string): string {
@@ -185,6 +203,7 @@ export class Machine {
     const qemu = findQemu(opts.qemu);
     const ovmf = discoverOvmf(opts.ovmf);
     const image = opts.image !== undefined ? checkImage(opts.image) : undefined;
+    const disks = opts.disks?.map(checkDisk);
     const memMiB = typeof opts.mem === "number" ? parseMemSize(`${opts.mem}M`) : parseMemSize(opts.mem ?? "256M");
     const smp = parseSmp(opts.smp);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -193,7 +212,7 @@ export class Machine {
     // An image with hardware-virtualized partitions needs nested SVM under KVM (docs/specs/svm.md).
     if (choice.accel === "kvm" && image !== undefined && imageNeedsSvm(image)) choice = requireNestedSvm(choice, nestedSvmProblem());
     log(describeChoice(choice));
-    return Machine.spawn({ ...opts, image, log }, qemu, ovmf, choice.accel, memMiB, smp, timeoutMs);
+    return Machine.spawn({ ...opts, image, log, ...(disks ? { disks } : {}) }, qemu, ovmf, choice.accel, memMiB, smp, timeoutMs);
   }
 
   /** The accelerator for `request` with this QEMU and firmware (probing KVM once when `auto`). */
@@ -216,7 +235,7 @@ export class Machine {
     copyFileSync(ovmf.vars, varsCopy);
     const serialLog = join(workDir, "serial.log");
     const qmpSocket = join(workDir, "qmp.sock");
-    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}) });
+    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}), ...(opts.disks ? { disks: opts.disks } : {}) });
     const t0 = performance.now();
     // QEMU dies with us even when we are killed outright (SIGKILL runs no handler): setpriv sets the parent-death
     // signal and execs QEMU in the same process, so proc.pid is QEMU's.

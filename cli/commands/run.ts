@@ -12,7 +12,7 @@ import { BootError, describeExit, HarnessError, Machine, parseAccel } from "../.
 const DEFAULT_IMAGE = "out/esp.img";
 
 const help = `Usage: uvt run [--image PATH] [--accel auto|kvm|tcg] [--mem SIZE] [--smp N] [--timeout S]
-               [--expect-exit N] [--gdb[=PORT]] [--qemu-log ITEMS] [-- QEMU-ARGS...]
+               [--disk FILE]... [--expect-exit N] [--gdb[=PORT]] [--qemu-log ITEMS] [-- QEMU-ARGS...]
 
 Boots a disk image (default: ${DEFAULT_IMAGE}, written by 'uvt build') on a QEMU q35 machine with OVMF, prints the
 guest's serial console line by line, and exits 0 when the image reports success through the isa-debug-exit port
@@ -25,6 +25,8 @@ Options:
   --mem SIZE        guest memory, e.g. 256M (default) or 1G; a bare number is MiB
   --smp N           number of CPUs (default 1)
   --timeout S       give up after S seconds (default 120; none with --gdb); QEMU is stopped, logs kept in artifacts/
+  --disk FILE       attach a data disk (a raw image; 'uvt disk create FILE --size 64M' makes one) as a modern
+                    virtio-blk PCI device; repeat for more, in order (docs/specs/storage-channel.md)
   --expect-exit N   the isa-debug-exit code that means success (default: the image's, from its map)
   --gdb[=PORT]      start QEMU halted with its gdb stub on PORT (default 1234) and print the gdb command to attach
   --qemu-log ITEMS  keep QEMU's own log of ITEMS (e.g. int,cpu_reset; see qemu-system-x86_64 -d help) in artifacts/
@@ -89,7 +91,7 @@ const command: Command = {
   async run(argv) {
     // `--gdb` alone takes the default port; node's parser needs every string flag to carry a value.
     const args = parseArgs(argv.map((a) => (a === "--gdb" ? `--gdb=${DEFAULT_GDB_PORT}` : a)), {
-      values: ["accel", "mem", "smp", "timeout", "image", "expect-exit", "gdb", "qemu-log"], passthrough: true,
+      values: ["accel", "mem", "smp", "timeout", "image", "expect-exit", "gdb", "qemu-log"], repeatable: ["disk"], passthrough: true,
     });
     if (args.positionals.length) throw new UsageError(`unexpected argument '${args.positionals[0]}' (see uvt run --help; QEMU arguments go after --)`);
     const image = args.flags.get("image") ?? DEFAULT_IMAGE;
@@ -128,6 +130,7 @@ const command: Command = {
         timeoutMs: timeoutS * 1000,
         log: (m) => console.error(`uvt run: ${m}`),
         ...(extraArgs.length ? { extraArgs } : {}),
+        ...(args.lists.has("disk") ? { disks: args.lists.get("disk")! } : {}),
       });
     } catch (e) {
       if (e instanceof HarnessError) throw new UsageError(e.message);

@@ -42,6 +42,27 @@ describe("Machine on real QEMU + OVMF", () => {
     expect(readFileSync(discoverOvmf().vars).equals(installedVars)).toBe(true);
   }, 150_000);
 
+  it("attaches data disks as modern virtio-blk PCI devices on their own block nodes (uvt run --disk)", async () => {
+    const { createDataDisk } = await import("../../image/data-disk.ts");
+    const files = [join(scratch, "d0.img"), join(scratch, "d,1.img")];
+    for (const f of files) createDataDisk(f, 1n << 20n);
+    const m = await Machine.start({ ...quiet, name: "hw-disks", mem: "128M", timeoutMs: 60_000, disks: files });
+    try {
+      await m.waitFor(/BdsDxe/, 55_000);
+      const block = await m.qmp!.execute("query-named-block-nodes") as Array<{ "node-name": string; file: string; drv: string }>;
+      for (const n of files.keys()) expect(block.find((b) => b["node-name"] === `data${n}`)).toMatchObject({ drv: "raw" });
+      expect(JSON.stringify(block)).toContain("d,1.img");
+      // Every PCI function QEMU emulates, by vendor and device: 1af4:1042 is virtio-blk on the modern transport only.
+      const pci = await m.qmp!.execute("query-pci") as Array<{ devices: Array<{ id: { vendor: number; device: number }; qdev_id: string }> }>;
+      const modern = pci.flatMap((b) => b.devices).filter((d) => d.id.vendor === 0x1af4 && d.id.device === 0x1042).map((d) => d.qdev_id).sort();
+      expect(modern).toEqual(["data0-dev", "data1-dev"]);
+      await m.qmp!.quit();
+      expect(await m.wait()).toEqual({ kind: "shutdown" });
+    } finally {
+      await m.close();
+    }
+  });
+
   it("sends system_powerdown (QEMU reports the POWERDOWN event) and quits over QMP", async () => {
     const m = await Machine.start({ ...quiet, name: "hw-qmp", mem: "128M", timeoutMs: 60_000 });
     try {
