@@ -96,8 +96,11 @@ export class PolicyService {
     for (const d of [...ps.defs.values()].sort((a, b) => a.name.localeCompare(b.name))) {
       if (category(d.state) !== "active") continue;
       try {
+        // The store is not written: opening the service changes no definition (a refused request after it must
+        // leave the store as it was). The new placement is stored with the definition's next change.
         const placement = ps.place(d, ps.configOf(d));
-        ps.save({ ...d, placement, history: [...d.history, { at: ps.now, stage: d.stage, state: d.state, what: `placed again on ${placement.host} at start-up` }] });
+        ps.defs.set(d.guid, { ...d, placement });
+        ps.log.push(`${d.name}: placed again on ${placement.host} as partition ${placement.partition} at start-up`);
       } catch (e) {
         ps.log.push(`${d.name}: could not be placed again at start-up: ${(e as Error).message}`);
         ps.save({ ...d, state: "stopped", history: [...d.history, { at: ps.now, stage: d.stage, state: "stopped", what: `not placed at start-up: ${(e as Error).message}` }] });
