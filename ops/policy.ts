@@ -330,6 +330,8 @@ export class PolicyService {
           vcpus: Array.from({ length: config.vcpus }, () => ({ duty: DEFAULT_DUTY })),
           channels: channels.filter((c) => PHYSICAL.has(c.type)).map((c) => ({ type: c.type as "console" | "network" | "storage", server: HOST_IO })),
         });
+        // The host's new schedule takes effect when its cycle wraps ([0147]): let one cycle of 16 quanta pass.
+        sim.platform.advance(16n);
         return { host: h.name, partition };
       } catch (e) {
         if (e instanceof TypeError || e instanceof ReferenceError) throw e;
@@ -345,6 +347,7 @@ export class PolicyService {
     const sim = this.hosts.get(d.placement.host);
     if (!sim || !sim.platform.rs.names().has(d.name)) return;
     sim.platform.stop(d.name);
+    sim.platform.advance(16n);
   }
 
   hostView(name: string): HostView {
