@@ -14,7 +14,7 @@ import {
 } from "./model.ts";
 import { checkWhen, occurrences } from "./schedule.ts";
 import type { DefinitionStore } from "./store/store.ts";
-import { matchingHosts, missingZones } from "./zones.ts";
+import { matchingHosts, missingZones, rankHosts } from "./zones.ts";
 
 const MB4 = 4 * 1048576;
 /** Channel types the placed partition gets on its host (the rest only take part in matching, [0289]). */
@@ -314,8 +314,7 @@ export class PolicyService {
   /** [0098], [0183]: selects a host with the zones and sends the definition to its command partition. */
   private place(d: PartitionDefinition, config: Configuration): { host: string; partition: number } {
     const channels = channelsOf(d, config);
-    const candidates = matchingHosts(this.estateValue, d.domain, channels)
-      .sort((a, b) => this.freeMemory(b.name) - this.freeMemory(a.name) || a.name.localeCompare(b.name));
+    const candidates = rankHosts(this.estateValue, d.domain, channels, (h) => this.freeMemory(h));
     if (candidates.length === 0) throw new OpsError(`${d.name}: no host of domain ${d.domain} offers ${channels.map(zoneKey).join(", ")}`);
     const refusals: string[] = [];
     for (const h of candidates) {

@@ -34,6 +34,14 @@ export function matchingHosts(estate: Estate, domain: string, channels: readonly
 }
 
 /**
+ * The policy service's placement decision (docs/specs/operations.md §3): the domain's hosts offering every zone, the
+ * one with the most free memory first, then by name. `free` answers a host's memory not yet given to partitions.
+ */
+export function rankHosts(estate: Estate, domain: string, channels: readonly ZoneRef[], free: (host: string) => number): HostDef[] {
+  return matchingHosts(estate, domain, channels).sort((a, b) => free(b.name) - free(a.name) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
  * Index for many placements (bench: 1,000 hosts): hosts by zone key, so a guest's candidates are the intersection of
  * its zones' host sets instead of a scan of every host's channels. Same answer as channelZonesAvailable per host.
  */
