@@ -1,7 +1,7 @@
 // Estate files (layer: ops/): the YAML or JSON a user writes to describe an operations estate — zones, hosts with
 // the zones they offer, domains, and partition definitions with the life-cycle actions to apply at creation — read
 // and checked with zod (sizes as in host definitions: "4 GB"), then loaded into a fresh store through the policy
-// service, so an example estate passes the same checks as a request. docs/specs/operations.md §1; examples/ops-*.yaml.
+// service, so an example estate passes the same checks as a request. docs/specs/operations.md §1; examples/ops/*.yaml.
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { z } from "zod";

@@ -16,7 +16,7 @@ import { NodeFs } from "./store/fs.ts";
 import { PowerCutFs } from "./store/power-cut.ts";
 
 const root = join(import.meta.dirname, "..");
-const FIG13 = join(root, "examples", "ops-figure13.yaml");
+const FIG13 = join(root, "examples", "ops", "figure13.yaml");
 
 /** Everything a refused request must leave alone: the store's content and every host's partitions and memory. */
 function snapshot(ps: PolicyService, store: FileStore): string {

@@ -30,7 +30,7 @@ describe("uvt ops", () => {
     expect(top.stdout).toMatch(/^Usage: uvt ops SUBCOMMAND/);
     const bad = await uvt(["frobnicate"]);
     expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, "uvt ops: unknown subcommand 'frobnicate' (known: init, list, define, transition, export, serve)"]);
-    const flag = await uvt(["list", "examples/ops-small.yaml", "--colour"]);
+    const flag = await uvt(["list", "examples/ops/small.yaml", "--colour"]);
     expect([flag.exitCode, flag.stderr.trim()]).toEqual([2, "uvt ops: list: unknown option --colour (known: --json)"]);
     const missing = await uvt(["transition", join(scratch, "nowhere"), "svc", "start"]);
     expect(missing.exitCode).toBe(2);
@@ -38,7 +38,7 @@ describe("uvt ops", () => {
   }, 60_000);
 
   it("init → define → transition → list/export, and refusals that change nothing", async () => {
-    const init = await uvt(["init", store, "examples/ops-small.yaml"]);
+    const init = await uvt(["init", store, "examples/ops/small.yaml"]);
     expect(init.exitCode, init.stderr).toBe(0);
     expect(readdirSync(join(store, "domains", "Lab")).filter((f) => f.endsWith(".json"))).toHaveLength(3);
 
@@ -78,7 +78,7 @@ describe("uvt ops", () => {
 
   it("a corrupt definition file: exit 2 with the file's path", async () => {
     const d = join(scratch, "corrupt");
-    expect((await uvt(["init", d, "examples/ops-small.yaml"])).exitCode).toBe(0);
+    expect((await uvt(["init", d, "examples/ops/small.yaml"])).exitCode).toBe(0);
     const dir = join(d, "domains", "Lab");
     const f = readdirSync(dir).find((x) => x.endsWith(".json"))!;
     writeFileSync(join(dir, f), readFileSync(join(dir, f), "utf8").replace('"Lab"', '"Lab2"'));

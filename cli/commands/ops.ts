@@ -19,7 +19,7 @@ import { NodeFs } from "../../ops/store/fs.ts";
 import { PowerCutFs } from "../../ops/store/power-cut.ts";
 
 const SUBS: Record<string, { usage: string; help: string }> = {
-  init: { usage: "uvt ops init STORE ESTATE-FILE", help: "Creates the store folder STORE (must be empty or absent) from an estate file (examples/ops-figure13.yaml):\nits zones, hosts and domains, and its partitions with their `then:` actions applied." },
+  init: { usage: "uvt ops init STORE ESTATE-FILE", help: "Creates the store folder STORE (must be empty or absent) from an estate file (examples/ops/figure13.yaml):\nits zones, hosts and domains, and its partitions with their `then:` actions applied." },
   list: { usage: "uvt ops list STORE-or-FILE [--json]", help: "Lists the partition definitions: domain, name, stage, state, host, configuration, GUID.\n  --json   one JSON document { partitions: [...] } (the stored definitions)" },
   define: {
     usage: "uvt ops define STORE --name NAME --domain DOMAIN [--template T] [--channels type:zone,...] [--config NAME] [--memory SIZE] [--vcpus N] [--guid GUID] [--stage construction|template] [--json]",
@@ -38,8 +38,8 @@ them on simulated hosts by zones through each host's command partition, and a we
 
 ${Object.values(SUBS).map((s) => `  ${s.usage}`).join("\n")}
 
-Examples: uvt ops serve examples/ops-figure13.yaml
-          uvt ops init /tmp/estate examples/ops-figure13.yaml && uvt ops transition /tmp/estate G3 start`;
+Examples: uvt ops serve examples/ops/figure13.yaml
+          uvt ops init /tmp/estate examples/ops/figure13.yaml && uvt ops transition /tmp/estate G3 start`;
 
 const isStore = (p: string): boolean => existsSync(p) && statSync(p).isDirectory();
 

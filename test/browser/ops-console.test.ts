@@ -1,4 +1,4 @@
-// The operations console ([0096]) in a real browser: `uvt ops serve` over examples/ops-small.yaml, Debian's chromium
+// The operations console ([0096]) in a real browser: `uvt ops serve` over examples/ops/small.yaml, Debian's chromium
 // driven by puppeteer-core 24. A user defines a partition from the template, then clicks provision → start → stop →
 // disable; after each click the page must show the stage and state, the host it was placed on (and that host's memory
 // map listing it while it runs), and the store folder must hold the same — read straight from the files (their
@@ -23,7 +23,7 @@ let url = "";
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run ./scripts/setup (it installs Debian's chromium) or set UV_CHROMIUM`);
-  server = execa("node", ["cli/uvt.js", "ops", "serve", "--port", "0", "--store", store, "examples/ops-small.yaml"], { cwd: root, reject: false });
+  server = execa("node", ["cli/uvt.js", "ops", "serve", "--port", "0", "--store", store, "examples/ops/small.yaml"], { cwd: root, reject: false });
   url = await new Promise<string>((resolve, reject) => {
     let out = "";
     server.stdout!.on("data", (d: Buffer) => {
