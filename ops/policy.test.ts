@@ -73,6 +73,27 @@ describe("policy service on Fig. 13", () => {
     expect(stored.history.map((h) => h.what.split(" ")[0])).toEqual(["cloned", "provision", "start", "start", "stop", "operate", "start", "start", "disable"]);
   });
 
+  it("configurations: add one, select it for the next start ([0300]), and a template loses memory and processors ([0311])", () => {
+    ps.define({ name: "Cfg", domain: "Production", channels: [{ type: "network", zone: "NET2" }] });
+    expect(() => ps.transition("Cfg", "provision")).toThrow(/needs at least one configuration/);
+    ps.addConfiguration("Cfg", { name: "Small", memory: 32 << 20, vcpus: 1 });
+    ps.addConfiguration("Cfg", { name: "Large", memory: 96 << 20, vcpus: 2 });
+    expect(() => ps.addConfiguration("Cfg", { name: "Small", memory: 8 << 20, vcpus: 1 })).toThrow(/has a configuration named Small already/);
+    ps.transition("Cfg", "provision");
+    ps.configure("Cfg", "Large");
+    const started = ps.transition("Cfg", "start");
+    expect([started.active, started.next]).toEqual(["Large", undefined]);
+    const pf = ps.hosts.get(started.placement!.host)!.platform;
+    expect(Number(pf.host.view.ownedBytes().get(started.placement!.partition))).toBeGreaterThanOrEqual(96 << 20);
+    expect(pf.describe("Cfg")).toMatch(/Guest/);
+    const stopped = ps.transition("Cfg", "stop");
+    const tpl = ps.transition(stopped.guid, "template");
+    expect([tpl.stage, tpl.state, tpl.configurations.map((c) => [c.memory, c.vcpus])]).toEqual(["template", "disabled", [[0, 0], [0, 0]]]);
+    const clone = ps.define({ name: "Cfg2", domain: "Production", template: "Cfg", configurations: [{ name: "c", memory: 8 << 20, vcpus: 1 }] });
+    expect(clone.channels).toEqual([{ type: "network", zone: "NET2" }]);
+    expect(clone.guid).not.toBe(tpl.guid);
+  });
+
   const refusals: Array<[string, (ps: PolicyService) => unknown, RegExp]> = [
     ["a transition the life cycle does not allow", (p) => p.transition("G8", "start"), /start is not allowed in stage construction/],
     ["decommissioning a running partition", (p) => p.transition("G1", "decommission"), /decommission is not allowed in stage operating/],

@@ -25,11 +25,15 @@ export function missingZones(guest: readonly ZoneRef[], host: readonly ZoneRef[]
   return guest.map(zoneKey).filter((k) => !offered.has(k));
 }
 
+/** A domain's hosts as a set, built once per hosts list (placement runs often; an estate's lists are replaced, never edited). */
+const domainHosts = new WeakMap<object, Set<string>>();
+
 /** Hosts a domain's partition may run on ([0244], [0253]) that offer every zone it needs ([0240], [0287]). */
 export function matchingHosts(estate: Estate, domain: string, channels: readonly ZoneRef[]): HostDef[] {
   const d = estate.domains.find((x) => x.name === domain);
   if (!d) return [];
-  const allowed = new Set(d.hosts);
+  let allowed = domainHosts.get(d.hosts);
+  if (!allowed) domainHosts.set(d.hosts, (allowed = new Set(d.hosts)));
   return estate.hosts.filter((h) => allowed.has(h.name) && channelZonesAvailable(channels, h.zones));
 }
 
