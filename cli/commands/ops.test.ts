@@ -35,7 +35,7 @@ describe("uvt ops", () => {
     const missing = await uvt(["transition", join(scratch, "nowhere"), "svc", "start"]);
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain("is not a store folder (create one with uvt ops init STORE ESTATE-FILE)");
-  }, 60_000);
+  }, 240_000); // ten process starts: tsx start-up is slow on a loaded 2-core machine
 
   it("init → define → transition → list/export, and refusals that change nothing", async () => {
     const init = await uvt(["init", store, "examples/ops/small.yaml"]);
@@ -74,7 +74,7 @@ describe("uvt ops", () => {
     expect(exp.exitCode).toBe(0);
     const doc = JSON.parse(exp.stdout) as { format: string; estate: { name: string }; partitions: PartitionDefinition[] };
     expect([doc.format, doc.estate.name, doc.partitions.map((p) => p.name)]).toEqual(["uv-ops-export/1", "Small lab", ["base", "batch", "svc", "web1"]]);
-  }, 120_000);
+  }, 300_000);
 
   it("a corrupt definition file: exit 2 with the file's path", async () => {
     const d = join(scratch, "corrupt");
