@@ -14,6 +14,7 @@ const LAYERS = [
   ["partitions"], // partition programs; the ultravisor partition embeds loader-efi's boot module
   ["image"], // links loader, monitors, core and partitions into one EFI image
   ["sim"], // the simulator: core's bindings, may use any bare-metal folder
+  ["ops"], // the operations partition (policy service, store, console): the simulator and the definitions below it
   ["cli", "bench", "test", "scripts"], // may import anything
 ];
 /** Bare-metal folders: never import sim/. */

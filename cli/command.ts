@@ -6,6 +6,8 @@ export interface Command {
   summary: string;
   /** Full text for `uvt NAME --help`: usage line, options, examples. */
   help: string;
+  /** The command has subcommands with their own --help: `uvt NAME SUB --help` reaches run (`uvt NAME --help` does not). */
+  subcommands?: boolean;
   /** Runs the command; the resolved number is the process exit code. */
   run(argv: string[]): Promise<number>;
 }

@@ -69,7 +69,8 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`uvt: unknown command '${name}'. Run 'uvt --help' to list the commands.`);
     return 2;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
+  const subHelp = cmd.subcommands && rest.length > 1 && !rest[0]!.startsWith("-");
+  if (!subHelp && (rest.includes("--help") || rest.includes("-h"))) {
     console.log(cmd.help);
     return 0;
   }

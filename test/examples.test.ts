@@ -80,3 +80,19 @@ describe("every example, built and simulated", () => {
     expect(missing.stderr.trim()).toBe(`${join(scratch, "none.yaml")}: (file): no such file (give the path of a host definition, e.g. examples/ultravisor.yaml)`);
   }, 120_000);
 });
+
+// Operations estates (docs/specs/operations.md) live in examples/ops/: each loads, its partitions are defined and
+// moved by their `then:` actions, and every started one is placed.
+const estates = readdirSync(join(root, "examples", "ops")).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
+describe("operations estates in examples/ops/", () => {
+  it("there are some", () => expect(estates.length).toBeGreaterThan(0));
+  for (const f of estates) {
+    it(`uvt ops list examples/ops/${f} --json: loads, and every running partition is placed`, async () => {
+      const r = await execa("node", ["cli/uvt.js", "ops", "list", `examples/ops/${f}`, "--json"], { cwd: root, reject: false });
+      expect(r.exitCode, r.stderr).toBe(0);
+      const defs = (JSON.parse(r.stdout) as { partitions: Array<{ state: string; placement?: { host: string } }> }).partitions;
+      expect(defs.length).toBeGreaterThan(0);
+      for (const d of defs) expect(d.state === "running", JSON.stringify(d)).toBe(d.placement !== undefined);
+    }, 60_000);
+  }
+});
