@@ -7,6 +7,7 @@
 // near the end of the run; fuzzFindings lists everything that was not left intact. Top layer (test/).
 import { join } from "node:path";
 import { Machine } from "../../qemu/index.ts";
+import { runEndFindings, summaryStates } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN } from "../../image/ultravisor.ts";
 import { configFrom } from "../../partitions/config.ts";
@@ -111,15 +112,11 @@ export async function fuzzRun(opts: { seed: bigint; runQuanta: number; scratch: 
 }
 
 const TICK = /^tick (\d+) quantum (\d+) work (\d+) checksum 0x[0-9a-f]+$/;
-const SUMMARY = /^ultravisor: partition (\S+) number \d+ state (ready|waiting|failed) quanta (\d+) /;
 
 /** Everything the run did not leave intact, one sentence each (empty: the run passed). */
 export function fuzzFindings(r: FuzzResult): string[] {
-  const bad: string[] = [];
-  if (r.error !== undefined) bad.push(`the run could not be followed to its end: ${r.error}`);
-  if (JSON.stringify(r.exit) !== JSON.stringify({ kind: "guest", code: 0x21 })) bad.push(`the run ended with ${JSON.stringify(r.exit)}, not the ultravisor's exit code 0x21`);
-  if (r.lines.some((l) => l.startsWith("ultravisor: panic"))) bad.push("the ultravisor panicked");
-  const state = new Map(r.lines.map((l) => SUMMARY.exec(l)).filter((m) => m !== null).map((m) => [m[1]!, { state: m[2]!, quanta: Number(m[3]) }]));
+  const bad = runEndFindings(r);
+  const state = summaryStates(r.lines);
   // The I/O partition is not dispatched while the UART holds back one of the monitor's lines (docs/specs/
   // hypercall-abi.md, Audit records): those quanta, reported in the summary, are its share too.
   const held = Number(/waited (\d+) quanta/.exec(r.lines.find((l) => l.startsWith("ultravisor: log: the I/O partition waited ")) ?? "")?.[1] ?? 0);

@@ -9,6 +9,7 @@
 // reading before the run ends is compared with the first. Top layer (test/).
 import { join } from "node:path";
 import { Machine } from "../../qemu/index.ts";
+import { runEndFindings, summaryStates } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN } from "../../image/ultravisor.ts";
 import { configFrom, type UltravisorConfig } from "../../partitions/config.ts";
@@ -130,16 +131,12 @@ export async function serverFuzzRun(opts: { seed: bigint; runQuanta: number; scr
   return result;
 }
 
-const SUMMARY = /^ultravisor: partition (\S+) number \d+ state (ready|waiting|failed) quanta (\d+) /;
 
 /** Everything the run did not leave intact, one sentence each (empty: the run passed). */
 export function serverFuzzFindings(r: ServerFuzzResult): string[] {
-  const bad: string[] = [];
-  if (r.error !== undefined) bad.push(`the run could not be followed to its end: ${r.error}`);
-  if (JSON.stringify(r.exit) !== JSON.stringify({ kind: "guest", code: 0x21 })) bad.push(`the run ended with ${JSON.stringify(r.exit)}, not the ultravisor's exit code 0x21`);
-  if (r.lines.some((l) => l.startsWith("ultravisor: panic"))) bad.push("the ultravisor panicked");
+  const bad = runEndFindings(r);
   if (!r.lines.some((l) => /^io: fuzz-server seed 0x[0-9a-f]{16}$/.test(l))) bad.push("no seed line from the hostile I/O partition (was the io-fuzz program built?)");
-  const state = new Map(r.lines.map((l) => SUMMARY.exec(l)).filter((m) => m !== null).map((m) => [m[1]!, { state: m[2]!, quanta: Number(m[3]) }]));
+  const state = summaryStates(r.lines);
   for (const p of ["io", ...CLIENTS]) {
     const s = state.get(p);
     if (!s) bad.push(`no summary line for ${p}`);

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { consoleLinesOf, withSerialLog } from "./machine-reads.ts";
+import { sseReport, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { configFrom } from "../../partitions/config.ts";
@@ -40,7 +40,6 @@ beforeAll(async () => {
   }
 }, 150_000);
 
-const SSE_TICK = /^sse tick (\d+) checks (\d+) lost (\d+) foreign (\d+)$/;
 
 describe("extended state on a processor without XSAVE", () => {
   it("is switched with FXSAVE/FXRSTOR: no x87/SSE marker crosses between the guests, none is lost, each starts clean", () => {
@@ -48,14 +47,12 @@ describe("extended state on a processor without XSAVE", () => {
       expect(boot.lines.find((l) => l.startsWith("ultravisor: extended state: "))).toBe(
         `ultravisor: extended state: FXSAVE (no XSAVE), save area 512 of ${XSAVE_SPACE} bytes in the state page, saved and restored on every switch`);
       for (const g of ["sse-a", "sse-b"]) {
-        const out = consoleLinesOf(boot.lines, g);
-        expect(out[0], `${g} reads`).toBe("sse state read with FXSAVE: x87, SSE (AVX not enabled)");
-        expect(out[1], `${g} initial state`).toBe("sse initial state: clean");
-        const ticks = out.map((l) => SSE_TICK.exec(l)).filter((x) => x !== null);
-        expect(ticks.length, `${g} lines`).toBeGreaterThan(3);
-        const last = ticks.at(-1)!;
-        expect(Number(last[2]), `${g} checks`).toBeGreaterThan(100);
-        expect({ lost: Number(last[3]), foreign: Number(last[4]) }, `${g}: ${last[0]}`).toEqual({ lost: 0, foreign: 0 });
+        const r = sseReport(boot.lines, g);
+        expect(r.reads, `${g} reads`).toBe("sse state read with FXSAVE: x87, SSE (AVX not enabled)");
+        expect(r.initial, `${g} initial state`).toBe("sse initial state: clean");
+        expect(r.ticks, `${g} lines`).toBeGreaterThan(3);
+        expect(r.checks, `${g} checks`).toBeGreaterThan(100);
+        expect({ lost: r.lost, foreign: r.foreign }, `${g}: ${r.last}`).toEqual({ lost: 0, foreign: 0 });
       }
       expect(boot.exit).toEqual({ kind: "guest", code: config.exitCode });
     });

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { consoleLinesOf, PTE_ADDRESS, qwords, withSerialLog } from "./machine-reads.ts";
+import { consoleLinesOf, PTE_ADDRESS, qwords, sseReport, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, type UltravisorImage } from "../../image/ultravisor.ts";
 import { configFrom, loadConfig } from "../../partitions/config.ts";
@@ -114,7 +114,6 @@ beforeAll(async () => {
 
 const linesOf = (name: string): string[] => consoleLinesOf(boot.lines, name);
 const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
-const SSE_TICK = /^sse tick (\d+) checks (\d+) lost (\d+) foreign (\d+)$/;
 
 describe("isolation holes of issue #12 on the bare-metal ultravisor", () => {
   it("saves and restores each partition's x87/SSE state eagerly: no marker crosses, none is lost, each starts from the initial state", () => {
@@ -125,14 +124,12 @@ describe("isolation holes of issue #12 on the bare-metal ultravisor", () => {
       // The guests read AVX state too whenever the monitor enabled it (XCR0 bit 2), as under TCG's -cpu max.
       const avx = xs!.startsWith("ultravisor: extended state: XSAVE") && (Number(/XCR0 (0x[0-9a-f]+)/.exec(xs!)![1]) & 4) !== 0;
       for (const g of ["sse-a", "sse-b"]) {
-        const out = linesOf(g);
-        expect(out[0], `${g} reads`).toBe(avx ? "sse state read with XSAVE: x87, SSE, AVX" : "sse state read with FXSAVE: x87, SSE (AVX not enabled)");
-        expect(out[1], `${g} initial state`).toBe("sse initial state: clean");
-        const ticks = out.map((l) => SSE_TICK.exec(l)).filter((m) => m !== null);
-        expect(ticks.length, `${g} lines`).toBeGreaterThan(3);
-        const last = ticks.at(-1)!;
-        expect(Number(last[2]), `${g} checks`).toBeGreaterThan(100);
-        expect({ lost: Number(last[3]), foreign: Number(last[4]) }, `${g}: ${last[0]}`).toEqual({ lost: 0, foreign: 0 });
+        const r = sseReport(boot.lines, g);
+        expect(r.reads, `${g} reads`).toBe(avx ? "sse state read with XSAVE: x87, SSE, AVX" : "sse state read with FXSAVE: x87, SSE (AVX not enabled)");
+        expect(r.initial, `${g} initial state`).toBe("sse initial state: clean");
+        expect(r.ticks, `${g} lines`).toBeGreaterThan(3);
+        expect(r.checks, `${g} checks`).toBeGreaterThan(100);
+        expect({ lost: r.lost, foreign: r.foreign }, `${g}: ${r.last}`).toEqual({ lost: 0, foreign: 0 });
       }
       expect(boot.exit).toEqual({ kind: "guest", code: config.exitCode });
     });

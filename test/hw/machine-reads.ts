@@ -29,3 +29,37 @@ export function withSerialLog(lines: readonly string[], check: () => void, extra
     throw e;
   }
 }
+
+const SSE_TICK = /^sse tick (\d+) checks (\d+) lost (\d+) foreign (\d+)$/;
+
+/**
+ * What the sse-a/sse-b guests (partitions/programs.ts) report about their extended state, for the isolation tests:
+ * the line naming how they read it, whether they started from the defined initial state, and their last tick's
+ * counts of checks, markers lost and foreign markers seen.
+ */
+export function sseReport(lines: readonly string[], guest: string): { reads?: string; initial?: string; ticks: number; checks: number; lost: number; foreign: number; last?: string } {
+  const out = consoleLinesOf(lines, guest);
+  const ticks = out.map((l) => SSE_TICK.exec(l)).filter((m) => m !== null);
+  const last = ticks.at(-1);
+  return {
+    ...(out[0] !== undefined ? { reads: out[0] } : {}), ...(out[1] !== undefined ? { initial: out[1] } : {}),
+    ticks: ticks.length, checks: Number(last?.[2] ?? 0), lost: Number(last?.[3] ?? -1), foreign: Number(last?.[4] ?? -1),
+    ...(last ? { last: last[0] } : {}),
+  };
+}
+
+const SUMMARY = /^ultravisor: partition (\S+) number \d+ state (ready|waiting|failed|stopped) quanta (\d+) /;
+
+/** Each partition's state and quanta from the ultravisor's end-of-run summary lines. */
+export function summaryStates(lines: readonly string[]): Map<string, { state: string; quanta: number }> {
+  return new Map(lines.map((l) => SUMMARY.exec(l)).filter((m) => m !== null).map((m) => [m[1]!, { state: m[2]!, quanta: Number(m[3]) }]));
+}
+
+/** The findings every fuzz run shares: it was followed to its end, ended with the ultravisor's exit code, no panic. */
+export function runEndFindings(r: { error?: string; exit: unknown; lines: readonly string[] }, exitCode = 0x21): string[] {
+  const bad: string[] = [];
+  if (r.error !== undefined) bad.push(`the run could not be followed to its end: ${r.error}`);
+  if (JSON.stringify(r.exit) !== JSON.stringify({ kind: "guest", code: exitCode })) bad.push(`the run ended with ${JSON.stringify(r.exit)}, not the ultravisor's exit code 0x${exitCode.toString(16)}`);
+  if (r.lines.some((l) => l.startsWith("ultravisor: panic"))) bad.push("the ultravisor panicked");
+  return bad;
+}
