@@ -35,7 +35,7 @@ describe("a Linux partition on the ESP", () => {
     const spans = plan.files.map((f) => [f.gpa, f.gpa + f.data.length] as const).sort((a, b) => a[0] - b[0]);
     for (const [s, e] of spans) expect([s >= 0, e <= plan.memory]).toEqual([true, true]);
     for (let i = 1; i < spans.length; i++) expect(spans[i]![0]).toBeGreaterThanOrEqual(spans[i - 1]![1]);
-    expect(plan.entry).toEqual({ rip: 0x1000200, rsi: 0x2000, cr3: 0x4000, gdt: 0x1000 });
+    expect(plan.entry).toEqual({ rip: 0x1000200, rsi: 0x2000, rsp: 0x1000, cr3: 0x4000, gdt: 0x1000 });
   });
 
   it("the disk writer puts them on the ESP and mtools reads back the bytes the loader copies", async () => {

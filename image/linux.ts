@@ -25,8 +25,8 @@ export interface LinuxLoadPlan {
   /** Bytes of guest-physical memory from 0: the allotment the database must give the partition. */
   memory: number;
   files: LinuxFile[];
-  /** The 64-bit entry state of §6: rip, rsi (zero page), cr3, gdtr base. */
-  entry: { rip: number; rsi: number; cr3: number; gdt: number };
+  /** The 64-bit entry state of §6: rip, rsi (zero page), rsp (top of page 0), cr3, gdtr base. */
+  entry: { rip: number; rsi: number; rsp: number; cr3: number; gdt: number };
 }
 
 export function linuxLoadPlan(name: string, l: LinuxInputs): LinuxLoadPlan {
@@ -39,7 +39,7 @@ export function linuxLoadPlan(name: string, l: LinuxInputs): LinuxLoadPlan {
       { path: `${dir}/KERNEL`, data: l.kernel.kernel, gpa: l.layout.kernelAddr },
       { path: `${dir}/INITRD`, data: l.initrd, gpa: l.layout.initrdAddr },
     ],
-    entry: { rip: l.layout.entry, rsi: LOW.zeroPage, cr3: LOW.pml4, gdt: LOW.gdt },
+    entry: { rip: l.layout.entry, rsi: LOW.zeroPage, rsp: LOW.stackTop, cr3: LOW.pml4, gdt: LOW.gdt },
   };
 }
 

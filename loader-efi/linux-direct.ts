@@ -5,7 +5,7 @@
 // the target ranges until ExitBootServices: OVMF's own data sits at 16 MiB), leaves boot services (map-key retry),
 // copies each file to its guest-physical address and enters the kernel with the 64-bit entry state of §6: the low
 // pages' GDT and identity page tables, CS = 0x10, data segments 0x18, rsi = the zero page, interrupts off, through
-// an indirect far jump (no stack is used after the copies, wherever the firmware left it). Physical address
+// an indirect far jump (no stack is used after the copies), rsp = the top of page 0 as the monitor sets it. Physical address
 // = guest-physical address here (the machine is the partition), so the kernel sees exactly the e820 map of the zero
 // page and nothing of the rest of the machine's RAM. test/hw/linux-direct.test.ts boots Debian's kernel with it.
 import { Assembler, type Label, al, ax, dx, eax, ecx, edx, ptr, qword, r8, r9, r12, r13, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, cr3, ds, es, fs, gs, ss, tbyte } from "../toolchain/x64/index.ts";
@@ -16,7 +16,7 @@ export const LINUX_DIRECT_ENTRY = "efi_main";
 export interface LinuxDirectPlan {
   /** ESP path ("/LINUX/L/KERNEL"), size and guest-physical address of each file, in load order. */
   files: ReadonlyArray<{ path: string; size: number; gpa: number }>;
-  entry: { rip: number; rsi: number; cr3: number; gdt: number };
+  entry: { rip: number; rsi: number; rsp: number; cr3: number; gdt: number };
   /** The partition's memory: the staging pages and this image must lie above it. */
   memory: number;
 }
@@ -188,7 +188,7 @@ export function assembleLinuxDirect(plan: LinuxDirectPlan): ObjectFile {
   a.mov(rax, plan.entry.cr3).mov(cr3, rax);
   a.mov(eax, 0x18);
   for (const s of [ds, es, ss, fs, gs]) a.mov(s, ax);
-  a.mov(rsi, plan.entry.rsi);
+  a.mov(rsi, plan.entry.rsi).mov(rsp, plan.entry.rsp);
   for (const r of [rax, rbx, rcx, rdx, rdi, rbp, r8, r9, r12, r13]) a.xor(r, r);
   a.jmpFar(tbyte(L("g_far")));
 

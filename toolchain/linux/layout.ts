@@ -7,6 +7,8 @@ import type { BzImage } from "./bzimage.ts";
 
 /** The low pages, guest-physical (one 4 KiB page each; four page directories). */
 export const LOW = {
+  /** rsp at entry: the top of page 0 (the protocol names no stack; startup_64 sets its own before any push). */
+  stackTop: 0x1000,
   gdt: 0x1000,
   zeroPage: 0x2000,
   cmdline: 0x3000,
