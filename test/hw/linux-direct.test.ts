@@ -5,7 +5,8 @@
 // monitor is to give the partition. The kernel is not told about the machine's memory except through our e820 map:
 // QEMU has 1 GiB, the zero page says 128 MiB, and MemTotal must fall below 128 MiB. /init's lines must appear and the
 // keyboard-controller reset must end the run.
-import { mkdtempSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -17,24 +18,30 @@ import { assembleLinuxDirect, LINUX_DIRECT_ENTRY, LINUX_DIRECT_LINES } from "../
 import { Machine } from "../../qemu/index.ts";
 import { findLinuxCache } from "../../toolchain/linux/cache.ts";
 import { WORKLOAD_N } from "../../toolchain/linux/default-initramfs.ts";
+import { Initramfs } from "../../toolchain/initramfs/initramfs.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-linux-direct-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const PARTITION_MIB = 128;
 
+/** Builds the linux-direct image for a host whose Linux partition L has `linux` (definition keys) and boots it. */
+async function boot(name: string, linux: Record<string, string>): Promise<Machine> {
+  const d = definitionFrom({
+    revision: 2,
+    partitions: [{ name: "idle", kind: "idle" }, { name: "io", kind: "io", duty: 2 }, { name: "L", duty: 8, memory: `${PARTITION_MIB} MB`, linux }],
+  }, "linux-direct host");
+  const { inputs, problems } = linuxInputs(d);
+  expect(problems).toEqual([]);
+  const plan = linuxLoadPlan("L", inputs.get(2)!);
+  const obj = assembleLinuxDirect({ files: plan.files.map((f) => ({ path: f.path, size: f.data.length, gpa: f.gpa })), entry: plan.entry, memory: plan.memory });
+  const image = (await writeEfiImage(join(scratch, name), linkEfiImage(obj, { entry: LINUX_DIRECT_ENTRY, extraFiles: linuxEspFiles([plan]) }))).esp;
+  return Machine.start({ name, image, accel: "tcg", mem: "1G", timeoutMs: 110_000 });
+}
+
 describe("a Linux partition's files loaded by the EFI file protocol and entered at startup_64 (no monitor)", () => {
   it("boots Debian's kernel to /init on our zero page: MemTotal within the e820's 128 MiB of a 1 GiB machine", async () => {
-    const d = definitionFrom({
-      revision: 2,
-      partitions: [{ name: "idle", kind: "idle" }, { name: "io", kind: "io", duty: 2 }, { name: "L", duty: 8, memory: `${PARTITION_MIB} MB`, linux: {} }],
-    }, "linux-direct host");
-    const { inputs, problems } = linuxInputs(d);
-    expect(problems).toEqual([]);
-    const plan = linuxLoadPlan("L", inputs.get(2)!);
-    const obj = assembleLinuxDirect({ files: plan.files.map((f) => ({ path: f.path, size: f.data.length, gpa: f.gpa })), entry: plan.entry, memory: plan.memory });
-    const image = (await writeEfiImage(scratch, linkEfiImage(obj, { entry: LINUX_DIRECT_ENTRY, extraFiles: linuxEspFiles([plan]) }))).esp;
-    const m = await Machine.start({ name: "linux-direct", image, accel: "tcg", mem: "1G", timeoutMs: 110_000 });
+    const m = await boot("default", {});
     try {
       await m.waitFor(LINUX_DIRECT_LINES.loaded, 40_000);
       await m.waitFor(/^init: started/, 80_000);
@@ -56,6 +63,36 @@ describe("a Linux partition's files loaded by the EFI file protocol and entered 
         "[mem 0x00000000000a0000-0x00000000000fffff] reserved",
         `[mem 0x0000000000100000-0x${(PARTITION_MIB * 1024 * 1024 - 1).toString(16).padStart(16, "0")}] usable`,
       ]);
+    } finally {
+      await m.close();
+    }
+  }, 150_000);
+
+  it("a user's initramfs and command line: its /init's line and the command line appear", async () => {
+    const token = randomBytes(6).toString("hex");
+    const init = [
+      "#!/bin/sh",
+      `/bin/busybox echo "user init: ${token}"`,
+      "/bin/busybox mount -t proc proc /proc",
+      '/bin/busybox echo "user cmdline: $(/bin/busybox cat /proc/cmdline)"',
+      "/bin/busybox reboot -f",
+      "",
+    ].join("\n");
+    const initrd = join(scratch, "user.cpio.gz");
+    writeFileSync(initrd, new Initramfs()
+      .file("/bin/busybox", readFileSync(findLinuxCache().busybox), 0o755)
+      .symlink("/bin/sh", "busybox")
+      .device("/dev/console", "char", 5, 1)
+      .dir("/proc")
+      .file("/init", init, 0o755)
+      .gzip());
+    const cmdline = `console=ttyS0 reboot=k panic=-1 uv.token=${token}`;
+    const m = await boot("user", { initrd, cmdline });
+    try {
+      await m.waitFor(new RegExp(`^user init: ${token}$`), 90_000);
+      expect((await m.waitFor(/^user cmdline: (.*)$/, 20_000))[1]!.trim()).toBe(cmdline);
+      const exit = await Promise.race([m.wait(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 20_000))]);
+      expect(exit).toEqual({ kind: "shutdown" });
     } finally {
       await m.close();
     }
