@@ -6,8 +6,9 @@
 
 /** Bottom to top. A folder sees every folder of a lower layer (qemu/ excepted: see QEMU_USERS). */
 const LAYERS = [
-  ["toolchain/x64", "toolchain/disk", "toolchain/elf", "core", "qemu"], // import nothing of ours
-  ["toolchain/pe", "toolchain/aot"], // pe → x64; aot → x64, core (core.wasm is its input, core/webassembly.ts its V8 types)
+  ["toolchain/x64", "toolchain/disk", "toolchain/elf", "toolchain/initramfs", "core", "qemu"], // import nothing of ours
+  // pe → x64; aot → x64, core (core.wasm is its input, core/webassembly.ts its V8 types); linux → initramfs (the default initramfs)
+  ["toolchain/pe", "toolchain/aot", "toolchain/linux"],
   ["definition"], // the host-definition schema: core and toolchain only
   ["monitor-gen"], // ring-0 code generators
   ["loader-efi"], // the EFI loader and the boot partition's module

@@ -70,6 +70,11 @@ function checkPartition(p: PartitionDefinition, at: Path, bad: (path: Path, m: s
   }
   if (p.duty !== undefined && p.vcpus !== undefined) bad([...at, "vcpus"], "give duty (one VCPU) or vcpus, not both", true);
   if (p.memory !== undefined && (p.memory === 0n || p.memory % MB4 !== 0n)) bad([...at, "memory"], `${fmt(p.memory)} is not a positive multiple of 4 MB (the smallest page a partition gets)`);
+  if (p.linux !== undefined) {
+    if (p.kind !== "guest") bad([...at, "linux"], `only a guest runs Linux (this is a '${p.kind}' partition)`, true);
+    if (p.behaviour !== undefined) bad([...at, "behaviour"], "a Linux partition's program is its kernel: no behaviour beside linux", true);
+    if (p.memory === undefined) bad([...at, "linux"], "a Linux partition needs memory (e.g. memory: 128 MB: the kernel's init_size, its initrd and what it runs in)", true);
+  }
   const b = p.behaviour;
   if (b) {
     // The one exception: the hostile I/O partition of test builds (test/hw/fuzz-server.test.ts).

@@ -129,6 +129,19 @@ export const behaviour = z
   })
   .meta({ description: "what the partition's program does (guests)" });
 
+/**
+ * A Linux partition (docs/specs/linux-partition.md §1): an unmodified kernel under the SVM backend. Every key is
+ * optional: the cached Debian kernel, the default initramfs and the default command line. Paths are relative to the
+ * definition file's folder. The files are checked when the definition is read for a build (definition/linux.ts).
+ */
+export const linux = z
+  .strictObject({
+    kernel: z.string().min(1).optional().meta({ description: "a bzImage (default: Debian's kernel cached by scripts/setup)" }),
+    initrd: z.string().min(1).optional().meta({ description: "an initramfs, cpio or compressed (default: busybox and an /init that reports and powers off)" }),
+    cmdline: z.string().max(4095).optional().meta({ description: 'the kernel command line (default "console=ttyS0 reboot=k panic=-1")' }),
+  })
+  .meta({ description: "run an unmodified Linux kernel in this partition (needs memory)" });
+
 export const partition = z.strictObject({
   name,
   kind: z.enum(PARTITION_KINDS).default("guest"),
@@ -141,6 +154,7 @@ export const partition = z.strictObject({
   channels: z.array(channel).max(64).optional()
     .meta({ description: "default: a console channel to the I/O partition; the command partition's command channel to the ultravisor" }),
   behaviour: behaviour.optional(),
+  linux: linux.optional(),
 });
 
 const firmwareRegion = z.strictObject({
@@ -235,6 +249,7 @@ export type HostDefinition = z.output<typeof hostDefinition>;
 export type PartitionDefinition = z.output<typeof partition>;
 export type VcpuDefinition = z.output<typeof vcpu>;
 export type ChannelDefinition = z.output<typeof channel>;
+export type LinuxDefinition = z.output<typeof linux>;
 export type OperationDefinition = z.output<typeof operation>;
 export type RunDefinition = z.output<typeof run>;
 export { OPERATION_KEYS };

@@ -32,6 +32,7 @@ import { readFileSync } from "node:fs";
 import { defaultLayout } from "../core/db-layout.ts";
 import { privateArea } from "../core/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
+import { linuxEspFiles, type LinuxLoadPlan, linuxLoadPlan } from "./linux.ts";
 
 export interface UltravisorImageOptions {
   config?: UltravisorConfig;
@@ -76,6 +77,8 @@ export interface UltravisorImage extends EfiImage {
   channels: ChannelDef[];
   /** The schedule table bytes embedded (docs/specs/schedule.md), one PCPU. */
   schedule: Uint8Array;
+  /** Linux partitions: their files on the ESP and where the loader puts them (docs/specs/linux-partition.md §7). */
+  linux: LinuxLoadPlan[];
   timings: EfiImage["timings"] & { assemble: number };
 }
 
@@ -321,8 +324,13 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     return m.finish();
   };
   obj = mergeObjects(mergeObjects(marker(TEXT.start), obj, "image$"), marker(TEXT.end), "text_end$");
-  const img = linkEfiImage(obj, { entry: LOADER_ENTRY, successExit: config.exitCode, ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}) });
-  return { ...img, config, partitions: built, channels, schedule, timings: { ...img.timings, assemble: t1 - t0 } };
+  // Linux partitions' kernel, initrd and low pages go on the ESP beside the loader (the loader reading them is pending).
+  const linux = config.partitions.flatMap((p) => (p.linux ? [linuxLoadPlan(p.name, p.linux)] : []));
+  const img = linkEfiImage(obj, {
+    entry: LOADER_ENTRY, successExit: config.exitCode, extraFiles: linuxEspFiles(linux),
+    ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}),
+  });
+  return { ...img, config, partitions: built, channels, schedule, linux, timings: { ...img.timings, assemble: t1 - t0 } };
 }
 
 /** A virtualized guest's blob is its guest-physical image from 0 (docs/specs/svm.md §2), whole pages; no entry. */

@@ -114,4 +114,12 @@ describe("the bare-metal view of a host definition", () => {
     expect(() => configFrom({ revision: 2, partitions: [{ name: "idle", kind: "idle", duty: 2 }] }, "test host"))
       .toThrow(/^test host: partitions\[0\]\.duty: the idle partition has none/);
   });
+
+  it("reads a Linux partition's files before anything is built: a bad kernel at its key; a good one is refused by name until the loader exists", () => {
+    writeFileSync(join(dir, "not-a-kernel"), "#!/bin/sh\n".repeat(100));
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, memory: 128 MB, linux: { kernel: not-a-kernel } }"))).toMatch(
+      /^host\.yaml:7:58: partitions\[4\]\.linux\.kernel: .*not-a-kernel: not a bzImage: /);
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, memory: 128 MB, linux: {} }"))).toBe(
+      "host.yaml:7:41: partitions[4].linux: kernel, initrd and command line are valid, but this version's image cannot load a Linux partition yet (loader and monitor pending: docs/specs/linux-partition.md §7); uvt sim runs this file");
+  });
 });

@@ -87,3 +87,18 @@ describe("buildQemuArgs", () => {
     expect(shellQuote(["qemu", "-m", "256M", "a b", "it's"])).toBe(`qemu -m 256M 'a b' 'it'\\''s'`);
   });
 });
+
+describe("buildQemuArgs for a direct Linux boot", () => {
+  const linux = { kernel: "/k/vmlinuz", initrd: "/k/initrd.gz", append: "console=ttyS0 reboot=k" };
+  it("uses QEMU's -kernel loader under SeaBIOS: no pflash, no disk", () => {
+    const a = buildQemuArgs({ ...base, linux });
+    expect(valueOf(a, "-kernel")).toEqual(["/k/vmlinuz"]);
+    expect(valueOf(a, "-initrd")).toEqual(["/k/initrd.gz"]);
+    expect(valueOf(a, "-append")).toEqual(["console=ttyS0 reboot=k"]);
+    expect(valueOf(a, "-drive")).toEqual([]);
+    expect(a).toContain("-no-reboot");
+  });
+  it("refuses a disk image beside it", () => {
+    expect(() => buildQemuArgs({ ...base, linux, image: "/x/esp.img" })).toThrow(/no disk image/);
+  });
+});

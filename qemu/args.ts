@@ -1,5 +1,7 @@
 // Builds QEMU's command line for one boot: q35, OVMF as two pflash drives, the ESP image as a raw virtio disk,
-// serial on stdio (QEMU also logs it to a file), QMP on a unix socket and isa-debug-exit. Pure, so it is unit-tested.
+// serial on stdio (QEMU also logs it to a file), QMP on a unix socket and isa-debug-exit. A direct Linux boot (the
+// plain-QEMU side of the Linux partition's comparison, docs/specs/linux-partition.md §8) replaces OVMF and the disk
+// with QEMU's own loader: SeaBIOS and -kernel/-initrd/-append. Pure, so it is unit-tested.
 import type { OvmfFiles } from "./ovmf.ts";
 
 export type Accel = "kvm" | "tcg";
@@ -27,6 +29,15 @@ export interface QemuArgsInput {
   disks?: string[];
   /** The -cpu model (default: host under KVM, max under TCG), e.g. "max,-xsave" to test a processor without XSAVE. */
   cpu?: string;
+  /** Boot this kernel with QEMU's own Linux loader under SeaBIOS instead of OVMF (no pflash, no disk). */
+  linux?: DirectLinux;
+}
+
+/** A kernel QEMU loads itself (`-kernel`), with its initramfs and command line. */
+export interface DirectLinux {
+  kernel: string;
+  initrd: string;
+  append: string;
 }
 
 /** The I/O port guests write their exit code to; the loader and the docs use the same number. */
@@ -51,14 +62,20 @@ export function buildQemuArgs(i: QemuArgsInput): string[] {
     "-display", "none",
     // A triple fault must end the run, not reboot into the same fault forever.
     "-no-reboot",
-    "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(i.ovmf.code)}`,
-    "-drive", `if=pflash,format=raw,unit=1,file=${qemuEscape(i.varsCopy)}`,
+    ...(i.linux
+      // QEMU's -kernel loader under SeaBIOS: the setup code runs as a boot loader would run it, no EFI involved.
+      ? ["-kernel", i.linux.kernel, "-initrd", i.linux.initrd, "-append", i.linux.append]
+      : [
+        "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${qemuEscape(i.ovmf.code)}`,
+        "-drive", `if=pflash,format=raw,unit=1,file=${qemuEscape(i.varsCopy)}`,
+      ]),
     "-chardev", `stdio,id=serial0,signal=off,logfile=${qemuEscape(i.serialLog)}`,
     "-serial", "chardev:serial0",
     "-chardev", `socket,id=qmp0,path=${qemuEscape(i.qmpSocket)},server=on,wait=off`,
     "-mon", "chardev=qmp0,mode=control",
     "-device", `isa-debug-exit,iobase=0x${DEBUG_EXIT_PORT.toString(16)},iosize=0x04`,
   ];
+  if (i.image !== undefined && i.linux) throw new RangeError("a direct Linux boot has no disk image");
   if (i.image !== undefined) {
     a.push(
       "-drive", `if=none,id=esp0,format=raw,file=${qemuEscape(i.image)}${i.snapshot === false ? "" : ",snapshot=on"}`,

@@ -6,4 +6,4 @@ export { HarnessError, BootError } from "./errors.ts";
 export { discoverOvmf, type OvmfFiles } from "./ovmf.ts";
 export { parseMemSize } from "./size.ts";
 export { parseAccel, type AccelRequest, type AccelChoice } from "./accel.ts";
-export { DEBUG_EXIT_PORT } from "./args.ts";
+export { DEBUG_EXIT_PORT, type DirectLinux } from "./args.ts";

@@ -7,7 +7,7 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execa, type ResultPromise } from "execa";
 import { type AccelChoice, type AccelRequest, describeChoice, imageNeedsSvm, nestedSvmProblem, type ProbeResult, probeKey, requireNestedSvm, resolveAccel } from "./accel.ts";
-import { type Accel, buildQemuArgs, shellQuote } from "./args.ts";
+import { type Accel, buildQemuArgs, type DirectLinux, shellQuote } from "./args.ts";
 import { keepArtifacts } from "./artifacts.ts";
 import { BootError, HarnessError } from "./errors.ts";
 import { decodeExit, describeExit, type ExitReason, qemuErrorLine } from "./exit.ts";
@@ -51,6 +51,11 @@ export interface MachineOptions {
   artifactsDir?: string;
   /** Keep artifacts on failure (default true; the accelerator probe turns it off: its failure is an answer). */
   keepArtifactsOnFailure?: boolean;
+  /**
+   * Boot a Linux kernel directly (QEMU's -kernel loader under SeaBIOS, no OVMF, no image): the plain-QEMU reference a
+   * Linux partition is compared with. The files must exist.
+   */
+  linux?: DirectLinux;
 }
 
 export interface SerialLine {
@@ -204,6 +209,12 @@ export class Machine {
     const ovmf = discoverOvmf(opts.ovmf);
     const image = opts.image !== undefined ? checkImage(opts.image) : undefined;
     const disks = opts.disks?.map(checkDisk);
+    if (opts.linux) {
+      if (image !== undefined) throw new HarnessError("a direct Linux boot takes no disk image: pass linux or image, not both");
+      for (const [what, f] of [["kernel", opts.linux.kernel], ["initrd", opts.linux.initrd]] as const) {
+        if (!existsSync(f)) throw new HarnessError(`${what} not found: ${f}; run scripts/setup (the cached Debian kernel) or pass an existing file`);
+      }
+    }
     const memMiB = typeof opts.mem === "number" ? parseMemSize(`${opts.mem}M`) : parseMemSize(opts.mem ?? "256M");
     const smp = parseSmp(opts.smp);
     const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -235,7 +246,7 @@ export class Machine {
     copyFileSync(ovmf.vars, varsCopy);
     const serialLog = join(workDir, "serial.log");
     const qmpSocket = join(workDir, "qmp.sock");
-    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}), ...(opts.disks ? { disks: opts.disks } : {}) });
+    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}), ...(opts.disks ? { disks: opts.disks } : {}), ...(opts.linux ? { linux: opts.linux } : {}) });
     const t0 = performance.now();
     // QEMU dies with us even when we are killed outright (SIGKILL runs no handler): setpriv sets the parent-death
     // signal and execs QEMU in the same process, so proc.pid is QEMU's.

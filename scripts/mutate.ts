@@ -84,6 +84,36 @@ export const MUTATIONS: Mutation[] = [
     name: "fxrstor-skipped", what: "on a processor without XSAVE, a partition's x87/SSE state is saved but never restored", file: "monitor-gen/cpu.ts",
     from: "a.fxrstor64(ptr(rdi, SP.xsave));", to: "a.nop();", tests: [{ files: ["test/hw/isolation-fxsave.test.ts"] }],
   },
+  // Linux partitions (docs/specs/linux-partition.md): the initramfs writer against GNU cpio, the zero page against
+  // gcc's offsetof and the e820 rule, the bzImage checks against corrupted copies of Debian's kernel.
+  {
+    name: "cpio-name-pad", what: "cpio name padding forgets the NUL", file: "toolchain/initramfs/cpio.ts",
+    from: "const namePad = pad4(head.length + name.length + 1);", to: "const namePad = pad4(head.length + name.length);",
+    tests: [{ files: ["toolchain/initramfs/initramfs.test.ts"] }],
+  },
+  {
+    name: "cpio-rdev-swap", what: "device numbers written minor first", file: "toolchain/initramfs/cpio.ts",
+    from: "f.rmaj, f.rmin, name.length + 1", to: "f.rmin, f.rmaj, name.length + 1", tests: [{ files: ["toolchain/initramfs/initramfs.test.ts"] }],
+  },
+  {
+    name: "e820-hole-ram", what: "the legacy hole described as RAM (the map no longer the partition's usable memory)", file: "toolchain/linux/boot-params.ts",
+    from: "size: LEGACY_HOLE.end - LEGACY_HOLE.start, type: E820_RESERVED", to: "size: LEGACY_HOLE.end - LEGACY_HOLE.start, type: E820_RAM",
+    tests: [{ files: ["toolchain/linux/boot-params.test.ts"] }, { files: ["test/hw/linux-direct.test.ts"] }],
+  },
+  {
+    name: "zero-page-cmdline", what: "cmd_line_ptr points at the zero page", file: "toolchain/linux/boot-params.ts",
+    from: "v.setUint32(HDR.cmdLinePtr, LOW.cmdline, true);", to: "v.setUint32(HDR.cmdLinePtr, LOW.zeroPage, true);",
+    tests: [{ files: ["toolchain/linux/boot-params.test.ts"] }, { files: ["test/hw/linux-direct.test.ts"] }],
+  },
+  {
+    name: "bzimage-xlf", what: "a kernel without XLF_KERNEL_64 accepted", file: "toolchain/linux/bzimage.ts",
+    from: "if (!(xloadflags & XLF_KERNEL_64))", to: "if (!(xloadflags & 0x7f))", tests: [{ files: ["toolchain/linux/bzimage.test.ts"] }],
+  },
+  {
+    name: "linux-fit", what: "the initrd allowed to overlap the kernel's init_size", file: "toolchain/linux/layout.ts",
+    from: "initrdAddr < kernelEnd", to: "initrdAddr < k.prefAddress",
+    tests: [{ files: ["toolchain/linux/boot-params.test.ts"] }, { files: ["definition/linux.test.ts"] }],
+  },
 ];
 
 /** Original texts of files being mutated, saved before any write: path → text. */

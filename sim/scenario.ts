@@ -109,7 +109,8 @@ function bootPlan(parts: readonly PartitionDefinition[], lineOf: (i: number) => 
     (p.kind === "io" || p.kind === "command" ? system : guests).push(def);
     const b = p.behaviour;
     const what = [b?.lang === "as" ? "AssemblyScript program" : undefined, b?.fault ? `fault ${b.fault} after ${b.faultAfter ?? 2} lines` : undefined,
-      b?.benchHypercalls ? `${b.benchHypercalls} timed hypercalls` : undefined, b?.vm ? `hardware-virtualized (SVM) program ${b.vm}` : undefined].filter(Boolean).join(", ");
+      b?.benchHypercalls ? `${b.benchHypercalls} timed hypercalls` : undefined, b?.vm ? `hardware-virtualized (SVM) program ${b.vm}` : undefined,
+      p.linux ? `Linux kernel ${p.linux.kernel ?? "(Debian's, cached)"}, initrd ${p.linux.initrd ?? "(default)"}` : undefined].filter(Boolean).join(", ");
     if (what) machineOnly.push({ name: p.name, what });
   }
   return {
