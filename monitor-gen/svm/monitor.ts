@@ -5,10 +5,11 @@
 // with its #VMEXIT dispatch: COM1 emulated into the console channel, CPUID, the EFER shadow, HLT and VMMCALL, the
 // "absent" answers and the "violation" stops. monitor-gen/lead.ts calls svm_reserve and svm_prepare; nothing else
 // of the monitor knows a partition is virtualized.
-import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r14d, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
 import { kline } from "../console.ts";
 import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE, WIN } from "../layout.ts";
 import { PTE } from "../paging.ts";
+import { MMIO_ABSENT_END, MMIO_DESC, MMIO_FETCH, MMIO_MAX_LENGTH, emitSvmMmio } from "./mmio.ts";
 import { CPUID_SIGNATURE, EXIT_CODE, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
 
 const GREGS = { rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 } as const;
@@ -196,7 +197,7 @@ export function emitSvm(a: Assembler): void {
     const cases: Array<[number, string]> = [
       [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
       [EXIT_CODE.cpuid, "svm_cpuid"], [EXIT_CODE.ioio, "svm_ioio"], [EXIT_CODE.msr, "svm_msr"], [EXIT_CODE.hlt, "svm_hlt"],
-      [EXIT_CODE.vmmcall, "svm_vmmcall"], [EXIT_CODE.excDb, "svm_reflect"], [EXIT_CODE.excAc, "svm_reflect"], [EXIT_CODE.xsetbv, "svm_xsetbv"],
+      [EXIT_CODE.vmmcall, "svm_vmmcall"], [EXIT_CODE.npf, "svm_npf"], [EXIT_CODE.excDb, "svm_reflect"], [EXIT_CODE.excAc, "svm_reflect"], [EXIT_CODE.xsetbv, "svm_xsetbv"],
     ];
     for (const [code, to] of cases) a.cmp(rax, code).je(L(to));
     a.jmp(L("svm_violation"));
@@ -318,16 +319,25 @@ export function emitSvm(a: Assembler): void {
   a.asciz("port ");
   a.section(".text");
 
-  // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full line sends it to the console channel.
+  // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full line sends it to the console channel. A
+  // '\n' right after a full line was sent ends that line: it sends nothing (a line of exactly CHAN.maxText bytes
+  // used to be followed by an empty one).
   a.bind(L("svm_com1_byte"));
   {
-    const send = a.label(), done = a.label();
-    a.cmp(al, 10).je(send);
+    const send = a.label(), newline = a.label(), done = a.label();
+    a.cmp(al, 10).je(newline);
     a.cmp(al, 13).je(done);
+    a.mov(qword(r12, VM.lineFull), 0);
     a.mov(rcx, qword(r12, VM.lineLen));
     a.mov(byte({ base: r12, index: rcx, disp: VM.line }), al);
     a.inc(rcx).mov(qword(r12, VM.lineLen), rcx);
     a.cmp(rcx, CHAN.maxText).jb(done);
+    a.call(L("svm_con_line"));
+    a.mov(qword(r12, VM.lineLen), 0).mov(qword(r12, VM.lineFull), 1);
+    a.jmp(done);
+    a.bind(newline);
+    a.cmp(qword(r12, VM.lineFull), 0).mov(qword(r12, VM.lineFull), 0).je(send);
+    a.jmp(done);
     a.bind(send);
     a.call(L("svm_con_line"));
     a.mov(qword(r12, VM.lineLen), 0);
@@ -484,6 +494,69 @@ export function emitSvm(a: Assembler): void {
     a.bind(back);
     a.jmp(L("svm_window"));
   }
+
+  // NPF (§4.1): an access to guest-physical memory the partition does not have. Below MMIO_ABSENT_END it is the
+  // absent class when the faulting instruction is one the monitor emulates: its bytes are fetched through the guest's
+  // own page tables (64-bit mode only), decoded, a read gets all ones, a write is dropped, rip moves past it. Anything
+  // else — at or above MMIO_ABSENT_END, a fault during the guest's page walk or an instruction fetch, a guest not in
+  // 64-bit mode, an instruction not fetched or not decoded, a direction that disagrees with the fault — is a violation.
+  a.bind(L("svm_npf"));
+  {
+    const viol = L("svm_violation");
+    const fetched = a.label(), write = a.label(), rest = a.label(), reg = a.label();
+    a.mov(r14, qword(r13, VMCB.exitInfo1)).mov(r15, qword(r13, VMCB.exitInfo2)); // r14 = error code, r15 = gpa
+    a.bt(r14, 33).jc(viol); // during the guest's own page walk
+    a.test(r14d, 0x10).jnz(viol); // an instruction fetch
+    a.mov(rax, MMIO_ABSENT_END - 8).cmp(r15, rax).ja(viol);
+    a.test(dword(r13, VMCB.efer), 1 << 10).jz(viol); // EFER.LMA
+    a.test(word(r13, VMCB.cs + 2), 1 << 9).jz(viol); // CS.L
+    a.lea(rdi, qword(r12, VM.insn)).xor(eax, eax).mov(ecx, MMIO_FETCH / 8).rep().stosq();
+    a.xor(ebp, ebp); // rbp = bytes fetched; one walk per page the instruction touches
+    const fetch = a.here(), walk = a.label(), have = a.label();
+    a.mov(rdi, qword(r13, VMCB.rip)).add(rdi, rbp);
+    a.test(ebp, ebp).jz(walk);
+    a.test(edi, 0xfff).jnz(have);
+    a.bind(walk);
+    a.mov(rsi, qword(r13, VMCB.cr3)).mov(rdx, qword(rbx, SP.window)).mov(rcx, qword(rbx, SP.allotPages)).shl(rcx, 12);
+    a.call(L("svm_gva_to_hpa"));
+    a.cmp(rax, -1).je(fetched);
+    a.sub(rax, rbp).mov(qword(r12, VM.insnHost), rax); // the host address of byte 0 as if the pages were contiguous
+    a.bind(have);
+    a.mov(rax, qword(r12, VM.insnHost));
+    a.movzx(eax, byte({ base: rax, index: rbp })).mov(byte({ base: r12, index: rbp, disp: VM.insn }), al);
+    a.inc(rbp).cmp(rbp, MMIO_MAX_LENGTH).jb(fetch);
+    a.bind(fetched);
+    a.lea(rdi, qword(r12, VM.insn)).call(L("svm_mmio_decode"));
+    a.cmp(rax, -1).je(viol);
+    a.mov(ecx, eax).and(ecx, MMIO_DESC.lengthMask).cmp(rcx, rbp).ja(viol); // longer than what could be fetched
+    a.mov(rbp, rax); // rbp = the descriptor
+    a.test(eax, MMIO_DESC.read).jz(write);
+    a.test(r14d, 2).jnz(viol); // the fault was a write: not this instruction
+    a.mov(ecx, eax).shr(ecx, MMIO_DESC.regShift).and(ecx, 15);
+    a.lea(r8, qword(r13, VMCB.rax)).test(ecx, ecx).jz(reg);
+    a.lea(r8, qword(r13, VMCB.rsp)).cmp(ecx, 4).je(reg);
+    a.lea(r8, ptr(L("svm_gpr_offsets"))).mov(r8d, dword({ base: r8, index: rcx, scale: 4 })).add(r8, r12);
+    a.bind(reg);
+    a.push(r8);
+    a.mov(rdi, rbp).mov(rsi, qword(r8)).call(L("svm_mmio_merge"));
+    a.pop(r8).mov(qword(r8), rax);
+    absent("mmio read ", { hex: (x) => x.mov(rdi, r15) });
+    a.jmp(rest);
+    a.bind(write);
+    a.test(r14d, 2).jz(viol);
+    absent("mmio write ", { hex: (x) => x.mov(rdi, r15) }, " dropped");
+    a.bind(rest);
+    a.and(ebp, MMIO_DESC.lengthMask).add(qword(r13, VMCB.rip), rbp);
+    a.jmp(L("svm_window"));
+  }
+  a.section(".rdata");
+  a.align(4);
+  a.bind(L("svm_gpr_offsets"));
+  for (const n of ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]) {
+    a.dd(n === "rax" || n === "rsp" ? 0 : VM.gpr(n)); // rax and rsp live in the VMCB
+  }
+  a.section(".text");
+  emitSvmMmio(a);
 
   // A violation (§4): the partition alone stops; the line names the exit, the guest-physical address (NPF), rip and
   // the error code.

@@ -1,0 +1,141 @@
+// Hardware test of the SVM backend's nested-page-fault policy (test/hw; docs/specs/svm.md §4.1): one boot of
+// examples/ultravisor-svm-absent.yaml under QEMU/OVMF with TCG's SVM + NPT. "mmio" reads and writes the APIC/IOAPIC
+// hole with each MOV form the monitor emulates (all ones, writes dropped, it keeps running); "rmw" uses an
+// instruction the monitor does not emulate there and is stopped alone; "sweep" reads and writes guest-physical
+// addresses equal to every other partition's host-physical pages and the database's — after it, the whole of RAM is
+// read over QMP and the quadword it wrote is found nowhere but in its own pages; "acloop" spins in an #AC storm at
+// CPL 3 and still gets exactly its share.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Machine } from "../../qemu/index.ts";
+import { consoleLinesOf, withSerialLog } from "./machine-reads.ts";
+import { writeEfiImage } from "../../image/efi-image.ts";
+import { buildUltravisorImage } from "../../image/ultravisor.ts";
+import { loadConfig } from "../../partitions/config.ts";
+import { SVM_RESERVE, VM } from "../../monitor-gen/svm/layout.ts";
+import { DB_PAGES } from "../../monitor-gen/layout.ts";
+import { MMIO_BEFORE, MMIO_PROBE, SWEEP } from "../../partitions/svm-guest.ts";
+
+const RAM = 256 << 20;
+const scratch = mkdtempSync(join(tmpdir(), "uv-hw-svm-absent-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+const config = loadConfig(join(import.meta.dirname, "..", "..", "examples", "ultravisor-svm-absent.yaml"));
+
+/** Every partition's allotment as the monitor printed it when it started the partition. */
+const ALLOTMENT = /^ultravisor: partition (\S+) started at quantum \d+: cr3 0x[0-9a-f]+ window (0x[0-9a-f]+) allotment (\d+) pages/;
+let boot: { lines: string[]; exit: unknown; patternAt: Array<{ at: number; after: string }>; acloopExits: bigint };
+
+beforeAll(async () => {
+  const img = await buildUltravisorImage({ config });
+  const out = await writeEfiImage(join(scratch, "absent"), img);
+  const m = await Machine.start({ name: "hw-svm-absent", image: out.esp, mem: "256M", timeoutMs: 170_000, log: () => undefined });
+  try {
+    const seen = async (re: RegExp): Promise<void> => {
+      for (let t = 0; t < 1200 && !m.lines.some((l) => re.test(l.text)); t++) await new Promise((r) => setTimeout(r, 100));
+    };
+    await seen(/^sweep: sweep: pages /);
+    // The sweep is over: every page of RAM, and where the quadword it wrote lies.
+    await m.qmp!.execute("stop");
+    const ram = Buffer.from(await m.readPhysical(0, RAM));
+    await m.qmp!.execute("cont");
+    const pattern = Buffer.alloc(8);
+    pattern.writeBigUInt64LE(SWEEP.pattern);
+    // Copies of the image (the loaded PE, the firmware's disk cache) hold the guest's `mov rdx, imm64` (48 BA imm):
+    // those are code, not a landed write, so each occurrence is kept with the two bytes before it.
+    const patternAt: Array<{ at: number; after: string }> = [];
+    for (let i = ram.indexOf(pattern); i >= 0; i = ram.indexOf(pattern, i + 1)) patternAt.push({ at: i, after: ram.subarray(Math.max(0, i - 2), i).toString("hex") });
+    // acloop's exit count from its VM page (the first page after its allotment, monitor-gen/svm/monitor.ts svm_reserve).
+    const acloop = m.lines.map((l) => ALLOTMENT.exec(l.text)).find((x) => x?.[1] === "acloop");
+    const acloopExits = acloop ? ram.readBigUInt64LE(Number(acloop[2]) + 4096 * Number(acloop[3]) + VM.exits) : -1n;
+    const exit = await m.wait();
+    boot = { lines: m.lines.map((l) => l.text), exit, patternAt, acloopExits };
+  } finally {
+    await m.close();
+  }
+}, 175_000);
+
+const linesOf = (name: string): string[] => consoleLinesOf(boot.lines, name);
+const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
+const SUMMARY = /^ultravisor: partition (\S+) number \d+ state (\S+) quanta (\d+) /;
+const summary = (name: string): { state: string; quanta: number } => {
+  const m = boot.lines.map((l) => SUMMARY.exec(l)).find((x) => x?.[1] === name);
+  expect(m, `${name} in the summary`).toBeTruthy();
+  return { state: m![2]!, quanta: Number(m![3]) };
+};
+const share = (name: string): number => (config.runQuanta / 16) * config.partitions.find((p) => p.name === name)!.duty!;
+const TICK = /^tick \d+ quantum \d+ work \d+ checksum 0x[0-9a-f]{8}$/;
+const hex64 = (v: bigint): string => "0x" + BigInt.asUintN(64, v).toString(16).padStart(16, "0");
+const allotments = (): Array<{ name: string; from: number; to: number }> =>
+  boot.lines.map((l) => ALLOTMENT.exec(l)).filter((m) => m !== null).map((m) => ({ name: m[1]!, from: Number(m[2]), to: Number(m[2]) + 4096 * Number(m[3]) }));
+
+describe("SVM: nested page faults of the absent class (unmapped MMIO) and the guest-physical addresses of others", () => {
+  it("a guest reading and writing the APIC/IOAPIC hole with each MOV form reads all ones, its writes go nowhere, and it keeps running", () => {
+    withLog(() => {
+      const ones = (bytes: number): bigint => (1n << BigInt(8 * bytes)) - 1n;
+      // What the x86 manuals say each form leaves in its register when the memory reads all ones.
+      expect(linesOf("mmio").filter((l) => l.startsWith("mmio: "))).toEqual([
+        `mmio: mov eax, [apic+0x30] = ${hex64(ones(4))}`,
+        `mmio: mov al (rax 0x1122334455667788) = ${hex64((MMIO_BEFORE & ~0xffn) | 0xffn)}`,
+        `mmio: mov bh (rbx 0x1122334455667788) = ${hex64((MMIO_BEFORE & ~0xff00n) | 0xff00n)}`,
+        `mmio: movzx r14d, word = ${hex64(0xffffn)}`,
+        `mmio: mov r13, [rdi+rbx] = ${hex64(ones(8))}`,
+        `mmio: after writes, mov r12, [apic+0x88] = ${hex64(ones(8))}`,
+      ]);
+      for (const what of [`read 0x${(MMIO_PROBE + 0x30).toString(16)} `, `write 0x${(MMIO_PROBE + 0x80).toString(16)} dropped`, "write 0xfec00000 dropped"]) {
+        expect(boot.lines.some((l) => l.startsWith("ultravisor: svm: partition mmio: absent: mmio " + what)), what).toBe(true);
+      }
+      expect(linesOf("mmio").some((l) => TICK.test(l)), "ticks after the probes").toBe(true);
+      expect(summary("mmio")).toEqual({ state: "ready", quanta: share("mmio") });
+    });
+  });
+
+  it("an instruction the monitor does not emulate on an absent address is a violation: that guest alone stops", () => {
+    withLog(() => {
+      const v = boot.lines.map((l) => /^ultravisor: svm: partition rmw stopped: violation: exit (0x[0-9a-f]+) gpa (0x[0-9a-f]+) /.exec(l)).find((x) => x);
+      expect(v, "rmw's violation line").toBeTruthy();
+      expect({ exit: v![1], gpa: Number(v![2]) }).toEqual({ exit: "0x400", gpa: MMIO_PROBE + 0x30 });
+      expect(linesOf("rmw").filter((l) => l.includes("containment failed"))).toEqual([]);
+      expect(summary("rmw").state).toBe("failed");
+      const at = boot.lines.findIndex((l) => l.startsWith("ultravisor: svm: partition rmw stopped"));
+      for (const n of ["V", "Y", "mmio"]) expect(boot.lines.slice(at + 1).some((l) => l.startsWith(`${n}: `)), `${n} after the violation`).toBe(true);
+    });
+  });
+
+  it("a guest sweeping the guest-physical addresses of every other partition's pages and the database's gets only all ones and changes nothing", () => {
+    withLog(() => {
+      const pages = (SWEEP.to - SWEEP.from) / SWEEP.step;
+      expect(linesOf("sweep")).toContain(`sweep: pages ${pages}, reads not all ones 0`);
+      // The sweep reached every other partition's allotment and the database's page (at least one address in each).
+      const all = allotments();
+      expect(all.map((a) => a.name)).toEqual(expect.arrayContaining(config.partitions.filter((p) => p.kind === "guest").map((p) => p.name)));
+      const targets = [...all.filter((a) => a.name !== "sweep"), { name: "database", from: DB_PAGES.lo, to: DB_PAGES.hi }];
+      for (const t of targets) {
+        const first = SWEEP.from + Math.ceil((t.from - SWEEP.from) / SWEEP.step) * SWEEP.step;
+        expect(first >= SWEEP.from && first + 16 <= t.to && first < SWEEP.to, `${t.name} [0x${t.from.toString(16)}, 0x${t.to.toString(16)}) swept`).toBe(true);
+      }
+      // The quadword it wrote is nowhere in RAM but in its own pages (its code holds it as an immediate; its VM page,
+      // right after its allotment, holds its registers) and in copies of its code (the loaded image, the firmware's
+      // disk cache: preceded by the REX.W B8+2 of `mov rdx, imm64`). A write that landed would be a bare quadword.
+      const own = all.find((a) => a.name === "sweep")!;
+      const ownEnd = own.to + 4096 * SVM_RESERVE.partitionPages;
+      const inOwn = boot.patternAt.filter((p) => p.at >= own.from && p.at < ownEnd);
+      expect(inOwn.some((p) => p.after === "48ba"), "its own code holds the pattern").toBe(true);
+      expect(boot.patternAt.filter((p) => (p.at < own.from || p.at >= ownEnd) && p.after !== "48ba").map((p) => "0x" + p.at.toString(16))).toEqual([]);
+      expect(summary("sweep")).toEqual({ state: "ready", quanta: share("sweep") });
+    });
+  });
+
+  it("an #AC storm at CPL 3 (alignment checking on, a handler that returns to the access) never keeps the processor", () => {
+    withLog(() => {
+      expect(linesOf("acloop")).toContain("ac-loop: CPL 3, AM and AC on, #AC returns to the access");
+      expect(summary("acloop")).toEqual({ state: "ready", quanta: share("acloop") });
+      // One exit per #AC: hundreds by the end of the sweep (TCG delivers a few per millisecond), where a guest that
+      // never faulted would have about one timer exit per quantum.
+      expect(boot.acloopExits).toBeGreaterThan(5n * BigInt(share("acloop")));
+      for (const n of ["V", "Y", "mmio", "sweep"]) expect(summary(n).quanta, `${n} beside the storm`).toBe(share(n));
+      expect(boot.exit).toEqual({ kind: "guest", code: config.exitCode });
+    });
+  });
+});
