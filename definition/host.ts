@@ -45,10 +45,12 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
  * reads and writes the APIC/IOAPIC page with every MOV form (the absent class: all ones, writes dropped), "mmio-rmw"
  * uses an instruction the monitor does not emulate there (a violation), "sweep" reads and writes one quadword every
  * 128 KiB of guest-physical [1 MiB, 256 MiB) (every other partition's host-physical pages among them), "ac-loop" drops to
- * CPL 3 with alignment checking on and an #AC handler that returns to the faulting access (a benign-exception storm).
+ * CPL 3 with alignment checking on and an #AC handler that returns to the faulting access (a benign-exception storm),
+ * "uart-reset" runs Linux's 8250 autoconfig probes on COM1 and resets through the keyboard controller, "halt" halts
+ * with interrupts off (both stop the guest, docs/specs/linux-pc.md §6).
  */
 export const VM_KINDS = ["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop", "bench",
-  "mmio", "mmio-rmw", "sweep", "ac-loop"] as const;
+  "mmio", "mmio-rmw", "sweep", "ac-loop", "uart-reset", "halt"] as const;
 export type VmKind = (typeof VM_KINDS)[number];
 
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;

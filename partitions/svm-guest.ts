@@ -5,7 +5,7 @@
 // The test-only kinds (definition/host.ts VM_KINDS) add one probe once in long mode: absent devices, a violation,
 // reaching other partitions' pages, clearing EFER.SVME in the shadow, spinning with interrupts off. The 16- and 32-bit
 // start is hand-encoded (the typed assembler emits 64-bit code only); everything from long mode on is assembled.
-import { Assembler, type Label, al, ax, bh, byte, cr0, cr3, dl, dword, dx, eax, ebx, edi, ecx, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r14d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, ax, bh, byte, cr0, cr3, dl, dword, dx, eax, ebx, edi, ecx, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { flatten } from "../toolchain/x64/flat.ts";
 import type { VmKind } from "../definition/host.ts";
 import { HC } from "../monitor-gen/layout.ts";
@@ -395,6 +395,33 @@ function probe(a: Assembler, kind: VmKind, line: (...p: Array<string | { dec: ()
       a.bind(ok2);
       a.inc(r13).add(rdi, SWEEP.step).cmp(rdi, rsi).jb(next);
       line("sweep: pages ", { dec: () => a.mov(rax, r13) }, ", reads not all ones ", { dec: () => a.mov(rax, r12) });
+      return;
+    }
+    case "uart-reset": {
+      // Linux's 8250 autoconfig probes (IER read-back, loopback MSR, FIFO bits in IIR), then its reset (reboot=k).
+      const io = (port: number, v: number | null, into?: typeof r12d): void => {
+        a.mov(dx, port);
+        if (v !== null) a.mov(al, v).out(dx, al);
+        if (into) a.in(al, dx).movzx(into, al);
+      };
+      io(0x3f9, 0, r12d);
+      io(0x3f9, 0x0f, r13d);
+      io(0x3f9, 0);
+      io(0x3fc, 0x1a);
+      io(0x3fe, null, r14d);
+      io(0x3fc, 0);
+      io(0x3fa, 0x07, r15d);
+      line("uart: ier ", { hex: () => a.mov(eax, r12d) }, " ", { hex: () => a.mov(eax, r13d) }, " msr ", { hex: () => a.mov(eax, r14d) },
+        " iir ", { hex: () => a.mov(eax, r15d) });
+      line("uart: 0xFE to port 0x64 (reset)");
+      a.mov(al, 0xfe).out(0x64, al);
+      line("uart: still running after the reset: containment failed");
+      return;
+    }
+    case "halt": {
+      line("halt: hlt with interrupts off");
+      a.cli().hlt();
+      line("halt: still running after hlt: containment failed");
       return;
     }
     case "ac-loop": {

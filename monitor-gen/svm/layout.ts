@@ -60,6 +60,8 @@ export const VM = {
   dr: 0x80, vmcb: 0xa0, shadowSvme: 0xa8, absent: 0xb0, lineLen: 0xb8, reqid: 0xc0, exits: 0xc8, lineFull: 0xd0, insnHost: 0xd8, line: 0x100,
   /** The instruction bytes fetched for absent-MMIO decoding (MMIO_FETCH of them). */
   insn: 0x180,
+  /** The 16550A model's state (pc.ts UART, docs/specs/linux-pc.md §4). */
+  uart: 0x200,
 } as const;
 
 /** Bytes the image builder embeds when the image holds a hardware-virtualized partition; qemu/accel.ts (a lower layer,

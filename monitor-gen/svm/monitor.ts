@@ -5,10 +5,11 @@
 // with its #VMEXIT dispatch: COM1 emulated into the console channel, CPUID, the EFER shadow, HLT and VMMCALL, the
 // "absent" answers and the "violation" stops. monitor-gen/lead.ts calls svm_reserve and svm_prepare; nothing else
 // of the monitor knows a partition is virtualized.
-import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r14d, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r14d, r15, r15d, esi, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
 import { kline } from "../console.ts";
 import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE, WIN } from "../layout.ts";
 import { PTE } from "../paging.ts";
+import { UART_OUT, emitSvmPc } from "./pc.ts";
 import { MMIO_ABSENT_END, MMIO_DESC, MMIO_FETCH, MMIO_MAX_LENGTH, emitSvmMmio } from "./mmio.ts";
 import { CPUID_SIGNATURE, EXIT_CODE, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
 
@@ -243,7 +244,9 @@ export function emitSvm(a: Assembler): void {
     a.cmp(r8d, 0x8000_0001).je(ext);
     a.jmp(store);
     a.bind(leaf1);
-    a.and(ecx, ~(1 << 5)).or(ecx, 1 << 31);
+    // VMX off, hypervisor on; no local APIC and no x2APIC: the guest's interrupt controller is the 8259A pair
+    // (docs/specs/linux-pc.md §2), and an APIC page would only be absent MMIO.
+    a.and(ecx, ~((1 << 5) | (1 << 21))).or(ecx, 1 << 31).and(edx, ~(1 << 9));
     a.jmp(store);
     a.bind(ext);
     a.and(ecx, ~4);
@@ -266,17 +269,37 @@ export function emitSvm(a: Assembler): void {
   // IOIO: EXITINFO1 = port (31:16), size (SZ8/16/32 bits 4–6), STR (2), IN (0); EXITINFO2 = the next rip.
   a.bind(L("svm_ioio"));
   {
-    const out = a.label(), done = a.label(), notCom = a.label(), merge = a.label();
+    const done = a.label(), notCom = a.label(), merge = a.label(), com = a.label();
     a.mov(r14, qword(r13, VMCB.exitInfo1)).mov(r15, r14).shr(r15, 16).and(r15, 0xffff); // r14 = info, r15 = port
     a.test(r14, 4).jnz(notCom); // string forms: absent
-    a.test(r14, 1).jz(out);
-    // IN: COM1's LSR says the transmitter is empty; other COM1 registers 0; any other port all ones.
     {
-      const value = a.label();
-      a.mov(eax, 0x60).cmp(r15, 0x3fd).je(value);
-      a.xor(eax, eax).cmp(r15, 0x3f8).jb(notCom);
-      a.cmp(r15, 0x3ff).ja(notCom);
-      a.bind(value);
+      // 0xFE to the keyboard controller's command port: the partition's reset, its stop (docs/specs/linux-pc.md §6).
+      const notReset = a.label();
+      a.cmp(r15, 0x64).jne(notReset);
+      a.test(r14, 1).jnz(notCom);
+      a.cmp(byte(r13, VMCB.rax), 0xfe).jne(notCom);
+      a.lea(r14, ptr(L("svm_s_reset"))).jmp(L("svm_stop"));
+      a.bind(notReset);
+    }
+    a.cmp(r15, 0x3f8).jb(notCom);
+    a.cmp(r15, 0x3ff).ja(notCom);
+    a.jmp(com);
+    // COM1: the 16550A model (pc.ts); a THR write it reports joins the line buffer.
+    a.bind(com);
+    {
+      const read = a.label();
+      a.lea(rdi, qword(r12, VM.uart)).mov(esi, r15d).sub(esi, 0x3f8).movzx(edx, byte(r13, VMCB.rax));
+      a.mov(ecx, r14d).and(ecx, 1).xor(ecx, 1); // IN is bit 0: 1 = write for svm_uart
+      a.call(L("svm_uart"));
+      a.test(r14, 1).jnz(read);
+      a.test(eax, UART_OUT.transmit).jz(done);
+      a.movzx(eax, byte(r13, VMCB.rax));
+      a.call(L("svm_com1_byte"));
+      a.jmp(done);
+      a.bind(read);
+      a.and(eax, 0xff);
+    }
+    {
       a.bind(merge);
       // rax keeps its bits above the access size (a 32-bit access zero-extends, as IN does).
       const s16 = a.label(), s32 = a.label(), stored = a.label();
@@ -292,17 +315,6 @@ export function emitSvm(a: Assembler): void {
       a.mov(qword(r13, VMCB.rax), rcx);
       a.jmp(done);
     }
-    a.bind(out);
-    {
-      const notThr = a.label();
-      a.cmp(r15, 0x3f8).jne(notThr);
-      a.movzx(eax, byte(r13, VMCB.rax));
-      a.call(L("svm_com1_byte"));
-      a.jmp(done);
-      a.bind(notThr);
-      a.cmp(r15, 0x3f9).jb(notCom);
-      a.cmp(r15, 0x3ff).jbe(done); // other COM1 registers: accepted, nothing to do
-    }
     a.bind(notCom);
     absent({ str: (x) => x.lea(rdi, ptr(L("svm_s_port"))) }, { hex: (x) => x.mov(rdi, r15) }, " info ", { hex: (x) => x.mov(rdi, r14) });
     const wasOut = a.label();
@@ -317,6 +329,10 @@ export function emitSvm(a: Assembler): void {
   a.section(".rdata");
   a.bind(L("svm_s_port"));
   a.asciz("port ");
+  a.bind(L("svm_s_reset"));
+  a.asciz("reset through the keyboard controller (0xFE to port 0x64)");
+  a.bind(L("svm_s_halt"));
+  a.asciz("halted with interrupts off");
   a.section(".text");
 
   // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full line sends it to the console channel. A
@@ -424,6 +440,12 @@ export function emitSvm(a: Assembler): void {
 
   // HLT: the guest gives the rest of its quantum away (as YIELD): the loop's frame resumes it at its next dispatch.
   a.bind(L("svm_hlt"));
+  {
+    const wakes = a.label();
+    a.test(dword(r13, VMCB.rflags), 1 << 9).jnz(wakes);
+    a.lea(r14, ptr(L("svm_s_halt"))).jmp(L("svm_stop"));
+    a.bind(wakes);
+  }
   advance(1);
   a.bind(L("svm_yield"));
   account();
@@ -557,6 +579,18 @@ export function emitSvm(a: Assembler): void {
   }
   a.section(".text");
   emitSvmMmio(a);
+  emitSvmPc(a);
+
+  // svm_stop(r14 = the reason): the guest stopped itself (linux-pc.md §6): state stopped, one line, the idle
+  // partition runs the rest of the quantum. Not a violation.
+  a.bind(L("svm_stop"));
+  {
+    a.mov(dword(rbx, SP.state), STATE.stopped);
+    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, SP.name)) }, ": ", { str: (x) => x.mov(rdi, r14) },
+      ": stopped (rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) }, ")");
+    account();
+    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+  }
 
   // A violation (§4): the partition alone stops; the line names the exit, the guest-physical address (NPF), rip and
   // the error code.

@@ -4,7 +4,8 @@
 // instruction the monitor does not emulate there and is stopped alone; "sweep" reads and writes guest-physical
 // addresses equal to every other partition's host-physical pages and the database's — after it, the whole of RAM is
 // read over QMP and the quadword it wrote is found nowhere but in its own pages; "acloop" spins in an #AC storm at
-// CPL 3 and still gets exactly its share.
+// CPL 3 and still gets exactly its share; "uart" and "halt" stop themselves (the 16550A model under Linux's
+// autoconfig probes, the keyboard-controller reset, HLT with interrupts off; docs/specs/linux-pc.md).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -124,6 +125,19 @@ describe("SVM: nested page faults of the absent class (unmapped MMIO) and the gu
       expect(inOwn.some((p) => p.after === "48ba"), "its own code holds the pattern").toBe(true);
       expect(boot.patternAt.filter((p) => (p.at < own.from || p.at >= ownEnd) && p.after !== "48ba").map((p) => "0x" + p.at.toString(16))).toEqual([]);
       expect(summary("sweep")).toEqual({ state: "ready", quanta: share("sweep") });
+    });
+  });
+
+  it("the 16550A model passes Linux's autoconfig probes; 0xFE to port 0x64 and HLT with interrupts off stop the guest alone, cleanly", () => {
+    withLog(() => {
+      // IER 0 and 0x0F read back, loopback MSR 0x90 (RTS → CTS, OUT2 → DCD), IIR 0xC1 after FCR 0x07 (a 16550A).
+      expect(linesOf("uart")).toContain("uart: ier 0x00000000 0x0000000f msr 0x00000090 iir 0x000000c1");
+      for (const [name, why] of [["uart", "reset through the keyboard controller (0xFE to port 0x64)"], ["halt", "halted with interrupts off"]] as const) {
+        expect(boot.lines.some((l) => l.startsWith(`ultravisor: svm: partition ${name}: ${why}: stopped (rip `)), `${name} stopped`).toBe(true);
+        expect(summary(name).state).toBe("stopped");
+        expect(linesOf(name).filter((l) => l.includes("containment failed"))).toEqual([]);
+        expect(boot.lines.some((l) => l.startsWith(`ultravisor: svm: partition ${name} stopped: violation`)), `${name}: no violation`).toBe(false);
+      }
     });
   });
 
