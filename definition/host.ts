@@ -47,10 +47,11 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
  * 128 KiB of guest-physical [1 MiB, 256 MiB) (every other partition's host-physical pages among them), "ac-loop" drops to
  * CPL 3 with alignment checking on and an #AC handler that returns to the faulting access (a benign-exception storm),
  * "uart-reset" runs Linux's 8250 autoconfig probes on COM1 and resets through the keyboard controller, "halt" halts
- * with interrupts off (both stop the guest, docs/specs/linux-pc.md §6).
+ * with interrupts off (both stop the guest, docs/specs/linux-pc.md §6), "pc-irq" takes PIT interrupts through the
+ * 8259A and sends a line from its UART THRE interrupt handler.
  */
 export const VM_KINDS = ["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop", "bench",
-  "mmio", "mmio-rmw", "sweep", "ac-loop", "uart-reset", "halt"] as const;
+  "mmio", "mmio-rmw", "sweep", "ac-loop", "uart-reset", "halt", "pc-irq"] as const;
 export type VmKind = (typeof VM_KINDS)[number];
 
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;

@@ -30,6 +30,11 @@ const SEL3 = { udata: 0x20 | 3, ucode: 0x28 | 3, tss: 0x30 } as const;
 export const MMIO_PROBE = 0xfee0_0000;
 /** What the "mmio" probe loads before each 8-bit and 64-bit read, to show which bits the read replaced. */
 export const MMIO_BEFORE = 0x1122_3344_5566_7788n;
+/** The "pc-irq" kind: the PIT's count (1 kHz), the timer interrupts it waits for, the message its IRQ 4 handler sends. */
+export const PC_IRQ = { pitCount: 1193, ticks: 20, message: "irq4: this line went out one byte per THRE interrupt\n" } as const;
+const vmmcallTime = (a: Assembler): void => {
+  a.mov(eax, HC.time).vmmcall();
+};
 /** The "sweep" kind: [from, to) in steps, and the quadword it writes (the test looks for it in all of RAM). */
 export const SWEEP = { from: 0x10_0000, to: 0x1000_0000, step: 0x2_0000, pattern: 0x5357_4545_505f_5356n } as const;
 /** The guest-physical address the "reach" probe writes and reads: the database's own 4 MiB page (DB_PAGES.lo), and
@@ -266,7 +271,7 @@ function assembleLong(o: SvmGuestOptions): Uint8Array {
   }
   a.section(".rdata");
   a.bind(L("g_idtr"));
-  a.dw(32 * 16 - 1);
+  a.dw(256 * 16 - 1); // 32 exception gates filled in; the "pc-irq" kind adds 0x20 and 0x24
   a.dq(SVM_GUEST.idt);
   a.bind(L("g_hex"));
   a.ascii("0123456789abcdef");
@@ -416,6 +421,58 @@ function probe(a: Assembler, kind: VmKind, line: (...p: Array<string | { dec: ()
       line("uart: 0xFE to port 0x64 (reset)");
       a.mov(al, 0xfe).out(0x64, al);
       line("uart: still running after the reset: containment failed");
+      return;
+    }
+    case "pc-irq": {
+      // The PC of docs/specs/linux-pc.md as Linux programs it: the 8259A pair at vectors 0x20/0x28 with IRQ 0 and 4
+      // unmasked, the 8254's channel 0 periodic at 1 kHz, the UART's THRE interrupt driving a message out byte by byte
+      // from the IRQ 4 handler. Interrupts on, it waits (with VMMCALL TIME exits) for 20 timer interrupts and the
+      // message, then interrupts off, one line with the counts.
+      const gate = (vector: number, handler: string): void => {
+        const at = SVM_GUEST.idt + 16 * vector;
+        a.lea(rax, ptr(a.symbol(handler)));
+        a.mov(word({ disp: at }), ax).mov(word({ disp: at + 2 }), 0x18).mov(word({ disp: at + 4 }), 0x8e00);
+        a.shr(rax, 16).mov(word({ disp: at + 6 }), ax).shr(rax, 16).mov(dword({ disp: at + 8 }), eax).mov(dword({ disp: at + 12 }), 0);
+      };
+      gate(0x20, "g_irq0");
+      gate(0x24, "g_irq4");
+      for (const [port, v] of [[0x20, 0x11], [0x21, 0x20], [0x21, 0x04], [0x21, 0x01], [0xa0, 0x11], [0xa1, 0x28], [0xa1, 0x02], [0xa1, 0x01], [0x21, 0xee], [0xa1, 0xff],
+        [0x43, 0x34], [0x40, PC_IRQ.pitCount & 0xff], [0x40, PC_IRQ.pitCount >> 8]] as const) a.mov(al, v).out(port, al);
+      line("pc-irq: PIC at 0x20/0x28, PIT 1 kHz, UART THRE interrupts");
+      a.xor(r12d, r12d).xor(r13d, r13d).xor(r14d, r14d).mov(byte(a.symbol("g_pc_done")), 0);
+      a.mov(dx, 0x3f9).mov(al, 2).out(dx, al); // IER: ETBEI
+      a.sti();
+      const wait = a.here();
+      vmmcallTime(a);
+      a.cmp(r12, PC_IRQ.ticks).jb(wait);
+      a.cmp(byte(a.symbol("g_pc_done")), 0).je(wait);
+      a.cli();
+      line("pc-irq: timer interrupts ", { dec: () => a.mov(rax, r12) }, ", uart interrupts ", { dec: () => a.mov(rax, r13) });
+      // IRQ 0: count, EOI. IRQ 4: on THRE send the next byte of the message, or switch ETBEI off at its end; EOI.
+      const after = a.label();
+      a.jmp(after);
+      a.bind(a.symbol("g_irq0"));
+      a.inc(r12).push(rax).mov(al, 0x20).out(0x20, al).pop(rax).iretq();
+      a.bind(a.symbol("g_irq4"));
+      {
+        const eoi = a.label(), end = a.label();
+        for (const r of [rax, rdx, rsi]) a.push(r);
+        a.mov(dx, 0x3fa).in(al, dx).and(al, 0x0f).cmp(al, 2).jne(eoi);
+        a.inc(r13);
+        a.lea(rsi, ptr(literal(a, PC_IRQ.message))).movzx(eax, byte({ base: rsi, index: r14 })).test(al, al).jz(end);
+        a.mov(dx, 0x3f8).out(dx, al).inc(r14).jmp(eoi);
+        a.bind(end);
+        a.mov(dx, 0x3f9).xor(eax, eax).out(dx, al).mov(byte(a.symbol("g_pc_done")), 1);
+        a.bind(eoi);
+        a.mov(al, 0x20).out(0x20, al);
+        for (const r of [rsi, rdx, rax]) a.pop(r);
+        a.iretq();
+      }
+      a.section(".data");
+      a.bind(a.symbol("g_pc_done"));
+      a.zero(8);
+      a.section(".text");
+      a.bind(after);
       return;
     }
     case "halt": {

@@ -9,7 +9,7 @@ import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, ed
 import { kline } from "../console.ts";
 import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE, WIN } from "../layout.ts";
 import { PTE } from "../paging.ts";
-import { UART_OUT, emitSvmPc } from "./pc.ts";
+import { PIC, PIC_CHIP, UART, UART_OUT, emitSvmPc, emitSvmPicPit } from "./pc.ts";
 import { MMIO_ABSENT_END, MMIO_DESC, MMIO_FETCH, MMIO_MAX_LENGTH, emitSvmMmio } from "./mmio.ts";
 import { CPUID_SIGNATURE, EXIT_CODE, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
 
@@ -82,6 +82,8 @@ export function emitSvm(a: Assembler): void {
     a.call(L("alloc_page")).mov(qword(r13, SP.svmPage), rax);
     a.call(L("alloc_page")).mov(qword(r13, SP.svmVmcb), rax);
     a.mov(rcx, qword(r13, SP.svmPage)).mov(qword(rcx, VM.vmcb), rax);
+    // Both 8259As masked until the guest programs them (linux-pc.md §2).
+    a.mov(byte(rcx, VM.pic + PIC.master + PIC_CHIP.imr), 0xff).mov(byte(rcx, VM.pic + PIC.slave + PIC_CHIP.imr), 0xff);
     a.lea(rax, ptr(L("svm_loop"))).mov(qword(r13, FR.rip), rax);
     a.mov(qword(r13, FR.cs), SEL.kcode).mov(qword(r13, FR.rflags), 2); // IF = 0: the loop opens its own window
     a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(r13, FR.rsp), rax);
@@ -156,6 +158,7 @@ export function emitSvm(a: Assembler): void {
     a.cmp(qword(L("g_svm_last")), r13).je(same);
     a.mov(byte(r13, VMCB.tlbControl), 1).mov(qword(L("g_svm_last")), r13);
     a.bind(same);
+    a.call(L("svm_pc_tick"));
     a.cli();
     raw([0x0f, 0x01, 0xdd]); // clgi
     a.mov(rax, r13);
@@ -196,7 +199,7 @@ export function emitSvm(a: Assembler): void {
     a.bind(noEvent);
     a.mov(rax, qword(r13, VMCB.exitCode));
     const cases: Array<[number, string]> = [
-      [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
+      [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.vintr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
       [EXIT_CODE.cpuid, "svm_cpuid"], [EXIT_CODE.ioio, "svm_ioio"], [EXIT_CODE.msr, "svm_msr"], [EXIT_CODE.hlt, "svm_hlt"],
       [EXIT_CODE.vmmcall, "svm_vmmcall"], [EXIT_CODE.npf, "svm_npf"], [EXIT_CODE.excDb, "svm_reflect"], [EXIT_CODE.excAc, "svm_reflect"], [EXIT_CODE.xsetbv, "svm_xsetbv"],
     ];
@@ -280,6 +283,36 @@ export function emitSvm(a: Assembler): void {
       a.cmp(byte(r13, VMCB.rax), 0xfe).jne(notCom);
       a.lea(r14, ptr(L("svm_s_reset"))).jmp(L("svm_stop"));
       a.bind(notReset);
+    }
+    {
+      // The 8259A pair, the 8254, port 0x61 and the ELCR (linux-pc.md §2–§3).
+      const notPc = a.label(), pic = a.label(), pit = a.label(), fixed = a.label(), call = a.label();
+      a.mov(esi, r15d).and(esi, ~0x81);
+      a.cmp(esi, 0x20).je(pic); // 0x20, 0x21, 0xA0, 0xA1
+      a.mov(esi, r15d).and(esi, ~3);
+      a.cmp(esi, 0x40).je(pit);
+      a.cmp(r15, 0x61).je(fixed);
+      a.cmp(r15, 0x4d0).je(fixed);
+      a.cmp(r15, 0x4d1).je(fixed);
+      a.jmp(notPc);
+      a.bind(fixed); // 0x61 reads OUT2 high, the ELCR all edge; writes dropped
+      a.test(r14, 1).jz(done);
+      a.xor(eax, eax).cmp(r15, 0x61).jne(merge);
+      a.mov(eax, 0x20).jmp(merge);
+      a.bind(pic);
+      a.lea(rdi, qword(r12, VM.pic)).mov(esi, r15d).and(esi, 1).mov(eax, r15d).shr(eax, 6).and(eax, 2).or(esi, eax);
+      a.lea(rax, ptr(L("svm_pic_io"))).jmp(call);
+      a.bind(pit);
+      a.call(L("svm_pit_now")).mov(r8, rax);
+      a.lea(rdi, qword(r12, VM.pit)).mov(esi, r15d).and(esi, 3);
+      a.lea(rax, ptr(L("svm_pit_io")));
+      a.bind(call);
+      a.mov(byte(r12, VM.pcOn), 1);
+      a.movzx(edx, byte(r13, VMCB.rax)).mov(ecx, r14d).and(ecx, 1).xor(ecx, 1);
+      a.call(rax);
+      a.test(r14, 1).jz(done);
+      a.and(eax, 0xff).jmp(merge);
+      a.bind(notPc);
     }
     a.cmp(r15, 0x3f8).jb(notCom);
     a.cmp(r15, 0x3ff).ja(notCom);
@@ -445,6 +478,14 @@ export function emitSvm(a: Assembler): void {
     a.test(dword(r13, VMCB.rflags), 1 << 9).jnz(wakes);
     a.lea(r14, ptr(L("svm_s_halt"))).jmp(L("svm_stop"));
     a.bind(wakes);
+    // An interrupt already pending wakes it at once: the loop injects it (linux-pc.md §5).
+    const sleep = a.label();
+    a.cmp(byte(r12, VM.pcOn), 0).je(sleep);
+    a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_next"));
+    a.test(rax, rax).js(sleep);
+    advance(1);
+    a.jmp(L("svm_window"));
+    a.bind(sleep);
   }
   advance(1);
   a.bind(L("svm_yield"));
@@ -580,6 +621,55 @@ export function emitSvm(a: Assembler): void {
   a.section(".text");
   emitSvmMmio(a);
   emitSvmPc(a);
+  emitSvmPicPit(a);
+
+  // svm_pit_now → rax = the time in PIT ticks (1 193 182 Hz) from the ultravisor's own clock: quanta of the local
+  // APIC timer (initial count 0x380) plus the current count (0x390), counted as nanoseconds as everywhere in the
+  // ultravisor (QEMU's APIC timer runs at 1 GHz); never less than the last value read. Clobbers rcx, rdx.
+  a.bind(L("svm_pit_now"));
+  {
+    const ok = a.label();
+    a.mov(rcx, qword(L("g_lapic")));
+    a.mov(eax, dword(rcx, 0x380)).mov(edx, eax).sub(edx, dword(rcx, 0x390)); // ticks into this quantum
+    a.imul(rax, qword(L("g_quantum"))).add(rax, rdx);
+    a.mov(ecx, 1_193_182).mul(rcx).mov(ecx, 1_000_000_000).div(rcx);
+    a.cmp(rax, qword(r12, VM.pitNow)).jae(ok);
+    a.mov(rax, qword(r12, VM.pitNow));
+    a.bind(ok);
+    a.mov(qword(r12, VM.pitNow), rax);
+    a.ret();
+  }
+
+  // svm_pc_tick (rbx, r12, r13 as in the loop): before each VMRUN of a guest that programmed its PC — the PIT's IRQ
+  // 0, the UART's IRQ 4 level, then one interrupt injected through EVENTINJ when the guest can take it, or V_IRQ set
+  // so that the VINTR intercept brings it back as soon as it can (linux-pc.md §5).
+  a.bind(L("svm_pc_tick"));
+  {
+    const done = a.label(), noTimer = a.label(), noUart = a.label(), window = a.label();
+    a.cmp(byte(r12, VM.pcOn), 0).je(done);
+    a.mov(dword(r13, VMCB.vintr), 1 << 24); // V_INTR_MASKING, no V_IRQ
+    a.call(L("svm_pit_now"));
+    a.lea(rdi, qword(r12, VM.pit)).mov(rsi, rax).call(L("svm_pit_due"));
+    a.test(eax, eax).jz(noTimer);
+    a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_raise"));
+    a.bind(noTimer);
+    a.test(byte(r12, VM.uart + UART.ier), 2).jz(noUart);
+    a.cmp(byte(r12, VM.uart + UART.thri), 0).je(noUart);
+    a.lea(rdi, qword(r12, VM.pic)).mov(esi, 4).call(L("svm_pic_raise"));
+    a.bind(noUart);
+    a.bt(dword(r13, VMCB.eventInj), 31).jc(done); // an exception goes first
+    a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_next"));
+    a.test(rax, rax).js(done);
+    a.test(dword(r13, VMCB.rflags), 1 << 9).jz(window);
+    a.test(byte(r13, VMCB.interruptShadow), 1).jnz(window);
+    a.lea(rdi, qword(r12, VM.pic)).mov(esi, 1).call(L("svm_pic_next"));
+    a.bts(eax, 31).mov(qword(r13, VMCB.eventInj), rax); // type 0: an external interrupt
+    a.ret();
+    a.bind(window);
+    a.mov(dword(r13, VMCB.vintr), (1 << 24) | (1 << 20) | (0xf << 16) | (1 << 8)); // V_IRQ, top priority, TPR ignored
+    a.bind(done);
+    a.ret();
+  }
 
   // svm_stop(r14 = the reason): the guest stopped itself (linux-pc.md §6): state stopped, one line, the idle
   // partition runs the rest of the quantum. Not a violation.

@@ -5,7 +5,8 @@
 // addresses equal to every other partition's host-physical pages and the database's — after it, the whole of RAM is
 // read over QMP and the quadword it wrote is found nowhere but in its own pages; "acloop" spins in an #AC storm at
 // CPL 3 and still gets exactly its share; "uart" and "halt" stop themselves (the 16550A model under Linux's
-// autoconfig probes, the keyboard-controller reset, HLT with interrupts off; docs/specs/linux-pc.md).
+// autoconfig probes, the keyboard-controller reset, HLT with interrupts off; docs/specs/linux-pc.md); "pc" takes the
+// 8254's interrupts through the 8259A and sends a line from its UART's THRE interrupt handler.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +18,7 @@ import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { loadConfig } from "../../partitions/config.ts";
 import { SVM_RESERVE, VM } from "../../monitor-gen/svm/layout.ts";
 import { DB_PAGES } from "../../monitor-gen/layout.ts";
-import { MMIO_BEFORE, MMIO_PROBE, SWEEP } from "../../partitions/svm-guest.ts";
+import { MMIO_BEFORE, MMIO_PROBE, PC_IRQ, SWEEP } from "../../partitions/svm-guest.ts";
 
 const RAM = 256 << 20;
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-svm-absent-"));
@@ -141,6 +142,18 @@ describe("SVM: nested page faults of the absent class (unmapped MMIO) and the gu
     });
   });
 
+  it("a guest using the PC as Linux does: 8254 timer interrupts through the 8259A, and a line sent by its UART THRE interrupt handler", () => {
+    withLog(() => {
+      const pc = linesOf("pc");
+      const message = PC_IRQ.message.trimEnd();
+      expect(pc).toContain(message);
+      // One THRE interrupt per byte of the message (its newline included), and one more that found it finished.
+      expect(pc).toContain(`pc-irq: timer interrupts ${PC_IRQ.ticks}, uart interrupts ${PC_IRQ.message.length + 1}`);
+      expect(pc.some((l) => TICK.test(l)), "ticks after").toBe(true);
+      expect(summary("pc")).toEqual({ state: "ready", quanta: share("pc") });
+    });
+  });
+
   it("an #AC storm at CPL 3 (alignment checking on, a handler that returns to the access) never keeps the processor", () => {
     withLog(() => {
       expect(linesOf("acloop")).toContain("ac-loop: CPL 3, AM and AC on, #AC returns to the access");
@@ -148,7 +161,7 @@ describe("SVM: nested page faults of the absent class (unmapped MMIO) and the gu
       // One exit per #AC: hundreds by the end of the sweep (TCG delivers a few per millisecond), where a guest that
       // never faulted would have about one timer exit per quantum.
       expect(boot.acloopExits).toBeGreaterThan(5n * BigInt(share("acloop")));
-      for (const n of ["V", "Y", "mmio", "sweep"]) expect(summary(n).quanta, `${n} beside the storm`).toBe(share(n));
+      for (const n of ["V", "Y", "mmio", "sweep", "pc"]) expect(summary(n).quanta, `${n} beside the storm`).toBe(share(n));
       expect(boot.exit).toEqual({ kind: "guest", code: config.exitCode });
     });
   });
