@@ -481,6 +481,7 @@ export function emitSvm(a: Assembler): void {
     // An interrupt already pending wakes it at once: the loop injects it (linux-pc.md §5).
     const sleep = a.label();
     a.cmp(byte(r12, VM.pcOn), 0).je(sleep);
+    a.call(L("svm_pc_sources")); // a timer due right now wakes it too
     a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_next"));
     a.test(rax, rax).js(sleep);
     advance(1);
@@ -640,14 +641,11 @@ export function emitSvm(a: Assembler): void {
     a.ret();
   }
 
-  // svm_pc_tick (rbx, r12, r13 as in the loop): before each VMRUN of a guest that programmed its PC — the PIT's IRQ
-  // 0, the UART's IRQ 4 level, then one interrupt injected through EVENTINJ when the guest can take it, or V_IRQ set
-  // so that the VINTR intercept brings it back as soon as it can (linux-pc.md §5).
-  a.bind(L("svm_pc_tick"));
+  // svm_pc_sources (r12 = VM page): the PC's interrupt sources into the 8259A — the PIT's IRQ 0 when due, the UART's
+  // IRQ 4 while its line is high. Clobbers rax, rcx, rdx, rsi, rdi, r9.
+  a.bind(L("svm_pc_sources"));
   {
-    const done = a.label(), noTimer = a.label(), noUart = a.label(), window = a.label();
-    a.cmp(byte(r12, VM.pcOn), 0).je(done);
-    a.mov(dword(r13, VMCB.vintr), 1 << 24); // V_INTR_MASKING, no V_IRQ
+    const noTimer = a.label(), noUart = a.label();
     a.call(L("svm_pit_now"));
     a.lea(rdi, qword(r12, VM.pit)).mov(rsi, rax).call(L("svm_pit_due"));
     a.test(eax, eax).jz(noTimer);
@@ -657,6 +655,18 @@ export function emitSvm(a: Assembler): void {
     a.cmp(byte(r12, VM.uart + UART.thri), 0).je(noUart);
     a.lea(rdi, qword(r12, VM.pic)).mov(esi, 4).call(L("svm_pic_raise"));
     a.bind(noUart);
+    a.ret();
+  }
+
+  // svm_pc_tick (rbx, r12, r13 as in the loop): before each VMRUN of a guest that programmed its PC — the PIT's IRQ
+  // 0, the UART's IRQ 4 level, then one interrupt injected through EVENTINJ when the guest can take it, or V_IRQ set
+  // so that the VINTR intercept brings it back as soon as it can (linux-pc.md §5).
+  a.bind(L("svm_pc_tick"));
+  {
+    const done = a.label(), window = a.label();
+    a.cmp(byte(r12, VM.pcOn), 0).je(done);
+    a.mov(dword(r13, VMCB.vintr), 1 << 24); // V_INTR_MASKING, no V_IRQ
+    a.call(L("svm_pc_sources"));
     a.bt(dword(r13, VMCB.eventInj), 31).jc(done); // an exception goes first
     a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_next"));
     a.test(rax, rax).js(done);
