@@ -59,11 +59,17 @@ beforeAll(async () => {
     await m.qmp!.execute("cont");
     // Both lines, in whichever order the I/O partition prints them (waitFor consumes lines in order, so poll): reach
     // has read back, and svme's first tick comes after its EFER probe.
-    const seen = async (re: RegExp): Promise<void> => {
+    const seen = async (re: RegExp): Promise<boolean> => {
       for (let t = 0; t < 600 && !m.lines.some((l) => re.test(l.text)); t++) await new Promise((r) => setTimeout(r, 100));
+      return m.lines.some((l) => re.test(l.text));
     };
-    await seen(/^reach: reach read back /);
-    await seen(/^svme: tick 1 /);
+    const missing = [/^reach: reach read back /, /^svme: tick 1 /].filter((re) => !m.lines.some((l) => re.test(l.text)));
+    for (const re of missing) {
+      if (!(await seen(re))) {
+        console.error(m.lines.map((l) => l.text).join("\n"));
+        throw new Error(`${String(re)} never appeared while the machine ran (on a loaded host TCG can run too few guest instructions per 2 ms quantum, or the I/O partition dropped the line)`);
+      }
+    }
     let svmeEfer: bigint | null = null;
     await m.qmp!.execute("stop");
     const canaryAfter = await m.readPhysical(REACH_ADDRESS, 4096);
@@ -139,8 +145,11 @@ describe("SVM: hardware-virtualized partitions on the bare-metal ultravisor", ()
         expect(linesOf(name).filter((l) => l.includes("containment failed"))).toEqual([]);
       }
       const after = boot.lines.slice(last + 1);
-      // Their lines reach the serial port through the I/O partition, so they show it running too.
-      for (const n of ["V", "Y", "absent"]) expect(after.some((l) => l.startsWith(`${n}: `)), `${n} after the last violation`).toBe(true);
+      // Their lines reach the serial port through the I/O partition, so they show it running too. Each keeps its whole
+      // share; a line of theirs can come out late or be dropped when the I/O partition is behind (CHANGELOG, Known
+      // issues), so lines after the last violation are required of at least one of them, not of each.
+      for (const n of ["V", "Y", "absent"]) expect(summary(n).quanta, `${n}'s share`).toBe(share(config.partitions.find((p) => p.name === n)!.duty));
+      expect(after.some((l) => /^(V|Y|absent): /.test(l)), "the others print after the last violation").toBe(true);
     });
   });
 
