@@ -43,9 +43,17 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
  * "vmrun", "vmsave", "clgi", "stgi" and "triple-fault" commit a violation, "reach" reads and writes guest-physical
  * addresses of other partitions' and the database's pages, "svme-clear" clears EFER.SVME in its shadow, "cli-spin"
  * spins with interrupts off, "db-loop" single-steps itself with a #DB handler that returns with TF still set (a
- * benign-exception storm); "bench" times CPUID and COM1 exits (bench/svm.bench.ts).
+ * benign-exception storm); "bench" times CPUID and COM1 exits (bench/svm.bench.ts). test/hw/svm-absent.test.ts: "mmio"
+ * reads and writes the APIC/IOAPIC page with every MOV form (the absent class: all ones, writes dropped), "mmio-rmw"
+ * uses an instruction the monitor does not emulate there (a violation), "sweep" reads and writes one quadword every
+ * 128 KiB of guest-physical [1 MiB, 256 MiB) (every other partition's host-physical pages among them), "ac-loop" drops to
+ * CPL 3 with alignment checking on and an #AC handler that returns to the faulting access (a benign-exception storm),
+ * "uart-reset" runs Linux's 8250 autoconfig probes on COM1 and resets through the keyboard controller, "halt" halts
+ * with interrupts off (both stop the guest, docs/specs/linux-pc.md §6), "pc-irq" takes PIT interrupts through the
+ * 8259A and sends a line from its UART THRE interrupt handler.
  */
-export const VM_KINDS = ["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop", "bench"] as const;
+export const VM_KINDS = ["realmode-demo", "absent", "vmrun", "vmsave", "clgi", "stgi", "triple-fault", "reach", "svme-clear", "cli-spin", "db-loop", "bench",
+  "mmio", "mmio-rmw", "sweep", "ac-loop", "uart-reset", "halt", "pc-irq"] as const;
 export type VmKind = (typeof VM_KINDS)[number];
 
 export const CHANNEL_TYPES = Object.keys(ChannelType) as Array<keyof typeof ChannelType>;

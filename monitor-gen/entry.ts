@@ -401,6 +401,8 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.cmp(dword(r13, SP.state), STATE.ready).je(stated);
     a.lea(r14, ptr(L("s_waiting")));
     a.cmp(dword(r13, SP.state), STATE.waiting).je(stated);
+    a.lea(r14, ptr(L("s_stopped")));
+    a.cmp(dword(r13, SP.state), STATE.stopped).je(stated);
     a.lea(r14, ptr(L("s_failed")));
     a.bind(stated);
     kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " number ", { dec: (x) => x.mov(edi, dword(rbx, 32)) },
@@ -418,6 +420,8 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.asciz("failed");
   a.bind(L("s_waiting"));
   a.asciz("waiting");
+  a.bind(L("s_stopped"));
+  a.asciz("stopped");
   a.section(".text");
 
   // ---- the idle partition's only code: halt until the next quantum -------------------------------------------------

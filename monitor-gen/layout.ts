@@ -49,7 +49,8 @@ export const SP = {
 /** Bytes of the state page from SP.xsave to the saved frame: the largest save area the monitor accepts at boot. */
 export const XSAVE_SPACE = SP.frame - SP.xsave;
 /** waiting: defined in the image, not started yet (no page tables; never dispatched). */
-export const STATE = { ready: 0, waiting: 1, failed: 2 } as const;
+/** stopped: a virtualized guest stopped itself (reset through the keyboard controller, HLT with interrupts off). */
+export const STATE = { ready: 0, waiting: 1, failed: 2, stopped: 3 } as const;
 /** defined: created by a definition from the command partition, so it waits for START instead of starting at boot. */
 /** vm: a hardware-virtualized partition (docs/specs/svm.md): its context is the VMRUN loop at CPL 0. */
 export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16, vm: 32 } as const;

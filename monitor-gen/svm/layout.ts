@@ -16,7 +16,7 @@ export const VMCB = {
 } as const;
 
 /** Intercept vector 3 (offset 0x00C) bits. */
-export const I3 = { intr: 0, nmi: 1, smi: 2, init: 3, cpuid: 18, hlt: 24, invlpga: 26, ioio: 27, msr: 28, shutdown: 31 } as const;
+export const I3 = { intr: 0, nmi: 1, smi: 2, init: 3, vintr: 4, cpuid: 18, hlt: 24, invlpga: 26, ioio: 27, msr: 28, shutdown: 31 } as const;
 /** Intercept vector 4 (offset 0x010) bits. */
 export const I4 = { vmrun: 0, vmmcall: 1, vmload: 2, vmsave: 3, stgi: 4, clgi: 5, skinit: 6, xsetbv: 13 } as const;
 const bits = (o: Record<string, number>): number => Object.values(o).reduce((m, b) => (m | (1 << b)) >>> 0, 0);
@@ -24,7 +24,7 @@ export const SVM_BYTES = { intercept3: bits(I3) | 0, intercept4: bits(I4) } as c
 
 /** EXITCODEs the loop dispatches on (everything else is a violation). */
 export const EXIT_CODE = {
-  excDb: 0x41, excAc: 0x51, intr: 0x60, nmi: 0x61, smi: 0x62, init: 0x63, cpuid: 0x72, hlt: 0x78, invlpga: 0x7a, ioio: 0x7b,
+  excDb: 0x41, excAc: 0x51, intr: 0x60, nmi: 0x61, smi: 0x62, init: 0x63, vintr: 0x64, cpuid: 0x72, hlt: 0x78, invlpga: 0x7a, ioio: 0x7b,
   msr: 0x7c, shutdown: 0x7f, vmrun: 0x80, vmmcall: 0x81, vmload: 0x82, vmsave: 0x83, stgi: 0x84, clgi: 0x85, skinit: 0x86,
   xsetbv: 0x8d, npf: 0x400,
 } as const;
@@ -57,7 +57,13 @@ export const VM = {
     if (i < 0) throw new RangeError(`no guest register ${name} in the VM page`);
     return 8 * i;
   },
-  dr: 0x80, vmcb: 0xa0, shadowSvme: 0xa8, absent: 0xb0, lineLen: 0xb8, reqid: 0xc0, exits: 0xc8, line: 0x100,
+  dr: 0x80, vmcb: 0xa0, shadowSvme: 0xa8, absent: 0xb0, lineLen: 0xb8, reqid: 0xc0, exits: 0xc8, lineFull: 0xd0, insnHost: 0xd8, line: 0x100,
+  /** The instruction bytes fetched for absent-MMIO decoding (MMIO_FETCH of them). */
+  insn: 0x180,
+  /** The 16550A model's state (pc.ts UART, docs/specs/linux-pc.md §4). */
+  uart: 0x200,
+  /** The 8259A pair, the 8254 (pc.ts PIC, PIT), the last PIT time read, and whether the guest has touched them. */
+  pic: 0x210, pit: 0x220, pitNow: 0x240, pcOn: 0x248,
 } as const;
 
 /** Bytes the image builder embeds when the image holds a hardware-virtualized partition; qemu/accel.ts (a lower layer,

@@ -5,10 +5,12 @@
 // with its #VMEXIT dispatch: COM1 emulated into the console channel, CPUID, the EFER shadow, HLT and VMMCALL, the
 // "absent" answers and the "violation" stops. monitor-gen/lead.ts calls svm_reserve and svm_prepare; nothing else
 // of the monitor knows a partition is virtualized.
-import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r14d, r15, r15d, esi, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
 import { kline } from "../console.ts";
 import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE, WIN } from "../layout.ts";
 import { PTE } from "../paging.ts";
+import { PIC, PIC_CHIP, UART, UART_OUT, emitSvmPc, emitSvmPicPit } from "./pc.ts";
+import { MMIO_ABSENT_END, MMIO_DESC, MMIO_FETCH, MMIO_MAX_LENGTH, emitSvmMmio } from "./mmio.ts";
 import { CPUID_SIGNATURE, EXIT_CODE, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
 
 const GREGS = { rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 } as const;
@@ -80,6 +82,8 @@ export function emitSvm(a: Assembler): void {
     a.call(L("alloc_page")).mov(qword(r13, SP.svmPage), rax);
     a.call(L("alloc_page")).mov(qword(r13, SP.svmVmcb), rax);
     a.mov(rcx, qword(r13, SP.svmPage)).mov(qword(rcx, VM.vmcb), rax);
+    // Both 8259As masked until the guest programs them (linux-pc.md §2).
+    a.mov(byte(rcx, VM.pic + PIC.master + PIC_CHIP.imr), 0xff).mov(byte(rcx, VM.pic + PIC.slave + PIC_CHIP.imr), 0xff);
     a.lea(rax, ptr(L("svm_loop"))).mov(qword(r13, FR.rip), rax);
     a.mov(qword(r13, FR.cs), SEL.kcode).mov(qword(r13, FR.rflags), 2); // IF = 0: the loop opens its own window
     a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(r13, FR.rsp), rax);
@@ -154,6 +158,7 @@ export function emitSvm(a: Assembler): void {
     a.cmp(qword(L("g_svm_last")), r13).je(same);
     a.mov(byte(r13, VMCB.tlbControl), 1).mov(qword(L("g_svm_last")), r13);
     a.bind(same);
+    a.call(L("svm_pc_tick"));
     a.cli();
     raw([0x0f, 0x01, 0xdd]); // clgi
     a.mov(rax, r13);
@@ -194,9 +199,9 @@ export function emitSvm(a: Assembler): void {
     a.bind(noEvent);
     a.mov(rax, qword(r13, VMCB.exitCode));
     const cases: Array<[number, string]> = [
-      [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
+      [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.vintr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
       [EXIT_CODE.cpuid, "svm_cpuid"], [EXIT_CODE.ioio, "svm_ioio"], [EXIT_CODE.msr, "svm_msr"], [EXIT_CODE.hlt, "svm_hlt"],
-      [EXIT_CODE.vmmcall, "svm_vmmcall"], [EXIT_CODE.excDb, "svm_reflect"], [EXIT_CODE.excAc, "svm_reflect"], [EXIT_CODE.xsetbv, "svm_xsetbv"],
+      [EXIT_CODE.vmmcall, "svm_vmmcall"], [EXIT_CODE.npf, "svm_npf"], [EXIT_CODE.excDb, "svm_reflect"], [EXIT_CODE.excAc, "svm_reflect"], [EXIT_CODE.xsetbv, "svm_xsetbv"],
     ];
     for (const [code, to] of cases) a.cmp(rax, code).je(L(to));
     a.jmp(L("svm_violation"));
@@ -242,7 +247,9 @@ export function emitSvm(a: Assembler): void {
     a.cmp(r8d, 0x8000_0001).je(ext);
     a.jmp(store);
     a.bind(leaf1);
-    a.and(ecx, ~(1 << 5)).or(ecx, 1 << 31);
+    // VMX off, hypervisor on; no local APIC and no x2APIC: the guest's interrupt controller is the 8259A pair
+    // (docs/specs/linux-pc.md §2), and an APIC page would only be absent MMIO.
+    a.and(ecx, ~((1 << 5) | (1 << 21))).or(ecx, 1 << 31).and(edx, ~(1 << 9));
     a.jmp(store);
     a.bind(ext);
     a.and(ecx, ~4);
@@ -265,17 +272,67 @@ export function emitSvm(a: Assembler): void {
   // IOIO: EXITINFO1 = port (31:16), size (SZ8/16/32 bits 4–6), STR (2), IN (0); EXITINFO2 = the next rip.
   a.bind(L("svm_ioio"));
   {
-    const out = a.label(), done = a.label(), notCom = a.label(), merge = a.label();
+    const done = a.label(), notCom = a.label(), merge = a.label(), com = a.label();
     a.mov(r14, qword(r13, VMCB.exitInfo1)).mov(r15, r14).shr(r15, 16).and(r15, 0xffff); // r14 = info, r15 = port
     a.test(r14, 4).jnz(notCom); // string forms: absent
-    a.test(r14, 1).jz(out);
-    // IN: COM1's LSR says the transmitter is empty; other COM1 registers 0; any other port all ones.
     {
-      const value = a.label();
-      a.mov(eax, 0x60).cmp(r15, 0x3fd).je(value);
-      a.xor(eax, eax).cmp(r15, 0x3f8).jb(notCom);
-      a.cmp(r15, 0x3ff).ja(notCom);
-      a.bind(value);
+      // 0xFE to the keyboard controller's command port: the partition's reset, its stop (docs/specs/linux-pc.md §6).
+      const notReset = a.label();
+      a.cmp(r15, 0x64).jne(notReset);
+      a.test(r14, 1).jnz(notCom);
+      a.cmp(byte(r13, VMCB.rax), 0xfe).jne(notCom);
+      a.lea(r14, ptr(L("svm_s_reset"))).jmp(L("svm_stop"));
+      a.bind(notReset);
+    }
+    {
+      // The 8259A pair, the 8254, port 0x61 and the ELCR (linux-pc.md §2–§3).
+      const notPc = a.label(), pic = a.label(), pit = a.label(), fixed = a.label(), call = a.label();
+      a.mov(esi, r15d).and(esi, ~0x81);
+      a.cmp(esi, 0x20).je(pic); // 0x20, 0x21, 0xA0, 0xA1
+      a.mov(esi, r15d).and(esi, ~3);
+      a.cmp(esi, 0x40).je(pit);
+      a.cmp(r15, 0x61).je(fixed);
+      a.cmp(r15, 0x4d0).je(fixed);
+      a.cmp(r15, 0x4d1).je(fixed);
+      a.jmp(notPc);
+      a.bind(fixed); // 0x61 reads OUT2 high, the ELCR all edge; writes dropped
+      a.test(r14, 1).jz(done);
+      a.xor(eax, eax).cmp(r15, 0x61).jne(merge);
+      a.mov(eax, 0x20).jmp(merge);
+      a.bind(pic);
+      a.lea(rdi, qword(r12, VM.pic)).mov(esi, r15d).and(esi, 1).mov(eax, r15d).shr(eax, 6).and(eax, 2).or(esi, eax);
+      a.lea(rax, ptr(L("svm_pic_io"))).jmp(call);
+      a.bind(pit);
+      a.call(L("svm_pit_now")).mov(r8, rax);
+      a.lea(rdi, qword(r12, VM.pit)).mov(esi, r15d).and(esi, 3);
+      a.lea(rax, ptr(L("svm_pit_io")));
+      a.bind(call);
+      a.mov(byte(r12, VM.pcOn), 1);
+      a.movzx(edx, byte(r13, VMCB.rax)).mov(ecx, r14d).and(ecx, 1).xor(ecx, 1);
+      a.call(rax);
+      a.test(r14, 1).jz(done);
+      a.and(eax, 0xff).jmp(merge);
+      a.bind(notPc);
+    }
+    a.cmp(r15, 0x3f8).jb(notCom);
+    a.cmp(r15, 0x3ff).ja(notCom);
+    a.jmp(com);
+    // COM1: the 16550A model (pc.ts); a THR write it reports joins the line buffer.
+    a.bind(com);
+    {
+      const read = a.label();
+      a.lea(rdi, qword(r12, VM.uart)).mov(esi, r15d).sub(esi, 0x3f8).movzx(edx, byte(r13, VMCB.rax));
+      a.mov(ecx, r14d).and(ecx, 1).xor(ecx, 1); // IN is bit 0: 1 = write for svm_uart
+      a.call(L("svm_uart"));
+      a.test(r14, 1).jnz(read);
+      a.test(eax, UART_OUT.transmit).jz(done);
+      a.movzx(eax, byte(r13, VMCB.rax));
+      a.call(L("svm_com1_byte"));
+      a.jmp(done);
+      a.bind(read);
+      a.and(eax, 0xff);
+    }
+    {
       a.bind(merge);
       // rax keeps its bits above the access size (a 32-bit access zero-extends, as IN does).
       const s16 = a.label(), s32 = a.label(), stored = a.label();
@@ -291,17 +348,6 @@ export function emitSvm(a: Assembler): void {
       a.mov(qword(r13, VMCB.rax), rcx);
       a.jmp(done);
     }
-    a.bind(out);
-    {
-      const notThr = a.label();
-      a.cmp(r15, 0x3f8).jne(notThr);
-      a.movzx(eax, byte(r13, VMCB.rax));
-      a.call(L("svm_com1_byte"));
-      a.jmp(done);
-      a.bind(notThr);
-      a.cmp(r15, 0x3f9).jb(notCom);
-      a.cmp(r15, 0x3ff).jbe(done); // other COM1 registers: accepted, nothing to do
-    }
     a.bind(notCom);
     absent({ str: (x) => x.lea(rdi, ptr(L("svm_s_port"))) }, { hex: (x) => x.mov(rdi, r15) }, " info ", { hex: (x) => x.mov(rdi, r14) });
     const wasOut = a.label();
@@ -316,18 +362,31 @@ export function emitSvm(a: Assembler): void {
   a.section(".rdata");
   a.bind(L("svm_s_port"));
   a.asciz("port ");
+  a.bind(L("svm_s_reset"));
+  a.asciz("reset through the keyboard controller (0xFE to port 0x64)");
+  a.bind(L("svm_s_halt"));
+  a.asciz("halted with interrupts off");
   a.section(".text");
 
-  // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full line sends it to the console channel.
+  // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full line sends it to the console channel. A
+  // '\n' right after a full line was sent ends that line: it sends nothing (a line of exactly CHAN.maxText bytes
+  // used to be followed by an empty one).
   a.bind(L("svm_com1_byte"));
   {
-    const send = a.label(), done = a.label();
-    a.cmp(al, 10).je(send);
+    const send = a.label(), newline = a.label(), done = a.label();
+    a.cmp(al, 10).je(newline);
     a.cmp(al, 13).je(done);
+    a.mov(qword(r12, VM.lineFull), 0);
     a.mov(rcx, qword(r12, VM.lineLen));
     a.mov(byte({ base: r12, index: rcx, disp: VM.line }), al);
     a.inc(rcx).mov(qword(r12, VM.lineLen), rcx);
     a.cmp(rcx, CHAN.maxText).jb(done);
+    a.call(L("svm_con_line"));
+    a.mov(qword(r12, VM.lineLen), 0).mov(qword(r12, VM.lineFull), 1);
+    a.jmp(done);
+    a.bind(newline);
+    a.cmp(qword(r12, VM.lineFull), 0).mov(qword(r12, VM.lineFull), 0).je(send);
+    a.jmp(done);
     a.bind(send);
     a.call(L("svm_con_line"));
     a.mov(qword(r12, VM.lineLen), 0);
@@ -414,6 +473,21 @@ export function emitSvm(a: Assembler): void {
 
   // HLT: the guest gives the rest of its quantum away (as YIELD): the loop's frame resumes it at its next dispatch.
   a.bind(L("svm_hlt"));
+  {
+    const wakes = a.label();
+    a.test(dword(r13, VMCB.rflags), 1 << 9).jnz(wakes);
+    a.lea(r14, ptr(L("svm_s_halt"))).jmp(L("svm_stop"));
+    a.bind(wakes);
+    // An interrupt already pending wakes it at once: the loop injects it (linux-pc.md §5).
+    const sleep = a.label();
+    a.cmp(byte(r12, VM.pcOn), 0).je(sleep);
+    a.call(L("svm_pc_sources")); // a timer due right now wakes it too
+    a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_next"));
+    a.test(rax, rax).js(sleep);
+    advance(1);
+    a.jmp(L("svm_window"));
+    a.bind(sleep);
+  }
   advance(1);
   a.bind(L("svm_yield"));
   account();
@@ -483,6 +557,139 @@ export function emitSvm(a: Assembler): void {
     a.jmp(L("svm_yield"));
     a.bind(back);
     a.jmp(L("svm_window"));
+  }
+
+  // NPF (§4.1): an access to guest-physical memory the partition does not have. Below MMIO_ABSENT_END it is the
+  // absent class when the faulting instruction is one the monitor emulates: its bytes are fetched through the guest's
+  // own page tables (64-bit mode only), decoded, a read gets all ones, a write is dropped, rip moves past it. Anything
+  // else — at or above MMIO_ABSENT_END, a fault during the guest's page walk or an instruction fetch, a guest not in
+  // 64-bit mode, an instruction not fetched or not decoded, a direction that disagrees with the fault — is a violation.
+  a.bind(L("svm_npf"));
+  {
+    const viol = L("svm_violation");
+    const fetched = a.label(), write = a.label(), rest = a.label(), reg = a.label();
+    a.mov(r14, qword(r13, VMCB.exitInfo1)).mov(r15, qword(r13, VMCB.exitInfo2)); // r14 = error code, r15 = gpa
+    a.bt(r14, 33).jc(viol); // during the guest's own page walk
+    a.test(r14d, 0x10).jnz(viol); // an instruction fetch
+    a.mov(rax, MMIO_ABSENT_END - 8).cmp(r15, rax).ja(viol);
+    a.test(dword(r13, VMCB.efer), 1 << 10).jz(viol); // EFER.LMA
+    a.test(word(r13, VMCB.cs + 2), 1 << 9).jz(viol); // CS.L
+    a.lea(rdi, qword(r12, VM.insn)).xor(eax, eax).mov(ecx, MMIO_FETCH / 8).rep().stosq();
+    a.xor(ebp, ebp); // rbp = bytes fetched; one walk per page the instruction touches
+    const fetch = a.here(), walk = a.label(), have = a.label();
+    a.mov(rdi, qword(r13, VMCB.rip)).add(rdi, rbp);
+    a.test(ebp, ebp).jz(walk);
+    a.test(edi, 0xfff).jnz(have);
+    a.bind(walk);
+    a.mov(rsi, qword(r13, VMCB.cr3)).mov(rdx, qword(rbx, SP.window)).mov(rcx, qword(rbx, SP.allotPages)).shl(rcx, 12);
+    a.call(L("svm_gva_to_hpa"));
+    a.cmp(rax, -1).je(fetched);
+    a.sub(rax, rbp).mov(qword(r12, VM.insnHost), rax); // the host address of byte 0 as if the pages were contiguous
+    a.bind(have);
+    a.mov(rax, qword(r12, VM.insnHost));
+    a.movzx(eax, byte({ base: rax, index: rbp })).mov(byte({ base: r12, index: rbp, disp: VM.insn }), al);
+    a.inc(rbp).cmp(rbp, MMIO_MAX_LENGTH).jb(fetch);
+    a.bind(fetched);
+    a.lea(rdi, qword(r12, VM.insn)).call(L("svm_mmio_decode"));
+    a.cmp(rax, -1).je(viol);
+    a.mov(ecx, eax).and(ecx, MMIO_DESC.lengthMask).cmp(rcx, rbp).ja(viol); // longer than what could be fetched
+    a.mov(rbp, rax); // rbp = the descriptor
+    a.test(eax, MMIO_DESC.read).jz(write);
+    a.test(r14d, 2).jnz(viol); // the fault was a write: not this instruction
+    a.mov(ecx, eax).shr(ecx, MMIO_DESC.regShift).and(ecx, 15);
+    a.lea(r8, qword(r13, VMCB.rax)).test(ecx, ecx).jz(reg);
+    a.lea(r8, qword(r13, VMCB.rsp)).cmp(ecx, 4).je(reg);
+    a.lea(r8, ptr(L("svm_gpr_offsets"))).mov(r8d, dword({ base: r8, index: rcx, scale: 4 })).add(r8, r12);
+    a.bind(reg);
+    a.push(r8);
+    a.mov(rdi, rbp).mov(rsi, qword(r8)).call(L("svm_mmio_merge"));
+    a.pop(r8).mov(qword(r8), rax);
+    absent("mmio read ", { hex: (x) => x.mov(rdi, r15) });
+    a.jmp(rest);
+    a.bind(write);
+    a.test(r14d, 2).jz(viol);
+    absent("mmio write ", { hex: (x) => x.mov(rdi, r15) }, " dropped");
+    a.bind(rest);
+    a.and(ebp, MMIO_DESC.lengthMask).add(qword(r13, VMCB.rip), rbp);
+    a.jmp(L("svm_window"));
+  }
+  a.section(".rdata");
+  a.align(4);
+  a.bind(L("svm_gpr_offsets"));
+  for (const n of ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]) {
+    a.dd(n === "rax" || n === "rsp" ? 0 : VM.gpr(n)); // rax and rsp live in the VMCB
+  }
+  a.section(".text");
+  emitSvmMmio(a);
+  emitSvmPc(a);
+  emitSvmPicPit(a);
+
+  // svm_pit_now → rax = the time in PIT ticks (1 193 182 Hz) from the ultravisor's own clock: quanta of the local
+  // APIC timer (initial count 0x380) plus the current count (0x390), counted as nanoseconds as everywhere in the
+  // ultravisor (QEMU's APIC timer runs at 1 GHz); never less than the last value read. Clobbers rcx, rdx.
+  a.bind(L("svm_pit_now"));
+  {
+    const ok = a.label();
+    a.mov(rcx, qword(L("g_lapic")));
+    a.mov(eax, dword(rcx, 0x380)).mov(edx, eax).sub(edx, dword(rcx, 0x390)); // ticks into this quantum
+    a.imul(rax, qword(L("g_quantum"))).add(rax, rdx);
+    a.mov(ecx, 1_193_182).mul(rcx).mov(ecx, 1_000_000_000).div(rcx);
+    a.cmp(rax, qword(r12, VM.pitNow)).jae(ok);
+    a.mov(rax, qword(r12, VM.pitNow));
+    a.bind(ok);
+    a.mov(qword(r12, VM.pitNow), rax);
+    a.ret();
+  }
+
+  // svm_pc_sources (r12 = VM page): the PC's interrupt sources into the 8259A — the PIT's IRQ 0 when due, the UART's
+  // IRQ 4 while its line is high. Clobbers rax, rcx, rdx, rsi, rdi, r9.
+  a.bind(L("svm_pc_sources"));
+  {
+    const noTimer = a.label(), noUart = a.label();
+    a.call(L("svm_pit_now"));
+    a.lea(rdi, qword(r12, VM.pit)).mov(rsi, rax).call(L("svm_pit_due"));
+    a.test(eax, eax).jz(noTimer);
+    a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_raise"));
+    a.bind(noTimer);
+    a.test(byte(r12, VM.uart + UART.ier), 2).jz(noUart);
+    a.cmp(byte(r12, VM.uart + UART.thri), 0).je(noUart);
+    a.lea(rdi, qword(r12, VM.pic)).mov(esi, 4).call(L("svm_pic_raise"));
+    a.bind(noUart);
+    a.ret();
+  }
+
+  // svm_pc_tick (rbx, r12, r13 as in the loop): before each VMRUN of a guest that programmed its PC — the PIT's IRQ
+  // 0, the UART's IRQ 4 level, then one interrupt injected through EVENTINJ when the guest can take it, or V_IRQ set
+  // so that the VINTR intercept brings it back as soon as it can (linux-pc.md §5).
+  a.bind(L("svm_pc_tick"));
+  {
+    const done = a.label(), window = a.label();
+    a.cmp(byte(r12, VM.pcOn), 0).je(done);
+    a.mov(dword(r13, VMCB.vintr), 1 << 24); // V_INTR_MASKING, no V_IRQ
+    a.call(L("svm_pc_sources"));
+    a.bt(dword(r13, VMCB.eventInj), 31).jc(done); // an exception goes first
+    a.lea(rdi, qword(r12, VM.pic)).xor(esi, esi).call(L("svm_pic_next"));
+    a.test(rax, rax).js(done);
+    a.test(dword(r13, VMCB.rflags), 1 << 9).jz(window);
+    a.test(byte(r13, VMCB.interruptShadow), 1).jnz(window);
+    a.lea(rdi, qword(r12, VM.pic)).mov(esi, 1).call(L("svm_pic_next"));
+    a.bts(eax, 31).mov(qword(r13, VMCB.eventInj), rax); // type 0: an external interrupt
+    a.ret();
+    a.bind(window);
+    a.mov(dword(r13, VMCB.vintr), (1 << 24) | (1 << 20) | (0xf << 16) | (1 << 8)); // V_IRQ, top priority, TPR ignored
+    a.bind(done);
+    a.ret();
+  }
+
+  // svm_stop(r14 = the reason): the guest stopped itself (linux-pc.md §6): state stopped, one line, the idle
+  // partition runs the rest of the quantum. Not a violation.
+  a.bind(L("svm_stop"));
+  {
+    a.mov(dword(rbx, SP.state), STATE.stopped);
+    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, SP.name)) }, ": ", { str: (x) => x.mov(rdi, r14) },
+      ": stopped (rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) }, ")");
+    account();
+    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }
 
   // A violation (§4): the partition alone stops; the line names the exit, the guest-physical address (NPF), rip and

@@ -1,10 +1,10 @@
 // Hardware tests of the SVM backend (test/hw, through qemu/'s Machine under OVMF with TCG's SVM + NPT;
 // docs/specs/svm.md): one boot of examples/ultravisor-svm.yaml serves every check, to stay under the three minutes a
 // hardware test file may take. V switches itself from real mode to long mode beside the ring-3 guest Y; the
-// test-only virtualized guests probe absent devices, commit each violation, write a guest-physical address that is
-// the database's page, clear EFER.SVME in their shadow, spin with interrupts off and single-step themselves in an
-// endless #DB storm. While the machine is paused the
-// test walks every virtualized partition's nested page tables over QMP and reads the canary page and the VMCBs.
+// test-only virtualized guests probe absent devices, commit each violation, write and read a guest-physical address
+// that is the database's page (absent: nothing there changes, all ones come back), clear EFER.SVME in their shadow,
+// spin with interrupts off and single-step themselves in an endless #DB storm. While the machine is paused the test
+// walks every virtualized partition's nested page tables over QMP and reads the canary page and the VMCBs.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -57,13 +57,19 @@ beforeAll(async () => {
     }
     const canaryBefore = await m.readPhysical(REACH_ADDRESS, 4096);
     await m.qmp!.execute("cont");
-    // Both lines, in whichever order the monitor's log and the I/O partition print them (waitFor consumes lines in
-    // order, so poll): reach has been stopped, and svme's first tick comes after its EFER probe.
-    const seen = async (re: RegExp): Promise<void> => {
+    // Both lines, in whichever order the I/O partition prints them (waitFor consumes lines in order, so poll): reach
+    // has read back, and svme's first tick comes after its EFER probe.
+    const seen = async (re: RegExp): Promise<boolean> => {
       for (let t = 0; t < 600 && !m.lines.some((l) => re.test(l.text)); t++) await new Promise((r) => setTimeout(r, 100));
+      return m.lines.some((l) => re.test(l.text));
     };
-    await seen(/^ultravisor: svm: partition reach stopped: violation/);
-    await seen(/^svme: tick 1 /);
+    const missing = [/^reach: reach read back /, /^svme: tick 1 /].filter((re) => !m.lines.some((l) => re.test(l.text)));
+    for (const re of missing) {
+      if (!(await seen(re))) {
+        console.error(m.lines.map((l) => l.text).join("\n"));
+        throw new Error(`${String(re)} never appeared while the machine ran (on a loaded host TCG can run too few guest instructions per 2 ms quantum, or the I/O partition dropped the line)`);
+      }
+    }
     let svmeEfer: bigint | null = null;
     await m.qmp!.execute("stop");
     const canaryAfter = await m.readPhysical(REACH_ADDRESS, 4096);
@@ -139,19 +145,20 @@ describe("SVM: hardware-virtualized partitions on the bare-metal ultravisor", ()
         expect(linesOf(name).filter((l) => l.includes("containment failed"))).toEqual([]);
       }
       const after = boot.lines.slice(last + 1);
-      // Their lines reach the serial port through the I/O partition, so they show it running too.
-      for (const n of ["V", "Y", "absent"]) expect(after.some((l) => l.startsWith(`${n}: `)), `${n} after the last violation`).toBe(true);
+      // Their lines reach the serial port through the I/O partition, so they show it running too. Each keeps its whole
+      // share; a line of theirs can come out late or be dropped when the I/O partition is behind (CHANGELOG, Known
+      // issues), so lines after the last violation are required of at least one of them, not of each.
+      for (const n of ["V", "Y", "absent"]) expect(summary(n).quanta, `${n}'s share`).toBe(share(config.partitions.find((p) => p.name === n)!.duty));
+      expect(after.some((l) => /^(V|Y|absent): /.test(l)), "the others print after the last violation").toBe(true);
     });
   });
 
-  it("a guest reaching for the database's page at its host-physical address is stopped by the NPT: nothing there changes, nothing is returned", () => {
+  it("a guest reaching for the database's page at its host-physical address finds nothing there (absent): its write goes nowhere, its read is all ones", () => {
     withLog(() => {
-      const m = boot.lines.map((l) => VIOLATION.exec(l)).find((x) => x?.[1] === "reach");
-      expect(m, "reach stopped").toBeTruthy();
-      expect({ exit: m![2], gpa: BigInt(m![3]!) }).toEqual({ exit: "0x400", gpa: BigInt(REACH_ADDRESS) });
+      expect(linesOf("reach")).toContain("reach read back 0xffffffffffffffff; still running");
+      expect(boot.lines.some((l) => l.startsWith(`ultravisor: svm: partition reach: absent: mmio write 0x${REACH_ADDRESS.toString(16)} dropped`))).toBe(true);
       expect(Buffer.from(boot.canaryAfter).equals(Buffer.from(boot.canaryBefore)), "the database page unchanged").toBe(true);
-      expect(linesOf("reach").some((l) => l.startsWith("reach returned"))).toBe(false);
-      expect(summary("reach").state).toBe("failed");
+      expect(summary("reach")).toEqual({ state: "ready", quanta: share(1) });
     });
   });
 
