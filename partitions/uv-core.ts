@@ -38,10 +38,10 @@ export const MAP_SCALES = [
 export const ALLOTMENT_SCALE = "4K-allotments";
 
 /**
- * Yields the ultravisor partition waits at most for the I/O partition to take its lines: each is a whole schedule
- * cycle, in which the I/O partition has its duty (at least 1 quantum), far more than 15 lines take.
+ * Yields in a row the ultravisor partition waits for the I/O partition to take one more of its lines (uv_line_sent):
+ * each is a whole schedule cycle, in which the I/O partition has its duty (at least 1 quantum).
  */
-const LINE_WAIT_YIELDS = 8;
+const LINE_WAIT_YIELDS = 16;
 /** Lines the summary leaves in the console queue before waiting for the I/O partition (the queue holds 15). */
 const LINES_PER_QUANTUM = 8;
 
@@ -207,27 +207,36 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   }
 
   // uv_line_sent: once LINES_PER_QUANTUM lines wait in the console queue, yields until the I/O partition has taken
-  // them all (a full queue would drop lines: the runtime's writer does not block) — but at most LINE_WAIT_YIELDS
-  // times: the head and tail are the I/O partition's to write, and a hostile one that never lets them meet must not
-  // keep the ultravisor partition from its work (test/hw/fuzz-server.test.ts). The lines are then dropped, as when full.
+  // them all (a full queue would drop lines: the runtime's writer does not block) — as long as it makes progress.
+  // The head and tail are the I/O partition's to write, and a hostile one that never lets them meet must not keep
+  // the ultravisor partition from its work (test/hw/fuzz-server.test.ts); an honest one that is merely slow (a loaded
+  // host under TCG) must not lose the summary. So the wait ends when the queue is empty, or after LINE_WAIT_YIELDS
+  // yields in a row without a new lowest count of pending lines: the lowest count can only fall 15 times, so the
+  // wait is bounded whatever the I/O partition writes. The lines still pending are then dropped, as when full.
   a.bind(L("uv_line_sent"));
   {
     const keep = a.label();
-    const gaveUp = a.label();
+    const done = a.label();
+    const lower = a.label();
     const q0 = windowAddress(WIN.slot(0) + 128);
     const pending = (): void => {
       a.mov(rcx, q0).mov(eax, dword(rcx, 60)).sub(eax, dword(rcx, 72)).and(eax, 15);
     };
     pending();
     a.cmp(eax, LINES_PER_QUANTUM).jb(keep);
-    a.push(LINE_WAIT_YIELDS);
+    // [rsp + 8]: the lowest pending count seen; [rsp]: yields left without a new lowest.
+    a.push(rax).push(LINE_WAIT_YIELDS);
     const again = a.here();
     hypercall(a, HC.yield);
     pending();
-    a.test(eax, eax).jz(gaveUp);
+    a.test(eax, eax).jz(done);
+    a.cmp(rax, qword(rsp, 8)).jb(lower);
     a.dec(qword(rsp)).jnz(again);
-    a.bind(gaveUp);
-    a.add(rsp, 8);
+    a.jmp(done);
+    a.bind(lower);
+    a.mov(qword(rsp, 8), rax).mov(qword(rsp), LINE_WAIT_YIELDS).jmp(again);
+    a.bind(done);
+    a.add(rsp, 16);
     a.bind(keep).ret();
   }
   emitRuntime(a);
