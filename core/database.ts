@@ -44,7 +44,8 @@ export const PN_MASK = 0x3fffffff;
 /** A partition descriptor's magic, "UVPD" (memory-layout.md §4). */
 export const PD_MAGIC = 0x44505655;
 
-const REC = {
+/** Record types of requests and audit-log records (memory-layout.md §5.2, §5.3). */
+export const REC = {
   begin: 1, changeOwner: 2, initialize: 3, destroy: 4, split: 5, merge: 6, defineChannel: 7, assignServer: 8,
   removeChannel: 9, setCommand: 10, rejected: 11, commit: 15,
 } as const;

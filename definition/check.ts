@@ -98,7 +98,8 @@ function checkHost(def: HostDefinition, bad: (path: Path, m: string, key?: boole
     const mem = h.nodes.reduce((a, n) => a + n.memory, 0n);
     if (mem !== h.memory) bad(["host", "nodes"], `the nodes have ${fmt(mem)} of memory, host.memory says ${fmt(h.memory)} (they must add up)`);
   }
-  if (h.bootMemory !== undefined && h.bootMemory % PAGE !== 0n) bad(["host", "bootMemory"], "not a whole number of 4 KB pages");
+  // The boot partition's module keeps exactly the first 4 MB, on the machine and in the simulator (one module runs both).
+  if (h.bootMemory !== undefined && h.bootMemory !== MB4) bad(["host", "bootMemory"], `${fmt(h.bootMemory)}: the boot partition keeps the first 4 MB (write 4 MB or leave it out)`);
   if (h.firmware) {
     const top = orderCoverage(h.order ?? (h.memory <= MAX_MEMORY ? orderFor(h.memory) : 5));
     h.firmware.forEach((r, i) => {

@@ -25,7 +25,8 @@ import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo,
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { assembleUltravisorWithCore } from "../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../monitor-gen/core-db.ts";
-import { bootDbWasm, compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";
+import { compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";
+import { bootModuleWasm } from "../core/boot-module.ts";
 import { buildCore, coreWasmPath } from "../core/build.ts";
 import { readFileSync } from "node:fs";
 import { defaultLayout } from "../core/db-layout.ts";
@@ -142,7 +143,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     parts.some((p) => p.kind === "guest" && p.lang === "as") ? partitionWasm("guest") : null,
     partitionWasm("io"),
     parts.some((p) => p.kind === "command") ? partitionWasm("command") : null,
-    withCore ? bootDbWasm() : null,
+    withCore ? bootModuleWasm() : null,
   ]);
   step("AssemblyScript programs (asc)");
 

@@ -3,7 +3,7 @@
 // merged with the partition's assembly. At start it attaches to the database the lead monitor bootstrapped and reads
 // it back through core's own exports — deprivileged, with page tables that map only the database's pages ([0159]) —
 // then serves the command channel: each boot-time definition becomes a partition in the database with its allotment,
-// the transaction sim/resource-service.ts's create() submits with explicit runs (built by loader-efi/assembly/boot.ts
+// the transaction sim/resource-service.ts's create() submits with explicit runs (built by core/boot/assembly/boot.ts
 // `create`, compiled by toolchain/aot a second time for this partition), and is started by the START hypercall,
 // which makes the monitor build its address space from the database view; every request drained is answered with a
 // completion on the channel's queue 1 (status, source, the new partition's number). Once all are applied, and near the end
@@ -288,7 +288,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
   );
 
   // uv_create(rbx = definition payload, r12 = request number): the create transaction of a partition with its
-  // allotment (loader-efi/assembly/boot.ts `create`, a second instance of the boot module running here over the
+  // allotment (core/boot/assembly/boot.ts `create`, a second instance of the boot module running here over the
   // database view), then START, so the monitor builds the partition's address space from the database. Every exit
   // fills in the request's completion (`complete`: status, its source, the partition's number when started).
   a.bind(L("uv_create"));

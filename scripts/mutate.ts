@@ -69,7 +69,7 @@ export const MUTATIONS: Mutation[] = [
   { name: "end-transaction", what: "the printer writes End Transaction", file: "core/notation.ts", from: `...tx.ops.map(formatOp), "Commit Transaction"]`, to: `...tx.ops.map(formatOp), "End Transaction"]`, tests: [{ files: ["sim/figure8.test.ts"] }] },
   // The machine: the QEMU tests claim these.
   {
-    name: "boot-reserved-available", what: "the boot partition marks firmware-reserved memory Available", file: "loader-efi/assembly/boot.ts",
+    name: "boot-reserved-available", what: "the boot partition marks firmware-reserved memory Available", file: "core/boot/assembly/boot.ts",
     from: "markRange(base, end, missing, usable(type) ? avail : boot);", to: "markRange(base, end, missing, avail);", tests: [HW_DB],
   },
   {

@@ -25,7 +25,8 @@ import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type Ultravis
 import { Database, privateArea } from "../../core/database.ts";
 import { Host } from "../../sim/host.ts";
 import { ResourceService, type Run } from "../../sim/resource-service.ts";
-import { firmwareRegions, nonRamOverlaps, parseFirmwareMap, BOOT_DB_LINES, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../loader-efi/uv-boot-db.ts";
+import { parseFirmwareMap, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
+import { firmwareRegions, nonRamOverlaps, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../core/boot-module.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { allotmentPages, scheduleRuns } from "../../image/ultravisor.ts";
 import { SVM_RESERVE } from "../../monitor-gen/svm/layout.ts";
@@ -294,19 +295,18 @@ function derivePlacement(map: UefiDescriptor[], ramTop: bigint, config: Ultravis
 /**
  * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (checked
  * by firmwareMapProblems) with the host size of -m and core's private page where derivePlacement puts it (its
- * bootstrap, the boot partition's transactions, the first backup), then the derived ultravisor region given from
- * Available to the ultravisor partition (after the backup point, as loader-efi/assembly/boot.ts does), its allotment
- * part at 4 KiB granularity first; then the resource service's create() of each partition the boot partition creates
+ * bootstrap, the boot partition's transactions by the same boot module in V8 — the derived ultravisor region given
+ * from Available to the ultravisor partition after the backup point, its allotment part at 4 KiB granularity first);
+ * then the resource service's create() of each partition the boot partition creates
  * and of each definition the ultravisor partition applies, each with its derived allotment taken from the ultravisor.
  * Nothing here is read from the machine's lines but the firmware map and the allotments' start.
  */
 async function simulatedBoot(place: Placement, firmware: UefiDescriptor[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
-  const host = await Host.create({ memory: place.hostBytes, firmware: firmwareRegions(firmware), keepBackup: false, layout: { private: place.privateM } });
-  const region = place.region;
-  const { lo: allotLo, hi: allotHi } = place.allot;
+  const host = await Host.create({
+    memory: place.hostBytes, firmware: firmwareRegions(firmware), keepBackup: false, layout: { private: place.privateM },
+    ultravisorRegion: { region: [place.region.base, place.region.end], allotments: [place.allot.lo, place.allot.hi] },
+  });
   const ui = host.db.indexPage();
-  host.markRange(allotLo, allotHi, ui.avail, ui.ultra, () => host.freeDbPage(), true);
-  host.markRange(region.base, region.end, ui.avail, ui.ultra, () => host.freeDbPage());
   // Committed so far: those before the backup point plus the region's (still in the log).
   const bootTx = host.db.logHeader().nextSeq - 1;
   const rs = new ResourceService(host);

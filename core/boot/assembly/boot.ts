@@ -1,18 +1,19 @@
-// The boot partition's transactions ([0102]–[0109], Fig. 8), AssemblyScript compiled by toolchain/aot and run at
-// ring 0 right after core's db_bootstrap (loader-efi/uv-boot-db.ts builds and calls it). It reads the UEFI memory
-// map and submits, through core's own db_submit, exactly the transactions sim/host.ts's boot submits for the same
-// firmware map: the database's 4 MiB page made Available, each firmware range given to Available (usable types) or
-// to the Boot pseudo partition (reserved, ACPI, MMIO, runtime), the first 4 MiB given to Boot, then the log emptied
-// as after the simulator's first backup; after that, the ultravisor region (the loader's allocation the monitor's
-// page allocator hands out: kernel and partition page tables, windows, channel pages) is given from Available to the
-// ultravisor partition, so the database no longer lists monitor memory as free; the part of it that holds the
-// partitions' allotments at 4 KiB granularity. `create` is the resource service's create-with-memory transaction: the
-// lead monitor calls it at boot for the partitions the boot partition creates ([0104]), and the ultravisor partition
-// runs a second instance of this module at CPL 3 for each definition the command partition sends. Linear memory is
-// physical memory (base 0 at ring 0; the database view at CPL 3, where only the database's pages exist), so map pages,
-// the UEFI map and the request buffers are all plain addresses. It allocates nothing: no strings, no arrays, no
-// runtime calls. It lives in loader-efi/, the boot partition's folder; partitions/uv-core.ts embeds it from there
-// (partitions sit above loader-efi: docs/architecture.md, Layers).
+// The boot partition's transactions ([0102]–[0109], Fig. 8), AssemblyScript over core's database layout. One module,
+// run by both sides: compiled by toolchain/aot and run at ring 0 right after core's db_bootstrap (loader-efi/uv-boot-
+// db.ts builds and calls it), and run by V8 in the simulator (sim/host.ts, through core/boot-module.ts). It reads a
+// UEFI memory map and submits, through core's own db_submit: the database's 4 MiB page made Available, each firmware
+// range given to Available (usable types) or to the Boot pseudo partition (reserved, ACPI, MMIO, runtime), the first
+// 4 MiB given to Boot, then the log emptied (the backup point); after that, the ultravisor region (on the machine the
+// loader's allocation the monitor's page allocator hands out: kernel and partition page tables, windows, channel
+// pages; in the simulator the pages a host definition reserves) is given from Available to the ultravisor partition,
+// so the database no longer lists monitor memory as free; the part of it that holds the partitions' allotments at
+// 4 KiB granularity. `create` is the resource service's create-with-memory transaction: the lead monitor calls it at
+// boot for the partitions the boot partition creates ([0104]), and the ultravisor partition runs a second instance
+// of this module at CPL 3 for each definition the command partition sends. Linear memory is physical memory (base 0
+// at ring 0; the database view at CPL 3, where only the database's pages exist; the host's memory in V8), so map
+// pages, the UEFI map and the request buffers are all plain addresses. It allocates nothing: no strings, no arrays,
+// no runtime calls. Its TypeScript binding and build are core/boot-module.ts (core owns both sides of this wasm as
+// of core.wasm: docs/architecture.md, Layers).
 
 @external("env", "db_submit")
 declare function dbSubmit(req: u32): i32;
@@ -222,6 +223,15 @@ function flushRun(ops: u32, page: u32, first: i32, last: i32, from: u32, to: u32
   }
   changeOwner(opsBuf + 16 + ops * CO_BYTES, page, <u32>first, <u32>last, from, to);
   return ops + 1;
+}
+
+/**
+ * The page freeDbPage would take for a map page now (0 if none): the simulator's allocator for the map pages it adds
+ * outside the boot (sim/channel_memory.ts), so that it and the boot take pages by one rule. `ui`: the index page.
+ */
+export function free_db_page(ui: u32): u32 {
+  loadIndex(ui, 0);
+  return freeDbPage();
 }
 
 function markRange(start: u64, end: u64, from: u32, to: u32): void {
