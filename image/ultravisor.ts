@@ -6,7 +6,7 @@
 // sim/ (docs/architecture.md, Layers).
 import { Assembler, addr } from "../toolchain/x64/index.ts";
 import { loadCore } from "../core/wasm.ts";
-import { chanExports, ChannelType } from "../core/channel.ts";
+import { chanExports, ChannelType, ServerState } from "../core/channel.ts";
 import { readSchedule, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
@@ -30,7 +30,7 @@ import { bootModuleWasm } from "../core/boot-module.ts";
 import { buildCore, coreWasmPath } from "../core/build.ts";
 import { readFileSync } from "node:fs";
 import { defaultLayout } from "../core/db-layout.ts";
-import { privateArea } from "../core/database.ts";
+import { FOUR_MIB, privateArea } from "../core/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 
 export interface UltravisorImageOptions {
@@ -98,7 +98,7 @@ export const CORE_DB_PLAN: CoreDbPlan = (() => {
   return {
     words: [2, l.ui, l.missing, l.avail, l.idle, l.boot, 0, 0, l.region, l.top, ...l.chain],
     memoryBytes: UV_CORE_MEMORY_BYTES,
-    dbPage: { lo: l.region * 0x400000, hi: (l.region + 1) * 0x400000 },
+    dbPage: { lo: l.region * FOUR_MIB, hi: (l.region + 1) * FOUR_MIB },
     requestOffset: pa.requestBuffer,
     logPageOffset: pa.logBase,
   };
@@ -159,8 +159,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const tplBase = carvePage(core);
   const r = chan.chan_format(tplBase, PAGE, 1, CHAN.signalSize, CHAN.maxSlots, ChannelType.console);
   if (r !== 0) throw new Error(`core.wasm chan_format refused the console geometry (status ${r})`);
+  // srv_state READY through core's own export: the monitor maps the server before any partition runs.
+  if (chan.chan_server_state_set(tplBase, PAGE, ServerState.ready) !== 0) throw new Error("core.wasm chan_server_state_set refused the console template");
   const template = new Uint8Array(core.memory.buffer, tplBase, PAGE).slice();
-  new DataView(template.buffer).setUint32(120, 1, true); // srv_state READY: the monitor maps the server before any partition runs
   const commandTemplate = formatCommandTemplate(core);
 
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
@@ -370,9 +371,8 @@ export function formatCommandTemplate(core: Awaited<ReturnType<typeof loadCore>>
   const base = carvePage(core);
   const r = chan.chan_format(base, PAGE, CMDCHAN.queues, CMDCHAN.signalSize, slots, ChannelType.command);
   if (r !== 0) throw new Error(`core.wasm chan_format refused the command channel geometry (status ${r})`);
-  const page = new Uint8Array(core.memory.buffer, base, PAGE).slice();
-  new DataView(page.buffer).setUint32(120, 1, true); // srv_state READY, as the console template
-  return page;
+  if (chan.chan_server_state_set(base, PAGE, ServerState.ready) !== 0) throw new Error("core.wasm chan_server_state_set refused the command template");
+  return new Uint8Array(core.memory.buffer, base, PAGE).slice(); // srv_state READY, as the console template
 }
 
 function carvePage(core: Awaited<ReturnType<typeof loadCore>>): number {

@@ -1,8 +1,10 @@
 // Numbers shared by the ring-0 code generators (monitor-gen/), the loader (loader-efi/ultravisor.ts), the partition
 // programs (partitions/) and the image builder: selectors, the monitor state page, the saved frame, the partition
 // window and the hypercall numbers. Normative text: docs/specs/image-layout.md and docs/specs/hypercall-abi.md.
+// The database's own sizes (PAGE, 4 MiB) are core's (core/database.ts), re-exported here for the generators.
+import { FOUR_MIB, PAGE } from "../core/database.ts";
 
-export const PAGE = 4096;
+export { PAGE };
 
 // ---- GDT selectors ------------------------------------------------------------------------------------------------
 export const SEL = { kcode: 0x08, kdata: 0x10, udata: 0x18 | 3, ucode: 0x20 | 3, tss: 0x28 } as const;
@@ -59,8 +61,8 @@ export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16, vm: 3
  * wherever the loader carved it (g_core_private, PRIVATE_PAGE_BYTES).
  */
 export const DBWIN = 0x0000_0100_0000_0000n;
-export const DB_PAGES = { lo: 0x400000, hi: 0x800000 } as const;
-export const PRIVATE_PAGE_BYTES = 0x400000;
+export const DB_PAGES = { lo: FOUR_MIB, hi: 2 * FOUR_MIB } as const;
+export const PRIVATE_PAGE_BYTES = FOUR_MIB;
 
 /** Offsets inside the saved frame (from SP.frame): 15 registers pushed by the stub, then vector, error, CPU frame. */
 export const FRAME_REGS = ["r15", "r14", "r13", "r12", "r11", "r10", "r9", "r8", "rbp", "rdi", "rsi", "rdx", "rcx", "rbx", "rax"] as const;

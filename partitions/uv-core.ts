@@ -19,7 +19,7 @@ import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
-import { PD_MAGIC } from "../core/database.ts";
+import { FOUR_MIB, PAGE, PD_MAGIC } from "../core/database.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
 /** Where the definition payload is copied for the boot module: the request buffer's last 256 bytes (database view). */
@@ -27,11 +27,11 @@ const PAYLOAD_OFFSET = 0x7f00;
 const UVTX_STACK_BUDGET = 2 * 1024;
 const STACK_BUDGET = 12 * 1024;
 /** The byte address whose owner the partition reports (the database's first page). */
-export const OWNER_PROBE = 0x400000;
+export const OWNER_PROBE = FOUR_MIB;
 /** The two scales of the map summary the partition prints: [lo, hi) in steps of one map entry. */
 export const MAP_SCALES = [
-  { name: "4M", lo: 0, hi: 0x1_0000_0000, step: 0x400000 },
-  { name: "4K", lo: 0x400000, hi: 0x800000, step: 0x1000 },
+  { name: "4M", lo: 0, hi: 0x1_0000_0000, step: FOUR_MIB },
+  { name: "4K", lo: FOUR_MIB, hi: 2 * FOUR_MIB, step: PAGE },
 ] as const;
 
 /** The scale name of the summary's third map: the 4 KiB entries of the 4 MiB page(s) holding the allotments. */
@@ -137,7 +137,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     a.bind(done);
     const none = a.label();
     a.test(r13, r13).jz(none);
-    scan(ALLOTMENT_SCALE, () => a.mov(rax, r12).and(rax, -0x400000), () => a.lea(rax, qword(r13, 0x3fffff)).and(rax, -0x400000), 0x1000);
+    scan(ALLOTMENT_SCALE, () => a.mov(rax, r12).and(rax, -FOUR_MIB), () => a.lea(rax, qword(r13, FOUR_MIB - 1)).and(rax, -FOUR_MIB), PAGE);
     a.bind(none);
   }
   for (const line of o.schedule) {
