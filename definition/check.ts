@@ -4,6 +4,7 @@
 // at the key it is about. What only one reader can honour is checked by that reader (partitions/config.ts for bare
 // metal); what core decides at run time (channel cardinality, placement) is left to core.
 import { orderFor } from "../core/db-layout.ts";
+import { FOUR_MIB, PAGE as PAGE_BYTES } from "../core/database.ts";
 import { formatBytes, span } from "../core/mapview.ts";
 import type { Problem } from "./errors.ts";
 import type { HostDefinition, PartitionDefinition } from "./host.ts";
@@ -11,8 +12,8 @@ import type { LoadedDefinition } from "./load.ts";
 
 type Path = ReadonlyArray<PropertyKey>;
 
-const MB4 = 4n << 20n;
-const PAGE = 4096n;
+const MB4 = BigInt(FOUR_MIB);
+const PAGE = BigInt(PAGE_BYTES);
 /** Bytes an order-n map covers: 1024 entries of its top scale (order 2 = 4 GiB … order 5 = 4 EiB). */
 export const orderCoverage = (order: number): bigint => span(order) * 1024n;
 const MAX_MEMORY = orderCoverage(5);

@@ -11,7 +11,7 @@ import { readSchedule, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
-import { CREC, emitLead } from "../monitor-gen/lead.ts";
+import { CREC, CREC_DWORDS, PREC, PREC_DWORDS, emitLead, emitRecord } from "../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
 import { emitPaging } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
@@ -266,21 +266,25 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   built.forEach((b, i) => {
     const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
       (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0) | (b.spec.vm ? FLAG.vm : 0);
-    a.dq(addr(L(`g_name_${i}`)));
-    a.dq(b.packed ? addr(L(`g_blob_${i}`)) : 0);
-    a.dq(b.packed ? b.packed.blob.length : 0);
-    a.dq(b.packed ? b.packed.entry : 0n);
-    a.dd(b.number, flags);
-    a.dq(0); // state page, filled in by the loader
-    a.dd(allotmentPages(b.number - 1, channels), 0);
-    a.dq(b.packed ? addr(L(`g_def_${i}`)) : 0);
+    emitRecord(a, PREC, PREC_DWORDS, {
+      name: addr(L(`g_name_${i}`)),
+      blob: b.packed ? addr(L(`g_blob_${i}`)) : 0,
+      blobBytes: b.packed ? b.packed.blob.length : 0,
+      entry: b.packed ? b.packed.entry : 0n,
+      number: b.number,
+      flags,
+      state: 0, // the state page, filled in by the loader
+      allotPages: allotmentPages(b.number - 1, channels),
+      definition: b.packed ? addr(L(`g_def_${i}`)) : 0,
+    });
   });
   a.bind(L("g_channels"));
   for (const c of channels) {
-    a.dd(c.client, c.server, c.serverSlot, c.clientSlot);
-    a.dq(addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")), 0);
+    emitRecord(a, CREC, CREC_DWORDS, {
+      client: c.client, server: c.server, serverSlot: c.serverSlot, clientSlot: c.clientSlot,
+      template: addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")),
+    });
   }
-  void CREC;
   let obj = a.finish();
   if (coreImage) {
     const c = coreImage.compiled;

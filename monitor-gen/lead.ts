@@ -7,7 +7,7 @@
 // defined by the command partition wait until the ultravisor partition has created them and calls START (the same
 // start_partition). Then the local APIC timer and the first dispatch. Tables it reads (g_partitions, g_channels,
 // g_schedule) are laid out by image/ultravisor.ts as docs/specs/image-layout.md describes.
-import { Assembler, type Label, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, type SymRef, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { kline } from "./console.ts";
 import { VECTORS } from "./entry.ts";
 import { DB_PAGES, DBWIN, FLAG, FR, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, SP, STATE, TIMER_VECTOR, WIN, WINDOW } from "./layout.ts";
@@ -17,8 +17,34 @@ import { PD_MAGIC } from "../core/database.ts";
 
 /** Partition record (64 bytes) offsets in g_partitions. */
 export const PREC = { name: 0, blob: 8, blobBytes: 16, entry: 24, number: 32, flags: 36, state: 40, allotPages: 48, definition: 56, size: 64 } as const;
+/** The partition record's 4-byte fields (the others are 8 bytes). */
+export const PREC_DWORDS = ["number", "flags", "allotPages"] as const;
 /** Channel record (32 bytes) offsets in g_channels: the template is the address of the channel's formatted page. */
 export const CREC = { client: 0, server: 4, serverSlot: 8, clientSlot: 12, template: 16, size: 32 } as const;
+/** The channel record's 4-byte fields (the others are 8 bytes). */
+export const CREC_DWORDS = ["client", "server", "serverSlot", "clientSlot"] as const;
+
+type RecordLayout = { readonly size: number } & Readonly<Record<string, number>>;
+/**
+ * Emits one record of `layout` (PREC, CREC): each field's value at its offset, 4 bytes for the fields in `dwords` and
+ * 8 for the others, zeros between and after them up to `size`. The image builder writes the records with it, so the
+ * writer and the generators that read them (this file) share one offset table.
+ */
+export function emitRecord<T extends RecordLayout>(a: Assembler, layout: T, dwords: readonly (keyof T)[], values: { [K in Exclude<keyof T, "size">]: number | bigint | SymRef }): void {
+  const fields = (Object.keys(layout) as Array<Exclude<keyof T, "size"> & string>).filter((k) => k !== "size").sort((x, y) => layout[x]! - layout[y]!);
+  let at = 0;
+  for (const k of fields) {
+    const off = layout[k]!;
+    const width = dwords.includes(k) ? 4 : 8;
+    if (off < at || off % width !== 0) throw new Error(`record field ${k} at ${off} overlaps the one before or is misaligned`);
+    if (off > at) a.zero(off - at);
+    if (width === 4) a.dd(values[k]);
+    else a.dq(values[k]);
+    at = off + width;
+  }
+  if (at > layout.size) throw new Error(`record fields end at ${at}, past the record's ${layout.size} bytes`);
+  if (at < layout.size) a.zero(layout.size - at);
+}
 
 const USER_PAGE = Number(PTE.P | PTE.W | PTE.U);
 

@@ -5,10 +5,8 @@
 import type { Host } from "./host.ts";
 import { span } from "../core/mapview.ts";
 import { pn, type Op } from "../core/notation.ts";
-import { CHANNEL_SLOTS } from "../core/database.ts";
+import { CHANNEL_SLOTS, PAGE } from "../core/database.ts";
 import type { ChannelMemory } from "./channel_bus.ts";
-
-const PAGE = 4096;
 
 export class ChannelMemoryError extends Error {
   override name = "ChannelMemoryError";
