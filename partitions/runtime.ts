@@ -198,12 +198,18 @@ export function emitCommandServer(a: Assembler): void {
   a.bind(L("cmd_queue"));
   {
     const bad = a.label();
-    a.cmp(dword(rdi, CH.signature), SIGNATURE).jne(bad);
+    // Every field of the template (channel-abi.md, "Fixed geometry"): the whole signature, header_size, and each
+    // queue's size, signal_size, max_slots and max_signals (partitions/channel-differential.test.ts found the last
+    // three and the signature's upper half unchecked here while core refuses them).
+    a.cmp(qword(rdi, CH.signature), SIGNATURE).jne(bad);
+    a.cmp(dword(rdi, CH.header_size), CHANNEL_HEADER_BYTES).jne(bad);
     a.cmp(qword(rdi, CH.ch_space_offset), Q0).jne(bad);
     a.cmp(edx, CMDCHAN.queues - 1).ja(bad);
     a.mov(r8d, edx).shl(r8, Math.log2(QUEUE_HEADER_BYTES)).lea(r8, qword({ base: rdi, index: r8, scale: 1, disp: Q0 }));
+    a.cmp(qword(r8, QH.size), S * Z).jne(bad);
     a.cmp(dword(r8, QH.signal_size), Z).jne(bad);
     a.cmp(dword(r8, QH.max_slots), S).jne(bad);
+    a.cmp(dword(r8, QH.max_signals), S - 1).jne(bad);
     // sig_base_offset as chan_format lays queue q out: (queues − q)·128 + q·S·Z
     a.imul(r9d, edx, S * Z - QUEUE_HEADER_BYTES).add(r9, CMDCHAN.queues * QUEUE_HEADER_BYTES);
     a.cmp(qword(r8, QH.sig_base_offset), r9).jne(bad);
