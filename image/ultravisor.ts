@@ -11,8 +11,8 @@ import { readSchedule, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
-import { CREC, CREC_DWORDS, PREC, PREC_DWORDS, emitLead, emitRecord } from "../monitor-gen/lead.ts";
-import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
+import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECORD_DWORDS, emitLead, emitRecord } from "../monitor-gen/lead.ts";
+import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
 import { SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
@@ -266,7 +266,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   built.forEach((b, i) => {
     const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
       (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0) | (b.spec.vm ? FLAG.vm : 0);
-    emitRecord(a, PREC, PREC_DWORDS, {
+    emitRecord(a, PARTITION_RECORD, PARTITION_RECORD_DWORDS, {
       name: addr(L(`g_name_${i}`)),
       blob: b.packed ? addr(L(`g_blob_${i}`)) : 0,
       blobBytes: b.packed ? b.packed.blob.length : 0,
@@ -280,7 +280,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   });
   a.bind(L("g_channels"));
   for (const c of channels) {
-    emitRecord(a, CREC, CREC_DWORDS, {
+    emitRecord(a, CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, {
       client: c.client, server: c.server, serverSlot: c.serverSlot, clientSlot: c.clientSlot,
       template: addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")),
     });
@@ -320,7 +320,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
 function packSvmGuest(image: Uint8Array): PackedPartition {
   const blob = new Uint8Array(Math.ceil(image.length / PAGE) * PAGE);
   blob.set(image);
-  if (blob.length > WIN.image + WIN.imageMax) throw new RangeError(`a virtualized guest's image is ${blob.length} bytes, more than its window's ${WIN.image + WIN.imageMax}`);
+  if (blob.length > WINDOW_LAYOUT.image + WINDOW_LAYOUT.imageMax) throw new RangeError(`a virtualized guest's image is ${blob.length} bytes, more than its window's ${WINDOW_LAYOUT.image + WINDOW_LAYOUT.imageMax}`);
   return { blob, entry: 0n, symbols: new Map(), image: { start: 0n, end: BigInt(image.length) } };
 }
 
@@ -330,7 +330,7 @@ function packSvmGuest(image: Uint8Array): PackedPartition {
  */
 export function allotmentPages(index: number, channels: readonly ChannelDef[]): number {
   const top = channels.filter((c) => c.client === index).reduce((m, c) => Math.max(m, c.clientSlot + 1), 0);
-  return WIN.pages + top;
+  return WINDOW_LAYOUT.pages + top;
 }
 
 function shortAllotmentNumber(parts: PartitionSpec[], name: string): number {

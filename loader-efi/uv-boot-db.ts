@@ -7,7 +7,7 @@
 import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rcx, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { kline } from "../monitor-gen/console.ts";
+import { monitorLine } from "../monitor-gen/console.ts";
 import { BOOT_MODULE_EXPORTS, BOOT_MODULE_IMPORTS, BOOT_OPS_BYTES, type UefiDescriptor } from "../core/boot-module.ts";
 
 const STACK_BUDGET = 8 * 1024;
@@ -71,7 +71,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
     const loop = a.here();
     const done = a.label();
     a.cmp(r12, r13).jae(done);
-    kline(a, "ultravisor: firmware map: type ", { dec: (x) => x.mov(edi, dword(r12, 0)) }, " base ", { hex: (x) => x.mov(rdi, qword(r12, 8)) },
+    monitorLine(a, "ultravisor: firmware map: type ", { dec: (x) => x.mov(edi, dword(r12, 0)) }, " base ", { hex: (x) => x.mov(rdi, qword(r12, 8)) },
       " pages ", { dec: (x) => x.mov(rdi, qword(r12, 24)) });
     a.add(r12, qword(L("g_desc_size"))).jmp(loop);
     a.bind(done);
@@ -98,10 +98,10 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   const neg = a.label();
   const shown = a.label();
   a.test(r13, r13).js(neg);
-  kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result ", { dec: (x) => x.mov(rdi, r13) });
+  monitorLine(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result ", { dec: (x) => x.mov(rdi, r13) });
   a.jmp(shown);
   a.bind(neg);
-  kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result -", { dec: (x) => x.mov(rdi, r13).neg(rdi) });
+  monitorLine(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result -", { dec: (x) => x.mov(rdi, r13).neg(rdi) });
   a.bind(shown);
   a.add(rsp, 8).pop(r15).pop(r14).pop(r13).pop(r12).ret();
 

@@ -6,7 +6,7 @@
 // two queues (peek/pop of requests, insert of completions, each after the untrusted-peer checks). Register roles:
 // arguments in rdi, rsi, rcx, rdx; rax rcx rdx rsi rdi r8–r11 clobbered; rbx rbp r12–r15 preserved.
 import { Assembler, type Label, al, bl, byte, cx, dl, dword, eax, ebx, ecx, edx, ptr, qword, r8, r8d, r9, r9d, r10d, r11, r11d, r15, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
-import { CHAN, CMDCHAN, HC, HYPERCALL_VECTOR, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { CHAN, CMDCHAN, HYPERCALL, HYPERCALL_VECTOR, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { emitAppendDec } from "../monitor-gen/format.ts";
 import { CHANNEL_HEADER as CH, CHANNEL_HEADER_BYTES, CHANNEL_SIGNATURE as SIGNATURE, QUEUE_HEADER as QH, QUEUE_HEADER_BYTES, SIGNAL } from "../core/channel-layout.ts";
 
@@ -159,12 +159,12 @@ export function emitRuntime(a: Assembler): void {
   a.bind(L("con_line"));
   {
     const done = a.label();
-    a.mov(rdi, windowAddress(WIN.slot(0)));
+    a.mov(rdi, windowAddress(WINDOW_LAYOUT.slot(0)));
     a.mov(edx, CHAN.opText);
     a.call(L("chan_insert"));
     a.cmp(rax, 1).jne(done);
     a.xor(ecx, ecx);
-    hypercall(a, HC.signal);
+    hypercall(a, HYPERCALL.signal);
     a.bind(done).ret();
   }
 }

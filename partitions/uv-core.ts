@@ -14,7 +14,7 @@ import { Assembler, type Label, byte, dword, eax, ecx, edx, ptr, word, qword, r1
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { CHAN, CMDCHAN, DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
+import { CHAN, CMDCHAN, DB_PAGES, DBWIN, HYPERCALL, INFO, MAX_NUMBER, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
@@ -206,14 +206,14 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   a.bind(L("uv_line_sent"));
   {
     const keep = a.label();
-    const q0 = windowAddress(WIN.slot(0) + 128);
+    const q0 = windowAddress(WINDOW_LAYOUT.slot(0) + 128);
     const pending = (): void => {
       a.mov(rcx, q0).mov(eax, dword(rcx, 60)).sub(eax, dword(rcx, 72)).and(eax, 15);
     };
     pending();
     a.cmp(eax, LINES_PER_QUANTUM).jb(keep);
     const again = a.here();
-    hypercall(a, HC.yield);
+    hypercall(a, HYPERCALL.yield);
     pending();
     a.test(eax, eax).jnz(again);
     a.bind(keep).ret();
@@ -279,7 +279,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
       const later = x.label();
       x.cmp(qword(L("ucore_summary_done")), 0).jne(later);
       x.cmp(qword(L("ucore_applied")), o.definitions).jb(later);
-      hypercall(x, HC.time);
+      hypercall(x, HYPERCALL.time);
       x.cmp(rax, o.summaryAt).jb(later);
       x.mov(qword(L("ucore_summary_done")), 1);
       x.call(L("uv_summary"));
@@ -328,7 +328,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
         a.push(rcx).push(rdx);
         a.mov(rcx, r13);
         bad();
-        hypercall(a, HC.start);
+        hypercall(a, HYPERCALL.start);
         a.mov(r14, rax).neg(r14);
         consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": probe: START refused: -", { dec: (x) => x.mov(rax, r14) });
         a.pop(rdx).pop(rcx);
@@ -351,7 +351,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     a.inc(qword(L("ucore_applied")));
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) }, " created");
     a.mov(rcx, r13).mov(rdx, r14);
-    hypercall(a, HC.start);
+    hypercall(a, HYPERCALL.start);
     const started = a.label();
     a.test(rax, rax).jz(started);
     a.mov(r15, rax).neg(r15);

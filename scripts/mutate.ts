@@ -78,7 +78,7 @@ export const MUTATIONS: Mutation[] = [
   },
   {
     name: "guest-iopl3", what: "guests run with IOPL=3", file: "monitor-gen/lead.ts",
-    from: "a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x202);", to: "a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x3202);", tests: [HW_CONTAIN],
+    from: "a.mov(qword(r13, SAVED_FRAME.cs), SEL.ucode).mov(qword(r13, SAVED_FRAME.rflags), 0x202);", to: "a.mov(qword(r13, SAVED_FRAME.cs), SEL.ucode).mov(qword(r13, SAVED_FRAME.rflags), 0x3202);", tests: [HW_CONTAIN],
   },
 ];
 

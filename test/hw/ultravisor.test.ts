@@ -33,7 +33,7 @@ import { SVM_RESERVE } from "../../monitor-gen/svm/layout.ts";
 import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionBytes, definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
-import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
+import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WINDOW_LAYOUT, WINDOW } from "../../monitor-gen/layout.ts";
 import { span } from "../../core/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../core/schedule.ts";
@@ -548,18 +548,18 @@ describe("ultravisor on OVMF (TCG)", () => {
           const inPrivate = pa >= priv && pa < priv + BigInt(PRIVATE_PAGE_BYTES);
           expect(inDb || inPrivate, `${sp.name} maps database page ${pa.toString(16)}`).toBe(true);
           dbPages++;
-        } else if (off >= 0n && off < BigInt(WIN.stackTop)) {
+        } else if (off >= 0n && off < BigInt(WINDOW_LAYOUT.stackTop)) {
           expect(pa, `${sp.name} window page ${off.toString(16)}`).toBe(sp.window + off);
           expect(owner.has(pa), `page ${pa.toString(16)} in two windows`).toBe(false);
           owner.set(pa, sp.name);
         } else {
-          const k = Number(off - BigInt(WIN.slot(0))) / 4096;
-          expect(Number.isInteger(k) && k >= 0 && k < WIN.maxSlots, `${sp.name} maps ${va.toString(16)}, outside its window and slots`).toBe(true);
+          const k = Number(off - BigInt(WINDOW_LAYOUT.slot(0))) / 4096;
+          expect(Number.isInteger(k) && k >= 0 && k < WINDOW_LAYOUT.maxSlots, `${sp.name} maps ${va.toString(16)}, outside its window and slots`).toBe(true);
           slots[k] = pa;
         }
       }
       expect(dbPages, `${sp.name} database pages`).toBe(dbView ? (DB_PAGES.hi - DB_PAGES.lo + PRIVATE_PAGE_BYTES) / 4096 : 0);
-      expect(sp.leaves.size - dbPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WIN.pages);
+      expect(sp.leaves.size - dbPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WINDOW_LAYOUT.pages);
       slotPages.set(sp.name, slots);
     }
     // Exactly the channels of the plan: the client's and the server's slot map the same page, and no window page
@@ -682,7 +682,7 @@ describe("ultravisor on OVMF (TCG)", () => {
         if (va >= DBWIN) continue;
         const pa = pte & ADDR;
         const off = va - WINDOW;
-        const slot = off >= BigInt(WIN.slot(0)) ? Number(off - BigInt(WIN.slot(0))) / 4096 : -1;
+        const slot = off >= BigInt(WINDOW_LAYOUT.slot(0)) ? Number(off - BigInt(WINDOW_LAYOUT.slot(0))) / 4096 : -1;
         const ch = slot < 0 ? undefined : b.img.channels.find((c) => (fig1.partitions[c.client]!.name === sp.name && c.clientSlot === slot) || (fig1.partitions[c.server]!.name === sp.name && c.serverSlot === slot));
         const who = ch ? fig1.partitions[ch.client]!.name : sp.name;
         expect(db.owner(pa) >>> 0, `${sp.name}: owner of page 0x${pa.toString(16)} at 0x${va.toString(16)} (${ch ? `channel of ${who}` : "window"})`).toBe(numberOf.get(who));
