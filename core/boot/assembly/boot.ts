@@ -237,7 +237,7 @@ function flushRun(ops: u32, page: u32, first: i32, last: i32, from: u32, to: u32
 
 /**
  * The page freeDbPage would take for a map page now (0 if none): the simulator's allocator for the map pages it adds
- * outside the boot (sim/channel_memory.ts), so that it and the boot take pages by one rule. `ui`: the index page.
+ * outside the boot (sim/channel-memory.ts), so that it and the boot take pages by one rule. `ui`: the index page.
  */
 export function free_db_page(ui: u32): u32 {
   loadIndex(ui, 0);
