@@ -12,6 +12,7 @@ import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, win
 // "wasm-oob", the AssemblyScript guest's (a checksum range past its linear memory).
 export type { FaultKind } from "../definition/host.ts";
 import type { FaultKind } from "../definition/host.ts";
+import { KIND } from "../core/notation.ts";
 /** A supervisor-only address (the identity map) a guest may not write: the write-outside fault's target. */
 export const OUTSIDE_ADDRESS = 0x200000;
 /** A window address with no page behind it (between the stack and the channel slots): write-unmapped's target. */
@@ -356,7 +357,7 @@ export function emitUltravisorLoop(a: Assembler): void {
 
 // ---- the command partition ------------------------------------------------------------------------------------------
 /** Descriptor kinds of docs/specs/memory-layout.md §4, by partition role. */
-const KIND_OF = { ultravisor: 5, command: 6, io: 7, guest: 16 } as const;
+const KIND_OF = { ultravisor: KIND.Ultravisor, command: KIND.Command, io: KIND.IO, guest: KIND.Guest } as const;
 /** Bytes of a definition request's payload: name (16, NUL-padded), principal (16), u32 descriptor kind. */
 export const DEFINITION_BYTES = 40;
 
