@@ -40,6 +40,13 @@ export const BOOT_ERRORS: Record<number, string> = {
 /** Bytes of the scratch buffer `main` gathers one map page's ChangeOwner records in (request header + 1000 records). */
 export const BOOT_OPS_BYTES = 32 * 1024;
 
+/**
+ * The definition payload `create` reads: name (16 bytes, NUL-padded), principal (16), u32 descriptor kind; the
+ * command channel's definitions carry it as their first 40 bytes (partitions/programs.ts definitionBytes). The
+ * ultravisor partition copies it to `offset` in core's request buffer, and the simulator writes it there too.
+ */
+export const CREATE_PAYLOAD = { name: 0, principal: 16, kind: 32, bytes: 40, offset: 0x7f00 } as const;
+
 /** UEFI memory types the boot partition gives to Available (loader, boot services, conventional: RAM free after ExitBootServices). */
 export const USABLE_UEFI_TYPES = [1, 2, 3, 4, 7] as const;
 /** EFI_MEMORY_DESCRIPTOR as the module reads it: type at +0, physical start at +8, pages at +24. */

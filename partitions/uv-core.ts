@@ -20,10 +20,11 @@ import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress }
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { FOUR_MIB, PAGE, PD_MAGIC } from "../core/database.ts";
+import { CREATE_PAYLOAD } from "../core/boot-module.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
 /** Where the definition payload is copied for the boot module: the request buffer's last 256 bytes (database view). */
-const PAYLOAD_OFFSET = 0x7f00;
+const PAYLOAD_OFFSET = CREATE_PAYLOAD.offset;
 const UVTX_STACK_BUDGET = 2 * 1024;
 const STACK_BUDGET = 12 * 1024;
 /** The byte address whose owner the partition reports (the database's first page). */

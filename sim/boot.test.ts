@@ -5,6 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
 import type { FirmwareRegion } from "../core/db-layout.ts";
+import { KIND } from "../core/notation.ts";
+import { ResourceService } from "./resource-service.ts";
 
 const M = 1n << 20n;
 const FIRMWARE: FirmwareRegion[] = [
@@ -53,5 +55,24 @@ describe("the simulator's boot runs the boot module", () => {
     for (let p = 1024 + 2; p <= 1024 + 17; p++) expect(host.db.owner(BigInt(p) * 4096n) >>> 0).toBe(ui.ultra);
     expect(host.db.owner(BigInt(1024 + 100) * 4096n) >>> 0).toBe(ui.avail);
     await expect(Host.create({ memory: 64n << 30n, reserve: [[1024 + 1000, 2048 + 3]] })).rejects.toThrow(/one 4 MiB page/);
+  });
+});
+
+describe("create-with-memory by the boot module", () => {
+  it("gives the database the resource service's create gives for the same 4 KiB allotment from the ultravisor", async () => {
+    const cfg = { memory: 64n << 30n, reserve: [[1024 + 100, 1024 + 199]] as Array<[number, number]> };
+    const byModule = await Host.create(cfg);
+    const byService = await Host.create(cfg);
+    const ui = byModule.db.indexPage();
+    const d = { name: "X", principal: "UserX", kind: KIND.Guest };
+    const p = byModule.createFromPages(d, 1024 + 120, 12, ui.ultra);
+    const q = new ResourceService(byService).create({ ...d, at: [{ map: byService.view.leaf(BigInt(1024 + 120) * 4096n).map, first: 120, last: 131 }], from: ui.ultra });
+    expect(p).toBe(q);
+    expect(byModule.diffDatabase(byModule.snapshot(), byService.snapshot())).toBeUndefined();
+    for (let k = 0; k < 12; k++) expect(byModule.db.owner(BigInt(1024 + 120 + k) * 4096n) >>> 0).toBe(p);
+    // A page the ultravisor does not own is refused, and nothing changes.
+    const before = byModule.snapshot();
+    expect(() => byModule.createFromPages({ ...d, name: "Y" }, 1024 + 300, 1, ui.ultra)).toThrow(/OWNER_MISMATCH|-8/);
+    expect(byModule.diffDatabase(before, byModule.snapshot())).toBeUndefined();
   });
 });

@@ -9,7 +9,7 @@ import { Database, DbError, PAGE, REC, privateArea } from "../core/database.ts";
 import { defaultLayout, orderFor, type FirmwareRegion, type Layout } from "../core/db-layout.ts";
 import { MapView, span } from "../core/mapview.ts";
 import { formatTransaction, type Op, type Transaction, pn } from "../core/notation.ts";
-import { BOOT_ERRORS, BOOT_OPS_BYTES, UEFI_DESCRIPTOR, bootModule, instantiateBootModule, uefiDescriptors, type BootModule } from "../core/boot-module.ts";
+import { BOOT_ERRORS, BOOT_OPS_BYTES, CREATE_PAYLOAD, UEFI_DESCRIPTOR, bootModule, instantiateBootModule, uefiDescriptors, type BootModule } from "../core/boot-module.ts";
 
 export interface HostConfig {
   /** Installed memory in bytes (the firmware map's usable total when `firmware` is absent). */
@@ -318,6 +318,31 @@ export class Host {
       this.submit({ ops: [...take, { op: "split", map: s.map, index: s.index, into: s.into, owner }] }, `boot: split ${pn(s.map)} entry ${s.index}`);
     }
     if (!cfg.ultravisorRegion) this.backup();
+  }
+
+  /**
+   * Create-with-memory by the boot module's own `create` — what the machine runs for the partitions the boot partition
+   * creates and, in the ultravisor partition, for each definition: a partition that owns the 4 KiB pages [first,
+   * first + pages), each taken from `from`, with a descriptor page the module chooses. The payload is written where
+   * the ultravisor partition copies it (CREATE_PAYLOAD.offset in core's request buffer). Returns the new partition's
+   * number; throws DbError on a refusal (core's code or the module's, BOOT_ERRORS).
+   */
+  createFromPages(d: { name: string; principal: string; kind: number }, first: number, pages: number, from: number): number {
+    const ui = this.db.indexPage();
+    const req = this.db.requestBuffer();
+    const at = req + CREATE_PAYLOAD.offset;
+    const payload = new Uint8Array(this.memory.buffer, at, CREATE_PAYLOAD.bytes);
+    if (d.name.length > 16 || d.principal.length > 16 || !/^[\x20-\x7e]*$/.test(d.name + d.principal)) {
+      throw new RangeError(`partition name "${d.name}" and principal "${d.principal}" must be at most 16 printable ASCII characters`);
+    }
+    payload.fill(0);
+    payload.set(Buffer.from(d.name, "ascii"), CREATE_PAYLOAD.name);
+    payload.set(Buffer.from(d.principal, "ascii"), CREATE_PAYLOAD.principal);
+    new DataView(this.memory.buffer).setUint32(at + CREATE_PAYLOAD.kind, d.kind, true);
+    const rc = this.bootModule.create(ui.index, req, at, first, pages, from);
+    if (rc < 0) throw new DbError(rc, this.db.failedOp(), `create ${d.name} (${BOOT_ERRORS[rc] ?? "refused by core"})`);
+    this.committed({ ops: [] }); // the listeners get the transaction from the audit log
+    return rc;
   }
 
   /** Where the boot module's inputs lie while it runs (the boot partition's first 4 MiB). */

@@ -24,7 +24,6 @@ import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../image/ultravisor.ts";
 import { Database, privateArea } from "../../core/database.ts";
 import { Host } from "../../sim/host.ts";
-import { ResourceService, type Run } from "../../sim/resource-service.ts";
 import { parseFirmwareMap, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
 import { firmwareRegions, nonRamOverlaps, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../core/boot-module.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
@@ -297,8 +296,8 @@ function derivePlacement(map: UefiDescriptor[], ramTop: bigint, config: Ultravis
  * by firmwareMapProblems) with the host size of -m and core's private page where derivePlacement puts it (its
  * bootstrap, the boot partition's transactions by the same boot module in V8 — the derived ultravisor region given
  * from Available to the ultravisor partition after the backup point, its allotment part at 4 KiB granularity first);
- * then the resource service's create() of each partition the boot partition creates
- * and of each definition the ultravisor partition applies, each with its derived allotment taken from the ultravisor.
+ * then the boot module's create of each partition the boot partition creates and of each definition the ultravisor
+ * partition applies, each with its derived allotment taken from the ultravisor.
  * Nothing here is read from the machine's lines but the firmware map and the allotments' start.
  */
 async function simulatedBoot(place: Placement, firmware: UefiDescriptor[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
@@ -309,20 +308,13 @@ async function simulatedBoot(place: Placement, firmware: UefiDescriptor[], bootC
   const ui = host.db.indexPage();
   // Committed so far: those before the backup point plus the region's (still in the log).
   const bootTx = host.db.logHeader().nextSeq - 1;
-  const rs = new ResourceService(host);
-  const runsOf = (name: string): Run[] => {
-    const s = place.windows.get(name);
-    if (!s) throw new Error(`partition ${name} has no allotment in the derived placement`);
-    const runs: Run[] = [];
-    for (let k = 0; k < s.pages; k++) {
-      const leaf = host.view.leaf(s.window + BigInt(k) * 4096n);
-      const last = runs.at(-1);
-      if (last && last.map === leaf.map && last.last === leaf.index - 1) last.last = leaf.index;
-      else runs.push({ map: leaf.map, first: leaf.index, last: leaf.index });
-    }
-    return runs;
+  // The boot module's own create (what the lead monitor and the ultravisor partition run), each allotment taken from
+  // the ultravisor.
+  const create = (d: Definition): number => {
+    const s = place.windows.get(d.name);
+    if (!s) throw new Error(`partition ${d.name} has no allotment in the derived placement`);
+    return host.createFromPages({ name: d.name, principal: d.principal, kind: d.kind }, Number(s.window / 4096n), s.pages, ui.ultra);
   };
-  const create = (d: Definition): number => rs.create({ name: d.name, principal: d.principal, kind: d.kind, at: runsOf(d.name), from: ui.ultra });
   for (const name of bootCreated) create(definitionOf(fig1Spec(name), 0));
   const created = definitions.map(create);
   return { bytes: new Uint8Array(host.memory.buffer), db: host.db, host, created, bootTx };
