@@ -58,12 +58,39 @@ export interface LeadOptions {
 }
 
 export function emitLead(a: Assembler, o: LeadOptions): void {
+  const h = leadHelpers(a);
+  a.section(".bss");
+  a.align(8);
+  for (const n of ["g_allot_lo", "g_allot_hi", "g_db_ok"]) {
+    a.bind(h.L(n));
+    a.zero(8);
+  }
+  a.section(".text");
+
+  emitMain(a, o, h);
+  emitReservePartitions(a, o, h);
+  emitBootPartitions(a, o, h);
+  emitStartChecked(a, o, h);
+  emitStartPartition(a, o, h);
+  emitConnectChannel(a, o, h);
+  emitDbOwner(a, o, h);
+  emitLapicInit(a, o, h);
+}
+
+/** What the lead monitor's routines share: symbol lookup and the walk over g_partitions. */
+interface LeadHelpers {
+  L: (n: string) => Label;
+  /** into := &g_partitions[index] (64-byte records). */
+  record: (index: typeof r12, into: typeof rbx) => void;
+  /** The loop over g_partitions: r12 = index, rbx = its record; `body` jumps to `next` to skip the rest. */
+  eachPartition: (body: (next: Label) => void) => void;
+}
+
+function leadHelpers(a: Assembler): LeadHelpers {
   const L = (n: string): Label => a.symbol(n);
-  const { quantumTicks, withCore, scheduleText } = o;
   const record = (index: typeof r12, into: typeof rbx): void => {
     a.mov(into, index).shl(into, 6).lea(rax, ptr(L("g_partitions"))).add(into, rax);
   };
-  // The loop over g_partitions: r12 = index, rbx = its record; `body` jumps to `next` to skip the rest.
   const eachPartition = (body: (next: Label) => void): void => {
     const done = a.label();
     const next = a.label();
@@ -76,14 +103,12 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.inc(r12).jmp(loop);
     a.bind(done);
   };
-  a.section(".bss");
-  a.align(8);
-  for (const n of ["g_allot_lo", "g_allot_hi", "g_db_ok"]) {
-    a.bind(L(n));
-    a.zero(8);
-  }
-  a.section(".text");
+  return { L, record, eachPartition };
+}
 
+function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
+  const { L } = h;
+  const { quantumTicks, withCore, scheduleText } = o;
   // uv_main: never returns. The loader jumps here with interrupts off and boot services exited.
   a.bind(L("uv_main"));
   a.lea(rsp, ptr(L("g_kstack_top")));
@@ -127,7 +152,10 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
   a.mov(qword(L("g_quantum")), 0);
   a.mov(rax, -1).mov(qword(L("g_probe_min")), rax);
   a.jmp(L("dispatch"));
+}
 
+function emitReservePartitions(a: Assembler, _o: LeadOptions, h: LeadHelpers): void {
+  const { L, record, eachPartition } = h;
   // reserve_partitions: a state page for every record of g_partitions, then each user partition's allotment —
   // window pages followed by one page per client channel slot, consecutive from the bump allocator — with its
   // image copied in and its first frame set. Nothing is mapped for CPL 3 yet: partitions are `waiting`.
@@ -204,7 +232,11 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
     a.ret();
   }
+}
 
+function emitBootPartitions(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
+  const { L, eachPartition } = h;
+  const { withCore } = o;
   // boot_partitions: with the database, the ultravisor partition starts as the database's ultravisor partition, the
   // boot partition creates the others ([0104]: I/O and command; every partition when no command partition will
   // define it) and starts them, and guests the command partition defines keep waiting for START. Without the
@@ -248,7 +280,11 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
     a.ret();
   }
+}
 
+function emitStartChecked(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
+  const { L } = h;
+  const { withCore } = o;
   // start_checked(rdi = state page, rsi = b, from the START hypercall) → rax: start_partition's result, or
   // HC_ERR.refused unless b is a live partition of the database other than the ultravisor — a page below 4 GiB that
   // owns itself there (GetMemOwner), holds a descriptor whose Me is b, and names this partition. Without a database
@@ -292,7 +328,11 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.pop(r13).pop(r12).pop(rbx);
     a.ret();
   }
+}
 
+function emitStartPartition(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
+  const { L } = h;
+  const { withCore } = o;
   // start_partition(rdi = state page, rsi = the partition's number in the database, or −1 without a database)
   // → rax = 0 or HC_ERR.refused. Every page of the allotment must be the partition's in the database (core's
   // GetMemOwner, the same compiled core that built it); then the address space is built from them, the channels
@@ -409,7 +449,11 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
     a.ret();
   }
+}
 
+function emitConnectChannel(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
+  const { L } = h;
+  const { withCore } = o;
   // connect_channel(rbx = channel record): the client's page for this slot (in its allotment, after the window)
   // formatted from the record's template (console or command), mapped at the client's and the server's slot, and
   // listed in the server's info page, which is what tells the server the slot is live. With a database the page must be the client's there.
@@ -467,7 +511,11 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     for (const r of [r15, r14, r13, r12, rbp]) a.pop(r);
     a.ret();
   }
+}
 
+function emitDbOwner(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
+  const { L } = h;
+  const { withCore } = o;
   // db_owner(rdi = physical address) → rax: the owner core's GetMemOwner reports (ring-0 instance of the core).
   if (withCore) {
     a.bind(L("db_owner"));
@@ -478,7 +526,11 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.mov(eax, dword(L("core_result")));
     a.add(rsp, 8).ret();
   }
+}
 
+function emitLapicInit(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
+  const { L } = h;
+  const { quantumTicks } = o;
   // lapic_init: xAPIC enabled, spurious vector 0xFF, periodic timer on vector 0x20 at divide-by-1.
   a.bind(L("lapic_init"));
   {
@@ -494,3 +546,4 @@ export function emitLead(a: Assembler, o: LeadOptions): void {
     a.ret();
   }
 }
+
