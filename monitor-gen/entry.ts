@@ -123,18 +123,22 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.jmp(L("resume"));
   }
 
-  const account = (): void => {
-    a.rdtsc().shl(rdx, 32).or(rax, rdx);
-    a.sub(rax, qword(rbp, STATE_PAGE.tscDispatch));
-    a.add(qword(rbp, STATE_PAGE.tscUsed), rax);
-  };
+  emitTimer(a, cfg);
+  emitHypercalls(a, cfg);
+  emitFaultStop(a, cfg);
+  emitPanic(a, cfg);
+  emitFinish(a, cfg);
+  emitIdle(a, cfg);
+}
 
+function emitTimer(a: Assembler, cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- timer: end of a quantum ------------------------------------------------------------------------------------
   a.bind(L("on_timer"));
   {
     if (cfg.probes) a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_probe_t0")), rax);
     a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0); // EOI
-    account();
+    emitAccount(a);
     a.inc(qword(L("g_quantum")));
     const inWindow = a.label();
     a.test(qword(L("g_quantum")), AUDIT.windowQuanta - 1).jnz(inWindow);
@@ -189,7 +193,10 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.jmp(L("k_drain"));
     a.bind(done).ret();
   }
+}
 
+function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- hypercalls (docs/specs/hypercall-abi.md) -------------------------------------------------------------------
   a.bind(L("on_hypercall"));
   {
@@ -218,7 +225,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
 
     a.bind(yieldL);
     ret(0);
-    account();
+    emitAccount(a);
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
 
     a.bind(signal);
@@ -330,7 +337,10 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.bind(bad);
     a.mov(rax, HC_ERR.badArgument).ret();
   }
+}
 
+function emitFaultStop(a: Assembler, _cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- an exception at CPL 3 stops that partition alone ------------------------------------------------------------
   a.bind(L("on_fault"));
   {
@@ -344,10 +354,13 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.bind(notPf);
     monitorLine(a, "partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) }, ": fault vector ", { dec: (x) => x.mov(rdi, r12) },
       " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, SAVED_FRAME.error)) });
-    account();
+    emitAccount(a);
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }
+}
 
+function emitPanic(a: Assembler, _cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- an exception at CPL 0 is an ultravisor bug ------------------------------------------------------------------
   a.bind(L("on_panic"));
   {
@@ -358,7 +371,10 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
       " cr2 ", { hex: (x) => x.mov(rdi, r12) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, SAVED_FRAME.error)) });
     emitExit(a, EXIT.panic);
   }
+}
 
+function emitFinish(a: Assembler, cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- end of a finite run: summary, then isa-debug-exit -----------------------------------------------------------
   a.bind(L("on_finish"));
   {
@@ -419,10 +435,20 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.bind(L("s_waiting"));
   a.asciz("waiting");
   a.section(".text");
+}
 
+function emitIdle(a: Assembler, cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- the idle partition's only code: halt until the next quantum -------------------------------------------------
   a.bind(L("idle_loop"));
   a.sti().hlt().jmp(L("idle_loop"));
 
   emitCpu(a, cfg.xstateSpace);
+}
+
+/** Adds the time since dispatch to the partition's tscUsed (rbp = its state page); clobbers rax, rdx. */
+function emitAccount(a: Assembler): void {
+  a.rdtsc().shl(rdx, 32).or(rax, rdx);
+  a.sub(rax, qword(rbp, STATE_PAGE.tscDispatch));
+  a.add(qword(rbp, STATE_PAGE.tscUsed), rax);
 }
