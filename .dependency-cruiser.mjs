@@ -11,8 +11,8 @@ const LAYERS = [
   ["toolchain/pe", "toolchain/aot", "toolchain/linux"],
   ["definition"], // the host-definition schema: core and toolchain only
   ["monitor-gen"], // ring-0 code generators
-  ["loader-efi"], // the EFI loader and the boot partition's module
-  ["partitions"], // partition programs; the ultravisor partition embeds loader-efi's boot module
+  ["loader-efi"], // the EFI loader and the ring-0 code around core's boot module
+  ["partitions"], // partition programs; the ultravisor partition embeds the boot module with loader-efi's shims
   ["image"], // links loader, monitors, core and partitions into one EFI image
   ["sim"], // the simulator: core's bindings, may use any bare-metal folder
   ["ops"], // the operations partition (policy service, store, console): the simulator and the definitions below it

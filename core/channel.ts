@@ -3,6 +3,7 @@
 // Part of core's TypeScript bindings (bottom layer, imports nothing of ours outside core/); used by the simulator,
 // the image builder (channel type numbers), tests and benches.
 import { loadCore, typedExports, type Core, type LoadOptions } from "./wasm.ts";
+import { CHANNEL_HEADER, CHANNEL_HEADER_BYTES, QUEUE_HEADER, QUEUE_HEADER_BYTES } from "./channel-layout.ts";
 
 /** The chan_* exports, typed. Addresses are linear-memory (= host physical) byte addresses. */
 export interface ChanExports {
@@ -43,6 +44,9 @@ const CHAN_EXPORTS = [
 /** Status codes of the queue exports (section 3). */
 export const Q = { TRANSITION: 1, OK: 0, FULL_OR_EMPTY: -1, BAD_CHANNEL: -2, BAD_QUEUE: -3, BAD_ARGUMENT: -4 } as const;
 
+/** Server states of a channel header's srv_state (section 1). */
+export const ServerState = { uninitialized: 0, ready: 1 } as const;
+
 /** Channel type codes (section 5). */
 export const ChannelType = {
   control: 0, command: 1, boot: 2, console: 3, storage: 4, network: 5, power: 6, memory: 7, processor: 8,
@@ -74,19 +78,20 @@ export interface QueueHeader {
 
 /** Channel offset of queue q's header. */
 export function queueOffset(buf: ArrayBuffer, base: number, q: number): number {
-  return Number(new DataView(buf, base, 128).getBigUint64(64, true)) + q * 128;
+  return Number(new DataView(buf, base, CHANNEL_HEADER_BYTES).getBigUint64(CHANNEL_HEADER.ch_space_offset, true)) + q * QUEUE_HEADER_BYTES;
 }
 
 /** Decodes queue q's header (offsets of section 2). */
 export function readQueueHeader(buf: ArrayBuffer, base: number, q: number): QueueHeader {
-  const v = new DataView(buf, base + queueOffset(buf, base, q), 128);
+  const v = new DataView(buf, base + queueOffset(buf, base, q), QUEUE_HEADER_BYTES);
+  const u32 = (o: number): number => v.getUint32(o, true);
+  const u64 = (o: number): bigint => v.getBigUint64(o, true);
+  const H = QUEUE_HEADER;
   return {
-    version: v.getUint32(0, true), chtype: v.getUint32(4, true), size: v.getBigUint64(8, true),
-    sigBaseOffset: v.getBigUint64(16, true), features: v.getBigUint64(24, true), numSent: v.getBigUint64(32, true),
-    numOverflows: v.getBigUint64(40, true), signalSize: v.getUint32(48, true), maxSlots: v.getUint32(52, true),
-    maxSignals: v.getUint32(56, true), head: v.getUint32(60, true), numReceived: v.getBigUint64(64, true),
-    tail: v.getUint32(72, true), numIrqReceived: v.getBigUint64(96, true), numEmpty: v.getBigUint64(104, true),
-    errorflags: v.getUint32(112, true),
+    version: u32(H.version), chtype: u32(H.chtype), size: u64(H.size), sigBaseOffset: u64(H.sig_base_offset),
+    features: u64(H.features), numSent: u64(H.num_sent), numOverflows: u64(H.num_overflows), signalSize: u32(H.signal_size),
+    maxSlots: u32(H.max_slots), maxSignals: u32(H.max_signals), head: u32(H.head), numReceived: u64(H.num_received),
+    tail: u32(H.tail), numIrqReceived: u64(H.num_irq_received), numEmpty: u64(H.num_empty), errorflags: u32(H.errorflags),
   };
 }
 

@@ -29,12 +29,19 @@ export interface PrivateArea {
   /** Address just past the 4 MiB page. */
   end: number;
 }
+/** Bytes of a 4 MiB page (a map entry of scale 2: a PKM's span). */
+export const FOUR_MIB = 1 << 22;
+/**
+ * The private page's offsets and its pages that are core's (memory-layout.md §5); core/assembly/lib/layout.ts holds
+ * the same numbers for core.wasm (PRIV_*, PRIVATE_PAGES), and core/layout.test.ts fails when the two differ.
+ */
+export const PRIVATE = { scratch: 0x4000, requestBuffer: 0x8000, directory: 0x1_0000, corePages: 528 } as const;
 export function privateArea(m: number): PrivateArea {
-  const base = m * 0x400000;
-  const logBase = m * 1024 + 528;
+  const base = m * FOUR_MIB;
+  const logBase = m * 1024 + PRIVATE.corePages;
   return {
-    private: m, base, scratch: base + 0x4000, requestBuffer: base + 0x8000, directory: base + 0x10000,
-    logBase, logPages: (m + 1) * 1024 - logBase, end: base + 0x400000,
+    private: m, base, scratch: base + PRIVATE.scratch, requestBuffer: base + PRIVATE.requestBuffer, directory: base + PRIVATE.directory,
+    logBase, logPages: (m + 1) * 1024 - logBase, end: base + FOUR_MIB,
   };
 }
 /** The default private area's request buffer (tests and benches that place raw requests). */
@@ -43,12 +50,15 @@ export const REF_BIT = 0x80000000;
 export const PN_MASK = 0x3fffffff;
 /** A partition descriptor's magic, "UVPD" (memory-layout.md §4). */
 export const PD_MAGIC = 0x44505655;
+/** A request's magic, "UVTR" (memory-layout.md §5.3). */
+export const REQ_MAGIC = 0x52545655;
 
-const REC = {
+/** Record types of requests and audit-log records (memory-layout.md §5.2, §5.3). */
+export const REC = {
   begin: 1, changeOwner: 2, initialize: 3, destroy: 4, split: 5, merge: 6, defineChannel: 7, assignServer: 8,
   removeChannel: 9, setCommand: 10, rejected: 11, commit: 15,
 } as const;
-const LOG_LEN: Record<number, number> = { 2: 32, 3: 144, 4: 80, 5: 4120, 6: 32, 7: 24, 8: 24, 9: 24, 10: 16 };
+export const LOG_LEN: Record<number, number> = { 2: 32, 3: 144, 4: 80, 5: 4120, 6: 32, 7: 24, 8: 24, 9: 24, 10: 16 };
 /** Index page offsets of memory-layout.md §3 and §11.2. */
 export const UI_COMMAND = 52;
 export const UI_CHANNELS = 1024;
@@ -172,7 +182,7 @@ export class Database {
   /** The request buffer of the attached database's private area (the default area's before attach). */
   requestBuffer(): number {
     const a = this.fn.db_private_address!() >>> 0;
-    return a === 0 ? REQUEST_BUFFER : a + 0x8000;
+    return a === 0 ? REQUEST_BUFFER : a + PRIVATE.requestBuffer;
   }
 
   /** Encodes the transaction as a request (memory-layout.md §5.3) into the request buffer; returns its length. */
@@ -406,7 +416,7 @@ export function encodeRequest(tx: Transaction): Uint8Array {
     }
     off += len;
   }
-  v.setUint32(0, 0x52545655, true);
+  v.setUint32(0, REQ_MAGIC, true);
   v.setUint32(4, need, true);
   v.setUint32(8, tx.ops.length, true);
   return out;

@@ -4,6 +4,7 @@
 // at the key it is about. What only one reader can honour is checked by that reader (partitions/config.ts for bare
 // metal); what core decides at run time (channel cardinality, placement) is left to core.
 import { orderFor } from "../core/db-layout.ts";
+import { FOUR_MIB, PAGE as PAGE_BYTES } from "../core/database.ts";
 import { formatBytes, span } from "../core/mapview.ts";
 import type { Problem } from "./errors.ts";
 import type { HostDefinition, PartitionDefinition } from "./host.ts";
@@ -11,8 +12,8 @@ import type { LoadedDefinition } from "./load.ts";
 
 type Path = ReadonlyArray<PropertyKey>;
 
-const MB4 = 4n << 20n;
-const PAGE = 4096n;
+const MB4 = BigInt(FOUR_MIB);
+const PAGE = BigInt(PAGE_BYTES);
 /** Bytes an order-n map covers: 1024 entries of its top scale (order 2 = 4 GiB … order 5 = 4 EiB). */
 export const orderCoverage = (order: number): bigint => span(order) * 1024n;
 const MAX_MEMORY = orderCoverage(5);
@@ -108,7 +109,8 @@ function checkHost(def: HostDefinition, bad: (path: Path, m: string, key?: boole
     const mem = h.nodes.reduce((a, n) => a + n.memory, 0n);
     if (mem !== h.memory) bad(["host", "nodes"], `the nodes have ${fmt(mem)} of memory, host.memory says ${fmt(h.memory)} (they must add up)`);
   }
-  if (h.bootMemory !== undefined && h.bootMemory % PAGE !== 0n) bad(["host", "bootMemory"], "not a whole number of 4 KB pages");
+  // The boot partition's module keeps exactly the first 4 MB, on the machine and in the simulator (one module runs both).
+  if (h.bootMemory !== undefined && h.bootMemory !== MB4) bad(["host", "bootMemory"], `${fmt(h.bootMemory)}: the boot partition keeps the first 4 MB (write 4 MB or leave it out)`);
   if (h.firmware) {
     const top = orderCoverage(h.order ?? (h.memory <= MAX_MEMORY ? orderFor(h.memory) : 5));
     h.firmware.forEach((r, i) => {

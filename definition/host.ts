@@ -179,7 +179,7 @@ export const host = z.strictObject({
   firmware: z.array(firmwareRegion).min(1).max(4096).optional()
     .meta({ description: "simulator: the firmware memory map (default: all of memory usable; docs/specs/host-definition.md)" }),
   order: z.int().min(2).max(5).optional().meta({ description: "simulator: map order (default the smallest covering memory)" }),
-  bootMemory: size.optional().meta({ description: "simulator: memory at 0 the boot partition keeps (default 4 MB)" }),
+  bootMemory: size.optional().meta({ description: "memory at 0 the boot partition keeps: 4 MB, the only value (the boot module's fixed share on both sides)" }),
   reserve: z.tuple([page, page]).optional().meta({ description: "simulator: first and last page of the database's 4 MB reserved for the ultravisor ([0217])" }),
   split: z.array(z.strictObject({ map: page, index: z.int().min(0).max(1023), into: page })).max(1024).optional()
     .meta({ description: "simulator: map entries divided at boot ([0219])" }),

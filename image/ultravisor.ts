@@ -7,13 +7,13 @@
 import { Assembler, addr } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { loadCore } from "../core/wasm.ts";
-import { chanExports, ChannelType } from "../core/channel.ts";
+import { chanExports, ChannelType, ServerState } from "../core/channel.ts";
 import { readSchedule, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
-import { CREC, emitLead } from "../monitor-gen/lead.ts";
-import { CHAN, CMDCHAN, FLAG, PAGE, WIN } from "../monitor-gen/layout.ts";
+import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECORD_DWORDS, emitLead, emitRecord } from "../monitor-gen/lead.ts";
+import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
 import { SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
@@ -26,11 +26,12 @@ import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo,
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { assembleUltravisorWithCore } from "../partitions/uv-core.ts";
 import { compileCoreForImage, type CoreDbPlan, emitCoreDb } from "../monitor-gen/core-db.ts";
-import { bootDbWasm, compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";
+import { compileBootDb, emitBootDb } from "../loader-efi/uv-boot-db.ts";
+import { bootModuleWasm } from "../core/boot-module.ts";
 import { buildCore, coreWasmPath } from "../core/build.ts";
 import { readFileSync } from "node:fs";
 import { defaultLayout } from "../core/db-layout.ts";
-import { privateArea } from "../core/database.ts";
+import { FOUR_MIB, privateArea } from "../core/database.ts";
 import { type EfiImage, linkEfiImage } from "./efi-image.ts";
 import { linuxEspFiles, type LinuxLoadPlan, linuxLoadPlan } from "./linux.ts";
 
@@ -101,7 +102,7 @@ export const CORE_DB_PLAN: CoreDbPlan = (() => {
   return {
     words: [2, l.ui, l.missing, l.avail, l.idle, l.boot, 0, 0, l.region, l.top, ...l.chain],
     memoryBytes: UV_CORE_MEMORY_BYTES,
-    dbPage: { lo: l.region * 0x400000, hi: (l.region + 1) * 0x400000 },
+    dbPage: { lo: l.region * FOUR_MIB, hi: (l.region + 1) * FOUR_MIB },
     requestOffset: pa.requestBuffer,
     logPageOffset: pa.logBase,
   };
@@ -151,7 +152,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     parts.some((p) => p.kind === "guest" && p.lang === "as") ? partitionWasm("guest") : null,
     partitionWasm(parts.some((p) => p.kind === "io" && p.fault === "fuzz-server") ? "io-fuzz" : "io"),
     parts.some((p) => p.kind === "command") ? partitionWasm("command") : null,
-    withCore ? bootDbWasm() : null,
+    withCore ? bootModuleWasm() : null,
   ]);
   step("AssemblyScript programs (asc)");
 
@@ -167,8 +168,9 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const tplBase = carvePage(core);
   const r = chan.chan_format(tplBase, PAGE, 1, CHAN.signalSize, CHAN.maxSlots, ChannelType.console);
   if (r !== 0) throw new Error(`core.wasm chan_format refused the console geometry (status ${r})`);
+  // srv_state READY through core's own export: the monitor maps the server before any partition runs.
+  if (chan.chan_server_state_set(tplBase, PAGE, ServerState.ready) !== 0) throw new Error("core.wasm chan_server_state_set refused the console template");
   const template = new Uint8Array(core.memory.buffer, tplBase, PAGE).slice();
-  new DataView(template.buffer).setUint32(120, 1, true); // srv_state READY: the monitor maps the server before any partition runs
   const commandTemplate = formatCommandTemplate(core);
 
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
@@ -273,21 +275,25 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   built.forEach((b, i) => {
     const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
       (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0) | (b.spec.vm ? FLAG.vm : 0);
-    a.dq(addr(L(`g_name_${i}`)));
-    a.dq(b.packed ? addr(L(`g_blob_${i}`)) : 0);
-    a.dq(b.packed ? b.packed.blob.length : 0);
-    a.dq(b.packed ? b.packed.entry : 0n);
-    a.dd(b.number, flags);
-    a.dq(0); // state page, filled in by the loader
-    a.dd(allotmentPages(b.number - 1, channels), 0);
-    a.dq(b.packed ? addr(L(`g_def_${i}`)) : 0);
+    emitRecord(a, PARTITION_RECORD, PARTITION_RECORD_DWORDS, {
+      name: addr(L(`g_name_${i}`)),
+      blob: b.packed ? addr(L(`g_blob_${i}`)) : 0,
+      blobBytes: b.packed ? b.packed.blob.length : 0,
+      entry: b.packed ? b.packed.entry : 0n,
+      number: b.number,
+      flags,
+      state: 0, // the state page, filled in by the loader
+      allotPages: allotmentPages(b.number - 1, channels),
+      definition: b.packed ? addr(L(`g_def_${i}`)) : 0,
+    });
   });
   a.bind(L("g_channels"));
   for (const c of channels) {
-    a.dd(c.client, c.server, c.serverSlot, c.clientSlot);
-    a.dq(addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")), 0);
+    emitRecord(a, CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, {
+      client: c.client, server: c.server, serverSlot: c.serverSlot, clientSlot: c.clientSlot,
+      template: addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")),
+    });
   }
-  void CREC;
   let obj = a.finish();
   if (coreImage) {
     const c = coreImage.compiled;
@@ -337,7 +343,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
 function packSvmGuest(image: Uint8Array): PackedPartition {
   const blob = new Uint8Array(Math.ceil(image.length / PAGE) * PAGE);
   blob.set(image);
-  if (blob.length > WIN.image + WIN.imageMax) throw new RangeError(`a virtualized guest's image is ${blob.length} bytes, more than its window's ${WIN.image + WIN.imageMax}`);
+  if (blob.length > WINDOW_LAYOUT.image + WINDOW_LAYOUT.imageMax) throw new RangeError(`a virtualized guest's image is ${blob.length} bytes, more than its window's ${WINDOW_LAYOUT.image + WINDOW_LAYOUT.imageMax}`);
   return { blob, entry: 0n, symbols: new Map(), image: { start: 0n, end: BigInt(image.length) } };
 }
 
@@ -347,7 +353,7 @@ function packSvmGuest(image: Uint8Array): PackedPartition {
  */
 export function allotmentPages(index: number, channels: readonly ChannelDef[]): number {
   const top = channels.filter((c) => c.client === index).reduce((m, c) => Math.max(m, c.clientSlot + 1), 0);
-  return WIN.pages + top;
+  return WINDOW_LAYOUT.pages + top;
 }
 
 function shortAllotmentNumber(parts: PartitionSpec[], name: string): number {
@@ -392,9 +398,8 @@ export function formatCommandTemplate(core: Awaited<ReturnType<typeof loadCore>>
   const base = carvePage(core);
   const r = chan.chan_format(base, PAGE, CMDCHAN.queues, CMDCHAN.signalSize, slots, ChannelType.command);
   if (r !== 0) throw new Error(`core.wasm chan_format refused the command channel geometry (status ${r})`);
-  const page = new Uint8Array(core.memory.buffer, base, PAGE).slice();
-  new DataView(page.buffer).setUint32(120, 1, true); // srv_state READY, as the console template
-  return page;
+  if (chan.chan_server_state_set(base, PAGE, ServerState.ready) !== 0) throw new Error("core.wasm chan_server_state_set refused the command template");
+  return new Uint8Array(core.memory.buffer, base, PAGE).slice(); // srv_state READY, as the console template
 }
 
 function carvePage(core: Awaited<ReturnType<typeof loadCore>>): number {

@@ -4,7 +4,7 @@
 // page from its top, leaves boot services with the map-key retry and jumps to the lead monitor (uv_main in
 // monitor-gen/lead.ts). Offsets: docs/specs/efi-abi.md; layout decisions: docs/specs/image-layout.md.
 import { Assembler, type Label, eax, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
-import { kline } from "../monitor-gen/console.ts";
+import { monitorLine } from "../monitor-gen/console.ts";
 import { EXIT, PRIVATE_PAGE_BYTES } from "../monitor-gen/layout.ts";
 import { emitExit } from "../monitor-gen/paging.ts";
 
@@ -79,7 +79,7 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   a.mov(rax, qword(rdx, ST_BOOT_SERVICES)).mov(qword(L("g_bs")), rax);
   a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_tsc_entry")), rax);
   a.mov(qword(L("g_direct")), 1);
-  kline(a, "ultravisor: loader started");
+  monitorLine(a, "ultravisor: loader started");
   // The actual load address, from the Loaded Image protocol: the firmware relocates the image wherever it likes, and
   // gdb needs (this − the preferred base) to place the symbol file's addresses (docs/specs/efi-abi.md, Debugging).
   {
@@ -88,18 +88,18 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
     a.mov(rcx, qword(L("g_image"))).lea(rdx, ptr(L("g_loaded_image_guid"))).lea(r8, ptr(L("g_loaded_image")));
     a.mov(rax, qword(L("g_bs"))).call(qword(rax, BS.handleProtocol));
     a.test(rax, rax).jnz(unknown);
-    kline(a, "ultravisor: image loaded at ", { hex: (x) => x.mov(rax, qword(L("g_loaded_image"))).mov(rdi, qword(rax, LI_IMAGE_BASE)) });
+    monitorLine(a, "ultravisor: image loaded at ", { hex: (x) => x.mov(rax, qword(L("g_loaded_image"))).mov(rdi, qword(rax, LI_IMAGE_BASE)) });
     a.jmp(known);
     a.bind(unknown);
     a.mov(rbx, rax); // k_puts clobbers rax
-    kline(a, "ultravisor: image load address unknown: HandleProtocol(LoadedImage) failed with status ", { hex: (x) => x.mov(rdi, rbx) });
+    monitorLine(a, "ultravisor: image load address unknown: HandleProtocol(LoadedImage) failed with status ", { hex: (x) => x.mov(rdi, rbx) });
     a.bind(known);
   }
   const fail = a.label();
   a.lea(rax, ptr(main)).shr(rax, 32);
   const low = a.label();
   a.jz(low);
-  kline(a, "ultravisor: error: image above 4 GiB; the ultravisor needs its code identity-mapped below 4 GiB");
+  monitorLine(a, "ultravisor: error: image above 4 GiB; the ultravisor needs its code identity-mapped below 4 GiB");
   a.mov(rax, 1).jmp(fail);
   a.bind(low);
 
@@ -158,11 +158,11 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
       const skipped = a.label();
       a.cmp(qword(L("g_core_conf_hi")), 0).jne(conflict);
       a.mov(rax, hi - lo).cmp(qword(L("g_core_cover")), rax).je(fine);
-      kline(a, `ultravisor: resource database skipped: its 4 MiB page ${page} is not wholly in the firmware's map (`, { dec: (x) => x.mov(rdi, qword(L("g_core_cover"))) },
+      monitorLine(a, `ultravisor: resource database skipped: its 4 MiB page ${page} is not wholly in the firmware's map (`, { dec: (x) => x.mov(rdi, qword(L("g_core_cover"))) },
         " bytes described)");
       a.jmp(skipped);
       a.bind(conflict);
-      kline(a, `ultravisor: resource database skipped: its 4 MiB page ${page} holds firmware memory of type `, { dec: (x) => x.mov(rdi, qword(L("g_core_conf_type"))) },
+      monitorLine(a, `ultravisor: resource database skipped: its 4 MiB page ${page} holds firmware memory of type `, { dec: (x) => x.mov(rdi, qword(L("g_core_conf_type"))) },
         " at ", { hex: (x) => x.mov(rdi, qword(L("g_core_conf_lo"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_core_conf_hi"))).dec(rdi) });
       a.bind(skipped);
       a.mov(qword(L("g_core_ok")), 0);
@@ -193,7 +193,7 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   a.sub(qword(L("g_budget")), FIRMWARE_POOL_PAGES);
   const noBudget = a.label();
   a.cmp(qword(L("g_budget")), 0).jg(noBudget);
-  kline(a, "ultravisor: error: not enough conventional memory below 4 GiB");
+  monitorLine(a, "ultravisor: error: not enough conventional memory below 4 GiB");
   a.mov(rax, 2).jmp(fail);
   a.bind(noBudget);
   eachRange(() => {
@@ -227,7 +227,7 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
     a.mov(rax, qword(L("g_region_pages"))).shl(rax, 12).add(rax, rcx); // [rcx, rax) = the region
     a.cmp(rcx, hi).jae(apart);
     a.cmp(rax, lo).jbe(apart);
-    kline(a, "ultravisor: resource database skipped: the ultravisor region ", { hex: (x) => x.mov(rdi, qword(L("g_region"))) },
+    monitorLine(a, "ultravisor: resource database skipped: the ultravisor region ", { hex: (x) => x.mov(rdi, qword(L("g_region"))) },
       ` overlaps the database's 4 MiB page 0x${lo.toString(16)}-0x${(hi - 1).toString(16)}`);
     a.mov(qword(L("g_core_ok")), 0).jmp(done);
     a.bind(apart);
@@ -237,16 +237,16 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
     a.cmp(rax, rcx).jb(none);
     a.mov(qword(L("g_core_private")), rax);
     a.sub(rax, rcx).shr(rax, 12).mov(qword(L("g_region_pages")), rax);
-    kline(a, "ultravisor: core private page ", { hex: (x) => x.mov(rdi, qword(L("g_core_private"))) }, "-",
+    monitorLine(a, "ultravisor: core private page ", { hex: (x) => x.mov(rdi, qword(L("g_core_private"))) }, "-",
       { hex: (x) => x.mov(rdi, qword(L("g_core_private"))).add(rdi, PRIVATE_PAGE_BYTES - 1) }, " ([0,", { dec: (x) => x.mov(rdi, qword(L("g_core_private"))).shr(rdi, 22) },
       ",*]) carved from the top of the ultravisor region");
     a.jmp(done);
     a.bind(none);
-    kline(a, "ultravisor: resource database skipped: no 4 MiB-aligned page wholly inside the ultravisor region for core's private page");
+    monitorLine(a, "ultravisor: resource database skipped: no 4 MiB-aligned page wholly inside the ultravisor region for core's private page");
     a.mov(qword(L("g_core_ok")), 0);
     a.bind(done);
   }
-  kline(a, "ultravisor: allocated ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_pages"))) }, " pages in ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_ranges"))) },
+  monitorLine(a, "ultravisor: allocated ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_pages"))) }, " pages in ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_ranges"))) },
     " ranges; region ", { hex: (x) => x.mov(rdi, qword(L("g_region"))) }, " of ", { dec: (x) => x.mov(rdi, qword(L("g_region_pages"))) },
     ` pages; firmware pool ${FIRMWARE_POOL_PAGES} pages`);
   a.mov(rax, qword(L("g_region"))).mov(qword(L("g_next")), rax);
@@ -281,7 +281,7 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   // Failure while boot services may still be up: report on COM1 and leave QEMU.
   a.bind(fail);
   a.mov(rbx, rax);
-  kline(a, "ultravisor: error: loader failed with status ", { hex: (x) => x.mov(rdi, rbx) });
+  monitorLine(a, "ultravisor: error: loader failed with status ", { hex: (x) => x.mov(rdi, rbx) });
   emitExit(a, EXIT.loaderFailed);
 
   // get_map → rax = EFI status; fills g_map_size (bytes), g_map_key, g_desc_size.

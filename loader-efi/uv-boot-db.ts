@@ -1,56 +1,23 @@
 // The boot partition's transactions on the machine (generated ring-0 code around an AOT-compiled module): after
 // core's db_bootstrap, `uv_boot_db` prints the UEFI memory map the loader read last (so a test can feed the same map
-// to the simulator), then runs loader-efi/assembly/boot.ts — compiled by toolchain/aot, linear memory = physical
-// memory — whose only ways out are two imports supplied here: `env.db_submit` and `env.db_log_truncate`, each a
-// call into the same AOT-compiled core.wasm the bootstrap used (same VM context). `firmwareRegions` is the
-// TypeScript statement of which UEFI ranges the module hands to Available and which to Boot, as core/db-layout.ts
-// FirmwareRegions for sim/host.ts.
-import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
+// to the simulator), then runs the boot partition's module (core/boot/assembly/boot.ts, built by core/boot-module.ts,
+// the same wasm the simulator runs in V8) — compiled by toolchain/aot, linear memory = physical memory — whose only
+// ways out are two imports supplied here: `env.db_submit` and `env.db_log_truncate`, each a call into the same
+// AOT-compiled core.wasm the bootstrap used (same VM context).
 import { Assembler, type Label, eax, edi, ptr, qword, r12, r13, r14, r15, rax, rcx, rdi, rdx, rsi, rsp, dword } from "../toolchain/x64/index.ts";
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { kline } from "../monitor-gen/console.ts";
-import { ascBuild } from "../core/asc.ts";
-import type { FirmwareRegion } from "../core/db-layout.ts";
+import { monitorLine } from "../monitor-gen/console.ts";
+import { BOOT_MODULE_EXPORTS, BOOT_MODULE_IMPORTS, BOOT_OPS_BYTES, type UefiDescriptor } from "../core/boot-module.ts";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const SOURCE = join(root, "loader-efi", "assembly", "boot.ts");
-const OUT = join(root, "out", "partitions", "boot.wasm");
 const STACK_BUDGET = 8 * 1024;
-const OPS_BYTES = 32 * 1024;
 /** The module addresses physical memory below 4 GiB (its bounds check; the last 64 KiB are never database pages). */
 const MEMORY_BYTES = 0xffff_0000;
-
-/** UEFI memory types the boot partition gives to Available (installed RAM free after ExitBootServices). */
-export const USABLE_UEFI_TYPES = [1, 2, 3, 4, 7] as const;
 
 export const BOOT_DB_LINES = {
   map: /^ultravisor: firmware map: type (\d+) base (0x[0-9a-f]+) pages (\d+)$/,
   done: /^ultravisor: boot transactions by the AOT-compiled core: trap (\d+) result (-?\d+)$/,
 };
-
-export interface UefiDescriptor {
-  type: number;
-  base: bigint;
-  pages: bigint;
-}
-
-/**
- * The firmware map as sim/host.ts's HostConfig.firmware: one region per UEFI descriptor in map order, usable for
- * USABLE_UEFI_TYPES and reserved (→ Boot) for everything else; ranges are clipped to what the map's order covers
- * (`covers` bytes) and empty ones dropped — the same rules loader-efi/assembly/boot.ts applies on the machine.
- */
-export function firmwareRegions(descs: UefiDescriptor[], covers = 1n << 32n): FirmwareRegion[] {
-  const out: FirmwareRegion[] = [];
-  for (const d of descs) {
-    let end = d.base + d.pages * 4096n;
-    if (d.base >= covers || end <= d.base) continue;
-    if (end > covers) end = covers;
-    out.push({ base: d.base, length: end - d.base, type: (USABLE_UEFI_TYPES as readonly number[]).includes(d.type) ? "usable" : "reserved" });
-  }
-  return out;
-}
 
 /** Parses the loader's firmware-map lines (BOOT_DB_LINES.map) back into descriptors. */
 export function parseFirmwareMap(lines: readonly string[]): UefiDescriptor[] {
@@ -60,29 +27,19 @@ export function parseFirmwareMap(lines: readonly string[]): UefiDescriptor[] {
   });
 }
 
-const BOOT_ASC_FLAGS = [
-  "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
-  "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", "1", "--use", "abort=", "--noColors",
-];
-
-/** out/partitions/boot.wasm, rebuilt with asc (core/asc.ts) when loader-efi/assembly/boot.ts or what it imports changed. */
-export async function bootDbWasm(): Promise<Uint8Array> {
-  return (await ascBuild({ sources: [SOURCE], out: OUT, flags: BOOT_ASC_FLAGS })).bytes;
-}
-
 /** The boot module compiled for an image; `prefix` names its symbols (the ring-0 instance and the ultravisor partition's). */
 export function compileBootDb(wasm: Uint8Array, prefix = "bootdb"): CompiledModule {
   const c = compileWasm(wasm, { hostThunks: true, importsAsSymbols: true, symbolPrefix: prefix });
   for (const i of c.imports) {
-    if (i.intrinsic === null && !(i.module === "env" && (i.name === "db_submit" || i.name === "db_log_truncate"))) {
-      throw new Error(`loader-efi/assembly/boot.ts imports ${i.module}.${i.name}; the boot module may import env.db_submit and env.db_log_truncate only`);
+    if (i.intrinsic === null && !(i.module === "env" && (BOOT_MODULE_IMPORTS as readonly string[]).includes(i.name))) {
+      throw new Error(`core/boot/assembly/boot.ts imports ${i.module}.${i.name}; the boot module may import env.db_submit and env.db_log_truncate only`);
     }
   }
-  for (const n of ["main", "create"]) {
+  for (const n of BOOT_MODULE_EXPORTS) {
     const e = c.exports.find((x) => x.name === n);
-    if (!e || e.thunk < 0) throw new Error(`loader-efi/assembly/boot.ts must export ${n}`);
+    if (!e || e.thunk < 0) throw new Error(`core/boot/assembly/boot.ts must export ${n}`);
   }
-  if (c.datas.some((d) => d.bytes.length > 0)) throw new Error("loader-efi/assembly/boot.ts must have no static data (its linear memory is physical memory)");
+  if (c.datas.some((d) => d.bytes.length > 0)) throw new Error("core/boot/assembly/boot.ts must have no static data (its linear memory is physical memory)");
   return c;
 }
 
@@ -91,22 +48,6 @@ export interface BootDbPlan {
   region: number;
   /** Offset of core's request buffer in its private 4 MiB page (at g_core_private, chosen by the loader). */
   requestOffset: number;
-}
-
-/**
- * The firmware map's ranges that are not RAM the host may hand out (every type but USABLE_UEFI_TYPES) and overlap
- * [lo, hi): what the database must never give to the ultravisor (test/hw/ultravisor.test.ts checks it).
- */
-export function nonRamOverlaps(descs: UefiDescriptor[], lo: bigint, hi: bigint): Array<{ type: number; lo: bigint; hi: bigint }> {
-  const out: Array<{ type: number; lo: bigint; hi: bigint }> = [];
-  for (const d of descs) {
-    if ((USABLE_UEFI_TYPES as readonly number[]).includes(d.type)) continue;
-    const end = d.base + d.pages * 4096n;
-    const a = d.base > lo ? d.base : lo;
-    const b = end < hi ? end : hi;
-    if (a < b) out.push({ type: d.type, lo: a, hi: b });
-  }
-  return out;
 }
 
 /**
@@ -119,7 +60,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   a.section(".bss");
   a.align(16);
   a.bind(L("g_boot_ops"));
-  a.zero(OPS_BYTES);
+  a.zero(BOOT_OPS_BYTES);
   a.section(".text");
 
   a.bind(L("uv_boot_db"));
@@ -130,7 +71,7 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
     const loop = a.here();
     const done = a.label();
     a.cmp(r12, r13).jae(done);
-    kline(a, "ultravisor: firmware map: type ", { dec: (x) => x.mov(edi, dword(r12, 0)) }, " base ", { hex: (x) => x.mov(rdi, qword(r12, 8)) },
+    monitorLine(a, "ultravisor: firmware map: type ", { dec: (x) => x.mov(edi, dword(r12, 0)) }, " base ", { hex: (x) => x.mov(rdi, qword(r12, 8)) },
       " pages ", { dec: (x) => x.mov(rdi, qword(r12, 24)) });
     a.add(r12, qword(L("g_desc_size"))).jmp(loop);
     a.bind(done);
@@ -157,15 +98,15 @@ export function emitBootDb(a: Assembler, mod: CompiledModule, plan: BootDbPlan):
   const neg = a.label();
   const shown = a.label();
   a.test(r13, r13).js(neg);
-  kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result ", { dec: (x) => x.mov(rdi, r13) });
+  monitorLine(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result ", { dec: (x) => x.mov(rdi, r13) });
   a.jmp(shown);
   a.bind(neg);
-  kline(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result -", { dec: (x) => x.mov(rdi, r13).neg(rdi) });
+  monitorLine(a, "ultravisor: boot transactions by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) }, " result -", { dec: (x) => x.mov(rdi, r13).neg(rdi) });
   a.bind(shown);
   a.add(rsp, 8).pop(r15).pop(r14).pop(r13).pop(r12).ret();
 
   // boot_create(rdi = definition payload, rsi = first page, rdx = pages, rcx = owner they come from) → rax: the new
-  // partition's number or a negative error (loader-efi/assembly/boot.ts create); a trap becomes −100 − trap code.
+  // partition's number or a negative error (core/boot/assembly/boot.ts create); a trap becomes −100 − trap code.
   a.bind(L("boot_create"));
   {
     a.sub(rsp, 8);

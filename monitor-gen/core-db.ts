@@ -8,7 +8,7 @@ import { Assembler, type Label, dword, eax, ecx, ptr, qword, r12, rax, rcx, rdi,
 import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
-import { kline } from "./console.ts";
+import { monitorLine } from "./console.ts";
 import { PRIVATE_PAGE_BYTES } from "./layout.ts";
 
 /** Where the bootstrap places the database: its own 4 MiB page is fixed at build time, core's private page is not. */
@@ -68,7 +68,7 @@ export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan)
   a.lea(rdi, ptr(L("core_ctx"))).lea(rsi, ptr(L("core_args"))).lea(rdx, ptr(L("core_result")));
   a.call(L("core_bootstrap_thunk"));
   a.mov(r12, rax);
-  kline(a, "ultravisor: resource database bootstrapped by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) },
+  monitorLine(a, "ultravisor: resource database bootstrapped by the AOT-compiled core: trap ", { dec: (x) => x.mov(rdi, r12) },
     " status ", { hex: (x) => x.mov(rdi, qword(L("core_result"))) }, " host bytes ", { hex: (x) => x.mov(rdi, qword(L("g_ram_top"))) });
   a.pop(r12).ret();
 

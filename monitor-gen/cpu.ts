@@ -7,8 +7,8 @@
 // Nothing is lazy: CR0.TS stays clear, because lazy FPU switching leaves the previous partition's registers live
 // until a #NM, which is the LazyFP leak.
 import { Assembler, type Label, eax, ebx, ecx, edx, ptr, qword, r12, r12d, rax, rbx, rcx, rdi, word, dword, cr0, cr4, dr7, ds, es, fs, gs } from "../toolchain/x64/index.ts";
-import { kline } from "./console.ts";
-import { EXIT, SP, XSAVE_SPACE } from "./layout.ts";
+import { monitorLine } from "./console.ts";
+import { EXIT, STATE_PAGE, XSAVE_SPACE } from "./layout.ts";
 import { emitExit } from "./paging.ts";
 
 /**
@@ -78,18 +78,18 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
     const fits = a.label();
     a.cmp(qword(L("g_xsave_size")), space).jbe(fits);
     a.mov(qword(L("g_direct")), 1);
-    kline(a, "ultravisor: refusing to boot: the extended-state save area is ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) },
+    monitorLine(a, "ultravisor: refusing to boot: the extended-state save area is ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) },
       ` bytes for XCR0 `, { hex: (x) => x.mov(rdi, qword(L("g_xcr0"))) }, `; a partition's state page holds ${space}`);
     emitExit(a, EXIT.panic);
     a.bind(fits);
     const fx = a.label();
     const done = a.label();
     a.cmp(qword(L("g_xsave")), 0).je(fx);
-    kline(a, "ultravisor: extended state: XSAVE, XCR0 ", { hex: (x) => x.mov(rdi, qword(L("g_xcr0"))) }, " of ", { hex: (x) => x.mov(rdi, qword(L("g_xcr0_offered"))) },
+    monitorLine(a, "ultravisor: extended state: XSAVE, XCR0 ", { hex: (x) => x.mov(rdi, qword(L("g_xcr0"))) }, " of ", { hex: (x) => x.mov(rdi, qword(L("g_xcr0_offered"))) },
       " offered, save area ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) }, ` of ${space} bytes in the state page, saved and restored on every switch`);
     a.jmp(done);
     a.bind(fx);
-    kline(a, "ultravisor: extended state: FXSAVE (no XSAVE), save area ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) },
+    monitorLine(a, "ultravisor: extended state: FXSAVE (no XSAVE), save area ", { dec: (x) => x.mov(rdi, qword(L("g_xsave_size"))) },
       ` of ${space} bytes in the state page, saved and restored on every switch`);
     a.bind(done);
 
@@ -100,10 +100,10 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
     a.mov(eax, 0x8000_0001).cpuid().bt(edx, 20).jnc(noNx);
     a.mov(ecx, 0xc000_0080).rdmsr().bts(eax, 11).wrmsr();
     a.mov(rax, 1n << 63n).mov(qword(L("g_nx")), rax);
-    kline(a, "ultravisor: NX on (EFER.NXE): pages other than code are no-execute, user and supervisor");
+    monitorLine(a, "ultravisor: NX on (EFER.NXE): pages other than code are no-execute, user and supervisor");
     a.jmp(nxDone);
     a.bind(noNx);
-    kline(a, "ultravisor: NX off: the CPU does not offer it, data pages stay executable");
+    monitorLine(a, "ultravisor: NX off: the CPU does not offer it, data pages stay executable");
     a.bind(nxDone);
 
     // UMIP: CR4 bit 11 when CPUID.(EAX=7,ECX=0):ECX bit 2 offers it: sgdt, sidt, sldt, smsw and str fault at CPL 3
@@ -114,10 +114,10 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
     a.mov(eax, 7).xor(ecx, ecx).cpuid().bt(ecx, 2).jnc(noUmip);
     a.mov(rax, cr4).bts(rax, 11).mov(cr4, rax);
     a.mov(qword(L("g_umip")), 1);
-    kline(a, "ultravisor: UMIP on: sgdt, sidt, sldt, smsw and str fault at CPL 3");
+    monitorLine(a, "ultravisor: UMIP on: sgdt, sidt, sldt, smsw and str fault at CPL 3");
     a.jmp(umipDone);
     a.bind(noUmip);
-    kline(a, "ultravisor: UMIP off: the CPU does not offer it, sgdt and sidt reveal the descriptor tables' addresses at CPL 3");
+    monitorLine(a, "ultravisor: UMIP off: the CPU does not offer it, sgdt and sidt reveal the descriptor tables' addresses at CPL 3");
     a.bind(umipDone);
     a.pop(r12).pop(rbx).ret();
   }
@@ -127,11 +127,11 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
   // so XRSTOR puts every component in its initial state (MXCSR is still read from the legacy area). Clobbers rax, rcx, rdi.
   a.bind(L("xstate_init"));
   {
-    a.add(rdi, SP.xsave).mov(ecx, XSAVE_SPACE / 8).xor(eax, eax);
+    a.add(rdi, STATE_PAGE.xsave).mov(ecx, XSAVE_SPACE / 8).xor(eax, eax);
     a.rep().stosq();
     a.mov(word(rdi, -XSAVE_SPACE), INITIAL_FCW);
     a.mov(dword(rdi, -XSAVE_SPACE + 24), INITIAL_MXCSR);
-    a.mov(qword(rdi, -XSAVE_SPACE - SP.xsave + SP.sregs), 0); // ds, es, fs, gs: null
+    a.mov(qword(rdi, -XSAVE_SPACE - STATE_PAGE.xsave + STATE_PAGE.sregs), 0); // ds, es, fs, gs: null
     a.ret();
   }
 }
@@ -153,20 +153,20 @@ export function emitXstateSwitch(a: Assembler): void {
   a.cmp(rcx, rdi).je(done);
   const loadSregs = a.label();
   a.test(rcx, rcx).jz(loadSregs);
-  sregs.forEach((r, i) => a.mov(word(rcx, SP.sregs + 2 * i), r));
+  sregs.forEach((r, i) => a.mov(word(rcx, STATE_PAGE.sregs + 2 * i), r));
   a.bind(loadSregs);
-  sregs.forEach((r, i) => a.mov(r, word(rdi, SP.sregs + 2 * i)));
+  sregs.forEach((r, i) => a.mov(r, word(rdi, STATE_PAGE.sregs + 2 * i)));
   a.mov(eax, -1).mov(edx, eax); // the requested-feature bitmap: every component XCR0 enables
   a.cmp(qword(L("g_xsave")), 0).je(fx);
   a.test(rcx, rcx).jz(restoreX); // the first dispatch has nobody to save
-  a.xsave64(ptr(rcx, SP.xsave));
+  a.xsave64(ptr(rcx, STATE_PAGE.xsave));
   a.bind(restoreX);
-  a.xrstor64(ptr(rdi, SP.xsave));
+  a.xrstor64(ptr(rdi, STATE_PAGE.xsave));
   a.jmp(done);
   a.bind(fx);
   a.test(rcx, rcx).jz(restoreFx);
-  a.fxsave64(ptr(rcx, SP.xsave));
+  a.fxsave64(ptr(rcx, STATE_PAGE.xsave));
   a.bind(restoreFx);
-  a.fxrstor64(ptr(rdi, SP.xsave));
+  a.fxrstor64(ptr(rdi, STATE_PAGE.xsave));
   a.bind(done);
 }

@@ -3,9 +3,9 @@
 // the context switch, the idle loop and the end-of-run summary. One copy of this code serves every partition; each
 // partition has its own state page (docs/specs/image-layout.md), which is what [0063]–[0070] call its monitor.
 import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
-import { kline } from "./console.ts";
+import { monitorLine } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
-import { AUDIT, COM1, EXIT, FLAG, FR, FRAME_REGS, HAS_ERROR_CODE, HC, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, SP, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WIN } from "./layout.ts";
+import { AUDIT, COM1, EXIT, FLAG, SAVED_FRAME, FRAME_REGS, HAS_ERROR_CODE, HYPERCALL, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, STATE_PAGE, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WINDOW_LAYOUT } from "./layout.ts";
 import { emitExit } from "./paging.ts";
 import { emitCpu, emitXstateSwitch } from "./cpu.ts";
 
@@ -37,7 +37,7 @@ export const PROBE_OVERHEAD = 4;
 const KSTACK = 64 * 1024;
 
 export const VECTORS = [...Array.from({ length: 32 }, (_, v) => v), TIMER_VECTOR, HYPERCALL_VECTOR, SPURIOUS_VECTOR];
-const PUSH_ORDER = [...FRAME_REGS].reverse(); // rax first … r15 last, so r15 sits lowest (SP.frame)
+const PUSH_ORDER = [...FRAME_REGS].reverse(); // rax first … r15 last, so r15 sits lowest (STATE_PAGE.frame)
 const REGS = { rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 };
 
 export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
@@ -69,19 +69,19 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.cld(); // a partition may enter with DF=1; the monitor's string instructions (page zeroing, copies) need DF=0
   a.mov(rbp, rsp).and(rbp, -4096); // the IST stack is the top of the running partition's state page
   a.lea(rsp, ptr(L("g_kstack_top")));
-  a.mov(rax, qword(rbp, FR.vector));
+  a.mov(rax, qword(rbp, SAVED_FRAME.vector));
   a.cmp(eax, TIMER_VECTOR).je(L("on_timer"));
   a.cmp(eax, HYPERCALL_VECTOR).je(L("on_hypercall"));
   a.cmp(eax, SPURIOUS_VECTOR).je(L("resume_current"));
   a.cmp(eax, 2).je(L("resume_current")); // an NMI is nobody's fault: nothing raises one here, so it is dropped
-  a.test(byte(rbp, FR.cs), 3).jz(L("on_panic"));
+  a.test(byte(rbp, SAVED_FRAME.cs), 3).jz(L("on_panic"));
   a.jmp(L("on_fault"));
 
   a.bind(L("resume_current"));
   a.mov(rdi, rbp);
   // resume(rdi = state page): reload the saved frame and return to the partition.
   a.bind(L("resume"));
-  a.lea(rsp, qword(rdi, SP.frame));
+  a.lea(rsp, qword(rdi, STATE_PAGE.frame));
   for (const r of FRAME_REGS) a.pop(REGS[r]);
   a.add(rsp, 16).iretq();
 
@@ -96,18 +96,18 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.mov(qword(rcx, TSS.ist1), rax);
     a.mov(al, 0xff);
     const deny = a.label();
-    a.test(byte(rdi, SP.flags), FLAG.com1).jz(deny);
+    a.test(byte(rdi, STATE_PAGE.flags), FLAG.com1).jz(deny);
     a.xor(eax, eax);
     a.bind(deny);
     a.mov(byte(rcx, TSS_COM1_BYTE), al);
-    a.mov(rax, qword(rdi, SP.cr3)).mov(rcx, cr3);
+    a.mov(rax, qword(rdi, STATE_PAGE.cr3)).mov(rcx, cr3);
     const same = a.label();
     a.cmp(rax, rcx).je(same);
     a.mov(cr3, rax);
     a.bind(same);
     a.rdtsc().shl(rdx, 32).or(rax, rdx);
-    a.mov(qword(rdi, SP.tscDispatch), rax);
-    a.inc(qword(rdi, SP.quanta));
+    a.mov(qword(rdi, STATE_PAGE.tscDispatch), rax);
+    a.inc(qword(rdi, STATE_PAGE.quanta));
     if (cfg.probes) {
       const skip = a.label();
       const notMin = a.label();
@@ -123,18 +123,22 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.jmp(L("resume"));
   }
 
-  const account = (): void => {
-    a.rdtsc().shl(rdx, 32).or(rax, rdx);
-    a.sub(rax, qword(rbp, SP.tscDispatch));
-    a.add(qword(rbp, SP.tscUsed), rax);
-  };
+  emitTimer(a, cfg);
+  emitHypercalls(a, cfg);
+  emitFaultStop(a, cfg);
+  emitPanic(a, cfg);
+  emitFinish(a, cfg);
+  emitIdle(a, cfg);
+}
 
+function emitTimer(a: Assembler, cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- timer: end of a quantum ------------------------------------------------------------------------------------
   a.bind(L("on_timer"));
   {
     if (cfg.probes) a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_probe_t0")), rax);
     a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0); // EOI
-    account();
+    emitAccount(a);
     a.inc(qword(L("g_quantum")));
     const inWindow = a.label();
     a.test(qword(L("g_quantum")), AUDIT.windowQuanta - 1).jnz(inWindow);
@@ -153,7 +157,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.lea(rcx, ptr(L("g_by_number")));
     a.mov(rdi, qword({ base: rcx, index: rax, scale: 8 }));
     a.test(rdi, rdi).jz(idle);
-    a.cmp(dword(rdi, SP.state), STATE.ready).jne(idle); // failed, or waiting for its definition
+    a.cmp(dword(rdi, STATE_PAGE.state), STATE.ready).jne(idle); // failed, or waiting for its definition
     // The UART was busy in the middle of one of the monitor's lines (k_drain): the I/O partition, which writes COM1
     // itself, waits until that line is out, so the two never interleave.
     const go = a.label();
@@ -179,8 +183,8 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     if (cfg.ioEmit) {
       a.mov(rax, qword(L("g_io")));
       a.test(rax, rax).jz(flush);
-      a.cmp(dword(rax, SP.state), STATE.failed).je(flush);
-      a.mov(rcx, qword(rax, FR.rip));
+      a.cmp(dword(rax, STATE_PAGE.state), STATE.failed).je(flush);
+      a.mov(rcx, qword(rax, SAVED_FRAME.rip));
       a.mov(rdx, cfg.ioEmit.lo).cmp(rcx, rdx).jb(flush);
       a.mov(rdx, cfg.ioEmit.hi).cmp(rcx, rdx).jae(flush);
       a.ret();
@@ -189,57 +193,60 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.jmp(L("k_drain"));
     a.bind(done).ret();
   }
+}
 
+function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- hypercalls (docs/specs/hypercall-abi.md) -------------------------------------------------------------------
   a.bind(L("on_hypercall"));
   {
     const ret = (value: number): void => {
-      a.mov(qword(rbp, FR.reg("rax")), value);
+      a.mov(qword(rbp, SAVED_FRAME.reg("rax")), value);
     };
     const back = a.label();
     const yieldL = a.label(), signal = a.label(), time = a.label(), command = a.label(), poll = a.label(), start = a.label(), unknown = a.label();
-    a.inc(qword(rbp, SP.hypercalls));
-    a.mov(rax, qword(rbp, FR.reg("rax")));
-    a.cmp(rax, HC.time).je(time);
-    a.cmp(rax, HC.yield).je(yieldL);
-    a.cmp(rax, HC.signal).je(signal);
-    a.cmp(rax, HC.poll).je(poll);
-    a.cmp(rax, HC.command).je(command);
-    a.cmp(rax, HC.start).je(start);
+    a.inc(qword(rbp, STATE_PAGE.hypercalls));
+    a.mov(rax, qword(rbp, SAVED_FRAME.reg("rax")));
+    a.cmp(rax, HYPERCALL.time).je(time);
+    a.cmp(rax, HYPERCALL.yield).je(yieldL);
+    a.cmp(rax, HYPERCALL.signal).je(signal);
+    a.cmp(rax, HYPERCALL.poll).je(poll);
+    a.cmp(rax, HYPERCALL.command).je(command);
+    a.cmp(rax, HYPERCALL.start).je(start);
     a.bind(unknown);
     ret(HC_ERR.unknown);
     a.jmp(back);
 
     a.bind(time);
-    a.mov(rax, qword(L("g_quantum"))).mov(qword(rbp, FR.reg("rax")), rax);
-    a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(rbp, FR.reg("rdx")), rax);
+    a.mov(rax, qword(L("g_quantum"))).mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
+    a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(rbp, SAVED_FRAME.reg("rdx")), rax);
     a.bind(back);
     a.mov(rdi, rbp).jmp(L("resume"));
 
     a.bind(yieldL);
     ret(0);
-    account();
+    emitAccount(a);
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
 
     a.bind(signal);
-    a.mov(rcx, qword(rbp, FR.reg("rcx"))).call(L("do_signal"));
-    a.mov(qword(rbp, FR.reg("rax")), rax).jmp(back);
+    a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).call(L("do_signal"));
+    a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax).jmp(back);
 
     a.bind(poll);
-    a.xor(eax, eax).xchg(rax, qword(rbp, SP.pending));
-    a.mov(qword(rbp, FR.reg("rax")), rax).jmp(back);
+    a.xor(eax, eax).xchg(rax, qword(rbp, STATE_PAGE.pending));
+    a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax).jmp(back);
 
     a.bind(command);
     const denied = a.label();
-    a.test(byte(rbp, SP.flags), FLAG.command).jz(denied);
-    a.mov(rcx, qword(rbp, FR.reg("rcx"))).call(L("do_signal"));
-    a.mov(qword(rbp, FR.reg("rax")), rax);
-    kline(a, "ultravisor: command channel submitted by partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) });
+    a.test(byte(rbp, STATE_PAGE.flags), FLAG.command).jz(denied);
+    a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).call(L("do_signal"));
+    a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
+    monitorLine(a, "ultravisor: command channel submitted by partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) });
     a.jmp(back);
     a.bind(denied);
     ret(HC_ERR.denied);
     a.call(L("audit_admit")).test(eax, eax).jz(back);
-    kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": command channel submission refused");
+    monitorLine(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) }, ": command channel submission refused");
     a.jmp(back);
 
     // START(rcx = partition number, rdx = its descriptor page in the database): the ultravisor partition alone, after
@@ -250,16 +257,16 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     {
       const startDenied = a.label();
       const bad = a.label();
-      a.test(byte(rbp, SP.flags), FLAG.ultra).jz(startDenied);
-      a.mov(rcx, qword(rbp, FR.reg("rcx")));
+      a.test(byte(rbp, STATE_PAGE.flags), FLAG.ultra).jz(startDenied);
+      a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx")));
       a.cmp(rcx, MAX_NUMBER).jae(bad);
       a.lea(rax, ptr(L("g_by_number"))).mov(rdi, qword({ base: rax, index: rcx, scale: 8 }));
       a.test(rdi, rdi).jz(bad);
-      a.cmp(dword(rdi, SP.state), STATE.waiting).jne(bad);
-      a.mov(rsi, qword(rbp, FR.reg("rdx")));
+      a.cmp(dword(rdi, STATE_PAGE.state), STATE.waiting).jne(bad);
+      a.mov(rsi, qword(rbp, SAVED_FRAME.reg("rdx")));
       a.lea(rsp, ptr(L("g_kstack_top")));
       a.call(L("start_checked"));
-      a.mov(qword(rbp, FR.reg("rax")), rax);
+      a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
       a.jmp(back);
       a.bind(bad);
       ret(HC_ERR.badArgument);
@@ -267,7 +274,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
       a.bind(startDenied);
       ret(HC_ERR.denied);
       a.call(L("audit_admit")).test(eax, eax).jz(back);
-      kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": start refused (only the ultravisor partition starts partitions)");
+      monitorLine(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) }, ": start refused (only the ultravisor partition starts partitions)");
       a.jmp(back);
     }
   }
@@ -282,15 +289,15 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     const same = a.label();
     const suppress = a.label();
     a.mov(rax, qword(L("g_quantum"))).shr(rax, Math.log2(AUDIT.windowQuanta));
-    a.cmp(rax, qword(rbp, SP.auditWindow)).je(same);
-    a.mov(qword(rbp, SP.auditWindow), rax);
-    a.mov(qword(rbp, SP.auditLines), 0);
+    a.cmp(rax, qword(rbp, STATE_PAGE.auditWindow)).je(same);
+    a.mov(qword(rbp, STATE_PAGE.auditWindow), rax);
+    a.mov(qword(rbp, STATE_PAGE.auditLines), 0);
     a.bind(same);
-    a.cmp(qword(rbp, SP.auditLines), AUDIT.lines).jae(suppress);
-    a.inc(qword(rbp, SP.auditLines));
+    a.cmp(qword(rbp, STATE_PAGE.auditLines), AUDIT.lines).jae(suppress);
+    a.inc(qword(rbp, STATE_PAGE.auditLines));
     a.mov(eax, 1).ret();
     a.bind(suppress);
-    a.inc(qword(rbp, SP.auditSuppressed));
+    a.inc(qword(rbp, STATE_PAGE.auditSuppressed));
     a.xor(eax, eax).ret();
   }
 
@@ -305,10 +312,10 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.cmp(r12, qword(L("g_partition_count"))).jae(done);
     a.mov(rax, r12).shl(rax, 6).lea(rbx, ptr(L("g_partitions"))).add(rbx, rax);
     a.mov(r13, qword(rbx, 40));
-    a.mov(rax, qword(r13, SP.auditSuppressed)).test(rax, rax).jz(quiet);
-    kline(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, ": ", { dec: (x) => x.mov(rdi, qword(r13, SP.auditSuppressed)) },
+    a.mov(rax, qword(r13, STATE_PAGE.auditSuppressed)).test(rax, rax).jz(quiet);
+    monitorLine(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) }, ": ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.auditSuppressed)) },
       " more refused hypercalls suppressed");
-    a.mov(qword(r13, SP.auditSuppressed), 0);
+    a.mov(qword(r13, STATE_PAGE.auditSuppressed), 0);
     a.bind(quiet);
     a.inc(r12).jmp(next);
     a.bind(done);
@@ -319,46 +326,55 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.bind(L("do_signal"));
   {
     const bad = a.label();
-    a.cmp(rcx, WIN.maxSlots).jae(bad);
+    a.cmp(rcx, WINDOW_LAYOUT.maxSlots).jae(bad);
     a.shl(rcx, 4);
-    a.mov(rax, qword({ base: rbp, index: rcx, scale: 1, disp: SP.slots }));
+    a.mov(rax, qword({ base: rbp, index: rcx, scale: 1, disp: STATE_PAGE.slots }));
     a.test(rax, rax).jz(bad);
-    a.mov(rcx, qword({ base: rbp, index: rcx, scale: 1, disp: SP.slots + 8 }));
+    a.mov(rcx, qword({ base: rbp, index: rcx, scale: 1, disp: STATE_PAGE.slots + 8 }));
     a.mov(edx, 1).shl(rdx, cl);
-    a.or(qword(rax, SP.pending), rdx);
+    a.or(qword(rax, STATE_PAGE.pending), rdx);
     a.xor(eax, eax).ret();
     a.bind(bad);
     a.mov(rax, HC_ERR.badArgument).ret();
   }
+}
 
+function emitFaultStop(a: Assembler, _cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- an exception at CPL 3 stops that partition alone ------------------------------------------------------------
   a.bind(L("on_fault"));
   {
-    a.mov(dword(rbp, SP.state), STATE.failed);
-    a.mov(r12, qword(rbp, FR.vector));
-    a.mov(r13, qword(rbp, FR.rip));
+    a.mov(dword(rbp, STATE_PAGE.state), STATE.failed);
+    a.mov(r12, qword(rbp, SAVED_FRAME.vector));
+    a.mov(r13, qword(rbp, SAVED_FRAME.rip));
     a.mov(r14, r13);
     const notPf = a.label();
     a.cmp(r12, 14).jne(notPf);
     a.mov(r14, cr2);
     a.bind(notPf);
-    kline(a, "partition ", { str: (x) => x.mov(rdi, qword(rbp, SP.name)) }, ": fault vector ", { dec: (x) => x.mov(rdi, r12) },
-      " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, FR.error)) });
-    account();
+    monitorLine(a, "partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) }, ": fault vector ", { dec: (x) => x.mov(rdi, r12) },
+      " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, SAVED_FRAME.error)) });
+    emitAccount(a);
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }
+}
 
+function emitPanic(a: Assembler, _cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- an exception at CPL 0 is an ultravisor bug ------------------------------------------------------------------
   a.bind(L("on_panic"));
   {
     a.mov(qword(L("g_direct")), 1);
     a.call(L("k_flush"));
     a.mov(r12, cr2);
-    kline(a, "ultravisor: panic: vector ", { dec: (x) => x.mov(rdi, qword(rbp, FR.vector)) }, " rip ", { hex: (x) => x.mov(rdi, qword(rbp, FR.rip)) },
-      " cr2 ", { hex: (x) => x.mov(rdi, r12) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, FR.error)) });
+    monitorLine(a, "ultravisor: panic: vector ", { dec: (x) => x.mov(rdi, qword(rbp, SAVED_FRAME.vector)) }, " rip ", { hex: (x) => x.mov(rdi, qword(rbp, SAVED_FRAME.rip)) },
+      " cr2 ", { hex: (x) => x.mov(rdi, r12) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, SAVED_FRAME.error)) });
     emitExit(a, EXIT.panic);
   }
+}
 
+function emitFinish(a: Assembler, cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- end of a finite run: summary, then isa-debug-exit -----------------------------------------------------------
   a.bind(L("on_finish"));
   {
@@ -366,7 +382,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
       // The I/O partition may have been stopped in the middle of a line: end it before the summary.
       const clean = a.label();
       a.mov(rax, qword(L("g_io"))).test(rax, rax).jz(clean);
-      a.mov(rcx, qword(rax, FR.rip));
+      a.mov(rcx, qword(rax, SAVED_FRAME.rip));
       a.mov(rdx, cfg.ioEmit.lo).cmp(rcx, rdx).jb(clean);
       a.mov(rdx, cfg.ioEmit.hi).cmp(rcx, rdx).jae(clean);
       for (const ch of [13, 10]) {
@@ -379,17 +395,17 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.call(L("audit_report"));
     const whole = a.label();
     a.cmp(qword(L("g_logdropped")), 0).je(whole);
-    kline(a, "ultravisor: log: ", { dec: (x) => x.mov(rdi, qword(L("g_logdropped"))) }, " lines dropped whole (the log buffer was full)");
+    monitorLine(a, "ultravisor: log: ", { dec: (x) => x.mov(rdi, qword(L("g_logdropped"))) }, " lines dropped whole (the log buffer was full)");
     a.bind(whole);
     const neverHeld = a.label();
     a.cmp(qword(L("g_io_held")), 0).je(neverHeld);
-    kline(a, "ultravisor: log: the I/O partition waited ", { dec: (x) => x.mov(rdi, qword(L("g_io_held"))) }, " quanta for a line the UART had not taken");
+    monitorLine(a, "ultravisor: log: the I/O partition waited ", { dec: (x) => x.mov(rdi, qword(L("g_io_held"))) }, " quanta for a line the UART had not taken");
     a.bind(neverHeld);
     if (cfg.probes) {
-      kline(a, "ultravisor: probe: timer switch between probes min ", { dec: (x) => x.mov(rdi, qword(L("g_probe_min"))) }, " sum ", { dec: (x) => x.mov(rdi, qword(L("g_probe_sum"))) },
+      monitorLine(a, "ultravisor: probe: timer switch between probes min ", { dec: (x) => x.mov(rdi, qword(L("g_probe_min"))) }, " sum ", { dec: (x) => x.mov(rdi, qword(L("g_probe_sum"))) },
         " count ", { dec: (x) => x.mov(rdi, qword(L("g_probe_n"))) });
     }
-    kline(a, "ultravisor: summary after ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, " quanta of ", String(cfg.quantumTicks), " APIC timer ticks");
+    monitorLine(a, "ultravisor: summary after ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, " quanta of ", String(cfg.quantumTicks), " APIC timer ticks");
     a.xor(r12d, r12d);
     const next = a.here();
     const done = a.label();
@@ -398,19 +414,19 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.mov(r13, qword(rbx, 40));
     const stated = a.label();
     a.lea(r14, ptr(L("s_ready")));
-    a.cmp(dword(r13, SP.state), STATE.ready).je(stated);
+    a.cmp(dword(r13, STATE_PAGE.state), STATE.ready).je(stated);
     a.lea(r14, ptr(L("s_waiting")));
-    a.cmp(dword(r13, SP.state), STATE.waiting).je(stated);
+    a.cmp(dword(r13, STATE_PAGE.state), STATE.waiting).je(stated);
     a.lea(r14, ptr(L("s_stopped")));
-    a.cmp(dword(r13, SP.state), STATE.stopped).je(stated);
+    a.cmp(dword(r13, STATE_PAGE.state), STATE.stopped).je(stated);
     a.lea(r14, ptr(L("s_failed")));
     a.bind(stated);
-    kline(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " number ", { dec: (x) => x.mov(edi, dword(rbx, 32)) },
-      " state ", { str: (x) => x.mov(rdi, r14) }, " quanta ", { dec: (x) => x.mov(rdi, qword(r13, SP.quanta)) },
-      " tsc ", { dec: (x) => x.mov(rdi, qword(r13, SP.tscUsed)) }, " hypercalls ", { dec: (x) => x.mov(rdi, qword(r13, SP.hypercalls)) });
+    monitorLine(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) }, " number ", { dec: (x) => x.mov(edi, dword(rbx, 32)) },
+      " state ", { str: (x) => x.mov(rdi, r14) }, " quanta ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.quanta)) },
+      " tsc ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.tscUsed)) }, " hypercalls ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.hypercalls)) });
     a.inc(r12).jmp(next);
     a.bind(done);
-    kline(a, `ultravisor: stopping: isa-debug-exit code ${cfg.exitCode}`);
+    monitorLine(a, `ultravisor: stopping: isa-debug-exit code ${cfg.exitCode}`);
     emitExit(a, cfg.exitCode);
   }
   a.section(".rdata");
@@ -423,10 +439,20 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.bind(L("s_stopped"));
   a.asciz("stopped");
   a.section(".text");
+}
 
+function emitIdle(a: Assembler, cfg: MonitorConfig): void {
+  const L = (n: string): Label => a.symbol(n);
   // ---- the idle partition's only code: halt until the next quantum -------------------------------------------------
   a.bind(L("idle_loop"));
   a.sti().hlt().jmp(L("idle_loop"));
 
   emitCpu(a, cfg.xstateSpace);
+}
+
+/** Adds the time since dispatch to the partition's tscUsed (rbp = its state page); clobbers rax, rdx. */
+function emitAccount(a: Assembler): void {
+  a.rdtsc().shl(rdx, 32).or(rax, rdx);
+  a.sub(rax, qword(rbp, STATE_PAGE.tscDispatch));
+  a.add(qword(rbp, STATE_PAGE.tscUsed), rax);
 }

@@ -1,14 +1,16 @@
 // Numbers shared by the ring-0 code generators (monitor-gen/), the loader (loader-efi/ultravisor.ts), the partition
 // programs (partitions/) and the image builder: selectors, the monitor state page, the saved frame, the partition
 // window and the hypercall numbers. Normative text: docs/specs/image-layout.md and docs/specs/hypercall-abi.md.
+// The database's own sizes (PAGE, 4 MiB) are core's (core/database.ts), re-exported here for the generators.
+import { FOUR_MIB, PAGE } from "../core/database.ts";
 
-export const PAGE = 4096;
+export { PAGE };
 
 // ---- GDT selectors ------------------------------------------------------------------------------------------------
 export const SEL = { kcode: 0x08, kdata: 0x10, udata: 0x18 | 3, ucode: 0x20 | 3, tss: 0x28 } as const;
 
 // ---- monitor state page -------------------------------------------------------------------------------------------
-export const SP = {
+export const STATE_PAGE = {
   cr3: 0x00,
   state: 0x08,
   flags: 0x0c,
@@ -20,7 +22,7 @@ export const SP = {
   name: 0x38,
   index: 0x40,
   window: 0x48,
-  /** Pages of the partition's allotment (window + its client channel pages), from SP.window on. */
+  /** Pages of the partition's allotment (window + its client channel pages), from STATE_PAGE.window on. */
   allotPages: 0x50,
   /** Quantum at which the partition was started (its page tables built from the database view). */
   started: 0x58,
@@ -46,8 +48,8 @@ export const SP = {
   xsave: 0x200,
   frame: 0xf50,
 } as const;
-/** Bytes of the state page from SP.xsave to the saved frame: the largest save area the monitor accepts at boot. */
-export const XSAVE_SPACE = SP.frame - SP.xsave;
+/** Bytes of the state page from STATE_PAGE.xsave to the saved frame: the largest save area the monitor accepts at boot. */
+export const XSAVE_SPACE = STATE_PAGE.frame - STATE_PAGE.xsave;
 /** waiting: defined in the image, not started yet (no page tables; never dispatched). */
 /** stopped: a virtualized guest stopped itself (reset through the keyboard controller, HLT with interrupts off). */
 export const STATE = { ready: 0, waiting: 1, failed: 2, stopped: 3 } as const;
@@ -60,25 +62,25 @@ export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16, vm: 3
  * wherever the loader carved it (g_core_private, PRIVATE_PAGE_BYTES).
  */
 export const DBWIN = 0x0000_0100_0000_0000n;
-export const DB_PAGES = { lo: 0x400000, hi: 0x800000 } as const;
-export const PRIVATE_PAGE_BYTES = 0x400000;
+export const DB_PAGES = { lo: FOUR_MIB, hi: 2 * FOUR_MIB } as const;
+export const PRIVATE_PAGE_BYTES = FOUR_MIB;
 
-/** Offsets inside the saved frame (from SP.frame): 15 registers pushed by the stub, then vector, error, CPU frame. */
+/** Offsets inside the saved frame (from STATE_PAGE.frame): 15 registers pushed by the stub, then vector, error, CPU frame. */
 export const FRAME_REGS = ["r15", "r14", "r13", "r12", "r11", "r10", "r9", "r8", "rbp", "rdi", "rsi", "rdx", "rcx", "rbx", "rax"] as const;
-export const FR = {
-  reg: (name: (typeof FRAME_REGS)[number]): number => SP.frame + 8 * FRAME_REGS.indexOf(name),
-  vector: SP.frame + 15 * 8,
-  error: SP.frame + 16 * 8,
-  rip: SP.frame + 17 * 8,
-  cs: SP.frame + 18 * 8,
-  rflags: SP.frame + 19 * 8,
-  rsp: SP.frame + 20 * 8,
-  ss: SP.frame + 21 * 8,
+export const SAVED_FRAME = {
+  reg: (name: (typeof FRAME_REGS)[number]): number => STATE_PAGE.frame + 8 * FRAME_REGS.indexOf(name),
+  vector: STATE_PAGE.frame + 15 * 8,
+  error: STATE_PAGE.frame + 16 * 8,
+  rip: STATE_PAGE.frame + 17 * 8,
+  cs: STATE_PAGE.frame + 18 * 8,
+  rflags: STATE_PAGE.frame + 19 * 8,
+  rsp: STATE_PAGE.frame + 20 * 8,
+  ss: STATE_PAGE.frame + 21 * 8,
 } as const;
 
 // ---- partition window (virtual, CPL 3) ---------------------------------------------------------------------------
 export const WINDOW = 0x0000_0080_0000_0000n;
-export const WIN = {
+export const WINDOW_LAYOUT = {
   info: 0x0000,
   image: 0x1000,
   imageMax: 0x2f000,
@@ -94,7 +96,7 @@ export const INFO = {
   database: 40,
   /**
    * Window offset where the image's code pages end (page-aligned, written by partitions/pack.ts): only window pages
-   * [WIN.image, codeEnd) are mapped executable, every other user page NX (docs/specs/partition-state.md).
+   * [WINDOW_LAYOUT.image, codeEnd) are mapped executable, every other user page NX (docs/specs/partition-state.md).
    */
   codeEnd: 48,
   /** The ultravisor partition's info page only: partition number n's allotment (u64 physical base, u64 pages). */
@@ -105,7 +107,7 @@ export const MAX_NUMBER = 64;
 
 // ---- hypercalls ---------------------------------------------------------------------------------------------------
 export const HYPERCALL_VECTOR = 0x80;
-export const HC = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5 } as const;
+export const HYPERCALL = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5 } as const;
 /** Audit records of refused hypercalls: at most `lines` lines per partition per window of `windowQuanta` quanta. */
 export const AUDIT = { windowQuanta: 64, lines: 4 } as const;
 export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3, refused: -4 } as const;
@@ -141,3 +143,15 @@ export const CMDCHAN = {
 } as const;
 /** Offset of queue q's slot 0 from its queue header, as chan_format lays the command channel out. */
 export const cmdSigBase = (q: number): number => (CMDCHAN.queues - q) * 128 + q * CMDCHAN.maxSlots * CMDCHAN.signalSize;
+
+// ---- short names --------------------------------------------------------------------------------------------------
+// The old short names, kept only for monitor-gen/svm/ and partitions/svm-guest.ts, which are being changed in parallel
+// (issue 14 renames them there when that work has merged); everything else uses the names above.
+/** @deprecated STATE_PAGE */
+export const SP = STATE_PAGE;
+/** @deprecated SAVED_FRAME */
+export const FR = SAVED_FRAME;
+/** @deprecated WINDOW_LAYOUT */
+export const WIN = WINDOW_LAYOUT;
+/** @deprecated HYPERCALL */
+export const HC = HYPERCALL;

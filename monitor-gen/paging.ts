@@ -2,7 +2,7 @@
 // allocated, the supervisor-only identity map of [0, 4 GiB) shared by every address space (PML4 slot 0), and
 // `map_page` that builds a partition's user mappings one 4 KiB page at a time. Layout: docs/specs/image-layout.md.
 import { Assembler, type Label, eax, ecx, ptr, qword, r8, r9, r11, r12, r12d, rax, rbx, rcx, rdi, rdx, rsi, dx } from "../toolchain/x64/index.ts";
-import { kline } from "./console.ts";
+import { monitorLine } from "./console.ts";
 import { DEBUG_EXIT_PORT, EXIT } from "./layout.ts";
 
 export const PTE = { P: 1n, W: 2n, U: 4n, PWT: 8n, PCD: 16n, PS: 0x80n } as const;
@@ -45,7 +45,7 @@ export function emitPaging(a: Assembler): void {
     a.pop(rax).ret();
     a.bind(oom);
     a.mov(qword(L("g_direct")), 1);
-    kline(a, "ultravisor: panic: ultravisor region exhausted while building page tables or partitions");
+    monitorLine(a, "ultravisor: panic: ultravisor region exhausted while building page tables or partitions");
     emitExit(a, EXIT.panic);
   }
 

@@ -14,7 +14,7 @@ import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { ascBuild } from "../core/asc.ts";
-import { CHAN, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { CHAN, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { IO_EMIT, PROGRAM_ENTRY } from "./programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "./pack.ts";
 
@@ -24,10 +24,10 @@ const ASSEMBLY = join(root, "partitions", "assembly");
 const STACK_BUDGET = 12 * 1024;
 const WASM_PAGE = 65536;
 /** The linear memory spans the window up to the end of the last channel slot: wasm address = window offset. */
-export const AS_MEMORY_BYTES = WIN.slot(WIN.maxSlots);
+export const AS_MEMORY_BYTES = WINDOW_LAYOUT.slot(WINDOW_LAYOUT.maxSlots);
 /** Where asc puts the static data (`--memoryBase`); static data, buffers and heap end below the stack. */
 export const AS_DATA_BASE = 0x10000;
-const AS_DATA_END = WIN.stackTop - 0x4000;
+const AS_DATA_END = WINDOW_LAYOUT.stackTop - 0x4000;
 
 /** "io-fuzz": the hostile I/O partition of test builds (partitions/assembly/io-fuzz.ts, behaviour fault "fuzz-server"). */
 export type AsProgram = "guest" | "io" | "command" | "io-fuzz";

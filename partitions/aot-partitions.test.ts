@@ -13,7 +13,7 @@ import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { Assembler } from "../toolchain/x64/index.ts";
 import { definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
-import { CHAN, CMDCHAN, COM1, HC, INFO, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { CHAN, CMDCHAN, COM1, HYPERCALL, INFO, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 
 let core: Core;
 let chan: ChanExports;
@@ -45,7 +45,7 @@ function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; 
       if (opts.stopAt?.(Number(nr))) throw new Yielded();
       const answered = opts.answer?.(Number(nr), a);
       if (answered !== undefined) return answered;
-      return Number(nr) === HC.time ? (opts.time?.() ?? 0n) : Number(nr) === HC.command || Number(nr) === HC.start ? -1n : 0n; // as the monitor answers a guest
+      return Number(nr) === HYPERCALL.time ? (opts.time?.() ?? 0n) : Number(nr) === HYPERCALL.command || Number(nr) === HYPERCALL.start ? -1n : 0n; // as the monitor answers a guest
     },
     mfence: (): void => undefined,
   };
@@ -60,7 +60,7 @@ function writeInfo(win: Uint8Array, name: string, slots: Array<{ role: number; p
   d.setBigUint64(INFO.slots, BigInt(slots.length), true);
   win.set(Buffer.from(name), INFO.name);
   slots.forEach((s, k) => {
-    d.setBigUint64(INFO.slot(k), s.live === false ? 0n : WINDOW + BigInt(WIN.slot(k)), true);
+    d.setBigUint64(INFO.slot(k), s.live === false ? 0n : WINDOW + BigInt(WINDOW_LAYOUT.slot(k)), true);
     d.setUint8(INFO.slot(k) + 8, s.role);
     win.set(Buffer.from(s.peer.padEnd(16, "\0")), INFO.slot(k) + 16);
   });
@@ -136,8 +136,8 @@ function coreReceive(base: number): Array<{ opcode: number; requestId: bigint; b
   return out;
 }
 
-const toWindow = (win: Uint8Array, k: number, base: number): void => win.set(new Uint8Array(core.memory.buffer, base, 4096), WIN.slot(k));
-const fromWindow = (win: Uint8Array, k: number, base: number): void => new Uint8Array(core.memory.buffer, base, 4096).set(win.subarray(WIN.slot(k), WIN.slot(k) + 4096));
+const toWindow = (win: Uint8Array, k: number, base: number): void => win.set(new Uint8Array(core.memory.buffer, base, 4096), WINDOW_LAYOUT.slot(k));
+const fromWindow = (win: Uint8Array, k: number, base: number): void => new Uint8Array(core.memory.buffer, base, 4096).set(win.subarray(WINDOW_LAYOUT.slot(k), WINDOW_LAYOUT.slot(k) + 4096));
 
 /** The command partition's definition table as the build lays it out: u32 length, the bytes, 8-byte aligned. */
 function writeDefinitionTable(win: Uint8Array, table: number, payloads: readonly Uint8Array[]): void {
@@ -153,7 +153,7 @@ describe("AssemblyScript partitions in V8", () => {
   it("the linear memory is the window's span", () => {
     const io = instantiate("io");
     expect(io.bytes().length).toBe(AS_MEMORY_BYTES);
-    expect(AS_MEMORY_BYTES).toBe(WIN.slot(WIN.maxSlots));
+    expect(AS_MEMORY_BYTES).toBe(WINDOW_LAYOUT.slot(WINDOW_LAYOUT.maxSlots));
   });
 
   it("I/O partition: drains each live server slot with core's queue code and tags every line with the client's name", () => {
@@ -167,14 +167,14 @@ describe("AssemblyScript partitions in V8", () => {
     coreSend(pages[2]!, `a\x01b\xff${"z".repeat(70)}`);
     coreSend(pages[3]!, "a client slot is not served");
     pages.forEach((p, k) => toWindow(win, k, p));
-    const before = win.slice(WIN.slot(1), WIN.slot(2));
-    const clientBefore = win.slice(WIN.slot(3), WIN.slot(4));
+    const before = win.slice(WINDOW_LAYOUT.slot(1), WINDOW_LAYOUT.slot(2));
+    const clientBefore = win.slice(WINDOW_LAYOUT.slot(3), WINDOW_LAYOUT.slot(4));
     expect(io.fn["serve"]!()).toBe(1);
     // Text clipped to 64 bytes, unprintable bytes as '.', CR LF after each line.
     expect(io.com1()).toBe(`X: hello\r\nX: second line\r\ncommand: a.b.${"z".repeat(60)}\r\n`);
     // The slot whose record has no address yet, and the client slot, were not touched (not even the counters).
-    expect(Buffer.compare(win.subarray(WIN.slot(1), WIN.slot(2)), before)).toBe(0);
-    expect(Buffer.compare(win.subarray(WIN.slot(3), WIN.slot(4)), clientBefore)).toBe(0);
+    expect(Buffer.compare(win.subarray(WINDOW_LAYOUT.slot(1), WINDOW_LAYOUT.slot(2)), before)).toBe(0);
+    expect(Buffer.compare(win.subarray(WINDOW_LAYOUT.slot(3), WINDOW_LAYOUT.slot(4)), clientBefore)).toBe(0);
     // Core, reading the pages back, sees the served queues empty and received counted.
     fromWindow(win, 0, pages[0]!);
     fromWindow(win, 2, pages[2]!);
@@ -185,7 +185,7 @@ describe("AssemblyScript partitions in V8", () => {
     expect(io.fn["serve"]!()).toBe(0);
     expect(io.com1()).toBe(`X: hello\r\nX: second line\r\ncommand: a.b.${"z".repeat(60)}\r\n`);
     // The monitor fills slot 1's record in later (its client started): the next pass reads the record again and serves it.
-    new DataView(win.buffer).setBigUint64(INFO.slot(1), WINDOW + BigInt(WIN.slot(1)), true);
+    new DataView(win.buffer).setBigUint64(INFO.slot(1), WINDOW + BigInt(WINDOW_LAYOUT.slot(1)), true);
     expect(io.fn["serve"]!()).toBe(1);
     expect(io.com1().endsWith("late: not live yet\r\n")).toBe(true);
   });
@@ -199,7 +199,7 @@ describe("AssemblyScript partitions in V8", () => {
     coreSend(p1, "misplaced");
     toWindow(win, 0, p0);
     toWindow(win, 1, p1);
-    new DataView(win.buffer).setUint32(WIN.slot(0), 0x12345678, true); // Y rewrote its signature
+    new DataView(win.buffer).setUint32(WINDOW_LAYOUT.slot(0), 0x12345678, true); // Y rewrote its signature
     new DataView(win.buffer).setBigUint64(INFO.slot(1), WINDOW + 0x3f000n, true); // an address that is no slot
     expect(io.fn["serve"]!()).toBe(0);
     expect(io.com1()).toBe("Y: <channel failed the server's checks: closed>\r\n");
@@ -229,7 +229,7 @@ describe("AssemblyScript partitions in V8", () => {
       toWindow(win, 0, px);
       toWindow(win, 1, pw);
       const d = new DataView(win.buffer);
-      const at = WIN.slot(1) + 128 + off;
+      const at = WINDOW_LAYOUT.slot(1) + 128 + off;
       if (width === 4) d.setUint32(at, value, true);
       else d.setBigUint64(at, BigInt(value), true);
       io.fn["serve"]!();
@@ -244,22 +244,22 @@ describe("AssemblyScript partitions in V8", () => {
       const pw = corePage();
       coreSend(pw, "w");
       toWindow(win, 0, pw);
-      new DataView(win.buffer).setUint32(WIN.slot(0) + off, value, true);
+      new DataView(win.buffer).setUint32(WINDOW_LAYOUT.slot(0) + off, value, true);
       io.fn["serve"]!();
       expect(io.com1(), `header offset ${off}`).toBe("W: <channel failed the server's checks: closed>\r\n");
     }
   });
 
   it("I/O partition: main announces itself under its own name, then POLLs after a pass and YIELDs after an empty one", () => {
-    const io = instantiate("io", { stopAt: (nr) => nr === HC.yield });
+    const io = instantiate("io", { stopAt: (nr) => nr === HYPERCALL.yield });
     writeInfo(io.bytes(), "io", []);
     expect(() => io.fn["main"]!()).toThrow(Yielded);
     expect(io.com1()).toBe("io: serving console channels; COM1 granted by the TSS I/O bitmap\r\n");
-    expect(io.calls.map(([nr]) => nr)).toEqual([HC.poll, HC.yield]);
+    expect(io.calls.map(([nr]) => nr)).toEqual([HYPERCALL.poll, HYPERCALL.yield]);
   });
 
   it("command partition: sends the build's payloads unchanged and in order, then submits the channel with COMMAND", () => {
-    const cmd = instantiate("command", { stopAt: (nr) => nr === HC.yield });
+    const cmd = instantiate("command", { stopAt: (nr) => nr === HYPERCALL.yield });
     const win = cmd.bytes();
     writeInfo(win, "command", [{ role: 0, peer: "io" }, { role: 0, peer: "uv-partition" }]);
     const consolePage = corePage(), cmdPage = commandPage();
@@ -285,7 +285,7 @@ describe("AssemblyScript partitions in V8", () => {
     ]);
     // One SIGNAL for the console's empty → non-empty transition, then COMMAND on slot 1, never SIGNAL on the command
     // slot; refused, so nobody will answer: it idles at once instead of waiting.
-    expect(cmd.calls).toEqual([[HC.signal, 0n], [HC.command, 1n], [HC.yield, 0n]]);
+    expect(cmd.calls).toEqual([[HYPERCALL.signal, 0n], [HYPERCALL.command, 1n], [HYPERCALL.yield, 0n]]);
   });
 
   /** A command partition on a command page formatted by core, its table holding `payloads`; COMMAND runs `onCommand`. */
@@ -305,7 +305,7 @@ describe("AssemblyScript partitions in V8", () => {
         return o.stopAt(lines, nr);
       },
       answer: (nr) => {
-        if (nr !== HC.command) return undefined;
+        if (nr !== HYPERCALL.command) return undefined;
         o.onCommand?.(cmd.bytes(), page);
         return 0n;
       },
@@ -338,7 +338,7 @@ describe("AssemblyScript partitions in V8", () => {
           return [...extra, answers[name]!];
         }, true);
       },
-      stopAt: (_lines, nr) => nr === HC.yield,
+      stopAt: (_lines, nr) => nr === HYPERCALL.yield,
     });
     c.run();
     expect(served).toBe(3);
@@ -354,8 +354,8 @@ describe("AssemblyScript partitions in V8", () => {
     for (const l of c.lines) expect(l.length).toBeLessThanOrEqual(64);
     // COMMAND once; the completions were there at once: no POLL or YIELD before the idle loop's (SIGNALs are the
     // console's, whose queue the test drains at every hypercall).
-    expect(c.cmd.calls.map(([nr]) => nr).filter((n) => n !== HC.signal)).toEqual([HC.command, HC.time, HC.yield]);
-    expect(c.cmd.calls.filter(([nr]) => nr === HC.signal).every(([, a]) => a === 0n)).toBe(true);
+    expect(c.cmd.calls.map(([nr]) => nr).filter((n) => n !== HYPERCALL.signal)).toEqual([HYPERCALL.command, HYPERCALL.time, HYPERCALL.yield]);
+    expect(c.cmd.calls.filter(([nr]) => nr === HYPERCALL.signal).every(([, a]) => a === 0n)).toBe(true);
     // Core's counters: every completion removed, the queue empty.
     fromWindow(c.cmd.bytes(), 1, c.page);
     expect(chan.chan_pending(c.page, 4096, CMDCHAN.completions)).toBe(0);
@@ -368,8 +368,8 @@ describe("AssemblyScript partitions in V8", () => {
     const c = commandPartition([def("X", 5), def("Y", 6)], {
       time: () => now,
       stopAt: (lines, nr) => {
-        if (nr === HC.yield) now += 16n;
-        if (nr === HC.poll && ++polls === 3) {
+        if (nr === HYPERCALL.yield) now += 16n;
+        if (nr === HYPERCALL.poll && ++polls === 3) {
           // The ultravisor partition runs now: both definitions answered, X started and Y refused by START.
           serveAsUltravisor(c.cmd.bytes(), c.page, (bytes) => [bytes[0] === 0x58 ? { status: 0, source: 0, number: 0x40e } : { status: -4, source: CMDCHAN.source.start, number: 0 }]);
         }
@@ -378,9 +378,9 @@ describe("AssemblyScript partitions in V8", () => {
     });
     c.run();
     expect(c.lines.slice(2)).toEqual(["definition X: partition 0x0000040e started", "definition Y: refused: error -4 (START)"]);
-    const nrs = c.cmd.calls.map(([nr]) => nr).filter((n) => n !== HC.signal);
-    expect(nrs.slice(0, 2)).toEqual([HC.command, HC.time]);
-    expect(nrs.filter((n) => n === HC.poll).length).toBe(3);
+    const nrs = c.cmd.calls.map(([nr]) => nr).filter((n) => n !== HYPERCALL.signal);
+    expect(nrs.slice(0, 2)).toEqual([HYPERCALL.command, HYPERCALL.time]);
+    expect(nrs.filter((n) => n === HYPERCALL.poll).length).toBe(3);
   });
 
   it("command partition: gives up waiting 2000 quanta after COMMAND when no completion comes, then idles", () => {
@@ -388,7 +388,7 @@ describe("AssemblyScript partitions in V8", () => {
     let idle = 0;
     const c = commandPartition([def("X", 5), def("Y", 6), def("Z", 7)], {
       time: () => (now += 100n),
-      stopAt: (lines, nr) => nr === HC.yield && lines.some((l) => l.startsWith("gave up")) && ++idle === 3,
+      stopAt: (lines, nr) => nr === HYPERCALL.yield && lines.some((l) => l.startsWith("gave up")) && ++idle === 3,
     });
     c.run();
     expect(c.lines).toEqual([
@@ -398,9 +398,9 @@ describe("AssemblyScript partitions in V8", () => {
     ]);
     // TIME at COMMAND (100) and then once per empty pass until 2100; POLL, and YIELD while nothing is signalled.
     const nrs = c.cmd.calls.map(([nr]) => nr);
-    expect(nrs.filter((n) => n === HC.time).length).toBe(21);
-    expect(nrs.filter((n) => n === HC.poll).length).toBe(19);
-    expect(nrs.slice(-3)).toEqual([HC.yield, HC.yield, HC.yield]);
+    expect(nrs.filter((n) => n === HYPERCALL.time).length).toBe(21);
+    expect(nrs.filter((n) => n === HYPERCALL.poll).length).toBe(19);
+    expect(nrs.slice(-3)).toEqual([HYPERCALL.yield, HYPERCALL.yield, HYPERCALL.yield]);
   });
 
   it("command partition: more definitions than queue 1 holds go in batches, each submitted and answered", () => {
@@ -411,7 +411,7 @@ describe("AssemblyScript partitions in V8", () => {
         commands++;
         serveAsUltravisor(win, page, (bytes) => [{ status: 0, source: 0, number: 0x400 + bytes[1]! }]);
       },
-      stopAt: (lines, nr) => nr === HC.yield && lines.length === 18,
+      stopAt: (lines, nr) => nr === HYPERCALL.yield && lines.length === 18,
     });
     c.run();
     expect(commands).toBe(2);
@@ -429,7 +429,7 @@ describe("AssemblyScript partitions in V8", () => {
     const g = instantiate("guest", {
       time: () => (now += 1n),
       stopAt: (nr) => {
-        if (nr !== HC.time) return false;
+        if (nr !== HYPERCALL.time) return false;
         fromWindow(g.bytes(), 0, page);
         for (const r of coreReceive(page)) lines.push(r.bytes.toString("latin1"));
         toWindow(g.bytes(), 0, page);
@@ -453,8 +453,8 @@ describe("AssemblyScript partitions in V8", () => {
     // Consecutive lines are `period` quanta apart.
     const quanta = lines.slice(2).map((l) => Number(/quantum (\d+)/.exec(l)![1]));
     expect(quanta[1]! - quanta[0]!).toBe(4);
-    expect(g.calls.filter(([nr]) => nr === HC.command)).toEqual([[HC.command, 0n]]);
-    expect(g.calls.filter(([nr]) => nr === HC.start)).toEqual([[HC.start, 0n]]);
+    expect(g.calls.filter(([nr]) => nr === HYPERCALL.command)).toEqual([[HYPERCALL.command, 0n]]);
+    expect(g.calls.filter(([nr]) => nr === HYPERCALL.start)).toEqual([[HYPERCALL.start, 0n]]);
   });
 
   it("a trap's line: `trapped` writes it through the console channel", () => {

@@ -14,7 +14,7 @@ import { defaultChannels } from "../definition/channels.ts";
 import { type LoadedDefinition, definitionFrom, loadDefinition } from "../definition/load.ts";
 import { DefinitionError, type Problem } from "../definition/errors.ts";
 import { type LinuxInputs, linuxInputs } from "../definition/linux.ts";
-import { WIN } from "../monitor-gen/layout.ts";
+import { WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 
 export type PartitionKind = "idle" | "io" | "ultravisor" | "command" | "guest";
 
@@ -115,7 +115,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     // The loader and the SVM monitor's Linux entry are pending (docs/specs/linux-partition.md §7): a Linux partition
     // whose files passed every check is refused here, by name, rather than booted as something else.
     if (lin) bad([...at, "linux"], "kernel, initrd and command line are valid, but this version's image cannot load a Linux partition yet (loader and monitor pending: docs/specs/linux-partition.md §7); uvt sim runs this file", true);
-    if (p.memory !== undefined && p.linux === undefined) bad([...at, "memory"], `bare metal gives every partition a fixed allotment of ${WIN.pages} window pages plus its channel pages in this version; leave memory out (uvt sim then gives 4 MB)`, true);
+    if (p.memory !== undefined && p.linux === undefined) bad([...at, "memory"], `bare metal gives every partition a fixed allotment of ${WINDOW_LAYOUT.pages} window pages plus its channel pages in this version; leave memory out (uvt sim then gives 4 MB)`, true);
     if (p.node !== undefined && p.node !== 0) bad([...at, "node"], "bare metal has one node (0) in this version", true);
     const duty = dutyOf(p, at, bad);
     const given = p.channels;
@@ -143,7 +143,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
   }
   const busy = specs.reduce((s, p) => s + p.duty, 0);
   if (busy > 16) bad(["partitions"], `the duties add up to ${busy} sixteenths, more than one processor (at most 16)`, true);
-  if (parts.length - 2 > WIN.maxSlots) bad(["partitions"], `${parts.length - 2} partitions need console channels; the I/O partition serves at most ${WIN.maxSlots}`, true);
+  if (parts.length - 2 > WINDOW_LAYOUT.maxSlots) bad(["partitions"], `${parts.length - 2} partitions need console channels; the I/O partition serves at most ${WINDOW_LAYOUT.maxSlots}`, true);
   if (problems.length) throw new DefinitionError(problems.sort((a, b) => a.line - b.line || a.col - b.col));
   const r = def.run;
   return {

@@ -5,7 +5,7 @@
 import { Assembler } from "../toolchain/x64/index.ts";
 import { link } from "../toolchain/x64/link.ts";
 import type { ObjectFile, SectionKind } from "../toolchain/x64/object.ts";
-import { INFO, PAGE, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { INFO, PAGE, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { PROGRAM_ENTRY } from "./programs.ts";
 
 export interface SlotInfo {
@@ -35,10 +35,10 @@ function asciiName(name: string, what: string): Uint8Array {
 
 export function packPartition(program: Assembler | ObjectFile, info: { name: string; number: number; slots: SlotInfo[] }): PackedPartition {
   const obj = program instanceof Assembler ? program.finish() : program;
-  if (info.slots.length > WIN.maxSlots) throw new RangeError(`partition ${info.name}: ${info.slots.length} channel slots, at most ${WIN.maxSlots}`);
+  if (info.slots.length > WINDOW_LAYOUT.maxSlots) throw new RangeError(`partition ${info.name}: ${info.slots.length} channel slots, at most ${WINDOW_LAYOUT.maxSlots}`);
   const order = obj.sections.map((s, i) => ({ s, i })).sort((x, y) => ORDER.indexOf(x.s.kind) - ORDER.indexOf(y.s.kind) || x.i - y.i);
   const bases = new Array<bigint>(obj.sections.length);
-  let at = WIN.image;
+  let at = WINDOW_LAYOUT.image;
   let codeEnd = 0;
   for (const { s, i } of order) {
     // The code ends on a page boundary: its pages alone are mapped executable, everything after them NX.
@@ -49,8 +49,8 @@ export function packPartition(program: Assembler | ObjectFile, info: { name: str
     at += s.bytes.length;
   }
   if (codeEnd === 0) codeEnd = Math.ceil(at / PAGE) * PAGE;
-  if (at > WIN.image + WIN.imageMax) {
-    throw new RangeError(`partition ${info.name}: image is ${at - WIN.image} bytes, more than the window's ${WIN.imageMax} (docs/specs/image-layout.md)`);
+  if (at > WINDOW_LAYOUT.image + WINDOW_LAYOUT.imageMax) {
+    throw new RangeError(`partition ${info.name}: image is ${at - WINDOW_LAYOUT.image} bytes, more than the window's ${WINDOW_LAYOUT.imageMax} (docs/specs/image-layout.md)`);
   }
   const linked = link(obj, bases);
   const entry = linked.symbols.get(PROGRAM_ENTRY);
@@ -61,16 +61,16 @@ export function packPartition(program: Assembler | ObjectFile, info: { name: str
   d.setBigUint64(INFO.number, BigInt(info.number), true);
   d.setBigUint64(INFO.slots, BigInt(info.slots.length), true);
   blob.set(asciiName(info.name, "partition name"), INFO.name);
-  d.setBigUint64(INFO.ownedBytes, BigInt(WIN.stackTop), true);
+  d.setBigUint64(INFO.ownedBytes, BigInt(WINDOW_LAYOUT.stackTop), true);
   d.setBigUint64(INFO.codeEnd, BigInt(codeEnd), true);
   info.slots.forEach((slot, k) => {
     const o = INFO.slot(k);
     // A server's slot turns live when the monitor connects the channel (the client may start later): 0 until then.
-    d.setBigUint64(o, slot.role === "client" ? WINDOW + BigInt(WIN.slot(k)) : 0n, true);
+    d.setBigUint64(o, slot.role === "client" ? WINDOW + BigInt(WINDOW_LAYOUT.slot(k)) : 0n, true);
     d.setUint8(o + 8, slot.role === "client" ? 0 : 1);
     blob.set(asciiName(slot.peer, "peer name"), o + 16);
   });
-  return { blob, entry, symbols: linked.symbols, image: { start: WINDOW + BigInt(WIN.image), end: WINDOW + BigInt(at) } };
+  return { blob, entry, symbols: linked.symbols, image: { start: WINDOW + BigInt(WINDOW_LAYOUT.image), end: WINDOW + BigInt(at) } };
 }
 
 /** FNV-1a (32-bit) — the checksum the guests print over their own code and constants. */

@@ -5,13 +5,14 @@
 // partitions) take from here: the boot-time definitions' payload bytes and the I/O partition's line-writer symbols.
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
 import { Assembler, type Gpr, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, ebx, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
-import { CMDCHAN, COM1, HC, SEL, WIN, WINDOW } from "../monitor-gen/layout.ts";
+import { CMDCHAN, COM1, HYPERCALL, SEL, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
 // The fault names are the host definition's (definition/host.ts FAULT_KINDS): faults of assembly guests, and
 // "wasm-oob", the AssemblyScript guest's (a checksum range past its linear memory).
 export type { FaultKind } from "../definition/host.ts";
 import type { FaultKind } from "../definition/host.ts";
+import { KIND } from "../core/notation.ts";
 /** A supervisor-only address (the identity map) a guest may not write: the write-outside fault's target. */
 export const OUTSIDE_ADDRESS = 0x200000;
 /** A window address with no page behind it (between the stack and the channel slots): write-unmapped's target. */
@@ -71,7 +72,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.bind(L(PROGRAM_ENTRY));
   a.xor(r12d, r12d); // lines printed
   a.xor(r14d, r14d); // work: loop iterations
-  hypercall(a, HC.time);
+  hypercall(a, HYPERCALL.time);
   a.mov(r13, rax); // quantum of the last line
   if (opts.benchHypercalls) {
     const frame = (body: () => void): void => emitMinTscFrame(a, { min: r15, count: r13, start: rbx }, opts.benchHypercalls!, body);
@@ -79,15 +80,15 @@ export function assembleGuest(opts: GuestOptions): Assembler {
       for (let i = 0; i < BENCH_NOPS; i++) a.nop();
     });
     a.mov(r14, r15);
-    frame(() => hypercall(a, HC.time));
+    frame(() => hypercall(a, HYPERCALL.time));
     consoleLine(a, `bench: ${BENCH_NOPS} nops `, { dec: (x) => x.mov(rax, r14) }, " hypercall ", { dec: (x) => x.mov(rax, r15) });
     a.xor(r14d, r14d);
-    hypercall(a, HC.time);
+    hypercall(a, HYPERCALL.time);
     a.mov(r13, rax);
   }
   if (opts.probeCommand) {
     a.mov(ecx, 0);
-    hypercall(a, HC.command);
+    hypercall(a, HYPERCALL.command);
     a.mov(r15, rax).neg(r15);
     consoleLine(a, "command hypercall refused: result -", { dec: (x) => x.mov(rax, r15) });
   }
@@ -106,10 +107,10 @@ export function assembleGuest(opts: GuestOptions): Assembler {
       // The seed line must be out before the scribbling can break the console: wait (yielding) until the I/O partition
       // has taken it — queue 0's head equals its tail (queue header at ch_space_offset 128, head +60, tail +72).
       const drained = a.here();
-      hypercall(a, HC.yield);
-      a.mov(rax, windowAddress(WIN.slot(0)));
+      hypercall(a, HYPERCALL.yield);
+      a.mov(rax, windowAddress(WINDOW_LAYOUT.slot(0)));
       a.mov(ecx, dword(rax, 128 + 60)).cmp(ecx, dword(rax, 128 + 72)).jne(drained);
-      hypercall(a, HC.time);
+      hypercall(a, HYPERCALL.time);
       a.mov(r13, rax);
     }
   }
@@ -124,7 +125,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.inc(r14);
   if (flood) {
     a.xor(ecx, ecx);
-    hypercall(a, HC.command);
+    hypercall(a, HYPERCALL.command);
   }
   if (opts.fault?.kind === "fuzz-hypercall") {
     // Numbers: three passes in four a defined one (0–7, so each handler sees random arguments), else any 64 bits.
@@ -140,7 +141,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
     const call = a.label();
     a.and(ebx, 7).jnz(call);
     a.test(eax, 0x7000).jz(call);
-    a.mov(ebx, HC.time);
+    a.mov(ebx, HYPERCALL.time);
     a.bind(call);
     a.mov(rax, rbx);
     a.int(0x80);
@@ -155,8 +156,8 @@ export function assembleGuest(opts: GuestOptions): Assembler {
     a.cmp(r12, 1).jb(skip);
     a.call(L("p_rand")).mov(rbx, rax);
     a.mov(rcx, rbx).and(ecx, 15);
-    a.mov(rax, windowAddress(WIN.info)).cmp(rcx, qword(rax, 8)).jae(skip); // INFO.slots: slots in use
-    a.mov(rax, rcx).shl(rax, 12).mov(rdx, windowAddress(WIN.slot(0))).add(rax, rdx);
+    a.mov(rax, windowAddress(WINDOW_LAYOUT.info)).cmp(rcx, qword(rax, 8)).jae(skip); // INFO.slots: slots in use
+    a.mov(rax, rcx).shl(rax, 12).mov(rdx, windowAddress(WINDOW_LAYOUT.slot(0))).add(rax, rdx);
     a.mov(rdx, rbx).shr(rdx, 8).and(edx, 0x1f8).add(rax, rdx);
     a.push(rax).call(L("p_rand")).pop(rdx);
     a.test(ebx, 1 << 20).jz(big);
@@ -165,9 +166,9 @@ export function assembleGuest(opts: GuestOptions): Assembler {
     a.mov(qword(rdx), rax);
     a.bind(skip);
     a.call(L("p_rand")).and(eax, 15).mov(ecx, eax);
-    hypercall(a, HC.signal);
+    hypercall(a, HYPERCALL.signal);
   }
-  hypercall(a, HC.time);
+  hypercall(a, HYPERCALL.time);
   a.mov(rbx, rax).sub(rax, r13).cmp(rax, opts.period).jb(loop);
   a.mov(r13, rbx).inc(r12);
   if (canary) {
@@ -311,12 +312,12 @@ export function assembleUltravisorPartition(): Assembler {
  */
 export function emitCommandServeLoop(a: Assembler, handle: (a: Assembler) => void, idle?: (a: Assembler) => void): void {
   const L = (n: string): Label => a.symbol(n);
-  const chan = windowAddress(WIN.slot(COMMAND_SLOT));
+  const chan = windowAddress(WINDOW_LAYOUT.slot(COMMAND_SLOT));
   a.xor(r12d, r12d);
   consoleLine(a, "resource manager at CPL 3, serving the command channel");
   const loop = a.here();
   const wait = a.label();
-  hypercall(a, HC.poll);
+  hypercall(a, HYPERCALL.poll);
   a.test(eax, 1 << COMMAND_SLOT).jz(wait);
   const drain = a.here();
   a.mov(rdi, chan).mov(edx, CMDCHAN.requests).call(L("chan_peek"));
@@ -329,12 +330,12 @@ export function emitCommandServeLoop(a: Assembler, handle: (a: Assembler) => voi
   a.mov(rdi, chan).lea(rsi, ptr(L(COMPLETION))).mov(edx, CMDCHAN.completions).call(L("chan_post"));
   a.cmp(rax, 1).jne(quiet);
   a.mov(ecx, COMMAND_SLOT);
-  hypercall(a, HC.signal);
+  hypercall(a, HYPERCALL.signal);
   a.bind(quiet);
   a.jmp(drain);
   a.bind(wait);
   idle?.(a);
-  hypercall(a, HC.yield);
+  hypercall(a, HYPERCALL.yield);
   a.jmp(loop);
 }
 
@@ -368,7 +369,7 @@ export function emitUltravisorLoop(a: Assembler): void {
 
 // ---- the command partition ------------------------------------------------------------------------------------------
 /** Descriptor kinds of docs/specs/memory-layout.md §4, by partition role. */
-const KIND_OF = { ultravisor: 5, command: 6, io: 7, guest: 16 } as const;
+const KIND_OF = { ultravisor: KIND.Ultravisor, command: KIND.Command, io: KIND.IO, guest: KIND.Guest } as const;
 /** Bytes of a definition request's payload: name (16, NUL-padded), principal (16), u32 descriptor kind. */
 export const DEFINITION_BYTES = 40;
 
@@ -518,10 +519,10 @@ function assembleSseGuest(kind: SseProbeKind, period: number): Assembler {
   a.xor(r14d, r14d); // checks
   a.xor(r15d, r15d); // checks that found the own marker changed
   a.xor(ebp, ebp); // checks that found a piece of the other guest's marker
-  hypercall(a, HC.time);
+  hypercall(a, HYPERCALL.time);
   a.mov(r13, rax);
   const loop = a.here();
-  hypercall(a, HC.time);
+  hypercall(a, HYPERCALL.time);
   a.mov(rbx, rax);
   save();
   a.inc(r14);

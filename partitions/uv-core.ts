@@ -3,7 +3,7 @@
 // merged with the partition's assembly. At start it attaches to the database the lead monitor bootstrapped and reads
 // it back through core's own exports — deprivileged, with page tables that map only the database's pages ([0159]) —
 // then serves the command channel: each boot-time definition becomes a partition in the database with its allotment,
-// the transaction sim/resource-service.ts's create() submits with explicit runs (built by loader-efi/assembly/boot.ts
+// the transaction sim/resource-service.ts's create() submits with explicit runs (built by core/boot/assembly/boot.ts
 // `create`, compiled by toolchain/aot a second time for this partition), and is started by the START hypercall,
 // which makes the monitor build its address space from the database view; every request drained is answered with a
 // completion on the channel's queue 1 (status, source, the new partition's number). Once all are applied, and near the end
@@ -14,24 +14,25 @@ import { Assembler, type Label, byte, dword, eax, ecx, edx, ptr, word, qword, r1
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { compileWasm } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
-import { CHAN, CMDCHAN, DB_PAGES, DBWIN, HC, INFO, MAX_NUMBER, WIN } from "../monitor-gen/layout.ts";
+import { CHAN, CMDCHAN, DB_PAGES, DBWIN, HYPERCALL, INFO, MAX_NUMBER, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { compileBootDb, emitBootImports } from "../loader-efi/uv-boot-db.ts";
 import { consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 import { DEFINITION_BYTES, complete, emitCommandServeLoop } from "./programs.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
-import { PD_MAGIC } from "../core/database.ts";
+import { FOUR_MIB, PAGE, PD_MAGIC } from "../core/database.ts";
+import { CREATE_PAYLOAD } from "../core/boot-module.ts";
 
 const CALLS = ["db_attach", "db_order", "db_ui_address", "db_get_owner", "db_submit", "db_log_truncate"] as const;
 /** Where the definition payload is copied for the boot module: the request buffer's last 256 bytes (database view). */
-const PAYLOAD_OFFSET = 0x7f00;
+const PAYLOAD_OFFSET = CREATE_PAYLOAD.offset;
 const UVTX_STACK_BUDGET = 2 * 1024;
 const STACK_BUDGET = 12 * 1024;
 /** The byte address whose owner the partition reports (the database's first page). */
-export const OWNER_PROBE = 0x400000;
+export const OWNER_PROBE = FOUR_MIB;
 /** The two scales of the map summary the partition prints: [lo, hi) in steps of one map entry. */
 export const MAP_SCALES = [
-  { name: "4M", lo: 0, hi: 0x1_0000_0000, step: 0x400000 },
-  { name: "4K", lo: 0x400000, hi: 0x800000, step: 0x1000 },
+  { name: "4M", lo: 0, hi: 0x1_0000_0000, step: FOUR_MIB },
+  { name: "4K", lo: FOUR_MIB, hi: 2 * FOUR_MIB, step: PAGE },
 ] as const;
 
 /** The scale name of the summary's third map: the 4 KiB entries of the 4 MiB page(s) holding the allotments. */
@@ -142,7 +143,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     a.bind(done);
     const none = a.label();
     a.test(r13, r13).jz(none);
-    scan(ALLOTMENT_SCALE, () => a.mov(rax, r12).and(rax, -0x400000), () => a.lea(rax, qword(r13, 0x3fffff)).and(rax, -0x400000), 0x1000);
+    scan(ALLOTMENT_SCALE, () => a.mov(rax, r12).and(rax, -FOUR_MIB), () => a.lea(rax, qword(r13, FOUR_MIB - 1)).and(rax, -FOUR_MIB), PAGE);
     a.bind(none);
   }
   for (const line of o.schedule) {
@@ -218,7 +219,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     const keep = a.label();
     const done = a.label();
     const lower = a.label();
-    const q0 = windowAddress(WIN.slot(0) + 128);
+    const q0 = windowAddress(WINDOW_LAYOUT.slot(0) + 128);
     const pending = (): void => {
       a.mov(rcx, q0).mov(eax, dword(rcx, 60)).sub(eax, dword(rcx, 72)).and(eax, 15);
     };
@@ -227,7 +228,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
     // [rsp + 8]: the lowest pending count seen; [rsp]: yields left without a new lowest.
     a.push(rax).push(LINE_WAIT_YIELDS);
     const again = a.here();
-    hypercall(a, HC.yield);
+    hypercall(a, HYPERCALL.yield);
     pending();
     a.test(eax, eax).jz(done);
     a.cmp(rax, qword(rsp, 8)).jb(lower);
@@ -300,7 +301,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
       const later = x.label();
       x.cmp(qword(L("ucore_summary_done")), 0).jne(later);
       x.cmp(qword(L("ucore_applied")), o.definitions).jb(later);
-      hypercall(x, HC.time);
+      hypercall(x, HYPERCALL.time);
       x.cmp(rax, o.summaryAt).jb(later);
       x.mov(qword(L("ucore_summary_done")), 1);
       x.call(L("uv_summary"));
@@ -309,7 +310,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
   );
 
   // uv_create(rbx = definition payload, r12 = request number): the create transaction of a partition with its
-  // allotment (loader-efi/assembly/boot.ts `create`, a second instance of the boot module running here over the
+  // allotment (core/boot/assembly/boot.ts `create`, a second instance of the boot module running here over the
   // database view), then START, so the monitor builds the partition's address space from the database. Every exit
   // fills in the request's completion (`complete`: status, its source, the partition's number when started).
   a.bind(L("uv_create"));
@@ -349,7 +350,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
         a.push(rcx).push(rdx);
         a.mov(rcx, r13);
         bad();
-        hypercall(a, HC.start);
+        hypercall(a, HYPERCALL.start);
         a.mov(r14, rax).neg(r14);
         consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": probe: START refused: -", { dec: (x) => x.mov(rax, r14) });
         a.pop(rdx).pop(rcx);
@@ -372,7 +373,7 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
     a.inc(qword(L("ucore_applied")));
     consoleLine(a, "command ", { dec: (x) => x.mov(rax, r12) }, ": define ", { str: (x) => x.mov(rsi, rbx) }, ": partition ", { hex: (x) => x.mov(rax, r14) }, " created");
     a.mov(rcx, r13).mov(rdx, r14);
-    hypercall(a, HC.start);
+    hypercall(a, HYPERCALL.start);
     const started = a.label();
     a.test(rax, rax).jz(started);
     a.mov(r15, rax).neg(r15);

@@ -69,7 +69,7 @@ export const MUTATIONS: Mutation[] = [
   { name: "end-transaction", what: "the printer writes End Transaction", file: "core/notation.ts", from: `...tx.ops.map(formatOp), "Commit Transaction"]`, to: `...tx.ops.map(formatOp), "End Transaction"]`, tests: [{ files: ["sim/figure8.test.ts"] }] },
   // The machine: the QEMU tests claim these.
   {
-    name: "boot-reserved-available", what: "the boot partition marks firmware-reserved memory Available", file: "loader-efi/assembly/boot.ts",
+    name: "boot-reserved-available", what: "the boot partition marks firmware-reserved memory Available", file: "core/boot/assembly/boot.ts",
     from: "markRange(base, end, missing, usable(type) ? avail : boot);", to: "markRange(base, end, missing, avail);", tests: [HW_DB],
   },
   {
@@ -78,11 +78,11 @@ export const MUTATIONS: Mutation[] = [
   },
   {
     name: "guest-iopl3", what: "guests run with IOPL=3", file: "monitor-gen/lead.ts",
-    from: "a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x202);", to: "a.mov(qword(r13, FR.cs), SEL.ucode).mov(qword(r13, FR.rflags), 0x3202);", tests: [HW_CONTAIN],
+    from: "a.mov(qword(r13, SAVED_FRAME.cs), SEL.ucode).mov(qword(r13, SAVED_FRAME.rflags), 0x202);", to: "a.mov(qword(r13, SAVED_FRAME.cs), SEL.ucode).mov(qword(r13, SAVED_FRAME.rflags), 0x3202);", tests: [HW_CONTAIN],
   },
   {
     name: "fxrstor-skipped", what: "on a processor without XSAVE, a partition's x87/SSE state is saved but never restored", file: "monitor-gen/cpu.ts",
-    from: "a.fxrstor64(ptr(rdi, SP.xsave));", to: "a.nop();", tests: [{ files: ["test/hw/isolation-fxsave.test.ts"] }],
+    from: "a.fxrstor64(ptr(rdi, STATE_PAGE.xsave));", to: "a.nop();", tests: [{ files: ["test/hw/isolation-fxsave.test.ts"] }],
   },
   // Linux partitions (docs/specs/linux-partition.md): the initramfs writer against GNU cpio, the zero page against
   // gcc's offsetof and the e820 rule, the bzImage checks against corrupted copies of Debian's kernel.

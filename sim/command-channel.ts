@@ -4,7 +4,7 @@
 // it to its request buffer and runs db_submit_as with the channel's client, read from core's channel table, as the
 // submitter, so core itself refuses (and audits) a transaction from anyone but the command partition. The protocol is
 // written down in docs/specs/command-channel.md.
-import type { Channel, ChannelBus } from "./channel_bus.ts";
+import type { Channel, ChannelBus } from "./channel-bus.ts";
 import { encodeRequest } from "../core/database.ts";
 import type { Host } from "./host.ts";
 import type { Transaction } from "../core/notation.ts";

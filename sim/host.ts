@@ -1,15 +1,15 @@
-// The simulated host: a WebAssembly.Memory standing for host physical memory, core.wasm instantiated over it, and
-// the boot partition's part in building the resource database from a firmware-style memory map ([0102]–[0109],
-// Fig. 8). Also backups, fault injection at hw.flush (a processor failure mid-transaction) and replay checks. The
-// database's starting layout (defaultLayout, orderFor, FirmwareRegion) is core's, in core/db-layout.ts.
+// The simulated host: host physical memory, core.wasm instantiated over it, and the boot partition's part in building
+// the resource database from a firmware-style memory map ([0102]–[0109], Fig. 8) — run by the boot partition's own
+// module (core/boot/assembly/boot.ts, the wasm the image AOT-compiles) in V8, whose memory is the host's. Also
+// backups, fault injection at hw.flush (a processor failure mid-transaction) and replay checks. The database's
+// starting layout (defaultLayout, orderFor, FirmwareRegion) is core's, in core/db-layout.ts.
 import { type Core, InjectedFault, instantiateCore, coreModule } from "../core/wasm.ts";
 import { WA, type WasmMemory } from "../core/webassembly.ts";
-import {
-  Database, DbError, PAGE, PN_MASK, privateArea,
-} from "../core/database.ts";
+import { Database, DbError, PAGE, REC, privateArea } from "../core/database.ts";
 import { defaultLayout, orderFor, type FirmwareRegion, type Layout } from "../core/db-layout.ts";
 import { MapView, span } from "../core/mapview.ts";
 import { formatTransaction, type Op, type Transaction, pn } from "../core/notation.ts";
+import { BOOT_ERRORS, BOOT_OPS_BYTES, CREATE_PAYLOAD, UEFI_DESCRIPTOR, bootModule, instantiateBootModule, uefiDescriptors, type BootModule } from "../core/boot-module.ts";
 
 export interface HostConfig {
   /** Installed memory in bytes (the firmware map's usable total when `firmware` is absent). */
@@ -17,11 +17,18 @@ export interface HostConfig {
   firmware?: FirmwareRegion[];
   /** Map order 2–5; default: the smallest that covers `memory`. */
   order?: number;
-  /** Bytes at address 0 given to the Boot partition (default 4 MiB, Fig. 8 PMM entry 0). */
-  bootBytes?: bigint;
   layout?: Partial<Layout>;
-  /** Inclusive page-number ranges in the database's 4 MiB page reserved for the ultravisor ([0217]). */
+  /**
+   * An inclusive page-number range in the database's 4 MiB page reserved for the ultravisor ([0217]): given to it after
+   * the boot's backup point, as the machine gives its ultravisor region (at most one range).
+   */
   reserve?: Array<[number, number]>;
+  /**
+   * The machine's ultravisor region [lo, hi) and, inside it, the partitions' allotments [lo, hi) (marked at 4 KiB
+   * granularity): given to the ultravisor after the backup point exactly as the boot module does on the machine
+   * (test/hw/ultravisor.test.ts). The transactions stay in the log, as on the machine.
+   */
+  ultravisorRegion?: { region: [bigint, bigint]; allotments?: [bigint, bigint] };
   /** Entries split at boot ([0219] entry 15 of the example). */
   presplit?: Array<{ map: number; index: number; into: number }>;
   /** Keep a copy of the database at each backup (for replay checks). Default true; large hosts may turn it off. */
@@ -51,7 +58,7 @@ export class Host {
   /** Sequence number of the first transaction not in the backup. */
   private backupSeq = 0;
 
-  private constructor(readonly core: Core, order: number, installed: bigint) {
+  private constructor(readonly core: Core, private readonly bootModule: BootModule, order: number, installed: bigint) {
     this.db = new Database(core);
     this.view = new MapView(this.db);
     this.memory = core.memory;
@@ -72,8 +79,15 @@ export class Host {
     if (BigInt(need) * 4096n > usableEnd) {
       throw new RangeError(`host memory must reach at least ${need * 4} KiB (the database's pages); got ${usableEnd} bytes`);
     }
-    const memory = new WA.Memory({ initial: (need * PAGE) / WASM_PAGE, maximum: MAX_WASM_PAGES });
     const hostRef: { h?: Host } = {};
+    // The boot module's memory is the host's physical memory (as on the machine, where its linear memory is physical
+    // memory): core is instantiated over it, and the module's two imports call that core.
+    const boot = instantiateBootModule(await bootModule(), {
+      db_submit: (req) => hostRef.h!.bootSubmit(req),
+      db_log_truncate: () => hostRef.h!.bootBackup(),
+    });
+    const memory = boot.memory;
+    memory.grow((need * PAGE) / WASM_PAGE - memory.buffer.byteLength / WASM_PAGE);
     const core = instantiateCore(module, {
       memory,
       hw: {
@@ -83,12 +97,11 @@ export class Host {
       },
     });
     // Firmware-reserved memory is installed too (it belongs to Boot); only what no region lists is Missing.
-    const host = new Host(core, order, firmware.reduce((n, r) => n + r.length, 0n));
+    const host = new Host(core, boot, order, firmware.reduce((n, r) => n + r.length, 0n));
     hostRef.h = host;
     host.keepBackup = cfg.keepBackup ?? true;
     host.bootstrap(order, layout, cfg.memory);
     host.boot(cfg, firmware, layout);
-    host.backup();
     return host;
   }
 
@@ -243,60 +256,6 @@ export class Host {
 
   // ------------------------------------------------------------------------------------------ boot partition
 
-  /**
-   * Changes every `from`-owned entry inside [start, end) to `to`, splitting partial entries (boot only). `fine`
-   * splits whole entries of larger pages too, so the range ends up at 4 KiB granularity (the bare-metal boot marks the
-   * partitions' allotments so, to give each to its partition later: loader-efi/assembly/boot.ts does the same).
-   */
-  markRange(start: bigint, end: bigint, from: number, to: number, alloc: () => number, fine = false): void {
-    const ui = this.db.indexPage();
-    const visit = (page: number, scale: number, base: bigint): void => {
-      const sp = span(scale);
-      const ops: Op[] = [];
-      let run: { first: number; last: number } | undefined;
-      const flush = (): void => {
-        if (run) ops.push({ op: "changeOwner", map: page, first: run.first, last: run.last, from, to });
-        run = undefined;
-      };
-      const deeper: Array<[number, bigint]> = [];
-      for (let i = 0; i < 1024; i++) {
-        const eb = base + BigInt(i) * sp;
-        const ee = eb + sp;
-        if (ee <= start || eb >= end) {
-          flush();
-          continue;
-        }
-        let v = this.view.entry(page, i);
-        // A descriptor page owns itself; Missing's and Available's own pages are not Missing/Available memory.
-        if (scale === 1 && v === Number(eb / 4096n)) v = 0;
-        if (v < 0) {
-          flush();
-          deeper.push([v & PN_MASK, eb]);
-        } else if (eb >= start && ee <= end && (scale === 1 || !fine)) {
-          if (v === from) {
-            if (run && run.last === i - 1) run.last = i;
-            else {
-              flush();
-              run = { first: i, last: i };
-            }
-          } else flush();
-        } else {
-          flush();
-          if (v === from) {
-            if (scale === 1) throw new Error("unreachable: a 4 KiB entry is never partial");
-            const into = alloc();
-            this.submit({ ops: [...this.takeForUltravisor(into), { op: "split", map: page, index: i, into, owner: from }] }, `boot: split ${pn(page)} entry ${i}`);
-            deeper.push([into, eb]);
-          }
-        }
-      }
-      flush();
-      if (ops.length) this.submit({ ops }, `boot: mark memory at ${pn(page)}`);
-      for (const [p, b] of deeper) visit(p, scale - 1, b);
-    };
-    visit(ui.top, ui.order, 0n);
-  }
-
   /** The ChangeOwner that hands a free 4 KiB page to the ultravisor (first line of [0222]'s split). */
   takeForUltravisor(p: number): Op[] {
     const ui = this.db.indexPage();
@@ -305,52 +264,132 @@ export class Host {
     return [{ op: "changeOwner", map: leaf.map, first: leaf.index, last: leaf.index, from: leaf.owner, to: ui.ultra }];
   }
 
+  /**
+   * The boot partition's transactions: the boot module's `main` over the firmware map written as UEFI descriptors
+   * (its backup point is a backup here), then the simulator's extras — the entries a host definition divides at boot
+   * ([0219]) — and, unless the host mirrors the machine's ultravisor region, one more backup so that no boot
+   * transaction shows in the audit log.
+   */
   private boot(cfg: HostConfig, firmware: FirmwareRegion[], l: Layout): void {
     const ui = this.db.indexPage();
-    // The database's own 4 MiB page first, so that later splits find free 4 KiB pages in it.
-    const regionStart = BigInt(l.region) * 4n * 1024n * 1024n;
-    this.markRange(regionStart, regionStart + 4194304n, ui.missing, ui.avail, () => {
-      throw new Error("no split needed inside the database page");
-    });
+    if ((cfg.reserve?.length ?? 0) > 1) throw new RangeError("at most one reserved range");
+    if (cfg.reserve?.length && cfg.ultravisorRegion) throw new RangeError("a host has either a reserved range or the machine's ultravisor region");
+    let uv: [bigint, bigint] | undefined;
+    let allot: [bigint, bigint] | undefined;
     for (const r of cfg.reserve ?? []) {
       const leafA = this.view.leaf(BigInt(r[0]) * 4096n);
       const leafB = this.view.leaf(BigInt(r[1]) * 4096n);
-      if (leafA.map !== leafB.map || leafA.scale !== 1) throw new RangeError(`reserve ${pn(r[0])}-${pn(r[1])} must lie in one 4 MiB page of the database`);
-      this.submit({ ops: [{ op: "changeOwner", map: leafA.map, first: leafA.index, last: leafB.index, from: ui.avail, to: ui.ultra }] }, "boot: reserve pages");
+      if (leafA.map !== leafB.map || leafA.scale !== 1 || r[0] > r[1]) throw new RangeError(`reserve ${pn(r[0])}-${pn(r[1])} must lie in one 4 MiB page of the database`);
+      uv = [BigInt(r[0]) * 4096n, BigInt(r[1] + 1) * 4096n];
     }
-    const alloc = (): number => this.freeDbPage();
-    for (const r of firmware) {
-      const to = r.type === "usable" ? ui.avail : ui.boot;
-      this.markRange(r.base, r.base + r.length, ui.missing, to, alloc);
+    if (cfg.ultravisorRegion) {
+      uv = cfg.ultravisorRegion.region;
+      allot = cfg.ultravisorRegion.allotments;
     }
-    const bootBytes = cfg.bootBytes ?? 4194304n;
-    if (bootBytes > 0n) this.markRange(0n, bootBytes, ui.avail, ui.boot, alloc);
+    // The module's inputs live in the first 4 MiB, the boot partition's own memory (the machine's loader keeps them in
+    // its image): the UEFI map and the 32 KiB where it gathers one map page's records. Zeroed afterwards.
+    if (l.region === 0 || l.private === 0) throw new RangeError("the database's pages must not lie in the first 4 MiB (the boot partition's)");
+    const descs = uefiDescriptors(firmware);
+    const scratch: [number, number] = [BOOT_SCRATCH, BOOT_SCRATCH + BOOT_OPS_BYTES + descs.length * UEFI_DESCRIPTOR.bytes];
+    if (scratch[1] > 4 << 20) throw new RangeError(`a firmware map of ${descs.length} regions does not fit the boot partition's scratch`);
+    this.bootScratch = scratch;
+    const mapAt = BOOT_SCRATCH + BOOT_OPS_BYTES;
+    const v = new DataView(this.memory.buffer);
+    descs.forEach((d, i) => {
+      const at = mapAt + i * UEFI_DESCRIPTOR.bytes;
+      v.setUint32(at + UEFI_DESCRIPTOR.type, d.type, true);
+      v.setBigUint64(at + UEFI_DESCRIPTOR.base, d.base, true);
+      v.setBigUint64(at + UEFI_DESCRIPTOR.pages, d.pages, true);
+    });
+    const page = (b: bigint): number => Number(b / 4096n);
+    const rc = this.bootModule.main({
+      ui: ui.index, map: mapAt, mapBytes: descs.length * UEFI_DESCRIPTOR.bytes, descSize: UEFI_DESCRIPTOR.bytes, region: l.region,
+      req: this.db.requestBuffer(), ops: BOOT_SCRATCH,
+      uvPage: uv ? page(uv[0]) : 0, uvPages: uv ? page(uv[1] - uv[0]) : 0,
+      allotPage: allot ? page(allot[0]) : 0, allotPages: allot ? page(allot[1] - allot[0]) : 0,
+    });
+    new Uint8Array(this.memory.buffer).fill(0, scratch[0], scratch[1]);
+    this.bootScratch = undefined;
+    this.view.invalidate();
+    if (rc < 0) throw new DbError(rc, this.db.failedOp(), `boot (${BOOT_ERRORS[rc] ?? "core refused a boot transaction"})`);
     for (const s of cfg.presplit ?? []) {
       const owner = this.view.entry(s.map, s.index);
       const take = this.view.leaf(BigInt(s.into) * 4096n).owner === ui.ultra ? [] : this.takeForUltravisor(s.into);
       this.submit({ ops: [...take, { op: "split", map: s.map, index: s.index, into: s.into, owner }] }, `boot: split ${pn(s.map)} entry ${s.index}`);
     }
+    if (!cfg.ultravisorRegion) this.backup();
   }
 
   /**
-   * Lowest Available 4 KiB page for a map page (boot's simple allocator; see ResourceService): in the database's own
-   * 4 MiB page (the one holding the index page) first, then in the other PKMs of the first 4 GiB in address order.
-   * Page 0 is never taken: core refuses it as a database page (a real firmware map makes low memory usable, and a
-   * split of a partial low entry would otherwise pick it).
+   * Create-with-memory by the boot module's own `create` — what the machine runs for the partitions the boot partition
+   * creates and, in the ultravisor partition, for each definition: a partition that owns the 4 KiB pages [first,
+   * first + pages), each taken from `from`, with a descriptor page the module chooses. The payload is written where
+   * the ultravisor partition copies it (CREATE_PAYLOAD.offset in core's request buffer). Returns the new partition's
+   * number; throws DbError on a refusal (core's code or the module's, BOOT_ERRORS).
+   */
+  createFromPages(d: { name: string; principal: string; kind: number }, first: number, pages: number, from: number): number {
+    const ui = this.db.indexPage();
+    const req = this.db.requestBuffer();
+    const at = req + CREATE_PAYLOAD.offset;
+    const payload = new Uint8Array(this.memory.buffer, at, CREATE_PAYLOAD.bytes);
+    if (d.name.length > 16 || d.principal.length > 16 || !/^[\x20-\x7e]*$/.test(d.name + d.principal)) {
+      throw new RangeError(`partition name "${d.name}" and principal "${d.principal}" must be at most 16 printable ASCII characters`);
+    }
+    payload.fill(0);
+    payload.set(Buffer.from(d.name, "ascii"), CREATE_PAYLOAD.name);
+    payload.set(Buffer.from(d.principal, "ascii"), CREATE_PAYLOAD.principal);
+    new DataView(this.memory.buffer).setUint32(at + CREATE_PAYLOAD.kind, d.kind, true);
+    const rc = this.bootModule.create(ui.index, req, at, first, pages, from);
+    if (rc < 0) throw new DbError(rc, this.db.failedOp(), `create ${d.name} (${BOOT_ERRORS[rc] ?? "refused by core"})`);
+    this.committed({ ops: [] }); // the listeners get the transaction from the audit log
+    return rc;
+  }
+
+  /** Where the boot module's inputs lie while it runs (the boot partition's first 4 MiB). */
+  private bootScratch: [number, number] | undefined;
+
+  /**
+   * The boot module's env.db_submit: core's db_submit on its request, after making the pages it turns into database
+   * pages addressable; a full log is backed up and the request retried, as Host.submit does.
+   */
+  private bootSubmit(req: number): number {
+    const v = new DataView(this.memory.buffer);
+    const end = req + v.getUint32(req + 4, true);
+    for (let r = req + 16; r + 8 <= end && r + 8 <= v.byteLength; r += Math.max(8, v.getUint32(r + 4, true))) {
+      const kind = v.getUint8(r);
+      const p = kind === REC.split ? v.getUint32(r + 16, true) : kind === REC.initialize ? v.getUint32(r + 8, true) : -1;
+      if (p < 0) continue;
+      if (this.bootScratch && p * PAGE < this.bootScratch[1] && (p + 1) * PAGE > this.bootScratch[0]) {
+        throw new Error(`the boot module chose page ${pn(p)}, which holds its own inputs (the boot partition's scratch)`);
+      }
+      this.ensurePage(p);
+    }
+    let rc = this.db.submitRaw(req);
+    if (rc === -16) {
+      this.backup();
+      rc = this.db.submitRaw(req);
+    }
+    return rc;
+  }
+
+  /** The boot module's env.db_log_truncate: its backup point is a backup of the simulated host. */
+  private bootBackup(): number {
+    this.backup();
+    return 0;
+  }
+
+  /**
+   * Lowest Available 4 KiB page for a map page, by the boot module's own rule (core/boot/assembly/boot.ts
+   * freeDbPage): in the database's own 4 MiB page (the one holding the index page) first, then in the other PKMs of
+   * the first 4 GiB in address order; never page 0.
    */
   freeDbPage(): number {
-    const ui = this.db.indexPage();
-    const home = BigInt(Math.floor(ui.index / 1024)) * 4194304n;
-    const pkms = this.view.maps().filter((m) => m.scale === 1 && m.base < 1n << 32n);
-    for (const m of [...pkms.filter((x) => x.base === home), ...pkms.filter((x) => x.base !== home)]) {
-      for (let i = 0; i < 1024; i++) {
-        const p = Number(m.base / 4096n) + i;
-        if (this.view.entry(m.page, i) === ui.avail && p !== ui.avail && p !== 0) {
-          this.ensurePage(p);
-          return p;
-        }
-      }
-    }
-    throw new Error("no free 4 KiB page for a map page");
+    const p = this.bootModule.freeDbPage(this.db.indexPage().index);
+    if (p === 0) throw new Error("no free 4 KiB page for a map page");
+    this.ensurePage(p);
+    return p;
   }
 }
+
+/** Start of the boot module's scratch in the boot partition's first 4 MiB (above the real-mode area, below 1 MiB). */
+const BOOT_SCRATCH = 0x10000;

@@ -5,8 +5,8 @@
 // definition), VCPUs and the schedule ([0134]–[0153]), and the stop sequence of [0186]. I/O partitions are modelled
 // by their console servers, which print each guest's text tagged with its name.
 import { ChannelDefinitionError, chanExports, ChannelType, checkCardinality, type ChannelTypeName } from "../core/channel.ts";
-import { ChannelBus, consoleRequests, consoleText, type Channel } from "./channel_bus.ts";
-import { HostChannelMemory } from "./channel_memory.ts";
+import { ChannelBus, consoleRequests, consoleText, type Channel } from "./channel-bus.ts";
+import { HostChannelMemory } from "./channel-memory.ts";
 import {
   CMD, COMMAND_SIGNAL_SIZE, COMMAND_SLOTS, CommandClient, UltravisorCommandServer, type CommandSignal,
 } from "./command-channel.ts";

@@ -9,7 +9,7 @@ import { formatTransaction, parseLog, pn, type Transaction } from "../core/notat
 import { ResourceService } from "./resource-service.ts";
 import type { BootPlan, Operation, Scenario } from "./scenario.ts";
 import { ChannelDefinitionError } from "../core/channel.ts";
-import { ChannelError } from "./channel_bus.ts";
+import { ChannelError } from "./channel-bus.ts";
 import { BootFailure, Platform, PlatformError } from "./platform.ts";
 import { TopologyError } from "./topology.ts";
 

@@ -147,7 +147,6 @@ export function scenarioOf(d: LoadedDefinition): Scenario {
   const host: HostConfig = {
     memory: h.memory,
     ...(h.order !== undefined ? { order: h.order } : {}),
-    ...(h.bootMemory !== undefined ? { bootBytes: h.bootMemory } : {}),
     ...(h.reserve ? { reserve: [h.reserve] } : {}),
     ...(h.split ? { presplit: h.split } : {}),
     ...(h.firmware ? { firmware: h.firmware } : {}),

@@ -24,15 +24,15 @@ import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, CORE_DB_PLAN, type UltravisorImage, type UltravisorImageOptions } from "../../image/ultravisor.ts";
 import { Database, privateArea } from "../../core/database.ts";
 import { Host } from "../../sim/host.ts";
-import { ResourceService, type Run } from "../../sim/resource-service.ts";
-import { firmwareRegions, nonRamOverlaps, parseFirmwareMap, BOOT_DB_LINES, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../loader-efi/uv-boot-db.ts";
+import { parseFirmwareMap, BOOT_DB_LINES } from "../../loader-efi/uv-boot-db.ts";
+import { firmwareRegions, nonRamOverlaps, USABLE_UEFI_TYPES, type UefiDescriptor } from "../../core/boot-module.ts";
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { allotmentPages, scheduleRuns } from "../../image/ultravisor.ts";
 import { SVM_RESERVE } from "../../monitor-gen/svm/layout.ts";
 import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionBytes, definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
-import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WIN, WINDOW } from "../../monitor-gen/layout.ts";
+import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WINDOW_LAYOUT, WINDOW } from "../../monitor-gen/layout.ts";
 import { span } from "../../core/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../core/schedule.ts";
@@ -294,35 +294,27 @@ function derivePlacement(map: UefiDescriptor[], ramTop: bigint, config: Ultravis
 /**
  * The simulator's side of the same boot: sim/host.ts's Host.create from the firmware map the loader printed (checked
  * by firmwareMapProblems) with the host size of -m and core's private page where derivePlacement puts it (its
- * bootstrap, the boot partition's transactions, the first backup), then the derived ultravisor region given from
- * Available to the ultravisor partition (after the backup point, as loader-efi/assembly/boot.ts does), its allotment
- * part at 4 KiB granularity first; then the resource service's create() of each partition the boot partition creates
- * and of each definition the ultravisor partition applies, each with its derived allotment taken from the ultravisor.
+ * bootstrap, the boot partition's transactions by the same boot module in V8 — the derived ultravisor region given
+ * from Available to the ultravisor partition after the backup point, its allotment part at 4 KiB granularity first);
+ * then the boot module's create of each partition the boot partition creates and of each definition the ultravisor
+ * partition applies, each with its derived allotment taken from the ultravisor.
  * Nothing here is read from the machine's lines but the firmware map and the allotments' start.
  */
 async function simulatedBoot(place: Placement, firmware: UefiDescriptor[], bootCreated: string[], definitions: Definition[]): Promise<{ bytes: Uint8Array; db: Database; host: Host; created: number[]; bootTx: number }> {
-  const host = await Host.create({ memory: place.hostBytes, firmware: firmwareRegions(firmware), keepBackup: false, layout: { private: place.privateM } });
-  const region = place.region;
-  const { lo: allotLo, hi: allotHi } = place.allot;
+  const host = await Host.create({
+    memory: place.hostBytes, firmware: firmwareRegions(firmware), keepBackup: false, layout: { private: place.privateM },
+    ultravisorRegion: { region: [place.region.base, place.region.end], allotments: [place.allot.lo, place.allot.hi] },
+  });
   const ui = host.db.indexPage();
-  host.markRange(allotLo, allotHi, ui.avail, ui.ultra, () => host.freeDbPage(), true);
-  host.markRange(region.base, region.end, ui.avail, ui.ultra, () => host.freeDbPage());
   // Committed so far: those before the backup point plus the region's (still in the log).
   const bootTx = host.db.logHeader().nextSeq - 1;
-  const rs = new ResourceService(host);
-  const runsOf = (name: string): Run[] => {
-    const s = place.windows.get(name);
-    if (!s) throw new Error(`partition ${name} has no allotment in the derived placement`);
-    const runs: Run[] = [];
-    for (let k = 0; k < s.pages; k++) {
-      const leaf = host.view.leaf(s.window + BigInt(k) * 4096n);
-      const last = runs.at(-1);
-      if (last && last.map === leaf.map && last.last === leaf.index - 1) last.last = leaf.index;
-      else runs.push({ map: leaf.map, first: leaf.index, last: leaf.index });
-    }
-    return runs;
+  // The boot module's own create (what the lead monitor and the ultravisor partition run), each allotment taken from
+  // the ultravisor.
+  const create = (d: Definition): number => {
+    const s = place.windows.get(d.name);
+    if (!s) throw new Error(`partition ${d.name} has no allotment in the derived placement`);
+    return host.createFromPages({ name: d.name, principal: d.principal, kind: d.kind }, Number(s.window / 4096n), s.pages, ui.ultra);
   };
-  const create = (d: Definition): number => rs.create({ name: d.name, principal: d.principal, kind: d.kind, at: runsOf(d.name), from: ui.ultra });
   for (const name of bootCreated) create(definitionOf(fig1Spec(name), 0));
   const created = definitions.map(create);
   return { bytes: new Uint8Array(host.memory.buffer), db: host.db, host, created, bootTx };
@@ -548,18 +540,18 @@ describe("ultravisor on OVMF (TCG)", () => {
           const inPrivate = pa >= priv && pa < priv + BigInt(PRIVATE_PAGE_BYTES);
           expect(inDb || inPrivate, `${sp.name} maps database page ${pa.toString(16)}`).toBe(true);
           dbPages++;
-        } else if (off >= 0n && off < BigInt(WIN.stackTop)) {
+        } else if (off >= 0n && off < BigInt(WINDOW_LAYOUT.stackTop)) {
           expect(pa, `${sp.name} window page ${off.toString(16)}`).toBe(sp.window + off);
           expect(owner.has(pa), `page ${pa.toString(16)} in two windows`).toBe(false);
           owner.set(pa, sp.name);
         } else {
-          const k = Number(off - BigInt(WIN.slot(0))) / 4096;
-          expect(Number.isInteger(k) && k >= 0 && k < WIN.maxSlots, `${sp.name} maps ${va.toString(16)}, outside its window and slots`).toBe(true);
+          const k = Number(off - BigInt(WINDOW_LAYOUT.slot(0))) / 4096;
+          expect(Number.isInteger(k) && k >= 0 && k < WINDOW_LAYOUT.maxSlots, `${sp.name} maps ${va.toString(16)}, outside its window and slots`).toBe(true);
           slots[k] = pa;
         }
       }
       expect(dbPages, `${sp.name} database pages`).toBe(dbView ? (DB_PAGES.hi - DB_PAGES.lo + PRIVATE_PAGE_BYTES) / 4096 : 0);
-      expect(sp.leaves.size - dbPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WIN.pages);
+      expect(sp.leaves.size - dbPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WINDOW_LAYOUT.pages);
       slotPages.set(sp.name, slots);
     }
     // Exactly the channels of the plan: the client's and the server's slot map the same page, and no window page
@@ -682,7 +674,7 @@ describe("ultravisor on OVMF (TCG)", () => {
         if (va >= DBWIN) continue;
         const pa = pte & ADDR;
         const off = va - WINDOW;
-        const slot = off >= BigInt(WIN.slot(0)) ? Number(off - BigInt(WIN.slot(0))) / 4096 : -1;
+        const slot = off >= BigInt(WINDOW_LAYOUT.slot(0)) ? Number(off - BigInt(WINDOW_LAYOUT.slot(0))) / 4096 : -1;
         const ch = slot < 0 ? undefined : b.img.channels.find((c) => (fig1.partitions[c.client]!.name === sp.name && c.clientSlot === slot) || (fig1.partitions[c.server]!.name === sp.name && c.serverSlot === slot));
         const who = ch ? fig1.partitions[ch.client]!.name : sp.name;
         expect(db.owner(pa) >>> 0, `${sp.name}: owner of page 0x${pa.toString(16)} at 0x${va.toString(16)} (${ch ? `channel of ${who}` : "window"})`).toBe(numberOf.get(who));

@@ -92,7 +92,19 @@ export const REC_SET_COMMAND: u32 = 0x0a;
 export const REC_REJECTED: u32 = 0x0b;
 export const REJECTED_LENGTH: u32 = 24;
 export const REC_COMMIT: u32 = 0x0f;
+// A record (log and request, memory-layout.md §5.2–5.3): type u8 at 0, length u32 at 4, then u32 field k at F0 + 4k.
+export const REC_TYPE: u32 = 0;
+export const REC_LENGTH: u32 = 4;
+export const F0: usize = 8;
+export const F1: usize = 12;
+export const F2: usize = 16;
+export const F3: usize = 20;
+export const F4: usize = 24;
+// A request's header (§5.3): magic, total bytes, operation count, reserved (zero); the records follow.
 export const REQ_MAGIC: u32 = 0x5254_5655; // "UVTR"
+export const REQ_BYTES: u32 = 4;
+export const REQ_OPS: u32 = 8;
+export const REQ_RESERVED: u32 = 12;
 export const REQ_HEADER: u32 = 16;
 export const MAX_OPS: u32 = 1024;
 
@@ -123,12 +135,17 @@ export const E_CHANNEL_IN_USE: i32 = -23;
 export const E_NO_SUCH_CHANNEL: i32 = -24;
 export const E_CHANNEL_EXISTS: i32 = -25;
 
+// Request lengths of the records a request builder writes (core/boot/assembly/boot.ts uses them as constants).
+export const REQLEN_CHANGE_OWNER: u32 = 32;
+export const REQLEN_INIT: u32 = 80;
+export const REQLEN_SPLIT: u32 = 24;
+
 /** Request length of an operation record, or 0 for an unknown type. */
 export function requestLength(type: u32): u32 {
-  if (type == REC_CHANGE_OWNER) return 32;
-  if (type == REC_INIT) return 80;
+  if (type == REC_CHANGE_OWNER) return REQLEN_CHANGE_OWNER;
+  if (type == REC_INIT) return REQLEN_INIT;
   if (type == REC_DESTROY) return 16;
-  if (type == REC_SPLIT) return 24;
+  if (type == REC_SPLIT) return REQLEN_SPLIT;
   if (type == REC_MERGE) return 24;
   if (type == REC_DEFINE_CHANNEL || type == REC_ASSIGN_SERVER || type == REC_REMOVE_CHANNEL) return 24;
   if (type == REC_SET_COMMAND) return 16;

@@ -9,19 +9,12 @@ import {
   PD_SIZE, REC_CHANGE_OWNER, REC_DESTROY, REC_INIT, REC_MERGE, REC_SPLIT, REF_BIT, SCRATCH_ENTRIES,
   CHANNEL_SLOTS, CHANNEL_TYPE_MAX, CS_BASE, CS_CLIENT, CS_PAGES, CS_SERVER, CS_TYPE, DB_PAGE_LIMIT, E_CHANNEL_EXISTS,
   E_CHANNEL_IN_USE, E_NO_SUCH_CHANNEL, E_WRONG_KIND, KIND_COMMAND, KIND_ULTRAVISOR, REC_ASSIGN_SERVER,
-  REC_DEFINE_CHANNEL, REC_REMOVE_CHANNEL, REC_SET_COMMAND, UI_CHANNELS, UI_COMMAND,
+  REC_DEFINE_CHANNEL, REC_REMOVE_CHANNEL, REC_SET_COMMAND, UI_CHANNELS, UI_COMMAND, F0, F1, F2, F3, F4,
 } from "./layout";
 import {
   avail, boot, childDir, dirGet, dirLow, dirRegion, dirScale, dirSet, idle, isLive, isPartitionNumber, memoryPages,
   missing, ownerOf, ownerScale, pageAddr, pageInUse, rangeInUse, scratch, uiPage, ultra,
 } from "./state";
-
-// Record field offsets (after the 8-byte header).
-const F0: usize = 8;
-const F1: usize = 12;
-const F2: usize = 16;
-const F3: usize = 20;
-const F4: usize = 24;
 
 @inline function f(rec: usize, off: usize): u32 {
   return load<u32>(rec + off);

@@ -1,18 +1,19 @@
-// The boot partition's transactions ([0102]–[0109], Fig. 8), AssemblyScript compiled by toolchain/aot and run at
-// ring 0 right after core's db_bootstrap (loader-efi/uv-boot-db.ts builds and calls it). It reads the UEFI memory
-// map and submits, through core's own db_submit, exactly the transactions sim/host.ts's boot submits for the same
-// firmware map: the database's 4 MiB page made Available, each firmware range given to Available (usable types) or
-// to the Boot pseudo partition (reserved, ACPI, MMIO, runtime), the first 4 MiB given to Boot, then the log emptied
-// as after the simulator's first backup; after that, the ultravisor region (the loader's allocation the monitor's
-// page allocator hands out: kernel and partition page tables, windows, channel pages) is given from Available to the
-// ultravisor partition, so the database no longer lists monitor memory as free; the part of it that holds the
-// partitions' allotments at 4 KiB granularity. `create` is the resource service's create-with-memory transaction: the
-// lead monitor calls it at boot for the partitions the boot partition creates ([0104]), and the ultravisor partition
-// runs a second instance of this module at CPL 3 for each definition the command partition sends. Linear memory is
-// physical memory (base 0 at ring 0; the database view at CPL 3, where only the database's pages exist), so map pages,
-// the UEFI map and the request buffers are all plain addresses. It allocates nothing: no strings, no arrays, no
-// runtime calls. It lives in loader-efi/, the boot partition's folder; partitions/uv-core.ts embeds it from there
-// (partitions sit above loader-efi: docs/architecture.md, Layers).
+// The boot partition's transactions ([0102]–[0109], Fig. 8), AssemblyScript over core's database layout. One module,
+// run by both sides: compiled by toolchain/aot and run at ring 0 right after core's db_bootstrap (loader-efi/uv-boot-
+// db.ts builds and calls it), and run by V8 in the simulator (sim/host.ts, through core/boot-module.ts). It reads a
+// UEFI memory map and submits, through core's own db_submit: the database's 4 MiB page made Available, each firmware
+// range given to Available (usable types) or to the Boot pseudo partition (reserved, ACPI, MMIO, runtime), the first
+// 4 MiB given to Boot, then the log emptied (the backup point); after that, the ultravisor region (on the machine the
+// loader's allocation the monitor's page allocator hands out: kernel and partition page tables, windows, channel
+// pages; in the simulator the pages a host definition reserves) is given from Available to the ultravisor partition,
+// so the database no longer lists monitor memory as free; the part of it that holds the partitions' allotments at
+// 4 KiB granularity. `create` is the resource service's create-with-memory transaction: the lead monitor calls it at
+// boot for the partitions the boot partition creates ([0104]), and the ultravisor partition runs a second instance
+// of this module at CPL 3 for each definition the command partition sends. Linear memory is physical memory (base 0
+// at ring 0; the database view at CPL 3, where only the database's pages exist; the host's memory in V8), so map
+// pages, the UEFI map and the request buffers are all plain addresses. It allocates nothing: no strings, no arrays,
+// no runtime calls. Its TypeScript binding and build are core/boot-module.ts (core owns both sides of this wasm as
+// of core.wasm: docs/architecture.md, Layers).
 
 @external("env", "db_submit")
 declare function dbSubmit(req: u32): i32;
@@ -20,14 +21,23 @@ declare function dbSubmit(req: u32): i32;
 @external("env", "db_log_truncate")
 declare function dbLogTruncate(): i32;
 
-const PAGE: u64 = 4096;
-const REF: u32 = 0x8000_0000;
-const PN_MASK: u32 = 0x3fff_ffff;
-const REQ_MAGIC: u32 = 0x5254_5655;
-const REC_CHANGE_OWNER: u32 = 2;
-const REC_SPLIT: u32 = 5;
-const CO_BYTES: u32 = 32;
+// Every layout fact comes from core's own table (core/assembly/lib/layout.ts), the one core.wasm is built from.
+import {
+  F0, F1, F2, F3, F4, PAGE_SHIFT, PD_KIND, PD_MAGIC, PD_ME, PD_NAME, PN_MASK, REC_CHANGE_OWNER, REC_INIT, REC_LENGTH,
+  REC_SPLIT, REC_TYPE, REQ_BYTES, REQ_HEADER, REQ_MAGIC, REQ_OPS, REQ_RESERVED, REQLEN_CHANGE_OWNER, REQLEN_INIT,
+  REQLEN_SPLIT, UI_AVAIL, UI_BOOT, UI_MAP_LOW, UI_MISSING, UI_ORDER, UI_ULTRA,
+} from "../../assembly/lib/layout";
+
+const PAGE: u64 = <u64>1 << PAGE_SHIFT;
+const CO_BYTES: u32 = REQLEN_CHANGE_OWNER;
+const SPLIT_BYTES: u32 = REQLEN_SPLIT;
+const INIT_BYTES: u32 = REQLEN_INIT;
 const MAX_PAGE_OPS: u32 = 1000;
+// EFI_MEMORY_DESCRIPTOR: type, physical start, number of 4 KiB pages (UEFI 2.x). Checked against core/boot-module.ts
+// UEFI_DESCRIPTOR and USABLE_UEFI_TYPES by core/layout.test.ts.
+const UEFI_TYPE: u32 = 0;
+const UEFI_BASE: u32 = 8;
+const UEFI_PAGES: u32 = 24;
 /** UEFI types whose memory is installed RAM the host may hand out after ExitBootServices (loader, boot services, conventional). */
 function usable(t: u32): bool {
   return t == 1 || t == 2 || t == 3 || t == 4 || t == 7;
@@ -66,20 +76,20 @@ function submit(): void {
 
 function header(at: u32, bytes: u32, ops: u32): void {
   store<u32>(at, REQ_MAGIC);
-  store<u32>(at + 4, bytes);
-  store<u32>(at + 8, ops);
-  store<u32>(at + 12, 0);
+  store<u32>(at + REQ_BYTES, bytes);
+  store<u32>(at + REQ_OPS, ops);
+  store<u32>(at + REQ_RESERVED, 0);
 }
 
 function changeOwner(at: u32, map: u32, first: u32, last: u32, from: u32, to: u32): void {
-  store<u32>(at, REC_CHANGE_OWNER);
-  store<u32>(at + 4, CO_BYTES);
-  store<u32>(at + 8, map);
-  store<u32>(at + 12, first);
-  store<u32>(at + 16, last);
-  store<u32>(at + 20, from);
-  store<u32>(at + 24, to);
-  store<u32>(at + 28, 0);
+  store<u32>(at + REC_TYPE, REC_CHANGE_OWNER);
+  store<u32>(at + REC_LENGTH, CO_BYTES);
+  store<u32>(at + F0, map);
+  store<u32>(at + F1, first);
+  store<u32>(at + F2, last);
+  store<u32>(at + F3, from);
+  store<u32>(at + F4, to);
+  store<u32>(at + F4 + 4, 0);
 }
 
 /** The entry deciding the owner of 4 KiB page p, as (map << 10 | index) with the owner in leafOwner; -1 if not 4 KiB. */
@@ -148,15 +158,16 @@ function split(page: u32, i: u32, owner: u32): void {
     if (failure == 0) failure = -1001;
     return;
   }
-  const r = reqBuf + 16;
+  const r = reqBuf + REQ_HEADER;
   changeOwner(r, <u32>(l >> 10), <u32>(l & 1023), <u32>(l & 1023), leafOwner, ultra);
-  store<u32>(r + 32, REC_SPLIT);
-  store<u32>(r + 36, 24);
-  store<u32>(r + 40, page);
-  store<u32>(r + 44, i);
-  store<u32>(r + 48, into);
-  store<u32>(r + 52, owner);
-  header(reqBuf, 16 + 32 + 24, 2);
+  // The Split record right after the ChangeOwner.
+  store<u32>(r + CO_BYTES + REC_TYPE, REC_SPLIT);
+  store<u32>(r + CO_BYTES + REC_LENGTH, SPLIT_BYTES);
+  store<u32>(r + CO_BYTES + F0, page);
+  store<u32>(r + CO_BYTES + F1, i);
+  store<u32>(r + CO_BYTES + F2, into);
+  store<u32>(r + CO_BYTES + F3, owner);
+  header(reqBuf, REQ_HEADER + CO_BYTES + SPLIT_BYTES, 2);
   submit();
 }
 
@@ -197,9 +208,9 @@ function visit(page: u32, scale: u32, base: u64, start: u64, end: u64, from: u32
   ops = flushRun(ops, page, runFirst, runLast, from, to);
   if (ops > 0) {
     // The page's runs were gathered in opsBuf (splits used the request buffer meanwhile): one transaction.
-    const bytes: u32 = 16 + ops * CO_BYTES;
+    const bytes: u32 = REQ_HEADER + ops * CO_BYTES;
     header(reqBuf, bytes, ops);
-    for (let k: u32 = 16; k < bytes; k += 4) store<u32>(reqBuf + k, load<u32>(opsBuf + k));
+    for (let k: u32 = REQ_HEADER; k < bytes; k += 4) store<u32>(reqBuf + k, load<u32>(opsBuf + k));
     submit();
   }
   // Host.markRange descends into the entries that were refs or were split, in index order: after the page's
@@ -220,8 +231,17 @@ function flushRun(ops: u32, page: u32, first: i32, last: i32, from: u32, to: u32
     if (failure == 0) failure = -1002;
     return ops;
   }
-  changeOwner(opsBuf + 16 + ops * CO_BYTES, page, <u32>first, <u32>last, from, to);
+  changeOwner(opsBuf + REQ_HEADER + ops * CO_BYTES, page, <u32>first, <u32>last, from, to);
   return ops + 1;
+}
+
+/**
+ * The page freeDbPage would take for a map page now (0 if none): the simulator's allocator for the map pages it adds
+ * outside the boot (sim/channel-memory.ts), so that it and the boot take pages by one rule. `ui`: the index page.
+ */
+export function free_db_page(ui: u32): u32 {
+  loadIndex(ui, 0);
+  return freeDbPage();
 }
 
 function markRange(start: u64, end: u64, from: u32, to: u32): void {
@@ -231,12 +251,12 @@ function markRange(start: u64, end: u64, from: u32, to: u32): void {
 function loadIndex(ui: u32, req: u32): void {
   uiPage = ui;
   const u = ui * 4096;
-  top = load<u32>(u + 12);
-  order = load<u32>(u + 16);
-  ultra = load<u32>(u + 24);
-  avail = load<u32>(u + 28);
-  missing = load<u32>(u + 32);
-  boot = load<u32>(u + 40);
+  top = load<u32>(u + UI_MAP_LOW);
+  order = load<u32>(u + UI_ORDER);
+  ultra = load<u32>(u + UI_ULTRA);
+  avail = load<u32>(u + UI_AVAIL);
+  missing = load<u32>(u + UI_MISSING);
+  boot = load<u32>(u + UI_BOOT);
   reqBuf = req;
 }
 
@@ -255,9 +275,9 @@ export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u3
   const regionStart = <u64>region << 22;
   markRange(regionStart, regionStart + (<u64>1 << 22), missing, avail);
   for (let d: u32 = 0; d + descSize <= mapBytes; d += descSize) {
-    const type = load<u32>(map + d);
-    const base = load<u64>(map + d + 8);
-    let end = base + load<u64>(map + d + 24) * PAGE;
+    const type = load<u32>(map + d + UEFI_TYPE);
+    const base = load<u64>(map + d + UEFI_BASE);
+    let end = base + load<u64>(map + d + UEFI_PAGES) * PAGE;
     if (base >= covers || end <= base) continue;
     if (end > covers) end = covers;
     markRange(base, end, missing, usable(type) ? avail : boot);
@@ -305,9 +325,9 @@ function freeAbove(page: u32, scale: u32, base: u64, min: u32): u32 {
   return 0;
 }
 
-const REC_INIT: u32 = 3;
-const INIT_BYTES: u32 = 80;
-const PD_MAGIC: u32 = 0x4450_5655;
+/** The definition payload the loader and the ultravisor partition pass: name 16, principal 16, u32 kind. */
+const DEF_NAME: u32 = 0;
+const DEF_KIND: u32 = 32;
 
 /**
  * Creates a partition that owns [first, first + pages) — ResourceService.create with explicit runs taken from `from`
@@ -331,17 +351,18 @@ export function create(ui: u32, req: u32, payload: u32, first: u32, pages: u32, 
   if (l < 0) return -1001;
   const dMap = <u32>(l >> 10);
   const dIdx = <u32>(l & 1023);
-  let at = req + 16;
+  let at = req + REQ_HEADER;
   changeOwner(at, dMap, dIdx, dIdx, avail, ultra);
   at += CO_BYTES;
   for (let k: u32 = 0; k < INIT_BYTES; k += 4) store<u32>(at + k, 0);
-  store<u32>(at, REC_INIT);
-  store<u32>(at + 4, INIT_BYTES);
-  store<u32>(at + 8, d);
-  store<u32>(at + 16, PD_MAGIC);
-  store<u32>(at + 20, d);
-  store<u32>(at + 24, load<u32>(payload + 32));
-  for (let k: u32 = 0; k < 32; k += 4) store<u32>(at + 32 + k, load<u32>(payload + k));
+  store<u32>(at + REC_TYPE, REC_INIT);
+  store<u32>(at + REC_LENGTH, INIT_BYTES);
+  store<u32>(at + F0, d);
+  // The record's descriptor (at F2) in the partition descriptor's own layout: name and principal, 32 bytes.
+  store<u32>(at + F2, PD_MAGIC);
+  store<u32>(at + F2 + PD_ME, d);
+  store<u32>(at + F2 + PD_KIND, load<u32>(payload + DEF_KIND));
+  for (let k: u32 = 0; k < 32; k += 4) store<u32>(at + F2 + PD_NAME + k, load<u32>(payload + DEF_NAME + k));
   at += INIT_BYTES;
   changeOwner(at, dMap, dIdx, dIdx, ultra, d);
   at += CO_BYTES;

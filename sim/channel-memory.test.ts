@@ -1,12 +1,12 @@
-// Channels on the simulated host's real resource database (sim/channel_memory.ts + sim/channel_bus.ts): the channel
+// Channels on the simulated host's real resource database (sim/channel-memory.ts + sim/channel-bus.ts): the channel
 // pages become the client's by transaction, only the client's pages can be mapped into a server, and stopping the
 // client evicts its VCPUs from the schedule at once but gives its memory back only after the last server disconnects.
 import { beforeAll, describe, expect, it } from "vitest";
 import { Host } from "./host.ts";
 import { KIND } from "../core/notation.ts";
 import { chanExports } from "../core/channel.ts";
-import { cdbRequest, ChannelBus, type Channel } from "./channel_bus.ts";
-import { ChannelMemoryError, HostChannelMemory } from "./channel_memory.ts";
+import { cdbRequest, ChannelBus, type Channel } from "./channel-bus.ts";
+import { ChannelMemoryError, HostChannelMemory } from "./channel-memory.ts";
 import { ResourceService } from "./resource-service.ts";
 import { ScheduleControl, Scheduler } from "../core/schedule.ts";
 

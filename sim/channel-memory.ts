@@ -1,14 +1,12 @@
-// Channel memory on the simulated host's resource database: the ChannelMemory of sim/channel_bus.ts implemented with
+// Channel memory on the simulated host's resource database: the ChannelMemory of sim/channel-bus.ts implemented with
 // real transactions. Channel pages become the client's through a ChangeOwner from Available ([0114], [0132]), the
 // server "maps" only pages the database says the client owns (the monitors' page tables are modelled as a table
 // here), and the client's memory goes back to Available only when no server maps any of it ([0182], [0186]).
 import type { Host } from "./host.ts";
 import { span } from "../core/mapview.ts";
 import { pn, type Op } from "../core/notation.ts";
-import { CHANNEL_SLOTS } from "../core/database.ts";
-import type { ChannelMemory } from "./channel_bus.ts";
-
-const PAGE = 4096;
+import { CHANNEL_SLOTS, PAGE } from "../core/database.ts";
+import type { ChannelMemory } from "./channel-bus.ts";
 
 export class ChannelMemoryError extends Error {
   override name = "ChannelMemoryError";

@@ -1,11 +1,11 @@
-// Tests of the simulator's channel table (sim/channel_bus.ts) over core.wasm's queues: transition-only interrupts and
+// Tests of the simulator's channel table (sim/channel-bus.ts) over core.wasm's queues: transition-only interrupts and
 // their counters ([0120]), console text from a guest to an I/O partition printed with the guest's name, and the
 // teardown order of [0182]/[0186]. Until the simulated host exists, ChannelMemory is a page ledger here that refuses
 // any reclaim while a server still maps the pages, so a wrong order fails loudly.
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Core } from "../core/wasm.ts";
 import { carve, checkCardinality, loadChannelCore, type ChanExports } from "../core/channel.ts";
-import { ChannelBus, ChannelError, consoleRequests, consoleText, type Channel, type ChannelMemory } from "./channel_bus.ts";
+import { ChannelBus, ChannelError, consoleRequests, consoleText, type Channel, type ChannelMemory } from "./channel-bus.ts";
 
 let core: Core;
 let chan: ChanExports;
