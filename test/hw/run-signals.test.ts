@@ -1,7 +1,7 @@
 // `uvt run` and its QEMU under signals: a run stopped by SIGTERM or SIGINT stops QEMU and exits 143 or 130, and a run
 // killed with SIGKILL (no handler runs) still leaves no QEMU behind — QEMU gets the parent-death signal — and its temp
 // folder is swept by the next run. The image runs for ever (runQuanta 0), so only the signal can end it.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa, type ResultPromise } from "execa";
@@ -13,6 +13,13 @@ import { alive, WORKDIR_PREFIX } from "../../qemu/workdir.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-signals-"));
+/**
+ * The runs' own TMPDIR: every run sweeps the stale temp folders of its TMPDIR, so a run of another test file at the
+ * same moment would sweep the killed run's folder before this test looks for it.
+ */
+const runTmp = join(scratch, "tmp");
+mkdirSync(runTmp);
+const runEnv = { ...process.env, TMPDIR: runTmp };
 let image = "";
 afterAll(() => {
   // A failing run of this test would leave QEMU behind: that is the bug it looks for, so it cleans up after itself.
@@ -43,7 +50,7 @@ function qemusOf(path: string): number[] {
 
 /** Starts `uvt run` on the endless image and resolves once the guest's console is streaming. */
 async function startRun(): Promise<{ run: ResultPromise; qemu: number }> {
-  const run = execa("node", ["cli/uvt.js", "run", "--image", image, "--accel", "tcg", "--timeout", "150"], { cwd: root, reject: false, buffer: true });
+  const run = execa("node", ["cli/uvt.js", "run", "--image", image, "--accel", "tcg", "--timeout", "150"], { cwd: root, reject: false, buffer: true, env: runEnv });
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error("no console line within 90 s")), 90_000);
     run.stdout!.on("data", (b: Buffer) => {
@@ -77,15 +84,15 @@ describe("uvt run under signals", () => {
 
   it("SIGKILL leaves no QEMU running, and the next run sweeps the killed run's temp folder", async () => {
     const { run, qemu } = await startRun();
-    const folders = readdirSync(tmpdir()).filter((n) => n.startsWith(WORKDIR_PREFIX) && readFileSync(join(tmpdir(), n, "owner.pid"), "utf8").trim() === String(run.pid));
+    const folders = readdirSync(runTmp).filter((n) => n.startsWith(WORKDIR_PREFIX) && readFileSync(join(runTmp, n, "owner.pid"), "utf8").trim() === String(run.pid));
     expect(folders.length, "the run's temp folder").toBe(1);
     run.kill("SIGKILL");
     await run;
     expect(await gone(qemu, 5000), `QEMU ${qemu} after its parent's SIGKILL`).toBe(true);
-    expect(existsSync(join(tmpdir(), folders[0]!))).toBe(true);
+    expect(existsSync(join(runTmp, folders[0]!))).toBe(true);
     // The next run (here one given a second before its timeout) sweeps the folders whose owner is gone.
-    const next = await execa("node", ["cli/uvt.js", "run", "--image", image, "--accel", "tcg", "--timeout", "1"], { cwd: root, reject: false });
+    const next = await execa("node", ["cli/uvt.js", "run", "--image", image, "--accel", "tcg", "--timeout", "1"], { cwd: root, reject: false, env: runEnv });
     expect(next.exitCode).not.toBe(0);
-    expect(existsSync(join(tmpdir(), folders[0]!)), "swept").toBe(false);
+    expect(existsSync(join(runTmp, folders[0]!)), "swept").toBe(false);
   }, 170_000);
 });
