@@ -35,7 +35,7 @@ export interface DcEvent {
 export interface MemorySample {
   t: number;
   host: string;
-  /** Bytes the host's database gives to partitions (everything but the available pool). */
+  /** Bytes the host's database gives to owners (partitions, boot, ultravisor; not the available pool). */
   used: number;
   memory: number;
 }
@@ -156,9 +156,10 @@ export class DataCenter {
   private sample(host: string): void {
     const h = this.hosts.get(host)!;
     const db = h.platform.host.db;
-    const avail = db.indexPage().avail;
+    const { avail, missing } = db.indexPage();
     let used = 0n;
-    for (const [p, bytes] of h.platform.host.view.ownedBytes()) if (p !== avail) used += bytes;
+    // Everything given to an owner, but the available pool and the map's entries beyond installed memory.
+    for (const [p, bytes] of h.platform.host.view.ownedBytes()) if (p !== avail && p !== missing) used += bytes;
     this.memory.push({ t: this.now, host, used: h.alive ? Number(used) : 0, memory: Number(h.def.memory) });
   }
 
