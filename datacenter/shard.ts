@@ -21,6 +21,8 @@ export interface ShardResult {
   placeMs: number;
   /** Transactions the hosts' databases committed while placing (read from each host's audit log listener). */
   transactions: number;
+  /** Partitions per host, as each host's resource service names them (its database, not this shard's count). */
+  perHost: number[];
 }
 
 export async function runShard(spec: ShardSpec): Promise<ShardResult> {
@@ -59,5 +61,6 @@ export async function runShard(spec: ShardSpec): Promise<ShardResult> {
     }
   });
   const t2 = performance.now();
-  return { hosts: spec.hosts, placed, unplaced: spec.partitions.length - placed, bootMs: t1 - t0, placeMs: t2 - t1, transactions };
+  const perHost = hosts.map((h) => [...h.rs.names().keys()].filter((n) => /^V\d+$/.test(n)).length);
+  return { hosts: spec.hosts, placed, unplaced: spec.partitions.length - placed, bootMs: t1 - t0, placeMs: t2 - t1, transactions, perHost };
 }
