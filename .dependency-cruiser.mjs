@@ -16,6 +16,7 @@ const LAYERS = [
   ["image"], // links loader, monitors, core and partitions into one EFI image
   ["sim"], // the simulator: core's bindings, may use any bare-metal folder
   ["ops"], // the operations partition (policy service, store, console): the simulator and the definitions below it
+  ["datacenter"], // the virtual data center: many simulated hosts, heartbeats, re-hosting, live migration (above ops/)
   ["cli", "bench", "test", "scripts"], // may import anything
 ];
 /** Bare-metal folders: never import sim/. */

@@ -198,3 +198,32 @@ describe("a definition that fails part-way", () => {
     expect(pf.bus.channelsOf("X").length).toBe(1);
   });
 });
+
+describe("Platform.wake (an incoming migrated partition, docs/specs/datacenter.md §4)", () => {
+  const busyOf = (pf: Platform, name: string): number =>
+    pf.scheduleData().pcpus.reduce((n, c) => n + c.quanta.filter((q) => q.startsWith(`${name}.`)).length, 0);
+
+  it("a partition defined with parked VCPUs holds its memory but no processor time until woken", async () => {
+    const pf = await Platform.boot({ memory: 2n << 30n, keepBackup: false }, { pcpus: 2 });
+    pf.definePartition({ name: "In", memory: 64n << 20n, vcpus: [{ duty: 4, cstate: 1 }, { duty: 4, cstate: 1 }] });
+    pf.advance(16n);
+    expect(pf.rs.names().has("In")).toBe(true);
+    expect(busyOf(pf, "In")).toBe(0);
+    pf.wake("In");
+    pf.advance(16n);
+    // Two VCPUs at 4/16 each: 8 quanta of the cycle, once the new table is in effect at the wrap.
+    expect(busyOf(pf, "In")).toBe(8);
+  });
+
+  it("is refused, changing nothing, when the processors have no room; an unknown name is refused", async () => {
+    const pf = await Platform.boot({ memory: 2n << 30n, keepBackup: false }, { pcpus: 1 });
+    pf.definePartition({ name: "Big", memory: 64n << 20n, vcpus: [{ duty: 10 }] });
+    pf.definePartition({ name: "In", memory: 64n << 20n, vcpus: [{ duty: 10, cstate: 1 }] });
+    pf.advance(16n);
+    const before = JSON.stringify(pf.scheduleData().pcpus);
+    expect(() => pf.wake("In")).toThrow(/no processor has 10\/16 of a cycle free/);
+    pf.advance(16n);
+    expect(JSON.stringify(pf.scheduleData().pcpus)).toBe(before);
+    expect(() => pf.wake("Nobody")).toThrow(/not a partition with VCPUs/);
+  });
+});

@@ -272,6 +272,26 @@ export class Platform {
   }
 
   /**
+   * Wakes a partition whose VCPUs were defined in a C-state (not scheduled): they are given processors and the
+   * schedule is recomputed, taking effect when the cycle wraps ([0147]). The data center defines an incoming migrated
+   * partition this way — its memory held on the destination's database, its processors parked — and wakes it at
+   * switch-over (docs/specs/datacenter.md §4). Refused, changing nothing, when the processors have no room.
+   */
+  wake(name: string): void {
+    const recs = this.vcpus.get(name);
+    if (!recs) throw new PlatformError(`${name} is not a partition with VCPUs on this host`);
+    const parked = recs.filter((r) => r.cstate !== 0);
+    if (parked.length === 0) return;
+    const node = Math.max(0, this.topology.nodeOfPcpu(parked[0]!.pcpu));
+    const chosen = choosePcpus(this.topology, node, this.load(), parked.map((r) => ({ duty: r.duty, dedicated: r.dedicated })), name);
+    parked.forEach((r, i) => {
+      r.cstate = 0;
+      r.pcpu = chosen[i]!;
+    });
+    this.reschedule();
+  }
+
+  /**
    * Undoes a definition that failed after its create transaction (a channel could not be made): its channels are
    * disconnected and removed and the partition destroyed in one transaction, so nothing half-made remains.
    */

@@ -1,0 +1,66 @@
+// One shard of a large data center (docs/specs/datacenter.md §6; layer: datacenter/): boots `hosts` full simulated
+// hosts in this process (each its own resource database in its own WebAssembly.Memory, I/O and command partitions)
+// and places partitions first fit, each through the chosen host's command partition as transactions. Node 20 refuses
+// more than about 13,000 live WebAssembly.Memory objects per process, so a 20,000-host data center runs as several
+// shards in worker processes (bench/dc-shard.ts is the process entry; bench/dc.bench.ts the coordinator).
+import { Platform } from "../sim/platform.ts";
+
+export interface ShardSpec {
+  hosts: number;
+  hostMemory: bigint;
+  pcpus: number;
+  /** Partitions to place, in order. */
+  partitions: Array<{ memory: bigint; vcpus: number }>;
+}
+
+export interface ShardResult {
+  hosts: number;
+  placed: number;
+  unplaced: number;
+  bootMs: number;
+  placeMs: number;
+  /** Transactions the hosts' databases committed while placing (read from each host's audit log listener). */
+  transactions: number;
+  /** Partitions per host, as each host's resource service names them (its database, not this shard's count). */
+  perHost: number[];
+}
+
+export async function runShard(spec: ShardSpec): Promise<ShardResult> {
+  const t0 = performance.now();
+  const hosts: Platform[] = [];
+  for (let i = 0; i < spec.hosts; i++) {
+    hosts.push(await Platform.boot({ memory: spec.hostMemory, keepBackup: false }, { pcpus: spec.pcpus }, () => {}, {
+      system: [
+        { name: "IOa", kind: "IO", user: "System", memory: 64n << 20n, vcpus: [{ duty: 2 }] },
+        { name: "Command", kind: "Command", user: "System", memory: 64n << 20n, vcpus: [{ duty: 2 }], channels: [{ type: "command", server: "Ultravisor" }] },
+      ],
+    }));
+  }
+  const t1 = performance.now();
+  let transactions = 0;
+  for (const h of hosts) h.host.listeners.push(() => transactions++);
+  // Free bytes per host as its database reports them, refreshed after each placement on it.
+  const free = hosts.map((h) => h.host.view.ownedBytes().get(h.host.db.indexPage().avail) ?? 0n);
+  let first = 0; // hosts before `first` cannot take the smallest partition (first fit skips them)
+  const smallest = spec.partitions.reduce((m, p) => (p.memory < m ? p.memory : m), spec.partitions[0]?.memory ?? 0n);
+  let placed = 0;
+  spec.partitions.forEach((p, i) => {
+    while (first < hosts.length && free[first]! < smallest) first++;
+    for (let k = first; k < hosts.length; k++) {
+      if (free[k]! < p.memory) continue;
+      const h = hosts[k]!;
+      try {
+        h.definePartition({ name: `V${i}`, kind: "Guest", memory: p.memory, vcpus: Array.from({ length: p.vcpus }, () => ({ duty: 2 })) });
+      } catch {
+        free[k] = 0n; // the host's database or schedule refused: first fit moves on
+        continue;
+      }
+      free[k] = h.host.view.ownedBytes().get(h.host.db.indexPage().avail) ?? 0n;
+      placed++;
+      return;
+    }
+  });
+  const t2 = performance.now();
+  const perHost = hosts.map((h) => [...h.rs.names().keys()].filter((n) => /^V\d+$/.test(n)).length);
+  return { hosts: spec.hosts, placed, unplaced: spec.partitions.length - placed, bootMs: t1 - t0, placeMs: t2 - t1, transactions, perHost };
+}
