@@ -7,8 +7,10 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { SECTOR } from "./data-disk.ts";
 
-const RECORD = /^block (\d+) (\S+) gen (\d+)$/;
-const ACK = /^(\S+): disk: acked block (\d+) gen (\d+)$/;
+/** Decimal as the guests write it: no sign, no leading zeros. */
+const DEC = "(0|[1-9]\\d*)";
+const RECORD = new RegExp(`^block ${DEC} (\\S+) gen ${DEC}$`);
+const ACK = new RegExp(`^(\\S+): disk: acked block ${DEC} gen ${DEC}$`);
 
 /** The 512 bytes a guest writes to block `n` on pass `gen`. */
 export function blockRecord(n: number, partition: string, gen: number): Uint8Array {
@@ -65,7 +67,10 @@ export function checkDiskImage(image: string, log: string): DiskCheck {
     const buf = new Uint8Array(SECTOR);
     const found = new Map<number, { partition: string; gen: number }>();
     for (let n = 0; n < blocks; n++) {
-      readSync(fd, buf, 0, SECTOR, n * SECTOR);
+      if (readSync(fd, buf, 0, SECTOR, n * SECTOR) !== SECTOR) {
+        problems.push(`block ${n}: short read (the file changed during the check?)`);
+        break;
+      }
       const r = parseBlock(buf);
       if (r === null) continue;
       if ("bad" in r) {
@@ -76,6 +81,8 @@ export function checkDiskImage(image: string, log: string): DiskCheck {
       if (r.n !== n) problems.push(`block ${n} holds the record of block ${r.n} (${r.partition} gen ${r.gen}): misplaced`);
       else found.set(n, r);
     }
+    // A record of a partition the log never acknowledged anything for: not this run's (a reused disk), or garbage.
+    for (const [n, f] of found) if (!acks.has(f.partition)) problems.push(`block ${n} holds ${f.partition} gen ${f.gen}, a partition this log acknowledged nothing for (use a fresh disk per run)`);
     let acknowledged = 0;
     for (const [partition, per] of acks) {
       for (const [n, gen] of per) {
@@ -87,6 +94,8 @@ export function checkDiskImage(image: string, log: string): DiskCheck {
         else if (f.partition !== partition || (f.gen !== gen && f.gen !== gen + 1)) problems.push(`block ${n}: ${partition} gen ${gen} was acknowledged, the block holds ${f.partition} gen ${f.gen}`);
       }
     }
+    // A log without one acknowledgement proves nothing: the workload did not run, or this is not its log.
+    if (acknowledged === 0) problems.push("the log acknowledges no block: the workload did not run, or this is not its serial log");
     return { blocks, acknowledged, records, problems };
   } finally {
     closeSync(fd);

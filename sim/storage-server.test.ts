@@ -91,6 +91,10 @@ describe("the storage channel's server checks (core.wasm), served by the simulat
     ["13 MDL entries (12 fit)", () => req({ opcode: StorOp.read10, cdb: rwCdb(StorOp.read10, 0n, 13), mdl: Array.from({ length: 13 }, (_, i) => ({ address: 0x1000n + BigInt(i) * 512n, length: 512 })) }), -1, [5, 0x24]],
     ["READ CAPACITY (16) into too small a buffer", () => { const c = new Uint8Array(16); c[0] = 0x9e; c[1] = 0x10; c[13] = 32; return req({ opcode: StorOp.serviceActionIn16, cdb: c, mdl: [{ address: 0x1000n, length: 8 }] }); }, -6, [5, 0x24]],
     ["a SERVICE ACTION IN other than READ CAPACITY", () => { const c = new Uint8Array(16); c[0] = 0x9e; c[1] = 0x11; return req({ opcode: StorOp.serviceActionIn16, cdb: c, flags: 2 }); }, -2, [5, 0x20]],
+    ["a transfer past the 65,536-block limit (its byte count would not fit the plan's 32 bits)", () => req({ opcode: StorOp.read16, cdb: rwCdb(StorOp.read16, 0n, 65537), mdl: [{ address: 0x1000n, length: 512 }], totalBytes: 65537n * 512n }), -5, [5, 0x24]],
+    ["INQUIRY for a vital product data page", () => req({ opcode: StorOp.inquiry, cdb: Uint8Array.of(0x12, 1, 0x83, 0, 36, 0), mdl: [{ address: 0x1000n, length: 64 }] }), -1, [5, 0x24]],
+    ["a request whose status field is not 0", () => { const r = req({ opcode: StorOp.read10, cdb: rwCdb(StorOp.read10, 0n, 1), mdl: [{ address: 0x1000n, length: 512 }] }); r[16] = 1; return r; }, -1, [5, 0x24]],
+    ["an MDL entry whose reserved word is not 0", () => { const r = req({ opcode: StorOp.read10, cdb: rwCdb(StorOp.read10, 0n, 1), mdl: [{ address: 0x1000n, length: 512 }] }); r[64 + 12] = 1; return r; }, -1, [5, 0x24]],
     ["TEST UNIT READY with a buffer", () => req({ opcode: StorOp.testUnitReady, cdb: new Uint8Array(6), mdl: [{ address: 0x1000n, length: 512 }] }), -5, [5, 0x24]],
   ];
   for (const [what, build, reason, [key, asc], index] of hostile) {

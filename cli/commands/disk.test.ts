@@ -100,7 +100,32 @@ describe("uvt disk check", () => {
     expect(r.out).toContain("block 5: X gen 1 was acknowledged, the block holds no record");
     expect(r.out).toContain("block 7 holds the record of block 6 (X gen 1): misplaced");
     expect(r.out).toContain("block 8: not zero-padded to the end of the block");
-    expect(r.out).toContain("5 problems");
+    expect(r.out).toContain("block 2 holds Y gen 5, a partition this log acknowledged nothing for");
+    expect(r.out).toContain("6 problems");
+  });
+
+  it("fails a log that acknowledges nothing, and records written in a form the guests never write", async () => {
+    const f = join(dir, "u.img");
+    await quiet(["create", f, "--size", "64K"]);
+    const log = join(dir, "u.log");
+    writeFileSync(log, "X: tick 1\n");
+    const r = await quiet(["check", f, "--log", log]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain("the log acknowledges no block");
+    const padded = new Uint8Array(512);
+    padded.set(Buffer.from("block 03 X gen 001", "latin1"));
+    putBlock(f, 3, padded);
+    writeFileSync(log, "X: disk: acked block 3 gen 1\n");
+    const p = await quiet(["check", f, "--log", log]);
+    expect(p.out).toContain("block 3: not a block record");
+  });
+
+  it("refuses a dangling symbolic link at the path without --force, as any existing name", async () => {
+    const { symlinkSync } = await import("node:fs");
+    const f = join(dir, "dangling.img");
+    symlinkSync(join(dir, "nowhere"), f);
+    await expect(quiet(["create", f, "--size", "1M"])).rejects.toThrow(/exists: pass --force/);
+    expect(existsSync(join(dir, "nowhere"))).toBe(false);
   });
 
   it("writes and reads back the record format of the spec", () => {

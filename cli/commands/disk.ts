@@ -13,7 +13,8 @@ create  writes a blank raw disk image of SIZE (binary units: 512K, 64M, 1G; a ba
 check   reads IMAGE block by block and the serial LOG of the run (uvt run's output, or the artifacts' serial.log)
         and checks the storage workload (docs/specs/storage-channel.md §6): every block a guest was told was written
         ("NAME: disk: acked block N gen G") holds "block N NAME gen G" (or the next pass, cut off by the run's end),
-        and every record sits at the block it names.
+        and every record sits at the block it names. A log with no acknowledgement fails, and so does a record of a
+        partition the log never acknowledged: check a fresh disk per run (uvt disk create --force).
 
 Options:
   --size SIZE   create: the disk's size
@@ -22,7 +23,8 @@ Options:
   --json        check: print the result as one JSON object
   -h, --help    this text
 
-Exit status: 0 created, or the check found nothing wrong; 1 the check found problems (each printed); 2 bad input.
+Exit status: 0 created, or the check found nothing wrong; 1 the check found problems (each printed) or the system
+failed (no space, an I/O error); 2 bad input.
 
 Examples:
   uvt disk create out/data.img --size 64M
@@ -53,6 +55,10 @@ const command: Command = {
       try {
         createDataDisk(file, bytes, { force: a.bools.has("force") });
       } catch (e) {
+        if (e instanceof DataDiskError && e.system) {
+          console.error(`uvt disk: ${e.message}`);
+          return 1;
+        }
         if (e instanceof DataDiskError) throw new UsageError(e.message);
         throw e;
       }

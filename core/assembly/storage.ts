@@ -9,6 +9,8 @@ import { chan_cdb_validate } from "./channel_cdb";
 const STOR_SIGNAL: u32 = 256;
 const STOR_BLOCK: u32 = 512;
 const STOR_MAX_MDL: u32 = 12;
+/** The largest transfer one request may ask for (storage-channel.md §2): 65,536 blocks, 32 MiB, so `bytes` fits a u32. */
+const STOR_MAX_BLOCKS: u64 = 65536;
 
 // Request fields (channel-abi.md section 4).
 const F_OPCODE: usize = 0;
@@ -19,6 +21,9 @@ const F_MDL_COUNT: usize = 22;
 const F_CDB_LEN: usize = 24;
 const F_CDB: usize = 32;
 const F_TOTAL: usize = 48;
+const F_STATUS: usize = 16;
+/** The first MDL entry: inline_len is 0 for storage requests, so the MDL follows the 64-byte header. */
+const F_MDL: usize = 64;
 const TO_SERVER: u32 = 1;
 const FROM_SERVER: u32 = 2;
 const COMPLETION: u32 = 4;
@@ -116,9 +121,12 @@ export function stor_check(sig: usize, signalSize: u32, capacity: u64, ranges: u
   const want = cdbLength(op);
   if (want == 0) return refuse(plan, R_OPCODE, 5, 0x20);
   const mdl = <u32>load<u16>(sig + F_MDL_COUNT);
-  if (<u32>load<u8>(sig + F_CDB_LEN) != want || <u32>load<u8>(sig + F_CDB) != op || load<u16>(sig + F_INLINE_LEN) != 0 || mdl > STOR_MAX_MDL) {
+  if (<u32>load<u8>(sig + F_CDB_LEN) != want || <u32>load<u8>(sig + F_CDB) != op || load<u16>(sig + F_INLINE_LEN) != 0 || mdl > STOR_MAX_MDL
+    || load<u32>(sig + F_STATUS) != 0) {
     return refuse(plan, R_MALFORMED, 5, 0x24);
   }
+  // Each MDL entry's reserved word is 0 (channel-abi.md section 4).
+  for (let i: u32 = 0; i < mdl; i++) if (load<u32>(sig + F_MDL + <usize>(i * 16) + 12) != 0) return refuse(plan, R_MALFORMED, 5, 0x24);
   const cdb = sig + F_CDB;
   const total = load<u64>(sig + F_TOTAL);
   let kind = STOR_NONE;
@@ -129,10 +137,13 @@ export function stor_check(sig: usize, signalSize: u32, capacity: u64, ranges: u
     const wide = op == OP_READ16 || op == OP_WRITE16;
     lba = wide ? be64(cdb + 2) : <u64>be32(cdb + 2);
     blocks = wide ? <u64>be32(cdb + 10) : <u64>be16(cdb + 7);
+    if (blocks > STOR_MAX_BLOCKS) return refuse(plan, R_LENGTH, 5, 0x24);
     kind = op == OP_READ10 || op == OP_READ16 ? STOR_READ : STOR_WRITE;
     if (blocks == 0) kind = STOR_NONE;
     bytes = blocks * <u64>STOR_BLOCK;
   } else if (op == OP_INQUIRY) {
+    // Only the standard data: EVPD (vital product data pages) and a page code are refused, not answered wrongly.
+    if ((<u32>load<u8>(cdb + 1) & 1) != 0 || load<u8>(cdb + 2) != 0) return refuse(plan, R_MALFORMED, 5, 0x24);
     kind = STOR_DATA_IN;
     bytes = <u64>be16(cdb + 3);
     if (bytes > <u64>INQUIRY_BYTES) bytes = <u64>INQUIRY_BYTES;
@@ -140,7 +151,7 @@ export function stor_check(sig: usize, signalSize: u32, capacity: u64, ranges: u
     kind = STOR_DATA_IN;
     bytes = <u64>CAPACITY10_BYTES;
   } else if (op == OP_SERVICE_IN16) {
-    if ((<u32>load<u8>(cdb + 1) & 0x1f) != SA_READ_CAPACITY16) return refuse(plan, R_OPCODE, 5, 0x20);
+    if (<u32>load<u8>(cdb + 1) != SA_READ_CAPACITY16) return refuse(plan, R_OPCODE, 5, 0x20);
     kind = STOR_DATA_IN;
     bytes = <u64>be32(cdb + 10);
     if (bytes > <u64>CAPACITY16_BYTES) bytes = <u64>CAPACITY16_BYTES;

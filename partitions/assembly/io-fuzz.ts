@@ -46,13 +46,13 @@ function putHex64(at: usize, v: u64): usize {
  * alone or with its neighbour), and a value that is a quarter of the time a plausible index (below 32), a quarter of
  * the time small (plausible geometry, the values that get past naive checks), else any bits.
  */
-function scribble(): void {
+function scribble(): bool {
   let n = load<u64>(INFO_SLOTS);
   if (n > MAX_SLOTS) n = MAX_SLOTS;
-  if (n == 0) return;
+  if (n == 0) return false;
   const r = rand();
   const ch = slotChannel(r % n);
-  if (ch == 0) return;
+  if (ch == 0) return false;
   let at = ch + <usize>((r >> 8) & 0x1fc);
   let wide = ((r >> 22) & 1) != 0 && (at & 7) == 0;
   if ((r >> 24) & 1) {
@@ -69,6 +69,7 @@ function scribble(): void {
   else if (kind == 1) v &= 0xfff;
   if (wide) store<u64>(at, v);
   else store<u32>(at, <u32>v);
+  return true;
 }
 
 /**
@@ -128,13 +129,18 @@ export function main(seed: u64): void {
     passes++;
     hypercall(HC_YIELD, 0, 0);
   }
+  // Scribbles that wrote something (a pass finds no live channel before the monitor has filled the slots in).
+  let scribbles: u64 = 0;
   while (true) {
-    scribble();
+    if (scribble()) scribbles++;
     const served = serve();
     passes++;
     if ((passes & 127) == 0) {
       at = putStr(LINE, "scribbled ");
+      at = putDec(at, scribbles);
+      at = putStr(at, " times in ");
       at = putDec(at, passes);
+      at = putStr(at, " passes");
       io_emit(INFO_NAME, LINE, <u32>(at - LINE));
     }
     hypercall(HC_POLL, 0, 0);

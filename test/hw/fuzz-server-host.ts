@@ -136,6 +136,9 @@ export async function serverFuzzRun(opts: { seed: bigint; runQuanta: number; scr
 export function serverFuzzFindings(r: ServerFuzzResult): string[] {
   const bad = runEndFindings(r);
   if (!r.lines.some((l) => /^io: fuzz-server seed 0x[0-9a-f]{16}$/.test(l))) bad.push("no seed line from the hostile I/O partition (was the io-fuzz program built?)");
+  // The attack happened: the hostile server reports the scribbles that wrote something.
+  const scribbled = r.lines.map((l) => /^io: scribbled (\d+) times in (\d+) passes$/.exec(l)).filter((m) => m !== null).at(-1);
+  if (!scribbled || Number(scribbled[1]) < 64) bad.push(`the hostile server scribbled ${scribbled ? scribbled[1] : "no"} times (at least 64 expected)`);
   const state = summaryStates(r.lines);
   for (const p of ["io", ...CLIENTS]) {
     const s = state.get(p);
