@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { consoleLinesOf, withSerialLog } from "./machine-reads.ts";
+import { consoleLinesOf, summaryStates, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { loadConfig } from "../../partitions/config.ts";
@@ -71,11 +71,10 @@ beforeAll(async () => {
 
 const linesOf = (name: string): string[] => consoleLinesOf(boot.lines, name);
 const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
-const SUMMARY = /^ultravisor: partition (\S+) number \d+ state (\S+) quanta (\d+) /;
 const summary = (name: string): { state: string; quanta: number } => {
-  const m = boot.lines.map((l) => SUMMARY.exec(l)).find((x) => x?.[1] === name);
-  expect(m, `${name} in the summary`).toBeTruthy();
-  return { state: m![2]!, quanta: Number(m![3]) };
+  const s = summaryStates(boot.lines).get(name);
+  expect(s, `${name} in the summary`).toBeTruthy();
+  return s!;
 };
 const share = (name: string): number => (config.runQuanta / 16) * config.partitions.find((p) => p.name === name)!.duty!;
 const TICK = /^tick \d+ quantum \d+ work \d+ checksum 0x[0-9a-f]{8}$/;
