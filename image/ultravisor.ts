@@ -233,6 +233,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     ioEmit: { lo: io.symbols.get(IO_EMIT.start)!, hi: io.symbols.get(IO_EMIT.end)! },
     probes: config.probes === true,
     ...(opts.xstateSpace !== undefined ? { xstateSpace: opts.xstateSpace } : {}),
+    // The ultravisor partition with the database sends the end-of-run summary; the run waits for it (INFO.summaryDone).
+    awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
   });
   emitSvm(a); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });

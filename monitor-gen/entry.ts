@@ -5,7 +5,7 @@
 import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
-import { AUDIT, COM1, EXIT, FLAG, SAVED_FRAME, FRAME_REGS, HAS_ERROR_CODE, HYPERCALL, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, STATE_PAGE, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WINDOW_LAYOUT } from "./layout.ts";
+import { AUDIT, COM1, EXIT, FLAG, INFO, SAVED_FRAME, FRAME_REGS, HAS_ERROR_CODE, HYPERCALL, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, STATE_PAGE, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WINDOW_LAYOUT } from "./layout.ts";
 import { emitExit } from "./paging.ts";
 import { emitCpu, emitXstateSwitch } from "./cpu.ts";
 
@@ -25,6 +25,12 @@ export interface MonitorConfig {
   probes?: boolean;
   /** Test builds: the extended-state space cpu_setup checks CPUID 0xD's size against (default XSAVE_SPACE). */
   xstateSpace?: number;
+  /**
+   * A finite run waits, past runQuanta and up to twice it, for the ultravisor partition to report its summary sent
+   * (its info page's INFO.summaryDone): the summary's ~40 lines need a number of quanta no constant fits on a loaded
+   * TCG host.
+   */
+  awaitSummary?: boolean;
 }
 
 /** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes, cld and the
@@ -44,7 +50,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
-  for (const n of ["g_current", "g_idle", "g_io", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries", "g_probe_t0", "g_probe_min", "g_probe_sum", "g_probe_n", "g_io_held"]) {
+  for (const n of ["g_current", "g_idle", "g_io", "g_ultra", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries", "g_probe_t0", "g_probe_min", "g_probe_sum", "g_probe_n", "g_io_held"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -145,7 +151,14 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
     a.call(L("audit_report"));
     a.bind(inWindow);
     a.call(L("maybe_flush"));
-    if (cfg.runQuanta > 0) {
+    if (cfg.runQuanta > 0 && cfg.awaitSummary) {
+      const running = a.label();
+      a.cmp(qword(L("g_quantum")), cfg.runQuanta).jb(running);
+      a.cmp(qword(L("g_quantum")), 2 * cfg.runQuanta).jae(L("on_finish"));
+      a.mov(rax, qword(L("g_ultra"))).test(rax, rax).jz(L("on_finish"));
+      a.mov(rax, qword(rax, STATE_PAGE.window)).cmp(qword(rax, INFO.summaryDone), 0).jne(L("on_finish"));
+      a.bind(running);
+    } else if (cfg.runQuanta > 0) {
       a.cmp(qword(L("g_quantum")), cfg.runQuanta).jae(L("on_finish"));
     }
     a.bind(L("dispatch"));

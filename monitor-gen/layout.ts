@@ -99,6 +99,11 @@ export const INFO = {
    * [WINDOW_LAYOUT.image, codeEnd) are mapped executable, every other user page NX (docs/specs/partition-state.md).
    */
   codeEnd: 48,
+  /**
+   * The ultravisor partition's info page only, written by that partition: 1 once its end-of-run summary is sent and
+   * taken by the I/O partition. A finite run ends only then (or at twice its length, whichever comes first).
+   */
+  summaryDone: 56,
   /** The ultravisor partition's info page only: partition number n's allotment (u64 physical base, u64 pages). */
   allotment: (n: number): number => 0x800 + 16 * n,
 } as const;

@@ -189,6 +189,10 @@ function emitReservePartitions(a: Assembler, _o: LeadOptions, h: LeadHelpers): v
       a.test(byte(rbx, PARTITION_RECORD.flags), FLAG.com1).jz(notIo);
       a.mov(qword(L("g_io")), r13);
       a.bind(notIo);
+      const notUltra = a.label();
+      a.test(byte(rbx, PARTITION_RECORD.flags), FLAG.ultra).jz(notUltra);
+      a.mov(qword(L("g_ultra")), r13);
+      a.bind(notUltra);
       a.call(L("alloc_page")).mov(r15, rax).mov(qword(r13, STATE_PAGE.window), r15);
       a.mov(eax, dword(rbx, PARTITION_RECORD.allotPages)).mov(qword(r13, STATE_PAGE.allotPages), rax);
       a.mov(ebp, 1);

@@ -214,8 +214,9 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
   // host under TCG) must not lose the summary. So the wait ends when the queue is empty, or after LINE_WAIT_YIELDS
   // yields in a row without a new lowest count of pending lines: the lowest count can only fall 15 times, so the
   // wait is bounded whatever the I/O partition writes. The lines still pending are then dropped, as when full.
-  a.bind(L("uv_line_sent"));
-  {
+  // uv_line_sent waits once LINES_PER_QUANTUM lines are pending; uv_drain once any is (the end of the summary).
+  for (const [label, threshold] of [["uv_line_sent", LINES_PER_QUANTUM], ["uv_drain", 1]] as const) {
+    a.bind(L(label));
     const keep = a.label();
     const done = a.label();
     const lower = a.label();
@@ -224,7 +225,7 @@ export function assembleUltravisorWithCore(coreWasm: Uint8Array, bootWasm: Uint8
       a.mov(rcx, q0).mov(eax, dword(rcx, 60)).sub(eax, dword(rcx, 72)).and(eax, 15);
     };
     pending();
-    a.cmp(eax, LINES_PER_QUANTUM).jb(keep);
+    a.cmp(eax, threshold).jb(keep);
     // [rsp + 8]: the lowest pending count seen; [rsp]: yields left without a new lowest.
     a.push(rax).push(LINE_WAIT_YIELDS);
     const again = a.here();
@@ -305,6 +306,9 @@ function emitServe(a: Assembler, o: UltravisorCoreOptions): void {
       x.cmp(rax, o.summaryAt).jb(later);
       x.mov(qword(L("ucore_summary_done")), 1);
       x.call(L("uv_summary"));
+      // Sent and taken: the monitor ends a finite run only then (INFO.summaryDone, docs/specs/image-layout.md).
+      x.call(L("uv_drain"));
+      x.mov(rax, windowAddress(WINDOW_LAYOUT.info + INFO.summaryDone)).mov(qword(rax), 1);
       x.bind(later);
     },
   );

@@ -85,7 +85,8 @@ describe("the audit log under a flood of refused hypercalls", () => {
         expect(l.indexOf("ultravisor:", 1), `nothing glued: ${l}`).toBe(-1);
         if (l.startsWith("ultravisor: audit")) expect(l).toMatch(AUDIT_LINE);
       }
-      expect(flood.lines.some((l) => l.startsWith("ultravisor: log: ")), "no line dropped for want of space").toBe(false);
+      // (The other log line, the I/O partition held back while the UART drains one of the monitor's lines, is not a loss.)
+      expect(flood.lines.filter((l) => /^ultravisor: log: \d+ lines dropped whole/.test(l)), "no line dropped for want of space").toEqual([]);
       expect(flood.exit).toEqual({ kind: "guest", code: 0x21 });
     });
   });
