@@ -143,12 +143,14 @@ describe("SVM: hardware-virtualized partitions on the bare-metal ultravisor", ()
         expect(summary(name).state).toBe("failed");
         expect(linesOf(name).filter((l) => l.includes("containment failed"))).toEqual([]);
       }
-      const after = boot.lines.slice(last + 1);
-      // Their lines reach the serial port through the I/O partition, so they show it running too. Each keeps its whole
-      // share; a line of theirs can come out late or be dropped when the I/O partition is behind (CHANGELOG, Known
-      // issues), so lines after the last violation are required of at least one of them, not of each.
+      // Each of the others keeps its whole share of the run. Their lines reach the serial port through the I/O
+      // partition, so they show it running too — but the serial order is not time order: the monitor's violation lines
+      // wait in its log while the I/O partition keeps the UART busy, and on a loaded host came out only at the end of
+      // the run (seen in CI). So the lines are judged by the quantum stamped in them: V and Y print until near the end.
+      expect(last).toBeGreaterThan(0);
       for (const n of ["V", "Y", "absent"]) expect(summary(n).quanta, `${n}'s share`).toBe(share(config.partitions.find((p) => p.name === n)!.duty));
-      expect(after.some((l) => /^(V|Y|absent): /.test(l)), "the others print after the last violation").toBe(true);
+      const lastQuantum = (n: string): number => Math.max(-1, ...linesOf(n).map((l) => /^tick \d+ quantum (\d+) /.exec(l)).filter((m) => m !== null).map((m) => Number(m[1])));
+      expect(Math.max(lastQuantum("V"), lastQuantum("Y")), "V or Y prints until near the end of the run").toBeGreaterThanOrEqual(config.runQuanta - 96);
     });
   });
 
