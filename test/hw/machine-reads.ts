@@ -55,6 +55,13 @@ export function summaryStates(lines: readonly string[]): Map<string, { state: st
   return new Map(lines.map((l) => SUMMARY.exec(l)).filter((m) => m !== null).map((m) => [m[1]!, { state: m[2]!, quanta: Number(m[3]) }]));
 }
 
+/** One partition's state and quanta from the summary; a partition missing from it is an error naming it. */
+export function summaryOf(lines: readonly string[], name: string): { state: string; quanta: number } {
+  const s = summaryStates(lines).get(name);
+  if (!s) throw new Error(`${name} is not in the ultravisor's end-of-run summary`);
+  return s;
+}
+
 /** The findings every fuzz run shares: it was followed to its end, ended with the ultravisor's exit code, no panic. */
 export function runEndFindings(r: { error?: string; exit: unknown; lines: readonly string[] }, exitCode = 0x21): string[] {
   const bad: string[] = [];

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { consoleLinesOf, summaryStates, withSerialLog } from "./machine-reads.ts";
+import { consoleLinesOf, summaryOf, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { loadConfig } from "../../partitions/config.ts";
@@ -71,11 +71,7 @@ beforeAll(async () => {
 
 const linesOf = (name: string): string[] => consoleLinesOf(boot.lines, name);
 const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
-const summary = (name: string): { state: string; quanta: number } => {
-  const s = summaryStates(boot.lines).get(name);
-  expect(s, `${name} in the summary`).toBeTruthy();
-  return s!;
-};
+const summary = (name: string): { state: string; quanta: number } => summaryOf(boot.lines, name);
 const share = (name: string): number => (config.runQuanta / 16) * config.partitions.find((p) => p.name === name)!.duty!;
 const TICK = /^tick \d+ quantum \d+ work \d+ checksum 0x[0-9a-f]{8}$/;
 const hex64 = (v: bigint): string => "0x" + BigInt.asUintN(64, v).toString(16).padStart(16, "0");

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { consoleLinesOf, PTE_ADDRESS, qwords, summaryStates, withSerialLog } from "./machine-reads.ts";
+import { consoleLinesOf, PTE_ADDRESS, qwords, summaryOf, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { loadConfig } from "../../partitions/config.ts";
@@ -88,11 +88,7 @@ beforeAll(async () => {
 
 const linesOf = (name: string): string[] => consoleLinesOf(boot.lines, name);
 const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
-const summary = (name: string): { state: string; quanta: number } => {
-  const s = summaryStates(boot.lines).get(name);
-  expect(s, `${name} in the summary`).toBeTruthy();
-  return s!;
-};
+const summary = (name: string): { state: string; quanta: number } => summaryOf(boot.lines, name);
 const TICK = /^tick (\d+) quantum (\d+) work (\d+) checksum (0x[0-9a-f]{8})$/;
 /** Quanta a partition of duty d gets in the run (the schedule is 16 quanta; the run's first quantum is partial). */
 const share = (duty: number): number => (config.runQuanta / 16) * duty;
