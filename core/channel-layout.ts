@@ -31,3 +31,9 @@ export const SIGNAL = {
   opcode: 0, flags: 4, request_id: 8, status: 16, inline_len: 20, mdl_count: 22, cdb_len: 24, reserved: 25, cdb: 32,
   total_bytes: 48, reserved2: 56, inline: 64,
 } as const;
+
+/**
+ * A request's `flags` bits (section 4). `more` is the console's: this TEXT request's bytes continue in the next one
+ * of the same client (a line longer than one request); the server joins them into one line, up to its own bound.
+ */
+export const SIGNAL_FLAGS = { toServer: 1, fromServer: 2, completion: 4, more: 8 } as const;

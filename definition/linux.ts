@@ -9,7 +9,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { type BzImage, BzImageError, parseBzImage } from "../toolchain/linux/bzimage.ts";
 import { findLinuxCache, LinuxCacheError } from "../toolchain/linux/cache.ts";
 import { DEFAULT_CMDLINE, defaultInitramfs } from "../toolchain/linux/default-initramfs.ts";
-import { LayoutError, type LinuxLayout, linuxLayout } from "../toolchain/linux/layout.ts";
+import { appendsTscArg, LayoutError, type LinuxLayout, linuxLayout, TSC_ARG_ROOM } from "../toolchain/linux/layout.ts";
 import type { Problem } from "./errors.ts";
 import type { LoadedDefinition } from "./load.ts";
 
@@ -116,7 +116,7 @@ export function linuxInputs(d: LoadedDefinition): { inputs: Map<number, LinuxInp
     if (/[\x00-\x1f\x7f]/.test(cmdline)) bad([...at, "cmdline"], "control characters (a newline, a tab) in the command line: printable characters and spaces only");
     if (problems.length > before || !kernel || !initrd) return;
     try {
-      const layout = linuxLayout(Number(p.memory), kernel, new TextEncoder().encode(cmdline).length, initrd.length);
+      const layout = linuxLayout(Number(p.memory), kernel, new TextEncoder().encode(cmdline).length, initrd.length, appendsTscArg(cmdline) ? TSC_ARG_ROOM : 0);
       inputs.set(i, { kernelPath, kernel, ...(initrdPath !== undefined ? { initrdPath } : {}), initrd, cmdline, layout });
     } catch (e) {
       if (!(e instanceof LayoutError)) throw e;

@@ -2,10 +2,10 @@
 // `\LINUX\<NAME>\KERNEL` (the protected-mode kernel), `INITRD` and `LOWPAGES` (guest-physical 0x1000–0x9FFF: GDT,
 // zero page, command line, page tables), and the load plan the loader follows to copy them into the partition's
 // allotment and the monitor uses to start it (addresses are partition-relative). The FAT itself is written by the
-// disk writer through efi-image.ts (extraFiles); nothing here writes FAT. The loader side that reads these files
-// through the firmware's file protocol is pending (§7).
+// disk writer through efi-image.ts (extraFiles); nothing here writes FAT. The loader stages the files through the
+// firmware's file protocol (loader-efi/linux-stage.ts) and the lead monitor copies them (monitor-gen/svm/linux.ts).
 import { buildLowPages } from "../toolchain/linux/boot-params.ts";
-import { LOW } from "../toolchain/linux/layout.ts";
+import { appendsTscArg, LOW } from "../toolchain/linux/layout.ts";
 import type { LinuxInputs } from "../definition/linux.ts";
 
 /** The ESP folder of a partition's Linux files. */
@@ -27,6 +27,9 @@ export interface LinuxLoadPlan {
   files: LinuxFile[];
   /** The 64-bit entry state of §6: rip, rsi (zero page), rsp (top of page 0), cr3, gdtr base. */
   entry: { rip: number; rsi: number; rsp: number; cr3: number; gdt: number };
+  /** Guest-physical address of the command line's NUL, where the monitor appends ` tsc_early_khz=N`; undefined when
+   * the definition's command line names tsc_early_khz itself (docs/specs/linux-pc.md §8). */
+  tscArgAt?: number;
 }
 
 export function linuxLoadPlan(name: string, l: LinuxInputs): LinuxLoadPlan {
@@ -40,6 +43,7 @@ export function linuxLoadPlan(name: string, l: LinuxInputs): LinuxLoadPlan {
       { path: `${dir}/INITRD`, data: l.initrd, gpa: l.layout.initrdAddr },
     ],
     entry: { rip: l.layout.entry, rsi: LOW.zeroPage, rsp: LOW.stackTop, cr3: LOW.pml4, gdt: LOW.gdt },
+    ...(appendsTscArg(l.cmdline) ? { tscArgAt: LOW.cmdline + l.layout.cmdlineLength } : {}),
   };
 }
 

@@ -16,7 +16,8 @@ import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECO
 import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
-import { SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
+import { MEMORY_MARKER, SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
+import type { LinuxLoad } from "../monitor-gen/svm/linux.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
 import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../partitions/config.ts";
@@ -199,6 +200,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       : null;
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
     if (spec.vm) return { spec, number: partitionNumber(i), packed: packSvmGuest(assembleSvmGuest({ kind: spec.vm, period: config.guestPeriod })) };
+    // A Linux partition's memory is filled from its ESP files at boot (linux_load), not from a blob in the image.
+    if (spec.linux) return { spec, number: partitionNumber(i), packed: packSvmGuest(new Uint8Array(0)) };
     const program =
       spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestOffset: CORE_DB_PLAN.requestOffset,
@@ -222,7 +225,20 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const coreImage = coreWasm ? compileCoreForImage(coreWasm) : null;
   const bootDb = bootWasm ? compileBootDb(bootWasm) : null;
   const loaderPlan = { ...CORE_LOADER_PLAN, types: opts.coreDbPageTypes ?? CORE_LOADER_PLAN.types };
-  emitLoader(a, withCore ? loaderPlan : null, { staleMapKeyOnce: opts.staleMapKeyOnce === true });
+  // Linux partitions' kernel, initrd and low pages go on the ESP beside the loader, which stages them while the
+  // firmware is up; the lead monitor copies them into the allotments (docs/specs/linux-partition.md §7).
+  const linux = parts.flatMap((p) => (p.linux ? [linuxLoadPlan(p.name, p.linux)] : []));
+  const linuxLoads: LinuxLoad[] = linux.map((plan, k) => ({
+    record: parts.findIndex((p) => p.name === plan.name),
+    memPages: plan.memory / PAGE,
+    files: plan.files.map((f, j) => ({ stage: `linux${k}$stage${j}`, size: f.data.length, gpa: f.gpa })),
+    entry: plan.entry,
+    ...(plan.tscArgAt !== undefined ? { tscArgAt: plan.tscArgAt } : {}),
+  }));
+  emitLoader(a, withCore ? loaderPlan : null, {
+    staleMapKeyOnce: opts.staleMapKeyOnce === true,
+    linux: linux.map((plan, k) => ({ prefix: `linux${k}$`, files: plan.files.map((f) => ({ path: f.path, size: f.data.length })) })),
+  });
   emitConsole(a);
   emitDescriptors(a);
   emitPaging(a);
@@ -236,7 +252,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     // The ultravisor partition with the database sends the end-of-run summary; the run waits for it (INFO.summaryDone).
     awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
   });
-  emitSvm(a); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
+  emitSvm(a, linuxLoads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
@@ -244,7 +260,8 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   });
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
-  if (parts.some((p) => p.vm)) a.asciz(SVM_IMAGE_MARKER); // uvt run: KVM must offer nested SVM (qemu/accel.ts)
+  if (parts.some((p) => p.vm || p.linux)) a.asciz(SVM_IMAGE_MARKER); // uvt run: KVM must offer nested SVM (qemu/accel.ts)
+  if (linux.length) a.asciz(`${MEMORY_MARKER}${machineMemoryMiB(linux)}`); // uvt run's default --mem
   a.align(4096);
   a.bind(L("g_chan_template"));
   a.db(template);
@@ -276,7 +293,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   a.bind(L("g_partitions"));
   built.forEach((b, i) => {
     const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
-      (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0) | (b.spec.vm ? FLAG.vm : 0);
+      (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0) | (b.spec.vm || b.spec.linux ? FLAG.vm : 0);
     emitRecord(a, PARTITION_RECORD, PARTITION_RECORD_DWORDS, {
       name: addr(L(`g_name_${i}`)),
       blob: b.packed ? addr(L(`g_blob_${i}`)) : 0,
@@ -285,7 +302,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       number: b.number,
       flags,
       state: 0, // the state page, filled in by the loader
-      allotPages: allotmentPages(b.number - 1, channels),
+      allotPages: allotmentPages(b.number - 1, channels, b.spec.linux ? b.spec.linux.layout.memory / PAGE : undefined),
       definition: b.packed ? addr(L(`g_def_${i}`)) : 0,
     });
   });
@@ -332,13 +349,19 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     return m.finish();
   };
   obj = mergeObjects(mergeObjects(marker(TEXT.start), obj, "image$"), marker(TEXT.end), "text_end$");
-  // Linux partitions' kernel, initrd and low pages go on the ESP beside the loader (the loader reading them is pending).
-  const linux = config.partitions.flatMap((p) => (p.linux ? [linuxLoadPlan(p.name, p.linux)] : []));
   const img = linkEfiImage(obj, {
     entry: LOADER_ENTRY, successExit: config.exitCode, extraFiles: linuxEspFiles(linux),
     ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}),
   });
   return { ...img, config, partitions: built, channels, schedule, linux, timings: { ...img.timings, assemble: t1 - t0 } };
+}
+
+/**
+ * Machine memory (MiB) a host with these Linux partitions needs: the default machine's 256 MiB, which the other
+ * partitions, the database and the firmware fit in with room, plus each Linux partition's memory.
+ */
+export function machineMemoryMiB(linux: readonly LinuxLoadPlan[]): number {
+  return 256 + linux.reduce((n, p) => n + Math.ceil(p.memory / (1 << 20)), 0);
 }
 
 /** A virtualized guest's blob is its guest-physical image from 0 (docs/specs/svm.md §2), whole pages; no entry. */
@@ -350,12 +373,12 @@ function packSvmGuest(image: Uint8Array): PackedPartition {
 }
 
 /**
- * Pages of a partition's allotment (docs/specs/image-layout.md): its window, then one page for each channel slot up
- * to its highest client slot (the client's memory holds the channel, [0186]).
+ * Pages of a partition's allotment (docs/specs/image-layout.md): its window (a Linux partition: its memory), then one
+ * page for each channel slot up to its highest client slot (the client's memory holds the channel, [0186]).
  */
-export function allotmentPages(index: number, channels: readonly ChannelDef[]): number {
+export function allotmentPages(index: number, channels: readonly ChannelDef[], memPages: number = WINDOW_LAYOUT.pages): number {
   const top = channels.filter((c) => c.client === index).reduce((m, c) => Math.max(m, c.clientSlot + 1), 0);
-  return WINDOW_LAYOUT.pages + top;
+  return memPages + top;
 }
 
 function shortAllotmentNumber(parts: PartitionSpec[], name: string): number {

@@ -9,14 +9,15 @@ import { type Assembler, type Label, ecx, edx, ptr, qword, r8, r9, rax, rcx, rdx
 
 const BS = { allocatePages: 40, handleProtocol: 152 } as const;
 const LI_DEVICE_HANDLE = 24;
+/** EFI_LOADED_IMAGE_PROTOCOL.ImageBase. */
 export const LI_IMAGE_BASE = 64;
 const SFS_OPEN_VOLUME = 8;
 const FILE = { open: 8, close: 16, read: 32 } as const;
 const ALLOCATE_ANY = 0;
 const LOADER_DATA = 2;
 const MODE_READ = 1;
-/** EFI_LOADED_IMAGE_PROTOCOL_GUID 5b1b31a1-9562-11d2-8e3f-00a0c969723b, in memory order. */
-const LOADED_IMAGE_GUID = [0xa1, 0x31, 0x1b, 0x5b, 0x62, 0x95, 0xd2, 0x11, 0x8e, 0x3f, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b];
+/** EFI_LOADED_IMAGE_PROTOCOL_GUID 5b1b31a1-9562-11d2-8e3f-00a0c969723b, in memory order (UEFI 2.10, 9.1). */
+export const LOADED_IMAGE_GUID = [0xa1, 0x31, 0x1b, 0x5b, 0x62, 0x95, 0xd2, 0x11, 0x8e, 0x3f, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b];
 /** EFI_SIMPLE_FILE_SYSTEM_PROTOCOL_GUID 964e5b22-6459-11d2-8e39-00a0c969723b, in memory order. */
 const SFS_GUID = [0x22, 0x5b, 0x4e, 0x96, 0x59, 0x64, 0xd2, 0x11, 0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b];
 

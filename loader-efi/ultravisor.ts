@@ -3,10 +3,11 @@
 // (leaving a pool for the firmware), keeps the largest range as the ultravisor region and carves core's private 4 MiB
 // page from its top, leaves boot services with the map-key retry and jumps to the lead monitor (uv_main in
 // monitor-gen/lead.ts). Offsets: docs/specs/efi-abi.md; layout decisions: docs/specs/image-layout.md.
-import { Assembler, type Label, eax, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { type Assembler, type Label, eax, ecx, edx, ptr, qword, dword, r8, r9, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "../monitor-gen/console.ts";
 import { EXIT, PRIVATE_PAGE_BYTES } from "../monitor-gen/layout.ts";
 import { emitExit } from "../monitor-gen/paging.ts";
+import { emitStageFiles, LI_IMAGE_BASE, LOADED_IMAGE_GUID } from "./linux-stage.ts";
 
 export const LOADER_ENTRY = "efi_main";
 /** Pages left free for the firmware until ExitBootServices (event callbacks still allocate). */
@@ -17,11 +18,7 @@ const MAP_BUFFER = 64 * 1024;
 const EBS_TRIES = 4;
 
 const ST_BOOT_SERVICES = 96;
-const BS = { allocatePages: 40, getMemoryMap: 56, allocatePool: 64, handleProtocol: 152, exitBootServices: 232 } as const;
-/** EFI_LOADED_IMAGE_PROTOCOL_GUID 5b1b31a1-9562-11d2-8e3f-00a0c969723b as laid out in memory (UEFI 2.10, 9.1). */
-const LOADED_IMAGE_GUID = [0xa1, 0x31, 0x1b, 0x5b, 0x62, 0x95, 0xd2, 0x11, 0x8e, 0x3f, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b];
-/** EFI_LOADED_IMAGE_PROTOCOL.ImageBase. */
-const LI_IMAGE_BASE = 64;
+const BS = { allocatePages: 40, getMemoryMap: 56, allocatePool: 64, handleProtocol: 152, exitBootServices: 232, stall: 248 } as const;
 const MD = { type: 0, start: 8, pages: 24 } as const;
 const CONVENTIONAL = 7;
 const LOADER_DATA = 2;
@@ -55,7 +52,46 @@ const RAM_TYPES = [1, 2, 3, 4, 5, 6, 7, 9, 10];
  * is RAM and a private page could be carved (else a line says which range conflicts, and the lead monitor skips the
  * database); g_core_private is the private page's physical address.
  */
-export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opts: { staleMapKeyOnce?: boolean } = {}): void {
+export interface LoaderOptions {
+  /** Test builds: make the first ExitBootServices key stale. */
+  staleMapKeyOnce?: boolean;
+  /** Linux partitions' ESP files, staged before the memory map is read (their pages are then not conventional). */
+  linux?: ReadonlyArray<LinuxStaging>;
+}
+
+/** One Linux partition's files: ESP path and exact size each; file i's staging address ends up in `${prefix}stage${i}`. */
+export interface LinuxStaging {
+  prefix: string;
+  files: ReadonlyArray<{ path: string; size: number }>;
+}
+
+/**
+ * Stages every Linux partition's files (loader-efi/linux-stage.ts) while the firmware is up — before the memory map is
+ * read, so the region allocation below never takes their pages — and measures the TSC against 10 ms of the firmware's
+ * Stall for the kernels' `tsc_early_khz=` (docs/specs/linux-pc.md §8), leaving it in g_tsc_khz (monitor-gen/svm/linux.ts).
+ */
+function emitLinuxStaging(a: Assembler, linux: ReadonlyArray<LinuxStaging>): void {
+  const L = (n: string): Label => a.symbol(n);
+  for (const p of linux) {
+    emitStageFiles(a, {
+      image: L("g_image"), bs: L("g_bs"), files: p.files, floor: 0x100000, prefix: p.prefix,
+      error: (x, text) => {
+        monitorLine(x, `ultravisor: error: Linux partition files: ${text}`);
+        emitExit(x, EXIT.loaderFailed);
+      },
+    });
+  }
+  monitorLine(a, `ultravisor: staged ${linux.reduce((n, p) => n + p.files.length, 0)} Linux partition files from the ESP`);
+  a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(r12, rax);
+  a.mov(ecx, TSC_STALL_US).mov(rax, qword(L("g_bs"))).call(qword(rax, BS.stall));
+  a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, r12);
+  a.xor(edx, edx).mov(ecx, TSC_STALL_US / 1000).div(rcx);
+  a.mov(qword(L("g_tsc_khz")), rax);
+  monitorLine(a, `ultravisor: TSC `, { dec: (x) => x.mov(rdi, qword(L("g_tsc_khz"))) }, ` kHz (measured over ${TSC_STALL_US / 1000} ms of the firmware's Stall)`);
+}
+const TSC_STALL_US = 10_000;
+
+export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opts: LoaderOptions = {}): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
@@ -102,6 +138,7 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   monitorLine(a, "ultravisor: error: image above 4 GiB; the ultravisor needs its code identity-mapped below 4 GiB");
   a.mov(rax, 1).jmp(fail);
   a.bind(low);
+  if (opts.linux?.length) emitLinuxStaging(a, opts.linux);
 
   // The map buffer: pool memory of fixed size, reused by every GetMemoryMap call below.
   a.mov(rbx, qword(L("g_bs")));

@@ -42,6 +42,12 @@ export const STATE_PAGE = {
   svmPage: 0x188,
   svmVmcb: 0x190,
   /**
+   * Pages of the allotment that are the partition's memory; its client channel pages follow (allotPages − memPages of
+   * them). WINDOW_LAYOUT.pages for every partition but a Linux one, whose memory is its definition's `memory`
+   * (docs/specs/linux-partition.md §9).
+   */
+  memPages: 0x198,
+  /**
    * The partition's x87/SSE/AVX state (XSAVE standard format, or FXSAVE's 512 bytes without XSAVE), saved and restored
    * on every switch (monitor-gen/cpu.ts); 64-byte aligned as XSAVE requires. It ends where the saved frame begins.
    */

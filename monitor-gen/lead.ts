@@ -195,6 +195,7 @@ function emitReservePartitions(a: Assembler, _o: LeadOptions, h: LeadHelpers): v
       a.bind(notUltra);
       a.call(L("alloc_page")).mov(r15, rax).mov(qword(r13, STATE_PAGE.window), r15);
       a.mov(eax, dword(rbx, PARTITION_RECORD.allotPages)).mov(qword(r13, STATE_PAGE.allotPages), rax);
+      a.mov(qword(r13, STATE_PAGE.memPages), WINDOW_LAYOUT.pages); // a Linux partition's: linux_load, below
       a.mov(ebp, 1);
       const more = a.here();
       a.call(L("alloc_page"));
@@ -212,6 +213,8 @@ function emitReservePartitions(a: Assembler, _o: LeadOptions, h: LeadHelpers): v
       a.bind(ring3);
     });
     a.mov(rax, qword(L("g_next"))).mov(qword(L("g_allot_hi")), rax);
+    // Linux partitions: their staged files into their allotments, their memory size and entry (monitor-gen/svm/linux.ts).
+    a.call(L("linux_load"));
 
     // The ultravisor partition's info page lists every allotment by partition number (INFO.allotment): its
     // resource manager gives partition n exactly these pages when it creates n.
@@ -471,7 +474,7 @@ function emitConnectChannel(a: Assembler, o: LeadOptions, h: LeadHelpers): void 
     rec(CHANNEL_RECORD.client, r14); // r14 = client record
     rec(CHANNEL_RECORD.server, r15); // r15 = server record
     a.mov(rax, qword(r14, PARTITION_RECORD.state));
-    a.mov(r13d, dword(rbx, CHANNEL_RECORD.clientSlot)).add(r13, WINDOW_LAYOUT.pages).shl(r13, 12).add(r13, qword(rax, STATE_PAGE.window)); // r13 = the page
+    a.mov(r13d, dword(rbx, CHANNEL_RECORD.clientSlot)).add(r13, qword(rax, STATE_PAGE.memPages)).shl(r13, 12).add(r13, qword(rax, STATE_PAGE.window)); // r13 = the page
     const fine = a.label();
     const done = a.label();
     if (withCore) {

@@ -112,9 +112,6 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     const at = ["partitions", i];
     if (p.kind === "operations") bad([...at, "kind"], "the operations partition runs in the simulator only in this version (bare metal: idle, ultravisor, io, command, guest)");
     const lin = linux.inputs.get(i);
-    // The loader and the SVM monitor's Linux entry are pending (docs/specs/linux-partition.md §7): a Linux partition
-    // whose files passed every check is refused here, by name, rather than booted as something else.
-    if (lin) bad([...at, "linux"], "kernel, initrd and command line are valid, but this version's image cannot load a Linux partition yet (loader and monitor pending: docs/specs/linux-partition.md §7); uvt sim runs this file", true);
     if (p.memory !== undefined && p.linux === undefined) bad([...at, "memory"], `bare metal gives every partition a fixed allotment of ${WINDOW_LAYOUT.pages} window pages plus its channel pages in this version; leave memory out (uvt sim then gives 4 MB)`, true);
     if (p.node !== undefined && p.node !== 0) bad([...at, "node"], "bare metal has one node (0) in this version", true);
     const duty = dutyOf(p, at, bad);

@@ -155,6 +155,23 @@ export function imageNeedsSvm(image: string): boolean {
   }
 }
 
+/** The text before the decimal MiB an image needs at least (image/ultravisor.ts writes it when Linux partitions make
+ * the default 256 MiB too small); the builder's copy is monitor-gen/svm/layout.ts's (test/svm-marker.test.ts). */
+export const MEMORY_MARKER = "ultravisor-image: machine memory at least MiB ";
+
+/** The memory (MiB) the image says it needs, or undefined when it says nothing (or cannot be read). */
+export function imageMemoryMiB(image: string): number | undefined {
+  try {
+    const bytes = readFileSync(image);
+    const at = bytes.indexOf(MEMORY_MARKER);
+    if (at < 0) return undefined;
+    const m = /^\d{1,7}/.exec(bytes.subarray(at + MEMORY_MARKER.length, at + MEMORY_MARKER.length + 8).toString("latin1"));
+    return m ? Number(m[0]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Why this KVM cannot run an SVM guest inside our guest (no nested SVM), or undefined when kvm_amd offers it. */
 export function nestedSvmProblem(paramFile = "/sys/module/kvm_amd/parameters/nested"): string | undefined {
   try {

@@ -5,5 +5,5 @@ export { type ExitReason, decodeExit, describeExit, MAX_GUEST_EXIT_CODE } from "
 export { HarnessError, BootError } from "./errors.ts";
 export { discoverOvmf, type OvmfFiles } from "./ovmf.ts";
 export { parseMemSize } from "./size.ts";
-export { parseAccel, type AccelRequest, type AccelChoice } from "./accel.ts";
+export { imageMemoryMiB, parseAccel, type AccelRequest, type AccelChoice } from "./accel.ts";
 export { DEBUG_EXIT_PORT, type DirectLinux } from "./args.ts";

@@ -7,7 +7,7 @@ import { imageBaseOf, parseSymbolMap, successExitOf, symbolizeLine } from "../..
 import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
 import { parseArgs } from "../args.ts";
 import { type Command, UsageError } from "../command.ts";
-import { BootError, describeExit, HarnessError, Machine, parseAccel } from "../../qemu/index.ts";
+import { BootError, describeExit, HarnessError, imageMemoryMiB, Machine, parseAccel } from "../../qemu/index.ts";
 
 const DEFAULT_IMAGE = "out/esp.img";
 
@@ -22,7 +22,8 @@ image: 33 unless the host definition's run.exitCode says otherwise; docs/specs/e
 Options:
   --image PATH      raw disk image to boot (default ${DEFAULT_IMAGE})
   --accel A         auto (default): KVM only if a probe boot under KVM works on this host, else TCG; kvm; tcg
-  --mem SIZE        guest memory, e.g. 256M (default) or 1G; a bare number is MiB
+  --mem SIZE        guest memory, e.g. 256M or 1G; a bare number is MiB (default: 256M, or what an image with
+                    Linux partitions says it needs: 256M plus their memory)
   --smp N           number of CPUs (default 1)
   --timeout S       give up after S seconds (default 120; none with --gdb); QEMU is stopped, logs kept in artifacts/
   --disk FILE       attach a data disk (a raw image; 'uvt disk create FILE --size 64M' makes one) as a modern
@@ -125,7 +126,7 @@ const command: Command = {
         name: "uvt-run",
         image,
         accel: parseAccel(args.flags.get("accel") ?? "auto"),
-        mem: args.flags.get("mem") ?? "256M",
+        mem: args.flags.get("mem") ?? `${Math.max(256, imageMemoryMiB(image) ?? 0)}M`,
         smp,
         timeoutMs: timeoutS * 1000,
         log: (m) => console.error(`uvt run: ${m}`),

@@ -64,11 +64,25 @@ export const VM = {
   uart: 0x200,
   /** The 8259A pair, the 8254 (pc.ts PIC, PIT), the last PIT time read, and whether the guest has touched them. */
   pic: 0x210, pit: 0x220, pitNow: 0x240, pcOn: 0x248,
+  /** The RTC's selected CMOS register (port 0x70; pc.ts CMOS_BYTES). */
+  cmos: 0x250,
+  /** THR writes held back because the console queue was full (the partition yielded and ran the OUT again). */
+  stalls: 0x258,
+  /**
+   * A Linux partition's 64-bit entry (docs/specs/linux-partition.md §9), written when its files are copied: `long` 1
+   * makes svm_prepare start the guest in long mode at `rip` with `rsi`, `rsp`, `cr3` and the GDT at `gdt` instead of
+   * real mode at GUEST_ENTRY.
+   */
+  boot: { long: 0x260, rip: 0x268, rsi: 0x270, rsp: 0x278, cr3: 0x280, gdt: 0x288 },
 } as const;
 
 /** Bytes the image builder embeds when the image holds a hardware-virtualized partition; qemu/accel.ts (a lower layer,
  * which imports nothing of ours) keeps the same text to find it (test/svm-marker.test.ts checks they agree). */
 export const SVM_IMAGE_MARKER = "ultravisor-image: hardware-virtualized partitions (SVM with nested paging)";
+
+/** Followed by the decimal MiB of machine memory the image needs (Linux partitions' memory on top of the default
+ * 256 MiB); `uvt run` without --mem gives that much (qemu/accel.ts imageMemoryMiB keeps the same text). */
+export const MEMORY_MARKER = "ultravisor-image: machine memory at least MiB ";
 
 /**
  * Pages the SVM backend takes from the bump allocator while the lead monitor reserves the allotments (monitor.ts

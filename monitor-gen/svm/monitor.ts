@@ -7,9 +7,11 @@
 // of the monitor knows a partition is virtualized.
 import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r14d, r15, r15d, esi, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
 import { kline } from "../console.ts";
-import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE, WIN } from "../layout.ts";
+import { emitLinuxLoad, type LinuxLoad } from "./linux.ts";
+import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE } from "../layout.ts";
+import { SIGNAL_FLAGS } from "../../core/channel-layout.ts";
 import { PTE } from "../paging.ts";
-import { PIC, PIC_CHIP, UART, UART_OUT, emitSvmPc, emitSvmPicPit } from "./pc.ts";
+import { CMOS_BYTES, PIC, PIC_CHIP, UART, UART_OUT, emitSvmPc, emitSvmPicPit } from "./pc.ts";
 import { MMIO_ABSENT_END, MMIO_DESC, MMIO_FETCH, MMIO_MAX_LENGTH, emitSvmMmio } from "./mmio.ts";
 import { CPUID_SIGNATURE, EXIT_CODE, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
 
@@ -18,12 +20,22 @@ const NPT_PAGE = Number(PTE.P | PTE.W | PTE.U);
 /** Log lines per partition for the "absent" class before it goes quiet (docs/specs/svm.md §4). */
 export const ABSENT_BUDGET = 16;
 const EFER = 0xc000_0080;
+const PAT_MSR = 0x277;
+const INT_PENDING_MSR = 0xc001_0055;
 const EFER_SVME = 1 << 12;
+const EFER_LME = 1 << 8;
+const EFER_LMA = 1 << 10;
+/**
+ * CPUID leaf 1 and 0x8000_0001 EDX bits the guest never sees: MCE (7), MTRR (12), MCA (14). The machine-check and MTRR
+ * MSRs are not the guest's (absent: #GP), and Linux treats a #GP from the machine-check banks as fatal.
+ */
+const HIDDEN_EDX = (1 << 7) | (1 << 12) | (1 << 14);
 const EFER_GUEST = 1 | (1 << 8) | (1 << 10) | (1 << 11); // SCE LME LMA NXE
 const SIGNATURE = 0x4c4e4345; // console channel header (partitions/runtime.ts chan_insert)
 const Q0 = 128;
 
-export function emitSvm(a: Assembler): void {
+export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
+  emitLinuxLoad(a, linux);
   const L = (n: string): Label => a.symbol(n);
   const raw = (bytes: number[]): void => {
     a.db(new Uint8Array(bytes));
@@ -132,6 +144,24 @@ export function emitSvm(a: Assembler): void {
     a.mov(eax, 0xffff0ff0).mov(qword(rbx, VMCB.dr6), rax).mov(qword(rbx, VMCB.dr7), 0x400);
     a.mov(qword(rbx, VMCB.rflags), 2).mov(qword(rbx, VMCB.rip), GUEST_ENTRY);
     a.mov(rax, 0x0007_0406_0007_0406n).mov(qword(rbx, VMCB.gPat), rax);
+    // A Linux partition enters at startup_64 in long mode instead (docs/specs/linux-partition.md §9): flat 64-bit code
+    // 0x10 and data 0x18 of the GDT its low pages hold, paging on through the identity tables at cr3, interrupts off,
+    // rsi = the zero page. VMRUN's checks want EFER.LME with CR0.PG, CR4.PAE and CS.L without CS.D: all set here.
+    const real = a.label();
+    a.mov(rcx, qword(r13, SP.svmPage)); // rcx = the VM page
+    a.cmp(qword(rcx, VM.boot.long), 0).je(real);
+    for (const [seg, sel, attr] of [[VMCB.cs, 0x10, 0xa9b], [VMCB.ds, 0x18, 0xc93], [VMCB.es, 0x18, 0xc93], [VMCB.ss, 0x18, 0xc93]] as const) {
+      a.mov(word(rbx, seg), sel).mov(word(rbx, seg + 2), attr).mov(dword(rbx, seg + 4), 0xffff_ffff).mov(qword(rbx, seg + 8), 0);
+    }
+    a.mov(rax, qword(rcx, VM.boot.gdt)).mov(qword(rbx, VMCB.gdtr + 8), rax).mov(dword(rbx, VMCB.gdtr + 4), 31);
+    a.mov(dword(rbx, VMCB.idtr + 4), 0);
+    a.mov(qword(rbx, VMCB.efer), EFER_SVME | EFER_LME | EFER_LMA);
+    a.mov(eax, 0x8000_0011).mov(qword(rbx, VMCB.cr0), rax).mov(qword(rbx, VMCB.cr4), 0x20);
+    a.mov(rax, qword(rcx, VM.boot.cr3)).mov(qword(rbx, VMCB.cr3), rax);
+    a.mov(rax, qword(rcx, VM.boot.rip)).mov(qword(rbx, VMCB.rip), rax);
+    a.mov(rax, qword(rcx, VM.boot.rsp)).mov(qword(rbx, VMCB.rsp), rax);
+    a.mov(rax, qword(rcx, VM.boot.rsi)).mov(qword(rcx, VM.gpr("rsi")), rax);
+    a.bind(real);
     kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " virtualized: VMCB ", { hex: (x) => x.mov(rdi, rbx) },
       " ASID ", { dec: (x) => x.mov(edi, dword(rbx, VMCB.asid)) }, " NPT ", { hex: (x) => x.mov(rdi, r12) }, ": guest-physical 0-",
       { hex: (x) => x.mov(rdi, qword(r13, SP.allotPages)).shl(rdi, 12) }, " = its ", { dec: (x) => x.mov(rdi, qword(r13, SP.allotPages)) },
@@ -237,7 +267,7 @@ export function emitSvm(a: Assembler): void {
   // CPUID: the host's answer, with the hypervisor bit and without SVM/VMX, and the project's two leaves (§4).
   a.bind(L("svm_cpuid"));
   {
-    const sig = a.label(), chans = a.label(), store = a.label(), leaf1 = a.label(), ext = a.label();
+    const sig = a.label(), chans = a.label(), store = a.label(), leaf1 = a.label(), ext = a.label(), leaf7 = a.label();
     a.mov(eax, dword(r13, VMCB.rax)).mov(ecx, dword(r12, VM.gpr("rcx")));
     a.cmp(eax, 0x4000_0000).je(sig);
     a.cmp(eax, 0x4000_0001).je(chans);
@@ -245,21 +275,29 @@ export function emitSvm(a: Assembler): void {
     a.cpuid();
     a.cmp(r8d, 1).je(leaf1);
     a.cmp(r8d, 0x8000_0001).je(ext);
+    a.cmp(r8d, 7).je(leaf7);
     a.jmp(store);
     a.bind(leaf1);
     // VMX off, hypervisor on; no local APIC and no x2APIC: the guest's interrupt controller is the 8259A pair
     // (docs/specs/linux-pc.md §2), and an APIC page would only be absent MMIO.
-    a.and(ecx, ~((1 << 5) | (1 << 21))).or(ecx, 1 << 31).and(edx, ~(1 << 9));
+    a.and(ecx, ~((1 << 5) | (1 << 21))).or(ecx, 1 << 31).and(edx, ~((1 << 9) | HIDDEN_EDX));
     a.jmp(store);
     a.bind(ext);
-    a.and(ecx, ~4);
+    a.and(ecx, ~4).and(edx, ~(HIDDEN_EDX | (1 << 27))); // no SVM; no RDTSCP (its TSC_AUX MSR is not the guest's)
+    a.jmp(store);
+    a.bind(leaf7);
+    a.cmp(dword(r12, VM.gpr("rcx")), 0).jne(store); // subleaf 0 only
+    // No RDPID (TSC_AUX again); no LA57: the monitor walks the guest's tables as 4-level ones (mmio.ts), and a
+    // partition of at most 4 GiB has no use for 5-level paging.
+    a.and(ecx, ~((1 << 22) | (1 << 16)));
     a.jmp(store);
     a.bind(sig);
     a.mov(eax, 0x4000_0001).mov(ebx, CPUID_SIGNATURE[0]).mov(ecx, CPUID_SIGNATURE[1]).mov(edx, CPUID_SIGNATURE[2]);
     a.jmp(store);
     a.bind(chans);
-    a.mov(rax, qword(rbx, SP.allotPages)).sub(eax, WIN.pages);
-    a.mov(ecx, dword(rbx, SP.descriptor)).mov(ebx, WIN.pages * 4096).xor(edx, edx);
+    // eax = channel pages, ebx = their guest-physical start (right above the partition's memory), ecx = its number.
+    a.mov(rax, qword(rbx, SP.allotPages)).sub(rax, qword(rbx, SP.memPages));
+    a.mov(ecx, dword(rbx, SP.descriptor)).mov(rbx, qword(rbx, SP.memPages)).shl(rbx, 12).xor(edx, edx);
     a.bind(store);
     a.mov(qword(r13, VMCB.rax), rax); // cpuid zero-extends into the 64-bit registers
     a.mov(qword(r12, VM.gpr("rcx")), rcx).mov(qword(r12, VM.gpr("rdx")), rdx);
@@ -287,14 +325,28 @@ export function emitSvm(a: Assembler): void {
     {
       // The 8259A pair, the 8254, port 0x61 and the ELCR (linux-pc.md §2–§3).
       const notPc = a.label(), pic = a.label(), pit = a.label(), fixed = a.label(), call = a.label();
+      const cmosIndex = a.label(), cmosSelect = a.label(), cmosData = a.label();
       a.mov(esi, r15d).and(esi, ~0x81);
       a.cmp(esi, 0x20).je(pic); // 0x20, 0x21, 0xA0, 0xA1
       a.mov(esi, r15d).and(esi, ~3);
       a.cmp(esi, 0x40).je(pit);
       a.cmp(r15, 0x61).je(fixed);
+      a.cmp(r15, 0x70).je(cmosIndex);
+      a.cmp(r15, 0x71).je(cmosData);
       a.cmp(r15, 0x4d0).je(fixed);
       a.cmp(r15, 0x4d1).je(fixed);
       a.jmp(notPc);
+      // The RTC's CMOS (linux-pc.md §7): 0x70 selects a register (bit 7, the NMI mask, ignored) and reads all ones;
+      // 0x71 reads the selected byte of the fixed table (pc.ts CMOS_BYTES) and drops writes.
+      a.bind(cmosIndex);
+      a.test(r14, 1).jz(cmosSelect);
+      a.mov(eax, 0xff).jmp(merge);
+      a.bind(cmosSelect);
+      a.movzx(eax, byte(r13, VMCB.rax)).and(eax, 0x7f).mov(byte(r12, VM.cmos), al).jmp(done);
+      a.bind(cmosData);
+      a.test(r14, 1).jz(done);
+      a.movzx(ecx, byte(r12, VM.cmos)).and(ecx, 0x7f).lea(rax, ptr(L("svm_cmos"))).movzx(eax, byte({ base: rax, index: rcx }));
+      a.jmp(merge);
       a.bind(fixed); // 0x61 reads OUT2 high, the ELCR all edge; writes dropped
       a.test(r14, 1).jz(done);
       a.xor(eax, eax).cmp(r15, 0x61).jne(merge);
@@ -319,6 +371,26 @@ export function emitSvm(a: Assembler): void {
     a.jmp(com);
     // COM1: the 16550A model (pc.ts); a THR write it reports joins the line buffer.
     a.bind(com);
+    {
+      // Backpressure: a THR write that would send the line while the console queue is full is not executed now; the
+      // partition yields and runs the same OUT again at its next dispatch (nothing of its output is dropped, and only
+      // the partition whose server is slow waits).
+      const accept = a.label();
+      a.test(r14, 1).jnz(accept);
+      a.cmp(r15, 0x3f8).jne(accept);
+      a.test(byte(r12, VM.uart + UART.lcr), 0x80).jnz(accept);
+      const sends = a.label();
+      a.mov(al, byte(r13, VMCB.rax));
+      a.cmp(al, 10).je(sends);
+      a.cmp(al, 13).je(accept);
+      a.cmp(qword(r12, VM.lineLen), CHAN.maxText - 1).jb(accept);
+      a.bind(sends);
+      a.call(L("svm_con_room"));
+      a.test(eax, eax).jnz(accept);
+      a.inc(qword(r12, VM.stalls));
+      a.jmp(L("svm_yield_server"));
+      a.bind(accept);
+    }
     {
       const read = a.label();
       a.lea(rdi, qword(r12, VM.uart)).mov(esi, r15d).sub(esi, 0x3f8).movzx(edx, byte(r13, VMCB.rax));
@@ -360,6 +432,8 @@ export function emitSvm(a: Assembler): void {
     a.jmp(L("svm_window"));
   }
   a.section(".rdata");
+  a.bind(L("svm_cmos"));
+  a.db(CMOS_BYTES);
   a.bind(L("svm_s_port"));
   a.asciz("port ");
   a.bind(L("svm_s_reset"));
@@ -368,30 +442,46 @@ export function emitSvm(a: Assembler): void {
   a.asciz("halted with interrupts off");
   a.section(".text");
 
-  // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full line sends it to the console channel. A
-  // '\n' right after a full line was sent ends that line: it sends nothing (a line of exactly CHAN.maxText bytes
-  // used to be followed by an empty one).
+  // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full buffer sends it to the console channel. A
+  // full buffer goes as a TEXT request with flag MORE (the I/O partition joins it with what follows into one line);
+  // the '\n' then sends the rest, possibly empty, without it.
   a.bind(L("svm_com1_byte"));
   {
-    const send = a.label(), newline = a.label(), done = a.label();
+    const newline = a.label(), done = a.label();
     a.cmp(al, 10).je(newline);
     a.cmp(al, 13).je(done);
-    a.mov(qword(r12, VM.lineFull), 0);
     a.mov(rcx, qword(r12, VM.lineLen));
     a.mov(byte({ base: r12, index: rcx, disp: VM.line }), al);
     a.inc(rcx).mov(qword(r12, VM.lineLen), rcx);
     a.cmp(rcx, CHAN.maxText).jb(done);
+    a.mov(qword(r12, VM.lineFull), 1); // svm_con_line: flag MORE
     a.call(L("svm_con_line"));
-    a.mov(qword(r12, VM.lineLen), 0).mov(qword(r12, VM.lineFull), 1);
+    a.mov(qword(r12, VM.lineLen), 0).mov(qword(r12, VM.lineFull), 0);
     a.jmp(done);
     a.bind(newline);
-    a.cmp(qword(r12, VM.lineFull), 0).mov(qword(r12, VM.lineFull), 0).je(send);
-    a.jmp(done);
-    a.bind(send);
     a.call(L("svm_con_line"));
     a.mov(qword(r12, VM.lineLen), 0);
     a.bind(done);
     a.ret();
+  }
+
+  // svm_con_room → eax = 0 when queue 0 of the console channel is full, else 1 (a header that fails the checks
+  // counts as room: svm_con_line then drops the line with its absent report rather than stall the guest for ever).
+  // Clobbers rcx, rdi, r8.
+  a.bind(L("svm_con_room"));
+  {
+    const room = a.label(), wrapped = a.label();
+    a.mov(rdi, qword(rbx, SP.memPages)).shl(rdi, 12).add(rdi, qword(rbx, SP.window));
+    a.lea(r8, qword(rdi, Q0));
+    a.mov(eax, dword(r8, 60)).cmp(eax, CHAN.maxSlots).jae(room);
+    a.mov(ecx, dword(r8, 72)).cmp(ecx, CHAN.maxSlots).jae(room);
+    a.inc(eax).cmp(eax, CHAN.maxSlots).jb(wrapped);
+    a.xor(eax, eax);
+    a.bind(wrapped);
+    a.cmp(eax, ecx).jne(room);
+    a.xor(eax, eax).ret();
+    a.bind(room);
+    a.mov(eax, 1).ret();
   }
 
   // svm_con_line: the VM page's line as one TEXT request on queue 0 of the console channel in allotment slot 0 —
@@ -400,7 +490,7 @@ export function emitSvm(a: Assembler): void {
   a.bind(L("svm_con_line"));
   {
     const bad = a.label(), room = a.label(), wrapped = a.label(), done = a.label(), quiet = a.label();
-    a.mov(rdi, qword(rbx, SP.window)).add(rdi, WIN.pages * 4096); // the client page of slot 0
+    a.mov(rdi, qword(rbx, SP.memPages)).shl(rdi, 12).add(rdi, qword(rbx, SP.window)); // the client page of slot 0
     a.lea(r8, qword(rdi, Q0));
     a.cmp(qword(rdi, 0), SIGNATURE).jne(bad);
     a.cmp(dword(rdi, 12), 128).jne(bad);
@@ -430,7 +520,7 @@ export function emitSvm(a: Assembler): void {
     a.push(rdi);
     a.xor(eax, eax).mov(ecx, (64 + CHAN.maxText) / 8).rep().stosq();
     a.pop(rdi);
-    a.mov(dword(rdi, 0), CHAN.opText).mov(dword(rdi, 4), 1);
+    a.mov(dword(rdi, 0), CHAN.opText).mov(eax, dword(r12, VM.lineFull)).shl(eax, 3).or(eax, SIGNAL_FLAGS.toServer).mov(dword(rdi, 4), eax); // MORE = bit 3
     a.inc(qword(r12, VM.reqid)).mov(rax, qword(r12, VM.reqid)).mov(qword(rdi, 8), rax);
     a.mov(rcx, qword(r12, VM.lineLen)).mov(word(rdi, 20), cx);
     a.lea(rsi, qword(r12, VM.line)).add(rdi, 64).rep().movsb();
@@ -445,10 +535,22 @@ export function emitSvm(a: Assembler): void {
     a.ret();
   }
 
-  // MSR: EFER shadowed (§5); every other intercepted MSR is absent: #GP(0).
+  // MSR: EFER shadowed (§5), the PAT the guest's own (VMCB G_PAT, each entry a defined memory type); every other
+  // intercepted MSR is absent: #GP(0).
   a.bind(L("svm_msr"));
   {
-    const notEfer = a.label(), write = a.label(), gp = a.label();
+    const notEfer = a.label(), write = a.label(), gp = a.label(), pat = a.label(), patWrite = a.label();
+    a.cmp(dword(r12, VM.gpr("rcx")), PAT_MSR).je(pat);
+    {
+      // Read as zero: AMD's interrupt-pending-message MSR (C1E not in use), which Linux's E400 idle routine reads.
+      const notZero = a.label();
+      a.cmp(dword(r12, VM.gpr("rcx")), INT_PENDING_MSR).jne(notZero);
+      a.cmp(qword(r13, VMCB.exitInfo1), 0).jne(notZero);
+      a.mov(qword(r13, VMCB.rax), 0).mov(qword(r12, VM.gpr("rdx")), 0);
+      advance(2);
+      a.jmp(L("svm_window"));
+      a.bind(notZero);
+    }
     a.cmp(dword(r12, VM.gpr("rcx")), EFER).jne(notEfer);
     a.cmp(qword(r13, VMCB.exitInfo1), 0).jne(write);
     a.mov(rax, qword(r13, VMCB.efer)).and(eax, ~EFER_SVME).or(rax, qword(r12, VM.shadowSvme));
@@ -462,6 +564,25 @@ export function emitSvm(a: Assembler): void {
     a.and(eax, EFER_GUEST & ~(1 << 10)); // LMA is the processor's: kept from the VMCB
     a.mov(rcx, qword(r13, VMCB.efer)).and(ecx, 1 << 10).or(rax, rcx).or(eax, EFER_SVME);
     a.mov(qword(r13, VMCB.efer), rax);
+    advance(2);
+    a.jmp(L("svm_window"));
+    a.bind(pat);
+    a.cmp(qword(r13, VMCB.exitInfo1), 0).jne(patWrite);
+    a.mov(rax, qword(r13, VMCB.gPat));
+    a.mov(ecx, eax).mov(qword(r13, VMCB.rax), rcx).shr(rax, 32).mov(qword(r12, VM.gpr("rdx")), rax);
+    advance(2);
+    a.jmp(L("svm_window"));
+    a.bind(patWrite);
+    a.mov(eax, dword(r13, VMCB.rax)).mov(rdx, qword(r12, VM.gpr("rdx"))).shl(rdx, 32).or(rax, rdx);
+    a.mov(r8, rax);
+    for (let i = 0; i < 8; i++) {
+      // Types 2 and 3 and anything above 7 are reserved: VMRUN would refuse the VMCB, so the write is refused here.
+      a.mov(ecx, r8d).and(ecx, 0xff).shr(r8, 8);
+      a.cmp(ecx, 7).ja(gp);
+      a.cmp(ecx, 2).je(gp);
+      a.cmp(ecx, 3).je(gp);
+    }
+    a.mov(qword(r13, VMCB.gPat), rax);
     advance(2);
     a.jmp(L("svm_window"));
     a.bind(notEfer);
@@ -490,11 +611,26 @@ export function emitSvm(a: Assembler): void {
   }
   advance(1);
   a.bind(L("svm_yield"));
+  const common = a.label(), none = a.label(), switched = a.label();
+  a.jmp(none); // the rest of the quantum goes to the idle partition
+  // The guest waits for its console server (a full queue): the rest of its quantum goes to that server — slot 0's
+  // peer, the I/O partition — when it is ready, else to the idle partition. Its own time, donated to the partition
+  // it waits for; the schedule is back at the next quantum.
+  a.bind(L("svm_yield_server"));
+  a.mov(r14, qword(rbx, SP.slots));
+  a.test(r14, r14).jz(none);
+  a.cmp(dword(r14, SP.state), STATE.ready).je(common);
+  a.bind(none);
+  a.xor(r14d, r14d);
+  a.bind(common);
   account();
   a.lea(rax, ptr(L("svm_loop"))).mov(qword(rbx, FR.rip), rax);
   a.mov(qword(rbx, FR.cs), SEL.kcode).mov(qword(rbx, FR.rflags), 2);
   a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(rbx, FR.rsp), rax).mov(qword(rbx, FR.ss), SEL.kdata);
-  a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+  a.mov(rdi, r14).test(rdi, rdi).jnz(switched);
+  a.mov(rdi, qword(L("g_idle")));
+  a.bind(switched);
+  a.jmp(L("switch_to"));
 
   // #DB, #AC: reflected into the guest, one exit each (the CVE-2015-5307/8104 loops never keep the processor).
   a.bind(L("svm_reflect"));

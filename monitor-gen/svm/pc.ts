@@ -5,6 +5,20 @@
 // and 8254 models of linux-pc.md §2–§3 and interrupt injection (§5) are not written yet.
 import { Assembler, type Label, al, ax, byte, cl, dl, eax, ecx, edx, esi, qword, r8, r8d, r9, r9d, r10b, r10d, rax, rdi, rsi, word } from "../../toolchain/x64/index.ts";
 
+/**
+ * The RTC's CMOS as the guest reads it through ports 0x70/0x71 (docs/specs/linux-pc.md §7): a clock stopped at
+ * 2026-01-01 00:00:00 (BCD, 24-hour: register B = 0x02), never updating (register A's UIP bit 7 clear: Linux's
+ * mc146818 read does not wait), valid (register D = 0x80), no interrupt flags (C = 0); every other byte 0. There is
+ * no wall clock in this version; without the model the kernel's reads of all ones cost it seconds of retries.
+ */
+export const CMOS_BYTES: Uint8Array = (() => {
+  const b = new Uint8Array(128);
+  const set: Array<[number, number]> = [[0x00, 0x00], [0x02, 0x00], [0x04, 0x00], [0x06, 0x05], [0x07, 0x01], [0x08, 0x01], [0x09, 0x26],
+    [0x0a, 0x26], [0x0b, 0x02], [0x0c, 0x00], [0x0d, 0x80], [0x32, 0x20]];
+  for (const [i, v] of set) b[i] = v;
+  return b;
+})();
+
 /** The UART's state block (bytes, at VM.uart in the VM page). */
 export const UART = { ier: 0, lcr: 1, mcr: 2, scr: 3, dll: 4, dlm: 5, fifo: 6, thri: 7, bytes: 8 } as const;
 /** svm_uart's result: the byte read (bits 0–7), transmit the written byte (bit 8), IRQ 4's level after the access (bit 9). */

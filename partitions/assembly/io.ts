@@ -1,14 +1,14 @@
 // The I/O partition ([0089], [0113]–[0120]) in AssemblyScript, compiled by asc and toolchain/aot (partitions/
 // aot-guest.ts): it owns COM1 — the only partition whose TSS I/O bitmap grants ports 0x3F8–0x3FF, reached through
-// the inline hw.inb/hw.outb intrinsics at CPL 3 — and serves every console channel: each request's text becomes one
-// line "NAME: text" on COM1, NAME being the client's name from the info page. The queue code is core's own
+// the inline hw.inb/hw.outb intrinsics at CPL 3 — and serves every console channel: each request's text (or the
+// requests of one line joined, flag MORE) becomes one line "NAME: text" on COM1, NAME being the client's name from the info page. The queue code is core's own
 // (core/assembly/channel.ts), run on the channel pages that lie in this partition's linear memory (the linear memory
 // is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below).
 
 import { chan_remove } from "../../core/assembly/channel";
 import {
-  CHANNEL_BYTES, HC_POLL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
-  SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
+  CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
+  SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
 } from "./partition";
 
 @external("hw", "inb")
@@ -26,6 +26,14 @@ const RECORD_ROLE: usize = 8;
 const RECORD_PEER: usize = 16;
 /** Removed requests land here: a whole channel page, since core copies the queue's signal_size, which the client wrote. */
 const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
+/**
+ * A line that arrives in several TEXT requests (flag MORE on all but the last: a virtualized guest's lines longer than
+ * one request) is joined here, per slot, and printed whole when its last part comes; at PENDING_MAX bytes what is
+ * there goes out as a line of its own, so a client that never ends its line costs this buffer and nothing else.
+ */
+const PENDING_MAX: u32 = 256;
+const PENDING = memory.data(<i32>(PENDING_MAX * <u32>MAX_SLOTS));
+const PENDING_LEN = memory.data(<i32>(4 * MAX_SLOTS));
 
 /**
  * The console channel's geometry as the image's template lays it out (chan_format: 1 queue of CONSOLE_SLOTS slots of
@@ -110,7 +118,26 @@ export function serve(): i32 {
       }
       let len = <u32>load<u16>(IN_SIGNAL + SIG_INLINE_LEN);
       if (len > MAX_TEXT) len = MAX_TEXT;
-      io_emit(rec + RECORD_PEER, IN_SIGNAL + SIG_INLINE, len);
+      const more = (load<u32>(IN_SIGNAL + SIG_FLAGS) & FLAG_MORE) != 0;
+      const held = PENDING_LEN + <usize>k * 4;
+      let have = load<u32>(held);
+      if (have > PENDING_MAX) have = 0; // only this program writes it; kept in bounds all the same
+      if (!more && have == 0) {
+        io_emit(rec + RECORD_PEER, IN_SIGNAL + SIG_INLINE, len);
+      } else {
+        const line = PENDING + <usize>k * <usize>PENDING_MAX;
+        if (have + len > PENDING_MAX) {
+          io_emit(rec + RECORD_PEER, line, have);
+          have = 0;
+        }
+        memory.copy(line + <usize>have, IN_SIGNAL + SIG_INLINE, <usize>len);
+        have += len;
+        if (!more) {
+          io_emit(rec + RECORD_PEER, line, have);
+          have = 0;
+        }
+      }
+      store<u32>(held, have);
       served = 1;
     }
   }

@@ -37,6 +37,9 @@ export const MAX_TEXT: u32 = 64;
 export const OP_TEXT: u32 = 1;
 export const OP_DEFINE: u32 = 2;
 const TO_SERVER: u32 = 1;
+/** flags bit 3 (core/channel-layout.ts SIGNAL_FLAGS.more): the TEXT continues in the client's next request. */
+export const FLAG_MORE: u32 = 8;
+export const SIG_FLAGS: usize = 4;
 const SIG_REQUEST_ID: usize = 8;
 const SIG_INLINE_LEN: usize = 20;
 export const SIG_INLINE: usize = 64;

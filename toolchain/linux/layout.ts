@@ -25,6 +25,18 @@ export const MAX_CMDLINE = PAGE - 1;
 export const MAX_MEMORY = 4 * 1024 ** 3;
 /** Partition memory comes in 4 MB pages (definition/check.ts). */
 export const MEMORY_UNIT = 4 << 20;
+/**
+ * The arguments the monitor appends to the command line in the partition's low pages when the definition's command
+ * line does not name tsc_early_khz (docs/specs/linux-pc.md §8): the TSC frequency the loader measured, in decimal (the
+ * kernel parses it with base 0, so never with a leading zero), and tsc=reliable — the partition's TSC is the host's,
+ * constant-rate and running while the partition is not scheduled, so it is the true clock, while the PIT's coalesced
+ * jiffies fall behind it and would make the kernel's clocksource watchdog throw the TSC out. The build keeps
+ * TSC_ARG_ROOM bytes free for them: the text, 20 digits, the NUL.
+ */
+export const TSC_ARG = " tsc=reliable tsc_early_khz=";
+export const TSC_ARG_ROOM = TSC_ARG.length + 20 + 1;
+/** Whether the monitor appends TSC_ARG to this command line (it does unless the line names tsc_early_khz itself). */
+export const appendsTscArg = (cmdline: string): boolean => !/(^|\s)tsc_early_khz=/.test(cmdline);
 /** The 64-bit entry is startup_64, 0x200 past the load address (boot protocol, 64-bit boot). */
 export const STARTUP_64 = 0x200;
 
@@ -62,13 +74,14 @@ export function minimumMemory(k: Pick<BzImage, "prefAddress" | "initSize">, init
 }
 
 /** Places kernel, initrd and command line in `memory` bytes; throws LayoutError when they do not fit. */
-export function linuxLayout(memory: number, k: Pick<BzImage, "prefAddress" | "initSize" | "kernel" | "cmdlineSize" | "initrdAddrMax">, cmdlineLength: number, initrdSize: number): LinuxLayout {
+export function linuxLayout(memory: number, k: Pick<BzImage, "prefAddress" | "initSize" | "kernel" | "cmdlineSize" | "initrdAddrMax">, cmdlineLength: number, initrdSize: number, cmdlineRoom = 0): LinuxLayout {
   if (!Number.isInteger(memory) || memory <= 0 || memory % PAGE !== 0 || memory > MAX_MEMORY) {
     throw new LayoutError("bad-memory", `${memory} bytes of memory: a whole number of 4 KiB pages, at most 4 GiB in this version`);
   }
   const maxCmd = Math.min(k.cmdlineSize, MAX_CMDLINE);
-  if (cmdlineLength > maxCmd) {
-    throw new LayoutError("cmdline-too-long", `the command line is ${cmdlineLength} bytes, more than the kernel's cmdline_size allows (${maxCmd})`);
+  if (cmdlineLength + cmdlineRoom > maxCmd) {
+    const room = cmdlineRoom ? ` plus the ${cmdlineRoom} the monitor keeps for${TSC_ARG}N (name tsc_early_khz= yourself to give them back)` : "";
+    throw new LayoutError("cmdline-too-long", `the command line is ${cmdlineLength} bytes${room}, more than the kernel's cmdline_size allows (${maxCmd})`);
   }
   const kernelEnd = alignUp(k.prefAddress + k.initSize, PAGE);
   const top = Math.min(memory, k.initrdAddrMax + 1);
