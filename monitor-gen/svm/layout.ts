@@ -29,6 +29,12 @@ export const EXIT_CODE = {
   xsetbv: 0x8d, npf: 0x400,
 } as const;
 
+/** The exits VM.exitKinds counts, in its order; every other exit code counts as the last, "other". */
+export const EXIT_KINDS = ["intr", "vintr", "cpuid", "hlt", "ioio", "msr", "npf", "other"] as const;
+export const EXIT_KIND_CODES: Record<Exclude<(typeof EXIT_KINDS)[number], "other">, number> = {
+  intr: EXIT_CODE.intr, vintr: EXIT_CODE.vintr, cpuid: EXIT_CODE.cpuid, hlt: EXIT_CODE.hlt, ioio: EXIT_CODE.ioio, msr: EXIT_CODE.msr, npf: EXIT_CODE.npf,
+};
+
 /** MSRs the guest reaches directly: the ones VMLOAD/VMSAVE switch (their guest values live in its VMCB). */
 export const PASS_THROUGH_MSRS = [0x174, 0x175, 0x176, 0xc000_0081, 0xc000_0082, 0xc000_0083, 0xc000_0084, 0xc000_0100, 0xc000_0101, 0xc000_0102];
 
@@ -74,6 +80,8 @@ export const VM = {
    * real mode at GUEST_ENTRY.
    */
   boot: { long: 0x260, rip: 0x268, rsi: 0x270, rsp: 0x278, cr3: 0x280, gdt: 0x288 },
+  /** Exits counted by kind (u64 each, EXIT_KINDS order): the benchmark's exits per second by kind. */
+  exitKinds: 0x290,
 } as const;
 
 /** Bytes the image builder embeds when the image holds a hardware-virtualized partition; qemu/accel.ts (a lower layer,

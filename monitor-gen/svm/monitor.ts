@@ -13,7 +13,7 @@ import { SIGNAL_FLAGS } from "../../core/channel-layout.ts";
 import { PTE } from "../paging.ts";
 import { CMOS_BYTES, PIC, PIC_CHIP, UART, UART_OUT, emitSvmPc, emitSvmPicPit } from "./pc.ts";
 import { MMIO_ABSENT_END, MMIO_DESC, MMIO_FETCH, MMIO_MAX_LENGTH, emitSvmMmio } from "./mmio.ts";
-import { CPUID_SIGNATURE, EXIT_CODE, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
+import { CPUID_SIGNATURE, EXIT_CODE, EXIT_KIND_CODES, EXIT_KINDS, GUEST_ENTRY, SVM_BYTES, VM, VMCB, vmcbMsrPassThrough } from "./layout.ts";
 
 const GREGS = { rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 } as const;
 const NPT_PAGE = Number(PTE.P | PTE.W | PTE.U);
@@ -228,6 +228,21 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.mov(qword(r13, VMCB.eventInj), rax);
     a.bind(noEvent);
     a.mov(rax, qword(r13, VMCB.exitCode));
+    {
+      // Counted by kind (VM.exitKinds): the benchmark reads them over QMP.
+      const counted = a.label();
+      EXIT_KINDS.forEach((k, i) => {
+        if (k === "other") {
+          a.inc(qword(r12, VM.exitKinds + 8 * i));
+          return;
+        }
+        const next = a.label();
+        a.cmp(rax, EXIT_KIND_CODES[k]).jne(next);
+        a.inc(qword(r12, VM.exitKinds + 8 * i)).jmp(counted);
+        a.bind(next);
+      });
+      a.bind(counted);
+    }
     const cases: Array<[number, string]> = [
       [EXIT_CODE.intr, "svm_window"], [EXIT_CODE.vintr, "svm_window"], [EXIT_CODE.nmi, "svm_window"], [EXIT_CODE.smi, "svm_window"], [EXIT_CODE.init, "svm_window"],
       [EXIT_CODE.cpuid, "svm_cpuid"], [EXIT_CODE.ioio, "svm_ioio"], [EXIT_CODE.msr, "svm_msr"], [EXIT_CODE.hlt, "svm_hlt"],
