@@ -12,7 +12,7 @@ import {
   UI_CHANNELS, UI_COMMAND, requestLength,
 } from "./database.ts";
 import { KIND } from "./notation.ts";
-import { CHANNEL_HEADER, CHANNEL_HEADER_BYTES, CHANNEL_SIGNATURE, QUEUE_HEADER, QUEUE_HEADER_BYTES, SIGNAL } from "./channel-layout.ts";
+import { CHANNEL_HEADER, CHANNEL_HEADER_BYTES, CHANNEL_SIGNATURE, QUEUE_HEADER, QUEUE_HEADER_BYTES, SIGNAL, SIGNAL_FLAGS } from "./channel-layout.ts";
 import { BOOT_MODULE_SOURCE, UEFI_DESCRIPTOR, USABLE_UEFI_TYPES } from "./boot-module.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -145,6 +145,17 @@ describe("layout check: channel headers (core/assembly/channel.ts, core/channel-
     const { inline, ...header } = SIGNAL;
     expect(header).toEqual(rows(cdb));
     expect(inline, "inline data right after the 64-byte CDB header").toBe(cdb.get("reserved2")! + 8);
+  });
+});
+
+describe("layout check: a request's flag bits", () => {
+  it("are the spec's, and the AssemblyScript partitions use the same numbers (partition.ts MORE, command.ts COMPLETION)", () => {
+    const row = read("docs/specs/channel-abi.md").split("\n").find((l) => /^\| 4 \| 4 \| `flags` \|/.test(l));
+    expect(row, "the flags row of channel-abi.md section 4").toBeTruthy();
+    const bits = Object.fromEntries([...row!.matchAll(/bit (\d+) `([A-Z_]+)`/g)].map((m) => [m[2]!, 1 << Number(m[1])]));
+    expect(bits).toEqual({ TO_SERVER: SIGNAL_FLAGS.toServer, FROM_SERVER: SIGNAL_FLAGS.fromServer, COMPLETION: SIGNAL_FLAGS.completion, MORE: SIGNAL_FLAGS.more });
+    expect(asConstants(read("partitions/assembly/partition.ts")).get("FLAG_MORE")).toBe(SIGNAL_FLAGS.more);
+    expect(asConstants(read("partitions/assembly/command.ts")).get("FLAG_COMPLETION")).toBe(SIGNAL_FLAGS.completion);
   });
 });
 
