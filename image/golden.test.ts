@@ -1,5 +1,6 @@
 // Golden listings of the ring-0 generators: the EFI loader (loader-efi/ultravisor.ts emitLoader), the ring-3
-// partitions' monitor (monitor-gen/entry.ts emitMonitor) and the lead monitor (monitor-gen/lead.ts emitLead), each
+// partitions' monitor (monitor-gen/entry.ts emitMonitor), the lead monitor (monitor-gen/lead.ts emitLead) and the SVM
+// monitor with a Linux partition's load (monitor-gen/svm/monitor.ts emitSvm), each
 // generated alone into its own object with the default image's parameters, its code disassembled by GNU objdump with
 // the generator's symbols and relocations written in, its data symbols listed, and compared with image/golden/*.golden.
 // A change to a generator shows as a diff a reviewer can read; bless it with UPDATE_GOLDEN=1, as for the AOT backend's
@@ -14,6 +15,7 @@ import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { emitLoader } from "../loader-efi/ultravisor.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
 import { emitLead } from "../monitor-gen/lead.ts";
+import { emitSvm } from "../monitor-gen/svm/monitor.ts";
 import { CORE_DB_PLAN, CORE_LOADER_PLAN } from "./ultravisor.ts";
 
 const DIR = join(import.meta.dirname, "golden");
@@ -36,6 +38,14 @@ const CASES: Case[] = [
   {
     name: "lead", what: "the lead monitor with core (emitLead): partition set-up, channels, database checks, start",
     emit: (a) => emitLead(a, { quantumTicks: 10, withCore: true, ui: CORE_DB_PLAN.words[1]!, scheduleText: "io command X Y Z" }),
+  },
+  {
+    name: "svm", what: "the SVM monitor (emitSvm) with one Linux partition's load (linux_load): VMRUN loop, exits, the PC's devices, NPF policy",
+    emit: (a) => emitSvm(a, [{
+      record: 5, memPages: 0x8000,
+      files: [{ stage: "linux0$stage0", size: 0x9000, gpa: 0x1000 }, { stage: "linux0$stage1", size: 0x7a_0000, gpa: 0x100_0000 }, { stage: "linux0$stage2", size: 0x10_0000, gpa: 0x7f0_0000 }],
+      tscArgAt: 0x3020, entry: { rip: 0x100_0200, rsi: 0x2000, rsp: 0x1000, cr3: 0x4000, gdt: 0x1000 },
+    }]),
   },
 ];
 
