@@ -212,7 +212,3 @@ export function emitConsole(a: Assembler): void {
     a.bind(partial).ret();
   }
 }
-
-
-/** @deprecated monitorLine; the old name, kept only for monitor-gen/svm/ until it is renamed there (issue 14). */
-export const kline = monitorLine;

@@ -154,15 +154,3 @@ export const CMDCHAN = {
 } as const;
 /** Offset of queue q's slot 0 from its queue header, as chan_format lays the command channel out. */
 export const cmdSigBase = (q: number): number => (CMDCHAN.queues - q) * 128 + q * CMDCHAN.maxSlots * CMDCHAN.signalSize;
-
-// ---- short names --------------------------------------------------------------------------------------------------
-// The old short names, kept only for monitor-gen/svm/ and partitions/svm-guest.ts, which are being changed in parallel
-// (issue 14 renames them there when that work has merged); everything else uses the names above.
-/** @deprecated STATE_PAGE */
-export const SP = STATE_PAGE;
-/** @deprecated SAVED_FRAME */
-export const FR = SAVED_FRAME;
-/** @deprecated WINDOW_LAYOUT */
-export const WIN = WINDOW_LAYOUT;
-/** @deprecated HYPERCALL */
-export const HC = HYPERCALL;

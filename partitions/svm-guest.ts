@@ -8,7 +8,7 @@
 import { Assembler, type Label, al, ax, bh, byte, cr0, cr3, dl, dword, dx, eax, ebx, edi, ecx, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { flatten } from "../toolchain/x64/flat.ts";
 import type { VmKind } from "../definition/host.ts";
-import { HC } from "../monitor-gen/layout.ts";
+import { HYPERCALL } from "../monitor-gen/layout.ts";
 import { GUEST_ENTRY } from "../monitor-gen/svm/layout.ts";
 import { emitMinTscFrame } from "./programs.ts";
 import { literal } from "../monitor-gen/console.ts";
@@ -33,7 +33,7 @@ export const MMIO_BEFORE = 0x1122_3344_5566_7788n;
 /** The "pc-irq" kind: the PIT's count (1 kHz), the timer interrupts it waits for, the message its IRQ 4 handler sends. */
 export const PC_IRQ = { pitCount: 1193, halted: 5, ticks: 20, message: "irq4: this line went out one byte per THRE interrupt\n" } as const;
 const vmmcallTime = (a: Assembler): void => {
-  a.mov(eax, HC.time).vmmcall();
+  a.mov(eax, HYPERCALL.time).vmmcall();
 };
 /** The "sweep" kind: [from, to) in steps, and the quadword it writes (the test looks for it in all of RAM). */
 export const SWEEP = { from: 0x10_0000, to: 0x1000_0000, step: 0x2_0000, pattern: 0x5357_4545_505f_5356n } as const;
@@ -177,11 +177,11 @@ function assembleLong(o: SvmGuestOptions): Uint8Array {
 
   // The workload: FNV-1a over its own long-mode code and constants, one line every `period` quanta.
   a.xor(r12d, r12d).xor(r14d, r14d);
-  vmmcall(HC.time);
+  vmmcall(HYPERCALL.time);
   a.mov(r13, rax);
   const loop = a.here();
   a.inc(r14);
-  vmmcall(HC.time);
+  vmmcall(HYPERCALL.time);
   a.mov(rbx, rax).sub(rax, r13).cmp(rax, o.period).jb(loop);
   a.mov(r13, rbx).inc(r12);
   a.call(L("g_checksum")).mov(r15, rax);

@@ -6,9 +6,9 @@
 // "absent" answers and the "violation" stops. monitor-gen/lead.ts calls svm_reserve and svm_prepare; nothing else
 // of the monitor knows a partition is virtualized.
 import { Assembler, type Label, al, byte, cx, dword, eax, ebp, ebx, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, r12, r13, r14, r14d, r15, r15d, esi, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp, word } from "../../toolchain/x64/index.ts";
-import { kline } from "../console.ts";
+import { monitorLine } from "../console.ts";
 import { emitLinuxLoad, type LinuxLoad } from "./linux.ts";
-import { CHAN, FR, HC, HC_ERR, SEL, SP, STATE } from "../layout.ts";
+import { CHAN, HC_ERR, HYPERCALL, SAVED_FRAME, SEL, STATE, STATE_PAGE } from "../layout.ts";
 import { SIGNAL_FLAGS } from "../../core/channel-layout.ts";
 import { PTE } from "../paging.ts";
 import { CMOS_BYTES, PIC, PIC_CHIP, UART, UART_OUT, emitSvmPc, emitSvmPicPit } from "./pc.ts";
@@ -73,11 +73,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.mov(rdi, rbx).mov(ecx, 2 * 4096 / 8).mov(rax, -1).rep().stosq();
     for (const { byte: off, mask } of vmcbMsrPassThrough()) a.and(byte(rbx, off), ~mask & 0xff);
     a.mov(qword(L("g_svm")), 1);
-    kline(a, "ultravisor: svm: EFER.SVME on, host-save area, host VMCB, IOPM (every port intercepted) and MSRPM (all but the VMLOAD-switched MSRs intercepted) ready");
+    monitorLine(a, "ultravisor: svm: EFER.SVME on, host-save area, host VMCB, IOPM (every port intercepted) and MSRPM (all but the VMLOAD-switched MSRs intercepted) ready");
     a.jmp(done);
     a.bind(no);
     a.mov(qword(L("g_svm")), -1);
-    kline(a, "ultravisor: svm: this processor has no SVM with nested paging (or it is disabled): virtualized partitions will not start");
+    monitorLine(a, "ultravisor: svm: this processor has no SVM with nested paging (or it is disabled): virtualized partitions will not start");
     a.bind(done);
     a.pop(rbx).ret();
   }
@@ -91,15 +91,15 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.cmp(qword(L("g_svm")), 0).jne(have);
     a.call(L("svm_cpu_setup"));
     a.bind(have);
-    a.call(L("alloc_page")).mov(qword(r13, SP.svmPage), rax);
-    a.call(L("alloc_page")).mov(qword(r13, SP.svmVmcb), rax);
-    a.mov(rcx, qword(r13, SP.svmPage)).mov(qword(rcx, VM.vmcb), rax);
+    a.call(L("alloc_page")).mov(qword(r13, STATE_PAGE.svmPage), rax);
+    a.call(L("alloc_page")).mov(qword(r13, STATE_PAGE.svmVmcb), rax);
+    a.mov(rcx, qword(r13, STATE_PAGE.svmPage)).mov(qword(rcx, VM.vmcb), rax);
     // Both 8259As masked until the guest programs them (linux-pc.md §2).
     a.mov(byte(rcx, VM.pic + PIC.master + PIC_CHIP.imr), 0xff).mov(byte(rcx, VM.pic + PIC.slave + PIC_CHIP.imr), 0xff);
-    a.lea(rax, ptr(L("svm_loop"))).mov(qword(r13, FR.rip), rax);
-    a.mov(qword(r13, FR.cs), SEL.kcode).mov(qword(r13, FR.rflags), 2); // IF = 0: the loop opens its own window
-    a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(r13, FR.rsp), rax);
-    a.mov(qword(r13, FR.ss), SEL.kdata);
+    a.lea(rax, ptr(L("svm_loop"))).mov(qword(r13, SAVED_FRAME.rip), rax);
+    a.mov(qword(r13, SAVED_FRAME.cs), SEL.kcode).mov(qword(r13, SAVED_FRAME.rflags), 2); // IF = 0: the loop opens its own window
+    a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(r13, SAVED_FRAME.rsp), rax);
+    a.mov(qword(r13, SAVED_FRAME.ss), SEL.kdata);
     a.ret();
   }
 
@@ -116,19 +116,19 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.xor(ebp, ebp);
     const map = a.here();
     a.mov(rdi, r12).mov(rsi, rbp).shl(rsi, 12);
-    a.mov(rdx, rsi).add(rdx, qword(r13, SP.window)).or(rdx, NPT_PAGE);
+    a.mov(rdx, rsi).add(rdx, qword(r13, STATE_PAGE.window)).or(rdx, NPT_PAGE);
     a.call(L("map_page"));
-    a.inc(rbp).cmp(rbp, qword(r13, SP.allotPages)).jb(map);
-    a.mov(rbx, qword(r13, SP.svmVmcb));
+    a.inc(rbp).cmp(rbp, qword(r13, STATE_PAGE.allotPages)).jb(map);
+    a.mov(rbx, qword(r13, STATE_PAGE.svmVmcb));
     a.mov(dword(rbx, VMCB.interceptExceptions), (1 << 1) | (1 << 17)); // #DB, #AC
     a.mov(dword(rbx, VMCB.intercept3), SVM_BYTES.intercept3);
     a.mov(dword(rbx, VMCB.intercept4), SVM_BYTES.intercept4);
     a.mov(rax, qword(L("g_svm_iopm"))).mov(qword(rbx, VMCB.iopm), rax);
     a.mov(rax, qword(L("g_svm_msrpm"))).mov(qword(rbx, VMCB.msrpm), rax);
-    a.mov(rax, qword(r13, SP.descriptor)); // ASID: the database number; without a database the record's index + 1
+    a.mov(rax, qword(r13, STATE_PAGE.descriptor)); // ASID: the database number; without a database the record's index + 1
     const asid = a.label();
     a.cmp(rax, 0).jg(asid);
-    a.mov(rax, qword(r13, SP.index)).inc(rax);
+    a.mov(rax, qword(r13, STATE_PAGE.index)).inc(rax);
     a.bind(asid);
     a.mov(dword(rbx, VMCB.asid), eax);
     a.mov(dword(rbx, VMCB.vintr), 1 << 24); // V_INTR_MASKING
@@ -148,7 +148,7 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     // 0x10 and data 0x18 of the GDT its low pages hold, paging on through the identity tables at cr3, interrupts off,
     // rsi = the zero page. VMRUN's checks want EFER.LME with CR0.PG, CR4.PAE and CS.L without CS.D: all set here.
     const real = a.label();
-    a.mov(rcx, qword(r13, SP.svmPage)); // rcx = the VM page
+    a.mov(rcx, qword(r13, STATE_PAGE.svmPage)); // rcx = the VM page
     a.cmp(qword(rcx, VM.boot.long), 0).je(real);
     for (const [seg, sel, attr] of [[VMCB.cs, 0x10, 0xa9b], [VMCB.ds, 0x18, 0xc93], [VMCB.es, 0x18, 0xc93], [VMCB.ss, 0x18, 0xc93]] as const) {
       a.mov(word(rbx, seg), sel).mov(word(rbx, seg + 2), attr).mov(dword(rbx, seg + 4), 0xffff_ffff).mov(qword(rbx, seg + 8), 0);
@@ -162,15 +162,15 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.mov(rax, qword(rcx, VM.boot.rsp)).mov(qword(rbx, VMCB.rsp), rax);
     a.mov(rax, qword(rcx, VM.boot.rsi)).mov(qword(rcx, VM.gpr("rsi")), rax);
     a.bind(real);
-    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " virtualized: VMCB ", { hex: (x) => x.mov(rdi, rbx) },
+    monitorLine(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) }, " virtualized: VMCB ", { hex: (x) => x.mov(rdi, rbx) },
       " ASID ", { dec: (x) => x.mov(edi, dword(rbx, VMCB.asid)) }, " NPT ", { hex: (x) => x.mov(rdi, r12) }, ": guest-physical 0-",
-      { hex: (x) => x.mov(rdi, qword(r13, SP.allotPages)).shl(rdi, 12) }, " = its ", { dec: (x) => x.mov(rdi, qword(r13, SP.allotPages)) },
-      " allotment pages from ", { hex: (x) => x.mov(rdi, qword(r13, SP.window)) }, ", nothing else");
+      { hex: (x) => x.mov(rdi, qword(r13, STATE_PAGE.allotPages)).shl(rdi, 12) }, " = its ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.allotPages)) },
+      " allotment pages from ", { hex: (x) => x.mov(rdi, qword(r13, STATE_PAGE.window)) }, ", nothing else");
     a.xor(eax, eax);
     const out = a.label();
     a.jmp(out);
     a.bind(refuse);
-    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(r13, SP.name)) }, " not started: no SVM with nested paging");
+    monitorLine(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) }, " not started: no SVM with nested paging");
     a.mov(rax, HC_ERR.refused);
     a.bind(out);
     for (const r of [r12, rbp, rbx]) a.pop(r);
@@ -181,7 +181,7 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   a.bind(L("svm_loop"));
   {
     a.lea(rsp, ptr(L("g_kstack_top")));
-    a.mov(rbx, qword(L("g_current"))).mov(r12, qword(rbx, SP.svmPage)).mov(r13, qword(rbx, SP.svmVmcb));
+    a.mov(rbx, qword(L("g_current"))).mov(r12, qword(rbx, STATE_PAGE.svmPage)).mov(r13, qword(rbx, STATE_PAGE.svmVmcb));
     // TLB_CONTROL (§8): flush every ASID when this VMCB is not the one that ran last, nothing otherwise.
     const same = a.label();
     a.mov(byte(r13, VMCB.tlbControl), 0);
@@ -208,9 +208,9 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     // #VMEXIT: rax = the VMCB again (host state), every other register the guest's; GIF = 0, IF = 1 (as saved): IF
     // is cleared before GIF is set again, so the pending timer waits for the window.
     a.cli();
-    a.mov(rax, qword(L("g_current"))).mov(rax, qword(rax, SP.svmPage));
+    a.mov(rax, qword(L("g_current"))).mov(rax, qword(rax, STATE_PAGE.svmPage));
     for (const [n, r] of Object.entries(GREGS)) a.mov(qword(rax, VM.gpr(n)), r);
-    a.mov(rbx, qword(L("g_current"))).mov(r12, qword(rbx, SP.svmPage)).mov(r13, qword(rbx, SP.svmVmcb));
+    a.mov(rbx, qword(L("g_current"))).mov(r12, qword(rbx, STATE_PAGE.svmPage)).mov(r13, qword(rbx, STATE_PAGE.svmVmcb));
     for (let i = 0; i < 4; i++) {
       raw([0x0f, 0x21, 0xc0 | (i << 3)]); // mov rax, drN
       a.mov(qword(r12, VM.dr + 8 * i), rax);
@@ -262,19 +262,19 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   };
   const account = (): void => {
     a.rdtsc().shl(rdx, 32).or(rax, rdx);
-    a.sub(rax, qword(rbx, SP.tscDispatch));
-    a.add(qword(rbx, SP.tscUsed), rax);
+    a.sub(rax, qword(rbx, STATE_PAGE.tscDispatch));
+    a.add(qword(rbx, STATE_PAGE.tscUsed), rax);
   };
   const inject = (vector: number, withError: boolean, error: (x: Assembler) => void = (x) => x.xor(eax, eax)): void => {
     error(a);
     a.shl(rax, 32).or(rax, vector | (3 << 8) | (withError ? 1 << 11 : 0)).bts(rax, 31);
     a.mov(qword(r13, VMCB.eventInj), rax);
   };
-  const absent = (...parts: Parameters<typeof kline>[1][]): void => {
+  const absent = (...parts: Parameters<typeof monitorLine>[1][]): void => {
     const quiet = a.label();
     a.cmp(qword(r12, VM.absent), ABSENT_BUDGET).jae(quiet);
     a.inc(qword(r12, VM.absent));
-    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, SP.name)) }, ": absent: ", ...parts,
+    monitorLine(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, STATE_PAGE.name)) }, ": absent: ", ...parts,
       " rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) });
     a.bind(quiet);
   };
@@ -311,8 +311,8 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.jmp(store);
     a.bind(chans);
     // eax = channel pages, ebx = their guest-physical start (right above the partition's memory), ecx = its number.
-    a.mov(rax, qword(rbx, SP.allotPages)).sub(rax, qword(rbx, SP.memPages));
-    a.mov(ecx, dword(rbx, SP.descriptor)).mov(rbx, qword(rbx, SP.memPages)).shl(rbx, 12).xor(edx, edx);
+    a.mov(rax, qword(rbx, STATE_PAGE.allotPages)).sub(rax, qword(rbx, STATE_PAGE.memPages));
+    a.mov(ecx, dword(rbx, STATE_PAGE.descriptor)).mov(rbx, qword(rbx, STATE_PAGE.memPages)).shl(rbx, 12).xor(edx, edx);
     a.bind(store);
     a.mov(qword(r13, VMCB.rax), rax); // cpuid zero-extends into the 64-bit registers
     a.mov(qword(r12, VM.gpr("rcx")), rcx).mov(qword(r12, VM.gpr("rdx")), rdx);
@@ -486,7 +486,7 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   a.bind(L("svm_con_room"));
   {
     const room = a.label(), wrapped = a.label();
-    a.mov(rdi, qword(rbx, SP.memPages)).shl(rdi, 12).add(rdi, qword(rbx, SP.window));
+    a.mov(rdi, qword(rbx, STATE_PAGE.memPages)).shl(rdi, 12).add(rdi, qword(rbx, STATE_PAGE.window));
     a.lea(r8, qword(rdi, Q0));
     a.mov(eax, dword(r8, 60)).cmp(eax, CHAN.maxSlots).jae(room);
     a.mov(ecx, dword(r8, 72)).cmp(ecx, CHAN.maxSlots).jae(room);
@@ -505,7 +505,7 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   a.bind(L("svm_con_line"));
   {
     const bad = a.label(), room = a.label(), wrapped = a.label(), done = a.label(), quiet = a.label();
-    a.mov(rdi, qword(rbx, SP.memPages)).shl(rdi, 12).add(rdi, qword(rbx, SP.window)); // the client page of slot 0
+    a.mov(rdi, qword(rbx, STATE_PAGE.memPages)).shl(rdi, 12).add(rdi, qword(rbx, STATE_PAGE.window)); // the client page of slot 0
     a.lea(r8, qword(rdi, Q0));
     a.cmp(qword(rdi, 0), SIGNATURE).jne(bad);
     a.cmp(dword(rdi, 12), 128).jne(bad);
@@ -632,16 +632,16 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   // peer, the I/O partition — when it is ready, else to the idle partition. Its own time, donated to the partition
   // it waits for; the schedule is back at the next quantum.
   a.bind(L("svm_yield_server"));
-  a.mov(r14, qword(rbx, SP.slots));
+  a.mov(r14, qword(rbx, STATE_PAGE.slots));
   a.test(r14, r14).jz(none);
-  a.cmp(dword(r14, SP.state), STATE.ready).je(common);
+  a.cmp(dword(r14, STATE_PAGE.state), STATE.ready).je(common);
   a.bind(none);
   a.xor(r14d, r14d);
   a.bind(common);
   account();
-  a.lea(rax, ptr(L("svm_loop"))).mov(qword(rbx, FR.rip), rax);
-  a.mov(qword(rbx, FR.cs), SEL.kcode).mov(qword(rbx, FR.rflags), 2);
-  a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(rbx, FR.rsp), rax).mov(qword(rbx, FR.ss), SEL.kdata);
+  a.lea(rax, ptr(L("svm_loop"))).mov(qword(rbx, SAVED_FRAME.rip), rax);
+  a.mov(qword(rbx, SAVED_FRAME.cs), SEL.kcode).mov(qword(rbx, SAVED_FRAME.rflags), 2);
+  a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(rbx, SAVED_FRAME.rsp), rax).mov(qword(rbx, SAVED_FRAME.ss), SEL.kdata);
   a.mov(rdi, r14).test(rdi, rdi).jnz(switched);
   a.mov(rdi, qword(L("g_idle")));
   a.bind(switched);
@@ -679,14 +679,14 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   {
     const time = a.label(), signal = a.label(), poll = a.label(), denied = a.label(), yieldL = a.label(), back = a.label();
     advance(3);
-    a.inc(qword(rbx, SP.hypercalls));
+    a.inc(qword(rbx, STATE_PAGE.hypercalls));
     a.mov(rax, qword(r13, VMCB.rax));
-    a.cmp(rax, HC.time).je(time);
-    a.cmp(rax, HC.yield).je(yieldL);
-    a.cmp(rax, HC.signal).je(signal);
-    a.cmp(rax, HC.poll).je(poll);
-    a.cmp(rax, HC.command).je(denied);
-    a.cmp(rax, HC.start).je(denied);
+    a.cmp(rax, HYPERCALL.time).je(time);
+    a.cmp(rax, HYPERCALL.yield).je(yieldL);
+    a.cmp(rax, HYPERCALL.signal).je(signal);
+    a.cmp(rax, HYPERCALL.poll).je(poll);
+    a.cmp(rax, HYPERCALL.command).je(denied);
+    a.cmp(rax, HYPERCALL.start).je(denied);
     a.mov(qword(r13, VMCB.rax), HC_ERR.unknown);
     a.jmp(back);
     a.bind(denied);
@@ -701,7 +701,7 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.mov(qword(r13, VMCB.rax), rax);
     a.jmp(back);
     a.bind(poll);
-    a.xor(eax, eax).xchg(rax, qword(rbx, SP.pending)).mov(qword(r13, VMCB.rax), rax);
+    a.xor(eax, eax).xchg(rax, qword(rbx, STATE_PAGE.pending)).mov(qword(r13, VMCB.rax), rax);
     a.jmp(back);
     a.bind(yieldL);
     a.mov(qword(r13, VMCB.rax), 0);
@@ -732,7 +732,7 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.test(ebp, ebp).jz(walk);
     a.test(edi, 0xfff).jnz(have);
     a.bind(walk);
-    a.mov(rsi, qword(r13, VMCB.cr3)).mov(rdx, qword(rbx, SP.window)).mov(rcx, qword(rbx, SP.allotPages)).shl(rcx, 12);
+    a.mov(rsi, qword(r13, VMCB.cr3)).mov(rdx, qword(rbx, STATE_PAGE.window)).mov(rcx, qword(rbx, STATE_PAGE.allotPages)).shl(rcx, 12);
     a.call(L("svm_gva_to_hpa"));
     a.cmp(rax, -1).je(fetched);
     a.sub(rax, rbp).mov(qword(r12, VM.insnHost), rax); // the host address of byte 0 as if the pages were contiguous
@@ -836,8 +836,8 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   // partition runs the rest of the quantum. Not a violation.
   a.bind(L("svm_stop"));
   {
-    a.mov(dword(rbx, SP.state), STATE.stopped);
-    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, SP.name)) }, ": ", { str: (x) => x.mov(rdi, r14) },
+    a.mov(dword(rbx, STATE_PAGE.state), STATE.stopped);
+    monitorLine(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, STATE_PAGE.name)) }, ": ", { str: (x) => x.mov(rdi, r14) },
       ": stopped (rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) }, ")");
     account();
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
@@ -847,8 +847,8 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   // the error code.
   a.bind(L("svm_violation"));
   {
-    a.mov(dword(rbx, SP.state), STATE.failed);
-    kline(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, SP.name)) }, " stopped: violation: exit ",
+    a.mov(dword(rbx, STATE_PAGE.state), STATE.failed);
+    monitorLine(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, STATE_PAGE.name)) }, " stopped: violation: exit ",
       { hex: (x) => x.mov(rdi, qword(r13, VMCB.exitCode)) }, " gpa ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.exitInfo2)) },
       " rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) }, " error ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.exitInfo1)) });
     account();
