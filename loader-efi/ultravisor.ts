@@ -92,6 +92,23 @@ function emitLinuxStaging(a: Assembler, linux: ReadonlyArray<LinuxStaging>): voi
 const TSC_STALL_US = 10_000;
 
 export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opts: LoaderOptions = {}): void {
+  emitLoaderData(a);
+  emitLoaderEntry(a);
+  const fail = a.label();
+  emitBelow4GiB(a, fail);
+  if (opts.linux?.length) emitLinuxStaging(a, opts.linux);
+  emitMapBuffer(a, fail);
+  emitMapSurvey(a, core);
+  emitRegionAllocation(a, fail);
+  if (core) emitCorePrivatePage(a, core);
+  emitRegionHandOver(a);
+  emitExitBootServices(a, fail, opts);
+  emitLoaderFailure(a, fail);
+  emitGetMap(a);
+}
+
+/** The loader's variables (.bss) and the LoadedImage GUID. */
+function emitLoaderData(a: Assembler): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
@@ -104,7 +121,11 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   a.bind(L("g_loaded_image_guid"));
   a.db(...LOADED_IMAGE_GUID);
   a.section(".text");
+}
 
+/** efi_main's prologue: the image handle, system table and boot services saved, the first line, the load address. */
+function emitLoaderEntry(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
   const main = L(LOADER_ENTRY);
   a.global(main);
   a.bind(main);
@@ -131,15 +152,22 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
     monitorLine(a, "ultravisor: image load address unknown: HandleProtocol(LoadedImage) failed with status ", { hex: (x) => x.mov(rdi, rbx) });
     a.bind(known);
   }
-  const fail = a.label();
-  a.lea(rax, ptr(main)).shr(rax, 32);
+}
+
+/** The image must run identity-mapped below 4 GiB: refused otherwise. */
+function emitBelow4GiB(a: Assembler, fail: Label): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.lea(rax, ptr(L(LOADER_ENTRY))).shr(rax, 32);
   const low = a.label();
   a.jz(low);
   monitorLine(a, "ultravisor: error: image above 4 GiB; the ultravisor needs its code identity-mapped below 4 GiB");
   a.mov(rax, 1).jmp(fail);
   a.bind(low);
-  if (opts.linux?.length) emitLinuxStaging(a, opts.linux);
+}
 
+/** From here on rbx = the boot services table (every allocation and ExitBootServices call through it). */
+function emitMapBuffer(a: Assembler, fail: Label): void {
+  const L = (n: string): Label => a.symbol(n);
   // The map buffer: pool memory of fixed size, reused by every GetMemoryMap call below.
   a.mov(rbx, qword(L("g_bs")));
   a.mov(ecx, LOADER_DATA).mov(edx, MAP_BUFFER).lea(r8, ptr(L("g_map_buf")));
@@ -147,7 +175,11 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   a.test(rax, rax).jnz(fail);
   a.call(L("get_map"));
   a.test(rax, rax).jnz(fail);
+}
 
+/** The memory map read once: the RAM top below 4 GiB and whether the database's own 4 MiB page is usable. */
+function emitMapSurvey(a: Assembler, core: CoreLoaderPlan | null): void {
+  const L = (n: string): Label => a.symbol(n);
   // RAM top below 4 GiB (the host size the database is bootstrapped for) and the check of the database's 4 MiB page:
   // the bytes of it that descriptors of the allowed types cover, and the first descriptor of another type inside it.
   {
@@ -206,6 +238,11 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
       a.bind(fine);
     }
   }
+}
+
+/** Allocates the conventional ranges (all but the firmware pool); the largest is the ultravisor region. */
+function emitRegionAllocation(a: Assembler, fail: Label): void {
+  const L = (n: string): Label => a.symbol(n);
   // Pass 1: conventional pages in usable ranges. Pass 2: allocate them, all but the firmware pool.
   const eachRange = (body: () => void): void => {
     a.mov(r12, qword(L("g_map_buf")));
@@ -252,7 +289,12 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
     a.mov(qword(L("g_region_pages")), r15).mov(qword(L("g_region")), r14);
     a.bind(none);
   });
-  if (core) {
+}
+
+/** Cuts core's private 4 MiB page off the region's top (ADR 0002). */
+function emitCorePrivatePage(a: Assembler, core: CoreLoaderPlan): void {
+  const L = (n: string): Label => a.symbol(n);
+  {
     // Core's private 4 MiB page: the highest 4 MiB-aligned page wholly inside the ultravisor region (conventional
     // memory this loader allocated), cut off the region so the monitor's bump allocator never hands it out.
     const { lo, hi } = core.dbPage;
@@ -283,12 +325,21 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
     a.mov(qword(L("g_core_ok")), 0);
     a.bind(done);
   }
+}
+
+/** Reports the allocation and hands the region to the monitor's bump allocator (g_next, g_end). */
+function emitRegionHandOver(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
   monitorLine(a, "ultravisor: allocated ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_pages"))) }, " pages in ", { dec: (x) => x.mov(rdi, qword(L("g_alloc_ranges"))) },
     " ranges; region ", { hex: (x) => x.mov(rdi, qword(L("g_region"))) }, " of ", { dec: (x) => x.mov(rdi, qword(L("g_region_pages"))) },
     ` pages; firmware pool ${FIRMWARE_POOL_PAGES} pages`);
   a.mov(rax, qword(L("g_region"))).mov(qword(L("g_next")), rax);
   a.mov(rcx, qword(L("g_region_pages"))).shl(rcx, 12).add(rax, rcx).mov(qword(L("g_end")), rax);
+}
 
+/** Leaves boot services (with the map-key retry) and jumps to the lead monitor. */
+function emitExitBootServices(a: Assembler, fail: Label, opts: LoaderOptions): void {
+  const L = (n: string): Label => a.symbol(n);
   // ExitBootServices with the map-key retry: a stale key (the map changed since GetMemoryMap) fails with
   // EFI_INVALID_PARAMETER; fetch the map again and retry. Nothing may print through the firmware in between.
   a.mov(r12d, 0);
@@ -314,13 +365,20 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   a.cli();
   a.mov(qword(L("g_ebs_tries")), r12);
   a.jmp(L("uv_main"));
+}
 
+/** Binds `fail`: reports the status on COM1 and leaves QEMU. */
+function emitLoaderFailure(a: Assembler, fail: Label): void {
   // Failure while boot services may still be up: report on COM1 and leave QEMU.
   a.bind(fail);
   a.mov(rbx, rax);
   monitorLine(a, "ultravisor: error: loader failed with status ", { hex: (x) => x.mov(rdi, rbx) });
   emitExit(a, EXIT.loaderFailed);
+}
 
+/** The get_map routine every step above calls. */
+function emitGetMap(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
   // get_map → rax = EFI status; fills g_map_size (bytes), g_map_key, g_desc_size.
   a.bind(L("get_map"));
   a.sub(rsp, 0x38);
