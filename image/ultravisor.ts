@@ -19,7 +19,7 @@ import { emitSvm } from "../monitor-gen/svm/monitor.ts";
 import { MEMORY_MARKER, SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
 import type { LinuxLoad } from "../monitor-gen/svm/linux.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
-import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY } from "../loader-efi/ultravisor.ts";
+import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY, type LinuxStaging } from "../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../partitions/config.ts";
 import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../partitions/pack.ts";
@@ -143,23 +143,50 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const t0 = performance.now();
   const parts = config.partitions;
   const channels = planChannels(parts);
-
-  // The AssemblyScript programs first, all at once: core/asc.ts compiles them in parallel (two worker threads) and a
-  // cold build is mostly these compilations (docs/adr/0007-fast-cold-build.md). core.wasm goes first, the longest.
   const step = opts.progress ?? ((): void => {});
   const withCore = opts.coreDatabase ?? true;
-  const [, guestWasm, ioWasm, commandWasm, bootWasm] = await Promise.all([
+  const programs = await compilePrograms(parts, withCore);
+  step("AssemblyScript programs (asc)");
+  const tables = await scheduleAndTemplates(parts);
+  step("core.wasm");
+  const built = buildPartitions(config, opts, channels, programs, withCore, tables.scheduleLines);
+  const linux = linuxPlans(parts);
+  const a = new Assembler();
+  const compiled = emitRing0(a, config, opts, built, programs, withCore, linux, tables.scheduleText);
+  emitHostTables(a, tables, parts, built, channels, withCore, linux.plans);
+  const obj = withTextMarkers(mergeCompiled(a.finish(), compiled));
+  step("partitions, monitors and loader assembled, core AOT-compiled");
+  const t1 = performance.now();
+  const schedule = tables.schedule;
+  const img = linkEfiImage(obj, {
+    entry: LOADER_ENTRY, successExit: config.exitCode, extraFiles: linuxEspFiles(linux.plans),
+    ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}),
+  });
+  return { ...img, config, partitions: built, channels, schedule, linux: linux.plans, timings: { ...img.timings, assemble: t1 - t0 } };
+}
+
+/** The AssemblyScript programs the image needs, compiled to wasm (core.wasm too, which later steps read from disk). */
+interface Programs { guestWasm: Uint8Array | null; ioWasm: Uint8Array; commandWasm: Uint8Array | null; bootWasm: Uint8Array | null }
+
+async function compilePrograms(parts: PartitionSpec[], withCore: boolean): Promise<Programs> {
+  // The AssemblyScript programs first, all at once: core/asc.ts compiles them in parallel (two worker threads) and a
+  // cold build is mostly these compilations (docs/adr/0007-fast-cold-build.md). core.wasm goes first, the longest.
+  const [, guest, io, command, boot] = await Promise.all([
     buildCore(),
     parts.some((p) => p.kind === "guest" && p.lang === "as") ? partitionWasm("guest") : null,
     partitionWasm(parts.some((p) => p.kind === "io" && p.fault === "fuzz-server") ? "io-fuzz" : "io"),
     parts.some((p) => p.kind === "command") ? partitionWasm("command") : null,
     withCore ? bootModuleWasm() : null,
   ]);
-  step("AssemblyScript programs (asc)");
+  return { guestWasm: guest, ioWasm: io, commandWasm: command, bootWasm: boot };
+}
 
+/** The schedule table and the channel templates, computed by core.wasm in V8; the schedule as text and as lines. */
+interface HostTables { schedule: Uint8Array; template: Uint8Array; commandTemplate: Uint8Array; scheduleText: string; scheduleLines: string[] }
+
+async function scheduleAndTemplates(parts: PartitionSpec[]): Promise<HostTables> {
   // core.wasm: the schedule table and the channel template.
   const core = await loadCore();
-  step("core.wasm");
   const sched = new Scheduler(core, 1, parts.length);
   const idleIndex = parts.findIndex((p) => p.kind === "idle");
   const vcpus = parts.flatMap((p, i) => (p.kind === "idle" ? [] : [{ vcpu: partitionNumber(i), partition: partitionNumber(i), duty: p.duty }]));
@@ -177,12 +204,16 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
   const scheduleText = rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" ");
   const scheduleLines = scheduleRuns(rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`));
+  return { schedule, template, commandTemplate, scheduleText, scheduleLines };
+}
 
+/** Every partition's program, packed for its window (or, for a virtualized one, its guest-physical image). */
+function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions, channels: ChannelDef[], programs: Programs, withCore: boolean, scheduleLines: string[]): BuiltPartition[] {
+  const parts = config.partitions;
   // Partition programs.
   // With the database, a command partition and an ultravisor partition, guests are created at run time from the
   // command partition's definitions; every other partition is created by the boot partition.
-  const defining = withCore && parts.some((p) => p.kind === "command") && parts.some((p) => p.kind === "ultravisor");
-  const definedAtRunTime = (p: PartitionSpec): boolean => defining && p.kind === "guest";
+  const definedAtRunTime = runTimeDefinitions(parts, withCore);
   const definitions = parts.flatMap((p, i) => (definedAtRunTime(p) ? [definitionOf(p, partitionNumber(i))] : []));
   const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
   const built: BuiltPartition[] = parts.map((spec, i) => {
@@ -194,16 +225,16 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
     const aot =
-      spec.kind === "io" ? assembleAotIo(ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined)
-      : spec.kind === "command" ? assembleAotCommand(commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
-      : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
+      spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined)
+      : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
+      : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
       : null;
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
     if (spec.vm) return { spec, number: partitionNumber(i), packed: packSvmGuest(assembleSvmGuest({ kind: spec.vm, period: config.guestPeriod })) };
     // A Linux partition's memory is filled from its ESP files at boot (linux_load), not from a blob in the image.
     if (spec.linux) return { spec, number: partitionNumber(i), packed: packSvmGuest(new Uint8Array(0)) };
     const program =
-      spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, bootWasm!, {
+      spec.kind === "ultravisor" ? (coreWasm ? assembleUltravisorWithCore(coreWasm, programs.bootWasm!, {
           ui: CORE_DB_PLAN.words[1]!, memoryBytes: CORE_DB_PLAN.memoryBytes, requestOffset: CORE_DB_PLAN.requestOffset,
           definitions: definitions.length, summaryAt: summaryQuantum(config.runQuanta), schedule: scheduleLines,
           ...(opts.shortAllotmentFor !== undefined ? { shortAllotment: shortAllotmentNumber(parts, opts.shortAllotmentFor) } : {}),
@@ -218,26 +249,44 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
         });
     return { spec, number: partitionNumber(i), packed: packPartition(program, { name: spec.name, number: partitionNumber(i), slots }) };
   });
-  const io = built.find((b) => b.spec.kind === "io")!.packed!;
+  return built;
+}
 
-  // Ring 0: loader, lead monitor, monitor, and the tables they read.
-  const a = new Assembler();
-  const coreImage = coreWasm ? compileCoreForImage(coreWasm) : null;
-  const bootDb = bootWasm ? compileBootDb(bootWasm) : null;
-  const loaderPlan = { ...CORE_LOADER_PLAN, types: opts.coreDbPageTypes ?? CORE_LOADER_PLAN.types };
-  // Linux partitions' kernel, initrd and low pages go on the ESP beside the loader, which stages them while the
-  // firmware is up; the lead monitor copies them into the allotments (docs/specs/linux-partition.md §7).
-  const linux = parts.flatMap((p) => (p.linux ? [linuxLoadPlan(p.name, p.linux)] : []));
-  const linuxLoads: LinuxLoad[] = linux.map((plan, k) => ({
+/** With the database, a command partition and an ultravisor partition, guests are created at run time from the
+ * command partition's definitions (this says which); every other partition is created by the boot partition. */
+function runTimeDefinitions(parts: PartitionSpec[], withCore: boolean): (p: PartitionSpec) => boolean {
+  const defining = withCore && parts.some((p) => p.kind === "command") && parts.some((p) => p.kind === "ultravisor");
+  return (p) => defining && p.kind === "guest";
+}
+
+/** Linux partitions: their load plans, what linux_load copies, and what the loader stages (docs/specs/linux-partition.md §7). */
+function linuxPlans(parts: PartitionSpec[]): { plans: LinuxLoadPlan[]; loads: LinuxLoad[]; staging: LinuxStaging[] } {
+  const plans = parts.flatMap((p) => (p.linux ? [linuxLoadPlan(p.name, p.linux)] : []));
+  const loads: LinuxLoad[] = plans.map((plan, k) => ({
     record: parts.findIndex((p) => p.name === plan.name),
     memPages: plan.memory / PAGE,
     files: plan.files.map((f, j) => ({ stage: `linux${k}$stage${j}`, size: f.data.length, gpa: f.gpa })),
     entry: plan.entry,
     ...(plan.tscArgAt !== undefined ? { tscArgAt: plan.tscArgAt } : {}),
   }));
+  const staging = plans.map((plan, k) => ({ prefix: `linux${k}$`, files: plan.files.map((f) => ({ path: f.path, size: f.data.length })) }));
+  return { plans, loads, staging };
+}
+
+/** The compiled core and boot module the ring-0 code calls; merged into the object after it is assembled. */
+interface Compiled { coreImage: ReturnType<typeof compileCoreForImage> | null; bootDb: ReturnType<typeof compileBootDb> | null }
+
+/** Ring 0: loader, console, descriptors, paging, the monitors (ring 3, SVM, lead) and the database's entry points. */
+function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImageOptions, built: BuiltPartition[], programs: Programs, withCore: boolean,
+  linux: ReturnType<typeof linuxPlans>, scheduleText: string): Compiled {
+  const parts = config.partitions;
+  const io = built.find((b) => b.spec.kind === "io")!.packed!;
+  const coreImage = withCore ? compileCoreForImage(new Uint8Array(readFileSync(coreWasmPath))) : null;
+  const bootDb = programs.bootWasm ? compileBootDb(programs.bootWasm) : null;
+  const loaderPlan = { ...CORE_LOADER_PLAN, types: opts.coreDbPageTypes ?? CORE_LOADER_PLAN.types };
   emitLoader(a, withCore ? loaderPlan : null, {
     staleMapKeyOnce: opts.staleMapKeyOnce === true,
-    linux: linux.map((plan, k) => ({ prefix: `linux${k}$`, files: plan.files.map((f) => ({ path: f.path, size: f.data.length })) })),
+    linux: linux.staging,
   });
   emitConsole(a);
   emitDescriptors(a);
@@ -252,12 +301,19 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     // The ultravisor partition with the database sends the end-of-run summary; the run waits for it (INFO.summaryDone).
     awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
   });
-  emitSvm(a, linuxLoads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
+  emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
     ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestOffset: CORE_DB_PLAN.requestOffset,
   });
+  return { coreImage, bootDb };
+}
+
+/** The tables the ring-0 code reads: image markers, channel templates, schedule, names, definitions, blobs, records. */
+function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], built: BuiltPartition[], channels: ChannelDef[], withCore: boolean, linux: LinuxLoadPlan[]): void {
+  const { template, commandTemplate, schedule } = t;
+  const definedAtRunTime = runTimeDefinitions(parts, withCore);
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
   if (parts.some((p) => p.vm || p.linux)) a.asciz(SVM_IMAGE_MARKER); // uvt run: KVM must offer nested SVM (qemu/accel.ts)
@@ -313,7 +369,11 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       template: addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")),
     });
   }
-  let obj = a.finish();
+}
+
+/** The ring-0 object with core's and the boot module's compiled code merged in under their prefixes. */
+function mergeCompiled(ring0: ObjectFile, { coreImage, bootDb }: Compiled): ObjectFile {
+  let obj = ring0;
   if (coreImage) {
     const c = coreImage.compiled;
     const text = c.object.sections.findIndex((x) => x.name === ".text");
@@ -338,8 +398,11 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
       { name: "bootdb_host_trap", section: text, offset: bootDb.hostTrap },
     ]);
   }
-  step("partitions, monitors and loader assembled, core AOT-compiled");
-  const t1 = performance.now();
+  return obj;
+}
+
+/** The object between the TEXT.start and TEXT.end markers (monitor-gen/paging.ts build_kernel_map). */
+function withTextMarkers(obj: ObjectFile): ObjectFile {
   // TEXT.start and TEXT.end: empty text sections first and last among the text sections (the PE layout puts text
   // first, in object order, each page-aligned), so they bound exactly the image's code pages (build_kernel_map).
   const marker = (name: string): ObjectFile => {
@@ -348,12 +411,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     m.bind(m.symbol(name));
     return m.finish();
   };
-  obj = mergeObjects(mergeObjects(marker(TEXT.start), obj, "image$"), marker(TEXT.end), "text_end$");
-  const img = linkEfiImage(obj, {
-    entry: LOADER_ENTRY, successExit: config.exitCode, extraFiles: linuxEspFiles(linux),
-    ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}),
-  });
-  return { ...img, config, partitions: built, channels, schedule, linux, timings: { ...img.timings, assemble: t1 - t0 } };
+  return mergeObjects(mergeObjects(marker(TEXT.start), obj, "image$"), marker(TEXT.end), "text_end$");
 }
 
 /**
