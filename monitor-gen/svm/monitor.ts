@@ -36,10 +36,67 @@ const Q0 = 128;
 
 export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   emitLinuxLoad(a, linux);
+  const g = svmGen(a);
+  emitSvmSetup(g);
+  emitSvmLoop(g);
+  emitSvmCpuid(g);
+  emitSvmIoio(g);
+  emitSvmConsole(g);
+  emitSvmMsr(g);
+  emitSvmHaltAndYield(g);
+  emitSvmSmallExits(g);
+  emitSvmNpf(g);
+  emitSvmMmio(a);
+  emitSvmPc(a);
+  emitSvmPicPit(a);
+  emitSvmPcGlue(g);
+  emitSvmEnds(g);
+}
+
+/** What every piece of the SVM monitor's generator shares: the assembler, labels, raw bytes, and the exit handlers'
+ * idioms (advance rip, account the partition's time, inject an exception, report an absent access). */
+interface SvmGen {
+  a: Assembler;
+  L: (n: string) => Label;
+  raw: (bytes: number[]) => void;
+  advance: (n: number) => void;
+  account: () => void;
+  inject: (vector: number, withError: boolean, error?: (x: Assembler) => void) => void;
+  absent: (...parts: Parameters<typeof monitorLine>[1][]) => void;
+}
+
+function svmGen(a: Assembler): SvmGen {
   const L = (n: string): Label => a.symbol(n);
   const raw = (bytes: number[]): void => {
     a.db(new Uint8Array(bytes));
   };
+  const advance = (n: number): void => {
+    a.add(qword(r13, VMCB.rip), n);
+  };
+  const account = (): void => {
+    a.rdtsc().shl(rdx, 32).or(rax, rdx);
+    a.sub(rax, qword(rbx, STATE_PAGE.tscDispatch));
+    a.add(qword(rbx, STATE_PAGE.tscUsed), rax);
+  };
+  const inject = (vector: number, withError: boolean, error: (x: Assembler) => void = (x) => x.xor(eax, eax)): void => {
+    error(a);
+    a.shl(rax, 32).or(rax, vector | (3 << 8) | (withError ? 1 << 11 : 0)).bts(rax, 31);
+    a.mov(qword(r13, VMCB.eventInj), rax);
+  };
+  const absent = (...parts: Parameters<typeof monitorLine>[1][]): void => {
+    const quiet = a.label();
+    a.cmp(qword(r12, VM.absent), ABSENT_BUDGET).jae(quiet);
+    a.inc(qword(r12, VM.absent));
+    monitorLine(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, STATE_PAGE.name)) }, ": absent: ", ...parts,
+      " rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) });
+    a.bind(quiet);
+  };
+  return { a, L, raw, advance, account, inject, absent };
+}
+
+/** Variables, svm_cpu_setup (once per processor), svm_reserve and svm_prepare (per partition: VM page, VMCB, NPT, start state). */
+function emitSvmSetup(g: SvmGen): void {
+  const { a, L, raw } = g;
   a.section(".bss");
   a.align(8);
   // g_svm: 0 not set up yet, 1 running, −1 the processor has no SVM with nested paging.
@@ -176,7 +233,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     for (const r of [r12, rbp, rbx]) a.pop(r);
     a.ret();
   }
+}
 
+/** The VMRUN loop and its exit dispatch (svm.md §7), and the interrupt window. */
+function emitSvmLoop(g: SvmGen): void {
+  const { a, L, raw } = g;
   // ---- the VMRUN loop (docs/specs/svm.md §7): rbx = state page, r12 = VM page, r13 = VMCB while handling an exit ----
   a.bind(L("svm_loop"));
   {
@@ -256,29 +317,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   a.bind(L("svm_window"));
   a.sti().nop().cli();
   a.jmp(L("svm_loop"));
+}
 
-  const advance = (n: number): void => {
-    a.add(qword(r13, VMCB.rip), n);
-  };
-  const account = (): void => {
-    a.rdtsc().shl(rdx, 32).or(rax, rdx);
-    a.sub(rax, qword(rbx, STATE_PAGE.tscDispatch));
-    a.add(qword(rbx, STATE_PAGE.tscUsed), rax);
-  };
-  const inject = (vector: number, withError: boolean, error: (x: Assembler) => void = (x) => x.xor(eax, eax)): void => {
-    error(a);
-    a.shl(rax, 32).or(rax, vector | (3 << 8) | (withError ? 1 << 11 : 0)).bts(rax, 31);
-    a.mov(qword(r13, VMCB.eventInj), rax);
-  };
-  const absent = (...parts: Parameters<typeof monitorLine>[1][]): void => {
-    const quiet = a.label();
-    a.cmp(qword(r12, VM.absent), ABSENT_BUDGET).jae(quiet);
-    a.inc(qword(r12, VM.absent));
-    monitorLine(a, "ultravisor: svm: partition ", { str: (x) => x.mov(rdi, qword(rbx, STATE_PAGE.name)) }, ": absent: ", ...parts,
-      " rip ", { hex: (x) => x.mov(rdi, qword(r13, VMCB.rip)) });
-    a.bind(quiet);
-  };
-
+/** CPUID exits: the host's answer, filtered (svm.md §4, linux-pc.md §1). */
+function emitSvmCpuid(g: SvmGen): void {
+  const { a, L, advance } = g;
   // CPUID: the host's answer, with the hypervisor bit and without SVM/VMX, and the project's two leaves (§4).
   a.bind(L("svm_cpuid"));
   {
@@ -321,7 +364,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     advance(2);
     a.jmp(L("svm_window"));
   }
+}
 
+/** IOIO exits: the keyboard-controller reset, the PC's chips, COM1 with backpressure, absent ports. */
+function emitSvmIoio(g: SvmGen): void {
+  const { a, L, absent } = g;
   // IOIO: EXITINFO1 = port (31:16), size (SZ8/16/32 bits 4–6), STR (2), IN (0); EXITINFO2 = the next rip.
   a.bind(L("svm_ioio"));
   {
@@ -456,7 +503,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   a.bind(L("svm_s_halt"));
   a.asciz("halted with interrupts off");
   a.section(".text");
+}
 
+/** The console: COM1's bytes into lines, the queue's room, one TEXT request per line or part of one. */
+function emitSvmConsole(g: SvmGen): void {
+  const { a, L, absent } = g;
   // svm_com1_byte(al): the byte joins the partition's line; '\n' or a full buffer sends it to the console channel. A
   // full buffer goes as a TEXT request with flag MORE (the I/O partition joins it with what follows into one line);
   // the '\n' then sends the rest, possibly empty, without it.
@@ -549,7 +600,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.bind(done);
     a.ret();
   }
+}
 
+/** MSR exits: EFER's shadow, the PAT, the read-as-zero MSR, absent (#GP) for the rest. */
+function emitSvmMsr(g: SvmGen): void {
+  const { a, L, advance, inject, absent } = g;
   // MSR: EFER shadowed (§5), the PAT the guest's own (VMCB G_PAT, each entry a defined memory type); every other
   // intercepted MSR is absent: #GP(0).
   a.bind(L("svm_msr"));
@@ -606,7 +661,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     inject(13, true);
     a.jmp(L("svm_window"));
   }
+}
 
+/** HLT exits, and giving the rest of the quantum away (to the idle partition or to the console's server). */
+function emitSvmHaltAndYield(g: SvmGen): void {
+  const { a, L, advance, account } = g;
   // HLT: the guest gives the rest of its quantum away (as YIELD): the loop's frame resumes it at its next dispatch.
   a.bind(L("svm_hlt"));
   {
@@ -646,7 +705,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
   a.mov(rdi, qword(L("g_idle")));
   a.bind(switched);
   a.jmp(L("switch_to"));
+}
 
+/** #DB/#AC reflection, XSETBV and VMMCALL. */
+function emitSvmSmallExits(g: SvmGen): void {
+  const { a, L, advance, inject } = g;
   // #DB, #AC: reflected into the guest, one exit each (the CVE-2015-5307/8104 loops never keep the processor).
   a.bind(L("svm_reflect"));
   {
@@ -709,7 +772,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.bind(back);
     a.jmp(L("svm_window"));
   }
+}
 
+/** Nested page faults: absent MMIO below 4 GiB for the MOV forms, violations otherwise (svm.md §4.1). */
+function emitSvmNpf(g: SvmGen): void {
+  const { a, L, absent } = g;
   // NPF (§4.1): an access to guest-physical memory the partition does not have. Below MMIO_ABSENT_END it is the
   // absent class when the faulting instruction is one the monitor emulates: its bytes are fetched through the guest's
   // own page tables (64-bit mode only), decoded, a read gets all ones, a write is dropped, rip moves past it. Anything
@@ -771,9 +838,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.dd(n === "rax" || n === "rsp" ? 0 : VM.gpr(n)); // rax and rsp live in the VMCB
   }
   a.section(".text");
-  emitSvmMmio(a);
-  emitSvmPc(a);
-  emitSvmPicPit(a);
+}
+
+/** The PC's time base and interrupt sources, and the injection before each VMRUN (linux-pc.md §3, §5). */
+function emitSvmPcGlue(g: SvmGen): void {
+  const { a, L } = g;
 
   // svm_pit_now → rax = the time in PIT ticks (1 193 182 Hz) from the ultravisor's own clock: quanta of the local
   // APIC timer (initial count 0x380) plus the current count (0x390), counted as nanoseconds as everywhere in the
@@ -831,7 +900,11 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.bind(done);
     a.ret();
   }
+}
 
+/** The two ends of a virtualized partition: its own stop, and a violation. */
+function emitSvmEnds(g: SvmGen): void {
+  const { a, L, account } = g;
   // svm_stop(r14 = the reason): the guest stopped itself (linux-pc.md §6): state stopped, one line, the idle
   // partition runs the rest of the quantum. Not a violation.
   a.bind(L("svm_stop"));
@@ -855,4 +928,5 @@ export function emitSvm(a: Assembler, linux: readonly LinuxLoad[] = []): void {
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }
 }
+
 
