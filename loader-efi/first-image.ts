@@ -84,8 +84,17 @@ export function assembleFirstImage(opts: FirstImageOptions = {}): ObjectFile {
   if (!/^[\x20-\x7e]*$/.test(banner) || banner.length > MAX_LINE - 10) throw new RangeError(`banner must be printable ASCII of at most ${MAX_LINE - 10} characters`);
 
   const a = new Assembler();
-  const L = (name: string): Label => a.symbol(name);
+  emitFirstImageData(a, banner, exitCode);
+  emitFirstImageMain(a, exitCode);
+  emitFirstImagePrint(a);
+  emitFirstImageText(a);
+  emitCountMemory(a);
+  return a.finish();
+}
 
+/** Strings, the two absolute pointers the code uses (DIR64 base relocations) and the zero-filled buffers. */
+function emitFirstImageData(a: Assembler, banner: string, exitCode: number): void {
+  const L = (name: string): Label => a.symbol(name);
   // ---- read-only strings -------------------------------------------------------------------------------------------
   a.section(".rdata");
   const str = (name: string, text: string): void => {
@@ -128,7 +137,11 @@ export function assembleFirstImage(opts: FirstImageOptions = {}): ObjectFile {
   a.align(16);
   a.bind(L("wbuf"));
   a.zero(2 * (MAX_LINE + 16));
+}
 
+/** efi_main: the banner, the memory line, the exit through isa-debug-exit (or the error line). */
+function emitFirstImageMain(a: Assembler, exitCode: number): void {
+  const L = (name: string): Label => a.symbol(name);
   // ---- code ---------------------------------------------------------------------------------------------------------
   a.section(".text");
   const main = L(ENTRY_SYMBOL);
@@ -183,7 +196,11 @@ export function assembleFirstImage(opts: FirstImageOptions = {}): ObjectFile {
   a.add(rsp, 0x38);
   for (const r of [r15, r14, r13, r12, rdi, rsi, rbx]) a.pop(r);
   a.pop(rbp).ret();
+}
 
+/** print: a line on COM1 and through the firmware's ConOut. */
+function emitFirstImagePrint(a: Assembler): void {
+  const L = (name: string): Label => a.symbol(name);
   // print(rsi = NUL-terminated ASCII): "COM1: <text>\r\n" on the UART, then "ConOut: <text>\r\n" through the firmware.
   a.bind(L("print"));
   a.push(rbx).push(r12).sub(rsp, 40); // entry ≡ 8, two pushes ≡ 8, 40 more → ≡ 0 at the call below
@@ -201,7 +218,11 @@ export function assembleFirstImage(opts: FirstImageOptions = {}): ObjectFile {
   a.lea(rdx, ptr(L("wbuf")));
   a.call(qword(rcx, CONOUT_OUTPUT_STRING));
   a.add(rsp, 40).pop(r12).pop(rbx).ret();
+}
 
+/** The text helpers print and the memory line use: com1_puts, widen, append_str, append_dec, append_hex. */
+function emitFirstImageText(a: Assembler): void {
+  const L = (name: string): Label => a.symbol(name);
   // com1_puts(rsi): polls the line status register before every byte. Clobbers rax, rcx, rdx, rsi.
   {
     a.bind(L("com1_puts"));
@@ -255,7 +276,11 @@ export function assembleFirstImage(opts: FirstImageOptions = {}): ObjectFile {
     a.dec(ecx).jnz(digit);
     a.ret();
   }
+}
 
+/** count_memory: the UEFI memory map read twice and its conventional pages counted. */
+function emitCountMemory(a: Assembler): void {
+  const L = (name: string): Label => a.symbol(name);
   // count_memory() → rax = EFI status; fills g_conv_pages and g_desc_count.
   // GetMemoryMap twice (size probe, then into a pool buffer with slack for the allocation's own descriptors).
   {
@@ -305,6 +330,4 @@ export function assembleFirstImage(opts: FirstImageOptions = {}): ObjectFile {
     a.bind(fail);
     a.add(rsp, 48).pop(rbx).ret();
   }
-
-  return a.finish();
 }
