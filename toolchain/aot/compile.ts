@@ -132,30 +132,8 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
   const globalImports = m.imports.flatMap((imp) => (imp.desc.kind === "global" ? [{ module: imp.module, name: imp.name, type: imp.desc.type, mutable: imp.desc.mutable }] : [])).map((g, index) => ({ ...g, index }));
   const layout = ctxLayout(globalImports.length + m.globals.length, numImportSlots, tableSize);
 
-  const imports: ImportInfo[] = [];
-  const intrinsicOf: (Intrinsic | null)[] = [];
-  funcImports.forEach((imp, i) => {
-    const t = m.types[(imp.desc as { type: number }).type]!;
-    let intr: Intrinsic | null = null;
-    if (imp.module === "hw") {
-      intr = INTRINSICS.get(imp.name) ?? null;
-      if (!intr) throw new UnsupportedError(`import hw.${imp.name}`, `unknown hw intrinsic (known: ${[...INTRINSICS.keys()].join(", ")})`, 0);
-      if (intr.params.join() !== t.params.join() || intr.results.join() !== t.results.join()) {
-        throw new CompileError(`import hw.${imp.name}: signature (${t.params.map(tn)}) -> (${t.results.map(tn)}) does not match the intrinsic's (${intr.params.map(tn)}) -> (${intr.results.map(tn)}); see docs/specs/intrinsics.md`);
-      }
-    }
-    intrinsicOf.push(intr);
-    imports.push({ module: imp.module, name: imp.name, func: i, params: t.params, results: t.results, slot: intr ? -1 : layout.imports + 8 * i, intrinsic: intr ? intr.name : null });
-  });
-
-  const sigKey = (i: number) => `${m.types[i]!.params.join()}>${m.types[i]!.results.join()}`;
-  const canon = new Map<string, number>();
-  const sigIds = m.types.map((_, i) => {
-    const k = sigKey(i);
-    if (!canon.has(k)) canon.set(k, canon.size);
-    return canon.get(k)!;
-  });
-
+  const { imports, intrinsicOf } = lowerImports(m, funcImports, layout);
+  const sigIds = canonicalSignatures(m);
   const nf = m.numImportedFuncs + m.funcs.length;
   const funcLabels: (Label | null)[] = [];
   for (let f = 0; f < nf; f++) funcLabels.push(f < m.numImportedFuncs ? null : a.label(`${prefix}.f${f}`));
@@ -183,9 +161,103 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
     new FunctionCompiler(env, masm, f, infos[i]!).compile();
   }
 
-  // Imported functions placed in the table: an adapter from the internal convention (arguments on the stack, i32
-  // result zero-extended in rax) to the System V call every other import call makes, so call_indirect can reach them.
-  // Named like a defined function's label, so an embedder that resolves table entries by symbol finds it too.
+  const importStubs = emitImportStubs(a, m, env, imports, intrinsicOf, prefix);
+
+  emitTrapStubs(a, masm, trapLabels);
+
+  const exportFuncs = m.exports.filter((e) => e.kind === "func");
+  const { thunkLabels, msLabels, startLabel, hostTrap, msAdapter } = emitThunks(a, m, masm, opts, prefix, funcLabels, imports, exportFuncs);
+
+  const object = a.finish();
+  const text = object.sections.find((s) => s.name === ".text")!;
+  const off = (l: Label | null | undefined): number => (l ? a.labelOffset(l) : -1);
+  const funcOffsets = funcLabels.map((l, f) => off(l ?? importStubs.get(f)));
+  const exports: ExportInfo[] = exportFuncs.map((e) => {
+    const t = funcType(m, e.index);
+    return { name: e.name, func: e.index, params: t.params, results: t.results, offset: funcOffsets[e.index]!, thunk: off(thunkLabels.get(e.index)), msThunk: off(msLabels.get(e.index)) };
+  });
+  const memDecl = m.memories[0] ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits: { min: number; max: number | null } } | undefined)?.limits;
+  const cap = opts.maxPages ?? 1024;
+  const memory = memDecl ? { minPages: memDecl.min, maxPages: Math.min(memDecl.max ?? 65536, Math.max(cap, memDecl.min)) } : null;
+  const table: { func: number | null; sig: number }[] = Array.from({ length: tableSize }, () => ({ func: null, sig: -1 }));
+  const entry = (f: number | null) => {
+    const typeIdx = f === null ? -1 : f < m.numImportedFuncs ? (m.imports.filter((i) => i.desc.kind === "func")[f]!.desc as { type: number }).type : m.funcs[f - m.numImportedFuncs]!;
+    return { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
+  };
+  // Segments apply in order; once one's offset is an imported global's value, it and every later one are left to the
+  // embedder (tableInits), which knows the value.
+  const tableInits: CompiledModule["tableInits"] = [];
+  for (const e of m.elems) {
+    if (e.mode !== "active") continue;
+    if (e.offset?.op === "global.get" || tableInits.length) {
+      tableInits.push({ offset: e.offset?.op === "i32.const" ? e.offset.value >>> 0 : 0, offsetImport: e.offset?.op === "global.get" ? e.offset.index : -1, entries: e.funcs.map(entry) });
+      continue;
+    }
+    if (e.offset?.op !== "i32.const") continue;
+    const base = e.offset.value >>> 0;
+    if (base + e.funcs.length > tableSize) throw new CompileError(`element segment at ${base} (+${e.funcs.length}) does not fit the table of ${tableSize} (instantiation would fail)`);
+    e.funcs.forEach((f, i) => (table[base + i] = entry(f)));
+  }
+  const datas = m.datas.map((d) => {
+    const o = d.offset!.op === "i32.const" ? (d.offset as { value: number }).value >>> 0 : 0;
+    const offsetImport = d.offset!.op === "global.get" ? d.offset!.index : -1;
+    // An imported memory may be larger than its import's minimum, and an imported global's offset is known only at
+    // instantiation: the embedder checks those.
+    if (memory && m.memories.length && offsetImport < 0 && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
+    return { offset: o, offsetImport, bytes: d.bytes };
+  });
+  return {
+    object, code: text.bytes, layout, funcOffsets, exports, imports,
+    globals: [
+      ...globalImports.map((g) => ({ type: g.type, init: 0n, fromImport: g.index })),
+      ...m.globals.map((g) => ({
+        type: g.type,
+        init: g.init.op === "i64.const" ? g.init.value : g.init.op === "i32.const" ? BigInt(g.init.value) : 0n,
+        fromImport: g.init.op === "global.get" ? g.init.index : -1,
+      })),
+    ],
+    globalImports,
+    tableInits, memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), startImport: m.start !== null && m.start < m.numImportedFuncs ? m.start : -1, hostTrap: off(hostTrap), msAdapter: off(msAdapter),
+    inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
+    memoryBase: mb ?? null,
+  };
+}
+
+/** Each imported function: an hw intrinsic (lowered inline; its signature checked) or a slot in the context. */
+function lowerImports(m: Module, funcImports: Module["imports"], layout: ReturnType<typeof ctxLayout>): { imports: ImportInfo[]; intrinsicOf: (Intrinsic | null)[] } {
+  const imports: ImportInfo[] = [];
+  const intrinsicOf: (Intrinsic | null)[] = [];
+  funcImports.forEach((imp, i) => {
+    const t = m.types[(imp.desc as { type: number }).type]!;
+    let intr: Intrinsic | null = null;
+    if (imp.module === "hw") {
+      intr = INTRINSICS.get(imp.name) ?? null;
+      if (!intr) throw new UnsupportedError(`import hw.${imp.name}`, `unknown hw intrinsic (known: ${[...INTRINSICS.keys()].join(", ")})`, 0);
+      if (intr.params.join() !== t.params.join() || intr.results.join() !== t.results.join()) {
+        throw new CompileError(`import hw.${imp.name}: signature (${t.params.map(tn)}) -> (${t.results.map(tn)}) does not match the intrinsic's (${intr.params.map(tn)}) -> (${intr.results.map(tn)}); see docs/specs/intrinsics.md`);
+      }
+    }
+    intrinsicOf.push(intr);
+    imports.push({ module: imp.module, name: imp.name, func: i, params: t.params, results: t.results, slot: intr ? -1 : layout.imports + 8 * i, intrinsic: intr ? intr.name : null });
+  });
+  return { imports, intrinsicOf };
+}
+
+/** Type index → canonical signature id (equal signatures, equal ids): what call_indirect compares. */
+function canonicalSignatures(m: Module): number[] {
+  const sigKey = (i: number) => `${m.types[i]!.params.join()}>${m.types[i]!.results.join()}`;
+  const canon = new Map<string, number>();
+  return m.types.map((_, i) => {
+    const k = sigKey(i);
+    if (!canon.has(k)) canon.set(k, canon.size);
+    return canon.get(k)!;
+  });
+}
+
+// Imported functions placed in the table: an adapter from the internal convention (arguments on the stack, i32
+// result zero-extended in rax) to the System V call every other import call makes, so call_indirect can reach them.
+// Named like a defined function's label, so an embedder that resolves table entries by symbol finds it too.
+function emitImportStubs(a: Assembler, m: Module, env: ModuleEnv, imports: ImportInfo[], intrinsicOf: (Intrinsic | null)[], prefix: string): Map<number, Label> {
   const importStubs = new Map<number, Label>();
   for (const e of m.elems) {
     if (e.mode !== "active") continue;
@@ -210,8 +282,11 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
       a.ret();
     }
   }
+  return importStubs;
+}
 
-  // Trap stubs: the handler never returns (the host one unwinds to the entry thunk; an image's halts or reports).
+// Trap stubs: the handler never returns (the host one unwinds to the entry thunk; an image's halts or reports).
+function emitTrapStubs(a: Assembler, masm: MacroAssembler, trapLabels: Map<Trap, Label>): void {
   for (const [code, label] of trapLabels) {
     a.bind(label);
     a.mov(reg(7, 4), code);
@@ -219,8 +294,12 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
     a.call(masm.ctx(Ctx.TrapHandler));
     a.ud2();
   }
+}
 
-  const exportFuncs = m.exports.filter((e) => e.kind === "func");
+/** Entry thunks for the embedder: System V host thunks, MS x64 thunks and their adapter, the host trap handler. */
+interface Thunks { thunkLabels: Map<number, Label>; msLabels: Map<number, Label>; startLabel: Label | null; hostTrap: Label | null; msAdapter: Label | null }
+
+function emitThunks(a: Assembler, m: Module, masm: MacroAssembler, opts: CompileOptions, prefix: string, funcLabels: (Label | null)[], imports: ImportInfo[], exportFuncs: Module["exports"]): Thunks {
   const thunkLabels = new Map<number, Label>();
   let startLabel: Label | null = null;
   const msLabels = new Map<number, Label>();
@@ -291,60 +370,7 @@ function compileValidated(m: Module, infos: FuncInfo[], stream: InstrStream, opt
     for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
     a.ret();
   }
-
-  const object = a.finish();
-  const text = object.sections.find((s) => s.name === ".text")!;
-  const off = (l: Label | null | undefined): number => (l ? a.labelOffset(l) : -1);
-  const funcOffsets = funcLabels.map((l, f) => off(l ?? importStubs.get(f)));
-  const exports: ExportInfo[] = exportFuncs.map((e) => {
-    const t = funcType(m, e.index);
-    return { name: e.name, func: e.index, params: t.params, results: t.results, offset: funcOffsets[e.index]!, thunk: off(thunkLabels.get(e.index)), msThunk: off(msLabels.get(e.index)) };
-  });
-  const memDecl = m.memories[0] ?? (m.imports.find((i) => i.desc.kind === "memory")?.desc as { limits: { min: number; max: number | null } } | undefined)?.limits;
-  const cap = opts.maxPages ?? 1024;
-  const memory = memDecl ? { minPages: memDecl.min, maxPages: Math.min(memDecl.max ?? 65536, Math.max(cap, memDecl.min)) } : null;
-  const table: { func: number | null; sig: number }[] = Array.from({ length: tableSize }, () => ({ func: null, sig: -1 }));
-  const entry = (f: number | null) => {
-    const typeIdx = f === null ? -1 : f < m.numImportedFuncs ? (m.imports.filter((i) => i.desc.kind === "func")[f]!.desc as { type: number }).type : m.funcs[f - m.numImportedFuncs]!;
-    return { func: f, sig: f === null ? -1 : sigIds[typeIdx]! };
-  };
-  // Segments apply in order; once one's offset is an imported global's value, it and every later one are left to the
-  // embedder (tableInits), which knows the value.
-  const tableInits: CompiledModule["tableInits"] = [];
-  for (const e of m.elems) {
-    if (e.mode !== "active") continue;
-    if (e.offset?.op === "global.get" || tableInits.length) {
-      tableInits.push({ offset: e.offset?.op === "i32.const" ? e.offset.value >>> 0 : 0, offsetImport: e.offset?.op === "global.get" ? e.offset.index : -1, entries: e.funcs.map(entry) });
-      continue;
-    }
-    if (e.offset?.op !== "i32.const") continue;
-    const base = e.offset.value >>> 0;
-    if (base + e.funcs.length > tableSize) throw new CompileError(`element segment at ${base} (+${e.funcs.length}) does not fit the table of ${tableSize} (instantiation would fail)`);
-    e.funcs.forEach((f, i) => (table[base + i] = entry(f)));
-  }
-  const datas = m.datas.map((d) => {
-    const o = d.offset!.op === "i32.const" ? (d.offset as { value: number }).value >>> 0 : 0;
-    const offsetImport = d.offset!.op === "global.get" ? d.offset!.index : -1;
-    // An imported memory may be larger than its import's minimum, and an imported global's offset is known only at
-    // instantiation: the embedder checks those.
-    if (memory && m.memories.length && offsetImport < 0 && o + d.bytes.length > memory.minPages * 65536) throw new CompileError(`data segment at ${o} (+${d.bytes.length}) is outside the initial memory (instantiation would fail)`);
-    return { offset: o, offsetImport, bytes: d.bytes };
-  });
-  return {
-    object, code: text.bytes, layout, funcOffsets, exports, imports,
-    globals: [
-      ...globalImports.map((g) => ({ type: g.type, init: 0n, fromImport: g.index })),
-      ...m.globals.map((g) => ({
-        type: g.type,
-        init: g.init.op === "i64.const" ? g.init.value : g.init.op === "i32.const" ? BigInt(g.init.value) : 0n,
-        fromImport: g.init.op === "global.get" ? g.init.index : -1,
-      })),
-    ],
-    globalImports,
-    tableInits, memory, memoryImported: m.memories.length === 0 && memory !== null, datas, table, start: off(startLabel), startImport: m.start !== null && m.start < m.numImportedFuncs ? m.start : -1, hostTrap: off(hostTrap), msAdapter: off(msAdapter),
-    inputCodeBytes: m.bodies.reduce((n, b) => n + (b.end - b.start), 0),
-    memoryBase: mb ?? null,
-  };
+  return { thunkLabels, msLabels, startLabel, hostTrap, msAdapter };
 }
 
 const tn = (t: number): string => (t === ValType.I64 ? "i64" : t === ValType.I32 ? "i32" : `0x${t.toString(16)}`);
