@@ -48,7 +48,7 @@ const PARTITION_ASC_FLAGS = [
 
 /** Inputs of every partition program besides the files asc reads (recorded by core/asc.ts): this rule file. */
 const SHARED_SOURCES = [
-  join(ASSEMBLY, "partition.ts"), join(root, "core", "assembly", "channel.ts"), join(root, "core", "assembly", "channel_types.ts"),
+  join(ASSEMBLY, "partition.ts"), join(root, "core", "assembly", "channel.ts"), join(root, "core", "assembly", "channel-types.ts"),
   fileURLToPath(import.meta.url),
 ];
 

@@ -5,7 +5,7 @@
 @external("hw", "mfence")
 declare function hw_mfence(): void;
 
-import { chan_type_guid, chan_type_known } from "./channel_types";
+import { chan_type_guid, chan_type_known } from "./channel-types";
 
 // ---- layout (docs/specs/channel-abi.md, sections 1-2) ----
 const CH_SIGNATURE: u64 = 0x4c4e4345; // 'L'<<24 | 'N'<<16 | 'C'<<8 | 'E'
@@ -93,7 +93,7 @@ function copy(dst: usize, src: usize, n: u32): void {
 
 /**
  * Writes a fresh channel of `size` bytes at `base`: header, `nqueues` queue headers from offset 128, then the slot
- * areas queue after queue (layout in section 2). `type` is a channel type code (channel_types.ts) whose GUID goes in
+ * areas queue after queue (layout in section 2). `type` is a channel type code (channel-types.ts) whose GUID goes in
  * `chtype`. Queue q gets role q (0 request, 1 response, 2 error, ...). Nothing is written when the geometry fails.
  */
 export function chan_format(base: usize, size: u32, nqueues: u32, signalSize: u32, maxSlots: u32, type: u32): i32 {

@@ -4,7 +4,7 @@
 // Run by V8 in the simulator (sim/storage-server.ts) and, AOT-compiled, by the I/O partition on the machine; the
 // caller moves the data. The request must be the server's own copy (the client may rewrite its slot at any time).
 
-import { chan_cdb_validate } from "./channel_cdb";
+import { chan_cdb_validate } from "./channel-cdb";
 
 const STOR_SIGNAL: u32 = 256;
 const STOR_BLOCK: u32 = 512;

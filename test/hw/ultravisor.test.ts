@@ -568,36 +568,49 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(mapped, "slot mappings = 2 per channel").toBe(2 * b.img.channels.length);
   });
 
-  it("builds the resource database on the machine with the AOT-compiled core — bootstrap, the boot partition's transactions from the UEFI map, the definitions applied by the ultravisor partition — equal byte for byte (QMP) to the simulator's after the same transactions; the I/O partition prints the summary", async () => {
+  // One boot, several claims: what every one of them needs is derived once from the boot's lines (derived()), the
+  // simulator's side by running the same transactions in V8 — never copied from the machine.
+  let derivedOnce: ReturnType<typeof deriveAll> | undefined;
+  const derived = (): ReturnType<typeof deriveAll> => (derivedOnce ??= deriveAll());
+  async function deriveAll() {
+    const firmware = parseFirmwareMap(b.lines);
+    const priv = privatePage(b.lines);
+    const region = ultravisorRegion(b.lines);
+    const definitions = fig1.partitions.flatMap((p, i) => (p.kind === "guest" ? [definitionOf(p, i + 1)] : []));
+    const bootCreated = fig1.partitions.filter((p) => p.kind === "io" || p.kind === "command").map((p) => p.name);
+    const ramTop = q35LowRam(MEM);
+    const place = derivePlacement(firmware, ramTop, fig1, b.img.channels, allotments(b.lines).lo);
+    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(place, firmware, bootCreated, definitions);
+    return { firmware, priv, region, definitions, bootCreated, ramTop, place, sim, db, host, created, bootTx, DB_RANGES: dbRanges(b.lines), ultraId: db.indexPage().ultra };
+  }
+
+  it("bootstraps the resource database on the machine with the AOT-compiled core: the host size from -m, and the loader's region, private page and allotments where the UEFI map puts them", async () => {
+    const { firmware, priv, region, ramTop, place } = await derived();
     const line = b.lines.map((l) => /^ultravisor: resource database bootstrapped by the AOT-compiled core: trap (\d+) status (0x[0-9a-f]+) host bytes (0x[0-9a-f]+)$/.exec(l)).find(Boolean);
     expect(line, "bootstrap line").toBeTruthy();
     // The host size first: derived from -m, never taken from the machine (a loader that overstates it fails here).
     expect(BigInt(line![3]!), `host bytes the machine found: q35's RAM below 4 GiB for -m ${MEM}`).toBe(q35LowRam(MEM));
     expect(line![1], "trap code").toBe("0");
     expect(line![2], "db_bootstrap status").toBe("0x0");
-    const firmware = parseFirmwareMap(b.lines);
     expect(firmware.length, "firmware map lines").toBeGreaterThan(5);
     // OVMF's map holds reserved or ACPI ranges and usable ones: both kinds of boot transaction run.
     expect(firmwareRegions(firmware).some((r) => r.type === "reserved")).toBe(true);
     // Core's private 4 MiB page: carved from the top of the ultravisor region (conventional memory the loader
     // allocated), so the firmware-memory conflict of the old fixed place [0,2,*] is gone and nothing warns about it.
-    const priv = privatePage(b.lines);
-    const region = ultravisorRegion(b.lines);
     expect(BigInt(priv.base), "private page right above the region the bump allocator uses").toBe(region.end);
     expect(b.lines.filter((l) => /warning|skipped/.test(l) && l.startsWith("ultravisor: "))).toEqual([]);
-    const definitions = fig1.partitions.flatMap((p, i) => (p.kind === "guest" ? [definitionOf(p, i + 1)] : []));
-    const bootCreated = fig1.partitions.filter((p) => p.kind === "io" || p.kind === "command").map((p) => p.name);
     // Every input of the simulator derived, then the machine's own report compared with it (never copied).
-    const ramTop = q35LowRam(MEM);
     expect(firmwareMapProblems(firmware, ramTop), "OVMF's map against q35's layout").toEqual([]);
-    const place = derivePlacement(firmware, ramTop, fig1, b.img.channels, allotments(b.lines).lo);
     expect({ base: priv.base, m: priv.m }, "core's private page where the loader must carve it").toEqual({ base: place.privateM * PRIVATE_PAGE_BYTES, m: place.privateM });
     expect(region, "the ultravisor region: the largest range the loader allocated, below the private page").toEqual(place.region);
     expect(inRam(firmware, region.base, region.end + BigInt(PRIVATE_PAGE_BYTES)), "the loader's allocations in usable RAM").toBe(true);
     expect(place.allot.lo >= region.base && place.allot.lo < region.end && (place.allot.lo & 4095n) === 0n, "the allotments start in the region").toBe(true);
     expect(allotments(b.lines), "the allotments: each partition's allotmentPages in configuration order").toEqual(place.allot);
     for (const [n, st] of startedPartitions(b.lines)) expect({ window: st.window, pages: st.pages }, `${n}'s window and allotment`).toEqual(place.windows.get(n));
-    const { bytes: sim, db, host, created, bootTx } = await simulatedBoot(place, firmware, bootCreated, definitions);
+  });
+
+  it("the database bytes on the machine (QMP) equal the simulator's after the same boot transactions and definitions", async () => {
+    const { priv, definitions, sim, db, bootTx, DB_RANGES } = await derived();
     // The machine's index page (read over QMP) names the private page the loader printed.
     const uiAt = db.indexPage().index * 4096;
     const dbPage = b.reads.get(CORE_DB_PLAN.dbPage.lo)!;
@@ -607,7 +620,6 @@ describe("ultravisor on OVMF (TCG)", () => {
     expect(done, "boot transactions line").toBeTruthy();
     expect(done![1], "boot module trap code").toBe("0");
     expect(Number(done![2]), "boot transactions committed").toBe(bootTx);
-    const DB_RANGES = dbRanges(b.lines);
     for (const [lo, hi] of DB_RANGES) {
       const hw = b.reads.get(lo)!;
       expect(hw.length).toBe(hi - lo);
@@ -632,10 +644,13 @@ describe("ultravisor on OVMF (TCG)", () => {
     const nonzero = sim.findIndex((x, i) => x !== 0 && !skip.some(([lo, hi]) => i >= lo && i < hi));
     expect(nonzero, nonzero >= 0 ? `simulator wrote 0x${nonzero.toString(16)}` : "").toBe(-1);
     expect(b.reads.get(DB_RANGES[0]![0])!.some((x) => x !== 0)).toBe(true);
+  });
+
+  it("nothing of the ultravisor's lies in firmware memory: every page core writes or the database gives the ultravisor is RAM in the UEFI map", async () => {
+    const { firmware, priv, db, host, ultraId } = await derived();
     // Nothing of the ultravisor's lies in firmware memory. Every page core writes (the two 4 MiB pages) and every
     // page the database gives the ultravisor lies in RAM of the firmware map the boot printed, and no page of a
     // reserved, ACPI (NVS), MMIO or runtime range is the ultravisor's.
-    const ultraId = db.indexPage().ultra;
     for (const [lo, hi] of [[CORE_DB_PLAN.dbPage.lo, CORE_DB_PLAN.dbPage.hi], [priv.base, priv.base + PRIVATE_PAGE_BYTES]]) {
       expect(inRam(firmware, BigInt(lo!), BigInt(hi!)), `core writes [0x${lo!.toString(16)}, 0x${hi!.toString(16)}): RAM in the firmware map`).toBe(true);
     }
@@ -658,18 +673,21 @@ describe("ultravisor on OVMF (TCG)", () => {
         if (o === ultraId) expect.fail(`firmware memory of type ${r.type} at 0x${pa.toString(16)} is owned by the ultravisor in the database`);
       }
     }
+  });
+
+  it("the address spaces follow the database: every mapped page is its partition's there, every page table the ultravisor's", async () => {
+    const { db, ultraId } = await derived();
     // The address spaces follow the database that equals the machine's bytes: every window page a partition maps is
     // its own there, every channel page its client's (the server maps it as granted), and the page tables themselves
     // are the ultravisor's (monitor memory, never free).
-    const ultra = ultraId;
     const numberOf = new Map([...startedPartitions(b.lines)].map(([n, x]) => [n, x.owner]));
-    expect(numberOf.get("uv-partition"), "the ultravisor partition is the database's ultravisor").toBe(ultra);
+    expect(numberOf.get("uv-partition"), "the ultravisor partition is the database's ultravisor").toBe(ultraId);
     ["io", "command", "X", "Y", "Z"].forEach((n) => {
       expect(numberOf.get(n), `${n} started`).toBeDefined();
-      expect(numberOf.get(n), `${n} has its own number`).not.toBe(ultra);
+      expect(numberOf.get(n), `${n} has its own number`).not.toBe(ultraId);
     });
     for (const sp of spaces) {
-      for (const pa of sp.tables) expect(db.owner(pa) >>> 0, `${sp.name}: owner of table page 0x${pa.toString(16)}`).toBe(ultra);
+      for (const pa of sp.tables) expect(db.owner(pa) >>> 0, `${sp.name}: owner of table page 0x${pa.toString(16)}`).toBe(ultraId);
       for (const [va, pte] of sp.leaves) {
         if (va >= DBWIN) continue;
         const pa = pte & ADDR;
@@ -680,6 +698,10 @@ describe("ultravisor on OVMF (TCG)", () => {
         expect(db.owner(pa) >>> 0, `${sp.name}: owner of page 0x${pa.toString(16)} at 0x${va.toString(16)} (${ch ? `channel of ${who}` : "window"})`).toBe(numberOf.get(who));
       }
     }
+  });
+
+  it("the ultravisor partition ran the same core at CPL 3: attach, GetMemOwner and each created number agree with the simulator; the I/O partition prints the summary", async () => {
+    const { definitions, db, created } = await derived();
     // The ultravisor partition ran the same core at CPL 3 over its view of those pages: attach, order, index page,
     // GetMemOwner and each created partition's number agree with the simulator's core.
     const fn = db.core.exports as Record<string, (...a: number[]) => number>;
