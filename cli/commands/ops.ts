@@ -72,8 +72,8 @@ function table(defs: PartitionDefinition[]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd()).join("\n");
 }
 
-function defsOf(store: DefinitionStore): PartitionDefinition[] {
-  return [...store.load().domains.values()].flatMap((m) => [...m.values()]).sort((a, b) => a.domain.localeCompare(b.domain) || a.name.localeCompare(b.name));
+async function defsOf(store: DefinitionStore): Promise<PartitionDefinition[]> {
+  return [...(await store.load()).domains.values()].flatMap((m) => [...m.values()]).sort((a, b) => a.domain.localeCompare(b.domain) || a.name.localeCompare(b.name));
 }
 
 async function run(argv: string[]): Promise<number> {
@@ -112,7 +112,7 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     const a = parseArgs(rest, { booleans: ["json"] });
     if (a.positionals.length !== 1) throw new UsageError("give one STORE or FILE");
     const { store } = await openAny(a.positionals[0], sub);
-    const defs = defsOf(store);
+    const defs = await defsOf(store);
     console.log(a.bools.has("json") ? JSON.stringify({ partitions: defs }, null, 2) : table(defs));
     return 0;
   }
@@ -120,7 +120,7 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     const a = parseArgs(rest, { values: ["out:o"], booleans: ["json"] });
     if (a.positionals.length !== 1) throw new UsageError("give one STORE or FILE");
     const { store } = await openAny(a.positionals[0], sub);
-    const doc = { format: "uv-ops-export/1", estate: store.load().estate, partitions: defsOf(store) };
+    const doc = { format: "uv-ops-export/1", estate: (await store.load()).estate, partitions: await defsOf(store) };
     const text = a.bools.has("json") ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc);
     const out = a.flags.get("out");
     if (out) writeFileSync(out, text);
@@ -146,7 +146,7 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     const vcpus = a.flags.has("vcpus") ? Number(a.flags.get("vcpus")) : stage === "template" ? 0 : 1;
     const ps = await PolicyService.open(openStore(a.positionals[0], sub));
     const channels = channelsArg(a.flags.get("channels"));
-    const d = ps.define({
+    const d = await ps.define({
       name, domain,
       ...(a.flags.has("template") ? { template: a.flags.get("template")! } : {}),
       ...(channels ? { channels } : {}),
@@ -162,7 +162,7 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     if (a.positionals.length !== 3) throw new UsageError("give STORE, NAME-or-GUID and ACTION");
     const [dir, id, action] = a.positionals as [string, string, string];
     const ps = await PolicyService.open(openStore(dir, sub));
-    const d = ps.transition(id, action);
+    const d = await ps.transition(id, action);
     console.log(a.bools.has("json") ? JSON.stringify(d, null, 2) : `${d.name}: ${action} → ${d.stage}, ${d.state}${d.placement ? ` on ${d.placement.host} as partition ${d.placement.partition}` : ""}`);
     return 0;
   }
