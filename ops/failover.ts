@@ -137,6 +137,7 @@ export async function runFailover(opts: FailoverOptions = {}): Promise<FailoverR
     procs.push(b);
     await b.waitFor(/^standby ops-2/, 30_000);
     print("ops-1 is active, ops-2 is standing by");
+    await client.put(`${prefix}go`).value("1");
     await a.waitFor(new RegExp(`^start ops-1 ${workName(killAfter - 1)} `), 60_000);
     const t0 = Date.now();
     if (opts.how === "pause") a.proc.kill("SIGSTOP");

@@ -22,20 +22,32 @@ async function listJson(): Promise<PartitionDefinition[]> {
 
 describe("uvt ops", () => {
   it("every subcommand has --help; bad input exits 2 naming what to do", async () => {
-    for (const sub of ["init", "list", "define", "transition", "export", "serve"]) {
+    for (const sub of ["init", "list", "define", "transition", "export", "failover", "serve"]) {
       const r = await uvt([sub, "--help"]);
       expect([r.exitCode, r.stdout.split("\n")[0]]).toEqual([0, expect.stringMatching(new RegExp(`^Usage: uvt ops ${sub} `))]);
     }
     const top = await uvt(["--help"]);
     expect(top.stdout).toMatch(/^Usage: uvt ops SUBCOMMAND/);
     const bad = await uvt(["frobnicate"]);
-    expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, "uvt ops: unknown subcommand 'frobnicate' (known: init, list, define, transition, export, serve)"]);
+    expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, "uvt ops: unknown subcommand 'frobnicate' (known: init, list, define, transition, export, failover, serve)"]);
     const flag = await uvt(["list", "examples/ops/small.yaml", "--colour"]);
     expect([flag.exitCode, flag.stderr.trim()]).toEqual([2, "uvt ops: list: unknown option --colour (known: --json)"]);
     const missing = await uvt(["transition", join(scratch, "nowhere"), "svc", "start"]);
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain("is not a store folder (create one with uvt ops init STORE ESTATE-FILE)");
   }, 240_000); // ten process starts: tsx start-up is slow on a loaded 2-core machine
+
+  it("failover: the README's command runs a cluster, kills the active service and reports the takeover; bad options exit 2", async () => {
+    const bad = await uvt(["failover", "--ttl", "1"]);
+    expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, "uvt ops: failover: --ttl 1: whole seconds 2–60 (etcd's smallest lease is about 2 s)"]);
+    const r = await uvt(["failover", "--partitions", "9", "--json"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as { definitions: number; takeover_ms: number; starts_before: number; starts_after: number; problems: string[] };
+    expect(s.problems).toEqual([]);
+    expect(s.definitions).toBe(9);
+    expect(s.starts_before).toBeGreaterThan(0);
+    expect(s.takeover_ms).toBeLessThan(5000);
+  }, 120_000);
 
   it("init → define → transition → list/export, and refusals that change nothing", async () => {
     const init = await uvt(["init", store, "examples/ops/small.yaml"]);

@@ -27,6 +27,10 @@ const SUBS: Record<string, { usage: string; help: string }> = {
   },
   transition: { usage: `uvt ops transition STORE NAME-or-GUID ACTION [--json]`, help: `Moves a partition through the life cycle (docs/specs/operations.md §2). ACTION: ${ACTIONS.join(", ")}.\nstart places it on a host of its domain offering its zones, through that host's command partition.` },
   export: { usage: "uvt ops export STORE-or-FILE [-o FILE] [--json]", help: "Writes the estate and every stored definition as one document (YAML, or JSON with --json) to FILE or stdout\n([0188]: scripted export of partition definitions)." },
+  failover: {
+    usage: "uvt ops failover [--partitions N] [--ttl SECONDS] [--pause] [--json]",
+    help: "Runs the redundant operations service (claim 47; docs/specs/operations.md §7) and kills its active process:\nstarts a three-member etcd cluster on loopback ports (Debian's etcd-server; data in temporary folders, all stopped\nand removed at the end), writes a two-host estate into it, starts two service processes that define, provision\nand start N partitions (default 24), SIGKILLs the active one a third of the way (--pause: SIGSTOP, then wakes it\nafter the takeover — its commits must be refused), and prints how long the standby took to become active (lease\nTTL default 2 s). Then it reads the store: every partition present and started once, or exit 1.\n  --json   the measurements as one JSON object",
+  },
   serve: { usage: "uvt ops serve [--port N] [--host ADDR] [--store DIR] STORE-or-FILE", help: "Serves the operations console ([0096]) on http://ADDR:N/ (default 127.0.0.1:8080; --port 0 picks a free one):\ndomains, hosts with their memory map and schedule, partitions with stage and state; define from a template and\nmove through the life cycle. A FILE is loaded into --store DIR (default: a new folder in the temp directory)." },
 };
 
@@ -78,7 +82,7 @@ async function defsOf(store: DefinitionStore): Promise<PartitionDefinition[]> {
 
 async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub === undefined) throw new UsageError("give a subcommand: init, list, define, transition, export or serve (uvt ops --help)");
+  if (sub === undefined) throw new UsageError("give a subcommand: init, list, define, transition, export, failover or serve (uvt ops --help)");
   const s = SUBS[sub];
   if (!s) throw new UsageError(`unknown subcommand '${sub}' (known: ${Object.keys(SUBS).join(", ")})`);
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -166,6 +170,7 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     console.log(a.bools.has("json") ? JSON.stringify(d, null, 2) : `${d.name}: ${action} → ${d.stage}, ${d.state}${d.placement ? ` on ${d.placement.host} as partition ${d.placement.partition}` : ""}`);
     return 0;
   }
+  if (sub === "failover") return failover(rest);
   // serve
   const a = parseArgs(rest, { values: ["port", "host", "store"] });
   if (a.positionals.length !== 1) throw new UsageError("give one STORE or FILE");
@@ -199,6 +204,38 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     process.once("SIGTERM", stop);
   });
   return 0;
+}
+
+async function failover(rest: string[]): Promise<number> {
+  const a = parseArgs(rest, { values: ["partitions", "ttl"], booleans: ["pause", "json"] });
+  if (a.positionals.length) throw new UsageError(`takes no positional arguments (got ${a.positionals.join(" ")})`);
+  const count = Number(a.flags.get("partitions") ?? 24);
+  if (!Number.isInteger(count) || count < 3 || count > 200) throw new UsageError(`--partitions ${a.flags.get("partitions")}: an integer 3–200`);
+  const ttl = Number(a.flags.get("ttl") ?? 2);
+  if (!Number.isInteger(ttl) || ttl < 2 || ttl > 60) throw new UsageError(`--ttl ${a.flags.get("ttl")}: whole seconds 2–60 (etcd's smallest lease is about 2 s)`);
+  const json = a.bools.has("json");
+  const { runFailover, workName } = await import("../../ops/failover.ts");
+  const { EtcdMissing } = await import("../../ops/store/etcd-cluster.ts");
+  let r;
+  try {
+    r = await runFailover({ count, ttl, how: a.bools.has("pause") ? "pause" : "kill", print: json ? undefined : (l) => console.log(l) });
+  } catch (e) {
+    if (e instanceof EtcdMissing) throw new OpsError(e.message);
+    throw e;
+  }
+  const byName = new Map(r.definitions.map((d) => [d.name, d]));
+  const wrong: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const d = byName.get(workName(i));
+    const starts = d?.history.filter((h) => h.what.startsWith("start on ")).length ?? 0;
+    if (!d) wrong.push(`${workName(i)} missing`);
+    else if (d.state !== "running" || starts !== 1) wrong.push(`${d.name}: ${d.state}, started ${starts} time(s)`);
+  }
+  if (a.bools.has("pause") && r.resumed?.code !== 3) wrong.push(`the woken service was not fenced (exit ${r.resumed?.code})`);
+  const summary = { partitions: count, ttl_s: ttl, takeover_ms: r.takeoverMs, open_ms: r.openedMs, starts_before: r.startsBefore, starts_after: r.startsAfter, definitions: r.definitions.length, problems: wrong };
+  if (json) console.log(JSON.stringify(summary));
+  else console.log(wrong.length ? `FAILED: ${wrong.join("; ")}` : `ok: ${count} definitions present, each started once; standby active ${r.takeoverMs} ms after the signal (TTL ${ttl} s)`);
+  return wrong.length ? 1 : 0;
 }
 
 const ops: Command = { name: "ops", summary: "the operations partition: definitions, life cycle, placement, web console", help, subcommands: true, run };
