@@ -1,7 +1,7 @@
 // One process of the redundant operations service, or one announcing host (layer: ops/; started by failover.ts, the
 // tests and the failover example, docs/specs/operations.md §7). Lines on stdout, each written after what it reports
 // is committed: `standby ID`, `active ID REVISION`, `opened ID DEFINITIONS`, `define|provision|start ID NAME ...`,
-// `host NAME up|down`, `done ID`; the active one begins the list once PREFIX/go exists; `fenced ID` (exit 3) when its commits are refused because another service is active.
+// `host NAME up|down`, `rehost ID NAME: ...` (a lost host's partition placed again), `done ID`; the active one begins the list once PREFIX/go exists; `fenced ID` (exit 3) when its commits are refused because another service is active.
 //   service ENDPOINTS PREFIX ID COUNT STEP-MS TTL
 //   host ENDPOINTS PREFIX TTL NAME...
 import { writeSync } from "node:fs";
@@ -21,7 +21,16 @@ async function service(client: Etcd3, prefix: string, id: string, count: number,
   const svc = await OperationsService.campaign(client, { prefix, id, ttl });
   say(`active ${id} ${svc.leaderRevision}`);
   say(`opened ${id} ${svc.ps.definitions().length}`);
-  await HostWatcher.start(client, prefix, (e) => say(`host ${e.host} ${e.up ? "up" : "down"}`));
+  // Host liveness: a host whose lease expired is lost; its partitions are placed again (policy.ts hostDown).
+  await HostWatcher.start(client, prefix, (e) => {
+    say(`host ${e.host} ${e.up ? "up" : "down"}`);
+    if (!e.up) {
+      svc.ps.hostDown(e.host).then((lines) => lines.forEach((l) => say(`rehost ${id} ${l}`)), (err: Error) => {
+        say(`${err instanceof StoreFenced ? "fenced" : "error"} ${id} ${err.message}`);
+        process.exit(3);
+      });
+    }
+  });
   // The run starts when the orchestrator says so (both services up), so the kill lands mid-run on a slow machine too.
   while ((await client.get(`${prefix}go`).string()) === null) await sleep(20);
   const ps = svc.ps;

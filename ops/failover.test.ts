@@ -7,9 +7,11 @@
 // the watch within their lease's TTL (and not before two thirds of it: the lease was renewed at most TTL/3 before).
 // Each test starts its own cluster and stops it; a missing `etcd` binary fails the test.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FailoverResult, runFailover, spawnChild, workName } from "./failover.ts";
+import { loadEstate } from "./estate.ts";
+import { FAILOVER_ESTATE, type FailoverResult, runFailover, spawnChild, workName } from "./failover.ts";
 import { type HostEvent, HostWatcher } from "./liveness.ts";
 import { EtcdCluster } from "./store/etcd-cluster.ts";
+import { EtcdStore } from "./store/etcd-store.ts";
 
 const COUNT = 24;
 const TTL = 2;
@@ -111,4 +113,42 @@ describe("host liveness by lease", () => {
       client.close();
     }
   }, 60_000);
+});
+
+describe("host liveness drives the operations service", () => {
+  it("a host's process killed: when its lease expires the active service places its partitions again on the other host, stored", async () => {
+    const cluster = await EtcdCluster.start();
+    const client = cluster.client();
+    const ep = cluster.endpoints.join(",");
+    const procs = [spawnChild(["host", ep, "rehost/", "2", "A"]), spawnChild(["host", ep, "rehost/", "2", "B"])];
+    try {
+      await loadEstate(new EtcdStore(client, "rehost/"), FAILOVER_ESTATE);
+      const [hostA, hostB] = procs as [ReturnType<typeof spawnChild>, ReturnType<typeof spawnChild>];
+      await hostA.waitFor(/^announced A/, 30_000);
+      await hostB.waitFor(/^announced B/, 30_000);
+      const svc = spawnChild(["service", ep, "rehost/", "ops-1", "8", "5", "2"]);
+      procs.push(svc);
+      await svc.waitFor(/^opened ops-1/, 30_000);
+      await client.put("rehost/go").value("1");
+      await svc.waitFor(/^done ops-1/, 60_000);
+      const onA = svc.lines.filter((l) => / A \d+$/.test(l) && l.startsWith("start ")).map((l) => l.split(" ")[2]!);
+      expect(onA.length).toBeGreaterThan(0);
+      await hostA.kill("SIGKILL");
+      await svc.waitFor(/^host A down/, 10_000);
+      for (const n of onA) await svc.waitFor(new RegExp(`^rehost ops-1 ${n}: re-hosted from A to B as partition \\d+ \\(A: its lease expired\\)$`), 10_000);
+      const st = await new EtcdStore(client, "rehost/").load();
+      const defs = [...st.domains.values()].flatMap((m) => [...m.values()]);
+      expect(defs).toHaveLength(8);
+      for (const d of defs) {
+        expect([d.state, d.placement?.host], d.name).toEqual(["running", "B"]);
+        expect(d.history.filter((h) => h.what.startsWith("start on ")), d.name).toHaveLength(1);
+        expect(d.history.some((h) => h.what.startsWith("re-hosted from A to B")), d.name).toBe(onA.includes(d.name));
+      }
+      expect(svc.lines.some((l) => l.startsWith("host B down"))).toBe(false);
+    } finally {
+      for (const p of procs) await p.kill("SIGKILL");
+      client.close();
+      await cluster.stop();
+    }
+  }, 90_000);
 });

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadEstate, readEstateFile, type EstateFile } from "./estate.ts";
-import { OpsError } from "./model.ts";
+import { OpsError, type PartitionDefinition } from "./model.ts";
 import { PolicyService } from "./policy.ts";
-import { FileStore, StoreCorrupt } from "./store/store.ts";
+import { FileStore, StoreCorrupt, type StoreState } from "./store/store.ts";
 import { NodeFs } from "./store/fs.ts";
 import { PowerCutFs } from "./store/power-cut.ts";
 
@@ -206,3 +206,44 @@ describe("schedules over a simulated month ([0308])", () => {
     expect(ps.log.filter((l) => /Report: start/.test(l)).length).toBe(1);
   }, 120_000);
 });
+
+describe("a host lost ([0307]; operations.md §7)", () => {
+  it("its running partitions are placed again on a host with their zones and room; none left: stopped with the reason", async () => {
+    const lan = [{ type: "network" as const, zone: "LAN" }];
+    const estate: EstateFile = {
+      estate: 1, name: "two", zones: [{ type: "network", name: "LAN" }],
+      hosts: ["A", "B"].map((name) => ({ name, memory: 512 << 20, pcpus: 4, domain: "System", zones: [{ type: "network" as const, zone: "LAN" }] })),
+      domains: [{ name: "System", kind: "system", hosts: ["A", "B"] }, { name: "Lab", kind: "partition", hosts: ["A", "B"] }],
+      partitions: ["P1", "P2", "P3", "P4"].map((name) => ({ name, domain: "Lab", channels: lan, configurations: [{ name: "c", memory: 32 << 20, vcpus: 1 }], then: ["provision", "start"] as ("provision" | "start")[] })),
+    };
+    const store = new FileStore(new PowerCutFs());
+    const ps = await loadEstate(store, estate);
+    const onA = ps.definitions().filter((d) => d.placement?.host === "A").map((d) => d.name);
+    const onB = ps.definitions().filter((d) => d.placement?.host === "B").map((d) => d.name);
+    expect(onA.length).toBeGreaterThan(0);
+    const b = ps.hosts.get("B")!.platform;
+    const lines = await ps.hostDown("A");
+    expect(lines).toHaveLength(onA.length);
+    for (const n of onA) {
+      const d = ps.get(n);
+      expect([d.state, d.placement?.host], n).toEqual(["running", "B"]);
+      // B's own resource database holds it under the number the store recorded.
+      expect(b.rs.names().get(n)).toBe(d.placement!.partition);
+      expect(d.history.at(-1)!.what).toMatch(/^re-hosted from A to B as partition \d+ \(A: its lease expired\)$/);
+    }
+    const stored = flatDefs(await store.load());
+    for (const n of [...onA, ...onB]) expect(stored.get(n)!.placement!.host, n).toBe("B");
+    expect(await ps.hostDown("A")).toEqual([]);
+    // The last host lost: nowhere to go, each one stopped with the reason, stored.
+    const last = await ps.hostDown("B");
+    expect(last).toHaveLength(4);
+    for (const d of flatDefs(await store.load()).values()) {
+      expect(d.state).toBe("stopped");
+      expect(d.history.at(-1)!.what).toMatch(/^stopped: host B lost \(its lease expired\) and P\d: every matching host refused it: A: not running; B: not running$/);
+    }
+  }, 60_000);
+});
+
+function flatDefs(s: StoreState): Map<string, PartitionDefinition> {
+  return new Map([...s.domains.values()].flatMap((m) => [...m.values()]).map((d) => [d.name, d]));
+}

@@ -4,7 +4,8 @@
 // (ChannelZonesAvailable) and free memory, and sends the definition to that host's command partition: each simulated
 // host is a booted sim/ Platform whose definePartition is the command partition's resource service, creating the
 // partition as transactions over the command channel; stop and save are its STOP_PARTITION ([0186]). Schedules
-// ([0308]) fire at simulated times through advanceTo.
+// ([0308]) fire at simulated times through advanceTo. A host reported lost (its liveness lease expired, §7) is dropped
+// and its active partitions placed again elsewhere (hostDown).
 import { Platform } from "../sim/platform.ts";
 import { formatBytes } from "../core/mapview.ts";
 import { ACTIVE, type Action, category, decide } from "./lifecycle.ts";
@@ -370,6 +371,35 @@ export class PolicyService {
       }
     }
     throw new OpsError(`${d.name}: every matching host refused it: ${refusals.join("; ")}`);
+  }
+
+  /**
+   * A host was lost (its liveness lease expired, ops/liveness.ts; docs/specs/operations.md §7): it is no longer a
+   * placement target, and every partition that should be active there is placed again on a host that has its zones
+   * and room ([0307]: a partition outlives its host), or, when none has, stopped with the reason. Returns one line
+   * per partition it moved or stopped. A host already lost is a no-op.
+   */
+  hostDown(name: string, why = "its lease expired"): Promise<string[]> {
+    return this.exclusive(async () => {
+      if (!this.hosts.delete(name)) return [];
+      const out: string[] = [];
+      const victims = [...this.defs.values()].filter((d) => d.placement?.host === name && category(d.state) === "active").sort((a, b) => a.name.localeCompare(b.name));
+      for (const d of victims) {
+        const { placement: _gone, ...rest } = d;
+        try {
+          const placement = this.place(rest, this.configOf(d));
+          const what = `re-hosted from ${name} to ${placement.host} as partition ${placement.partition} (${name}: ${why})`;
+          await this.save({ ...rest, placement, history: [...d.history, { at: this.now, stage: d.stage, state: d.state, what }] });
+          out.push(`${d.name}: ${what}`);
+        } catch (e) {
+          if (e instanceof TypeError || e instanceof ReferenceError) throw e;
+          const what = `stopped: host ${name} lost (${why}) and ${(e as Error).message}`;
+          await this.save({ ...rest, state: "stopped", history: [...d.history, { at: this.now, stage: d.stage, state: "stopped", what }] });
+          out.push(`${d.name}: ${what}`);
+        }
+      }
+      return out;
+    });
   }
 
   /** [0186]: the stop request goes to the host's command partition; its resources are reclaimed. */
