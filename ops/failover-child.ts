@@ -1,14 +1,17 @@
 // One process of the redundant operations service, or one announcing host (layer: ops/; started by failover.ts, the
 // tests and the failover example, docs/specs/operations.md §7). Lines on stdout, each written after what it reports
 // is committed: `standby ID`, `active ID REVISION`, `opened ID DEFINITIONS`, `define|provision|start ID NAME ...`,
-// `host NAME up|down`, `rehost ID NAME: ...` (a lost host's partition placed again), `done ID`; the active one begins the list once PREFIX/go exists; `fenced ID` (exit 3) when its commits are refused because another service is active.
+// `host NAME up|down`, `rehost ID NAME: ...` (a lost host's partition placed again), `done ID`. The active one
+// begins the list once PREFIX/go exists. `fenced ID` (exit 3): its commits are refused because another service is
+// active; `unknown ID` (exit 3): a commit got no answer from a majority (it may still land: the state must be
+// loaded again).
 //   service ENDPOINTS PREFIX ID COUNT STEP-MS TTL
 //   host ENDPOINTS PREFIX TTL NAME...
 import { writeSync } from "node:fs";
 import { Etcd3 } from "etcd3";
 import { HostAnnouncement, HostWatcher } from "./liveness.ts";
 import { OperationsService } from "./service.ts";
-import { StoreFenced } from "./store/etcd-store.ts";
+import { StoreFenced, StoreOutcomeUnknown } from "./store/etcd-store.ts";
 import { WORK_DOMAIN, WORK_ZONE, workGuid, workName } from "./failover.ts";
 
 const say = (line: string): void => {
@@ -26,7 +29,7 @@ async function service(client: Etcd3, prefix: string, id: string, count: number,
     say(`host ${e.host} ${e.up ? "up" : "down"}`);
     if (!e.up) {
       svc.ps.hostDown(e.host).then((lines) => lines.forEach((l) => say(`rehost ${id} ${l}`)), (err: Error) => {
-        say(`${err instanceof StoreFenced ? "fenced" : "error"} ${id} ${err.message}`);
+        say(`${err instanceof StoreFenced ? "fenced" : err instanceof StoreOutcomeUnknown ? "unknown" : "error"} ${id} ${err.message}`);
         process.exit(3);
       });
     }
@@ -82,8 +85,10 @@ try {
     await host(client, prefix, Number(ttl), names);
   }
 } catch (e) {
-  if (e instanceof StoreFenced) {
-    say(`fenced ${rest[0]} ${e.message}`);
+  if (e instanceof StoreFenced || e instanceof StoreOutcomeUnknown) {
+    // Either way this process's picture of the state can no longer be trusted: stop; a service that starts (or the
+    // standby) loads the store again.
+    say(`${e instanceof StoreFenced ? "fenced" : "unknown"} ${rest[0]} ${e.message}`);
     process.exit(3);
   }
   process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);

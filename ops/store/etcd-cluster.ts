@@ -62,6 +62,7 @@ export class EtcdCluster {
   private readonly binary: string;
   /** One token for the whole cluster: members of another cluster on a reused port are refused. */
   private readonly token = `uv-${process.pid}-${Date.now()}`;
+  private initial = "";
 
   private constructor(opts: ClusterOptions) {
     this.binary = opts.binary ?? "etcd";
@@ -106,8 +107,8 @@ export class EtcdCluster {
       const dir = join(this.root, `m${i}`);
       this.members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), dir, log: "" });
     }
-    const initial = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
-    for (const m of this.members) this.spawnMember(m, initial);
+    this.initial = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
+    for (const m of this.members) this.spawnMember(m, this.initial);
     // Fail fast when the binary is missing: spawn reports ENOENT through an 'error' event on the next ticks.
     await new Promise((r) => setTimeout(r, 100));
     for (const m of this.members) {
@@ -161,6 +162,14 @@ export class EtcdCluster {
     const p = this.members[i]?.proc;
     if (!p) throw new Error(`no member ${i}`);
     await killAndWait(p);
+  }
+
+  /** Starts killed member `i` again over its data folder (it rejoins with its log; the initial flags are ignored). */
+  restart(i: number): void {
+    const m = this.members[i];
+    if (!m?.proc) throw new Error(`no member ${i}`);
+    if (m.proc.exitCode === null && m.proc.signalCode === null) throw new Error(`member ${m.name} is running`);
+    this.spawnMember(m, this.initial);
   }
 
   /** Kills every member and removes the data folders; safe to call twice and after a failed start. */

@@ -28,6 +28,16 @@ function parseSeq(key: string, text: string): { seq: number; id: string } {
   return { seq: Number(m[1]), id: m[2]! };
 }
 
+/**
+ * A batch whose transaction never got an answer within the retry window (no majority of members reachable): it may
+ * still land when a majority is back (Raft can commit an entry its leader logged before losing quorum). The caller
+ * must not go on from its own picture of the state: reload from the store (the operations service exits, and it or
+ * a standby loads the store again).
+ */
+export class StoreOutcomeUnknown extends Error {
+  override name = "StoreOutcomeUnknown";
+}
+
 export interface Fence {
   key: string;
   /** The create revision the key had when this writer won it; a re-created key has another. */
@@ -40,8 +50,11 @@ export class EtcdStore implements DefinitionStore {
   private fence: Fence | undefined;
   private batchIds = 0;
 
-  /** `prefix` ends with "/" and is this estate's own space in the cluster (tests use one per run). */
-  constructor(private readonly client: Etcd3, readonly prefix = "uv-ops/") {
+  /**
+   * `prefix` ends with "/" and is this estate's own space in the cluster (tests use one per run); `retryMs` bounds
+   * how long a commit keeps asking about a transaction whose answer was lost (default 15 s).
+   */
+  constructor(private readonly client: Etcd3, readonly prefix = "uv-ops/", private readonly retryMs = RETRY_MS) {
     if (!prefix.endsWith("/")) throw new StoreRefused(`etcd key prefix "${prefix}" must end with /`);
   }
 
@@ -113,7 +126,9 @@ export class EtcdStore implements DefinitionStore {
       } catch (e) {
         // The outcome is unknown (a member died with the request, a leader election): the batch id in the sequence
         // key tells whether this transaction landed; never apply a batch twice.
-        if (Date.now() - started > RETRY_MS) throw e;
+        if (Date.now() - started > this.retryMs) {
+          throw new StoreOutcomeUnknown(`batch ${next} (id ${id}) under ${this.prefix}: no answer from a majority of the etcd cluster within ${this.retryMs} ms (${(e as Error).message}); it may still land: reload the state from the store before going on`);
+        }
         await new Promise((r) => setTimeout(r, 50));
         const landed = await this.readSeq().catch(() => undefined);
         if (landed?.id === id) {

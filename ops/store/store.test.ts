@@ -11,7 +11,7 @@ import type { Etcd3 } from "etcd3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Estate, PartitionDefinition } from "../model.ts";
 import { EtcdCluster } from "./etcd-cluster.ts";
-import { EtcdStore, StoreFenced } from "./etcd-store.ts";
+import { EtcdStore, StoreFenced, StoreOutcomeUnknown } from "./etcd-store.ts";
 import { batches, def, model } from "./sequence.ts";
 import { type Change, type DefinitionStore, FileStore, seal, StoreCorrupt, StoreRefused, type StoreState } from "./store.ts";
 import { PowerCut, PowerCutFs } from "./power-cut.ts";
@@ -299,6 +299,39 @@ describe("EtcdStore on a three-member cluster", () => {
       }
       expect(own.running()).toHaveLength(2);
       expect(flat(await new EtcdStore(c, "kill/").load())).toEqual(model(all, all.length));
+    } finally {
+      c.close();
+      await own.stop();
+    }
+  }, 90_000);
+
+  it("two members of three lost: a commit ends with StoreOutcomeUnknown; with the majority back the batch is there whole or not at all", async () => {
+    const own = await EtcdCluster.start();
+    const c = own.client();
+    try {
+      const s = new EtcdStore(c, "quorum/", 3000);
+      const all = batches(30);
+      for (let i = 0; i < 20; i++) await s.commit(all[i]!);
+      await own.kill(1);
+      await own.kill(2);
+      const t0 = Date.now();
+      await expect(s.commit(all[20]!)).rejects.toThrow(StoreOutcomeUnknown);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      own.restart(1);
+      own.restart(2);
+      // The reopened store's state is the model's after 20 or after 21 batches: never a part of batch 21.
+      let st: StoreState | undefined;
+      for (let k = 0; k < 100 && !st; k++) {
+        st = await new EtcdStore(c, "quorum/").load().catch(() => undefined);
+        if (!st) await new Promise((r) => setTimeout(r, 200));
+      }
+      const got = flat(st!);
+      expect([20, 21]).toContain(got.seq);
+      expect(got).toEqual(model(all, got.seq));
+      // And writing goes on from there.
+      const again = new EtcdStore(c, "quorum/");
+      await again.load();
+      expect(await again.commit(all[21]!)).toBe(got.seq + 1);
     } finally {
       c.close();
       await own.stop();
