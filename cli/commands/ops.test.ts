@@ -1,12 +1,15 @@
 // `uvt ops` end to end through the real entry point (cli/uvt.js): init a store folder from the example estate,
 // define, list and export with --json, move a partition through the life cycle, and the refusals (exit 2, one line
-// saying what, where and what to do, and the store unchanged, read back from its folder by the store itself).
+// saying what, where and what to do, and the store unchanged, read back from its folder by the store itself); the
+// same commands over a STORE on an etcd cluster this file starts; `uvt ops failover`.
 import { execa } from "execa";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { PartitionDefinition } from "../../ops/model.ts";
+import { EtcdCluster } from "../../ops/store/etcd-cluster.ts";
+import { EtcdStore } from "../../ops/store/etcd-store.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const uvt = (args: string[]) => execa("node", ["cli/uvt.js", "ops", ...args], { cwd: root, reject: false });
@@ -47,6 +50,32 @@ describe("uvt ops", () => {
     expect(s.definitions).toBe(9);
     expect(s.starts_before).toBeGreaterThan(0);
     expect(s.takeover_ms).toBeLessThan(5000);
+  }, 120_000);
+
+  it("a STORE on etcd (etcd://HOST:PORT,.../PREFIX): init, transition and list through the cluster; the store read back directly", async () => {
+    const cluster = await EtcdCluster.start();
+    const client = cluster.client();
+    try {
+      const url = `etcd://${cluster.endpoints.map((e) => e.replace("http://", "")).join(",")}/cli-test`;
+      const init = await uvt(["init", url, "examples/ops/small.yaml"]);
+      expect([init.exitCode, init.stdout], init.stderr).toEqual([0, `${url}: estate Small lab, 3 definition(s)`]);
+      const stop = await uvt(["transition", url, "svc", "stop"]);
+      expect([stop.exitCode, stop.stdout], stop.stderr).toEqual([0, "svc: stop → operating, stopped"]);
+      const list = await uvt(["list", url, "--json"]);
+      const defs = (JSON.parse(list.stdout) as { partitions: PartitionDefinition[] }).partitions;
+      expect(defs.map((d) => [d.name, d.state])).toEqual([["base", "disabled"], ["batch", "stopped"], ["svc", "stopped"]]);
+      // The cluster holds them under the prefix, read without the CLI.
+      const st = await new EtcdStore(client, "cli-test/").load();
+      expect([...st.domains.get("Lab")!.values()].find((d) => d.name === "svc")!.state).toBe("stopped");
+      const again = await uvt(["init", url, "examples/ops/small.yaml"]);
+      expect([again.exitCode, again.stderr.trim()]).toEqual([2, "uvt ops init: the store holds an estate already"]);
+      const bad = await uvt(["list", "etcd://no host/x"]);
+      expect(bad.exitCode).toBe(2);
+      expect(bad.stderr).toContain('"no host" is not HOST:PORT');
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
   }, 120_000);
 
   it("init → define → transition → list/export, and refusals that change nothing", async () => {

@@ -16,6 +16,7 @@ import { OpsError, type PartitionDefinition, ZONE_TYPES, type ZoneRef } from "..
 import { PolicyService } from "../../ops/policy.ts";
 import { FileStore, StoreCorrupt, StoreRefused, type DefinitionStore } from "../../ops/store/store.ts";
 import { NodeFs } from "../../ops/store/fs.ts";
+import { StoreFenced, StoreOutcomeUnknown } from "../../ops/store/etcd-store.ts";
 import { PowerCutFs } from "../../ops/store/power-cut.ts";
 
 const SUBS: Record<string, { usage: string; help: string }> = {
@@ -42,21 +43,59 @@ them on simulated hosts by zones through each host's command partition, and a we
 
 ${Object.values(SUBS).map((s) => `  ${s.usage}`).join("\n")}
 
+A STORE may also be an etcd cluster (docs/specs/operations.md §7): etcd://HOST:PORT[,HOST:PORT...][/PREFIX], the
+definitions under PREFIX/ (default uv-ops/); the folder store stays the default.
+
 Examples: uvt ops serve examples/ops/figure13.yaml
           uvt ops init /tmp/estate examples/ops/figure13.yaml && uvt ops transition /tmp/estate G3 start`;
 
 const isStore = (p: string): boolean => existsSync(p) && statSync(p).isDirectory();
 
+/** Clients of etcd stores opened by this command: closed when it ends (an open gRPC channel keeps Node running). */
+const etcdClients: Array<{ close(): void }> = [];
+/** How long the first read of an etcd store may take before the cluster is called unreachable. */
+const ETCD_FIRST_ANSWER_MS = 8000;
+
+/**
+ * A STORE written etcd://HOST:PORT[,HOST:PORT...][/PREFIX]: the definitions store on an etcd cluster
+ * (docs/specs/operations.md §7; default prefix uv-ops/). undefined when `path` is not such a URL.
+ */
+async function etcdStore(path: string, sub: string): Promise<DefinitionStore | undefined> {
+  const m = /^etcd:\/\/([^/]*)(?:\/(.*))?$/.exec(path);
+  if (!m) return undefined;
+  const hosts = m[1]!.split(",");
+  for (const h of hosts) if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(h)) throw new UsageError(`${sub}: ${path}: "${h}" is not HOST:PORT (write etcd://127.0.0.1:2379[,HOST:PORT...][/PREFIX])`);
+  const prefix = `${(m[2] ?? "uv-ops").replace(/\/+$/, "") || "uv-ops"}/`;
+  if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/$/.test(prefix)) throw new UsageError(`${sub}: ${path}: prefix "${prefix}" may hold letters, digits, _ . - and /`);
+  const { Etcd3 } = await import("etcd3");
+  const { EtcdStore } = await import("../../ops/store/etcd-store.ts");
+  const { withTimeout } = await import("../../ops/store/etcd-cluster.ts");
+  const client = new Etcd3({ hosts: hosts.map((h) => `http://${h}`), dialTimeout: 3000 });
+  etcdClients.push(client);
+  const store = new EtcdStore(client, prefix);
+  try {
+    await withTimeout(store.load(), ETCD_FIRST_ANSWER_MS);
+  } catch (e) {
+    if (e instanceof StoreCorrupt) throw e;
+    throw new OpsError(`${path}: no answer from the etcd cluster within ${ETCD_FIRST_ANSWER_MS / 1000} s (${(e as Error).message}); is etcd running there? (\`uvt ops failover\` starts a cluster of its own)`);
+  }
+  return store;
+}
+
 /** A store folder, or an estate file loaded into a store in memory. */
 async function openAny(path: string | undefined, sub: string): Promise<{ store: DefinitionStore; ps?: PolicyService }> {
   if (!path) throw new UsageError(`${sub}: give a STORE folder or an estate FILE (uvt ops ${sub} --help)`);
+  const etcd = await etcdStore(path, sub);
+  if (etcd) return { store: etcd };
   if (isStore(path)) return { store: new FileStore(new NodeFs(path)) };
   if (!existsSync(path)) throw new UsageError(`${sub}: ${path} does not exist (give a STORE folder made by uvt ops init, or an estate FILE)`);
   const store = new FileStore(new PowerCutFs());
   return { store, ps: await loadEstate(store, readEstateFile(path)) };
 }
 
-function openStore(path: string | undefined, sub: string): FileStore {
+async function openStore(path: string | undefined, sub: string): Promise<DefinitionStore> {
+  const etcd = path === undefined ? undefined : await etcdStore(path, sub);
+  if (etcd) return etcd;
   if (!path || !isStore(path)) throw new UsageError(`${sub}: ${path ?? "(none)"} is not a store folder (create one with uvt ops init STORE ESTATE-FILE)`);
   return new FileStore(new NodeFs(path));
 }
@@ -92,12 +131,19 @@ async function run(argv: string[]): Promise<number> {
   try {
     return await runSub(sub, rest);
   } catch (e) {
+    if (e instanceof StoreOutcomeUnknown || e instanceof StoreFenced) {
+      // Not a bad request: the cluster lost its majority (the batch may still land) or another writer holds it.
+      console.error(`uvt ops ${sub}: ${e.message}`);
+      return 1;
+    }
     if (e instanceof OpsError || e instanceof StoreCorrupt || e instanceof StoreRefused) {
       console.error(e.message.split("\n").map((l) => `uvt ops ${sub}: ${l}`).join("\n"));
       return 2;
     }
     if (e instanceof UsageError) throw new UsageError(`${sub}: ${e.message.replace(new RegExp(`^${sub}: `), "")}`);
     throw e;
+  } finally {
+    for (const c of etcdClients.splice(0)) c.close();
   }
 }
 
@@ -106,9 +152,10 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     const a = parseArgs(rest, {});
     const [dir, file] = a.positionals;
     if (!dir || !file || a.positionals.length > 2) throw new UsageError("give STORE and ESTATE-FILE");
-    if (isStore(dir) && new NodeFs(dir).list("").length > 0) throw new UsageError(`${dir} is not empty: init creates a new store (choose a new folder)`);
+    const etcd = await etcdStore(dir, sub);
+    if (!etcd && isStore(dir) && new NodeFs(dir).list("").length > 0) throw new UsageError(`${dir} is not empty: init creates a new store (choose a new folder)`);
     const e = readEstateFile(file);
-    const ps = await loadEstate(new FileStore(new NodeFs(dir)), e);
+    const ps = await loadEstate(etcd ?? new FileStore(new NodeFs(dir)), e);
     console.log(`${dir}: estate ${e.name}, ${ps.definitions().length} definition(s)`);
     return 0;
   }
@@ -148,7 +195,7 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
       }
     }
     const vcpus = a.flags.has("vcpus") ? Number(a.flags.get("vcpus")) : stage === "template" ? 0 : 1;
-    const ps = await PolicyService.open(openStore(a.positionals[0], sub));
+    const ps = await PolicyService.open(await openStore(a.positionals[0], sub));
     const channels = channelsArg(a.flags.get("channels"));
     const d = await ps.define({
       name, domain,
@@ -165,7 +212,7 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
     const a = parseArgs(rest, { booleans: ["json"] });
     if (a.positionals.length !== 3) throw new UsageError("give STORE, NAME-or-GUID and ACTION");
     const [dir, id, action] = a.positionals as [string, string, string];
-    const ps = await PolicyService.open(openStore(dir, sub));
+    const ps = await PolicyService.open(await openStore(dir, sub));
     const d = await ps.transition(id, action);
     console.log(a.bools.has("json") ? JSON.stringify(d, null, 2) : `${d.name}: ${action} → ${d.stage}, ${d.state}${d.placement ? ` on ${d.placement.host} as partition ${d.placement.partition}` : ""}`);
     return 0;
@@ -178,7 +225,9 @@ async function runSub(sub: string, rest: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${a.flags.get("port")}: a port number 0–65535`);
   const src = a.positionals[0]!;
   let ps: PolicyService;
-  if (isStore(src)) ps = await PolicyService.open(new FileStore(new NodeFs(src)));
+  const etcd = await etcdStore(src, "serve");
+  if (etcd) ps = await PolicyService.open(etcd);
+  else if (isStore(src)) ps = await PolicyService.open(new FileStore(new NodeFs(src)));
   else {
     if (!existsSync(src)) throw new UsageError(`${src} does not exist (give a STORE folder or an estate FILE)`);
     const dir = a.flags.get("store") ?? mkdtempSync(join(tmpdir(), "uv-ops-store-"));
