@@ -26,6 +26,11 @@ export class HostAnnouncement {
   async revoke(): Promise<void> {
     await this.lease.revoke();
   }
+
+  /** Stops renewing without revoking: the host looks dead to the cluster, which deletes its key after the TTL. */
+  stopRenewing(): void {
+    this.lease.release();
+  }
 }
 
 export type HostEvent = { host: string; up: boolean; at: number };
