@@ -1,8 +1,9 @@
 // A throw-away three-member etcd cluster on loopback ports (layer: ops/store/; used by the etcd tests, the benchmarks
 // and the failover example, docs/specs/operations.md §7): each member is Debian's `etcd` binary with its data in a
 // fresh temporary folder; start() returns when every member answers a status request and the cluster has a leader;
-// stop() kills every member still running, waits for it to exit and removes the folders. A process-exit hook kills
-// the members too, so a crashed test run leaves no etcd behind. A missing binary is an error, never a skip.
+// stop() kills every member still running, waits for it to exit and removes the folders. A process-exit hook (and
+// SIGINT/SIGTERM/SIGHUP) kills the members and removes the folders too, so a crashed run leaves no etcd behind. A
+// missing binary is an error, never a skip.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -37,14 +38,25 @@ async function freePort(): Promise<number> {
 }
 
 const live = new Set<ChildProcess>();
+/** Data folders of clusters not yet stopped: removed on exit too. */
+const roots = new Set<string>();
 let hooked = false;
+function cleanUp(): void {
+  for (const p of live) p.kill("SIGKILL");
+  for (const r of roots) rmSync(r, { recursive: true, force: true });
+}
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
   // Synchronous kill on any exit of this process: members must never outlive the run that started them.
-  process.on("exit", () => {
-    for (const p of live) p.kill("SIGKILL");
-  });
+  process.on("exit", cleanUp);
+  // A signal's default action ends the process without "exit": clean up, then let the signal do what it would have.
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(sig, () => {
+      cleanUp();
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    });
+  }
 }
 
 export interface ClusterOptions {
@@ -67,6 +79,7 @@ export class EtcdCluster {
   private constructor(opts: ClusterOptions) {
     this.binary = opts.binary ?? "etcd";
     this.root = mkdtempSync(join(tmpdir(), "uv-etcd-"));
+    roots.add(this.root);
   }
 
   /** Starts the cluster and waits until it is healthy; on any failure stops what it started and throws. */
@@ -176,6 +189,7 @@ export class EtcdCluster {
   async stop(): Promise<void> {
     await Promise.all(this.members.map((m) => (m.proc ? killAndWait(m.proc) : Promise.resolve())));
     rmSync(this.root, { recursive: true, force: true });
+    roots.delete(this.root);
   }
 }
 
