@@ -25,9 +25,9 @@ function storeRate(n: number): { perSecond: number; floor: number } {
   const dir = mkdtempSync(join(tmpdir(), "uv-ops-bench-"));
   try {
     const store = new FileStore(new NodeFs(join(dir, "store")));
-    for (let i = 0; i < 20; i++) store.commit([{ put: def(i) }]); // warm up
+    for (let i = 0; i < 20; i++) store.commitSync([{ put: def(i) }]); // warm up
     const t0 = performance.now();
-    for (let i = 0; i < n; i++) store.commit([{ put: def(1000 + i) }]);
+    for (let i = 0; i < n; i++) store.commitSync([{ put: def(1000 + i) }]);
     const perSecond = n / ((performance.now() - t0) / 1000);
     // The floor: one fsync'd append of the same bytes per definition.
     const f = join(dir, "floor");

@@ -87,14 +87,20 @@ export class DataCenter {
   private readonly queue: Pending[] = [];
   private seq = 0;
   private readonly random: () => number;
+  /** Live mode (live.ts): told when a host fails, so its real lease stops being renewed. */
+  onHostFailed: ((host: string) => void) | undefined;
 
   private constructor(readonly scenario: DcScenario) {
     this.random = rng(scenario.seed);
     for (const p of scenario.partitions) this.partitions.set(p.name, p);
   }
 
-  /** Boots every host (each its own database and service partitions) and places the partitions first fit. */
-  static async create(scenario: DcScenario): Promise<DataCenter> {
+  /**
+   * Boots every host (each its own database and service partitions) and places the partitions first fit. With
+   * `liveness: "external"` no heartbeats are simulated: a host is declared failed only through hostLost (live.ts
+   * calls it when the host's etcd lease expires).
+   */
+  static async create(scenario: DcScenario, opts: { liveness?: "simulated" | "external" } = {}): Promise<DataCenter> {
     const dc = new DataCenter(scenario);
     for (const h of scenario.hosts) {
       const platform = await Platform.boot({ memory: h.memory, keepBackup: false }, { pcpus: h.pcpus }, () => {}, {
@@ -111,9 +117,11 @@ export class DataCenter {
       if ("why" in r) dc.log({ kind: "unplaced", partition: p.name, reason: r.why });
       else dc.log({ kind: "placed", partition: p.name, host: r.host });
     }
-    for (const h of dc.hosts.values()) {
-      dc.arm(h);
-      dc.beat(h, 0);
+    if (opts.liveness !== "external") {
+      for (const h of dc.hosts.values()) {
+        dc.arm(h);
+        dc.beat(h, 0);
+      }
     }
     for (const e of scenario.events) {
       if ("fail" in e) dc.at(e.at, () => dc.fail(e.fail));
@@ -192,10 +200,17 @@ export class DataCenter {
     });
   }
 
-  private expire(h: HostState): void {
+  /** Live mode: the host's lease expired outside (etcd); it is declared failed now, as an expiry would. */
+  hostLost(name: string, why: string): void {
+    const h = this.hosts.get(name);
+    if (!h || h.failed) return;
+    this.expire(h, why);
+  }
+
+  private expire(h: HostState, why = `no heartbeat for ${this.scenario.heartbeat.lease} ms`): void {
     h.failed = true;
     const lost = [...this.placement].filter(([, host]) => host === h.def.name).map(([p]) => p).sort();
-    this.log({ kind: "lease-expired", host: h.def.name, reason: `no heartbeat for ${this.scenario.heartbeat.lease} ms; ${lost.length} partition(s) to re-host` });
+    this.log({ kind: "lease-expired", host: h.def.name, reason: `${why}; ${lost.length} partition(s) to re-host` });
     for (const p of lost) {
       this.placement.delete(p);
       const r = this.place(this.partitions.get(p)!, new Set([h.def.name]));
@@ -267,6 +282,7 @@ export class DataCenter {
     if (!h.alive) return;
     h.alive = false;
     this.log({ kind: "host-failed", host });
+    this.onHostFailed?.(host);
     this.sample(host);
     for (const m of [...this.migrations.values()]) {
       if (m.to === host) {

@@ -71,13 +71,13 @@ export function estateOf(e: EstateFile): Estate {
 
 /** Writes the estate into an empty store and defines its partitions (applying each one's `then` actions). */
 export async function loadEstate(store: DefinitionStore, e: EstateFile, opts: PolicyOptions = {}): Promise<PolicyService> {
-  if (store.load().estate) throw new OpsError("the store holds an estate already");
-  store.commit([{ estate: estateOf(e) }]);
+  if ((await store.load()).estate) throw new OpsError("the store holds an estate already");
+  await store.commit([{ estate: estateOf(e) }]);
   const ps = await PolicyService.open(store, opts);
   for (const p of e.partitions) {
     const { then, ...req } = p;
-    const d = ps.define(req);
-    for (const a of then) ps.transition(d.guid, a);
+    const d = await ps.define(req);
+    for (const a of then) await ps.transition(d.guid, a);
   }
   return ps;
 }

@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadEstate, readEstateFile, type EstateFile } from "./estate.ts";
-import { OpsError } from "./model.ts";
+import { OpsError, type PartitionDefinition } from "./model.ts";
 import { PolicyService } from "./policy.ts";
-import { FileStore, StoreCorrupt } from "./store/store.ts";
+import { FileStore, StoreCorrupt, type StoreState } from "./store/store.ts";
 import { NodeFs } from "./store/fs.ts";
 import { PowerCutFs } from "./store/power-cut.ts";
 
@@ -19,8 +19,8 @@ const root = join(import.meta.dirname, "..");
 const FIG13 = join(root, "examples", "ops", "figure13.yaml");
 
 /** Everything a refused request must leave alone: the store's content and every host's partitions and memory. */
-function snapshot(ps: PolicyService, store: FileStore): string {
-  const s = store.load();
+async function snapshot(ps: PolicyService, store: FileStore): Promise<string> {
+  const s = await store.load();
   const hosts = [...ps.hosts].map(([n, h]) => [n, [...h.platform.rs.names()], [...h.platform.host.view.ownedBytes()].map(([p, b]) => `${p}:${b}`)]);
   return JSON.stringify({ seq: s.seq, defs: [...s.domains].map(([d, m]) => [d, [...m.values()]]), hosts });
 }
@@ -33,7 +33,7 @@ describe("policy service on Fig. 13", () => {
     ps = await loadEstate(store, readEstateFile(FIG13));
   }, 60_000);
 
-  it("places each started guest on a host [0277] allows, as a partition its command partition created", () => {
+  it("places each started guest on a host [0277] allows, as a partition its command partition created", async () => {
     const allowed: Record<string, string[]> = { G1: ["H1", "H2"], G2: ["H1", "H2"], G4: ["H2"], G5: ["H3"], G6: ["H4", "H5"], G7: ["H4", "H5"] };
     for (const [g, hosts] of Object.entries(allowed)) {
       const d = ps.get(g);
@@ -52,49 +52,49 @@ describe("policy service on Fig. 13", () => {
     }
   });
 
-  it("start → stop → disable: the host gets the memory back, and the store says so", () => {
+  it("start → stop → disable: the host gets the memory back, and the store says so", async () => {
     const before = ps.get("G3");
     expect(before.stage).toBe("provisioning");
-    const started = ps.transition("G3", "start");
+    const started = await ps.transition("G3", "start");
     const host = ps.hosts.get(started.placement!.host)!.platform;
     expect(host.rs.names().has("G3")).toBe(true);
-    const stopped = ps.transition("G3", "stop");
+    const stopped = await ps.transition("G3", "stop");
     expect(stopped.state).toBe("stopped");
     expect(stopped.placement).toBeUndefined();
     expect(host.rs.names().has("G3")).toBe(false);
     expect([...host.host.view.ownedBytes().keys()]).not.toContain(started.placement!.partition);
-    ps.transition("G3", "operate");
-    ps.transition("G3", "start");
-    const disabled = ps.transition("G3", "disable");
+    await ps.transition("G3", "operate");
+    await ps.transition("G3", "start");
+    const disabled = await ps.transition("G3", "disable");
     expect([disabled.stage, disabled.state]).toEqual(["disabled", "disabled"]);
     expect(host.rs.names().has("G3")).toBe(false);
-    const stored = [...store.load().domains.get("Production")!.values()].find((d) => d.name === "G3")!;
+    const stored = [...(await store.load()).domains.get("Production")!.values()].find((d) => d.name === "G3")!;
     expect([stored.stage, stored.state, stored.placement]).toEqual(["disabled", "disabled", undefined]);
     expect(stored.history.map((h) => h.what.split(" ")[0])).toEqual(["cloned", "provision", "start", "start", "stop", "operate", "start", "start", "disable"]);
   });
 
-  it("configurations: add one, select it for the next start ([0300]), and a template loses memory and processors ([0311])", () => {
-    ps.define({ name: "Cfg", domain: "Production", channels: [{ type: "network", zone: "NET2" }] });
-    expect(() => ps.transition("Cfg", "provision")).toThrow(/needs at least one configuration/);
-    ps.addConfiguration("Cfg", { name: "Small", memory: 32 << 20, vcpus: 1 });
-    ps.addConfiguration("Cfg", { name: "Large", memory: 96 << 20, vcpus: 2 });
-    expect(() => ps.addConfiguration("Cfg", { name: "Small", memory: 8 << 20, vcpus: 1 })).toThrow(/has a configuration named Small already/);
-    ps.transition("Cfg", "provision");
-    ps.configure("Cfg", "Large");
-    const started = ps.transition("Cfg", "start");
+  it("configurations: add one, select it for the next start ([0300]), and a template loses memory and processors ([0311])", async () => {
+    await ps.define({ name: "Cfg", domain: "Production", channels: [{ type: "network", zone: "NET2" }] });
+    await expect(ps.transition("Cfg", "provision")).rejects.toThrow(/needs at least one configuration/);
+    await ps.addConfiguration("Cfg", { name: "Small", memory: 32 << 20, vcpus: 1 });
+    await ps.addConfiguration("Cfg", { name: "Large", memory: 96 << 20, vcpus: 2 });
+    await expect(ps.addConfiguration("Cfg", { name: "Small", memory: 8 << 20, vcpus: 1 })).rejects.toThrow(/has a configuration named Small already/);
+    await ps.transition("Cfg", "provision");
+    await ps.configure("Cfg", "Large");
+    const started = await ps.transition("Cfg", "start");
     expect([started.active, started.next]).toEqual(["Large", undefined]);
     const pf = ps.hosts.get(started.placement!.host)!.platform;
     expect(Number(pf.host.view.ownedBytes().get(started.placement!.partition))).toBeGreaterThanOrEqual(96 << 20);
     expect(pf.describe("Cfg")).toMatch(/Guest/);
-    const stopped = ps.transition("Cfg", "stop");
-    const tpl = ps.transition(stopped.guid, "template");
+    const stopped = await ps.transition("Cfg", "stop");
+    const tpl = await ps.transition(stopped.guid, "template");
     expect([tpl.stage, tpl.state, tpl.configurations.map((c) => [c.memory, c.vcpus])]).toEqual(["template", "disabled", [[0, 0], [0, 0]]]);
-    const clone = ps.define({ name: "Cfg2", domain: "Production", template: "Cfg", configurations: [{ name: "c", memory: 8 << 20, vcpus: 1 }] });
+    const clone = await ps.define({ name: "Cfg2", domain: "Production", template: "Cfg", configurations: [{ name: "c", memory: 8 << 20, vcpus: 1 }] });
     expect(clone.channels).toEqual([{ type: "network", zone: "NET2" }]);
     expect(clone.guid).not.toBe(tpl.guid);
   });
 
-  const refusals: Array<[string, (ps: PolicyService) => unknown, RegExp]> = [
+  const refusals: Array<[string, (ps: PolicyService) => Promise<unknown>, RegExp]> = [
     ["a transition the life cycle does not allow", (p) => p.transition("G8", "start"), /start is not allowed in stage construction/],
     ["decommissioning a running partition", (p) => p.transition("G1", "decommission"), /decommission is not allowed in stage operating/],
     ["zones no host of the domain offers", (p) => p.define({ name: "G9", domain: "Production", channels: [{ type: "storage", zone: "SAN2" }, { type: "network", zone: "NET1" }], configurations: [{ name: "c", memory: 4 << 20, vcpus: 1 }] }),
@@ -106,27 +106,27 @@ describe("policy service on Fig. 13", () => {
     ["cloning a partition that is not a template", (p) => p.define({ name: "G9", domain: "Production", template: "G1" }), /not a template/],
     ["memory that is not a multiple of 4 MB", (p) => p.define({ name: "G9", domain: "Production", configurations: [{ name: "c", memory: 5 << 20, vcpus: 1 }] }), /not a positive multiple of 4 MB/],
     ["a guest in a system domain", (p) => p.define({ name: "G9", domain: "System" }), /system domain/],
-    ["a start no host has room for", (p) => {
-      p.define({ name: "Big", domain: "Production", channels: [{ type: "storage", zone: "DAS3" }], configurations: [{ name: "c", memory: 8 * 2 ** 30, vcpus: 1 }] });
-      p.transition("Big", "provision");
+    ["a start no host has room for", async (p) => {
+      await p.define({ name: "Big", domain: "Production", channels: [{ type: "storage", zone: "DAS3" }], configurations: [{ name: "c", memory: 8 * 2 ** 30, vcpus: 1 }] });
+      await p.transition("Big", "provision");
       return p.transition("Big", "start");
     }, /Big: every matching host refused it: H3: /],
   ];
   for (const [what, req, reason] of refusals) {
-    it(`refuses ${what} with a reason and changes nothing`, () => {
+    it(`refuses ${what} with a reason and changes nothing`, async () => {
       // "Big" is defined and provisioned before its start is refused: snapshot after those.
       if (what.startsWith("a start")) {
-        expect(() => req(ps)).toThrow(OpsError);
-        const snap = snapshot(ps, store);
-        expect(() => ps.transition("Big", "start")).toThrow(reason);
-        expect(snapshot(ps, store)).toBe(snap);
+        await expect(req(ps)).rejects.toThrow(OpsError);
+        const snap = await snapshot(ps, store);
+        await expect(ps.transition("Big", "start")).rejects.toThrow(reason);
+        expect(await snapshot(ps, store)).toBe(snap);
         expect(ps.get("Big").state).toBe("stopped");
         return;
       }
-      const snap = snapshot(ps, store);
-      expect(() => req(ps)).toThrow(OpsError);
-      expect(() => req(ps)).toThrow(reason);
-      expect(snapshot(ps, store)).toBe(snap);
+      const snap = await snapshot(ps, store);
+      await expect(req(ps)).rejects.toThrow(OpsError);
+      await expect(req(ps)).rejects.toThrow(reason);
+      expect(await snapshot(ps, store)).toBe(snap);
     });
   }
 });
@@ -183,7 +183,7 @@ describe("schedules over a simulated month ([0308])", () => {
     let checked = 0;
     for (let day = 1; day <= 31; day++) {
       for (const hh of [1, 4, 7, 12, 20]) {
-        ps.advanceTo(minute(day, hh, 30));
+        await ps.advanceTo(minute(day, hh, 30));
         const g6 = ps.get("G6");
         const want = expected(day, hh);
         expect(g6.state, `2027-01-${day} ${hh}:30`).toBe("running");
@@ -206,3 +206,44 @@ describe("schedules over a simulated month ([0308])", () => {
     expect(ps.log.filter((l) => /Report: start/.test(l)).length).toBe(1);
   }, 120_000);
 });
+
+describe("a host lost ([0307]; operations.md §7)", () => {
+  it("its running partitions are placed again on a host with their zones and room; none left: stopped with the reason", async () => {
+    const lan = [{ type: "network" as const, zone: "LAN" }];
+    const estate: EstateFile = {
+      estate: 1, name: "two", zones: [{ type: "network", name: "LAN" }],
+      hosts: ["A", "B"].map((name) => ({ name, memory: 512 << 20, pcpus: 4, domain: "System", zones: [{ type: "network" as const, zone: "LAN" }] })),
+      domains: [{ name: "System", kind: "system", hosts: ["A", "B"] }, { name: "Lab", kind: "partition", hosts: ["A", "B"] }],
+      partitions: ["P1", "P2", "P3", "P4"].map((name) => ({ name, domain: "Lab", channels: lan, configurations: [{ name: "c", memory: 32 << 20, vcpus: 1 }], then: ["provision", "start"] as ("provision" | "start")[] })),
+    };
+    const store = new FileStore(new PowerCutFs());
+    const ps = await loadEstate(store, estate);
+    const onA = ps.definitions().filter((d) => d.placement?.host === "A").map((d) => d.name);
+    const onB = ps.definitions().filter((d) => d.placement?.host === "B").map((d) => d.name);
+    expect(onA.length).toBeGreaterThan(0);
+    const b = ps.hosts.get("B")!.platform;
+    const lines = await ps.hostDown("A");
+    expect(lines).toHaveLength(onA.length);
+    for (const n of onA) {
+      const d = ps.get(n);
+      expect([d.state, d.placement?.host], n).toEqual(["running", "B"]);
+      // B's own resource database holds it under the number the store recorded.
+      expect(b.rs.names().get(n)).toBe(d.placement!.partition);
+      expect(d.history.at(-1)!.what).toMatch(/^re-hosted from A to B as partition \d+ \(A: its lease expired\)$/);
+    }
+    const stored = flatDefs(await store.load());
+    for (const n of [...onA, ...onB]) expect(stored.get(n)!.placement!.host, n).toBe("B");
+    expect(await ps.hostDown("A")).toEqual([]);
+    // The last host lost: nowhere to go, each one stopped with the reason, stored.
+    const last = await ps.hostDown("B");
+    expect(last).toHaveLength(4);
+    for (const d of flatDefs(await store.load()).values()) {
+      expect(d.state).toBe("stopped");
+      expect(d.history.at(-1)!.what).toMatch(/^stopped: host B lost \(its lease expired\) and P\d: every matching host refused it: A: not running; B: not running$/);
+    }
+  }, 60_000);
+});
+
+function flatDefs(s: StoreState): Map<string, PartitionDefinition> {
+  return new Map([...s.domains.values()].flatMap((m) => [...m.values()]).map((d) => [d.name, d]));
+}

@@ -4,7 +4,8 @@
 // (ChannelZonesAvailable) and free memory, and sends the definition to that host's command partition: each simulated
 // host is a booted sim/ Platform whose definePartition is the command partition's resource service, creating the
 // partition as transactions over the command channel; stop and save are its STOP_PARTITION ([0186]). Schedules
-// ([0308]) fire at simulated times through advanceTo.
+// ([0308]) fire at simulated times through advanceTo. A host reported lost (its liveness lease expired, §7) is dropped
+// and its active partitions placed again elsewhere (hostDown).
 import { Platform } from "../sim/platform.ts";
 import { formatBytes } from "../core/mapview.ts";
 import { ACTIVE, type Action, category, decide } from "./lifecycle.ts";
@@ -13,7 +14,7 @@ import {
   type PartitionDefinition, type ScheduleEntry, type State, ZONE_TYPES, type ZoneRef, zoneKey,
 } from "./model.ts";
 import { checkWhen, occurrences } from "./schedule.ts";
-import type { DefinitionStore } from "./store/store.ts";
+import type { DefinitionStore, StoreState } from "./store/store.ts";
 import { matchingHosts, missingZones, rankHosts } from "./zones.ts";
 
 const MB4 = 4 * 1048576;
@@ -72,9 +73,11 @@ export class PolicyService {
   private defs = new Map<string, PartitionDefinition>();
   private estateValue: Estate;
 
-  private constructor(private readonly store: DefinitionStore, opts: PolicyOptions) {
+  /** The tail of the chain of requests: one request at a time reaches the store (its commit is awaited). */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly store: DefinitionStore, s: StoreState, opts: PolicyOptions) {
     this.epoch = opts.epoch ?? new Date("2027-01-01T00:00:00Z");
-    const s = store.load();
     if (!s.estate) throw new OpsError("the store holds no estate: create it with `uvt ops init` or from an estate file");
     this.estateValue = s.estate;
     for (const m of s.domains.values()) for (const d of m.values()) this.defs.set(d.guid, d);
@@ -82,7 +85,7 @@ export class PolicyService {
 
   /** Opens the service over a store: boots every host of the estate and places again what should be active. */
   static async open(store: DefinitionStore, opts: PolicyOptions = {}): Promise<PolicyService> {
-    const ps = new PolicyService(store, opts);
+    const ps = new PolicyService(store, await store.load(), opts);
     for (const h of ps.estateValue.hosts) {
       const platform = await Platform.boot({ memory: BigInt(h.memory), keepBackup: false }, { pcpus: h.pcpus }, opts.print ?? (() => {}), {
         system: [
@@ -103,10 +106,20 @@ export class PolicyService {
         ps.log.push(`${d.name}: placed again on ${placement.host} as partition ${placement.partition} at start-up`);
       } catch (e) {
         ps.log.push(`${d.name}: could not be placed again at start-up: ${(e as Error).message}`);
-        ps.save({ ...d, state: "stopped", history: [...d.history, { at: ps.now, stage: d.stage, state: "stopped", what: `not placed at start-up: ${(e as Error).message}` }] });
+        await ps.save({ ...d, state: "stopped", history: [...d.history, { at: ps.now, stage: d.stage, state: "stopped", what: `not placed at start-up: ${(e as Error).message}` }] });
       }
     }
     return ps;
+  }
+
+  /**
+   * Runs `fn` after every request before it has finished: a request checks the definitions, then awaits the store's
+   * commit, and another request must not check against the state in between (two defines of one name).
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   estate(): Estate {
@@ -167,7 +180,11 @@ export class PolicyService {
   // ------------------------------------------------------------------------------------------------ requests
 
   /** Defines a partition ([0305]) or a template, or clones a template ([0311]). */
-  define(req: DefineRequest): PartitionDefinition {
+  define(req: DefineRequest): Promise<PartitionDefinition> {
+    return this.exclusive(() => this.defineNow(req));
+  }
+
+  private async defineNow(req: DefineRequest): Promise<PartitionDefinition> {
     if (typeof req.name !== "string" || !NAME_RE.test(req.name)) throw new OpsError(`partition name "${req.name}" is not 1–15 letters, digits, _ or - (a host's descriptor holds 16 bytes)`);
     if (typeof req.domain !== "string" || !DOMAIN_RE.test(req.domain)) throw new OpsError(`domain name "${req.domain}" is not valid`);
     const dom = this.domainOf(req.domain);
@@ -203,7 +220,7 @@ export class PolicyService {
       history: [{ at: this.now, stage: isTemplate ? "template" : "construction", state: isTemplate ? "disabled" : "uninstalled", what: req.template ? `cloned from template ${req.template}` : "defined" }],
     };
     this.checkHosts(d);
-    this.save(d);
+    await this.save(d);
     return structuredClone(d);
   }
 
@@ -215,37 +232,53 @@ export class PolicyService {
   }
 
   /** Adds a configuration ([0301]). */
-  addConfiguration(id: string, c: Configuration): PartitionDefinition {
+  addConfiguration(id: string, c: Configuration): Promise<PartitionDefinition> {
+    return this.exclusive(() => this.addConfigurationNow(id, c));
+  }
+
+  private async addConfigurationNow(id: string, c: Configuration): Promise<PartitionDefinition> {
     const d = this.get(id);
     if (d.stage === "decommissioned") throw new OpsError(`${d.name} is decommissioned: its definition is kept for reference only`);
     this.checkConfig(c, d.stage === "template", d.name);
     if (d.configurations.some((x) => x.name === c.name)) throw new OpsError(`${d.name} has a configuration named ${c.name} already`);
     const next = { ...d, configurations: [...d.configurations, structuredClone(c)] };
     this.checkHosts(next);
-    this.save(next);
+    await this.save(next);
     return structuredClone(next);
   }
 
   /** Selects the configuration the next start uses ([0300]). */
-  configure(id: string, name: string): PartitionDefinition {
+  configure(id: string, name: string): Promise<PartitionDefinition> {
+    return this.exclusive(() => this.configureNow(id, name));
+  }
+
+  private async configureNow(id: string, name: string): Promise<PartitionDefinition> {
     const d = this.get(id);
     if (d.stage === "decommissioned" || d.stage === "template" || d.stage === "construction") throw new OpsError(`${d.name}: a configuration is selected in provisioning, operating, manual or disabled, not ${d.stage}`);
     if (!d.configurations.some((c) => c.name === name)) throw new OpsError(`${d.name} has no configuration ${name} (it has ${d.configurations.map((c) => c.name).join(", ")})`);
     const next = { ...d, next: name };
-    this.save(next);
+    await this.save(next);
     return structuredClone(next);
   }
 
-  setSchedule(id: string, schedule: ScheduleEntry[]): PartitionDefinition {
+  setSchedule(id: string, schedule: ScheduleEntry[]): Promise<PartitionDefinition> {
+    return this.exclusive(() => this.setScheduleNow(id, schedule));
+  }
+
+  private async setScheduleNow(id: string, schedule: ScheduleEntry[]): Promise<PartitionDefinition> {
     const d = this.get(id);
     for (const e of schedule) this.checkSchedule(e, d.configurations);
     const next = { ...d, schedule: structuredClone(schedule) };
-    this.save(next);
+    await this.save(next);
     return structuredClone(next);
   }
 
   /** Moves a definition through the life cycle (ops/lifecycle.ts); host effects through the command partition. */
-  transition(id: string, action: Action | string): PartitionDefinition {
+  transition(id: string, action: Action | string): Promise<PartitionDefinition> {
+    return this.exclusive(() => this.transitionNow(id, action));
+  }
+
+  private async transitionNow(id: string, action: Action | string): Promise<PartitionDefinition> {
     const d = this.get(id);
     const rule = decide(d, action);
     if (typeof rule === "string") throw new OpsError(rule);
@@ -276,7 +309,7 @@ export class PolicyService {
     if (active !== undefined) next.active = active;
     if (rule.host === "place") delete next.next;
     try {
-      this.save(next);
+      await this.save(next);
     } catch (e) {
       // The store refused: undo the host side so that nothing changed.
       if (rule.host === "place" && placement) this.release({ ...d, placement });
@@ -292,8 +325,8 @@ export class PolicyService {
     return c;
   }
 
-  private save(d: PartitionDefinition): void {
-    this.store.commit([{ put: d }]);
+  private async save(d: PartitionDefinition): Promise<void> {
+    await this.store.commit([{ put: d }]);
     this.defs.set(d.guid, structuredClone(d));
   }
 
@@ -340,6 +373,35 @@ export class PolicyService {
     throw new OpsError(`${d.name}: every matching host refused it: ${refusals.join("; ")}`);
   }
 
+  /**
+   * A host was lost (its liveness lease expired, ops/liveness.ts; docs/specs/operations.md §7): it is no longer a
+   * placement target, and every partition that should be active there is placed again on a host that has its zones
+   * and room ([0307]: a partition outlives its host), or, when none has, stopped with the reason. Returns one line
+   * per partition it moved or stopped. A host already lost is a no-op.
+   */
+  hostDown(name: string, why = "its lease expired"): Promise<string[]> {
+    return this.exclusive(async () => {
+      if (!this.hosts.delete(name)) return [];
+      const out: string[] = [];
+      const victims = [...this.defs.values()].filter((d) => d.placement?.host === name && category(d.state) === "active").sort((a, b) => a.name.localeCompare(b.name));
+      for (const d of victims) {
+        const { placement: _gone, ...rest } = d;
+        try {
+          const placement = this.place(rest, this.configOf(d));
+          const what = `re-hosted from ${name} to ${placement.host} as partition ${placement.partition} (${name}: ${why})`;
+          await this.save({ ...rest, placement, history: [...d.history, { at: this.now, stage: d.stage, state: d.state, what }] });
+          out.push(`${d.name}: ${what}`);
+        } catch (e) {
+          if (e instanceof TypeError || e instanceof ReferenceError) throw e;
+          const what = `stopped: host ${name} lost (${why}) and ${(e as Error).message}`;
+          await this.save({ ...rest, state: "stopped", history: [...d.history, { at: this.now, stage: d.stage, state: "stopped", what }] });
+          out.push(`${d.name}: ${what}`);
+        }
+      }
+      return out;
+    });
+  }
+
   /** [0186]: the stop request goes to the host's command partition; its resources are reclaimed. */
   private release(d: PartitionDefinition): void {
     if (!d.placement) return;
@@ -365,7 +427,11 @@ export class PolicyService {
   // ------------------------------------------------------------------------------------------------ schedules
 
   /** Fires every schedule entry of operating partitions up to simulated minute `t`, in time order ([0308]). */
-  advanceTo(t: number): void {
+  advanceTo(t: number): Promise<void> {
+    return this.exclusive(() => this.advanceToNow(t));
+  }
+
+  private async advanceToNow(t: number): Promise<void> {
     if (t < this.now) throw new OpsError(`simulated time runs forward: ${t} < ${this.now}`);
     const due: Array<{ at: number; guid: string; i: number }> = [];
     for (const d of this.defs.values()) {
@@ -381,7 +447,7 @@ export class PolicyService {
       if (d.stage !== "operating") continue;
       const e = d.schedule![x.i]!;
       try {
-        this.fire(d, e);
+        await this.fire(d, e);
       } catch (err) {
         this.log.push(`${this.clock(x.at)} ${d.name}: schedule to ${e.state} refused: ${(err as Error).message}`);
       }
@@ -389,26 +455,26 @@ export class PolicyService {
     this.now = t;
   }
 
-  private fire(d: PartitionDefinition, e: ScheduleEntry): void {
-    const act = (a: Action): void => {
-      this.transition(d.guid, a);
+  private async fire(d: PartitionDefinition, e: ScheduleEntry): Promise<void> {
+    const act = async (a: Action): Promise<void> => {
+      await this.transitionNow(d.guid, a);
       this.log.push(`${this.clock(this.now)} ${d.name}: ${a}`);
     };
     if (e.configuration !== undefined && e.configuration !== (this.defs.get(d.guid)!.active) && e.state !== "stopped") {
       const cur = this.defs.get(d.guid)!;
-      if (cur.state === "running" || cur.state === "paused") act("stop");
-      this.configure(d.guid, e.configuration);
+      if (cur.state === "running" || cur.state === "paused") await act("stop");
+      await this.configureNow(d.guid, e.configuration);
     } else if (e.configuration !== undefined) {
-      this.configure(d.guid, e.configuration);
+      await this.configureNow(d.guid, e.configuration);
     }
     const s = this.defs.get(d.guid)!.state;
     if (e.state === "running") {
-      if (s === "stopped" || s === "saved") act("start");
-      else if (s === "paused") act("resume");
+      if (s === "stopped" || s === "saved") await act("start");
+      else if (s === "paused") await act("resume");
     } else if (e.state === "paused") {
-      if (s === "stopped" || s === "saved") act("start");
-      if (this.defs.get(d.guid)!.state === "running") act("pause");
-    } else if (s === "running" || s === "paused") act("stop");
+      if (s === "stopped" || s === "saved") await act("start");
+      if (this.defs.get(d.guid)!.state === "running") await act("pause");
+    } else if (s === "running" || s === "paused") await act("stop");
   }
 
   /** Simulated minute as an ISO-like UTC time. */

@@ -62,4 +62,20 @@ describe("uvt dc", { timeout: 60_000 }, () => {
     const again = await uvt(["run", EXAMPLE, "--format", "csv"]);
     expect(again.stdout).toBe(csv.stdout);
   });
+
+  it("--etcd: the failure is noticed by a real lease's expiry; the outcome is the deterministic run's", async () => {
+    const file = join(scratch, "fail-only.yaml");
+    const text = readFileSync(join(root, EXAMPLE), "utf8").replace(/^until: .*$/m, "until: 6000").replace(/^events:[\s\S]*$/m, "events:\n  - { at: 1000, fail: H2 }\n");
+    writeFileSync(file, text);
+    const outcome = (out: string) => (JSON.parse(out) as { events: Array<{ kind: string; partition?: string; to?: string }> }).events.filter((e) => e.kind === "rehosted" || e.kind === "lost").map((e) => `${e.kind} ${e.partition} ${e.to ?? ""}`);
+    const sim = await uvt(["run", file, "--format", "json"]);
+    expect(sim.exitCode, sim.stderr).toBe(0);
+    const live = await uvt(["run", file, "--format", "json", "--etcd"]);
+    expect(live.exitCode, live.stderr).toBe(0);
+    expect(live.stderr).toMatch(/^uvt dc: etcd cluster at http:\/\/127\.0\.0\.1:\d+ /);
+    const reasons = (JSON.parse(live.stdout) as { events: Array<{ kind: string; reason?: string }> }).events.filter((e) => e.kind === "lease-expired").map((e) => e.reason);
+    expect(reasons).toEqual([expect.stringMatching(/^its etcd lease \(TTL 3 s\) expired; /)]);
+    expect(outcome(live.stdout)).toEqual(outcome(sim.stdout));
+    expect(outcome(sim.stdout).length).toBeGreaterThan(0);
+  });
 });

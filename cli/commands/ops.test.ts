@@ -1,12 +1,15 @@
 // `uvt ops` end to end through the real entry point (cli/uvt.js): init a store folder from the example estate,
 // define, list and export with --json, move a partition through the life cycle, and the refusals (exit 2, one line
-// saying what, where and what to do, and the store unchanged, read back from its folder by the store itself).
+// saying what, where and what to do, and the store unchanged, read back from its folder by the store itself); the
+// same commands over a STORE on an etcd cluster this file starts; `uvt ops failover`.
 import { execa } from "execa";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { PartitionDefinition } from "../../ops/model.ts";
+import { EtcdCluster } from "../../ops/store/etcd-cluster.ts";
+import { EtcdStore } from "../../ops/store/etcd-store.ts";
 
 const root = join(import.meta.dirname, "..", "..");
 const uvt = (args: string[]) => execa("node", ["cli/uvt.js", "ops", ...args], { cwd: root, reject: false });
@@ -22,20 +25,58 @@ async function listJson(): Promise<PartitionDefinition[]> {
 
 describe("uvt ops", () => {
   it("every subcommand has --help; bad input exits 2 naming what to do", async () => {
-    for (const sub of ["init", "list", "define", "transition", "export", "serve"]) {
+    for (const sub of ["init", "list", "define", "transition", "export", "failover", "serve"]) {
       const r = await uvt([sub, "--help"]);
       expect([r.exitCode, r.stdout.split("\n")[0]]).toEqual([0, expect.stringMatching(new RegExp(`^Usage: uvt ops ${sub} `))]);
     }
     const top = await uvt(["--help"]);
     expect(top.stdout).toMatch(/^Usage: uvt ops SUBCOMMAND/);
     const bad = await uvt(["frobnicate"]);
-    expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, "uvt ops: unknown subcommand 'frobnicate' (known: init, list, define, transition, export, serve)"]);
+    expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, "uvt ops: unknown subcommand 'frobnicate' (known: init, list, define, transition, export, failover, serve)"]);
     const flag = await uvt(["list", "examples/ops/small.yaml", "--colour"]);
     expect([flag.exitCode, flag.stderr.trim()]).toEqual([2, "uvt ops: list: unknown option --colour (known: --json)"]);
     const missing = await uvt(["transition", join(scratch, "nowhere"), "svc", "start"]);
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain("is not a store folder (create one with uvt ops init STORE ESTATE-FILE)");
   }, 240_000); // ten process starts: tsx start-up is slow on a loaded 2-core machine
+
+  it("failover: the README's command runs a cluster, kills the active service and reports the takeover; bad options exit 2", async () => {
+    const bad = await uvt(["failover", "--ttl", "1"]);
+    expect([bad.exitCode, bad.stderr.trim()]).toEqual([2, "uvt ops: failover: --ttl 1: whole seconds 2–60 (etcd's smallest lease is about 2 s)"]);
+    const r = await uvt(["failover", "--partitions", "9", "--json"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as { definitions: number; takeover_ms: number; starts_before: number; starts_after: number; problems: string[] };
+    expect(s.problems).toEqual([]);
+    expect(s.definitions).toBe(9);
+    expect(s.starts_before).toBeGreaterThan(0);
+    expect(s.takeover_ms).toBeLessThan(5000);
+  }, 120_000);
+
+  it("a STORE on etcd (etcd://HOST:PORT,.../PREFIX): init, transition and list through the cluster; the store read back directly", async () => {
+    const cluster = await EtcdCluster.start();
+    const client = cluster.client();
+    try {
+      const url = `etcd://${cluster.endpoints.map((e) => e.replace("http://", "")).join(",")}/cli-test`;
+      const init = await uvt(["init", url, "examples/ops/small.yaml"]);
+      expect([init.exitCode, init.stdout], init.stderr).toEqual([0, `${url}: estate Small lab, 3 definition(s)`]);
+      const stop = await uvt(["transition", url, "svc", "stop"]);
+      expect([stop.exitCode, stop.stdout], stop.stderr).toEqual([0, "svc: stop → operating, stopped"]);
+      const list = await uvt(["list", url, "--json"]);
+      const defs = (JSON.parse(list.stdout) as { partitions: PartitionDefinition[] }).partitions;
+      expect(defs.map((d) => [d.name, d.state])).toEqual([["base", "disabled"], ["batch", "stopped"], ["svc", "stopped"]]);
+      // The cluster holds them under the prefix, read without the CLI.
+      const st = await new EtcdStore(client, "cli-test/").load();
+      expect([...st.domains.get("Lab")!.values()].find((d) => d.name === "svc")!.state).toBe("stopped");
+      const again = await uvt(["init", url, "examples/ops/small.yaml"]);
+      expect([again.exitCode, again.stderr.trim()]).toEqual([2, "uvt ops init: the store holds an estate already"]);
+      const bad = await uvt(["list", "etcd://no host/x"]);
+      expect(bad.exitCode).toBe(2);
+      expect(bad.stderr).toContain('"no host" is not HOST:PORT');
+    } finally {
+      client.close();
+      await cluster.stop();
+    }
+  }, 120_000);
 
   it("init → define → transition → list/export, and refusals that change nothing", async () => {
     const init = await uvt(["init", store, "examples/ops/small.yaml"]);

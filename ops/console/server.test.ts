@@ -40,7 +40,7 @@ describe("console API", () => {
   });
 
   it("refuses hostile requests with a reason and changes nothing", async () => {
-    const seq = store.load().seq;
+    const seq = (await store.load()).seq;
     const cases: Array<[string, string, string | undefined, number, RegExp]> = [
       ["/api/define", "{not json", undefined, 400, /not JSON/],
       ["/api/define", "[1,2]", undefined, 400, /must be a JSON object/],
@@ -58,6 +58,6 @@ describe("console API", () => {
       expect(r.status, `${path} ${body.slice(0, 40)}`).toBe(status);
       expect(r.error).toMatch(reason);
     }
-    expect(store.load().seq).toBe(seq);
+    expect((await store.load()).seq).toBe(seq);
   });
 });

@@ -80,7 +80,7 @@ export function consoleServer(ps: PolicyService): Server {
             const o = c as Record<string, unknown>;
             return { name: str(o.name, "configuration name"), memory: Number(o.memory), vcpus: Number(o.vcpus) };
           });
-          const d = ps.define({
+          const d = await ps.define({
             name: str(b.name, "name"), domain: str(b.domain, "domain"),
             ...(b.template ? { template: str(b.template, "template") } : {}),
             ...(configurations ? { configurations } : {}),
@@ -89,19 +89,19 @@ export function consoleServer(ps: PolicyService): Server {
         }
         if (req.method === "POST" && url.pathname === "/api/transition") {
           const b = await body(req);
-          const d = ps.transition(str(b.id, "id"), str(b.action, "action"));
+          const d = await ps.transition(str(b.id, "id"), str(b.action, "action"));
           return send(res, 200, { guid: d.guid, stage: d.stage, state: d.state, host: d.placement?.host ?? null });
         }
         if (req.method === "POST" && url.pathname === "/api/configure") {
           const b = await body(req);
-          const d = ps.configure(str(b.id, "id"), str(b.configuration, "configuration"));
+          const d = await ps.configure(str(b.id, "id"), str(b.configuration, "configuration"));
           return send(res, 200, { guid: d.guid, next: d.next });
         }
         if (req.method === "POST" && url.pathname === "/api/advance") {
           const b = await body(req);
           const m = Number(b.minutes);
           if (!Number.isInteger(m) || m < 0 || m > 60 * 24 * 366) throw new OpsError("minutes must be an integer 0–527040");
-          ps.advanceTo(ps.now + m);
+          await ps.advanceTo(ps.now + m);
           return send(res, 200, { now: ps.clock(ps.now) });
         }
         return send(res, 404, { error: `no route ${req.method} ${url.pathname}` });

@@ -10,4 +10,4 @@ const dir = process.argv[2];
 if (!dir) throw new Error("usage: kill-child.ts DIR");
 const all = batches(Number(process.argv[3] ?? 100000));
 const store = new FileStore(new NodeFs(dir));
-for (const b of all) writeSync(1, `${store.commit(b)}\n`);
+for (const b of all) writeSync(1, `${store.commitSync(b)}\n`);

@@ -38,7 +38,7 @@ describe("FileStore survives SIGKILL", () => {
           });
         });
         expect(last).toBeGreaterThanOrEqual(after);
-        const state = new FileStore(new NodeFs(dir)).load();
+        const state = await new FileStore(new NodeFs(dir)).load();
         expect([last, last + 1]).toContain(state.seq);
         const defs = new Map<string, unknown>();
         for (const [d, m] of state.domains) for (const [g, v] of m) defs.set(`${d}/${g}`, v);

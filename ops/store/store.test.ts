@@ -4,10 +4,16 @@
 // the one commit in flight at the cut, either the state before it or after it (its journal fsync may or may not
 // have happened). The expected states come from a plain model applying the same batches to maps, not from the
 // store. Also: torn appends, a cut during recovery, corrupt files reported with their path, refused names.
-import { describe, expect, it } from "vitest";
+// The contract every DefinitionStore keeps (batches land whole, reopening gives the same state, refusals change
+// nothing, corruption is reported with its place) runs on both backends: the folder store and the etcd store
+// (etcd-store.ts, over a three-member cluster this file starts and stops; a missing `etcd` binary fails the test).
+import type { Etcd3 } from "etcd3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Estate, PartitionDefinition } from "../model.ts";
+import { EtcdCluster } from "./etcd-cluster.ts";
+import { EtcdStore, StoreFenced, StoreOutcomeUnknown } from "./etcd-store.ts";
 import { batches, def, model } from "./sequence.ts";
-import { type Change, FileStore, StoreCorrupt, StoreRefused, type StoreState } from "./store.ts";
+import { type Change, type DefinitionStore, FileStore, seal, StoreCorrupt, StoreRefused, type StoreState } from "./store.ts";
 import { PowerCut, PowerCutFs } from "./power-cut.ts";
 
 function flat(s: StoreState): { seq: number; estate: Estate | undefined; defs: Map<string, PartitionDefinition> } {
@@ -28,7 +34,7 @@ function runUntilCut(fs: PowerCutFs, all: Change[][]): { committed: number; infl
   }
   for (let i = 0; i < all.length; i++) {
     try {
-      store.commit(all[i]!);
+      store.commitSync(all[i]!);
       committed = i + 1;
     } catch (e) {
       if (e instanceof PowerCut) return { committed, inflight: i + 1 };
@@ -48,9 +54,9 @@ describe("FileStore over a power-cut filesystem", () => {
   it("without a cut it holds the model's final state, and reopening gives it again", () => {
     expect(full.committed).toBe(SEQUENCE.length);
     expect(total).toBeGreaterThan(400);
-    expect(flat(new FileStore(clean).load())).toEqual(model(SEQUENCE, SEQUENCE.length));
+    expect(flat(new FileStore(clean).loadSync())).toEqual(model(SEQUENCE, SEQUENCE.length));
     // Reopening from the durable state alone (a cut after the last call) too.
-    expect(flat(new FileStore(clean.afterCut()).load())).toEqual(model(SEQUENCE, SEQUENCE.length));
+    expect(flat(new FileStore(clean.afterCut()).loadSync())).toEqual(model(SEQUENCE, SEQUENCE.length));
   });
 
   for (const torn of [false, true]) {
@@ -61,7 +67,7 @@ describe("FileStore over a power-cut filesystem", () => {
         fs.torn = torn;
         fs.cutAt(k);
         const { committed, inflight } = runUntilCut(fs, SEQUENCE);
-        const after = flat(new FileStore(fs.afterCut()).load());
+        const after = flat(new FileStore(fs.afterCut()).loadSync());
         const before = model(SEQUENCE, committed);
         if (inflight === undefined) {
           expect(after, `cut at ${k}`).toEqual(before);
@@ -95,7 +101,7 @@ describe("FileStore over a power-cut filesystem", () => {
         const d = disk.afterCut();
         d.cutAt(r);
         expect(() => new FileStore(d)).toThrow(PowerCut);
-        const got = flat(new FileStore(d.afterCut()).load());
+        const got = flat(new FileStore(d.afterCut()).loadSync());
         const ok = [model(SEQUENCE, committed), ...(inflight ? [model(SEQUENCE, inflight)] : [])];
         expect(ok.some((m) => JSON.stringify([...m.defs]) === JSON.stringify([...got.defs]) && m.seq === got.seq), `cut ${k}, recovery cut ${r}`).toBe(true);
       }
@@ -103,51 +109,232 @@ describe("FileStore over a power-cut filesystem", () => {
   }, 60_000);
 });
 
-describe("FileStore refusals", () => {
-  function filled(): PowerCutFs {
-    const fs = new PowerCutFs();
-    const s = new FileStore(fs);
-    for (const b of SEQUENCE.slice(0, 10)) s.commit(b);
-    s.commit([{ put: def(40, 3) }]);
-    return fs;
-  }
+/** A backend under test: how to open a store over the same data again, and how to damage one stored definition. */
+interface Backend {
+  name: string;
+  /** A fresh, empty space; returns its opener. */
+  fresh(): Promise<{ open(): Promise<DefinitionStore>; corrupt(domain: string, guid: string): Promise<string> }>;
+}
 
-  it("a definition file with a flipped byte is reported with its path, and the store refuses to open", () => {
-    const fs = filled();
-    const dir = fs.list("domains").find((d) => fs.list(`domains/${d}`).length > 0)!;
-    const file = `domains/${dir}/${fs.list(`domains/${dir}`)[0]!}`;
-    const bytes = fs.read(file)!;
-    const at = bytes.length - 20;
-    bytes[at] = bytes[at]! ^ 0x01;
-    fs.write(file, bytes);
-    expect(() => new FileStore(fs)).toThrow(StoreCorrupt);
-    try {
-      new FileStore(fs);
-    } catch (e) {
-      expect((e as StoreCorrupt).path).toBe(file);
-      expect((e as Error).message).toContain(`${file}: corrupt store file: checksum mismatch`);
-    }
+let cluster: EtcdCluster | undefined;
+let client: Etcd3 | undefined;
+let spaces = 0;
+
+const BACKENDS: Backend[] = [
+  {
+    name: "folder store",
+    async fresh() {
+      const fs = new PowerCutFs();
+      return {
+        open: async () => new FileStore(fs),
+        async corrupt(domain, guid) {
+          const file = `domains/${domain}/${guid}.json`;
+          const bytes = fs.read(file)!;
+          bytes[bytes.length - 20] = bytes[bytes.length - 20]! ^ 0x01;
+          fs.write(file, bytes);
+          return file;
+        },
+      };
+    },
+  },
+  {
+    name: "etcd store",
+    async fresh() {
+      const prefix = `contract-${spaces++}/`;
+      return {
+        open: async () => new EtcdStore(client!, prefix),
+        async corrupt(domain, guid) {
+          const key = `${prefix}def/${domain}/${guid}`;
+          const text = (await client!.get(key).string())!;
+          const at = text.length - 20;
+          await client!.put(key).value(text.slice(0, at) + String.fromCharCode(text.charCodeAt(at) ^ 1) + text.slice(at + 1));
+          return key;
+        },
+      };
+    },
+  },
+];
+
+beforeAll(async () => {
+  cluster = await EtcdCluster.start();
+  client = cluster.client();
+}, 60_000);
+
+afterAll(async () => {
+  client?.close();
+  await cluster?.stop();
+}, 30_000);
+
+for (const backend of BACKENDS) {
+  describe(`DefinitionStore contract: ${backend.name}`, () => {
+    it("the batches land in order and whole: load equals the model after each of them, and a reopened store too", async () => {
+      const space = await backend.fresh();
+      const s = await space.open();
+      for (let i = 0; i < SEQUENCE.length; i++) {
+        expect(await s.commit(SEQUENCE[i]!)).toBe(i + 1);
+        if (i % 10 === 9) expect(flat(await s.load()), `after batch ${i + 1}`).toEqual(model(SEQUENCE, i + 1));
+      }
+      expect(flat(await s.load())).toEqual(model(SEQUENCE, SEQUENCE.length));
+      await s.close();
+      const again = await space.open();
+      expect(flat(await again.load())).toEqual(model(SEQUENCE, SEQUENCE.length));
+      // The reopened store goes on from the same sequence number.
+      expect(await again.commit([{ put: def(41, 9) }])).toBe(SEQUENCE.length + 1);
+    }, 60_000);
+
+    it("load returns a copy: changing it changes nothing stored", async () => {
+      const s = await (await backend.fresh()).open();
+      await s.commit([{ put: def(3, 1) }]);
+      const a = await s.load();
+      a.domains.get(def(3, 1).domain)!.get(def(3, 1).guid)!.name = "changed";
+      a.domains.clear();
+      expect(flat(await s.load()).defs.get(`${def(3, 1).domain}/${def(3, 1).guid}`)).toEqual(def(3, 1));
+    });
+
+    it("names that would leave the tree, empty batches and non-changes are refused and nothing is written", async () => {
+      const space = await backend.fresh();
+      const s = await space.open();
+      for (const b of SEQUENCE.slice(0, 10)) await s.commit(b);
+      const before = JSON.stringify([...flat(await s.load()).defs]);
+      await expect(s.commit([{ put: { ...def(1, 1), domain: "../etc" } }])).rejects.toThrow(StoreRefused);
+      await expect(s.commit([{ put: { ...def(1, 1), guid: "../../x" } }])).rejects.toThrow(StoreRefused);
+      // A refused change in a batch refuses the whole batch, the good change before it included.
+      await expect(s.commit([{ put: def(50, 1) }, { delete: { domain: "a/b", guid: def(2, 1).guid } }])).rejects.toThrow(StoreRefused);
+      await expect(s.commit([])).rejects.toThrow(StoreRefused);
+      await expect(s.commit([{ nothing: 1 } as unknown as Change])).rejects.toThrow(StoreRefused);
+      const after = await (await space.open()).load();
+      expect(after.seq).toBe(10);
+      expect(JSON.stringify([...flat(after).defs])).toBe(before);
+    });
+
+    it("a stored definition with a flipped byte is reported with its place, and the store refuses to load", async () => {
+      const space = await backend.fresh();
+      const s = await space.open();
+      for (const b of SEQUENCE.slice(0, 10)) await s.commit(b);
+      const victim = def(40, 3);
+      await s.commit([{ put: victim }]);
+      const where = await space.corrupt(victim.domain, victim.guid);
+      const reopen = async () => (await space.open()).load();
+      await expect(reopen()).rejects.toThrow(StoreCorrupt);
+      await expect(reopen()).rejects.toThrow(`${where}: corrupt store file: checksum mismatch`);
+    });
   });
+}
 
+describe("FileStore journal", () => {
   it("a bad journal line followed by good ones is corruption (a torn append can only be the last line)", () => {
     const fs = new PowerCutFs();
     const s = new FileStore(fs);
-    s.commit(SEQUENCE[0]!);
-    s.commit(SEQUENCE[1]!);
+    s.commitSync(SEQUENCE[0]!);
+    s.commitSync(SEQUENCE[1]!);
     const text = new TextDecoder().decode(fs.read("journal")!);
     const lines = text.split("\n");
     lines[1] = lines[1]!.replace(/"seq":2/, '"seq":9');
     fs.write("journal", new TextEncoder().encode(lines.join("\n")));
     expect(() => new FileStore(fs)).toThrow(/journal line 2: corrupt store file: checksum mismatch/);
   });
+});
 
-  it("names that would leave the tree are refused and nothing is written", () => {
-    const fs = filled();
-    const s = new FileStore(fs);
-    const before = fs.ops;
-    const bad = { ...def(1, 1), domain: "../etc" };
-    expect(() => s.commit([{ put: bad }])).toThrow(StoreRefused);
-    expect(() => s.commit([{ put: { ...def(1, 1), guid: "../../x" } }])).toThrow(StoreRefused);
-    expect(fs.ops).toBe(before);
+describe("EtcdStore on a three-member cluster", () => {
+  it("two stores on one prefix: their batches are serialised by compare-and-swap on the sequence key, none lost", async () => {
+    const prefix = `race-${spaces++}/`;
+    const a = new EtcdStore(client!, prefix);
+    const b = new EtcdStore(client!, prefix);
+    const seqs = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).commit([{ put: def(i, 1) }])));
+    expect([...seqs].sort((x, y) => x - y)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    const st = await new EtcdStore(client!, prefix).load();
+    expect(st.seq).toBe(40);
+    expect([...st.domains.values()].reduce((n, m) => n + m.size, 0)).toBe(40);
   });
+
+  it("a fenced store commits while it holds the fence key and refuses once the key is re-created by another writer", async () => {
+    const prefix = `fence-${spaces++}/`;
+    const key = `${prefix}leader`;
+    await client!.put(key).value("a");
+    const rev = (await client!.get(key).exec()).kvs[0]!.create_revision;
+    const s = new EtcdStore(client!, prefix);
+    s.fenceWith({ key, createRevision: rev });
+    expect(await s.commit([{ put: def(1, 1) }])).toBe(1);
+    await client!.delete().key(key);
+    await client!.put(key).value("b");
+    await expect(s.commit([{ put: def(2, 1) }])).rejects.toThrow(StoreFenced);
+    const st = await new EtcdStore(client!, prefix).load();
+    expect(st.seq).toBe(1);
+    expect(flat(st).defs.size).toBe(1);
+  });
+
+  it("a corrupt sequence key or a definition under the wrong key is refused with its key", async () => {
+    const prefix = `shape-${spaces++}/`;
+    await client!.put(`${prefix}seq`).value("x");
+    await expect(new EtcdStore(client!, prefix).load()).rejects.toThrow(`${prefix}seq: corrupt store file: not a sequence number`);
+    await client!.put(`${prefix}seq`).value("1 a");
+    await client!.put(`${prefix}def/Test/${def(1, 1).guid}`).value(seal({ ...def(1, 1), domain: "Production" }));
+    await expect(new EtcdStore(client!, prefix).load()).rejects.toThrow("key does not match");
+  });
+
+  it("the leader member killed mid-run: writes continue, and the state is the model's", async () => {
+    // Its own cluster: this test kills a member.
+    const own = await EtcdCluster.start();
+    const c = own.client();
+    try {
+      const s = new EtcdStore(c, "kill/");
+      const all = batches(150);
+      let killed = -1;
+      for (let i = 0; i < all.length; i++) {
+        if (i === 50) {
+          // Find the leader through each member's status and kill it.
+          for (const m of own.endpoints.keys()) {
+            const one = own.clientOf(m);
+            try {
+              const st = await one.maintenance.status();
+              if (st.leader === st.header.member_id) killed = m;
+            } finally {
+              one.close();
+            }
+          }
+          expect(killed).toBeGreaterThanOrEqual(0);
+          await own.kill(killed);
+        }
+        expect(await s.commit(all[i]!)).toBe(i + 1);
+      }
+      expect(own.running()).toHaveLength(2);
+      expect(flat(await new EtcdStore(c, "kill/").load())).toEqual(model(all, all.length));
+    } finally {
+      c.close();
+      await own.stop();
+    }
+  }, 90_000);
+
+  it("two members of three lost: a commit ends with StoreOutcomeUnknown; with the majority back the batch is there whole or not at all", async () => {
+    const own = await EtcdCluster.start();
+    const c = own.client();
+    try {
+      const s = new EtcdStore(c, "quorum/", 3000);
+      const all = batches(30);
+      for (let i = 0; i < 20; i++) await s.commit(all[i]!);
+      await own.kill(1);
+      await own.kill(2);
+      const t0 = Date.now();
+      await expect(s.commit(all[20]!)).rejects.toThrow(StoreOutcomeUnknown);
+      expect(Date.now() - t0).toBeLessThan(30_000);
+      own.restart(1);
+      own.restart(2);
+      // The reopened store's state is the model's after 20 or after 21 batches: never a part of batch 21.
+      let st: StoreState | undefined;
+      for (let k = 0; k < 100 && !st; k++) {
+        st = await new EtcdStore(c, "quorum/").load().catch(() => undefined);
+        if (!st) await new Promise((r) => setTimeout(r, 200));
+      }
+      const got = flat(st!);
+      expect([20, 21]).toContain(got.seq);
+      expect(got).toEqual(model(all, got.seq));
+      // And writing goes on from there.
+      const again = new EtcdStore(c, "quorum/");
+      await again.load();
+      expect(await again.commit(all[21]!)).toBe(got.seq + 1);
+    } finally {
+      c.close();
+      await own.stop();
+    }
+  }, 90_000);
 });

@@ -4,7 +4,9 @@
 // commit point), then writes each changed file as NAME.tmp, fsyncs it, renames it over NAME and fsyncs the folder.
 // Opening replays the journal over the tree (idempotent), drops a torn last record (never committed), and
 // checkpoints. Every file carries a SHA-256 of its data; a bad one is refused with its path. The interface
-// (DefinitionStore) is narrow so that a distributed store can implement it: load everything, commit a batch.
+// (DefinitionStore) is narrow so that a distributed store can implement it: load everything, commit a batch. It is
+// Promise-returning because the other backend (etcd-store.ts, §7) answers over the network; FileStore does its work
+// synchronously inside each call, so a returned Promise is already settled-durable as before.
 import { createHash } from "node:crypto";
 import { DOMAIN_RE, type Estate, GUID_RE, type PartitionDefinition } from "../model.ts";
 import type { Fs } from "./fs.ts";
@@ -27,10 +29,10 @@ export interface StoreState {
 }
 
 export interface DefinitionStore {
-  load(): StoreState;
-  /** Commits the batch atomically; returns its sequence number. Throws (and commits nothing) on bad input. */
-  commit(changes: Change[]): number;
-  close(): void;
+  load(): Promise<StoreState>;
+  /** Commits the batch atomically; resolves to its sequence number. Rejects (and commits nothing) on bad input. */
+  commit(changes: Change[]): Promise<number>;
+  close(): Promise<void>;
 }
 
 /** A store file that fails its checksum or shape: `path` is the file, relative to the store's root. */
@@ -59,7 +61,7 @@ export function seal(data: unknown): string {
 }
 
 /** Opens an envelope; the reason when it is not a good one. */
-function unseal(bytes: Uint8Array): { data: unknown } | string {
+export function unseal(bytes: Uint8Array): { data: unknown } | string {
   let text: string;
   try {
     text = dec.decode(bytes);
@@ -81,9 +83,19 @@ function defPath(domain: string, guid: string): string {
   return `domains/${domain}/${guid}.json`;
 }
 
-function checkNames(domain: string, guid: string): void {
+export function checkNames(domain: string, guid: string): void {
   if (!DOMAIN_RE.test(domain) || domain === "." || domain === "..") throw new StoreRefused(`domain name "${domain}" cannot be a folder name (letters, digits, _ . -, up to 64)`);
   if (!GUID_RE.test(guid)) throw new StoreRefused(`"${guid}" is not a lower-case version-4 GUID`);
+}
+
+/** Refuses an empty batch and names that could not be folder names (both backends apply the same rules). */
+export function checkBatch(changes: Change[]): void {
+  if (!Array.isArray(changes) || changes.length === 0) throw new StoreRefused("an empty commit");
+  for (const c of changes) {
+    if ("put" in c) checkNames(c.put.domain, c.put.guid);
+    else if ("delete" in c) checkNames(c.delete.domain, c.delete.guid);
+    else if (!("estate" in c)) throw new StoreRefused("a change is a put, a delete or an estate");
+  }
 }
 
 interface Record {
@@ -100,19 +112,25 @@ export class FileStore implements DefinitionStore {
     this.open();
   }
 
-  load(): StoreState {
+  async load(): Promise<StoreState> {
+    return this.loadSync();
+  }
+
+  /** load() without the Promise, for the synchronous callers of the power-cut tests. */
+  loadSync(): StoreState {
     // Copies: the caller cannot change the store's state except by commit.
     const domains = new Map<string, Map<string, PartitionDefinition>>();
     for (const [d, m] of this.state.domains) domains.set(d, new Map([...m].map(([g, v]) => [g, structuredClone(v)])));
     return { seq: this.state.seq, estate: this.state.estate && structuredClone(this.state.estate), domains };
   }
 
-  commit(changes: Change[]): number {
-    if (changes.length === 0) throw new StoreRefused("an empty commit");
-    for (const c of changes) {
-      if ("put" in c) checkNames(c.put.domain, c.put.guid);
-      else if ("delete" in c) checkNames(c.delete.domain, c.delete.guid);
-    }
+  async commit(changes: Change[]): Promise<number> {
+    return this.commitSync(changes);
+  }
+
+  /** commit() without the Promise: the power-cut tests cut the power inside it and catch PowerCut synchronously. */
+  commitSync(changes: Change[]): number {
+    checkBatch(changes);
     const rec: Record = { seq: this.state.seq + 1, changes: structuredClone(changes) };
     // The commit point: the record is durable in the journal.
     this.fs.append("journal", enc.encode(`${seal(rec)}\n`));
@@ -123,7 +141,7 @@ export class FileStore implements DefinitionStore {
     return rec.seq;
   }
 
-  close(): void {
+  async close(): Promise<void> {
     // Nothing is buffered: every commit is durable when it returns.
   }
 
