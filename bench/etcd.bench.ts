@@ -3,25 +3,17 @@
 // cluster on loopback started here), beside the embedded folder store (fsync'd journal and atomic replace on the real
 // disk) measured in the same run (`ratio` = etcd / folder); and the failover time of the redundant operations service
 // (the active process SIGKILLed, lease TTL 2 s: milliseconds until the standby holds the leader key), beside the TTL.
+import { def } from "./ops-fixtures.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { round, type Bench, type Figure } from "./bench.ts";
-import type { PartitionDefinition } from "../ops/model.ts";
 import { runFailover } from "../ops/failover.ts";
 import { EtcdCluster } from "../ops/store/etcd-cluster.ts";
 import { EtcdStore } from "../ops/store/etcd-store.ts";
 import { NodeFs } from "../ops/store/fs.ts";
 import { type DefinitionStore, FileStore } from "../ops/store/store.ts";
 
-function def(i: number): PartitionDefinition {
-  const h = i.toString(16).padStart(12, "0");
-  return {
-    guid: `00000000-0000-4000-8000-${h}`, name: `P${i}`, domain: `D${i % 4}`, stage: "construction", state: "uninstalled",
-    channels: [{ type: "network", zone: "NET1" }, { type: "storage", zone: "SAN1" }],
-    configurations: [{ name: "Default", memory: 64 << 20, vcpus: 1 }], history: [{ at: 0, stage: "construction", state: "uninstalled", what: "defined" }],
-  };
-}
 
 /** Definitions per second, one commit per definition, each awaited before the next (as the policy service does). */
 async function rate(store: DefinitionStore, n: number): Promise<number> {

@@ -3,23 +3,16 @@
 // floor of one fsync'd append per definition measured in the same run (`ratio` = store / floor); and placement
 // decisions per second (ops/zones.ts rankHosts: zone matching over a domain's hosts, then free memory) with 1,000
 // hosts offering 10 zones each, beside the same decisions through the zone index (hosts by zone).
+import { def } from "./ops-fixtures.ts";
 import { appendFileSync, closeSync, fsyncSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { round, type Bench, type Figure } from "./bench.ts";
-import type { Estate, HostDef, PartitionDefinition, ZoneRef, ZoneType } from "../ops/model.ts";
+import type { Estate, HostDef, ZoneRef, ZoneType } from "../ops/model.ts";
 import { FileStore } from "../ops/store/store.ts";
 import { NodeFs } from "../ops/store/fs.ts";
 import { rankHosts, ZoneIndex } from "../ops/zones.ts";
 
-function def(i: number): PartitionDefinition {
-  const h = i.toString(16).padStart(12, "0");
-  return {
-    guid: `00000000-0000-4000-8000-${h}`, name: `P${i}`, domain: `D${i % 4}`, stage: "construction", state: "uninstalled",
-    channels: [{ type: "network", zone: "NET1" }, { type: "storage", zone: "SAN1" }],
-    configurations: [{ name: "Default", memory: 64 << 20, vcpus: 1 }], history: [{ at: 0, stage: "construction", state: "uninstalled", what: "defined" }],
-  };
-}
 
 function storeRate(n: number): { perSecond: number; floor: number } {
   const dir = mkdtempSync(join(tmpdir(), "uv-ops-bench-"));
