@@ -16,6 +16,7 @@ import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECO
 import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
+import { emitSmp } from "../monitor-gen/smp.ts";
 import { MEMORY_MARKER, SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
 import type { LinuxLoad } from "../monitor-gen/svm/linux.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
@@ -301,6 +302,7 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
     // The ultravisor partition with the database sends the end-of-run summary; the run waits for it (INFO.summaryDone).
     awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
   });
+  emitSmp(a);
   emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);

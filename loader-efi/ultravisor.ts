@@ -97,6 +97,7 @@ export function emitLoader(a: Assembler, core: CoreLoaderPlan | null = null, opt
   const fail = a.label();
   emitBelow4GiB(a, fail);
   if (opts.linux?.length) emitLinuxStaging(a, opts.linux);
+  emitTrampolinePage(a);
   emitMapBuffer(a, fail);
   emitMapSurvey(a, core);
   emitRegionAllocation(a, fail);
@@ -164,6 +165,25 @@ function emitBelow4GiB(a: Assembler, fail: Label): void {
   a.mov(rax, 1).jmp(fail);
   a.bind(low);
 }
+
+/**
+ * One page below 1 MiB for the application processors' trampoline (monitor-gen/smp.ts; a STARTUP IPI's vector names a
+ * page there): AllocateMaxAddress at 0x9F000, loader data, so nothing else takes it. Without one the application
+ * processors stay halted (g_trampoline 0), which the monitor reports.
+ */
+function emitTrampolinePage(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  const got = a.label();
+  a.mov(qword(L("g_trampoline")), TRAMPOLINE_MAX);
+  a.mov(ecx, ALLOCATE_MAX_ADDRESS).mov(edx, LOADER_DATA).mov(r8, 1).lea(r9, ptr(L("g_trampoline")));
+  a.mov(rax, qword(L("g_bs"))).call(qword(rax, BS.allocatePages));
+  a.test(rax, rax).jz(got);
+  a.mov(qword(L("g_trampoline")), 0);
+  a.bind(got);
+}
+const ALLOCATE_MAX_ADDRESS = 1;
+/** The highest page a STARTUP IPI can name below the EBDA and the legacy hole (vector 0x9F). */
+const TRAMPOLINE_MAX = 0x9f000;
 
 /** From here on rbx = the boot services table (every allocation and ExitBootServices call through it). */
 function emitMapBuffer(a: Assembler, fail: Label): void {

@@ -146,6 +146,7 @@ function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
     " channels planned; ultravisor region used ", { dec: (x) => x.mov(rdi, qword(L("g_next"))).sub(rdi, qword(L("g_region"))).shr(rdi, 12) }, " pages");
   a.call(L("lapic_init"));
   monitorLine(a, `ultravisor: local APIC timer: ${quantumTicks} ticks per quantum, 16 quanta per schedule cycle`);
+  a.call(L("smp_start")); // the application processors: started and parked (monitor-gen/smp.ts)
   if (scheduleText) monitorLine(a, `ultravisor: schedule (PCPU 0, quanta 0-15): ${scheduleText}`);
   monitorLine(a, "ultravisor: scheduler running (", { dec: (x) => x.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_tsc_entry"))).mov(rdi, rax) }, " TSC cycles since loader entry)");
   a.mov(qword(L("g_direct")), 0);

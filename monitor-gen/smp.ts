@@ -1,0 +1,168 @@
+// Bringing up the application processors (generated ring-0 code, lead monitor side; docs/specs/smp.md §1): the
+// bootstrap processor copies a trampoline into the page below 1 MiB the loader reserved (g_trampoline), builds an
+// identity map of 4 GiB without NX for it, sends INIT and two STARTUP IPIs to every other processor, and counts the
+// ones that arrive. Each application processor runs the trampoline from real mode through protected mode into 64-bit
+// mode, switches to the monitor's own page tables at ap_entry, takes a ticket, records its local APIC id and parks
+// (interrupts off, HLT): this version schedules on the bootstrap processor only (issue 18 continues from here).
+//
+// The trampoline's 16- and 32-bit instructions are bytes written here, because the encoder (toolchain/x64) encodes
+// 64-bit code only; monitor-gen/smp.test.ts disassembles them with GNU objdump in the right modes as the oracle.
+import { type Assembler, type Label, cr3, dword, eax, ebx, ecx, edi, edx, ptr, qword, rax, rbx, rcx, rdi, rdx, rsi, r8, r9, r9d, r12, word } from "../toolchain/x64/index.ts";
+import { monitorLine } from "./console.ts";
+
+/** Where the trampoline keeps what the bootstrap processor writes into the page at run time (offsets in the page). */
+export const TRAMPOLINE = {
+  code16: 0x000, code32: 0x080, gdt: 0x100, gdtr: 0x120, cr3: 0x130, efer: 0x134, far32: 0x140, far64: 0x148, bytes: 0x150,
+} as const;
+/** Application processors whose APIC ids are recorded (more may come online; they are counted, not listed). */
+export const MAX_APS = 32;
+/** Spin iterations: after INIT, after each STARTUP, and the longest wait for processors to check in. */
+const WAIT = { init: 1_000_000, sipi: 200_000, arrive: 20_000_000, quiet: 2_000_000 } as const;
+
+const le16 = (v: number): number[] => [v & 0xff, (v >> 8) & 0xff];
+const le32 = (v: number): number[] => [...le16(v & 0xffff), ...le16(v >>> 16)];
+
+/** 16-bit code at offset 0 (CS = page >> 4, IP = 0): esi = the page's address, the GDT, protected mode, far jump. */
+export const CODE16 = [
+  0xfa, // cli
+  0x8c, 0xc8, 0x8e, 0xd8, // mov ax, cs; mov ds, ax
+  0x66, 0x31, 0xf6, 0x8c, 0xce, 0x66, 0xc1, 0xe6, 0x04, // xor esi, esi; mov si, cs; shl esi, 4
+  0x0f, 0x01, 0x16, ...le16(TRAMPOLINE.gdtr), // lgdt [gdtr]
+  0x0f, 0x20, 0xc0, 0x0c, 0x01, 0x0f, 0x22, 0xc0, // mov eax, cr0; or al, 1 (PE); mov cr0, eax
+  0x66, 0xff, 0x2e, ...le16(TRAMPOLINE.far32), // jmp far dword [far32]: 0x08:page+code32
+];
+
+/** 32-bit code at offset 0x80 (esi = the page): PAE, the trampoline's CR3, EFER.LME (and NXE), paging, far jump. */
+export const CODE32 = [
+  0xb8, ...le32(0x10), 0x8e, 0xd8, 0x8e, 0xc0, 0x8e, 0xd0, // mov eax, 0x10; mov ds/es/ss, ax
+  0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x20, 0x0f, 0x22, 0xe0, // mov eax, cr4; or eax, 0x20 (PAE); mov cr4, eax
+  0x8b, 0x86, ...le32(TRAMPOLINE.cr3), 0x0f, 0x22, 0xd8, // mov eax, [esi+cr3]; mov cr3, eax
+  0xb9, ...le32(0xc000_0080), 0x0f, 0x32, 0x0b, 0x86, ...le32(TRAMPOLINE.efer), 0x0f, 0x30, // EFER |= [esi+efer]
+  0x0f, 0x20, 0xc0, 0x0d, ...le32(0x8000_0000), 0x0f, 0x22, 0xc0, // mov eax, cr0; or eax, PG; mov cr0, eax
+  0xff, 0xae, ...le32(TRAMPOLINE.far64), // jmp far [esi+far64]: 0x18:ap_entry, 64-bit mode
+];
+
+/** The trampoline page's fixed bytes: both code parts and the GDT (null, 32-bit code 0x08, data 0x10, 64-bit code 0x18). */
+export function trampolineBytes(): Uint8Array {
+  const b = new Uint8Array(TRAMPOLINE.bytes);
+  if (CODE16.length > TRAMPOLINE.code32 || TRAMPOLINE.code32 + CODE32.length > TRAMPOLINE.gdt) throw new RangeError("trampoline code outgrew its place");
+  b.set(CODE16, TRAMPOLINE.code16);
+  b.set(CODE32, TRAMPOLINE.code32);
+  const d = new DataView(b.buffer);
+  [0n, 0x00cf9a000000ffffn, 0x00cf92000000ffffn, 0x00af9a000000ffffn].forEach((v, i) => d.setBigUint64(TRAMPOLINE.gdt + 8 * i, v, true));
+  d.setUint16(TRAMPOLINE.gdtr, 31, true);
+  return b;
+}
+
+/** Emits smp_start (called once by the lead monitor after lapic_init) and ap_entry, with their variables. */
+export function emitSmp(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".bss");
+  a.align(8);
+  for (const n of ["g_trampoline", "g_ap_online"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
+  a.bind(L("g_ap_ids"));
+  a.zero(4 * MAX_APS);
+  a.section(".rdata");
+  a.bind(L("smp_trampoline"));
+  a.db(trampolineBytes());
+  a.section(".text");
+
+  // smp_start: nothing without the loader's page; else the trampoline and its tables, INIT and STARTUP ×2 to all
+  // others, the wait, one line. Clobbers rax, rcx, rdx, rsi, rdi, r8, r9.
+  a.bind(L("smp_start"));
+  {
+    const none = a.label(), report = a.label();
+    a.mov(rdi, qword(L("g_trampoline"))).test(rdi, rdi).jz(none);
+    a.lea(rsi, ptr(L("smp_trampoline"))).mov(ecx, TRAMPOLINE.bytes).push(rdi);
+    a.rep().movsb();
+    a.pop(rdi);
+    a.lea(rax, qword(rdi, TRAMPOLINE.gdt)).mov(dword(rdi, TRAMPOLINE.gdtr + 2), eax);
+    a.lea(rax, qword(rdi, TRAMPOLINE.code32)).mov(dword(rdi, TRAMPOLINE.far32), eax).mov(word(rdi, TRAMPOLINE.far32 + 4), 0x08);
+    a.lea(rax, ptr(L("ap_entry"))).mov(dword(rdi, TRAMPOLINE.far64), eax).mov(word(rdi, TRAMPOLINE.far64 + 4), 0x18);
+    // EFER bits the processor sets: LME, and NXE when the monitor's tables use NX (an entry with NX set and NXE clear
+    // is a reserved-bit fault).
+    const noNx = a.label();
+    a.mov(dword(rdi, TRAMPOLINE.efer), 0x100);
+    a.cmp(qword(L("g_nx")), 0).je(noNx);
+    a.mov(dword(rdi, TRAMPOLINE.efer), 0x900);
+    a.bind(noNx);
+    // The trampoline's own tables: 4 GiB identity-mapped with 2 MiB pages, supervisor, executable (the monitor's map
+    // makes the low pages NX, and the trampoline runs from one). ap_entry leaves them at once.
+    a.mov(r8, rdi); // r8 = the page
+    a.call(L("alloc_page")).mov(r9, rax).mov(dword(r8, TRAMPOLINE.cr3), eax); // r9 = PML4
+    a.call(L("alloc_page")).or(rax, 3).mov(qword(r9), rax).and(rax, -4096).mov(r9, rax); // r9 = PDPT
+    for (let i = 0; i < 4; i++) {
+      a.call(L("alloc_page")).mov(rdx, rax).or(rax, 3).mov(qword(r9, 8 * i), rax); // rdx = PD i
+      a.xor(ecx, ecx);
+      const fill = a.here();
+      a.mov(rax, rcx).shl(rax, 21).or(rax, 0x83);
+      if (i) a.mov(rsi, BigInt(i) << 30n).add(rax, rsi);
+      a.mov(qword({ base: rdx, index: rcx, scale: 8 }), rax);
+      a.inc(ecx).cmp(ecx, 512).jb(fill);
+    }
+    // INIT, then STARTUP twice with the page's vector, to every processor but this one (ICR shorthand 11).
+    a.mov(rcx, qword(L("g_lapic"))).mov(dword(rcx, 0x310), 0).mov(dword(rcx, 0x300), 0x000c_4500);
+    spinWait(a, WAIT.init);
+    for (let k = 0; k < 2; k++) {
+      a.mov(rax, r8).shr(rax, 12).or(eax, 0x000c_4600);
+      a.mov(rcx, qword(L("g_lapic"))).mov(dword(rcx, 0x310), 0).mov(dword(rcx, 0x300), eax);
+      spinWait(a, WAIT.sipi);
+    }
+    // Wait until some processor arrived and none more came for a while, or the longest wait.
+    a.mov(r9d, WAIT.arrive).xor(ecx, ecx).xor(edx, edx); // r9 = budget, rcx = last count, rdx = quiet spins
+    const wait = a.here(), changed = a.label(), next = a.label();
+    a.mov(rax, qword(L("g_ap_online"))).cmp(rax, rcx).jne(changed);
+    a.inc(edx);
+    a.test(rcx, rcx).jz(next);
+    a.cmp(edx, WAIT.quiet).jae(report);
+    a.jmp(next);
+    a.bind(changed);
+    a.mov(rcx, rax).xor(edx, edx);
+    a.bind(next);
+    a.pause().dec(r9d).jnz(wait);
+    a.bind(report);
+    monitorLine(a, "ultravisor: smp: ", { dec: (x) => x.mov(rdi, qword(L("g_ap_online"))) },
+      " application processor(s) started through the trampoline at ", { hex: (x) => x.mov(rdi, qword(L("g_trampoline"))) },
+      " and parked; partitions run on the bootstrap processor in this version (docs/specs/smp.md)");
+    // One line per recorded processor: its ticket and the local APIC id it read from its own APIC.
+    {
+      const done = a.label();
+      a.push(rbx).push(r12);
+      a.xor(ebx, ebx);
+      a.mov(r12, qword(L("g_ap_online"))).mov(eax, MAX_APS).cmp(r12, rax).cmova(r12, rax);
+      const each = a.here();
+      a.cmp(rbx, r12).jae(done);
+      monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, ": local APIC id ",
+        { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, ", halted with interrupts off");
+      a.inc(rbx).jmp(each);
+      a.bind(done);
+      a.pop(r12).pop(rbx);
+    }
+    a.ret();
+    a.bind(none);
+    monitorLine(a, "ultravisor: smp: no page below 1 MiB for the trampoline: the application processors stay halted");
+    a.ret();
+  }
+
+  // ap_entry (64-bit, on the trampoline's tables): the monitor's own tables, a ticket, the APIC id, parked.
+  a.bind(L("ap_entry"));
+  {
+    const park = a.label();
+    a.mov(rax, qword(L("g_kpml4"))).mov(cr3, rax);
+    a.mov(ecx, 1).lock().xadd(qword(L("g_ap_online")), rcx); // rcx = this processor's ticket
+    a.cmp(rcx, MAX_APS).jae(park);
+    a.mov(rax, qword(L("g_lapic"))).mov(eax, dword(rax, 0x20)).shr(eax, 24);
+    a.lea(rdx, ptr(L("g_ap_ids"))).mov(dword({ base: rdx, index: rcx, scale: 4 }), eax);
+    a.bind(park);
+    a.cli().hlt().jmp(park);
+  }
+}
+
+function spinWait(a: Assembler, n: number): void {
+  a.mov(edx, n);
+  const loop = a.here();
+  a.pause().dec(edx).jnz(loop);
+}
