@@ -3,6 +3,7 @@
 // and places partitions first fit, each through the chosen host's command partition as transactions. Node 20 refuses
 // more than about 13,000 live WebAssembly.Memory objects per process, so a 20,000-host data center runs as several
 // shards in worker processes (bench/dc-shard.ts is the process entry; bench/dc.bench.ts the coordinator).
+import { ARENA_SLOTS, HostArena } from "../sim/arena.ts";
 import { Platform } from "../sim/platform.ts";
 
 export interface ShardSpec {
@@ -28,8 +29,12 @@ export interface ShardResult {
 export async function runShard(spec: ShardSpec): Promise<ShardResult> {
   const t0 = performance.now();
   const hosts: Platform[] = [];
+  // Every arena is made before the first host boots, while the heap is small: each new memory makes V8 collect.
+  const arenas: HostArena[] = [];
+  for (let n = 0; n < spec.hosts; n += ARENA_SLOTS) arenas.push(await HostArena.create(Math.min(ARENA_SLOTS, spec.hosts - n)));
   for (let i = 0; i < spec.hosts; i++) {
-    hosts.push(await Platform.boot({ memory: spec.hostMemory, keepBackup: false }, { pcpus: spec.pcpus }, () => {}, {
+    const arena = arenas[Math.floor(i / ARENA_SLOTS)]!;
+    hosts.push(await Platform.boot({ memory: spec.hostMemory, keepBackup: false, arena }, { pcpus: spec.pcpus }, () => {}, {
       system: [
         { name: "IOa", kind: "IO", user: "System", memory: 64n << 20n, vcpus: [{ duty: 2 }] },
         { name: "Command", kind: "Command", user: "System", memory: 64n << 20n, vcpus: [{ duty: 2 }], channels: [{ type: "command", server: "Ultravisor" }] },
