@@ -7,4 +7,4 @@ const r = await runShard({
   hosts: raw.hosts, hostMemory: BigInt(raw.hostMemory), pcpus: raw.pcpus,
   partitions: Array.from({ length: raw.partitions }, () => ({ memory: BigInt(raw.partitionMemory), vcpus: raw.vcpus })),
 });
-console.log(JSON.stringify({ ...r, perHost: undefined, rssMB: Math.round(process.memoryUsage().rss / 1048576) }));
+console.log(JSON.stringify({ ...r, perHost: undefined, rssMB: Math.round(process.memoryUsage().rss / 1048576), heapMB: Math.round(process.memoryUsage().heapUsed / 1048576) }));

@@ -62,6 +62,19 @@ export async function coreModule(): Promise<WasmModule> {
  * call fail later as "not a function".
  */
 export function typedExports<T>(core: Core, names: readonly string[], what: string): T {
+  // One record per core and list: platforms ask for them on every definition.
+  let byList = exportCache.get(core);
+  if (!byList) exportCache.set(core, (byList = new Map()));
+  const hit = byList.get(names);
+  if (hit) return hit as T;
+  const made = makeTypedExports<T>(core, names, what);
+  byList.set(names, made);
+  return made;
+}
+
+const exportCache = new WeakMap<Core, Map<readonly string[], unknown>>();
+
+function makeTypedExports<T>(core: Core, names: readonly string[], what: string): T {
   const missing = names.filter((n) => typeof core.exports[n] !== "function");
   if (missing.length) throw new Error(`core.wasm lacks ${what} exports ${missing.join(", ")}: rebuild it (npx tsx core/build.ts --force)`);
   return Object.fromEntries(names.map((n) => [n, core.exports[n]])) as T;

@@ -49,6 +49,8 @@ describe("host arena", () => {
       expect(byOwner(h)).toEqual(byOwner(own));
       expect(h.scheduleData().pcpus).toEqual(own.scheduleData().pcpus);
       expect(h.rejections()).toEqual([]);
+      // The one-owner sum the shards use agrees with the whole map's.
+      for (const [owner, bytes] of h.host.view.ownedBytes()) expect(h.host.view.bytesOwnedBy(owner)).toBe(bytes);
     }
     // B of host 0 is unknown to host 2's core: that page is plain Available memory there.
     const b0 = hosts[0]!.rs.resolve("B");
