@@ -165,13 +165,21 @@ export class Database {
     return this.core.memory;
   }
 
+  private dv: DataView | undefined;
+  private words: Int32Array | undefined;
+
+  /** A DataView over all of linear memory, made again only when the memory has grown (its buffer changed). */
   private view(): DataView {
-    return new DataView(this.core.memory.buffer);
+    const b = this.core.memory.buffer;
+    if (this.dv?.buffer !== b) this.dv = new DataView(b);
+    return this.dv;
   }
 
-  /** Map entries as Int32 over all of linear memory (recreate after memory grows). */
+  /** Map entries as Int32 over all of linear memory (the same array until the memory grows). */
   i32(): Int32Array {
-    return new Int32Array(this.core.memory.buffer);
+    const b = this.core.memory.buffer;
+    if (this.words?.buffer !== b) this.words = new Int32Array(b);
+    return this.words;
   }
 
   attach(ui: number): void {
