@@ -1,8 +1,8 @@
 // One shard of a large data center (docs/specs/datacenter.md §6; layer: datacenter/): boots `hosts` full simulated
-// hosts in this process (each its own resource database in its own WebAssembly.Memory, I/O and command partitions)
-// and places partitions first fit, each through the chosen host's command partition as transactions. Node 20 refuses
-// more than about 13,000 live WebAssembly.Memory objects per process, so a 20,000-host data center runs as several
-// shards in worker processes (bench/dc-shard.ts is the process entry; bench/dc.bench.ts the coordinator).
+// hosts in this process (each its own resource database, core instance, I/O and command partitions; 16 hosts share
+// one linear memory, sim/arena.ts) and places partitions first fit, each through the chosen host's command partition
+// as transactions. The 20,000-host run is two shards in worker processes, one per core (bench/dc-shard.ts is the
+// process entry; bench/dc.bench.ts the coordinator).
 import { ARENA_SLOTS, HostArena } from "../sim/arena.ts";
 import { Platform } from "../sim/platform.ts";
 
