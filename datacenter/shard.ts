@@ -1,5 +1,5 @@
 // One shard of a large data center (docs/specs/datacenter.md §6; layer: datacenter/): boots `hosts` full simulated
-// hosts in this process (each its own resource database, core instance, I/O and command partitions; 16 hosts share
+// hosts in this process (each its own resource database, I/O and command partitions; 16 hosts share
 // one linear memory, sim/arena.ts) and places partitions first fit, each through the chosen host's command partition
 // as transactions. The 20,000-host run is two shards in worker processes, one per core (bench/dc-shard.ts is the
 // process entry; bench/dc.bench.ts the coordinator).

@@ -1,6 +1,7 @@
 // Hosts packed into one arena (sim/arena.ts) are the same hosts as hosts with a memory of their own: the same
-// partitions leave the same bytes with each owner and the same schedule (the oracle: a host booted the old way, read
-// through core's GetMemOwner-based map view); each keeps its own database (a partition of one is unknown to the
+// partitions, worked step by step across the hosts (so the arena's one core instance switches databases between
+// steps), leave the same bytes with each owner and the same schedule (the oracle: a host booted the old way, with a
+// core instance of its own, read through the map); each keeps its own database (a partition of one is unknown to the
 // other's core, and every database re-attaches — core rebuilds and checks its map directory); the arena's memory
 // never grows after creation (a grow makes V8 account the whole memory again); a page outside a host's slot is refused.
 import { describe, expect, it } from "vitest";
@@ -29,11 +30,15 @@ function byOwner(p: Platform): Record<string, string> {
   return out;
 }
 
+const STEPS: Array<(p: Platform) => void> = [
+  (p) => p.definePartition({ name: "A", kind: "Guest", memory: 4n * G, vcpus: [{ duty: 4 }, { duty: 4 }] }),
+  (p) => p.definePartition({ name: "B", kind: "Guest", memory: 3n * G, vcpus: [{ duty: 2 }] }),
+  (p) => p.stop("A"),
+  (p) => p.advance(16n),
+];
+
 function work(p: Platform): void {
-  p.definePartition({ name: "A", kind: "Guest", memory: 4n * G, vcpus: [{ duty: 4 }, { duty: 4 }] });
-  p.definePartition({ name: "B", kind: "Guest", memory: 3n * G, vcpus: [{ duty: 2 }] });
-  p.stop("A");
-  p.advance(16n);
+  for (const step of STEPS) step(p);
 }
 
 describe("host arena", () => {
@@ -43,7 +48,8 @@ describe("host arena", () => {
     const arena = await HostArena.create(3);
     const bytes = arena.memory.buffer.byteLength;
     const hosts = [await boot(arena), await boot(arena), await boot(arena)];
-    hosts.forEach(work);
+    // Step by step across the hosts: the arena's one core instance switches databases before every step.
+    for (const step of STEPS) for (const h of hosts) step(h);
     expect(arena.memory.buffer.byteLength).toBe(bytes);
     for (const h of hosts) {
       expect(byOwner(h)).toEqual(byOwner(own));

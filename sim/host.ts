@@ -101,9 +101,8 @@ export class Host {
     const memory = boot.memory;
     const grow = (need * PAGE) / WASM_PAGE - memory.buffer.byteLength / WASM_PAGE;
     if (grow > 0) memory.grow(grow);
-    const core = instantiateCore(module, {
+    const core = cfg.arena ? await cfg.arena.coreFor({ get h() { return hostRef.current; } }) : instantiateCore(module, {
       memory,
-      ...(cfg.arena ? { carve: (bytes: number) => cfg.arena!.carve(bytes) } : {}),
       hw: {
         flush: (): void => {
           hostRef.current?.onFlush();
@@ -126,7 +125,8 @@ export class Host {
     return this.bootModule;
   }
 
-  private onFlush(): void {
+  /** core's hw.flush on this host's database (an arena's core calls it for the host it has attached). */
+  onFlush(): void {
     this.flushCount++;
     if (this.faultAtFlush !== undefined && this.flushCount === this.faultAtFlush) {
       this.faultAtFlush = undefined;
