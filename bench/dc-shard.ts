@@ -7,4 +7,10 @@ const r = await runShard({
   hosts: raw.hosts, hostMemory: BigInt(raw.hostMemory), pcpus: raw.pcpus,
   partitions: Array.from({ length: raw.partitions }, () => ({ memory: BigInt(raw.partitionMemory), vcpus: raw.vcpus })),
 });
-console.log(JSON.stringify({ ...r, perHost: undefined, rssMB: Math.round(process.memoryUsage().rss / 1048576) }));
+const cpu = process.cpuUsage();
+console.log(JSON.stringify({
+  ...r, perHost: undefined, rssMB: Math.round(process.memoryUsage().rss / 1048576), heapMB: Math.round(process.memoryUsage().heapUsed / 1048576),
+  // Processor time of this process from its start (module loading included): on a shared machine wall time also
+  // counts the waits for a processor; this does not.
+  cpuMs: (cpu.user + cpu.system) / 1000, sysMs: cpu.system / 1000,
+}));

@@ -63,8 +63,12 @@ export async function loadChannelCore(opts: LoadOptions = {}): Promise<{ core: C
   return { core, chan: chanExports(core) };
 }
 
-/** Fresh zeroed linear memory of at least `bytes`, taken by growing the memory: never overlaps core's own data. */
+/**
+ * Fresh zeroed linear memory of at least `bytes` (whole 64 KiB pages), from the memory's owner (Core.carve) or taken
+ * by growing the memory: never overlaps core's own data.
+ */
 export function carve(core: Core, bytes: number): number {
+  if (core.carve) return core.carve(Math.max(1, Math.ceil(bytes / 65536)) * 65536);
   const pages = Math.max(1, Math.ceil(bytes / 65536));
   const old = core.memory.grow(pages);
   return old * 65536;

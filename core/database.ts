@@ -165,13 +165,21 @@ export class Database {
     return this.core.memory;
   }
 
+  private dv: DataView | undefined;
+  private words: Int32Array | undefined;
+
+  /** A DataView over all of linear memory, made again only when the memory has grown (its buffer changed). */
   private view(): DataView {
-    return new DataView(this.core.memory.buffer);
+    const b = this.core.memory.buffer;
+    if (this.dv?.buffer !== b) this.dv = new DataView(b);
+    return this.dv;
   }
 
-  /** Map entries as Int32 over all of linear memory (recreate after memory grows). */
+  /** Map entries as Int32 over all of linear memory (the same array until the memory grows). */
   i32(): Int32Array {
-    return new Int32Array(this.core.memory.buffer);
+    const b = this.core.memory.buffer;
+    if (this.words?.buffer !== b) this.words = new Int32Array(b);
+    return this.words;
   }
 
   attach(ui: number): void {
@@ -276,11 +284,11 @@ export class Database {
   indexPage(): IndexPage {
     const a = this.fn.db_ui_address!() >>> 0;
     if (a === 0) throw new DbError(-17, -1, "read index page");
-    const v = this.view();
-    const u = (o: number): number => v.getUint32(a + o, true);
+    // Read as u32 words directly (no closure: this runs on every placement, several times).
+    const w = new Uint32Array(this.core.memory.buffer, a, 17);
     return {
-      mapHigh: u(8), top: u(12), order: u(16), index: u(20), ultra: u(24), avail: u(28), missing: u(32), idle: u(36),
-      boot: u(40), logBase: u(44), logPages: u(48), hostBytes: v.getBigUint64(a + 56, true), private: u(64),
+      mapHigh: w[2]!, top: w[3]!, order: w[4]!, index: w[5]!, ultra: w[6]!, avail: w[7]!, missing: w[8]!, idle: w[9]!,
+      boot: w[10]!, logBase: w[11]!, logPages: w[12]!, hostBytes: BigInt(w[14]!) | (BigInt(w[15]!) << 32n), private: w[16]!,
     };
   }
 

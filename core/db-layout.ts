@@ -36,11 +36,19 @@ export function orderFor(bytes: bigint): number {
 
 /** Figure 8's placement, generalised to any order: maps at [0,1,0..], PKM at [0,1,18], index page at [0,1,23]. */
 export function defaultLayout(order: number): Layout {
+  return layoutAt(order, 1, DEFAULT_PRIVATE);
+}
+
+/**
+ * Figure 8's placement moved to the 4 MiB page [0,region,*], with the private page [0,priv,*]: the simulator packs
+ * several hosts into one linear memory (sim/arena.ts), each with its database in its own pair of 4 MiB pages.
+ */
+export function layoutAt(order: number, region: number, priv: number): Layout {
   const chain: number[] = [];
-  for (let s = order - 1; s >= 2; s--) chain.push(gmk(0, 1, order - s));
-  chain.push(gmk(0, 1, 18));
+  for (let s = order - 1; s >= 2; s--) chain.push(gmk(0, region, order - s));
+  chain.push(gmk(0, region, 18));
   return {
-    region: 1, top: gmk(0, 1, 0), chain, ui: gmk(0, 1, 23), missing: gmk(0, 1, 19), avail: gmk(0, 1, 20),
-    idle: gmk(0, 1, 21), boot: gmk(0, 1, 22), private: DEFAULT_PRIVATE,
+    region, top: gmk(0, region, 0), chain, ui: gmk(0, region, 23), missing: gmk(0, region, 19), avail: gmk(0, region, 20),
+    idle: gmk(0, region, 21), boot: gmk(0, region, 22), private: priv,
   };
 }

@@ -21,6 +21,8 @@ export interface LoadOptions {
   memory?: WasmMemory;
   /** Replaces or adds `hw` imports (for example a `flush` that injects faults). */
   hw?: HwImports;
+  /** Where carve() takes scratch from (default: by growing the memory); see Core.carve. */
+  carve?: (bytes: number) => number;
 }
 
 export interface Core {
@@ -28,6 +30,12 @@ export interface Core {
   memory: WasmMemory;
   /** Every export of core.wasm, untyped; core's bindings (channel.ts, database.ts, schedule.ts) type the ones they use. */
   exports: Record<string, unknown>;
+  /**
+   * Fresh zeroed scratch of at least `bytes` that no database page uses, when the memory's owner hands it out itself:
+   * a memory shared by many hosts (sim/arena.ts) reserves it up front, since growing a large memory makes V8 account
+   * all of it again and collect garbage. Unset: core/channel.ts carve() grows the memory.
+   */
+  carve?: (bytes: number) => number;
 }
 
 const WASM_PAGE = 65536;
@@ -54,6 +62,19 @@ export async function coreModule(): Promise<WasmModule> {
  * call fail later as "not a function".
  */
 export function typedExports<T>(core: Core, names: readonly string[], what: string): T {
+  // One record per core and list: platforms ask for them on every definition.
+  let byList = exportCache.get(core);
+  if (!byList) exportCache.set(core, (byList = new Map()));
+  const hit = byList.get(names);
+  if (hit) return hit as T;
+  const made = makeTypedExports<T>(core, names, what);
+  byList.set(names, made);
+  return made;
+}
+
+const exportCache = new WeakMap<Core, Map<readonly string[], unknown>>();
+
+function makeTypedExports<T>(core: Core, names: readonly string[], what: string): T {
   const missing = names.filter((n) => typeof core.exports[n] !== "function");
   if (missing.length) throw new Error(`core.wasm lacks ${what} exports ${missing.join(", ")}: rebuild it (npx tsx core/build.ts --force)`);
   return Object.fromEntries(names.map((n) => [n, core.exports[n]])) as T;
@@ -95,5 +116,7 @@ export function instantiateCore(module: WasmModule, opts: LoadOptions = {}): Cor
     throw new Error(`core.wasm imports ${missing.join(", ")}, which core/wasm.ts does not model yet; add it there and to docs/specs/core-wasm.md`);
   }
   const instance = new WA.Instance(module, { env: { memory }, hw });
-  return { instance, memory, exports: instance.exports as Record<string, unknown> };
+  const core: Core = { instance, memory, exports: instance.exports as Record<string, unknown> };
+  if (opts.carve) core.carve = opts.carve;
+  return core;
 }

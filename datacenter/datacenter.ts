@@ -7,7 +7,10 @@
 // Live migration ([0269]–[0272]) follows the pre-copy plan of precopy.ts: the destination's database holds the
 // incoming partition with its processors parked, the switch-over wakes it there and stops it on the source.
 import { formatBytes } from "../core/mapview.ts";
+import { ARENA_SLOTS, HostArena } from "../sim/arena.ts";
 import { Platform } from "../sim/platform.ts";
+import { EventQueue } from "./event-queue.ts";
+import { FirstFitIndex } from "./first-fit.ts";
 import { PAGE_BYTES, planPrecopy, type PrecopyPlan } from "./precopy.ts";
 import type { DcHost, DcPartition, DcScenario } from "./scenario.ts";
 
@@ -42,6 +45,8 @@ export interface MemorySample {
 
 interface HostState {
   def: DcHost;
+  /** Position in scenario order (first fit's order, the free-capacity index's slot). */
+  at: number;
   platform: Platform;
   /** Reality: the host runs. Only failure events change it; the operations partition never reads it. */
   alive: boolean;
@@ -60,8 +65,6 @@ interface Migration {
   /** The partition is paused on the source (the stop-and-copy). */
   paused: boolean;
 }
-
-type Pending = { t: number; seq: number; run: () => void };
 
 /** A deterministic 32-bit generator (mulberry32) for heartbeat jitter. */
 function rng(seed: number): () => number {
@@ -84,14 +87,18 @@ export class DataCenter {
   now = 0;
   private readonly partitions = new Map<string, DcPartition>();
   private readonly migrations = new Map<string, Migration>();
-  private readonly queue: Pending[] = [];
-  private seq = 0;
+  private readonly queue = new EventQueue();
   private readonly random: () => number;
   /** Live mode (live.ts): told when a host fails, so its real lease stops being renewed. */
   onHostFailed: ((host: string) => void) | undefined;
+  /** Hosts in scenario order. */
+  private readonly order: HostState[] = [];
+  /** Free bytes of each host its database reported after its last change; -1 once the host is believed failed. */
+  private readonly index: FirstFitIndex;
 
   private constructor(readonly scenario: DcScenario) {
     this.random = rng(scenario.seed);
+    this.index = new FirstFitIndex(scenario.hosts.length);
     for (const p of scenario.partitions) this.partitions.set(p.name, p);
   }
 
@@ -102,14 +109,21 @@ export class DataCenter {
    */
   static async create(scenario: DcScenario, opts: { liveness?: "simulated" | "external" } = {}): Promise<DataCenter> {
     const dc = new DataCenter(scenario);
-    for (const h of scenario.hosts) {
-      const platform = await Platform.boot({ memory: h.memory, keepBackup: false }, { pcpus: h.pcpus }, () => {}, {
+    // Hosts boot in arenas of ARENA_SLOTS (sim/arena.ts), all made first while the heap is small: a memory per host
+    // makes V8 collect garbage for every few hosts and stops at about 13,000 hosts per process.
+    const arenas: HostArena[] = [];
+    for (let n = 0; n < scenario.hosts.length; n += ARENA_SLOTS) arenas.push(await HostArena.create(Math.min(ARENA_SLOTS, scenario.hosts.length - n)));
+    for (const [i, h] of scenario.hosts.entries()) {
+      const arena = arenas[Math.floor(i / ARENA_SLOTS)]!;
+      const platform = await Platform.boot({ memory: h.memory, keepBackup: false, arena }, { pcpus: h.pcpus }, () => {}, {
         system: [
           { name: HOST_IO, kind: "IO", user: "System", memory: 64n << 20n, vcpus: [{ duty: 2 }] },
           { name: "Command", kind: "Command", user: "System", memory: 64n << 20n, vcpus: [{ duty: 2 }], channels: [{ type: "command", server: "Ultravisor" }] },
         ],
       });
-      dc.hosts.set(h.name, { def: h, platform, alive: true, failed: false, leaseUntil: scenario.heartbeat.lease });
+      const state: HostState = { def: h, at: dc.order.length, platform, alive: true, failed: false, leaseUntil: scenario.heartbeat.lease };
+      dc.hosts.set(h.name, state);
+      dc.order.push(state);
       dc.sample(h.name);
     }
     for (const p of scenario.partitions) {
@@ -133,23 +147,13 @@ export class DataCenter {
   // ------------------------------------------------------------------------------------------------ the clock
 
   private at(t: number, run: () => void): void {
-    const item = { t, seq: this.seq++, run };
-    // Binary insertion keeps the queue ordered by (t, seq): equal times run in the order they were scheduled.
-    let lo = 0;
-    let hi = this.queue.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const q = this.queue[mid]!;
-      if (q.t < t || (q.t === t && q.seq < item.seq)) lo = mid + 1;
-      else hi = mid;
-    }
-    this.queue.splice(lo, 0, item);
+    this.queue.push(t, run); // ordered by (t, order of scheduling): equal times run in the order they were scheduled
   }
 
   /** Runs every event up to the scenario's end (or `until`). */
   run(until = this.scenario.until): this {
-    while (this.queue.length && this.queue[0]!.t <= until) {
-      const e = this.queue.shift()!;
+    while (this.queue.length && this.queue.peek()!.t <= until) {
+      const e = this.queue.pop()!;
       this.now = e.t;
       e.run();
     }
@@ -166,8 +170,14 @@ export class DataCenter {
     const db = h.platform.host.db;
     const { avail, missing } = db.indexPage();
     let used = 0n;
+    let free = 0n;
     // Everything given to an owner, but the available pool and the map's entries beyond installed memory.
-    for (const [p, bytes] of h.platform.host.view.ownedBytes()) if (p !== avail && p !== missing) used += bytes;
+    for (const [p, bytes] of h.platform.host.view.ownedBytes()) {
+      if (p === avail) free = bytes;
+      else if (p !== missing) used += bytes;
+    }
+    // Every change of a host's database is followed by a sample: the first-fit index learns its free memory here.
+    if (!h.failed) this.index.set(h.at, Number(free));
     this.memory.push({ t: this.now, host, used: h.alive ? Number(used) : 0, memory: Number(h.def.memory) });
   }
 
@@ -209,6 +219,7 @@ export class DataCenter {
 
   private expire(h: HostState, why = `no heartbeat for ${this.scenario.heartbeat.lease} ms`): void {
     h.failed = true;
+    this.index.set(h.at, -1);
     const lost = [...this.placement].filter(([, host]) => host === h.def.name).map(([p]) => p).sort();
     this.log({ kind: "lease-expired", host: h.def.name, reason: `${why}; ${lost.length} partition(s) to re-host` });
     for (const p of lost) {
@@ -224,7 +235,7 @@ export class DataCenter {
   /** Memory the host's database has not given to any partition. */
   freeBytes(host: string): bigint {
     const h = this.hosts.get(host)!;
-    return h.platform.host.view.ownedBytes().get(h.platform.host.db.indexPage().avail) ?? 0n;
+    return h.platform.host.view.bytesOwnedBy(h.platform.host.db.indexPage().avail);
   }
 
   /**
@@ -233,19 +244,14 @@ export class DataCenter {
    * (no memory, no processor time) is skipped. Returns the host, or why none took it.
    */
   private place(p: DcPartition, exclude: Set<string>, parked = false): { host: string } | { why: string } {
-    const why: string[] = [];
-    for (const h of this.hosts.values()) {
+    // Only hosts with room are visited, first in scenario order (the free-capacity index); the others cannot take it.
+    const refused = new Map<string, string>();
+    const need = Number(p.memory);
+    for (let i = this.index.leftmost(need); i >= 0; i = this.index.leftmost(need, i + 1)) {
+      const h = this.order[i]!;
       const name = h.def.name;
-      if (h.failed || exclude.has(name)) continue;
+      if (h.failed || exclude.has(name) || !h.alive) continue;
       if (p.rack && h.def.rack !== p.rack) continue;
-      if (!h.alive) {
-        why.push(`${name}: does not answer`);
-        continue;
-      }
-      if (this.freeBytes(name) < p.memory) {
-        why.push(`${name}: ${this.freeBytes(name) >> 20n} MB free`);
-        continue;
-      }
       try {
         h.platform.definePartition({
           name: p.name, kind: "Guest", memory: p.memory,
@@ -254,12 +260,24 @@ export class DataCenter {
         h.platform.advance(16n);
       } catch (e) {
         if (e instanceof TypeError || e instanceof ReferenceError) throw e;
-        why.push(`${name}: ${(e as Error).message}`);
+        refused.set(name, (e as Error).message);
+        this.index.set(i, Number(this.freeBytes(name))); // a refusal changes nothing; the index reads it again anyway
         continue;
       }
       if (!parked) this.placement.set(p.name, name);
       this.sample(name);
       return { host: name };
+    }
+    // No host took it: why, host by host in scenario order, as each candidate's own database reports it.
+    const why: string[] = [];
+    for (const h of this.order) {
+      const name = h.def.name;
+      if (h.failed || exclude.has(name)) continue;
+      if (p.rack && h.def.rack !== p.rack) continue;
+      if (!h.alive) why.push(`${name}: does not answer`);
+      else if (refused.has(name)) why.push(`${name}: ${refused.get(name)!}`);
+      else if (this.freeBytes(name) < p.memory) why.push(`${name}: ${this.freeBytes(name) >> 20n} MB free`);
+      else throw new Error(`data center: ${name} has ${this.freeBytes(name)} bytes free but the first-fit index offered it none`);
     }
     const scope = p.rack ? `rack ${p.rack}` : "the data center";
     return { why: `needs ${formatBytes(p.memory)} and ${p.vcpus} VCPU(s); no live host of ${scope} can take it${why.length ? ` (${why.slice(0, 4).join("; ")}${why.length > 4 ? `; ${why.length - 4} more` : ""})` : ""}` };

@@ -4,7 +4,7 @@
 // server has disconnected; a stopping server closes its channels first. Memory ownership and mapping go through the
 // ChannelMemory interface, which the simulated host implements with resource-database transactions.
 import type { Core } from "../core/wasm.ts";
-import { ChannelType, Q, readQueueHeader, type ChanExports, type ChannelTypeName } from "../core/channel.ts";
+import { carve, ChannelType, Q, readQueueHeader, type ChanExports, type ChannelTypeName } from "../core/channel.ts";
 
 /** What the channel table needs from the host's resource database and monitors. */
 export interface ChannelMemory {
@@ -205,7 +205,7 @@ export class ChannelBus {
   private scratch(bytes: number): number {
     if (bytes > this.scratchSize) {
       const pages = Math.ceil(bytes / 65536);
-      this.scratchAt = this.core.memory.grow(pages) * 65536;
+      this.scratchAt = carve(this.core, pages * 65536);
       this.scratchSize = pages * 65536;
     }
     return this.scratchAt;

@@ -112,9 +112,14 @@ export class HostChannelMemory implements ChannelMemory {
 
   mapIntoServer(server: string, base: number, bytes: number): void {
     this.number(server);
+    let byNumber: Map<number, string> | undefined; // built once per call, when the first page is checked
     for (let a = base; a < base + bytes; a += PAGE) {
       const owner = this.host.db.owner(BigInt(a));
-      const client = [...this.partitions].find(([, p]) => p === owner)?.[0];
+      if (!byNumber) {
+        byNumber = new Map();
+        for (const [name, p] of this.partitions) if (!byNumber.has(p)) byNumber.set(p, name);
+      }
+      const client = byNumber.get(owner);
       if (client === undefined || client === server) {
         throw new ChannelMemoryError(`${server} may not map page ${pn(a / PAGE)}: it is not a client's channel memory (owner ${owner})`);
       }

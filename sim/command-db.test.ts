@@ -101,6 +101,25 @@ describe("channel table (memory-layout.md §11.2)", () => {
     ] }, -11);
     expect(host.db.channels()).toEqual([]);
   });
+
+  it("refuses a channel over a descriptor initialised and handed to the client in the same transaction", () => {
+    // Not the client's own descriptor: a fresh one, given to the client before the channel is defined over it. It is
+    // refused (the descriptor would not own itself at commit), and nothing changes.
+    const X = define("X", KIND.Guest);
+    const ui = host.db.indexPage();
+    const q = host.freeDbPage();
+    const leaf = host.view.leaf(BigInt(q) * 4096n);
+    const rc = host.db.trySubmit({ ops: [
+      { op: "changeOwner", map: leaf.map, first: leaf.index, last: leaf.index, from: ui.avail, to: ui.ultra },
+      { op: "initialize", partition: q, descriptor: { kind: KIND.Guest, name: "Q", principal: "UserQ" } },
+      { op: "changeOwner", map: leaf.map, first: leaf.index, last: leaf.index, from: ui.ultra, to: X },
+      { op: "defineChannel", slot: 3, client: X, base: q, pages: 1, type: 3 },
+    ] });
+    expect(rc).toBe(-15); // DESCRIPTOR_OWNER, at the commit check (docs/specs/memory-layout.md §11.2)
+    expect(host.db.channels()).toEqual([]);
+    expect(host.db.readDescriptor(q)).toBeUndefined();
+    expect(host.db.owner(BigInt(q) * 4096n)).toBe(ui.avail);
+  });
 });
 
 describe("command partition (memory-layout.md §11.1)", () => {

@@ -6,9 +6,10 @@
 import { type Core, InjectedFault, instantiateCore, coreModule } from "../core/wasm.ts";
 import { WA, type WasmMemory } from "../core/webassembly.ts";
 import { Database, DbError, PAGE, REC, privateArea } from "../core/database.ts";
-import { defaultLayout, orderFor, type FirmwareRegion, type Layout } from "../core/db-layout.ts";
+import { defaultLayout, layoutAt, orderFor, type FirmwareRegion, type Layout } from "../core/db-layout.ts";
 import { MapView, span } from "../core/mapview.ts";
 import { formatTransaction, type Op, type Transaction, pn } from "../core/notation.ts";
+import type { HostArena } from "./arena.ts";
 import { BOOT_ERRORS, BOOT_OPS_BYTES, CREATE_PAYLOAD, UEFI_DESCRIPTOR, bootModule, instantiateBootModule, uefiDescriptors, type BootModule } from "../core/boot-module.ts";
 
 export interface HostConfig {
@@ -33,6 +34,11 @@ export interface HostConfig {
   presplit?: Array<{ map: number; index: number; into: number }>;
   /** Keep a copy of the database at each backup (for replay checks). Default true; large hosts may turn it off. */
   keepBackup?: boolean;
+  /**
+   * Boot in the next slot of this arena (sim/arena.ts) instead of a memory of the host's own: the database and its
+   * private page move to the slot's 4 MiB pages (any `layout` given is refused), and the host may touch no other page.
+   */
+  arena?: HostArena;
 }
 
 const WASM_PAGE = 65536;
@@ -58,7 +64,10 @@ export class Host {
   /** Sequence number of the first transaction not in the backup. */
   private backupSeq = 0;
 
-  private constructor(readonly core: Core, private readonly bootModule: BootModule, order: number, installed: bigint) {
+  /** Pages [lo, hi) this host's core may address: its arena slot's two 4 MiB pages; everything for a host of its own. */
+  private slotPages: [number, number] = [0, Infinity];
+
+  private constructor(readonly core: Core, private readonly bootModule: BootModule, private readonly bootRoute: { current?: Host | undefined }, order: number, installed: bigint) {
     this.db = new Database(core);
     this.view = new MapView(this.db);
     this.memory = core.memory;
@@ -72,40 +81,52 @@ export class Host {
     const order = cfg.order ?? orderFor(cfg.memory);
     if (order < 2 || order > 5) throw new RangeError(`map order ${order} is not in 2..5`);
     if (span(order) * 1024n < cfg.memory) throw new RangeError(`an order-${order} map covers less than ${cfg.memory} bytes`);
-    const layout = { ...defaultLayout(order), ...cfg.layout };
+    if (cfg.arena && cfg.layout) throw new RangeError("a host in an arena has its slot's layout; leave layout unset");
+    const slot = cfg.arena?.take();
+    const layout = slot ? layoutAt(order, slot.region, slot.private) : { ...defaultLayout(order), ...cfg.layout };
     const firmware = cfg.firmware ?? [{ base: 0n, length: cfg.memory, type: "usable" as const }];
     const usableEnd = firmware.filter((r) => r.type === "usable").reduce((e, r) => (r.base + r.length > e ? r.base + r.length : e), 0n);
     const need = (Math.max(layout.private, layout.region) + 1) * 1024;
     if (BigInt(need) * 4096n > usableEnd) {
       throw new RangeError(`host memory must reach at least ${need * 4} KiB (the database's pages); got ${usableEnd} bytes`);
     }
-    const hostRef: { h?: Host } = {};
+    const hostRef: { current?: Host } = {};
     // The boot module's memory is the host's physical memory (as on the machine, where its linear memory is physical
-    // memory): core is instantiated over it, and the module's two imports call that core.
-    const boot = instantiateBootModule(await bootModule(), {
-      db_submit: (req) => hostRef.h!.bootSubmit(req),
-      db_log_truncate: () => hostRef.h!.bootBackup(),
+    // memory): core is instantiated over it, and the module's two imports call that core. An arena's hosts share its
+    // module and memory; the arena routes the imports to the host booting.
+    const boot = cfg.arena?.boot ?? instantiateBootModule(await bootModule(), {
+      db_submit: (req) => hostRef.current!.bootSubmit(req),
+      db_log_truncate: () => hostRef.current!.bootBackup(),
     });
     const memory = boot.memory;
-    memory.grow((need * PAGE) / WASM_PAGE - memory.buffer.byteLength / WASM_PAGE);
-    const core = instantiateCore(module, {
+    const grow = (need * PAGE) / WASM_PAGE - memory.buffer.byteLength / WASM_PAGE;
+    if (grow > 0) memory.grow(grow);
+    const core = cfg.arena ? await cfg.arena.coreFor({ get h() { return hostRef.current; } }) : instantiateCore(module, {
       memory,
       hw: {
         flush: (): void => {
-          hostRef.h?.onFlush();
+          hostRef.current?.onFlush();
         },
       },
     });
     // Firmware-reserved memory is installed too (it belongs to Boot); only what no region lists is Missing.
-    const host = new Host(core, boot, order, firmware.reduce((n, r) => n + r.length, 0n));
-    hostRef.h = host;
+    const host = new Host(core, boot, cfg.arena ?? hostRef, order, firmware.reduce((n, r) => n + r.length, 0n));
+    hostRef.current = host;
+    if (slot) host.slotPages = [slot.region * 1024, (slot.private + 1) * 1024];
     host.keepBackup = cfg.keepBackup ?? true;
     host.bootstrap(order, layout, cfg.memory);
     host.boot(cfg, firmware, layout);
     return host;
   }
 
-  private onFlush(): void {
+  /** The boot partition's module, its imports routed to this host (an arena's module serves one host at a time). */
+  private booting(): BootModule {
+    this.bootRoute.current = this;
+    return this.bootModule;
+  }
+
+  /** core's hw.flush on this host's database (an arena's core calls it for the host it has attached). */
+  onFlush(): void {
     this.flushCount++;
     if (this.faultAtFlush !== undefined && this.flushCount === this.faultAtFlush) {
       this.faultAtFlush = undefined;
@@ -129,6 +150,9 @@ export class Host {
 
   /** Grows linear memory so that page p exists (database pages must be addressable by core). */
   ensurePage(p: number): void {
+    if (p < this.slotPages[0] || p >= this.slotPages[1]) {
+      throw new RangeError(`page ${pn(p)} lies outside this host's slot of its arena (pages ${pn(this.slotPages[0])}–${pn(this.slotPages[1] - 1)})`);
+    }
     const needBytes = (p + 1) * PAGE;
     const have = this.memory.buffer.byteLength;
     if (needBytes <= have) return;
@@ -302,7 +326,7 @@ export class Host {
       v.setBigUint64(at + UEFI_DESCRIPTOR.pages, d.pages, true);
     });
     const page = (b: bigint): number => Number(b / 4096n);
-    const rc = this.bootModule.main({
+    const rc = this.booting().main({
       ui: ui.index, map: mapAt, mapBytes: descs.length * UEFI_DESCRIPTOR.bytes, descSize: UEFI_DESCRIPTOR.bytes, region: l.region,
       req: this.db.requestBuffer(), ops: BOOT_SCRATCH,
       uvPage: uv ? page(uv[0]) : 0, uvPages: uv ? page(uv[1] - uv[0]) : 0,
@@ -339,7 +363,7 @@ export class Host {
     payload.set(Buffer.from(d.name, "ascii"), CREATE_PAYLOAD.name);
     payload.set(Buffer.from(d.principal, "ascii"), CREATE_PAYLOAD.principal);
     new DataView(this.memory.buffer).setUint32(at + CREATE_PAYLOAD.kind, d.kind, true);
-    const rc = this.bootModule.create(ui.index, req, at, first, pages, from);
+    const rc = this.booting().create(ui.index, req, at, first, pages, from);
     if (rc < 0) throw new DbError(rc, this.db.failedOp(), `create ${d.name} (${BOOT_ERRORS[rc] ?? "refused by core"})`);
     this.committed({ ops: [] }); // the listeners get the transaction from the audit log
     return rc;
@@ -352,7 +376,7 @@ export class Host {
    * The boot module's env.db_submit: core's db_submit on its request, after making the pages it turns into database
    * pages addressable; a full log is backed up and the request retried, as Host.submit does.
    */
-  private bootSubmit(req: number): number {
+  bootSubmit(req: number): number {
     const v = new DataView(this.memory.buffer);
     const end = req + v.getUint32(req + 4, true);
     for (let r = req + 16; r + 8 <= end && r + 8 <= v.byteLength; r += Math.max(8, v.getUint32(r + 4, true))) {
@@ -373,7 +397,7 @@ export class Host {
   }
 
   /** The boot module's env.db_log_truncate: its backup point is a backup of the simulated host. */
-  private bootBackup(): number {
+  bootBackup(): number {
     this.backup();
     return 0;
   }
@@ -384,7 +408,7 @@ export class Host {
    * the first 4 GiB in address order; never page 0.
    */
   freeDbPage(): number {
-    const p = this.bootModule.freeDbPage(this.db.indexPage().index);
+    const p = this.booting().freeDbPage(this.db.indexPage().index);
     if (p === 0) throw new Error("no free 4 KiB page for a map page");
     this.ensurePage(p);
     return p;

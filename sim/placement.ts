@@ -35,11 +35,12 @@ function findRun(host: Host, s: number, n: number, r: Range): { map: number; fir
   for (const m of host.view.mapsOfScaleDesc(s)) {
     if (m.base + sp * 1024n <= r.base || m.base >= r.end) continue;
     const at = m.page * 1024;
+    // Entries wholly inside the range are lo..hi (computed once; a BigInt per entry made this a hot spot).
+    const lo = r.base <= m.base ? 0 : Number((r.base - m.base + sp - 1n) / sp);
+    const hi = r.end >= m.base + sp * 1024n ? 1023 : Number((r.end - m.base) / sp) - 1;
     let len = 0;
     for (let i = 1023; i >= 0; i--) {
-      const eb = m.base + BigInt(i) * sp;
-      const inside = eb >= r.base && eb + sp <= r.end;
-      len = inside && mem[at + i] === avail ? len + 1 : 0;
+      len = i >= lo && i <= hi && mem[at + i] === avail ? len + 1 : 0;
       if (len === n) return { map: m.page, first: i };
     }
   }

@@ -35,11 +35,14 @@ export class ResourceService {
   private highHint = new Map<number, number>();
 
   constructor(readonly host: Host) {
+    const mem = host.db.i32();
     for (const m of host.view.maps()) {
       if (m.scale !== 1) continue;
+      const first = Number(m.base / 4096n);
+      const at = (m.page * 4096) / 4;
       for (let i = 0; i < 1024; i++) {
-        const p = Number(m.base / 4096n) + i;
-        if (host.view.entry(m.page, i) === p) {
+        const p = first + i;
+        if (mem[at + i] === p) {
           const d = host.db.readDescriptor(p);
           if (d && d.name) this.byName.set(d.name, p);
         }
