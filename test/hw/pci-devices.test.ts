@@ -157,26 +157,33 @@ describe("PCI devices: enumerated by the ultravisor, given by the host definitio
     });
   });
 
-  it("gives the devices the host definition names (disk 0 and 00:01.0) to their owner, and nothing else", () => {
+  it("gives the devices the host definition names (disk 0 and 00:01.0 to owner, disk 1 to io) to their owners, and nothing else", () => {
     withLog(() => {
       const given = boot.lines.filter((l) => / given to partition /.test(l));
       expect(given).toEqual([
         "ultravisor: pci 00:02.0 given to partition owner (number 3): memory and I/O decoding on, bus mastering off",
         "ultravisor: pci 00:01.0 given to partition owner (number 3): memory and I/O decoding on, bus mastering off",
+        "ultravisor: pci 00:03.0 given to partition io (number 2): memory and I/O decoding on, bus mastering off",
       ]);
-      // Only the owner has anything at DEVWIN: its devices' memory BARs, page by page at DEVWIN + physical address, uncached, NX.
+      // Only an owner has anything at DEVWIN: its devices' memory BARs, page by page at DEVWIN + physical address, uncached, NX.
       const ours = parseEnumeration(boot.lines);
-      const want = new Set<bigint>();
-      for (const f of ours.filter((x) => x.bdf === "00:01.0" || x.bdf === "00:02.0")) {
-        for (const b of f.bars.filter((x) => x.kind !== "io")) for (let o = 0n; o < b.size; o += 0x1000n) want.add(DEVWIN + b.address + o);
-      }
+      const pagesOf = (bdfs: string[]): Set<bigint> => {
+        const want = new Set<bigint>();
+        for (const f of ours.filter((x) => bdfs.includes(x.bdf))) {
+          for (const b of f.bars.filter((x) => x.kind !== "io")) for (let o = 0n; o < b.size; o += 0x1000n) want.add(DEVWIN + b.address + o);
+        }
+        return want;
+      };
+      const owned = new Map([["owner", pagesOf(["00:01.0", "00:02.0"])], ["io", pagesOf(["00:03.0"])]]);
       expect([...boot.devLeaves.keys()].sort()).toEqual(config.partitions.filter((p) => p.kind !== "idle").map((p) => p.name).sort());
       for (const [name, leaves] of boot.devLeaves) {
-        if (name !== "owner") {
+        const want = owned.get(name);
+        if (!want) {
           expect(leaves.size, `${name}: nothing mapped at DEVWIN`).toBe(0);
           continue;
         }
-        expect(new Set(leaves.keys()), "the owner's DEVWIN pages").toEqual(want);
+        expect(want.size, `${name} owns memory BAR pages`).toBeGreaterThan(1);
+        expect(new Set(leaves.keys()), `${name}'s DEVWIN pages`).toEqual(want);
         for (const [va, pte] of leaves) {
           expect(pte & PTE_ADDRESS, `0x${va.toString(16)} maps its own physical address`).toBe(va - DEVWIN);
           expect(pte & 0x1fn, `0x${va.toString(16)}: present, writable, user, PWT, PCD`).toBe(0x1fn);
