@@ -108,7 +108,7 @@ function bootPlan(parts: readonly PartitionDefinition[], lineOf: (i: number) => 
     const def = partitionDef(p, list, uv?.name);
     (p.kind === "io" || p.kind === "command" ? system : guests).push(def);
     const b = p.behaviour;
-    const what = [b?.lang === "as" ? "AssemblyScript program" : undefined, b?.fault ? `fault ${b.fault} after ${b.faultAfter ?? 2} lines` : undefined,
+    const what = [b?.lang === "as" ? "AssemblyScript program" : undefined, b?.fault === "pci-owner" ? "reads its PCI devices through their BARs" : b?.fault ? `fault ${b.fault} after ${b.faultAfter ?? 2} lines` : undefined,
       b?.benchHypercalls ? `${b.benchHypercalls} timed hypercalls` : undefined, b?.vm ? `hardware-virtualized (SVM) program ${b.vm}` : undefined,
       p.linux ? `Linux kernel ${p.linux.kernel ?? "(Debian's, cached)"}, initrd ${p.linux.initrd ?? "(default)"}` : undefined,
       // PCI devices (docs/specs/pci-devices.md): the simulator has no PCI bus, so it records none (ADR 0014).
