@@ -165,6 +165,8 @@ describe("PCI devices: enumerated by the ultravisor, given by the host definitio
         "ultravisor: pci 00:01.0 given to partition owner (number 3): memory and I/O decoding on, bus mastering off",
         "ultravisor: pci 00:03.0 given to partition io (number 2): memory and I/O decoding on, bus mastering off",
       ]);
+      // The same function named twice (disk 0, then its address): the first claim wins, the second is reported.
+      expect(boot.lines).toContain("ultravisor: pci 00:02.0 for partition bad-bar: already owned by partition number 3; not given again");
       // Only an owner has anything at DEVWIN: its devices' memory BARs, page by page at DEVWIN + physical address, uncached, NX.
       const ours = parseEnumeration(boot.lines);
       const pagesOf = (bdfs: string[]): Set<bigint> => {
