@@ -57,7 +57,7 @@ export function emitPciOwner(a: Assembler): void {
   consoleLine(a, "pci owner ", { hex: (x) => x.movzx(eax, word(rbp, PCI_LIST.bdf)) }, " mem features-hi ", { hex: (x) => x.mov(rax, r13) },
     " cap ", { dec: (x) => x.mov(rax, qword(r15, 0)) });
   a.bind(noMem);
-  // I/O: the first I/O BAR's legacy virtio header: the capacity (u64) at 0x14.
+  // I/O: each I/O BAR as a legacy virtio header (a transitional device): the capacity (u64) at 0x14.
   for (let i = 0; i < 6; i++) {
     const skip = a.label();
     a.cmp(byte(rbp, PCI_LIST.barKind(i)), BAR_KIND.io).jne(skip);
