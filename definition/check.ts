@@ -48,6 +48,7 @@ export function checkDefinition(d: LoadedDefinition): Problem[] {
       else if (parts[server]!.kind === "idle") bad([...at, "channels", k, "server"], "the idle partition serves no channels");
     }
   });
+  checkDevices(d.def, bad);
   const platform = d.def.host.pcpus !== undefined || d.def.partitions !== undefined;
   d.def.operations.forEach((op, i) => {
     const at = ["operations", i];
@@ -92,6 +93,32 @@ function checkPartition(p: PartitionDefinition, at: Path, bad: (path: Path, m: s
     }
     if (b.lang === "as" && b.benchHypercalls !== undefined) bad([...at, "behaviour", "benchHypercalls"], "benchHypercalls exists only for asm guests (lang: asm)", true);
   }
+}
+
+/** The host's device list (docs/specs/pci-devices.md §2): one of disk/pci, bus 0, a CPL-3 owner, no device twice. */
+function checkDevices(def: HostDefinition, bad: (path: Path, m: string, key?: boolean) => void): void {
+  const parts = def.partitions ?? [];
+  const seen = new Map<string, number>();
+  (def.devices ?? []).forEach((dev, i) => {
+    const at = ["devices", i];
+    if ((dev.disk === undefined) === (dev.pci === undefined)) {
+      bad([...at, "owner"], "give exactly one of disk (the N-th uvt run --disk) or pci (an address \"bb:dd.f\")", true);
+      return;
+    }
+    if (dev.pci !== undefined && !dev.pci.startsWith("00:")) {
+      bad([...at, "pci"], `bus ${dev.pci.slice(0, 2)} is not enumerated: the ultravisor walks bus 00 only (every device QEMU's q35 gets from uvt run is there)`);
+    }
+    const key = dev.disk !== undefined ? `disk ${dev.disk}` : `pci ${dev.pci!.toLowerCase()}`;
+    const prev = seen.get(key);
+    if (prev !== undefined) bad([...at, dev.disk !== undefined ? "disk" : "pci"], `${key} is already given by devices[${prev}] (a device has one owner)`);
+    else seen.set(key, i);
+    const owner = parts.find((p) => p.name === dev.owner);
+    if (!owner) {
+      bad([...at, "owner"], `'${dev.owner}' is not a partition of this host (partitions: ${parts.filter((q) => q.kind === "io" || q.kind === "guest").map((q) => q.name).join(", ") || "none"})`);
+    } else if ((owner.kind !== "io" && owner.kind !== "guest") || owner.linux !== undefined || owner.behaviour?.vm !== undefined) {
+      bad([...at, "owner"], `'${dev.owner}' cannot own a device: only an io or guest partition running at CPL 3 can (this is ${owner.linux ? "a Linux" : owner.behaviour?.vm ? "a virtualized" : `the '${owner.kind}'`} partition); give it to the I/O partition`);
+    }
+  });
 }
 
 function checkHost(def: HostDefinition, bad: (path: Path, m: string, key?: boolean) => void): void {

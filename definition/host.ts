@@ -31,9 +31,13 @@ export type PartitionKind = (typeof PARTITION_KINDS)[number];
  * "fuzz-channel" (random values written into the client side of its console channel's header) and "canary"
  * (a guest that fills a page of its window with a pattern and re-checks it before every line); "fuzz-server", the
  * fault of an I/O partition (test/hw/fuzz-server.test.ts): random values written into the headers of every channel
- * it serves, the server side.
+ * it serves, the server side. PCI devices (docs/specs/pci-devices.md, test/hw/pci-devices.test.ts): "pci-owner" reads its
+ * devices through their BARs and prints what it found (not a fault: the owner's check), "pci-bar" touches another
+ * partition's device's memory BAR, "pci-cf8" writes the configuration address port 0xCF8, "pci-port" reads another
+ * partition's device's I/O port — each must be stopped alone.
  */
-export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command", "fuzz-hypercall", "fuzz-channel", "canary", "fuzz-server"] as const;
+export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command", "fuzz-hypercall", "fuzz-channel", "canary", "fuzz-server",
+  "pci-owner", "pci-bar", "pci-cf8", "pci-port"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
@@ -238,6 +242,19 @@ export const expect = z.strictObject({
   output: z.array(z.string()).optional().meta({ description: "lines that must be printed, in this order (substrings)" }),
 });
 
+/** A PCI address "bb:dd.f" (hex): bus, device 0–1f, function 0–7 (docs/specs/pci-devices.md §2). */
+export const PCI_ADDRESS_PATTERN = "^([0-9a-fA-F]{2}):([01][0-9a-fA-F])\\.([0-7])$";
+
+/** A device given to a partition (docs/specs/pci-devices.md §2): the N-th `uvt run --disk`, or a PCI address. */
+export const device = z
+  .strictObject({
+    disk: z.int().min(0).max(30).optional().meta({ description: "the N-th data disk of uvt run --disk (0 = the first): the N-th modern virtio-blk on bus 0" }),
+    pci: z.string().regex(new RegExp(PCI_ADDRESS_PATTERN), { error: 'a PCI address "bb:dd.f" in hex, such as "00:02.0"' }).optional()
+      .meta({ description: 'a PCI function by address "bb:dd.f" (bus 00 only)' }),
+    owner: z.string().min(1).meta({ description: "the partition that owns it (kind io or guest; normally the I/O partition)" }),
+  })
+  .meta({ description: "a PCI device and the partition that owns it" });
+
 export const hostDefinition = z
   .strictObject({
     $schema: z.string().optional().meta({ description: "JSON files: the schema's path, for editors" }),
@@ -246,6 +263,8 @@ export const hostDefinition = z
     host: host.prefault({}),
     partitions: z.array(partition).min(1).max(256).optional()
       .meta({ description: "the partitions the host starts with; uvt build needs them" }),
+    devices: z.array(device).max(31).optional()
+      .meta({ description: "bare metal: PCI devices given to partitions (docs/specs/pci-devices.md); the simulator has no PCI bus" }),
     run: run.prefault({})
       .meta({ description: "bare metal: pacing of a run" }),
     operations: z.array(operation).max(1_000_000).default([]).meta({ description: "simulator: operations in order" }),
@@ -257,6 +276,7 @@ export type HostDefinition = z.output<typeof hostDefinition>;
 export type PartitionDefinition = z.output<typeof partition>;
 export type VcpuDefinition = z.output<typeof vcpu>;
 export type ChannelDefinition = z.output<typeof channel>;
+export type DeviceDefinition = z.output<typeof device>;
 export type LinuxDefinition = z.output<typeof linux>;
 export type OperationDefinition = z.output<typeof operation>;
 export type RunDefinition = z.output<typeof run>;

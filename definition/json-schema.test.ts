@@ -25,7 +25,7 @@ describe("the JSON Schema of host definitions", () => {
   it("states the strictness the loader applies: no unknown keys anywhere, sizes by pattern", () => {
     const schema = JSON.parse(hostJsonSchemaText()) as { additionalProperties: boolean; properties: Record<string, unknown> };
     expect(schema.additionalProperties).toBe(false);
-    expect(Object.keys(schema.properties)).toEqual(["$schema", "revision", "name", "host", "partitions", "run", "operations", "expect"]);
+    expect(Object.keys(schema.properties)).toEqual(["$schema", "revision", "name", "host", "partitions", "devices", "run", "operations", "expect"]);
     expect(hostJsonSchemaText()).toContain('"pattern": "^\\\\s*\\\\d+\\\\s*([KMGTPEkmgtpe]?)(i?[Bb])?\\\\s*$"');
   });
 });

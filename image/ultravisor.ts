@@ -12,6 +12,7 @@ import { readSchedule, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
+import { emitPci } from "../monitor-gen/pci.ts";
 import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECORD_DWORDS, emitLead, emitRecord } from "../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
@@ -301,10 +302,12 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
     ...(opts.xstateSpace !== undefined ? { xstateSpace: opts.xstateSpace } : {}),
     // The ultravisor partition with the database sends the end-of-run summary; the run waits for it (INFO.summaryDone).
     awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
+    ...(config.devices?.length ? { pci: true } : {}),
   });
   emitSmp(a);
   emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
-  emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText });
+  emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText, ...(config.devices?.length ? { devices: true } : {}) });
+  emitPci(a, config.devices ?? []);
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
     ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestOffset: CORE_DB_PLAN.requestOffset,

@@ -31,6 +31,8 @@ export interface MonitorConfig {
    * TCG host.
    */
   awaitSummary?: boolean;
+  /** The host gives PCI devices: switch_to opens the running owner's device ports (pci_switch, monitor-gen/pci.ts). */
+  pci?: boolean;
 }
 
 /** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes, cld and the
@@ -106,6 +108,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.xor(eax, eax);
     a.bind(deny);
     a.mov(byte(rcx, TSS_COM1_BYTE), al);
+    if (cfg.pci) a.call(L("pci_switch")); // the owner's device ports open only while it runs (monitor-gen/pci.ts)
     a.mov(rax, qword(rdi, STATE_PAGE.cr3)).mov(rcx, cr3);
     const same = a.label();
     a.cmp(rax, rcx).je(same);

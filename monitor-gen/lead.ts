@@ -55,6 +55,8 @@ export interface LeadOptions {
   /** Page of the Ultravisor Index (the database's partition numbers of the ultravisor partition). */
   ui: number;
   scheduleText: string;
+  /** The host gives PCI devices to partitions: assign them at boot and map them when their owner starts (monitor-gen/pci.ts). */
+  devices?: boolean;
 }
 
 export function emitLead(a: Assembler, o: LeadOptions): void {
@@ -124,6 +126,8 @@ function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
   a.call(L("build_kernel_map"));
   a.mov(rax, qword(L("g_kpml4"))).mov(cr3, rax);
   monitorLine(a, "ultravisor: paging: own 4-level tables, identity map of 4 GiB supervisor-only, cr3 ", { hex: (x) => x.mov(rdi, cr3) });
+  a.call(L("pci_enumerate")); // bus 0 into the device list (monitor-gen/pci.ts, docs/specs/pci-devices.md)
+  if (o.devices) a.call(L("pci_assign"));
   a.call(L("reserve_partitions"));
   monitorLine(a, "ultravisor: partition allotments ", { hex: (x) => x.mov(rdi, qword(L("g_allot_lo"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_allot_hi"))) },
     " reserved (window and client channel pages, one run per partition in configuration order)");
@@ -384,6 +388,7 @@ function emitStartPartition(a: Assembler, o: LeadOptions, h: LeadHelpers): void 
     a.bind(exec);
     a.call(L("map_page"));
     a.inc(ebp).cmp(ebp, WINDOW_LAYOUT.pages).jb(map);
+    if (o.devices) a.mov(rdi, r13).mov(rsi, r14).call(L("pci_map")); // the device list, and its devices' BARs (monitor-gen/pci.ts)
     if (withCore) {
       // The resource manager in the ultravisor partition sees the database's pages (and only those) at DBWIN.
       const notUltra = a.label();

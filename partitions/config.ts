@@ -52,6 +52,16 @@ export interface UltravisorConfig {
   exitCode: number;
   /** Time-stamp probes on the monitor's timer → switch path (bench builds). */
   probes?: boolean;
+  /** PCI devices given to partitions (docs/specs/pci-devices.md §2); absent or empty: the host gives none. */
+  devices?: DeviceSpec[];
+}
+
+/** A device given to a partition: matched at boot against bus 0's enumeration (monitor-gen/pci.ts). */
+export interface DeviceSpec {
+  /** The N-th modern virtio-blk function on bus 0 (`uvt run --disk`), or a PCI address as bus << 8 | dev << 3 | fn. */
+  match: { disk: number } | { bdf: number };
+  /** Index of the owner in `partitions` (its partition number is index + 1). */
+  owner: number;
 }
 
 const root = resolve(fileURLToPath(import.meta.url), "..", "..");
@@ -143,9 +153,17 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
   if (parts.length - 2 > WINDOW_LAYOUT.maxSlots) bad(["partitions"], `${parts.length - 2} partitions need console channels; the I/O partition serves at most ${WINDOW_LAYOUT.maxSlots}`, true);
   if (problems.length) throw new DefinitionError(problems.sort((a, b) => a.line - b.line || a.col - b.col));
   const r = def.run;
+  // definition/check.ts has refused every device entry that is not exactly one of disk/pci with a CPL-3 owner.
+  const devices = (def.devices ?? []).map((dev): DeviceSpec => {
+    const owner = parts.findIndex((p) => p.name === dev.owner);
+    if (dev.disk !== undefined) return { match: { disk: dev.disk }, owner };
+    const [bus, slot, fn] = dev.pci!.split(/[:.]/).map((x) => parseInt(x, 16));
+    return { match: { bdf: (bus! << 8) | (slot! << 3) | fn! }, owner };
+  });
   return {
     partitions: specs, quantumTicks: r.quantumTicks, runQuanta: r.runQuanta, guestPeriod: r.guestPeriod, exitCode: r.exitCode,
     ...(r.probes ? { probes: true } : {}),
+    ...(devices.length ? { devices } : {}),
   };
 }
 

@@ -6,6 +6,7 @@
 // The assembly guests print a counter and an FNV-1a checksum of their own code and constants every few quanta.
 import { Assembler, type Gpr, type Label, al, byte, cr3, ds, dword, dx, eax, ebp, ebx, es, fs, gs, ecx, edx, ptr, qword, r8, r9, r12, r12d, r13, r14, r14d, r15, r15d, rax, rbx, rbp, rcx, rdi, rdx, rsi, rsp, word } from "../toolchain/x64/index.ts";
 import { CMDCHAN, COM1, HYPERCALL, SEL, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
+import { emitPciAttack, emitPciOwner } from "./pci-probes.ts";
 import { COMPLETION, consoleLine, emitCommandServer, emitRuntime, hypercall, windowAddress } from "./runtime.ts";
 
 // The fault names are the host definition's (definition/host.ts FAULT_KINDS): faults of assembly guests, and
@@ -70,6 +71,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   a.section(".text");
   a.bind(L("p_image_start"));
   a.bind(L(PROGRAM_ENTRY));
+  if (opts.fault?.kind === "pci-owner") emitPciOwner(a); // reads its devices once, then runs as any guest
   a.xor(r12d, r12d); // lines printed
   a.xor(r14d, r14d); // work: loop iterations
   hypercall(a, HYPERCALL.time);
@@ -99,7 +101,7 @@ export function assembleGuest(opts: GuestOptions): Assembler {
   // value written into a channel header of its window (fuzz-channel) followed by a SIGNAL of a random slot. The PRNG is xorshift64 from the build's seed, printed first.
   const fuzz = opts.fault?.kind === "fuzz-hypercall" || opts.fault?.kind === "fuzz-channel";
   const canary = opts.fault?.kind === "canary";
-  const passive = flood || fuzz || canary;
+  const passive = flood || fuzz || canary || opts.fault?.kind === "pci-owner";
   if (fuzz) {
     a.mov(rax, BigInt.asUintN(64, opts.fuzzSeed ?? 1n) || 1n).mov(qword(L("p_fuzz_state")), rax);
     consoleLine(a, `${opts.fault!.kind} seed `, { hex: (x) => x.mov(rax, qword(L("p_fuzz_state"))) });
@@ -226,6 +228,12 @@ export function assembleGuest(opts: GuestOptions): Assembler {
         consoleLine(a, "sgdt at CPL 3: base ", { hex: (x) => x.mov(rax, qword({ label: L("p_gdtr"), disp: 2 })) }, " limit ",
           { hex: (x) => x.movzx(eax, word(L("p_gdtr"))) });
         break;
+      case "pci-bar":
+      case "pci-cf8":
+      case "pci-port":
+        emitPciAttack(a, f.kind);
+        break;
+      case "pci-owner":
       case "sse-a":
       case "sse-b":
       case "flood-command":

@@ -321,6 +321,11 @@ function probe(a: Assembler, kind: VmKind, line: (...p: Array<string | { dec: ()
       line("absent: in 0x80 = ", { hex: () => a.mov(rax, r12) }, ", in 0x1234 = ", { hex: () => a.mov(rax, r13) });
       a.mov(ecx, 0x1234_5678).rdmsr(); // #GP through its own IDT
       line("absent: rdmsr 0x12345678 came back through #GP; still running");
+      // PCI configuration space is the ultravisor's (docs/specs/pci-devices.md §5): the address port takes nothing and
+      // the data port reads all ones, where the host bridge would answer its vendor and device IDs.
+      a.mov(dx, 0xcf8).mov(eax, 0x8000_0000).out(dx, eax);
+      a.mov(dx, 0xcfc).in(eax, dx).mov(r13, rax);
+      line("absent: out 0xcf8, in 0xcfc = ", { hex: () => a.mov(rax, r13) });
       return;
     }
     case "vmrun": case "vmsave": case "clgi": case "stgi": {

@@ -7,7 +7,7 @@
 import { isScalar } from "yaml";
 import { DefinitionError, pathText } from "../definition/errors.ts";
 import { bootChannels } from "../definition/channels.ts";
-import { type PartitionDefinition } from "../definition/host.ts";
+import { type DeviceDefinition, type PartitionDefinition } from "../definition/host.ts";
 import { loadDefinition, type LoadedDefinition, parseDefinition } from "../definition/load.ts";
 import type { HostConfig } from "./host.ts";
 import { KIND, type KindName, NotationError, parseLog } from "../core/notation.ts";
@@ -94,7 +94,7 @@ function partitionDef(p: PartitionDefinition, channels: readonly { type: Channel
 }
 
 /** The bootable host's partitions in the machine's order (docs/specs/host-definition.md, "Simulating a bootable host"). */
-function bootPlan(parts: readonly PartitionDefinition[], lineOf: (i: number) => number): BootPlan {
+function bootPlan(parts: readonly PartitionDefinition[], lineOf: (i: number) => number, devices: readonly DeviceDefinition[] = []): BootPlan {
   const uv = parts.find((p) => p.kind === "ultravisor");
   const channels = bootChannels(parts);
   const system: PartitionDef[] = [];
@@ -108,9 +108,12 @@ function bootPlan(parts: readonly PartitionDefinition[], lineOf: (i: number) => 
     const def = partitionDef(p, list, uv?.name);
     (p.kind === "io" || p.kind === "command" ? system : guests).push(def);
     const b = p.behaviour;
-    const what = [b?.lang === "as" ? "AssemblyScript program" : undefined, b?.fault ? `fault ${b.fault} after ${b.faultAfter ?? 2} lines` : undefined,
+    const what = [b?.lang === "as" ? "AssemblyScript program" : undefined, b?.fault === "pci-owner" ? "reads its PCI devices through their BARs" : b?.fault ? `fault ${b.fault} after ${b.faultAfter ?? 2} lines` : undefined,
       b?.benchHypercalls ? `${b.benchHypercalls} timed hypercalls` : undefined, b?.vm ? `hardware-virtualized (SVM) program ${b.vm}` : undefined,
-      p.linux ? `Linux kernel ${p.linux.kernel ?? "(Debian's, cached)"}, initrd ${p.linux.initrd ?? "(default)"}` : undefined].filter(Boolean).join(", ");
+      p.linux ? `Linux kernel ${p.linux.kernel ?? "(Debian's, cached)"}, initrd ${p.linux.initrd ?? "(default)"}` : undefined,
+      // PCI devices (docs/specs/pci-devices.md): the simulator has no PCI bus, so it records none (ADR 0016).
+      ...devices.filter((x) => x.owner === p.name).map((x) => `PCI ${x.disk !== undefined ? `disk ${x.disk}` : `device ${x.pci}`} given at boot (the simulator has no PCI bus and records no device)`)]
+      .filter(Boolean).join(", ");
     if (what) machineOnly.push({ name: p.name, what });
   }
   return {
@@ -154,7 +157,7 @@ export function scenarioOf(d: LoadedDefinition): Scenario {
   const bootable = def.partitions !== undefined;
   const platform: PlatformConfig | undefined =
     h.pcpus !== undefined || bootable ? { pcpus: h.pcpus ?? 1, ...(h.nodes ? { nodes: h.nodes } : {}) } : undefined;
-  const boot = def.partitions ? bootPlan(def.partitions, (i) => d.at(["partitions", i]).line) : undefined;
+  const boot = def.partitions ? bootPlan(def.partitions, (i) => d.at(["partitions", i]).line, def.devices) : undefined;
   const uvName = def.partitions?.find((p) => p.kind === "ultravisor")?.name;
   const operations = def.operations.map((op, i): Operation => {
     const at = ["operations", i];

@@ -55,6 +55,13 @@ describe("every example, built and simulated", () => {
     expect([count("uv-partition"), count("io"), count("command"), count("X"), count("Y"), count("Z")]).toEqual([1, 2, 1, 4, 3, 2]);
   }, 60_000);
 
+  it("a host with PCI devices: uvt sim accepts them and says, per owner, that the simulator records no device", async () => {
+    const r = await uvt(["sim", "examples/pci-devices.yaml", "--no-map"]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain("io: on the machine only: PCI disk 1 given at boot (the simulator has no PCI bus and records no device)");
+    expect(r.stdout).toMatch(/^owner: on the machine only: .*PCI disk 0 given at boot .*PCI device 00:01\.0 given at boot /m);
+  }, 60_000);
+
   it("a misspelt key fails uvt build and uvt sim alike: file, line, column, path, exit 2, nothing written", async () => {
     const bad = join(scratch, "typo.yaml");
     writeFileSync(bad, readFileSync(join(root, "examples", "ultravisor.yaml"), "utf8").replace("partitions:", "partitons:"));

@@ -119,6 +119,8 @@ describe("SVM: hardware-virtualized partitions on the bare-metal ultravisor", ()
       expect(g).toContain("absent: in 0x80 = 0x000000ff, in 0x1234 = 0xffffffff");
       expect(g).toContain("own IDT: vector 13 error 0x00000000 rip 0x" + /rip (0x[0-9a-f]+)$/.exec(boot.lines.find((l) => l.includes("absent: absent: msr 0x12345678"))!)![1]!.slice(2).padStart(8, "0"));
       expect(g).toContain("absent: rdmsr 0x12345678 came back through #GP; still running");
+      // PCI configuration space is not the guest's: 0xCF8/0xCFC are absent like any unowned port (docs/specs/pci-devices.md §5).
+      expect(g).toContain("absent: out 0xcf8, in 0xcfc = 0xffffffff");
       expect(g.some((l) => TICK.test(l)), "ticks after the probes").toBe(true);
       for (const what of [/absent: port 0x80 info 0x[0-9a-f]+ /, /absent: port 0x1234 /, /absent: msr 0x12345678 \(#GP injected\)/]) {
         expect(boot.lines.some((l) => l.startsWith("ultravisor: svm: partition absent: ") && what.test(l)), String(what)).toBe(true);
