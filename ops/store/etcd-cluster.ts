@@ -24,17 +24,28 @@ interface Member {
   log: string;
 }
 
-/** A free TCP port on 127.0.0.1 (the kernel picks it; the listener is closed before etcd binds it). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.unref();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
+/**
+ * `n` distinct free TCP ports on 127.0.0.1: the kernel picks each while every listener stays open, so it cannot hand
+ * the same port out twice (closing each before asking for the next did, once on CI: two members on one port); all
+ * are closed before etcd binds them.
+ */
+async function freePorts(n: number): Promise<number[]> {
+  const servers: ReturnType<typeof createServer>[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = createServer();
+      s.unref();
+      servers.push(s);
+      ports.push(await new Promise<number>((resolve, reject) => {
+        s.on("error", reject);
+        s.listen(0, "127.0.0.1", () => resolve((s.address() as { port: number }).port));
+      }));
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
 }
 
 const live = new Set<ChildProcess>();
@@ -116,9 +127,10 @@ export class EtcdCluster {
 
   private async launch(size: number, timeoutMs: number): Promise<void> {
     hookExit();
+    const ports = await freePorts(2 * size);
     for (let i = 0; i < size; i++) {
       const dir = join(this.root, `m${i}`);
-      this.members.push({ name: `m${i}`, client: await freePort(), peer: await freePort(), dir, log: "" });
+      this.members.push({ name: `m${i}`, client: ports[2 * i]!, peer: ports[2 * i + 1]!, dir, log: "" });
     }
     this.initial = this.members.map((m) => `${m.name}=http://127.0.0.1:${m.peer}`).join(",");
     for (const m of this.members) this.spawnMember(m, this.initial);
