@@ -304,7 +304,7 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
     awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
     ...(config.devices?.length ? { pci: true } : {}),
   });
-  emitSmp(a);
+  emitSmp(a, { quantumTicks: config.quantumTicks });
   emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText, ...(config.devices?.length ? { devices: true } : {}) });
   emitPci(a, config.devices ?? []);

@@ -442,6 +442,7 @@ function emitFinish(a: Assembler, cfg: MonitorConfig): void {
       " tsc ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.tscUsed)) }, " hypercalls ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.hypercalls)) });
     a.inc(r12).jmp(next);
     a.bind(done);
+    a.call(L("smp_report")); // the application processors' timers (monitor-gen/smp.ts)
     monitorLine(a, `ultravisor: stopping: isa-debug-exit code ${cfg.exitCode}`);
     emitExit(a, cfg.exitCode);
   }

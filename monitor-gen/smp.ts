@@ -2,13 +2,17 @@
 // bootstrap processor copies a trampoline into the page below 1 MiB the loader reserved (g_trampoline), builds an
 // identity map of 4 GiB without NX for it, sends INIT and two STARTUP IPIs to every other processor, and counts the
 // ones that arrive. Each application processor runs the trampoline from real mode through protected mode into 64-bit
-// mode, switches to the monitor's own page tables at ap_entry, takes a ticket, records its local APIC id and parks
-// (interrupts off, HLT): this version schedules on the bootstrap processor only (issue 18 continues from here).
+// mode, switches to the monitor's own page tables at ap_entry, takes a ticket, records its local APIC id, loads its
+// own GDT, TSS (IST 1) and stack and the monitor's IDT, starts its local APIC timer at the bootstrap processor's
+// period, and halts between timer interrupts, which it counts: this version schedules partitions on the bootstrap
+// processor only (issue 18 continues from here).
 //
 // The trampoline's 16- and 32-bit instructions are bytes written here, because the encoder (toolchain/x64) encodes
 // 64-bit code only; monitor-gen/smp.test.ts disassembles them with GNU objdump in the right modes as the oracle.
-import { type Assembler, type Label, cr3, dword, eax, ebx, ecx, edi, edx, ptr, qword, rax, rbx, rcx, rdi, rdx, rsi, r8, r9, r9d, r12, word } from "../toolchain/x64/index.ts";
+import { type Assembler, type Label, ax, cr3, ds, dword, eax, ebx, ecx, edi, edx, es, fs, gs, ptr, qword, rax, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r9d, r12, ss, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
+import { TSS } from "./descriptors.ts";
+import { SEL } from "./layout.ts";
 
 /** Where the trampoline keeps what the bootstrap processor writes into the page at run time (offsets in the page). */
 export const TRAMPOLINE = {
@@ -54,8 +58,18 @@ export function trampolineBytes(): Uint8Array {
   return b;
 }
 
-/** Emits smp_start (called once by the lead monitor after lapic_init) and ap_entry, with their variables. */
-export function emitSmp(a: Assembler): void {
+/** The application processors' own timer vector (their local APIC timers; the bootstrap processor's is TIMER_VECTOR). */
+export const AP_TIMER_VECTOR = 0x21;
+/**
+ * Each application processor's area, two pages from the bump allocator: its GDT (the monitor's, with its own TSS
+ * descriptor) and TSS in the first page, whose top is its IST 1 stack; the second page is its stack.
+ */
+export const AP_AREA = { gdt: 0x000, gdtr: 0x040, tss: 0x100, ist1Top: 0x1000, stackTop: 0x2000, pages: 2 } as const;
+/** Bytes of the monitor's GDT the processors copy (five descriptors and the 16-byte TSS descriptor at SEL.tss). */
+const GDT_BYTES = SEL.tss + 16;
+
+/** Emits smp_start (called once by the lead monitor after lapic_init), ap_entry, ap_tick and smp_report. */
+export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
@@ -65,6 +79,11 @@ export function emitSmp(a: Assembler): void {
   }
   a.bind(L("g_ap_ids"));
   a.zero(4 * MAX_APS);
+  // Each processor's area (AP_AREA) by ticket, and its timer interrupts counted by ticket.
+  a.bind(L("g_ap_areas"));
+  a.zero(8 * MAX_APS);
+  a.bind(L("g_ap_ticks"));
+  a.zero(8 * MAX_APS);
   a.section(".rdata");
   a.bind(L("smp_trampoline"));
   a.db(trampolineBytes());
@@ -103,6 +122,19 @@ export function emitSmp(a: Assembler): void {
       a.mov(qword({ base: rdx, index: rcx, scale: 8 }), rax);
       a.inc(ecx).cmp(ecx, 512).jb(fill);
     }
+    // Every possible processor's area (MAX_APS of them, two pages each), and the gate of their timer vector.
+    {
+      const more = a.here();
+      a.xor(r9d, r9d);
+      const each = a.here();
+      a.call(L("alloc_page")).lea(rcx, ptr(L("g_ap_areas"))).mov(qword({ base: rcx, index: r9, scale: 8 }), rax);
+      a.call(L("alloc_page"));
+      a.inc(r9d).cmp(r9d, MAX_APS).jb(each);
+      void more;
+    }
+    a.push(r8);
+    a.mov(edi, AP_TIMER_VECTOR).lea(rsi, ptr(L("ap_tick"))).mov(edx, 0x8e).call(L("set_gate"));
+    a.pop(r8);
     // INIT, then STARTUP twice with the page's vector, to every processor but this one (ICR shorthand 11).
     a.mov(rcx, qword(L("g_lapic"))).mov(dword(rcx, 0x310), 0).mov(dword(rcx, 0x300), 0x000c_4500);
     spinWait(a, WAIT.init);
@@ -126,7 +158,7 @@ export function emitSmp(a: Assembler): void {
     a.bind(report);
     monitorLine(a, "ultravisor: smp: ", { dec: (x) => x.mov(rdi, qword(L("g_ap_online"))) },
       " application processor(s) started through the trampoline at ", { hex: (x) => x.mov(rdi, qword(L("g_trampoline"))) },
-      " and parked; partitions run on the bootstrap processor in this version (docs/specs/smp.md)");
+      "; partitions run on the bootstrap processor in this version (docs/specs/smp.md)");
     // One line per recorded processor: its ticket and the local APIC id it read from its own APIC.
     {
       const done = a.label();
@@ -136,7 +168,7 @@ export function emitSmp(a: Assembler): void {
       const each = a.here();
       a.cmp(rbx, r12).jae(done);
       monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, ": local APIC id ",
-        { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, ", halted with interrupts off");
+        { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, ", its own GDT, TSS, stack and timer, halted between interrupts");
       a.inc(rbx).jmp(each);
       a.bind(done);
       a.pop(r12).pop(rbx);
@@ -147,7 +179,9 @@ export function emitSmp(a: Assembler): void {
     a.ret();
   }
 
-  // ap_entry (64-bit, on the trampoline's tables): the monitor's own tables, a ticket, the APIC id, parked.
+  // ap_entry (64-bit, on the trampoline's tables): the monitor's own tables, a ticket, the APIC id; then, with an
+  // area (ticket < MAX_APS), its own GDT, TSS (IST 1) and stack, the monitor's IDT, its local APIC timer at the
+  // bootstrap processor's period on AP_TIMER_VECTOR, and interrupts on while it halts. Without one it parks.
   a.bind(L("ap_entry"));
   {
     const park = a.label();
@@ -156,8 +190,69 @@ export function emitSmp(a: Assembler): void {
     a.cmp(rcx, MAX_APS).jae(park);
     a.mov(rax, qword(L("g_lapic"))).mov(eax, dword(rax, 0x20)).shr(eax, 24);
     a.lea(rdx, ptr(L("g_ap_ids"))).mov(dword({ base: rdx, index: rcx, scale: 4 }), eax);
+    a.lea(rdx, ptr(L("g_ap_areas"))).mov(rbx, qword({ base: rdx, index: rcx, scale: 8 })); // rbx = the area
+    a.lea(rsp, qword(rbx, AP_AREA.stackTop));
+    a.mov(r12, rcx); // r12 = the ticket, for ap_tick's counter (kept in r12 while it halts)
+    // GDT: the monitor's descriptors, then this processor's TSS descriptor (base = area + tss, limit 103: no I/O
+    // bitmap, nothing at CPL 3 runs here), IST 1 at the first page's top.
+    a.lea(rsi, ptr(L("g_gdt"))).lea(rdi, qword(rbx, AP_AREA.gdt)).mov(ecx, GDT_BYTES / 8).rep().movsq();
+    a.lea(rax, qword(rbx, AP_AREA.tss));
+    a.lea(rcx, qword(rbx, AP_AREA.ist1Top)).mov(qword(rax, TSS.ist1), rcx);
+    a.mov(word(rax, TSS.iomapBase), 104);
+    a.mov(rcx, rax).and(ecx, 0xffffff).shl(rcx, 16).or(rcx, 103);
+    a.mov(rdx, 0x89n << 40n).or(rcx, rdx);
+    a.mov(rdx, rax).shr(rdx, 24).and(edx, 0xff).shl(rdx, 56).or(rcx, rdx);
+    a.mov(qword(rbx, AP_AREA.gdt + SEL.tss), rcx);
+    a.shr(rax, 32).mov(qword(rbx, AP_AREA.gdt + SEL.tss + 8), rax);
+    a.mov(word(rbx, AP_AREA.gdtr), GDT_BYTES - 1);
+    a.lea(rax, qword(rbx, AP_AREA.gdt)).mov(qword(rbx, AP_AREA.gdtr + 2), rax);
+    a.lea(rax, qword(rbx, AP_AREA.gdtr)).lgdt(ptr(rax));
+    a.mov(eax, SEL.kdata);
+    for (const sr of [ds, es, ss, fs, gs]) a.mov(sr, ax);
+    const reload = a.label();
+    a.push(SEL.kcode);
+    a.lea(rax, ptr(reload)).push(rax);
+    a.lretq();
+    a.bind(reload);
+    a.mov(ax, SEL.tss).ltr(ax);
+    a.lea(rax, ptr(L("g_idtr"))).lidt(ptr(rax));
+    // Its local APIC: enabled, the timer periodic at the bootstrap processor's period.
+    a.mov(rax, qword(L("g_lapic")));
+    a.mov(dword(rax, 0xf0), 0x1ff).mov(dword(rax, 0x80), 0).mov(dword(rax, 0x3e0), 0xb);
+    a.mov(dword(rax, 0x320), AP_TIMER_VECTOR | 0x20000).mov(dword(rax, 0x380), o.quantumTicks);
+    const idle = a.here();
+    a.sti().hlt().jmp(idle);
     a.bind(park);
     a.cli().hlt().jmp(park);
+  }
+
+  // ap_tick: an application processor's timer interrupt (IST 1 of its own TSS): counted by its ticket (r12 while it
+  // halts in ap_entry), EOI.
+  a.bind(L("ap_tick"));
+  {
+    a.push(rax).push(rcx);
+    a.lea(rax, ptr(L("g_ap_ticks"))).lock().inc(qword({ base: rax, index: r12, scale: 8 }));
+    a.mov(rcx, qword(L("g_lapic"))).mov(dword(rcx, 0xb0), 0);
+    a.pop(rcx).pop(rax);
+    a.iretq();
+  }
+
+  // smp_report (the run's end): each application processor's timer interrupts. Clobbers what monitorLine does.
+  a.bind(L("smp_report"));
+  {
+    const done = a.label();
+    a.push(rbx).push(r12);
+    a.xor(ebx, ebx);
+    a.mov(r12, qword(L("g_ap_online"))).mov(eax, MAX_APS).cmp(r12, rax).cmova(r12, rax);
+    const each = a.here();
+    a.cmp(rbx, r12).jae(done);
+    monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, " (local APIC id ",
+      { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, "): ",
+      { dec: (x) => x.lea(rax, ptr(L("g_ap_ticks"))).mov(rdi, qword({ base: rax, index: rbx, scale: 8 })) }, " timer interrupts");
+    a.inc(rbx).jmp(each);
+    a.bind(done);
+    a.pop(r12).pop(rbx);
+    a.ret();
   }
 }
 

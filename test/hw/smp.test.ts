@@ -1,8 +1,9 @@
 // Hardware test of the application processors' bring-up (test/hw; docs/specs/smp.md §1, issue 18's first step): the
 // default image booted under QEMU/OVMF (TCG, multi-threaded) with 1, 2 and 4 processors. The monitor reports every
 // other processor it started through the trampoline below 1 MiB, each with the local APIC id it read from its own APIC;
-// QEMU's own view ("info cpus" over the monitor) shows those processors halted, and the run ends as with one
-// processor: every partition ran on the bootstrap processor.
+// QEMU's own registers ("info registers -a" over the monitor) show each one halted in the monitor's code segment on
+// the monitor's page tables with interrupts on and a TSS of its own; each one's timer ran the whole run; and the run
+// ends as with one processor: every partition ran on the bootstrap processor.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,8 +16,9 @@ import { runEndFindings, summaryOf, withSerialLog } from "./machine-reads.ts";
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-smp-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-const ONLINE = /^ultravisor: smp: (\d+) application processor\(s\) started through the trampoline at (0x[0-9a-f]+) and parked/;
-const AP = /^ultravisor: smp: application processor (\d+): local APIC id (\d+), halted with interrupts off$/;
+const ONLINE = /^ultravisor: smp: (\d+) application processor\(s\) started through the trampoline at (0x[0-9a-f]+);/;
+const AP = /^ultravisor: smp: application processor (\d+): local APIC id (\d+), its own GDT, TSS, stack and timer, halted between interrupts$/;
+const TICKS = /^ultravisor: smp: application processor (\d+) \(local APIC id (\d+)\): (\d+) timer interrupts$/;
 let esp = "";
 
 beforeAll(async () => {
@@ -42,9 +44,9 @@ async function boot(cpus: number): Promise<{ lines: string[]; cpusInfo: string; 
   }
 }
 
-describe("application processors started and parked (TCG, multi-threaded)", () => {
+describe("application processors started with their own descriptors and timers (TCG, multi-threaded)", () => {
   for (const cpus of [1, 2, 4]) {
-    it(`${cpus} processor(s): ${cpus - 1} started through the trampoline, each with its own APIC id, halted; the partitions run as with one`, async () => {
+    it(`${cpus} processor(s): ${cpus - 1} started through the trampoline, each with its own APIC id, descriptors and timer; the partitions run as with one`, async () => {
       const b = await boot(cpus);
       withSerialLog(b.lines, () => {
         expect(runEndFindings(b)).toEqual([]);
@@ -59,18 +61,26 @@ describe("application processors started and parked (TCG, multi-threaded)", () =
         expect(aps.map((x) => Number(x[1]))).toEqual(Array.from({ length: cpus - 1 }, (_, i) => i + 1));
         const ids = aps.map((x) => Number(x[2]));
         expect(new Set(ids).size, `distinct APIC ids ${ids}`).toBe(cpus - 1);
-        // QEMU's own view: as many processors as asked for, and each application processor halted (HLT=1) in 64-bit
-        // code on the monitor's page tables (CR3 as the monitor printed it), with interrupts off (EFLAGS.IF clear).
+        // QEMU's own view: as many processors as asked for, and each application processor halted (HLT=1) in the
+        // monitor's 64-bit code segment 0x08 on the monitor's page tables (CR3 as the monitor printed it), interrupts
+        // on (it waits for its timer), its task register 0x28 on a TSS of its own.
         const info = b.cpusInfo.split("\n").filter((l) => /CPU #\d+/.test(l));
         expect(info, b.cpusInfo).toHaveLength(cpus);
         const kcr3 = b.lines.map((l) => /^ultravisor: paging: .* cr3 (0x[0-9a-f]+)$/.exec(l)).find((x) => x)![1]!;
         expect(b.regs).toHaveLength(cpus - 1);
+        const tss = new Set<string>();
         for (const r of b.regs) {
           expect(r, r).toMatch(/HLT=1/);
-          expect(r, r).toMatch(/CS =0018 /);
+          expect(r, r).toMatch(/CS =0008 /);
           expect(BigInt(`0x${/CR3=([0-9a-f]+)/.exec(r)![1]}`), r).toBe(BigInt(kcr3));
-          expect(Number(`0x${/RFL=([0-9a-f]+)/.exec(r)![1]}`) & 0x200, r).toBe(0);
+          expect(Number(`0x${/RFL=([0-9a-f]+)/.exec(r)![1]}`) & 0x200, r).toBe(0x200);
+          tss.add(/TR =0028 ([0-9a-f]+)/.exec(r)![1]!);
         }
+        expect(tss.size, "a TSS of its own on every application processor").toBe(cpus - 1);
+        // Each one's own timer ran the whole time at the bootstrap processor's period (the run is 800 quanta).
+        const ticks = b.lines.map((l) => TICKS.exec(l)).filter((x) => x !== null);
+        expect(ticks.map((x) => Number(x[2])).sort(), "the timer report names the same processors").toEqual([...ids].sort());
+        for (const t of ticks) expect(Number(t[3]), t[0]).toBeGreaterThan(400);
         // The partitions ran on the bootstrap processor: the guests got their quanta.
         for (const g of ["X", "Y", "Z"]) expect(summaryOf(b.lines, g).state).toBe("ready");
       });
