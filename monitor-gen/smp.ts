@@ -9,7 +9,7 @@
 //
 // The trampoline's 16- and 32-bit instructions are bytes written here, because the encoder (toolchain/x64) encodes
 // 64-bit code only; monitor-gen/smp.test.ts disassembles them with GNU objdump in the right modes as the oracle.
-import { type Assembler, type Label, ax, cr3, ds, dword, eax, ebx, ecx, edi, edx, es, fs, gs, ptr, qword, rax, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r9d, r12, ss, word } from "../toolchain/x64/index.ts";
+import { type Assembler, type Label, ax, cr3, r8d, ds, dword, eax, ebx, ecx, edi, edx, es, fs, gs, ptr, qword, rax, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r9d, r12, ss, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
 import { SEL } from "./layout.ts";
@@ -60,6 +60,10 @@ export function trampolineBytes(): Uint8Array {
 
 /** The application processors' own timer vector (their local APIC timers; the bootstrap processor's is TIMER_VECTOR). */
 export const AP_TIMER_VECTOR = 0x21;
+/** The vector of the bootstrap processor's measuring IPI: the first application processor answers by a store. */
+export const AP_PING_VECTOR = 0x22;
+/** IPI round trips the bootstrap processor times at bring-up. */
+export const PING_ROUNDS = 64;
 /**
  * Each application processor's area, two pages from the bump allocator: its GDT (the monitor's, with its own TSS
  * descriptor) and TSS in the first page, whose top is its IST 1 stack; the second page is its stack.
@@ -84,6 +88,11 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
   a.zero(8 * MAX_APS);
   a.bind(L("g_ap_ticks"));
   a.zero(8 * MAX_APS);
+  // Processors that reached their idle loop; the IPI round trip's sequence number, its answer, and the timings.
+  for (const n of ["g_ap_ready", "g_ping_seq", "g_ping_ack", "g_ping_min", "g_ping_sum", "g_ping_lost"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
   a.section(".rdata");
   a.bind(L("smp_trampoline"));
   a.db(trampolineBytes());
@@ -93,7 +102,7 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
   // others, the wait, one line. Clobbers rax, rcx, rdx, rsi, rdi, r8, r9.
   a.bind(L("smp_start"));
   {
-    const none = a.label(), report = a.label();
+    const none = a.label(), report = a.label(), noPing = a.label();
     a.mov(rdi, qword(L("g_trampoline"))).test(rdi, rdi).jz(none);
     a.lea(rsi, ptr(L("smp_trampoline"))).mov(ecx, TRAMPOLINE.bytes).push(rdi);
     a.rep().movsb();
@@ -134,6 +143,7 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     }
     a.push(r8);
     a.mov(edi, AP_TIMER_VECTOR).lea(rsi, ptr(L("ap_tick"))).mov(edx, 0x8e).call(L("set_gate"));
+    a.mov(edi, AP_PING_VECTOR).lea(rsi, ptr(L("ap_ping"))).mov(edx, 0x8e).call(L("set_gate"));
     a.pop(r8);
     // INIT, then STARTUP twice with the page's vector, to every processor but this one (ICR shorthand 11).
     a.mov(rcx, qword(L("g_lapic"))).mov(dword(rcx, 0x310), 0).mov(dword(rcx, 0x300), 0x000c_4500);
@@ -159,6 +169,9 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     monitorLine(a, "ultravisor: smp: ", { dec: (x) => x.mov(rdi, qword(L("g_ap_online"))) },
       " application processor(s) started through the trampoline at ", { hex: (x) => x.mov(rdi, qword(L("g_trampoline"))) },
       "; partitions run on the bootstrap processor in this version (docs/specs/smp.md)");
+    a.cmp(qword(L("g_ap_online")), 0).je(noPing);
+    a.call(L("smp_ping"));
+    a.bind(noPing);
     // One line per recorded processor: its ticket and the local APIC id it read from its own APIC.
     {
       const done = a.label();
@@ -220,6 +233,7 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     a.mov(rax, qword(L("g_lapic")));
     a.mov(dword(rax, 0xf0), 0x1ff).mov(dword(rax, 0x80), 0).mov(dword(rax, 0x3e0), 0xb);
     a.mov(dword(rax, 0x320), AP_TIMER_VECTOR | 0x20000).mov(dword(rax, 0x380), o.quantumTicks);
+    a.lock().inc(qword(L("g_ap_ready")));
     const idle = a.here();
     a.sti().hlt().jmp(idle);
     a.bind(park);
@@ -235,6 +249,56 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     a.mov(rcx, qword(L("g_lapic"))).mov(dword(rcx, 0xb0), 0);
     a.pop(rcx).pop(rax);
     a.iretq();
+  }
+
+  // ap_ping: the measuring IPI (monitor-gen/smp.ts smp_ping): the sequence number stored back, EOI.
+  a.bind(L("ap_ping"));
+  {
+    a.push(rax);
+    a.mov(rax, qword(L("g_ping_seq"))).mov(qword(L("g_ping_ack")), rax);
+    a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0);
+    a.pop(rax);
+    a.iretq();
+  }
+
+  // smp_ping: once the first application processor idles, PING_ROUNDS round trips to it — a fixed IPI on
+  // AP_PING_VECTOR, answered by a store the bootstrap processor spins on — timed with the TSC (minimum and mean);
+  // a round without an answer within a bound counts as lost. Clobbers rax, rcx, rdx, rsi, rdi, r8, r9.
+  a.bind(L("smp_ping"));
+  {
+    const done = a.label(), round = a.label(), answered = a.label(), next = a.label(), ready = a.label();
+    a.mov(ecx, WAIT.arrive);
+    const wait = a.here();
+    a.cmp(qword(L("g_ap_ready")), 0).jne(ready);
+    a.pause().dec(ecx).jnz(wait);
+    a.ret();
+    a.bind(ready);
+    a.mov(rax, -1).mov(qword(L("g_ping_min")), rax);
+    a.xor(r9d, r9d); // r9 = rounds done
+    a.bind(round);
+    a.cmp(r9d, PING_ROUNDS).jae(done);
+    a.inc(qword(L("g_ping_seq"))).mov(rsi, qword(L("g_ping_seq")));
+    a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(r8, rax); // r8 = start
+    a.mov(rcx, qword(L("g_lapic")));
+    a.lea(rax, ptr(L("g_ap_ids"))).mov(eax, dword(rax)).shl(eax, 24).mov(dword(rcx, 0x310), eax); // to processor 1
+    a.mov(dword(rcx, 0x300), AP_PING_VECTOR); // fixed, physical destination, no shorthand
+    a.mov(edi, WAIT.arrive);
+    const spin = a.here();
+    a.cmp(qword(L("g_ping_ack")), rsi).je(answered);
+    a.pause().dec(edi).jnz(spin);
+    a.inc(qword(L("g_ping_lost"))).jmp(next);
+    a.bind(answered);
+    a.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, r8);
+    a.add(qword(L("g_ping_sum")), rax);
+    a.cmp(rax, qword(L("g_ping_min"))).jae(next);
+    a.mov(qword(L("g_ping_min")), rax);
+    a.bind(next);
+    a.inc(r9d).jmp(round);
+    a.bind(done);
+    monitorLine(a, "ultravisor: smp: IPI round trip to application processor 1: min ", { dec: (x) => x.mov(rdi, qword(L("g_ping_min"))) },
+      " mean ", { dec: (x) => x.mov(rax, qword(L("g_ping_sum"))).mov(ecx, PING_ROUNDS).sub(rcx, qword(L("g_ping_lost"))).mov(r8d, 1).cmp(rcx, 0).cmove(rcx, r8).xor(edx, edx).div(rcx).mov(rdi, rax) },
+      ` TSC cycles over ${PING_ROUNDS} rounds, lost `, { dec: (x) => x.mov(rdi, qword(L("g_ping_lost"))) });
+    a.ret();
   }
 
   // smp_report (the run's end): each application processor's timer interrupts. Clobbers what monitorLine does.

@@ -81,6 +81,14 @@ describe("application processors started with their own descriptors and timers (
         const ticks = b.lines.map((l) => TICKS.exec(l)).filter((x) => x !== null);
         expect(ticks.map((x) => Number(x[2])).sort(), "the timer report names the same processors").toEqual([...ids].sort());
         for (const t of ticks) expect(Number(t[3]), t[0]).toBeGreaterThan(400);
+        // With an application processor, the bring-up timed IPI round trips to it: every one answered.
+        const ping = b.lines.map((l) => /^ultravisor: smp: IPI round trip to application processor 1: min (\d+) mean (\d+) TSC cycles over 64 rounds, lost (\d+)$/.exec(l)).find((x) => x);
+        if (cpus > 1) {
+          expect(ping, "the IPI round-trip line").toBeTruthy();
+          expect(Number(ping![3]), "IPIs without an answer").toBe(0);
+          expect(Number(ping![1])).toBeGreaterThan(0);
+          expect(Number(ping![2])).toBeGreaterThanOrEqual(Number(ping![1]));
+        } else expect(ping).toBeUndefined();
         // The partitions ran on the bootstrap processor: the guests got their quanta.
         for (const g of ["X", "Y", "Z"]) expect(summaryOf(b.lines, g).state).toBe("ready");
       });
