@@ -173,19 +173,10 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     a.call(L("smp_ping"));
     a.bind(noPing);
     // One line per recorded processor: its ticket and the local APIC id it read from its own APIC.
-    {
-      const done = a.label();
-      a.push(rbx).push(r12);
-      a.xor(ebx, ebx);
-      a.mov(r12, qword(L("g_ap_online"))).mov(eax, MAX_APS).cmp(r12, rax).cmova(r12, rax);
-      const each = a.here();
-      a.cmp(rbx, r12).jae(done);
+    eachRecordedAp(a, () => {
       monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, ": local APIC id ",
         { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, ", its own GDT, TSS, stack and timer, halted between interrupts");
-      a.inc(rbx).jmp(each);
-      a.bind(done);
-      a.pop(r12).pop(rbx);
-    }
+    });
     a.ret();
     a.bind(none);
     monitorLine(a, "ultravisor: smp: no page below 1 MiB for the trampoline: the application processors stay halted");
@@ -304,20 +295,27 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
   // smp_report (the run's end): each application processor's timer interrupts. Clobbers what monitorLine does.
   a.bind(L("smp_report"));
   {
-    const done = a.label();
-    a.push(rbx).push(r12);
-    a.xor(ebx, ebx);
-    a.mov(r12, qword(L("g_ap_online"))).mov(eax, MAX_APS).cmp(r12, rax).cmova(r12, rax);
-    const each = a.here();
-    a.cmp(rbx, r12).jae(done);
-    monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, " (local APIC id ",
-      { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, "): ",
-      { dec: (x) => x.lea(rax, ptr(L("g_ap_ticks"))).mov(rdi, qword({ base: rax, index: rbx, scale: 8 })) }, " timer interrupts");
-    a.inc(rbx).jmp(each);
-    a.bind(done);
-    a.pop(r12).pop(rbx);
+    eachRecordedAp(a, () => {
+      monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, " (local APIC id ",
+        { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, "): ",
+        { dec: (x) => x.lea(rax, ptr(L("g_ap_ticks"))).mov(rdi, qword({ base: rax, index: rbx, scale: 8 })) }, " timer interrupts");
+    });
     a.ret();
   }
+}
+
+/** `body` once per recorded application processor, rbx = its ticket (0 up to min(online, MAX_APS)); rbx and r12 kept. */
+function eachRecordedAp(a: Assembler, body: () => void): void {
+  const done = a.label();
+  a.push(rbx).push(r12);
+  a.xor(ebx, ebx);
+  a.mov(r12, qword(a.symbol("g_ap_online"))).mov(eax, MAX_APS).cmp(r12, rax).cmova(r12, rax);
+  const each = a.here();
+  a.cmp(rbx, r12).jae(done);
+  body();
+  a.inc(rbx).jmp(each);
+  a.bind(done);
+  a.pop(r12).pop(rbx);
 }
 
 function spinWait(a: Assembler, n: number): void {
