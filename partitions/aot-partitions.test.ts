@@ -14,6 +14,7 @@ import { Assembler } from "../toolchain/x64/index.ts";
 import { definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
 import { CHAN, CMDCHAN, COM1, HYPERCALL, INFO, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
+import { SIGNAL_FLAGS } from "../core/channel-layout.ts";
 
 let core: Core;
 let chan: ChanExports;
@@ -113,14 +114,14 @@ function serveAsUltravisor(win: Uint8Array, base: number, answer: (payload: Buff
 }
 
 /** The client's side, by core: one text request. */
-function coreSend(base: number, text: string, opcode: number = CHAN.opText): void {
+function coreSend(base: number, text: string, opcode: number = CHAN.opText, flags: number = SIGNAL_FLAGS.toServer, inlineLen = text.length): void {
   const sig = sigBuf;
   new Uint8Array(core.memory.buffer, sig, 4096).fill(0);
   const m = new Uint8Array(core.memory.buffer);
   const d = new DataView(core.memory.buffer);
   d.setUint32(sig, opcode, true);
-  d.setUint32(sig + 4, 1, true);
-  d.setUint16(sig + 20, text.length, true);
+  d.setUint32(sig + 4, flags, true);
+  d.setUint16(sig + 20, inlineLen, true);
   m.set(Buffer.from(text, "latin1").subarray(0, 64), sig + 64);
   expect(chan.chan_insert(base, 4096, 0, sig)).toBeGreaterThanOrEqual(0);
 }
@@ -188,6 +189,38 @@ describe("AssemblyScript partitions in V8", () => {
     new DataView(win.buffer).setBigUint64(INFO.slot(1), WINDOW + BigInt(WINDOW_LAYOUT.slot(1)), true);
     expect(io.fn["serve"]!()).toBe(1);
     expect(io.com1().endsWith("late: not live yet\r\n")).toBe(true);
+  });
+
+  it("I/O partition: joins a line's MORE parts per slot, bounded by 256 bytes, never into another slot's line", () => {
+    const io = instantiate("io");
+    const win = io.bytes();
+    writeInfo(win, "io", [{ role: 1, peer: "L" }, { role: 1, peer: "X" }]);
+    const [l, x] = [corePage(), corePage()];
+    const MORE = SIGNAL_FLAGS.toServer | SIGNAL_FLAGS.more;
+    // A line in three parts (the last without MORE), with X's whole line arriving between the parts.
+    coreSend(l, "a".repeat(64), CHAN.opText, MORE);
+    coreSend(l, "b".repeat(10), CHAN.opText, MORE);
+    coreSend(x, "x line");
+    toWindow(win, 0, l);
+    toWindow(win, 1, x);
+    expect(io.fn["serve"]!()).toBe(1);
+    // Nothing of L is printed yet: its line is not finished; X's line comes whole and alone.
+    expect(io.com1()).toBe("X: x line\r\n");
+    fromWindow(win, 0, l);
+    coreSend(l, "c");
+    toWindow(win, 0, l);
+    io.fn["serve"]!();
+    expect(io.com1()).toBe(`X: x line\r\nL: ${"a".repeat(64)}${"b".repeat(10)}c\r\n`);
+    // A hostile client: MORE for ever, and an inline length past the text a request may carry (clipped to 64). Each
+    // 256 bytes it sent go out as a line of their own; the buffer never grows past that, and X is unaffected.
+    const before = io.com1().length;
+    fromWindow(win, 0, l);
+    for (let k = 0; k < 9; k++) coreSend(l, String.fromCharCode(0x61 + k).repeat(64), CHAN.opText, MORE, 0xffff);
+    toWindow(win, 0, l);
+    io.fn["serve"]!();
+    const out = io.com1().slice(before);
+    const want = (from: number): string => Array.from({ length: 4 }, (_, k) => String.fromCharCode(0x61 + from + k).repeat(64)).join("");
+    expect(out).toBe(`L: ${want(0)}\r\nL: ${want(4)}\r\n`); // the ninth part waits for the next ones
   });
 
   it("I/O partition: skips a record whose address is not its slot's place, closes a channel that fails core's checks", () => {
