@@ -4,7 +4,7 @@
 // when it starts, and its I/O BAR ports opened in the TSS bitmap only while it runs. The lead monitor calls
 // pci_enumerate, pci_assign and pci_map (monitor-gen/lead.ts), switch_to calls pci_switch (monitor-gen/entry.ts); the
 // table of assignments is emitted here from the image's configuration, so this file owns every layout it reads.
-import { Assembler, type Label, al, ax, byte, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Gpr, type Label, al, ax, byte, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
 import { PARTITION_RECORD } from "./lead.ts";
@@ -26,6 +26,11 @@ export const PCI_LIST = {
   cap: (k: number): number => 136 + 12 * k,
   maxCaps: 5,
 } as const;
+/** Emits `into` = the address of entry `index` of the device list at `list` (header, then PCI_LIST.entrySize each). */
+export function pciEntryAt(a: Assembler, into: Gpr, list: Gpr, index: Gpr): void {
+  if (into !== index) a.mov(into, index);
+  a.shl(into, Math.log2(PCI_LIST.entrySize)).lea(into, qword({ base: list, index: into, disp: PCI_LIST.header }));
+}
 /** BAR kinds of the list's kind bytes; PREFETCH is or-ed in. */
 export const BAR_KIND = { none: 0, io: 1, mem32: 2, mem64: 3, prefetch: 0x10 } as const;
 /** Where partitions see the list (read-only) and the owner its BARs (DEVWIN + physical address). */
@@ -148,7 +153,8 @@ function emitEnumerate(a: Assembler, L: (n: string) => Label): void {
     monitorLine(a, "ultravisor: pci ", { str: (x) => x.mov(rdi, r12).call(L("pci_text")) }, " not recorded: the device list holds ", String(PCI_LIST.maxEntries), " functions");
     a.jmp(nextFn);
     a.bind(room);
-    a.mov(r13d, dword(rbx, PCI_LIST.count)).shl(r13, 8).lea(r13, qword({ base: rbx, index: r13, disp: PCI_LIST.header }));
+    a.mov(r13d, dword(rbx, PCI_LIST.count));
+    pciEntryAt(a, r13, rbx, r13);
     a.inc(dword(rbx, PCI_LIST.count));
     a.mov(eax, r12d).mov(word(r13, PCI_LIST.bdf), ax);
     cfg(a, 0);
@@ -363,7 +369,7 @@ function emitAssign(a: Assembler, L: (n: string) => Label): void {
     const nextK = a.label();
     const disk = a.label();
     a.cmp(r15d, dword(rbx, PCI_LIST.count)).jae(notFound);
-    a.mov(r13, r15).shl(r13, 8).lea(r13, qword({ base: rbx, index: r13, disp: PCI_LIST.header }));
+    pciEntryAt(a, r13, rbx, r15);
     a.cmp(dword(r14, 0), ASSIGN.kindAddress).jne(disk);
     a.movzx(eax, word(r13, PCI_LIST.bdf)).cmp(eax, dword(r14, 4)).je(found);
     a.jmp(nextK);
@@ -436,7 +442,7 @@ function emitMap(a: Assembler, L: (n: string) => Label): void {
     const entries = a.here();
     const nextE = a.label();
     a.cmp(r15d, dword(rbx, PCI_LIST.count)).jae(out);
-    a.mov(rbp, r15).shl(rbp, 8).lea(rbp, qword({ base: rbx, index: rbp, disp: PCI_LIST.header }));
+    pciEntryAt(a, rbp, rbx, r15);
     a.cmp(dword(rbp, PCI_LIST.owner), r12d).jne(nextE);
     for (let i = 0; i < 6; i++) {
       const skip = a.label();
@@ -486,7 +492,7 @@ function emitSwitch(a: Assembler, L: (n: string) => Label): void {
     const ent = a.here();
     const out = a.label();
     a.cmp(r9d, dword(rbx, PCI_LIST.count)).jae(out);
-    a.mov(rsi, r9).shl(rsi, 8).lea(rsi, qword({ base: rbx, index: rsi, disp: PCI_LIST.header }));
+    pciEntryAt(a, rsi, rbx, r9);
     for (let i = 0; i < 6; i++) {
       const skip = a.label();
       const open = a.label();

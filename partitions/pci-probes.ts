@@ -6,7 +6,7 @@
 // address port, and must be stopped by the fault. Every address comes from the device list page (DEVLIST).
 import { type Assembler, type Label, byte, dword, dx, eax, ebp, ebx, ecx, edx, qword, r12, r12d, r13, r14, r14d, r15, rax, rbp, rbx, rcx, rdx, word } from "../toolchain/x64/index.ts";
 import { INFO, WINDOW } from "../monitor-gen/layout.ts";
-import { BAR_KIND, CONFIG_ADDRESS, DEVLIST, DEVWIN, PCI_LIST } from "../monitor-gen/pci.ts";
+import { BAR_KIND, CONFIG_ADDRESS, DEVLIST, DEVWIN, PCI_LIST, pciEntryAt } from "../monitor-gen/pci.ts";
 import { consoleLine } from "./runtime.ts";
 
 /** virtio 1.x §4.1.4 cfg_type values and offsets the owner reads (common: device_feature_select 0, device_feature 4). */
@@ -31,7 +31,7 @@ export function emitPciOwner(a: Assembler): void {
   const entry = a.here();
   const next = a.label();
   a.cmp(r14d, dword(rbx, PCI_LIST.count)).jae(done);
-  a.mov(rbp, r14).shl(rbp, 8).lea(rbp, qword({ base: rbx, index: rbp, disp: PCI_LIST.header }));
+  pciEntryAt(a, rbp, rbx, r14);
   a.cmp(dword(rbp, PCI_LIST.owner), r12d).jne(next);
   // Memory: the common and device configuration structures, each at DEVWIN + BAR address + offset.
   const noMem = a.label();
@@ -91,7 +91,7 @@ export function emitPciAttack(a: Assembler, kind: "pci-bar" | "pci-cf8" | "pci-p
   const entry = a.here();
   const next = a.label();
   a.cmp(ebp, dword(rbx, PCI_LIST.count)).jae(none);
-  a.mov(rdx, rbp).shl(rdx, 8).lea(rdx, qword({ base: rbx, index: rdx, disp: PCI_LIST.header }));
+  pciEntryAt(a, rdx, rbx, rbp);
   a.cmp(dword(rdx, PCI_LIST.owner), 0).je(next);
   a.cmp(dword(rdx, PCI_LIST.owner), ecx).je(next);
   for (let i = 0; i < 6; i++) {
