@@ -168,7 +168,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
 }
 
 /** The AssemblyScript programs the image needs, compiled to wasm (core.wasm too, which later steps read from disk). */
-interface Programs { guestWasm: Uint8Array | null; ioWasm: Uint8Array; commandWasm: Uint8Array | null; bootWasm: Uint8Array | null }
+interface Programs { coreWasm: Uint8Array | null; guestWasm: Uint8Array | null; ioWasm: Uint8Array; commandWasm: Uint8Array | null; bootWasm: Uint8Array | null }
 
 async function compilePrograms(parts: PartitionSpec[], withCore: boolean): Promise<Programs> {
   // The AssemblyScript programs first, all at once: core/asc.ts compiles them in parallel (two worker threads) and a
@@ -180,7 +180,9 @@ async function compilePrograms(parts: PartitionSpec[], withCore: boolean): Promi
     parts.some((p) => p.kind === "command") ? partitionWasm("command") : null,
     withCore ? bootModuleWasm() : null,
   ]);
-  return { guestWasm: guest, ioWasm: io, commandWasm: command, bootWasm: boot };
+  // core.wasm as buildCore left it on disk: the ultravisor partition's program and the image's AOT-compiled core.
+  const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
+  return { coreWasm, guestWasm: guest, ioWasm: io, commandWasm: command, bootWasm: boot };
 }
 
 /** The schedule table and the channel templates, computed by core.wasm in V8; the schedule as text and as lines. */
@@ -217,7 +219,7 @@ function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions,
   // command partition's definitions; every other partition is created by the boot partition.
   const definedAtRunTime = runTimeDefinitions(parts, withCore);
   const definitions = parts.flatMap((p, i) => (definedAtRunTime(p) ? [definitionOf(p, partitionNumber(i))] : []));
-  const coreWasm = withCore ? new Uint8Array(readFileSync(coreWasmPath)) : null;
+  const coreWasm = programs.coreWasm;
   const built: BuiltPartition[] = parts.map((spec, i) => {
     if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
     const slots: SlotInfo[] = [];
@@ -283,7 +285,7 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
   linux: ReturnType<typeof linuxPlans>, scheduleText: string): Compiled {
   const parts = config.partitions;
   const io = built.find((b) => b.spec.kind === "io")!.packed!;
-  const coreImage = withCore ? compileCoreForImage(new Uint8Array(readFileSync(coreWasmPath))) : null;
+  const coreImage = programs.coreWasm ? compileCoreForImage(programs.coreWasm) : null;
   const bootDb = programs.bootWasm ? compileBootDb(programs.bootWasm) : null;
   const loaderPlan = { ...CORE_LOADER_PLAN, types: opts.coreDbPageTypes ?? CORE_LOADER_PLAN.types };
   emitLoader(a, withCore ? loaderPlan : null, {

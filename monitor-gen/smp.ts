@@ -133,13 +133,11 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     }
     // Every possible processor's area (MAX_APS of them, two pages each), and the gate of their timer vector.
     {
-      const more = a.here();
       a.xor(r9d, r9d);
       const each = a.here();
       a.call(L("alloc_page")).lea(rcx, ptr(L("g_ap_areas"))).mov(qword({ base: rcx, index: r9, scale: 8 }), rax);
       a.call(L("alloc_page"));
       a.inc(r9d).cmp(r9d, MAX_APS).jb(each);
-      void more;
     }
     a.push(r8);
     a.mov(edi, AP_TIMER_VECTOR).lea(rsi, ptr(L("ap_tick"))).mov(edx, 0x8e).call(L("set_gate"));
