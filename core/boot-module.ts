@@ -29,6 +29,7 @@ export const BOOT_MODULE_IMPORTS = ["db_submit", "db_log_truncate"] as const;
 /** What the module exports besides its memory. */
 export const BOOT_MODULE_EXPORTS = [
   "main", "create", "free_db_page", "rs_alloc_db_page", "rs_build_grow", "rs_build_create", "rs_created", "rs_build_destroy",
+  "cl_parse", "cl_check",
 ] as const;
 
 /** Errors of the module itself (core's own codes are ERRORS in core/database.ts). */
@@ -136,6 +137,8 @@ export interface BootModule {
   freeDbPage(ui: number): number;
   /** The resource service's builders (core/boot/assembly/resource-service.ts; docs/specs/command-channel.md). */
   rs: ResourceBuilders;
+  /** The command partition's line reader (core/boot/assembly/command-line.ts). */
+  cl: CommandLineReader;
 }
 
 /**
@@ -155,6 +158,28 @@ export interface ResourceBuilders {
 
 /** A run as the builders read it: u32 map page, u32 first index, u32 last index. */
 export const RUN_BYTES = 12;
+
+/**
+ * The record cl_parse writes (core/boot/assembly/command-line.ts): u32 verb, u32 channel count, u64 memory bytes,
+ * name (16 bytes, NUL-padded), then per channel u32 type code and the server's name (16 bytes).
+ */
+export const COMMAND_LINE = { verb: 0, channels: 4, memory: 8, name: 16, channel: 32, channelBytes: 20, maxChannels: 8, maxText: 63 } as const;
+/** cl_parse's verbs. */
+export const COMMAND_VERBS: Record<number, "create" | "stop" | "destroy" | "restart"> = { 1: "create", 2: "stop", 3: "destroy", 4: "restart" };
+/** The command partition's statuses for a refused line (docs/specs/command-channel.md): name and reason. */
+export const COMMAND_LINE_ERRORS: Record<number, { name: string; text: string }> = {
+  [-2001]: { name: "MALFORMED_LINE", text: "malformed line" },
+  [-2002]: { name: "TOO_MUCH_MEMORY", text: "more memory than the host has Available (or not a multiple of the smallest page)" },
+  [-2003]: { name: "UNKNOWN_CHANNEL_TYPE", text: "unknown channel type" },
+  [-2004]: { name: "NAME", text: "the name is in use (create) or names no running partition" },
+  [-2005]: { name: "NO_SERVER", text: "a channel's server is not a running partition" },
+};
+
+/** The line reader's two calls: cl_parse (the line's form) and cl_check (against a read-only view of the database). */
+export interface CommandLineReader {
+  parse(text: number, len: number, out: number): number;
+  check(ui: number, out: number, granule: number): number;
+}
 
 let compiled: WasmModule | undefined;
 
@@ -186,8 +211,13 @@ export function instantiateBootModule(module: WasmModule, env: { db_submit: (req
     created: () => fn("rs_created")() >>> 0,
     buildDestroy: (ui, req, cap, p, prefix, nprefix) => fn("rs_build_destroy")(ui, req, cap, p, prefix, nprefix),
   };
+  const cl: CommandLineReader = {
+    parse: (text, len, out) => fn("cl_parse")(text, len, out),
+    check: (ui, out, granule) => fn("cl_check")(ui, out, granule),
+  };
   return {
     rs,
+    cl,
     memory: x.memory as WasmMemory,
     main: (a) => main(a.ui, a.map, a.mapBytes, a.descSize, a.region, a.req, a.ops, a.uvPage, a.uvPages, a.allotPage, a.allotPages),
     create: (ui, req, payload, first, pages, from) => create(ui, req, payload, first, pages, from),

@@ -127,6 +127,11 @@ export class Host {
     return this.booting().rs;
   }
 
+  /** The command partition's line reader (core/boot/assembly/command-line.ts), run by V8 over this host's memory. */
+  lineReader(): BootModule["cl"] {
+    return this.booting().cl;
+  }
+
   /** The boot partition's module, its imports routed to this host (an arena's module serves one host at a time). */
   private booting(): BootModule {
     this.bootRoute.current = this;

@@ -14,7 +14,8 @@ import { DbError, errorName } from "../core/database.ts";
 import { CorePanic } from "../core/wasm.ts";
 import { Host, type HostConfig } from "./host.ts";
 import { formatBytes } from "../core/mapview.ts";
-import { KIND, kindName, pn, type KindName, type Transaction } from "../core/notation.ts";
+import { CHANNEL_TYPE_NAMES, KIND, kindName, pn, type KindName, type Transaction } from "../core/notation.ts";
+import { COMMAND_LINE, COMMAND_LINE_ERRORS, COMMAND_VERBS } from "../core/boot-module.ts";
 import { placeMemory } from "./placement.ts";
 import { ResourceService } from "./resource-service.ts";
 import { NONE, readSchedule, ScheduleControl, Scheduler } from "../core/schedule.ts";
@@ -65,6 +66,14 @@ export const DEFAULT_COMMAND: PartitionDef = {
   name: "Command", kind: "Command", user: "System", memory: 64n << 20n, vcpus: [{ duty: 4 }], channels: [{ type: "command", server: "Ultravisor" }],
 };
 
+/** A line typed on the serial console that the command partition refused (docs/specs/command-channel.md): nothing changed. */
+export class LineRefused extends Error {
+  override name = "LineRefused";
+  constructor(readonly status: number, readonly code: string, readonly answer: string) {
+    super(answer);
+  }
+}
+
 export class PlatformError extends Error {
   override name = "PlatformError";
 }
@@ -88,6 +97,8 @@ interface VcpuRecord {
 }
 
 const IDLE_VCPU_BASE = 0x10000;
+/** Where a typed line and its parsed record lie while the line reader runs: in core's request buffer, below the builders' payload. */
+const LINE_SCRATCH = 0x7c00;
 const MAX_VCPUS = 4096;
 
 export class Platform {
@@ -112,6 +123,8 @@ export class Platform {
   private readonly busyServers = new Set<string>();
   private readonly deferred = new Map<string, Channel[]>();
   private readonly stopping = new Set<string>();
+  /** Every definition the platform created a partition from, by name: what `restart` re-creates. */
+  private readonly definitions = new Map<string, PartitionDef>();
 
   private constructor(readonly host: Host, cfg: PlatformConfig, boot: BootPartitions, private readonly print: (line: string) => void) {
     this.rs = new ResourceService(host);
@@ -244,6 +257,7 @@ export class Platform {
     // Memory: contiguous first, then fewest splits, on the node first.
     const placed = placeMemory(this.host, this.rs, def.memory, { base: nodeInfo.base, end: nodeInfo.end, name: `node ${node}` });
     const p = this.rs.create({ name: def.name, kind: KIND[kind], principal: def.user ?? `User${def.name}`.slice(0, 16), at: placed.runs });
+    this.definitions.set(def.name, def);
     this.print(`  memory: ${formatBytes(def.memory)} ${placed.contiguous ? "contiguous" : `in ${placed.runs.length} runs`}, ${placed.splits} split(s), from ${placed.where}`);
     this.listen(def.name);
     try {
@@ -365,6 +379,61 @@ export class Platform {
     for (const s of opts.inflight ?? []) this.busyServers.add(s);
     const rc = this.command.stop(p);
     if (rc < 0) throw new DbError(rc, -1, `stop ${name}`);
+  }
+
+  /**
+   * A line an operator typed on the serial console, as the command partition takes it from the I/O partition
+   * (docs/specs/command-channel.md, "Run-time definitions on the serial console"): read by the machine's own line
+   * reader (core/boot/assembly/command-line.ts, run by V8) against the database, then carried out — create (one VCPU
+   * at 1/16, a control channel added), stop (the teardown of [0186]; the definition kept), destroy (stop, and the
+   * definition forgotten), restart (stop, then create from the kept definition). Returns the command partition's
+   * answer line; a refused line throws LineRefused with that answer, and nothing has changed.
+   */
+  typed(text: string): string {
+    if (!this.command) throw new PlatformError("this host has no command partition to read console lines");
+    const bytes = Buffer.from(text, "latin1");
+    const req = this.host.db.requestBuffer();
+    const lineAt = req + LINE_SCRATCH;
+    const out = lineAt + 128;
+    const mem = new Uint8Array(this.host.memory.buffer);
+    mem.set(bytes.subarray(0, COMMAND_LINE.maxText + 1), lineAt);
+    const reader = this.host.lineReader();
+    let status = reader.parse(lineAt, bytes.length, out);
+    if (status > 0) status = reader.check(this.host.db.indexPage().index, out, 4 << 20);
+    if (status < 0) {
+      const e = COMMAND_LINE_ERRORS[status]!;
+      const answer = `refused: ${e.text} (status ${status})`;
+      this.report(`Command: ${answer}`);
+      throw new LineRefused(status, e.name, answer);
+    }
+    const v = new DataView(this.host.memory.buffer);
+    const ascii = (at: number): string => {
+      let r = "";
+      for (let i = 0; i < 16 && mem[at + i] !== 0; i++) r += String.fromCharCode(mem[at + i]!);
+      return r;
+    };
+    const verb = COMMAND_VERBS[v.getUint32(out + COMMAND_LINE.verb, true)]!;
+    const name = ascii(out + COMMAND_LINE.name);
+    let answer: string;
+    if (verb === "create") {
+      const channels: ChannelDef[] = [];
+      for (let k = 0; k < v.getUint32(out + COMMAND_LINE.channels, true); k++) {
+        const c = out + COMMAND_LINE.channel + k * COMMAND_LINE.channelBytes;
+        channels.push({ type: CHANNEL_TYPE_NAMES[v.getUint32(c, true)] as ChannelTypeName, server: ascii(c + 4) });
+      }
+      const p = this.definePartition({ name, memory: v.getBigUint64(out + COMMAND_LINE.memory, true), vcpus: [{ duty: 1 }], channels });
+      answer = `${name}: created partition ${pn(p)}`;
+    } else {
+      this.stop(name);
+      const gone = !this.rs.names().has(name);
+      if (verb === "destroy") this.definitions.delete(name);
+      if (verb === "restart" && gone) {
+        const p = this.definePartition(this.definitions.get(name)!);
+        answer = `${name}: restarted partition ${pn(p)}`;
+      } else answer = `${name}: ${gone ? (verb === "destroy" ? "destroyed" : "stopped") : "stopping (waits for in-flight I/O)"}`;
+    }
+    this.report(`Command: ${answer}`);
+    return answer;
   }
 
   /** The ultravisor's side of STOP_PARTITION. */

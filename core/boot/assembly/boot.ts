@@ -403,3 +403,5 @@ export function create(ui: u32, req: u32, payload: u32, first: u32, pages: u32, 
 // The resource service's transaction builders (docs/specs/command-channel.md, "One resource service"): exported by
 // this module so that the simulator and the machine run the one copy.
 export { rs_alloc_db_page, rs_build_create, rs_build_destroy, rs_build_grow, rs_created } from "./resource-service";
+// The command partition's reading of an operator's console line (command-channel.md, "Run-time definitions").
+export { cl_check, cl_parse } from "./command-line";
