@@ -97,6 +97,12 @@ interface VcpuRecord {
 }
 
 const IDLE_VCPU_BASE = 0x10000;
+/**
+ * Quanta without a heartbeat after which the ultravisor restarts a failed partition. The simulator's heartbeat is the
+ * partition's running VCPU; one schedule cycle (16 quanta) without it is death here (the machine's rule:
+ * command-channel.md, "Recovery of system partitions").
+ */
+const HEARTBEAT_QUANTA = 16n;
 /** Where a typed line and its parsed record lie while the line reader runs: in core's request buffer, below the builders' payload. */
 const LINE_SCRATCH = 0x7c00;
 const MAX_VCPUS = 4096;
@@ -123,6 +129,10 @@ export class Platform {
   private readonly busyServers = new Set<string>();
   private readonly deferred = new Map<string, Channel[]>();
   private readonly stopping = new Set<string>();
+  /** Partitions a fault stopped (their heartbeat with them): when, and their VCPUs, for the restart. */
+  private readonly failed = new Map<string, { at: bigint; vcpus: VcpuRecord[] }>();
+  /** Lines typed while the command partition was down: the I/O partition's queue to it holds them. */
+  private readonly pendingLines: string[] = [];
   /** Every definition the platform created a partition from, by name: what `restart` re-creates. */
   private readonly definitions = new Map<string, PartitionDef>();
 
@@ -211,6 +221,8 @@ export class Platform {
 
   /** A server partition's model: console channels print the client's text tagged with its name. */
   private serve(server: string, ch: Channel): void {
+    // A failed server runs no code: the requests stay queued in the client's memory until it is restarted.
+    if (this.failed.has(server)) return;
     for (const sig of this.bus.drain(ch, 0)) {
       const check = this.bus.validateRequest(ch, sig);
       if (!check.ok) {
@@ -391,6 +403,17 @@ export class Platform {
    */
   typed(text: string): string {
     if (!this.command) throw new PlatformError("this host has no command partition to read console lines");
+    if (this.commandName !== undefined && this.failed.has(this.commandName)) {
+      this.pendingLines.push(text);
+      const answer = `${this.commandName} is down: the line waits in the I/O partition's queue`;
+      this.report(answer);
+      return answer;
+    }
+    return this.answerLine(text);
+  }
+
+  /** The command partition reads one line and carries it out (typed). */
+  private answerLine(text: string): string {
     const bytes = Buffer.from(text, "latin1");
     const req = this.host.db.requestBuffer();
     const lineAt = req + LINE_SCRATCH;
@@ -499,6 +522,36 @@ export class Platform {
   advance(quanta: bigint): void {
     this.now += quanta;
     this.control.tableAt(this.now); // the first lookup past the switch point promotes the pending table
+    for (const [name, f] of [...this.failed]) {
+      if (this.now - f.at >= HEARTBEAT_QUANTA) this.restartFailed(name, f.vcpus);
+    }
+  }
+
+  /**
+   * A fault injected by the host definition (docs/specs/command-channel.md, "Recovery of system partitions"): the
+   * partition stops running at once — its VCPUs leave the schedule, and with them its heartbeat — but nothing of it
+   * changes in the database: its memory, its descriptor and its channels (which live in their clients' memory) stay,
+   * so what its clients send meanwhile waits in their queues. The ultravisor's watchdog restarts it (advance).
+   */
+  fail(name: string): void {
+    const recs = this.vcpus.get(name);
+    if (!recs || this.stopping.has(name)) throw new PlatformError(`${name} is not a running partition`);
+    this.vcpus.delete(name);
+    this.failed.set(name, { at: this.now, vcpus: recs });
+    this.report(`${name} failed (fault injected) at quantum ${this.now}: its heartbeat stops`);
+    this.reschedule();
+  }
+
+  /** The watchdog's restart: the partition from its definition (its window afresh on the machine), same memory and channels. */
+  private restartFailed(name: string, vcpus: VcpuRecord[]): void {
+    const f = this.failed.get(name)!;
+    this.failed.delete(name);
+    this.vcpus.set(name, vcpus);
+    this.report(`ultravisor: no heartbeat from ${name} for ${this.now - f.at} quanta: restarted from its definition`);
+    this.reschedule();
+    // What queued while it was down, oldest first: every request of the channels it serves, the lines typed for it.
+    for (const ch of this.bus.channelsOf(name)) if (ch.server === name) this.serve(name, ch);
+    if (name === this.commandName) for (const line of this.pendingLines.splice(0)) this.answerLine(line);
   }
 
   /** The per-CPU quanta table in effect now: each PCPU's 16 quanta by VCPU label ("X.0", "idle"), busy count, flags. */

@@ -54,6 +54,8 @@ function describe(op: Operation): string {
       return `${op.from} writes to its console`;
     case "serial":
       return `typed on the serial console: ${op.text}`;
+    case "fail":
+      return `fault injected into ${op.who}`;
     case "submit":
       return `${op.from} submits a transaction`;
     case "schedule":
@@ -222,6 +224,9 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
           break;
         case "serial":
           pf!.typed(op.text);
+          break;
+        case "fail":
+          pf!.fail(op.who);
           break;
         case "submit": {
           const before = host.db.readAudit().rejections.length;
