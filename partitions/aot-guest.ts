@@ -15,7 +15,7 @@ import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { ascBuild } from "../core/asc.ts";
 import { CHAN, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
-import { IO_EMIT, PROGRAM_ENTRY } from "./programs.ts";
+import { IO_EMIT, IO_NO_INPUT, IO_RECEIVE, PROGRAM_ENTRY } from "./programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "./pack.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -188,14 +188,20 @@ export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Arr
  * instructions: the monitor holds its own log while the I/O partition's rip is in that range. With `fuzzSeed`, `wasm`
  * is the hostile io-fuzz program of test builds and the seed is its main's argument.
  */
-export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint): AotPartition {
-  const args = fuzzSeed === undefined ? [] : [BigInt.asUintN(64, fuzzSeed)];
+export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint, inputSlot?: number): AotPartition {
+  const args = fuzzSeed === undefined ? [inputSlot === undefined ? IO_NO_INPUT : BigInt(inputSlot)] : [BigInt.asUintN(64, fuzzSeed)];
   return assembleAotPartition(fuzzSeed === undefined ? "io" : "io-fuzz", wasm, args, undefined, (c) => {
-    const emit = c.exports.find((e) => e.name === IO_EMIT.start);
-    if (!emit) throw new Error(`the AssemblyScript io program must export ${IO_EMIT.start}, its line writer`);
-    // The function ends where the next piece of code (function, thunk, trap stub) starts.
-    const after = [...c.funcOffsets, ...c.exports.flatMap((e) => [e.thunk, e.msThunk]), c.hostTrap, c.start].filter((x) => x > emit.offset);
-    return [{ name: IO_EMIT.start, offset: emit.offset }, { name: IO_EMIT.end, offset: Math.min(c.code.length, ...after) }];
+    // Each function ends where the next piece of code (function, thunk, trap stub) starts.
+    const range = (names: { start: string; end: string }, what: string, required: boolean) => {
+      const f = c.exports.find((e) => e.name === names.start);
+      if (!f) {
+        if (required) throw new Error(`the AssemblyScript io program must export ${names.start}, its ${what}`);
+        return [];
+      }
+      const after = [...c.funcOffsets, ...c.exports.flatMap((e) => [e.thunk, e.msThunk]), c.hostTrap, c.start].filter((x) => x > f.offset);
+      return [{ name: names.start, offset: f.offset }, { name: names.end, offset: Math.min(c.code.length, ...after) }];
+    };
+    return [...range(IO_EMIT, "line writer", true), ...range(IO_RECEIVE, "byte reader", false)];
   });
 }
 

@@ -11,7 +11,7 @@ import { WA, type WasmMemory, type WasmModule } from "../core/webassembly.ts";
 import { AS_DATA_BASE, AS_MEMORY_BYTES, assembleAotIo, packAotPartition, partitionWasm } from "./aot-guest.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { Assembler } from "../toolchain/x64/index.ts";
-import { definitionBytes, definitionOf } from "./programs.ts";
+import { IO_NO_INPUT, definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
 import { CHAN, CMDCHAN, COM1, HYPERCALL, INFO, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { SIGNAL_FLAGS } from "../core/channel-layout.ts";
@@ -286,7 +286,7 @@ describe("AssemblyScript partitions in V8", () => {
   it("I/O partition: main announces itself under its own name, then POLLs after a pass and YIELDs after an empty one", () => {
     const io = instantiate("io", { stopAt: (nr) => nr === HYPERCALL.yield });
     writeInfo(io.bytes(), "io", []);
-    expect(() => io.fn["main"]!()).toThrow(Yielded);
+    expect(() => io.fn["main"]!(IO_NO_INPUT)).toThrow(Yielded);
     expect(io.com1()).toBe("io: serving console channels; COM1 granted by the TSS I/O bitmap\r\n");
     expect(io.calls.map(([nr]) => nr)).toEqual([HYPERCALL.poll, HYPERCALL.yield]);
   });

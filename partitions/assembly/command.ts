@@ -4,9 +4,14 @@
 // ultravisor partition's completions on the channel's queue 1 and prints one line per definition: started, or refused
 // with the error and whose it is (docs/specs/image-layout.md, "The bare-metal command channel and its completions").
 // The payloads are made at build time and reach it as a table of (length, bytes) records; the program reads nothing
-// of a payload but its first 16 bytes, the name, for its lines.
+// of a payload but its first 16 bytes, the name, for its lines. Then it reads the lines typed on COM1, which the I/O
+// partition puts on queue 1 of this partition's console channel, with the machine's own line reader
+// (core/boot/assembly/command-line.ts, the code the simulator runs in V8), and answers each with one console line
+// (docs/specs/command-channel.md, "Run-time definitions on the serial console"; "Status" says what is not carried
+// out on the machine yet).
 
 import { chan_pending, chan_remove } from "../../core/assembly/channel";
+import { cl_parse } from "../../core/boot/assembly/command-line";
 import {
   CHANNEL_BYTES, HC_COMMAND, HC_POLL, HC_TIME, HC_YIELD, LINE, MAX_TEXT, OP_DEFINE, SIG_INLINE, consoleLine, hypercall, lastRequestId, putDec,
   putHex, putStr, send, slotChannel, trapLine, wasmAddress,
@@ -24,6 +29,9 @@ const SIG_FLAGS: usize = 4;
 const SIG_REQUEST_ID: usize = 8;
 const SIG_STATUS: usize = 16;
 const SIG_SOURCE: usize = 32;
+const SIG_INLINE_LEN: usize = 20;
+/** CDB byte 0 of a typed line: 1 when the I/O partition cut it at 63 bytes. */
+const SIG_CDB: usize = 32;
 const FLAG_COMPLETION: u32 = 4;
 /** max_signals of queue 1: its header is the second after the channel header (channel offset 256 + 56). */
 const Q1_MAX_SIGNALS: usize = 128 + 128 + 56;
@@ -81,7 +89,67 @@ export function main(table: u64, count: i64, slot: i64): void {
     // Refused: the ultravisor partition was not told, so nothing will answer.
     if (result < 0 || !awaitCompletions(<u64>slot, n)) break;
   }
-  while (true) hypercall(HC_YIELD, 0, 0);
+  serveTyped();
+}
+
+/** Queue 1 of the console channel: the lines typed on COM1, from the I/O partition. */
+const TYPED: u32 = 1;
+/** Queue 0's sig_base_offset (queue header at channel offset 128, field at +16): 256 when a second queue header follows. */
+const Q0_SIG_BASE: usize = 128 + 16;
+const INPUT_SIG_BASE: u64 = 256;
+/** The line reader's output record (core/boot-module.ts COMMAND_LINE: 32 bytes + 8 channels of 20). */
+const PARSED = memory.data(32 + 8 * 20);
+/** A line was read but needs what this partition does not have yet: a view of the database (command-channel.md). */
+const NOT_ON_THIS_MACHINE: i32 = -2006;
+
+/**
+ * Reads typed lines for ever: POLL when none waits, YIELD unless the I/O partition signalled meanwhile. A console
+ * channel with one queue (queue 0's slots right after its own header: a build without typed lines) is never read.
+ */
+function serveTyped(): void {
+  while (true) {
+    const ch = slotChannel(CONSOLE_SLOT);
+    if (ch != 0 && load<u64>(ch + Q0_SIG_BASE) != INPUT_SIG_BASE) {
+      hypercall(HC_YIELD, 0, 0);
+      continue;
+    }
+    const r = ch == 0 ? -1 : chan_remove(ch, CHANNEL_BYTES, TYPED, IN_SIGNAL);
+    if (r == -1) {
+      if ((hypercall(HC_POLL, 0, 0) & (<i64>1 << <i64>CONSOLE_SLOT)) == 0) hypercall(HC_YIELD, 0, 0);
+      continue;
+    }
+    if (r < -1) {
+      line(putDec(putStr(LINE, "typed lines: the queue failed the checks, not read again: status -"), <u64>-r));
+      while (true) hypercall(HC_YIELD, 0, 0);
+    }
+    answerTyped();
+  }
+}
+
+/**
+ * One typed line: "> refused (status -N)" when the reader refuses it (a truncated line is malformed); otherwise
+ * "> NAME VERB: read, not run here (status -2006)": read, and not carried out on the machine yet. Both fit a console
+ * line (64 bytes) with a 15-character name.
+ */
+function answerTyped(): void {
+  let len = <u32>load<u16>(IN_SIGNAL + SIG_INLINE_LEN);
+  const truncated = load<u8>(IN_SIGNAL + SIG_CDB) != 0;
+  if (len > 64) len = 64;
+  const status = truncated ? -2001 : cl_parse(<u32>(IN_SIGNAL + SIG_INLINE), len, <u32>PARSED);
+  let at = putStr(LINE, "> ");
+  if (status < 0) {
+    at = putStr(at, "refused (status -");
+    line(putStr(putDec(at, <u64>-status), ")"));
+    return;
+  }
+  for (let j: usize = 0; j < 16; j++) {
+    const c = load<u8>(PARSED + 16 + j);
+    if (c == 0) break;
+    store<u8>(at++, c);
+  }
+  at = putStr(at, status == 1 ? " create" : status == 2 ? " stop" : status == 3 ? " destroy" : " restart");
+  at = putStr(at, ": read, not run here (status -");
+  line(putStr(putDec(at, <u64>-NOT_ON_THIS_MACHINE), ")"));
 }
 
 /**

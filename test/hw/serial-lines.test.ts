@@ -1,0 +1,72 @@
+// Hardware test of lines typed on the serial console (docs/specs/command-channel.md, "Run-time definitions on the
+// serial console"; docs/specs/image-layout.md, "Typed lines"), through qemu/'s Machine under OVMF: the test writes
+// lines to QEMU's serial input; the I/O partition (the only one with COM1) reads them and puts each, unread, on queue 1
+// of the command partition's console channel; the command partition reads it with the machine's own line reader
+// (core/boot/assembly/command-line.ts, AOT-compiled — the code the simulator runs in V8) and answers with a console
+// line. Bad lines are refused with the simulator's statuses; a well-formed line is read and, on the machine, not yet
+// carried out (status −2006: the command partition has no view of the database yet; "Status" in the spec).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Machine } from "../../qemu/index.ts";
+import { withSerialLog } from "./machine-reads.ts";
+import { writeEfiImage } from "../../image/efi-image.ts";
+import { buildUltravisorImage } from "../../image/ultravisor.ts";
+import { configFrom } from "../../partitions/config.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "uv-hw-serial-lines-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Typed lines and the answer each must get, in order ("command: > …" on COM1). */
+const TYPED: Array<[string, string]> = [
+  ["create G9 8M console:io storage:io", "G9 create: read, not run here (status -2006)"],
+  ["create G9 8M printer:io", "refused (status -2003)"],
+  ["reboot everything", "refused (status -2001)"],
+  ["stop X", "X stop: read, not run here (status -2006)"],
+  [`create ${"G".repeat(70)} 8M`, "refused (status -2001)"], // longer than 63 bytes: cut by the I/O partition, refused
+  ["create G9 8M console:io\tstorage:io", "refused (status -2001)"], // the tab is dropped: "console:iostorage:io"
+  ["restart   X", "X restart: read, not run here (status -2006)"],
+  ["create ABCDEFGHIJKLMNO 4096K", "ABCDEFGHIJKLMNO create: read, not run here (status -2006)"],
+];
+
+let lines: string[] = [];
+beforeAll(async () => {
+  const img = await buildUltravisorImage({
+    config: configFrom({
+      revision: 2,
+      partitions: [
+        { name: "idle", kind: "idle" },
+        { name: "uv-partition", kind: "ultravisor", duty: 1 },
+        { name: "io", kind: "io", duty: 2 },
+        { name: "command", kind: "command", duty: 1 },
+        { name: "X", duty: 4, behaviour: { lang: "as" } },
+      ],
+      run: { runQuanta: 0 }, // until the test closes QEMU
+    }, "typed lines host"),
+  });
+  const out = await writeEfiImage(join(scratch, "typed"), img);
+  const m = await Machine.start({ name: "hw-serial-lines", image: out.esp, mem: "256M", timeoutMs: 150_000, log: () => undefined });
+  try {
+    await m.waitFor(/^command: definition X: partition 0x[0-9a-f]+ started$/, 120_000);
+    // One line at a time, each after the previous answer: typing faster is fine too (the I/O partition reads every
+    // pass), but answers in lockstep make a lost line show as the line it is.
+    for (const [text, answer] of TYPED) {
+      m.sendSerial(`${text}\r`);
+      await m.waitFor(`command: > ${answer}`, 60_000);
+    }
+  } finally {
+    lines = m.lines.map((l) => l.text);
+    await m.close();
+  }
+}, 170_000);
+
+describe("lines typed on the serial console, on the machine", () => {
+  it("reach the command partition through the I/O partition and are answered in order, bad ones refused with their status", () => {
+    withSerialLog(lines, () => {
+      const answers = lines.filter((l) => l.startsWith("command: > ")).map((l) => l.slice("command: > ".length));
+      expect(answers).toEqual(TYPED.map(([, a]) => a));
+      expect(lines.some((l) => l.startsWith("io: typed line not delivered"))).toBe(false);
+    });
+  });
+});
