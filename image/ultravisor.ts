@@ -236,7 +236,7 @@ function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions,
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
     const aot =
       spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined, channels.find((c) => c.input && c.server === i)?.serverSlot)
-      : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
+      : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT, withCore ? CORE_DB_PLAN.words[1]! : 0)
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
       : null;
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };

@@ -365,7 +365,7 @@ describe("AssemblyScript partitions in V8", () => {
     typed("stop X", { inlineLen: 4000 });
     toWindow(win, 0, consolePage);
     writeDefinitionTable(win, 0x20000, []);
-    expect(() => cmd.fn["main"]!(WINDOW + 0x20000n, 0n, 1n)).toThrow(Yielded);
+    expect(() => cmd.fn["main"]!(WINDOW + 0x20000n, 0n, 1n, 0n)).toThrow(Yielded);
     expect(lines.filter((l) => l.startsWith("> "))).toEqual([
       "> G1 create: read, not run here (status -2006)",
       "> refused (status -2003)",
@@ -391,7 +391,7 @@ describe("AssemblyScript partitions in V8", () => {
     ];
     const table = 0x20000;
     writeDefinitionTable(win, table, payloads);
-    expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
+    expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n, 0n)).toThrow(Yielded);
     fromWindow(win, 0, consolePage);
     fromWindow(win, 1, cmdPage);
     const sent = coreReceive(cmdPage);
@@ -434,7 +434,7 @@ describe("AssemblyScript partitions in V8", () => {
     toWindow(win, 1, page);
     const table = 0x20000;
     writeDefinitionTable(win, table, payloads);
-    const run = (): void => expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
+    const run = (): void => expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n, 0n)).toThrow(Yielded);
     return { cmd, lines, page, run };
   }
   const def = (name: string, n: number): Uint8Array => definitionBytes(definitionOf({ name, kind: "guest" }, n));

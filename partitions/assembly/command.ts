@@ -11,9 +11,9 @@
 // out on the machine yet).
 
 import { chan_pending, chan_remove } from "../../core/assembly/channel";
-import { cl_parse } from "../../core/boot/assembly/command-line";
+import { cl_check, cl_parse } from "../../core/boot/assembly/command-line";
 import {
-  CHANNEL_BYTES, HC_COMMAND, HC_POLL, HC_TIME, HC_YIELD, LINE, MAX_TEXT, OP_DEFINE, SIG_INLINE, consoleLine, hypercall, lastRequestId, putDec,
+  CHANNEL_BYTES, HC_COMMAND, HC_POLL, HC_TIME, HC_YIELD, INFO_DATABASE, LINE, MAX_TEXT, OP_DEFINE, SIG_INLINE, consoleLine, hypercall, lastRequestId, putDec,
   putHex, putStr, send, slotChannel, trapLine, wasmAddress,
 } from "./partition";
 
@@ -46,11 +46,16 @@ const PENDING_RECORD = memory.data(8 * MAX_DEFINITIONS);
 /** Removed completions land here: a whole channel page, since core copies the signal_size the queue header states. */
 const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
 
+/** Page of the Ultravisor Index in the read-only view of the database (0: no view); from main. */
+let indexPage: u32 = 0;
+
 /**
  * Sends the `count` records of the table at window address `table` on the command channel in slot `slot`, in batches
- * of at most queue 1's capacity, each submitted with COMMAND and awaited; then idles.
+ * of at most queue 1's capacity, each submitted with COMMAND and awaited; then reads typed lines. `ui`: the page of the
+ * Ultravisor Index, read through the view of the database the monitor maps (linear address p = physical page p).
  */
-export function main(table: u64, count: i64, slot: i64): void {
+export function main(table: u64, count: i64, slot: i64, ui: u64): void {
+  indexPage = <u32>ui;
   let at = putStr(LINE, "applying ");
   at = putDec(at, <u64>count);
   consoleLine(putStr(at, " boot-time partition definitions"));
@@ -135,7 +140,13 @@ function answerTyped(): void {
   let len = <u32>load<u16>(IN_SIGNAL + SIG_INLINE_LEN);
   const truncated = load<u8>(IN_SIGNAL + SIG_CDB) != 0;
   if (len > 64) len = 64;
-  const status = truncated ? -2001 : cl_parse(<u32>(IN_SIGNAL + SIG_INLINE), len, <u32>PARSED);
+  let status = truncated ? -2001 : cl_parse(<u32>(IN_SIGNAL + SIG_INLINE), len, <u32>PARSED);
+  // Against the database, when the monitor mapped the view: a name in use or unknown, more memory than is
+  // Available, a server that is not running (4 KiB pages: the smallest an allotment gives).
+  if (status > 0 && indexPage != 0 && load<u64>(INFO_DATABASE) != 0) {
+    const checked = cl_check(indexPage, <u32>PARSED, 4096);
+    if (checked < 0) status = checked;
+  }
   let at = putStr(LINE, "> ");
   if (status < 0) {
     at = putStr(at, "refused (status -");

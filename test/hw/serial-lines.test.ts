@@ -21,6 +21,12 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 /** Typed lines and the answer each must get, in order ("command: > …" on COM1). */
 const TYPED: Array<[string, string]> = [
   ["create G9 8M console:io storage:io", "G9 create: read, not run here (status -2006)"],
+  // Checked against the command partition's read-only view of the database.
+  ["create X 8M", "refused (status -2004)"], // X is a live partition
+  ["create G9 512M", "refused (status -2002)"], // more than the host's Available memory (256 MiB under QEMU)
+  ["create G9 8M console:nobody", "refused (status -2005)"],
+  ["stop nobody", "refused (status -2004)"],
+  ["create G9 6K", "refused (status -2002)"], // not whole 4 KiB pages
   ["create G9 8M printer:io", "refused (status -2003)"],
   ["reboot everything", "refused (status -2001)"],
   ["stop X", "X stop: read, not run here (status -2006)"],
