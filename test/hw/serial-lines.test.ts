@@ -12,7 +12,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
 import { withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
-import { buildUltravisorImage } from "../../image/ultravisor.ts";
+import { buildUltravisorImage, CORE_DB_PLAN } from "../../image/ultravisor.ts";
+import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
+import { DB_PAGES } from "../../monitor-gen/layout.ts";
+import { privateArea } from "../../core/database.ts";
 import { configFrom } from "../../partitions/config.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-serial-lines-"));
@@ -37,6 +40,17 @@ const TYPED: Array<[string, string]> = [
 ];
 
 let lines: string[] = [];
+/** The database's own 4 MiB page and the audit log's header, read over QMP before the first line and after the last. */
+let before: Uint8Array[] = [];
+let after: Uint8Array[] = [];
+
+/** The database's own page, and the log header in core's private page (where the loader's line says it is). */
+async function readDatabase(m: Machine, text: readonly string[]): Promise<Uint8Array[]> {
+  const p = text.map((l) => LOADER_LINES.privatePage.exec(l)).find(Boolean);
+  if (!p) throw new Error("no core private page line from the loader");
+  const logHeader = Number(p[1]!) + privateArea(0).logBase * 4096;
+  return [await m.readPhysical(DB_PAGES.lo, DB_PAGES.hi - DB_PAGES.lo), await m.readPhysical(logHeader, 64)];
+}
 beforeAll(async () => {
   const img = await buildUltravisorImage({
     config: configFrom({
@@ -55,12 +69,14 @@ beforeAll(async () => {
   const m = await Machine.start({ name: "hw-serial-lines", image: out.esp, mem: "256M", timeoutMs: 150_000, log: () => undefined });
   try {
     await m.waitFor(/^command: definition X: partition 0x[0-9a-f]+ started$/, 120_000);
+    before = await readDatabase(m, m.lines.map((l) => l.text));
     // One line at a time, each after the previous answer: typing faster is fine too (the I/O partition reads every
     // pass), but answers in lockstep make a lost line show as the line it is.
     for (const [text, answer] of TYPED) {
       m.sendSerial(`${text}\r`);
       await m.waitFor(`command: > ${answer}`, 60_000);
     }
+    after = await readDatabase(m, m.lines.map((l) => l.text));
   } finally {
     lines = m.lines.map((l) => l.text);
     await m.close();
@@ -74,5 +90,13 @@ describe("lines typed on the serial console, on the machine", () => {
       expect(answers).toEqual(TYPED.map(([, a]) => a));
       expect(lines.some((l) => l.startsWith("io: typed line not delivered"))).toBe(false);
     });
+  });
+
+  it("change nothing in the database: its own page and the audit log's header read over QMP are the same after the lines", () => {
+    expect(before.length).toBe(2);
+    expect(Buffer.compare(Buffer.from(after[0]!), Buffer.from(before[0]!)), "the database's own 4 MiB page").toBe(0);
+    expect(Buffer.compare(Buffer.from(after[1]!), Buffer.from(before[1]!)), "the audit log's header").toBe(0);
+    // The view really is the database: the index page's magic is where the command partition reads it.
+    expect(new DataView(before[0]!.buffer).getUint32(CORE_DB_PLAN.words[1]! * 4096 - DB_PAGES.lo, true)).toBe(0x5849_5655);
   });
 });
