@@ -426,7 +426,7 @@ export class Platform {
     if (status < 0) {
       const e = COMMAND_LINE_ERRORS[status]!;
       const answer = `refused: ${e.text} (status ${status})`;
-      this.report(`Command: ${answer}`);
+      this.report(`${this.commandName ?? "Command"}: ${answer}`);
       throw new LineRefused(status, e.name, answer);
     }
     const v = new DataView(this.host.memory.buffer);
@@ -455,7 +455,7 @@ export class Platform {
         answer = `${name}: restarted partition ${pn(p)}`;
       } else answer = `${name}: ${gone ? (verb === "destroy" ? "destroyed" : "stopped") : "stopping (waits for in-flight I/O)"}`;
     }
-    this.report(`Command: ${answer}`);
+    this.report(`${this.commandName ?? "Command"}: ${answer}`);
     return answer;
   }
 
