@@ -11,7 +11,8 @@
 // out on the machine yet).
 
 import { chan_pending, chan_remove } from "../../core/assembly/channel";
-import { cl_check, cl_parse } from "../../core/boot/assembly/command-line";
+import { cl_check, cl_parse, cl_partition } from "../../core/boot/assembly/command-line";
+import { rs_build_destroy } from "../../core/boot/assembly/resource-service";
 import {
   CHANNEL_BYTES, HC_COMMAND, HC_POLL, HC_TIME, HC_YIELD, INFO_DATABASE, LINE, MAX_TEXT, OP_DEFINE, SIG_INLINE, consoleLine, hypercall, lastRequestId, putDec,
   putHex, putStr, send, slotChannel, trapLine, wasmAddress,
@@ -143,9 +144,11 @@ function answerTyped(): void {
   let status = truncated ? -2001 : cl_parse(<u32>(IN_SIGNAL + SIG_INLINE), len, <u32>PARSED);
   // Against the database, when the monitor mapped the view: a name in use or unknown, more memory than is
   // Available, a server that is not running (4 KiB pages: the smallest an allotment gives).
+  let teardown = false;
   if (status > 0 && indexPage != 0 && load<u64>(INFO_DATABASE) != 0) {
     const checked = cl_check(indexPage, <u32>PARSED, 4096);
     if (checked < 0) status = checked;
+    else teardown = status != 1;
   }
   let at = putStr(LINE, "> ");
   if (status < 0) {
@@ -161,6 +164,38 @@ function answerTyped(): void {
   at = putStr(at, status == 1 ? " create" : status == 2 ? " stop" : status == 3 ? " destroy" : " restart");
   at = putStr(at, ": read, not run here (status -");
   line(putStr(putDec(at, <u64>-NOT_ON_THIS_MACHINE), ")"));
+  if (teardown) buildTeardown();
+}
+
+/** Where the resource service's builders write a request: 8 KiB, a whole command signal's worth. */
+const REQUEST = memory.data(8192);
+
+/**
+ * The teardown transaction of [0224] for the partition a stop, destroy or restart names, built from the read-only
+ * view by the resource service's own builder (core/boot/assembly/resource-service.ts, as the simulator builds it);
+ * not sent yet (no whole transactions on this machine's command channel): "> NAME: teardown N records fnv 0x…",
+ * FNV-1a of the request's bytes, so that a test can rebuild it from the database and compare.
+ */
+function buildTeardown(): void {
+  const p = cl_partition();
+  const bytes = p == 0 ? -1004 : rs_build_destroy(indexPage, <u32>REQUEST, 8192, p, 0, 0);
+  let at = putStr(LINE, "> ");
+  for (let j: usize = 0; j < 16; j++) {
+    const c = load<u8>(PARSED + 16 + j);
+    if (c == 0) break;
+    store<u8>(at++, c);
+  }
+  if (bytes < 0) {
+    at = putStr(at, ": teardown not built (status -");
+    line(putStr(putDec(at, <u64>-bytes), ")"));
+    return;
+  }
+  let h: u32 = 0x811c9dc5;
+  for (let k: i32 = 0; k < bytes; k++) h = (h ^ <u32>load<u8>(REQUEST + <usize>k)) * 0x01000193;
+  at = putStr(at, ": teardown ");
+  at = putDec(at, <u64>load<u32>(REQUEST + 8));
+  at = putStr(at, " records fnv ");
+  line(putHex(at, h));
 }
 
 /**

@@ -21,7 +21,8 @@ import { privateArea } from "../../core/database.ts";
 import { loadConfig } from "../../partitions/config.ts";
 import { loadScenario } from "../../sim/scenario.ts";
 import { runScenario } from "../../sim/run-scenario.ts";
-import { COMMAND_LINE_ERRORS } from "../../core/boot-module.ts";
+import { COMMAND_LINE_ERRORS, bootModule, instantiateBootModule } from "../../core/boot-module.ts";
+import { fnv1a } from "../../partitions/pack.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-serial-lines-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -61,6 +62,8 @@ async function expectedFromSimulator(): Promise<Array<[string, string]>> {
 }
 
 let TYPED: Array<[string, string]> = [];
+/** The command partition's line for a teardown it built: name, record count, FNV-1a of the request's bytes. */
+const TEARDOWN = /^command: > (\S+): teardown (\d+) records fnv (0x[0-9a-f]{8})$/;
 let lines: string[] = [];
 /** The database's own 4 MiB page and the audit log's header, read over QMP before the first line and after the last. */
 let before: Uint8Array[] = [];
@@ -100,10 +103,26 @@ beforeAll(async () => {
 describe("lines typed on the serial console, on the machine", () => {
   it("reach the command partition through the I/O partition and are answered in order, bad ones refused with their status", () => {
     withSerialLog(lines, () => {
-      const answers = lines.filter((l) => l.startsWith("command: > ")).map((l) => l.slice("command: > ".length));
+      const answers = lines.filter((l) => l.startsWith("command: > ") && !TEARDOWN.test(l)).map((l) => l.slice("command: > ".length));
       expect(answers).toEqual(TYPED.map(([, a]) => a));
       expect(lines.some((l) => l.startsWith("io: typed line not delivered"))).toBe(false);
     });
+  });
+
+  it("a stop, destroy or restart of a live partition builds its teardown transaction in the command partition: the bytes V8's builder makes from the database read over QMP", async () => {
+    const built = lines.map((l) => TEARDOWN.exec(l)).filter((x): x is RegExpExecArray => x !== null);
+    expect(built.map((b) => b[1])).toEqual(["X"]); // restart X; every other line naming a partition was refused
+    const number = Number(/^command: definition X: partition (0x[0-9a-f]+) started$/m.exec(lines.join("\n"))![1]);
+    // The same builder in V8 over the same database bytes (the database's own page at its physical address).
+    const boot = instantiateBootModule(await bootModule(), { db_submit: () => -1, db_log_truncate: () => -1 });
+    const req = DB_PAGES.hi + 0x10000;
+    boot.memory.grow((req + 0x10000) / 65536 - boot.memory.buffer.byteLength / 65536);
+    new Uint8Array(boot.memory.buffer).set(before[0]!, DB_PAGES.lo);
+    const n = boot.rs.buildDestroy(CORE_DB_PLAN.words[1]!, req, 8192, number, 0, 0);
+    expect(n).toBeGreaterThan(16);
+    const request = new Uint8Array(boot.memory.buffer, req, n);
+    expect(Number(built[0]![2])).toBe(new DataView(boot.memory.buffer).getUint32(req + 8, true));
+    expect(built[0]![3]).toBe(`0x${fnv1a(request).toString(16).padStart(8, "0")}`);
   });
 
   it("change nothing in the database: its own page and the audit log's header read over QMP are the same after the lines", () => {

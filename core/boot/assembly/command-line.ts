@@ -157,6 +157,8 @@ let avail: u32 = 0;
 let found: bool = false;
 let wanted: u32 = 0;
 let availBytes: u64 = 0;
+/** The partition number (descriptor page) the last name lookup found, 0 if none. */
+let foundPage: u32 = 0;
 
 function span(scale: u32): u64 {
   return PAGE << (<u64>(10 * (scale - 1)));
@@ -176,7 +178,10 @@ function walk(page: u32, scale: u32, base: u64): void {
     const eb = base + <u64>i * span(scale);
     if (v < 0) walk(<u32>v & PN_MASK, scale - 1, eb);
     else if (<u32>v == avail && !(scale == 1 && eb / PAGE == <u64>avail)) availBytes += span(scale);
-    else if (scale == 1 && <u64>v == eb / PAGE && wanted != 0 && !found && sameName(<u32>v, wanted)) found = true;
+    else if (scale == 1 && <u64>v == eb / PAGE && wanted != 0 && !found && sameName(<u32>v, wanted)) {
+      found = true;
+      foundPage = <u32>v;
+    }
   }
 }
 
@@ -186,9 +191,16 @@ function live(ui: u32, name: u32): bool {
   avail = load<u32>(u + UI_AVAIL);
   wanted = name;
   found = false;
+  foundPage = 0;
   availBytes = 0;
   walk(load<u32>(u + UI_MAP_LOW), load<u32>(u + UI_ORDER), 0);
   return found;
+}
+
+let named: u32 = 0;
+/** After cl_check of stop, destroy or restart: the named partition's number (its descriptor page); 0 otherwise. */
+export function cl_partition(): u32 {
+  return named;
 }
 
 /**
@@ -199,6 +211,7 @@ function live(ui: u32, name: u32): bool {
 export function cl_check(ui: u32, out: u32, granule: u32): i32 {
   const verb = <i32>load<u32>(out + OUT_VERB);
   const exists = live(ui, out + OUT_NAME);
+  named = foundPage;
   if (verb != CL_CREATE) return exists ? 0 : CL_NAME;
   if (exists) return CL_NAME;
   const bytes = load<u64>(out + OUT_MEMORY);
