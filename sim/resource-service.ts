@@ -90,6 +90,17 @@ export class ResourceService {
    * data structures).
    */
   allocDbPage(): { page: number; map: number; index: number } {
+    this.growIfNeeded();
+    const page = this.host.builders().allocDbPage(this.ui.index, this.dbHint);
+    if (page === 0) throw new Error("no Available 4 KiB page left for database structures");
+    this.dbHint = page;
+    this.host.ensurePage(page);
+    const leaf = this.host.view.leaf(BigInt(page) * 4096n);
+    return { page, map: leaf.map, index: leaf.index };
+  }
+
+  /** The builders' grow transaction, sent when only the spare 4 KiB page is left (rs_build_grow). */
+  private growIfNeeded(): void {
     const rs = this.host.builders();
     const ui = this.ui.index;
     const { req } = this.scratch();
@@ -105,12 +116,6 @@ export class ResourceService {
       this.host.ensurePage((split.index + 1) * 1024 - 1);
       this.host.submit(tx, `grow database pages into ${pn(split.map)} entry ${split.index}`);
     }
-    const page = rs.allocDbPage(ui, this.dbHint);
-    if (page === 0) throw new Error("no Available 4 KiB page left for database structures");
-    this.dbHint = page;
-    this.host.ensurePage(page);
-    const leaf = this.host.view.leaf(BigInt(page) * 4096n);
-    return { page, map: leaf.map, index: leaf.index };
   }
 
   // ------------------------------------------------------------------------------------------ partition memory
@@ -192,7 +197,7 @@ export class ResourceService {
       if (text.length > 16 || !/^[\x20-\x7e]*$/.test(text)) throw new RangeError(`${what} "${text}" must be at most 16 printable ASCII characters`);
     }
     const runs = req.at ?? this.allocMemory(req.size ?? 0n);
-    this.allocDbPage(); // grows the database first when only the spare is left
+    this.growIfNeeded();
     const ui = this.ui;
     const at = this.scratch();
     const bytes = new Uint8Array(this.host.memory.buffer);
@@ -212,6 +217,8 @@ export class ResourceService {
     const n = rs.buildCreate(ui.index, at.req, at.cap, at.payload, at.runs, runs.length, from, this.dbHint);
     if (n < 0) throw new DbError(n, -1, `create ${req.name} (${BOOT_ERRORS[n] ?? "refused"})`);
     const d = rs.created();
+    this.dbHint = d;
+    this.host.ensurePage(d);
     this.submitOrReset(decodeRequest(this.host.memory.buffer, at.req).ops, `create ${req.name}`);
     this.byName.set(req.name, d);
     return d;
