@@ -33,9 +33,11 @@ async function runCommand(host: Host, typed: string[], withView = true): Promise
   const lines: string[] = [];
   const page = carve(core, 4096);
   expect(chan.chan_format(page, 4096, CMDCHAN.queues, CMDCHAN.signalSize, CMDCHAN.maxSlots, ChannelType.console)).toBe(0);
-  let mem: Uint8Array;
+  // The program's memory, once instantiated (the hypercall import below needs it, and comes first).
+  const w: { mem: Uint8Array } = { mem: new Uint8Array(0) };
   const slot0 = WINDOW_LAYOUT.slot(0);
   const drain = (): void => {
+    const mem = w.mem;
     new Uint8Array(core.memory.buffer, page, 4096).set(mem.subarray(slot0, slot0 + 4096));
     const d = new DataView(core.memory.buffer);
     while (chan.chan_remove(page, 4096, 0, sig) >= 0) lines.push(Buffer.from(new Uint8Array(core.memory.buffer, sig + 64, d.getUint16(sig + 20, true))).toString("latin1"));
@@ -50,7 +52,7 @@ async function runCommand(host: Host, typed: string[], withView = true): Promise
     mfence: (): void => undefined,
   };
   const inst = new WA.Instance(mod, { hw });
-  mem = new Uint8Array((inst.exports["memory"] as WasmMemory).buffer);
+  const mem = (w.mem = new Uint8Array((inst.exports["memory"] as WasmMemory).buffer));
   expect(mem.length).toBe(COMMAND_VIEW.hi);
   const d = new DataView(mem.buffer);
   d.setBigUint64(INFO.slots, 1n, true);
