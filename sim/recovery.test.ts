@@ -4,6 +4,7 @@
 // clients sent meanwhile — console lines, typed lines — is served after the restart, in order, none lost.
 import { describe, expect, it } from "vitest";
 import { Platform, PlatformError } from "./platform.ts";
+import { InjectedFault } from "../core/wasm.ts";
 
 const MB = 1n << 20n;
 
@@ -63,5 +64,24 @@ describe("recovery of system partitions", () => {
     pf.fail("IO");
     expect(() => pf.fail("IO")).toThrow(PlatformError);
     expect(() => pf.fail("Nobody")).toThrow(PlatformError);
+  });
+});
+
+describe("a transaction in flight when the processor fails", () => {
+  it("a typed create interrupted inside its create transaction: after recovery the database is the last commit, and the line typed again is carried out", async () => {
+    const pf = await booted();
+    const h = pf.host;
+    // The create transaction's commit flushes at least 8 times (sim/database.test.ts); interrupt it at the first few.
+    for (const k of [1, 2, 3]) {
+      const before = state(pf);
+      h.faultAtFlush = h.flushCount + k;
+      expect(() => pf.typed("create G2 8M")).toThrow(InjectedFault);
+      h.faultAtFlush = undefined;
+      h.db.recover();
+      expect(state(pf), `fault at flush ${k}`).toBe(before); // rolled back to the last commit
+      expect(pf.rs.names().has("G2")).toBe(false);
+    }
+    expect(pf.typed("create G2 8M")).toMatch(/^G2: created partition/); // reapplied
+    expect(pf.host.view.ownedBytes().get(pf.rs.resolve("G2"))! >= 8n * MB).toBe(true);
   });
 });
