@@ -229,6 +229,8 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     a.cmp(rax, HYPERCALL.poll).je(poll);
     a.cmp(rax, HYPERCALL.command).je(command);
     a.cmp(rax, HYPERCALL.start).je(start);
+    const dma = a.label();
+    a.cmp(rax, HYPERCALL.dmaAddr).je(dma);
     a.bind(unknown);
     ret(HC_ERR.unknown);
     a.jmp(back);
@@ -293,6 +295,18 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
       monitorLine(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) }, ": start refused (only the ultravisor partition starts partitions)");
       a.jmp(back);
     }
+
+    // DMA_ADDR(rcx = −1 or a channel slot, rdx = offset): the bus address for the I/O partition's device
+    // (monitor-gen/pci.ts pci_dma_addr), on the ultravisor's stack since core's owner lookup needs more than the IST's.
+    a.bind(dma);
+    if (_cfg.pci) {
+      a.lea(rsp, ptr(L("g_kstack_top")));
+      a.call(L("pci_dma_addr"));
+      a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
+    } else {
+      ret(HC_ERR.denied);
+    }
+    a.jmp(back);
   }
 
   // ---- audit records of refused hypercalls (docs/specs/hypercall-abi.md, Audit records) ---------------------------

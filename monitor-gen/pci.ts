@@ -8,7 +8,7 @@ import { Assembler, type Gpr, type Label, al, ax, byte, dword, dx, eax, ebp, ecx
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
 import { PARTITION_RECORD } from "./lead.ts";
-import { FLAG, STATE_PAGE } from "./layout.ts";
+import { FLAG, HC_ERR, SAVED_FRAME, STATE_PAGE } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 /** The device list (docs/specs/pci-devices.md §4): two pages, a 64-byte header and up to 31 entries of 256 bytes. */
@@ -19,6 +19,10 @@ export const PCI_LIST = {
   count: 4, entrySizeField: 8,
   /** Entry offsets. */
   bdf: 0, vendor: 2, device: 4, headerType: 6, class: 8, owner: 12,
+  /** A virtio function's notify_off_multiplier (the notify capability's dword at +16, virtio 1.x §4.1.4.4); else 0. */
+  notifyMultiplier: 16,
+  /** 1 when the ultravisor turned bus mastering on (the owner may start DMA: the I/O partition's devices), else 0. */
+  dma: 20,
   barAddress: (i: number): number => 32 + 16 * i,
   barSize: (i: number): number => 40 + 16 * i,
   barKind: (i: number): number => 128 + i,
@@ -45,14 +49,19 @@ export const CONFIG_DATA = 0xcfc;
 /** Modern (virtio 1.x, non-transitional) virtio-blk: what `uvt run --disk` attaches (qemu/args.ts). */
 export const VIRTIO_VENDOR = 0x1af4;
 export const VIRTIO_BLK_MODERN = 0x1042;
+/** cfg_type of the notification structure, whose capability carries notify_off_multiplier (virtio 1.x §4.1.4.4). */
+const VIRTIO_NOTIFY_CAP = 2;
 /** The configuration address mechanism #1 writes to 0xCF8 (PCI Local Bus 3.0 §3.2.2.3.2). */
 export function configAddress(bus: number, dev: number, fn: number, offset: number): number {
   return (0x8000_0000 | (bus << 16) | (dev << 11) | (fn << 8) | (offset & 0xfc)) >>> 0;
 }
 
-/** An assignment as the image holds it: 16 bytes, `u32 kind (1 address, 2 disk), u32 value, u32 owner index, 0`. */
+/**
+ * An assignment as the image holds it: 16 bytes, `u32 kind (1 address, 2 disk), u32 value, u32 owner index, u32 dma`
+ * (1: bus mastering on — a device of the I/O partition, which drives it; 0: off).
+ */
 export const ASSIGN = { kindAddress: 1, kindDisk: 2, size: 16 } as const;
-export interface PciAssignment { match: { disk: number } | { bdf: number }; owner: number }
+export interface PciAssignment { match: { disk: number } | { bdf: number }; owner: number; dma?: boolean }
 
 const UNCACHED_USER = Number(PTE.P | PTE.W | PTE.U | PTE.PCD | PTE.PWT);
 const READONLY_USER = Number(PTE.P | PTE.U);
@@ -62,7 +71,7 @@ const READONLY_USER = Number(PTE.P | PTE.U);
  * with none, pci_assign, pci_map and pci_switch are still emitted but find nothing to do (the lead and the monitor
  * call them only when the host gives devices).
  */
-export function emitPci(a: Assembler, assignments: readonly PciAssignment[]): void {
+export function emitPci(a: Assembler, assignments: readonly PciAssignment[], withCore = true): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(4096);
@@ -79,8 +88,8 @@ export function emitPci(a: Assembler, assignments: readonly PciAssignment[]): vo
   a.dq(assignments.length);
   a.bind(L("g_pci_assign"));
   for (const s of assignments) {
-    if ("disk" in s.match) a.dd(ASSIGN.kindDisk, s.match.disk, s.owner, 0);
-    else a.dd(ASSIGN.kindAddress, s.match.bdf, s.owner, 0);
+    if ("disk" in s.match) a.dd(ASSIGN.kindDisk, s.match.disk, s.owner, s.dma ? 1 : 0);
+    else a.dd(ASSIGN.kindAddress, s.match.bdf, s.owner, s.dma ? 1 : 0);
   }
   a.section(".text");
 
@@ -117,6 +126,7 @@ export function emitPci(a: Assembler, assignments: readonly PciAssignment[]): vo
   emitEnumerate(a, L);
   emitAssign(a, L);
   emitMap(a, L);
+  emitDmaAddr(a, L, withCore);
   emitSwitch(a, L);
 }
 
@@ -331,6 +341,12 @@ function emitVirtioCaps(a: Assembler, L: (n: string) => Label): void {
   a.mov(rdi, r12).shl(rdi, 8).or(rdi, r14).add(edi, 12);
   a.push(r9).call(L("pci_read")).pop(r9);
   a.mov(dword(r9, 8), eax);
+  const notNotify = a.label();
+  a.cmp(byte(r9, 0), VIRTIO_NOTIFY_CAP).jne(notNotify);
+  a.mov(rdi, r12).shl(rdi, 8).or(rdi, r14).add(edi, 16);
+  a.push(r9).call(L("pci_read")).pop(r9);
+  a.mov(dword(r13, PCI_LIST.notifyMultiplier), eax);
+  a.bind(notNotify);
   a.inc(word(r13, PCI_LIST.caps));
   a.push(r9);
   monitorLine(a, "ultravisor: pci ", { str: (x) => x.mov(rdi, r12).call(L("pci_text")) }, " virtio cap type ", { dec: (x) => x.mov(rax, qword(rsp)).movzx(edi, byte(rax, 0)) },
@@ -403,10 +419,20 @@ function emitAssign(a: Assembler, L: (n: string) => Label): void {
     a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4);
     a.call(L("pci_read"));
     a.movzx(esi, ax).or(esi, 3).and(esi, ~4);
+    const noDma = a.label();
+    const commandSet = a.label();
+    a.cmp(dword(r14, 12), 0).je(noDma);
+    a.or(esi, 4).mov(dword(r13, PCI_LIST.dma), 1); // bus mastering: the I/O partition drives this device (DMA_ADDR)
+    a.bind(noDma);
     a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4);
     a.call(L("pci_write16"));
+    a.cmp(dword(r13, PCI_LIST.dma), 0).jne(commandSet);
     monitorLine(a, "ultravisor: pci ", { str: (x) => x.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("pci_text")) }, " given to partition ", { str: (x) => ownerName(x, L, dword(r14, 8)) },
       " (number ", { dec: (x) => x.mov(edi, dword(r13, PCI_LIST.owner)) }, "): memory and I/O decoding on, bus mastering off");
+    a.jmp(next);
+    a.bind(commandSet);
+    monitorLine(a, "ultravisor: pci ", { str: (x) => x.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("pci_text")) }, " given to partition ", { str: (x) => ownerName(x, L, dword(r14, 8)) },
+      " (number ", { dec: (x) => x.mov(edi, dword(r13, PCI_LIST.owner)) }, "): memory and I/O decoding on, bus mastering on (no IOMMU yet)");
     a.bind(next);
     a.inc(r12).jmp(loop);
     a.bind(done);
@@ -512,6 +538,68 @@ function emitSwitch(a: Assembler, L: (n: string) => Label): void {
     a.bind(out);
     for (const r of [r10, r9, r8, rsi, rbx]) a.pop(r);
     a.bind(same);
+    a.ret();
+  }
+}
+
+function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean): void {
+  // pci_dma_addr(rbp = the caller's state page; its saved rcx = a, rdx = b) → rax: the DMA_ADDR hypercall
+  // (docs/specs/hypercall-abi.md). The bus address of byte b of a partition's memory — the caller's own (a = −1) or
+  // that of the peer of its channel slot a (a storage client) — for the caller's device to DMA to. Only the I/O
+  // partition, and only while it owns a device whose bus mastering the ultravisor turned on (DENIED otherwise); b
+  // must lie in the partition's memory pages [0, memPages·4096) (BAD_ARGUMENT: not its channel pages, not beyond);
+  // with a database, that page must be the partition's in it (core's GetMemOwner against the partition's descriptor)
+  // at the time of the call (REFUSED otherwise). Without an IOMMU a bus address is the physical address; the result
+  // holds to the end of b's page. Runs on the ultravisor's stack (the caller set rsp).
+  a.bind(L("pci_dma_addr"));
+  {
+    const denied = a.label();
+    const bad = a.label();
+    const refused = a.label();
+    const owns = a.label();
+    const target = a.label();
+    const out = a.label();
+    a.push(rbx);
+    a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1).jz(denied);
+    a.mov(r8, qword(rbp, STATE_PAGE.index)).inc(r8);
+    a.lea(rbx, ptr(L("g_pci_list")));
+    a.xor(r9d, r9d);
+    const scan = a.here();
+    const nextE = a.label();
+    a.cmp(r9d, dword(rbx, PCI_LIST.count)).jae(denied);
+    pciEntryAt(a, r10, rbx, r9);
+    a.cmp(dword(r10, PCI_LIST.owner), r8d).jne(nextE);
+    a.cmp(dword(r10, PCI_LIST.dma), 0).jne(owns);
+    a.bind(nextE);
+    a.inc(r9d).jmp(scan);
+    a.bind(owns);
+    a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).mov(rdx, qword(rbp, SAVED_FRAME.reg("rdx")));
+    a.mov(rdi, rbp);
+    a.cmp(rcx, -1).je(target);
+    a.cmp(rcx, 16).jae(bad);
+    a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
+    a.test(rdi, rdi).jz(bad);
+    a.bind(target);
+    a.mov(rax, qword(rdi, STATE_PAGE.memPages)).shl(rax, 12).cmp(rdx, rax).jae(bad);
+    a.mov(rsi, qword(rdi, STATE_PAGE.window)).add(rsi, rdx);
+    if (withCore) {
+      const unchecked = a.label();
+      a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
+      a.push(rsi).push(rdi);
+      a.mov(rdi, rsi).and(rdi, -4096).call(L("db_owner"));
+      a.pop(rdi).pop(rsi);
+      a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
+      a.bind(unchecked);
+    }
+    a.mov(rax, rsi).jmp(out);
+    a.bind(denied);
+    a.mov(rax, HC_ERR.denied).jmp(out);
+    a.bind(bad);
+    a.mov(rax, HC_ERR.badArgument).jmp(out);
+    a.bind(refused);
+    a.mov(rax, HC_ERR.refused);
+    a.bind(out);
+    a.pop(rbx);
     a.ret();
   }
 }

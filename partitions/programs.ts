@@ -302,6 +302,8 @@ export const IO_EMIT = { start: "io_emit", end: "io_emit_end" } as const;
 // ---- the ultravisor partition ---------------------------------------------------------------------------------------
 /** Slot of the command channel: client side in the command partition, server side in the ultravisor partition. */
 export const COMMAND_SLOT = 1;
+/** A storage client's channel slot (after its console in slot 0; docs/specs/storage-channel.md §8). */
+export const STORAGE_SLOT = 1;
 
 export function assembleUltravisorPartition(): Assembler {
   const a = new Assembler();

@@ -6,6 +6,8 @@
 // is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below).
 
 import { chan_remove } from "../../core/assembly/channel";
+import { serveStorage } from "./storage-server";
+import { bdf, blkInit, capacity, QSIZE } from "./virtio-blk";
 import {
   CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
   SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
@@ -23,6 +25,9 @@ const COM1_LSR: u32 = COM1 + 5;
 const THR_EMPTY: u32 = 0x20;
 const SIG_INLINE_LEN: usize = 20;
 const RECORD_ROLE: usize = 8;
+/** The slot record's channel type byte (partitions/pack.ts): 4 for a storage channel, 0 for the console's. */
+const RECORD_TYPE: usize = 9;
+const TYPE_STORAGE: u8 = 4;
 const RECORD_PEER: usize = 16;
 /** Removed requests land here: a whole channel page, since core copies the queue's signal_size, which the client wrote. */
 const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
@@ -103,6 +108,15 @@ export function serve(): i32 {
     if (load<u8>(rec + RECORD_ROLE) != ROLE_SERVER) continue;
     const ch = slotChannel(k);
     if (ch == 0) continue;
+    if (load<u8>(rec + RECORD_TYPE) == TYPE_STORAGE) {
+      const s = serveStorage(k, ch);
+      if (s < 0) {
+        store<u8>(rec + RECORD_ROLE, ROLE_CLOSED);
+        const end = putStr(LINE, "<storage channel failed the server's checks: closed>");
+        io_emit(rec + RECORD_PEER, LINE, <u32>(end - LINE));
+      } else if (s > 0) served = 1;
+      continue;
+    }
     while (true) {
       // The client may rewrite its header at any time, even while this partition is preempted between the check and
       // core's copy: the buffer is cleared first, so whatever core copies, nothing but the client's own bytes shows.
@@ -144,9 +158,29 @@ export function serve(): i32 {
   return served;
 }
 
-/** Announces itself, then serves for ever: POLL after every pass, YIELD after a pass that found nothing. */
-export function main(): void {
+/**
+ * Announces itself, brings up its virtio-blk disk when the host gives it devices (`devices` ≠ 0: the device list is
+ * mapped), then serves for ever: POLL after every pass, YIELD after a pass that found nothing.
+ */
+export function main(devices: i64): void {
   emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
+  if (devices != 0) {
+    const r = blkInit(<u32>load<u64>(0));
+    let at: usize;
+    if (r == 0) {
+      at = putStr(LINE, "storage: virtio-blk ");
+      at = putDec(at, <u64>bdf);
+      at = putStr(at, " capacity ");
+      at = putDec(at, capacity);
+      at = putStr(at, " sectors queue ");
+      at = putDec(at, <u64>QSIZE);
+    } else {
+      at = putStr(LINE, "storage: no disk driven (step -");
+      at = putDec(at, <u64>-r);
+      at = putStr(at, ")");
+    }
+    emitOwn(at);
+  }
   while (true) {
     const served = serve();
     hypercall(HC_POLL, 0, 0);

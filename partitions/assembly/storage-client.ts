@@ -1,0 +1,189 @@
+// The client side of the storage channel in a guest partition (docs/specs/storage-channel.md §5–6, §8), imported by
+// guest.ts: request records built with core's own MDL code (chan_cdb_add_mdl) and inserted with core's queue code
+// into queue 0 of the storage channel in the guest's slot STORAGE_SLOT; completions taken from queue 1. Two programs
+// use it: the disk workload (each block n it writes starts with "block <n> <name> gen <g>", zero-padded; one console
+// line per acknowledged write, which `uvt disk check` reads) and the hostile client of the tests ("storage-mdl"),
+// whose requests name memory that is not its own. MDL addresses are the guest's own (window offsets = wasm addresses).
+
+import { chan_insert, chan_remove } from "../../core/assembly/channel";
+import { chan_cdb_add_mdl } from "../../core/assembly/channel-cdb";
+import {
+  HC_SIGNAL, HC_YIELD, INFO_NAME, LINE, NAME_BYTES, hypercall, putDec, putStr, sendLine, slotChannel,
+} from "./partition";
+
+/** The storage client's channel slot (partitions/programs.ts STORAGE_SLOT). */
+const SLOT: u64 = 1;
+const CHANNEL_BYTES: u32 = 4096;
+const SIGNAL: u32 = 256;
+const BLOCK: u32 = 512;
+const HC_DMA_ADDR: i64 = 6;
+const TO_SERVER: u32 = 1;
+const FROM_SERVER: u32 = 2;
+const OP_READ10: u32 = 0x28;
+const OP_WRITE10: u32 = 0x2a;
+const OP_SYNC10: u32 = 0x35;
+
+const REQ = memory.data(<i32>SIGNAL, 8);
+const DONE = memory.data(<i32>SIGNAL, 8);
+/** One block written, one read back: the MDL names these (window offsets of the guest's own pages). */
+const WBUF = memory.data(<i32>BLOCK, 512);
+const RBUF = memory.data(<i32>BLOCK, 512);
+
+let nextId: u64 = 0;
+
+/** Builds a READ/WRITE (10) of `blocks` at `lba` (or another opcode with no CDB fields) with no MDL yet. */
+function request(op: u32, lba: u32, blocks: u32): void {
+  for (let i: usize = 0; i < <usize>SIGNAL; i += 8) store<u64>(REQ + i, 0);
+  store<u32>(REQ, op);
+  store<u32>(REQ + 4, op == OP_WRITE10 ? TO_SERVER : op == OP_READ10 ? FROM_SERVER : 0);
+  nextId++;
+  store<u64>(REQ + 8, nextId);
+  store<u8>(REQ + 24, 10);
+  store<u8>(REQ + 32, <u8>op);
+  if (op == OP_READ10 || op == OP_WRITE10) {
+    store<u8>(REQ + 34, <u8>(lba >> 24));
+    store<u8>(REQ + 35, <u8>(lba >> 16));
+    store<u8>(REQ + 36, <u8>(lba >> 8));
+    store<u8>(REQ + 37, <u8>lba);
+    store<u8>(REQ + 39, <u8>(blocks >> 8));
+    store<u8>(REQ + 40, <u8>blocks);
+  }
+}
+
+/**
+ * Sends REQ and waits for its completion in DONE: inserted (signalling the server on the empty → non-empty
+ * transition, [0120]), then queue 1 polled, yielding the rest of the quantum while it is empty. Returns the SCSI status
+ * (0 GOOD, 2 CHECK CONDITION), or −1 when the channel is not there or failed core's checks.
+ */
+function transact(): i32 {
+  const ch = slotChannel(SLOT);
+  if (ch == 0) return -1;
+  while (true) {
+    const r = chan_insert(ch, CHANNEL_BYTES, 0, REQ);
+    if (r == 1) hypercall(HC_SIGNAL, <i64>SLOT, 0);
+    if (r >= 0) break;
+    if (r < -1) return -1;
+    hypercall(HC_YIELD, 0, 0);
+  }
+  while (true) {
+    const r = chan_remove(ch, CHANNEL_BYTES, 1, DONE);
+    if (r < -1) return -1;
+    if (r >= 0 && load<u64>(DONE + 8) == nextId) return <i32>load<u32>(DONE + 16);
+    if (r == -1) hypercall(HC_YIELD, 0, 0);
+  }
+}
+
+/** Writes the record of block `n`, generation `gen`, into WBUF: "block <n> <name> gen <g>" and zeros. */
+function record(n: u32, gen: u32): void {
+  for (let i: usize = 0; i < <usize>BLOCK; i += 8) store<u64>(WBUF + i, 0);
+  let at = putStr(WBUF, "block ");
+  at = putDec(at, <u64>n);
+  store<u8>(at++, 0x20);
+  for (let i: usize = 0; i < NAME_BYTES; i++) {
+    const c = load<u8>(INFO_NAME + i);
+    if (c == 0) break;
+    store<u8>(at++, c);
+  }
+  at = putStr(at, " gen ");
+  putDec(at, <u64>gen);
+}
+
+function same(a: usize, b: usize, n: u32): bool {
+  for (let i: usize = 0; i < <usize>n; i += 8) if (load<u64>(a + i) != load<u64>(b + i)) return false;
+  return true;
+}
+
+/**
+ * The disk workload: `passes` passes over blocks [first, first + blocks); pass g writes each block's record of
+ * generation g (one WRITE (10) of one block per request) and prints "disk: acked block n gen g" when the completion
+ * is GOOD, then reads the range back and compares; a final SYNCHRONIZE CACHE, then "disk: done". Any failure is one
+ * line and the end of the workload.
+ */
+export function diskWorkload(first: u32, blocks: u32, passes: u32): void {
+  sendLine(putStr(LINE, "disk: workload starts"));
+  for (let g: u32 = 1; g <= passes; g++) {
+    for (let n = first; n < first + blocks; n++) {
+      record(n, g);
+      request(OP_WRITE10, n, 1);
+      chan_cdb_add_mdl(REQ, SIGNAL, <u64>WBUF, BLOCK);
+      const s = transact();
+      if (s != 0) {
+        fail("write", n, s);
+        return;
+      }
+      let at = putStr(LINE, "disk: acked block ");
+      at = putDec(at, <u64>n);
+      at = putStr(at, " gen ");
+      sendLine(putDec(at, <u64>g));
+    }
+    for (let n = first; n < first + blocks; n++) {
+      record(n, g);
+      request(OP_READ10, n, 1);
+      chan_cdb_add_mdl(REQ, SIGNAL, <u64>RBUF, BLOCK);
+      const s = transact();
+      if (s != 0 || !same(WBUF, RBUF, BLOCK)) {
+        fail("read back", n, s);
+        return;
+      }
+    }
+    let at = putStr(LINE, "disk: pass ");
+    sendLine(putStr(putDec(at, <u64>g), " read back"));
+  }
+  request(OP_SYNC10, 0, 0);
+  const s = transact();
+  sendLine(putDec(putStr(LINE, "disk: done; synchronize cache status "), <u64>s));
+}
+
+function fail(what: string, n: u32, s: i32): void {
+  let at = putStr(LINE, "disk: ");
+  at = putStr(at, what);
+  at = putStr(at, " of block ");
+  at = putDec(at, <u64>n);
+  at = putStr(at, " failed: status ");
+  at = putDec(at, <u64>(s < 0 ? 255 : s));
+  at = putStr(at, " reason -");
+  sendLine(putDec(at, <u64>(-load<i32>(DONE + 24))));
+}
+
+const ATTACKS: u32 = 6;
+/** MDL addresses that are not the client's memory: 1 MiB (a physical address), its window's own virtual address, the
+ * first byte past its memory, a block crossing its end, its storage channel page, a block that wraps. */
+function attack(k: u32): u64 {
+  if (k == 0) return 0x100000;
+  if (k == 1) return 0x0000_0080_0000_1000;
+  if (k == 2) return 0x34000;
+  if (k == 3) return 0x33f00;
+  if (k == 4) return 0x41000;
+  return 0xffff_ffff_ffff_ff00;
+}
+
+/**
+ * The hostile client ("storage-mdl", test/hw/storage.test.ts): asks the monitor for a bus address (only the I/O
+ * partition may), then sends requests whose MDL names memory that is not its own — a physical address, the window's
+ * virtual address, past its memory, its channel page, an entry that wraps — each a WRITE of `lba` or a READ, and
+ * prints each completion: "storage-mdl: attack K status S reason -R transferred T". Then one honest write of its own
+ * buffer to `lba` + 1, to show the channel still serves it.
+ */
+export function hostileStorage(lba: u32): void {
+  const d = hypercall(HC_DMA_ADDR, -1, 0x1000);
+  sendLine(putDec(putStr(LINE, "storage-mdl: dma_addr result -"), <u64>-d));
+  for (let k: u32 = 0; k < ATTACKS; k++) {
+    record(lba, 99);
+    request(k % 2 == 0 ? OP_WRITE10 : OP_READ10, lba, 1);
+    chan_cdb_add_mdl(REQ, SIGNAL, attack(k), BLOCK);
+    const s = transact();
+    let at = putStr(LINE, "storage-mdl: attack ");
+    at = putDec(at, <u64>k);
+    at = putStr(at, " status ");
+    at = putDec(at, <u64>(s < 0 ? 255 : s));
+    at = putStr(at, " reason -");
+    at = putDec(at, <u64>(-load<i32>(DONE + 24)));
+    at = putStr(at, " transferred ");
+    sendLine(putDec(at, load<u64>(DONE + 32)));
+  }
+  record(lba + 1, 1);
+  request(OP_WRITE10, lba + 1, 1);
+  chan_cdb_add_mdl(REQ, SIGNAL, <u64>WBUF, BLOCK);
+  const s = transact();
+  sendLine(putDec(putStr(LINE, "storage-mdl: own write status "), <u64>(s < 0 ? 255 : s)));
+}
