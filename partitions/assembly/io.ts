@@ -91,6 +91,11 @@ export function io_emit(name: usize, text: usize, len: u32): void {
   putc(10);
 }
 
+function hexDigit(at: usize, d: u32): usize {
+  store<u8>(at, <u8>(d < 10 ? 0x30 + d : 0x57 + d));
+  return at + 1;
+}
+
 function emitOwn(end: usize): void {
   io_emit(INFO_NAME, LINE, <u32>(end - LINE));
 }
@@ -168,8 +173,9 @@ export function main(devices: i64): void {
     const r = blkInit(<u32>load<u64>(0));
     let at: usize;
     if (r == 0) {
-      at = putStr(LINE, "storage: virtio-blk ");
-      at = putDec(at, <u64>bdf);
+      at = putStr(LINE, "storage: virtio-blk 00:");
+      at = hexDigit(hexDigit(at, (bdf >> 7) & 1), (bdf >> 3) & 15);
+      at = putDec(putStr(at, "."), <u64>(bdf & 7));
       at = putStr(at, " capacity ");
       at = putDec(at, capacity);
       at = putStr(at, " sectors queue ");

@@ -25,9 +25,11 @@ const OP_SYNC10: u32 = 0x35;
 
 const REQ = memory.data(<i32>SIGNAL, 8);
 const DONE = memory.data(<i32>SIGNAL, 8);
-/** One block written, one read back: the MDL names these (window offsets of the guest's own pages). */
-const WBUF = memory.data(<i32>BLOCK, 512);
-const RBUF = memory.data(<i32>BLOCK, 512);
+/** Blocks per request of the workload: one MDL entry per block (8 of the 12 a request may carry). */
+const BATCH: u32 = 8;
+/** The blocks written and read back: the MDL names these (window offsets of the guest's own pages). */
+const WBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
+const RBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 
 let nextId: u64 = 0;
 
@@ -73,10 +75,10 @@ function transact(): i32 {
   }
 }
 
-/** Writes the record of block `n`, generation `gen`, into WBUF: "block <n> <name> gen <g>" and zeros. */
-function record(n: u32, gen: u32): void {
-  for (let i: usize = 0; i < <usize>BLOCK; i += 8) store<u64>(WBUF + i, 0);
-  let at = putStr(WBUF, "block ");
+/** Writes the record of block `n`, generation `gen`, at `buf`: "block <n> <name> gen <g>" and zeros. */
+function record(n: u32, gen: u32, buf: usize = WBUF): void {
+  for (let i: usize = 0; i < <usize>BLOCK; i += 8) store<u64>(buf + i, 0);
+  let at = putStr(buf, "block ");
   at = putDec(at, <u64>n);
   store<u8>(at++, 0x20);
   for (let i: usize = 0; i < NAME_BYTES; i++) {
@@ -94,39 +96,42 @@ function same(a: usize, b: usize, n: u32): bool {
 }
 
 /**
- * The disk workload: `passes` passes over blocks [first, first + blocks); pass g writes each block's record of
- * generation g (one WRITE (10) of one block per request) and prints "disk: acked block n gen g" when the completion
- * is GOOD, then reads the range back and compares; a final SYNCHRONIZE CACHE, then "disk: done". Any failure is one
- * line and the end of the workload.
+ * The disk workload: `passes` passes over blocks [first, first + blocks); pass g writes the records of generation g,
+ * up to BATCH blocks per WRITE (10) with one MDL entry per block, prints "disk: acked block n gen g" for each block of
+ * a request whose completion is GOOD, then reads the range back the same way and compares; a final SYNCHRONIZE
+ * CACHE, then "disk: done". Any failure is one line and the end of the workload.
  */
 export function diskWorkload(first: u32, blocks: u32, passes: u32): void {
   sendLine(putStr(LINE, "disk: workload starts"));
+  const end = first + blocks;
   for (let g: u32 = 1; g <= passes; g++) {
-    for (let n = first; n < first + blocks; n++) {
-      record(n, g);
-      request(OP_WRITE10, n, 1);
-      chan_cdb_add_mdl(REQ, SIGNAL, <u64>WBUF, BLOCK);
+    for (let n = first; n < end; n += BATCH) {
+      const count = end - n < BATCH ? end - n : BATCH;
+      request(OP_WRITE10, n, count);
+      for (let i: u32 = 0; i < count; i++) {
+        record(n + i, g, WBUF + <usize>(i * BLOCK));
+        chan_cdb_add_mdl(REQ, SIGNAL, <u64>(WBUF + <usize>(i * BLOCK)), BLOCK);
+      }
       const s = transact();
       if (s != 0) {
         fail("write", n, s);
         return;
       }
-      let at = putStr(LINE, "disk: acked block ");
-      at = putDec(at, <u64>n);
-      at = putStr(at, " gen ");
-      sendLine(putDec(at, <u64>g));
-    }
-    for (let n = first; n < first + blocks; n++) {
-      record(n, g);
-      request(OP_READ10, n, 1);
-      chan_cdb_add_mdl(REQ, SIGNAL, <u64>RBUF, BLOCK);
-      const s = transact();
-      if (s != 0 || !same(WBUF, RBUF, BLOCK)) {
-        fail("read back", n, s);
+      for (let i: u32 = 0; i < count; i++) {
+        let at = putStr(LINE, "disk: acked block ");
+        at = putDec(at, <u64>(n + i));
+        at = putStr(at, " gen ");
+        sendLine(putDec(at, <u64>g));
+      }
+      request(OP_READ10, n, count);
+      for (let i: u32 = 0; i < count; i++) chan_cdb_add_mdl(REQ, SIGNAL, <u64>(RBUF + <usize>(i * BLOCK)), BLOCK);
+      const r = transact();
+      if (r != 0 || !same(WBUF, RBUF, count * BLOCK)) {
+        fail("read back", n, r);
         return;
       }
     }
-    let at = putStr(LINE, "disk: pass ");
+    const at = putStr(LINE, "disk: pass ");
     sendLine(putStr(putDec(at, <u64>g), " read back"));
   }
   request(OP_SYNC10, 0, 0);
@@ -162,7 +167,7 @@ function attack(k: u32): u64 {
  * partition may), then sends requests whose MDL names memory that is not its own — a physical address, the window's
  * virtual address, past its memory, its channel page, an entry that wraps — each a WRITE of `lba` or a READ, and
  * prints each completion: "storage-mdl: attack K status S reason -R transferred T". Then one honest write of its own
- * buffer to `lba` + 1, to show the channel still serves it.
+ * buffer to `lba` + 1, to show the channel still serves it, acknowledged as the workload does ("disk: acked block").
  */
 export function hostileStorage(lba: u32): void {
   const d = hypercall(HC_DMA_ADDR, -1, 0x1000);
@@ -186,4 +191,8 @@ export function hostileStorage(lba: u32): void {
   chan_cdb_add_mdl(REQ, SIGNAL, <u64>WBUF, BLOCK);
   const s = transact();
   sendLine(putDec(putStr(LINE, "storage-mdl: own write status "), <u64>(s < 0 ? 255 : s)));
+  if (s == 0) {
+    const at = putStr(putDec(putStr(LINE, "disk: acked block "), <u64>(lba + 1)), " gen 1");
+    sendLine(at);
+  }
 }
