@@ -7,6 +7,7 @@
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { chan_cdb_add_mdl } from "../../core/assembly/channel-cdb";
+import { SAMPLES, median, put, sortedMin } from "./samples";
 import {
   HC_SIGNAL, HC_YIELD, INFO_NAME, LINE, NAME_BYTES, hypercall, putDec, putStr, sendLine, slotChannel,
 } from "./partition";
@@ -32,6 +33,9 @@ const WBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 const RBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 
 let nextId: u64 = 0;
+
+@external("hw", "rdtsc")
+declare function rdtsc(): i64;
 
 /** Builds a READ/WRITE (10) of `blocks` at `lba` (or another opcode with no CDB fields) with no MDL yet. */
 function request(op: u32, lba: u32, blocks: u32): void {
@@ -195,4 +199,32 @@ export function hostileStorage(lba: u32): void {
     const at = putStr(putDec(putStr(LINE, "disk: acked block "), <u64>(lba + 1)), " gen 1");
     sendLine(at);
   }
+}
+
+const ROUND_TRIPS = memory.data(<i32>(SAMPLES * 4), 4);
+
+/**
+ * The storage benchmark's client (bench/storage.bench.ts): SAMPLES READ (10) requests of 8 blocks (4 KiB) from blocks
+ * [first, first + blocks), one MDL entry of 4096 bytes into one page of its own, each timed from insertion to its
+ * completion with the TSC; then "disk: bench round trip min M median D over N".
+ */
+export function diskBench(first: u32, blocks: u32): void {
+  const span = blocks < 8 ? 1 : blocks / 8;
+  for (let i: u32 = 0; i < SAMPLES; i++) {
+    request(OP_READ10, first + (i % span) * 8, 8);
+    chan_cdb_add_mdl(REQ, SIGNAL, <u64>RBUF, BLOCK * BATCH);
+    const t0 = rdtsc();
+    const s = transact();
+    put(ROUND_TRIPS, i, <u64>(rdtsc() - t0));
+    if (s != 0) {
+      fail("bench read", first, s);
+      return;
+    }
+  }
+  let at = putStr(LINE, "disk: bench round trip min ");
+  const med = median(ROUND_TRIPS, SAMPLES);
+  at = putDec(at, <u64>sortedMin(ROUND_TRIPS));
+  at = putStr(at, " median ");
+  at = putDec(at, <u64>med);
+  sendLine(putDec(putStr(at, " over "), <u64>SAMPLES));
 }
