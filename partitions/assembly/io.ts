@@ -194,6 +194,14 @@ export function main(flags: i64): void {
       at = putStr(at, ")");
     }
     emitOwn(at);
+    if (r == 0) {
+      // The monitor's bounds on DMA_ADDR, asked once at start (test/hw/storage.test.ts reads the line): a byte past
+      // this partition's memory pages, and a slot that holds no channel, are refused (−2).
+      at = putStr(LINE, "storage: dma_addr past memory -");
+      at = putDec(at, <u64>-hypercall(HC_DMA_ADDR, -1, 0x34000));
+      at = putStr(at, " empty slot -");
+      emitOwn(putDec(at, <u64>-hypercall(HC_DMA_ADDR, 15, 0x1000)));
+    }
     if (r == 0 && bench) directBench();
   }
   let reported = false;
