@@ -77,13 +77,24 @@ function mdlLength(i: u32): u32 {
   return load<u32>(REQ + 64 + <usize>i * 16 + 8);
 }
 
-/** The monitor's check of every page the MDL touches (the client owns it in the database now); the failing entry, or −1. */
+/** The bus address of each page the MDL touches, in the order the transfer visits them: the first BUS_MAX of them. */
+const BUS_MAX: u32 = 64;
+const BUS = memory.data(<i32>(BUS_MAX * 8), 8);
+
+/**
+ * The monitor's check of every page the MDL touches (the client owns it in the database now), keeping the first
+ * BUS_MAX bus addresses for the transfer; returns the failing entry, or −1.
+ */
 function translateAll(slot: u64): i32 {
+  let k: u32 = 0;
   for (let i: u32 = 0; i < mdlCount(); i++) {
     const a = mdlAddress(i);
     const end = a + <u64>mdlLength(i);
     for (let p = a & ~(PAGE - 1); p < end; p += PAGE) {
-      if (hypercall(HC_DMA_ADDR, <i64>slot, <i64>(p < a ? a : p)) < 0) return <i32>i;
+      const bus = hypercall(HC_DMA_ADDR, <i64>slot, <i64>(p < a ? a : p));
+      if (bus < 0) return <i32>i;
+      if (k < BUS_MAX) store<u64>(BUS + <usize>k * 8, (<u64>bus) & ~(PAGE - 1));
+      k++;
     }
   }
   return -1;
@@ -99,17 +110,28 @@ function transfer(slot: u64, write: bool): bool {
   const soft = maxData() / 2;
   let pieces: u32 = 0;
   let bytes: u64 = 0;
+  // The page the transfer is in, counted as translateAll counted them (a new entry starts a new page).
+  let pageIdx: i32 = -1;
+  let curPage: u64 = 0;
   blkBegin();
   for (let i: u32 = 0; i < mdlCount(); i++) {
     let a = mdlAddress(i);
     let left = <u64>mdlLength(i);
+    let fresh = true;
     while (left > 0) {
       let n = PAGE - (a & (PAGE - 1));
       if (n > left) n = left;
       // Past `soft` pieces, cut the next piece where the request reaches a sector boundary.
       const over = <u64>(bytes & 511);
       if (pieces >= soft && over != 0 && n > 512 - over) n = 512 - over;
-      const bus = hypercall(HC_DMA_ADDR, <i64>slot, <i64>a);
+      if (fresh || (a & ~(PAGE - 1)) != curPage) {
+        pageIdx++;
+        curPage = a & ~(PAGE - 1);
+        fresh = false;
+      }
+      let bus: i64;
+      if (<u32>pageIdx < BUS_MAX) bus = <i64>(load<u64>(BUS + <usize>pageIdx * 8) + (a & (PAGE - 1)));
+      else bus = hypercall(HC_DMA_ADDR, <i64>slot, <i64>a); // past the kept ones: asked again
       if (bus < 0) return false;
       blkAdd(<u64>bus, <u32>n, !write);
       pieces++;
