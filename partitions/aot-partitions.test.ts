@@ -15,6 +15,7 @@ import { definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
 import { CHAN, CMDCHAN, COM1, HYPERCALL, INFO, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { SIGNAL_FLAGS } from "../core/channel-layout.ts";
+import { decodeCompletion, encodeRequest, rwCdb, STORAGE, StorOp } from "../core/storage.ts";
 
 let core: Core;
 let chan: ChanExports;
@@ -287,6 +288,48 @@ describe("AssemblyScript partitions in V8", () => {
       io.fn["serve"]!();
       expect(io.com1(), `header offset ${off}`).toBe("W: <channel failed the server's checks: closed>\r\n");
     }
+  });
+
+  it("I/O partition: serves a storage slot with core's stor_check — a hostile MDL refused before any device or DMA_ADDR, the completion in queue 1 with one signal; a changed geometry closes the slot", () => {
+    const io = instantiate("io");
+    const win = io.bytes();
+    writeInfo(win, "io", [{ role: 1, peer: "S" }]);
+    new DataView(win.buffer).setUint8(INFO.slot(0) + 9, ChannelType.storage);
+    // The storage channel page as the image's template lays it out (image/ultravisor.ts formatStorageTemplate).
+    const page = carve(core, 4096);
+    expect(chan.chan_format_bytes(STORAGE.queues, STORAGE.signalSize, STORAGE.maxSlots)).toBeLessThanOrEqual(4096);
+    expect(chan.chan_format_bytes(STORAGE.queues, STORAGE.signalSize, STORAGE.maxSlots + 1)).toBeGreaterThan(4096);
+    expect(chan.chan_format(page, 4096, STORAGE.queues, STORAGE.signalSize, STORAGE.maxSlots, ChannelType.storage)).toBe(0);
+    // Requests whose MDL is not the client's memory ([0, 0x34000)): a WRITE (10), refused first for its LBA (no device:
+    // capacity 0; §3 checks the LBA before the MDL), and INQUIRYs (no LBA) whose MDL lies outside, or wraps.
+    const inquiry = new Uint8Array([StorOp.inquiry, 0, 0, 0, 36, 0]);
+    const reqs = [
+      encodeRequest({ opcode: StorOp.write10, cdb: rwCdb(StorOp.write10, 0n, 1), requestId: 10n, mdl: [{ address: 0x1000n, length: 512 }] }),
+      encodeRequest({ opcode: StorOp.inquiry, cdb: inquiry, requestId: 11n, mdl: [{ address: 0x34000n, length: 36 }] }),
+      encodeRequest({ opcode: StorOp.inquiry, cdb: inquiry, requestId: 12n, mdl: [{ address: 0xffff_ffff_ffff_fff0n, length: 36 }] }),
+    ];
+    for (const req of reqs) {
+      new Uint8Array(core.memory.buffer, sigBuf, 4096).fill(0);
+      new Uint8Array(core.memory.buffer).set(req, sigBuf);
+      expect(chan.chan_insert(page, 4096, 0, sigBuf)).toBeGreaterThanOrEqual(0);
+    }
+    toWindow(win, 0, page);
+    // The refusals come from core's check alone, so no hw.mmio_* (which throws here) and no DMA_ADDR is used; the
+    // only hypercall is the signal of the client on queue 1's empty → non-empty transition.
+    expect(io.fn["serve"]!()).toBe(1);
+    expect(io.com1()).toBe("");
+    expect(io.calls).toEqual([[HYPERCALL.signal, 0n]]);
+    fromWindow(win, 0, page);
+    const got = reqs.map(() => {
+      expect(chan.chan_remove(page, 4096, 1, sigBuf)).toBeGreaterThanOrEqual(0);
+      return decodeCompletion(new Uint8Array(core.memory.buffer, sigBuf, STORAGE.signalSize).slice());
+    });
+    expect(got.map((c) => [c.requestId, c.status, c.transferred, c.reason])).toEqual([[10n, 2, 0n, -4], [11n, 2, 0n, -14], [12n, 2, 0n, -13]]);
+    // A client that changes a geometry field (queue 1's signal_size) has its slot closed, never served again.
+    new DataView(win.buffer).setUint32(WINDOW_LAYOUT.slot(0) + 256 + 48, 128, true);
+    expect(io.fn["serve"]!()).toBe(0);
+    expect(io.com1()).toBe("S: <storage channel failed the server's checks: closed>\r\n");
+    expect(win[INFO.slot(0) + 8]).toBe(2);
   });
 
   it("I/O partition: main announces itself under its own name, then POLLs after a pass and YIELDs after an empty one", () => {
