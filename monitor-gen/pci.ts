@@ -4,7 +4,7 @@
 // when it starts, and its I/O BAR ports opened in the TSS bitmap only while it runs. The lead monitor calls
 // pci_enumerate, pci_assign and pci_map (monitor-gen/lead.ts), switch_to calls pci_switch (monitor-gen/entry.ts); the
 // table of assignments is emitted here from the image's configuration, so this file owns every layout it reads.
-import { Assembler, type Gpr, type Label, al, ax, byte, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Gpr, type Label, al, ax, byte, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
 import { PARTITION_RECORD } from "./lead.ts";
@@ -127,6 +127,7 @@ export function emitPci(a: Assembler, assignments: readonly PciAssignment[], wit
   emitAssign(a, L);
   emitMap(a, L);
   emitDmaAddr(a, L, withCore);
+  emitClientWrite(a, L, withCore);
   emitSwitch(a, L);
 }
 
@@ -592,6 +593,63 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean): 
       a.bind(unchecked);
     }
     a.mov(rax, rsi).jmp(out);
+    a.bind(denied);
+    a.mov(rax, HC_ERR.denied).jmp(out);
+    a.bind(bad);
+    a.mov(rax, HC_ERR.badArgument).jmp(out);
+    a.bind(refused);
+    a.mov(rax, HC_ERR.refused);
+    a.bind(out);
+    a.pop(rbx);
+    a.ret();
+  }
+}
+
+/** CLIENT_WRITE's descriptor in the I/O partition's memory: u64 client offset, u32 length (at most 64), u32 0, the bytes. */
+export const CLIENT_WRITE = { offset: 0, length: 8, data: 16, maxBytes: 64, size: 80 } as const;
+
+function emitClientWrite(a: Assembler, L: (n: string) => Label, withCore: boolean): void {
+  // pci_client_write(rbp = the caller's state page; saved rcx = slot k, rdx = b) → rax: the CLIENT_WRITE hypercall
+  // (docs/specs/hypercall-abi.md). Copies the descriptor's bytes (at most 64) from the caller's memory at b into the
+  // memory of the peer of its channel slot k at the descriptor's offset. Only the I/O partition (DENIED otherwise);
+  // the descriptor must lie in the caller's memory pages, the length be at most 64, and the destination lie in the
+  // peer's memory pages within one page (BAD_ARGUMENT); with a database, that page must be the peer's in it now
+  // (REFUSED). Returns the bytes copied. Both are reached through the ultravisor's identity map (allotments lie below
+  // 4 GiB). Runs on the ultravisor's stack.
+  a.bind(L("pci_client_write"));
+  {
+    const denied = a.label();
+    const bad = a.label();
+    const refused = a.label();
+    const out = a.label();
+    a.push(rbx);
+    a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1).jz(denied);
+    a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).mov(rdx, qword(rbp, SAVED_FRAME.reg("rdx")));
+    a.cmp(rcx, 16).jae(bad);
+    a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
+    a.test(rdi, rdi).jz(bad);
+    a.mov(rax, qword(rbp, STATE_PAGE.memPages)).shl(rax, 12);
+    a.cmp(rdx, rax).jae(bad);
+    a.lea(r8, qword(rdx, CLIENT_WRITE.size)).cmp(r8, rax).ja(bad);
+    a.mov(rsi, qword(rbp, STATE_PAGE.window)).add(rsi, rdx); // the descriptor, physical
+    a.mov(r9, qword(rsi, CLIENT_WRITE.offset)).mov(r10d, dword(rsi, CLIENT_WRITE.length));
+    a.cmp(r10, CLIENT_WRITE.maxBytes).ja(bad);
+    a.mov(rax, qword(rdi, STATE_PAGE.memPages)).shl(rax, 12);
+    a.cmp(r9, rax).jae(bad);
+    a.mov(r11, r9).and(r11, 0xfff).add(r11, r10).cmp(r11, 4096).ja(bad);
+    if (withCore) {
+      const unchecked = a.label();
+      a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
+      a.push(rsi).push(rdi).push(r9).push(r10);
+      a.mov(rax, qword(rdi, STATE_PAGE.window)).add(rax, r9).and(rax, -4096).mov(rdi, rax).call(L("db_owner"));
+      a.pop(r10).pop(r9).pop(rdi).pop(rsi);
+      a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
+      a.bind(unchecked);
+    }
+    a.add(rsi, CLIENT_WRITE.data);
+    a.mov(rdi, qword(rdi, STATE_PAGE.window)).add(rdi, r9);
+    a.mov(rcx, r10).rep().movsb();
+    a.mov(rax, r10).jmp(out);
     a.bind(denied);
     a.mov(rax, HC_ERR.denied).jmp(out);
     a.bind(bad);

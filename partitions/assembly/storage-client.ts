@@ -18,11 +18,13 @@ const CHANNEL_BYTES: u32 = 4096;
 const SIGNAL: u32 = 256;
 const BLOCK: u32 = 512;
 const HC_DMA_ADDR: i64 = 6;
+const HC_CLIENT_WRITE: i64 = 7;
 const TO_SERVER: u32 = 1;
 const FROM_SERVER: u32 = 2;
 const OP_READ10: u32 = 0x28;
 const OP_WRITE10: u32 = 0x2a;
 const OP_SYNC10: u32 = 0x35;
+const OP_READ_CAPACITY10: u32 = 0x25;
 
 const REQ = memory.data(<i32>SIGNAL, 8);
 const DONE = memory.data(<i32>SIGNAL, 8);
@@ -41,7 +43,7 @@ declare function rdtsc(): i64;
 function request(op: u32, lba: u32, blocks: u32): void {
   for (let i: usize = 0; i < <usize>SIGNAL; i += 8) store<u64>(REQ + i, 0);
   store<u32>(REQ, op);
-  store<u32>(REQ + 4, op == OP_WRITE10 ? TO_SERVER : op == OP_READ10 ? FROM_SERVER : 0);
+  store<u32>(REQ + 4, op == OP_WRITE10 ? TO_SERVER : op == OP_READ10 || op == OP_READ_CAPACITY10 ? FROM_SERVER : 0);
   nextId++;
   store<u64>(REQ + 8, nextId);
   store<u8>(REQ + 24, 10);
@@ -100,13 +102,27 @@ function same(a: usize, b: usize, n: u32): bool {
 }
 
 /**
- * The disk workload: `passes` passes over blocks [first, first + blocks); pass g writes the records of generation g,
+ * The disk workload: READ CAPACITY first ("disk: capacity N blocks of 512"), then `passes` passes over blocks
+ * [first, first + blocks); pass g writes the records of generation g,
  * up to BATCH blocks per WRITE (10) with one MDL entry per block, prints "disk: acked block n gen g" for each block of
  * a request whose completion is GOOD, then reads the range back the same way and compares; a final SYNCHRONIZE
  * CACHE, then "disk: done". Any failure is one line and the end of the workload.
  */
 export function diskWorkload(first: u32, blocks: u32, passes: u32): void {
   sendLine(putStr(LINE, "disk: workload starts"));
+  // READ CAPACITY (10): 8 bytes, the last LBA and the block length, big-endian.
+  request(OP_READ_CAPACITY10, 0, 0);
+  chan_cdb_add_mdl(REQ, SIGNAL, <u64>RBUF, 8);
+  const c = transact();
+  if (c != 0) {
+    fail("read capacity", 0, c);
+    return;
+  }
+  const last = (<u32>load<u8>(RBUF) << 24) | (<u32>load<u8>(RBUF + 1) << 16) | (<u32>load<u8>(RBUF + 2) << 8) | <u32>load<u8>(RBUF + 3);
+  const size = (<u32>load<u8>(RBUF + 4) << 24) | (<u32>load<u8>(RBUF + 5) << 16) | (<u32>load<u8>(RBUF + 6) << 8) | <u32>load<u8>(RBUF + 7);
+  let at = putStr(LINE, "disk: capacity ");
+  at = putDec(at, <u64>last + 1);
+  sendLine(putDec(putStr(at, " blocks of "), <u64>size));
   const end = first + blocks;
   for (let g: u32 = 1; g <= passes; g++) {
     for (let n = first; n < end; n += BATCH) {
@@ -167,15 +183,17 @@ function attack(k: u32): u64 {
 }
 
 /**
- * The hostile client ("storage-mdl", test/hw/storage.test.ts): asks the monitor for a bus address (only the I/O
- * partition may), then sends requests whose MDL names memory that is not its own — a physical address, the window's
+ * The hostile client ("storage-mdl", test/hw/storage.test.ts): asks the monitor for a bus address and to write into
+ * its channel peer's memory (only the I/O partition may either), then sends requests whose MDL names memory that is not its own — a physical address, the window's
  * virtual address, past its memory, its channel page, an entry that wraps — each a WRITE of `lba` or a READ, and
  * prints each completion: "storage-mdl: attack K status S reason -R transferred T". Then one honest write of its own
  * buffer to `lba` + 1, to show the channel still serves it, acknowledged as the workload does ("disk: acked block").
  */
 export function hostileStorage(lba: u32): void {
   const d = hypercall(HC_DMA_ADDR, -1, 0x1000);
-  sendLine(putDec(putStr(LINE, "storage-mdl: dma_addr result -"), <u64>-d));
+  const w = hypercall(HC_CLIENT_WRITE, <i64>SLOT, 0x1000);
+  const at = putStr(putDec(putStr(LINE, "storage-mdl: dma_addr result -"), <u64>-d), " client_write result -");
+  sendLine(putDec(at, <u64>-w));
   for (let k: u32 = 0; k < ATTACKS; k++) {
     record(lba, 99);
     request(k % 2 == 0 ? OP_WRITE10 : OP_READ10, lba, 1);

@@ -7,7 +7,7 @@
 // queue 1, with a signal only when queue 1 goes from empty to non-empty ([0120]).
 
 import { chan_insert, chan_pending, chan_remove } from "../../core/assembly/channel";
-import { stor_check, stor_complete } from "../../core/assembly/storage";
+import { stor_check, stor_complete, stor_response } from "../../core/assembly/storage";
 import { HC_DMA_ADDR, T_FLUSH, T_IN, T_OUT, blkAdd, blkBegin, blkSubmit, capacity, maxData, waited } from "./virtio-blk";
 import { SAMPLES, put } from "./samples";
 
@@ -18,6 +18,11 @@ declare function rdtsc(): i64;
 declare function hypercall(nr: i64, a: i64, b: i64): i64;
 
 const HC_SIGNAL: i64 = 1;
+const HC_CLIENT_WRITE: i64 = 7;
+/** CLIENT_WRITE's descriptor (monitor-gen/pci.ts CLIENT_WRITE): u64 client offset, u32 length, u32 0, 64 bytes. */
+const CW = memory.data(80, 8);
+/** The response data of INQUIRY / READ CAPACITY (at most 36 bytes, core's stor_response). */
+const RESP = memory.data(64, 8);
 const CHANNEL_BYTES: u32 = 4096;
 const SIGNAL: u32 = 256;
 /** The storage channel's geometry (storage-channel.md §1; image/ultravisor.ts formatStorageTemplate, checked against core in partitions/aot-partitions.test.ts). */
@@ -152,6 +157,29 @@ function transfer(slot: u64, write: bool): bool {
   return true;
 }
 
+/** Writes the first `n` bytes of RESP through the MDL entries in order; false when the monitor refused a piece. */
+function dataIn(slot: u64, n: u32): bool {
+  let off: u32 = 0;
+  for (let i: u32 = 0; i < mdlCount() && off < n; i++) {
+    let a = mdlAddress(i);
+    let left = <u64>mdlLength(i);
+    while (left > 0 && off < n) {
+      let piece = PAGE - (a & (PAGE - 1));
+      if (piece > left) piece = left;
+      if (piece > <u64>(n - off)) piece = <u64>(n - off);
+      store<u64>(CW, a);
+      store<u32>(CW + 8, <u32>piece);
+      store<u32>(CW + 12, 0);
+      memory.copy(CW + 16, RESP + <usize>off, <usize>piece);
+      if (hypercall(HC_CLIENT_WRITE, <i64>slot, <i64>CW) != <i64>piece) return false;
+      off += <u32>piece;
+      a += piece;
+      left -= piece;
+    }
+  }
+  return true;
+}
+
 /**
  * Serves the storage channel in `slot` (its wasm address `ch`) until queue 0 is empty or queue 1 is full. Returns
  * 1 when it served a request, 0 when it found none, −1 when the channel failed the checks (the caller closes it).
@@ -196,11 +224,11 @@ export function serveStorage(slot: u64, ch: usize): i32 {
           if (!blkSubmit(T_FLUSH, 0)) medium = 1;
         }
       } else {
-        // Data-in commands (INQUIRY, READ CAPACITY) need the server to write the client's pages with the processor,
-        // which the I/O partition cannot on the machine yet (storage-channel.md §8): refused as not offered.
-        store<i32>(PLAN + P_REASON, -2);
-        store<u8>(PLAN + 20, 5);
-        store<u8>(PLAN + 21, 0x20);
+        // Data-in (INQUIRY, READ CAPACITY): core's response, written into the client's MDL pages by the monitor
+        // (CLIENT_WRITE: this partition maps no client page), piece by piece within a page.
+        const n = stor_response(REQ, PLAN, capacity, RESP);
+        if (!dataIn(slot, n)) medium = 1;
+        else moved = <u64>n;
       }
     }
     if (load<i32>(PLAN + P_REASON) != 0) refused++;

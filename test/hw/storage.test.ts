@@ -81,6 +81,9 @@ describe("the storage channel on the machine", () => {
 
   it("the workload completes, every pass read back, and the image check from outside is clean", () => withLog(() => {
     for (const g of ["A", "B"]) {
+      // READ CAPACITY (10) through the channel: the data written into the client's page by the monitor (CLIENT_WRITE);
+      // the disk file is 1 MiB.
+      expect(boot.lines).toContain(`${g}: disk: capacity ${(1 << 20) / 512} blocks of 512`);
       for (const p of [1, 2, 3]) expect(boot.lines).toContain(`${g}: disk: pass ${p} read back`);
       expect(boot.lines).toContain(`${g}: disk: done; synchronize cache status 0`);
     }
@@ -92,8 +95,8 @@ describe("the storage channel on the machine", () => {
   }));
 
   it("a client MDL naming memory that is not the client's is refused and nothing moves", () => withLog(() => {
-    // Only the I/O partition may ask for bus addresses.
-    expect(boot.lines).toContain("H: storage-mdl: dma_addr result -1");
+    // Only the I/O partition may ask for bus addresses or write into a channel peer's memory.
+    expect(boot.lines).toContain("H: storage-mdl: dma_addr result -1 client_write result -1");
     // Each attack: CHECK CONDITION, outside the client (−14) or an entry that wraps (−13), no byte transferred.
     for (let k = 0; k < 6; k++) expect(boot.lines).toContain(`H: storage-mdl: attack ${k} status 2 reason -${k === 5 ? 13 : 14} transferred 0`);
     expect(boot.lines).toContain("H: storage-mdl: own write status 0");
