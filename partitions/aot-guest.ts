@@ -36,7 +36,8 @@ const ALLOWED: Record<AsProgram, readonly string[]> = {
   guest: ["hypercall", "mfence", "rdtsc"],
   command: ["hypercall", "mfence"],
   io: ["hypercall", "mfence", "pause", "rdtsc", "inb", "outb", "mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"],
-  "io-fuzz": ["hypercall", "mfence", "inb", "outb"],
+  // The hostile I/O partition runs io.ts's serve, storage slots included: the same imports.
+  "io-fuzz": ["hypercall", "mfence", "pause", "rdtsc", "inb", "outb", "mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"],
 };
 
 /** asc flags of every partition program (the AOT subset, as for core.wasm; memory = the window's span). */
