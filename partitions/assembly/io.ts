@@ -3,7 +3,9 @@
 // the inline hw.inb/hw.outb intrinsics at CPL 3 — and serves every console channel: each request's text (or the
 // requests of one line joined, flag MORE) becomes one line "NAME: text" on COM1, NAME being the client's name from the info page. The queue code is core's own
 // (core/assembly/channel.ts), run on the channel pages that lie in this partition's linear memory (the linear memory
-// is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below).
+// is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below). When the
+// host gives it a disk it also drives that virtio-blk (virtio-blk.ts) and serves the storage channels of its slots
+// typed storage (storage-server.ts; docs/specs/storage-channel.md §8).
 
 import { chan_remove } from "../../core/assembly/channel";
 import { CHANNEL_SAMPLES, channelSamples, serveStorage } from "./storage-server";
