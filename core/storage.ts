@@ -12,7 +12,8 @@ interface StorExports {
 }
 
 /** The storage channel's geometry and record sizes (storage-channel.md §1–2). */
-export const STORAGE = { signalSize: 256, maxSlots: 16, queues: 2, blockSize: 512, maxMdl: 12, channelPages: 3 } as const;
+/** On the machine a channel is one window slot, one page: 7 slots of 256 bytes per queue fit (storage-channel.md §1). */
+export const STORAGE = { signalSize: 256, maxSlots: 7, queues: 2, blockSize: 512, maxMdl: 12, channelPages: 1 } as const;
 
 /** SCSI operation codes the storage channel carries (§2). */
 export const StorOp = {

@@ -14,6 +14,9 @@ export function defaultChannels(parts: readonly PartitionDefinition[]): Map<stri
     const list: ChannelDefinition[] = [];
     if (p.kind !== "idle" && p.kind !== "io" && io) list.push({ type: "console", server: io.name });
     if (p.kind === "command" && uv) list.push({ type: "command", server: uv.name });
+    // The storage workload and its hostile client use a storage channel served by the I/O partition, which drives
+    // the disk (docs/specs/storage-channel.md §8).
+    if (p.kind === "guest" && io && (p.behaviour?.disk !== undefined || p.behaviour?.fault === "storage-mdl")) list.push({ type: "storage", server: io.name });
     out.set(p.name, list);
   }
   return out;

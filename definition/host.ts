@@ -34,10 +34,13 @@ export type PartitionKind = (typeof PARTITION_KINDS)[number];
  * it serves, the server side. PCI devices (docs/specs/pci-devices.md, test/hw/pci-devices.test.ts): "pci-owner" reads its
  * devices through their BARs and prints what it found (not a fault: the owner's check), "pci-bar" touches another
  * partition's device's memory BAR, "pci-cf8" writes the configuration address port 0xCF8, "pci-port" reads another
- * partition's device's I/O port — each must be stopped alone.
+ * partition's device's I/O port — each must be stopped alone. "storage-mdl" (docs/specs/storage-channel.md §6,
+ * test/hw/storage.test.ts): a client of the storage channel whose requests name memory that is not its own (another
+ * partition's pages, by physical address or past its window) and which asks the monitor for bus addresses: each
+ * refused, nothing transferred.
  */
 export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command", "fuzz-hypercall", "fuzz-channel", "canary", "fuzz-server",
-  "pci-owner", "pci-bar", "pci-cf8", "pci-port"] as const;
+  "pci-owner", "pci-bar", "pci-cf8", "pci-port", "storage-mdl"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
@@ -138,6 +141,13 @@ export const behaviour = z
     benchHypercalls: z.int().min(1).max(1_000_000).optional().meta({ description: "bench builds: TIME hypercall round trips measured at start" }),
     vm: z.enum(VM_KINDS).optional()
       .meta({ description: "run the guest hardware-virtualized (SVM, docs/specs/svm.md): realmode-demo, or a test probe" }),
+    disk: z.strictObject({
+      first: z.int().min(0).max(0x7fff_ffff).meta({ description: "the first block of the guest's range" }),
+      blocks: z.int().min(1).max(4096).meta({ description: "blocks in its range" }),
+      passes: z.int().min(1).max(1_000_000).default(3).meta({ description: "passes over the range (generations 1..passes)" }),
+      bench: z.boolean().optional().meta({ description: "bench builds: time 4 KiB reads of the range through the channel instead (bench/storage.bench.ts)" }),
+    }).optional()
+      .meta({ description: "bare metal: the storage workload (docs/specs/storage-channel.md §6) through a storage channel to the I/O partition" }),
   })
   .meta({ description: "what the partition's program does (guests)" });
 

@@ -8,6 +8,7 @@ import { Assembler, addr } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { loadCore } from "../core/wasm.ts";
 import { chanExports, ChannelType, ServerState } from "../core/channel.ts";
+import { STORAGE } from "../core/storage.ts";
 import { readSchedule, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
@@ -23,7 +24,7 @@ import type { LinuxLoad } from "../monitor-gen/svm/linux.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
 import { type CoreLoaderPlan, emitLoader, LOADER_ENTRY, type LinuxStaging } from "../loader-efi/ultravisor.ts";
 import { figure1Config, type PartitionSpec, type UltravisorConfig } from "../partitions/config.ts";
-import { COMMAND_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../partitions/programs.ts";
+import { COMMAND_SLOT, STORAGE_SLOT, IO_EMIT, definitionBytes, definitionOf, assembleGuest, assembleUltravisorPartition } from "../partitions/programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "../partitions/pack.ts";
 import { type AotPartition, assembleAotCommand, assembleAotGuest, assembleAotIo, packAotPartition, partitionWasm } from "../partitions/aot-guest.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
@@ -68,7 +69,7 @@ export interface BuiltPartition {
 }
 
 export interface ChannelDef {
-  kind: "console" | "command";
+  kind: "console" | "command" | "storage";
   /**
    * The command partition's console channel: a second queue carries the lines typed on COM1 from the I/O partition
    * to it (the input template; docs/specs/image-layout.md, "Typed lines").
@@ -131,6 +132,11 @@ function fuzzSeedOf(opts: UltravisorImageOptions, index: number): bigint {
 }
 const IDLE_VCPU_BASE = 1000;
 
+/** A guest of the storage workload or its hostile client: a storage channel to the I/O partition (definition/channels.ts). */
+export function usesStorage(p: PartitionSpec): boolean {
+  return p.kind === "guest" && (p.disk !== undefined || p.fault === "storage-mdl");
+}
+
 function planChannels(parts: PartitionSpec[]): ChannelDef[] {
   const io = parts.findIndex((p) => p.kind === "io");
   const out: ChannelDef[] = [];
@@ -142,6 +148,10 @@ function planChannels(parts: PartitionSpec[]): ChannelDef[] {
   const cmd = parts.findIndex((p) => p.kind === "command");
   const uv = parts.findIndex((p) => p.kind === "ultravisor");
   if (cmd >= 0 && uv >= 0) out.push({ kind: "command", client: cmd, server: uv, clientSlot: COMMAND_SLOT, serverSlot: COMMAND_SLOT });
+  // Storage clients (docs/specs/storage-channel.md §8): slot STORAGE_SLOT of the guest, served by the I/O partition.
+  parts.forEach((p, i) => {
+    if (usesStorage(p)) out.push({ kind: "storage", client: i, server: io, clientSlot: STORAGE_SLOT, serverSlot: ioSlot++ });
+  });
   return out;
 }
 
@@ -191,7 +201,7 @@ async function compilePrograms(parts: PartitionSpec[], withCore: boolean): Promi
 }
 
 /** The schedule table and the channel templates, computed by core.wasm in V8; the schedule as text and as lines. */
-interface HostTables { schedule: Uint8Array; template: Uint8Array; commandTemplate: Uint8Array; inputTemplate: Uint8Array; scheduleText: string; scheduleLines: string[] }
+interface HostTables { schedule: Uint8Array; template: Uint8Array; commandTemplate: Uint8Array; inputTemplate: Uint8Array; storageTemplate: Uint8Array; scheduleText: string; scheduleLines: string[] }
 
 async function scheduleAndTemplates(parts: PartitionSpec[]): Promise<HostTables> {
   // core.wasm: the schedule table and the channel template.
@@ -210,11 +220,12 @@ async function scheduleAndTemplates(parts: PartitionSpec[]): Promise<HostTables>
   const template = new Uint8Array(core.memory.buffer, tplBase, PAGE).slice();
   const commandTemplate = formatCommandTemplate(core);
   const inputTemplate = formatCommandTemplate(core, ChannelType.console);
+  const storageTemplate = formatStorageTemplate(core);
 
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
   const scheduleText = rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" ");
   const scheduleLines = scheduleRuns(rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`));
-  return { schedule, template, commandTemplate, inputTemplate, scheduleText, scheduleLines };
+  return { schedule, template, commandTemplate, inputTemplate, storageTemplate, scheduleText, scheduleLines };
 }
 
 /** Every partition's program, packed for its window (or, for a virtualized one, its guest-physical image). */
@@ -230,14 +241,22 @@ function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions,
     if (spec.kind === "idle") return { spec, number: partitionNumber(i), packed: null };
     const slots: SlotInfo[] = [];
     for (const c of channels) {
-      if (c.client === i) slots[c.clientSlot] = { role: "client", peer: parts[c.server]!.name };
-      if (c.server === i) slots[c.serverSlot] = { role: "server", peer: parts[c.client]!.name };
+      // Only storage slots carry their type (the console and command slots' records stay as they were).
+      const type = c.kind === "storage" ? { type: ChannelType.storage } : {};
+      if (c.client === i) slots[c.clientSlot] = { role: "client", peer: parts[c.server]!.name, ...type };
+      if (c.server === i) slots[c.serverSlot] = { role: "server", peer: parts[c.client]!.name, ...type };
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
     const aot =
-      spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined, channels.find((c) => c.input && c.server === i)?.serverSlot)
+      spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined, {
+          inputSlot: channels.find((c) => c.input && c.server === i)?.serverSlot,
+          devices: (config.devices?.length ?? 0) > 0, bench: parts.some((p) => p.disk?.bench === true),
+        })
       : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT, withCore ? CORE_DB_PLAN.words[1]! : 0)
-      : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
+      : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, {
+          period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true,
+          ...(spec.disk ? { disk: spec.disk } : {}), ...(spec.fault === "storage-mdl" ? { hostileStorage: true } : {}),
+        })
       : null;
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
     if (spec.vm) return { spec, number: partitionNumber(i), packed: packSvmGuest(assembleSvmGuest({ kind: spec.vm, period: config.guestPeriod })) };
@@ -315,7 +334,7 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
   emitSmp(a, { quantumTicks: config.quantumTicks });
   emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText, ...(config.devices?.length ? { devices: true } : {}) });
-  emitPci(a, config.devices ?? []);
+  emitPci(a, config.devices ?? [], withCore);
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
     ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestOffset: CORE_DB_PLAN.requestOffset,
@@ -325,7 +344,7 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
 
 /** The tables the ring-0 code reads: image markers, channel templates, schedule, names, definitions, blobs, records. */
 function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], built: BuiltPartition[], channels: ChannelDef[], withCore: boolean, linux: LinuxLoadPlan[]): void {
-  const { template, commandTemplate, inputTemplate, schedule } = t;
+  const { template, commandTemplate, inputTemplate, storageTemplate, schedule } = t;
   const definedAtRunTime = runTimeDefinitions(parts, withCore);
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
@@ -338,6 +357,8 @@ function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], bui
   a.db(commandTemplate);
   a.bind(L("g_input_template"));
   a.db(inputTemplate);
+  a.bind(L("g_stor_template"));
+  a.db(storageTemplate);
   a.align(64);
   a.bind(L("g_schedule"));
   a.db(schedule);
@@ -381,7 +402,7 @@ function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], bui
   for (const c of channels) {
     emitRecord(a, CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, {
       client: c.client, server: c.server, serverSlot: c.serverSlot, clientSlot: c.clientSlot,
-      template: addr(L(c.kind === "command" ? "g_cmd_template" : c.input ? "g_input_template" : "g_chan_template")),
+      template: addr(L(c.kind === "command" ? "g_cmd_template" : c.kind === "storage" ? "g_stor_template" : c.input ? "g_input_template" : "g_chan_template")),
     });
   }
 }
@@ -479,6 +500,23 @@ export function scheduleRuns(names: string[]): string[] {
     i = j + 1;
   }
   return out;
+}
+
+/**
+ * The storage channel's template (docs/specs/storage-channel.md §1): type storage, queue 0 requests and queue 1
+ * completions of 256-byte records, as many slots each as fit one page by core's own arithmetic — the geometry the I/O
+ * partition and the storage clients check every field against (STORAGE_CHANNEL, partitions/aot-guest.ts).
+ */
+export function formatStorageTemplate(core: Awaited<ReturnType<typeof loadCore>>): Uint8Array {
+  const chan = chanExports(core);
+  let slots = 2;
+  while (chan.chan_format_bytes(STORAGE.queues, STORAGE.signalSize, slots + 1) <= PAGE) slots++;
+  if (slots !== STORAGE.maxSlots) throw new Error(`core's chan_format_bytes fits ${slots} storage slots in one page, but STORAGE (core/storage.ts) says ${STORAGE.maxSlots}`);
+  const base = carvePage(core);
+  const r = chan.chan_format(base, PAGE, STORAGE.queues, STORAGE.signalSize, slots, ChannelType.storage);
+  if (r !== 0) throw new Error(`core.wasm chan_format refused the storage channel geometry (status ${r})`);
+  if (chan.chan_server_state_set(base, PAGE, ServerState.ready) !== 0) throw new Error("core.wasm chan_server_state_set refused the storage template");
+  return new Uint8Array(core.memory.buffer, base, PAGE).slice();
 }
 
 /**

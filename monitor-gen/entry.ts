@@ -229,6 +229,10 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     a.cmp(rax, HYPERCALL.poll).je(poll);
     a.cmp(rax, HYPERCALL.command).je(command);
     a.cmp(rax, HYPERCALL.start).je(start);
+    const dma = a.label();
+    const clientWrite = a.label();
+    a.cmp(rax, HYPERCALL.dmaAddr).je(dma);
+    a.cmp(rax, HYPERCALL.clientWrite).je(clientWrite);
     a.bind(unknown);
     ret(HC_ERR.unknown);
     a.jmp(back);
@@ -291,6 +295,22 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
       ret(HC_ERR.denied);
       a.call(L("audit_admit")).test(eax, eax).jz(back);
       monitorLine(a, "ultravisor: audit: partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) }, ": start refused (only the ultravisor partition starts partitions)");
+      a.jmp(back);
+    }
+
+    // DMA_ADDR(rcx = −1 or a channel slot, rdx = offset): the bus address for the I/O partition's device
+    // (monitor-gen/pci.ts pci_dma_addr), on the ultravisor's stack since core's owner lookup needs more than the IST's.
+    // CLIENT_WRITE(rcx = channel slot, rdx = offset of a descriptor): up to 64 bytes into a storage client's page
+    // (pci_client_write), for the data of INQUIRY and READ CAPACITY.
+    for (const [l, routine] of [[dma, "pci_dma_addr"], [clientWrite, "pci_client_write"]] as const) {
+      a.bind(l);
+      if (_cfg.pci) {
+        a.lea(rsp, ptr(L("g_kstack_top")));
+        a.call(L(routine));
+        a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
+      } else {
+        ret(HC_ERR.denied);
+      }
       a.jmp(back);
     }
   }

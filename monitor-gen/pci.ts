@@ -4,11 +4,11 @@
 // when it starts, and its I/O BAR ports opened in the TSS bitmap only while it runs. The lead monitor calls
 // pci_enumerate, pci_assign and pci_map (monitor-gen/lead.ts), switch_to calls pci_switch (monitor-gen/entry.ts); the
 // table of assignments is emitted here from the image's configuration, so this file owns every layout it reads.
-import { Assembler, type Gpr, type Label, al, ax, byte, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Gpr, type Label, al, ax, byte, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
 import { PARTITION_RECORD } from "./lead.ts";
-import { FLAG, STATE_PAGE } from "./layout.ts";
+import { FLAG, HC_ERR, SAVED_FRAME, STATE_PAGE } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 /** The device list (docs/specs/pci-devices.md §4): two pages, a 64-byte header and up to 31 entries of 256 bytes. */
@@ -19,6 +19,10 @@ export const PCI_LIST = {
   count: 4, entrySizeField: 8,
   /** Entry offsets. */
   bdf: 0, vendor: 2, device: 4, headerType: 6, class: 8, owner: 12,
+  /** A virtio function's notify_off_multiplier (the notify capability's dword at +16, virtio 1.x §4.1.4.4); else 0. */
+  notifyMultiplier: 16,
+  /** 1 when the ultravisor turned bus mastering on (the owner may start DMA: the I/O partition's devices), else 0. */
+  dma: 20,
   barAddress: (i: number): number => 32 + 16 * i,
   barSize: (i: number): number => 40 + 16 * i,
   barKind: (i: number): number => 128 + i,
@@ -45,14 +49,19 @@ export const CONFIG_DATA = 0xcfc;
 /** Modern (virtio 1.x, non-transitional) virtio-blk: what `uvt run --disk` attaches (qemu/args.ts). */
 export const VIRTIO_VENDOR = 0x1af4;
 export const VIRTIO_BLK_MODERN = 0x1042;
+/** cfg_type of the notification structure, whose capability carries notify_off_multiplier (virtio 1.x §4.1.4.4). */
+const VIRTIO_NOTIFY_CAP = 2;
 /** The configuration address mechanism #1 writes to 0xCF8 (PCI Local Bus 3.0 §3.2.2.3.2). */
 export function configAddress(bus: number, dev: number, fn: number, offset: number): number {
   return (0x8000_0000 | (bus << 16) | (dev << 11) | (fn << 8) | (offset & 0xfc)) >>> 0;
 }
 
-/** An assignment as the image holds it: 16 bytes, `u32 kind (1 address, 2 disk), u32 value, u32 owner index, 0`. */
+/**
+ * An assignment as the image holds it: 16 bytes, `u32 kind (1 address, 2 disk), u32 value, u32 owner index, u32 dma`
+ * (1: bus mastering on — a device of the I/O partition, which drives it; 0: off).
+ */
 export const ASSIGN = { kindAddress: 1, kindDisk: 2, size: 16 } as const;
-export interface PciAssignment { match: { disk: number } | { bdf: number }; owner: number }
+export interface PciAssignment { match: { disk: number } | { bdf: number }; owner: number; dma?: boolean }
 
 const UNCACHED_USER = Number(PTE.P | PTE.W | PTE.U | PTE.PCD | PTE.PWT);
 const READONLY_USER = Number(PTE.P | PTE.U);
@@ -62,7 +71,7 @@ const READONLY_USER = Number(PTE.P | PTE.U);
  * with none, pci_assign, pci_map and pci_switch are still emitted but find nothing to do (the lead and the monitor
  * call them only when the host gives devices).
  */
-export function emitPci(a: Assembler, assignments: readonly PciAssignment[]): void {
+export function emitPci(a: Assembler, assignments: readonly PciAssignment[], withCore = true): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(4096);
@@ -79,8 +88,8 @@ export function emitPci(a: Assembler, assignments: readonly PciAssignment[]): vo
   a.dq(assignments.length);
   a.bind(L("g_pci_assign"));
   for (const s of assignments) {
-    if ("disk" in s.match) a.dd(ASSIGN.kindDisk, s.match.disk, s.owner, 0);
-    else a.dd(ASSIGN.kindAddress, s.match.bdf, s.owner, 0);
+    if ("disk" in s.match) a.dd(ASSIGN.kindDisk, s.match.disk, s.owner, s.dma ? 1 : 0);
+    else a.dd(ASSIGN.kindAddress, s.match.bdf, s.owner, s.dma ? 1 : 0);
   }
   a.section(".text");
 
@@ -117,6 +126,8 @@ export function emitPci(a: Assembler, assignments: readonly PciAssignment[]): vo
   emitEnumerate(a, L);
   emitAssign(a, L);
   emitMap(a, L);
+  emitDmaAddr(a, L, withCore);
+  emitClientWrite(a, L, withCore);
   emitSwitch(a, L);
 }
 
@@ -331,6 +342,12 @@ function emitVirtioCaps(a: Assembler, L: (n: string) => Label): void {
   a.mov(rdi, r12).shl(rdi, 8).or(rdi, r14).add(edi, 12);
   a.push(r9).call(L("pci_read")).pop(r9);
   a.mov(dword(r9, 8), eax);
+  const notNotify = a.label();
+  a.cmp(byte(r9, 0), VIRTIO_NOTIFY_CAP).jne(notNotify);
+  a.mov(rdi, r12).shl(rdi, 8).or(rdi, r14).add(edi, 16);
+  a.push(r9).call(L("pci_read")).pop(r9);
+  a.mov(dword(r13, PCI_LIST.notifyMultiplier), eax);
+  a.bind(notNotify);
   a.inc(word(r13, PCI_LIST.caps));
   a.push(r9);
   monitorLine(a, "ultravisor: pci ", { str: (x) => x.mov(rdi, r12).call(L("pci_text")) }, " virtio cap type ", { dec: (x) => x.mov(rax, qword(rsp)).movzx(edi, byte(rax, 0)) },
@@ -403,10 +420,20 @@ function emitAssign(a: Assembler, L: (n: string) => Label): void {
     a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4);
     a.call(L("pci_read"));
     a.movzx(esi, ax).or(esi, 3).and(esi, ~4);
+    const noDma = a.label();
+    const commandSet = a.label();
+    a.cmp(dword(r14, 12), 0).je(noDma);
+    a.or(esi, 4).mov(dword(r13, PCI_LIST.dma), 1); // bus mastering: the I/O partition drives this device (DMA_ADDR)
+    a.bind(noDma);
     a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4);
     a.call(L("pci_write16"));
+    a.cmp(dword(r13, PCI_LIST.dma), 0).jne(commandSet);
     monitorLine(a, "ultravisor: pci ", { str: (x) => x.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("pci_text")) }, " given to partition ", { str: (x) => ownerName(x, L, dword(r14, 8)) },
       " (number ", { dec: (x) => x.mov(edi, dword(r13, PCI_LIST.owner)) }, "): memory and I/O decoding on, bus mastering off");
+    a.jmp(next);
+    a.bind(commandSet);
+    monitorLine(a, "ultravisor: pci ", { str: (x) => x.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("pci_text")) }, " given to partition ", { str: (x) => ownerName(x, L, dword(r14, 8)) },
+      " (number ", { dec: (x) => x.mov(edi, dword(r13, PCI_LIST.owner)) }, "): memory and I/O decoding on, bus mastering on (no IOMMU yet)");
     a.bind(next);
     a.inc(r12).jmp(loop);
     a.bind(done);
@@ -512,6 +539,125 @@ function emitSwitch(a: Assembler, L: (n: string) => Label): void {
     a.bind(out);
     for (const r of [r10, r9, r8, rsi, rbx]) a.pop(r);
     a.bind(same);
+    a.ret();
+  }
+}
+
+function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean): void {
+  // pci_dma_addr(rbp = the caller's state page; its saved rcx = a, rdx = b) → rax: the DMA_ADDR hypercall
+  // (docs/specs/hypercall-abi.md). The bus address of byte b of a partition's memory — the caller's own (a = −1) or
+  // that of the peer of its channel slot a (a storage client) — for the caller's device to DMA to. Only the I/O
+  // partition, and only while it owns a device whose bus mastering the ultravisor turned on (DENIED otherwise); b
+  // must lie in the partition's memory pages [0, memPages·4096) (BAD_ARGUMENT: not its channel pages, not beyond);
+  // with a database, that page must be the partition's in it (core's GetMemOwner against the partition's descriptor)
+  // at the time of the call (REFUSED otherwise). Without an IOMMU a bus address is the physical address; the result
+  // holds to the end of b's page. Runs on the ultravisor's stack (the caller set rsp).
+  a.bind(L("pci_dma_addr"));
+  {
+    const denied = a.label();
+    const bad = a.label();
+    const refused = a.label();
+    const owns = a.label();
+    const target = a.label();
+    const out = a.label();
+    a.push(rbx);
+    a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1).jz(denied);
+    a.mov(r8, qword(rbp, STATE_PAGE.index)).inc(r8);
+    a.lea(rbx, ptr(L("g_pci_list")));
+    a.xor(r9d, r9d);
+    const scan = a.here();
+    const nextE = a.label();
+    a.cmp(r9d, dword(rbx, PCI_LIST.count)).jae(denied);
+    pciEntryAt(a, r10, rbx, r9);
+    a.cmp(dword(r10, PCI_LIST.owner), r8d).jne(nextE);
+    a.cmp(dword(r10, PCI_LIST.dma), 0).jne(owns);
+    a.bind(nextE);
+    a.inc(r9d).jmp(scan);
+    a.bind(owns);
+    a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).mov(rdx, qword(rbp, SAVED_FRAME.reg("rdx")));
+    a.mov(rdi, rbp);
+    a.cmp(rcx, -1).je(target);
+    a.cmp(rcx, 16).jae(bad);
+    a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
+    a.test(rdi, rdi).jz(bad);
+    a.bind(target);
+    a.mov(rax, qword(rdi, STATE_PAGE.memPages)).shl(rax, 12).cmp(rdx, rax).jae(bad);
+    a.mov(rsi, qword(rdi, STATE_PAGE.window)).add(rsi, rdx);
+    if (withCore) {
+      const unchecked = a.label();
+      a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
+      a.push(rsi).push(rdi);
+      a.mov(rdi, rsi).and(rdi, -4096).call(L("db_owner"));
+      a.pop(rdi).pop(rsi);
+      a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
+      a.bind(unchecked);
+    }
+    a.mov(rax, rsi).jmp(out);
+    a.bind(denied);
+    a.mov(rax, HC_ERR.denied).jmp(out);
+    a.bind(bad);
+    a.mov(rax, HC_ERR.badArgument).jmp(out);
+    a.bind(refused);
+    a.mov(rax, HC_ERR.refused);
+    a.bind(out);
+    a.pop(rbx);
+    a.ret();
+  }
+}
+
+/** CLIENT_WRITE's descriptor in the I/O partition's memory: u64 client offset, u32 length (at most 64), u32 0, the bytes. */
+export const CLIENT_WRITE = { offset: 0, length: 8, data: 16, maxBytes: 64, size: 80 } as const;
+
+function emitClientWrite(a: Assembler, L: (n: string) => Label, withCore: boolean): void {
+  // pci_client_write(rbp = the caller's state page; saved rcx = slot k, rdx = b) → rax: the CLIENT_WRITE hypercall
+  // (docs/specs/hypercall-abi.md). Copies the descriptor's bytes (at most 64) from the caller's memory at b into the
+  // memory of the peer of its channel slot k at the descriptor's offset. Only the I/O partition (DENIED otherwise);
+  // the descriptor must lie in the caller's memory pages, the length be at most 64, and the destination lie in the
+  // peer's memory pages within one page (BAD_ARGUMENT); with a database, that page must be the peer's in it now
+  // (REFUSED). Returns the bytes copied. Both are reached through the ultravisor's identity map (allotments lie below
+  // 4 GiB). Runs on the ultravisor's stack.
+  a.bind(L("pci_client_write"));
+  {
+    const denied = a.label();
+    const bad = a.label();
+    const refused = a.label();
+    const out = a.label();
+    a.push(rbx);
+    a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1).jz(denied);
+    a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).mov(rdx, qword(rbp, SAVED_FRAME.reg("rdx")));
+    a.cmp(rcx, 16).jae(bad);
+    a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
+    a.test(rdi, rdi).jz(bad);
+    a.mov(rax, qword(rbp, STATE_PAGE.memPages)).shl(rax, 12);
+    a.cmp(rdx, rax).jae(bad);
+    a.lea(r8, qword(rdx, CLIENT_WRITE.size)).cmp(r8, rax).ja(bad);
+    a.mov(rsi, qword(rbp, STATE_PAGE.window)).add(rsi, rdx); // the descriptor, physical
+    a.mov(r9, qword(rsi, CLIENT_WRITE.offset)).mov(r10d, dword(rsi, CLIENT_WRITE.length));
+    a.cmp(r10, CLIENT_WRITE.maxBytes).ja(bad);
+    a.mov(rax, qword(rdi, STATE_PAGE.memPages)).shl(rax, 12);
+    a.cmp(r9, rax).jae(bad);
+    a.mov(r11, r9).and(r11, 0xfff).add(r11, r10).cmp(r11, 4096).ja(bad);
+    if (withCore) {
+      const unchecked = a.label();
+      a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
+      a.push(rsi).push(rdi).push(r9).push(r10);
+      a.mov(rax, qword(rdi, STATE_PAGE.window)).add(rax, r9).and(rax, -4096).mov(rdi, rax).call(L("db_owner"));
+      a.pop(r10).pop(r9).pop(rdi).pop(rsi);
+      a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
+      a.bind(unchecked);
+    }
+    a.add(rsi, CLIENT_WRITE.data);
+    a.mov(rdi, qword(rdi, STATE_PAGE.window)).add(rdi, r9);
+    a.mov(rcx, r10).rep().movsb();
+    a.mov(rax, r10).jmp(out);
+    a.bind(denied);
+    a.mov(rax, HC_ERR.denied).jmp(out);
+    a.bind(bad);
+    a.mov(rax, HC_ERR.badArgument).jmp(out);
+    a.bind(refused);
+    a.mov(rax, HC_ERR.refused);
+    a.bind(out);
+    a.pop(rbx);
     a.ret();
   }
 }

@@ -41,10 +41,11 @@ const AS_DATA_END = WINDOW_LAYOUT.stackTop - 0x4000;
 export type AsProgram = "guest" | "io" | "command" | "io-fuzz";
 /** Imports each program may have: hw intrinsics only, the port ones for the I/O partition alone. */
 const ALLOWED: Record<AsProgram, readonly string[]> = {
-  guest: ["hypercall", "mfence"],
+  guest: ["hypercall", "mfence", "rdtsc"],
   command: ["hypercall", "mfence"],
-  io: ["hypercall", "mfence", "inb", "outb"],
-  "io-fuzz": ["hypercall", "mfence", "inb", "outb"],
+  io: ["hypercall", "mfence", "pause", "rdtsc", "inb", "outb", "mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"],
+  // The hostile I/O partition runs io.ts's serve, storage slots included: the same imports.
+  "io-fuzz": ["hypercall", "mfence", "pause", "rdtsc", "inb", "outb", "mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"],
 };
 
 /** asc flags of a partition program (the AOT subset, as for core.wasm; memory = the window's span, memoryBytesOf). */
@@ -163,10 +164,15 @@ function assembleAotPartition(program: AsProgram, wasm: Uint8Array, args: MainAr
  * range start at the end of the linear memory, so the first load traps (code 4) in the generated bounds check and
  * the partition ends with #UD — a wasm trap is contained like any other fault.
  */
-export function assembleAotGuest(wasm: Uint8Array, o: { period: number; outOfBounds?: boolean; probeCommand?: boolean }): AotPartition {
+export function assembleAotGuest(wasm: Uint8Array, o: {
+  period: number; outOfBounds?: boolean; probeCommand?: boolean;
+  /** The storage workload (docs/specs/storage-channel.md §6), or the hostile storage client against block `first` of 0. */
+  disk?: { first: number; blocks: number; passes: number; bench?: boolean }; hostileStorage?: boolean;
+}): AotPartition {
   const end = WINDOW + BigInt(AS_MEMORY_BYTES);
   const range: MainArg[] = o.outOfBounds ? [end, end + 64n] : ["p_image_start", "p_ro_end"];
-  return assembleAotPartition("guest", wasm, [BigInt(o.period), ...range, o.probeCommand ? 1n : 0n]);
+  const disk: MainArg[] = o.hostileStorage ? [2n, BigInt(o.disk?.first ?? 0), 0n, 0n] : o.disk ? [o.disk.bench ? 3n : 1n, BigInt(o.disk.first), BigInt(o.disk.blocks), BigInt(o.disk.passes)] : [0n, 0n, 0n, 0n];
+  return assembleAotPartition("guest", wasm, [BigInt(o.period), ...range, o.probeCommand ? 1n : 0n, ...disk]);
 }
 
 /** Definitions the command partition keeps track of (partitions/assembly/command.ts MAX_DEFINITIONS). */
@@ -195,10 +201,14 @@ export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Arr
 /**
  * The I/O partition. `io_emit` … `io_emit_end` (IO_EMIT) bound the compiled line writer, the one function with port
  * instructions: the monitor holds its own log while the I/O partition's rip is in that range. With `fuzzSeed`, `wasm`
- * is the hostile io-fuzz program of test builds and the seed is its main's argument.
+ * is the hostile io-fuzz program of test builds and the seed is its main's argument; otherwise main's first argument
+ * says whether the host gives devices (bit 0: the device list is mapped only then) and whether a guest runs the storage
+ * benchmark (bit 1: the I/O partition times its own reads and the channel's), and its second is the slot of the
+ * command partition's console channel that takes the lines typed on COM1 (IO_NO_INPUT: none).
  */
-export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint, inputSlot?: number): AotPartition {
-  const args = fuzzSeed === undefined ? [inputSlot === undefined ? IO_NO_INPUT : BigInt(inputSlot)] : [BigInt.asUintN(64, fuzzSeed)];
+export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint, io: { inputSlot?: number | undefined; devices?: boolean; bench?: boolean } = {}): AotPartition {
+  const flags = (io.devices ? 1n : 0n) | (io.bench ? 2n : 0n);
+  const args = fuzzSeed === undefined ? [flags, io.inputSlot === undefined ? IO_NO_INPUT : BigInt(io.inputSlot)] : [BigInt.asUintN(64, fuzzSeed)];
   return assembleAotPartition(fuzzSeed === undefined ? "io" : "io-fuzz", wasm, args, undefined, (c) => {
     // Each function ends where the next piece of code (function, thunk, trap stub) starts.
     const range = (names: { start: string; end: string }, what: string, required: boolean) => {

@@ -15,6 +15,7 @@ import { IO_NO_INPUT, definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
 import { CHAN, CMDCHAN, COM1, HYPERCALL, INFO, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { SIGNAL_FLAGS } from "../core/channel-layout.ts";
+import { decodeCompletion, encodeRequest, rwCdb, STORAGE, StorOp } from "../core/storage.ts";
 
 let core: Core;
 let chan: ChanExports;
@@ -51,6 +52,12 @@ function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; 
       return Number(nr) === HYPERCALL.time ? (opts.time?.() ?? 0n) : Number(nr) === HYPERCALL.command || Number(nr) === HYPERCALL.start ? -1n : 0n; // as the monitor answers a guest
     },
     mfence: (): void => undefined,
+    pause: (): void => undefined,
+    rdtsc: (): bigint => 0n,
+    // Device registers: the I/O partition touches them only when main is told the host gives devices (none here).
+    ...Object.fromEntries(["mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"].map((n) => [n, (): never => {
+      throw new Error(`${program}: hw.${n} without a device`);
+    }])),
   };
   const inst = new WA.Instance(modules.get(program)!, { hw });
   const mem = inst.exports["memory"] as WasmMemory;
@@ -292,10 +299,52 @@ describe("AssemblyScript partitions in V8", () => {
     }
   });
 
+  it("I/O partition: serves a storage slot with core's stor_check — a hostile MDL refused before any device or DMA_ADDR, the completion in queue 1 with one signal; a changed geometry closes the slot", () => {
+    const io = instantiate("io");
+    const win = io.bytes();
+    writeInfo(win, "io", [{ role: 1, peer: "S" }]);
+    new DataView(win.buffer).setUint8(INFO.slot(0) + 9, ChannelType.storage);
+    // The storage channel page as the image's template lays it out (image/ultravisor.ts formatStorageTemplate).
+    const page = carve(core, 4096);
+    expect(chan.chan_format_bytes(STORAGE.queues, STORAGE.signalSize, STORAGE.maxSlots)).toBeLessThanOrEqual(4096);
+    expect(chan.chan_format_bytes(STORAGE.queues, STORAGE.signalSize, STORAGE.maxSlots + 1)).toBeGreaterThan(4096);
+    expect(chan.chan_format(page, 4096, STORAGE.queues, STORAGE.signalSize, STORAGE.maxSlots, ChannelType.storage)).toBe(0);
+    // Requests whose MDL is not the client's memory ([0, 0x34000)): a WRITE (10), refused first for its LBA (no device:
+    // capacity 0; §3 checks the LBA before the MDL), and INQUIRYs (no LBA) whose MDL lies outside, or wraps.
+    const inquiry = new Uint8Array([StorOp.inquiry, 0, 0, 0, 36, 0]);
+    const reqs = [
+      encodeRequest({ opcode: StorOp.write10, cdb: rwCdb(StorOp.write10, 0n, 1), requestId: 10n, mdl: [{ address: 0x1000n, length: 512 }] }),
+      encodeRequest({ opcode: StorOp.inquiry, cdb: inquiry, requestId: 11n, mdl: [{ address: 0x34000n, length: 36 }] }),
+      encodeRequest({ opcode: StorOp.inquiry, cdb: inquiry, requestId: 12n, mdl: [{ address: 0xffff_ffff_ffff_fff0n, length: 36 }] }),
+    ];
+    for (const req of reqs) {
+      new Uint8Array(core.memory.buffer, sigBuf, 4096).fill(0);
+      new Uint8Array(core.memory.buffer).set(req, sigBuf);
+      expect(chan.chan_insert(page, 4096, 0, sigBuf)).toBeGreaterThanOrEqual(0);
+    }
+    toWindow(win, 0, page);
+    // The refusals come from core's check alone, so no hw.mmio_* (which throws here) and no DMA_ADDR is used; the
+    // only hypercall is the signal of the client on queue 1's empty → non-empty transition.
+    expect(io.fn["serve"]!()).toBe(1);
+    expect(io.com1()).toBe("");
+    expect(io.calls).toEqual([[HYPERCALL.signal, 0n]]);
+    fromWindow(win, 0, page);
+    const got = reqs.map(() => {
+      expect(chan.chan_remove(page, 4096, 1, sigBuf)).toBeGreaterThanOrEqual(0);
+      return decodeCompletion(new Uint8Array(core.memory.buffer, sigBuf, STORAGE.signalSize).slice());
+    });
+    expect(got.map((c) => [c.requestId, c.status, c.transferred, c.reason])).toEqual([[10n, 2, 0n, -4], [11n, 2, 0n, -14], [12n, 2, 0n, -13]]);
+    // A client that changes a geometry field (queue 1's signal_size) has its slot closed, never served again.
+    new DataView(win.buffer).setUint32(WINDOW_LAYOUT.slot(0) + 256 + 48, 128, true);
+    expect(io.fn["serve"]!()).toBe(0);
+    expect(io.com1()).toBe("S: <storage channel failed the server's checks: closed>\r\n");
+    expect(win[INFO.slot(0) + 8]).toBe(2);
+  });
+
   it("I/O partition: main announces itself under its own name, then POLLs after a pass and YIELDs after an empty one", () => {
     const io = instantiate("io", { stopAt: (nr) => nr === HYPERCALL.yield });
     writeInfo(io.bytes(), "io", []);
-    expect(() => io.fn["main"]!(IO_NO_INPUT)).toThrow(Yielded);
+    expect(() => io.fn["main"]!(0n, IO_NO_INPUT)).toThrow(Yielded);
     expect(io.com1()).toBe("io: serving console channels; COM1 granted by the TSS I/O bitmap\r\n");
     expect(io.calls.map(([nr]) => nr)).toEqual([HYPERCALL.poll, HYPERCALL.yield]);
   });
@@ -308,7 +357,7 @@ describe("AssemblyScript partitions in V8", () => {
     const input = inputPage(), x = corePage();
     toWindow(win, 0, input);
     toWindow(win, 1, x);
-    expect(() => io.fn["main"]!(0n)).toThrow(Yielded);
+    expect(() => io.fn["main"]!(0n, 0n)).toThrow(Yielded);
     fromWindow(win, 0, input);
     const got: Array<{ text: string; truncated: number; flags: number }> = [];
     const d = new DataView(core.memory.buffer);
@@ -331,7 +380,7 @@ describe("AssemblyScript partitions in V8", () => {
     const win = io.bytes();
     writeInfo(win, "io", [{ role: 1, peer: "command" }]);
     toWindow(win, 0, corePage()); // a one-queue console where the input template belongs
-    expect(() => io.fn["main"]!(0n)).toThrow(Yielded);
+    expect(() => io.fn["main"]!(0n, 0n)).toThrow(Yielded);
     expect(io.com1()).toContain("io: typed line not delivered to the command partition: status -4\r\n");
   });
 
@@ -558,7 +607,7 @@ describe("AssemblyScript partitions in V8", () => {
     writeInfo(win, "X", [{ role: 0, peer: "io" }]);
     toWindow(win, 0, page);
     win.set(Buffer.from("some code and constants to sum.."), 0x1000);
-    expect(() => g.fn["main"]!(4n, WINDOW + 0x1000n, WINDOW + 0x1020n, 1n)).toThrow(Yielded);
+    expect(() => g.fn["main"]!(4n, WINDOW + 0x1000n, WINDOW + 0x1020n, 1n, 0n, 0n, 0n, 0n)).toThrow(Yielded);
     const sum = fnv1a(win.subarray(0x1000, 0x1020)).toString(16).padStart(8, "0");
     expect(lines.slice(0, 2)).toEqual(["command hypercall refused: result -1", "start hypercall refused: result -1"]);
     expect(lines.length).toBe(5);
@@ -581,7 +630,7 @@ describe("AssemblyScript partitions in V8", () => {
     const page = corePage();
     toWindow(g.bytes(), 0, page);
     // The out-of-bounds checksum range of a wasm-oob guest: V8 traps where the AOT code traps (code 4).
-    expect(() => g.fn["main"]!(0n, WINDOW + BigInt(AS_MEMORY_BYTES), WINDOW + BigInt(AS_MEMORY_BYTES) + 64n, 0n)).toThrow(/out of bounds/);
+    expect(() => g.fn["main"]!(0n, WINDOW + BigInt(AS_MEMORY_BYTES), WINDOW + BigInt(AS_MEMORY_BYTES) + 64n, 0n, 0n, 0n, 0n, 0n)).toThrow(/out of bounds/);
     g.fn["trapped"]!(4);
     fromWindow(g.bytes(), 0, page);
     expect(coreReceive(page).map((r) => r.bytes.toString("latin1"))).toEqual(["wasm trap 4; stopping with #UD"]);

@@ -39,6 +39,8 @@ export interface PartitionSpec {
   vm?: VmKind;
   /** Linux partitions: the checked kernel, initrd, command line and layout (docs/specs/linux-partition.md). */
   linux?: LinuxInputs;
+  /** Guests: the storage workload over blocks [first, first + blocks), `passes` times (docs/specs/storage-channel.md §6). */
+  disk?: { first: number; blocks: number; passes: number; bench?: boolean };
 }
 
 export interface UltravisorConfig {
@@ -62,6 +64,8 @@ export interface DeviceSpec {
   match: { disk: number } | { bdf: number };
   /** Index of the owner in `partitions` (its partition number is index + 1). */
   owner: number;
+  /** Bus mastering on: the owner is the I/O partition, which drives the device (DMA_ADDR, docs/specs/storage-channel.md §8). */
+  dma?: boolean;
 }
 
 const root = resolve(fileURLToPath(import.meta.url), "..", "..");
@@ -131,12 +135,16 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
       bad([...at, "channels"], `bare metal wires ${wired.length ? wired.map((c) => `${c.type} → ${c.server}`).join(", ") : "no channel"} for a '${p.kind}' partition in this version; leave channels out or list exactly that`, true);
     }
     const b = p.behaviour ?? {};
+    const storage = b.disk !== undefined || b.fault === "storage-mdl";
+    if (storage && b.lang === "asm") bad([...at, "behaviour", "lang"], "the storage workload and its hostile client are AssemblyScript guests (lang: as, or leave lang out)");
+    if (storage && (p.kind !== "guest" || b.vm !== undefined || p.linux !== undefined)) bad([...at, "behaviour"], "only a guest running at CPL 3 runs the storage workload", true);
     return {
       name: p.name, kind: p.kind === "operations" ? "guest" : p.kind, duty,
       ...(b.fault !== undefined ? { fault: b.fault } : {}),
       ...(b.faultAfter !== undefined ? { faultAfter: b.faultAfter } : {}),
       ...(b.probeCommand ? { probeCommand: true } : {}),
-      ...(b.lang !== undefined ? { lang: b.lang } : {}),
+      ...(b.lang !== undefined || storage ? { lang: storage ? "as" as const : b.lang! } : {}),
+      ...(b.disk !== undefined ? { disk: { first: b.disk.first, blocks: b.disk.blocks, passes: b.disk.passes, ...(b.disk.bench ? { bench: true } : {}) } } : {}),
       ...(b.benchHypercalls !== undefined ? { benchHypercalls: b.benchHypercalls } : {}),
       ...(b.vm !== undefined ? { vm: b.vm } : {}),
       ...(lin ? { linux: lin } : {}),
@@ -156,9 +164,10 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
   // definition/check.ts has refused every device entry that is not exactly one of disk/pci with a CPL-3 owner.
   const devices = (def.devices ?? []).map((dev): DeviceSpec => {
     const owner = parts.findIndex((p) => p.name === dev.owner);
-    if (dev.disk !== undefined) return { match: { disk: dev.disk }, owner };
+    const dma = parts[owner]!.kind === "io" ? { dma: true } : {};
+    if (dev.disk !== undefined) return { match: { disk: dev.disk }, owner, ...dma };
     const [bus, slot, fn] = dev.pci!.split(/[:.]/).map((x) => parseInt(x, 16));
-    return { match: { bdf: (bus! << 8) | (slot! << 3) | fn! }, owner };
+    return { match: { bdf: (bus! << 8) | (slot! << 3) | fn! }, owner, ...dma };
   });
   return {
     partitions: specs, quantumTicks: r.quantumTicks, runQuanta: r.runQuanta, guestPeriod: r.guestPeriod, exitCode: r.exitCode,

@@ -34,7 +34,7 @@ describe("the host definition's PCI devices", () => {
   it("turns disk N and a bus-0 address into assignments with the owner's index", () => {
     const c = load(`  - { disk: 0, owner: io }\n  - { pci: "00:1f.2", owner: X }\n  - { disk: 1, owner: X }\n`);
     expect(typeof c === "string" ? c : c.devices).toEqual([
-      { match: { disk: 0 }, owner: 1 },
+      { match: { disk: 0 }, owner: 1, dma: true },
       { match: { bdf: (0x1f << 3) | 2 }, owner: 2 },
       { match: { disk: 1 }, owner: 2 },
     ]);

@@ -12,6 +12,8 @@ export interface SlotInfo {
   role: "client" | "server";
   /** The partition at the other end (the client's name on the server side: the I/O partition tags lines with it). */
   peer: string;
+  /** The channel's type code (core/channel.ts ChannelType), written at the slot record's byte 9 so a server knows what it serves without trusting the client-written header; 0 when not given. */
+  type?: number;
 }
 
 export interface PackedPartition {
@@ -68,6 +70,7 @@ export function packPartition(program: Assembler | ObjectFile, info: { name: str
     // A server's slot turns live when the monitor connects the channel (the client may start later): 0 until then.
     d.setBigUint64(o, slot.role === "client" ? WINDOW + BigInt(WINDOW_LAYOUT.slot(k)) : 0n, true);
     d.setUint8(o + 8, slot.role === "client" ? 0 : 1);
+    d.setUint8(o + 9, slot.type ?? 0);
     blob.set(asciiName(slot.peer, "peer name"), o + 16);
   });
   return { blob, entry, symbols: linked.symbols, image: { start: WINDOW + BigInt(WINDOW_LAYOUT.image), end: WINDOW + BigInt(at) } };

@@ -306,6 +306,8 @@ export const IO_NO_INPUT = 0xffff_ffff_ffff_ffffn;
 // ---- the ultravisor partition ---------------------------------------------------------------------------------------
 /** Slot of the command channel: client side in the command partition, server side in the ultravisor partition. */
 export const COMMAND_SLOT = 1;
+/** A storage client's channel slot (after its console in slot 0; docs/specs/storage-channel.md §8). */
+export const STORAGE_SLOT = 1;
 
 export function assembleUltravisorPartition(): Assembler {
   const a = new Assembler();

@@ -5,9 +5,17 @@
 // and every line typed on COM1 goes, unread, to the command partition on queue 1 of its console channel (the slot
 // main is given; docs/specs/image-layout.md, "Typed lines"). The queue code is core's own
 // (core/assembly/channel.ts), run on the channel pages that lie in this partition's linear memory (the linear memory
-// is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below).
+// is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below). When the
+// host gives it a disk it also drives that virtio-blk (virtio-blk.ts) and serves the storage channels of its slots
+// typed storage (storage-server.ts; docs/specs/storage-channel.md §8).
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
+import { CHANNEL_SAMPLES, channelSamples, serveStorage } from "./storage-server";
+import { HC_DMA_ADDR, T_IN, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, QSIZE, waited } from "./virtio-blk";
+import { SAMPLES, median, put, sortedMin } from "./samples";
+
+@external("hw", "rdtsc")
+declare function rdtsc(): i64;
 import {
   CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
   SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
@@ -26,6 +34,9 @@ const THR_EMPTY: u32 = 0x20;
 const DATA_READY: u32 = 0x01;
 const SIG_INLINE_LEN: usize = 20;
 const RECORD_ROLE: usize = 8;
+/** The slot record's channel type byte (partitions/pack.ts): 4 for a storage channel, 0 for the console's. */
+const RECORD_TYPE: usize = 9;
+const TYPE_STORAGE: u8 = 4;
 const RECORD_PEER: usize = 16;
 /** Removed requests land here: a whole channel page, since core copies the queue's signal_size, which the client wrote. */
 const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
@@ -174,6 +185,11 @@ export function io_emit(name: usize, text: usize, len: u32): void {
   putc(10);
 }
 
+function hexDigit(at: usize, d: u32): usize {
+  store<u8>(at, <u8>(d < 10 ? 0x30 + d : 0x57 + d));
+  return at + 1;
+}
+
 function emitOwn(end: usize): void {
   io_emit(INFO_NAME, LINE, <u32>(end - LINE));
 }
@@ -191,6 +207,15 @@ export function serve(): i32 {
     if (load<u8>(rec + RECORD_ROLE) != ROLE_SERVER) continue;
     const ch = slotChannel(k);
     if (ch == 0) continue;
+    if (load<u8>(rec + RECORD_TYPE) == TYPE_STORAGE) {
+      const s = serveStorage(k, ch);
+      if (s < 0) {
+        store<u8>(rec + RECORD_ROLE, ROLE_CLOSED);
+        const end = putStr(LINE, "<storage channel failed the server's checks: closed>");
+        io_emit(rec + RECORD_PEER, LINE, <u32>(end - LINE));
+      } else if (s > 0) served = 1;
+      continue;
+    }
     while (true) {
       // The client may rewrite its header at any time, even while this partition is preempted between the check and
       // core's copy: the buffer is cleared first, so whatever core copies, nothing but the client's own bytes shows.
@@ -233,18 +258,97 @@ export function serve(): i32 {
 }
 
 /**
- * Announces itself, then serves for ever: POLL after every pass, YIELD after a pass that found nothing. `input`: the
- * slot of the command partition's console channel, which takes the lines typed on COM1 (NO_INPUT: none).
+ * Announces itself, brings up its virtio-blk disk when the host gives it devices (`flags` bit 0: the device list is
+ * mapped), with bit 1 (bench builds) times SAMPLES 4 KiB reads of its own (the direct path) and, once it has served as
+ * many 4 KiB reads through the channel, reports both; then serves for ever: POLL after every pass, YIELD after a pass
+ * that found nothing. `input`: the slot of the command partition's console channel, which takes the lines typed on
+ * COM1 (NO_INPUT: none).
  */
-export function main(input: u64): void {
+export function main(flags: i64, input: u64): void {
   inputSlot = input;
+  const devices = flags & 1;
+  const bench = (flags & 2) != 0;
   emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
+  if (devices != 0) {
+    const r = blkInit(<u32>load<u64>(0));
+    let at: usize;
+    if (r == 0) {
+      at = putStr(LINE, "storage: virtio-blk 00:");
+      at = hexDigit(hexDigit(at, (bdf >> 7) & 1), (bdf >> 3) & 15);
+      at = putDec(putStr(at, "."), <u64>(bdf & 7));
+      at = putStr(at, " capacity ");
+      at = putDec(at, capacity);
+      at = putStr(at, " sectors queue ");
+      at = putDec(at, <u64>QSIZE);
+    } else {
+      at = putStr(LINE, "storage: no disk driven (step -");
+      at = putDec(at, <u64>-r);
+      at = putStr(at, ")");
+    }
+    emitOwn(at);
+    if (r == 0) {
+      // The monitor's bounds on DMA_ADDR, asked once at start (test/hw/storage.test.ts reads the line): a byte past
+      // this partition's memory pages, and a slot that holds no channel, are refused (−2).
+      at = putStr(LINE, "storage: dma_addr past memory -");
+      at = putDec(at, <u64>-hypercall(HC_DMA_ADDR, -1, 0x34000));
+      at = putStr(at, " empty slot -");
+      emitOwn(putDec(at, <u64>-hypercall(HC_DMA_ADDR, 15, 0x1000)));
+    }
+    if (r == 0 && bench) directBench();
+  }
+  let reported = false;
   while (true) {
     if (inputSlot != NO_INPUT) receive();
     const served = serve();
+    if (bench && !reported && channelSamples >= SAMPLES) {
+      reported = true;
+      report("channel", CHANNEL_SAMPLES, 0);
+    }
     hypercall(HC_POLL, 0, 0);
     if (served == 0) hypercall(HC_YIELD, 0, 0);
   }
+}
+
+const DIRECT_SAMPLES = memory.data(<i32>(SAMPLES * 4), 4);
+const DIRECT_TOTAL = memory.data(<i32>(SAMPLES * 4), 4);
+/** The direct path's buffer: one page of this partition's own memory. */
+const DBUF = memory.data(4096, 4096);
+
+/**
+ * The direct path of the storage benchmark: SAMPLES 4 KiB reads into this partition's own page, each timed with the
+ * TSC (an instruction count under -icount) without the device's time, and with it.
+ */
+function directBench(): void {
+  const bus = hypercall(HC_DMA_ADDR, -1, <i64>DBUF);
+  if (bus < 0 || capacity < 16) return;
+  for (let i: u32 = 0; i < SAMPLES; i++) {
+    const w0 = waited;
+    const t0 = rdtsc();
+    blkBegin();
+    blkAdd(<u64>bus, 4096, true);
+    blkSubmit(T_IN, (<u64>i * 8) % (capacity - 8));
+    const t = <u64>(rdtsc() - t0);
+    put(DIRECT_SAMPLES, i, t - (waited - w0));
+    put(DIRECT_TOTAL, i, t);
+  }
+  report("direct", DIRECT_SAMPLES, DIRECT_TOTAL);
+}
+
+/** "storage: bench WHAT 4k read: min M median D [total median T] over N" on COM1. */
+function report(what: string, buf: usize, total: usize): void {
+  let at = putStr(LINE, "storage: bench ");
+  at = putStr(at, what);
+  at = putStr(at, " 4k read: min ");
+  const med = median(buf, SAMPLES);
+  at = putDec(at, <u64>sortedMin(buf));
+  at = putStr(at, " median ");
+  at = putDec(at, <u64>med);
+  if (total != 0) {
+    at = putStr(at, " total median ");
+    at = putDec(at, <u64>median(total, SAMPLES));
+  }
+  at = putStr(at, " over ");
+  emitOwn(putDec(at, <u64>SAMPLES));
 }
 
 /** Entered after a wasm trap ended `main`: the I/O partition has no console channel, so the line goes to COM1. */

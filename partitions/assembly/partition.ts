@@ -97,6 +97,19 @@ const CONSOLE_SLOT: u64 = 0;
 /** Line buffer: formatting functions append at `at` and return the new end. */
 export const LINE = memory.data(256);
 
+/**
+ * Writes LINE … `end` as one console line and waits for room: a full queue yields the quantum and tries again (lines
+ * that must not be lost, such as the storage workload's acknowledgements, which `uvt disk check` reads).
+ */
+export function sendLine(end: usize): void {
+  while (true) {
+    const r = send(CONSOLE_SLOT, OP_TEXT, LINE, <u32>(end - LINE));
+    if (r == 1) hypercall(HC_SIGNAL, <i64>CONSOLE_SLOT, 0);
+    if (r != -1) return;
+    hypercall(HC_YIELD, 0, 0);
+  }
+}
+
 /** Writes LINE … `end` as one console line (a full queue drops it: the I/O partition is behind). */
 export function consoleLine(end: usize): void {
   if (send(CONSOLE_SLOT, OP_TEXT, LINE, <u32>(end - LINE)) == 1) hypercall(HC_SIGNAL, <i64>CONSOLE_SLOT, 0);

@@ -163,7 +163,7 @@ describe("PCI devices: enumerated by the ultravisor, given by the host definitio
       expect(given).toEqual([
         "ultravisor: pci 00:02.0 given to partition owner (number 3): memory and I/O decoding on, bus mastering off",
         "ultravisor: pci 00:01.0 given to partition owner (number 3): memory and I/O decoding on, bus mastering off",
-        "ultravisor: pci 00:03.0 given to partition io (number 2): memory and I/O decoding on, bus mastering off",
+        "ultravisor: pci 00:03.0 given to partition io (number 2): memory and I/O decoding on, bus mastering on (no IOMMU yet)",
       ]);
       // The same function named twice (disk 0, then its address): the first claim wins, the second is reported.
       expect(boot.lines).toContain("ultravisor: pci 00:02.0 for partition bad-bar: already owned by partition number 3; not given again");

@@ -104,6 +104,12 @@ describe("privileged intrinsics (disassembly)", () => {
     ["write_cr3", [I64], [], ["mov cr3,rax"]],
     ["invlpg", [I64], [], ["invlpg"]],
     ["hlt", [], [], ["hlt"]],
+    ["mmio_read8", [I64], [I32], ["movzx eax,BYTE PTR [rcx]"]],
+    ["mmio_read16", [I64], [I32], ["movzx eax,WORD PTR [rcx]"]],
+    ["mmio_read32", [I64], [I32], ["mov eax,DWORD PTR [rcx]"]],
+    ["mmio_write8", [I64, I32], [], ["mov BYTE PTR [rcx],al"]],
+    ["mmio_write16", [I64, I32], [], ["mov WORD PTR [rcx],ax"]],
+    ["mmio_write32", [I64, I32], [], ["mov DWORD PTR [rcx],eax"]],
     ["hypercall", [I64, I64, I64], [I64], ["int 0x80"]],
   ];
   for (const [name, params, results, want] of cases) {

@@ -1,7 +1,7 @@
 // The `hw.*` intrinsic table: each import of module "hw" that core/ and partitions/ may use, its wasm signature and
 // its inline lowering (through the macro-assembler, so toolchain/x64 still writes the bytes). docs/specs/intrinsics.md
 // is the prose version of this table and names what the simulator does instead; keep the two in step.
-import { CRS, byte, cr3, dword, ptr, rsp } from "../x64/index.ts";
+import { CRS, byte, cr3, dword, ptr, rsp, word } from "../x64/index.ts";
 import { Ctx, MEMBASE, Trap } from "./abi.ts";
 import type { Context } from "./context.ts";
 import { type MacroAssembler, R11, RAX, RCX, RDX, reg } from "./masm.ts";
@@ -56,6 +56,31 @@ const portOut = (name: string, size: 1 | 2 | 4): Intrinsic => ({
   lower(m, cx) {
     args(m, cx, [RDX, RAX], [4, 4]);
     m.a.out(reg(RDX, 2), reg(RAX, size));
+  },
+});
+
+/**
+ * Device registers at an absolute virtual address (not linear memory: no bounds check, no memory base): the I/O
+ * partition's virtio BARs at DEVWIN + physical address and the device list at DEVLIST (docs/specs/pci-devices.md).
+ * What the address reaches is the page tables' business: at CPL 3 only the owner has its BARs mapped, so a wrong
+ * address is a page fault that stops the partition alone. One access of exactly the register's width, as device
+ * registers require (virtio 1.x §4.1.3.1); x86 keeps uncached accesses in program order.
+ */
+const MMIO_MEM = { 1: byte, 2: word, 4: dword } as const;
+const mmioRead = (name: string, size: 1 | 2 | 4): Intrinsic => ({
+  name, params: [L], results: [I], hostSafe: false,
+  lower(m, cx) {
+    args(m, cx, [RCX], [8]);
+    if (size === 4) m.a.mov(reg(RAX, 4), dword(reg(RCX, 8)));
+    else m.a.movzx(reg(RAX, 4), MMIO_MEM[size](reg(RCX, 8)));
+    result(m, cx, 4);
+  },
+});
+const mmioWrite = (name: string, size: 1 | 2 | 4): Intrinsic => ({
+  name, params: [L, I], results: [], hostSafe: false,
+  lower(m, cx) {
+    args(m, cx, [RCX, RAX], [8, 4]);
+    m.a.mov(MMIO_MEM[size](reg(RCX, 8)), reg(RAX, size));
   },
 });
 
@@ -138,6 +163,8 @@ const LIST: Intrinsic[] = [
   bare("wbinvd", "wbinvd", false),
   portIn("inb", 1), portIn("inw", 2), portIn("ind", 4),
   portOut("outb", 1), portOut("outw", 2), portOut("outd", 4),
+  mmioRead("mmio_read8", 1), mmioRead("mmio_read16", 2), mmioRead("mmio_read32", 4),
+  mmioWrite("mmio_write8", 1), mmioWrite("mmio_write16", 2), mmioWrite("mmio_write32", 4),
   {
     name: "rdmsr", params: [I], results: [L], hostSafe: false,
     lower(m, cx) {
