@@ -1,4 +1,4 @@
-// Benchmarks of the storage pair's failover in the simulator (issue 16, docs/specs/storage-failover.md §6): the
+// Benchmarks of the storage pair's failover in the simulator (`npm run bench -- sim-storage-failover`) (issue 16, docs/specs/storage-failover.md §6): the
 // steps from the primary's death to the secondary's first completion (over a fault after every step of a run), the
 // clients' acknowledgements per 1,000 steps before the death and after the secondary's first completion (the same
 // runs), and fault runs simulated per second. Steps are the simulator's unit of one action; the machine's figures
@@ -18,7 +18,7 @@ const scenario: PairScenario = {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const bench: Bench[] = [{
-  name: "storage-failover",
+  name: "sim-storage-failover",
   async run(): Promise<Figure[]> {
     const core = await loadCore();
     const whole = runPair(core, scenario);
@@ -45,10 +45,10 @@ const bench: Bench[] = [{
     const b = median(before);
     const a = median(after);
     return [
-      { bench: "storage_failover.steps_to_secondary", value: median(gaps), unit: `steps from the primary's death to the secondary's first completion (median of ${gaps.length} faults; detection after ${scenario.detectAfter} steps)` },
-      { bench: "storage_failover.acks_per_kstep_before", value: round(b, 1), unit: "requests acknowledged per 1,000 steps before the death (median)" },
-      { bench: "storage_failover.acks_per_kstep_after", value: round(a, 1), unit: "requests acknowledged per 1,000 steps after the secondary's first completion (median)", vs: "before the death, same runs", ratio: round(a / b, 3) },
-      { bench: "storage_failover.runs_per_s", value: round(runs / secs, 1), unit: `fault runs simulated per second (${whole.steps} steps each without a fault)` },
+      { bench: "sim_storage_failover.steps_to_secondary", value: median(gaps), unit: `steps from the primary's death to the secondary's first completion (median of ${gaps.length} faults; detection after ${scenario.detectAfter} steps)` },
+      { bench: "sim_storage_failover.acks_per_kstep_before", value: round(b, 1), unit: "requests acknowledged per 1,000 steps before the death (median)" },
+      { bench: "sim_storage_failover.acks_per_kstep_after", value: round(a, 1), unit: "requests acknowledged per 1,000 steps after the secondary's first completion (median)", vs: "before the death, same runs", ratio: round(a / b, 3) },
+      { bench: "sim_storage_failover.runs_per_s", value: round(runs / secs, 1), unit: `fault runs simulated per second (${whole.steps} steps each without a fault)` },
     ];
   },
 }];
