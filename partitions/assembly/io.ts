@@ -6,11 +6,11 @@
 // is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below).
 
 import { chan_remove } from "../../core/assembly/channel";
-import { serveStorage } from "./storage-server";
+import { serveStorage, setFailAt } from "./storage-server";
 import { bdf, blkInit, capacity, QSIZE } from "./virtio-blk";
 import {
   CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
-  SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
+  SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, sendLine, slotChannel, slotRecord,
 } from "./partition";
 
 @external("hw", "inb")
@@ -96,8 +96,15 @@ function hexDigit(at: usize, d: u32): usize {
   return at + 1;
 }
 
+/**
+ * A member of the storage pair (docs/specs/storage-failover.md §7.1): no COM1 (its port access would be a #GP), its own
+ * lines through its console channel (slot 0) to the console I/O partition, storage channels only.
+ */
+let member = false;
+
 function emitOwn(end: usize): void {
-  io_emit(INFO_NAME, LINE, <u32>(end - LINE));
+  if (member) sendLine(end);
+  else io_emit(INFO_NAME, LINE, <u32>(end - LINE));
 }
 
 /**
@@ -113,12 +120,18 @@ export function serve(): i32 {
     if (load<u8>(rec + RECORD_ROLE) != ROLE_SERVER) continue;
     const ch = slotChannel(k);
     if (ch == 0) continue;
+    if (member && load<u8>(rec + RECORD_TYPE) != TYPE_STORAGE) continue; // a member serves storage channels only
     if (load<u8>(rec + RECORD_TYPE) == TYPE_STORAGE) {
       const s = serveStorage(k, ch);
       if (s < 0) {
         store<u8>(rec + RECORD_ROLE, ROLE_CLOSED);
-        const end = putStr(LINE, "<storage channel failed the server's checks: closed>");
-        io_emit(rec + RECORD_PEER, LINE, <u32>(end - LINE));
+        if (member) {
+          const at = putStr(LINE, "storage channel of slot ");
+          emitOwn(putStr(putDec(at, k), " failed the server's checks: closed"));
+        } else {
+          const end = putStr(LINE, "<storage channel failed the server's checks: closed>");
+          io_emit(rec + RECORD_PEER, LINE, <u32>(end - LINE));
+        }
       } else if (s > 0) served = 1;
       continue;
     }
@@ -165,10 +178,17 @@ export function serve(): i32 {
 
 /**
  * Announces itself, brings up its virtio-blk disk when the host gives it devices (`devices` ≠ 0: the device list is
- * mapped), then serves for ever: POLL after every pass, YIELD after a pass that found nothing.
+ * mapped), then serves for ever: POLL after every pass, YIELD after a pass that found nothing. `pair` ≠ 0: a member of
+ * the storage pair (no COM1, storage only); `failAt` ≠ 0: the pair's primary fails at that request (§7.4).
  */
-export function main(devices: i64): void {
-  emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
+export function main(devices: i64, pair: i64, failAt: i64): void {
+  member = pair != 0;
+  if (member) {
+    setFailAt(<u64>failAt);
+    emitOwn(putStr(LINE, "serving storage channels as a member of the storage pair"));
+  } else {
+    emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
+  }
   if (devices != 0) {
     const r = blkInit(<u32>load<u64>(0));
     let at: usize;
@@ -194,7 +214,8 @@ export function main(devices: i64): void {
   }
 }
 
-/** Entered after a wasm trap ended `main`: the I/O partition has no console channel, so the line goes to COM1. */
+/** Entered after a wasm trap ended `main`: the console I/O partition has no console channel, so the line goes to COM1
+ * (a member of the pair sends it through its console channel). */
 export function trapped(code: i32): void {
   let at = putStr(LINE, "wasm trap ");
   at = putDec(at, <u64>code);

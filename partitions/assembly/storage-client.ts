@@ -7,8 +7,9 @@
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { chan_cdb_add_mdl } from "../../core/assembly/channel-cdb";
+import { pair_complete, pair_entry_id, pair_failover, pair_issue, pair_next_reissue, pair_reissued, pair_table_init } from "../../core/assembly/storage-pair";
 import {
-  HC_SIGNAL, HC_YIELD, INFO_NAME, LINE, NAME_BYTES, hypercall, putDec, putStr, sendLine, slotChannel,
+  HC_SIGNAL, HC_TIME, HC_YIELD, INFO_NAME, LINE, NAME_BYTES, hypercall, putDec, putStr, sendLine, slotChannel,
 } from "./partition";
 
 /** The storage client's channel slot (partitions/programs.ts STORAGE_SLOT). */
@@ -32,6 +33,23 @@ const WBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 const RBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 
 let nextId: u64 = 0;
+
+// ---- the storage pair (docs/specs/storage-failover.md §7.3) ----
+const HC_PAIR_EPOCH: i64 = 7;
+/** Core's in-flight table (storage-failover.md §3): 32-byte header and 16 entries of 32 bytes, in this guest's memory. */
+const TABLE = memory.data(32 + 16 * 32, 8);
+/** The record sent for each table entry: a re-issue sends exactly what was sent, never a record rebuilt. */
+const SAVED = memory.data(16 * <i32>SIGNAL, 8);
+let pairMode = false;
+/** The epoch this client knows: its requests go to slot SLOT + (epoch & 1), the primary's then the secondary's. */
+let epoch: u32 = 0;
+let firstOfEpoch = false;
+
+/** The workload goes to the storage pair: channels in slots 1 (primary) and 2 (secondary), core's in-flight table. */
+export function usePair(): void {
+  pairMode = true;
+  pair_table_init(TABLE);
+}
 
 /** Builds a READ/WRITE (10) of `blocks` at `lba` (or another opcode with no CDB fields) with no MDL yet. */
 function request(op: u32, lba: u32, blocks: u32): void {
@@ -58,6 +76,7 @@ function request(op: u32, lba: u32, blocks: u32): void {
  * (0 GOOD, 2 CHECK CONDITION), or −1 when the channel is not there or failed core's checks.
  */
 function transact(): i32 {
+  if (pairMode) return transactPair();
   const ch = slotChannel(SLOT);
   if (ch == 0) return -1;
   while (true) {
@@ -72,6 +91,76 @@ function transact(): i32 {
     if (r < -1) return -1;
     if (r >= 0 && load<u64>(DONE + 8) == nextId) return <i32>load<u32>(DONE + 16);
     if (r == -1) hypercall(HC_YIELD, 0, 0);
+  }
+}
+
+/** Inserts the record at `rec` into queue 0 of the channel in `slot`, waiting for room; 0, or −1 (channel gone or broken). */
+function sendTo(slot: u64, rec: usize): i32 {
+  const ch = slotChannel(slot);
+  if (ch == 0) return -1;
+  while (true) {
+    const r = chan_insert(ch, CHANNEL_BYTES, 0, rec);
+    if (r == 1) hypercall(HC_SIGNAL, <i64>slot, 0);
+    if (r >= 0) return 0;
+    if (r < -1) return -1;
+    hypercall(HC_YIELD, 0, 0);
+  }
+}
+
+/**
+ * transact() with the storage pair: the request recorded in core's in-flight table (pair_issue) and its record saved
+ * beside its entry, sent to the server of the client's epoch; while that channel's completion queue is empty the
+ * client asks the monitor for the pair's epoch (PAIR_EPOCH) and, when it grew (the primary failed and its device was
+ * fenced), tells core (pair_failover) and re-issues every saved record core names (pair_next_reissue) to the
+ * secondary. A completion counts only when core accepts it for the epoch (pair_complete).
+ */
+function transactPair(): i32 {
+  const op = load<u32>(REQ);
+  const rw = op == OP_READ10 || op == OP_WRITE10;
+  const lba: u64 = rw ? (<u64>load<u8>(REQ + 34) << 24) | (<u64>load<u8>(REQ + 35) << 16) | (<u64>load<u8>(REQ + 36) << 8) | <u64>load<u8>(REQ + 37) : 0;
+  const blocks: u32 = rw ? (<u32>load<u8>(REQ + 39) << 8) | <u32>load<u8>(REQ + 40) : 0;
+  const slot = pair_issue(TABLE, nextId, lba, blocks, op == OP_WRITE10 ? 1 : 0);
+  if (slot < 0) {
+    sendLine(putDec(putStr(LINE, "disk: core's in-flight table refused the request: -"), <u64>-slot));
+    return -1;
+  }
+  memory.copy(SAVED + <usize>slot * <usize>SIGNAL, REQ, <usize>SIGNAL);
+  if (sendTo(SLOT + <u64>(epoch & 1), SAVED + <usize>slot * <usize>SIGNAL) < 0) return -1;
+  while (true) {
+    const ch = slotChannel(SLOT + <u64>(epoch & 1));
+    if (ch == 0) return -1;
+    const r = chan_remove(ch, CHANNEL_BYTES, 1, DONE);
+    if (r < -1) return -1;
+    if (r >= 0) {
+      const id = load<u64>(DONE + 8);
+      if (pair_complete(TABLE, id, epoch) == 1 && id == nextId) {
+        if (firstOfEpoch) {
+          firstOfEpoch = false;
+          const at = putDec(putStr(LINE, "disk: first completion in epoch "), <u64>epoch);
+          sendLine(putDec(putStr(at, " at quantum "), <u64>hypercall(HC_TIME, 0, 0)));
+        }
+        return <i32>load<u32>(DONE + 16);
+      }
+      continue; // not ours, not of this epoch, or not in flight: ignored
+    }
+    const e = hypercall(HC_PAIR_EPOCH, 0, 0);
+    if (e > <i64>epoch) {
+      const n = pair_failover(TABLE, <u32>e);
+      if (n < 0) return -1;
+      epoch = <u32>e;
+      firstOfEpoch = true;
+      let at = putDec(putStr(LINE, "disk: failover to epoch "), <u64>epoch);
+      at = putStr(putDec(putStr(at, ": re-issuing "), <u64>n), " request(s) to slot ");
+      sendLine(putDec(at, SLOT + <u64>(epoch & 1)));
+      for (let s = pair_next_reissue(TABLE); s >= 0; s = pair_next_reissue(TABLE)) {
+        const tag = pair_entry_id(TABLE, <u32>s);
+        if (sendTo(SLOT + <u64>(epoch & 1), SAVED + <usize>s * <usize>SIGNAL) < 0) return -1;
+        if (pair_reissued(TABLE, <u32>s) != 0) return -1;
+        sendLine(putDec(putStr(LINE, "disk: re-issued tag "), tag));
+      }
+      continue;
+    }
+    hypercall(HC_YIELD, 0, 0);
   }
 }
 
