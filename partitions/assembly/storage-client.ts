@@ -44,6 +44,8 @@ let pairMode = false;
 /** The epoch this client knows: its requests go to slot SLOT + (epoch & 1), the primary's then the secondary's. */
 let epoch: u32 = 0;
 let firstOfEpoch = false;
+/** Per epoch (0, 1): requests and blocks accepted, quanta of the first and last acceptance (the bench's throughput). */
+const STATS = memory.data(2 * 32, 8);
 
 /** The workload goes to the storage pair: channels in slots 1 (primary) and 2 (secondary), core's in-flight table. */
 export function usePair(): void {
@@ -134,10 +136,16 @@ function transactPair(): i32 {
     if (r >= 0) {
       const id = load<u64>(DONE + 8);
       if (pair_complete(TABLE, id, epoch) == 1 && id == nextId) {
+        const now = <u64>hypercall(HC_TIME, 0, 0);
+        const st = STATS + <usize>(epoch & 1) * 32;
+        if (load<u64>(st) == 0) store<u64>(st + 16, now);
+        store<u64>(st, load<u64>(st) + 1);
+        store<u64>(st + 8, load<u64>(st + 8) + <u64>blocks);
+        store<u64>(st + 24, now);
         if (firstOfEpoch) {
           firstOfEpoch = false;
           const at = putDec(putStr(LINE, "disk: first completion in epoch "), <u64>epoch);
-          sendLine(putDec(putStr(at, " at quantum "), <u64>hypercall(HC_TIME, 0, 0)));
+          sendLine(putDec(putStr(at, " at quantum "), now));
         }
         return <i32>load<u32>(DONE + 16);
       }
@@ -161,6 +169,18 @@ function transactPair(): i32 {
       continue;
     }
     hypercall(HC_YIELD, 0, 0);
+  }
+}
+
+/** "disk: pair: epoch E: R requests B blocks quanta Q0-Q1" for epochs 0 and 1 (bench/storage-pair.bench.ts reads it). */
+function pairStats(): void {
+  for (let e: u32 = 0; e < 2; e++) {
+    const st = STATS + <usize>e * 32;
+    let at = putDec(putStr(LINE, "disk: pair: epoch "), <u64>e);
+    at = putDec(putStr(at, ": "), load<u64>(st));
+    at = putDec(putStr(at, " requests "), load<u64>(st + 8));
+    at = putDec(putStr(at, " blocks quanta "), load<u64>(st + 16));
+    sendLine(putDec(putStr(at, "-"), load<u64>(st + 24)));
   }
 }
 
@@ -226,6 +246,7 @@ export function diskWorkload(first: u32, blocks: u32, passes: u32): void {
   request(OP_SYNC10, 0, 0);
   const s = transact();
   sendLine(putDec(putStr(LINE, "disk: done; synchronize cache status "), <u64>s));
+  if (pairMode) pairStats();
 }
 
 function fail(what: string, n: u32, s: i32): void {
