@@ -159,7 +159,8 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
   const kinds = (k: PartitionKind): number => specs.filter((p) => p.kind === k).length;
   if (kinds("idle") !== 1) bad(["partitions"], `exactly one partition of kind 'idle' is needed (found ${kinds("idle")}): it runs whenever nobody else does`, true);
   const consoleIo = specs.filter((p) => p.kind === "io" && p.pair === undefined).length;
-  if (consoleIo !== 1) bad(["partitions"], `exactly one partition of kind 'io' without pair is needed on bare metal (found ${consoleIo}): it owns COM1 and serves every console`, true);
+  const members = specs.filter((p) => p.pair !== undefined).length;
+  if (consoleIo !== 1) bad(["partitions"], `exactly one partition of kind 'io' is needed on bare metal (found ${consoleIo}${members ? " besides the storage pair's members" : ""}): it owns COM1 and serves every console`, true);
   checkPair(specs, def.devices ?? [], bad);
   if ((kinds("command") === 1) !== (kinds("ultravisor") === 1)) {
     bad(["partitions"], "the command partition and the ultravisor partition come together (the command channel joins them)", true);
