@@ -3,8 +3,9 @@
 // --disk F --disk F`: one -blockdev node, two virtio-blk devices). sa (primary) and sb (secondary) each drive their own
 // device; sa fails at its 20th request with its device request in flight. Oracles: the serial log's order (the
 // ultravisor's fence line before any client's re-issue), the disk image file read from the host after the run
-// (`uvt disk check`'s code, image/disk-workload.ts), and QEMU's own per-device statistics (query-blockstats): after the
-// failover only sb's device moves data.
+// (`uvt disk check`'s code, image/disk-workload.ts), QEMU's own per-device statistics (query-blockstats: nothing moves
+// through sa's device between the fence line and the end) and QEMU's view of each virtio device (x-query-virtio-status:
+// sa's reset, sb's driver OK).
 import { mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -24,7 +25,13 @@ const DISK = join(scratch, "pair.img");
 const DONE = [/^A: disk: done; /, /^B: disk: done; /];
 
 interface DeviceStats { device: string; wrBytes: number; rdBytes: number }
-let boot: { lines: string[]; stats: DeviceStats[]; log: string };
+interface VirtioState { started: boolean; statuses: string[] }
+let boot: { lines: string[]; stats: DeviceStats[]; atFence: DeviceStats[]; virtio: Record<string, VirtioState>; log: string };
+
+async function blockStats(m: Machine): Promise<DeviceStats[]> {
+  const reply = (await m.qmp!.execute("query-blockstats")) as Array<{ device?: string; qdev?: string; "node-name"?: string; stats: { wr_bytes: number; rd_bytes: number } }>;
+  return reply.map((d) => ({ device: d.qdev ?? d.device ?? d["node-name"] ?? "?", wrBytes: d.stats.wr_bytes, rdBytes: d.stats.rd_bytes }));
+}
 
 beforeAll(async () => {
   writeFileSync(DISK, new Uint8Array(1 << 20));
@@ -33,24 +40,38 @@ beforeAll(async () => {
   const m = await Machine.start({ name: "hw-storage-pair", image: out.esp, disks: [DISK, DISK], mem: "256M", timeoutMs: 160_000, log: () => undefined });
   try {
     await m.waitFor(/^ultravisor: scheduler running/, 120_000);
+    // The fence's line: QEMU's counters of both devices from then on (the dead device's must not move again).
+    await m.waitFor(/^ultravisor: storage pair: sa failed at /, 120_000);
+    await m.qmp!.execute("stop");
+    const atFence = await blockStats(m);
+    await m.qmp!.execute("cont");
     const t0 = Date.now();
     while (!DONE.every((re) => m.lines.some((l) => re.test(l.text)))) {
       if (Date.now() - t0 > 110_000) throw new Error(`the clients did not finish:\n${m.lines.map((l) => l.text).filter((t) => /^(A|B|sa|sb|ultravisor: storage pair|partition)/.test(t)).slice(-30).join("\n")}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     await m.qmp!.execute("stop");
-    const reply = (await m.qmp!.execute("query-blockstats")) as Array<{ device?: string; qdev?: string; "node-name"?: string; stats: { wr_bytes: number; rd_bytes: number } }>;
+    const stats = await blockStats(m);
+    const virtio: Record<string, VirtioState> = {};
+    for (const dev of ["data0-dev", "data1-dev"]) {
+      const st = (await m.qmp!.execute("x-query-virtio-status", { path: `/machine/peripheral/${dev}/virtio-backend` })) as { started: boolean; status: { statuses: string[] } };
+      virtio[dev] = { started: st.started, statuses: st.status.statuses };
+    }
     await m.qmp!.execute("cont");
-    const stats = reply.map((d) => ({ device: d.qdev ?? d.device ?? d["node-name"] ?? "?", wrBytes: d.stats.wr_bytes, rdBytes: d.stats.rd_bytes }));
     await m.wait();
     const lines = m.lines.map((l) => l.text);
-    boot = { lines, stats, log: lines.join("\n") };
+    boot = { lines, stats, atFence, virtio, log: lines.join("\n") };
   } finally {
     await m.close();
   }
 }, 175_000);
 
-const withLog = (check: () => void): void => withSerialLog(boot.lines, check, boot ? boot.stats.map((s) => JSON.stringify(s)) : []);
+const withLog = (check: () => void): void => withSerialLog(boot.lines, check, boot ? [...boot.stats, ...boot.atFence].map((s) => JSON.stringify(s)).concat(JSON.stringify(boot.virtio)) : []);
+const statsOf = (list: DeviceStats[], dev: string): DeviceStats => {
+  const s = list.find((x) => x.device.includes(dev));
+  if (!s) throw new Error(`no block statistics for ${dev} in ${JSON.stringify(list)}`);
+  return s;
+};
 
 function block(n: number): Uint8Array {
   const b = new Uint8Array(512);
@@ -106,7 +127,16 @@ describe("the storage pair on the machine", () => {
     expect(new TextDecoder().decode(block(43).subarray(0, 16))).toBe("block 43 B gen 3");
   }));
 
+  it("QEMU sees the fence: sa's device reset and idle from the fence line on, sb's driven", () => withLog(() => {
+    expect(boot.virtio["data0-dev"]).toEqual({ started: false, statuses: [] });
+    expect(boot.virtio["data1-dev"]!.statuses.some((x) => x.startsWith("VIRTIO_CONFIG_S_DRIVER_OK"))).toBe(true);
+    // Nothing moved through the dead member's device after the fence; the secondary's moved the rest of the workload.
+    expect(statsOf(boot.stats, "data0-dev")).toEqual(statsOf(boot.atFence, "data0-dev"));
+    expect(statsOf(boot.stats, "data1-dev").wrBytes).toBeGreaterThan(statsOf(boot.atFence, "data1-dev").wrBytes);
+  }));
+
   it("both devices moved data: the primary's before its death, the secondary's after", () => withLog(() => {
+    expect(statsOf(boot.atFence, "data0-dev").wrBytes).toBeGreaterThan(0);
     const moving = boot.stats.filter((s) => s.wrBytes > 0);
     expect(moving.length).toBe(2);
     // Every pass writes and reads back all 44 blocks once; the re-issued request is the only block moved twice.
