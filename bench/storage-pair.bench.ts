@@ -16,6 +16,7 @@ import { checkDiskImage } from "../image/disk-workload.ts";
 import { loadConfig } from "../partitions/config.ts";
 
 const FIRST = /^ultravisor: storage pair: first completion by \S+ at quantum (\d+) tsc (\d+): failover took (\d+) tsc, (\d+) quanta$/;
+const FENCE = /^ultravisor: storage pair: \S+ failed at quantum \d+ tsc (\d+); device \S+ fenced .*: \S+ active at tsc (\d+)$/;
 const STATS = /^(\S+): disk: pair: epoch ([01]): (\d+) requests (\d+) blocks quanta (\d+)-(\d+)$/;
 
 const bench: Bench = {
@@ -39,6 +40,8 @@ const bench: Bench = {
       if (check.problems.length) throw new Error(`bench: the image check failed after the failover: ${check.problems[0]}`);
       const first = lines.map((l) => FIRST.exec(l)).find((x) => x);
       if (!first) throw new Error("bench: no failover line (ultravisor: storage pair: first completion …) in the run");
+      const fence = lines.map((l) => FENCE.exec(l)).find((x) => x);
+      if (!fence) throw new Error("bench: no fence line (ultravisor: storage pair: … fenced …) in the run");
       const epochs = [0, 1].map((e) => {
         const rows = lines.map((l) => STATS.exec(l)).filter((x): x is RegExpExecArray => x !== null && Number(x[2]) === e);
         if (rows.length !== 2) throw new Error(`bench: expected both clients' epoch ${e} line, found ${rows.length}`);
@@ -50,6 +53,7 @@ const bench: Bench = {
       const before = epochs[0]!.blocks / epochs[0]!.quanta;
       const after = epochs[1]!.blocks / epochs[1]!.quanta;
       return [
+        { bench: "storage_pair.fence_tsc", value: Number(fence[2]) - Number(fence[1]), unit: "TSC cycles of the monitor's fault path from the primary's death to epoch 1 (core's steps, bus mastering off, virtio reset drained; TCG, host clock)" },
         { bench: "storage_pair.failover_tsc", value: Number(first[3]), unit: "TSC cycles from the primary's fault to the secondary's first completion (TCG, host clock)" },
         { bench: "storage_pair.failover_quanta", value: Number(first[4]), unit: "quanta from the primary's fault to the secondary's first completion (2 ms each)" },
         { bench: "storage_pair.blocks_per_quantum_before", value: round(before, 2), unit: `blocks moved (written or read back) per quantum through the primary (${epochs[0]!.blocks} blocks in ${epochs[0]!.quanta} quanta)` },
