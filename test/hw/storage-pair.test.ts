@@ -92,6 +92,8 @@ describe("the storage pair on the machine", () => {
     expect(boot.lines).toContain("ultravisor: pci 00:03.0 given to partition sb (number 4): memory and I/O decoding on, bus mastering on (no IOMMU yet)");
     expect(boot.lines).toContain("sa: storage: virtio-blk 00:02.0 capacity 2048 sectors queue 64");
     expect(boot.lines).toContain("sb: storage: virtio-blk 00:03.0 capacity 2048 sectors queue 64");
+    // The pair's epoch is for its clients: a member asking is refused (DENIED).
+    for (const p of ["sa", "sb"]) expect(boot.lines).toContain(`${p}: storage: PAIR_EPOCH refused to a member: result -1`);
   }));
 
   it("the primary fails at its 20th request; the ultravisor fences its device and names the secondary", () => withLog(() => {
