@@ -5,7 +5,8 @@
 // the command hypercall once and prints the refusal. Lines go through its console channel (partition.ts).
 
 import { HC_COMMAND, HC_START, HC_TIME, LINE, consoleLine, hypercall, putDec, putHex, putStr, trapLine, wasmAddress } from "./partition";
-import { diskWorkload, hostileStorage, usePair } from "./storage-client";
+import { diskWorkload, hostileStorage } from "./storage-client";
+import { pairWorkload } from "./storage-pair-client";
 
 /** FNV-1a over [start, end) of linear memory. */
 export function checksum(start: usize, end: usize): u32 {
@@ -24,8 +25,8 @@ export function checksum(start: usize, end: usize): u32 {
 export function main(period: i64, sumStart: u64, sumEnd: u64, probeCommand: i64, disk: i64, first: i64, blocks: i64, passes: i64, pair: i64): void {
   const start = wasmAddress(sumStart);
   const end = wasmAddress(sumEnd);
-  if (pair != 0) usePair();
-  if (disk == 1) diskWorkload(<u32>first, <u32>blocks, <u32>passes);
+  if (disk == 1 && pair != 0) pairWorkload(<u32>first, <u32>blocks, <u32>passes);
+  else if (disk == 1) diskWorkload(<u32>first, <u32>blocks, <u32>passes);
   if (disk == 2) hostileStorage(<u32>first);
   let last = hypercall(HC_TIME, 0, 0);
   if (probeCommand != 0) {
