@@ -145,6 +145,7 @@ export const behaviour = z
       first: z.int().min(0).max(0x7fff_ffff).meta({ description: "the first block of the guest's range" }),
       blocks: z.int().min(1).max(4096).meta({ description: "blocks in its range" }),
       passes: z.int().min(1).max(1_000_000).default(3).meta({ description: "passes over the range (generations 1..passes)" }),
+      bench: z.boolean().optional().meta({ description: "bench builds: time 4 KiB reads of the range through the channel instead (bench/storage.bench.ts)" }),
     }).optional()
       .meta({ description: "bare metal: the storage workload (docs/specs/storage-channel.md §6) through a storage channel to the I/O partition" }),
     pair: z.enum(["primary", "secondary"]).optional()

@@ -265,7 +265,7 @@ function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions,
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
     const aot =
-      spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined, (config.devices?.length ?? 0) > 0,
+      spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined, (config.devices?.length ?? 0) > 0, parts.some((p) => p.disk?.bench === true),
         spec.pair !== undefined ? { failAtRequest: spec.failAtRequest ?? 0 } : undefined)
       : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, {

@@ -33,9 +33,9 @@ const AS_DATA_END = WINDOW_LAYOUT.stackTop - 0x4000;
 export type AsProgram = "guest" | "io" | "command" | "io-fuzz";
 /** Imports each program may have: hw intrinsics only, the port ones for the I/O partition alone. */
 const ALLOWED: Record<AsProgram, readonly string[]> = {
-  guest: ["hypercall", "mfence"],
+  guest: ["hypercall", "mfence", "rdtsc"],
   command: ["hypercall", "mfence"],
-  io: ["hypercall", "mfence", "pause", "inb", "outb", "mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"],
+  io: ["hypercall", "mfence", "pause", "rdtsc", "inb", "outb", "mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"],
   "io-fuzz": ["hypercall", "mfence", "inb", "outb"],
 };
 
@@ -157,13 +157,13 @@ function assembleAotPartition(program: AsProgram, wasm: Uint8Array, args: MainAr
 export function assembleAotGuest(wasm: Uint8Array, o: {
   period: number; outOfBounds?: boolean; probeCommand?: boolean;
   /** The storage workload (docs/specs/storage-channel.md §6), or the hostile storage client against block `first` of 0. */
-  disk?: { first: number; blocks: number; passes: number }; hostileStorage?: boolean;
+  disk?: { first: number; blocks: number; passes: number; bench?: boolean }; hostileStorage?: boolean;
   /** The workload goes to a storage pair: channels in slots 1 and 2, core's in-flight table (storage-failover.md §7.3). */
   pair?: boolean;
 }): AotPartition {
   const end = WINDOW + BigInt(AS_MEMORY_BYTES);
   const range: MainArg[] = o.outOfBounds ? [end, end + 64n] : ["p_image_start", "p_ro_end"];
-  const disk: MainArg[] = o.hostileStorage ? [2n, BigInt(o.disk?.first ?? 0), 0n, 0n] : o.disk ? [1n, BigInt(o.disk.first), BigInt(o.disk.blocks), BigInt(o.disk.passes)] : [0n, 0n, 0n, 0n];
+  const disk: MainArg[] = o.hostileStorage ? [2n, BigInt(o.disk?.first ?? 0), 0n, 0n] : o.disk ? [o.disk.bench ? 3n : 1n, BigInt(o.disk.first), BigInt(o.disk.blocks), BigInt(o.disk.passes)] : [0n, 0n, 0n, 0n];
   return assembleAotPartition("guest", wasm, [BigInt(o.period), ...range, o.probeCommand ? 1n : 0n, ...disk, o.pair ? 1n : 0n]);
 }
 
@@ -194,12 +194,13 @@ export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Arr
  * The I/O partition. `io_emit` … `io_emit_end` (IO_EMIT) bound the compiled line writer, the one function with port
  * instructions: the monitor holds its own log while the I/O partition's rip is in that range. With `fuzzSeed`, `wasm`
  * is the hostile io-fuzz program of test builds and the seed is its main's argument; otherwise main's argument says
- * whether the host gives devices (the device list is mapped only then), the second whether it is a member of the
- * storage pair (`pair`: no COM1, lines through its console channel, storage channels only; docs/specs/storage-failover.md
- * §7), the third the request at which the pair's primary fails (0: never).
+ * whether the host gives devices (bit 0: the device list is mapped only then) and whether a guest runs the storage
+ * benchmark (bit 1: the I/O partition times its own reads and the channel's); the second whether it is a member of
+ * the storage pair (`pair`: no COM1, lines through its console channel, storage channels only;
+ * docs/specs/storage-failover.md §7), the third the request at which the pair's primary fails (0: never).
  */
-export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint, devices = false, pair?: { failAtRequest: number }): AotPartition {
-  const args = fuzzSeed === undefined ? [devices ? 1n : 0n, pair ? 1n : 0n, BigInt(pair?.failAtRequest ?? 0)] : [BigInt.asUintN(64, fuzzSeed)];
+export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint, devices = false, bench = false, pair?: { failAtRequest: number }): AotPartition {
+  const args = fuzzSeed === undefined ? [(devices ? 1n : 0n) | (bench ? 2n : 0n), pair ? 1n : 0n, BigInt(pair?.failAtRequest ?? 0)] : [BigInt.asUintN(64, fuzzSeed)];
   return assembleAotPartition(fuzzSeed === undefined ? "io" : "io-fuzz", wasm, args, undefined, (c) => {
     const emit = c.exports.find((e) => e.name === IO_EMIT.start);
     if (!emit) throw new Error(`the AssemblyScript io program must export ${IO_EMIT.start}, its line writer`);

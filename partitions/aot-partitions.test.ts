@@ -50,6 +50,7 @@ function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; 
     },
     mfence: (): void => undefined,
     pause: (): void => undefined,
+    rdtsc: (): bigint => 0n,
     // Device registers: the I/O partition touches them only when main is told the host gives devices (none here).
     ...Object.fromEntries(["mmio_read8", "mmio_read16", "mmio_read32", "mmio_write8", "mmio_write16", "mmio_write32"].map((n) => [n, (): never => {
       throw new Error(`${program}: hw.${n} without a device`);

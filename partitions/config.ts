@@ -40,7 +40,7 @@ export interface PartitionSpec {
   /** Linux partitions: the checked kernel, initrd, command line and layout (docs/specs/linux-partition.md). */
   linux?: LinuxInputs;
   /** Guests: the storage workload over blocks [first, first + blocks), `passes` times (docs/specs/storage-channel.md §6). */
-  disk?: { first: number; blocks: number; passes: number };
+  disk?: { first: number; blocks: number; passes: number; bench?: boolean };
   /** I/O partitions: a member of the storage pair (docs/specs/storage-failover.md §7), not the console server. */
   pair?: "primary" | "secondary";
   /** The pair's primary: fail at the N-th storage request it takes. */
@@ -148,7 +148,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
       ...(b.faultAfter !== undefined ? { faultAfter: b.faultAfter } : {}),
       ...(b.probeCommand ? { probeCommand: true } : {}),
       ...(b.lang !== undefined || storage ? { lang: storage ? "as" as const : b.lang! } : {}),
-      ...(b.disk !== undefined ? { disk: { first: b.disk.first, blocks: b.disk.blocks, passes: b.disk.passes } } : {}),
+      ...(b.disk !== undefined ? { disk: { first: b.disk.first, blocks: b.disk.blocks, passes: b.disk.passes, ...(b.disk.bench ? { bench: true } : {}) } } : {}),
       ...(b.benchHypercalls !== undefined ? { benchHypercalls: b.benchHypercalls } : {}),
       ...(b.vm !== undefined ? { vm: b.vm } : {}),
       ...(lin ? { linux: lin } : {}),

@@ -7,6 +7,7 @@
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { chan_cdb_add_mdl } from "../../core/assembly/channel-cdb";
+import { SAMPLES, median, put, sortedMin } from "./samples";
 import {
   HC_SIGNAL, HC_YIELD, INFO_NAME, LINE, NAME_BYTES, hypercall, putDec, putStr, sendLine, slotChannel,
 } from "./partition";
@@ -33,6 +34,9 @@ const RBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 
 /** The tag of the last request built (storage-pair-client.ts reads it). */
 export let nextId: u64 = 0;
+
+@external("hw", "rdtsc")
+declare function rdtsc(): i64;
 
 /** Builds a READ/WRITE (10) of `blocks` at `lba` (or another opcode with no CDB fields) with no MDL yet. */
 export function request(op: u32, lba: u32, blocks: u32): void {
@@ -196,4 +200,65 @@ export function hostileStorage(lba: u32): void {
     const at = putStr(putDec(putStr(LINE, "disk: acked block "), <u64>(lba + 1)), " gen 1");
     sendLine(at);
   }
+}
+
+const ROUND_TRIPS = memory.data(<i32>(SAMPLES * 4), 4);
+/** Start TSC of each request in flight, by request_id mod 8 (at most DEPTH in flight). */
+const STARTS = memory.data(8 * 8, 8);
+/** Requests the bench keeps in flight: all but one of queue 0's signals (7 slots, 6 signals). */
+const DEPTH: u32 = 6;
+
+/**
+ * The storage benchmark's client (bench/storage.bench.ts): SAMPLES READ (10) requests of 8 blocks (4 KiB) from blocks
+ * [first, first + blocks), one MDL entry of 4096 bytes into one page of its own, up to DEPTH in flight; each timed from
+ * insertion to its completion with the TSC, and the whole run; then "disk: bench round trip min M median D" and
+ * "disk: bench N reads in T".
+ */
+export function diskBench(first: u32, blocks: u32): void {
+  const ch = slotChannel(SLOT);
+  if (ch == 0) {
+    sendLine(putStr(LINE, "disk: bench: no storage channel"));
+    return;
+  }
+  const span = blocks < 8 ? 1 : blocks / 8;
+  let sent: u32 = 0;
+  let done: u32 = 0;
+  const begin = rdtsc();
+  while (done < SAMPLES) {
+    while (sent < SAMPLES && sent - done < DEPTH) {
+      request(OP_READ10, first + (sent % span) * 8, 8);
+      chan_cdb_add_mdl(REQ, SIGNAL, <u64>RBUF, BLOCK * BATCH);
+      store<i64>(STARTS + <usize>(nextId & 7) * 8, rdtsc());
+      const r = chan_insert(ch, CHANNEL_BYTES, 0, REQ);
+      if (r == 1) hypercall(HC_SIGNAL, <i64>SLOT, 0);
+      if (r < 0) {
+        nextId--;
+        break;
+      }
+      sent++;
+    }
+    const r = chan_remove(ch, CHANNEL_BYTES, 1, DONE);
+    if (r < -1) {
+      sendLine(putDec(putStr(LINE, "disk: bench: the channel failed core's checks: -"), <u64>-r));
+      return;
+    }
+    if (r == -1) {
+      hypercall(HC_YIELD, 0, 0);
+      continue;
+    }
+    put(ROUND_TRIPS, done, <u64>(rdtsc() - load<i64>(STARTS + <usize>(load<u64>(DONE + 8) & 7) * 8)));
+    done++;
+    if (load<u32>(DONE + 16) != 0) {
+      fail("bench read", first, <i32>load<u32>(DONE + 16));
+      return;
+    }
+  }
+  const total = <u64>(rdtsc() - begin);
+  // Two lines: a console line carries at most 64 characters.
+  let at = putStr(LINE, "disk: bench round trip min ");
+  const med = median(ROUND_TRIPS, SAMPLES);
+  at = putDec(at, <u64>sortedMin(ROUND_TRIPS));
+  sendLine(putDec(putStr(at, " median "), <u64>med));
+  at = putDec(putStr(LINE, "disk: bench "), <u64>SAMPLES);
+  sendLine(putDec(putStr(at, " reads in "), total));
 }

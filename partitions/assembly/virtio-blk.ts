@@ -13,6 +13,8 @@ declare function hypercall(nr: i64, a: i64, b: i64): i64;
 declare function mfence(): void;
 @external("hw", "pause")
 declare function pause(): void;
+@external("hw", "rdtsc")
+declare function rdtsc(): i64;
 @external("hw", "mmio_read8")
 declare function mmio_read8(addr: u64): u32;
 @external("hw", "mmio_read16")
@@ -96,6 +98,8 @@ let flush = false;
 export let capacity: u64 = 0;
 /** PCI address (bus << 8 | device << 3 | function) of the device driven, for the partition's line. */
 export let bdf: u32 = 0;
+/** TSC spent polling for the device since boot (the storage benchmark subtracts it: the device's time, not ours). */
+export let waited: u64 = 0;
 /** Descriptors built for the request being assembled (data descriptors start at 1; 0 is the header). */
 let nDesc: u32 = 0;
 /**
@@ -234,6 +238,7 @@ export function blkSubmit(type: u32, sector: u64): bool {
   availIdx++;
   store<u16>(QPAGE + Q_AVAIL + 2, availIdx);
   mfence();
+  const t0 = rdtsc();
   mmio_write16(notifyAt, 0);
   if (stopAfterNotify) unreachable();
   let spins: u32 = 0;
@@ -241,6 +246,7 @@ export function blkSubmit(type: u32, sector: u64): bool {
     if (++spins < 2000) pause();
     else hypercall(HC_YIELD, 0, 0);
   }
+  waited += <u64>(rdtsc() - t0);
   usedSeen++;
   mfence();
   return load<u8>(QPAGE + Q_STATUS) == 0;
