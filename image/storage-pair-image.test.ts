@@ -1,7 +1,7 @@
 // The storage pair in the image, without booting (docs/specs/storage-failover.md §7.1–7.2, §7.5): each storage client
 // of examples/storage-pair.yaml has a channel to the primary in slot 1 and to the secondary in slot 2, each member
 // serves from its slot 1 and is a console client in slot 0 of the console I/O partition, and the
-// failover's ring-0 code (and core's control-block thunks) is linked only into an image with a pair. The booted
+// failover's ring-0 code is linked only into an image with a pair. The booted
 // failover is test/hw/storage-pair.test.ts.
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
