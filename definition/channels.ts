@@ -7,16 +7,23 @@ import type { ChannelDefinition, PartitionDefinition } from "./host.ts";
 
 /** The wiring for each partition by name (an empty list for the idle and I/O partitions). */
 export function defaultChannels(parts: readonly PartitionDefinition[]): Map<string, ChannelDefinition[]> {
-  const io = parts.find((p) => p.kind === "io");
+  // The console I/O partition is the first io partition that is not a member of the storage pair; the members are
+  // its console clients like any partition (docs/specs/storage-failover.md §7).
+  const io = parts.find((p) => p.kind === "io" && p.behaviour?.pair === undefined);
   const uv = parts.find((p) => p.kind === "ultravisor");
+  const pair = [parts.find((p) => p.behaviour?.pair === "primary"), parts.find((p) => p.behaviour?.pair === "secondary")];
   const out = new Map<string, ChannelDefinition[]>();
   for (const p of parts) {
     const list: ChannelDefinition[] = [];
-    if (p.kind !== "idle" && p.kind !== "io" && io) list.push({ type: "console", server: io.name });
+    if (p.kind !== "idle" && (p.kind !== "io" || p.behaviour?.pair !== undefined) && io) list.push({ type: "console", server: io.name });
     if (p.kind === "command" && uv) list.push({ type: "command", server: uv.name });
     // The storage workload and its hostile client use a storage channel served by the I/O partition, which drives
     // the disk (docs/specs/storage-channel.md §8).
-    if (p.kind === "guest" && io && (p.behaviour?.disk !== undefined || p.behaviour?.fault === "storage-mdl")) list.push({ type: "storage", server: io.name });
+    // With a storage pair, a channel to each member: slot 1 the primary's, slot 2 the secondary's.
+    if (p.kind === "guest" && io && (p.behaviour?.disk !== undefined || p.behaviour?.fault === "storage-mdl")) {
+      if (pair[0] && pair[1]) list.push({ type: "storage", server: pair[0].name }, { type: "storage", server: pair[1].name });
+      else list.push({ type: "storage", server: io.name });
+    }
     out.set(p.name, list);
   }
   return out;

@@ -81,8 +81,12 @@ function checkPartition(p: PartitionDefinition, at: Path, bad: (path: Path, m: s
   if (b) {
     // The one exception: the hostile I/O partition of test builds (test/hw/fuzz-server.test.ts).
     const hostileServer = p.kind === "io" && b.fault === "fuzz-server" && Object.keys(b).length === 1;
-    if (p.kind !== "guest" && !hostileServer) {
-      bad([...at, "behaviour"], `only guests have a behaviour (this is a '${p.kind}' partition${p.kind === "io" ? "; an I/O partition takes only { fault: fuzz-server }, the hostile server of test builds" : ""})`, true);
+    // A member of the storage pair (docs/specs/storage-failover.md §7): pair, and failAtRequest beside pair: primary.
+    const pairMember = p.kind === "io" && b.pair !== undefined && Object.keys(b).every((k) => k === "pair" || k === "failAtRequest");
+    if (b.pair !== undefined && p.kind !== "io") bad([...at, "behaviour", "pair"], `only an io partition is a member of the storage pair (this is a '${p.kind}' partition)`);
+    if (b.failAtRequest !== undefined && b.pair !== "primary") bad([...at, "behaviour", "failAtRequest"], "failAtRequest is the storage pair's primary's fault: give it beside pair: primary", true);
+    if (p.kind !== "guest" && !hostileServer && !pairMember) {
+      bad([...at, "behaviour"], `only guests have a behaviour (this is a '${p.kind}' partition${p.kind === "io" ? "; an I/O partition takes only { fault: fuzz-server }, the hostile server of test builds, or { pair: primary | secondary, failAtRequest }, a member of the storage pair" : ""})`, true);
     }
     if (p.kind === "guest" && b.fault === "fuzz-server") bad([...at, "behaviour", "fault"], "fuzz-server is the I/O partition's test fault (the hostile channel server), not a guest's");
     if (b.faultAfter !== undefined && b.fault === undefined) bad([...at, "behaviour", "faultAfter"], "faultAfter needs a fault", true);

@@ -148,6 +148,10 @@ export const behaviour = z
       bench: z.boolean().optional().meta({ description: "bench builds: time 4 KiB reads of the range through the channel instead (bench/storage.bench.ts)" }),
     }).optional()
       .meta({ description: "bare metal: the storage workload (docs/specs/storage-channel.md §6) through a storage channel to the I/O partition" }),
+    pair: z.enum(["primary", "secondary"]).optional()
+      .meta({ description: "bare metal, io partitions: a member of the storage pair (docs/specs/storage-failover.md §7); the io partition without it serves the consoles" }),
+    failAtRequest: z.int().min(1).max(1_000_000).optional()
+      .meta({ description: "the pair's primary fails (a wasm trap) at the N-th storage request it takes, its device request in flight" }),
   })
   .meta({ description: "what the partition's program does (guests)" });
 

@@ -34,7 +34,7 @@ describe("host definitions: every class of error at its key", () => {
       "h.yaml:2:1: partitons: unknown key — did you mean 'partitions'? (allowed: $schema, revision, name, host, partitions, devices, run, operations, expect)",
     ]);
     expect(refusal("partitions:\n  - { name: X, duty: 4, behaviour: { faultAftr: 3 } }\n")).toEqual([
-      "h.yaml:3:38: partitions[0].behaviour.faultAftr: unknown key — did you mean 'faultAfter'? (allowed: lang, fault, faultAfter, probeCommand, benchHypercalls, vm, disk)",
+      "h.yaml:3:38: partitions[0].behaviour.faultAftr: unknown key — did you mean 'faultAfter'? (allowed: lang, fault, faultAfter, probeCommand, benchHypercalls, vm, disk, pair, failAtRequest)",
     ]);
   });
 

@@ -14,6 +14,7 @@ import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
 import { emitPci } from "../monitor-gen/pci.ts";
+import { emitStoragePair } from "../monitor-gen/storage-pair.ts";
 import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECORD_DWORDS, emitLead, emitRecord } from "../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
@@ -137,20 +138,42 @@ export function usesStorage(p: PartitionSpec): boolean {
   return p.kind === "guest" && (p.disk !== undefined || p.fault === "storage-mdl");
 }
 
+/** The console I/O partition: the io partition that is not a member of the storage pair (partitions/config.ts). */
+export function consoleIoIndex(parts: readonly PartitionSpec[]): number {
+  return parts.findIndex((p) => p.kind === "io" && p.pair === undefined);
+}
+
+/** The storage pair's members' indices (docs/specs/storage-failover.md §7), or null without a pair. */
+export function pairIndices(parts: readonly PartitionSpec[]): { primary: number; secondary: number } | null {
+  const primary = parts.findIndex((p) => p.pair === "primary");
+  const secondary = parts.findIndex((p) => p.pair === "secondary");
+  return primary >= 0 && secondary >= 0 ? { primary, secondary } : null;
+}
+
 function planChannels(parts: PartitionSpec[]): ChannelDef[] {
-  const io = parts.findIndex((p) => p.kind === "io");
+  const io = consoleIoIndex(parts);
   const out: ChannelDef[] = [];
   let ioSlot = 0;
   parts.forEach((p, i) => {
-    if (p.kind === "idle" || p.kind === "io") return;
+    if (p.kind === "idle" || i === io) return;
     out.push({ kind: "console", client: i, server: io, clientSlot: 0, serverSlot: ioSlot++, ...(p.kind === "command" ? { input: true } : {}) });
   });
   const cmd = parts.findIndex((p) => p.kind === "command");
   const uv = parts.findIndex((p) => p.kind === "ultravisor");
   if (cmd >= 0 && uv >= 0) out.push({ kind: "command", client: cmd, server: uv, clientSlot: COMMAND_SLOT, serverSlot: COMMAND_SLOT });
   // Storage clients (docs/specs/storage-channel.md §8): slot STORAGE_SLOT of the guest, served by the I/O partition.
+  // With a storage pair, slot STORAGE_SLOT to the primary and the next to the secondary, each member serving from its
+  // slot 1 on (its slot 0 is its own console channel).
+  const pair = pairIndices(parts);
+  const memberSlot = [1, 1];
   parts.forEach((p, i) => {
-    if (usesStorage(p)) out.push({ kind: "storage", client: i, server: io, clientSlot: STORAGE_SLOT, serverSlot: ioSlot++ });
+    if (!usesStorage(p)) return;
+    if (!pair) {
+      out.push({ kind: "storage", client: i, server: io, clientSlot: STORAGE_SLOT, serverSlot: ioSlot++ });
+      return;
+    }
+    out.push({ kind: "storage", client: i, server: pair.primary, clientSlot: STORAGE_SLOT, serverSlot: memberSlot[0]!++ });
+    out.push({ kind: "storage", client: i, server: pair.secondary, clientSlot: STORAGE_SLOT + 1, serverSlot: memberSlot[1]!++ });
   });
   return out;
 }
@@ -251,11 +274,13 @@ function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions,
       spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined, {
           inputSlot: channels.find((c) => c.input && c.server === i)?.serverSlot,
           devices: (config.devices?.length ?? 0) > 0, bench: parts.some((p) => p.disk?.bench === true),
+          pair: spec.pair !== undefined ? { failAtRequest: spec.failAtRequest ?? 0 } : undefined,
         })
       : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT, withCore ? CORE_DB_PLAN.words[1]! : 0)
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, {
           period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true,
           ...(spec.disk ? { disk: spec.disk } : {}), ...(spec.fault === "storage-mdl" ? { hostileStorage: true } : {}),
+          ...(spec.disk && pairIndices(parts) ? { pair: true } : {}),
         })
       : null;
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
@@ -309,7 +334,9 @@ interface Compiled { coreImage: ReturnType<typeof compileCoreForImage> | null; b
 function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImageOptions, built: BuiltPartition[], programs: Programs, withCore: boolean,
   linux: ReturnType<typeof linuxPlans>, scheduleText: string): Compiled {
   const parts = config.partitions;
-  const io = built.find((b) => b.spec.kind === "io")!.packed!;
+  const io = built[consoleIoIndex(parts)]!.packed!;
+  const pair = pairIndices(parts);
+  if (pair && !withCore) throw new Error("a storage pair needs the AOT-compiled core in ring 0 (its control block is core's): build with the database");
   const coreImage = programs.coreWasm ? compileCoreForImage(programs.coreWasm) : null;
   const bootDb = programs.bootWasm ? compileBootDb(programs.bootWasm) : null;
   const loaderPlan = { ...CORE_LOADER_PLAN, types: opts.coreDbPageTypes ?? CORE_LOADER_PLAN.types };
@@ -330,11 +357,13 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
     // The ultravisor partition with the database sends the end-of-run summary; the run waits for it (INFO.summaryDone).
     awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
     ...(config.devices?.length ? { pci: true } : {}),
+    ...(pair ? { pair } : {}),
   });
   emitSmp(a, { quantumTicks: config.quantumTicks });
   emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
   emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText, ...(config.devices?.length ? { devices: true } : {}) });
   emitPci(a, config.devices ?? [], withCore);
+  if (pair) emitStoragePair(a, { primary: pair.primary, secondary: pair.secondary, names: [parts[pair.primary]!.name, parts[pair.secondary]!.name] });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {
     ui: CORE_DB_PLAN.words[1]!, region: CORE_DB_PLAN.words[8]!, requestOffset: CORE_DB_PLAN.requestOffset,
@@ -384,7 +413,7 @@ function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], bui
   a.align(64);
   a.bind(L("g_partitions"));
   built.forEach((b, i) => {
-    const flags = (b.spec.kind === "io" ? FLAG.com1 : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
+    const flags = (b.spec.kind === "io" ? (b.spec.pair !== undefined ? FLAG.pairIo : FLAG.com1) : 0) | (b.spec.kind === "command" ? FLAG.command : 0) | (b.spec.kind === "idle" ? FLAG.idle : 0) |
       (b.spec.kind === "ultravisor" && withCore ? FLAG.ultra : 0) | (definedAtRunTime(b.spec) ? FLAG.defined : 0) | (b.spec.vm || b.spec.linux ? FLAG.vm : 0);
     emitRecord(a, PARTITION_RECORD, PARTITION_RECORD_DWORDS, {
       name: addr(L(`g_name_${i}`)),
@@ -423,6 +452,10 @@ function mergeCompiled(ring0: ObjectFile, { coreImage, bootDb }: Compiled): Obje
       { name: "core_submit_thunk", section: text, offset: thunk("db_submit") },
       { name: "core_truncate_thunk", section: text, offset: thunk("db_log_truncate") },
       { name: "core_owner_thunk", section: text, offset: thunk("db_get_owner") },
+      // The storage pair's control block (monitor-gen/storage-pair.ts); unreferenced without a pair.
+      { name: "core_pair_init_thunk", section: text, offset: thunk("pair_ctl_init") },
+      { name: "core_pair_step_thunk", section: text, offset: thunk("pair_ctl_step") },
+      { name: "core_pair_epoch_thunk", section: text, offset: thunk("pair_ctl_epoch") },
       { name: "core_host_trap", section: text, offset: c.hostTrap },
     ]);
   }

@@ -33,6 +33,11 @@ export interface MonitorConfig {
   awaitSummary?: boolean;
   /** The host gives PCI devices: switch_to opens the running owner's device ports (pci_switch, monitor-gen/pci.ts). */
   pci?: boolean;
+  /**
+   * The host has a storage pair (docs/specs/storage-failover.md §7): the record indices of its members. The primary's
+   * fault runs the failover (monitor-gen/storage-pair.ts pair_on_fault), PAIR_EPOCH answers, SIGNAL times the end.
+   */
+  pair?: { primary: number; secondary: number };
 }
 
 /** Instructions of the timer → switch path outside the probes: stub (push 0, push 32, jmp), 15 pushes, cld and the
@@ -233,6 +238,8 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     const clientWrite = a.label();
     a.cmp(rax, HYPERCALL.dmaAddr).je(dma);
     a.cmp(rax, HYPERCALL.clientWrite).je(clientWrite);
+    const pairEpoch = a.label();
+    if (_cfg.pair) a.cmp(rax, HYPERCALL.pairEpoch).je(pairEpoch);
     a.bind(unknown);
     ret(HC_ERR.unknown);
     a.jmp(back);
@@ -249,6 +256,7 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
 
     a.bind(signal);
+    if (_cfg.pair) a.call(L("pair_signal_note"));
     a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).call(L("do_signal"));
     a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax).jmp(back);
 
@@ -313,6 +321,14 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
       }
       a.jmp(back);
     }
+
+    // PAIR_EPOCH: the storage pair's epoch for its clients (monitor-gen/storage-pair.ts), core on the ultravisor's stack.
+    if (_cfg.pair) {
+      a.bind(pairEpoch);
+      a.call(L("pair_epoch_call"));
+      a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
+      a.jmp(back);
+    }
   }
 
   // ---- audit records of refused hypercalls (docs/specs/hypercall-abi.md, Audit records) ---------------------------
@@ -375,7 +391,7 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
   }
 }
 
-function emitFaultStop(a: Assembler, _cfg: MonitorConfig): void {
+function emitFaultStop(a: Assembler, cfg: MonitorConfig): void {
   const L = (n: string): Label => a.symbol(n);
   // ---- an exception at CPL 3 stops that partition alone ------------------------------------------------------------
   a.bind(L("on_fault"));
@@ -390,6 +406,13 @@ function emitFaultStop(a: Assembler, _cfg: MonitorConfig): void {
     a.bind(notPf);
     monitorLine(a, "partition ", { str: (x) => x.mov(rdi, qword(rbp, STATE_PAGE.name)) }, ": fault vector ", { dec: (x) => x.mov(rdi, r12) },
       " at ", { hex: (x) => x.mov(rdi, r14) }, " rip ", { hex: (x) => x.mov(rdi, r13) }, " error ", { hex: (x) => x.mov(rdi, qword(rbp, SAVED_FRAME.error)) });
+    if (cfg.pair) {
+      // The storage pair's primary: fence its device and name the secondary before anything else runs.
+      const notPrimary = a.label();
+      a.cmp(qword(rbp, STATE_PAGE.index), cfg.pair.primary).jne(notPrimary);
+      a.call(L("pair_on_fault"));
+      a.bind(notPrimary);
+    }
     emitAccount(a);
     a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
   }

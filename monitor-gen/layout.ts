@@ -61,7 +61,7 @@ export const XSAVE_SPACE = STATE_PAGE.frame - STATE_PAGE.xsave;
 export const STATE = { ready: 0, waiting: 1, failed: 2, stopped: 3 } as const;
 /** defined: created by a definition from the command partition, so it waits for START instead of starting at boot. */
 /** vm: a hardware-virtualized partition (docs/specs/svm.md): its context is the VMRUN loop at CPL 0. */
-export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16, vm: 32 } as const;
+export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16, vm: 32, pairIo: 64 } as const;
 /**
  * The ultravisor partition's view of the resource database: physical address p at DBWIN + p (PML4 slot 2), for the
  * pages the database gives the ultravisor: its own 4 MiB page [0,1,*] (DB_PAGES) and core's private 4 MiB page,
@@ -126,7 +126,7 @@ export const MAX_NUMBER = 64;
 
 // ---- hypercalls ---------------------------------------------------------------------------------------------------
 export const HYPERCALL_VECTOR = 0x80;
-export const HYPERCALL = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5, dmaAddr: 6, clientWrite: 7 } as const;
+export const HYPERCALL = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5, dmaAddr: 6, clientWrite: 7, pairEpoch: 8 } as const;
 /** Audit records of refused hypercalls: at most `lines` lines per partition per window of `windowQuanta` quanta. */
 export const AUDIT = { windowQuanta: 64, lines: 4 } as const;
 export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3, refused: -4 } as const;

@@ -561,7 +561,7 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean): 
     const target = a.label();
     const out = a.label();
     a.push(rbx);
-    a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1).jz(denied);
+    a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1 | FLAG.pairIo).jz(denied); // the console I/O partition or a member of the storage pair
     a.mov(r8, qword(rbp, STATE_PAGE.index)).inc(r8);
     a.lea(rbx, ptr(L("g_pci_list")));
     a.xor(r9d, r9d);

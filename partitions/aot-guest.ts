@@ -168,11 +168,13 @@ export function assembleAotGuest(wasm: Uint8Array, o: {
   period: number; outOfBounds?: boolean; probeCommand?: boolean;
   /** The storage workload (docs/specs/storage-channel.md §6), or the hostile storage client against block `first` of 0. */
   disk?: { first: number; blocks: number; passes: number; bench?: boolean }; hostileStorage?: boolean;
+  /** The workload goes to a storage pair: channels in slots 1 and 2, core's in-flight table (storage-failover.md §7.3). */
+  pair?: boolean;
 }): AotPartition {
   const end = WINDOW + BigInt(AS_MEMORY_BYTES);
   const range: MainArg[] = o.outOfBounds ? [end, end + 64n] : ["p_image_start", "p_ro_end"];
   const disk: MainArg[] = o.hostileStorage ? [2n, BigInt(o.disk?.first ?? 0), 0n, 0n] : o.disk ? [o.disk.bench ? 3n : 1n, BigInt(o.disk.first), BigInt(o.disk.blocks), BigInt(o.disk.passes)] : [0n, 0n, 0n, 0n];
-  return assembleAotPartition("guest", wasm, [BigInt(o.period), ...range, o.probeCommand ? 1n : 0n, ...disk]);
+  return assembleAotPartition("guest", wasm, [BigInt(o.period), ...range, o.probeCommand ? 1n : 0n, ...disk, o.pair ? 1n : 0n]);
 }
 
 /** Definitions the command partition keeps track of (partitions/assembly/command.ts MAX_DEFINITIONS). */
@@ -203,12 +205,19 @@ export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Arr
  * instructions: the monitor holds its own log while the I/O partition's rip is in that range. With `fuzzSeed`, `wasm`
  * is the hostile io-fuzz program of test builds and the seed is its main's argument; otherwise main's first argument
  * says whether the host gives devices (bit 0: the device list is mapped only then) and whether a guest runs the storage
- * benchmark (bit 1: the I/O partition times its own reads and the channel's), and its second is the slot of the
- * command partition's console channel that takes the lines typed on COM1 (IO_NO_INPUT: none).
+ * benchmark (bit 1: the I/O partition times its own reads and the channel's), its second is the slot of the
+ * command partition's console channel that takes the lines typed on COM1 (IO_NO_INPUT: none), its third whether it
+ * is a member of the storage pair (`pair`: no COM1, lines through its console channel, storage channels only;
+ * docs/specs/storage-failover.md §7), its fourth the request at which the pair's primary fails (0: never).
  */
-export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint, io: { inputSlot?: number | undefined; devices?: boolean; bench?: boolean } = {}): AotPartition {
+export function assembleAotIo(
+  wasm: Uint8Array, fuzzSeed?: bigint,
+  io: { inputSlot?: number | undefined; devices?: boolean; bench?: boolean; pair?: { failAtRequest: number } | undefined } = {},
+): AotPartition {
   const flags = (io.devices ? 1n : 0n) | (io.bench ? 2n : 0n);
-  const args = fuzzSeed === undefined ? [flags, io.inputSlot === undefined ? IO_NO_INPUT : BigInt(io.inputSlot)] : [BigInt.asUintN(64, fuzzSeed)];
+  const args = fuzzSeed === undefined
+    ? [flags, io.inputSlot === undefined ? IO_NO_INPUT : BigInt(io.inputSlot), io.pair ? 1n : 0n, BigInt(io.pair?.failAtRequest ?? 0)]
+    : [BigInt.asUintN(64, fuzzSeed)];
   return assembleAotPartition(fuzzSeed === undefined ? "io" : "io-fuzz", wasm, args, undefined, (c) => {
     // Each function ends where the next piece of code (function, thunk, trap stub) starts.
     const range = (names: { start: string; end: string }, what: string, required: boolean) => {

@@ -344,7 +344,7 @@ describe("AssemblyScript partitions in V8", () => {
   it("I/O partition: main announces itself under its own name, then POLLs after a pass and YIELDs after an empty one", () => {
     const io = instantiate("io", { stopAt: (nr) => nr === HYPERCALL.yield });
     writeInfo(io.bytes(), "io", []);
-    expect(() => io.fn["main"]!(0n, IO_NO_INPUT)).toThrow(Yielded);
+    expect(() => io.fn["main"]!(0n, IO_NO_INPUT, 0n, 0n)).toThrow(Yielded);
     expect(io.com1()).toBe("io: serving console channels; COM1 granted by the TSS I/O bitmap\r\n");
     expect(io.calls.map(([nr]) => nr)).toEqual([HYPERCALL.poll, HYPERCALL.yield]);
   });
@@ -357,7 +357,7 @@ describe("AssemblyScript partitions in V8", () => {
     const input = inputPage(), x = corePage();
     toWindow(win, 0, input);
     toWindow(win, 1, x);
-    expect(() => io.fn["main"]!(0n, 0n)).toThrow(Yielded);
+    expect(() => io.fn["main"]!(0n, 0n, 0n, 0n)).toThrow(Yielded);
     fromWindow(win, 0, input);
     const got: Array<{ text: string; truncated: number; flags: number }> = [];
     const d = new DataView(core.memory.buffer);
@@ -380,7 +380,7 @@ describe("AssemblyScript partitions in V8", () => {
     const win = io.bytes();
     writeInfo(win, "io", [{ role: 1, peer: "command" }]);
     toWindow(win, 0, corePage()); // a one-queue console where the input template belongs
-    expect(() => io.fn["main"]!(0n, 0n)).toThrow(Yielded);
+    expect(() => io.fn["main"]!(0n, 0n, 0n, 0n)).toThrow(Yielded);
     expect(io.com1()).toContain("io: typed line not delivered to the command partition: status -4\r\n");
   });
 
@@ -607,7 +607,7 @@ describe("AssemblyScript partitions in V8", () => {
     writeInfo(win, "X", [{ role: 0, peer: "io" }]);
     toWindow(win, 0, page);
     win.set(Buffer.from("some code and constants to sum.."), 0x1000);
-    expect(() => g.fn["main"]!(4n, WINDOW + 0x1000n, WINDOW + 0x1020n, 1n, 0n, 0n, 0n, 0n)).toThrow(Yielded);
+    expect(() => g.fn["main"]!(4n, WINDOW + 0x1000n, WINDOW + 0x1020n, 1n, 0n, 0n, 0n, 0n, 0n)).toThrow(Yielded);
     const sum = fnv1a(win.subarray(0x1000, 0x1020)).toString(16).padStart(8, "0");
     expect(lines.slice(0, 2)).toEqual(["command hypercall refused: result -1", "start hypercall refused: result -1"]);
     expect(lines.length).toBe(5);
@@ -630,7 +630,7 @@ describe("AssemblyScript partitions in V8", () => {
     const page = corePage();
     toWindow(g.bytes(), 0, page);
     // The out-of-bounds checksum range of a wasm-oob guest: V8 traps where the AOT code traps (code 4).
-    expect(() => g.fn["main"]!(0n, WINDOW + BigInt(AS_MEMORY_BYTES), WINDOW + BigInt(AS_MEMORY_BYTES) + 64n, 0n, 0n, 0n, 0n, 0n)).toThrow(/out of bounds/);
+    expect(() => g.fn["main"]!(0n, WINDOW + BigInt(AS_MEMORY_BYTES), WINDOW + BigInt(AS_MEMORY_BYTES) + 64n, 0n, 0n, 0n, 0n, 0n, 0n)).toThrow(/out of bounds/);
     g.fn["trapped"]!(4);
     fromWindow(g.bytes(), 0, page);
     expect(coreReceive(page).map((r) => r.bytes.toString("latin1"))).toEqual(["wasm trap 4; stopping with #UD"]);

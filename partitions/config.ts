@@ -41,6 +41,10 @@ export interface PartitionSpec {
   linux?: LinuxInputs;
   /** Guests: the storage workload over blocks [first, first + blocks), `passes` times (docs/specs/storage-channel.md §6). */
   disk?: { first: number; blocks: number; passes: number; bench?: boolean };
+  /** I/O partitions: a member of the storage pair (docs/specs/storage-failover.md §7), not the console server. */
+  pair?: "primary" | "secondary";
+  /** The pair's primary: fail at the N-th storage request it takes. */
+  failAtRequest?: number;
 }
 
 export interface UltravisorConfig {
@@ -148,11 +152,16 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
       ...(b.benchHypercalls !== undefined ? { benchHypercalls: b.benchHypercalls } : {}),
       ...(b.vm !== undefined ? { vm: b.vm } : {}),
       ...(lin ? { linux: lin } : {}),
+      ...(b.pair !== undefined ? { pair: b.pair } : {}),
+      ...(b.failAtRequest !== undefined ? { failAtRequest: b.failAtRequest } : {}),
     };
   });
   const kinds = (k: PartitionKind): number => specs.filter((p) => p.kind === k).length;
   if (kinds("idle") !== 1) bad(["partitions"], `exactly one partition of kind 'idle' is needed (found ${kinds("idle")}): it runs whenever nobody else does`, true);
-  if (kinds("io") !== 1) bad(["partitions"], `exactly one partition of kind 'io' is needed on bare metal (found ${kinds("io")}): it owns COM1 and serves every console`, true);
+  const consoleIo = specs.filter((p) => p.kind === "io" && p.pair === undefined).length;
+  const members = specs.filter((p) => p.pair !== undefined).length;
+  if (consoleIo !== 1) bad(["partitions"], `exactly one partition of kind 'io' is needed on bare metal (found ${consoleIo}${members ? " besides the storage pair's members" : ""}): it owns COM1 and serves every console`, true);
+  checkPair(specs, def.devices ?? [], bad);
   if ((kinds("command") === 1) !== (kinds("ultravisor") === 1)) {
     bad(["partitions"], "the command partition and the ultravisor partition come together (the command channel joins them)", true);
   }
@@ -174,6 +183,26 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     ...(r.probes ? { probes: true } : {}),
     ...(devices.length ? { devices } : {}),
   };
+}
+
+/**
+ * The storage pair's rules that only the machine has (docs/specs/storage-failover.md §7.1): one primary and one
+ * secondary or neither, each owning exactly one data disk (`devices: [{ disk: N, owner }]`) and nothing else.
+ */
+function checkPair(specs: PartitionSpec[], devices: ReadonlyArray<{ disk?: number | undefined; pci?: string | undefined; owner: string }>,
+  bad: (path: ReadonlyArray<PropertyKey>, m: string, key?: boolean) => void): void {
+  const members = specs.map((p, i) => ({ p, i })).filter(({ p }) => p.pair !== undefined);
+  if (members.length === 0) return;
+  for (const role of ["primary", "secondary"] as const) {
+    const n = members.filter(({ p }) => p.pair === role).length;
+    if (n !== 1) bad(["partitions"], `a storage pair has exactly one ${role} (found ${n}): mark two io partitions with behaviour pair: primary and pair: secondary`, true);
+  }
+  for (const { p, i } of members) {
+    const owned = devices.filter((d) => d.owner === p.name);
+    if (owned.length !== 1 || owned[0]!.disk === undefined) {
+      bad(["partitions", i, "behaviour", "pair"], `the pair's ${p.pair} '${p.name}' must own exactly one data disk (devices: [{ disk: N, owner: ${p.name} }]; it owns ${owned.length} device${owned.length === 1 ? " that is not a disk" : "s"})`);
+    }
+  }
 }
 
 /** The one VCPU's duty: `duty`, or `vcpus: 1` (a whole processor), or a one-entry list with a duty. */

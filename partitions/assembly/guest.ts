@@ -6,6 +6,7 @@
 
 import { HC_COMMAND, HC_START, HC_TIME, LINE, consoleLine, hypercall, putDec, putHex, putStr, trapLine, wasmAddress } from "./partition";
 import { diskBench, diskWorkload, hostileStorage } from "./storage-client";
+import { pairWorkload } from "./storage-pair-client";
 
 /** FNV-1a over [start, end) of linear memory. */
 export function checksum(start: usize, end: usize): u32 {
@@ -19,12 +20,14 @@ export function checksum(start: usize, end: usize): u32 {
  * `probeCommand` ≠ 0 tries the command hypercall and START once first (a guest may do neither: the monitor refuses
  * and audits both). `disk` 1 runs the storage workload over [first, first + blocks) `passes` times first
  * (storage-client.ts), 2 the hostile storage client against block `first`, 3 the storage benchmark's client over
- * [first, first + blocks); then the lines as every guest.
+ * [first, first + blocks); then the lines as every guest. `pair` ≠ 0: the workload goes to the storage pair
+ * (docs/specs/storage-failover.md §7.3).
  */
-export function main(period: i64, sumStart: u64, sumEnd: u64, probeCommand: i64, disk: i64, first: i64, blocks: i64, passes: i64): void {
+export function main(period: i64, sumStart: u64, sumEnd: u64, probeCommand: i64, disk: i64, first: i64, blocks: i64, passes: i64, pair: i64): void {
   const start = wasmAddress(sumStart);
   const end = wasmAddress(sumEnd);
-  if (disk == 1) diskWorkload(<u32>first, <u32>blocks, <u32>passes);
+  if (disk == 1 && pair != 0) pairWorkload(<u32>first, <u32>blocks, <u32>passes);
+  else if (disk == 1) diskWorkload(<u32>first, <u32>blocks, <u32>passes);
   if (disk == 2) hostileStorage(<u32>first);
   if (disk == 3) diskBench(<u32>first, <u32>blocks);
   let last = hypercall(HC_TIME, 0, 0);

@@ -10,7 +10,7 @@
 // typed storage (storage-server.ts; docs/specs/storage-channel.md §8).
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
-import { CHANNEL_SAMPLES, channelSamples, serveStorage } from "./storage-server";
+import { CHANNEL_SAMPLES, channelSamples, serveStorage, setFailAt } from "./storage-server";
 import { HC_DMA_ADDR, T_IN, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, QSIZE, waited } from "./virtio-blk";
 import { SAMPLES, median, put, sortedMin } from "./samples";
 
@@ -18,7 +18,7 @@ import { SAMPLES, median, put, sortedMin } from "./samples";
 declare function rdtsc(): i64;
 import {
   CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
-  SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
+  SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, sendLine, slotChannel, slotRecord,
 } from "./partition";
 
 @external("hw", "inb")
@@ -28,6 +28,8 @@ declare function inb(port: u32): u32;
 declare function outb(port: u32, value: u32): void;
 
 const COM1: u32 = 0x3f8;
+/** docs/specs/hypercall-abi.md: the storage pair's epoch, for its clients only. */
+const HC_PAIR_EPOCH: i64 = 8;
 /** Line status register; bit 5: the transmit holding register is empty; bit 0: a received byte waits in RBR (COM1 + 0). */
 const COM1_LSR: u32 = COM1 + 5;
 const THR_EMPTY: u32 = 0x20;
@@ -190,8 +192,15 @@ function hexDigit(at: usize, d: u32): usize {
   return at + 1;
 }
 
+/**
+ * A member of the storage pair (docs/specs/storage-failover.md §7.1): no COM1 (its port access would be a #GP), its own
+ * lines through its console channel (slot 0) to the console I/O partition, storage channels only.
+ */
+let member = false;
+
 function emitOwn(end: usize): void {
-  io_emit(INFO_NAME, LINE, <u32>(end - LINE));
+  if (member) sendLine(end);
+  else io_emit(INFO_NAME, LINE, <u32>(end - LINE));
 }
 
 /**
@@ -207,12 +216,18 @@ export function serve(): i32 {
     if (load<u8>(rec + RECORD_ROLE) != ROLE_SERVER) continue;
     const ch = slotChannel(k);
     if (ch == 0) continue;
+    if (member && load<u8>(rec + RECORD_TYPE) != TYPE_STORAGE) continue; // a member serves storage channels only
     if (load<u8>(rec + RECORD_TYPE) == TYPE_STORAGE) {
       const s = serveStorage(k, ch);
       if (s < 0) {
         store<u8>(rec + RECORD_ROLE, ROLE_CLOSED);
-        const end = putStr(LINE, "<storage channel failed the server's checks: closed>");
-        io_emit(rec + RECORD_PEER, LINE, <u32>(end - LINE));
+        if (member) {
+          const at = putStr(LINE, "storage channel of slot ");
+          emitOwn(putStr(putDec(at, k), " failed the server's checks: closed"));
+        } else {
+          const end = putStr(LINE, "<storage channel failed the server's checks: closed>");
+          io_emit(rec + RECORD_PEER, LINE, <u32>(end - LINE));
+        }
       } else if (s > 0) served = 1;
       continue;
     }
@@ -262,13 +277,22 @@ export function serve(): i32 {
  * mapped), with bit 1 (bench builds) times SAMPLES 4 KiB reads of its own (the direct path) and, once it has served as
  * many 4 KiB reads through the channel, reports both; then serves for ever: POLL after every pass, YIELD after a pass
  * that found nothing. `input`: the slot of the command partition's console channel, which takes the lines typed on
- * COM1 (NO_INPUT: none).
+ * COM1 (NO_INPUT: none). `pair` ≠ 0: a member of the storage pair (no COM1, storage only); `failAt` ≠ 0: the pair's
+ * primary fails at that request (docs/specs/storage-failover.md §7.4).
  */
-export function main(flags: i64, input: u64): void {
+export function main(flags: i64, input: u64, pair: i64, failAt: i64): void {
   inputSlot = input;
   const devices = flags & 1;
   const bench = (flags & 2) != 0;
-  emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
+  member = pair != 0;
+  if (member) {
+    setFailAt(<u64>failAt);
+    emitOwn(putStr(LINE, "serving storage channels as a member of the storage pair"));
+    // The pair's epoch is its clients' to ask (PAIR_EPOCH): a member is refused, which this line shows on every boot.
+    emitOwn(putDec(putStr(LINE, "storage: PAIR_EPOCH refused to a member: result -"), <u64>-hypercall(HC_PAIR_EPOCH, 0, 0)));
+  } else {
+    emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
+  }
   if (devices != 0) {
     const r = blkInit(<u32>load<u64>(0));
     let at: usize;
@@ -351,7 +375,8 @@ function report(what: string, buf: usize, total: usize): void {
   emitOwn(putDec(at, <u64>SAMPLES));
 }
 
-/** Entered after a wasm trap ended `main`: the I/O partition has no console channel, so the line goes to COM1. */
+/** Entered after a wasm trap ended `main`: the console I/O partition has no console channel, so the line goes to COM1
+ * (a member of the pair sends it through its console channel). */
 export function trapped(code: i32): void {
   let at = putStr(LINE, "wasm trap ");
   at = putDec(at, <u64>code);

@@ -13,34 +13,35 @@ import {
 } from "./partition";
 
 /** The storage client's channel slot (partitions/programs.ts STORAGE_SLOT). */
-const SLOT: u64 = 1;
-const CHANNEL_BYTES: u32 = 4096;
-const SIGNAL: u32 = 256;
-const BLOCK: u32 = 512;
+export const SLOT: u64 = 1;
+export const CHANNEL_BYTES: u32 = 4096;
+export const SIGNAL: u32 = 256;
+export const BLOCK: u32 = 512;
 const HC_DMA_ADDR: i64 = 6;
 const HC_CLIENT_WRITE: i64 = 7;
 const TO_SERVER: u32 = 1;
 const FROM_SERVER: u32 = 2;
-const OP_READ10: u32 = 0x28;
-const OP_WRITE10: u32 = 0x2a;
-const OP_SYNC10: u32 = 0x35;
+export const OP_READ10: u32 = 0x28;
+export const OP_WRITE10: u32 = 0x2a;
+export const OP_SYNC10: u32 = 0x35;
 const OP_READ_CAPACITY10: u32 = 0x25;
 
-const REQ = memory.data(<i32>SIGNAL, 8);
-const DONE = memory.data(<i32>SIGNAL, 8);
+export const REQ = memory.data(<i32>SIGNAL, 8);
+export const DONE = memory.data(<i32>SIGNAL, 8);
 /** Blocks per request of the workload: one MDL entry per block (8 of the 12 a request may carry). */
-const BATCH: u32 = 8;
+export const BATCH: u32 = 8;
 /** The blocks written and read back: the MDL names these (window offsets of the guest's own pages). */
 const WBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 const RBUF = memory.data(<i32>(BLOCK * BATCH), 4096);
 
-let nextId: u64 = 0;
+/** The tag of the last request built (storage-pair-client.ts reads it). */
+export let nextId: u64 = 0;
 
 @external("hw", "rdtsc")
 declare function rdtsc(): i64;
 
 /** Builds a READ/WRITE (10) of `blocks` at `lba` (or another opcode with no CDB fields) with no MDL yet. */
-function request(op: u32, lba: u32, blocks: u32): void {
+export function request(op: u32, lba: u32, blocks: u32): void {
   for (let i: usize = 0; i < <usize>SIGNAL; i += 8) store<u64>(REQ + i, 0);
   store<u32>(REQ, op);
   store<u32>(REQ + 4, op == OP_WRITE10 ? TO_SERVER : op == OP_READ10 || op == OP_READ_CAPACITY10 ? FROM_SERVER : 0);
@@ -82,7 +83,7 @@ function transact(): i32 {
 }
 
 /** Writes the record of block `n`, generation `gen`, at `buf`: "block <n> <name> gen <g>" and zeros. */
-function record(n: u32, gen: u32, buf: usize = WBUF): void {
+export function record(n: u32, gen: u32, buf: usize = WBUF): void {
   for (let i: usize = 0; i < <usize>BLOCK; i += 8) store<u64>(buf + i, 0);
   let at = putStr(buf, "block ");
   at = putDec(at, <u64>n);
@@ -96,7 +97,7 @@ function record(n: u32, gen: u32, buf: usize = WBUF): void {
   putDec(at, <u64>gen);
 }
 
-function same(a: usize, b: usize, n: u32): bool {
+export function same(a: usize, b: usize, n: u32): bool {
   for (let i: usize = 0; i < <usize>n; i += 8) if (load<u64>(a + i) != load<u64>(b + i)) return false;
   return true;
 }
@@ -159,7 +160,7 @@ export function diskWorkload(first: u32, blocks: u32, passes: u32): void {
   sendLine(putDec(putStr(LINE, "disk: done; synchronize cache status "), <u64>s));
 }
 
-function fail(what: string, n: u32, s: i32): void {
+export function fail(what: string, n: u32, s: i32): void {
   let at = putStr(LINE, "disk: ");
   at = putStr(at, what);
   at = putStr(at, " of block ");

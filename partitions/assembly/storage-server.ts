@@ -8,7 +8,8 @@
 
 import { chan_insert, chan_pending, chan_remove } from "../../core/assembly/channel";
 import { stor_check, stor_complete, stor_response } from "../../core/assembly/storage";
-import { HC_DMA_ADDR, T_FLUSH, T_IN, T_OUT, blkAdd, blkBegin, blkSubmit, capacity, maxData, waited } from "./virtio-blk";
+import { HC_DMA_ADDR, T_FLUSH, T_IN, T_OUT, blkAdd, blkBegin, blkSubmit, capacity, maxData, stopAfterNextNotify, waited } from "./virtio-blk";
+import { LINE, putDec, putStr, sendLine } from "./partition";
 import { SAMPLES, put } from "./samples";
 
 @external("hw", "rdtsc")
@@ -51,6 +52,13 @@ const R_OUTSIDE: i32 = -14;
 /** Requests served and refused since boot. */
 export let served: u64 = 0;
 export let refused: u64 = 0;
+/** The storage pair's primary: the request (counted from 1 over all channels) at which it fails; 0 never (§7.4 of storage-failover.md). */
+export let failAtRequest: u64 = 0;
+let taken: u64 = 0;
+let dying = false;
+export function setFailAt(n: u64): void {
+  failAtRequest = n;
+}
 /**
  * The storage benchmark (bench/storage.bench.ts): the TSC from a request's removal to its completion's insertion, less
  * the device's time (`waited`), of each 4 KiB READ, the first SAMPLES of them.
@@ -201,6 +209,14 @@ export function serveStorage(slot: u64, ch: usize): i32 {
     if (r == -1) return any;
     if (r < -1) return -1;
     any = 1;
+    taken++;
+    if (failAtRequest != 0 && taken == failAtRequest) {
+      // The host definition's fault (failAtRequest): say so, then die with this request's first device request in
+      // flight (virtio-blk.ts stopAfterNotify), or before its completion when it moves nothing.
+      sendLine(putStr(putDec(putStr(LINE, "storage: failing at request "), taken), " (host definition failAtRequest)"));
+      stopAfterNextNotify();
+      dying = true;
+    }
     let moved: u64 = 0;
     let medium: i32 = 0;
     if (stor_check(REQ, SIGNAL, capacity, RANGES, 1, PLAN) == 0 && load<i32>(PLAN + P_REASON) == 0) {
@@ -231,6 +247,7 @@ export function serveStorage(slot: u64, ch: usize): i32 {
         else moved = <u64>n;
       }
     }
+    if (dying) unreachable(); // the failing primary's request moved nothing: no completion either
     if (load<i32>(PLAN + P_REASON) != 0) refused++;
     else served++;
     stor_complete(REQ, PLAN, moved, medium, DONE);

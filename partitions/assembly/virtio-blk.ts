@@ -102,6 +102,14 @@ export let bdf: u32 = 0;
 export let waited: u64 = 0;
 /** Descriptors built for the request being assembled (data descriptors start at 1; 0 is the header). */
 let nDesc: u32 = 0;
+/**
+ * The storage pair's primary failing on purpose (docs/specs/storage-failover.md §7.4): the next request is handed to
+ * the device and notified, then the partition ends with a wasm trap, the device still working on it.
+ */
+let stopAfterNotify = false;
+export function stopAfterNextNotify(): void {
+  stopAfterNotify = true;
+}
 
 /** The address at DEVWIN of the structure capability `type` of the device entry `e` points at, or 0. */
 function capAddress(e: u64, type: u32): u64 {
@@ -232,6 +240,7 @@ export function blkSubmit(type: u32, sector: u64): bool {
   mfence();
   const t0 = rdtsc();
   mmio_write16(notifyAt, 0);
+  if (stopAfterNotify) unreachable();
   let spins: u32 = 0;
   while (load<u16>(QPAGE + Q_USED + 2) == usedSeen) {
     if (++spins < 2000) pause();
