@@ -11,13 +11,13 @@
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { CHANNEL_SAMPLES, channelSamples, serveStorage, setFailAt } from "./storage-server";
-import { HC_DMA_ADDR, T_IN, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, QSIZE, waited } from "./virtio-blk";
+import { T_IN, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, QSIZE, waited } from "./virtio-blk";
 import { SAMPLES, median, put, sortedMin } from "./samples";
 
 @external("hw", "rdtsc")
 declare function rdtsc(): i64;
 import {
-  CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
+  CHANNEL_BYTES, FLAG_MORE, HC_DMA_ADDR, HC_PAIR_EPOCH, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
   SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, sendLine, slotChannel, slotRecord,
 } from "./partition";
 
@@ -28,8 +28,6 @@ declare function inb(port: u32): u32;
 declare function outb(port: u32, value: u32): void;
 
 const COM1: u32 = 0x3f8;
-/** docs/specs/hypercall-abi.md: the storage pair's epoch, for its clients only. */
-const HC_PAIR_EPOCH: i64 = 8;
 /** Line status register; bit 5: the transmit holding register is empty; bit 0: a received byte waits in RBR (COM1 + 0). */
 const COM1_LSR: u32 = COM1 + 5;
 const THR_EMPTY: u32 = 0x20;

@@ -10,13 +10,17 @@ import { chan_insert } from "../../core/assembly/channel";
 @external("hw", "hypercall")
 export declare function hypercall(nr: i64, a: i64, b: i64): i64;
 
-// Hypercall numbers (docs/specs/hypercall-abi.md).
+// Hypercall numbers (docs/specs/hypercall-abi.md): the only AssemblyScript copy of monitor-gen/layout.ts's HYPERCALL,
+// which partitions/hypercall-numbers.test.ts holds equal to it (every AssemblyScript partition file takes them from here).
 export const HC_YIELD: i64 = 0;
 export const HC_SIGNAL: i64 = 1;
 export const HC_TIME: i64 = 2;
 export const HC_COMMAND: i64 = 3;
-export const HC_START: i64 = 5;
 export const HC_POLL: i64 = 4;
+export const HC_START: i64 = 5;
+export const HC_DMA_ADDR: i64 = 6;
+export const HC_CLIENT_WRITE: i64 = 7;
+export const HC_PAIR_EPOCH: i64 = 8;
 
 // The window (docs/specs/image-layout.md): its virtual base, the info page's fields, the channel slots.
 export const WINDOW: u64 = 0x0000_0080_0000_0000;

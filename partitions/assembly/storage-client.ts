@@ -9,7 +9,7 @@ import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { chan_cdb_add_mdl } from "../../core/assembly/channel-cdb";
 import { SAMPLES, median, put, sortedMin } from "./samples";
 import {
-  HC_SIGNAL, HC_YIELD, INFO_NAME, LINE, NAME_BYTES, hypercall, putDec, putStr, sendLine, slotChannel,
+  HC_CLIENT_WRITE, HC_DMA_ADDR, HC_SIGNAL, HC_YIELD, INFO_NAME, LINE, NAME_BYTES, hypercall, putDec, putStr, sendLine, slotChannel,
 } from "./partition";
 
 /** The storage client's channel slot (partitions/programs.ts STORAGE_SLOT). */
@@ -17,8 +17,6 @@ export const SLOT: u64 = 1;
 export const CHANNEL_BYTES: u32 = 4096;
 export const SIGNAL: u32 = 256;
 export const BLOCK: u32 = 512;
-const HC_DMA_ADDR: i64 = 6;
-const HC_CLIENT_WRITE: i64 = 7;
 const TO_SERVER: u32 = 1;
 const FROM_SERVER: u32 = 2;
 export const OP_READ10: u32 = 0x28;

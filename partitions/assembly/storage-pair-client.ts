@@ -7,12 +7,11 @@
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { chan_cdb_add_mdl } from "../../core/assembly/channel-cdb";
 import { pair_complete, pair_entry_id, pair_failover, pair_issue, pair_next_reissue, pair_reissued, pair_table_init } from "../../core/assembly/storage-pair";
-import { HC_SIGNAL, HC_TIME, HC_YIELD, LINE, hypercall, putDec, putStr, sendLine, slotChannel } from "./partition";
+import { HC_PAIR_EPOCH, HC_SIGNAL, HC_TIME, HC_YIELD, LINE, hypercall, putDec, putStr, sendLine, slotChannel } from "./partition";
 import {
   BATCH, BLOCK, CHANNEL_BYTES, DONE, OP_READ10, OP_SYNC10, OP_WRITE10, REQ, SIGNAL, SLOT, fail, nextId, record, request, same,
 } from "./storage-client";
 
-const HC_PAIR_EPOCH: i64 = 8;
 /** Core's in-flight table (storage-failover.md §3): 32-byte header and 16 entries of 32 bytes, in this guest's memory. */
 const TABLE = memory.data(32 + 16 * 32, 8);
 /** The record sent for each table entry: a re-issue sends exactly what was sent, never a record rebuilt. */

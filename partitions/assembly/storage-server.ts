@@ -8,8 +8,8 @@
 
 import { chan_insert, chan_pending, chan_remove } from "../../core/assembly/channel";
 import { stor_check, stor_complete, stor_response } from "../../core/assembly/storage";
-import { HC_DMA_ADDR, T_FLUSH, T_IN, T_OUT, blkAdd, blkBegin, blkSubmit, capacity, maxData, stopAfterNextNotify, waited } from "./virtio-blk";
-import { LINE, putDec, putStr, sendLine } from "./partition";
+import { T_FLUSH, T_IN, T_OUT, blkAdd, blkBegin, blkSubmit, capacity, maxData, stopAfterNextNotify, waited } from "./virtio-blk";
+import { HC_CLIENT_WRITE, HC_DMA_ADDR, HC_SIGNAL, LINE, putDec, putStr, sendLine } from "./partition";
 import { SAMPLES, put } from "./samples";
 
 @external("hw", "rdtsc")
@@ -18,8 +18,6 @@ declare function rdtsc(): i64;
 @external("hw", "hypercall")
 declare function hypercall(nr: i64, a: i64, b: i64): i64;
 
-const HC_SIGNAL: i64 = 1;
-const HC_CLIENT_WRITE: i64 = 7;
 /** CLIENT_WRITE's descriptor (monitor-gen/pci.ts CLIENT_WRITE): u64 client offset, u32 length, u32 0, 64 bytes. */
 const CW = memory.data(80, 8);
 /** The response data of INQUIRY / READ CAPACITY (at most 36 bytes, core's stor_response). */

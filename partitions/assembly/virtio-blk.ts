@@ -7,6 +7,8 @@
 // storage client's pages alike; nothing here computes a physical address. Field offsets: virtio 1.x §4.1.4.3
 // (common configuration), §2.6 (split virtqueues), §5.2 (block device).
 
+import { HC_DMA_ADDR, HC_YIELD } from "./partition";
+
 @external("hw", "hypercall")
 declare function hypercall(nr: i64, a: i64, b: i64): i64;
 @external("hw", "mfence")
@@ -28,8 +30,6 @@ declare function mmio_write16(addr: u64, v: u32): void;
 @external("hw", "mmio_write32")
 declare function mmio_write32(addr: u64, v: u32): void;
 
-export const HC_DMA_ADDR: i64 = 6;
-const HC_YIELD: i64 = 0;
 
 // The device list (docs/specs/pci-devices.md §4, monitor-gen/pci.ts PCI_LIST).
 const DEVLIST: u64 = 0x3fff_ffff_e000;
