@@ -56,7 +56,7 @@ export const REQ_MAGIC = 0x52545655;
 /** Record types of requests and audit-log records (memory-layout.md §5.2, §5.3). */
 export const REC = {
   begin: 1, changeOwner: 2, initialize: 3, destroy: 4, split: 5, merge: 6, defineChannel: 7, assignServer: 8,
-  removeChannel: 9, setCommand: 10, rejected: 11, commit: 15,
+  removeChannel: 9, setCommand: 10, rejected: 11, event: 12, commit: 15,
 } as const;
 export const LOG_LEN: Record<number, number> = { 2: 32, 3: 144, 4: 80, 5: 4120, 6: 32, 7: 24, 8: 24, 9: 24, 10: 16 };
 /** Index page offsets of memory-layout.md §3 and §11.2. */
@@ -122,6 +122,18 @@ export interface Rejection {
   submitter: number;
   code: number;
   /** The sequence number the next transaction got: where in the history the refusal happened. */
+  nextSeq: number;
+}
+
+/** EVENT kinds (memory-layout.md §11.3); core/assembly/lib/layout.ts EVENT_* holds the same (core/layout.test.ts). */
+export const EVENT_KIND = { storageFailover: 1 } as const;
+
+/** An EVENT record (memory-layout.md §11.3): something the ultravisor did between transactions. */
+export interface LogEvent {
+  /** 1 = a storage pair's failover (a = the failed member, b = the member made active). */
+  kind: number;
+  a: number;
+  b: number;
   nextSeq: number;
 }
 
@@ -292,6 +304,11 @@ export class Database {
     };
   }
 
+  /** db_log_event (memory-layout.md §11.3): an EVENT record between transactions; 0 or a negative code. */
+  logEvent(kind: number, a: number, b: number): number {
+    return this.fn.db_log_event!(kind, a >>> 0, b >>> 0);
+  }
+
   logAddress(): number {
     return this.fn.db_log_address!() >>> 0;
   }
@@ -311,8 +328,8 @@ export class Database {
     return this.readAudit().transactions;
   }
 
-  /** The audit log since the last backup: committed transactions and audited refusals, each in log order. */
-  readAudit(): { transactions: Transaction[]; rejections: Rejection[] } {
+  /** The audit log since the last backup: committed transactions, audited refusals and events, each in log order. */
+  readAudit(): { transactions: Transaction[]; rejections: Rejection[]; events: LogEvent[] } {
     return this.readAuditFrom(0);
   }
 
@@ -321,17 +338,23 @@ export class Database {
    * log: same baseSeq, committedEnd not below it) to the committed end, and where they end. A reader that follows
    * the log with this decodes each record once, so following N commits costs O(N), not O(N^2).
    */
-  readAuditFrom(from: number): { transactions: Transaction[]; rejections: Rejection[]; end: number } {
+  readAuditFrom(from: number): { transactions: Transaction[]; rejections: Rejection[]; events: LogEvent[]; end: number } {
     const h = this.logHeader();
     const v = this.view();
     const base = this.logAddress() + 64;
     const txs: Transaction[] = [];
     const rejections: Rejection[] = [];
+    const events: LogEvent[] = [];
     if (from > h.committedEnd) throw new RangeError(`audit log: offset ${from} is past the committed end ${h.committedEnd}`);
     let off = from;
     while (off < h.committedEnd) {
       if (v.getUint8(base + off) === REC.rejected) {
         rejections.push({ submitter: v.getUint32(base + off + 8, true), code: v.getInt32(base + off + 12, true), nextSeq: v.getUint32(base + off + 16, true) });
+        off += 24;
+        continue;
+      }
+      if (v.getUint8(base + off) === REC.event) {
+        events.push({ kind: v.getUint32(base + off + 8, true), a: v.getUint32(base + off + 12, true), b: v.getUint32(base + off + 16, true), nextSeq: v.getUint32(base + off + 20, true) });
         off += 24;
         continue;
       }
@@ -349,7 +372,7 @@ export class Database {
       off += 16;
       txs.push({ ops, seq });
     }
-    return { transactions: txs, rejections, end: off };
+    return { transactions: txs, rejections, events, end: off };
   }
 
   readDescriptor(p: number): (Descriptor & { me: number }) | undefined {

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import {
-  CHANNEL_SLOTS, ERRORS, FOUR_MIB, LOG_LEN, PAGE, PD_MAGIC, PN_MASK, PRIVATE, REC, REF_BIT, REQ_MAGIC, REQUEST_MAX,
+  CHANNEL_SLOTS, ERRORS, EVENT_KIND, FOUR_MIB, LOG_LEN, PAGE, PD_MAGIC, PN_MASK, PRIVATE, REC, REF_BIT, REQ_MAGIC, REQUEST_MAX,
   UI_CHANNELS, UI_COMMAND, requestLength,
 } from "./database.ts";
 import { KIND } from "./notation.ts";
@@ -82,7 +82,7 @@ describe("layout check: core/assembly/lib/layout.ts against core's TypeScript ta
     const names: Record<keyof typeof REC, string> = {
       begin: "REC_BEGIN", changeOwner: "REC_CHANGE_OWNER", initialize: "REC_INIT", destroy: "REC_DESTROY", split: "REC_SPLIT",
       merge: "REC_MERGE", defineChannel: "REC_DEFINE_CHANNEL", assignServer: "REC_ASSIGN_SERVER", removeChannel: "REC_REMOVE_CHANNEL",
-      setCommand: "REC_SET_COMMAND", rejected: "REC_REJECTED", commit: "REC_COMMIT",
+      setCommand: "REC_SET_COMMAND", rejected: "REC_REJECTED", event: "REC_EVENT", commit: "REC_COMMIT",
     };
     for (const [k, n] of Object.entries(names)) expect(REC[k as keyof typeof REC], k).toBe(get(n));
     const asRecs = [...L.keys()].filter((n) => /^REC_[A-Z_]+$/.test(n) && !["REC_TYPE", "REC_LENGTH"].includes(n));
@@ -156,6 +156,16 @@ describe("layout check: a request's flag bits", () => {
     expect(bits).toEqual({ TO_SERVER: SIGNAL_FLAGS.toServer, FROM_SERVER: SIGNAL_FLAGS.fromServer, COMPLETION: SIGNAL_FLAGS.completion, MORE: SIGNAL_FLAGS.more });
     expect(asConstants(read("partitions/assembly/partition.ts")).get("FLAG_MORE")).toBe(SIGNAL_FLAGS.more);
     expect(asConstants(read("partitions/assembly/command.ts")).get("FLAG_COMPLETION")).toBe(SIGNAL_FLAGS.completion);
+  });
+});
+
+describe("layout check: the audit log's EVENT record (memory-layout.md §11.3)", () => {
+  it("has core's record type and kinds on both sides, and the spec's row", () => {
+    const k = asConstants(read("core/assembly/lib/layout.ts"));
+    expect(k.get("REC_EVENT")).toBe(REC.event);
+    expect(k.get("EVENT_LENGTH")).toBe(24);
+    expect(k.get("EVENT_STORAGE_FAILOVER")).toBe(EVENT_KIND.storageFailover);
+    expect(read("docs/specs/memory-layout.md")).toContain("| 0x0C | EVENT | u32 kind, u32 a, u32 b, u32 nextSeq (log only, section 11.3) | 24 |");
   });
 });
 

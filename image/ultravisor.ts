@@ -456,6 +456,7 @@ function mergeCompiled(ring0: ObjectFile, { coreImage, bootDb }: Compiled): Obje
       { name: "core_pair_init_thunk", section: text, offset: thunk("pair_ctl_init") },
       { name: "core_pair_step_thunk", section: text, offset: thunk("pair_ctl_step") },
       { name: "core_pair_epoch_thunk", section: text, offset: thunk("pair_ctl_epoch") },
+      { name: "core_log_event_thunk", section: text, offset: thunk("db_log_event") },
       { name: "core_host_trap", section: text, offset: c.hostTrap },
     ]);
   }

@@ -8,9 +8,11 @@
 // a host with a pair (image/ultravisor.ts); the block's layout is core's (core/storage-pair.ts PAIR_LAYOUT).
 import { Assembler, type Label, byte, dword, eax, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, r15d, rax, rbx, rcx, rdi, rdx, rsi, rsp, rbp, word } from "../toolchain/x64/index.ts";
 import { PAIR_LAYOUT, PairState } from "../core/storage-pair.ts";
+import { EVENT_KIND } from "../core/database.ts";
 import { monitorLine } from "./console.ts";
 import { HC_ERR, SAVED_FRAME, STATE_PAGE } from "./layout.ts";
 import { DEVWIN, PCI_LIST, VIRTIO_VENDOR, pciEntryAt } from "./pci.ts";
+import { PARTITION_RECORD } from "./lead.ts";
 
 export interface StoragePairPlan {
   /** Indices of the members in the partition records (g_partitions, g_name_<i>). */
@@ -27,6 +29,7 @@ const COMMAND_BUS_MASTER = 4;
 /** Reads of device_status before the fence is declared failed. */
 const FENCE_POLLS = 1_000_000;
 
+
 export function emitStoragePair(a: Assembler, plan: StoragePairPlan): void {
   const L = (n: string): Label => a.symbol(n);
   const { ctl } = PAIR_LAYOUT;
@@ -34,7 +37,7 @@ export function emitStoragePair(a: Assembler, plan: StoragePairPlan): void {
   a.align(64);
   a.bind(L("g_pair_ctl"));
   a.zero(ctl.bytes);
-  for (const n of ["g_pair_t0", "g_pair_q0", "g_pair_first", "g_pair_bdf"]) {
+  for (const n of ["g_pair_t0", "g_pair_q0", "g_pair_first", "g_pair_bdf", "g_pair_event_rc"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -154,6 +157,16 @@ function emitFailover(a: Assembler, L: (n: string) => Label, plan: StoragePairPl
       " tsc ", { dec: (x) => x.mov(rdi, qword(L("g_pair_t0"))) }, "; device ", { str: (x) => x.mov(rdi, qword(L("g_pair_bdf"))).call(L("pci_text")) },
       " fenced (bus mastering off, reset, status 0); epoch ", { dec: (x) => x.mov(rdi, qword({ label: L("g_pair_ctl"), disp: PAIR_LAYOUT.ctl.epoch })).and(edi, edi) },
       `: ${plan.names[1]} active at tsc `, { dec: (x) => x.mov(rdi, qword({ label: L("g_pair_ctl"), disp: PAIR_LAYOUT.ctl.fencedAt })) });
+    // The audit log's record of it (memory-layout.md §11.3): core's db_log_event(STORAGE_FAILOVER, the failed member's
+    // partition number in the database, the active one's), between transactions — none is in flight here: only the
+    // ultravisor partition submits, and the primary was the one running.
+    a.mov(qword(L("core_args")), EVENT_KIND.storageFailover);
+    a.mov(eax, dword(rbp, STATE_PAGE.descriptor)).mov(qword({ label: L("core_args"), disp: 8 }), rax);
+    a.mov(rax, qword({ label: L("g_partitions"), disp: plan.secondary * PARTITION_RECORD.size + PARTITION_RECORD.state }));
+    a.mov(eax, dword(rax, STATE_PAGE.descriptor)).mov(qword({ label: L("core_args"), disp: 16 }), rax);
+    a.lea(rax, ptr(L("core_log_event_thunk"))).call(L("pair_core"));
+    a.movsxd(rax, eax).neg(rax).mov(qword(L("g_pair_event_rc")), rax); // 0, or core's code negated (the line prints it)
+    monitorLine(a, "ultravisor: storage pair: failover recorded in the audit log (EVENT kind 1, status -", { dec: (x) => x.mov(rdi, qword(L("g_pair_event_rc"))) }, ")");
     a.jmp(out);
     a.bind(failed);
     monitorLine(a, `ultravisor: storage pair: fence of ${plan.names[0]} failed (device_status never read 0): clients stay on epoch 0, storage stops`);

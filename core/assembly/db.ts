@@ -9,7 +9,7 @@ import {
   MAX_OPS, PD_KIND, PD_MAGIC, PD_ME, PD_NAME, PD_SIZE, PRIVATE_PAGES, PRIVATE_SPAN_PAGES, REC_BEGIN, REC_COMMIT, REF_BIT,
   REQ_HEADER, REQ_MAGIC, REQUEST_MAX, requestLength, UI_AVAIL, UI_BOOT, UI_HOST_BYTES, UI_IDLE, UI_INDEX, UI_LOG_BASE,
   UI_LOG_PAGES, UI_MAGIC, UI_MAGIC_OFF, UI_MAP_HIGH, UI_MAP_LOW, UI_MISSING, UI_ORDER, UI_ULTRA, UI_VERSION,
-  E_NOT_COMMAND, LH_REJECTED, REC_REJECTED, REJECTED_LENGTH, UI_COMMAND, UI_PRIVATE,
+  E_NOT_COMMAND, EVENT_LENGTH, LH_REJECTED, REC_EVENT, REC_REJECTED, REJECTED_LENGTH, UI_COMMAND, UI_PRIVATE,
 } from "./lib/layout";
 import { capacity, committedEnd, flushHeader, head, inFlight, lh, logHeader, records, setLh } from "./lib/log";
 import { applyOp, captureBefore, checkOp, commitCheck, resetSelfPages, undoOp, validateRequestOp } from "./lib/ops";
@@ -401,8 +401,8 @@ export function db_replay(fromSeq: u32): i32 {
   let count: i32 = 0;
   while (at < end) {
     const r = records() + at;
-    if (<u32>load<u8>(r) == REC_REJECTED) {
-      // An audited refusal between transactions (§11.1): nothing to apply.
+    if (<u32>load<u8>(r) == REC_REJECTED || <u32>load<u8>(r) == REC_EVENT) {
+      // An audited refusal or an event between transactions (§11.1, §11.3): nothing to apply (both are 24 bytes).
       if (load<u32>(r + 4) != REJECTED_LENGTH || at + REJECTED_LENGTH > end) return E_LOG_CORRUPT;
       at += REJECTED_LENGTH;
       continue;
@@ -426,6 +426,29 @@ export function db_replay(fromSeq: u32): i32 {
 export function db_command(): i32 {
   if (!attached) return E_NOT_ATTACHED;
   return <i32>load<u32>(pageAddr(uiPage) + UI_COMMAND);
+}
+
+/**
+ * Records an event of the ultravisor's between transactions (memory-layout.md §11.3): an EVENT record at the committed
+ * end. 0, or NOT_ATTACHED, MALFORMED (kind 0, or a transaction in flight), LOG_FULL (nothing written).
+ */
+export function db_log_event(kind: u32, a: u32, b: u32): i32 {
+  if (!attached) return E_NOT_ATTACHED;
+  if (kind == 0 || inFlight()) return E_MALFORMED;
+  if (head() + EVENT_LENGTH > capacity()) return E_LOG_FULL;
+  const at = committedEnd();
+  const r = records() + at;
+  store<u32>(r, REC_EVENT);
+  store<u32>(r + 4, EVENT_LENGTH);
+  store<u32>(r + 8, kind);
+  store<u32>(r + 12, a);
+  store<u32>(r + 16, b);
+  store<u32>(r + 20, lh(LH_NEXTSEQ));
+  hw_flush(r, EVENT_LENGTH);
+  setLh(LH_COMMITTED, at + EVENT_LENGTH);
+  setLh(LH_HEAD, at + EVENT_LENGTH);
+  flushHeader();
+  return 0;
 }
 
 /** Appends a REJECTED record at the committed end (memory-layout.md §11.1); 0 or LOG_FULL. */

@@ -16,6 +16,8 @@ import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { checkDiskImage } from "../../image/disk-workload.ts";
 import { loadConfig } from "../../partitions/config.ts";
+import { LOADER_LINES } from "../../loader-efi/ultravisor.ts";
+import { LOG_LEN, REC, privateArea } from "../../core/database.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-pair-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -26,7 +28,39 @@ const DONE = [/^A: disk: done; /, /^B: disk: done; /];
 
 interface DeviceStats { device: string; wrBytes: number; rdBytes: number }
 interface VirtioState { started: boolean; statuses: string[] }
-let boot: { lines: string[]; stats: DeviceStats[]; atFence: DeviceStats[]; virtio: Record<string, VirtioState>; log: string };
+let boot: { lines: string[]; stats: DeviceStats[]; atFence: DeviceStats[]; virtio: Record<string, VirtioState>; log: string; audit: AuditRecord[] };
+
+/** A record of the audit log as read over QMP: its type and, for REJECTED and EVENT, its four u32 fields. */
+interface AuditRecord { type: number; fields?: number[] }
+
+/** The audit log read from the machine's memory (memory-layout.md §5): the header, then every record to committedEnd. */
+async function readAudit(m: Machine, lines: string[]): Promise<AuditRecord[]> {
+  const p = lines.map((l) => LOADER_LINES.privatePage.exec(l)).find(Boolean);
+  if (!p) throw new Error("no core private page line from the loader");
+  const header = privateArea(Number(p[3]!)).logBase * 4096;
+  const hb = await m.readPhysical(header, 64);
+  const h = new DataView(hb.buffer, hb.byteOffset, hb.byteLength);
+  const end = h.getUint32(12, true); // committedEnd
+  const bytes = await m.readPhysical(header + 64, end);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: AuditRecord[] = [];
+  for (let off = 0; off < end;) {
+    const type = v.getUint8(off);
+    if (type === REC.rejected || type === REC.event) {
+      out.push({ type, fields: [8, 12, 16, 20].map((o) => v.getUint32(off + o, true)) });
+      off += 24;
+      continue;
+    }
+    if (type !== REC.begin) throw new Error(`audit log: record type ${type} at ${off} of ${end}`);
+    const n = v.getUint32(off + 12, true);
+    off += 16;
+    for (let k = 0; k < n; k++) off += LOG_LEN[v.getUint8(off)] ?? Infinity;
+    if (v.getUint8(off) !== REC.commit) throw new Error(`audit log: no COMMIT at ${off}`);
+    out.push({ type: REC.begin });
+    off += 16;
+  }
+  return out;
+}
 
 async function blockStats(m: Machine): Promise<DeviceStats[]> {
   const reply = (await m.qmp!.execute("query-blockstats")) as Array<{ device?: string; qdev?: string; "node-name"?: string; stats: { wr_bytes: number; rd_bytes: number } }>;
@@ -57,10 +91,11 @@ beforeAll(async () => {
       const st = (await m.qmp!.execute("x-query-virtio-status", { path: `/machine/peripheral/${dev}/virtio-backend` })) as { started: boolean; status: { statuses: string[] } };
       virtio[dev] = { started: st.started, statuses: st.status.statuses };
     }
+    const audit = await readAudit(m, m.lines.map((l) => l.text));
     await m.qmp!.execute("cont");
     await m.wait();
     const lines = m.lines.map((l) => l.text);
-    boot = { lines, stats, atFence, virtio, log: lines.join("\n") };
+    boot = { lines, stats, atFence, virtio, log: lines.join("\n"), audit };
   } finally {
     await m.close();
   }
@@ -127,6 +162,24 @@ describe("the storage pair on the machine", () => {
     expect(r.records).toBe(24 + 20);
     expect(new TextDecoder().decode(block(23).subarray(0, 16))).toBe("block 23 A gen 3");
     expect(new TextDecoder().decode(block(43).subarray(0, 16))).toBe("block 43 B gen 3");
+  }));
+
+  it("the failover is in the database's audit log: one EVENT of kind 1 naming sa and sb by their partition numbers", () => withLog(() => {
+    expect(boot.lines).toContain("ultravisor: storage pair: failover recorded in the audit log (EVENT kind 1, status -0)");
+    const events = boot.audit.filter((r) => r.type === REC.event);
+    expect(events).toHaveLength(1);
+    const [kind, a, b, nextSeq] = events[0]!.fields!;
+    const numberOf = (name: string): number => {
+      const l = boot.lines.map((x) => new RegExp(`^ultravisor: pci 00:0[23]\\.0 given to partition ${name} \\(number (\\d+)\\)`).exec(x)).find(Boolean);
+      return l ? Number(l[1]) : -1;
+    };
+    expect(kind).toBe(1);
+    // The database's partition numbers are descriptor pages, not the image's indices: both members, distinct.
+    expect(a).not.toBe(b);
+    expect([a, b].every((x) => x > 0x100)).toBe(true);
+    expect([numberOf("sa"), numberOf("sb")].every((x) => x > 0)).toBe(true);
+    // Written between transactions: as many committed before it as its nextSeq says were.
+    expect(boot.audit.slice(0, boot.audit.indexOf(events[0]!)).filter((r) => r.type === REC.begin).length).toBeLessThanOrEqual(nextSeq!);
   }));
 
   it("QEMU sees the fence: sa's device reset and idle from the fence line on, sb's driven", () => withLog(() => {

@@ -91,6 +91,11 @@ export const REC_REMOVE_CHANNEL: u32 = 0x09;
 export const REC_SET_COMMAND: u32 = 0x0a;
 export const REC_REJECTED: u32 = 0x0b;
 export const REJECTED_LENGTH: u32 = 24;
+/** An event the ultravisor records between transactions (memory-layout.md §11.3): log only, like REJECTED. */
+export const REC_EVENT: u32 = 0x0c;
+export const EVENT_LENGTH: u32 = 24;
+/** EVENT kinds: 1 = a storage pair's failover (a = the failed member, b = the member made active; docs/specs/storage-failover.md §5). */
+export const EVENT_STORAGE_FAILOVER: u32 = 1;
 export const REC_COMMIT: u32 = 0x0f;
 // A record (log and request, memory-layout.md §5.2–5.3): type u8 at 0, length u32 at 4, then u32 field k at F0 + 4k.
 export const REC_TYPE: u32 = 0;
