@@ -32,10 +32,32 @@ export function literal(a: Assembler, text: string): Label {
   return l;
 }
 
-/** Emits code that appends the parts and ends the line (flushing at once while the console is direct). */
+/**
+ * Emits code that appends the parts and ends the line (flushing at once while the console is direct), under the log's
+ * lock: every processor's monitor appends to the one buffer (docs/specs/smp.md §2.4).
+ */
 export function monitorLine(a: Assembler, ...parts: Part[]): void {
+  logLock(a);
   kparts(a, ...parts);
   a.call(a.symbol("k_endline"));
+  logUnlock(a);
+}
+
+/** Takes g_loglock (spins with `xchg`, which is locked); every register but the flags is kept. */
+export function logLock(a: Assembler): void {
+  a.push(rax);
+  const spin = a.here();
+  const got = a.label();
+  a.mov(eax, 1).xchg(rax, qword(a.symbol("g_loglock")));
+  a.test(rax, rax).jz(got);
+  a.pause().jmp(spin);
+  a.bind(got);
+  a.pop(rax);
+}
+
+/** Releases g_loglock (an aligned store; x86 keeps the buffer's stores before it). */
+export function logUnlock(a: Assembler): void {
+  a.mov(qword(a.symbol("g_loglock")), 0);
 }
 
 export function kparts(a: Assembler, ...parts: Part[]): void {
@@ -67,6 +89,8 @@ export function emitConsole(a: Assembler): void {
     a.zero(8);
   }
   a.bind(L("g_direct"));
+  a.zero(8);
+  a.bind(L("g_loglock"));
   a.zero(8);
   a.bind(L("g_logbuf"));
   a.zero(LOG_BYTES);

@@ -10,7 +10,7 @@
 import { Assembler, type Label, type SymRef, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { VECTORS } from "./entry.ts";
-import { DB_PAGES, DBWIN, FLAG, SAVED_FRAME, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, STATE_PAGE, STATE, TIMER_VECTOR, WINDOW_LAYOUT, WINDOW } from "./layout.ts";
+import { DB_PAGES, DBWIN, FLAG, PCPU, SAVED_FRAME, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, STATE_PAGE, STATE, TIMER_VECTOR, WINDOW_LAYOUT, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 import { PD_MAGIC } from "../core/database.ts";
@@ -54,7 +54,6 @@ export interface LeadOptions {
   withCore: boolean;
   /** Page of the Ultravisor Index (the database's partition numbers of the ultravisor partition). */
   ui: number;
-  scheduleText: string;
   /** The host gives PCI devices to partitions: assign them at boot and map them when their owner starts (monitor-gen/pci.ts). */
   devices?: boolean;
 }
@@ -110,7 +109,7 @@ function leadHelpers(a: Assembler): LeadHelpers {
 
 function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
   const { L } = h;
-  const { quantumTicks, withCore, scheduleText } = o;
+  const { quantumTicks, withCore } = o;
   // uv_main: never returns. The loader jumps here with interrupts off and boot services exited.
   a.bind(L("uv_main"));
   a.lea(rsp, ptr(L("g_kstack_top")));
@@ -150,12 +149,15 @@ function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
     " channels planned; ultravisor region used ", { dec: (x) => x.mov(rdi, qword(L("g_next"))).sub(rdi, qword(L("g_region"))).shr(rdi, 12) }, " pages");
   a.call(L("lapic_init"));
   monitorLine(a, `ultravisor: local APIC timer: ${quantumTicks} ticks per quantum, 16 quanta per schedule cycle`);
-  a.call(L("smp_start")); // the application processors: started and parked (monitor-gen/smp.ts)
-  if (scheduleText) monitorLine(a, `ultravisor: schedule (PCPU 0, quanta 0-15): ${scheduleText}`);
+  a.call(L("smp_start")); // the application processors: started, each in its idle context (monitor-gen/smp.ts)
+  a.call(L("smp_bind")); // the schedule for this many processors, each partition bound to its row's processor
   monitorLine(a, "ultravisor: scheduler running (", { dec: (x) => x.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_tsc_entry"))).mov(rdi, rax) }, " TSC cycles since loader entry)");
   a.mov(qword(L("g_direct")), 0);
   a.mov(qword(L("g_quantum")), 0);
   a.mov(rax, -1).mov(qword(L("g_probe_min")), rax);
+  // dispatch(rsi = PCPU 0's record, rbp = the page that "ran": its idle context) for quantum 0.
+  a.lea(rsi, ptr(L("g_kstack_top"))).mov(qword(rsi, PCPU.seen), 0);
+  a.mov(rbp, qword(L("g_idle")));
   a.jmp(L("dispatch"));
 }
 
@@ -169,6 +171,7 @@ function emitReservePartitions(a: Assembler, _o: LeadOptions, h: LeadHelpers): v
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
     eachPartition((nextState) => {
       a.call(L("alloc_page")).mov(r13, rax).mov(qword(rbx, PARTITION_RECORD.state), r13);
+      a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(r13, STATE_PAGE.pcpu), rax); // PCPU 0 until smp_bind says otherwise
       a.mov(rdi, r13).call(L("xstate_init"));
       a.mov(rax, qword(rbx, PARTITION_RECORD.name)).mov(qword(r13, STATE_PAGE.name), rax);
       a.mov(qword(r13, STATE_PAGE.index), r12);
