@@ -344,7 +344,7 @@ export function emitSmp(a: Assembler): void {
     a.cmp(qword(L("g_sched_rows")), 1).jbe(single);
     a.push(rbx).push(r12).push(r13);
     {
-      const each = a.here(), done = a.label(), skip = a.label();
+      const each = a.label(), done = a.label(), skip = a.label();
       a.xor(r12d, r12d);
       a.bind(each);
       a.cmp(r12, qword(L("g_partition_count"))).jae(done);
@@ -367,7 +367,8 @@ export function emitSmp(a: Assembler): void {
         { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, "): ",
         { dec: rec(PCPU.ticks) }, " quantum interrupts, ", { dec: rec(PCPU.lost) }, " lost, ", { dec: rec(PCPU.ipis) }, " signal IPIs");
     });
-    monitorLine(a, "ultravisor: smp: signal IPIs sent ", { dec: (x) => x.mov(rdi, qword(L("g_signal_ipis"))) });
+    monitorLine(a, "ultravisor: smp: signal IPIs sent ", { dec: (x) => x.mov(rdi, qword(L("g_signal_ipis"))) }, ", taken by PCPU 0 ",
+      { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.ipis)) });
     a.ret();
   }
 }
@@ -465,7 +466,7 @@ function emitBind(a: Assembler): void {
   a.mov(qword(L("g_sched")), rbx).mov(qword(L("g_sched_rows")), r15);
   // Application processor with ticket t < rows − 1 runs row t + 1.
   {
-    const each = a.here(), done = a.label();
+    const each = a.label(), done = a.label();
     a.xor(ecx, ecx);
     a.lea(rax, qword(r15, -1));
     a.bind(each);
@@ -477,7 +478,7 @@ function emitBind(a: Assembler): void {
   }
   // Each partition named in row p is bound to processor p (the idle partition's number stays PCPU 0's).
   {
-    const rows = a.here(), rowsDone = a.label(), bsp = a.label(), have = a.label();
+    const rows = a.label(), rowsDone = a.label(), bsp = a.label(), have = a.label();
     a.xor(r12d, r12d);
     a.bind(rows);
     a.cmp(r12, r15).jae(rowsDone);
@@ -503,7 +504,7 @@ function emitBind(a: Assembler): void {
   a.lea(rax, qword(r15, -1)).mov(qword(L("g_ap_rows")), rax);
   // One line per row, the names as the image builder wrote them.
   {
-    const each = a.here(), done = a.label();
+    const each = a.label(), done = a.label();
     a.xor(r12d, r12d);
     a.bind(each);
     a.cmp(r12, r15).jae(done);
