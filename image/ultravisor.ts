@@ -8,7 +8,7 @@ import { Assembler, addr } from "../toolchain/x64/index.ts";
 import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { loadCore } from "../core/wasm.ts";
 import { chanExports, ChannelType, ServerState } from "../core/channel.ts";
-import { readSchedule, ScheduleError, Scheduler } from "../core/schedule.ts";
+import { readSchedule, SchedError, ScheduleError, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
@@ -208,7 +208,11 @@ function computeSchedules(core: Awaited<ReturnType<typeof loadCore>>, parts: Par
     try {
       const { table } = sched.compute(vcpus, k, { partition: partitionNumber(idleIndex), vcpuBase: IDLE_VCPU_BASE });
       const bytes = new Uint8Array(core.memory.buffer, table, sched.sched.sched_table_bytes(k)).slice();
-      return { bytes, rows: names(readSchedule(bytes.buffer as ArrayBuffer, 0).rows) };
+      const rows = readSchedule(bytes.buffer as ArrayBuffer, 0).rows;
+      // A partition bound to PCPU 0 that core placed elsewhere (its row full, or taken by a dedicated VCPU): no table.
+      const away = parts.findIndex((p, i) => p.bound && rows.some((r, q) => q > 0 && r.entries.some((e) => e.partition === partitionNumber(i))));
+      if (away >= 0) throw new ScheduleError(SchedError.NO_ROOM, away, `${parts[away]!.name} runs on processor 0 only and does not fit there`);
+      return { bytes, rows: names(rows) };
     } catch (e) {
       if (e instanceof ScheduleError && k < pcpus) return null; // fewer processors than this host needs: no table for them
       throw new Error(`core refused the schedule for ${k} processor(s): ${(e as Error).message}`);

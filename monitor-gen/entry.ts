@@ -166,24 +166,28 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
   {
     if (cfg.probes) a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_probe_t0")), rax);
     a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0); // EOI
-    emitAccount(a);
     // An application processor's quantum interrupt is PCPU 0's IPI (docs/specs/smp.md §2.3): the shared count read
-    // once, quanta it never saw counted as lost.
+    // once; the quantum it dispatched already (an IPI that came after the count it had read) changes nothing, quanta
+    // it never saw are counted as lost.
     const bsp = a.label();
     a.mov(rsi, qword(rbp, STATE_PAGE.pcpu));
     a.lea(rax, ptr(L("g_kstack_top"))).cmp(rsi, rax).je(bsp);
     {
       const first = a.label();
-      a.inc(qword(rsi, PCPU.ticks));
       a.mov(rax, qword(L("g_quantum"))).mov(rcx, qword(rsi, PCPU.seen));
+      a.cmp(rax, rcx).je(L("resume_current"));
+      a.inc(qword(rsi, PCPU.ticks));
       a.cmp(rcx, -1).je(first);
       a.lea(rdx, qword(rcx, 1)).cmp(rax, rdx).jbe(first);
       a.mov(rdx, rax).sub(rdx, rcx).dec(rdx).add(qword(rsi, PCPU.lost), rdx);
       a.bind(first);
       a.mov(qword(rsi, PCPU.seen), rax);
+      emitAccount(a);
+      a.mov(rsi, qword(rbp, STATE_PAGE.pcpu));
       a.jmp(L("dispatch"));
     }
     a.bind(bsp);
+    emitAccount(a);
     a.inc(qword(L("g_quantum")));
     const inWindow = a.label();
     a.test(qword(L("g_quantum")), AUDIT.windowQuanta - 1).jnz(inWindow);

@@ -27,6 +27,8 @@ export interface PartitionSpec {
   dedicated?: boolean;
   /** The processor it prefers ([0148]): its row when the machine has that processor (docs/specs/smp.md §2.1). */
   pcpu?: number;
+  /** Runs on PCPU 0 only (I/O, ultravisor, hardware-virtualized, device owners; docs/specs/smp.md §2.1). */
+  bound?: boolean;
   /** Guests: commit this fault after `faultAfter` lines (containment tests). */
   fault?: FaultKind;
   faultAfter?: number;
@@ -148,7 +150,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     return {
       name: p.name, kind: p.kind === "operations" ? "guest" : p.kind, duty,
       ...(dedicated ? { dedicated: true } : {}),
-      ...(bound && p.kind !== "idle" ? { pcpu: 0 } : p.pcpu !== undefined ? { pcpu: p.pcpu } : {}),
+      ...(bound && p.kind !== "idle" ? { pcpu: 0, bound: true } : p.pcpu !== undefined ? { pcpu: p.pcpu } : {}),
       ...(b.fault !== undefined ? { fault: b.fault } : {}),
       ...(b.faultAfter !== undefined ? { faultAfter: b.faultAfter } : {}),
       ...(b.probeCommand ? { probeCommand: true } : {}),
