@@ -4,7 +4,8 @@
 // (as printed, and as computed here by core in V8 from the same definition); each partition's quanta match its share
 // of its row from the quantum it started (less the quanta its processor never saw, which the monitor counts); the
 // dedicated processor runs D alone; every guest on an application processor delivers every console line to the I/O
-// partition on PCPU 0, so its signals crossed processors, and the signal IPIs were sent and taken. The same image on
+// partition on PCPU 0, so its signals crossed processors, and the signal IPIs were sent and taken; a guest on PCPU 2
+// that executes `out` is stopped alone by that processor's monitor (#GP: no I/O bitmap there). The same image on
 // two processors has no table (D needs a processor of its own and the I/O partition PCPU 0) and stops saying so.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -37,6 +38,8 @@ function host(): ReturnType<typeof configFrom> {
         return PREFER[p.name] !== undefined ? { ...rest, pcpu: PREFER[p.name] } : rest;
       }),
       { name: "D", kind: "guest", pcpu: 3, vcpus: [{ dedicated: true }], behaviour: { lang: "as" } },
+      // A guest on an application processor that executes `out`: that processor's TSS has no I/O bitmap.
+      { name: "F", kind: "guest", pcpu: 2, duty: 1, behaviour: { fault: "out", faultAfter: 2 } },
     ],
   });
 }
@@ -83,7 +86,7 @@ describe("partitions on four processors: rows, shares, a dedicated processor, si
       // Where each partition ran: its row.
       const ran = new Map(b.lines.map((l) => RAN.exec(l)).filter((x) => x !== null).map((x) => [x[1]!, { pcpu: Number(x[2]), quanta: Number(x[3]) }]));
       for (const p of img.config.partitions) {
-        if (p.kind === "idle") continue;
+        if (p.kind === "idle" || p.name === "F") continue;
         const row = rows.findIndex((r) => r.includes(p.name));
         expect(ran.get(p.name)?.pcpu, `${p.name} ran on its row's processor`).toBe(row);
         expect(ran.get(p.name)!.quanta, `${p.name}'s quanta (summary and placement report agree)`).toBe(summaryOf(b.lines, p.name).quanta);
@@ -109,6 +112,12 @@ describe("partitions on four processors: rows, shares, a dedicated processor, si
       }
       // The dedicated processor: D in every quantum from its start, but for lost ones.
       expect(ran.get("D")!.quanta).toBeGreaterThanOrEqual(end - started.get("D")! - aps.get(3)!.lost - 2);
+      // Containment on an application processor: F's `out` faulted there (#GP), F alone stopped, its lines before.
+      expect(b.lines.some((l) => /^partition F: fault vector 13 at 0x[0-9a-f]+ rip 0x[0-9a-f]+ error 0x0+$/.test(l)), "F's fault line").toBe(true);
+      expect(b.lines).toContain("F: about to fault: out");
+      expect(b.lines).not.toContain("F: still running after the fault: containment failed");
+      expect(summaryOf(b.lines, "F").state).toBe("failed");
+      expect(ran.get("F")?.pcpu).toBe(2);
       // Signals across processors: the guests on PCPUs 1-3 print through the I/O partition on PCPU 0, every line.
       for (const g of ["X", "Y", "Z", "D"]) {
         expect(summaryOf(b.lines, g).state).toBe("ready");
