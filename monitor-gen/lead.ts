@@ -421,7 +421,6 @@ function emitStartPartition(a: Assembler, o: LeadOptions, h: LeadHelpers): void 
     a.bind(notVm);
     // A partition starts from the defined initial x87/SSE state, never from what its state page held before.
     a.mov(rdi, r13).call(L("xstate_init"));
-    a.mov(dword(r13, STATE_PAGE.state), STATE.ready);
     a.mov(rax, qword(L("g_quantum"))).mov(qword(r13, STATE_PAGE.started), rax);
     monitorLine(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) }, " started at quantum ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.started)) },
       ": cr3 ", { hex: (x) => x.mov(rdi, qword(r13, STATE_PAGE.cr3)) }, " window ", { hex: (x) => x.mov(rdi, qword(r13, STATE_PAGE.window)) },
@@ -448,6 +447,9 @@ function emitStartPartition(a: Assembler, o: LeadOptions, h: LeadHelpers): void 
     a.bind(nextChan);
     a.inc(r12).jmp(chans);
     a.bind(chansDone);
+    // Ready last, with one aligned store: an application processor the partition is bound to may dispatch it from the
+    // next quantum on, so its channels must be in place first (docs/specs/smp.md §2.4).
+    a.mov(dword(r13, STATE_PAGE.state), STATE.ready);
     a.xor(eax, eax);
     const out = a.label();
     a.jmp(out);
