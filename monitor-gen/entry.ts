@@ -2,7 +2,7 @@
 // state page from the IST stack, the quantum timer following the schedule table, hypercalls, fault containment,
 // the context switch, the idle loop and the end-of-run summary. One copy of this code serves every partition; each
 // partition has its own state page (docs/specs/image-layout.md), which is what [0063]–[0070] call its monitor.
-import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, al, byte, cr2, cr3, dword, dx, eax, ecx, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
 import { AUDIT, COM1, EXIT, FLAG, INFO, SAVED_FRAME, FRAME_REGS, HAS_ERROR_CODE, HYPERCALL, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, PCPU, STATE_PAGE, SIGNAL_VECTOR, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WINDOW_LAYOUT } from "./layout.ts";
@@ -402,10 +402,14 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     a.mov(rax, qword({ base: rbp, index: rcx, scale: 1, disp: STATE_PAGE.slots }));
     a.test(rax, rax).jz(bad);
     a.mov(rcx, qword({ base: rbp, index: rcx, scale: 1, disp: STATE_PAGE.slots + 8 }));
-    a.mov(edx, 1).shl(rdx, cl);
-    a.lock().or(qword(rax, STATE_PAGE.pending), rdx); // the peer may run on another processor (smp.md §2.4)
-    // Running there now: a signal IPI to its processor.
+    // The peer's bit, atomically: it may run on another processor (smp.md §2.4). A bit already set (the peer has not
+    // polled since) sends no IPI, so a partition signalling in a loop costs the peer's processor at most one
+    // interrupt per POLL of the peer.
     const local = a.label();
+    a.and(ecx, 63);
+    a.lock().bts(qword(rax, STATE_PAGE.pending), rcx);
+    a.jc(local);
+    // Running there now: a signal IPI to its processor.
     a.mov(rcx, qword(rax, STATE_PAGE.pcpu));
     a.cmp(rcx, qword(rbp, STATE_PAGE.pcpu)).je(local);
     a.cmp(qword(rcx, PCPU.current), rax).jne(local);
