@@ -2,7 +2,8 @@
 // either at once (during boot, before any partition runs, and at the end of a run) or drained a bounded number of
 // bytes per timer tick when the I/O partition is not in the middle of writing a line (so a fault report never splits
 // a guest's line). The buffer takes whole lines only: a line that does not fit is dropped and counted, never cut
-// (docs/specs/hypercall-abi.md, Audit records). Also decimal/hex formatting helpers.
+// (docs/specs/hypercall-abi.md, Audit records). Every processor's monitor appends to the one buffer, a line at a time
+// under g_loglock (docs/specs/smp.md §2.4). Also decimal/hex formatting helpers.
 // Routines follow the System V register roles: arguments in rdi/rsi, rax rcx rdx rsi rdi r8–r11 clobbered.
 import { Assembler, type Label, al, byte, cl, dil, dl, dx, eax, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import { COM1 } from "./layout.ts";

@@ -1,7 +1,10 @@
 // The monitor (generated ring-0 code): interrupt stubs, the common entry that finds the running partition's monitor
 // state page from the IST stack, the quantum timer following the schedule table, hypercalls, fault containment,
 // the context switch, the idle loop and the end-of-run summary. One copy of this code serves every partition; each
-// partition has its own state page (docs/specs/image-layout.md), which is what [0063]–[0070] call its monitor.
+// partition has its own state page (docs/specs/image-layout.md), which is what [0063]–[0070] call its monitor. The same
+// code runs on every processor: the state page names the record of the processor the partition is bound to (kernel
+// stack, current partition, idle context, TSS, schedule row; docs/specs/smp.md §2), and only PCPU 0 advances the
+// quantum count, drains the log and ends the run.
 import { Assembler, type Label, al, byte, cr2, cr3, dword, dx, eax, ecx, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";

@@ -5,8 +5,10 @@
 // started: its address space built from the database view — a page is mapped for CPL 3 only if the database says
 // the partition owns it, a channel page only if its client owns it — and the channels whose two ends run. Guests
 // defined by the command partition wait until the ultravisor partition has created them and calls START (the same
-// start_partition). Then the local APIC timer and the first dispatch. Tables it reads (g_partitions, g_channels,
-// g_schedule) are laid out by image/ultravisor.ts as docs/specs/image-layout.md describes.
+// start_partition). Then the local APIC timer, the application processors (smp_start) and the schedule for the
+// processors online with each partition bound to its row (smp_bind, monitor-gen/smp.ts), and the first dispatch.
+// Tables it reads (g_partitions, g_channels, the schedules) are laid out by image/ultravisor.ts as
+// docs/specs/image-layout.md describes.
 import { Assembler, type Label, type SymRef, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { VECTORS } from "./entry.ts";
