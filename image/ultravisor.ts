@@ -17,7 +17,7 @@ import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECO
 import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
-import { type EmbeddedSchedule, emitScheduleTables, emitSmp } from "../monitor-gen/smp.ts";
+import { type EmbeddedSchedule, emitScheduleTables, emitSmp, emitSwapTables } from "../monitor-gen/smp.ts";
 import { MEMORY_MARKER, SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
 import type { LinuxLoad } from "../monitor-gen/svm/linux.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
@@ -57,6 +57,11 @@ export interface UltravisorImageOptions {
   progress?: (step: string) => void;
   /** Test builds: the seed of the fuzz guests' PRNG (each fuzz guest mixes in its partition number). */
   fuzzSeed?: bigint;
+  /**
+   * Test builds: at quantum `at` the monitor swaps to core's tables for these duties, from the next wrap on every
+   * processor (docs/specs/smp.md §2.7). Each partition must stay on its row.
+   */
+  swap?: { at: number; duties: Record<string, number> };
 }
 
 export interface BuiltPartition {
@@ -83,6 +88,8 @@ export interface UltravisorImage extends EfiImage {
   schedule: Uint8Array;
   /** Table k − 1 for k processors, k = 1 … host.pcpus, null where core refused (docs/specs/smp.md §2.1). */
   schedules: Array<EmbeddedSchedule | null>;
+  /** Test builds with `swap`: the tables the monitor swaps to (§2.7). */
+  swapSchedules?: Array<EmbeddedSchedule | null>;
   /** Linux partitions: their files on the ESP and where the loader puts them (docs/specs/linux-partition.md §7). */
   linux: LinuxLoadPlan[];
   timings: EfiImage["timings"] & { assemble: number };
@@ -151,7 +158,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const withCore = opts.coreDatabase ?? true;
   const programs = await compilePrograms(parts, withCore);
   step("AssemblyScript programs (asc)");
-  const tables = await scheduleAndTemplates(parts, config.pcpus ?? 1);
+  const tables = await scheduleAndTemplates(parts, config.pcpus ?? 1, opts.swap);
   step("core.wasm");
   const built = buildPartitions(config, opts, channels, programs, withCore, tables.scheduleLines);
   const linux = linuxPlans(parts);
@@ -166,7 +173,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     entry: LOADER_ENTRY, successExit: config.exitCode, extraFiles: linuxEspFiles(linux.plans),
     ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}),
   });
-  return { ...img, config, partitions: built, channels, schedule, schedules: tables.schedules, linux: linux.plans, timings: { ...img.timings, assemble: t1 - t0 } };
+  return { ...img, config, partitions: built, channels, schedule, schedules: tables.schedules, ...(tables.swap ? { swapSchedules: tables.swap.tables } : {}), linux: linux.plans, timings: { ...img.timings, assemble: t1 - t0 } };
 }
 
 /** The AssemblyScript programs the image needs, compiled to wasm (core.wasm too, which later steps read from disk). */
@@ -188,7 +195,7 @@ async function compilePrograms(parts: PartitionSpec[], withCore: boolean): Promi
 }
 
 /** The schedule table and the channel templates, computed by core.wasm in V8; the schedule as text and as lines. */
-interface HostTables { schedule: Uint8Array; schedules: Array<EmbeddedSchedule | null>; template: Uint8Array; commandTemplate: Uint8Array; scheduleLines: string[] }
+interface HostTables { schedule: Uint8Array; schedules: Array<EmbeddedSchedule | null>; swap: { at: number; tables: Array<EmbeddedSchedule | null> } | null; template: Uint8Array; commandTemplate: Uint8Array; scheduleLines: string[] }
 
 /**
  * The schedule for k processors, k = 1 … pcpus (docs/specs/smp.md §2.1), computed by core.wasm: one VCPU per
@@ -220,10 +227,27 @@ function computeSchedules(core: Awaited<ReturnType<typeof loadCore>>, parts: Par
   });
 }
 
-async function scheduleAndTemplates(parts: PartitionSpec[], pcpus: number): Promise<HostTables> {
+/**
+ * The tables a test build swaps to (docs/specs/smp.md §2.7): core's, for the same partitions with `duties` in place of
+ * theirs. A partition that would change rows is refused: a partition is bound to one processor for the whole run.
+ */
+function swapSchedules(core: Awaited<ReturnType<typeof loadCore>>, parts: PartitionSpec[], pcpus: number, first: Array<EmbeddedSchedule | null>, duties: Record<string, number>): Array<EmbeddedSchedule | null> {
+  for (const n of Object.keys(duties)) if (!parts.some((p) => p.name === n && p.kind !== "idle")) throw new Error(`swap: no partition named ${n} with a duty`);
+  const next = computeSchedules(core, parts.map((p) => (duties[p.name] !== undefined ? { ...p, duty: duties[p.name]! } : p)), pcpus);
+  const rowOf = (t: EmbeddedSchedule, name: string): number => t.rows.findIndex((r) => r.split(" ").includes(name));
+  next.forEach((t, k) => {
+    const f = first[k];
+    if (!t || !f) return;
+    for (const p of parts) if (p.kind !== "idle" && rowOf(t, p.name) !== rowOf(f, p.name)) throw new Error(`swap: ${p.name} would move from PCPU ${rowOf(f, p.name)} to PCPU ${rowOf(t, p.name)} with ${k + 1} processor(s)`);
+  });
+  return next;
+}
+
+async function scheduleAndTemplates(parts: PartitionSpec[], pcpus: number, swapOpt?: UltravisorImageOptions["swap"]): Promise<HostTables> {
   // core.wasm: the schedule tables and the channel template.
   const core = await loadCore();
   const schedules = computeSchedules(core, parts, pcpus);
+  const swap = swapOpt ? { at: swapOpt.at, tables: swapSchedules(core, parts, pcpus, schedules, swapOpt.duties) } : null;
   const one = schedules[0] ?? schedules.find((t) => t)!;
   const schedule = one.bytes;
   const chan = chanExports(core);
@@ -237,7 +261,7 @@ async function scheduleAndTemplates(parts: PartitionSpec[], pcpus: number): Prom
 
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
   const scheduleLines = scheduleRuns(rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`));
-  return { schedule, schedules, template, commandTemplate, scheduleLines };
+  return { schedule, schedules, swap, template, commandTemplate, scheduleLines };
 }
 
 /** Every partition's program, packed for its window (or, for a virtualized one, its guest-physical image). */
@@ -360,6 +384,7 @@ function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], bui
   a.bind(L("g_cmd_template"));
   a.db(commandTemplate);
   emitScheduleTables(a, t.schedules); // docs/specs/smp.md §2.1 (its first table is g_schedule)
+  emitSwapTables(a, t.swap); // a test build's schedule swap (§2.7); none: g_swap_at 0
   a.section(".rdata");
   built.forEach((b, i) => {
     a.align(16);

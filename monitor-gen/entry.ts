@@ -208,6 +208,7 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
       a.cmp(qword(L("g_quantum")), cfg.runQuanta).jae(L("on_finish"));
     }
     // PCPU 0: its record sees the new quantum, and the other processors with a row get the quantum IPI.
+    a.call(L("smp_swap_check")); // a test build's schedule swap (monitor-gen/smp.ts)
     a.mov(rsi, qword(rbp, STATE_PAGE.pcpu));
     a.mov(rax, qword(L("g_quantum"))).mov(qword(rsi, PCPU.seen), rax);
     const alone = a.label();
@@ -219,7 +220,19 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
     a.bind(L("dispatch"));
     const idle = a.label();
     a.mov(rdx, qword(rsi, PCPU.row)).test(rdx, rdx).js(idle);
-    a.mov(rcx, qword(L("g_sched"))).test(rcx, rcx).jz(idle);
+    // The table in effect at this quantum: the pending one from its quantum on (smp.md §2.7), a pure function of the
+    // two words and `seen`, so every processor agrees; the first quantum this processor takes it is recorded.
+    {
+      const old = a.label();
+      a.mov(rcx, qword(L("g_sched")));
+      a.mov(rax, qword(L("g_sched_next"))).test(rax, rax).jz(old);
+      a.mov(rdi, qword(rsi, PCPU.seen)).cmp(rdi, qword(L("g_switch_at"))).jb(old);
+      a.mov(rcx, rax);
+      a.cmp(qword(rsi, PCPU.swapped), 0).jne(old);
+      a.lea(rax, qword(rdi, 1)).mov(qword(rsi, PCPU.swapped), rax);
+      a.bind(old);
+    }
+    a.test(rcx, rcx).jz(idle);
     a.imul(rdx, rdx, SCHED_ROW.size).add(rcx, rdx);
     a.mov(rax, qword(rsi, PCPU.seen)).and(eax, 15);
     a.mov(eax, dword({ base: rcx, index: rax, scale: 8, disp: SCHED_ROW.first + SCHED_ROW.entries })); // u32 partition

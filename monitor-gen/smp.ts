@@ -82,7 +82,8 @@ export function emitSmp(a: Assembler): void {
   a.align(8);
   // g_sched: the table in effect, g_sched_rows its rows, g_ap_rows the application processors with a row (smp_bind);
   // g_signal_ipis: signal IPIs sent; g_cr0, g_cr4: the bootstrap processor's, which the others load.
-  for (const n of ["g_trampoline", "g_ap_online", "g_sched", "g_sched_rows", "g_ap_rows", "g_signal_ipis", "g_cr0", "g_cr4"]) {
+  // g_sched_next, g_switch_at: a pending table and the quantum it takes effect at (§2.7).
+  for (const n of ["g_trampoline", "g_ap_online", "g_sched", "g_sched_rows", "g_ap_rows", "g_signal_ipis", "g_cr0", "g_cr4", "g_sched_next", "g_switch_at"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -285,6 +286,7 @@ export function emitSmp(a: Assembler): void {
   }
 
   emitBind(a);
+  emitSwapCheck(a);
 
   // ap_ping: the measuring IPI (monitor-gen/smp.ts smp_ping): the sequence number stored back, EOI.
   a.bind(L("ap_ping"));
@@ -367,6 +369,21 @@ export function emitSmp(a: Assembler): void {
         { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, "): ",
         { dec: rec(PCPU.ticks) }, " quantum interrupts, ", { dec: rec(PCPU.lost) }, " lost, ", { dec: rec(PCPU.ipis) }, " signal IPIs");
     });
+    // With a swap: the quantum each processor with a row first dispatched from the new table.
+    {
+      const noSwap = a.label();
+      a.cmp(qword(L("g_sched_next")), 0).je(noSwap);
+      monitorLine(a, "ultravisor: smp: PCPU 0 took the new schedule at quantum ", { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.swapped)).dec(rdi) });
+      eachRecordedAp(a, () => {
+        const skip = a.label();
+        a.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 }));
+        a.cmp(qword(rax, AP_AREA.record + PCPU.row), 0).jle(skip);
+        monitorLine(a, "ultravisor: smp: PCPU ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, " took the new schedule at quantum ",
+          { dec: (x) => x.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 })).mov(rdi, qword(rax, AP_AREA.record + PCPU.swapped)).dec(rdi) });
+        a.bind(skip);
+      });
+      a.bind(noSwap);
+    }
     monitorLine(a, "ultravisor: smp: signal IPIs sent ", { dec: (x) => x.mov(rdi, qword(L("g_signal_ipis"))) }, ", taken by PCPU 0 ",
       { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.ipis)) });
     a.ret();
@@ -401,24 +418,25 @@ export interface EmbeddedSchedule { bytes: Uint8Array; rows: string[] }
  * k = 1 … `pcpus`. Lays out g_sched_pcpus, g_sched_tables (MAX_PCPUS addresses, 0 for none) and g_sched_texts (row p
  * of table k − 1 at (k − 1)·MAX_PCPUS + p), then the tables and the texts. The first table is also g_schedule.
  */
-export function emitScheduleTables(a: Assembler, tables: ReadonlyArray<EmbeddedSchedule | null>): void {
+export function emitScheduleTables(a: Assembler, tables: ReadonlyArray<EmbeddedSchedule | null>, prefix = "g_sched"): void {
   const L = (n: string): Label => a.symbol(n);
   if (tables.length < 1 || tables.length > MAX_PCPUS) throw new RangeError(`schedules for 1 to ${MAX_PCPUS} processors, not ${tables.length}`);
+  const main = prefix === "g_sched";
   const tableLabels = tables.map(() => a.label());
   const textLabels = tables.map((t) => (t ? t.rows.map(() => a.label()) : []));
   a.section(".rdata");
   a.align(8);
-  a.bind(L("g_sched_pcpus"));
+  a.bind(L(`${prefix}_pcpus`));
   a.dq(tables.length);
-  a.bind(L("g_sched_tables"));
+  a.bind(L(`${prefix}_tables`));
   for (let k = 0; k < MAX_PCPUS; k++) a.dq(tables[k] ? addr(tableLabels[k]!) : 0);
-  a.bind(L("g_sched_texts"));
+  a.bind(L(`${prefix}_texts`));
   for (let k = 0; k < MAX_PCPUS; k++) for (let p = 0; p < MAX_PCPUS; p++) a.dq(textLabels[k]?.[p] ? addr(textLabels[k]![p]!) : 0);
   let first = true;
   tables.forEach((t, k) => {
     if (!t) return;
     a.align(64);
-    if (first) a.bind(L("g_schedule"));
+    if (first && main) a.bind(L("g_schedule"));
     first = false;
     a.bind(tableLabels[k]!);
     a.db(t.bytes);
@@ -516,5 +534,65 @@ function emitBind(a: Assembler): void {
   }
   monitorLine(a, "ultravisor: smp: schedule for ", { dec: (x) => x.mov(rdi, r15) }, " processor(s) of ", { dec: (x) => x.mov(rdi, qword(L("g_ap_online"))).inc(rdi) }, " online");
   for (const r of [r15, r14, r13, r12, rbx]) a.pop(r);
+  a.ret();
+}
+
+/**
+ * A test build's schedule swap (docs/specs/smp.md §2.7): g_swap_at (0: none) and the second tables, laid out as
+ * emitScheduleTables lays out the first under the prefix g_swap. Every build emits the symbols the monitor reads.
+ */
+export function emitSwapTables(a: Assembler, swap: { at: number; tables: ReadonlyArray<EmbeddedSchedule | null> } | null): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".rdata");
+  a.align(8);
+  a.bind(L("g_swap_at"));
+  a.dq(swap ? swap.at : 0);
+  if (swap) emitScheduleTables(a, swap.tables, "g_swap");
+  else {
+    a.bind(L("g_swap_tables"));
+    a.zero(8 * MAX_PCPUS);
+    a.bind(L("g_swap_texts"));
+    a.zero(8 * MAX_PCPUS * MAX_PCPUS);
+  }
+  a.section(".text");
+}
+
+/**
+ * smp_swap_check (PCPU 0's tick, after the count advanced): at quantum g_swap_at, the second table for this many
+ * processors becomes pending from the next wrap, `switch_at` written before the table (x86 keeps stores in order, so a
+ * processor that sees the table sees its quantum). Clobbers what monitorLine does.
+ */
+function emitSwapCheck(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.bind(L("smp_swap_check"));
+  const out = a.label(), none = a.label();
+  a.mov(rax, qword(L("g_swap_at"))).test(rax, rax).jz(out);
+  a.cmp(rax, qword(L("g_quantum"))).jne(out);
+  a.cmp(qword(L("g_sched_next")), 0).jne(out);
+  a.push(r12).push(r13);
+  a.mov(rcx, qword(L("g_sched_rows"))).lea(rdx, ptr(L("g_swap_tables"))).mov(rdx, qword({ base: rdx, index: rcx, scale: 8, disp: -8 }));
+  a.test(rdx, rdx).jz(none);
+  a.mov(rax, qword(L("g_quantum"))).shr(rax, 4).inc(rax).shl(rax, 4).mov(qword(L("g_switch_at")), rax);
+  a.mfence();
+  a.mov(qword(L("g_sched_next")), rdx);
+  monitorLine(a, "ultravisor: smp: schedule swap requested at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, ": the new table for ",
+    { dec: (x) => x.mov(rdi, qword(L("g_sched_rows"))) }, " processor(s) takes effect at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_switch_at"))) }, " on every processor");
+  {
+    const each = a.label(), done = a.label();
+    a.xor(r12d, r12d);
+    a.bind(each);
+    a.cmp(r12, qword(L("g_sched_rows"))).jae(done);
+    monitorLine(a, "ultravisor: schedule after the swap (PCPU ", { dec: (x) => x.mov(rdi, r12) }, ", quanta 0-15): ", {
+      str: (x) => x.mov(rax, qword(L("g_sched_rows"))).dec(rax).imul(rax, rax, MAX_PCPUS).add(rax, r12).lea(rcx, ptr(L("g_swap_texts"))).mov(rdi, qword({ base: rcx, index: rax, scale: 8 })),
+    });
+    a.inc(r12).jmp(each);
+    a.bind(done);
+  }
+  a.pop(r13).pop(r12).ret();
+  a.bind(none);
+  monitorLine(a, "ultravisor: smp: schedule swap requested at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, ": no new table for ",
+    { dec: (x) => x.mov(rdi, qword(L("g_sched_rows"))) }, " processor(s)");
+  a.pop(r13).pop(r12);
+  a.bind(out);
   a.ret();
 }
