@@ -230,6 +230,7 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
       a.mov(rcx, rax);
       a.cmp(qword(rsi, PCPU.swapped), 0).jne(old);
       a.lea(rax, qword(rdi, 1)).mov(qword(rsi, PCPU.swapped), rax);
+      a.push(rdx).rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(rsi, PCPU.swapTsc), rax).pop(rdx);
       a.bind(old);
     }
     a.test(rcx, rcx).jz(idle);

@@ -7,7 +7,7 @@ import { FOUR_MIB, PAGE } from "../core/database.ts";
 export { PAGE };
 
 // ---- per-processor record (docs/specs/smp.md §2.2); its address is also the processor's kernel stack top ----------
-export const PCPU = { current: 0x00, idle: 0x08, tss: 0x10, row: 0x18, seen: 0x20, lost: 0x28, ticks: 0x30, apic: 0x38, ipis: 0x40, swapped: 0x48, size: 0x50 } as const;
+export const PCPU = { current: 0x00, idle: 0x08, tss: 0x10, row: 0x18, seen: 0x20, lost: 0x28, ticks: 0x30, apic: 0x38, ipis: 0x40, swapped: 0x48, swapTsc: 0x50, size: 0x58 } as const;
 /** Rows of the schedule the bare-metal image computes at most (host.pcpus). */
 export const MAX_PCPUS = 8;
 

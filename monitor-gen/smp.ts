@@ -83,7 +83,7 @@ export function emitSmp(a: Assembler): void {
   // g_sched: the table in effect, g_sched_rows its rows, g_ap_rows the application processors with a row (smp_bind);
   // g_signal_ipis: signal IPIs sent; g_cr0, g_cr4: the bootstrap processor's, which the others load.
   // g_sched_next, g_switch_at: a pending table and the quantum it takes effect at (§2.7).
-  for (const n of ["g_trampoline", "g_ap_online", "g_sched", "g_sched_rows", "g_ap_rows", "g_signal_ipis", "g_cr0", "g_cr4", "g_sched_next", "g_switch_at"]) {
+  for (const n of ["g_trampoline", "g_ap_online", "g_sched", "g_sched_rows", "g_ap_rows", "g_signal_ipis", "g_cr0", "g_cr4", "g_sched_next", "g_switch_at", "g_swap_tsc"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -373,13 +373,16 @@ export function emitSmp(a: Assembler): void {
     {
       const noSwap = a.label();
       a.cmp(qword(L("g_sched_next")), 0).je(noSwap);
-      monitorLine(a, "ultravisor: smp: PCPU 0 took the new schedule at quantum ", { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.swapped)).dec(rdi) });
+      monitorLine(a, "ultravisor: smp: PCPU 0 took the new schedule at quantum ", { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.swapped)).dec(rdi) },
+        " (", { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.swapTsc)).sub(rdi, qword(L("g_swap_tsc"))) }, " TSC cycles after the request)");
       eachRecordedAp(a, () => {
         const skip = a.label();
         a.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 }));
         a.cmp(qword(rax, AP_AREA.record + PCPU.row), 0).jle(skip);
         monitorLine(a, "ultravisor: smp: PCPU ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, " took the new schedule at quantum ",
-          { dec: (x) => x.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 })).mov(rdi, qword(rax, AP_AREA.record + PCPU.swapped)).dec(rdi) });
+          { dec: (x) => x.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 })).mov(rdi, qword(rax, AP_AREA.record + PCPU.swapped)).dec(rdi) },
+          " (", { dec: (x) => x.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 })).mov(rdi, qword(rax, AP_AREA.record + PCPU.swapTsc)).sub(rdi, qword(L("g_swap_tsc"))) },
+          " TSC cycles after the request)");
         a.bind(skip);
       });
       a.bind(noSwap);
@@ -574,6 +577,7 @@ function emitSwapCheck(a: Assembler): void {
   a.test(rdx, rdx).jz(none);
   a.mov(rax, qword(L("g_quantum"))).shr(rax, 4).inc(rax).shl(rax, 4).mov(qword(L("g_switch_at")), rax);
   a.mfence();
+  a.push(rdx).rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_swap_tsc")), rax).pop(rdx); // the request's time
   a.mov(qword(L("g_sched_next")), rdx);
   monitorLine(a, "ultravisor: smp: schedule swap requested at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, ": the new table for ",
     { dec: (x) => x.mov(rdi, qword(L("g_sched_rows"))) }, " processor(s) takes effect at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_switch_at"))) }, " on every processor");

@@ -19,7 +19,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const AT = 100;
 const SWITCH = 112; // the next wrap after AT
-const TOOK = /^ultravisor: smp: PCPU (\d+) took the new schedule at quantum (\d+)$/;
+const TOOK = /^ultravisor: smp: PCPU (\d+) took the new schedule at quantum (\d+) \((\d+) TSC cycles after the request\)$/;
 
 let img: UltravisorImage;
 let esp = "";
