@@ -24,7 +24,7 @@ const bench: Bench[] = [{
       const n = Math.floor(hosts / shards) + (s < hosts % shards ? 1 : 0);
       const spec = { hosts: n, hostMemory: String(16n << 30n), pcpus: 8, partitions: 2 * n, partitionMemory: String(4n << 30n), vcpus: 2 };
       // One GC thread: the shards already keep both of the machine's cores busy.
-      return execa("node", ["--single-threaded-gc", "--import", "tsx", join(here, "dc-shard.ts"), JSON.stringify(spec)], { cwd: join(here, "..") });
+      return execa("node", ["--single-threaded-gc", "--max-semi-space-size=64", "--import", "tsx", join(here, "dc-shard.ts"), JSON.stringify(spec)], { cwd: join(here, "..") });
     }));
     const wall = (performance.now() - t0) / 1000;
     const rs = results.map((r) => JSON.parse(r.stdout.trim().split("\n").pop()!) as { placed: number; unplaced: number; bootMs: number; placeMs: number; transactions: number; rssMB: number; cpuMs: number; sysMs: number });

@@ -27,7 +27,10 @@ export async function bootModuleWasm(): Promise<Uint8Array> {
 /** The module's only imports (env.*): each is a call into core.wasm on the same memory. */
 export const BOOT_MODULE_IMPORTS = ["db_submit", "db_log_truncate"] as const;
 /** What the module exports besides its memory. */
-export const BOOT_MODULE_EXPORTS = ["main", "create", "free_db_page"] as const;
+export const BOOT_MODULE_EXPORTS = [
+  "main", "create", "free_db_page", "rs_alloc_db_page", "rs_build_grow", "rs_build_create", "rs_created", "rs_build_destroy",
+  "cl_parse", "cl_check",
+] as const;
 
 /** Errors of the module itself (core's own codes are ERRORS in core/database.ts). */
 export const BOOT_ERRORS: Record<number, string> = {
@@ -35,6 +38,7 @@ export const BOOT_ERRORS: Record<number, string> = {
   [-1001]: "a page is not mapped at 4 KiB granularity",
   [-1002]: "too many runs for one request",
   [-1003]: "no free page for a descriptor in the database's own 4 MiB page (or no spare)",
+  [-1004]: "not a live partition",
 };
 
 /** Bytes of the scratch buffer `main` gathers one map page's ChangeOwner records in (request header + 1000 records). */
@@ -131,6 +135,50 @@ export interface BootModule {
   create(ui: number, req: number, payload: number, first: number, pages: number, from: number): number;
   /** The page the boot's split would take for a map page now, 0 if none (`ui`: the index page). */
   freeDbPage(ui: number): number;
+  /** The resource service's builders (core/boot/assembly/resource-service.ts; docs/specs/command-channel.md). */
+  rs: ResourceBuilders;
+  /** The command partition's line reader (core/boot/assembly/command-line.ts). */
+  cl: CommandLineReader;
+}
+
+/**
+ * The resource service's transaction builders: each writes one request at `req` (at most `cap` bytes) and returns its
+ * length, 0 (grow: none needed) or a negative error (BOOT_ERRORS); they submit nothing. `hint`: a page below which
+ * the caller knows no 4 KiB page is Available (0 always works; it only shortens the scan).
+ */
+export interface ResourceBuilders {
+  /** The descriptor or map page the next build takes; 0 when fewer than two Available 4 KiB pages are left. */
+  allocDbPage(ui: number, hint: number): number;
+  buildGrow(ui: number, req: number, hint: number): number;
+  buildCreate(ui: number, req: number, cap: number, payload: number, runs: number, nruns: number, from: number, hint: number): number;
+  /** The partition number of the last successful buildCreate. */
+  created(): number;
+  buildDestroy(ui: number, req: number, cap: number, p: number, prefix: number, nprefix: number): number;
+}
+
+/** A run as the builders read it: u32 map page, u32 first index, u32 last index. */
+export const RUN_BYTES = 12;
+
+/**
+ * The record cl_parse writes (core/boot/assembly/command-line.ts): u32 verb, u32 channel count, u64 memory bytes,
+ * name (16 bytes, NUL-padded), then per channel u32 type code and the server's name (16 bytes).
+ */
+export const COMMAND_LINE = { verb: 0, channels: 4, memory: 8, name: 16, channel: 32, channelBytes: 20, maxChannels: 8, maxText: 63 } as const;
+/** cl_parse's verbs. */
+export const COMMAND_VERBS: Record<number, "create" | "stop" | "destroy" | "restart"> = { 1: "create", 2: "stop", 3: "destroy", 4: "restart" };
+/** The command partition's statuses for a refused line (docs/specs/command-channel.md): name and reason. */
+export const COMMAND_LINE_ERRORS: Record<number, { name: string; text: string }> = {
+  [-2001]: { name: "MALFORMED_LINE", text: "malformed line" },
+  [-2002]: { name: "TOO_MUCH_MEMORY", text: "more memory than the host has Available (or not a multiple of the smallest page)" },
+  [-2003]: { name: "UNKNOWN_CHANNEL_TYPE", text: "unknown channel type" },
+  [-2004]: { name: "NAME", text: "the name is in use (create) or names no running partition" },
+  [-2005]: { name: "NO_SERVER", text: "a channel's server is not a running partition" },
+};
+
+/** The line reader's two calls: cl_parse (the line's form) and cl_check (against a read-only view of the database). */
+export interface CommandLineReader {
+  parse(text: number, len: number, out: number): number;
+  check(ui: number, out: number, granule: number): number;
 }
 
 let compiled: WasmModule | undefined;
@@ -155,7 +203,21 @@ export function instantiateBootModule(module: WasmModule, env: { db_submit: (req
   const main = x.main as (...a: number[]) => number;
   const create = x.create as (...a: number[]) => number;
   const free = x.free_db_page as (ui: number) => number;
+  const fn = (n: string): ((...a: number[]) => number) => x[n] as (...a: number[]) => number;
+  const rs: ResourceBuilders = {
+    allocDbPage: (ui, hint) => fn("rs_alloc_db_page")(ui, hint) >>> 0,
+    buildGrow: (ui, req, hint) => fn("rs_build_grow")(ui, req, hint),
+    buildCreate: (ui, req, cap, payload, runs, nruns, from, hint) => fn("rs_build_create")(ui, req, cap, payload, runs, nruns, from, hint),
+    created: () => fn("rs_created")() >>> 0,
+    buildDestroy: (ui, req, cap, p, prefix, nprefix) => fn("rs_build_destroy")(ui, req, cap, p, prefix, nprefix),
+  };
+  const cl: CommandLineReader = {
+    parse: (text, len, out) => fn("cl_parse")(text, len, out),
+    check: (ui, out, granule) => fn("cl_check")(ui, out, granule),
+  };
   return {
+    rs,
+    cl,
     memory: x.memory as WasmMemory,
     main: (a) => main(a.ui, a.map, a.mapBytes, a.descSize, a.region, a.req, a.ops, a.uvPage, a.uvPages, a.allotPage, a.allotPages),
     create: (ui, req, payload, first, pages, from) => create(ui, req, payload, first, pages, from),

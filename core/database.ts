@@ -430,6 +430,32 @@ export function encodeRequest(tx: Transaction): Uint8Array {
   return out;
 }
 
+/**
+ * The transaction a request (memory-layout.md §5.3) at `at` of `mem` holds: what a builder of the resource service
+ * (core/boot/assembly/resource-service.ts) wrote, read back so that it travels by whatever path the caller uses. The
+ * request is checked as core checks it (magic, length within REQUEST_MAX, each record's length its type's, the
+ * records ending where the header says); a malformed one throws.
+ */
+export function decodeRequest(mem: ArrayBufferLike, at: number): Transaction {
+  const v = new DataView(mem);
+  if (at < 0 || at + 16 > v.byteLength || v.getUint32(at, true) !== REQ_MAGIC) throw new RangeError(`no request at ${at}: bad magic`);
+  const bytes = v.getUint32(at + 4, true);
+  const count = v.getUint32(at + 8, true);
+  if (bytes < 16 || bytes > REQUEST_MAX || at + bytes > v.byteLength) throw new RangeError(`request at ${at}: length ${bytes} out of range`);
+  const ops: Op[] = [];
+  let r = at + 16;
+  for (let k = 0; k < count; k++) {
+    if (r + 8 > at + bytes) throw new RangeError(`request at ${at}: record ${k} past its end`);
+    const op = decodeOp(v, r);
+    const len = v.getUint32(r + 4, true);
+    if (len !== requestLength(op) || r + len > at + bytes) throw new RangeError(`request at ${at}: record ${k} (${op.op}) has length ${len}`);
+    ops.push(op);
+    r += len;
+  }
+  if (r !== at + bytes) throw new RangeError(`request at ${at}: ${at + bytes - r} bytes after its ${count} records`);
+  return { ops };
+}
+
 export function requestLength(op: Op): number {
   switch (op.op) {
     case "changeOwner": return 32;

@@ -52,7 +52,7 @@ export function checkDefinition(d: LoadedDefinition): Problem[] {
   const platform = d.def.host.pcpus !== undefined || d.def.partitions !== undefined;
   d.def.operations.forEach((op, i) => {
     const at = ["operations", i];
-    const kind = ["define", "stop", "ioComplete", "console", "submit", "schedule", "tick"].find((k) => op[k as keyof typeof op] !== undefined);
+    const kind = ["define", "stop", "ioComplete", "console", "serial", "fail", "submit", "schedule", "tick"].find((k) => op[k as keyof typeof op] !== undefined);
     if (kind && !platform) bad([...at, kind], `${kind} needs a host with processors: add host.pcpus (or partitions)`, true);
     if (op.define) {
       if (op.define.kind === "idle" || op.define.kind === "ultravisor") bad([...at, "define", "kind"], `'${op.define.kind}' partitions exist from boot (define guest, io, command or operations)`);

@@ -206,7 +206,7 @@ const createOp = z.strictObject({
   at: z.union([placementRun.transform((r) => [r]), z.array(placementRun).min(1)]).optional(),
 }).refine((c) => c.size !== undefined || c.at !== undefined, { error: "give size, or at (explicit placement)" });
 
-const OPERATION_KEYS = ["create", "destroy", "merge", "split", "transaction", "backup", "define", "stop", "ioComplete", "console", "submit", "schedule", "tick"] as const;
+const OPERATION_KEYS = ["create", "destroy", "merge", "split", "transaction", "backup", "define", "stop", "ioComplete", "console", "serial", "fail", "submit", "schedule", "tick"] as const;
 export type OperationKey = (typeof OPERATION_KEYS)[number];
 
 export const operation = z
@@ -223,6 +223,10 @@ export const operation = z
     stop: z.union([z.string().min(1), z.strictObject({ partition: z.string().min(1), inflight: z.array(z.string().min(1)).optional() })]).optional(),
     ioComplete: z.string().min(1).optional(),
     console: z.strictObject({ from: z.string().min(1), text: z.string() }).optional(),
+    fail: z.string().min(1).optional()
+      .meta({ description: "a fault injected into this running partition: it stops; the ultravisor's watchdog restarts it from its definition (docs/specs/command-channel.md)" }),
+    serial: z.string().max(256).optional()
+      .meta({ description: "a line typed on the serial console: create NAME MEMORY [TYPE:SERVER]..., stop NAME, destroy NAME or restart NAME (docs/specs/command-channel.md)" }),
     submit: z.strictObject({ from: z.string().min(1), transaction: z.string().min(1) }).optional(),
     schedule: z.literal(true).optional(),
     tick: z.int().min(1).max(1 << 30).optional(),

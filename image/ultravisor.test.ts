@@ -16,7 +16,7 @@ import { carve, chanExports, ChannelType } from "../core/channel.ts";
 import { parseSymbolMap } from "./symbol-map.ts";
 import { readSchedule } from "../core/schedule.ts";
 import { CMDCHAN, INFO, WINDOW, cmdSigBase } from "../monitor-gen/layout.ts";
-import { IO_EMIT } from "../partitions/programs.ts";
+import { IO_EMIT, IO_RECEIVE } from "../partitions/programs.ts";
 
 let dir: string;
 let img: UltravisorImage;
@@ -99,8 +99,15 @@ describe("ultravisor image", () => {
     expect(emit).toMatch(/in\s+\(%dx\),%al/);
     // The I/O partition (AssemblyScript) has no port instruction outside its line writer: while its rip is anywhere
     // else, no line is half written, which is what the monitor's check of that range relies on.
+    // The byte reader (typed lines) is the one other function with port instructions: reads only.
+    const rlo = io.symbols.get(IO_RECEIVE.start)!, rhi = io.symbols.get(IO_RECEIVE.end)!;
+    const receive = disassemble(io.blob.subarray(Number(rlo - WINDOW), Number(rhi - WINDOW)), rlo);
+    expect(receive).toMatch(/in\s+\(%dx\),%al/);
+    expect(receive).not.toMatch(/\sout[bwl]?\s/);
     const ro = io.symbols.get("p_ro_end")!;
-    const rest = disassemble(io.blob.subarray(0x1000, Number(lo - WINDOW)), WINDOW + 0x1000n) + disassemble(io.blob.subarray(Number(hi - WINDOW), Number(ro - WINDOW)), hi);
+    const [first, second] = lo < rlo ? [[lo, hi], [rlo, rhi]] : [[rlo, rhi], [lo, hi]];
+    const piece = (a: bigint, b: bigint): string => (b > a ? disassemble(io.blob.subarray(Number(a - WINDOW), Number(b - WINDOW)), a) : "");
+    const rest = piece(WINDOW + 0x1000n, first![0]!) + piece(first![1]!, second![0]!) + piece(second![1]!, ro);
     expect(rest).toMatch(/int\s+\$0x80/);
     expect(rest).not.toMatch(/\s(in|out)[bwl]?\s+[%($]/); // register, (%dx) and immediate-port forms
     const x = img.partitions.find((p) => p.spec.name === "X")!.packed!;

@@ -74,6 +74,11 @@ export interface BuiltPartition {
 
 export interface ChannelDef {
   kind: "console" | "command";
+  /**
+   * The command partition's console channel: a second queue carries the lines typed on COM1 from the I/O partition
+   * to it (the input template; docs/specs/image-layout.md, "Typed lines").
+   */
+  input?: boolean;
   client: number;
   server: number;
   clientSlot: number;
@@ -141,7 +146,7 @@ function planChannels(parts: PartitionSpec[]): ChannelDef[] {
   let ioSlot = 0;
   parts.forEach((p, i) => {
     if (p.kind === "idle" || p.kind === "io") return;
-    out.push({ kind: "console", client: i, server: io, clientSlot: 0, serverSlot: ioSlot++ });
+    out.push({ kind: "console", client: i, server: io, clientSlot: 0, serverSlot: ioSlot++, ...(p.kind === "command" ? { input: true } : {}) });
   });
   const cmd = parts.findIndex((p) => p.kind === "command");
   const uv = parts.findIndex((p) => p.kind === "ultravisor");
@@ -195,7 +200,7 @@ async function compilePrograms(parts: PartitionSpec[], withCore: boolean): Promi
 }
 
 /** The schedule table and the channel templates, computed by core.wasm in V8; the schedule as text and as lines. */
-interface HostTables { schedule: Uint8Array; schedules: Array<EmbeddedSchedule | null>; swap: { at: number; tables: Array<EmbeddedSchedule | null> } | null; template: Uint8Array; commandTemplate: Uint8Array; scheduleLines: string[] }
+interface HostTables { schedule: Uint8Array; schedules: Array<EmbeddedSchedule | null>; swap: { at: number; tables: Array<EmbeddedSchedule | null> } | null; template: Uint8Array; commandTemplate: Uint8Array; inputTemplate: Uint8Array; scheduleLines: string[] }
 
 /**
  * The schedule for k processors, k = 1 … pcpus (docs/specs/smp.md §2.1), computed by core.wasm: one VCPU per
@@ -258,10 +263,11 @@ async function scheduleAndTemplates(parts: PartitionSpec[], pcpus: number, swapO
   if (chan.chan_server_state_set(tplBase, PAGE, ServerState.ready) !== 0) throw new Error("core.wasm chan_server_state_set refused the console template");
   const template = new Uint8Array(core.memory.buffer, tplBase, PAGE).slice();
   const commandTemplate = formatCommandTemplate(core);
+  const inputTemplate = formatCommandTemplate(core, ChannelType.console);
 
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
   const scheduleLines = scheduleRuns(rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`));
-  return { schedule, schedules, swap, template, commandTemplate, scheduleLines };
+  return { schedule, schedules, swap, template, commandTemplate, inputTemplate, scheduleLines };
 }
 
 /** Every partition's program, packed for its window (or, for a virtualized one, its guest-physical image). */
@@ -282,8 +288,8 @@ function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions,
     }
     for (let k = 0; k < slots.length; k++) if (!slots[k]) throw new Error(`partition ${spec.name}: channel slot ${k} left empty`);
     const aot =
-      spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined)
-      : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT)
+      spec.kind === "io" ? assembleAotIo(programs.ioWasm, spec.fault === "fuzz-server" ? fuzzSeedOf(opts, i) : undefined, channels.find((c) => c.input && c.server === i)?.serverSlot)
+      : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT, withCore ? CORE_DB_PLAN.words[1]! : 0)
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, { period: config.guestPeriod, outOfBounds: spec.fault === "wasm-oob", probeCommand: spec.probeCommand === true })
       : null;
     if (aot) return { spec, number: partitionNumber(i), aot, packed: packAotPartition(aot, { name: spec.name, number: partitionNumber(i), slots }) };
@@ -372,7 +378,7 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
 
 /** The tables the ring-0 code reads: image markers, channel templates, schedule, names, definitions, blobs, records. */
 function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], built: BuiltPartition[], channels: ChannelDef[], withCore: boolean, linux: LinuxLoadPlan[]): void {
-  const { template, commandTemplate } = t;
+  const { template, commandTemplate, inputTemplate } = t;
   const definedAtRunTime = runTimeDefinitions(parts, withCore);
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
@@ -383,6 +389,8 @@ function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], bui
   a.db(template);
   a.bind(L("g_cmd_template"));
   a.db(commandTemplate);
+  a.bind(L("g_input_template"));
+  a.db(inputTemplate);
   emitScheduleTables(a, t.schedules); // docs/specs/smp.md §2.1 (its first table is g_schedule)
   emitSwapTables(a, t.swap); // a test build's schedule swap (§2.7); none: g_swap_at 0
   a.section(".rdata");
@@ -426,7 +434,7 @@ function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], bui
   for (const c of channels) {
     emitRecord(a, CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, {
       client: c.client, server: c.server, serverSlot: c.serverSlot, clientSlot: c.clientSlot,
-      template: addr(L(c.kind === "command" ? "g_cmd_template" : "g_chan_template")),
+      template: addr(L(c.kind === "command" ? "g_cmd_template" : c.input ? "g_input_template" : "g_chan_template")),
     });
   }
 }
@@ -529,9 +537,11 @@ export function scheduleRuns(names: string[]): string[] {
 /**
  * The command channel's template (docs/specs/image-layout.md, "The bare-metal command channel"): type command, queue 0
  * requests and queue 1 completions of 128-byte signals, as many slots each as fit one page by core's own arithmetic
- * (chan_format_bytes), which must be the geometry the ultravisor partition's code is specialised on (CMDCHAN).
+ * (chan_format_bytes), which must be the geometry the ultravisor partition's code is specialised on (CMDCHAN). With
+ * `type` console, the same geometry is the command partition's console channel: queue 0 its lines to the I/O
+ * partition, queue 1 the lines typed on COM1 (image-layout.md, "Typed lines").
  */
-export function formatCommandTemplate(core: Awaited<ReturnType<typeof loadCore>>): Uint8Array {
+export function formatCommandTemplate(core: Awaited<ReturnType<typeof loadCore>>, type: number = ChannelType.command): Uint8Array {
   const chan = chanExports(core);
   let slots = 2;
   while (chan.chan_format_bytes(CMDCHAN.queues, CMDCHAN.signalSize, slots + 1) <= PAGE) slots++;
@@ -539,7 +549,7 @@ export function formatCommandTemplate(core: Awaited<ReturnType<typeof loadCore>>
     throw new Error(`core's chan_format_bytes fits ${slots} slots of ${CMDCHAN.signalSize} bytes per queue in one page, but CMDCHAN (monitor-gen/layout.ts) says ${CMDCHAN.maxSlots}: update CMDCHAN and docs/specs/image-layout.md`);
   }
   const base = carvePage(core);
-  const r = chan.chan_format(base, PAGE, CMDCHAN.queues, CMDCHAN.signalSize, slots, ChannelType.command);
+  const r = chan.chan_format(base, PAGE, CMDCHAN.queues, CMDCHAN.signalSize, slots, type);
   if (r !== 0) throw new Error(`core.wasm chan_format refused the command channel geometry (status ${r})`);
   if (chan.chan_server_state_set(base, PAGE, ServerState.ready) !== 0) throw new Error("core.wasm chan_server_state_set refused the command template");
   return new Uint8Array(core.memory.buffer, base, PAGE).slice(); // srv_state READY, as the console template

@@ -75,7 +75,15 @@ export const FLAG = { com1: 1, command: 2, idle: 4, ultra: 8, defined: 16, vm: 3
  * wherever the loader carved it (g_core_private, PRIVATE_PAGE_BYTES).
  */
 export const DBWIN = 0x0000_0100_0000_0000n;
+
 export const DB_PAGES = { lo: FOUR_MIB, hi: 2 * FOUR_MIB } as const;
+/**
+ * The command partition's read-only view of the database ([0090], [0106]; docs/specs/command-channel.md): the
+ * database's own 4 MiB page (DB_PAGES) mapped for CPL 3 without write at WINDOW + p, so that in its linear memory
+ * (whose base is the window) wasm address p is physical page p, as core's and the line reader's code expect. Its
+ * AssemblyScript memory spans up to DB_PAGES.hi; the window and slots lie below DB_PAGES.lo.
+ */
+export const COMMAND_VIEW = { lo: DB_PAGES.lo, hi: DB_PAGES.hi } as const;
 export const PRIVATE_PAGE_BYTES = FOUR_MIB;
 
 /** Offsets inside the saved frame (from STATE_PAGE.frame): 15 registers pushed by the stub, then vector, error, CPU frame. */

@@ -12,7 +12,7 @@
 import { Assembler, type Label, type SymRef, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { VECTORS } from "./entry.ts";
-import { DB_PAGES, DBWIN, FLAG, PCPU, SAVED_FRAME, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, STATE_PAGE, STATE, TIMER_VECTOR, WINDOW_LAYOUT, WINDOW } from "./layout.ts";
+import { COMMAND_VIEW, DB_PAGES, DBWIN, FLAG, PCPU, SAVED_FRAME, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, STATE_PAGE, STATE, TIMER_VECTOR, WINDOW_LAYOUT, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 import { PD_MAGIC } from "../core/database.ts";
@@ -414,6 +414,20 @@ function emitStartPartition(a: Assembler, o: LeadOptions, h: LeadHelpers): void 
         { hex: (x) => x.mov(rdi, qword(L("g_core_private"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_core_private"))).add(rdi, PRIVATE_PAGE_BYTES) },
         " mapped into partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) });
       a.bind(notUltra);
+      // The command partition's read-only view ([0106]): the database's own 4 MiB page at WINDOW + p, user, no
+      // write, no execute (COMMAND_VIEW), so that its line reader and resource service read the map in place.
+      const notCommand = a.label();
+      a.test(byte(r13, STATE_PAGE.flags), FLAG.command).jz(notCommand);
+      a.cmp(qword(L("g_db_ok")), 0).je(notCommand);
+      a.mov(rax, qword(r13, STATE_PAGE.window)).mov(qword(rax, INFO.database), 1);
+      a.mov(r15, COMMAND_VIEW.lo);
+      const viewPage = a.here();
+      a.mov(rdi, r14).mov(rsi, WINDOW).add(rsi, r15).mov(rdx, r15).or(rdx, Number(PTE.P | PTE.U)).or(rdx, qword(L("g_nx")));
+      a.call(L("map_page"));
+      a.add(r15, 4096).cmp(r15, COMMAND_VIEW.hi).jb(viewPage);
+      monitorLine(a, "ultravisor: database pages ", { hex: (x) => x.mov(rdi, COMMAND_VIEW.lo) }, "-", { hex: (x) => x.mov(rdi, COMMAND_VIEW.hi) },
+        " mapped read-only into partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) });
+      a.bind(notCommand);
     }
     // A virtualized partition's NPT and VMCB, from the same checked allotment (docs/specs/svm.md §2).
     const notVm = a.label();

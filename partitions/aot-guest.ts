@@ -14,8 +14,8 @@ import { compileWasm, type CompiledModule } from "../toolchain/aot/compile.ts";
 import { emitImageContext } from "../toolchain/aot/image-context.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { ascBuild } from "../core/asc.ts";
-import { CHAN, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
-import { IO_EMIT, PROGRAM_ENTRY } from "./programs.ts";
+import { CHAN, COMMAND_VIEW, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
+import { IO_EMIT, IO_NO_INPUT, IO_RECEIVE, PROGRAM_ENTRY } from "./programs.ts";
 import { packPartition, type PackedPartition, type SlotInfo } from "./pack.ts";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -25,6 +25,14 @@ const STACK_BUDGET = 12 * 1024;
 const WASM_PAGE = 65536;
 /** The linear memory spans the window up to the end of the last channel slot: wasm address = window offset. */
 export const AS_MEMORY_BYTES = WINDOW_LAYOUT.slot(WINDOW_LAYOUT.maxSlots);
+/**
+ * The command partition's linear memory reaches over its read-only view of the database (monitor-gen/layout.ts
+ * COMMAND_VIEW: physical page p at window offset p), so that its line reader and resource service read the map in
+ * place; between the slots and the view nothing is mapped.
+ */
+export const COMMAND_MEMORY_BYTES = COMMAND_VIEW.hi;
+/** Linear-memory bytes of each program. */
+export const memoryBytesOf = (program: AsProgram): number => (program === "command" ? COMMAND_MEMORY_BYTES : AS_MEMORY_BYTES);
 /** Where asc puts the static data (`--memoryBase`); static data, buffers and heap end below the stack. */
 export const AS_DATA_BASE = 0x10000;
 const AS_DATA_END = WINDOW_LAYOUT.stackTop - 0x4000;
@@ -39,11 +47,11 @@ const ALLOWED: Record<AsProgram, readonly string[]> = {
   "io-fuzz": ["hypercall", "mfence", "inb", "outb"],
 };
 
-/** asc flags of every partition program (the AOT subset, as for core.wasm; memory = the window's span). */
-const PARTITION_ASC_FLAGS = [
+/** asc flags of a partition program (the AOT subset, as for core.wasm; memory = the window's span, memoryBytesOf). */
+const partitionAscFlags = (program: AsProgram): string[] => [
   "--runtime", "stub", "--optimizeLevel", "3", "--shrinkLevel", "0",
-  "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", String(AS_MEMORY_BYTES / WASM_PAGE),
-  "--maximumMemory", String(AS_MEMORY_BYTES / WASM_PAGE), "--memoryBase", String(AS_DATA_BASE), "--use", "abort=", "--noColors",
+  "--disable", "bulk-memory,nontrapping-f2i", "--initialMemory", String(memoryBytesOf(program) / WASM_PAGE),
+  "--maximumMemory", String(memoryBytesOf(program) / WASM_PAGE), "--memoryBase", String(AS_DATA_BASE), "--use", "abort=", "--noColors",
 ];
 
 /** Inputs of every partition program besides the files asc reads (recorded by core/asc.ts): this rule file. */
@@ -55,7 +63,7 @@ const SHARED_SOURCES = [
 /** out/partitions/PROGRAM.wasm, rebuilt with asc (core/asc.ts, the one AssemblyScript build entry) when a source changed. */
 export async function partitionWasm(program: AsProgram): Promise<Uint8Array> {
   const out = join(root, "out", "partitions", `${program}.wasm`);
-  return (await ascBuild({ sources: [join(ASSEMBLY, `${program}.ts`)], out, flags: PARTITION_ASC_FLAGS, deps: SHARED_SOURCES })).bytes;
+  return (await ascBuild({ sources: [join(ASSEMBLY, `${program}.ts`)], out, flags: partitionAscFlags(program), deps: SHARED_SOURCES })).bytes;
 }
 
 export interface AotPartition {
@@ -88,8 +96,9 @@ function assembleAotPartition(program: AsProgram, wasm: Uint8Array, args: MainAr
       throw new Error(`${what} imports ${imp.module}.${imp.name}; it may import only ${ALLOWED[program].map((n) => `hw.${n}`).join(", ")} (docs/specs/image-layout.md)`);
     }
   }
-  if (!compiled.memory || compiled.memory.minPages * WASM_PAGE !== AS_MEMORY_BYTES) {
-    throw new Error(`${what} must define one memory of ${AS_MEMORY_BYTES} bytes, the window's span (asc --initialMemory ${AS_MEMORY_BYTES / WASM_PAGE})`);
+  const memBytes = memoryBytesOf(program);
+  if (!compiled.memory || compiled.memory.minPages * WASM_PAGE !== memBytes) {
+    throw new Error(`${what} must define one memory of ${memBytes} bytes (asc --initialMemory ${memBytes / WASM_PAGE})`);
   }
   let end = AS_DATA_BASE;
   for (const d of compiled.datas) {
@@ -124,7 +133,7 @@ function assembleAotPartition(program: AsProgram, wasm: Uint8Array, args: MainAr
   a.align(16);
   a.bind(L("aot_ctx"));
   emitImageContext(a, compiled, {
-    memBase: WINDOW, memBytes: AS_MEMORY_BYTES, trapHandler: L("aot_host_trap"), stackBudget: STACK_BUDGET, tableFunc: (f) => L(`wasm.f${f}`),
+    memBase: WINDOW, memBytes, trapHandler: L("aot_host_trap"), stackBudget: STACK_BUDGET, tableFunc: (f) => L(`wasm.f${f}`),
   });
   a.bind(L("aot_args"));
   for (const v of args.length ? args : [0n]) a.dq(typeof v === "bigint" ? v : addr(L(v)));
@@ -167,12 +176,12 @@ export const MAX_DEFINITIONS = 64;
  * The command partition: sends the payloads in order on the command channel in `slot`, in batches that queue 1 can
  * answer, submits each batch and prints each completion.
  */
-export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Array[], slot: number): AotPartition {
+export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Array[], slot: number, ui = 0): AotPartition {
   if (payloads.length > MAX_DEFINITIONS) throw new RangeError(`at most ${MAX_DEFINITIONS} boot-time definitions (${payloads.length} given)`);
   payloads.forEach((p, i) => {
     if (p.length < 1 || p.length > CHAN.maxText) throw new RangeError(`boot-time definition ${i + 1}: ${p.length} bytes; a request carries 1–${CHAN.maxText} inline bytes`);
   });
-  return assembleAotPartition("command", wasm, ["p_definitions", BigInt(payloads.length), BigInt(slot)], (a) => {
+  return assembleAotPartition("command", wasm, ["p_definitions", BigInt(payloads.length), BigInt(slot), BigInt(ui)], (a) => {
     a.align(8);
     a.bind(a.symbol("p_definitions"));
     for (const p of payloads) {
@@ -188,14 +197,20 @@ export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Arr
  * instructions: the monitor holds its own log while the I/O partition's rip is in that range. With `fuzzSeed`, `wasm`
  * is the hostile io-fuzz program of test builds and the seed is its main's argument.
  */
-export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint): AotPartition {
-  const args = fuzzSeed === undefined ? [] : [BigInt.asUintN(64, fuzzSeed)];
+export function assembleAotIo(wasm: Uint8Array, fuzzSeed?: bigint, inputSlot?: number): AotPartition {
+  const args = fuzzSeed === undefined ? [inputSlot === undefined ? IO_NO_INPUT : BigInt(inputSlot)] : [BigInt.asUintN(64, fuzzSeed)];
   return assembleAotPartition(fuzzSeed === undefined ? "io" : "io-fuzz", wasm, args, undefined, (c) => {
-    const emit = c.exports.find((e) => e.name === IO_EMIT.start);
-    if (!emit) throw new Error(`the AssemblyScript io program must export ${IO_EMIT.start}, its line writer`);
-    // The function ends where the next piece of code (function, thunk, trap stub) starts.
-    const after = [...c.funcOffsets, ...c.exports.flatMap((e) => [e.thunk, e.msThunk]), c.hostTrap, c.start].filter((x) => x > emit.offset);
-    return [{ name: IO_EMIT.start, offset: emit.offset }, { name: IO_EMIT.end, offset: Math.min(c.code.length, ...after) }];
+    // Each function ends where the next piece of code (function, thunk, trap stub) starts.
+    const range = (names: { start: string; end: string }, what: string, required: boolean) => {
+      const f = c.exports.find((e) => e.name === names.start);
+      if (!f) {
+        if (required) throw new Error(`the AssemblyScript io program must export ${names.start}, its ${what}`);
+        return [];
+      }
+      const after = [...c.funcOffsets, ...c.exports.flatMap((e) => [e.thunk, e.msThunk]), c.hostTrap, c.start].filter((x) => x > f.offset);
+      return [{ name: names.start, offset: f.offset }, { name: names.end, offset: Math.min(c.code.length, ...after) }];
+    };
+    return [...range(IO_EMIT, "line writer", true), ...range(IO_RECEIVE, "byte reader", false)];
   });
 }
 

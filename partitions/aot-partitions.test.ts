@@ -11,7 +11,7 @@ import { WA, type WasmMemory, type WasmModule } from "../core/webassembly.ts";
 import { AS_DATA_BASE, AS_MEMORY_BYTES, assembleAotIo, packAotPartition, partitionWasm } from "./aot-guest.ts";
 import { mergeObjects } from "../toolchain/aot/merge-objects.ts";
 import { Assembler } from "../toolchain/x64/index.ts";
-import { definitionBytes, definitionOf } from "./programs.ts";
+import { IO_NO_INPUT, definitionBytes, definitionOf } from "./programs.ts";
 import { fnv1a } from "./pack.ts";
 import { CHAN, CMDCHAN, COM1, HYPERCALL, INFO, WINDOW_LAYOUT, WINDOW } from "../monitor-gen/layout.ts";
 import { SIGNAL_FLAGS } from "../core/channel-layout.ts";
@@ -31,11 +31,13 @@ beforeAll(async () => {
 class Yielded extends Error {}
 
 /** One partition instance: its window (= linear memory), the COM1 bytes it wrote and the hypercalls it made. */
-function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; time?: () => bigint; answer?: (nr: number, a: bigint) => bigint | undefined } = {}) {
+function instantiate(program: string, opts: { stopAt?: (nr: number) => boolean; time?: () => bigint; answer?: (nr: number, a: bigint) => bigint | undefined; rx?: number[] } = {}) {
   const com1: number[] = [];
   const calls: Array<[number, bigint]> = [];
+  // COM1 as a 16550 reads: LSR (base + 5) says the transmitter is empty, and data ready while `rx` holds typed bytes.
+  const rx = opts.rx ?? [];
   const hw = {
-    inb: (port: number): number => (port === COM1 + 5 ? 0x20 : 0xff),
+    inb: (port: number): number => (port === COM1 + 5 ? 0x20 | (rx.length ? 1 : 0) : port === COM1 && rx.length ? rx.shift()! : 0xff),
     outb: (port: number, v: number): void => {
       if (port !== COM1) throw new Error(`outb to port 0x${port.toString(16)}`);
       com1.push(v & 0xff);
@@ -71,6 +73,13 @@ function writeInfo(win: Uint8Array, name: string, slots: Array<{ role: number; p
 function corePage(): number {
   const base = carve(core, 4096);
   expect(chan.chan_format(base, 4096, 1, CHAN.signalSize, CHAN.maxSlots, ChannelType.console)).toBe(0);
+  return base;
+}
+
+/** The command partition's console page as the image's input template: the command geometry, type console. */
+function inputPage(): number {
+  const base = carve(core, 4096);
+  expect(chan.chan_format(base, 4096, CMDCHAN.queues, CMDCHAN.signalSize, CMDCHAN.maxSlots, ChannelType.console)).toBe(0);
   return base;
 }
 
@@ -286,9 +295,85 @@ describe("AssemblyScript partitions in V8", () => {
   it("I/O partition: main announces itself under its own name, then POLLs after a pass and YIELDs after an empty one", () => {
     const io = instantiate("io", { stopAt: (nr) => nr === HYPERCALL.yield });
     writeInfo(io.bytes(), "io", []);
-    expect(() => io.fn["main"]!()).toThrow(Yielded);
+    expect(() => io.fn["main"]!(IO_NO_INPUT)).toThrow(Yielded);
     expect(io.com1()).toBe("io: serving console channels; COM1 granted by the TSS I/O bitmap\r\n");
     expect(io.calls.map(([nr]) => nr)).toEqual([HYPERCALL.poll, HYPERCALL.yield]);
+  });
+
+  it("I/O partition: forwards each line typed on COM1 to queue 1 of the input slot, cut at 63 bytes (flagged), control bytes dropped", () => {
+    const typed = `create G 8M console:io\r\nstop X\n${"L".repeat(70)}\r\x01ba\x7fd\x1b\r\r\n`;
+    const io = instantiate("io", { stopAt: (nr) => nr === HYPERCALL.yield, rx: [...Buffer.from(typed, "latin1")] });
+    const win = io.bytes();
+    writeInfo(win, "io", [{ role: 1, peer: "command" }, { role: 1, peer: "X" }]);
+    const input = inputPage(), x = corePage();
+    toWindow(win, 0, input);
+    toWindow(win, 1, x);
+    expect(() => io.fn["main"]!(0n)).toThrow(Yielded);
+    fromWindow(win, 0, input);
+    const got: Array<{ text: string; truncated: number; flags: number }> = [];
+    const d = new DataView(core.memory.buffer);
+    while (chan.chan_remove(input, 4096, 1, sigBuf) >= 0) {
+      got.push({ text: Buffer.from(new Uint8Array(core.memory.buffer, sigBuf + 64, d.getUint16(sigBuf + 20, true))).toString("latin1"), truncated: d.getUint8(sigBuf + 32), flags: d.getUint32(sigBuf + 4, true) });
+    }
+    expect(got).toEqual([
+      { text: "create G 8M console:io", truncated: 0, flags: 2 },
+      { text: "stop X", truncated: 0, flags: 2 },
+      { text: "L".repeat(63), truncated: 1, flags: 2 },
+      { text: "bad", truncated: 0, flags: 2 },
+    ]);
+    // One SIGNAL for the queue's empty → non-empty transition, on the input slot.
+    expect(io.calls.filter(([nr]) => nr === HYPERCALL.signal)).toEqual([[HYPERCALL.signal, 0n]]);
+    expect(io.com1()).not.toMatch(/not delivered/);
+  });
+
+  it("I/O partition: a typed line whose input slot fails the geometry check is not delivered, and says so", () => {
+    const io = instantiate("io", { stopAt: (nr) => nr === HYPERCALL.yield, rx: [...Buffer.from("stop X\r", "latin1")] });
+    const win = io.bytes();
+    writeInfo(win, "io", [{ role: 1, peer: "command" }]);
+    toWindow(win, 0, corePage()); // a one-queue console where the input template belongs
+    expect(() => io.fn["main"]!(0n)).toThrow(Yielded);
+    expect(io.com1()).toContain("io: typed line not delivered to the command partition: status -4\r\n");
+  });
+
+  it("command partition: answers each typed line with the line reader's verdict, hostile lengths and cut lines refused", () => {
+    const lines: string[] = [];
+    const consolePage = inputPage();
+    const drain = (): void => {
+      fromWindow(cmd.bytes(), 0, consolePage);
+      for (const r of coreReceive(consolePage)) lines.push(r.bytes.toString("latin1"));
+      toWindow(cmd.bytes(), 0, consolePage);
+    };
+    const cmd = instantiate("command", { stopAt: (nr) => { drain(); return nr === HYPERCALL.yield; } });
+    const win = cmd.bytes();
+    writeInfo(win, "command", [{ role: 0, peer: "io" }, { role: 0, peer: "uv-partition" }]);
+    const typed = (text: string, o: { truncated?: boolean; inlineLen?: number } = {}): void => {
+      new Uint8Array(core.memory.buffer, sigBuf, 4096).fill(0);
+      const d = new DataView(core.memory.buffer);
+      d.setUint32(sigBuf, 1, true);
+      d.setUint32(sigBuf + 4, 2, true);
+      d.setUint16(sigBuf + 20, o.inlineLen ?? text.length, true);
+      d.setUint8(sigBuf + 24, 1);
+      d.setUint8(sigBuf + 32, o.truncated ? 1 : 0);
+      new Uint8Array(core.memory.buffer).set(Buffer.from(text, "latin1").subarray(0, 64), sigBuf + 64);
+      expect(chan.chan_insert(consolePage, 4096, 1, sigBuf)).toBeGreaterThanOrEqual(0);
+    };
+    typed("create G1 64M console:io storage:io");
+    typed("create G1 64M printer:io");
+    typed("stop");
+    typed("restart fifteen-chars-x");
+    typed("stop X", { truncated: true });
+    typed("stop X", { inlineLen: 4000 });
+    toWindow(win, 0, consolePage);
+    writeDefinitionTable(win, 0x20000, []);
+    expect(() => cmd.fn["main"]!(WINDOW + 0x20000n, 0n, 1n, 0n)).toThrow(Yielded);
+    expect(lines.filter((l) => l.startsWith("> "))).toEqual([
+      "> G1 create: read, not run here (status -2006)",
+      "> refused (status -2003)",
+      "> refused (status -2001)",
+      "> fifteen-chars-x restart: read, not run here (status -2006)",
+      "> refused (status -2001)",
+      "> refused (status -2001)",
+    ]);
   });
 
   it("command partition: sends the build's payloads unchanged and in order, then submits the channel with COMMAND", () => {
@@ -306,7 +391,7 @@ describe("AssemblyScript partitions in V8", () => {
     ];
     const table = 0x20000;
     writeDefinitionTable(win, table, payloads);
-    expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
+    expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n, 0n)).toThrow(Yielded);
     fromWindow(win, 0, consolePage);
     fromWindow(win, 1, cmdPage);
     const sent = coreReceive(cmdPage);
@@ -349,7 +434,7 @@ describe("AssemblyScript partitions in V8", () => {
     toWindow(win, 1, page);
     const table = 0x20000;
     writeDefinitionTable(win, table, payloads);
-    const run = (): void => expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n)).toThrow(Yielded);
+    const run = (): void => expect(() => cmd.fn["main"]!(WINDOW + BigInt(table), BigInt(payloads.length), 1n, 0n)).toThrow(Yielded);
     return { cmd, lines, page, run };
   }
   const def = (name: string, n: number): Uint8Array => definitionBytes(definitionOf({ name, kind: "guest" }, n));

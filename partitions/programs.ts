@@ -298,6 +298,10 @@ export function assembleGuest(opts: GuestOptions): Assembler {
 // ---- the I/O partition (AssemblyScript: partitions/assembly/io.ts) ---------------------------------------------------
 /** Symbols bounding the I/O partition's line writer: the monitor holds its own log while that partition's rip is inside. */
 export const IO_EMIT = { start: "io_emit", end: "io_emit_end" } as const;
+/** Symbols bounding its byte reader, the only other function with port instructions (reads of COM1's LSR and RBR). */
+export const IO_RECEIVE = { start: "io_receive", end: "io_receive_end" } as const;
+/** The I/O partition's main argument when no channel takes typed lines (no command partition). */
+export const IO_NO_INPUT = 0xffff_ffff_ffff_ffffn;
 
 // ---- the ultravisor partition ---------------------------------------------------------------------------------------
 /** Slot of the command channel: client side in the command partition, server side in the ultravisor partition. */

@@ -62,6 +62,16 @@ describe("buildQemuArgs", () => {
     expect(qemuEscape("a,b,,c")).toBe("a,,b,,,,c");
   });
 
+  it("gives a file named twice one -blockdev node and two devices sharing it (share-rw=on), the pair's two disks", () => {
+    const a = buildQemuArgs({ ...base, disks: ["/d/pair.img", "/d/other.img", "/d/pair.img"] });
+    expect(valueOf(a, "-blockdev").map((j) => (JSON.parse(j) as { "node-name": string })["node-name"])).toEqual(["data0", "data1"]);
+    expect(valueOf(a, "-device").filter((d) => d.includes("data"))).toEqual([
+      "virtio-blk-pci,drive=data0,disable-legacy=on,id=data0-dev,share-rw=on",
+      "virtio-blk-pci,drive=data1,disable-legacy=on,id=data1-dev",
+      "virtio-blk-pci,drive=data0,disable-legacy=on,id=data2-dev,share-rw=on",
+    ]);
+  });
+
   it("takes another CPU model when asked (a processor without XSAVE, for the FXSAVE path), else max under TCG", () => {
     expect(valueOf(buildQemuArgs(base), "-cpu")).toEqual(["max"]);
     expect(valueOf(buildQemuArgs({ ...base, cpu: "max,-xsave" }), "-cpu")).toEqual(["max,-xsave"]);

@@ -24,7 +24,8 @@ export interface QemuArgsInput {
   extra?: string[];
   /**
    * Data disks (raw image files), each a modern-only virtio-blk PCI device (`disable-legacy=on`: the transport the
-   * I/O partition drives, docs/specs/storage-channel.md) on its own -blockdev node named data0, data1 …
+   * I/O partition drives, docs/specs/storage-channel.md) on a -blockdev node named data0, data1 … (one node per file:
+   * a file given twice is one node with two devices, share-rw=on)
    */
   disks?: string[];
   /** The -cpu model (default: host under KVM, max under TCG), e.g. "max,-xsave" to test a processor without XSAVE. */
@@ -83,12 +84,20 @@ export function buildQemuArgs(i: QemuArgsInput): string[] {
       "-device", "virtio-blk-pci,drive=esp0,bootindex=0",
     );
   }
-  (i.disks ?? []).forEach((file, n) => {
+  // One -blockdev node per file, named after the first disk that names it: the same file given twice (a redundant
+  // pair of I/O partitions, each with its own device on one disk: docs/specs/storage-failover.md §1) becomes two
+  // devices on one node, both with share-rw=on — two nodes on one file fail on QEMU's image lock.
+  const disks = i.disks ?? [];
+  const nodeOf = new Map<string, number>();
+  disks.forEach((file, n) => {
+    if (nodeOf.has(file)) return;
+    nodeOf.set(file, n);
     // The JSON form of -blockdev: a file name is a JSON string, so no comma escaping is needed.
-    a.push(
-      "-blockdev", JSON.stringify({ driver: "raw", "node-name": `data${n}`, file: { driver: "file", filename: file } }),
-      "-device", `virtio-blk-pci,drive=data${n},disable-legacy=on,id=data${n}-dev`,
-    );
+    a.push("-blockdev", JSON.stringify({ driver: "raw", "node-name": `data${n}`, file: { driver: "file", filename: file } }));
+  });
+  disks.forEach((file, n) => {
+    const shared = disks.indexOf(file) !== disks.lastIndexOf(file);
+    a.push("-device", `virtio-blk-pci,drive=data${nodeOf.get(file)!},disable-legacy=on,id=data${n}-dev${shared ? ",share-rw=on" : ""}`);
   });
   if (i.extra) a.push(...i.extra);
   return a;

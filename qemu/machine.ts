@@ -2,7 +2,7 @@
 // OVMF, image, memory, accelerator), boots a q35 guest with the ESP image as a raw disk, streams the serial port line
 // by line, exposes QMP, decodes the isa-debug-exit code, enforces a per-boot timeout and keeps the logs of any
 // failed boot under ./artifacts/. Everything above it (uvt run, test/hw, benches) goes through this class.
-import { copyFileSync, existsSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, realpathSync, rmSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execa, type ResultPromise } from "execa";
@@ -108,7 +108,8 @@ function checkDisk(disk: string): string {
     throw new HarnessError(`data disk not found: ${disk}; create it with 'uvt disk create ${disk} --size 64M'`);
   }
   if (size === 0 || size % 512 !== 0) throw new HarnessError(`data disk ${disk} is ${size} bytes, not a whole number of 512-byte sectors`);
-  return p;
+  // The canonical path: the same file reached by two names must become one -blockdev node (qemu/args.ts).
+  return realpathSync(p);
 }
 
 function checkImage(image: string): string {

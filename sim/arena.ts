@@ -9,8 +9,9 @@
 // by one boot at a time. Scratch the platforms carve (schedule tables, channel arguments) comes from a reserve past
 // the slots, so the memory never grows after creation (a grow would make V8 account all of it again).
 //
-// Why small arenas: core keeps a map directory of 2 bytes per 4 KiB page of its linear memory and clears it at
-// bootstrap, so each host pays (and keeps resident) memory size / 2048 bytes; 16 slots make that 70 KB.
+// Why small arenas: core keeps a map directory of 2 bytes per 4 KiB page of its linear memory and reads all of it
+// at every attach (it writes only the words that are not zero, so a host keeps only a page or two of it resident);
+// 16 slots make it 70 KB. 8 slots cost more in arenas made, 48 more in directory read per switch (datacenter.md §6.2).
 import type { Host } from "./host.ts";
 import { bootModule, instantiateBootModule, type BootModule } from "../core/boot-module.ts";
 import { coreModule, instantiateCore, type Core } from "../core/wasm.ts";

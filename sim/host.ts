@@ -119,6 +119,19 @@ export class Host {
     return host;
   }
 
+  /**
+   * The resource service's transaction builders (core/boot/assembly/resource-service.ts, in the boot module): the
+   * code the machine runs, run by V8 over this host's memory.
+   */
+  builders(): BootModule["rs"] {
+    return this.booting().rs;
+  }
+
+  /** The command partition's line reader (core/boot/assembly/command-line.ts), run by V8 over this host's memory. */
+  lineReader(): BootModule["cl"] {
+    return this.booting().cl;
+  }
+
   /** The boot partition's module, its imports routed to this host (an arena's module serves one host at a time). */
   private booting(): BootModule {
     this.bootRoute.current = this;

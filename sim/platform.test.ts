@@ -132,7 +132,7 @@ describe("examples on the booted platform", () => {
   });
 
   it("uvt sim runs every platform example and exits 0", async () => {
-    const files = ["console", "schedule-figure5", "command-channel", "partition-lifecycle", "channel-teardown"].map((f) => `examples/${f}.yaml`);
+    const files = ["console", "schedule-figure5", "command-channel", "partition-lifecycle", "channel-teardown", "runtime-console", "recovery", "typed-lines"].map((f) => `examples/${f}.yaml`);
     // Two at a time: each is a node start-up plus a core.wasm instantiation, and the machine has two cores.
     for (let i = 0; i < files.length; i += 2) {
       const runs = files.slice(i, i + 2).map((f) => execa("node", ["cli/uvt.js", "sim", f, "--quiet"], { cwd: root, reject: false }));

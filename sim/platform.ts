@@ -14,7 +14,8 @@ import { DbError, errorName } from "../core/database.ts";
 import { CorePanic } from "../core/wasm.ts";
 import { Host, type HostConfig } from "./host.ts";
 import { formatBytes } from "../core/mapview.ts";
-import { KIND, kindName, pn, type KindName, type Transaction } from "../core/notation.ts";
+import { CHANNEL_TYPE_NAMES, KIND, kindName, pn, type KindName, type Transaction } from "../core/notation.ts";
+import { COMMAND_LINE, COMMAND_LINE_ERRORS, COMMAND_VERBS } from "../core/boot-module.ts";
 import { placeMemory } from "./placement.ts";
 import { ResourceService } from "./resource-service.ts";
 import { NONE, readSchedule, ScheduleControl, Scheduler } from "../core/schedule.ts";
@@ -67,6 +68,14 @@ export const DEFAULT_COMMAND: PartitionDef = {
   name: "Command", kind: "Command", user: "System", memory: 64n << 20n, vcpus: [{ duty: 4 }], channels: [{ type: "command", server: "Ultravisor" }],
 };
 
+/** A line typed on the serial console that the command partition refused (docs/specs/command-channel.md): nothing changed. */
+export class LineRefused extends Error {
+  override name = "LineRefused";
+  constructor(readonly status: number, readonly code: string, readonly answer: string) {
+    super(answer);
+  }
+}
+
 export class PlatformError extends Error {
   override name = "PlatformError";
 }
@@ -90,6 +99,14 @@ interface VcpuRecord {
 }
 
 const IDLE_VCPU_BASE = 0x10000;
+/**
+ * Quanta without a heartbeat after which the ultravisor restarts a failed partition. The simulator's heartbeat is the
+ * partition's running VCPU; one schedule cycle (16 quanta) without it is death here (the machine's rule:
+ * command-channel.md, "Recovery of system partitions").
+ */
+const HEARTBEAT_QUANTA = 16n;
+/** Where a typed line and its parsed record lie while the line reader runs: in core's request buffer, below the builders' payload. */
+const LINE_SCRATCH = 0x7c00;
 const MAX_VCPUS = 4096;
 
 export class Platform {
@@ -114,6 +131,12 @@ export class Platform {
   private readonly busyServers = new Set<string>();
   private readonly deferred = new Map<string, Channel[]>();
   private readonly stopping = new Set<string>();
+  /** Partitions a fault stopped (their heartbeat with them): when, and their VCPUs, for the restart. */
+  private readonly failed = new Map<string, { at: bigint; vcpus: VcpuRecord[] }>();
+  /** Lines typed while the command partition was down: the I/O partition's queue to it holds them. */
+  private readonly pendingLines: string[] = [];
+  /** Every definition the platform created a partition from, by name: what `restart` re-creates. */
+  private readonly definitions = new Map<string, PartitionDef>();
 
   private constructor(readonly host: Host, cfg: PlatformConfig, boot: BootPartitions, private readonly print: (line: string) => void) {
     this.rs = new ResourceService(host);
@@ -200,6 +223,8 @@ export class Platform {
 
   /** A server partition's model: console channels print the client's text tagged with its name. */
   private serve(server: string, ch: Channel): void {
+    // A failed server runs no code: the requests stay queued in the client's memory until it is restarted.
+    if (this.failed.has(server)) return;
     for (const sig of this.bus.drain(ch, 0)) {
       const check = this.bus.validateRequest(ch, sig);
       if (!check.ok) {
@@ -246,6 +271,7 @@ export class Platform {
     // Memory: contiguous first, then fewest splits, on the node first.
     const placed = placeMemory(this.host, this.rs, def.memory, { base: nodeInfo.base, end: nodeInfo.end, name: `node ${node}` });
     const p = this.rs.create({ name: def.name, kind: KIND[kind], principal: def.user ?? `User${def.name}`.slice(0, 16), at: placed.runs });
+    this.definitions.set(def.name, def);
     this.print(`  memory: ${formatBytes(def.memory)} ${placed.contiguous ? "contiguous" : `in ${placed.runs.length} runs`}, ${placed.splits} split(s), from ${placed.where}`);
     this.listen(def.name);
     try {
@@ -369,6 +395,72 @@ export class Platform {
     if (rc < 0) throw new DbError(rc, -1, `stop ${name}`);
   }
 
+  /**
+   * A line an operator typed on the serial console, as the command partition takes it from the I/O partition
+   * (docs/specs/command-channel.md, "Run-time definitions on the serial console"): read by the machine's own line
+   * reader (core/boot/assembly/command-line.ts, run by V8) against the database, then carried out — create (one VCPU
+   * at 1/16, a control channel added), stop (the teardown of [0186]; the definition kept), destroy (stop, and the
+   * definition forgotten), restart (stop, then create from the kept definition). Returns the command partition's
+   * answer line; a refused line throws LineRefused with that answer, and nothing has changed.
+   */
+  typed(text: string): string {
+    if (!this.command) throw new PlatformError("this host has no command partition to read console lines");
+    if (this.commandName !== undefined && this.failed.has(this.commandName)) {
+      this.pendingLines.push(text);
+      const answer = `${this.commandName} is down: the line waits in the I/O partition's queue`;
+      this.report(answer);
+      return answer;
+    }
+    return this.answerLine(text);
+  }
+
+  /** The command partition reads one line and carries it out (typed). */
+  private answerLine(text: string): string {
+    const bytes = Buffer.from(text, "latin1");
+    const req = this.host.db.requestBuffer();
+    const lineAt = req + LINE_SCRATCH;
+    const out = lineAt + 128;
+    const mem = new Uint8Array(this.host.memory.buffer);
+    mem.set(bytes.subarray(0, COMMAND_LINE.maxText + 1), lineAt);
+    const reader = this.host.lineReader();
+    let status = reader.parse(lineAt, bytes.length, out);
+    if (status > 0) status = reader.check(this.host.db.indexPage().index, out, 4 << 20);
+    if (status < 0) {
+      const e = COMMAND_LINE_ERRORS[status]!;
+      const answer = `refused: ${e.text} (status ${status})`;
+      this.report(`${this.commandName ?? "Command"}: ${answer}`);
+      throw new LineRefused(status, e.name, answer);
+    }
+    const v = new DataView(this.host.memory.buffer);
+    const ascii = (at: number): string => {
+      let r = "";
+      for (let i = 0; i < 16 && mem[at + i] !== 0; i++) r += String.fromCharCode(mem[at + i]!);
+      return r;
+    };
+    const verb = COMMAND_VERBS[v.getUint32(out + COMMAND_LINE.verb, true)]!;
+    const name = ascii(out + COMMAND_LINE.name);
+    let answer: string;
+    if (verb === "create") {
+      const channels: ChannelDef[] = [];
+      for (let k = 0; k < v.getUint32(out + COMMAND_LINE.channels, true); k++) {
+        const c = out + COMMAND_LINE.channel + k * COMMAND_LINE.channelBytes;
+        channels.push({ type: CHANNEL_TYPE_NAMES[v.getUint32(c, true)] as ChannelTypeName, server: ascii(c + 4) });
+      }
+      const p = this.definePartition({ name, memory: v.getBigUint64(out + COMMAND_LINE.memory, true), vcpus: [{ duty: 1 }], channels });
+      answer = `${name}: created partition ${pn(p)}`;
+    } else {
+      this.stop(name);
+      const gone = !this.rs.names().has(name);
+      if (verb === "destroy") this.definitions.delete(name);
+      if (verb === "restart" && gone) {
+        const p = this.definePartition(this.definitions.get(name)!);
+        answer = `${name}: restarted partition ${pn(p)}`;
+      } else answer = `${name}: ${gone ? (verb === "destroy" ? "destroyed" : "stopped") : "stopping (waits for in-flight I/O)"}`;
+    }
+    this.report(`${this.commandName ?? "Command"}: ${answer}`);
+    return answer;
+  }
+
   /** The ultravisor's side of STOP_PARTITION. */
   private stopRequested(p: number): number {
     const name = this.nameOf(p);
@@ -432,6 +524,36 @@ export class Platform {
   advance(quanta: bigint): void {
     this.now += quanta;
     this.control.tableAt(this.now); // the first lookup past the switch point promotes the pending table
+    for (const [name, f] of [...this.failed]) {
+      if (this.now - f.at >= HEARTBEAT_QUANTA) this.restartFailed(name, f.vcpus);
+    }
+  }
+
+  /**
+   * A fault injected by the host definition (docs/specs/command-channel.md, "Recovery of system partitions"): the
+   * partition stops running at once — its VCPUs leave the schedule, and with them its heartbeat — but nothing of it
+   * changes in the database: its memory, its descriptor and its channels (which live in their clients' memory) stay,
+   * so what its clients send meanwhile waits in their queues. The ultravisor's watchdog restarts it (advance).
+   */
+  fail(name: string): void {
+    const recs = this.vcpus.get(name);
+    if (!recs || this.stopping.has(name)) throw new PlatformError(`${name} is not a running partition`);
+    this.vcpus.delete(name);
+    this.failed.set(name, { at: this.now, vcpus: recs });
+    this.report(`${name} failed (fault injected) at quantum ${this.now}: its heartbeat stops`);
+    this.reschedule();
+  }
+
+  /** The watchdog's restart: the partition from its definition (its window afresh on the machine), same memory and channels. */
+  private restartFailed(name: string, vcpus: VcpuRecord[]): void {
+    const f = this.failed.get(name)!;
+    this.failed.delete(name);
+    this.vcpus.set(name, vcpus);
+    this.report(`ultravisor: no heartbeat from ${name} for ${this.now - f.at} quanta: restarted from its definition`);
+    this.reschedule();
+    // What queued while it was down, oldest first: every request of the channels it serves, the lines typed for it.
+    for (const ch of this.bus.channelsOf(name)) if (ch.server === name) this.serve(name, ch);
+    if (name === this.commandName) for (const line of this.pendingLines.splice(0)) this.answerLine(line);
   }
 
   /** The per-CPU quanta table in effect now: each PCPU's 16 quanta by VCPU label ("X.0", "idle"), busy count, flags. */

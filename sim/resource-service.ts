@@ -2,8 +2,11 @@
 // requests such as "create partition X of 4 GB" into the transactions of [0222]–[0224] and sends them to the
 // ultravisor (core.wasm). It chooses memory; core checks and applies. Placement policy, documented in
 // docs/spec-notes.md: database pages lowest-first in the first 4 GiB, partition memory highest-first, largest pages
-// first, and the first 4 GiB last (it is where core can place descriptors).
-import { DbError, PN_MASK } from "../core/database.ts";
+// first, and the first 4 GiB last (it is where core can place descriptors). The database page, the grow, create and
+// destroy transactions are built by the machine's own code — core/boot/assembly/resource-service.ts, run here by V8
+// through Host.builders() (docs/specs/command-channel.md, "One resource service"; ADR 0017) — and only sent from here.
+import { DbError, PN_MASK, REQUEST_MAX, decodeRequest, encodeRequest } from "../core/database.ts";
+import { BOOT_ERRORS, CREATE_PAYLOAD, RUN_BYTES } from "../core/boot-module.ts";
 import type { Host } from "./host.ts";
 import { formatBytes, span } from "../core/mapview.ts";
 import { KIND, type Op, pn } from "../core/notation.ts";
@@ -31,8 +34,9 @@ const FOUR_MB = 1n << 22n;
 
 export class ResourceService {
   private readonly byName = new Map<string, number>();
-  private pkmHint = new Map<number, number>();
   private highHint = new Map<number, number>();
+  /** No 4 KiB page below this one is Available (the builders' scan hint); 0 after anything was freed. */
+  private dbHint = 0;
 
   constructor(readonly host: Host) {
     const mem = host.db.i32();
@@ -70,55 +74,48 @@ export class ResourceService {
 
   // ------------------------------------------------------------------------------------------ database pages
 
-  private lowPkms() {
-    return this.host.view.mapsOfScaleDesc(1).filter((m) => m.base < FOUR_GB).reverse();
-  }
-
-  /** Lowest Available 4 KiB pages among the PKMs of the first 4 GiB, at most `want` of them. */
-  private freeSmallPages(want: number): Array<{ page: number; map: number; index: number }> {
-    const avail = this.ui.avail;
-    const out: Array<{ page: number; map: number; index: number }> = [];
-    const mem = this.host.db.i32();
-    for (const m of this.lowPkms()) {
-      const at = m.page * 1024;
-      const first = Number(m.base / 4096n);
-      for (let i = this.pkmHint.get(m.page) ?? 0; i < 1024; i++) {
-        if (mem[at + i] === avail && first + i !== avail) {
-          if (out.length === 0) this.pkmHint.set(m.page, i);
-          out.push({ page: first + i, map: m.page, index: i });
-          if (out.length >= want) return out;
-        }
-      }
-      if (out.length === 0) this.pkmHint.set(m.page, 1024);
-    }
-    return out;
+  /**
+   * Where the builders write their request (core's request buffer) and read their inputs: its upper half, which a
+   * request of at most `cap` bytes never reaches (the command channel carries at most 8128 bytes anyway).
+   */
+  private scratch(): { req: number; cap: number; runs: number; payload: number } {
+    const req = this.host.db.requestBuffer();
+    return { req, cap: REQUEST_MAX / 2, runs: req + REQUEST_MAX / 2, payload: req + CREATE_PAYLOAD.offset };
   }
 
   /**
-   * A free 4 KiB page for a descriptor or map page. Keeps one spare: when only one is left it becomes a new PKM
-   * that divides the lowest Available 4 MiB page of the first 4 GiB ([0202]: large pages are divided into small
-   * pages for ultravisor data structures).
+   * A free 4 KiB page for a descriptor or map page (the builders' rs_alloc_db_page: the lowest Available one below
+   * 4 GiB). Keeps one spare: when only one is left the builders' grow transaction makes it a new PKM that divides the
+   * lowest Available 4 MiB page of the first 4 GiB ([0202]: large pages are divided into small pages for ultravisor
+   * data structures).
    */
   allocDbPage(): { page: number; map: number; index: number } {
-    let free = this.freeSmallPages(2);
-    if (free.length < 2) {
-      if (free.length === 0) throw new Error("no Available 4 KiB page left for database structures");
-      const low = this.host.view.maps().find((m) => m.scale === 2 && m.base === 0n);
-      const mem = this.host.db.i32();
-      let j = -1;
-      if (low) for (let i = 0; i < 1024 && j < 0; i++) if (mem[low.page * 1024 + i] === this.ui.avail) j = i;
-      if (!low || j < 0) throw new Error("no Available 4 MiB page in the first 4 GiB to hold more database pages");
-      const into = free[0]!;
-      this.host.ensurePage((j + 1) * 1024 - 1);
-      this.host.submit({ ops: [
-        ...this.host.takeForUltravisor(into.page),
-        { op: "split", map: low.page, index: j, into: into.page, owner: this.ui.avail },
-      ] }, `grow database pages into ${pn(low.page)} entry ${j}`);
-      free = this.freeSmallPages(2);
+    this.growIfNeeded();
+    const page = this.host.builders().allocDbPage(this.ui.index, this.dbHint);
+    if (page === 0) throw new Error("no Available 4 KiB page left for database structures");
+    this.dbHint = page;
+    this.host.ensurePage(page);
+    const leaf = this.host.view.leaf(BigInt(page) * 4096n);
+    return { page, map: leaf.map, index: leaf.index };
+  }
+
+  /** The builders' grow transaction, sent when only the spare 4 KiB page is left (rs_build_grow). */
+  private growIfNeeded(): void {
+    const rs = this.host.builders();
+    const ui = this.ui.index;
+    const { req } = this.scratch();
+    const n = rs.buildGrow(ui, req, this.dbHint);
+    if (n < 0) {
+      throw new Error(`no Available 4 KiB page left for database structures, and no Available 4 MiB page in the first 4 GiB to divide into more (${BOOT_ERRORS[n] ?? n})`);
     }
-    const f = free[0]!;
-    this.host.ensurePage(f.page);
-    return f;
+    if (n > 0) {
+      const tx = decodeRequest(this.host.memory.buffer, req);
+      const split = tx.ops[1];
+      if (split?.op !== "split") throw new Error("the grow transaction's second record is not a Split");
+      this.host.ensurePage(split.into);
+      this.host.ensurePage((split.index + 1) * 1024 - 1);
+      this.host.submit(tx, `grow database pages into ${pn(split.map)} entry ${split.index}`);
+    }
   }
 
   // ------------------------------------------------------------------------------------------ partition memory
@@ -192,48 +189,56 @@ export class ResourceService {
 
   // ------------------------------------------------------------------------------------------ requests
 
-  /** "create partition X of N bytes": the transaction of [0223]. Returns the new partition number. */
+  /** "create partition X of N bytes": the transaction of [0223], built by rs_build_create. Returns the new partition number. */
   create(req: CreateRequest): number {
     if (this.byName.has(req.name)) throw new Error(`a partition named "${req.name}" exists already (${pn(this.byName.get(req.name)!)})`);
+    const principal = req.principal ?? `User${req.name}`;
+    for (const [what, text] of [["partition name", req.name], ["principal", principal]] as const) {
+      if (text.length > 16 || !/^[\x20-\x7e]*$/.test(text)) throw new RangeError(`${what} "${text}" must be at most 16 printable ASCII characters`);
+    }
     const runs = req.at ?? this.allocMemory(req.size ?? 0n);
-    const d = this.allocDbPage();
+    this.growIfNeeded();
     const ui = this.ui;
-    const ops: Op[] = [
-      { op: "changeOwner", map: d.map, first: d.index, last: d.index, from: ui.avail, to: ui.ultra },
-      { op: "initialize", partition: d.page, descriptor: { kind: req.kind ?? KIND.Guest, name: req.name, principal: req.principal ?? `User${req.name}` } },
-      { op: "changeOwner", map: d.map, first: d.index, last: d.index, from: ui.ultra, to: d.page },
-      ...runs.map((r): Op => ({ op: "changeOwner", map: r.map, first: r.first, last: r.last, from: req.at ? (req.from ?? ui.avail) : ui.avail, to: d.page })),
-    ];
-    this.submitOrReset(ops, `create ${req.name}`);
-    this.byName.set(req.name, d.page);
-    return d.page;
+    const at = this.scratch();
+    const bytes = new Uint8Array(this.host.memory.buffer);
+    const v = new DataView(this.host.memory.buffer);
+    bytes.fill(0, at.payload, at.payload + CREATE_PAYLOAD.bytes);
+    bytes.set(Buffer.from(req.name, "ascii"), at.payload + CREATE_PAYLOAD.name);
+    bytes.set(Buffer.from(principal, "ascii"), at.payload + CREATE_PAYLOAD.principal);
+    v.setUint32(at.payload + CREATE_PAYLOAD.kind, req.kind ?? KIND.Guest, true);
+    if (at.runs + runs.length * RUN_BYTES > at.payload) throw new RangeError(`${runs.length} runs are more than one request holds`);
+    runs.forEach((r, k) => {
+      v.setUint32(at.runs + k * RUN_BYTES, r.map, true);
+      v.setUint32(at.runs + k * RUN_BYTES + 4, r.first, true);
+      v.setUint32(at.runs + k * RUN_BYTES + 8, r.last, true);
+    });
+    const from = req.at ? (req.from ?? ui.avail) : ui.avail;
+    const rs = this.host.builders();
+    const n = rs.buildCreate(ui.index, at.req, at.cap, at.payload, at.runs, runs.length, from, this.dbHint);
+    if (n < 0) throw new DbError(n, -1, `create ${req.name} (${BOOT_ERRORS[n] ?? "refused"})`);
+    const d = rs.created();
+    this.dbHint = d;
+    this.host.ensurePage(d);
+    this.submitOrReset(decodeRequest(this.host.memory.buffer, at.req).ops, `create ${req.name}`);
+    this.byName.set(req.name, d);
+    return d;
   }
 
   /**
-   * The transaction of [0224]: give back the memory, then retire the descriptor. `first` are operations to run at the
-   * start of the same transaction (RemoveChannel of the partition's channels, [0186]).
+   * The transaction of [0224], built by rs_build_destroy: give back the memory, then retire the descriptor. `first`
+   * are operations to run at the start of the same transaction (RemoveChannel of the partition's channels, [0186]).
    */
   destroy(who: string | number, first: Op[] = []): void {
     const p = this.resolve(who);
-    const ui = this.ui;
     const desc = this.host.view.leaf(BigInt(p) * 4096n);
     if (desc.owner !== p || desc.scale !== 1) throw new Error(`${pn(p)} is not a live partition`);
-    const runs: Run[] = [];
-    for (const r of this.host.view.runsOwnedBy(p)) {
-      if (r.map === desc.map && r.first <= desc.index && desc.index <= r.last) {
-        if (r.first < desc.index) runs.push({ map: r.map, first: r.first, last: desc.index - 1 });
-        if (desc.index < r.last) runs.push({ map: r.map, first: desc.index + 1, last: r.last });
-      } else runs.push(r);
-    }
-    const ops: Op[] = [
-      ...first,
-      ...runs.map((r): Op => ({ op: "changeOwner", map: r.map, first: r.first, last: r.last, from: p, to: ui.avail })),
-      { op: "changeOwner", map: desc.map, first: desc.index, last: desc.index, from: p, to: ui.ultra },
-      { op: "destroy", partition: p },
-      { op: "changeOwner", map: desc.map, first: desc.index, last: desc.index, from: ui.ultra, to: ui.avail },
-    ];
-    this.submitOrReset(ops, `destroy ${pn(p)}`);
-    for (const [n, q] of this.byName) if (q === p) this.byName.delete(n);
+    const at = this.scratch();
+    const prefix = encodeRequest({ ops: first }).subarray(16);
+    new Uint8Array(this.host.memory.buffer).set(prefix, at.req + 16);
+    const n = this.host.builders().buildDestroy(this.ui.index, at.req, REQUEST_MAX, p, prefix.length, first.length);
+    if (n < 0) throw new DbError(n, -1, `destroy ${pn(p)} (${BOOT_ERRORS[n] ?? "refused"})`);
+    this.submitOrReset(decodeRequest(this.host.memory.buffer, at.req).ops, `destroy ${pn(p)}`);
+    for (const [n2, q] of this.byName) if (q === p) this.byName.delete(n2);
   }
 
   /** Merge of [0222]: one owner for all 1024 entries below `index` becomes the entry's owner; the map page is freed. */
@@ -264,15 +269,15 @@ export class ResourceService {
       this.host.submit({ ops }, what);
     } catch (e) {
       if (e instanceof DbError) {
-        this.pkmHint.clear();
         this.highHint.clear();
+        this.dbHint = 0;
       }
       throw e;
     } finally {
       // Frees move the lowest free page down; any transaction may have freed something.
       if (ops.some((o) => o.op === "changeOwner" && o.to === this.ui.avail)) {
-        this.pkmHint.clear();
         this.highHint.clear();
+        this.dbHint = 0;
       }
     }
   }

@@ -10,6 +10,7 @@ import { ResourceService } from "./resource-service.ts";
 import type { BootPlan, Operation, Scenario } from "./scenario.ts";
 import { ChannelDefinitionError } from "../core/channel.ts";
 import { ChannelError } from "./channel-bus.ts";
+import { LineRefused } from "./platform.ts";
 import { BootFailure, Platform, PlatformError } from "./platform.ts";
 import { TopologyError } from "./topology.ts";
 
@@ -51,6 +52,10 @@ function describe(op: Operation): string {
       return `${op.server} completes its in-flight I/O`;
     case "console":
       return `${op.from} writes to its console`;
+    case "serial":
+      return `typed on the serial console: ${op.text}`;
+    case "fail":
+      return `fault injected into ${op.who}`;
     case "submit":
       return `${op.from} submits a transaction`;
     case "schedule":
@@ -65,6 +70,7 @@ function codeOf(error: unknown): string | undefined {
   if (!error) return undefined;
   if (error instanceof DbError) return errorName(error.code);
   if (error instanceof ChannelDefinitionError) return "CHANNEL_DEFINITION";
+  if (error instanceof LineRefused) return error.code;
   if (error instanceof TopologyError) return "NO_PROCESSOR";
   if (error instanceof PlatformError) return "PLATFORM";
   if (error instanceof ChannelError) return "CHANNEL";
@@ -215,6 +221,12 @@ export async function runScenario(s: Scenario, print: (line: string) => void, op
           break;
         case "console":
           pf!.console(op.from, op.text);
+          break;
+        case "serial":
+          pf!.typed(op.text);
+          break;
+        case "fail":
+          pf!.fail(op.who);
           break;
         case "submit": {
           const before = host.db.readAudit().rejections.length;

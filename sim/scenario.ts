@@ -26,6 +26,10 @@ export type Operation = { title?: string; expectError?: string; line: number } &
   | { kind: "stop"; who: string; inflight: string[] }
   | { kind: "ioComplete"; server: string }
   | { kind: "console"; from: string; text: string }
+  // A line an operator types on the serial console, read by the command partition (docs/specs/command-channel.md).
+  | { kind: "serial"; text: string }
+  // A fault injected into a running partition; the ultravisor's watchdog restarts it.
+  | { kind: "fail"; who: string }
   | { kind: "submit"; from: string; text: string }
   | { kind: "schedule" }
   | { kind: "tick"; quanta: number }
@@ -190,6 +194,8 @@ export function scenarioOf(d: LoadedDefinition): Scenario {
     }
     if (op.ioComplete !== undefined) return { ...common, kind: "ioComplete", server: op.ioComplete };
     if (op.console) return { ...common, kind: "console", from: op.console.from, text: op.console.text };
+    if (op.serial !== undefined) return { ...common, kind: "serial", text: op.serial };
+    if (op.fail !== undefined) return { ...common, kind: "fail", who: op.fail };
     if (op.submit) return { ...common, kind: "submit", from: op.submit.from, text: notation(d, [...at, "submit", "transaction"], op.submit.transaction) };
     if (op.schedule) return { ...common, kind: "schedule" };
     return { ...common, kind: "tick", quanta: op.tick! };

@@ -12,7 +12,7 @@ import { BootError, describeExit, HarnessError, imageMemoryMiB, Machine, parseAc
 const DEFAULT_IMAGE = "out/esp.img";
 
 const help = `Usage: uvt run [--image PATH] [--accel auto|kvm|tcg] [--mem SIZE] [--smp N] [--timeout S]
-               [--disk FILE]... [--expect-exit N] [--gdb[=PORT]] [--qemu-log ITEMS] [-- QEMU-ARGS...]
+               [--disk FILE]... [--expect-exit N] [--gdb[=PORT]] [--qemu-log ITEMS] [--stdin] [-- QEMU-ARGS...]
 
 Boots a disk image (default: ${DEFAULT_IMAGE}, written by 'uvt build') on a QEMU q35 machine with OVMF, prints the
 guest's serial console line by line, and exits 0 when the image reports success through the isa-debug-exit port
@@ -31,6 +31,9 @@ Options:
   --expect-exit N   the isa-debug-exit code that means success (default: the image's, from its map)
   --gdb[=PORT]      start QEMU halted with its gdb stub on PORT (default 1234) and print the gdb command to attach
   --qemu-log ITEMS  keep QEMU's own log of ITEMS (e.g. int,cpu_reset; see qemu-system-x86_64 -d help) in artifacts/
+  --stdin           send what is typed on standard input to the serial port: lines for the command partition
+                    (create NAME MEMORY [TYPE:SERVER]..., stop NAME, ...; docs/specs/command-channel.md). The machine
+                    reads and answers them; it does not carry them out yet (status -2006)
   -- QEMU-ARGS      everything after -- is passed to QEMU unchanged
   -h, --help        this text
 
@@ -57,6 +60,7 @@ Examples:
   uvt build && uvt run
   uvt run --mem 1G --accel tcg --timeout 60
   uvt run --gdb              then, in another terminal, the gdb command it prints
+  uvt run --timeout 600 --stdin    then type: create G 8M console:io   (the command partition answers)
   uvt run --qemu-log int,cpu_reset -- -d guest_errors`;
 
 function positiveNumber(name: string, text: string | undefined, dflt: number): number {
@@ -92,7 +96,7 @@ const command: Command = {
   async run(argv) {
     // `--gdb` alone takes the default port; node's parser needs every string flag to carry a value.
     const args = parseArgs(argv.map((a) => (a === "--gdb" ? `--gdb=${DEFAULT_GDB_PORT}` : a)), {
-      values: ["accel", "mem", "smp", "timeout", "image", "expect-exit", "gdb", "qemu-log"], repeatable: ["disk"], passthrough: true,
+      values: ["accel", "mem", "smp", "timeout", "image", "expect-exit", "gdb", "qemu-log"], booleans: ["stdin"], repeatable: ["disk"], passthrough: true,
     });
     if (args.positionals.length) throw new UsageError(`unexpected argument '${args.positionals[0]}' (see uvt run --help; QEMU arguments go after --)`);
     const image = args.flags.get("image") ?? DEFAULT_IMAGE;
@@ -173,6 +177,9 @@ const command: Command = {
     };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
+    // --stdin: what is typed goes to the serial port, where the I/O partition reads it.
+    const onInput = (chunk: Buffer): void => machine.sendSerial(chunk.toString("latin1"));
+    if (args.bools.has("stdin")) process.stdin.on("data", onInput);
     try {
       const exit = await machine.wait();
       if (signalled) {
@@ -200,6 +207,10 @@ const command: Command = {
     } finally {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
+      if (args.bools.has("stdin")) {
+        process.stdin.off("data", onInput);
+        process.stdin.pause(); // a flowing stdin would keep the process alive
+      }
       await machine.close();
     }
   },

@@ -64,6 +64,10 @@ File format (every key is in docs/specs/host-definition.md):
                                               audited unless X is the command partition)
     - stop: X   or   stop: { partition: X, inflight: [IOb] }   [0186]; inflight servers disconnect at ioComplete
     - ioComplete: IOb                         the server's in-flight I/O completes
+    - serial: "create G 8M console:IOa"       a line typed on the serial console, read by the command partition:
+                                              create NAME MEMORY [TYPE:SERVER]..., stop NAME, destroy NAME,
+                                              restart NAME (docs/specs/command-channel.md)
+    - fail: IOa                               a fault stops IOa; the watchdog restarts it after a cycle
     - schedule: true                          print the per-CPU quanta table in effect
     - tick: 16                                advance the quantum timer
   expect:                                     (optional)
@@ -72,7 +76,8 @@ File format (every key is in docs/specs/host-definition.md):
     output: ["[X] hello", "memory of X reclaimed"]   lines that must be printed, in this order
 
 Error names for expectError: the database's (NOT_COMMAND, CHANNEL_IN_USE, OWNER_MISMATCH, ...), and
-CHANNEL_DEFINITION (cardinality, servers), NO_PROCESSOR, PLATFORM, CHANNEL (a closed channel).
+CHANNEL_DEFINITION (cardinality, servers), NO_PROCESSOR, PLATFORM, CHANNEL (a closed channel), and a refused
+serial line's MALFORMED_LINE, TOO_MUCH_MEMORY, UNKNOWN_CHANNEL_TYPE, NAME, NO_SERVER.
 
 Examples: uvt sim examples/ultravisor.yaml      the Figure 1 host, as uvt build --config boots it
           uvt sim examples/figure8.yaml

@@ -4,11 +4,17 @@
 // ultravisor partition's completions on the channel's queue 1 and prints one line per definition: started, or refused
 // with the error and whose it is (docs/specs/image-layout.md, "The bare-metal command channel and its completions").
 // The payloads are made at build time and reach it as a table of (length, bytes) records; the program reads nothing
-// of a payload but its first 16 bytes, the name, for its lines.
+// of a payload but its first 16 bytes, the name, for its lines. Then it reads the lines typed on COM1, which the I/O
+// partition puts on queue 1 of this partition's console channel, with the machine's own line reader
+// (core/boot/assembly/command-line.ts, the code the simulator runs in V8), and answers each with one console line
+// (docs/specs/command-channel.md, "Run-time definitions on the serial console"; "Status" says what is not carried
+// out on the machine yet).
 
 import { chan_pending, chan_remove } from "../../core/assembly/channel";
+import { cl_check, cl_parse, cl_partition } from "../../core/boot/assembly/command-line";
+import { rs_build_destroy } from "../../core/boot/assembly/resource-service";
 import {
-  CHANNEL_BYTES, HC_COMMAND, HC_POLL, HC_TIME, HC_YIELD, LINE, MAX_TEXT, OP_DEFINE, SIG_INLINE, consoleLine, hypercall, lastRequestId, putDec,
+  CHANNEL_BYTES, HC_COMMAND, HC_POLL, HC_TIME, HC_YIELD, INFO_DATABASE, LINE, MAX_TEXT, OP_DEFINE, SIG_INLINE, consoleLine, hypercall, lastRequestId, putDec,
   putHex, putStr, send, slotChannel, trapLine, wasmAddress,
 } from "./partition";
 
@@ -24,6 +30,9 @@ const SIG_FLAGS: usize = 4;
 const SIG_REQUEST_ID: usize = 8;
 const SIG_STATUS: usize = 16;
 const SIG_SOURCE: usize = 32;
+const SIG_INLINE_LEN: usize = 20;
+/** CDB byte 0 of a typed line: 1 when the I/O partition cut it at 63 bytes. */
+const SIG_CDB: usize = 32;
 const FLAG_COMPLETION: u32 = 4;
 /** max_signals of queue 1: its header is the second after the channel header (channel offset 256 + 56). */
 const Q1_MAX_SIGNALS: usize = 128 + 128 + 56;
@@ -38,11 +47,16 @@ const PENDING_RECORD = memory.data(8 * MAX_DEFINITIONS);
 /** Removed completions land here: a whole channel page, since core copies the signal_size the queue header states. */
 const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
 
+/** Page of the Ultravisor Index in the read-only view of the database (0: no view); from main. */
+let indexPage: u32 = 0;
+
 /**
  * Sends the `count` records of the table at window address `table` on the command channel in slot `slot`, in batches
- * of at most queue 1's capacity, each submitted with COMMAND and awaited; then idles.
+ * of at most queue 1's capacity, each submitted with COMMAND and awaited; then reads typed lines. `ui`: the page of the
+ * Ultravisor Index, read through the view of the database the monitor maps (linear address p = physical page p).
  */
-export function main(table: u64, count: i64, slot: i64): void {
+export function main(table: u64, count: i64, slot: i64, ui: u64): void {
+  indexPage = <u32>ui;
   let at = putStr(LINE, "applying ");
   at = putDec(at, <u64>count);
   consoleLine(putStr(at, " boot-time partition definitions"));
@@ -81,7 +95,107 @@ export function main(table: u64, count: i64, slot: i64): void {
     // Refused: the ultravisor partition was not told, so nothing will answer.
     if (result < 0 || !awaitCompletions(<u64>slot, n)) break;
   }
-  while (true) hypercall(HC_YIELD, 0, 0);
+  serveTyped();
+}
+
+/** Queue 1 of the console channel: the lines typed on COM1, from the I/O partition. */
+const TYPED: u32 = 1;
+/** Queue 0's sig_base_offset (queue header at channel offset 128, field at +16): 256 when a second queue header follows. */
+const Q0_SIG_BASE: usize = 128 + 16;
+const INPUT_SIG_BASE: u64 = 256;
+/** The line reader's output record (core/boot-module.ts COMMAND_LINE: 32 bytes + 8 channels of 20). */
+const PARSED = memory.data(32 + 8 * 20);
+/** A line was read but needs what this partition does not have yet: a view of the database (command-channel.md). */
+const NOT_ON_THIS_MACHINE: i32 = -2006;
+
+/**
+ * Reads typed lines for ever: POLL when none waits, YIELD unless the I/O partition signalled meanwhile. A console
+ * channel with one queue (queue 0's slots right after its own header: a build without typed lines) is never read.
+ */
+function serveTyped(): void {
+  while (true) {
+    const ch = slotChannel(CONSOLE_SLOT);
+    if (ch != 0 && load<u64>(ch + Q0_SIG_BASE) != INPUT_SIG_BASE) {
+      hypercall(HC_YIELD, 0, 0);
+      continue;
+    }
+    const r = ch == 0 ? -1 : chan_remove(ch, CHANNEL_BYTES, TYPED, IN_SIGNAL);
+    if (r == -1) {
+      if ((hypercall(HC_POLL, 0, 0) & (<i64>1 << <i64>CONSOLE_SLOT)) == 0) hypercall(HC_YIELD, 0, 0);
+      continue;
+    }
+    if (r < -1) {
+      line(putDec(putStr(LINE, "typed lines: the queue failed the checks, not read again: status -"), <u64>-r));
+      while (true) hypercall(HC_YIELD, 0, 0);
+    }
+    answerTyped();
+  }
+}
+
+/**
+ * One typed line: "> refused (status -N)" when the reader refuses it (a truncated line is malformed); otherwise
+ * "> NAME VERB: read, not run here (status -2006)": read, and not carried out on the machine yet. Both fit a console
+ * line (64 bytes) with a 15-character name.
+ */
+function answerTyped(): void {
+  let len = <u32>load<u16>(IN_SIGNAL + SIG_INLINE_LEN);
+  const truncated = load<u8>(IN_SIGNAL + SIG_CDB) != 0;
+  if (len > 64) len = 64;
+  let status = truncated ? -2001 : cl_parse(<u32>(IN_SIGNAL + SIG_INLINE), len, <u32>PARSED);
+  // Against the database, when the monitor mapped the view: a name in use or unknown, more memory than is
+  // Available, a server that is not running (4 KiB pages: the smallest an allotment gives).
+  let teardown = false;
+  if (status > 0 && indexPage != 0 && load<u64>(INFO_DATABASE) != 0) {
+    const checked = cl_check(indexPage, <u32>PARSED, 4096);
+    if (checked < 0) status = checked;
+    else teardown = status != 1;
+  }
+  let at = putStr(LINE, "> ");
+  if (status < 0) {
+    at = putStr(at, "refused (status -");
+    line(putStr(putDec(at, <u64>-status), ")"));
+    return;
+  }
+  for (let j: usize = 0; j < 16; j++) {
+    const c = load<u8>(PARSED + 16 + j);
+    if (c == 0) break;
+    store<u8>(at++, c);
+  }
+  at = putStr(at, status == 1 ? " create" : status == 2 ? " stop" : status == 3 ? " destroy" : " restart");
+  at = putStr(at, ": read, not run here (status -");
+  line(putStr(putDec(at, <u64>-NOT_ON_THIS_MACHINE), ")"));
+  if (teardown) buildTeardown();
+}
+
+/** Where the resource service's builders write a request: 8 KiB, a whole command signal's worth. */
+const REQUEST = memory.data(8192);
+
+/**
+ * The teardown transaction of [0224] for the partition a stop, destroy or restart names, built from the read-only
+ * view by the resource service's own builder (core/boot/assembly/resource-service.ts, as the simulator builds it);
+ * not sent yet (no whole transactions on this machine's command channel): "> NAME: teardown N records fnv 0x…",
+ * FNV-1a of the request's bytes, so that a test can rebuild it from the database and compare.
+ */
+function buildTeardown(): void {
+  const p = cl_partition();
+  const bytes = p == 0 ? -1004 : rs_build_destroy(indexPage, <u32>REQUEST, 8192, p, 0, 0);
+  let at = putStr(LINE, "> ");
+  for (let j: usize = 0; j < 16; j++) {
+    const c = load<u8>(PARSED + 16 + j);
+    if (c == 0) break;
+    store<u8>(at++, c);
+  }
+  if (bytes < 0) {
+    at = putStr(at, ": teardown not built (status -");
+    line(putStr(putDec(at, <u64>-bytes), ")"));
+    return;
+  }
+  let h: u32 = 0x811c9dc5;
+  for (let k: i32 = 0; k < bytes; k++) h = (h ^ <u32>load<u8>(REQUEST + <usize>k)) * 0x01000193;
+  at = putStr(at, ": teardown ");
+  at = putDec(at, <u64>load<u32>(REQUEST + 8));
+  at = putStr(at, " records fnv ");
+  line(putHex(at, h));
 }
 
 /**

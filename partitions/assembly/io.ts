@@ -1,13 +1,15 @@
 // The I/O partition ([0089], [0113]–[0120]) in AssemblyScript, compiled by asc and toolchain/aot (partitions/
 // aot-guest.ts): it owns COM1 — the only partition whose TSS I/O bitmap grants ports 0x3F8–0x3FF, reached through
 // the inline hw.inb/hw.outb intrinsics at CPL 3 — and serves every console channel: each request's text (or the
-// requests of one line joined, flag MORE) becomes one line "NAME: text" on COM1, NAME being the client's name from the info page. The queue code is core's own
+// requests of one line joined, flag MORE) becomes one line "NAME: text" on COM1, NAME being the client's name from the info page;
+// and every line typed on COM1 goes, unread, to the command partition on queue 1 of its console channel (the slot
+// main is given; docs/specs/image-layout.md, "Typed lines"). The queue code is core's own
 // (core/assembly/channel.ts), run on the channel pages that lie in this partition's linear memory (the linear memory
 // is the window: docs/specs/image-layout.md, AssemblyScript partitions, which also states the pass below).
 
-import { chan_remove } from "../../core/assembly/channel";
+import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import {
-  CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
+  CHANNEL_BYTES, FLAG_MORE, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
   SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, slotChannel, slotRecord,
 } from "./partition";
 
@@ -18,9 +20,10 @@ declare function inb(port: u32): u32;
 declare function outb(port: u32, value: u32): void;
 
 const COM1: u32 = 0x3f8;
-/** Line status register; bit 5: the transmit holding register is empty. */
+/** Line status register; bit 5: the transmit holding register is empty; bit 0: a received byte waits in RBR (COM1 + 0). */
 const COM1_LSR: u32 = COM1 + 5;
 const THR_EMPTY: u32 = 0x20;
+const DATA_READY: u32 = 0x01;
 const SIG_INLINE_LEN: usize = 20;
 const RECORD_ROLE: usize = 8;
 const RECORD_PEER: usize = 16;
@@ -34,6 +37,24 @@ const IN_SIGNAL = memory.data(<i32>CHANNEL_BYTES);
 const PENDING_MAX: u32 = 256;
 const PENDING = memory.data(<i32>(PENDING_MAX * <u32>MAX_SLOTS));
 const PENDING_LEN = memory.data(<i32>(4 * MAX_SLOTS));
+
+/**
+ * A typed line: at most TYPED_MAX bytes are kept (the inline text of one 128-byte signal, less one); a longer line is
+ * sent as its first TYPED_MAX bytes with CDB byte 0 = 1 (truncated), which the command partition refuses.
+ */
+const TYPED_MAX: u32 = 63;
+const TYPED = memory.data(64);
+let typedLen: u32 = 0;
+let typedLong: bool = false;
+/** The slot whose channel takes typed lines (the command partition's console channel), from main; NO_INPUT: none. */
+const NO_INPUT: u64 = 0xffff_ffff_ffff_ffff;
+let inputSlot: u64 = NO_INPUT;
+const TYPED_SIGNAL = memory.data(<i32>SIGNAL_BYTES);
+/** Bytes read per pass at most: a flood of input cannot keep this partition from its consoles. */
+const RECEIVE_BUDGET: i32 = 256;
+/** The input channel's geometry: the command template's, type console (2 queues of 14 slots of 128 bytes). */
+const INPUT_SLOTS: u32 = 14;
+const Q1: usize = 256;
 
 /**
  * The console channel's geometry as the image's template lays it out (chan_format: 1 queue of CONSOLE_SLOTS slots of
@@ -56,6 +77,73 @@ function consoleGeometry(ch: usize): bool {
     && load<u32>(q + 48) == <u32>SIGNAL_BYTES // signal_size
     && load<u32>(q + 52) == CONSOLE_SLOTS // max_slots
     && load<u32>(q + 56) == CONSOLE_SLOTS - 1; // max_signals
+}
+
+/**
+ * The input channel's geometry, checked like consoleGeometry before every queue operation: two queues of INPUT_SLOTS
+ * slots of SIGNAL_BYTES each, queue 0's slots after both queue headers, queue 1's after queue 0's.
+ */
+function inputGeometry(ch: usize): bool {
+  if (load<u32>(ch + 12) != 128 || load<u64>(ch + 64) != CH_SPACE) return false;
+  const q0 = ch + Q0;
+  const q1 = ch + Q1;
+  const size = <u64>INPUT_SLOTS * <u64>SIGNAL_BYTES;
+  return load<u64>(q0 + 8) == size && load<u64>(q0 + 16) == 2 * CH_SPACE && load<u32>(q0 + 48) == <u32>SIGNAL_BYTES
+    && load<u32>(q0 + 52) == INPUT_SLOTS && load<u32>(q0 + 56) == INPUT_SLOTS - 1
+    && load<u64>(q1 + 8) == size && load<u64>(q1 + 16) == CH_SPACE + size && load<u32>(q1 + 48) == <u32>SIGNAL_BYTES
+    && load<u32>(q1 + 52) == INPUT_SLOTS && load<u32>(q1 + 56) == INPUT_SLOTS - 1;
+}
+
+/**
+ * One byte typed on COM1, or −1 when none waits. With io_emit the only function of this program that touches a
+ * port (image/ultravisor.test.ts checks it).
+ */
+export function io_receive(): i32 {
+  if ((inb(COM1_LSR) & DATA_READY) == 0) return -1;
+  return <i32>(inb(COM1) & 0xff);
+}
+
+/**
+ * Reads what was typed (at most RECEIVE_BUDGET bytes a pass); each line ended by CR or LF goes to the command partition
+ * as one signal on queue 1 of its console channel. Bytes outside 0x20–0x7E are dropped. A line the channel cannot take
+ * (full, or it failed the checks) is lost, and the I/O partition says so on COM1.
+ */
+function receive(): void {
+  for (let n = 0; n < RECEIVE_BUDGET; n++) {
+    const c = io_receive();
+    if (c < 0) return;
+    if (c == 13 || c == 10) {
+      if (typedLen > 0 || typedLong) forwardTyped();
+      typedLen = 0;
+      typedLong = false;
+    } else if (c >= 0x20 && c <= 0x7e) {
+      if (typedLen < TYPED_MAX) {
+        store<u8>(TYPED + <usize>typedLen, <u8>c);
+        typedLen++;
+      } else typedLong = true;
+    }
+  }
+}
+
+function forwardTyped(): void {
+  const ch = inputSlot == NO_INPUT ? 0 : slotChannel(inputSlot);
+  let r: i32 = -4;
+  if (ch != 0 && inputGeometry(ch)) {
+    for (let o: usize = 0; o < SIGNAL_BYTES; o += 8) store<u64>(TYPED_SIGNAL + o, 0);
+    store<u32>(TYPED_SIGNAL, 1); // opcode: a typed line
+    store<u32>(TYPED_SIGNAL + SIG_FLAGS, 2); // FROM_SERVER
+    store<u16>(TYPED_SIGNAL + SIG_INLINE_LEN, <u16>typedLen);
+    store<u8>(TYPED_SIGNAL + 24, 1); // cdb_len
+    store<u8>(TYPED_SIGNAL + 32, typedLong ? 1 : 0); // CDB byte 0: truncated
+    memory.copy(TYPED_SIGNAL + SIG_INLINE, TYPED, <usize>typedLen);
+    r = chan_insert(ch, CHANNEL_BYTES, 1, TYPED_SIGNAL);
+    if (r == 1) hypercall(HC_SIGNAL, <i64>inputSlot, 0);
+  }
+  if (r < 0) {
+    let at = putStr(LINE, "typed line not delivered to the command partition: status -");
+    at = putDec(at, <u64>-r);
+    emitOwn(at);
+  }
 }
 
 @inline
@@ -107,7 +195,7 @@ export function serve(): i32 {
       // The client may rewrite its header at any time, even while this partition is preempted between the check and
       // core's copy: the buffer is cleared first, so whatever core copies, nothing but the client's own bytes shows.
       for (let o: usize = 0; o < SIGNAL_BYTES; o += 8) store<u64>(IN_SIGNAL + o, 0);
-      const r = consoleGeometry(ch) ? chan_remove(ch, CHANNEL_BYTES, 0, IN_SIGNAL) : -3;
+      const r = (k == inputSlot ? inputGeometry(ch) : consoleGeometry(ch)) ? chan_remove(ch, CHANNEL_BYTES, 0, IN_SIGNAL) : -3;
       if (r == -1) break; // empty
       if (r < -1) {
         // The client broke the channel: never read it again.
@@ -144,10 +232,15 @@ export function serve(): i32 {
   return served;
 }
 
-/** Announces itself, then serves for ever: POLL after every pass, YIELD after a pass that found nothing. */
-export function main(): void {
+/**
+ * Announces itself, then serves for ever: POLL after every pass, YIELD after a pass that found nothing. `input`: the
+ * slot of the command partition's console channel, which takes the lines typed on COM1 (NO_INPUT: none).
+ */
+export function main(input: u64): void {
+  inputSlot = input;
   emitOwn(putStr(LINE, "serving console channels; COM1 granted by the TSS I/O bitmap"));
   while (true) {
+    if (inputSlot != NO_INPUT) receive();
     const served = serve();
     hypercall(HC_POLL, 0, 0);
     if (served == 0) hypercall(HC_YIELD, 0, 0);

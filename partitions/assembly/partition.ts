@@ -22,6 +22,8 @@ export const HC_POLL: i64 = 4;
 export const WINDOW: u64 = 0x0000_0080_0000_0000;
 export const INFO_SLOTS: usize = 8;
 export const INFO_NAME: usize = 16;
+/** Non-zero when the monitor mapped a view of the database for this partition (monitor-gen/layout.ts INFO.database). */
+export const INFO_DATABASE: usize = 40;
 export const NAME_BYTES: usize = 16;
 export const MAX_SLOTS: u64 = 16;
 export const ROLE_SERVER: u8 = 1;

@@ -33,7 +33,7 @@ import { SVM_RESERVE } from "../../monitor-gen/svm/layout.ts";
 import { configFrom, figure1Config, figure1Definition, type UltravisorConfig } from "../../partitions/config.ts";
 import { fnv1a } from "../../partitions/pack.ts";
 import { definitionBytes, definitionOf, type Definition, OUTSIDE_ADDRESS, UNMAPPED_WINDOW_ADDRESS, type FaultKind } from "../../partitions/programs.ts";
-import { DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WINDOW_LAYOUT, WINDOW } from "../../monitor-gen/layout.ts";
+import { COMMAND_VIEW, DB_PAGES, DBWIN, PRIVATE_PAGE_BYTES, WINDOW_LAYOUT, WINDOW } from "../../monitor-gen/layout.ts";
 import { span } from "../../core/mapview.ts";
 import { ALLOTMENT_SCALE, MAP_SCALES, OWNER_PROBE } from "../../partitions/uv-core.ts";
 import { readSchedule } from "../../core/schedule.ts";
@@ -544,6 +544,9 @@ describe("ultravisor on OVMF (TCG)", () => {
       expect(sp.pml4[0]! & 4n, `${sp.name} PML4[0] U/S`).toBe(0n);
       // Slot 2 only in the ultravisor partition: the resource database's pages, for its deprivileged core.
       const dbView = sp.name === "uv-partition";
+      // The command partition's read-only view of the database's own 4 MiB page, at WINDOW + p (COMMAND_VIEW).
+      const cmdView = sp.name === "command";
+      let cmdViewPages = 0;
       expect(sp.pml4.slice(dbView ? 3 : 2).every((e) => e === 0n), `${sp.name} PML4 slots ${dbView ? 3 : 2}-511 empty`).toBe(true);
       if (dbView) expect(sp.pml4[2]! & 5n).toBe(5n);
       let dbPages = 0;
@@ -553,7 +556,11 @@ describe("ultravisor on OVMF (TCG)", () => {
         expect(pte & 5n, `${sp.name} ${va.toString(16)} present+user`).toBe(5n);
         const off = va - WINDOW;
         const pa = pte & ADDR;
-        if (dbView && va >= DBWIN) {
+        if (cmdView && off >= BigInt(COMMAND_VIEW.lo) && off < BigInt(COMMAND_VIEW.hi)) {
+          expect(pa, `${sp.name} view page ${off.toString(16)}`).toBe(off);
+          expect(pte & 2n, `${sp.name} view page ${off.toString(16)} is read-only`).toBe(0n);
+          cmdViewPages++;
+        } else if (dbView && va >= DBWIN) {
           expect(pa, `${sp.name} database view ${va.toString(16)}`).toBe(va - DBWIN);
           const inDb = pa >= BigInt(DB_PAGES.lo) && pa < BigInt(DB_PAGES.hi);
           const inPrivate = pa >= priv && pa < priv + BigInt(PRIVATE_PAGE_BYTES);
@@ -570,7 +577,8 @@ describe("ultravisor on OVMF (TCG)", () => {
         }
       }
       expect(dbPages, `${sp.name} database pages`).toBe(dbView ? (DB_PAGES.hi - DB_PAGES.lo + PRIVATE_PAGE_BYTES) / 4096 : 0);
-      expect(sp.leaves.size - dbPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WINDOW_LAYOUT.pages);
+      expect(cmdViewPages, `${sp.name} read-only view pages`).toBe(cmdView ? (COMMAND_VIEW.hi - COMMAND_VIEW.lo) / 4096 : 0);
+      expect(sp.leaves.size - dbPages - cmdViewPages - slots.filter((x) => x !== undefined).length, `${sp.name} window pages`).toBe(WINDOW_LAYOUT.pages);
       slotPages.set(sp.name, slots);
     }
     // Exactly the channels of the plan: the client's and the server's slot map the same page, and no window page
@@ -709,6 +717,8 @@ describe("ultravisor on OVMF (TCG)", () => {
       for (const pa of sp.tables) expect(db.owner(pa) >>> 0, `${sp.name}: owner of table page 0x${pa.toString(16)}`).toBe(ultraId);
       for (const [va, pte] of sp.leaves) {
         if (va >= DBWIN) continue;
+        // The command partition's read-only view shows the database's own page whatever owns each page of it.
+        if (sp.name === "command" && va - WINDOW >= BigInt(COMMAND_VIEW.lo) && va - WINDOW < BigInt(COMMAND_VIEW.hi)) continue;
         const pa = pte & ADDR;
         const off = va - WINDOW;
         const slot = off >= BigInt(WINDOW_LAYOUT.slot(0)) ? Number(off - BigInt(WINDOW_LAYOUT.slot(0))) / 4096 : -1;

@@ -23,15 +23,15 @@ declare function dbLogTruncate(): i32;
 
 // Every layout fact comes from core's own table (core/assembly/lib/layout.ts), the one core.wasm is built from.
 import {
-  F0, F1, F2, F3, F4, PAGE_SHIFT, PD_KIND, PD_MAGIC, PD_ME, PD_NAME, PN_MASK, REC_CHANGE_OWNER, REC_INIT, REC_LENGTH,
-  REC_SPLIT, REC_TYPE, REQ_BYTES, REQ_HEADER, REQ_MAGIC, REQ_OPS, REQ_RESERVED, REQLEN_CHANGE_OWNER, REQLEN_INIT,
-  REQLEN_SPLIT, UI_AVAIL, UI_BOOT, UI_MAP_LOW, UI_MISSING, UI_ORDER, UI_ULTRA,
+  F0, F1, F2, F3, F4, PAGE_SHIFT, PN_MASK, REC_CHANGE_OWNER, REC_LENGTH, REC_SPLIT, REC_TYPE, REQ_BYTES, REQ_HEADER,
+  REQ_MAGIC, REQ_OPS, REQ_RESERVED, REQLEN_CHANGE_OWNER, REQLEN_SPLIT, UI_AVAIL, UI_BOOT, UI_MAP_LOW, UI_MISSING,
+  UI_ORDER, UI_ULTRA,
 } from "../../assembly/lib/layout";
+import { rs_alloc_db_page, rs_build_create, rs_created } from "./resource-service";
 
 const PAGE: u64 = <u64>1 << PAGE_SHIFT;
 const CO_BYTES: u32 = REQLEN_CHANGE_OWNER;
 const SPLIT_BYTES: u32 = REQLEN_SPLIT;
-const INIT_BYTES: u32 = REQLEN_INIT;
 const MAX_PAGE_OPS: u32 = 1000;
 // EFI_MEMORY_DESCRIPTOR: type, physical start, number of 4 KiB pages (UEFI 2.x). Checked against core/boot-module.ts
 // UEFI_DESCRIPTOR and USABLE_UEFI_TYPES by core/layout.test.ts.
@@ -302,73 +302,31 @@ export function main(ui: u32, map: u32, mapBytes: u32, descSize: u32, region: u3
   return txCount;
 }
 
-/** Lowest Available 4 KiB page above `min` in the PKMs below 4 GiB, in address order (ResourceService's order); 0 if none. */
-function freeAbove(page: u32, scale: u32, base: u64, min: u32): u32 {
-  if (scale == 1) {
-    if (base >= (<u64>1 << 32)) return 0;
-    for (let i: u32 = 0; i < 1024; i++) {
-      const p = <u32>(base / PAGE) + i;
-      if (p > min && entry(page, i) == <i32>avail && p != avail && p != 0) return p;
-    }
-    return 0;
-  }
-  const sp = span(scale);
-  for (let i: u32 = 0; i < 1024; i++) {
-    const eb = base + <u64>i * sp;
-    if (eb + sp <= (<u64>min + 1) * PAGE) continue;
-    const v = entry(page, i);
-    if (v < 0) {
-      const p = freeAbove(<u32>v & PN_MASK, scale - 1, eb, min);
-      if (p != 0) return p;
-    }
-  }
-  return 0;
-}
-
-/** The definition payload the loader and the ultravisor partition pass: name 16, principal 16, u32 kind. */
-const DEF_NAME: u32 = 0;
-const DEF_KIND: u32 = 32;
+/** Where `create` lists the allotment's runs for the builder: the upper half of the request buffer, below the payload. */
+const RUNS_OFFSET: u32 = 0x4000;
+/** The request `create` builds stays below the runs: at most this many bytes (about 500 runs). */
+const CREATE_CAP: u32 = 0x4000;
 
 /**
- * Creates a partition that owns [first, first + pages) — ResourceService.create with explicit runs taken from `from`
- * (sim/resource-service.ts), one transaction: a descriptor page (the lowest Available 4 KiB page; one more must be
- * left, as the resource service keeps a spare) taken for the ultravisor, InitializePartition from the 40-byte
- * definition at `payload` (name 16, principal 16, u32 kind), the page handed to the partition, then each run of the
- * allotment (at 4 KiB granularity) from `from` to it. Used at boot for the partitions the boot partition creates and
- * by the ultravisor partition for each definition. Returns the new partition's number (its descriptor page) or a
- * negative error: core's, or −1003 (no free page for the descriptor in the database's own 4 MiB page, or no spare:
- * growing the database is not implemented), −1001 (a
- * page of the allotment is not mapped at 4 KiB granularity), −1002 (too many runs for one request).
+ * Creates a partition that owns [first, first + pages) — the resource service's create transaction with explicit
+ * runs taken from `from`, built by the one builder both sides run (resource-service.ts rs_build_create; the
+ * simulator's ResourceService.create calls it too) and submitted here with core's db_submit: a descriptor page (the
+ * lowest Available 4 KiB page; one more must be left, as the resource service keeps a spare) taken for the
+ * ultravisor, InitializePartition from the 40-byte definition at `payload` (name 16, principal 16, u32 kind), the
+ * page handed to the partition, then each run of the allotment (at 4 KiB granularity) from `from` to it. Used at
+ * boot for the partitions the boot partition creates and by the ultravisor partition for each definition. Returns the
+ * new partition's number (its descriptor page) or a negative error: core's, or −1003 (no free page for the
+ * descriptor in the database's own 4 MiB page, or no spare: the ultravisor partition's view holds that page only, so
+ * the builders' grow is not used here), −1001 (a page of the allotment is not mapped at 4 KiB granularity), −1002
+ * (too many runs for one request).
  */
 export function create(ui: u32, req: u32, payload: u32, first: u32, pages: u32, from: u32): i32 {
   loadIndex(ui, req);
-  const d = freeAbove(top, order, 0, 0);
-  if (d == 0 || freeAbove(top, order, 0, d) == 0) return -1003;
-  // The descriptor must lie in the database's own 4 MiB page: the ultravisor partition's view holds that page (and
-  // core's private one) only. Past it the resource service would grow the database, which is not implemented here.
-  if (d >> 10 != uiPage >> 10) return -1003;
-  const l = leaf4k(d);
-  if (l < 0) return -1001;
-  const dMap = <u32>(l >> 10);
-  const dIdx = <u32>(l & 1023);
-  let at = req + REQ_HEADER;
-  changeOwner(at, dMap, dIdx, dIdx, avail, ultra);
-  at += CO_BYTES;
-  for (let k: u32 = 0; k < INIT_BYTES; k += 4) store<u32>(at + k, 0);
-  store<u32>(at + REC_TYPE, REC_INIT);
-  store<u32>(at + REC_LENGTH, INIT_BYTES);
-  store<u32>(at + F0, d);
-  // The record's descriptor (at F2) in the partition descriptor's own layout: name and principal, 32 bytes.
-  store<u32>(at + F2, PD_MAGIC);
-  store<u32>(at + F2 + PD_ME, d);
-  store<u32>(at + F2 + PD_KIND, load<u32>(payload + DEF_KIND));
-  for (let k: u32 = 0; k < 32; k += 4) store<u32>(at + F2 + PD_NAME + k, load<u32>(payload + DEF_NAME + k));
-  at += INIT_BYTES;
-  changeOwner(at, dMap, dIdx, dIdx, ultra, d);
-  at += CO_BYTES;
-  let ops: u32 = 3;
+  const d = rs_alloc_db_page(ui, 0);
+  if (d == 0 || d >> 10 != uiPage >> 10) return -1003;
+  const runs = req + RUNS_OFFSET;
+  let n: u32 = 0;
   let runMap: i64 = -1;
-  let runFirst: u32 = 0;
   let runLast: u32 = 0;
   for (let p = first; p < first + pages; p++) {
     const q = leaf4k(p);
@@ -377,25 +335,25 @@ export function create(ui: u32, req: u32, payload: u32, first: u32, pages: u32, 
     const i = <u32>(q & 1023);
     if (m == runMap && i == runLast + 1) {
       runLast = i;
+      store<u32>(runs + (n - 1) * 12 + 8, i);
       continue;
     }
-    if (runMap >= 0) {
-      if (ops >= MAX_PAGE_OPS) return -1002;
-      changeOwner(at, <u32>runMap, runFirst, runLast, from, d);
-      at += CO_BYTES;
-      ops++;
-    }
+    if (runs + (n + 1) * 12 > payload) return -1002;
+    store<u32>(runs + n * 12, <u32>m);
+    store<u32>(runs + n * 12 + 4, i);
+    store<u32>(runs + n * 12 + 8, i);
+    n++;
     runMap = m;
-    runFirst = i;
     runLast = i;
   }
-  if (runMap >= 0) {
-    if (ops >= MAX_PAGE_OPS) return -1002;
-    changeOwner(at, <u32>runMap, runFirst, runLast, from, d);
-    at += CO_BYTES;
-    ops++;
-  }
-  header(req, at - req, ops);
+  const bytes = rs_build_create(ui, req, CREATE_CAP, payload, runs, n, from, 0);
+  if (bytes < 0) return bytes;
   const rc = dbSubmit(req);
-  return rc < 0 ? rc : <i32>d;
+  return rc < 0 ? rc : <i32>rs_created();
 }
+
+// The resource service's transaction builders (docs/specs/command-channel.md, "One resource service"): exported by
+// this module so that the simulator and the machine run the one copy.
+export { rs_alloc_db_page, rs_build_create, rs_build_destroy, rs_build_grow, rs_created } from "./resource-service";
+// The command partition's reading of an operator's console line (command-channel.md, "Run-time definitions").
+export { cl_check, cl_parse } from "./command-line";
