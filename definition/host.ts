@@ -174,6 +174,7 @@ export const partition = z.strictObject({
   user: z.string().min(1).max(16).optional().meta({ description: "the principal that owns it (default User<name>)" }),
   memory: size.optional().meta({ description: "simulator: a multiple of 4 MB (default 4 MB); bare metal gives a fixed allotment" }),
   node: z.int().min(0).max(63).optional().meta({ description: "NUMA node preferred for memory and processors" }),
+  pcpu: z.int().min(0).max(4095).optional().meta({ description: "the physical processor its VCPUs prefer ([0148]), when the host has it and it has room" }),
   duty: z.int().min(1).max(16).optional().meta({ description: "one VCPU with this many sixteenths of a processor" }),
   vcpus: z.union([z.int().min(1).max(64), z.array(vcpu).min(1).max(64)]).optional()
     .meta({ description: "a count (each a whole processor's duty) or one entry per VCPU" }),

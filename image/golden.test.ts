@@ -37,7 +37,7 @@ const CASES: Case[] = [
   },
   {
     name: "lead", what: "the lead monitor with core (emitLead): partition set-up, channels, database checks, start",
-    emit: (a) => emitLead(a, { quantumTicks: 10, withCore: true, ui: CORE_DB_PLAN.words[1]!, scheduleText: "io command X Y Z" }),
+    emit: (a) => emitLead(a, { quantumTicks: 10, withCore: true, ui: CORE_DB_PLAN.words[1]! }),
   },
   {
     name: "svm", what: "the SVM monitor (emitSvm) with one Linux partition's load (linux_load): VMRUN loop, exits, the PC's devices, NPF policy",

@@ -59,6 +59,30 @@ describe("ultravisor image", () => {
     expect(Buffer.from(img.efi).indexOf(Buffer.from(img.schedule))).toBeGreaterThan(0);
   });
 
+  it("embeds core's schedule for each processor count up to host.pcpus, the one-processor table first (docs/specs/smp.md §2.1)", () => {
+    expect(img.config.pcpus).toBe(2);
+    expect(img.schedules).toHaveLength(2);
+    expect(img.schedules[0]!.bytes).toEqual(img.schedule);
+    // With two processors X and Y (pcpu: 1) share PCPU 1, every partition keeps its duty, and the partitions bound to
+    // PCPU 0 are there.
+    const two = readSchedule(img.schedules[1]!.bytes.buffer as ArrayBuffer, 0);
+    expect(two.rows).toHaveLength(2);
+    const name = (n: number): string => img.config.partitions[n - 1]!.name;
+    const rowOf = (g: string): number[] => two.rows.flatMap((r, p) => (r.entries.some((e) => name(e.partition) === g) ? [p] : []));
+    for (const p of img.config.partitions) {
+      if (p.kind === "idle") continue;
+      expect(rowOf(p.name), p.name).toEqual([p.pcpu === 1 ? 1 : 0]);
+      expect(two.rows[rowOf(p.name)[0]!]!.entries.filter((e) => name(e.partition) === p.name).length, p.name).toBe(p.duty);
+    }
+    expect(img.schedules[1]!.rows).toEqual(two.rows.map((r) => r.entries.map((e) => name(e.partition)).join(" ")));
+    // g_sched_tables follows g_sched_pcpus; every table's bytes are in the image, where the monitor reads them.
+    const syms = parseSymbolMap(map);
+    const at = (n: string): bigint => syms.find((s) => s.name === n)!.address;
+    const file = Buffer.from(img.efi);
+    expect(at("g_sched_tables") - at("g_sched_pcpus")).toBe(8n);
+    for (const [k, t] of img.schedules.entries()) expect(file.indexOf(Buffer.from(t!.bytes)), `table for ${k + 1}`).toBeGreaterThan(0);
+  });
+
   it("windows carry an info page naming the partition and every channel's peer; the I/O partition serves all consoles", () => {
     const io = img.partitions.find((p) => p.spec.kind === "io")!.packed!;
     const d = new DataView(io.blob.buffer, io.blob.byteOffset);

@@ -9,7 +9,7 @@ import type { ObjectFile } from "../toolchain/x64/object.ts";
 import { loadCore } from "../core/wasm.ts";
 import { chanExports, ChannelType, ServerState } from "../core/channel.ts";
 import { STORAGE } from "../core/storage.ts";
-import { readSchedule, Scheduler } from "../core/schedule.ts";
+import { readSchedule, SchedError, ScheduleError, Scheduler } from "../core/schedule.ts";
 import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
@@ -19,7 +19,7 @@ import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECO
 import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 import { emitPaging, TEXT } from "../monitor-gen/paging.ts";
 import { emitSvm } from "../monitor-gen/svm/monitor.ts";
-import { emitSmp } from "../monitor-gen/smp.ts";
+import { type EmbeddedSchedule, emitScheduleTables, emitSmp, emitSwapTables } from "../monitor-gen/smp.ts";
 import { MEMORY_MARKER, SVM_IMAGE_MARKER } from "../monitor-gen/svm/layout.ts";
 import type { LinuxLoad } from "../monitor-gen/svm/linux.ts";
 import { assembleSvmGuest } from "../partitions/svm-guest.ts";
@@ -59,6 +59,11 @@ export interface UltravisorImageOptions {
   progress?: (step: string) => void;
   /** Test builds: the seed of the fuzz guests' PRNG (each fuzz guest mixes in its partition number). */
   fuzzSeed?: bigint;
+  /**
+   * Test builds: at quantum `at` the monitor swaps to core's tables for these duties, from the next wrap on every
+   * processor (docs/specs/smp.md §2.7). Each partition must stay on its row.
+   */
+  swap?: { at: number; duties: Record<string, number> };
 }
 
 export interface BuiltPartition {
@@ -86,8 +91,12 @@ export interface UltravisorImage extends EfiImage {
   config: UltravisorConfig;
   partitions: BuiltPartition[];
   channels: ChannelDef[];
-  /** The schedule table bytes embedded (docs/specs/schedule.md), one PCPU. */
+  /** The schedule table bytes for one processor (docs/specs/schedule.md); `schedules` has every count the image embeds. */
   schedule: Uint8Array;
+  /** Table k − 1 for k processors, k = 1 … host.pcpus, null where core refused (docs/specs/smp.md §2.1). */
+  schedules: Array<EmbeddedSchedule | null>;
+  /** Test builds with `swap`: the tables the monitor swaps to (§2.7). */
+  swapSchedules?: Array<EmbeddedSchedule | null>;
   /** Linux partitions: their files on the ESP and where the loader puts them (docs/specs/linux-partition.md §7). */
   linux: LinuxLoadPlan[];
   timings: EfiImage["timings"] & { assemble: number };
@@ -187,12 +196,12 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
   const withCore = opts.coreDatabase ?? true;
   const programs = await compilePrograms(parts, withCore);
   step("AssemblyScript programs (asc)");
-  const tables = await scheduleAndTemplates(parts);
+  const tables = await scheduleAndTemplates(parts, config.pcpus ?? 1, opts.swap);
   step("core.wasm");
   const built = buildPartitions(config, opts, channels, programs, withCore, tables.scheduleLines);
   const linux = linuxPlans(parts);
   const a = new Assembler();
-  const compiled = emitRing0(a, config, opts, built, programs, withCore, linux, tables.scheduleText);
+  const compiled = emitRing0(a, config, opts, built, programs, withCore, linux);
   emitHostTables(a, tables, parts, built, channels, withCore, linux.plans);
   const obj = withTextMarkers(mergeCompiled(a.finish(), compiled));
   step("partitions, monitors and loader assembled, core AOT-compiled");
@@ -202,7 +211,7 @@ export async function buildUltravisorImage(opts: UltravisorImageOptions = {}): P
     entry: LOADER_ENTRY, successExit: config.exitCode, extraFiles: linuxEspFiles(linux.plans),
     ...(opts.espSizeMiB !== undefined ? { espSizeMiB: opts.espSizeMiB } : {}),
   });
-  return { ...img, config, partitions: built, channels, schedule, linux: linux.plans, timings: { ...img.timings, assemble: t1 - t0 } };
+  return { ...img, config, partitions: built, channels, schedule, schedules: tables.schedules, ...(tables.swap ? { swapSchedules: tables.swap.tables } : {}), linux: linux.plans, timings: { ...img.timings, assemble: t1 - t0 } };
 }
 
 /** The AssemblyScript programs the image needs, compiled to wasm (core.wasm too, which later steps read from disk). */
@@ -224,16 +233,61 @@ async function compilePrograms(parts: PartitionSpec[], withCore: boolean): Promi
 }
 
 /** The schedule table and the channel templates, computed by core.wasm in V8; the schedule as text and as lines. */
-interface HostTables { schedule: Uint8Array; template: Uint8Array; commandTemplate: Uint8Array; inputTemplate: Uint8Array; storageTemplate: Uint8Array; scheduleText: string; scheduleLines: string[] }
+interface HostTables { schedule: Uint8Array; schedules: Array<EmbeddedSchedule | null>; swap: { at: number; tables: Array<EmbeddedSchedule | null> } | null; template: Uint8Array; commandTemplate: Uint8Array; inputTemplate: Uint8Array; storageTemplate: Uint8Array; scheduleLines: string[] }
 
-async function scheduleAndTemplates(parts: PartitionSpec[]): Promise<HostTables> {
-  // core.wasm: the schedule table and the channel template.
-  const core = await loadCore();
-  const sched = new Scheduler(core, 1, parts.length);
+/**
+ * The schedule for k processors, k = 1 … pcpus (docs/specs/smp.md §2.1), computed by core.wasm: one VCPU per
+ * partition with its duty (or dedicated) and, from two processors on, its affinity (`pcpu`: PCPU 0 for the partitions
+ * bound there). With one processor every VCPU is on PCPU 0 and affinity would only reorder the row, so none is given.
+ */
+function computeSchedules(core: Awaited<ReturnType<typeof loadCore>>, parts: PartitionSpec[], pcpus: number): Array<EmbeddedSchedule | null> {
+  const sched = new Scheduler(core, pcpus, parts.length);
   const idleIndex = parts.findIndex((p) => p.kind === "idle");
-  const vcpus = parts.flatMap((p, i) => (p.kind === "idle" ? [] : [{ vcpu: partitionNumber(i), partition: partitionNumber(i), duty: p.duty }]));
-  const { table } = sched.compute(vcpus, 1, { partition: partitionNumber(idleIndex), vcpuBase: IDLE_VCPU_BASE });
-  const schedule = new Uint8Array(core.memory.buffer, table, sched.sched.sched_table_bytes(1)).slice();
+  const names = (rows: ReturnType<typeof readSchedule>["rows"]): string[] => rows.map((r) => r.entries.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" "));
+  return Array.from({ length: pcpus }, (_, j) => {
+    const k = j + 1;
+    const vcpus = parts.flatMap((p, i) => (p.kind === "idle" ? [] : [{
+      vcpu: partitionNumber(i), partition: partitionNumber(i), duty: p.duty,
+      ...(p.dedicated ? { dedicated: true } : {}), ...(k > 1 && p.pcpu !== undefined ? { affinity: p.pcpu } : {}),
+    }]));
+    try {
+      const { table } = sched.compute(vcpus, k, { partition: partitionNumber(idleIndex), vcpuBase: IDLE_VCPU_BASE });
+      const bytes = new Uint8Array(core.memory.buffer, table, sched.sched.sched_table_bytes(k)).slice();
+      const rows = readSchedule(bytes.buffer as ArrayBuffer, 0).rows;
+      // A partition bound to PCPU 0 that core placed elsewhere (its row full, or taken by a dedicated VCPU): no table.
+      const away = parts.findIndex((p, i) => p.bound && rows.some((r, q) => q > 0 && r.entries.some((e) => e.partition === partitionNumber(i))));
+      if (away >= 0) throw new ScheduleError(SchedError.NO_ROOM, away, `${parts[away]!.name} runs on processor 0 only and does not fit there`);
+      return { bytes, rows: names(rows) };
+    } catch (e) {
+      if (e instanceof ScheduleError && k < pcpus) return null; // fewer processors than this host needs: no table for them
+      throw new Error(`core refused the schedule for ${k} processor(s): ${(e as Error).message}`);
+    }
+  });
+}
+
+/**
+ * The tables a test build swaps to (docs/specs/smp.md §2.7): core's, for the same partitions with `duties` in place of
+ * theirs. A partition that would change rows is refused: a partition is bound to one processor for the whole run.
+ */
+function swapSchedules(core: Awaited<ReturnType<typeof loadCore>>, parts: PartitionSpec[], pcpus: number, first: Array<EmbeddedSchedule | null>, duties: Record<string, number>): Array<EmbeddedSchedule | null> {
+  for (const n of Object.keys(duties)) if (!parts.some((p) => p.name === n && p.kind !== "idle")) throw new Error(`swap: no partition named ${n} with a duty`);
+  const next = computeSchedules(core, parts.map((p) => (duties[p.name] !== undefined ? { ...p, duty: duties[p.name]! } : p)), pcpus);
+  const rowOf = (t: EmbeddedSchedule, name: string): number => t.rows.findIndex((r) => r.split(" ").includes(name));
+  next.forEach((t, k) => {
+    const f = first[k];
+    if (!t || !f) return;
+    for (const p of parts) if (p.kind !== "idle" && rowOf(t, p.name) !== rowOf(f, p.name)) throw new Error(`swap: ${p.name} would move from PCPU ${rowOf(f, p.name)} to PCPU ${rowOf(t, p.name)} with ${k + 1} processor(s)`);
+  });
+  return next;
+}
+
+async function scheduleAndTemplates(parts: PartitionSpec[], pcpus: number, swapOpt?: UltravisorImageOptions["swap"]): Promise<HostTables> {
+  // core.wasm: the schedule tables and the channel template.
+  const core = await loadCore();
+  const schedules = computeSchedules(core, parts, pcpus);
+  const swap = swapOpt ? { at: swapOpt.at, tables: swapSchedules(core, parts, pcpus, schedules, swapOpt.duties) } : null;
+  const one = schedules[0] ?? schedules.find((t) => t)!;
+  const schedule = one.bytes;
   const chan = chanExports(core);
   const tplBase = carvePage(core);
   const r = chan.chan_format(tplBase, PAGE, 1, CHAN.signalSize, CHAN.maxSlots, ChannelType.console);
@@ -246,9 +300,8 @@ async function scheduleAndTemplates(parts: PartitionSpec[]): Promise<HostTables>
   const storageTemplate = formatStorageTemplate(core);
 
   const rows = readSchedule(schedule.buffer as ArrayBuffer, 0).rows[0]!.entries;
-  const scheduleText = rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`).join(" ");
   const scheduleLines = scheduleRuns(rows.map((e) => parts[e.partition - 1]?.name ?? `#${e.partition}`));
-  return { schedule, template, commandTemplate, inputTemplate, storageTemplate, scheduleText, scheduleLines };
+  return { schedule, schedules, swap, template, commandTemplate, inputTemplate, storageTemplate, scheduleLines };
 }
 
 /** Every partition's program, packed for its window (or, for a virtualized one, its guest-physical image). */
@@ -332,7 +385,7 @@ interface Compiled { coreImage: ReturnType<typeof compileCoreForImage> | null; b
 
 /** Ring 0: loader, console, descriptors, paging, the monitors (ring 3, SVM, lead) and the database's entry points. */
 function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImageOptions, built: BuiltPartition[], programs: Programs, withCore: boolean,
-  linux: ReturnType<typeof linuxPlans>, scheduleText: string): Compiled {
+  linux: ReturnType<typeof linuxPlans>): Compiled {
   const parts = config.partitions;
   const io = built[consoleIoIndex(parts)]!.packed!;
   const pair = pairIndices(parts);
@@ -359,9 +412,9 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
     ...(config.devices?.length ? { pci: true } : {}),
     ...(pair ? { pair } : {}),
   });
-  emitSmp(a, { quantumTicks: config.quantumTicks });
+  emitSmp(a);
   emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
-  emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, scheduleText, ...(config.devices?.length ? { devices: true } : {}) });
+  emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, ...(config.devices?.length ? { devices: true } : {}) });
   emitPci(a, config.devices ?? [], withCore);
   if (pair) emitStoragePair(a, { primary: pair.primary, secondary: pair.secondary, names: [parts[pair.primary]!.name, parts[pair.secondary]!.name] });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
@@ -373,7 +426,7 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
 
 /** The tables the ring-0 code reads: image markers, channel templates, schedule, names, definitions, blobs, records. */
 function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], built: BuiltPartition[], channels: ChannelDef[], withCore: boolean, linux: LinuxLoadPlan[]): void {
-  const { template, commandTemplate, inputTemplate, storageTemplate, schedule } = t;
+  const { template, commandTemplate, inputTemplate, storageTemplate } = t;
   const definedAtRunTime = runTimeDefinitions(parts, withCore);
   const L = (n: string) => a.symbol(n);
   a.section(".rdata");
@@ -388,9 +441,9 @@ function emitHostTables(a: Assembler, t: HostTables, parts: PartitionSpec[], bui
   a.db(inputTemplate);
   a.bind(L("g_stor_template"));
   a.db(storageTemplate);
-  a.align(64);
-  a.bind(L("g_schedule"));
-  a.db(schedule);
+  emitScheduleTables(a, t.schedules); // docs/specs/smp.md §2.1 (its first table is g_schedule)
+  emitSwapTables(a, t.swap); // a test build's schedule swap (§2.7); none: g_swap_at 0
+  a.section(".rdata");
   built.forEach((b, i) => {
     a.align(16);
     a.bind(L(`g_name_${i}`));

@@ -2,7 +2,8 @@
 // either at once (during boot, before any partition runs, and at the end of a run) or drained a bounded number of
 // bytes per timer tick when the I/O partition is not in the middle of writing a line (so a fault report never splits
 // a guest's line). The buffer takes whole lines only: a line that does not fit is dropped and counted, never cut
-// (docs/specs/hypercall-abi.md, Audit records). Also decimal/hex formatting helpers.
+// (docs/specs/hypercall-abi.md, Audit records). Every processor's monitor appends to the one buffer, a line at a time
+// under g_loglock (docs/specs/smp.md §2.4). Also decimal/hex formatting helpers.
 // Routines follow the System V register roles: arguments in rdi/rsi, rax rcx rdx rsi rdi r8–r11 clobbered.
 import { Assembler, type Label, al, byte, cl, dil, dl, dx, eax, ecx, edi, edx, ptr, qword, r8, r8d, r9, r9d, rax, rcx, rdi, rdx, rsi } from "../toolchain/x64/index.ts";
 import { COM1 } from "./layout.ts";
@@ -32,10 +33,32 @@ export function literal(a: Assembler, text: string): Label {
   return l;
 }
 
-/** Emits code that appends the parts and ends the line (flushing at once while the console is direct). */
+/**
+ * Emits code that appends the parts and ends the line (flushing at once while the console is direct), under the log's
+ * lock: every processor's monitor appends to the one buffer (docs/specs/smp.md §2.4).
+ */
 export function monitorLine(a: Assembler, ...parts: Part[]): void {
+  logLock(a);
   kparts(a, ...parts);
   a.call(a.symbol("k_endline"));
+  logUnlock(a);
+}
+
+/** Takes g_loglock (spins with `xchg`, which is locked); every register but the flags is kept. */
+export function logLock(a: Assembler): void {
+  a.push(rax);
+  const spin = a.here();
+  const got = a.label();
+  a.mov(eax, 1).xchg(rax, qword(a.symbol("g_loglock")));
+  a.test(rax, rax).jz(got);
+  a.pause().jmp(spin);
+  a.bind(got);
+  a.pop(rax);
+}
+
+/** Releases g_loglock (an aligned store; x86 keeps the buffer's stores before it). */
+export function logUnlock(a: Assembler): void {
+  a.mov(qword(a.symbol("g_loglock")), 0);
 }
 
 export function kparts(a: Assembler, ...parts: Part[]): void {
@@ -67,6 +90,8 @@ export function emitConsole(a: Assembler): void {
     a.zero(8);
   }
   a.bind(L("g_direct"));
+  a.zero(8);
+  a.bind(L("g_loglock"));
   a.zero(8);
   a.bind(L("g_logbuf"));
   a.zero(LOG_BYTES);

@@ -137,19 +137,19 @@ export function emitCpu(a: Assembler, space: number = XSAVE_SPACE): void {
 }
 
 /**
- * Inline in switch_to (rdi = the incoming partition's state page), before g_current changes: unless the partition
- * keeps the processor, the outgoing one's data-segment selectors and extended state go to its state page and the
+ * Inline in switch_to (rdi = the incoming partition's state page), before `current` (this processor's record's field,
+ * docs/specs/smp.md §2.2) changes: unless the partition keeps the processor, the outgoing one's data-segment selectors and extended state go to its state page and the
  * incoming one's come from its own (ring 0 may load any selector ring 3 could: a null one or a DPL-3 segment).
  * Clobbers rax, rcx, rdx.
  */
-export function emitXstateSwitch(a: Assembler): void {
+export function emitXstateSwitch(a: Assembler, current: ReturnType<typeof qword>): void {
   const L = (n: string): Label => a.symbol(n);
   const done = a.label();
   const fx = a.label();
   const restoreX = a.label();
   const restoreFx = a.label();
   const sregs = [ds, es, fs, gs];
-  a.mov(rcx, qword(L("g_current")));
+  a.mov(rcx, current);
   a.cmp(rcx, rdi).je(done);
   const loadSregs = a.label();
   a.test(rcx, rcx).jz(loadSregs);

@@ -1,11 +1,16 @@
 // The monitor (generated ring-0 code): interrupt stubs, the common entry that finds the running partition's monitor
 // state page from the IST stack, the quantum timer following the schedule table, hypercalls, fault containment,
 // the context switch, the idle loop and the end-of-run summary. One copy of this code serves every partition; each
-// partition has its own state page (docs/specs/image-layout.md), which is what [0063]–[0070] call its monitor.
-import { Assembler, type Label, al, byte, cl, cr2, cr3, dword, dx, eax, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
+// partition has its own state page (docs/specs/image-layout.md), which is what [0063]–[0070] call its monitor. The same
+// code runs on every processor: the state page names the record of the processor the partition is bound to (kernel
+// stack, current partition, idle context, TSS, schedule row; docs/specs/smp.md §2), and only PCPU 0 advances the
+// quantum count, drains the log and ends the run.
+import { Assembler, type Label, al, byte, cr2, cr3, dword, dx, eax, ecx, edi, edx, ptr, qword, r8, r9, r10, r11, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS, TSS_COM1_BYTE } from "./descriptors.ts";
-import { AUDIT, COM1, EXIT, FLAG, INFO, SAVED_FRAME, FRAME_REGS, HAS_ERROR_CODE, HYPERCALL, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, STATE_PAGE, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WINDOW_LAYOUT } from "./layout.ts";
+import { AUDIT, COM1, EXIT, FLAG, INFO, SAVED_FRAME, FRAME_REGS, HAS_ERROR_CODE, HYPERCALL, HC_ERR, HYPERCALL_VECTOR, MAX_NUMBER, PCPU, STATE_PAGE, SIGNAL_VECTOR, SPURIOUS_VECTOR, STATE, TIMER_VECTOR, WINDOW_LAYOUT } from "./layout.ts";
+import { logLock, logUnlock } from "./console.ts";
+import { SCHED_ROW } from "./smp.ts";
 import { emitExit } from "./paging.ts";
 import { emitCpu, emitXstateSwitch } from "./cpu.ts";
 
@@ -49,7 +54,7 @@ export const PROBE_OVERHEAD = 4;
 /** The ultravisor's own stack; the AOT-compiled core runs on it at boot with a 48 KiB budget. */
 const KSTACK = 64 * 1024;
 
-export const VECTORS = [...Array.from({ length: 32 }, (_, v) => v), TIMER_VECTOR, HYPERCALL_VECTOR, SPURIOUS_VECTOR];
+export const VECTORS = [...Array.from({ length: 32 }, (_, v) => v), TIMER_VECTOR, SIGNAL_VECTOR, HYPERCALL_VECTOR, SPURIOUS_VECTOR];
 const PUSH_ORDER = [...FRAME_REGS].reverse(); // rax first … r15 last, so r15 sits lowest (STATE_PAGE.frame)
 const REGS = { rax, rbx, rcx, rdx, rsi, rdi, rbp, r8, r9, r10, r11, r12, r13, r14, r15 };
 
@@ -57,7 +62,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
-  for (const n of ["g_current", "g_idle", "g_io", "g_ultra", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries", "g_probe_t0", "g_probe_min", "g_probe_sum", "g_probe_n", "g_io_held"]) {
+  for (const n of ["g_io", "g_ultra", "g_quantum", "g_lapic", "g_tsc_entry", "g_ebs_tries", "g_probe_t0", "g_probe_min", "g_probe_sum", "g_probe_n", "g_io_held"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -65,8 +70,15 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   a.zero(8 * MAX_NUMBER);
   a.align(16);
   a.zero(KSTACK);
+  // The bootstrap processor's record (PCPU, docs/specs/smp.md §2.2) sits at its stack's top; its first two fields are
+  // g_current and g_idle, which the SVM backend (bound to PCPU 0) reads by name.
+  if (PCPU.current !== 0 || PCPU.idle !== 8) throw new Error("PCPU: current and idle must be its first two fields");
   a.bind(L("g_kstack_top"));
-  a.zero(16);
+  a.bind(L("g_current"));
+  a.zero(8);
+  a.bind(L("g_idle"));
+  a.zero(8);
+  a.zero(PCPU.size - 16 + 8);
   a.section(".text");
 
   // ---- stubs: make every vector's frame the same shape (error code slot, vector) ----------------------------------
@@ -81,15 +93,20 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   for (const r of PUSH_ORDER) a.push(REGS[r]);
   a.cld(); // a partition may enter with DF=1; the monitor's string instructions (page zeroing, copies) need DF=0
   a.mov(rbp, rsp).and(rbp, -4096); // the IST stack is the top of the running partition's state page
-  a.lea(rsp, ptr(L("g_kstack_top")));
+  a.mov(rsp, qword(rbp, STATE_PAGE.pcpu)); // the kernel stack of the processor it is bound to (its record's address)
   a.mov(rax, qword(rbp, SAVED_FRAME.vector));
   a.cmp(eax, TIMER_VECTOR).je(L("on_timer"));
+  a.cmp(eax, SIGNAL_VECTOR).je(L("on_signal_ipi"));
   a.cmp(eax, HYPERCALL_VECTOR).je(L("on_hypercall"));
   a.cmp(eax, SPURIOUS_VECTOR).je(L("resume_current"));
   a.cmp(eax, 2).je(L("resume_current")); // an NMI is nobody's fault: nothing raises one here, so it is dropped
   a.test(byte(rbp, SAVED_FRAME.cs), 3).jz(L("on_panic"));
   a.jmp(L("on_fault"));
 
+  // A signal IPI (docs/specs/smp.md §2.4): the bit is set already; counted, acknowledged, and whatever ran resumes.
+  a.bind(L("on_signal_ipi"));
+  a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0);
+  a.mov(rax, qword(rbp, STATE_PAGE.pcpu)).inc(qword(rax, PCPU.ipis));
   a.bind(L("resume_current"));
   a.mov(rdi, rbp);
   // resume(rdi = state page): reload the saved frame and return to the partition.
@@ -98,15 +115,19 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
   for (const r of FRAME_REGS) a.pop(REGS[r]);
   a.add(rsp, 16).iretq();
 
-  // switch_to(rdi = state page): extended state (eagerly, when the partition changes), IST 1, COM1 bitmap byte, CR3
-  // (only when it changes), dispatch time, then resume.
+  // switch_to(rdi = state page), on the processor the page is bound to (its record, STATE_PAGE.pcpu): extended state
+  // (eagerly, when the partition changes on this processor), IST 1 of this processor's TSS, on PCPU 0 the COM1 bitmap
+  // byte and device ports, CR3 (only when it changes), dispatch time, then resume.
   a.bind(L("switch_to"));
   {
-    emitXstateSwitch(a);
-    a.mov(qword(L("g_current")), rdi);
+    a.mov(rsi, qword(rdi, STATE_PAGE.pcpu));
+    emitXstateSwitch(a, qword(rsi, PCPU.current));
+    a.mov(qword(rsi, PCPU.current), rdi);
     a.lea(rax, qword(rdi, 4096));
-    a.lea(rcx, ptr(L("g_tss")));
+    a.mov(rcx, qword(rsi, PCPU.tss));
     a.mov(qword(rcx, TSS.ist1), rax);
+    const ap = a.label();
+    a.lea(rax, ptr(L("g_kstack_top"))).cmp(rsi, rax).jne(ap); // the I/O bitmap is PCPU 0's TSS's alone
     a.mov(al, 0xff);
     const deny = a.label();
     a.test(byte(rdi, STATE_PAGE.flags), FLAG.com1).jz(deny);
@@ -114,6 +135,7 @@ export function emitMonitor(a: Assembler, cfg: MonitorConfig): void {
     a.bind(deny);
     a.mov(byte(rcx, TSS_COM1_BYTE), al);
     if (cfg.pci) a.call(L("pci_switch")); // the owner's device ports open only while it runs (monitor-gen/pci.ts)
+    a.bind(ap);
     a.mov(rax, qword(rdi, STATE_PAGE.cr3)).mov(rcx, cr3);
     const same = a.label();
     a.cmp(rax, rcx).je(same);
@@ -152,6 +174,27 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
   {
     if (cfg.probes) a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_probe_t0")), rax);
     a.mov(rax, qword(L("g_lapic"))).mov(dword(rax, 0xb0), 0); // EOI
+    // An application processor's quantum interrupt is PCPU 0's IPI (docs/specs/smp.md §2.3): the shared count read
+    // once; the quantum it dispatched already (an IPI that came after the count it had read) changes nothing, quanta
+    // it never saw are counted as lost.
+    const bsp = a.label();
+    a.mov(rsi, qword(rbp, STATE_PAGE.pcpu));
+    a.lea(rax, ptr(L("g_kstack_top"))).cmp(rsi, rax).je(bsp);
+    {
+      const first = a.label();
+      a.mov(rax, qword(L("g_quantum"))).mov(rcx, qword(rsi, PCPU.seen));
+      a.cmp(rax, rcx).je(L("resume_current"));
+      a.inc(qword(rsi, PCPU.ticks));
+      a.cmp(rcx, -1).je(first);
+      a.lea(rdx, qword(rcx, 1)).cmp(rax, rdx).jbe(first);
+      a.mov(rdx, rax).sub(rdx, rcx).dec(rdx).add(qword(rsi, PCPU.lost), rdx);
+      a.bind(first);
+      a.mov(qword(rsi, PCPU.seen), rax);
+      emitAccount(a);
+      a.mov(rsi, qword(rbp, STATE_PAGE.pcpu));
+      a.jmp(L("dispatch"));
+    }
+    a.bind(bsp);
     emitAccount(a);
     a.inc(qword(L("g_quantum")));
     const inWindow = a.label();
@@ -169,15 +212,41 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
     } else if (cfg.runQuanta > 0) {
       a.cmp(qword(L("g_quantum")), cfg.runQuanta).jae(L("on_finish"));
     }
+    // PCPU 0: its record sees the new quantum, and the other processors with a row get the quantum IPI.
+    a.call(L("smp_swap_check")); // a test build's schedule swap (monitor-gen/smp.ts)
+    a.mov(rsi, qword(rbp, STATE_PAGE.pcpu));
+    a.mov(rax, qword(L("g_quantum"))).mov(qword(rsi, PCPU.seen), rax);
+    const alone = a.label();
+    a.cmp(qword(L("g_ap_rows")), 0).je(alone);
+    a.call(L("smp_quantum_ipi"));
+    a.mov(rsi, qword(rbp, STATE_PAGE.pcpu));
+    a.bind(alone);
+    // dispatch(rsi = this processor's record, rbp = the page that ran): entry `seen mod 16` of its row.
     a.bind(L("dispatch"));
     const idle = a.label();
-    a.mov(rax, qword(L("g_quantum"))).and(eax, 15);
-    a.lea(rcx, ptr(L("g_schedule")));
-    a.mov(eax, dword({ base: rcx, index: rax, scale: 8, disp: 64 + 16 })); // row 0, entry k: u32 partition
+    a.mov(rdx, qword(rsi, PCPU.row)).test(rdx, rdx).js(idle);
+    // The table in effect at this quantum: the pending one from its quantum on (smp.md §2.7), a pure function of the
+    // two words and `seen`, so every processor agrees; the first quantum this processor takes it is recorded.
+    {
+      const old = a.label();
+      a.mov(rcx, qword(L("g_sched")));
+      a.mov(rax, qword(L("g_sched_next"))).test(rax, rax).jz(old);
+      a.mov(rdi, qword(rsi, PCPU.seen)).cmp(rdi, qword(L("g_switch_at"))).jb(old);
+      a.mov(rcx, rax);
+      a.cmp(qword(rsi, PCPU.swapped), 0).jne(old);
+      a.lea(rax, qword(rdi, 1)).mov(qword(rsi, PCPU.swapped), rax);
+      a.push(rdx).rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(rsi, PCPU.swapTsc), rax).pop(rdx);
+      a.bind(old);
+    }
+    a.test(rcx, rcx).jz(idle);
+    a.imul(rdx, rdx, SCHED_ROW.size).add(rcx, rdx);
+    a.mov(rax, qword(rsi, PCPU.seen)).and(eax, 15);
+    a.mov(eax, dword({ base: rcx, index: rax, scale: 8, disp: SCHED_ROW.first + SCHED_ROW.entries })); // u32 partition
     a.cmp(eax, MAX_NUMBER).jae(idle);
     a.lea(rcx, ptr(L("g_by_number")));
     a.mov(rdi, qword({ base: rcx, index: rax, scale: 8 }));
     a.test(rdi, rdi).jz(idle);
+    a.cmp(qword(rdi, STATE_PAGE.pcpu), rsi).jne(idle); // bound to another processor (the idle partition's number)
     a.cmp(dword(rdi, STATE_PAGE.state), STATE.ready).jne(idle); // failed, or waiting for its definition
     // The UART was busy in the middle of one of the monitor's lines (k_drain): the I/O partition, which writes COM1
     // itself, waits until that line is out, so the two never interleave.
@@ -192,7 +261,7 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
     a.bind(held);
     a.inc(qword(L("g_io_held")));
     a.bind(idle);
-    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+    a.mov(rdi, qword(rsi, PCPU.idle)).jmp(L("switch_to"));
   }
 
   // maybe_flush: the ultravisor's own log reaches COM1 only between the I/O partition's lines.
@@ -201,6 +270,7 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
     const flush = a.label();
     const done = a.label();
     a.cmp(qword(L("g_loglen")), 0).je(done);
+    // The log is shared by every processor's monitor: drained under its lock (docs/specs/smp.md §2.4).
     if (cfg.ioEmit) {
       a.mov(rax, qword(L("g_io")));
       a.test(rax, rax).jz(flush);
@@ -211,7 +281,9 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
       a.ret();
     }
     a.bind(flush);
-    a.jmp(L("k_drain"));
+    logLock(a);
+    a.call(L("k_drain"));
+    logUnlock(a);
     a.bind(done).ret();
   }
 }
@@ -253,7 +325,7 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     a.bind(yieldL);
     ret(0);
     emitAccount(a);
-    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+    a.mov(rax, qword(rbp, STATE_PAGE.pcpu)).mov(rdi, qword(rax, PCPU.idle)).jmp(L("switch_to"));
 
     a.bind(signal);
     if (_cfg.pair) a.call(L("pair_signal_note"));
@@ -292,7 +364,7 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
       a.test(rdi, rdi).jz(bad);
       a.cmp(dword(rdi, STATE_PAGE.state), STATE.waiting).jne(bad);
       a.mov(rsi, qword(rbp, SAVED_FRAME.reg("rdx")));
-      a.lea(rsp, ptr(L("g_kstack_top")));
+      a.mov(rsp, qword(rbp, STATE_PAGE.pcpu)); // PCPU 0's stack: the ultravisor partition is bound there
       a.call(L("start_checked"));
       a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
       a.jmp(back);
@@ -383,8 +455,23 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     a.mov(rax, qword({ base: rbp, index: rcx, scale: 1, disp: STATE_PAGE.slots }));
     a.test(rax, rax).jz(bad);
     a.mov(rcx, qword({ base: rbp, index: rcx, scale: 1, disp: STATE_PAGE.slots + 8 }));
-    a.mov(edx, 1).shl(rdx, cl);
-    a.or(qword(rax, STATE_PAGE.pending), rdx);
+    // The peer's bit, atomically: it may run on another processor (smp.md §2.4). A bit already set (the peer has not
+    // polled since) sends no IPI, so a partition signalling in a loop costs the peer's processor at most one
+    // interrupt per POLL of the peer.
+    const local = a.label();
+    a.and(ecx, 63);
+    a.lock().bts(qword(rax, STATE_PAGE.pending), rcx);
+    a.jc(local);
+    // Running there now: a signal IPI to its processor.
+    a.mov(rcx, qword(rax, STATE_PAGE.pcpu));
+    a.cmp(rcx, qword(rbp, STATE_PAGE.pcpu)).je(local);
+    a.cmp(qword(rcx, PCPU.current), rax).jne(local);
+    a.mov(edx, dword(rcx, PCPU.apic)).shl(edx, 24);
+    a.mov(rcx, qword(L("g_lapic")));
+    a.call(L("smp_icr_wait"));
+    a.mov(dword(rcx, 0x310), edx).mov(dword(rcx, 0x300), SIGNAL_VECTOR);
+    a.lock().inc(qword(L("g_signal_ipis")));
+    a.bind(local);
     a.xor(eax, eax).ret();
     a.bind(bad);
     a.mov(rax, HC_ERR.badArgument).ret();
@@ -414,7 +501,7 @@ function emitFaultStop(a: Assembler, cfg: MonitorConfig): void {
       a.bind(notPrimary);
     }
     emitAccount(a);
-    a.mov(rdi, qword(L("g_idle"))).jmp(L("switch_to"));
+    a.mov(rax, qword(rbp, STATE_PAGE.pcpu)).mov(rdi, qword(rax, PCPU.idle)).jmp(L("switch_to"));
   }
 }
 
@@ -423,6 +510,7 @@ function emitPanic(a: Assembler, _cfg: MonitorConfig): void {
   // ---- an exception at CPL 0 is an ultravisor bug ------------------------------------------------------------------
   a.bind(L("on_panic"));
   {
+    a.mov(qword(L("g_loglock")), 0); // the run ends here: a line held by this processor is not waited for
     a.mov(qword(L("g_direct")), 1);
     a.call(L("k_flush"));
     a.mov(r12, cr2);
@@ -449,8 +537,10 @@ function emitFinish(a: Assembler, cfg: MonitorConfig): void {
       }
       a.bind(clean);
     }
+    logLock(a);
     a.mov(qword(L("g_direct")), 1);
     a.call(L("k_flush"));
+    logUnlock(a);
     a.call(L("audit_report"));
     const whole = a.label();
     a.cmp(qword(L("g_logdropped")), 0).je(whole);
@@ -485,7 +575,7 @@ function emitFinish(a: Assembler, cfg: MonitorConfig): void {
       " tsc ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.tscUsed)) }, " hypercalls ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.hypercalls)) });
     a.inc(r12).jmp(next);
     a.bind(done);
-    a.call(L("smp_report")); // the application processors' timers (monitor-gen/smp.ts)
+    a.call(L("smp_report")); // where the partitions ran, and the application processors' quanta (monitor-gen/smp.ts)
     monitorLine(a, `ultravisor: stopping: isa-debug-exit code ${cfg.exitCode}`);
     emitExit(a, cfg.exitCode);
   }

@@ -6,6 +6,11 @@ import { FOUR_MIB, PAGE } from "../core/database.ts";
 
 export { PAGE };
 
+// ---- per-processor record (docs/specs/smp.md §2.2); its address is also the processor's kernel stack top ----------
+export const PCPU = { current: 0x00, idle: 0x08, tss: 0x10, row: 0x18, seen: 0x20, lost: 0x28, ticks: 0x30, apic: 0x38, ipis: 0x40, swapped: 0x48, swapTsc: 0x50, size: 0x58 } as const;
+/** Rows of the schedule the bare-metal image computes at most (host.pcpus). */
+export const MAX_PCPUS = 8;
+
 // ---- GDT selectors ------------------------------------------------------------------------------------------------
 export const SEL = { kcode: 0x08, kdata: 0x10, udata: 0x18 | 3, ucode: 0x20 | 3, tss: 0x28 } as const;
 
@@ -47,6 +52,8 @@ export const STATE_PAGE = {
    * (docs/specs/linux-partition.md §9).
    */
   memPages: 0x198,
+  /** The record (PCPU) of the processor the partition is bound to: its row of the schedule (docs/specs/smp.md §2.1). */
+  pcpu: 0x1a0,
   /**
    * The partition's x87/SSE/AVX state (XSAVE standard format, or FXSAVE's 512 bytes without XSAVE), saved and restored
    * on every switch (monitor-gen/cpu.ts); 64-byte aligned as XSAVE requires. It ends where the saved frame begins.
@@ -133,6 +140,8 @@ export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3, refused: -4 } 
 
 // ---- interrupts ---------------------------------------------------------------------------------------------------
 export const TIMER_VECTOR = 0x20;
+/** The signal IPI (docs/specs/smp.md §2.4): a channel signal to a partition running on another processor. */
+export const SIGNAL_VECTOR = 0x23;
 export const SPURIOUS_VECTOR = 0xff;
 /** Exceptions for which the CPU pushes an error code. */
 export const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);

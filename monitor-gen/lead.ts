@@ -5,12 +5,14 @@
 // started: its address space built from the database view — a page is mapped for CPL 3 only if the database says
 // the partition owns it, a channel page only if its client owns it — and the channels whose two ends run. Guests
 // defined by the command partition wait until the ultravisor partition has created them and calls START (the same
-// start_partition). Then the local APIC timer and the first dispatch. Tables it reads (g_partitions, g_channels,
-// g_schedule) are laid out by image/ultravisor.ts as docs/specs/image-layout.md describes.
+// start_partition). Then the local APIC timer, the application processors (smp_start) and the schedule for the
+// processors online with each partition bound to its row (smp_bind, monitor-gen/smp.ts), and the first dispatch.
+// Tables it reads (g_partitions, g_channels, the schedules) are laid out by image/ultravisor.ts as
+// docs/specs/image-layout.md describes.
 import { Assembler, type Label, type SymRef, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { VECTORS } from "./entry.ts";
-import { COMMAND_VIEW, DB_PAGES, DBWIN, FLAG, SAVED_FRAME, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, STATE_PAGE, STATE, TIMER_VECTOR, WINDOW_LAYOUT, WINDOW } from "./layout.ts";
+import { COMMAND_VIEW, DB_PAGES, DBWIN, FLAG, PCPU, SAVED_FRAME, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, STATE_PAGE, STATE, TIMER_VECTOR, WINDOW_LAYOUT, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
 import { PD_MAGIC } from "../core/database.ts";
@@ -54,7 +56,6 @@ export interface LeadOptions {
   withCore: boolean;
   /** Page of the Ultravisor Index (the database's partition numbers of the ultravisor partition). */
   ui: number;
-  scheduleText: string;
   /** The host gives PCI devices to partitions: assign them at boot and map them when their owner starts (monitor-gen/pci.ts). */
   devices?: boolean;
 }
@@ -110,7 +111,7 @@ function leadHelpers(a: Assembler): LeadHelpers {
 
 function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
   const { L } = h;
-  const { quantumTicks, withCore, scheduleText } = o;
+  const { quantumTicks, withCore } = o;
   // uv_main: never returns. The loader jumps here with interrupts off and boot services exited.
   a.bind(L("uv_main"));
   a.lea(rsp, ptr(L("g_kstack_top")));
@@ -150,12 +151,15 @@ function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
     " channels planned; ultravisor region used ", { dec: (x) => x.mov(rdi, qword(L("g_next"))).sub(rdi, qword(L("g_region"))).shr(rdi, 12) }, " pages");
   a.call(L("lapic_init"));
   monitorLine(a, `ultravisor: local APIC timer: ${quantumTicks} ticks per quantum, 16 quanta per schedule cycle`);
-  a.call(L("smp_start")); // the application processors: started and parked (monitor-gen/smp.ts)
-  if (scheduleText) monitorLine(a, `ultravisor: schedule (PCPU 0, quanta 0-15): ${scheduleText}`);
+  a.call(L("smp_start")); // the application processors: started, each in its idle context (monitor-gen/smp.ts)
+  a.call(L("smp_bind")); // the schedule for this many processors, each partition bound to its row's processor
   monitorLine(a, "ultravisor: scheduler running (", { dec: (x) => x.rdtsc().shl(rdx, 32).or(rax, rdx).sub(rax, qword(L("g_tsc_entry"))).mov(rdi, rax) }, " TSC cycles since loader entry)");
   a.mov(qword(L("g_direct")), 0);
   a.mov(qword(L("g_quantum")), 0);
   a.mov(rax, -1).mov(qword(L("g_probe_min")), rax);
+  // dispatch(rsi = PCPU 0's record, rbp = the page that "ran": its idle context) for quantum 0.
+  a.lea(rsi, ptr(L("g_kstack_top"))).mov(qword(rsi, PCPU.seen), 0);
+  a.mov(rbp, qword(L("g_idle")));
   a.jmp(L("dispatch"));
 }
 
@@ -169,6 +173,7 @@ function emitReservePartitions(a: Assembler, _o: LeadOptions, h: LeadHelpers): v
     for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
     eachPartition((nextState) => {
       a.call(L("alloc_page")).mov(r13, rax).mov(qword(rbx, PARTITION_RECORD.state), r13);
+      a.lea(rax, ptr(L("g_kstack_top"))).mov(qword(r13, STATE_PAGE.pcpu), rax); // PCPU 0 until smp_bind says otherwise
       a.mov(rdi, r13).call(L("xstate_init"));
       a.mov(rax, qword(rbx, PARTITION_RECORD.name)).mov(qword(r13, STATE_PAGE.name), rax);
       a.mov(qword(r13, STATE_PAGE.index), r12);
@@ -432,7 +437,6 @@ function emitStartPartition(a: Assembler, o: LeadOptions, h: LeadHelpers): void 
     a.bind(notVm);
     // A partition starts from the defined initial x87/SSE state, never from what its state page held before.
     a.mov(rdi, r13).call(L("xstate_init"));
-    a.mov(dword(r13, STATE_PAGE.state), STATE.ready);
     a.mov(rax, qword(L("g_quantum"))).mov(qword(r13, STATE_PAGE.started), rax);
     monitorLine(a, "ultravisor: partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) }, " started at quantum ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.started)) },
       ": cr3 ", { hex: (x) => x.mov(rdi, qword(r13, STATE_PAGE.cr3)) }, " window ", { hex: (x) => x.mov(rdi, qword(r13, STATE_PAGE.window)) },
@@ -459,6 +463,9 @@ function emitStartPartition(a: Assembler, o: LeadOptions, h: LeadHelpers): void 
     a.bind(nextChan);
     a.inc(r12).jmp(chans);
     a.bind(chansDone);
+    // Ready last, with one aligned store: an application processor the partition is bound to may dispatch it from the
+    // next quantum on, so its channels must be in place first (docs/specs/smp.md §2.4).
+    a.mov(dword(r13, STATE_PAGE.state), STATE.ready);
     a.xor(eax, eax);
     const out = a.label();
     a.jmp(out);

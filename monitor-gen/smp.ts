@@ -3,16 +3,18 @@
 // identity map of 4 GiB without NX for it, sends INIT and two STARTUP IPIs to every other processor, and counts the
 // ones that arrive. Each application processor runs the trampoline from real mode through protected mode into 64-bit
 // mode, switches to the monitor's own page tables at ap_entry, takes a ticket, records its local APIC id, loads its
-// own GDT, TSS (IST 1) and stack and the monitor's IDT, starts its local APIC timer at the bootstrap processor's
-// period, and halts between timer interrupts, which it counts: this version schedules partitions on the bootstrap
-// processor only (issue 18 continues from here).
+// own GDT, TSS (IST 1) and stacks and the monitor's IDT, the bootstrap processor's control registers and XCR0, and
+// becomes a processor of the monitor like the first: its record (PCPU, docs/specs/smp.md §2.2) and its idle context,
+// from which the bootstrap processor's quantum IPI makes it dispatch its row of the schedule (smp_bind chooses the
+// table and binds each partition to its row's processor; smp_quantum_ipi; smp_report says where everything ran).
 //
 // The trampoline's 16- and 32-bit instructions are bytes written here, because the encoder (toolchain/x64) encodes
 // 64-bit code only; monitor-gen/smp.test.ts disassembles them with GNU objdump in the right modes as the oracle.
-import { type Assembler, type Label, ax, cr3, r8d, ds, dword, eax, ebx, ecx, edi, edx, es, fs, gs, ptr, qword, rax, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r9d, r12, ss, word } from "../toolchain/x64/index.ts";
+import { type Assembler, type Label, addr, ax, byte, cr0, cr3, cr4, r13, r12d, r14, r14d, r15, r8d, ds, dword, eax, ebx, ecx, edi, edx, es, fs, gs, ptr, qword, rax, rbx, rcx, rdi, rdx, rsi, rsp, r8, r9, r9d, r12, ss, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
-import { SEL } from "./layout.ts";
+import { EXIT, FLAG, MAX_NUMBER, MAX_PCPUS, PCPU, SAVED_FRAME, SEL, STATE, STATE_PAGE, TIMER_VECTOR } from "./layout.ts";
+import { emitExit } from "./paging.ts";
 
 /** Where the trampoline keeps what the bootstrap processor writes into the page at run time (offsets in the page). */
 export const TRAMPOLINE = {
@@ -58,26 +60,30 @@ export function trampolineBytes(): Uint8Array {
   return b;
 }
 
-/** The application processors' own timer vector (their local APIC timers; the bootstrap processor's is TIMER_VECTOR). */
-export const AP_TIMER_VECTOR = 0x21;
+/** The schedule table's rows as the monitor reads them (docs/specs/schedule.md): header, row size, entries' offset. */
+export const SCHED_ROW = { first: 64, size: 144, entries: 16 } as const;
 /** The vector of the bootstrap processor's measuring IPI: the first application processor answers by a store. */
 export const AP_PING_VECTOR = 0x22;
 /** IPI round trips the bootstrap processor times at bring-up. */
 export const PING_ROUNDS = 64;
 /**
- * Each application processor's area, two pages from the bump allocator: its GDT (the monitor's, with its own TSS
- * descriptor) and TSS in the first page, whose top is its IST 1 stack; the second page is its stack.
+ * Each application processor's area, five pages from the bump allocator (docs/specs/smp.md §2.2): its GDT (the
+ * monitor's, with its own TSS descriptor) and TSS in the first page, whose top is its IST 1 stack until it runs a
+ * context; its idle context's state page; two stack pages; and its record (PCPU), whose address is the stack's top.
  */
-export const AP_AREA = { gdt: 0x000, gdtr: 0x040, tss: 0x100, ist1Top: 0x1000, stackTop: 0x2000, pages: 2 } as const;
+export const AP_AREA = { gdt: 0x000, gdtr: 0x040, tss: 0x100, ist1Top: 0x1000, idle: 0x1000, stackTop: 0x4000, record: 0x4000, pages: 5 } as const;
 /** Bytes of the monitor's GDT the processors copy (five descriptors and the 16-byte TSS descriptor at SEL.tss). */
 const GDT_BYTES = SEL.tss + 16;
 
 /** Emits smp_start (called once by the lead monitor after lapic_init), ap_entry, ap_tick and smp_report. */
-export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
+export function emitSmp(a: Assembler): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(8);
-  for (const n of ["g_trampoline", "g_ap_online"]) {
+  // g_sched: the table in effect, g_sched_rows its rows, g_ap_rows the application processors with a row (smp_bind);
+  // g_signal_ipis: signal IPIs sent; g_cr0, g_cr4: the bootstrap processor's, which the others load.
+  // g_sched_next, g_switch_at: a pending table and the quantum it takes effect at (§2.7).
+  for (const n of ["g_trampoline", "g_ap_online", "g_sched", "g_sched_rows", "g_ap_rows", "g_signal_ipis", "g_cr0", "g_cr4", "g_sched_next", "g_switch_at", "g_swap_tsc"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -85,8 +91,6 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
   a.zero(4 * MAX_APS);
   // Each processor's area (AP_AREA) by ticket, and its timer interrupts counted by ticket.
   a.bind(L("g_ap_areas"));
-  a.zero(8 * MAX_APS);
-  a.bind(L("g_ap_ticks"));
   a.zero(8 * MAX_APS);
   // Processors that reached their idle loop; the IPI round trip's sequence number, its answer, and the timings.
   for (const n of ["g_ap_ready", "g_ping_seq", "g_ping_ack", "g_ping_min", "g_ping_sum", "g_ping_lost"]) {
@@ -103,6 +107,13 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
   a.bind(L("smp_start"));
   {
     const none = a.label(), report = a.label(), noPing = a.label();
+    // PCPU 0's record (at g_kstack_top): its TSS, row 0, its APIC id; the control registers the others copy.
+    a.lea(rcx, ptr(L("g_kstack_top")));
+    a.lea(rax, ptr(L("g_tss"))).mov(qword(rcx, PCPU.tss), rax);
+    a.mov(qword(rcx, PCPU.row), 0).mov(qword(rcx, PCPU.seen), 0);
+    a.mov(rax, qword(L("g_lapic"))).mov(eax, dword(rax, 0x20)).shr(eax, 24).mov(qword(rcx, PCPU.apic), rax);
+    a.mov(rax, cr0).mov(qword(L("g_cr0")), rax);
+    a.mov(rax, cr4).mov(qword(L("g_cr4")), rax);
     a.mov(rdi, qword(L("g_trampoline"))).test(rdi, rdi).jz(none);
     a.lea(rsi, ptr(L("smp_trampoline"))).mov(ecx, TRAMPOLINE.bytes).push(rdi);
     a.rep().movsb();
@@ -131,16 +142,15 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
       a.mov(qword({ base: rdx, index: rcx, scale: 8 }), rax);
       a.inc(ecx).cmp(ecx, 512).jb(fill);
     }
-    // Every possible processor's area (MAX_APS of them, two pages each), and the gate of their timer vector.
+    // Every possible processor's area (MAX_APS of them, AP_AREA.pages consecutive pages each).
     {
       a.xor(r9d, r9d);
       const each = a.here();
       a.call(L("alloc_page")).lea(rcx, ptr(L("g_ap_areas"))).mov(qword({ base: rcx, index: r9, scale: 8 }), rax);
-      a.call(L("alloc_page"));
+      for (let k = 1; k < AP_AREA.pages; k++) a.call(L("alloc_page"));
       a.inc(r9d).cmp(r9d, MAX_APS).jb(each);
     }
     a.push(r8);
-    a.mov(edi, AP_TIMER_VECTOR).lea(rsi, ptr(L("ap_tick"))).mov(edx, 0x8e).call(L("set_gate"));
     a.mov(edi, AP_PING_VECTOR).lea(rsi, ptr(L("ap_ping"))).mov(edx, 0x8e).call(L("set_gate"));
     a.pop(r8);
     // INIT, then STARTUP twice with the page's vector, to every processor but this one (ICR shorthand 11).
@@ -166,14 +176,14 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     a.bind(report);
     monitorLine(a, "ultravisor: smp: ", { dec: (x) => x.mov(rdi, qword(L("g_ap_online"))) },
       " application processor(s) started through the trampoline at ", { hex: (x) => x.mov(rdi, qword(L("g_trampoline"))) },
-      "; partitions run on the bootstrap processor in this version (docs/specs/smp.md)");
+      "; each dispatches its row of the schedule (docs/specs/smp.md)");
     a.cmp(qword(L("g_ap_online")), 0).je(noPing);
     a.call(L("smp_ping"));
     a.bind(noPing);
     // One line per recorded processor: its ticket and the local APIC id it read from its own APIC.
     eachRecordedAp(a, () => {
       monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, ": local APIC id ",
-        { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, ", its own GDT, TSS, stack and timer, halted between interrupts");
+        { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, ", its own GDT, TSS, stacks and idle context");
     });
     a.ret();
     a.bind(none);
@@ -218,27 +228,65 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     a.bind(reload);
     a.mov(ax, SEL.tss).ltr(ax);
     a.lea(rax, ptr(L("g_idtr"))).lidt(ptr(rax));
-    // Its local APIC: enabled, the timer periodic at the bootstrap processor's period.
+    // The bootstrap processor's CR0 and CR4 (extended state, UMIP, ...) and XCR0: partitions run here too.
+    a.mov(rax, qword(L("g_cr0"))).mov(cr0, rax);
+    a.mov(rax, qword(L("g_cr4"))).mov(cr4, rax);
+    const noXsave = a.label();
+    a.cmp(qword(L("g_xsave")), 0).je(noXsave);
+    a.mov(eax, dword(L("g_xcr0"))).xor(edx, edx).xor(ecx, ecx).xsetbv();
+    a.bind(noXsave);
+    // Its local APIC: enabled, its timer masked (PCPU 0's quantum IPI is its clock, docs/specs/smp.md §2.3).
     a.mov(rax, qword(L("g_lapic")));
     a.mov(dword(rax, 0xf0), 0x1ff).mov(dword(rax, 0x80), 0).mov(dword(rax, 0x3e0), 0xb);
-    a.mov(dword(rax, 0x320), AP_TIMER_VECTOR | 0x20000).mov(dword(rax, 0x380), o.quantumTicks);
+    a.mov(dword(rax, 0x320), TIMER_VECTOR | 0x10000);
+    // Its record (no row until smp_bind gives one) and its idle context: a ring-0 page like PCPU 0's idle partition.
+    a.lea(r13, qword(rbx, AP_AREA.record)).lea(r14, qword(rbx, AP_AREA.idle));
+    a.mov(qword(r13, PCPU.idle), r14);
+    a.lea(rax, qword(rbx, AP_AREA.tss)).mov(qword(r13, PCPU.tss), rax);
+    a.mov(rax, -1).mov(qword(r13, PCPU.row), rax).mov(qword(r13, PCPU.seen), rax);
+    a.mov(rax, qword(L("g_lapic"))).mov(eax, dword(rax, 0x20)).shr(eax, 24).mov(qword(r13, PCPU.apic), rax);
+    a.mov(rdi, r14).call(L("xstate_init"));
+    a.mov(rcx, qword(L("g_idle")));
+    for (const f of [STATE_PAGE.name, STATE_PAGE.index]) a.mov(rax, qword(rcx, f)).mov(qword(r14, f), rax);
+    a.mov(dword(r14, STATE_PAGE.flags), FLAG.idle).mov(dword(r14, STATE_PAGE.state), STATE.ready);
+    a.mov(rax, qword(L("g_kpml4"))).mov(qword(r14, STATE_PAGE.cr3), rax);
+    a.lea(rax, ptr(L("idle_loop"))).mov(qword(r14, SAVED_FRAME.rip), rax);
+    a.mov(qword(r14, SAVED_FRAME.cs), SEL.kcode).mov(qword(r14, SAVED_FRAME.rflags), 0x202);
+    a.lea(rax, qword(r14, 0x800)).mov(qword(r14, SAVED_FRAME.rsp), rax);
+    a.mov(qword(r14, SAVED_FRAME.ss), SEL.kdata);
+    a.mov(qword(r14, STATE_PAGE.pcpu), r13);
     a.lock().inc(qword(L("g_ap_ready")));
-    const idle = a.here();
-    a.sti().hlt().jmp(idle);
+    a.mov(rsp, r13).mov(rdi, r14).jmp(L("switch_to"));
     a.bind(park);
     a.cli().hlt().jmp(park);
   }
 
-  // ap_tick: an application processor's timer interrupt (IST 1 of its own TSS): counted by its ticket (r12 while it
-  // halts in ap_entry), EOI.
-  a.bind(L("ap_tick"));
+  // smp_icr_wait(rcx = the local APIC): until the previous IPI left (ICR delivery status), at most a bound. Keeps
+  // every register.
+  a.bind(L("smp_icr_wait"));
   {
-    a.push(rax).push(rcx);
-    a.lea(rax, ptr(L("g_ap_ticks"))).lock().inc(qword({ base: rax, index: r12, scale: 8 }));
-    a.mov(rcx, qword(L("g_lapic"))).mov(dword(rcx, 0xb0), 0);
-    a.pop(rcx).pop(rax);
-    a.iretq();
+    const out = a.label();
+    a.push(rax);
+    a.mov(eax, WAIT.sipi);
+    const spin = a.here();
+    a.test(dword(rcx, 0x300), 0x1000).jz(out);
+    a.pause().dec(eax).jnz(spin);
+    a.bind(out);
+    a.pop(rax).ret();
   }
+
+  // smp_quantum_ipi: PCPU 0's quantum IPI to every other processor (vector TIMER_VECTOR, shorthand all excluding
+  // self; docs/specs/smp.md §2.3). Clobbers rcx.
+  a.bind(L("smp_quantum_ipi"));
+  {
+    a.mov(rcx, qword(L("g_lapic")));
+    a.call(L("smp_icr_wait"));
+    a.mov(dword(rcx, 0x310), 0).mov(dword(rcx, 0x300), 0x000c_0000 | TIMER_VECTOR);
+    a.ret();
+  }
+
+  emitBind(a);
+  emitSwapCheck(a);
 
   // ap_ping: the measuring IPI (monitor-gen/smp.ts smp_ping): the sequence number stored back, EOI.
   a.bind(L("ap_ping"));
@@ -290,14 +338,57 @@ export function emitSmp(a: Assembler, o: { quantumTicks: number }): void {
     a.ret();
   }
 
-  // smp_report (the run's end): each application processor's timer interrupts. Clobbers what monitorLine does.
+  // smp_report (the run's end, PCPU 0): with more than one row, where each partition ran; each application
+  // processor's quantum interrupts, quanta lost and signal IPIs. Clobbers what monitorLine does.
   a.bind(L("smp_report"));
   {
+    const single = a.label();
+    a.cmp(qword(L("g_sched_rows")), 1).jbe(single);
+    a.push(rbx).push(r12).push(r13);
+    {
+      const each = a.label(), done = a.label(), skip = a.label();
+      a.xor(r12d, r12d);
+      a.bind(each);
+      a.cmp(r12, qword(L("g_partition_count"))).jae(done);
+      a.mov(rax, r12).shl(rax, 6).lea(rbx, ptr(L("g_partitions"))).add(rbx, rax);
+      a.mov(r13, qword(rbx, 40)); // its state page (PARTITION_RECORD.state)
+      a.test(byte(r13, STATE_PAGE.flags), FLAG.idle).jnz(skip);
+      monitorLine(a, "ultravisor: smp: partition ", { str: (x) => x.mov(rdi, qword(r13, STATE_PAGE.name)) }, " ran on PCPU ",
+        { dec: (x) => x.mov(rax, qword(r13, STATE_PAGE.pcpu)).mov(rdi, qword(rax, PCPU.row)) }, ": quanta ", { dec: (x) => x.mov(rdi, qword(r13, STATE_PAGE.quanta)) });
+      a.bind(skip);
+      a.inc(r12).jmp(each);
+      a.bind(done);
+    }
+    a.pop(r13).pop(r12).pop(rbx);
+    a.bind(single);
     eachRecordedAp(a, () => {
+      const rec = (f: number) => (x: Assembler): void => {
+        x.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 })).mov(rdi, qword(rax, AP_AREA.record + f));
+      };
       monitorLine(a, "ultravisor: smp: application processor ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, " (local APIC id ",
         { dec: (x) => x.lea(rax, ptr(L("g_ap_ids"))).mov(edi, dword({ base: rax, index: rbx, scale: 4 })) }, "): ",
-        { dec: (x) => x.lea(rax, ptr(L("g_ap_ticks"))).mov(rdi, qword({ base: rax, index: rbx, scale: 8 })) }, " timer interrupts");
+        { dec: rec(PCPU.ticks) }, " quantum interrupts, ", { dec: rec(PCPU.lost) }, " lost, ", { dec: rec(PCPU.ipis) }, " signal IPIs");
     });
+    // With a swap: the quantum each processor with a row first dispatched from the new table.
+    {
+      const noSwap = a.label();
+      a.cmp(qword(L("g_sched_next")), 0).je(noSwap);
+      monitorLine(a, "ultravisor: smp: PCPU 0 took the new schedule at quantum ", { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.swapped)).dec(rdi) },
+        " (", { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.swapTsc)).sub(rdi, qword(L("g_swap_tsc"))) }, " TSC cycles after the request)");
+      eachRecordedAp(a, () => {
+        const skip = a.label();
+        a.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 }));
+        a.cmp(qword(rax, AP_AREA.record + PCPU.row), 0).jle(skip);
+        monitorLine(a, "ultravisor: smp: PCPU ", { dec: (x) => x.lea(rdi, qword(rbx, 1)) }, " took the new schedule at quantum ",
+          { dec: (x) => x.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 })).mov(rdi, qword(rax, AP_AREA.record + PCPU.swapped)).dec(rdi) },
+          " (", { dec: (x) => x.lea(rax, ptr(L("g_ap_areas"))).mov(rax, qword({ base: rax, index: rbx, scale: 8 })).mov(rdi, qword(rax, AP_AREA.record + PCPU.swapTsc)).sub(rdi, qword(L("g_swap_tsc"))) },
+          " TSC cycles after the request)");
+        a.bind(skip);
+      });
+      a.bind(noSwap);
+    }
+    monitorLine(a, "ultravisor: smp: signal IPIs sent ", { dec: (x) => x.mov(rdi, qword(L("g_signal_ipis"))) }, ", taken by PCPU 0 ",
+      { dec: (x) => x.lea(rax, ptr(L("g_kstack_top"))).mov(rdi, qword(rax, PCPU.ipis)) });
     a.ret();
   }
 }
@@ -320,4 +411,192 @@ function spinWait(a: Assembler, n: number): void {
   a.mov(edx, n);
   const loop = a.here();
   a.pause().dec(edx).jnz(loop);
+}
+
+/** A schedule the image embeds for one processor count: core's table bytes and each row's names (docs/specs/smp.md §2.1). */
+export interface EmbeddedSchedule { bytes: Uint8Array; rows: string[] }
+
+/**
+ * The image's schedule tables (docs/specs/smp.md §2.1): `tables[k − 1]` for k processors (null where core refused),
+ * k = 1 … `pcpus`. Lays out g_sched_pcpus, g_sched_tables (MAX_PCPUS addresses, 0 for none) and g_sched_texts (row p
+ * of table k − 1 at (k − 1)·MAX_PCPUS + p), then the tables and the texts. The first table is also g_schedule.
+ */
+export function emitScheduleTables(a: Assembler, tables: ReadonlyArray<EmbeddedSchedule | null>, prefix = "g_sched"): void {
+  const L = (n: string): Label => a.symbol(n);
+  if (tables.length < 1 || tables.length > MAX_PCPUS) throw new RangeError(`schedules for 1 to ${MAX_PCPUS} processors, not ${tables.length}`);
+  const main = prefix === "g_sched";
+  const tableLabels = tables.map(() => a.label());
+  const textLabels = tables.map((t) => (t ? t.rows.map(() => a.label()) : []));
+  a.section(".rdata");
+  a.align(8);
+  a.bind(L(`${prefix}_pcpus`));
+  a.dq(tables.length);
+  a.bind(L(`${prefix}_tables`));
+  for (let k = 0; k < MAX_PCPUS; k++) a.dq(tables[k] ? addr(tableLabels[k]!) : 0);
+  a.bind(L(`${prefix}_texts`));
+  for (let k = 0; k < MAX_PCPUS; k++) for (let p = 0; p < MAX_PCPUS; p++) a.dq(textLabels[k]?.[p] ? addr(textLabels[k]![p]!) : 0);
+  let first = true;
+  tables.forEach((t, k) => {
+    if (!t) return;
+    a.align(64);
+    if (first && main) a.bind(L("g_schedule"));
+    first = false;
+    a.bind(tableLabels[k]!);
+    a.db(t.bytes);
+  });
+  tables.forEach((t, k) => t?.rows.forEach((text, p) => {
+    a.bind(textLabels[k]![p]!);
+    a.asciz(text);
+  }));
+  a.section(".text");
+}
+
+/**
+ * smp_bind (the lead monitor, once every application processor idles): the table for the largest processor count the
+ * machine and the image both have, each processor's row, each partition bound to its row's processor, and one line
+ * per row (docs/specs/smp.md §2.1). Without a table for this machine the run stops.
+ */
+function emitBind(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.bind(L("smp_bind"));
+  const found = a.label(), none = a.label();
+  for (const r of [rbx, r12, r13, r14, r15]) a.push(r);
+  // Every recorded processor has its record and idle context (so the rows written below are not overwritten).
+  {
+    const ready = a.label();
+    a.mov(rcx, qword(L("g_ap_online"))).mov(eax, MAX_APS).cmp(rcx, rax).cmova(rcx, rax);
+    a.mov(edx, WAIT.arrive);
+    const spin = a.here();
+    a.cmp(qword(L("g_ap_ready")), rcx).jae(ready);
+    a.pause().dec(edx).jnz(spin);
+    a.bind(ready);
+  }
+  // r15 = processors: the ready ones and this one, at most the image's rows.
+  a.mov(r15, qword(L("g_ap_ready"))).inc(r15);
+  a.mov(rax, qword(L("g_sched_pcpus"))).cmp(r15, rax).cmova(r15, rax);
+  const find = a.here();
+  a.lea(rax, ptr(L("g_sched_tables"))).mov(rbx, qword({ base: rax, index: r15, scale: 8, disp: -8 }));
+  a.test(rbx, rbx).jnz(found);
+  a.dec(r15).jnz(find);
+  a.bind(none);
+  monitorLine(a, "ultravisor: smp: no schedule for ", { dec: (x) => x.mov(rdi, qword(L("g_ap_ready"))).inc(rdi) }, " processor(s) in this image (host.pcpus ",
+    { dec: (x) => x.mov(rdi, qword(L("g_sched_pcpus"))) }, "): stopping");
+  a.mov(qword(L("g_direct")), 1).call(L("k_flush"));
+  emitExit(a, EXIT.panic);
+  a.bind(found);
+  a.mov(qword(L("g_sched")), rbx).mov(qword(L("g_sched_rows")), r15);
+  // Application processor with ticket t < rows − 1 runs row t + 1.
+  {
+    const each = a.label(), done = a.label();
+    a.xor(ecx, ecx);
+    a.lea(rax, qword(r15, -1));
+    a.bind(each);
+    a.cmp(rcx, rax).jae(done);
+    a.lea(rdx, ptr(L("g_ap_areas"))).mov(rdx, qword({ base: rdx, index: rcx, scale: 8 }));
+    a.lea(rsi, qword(rcx, 1)).mov(qword(rdx, AP_AREA.record + PCPU.row), rsi);
+    a.inc(rcx).jmp(each);
+    a.bind(done);
+  }
+  // Each partition named in row p is bound to processor p (the idle partition's number stays PCPU 0's).
+  {
+    const rows = a.label(), rowsDone = a.label(), bsp = a.label(), have = a.label();
+    a.xor(r12d, r12d);
+    a.bind(rows);
+    a.cmp(r12, r15).jae(rowsDone);
+    a.lea(r13, ptr(L("g_kstack_top")));
+    a.test(r12, r12).jz(bsp);
+    a.lea(rax, ptr(L("g_ap_areas"))).mov(r13, qword({ base: rax, index: r12, scale: 8, disp: -8 })).add(r13, AP_AREA.record);
+    a.bind(bsp);
+    a.xor(r14d, r14d);
+    const entries = a.here(), next = a.label();
+    a.imul(rax, r12, SCHED_ROW.size).add(rax, rbx);
+    a.mov(eax, dword({ base: rax, index: r14, scale: 8, disp: SCHED_ROW.first + SCHED_ROW.entries }));
+    a.cmp(eax, MAX_NUMBER).jae(next);
+    a.lea(rcx, ptr(L("g_by_number"))).mov(rcx, qword({ base: rcx, index: rax, scale: 8 }));
+    a.test(rcx, rcx).jz(next);
+    a.test(byte(rcx, STATE_PAGE.flags), FLAG.idle).jnz(next);
+    a.mov(qword(rcx, STATE_PAGE.pcpu), r13);
+    a.bind(next);
+    a.inc(r14).cmp(r14, 16).jb(entries);
+    a.bind(have);
+    a.inc(r12).jmp(rows);
+    a.bind(rowsDone);
+  }
+  a.lea(rax, qword(r15, -1)).mov(qword(L("g_ap_rows")), rax);
+  // One line per row, the names as the image builder wrote them.
+  {
+    const each = a.label(), done = a.label();
+    a.xor(r12d, r12d);
+    a.bind(each);
+    a.cmp(r12, r15).jae(done);
+    monitorLine(a, "ultravisor: schedule (PCPU ", { dec: (x) => x.mov(rdi, r12) }, ", quanta 0-15): ", {
+      str: (x) => x.lea(rax, qword(r15, -1)).imul(rax, rax, MAX_PCPUS).add(rax, r12).lea(rcx, ptr(L("g_sched_texts"))).mov(rdi, qword({ base: rcx, index: rax, scale: 8 })),
+    });
+    a.inc(r12).jmp(each);
+    a.bind(done);
+  }
+  monitorLine(a, "ultravisor: smp: schedule for ", { dec: (x) => x.mov(rdi, r15) }, " processor(s) of ", { dec: (x) => x.mov(rdi, qword(L("g_ap_online"))).inc(rdi) }, " online");
+  for (const r of [r15, r14, r13, r12, rbx]) a.pop(r);
+  a.ret();
+}
+
+/**
+ * A test build's schedule swap (docs/specs/smp.md §2.7): g_swap_at (0: none) and the second tables, laid out as
+ * emitScheduleTables lays out the first under the prefix g_swap. Every build emits the symbols the monitor reads.
+ */
+export function emitSwapTables(a: Assembler, swap: { at: number; tables: ReadonlyArray<EmbeddedSchedule | null> } | null): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".rdata");
+  a.align(8);
+  a.bind(L("g_swap_at"));
+  a.dq(swap ? swap.at : 0);
+  if (swap) emitScheduleTables(a, swap.tables, "g_swap");
+  else {
+    a.bind(L("g_swap_tables"));
+    a.zero(8 * MAX_PCPUS);
+    a.bind(L("g_swap_texts"));
+    a.zero(8 * MAX_PCPUS * MAX_PCPUS);
+  }
+  a.section(".text");
+}
+
+/**
+ * smp_swap_check (PCPU 0's tick, after the count advanced): at quantum g_swap_at, the second table for this many
+ * processors becomes pending from the next wrap, `switch_at` written before the table (x86 keeps stores in order, so a
+ * processor that sees the table sees its quantum). Clobbers what monitorLine does.
+ */
+function emitSwapCheck(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.bind(L("smp_swap_check"));
+  const out = a.label(), none = a.label();
+  a.mov(rax, qword(L("g_swap_at"))).test(rax, rax).jz(out);
+  a.cmp(rax, qword(L("g_quantum"))).jne(out);
+  a.cmp(qword(L("g_sched_next")), 0).jne(out);
+  a.push(r12).push(r13);
+  a.mov(rcx, qword(L("g_sched_rows"))).lea(rdx, ptr(L("g_swap_tables"))).mov(rdx, qword({ base: rdx, index: rcx, scale: 8, disp: -8 }));
+  a.test(rdx, rdx).jz(none);
+  a.mov(rax, qword(L("g_quantum"))).shr(rax, 4).inc(rax).shl(rax, 4).mov(qword(L("g_switch_at")), rax);
+  a.mfence();
+  a.push(rdx).rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword(L("g_swap_tsc")), rax).pop(rdx); // the request's time
+  a.mov(qword(L("g_sched_next")), rdx);
+  monitorLine(a, "ultravisor: smp: schedule swap requested at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, ": the new table for ",
+    { dec: (x) => x.mov(rdi, qword(L("g_sched_rows"))) }, " processor(s) takes effect at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_switch_at"))) }, " on every processor");
+  {
+    const each = a.label(), done = a.label();
+    a.xor(r12d, r12d);
+    a.bind(each);
+    a.cmp(r12, qword(L("g_sched_rows"))).jae(done);
+    monitorLine(a, "ultravisor: schedule after the swap (PCPU ", { dec: (x) => x.mov(rdi, r12) }, ", quanta 0-15): ", {
+      str: (x) => x.mov(rax, qword(L("g_sched_rows"))).dec(rax).imul(rax, rax, MAX_PCPUS).add(rax, r12).lea(rcx, ptr(L("g_swap_texts"))).mov(rdi, qword({ base: rcx, index: rax, scale: 8 })),
+    });
+    a.inc(r12).jmp(each);
+    a.bind(done);
+  }
+  a.pop(r13).pop(r12).ret();
+  a.bind(none);
+  monitorLine(a, "ultravisor: smp: schedule swap requested at quantum ", { dec: (x) => x.mov(rdi, qword(L("g_quantum"))) }, ": no new table for ",
+    { dec: (x) => x.mov(rdi, qword(L("g_sched_rows"))) }, " processor(s)");
+  a.pop(r13).pop(r12);
+  a.bind(out);
+  a.ret();
 }

@@ -66,6 +66,17 @@ describe("the bare-metal view of a host definition", () => {
   });
 
 
+  it("accepts processors: rows up to 8, a preferred processor, a dedicated one; PCPU 0 for the partitions bound there", () => {
+    const c = configFrom({
+      revision: 2, host: { pcpus: 3 },
+      partitions: [
+        { name: "idle", kind: "idle" }, { name: "io", kind: "io", duty: 2 }, { name: "A", duty: 5, pcpu: 2 }, { name: "D", vcpus: [{ dedicated: true }] },
+      ],
+    });
+    expect(c.pcpus).toBe(3);
+    expect(c.partitions.map((p) => [p.duty, p.pcpu, p.dedicated])).toEqual([[0, undefined, undefined], [2, 0, undefined], [5, 2, undefined], [16, undefined, true]]);
+  });
+
   it("accepts a one-VCPU list in place of duty, and the wiring written out", () => {
     const c = configFrom({
       revision: 2,
@@ -78,8 +89,12 @@ describe("the bare-metal view of a host definition", () => {
   });
 
   it("refuses what one processor, one I/O partition and fixed allotments cannot build, each at its key", () => {
-    expect(refusal(FIG1.replace("revision: 2\n", "revision: 2\nhost: { pcpus: 2 }\n"))).toBe(
-      "host.yaml:2:16: host.pcpus: 2 processors: the bare-metal ultravisor runs on one processor in this version (1; uvt sim runs more)");
+    expect(refusal(FIG1.replace("revision: 2\n", "revision: 2\nhost: { pcpus: 9 }\n"))).toBe(
+      "host.yaml:2:16: host.pcpus: 9 processors: the bare-metal ultravisor schedules at most 8 in this version (uvt sim runs more)");
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, pcpu: 1 }"))).toBe(
+      "host.yaml:7:31: partitions[4].pcpu: processor 1: the host has 1 (host.pcpus; 0 to 0)");
+    expect(refusal(FIG1.replace("revision: 2\n", "revision: 2\nhost: { pcpus: 2 }\n").replace("{ name: io, kind: io, duty: 2 }", "{ name: io, kind: io, duty: 2, pcpu: 1 }"))).toMatch(
+      /partitions\[2\]\.pcpu: a 'io' partition runs on processor 0 in this version/);
     expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 13 }"))).toBe(
       "host.yaml:2:1: partitions: the duties add up to 17 sixteenths, more than one processor (at most 16)");
     expect(refusal(FIG1.replace("  - { name: io, kind: io, duty: 2 }\n", ""))).toMatch(
@@ -88,8 +103,8 @@ describe("the bare-metal view of a host definition", () => {
       "host.yaml:2:1: partitions: the command partition and the ultravisor partition come together (the command channel joins them)");
     expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, memory: 64 MB }"))).toMatch(
       /^host\.yaml:7:25: partitions\[4\]\.memory: bare metal gives every partition a fixed allotment/);
-    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, vcpus: [{ dedicated: true }] }"))).toMatch(
-      /^host\.yaml:7:16: partitions\[4\]\.vcpus: bare metal gives a partition one VCPU with a duty/);
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, vcpus: [{ duty: 4, cstate: 1 }] }"))).toMatch(
+      /^host\.yaml:7:16: partitions\[4\]\.vcpus: bare metal gives a partition one VCPU, with a duty or dedicated/);
     expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, channels: [{ type: storage, server: io }] }"))).toBe(
       "host.yaml:7:25: partitions[4].channels: bare metal wires console → io for a 'guest' partition in this version; leave channels out or list exactly that");
     expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, kind: operations, duty: 4 }"))).toMatch(

@@ -14,15 +14,21 @@ import { defaultChannels } from "../definition/channels.ts";
 import { type LoadedDefinition, definitionFrom, loadDefinition } from "../definition/load.ts";
 import { DefinitionError, type Problem } from "../definition/errors.ts";
 import { type LinuxInputs, linuxInputs } from "../definition/linux.ts";
-import { WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
+import { MAX_PCPUS, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
 
 export type PartitionKind = "idle" | "io" | "ultravisor" | "command" | "guest";
 
 export interface PartitionSpec {
   name: string;
   kind: PartitionKind;
-  /** Quanta per 16-quantum cycle (0 for the idle partition: it gets what nobody else uses). */
+  /** Quanta per 16-quantum cycle (0 for the idle partition: it gets what nobody else uses; 16 when dedicated). */
   duty: number;
+  /** A whole processor to itself ([0087]; docs/specs/smp.md §2.1). */
+  dedicated?: boolean;
+  /** The processor it prefers ([0148]): its row when the machine has that processor (docs/specs/smp.md §2.1). */
+  pcpu?: number;
+  /** Runs on PCPU 0 only (I/O, ultravisor, hardware-virtualized, device owners; docs/specs/smp.md §2.1). */
+  bound?: boolean;
   /** Guests: commit this fault after `faultAfter` lines (containment tests). */
   fault?: FaultKind;
   faultAfter?: number;
@@ -49,6 +55,8 @@ export interface PartitionSpec {
 
 export interface UltravisorConfig {
   partitions: PartitionSpec[];
+  /** Processors the schedule has rows for at most (host.pcpus; docs/specs/smp.md §2.1); the machine uses what it has. */
+  pcpus: number;
   /** Local APIC timer count per quantum (QEMU's APIC timer counts at 1 GHz: 2,000,000 = 2 ms). */
   quantumTicks: number;
   /** Stop after this many quanta with a summary and an isa-debug-exit; 0 = run until powered off. */
@@ -119,8 +127,10 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     throw new DefinitionError([d.problem(["partitions"], "required by uvt build: the partitions the host starts with; this file has none (it is a simulator scenario: run it with uvt sim)")]);
   }
   const h = def.host;
-  if (h.pcpus !== undefined && h.pcpus !== 1) bad(["host", "pcpus"], `${h.pcpus} processors: the bare-metal ultravisor runs on one processor in this version (1; uvt sim runs more)`);
-  if (h.nodes !== undefined && h.nodes.length !== 1) bad(["host", "nodes"], "the bare-metal ultravisor runs on one processor and one node in this version", true);
+  const pcpus = h.pcpus ?? 1;
+  if (pcpus > MAX_PCPUS) bad(["host", "pcpus"], `${pcpus} processors: the bare-metal ultravisor schedules at most ${MAX_PCPUS} in this version (uvt sim runs more)`);
+  if (h.nodes !== undefined && h.nodes.length !== 1) bad(["host", "nodes"], "the bare-metal ultravisor runs on one node in this version", true);
+  const owners = new Set((def.devices ?? []).map((dev) => dev.owner));
   const parts = def.partitions;
   const channels = defaultChannels(parts);
   // Linux partitions' files are read and checked here, before anything is built (definition/linux.ts).
@@ -133,6 +143,12 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     if (p.memory !== undefined && p.linux === undefined) bad([...at, "memory"], `bare metal gives every partition a fixed allotment of ${WINDOW_LAYOUT.pages} window pages plus its channel pages in this version; leave memory out (uvt sim then gives 4 MB)`, true);
     if (p.node !== undefined && p.node !== 0) bad([...at, "node"], "bare metal has one node (0) in this version", true);
     const duty = dutyOf(p, at, bad);
+    const dedicated = p.kind !== "idle" && isDedicated(p);
+    // What only the bootstrap processor has in this version binds these partitions to PCPU 0 (smp.md §2.1).
+    const bound = p.kind === "io" || p.kind === "ultravisor" || p.kind === "idle" || p.behaviour?.vm !== undefined || p.linux !== undefined || owners.has(p.name);
+    if (p.pcpu !== undefined && p.pcpu >= pcpus) bad([...at, "pcpu"], `processor ${p.pcpu}: the host has ${pcpus} (host.pcpus; 0 to ${pcpus - 1})`);
+    else if (p.pcpu !== undefined && p.pcpu !== 0 && bound) bad([...at, "pcpu"], `a '${p.kind}'${p.behaviour?.vm || p.linux ? " hardware-virtualized" : ""} partition${owners.has(p.name) ? " that owns devices" : ""} runs on processor 0 in this version (docs/specs/smp.md §2.1)`);
+    if (dedicated && bound) bad([...at, "vcpus"], `a '${p.kind}' partition runs on processor 0 among others in this version; it cannot have a processor to itself`, true);
     const given = p.channels;
     const wired = channels.get(p.name) ?? [];
     if (given !== undefined && JSON.stringify(given) !== JSON.stringify(wired)) {
@@ -144,6 +160,8 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     if (storage && (p.kind !== "guest" || b.vm !== undefined || p.linux !== undefined)) bad([...at, "behaviour"], "only a guest running at CPL 3 runs the storage workload", true);
     return {
       name: p.name, kind: p.kind === "operations" ? "guest" : p.kind, duty,
+      ...(dedicated ? { dedicated: true } : {}),
+      ...(bound && p.kind !== "idle" ? { pcpu: 0, bound: true } : p.pcpu !== undefined ? { pcpu: p.pcpu } : {}),
       ...(b.fault !== undefined ? { fault: b.fault } : {}),
       ...(b.faultAfter !== undefined ? { faultAfter: b.faultAfter } : {}),
       ...(b.probeCommand ? { probeCommand: true } : {}),
@@ -166,7 +184,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     bad(["partitions"], "the command partition and the ultravisor partition come together (the command channel joins them)", true);
   }
   const busy = specs.reduce((s, p) => s + p.duty, 0);
-  if (busy > 16) bad(["partitions"], `the duties add up to ${busy} sixteenths, more than one processor (at most 16)`, true);
+  if (busy > 16 * pcpus) bad(["partitions"], `the duties add up to ${busy} sixteenths, more than ${pcpus === 1 ? "one processor (at most 16)" : `${pcpus} processors (at most ${16 * pcpus})`}`, true);
   if (parts.length - 2 > WINDOW_LAYOUT.maxSlots) bad(["partitions"], `${parts.length - 2} partitions need console channels; the I/O partition serves at most ${WINDOW_LAYOUT.maxSlots}`, true);
   if (problems.length) throw new DefinitionError(problems.sort((a, b) => a.line - b.line || a.col - b.col));
   const r = def.run;
@@ -179,7 +197,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     return { match: { bdf: (bus! << 8) | (slot! << 3) | fn! }, owner, ...dma };
   });
   return {
-    partitions: specs, quantumTicks: r.quantumTicks, runQuanta: r.runQuanta, guestPeriod: r.guestPeriod, exitCode: r.exitCode,
+    partitions: specs, pcpus, quantumTicks: r.quantumTicks, runQuanta: r.runQuanta, guestPeriod: r.guestPeriod, exitCode: r.exitCode,
     ...(r.probes ? { probes: true } : {}),
     ...(devices.length ? { devices } : {}),
   };
@@ -214,7 +232,12 @@ function dutyOf(p: PartitionDefinition, at: ReadonlyArray<PropertyKey>, bad: (pa
     if (v !== 1) bad([...at, "vcpus"], `${v} VCPUs: bare metal gives a partition one VCPU in this version (use duty)`);
     return 16;
   }
-  if (v && v.length === 1 && !v[0]!.dedicated && !v[0]!.cstate && v[0]!.duty !== undefined) return v[0]!.duty;
-  bad([...at, "vcpus"], "bare metal gives a partition one VCPU with a duty in this version (no dedicated processors or C-states: use duty)", true);
+  if (v && v.length === 1 && !v[0]!.cstate && (v[0]!.dedicated || v[0]!.duty !== undefined)) return v[0]!.dedicated ? 16 : v[0]!.duty!;
+  bad([...at, "vcpus"], "bare metal gives a partition one VCPU, with a duty or dedicated, in this version (no C-states: use duty)", true);
   return 0;
+}
+
+/** `vcpus: [{ dedicated: true }]`: the one VCPU has a processor to itself. */
+function isDedicated(p: PartitionDefinition): boolean {
+  return Array.isArray(p.vcpus) && p.vcpus.length === 1 && p.vcpus[0]!.dedicated === true;
 }

@@ -52,7 +52,7 @@ describe("uvt sim --format json|csv and --svg", () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(readdirSync(dir).sort()).toEqual(["channels.svg", "memory-map.svg", "schedule.svg"]);
     const sched = readFileSync(join(dir, "schedule.svg"), "utf8");
-    expect(sched.match(/class="quantum"/g)?.length).toBe(16);
+    expect(sched.match(/class="quantum"/g)?.length, "16 quanta on each of the host's two processors").toBe(32);
     // One arrow per channel of the channel table (every partition's console and control channels, the command channel).
     const doc = simOutputSchema.parse(JSON.parse((await uvt(["sim", "examples/ultravisor.yaml", "--format", "json"])).stdout));
     expect(doc.channels.length).toBeGreaterThan(8);

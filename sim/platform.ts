@@ -27,6 +27,8 @@ export interface VcpuDef {
   dedicated?: boolean;
   /** ACPI C-state; only C0 VCPUs are scheduled. */
   cstate?: number;
+  /** The processor it prefers ([0148]), when the host has it and it has room. */
+  pcpu?: number;
 }
 
 export interface ChannelDef {
@@ -262,7 +264,7 @@ export class Platform {
     const nodeInfo = this.topology.node(node);
     // Only C0 VCPUs take processor time ([0139]); the others keep a nominal CPU for when they wake.
     const c0 = def.vcpus.filter((v) => !v.cstate);
-    const chosen = choosePcpus(this.topology, node, this.load(), c0.map((v) => ({ duty: v.duty, dedicated: !!v.dedicated })), def.name);
+    const chosen = choosePcpus(this.topology, node, this.load(), c0.map((v) => ({ duty: v.duty, dedicated: !!v.dedicated, ...(v.pcpu !== undefined ? { pcpu: v.pcpu } : {}) })), def.name);
     const nodeCpu = nodeInfo.pcpus[0]!;
     let k = 0;
     const pcpus = def.vcpus.map((v) => (v.cstate ? nodeCpu : chosen[k++]!));

@@ -84,10 +84,11 @@ const KIND_NAMES: Record<PartitionDefinition["kind"], KindName> = {
 
 /** A definition's partition as the platform defines it; `ultravisor` is the file's name for the Ultravisor. */
 function partitionDef(p: PartitionDefinition, channels: readonly { type: ChannelDef["type"]; server: string }[] | undefined, ultravisor: string | undefined): PartitionDef {
+  const pcpu = p.pcpu !== undefined ? { pcpu: p.pcpu } : {};
   const vcpus: VcpuDef[] =
-    p.duty !== undefined ? [{ duty: p.duty }]
-    : typeof p.vcpus === "number" ? Array.from({ length: p.vcpus }, () => ({ duty: 16 }))
-    : (p.vcpus ?? []).map((v) => ({ duty: v.dedicated ? 16 : v.duty ?? 16, ...(v.dedicated ? { dedicated: true } : {}), ...(v.cstate ? { cstate: v.cstate } : {}) }));
+    p.duty !== undefined ? [{ duty: p.duty, ...pcpu }]
+    : typeof p.vcpus === "number" ? Array.from({ length: p.vcpus }, () => ({ duty: 16, ...pcpu }))
+    : (p.vcpus ?? []).map((v) => ({ duty: v.dedicated ? 16 : v.duty ?? 16, ...(v.dedicated ? { dedicated: true } : {}), ...(v.cstate ? { cstate: v.cstate } : {}), ...pcpu }));
   return {
     name: p.name, kind: KIND_NAMES[p.kind], memory: p.memory ?? DEFAULT_PARTITION_MEMORY, vcpus,
     // System partitions belong to the System principal, guests to User<name>, as the machine's definitions say.

@@ -66,6 +66,8 @@ export class Topology {
 export interface VcpuNeed {
   duty: number;
   dedicated: boolean;
+  /** The processor it prefers ([0148]; a definition's `pcpu`): taken when the host has it and it has room. */
+  pcpu?: number;
 }
 
 /**
@@ -80,7 +82,8 @@ export function choosePcpus(topo: Topology, node: number, load: number[], vcpus:
   return vcpus.map((v, i) => {
     const need = v.dedicated ? 16 : v.duty;
     const fits = (p: number): boolean => (v.dedicated ? load[p] === 0 : (load[p] ?? 0) + need <= 16);
-    const p = order.find((c) => fits(c) && !mine.has(c)) ?? order.find(fits);
+    const preferred = v.pcpu !== undefined && v.pcpu < topo.pcpus && fits(v.pcpu) ? v.pcpu : undefined;
+    const p = preferred ?? order.find((c) => fits(c) && !mine.has(c)) ?? order.find(fits);
     if (p === undefined) {
       throw new TopologyError(`${who}: no processor has ${v.dedicated ? "a whole CPU" : `${need}/16 of a cycle`} free for VCPU ${i}`);
     }

@@ -43,16 +43,18 @@ describe("every example, built and simulated", () => {
     }, 120_000);
   }
 
-  it("the Figure 1 host: uvt sim shows its partitions, channels, the refused probe and the Figure 1 duties", async () => {
+  it("the Figure 1 host: uvt sim shows its partitions, channels, the refused probe and the Figure 1 duties on its two processors", async () => {
     const r = await uvt(["sim", "examples/ultravisor.yaml", "--no-map"]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain("boot: the boot partition creates io, command and designates the command partition:");
     expect(r.stdout).toContain("Set Command Partition, from [0,0,0]");
     for (const g of ["X", "Y", "Z"]) expect(r.stdout).toContain(`the command partition command creates ${g}:`);
     expect(r.stdout).toMatch(/audit log: rejected submission from X \[[\d,]+\]: NOT_COMMAND/);
-    const row = r.stdout.split("\n").find((l) => /^\s+0\s+\S/.test(l) && l.includes("busy"))!;
-    const count = (n: string): number => row.split(/\s+/).filter((c) => c === `${n}.0`).length;
-    expect([count("uv-partition"), count("io"), count("command"), count("X"), count("Y"), count("Z")]).toEqual([1, 2, 1, 4, 3, 2]);
+    // Two processors (host.pcpus 2): X and Y prefer PCPU 1, as on the machine (docs/specs/smp.md §2.1).
+    const rows = [0, 1].map((p) => r.stdout.split("\n").find((l) => new RegExp(`^\\s+${p}\\s+\\S`).test(l) && l.includes("busy"))!);
+    const count = (row: string, n: string): number => row.split(/\s+/).filter((c) => c === `${n}.0`).length;
+    expect(["uv-partition", "io", "command", "Z", "V"].map((n) => count(rows[0]!, n))).toEqual([1, 2, 1, 2, 2]);
+    expect(["X", "Y"].map((n) => count(rows[1]!, n))).toEqual([4, 3]);
   }, 60_000);
 
   it("a host with PCI devices: uvt sim accepts them and says, per owner, that the simulator records no device", async () => {
