@@ -62,9 +62,10 @@ export const MUTATIONS: Mutation[] = [
   { name: "int-min-div", what: "the INT_MIN / -1 trap removed", file: "toolchain/aot/masm.ts", from: "        a.je(this.trap(Trap.IntOverflow));", to: "        // (trap removed)", tests: [FUZZ] },
   // Core's logic as the simulator drives it: the spec's worked example claims these.
   {
-    name: "destroy-keeps-descriptor", what: "destroy leaves the descriptor page with the ultravisor", file: "sim/resource-service.ts",
-    from: "      { op: \"changeOwner\", map: desc.map, first: desc.index, last: desc.index, from: ui.ultra, to: ui.avail },\n", to: "",
-    tests: [{ files: ["sim/figure8.test.ts"] }],
+    // The resource service's destroy builder (core AssemblyScript since ADR 0017, run by V8 for the simulator).
+    name: "destroy-keeps-descriptor", what: "destroy leaves the descriptor page with the ultravisor", file: "core/boot/assembly/resource-service.ts",
+    from: "changeOwner(dAt, dMap, dIdx, dIdx, ultra, avail);", to: "changeOwner(dAt, dMap, dIdx, dIdx, ultra, ultra);",
+    tests: [{ files: ["sim/figure8.test.ts", "sim/resource-service.test.ts"] }],
   },
   { name: "end-transaction", what: "the printer writes End Transaction", file: "core/notation.ts", from: `...tx.ops.map(formatOp), "Commit Transaction"]`, to: `...tx.ops.map(formatOp), "End Transaction"]`, tests: [{ files: ["sim/figure8.test.ts"] }] },
   // The machine: the QEMU tests claim these.
