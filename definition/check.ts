@@ -80,15 +80,16 @@ function checkPartition(p: PartitionDefinition, at: Path, bad: (path: Path, m: s
   const b = p.behaviour;
   if (b) {
     // The one exception: the hostile I/O partition of test builds (test/hw/fuzz-server.test.ts).
-    const hostileServer = p.kind === "io" && b.fault === "fuzz-server" && Object.keys(b).length === 1;
+    const hostileServer = p.kind === "io" && (b.fault === "fuzz-server" || b.fault === "rogue-dma") && Object.keys(b).length === 1;
     // A member of the storage pair (docs/specs/storage-failover.md §7): pair, and failAtRequest beside pair: primary.
     const pairMember = p.kind === "io" && b.pair !== undefined && Object.keys(b).every((k) => k === "pair" || k === "failAtRequest");
     if (b.pair !== undefined && p.kind !== "io") bad([...at, "behaviour", "pair"], `only an io partition is a member of the storage pair (this is a '${p.kind}' partition)`);
     if (b.failAtRequest !== undefined && b.pair !== "primary") bad([...at, "behaviour", "failAtRequest"], "failAtRequest is the storage pair's primary's fault: give it beside pair: primary", true);
     if (p.kind !== "guest" && !hostileServer && !pairMember) {
-      bad([...at, "behaviour"], `only guests have a behaviour (this is a '${p.kind}' partition${p.kind === "io" ? "; an I/O partition takes only { fault: fuzz-server }, the hostile server of test builds, or { pair: primary | secondary, failAtRequest }, a member of the storage pair" : ""})`, true);
+      bad([...at, "behaviour"], `only guests have a behaviour (this is a '${p.kind}' partition${p.kind === "io" ? "; an I/O partition takes only { fault: fuzz-server } or { fault: rogue-dma }, the hostile server and the rogue device of test builds, or { pair: primary | secondary, failAtRequest }, a member of the storage pair" : ""})`, true);
     }
     if (p.kind === "guest" && b.fault === "fuzz-server") bad([...at, "behaviour", "fault"], "fuzz-server is the I/O partition's test fault (the hostile channel server), not a guest's");
+    if (p.kind === "guest" && b.fault === "rogue-dma") bad([...at, "behaviour", "fault"], "rogue-dma is the I/O partition's test fault (its device told to DMA into a page it was not given), not a guest's");
     if (b.faultAfter !== undefined && b.fault === undefined) bad([...at, "behaviour", "faultAfter"], "faultAfter needs a fault", true);
     if (b.fault === "wasm-oob" && b.lang !== "as") bad([...at, "behaviour", "fault"], "wasm-oob is an AssemblyScript guest's fault: add lang: as");
     if (b.lang === "as" && b.fault !== undefined && b.fault !== "wasm-oob") bad([...at, "behaviour", "fault"], `an AssemblyScript guest's only fault is wasm-oob (${b.fault} needs lang: asm)`);

@@ -37,10 +37,12 @@ export type PartitionKind = (typeof PARTITION_KINDS)[number];
  * partition's device's I/O port — each must be stopped alone. "storage-mdl" (docs/specs/storage-channel.md §6,
  * test/hw/storage.test.ts): a client of the storage channel whose requests name memory that is not its own (another
  * partition's pages, by physical address or past its window) and which asks the monitor for bus addresses: each
- * refused, nothing transferred.
+ * refused, nothing transferred. "rogue-dma", the I/O partition's other test fault (test/hw/iommu.test.ts,
+ * docs/specs/storage-channel.md §9): before serving, its device is told to READ into a client's page that DMA_ADDR never
+ * validated; behind the IOMMU the write faults.
  */
 export const FAULT_KINDS = ["write-outside", "write-unmapped", "cli", "hlt", "out", "cr3", "wasm-oob", "exec-stack", "exec-data", "sgdt", "sse-a", "sse-b", "flood-command", "fuzz-hypercall", "fuzz-channel", "canary", "fuzz-server",
-  "pci-owner", "pci-bar", "pci-cf8", "pci-port", "storage-mdl"] as const;
+  "pci-owner", "pci-bar", "pci-cf8", "pci-port", "storage-mdl", "rogue-dma"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
@@ -202,6 +204,8 @@ export const host = z.strictObject({
   reserve: z.tuple([page, page]).optional().meta({ description: "simulator: first and last page of the database's 4 MB reserved for the ultravisor ([0217])" }),
   split: z.array(z.strictObject({ map: page, index: z.int().min(0).max(1023), into: page })).max(1024).optional()
     .meta({ description: "simulator: map entries divided at boot ([0219])" }),
+  iommu: z.boolean().optional()
+    .meta({ description: "bare metal: the machine has an Intel IOMMU (VT-d; uvt run adds it) and the ultravisor confines the I/O partition's DMA with it (docs/specs/storage-channel.md §9)" }),
 });
 
 export const run = z.strictObject({

@@ -14,6 +14,7 @@ import { emitConsole } from "../monitor-gen/console.ts";
 import { emitDescriptors } from "../monitor-gen/descriptors.ts";
 import { emitMonitor } from "../monitor-gen/entry.ts";
 import { emitPci } from "../monitor-gen/pci.ts";
+import { emitIommu, IOMMU_IMAGE_MARKER } from "../monitor-gen/iommu.ts";
 import { emitStoragePair } from "../monitor-gen/storage-pair.ts";
 import { CHANNEL_RECORD, CHANNEL_RECORD_DWORDS, PARTITION_RECORD, PARTITION_RECORD_DWORDS, emitLead, emitRecord } from "../monitor-gen/lead.ts";
 import { CHAN, CMDCHAN, FLAG, PAGE, WINDOW_LAYOUT } from "../monitor-gen/layout.ts";
@@ -328,6 +329,7 @@ function buildPartitions(config: UltravisorConfig, opts: UltravisorImageOptions,
           inputSlot: channels.find((c) => c.input && c.server === i)?.serverSlot,
           devices: (config.devices?.length ?? 0) > 0, bench: parts.some((p) => p.disk?.bench === true),
           pair: spec.pair !== undefined ? { failAtRequest: spec.failAtRequest ?? 0 } : undefined,
+          ...(spec.fault === "rogue-dma" ? { rogueDma: true } : {}),
         })
       : spec.kind === "command" ? assembleAotCommand(programs.commandWasm!, definitions.map(definitionBytes), COMMAND_SLOT, withCore ? CORE_DB_PLAN.words[1]! : 0)
       : spec.kind === "guest" && spec.lang === "as" ? assembleAotGuest(programs.guestWasm!, {
@@ -410,12 +412,19 @@ function emitRing0(a: Assembler, config: UltravisorConfig, opts: UltravisorImage
     // The ultravisor partition with the database sends the end-of-run summary; the run waits for it (INFO.summaryDone).
     awaitSummary: withCore && parts.some((p) => p.kind === "ultravisor"),
     ...(config.devices?.length ? { pci: true } : {}),
+    ...(config.iommu ? { iommu: true } : {}),
     ...(pair ? { pair } : {}),
   });
   emitSmp(a);
   emitSvm(a, linux.loads); // always: the lead monitor's start-up branches to it for FLAG.vm records (set-up happens only then)
-  emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, ...(config.devices?.length ? { devices: true } : {}) });
-  emitPci(a, config.devices ?? [], withCore);
+  emitLead(a, { quantumTicks: config.quantumTicks, withCore, ui: CORE_DB_PLAN.words[1]!, ...(config.devices?.length ? { devices: true } : {}), ...(config.iommu ? { iommu: true } : {}) });
+  emitPci(a, config.devices ?? [], withCore, config.iommu === true);
+  if (config.iommu) {
+    emitIommu(a);
+    a.section(".rdata");
+    a.asciz(IOMMU_IMAGE_MARKER); // uvt run: -device intel-iommu and iommu_platform=on (qemu/accel.ts)
+    a.section(".text");
+  }
   if (pair) emitStoragePair(a, { primary: pair.primary, secondary: pair.secondary, names: [parts[pair.primary]!.name, parts[pair.secondary]!.name] });
   if (coreImage) emitCoreDb(a, coreImage.compiled, CORE_DB_PLAN);
   if (bootDb) emitBootDb(a, bootDb, {

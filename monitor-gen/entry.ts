@@ -38,6 +38,8 @@ export interface MonitorConfig {
   awaitSummary?: boolean;
   /** The host gives PCI devices: switch_to opens the running owner's device ports (pci_switch, monitor-gen/pci.ts). */
   pci?: boolean;
+  /** The host asks for the IOMMU: processor 0 logs recorded DMA faults every quantum (iommu_poll, monitor-gen/iommu.ts). */
+  iommu?: boolean;
   /**
    * The host has a storage pair (docs/specs/storage-failover.md §7): the record indices of its members. The primary's
    * fault runs the failover (monitor-gen/storage-pair.ts pair_on_fault), PAIR_EPOCH answers, SIGNAL times the end.
@@ -202,6 +204,7 @@ function emitTimer(a: Assembler, cfg: MonitorConfig): void {
     a.call(L("audit_report"));
     a.bind(inWindow);
     a.call(L("maybe_flush"));
+    if (cfg.iommu) a.call(L("iommu_poll"));
     if (cfg.runQuanta > 0 && cfg.awaitSummary) {
       const running = a.label();
       a.cmp(qword(L("g_quantum")), cfg.runQuanta).jb(running);

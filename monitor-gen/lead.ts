@@ -58,6 +58,8 @@ export interface LeadOptions {
   ui: number;
   /** The host gives PCI devices to partitions: assign them at boot and map them when their owner starts (monitor-gen/pci.ts). */
   devices?: boolean;
+  /** The host asks for the IOMMU: iommu_init after pci_assign (monitor-gen/iommu.ts, storage-channel.md §9). */
+  iommu?: boolean;
 }
 
 export function emitLead(a: Assembler, o: LeadOptions): void {
@@ -129,6 +131,7 @@ function emitMain(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
   monitorLine(a, "ultravisor: paging: own 4-level tables, identity map of 4 GiB supervisor-only, cr3 ", { hex: (x) => x.mov(rdi, cr3) });
   a.call(L("pci_enumerate")); // bus 0 into the device list (monitor-gen/pci.ts, docs/specs/pci-devices.md)
   if (o.devices) a.call(L("pci_assign"));
+  if (o.iommu) a.call(L("iommu_init")); // the I/O partition's devices behind VT-d, before any partition runs
   a.call(L("reserve_partitions"));
   monitorLine(a, "ultravisor: partition allotments ", { hex: (x) => x.mov(rdi, qword(L("g_allot_lo"))) }, "-", { hex: (x) => x.mov(rdi, qword(L("g_allot_hi"))) },
     " reserved (window and client channel pages, one run per partition in configuration order)");

@@ -71,7 +71,7 @@ const READONLY_USER = Number(PTE.P | PTE.U);
  * with none, pci_assign, pci_map and pci_switch are still emitted but find nothing to do (the lead and the monitor
  * call them only when the host gives devices).
  */
-export function emitPci(a: Assembler, assignments: readonly PciAssignment[], withCore = true): void {
+export function emitPci(a: Assembler, assignments: readonly PciAssignment[], withCore = true, iommu = false): void {
   const L = (n: string): Label => a.symbol(n);
   a.section(".bss");
   a.align(4096);
@@ -124,9 +124,9 @@ export function emitPci(a: Assembler, assignments: readonly PciAssignment[], wit
   }
 
   emitEnumerate(a, L);
-  emitAssign(a, L);
+  emitAssign(a, L, iommu);
   emitMap(a, L);
-  emitDmaAddr(a, L, withCore);
+  emitDmaAddr(a, L, withCore, iommu);
   emitClientWrite(a, L, withCore);
   emitSwitch(a, L);
 }
@@ -365,7 +365,7 @@ function ownerName(a: Assembler, L: (n: string) => Label, idx: ReturnType<typeof
   a.mov(eax, idx).shl(rax, 6).lea(rcx, ptr(L("g_partitions"))).mov(rdi, qword({ base: rcx, index: rax, disp: PARTITION_RECORD.name }));
 }
 
-function emitAssign(a: Assembler, L: (n: string) => Label): void {
+function emitAssign(a: Assembler, L: (n: string) => Label, iommu: boolean): void {
   // pci_assign: each assignment of the image matched against the list (a PCI address, or the N-th modern virtio-blk
   // in address order); a match not owned yet gets the owner's partition number, memory and I/O decoding on and bus
   // mastering off (no DMA before the IOMMU). A miss or a second claim is reported and changes nothing.
@@ -433,7 +433,7 @@ function emitAssign(a: Assembler, L: (n: string) => Label): void {
     a.jmp(next);
     a.bind(commandSet);
     monitorLine(a, "ultravisor: pci ", { str: (x) => x.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("pci_text")) }, " given to partition ", { str: (x) => ownerName(x, L, dword(r14, 8)) },
-      " (number ", { dec: (x) => x.mov(edi, dword(r13, PCI_LIST.owner)) }, "): memory and I/O decoding on, bus mastering on (no IOMMU yet)");
+      " (number ", { dec: (x) => x.mov(edi, dword(r13, PCI_LIST.owner)) }, iommu ? "): memory and I/O decoding on, bus mastering on (DMA through the IOMMU)" : "): memory and I/O decoding on, bus mastering on (no IOMMU yet)");
     a.bind(next);
     a.inc(r12).jmp(loop);
     a.bind(done);
@@ -543,7 +543,7 @@ function emitSwitch(a: Assembler, L: (n: string) => Label): void {
   }
 }
 
-function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean): void {
+function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, iommu: boolean): void {
   // pci_dma_addr(rbp = the caller's state page; its saved rcx = a, rdx = b) → rax: the DMA_ADDR hypercall
   // (docs/specs/hypercall-abi.md). The bus address of byte b of a partition's memory — the caller's own (a = −1) or
   // that of the peer of its channel slot a (a storage client) — for the caller's device to DMA to. Only the I/O
@@ -591,6 +591,14 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean): 
       a.pop(rdi).pop(rsi);
       a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
       a.bind(unchecked);
+    }
+    if (iommu) {
+      // The page is mapped for the caller's devices before its address is given (monitor-gen/iommu.ts,
+      // storage-channel.md §9): IOVA = physical address, so the answer is the same.
+      a.push(rsi);
+      a.mov(rdi, qword(rbp, STATE_PAGE.index)).inc(rdi).call(L("iommu_map"));
+      a.pop(rsi);
+      a.test(rax, rax).jnz(refused);
     }
     a.mov(rax, rsi).jmp(out);
     a.bind(denied);

@@ -205,16 +205,17 @@ export function assembleAotCommand(wasm: Uint8Array, payloads: readonly Uint8Arr
  * instructions: the monitor holds its own log while the I/O partition's rip is in that range. With `fuzzSeed`, `wasm`
  * is the hostile io-fuzz program of test builds and the seed is its main's argument; otherwise main's first argument
  * says whether the host gives devices (bit 0: the device list is mapped only then) and whether a guest runs the storage
- * benchmark (bit 1: the I/O partition times its own reads and the channel's), its second is the slot of the
+ * benchmark (bit 1: the I/O partition times its own reads and the channel's) and, in test builds, whether its device
+ * is first told to DMA into a page it was not given (bit 2: "rogue-dma", docs/specs/storage-channel.md §9), its second is the slot of the
  * command partition's console channel that takes the lines typed on COM1 (IO_NO_INPUT: none), its third whether it
  * is a member of the storage pair (`pair`: no COM1, lines through its console channel, storage channels only;
  * docs/specs/storage-failover.md §7), its fourth the request at which the pair's primary fails (0: never).
  */
 export function assembleAotIo(
   wasm: Uint8Array, fuzzSeed?: bigint,
-  io: { inputSlot?: number | undefined; devices?: boolean; bench?: boolean; pair?: { failAtRequest: number } | undefined } = {},
+  io: { inputSlot?: number | undefined; devices?: boolean; bench?: boolean; pair?: { failAtRequest: number } | undefined; rogueDma?: boolean } = {},
 ): AotPartition {
-  const flags = (io.devices ? 1n : 0n) | (io.bench ? 2n : 0n);
+  const flags = (io.devices ? 1n : 0n) | (io.bench ? 2n : 0n) | (io.rogueDma ? 4n : 0n);
   const args = fuzzSeed === undefined
     ? [flags, io.inputSlot === undefined ? IO_NO_INPUT : BigInt(io.inputSlot), io.pair ? 1n : 0n, BigInt(io.pair?.failAtRequest ?? 0)]
     : [BigInt.asUintN(64, fuzzSeed)];

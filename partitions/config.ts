@@ -68,6 +68,8 @@ export interface UltravisorConfig {
   probes?: boolean;
   /** PCI devices given to partitions (docs/specs/pci-devices.md §2); absent or empty: the host gives none. */
   devices?: DeviceSpec[];
+  /** The host confines DMA with the Intel IOMMU (host.iommu; docs/specs/storage-channel.md §9). */
+  iommu?: boolean;
 }
 
 /** A device given to a partition: matched at boot against bus 0's enumeration (monitor-gen/pci.ts). */
@@ -200,6 +202,7 @@ export function bareMetalConfig(d: LoadedDefinition): UltravisorConfig {
     partitions: specs, pcpus, quantumTicks: r.quantumTicks, runQuanta: r.runQuanta, guestPeriod: r.guestPeriod, exitCode: r.exitCode,
     ...(r.probes ? { probes: true } : {}),
     ...(devices.length ? { devices } : {}),
+    ...(def.host.iommu ? { iommu: true } : {}),
   };
 }
 

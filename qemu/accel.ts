@@ -155,6 +155,20 @@ export function imageNeedsSvm(image: string): boolean {
   }
 }
 
+/** Bytes the image builder embeds when the host asks for the IOMMU (docs/specs/storage-channel.md §9): uvt run then
+ * adds `-device intel-iommu` and `iommu_platform=on` (qemu/args.ts). The builder's copy is monitor-gen/iommu.ts's
+ * (test/svm-marker.test.ts). */
+export const IOMMU_IMAGE_MARKER = "ultravisor-image: DMA confined by the Intel IOMMU (VT-d)";
+
+/** Whether the image file holds IOMMU_IMAGE_MARKER. */
+export function imageNeedsIommu(image: string): boolean {
+  try {
+    return readFileSync(image).includes(IOMMU_IMAGE_MARKER);
+  } catch {
+    return false;
+  }
+}
+
 /** The text before the decimal MiB an image needs at least (image/ultravisor.ts writes it when Linux partitions make
  * the default 256 MiB too small); the builder's copy is monitor-gen/svm/layout.ts's (test/svm-marker.test.ts). */
 export const MEMORY_MARKER = "ultravisor-image: machine memory at least MiB ";

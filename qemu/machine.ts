@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, realpathSync, rmSync, statSync } from "node:f
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { execa, type ResultPromise } from "execa";
-import { type AccelChoice, type AccelRequest, describeChoice, imageNeedsSvm, nestedSvmProblem, type ProbeResult, probeKey, requireNestedSvm, resolveAccel } from "./accel.ts";
+import { type AccelChoice, type AccelRequest, describeChoice, imageNeedsIommu, imageNeedsSvm, nestedSvmProblem, type ProbeResult, probeKey, requireNestedSvm, resolveAccel } from "./accel.ts";
 import { type Accel, buildQemuArgs, type DirectLinux, shellQuote } from "./args.ts";
 import { keepArtifacts } from "./artifacts.ts";
 import { BootError, HarnessError } from "./errors.ts";
@@ -247,7 +247,8 @@ export class Machine {
     copyFileSync(ovmf.vars, varsCopy);
     const serialLog = join(workDir, "serial.log");
     const qmpSocket = join(workDir, "qmp.sock");
-    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}), ...(opts.disks ? { disks: opts.disks } : {}), ...(opts.linux ? { linux: opts.linux } : {}) });
+    const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}), ...(opts.disks ? { disks: opts.disks } : {}), ...(opts.linux ? { linux: opts.linux } : {}),
+      ...(opts.image !== undefined && !opts.linux && imageNeedsIommu(opts.image) ? { iommu: true } : {}) });
     const t0 = performance.now();
     // QEMU dies with us even when we are killed outright (SIGKILL runs no handler): setpriv sets the parent-death
     // signal and execs QEMU in the same process, so proc.pid is QEMU's.

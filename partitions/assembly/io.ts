@@ -11,7 +11,7 @@
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { CHANNEL_SAMPLES, channelSamples, serveStorage, setFailAt } from "./storage-server";
-import { T_IN, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, QSIZE, waited } from "./virtio-blk";
+import { T_IN, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, deviceStatus, QSIZE, waited } from "./virtio-blk";
 import { SAMPLES, median, put, sortedMin } from "./samples";
 
 @external("hw", "rdtsc")
@@ -282,6 +282,7 @@ export function main(flags: i64, input: u64, pair: i64, failAt: i64): void {
   inputSlot = input;
   const devices = flags & 1;
   const bench = (flags & 2) != 0;
+  const rogue = (flags & 4) != 0;
   member = pair != 0;
   if (member) {
     setFailAt(<u64>failAt);
@@ -317,6 +318,7 @@ export function main(flags: i64, input: u64, pair: i64, failAt: i64): void {
       emitOwn(putDec(at, <u64>-hypercall(HC_DMA_ADDR, 15, 0x1000)));
     }
     if (r == 0 && bench) directBench();
+    if (r == 0 && rogue) rogueDma();
   }
   let reported = false;
   while (true) {
@@ -328,6 +330,49 @@ export function main(flags: i64, input: u64, pair: i64, failAt: i64): void {
     }
     hypercall(HC_POLL, 0, 0);
     if (served == 0) hypercall(HC_YIELD, 0, 0);
+  }
+}
+
+/** Yields between announcing the rogue READ and submitting it: time for test/hw/iommu.test.ts to read the page. */
+const ROGUE_WAIT: u32 = 400;
+
+/**
+ * The rogue-dma test build (docs/specs/storage-channel.md §9): DMA_ADDR answers for byte 0 of the first channel peer
+ * it knows (so that page is validated), and the device is then told to READ the disk's last 4 KiB into the peer's NEXT
+ * page, which DMA_ADDR never validated — the address computed here, as a compromised I/O partition would. Behind the
+ * IOMMU the device's write faults and the page stays as it was; without it the page would be overwritten. Then the
+ * device is brought up again if it stopped, and the partition serves as always.
+ */
+function rogueDma(): void {
+  let base: i64 = -1;
+  let slot: i64 = 0;
+  for (; slot < <i64>MAX_SLOTS; slot++) {
+    base = hypercall(HC_DMA_ADDR, slot, 0);
+    if (base >= 0) break;
+  }
+  if (base < 0 || capacity < 16) {
+    emitOwn(putStr(LINE, "rogue-dma: no peer to aim at"));
+    return;
+  }
+  const target = <u64>base + 4096;
+  let at = putStr(LINE, "rogue-dma: READ into bus address ");
+  at = putDec(at, target);
+  at = putStr(at, " (slot ");
+  at = putDec(at, <u64>slot);
+  emitOwn(putStr(at, "'s peer, page 1: never validated)"));
+  for (let i: u32 = 0; i < ROGUE_WAIT; i++) hypercall(HC_YIELD, 0, 0);
+  emitOwn(putStr(LINE, "rogue-dma: submitted"));
+  blkBegin();
+  blkAdd(target, 4096, true);
+  const ok = blkSubmit(T_IN, capacity - 8);
+  at = putStr(LINE, "rogue-dma: device status ");
+  at = putDec(at, <u64>deviceStatus());
+  at = putStr(at, ok ? ", request status OK" : ", request failed");
+  emitOwn(at);
+  if ((deviceStatus() & 0x40) != 0) {
+    const r = blkInit(<u32>load<u64>(0));
+    at = putStr(LINE, "rogue-dma: device reset and brought up again: ");
+    emitOwn(putDec(at, <u64>-r));
   }
 }
 

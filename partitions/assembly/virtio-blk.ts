@@ -69,8 +69,15 @@ const S_ACKNOWLEDGE: u32 = 1;
 const S_DRIVER: u32 = 2;
 const S_DRIVER_OK: u32 = 4;
 const S_FEATURES_OK: u32 = 8;
+const S_NEEDS_RESET: u32 = 0x40;
 /** Feature bits: VIRTIO_F_VERSION_1 (32, the high word's bit 0) and VIRTIO_BLK_F_FLUSH (9). */
 const F_FLUSH: u32 = 1 << 9;
+/**
+ * VIRTIO_F_ACCESS_PLATFORM (33, the high word's bit 1): offered by a device behind the IOMMU (`iommu_platform=on`,
+ * docs/specs/storage-channel.md §9), which refuses FEATURES_OK unless it is accepted. Bus addresses come from DMA_ADDR
+ * either way, so accepting it changes nothing here.
+ */
+const F_ACCESS_PLATFORM_HIGH: u32 = 1 << 1;
 const NO_VECTOR: u32 = 0xffff;
 
 // The queue page: descriptor table, available ring, used ring, one request header and its status byte.
@@ -172,7 +179,7 @@ export function blkInit(self: u32): i32 {
   mmio_write32(common + C_DRIVER_FEATURE_SELECT, 0);
   mmio_write32(common + C_DRIVER_FEATURE, low & F_FLUSH);
   mmio_write32(common + C_DRIVER_FEATURE_SELECT, 1);
-  mmio_write32(common + C_DRIVER_FEATURE, 1);
+  mmio_write32(common + C_DRIVER_FEATURE, 1 | (high & F_ACCESS_PLATFORM_HIGH));
   mmio_write8(common + C_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
   if ((mmio_read8(common + C_STATUS) & S_FEATURES_OK) == 0) return -4;
   mmio_write16(common + C_QUEUE_SELECT, 0);
@@ -183,6 +190,8 @@ export function blkInit(self: u32): i32 {
   mmio_write16(common + C_QUEUE_SIZE, size);
   mmio_write16(common + C_QUEUE_MSIX, NO_VECTOR);
   for (let i: usize = 0; i < 4096; i += 8) store<u64>(QPAGE + i, 0);
+  availIdx = 0; // a reset device starts its rings at 0 (a second blkInit after DEVICE_NEEDS_RESET)
+  usedSeen = 0;
   write64(common + C_QUEUE_DESC, qBus);
   write64(common + C_QUEUE_DRIVER, qBus + <u64>Q_AVAIL);
   write64(common + C_QUEUE_DEVICE, qBus + <u64>Q_USED);
@@ -191,6 +200,11 @@ export function blkInit(self: u32): i32 {
   mmio_write8(common + C_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
   capacity = <u64>mmio_read32(device) | (<u64>mmio_read32(device + 4) << 32);
   return 0;
+}
+
+/** The device status register (virtio 1.x §2.1), for the rogue-dma test build's line. */
+export function deviceStatus(): u32 {
+  return common == 0 ? 0 : mmio_read8(common + C_STATUS);
 }
 
 /** Data descriptors one request may carry (the header and the status take two). */
@@ -216,7 +230,8 @@ export function blkAdd(bus: u64, len: u32, toMemory: bool): void {
 /**
  * Submits the request built since blkBegin — header (type, sector), the data descriptors, the status byte — and polls
  * the used ring until the device returns it (a few spins, then the rest of the quantum yielded). Returns true when
- * the device's status is OK. FLUSH without the negotiated feature succeeds at once (writes then go through).
+ * the device's status is OK; false also when the device stopped with DEVICE_NEEDS_RESET instead (a descriptor it could
+ * not reach: blkInit brings it up again). FLUSH without the negotiated feature succeeds at once (writes then go through).
  */
 export function blkSubmit(type: u32, sector: u64): bool {
   if (type == T_FLUSH && !flush) return true;
@@ -244,7 +259,10 @@ export function blkSubmit(type: u32, sector: u64): bool {
   let spins: u32 = 0;
   while (load<u16>(QPAGE + Q_USED + 2) == usedSeen) {
     if (++spins < 2000) pause();
-    else hypercall(HC_YIELD, 0, 0);
+    else {
+      if ((mmio_read8(common + C_STATUS) & S_NEEDS_RESET) != 0) return false;
+      hypercall(HC_YIELD, 0, 0);
+    }
   }
   waited += <u64>(rdtsc() - t0);
   usedSeen++;

@@ -1,0 +1,293 @@
+// The Intel IOMMU (VT-d) in the ultravisor (generated ring-0 code, docs/specs/storage-channel.md §9, ADR 0021): only
+// in images whose host asks for it (`host: { iommu: true }`). iommu_init (the lead, after pci_assign) checks the unit
+// at QEMU's fixed q35 base, gives a context entry to each device the I/O partition drives (bus mastering on) with its
+// own empty second-level tables, and turns translation on; iommu_map (from pci_dma_addr, monitor-gen/pci.ts) maps a
+// page DMA_ADDR validated into the tables of the caller's devices; iommu_poll (processor 0's timer,
+// monitor-gen/entry.ts) logs and clears recorded faults. This file owns the register and table layouts it uses.
+import { Assembler, type Label, ax, byte, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
+import { monitorLine } from "./console.ts";
+import { PCI_LIST, pciEntryAt } from "./pci.ts";
+
+/** Bytes the image builder embeds when the host asks for the IOMMU; qemu/accel.ts keeps the same text (uvt run adds
+ * the intel-iommu device and iommu_platform=on; test/svm-marker.test.ts holds the two equal). */
+export const IOMMU_IMAGE_MARKER = "ultravisor-image: DMA confined by the Intel IOMMU (VT-d)";
+
+/** QEMU q35's remapping unit (Q35_HOST_BRIDGE_IOMMU_ADDR) and its registers (VT-d 3.x §11.4). */
+export const VTD = {
+  base: 0xfed9_0000,
+  ver: 0x00, cap: 0x08, ecap: 0x10, gcmd: 0x18, gsts: 0x1c, rtaddr: 0x20, ccmd: 0x28, fsts: 0x34, fectl: 0x38,
+  /** GCMD/GSTS bits: translation enable, set root table pointer. */
+  te: 1 << 31, srtp: 1 << 30,
+  /** GCMD bits that are one-shot commands, not states: cleared from GSTS before a GCMD write (VT-d §11.4.4.1). */
+  gstsKeep: 0x96ff_ffff,
+  /** CCMD: invalidate context cache, global. IOTLB register: invalidate, global. */
+  ccmdGlobal: (1n << 63n) | (1n << 61n),
+  iotlbGlobal: (1n << 63n) | (1n << 60n),
+  /** FSTS bits: primary fault overflow, primary pending fault. FECTL: interrupt mask. */
+  pfo: 1, ppf: 2, fectlMask: 1 << 31,
+  /** Fault recording register (16 bytes): the high dword's F (fault) and T (1: a read request) bits. */
+  frcdF: 0x8000_0000, frcdT: 0x4000_0000,
+} as const;
+
+/** Pages the second-level tables may use (domain roots and every lower table), from the ultravisor's memory. */
+export const IOMMU_POOL_PAGES = 64;
+/** A second-level entry: read and write (VT-d §9.8); non-leaf entries carry both too. */
+const SL_RW = 3;
+const ADDR_MASK = 0x000f_ffff_ffff_f000n;
+/** Spins for a command the unit completes (QEMU completes them at once; a real unit within microseconds). */
+const SPIN_LIMIT = 1_000_000;
+
+export function emitIommu(a: Assembler): void {
+  const L = (n: string): Label => a.symbol(n);
+  a.section(".bss");
+  a.align(4096);
+  a.bind(L("g_iommu_root"));
+  a.zero(4096);
+  a.bind(L("g_iommu_ctx"));
+  a.zero(4096);
+  a.bind(L("g_iommu_pool"));
+  a.zero(IOMMU_POOL_PAGES * 4096);
+  a.align(8);
+  for (const n of ["g_iommu_on", "g_iommu_levels", "g_iommu_fro", "g_iommu_nfr", "g_iommu_iotlb", "g_iommu_used", "g_iommu_lock", "g_iommu_devices"]) {
+    a.bind(L(n));
+    a.zero(8);
+  }
+  a.bind(L("g_iommu_dom"));
+  a.zero(8 * PCI_LIST.maxEntries);
+  a.section(".text");
+
+  // iommu_alloc → rax: a zeroed pool page (pool pages are never freed, so still zero), or 0 when the pool is empty.
+  a.bind(L("iommu_alloc"));
+  {
+    const empty = a.label();
+    a.mov(rax, qword(L("g_iommu_used"))).cmp(rax, IOMMU_POOL_PAGES).jae(empty);
+    a.inc(qword(L("g_iommu_used")));
+    a.shl(rax, 12).lea(rcx, ptr(L("g_iommu_pool"))).add(rax, rcx).ret();
+    a.bind(empty);
+    a.xor(eax, eax).ret();
+  }
+
+  // iommu_wait(rdi = offset of a 32-bit register, esi = bits, edx = 1: until all set, 0: until all clear) → rax 0,
+  // or −1 after SPIN_LIMIT reads. Clobbers rcx.
+  a.bind(L("iommu_wait"));
+  {
+    const ok = a.label();
+    const clear = a.label();
+    const next = a.label();
+    a.mov(ecx, SPIN_LIMIT);
+    const again = a.here();
+    a.mov(rax, VTD.base).mov(eax, dword({ base: rax, index: rdi }));
+    a.test(edx, edx).jz(clear);
+    a.and(eax, esi).cmp(eax, esi).je(ok);
+    a.jmp(next);
+    a.bind(clear);
+    a.test(eax, esi).jz(ok);
+    a.bind(next);
+    a.pause().dec(ecx).jnz(again);
+    a.mov(rax, -1).ret();
+    a.bind(ok);
+    a.xor(eax, eax).ret();
+  }
+
+  emitInit(a, L);
+  emitMap(a, L);
+  emitPoll(a, L);
+}
+
+/** Bus mastering off for every device the ultravisor turned it on for (the unit failed its check): no DMA at all. */
+function masterOff(a: Assembler, L: (n: string) => Label): void {
+  a.lea(rbx, ptr(L("g_pci_list"))).xor(r12d, r12d);
+  const loop = a.here();
+  const done = a.label();
+  const next = a.label();
+  a.cmp(r12d, dword(rbx, PCI_LIST.count)).jae(done);
+  pciEntryAt(a, r13, rbx, r12);
+  a.cmp(dword(r13, PCI_LIST.dma), 0).je(next);
+  a.mov(dword(r13, PCI_LIST.dma), 0);
+  a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_read"));
+  a.movzx(esi, ax).and(esi, ~4);
+  a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_write16"));
+  a.bind(next);
+  a.inc(r12d).jmp(loop);
+  a.bind(done);
+}
+
+function emitInit(a: Assembler, L: (n: string) => Label): void {
+  // iommu_init: the unit at VTD.base checked (version 1.x, caching mode off, 3- or 4-level tables, fault recording and
+  // IOTLB registers inside its page); a context entry for each device with bus mastering on (PCI_LIST.dma), domain id
+  // its list index + 1, its own empty tables; then root table, SRTP, global context-cache and IOTLB invalidations,
+  // fault events masked, TE. A failed check turns bus mastering off instead.
+  a.bind(L("iommu_init"));
+  for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
+  const fail = a.label();
+  const out = a.label();
+  a.mov(rbp, VTD.base);
+  a.mov(eax, dword(rbp, VTD.ver)).and(eax, 0xf0).cmp(eax, 0x10).jne(fail);
+  a.mov(r14, qword(rbp, VTD.cap));
+  a.test(r14, 0x80).jnz(fail); // caching mode: not-present entries could be cached (mapping would need invalidations)
+  {
+    const four = a.label();
+    const have = a.label();
+    a.mov(rax, r14).shr(rax, 8).and(eax, 0x1f);
+    a.test(eax, 2).jz(four);
+    a.mov(qword(L("g_iommu_levels")), 3).jmp(have);
+    a.bind(four);
+    a.test(eax, 4).jz(fail);
+    a.mov(qword(L("g_iommu_levels")), 4);
+    a.bind(have);
+  }
+  // Fault recording registers: FRO (bits 33:24) · 16, NFR (bits 47:40) + 1 of them, all inside the unit's page.
+  a.mov(rax, r14).shr(rax, 24).and(eax, 0x3ff).shl(eax, 4).mov(qword(L("g_iommu_fro")), rax);
+  a.mov(rcx, r14).shr(rcx, 40).and(ecx, 0xff).inc(ecx).mov(qword(L("g_iommu_nfr")), rcx);
+  a.shl(ecx, 4).add(rax, rcx).cmp(rax, 4096).ja(fail);
+  // IOTLB registers: IRO (ECAP bits 17:8) · 16; the invalidate register is its second qword.
+  a.mov(rax, qword(rbp, VTD.ecap)).shr(rax, 8).and(eax, 0x3ff).shl(eax, 4).add(eax, 8).cmp(eax, 4096 - 8).ja(fail);
+  a.mov(qword(L("g_iommu_iotlb")), rax);
+  // Root entry of bus 0 → the context table (the list holds bus 0 only).
+  a.lea(rax, ptr(L("g_iommu_ctx"))).or(rax, 1).mov(qword(L("g_iommu_root")), rax);
+  a.lea(rbx, ptr(L("g_pci_list"))).xor(r12d, r12d);
+  {
+    const loop = a.here();
+    const done = a.label();
+    const next = a.label();
+    a.cmp(r12d, dword(rbx, PCI_LIST.count)).jae(done);
+    pciEntryAt(a, r13, rbx, r12);
+    a.cmp(dword(r13, PCI_LIST.dma), 0).je(next);
+    a.call(L("iommu_alloc")).test(rax, rax).jz(fail);
+    a.lea(rcx, ptr(L("g_iommu_dom"))).mov(qword({ base: rcx, index: r12, scale: 8 }), rax);
+    a.movzx(ecx, word(r13, PCI_LIST.bdf)).and(ecx, 0xff).shl(ecx, 4).lea(rdx, ptr(L("g_iommu_ctx"))).add(rdx, rcx);
+    a.or(rax, 1).mov(qword(rdx, 0), rax); // present, FPD 0, translation type 0, second-level table pointer
+    a.mov(rax, qword(L("g_iommu_levels"))).sub(eax, 2); // AW: 1 = 39 bits (3 levels), 2 = 48 bits (4 levels)
+    a.lea(rcx, qword(r12, 1)).shl(rcx, 8).or(rax, rcx).mov(qword(rdx, 8), rax); // domain id = index + 1
+    a.inc(qword(L("g_iommu_devices")));
+    a.bind(next);
+    a.inc(r12d).jmp(loop);
+    a.bind(done);
+  }
+  a.lea(rax, ptr(L("g_iommu_root"))).mov(qword(rbp, VTD.rtaddr), rax);
+  a.mov(dword(rbp, VTD.gcmd), VTD.srtp);
+  a.mov(edi, VTD.gsts).mov(esi, VTD.srtp).mov(edx, 1).call(L("iommu_wait")).test(rax, rax).jnz(fail);
+  a.mov(rax, VTD.ccmdGlobal).mov(qword(rbp, VTD.ccmd), rax);
+  a.mov(edi, VTD.ccmd + 4).mov(esi, 0x8000_0000).xor(edx, edx).call(L("iommu_wait")).test(rax, rax).jnz(fail);
+  a.mov(rdi, qword(L("g_iommu_iotlb"))).mov(rax, VTD.iotlbGlobal).mov(qword({ base: rbp, index: rdi }), rax);
+  a.add(edi, 4).mov(esi, 0x8000_0000).xor(edx, edx).call(L("iommu_wait")).test(rax, rax).jnz(fail);
+  a.mov(dword(rbp, VTD.fectl), VTD.fectlMask);
+  a.mov(eax, dword(rbp, VTD.gsts)).and(eax, VTD.gstsKeep).or(eax, VTD.te).mov(dword(rbp, VTD.gcmd), eax);
+  a.mov(edi, VTD.gsts).mov(esi, VTD.te).mov(edx, 1).call(L("iommu_wait")).test(rax, rax).jnz(fail);
+  a.mov(qword(L("g_iommu_on")), 1);
+  monitorLine(a, "ultravisor: iommu: VT-d version ", { dec: (x) => x.mov(edi, dword(rbp, VTD.ver)).shr(edi, 4).and(edi, 15) }, ".",
+    { dec: (x) => x.mov(edi, dword(rbp, VTD.ver)).and(edi, 15) }, ` at 0x${VTD.base.toString(16)}, `, { dec: (x) => x.mov(rdi, qword(L("g_iommu_levels"))) },
+    "-level tables, translation on; ", { dec: (x) => x.mov(rdi, qword(L("g_iommu_devices"))) }, " device(s) with a context entry");
+  a.jmp(out);
+  a.bind(fail);
+  monitorLine(a, `ultravisor: iommu: no VT-d unit at 0x${VTD.base.toString(16)} (version `, { hex: (x) => x.mov(rax, VTD.base).mov(edi, dword(rax, VTD.ver)) },
+    ", capability ", { hex: (x) => x.mov(rax, VTD.base).mov(rdi, qword(rax, VTD.cap)) }, "): bus mastering turned off");
+  masterOff(a, L);
+  a.bind(out);
+  for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
+  a.ret();
+}
+
+function emitMap(a: Assembler, L: (n: string) => Label): void {
+  // iommu_map(rdi = the caller's partition number (state index + 1), rsi = a physical address) → rax: 0, or −1 when
+  // the pool is empty. Maps rsi's page read-write at IOVA = its physical address in the second-level tables of every
+  // device of the list that partition owns with bus mastering on. Adding an entry where none was needs no
+  // invalidation (caching mode off: the unit caches no not-present entry). Under g_iommu_lock. Clobbers rax, rcx,
+  // rdx, rdi, rsi, r8, r9.
+  a.bind(L("iommu_map"));
+  {
+    a.push(rbx).push(r12).push(r13).push(r14);
+    const spin = a.here();
+    const got = a.label();
+    a.mov(eax, 1).xchg(rax, qword(L("g_iommu_lock")));
+    a.test(rax, rax).jz(got);
+    a.pause().jmp(spin);
+    a.bind(got);
+    a.mov(r14, rsi).and(r14, -4096);
+    a.mov(r8, rdi);
+    a.lea(rbx, ptr(L("g_pci_list"))).xor(r12d, r12d);
+    const loop = a.here();
+    const done = a.label();
+    const next = a.label();
+    const empty = a.label();
+    a.cmp(r12d, dword(rbx, PCI_LIST.count)).jae(done);
+    pciEntryAt(a, r13, rbx, r12);
+    a.cmp(dword(r13, PCI_LIST.owner), r8d).jne(next);
+    a.cmp(dword(r13, PCI_LIST.dma), 0).je(next);
+    a.lea(rcx, ptr(L("g_iommu_dom"))).mov(r9, qword({ base: rcx, index: r12, scale: 8 }));
+    a.test(r9, r9).jz(next);
+    // Walk from the top level: shift = 12 + 9·(levels − 1); each non-leaf entry made when absent.
+    a.mov(rax, qword(L("g_iommu_levels"))).dec(eax).lea(ecx, dword({ base: rax, index: rax, scale: 8 })).mov(eax, ecx).add(eax, 12).mov(edi, eax);
+    const level = a.here();
+    const leaf = a.label();
+    a.cmp(edi, 12).je(leaf);
+    a.mov(rdx, r14).mov(ecx, edi).shr(rdx, cl).and(edx, 511);
+    const present = a.label();
+    a.mov(rax, qword({ base: r9, index: rdx, scale: 8 })).test(eax, 1).jnz(present);
+    a.push(rdx).push(rdi).call(L("iommu_alloc")).pop(rdi).pop(rdx);
+    a.test(rax, rax).jz(empty);
+    a.or(rax, SL_RW).mov(qword({ base: r9, index: rdx, scale: 8 }), rax);
+    a.bind(present);
+    a.mov(rcx, ADDR_MASK).and(rax, rcx).mov(r9, rax);
+    a.sub(edi, 9).jmp(level);
+    a.bind(leaf);
+    a.mov(rdx, r14).shr(rdx, 12).and(edx, 511);
+    a.mov(rax, r14).or(rax, SL_RW).mov(qword({ base: r9, index: rdx, scale: 8 }), rax);
+    a.bind(next);
+    a.inc(r12d).jmp(loop);
+    a.bind(empty);
+    a.mov(qword(L("g_iommu_lock")), 0);
+    a.mov(rax, -1).jmp(a.symbol("iommu_map_out"));
+    a.bind(done);
+    a.mov(qword(L("g_iommu_lock")), 0);
+    a.xor(eax, eax);
+    a.bind(L("iommu_map_out"));
+    a.pop(r14).pop(r13).pop(r12).pop(rbx);
+    a.ret();
+  }
+}
+
+function emitPoll(a: Assembler, L: (n: string) => Label): void {
+  // iommu_poll: processor 0, every quantum. Each fault recording register with F set is logged (source id, page
+  // address, reason, read or write) and cleared (F is write-1-to-clear), then an overflow bit. Keeps every register.
+  a.bind(L("iommu_poll"));
+  {
+    const out = a.label();
+    a.cmp(qword(L("g_iommu_on")), 0).je(out);
+    for (const r of [rax, rcx, rdx, rsi, rdi, r8, r9, rbx, r12]) a.push(r);
+    a.mov(rbx, VTD.base);
+    const noFault = a.label();
+    a.test(dword(rbx, VTD.fsts), VTD.ppf | VTD.pfo).jz(noFault);
+    a.xor(r12d, r12d);
+    const rec = a.here();
+    const recDone = a.label();
+    const nextRec = a.label();
+    a.cmp(r12, qword(L("g_iommu_nfr"))).jae(recDone);
+    // rsi = the record: base + FRO + 16·k.
+    const recAt = (x: Assembler): void => {
+      x.mov(rsi, r12).shl(rsi, 4).add(rsi, qword(L("g_iommu_fro"))).add(rsi, rbx);
+    };
+    recAt(a);
+    a.test(dword(rsi, 12), VTD.frcdF).jz(nextRec);
+    const write = a.label();
+    const logged = a.label();
+    a.test(dword(rsi, 12), VTD.frcdT).jz(write);
+    monitorLine(a, "ultravisor: iommu: fault device ", { str: (x) => { recAt(x); x.movzx(edi, word(rsi, 8)).call(L("pci_text")); } },
+      " address ", { hex: (x) => { recAt(x); x.mov(rdi, qword(rsi, 0)).and(rdi, -4096); } }, " reason ", { hex: (x) => { recAt(x); x.movzx(edi, byte(rsi, 12)); } }, " (read)");
+    a.jmp(logged);
+    a.bind(write);
+    monitorLine(a, "ultravisor: iommu: fault device ", { str: (x) => { recAt(x); x.movzx(edi, word(rsi, 8)).call(L("pci_text")); } },
+      " address ", { hex: (x) => { recAt(x); x.mov(rdi, qword(rsi, 0)).and(rdi, -4096); } }, " reason ", { hex: (x) => { recAt(x); x.movzx(edi, byte(rsi, 12)); } }, " (write)");
+    a.bind(logged);
+    recAt(a);
+    a.mov(dword(rsi, 12), VTD.frcdF);
+    a.bind(nextRec);
+    a.inc(r12).jmp(rec);
+    a.bind(recDone);
+    a.mov(dword(rbx, VTD.fsts), VTD.pfo);
+    a.bind(noFault);
+    for (const r of [r12, rbx, r9, r8, rdi, rsi, rdx, rcx, rax]) a.pop(r);
+    a.bind(out);
+    a.ret();
+  }
+}

@@ -1,0 +1,105 @@
+// Hardware test of DMA confined by QEMU's emulated Intel IOMMU (docs/specs/storage-channel.md §9, issue #15 item 4),
+// through qemu/'s Machine under OVMF: one boot of examples/storage-iommu.yaml (host.iommu: uvt run's intel-iommu, the
+// data disk with iommu_platform=on) whose I/O partition is the rogue-dma test build: before serving, it tells its
+// device to READ the disk's last 4 KiB — filled with a pattern here — into a page of a client that DMA_ADDR never
+// validated. Oracles: that page read over QMP before and after (unchanged, though the pattern differs from it), the
+// ultravisor's fault line naming the device and the page, and then the storage workload through the same device with
+// `uvt disk check`'s code clean on the image file.
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Machine } from "../../qemu/index.ts";
+import { summaryOf, withSerialLog } from "./machine-reads.ts";
+import { writeEfiImage } from "../../image/efi-image.ts";
+import { buildUltravisorImage } from "../../image/ultravisor.ts";
+import { checkDiskImage } from "../../image/disk-workload.ts";
+import { parseDefinition } from "../../definition/load.ts";
+import { bareMetalConfig } from "../../partitions/config.ts";
+
+const scratch = mkdtempSync(join(tmpdir(), "uv-hw-iommu-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const DISK = join(scratch, "data.img");
+const PATTERN = 0x5a;
+
+interface Boot { lines: string[]; log: string; target: bigint; before: Uint8Array; after: Uint8Array; submittedBeforeRead: boolean }
+let boot: Boot;
+
+const DONE = [/^A: disk: done; /, /^B: disk: done; /];
+
+beforeAll(async () => {
+  // The disk: 1 MiB of zeros, its last 4 KiB (what the rogue READ asks for) the pattern.
+  const fd = openSync(DISK, "w");
+  try {
+    writeSync(fd, new Uint8Array(1 << 20), 0, 1 << 20, 0);
+    writeSync(fd, new Uint8Array(4096).fill(PATTERN), 0, 4096, (1 << 20) - 4096);
+  } finally {
+    closeSync(fd);
+  }
+  // The example's host, its I/O partition the rogue-dma test build.
+  const file = join(import.meta.dirname, "..", "..", "examples", "storage-iommu.yaml");
+  const text = readFileSync(file, "utf8").replace("{ name: io, kind: io, duty: 6 }", "{ name: io, kind: io, duty: 6, behaviour: { fault: rogue-dma } }");
+  if (!text.includes("rogue-dma")) throw new Error(`${file}: the I/O partition's line changed; update this test`);
+  const img = await buildUltravisorImage({ config: bareMetalConfig(parseDefinition(text, file)) });
+  const out = await writeEfiImage(join(scratch, "iommu"), img);
+  const m = await Machine.start({ name: "hw-iommu", image: out.esp, disks: [DISK], mem: "256M", timeoutMs: 170_000, log: () => undefined });
+  try {
+    const [, addr] = await m.waitFor(/^io: rogue-dma: READ into bus address (\d+) /, 120_000);
+    const target = BigInt(addr!);
+    const before = await m.readPhysical(target, 4096);
+    const submittedBeforeRead = m.lines.some((l) => l.text === "io: rogue-dma: submitted");
+    await m.waitFor(/^io: rogue-dma: device status /, 30_000);
+    await m.waitFor(/^ultravisor: iommu: fault device /, 10_000);
+    const after = await m.readPhysical(target, 4096);
+    const t0 = Date.now();
+    while (!DONE.every((re) => m.lines.some((l) => re.test(l.text)))) {
+      const ended = m.lines.some((l) => l.text.startsWith("ultravisor: stopping"));
+      if (ended || Date.now() - t0 > 100_000) {
+        throw new Error(`the clients did not finish${ended ? " before the run ended" : ""}:\n${m.lines.map((l) => l.text).filter((t) => /^(A|B|io): (disk|storage|rogue)/.test(t)).slice(-20).join("\n")}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await m.wait();
+    const lines = m.lines.map((l) => l.text);
+    boot = { lines, log: lines.join("\n"), target, before, after, submittedBeforeRead };
+  } finally {
+    await m.close();
+  }
+}, 175_000);
+
+const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
+
+describe("DMA behind the IOMMU", () => {
+  it("the ultravisor finds the VT-d unit, gives the I/O partition's disk a context entry and turns translation on", () => withLog(() => {
+    expect(boot.lines).toContain("ultravisor: pci 00:02.0 given to partition io (number 2): memory and I/O decoding on, bus mastering on (DMA through the IOMMU)");
+    expect(boot.lines.some((l) => /^ultravisor: iommu: VT-d version 1\.\d at 0xfed90000, [34]-level tables, translation on; 1 device\(s\) with a context entry$/.test(l))).toBe(true);
+    // The driver accepted VIRTIO_F_ACCESS_PLATFORM (a device behind the IOMMU refuses FEATURES_OK otherwise).
+    expect(boot.lines).toContain("io: storage: virtio-blk 00:02.0 capacity 2048 sectors queue 64");
+  }));
+
+  it("a rogue DMA into a page DMA_ADDR never validated is blocked: the fault is logged and the page is unchanged", () => withLog(() => {
+    expect(boot.submittedBeforeRead).toBe(false); // the page was read before the device was told to write it
+    // The oracle can fail: the READ would have written the pattern, which the page does not hold.
+    expect(boot.before.every((b) => b === PATTERN)).toBe(false);
+    expect(Buffer.from(boot.after).equals(Buffer.from(boot.before))).toBe(true);
+    const fault = boot.lines.map((l) => /^ultravisor: iommu: fault device 00:02\.0 address (\S+) reason (\S+) \((read|write)\)$/.exec(l)).find(Boolean);
+    expect(fault).toBeTruthy();
+    expect(BigInt(fault![1]!)).toBe(boot.target); // the page the device was told to write, a write
+    expect(fault![3]).toBe("write");
+  }));
+
+  it("the storage workload then runs through the same device and the image check from outside is clean", () => withLog(() => {
+    for (const g of ["A", "B"]) {
+      for (const p of [1, 2]) expect(boot.lines).toContain(`${g}: disk: pass ${p} read back`);
+      expect(boot.lines).toContain(`${g}: disk: done; synchronize cache status 0`);
+    }
+    const r = checkDiskImage(DISK, boot.log);
+    expect(r.problems).toEqual([]);
+    expect(r.acknowledged).toBe(24 + 20);
+    // Only the rogue page's fault: the workload's pages were all validated, so mapped.
+    expect(boot.lines.filter((l) => l.startsWith("ultravisor: iommu: fault")).length).toBeGreaterThanOrEqual(1);
+    expect(boot.lines.filter((l) => l.startsWith("ultravisor: iommu: fault") && !l.includes(`address 0x${boot.target.toString(16)} `)).length).toBe(0);
+    for (const p of ["io", "A", "B"]) expect(summaryOf(boot.lines, p).state).toBe("ready");
+  }));
+});
