@@ -4,7 +4,7 @@
 // own empty second-level tables, and turns translation on; iommu_map (from pci_dma_addr, monitor-gen/pci.ts) maps a
 // page DMA_ADDR validated into the tables of the caller's devices; iommu_poll (processor 0's timer,
 // monitor-gen/entry.ts) logs and clears recorded faults. This file owns the register and table layouts it uses.
-import { Assembler, type Label, ax, byte, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, ax, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { PCI_LIST, pciEntryAt } from "./pci.ts";
 
@@ -250,6 +250,7 @@ function emitMap(a: Assembler, L: (n: string) => Label): void {
 function emitPoll(a: Assembler, L: (n: string) => Label): void {
   // iommu_poll: processor 0, every quantum. Each fault recording register with F set is logged (source id, page
   // address, reason, read or write) and cleared (F is write-1-to-clear), then an overflow bit. Keeps every register.
+  // Every access to the unit's registers is 4 or 8 bytes (narrower ones are not valid: QEMU reads them as 0).
   a.bind(L("iommu_poll"));
   {
     const out = a.label();
@@ -272,12 +273,12 @@ function emitPoll(a: Assembler, L: (n: string) => Label): void {
     const write = a.label();
     const logged = a.label();
     a.test(dword(rsi, 12), VTD.frcdT).jz(write);
-    monitorLine(a, "ultravisor: iommu: fault device ", { str: (x) => { recAt(x); x.movzx(edi, word(rsi, 8)).call(L("pci_text")); } },
-      " address ", { hex: (x) => { recAt(x); x.mov(rdi, qword(rsi, 0)).and(rdi, -4096); } }, " reason ", { hex: (x) => { recAt(x); x.movzx(edi, byte(rsi, 12)); } }, " (read)");
+    monitorLine(a, "ultravisor: iommu: fault device ", { str: (x) => { recAt(x); x.mov(edi, dword(rsi, 8)).and(edi, 0xffff).call(L("pci_text")); } },
+      " address ", { hex: (x) => { recAt(x); x.mov(rdi, qword(rsi, 0)).and(rdi, -4096); } }, " reason ", { hex: (x) => { recAt(x); x.mov(edi, dword(rsi, 12)).and(edi, 0xff); } }, " (read)");
     a.jmp(logged);
     a.bind(write);
-    monitorLine(a, "ultravisor: iommu: fault device ", { str: (x) => { recAt(x); x.movzx(edi, word(rsi, 8)).call(L("pci_text")); } },
-      " address ", { hex: (x) => { recAt(x); x.mov(rdi, qword(rsi, 0)).and(rdi, -4096); } }, " reason ", { hex: (x) => { recAt(x); x.movzx(edi, byte(rsi, 12)); } }, " (write)");
+    monitorLine(a, "ultravisor: iommu: fault device ", { str: (x) => { recAt(x); x.mov(edi, dword(rsi, 8)).and(edi, 0xffff).call(L("pci_text")); } },
+      " address ", { hex: (x) => { recAt(x); x.mov(rdi, qword(rsi, 0)).and(rdi, -4096); } }, " reason ", { hex: (x) => { recAt(x); x.mov(edi, dword(rsi, 12)).and(edi, 0xff); } }, " (write)");
     a.bind(logged);
     recAt(a);
     a.mov(dword(rsi, 12), VTD.frcdF);

@@ -334,7 +334,7 @@ export function main(flags: i64, input: u64, pair: i64, failAt: i64): void {
 }
 
 /** Yields between announcing the rogue READ and submitting it: time for test/hw/iommu.test.ts to read the page. */
-const ROGUE_WAIT: u32 = 400;
+const ROGUE_WAIT: u32 = 60;
 
 /**
  * The rogue-dma test build (docs/specs/storage-channel.md §9): DMA_ADDR answers for byte 0 of the first channel peer
