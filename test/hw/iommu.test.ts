@@ -4,7 +4,8 @@
 // device to READ the disk's last 4 KiB — filled with a pattern here — into a page of a client that DMA_ADDR never
 // validated. Oracles: that page read over QMP before and after (unchanged, though the pattern differs from it), the
 // ultravisor's fault line naming the device and the page, and then the storage workload through the same device with
-// `uvt disk check`'s code clean on the image file.
+// `uvt disk check`'s code clean on the image file. A second, short boot of the same host without the IOMMU shows the
+// oracle can fail: there the same READ overwrites the page with the pattern.
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -26,6 +27,15 @@ const PATTERN = 0x5a;
 interface Boot { lines: string[]; log: string; target: bigint; before: Uint8Array; after: Uint8Array; submittedBeforeRead: boolean }
 let boot: Boot;
 
+/** The example's host, its I/O partition the rogue-dma test build; with or without the IOMMU. */
+function rogueHost(iommu: boolean): ReturnType<typeof bareMetalConfig> {
+  const file = join(import.meta.dirname, "..", "..", "examples", "storage-iommu.yaml");
+  let text = readFileSync(file, "utf8").replace("{ name: io, kind: io, duty: 6 }", "{ name: io, kind: io, duty: 6, behaviour: { fault: rogue-dma } }");
+  if (!iommu) text = text.replace(/^host: \{ iommu: true \}$/m, "");
+  if (!text.includes("rogue-dma") || /^host: \{ iommu: true \}$/m.test(text) !== iommu) throw new Error(`${file} changed; update this test`);
+  return bareMetalConfig(parseDefinition(text, file));
+}
+
 const DONE = [/^A: disk: done; /, /^B: disk: done; /];
 
 beforeAll(async () => {
@@ -37,11 +47,7 @@ beforeAll(async () => {
   } finally {
     closeSync(fd);
   }
-  // The example's host, its I/O partition the rogue-dma test build.
-  const file = join(import.meta.dirname, "..", "..", "examples", "storage-iommu.yaml");
-  const text = readFileSync(file, "utf8").replace("{ name: io, kind: io, duty: 6 }", "{ name: io, kind: io, duty: 6, behaviour: { fault: rogue-dma } }");
-  if (!text.includes("rogue-dma")) throw new Error(`${file}: the I/O partition's line changed; update this test`);
-  const img = await buildUltravisorImage({ config: bareMetalConfig(parseDefinition(text, file)) });
+  const img = await buildUltravisorImage({ config: rogueHost(true) });
   const out = await writeEfiImage(join(scratch, "iommu"), img);
   const m = await Machine.start({ name: "hw-iommu", image: out.esp, disks: [DISK], mem: "256M", timeoutMs: 170_000, log: () => undefined });
   try {
@@ -116,4 +122,23 @@ describe("DMA behind the IOMMU", () => {
     expect(boot.lines.filter((l) => l.startsWith("ultravisor: iommu: fault") && !l.includes(`address 0x${boot.target.toString(16)} `)).length).toBe(0);
     for (const p of ["io", "A", "B"]) expect(summaryOf(boot.lines, p).state).toBe("ready");
   }));
+});
+
+describe("the same rogue DMA without the IOMMU (the oracle can fail)", () => {
+  it("overwrites the client's page with the disk's pattern", async () => {
+    const img = await buildUltravisorImage({ config: rogueHost(false) });
+    const out = await writeEfiImage(join(scratch, "no-iommu"), img);
+    const m = await Machine.start({ name: "hw-iommu-off", image: out.esp, disks: [DISK], mem: "256M", timeoutMs: 60_000, log: () => undefined });
+    try {
+      const [, addr] = await m.waitFor(/^io: rogue-dma: READ into bus address (\d+) /, 45_000);
+      const before = await m.readPhysical(BigInt(addr!), 4096);
+      expect(before.every((b) => b === PATTERN)).toBe(false);
+      await m.waitFor(/^io: rogue-dma: device status /, 30_000);
+      expect(m.lines.map((l) => l.text)).toContain("ultravisor: pci 00:02.0 given to partition io (number 2): memory and I/O decoding on, bus mastering on (no IOMMU yet)");
+      const after = await m.readPhysical(BigInt(addr!), 4096);
+      expect(after.every((b) => b === PATTERN)).toBe(true);
+    } finally {
+      await m.close();
+    }
+  }, 90_000);
 });
