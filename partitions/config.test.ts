@@ -117,7 +117,16 @@ describe("the bare-metal view of a host definition", () => {
     expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, behaviour: { fault: fuzz-server } }"))).toMatch(
       /^host\.yaml:7:\d+: partitions\[4\]\.behaviour\.fault: fuzz-server is the I\/O partition's test fault \(the hostile channel server\), not a guest's$/);
     expect(refusal(FIG1.replace("{ name: io, kind: io, duty: 2 }", "{ name: io, kind: io, duty: 2, behaviour: { fault: canary } }"))).toMatch(
-      /^host\.yaml:\d+:\d+: partitions\[2\]\.behaviour: only guests have a behaviour \(this is a 'io' partition; an I\/O partition takes only \{ fault: fuzz-server \}/);
+      /^host\.yaml:\d+:\d+: partitions\[2\]\.behaviour: only guests have a behaviour \(this is a 'io' partition; an I\/O partition takes only \{ fault: fuzz-server \} or \{ fault: rogue-dma \}/);
+  });
+
+  it("gives the rogue-dma fault to the I/O partition only, and host.iommu to the image (storage-channel.md §9)", () => {
+    const c = configFrom({ revision: 2, host: { iommu: true }, partitions: [{ name: "idle", kind: "idle" }, { name: "io", kind: "io", duty: 2, behaviour: { fault: "rogue-dma" } }, { name: "A", duty: 2 }] });
+    expect(c.partitions[1]!.fault).toBe("rogue-dma");
+    expect(c.iommu).toBe(true);
+    expect(configFrom({ revision: 2, partitions: [{ name: "idle", kind: "idle" }, { name: "io", kind: "io", duty: 2 }, { name: "A", duty: 2 }] }).iommu).toBeUndefined();
+    expect(refusal(FIG1.replace("{ name: X, duty: 4 }", "{ name: X, duty: 4, behaviour: { fault: rogue-dma } }"))).toMatch(
+      /^host\.yaml:7:\d+: partitions\[4\]\.behaviour\.fault: rogue-dma is the I\/O partition's test fault \(its device told to DMA into a page it was not given\), not a guest's$/);
   });
 
   it("refuses a simulator scenario, which lists no partitions", () => {

@@ -62,6 +62,20 @@ describe("buildQemuArgs", () => {
     expect(qemuEscape("a,b,,c")).toBe("a,,b,,,,c");
   });
 
+  it("puts an image that asks for the IOMMU behind intel-iommu: the IOMMU before every device, the data disks with iommu_platform=on", () => {
+    const a = buildQemuArgs({ ...base, image: "/d/esp.img", disks: ["/d/data.img"], iommu: true });
+    const devices = valueOf(a, "-device");
+    expect(devices[0]).toBe("intel-iommu,intremap=on");
+    expect(devices).toContain("virtio-blk-pci,drive=data0,disable-legacy=on,iommu_platform=on,id=data0-dev");
+    expect(devices).toContain("virtio-blk-pci,drive=esp0,bootindex=0"); // the firmware's disk stays outside it
+    expect(valueOf(a, "-machine")).toEqual(["q35,accel=tcg"]);
+    // intremap needs the split irqchip under KVM.
+    expect(valueOf(buildQemuArgs({ ...base, accel: "kvm", iommu: true }), "-machine")).toEqual(["q35,accel=kvm,kernel-irqchip=split"]);
+    // Without it: no IOMMU, no iommu_platform.
+    const plain = buildQemuArgs({ ...base, disks: ["/d/data.img"] });
+    expect(plain.join(" ")).not.toMatch(/iommu/);
+  });
+
   it("gives a file named twice one -blockdev node and two devices sharing it (share-rw=on), the pair's two disks", () => {
     const a = buildQemuArgs({ ...base, disks: ["/d/pair.img", "/d/other.img", "/d/pair.img"] });
     expect(valueOf(a, "-blockdev").map((j) => (JSON.parse(j) as { "node-name": string })["node-name"])).toEqual(["data0", "data1"]);

@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MEMORY_MARKER as MEMORY_BUILT, SVM_IMAGE_MARKER as BUILT } from "../monitor-gen/svm/layout.ts";
-import { imageMemoryMiB, MEMORY_MARKER as MEMORY_SOUGHT, SVM_IMAGE_MARKER as SOUGHT } from "../qemu/accel.ts";
+import { IOMMU_IMAGE_MARKER as IOMMU_SOUGHT, imageMemoryMiB, imageNeedsIommu, MEMORY_MARKER as MEMORY_SOUGHT, SVM_IMAGE_MARKER as SOUGHT } from "../qemu/accel.ts";
+import { IOMMU_IMAGE_MARKER as IOMMU_BUILT } from "../monitor-gen/iommu.ts";
+import { loadConfig } from "../partitions/config.ts";
 import { definitionFrom } from "../definition/load.ts";
 import { bareMetalConfig } from "../partitions/config.ts";
 import { buildUltravisorImage } from "../image/ultravisor.ts";
@@ -44,6 +46,26 @@ describe("the memory marker", () => {
       const plain = await buildUltravisorImage({ config: configFrom(figure1Definition()), coreDatabase: false });
       writeFileSync(join(dir, "plain.efi"), plain.efi);
       expect(imageMemoryMiB(join(dir, "plain.efi"))).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
+describe("the IOMMU marker", () => {
+  it("is the same text on both sides", () => {
+    expect(IOMMU_BUILT).toBe(IOMMU_SOUGHT);
+  });
+
+  it("is in an image whose host asks for the IOMMU (uvt run then adds intel-iommu) and not in one without", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "uv-iommu-marker-"));
+    try {
+      const withIommu = await buildUltravisorImage({ config: loadConfig(join(import.meta.dirname, "..", "examples", "storage-iommu.yaml")), coreDatabase: false });
+      const without = await buildUltravisorImage({ config: loadConfig(join(import.meta.dirname, "..", "examples", "storage.yaml")), coreDatabase: false });
+      writeFileSync(join(dir, "with.efi"), withIommu.efi);
+      writeFileSync(join(dir, "without.efi"), without.efi);
+      expect(imageNeedsIommu(join(dir, "with.efi"))).toBe(true);
+      expect(imageNeedsIommu(join(dir, "without.efi"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
