@@ -45,6 +45,11 @@ export interface MachineOptions {
   disks?: string[];
   /** The -cpu model instead of the accelerator's default (qemu/args.ts). */
   cpu?: string;
+  /**
+   * Whether the machine has the Intel IOMMU (qemu/args.ts). Default: the image decides (its IOMMU marker, qemu/accel.ts);
+   * false leaves it out for an image that asks for it (the test of the ultravisor finding no unit).
+   */
+  iommu?: boolean;
   /** Harness messages (accelerator choice, artifacts path). Default: stderr, prefixed "qemu: ". */
   log?: (message: string) => void;
   /** Where failed boots keep their logs. Default ./artifacts (relative to the working directory). */
@@ -248,7 +253,7 @@ export class Machine {
     const serialLog = join(workDir, "serial.log");
     const qmpSocket = join(workDir, "qmp.sock");
     const args = buildQemuArgs({ ovmf, varsCopy, accel, memMiB, smp, image: opts.image, snapshot: opts.snapshot, serialLog, qmpSocket, extra: opts.extraArgs, ...(opts.cpu !== undefined ? { cpu: opts.cpu } : {}), ...(opts.disks ? { disks: opts.disks } : {}), ...(opts.linux ? { linux: opts.linux } : {}),
-      ...(opts.image !== undefined && !opts.linux && imageNeedsIommu(opts.image) ? { iommu: true } : {}) });
+      ...((opts.iommu ?? (opts.image !== undefined && !opts.linux && imageNeedsIommu(opts.image))) ? { iommu: true } : {}) });
     const t0 = performance.now();
     // QEMU dies with us even when we are killed outright (SIGKILL runs no handler): setpriv sets the parent-death
     // signal and execs QEMU in the same process, so proc.pid is QEMU's.

@@ -142,3 +142,19 @@ describe("the same rogue DMA without the IOMMU (the oracle can fail)", () => {
     }
   }, 90_000);
 });
+
+describe("an image that asks for the IOMMU on a machine without one", () => {
+  it("finds no VT-d unit and turns bus mastering off: no DMA at all, no disk driven", async () => {
+    const img = await buildUltravisorImage({ config: rogueHost(true) });
+    const out = await writeEfiImage(join(scratch, "no-unit"), img);
+    const m = await Machine.start({ name: "hw-iommu-absent", image: out.esp, disks: [DISK], mem: "256M", iommu: false, timeoutMs: 60_000, log: () => undefined });
+    try {
+      await m.waitFor(/^io: storage: /, 45_000);
+      const lines = m.lines.map((l) => l.text);
+      expect(lines.some((l) => /^ultravisor: iommu: no VT-d unit at 0xfed90000 \(version \S+, capability \S+\): bus mastering turned off$/.test(l))).toBe(true);
+      expect(lines).toContain("io: storage: no disk driven (step -1)");
+    } finally {
+      await m.close();
+    }
+  }, 90_000);
+});
