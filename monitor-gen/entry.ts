@@ -315,6 +315,8 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     a.cmp(rax, HYPERCALL.clientWrite).je(clientWrite);
     const pairEpoch = a.label();
     if (_cfg.pair) a.cmp(rax, HYPERCALL.pairEpoch).je(pairEpoch);
+    const dmaDone = a.label();
+    if (_cfg.iommu) a.cmp(rax, HYPERCALL.dmaDone).je(dmaDone);
     a.bind(unknown);
     ret(HC_ERR.unknown);
     a.jmp(back);
@@ -394,6 +396,16 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
       } else {
         ret(HC_ERR.denied);
       }
+      a.jmp(back);
+    }
+
+    // DMA_DONE (hosts with the IOMMU only): the client pages DMA_ADDR mapped for the caller's devices since its last
+    // DMA_DONE are unmapped, with an IOTLB invalidation (monitor-gen/iommu.ts iommu_done, storage-channel.md §9).
+    if (_cfg.iommu) {
+      a.bind(dmaDone);
+      a.lea(rsp, ptr(L("g_kstack_top")));
+      a.mov(rdi, qword(rbp, STATE_PAGE.index)).inc(rdi).call(L("iommu_done"));
+      a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
       a.jmp(back);
     }
 

@@ -2,9 +2,10 @@
 // in images whose host asks for it (`host: { iommu: true }`). iommu_init (the lead, after pci_assign) checks the unit
 // at QEMU's fixed q35 base, gives a context entry to each device the I/O partition drives (bus mastering on) with its
 // own empty second-level tables, and turns translation on; iommu_map (from pci_dma_addr, monitor-gen/pci.ts) maps a
-// page DMA_ADDR validated into the tables of the caller's devices; iommu_poll (processor 0's timer,
+// page DMA_ADDR validated into the tables of the caller's devices, and iommu_done (the DMA_DONE hypercall,
+// monitor-gen/entry.ts) unmaps the client pages among them at the end of a request; iommu_poll (processor 0's timer,
 // monitor-gen/entry.ts) logs and clears recorded faults. This file owns the register and table layouts it uses.
-import { Assembler, type Label, ax, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, ax, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r10, r10d, r11d, r12, r12d, r13, r13d, r14, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { PCI_LIST, pciEntryAt } from "./pci.ts";
 
@@ -29,6 +30,8 @@ export const VTD = {
   frcdF: 0x8000_0000, frcdT: 0x4000_0000,
 } as const;
 
+/** Client pages mapped by DMA_ADDR and not yet unmapped by DMA_DONE, over all devices (page | device index each). */
+export const IOMMU_REQ_MAX = 1024;
 /** Pages the second-level tables may use (domain roots and every lower table), from the ultravisor's memory. */
 export const IOMMU_POOL_PAGES = 64;
 /** A second-level entry: read and write (VT-d §9.8); non-leaf entries carry both too. */
@@ -54,6 +57,10 @@ export function emitIommu(a: Assembler): void {
   }
   a.bind(L("g_iommu_dom"));
   a.zero(8 * PCI_LIST.maxEntries);
+  a.bind(L("g_iommu_req_n"));
+  a.zero(8);
+  a.bind(L("g_iommu_req"));
+  a.zero(8 * IOMMU_REQ_MAX);
   a.section(".text");
 
   // iommu_alloc → rax: a zeroed pool page (pool pages are never freed, so still zero), or 0 when the pool is empty.
@@ -189,60 +196,132 @@ function emitInit(a: Assembler, L: (n: string) => Label): void {
 }
 
 function emitMap(a: Assembler, L: (n: string) => Label): void {
-  // iommu_map(rdi = the caller's partition number (state index + 1), rsi = a physical address) → rax: 0, or −1 when
-  // the pool is empty. Maps rsi's page read-write at IOVA = its physical address in the second-level tables of every
-  // device of the list that partition owns with bus mastering on. Adding an entry where none was needs no
-  // invalidation (caching mode off: the unit caches no not-present entry). Under g_iommu_lock. Clobbers rax, rcx,
-  // rdx, rdi, rsi, r8, r9.
-  a.bind(L("iommu_map"));
-  {
-    a.push(rbx).push(r12).push(r13).push(r14);
+  const lock = (): void => {
     const spin = a.here();
     const got = a.label();
     a.mov(eax, 1).xchg(rax, qword(L("g_iommu_lock")));
     a.test(rax, rax).jz(got);
     a.pause().jmp(spin);
     a.bind(got);
-    a.mov(r14, rsi).and(r14, -4096);
-    a.mov(r8, rdi);
-    a.lea(rbx, ptr(L("g_pci_list"))).xor(r12d, r12d);
-    const loop = a.here();
-    const done = a.label();
-    const next = a.label();
-    const empty = a.label();
-    a.cmp(r12d, dword(rbx, PCI_LIST.count)).jae(done);
-    pciEntryAt(a, r13, rbx, r12);
-    a.cmp(dword(r13, PCI_LIST.owner), r8d).jne(next);
-    a.cmp(dword(r13, PCI_LIST.dma), 0).je(next);
-    a.lea(rcx, ptr(L("g_iommu_dom"))).mov(r9, qword({ base: rcx, index: r12, scale: 8 }));
-    a.test(r9, r9).jz(next);
-    // Walk from the top level: shift = 12 + 9·(levels − 1); each non-leaf entry made when absent.
-    a.mov(rax, qword(L("g_iommu_levels"))).dec(eax).lea(ecx, dword({ base: rax, index: rax, scale: 8 })).mov(eax, ecx).add(eax, 12).mov(edi, eax);
-    const level = a.here();
+  };
+  const unlock = (): void => {
+    a.mov(qword(L("g_iommu_lock")), 0);
+  };
+
+  // iommu_leaf(r9 = a domain's top table, r14 = a page, r10 = 1: make missing tables) → rax: the address of the
+  // page's last-level entry, or 0 (a table missing and not made, or the pool empty). Clobbers rax, rcx, rdx, rdi, r9.
+  a.bind(L("iommu_leaf"));
+  {
+    const none = a.label();
     const leaf = a.label();
+    // Walk from the top level: shift = 12 + 9·(levels − 1).
+    a.mov(rax, qword(L("g_iommu_levels"))).dec(eax).lea(ecx, dword({ base: rax, index: rax, scale: 8 })).lea(edi, dword(rcx, 12));
+    const level = a.here();
     a.cmp(edi, 12).je(leaf);
     a.mov(rdx, r14).mov(ecx, edi).shr(rdx, cl).and(edx, 511);
     const present = a.label();
     a.mov(rax, qword({ base: r9, index: rdx, scale: 8 })).test(eax, 1).jnz(present);
+    a.test(r10, r10).jz(none);
     a.push(rdx).push(rdi).call(L("iommu_alloc")).pop(rdi).pop(rdx);
-    a.test(rax, rax).jz(empty);
+    a.test(rax, rax).jz(none);
     a.or(rax, SL_RW).mov(qword({ base: r9, index: rdx, scale: 8 }), rax);
     a.bind(present);
     a.mov(rcx, ADDR_MASK).and(rax, rcx).mov(r9, rax);
     a.sub(edi, 9).jmp(level);
     a.bind(leaf);
     a.mov(rdx, r14).shr(rdx, 12).and(edx, 511);
-    a.mov(rax, r14).or(rax, SL_RW).mov(qword({ base: r9, index: rdx, scale: 8 }), rax);
+    a.lea(rax, qword({ base: r9, index: rdx, scale: 8 })).ret();
+    a.bind(none);
+    a.xor(eax, eax).ret();
+  }
+
+  // iommu_map(rdi = the caller's partition number (state index + 1), rsi = a physical address, edx = 1: record the
+  // page for DMA_DONE) → rax: 0, or −1 (the pool or the record list full). Maps rsi's page read-write at IOVA = its
+  // physical address in the second-level tables of every device of the list that partition owns with bus mastering
+  // on. Adding an entry where none was needs no invalidation (caching mode off: the unit caches no not-present
+  // entry). A recorded page newly mapped goes on g_iommu_req as page | device index. Under g_iommu_lock. Clobbers
+  // rax, rcx, rdx, rdi, rsi, r8–r11.
+  a.bind(L("iommu_map"));
+  {
+    a.push(rbx).push(r12).push(r13).push(r14);
+    lock();
+    a.mov(r14, rsi).and(r14, -4096);
+    a.mov(r8, rdi).mov(r11d, edx);
+    a.lea(rbx, ptr(L("g_pci_list"))).xor(r12d, r12d);
+    const loop = a.here();
+    const done = a.label();
+    const next = a.label();
+    const full = a.label();
+    a.cmp(r12d, dword(rbx, PCI_LIST.count)).jae(done);
+    pciEntryAt(a, r13, rbx, r12);
+    a.cmp(dword(r13, PCI_LIST.owner), r8d).jne(next);
+    a.cmp(dword(r13, PCI_LIST.dma), 0).je(next);
+    a.lea(rcx, ptr(L("g_iommu_dom"))).mov(r9, qword({ base: rcx, index: r12, scale: 8 }));
+    a.test(r9, r9).jz(next);
+    a.mov(r10d, 1).call(L("iommu_leaf"));
+    a.test(rax, rax).jz(full);
+    const noRecord = a.label();
+    a.test(qword(rax), 1).jnz(noRecord); // mapped already (and recorded then, if it was to be)
+    a.test(r11d, r11d).jz(noRecord);
+    a.mov(rcx, qword(L("g_iommu_req_n"))).cmp(rcx, IOMMU_REQ_MAX).jae(full);
+    a.mov(rdx, r14).or(rdx, r12).lea(rdi, ptr(L("g_iommu_req"))).mov(qword({ base: rdi, index: rcx, scale: 8 }), rdx);
+    a.inc(qword(L("g_iommu_req_n")));
+    a.bind(noRecord);
+    a.mov(rdx, r14).or(rdx, SL_RW).mov(qword(rax), rdx);
     a.bind(next);
     a.inc(r12d).jmp(loop);
-    a.bind(empty);
-    a.mov(qword(L("g_iommu_lock")), 0);
-    a.mov(rax, -1).jmp(a.symbol("iommu_map_out"));
+    a.bind(full);
+    unlock();
+    a.mov(rax, -1).jmp(L("iommu_map_out"));
     a.bind(done);
-    a.mov(qword(L("g_iommu_lock")), 0);
+    unlock();
     a.xor(eax, eax);
     a.bind(L("iommu_map_out"));
     a.pop(r14).pop(r13).pop(r12).pop(rbx);
+    a.ret();
+  }
+
+  // iommu_done(rdi = the caller's partition number) → rax: pages unmapped. Every recorded page of a device the caller
+  // owns is unmapped (its last-level entry cleared) and taken off the list; then, when any was, a global IOTLB
+  // invalidation, waited for, so no translation of them survives (VT-d §6.5). Under g_iommu_lock. Clobbers rax,
+  // rcx, rdx, rdi, rsi, r8–r11.
+  a.bind(L("iommu_done"));
+  {
+    a.push(rbx).push(r12).push(r13).push(r14).push(r15);
+    lock();
+    a.mov(r8, rdi).xor(r15d, r15d).xor(r12d, r12d);
+    a.lea(rbx, ptr(L("g_iommu_req")));
+    const loop = a.here();
+    const done = a.label();
+    const keep = a.label();
+    a.cmp(r12, qword(L("g_iommu_req_n"))).jae(done);
+    a.mov(rax, qword({ base: rbx, index: r12, scale: 8 })).mov(r13d, eax).and(r13d, 0xfff); // the device's index
+    a.lea(rcx, ptr(L("g_pci_list"))).mov(rdx, r13);
+    pciEntryAt(a, rsi, rcx, rdx);
+    a.cmp(dword(rsi, PCI_LIST.owner), r8d).jne(keep);
+    a.mov(r14, rax).and(r14, -4096);
+    a.lea(rcx, ptr(L("g_iommu_dom"))).mov(r9, qword({ base: rcx, index: r13, scale: 8 }));
+    a.xor(r10d, r10d).call(L("iommu_leaf"));
+    const gone = a.label();
+    a.test(rax, rax).jz(gone);
+    a.mov(qword(rax), 0);
+    a.inc(r15);
+    a.bind(gone);
+    // Off the list: the last entry takes its place (and is looked at next).
+    a.dec(qword(L("g_iommu_req_n")));
+    a.mov(rcx, qword(L("g_iommu_req_n"))).mov(rax, qword({ base: rbx, index: rcx, scale: 8 })).mov(qword({ base: rbx, index: r12, scale: 8 }), rax);
+    a.jmp(loop);
+    a.bind(keep);
+    a.inc(r12).jmp(loop);
+    a.bind(done);
+    const quiet = a.label();
+    a.test(r15, r15).jz(quiet);
+    a.mov(rdi, qword(L("g_iommu_iotlb"))).mov(rax, VTD.iotlbGlobal).mov(rcx, VTD.base).mov(qword({ base: rcx, index: rdi }), rax);
+    a.add(edi, 4).mov(esi, 0x8000_0000).xor(edx, edx).call(L("iommu_wait"));
+    a.bind(quiet);
+    unlock();
+    a.mov(rax, r15);
+    a.pop(r15).pop(r14).pop(r13).pop(r12).pop(rbx);
     a.ret();
   }
 }

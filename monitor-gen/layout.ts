@@ -133,7 +133,7 @@ export const MAX_NUMBER = 64;
 
 // ---- hypercalls ---------------------------------------------------------------------------------------------------
 export const HYPERCALL_VECTOR = 0x80;
-export const HYPERCALL = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5, dmaAddr: 6, clientWrite: 7, pairEpoch: 8 } as const;
+export const HYPERCALL = { yield: 0, signal: 1, time: 2, command: 3, poll: 4, start: 5, dmaAddr: 6, clientWrite: 7, pairEpoch: 8, dmaDone: 9 } as const;
 /** Audit records of refused hypercalls: at most `lines` lines per partition per window of `windowQuanta` quanta. */
 export const AUDIT = { windowQuanta: 64, lines: 4 } as const;
 export const HC_ERR = { denied: -1, badArgument: -2, unknown: -3, refused: -4 } as const;

@@ -4,7 +4,7 @@
 // when it starts, and its I/O BAR ports opened in the TSS bitmap only while it runs. The lead monitor calls
 // pci_enumerate, pci_assign and pci_map (monitor-gen/lead.ts), switch_to calls pci_switch (monitor-gen/entry.ts); the
 // table of assignments is emitted here from the image's configuration, so this file owns every layout it reads.
-import { Assembler, type Gpr, type Label, al, ax, byte, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Gpr, type Label, al, ax, byte, dl, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
 import { PARTITION_RECORD } from "./lead.ts";
@@ -595,7 +595,9 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, i
     if (iommu) {
       // The page is mapped for the caller's devices before its address is given (monitor-gen/iommu.ts,
       // storage-channel.md §9): IOVA = physical address, so the answer is the same.
+      // A peer's page (a ≠ −1) is recorded for DMA_DONE; the caller's own pages stay mapped.
       a.push(rsi);
+      a.xor(edx, edx).cmp(qword(rbp, SAVED_FRAME.reg("rcx")), -1).setne(dl);
       a.mov(rdi, qword(rbp, STATE_PAGE.index)).inc(rdi).call(L("iommu_map"));
       a.pop(rsi);
       a.test(rax, rax).jnz(refused);

@@ -11,13 +11,13 @@
 
 import { chan_insert, chan_remove } from "../../core/assembly/channel";
 import { CHANNEL_SAMPLES, channelSamples, serveStorage, setFailAt } from "./storage-server";
-import { T_IN, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, deviceStatus, QSIZE, waited } from "./virtio-blk";
+import { T_IN, accessPlatform, bdf, blkAdd, blkBegin, blkInit, blkSubmit, capacity, deviceStatus, QSIZE, waited } from "./virtio-blk";
 import { SAMPLES, median, put, sortedMin } from "./samples";
 
 @external("hw", "rdtsc")
 declare function rdtsc(): i64;
 import {
-  CHANNEL_BYTES, FLAG_MORE, HC_DMA_ADDR, HC_PAIR_EPOCH, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
+  CHANNEL_BYTES, FLAG_MORE, HC_DMA_ADDR, HC_DMA_DONE, HC_PAIR_EPOCH, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
   SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, sendLine, slotChannel, slotRecord,
 } from "./partition";
 
@@ -338,10 +338,11 @@ const ROGUE_WAIT: u32 = 60;
 
 /**
  * The rogue-dma test build (docs/specs/storage-channel.md §9): DMA_ADDR answers for byte 0 of the first channel peer
- * it knows (so that page is validated), and the device is then told to READ the disk's last 4 KiB into the peer's NEXT
- * page, which DMA_ADDR never validated — the address computed here, as a compromised I/O partition would. Behind the
- * IOMMU the device's write faults and the page stays as it was; without it the page would be overwritten. Then the
- * device is brought up again if it stopped, and the partition serves as always.
+ * it knows (so that page is validated and mapped), and the device is then told to READ the disk's last 4 KiB into the
+ * peer's NEXT page, which DMA_ADDR never validated — the address computed here, as a compromised I/O partition would.
+ * Behind the IOMMU, DMA_DONE then unmaps the validated page and a second READ aims at it. Each of the device's writes
+ * faults and the pages stay as they were; without the IOMMU they would be overwritten. Then the device is brought up
+ * again if it stopped, and the partition serves as always.
  */
 function rogueDma(): void {
   let base: i64 = -1;
@@ -354,18 +355,29 @@ function rogueDma(): void {
     emitOwn(putStr(LINE, "rogue-dma: no peer to aim at"));
     return;
   }
-  const target = <u64>base + 4096;
   let at = putStr(LINE, "rogue-dma: READ into bus address ");
-  at = putDec(at, target);
+  at = putDec(at, <u64>base + 4096);
   at = putStr(at, " (slot ");
   at = putDec(at, <u64>slot);
   emitOwn(putStr(at, "'s peer, page 1: never validated)"));
+  rogueRead(<u64>base + 4096);
+  if (!accessPlatform) return;
+  at = putStr(LINE, "rogue-dma: DMA_DONE unmapped ");
+  at = putDec(at, <u64>hypercall(HC_DMA_DONE, 0, 0));
+  at = putStr(at, "; READ into bus address ");
+  at = putDec(at, <u64>base);
+  emitOwn(putStr(at, " (page 0: validated, then done)"));
+  rogueRead(<u64>base);
+}
+
+/** One rogue READ of the disk's last 4 KiB to `target`, after ROGUE_WAIT yields (the test reads the page meanwhile). */
+function rogueRead(target: u64): void {
   for (let i: u32 = 0; i < ROGUE_WAIT; i++) hypercall(HC_YIELD, 0, 0);
   emitOwn(putStr(LINE, "rogue-dma: submitted"));
   blkBegin();
   blkAdd(target, 4096, true);
   const ok = blkSubmit(T_IN, capacity - 8);
-  at = putStr(LINE, "rogue-dma: device status ");
+  let at = putStr(LINE, "rogue-dma: device status ");
   at = putDec(at, <u64>deviceStatus());
   at = putStr(at, ok ? ", request status OK" : ", request failed");
   emitOwn(at);

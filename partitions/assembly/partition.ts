@@ -21,6 +21,7 @@ export const HC_START: i64 = 5;
 export const HC_DMA_ADDR: i64 = 6;
 export const HC_CLIENT_WRITE: i64 = 7;
 export const HC_PAIR_EPOCH: i64 = 8;
+export const HC_DMA_DONE: i64 = 9;
 
 // The window (docs/specs/image-layout.md): its virtual base, the info page's fields, the channel slots.
 export const WINDOW: u64 = 0x0000_0080_0000_0000;

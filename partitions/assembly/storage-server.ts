@@ -8,8 +8,8 @@
 
 import { chan_insert, chan_pending, chan_remove } from "../../core/assembly/channel";
 import { stor_check, stor_complete, stor_response } from "../../core/assembly/storage";
-import { T_FLUSH, T_IN, T_OUT, blkAdd, blkBegin, blkSubmit, capacity, maxData, stopAfterNextNotify, waited } from "./virtio-blk";
-import { HC_CLIENT_WRITE, HC_DMA_ADDR, HC_SIGNAL, LINE, putDec, putStr, sendLine } from "./partition";
+import { T_FLUSH, T_IN, T_OUT, accessPlatform, blkAdd, blkBegin, blkSubmit, capacity, maxData, stopAfterNextNotify, waited } from "./virtio-blk";
+import { HC_CLIENT_WRITE, HC_DMA_ADDR, HC_DMA_DONE, HC_SIGNAL, LINE, putDec, putStr, sendLine } from "./partition";
 import { SAMPLES, put } from "./samples";
 
 @external("hw", "rdtsc")
@@ -248,6 +248,8 @@ export function serveStorage(slot: u64, ch: usize): i32 {
     if (dying) unreachable(); // the failing primary's request moved nothing: no completion either
     if (load<i32>(PLAN + P_REASON) != 0) refused++;
     else served++;
+    // Behind the IOMMU, the client pages this request had mapped are unmapped before it completes (§9).
+    if (accessPlatform) hypercall(HC_DMA_DONE, 0, 0);
     stor_complete(REQ, PLAN, moved, medium, DONE);
     const w = chan_insert(ch, CHANNEL_BYTES, 1, DONE);
     if (w == 1) hypercall(HC_SIGNAL, <i64>slot, 0);

@@ -101,6 +101,9 @@ let availIdx: u16 = 0;
 let usedSeen: u16 = 0;
 let size: u32 = 0;
 let flush = false;
+/** The device negotiated VIRTIO_F_ACCESS_PLATFORM: it sits behind the IOMMU (storage-channel.md §9), and the client
+ * pages DMA_ADDR mapped for a request are unmapped with DMA_DONE when it ends. */
+export let accessPlatform = false;
 /** The device's capacity in 512-byte sectors; 0 while there is no device. */
 export let capacity: u64 = 0;
 /** PCI address (bus << 8 | device << 3 | function) of the device driven, for the partition's line. */
@@ -180,6 +183,7 @@ export function blkInit(self: u32): i32 {
   mmio_write32(common + C_DRIVER_FEATURE, low & F_FLUSH);
   mmio_write32(common + C_DRIVER_FEATURE_SELECT, 1);
   mmio_write32(common + C_DRIVER_FEATURE, 1 | (high & F_ACCESS_PLATFORM_HIGH));
+  accessPlatform = (high & F_ACCESS_PLATFORM_HIGH) != 0;
   mmio_write8(common + C_STATUS, S_ACKNOWLEDGE | S_DRIVER | S_FEATURES_OK);
   if ((mmio_read8(common + C_STATUS) & S_FEATURES_OK) == 0) return -4;
   mmio_write16(common + C_QUEUE_SELECT, 0);

@@ -24,7 +24,8 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const DISK = join(scratch, "data.img");
 const PATTERN = 0x5a;
 
-interface Boot { lines: string[]; log: string; target: bigint; before: Uint8Array; after: Uint8Array; submittedBeforeRead: boolean }
+interface Page { target: bigint; before: Uint8Array; after: Uint8Array }
+interface Boot extends Page { lines: string[]; log: string; submittedBeforeRead: boolean; done: Page & { unmapped: number } }
 let boot: Boot;
 
 /** The example's host, its I/O partition the rogue-dma test build; with or without the IOMMU. */
@@ -54,10 +55,23 @@ beforeAll(async () => {
     const [, addr] = await m.waitFor(/^io: rogue-dma: READ into bus address (\d+) /, 120_000);
     const target = BigInt(addr!);
     const before = await m.readPhysical(target, 4096);
-    const submittedBeforeRead = m.lines.some((l) => l.text === "io: rogue-dma: submitted");
+    const submitted = (): number => m.lines.filter((l) => l.text === "io: rogue-dma: submitted").length;
+    let submittedBeforeRead = submitted() > 0;
     await m.waitFor(/^io: rogue-dma: device status /, 30_000);
-    await m.waitFor(/^ultravisor: iommu: fault device /, 10_000);
+    // The second rogue READ: into the page DMA_ADDR validated, after DMA_DONE unmapped it.
+    const [, unmapped, addr0] = await m.waitFor(/^io: rogue-dma: DMA_DONE unmapped (\d+); READ into bus address (\d+) /, 30_000);
+    const done: Page & { unmapped: number } = { target: BigInt(addr0!), unmapped: Number(unmapped), before: await m.readPhysical(BigInt(addr0!), 4096), after: new Uint8Array() };
+    submittedBeforeRead ||= submitted() > 1;
+    const t1 = Date.now();
+    while (m.lines.filter((l) => l.text.startsWith("io: rogue-dma: device status ")).length < 2) {
+      if (Date.now() - t1 > 30_000) throw new Error("the second rogue READ did not complete");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const faults = (): number => m.lines.filter((l) => l.text.startsWith("ultravisor: iommu: fault ")).length;
+    const t2 = Date.now();
+    while (faults() < 2 && Date.now() - t2 < 10_000) await new Promise((r) => setTimeout(r, 100));
     const after = await m.readPhysical(target, 4096);
+    done.after = await m.readPhysical(done.target, 4096);
     const t0 = Date.now();
     while (!DONE.every((re) => m.lines.some((l) => re.test(l.text)))) {
       const ended = m.lines.some((l) => l.text.startsWith("ultravisor: stopping"));
@@ -68,7 +82,7 @@ beforeAll(async () => {
     }
     await m.wait();
     const lines = m.lines.map((l) => l.text);
-    boot = { lines, log: lines.join("\n"), target, before, after, submittedBeforeRead };
+    boot = { lines, log: lines.join("\n"), target, before, after, submittedBeforeRead, done };
   } finally {
     await m.close();
   }
@@ -107,6 +121,14 @@ describe("DMA behind the IOMMU", () => {
     expect(fault![3]).toBe("write");
   }));
 
+  it("DMA_DONE unmaps what DMA_ADDR mapped: a rogue DMA into that page afterwards is blocked too", () => withLog(() => {
+    expect(boot.done.unmapped).toBe(1);
+    expect(boot.done.before.every((b) => b === PATTERN)).toBe(false);
+    expect(Buffer.from(boot.done.after).equals(Buffer.from(boot.done.before))).toBe(true);
+    const faults = boot.lines.map((l) => /^ultravisor: iommu: fault device 00:02\.0 address (\S+) reason \S+ \(write\)$/.exec(l)).filter(Boolean).map((f) => BigInt(f![1]!));
+    expect(faults).toContain(boot.done.target);
+  }));
+
   it("the storage workload then runs through the same device and the image check from outside is clean", () => withLog(() => {
     for (const g of ["A", "B"]) {
       for (const p of [1, 2]) expect(boot.lines).toContain(`${g}: disk: pass ${p} read back`);
@@ -117,9 +139,11 @@ describe("DMA behind the IOMMU", () => {
     expect(r.problems).toEqual(Array.from({ length: 8 }, (_, k) => `block ${2040 + k}: not a block record`));
     expect(tail().every((b) => b === PATTERN)).toBe(true);
     expect(r.acknowledged).toBe(24 + 20);
-    // Only the rogue page's fault: the workload's pages were all validated, so mapped.
-    expect(boot.lines.filter((l) => l.startsWith("ultravisor: iommu: fault")).length).toBeGreaterThanOrEqual(1);
-    expect(boot.lines.filter((l) => l.startsWith("ultravisor: iommu: fault") && !l.includes(`address 0x${boot.target.toString(16)} `)).length).toBe(0);
+    // Only the rogue pages' faults: every page of every request was mapped by DMA_ADDR while the request ran (and
+    // unmapped by DMA_DONE at its end).
+    const rogue = [boot.target, boot.done.target].map((t) => `address 0x${t.toString(16)} `);
+    expect(boot.lines.filter((l) => l.startsWith("ultravisor: iommu: fault")).length).toBeGreaterThanOrEqual(2);
+    expect(boot.lines.filter((l) => l.startsWith("ultravisor: iommu: fault") && !rogue.some((r) => l.includes(r)))).toEqual([]);
     for (const p of ["io", "A", "B"]) expect(summaryOf(boot.lines, p).state).toBe("ready");
   }));
 });
