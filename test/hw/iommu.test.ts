@@ -6,7 +6,7 @@
 // ultravisor's fault line naming the device and the page, and then the storage workload through the same device with
 // `uvt disk check`'s code clean on the image file. A second, short boot of the same host without the IOMMU shows the
 // oracle can fail: there the same READ overwrites the page with the pattern.
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +16,7 @@ import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { checkDiskImage } from "../../image/disk-workload.ts";
 import { parseDefinition } from "../../definition/load.ts";
-import { bareMetalConfig } from "../../partitions/config.ts";
+import { bareMetalConfig, loadConfig } from "../../partitions/config.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-iommu-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -181,4 +181,34 @@ describe("an image that asks for the IOMMU on a machine without one", () => {
       await m.close();
     }
   }, 90_000);
+});
+
+describe("the storage pair behind the IOMMU", () => {
+  it("gives each member's device its own context entry; the failover and the workload run with no fault", async () => {
+    const config = { ...loadConfig(join(import.meta.dirname, "..", "..", "examples", "storage-pair.yaml")), iommu: true };
+    const disk = join(scratch, "pair.img");
+    writeFileSync(disk, new Uint8Array(1 << 20));
+    const out = await writeEfiImage(join(scratch, "pair"), await buildUltravisorImage({ config }));
+    const m = await Machine.start({ name: "hw-iommu-pair", image: out.esp, disks: [disk, disk], mem: "256M", timeoutMs: 90_000, log: () => undefined });
+    let lines: string[];
+    try {
+      const t0 = Date.now();
+      while (![/^A: disk: done; /, /^B: disk: done; /].every((re) => m.lines.some((l) => re.test(l.text)))) {
+        if (Date.now() - t0 > 80_000 || m.lines.some((l) => l.text.startsWith("ultravisor: stopping"))) throw new Error("the pair's clients did not finish");
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      lines = m.lines.map((l) => l.text);
+    } finally {
+      await m.close();
+    }
+    withSerialLog(lines, () => {
+      expect(lines).toContain("ultravisor: iommu: VT-d version 1.0 at 0xfed90000, 3-level tables, translation on; 2 device(s) with a context entry");
+      expect(lines.filter((l) => /^ultravisor: pci 00:0[23]\.0 given to partition s[ab] .*bus mastering on \(DMA through the IOMMU\)$/.test(l)).length).toBe(2);
+      expect(lines.some((l) => /^ultravisor: storage pair: sa failed at /.test(l))).toBe(true);
+      expect(lines.filter((l) => l.startsWith("ultravisor: iommu: fault"))).toEqual([]);
+      const r = checkDiskImage(disk, lines.join("\n"));
+      expect(r.problems).toEqual([]);
+      expect(r.acknowledged).toBe(24 + 20);
+    });
+  }, 120_000);
 });
