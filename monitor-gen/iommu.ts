@@ -5,7 +5,7 @@
 // page DMA_ADDR validated into the tables of the caller's devices, and iommu_done (the DMA_DONE hypercall,
 // monitor-gen/entry.ts) unmaps the client pages among them at the end of a request; iommu_poll (processor 0's timer,
 // monitor-gen/entry.ts) logs and clears recorded faults. This file owns the register and table layouts it uses.
-import { Assembler, type Label, ax, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r10, r10d, r11d, r12, r12d, r13, r13d, r14, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, ax, byte, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r10, r10d, r11d, r12, r12d, r13, r13d, r14, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { PCI_LIST, pciEntryAt } from "./pci.ts";
 
@@ -51,7 +51,7 @@ export function emitIommu(a: Assembler): void {
   a.bind(L("g_iommu_pool"));
   a.zero(IOMMU_POOL_PAGES * 4096);
   a.align(8);
-  for (const n of ["g_iommu_on", "g_iommu_levels", "g_iommu_fro", "g_iommu_nfr", "g_iommu_iotlb", "g_iommu_used", "g_iommu_lock", "g_iommu_devices"]) {
+  for (const n of ["g_iommu_base", "g_iommu_dmar", "g_iommu_drhd", "g_iommu_on", "g_iommu_levels", "g_iommu_fro", "g_iommu_nfr", "g_iommu_iotlb", "g_iommu_used", "g_iommu_lock", "g_iommu_devices"]) {
     a.bind(L(n));
     a.zero(8);
   }
@@ -83,7 +83,7 @@ export function emitIommu(a: Assembler): void {
     const next = a.label();
     a.mov(ecx, SPIN_LIMIT);
     const again = a.here();
-    a.mov(rax, VTD.base).mov(eax, dword({ base: rax, index: rdi }));
+    a.mov(rax, qword(L("g_iommu_base"))).mov(eax, dword({ base: rax, index: rdi }));
     a.test(edx, edx).jz(clear);
     a.and(eax, esi).cmp(eax, esi).je(ok);
     a.jmp(next);
@@ -96,6 +96,8 @@ export function emitIommu(a: Assembler): void {
     a.xor(eax, eax).ret();
   }
 
+  emitFind(a, L);
+  emitCovers(a, L);
   emitInit(a, L);
   emitMap(a, L);
   emitPoll(a, L);
@@ -119,8 +121,119 @@ function masterOff(a: Assembler, L: (n: string) => Label): void {
   a.bind(done);
 }
 
+/** The EFI system table's NumberOfTableEntries and ConfigurationTable (UEFI 2.x §4.3, x64), each entry a GUID and a
+ * pointer; the ACPI 2.0 table's GUID 8868E871-E4F1-11D3-BC22-0080C73C8881 as two little-endian qwords. */
+const EFI_ST = { entries: 104, table: 112, entrySize: 24 } as const;
+const ACPI20_GUID = [0x11d3_e4f1_8868_e871n, 0x8188_3cc7_8000_22bcn] as const;
+/** ACPI: "RSD PTR " (RSDP, revision 2 has the XSDT at 24), "XSDT", "DMAR" (VT-d §8: structures from 48, DRHD type 0
+ * with flags at 4 (bit 0 INCLUDE_PCI_ALL), segment at 6, register base at 8). */
+const RSDP_SIG = 0x2052_5450_2044_5352n;
+const XSDT_SIG = 0x5444_5358;
+const DMAR_SIG = 0x5241_4d44;
+
+function emitFind(a: Assembler, L: (n: string) => Label): void {
+  // iommu_find → rax: the register base of the DMAR table's first remapping unit of segment 0 (DRHD), found from the
+  // EFI system table the loader kept (g_systab) through the ACPI 2.0 RSDP and the XSDT; 0 when any step is missing or
+  // malformed (tables above 4 GiB, lengths out of [header, 64 KiB], a structure shorter than 16 bytes). The table's
+  // address goes to g_iommu_dmar, the DRHD's to g_iommu_drhd (QEMU 7.2 lists every bus-0 device in its scope instead
+  // of setting INCLUDE_PCI_ALL). Clobbers rax, rcx, rdx, rsi, rdi, r8–r10.
+  a.bind(L("iommu_find"));
+  {
+    const none = a.label();
+    const below4g = (r: typeof rsi): void => {
+      a.mov(rax, r).shr(rax, 32).jnz(none);
+    };
+    a.mov(rsi, qword(L("g_systab"))).test(rsi, rsi).jz(none);
+    below4g(rsi);
+    a.mov(rcx, qword(rsi, EFI_ST.entries)).mov(rdi, qword(rsi, EFI_ST.table));
+    a.test(rdi, rdi).jz(none);
+    below4g(rdi);
+    a.cmp(rcx, 1024).ja(none);
+    a.mov(r8, ACPI20_GUID[0]).mov(r9, ACPI20_GUID[1]);
+    const guid = a.here();
+    const nextGuid = a.label();
+    const rsdp = a.label();
+    a.test(rcx, rcx).jz(none);
+    a.cmp(qword(rdi, 0), r8).jne(nextGuid);
+    a.cmp(qword(rdi, 8), r9).jne(nextGuid);
+    a.mov(rsi, qword(rdi, 16)).jmp(rsdp);
+    a.bind(nextGuid);
+    a.add(rdi, EFI_ST.entrySize).dec(rcx).jmp(guid);
+    a.bind(rsdp);
+    a.test(rsi, rsi).jz(none);
+    below4g(rsi);
+    a.mov(rax, RSDP_SIG).cmp(qword(rsi, 0), rax).jne(none);
+    a.cmp(byte(rsi, 15), 2).jb(none);
+    a.mov(rsi, qword(rsi, 24)).test(rsi, rsi).jz(none);
+    below4g(rsi);
+    a.cmp(dword(rsi, 0), XSDT_SIG).jne(none);
+    a.mov(ecx, dword(rsi, 4)).cmp(ecx, 36).jb(none);
+    a.cmp(ecx, 0x10000).ja(none);
+    a.lea(r10, qword({ base: rsi, index: rcx })).lea(rdi, qword(rsi, 36));
+    const xsdt = a.here();
+    const nextTable = a.label();
+    const dmar = a.label();
+    a.lea(rax, qword(rdi, 8)).cmp(rax, r10).ja(none);
+    a.mov(rdx, qword(rdi, 0));
+    a.mov(rax, rdx).shr(rax, 32).jnz(nextTable);
+    a.test(rdx, rdx).jz(nextTable);
+    a.cmp(dword(rdx, 0), DMAR_SIG).je(dmar);
+    a.bind(nextTable);
+    a.add(rdi, 8).jmp(xsdt);
+    a.bind(dmar);
+    a.mov(qword(L("g_iommu_dmar")), rdx);
+    a.mov(ecx, dword(rdx, 4)).cmp(ecx, 48).jb(none);
+    a.cmp(ecx, 0x10000).ja(none);
+    a.lea(r10, qword({ base: rdx, index: rcx })).lea(rdi, qword(rdx, 48));
+    const structure = a.here();
+    const nextStructure = a.label();
+    a.lea(rax, qword(rdi, 16)).cmp(rax, r10).ja(none);
+    a.movzx(ecx, word(rdi, 2)).cmp(ecx, 16).jb(none);
+    a.cmp(word(rdi, 0), 0).jne(nextStructure); // DRHD
+    a.cmp(word(rdi, 6), 0).jne(nextStructure); // segment 0 (the ultravisor's configuration mechanism reaches no other)
+    a.mov(qword(L("g_iommu_drhd")), rdi); // its device scope decides which devices it translates (iommu_covers)
+    a.mov(rax, qword(rdi, 8)).ret();
+    a.bind(nextStructure);
+    a.add(rdi, rcx).jmp(structure);
+    a.bind(none);
+    a.xor(eax, eax).ret();
+  }
+}
+
+function emitCovers(a: Assembler, L: (n: string) => Label): void {
+  // iommu_covers(edi = a bus-0 bdf) → eax: 1 when the DRHD found (g_iommu_drhd) translates that function — it has
+  // INCLUDE_PCI_ALL, or its device scope lists it as a PCI endpoint (type 1) on bus 0 with a one-step path (VT-d
+  // §8.3.1) — or when no DRHD was found (QEMU's fixed base: every device of its q35 bus is behind it); else 0.
+  // Clobbers rax, rcx, rdx, rsi, r8.
+  a.bind(L("iommu_covers"));
+  {
+    const yes = a.label();
+    const no = a.label();
+    a.mov(rsi, qword(L("g_iommu_drhd"))).test(rsi, rsi).jz(yes);
+    a.test(byte(rsi, 4), 1).jnz(yes);
+    a.movzx(edx, word(rsi, 2)).add(rdx, rsi); // the structure's end (its length was checked ≥ 16 by iommu_find)
+    a.add(rsi, 16);
+    const scope = a.here();
+    const nextScope = a.label();
+    a.lea(rax, qword(rsi, 6)).cmp(rax, rdx).ja(no);
+    a.movzx(ecx, byte(rsi, 1)).cmp(ecx, 6).jb(no); // a scope of under 6 bytes: malformed
+    a.lea(rax, qword({ base: rsi, index: rcx })).cmp(rax, rdx).ja(no);
+    a.cmp(byte(rsi, 0), 1).jne(nextScope); // PCI endpoint
+    a.cmp(ecx, 8).jne(nextScope); // one path entry
+    a.cmp(byte(rsi, 5), 0).jne(nextScope); // start bus 0
+    a.movzx(eax, byte(rsi, 6)).shl(eax, 3).movzx(r8d, byte(rsi, 7)).or(eax, r8d); // device << 3 | function
+    a.cmp(eax, edi).je(yes);
+    a.bind(nextScope);
+    a.add(rsi, rcx).jmp(scope);
+    a.bind(yes);
+    a.mov(eax, 1).ret();
+    a.bind(no);
+    a.xor(eax, eax).ret();
+  }
+}
+
 function emitInit(a: Assembler, L: (n: string) => Label): void {
-  // iommu_init: the unit at VTD.base checked (version 1.x, caching mode off, 3- or 4-level tables, fault recording and
+  // iommu_init: the unit the DMAR table names (iommu_find), or else QEMU's q35 base VTD.base, checked (version 1.x, caching mode off, 3- or 4-level tables, fault recording and
   // IOTLB registers inside its page); a context entry for each device with bus mastering on (PCI_LIST.dma), domain id
   // its list index + 1, its own empty tables; then root table, SRTP, global context-cache and IOTLB invalidations,
   // fault events masked, TE. A failed check turns bus mastering off instead.
@@ -128,7 +241,22 @@ function emitInit(a: Assembler, L: (n: string) => Label): void {
   for (const r of [rbx, rbp, r12, r13, r14, r15]) a.push(r);
   const fail = a.label();
   const out = a.label();
-  a.mov(rbp, VTD.base);
+  {
+    const found = a.label();
+    const based = a.label();
+    a.call(L("iommu_find")).test(rax, rax).jnz(found);
+    monitorLine(a, `ultravisor: iommu: no DMAR table with a remapping unit of segment 0; trying QEMU's q35 base 0x${VTD.base.toString(16)}, with every bus-0 device in its scope`);
+    a.mov(eax, VTD.base).jmp(based);
+    a.bind(found);
+    a.mov(r15, rax);
+    monitorLine(a, "ultravisor: iommu: DMAR table at ", { hex: (x) => x.mov(rdi, qword(L("g_iommu_dmar"))) }, ": remapping unit of segment 0 at ", { hex: (x) => x.mov(rdi, r15) });
+    a.mov(rax, r15);
+    a.bind(based);
+    a.mov(qword(L("g_iommu_base")), rax).mov(rbp, rax);
+    // Below 4 GiB (the ultravisor's identity map, uncached at the top GiB) and page-aligned, or not used at all.
+    a.test(eax, 0xfff).jnz(fail);
+    a.shr(rax, 32).jnz(fail);
+  }
   a.mov(eax, dword(rbp, VTD.ver)).and(eax, 0xf0).cmp(eax, 0x10).jne(fail);
   a.mov(r14, qword(rbp, VTD.cap));
   a.test(r14, 0x80).jnz(fail); // caching mode: not-present entries could be cached (mapping would need invalidations)
@@ -160,6 +288,18 @@ function emitInit(a: Assembler, L: (n: string) => Label): void {
     a.cmp(r12d, dword(rbx, PCI_LIST.count)).jae(done);
     pciEntryAt(a, r13, rbx, r12);
     a.cmp(dword(r13, PCI_LIST.dma), 0).je(next);
+    {
+      // A device outside the unit's scope would not be translated: its bus mastering goes off instead.
+      const covered = a.label();
+      a.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("iommu_covers")).test(eax, eax).jnz(covered);
+      monitorLine(a, "ultravisor: iommu: pci ", { str: (x) => x.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("pci_text")) }, " is not in the remapping unit's device scope: bus mastering turned off");
+      a.mov(dword(r13, PCI_LIST.dma), 0);
+      a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_read"));
+      a.movzx(esi, ax).and(esi, ~4);
+      a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_write16"));
+      a.jmp(next);
+      a.bind(covered);
+    }
     a.call(L("iommu_alloc")).test(rax, rax).jz(fail);
     a.lea(rcx, ptr(L("g_iommu_dom"))).mov(qword({ base: rcx, index: r12, scale: 8 }), rax);
     a.movzx(ecx, word(r13, PCI_LIST.bdf)).and(ecx, 0xff).shl(ecx, 4).lea(rdx, ptr(L("g_iommu_ctx"))).add(rdx, rcx);
@@ -183,12 +323,23 @@ function emitInit(a: Assembler, L: (n: string) => Label): void {
   a.mov(edi, VTD.gsts).mov(esi, VTD.te).mov(edx, 1).call(L("iommu_wait")).test(rax, rax).jnz(fail);
   a.mov(qword(L("g_iommu_on")), 1);
   monitorLine(a, "ultravisor: iommu: VT-d version ", { dec: (x) => x.mov(edi, dword(rbp, VTD.ver)).shr(edi, 4).and(edi, 15) }, ".",
-    { dec: (x) => x.mov(edi, dword(rbp, VTD.ver)).and(edi, 15) }, ` at 0x${VTD.base.toString(16)}, `, { dec: (x) => x.mov(rdi, qword(L("g_iommu_levels"))) },
+    { dec: (x) => x.mov(edi, dword(rbp, VTD.ver)).and(edi, 15) }, " at ", { hex: (x) => x.mov(rdi, rbp) }, ", ", { dec: (x) => x.mov(rdi, qword(L("g_iommu_levels"))) },
     "-level tables, translation on; ", { dec: (x) => x.mov(rdi, qword(L("g_iommu_devices"))) }, " device(s) with a context entry");
   a.jmp(out);
   a.bind(fail);
-  monitorLine(a, `ultravisor: iommu: no VT-d unit at 0x${VTD.base.toString(16)} (version `, { hex: (x) => x.mov(rax, VTD.base).mov(edi, dword(rax, VTD.ver)) },
-    ", capability ", { hex: (x) => x.mov(rax, VTD.base).mov(rdi, qword(rax, VTD.cap)) }, "): bus mastering turned off");
+  {
+    // The registers are read for the line only when the base passed its own check (else they are not shown).
+    const unusable = a.label();
+    const shown = a.label();
+    a.mov(rax, qword(L("g_iommu_base"))).test(eax, 0xfff).jnz(unusable);
+    a.shr(rax, 32).jnz(unusable);
+    monitorLine(a, "ultravisor: iommu: no VT-d unit at ", { hex: (x) => x.mov(rdi, qword(L("g_iommu_base"))) }, " (version ", { hex: (x) => x.mov(rax, qword(L("g_iommu_base"))).mov(edi, dword(rax, VTD.ver)) },
+      ", capability ", { hex: (x) => x.mov(rax, qword(L("g_iommu_base"))).mov(rdi, qword(rax, VTD.cap)) }, "): bus mastering turned off");
+    a.jmp(shown);
+    a.bind(unusable);
+    monitorLine(a, "ultravisor: iommu: remapping unit at ", { hex: (x) => x.mov(rdi, qword(L("g_iommu_base"))) }, " not usable (not a page below 4 GiB): bus mastering turned off");
+    a.bind(shown);
+  }
   masterOff(a, L);
   a.bind(out);
   for (const r of [r15, r14, r13, r12, rbp, rbx]) a.pop(r);
@@ -316,7 +467,7 @@ function emitMap(a: Assembler, L: (n: string) => Label): void {
     a.bind(done);
     const quiet = a.label();
     a.test(r15, r15).jz(quiet);
-    a.mov(rdi, qword(L("g_iommu_iotlb"))).mov(rax, VTD.iotlbGlobal).mov(rcx, VTD.base).mov(qword({ base: rcx, index: rdi }), rax);
+    a.mov(rdi, qword(L("g_iommu_iotlb"))).mov(rax, VTD.iotlbGlobal).mov(rcx, qword(L("g_iommu_base"))).mov(qword({ base: rcx, index: rdi }), rax);
     a.add(edi, 4).mov(esi, 0x8000_0000).xor(edx, edx).call(L("iommu_wait"));
     a.bind(quiet);
     unlock();
@@ -335,7 +486,7 @@ function emitPoll(a: Assembler, L: (n: string) => Label): void {
     const out = a.label();
     a.cmp(qword(L("g_iommu_on")), 0).je(out);
     for (const r of [rax, rcx, rdx, rsi, rdi, r8, r9, rbx, r12]) a.push(r);
-    a.mov(rbx, VTD.base);
+    a.mov(rbx, qword(L("g_iommu_base")));
     const noFault = a.label();
     a.test(dword(rbx, VTD.fsts), VTD.ppf | VTD.pfo).jz(noFault);
     a.xor(r12d, r12d);

@@ -105,6 +105,10 @@ function tail(): Uint8Array {
 describe("DMA behind the IOMMU", () => {
   it("the ultravisor finds the VT-d unit, gives the I/O partition's disk a context entry and turns translation on", () => withLog(() => {
     expect(boot.lines).toContain("ultravisor: pci 00:02.0 given to partition io (number 2): memory and I/O decoding on, bus mastering on (DMA through the IOMMU)");
+    // Found through the EFI system table, the ACPI 2.0 RSDP, the XSDT and QEMU's DMAR table (its DRHD, whose device
+    // scope lists the disk).
+    expect(boot.lines.some((l) => /^ultravisor: iommu: DMAR table at 0x[0-9a-f]+: remapping unit of segment 0 at 0xfed90000$/.test(l))).toBe(true);
+    expect(boot.lines.filter((l) => l.includes("not in the remapping unit's device scope"))).toEqual([]);
     expect(boot.lines.some((l) => /^ultravisor: iommu: VT-d version 1\.\d at 0xfed90000, [34]-level tables, translation on; 1 device\(s\) with a context entry$/.test(l))).toBe(true);
     // The driver accepted VIRTIO_F_ACCESS_PLATFORM (a device behind the IOMMU refuses FEATURES_OK otherwise).
     expect(boot.lines).toContain("io: storage: virtio-blk 00:02.0 capacity 2048 sectors queue 64");
@@ -176,6 +180,7 @@ describe("an image that asks for the IOMMU on a machine without one", () => {
       await m.waitFor(/^io: storage: /, 45_000);
       const lines = m.lines.map((l) => l.text);
       expect(lines.some((l) => /^ultravisor: iommu: no VT-d unit at 0xfed90000 \(version \S+, capability \S+\): bus mastering turned off$/.test(l))).toBe(true);
+      expect(lines).toContain("ultravisor: iommu: no DMAR table with a remapping unit of segment 0; trying QEMU's q35 base 0xfed90000, with every bus-0 device in its scope");
       expect(lines).toContain("io: storage: no disk driven (step -1)");
     } finally {
       await m.close();
@@ -203,6 +208,7 @@ describe("the storage pair behind the IOMMU", () => {
     }
     withSerialLog(lines, () => {
       expect(lines).toContain("ultravisor: iommu: VT-d version 1.0 at 0xfed90000, 3-level tables, translation on; 2 device(s) with a context entry");
+      expect(lines.some((l) => /^ultravisor: iommu: DMAR table at 0x[0-9a-f]+: remapping unit of segment 0 at 0xfed90000$/.test(l))).toBe(true);
       expect(lines.filter((l) => /^ultravisor: pci 00:0[23]\.0 given to partition s[ab] .*bus mastering on \(DMA through the IOMMU\)$/.test(l)).length).toBe(2);
       expect(lines.some((l) => /^ultravisor: storage pair: sa failed at /.test(l))).toBe(true);
       expect(lines.filter((l) => l.startsWith("ultravisor: iommu: fault"))).toEqual([]);
