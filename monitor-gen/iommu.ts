@@ -123,13 +123,13 @@ function masterOff(a: Assembler, L: (n: string) => Label): void {
 
 /** The EFI system table's NumberOfTableEntries and ConfigurationTable (UEFI 2.x §4.3, x64), each entry a GUID and a
  * pointer; the ACPI 2.0 table's GUID 8868E871-E4F1-11D3-BC22-0080C73C8881 as two little-endian qwords. */
-const EFI_ST = { entries: 104, table: 112, entrySize: 24 } as const;
-const ACPI20_GUID = [0x11d3_e4f1_8868_e871n, 0x8188_3cc7_8000_22bcn] as const;
+export const EFI_ST = { entries: 104, table: 112, entrySize: 24 } as const;
+export const ACPI20_GUID = [0x11d3_e4f1_8868_e871n, 0x8188_3cc7_8000_22bcn] as const;
 /** ACPI: "RSD PTR " (RSDP, revision 2 has the XSDT at 24), "XSDT", "DMAR" (VT-d §8: structures from 48, DRHD type 0
  * with flags at 4 (bit 0 INCLUDE_PCI_ALL), segment at 6, register base at 8). */
-const RSDP_SIG = 0x2052_5450_2044_5352n;
-const XSDT_SIG = 0x5444_5358;
-const DMAR_SIG = 0x5241_4d44;
+export const RSDP_SIG = 0x2052_5450_2044_5352n;
+export const XSDT_SIG = 0x5444_5358;
+export const DMAR_SIG = 0x5241_4d44;
 
 function emitFind(a: Assembler, L: (n: string) => Label): void {
   // iommu_find → rax: the register base of the DMAR table's first remapping unit of segment 0 (DRHD), found from the
