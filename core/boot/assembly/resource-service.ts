@@ -106,14 +106,16 @@ export function rs_alloc_db_page(ui: u32, hint: u32): u32 {
   return countFree(top, order, 0, 0, 2) >= 2 ? firstFree : 0;
 }
 
-function header(req: u32, bytes: u32, ops: u32): void {
+/** A request's header (memory-layout.md §5.3); also the boot transactions' (boot.ts). */
+export function header(req: u32, bytes: u32, ops: u32): void {
   store<u32>(req, REQ_MAGIC);
   store<u32>(req + REQ_BYTES, bytes);
   store<u32>(req + REQ_OPS, ops);
   store<u32>(req + REQ_RESERVED, 0);
 }
 
-function changeOwner(at: u32, map: u32, first: u32, last: u32, from: u32, to: u32): void {
+/** A CHANGE_OWNER request record at `at` (memory-layout.md §5.2); also the boot transactions' (boot.ts). */
+export function changeOwner(at: u32, map: u32, first: u32, last: u32, from: u32, to: u32): void {
   store<u32>(at + REC_TYPE, REC_CHANGE_OWNER);
   store<u32>(at + REC_LENGTH, REQLEN_CHANGE_OWNER);
   store<u32>(at + F0, map);
