@@ -268,9 +268,11 @@ export function rs_build_destroy(ui: u32, req: u32, cap: u32, p: u32, prefix: u3
   dIdx = <u32>(l & 1023);
   dFail = 0;
   dOps = nprefix;
+  // In 64 bits: a prefix or cap whose 32-bit sums wrap would put the records outside [req, req + cap).
+  const fixed: u64 = <u64>REQ_HEADER + <u64>prefix + 2 * <u64>REQLEN_CHANGE_OWNER + <u64>REQLEN_DESTROY;
+  if (fixed > <u64>cap || <u64>req + <u64>cap > <u64>0xffff_ffff) return RS_TOO_BIG;
   dAt = req + REQ_HEADER + prefix;
   dEnd = req + cap - 2 * REQLEN_CHANGE_OWNER - REQLEN_DESTROY;
-  if (dAt > dEnd) return RS_TOO_BIG;
   walkOwned(top, order);
   if (dFail != 0) return dFail;
   changeOwner(dAt, dMap, dIdx, dIdx, p, ultra);
