@@ -48,3 +48,36 @@ describe("rs_build_destroy with hostile buffer arguments", () => {
     });
   }
 });
+
+describe("the builders against a hostile view of the database", () => {
+  // An index page at page 20 of a fresh instance: its top map (page 21) pointing back at itself, an order outside
+  // core's 2–5, or a top map page beyond the module's memory. Each builder must answer (a refusal or nothing to do),
+  // not recurse without end (V8: "Maximum call stack size exceeded") or trap ("memory access out of bounds").
+  let fresh: BootModule;
+  beforeAll(async () => {
+    fresh = instantiateBootModule(await bootModule(), { db_submit: () => -1, db_log_truncate: () => -1 });
+    fresh.memory.grow(64 - fresh.memory.buffer.byteLength / 65536);
+  });
+  const cases: Array<[string, number, number, (i: number) => number]> = [
+    ["order 0, a self map", 0, 21, (i) => (i === 0 ? (21 | 0x8000_0000) : 0)],
+    ["order 2^32 - 1, a self map", 0xffff_ffff, 21, (i) => (i === 0 ? (21 | 0x8000_0000) : 0)],
+    ["order 2, a top map beyond memory", 2, 0x3fff_0000, () => 0],
+    ["order 3, every entry a self map", 3, 21, () => 21 | 0x8000_0000],
+  ];
+  for (const [what, order, top, entry] of cases) {
+    it(`${what}: every builder answers`, () => {
+      const v = new DataView(fresh.memory.buffer);
+      new Uint8Array(fresh.memory.buffer, 20 * 4096, 2 * 4096).fill(0);
+      v.setUint32(20 * 4096 + 12, top, true); // UI_MAP_LOW
+      v.setUint32(20 * 4096 + 16, order, true); // UI_ORDER
+      v.setUint32(20 * 4096 + 20, 21, true); // UI_ULTRA
+      v.setUint32(20 * 4096 + 28, 7, true); // UI_AVAIL
+      for (let i = 0; i < 1024; i++) v.setInt32(21 * 4096 + 4 * i, entry(i), true);
+      const t0 = Date.now();
+      expect(fresh.rs.allocDbPage(20, 0)).toBe(0);
+      expect(fresh.rs.buildGrow(20, 30 * 4096, 0)).toBeLessThan(0);
+      expect(fresh.rs.buildDestroy(20, 30 * 4096, 4096, 25, 0, 0)).toBeLessThan(0);
+      expect(Date.now() - t0, "milliseconds").toBeLessThan(10_000);
+    });
+  }
+});

@@ -51,6 +51,8 @@ function span(scale: u32): u64 {
 }
 
 function entry(page: u32, i: u32): i32 {
+  // A map page outside this module's memory (a hostile or torn view) reads as owner 0: nothing to take or give back.
+  if ((<u64>page + 1) * 4096 > (<u64>memory.size() << 16)) return 0;
   return load<i32>(page * 4096 + i * 4);
 }
 
