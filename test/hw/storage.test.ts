@@ -68,6 +68,9 @@ describe("the storage channel on the machine", () => {
     expect(boot.lines).toContain("io: storage: virtio-blk 00:02.0 capacity 2048 sectors queue 64");
     // DMA_ADDR's bounds, asked by the I/O partition itself: past its memory pages, a slot without a channel.
     expect(boot.lines).toContain("io: storage: dma_addr past memory -2 empty slot -2");
+    // DMA_ADDR and CLIENT_WRITE on a console channel it serves: that peer granted nothing (the monitor answered a
+    // bus address and wrote into the peer before it checked the slot's channel type).
+    expect(boot.lines.filter((l) => /^io: storage: console slot \d+ /.test(l))).toEqual([expect.stringMatching(/^io: storage: console slot \d+ dma_addr -2 client_write -2$/)]);
   }));
 
   it("the workload completes, every pass read back, and the image check from outside is clean", () => withLog(() => {
