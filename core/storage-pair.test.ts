@@ -58,12 +58,16 @@ describe("the client's in-flight table", () => {
     expect(t.issue(11n, 91n, 1, true)).toBeGreaterThanOrEqual(0);
   });
 
-  it("refuses a damaged table — magic, entries, count, a state — and writes nothing", () => {
+  it("refuses a damaged table — magic, entries, count, a state, an entry's range, epoch or write flag — and writes nothing", () => {
     const cases: Array<[string, (v: DataView) => void]> = [
       ["magic", (v) => v.setUint32(PAIR_LAYOUT.table.magic, 0, true)],
       ["entries", (v) => v.setUint32(PAIR_LAYOUT.table.entries, 1_000_000, true)],
       ["count", (v) => v.setUint32(PAIR_LAYOUT.table.count, 0, true)],
       ["state", (v) => v.setUint32(PAIR_LAYOUT.table.header + 3 * PAIR_LAYOUT.table.entry + PAIR_LAYOUT.entry.state, 7, true)],
+      // An in-flight entry's own fields (before, accepted: a wrapping range hid overlaps from the client's rule).
+      ["lba + blocks wraps", (v) => v.setBigUint64(PAIR_LAYOUT.table.header + PAIR_LAYOUT.entry.lba, 0xffff_ffff_ffff_ffffn, true)],
+      ["epoch above the table's", (v) => v.setUint32(PAIR_LAYOUT.table.header + PAIR_LAYOUT.entry.epoch, 5, true)],
+      ["write neither 0 nor 1", (v) => v.setUint32(PAIR_LAYOUT.table.header + PAIR_LAYOUT.entry.write, 7, true)],
     ];
     for (const [what, damage] of cases) {
       const t = new InFlightTable(core);

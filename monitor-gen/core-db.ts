@@ -84,5 +84,30 @@ export function emitCoreDb(a: Assembler, core: CompiledModule, plan: CoreDbPlan)
   a.dq(0n, 0n);
   a.bind(L("core_result"));
   a.dq(0n);
+  a.bind(L("g_corelock"));
+  a.dq(0n);
   a.section(".text");
+}
+
+/**
+ * Takes g_corelock (spins with `xchg`, which is locked); every register but the flags is kept. The ring-0 core is one
+ * instance: core_ctx (its stack limit, the rsp a trap returns to, its globals), core_args and core_result are shared,
+ * so a caller holds the lock from writing core_args to reading core_result. Without it a pair client on PCPU 1
+ * asking PAIR_EPOCH while the I/O partition's DMA_ADDR ran in core on PCPU 0 swapped their stack limits and trap
+ * stacks (docs/specs/smp.md §2.4). Never held while a monitor line is written (the log lock is taken inside it).
+ */
+export function coreLock(a: Assembler): void {
+  a.push(rax);
+  const spin = a.here();
+  const got = a.label();
+  a.mov(eax, 1).xchg(rax, qword(a.symbol("g_corelock")));
+  a.test(rax, rax).jz(got);
+  a.pause().jmp(spin);
+  a.bind(got);
+  a.pop(rax);
+}
+
+/** Releases g_corelock (an aligned store; x86 keeps core's stores before it). */
+export function coreUnlock(a: Assembler): void {
+  a.mov(qword(a.symbol("g_corelock")), 0);
 }

@@ -390,7 +390,9 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     for (const [l, routine] of [[dma, "pci_dma_addr"], [clientWrite, "pci_client_write"]] as const) {
       a.bind(l);
       if (_cfg.pci) {
-        a.lea(rsp, ptr(L("g_kstack_top")));
+        // The caller's processor's stack (its record, as k_entry set it): any partition may ask, from any processor.
+        // It was PCPU 0's (g_kstack_top): a guest on PCPU 1 asking in a loop wrote over the frames of PCPU 0's monitor.
+        a.mov(rsp, qword(rbp, STATE_PAGE.pcpu));
         a.call(L(routine));
         a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
       } else {
@@ -403,7 +405,7 @@ function emitHypercalls(a: Assembler, _cfg: MonitorConfig): void {
     // DMA_DONE are unmapped, with an IOTLB invalidation (monitor-gen/iommu.ts iommu_done, storage-channel.md §9).
     if (_cfg.iommu) {
       a.bind(dmaDone);
-      a.lea(rsp, ptr(L("g_kstack_top")));
+      a.mov(rsp, qword(rbp, STATE_PAGE.pcpu)); // the caller's processor's stack, as for DMA_ADDR (any partition may ask)
       a.mov(rdi, qword(rbp, STATE_PAGE.index)).inc(rdi).call(L("iommu_done"));
       a.mov(qword(rbp, SAVED_FRAME.reg("rax")), rax);
       a.jmp(back);

@@ -11,6 +11,7 @@
 // docs/specs/image-layout.md describes.
 import { Assembler, type Label, type SymRef, al, byte, cr3, dword, eax, ebp, ecx, edi, edx, esi, ptr, qword, r12, r12d, r13, r13d, r14, r15, rax, rbp, rbx, rcx, rdi, rdx, rsi, rsp } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
+import { coreLock, coreUnlock } from "./core-db.ts";
 import { VECTORS } from "./entry.ts";
 import { COMMAND_VIEW, DB_PAGES, DBWIN, FLAG, PCPU, SAVED_FRAME, HC_ERR, HYPERCALL_VECTOR, INFO, PRIVATE_PAGE_BYTES, SEL, STATE_PAGE, STATE, TIMER_VECTOR, WINDOW_LAYOUT, WINDOW } from "./layout.ts";
 import { PTE } from "./paging.ts";
@@ -557,10 +558,12 @@ function emitDbOwner(a: Assembler, o: LeadOptions, h: LeadHelpers): void {
   if (withCore) {
     a.bind(L("db_owner"));
     a.sub(rsp, 8);
+    coreLock(a); // one core instance for every processor (core-db.ts)
     a.mov(qword(L("core_args")), rdi).mov(qword({ label: L("core_args"), disp: 8 }), 0);
     a.lea(rdi, ptr(L("core_ctx"))).lea(rsi, ptr(L("core_args"))).lea(rdx, ptr(L("core_result")));
     a.call(L("core_owner_thunk"));
     a.mov(eax, dword(L("core_result")));
+    coreUnlock(a);
     a.add(rsp, 8).ret();
   }
 }

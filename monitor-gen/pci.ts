@@ -7,7 +7,7 @@
 import { Assembler, type Gpr, type Label, al, ax, byte, dl, dword, dx, eax, ebp, ecx, edi, edx, esi, ptr, qword, r8, r8d, r9, r9d, r10, r10d, r11, rsp, r12, r12d, r13, r13d, r14, r14d, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
 import { TSS } from "./descriptors.ts";
-import { PARTITION_RECORD } from "./lead.ts";
+import { CHANNEL_RECORD, PARTITION_RECORD } from "./lead.ts";
 import { FLAG, HC_ERR, SAVED_FRAME, STATE_PAGE } from "./layout.ts";
 import { PTE } from "./paging.ts";
 
@@ -126,6 +126,7 @@ export function emitPci(a: Assembler, assignments: readonly PciAssignment[], wit
   emitEnumerate(a, L);
   emitAssign(a, L, iommu);
   emitMap(a, L);
+  emitStorageSlot(a, L);
   emitDmaAddr(a, L, withCore, iommu);
   emitClientWrite(a, L, withCore);
   emitSwitch(a, L);
@@ -543,6 +544,37 @@ function emitSwitch(a: Assembler, L: (n: string) => Label): void {
   }
 }
 
+function emitStorageSlot(a: Assembler, L: (n: string) => Label): void {
+  // pci_storage_slot(rbp = the caller's state page, rcx = slot k < 16) → eax = 1 when the image's channel table has a
+  // storage channel (its template is the storage template) whose server is the caller at slot k, else 0. DMA_ADDR and
+  // CLIENT_WRITE reach only such a peer: a console or command peer of the I/O partition never granted its memory to a
+  // device or to the I/O partition (without this, CLIENT_WRITE on the command partition's console slot wrote into its
+  // code). The table is the ultravisor's own, not the partition's info page (which the partition can write). Keeps
+  // every register but rax and the flags.
+  a.bind(L("pci_storage_slot"));
+  {
+    const next = a.label();
+    const no = a.label();
+    const out = a.label();
+    a.push(rbx).push(rsi);
+    a.xor(esi, esi);
+    const scan = a.here();
+    a.cmp(rsi, qword(L("g_channel_count"))).jae(no);
+    a.mov(rbx, rsi).shl(rbx, Math.log2(CHANNEL_RECORD.size)).lea(rax, ptr(L("g_channels"))).add(rbx, rax);
+    a.mov(eax, dword(rbx, CHANNEL_RECORD.server)).cmp(rax, qword(rbp, STATE_PAGE.index)).jne(next);
+    a.mov(eax, dword(rbx, CHANNEL_RECORD.serverSlot)).cmp(rax, rcx).jne(next);
+    a.lea(rax, ptr(L("g_stor_template"))).cmp(qword(rbx, CHANNEL_RECORD.template), rax).jne(next);
+    a.mov(eax, 1).jmp(out);
+    a.bind(next);
+    a.inc(rsi).jmp(scan);
+    a.bind(no);
+    a.xor(eax, eax);
+    a.bind(out);
+    a.pop(rsi).pop(rbx);
+    a.ret();
+  }
+}
+
 function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, iommu: boolean): void {
   // pci_dma_addr(rbp = the caller's state page; its saved rcx = a, rdx = b) → rax: the DMA_ADDR hypercall
   // (docs/specs/hypercall-abi.md). The bus address of byte b of a partition's memory — the caller's own (a = −1) or
@@ -578,6 +610,7 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, i
     a.mov(rdi, rbp);
     a.cmp(rcx, -1).je(target);
     a.cmp(rcx, 16).jae(bad);
+    a.call(L("pci_storage_slot")).test(eax, eax).jz(bad); // only the peer of a storage channel it serves
     a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
     a.test(rdi, rdi).jz(bad);
     a.bind(target);
@@ -636,6 +669,7 @@ function emitClientWrite(a: Assembler, L: (n: string) => Label, withCore: boolea
     a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1).jz(denied);
     a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).mov(rdx, qword(rbp, SAVED_FRAME.reg("rdx")));
     a.cmp(rcx, 16).jae(bad);
+    a.call(L("pci_storage_slot")).test(eax, eax).jz(bad); // only the peer of a storage channel it serves
     a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
     a.test(rdi, rdi).jz(bad);
     a.mov(rax, qword(rbp, STATE_PAGE.memPages)).shl(rax, 12);

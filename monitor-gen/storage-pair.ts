@@ -10,6 +10,7 @@ import { Assembler, type Label, byte, dword, eax, ecx, edi, edx, esi, ptr, qword
 import { PAIR_LAYOUT, PairState } from "../core/storage-pair.ts";
 import { EVENT_KIND } from "../core/database.ts";
 import { monitorLine } from "./console.ts";
+import { coreLock, coreUnlock } from "./core-db.ts";
 import { HC_ERR, SAVED_FRAME, STATE_PAGE } from "./layout.ts";
 import { DEVWIN, PCI_LIST, VIRTIO_VENDOR, pciEntryAt } from "./pci.ts";
 import { PARTITION_RECORD } from "./lead.ts";
@@ -67,18 +68,22 @@ export function emitStoragePair(a: Assembler, plan: StoragePairPlan): void {
   // pair_step(esi = state to): core's pair_ctl_step(block, to, now = TSC) → eax (0, or core's refusal).
   a.bind(L("pair_step"));
   {
+    coreLock(a); // from core_args to core_result: one core instance for every processor (core-db.ts)
     a.lea(rax, ptr(L("g_pair_ctl"))).mov(qword(L("core_args")), rax);
     a.mov(qword({ label: L("core_args"), disp: 8 }), rsi);
     a.rdtsc().shl(rdx, 32).or(rax, rdx).mov(qword({ label: L("core_args"), disp: 16 }), rax);
     a.lea(rax, ptr(L("core_pair_step_thunk"))).call(L("pair_core"));
+    coreUnlock(a);
     a.ret();
   }
   // pair_epoch → rax: core's pair_ctl_epoch (≥ 0, −3 during a failover, −1 bad block).
   a.bind(L("pair_epoch"));
   {
+    coreLock(a);
     a.call(L("pair_ready"));
     a.lea(rax, ptr(L("g_pair_ctl"))).mov(qword(L("core_args")), rax);
     a.lea(rax, ptr(L("core_pair_epoch_thunk"))).call(L("pair_core"));
+    coreUnlock(a);
     a.ret();
   }
 
@@ -160,12 +165,14 @@ function emitFailover(a: Assembler, L: (n: string) => Label, plan: StoragePairPl
     // The audit log's record of it (memory-layout.md §11.3): core's db_log_event(STORAGE_FAILOVER, the failed member's
     // partition number in the database, the active one's), between transactions — none is in flight here: only the
     // ultravisor partition submits, and the primary was the one running.
+    coreLock(a);
     a.mov(qword(L("core_args")), EVENT_KIND.storageFailover);
     a.mov(eax, dword(rbp, STATE_PAGE.descriptor)).mov(qword({ label: L("core_args"), disp: 8 }), rax);
     a.mov(rax, qword({ label: L("g_partitions"), disp: plan.secondary * PARTITION_RECORD.size + PARTITION_RECORD.state }));
     a.mov(eax, dword(rax, STATE_PAGE.descriptor)).mov(qword({ label: L("core_args"), disp: 16 }), rax);
     a.lea(rax, ptr(L("core_log_event_thunk"))).call(L("pair_core"));
     a.movsxd(rax, eax).neg(rax).mov(qword(L("g_pair_event_rc")), rax); // 0, or core's code negated (the line prints it)
+    coreUnlock(a);
     monitorLine(a, "ultravisor: storage pair: failover recorded in the audit log (EVENT kind 1, status -", { dec: (x) => x.mov(rdi, qword(L("g_pair_event_rc"))) }, ")");
     a.jmp(out);
     a.bind(failed);

@@ -435,39 +435,34 @@ export function db_command(): i32 {
 export function db_log_event(kind: u32, a: u32, b: u32): i32 {
   if (!attached) return E_NOT_ATTACHED;
   if (kind == 0 || inFlight()) return E_MALFORMED;
+  return appendBetween(REC_EVENT, kind, a, b, lh(LH_NEXTSEQ), false);
+}
+
+/**
+ * Appends a 24-byte record that is not a transaction (REJECTED, EVENT: both are 24 bytes, EVENT_LENGTH ==
+ * REJECTED_LENGTH) at the committed end, moving committedEnd and head past it; 0 or LOG_FULL with nothing written.
+ */
+function appendBetween(type: u32, f0: u32, f1: u32, f2: u32, f3: u32, countRejected: bool): i32 {
   if (head() + EVENT_LENGTH > capacity()) return E_LOG_FULL;
   const at = committedEnd();
   const r = records() + at;
-  store<u32>(r, REC_EVENT);
+  store<u32>(r, type);
   store<u32>(r + 4, EVENT_LENGTH);
-  store<u32>(r + 8, kind);
-  store<u32>(r + 12, a);
-  store<u32>(r + 16, b);
-  store<u32>(r + 20, lh(LH_NEXTSEQ));
+  store<u32>(r + 8, f0);
+  store<u32>(r + 12, f1);
+  store<u32>(r + 16, f2);
+  store<u32>(r + 20, f3);
   hw_flush(r, EVENT_LENGTH);
   setLh(LH_COMMITTED, at + EVENT_LENGTH);
   setLh(LH_HEAD, at + EVENT_LENGTH);
+  if (countRejected) setLh(LH_REJECTED, lh(LH_REJECTED) + 1);
   flushHeader();
   return 0;
 }
 
 /** Appends a REJECTED record at the committed end (memory-layout.md §11.1); 0 or LOG_FULL. */
 function logRejection(submitter: u32, code: i32): i32 {
-  if (head() + REJECTED_LENGTH > capacity()) return E_LOG_FULL;
-  const at = committedEnd();
-  const r = records() + at;
-  store<u32>(r, REC_REJECTED);
-  store<u32>(r + 4, REJECTED_LENGTH);
-  store<u32>(r + 8, submitter);
-  store<i32>(r + 12, code);
-  store<u32>(r + 16, lh(LH_NEXTSEQ));
-  store<u32>(r + 20, 0);
-  hw_flush(r, REJECTED_LENGTH);
-  setLh(LH_COMMITTED, at + REJECTED_LENGTH);
-  setLh(LH_HEAD, at + REJECTED_LENGTH);
-  setLh(LH_REJECTED, lh(LH_REJECTED) + 1);
-  flushHeader();
-  return 0;
+  return appendBetween(REC_REJECTED, submitter, <u32>code, lh(LH_NEXTSEQ), 0, true);
 }
 
 /**

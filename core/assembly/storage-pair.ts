@@ -40,14 +40,23 @@ const FENCED: u32 = 3;
   return t + HEADER + <usize>i * ENTRY;
 }
 
-/** The header and every entry are well formed: the count is the entries in use. */
+/**
+ * The header and every entry are well formed: the count is the entries in use, and each entry in use has a range
+ * that does not wrap (else the overlap rule would not see it), an epoch no later than the table's and a write flag of
+ * 0 or 1.
+ */
 function tableOk(t: usize): bool {
   if (load<u32>(t + T_MAGIC) != PAIR_MAGIC || load<u32>(t + T_ENTRIES) != ENTRIES) return false;
   let used: u32 = 0;
+  const epoch = load<u32>(t + T_EPOCH);
   for (let i: u32 = 0; i < ENTRIES; i++) {
-    const s = load<u32>(entryAt(t, i) + E_STATE);
+    const e = entryAt(t, i);
+    const s = load<u32>(e + E_STATE);
     if (s > REISSUE) return false;
-    if (s != FREE) used++;
+    if (s == FREE) continue;
+    const lba = load<u64>(e + E_LBA);
+    if (lba + <u64>load<u32>(e + E_BLOCKS) < lba || load<u32>(e + E_EPOCH) > epoch || load<u32>(e + E_WRITE) > 1) return false;
+    used++;
   }
   return used == load<u32>(t + T_COUNT);
 }

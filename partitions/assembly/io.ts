@@ -17,7 +17,7 @@ import { SAMPLES, median, put, sortedMin } from "./samples";
 @external("hw", "rdtsc")
 declare function rdtsc(): i64;
 import {
-  CHANNEL_BYTES, FLAG_MORE, HC_DMA_ADDR, HC_DMA_DONE, HC_PAIR_EPOCH, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
+  CHANNEL_BYTES, FLAG_MORE, HC_CLIENT_WRITE, HC_DMA_ADDR, HC_DMA_DONE, HC_PAIR_EPOCH, HC_POLL, HC_SIGNAL, HC_YIELD, INFO_NAME, INFO_SLOTS, LINE, MAX_SLOTS, MAX_TEXT, NAME_BYTES, ROLE_CLOSED, ROLE_SERVER,
   SIG_FLAGS, SIG_INLINE, SIGNAL_BYTES, hypercall, putDec, putStr, sendLine, slotChannel, slotRecord,
 } from "./partition";
 
@@ -316,6 +316,7 @@ export function main(flags: i64, input: u64, pair: i64, failAt: i64): void {
       at = putDec(at, <u64>-hypercall(HC_DMA_ADDR, -1, 0x34000));
       at = putStr(at, " empty slot -");
       emitOwn(putDec(at, <u64>-hypercall(HC_DMA_ADDR, 15, 0x1000)));
+      consoleSlotProbe();
     }
     if (r == 0 && bench) directBench();
     if (r == 0 && rogue) rogueDma();
@@ -385,6 +386,32 @@ function rogueRead(target: u64): void {
     const r = blkInit(<u32>load<u64>(0));
     at = putStr(LINE, "rogue-dma: device reset and brought up again: ");
     emitOwn(putDec(at, <u64>-r));
+  }
+}
+
+/** A CLIENT_WRITE descriptor for the probe below: offset 0x1000 of the peer, length 0 (nothing would be written). */
+const PROBE_CW = memory.data(80, 8);
+
+/**
+ * DMA_ADDR and CLIENT_WRITE on the first console channel this partition serves, asked once at start
+ * (test/hw/storage.test.ts reads the line): that peer granted no memory to a device or to this partition, so both
+ * are refused (−2); the monitor answered a bus address and 0 before it checked the slot's channel type.
+ */
+function consoleSlotProbe(): void {
+  let n = load<u64>(INFO_SLOTS);
+  if (n > MAX_SLOTS) n = MAX_SLOTS;
+  for (let k: u64 = 0; k < n; k++) {
+    const rec = slotRecord(k);
+    if (load<u8>(rec + RECORD_ROLE) != ROLE_SERVER || load<u8>(rec + RECORD_TYPE) == TYPE_STORAGE || slotChannel(k) == 0) continue;
+    store<u64>(PROBE_CW, 0x1000);
+    store<u64>(PROBE_CW + 8, 0);
+    const dma = hypercall(HC_DMA_ADDR, <i64>k, 0x1000);
+    const cw = hypercall(HC_CLIENT_WRITE, <i64>k, <i64>PROBE_CW);
+    let at = putDec(putStr(LINE, "storage: console slot "), k);
+    at = dma < 0 ? putDec(putStr(at, " dma_addr -"), <u64>-dma) : putStr(at, " dma_addr granted");
+    at = cw < 0 ? putDec(putStr(at, " client_write -"), <u64>-cw) : putDec(putStr(at, " client_write granted "), <u64>cw);
+    emitOwn(at);
+    return;
   }
 }
 

@@ -1,8 +1,9 @@
 // Helpers the hardware tests share for reading a boot: a partition's console lines out of the serial log (the I/O
 // partition tags each with the client's name), a page of physical memory as 512 quadwords over QMP, the address bits
-// of a page-table entry, and a wrapper that prints the whole serial log when a check fails (it is the only evidence of
-// what the machine did).
-import type { Machine } from "../../qemu/index.ts";
+// of a page-table entry, a wrapper that prints the whole serial log when a check fails (it is the only evidence of
+// what the machine did), one boot to its end, and a block of a disk image file.
+import { closeSync, openSync, readSync } from "node:fs";
+import { Machine } from "../../qemu/index.ts";
 
 /** Address bits 12–51 of a page-table entry. */
 export const PTE_ADDRESS = 0x000f_ffff_ffff_f000n;
@@ -69,4 +70,29 @@ export function runEndFindings(r: { error?: string; exit: unknown; lines: readon
   if (JSON.stringify(r.exit) !== JSON.stringify({ kind: "guest", code: exitCode })) bad.push(`the run ended with ${JSON.stringify(r.exit)}, not the ultravisor's exit code 0x${exitCode.toString(16)}`);
   if (r.lines.some((l) => l.startsWith("ultravisor: panic"))) bad.push("the ultravisor panicked");
   return bad;
+}
+
+/** One boot of `esp` under TCG on `cpus` processors to its end: the serial lines and how it ended (or the error). */
+export async function bootToEnd(name: string, esp: string, cpus: number): Promise<{ lines: string[]; exit: unknown; error?: string }> {
+  const m = await Machine.start({ name, image: esp, accel: "tcg", smp: cpus, timeoutMs: 120_000, log: () => undefined });
+  try {
+    const exit = await m.wait();
+    return { lines: m.lines.map((l) => l.text), exit };
+  } catch (e) {
+    return { lines: m.lines.map((l) => l.text), exit: undefined, error: String(e) };
+  } finally {
+    await m.close();
+  }
+}
+
+/** Block `n` (512 bytes) of a disk image file, read from the host. */
+export function readBlock(file: string, n: number): Uint8Array {
+  const b = new Uint8Array(512);
+  const fd = openSync(file, "r");
+  try {
+    readSync(fd, b, 0, 512, n * 512);
+  } finally {
+    closeSync(fd);
+  }
+  return b;
 }

@@ -18,8 +18,7 @@ import { buildUltravisorImage, type UltravisorImage } from "../../image/ultravis
 import { configFrom, figure1Definition } from "../../partitions/config.ts";
 import { readSchedule } from "../../core/schedule.ts";
 import { EXIT } from "../../monitor-gen/layout.ts";
-import { Machine } from "../../qemu/index.ts";
-import { runEndFindings, summaryOf, withSerialLog } from "./machine-reads.ts";
+import { bootToEnd, runEndFindings, summaryOf, withSerialLog } from "./machine-reads.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-smp-dispatch-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -60,17 +59,7 @@ beforeAll(async () => {
   esp = (await writeEfiImage(join(scratch, "smp4"), img)).esp;
 }, 150_000);
 
-async function boot(cpus: number): Promise<{ lines: string[]; exit: unknown; error?: string }> {
-  const m = await Machine.start({ name: `hw-smp-dispatch-${cpus}`, image: esp, accel: "tcg", smp: cpus, timeoutMs: 120_000, log: () => undefined });
-  try {
-    const exit = await m.wait();
-    return { lines: m.lines.map((l) => l.text), exit };
-  } catch (e) {
-    return { lines: m.lines.map((l) => l.text), exit: undefined, error: String(e) };
-  } finally {
-    await m.close();
-  }
-}
+const boot = (cpus: number): ReturnType<typeof bootToEnd> => bootToEnd(`hw-smp-dispatch-${cpus}`, esp, cpus);
 
 describe("partitions on four processors: rows, shares, a dedicated processor, signals across processors (TCG, multi-threaded)", () => {
   it("the image holds core's table for four processors only: D's processor and PCPU 0 for the bound partitions", () => {

@@ -11,8 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage, type UltravisorImage } from "../../image/ultravisor.ts";
-import { Machine } from "../../qemu/index.ts";
-import { runEndFindings, summaryOf, withSerialLog } from "./machine-reads.ts";
+import { bootToEnd, runEndFindings, summaryOf, withSerialLog } from "./machine-reads.ts";
 
 const scratch = mkdtempSync(join(tmpdir(), "uv-hw-smp-swap-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -28,17 +27,7 @@ beforeAll(async () => {
   esp = (await writeEfiImage(join(scratch, "swap"), img)).esp;
 }, 150_000);
 
-async function boot(cpus: number): Promise<{ lines: string[]; exit: unknown; error?: string }> {
-  const m = await Machine.start({ name: `hw-smp-swap-${cpus}`, image: esp, accel: "tcg", smp: cpus, timeoutMs: 120_000, log: () => undefined });
-  try {
-    const exit = await m.wait();
-    return { lines: m.lines.map((l) => l.text), exit };
-  } catch (e) {
-    return { lines: m.lines.map((l) => l.text), exit: undefined, error: String(e) };
-  } finally {
-    await m.close();
-  }
-}
+const boot = (cpus: number): ReturnType<typeof bootToEnd> => bootToEnd(`hw-smp-swap-${cpus}`, esp, cpus);
 
 describe("a schedule swap takes effect at a wrap on every processor (TCG, multi-threaded)", () => {
   for (const cpus of [1, 2]) {

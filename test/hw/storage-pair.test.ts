@@ -6,12 +6,12 @@
 // (`uvt disk check`'s code, image/disk-workload.ts), QEMU's own per-device statistics (query-blockstats: nothing moves
 // through sa's device between the fence line and the end) and QEMU's view of each virtio device (x-query-virtio-status:
 // sa's reset, sb's driver OK).
-import { mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { summaryOf, withSerialLog } from "./machine-reads.ts";
+import { readBlock, summaryOf, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { checkDiskImage } from "../../image/disk-workload.ts";
@@ -108,16 +108,7 @@ const statsOf = (list: DeviceStats[], dev: string): DeviceStats => {
   return s;
 };
 
-function block(n: number): Uint8Array {
-  const b = new Uint8Array(512);
-  const fd = openSync(DISK, "r");
-  try {
-    readSync(fd, b, 0, 512, n * 512);
-  } finally {
-    closeSync(fd);
-  }
-  return b;
-}
+const block = (n: number): Uint8Array => readBlock(DISK, n);
 
 const indexOf = (re: RegExp): number => boot.lines.findIndex((l) => re.test(l));
 

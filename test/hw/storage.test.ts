@@ -5,12 +5,12 @@
 // (`uvt disk check`'s code, image/disk-workload.ts), and QEMU's own count of the bytes the device moved
 // (query-blockstats over QMP), which must be exactly the honest clients' bytes — so every refused request moved
 // nothing, not even to or from the disk.
-import { mkdtempSync, openSync, readSync, closeSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Machine } from "../../qemu/index.ts";
-import { summaryOf, withSerialLog } from "./machine-reads.ts";
+import { readBlock, summaryOf, withSerialLog } from "./machine-reads.ts";
 import { writeEfiImage } from "../../image/efi-image.ts";
 import { buildUltravisorImage } from "../../image/ultravisor.ts";
 import { checkDiskImage } from "../../image/disk-workload.ts";
@@ -60,16 +60,7 @@ beforeAll(async () => {
 
 const withLog = (check: () => void): void => withSerialLog(boot.lines, check);
 
-function block(n: number): Uint8Array {
-  const b = new Uint8Array(512);
-  const fd = openSync(DISK, "r");
-  try {
-    readSync(fd, b, 0, 512, n * 512);
-  } finally {
-    closeSync(fd);
-  }
-  return b;
-}
+const block = (n: number): Uint8Array => readBlock(DISK, n);
 
 describe("the storage channel on the machine", () => {
   it("the I/O partition drives the data disk's virtio-blk, bus mastering on for it alone", () => withLog(() => {
@@ -77,6 +68,9 @@ describe("the storage channel on the machine", () => {
     expect(boot.lines).toContain("io: storage: virtio-blk 00:02.0 capacity 2048 sectors queue 64");
     // DMA_ADDR's bounds, asked by the I/O partition itself: past its memory pages, a slot without a channel.
     expect(boot.lines).toContain("io: storage: dma_addr past memory -2 empty slot -2");
+    // DMA_ADDR and CLIENT_WRITE on a console channel it serves: that peer granted nothing (the monitor answered a
+    // bus address and wrote into the peer before it checked the slot's channel type).
+    expect(boot.lines.filter((l) => /^io: storage: console slot \d+ /.test(l))).toEqual([expect.stringMatching(/^io: storage: console slot \d+ dma_addr -2 client_write -2$/)]);
   }));
 
   it("the workload completes, every pass read back, and the image check from outside is clean", () => withLog(() => {

@@ -23,11 +23,10 @@ declare function dbLogTruncate(): i32;
 
 // Every layout fact comes from core's own table (core/assembly/lib/layout.ts), the one core.wasm is built from.
 import {
-  F0, F1, F2, F3, F4, PAGE_SHIFT, PN_MASK, REC_CHANGE_OWNER, REC_LENGTH, REC_SPLIT, REC_TYPE, REQ_BYTES, REQ_HEADER,
-  REQ_MAGIC, REQ_OPS, REQ_RESERVED, REQLEN_CHANGE_OWNER, REQLEN_SPLIT, UI_AVAIL, UI_BOOT, UI_MAP_LOW, UI_MISSING,
+  F0, F1, F2, F3, PAGE_SHIFT, PN_MASK, REC_LENGTH, REC_SPLIT, REC_TYPE, REQ_HEADER, REQLEN_CHANGE_OWNER, REQLEN_SPLIT, UI_AVAIL, UI_BOOT, UI_MAP_LOW, UI_MISSING,
   UI_ORDER, UI_ULTRA,
 } from "../../assembly/lib/layout";
-import { rs_alloc_db_page, rs_build_create, rs_created } from "./resource-service";
+import { changeOwner, header, rs_alloc_db_page, rs_build_create, rs_created } from "./resource-service";
 
 const PAGE: u64 = <u64>1 << PAGE_SHIFT;
 const CO_BYTES: u32 = REQLEN_CHANGE_OWNER;
@@ -74,23 +73,6 @@ function submit(): void {
   else txCount++;
 }
 
-function header(at: u32, bytes: u32, ops: u32): void {
-  store<u32>(at, REQ_MAGIC);
-  store<u32>(at + REQ_BYTES, bytes);
-  store<u32>(at + REQ_OPS, ops);
-  store<u32>(at + REQ_RESERVED, 0);
-}
-
-function changeOwner(at: u32, map: u32, first: u32, last: u32, from: u32, to: u32): void {
-  store<u32>(at + REC_TYPE, REC_CHANGE_OWNER);
-  store<u32>(at + REC_LENGTH, CO_BYTES);
-  store<u32>(at + F0, map);
-  store<u32>(at + F1, first);
-  store<u32>(at + F2, last);
-  store<u32>(at + F3, from);
-  store<u32>(at + F4, to);
-  store<u32>(at + F4 + 4, 0);
-}
 
 /** The entry deciding the owner of 4 KiB page p, as (map << 10 | index) with the owner in leafOwner; -1 if not 4 KiB. */
 let leafOwner: u32 = 0;

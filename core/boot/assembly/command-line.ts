@@ -171,8 +171,18 @@ function sameName(p: u32, name: u32): bool {
   return true;
 }
 
-/** Counts Available bytes and looks for a live descriptor named `wanted` (an entry of a PKM that holds its own page). */
+/** Map pages the walk may still visit: a well-formed view visits each of its pages once at most. */
+let budget: u32 = 0;
+
+/**
+ * Counts Available bytes and looks for a live descriptor named `wanted` (an entry of a PKM that holds its own page).
+ * The view is read as hostile: a map entry below 4 KiB scale, a map page outside this module's memory, or more map
+ * pages than the memory holds end the walk there (so a map pointing back at itself is neither an endless recursion
+ * nor an endless loop); the line is then refused on what was seen.
+ */
 function walk(page: u32, scale: u32, base: u64): void {
+  if (scale < 1 || budget == 0 || (<u64>page + 1) * PAGE > (<u64>memory.size() << 16)) return;
+  budget--;
   for (let i: u32 = 0; i < 1024; i++) {
     const v = load<i32>(page * 4096 + i * 4);
     const eb = base + <u64>i * span(scale);
@@ -193,7 +203,9 @@ function live(ui: u32, name: u32): bool {
   found = false;
   foundPage = 0;
   availBytes = 0;
-  walk(load<u32>(u + UI_MAP_LOW), load<u32>(u + UI_ORDER), 0);
+  const order = load<u32>(u + UI_ORDER);
+  budget = <u32>memory.size() << 4; // the 4 KiB pages of this module's memory
+  if (order >= 2 && order <= 5) walk(load<u32>(u + UI_MAP_LOW), order, 0); // core's db_attach accepts 2–5 only
   return found;
 }
 

@@ -51,6 +51,8 @@ function span(scale: u32): u64 {
 }
 
 function entry(page: u32, i: u32): i32 {
+  // A map page outside this module's memory (a hostile or torn view) reads as owner 0: nothing to take or give back.
+  if ((<u64>page + 1) * 4096 > (<u64>memory.size() << 16)) return 0;
   return load<i32>(page * 4096 + i * 4);
 }
 
@@ -106,14 +108,16 @@ export function rs_alloc_db_page(ui: u32, hint: u32): u32 {
   return countFree(top, order, 0, 0, 2) >= 2 ? firstFree : 0;
 }
 
-function header(req: u32, bytes: u32, ops: u32): void {
+/** A request's header (memory-layout.md §5.3); also the boot transactions' (boot.ts). */
+export function header(req: u32, bytes: u32, ops: u32): void {
   store<u32>(req, REQ_MAGIC);
   store<u32>(req + REQ_BYTES, bytes);
   store<u32>(req + REQ_OPS, ops);
   store<u32>(req + REQ_RESERVED, 0);
 }
 
-function changeOwner(at: u32, map: u32, first: u32, last: u32, from: u32, to: u32): void {
+/** A CHANGE_OWNER request record at `at` (memory-layout.md §5.2); also the boot transactions' (boot.ts). */
+export function changeOwner(at: u32, map: u32, first: u32, last: u32, from: u32, to: u32): void {
   store<u32>(at + REC_TYPE, REC_CHANGE_OWNER);
   store<u32>(at + REC_LENGTH, REQLEN_CHANGE_OWNER);
   store<u32>(at + F0, map);
@@ -268,9 +272,11 @@ export function rs_build_destroy(ui: u32, req: u32, cap: u32, p: u32, prefix: u3
   dIdx = <u32>(l & 1023);
   dFail = 0;
   dOps = nprefix;
+  // In 64 bits: a prefix or cap whose 32-bit sums wrap would put the records outside [req, req + cap).
+  const fixed: u64 = <u64>REQ_HEADER + <u64>prefix + 2 * <u64>REQLEN_CHANGE_OWNER + <u64>REQLEN_DESTROY;
+  if (fixed > <u64>cap || <u64>req + <u64>cap > <u64>0xffff_ffff) return RS_TOO_BIG;
   dAt = req + REQ_HEADER + prefix;
   dEnd = req + cap - 2 * REQLEN_CHANGE_OWNER - REQLEN_DESTROY;
-  if (dAt > dEnd) return RS_TOO_BIG;
   walkOwned(top, order);
   if (dFail != 0) return dFail;
   changeOwner(dAt, dMap, dIdx, dIdx, p, ultra);
