@@ -5,9 +5,9 @@
 // page DMA_ADDR validated into the tables of the caller's devices, and iommu_done (the DMA_DONE hypercall,
 // monitor-gen/entry.ts) unmaps the client pages among them at the end of a request; iommu_poll (processor 0's timer,
 // monitor-gen/entry.ts) logs and clears recorded faults. This file owns the register and table layouts it uses.
-import { Assembler, type Label, ax, byte, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r10, r10d, r11d, r12, r12d, r13, r13d, r14, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
+import { Assembler, type Label, byte, cl, dword, eax, ecx, edi, edx, esi, ptr, qword, r10, r10d, r11d, r12, r12d, r13, r13d, r14, r15, r15d, rax, rbp, rbx, rcx, rdi, rdx, rsi, r8, r8d, r9, word } from "../toolchain/x64/index.ts";
 import { monitorLine } from "./console.ts";
-import { PCI_LIST, pciEntryAt } from "./pci.ts";
+import { PCI_LIST, busMasterOff, pciEntryAt } from "./pci.ts";
 
 /** Bytes the image builder embeds when the host asks for the IOMMU; qemu/accel.ts keeps the same text (uvt run adds
  * the intel-iommu device and iommu_platform=on; test/svm-marker.test.ts holds the two equal). */
@@ -113,9 +113,7 @@ function masterOff(a: Assembler, L: (n: string) => Label): void {
   pciEntryAt(a, r13, rbx, r12);
   a.cmp(dword(r13, PCI_LIST.dma), 0).je(next);
   a.mov(dword(r13, PCI_LIST.dma), 0);
-  a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_read"));
-  a.movzx(esi, ax).and(esi, ~4);
-  a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_write16"));
+  busMasterOff(a, L, r13);
   a.bind(next);
   a.inc(r12d).jmp(loop);
   a.bind(done);
@@ -294,9 +292,7 @@ function emitInit(a: Assembler, L: (n: string) => Label): void {
       a.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("iommu_covers")).test(eax, eax).jnz(covered);
       monitorLine(a, "ultravisor: iommu: pci ", { str: (x) => x.movzx(edi, word(r13, PCI_LIST.bdf)).call(L("pci_text")) }, " is not in the remapping unit's device scope: bus mastering turned off");
       a.mov(dword(r13, PCI_LIST.dma), 0);
-      a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_read"));
-      a.movzx(esi, ax).and(esi, ~4);
-      a.movzx(edi, word(r13, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_write16"));
+      busMasterOff(a, L, r13);
       a.jmp(next);
       a.bind(covered);
     }

@@ -47,6 +47,20 @@ export const BAR_MAP_MAX = 256 * 1024 * 1024;
 export const CONFIG_ADDRESS = 0xcf8;
 export const CONFIG_DATA = 0xcfc;
 /** Modern (virtio 1.x, non-transitional) virtio-blk: what `uvt run --disk` attaches (qemu/args.ts). */
+/** The configuration space's command register (offset 4) and its bits (PCI 3.0 §6.2.2). */
+export const PCI_COMMAND = { offset: 4, io: 1, memory: 2, busMaster: 4 } as const;
+
+/**
+ * Turns bus mastering off for the device-list entry at `entry` (its command register read, the bit cleared, written
+ * back): the device starts no new DMA. Clobbers the caller-saved registers. Used by the IOMMU's refusals and the
+ * storage pair's fence.
+ */
+export function busMasterOff(a: Assembler, L: (n: string) => Label, entry: Gpr): void {
+  a.movzx(edi, word(entry, PCI_LIST.bdf)).shl(edi, 8).or(edi, PCI_COMMAND.offset).call(L("pci_read"));
+  a.movzx(esi, ax).and(esi, ~PCI_COMMAND.busMaster);
+  a.movzx(edi, word(entry, PCI_LIST.bdf)).shl(edi, 8).or(edi, PCI_COMMAND.offset).call(L("pci_write16"));
+}
+
 export const VIRTIO_VENDOR = 0x1af4;
 export const VIRTIO_BLK_MODERN = 0x1042;
 /** cfg_type of the notification structure, whose capability carries notify_off_multiplier (virtio 1.x §4.1.4.4). */
@@ -575,6 +589,53 @@ function emitStorageSlot(a: Assembler, L: (n: string) => Label): void {
   }
 }
 
+/** The exits DMA_ADDR and CLIENT_WRITE share: each refusal's code in rax, then rbx restored and return. */
+interface HypercallExits { denied: Label; bad: Label; refused: Label; out: Label }
+
+function hypercallExits(a: Assembler): HypercallExits {
+  return { denied: a.label(), bad: a.label(), refused: a.label(), out: a.label() };
+}
+
+function emitHypercallExits(a: Assembler, x: HypercallExits): void {
+  a.bind(x.denied);
+  a.mov(rax, HC_ERR.denied).jmp(x.out);
+  a.bind(x.bad);
+  a.mov(rax, HC_ERR.badArgument).jmp(x.out);
+  a.bind(x.refused);
+  a.mov(rax, HC_ERR.refused);
+  a.bind(x.out);
+  a.pop(rbx);
+  a.ret();
+}
+
+/**
+ * rcx = a channel slot of the caller (rbp) → rdi = the state page of that slot's peer, when the slot is below 16, holds
+ * a storage channel the caller serves (pci_storage_slot, from the image's own table) and is connected; else to `bad`.
+ * Clobbers rax and rcx.
+ */
+function storagePeer(a: Assembler, L: (n: string) => Label, bad: Label): void {
+  a.cmp(rcx, 16).jae(bad);
+  a.call(L("pci_storage_slot")).test(eax, eax).jz(bad); // only the peer of a storage channel it serves
+  a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
+  a.test(rdi, rdi).jz(bad);
+}
+
+/**
+ * With a database (g_db_ok): the partition whose state page is in rdi must own, in the database now, the page whose
+ * address `addressToRdi` leaves in rdi (core's GetMemOwner against its descriptor), else to `refused`. `keep` (rdi
+ * among them) are saved around the lookup.
+ */
+function ownedNow(a: Assembler, L: (n: string) => Label, keep: Gpr[], addressToRdi: () => void, refused: Label): void {
+  const unchecked = a.label();
+  a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
+  for (const r of keep) a.push(r);
+  addressToRdi();
+  a.call(L("db_owner"));
+  for (const r of [...keep].reverse()) a.pop(r);
+  a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
+  a.bind(unchecked);
+}
+
 function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, iommu: boolean): void {
   // pci_dma_addr(rbp = the caller's state page; its saved rcx = a, rdx = b) → rax: the DMA_ADDR hypercall
   // (docs/specs/hypercall-abi.md). The bus address of byte b of a partition's memory — the caller's own (a = −1) or
@@ -586,12 +647,10 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, i
   // holds to the end of b's page. Runs on the ultravisor's stack (the caller set rsp).
   a.bind(L("pci_dma_addr"));
   {
-    const denied = a.label();
-    const bad = a.label();
-    const refused = a.label();
+    const x = hypercallExits(a);
+    const { denied, bad, refused, out } = x;
     const owns = a.label();
     const target = a.label();
-    const out = a.label();
     a.push(rbx);
     a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1 | FLAG.pairIo).jz(denied); // the console I/O partition or a member of the storage pair
     a.mov(r8, qword(rbp, STATE_PAGE.index)).inc(r8);
@@ -609,22 +668,11 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, i
     a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).mov(rdx, qword(rbp, SAVED_FRAME.reg("rdx")));
     a.mov(rdi, rbp);
     a.cmp(rcx, -1).je(target);
-    a.cmp(rcx, 16).jae(bad);
-    a.call(L("pci_storage_slot")).test(eax, eax).jz(bad); // only the peer of a storage channel it serves
-    a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
-    a.test(rdi, rdi).jz(bad);
+    storagePeer(a, L, bad);
     a.bind(target);
     a.mov(rax, qword(rdi, STATE_PAGE.memPages)).shl(rax, 12).cmp(rdx, rax).jae(bad);
     a.mov(rsi, qword(rdi, STATE_PAGE.window)).add(rsi, rdx);
-    if (withCore) {
-      const unchecked = a.label();
-      a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
-      a.push(rsi).push(rdi);
-      a.mov(rdi, rsi).and(rdi, -4096).call(L("db_owner"));
-      a.pop(rdi).pop(rsi);
-      a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
-      a.bind(unchecked);
-    }
+    if (withCore) ownedNow(a, L, [rsi, rdi], () => a.mov(rdi, rsi).and(rdi, -4096), refused);
     if (iommu) {
       // The page is mapped for the caller's devices before its address is given (monitor-gen/iommu.ts,
       // storage-channel.md §9): IOVA = physical address, so the answer is the same.
@@ -636,15 +684,7 @@ function emitDmaAddr(a: Assembler, L: (n: string) => Label, withCore: boolean, i
       a.test(rax, rax).jnz(refused);
     }
     a.mov(rax, rsi).jmp(out);
-    a.bind(denied);
-    a.mov(rax, HC_ERR.denied).jmp(out);
-    a.bind(bad);
-    a.mov(rax, HC_ERR.badArgument).jmp(out);
-    a.bind(refused);
-    a.mov(rax, HC_ERR.refused);
-    a.bind(out);
-    a.pop(rbx);
-    a.ret();
+    emitHypercallExits(a, x);
   }
 }
 
@@ -661,17 +701,12 @@ function emitClientWrite(a: Assembler, L: (n: string) => Label, withCore: boolea
   // 4 GiB). Runs on the ultravisor's stack.
   a.bind(L("pci_client_write"));
   {
-    const denied = a.label();
-    const bad = a.label();
-    const refused = a.label();
-    const out = a.label();
+    const x = hypercallExits(a);
+    const { denied, bad, refused, out } = x;
     a.push(rbx);
     a.test(byte(rbp, STATE_PAGE.flags), FLAG.com1).jz(denied);
     a.mov(rcx, qword(rbp, SAVED_FRAME.reg("rcx"))).mov(rdx, qword(rbp, SAVED_FRAME.reg("rdx")));
-    a.cmp(rcx, 16).jae(bad);
-    a.call(L("pci_storage_slot")).test(eax, eax).jz(bad); // only the peer of a storage channel it serves
-    a.shl(rcx, 4).mov(rdi, qword({ base: rbp, index: rcx, disp: STATE_PAGE.slots }));
-    a.test(rdi, rdi).jz(bad);
+    storagePeer(a, L, bad);
     a.mov(rax, qword(rbp, STATE_PAGE.memPages)).shl(rax, 12);
     a.cmp(rdx, rax).jae(bad);
     a.lea(r8, qword(rdx, CLIENT_WRITE.size)).cmp(r8, rax).ja(bad);
@@ -681,27 +716,11 @@ function emitClientWrite(a: Assembler, L: (n: string) => Label, withCore: boolea
     a.mov(rax, qword(rdi, STATE_PAGE.memPages)).shl(rax, 12);
     a.cmp(r9, rax).jae(bad);
     a.mov(r11, r9).and(r11, 0xfff).add(r11, r10).cmp(r11, 4096).ja(bad);
-    if (withCore) {
-      const unchecked = a.label();
-      a.cmp(qword(L("g_db_ok")), 0).je(unchecked);
-      a.push(rsi).push(rdi).push(r9).push(r10);
-      a.mov(rax, qword(rdi, STATE_PAGE.window)).add(rax, r9).and(rax, -4096).mov(rdi, rax).call(L("db_owner"));
-      a.pop(r10).pop(r9).pop(rdi).pop(rsi);
-      a.cmp(rax, qword(rdi, STATE_PAGE.descriptor)).jne(refused);
-      a.bind(unchecked);
-    }
+    if (withCore) ownedNow(a, L, [rsi, rdi, r9, r10], () => a.mov(rax, qword(rdi, STATE_PAGE.window)).add(rax, r9).and(rax, -4096).mov(rdi, rax), refused);
     a.add(rsi, CLIENT_WRITE.data);
     a.mov(rdi, qword(rdi, STATE_PAGE.window)).add(rdi, r9);
     a.mov(rcx, r10).rep().movsb();
     a.mov(rax, r10).jmp(out);
-    a.bind(denied);
-    a.mov(rax, HC_ERR.denied).jmp(out);
-    a.bind(bad);
-    a.mov(rax, HC_ERR.badArgument).jmp(out);
-    a.bind(refused);
-    a.mov(rax, HC_ERR.refused);
-    a.bind(out);
-    a.pop(rbx);
-    a.ret();
+    emitHypercallExits(a, x);
   }
 }

@@ -12,7 +12,7 @@ import { EVENT_KIND } from "../core/database.ts";
 import { monitorLine } from "./console.ts";
 import { coreLock, coreUnlock } from "./core-db.ts";
 import { HC_ERR, SAVED_FRAME, STATE_PAGE } from "./layout.ts";
-import { DEVWIN, PCI_LIST, VIRTIO_VENDOR, pciEntryAt } from "./pci.ts";
+import { DEVWIN, PCI_LIST, VIRTIO_VENDOR, busMasterOff, pciEntryAt } from "./pci.ts";
 import { PARTITION_RECORD } from "./lead.ts";
 
 export interface StoragePairPlan {
@@ -25,8 +25,6 @@ export interface StoragePairPlan {
 /** virtio 1.x §4.1.4.3: the common configuration's device_status byte, and the common configuration's cap type. */
 const VIRTIO_STATUS = 0x14;
 const CAP_COMMON = 1;
-/** PCI command register (configuration offset 4) bit 2: bus master enable. */
-const COMMAND_BUS_MASTER = 4;
 /** Reads of device_status before the fence is declared failed. */
 const FENCE_POLLS = 1_000_000;
 
@@ -120,9 +118,7 @@ function emitFailover(a: Assembler, L: (n: string) => Label, plan: StoragePairPl
     a.cmp(dword(r14, PCI_LIST.owner), r12d).jne(nextE);
     a.movzx(eax, word(r14, PCI_LIST.bdf)).mov(qword(L("g_pair_bdf")), rax);
     // Bus mastering off first: from here the device starts no new DMA.
-    a.movzx(edi, word(r14, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_read"));
-    a.and(eax, 0xffff & ~COMMAND_BUS_MASTER).mov(esi, eax);
-    a.movzx(edi, word(r14, PCI_LIST.bdf)).shl(edi, 8).or(edi, 4).call(L("pci_write16"));
+    busMasterOff(a, L, r14);
     // A virtio function: reset through its common configuration, then device_status read back until 0 (QEMU drains
     // the in-flight requests before the reset completes).
     a.cmp(word(r14, PCI_LIST.vendor), VIRTIO_VENDOR).jne(nextE);
